@@ -1,0 +1,384 @@
+/*
+** api.c - the host API for plugins, declared once.
+*/
+#include "api.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "json.h"
+#include "log.h"
+#include "tzone.h"
+
+#define FAIL_MT "tp.fail"
+
+tp_plugin *tpa_plugin(lua_State *L) { return *(tp_plugin **)lua_getextraspace(L); }
+
+static tp_invocation *invocation(lua_State *L) {
+  tp_invocation *inv = tpa_plugin(L)->inv;
+  if (!inv) luaL_error(L, "no invocation in progress");
+  return inv;
+}
+
+/* ---- time */
+
+static int64_t now_ms(lua_State *L) {
+  tp_plugin *p = tpa_plugin(L);
+  return p->inv ? p->inv->now_ms : tp_clock_wall_ms();
+}
+
+static int l_now(lua_State *L) {
+  lua_pushinteger(L, now_ms(L) / 1000);
+  return 1;
+}
+
+static int l_now_ms(lua_State *L) {
+  lua_pushinteger(L, now_ms(L));
+  return 1;
+}
+
+static int l_localtime(lua_State *L) {
+  tp_plugin *p = tpa_plugin(L);
+  lua_Integer t = luaL_optinteger(L, 1, now_ms(L) / 1000);
+  struct tm tm;
+  long off;
+  tp_tz_local(p->timezone, t, &tm, &off);
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, tm.tm_year + 1900); lua_setfield(L, -2, "year");
+  lua_pushinteger(L, tm.tm_mon + 1);     lua_setfield(L, -2, "month");
+  lua_pushinteger(L, tm.tm_mday);        lua_setfield(L, -2, "day");
+  lua_pushinteger(L, tm.tm_hour);        lua_setfield(L, -2, "hour");
+  lua_pushinteger(L, tm.tm_min);         lua_setfield(L, -2, "min");
+  lua_pushinteger(L, tm.tm_sec);         lua_setfield(L, -2, "sec");
+  lua_pushinteger(L, tm.tm_wday == 0 ? 7 : tm.tm_wday); lua_setfield(L, -2, "wday");
+  lua_pushinteger(L, tm.tm_yday + 1);    lua_setfield(L, -2, "yday");
+  lua_pushinteger(L, off);               lua_setfield(L, -2, "utc_offset");
+  return 1;
+}
+
+static int l_timezone(lua_State *L) {
+  lua_pushstring(L, tpa_plugin(L)->timezone);
+  return 1;
+}
+
+/* ---- chance: xoshiro256**, seeded per invocation and logged with it */
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t next_random(tp_invocation *inv) {
+  uint64_t *s = inv->rng;
+  uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+void tpa_seed(tp_invocation *inv, uint64_t seed) {
+  inv->seed = seed;
+  for (int i = 0; i < 4; i++) {  /* splitmix64 expands the seed */
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    inv->rng[i] = z ^ (z >> 31);
+  }
+}
+
+/* random() -> float in [0,1); random(n) -> [1,n]; random(m, n) -> [m,n] */
+static int l_random(lua_State *L) {
+  tp_invocation *inv = invocation(L);
+  uint64_t r = next_random(inv);
+  int n = lua_gettop(L);
+  if (n == 0) {
+    lua_pushnumber(L, (double)(r >> 11) * 0x1.0p-53);
+    return 1;
+  }
+  lua_Integer lo = n == 1 ? 1 : luaL_checkinteger(L, 1);
+  lua_Integer hi = luaL_checkinteger(L, n == 1 ? 1 : 2);
+  luaL_argcheck(L, lo <= hi, n, "interval is empty");
+  uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
+  if (span == 0) {
+    lua_pushinteger(L, (lua_Integer)r);
+    return 1;
+  }
+  uint64_t limit = UINT64_MAX - UINT64_MAX % span;  /* reject the biased tail */
+  while (r >= limit) r = next_random(inv);
+  lua_pushinteger(L, (lua_Integer)((uint64_t)lo + r % span));
+  return 1;
+}
+
+static int l_seed(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)invocation(L)->seed);
+  return 1;
+}
+
+/* ---- errors a handler means to send */
+
+/* tp.fail(status, code, message [, details]): rolls the request back and
+** answers {"error":{"code":code,"message":message,"details":details}}. */
+static int l_fail(lua_State *L) {
+  lua_Integer status = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, status >= 400 && status <= 599, 1, "status must be 400-599");
+  const char *code = luaL_checkstring(L, 2);
+  luaL_argcheck(L, strlen(code) > 0 && strlen(code) < 40, 2, "code must be 1-39 bytes");
+  luaL_checkstring(L, 3);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, status); lua_setfield(L, -2, "status");
+  lua_pushvalue(L, 2);        lua_setfield(L, -2, "code");
+  lua_pushvalue(L, 3);        lua_setfield(L, -2, "message");
+  if (!lua_isnoneornil(L, 4)) {
+    lua_pushvalue(L, 4);
+    lua_setfield(L, -2, "details");
+  }
+  luaL_setmetatable(L, FAIL_MT);
+  return lua_error(L);
+}
+
+int tpa_is_fail(lua_State *L, int idx) {
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, FAIL_MT);
+  int is = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return is;
+}
+
+/* ---- logging */
+
+static int l_log(lua_State *L) {
+  static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+  int level = luaL_checkoption(L, 1, NULL, levels);
+  const char *msg = luaL_checkstring(L, 2);
+  tp_plugin *p = tpa_plugin(L);
+  tp_buf *line = tp_log_begin((tp_log_level)level, msg);
+  if (!line) return 0;
+  tp_log_str(line, "tenant", p->tenant_id);
+  tp_log_str(line, "plugin", p->name);
+  if (p->inv) tp_log_str(line, "request_id", p->inv->request_id);
+  if (lua_istable(L, 3)) {
+    tp_buf fields;
+    tp_buf_init(&fields);
+    char err[128];
+    if (tpj_encode(L, 3, &fields, err, sizeof err) == 0) {
+      tp_buf_adds(line, ",\"fields\":");
+      tp_buf_add(line, fields.data, fields.len);
+    }
+    tp_buf_free(&fields);
+  }
+  tp_log_end(line);
+  return 0;
+}
+
+/* print() is kept for habit's sake: it logs at debug level. */
+static int l_print(lua_State *L) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int n = lua_gettop(L);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  lua_pushcfunction(L, l_log);
+  lua_pushliteral(L, "debug");
+  lua_pushvalue(L, -3);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* ---- the store */
+
+typedef enum { RUN_EXEC, RUN_QUERY, RUN_ONE } run_mode;
+
+/* Reports a failed statement; the statement is reset first so that nothing
+** stays active inside the transaction. */
+static int db_fail(lua_State *L, sqlite3_stmt *st, bool cached, const char *fmt, const char *msg) {
+  if (st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (!cached) sqlite3_finalize(st);
+  }
+  return luaL_error(L, fmt, msg);
+}
+
+static int db_run(lua_State *L, run_mode mode) {
+  tp_plugin *p = tpa_plugin(L);
+  luaL_checkstring(L, 1);
+  int nargs = lua_gettop(L) - 1;
+  bool cached;
+  sqlite3_stmt *st = tps_prepare_cached(p->db, L, 1, &cached);
+  if (!st) {
+    char msg[512];
+    if (sqlite3_errcode(p->db->db) != SQLITE_OK) tps_errmsg(p->db, msg, sizeof msg);
+    else snprintf(msg, sizeof msg, "expected exactly one SQL statement");
+    return db_fail(L, NULL, false, "tp.db: %s", msg);
+  }
+  char err[256];
+  if (tps_bind_lua(L, st, 2, nargs, err, sizeof err) != 0)
+    return db_fail(L, st, cached, "tp.db: %s", err);
+  int rc, nrows = 0;
+  if (mode == RUN_QUERY) {
+    lua_newtable(L);
+    tpj_mark_array(L, -1);
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (mode == RUN_EXEC) continue;
+    tps_push_row(L, st);
+    if (mode == RUN_ONE) {
+      rc = SQLITE_DONE;  /* the first row is the answer; the rest is not read */
+      break;
+    }
+    lua_rawseti(L, -2, ++nrows);
+  }
+  if (rc != SQLITE_DONE) {
+    char msg[512];
+    return db_fail(L, st, cached, "tp.db: %s", tps_errmsg(p->db, msg, sizeof msg));
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (!cached) sqlite3_finalize(st);
+  if (mode == RUN_ONE) {
+    if (lua_gettop(L) == nargs + 1) lua_pushnil(L);  /* no row */
+    return 1;
+  }
+  if (mode == RUN_QUERY) return 1;
+  lua_pushinteger(L, sqlite3_changes64(p->db->db));
+  lua_pushinteger(L, sqlite3_last_insert_rowid(p->db->db));
+  return 2;
+}
+
+static int l_db_exec(lua_State *L) { return db_run(L, RUN_EXEC); }
+static int l_db_query(lua_State *L) { return db_run(L, RUN_QUERY); }
+static int l_db_one(lua_State *L) { return db_run(L, RUN_ONE); }
+
+/* ---- the declaration */
+
+const tpa_fn tpa_functions[] = {
+  {NULL, "now", l_now, TP_CTX_ANY, "tp.now() -> integer",
+   "The host's clock as UTC epoch seconds, fixed for the whole invocation."},
+  {NULL, "now_ms", l_now_ms, TP_CTX_ANY, "tp.now_ms() -> integer",
+   "The host's clock as UTC epoch milliseconds, fixed for the whole invocation."},
+  {NULL, "localtime", l_localtime, TP_CTX_ANY, "tp.localtime([epoch]) -> table",
+   "Breaks an epoch (default now) down in the tenant's time zone: year, month, day, "
+   "hour, min, sec, wday (1 = Monday), yday, utc_offset (seconds)."},
+  {NULL, "timezone", l_timezone, TP_CTX_ANY, "tp.timezone() -> string",
+   "The tenant's time zone name, e.g. Asia/Shanghai."},
+  {NULL, "random", l_random, TP_CTX_TXN, "tp.random([m [, n]]) -> number",
+   "Like math.random, from a generator the host seeds per invocation and logs, so "
+   "every draw can be replayed. math.random is the same function."},
+  {NULL, "seed", l_seed, TP_CTX_TXN, "tp.seed() -> integer",
+   "The seed of this invocation's random generator."},
+  {NULL, "fail", l_fail, TP_CTX_TXN, "tp.fail(status, code, message [, details])",
+   "Ends the handler: everything it wrote is rolled back and the client gets "
+   "{\"error\":{\"code\",\"message\",\"details\"}} with status (400-599)."},
+  {NULL, "log", l_log, TP_CTX_ANY, "tp.log(level, message [, fields])",
+   "Writes a JSON log line (level: debug, info, warn, error) tagged with tenant, "
+   "plugin and request id; fields is a table added as is."},
+  {"db", "exec", l_db_exec, TP_CTX_TXN, "tp.db.exec(sql, ...) -> changes, last_insert_id",
+   "Runs one statement with bound values (positional ?, or one table for :names). "
+   "Raises on any SQL error, which rolls the request back."},
+  {"db", "query", l_db_query, TP_CTX_TXN, "tp.db.query(sql, ...) -> rows",
+   "Runs one statement and returns every row as a table of column = value "
+   "(NULL columns are absent); the list encodes as a JSON array even when empty."},
+  {"db", "one", l_db_one, TP_CTX_TXN, "tp.db.one(sql, ...) -> row | nil",
+   "Runs one statement and returns its first row, or nil. RETURNING works."},
+  {"json", "encode", tpj_l_encode, TP_CTX_ANY, "tp.json.encode(value) -> string",
+   "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays."},
+  {"json", "decode", tpj_l_decode, TP_CTX_ANY, "tp.json.decode(text) -> value | nil, err",
+   "Decodes JSON; integral numbers become integers; null becomes tp.json.null."},
+  {"json", "array", tpj_l_array, TP_CTX_ANY, "tp.json.array([t]) -> t",
+   "Marks t (or a new table) to encode as a JSON array, even when empty."},
+  {"json", "object", tpj_l_object, TP_CTX_ANY, "tp.json.object([t]) -> t",
+   "Marks t (or a new table) to encode as a JSON object, even when empty."},
+  {NULL, NULL, NULL, 0, NULL, NULL},
+};
+
+static const char *const context_names[] = {"load", "handler", "job", "event"};
+
+/* Every API function is called through here: the context check lives once. */
+static int trampoline(lua_State *L) {
+  const tpa_fn *f = &tpa_functions[lua_tointeger(L, lua_upvalueindex(1))];
+  tp_plugin *p = tpa_plugin(L);
+  if (!(p->ctx & f->contexts)) {
+    char allowed[64] = "";
+    for (int i = 0; i < 4; i++)
+      if (f->contexts & (1 << i)) {
+        if (allowed[0]) strcat(allowed, ", ");
+        strcat(allowed, context_names[i]);
+      }
+    const char *where = p->ctx == TP_CTX_LOAD ? "while the plugin loads" : "here";
+    return luaL_error(L, "tp.%s%s%s is not available %s (allowed in: %s)",
+                      f->module ? f->module : "", f->module ? "." : "", f->name, where, allowed);
+  }
+  return f->fn(L);
+}
+
+/* ---- the sandbox */
+
+static void open_safe_libs(lua_State *L) {
+  static const luaL_Reg libs[] = {
+      {LUA_GNAME, luaopen_base},         {LUA_STRLIBNAME, luaopen_string},
+      {LUA_TABLIBNAME, luaopen_table},   {LUA_MATHLIBNAME, luaopen_math},
+      {LUA_UTF8LIBNAME, luaopen_utf8},   {LUA_COLIBNAME, luaopen_coroutine},
+      {NULL, NULL}};
+  for (const luaL_Reg *lib = libs; lib->func; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  /* no file access, no bytecode, no collector control; require comes with
+  ** the sandbox issue (plugin folder and sdk/ only) */
+  static const char *const removed[] = {"dofile", "loadfile", "load", "require",
+                                        "collectgarbage", NULL};
+  for (const char *const *r = removed; *r; r++) {
+    lua_pushnil(L);
+    lua_setglobal(L, *r);
+  }
+  lua_getglobal(L, LUA_STRLIBNAME);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_print);
+  lua_setglobal(L, "print");
+}
+
+void tpa_open(lua_State *L, tp_plugin *p) {
+  *(tp_plugin **)lua_getextraspace(L) = p;
+  open_safe_libs(L);
+  tpj_open(L);
+  luaL_newmetatable(L, FAIL_MT);
+  lua_pop(L, 1);
+  lua_newtable(L);  /* stack: tp */
+  for (int i = 0; tpa_functions[i].name; i++) {
+    const tpa_fn *f = &tpa_functions[i];
+    if (f->module && lua_getfield(L, -1, f->module) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, f->module);
+    }
+    /* stack: tp [module] */
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, trampoline, 1);
+    lua_setfield(L, -2, f->name);
+    if (f->module) lua_pop(L, 1);
+  }
+  lua_getfield(L, -1, "json");
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  lua_pop(L, 1);
+  lua_setglobal(L, "tp");
+  /* math.random is the host's generator; nobody seeds it but the host */
+  lua_getglobal(L, LUA_MATHLIBNAME);
+  lua_getglobal(L, "tp");
+  lua_getfield(L, -1, "random");
+  lua_setfield(L, -3, "random");
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "randomseed");
+  lua_pop(L, 1);
+}

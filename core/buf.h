@@ -1,0 +1,35 @@
+/*
+** buf.h - growable byte buffers.
+**
+** Every piece of output the host builds (responses, log lines, metrics, JSON)
+** goes through one of these. Growth aborts only when malloc fails, which the
+** host treats as fatal: there is no sane way to answer a request without memory.
+*/
+#ifndef TP_BUF_H
+#define TP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tp_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} tp_buf;
+
+void tp_buf_init(tp_buf *b);
+void tp_buf_free(tp_buf *b);
+void tp_buf_reset(tp_buf *b);                 /* len = 0, keeps memory */
+void tp_buf_reserve(tp_buf *b, size_t extra);  /* room for extra more bytes */
+void tp_buf_add(tp_buf *b, const void *p, size_t n);
+void tp_buf_adds(tp_buf *b, const char *s);
+void tp_buf_addc(tp_buf *b, char c);
+void tp_buf_addi(tp_buf *b, int64_t v);
+void tp_buf_printf(tp_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string; invalid UTF-8 bytes become U+FFFD. */
+void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n);
+/* Returns the contents as a NUL-terminated string (the buffer keeps owning it). */
+const char *tp_buf_cstr(tp_buf *b);
+
+#endif

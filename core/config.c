@@ -1,0 +1,490 @@
+/*
+** config.c - load and validate the host's configuration file.
+*/
+#include "config.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "luacopy.h"
+#include "tzone.h"
+
+/* Validation context: the error buffer and the key path being checked. */
+typedef struct {
+  lua_State *L;
+  char *err;
+  size_t errcap;
+  char path[256];
+} checker;
+
+static int failf(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int failf(checker *c, const char *fmt, ...) {
+  int n = snprintf(c->err, c->errcap, "%s: ", c->path[0] ? c->path : "config");
+  va_list ap;
+  va_start(ap, fmt);
+  if (n >= 0 && (size_t)n < c->errcap) vsnprintf(c->err + n, c->errcap - (size_t)n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* Appends ".key" or "[i]" to the path; returns the old length to restore. */
+static size_t path_push(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static size_t path_push(checker *c, const char *fmt, ...) {
+  size_t old = strlen(c->path);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->path + old, sizeof c->path - old, fmt, ap);
+  va_end(ap);
+  return old;
+}
+
+static void path_pop(checker *c, size_t old) { c->path[old] = '\0'; }
+
+/* Every key of the table at idx must be one of allowed (NULL-terminated). */
+static int check_keys(checker *c, int idx, const char *const *allowed) {
+  idx = lua_absindex(c->L, idx);
+  lua_pushnil(c->L);
+  while (lua_next(c->L, idx)) {
+    lua_pop(c->L, 1);
+    if (lua_type(c->L, -1) != LUA_TSTRING) {
+      lua_pop(c->L, 1);
+      return failf(c, "keys must be names");
+    }
+    const char *k = lua_tostring(c->L, -1);
+    bool ok = false;
+    for (const char *const *a = allowed; *a; a++) ok = ok || strcmp(k, *a) == 0;
+    if (!ok) {
+      failf(c, "unknown key '%s'", k);
+      lua_pop(c->L, 1);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Pushes t[key]; returns its Lua type (LUA_TNIL if absent). */
+static int field(checker *c, int idx, const char *key) { return lua_getfield(c->L, idx, key); }
+
+static int get_string(checker *c, int idx, const char *key, bool required, const char *def,
+                      char **out) {
+  int t = field(c, idx, key);
+  size_t old = path_push(c, ".%s", key);
+  int rc = 0;
+  if (t == LUA_TNIL) {
+    if (required) rc = failf(c, "is required");
+    else *out = def ? strdup(def) : NULL;
+  } else if (t != LUA_TSTRING) {
+    rc = failf(c, "must be a string, not %s", luaL_typename(c->L, -1));
+  } else {
+    size_t n;
+    const char *s = lua_tolstring(c->L, -1, &n);
+    if (strlen(s) != n) rc = failf(c, "must not contain NUL bytes");
+    else *out = strdup(s);
+  }
+  lua_pop(c->L, 1);
+  path_pop(c, old);
+  return rc;
+}
+
+static int get_int(checker *c, int idx, const char *key, int64_t def, int64_t min,
+                   int64_t max, int64_t *out) {
+  int t = field(c, idx, key);
+  size_t old = path_push(c, ".%s", key);
+  int rc = 0;
+  if (t == LUA_TNIL) {
+    *out = def;
+  } else if (!lua_isinteger(c->L, -1)) {
+    rc = failf(c, "must be an integer");
+  } else {
+    *out = lua_tointeger(c->L, -1);
+    if (*out < min || *out > max)
+      rc = failf(c, "must be between %lld and %lld", (long long)min, (long long)max);
+  }
+  lua_pop(c->L, 1);
+  path_pop(c, old);
+  return rc;
+}
+
+int tpc_parse_listen(const char *s, char *host, size_t cap, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || (size_t)(colon - s) >= cap) return -1;
+  const char *h = s;
+  size_t hlen = (size_t)(colon - s);
+  if (h[0] == '[' && h[hlen - 1] == ']') {  /* [::1]:8080 */
+    h++;
+    hlen -= 2;
+  }
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (colon[1] == '\0' || *end || p < 0 || p > 65535) return -1;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (int)p;
+  return 0;
+}
+
+char *tpc_resolve_path(const char *dir, const char *rel) {
+  if (rel[0] == '/' || !dir || !dir[0]) return strdup(rel);
+  size_t n = strlen(dir) + strlen(rel) + 2;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/%s", dir, rel);
+  return p;
+}
+
+static int load_limits(checker *c, int idx, tpc_limits *l) {
+  static const char *const keys[] = {"max_connections", "max_header_bytes", "max_headers",
+      "max_body_bytes", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
+      "shutdown_timeout_ms", NULL};
+  *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000};
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
+  if (check_keys(c, idx, keys) != 0) return -1;
+  return get_int(c, idx, "max_connections", l->max_connections, 1, 1000000, &l->max_connections) ||
+         get_int(c, idx, "max_header_bytes", l->max_header_bytes, 1024, 1 << 20, &l->max_header_bytes) ||
+         get_int(c, idx, "max_headers", l->max_headers, 8, 1000, &l->max_headers) ||
+         get_int(c, idx, "max_body_bytes", l->max_body_bytes, 0, 64 << 20, &l->max_body_bytes) ||
+         get_int(c, idx, "header_timeout_ms", l->header_timeout_ms, 10, 3600000, &l->header_timeout_ms) ||
+         get_int(c, idx, "body_timeout_ms", l->body_timeout_ms, 10, 3600000, &l->body_timeout_ms) ||
+         get_int(c, idx, "idle_timeout_ms", l->idle_timeout_ms, 10, 3600000, &l->idle_timeout_ms) ||
+         get_int(c, idx, "shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 3600000, &l->shutdown_timeout_ms)
+             ? -1 : 0;
+}
+
+static bool valid_plugin_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 32 || s[0] < 'a' || s[0] > 'z') return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+      return false;
+  return s[n - 1] != '_';
+}
+
+static int cmp_plugin(const void *a, const void *b) {
+  return strcmp(((const tpc_plugin *)a)->name, ((const tpc_plugin *)b)->name);
+}
+
+/* Table prefixes are "<name>_": a plugin "flash" would own "flash_sale_*" tables
+** too, so two enabled plugins where one name extends the other are refused. */
+static int check_prefixes(checker *c, const tpc_tenant *t) {
+  for (int i = 0; i < t->nplugins; i++)
+    for (int j = 0; j < t->nplugins; j++) {
+      const char *a = t->plugins[i].name, *b = t->plugins[j].name;
+      size_t n = strlen(a);
+      if (i != j && strncmp(a, b, n) == 0 && b[n] == '_')
+        return failf(c, "plugins '%s' and '%s' cannot both be enabled: '%s_' tables would "
+                     "include '%s' tables", a, b, a, b);
+    }
+  return 0;
+}
+
+static int load_plugins(checker *c, int idx, tpc_tenant *t) {
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a table of plugin name = config");
+  idx = lua_absindex(c->L, idx);
+  t->plugins = calloc(TPC_MAX_PLUGINS, sizeof *t->plugins);
+  lua_pushnil(c->L);
+  while (lua_next(c->L, idx)) {
+    /* stack: ... key value */
+    if (lua_type(c->L, -2) != LUA_TSTRING || !valid_plugin_name(lua_tostring(c->L, -2))) {
+      lua_pop(c->L, 2);
+      return failf(c, "plugin names are lowercase identifiers ([a-z][a-z0-9_]*, at most 32)");
+    }
+    const char *name = lua_tostring(c->L, -2);
+    size_t old = path_push(c, ".%s", name);
+    if (!lua_istable(c->L, -1) && !lua_isboolean(c->L, -1)) {
+      lua_pop(c->L, 2);
+      return failf(c, "must be the plugin's config table (or true)");
+    }
+    if (t->nplugins == TPC_MAX_PLUGINS) {
+      lua_pop(c->L, 2);
+      return failf(c, "too many plugins (at most %d)", TPC_MAX_PLUGINS);
+    }
+    if (lua_isboolean(c->L, -1)) {
+      bool on = lua_toboolean(c->L, -1);
+      lua_pop(c->L, 1);
+      if (!on) {  /* false: listed but disabled */
+        path_pop(c, old);
+        continue;
+      }
+      lua_newtable(c->L);
+    }
+    tpc_plugin *p = &t->plugins[t->nplugins++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->config_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
+    path_pop(c, old);
+  }
+  qsort(t->plugins, (size_t)t->nplugins, sizeof *t->plugins, cmp_plugin);
+  return check_prefixes(c, t);
+}
+
+static int load_api_keys(checker *c, int idx, tpc_tenant *t) {
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of strings");
+  int n = (int)luaL_len(c->L, idx);
+  if (n > TPC_MAX_KEYS) return failf(c, "at most %d keys", TPC_MAX_KEYS);
+  for (int i = 1; i <= n; i++) {
+    size_t old = path_push(c, "[%d]", i);
+    lua_rawgeti(c->L, idx, i);
+    size_t len;
+    const char *k = lua_type(c->L, -1) == LUA_TSTRING ? lua_tolstring(c->L, -1, &len) : NULL;
+    if (!k || len < 16) {
+      lua_pop(c->L, 1);
+      return failf(c, "must be a string of at least 16 bytes");
+    }
+    tpt_key_digest(k, len, t->api_keys[t->napi_keys++]);
+    lua_pop(c->L, 1);
+    path_pop(c, old);
+  }
+  return 0;
+}
+
+static int load_tenant(checker *c, int idx, tpc_tenant *t) {
+  static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "plugins", NULL};
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
+  if (check_keys(c, idx, keys) != 0) return -1;
+  char *id = NULL, *tz = NULL;
+  if (get_string(c, idx, "id", true, NULL, &id) != 0) return -1;
+  if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32) {
+    free(id);
+    return failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-]");
+  }
+  snprintf(t->id, sizeof t->id, "%s", id);
+  free(id);
+  if (get_string(c, idx, "token_secret", true, NULL, &t->token_secret) != 0) return -1;
+  t->token_secret_len = strlen(t->token_secret);
+  if (t->token_secret_len < 16) return failf(c, "token_secret: must be at least 16 bytes");
+  if (get_string(c, idx, "timezone", false, "Asia/Shanghai", &tz) != 0) return -1;
+  snprintf(t->timezone, sizeof t->timezone, "%s", tz);
+  bool tz_ok = strlen(tz) < sizeof t->timezone && tp_tz_valid(tz);
+  free(tz);
+  if (!tz_ok) return failf(c, "timezone: unknown zone '%s'", t->timezone);
+  size_t old = path_push(c, ".api_keys");
+  field(c, idx, "api_keys");
+  int rc = lua_isnil(c->L, -1) ? 0 : load_api_keys(c, lua_gettop(c->L), t);
+  lua_pop(c->L, 1);
+  path_pop(c, old);
+  if (rc != 0) return -1;
+  old = path_push(c, ".plugins");
+  field(c, idx, "plugins");
+  rc = load_plugins(c, lua_gettop(c->L), t);
+  lua_pop(c->L, 1);
+  path_pop(c, old);
+  return rc;
+}
+
+static int load_tenants(checker *c, int idx, tpc_config *cfg) {
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of tenant tables");
+  int n = (int)luaL_len(c->L, idx);
+  if (n < 1 || n > TPC_MAX_TENANTS) return failf(c, "must list 1 to %d tenants", TPC_MAX_TENANTS);
+  cfg->tenants = calloc((size_t)n, sizeof *cfg->tenants);
+  for (int i = 1; i <= n; i++) {
+    size_t old = path_push(c, "[%d]", i);
+    lua_rawgeti(c->L, idx, i);
+    tpc_tenant *t = &cfg->tenants[cfg->ntenants++];
+    int rc = load_tenant(c, lua_gettop(c->L), t);
+    lua_pop(c->L, 1);
+    if (rc != 0) return -1;
+    for (int j = 0; j < cfg->ntenants - 1; j++)
+      if (strcmp(cfg->tenants[j].id, t->id) == 0) return failf(c, "duplicate tenant id '%s'", t->id);
+    path_pop(c, old);
+  }
+  return 0;
+}
+
+static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
+  if (lua_isnil(c->L, idx)) {
+    cfg->plugin_dirs = calloc(1, sizeof(char *));
+    cfg->plugin_dirs[0] = tpc_resolve_path(cfg->dir, "plugins");
+    cfg->nplugin_dirs = 1;
+    return 0;
+  }
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of directories");
+  int n = (int)luaL_len(c->L, idx);
+  if (n < 1 || n > 16) return failf(c, "must list 1 to 16 directories");
+  cfg->plugin_dirs = calloc((size_t)n, sizeof(char *));
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(c->L, idx, i);
+    if (lua_type(c->L, -1) != LUA_TSTRING) {
+      lua_pop(c->L, 1);
+      return failf(c, "[%d]: must be a string", i);
+    }
+    cfg->plugin_dirs[cfg->nplugin_dirs++] = tpc_resolve_path(cfg->dir, lua_tostring(c->L, -1));
+    lua_pop(c->L, 1);
+  }
+  return 0;
+}
+
+static int load_root(checker *c, tpc_config *cfg) {
+  static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "synchronous",
+                                     "log_level", "limits", "tenants", NULL};
+  static const char *const syncs[] = {"off", "normal", "full", "extra"};
+  lua_State *L = c->L;
+  if (!lua_istable(L, -1)) return failf(c, "the file must return a table");
+  int root = lua_gettop(L);
+  if (check_keys(c, root, keys) != 0) return -1;
+  char *s = NULL;
+  if (get_string(c, root, "listen", false, "127.0.0.1:8080", &s) != 0) return -1;
+  int rc = tpc_parse_listen(s, cfg->listen_host, sizeof cfg->listen_host, &cfg->listen_port);
+  free(s);
+  if (rc != 0) return failf(c, "listen: must be \"host:port\"");
+  if (get_string(c, root, "data_dir", false, "data", &s) != 0) return -1;
+  cfg->data_dir = tpc_resolve_path(cfg->dir, s);
+  free(s);
+  if (get_string(c, root, "synchronous", false, "full", &s) != 0) return -1;
+  rc = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(s, syncs[i]) == 0) {
+      cfg->synchronous = (tpc_sync)i;
+      rc = 0;
+    }
+  free(s);
+  if (rc != 0) return failf(c, "synchronous: must be one of off, normal, full, extra");
+  if (get_string(c, root, "log_level", false, "info", &s) != 0) return -1;
+  rc = strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") && strcmp(s, "error");
+  snprintf(cfg->log_level, sizeof cfg->log_level, "%.7s", s);
+  free(s);
+  if (rc != 0) return failf(c, "log_level: must be one of debug, info, warn, error");
+
+  const char *sections[] = {"plugin_dirs", "limits", "tenants"};
+  for (int i = 0; i < 3; i++) {
+    size_t old = path_push(c, ".%s", sections[i]);
+    field(c, root, sections[i]);
+    int top = lua_gettop(L);
+    rc = i == 0 ? load_plugin_dirs(c, top, cfg)
+       : i == 1 ? load_limits(c, top, &cfg->limits)
+       : lua_isnil(L, top) ? failf(c, "is required") : load_tenants(c, top, cfg);
+    lua_pop(L, 1);
+    if (rc != 0) return -1;
+    path_pop(c, old);
+  }
+  return 0;
+}
+
+/* env(name [, default]): the config's only window on the environment. */
+static int config_env(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *v = getenv(name);
+  if (v) lua_pushstring(L, v);
+  else if (!lua_isnoneornil(L, 2)) lua_pushvalue(L, 2);
+  else return luaL_error(L, "environment variable %s is not set", name);
+  return 1;
+}
+
+static void open_config_env(lua_State *L) {
+  luaL_requiref(L, "_G", luaopen_base, 1);
+  luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+  luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+  lua_pop(L, 4);
+  static const char *const unsafe[] = {"dofile", "loadfile", "load", "require", "collectgarbage", NULL};
+  for (const char *const *u = unsafe; *u; u++) {
+    lua_pushnil(L);
+    lua_setglobal(L, *u);
+  }
+  lua_pushcfunction(L, config_env);
+  lua_setglobal(L, "env");
+}
+
+static int load_common(const char *text, size_t len, const char *chunkname, const char *dir,
+                       tpc_config *cfg, char *err, size_t errcap) {
+  cfg->dir = strdup(dir ? dir : ".");
+  cfg->L = luaL_newstate();
+  if (!cfg->L) {
+    snprintf(err, errcap, "out of memory");
+    return -1;
+  }
+  open_config_env(cfg->L);
+  if (luaL_loadbufferx(cfg->L, text, len, chunkname, "t") != LUA_OK ||
+      lua_pcall(cfg->L, 0, 1, 0) != LUA_OK) {
+    snprintf(err, errcap, "%s", lua_tostring(cfg->L, -1));
+    return -1;
+  }
+  checker c = {.L = cfg->L, .err = err, .errcap = errcap};
+  snprintf(c.path, sizeof c.path, "%s", chunkname[0] == '@' ? chunkname + 1 : chunkname);
+  int rc = load_root(&c, cfg);
+  lua_settop(cfg->L, 0);
+  return rc;
+}
+
+int tpc_load_string(const char *text, const char *chunkname, const char *dir, tpc_config *cfg,
+                    char *err, size_t errcap) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->path = strdup(chunkname);
+  int rc = load_common(text, strlen(text), chunkname, dir, cfg, err, errcap);
+  if (rc != 0) tpc_free(cfg);
+  return rc;
+}
+
+int tpc_load(const char *path, tpc_config *cfg, char *err, size_t errcap) {
+  memset(cfg, 0, sizeof *cfg);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errcap, "%s: cannot open config file", path);
+    return -1;
+  }
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (cap - len < 4096) {
+      cap = cap ? cap * 2 : 8192;
+      if (cap > (8u << 20)) {
+        snprintf(err, errcap, "%s: config file larger than 8 MiB", path);
+        free(text);
+        fclose(f);
+        return -1;
+      }
+      text = realloc(text, cap);
+    }
+    size_t n = fread(text + len, 1, cap - len, f);
+    len += n;
+    if (n == 0) break;
+  }
+  fclose(f);
+  char *dir = strdup(path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  else strcpy(dir, ".");
+  char chunk[1024];
+  snprintf(chunk, sizeof chunk, "@%s", path);
+  cfg->path = strdup(path);
+  int rc = load_common(text, len, chunk, dir, cfg, err, errcap);
+  free(text);
+  free(dir);
+  if (rc != 0) tpc_free(cfg);
+  return rc;
+}
+
+void tpc_free(tpc_config *cfg) {
+  for (int i = 0; i < cfg->ntenants; i++) {
+    free(cfg->tenants[i].token_secret);
+    free(cfg->tenants[i].plugins);
+  }
+  free(cfg->tenants);
+  for (int i = 0; i < cfg->nplugin_dirs; i++) free(cfg->plugin_dirs[i]);
+  free(cfg->plugin_dirs);
+  free(cfg->data_dir);
+  free(cfg->dir);
+  free(cfg->path);
+  if (cfg->L) lua_close(cfg->L);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n) {
+  for (int i = 0; i < cfg->ntenants; i++)
+    if (strlen(cfg->tenants[i].id) == n && memcmp(cfg->tenants[i].id, id, n) == 0)
+      return &cfg->tenants[i];
+  return NULL;
+}
+
+int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,
+                           char *err, size_t errcap) {
+  lua_rawgeti(cfg->L, LUA_REGISTRYINDEX, p->config_ref);
+  int rc = tp_lua_copy(cfg->L, -1, L, err, errcap);
+  lua_pop(cfg->L, 1);
+  return rc;
+}

@@ -1,0 +1,404 @@
+/*
+** host.c - the request pipeline: route, authenticate, run in a savepoint.
+*/
+#include "host.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "clock.h"
+#include "log.h"
+#include "token.h"
+#include "utf8.h"
+
+/* ---- opening */
+
+static int mkdir_p(const char *path) {
+  char tmp[1024];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int mount_routes(tp_tenant *t, tp_plugin *p, char *err, size_t errcap) {
+  for (int i = 0; i < p->nroutes; i++) {
+    tp_route *r = &p->routes[i];
+    tpr_router *router = r->auth == TP_AUTH_ADMIN ? t->admin : t->routes;
+    char e[256];
+    if (tpr_add(router, r->method, r->path, r, e, sizeof e) != 0) {
+      snprintf(err, errcap, "route %s %s: %s", r->method, r->path, e);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void report_plugin_failure(tp_host *h, const char *tenant, const char *plugin,
+                                  const char *why) {
+  h->plugin_failures++;
+  tp_buf *line = tp_log_begin(TP_LOG_ERROR, "plugin not enabled");
+  tp_log_str(line, "tenant", tenant);
+  tp_log_str(line, "plugin", plugin);
+  tp_log_str(line, "error", why);
+  tp_log_end(line);
+}
+
+/* Loads one plugin; on failure nothing of it stays mounted. A plugin whose
+** routes clash with an earlier plugin's is refused whole: the routers are
+** rebuilt from the plugins that did load. */
+static void load_plugin(tp_host *h, tp_tenant *t, const tpc_plugin *pc) {
+  char err[2048];
+  tp_plugin *p = &t->plugins[t->nplugins];
+  if (tpp_load(p, h->cfg, t->conf, pc, &t->db, err, sizeof err) != 0) {
+    report_plugin_failure(h, t->conf->id, pc->name, err);
+    tpp_free(p);
+    return;
+  }
+  if (mount_routes(t, p, err, sizeof err) != 0) {
+    report_plugin_failure(h, t->conf->id, pc->name, err);
+    tpp_free(p);
+    tpr_free(t->routes);
+    tpr_free(t->admin);
+    t->routes = tpr_new();
+    t->admin = tpr_new();
+    for (int i = 0; i < t->nplugins; i++) mount_routes(t, &t->plugins[i], err, sizeof err);
+    return;
+  }
+  t->nplugins++;
+  tp_buf *line = tp_log_begin(TP_LOG_INFO, "plugin loaded");
+  tp_log_str(line, "tenant", t->conf->id);
+  tp_log_str(line, "plugin", p->name);
+  tp_log_str(line, "version", p->version);
+  tp_log_int(line, "routes", p->nroutes);
+  tp_log_end(line);
+}
+
+static int cmp_tenant(const void *a, const void *b) {
+  return strcmp(((const tp_tenant *)a)->conf->id, ((const tp_tenant *)b)->conf->id);
+}
+
+int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
+  memset(h, 0, sizeof *h);
+  h->cfg = cfg;
+  h->metrics = tpm_new();
+  if (mkdir_p(cfg->data_dir) != 0) {
+    snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
+    return -1;
+  }
+  h->tenants = calloc((size_t)cfg->ntenants, sizeof *h->tenants);
+  h->batch = calloc((size_t)cfg->ntenants, sizeof *h->batch);
+  for (int i = 0; i < cfg->ntenants; i++) {
+    tp_tenant *t = &h->tenants[h->ntenants];
+    t->conf = &cfg->tenants[i];
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s.db", cfg->data_dir, t->conf->id);
+    if (tps_open(&t->db, path, cfg->synchronous, err, errcap) != 0) return -1;
+    h->ntenants++;
+    t->routes = tpr_new();
+    t->admin = tpr_new();
+    t->plugins = calloc((size_t)(t->conf->nplugins ? t->conf->nplugins : 1), sizeof *t->plugins);
+    for (int j = 0; j < t->conf->nplugins; j++) load_plugin(h, t, &t->conf->plugins[j]);
+  }
+  qsort(h->tenants, (size_t)h->ntenants, sizeof *h->tenants, cmp_tenant);
+  return 0;
+}
+
+void tp_host_close(tp_host *h) {
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    for (int j = 0; j < t->nplugins; j++) tpp_free(&t->plugins[j]);
+    free(t->plugins);
+    tpr_free(t->routes);
+    tpr_free(t->admin);
+    tps_close(&t->db);
+  }
+  free(h->tenants);
+  free(h->batch);
+  tpm_free(h->metrics);
+  memset(h, 0, sizeof *h);
+}
+
+static tp_tenant *find_tenant(tp_host *h, const char *id, size_t n) {
+  int lo = 0, hi = h->ntenants - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    const char *mid_id = h->tenants[mid].conf->id;
+    int c = strncmp(id, mid_id, n);
+    if (c == 0) c = mid_id[n] == '\0' ? 0 : -1;
+    if (c == 0) return &h->tenants[mid];
+    if (c < 0) hi = mid - 1;
+    else lo = mid + 1;
+  }
+  return NULL;
+}
+
+/* ---- built-in endpoints */
+
+static void render_metrics(tp_host *h, tph_response *res) {
+  res->status = 200;
+  res->content_type = "text/plain; version=0.0.4";
+  tpm_render(h->metrics, &res->body);
+  tpm_family(&res->body, "tidepool_lua_memory_bytes", "gauge",
+             "Bytes allocated by each plugin's Lua state.");
+  for (int i = 0; i < h->ntenants; i++)
+    for (int j = 0; j < h->tenants[i].nplugins; j++)
+      tp_buf_printf(&res->body, "tidepool_lua_memory_bytes{tenant=\"%s\",plugin=\"%s\"} %zu\n",
+                    h->tenants[i].conf->id, h->tenants[i].plugins[j].name,
+                    h->tenants[i].plugins[j].mem_bytes);
+  tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
+  tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
+                (long long)(h->server ? tph_open_connections(h->server) : 0));
+  tpm_family(&res->body, "tidepool_plugins_failed", "gauge", "Plugins that failed to load.");
+  tp_buf_printf(&res->body, "tidepool_plugins_failed %d\n", h->plugin_failures);
+}
+
+/* GET /admin/{tenant}/plugins: what is loaded, for operators. */
+static void list_plugins(tp_tenant *t, tph_response *res) {
+  res->status = 200;
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{\"tenant\":");
+  tp_buf_add_json_str(b, t->conf->id, strlen(t->conf->id));
+  tp_buf_adds(b, ",\"plugins\":[");
+  for (int i = 0; i < t->nplugins; i++) {
+    tp_plugin *p = &t->plugins[i];
+    tp_buf_printf(b, "%s{\"name\":\"%s\",\"version\":", i ? "," : "", p->name);
+    tp_buf_add_json_str(b, p->version, strlen(p->version));
+    tp_buf_printf(b, ",\"lua_memory_bytes\":%zu,\"routes\":[", p->mem_bytes);
+    for (int j = 0; j < p->nroutes; j++) {
+      tp_buf_adds(b, j ? "," : "");
+      tp_buf_add_json_str(b, p->routes[j].label, strlen(p->routes[j].label));
+    }
+    tp_buf_adds(b, "]}");
+  }
+  tp_buf_adds(b, "]}");
+}
+
+/* ---- authentication */
+
+static bool check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  if (!key || key->vlen == 0) {
+    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
+    return false;
+  }
+  unsigned char digest[32];
+  tpt_key_digest(key->value, key->vlen, digest);
+  bool ok = false;
+  for (int i = 0; i < t->conf->napi_keys; i++) ok |= tpt_digest_equal(digest, t->conf->api_keys[i]);
+  if (!ok) tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
+  return ok;
+}
+
+/* Returns false (response filled) if the route's auth rule is not met. */
+static bool authenticate(tp_tenant *t, const tp_route *r, const tph_request *req,
+                         tph_response *res) {
+  if (r->auth == TP_AUTH_ADMIN) return check_admin(t, req, res);
+  const tph_header *auth = tph_find_header(req, "authorization");
+  if (!auth) {
+    if (r->auth != TP_AUTH_USER) return true;
+    tph_error(res, 401, "auth_required", "this route needs a user: send Authorization: Bearer <token>");
+    return false;
+  }
+  if (auth->vlen < 8 || strncasecmp(auth->value, "Bearer ", 7) != 0) {
+    tph_error(res, 401, "invalid_token", "the Authorization header must be 'Bearer <token>'");
+    return false;
+  }
+  tpt_result rc = tpt_verify(auth->value + 7, auth->vlen - 7, t->conf->id, t->conf->token_secret,
+                             t->conf->token_secret_len, tp_clock_wall_ms() / 1000, res->user);
+  if (rc != TPT_OK) {
+    tph_error(res, rc == TPT_WRONG_TENANT ? 403 : 401, tpt_result_code(rc), "%s",
+              tpt_result_message(rc));
+    res->user[0] = '\0';
+    return false;
+  }
+  return true;
+}
+
+static bool content_type_json(const tph_request *req) {
+  const tph_header *ct = tph_find_header(req, "content-type");
+  if (!ct) return false;
+  size_t n = 0;
+  while (n < ct->vlen && ct->value[n] != ';' && ct->value[n] != ' ') n++;
+  return n == 16 && strncasecmp(ct->value, "application/json", 16) == 0;
+}
+
+/* ---- dispatch */
+
+/* Splits "/v1/{tenant}/rest" or "/admin/{tenant}/rest". */
+static bool split_target(const char *path, size_t n, bool *admin, const char **tenant,
+                         size_t *tlen, const char **rest, size_t *rlen) {
+  size_t skip;
+  if (n >= 4 && memcmp(path, "/v1/", 4) == 0) {
+    *admin = false;
+    skip = 4;
+  } else if (n >= 7 && memcmp(path, "/admin/", 7) == 0) {
+    *admin = true;
+    skip = 7;
+  } else {
+    return false;
+  }
+  *tenant = path + skip;
+  const char *slash = memchr(*tenant, '/', n - skip);
+  *tlen = slash ? (size_t)(slash - *tenant) : n - skip;
+  *rest = slash ? slash : "/";
+  *rlen = slash ? n - (size_t)(slash - path) : 1;
+  return *tlen > 0;
+}
+
+static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_request *req,
+                      const tpr_match *m, const char *path, size_t plen, const char *query,
+                      size_t qlen, tph_response *res) {
+  if (tps_batch_begin(&t->db) != 0) {
+    tph_error(res, 503, "store_unavailable", "the tenant's database cannot start a transaction");
+    return;
+  }
+  if (!t->dirty) {
+    t->dirty = true;
+    h->batch[h->nbatch++] = t;
+  }
+  tp_invocation inv = {.request_id = res->request_id, .now_ms = tp_clock_wall_ms()};
+  uint64_t seed = (uint64_t)inv.now_ms;
+  for (const char *c = res->request_id; *c; c++) seed = (seed ^ (unsigned char)*c) * 0x100000001b3ull;
+  tpa_seed(&inv, seed);
+  res->seed = seed;
+  tp_call call = {.request_id = res->request_id, .method = req->method, .path = path,
+                  .path_len = plen, .query = query, .query_len = qlen, .headers = req->headers,
+                  .nheaders = req->nheaders, .body = req->body, .body_len = req->body_len,
+                  .user = res->user[0] ? res->user : NULL, .match = m};
+  tp_result result;
+  if (tps_savepoint(&t->db) != 0) {
+    tph_error(res, 503, "store_unavailable", "the tenant's database cannot open a savepoint");
+    return;
+  }
+  tpp_call_route(r->plugin, r, &call, &inv, &res->body, &result);
+  int rc = result.ok ? tps_release(&t->db) : tps_rollback_to(&t->db);
+  res->status = result.status;
+  snprintf(res->error_code, sizeof res->error_code, "%s", result.code);
+  if (!result.ok && result.status >= 500) tpm_plugin_error(h->metrics);
+  if (rc != 0) {
+    tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",
+              sqlite3_errmsg(t->db.db));
+    return;
+  }
+  res->commit_failed = &t->db.commit_failed;
+}
+
+void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
+  tp_host *h = host;
+  const char *target = req->target;
+  size_t n = req->target_len;
+  const char *q = memchr(target, '?', n);
+  size_t plen = q ? (size_t)(q - target) : n;
+  const char *query = q ? q + 1 : "";
+  size_t qlen = q ? n - plen - 1 : 0;
+  if (plen > TPR_MAX_PATH) {
+    tph_error(res, 414, "uri_too_long", "the path is longer than %d bytes", TPR_MAX_PATH);
+    return;
+  }
+  if (plen == 8 && memcmp(target, "/healthz", 8) == 0) {
+    res->route = "healthz";
+    tp_buf_adds(&res->body, "{\"status\":\"ok\"}");
+    res->status = 200;
+    return;
+  }
+  if (plen == 8 && memcmp(target, "/metrics", 8) == 0) {
+    res->route = "metrics";
+    render_metrics(h, res);
+    return;
+  }
+  bool admin;
+  const char *tid, *rest;
+  size_t tlen, rlen;
+  if (!split_target(target, plen, &admin, &tid, &tlen, &rest, &rlen)) {
+    tph_error(res, 404, "not_found", "no such endpoint: paths start with /v1/{tenant}/ or /admin/{tenant}/");
+    return;
+  }
+  tp_tenant *t = find_tenant(h, tid, tlen);
+  if (!t) {
+    tph_error(res, 404, "tenant_not_found", "no tenant '%.*s'", (int)(tlen > 64 ? 64 : tlen), tid);
+    return;
+  }
+  snprintf(res->tenant, sizeof res->tenant, "%s", t->conf->id);
+  if (admin && rlen == 8 && memcmp(rest, "/plugins", 8) == 0 && strcmp(req->method, "GET") == 0) {
+    res->route = "admin GET /admin/{tenant}/plugins";
+    if (check_admin(t, req, res)) list_plugins(t, res);
+    return;
+  }
+  tpr_match *m = malloc(sizeof *m);  /* big (it holds decoded params): not on the stack */
+  if (!m) abort();
+  tpr_result found = tpr_find(admin ? t->admin : t->routes, req->method, rest, rlen, m);
+  if (found == TPR_NOT_FOUND) {
+    tph_error(res, 404, "route_not_found", "no route %s %.*s", req->method, (int)plen, target);
+  } else if (found == TPR_METHOD_NOT_ALLOWED) {
+    snprintf(res->allow, sizeof res->allow, "%s", m->allow);
+    tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", req->method,
+              m->allow);
+  } else if (found == TPR_BAD_PARAM) {
+    tph_error(res, 400, "invalid_param", "path parameter '%s' has the wrong type or encoding",
+              m->bad_param);
+  } else {
+    const tp_route *r = m->data;
+    res->route = r->label;
+    if (!authenticate(t, r, req, res)) {
+      /* response filled */
+    } else if (req->body_len && !content_type_json(req)) {
+      tph_error(res, 415, "unsupported_media_type", "request bodies must be Content-Type: application/json");
+    } else if (req->body_len && !tp_utf8_valid(req->body, req->body_len)) {
+      tph_error(res, 400, "invalid_json", "the request body is not valid UTF-8");
+    } else if (tpp_check_query(query, qlen) != 0) {
+      tph_error(res, 400, "invalid_query", "the query string is not valid percent-encoded UTF-8");
+    } else {
+      run_route(h, t, r, req, m, target, plen, query, qlen, res);
+    }
+  }
+  free(m);
+}
+
+/* ---- end of iteration */
+
+void tp_host_commit(void *host) {
+  tp_host *h = host;
+  for (int i = 0; i < h->nbatch; i++) {
+    tp_tenant *t = h->batch[i];
+    uint64_t start = tp_clock_mono_ns();
+    int size = t->db.batch_size;
+    char err[256];
+    int rc = tps_commit(&t->db, err, sizeof err);
+    tpm_commit(h->metrics, size, (double)(tp_clock_mono_ns() - start) / 1e9, rc == 0);
+    if (rc != 0) {
+      tp_buf *line = tp_log_begin(TP_LOG_ERROR, "commit failed; the batch was rolled back");
+      tp_log_str(line, "tenant", t->conf->id);
+      tp_log_int(line, "requests", size);
+      tp_log_str(line, "error", err);
+      tp_log_end(line);
+    }
+    t->dirty = false;
+  }
+  h->nbatch = 0;
+}
+
+void tp_host_finished(void *host, const tph_response *res, double seconds) {
+  tp_host *h = host;
+  tpm_request(h->metrics, res->route, res->status, seconds);
+  tp_buf *line = tp_log_begin(TP_LOG_INFO, "request");
+  if (!line) return;
+  tp_log_str(line, "request_id", res->request_id);
+  if (res->tenant[0]) tp_log_str(line, "tenant", res->tenant);
+  tp_log_str(line, "method", res->method);
+  tp_log_str(line, "route", res->route ? res->route : "unmatched");
+  tp_log_int(line, "status", res->status);
+  tp_log_num(line, "duration_ms", seconds * 1000);
+  if (res->user[0]) tp_log_str(line, "user", res->user);
+  if (res->error_code[0]) tp_log_str(line, "error", res->error_code);
+  if (res->seed) tp_log_int(line, "seed", (int64_t)res->seed);
+  tp_log_end(line);
+}

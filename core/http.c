@@ -1,0 +1,726 @@
+/*
+** http.c - HTTP/1.1 server on libuv + llhttp, with group-commit flushing.
+*/
+#include "http.h"
+
+#include <llhttp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define READ_BUF_SIZE 65536
+#define MAX_OUTPUT_BYTES (1u << 20)  /* stop reading while this much is unsent */
+#define LINGER_MS 1000               /* read-and-discard after our FIN, then close */
+
+typedef enum { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY, PHASE_LINGER } conn_phase;
+
+typedef struct header_span {
+  uint32_t noff, nlen, voff, vlen;
+} header_span;
+
+typedef struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_shutdown_t shutdown_req;
+  uv_write_t write_req;
+  tph_server *srv;
+  llhttp_t parser;
+  conn_phase phase;
+  /* the request being parsed */
+  tp_buf head;                 /* target, then header names and values */
+  uint32_t target_len;
+  header_span *spans;
+  int nspans, spans_cap;
+  bool field_open;             /* a header name is being received */
+  size_t head_bytes;
+  tp_buf body;
+  int err_status;              /* a limit we enforce, set by a callback */
+  const char *err_code;
+  char err_msg[128];
+  /* responses */
+  tph_response *queue_head, *queue_tail;
+  tp_buf out;                  /* serialized, not yet handed to the kernel */
+  tp_buf inflight;             /* handed to uv_write, awaiting its callback */
+  bool writing;
+  bool close_after;            /* close once the queued responses are sent */
+  bool closing;
+  bool reading;
+  int open_handles;
+  bool in_pending;
+  struct conn *pending_next;
+  struct conn *prev, *next;
+} conn;
+
+struct tph_server {
+  uv_loop_t *loop;
+  tpc_limits limits;
+  tph_hooks hooks;
+  uv_tcp_t listener;
+  bool listening;
+  uv_check_t check;
+  uv_timer_t shutdown_timer;
+  llhttp_settings_t settings;
+  conn *conns;                 /* every open connection */
+  int64_t nconns;
+  conn *pending;               /* connections with responses to flush */
+  tph_response *free_responses;
+  tph_header *scratch_headers; /* the request being dispatched */
+  char read_buf[READ_BUF_SIZE];
+  uint64_t id_seed, id_counter;
+  bool stopping;
+  void (*on_stopped)(void *);
+  void *stopped_arg;
+};
+
+static void conn_close(conn *c);
+static void conn_flush(conn *c);
+
+/* ---- responses */
+
+static const char *status_text(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+void tph_error(tph_response *res, int status, const char *code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  res->status = status;
+  res->content_type = "application/json";
+  snprintf(res->error_code, sizeof res->error_code, "%s", code);
+  tp_buf_reset(&res->body);
+  tp_buf_adds(&res->body, "{\"error\":{\"code\":");
+  tp_buf_add_json_str(&res->body, code, strlen(code));
+  tp_buf_adds(&res->body, ",\"message\":");
+  tp_buf_add_json_str(&res->body, msg, strlen(msg));
+  if (res->request_id[0]) {
+    tp_buf_adds(&res->body, ",\"request_id\":");
+    tp_buf_add_json_str(&res->body, res->request_id, strlen(res->request_id));
+  }
+  tp_buf_adds(&res->body, "}}");
+}
+
+static tph_response *response_new(tph_server *s) {
+  tph_response *r = s->free_responses;
+  tp_buf body;
+  if (r) {
+    s->free_responses = r->next;
+    body = r->body;
+    tp_buf_reset(&body);
+  } else {
+    r = malloc(sizeof *r);
+    if (!r) abort();
+    tp_buf_init(&body);
+  }
+  memset(r, 0, sizeof *r);
+  r->body = body;
+  r->content_type = "application/json";
+  r->start_ns = tp_clock_mono_ns();
+  r->keep_alive = true;
+  return r;
+}
+
+static void response_release(tph_server *s, tph_response *r) {
+  if (r->body.cap > 64 * 1024) tp_buf_free(&r->body);  /* don't hoard big bodies */
+  r->next = s->free_responses;
+  s->free_responses = r;
+}
+
+static void serialize(conn *c, const tph_response *r) {
+  tp_buf *o = &c->out;
+  tp_buf_printf(o, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", r->status,
+                status_text(r->status), r->content_type, r->body.len);
+  if (r->request_id[0]) tp_buf_printf(o, "X-Request-Id: %s\r\n", r->request_id);
+  if (r->allow[0]) tp_buf_printf(o, "Allow: %s\r\n", r->allow);
+  if (!r->keep_alive) tp_buf_adds(o, "Connection: close\r\n");
+  tp_buf_adds(o, "\r\n");
+  tp_buf_add(o, r->body.data, r->body.len);
+}
+
+static void mark_pending(conn *c) {
+  if (c->in_pending) return;
+  c->in_pending = true;
+  c->pending_next = c->srv->pending;
+  c->srv->pending = c;
+}
+
+static void enqueue(conn *c, tph_response *r) {
+  if (!r->keep_alive) c->close_after = true;
+  if (c->queue_tail) c->queue_tail->next = r;
+  else c->queue_head = r;
+  c->queue_tail = r;
+  mark_pending(c);
+}
+
+/* ---- request ids */
+
+static bool valid_request_id(const char *s, size_t n) {
+  if (n == 0 || n > TPH_MAX_REQUEST_ID) return false;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+      return false;
+  }
+  return true;
+}
+
+static void make_request_id(tph_server *s, char out[TPH_MAX_REQUEST_ID + 1]) {
+  uint64_t x = s->id_seed + 0x9e3779b97f4a7c15ull * ++s->id_counter;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;  /* splitmix64: ids look random, never repeat */
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  snprintf(out, TPH_MAX_REQUEST_ID + 1, "%016llx", (unsigned long long)(x ^ (x >> 31)));
+}
+
+/* ---- timers */
+
+static void on_timer(uv_timer_t *t) {
+  conn *c = t->data;
+  if (c->phase == PHASE_HEADERS || c->phase == PHASE_BODY) {
+    tph_response *r = response_new(c->srv);
+    make_request_id(c->srv, r->request_id);
+    r->keep_alive = false;
+    r->method = "-";
+    tph_error(r, 408, "request_timeout", "the request was not received in time (%s)",
+              c->phase == PHASE_HEADERS ? "headers" : "body");
+    c->phase = PHASE_IDLE;
+    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    enqueue(c, r);
+    return;
+  }
+  conn_close(c);  /* idle keep-alive or lingering close */
+}
+
+static void arm(conn *c, int64_t ms) { uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0); }
+
+/* ---- llhttp callbacks */
+
+static int limit_error(conn *c, int status, const char *code, const char *msg) {
+  c->err_status = status;
+  c->err_code = code;
+  snprintf(c->err_msg, sizeof c->err_msg, "%s", msg);
+  return HPE_USER;
+}
+
+static int add_head(conn *c, const char *at, size_t n, bool lower) {
+  c->head_bytes += n;
+  if (c->head_bytes > (size_t)c->srv->limits.max_header_bytes)
+    return limit_error(c, 431, "headers_too_large", "the request line and headers are too large");
+  size_t start = c->head.len;
+  tp_buf_add(&c->head, at, n);
+  if (lower)
+    for (size_t i = start; i < c->head.len; i++)
+      if (c->head.data[i] >= 'A' && c->head.data[i] <= 'Z') c->head.data[i] += 32;
+  return 0;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  conn *c = p->data;
+  c->phase = PHASE_HEADERS;
+  arm(c, c->srv->limits.header_timeout_ms);
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  c->target_len += (uint32_t)n;
+  return add_head(c, at, n, false);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  if (!c->field_open) {
+    if (c->nspans == c->srv->limits.max_headers)
+      return limit_error(c, 431, "too_many_headers", "the request has too many header fields");
+    if (c->nspans == c->spans_cap) {
+      c->spans_cap = c->spans_cap ? c->spans_cap * 2 : 16;
+      c->spans = realloc(c->spans, (size_t)c->spans_cap * sizeof *c->spans);
+      if (!c->spans) abort();
+    }
+    c->spans[c->nspans] = (header_span){(uint32_t)c->head.len, 0, 0, 0};
+    c->field_open = true;
+  }
+  c->spans[c->nspans].nlen += (uint32_t)n;
+  return add_head(c, at, n, true);
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  conn *c = p->data;
+  if (!c->field_open) on_header_field(p, "", 0);
+  c->spans[c->nspans].voff = (uint32_t)c->head.len;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  c->spans[c->nspans].vlen += (uint32_t)n;
+  return add_head(c, at, n, false);
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  conn *c = p->data;
+  c->field_open = false;
+  c->nspans++;
+  return 0;
+}
+
+static bool header_is(conn *c, const header_span *h, const char *name, const char *value) {
+  size_t nl = strlen(name), vl = strlen(value);
+  return h->nlen == nl && memcmp(c->head.data + h->noff, name, nl) == 0 && h->vlen == vl &&
+         strncasecmp(c->head.data + h->voff, value, vl) == 0;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  conn *c = p->data;
+  c->phase = PHASE_BODY;
+  arm(c, c->srv->limits.body_timeout_ms);
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->srv->limits.max_body_bytes)
+    return limit_error(c, 413, "body_too_large", "the request body is larger than allowed");
+  for (int i = 0; i < c->nspans; i++)
+    if (header_is(c, &c->spans[i], "expect", "100-continue") && !c->queue_head && !c->writing) {
+      tp_buf_adds(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+      conn_flush(c);
+    }
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  if (c->body.len + n > (size_t)c->srv->limits.max_body_bytes)
+    return limit_error(c, 413, "body_too_large", "the request body is larger than allowed");
+  tp_buf_add(&c->body, at, n);
+  return 0;
+}
+
+static void reset_request(conn *c) {
+  tp_buf_reset(&c->head);
+  tp_buf_reset(&c->body);
+  if (c->body.cap > 256 * 1024) tp_buf_free(&c->body);
+  c->target_len = 0;
+  c->nspans = 0;
+  c->field_open = false;
+  c->head_bytes = 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  conn *c = p->data;
+  tph_server *s = c->srv;
+  tph_header *hs = s->scratch_headers;
+  tph_request req = {.method = llhttp_method_name((llhttp_method_t)p->method),
+                     .target = c->head.data, .target_len = c->target_len,
+                     .headers = hs, .nheaders = c->nspans,
+                     .body = c->body.data ? c->body.data : "", .body_len = c->body.len};
+  tph_response *r = response_new(s);
+  for (int i = 0; i < c->nspans; i++) {
+    header_span *sp = &c->spans[i];
+    hs[i] = (tph_header){c->head.data + sp->noff, sp->nlen, c->head.data + sp->voff, sp->vlen};
+  }
+  const tph_header *rid = tph_find_header(&req, "x-request-id");
+  if (rid && valid_request_id(rid->value, rid->vlen)) {
+    memcpy(r->request_id, rid->value, rid->vlen);
+    r->request_id[rid->vlen] = '\0';
+  } else {
+    make_request_id(s, r->request_id);
+  }
+  req.request_id = r->request_id;
+  r->method = req.method;
+  r->keep_alive = llhttp_should_keep_alive(p) && !s->stopping;
+  s->hooks.handle(s->hooks.ud, &req, r);
+  enqueue(c, r);
+  reset_request(c);
+  c->phase = PHASE_IDLE;
+  arm(c, s->limits.idle_timeout_ms);
+  return c->close_after ? HPE_PAUSED : 0;  /* parse nothing after a closing request */
+}
+
+/* ---- connections */
+
+static void conn_free(conn *c) {
+  tph_server *s = c->srv;
+  while (c->queue_head) {
+    tph_response *r = c->queue_head;
+    c->queue_head = r->next;
+    response_release(s, r);
+  }
+  tp_buf_free(&c->head);
+  tp_buf_free(&c->body);
+  tp_buf_free(&c->out);
+  tp_buf_free(&c->inflight);
+  free(c->spans);
+  free(c);
+  if (s->stopping && s->nconns == 0 && s->on_stopped) {
+    void (*done)(void *) = s->on_stopped;
+    s->on_stopped = NULL;
+    uv_timer_stop(&s->shutdown_timer);
+    done(s->stopped_arg);
+  }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  conn *c = h->data;
+  if (--c->open_handles == 0 && !c->in_pending) conn_free(c);
+}
+
+static void conn_close(conn *c) {
+  if (c->closing) return;
+  c->closing = true;
+  tph_server *s = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->nconns--;
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  conn *c = h->data;
+  *buf = uv_buf_init(c->srv->read_buf, READ_BUF_SIZE);
+}
+
+static void stop_reading(conn *c) {
+  if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
+}
+
+static void start_reading(conn *c);
+
+static void on_parse_error(conn *c, llhttp_errno_t err) {
+  tph_response *r = response_new(c->srv);
+  make_request_id(c->srv, r->request_id);
+  r->keep_alive = false;
+  r->method = "-";
+  if (c->err_status)
+    tph_error(r, c->err_status, c->err_code, "%s", c->err_msg);
+  else
+    tph_error(r, 400, "bad_request", "malformed HTTP request: %s (%s)",
+              llhttp_get_error_reason(&c->parser), llhttp_errno_name(err));
+  c->phase = PHASE_IDLE;
+  enqueue(c, r);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  conn *c = stream->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    stop_reading(c);
+    if (nread == UV_EOF && (c->queue_head || c->writing || c->out.len) && c->phase != PHASE_LINGER)
+      c->close_after = true;  /* half-closed: answer what was asked, then close */
+    else
+      conn_close(c);
+    return;
+  }
+  if (c->phase == PHASE_LINGER) return;  /* discarding until the peer closes */
+  llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+  if (err == HPE_OK) {
+    if (c->out.len + c->inflight.len > MAX_OUTPUT_BYTES) stop_reading(c);
+    return;
+  }
+  stop_reading(c);
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    c->close_after = true;
+    return;
+  }
+  on_parse_error(c, err);
+}
+
+static void start_reading(conn *c) {
+  if (c->reading || c->closing || c->close_after) return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) == 0) c->reading = true;
+}
+
+/* After our last response: send FIN, keep reading (and discarding) briefly so
+** that unread request bytes do not turn the close into a reset that would
+** destroy the response in flight. */
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn *c = req->data;
+  if (status < 0 || c->closing) {
+    conn_close(c);
+    return;
+  }
+  c->phase = PHASE_LINGER;
+  arm(c, LINGER_MS);
+  if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) == 0) c->reading = true;
+}
+
+static void after_drain(conn *c) {
+  if (c->closing) return;
+  if (c->close_after && !c->queue_head) {
+    if (c->phase == PHASE_LINGER) return;
+    c->phase = PHASE_LINGER;
+    stop_reading(c);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) conn_close(c);
+    return;
+  }
+  start_reading(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  conn *c = req->data;
+  c->writing = false;
+  tp_buf_reset(&c->inflight);
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->out.len) conn_flush(c);
+  else after_drain(c);
+}
+
+/* Hands c->out to the kernel: try_write first (usually all of it fits), the
+** rest through uv_write, whose buffer must stay put until its callback. */
+static void conn_flush(conn *c) {
+  if (c->closing || c->writing) return;
+  if (c->out.len == 0) {
+    after_drain(c);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == (int)c->out.len) {
+    tp_buf_reset(&c->out);
+    after_drain(c);
+    return;
+  }
+  if (n < 0 && n != UV_EAGAIN) {
+    conn_close(c);
+    return;
+  }
+  size_t done = n > 0 ? (size_t)n : 0;
+  tp_buf tmp = c->inflight;
+  c->inflight = c->out;
+  c->out = tmp;
+  tp_buf_reset(&c->out);
+  b = uv_buf_init(c->inflight.data + done, (unsigned)(c->inflight.len - done));
+  c->write_req.data = c;
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    conn_close(c);
+    return;
+  }
+  c->writing = true;
+  if (c->out.len + c->inflight.len > MAX_OUTPUT_BYTES) stop_reading(c);
+}
+
+/* ---- the end of every loop iteration: commit, then answer */
+
+static void on_check(uv_check_t *h) {
+  tph_server *s = h->data;
+  if (!s->pending) return;
+  s->hooks.commit(s->hooks.ud);
+  uint64_t now = tp_clock_mono_ns();
+  conn *c = s->pending;
+  s->pending = NULL;
+  while (c) {
+    conn *next = c->pending_next;
+    c->in_pending = false;
+    while (c->queue_head) {
+      tph_response *r = c->queue_head;
+      c->queue_head = r->next;
+      if (r->commit_failed && *r->commit_failed)
+        tph_error(r, 503, "commit_failed",
+                  "the change could not be made durable; nothing was saved, retry");
+      if (!c->closing) serialize(c, r);
+      s->hooks.finished(s->hooks.ud, r, (double)(now - r->start_ns) / 1e9);
+      response_release(s, r);
+    }
+    c->queue_tail = NULL;
+    if (c->closing) {
+      if (c->open_handles == 0) conn_free(c);
+    } else {
+      conn_flush(c);
+    }
+    c = next;
+  }
+  tp_log_flush();
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  tph_server *s = listener->data;
+  if (status < 0) return;
+  conn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->srv = s;
+  uv_tcp_init(s->loop, &c->tcp);
+  uv_timer_init(s->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (s->nconns > s->limits.max_connections) {
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 90\r\nConnection: close\r\n\r\n"
+        "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}}";
+    uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
+    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+  c->parser.data = c;
+  arm(c, s->limits.idle_timeout_ms);
+  start_reading(c);
+}
+
+/* ---- server */
+
+static void raise_fd_limit(int64_t want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t target = (rlim_t)want + 256;  /* databases, logs, the listener */
+  if (target > rl.rlim_max) target = rl.rlim_max;
+  if (rl.rlim_cur < target) {
+    rl.rlim_cur = target;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+tph_server *tph_new(uv_loop_t *loop, const tpc_limits *limits, tph_hooks hooks) {
+  tph_server *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->loop = loop;
+  s->limits = *limits;
+  s->hooks = hooks;
+  s->scratch_headers = calloc((size_t)limits->max_headers, sizeof(tph_header));
+  s->id_seed = (uint64_t)tp_clock_wall_ms() * 0x100000001b3ull ^ (uint64_t)uv_os_getpid();
+  llhttp_settings_init(&s->settings);
+  s->settings.on_message_begin = on_message_begin;
+  s->settings.on_url = on_url;
+  s->settings.on_header_field = on_header_field;
+  s->settings.on_header_field_complete = on_header_field_complete;
+  s->settings.on_header_value = on_header_value;
+  s->settings.on_header_value_complete = on_header_value_complete;
+  s->settings.on_headers_complete = on_headers_complete;
+  s->settings.on_body = on_body;
+  s->settings.on_message_complete = on_message_complete;
+  uv_check_init(loop, &s->check);
+  s->check.data = s;
+  uv_check_start(&s->check, on_check);
+  uv_timer_init(loop, &s->shutdown_timer);
+  s->shutdown_timer.data = s;
+  raise_fd_limit(limits->max_connections);
+  return s;
+}
+
+int tph_listen(tph_server *s, const char *host, int port, int *bound_port, char *err,
+               size_t errcap) {
+  struct sockaddr_storage addr;
+  int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                             : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+  if (rc != 0) {
+    snprintf(err, errcap, "listen address '%s': %s", host, uv_strerror(rc));
+    return -1;
+  }
+  uv_tcp_init(s->loop, &s->listener);
+  s->listener.data = s;
+  s->listening = true;
+  if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) != 0 ||
+      (rc = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection)) != 0) {
+    snprintf(err, errcap, "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+    return -1;
+  }
+  struct sockaddr_storage name;
+  int len = sizeof name;
+  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &len);
+  *bound_port = ntohs(name.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&name)->sin6_port
+                                                 : ((struct sockaddr_in *)&name)->sin_port);
+  return 0;
+}
+
+static void on_shutdown_timeout(uv_timer_t *t) {
+  tph_server *s = t->data;
+  while (s->conns) conn_close(s->conns);
+}
+
+void tph_shutdown(tph_server *s, void (*done)(void *), void *arg) {
+  if (s->stopping) return;
+  s->stopping = true;
+  s->on_stopped = done;
+  s->stopped_arg = arg;
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    s->listening = false;
+  }
+  for (conn *c = s->conns, *next; c; c = next) {
+    next = c->next;
+    bool busy = c->phase == PHASE_HEADERS || c->phase == PHASE_BODY || c->queue_head ||
+                c->writing || c->out.len;
+    if (busy) c->close_after = true;
+    else conn_close(c);
+  }
+  if (s->nconns == 0) {
+    s->on_stopped = NULL;
+    done(arg);
+    return;
+  }
+  uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, (uint64_t)s->limits.shutdown_timeout_ms, 0);
+}
+
+void tph_free(tph_server *s) {
+  if (!s) return;
+  while (s->conns) conn_close(s->conns);
+  if (s->listening) uv_close((uv_handle_t *)&s->listener, NULL);
+  uv_close((uv_handle_t *)&s->check, NULL);
+  uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
+  uv_run(s->loop, UV_RUN_NOWAIT);  /* let the close callbacks free the connections */
+  while (s->free_responses) {
+    tph_response *r = s->free_responses;
+    s->free_responses = r->next;
+    tp_buf_free(&r->body);
+    free(r);
+  }
+  free(s->scratch_headers);
+  free(s);
+}
+
+int64_t tph_open_connections(const tph_server *s) { return s->nconns; }
+
+const tph_header *tph_find_header(const tph_request *req, const char *name) {
+  size_t n = strlen(name);
+  for (int i = 0; i < req->nheaders; i++)
+    if (req->headers[i].nlen == n && memcmp(req->headers[i].name, name, n) == 0)
+      return &req->headers[i];
+  return NULL;
+}

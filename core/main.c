@@ -1,0 +1,299 @@
+/*
+** main.c - the tidepool command line.
+*/
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "clock.h"
+#include "config.h"
+#include "host.h"
+#include "http.h"
+#include "log.h"
+#include "token.h"
+
+#define TIDEPOOL_VERSION "0.1.0"
+
+static const char usage_main[] =
+    "tidepool " TIDEPOOL_VERSION " - a campaign engine for private-domain commerce\n"
+    "\n"
+    "usage: tidepool <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve     serve the mini-program API for the tenants of a config file\n"
+    "  token     mint a user token for development and tests\n"
+    "  config    validate a config file and print what it declares\n"
+    "  version   print the version\n"
+    "  help      show help for a command: tidepool help serve\n"
+    "\n"
+    "Every command takes --help.\n";
+
+static const char usage_serve[] =
+    "usage: tidepool serve --config FILE [--listen HOST:PORT] [--data-dir DIR] [--log-level L]\n"
+    "\n"
+    "Serves /v1/{tenant}/... (plugin routes), /admin/{tenant}/... (admin routes, X-Api-Key),\n"
+    "/healthz and /metrics for every tenant in FILE. Logs are JSON lines on stderr; the\n"
+    "first line with \"msg\":\"listening\" carries the bound port.\n"
+    "\n"
+    "  --config FILE       the config file (Lua returning a table; see scripts/demo/)\n"
+    "  --listen HOST:PORT  overrides the config's listen address (port 0: any free port)\n"
+    "  --data-dir DIR      overrides the config's data directory (one SQLite file per tenant)\n"
+    "  --log-level L       debug, info, warn or error (overrides the config)\n"
+    "\n"
+    "SIGTERM or SIGINT stops gracefully: no new connections, requests already received are\n"
+    "answered and committed, then the databases are closed. A second signal stops at once.\n";
+
+static const char usage_token[] =
+    "usage: tidepool token --tenant T --user U (--config FILE | --secret S) [--ttl SECONDS]\n"
+    "\n"
+    "Prints a bearer token for user U of tenant T, signed with the tenant's token_secret\n"
+    "(from FILE, or given with --secret). --ttl defaults to 86400 (one day).\n"
+    "Use it as:  curl -H \"Authorization: Bearer $(tidepool token ...)\" ...\n";
+
+static const char usage_config[] =
+    "usage: tidepool config --config FILE\n"
+    "\n"
+    "Loads and validates FILE and prints a summary (listen address, data directory,\n"
+    "tenants and their plugins). Exits non-zero with the offending key on error.\n";
+
+typedef struct {
+  const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret;
+  long long ttl;
+  bool help;
+} options;
+
+static int parse_options(int argc, char **argv, options *o, const char *usage) {
+  o->ttl = 86400;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      o->help = true;
+      continue;
+    }
+    const char **slot = strcmp(a, "--config") == 0      ? &o->config
+                        : strcmp(a, "--listen") == 0    ? &o->listen
+                        : strcmp(a, "--data-dir") == 0  ? &o->data_dir
+                        : strcmp(a, "--log-level") == 0 ? &o->log_level
+                        : strcmp(a, "--tenant") == 0    ? &o->tenant
+                        : strcmp(a, "--user") == 0      ? &o->user
+                        : strcmp(a, "--secret") == 0    ? &o->secret
+                                                        : NULL;
+    bool ttl = strcmp(a, "--ttl") == 0;
+    if ((!slot && !ttl) || i + 1 >= argc) {
+      fprintf(stderr, "tidepool: %s '%s'\n\n%s", slot || ttl ? "missing value for" : "unknown option",
+              a, usage);
+      return -1;
+    }
+    if (ttl) {
+      char *end;
+      o->ttl = strtoll(argv[++i], &end, 10);
+      if (*end || o->ttl <= 0) {
+        fprintf(stderr, "tidepool: --ttl must be a positive number of seconds\n");
+        return -1;
+      }
+    } else {
+      *slot = argv[++i];
+    }
+  }
+  return 0;
+}
+
+static int load_config(const char *path, tpc_config *cfg) {
+  char err[1024];
+  if (!path) {
+    fprintf(stderr, "tidepool: --config FILE is required\n");
+    return -1;
+  }
+  if (tpc_load(path, cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "tidepool: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- serve */
+
+typedef struct {
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  tph_server *server;
+  int signals;
+} serve_state;
+
+static void on_stopped(void *arg) {
+  serve_state *st = arg;
+  uv_stop(&st->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  serve_state *st = h->data;
+  if (++st->signals > 1) {
+    tp_log_msg(TP_LOG_WARN, "second signal: stopping now", NULL);
+    uv_stop(&st->loop);
+    return;
+  }
+  tp_buf *line = tp_log_begin(TP_LOG_INFO, "shutting down");
+  tp_log_str(line, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  tp_log_end(line);
+  tph_shutdown(st->server, on_stopped, st);
+}
+
+static int cmd_serve(int argc, char **argv) {
+  options o = {0};
+  if (parse_options(argc, argv, &o, usage_serve) != 0) return 2;
+  if (o.help) {
+    fputs(usage_serve, stdout);
+    return 0;
+  }
+  tpc_config cfg;
+  if (load_config(o.config, &cfg) != 0) return 1;
+  if (o.listen &&
+      tpc_parse_listen(o.listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port) != 0) {
+    fprintf(stderr, "tidepool: --listen must be HOST:PORT\n");
+    tpc_free(&cfg);
+    return 2;
+  }
+  if (o.data_dir) {
+    free(cfg.data_dir);
+    cfg.data_dir = strdup(o.data_dir);
+  }
+  tp_log_level level;
+  if (tp_log_parse_level(o.log_level ? o.log_level : cfg.log_level, &level) != 0) {
+    fprintf(stderr, "tidepool: --log-level must be debug, info, warn or error\n");
+    tpc_free(&cfg);
+    return 2;
+  }
+  tp_log_set_level(level);
+  signal(SIGPIPE, SIG_IGN);
+
+  int status = 1;
+  char err[1024];
+  serve_state st = {0};
+  tp_host host;
+  uv_loop_init(&st.loop);
+  if (tp_host_open(&host, &cfg, err, sizeof err) != 0) {
+    tp_log_msg(TP_LOG_ERROR, "cannot start", err);
+    tp_host_close(&host);
+    goto done;
+  }
+  tph_hooks hooks = {tp_host_handle, tp_host_commit, tp_host_finished, &host};
+  st.server = tph_new(&st.loop, &cfg.limits, hooks);
+  host.server = st.server;
+  int port;
+  if (tph_listen(st.server, cfg.listen_host, cfg.listen_port, &port, err, sizeof err) != 0) {
+    tp_log_msg(TP_LOG_ERROR, "cannot start", err);
+  } else {
+    uv_signal_init(&st.loop, &st.sigterm);
+    uv_signal_init(&st.loop, &st.sigint);
+    st.sigterm.data = st.sigint.data = &st;
+    uv_signal_start(&st.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&st.sigint, on_signal, SIGINT);
+    tp_buf *line = tp_log_begin(TP_LOG_INFO, "listening");
+    tp_log_str(line, "host", cfg.listen_host);
+    tp_log_int(line, "port", port);
+    tp_log_int(line, "tenants", host.ntenants);
+    tp_log_int(line, "plugins_failed", host.plugin_failures);
+    tp_log_str(line, "version", TIDEPOOL_VERSION);
+    tp_log_end(line);
+    tp_log_set_batched(true);
+    uv_run(&st.loop, UV_RUN_DEFAULT);
+    tp_log_set_batched(false);
+    uv_close((uv_handle_t *)&st.sigterm, NULL);
+    uv_close((uv_handle_t *)&st.sigint, NULL);
+    status = 0;
+  }
+  tph_free(st.server);
+  tp_host_commit(&host);  /* nothing should be open; make sure */
+  tp_host_close(&host);
+  uv_run(&st.loop, UV_RUN_DEFAULT);  /* run the remaining close callbacks */
+  tp_log_msg(TP_LOG_INFO, "stopped", NULL);
+done:
+  uv_loop_close(&st.loop);
+  tpc_free(&cfg);
+  return status;
+}
+
+/* ---- token */
+
+static int cmd_token(int argc, char **argv) {
+  options o = {0};
+  if (parse_options(argc, argv, &o, usage_token) != 0) return 2;
+  if (o.help) {
+    fputs(usage_token, stdout);
+    return 0;
+  }
+  if (!o.tenant || !o.user || (!o.config && !o.secret)) {
+    fprintf(stderr, "tidepool: token needs --tenant, --user and --config or --secret\n\n%s", usage_token);
+    return 2;
+  }
+  tpc_config cfg = {0};
+  const char *secret = o.secret;
+  if (!secret) {
+    if (load_config(o.config, &cfg) != 0) return 1;
+    const tpc_tenant *t = tpc_find_tenant(&cfg, o.tenant, strlen(o.tenant));
+    if (!t) {
+      fprintf(stderr, "tidepool: no tenant '%s' in %s\n", o.tenant, o.config);
+      tpc_free(&cfg);
+      return 1;
+    }
+    secret = t->token_secret;
+  }
+  tp_buf out;
+  tp_buf_init(&out);
+  int rc = tpt_mint(secret, strlen(secret), o.tenant, o.user, tp_clock_wall_ms() / 1000 + o.ttl, &out);
+  if (rc == 0) printf("%s\n", tp_buf_cstr(&out));
+  else fprintf(stderr, "tidepool: invalid tenant or user id (letters, digits, _ - and for users : @)\n");
+  tp_buf_free(&out);
+  if (!o.secret) tpc_free(&cfg);
+  return rc == 0 ? 0 : 2;
+}
+
+/* ---- config */
+
+static int cmd_config(int argc, char **argv) {
+  options o = {0};
+  if (parse_options(argc, argv, &o, usage_config) != 0) return 2;
+  if (o.help) {
+    fputs(usage_config, stdout);
+    return 0;
+  }
+  tpc_config cfg;
+  if (load_config(o.config, &cfg) != 0) return 1;
+  printf("listen: %s:%d\ndata_dir: %s\n", cfg.listen_host, cfg.listen_port, cfg.data_dir);
+  for (int i = 0; i < cfg.nplugin_dirs; i++) printf("plugin_dir: %s\n", cfg.plugin_dirs[i]);
+  for (int i = 0; i < cfg.ntenants; i++) {
+    printf("tenant %s (timezone %s, %d api keys):", cfg.tenants[i].id, cfg.tenants[i].timezone,
+           cfg.tenants[i].napi_keys);
+    for (int j = 0; j < cfg.tenants[i].nplugins; j++) printf(" %s", cfg.tenants[i].plugins[j].name);
+    printf("\n");
+  }
+  tpc_free(&cfg);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *cmd = argc > 1 ? argv[1] : "help";
+  int rc;
+  if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 2, argv + 2);
+  else if (strcmp(cmd, "token") == 0) rc = cmd_token(argc - 2, argv + 2);
+  else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc - 2, argv + 2);
+  else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    printf("tidepool %s\n", TIDEPOOL_VERSION);
+    rc = 0;
+  } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    const char *topic = argc > 2 ? argv[2] : "";
+    fputs(strcmp(topic, "serve") == 0    ? usage_serve
+          : strcmp(topic, "token") == 0  ? usage_token
+          : strcmp(topic, "config") == 0 ? usage_config
+                                         : usage_main,
+          stdout);
+    rc = 0;
+  } else {
+    fprintf(stderr, "tidepool: unknown command '%s'\n\n%s", cmd, usage_main);
+    rc = 2;
+  }
+  tp_log_shutdown();
+  return rc;
+}

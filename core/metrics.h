@@ -1,0 +1,29 @@
+/*
+** metrics.h - counters and histograms rendered in Prometheus text format.
+**
+**   tidepool_requests_total{route,status}            counter
+**   tidepool_request_duration_seconds{route,status}  histogram (until the response is sent)
+**   tidepool_commits_total{result}                   counter
+**   tidepool_commit_batch_size                       histogram (requests per commit)
+**   tidepool_commit_duration_seconds                 histogram
+** Gauges (connections, Lua memory per plugin) are appended by the host.
+*/
+#ifndef TP_METRICS_H
+#define TP_METRICS_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef struct tpm_metrics tpm_metrics;
+
+tpm_metrics *tpm_new(void);
+void tpm_free(tpm_metrics *m);
+void tpm_request(tpm_metrics *m, const char *route, int status, double seconds);
+void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok);
+void tpm_plugin_error(tpm_metrics *m);
+void tpm_render(const tpm_metrics *m, tp_buf *out);
+/* Appends "# HELP/# TYPE" for a metric family. */
+void tpm_family(tp_buf *out, const char *name, const char *type, const char *help);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+** store.h - one SQLite database per tenant.
+**
+** Transactions follow DESIGN.md "The request is a transaction":
+**   tps_batch_begin   BEGIN, once per tenant per loop iteration (first request)
+**   tps_savepoint     SAVEPOINT around each handler
+**   tps_release / tps_rollback_to   when the handler returns / raises
+**   tps_commit        COMMIT once per iteration, before any response is sent
+** A plugin's SQL is confined to tables named "<plugin>_..." by an authorizer;
+** the owner is set with tps_set_owner() around every call into a plugin.
+** Plugins may not open, commit or roll back transactions themselves.
+*/
+#ifndef TP_STORE_H
+#define TP_STORE_H
+
+#include <lua.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct tps_db {
+  sqlite3 *db;
+  char *path;
+  const char *owner;         /* plugin whose SQL runs now; NULL = the host */
+  size_t owner_len;
+  bool in_txn;               /* BEGIN issued in this iteration */
+  bool commit_failed;        /* the last COMMIT failed; valid until the next BEGIN */
+  int batch_size;            /* requests in the open transaction */
+  char denied[160];          /* what the authorizer last refused, for the error */
+  sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
+} tps_db;
+
+int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap);
+void tps_close(tps_db *d);
+
+/* Runs one or more statements with the host's privileges (no bound values). */
+int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);
+
+void tps_set_owner(tps_db *d, const char *plugin);
+/* The last error on d, explained when the authorizer refused something. */
+const char *tps_errmsg(tps_db *d, char *buf, size_t cap);
+
+int tps_batch_begin(tps_db *d);     /* BEGIN unless already open; 0 or SQLite code */
+int tps_savepoint(tps_db *d);
+int tps_release(tps_db *d);
+int tps_rollback_to(tps_db *d);
+/* COMMIT; on failure rolls the whole batch back and sets commit_failed. */
+int tps_commit(tps_db *d, char *err, size_t errcap);
+
+/* Applies migrations[version+1 ..] of plugin (SQL strings in the Lua array at
+** idx of L) in one transaction with the plugin's privileges. Returns 0, or -1
+** with the failing migration named in err and nothing applied. */
+int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *applied,
+                char *err, size_t errcap);
+
+/* ---- Lua binding: tp.db.* in a plugin state (see api.c) */
+
+/* Prepares sql for the owner, reusing the state's statement cache. */
+sqlite3_stmt *tps_prepare_cached(tps_db *d, lua_State *L, int sql_idx, bool *cached);
+/* Binds the Lua values args..args+n-1 (or one table of :names) to st. */
+int tps_bind_lua(lua_State *L, sqlite3_stmt *st, int args, int n, char *err, size_t errcap);
+/* Pushes the current row as a table of column name -> value. */
+void tps_push_row(lua_State *L, sqlite3_stmt *st);
+/* Finalizes every statement in L's cache (before lua_close). */
+void tps_cache_clear(lua_State *L);
+
+#endif

@@ -1,0 +1,233 @@
+---@diagnostic disable: undefined-global
+-- catalog: products and their SKUs, with prices in integer fen and stock.
+-- Operators write through the admin routes (X-Api-Key); the mini-program reads
+-- the public ones. Every other mechanic prices and reserves against these SKUs.
+
+---@class CatalogConfig
+---@field max_page_size integer? largest page a list may return (default 100)
+
+local PRODUCT_STATUSES = { on_sale = true, off_sale = true }
+
+-- ---- validation: one helper per kind of field, each failing with a clear code
+
+---@param body table|nil
+---@return table
+local function require_body(body)
+  if type(body) ~= "table" then
+    tp.fail(400, "invalid_body", "a JSON object is required")
+  end
+  return body
+end
+
+---@param value any
+---@param field string
+---@param max_len integer
+---@param optional boolean?
+---@return string|nil
+local function check_text(value, field, max_len, optional)
+  if value == nil and optional then return nil end
+  if type(value) ~= "string" or #value == 0 or utf8.len(value) == nil or utf8.len(value) > max_len then
+    tp.fail(400, "invalid_field", ("%s must be a string of 1-%d characters"):format(field, max_len),
+      { field = field })
+  end
+  return value
+end
+
+---@param value any
+---@param field string
+---@param optional boolean?
+---@return integer|nil
+local function check_count(value, field, optional)
+  if value == nil and optional then return nil end
+  if math.type(value) ~= "integer" or value < 0 or value > 1000000000 then
+    tp.fail(400, "invalid_field", ("%s must be an integer from 0 to 1000000000"):format(field),
+      { field = field })
+  end
+  return value
+end
+
+---@param code any
+---@return string
+local function check_sku_code(code)
+  if type(code) ~= "string" or not code:match("^[%w%-_]+$") or #code > 64 then
+    tp.fail(400, "invalid_field", "sku code must be 1-64 letters, digits, '-' or '_'",
+      { field = "code" })
+  end
+  return code
+end
+
+-- ---- reads
+
+local function sku_rows(product_id)
+  return tp.db.query([[
+    SELECT code, title, price_fen, stock FROM catalog_skus
+    WHERE product_id = ? ORDER BY price_fen, code]], product_id)
+end
+
+local function load_product(id)
+  local product = tp.db.one([[
+    SELECT id, name, description, status, created_at FROM catalog_products WHERE id = ?]], id)
+  if product then product.skus = sku_rows(id) end
+  return product
+end
+
+---GET /catalog/products?limit=&after= : products on sale, with their price range.
+local function list_products(req)
+  local max_page = req.config.max_page_size or 100
+  local limit = math.tointeger(tonumber(req.query.limit or "")) or 20
+  local after = math.tointeger(tonumber(req.query.after or "")) or 0
+  if limit < 1 or limit > max_page then
+    tp.fail(400, "invalid_query", ("limit must be 1-%d"):format(max_page))
+  end
+  local items = tp.db.query([[
+    SELECT p.id, p.name, min(s.price_fen) AS min_price_fen, max(s.price_fen) AS max_price_fen,
+           coalesce(sum(s.stock), 0) AS stock
+    FROM catalog_products p LEFT JOIN catalog_skus s ON s.product_id = p.id
+    WHERE p.status = 'on_sale' AND p.id > ?
+    GROUP BY p.id ORDER BY p.id LIMIT ?]], after, limit)
+  local next_after = #items == limit and items[#items].id or nil
+  return 200, { items = items, next_after = next_after }
+end
+
+---GET /catalog/products/{id} : one product with its SKUs.
+local function get_product(req)
+  local product = load_product(req.params.id)
+  if not product or product.status ~= "on_sale" then
+    tp.fail(404, "product_not_found", "no such product")
+  end
+  return 200, product
+end
+
+---GET /catalog/skus/{code}
+local function get_sku(req)
+  local sku = tp.db.one([[
+    SELECT s.code, s.title, s.price_fen, s.stock, s.product_id
+    FROM catalog_skus s JOIN catalog_products p ON p.id = s.product_id
+    WHERE s.code = ? AND p.status = 'on_sale']], req.params.code)
+  if not sku then tp.fail(404, "sku_not_found", "no such sku") end
+  return 200, sku
+end
+
+-- ---- writes (admin)
+
+local function put_sku_row(product_id, code, sku)
+  tp.db.exec([[
+    INSERT INTO catalog_skus (code, product_id, title, price_fen, stock, updated_at)
+    VALUES (:code, :product_id, :title, :price_fen, :stock, :now)
+    ON CONFLICT (code) DO UPDATE SET product_id = excluded.product_id, title = excluded.title,
+      price_fen = excluded.price_fen, stock = excluded.stock, updated_at = excluded.updated_at]],
+    { code = code, product_id = product_id, title = check_text(sku.title, "title", 100),
+      price_fen = check_count(sku.price_fen, "price_fen"), stock = check_count(sku.stock, "stock"),
+      now = tp.now() })
+end
+
+---POST /catalog/products {name, description?, status?, skus = [{code, title, price_fen, stock}]}
+local function create_product(req)
+  local body = require_body(req.body)
+  local status = body.status or "on_sale"
+  if not PRODUCT_STATUSES[status] then
+    tp.fail(400, "invalid_field", "status must be on_sale or off_sale", { field = "status" })
+  end
+  local row = tp.db.one([[
+    INSERT INTO catalog_products (name, description, status, created_at)
+    VALUES (?, ?, ?, ?) RETURNING id]],
+    check_text(body.name, "name", 100), check_text(body.description, "description", 2000, true),
+    status, tp.now())
+  local skus = body.skus or {}
+  if type(skus) ~= "table" or #skus > 100 then
+    tp.fail(400, "invalid_field", "skus must be a list of at most 100", { field = "skus" })
+  end
+  for _, sku in ipairs(skus) do
+    local code = check_sku_code(sku.code)
+    if tp.db.one("SELECT 1 AS taken FROM catalog_skus WHERE code = ?", code) then
+      tp.fail(409, "sku_exists", ("sku %s already exists"):format(code), { code = code })
+    end
+    put_sku_row(row.id, code, sku)
+  end
+  return 201, load_product(row.id)
+end
+
+---PATCH /catalog/products/{id} {name?, description?, status?}
+local function update_product(req)
+  local body = require_body(req.body)
+  if body.status ~= nil and not PRODUCT_STATUSES[body.status] then
+    tp.fail(400, "invalid_field", "status must be on_sale or off_sale", { field = "status" })
+  end
+  local changed = tp.db.exec([[
+    UPDATE catalog_products SET name = coalesce(:name, name),
+      description = coalesce(:description, description), status = coalesce(:status, status)
+    WHERE id = :id]],
+    { id = req.params.id, name = check_text(body.name, "name", 100, true),
+      description = check_text(body.description, "description", 2000, true),
+      status = body.status })
+  if changed == 0 then tp.fail(404, "product_not_found", "no such product") end
+  return 200, load_product(req.params.id)
+end
+
+---PUT /catalog/skus/{code} {product_id, title, price_fen, stock} : create or replace a SKU.
+local function put_sku(req)
+  local body = require_body(req.body)
+  local code = check_sku_code(req.params.code)
+  local product_id = body.product_id
+  if math.type(product_id) ~= "integer" or
+      not tp.db.one("SELECT id FROM catalog_products WHERE id = ?", product_id) then
+    tp.fail(400, "invalid_field", "product_id must name an existing product",
+      { field = "product_id" })
+  end
+  put_sku_row(product_id, code, body)
+  return 200, tp.db.one("SELECT code, product_id, title, price_fen, stock FROM catalog_skus WHERE code = ?", code)
+end
+
+---POST /catalog/skus/{code}/stock {delta} : add (or with a negative delta remove) stock.
+---The update is conditional, so stock never goes below zero.
+local function adjust_stock(req)
+  local body = require_body(req.body)
+  local delta = body.delta
+  if math.type(delta) ~= "integer" or delta == 0 or math.abs(delta) > 1000000000 then
+    tp.fail(400, "invalid_field", "delta must be a non-zero integer", { field = "delta" })
+  end
+  local row = tp.db.one([[
+    UPDATE catalog_skus SET stock = stock + ?1, updated_at = ?3
+    WHERE code = ?2 AND stock + ?1 >= 0 RETURNING code, stock]], delta, req.params.code, tp.now())
+  if not row then
+    if tp.db.one("SELECT 1 AS found FROM catalog_skus WHERE code = ?", req.params.code) then
+      tp.fail(409, "insufficient_stock", "stock cannot go below zero")
+    end
+    tp.fail(404, "sku_not_found", "no such sku")
+  end
+  return 200, row
+end
+
+return {
+  name = "catalog",
+  version = "1.0.0",
+  migrations = {
+    [[
+    CREATE TABLE catalog_products (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      description TEXT,
+      status TEXT NOT NULL DEFAULT 'on_sale' CHECK (status IN ('on_sale', 'off_sale')),
+      created_at INTEGER NOT NULL
+    );
+    CREATE TABLE catalog_skus (
+      code TEXT PRIMARY KEY,
+      product_id INTEGER NOT NULL REFERENCES catalog_products(id),
+      title TEXT NOT NULL,
+      price_fen INTEGER NOT NULL CHECK (price_fen >= 0),
+      stock INTEGER NOT NULL CHECK (stock >= 0),
+      updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX catalog_skus_product ON catalog_skus(product_id);
+    ]],
+  },
+  routes = {
+    { method = "GET", path = "/catalog/products", auth = "none", handler = list_products },
+    { method = "GET", path = "/catalog/products/{id:int}", auth = "none", handler = get_product },
+    { method = "GET", path = "/catalog/skus/{code}", auth = "none", handler = get_sku },
+    { method = "POST", path = "/catalog/products", auth = "admin", handler = create_product },
+    { method = "PATCH", path = "/catalog/products/{id:int}", auth = "admin", handler = update_product },
+    { method = "PUT", path = "/catalog/skus/{code}", auth = "admin", handler = put_sku },
+    { method = "POST", path = "/catalog/skus/{code}/stock", auth = "admin", handler = adjust_stock },
+  },
+}

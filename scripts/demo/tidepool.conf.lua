@@ -1,0 +1,27 @@
+-- The demo brand: a tea shop ("leaf") served by one tidepool host.
+-- Paths are relative to this file. Secrets come from the environment when set;
+-- the defaults here are for the demo only: never ship them.
+return {
+  listen = env("TIDEPOOL_LISTEN", "127.0.0.1:8080"),
+  data_dir = env("TIDEPOOL_DATA_DIR", "../../data/demo"),
+  plugin_dirs = { "../../plugins" },
+  synchronous = "full",          -- an answered write survives power loss
+  log_level = "info",
+  limits = {
+    max_connections = 10000,
+    max_body_bytes = 1048576,
+    header_timeout_ms = 10000,
+    idle_timeout_ms = 60000,
+  },
+  tenants = {
+    {
+      id = "leaf",
+      token_secret = env("LEAF_TOKEN_SECRET", "demo-only-leaf-token-secret-0001"),
+      api_keys = { env("LEAF_API_KEY", "demo-only-leaf-admin-key") },
+      timezone = "Asia/Shanghai",
+      plugins = {
+        catalog = { max_page_size = 50 },
+      },
+    },
+  },
+}
