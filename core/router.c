@@ -32,6 +32,8 @@ struct tpr_router {
 };
 
 static void free_node(node *n);
+static node *literal_child(node *parent, const char *seg, size_t n, bool create);
+static endpoint *method_endpoint(node *n, const char *method);
 
 tpr_router *tpr_new(void) { return calloc(1, sizeof(tpr_router)); }
 
@@ -116,52 +118,44 @@ static node *literal_child(node *parent, const char *seg, size_t n, bool create)
   return c;
 }
 
-int tpr_add(tpr_router *r, const char *method, const char *pattern, void *data,
-            char *err, size_t errcap) {
-  if (!valid_method(method)) {
-    snprintf(err, errcap, "unsupported method '%s'", method);
-    return -1;
-  }
+typedef struct segment {
+  const char *text;
+  size_t len;
+  bool param;
+  char name[33];
+  tpr_type type;
+} segment;
+
+/* Splits and checks a pattern without touching the trie. */
+static int parse_pattern(const char *pattern, segment *segs, int *nsegs, char *err,
+                         size_t errcap) {
   if (pattern[0] != '/' || strlen(pattern) > 256) {
     snprintf(err, errcap, "pattern '%s' must start with '/' and be at most 256 bytes", pattern);
     return -1;
   }
-  node *n = &r->root;
-  const char *p = pattern + 1;
-  int depth = 0, nparams = 0;
-  char names[TPR_MAX_PARAMS][33];
-  while (*p) {
+  int n = 0, nparams = 0;
+  for (const char *p = pattern + 1; *p;) {
     const char *slash = strchr(p, '/');
     size_t len = slash ? (size_t)(slash - p) : strlen(p);
-    if (len == 0 || ++depth > TPR_MAX_DEPTH) {
-      snprintf(err, errcap, "pattern '%s' has an empty segment or is too deep", pattern);
+    if (len == 0 || n == TPR_MAX_DEPTH || (slash && !slash[1])) {
+      snprintf(err, errcap, "pattern '%s' has an empty segment, a trailing '/' or is too deep",
+               pattern);
       return -1;
     }
-    if (p[0] == '{') {
-      char name[33];
-      tpr_type type;
-      if (parse_param(p, len, name, sizeof name, &type) != 0 || nparams == TPR_MAX_PARAMS) {
+    segment *sg = &segs[n++];
+    *sg = (segment){.text = p, .len = len, .param = p[0] == '{'};
+    if (sg->param) {
+      if (parse_param(p, len, sg->name, sizeof sg->name, &sg->type) != 0 ||
+          ++nparams > TPR_MAX_PARAMS) {
         snprintf(err, errcap, "pattern '%s': bad parameter '%.*s' (want {name}, {name:int} or {name:str})",
                  pattern, (int)len, p);
         return -1;
       }
-      for (int i = 0; i < nparams; i++)
-        if (strcmp(names[i], name) == 0) {
-          snprintf(err, errcap, "pattern '%s': parameter '%s' appears twice", pattern, name);
+      for (int i = 0; i < n - 1; i++)
+        if (segs[i].param && strcmp(segs[i].name, sg->name) == 0) {
+          snprintf(err, errcap, "pattern '%s': parameter '%s' appears twice", pattern, sg->name);
           return -1;
         }
-      strcpy(names[nparams++], name);
-      if (!n->param) {
-        n->param = calloc(1, sizeof(node));
-        if (!n->param) goto nomem;
-        n->param->param_name = strdup(name);
-        n->param->param_type = type;
-      } else if (strcmp(n->param->param_name, name) != 0 || n->param->param_type != type) {
-        snprintf(err, errcap, "pattern '%s': parameter '%s' conflicts with {%s} of another route",
-                 pattern, name, n->param->param_name);
-        return -1;
-      }
-      n = n->param;
     } else {
       for (size_t i = 0; i < len; i++)
         if (!literal_char(p[i])) {
@@ -169,23 +163,67 @@ int tpr_add(tpr_router *r, const char *method, const char *pattern, void *data,
                    pattern, p[i]);
           return -1;
         }
-      n = literal_child(n, p, len, true);
-      if (!n) goto nomem;
     }
     p += len + (slash ? 1 : 0);
-    if (slash && !*p) {
-      snprintf(err, errcap, "pattern '%s' must not end with '/'", pattern);
-      return -1;
-    }
   }
-  endpoint **tail = &n->endpoints;
-  for (; *tail; tail = &(*tail)->next)
-    if (strcmp((*tail)->method, method) == 0) {
-      snprintf(err, errcap, "route %s %s is declared twice", method, pattern);
+  *nsegs = n;
+  return 0;
+}
+
+/* Walks the existing trie along segs: a parameter that differs from the one
+** already at that depth, or a method already bound, is a conflict. */
+static int check_conflicts(const tpr_router *r, const char *method, const char *pattern,
+                           const segment *segs, int n, char *err, size_t errcap) {
+  const node *cur = &r->root;
+  for (int i = 0; i < n && cur; i++) {
+    if (!segs[i].param) {
+      cur = literal_child((node *)cur, segs[i].text, segs[i].len, false);
+      continue;
+    }
+    if (cur->param && (strcmp(cur->param->param_name, segs[i].name) != 0 ||
+                       cur->param->param_type != segs[i].type)) {
+      snprintf(err, errcap, "pattern '%s': parameter '%s' conflicts with {%s} of another route",
+               pattern, segs[i].name, cur->param->param_name);
       return -1;
     }
-  endpoint *e = calloc(1, sizeof *e);
+    cur = cur->param;
+  }
+  if (cur && method_endpoint((node *)cur, method)) {
+    snprintf(err, errcap, "route %s %s is declared twice", method, pattern);
+    return -1;
+  }
+  return 0;
+}
+
+int tpr_add(tpr_router *r, const char *method, const char *pattern, void *data,
+            char *err, size_t errcap) {
+  segment segs[TPR_MAX_DEPTH];
+  int n = 0;
+  if (!valid_method(method)) {
+    snprintf(err, errcap, "unsupported method '%s'", method);
+    return -1;
+  }
+  if (parse_pattern(pattern, segs, &n, err, errcap) != 0 ||
+      check_conflicts(r, method, pattern, segs, n, err, errcap) != 0)
+    return -1;
+  node *cur = &r->root;
+  for (int i = 0; i < n; i++) {
+    if (!segs[i].param) {
+      cur = literal_child(cur, segs[i].text, segs[i].len, true);
+    } else {
+      if (!cur->param) {
+        cur->param = calloc(1, sizeof(node));
+        if (!cur->param) goto nomem;
+        cur->param->param_name = strdup(segs[i].name);
+        cur->param->param_type = segs[i].type;
+      }
+      cur = cur->param;
+    }
+    if (!cur) goto nomem;
+  }
+  endpoint *e = calloc(1, sizeof *e), **tail = &cur->endpoints;
   if (!e) goto nomem;
+  while (*tail) tail = &(*tail)->next;
   strcpy(e->method, method);
   e->pattern = strdup(pattern);
   e->data = data;
@@ -253,7 +291,7 @@ static bool walk(finder *f, node *n, int depth) {
   node *lit = literal_child(n, seg, len, false);
   if (lit && walk(f, lit, depth + 1)) return true;
   node *p = n->param;
-  if (!p) return false;
+  if (!p || len == 0) return false;  /* an empty segment is no parameter */
   size_t mark = f->scratch_used;
   int nparams = f->m->nparams;
   tpr_param *param = &f->m->params[nparams];

@@ -1,0 +1,172 @@
+/*
+** Config loading: defaults, every validation error names its key, env().
+*/
+#include <lauxlib.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "tp_test.h"
+
+static tpc_config cfg;
+static char err[1024];
+
+#define TENANT "{ id = 'leaf', token_secret = 'sixteen-bytes-ok!', api_keys = { 'admin-key-0000001' }"
+
+static int load(const char *text) {
+  return tpc_load_string(text, "=test.conf", "/etc/tp", &cfg, err, sizeof err);
+}
+
+TEST(minimal_config_gets_defaults) {
+  ASSERT_EQ(load("return { tenants = { " TENANT " } } }"), 0);
+  ASSERT_STR(cfg.listen_host, "127.0.0.1");
+  ASSERT_EQ(cfg.listen_port, 8080);
+  ASSERT_STR(cfg.data_dir, "/etc/tp/data");
+  ASSERT_STR(cfg.plugin_dirs[0], "/etc/tp/plugins");
+  ASSERT_EQ(cfg.synchronous, TPC_SYNC_FULL);
+  ASSERT_EQ(cfg.limits.max_body_bytes, 1 << 20);
+  ASSERT_EQ(cfg.ntenants, 1);
+  ASSERT_STR(cfg.tenants[0].timezone, "Asia/Shanghai");
+  ASSERT_EQ(cfg.tenants[0].napi_keys, 1);
+  ASSERT_EQ(cfg.tenants[0].nplugins, 0);
+  tpc_free(&cfg);
+}
+
+TEST(full_config_is_read) {
+  ASSERT_EQ(load("return { listen = '[::1]:0', data_dir = '/var/tp', synchronous = 'normal',"
+                 " plugin_dirs = { 'p1', '/abs/p2' }, log_level = 'warn',"
+                 " limits = { max_connections = 50, header_timeout_ms = 500 },"
+                 " tenants = { " TENANT ", timezone = 'UTC',"
+                 "   plugins = { orders = { timeout_s = 900 }, catalog = true, coupons = false } } } }"),
+            0);
+  ASSERT_STR(cfg.listen_host, "::1");
+  ASSERT_EQ(cfg.listen_port, 0);
+  ASSERT_STR(cfg.data_dir, "/var/tp");
+  ASSERT_STR(cfg.plugin_dirs[0], "/etc/tp/p1");
+  ASSERT_STR(cfg.plugin_dirs[1], "/abs/p2");
+  ASSERT_EQ(cfg.synchronous, TPC_SYNC_NORMAL);
+  ASSERT_EQ(cfg.limits.max_connections, 50);
+  ASSERT_EQ(cfg.limits.header_timeout_ms, 500);
+  ASSERT_EQ(cfg.limits.idle_timeout_ms, 60000);
+  ASSERT_EQ(cfg.tenants[0].nplugins, 2);  /* coupons = false is disabled */
+  ASSERT_STR(cfg.tenants[0].plugins[0].name, "catalog");  /* sorted */
+  ASSERT_STR(cfg.tenants[0].plugins[1].name, "orders");
+  lua_State *L = luaL_newstate();
+  ASSERT_EQ(tpc_push_plugin_config(&cfg, &cfg.tenants[0].plugins[1], L, err, sizeof err), 0);
+  lua_getfield(L, -1, "timeout_s");
+  ASSERT_EQ(lua_tointeger(L, -1), 900);
+  lua_close(L);
+  tpc_free(&cfg);
+}
+
+TEST(unknown_keys_name_their_path) {
+  ASSERT_EQ(load("return { tenants = { " TENANT ", token_secet = 'x' } } }"), -1);
+  ASSERT_CONTAINS(err, "tenants[1]");
+  ASSERT_CONTAINS(err, "unknown key 'token_secet'");
+  ASSERT_EQ(load("return { limits = { max_conections = 1 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "limits: unknown key 'max_conections'");
+}
+
+TEST(wrong_types_and_ranges_are_errors) {
+  ASSERT_EQ(load("return { listen = 8080, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, ".listen: must be a string");
+  ASSERT_EQ(load("return { listen = 'nohost', tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "host:port");
+  ASSERT_EQ(load("return { limits = { max_body_bytes = 1.5 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "limits.max_body_bytes: must be an integer");
+  ASSERT_EQ(load("return { limits = { max_connections = 0 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "between 1 and");
+  ASSERT_EQ(load("return { synchronous = 'sometimes', tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "synchronous");
+}
+
+TEST(tenant_rules_are_enforced) {
+  ASSERT_EQ(load("return { }"), -1);
+  ASSERT_CONTAINS(err, ".tenants: is required");
+  ASSERT_EQ(load("return { tenants = { { id = 'a.b', token_secret = 'sixteen-bytes-ok!' } } }"), -1);
+  ASSERT_CONTAINS(err, "id: must be");
+  ASSERT_EQ(load("return { tenants = { { id = 'a', token_secret = 'short' } } }"), -1);
+  ASSERT_CONTAINS(err, "token_secret: must be at least 16 bytes");
+  ASSERT_EQ(load("return { tenants = { " TENANT " }, " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "duplicate tenant id 'leaf'");
+  ASSERT_EQ(load("return { tenants = { { id = 'a', token_secret = 'sixteen-bytes-ok!', api_keys = { 'short' } } } }"), -1);
+  ASSERT_CONTAINS(err, "api_keys[1]");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", timezone = 'Mars/Olympus' } } }"), -1);
+  ASSERT_CONTAINS(err, "unknown zone");
+}
+
+TEST(plugin_names_and_prefixes_are_checked) {
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { ['Bad-Name'] = {} } } } }"), -1);
+  ASSERT_CONTAINS(err, "plugin names");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { flash = {}, flash_sale = {} } } } }"), -1);
+  ASSERT_CONTAINS(err, "cannot both be enabled");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { orders = 'yes' } } } }"), -1);
+  ASSERT_CONTAINS(err, "plugins.orders");
+}
+
+TEST(plugin_config_must_be_plain_data) {
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { orders = { f = print } } } } }"), 0);
+  lua_State *L = luaL_newstate();
+  ASSERT_EQ(tpc_push_plugin_config(&cfg, &cfg.tenants[0].plugins[0], L, err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "cannot copy a function");
+  ASSERT_EQ(lua_gettop(L), 0);  /* nothing left behind */
+  lua_close(L);
+  tpc_free(&cfg);
+}
+
+TEST(syntax_errors_carry_the_line) {
+  ASSERT_EQ(load("return {\n  listen = ,\n}"), -1);
+  ASSERT_CONTAINS(err, "test.conf:2:");
+  ASSERT_EQ(load("error('custom failure')"), -1);
+  ASSERT_CONTAINS(err, "custom failure");
+  ASSERT_EQ(load("return 42"), -1);
+  ASSERT_CONTAINS(err, "must return a table");
+}
+
+TEST(config_runs_sandboxed_with_env) {
+  setenv("TP_TEST_SECRET", "from-the-environment", 1);
+  ASSERT_EQ(load("return { tenants = { { id = 'a', token_secret = env('TP_TEST_SECRET') } } }"), 0);
+  ASSERT_STR(cfg.tenants[0].token_secret, "from-the-environment");
+  tpc_free(&cfg);
+  ASSERT_EQ(load("return { tenants = { { id = 'a', token_secret = env('TP_UNSET_VAR_X', 'default-secret-123') } } }"), 0);
+  ASSERT_STR(cfg.tenants[0].token_secret, "default-secret-123");
+  tpc_free(&cfg);
+  ASSERT_EQ(load("return { tenants = { { id = 'a', token_secret = env('TP_UNSET_VAR_X') } } }"), -1);
+  ASSERT_CONTAINS(err, "TP_UNSET_VAR_X is not set");
+  ASSERT_EQ(load("io.open('/etc/passwd') return {}"), -1);  /* no io */
+  ASSERT_EQ(load("os.exit(1) return {}"), -1);              /* no os */
+  ASSERT_EQ(load("dofile('/etc/passwd') return {}"), -1);
+}
+
+TEST(missing_file_is_a_clear_error) {
+  ASSERT_EQ(tpc_load("/nonexistent/tidepool.conf.lua", &cfg, err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "cannot open config file");
+}
+
+TEST(listen_addresses_parse) {
+  char host[64];
+  int port;
+  ASSERT_EQ(tpc_parse_listen("0.0.0.0:80", host, sizeof host, &port), 0);
+  ASSERT_STR(host, "0.0.0.0");
+  ASSERT_EQ(port, 80);
+  ASSERT_EQ(tpc_parse_listen("[::]:443", host, sizeof host, &port), 0);
+  ASSERT_STR(host, "::");
+  ASSERT_EQ(tpc_parse_listen(":80", host, sizeof host, &port), -1);
+  ASSERT_EQ(tpc_parse_listen("h:99999", host, sizeof host, &port), -1);
+  ASSERT_EQ(tpc_parse_listen("h:", host, sizeof host, &port), -1);
+  ASSERT_EQ(tpc_parse_listen("h:8x", host, sizeof host, &port), -1);
+}
+
+int main(void) {
+  RUN(minimal_config_gets_defaults);
+  RUN(full_config_is_read);
+  RUN(unknown_keys_name_their_path);
+  RUN(wrong_types_and_ranges_are_errors);
+  RUN(tenant_rules_are_enforced);
+  RUN(plugin_names_and_prefixes_are_checked);
+  RUN(plugin_config_must_be_plain_data);
+  RUN(syntax_errors_carry_the_line);
+  RUN(config_runs_sandboxed_with_env);
+  RUN(missing_file_is_a_clear_error);
+  RUN(listen_addresses_parse);
+  return TEST_SUMMARY();
+}

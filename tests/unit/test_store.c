@@ -1,0 +1,196 @@
+/*
+** Store: the authorizer keeps a plugin inside its own tables; savepoints and
+** batches; migrations are all-or-nothing.
+*/
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tp_test.h"
+
+static tps_db db;
+static char err[1024];
+static char path[64];
+
+static void open_db(void) {
+  snprintf(path, sizeof path, "/tmp/tp_test_store_%d.db", (int)getpid());
+  unlink(path);
+  tps_open(&db, path, TPC_SYNC_NORMAL, err, sizeof err);
+}
+
+static void close_db(void) {
+  tps_close(&db);
+  char p[80];
+  unlink(path);
+  snprintf(p, sizeof p, "%s-wal", path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", path);
+  unlink(p);
+}
+
+/* Runs sql as plugin owner; returns 0 or -1 with the explained error in err. */
+static int as(const char *owner, const char *sql) {
+  tps_set_owner(&db, owner);
+  int rc = tps_exec_script(&db, sql, err, sizeof err);
+  if (rc != 0) tps_errmsg(&db, err, sizeof err);
+  tps_set_owner(&db, NULL);
+  return rc;
+}
+
+static long long count(const char *table) {
+  char sql[128];
+  sqlite3_stmt *st;
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+  if (sqlite3_prepare_v2(db.db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+  sqlite3_step(st);
+  long long n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
+}
+
+TEST(plugin_uses_its_own_tables) {
+  open_db();
+  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY, code TEXT UNIQUE)"), 0);
+  ASSERT_EQ(as("catalog", "CREATE INDEX catalog_items_code ON catalog_items(code)"), 0);
+  ASSERT_EQ(as("catalog", "INSERT INTO catalog_items(code) VALUES ('a') RETURNING id"), 0);
+  ASSERT_EQ(as("catalog", "UPDATE catalog_items SET code = 'b'"), 0);
+  ASSERT_EQ(as("catalog", "ALTER TABLE catalog_items ADD COLUMN price_fen INTEGER"), 0);
+  ASSERT_EQ(as("catalog", "WITH RECURSIVE catalog_n(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM"
+                          " catalog_n WHERE x<3) SELECT count(*) FROM catalog_n"), 0);
+  ASSERT_EQ(as("catalog", "SELECT count(*) FROM (SELECT id FROM catalog_items) AS sub"), 0);
+  ASSERT_EQ(as("catalog", "CREATE VIEW catalog_cheap AS SELECT * FROM catalog_items WHERE price_fen < 100"), 0);
+  ASSERT_EQ(as("catalog", "SELECT * FROM catalog_cheap"), 0);
+  ASSERT_EQ(as("catalog", "DELETE FROM catalog_items"), 0);
+  close_db();
+}
+
+TEST(plugin_cannot_touch_other_tables) {
+  open_db();
+  ASSERT_EQ(as("orders", "CREATE TABLE orders_rows (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY)"), 0);
+  const char *attempts[] = {
+      "SELECT * FROM orders_rows",
+      "SELECT count(*) FROM orders_rows",
+      "SELECT 1 WHERE EXISTS (SELECT 1 FROM orders_rows)",
+      "INSERT INTO orders_rows(v) VALUES ('x')",
+      "UPDATE orders_rows SET v = 'y'",
+      "DELETE FROM orders_rows",
+      "DROP TABLE orders_rows",
+      "ALTER TABLE orders_rows ADD COLUMN z",
+      "CREATE TABLE orders_evil (x)",
+      "CREATE TABLE catalogue (x)",
+      "CREATE TABLE catalog_ (x)",
+      "CREATE INDEX catalog_i ON orders_rows(v)",
+      "CREATE TABLE catalog_copy AS SELECT * FROM orders_rows",
+      "SELECT * FROM _tp_migrations",
+      "PRAGMA journal_mode=DELETE",
+      "PRAGMA table_info(orders_rows)",
+      "ATTACH DATABASE '/tmp/tp_evil.db' AS evil",
+      "BEGIN",
+      "COMMIT",
+      "SAVEPOINT x",
+      "RELEASE tp_request",
+      "ANALYZE",
+      "VACUUM",
+  };
+  for (size_t i = 0; i < sizeof attempts / sizeof *attempts; i++) {
+    if (as("catalog", attempts[i]) == 0) TP_FAIL_("allowed: %s", attempts[i]);
+  }
+  ASSERT_EQ(as("catalog", "SELECT * FROM orders_rows"), -1);
+  ASSERT_CONTAINS(err, "plugin 'catalog' may only use its own tables");
+  ASSERT_CONTAINS(err, "READ orders_rows");
+  ASSERT_EQ(count("orders_rows"), 0);
+  ASSERT_EQ(as("catalog", "WITH n AS (SELECT 1) SELECT * FROM n"), 0);  /* plain CTE: fine */
+  ASSERT_EQ(as("catalog", "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM n WHERE x<3)"
+                          " SELECT count(*) FROM n"), -1);
+  ASSERT_CONTAINS(err, "prefix it like a table");
+  close_db();
+}
+
+TEST(triggers_cannot_smuggle_writes) {
+  open_db();
+  ASSERT_EQ(as("orders", "CREATE TABLE orders_rows (v TEXT)"), 0);
+  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (v TEXT)"), 0);
+  /* the trigger may be created, but firing it as catalog is refused */
+  as("catalog", "CREATE TRIGGER catalog_t AFTER INSERT ON catalog_items BEGIN "
+                "INSERT INTO orders_rows VALUES (new.v); END");
+  ASSERT_EQ(as("catalog", "INSERT INTO catalog_items VALUES ('x')"), -1);
+  ASSERT_EQ(count("orders_rows"), 0);
+  ASSERT_EQ(count("catalog_items"), 0);
+  close_db();
+}
+
+TEST(savepoint_rollback_leaves_no_trace) {
+  open_db();
+  as("p", "CREATE TABLE p_rows (v INTEGER)");
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_EQ(tps_savepoint(&db), 0);
+  as("p", "INSERT INTO p_rows VALUES (1)");
+  ASSERT_EQ(tps_release(&db), 0);
+  ASSERT_EQ(tps_savepoint(&db), 0);
+  as("p", "INSERT INTO p_rows VALUES (2)");
+  ASSERT_EQ(tps_rollback_to(&db), 0);
+  ASSERT_EQ(tps_savepoint(&db), 0);
+  as("p", "INSERT INTO p_rows VALUES (3)");
+  ASSERT_EQ(tps_release(&db), 0);
+  ASSERT_EQ(db.batch_size, 3);
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_TRUE(!db.commit_failed);
+  ASSERT_EQ(count("p_rows"), 2);
+  ASSERT_EQ(count("p_rows WHERE v = 2"), 0);
+  close_db();
+}
+
+static int migrate(const char *plugin, const char *const *sqls, int n, int *applied) {
+  lua_State *L = luaL_newstate();
+  lua_newtable(L);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, sqls[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  int rc = tps_migrate(&db, plugin, L, 1, applied, err, sizeof err);
+  lua_close(L);
+  return rc;
+}
+
+TEST(migrations_apply_once_in_order) {
+  open_db();
+  const char *v[] = {"CREATE TABLE shop_a (x)", "ALTER TABLE shop_a ADD COLUMN y",
+                     "CREATE TABLE shop_b (z)"};
+  int applied;
+  ASSERT_EQ(migrate("shop", v, 2, &applied), 0);
+  ASSERT_EQ(applied, 2);
+  ASSERT_EQ(migrate("shop", v, 2, &applied), 0);
+  ASSERT_EQ(applied, 0);
+  ASSERT_EQ(migrate("shop", v, 3, &applied), 0);
+  ASSERT_EQ(applied, 1);
+  ASSERT_EQ(count("shop_b"), 0);
+  ASSERT_EQ(migrate("shop", v, 1, &applied), -1);
+  ASSERT_CONTAINS(err, "downgrade");
+  close_db();
+}
+
+TEST(failed_migration_applies_nothing) {
+  open_db();
+  const char *v[] = {"CREATE TABLE shop_a (x)", "CREATE TABLE shop_b (x); CREATE TABL oops"};
+  int applied;
+  ASSERT_EQ(migrate("shop", v, 2, &applied), -1);
+  ASSERT_CONTAINS(err, "migration 2");
+  ASSERT_EQ(count("shop_a"), -1);  /* v1 was rolled back with v2 */
+  const char *evil[] = {"CREATE TABLE other_x (x)"};
+  ASSERT_EQ(migrate("shop", evil, 1, &applied), -1);
+  ASSERT_CONTAINS(err, "not authorized");
+  close_db();
+}
+
+int main(void) {
+  RUN(plugin_uses_its_own_tables);
+  RUN(plugin_cannot_touch_other_tables);
+  RUN(triggers_cannot_smuggle_writes);
+  RUN(savepoint_rollback_leaves_no_trace);
+  RUN(migrations_apply_once_in_order);
+  RUN(failed_migration_applies_nothing);
+  return TEST_SUMMARY();
+}
