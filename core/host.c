@@ -289,7 +289,9 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
               sqlite3_errmsg(t->db.db));
     return;
   }
-  res->commit_failed = &t->db.commit_failed;
+  /* what it wrote, or read from earlier handlers of the batch, is only true
+  ** once the batch commits; a rolled-back answer stands either way */
+  if (result.ok) res->commit_failed = &t->db.commit_failed;
 }
 
 void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
@@ -300,8 +302,9 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
   size_t plen = q ? (size_t)(q - target) : n;
   const char *query = q ? q + 1 : "";
   size_t qlen = q ? n - plen - 1 : 0;
-  if (plen > TPR_MAX_PATH) {
-    tph_error(res, 414, "uri_too_long", "the path is longer than %d bytes", TPR_MAX_PATH);
+  if (plen > TPR_MAX_PATH || qlen > TPR_MAX_PATH) {
+    tph_error(res, 414, "uri_too_long", "the path or the query is longer than %d bytes",
+              TPR_MAX_PATH);
     return;
   }
   if (plen == 8 && memcmp(target, "/healthz", 8) == 0) {

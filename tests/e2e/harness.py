@@ -1,0 +1,576 @@
+"""
+harness.py - end-to-end test support for tidepool.
+
+A Host is one `tidepool serve` process on a temporary config and data dir:
+
+    h = Host(tenants=[tenant("a", plugins={"catalog": {}, "probe": {}})])
+    h.start()
+    status, headers, body = h.request("GET", "/v1/a/catalog/products")
+    h.stop()          # SIGTERM; asserts exit 0 and a clean sanitizer report
+
+Its stderr (JSON log lines) is collected by a thread: h.logs() / h.wait_log().
+The runner at the bottom (run()) calls the test_* functions of a module in
+order and ends with the line "N passed, N failed".
+
+Environment: TIDEPOOL_BIN (the binary) and TIDEPOOL_SRC (the repository).
+Python standard library only.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("TIDEPOOL_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
+BIN = os.environ.get("TIDEPOOL_BIN") or os.path.join(SRC, "build", "tidepool")
+
+# Generous but bounded: the same tests run under AddressSanitizer.
+START_TIMEOUT = 60.0
+CLIENT_TIMEOUT = 20.0
+STOP_TIMEOUT = 40.0
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+_live_hosts = []   # started and not yet stopped: killed when the run ends
+_all_hosts = []    # their temp dirs are removed when the run ends (E2E_KEEP=1 keeps them)
+
+
+def sanitized_build():
+    """True when the binary was built with TP_SANITIZE (timing-sensitive tests relax)."""
+    try:
+        with open(BIN, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# ---- config: Python values written as a Lua table
+
+def lua(value, indent=""):
+    if value is None:
+        return "nil"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        out = ['"']
+        for ch in value.encode("utf-8"):
+            c = chr(ch)
+            if c in '"\\':
+                out.append("\\" + c)
+            elif 32 <= ch < 127:
+                out.append(c)
+            else:
+                out.append("\\%03d" % ch)
+        out.append('"')
+        return "".join(out)
+    inner = indent + "  "
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "{}"
+        return "{\n" + "".join(inner + lua(v, inner) + ",\n" for v in value) + indent + "}"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{\n" + "".join(
+            "%s[%s] = %s,\n" % (inner, lua(str(k)), lua(v, inner)) for k, v in value.items()
+        ) + indent + "}"
+    raise TypeError("cannot write %r as Lua" % (value,))
+
+
+def tenant(tid, plugins=None, secret=None, api_key=None, timezone="Asia/Shanghai"):
+    """A tenant table. Defaults: a 32-byte token secret and one API key per tenant."""
+    return {
+        "id": tid,
+        "token_secret": secret or ("secret-for-%s-0123456789abcdef" % tid),
+        "api_keys": [api_key or ("apikey-for-%s-0123456789" % tid)],
+        "timezone": timezone,
+        "plugins": plugins if plugins is not None else {"catalog": {}, "probe": {}},
+    }
+
+
+def api_key(t):
+    return t["api_keys"][0]
+
+
+# ---- raw HTTP on sockets
+
+class RawResponse:
+    def __init__(self, version, status, reason, headers, body):
+        self.version, self.status, self.reason = version, status, reason
+        self.headers, self.body = headers, body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<%d %r %r>" % (self.status, self.headers, self.body[:200])
+
+
+class RawConn:
+    """A client socket that reads responses itself (for pipelining, odd input)."""
+
+    def __init__(self, port, timeout=CLIENT_TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        self.buf += chunk
+
+    def read_response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._fill()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return RawResponse(version, int(status), reason, headers, body)
+
+    def read_until_closed(self, limit=None):
+        """Reads until EOF; returns (bytes, seconds waited). Raises socket.timeout."""
+        t0 = time.monotonic()
+        data = self.buf
+        self.buf = b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return data, time.monotonic() - t0
+            data += chunk
+            if limit and len(data) > limit:
+                raise AssertionError("more than %d bytes before close" % limit)
+
+    def closed_by_peer(self, timeout):
+        """True if the server closes (EOF or reset) within timeout, with nothing unread."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def http_request_bytes(method, path, body=None, headers=None, version="HTTP/1.1"):
+    headers = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        body = body.encode()
+    lines = ["%s %s %s" % (method, path, version), "Host: 127.0.0.1"]
+    if body is not None and not any(k.lower() in ("content-length", "transfer-encoding")
+                                    for k in headers):
+        headers["Content-Length"] = str(len(body))
+    lines += ["%s: %s" % (k, v) for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+# ---- the host process
+
+class HostError(Exception):
+    pass
+
+
+class Host:
+    def __init__(self, tenants=None, limits=None, log_level="info", synchronous="full",
+                 extra=None, name="host"):
+        self.tenants = tenants or [tenant("t1")]
+        self.limits = limits or {}
+        self.log_level = log_level
+        self.synchronous = synchronous
+        self.extra = extra or {}
+        self.dir = tempfile.mkdtemp(prefix="tidepool-e2e-%s-" % name)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.config_path = os.path.join(self.dir, "tidepool.conf.lua")
+        self.proc = None
+        self.port = None
+        self.lines = []          # every stderr line of every run, raw text
+        self.run_start = 0       # index in self.lines where the current run began
+        self.cond = threading.Condition()
+        self.reader = None
+        _all_hosts.append(self)
+        self.write_config()
+
+    # -- config
+
+    def config(self):
+        cfg = {
+            "listen": "127.0.0.1:0",
+            "data_dir": self.data_dir,
+            "plugin_dirs": [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")],
+            "synchronous": self.synchronous,
+            "log_level": self.log_level,
+            "limits": self.limits,
+            "tenants": self.tenants,
+        }
+        cfg.update(self.extra)
+        if not cfg["limits"]:
+            del cfg["limits"]
+        return cfg
+
+    def write_config(self):
+        with open(self.config_path, "w") as f:
+            f.write("-- written by tests/e2e/harness.py\nreturn " + lua(self.config()) + "\n")
+
+    # -- process
+
+    def _read_stderr(self, proc):
+        for raw in iter(proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def start(self):
+        if not os.path.exists(BIN):
+            raise HostError("no binary at %s (set TIDEPOOL_BIN)" % BIN)
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        with self.cond:
+            self.run_start = len(self.lines)
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env)
+        _live_hosts.append(self)
+        self.reader = threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True)
+        self.reader.start()
+        line = self.wait_log(lambda e: e.get("msg") == "listening", timeout=START_TIMEOUT,
+                             what="the listening line")
+        self.port = line["port"]
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _finish(self, expect_clean):
+        if self.reader:
+            self.reader.join(10)
+        if self in _live_hosts:
+            _live_hosts.remove(self)
+        if expect_clean:
+            self.assert_no_sanitizer_report()
+
+    def stop(self, timeout=STOP_TIMEOUT, expect_code=0):
+        """SIGTERM, wait, assert the exit code and a clean sanitizer report."""
+        if not self.running():
+            code = self.proc.returncode if self.proc else None
+            self._finish(True)
+            assert code == expect_code, "host had already exited with %r\n%s" % (code, self.tail())
+            return code
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            self._finish(False)
+            raise AssertionError("host did not stop within %ss after SIGTERM\n%s"
+                                 % (timeout, self.tail()))
+        self._finish(True)
+        assert code == expect_code, "host exited with %r, want %r\n%s" % (code, expect_code,
+                                                                         self.tail())
+        return code
+
+    def kill9(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self._finish(False)
+
+    def restart(self):
+        """kill -9 if still running, then start again on the same config and data dir."""
+        if self.running():
+            self.kill9()
+        return self.start()
+
+    def cleanup(self):
+        if self.running():
+            self.kill9()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None and self.running():
+                self.stop()
+        finally:
+            self.cleanup()
+
+    # -- logs
+
+    def run_lines(self):
+        with self.cond:
+            return list(self.lines[self.run_start:])
+
+    def logs(self, all_runs=False):
+        """Parsed JSON log lines (of the current run unless all_runs)."""
+        out = []
+        with self.cond:
+            lines = self.lines if all_runs else self.lines[self.run_start:]
+            lines = list(lines)
+        for line in lines:
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+
+    def wait_log(self, pred, timeout=10.0, what="a log line", start=None):
+        deadline = time.monotonic() + timeout
+        seen = self.run_start if start is None else start
+        with self.cond:
+            while True:
+                while seen < len(self.lines):
+                    line = self.lines[seen]
+                    seen += 1
+                    if line.startswith("{"):
+                        try:
+                            e = json.loads(line)
+                        except ValueError:
+                            continue
+                        if pred(e):
+                            return e
+                if self.proc is not None and self.proc.poll() is not None and \
+                        (self.reader is None or not self.reader.is_alive()):
+                    raise HostError("host exited (%r) before %s\n%s"
+                                    % (self.proc.returncode, what, self._tail_locked()))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HostError("timed out waiting for %s\n%s" % (what, self._tail_locked()))
+                self.cond.wait(min(left, 0.2))
+
+    def log_mark(self):
+        with self.cond:
+            return len(self.lines)
+
+    def _tail_locked(self, n=40):
+        return "---- host stderr (last %d lines) ----\n%s" % (n, "\n".join(self.lines[-n:]))
+
+    def tail(self, n=40):
+        with self.cond:
+            return self._tail_locked(n)
+
+    def assert_no_sanitizer_report(self):
+        text = "\n".join(self.run_lines())
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, "sanitizer report in host stderr:\n%s" % text[-6000:]
+
+    # -- clients
+
+    def request(self, method, path, body=None, headers=None, timeout=CLIENT_TIMEOUT):
+        """Returns (status, headers with lowercase names, JSON body or text)."""
+        headers = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json"
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+            hdrs = {k.lower(): v for k, v in resp.getheaders()}
+            status = resp.status
+        finally:
+            conn.close()
+        ctype = hdrs.get("content-type", "")
+        if ctype.startswith("application/json"):
+            try:
+                return status, hdrs, json.loads(raw.decode("utf-8"))
+            except ValueError as e:
+                raise AssertionError("response is not valid JSON (%s): %r" % (e, raw[:500]))
+        return status, hdrs, raw.decode("utf-8", "replace")
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def admin(self, method, path, tenant_obj, body=None, headers=None):
+        h = {"X-Api-Key": api_key(tenant_obj)}
+        h.update(headers or {})
+        return self.request(method, "/admin/%s%s" % (tenant_obj["id"], path), body=body, headers=h)
+
+    def token(self, tenant_id, user, ttl=None):
+        cmd = [BIN, "token", "--config", self.config_path, "--tenant", tenant_id, "--user", user]
+        if ttl is not None:
+            cmd += ["--ttl", str(ttl)]
+        out = subprocess.run(cmd, capture_output=True, timeout=60)
+        assert out.returncode == 0, "tidepool token failed: %r" % (out.stderr,)
+        return out.stdout.decode().strip()
+
+    def bearer(self, tenant_id, user, ttl=None):
+        return {"Authorization": "Bearer " + self.token(tenant_id, user, ttl)}
+
+    def raw(self, timeout=CLIENT_TIMEOUT):
+        return RawConn(self.port, timeout)
+
+    def raw_exchange(self, data, timeout=CLIENT_TIMEOUT):
+        """Sends bytes on a new connection and reads one response."""
+        c = self.raw(timeout)
+        try:
+            c.send(data)
+            return c.read_response()
+        finally:
+            c.close()
+
+    def assert_serving(self, tenant_id=None):
+        """A normal request still works (after some abuse)."""
+        status, _, body = self.get("/healthz")
+        assert status == 200 and body == {"status": "ok"}, (status, body)
+        if tenant_id:
+            status, _, body = self.get("/v1/%s/catalog/products" % tenant_id)
+            assert status == 200 and "items" in body, (status, body)
+
+    def metrics(self):
+        status, _, text = self.get("/metrics")
+        assert status == 200, status
+        return text
+
+
+def metric_value(text, name, labels=None):
+    """The value of one sample in Prometheus text; labels is a dict that must match."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        rest = line[len(name):]
+        if rest.startswith("{"):
+            lab, value = rest[1:].split("} ", 1)
+            have = dict(kv.split("=", 1) for kv in _split_labels(lab))
+            have = {k: v.strip('"') for k, v in have.items()}
+            if labels and any(have.get(k) != v for k, v in labels.items()):
+                continue
+        elif rest.startswith(" "):
+            if labels:
+                continue
+            value = rest[1:]
+        else:
+            continue
+        return float(value)
+    return None
+
+
+def _split_labels(s):
+    out, cur, quoted = [], "", False
+    for i, ch in enumerate(s):
+        if ch == '"' and (i == 0 or s[i - 1] != "\\"):
+            quoted = not quoted
+        if ch == "," and not quoted:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def error_code(body):
+    assert isinstance(body, dict) and "error" in body, "not an error body: %r" % (body,)
+    return body["error"]["code"]
+
+
+def expect_error(result, status, code):
+    st, hdrs, body = result
+    assert st == status, "want %d %s, got %d %r" % (status, code, st, body)
+    assert error_code(body) == code, "want code %s, got %r" % (code, body)
+    assert hdrs.get("content-type", "").startswith("application/json"), hdrs
+    return body
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+# ---- the runner
+
+def run(module_globals):
+    """Runs every test_* function of the module, in definition order."""
+    tests = [(name, fn) for name, fn in module_globals.items()
+             if name.startswith("test_") and callable(fn)]
+    only = os.environ.get("E2E_ONLY")
+    if only:
+        tests = [(n, f) for n, f in tests if any(o in n for o in only.split(","))]
+    passed = failed = 0
+    t_all = time.monotonic()
+    for name, fn in tests:
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.2fs)" % (name, time.monotonic() - t0))
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print("ok   %s (%.2fs)" % (name, time.monotonic() - t0))
+        sys.stdout.flush()
+    teardown = module_globals.get("teardown")
+    if teardown:
+        try:
+            teardown()
+        except Exception:
+            failed += 1
+            print("FAIL teardown")
+            traceback.print_exc(file=sys.stdout)
+    for h in list(_live_hosts):
+        h.kill9()
+    if not os.environ.get("E2E_KEEP"):
+        for h in _all_hosts:
+            shutil.rmtree(h.dir, ignore_errors=True)
+    print("total %.1fs" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    sys.exit(1 if failed else 0)
