@@ -336,8 +336,7 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
     if (check_admin(t, req, res)) list_plugins(t, res);
     return;
   }
-  tpr_match *m = malloc(sizeof *m);  /* big (it holds decoded params): not on the stack */
-  if (!m) abort();
+  tpr_match *m = &h->match;
   tpr_result found = tpr_find(admin ? t->admin : t->routes, req->method, rest, rlen, m);
   if (found == TPR_NOT_FOUND) {
     tph_error(res, 404, "route_not_found", "no route %s %.*s", req->method, (int)plen, target);
@@ -363,7 +362,6 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
       run_route(h, t, r, req, m, target, plen, query, qlen, res);
     }
   }
-  free(m);
 }
 
 /* ---- end of iteration */

@@ -37,6 +37,7 @@ typedef struct tp_host {
   tpm_metrics *metrics;
   tph_server *server;     /* for the connections gauge; may be NULL */
   int plugin_failures;    /* plugins that failed to load */
+  tpr_match match;        /* the request being dispatched (one at a time) */
 } tp_host;
 
 /* Opens every tenant's database and loads its plugins. A plugin that fails is
