@@ -100,6 +100,15 @@ static int parse_options(int argc, char **argv, options *o, const char *usage) {
   return 0;
 }
 
+/* Parses a command's options; returns -1 to go on, or the exit status when the
+** command is already done (bad options: 2, --help printed: 0). */
+static int begin_command(int argc, char **argv, const char *usage, options *o) {
+  if (parse_options(argc, argv, o, usage) != 0) return 2;
+  if (!o->help) return -1;
+  fputs(usage, stdout);
+  return 0;
+}
+
 static int load_config(const char *path, tpc_config *cfg) {
   char err[1024];
   if (!path) {
@@ -142,11 +151,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int cmd_serve(int argc, char **argv) {
   options o = {0};
-  if (parse_options(argc, argv, &o, usage_serve) != 0) return 2;
-  if (o.help) {
-    fputs(usage_serve, stdout);
-    return 0;
-  }
+  int done = begin_command(argc, argv, usage_serve, &o);
+  if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 1;
   if (o.listen &&
@@ -219,11 +225,8 @@ done:
 
 static int cmd_token(int argc, char **argv) {
   options o = {0};
-  if (parse_options(argc, argv, &o, usage_token) != 0) return 2;
-  if (o.help) {
-    fputs(usage_token, stdout);
-    return 0;
-  }
+  int done = begin_command(argc, argv, usage_token, &o);
+  if (done >= 0) return done;
   if (!o.tenant || !o.user || (!o.config && !o.secret)) {
     fprintf(stderr, "tidepool: token needs --tenant, --user and --config or --secret\n\n%s", usage_token);
     return 2;
@@ -254,11 +257,8 @@ static int cmd_token(int argc, char **argv) {
 
 static int cmd_config(int argc, char **argv) {
   options o = {0};
-  if (parse_options(argc, argv, &o, usage_config) != 0) return 2;
-  if (o.help) {
-    fputs(usage_config, stdout);
-    return 0;
-  }
+  int done = begin_command(argc, argv, usage_config, &o);
+  if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 1;
   printf("listen: %s:%d\ndata_dir: %s\n", cfg.listen_host, cfg.listen_port, cfg.data_dir);
