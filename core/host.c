@@ -96,9 +96,11 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   }
   h->tenants = calloc((size_t)cfg->ntenants, sizeof *h->tenants);
   h->batch = calloc((size_t)cfg->ntenants, sizeof *h->batch);
+  for (int i = 0; i < cfg->ntenants; i++) h->tenants[i].conf = &cfg->tenants[i];
+  /* sorted before anything points into the array: plugins keep &t->db */
+  qsort(h->tenants, (size_t)cfg->ntenants, sizeof *h->tenants, cmp_tenant);
   for (int i = 0; i < cfg->ntenants; i++) {
-    tp_tenant *t = &h->tenants[h->ntenants];
-    t->conf = &cfg->tenants[i];
+    tp_tenant *t = &h->tenants[i];
     char path[1100];
     snprintf(path, sizeof path, "%s/%s.db", cfg->data_dir, t->conf->id);
     if (tps_open(&t->db, path, cfg->synchronous, err, errcap) != 0) return -1;
@@ -108,7 +110,6 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
     t->plugins = calloc((size_t)(t->conf->nplugins ? t->conf->nplugins : 1), sizeof *t->plugins);
     for (int j = 0; j < t->conf->nplugins; j++) load_plugin(h, t, &t->conf->plugins[j]);
   }
-  qsort(h->tenants, (size_t)h->ntenants, sizeof *h->tenants, cmp_tenant);
   return 0;
 }
 
@@ -307,15 +308,19 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
               TPR_MAX_PATH);
     return;
   }
-  if (plen == 8 && memcmp(target, "/healthz", 8) == 0) {
-    res->route = "healthz";
-    tp_buf_adds(&res->body, "{\"status\":\"ok\"}");
-    res->status = 200;
-    return;
-  }
-  if (plen == 8 && memcmp(target, "/metrics", 8) == 0) {
-    res->route = "metrics";
-    render_metrics(h, res);
+  bool healthz = plen == 8 && memcmp(target, "/healthz", 8) == 0;
+  if (healthz || (plen == 8 && memcmp(target, "/metrics", 8) == 0)) {
+    res->route = healthz ? "healthz" : "metrics";
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+      snprintf(res->allow, sizeof res->allow, "GET, HEAD");
+      tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: GET, HEAD)",
+                req->method);
+    } else if (healthz) {
+      tp_buf_adds(&res->body, "{\"status\":\"ok\"}");
+      res->status = 200;
+    } else {
+      render_metrics(h, res);
+    }
     return;
   }
   bool admin;

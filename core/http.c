@@ -64,6 +64,7 @@ struct tph_server {
   uv_tcp_t listener;
   bool listening;
   uv_check_t check;
+  uv_idle_t flush_soon;        /* keeps poll from blocking while responses wait */
   uv_timer_t shutdown_timer;
   llhttp_settings_t settings;
   conn *conns;                 /* every open connection */
@@ -166,11 +167,18 @@ static void serialize(conn *c, const tph_response *r) {
   if (r->allow[0]) tp_buf_printf(o, "Allow: %s\r\n", r->allow);
   if (!r->keep_alive) tp_buf_adds(o, "Connection: close\r\n");
   tp_buf_adds(o, "\r\n");
-  tp_buf_add(o, r->body.data, r->body.len);
+  if (!r->method || strcmp(r->method, "HEAD") != 0)  /* HEAD: the length, not the body */
+    tp_buf_add(o, r->body.data, r->body.len);
 }
 
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* Responses queued outside the poll phase (a timer's 408) must not wait for
+** unrelated I/O: an active idle handle makes this iteration's poll return at
+** once, so the check handle flushes them now. */
 static void mark_pending(conn *c) {
   if (c->in_pending) return;
+  if (!c->srv->pending) uv_idle_start(&c->srv->flush_soon, on_idle);
   c->in_pending = true;
   c->pending_next = c->srv->pending;
   c->srv->pending = c;
@@ -540,7 +548,11 @@ static void conn_flush(conn *c) {
 
 static void on_check(uv_check_t *h) {
   tph_server *s = h->data;
-  if (!s->pending) return;
+  if (!s->pending) {
+    tp_log_flush();  /* lines logged outside requests (signals, timers) */
+    return;
+  }
+  uv_idle_stop(&s->flush_soon);
   s->hooks.commit(s->hooks.ud);
   uint64_t now = tp_clock_mono_ns();
   conn *c = s->pending;
@@ -587,20 +599,21 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(c);
     return;
   }
-  if (s->nconns > s->limits.max_connections) {
-    static const char busy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 90\r\nConnection: close\r\n\r\n"
-        "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"the server is at its connection limit\"}}";
-    uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
-    uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    conn_close(c);
-    return;
-  }
   uv_tcp_nodelay(&c->tcp, 1);
   llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
   c->parser.data = c;
   arm(c, s->limits.idle_timeout_ms);
+  if (s->nconns > s->limits.max_connections) {
+    /* answered like any response, so the close lingers and the client reads
+    ** the 503 instead of a reset */
+    tph_response *r = response_new(s);
+    make_request_id(s, r->request_id);
+    r->keep_alive = false;
+    r->method = "-";
+    tph_error(r, 503, "too_many_connections", "the server is at its connection limit; retry");
+    enqueue(c, r);
+    return;
+  }
   start_reading(c);
 }
 
@@ -635,6 +648,7 @@ tph_server *tph_new(uv_loop_t *loop, const tpc_limits *limits, tph_hooks hooks) 
   s->settings.on_headers_complete = on_headers_complete;
   s->settings.on_body = on_body;
   s->settings.on_message_complete = on_message_complete;
+  uv_idle_init(loop, &s->flush_soon);
   uv_check_init(loop, &s->check);
   s->check.data = s;
   uv_check_start(&s->check, on_check);
@@ -703,6 +717,7 @@ void tph_free(tph_server *s) {
   while (s->conns) conn_close(s->conns);
   if (s->listening) uv_close((uv_handle_t *)&s->listener, NULL);
   uv_close((uv_handle_t *)&s->check, NULL);
+  uv_close((uv_handle_t *)&s->flush_soon, NULL);
   uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
   uv_run(s->loop, UV_RUN_NOWAIT);  /* let the close callbacks free the connections */
   while (s->free_responses) {

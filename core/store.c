@@ -24,22 +24,36 @@ static bool internal_table(const char *name) {
                   strcmp(name, "sqlite_schema") == 0 || strcmp(name, "sqlite_sequence") == 0);
 }
 
-static int decide(const tps_db *d, int action, const char *a, const char *b) {
+static bool autoindex_of_owned(const tps_db *d, const char *index, const char *table) {
+  return index && strncmp(index, "sqlite_autoindex_", 17) == 0 && owned(d, table);
+}
+
+/* Decides one action of a plugin's statement; *why explains a refusal. */
+static int decide(const tps_db *d, int action, const char *a, const char *b, const char **why) {
   switch (action) {
     case SQLITE_SELECT:
     case SQLITE_RECURSIVE:
     case SQLITE_FUNCTION:
       return SQLITE_OK;
     case SQLITE_READ:
-      /* a is the table; reads of the schema happen while SQLite compiles DDL */
-      return owned(d, a) || internal_table(a) ? SQLITE_OK : SQLITE_DENY;
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
-      /* writes to sqlite_master come from DDL that was itself authorized below;
-      ** direct writes to it are refused by SQLITE_DBCONFIG_DEFENSIVE */
-      return owned(d, a) || internal_table(a) ? SQLITE_OK : SQLITE_DENY;
+      /* a is the table. DDL reads and writes SQLite's own tables; that is
+      ** allowed while migrating (the DDL itself was authorized below) */
+      if (owned(d, a) || (d->migrating && internal_table(a))) return SQLITE_OK;
+      if (internal_table(a)) *why = " (SQLite's own tables; schema changes belong in migrations)";
+      return SQLITE_DENY;
+    default:
+      break;
+  }
+  bool ddl = true;
+  bool ok;
+  switch (action) {
     case SQLITE_CREATE_TABLE:
+      /* the first AUTOINCREMENT table makes SQLite create sqlite_sequence */
+      ok = owned(d, a) || (a && strcmp(a, "sqlite_sequence") == 0);
+      break;
     case SQLITE_CREATE_TEMP_TABLE:
     case SQLITE_CREATE_VIEW:
     case SQLITE_CREATE_TEMP_VIEW:
@@ -47,29 +61,38 @@ static int decide(const tps_db *d, int action, const char *a, const char *b) {
     case SQLITE_DROP_TEMP_TABLE:
     case SQLITE_DROP_VIEW:
     case SQLITE_DROP_TEMP_VIEW:
-      return owned(d, a) ? SQLITE_OK : SQLITE_DENY;
+      ok = owned(d, a);
+      break;
     case SQLITE_CREATE_INDEX:
     case SQLITE_CREATE_TEMP_INDEX:
       /* PRIMARY KEY and UNIQUE make sqlite_autoindex_<table>_N; the table decides */
-      if (a && strncmp(a, "sqlite_autoindex_", 17) == 0) return owned(d, b) ? SQLITE_OK : SQLITE_DENY;
-      return owned(d, a) && owned(d, b) ? SQLITE_OK : SQLITE_DENY;
+      ok = autoindex_of_owned(d, a, b) || (owned(d, a) && owned(d, b));
+      break;
     case SQLITE_DROP_INDEX:
     case SQLITE_DROP_TEMP_INDEX:
     case SQLITE_CREATE_TRIGGER:
     case SQLITE_CREATE_TEMP_TRIGGER:
     case SQLITE_DROP_TRIGGER:
     case SQLITE_DROP_TEMP_TRIGGER:
-      return owned(d, a) && owned(d, b) ? SQLITE_OK : SQLITE_DENY;  /* index/trigger, table */
+      ok = owned(d, a) && owned(d, b);  /* index or trigger, and its table */
+      break;
     case SQLITE_REINDEX:  /* also asked when an index is created */
-      return owned(d, a) || (a && strncmp(a, "sqlite_autoindex_", 17) == 0 && owned(d, a + 17))
-                 ? SQLITE_OK : SQLITE_DENY;
+      ok = owned(d, a) || (a && strncmp(a, "sqlite_autoindex_", 17) == 0 && owned(d, a + 17));
+      break;
     case SQLITE_ALTER_TABLE:
-      return owned(d, b) ? SQLITE_OK : SQLITE_DENY;  /* a is the database */
+      ok = owned(d, b);  /* a is the database */
+      break;
     default:
-      /* PRAGMA, ATTACH, DETACH, TRANSACTION, SAVEPOINT, ANALYZE,
-      ** virtual tables: the host's business, never a plugin's */
-      return SQLITE_DENY;
+      /* PRAGMA, ATTACH, DETACH, TRANSACTION, SAVEPOINT, ANALYZE, virtual
+      ** tables: the host's business, never a plugin's */
+      ddl = false;
+      ok = false;
   }
+  if (ok && ddl && !d->migrating) {
+    *why = " (schema changes belong in the plugin's migrations)";
+    return SQLITE_DENY;
+  }
+  return ok ? SQLITE_OK : SQLITE_DENY;
 }
 
 static const char *action_name(int action) {
@@ -88,15 +111,17 @@ static int authorize(void *ud, int action, const char *a, const char *b, const c
   (void)trigger;
   tps_db *d = ud;
   if (!d->owner) return SQLITE_OK;  /* the host itself */
-  int verdict = decide(d, action, a, b);
+  const char *why = "";
+  int verdict = decide(d, action, a, b, &why);
   /* SQLite reports reading a CTE like reading a table without naming a column
   ** (as count(*) does); the two cannot be told apart here, so CTEs carry the
   ** plugin's prefix too, and the refusal says so. */
-  bool maybe_cte = action == SQLITE_READ && b && !b[0] && !dbname;
-  if (verdict != SQLITE_OK)
+  if (verdict != SQLITE_OK) {
+    if (action == SQLITE_READ && b && !b[0] && !dbname)
+      why = " (if this is a WITH name, prefix it like a table)";
     snprintf(d->denied, sizeof d->denied, "%s %s%s%s%s", action_name(action), a ? a : "",
-             b && b[0] ? "." : "", b ? b : "",
-             maybe_cte ? " (if this is a WITH name, prefix it like a table)" : "");
+             b && b[0] ? "." : "", b ? b : "", why);
+  }
   return verdict;
 }
 
@@ -174,7 +199,10 @@ void tps_close(tps_db *d) {
                              d->rollback_to};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) sqlite3_finalize(fixed[i]);
     if (d->in_txn) sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_close(d->db);
+    if (sqlite3_close(d->db) != SQLITE_OK) {  /* a statement left unfinalized: a host bug */
+      fprintf(stderr, "tidepool: closing %s: %s\n", d->path, sqlite3_errmsg(d->db));
+      sqlite3_close_v2(d->db);
+    }
   }
   free(d->path);
   memset(d, 0, sizeof *d);
@@ -282,8 +310,10 @@ int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *appli
     lua_rawgeti(L, idx, v);
     const char *sql = lua_tostring(L, -1);
     tps_set_owner(d, plugin);
+    d->migrating = true;
     int rc = sql ? tps_exec_script(d, sql, e, sizeof e) : -1;
     if (rc != 0 && sqlite3_errcode(d->db) == SQLITE_AUTH) tps_errmsg(d, e, sizeof e);
+    d->migrating = false;
     tps_set_owner(d, NULL);
     lua_pop(L, 1);
     if (rc != 0) {

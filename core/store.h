@@ -8,6 +8,9 @@
 **   tps_commit        COMMIT once per iteration, before any response is sent
 ** A plugin's SQL is confined to tables named "<plugin>_..." by an authorizer;
 ** the owner is set with tps_set_owner() around every call into a plugin.
+** Schema changes (CREATE, DROP, ALTER) happen only in migrations, which is also
+** the only time SQLite's own tables (sqlite_master, sqlite_sequence) may be
+** touched, as DDL needs; a handler can neither read nor write them.
 ** Plugins may not open, commit or roll back transactions themselves.
 */
 #ifndef TP_STORE_H
@@ -25,6 +28,7 @@ typedef struct tps_db {
   char *path;
   const char *owner;         /* plugin whose SQL runs now; NULL = the host */
   size_t owner_len;
+  bool migrating;            /* the owner's migrations run: schema changes allowed */
   bool in_txn;               /* BEGIN issued in this iteration */
   bool commit_failed;        /* the last COMMIT failed; valid until the next BEGIN */
   int batch_size;            /* requests in the open transaction */

@@ -74,7 +74,7 @@ end
 ---GET /catalog/products?limit=&after= : products on sale, with their price range.
 local function list_products(req)
   local max_page = req.config.max_page_size or 100
-  local limit = math.tointeger(tonumber(req.query.limit or "")) or 20
+  local limit = math.tointeger(tonumber(req.query.limit or "")) or math.min(20, max_page)
   local after = math.tointeger(tonumber(req.query.after or "")) or 0
   if limit < 1 or limit > max_page then
     tp.fail(400, "invalid_query", ("limit must be 1-%d"):format(max_page))

@@ -30,14 +30,20 @@ static void close_db(void) {
   unlink(p);
 }
 
-/* Runs sql as plugin owner; returns 0 or -1 with the explained error in err. */
-static int as(const char *owner, const char *sql) {
+/* Runs sql as plugin owner (in a handler, or in a migration: ddl); returns 0,
+** or -1 with the explained error in err. */
+static int run_as(const char *owner, bool ddl, const char *sql) {
   tps_set_owner(&db, owner);
+  db.migrating = ddl;
   int rc = tps_exec_script(&db, sql, err, sizeof err);
   if (rc != 0) tps_errmsg(&db, err, sizeof err);
+  db.migrating = false;
   tps_set_owner(&db, NULL);
   return rc;
 }
+
+static int as(const char *owner, const char *sql) { return run_as(owner, false, sql); }
+static int ddl(const char *owner, const char *sql) { return run_as(owner, true, sql); }
 
 static long long count(const char *table) {
   char sql[128];
@@ -52,15 +58,15 @@ static long long count(const char *table) {
 
 TEST(plugin_uses_its_own_tables) {
   open_db();
-  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY, code TEXT UNIQUE)"), 0);
-  ASSERT_EQ(as("catalog", "CREATE INDEX catalog_items_code ON catalog_items(code)"), 0);
+  ASSERT_EQ(ddl("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY, code TEXT UNIQUE)"), 0);
+  ASSERT_EQ(ddl("catalog", "CREATE INDEX catalog_items_code ON catalog_items(code)"), 0);
   ASSERT_EQ(as("catalog", "INSERT INTO catalog_items(code) VALUES ('a') RETURNING id"), 0);
   ASSERT_EQ(as("catalog", "UPDATE catalog_items SET code = 'b'"), 0);
-  ASSERT_EQ(as("catalog", "ALTER TABLE catalog_items ADD COLUMN price_fen INTEGER"), 0);
+  ASSERT_EQ(ddl("catalog", "ALTER TABLE catalog_items ADD COLUMN price_fen INTEGER"), 0);
   ASSERT_EQ(as("catalog", "WITH RECURSIVE catalog_n(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM"
                           " catalog_n WHERE x<3) SELECT count(*) FROM catalog_n"), 0);
   ASSERT_EQ(as("catalog", "SELECT count(*) FROM (SELECT id FROM catalog_items) AS sub"), 0);
-  ASSERT_EQ(as("catalog", "CREATE VIEW catalog_cheap AS SELECT * FROM catalog_items WHERE price_fen < 100"), 0);
+  ASSERT_EQ(ddl("catalog", "CREATE VIEW catalog_cheap AS SELECT * FROM catalog_items WHERE price_fen < 100"), 0);
   ASSERT_EQ(as("catalog", "SELECT * FROM catalog_cheap"), 0);
   ASSERT_EQ(as("catalog", "DELETE FROM catalog_items"), 0);
   close_db();
@@ -68,8 +74,8 @@ TEST(plugin_uses_its_own_tables) {
 
 TEST(plugin_cannot_touch_other_tables) {
   open_db();
-  ASSERT_EQ(as("orders", "CREATE TABLE orders_rows (id INTEGER PRIMARY KEY, v TEXT)"), 0);
-  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY)"), 0);
+  ASSERT_EQ(ddl("orders", "CREATE TABLE orders_rows (id INTEGER PRIMARY KEY, v TEXT)"), 0);
+  ASSERT_EQ(ddl("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY)"), 0);
   const char *attempts[] = {
       "SELECT * FROM orders_rows",
       "SELECT count(*) FROM orders_rows",
@@ -109,12 +115,33 @@ TEST(plugin_cannot_touch_other_tables) {
   close_db();
 }
 
+TEST(schema_changes_only_in_migrations) {
+  open_db();
+  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY)"), -1);
+  ASSERT_CONTAINS(err, "schema changes belong in migrations");
+  ASSERT_EQ(as("catalog", "CREATE INDEX catalog_i ON catalog_items(id)"), -1);
+  ASSERT_EQ(ddl("catalog", "CREATE TABLE catalog_items (id INTEGER PRIMARY KEY AUTOINCREMENT, v)"), 0);
+  ASSERT_EQ(ddl("orders", "CREATE TABLE orders_rows (id INTEGER PRIMARY KEY AUTOINCREMENT, v)"), 0);
+  ASSERT_EQ(as("catalog", "INSERT INTO catalog_items(v) VALUES (1)"), 0);  /* AUTOINCREMENT works */
+  ASSERT_EQ(as("catalog", "DROP TABLE catalog_items"), -1);
+  ASSERT_CONTAINS(err, "migrations");
+  ASSERT_EQ(as("catalog", "ALTER TABLE catalog_items ADD COLUMN w"), -1);
+  const char *internal[] = {"SELECT * FROM sqlite_master", "SELECT name FROM sqlite_schema",
+                            "UPDATE sqlite_sequence SET seq = 0", "DELETE FROM sqlite_sequence",
+                            "INSERT INTO sqlite_sequence VALUES ('orders_rows', 99)",
+                            "SELECT * FROM sqlite_sequence"};
+  for (size_t i = 0; i < sizeof internal / sizeof *internal; i++)
+    if (as("catalog", internal[i]) == 0) TP_FAIL_("allowed: %s", internal[i]);
+  ASSERT_EQ(ddl("catalog", "DROP TABLE catalog_items"), 0);
+  close_db();
+}
+
 TEST(triggers_cannot_smuggle_writes) {
   open_db();
-  ASSERT_EQ(as("orders", "CREATE TABLE orders_rows (v TEXT)"), 0);
-  ASSERT_EQ(as("catalog", "CREATE TABLE catalog_items (v TEXT)"), 0);
+  ASSERT_EQ(ddl("orders", "CREATE TABLE orders_rows (v TEXT)"), 0);
+  ASSERT_EQ(ddl("catalog", "CREATE TABLE catalog_items (v TEXT)"), 0);
   /* the trigger may be created, but firing it as catalog is refused */
-  as("catalog", "CREATE TRIGGER catalog_t AFTER INSERT ON catalog_items BEGIN "
+  ddl("catalog", "CREATE TRIGGER catalog_t AFTER INSERT ON catalog_items BEGIN "
                 "INSERT INTO orders_rows VALUES (new.v); END");
   ASSERT_EQ(as("catalog", "INSERT INTO catalog_items VALUES ('x')"), -1);
   ASSERT_EQ(count("orders_rows"), 0);
@@ -124,7 +151,7 @@ TEST(triggers_cannot_smuggle_writes) {
 
 TEST(savepoint_rollback_leaves_no_trace) {
   open_db();
-  as("p", "CREATE TABLE p_rows (v INTEGER)");
+  ddl("p", "CREATE TABLE p_rows (v INTEGER)");
   ASSERT_EQ(tps_batch_begin(&db), 0);
   ASSERT_EQ(tps_savepoint(&db), 0);
   as("p", "INSERT INTO p_rows VALUES (1)");
@@ -188,6 +215,7 @@ TEST(failed_migration_applies_nothing) {
 int main(void) {
   RUN(plugin_uses_its_own_tables);
   RUN(plugin_cannot_touch_other_tables);
+  RUN(schema_changes_only_in_migrations);
   RUN(triggers_cannot_smuggle_writes);
   RUN(savepoint_rollback_leaves_no_trace);
   RUN(migrations_apply_once_in_order);

@@ -153,15 +153,6 @@ local function forbidden_message(req)
   return 200, { ok = ok, err = not ok and tostring(err) or nil }
 end
 
--- sqlite_sequence is shared by every plugin of the tenant (AUTOINCREMENT).
-local function sequence_tamper(req)
-  local ok, err = pcall(tp.db.exec,
-    "INSERT INTO sqlite_sequence (name, seq) VALUES ('catalog_products', 424242)")
-  local ok2, err2 = pcall(tp.db.query, "SELECT name, seq FROM sqlite_sequence")
-  return 200, { insert_ok = ok, insert_err = not ok and tostring(err) or nil,
-                read_ok = ok2, rows = ok2 and err2 or nil }
-end
-
 -- ---- JSON
 
 local function bigints()
@@ -231,6 +222,12 @@ local function env()
   }
 end
 
+-- a big body, for slow readers and partial writes
+local function big(req)
+  local kb = math.tointeger(tonumber(req.query.kb or "")) or 64
+  return 200, { kb = kb, data = string.rep("x", kb * 1024) }
+end
+
 local function log(req)
   tp.log("warn", "probe says hello", { k = 1, who = "probe" })
   print("printed", 42)
@@ -251,9 +248,6 @@ return {
       value INTEGER NOT NULL
     );
     ]],
-    [[
-    CREATE TABLE probe_auto (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
-    ]],
   },
   routes = {
     { method = "POST", path = "/probe/boom", auth = "none", handler = boom },
@@ -269,12 +263,12 @@ return {
     { method = "GET", path = "/probe/echo-optional", auth = "optional", handler = echo },
     { method = "GET", path = "/probe/sql/{case}", auth = "none", handler = forbidden },
     { method = "GET", path = "/probe/sql-message/{case}", auth = "none", handler = forbidden_message },
-    { method = "GET", path = "/probe/sequence", auth = "none", handler = sequence_tamper },
     { method = "GET", path = "/probe/bigints", auth = "none", handler = bigints },
     { method = "POST", path = "/probe/json", auth = "none", handler = json_echo },
     { method = "GET", path = "/probe/random", auth = "none", handler = random },
     { method = "GET", path = "/probe/env", auth = "none", handler = env },
     { method = "GET", path = "/probe/log", auth = "none", handler = log },
+    { method = "GET", path = "/probe/big", auth = "none", handler = big },
     { method = "GET", path = "/probe/admin-echo", auth = "admin", handler = echo },
   },
 }
