@@ -63,15 +63,18 @@ static void buf_adds(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
 static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_printf(buf *b, const char *fmt, ...) {
+  buf_reserve(b, 256);  /* one pass in the usual case: format straight into the buffer */
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
   va_end(ap);
-  if (n <= 0) return;
-  buf_reserve(b, (size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= b->cap - b->len) {  /* did not fit: grow and format again */
+    buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
   b->len += (size_t)n;
 }
 
