@@ -49,22 +49,40 @@ void tp_buf_addc(tp_buf *b, char c) {
   b->data[b->len++] = c;
 }
 
-void tp_buf_addi(tp_buf *b, int64_t v) {
-  char tmp[24];
-  int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-  tp_buf_add(b, tmp, (size_t)n);
+/* Integers are on every hot path (JSON, headers, logs): no printf. */
+void tp_buf_addu(tp_buf *b, uint64_t v) {
+  char tmp[20];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  tp_buf_add(b, tmp + i, sizeof tmp - i);
 }
 
+void tp_buf_addi(tp_buf *b, int64_t v) {
+  if (v < 0) {
+    tp_buf_addc(b, '-');
+    tp_buf_addu(b, (uint64_t)0 - (uint64_t)v);  /* INT64_MIN too */
+  } else {
+    tp_buf_addu(b, (uint64_t)v);
+  }
+}
+
+/* One pass when the text fits the room already there (almost always). */
 void tp_buf_printf(tp_buf *b, const char *fmt, ...) {
+  tp_buf_reserve(b, 64);
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
   va_end(ap);
-  if (n <= 0) return;
-  tp_buf_reserve(b, (size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= b->cap - b->len) {
+    tp_buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
   b->len += (size_t)n;
 }
 
@@ -74,6 +92,15 @@ void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n) {
   tp_buf_addc(b, '"');
   size_t i = 0;
   while (i < n) {
+    size_t run = i;  /* copy plain ASCII in one piece */
+    while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
+           s[run] != '"' && s[run] != '\\')
+      run++;
+    if (run > i) {
+      tp_buf_add(b, s + i, run - i);
+      i = run;
+      if (i == n) break;
+    }
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x80) {
       size_t len = tp_utf8_seq_len(s + i, n - i);
@@ -103,6 +130,13 @@ void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n) {
     i++;
   }
   tp_buf_addc(b, '"');
+}
+
+void tp_copy_str(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
 }
 
 const char *tp_buf_cstr(tp_buf *b) {

@@ -25,10 +25,13 @@ void tp_buf_add(tp_buf *b, const void *p, size_t n);
 void tp_buf_adds(tp_buf *b, const char *s);
 void tp_buf_addc(tp_buf *b, char c);
 void tp_buf_addi(tp_buf *b, int64_t v);
+void tp_buf_addu(tp_buf *b, uint64_t v);
 void tp_buf_printf(tp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted JSON string; invalid UTF-8 bytes become U+FFFD. */
 void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n);
+/* Copies src into dst of cap bytes, truncating; always NUL-terminates. */
+void tp_copy_str(char *dst, size_t cap, const char *src);
 /* Returns the contents as a NUL-terminated string (the buffer keeps owning it). */
 const char *tp_buf_cstr(tp_buf *b);
 

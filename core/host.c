@@ -19,7 +19,7 @@
 
 static int mkdir_p(const char *path) {
   char tmp[1024];
-  snprintf(tmp, sizeof tmp, "%s", path);
+  tp_copy_str(tmp, sizeof tmp, path);
   for (char *p = tmp + 1; *p; p++)
     if (*p == '/') {
       *p = '\0';
@@ -269,6 +269,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   tp_invocation inv = {.request_id = res->request_id, .now_ms = tp_clock_wall_ms()};
   uint64_t seed = (uint64_t)inv.now_ms;
   for (const char *c = res->request_id; *c; c++) seed = (seed ^ (unsigned char)*c) * 0x100000001b3ull;
+  seed &= INT64_MAX;  /* the same positive number in Lua (tp.seed()) and in the log */
   tpa_seed(&inv, seed);
   res->seed = seed;
   tp_call call = {.request_id = res->request_id, .method = req->method, .path = path,
@@ -283,7 +284,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   tpp_call_route(r->plugin, r, &call, &inv, &res->body, &result);
   int rc = result.ok ? tps_release(&t->db) : tps_rollback_to(&t->db);
   res->status = result.status;
-  snprintf(res->error_code, sizeof res->error_code, "%s", result.code);
+  tp_copy_str(res->error_code, sizeof res->error_code, result.code);
   if (!result.ok && result.status >= 500) tpm_plugin_error(h->metrics);
   if (rc != 0) {
     tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",
@@ -335,7 +336,7 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
     tph_error(res, 404, "tenant_not_found", "no tenant '%.*s'", (int)(tlen > 64 ? 64 : tlen), tid);
     return;
   }
-  snprintf(res->tenant, sizeof res->tenant, "%s", t->conf->id);
+  tp_copy_str(res->tenant, sizeof res->tenant, t->conf->id);
   if (admin && rlen == 8 && memcmp(rest, "/plugins", 8) == 0 && strcmp(req->method, "GET") == 0) {
     res->route = "admin GET /admin/{tenant}/plugins";
     if (check_admin(t, req, res)) list_plugins(t, res);
@@ -346,7 +347,7 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
   if (found == TPR_NOT_FOUND) {
     tph_error(res, 404, "route_not_found", "no route %s %.*s", req->method, (int)plen, target);
   } else if (found == TPR_METHOD_NOT_ALLOWED) {
-    snprintf(res->allow, sizeof res->allow, "%s", m->allow);
+    tp_copy_str(res->allow, sizeof res->allow, m->allow);
     tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", req->method,
               m->allow);
   } else if (found == TPR_BAD_PARAM) {
@@ -405,6 +406,6 @@ void tp_host_finished(void *host, const tph_response *res, double seconds) {
   tp_log_num(line, "duration_ms", seconds * 1000);
   if (res->user[0]) tp_log_str(line, "user", res->user);
   if (res->error_code[0]) tp_log_str(line, "error", res->error_code);
-  if (res->seed) tp_log_int(line, "seed", (int64_t)res->seed);
+  if (res->seed) tp_log_uint(line, "seed", res->seed);
   tp_log_end(line);
 }

@@ -26,7 +26,7 @@ typedef struct header_span {
 
 typedef struct conn {
   uv_tcp_t tcp;
-  uv_timer_t timer;
+  uint64_t deadline;           /* loop time (ms) when the current phase times out */
   uv_shutdown_t shutdown_req;
   uv_write_t write_req;
   tph_server *srv;
@@ -66,6 +66,7 @@ struct tph_server {
   uv_check_t check;
   uv_idle_t flush_soon;        /* keeps poll from blocking while responses wait */
   uv_timer_t shutdown_timer;
+  uv_timer_t sweep;            /* checks every connection's deadline */
   llhttp_settings_t settings;
   conn *conns;                 /* every open connection */
   int64_t nconns;
@@ -120,7 +121,7 @@ void tph_error(tph_response *res, int status, const char *code, const char *fmt,
   va_end(ap);
   res->status = status;
   res->content_type = "application/json";
-  snprintf(res->error_code, sizeof res->error_code, "%s", code);
+  tp_copy_str(res->error_code, sizeof res->error_code, code);
   tp_buf_reset(&res->body);
   tp_buf_adds(&res->body, "{\"error\":{\"code\":");
   tp_buf_add_json_str(&res->body, code, strlen(code));
@@ -159,12 +160,29 @@ static void response_release(tph_server *s, tph_response *r) {
   s->free_responses = r;
 }
 
+/* Writes the status line and headers by hand: this runs for every response. */
 static void serialize(conn *c, const tph_response *r) {
   tp_buf *o = &c->out;
-  tp_buf_printf(o, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", r->status,
-                status_text(r->status), r->content_type, r->body.len);
-  if (r->request_id[0]) tp_buf_printf(o, "X-Request-Id: %s\r\n", r->request_id);
-  if (r->allow[0]) tp_buf_printf(o, "Allow: %s\r\n", r->allow);
+  tp_buf_reserve(o, 160 + r->body.len);
+  tp_buf_adds(o, "HTTP/1.1 ");
+  tp_buf_addi(o, r->status);
+  tp_buf_addc(o, ' ');
+  tp_buf_adds(o, status_text(r->status));
+  tp_buf_adds(o, "\r\nContent-Type: ");
+  tp_buf_adds(o, r->content_type);
+  tp_buf_adds(o, "\r\nContent-Length: ");
+  tp_buf_addu(o, r->body.len);
+  tp_buf_adds(o, "\r\n");
+  if (r->request_id[0]) {
+    tp_buf_adds(o, "X-Request-Id: ");
+    tp_buf_adds(o, r->request_id);
+    tp_buf_adds(o, "\r\n");
+  }
+  if (r->allow[0]) {
+    tp_buf_adds(o, "Allow: ");
+    tp_buf_adds(o, r->allow);
+    tp_buf_adds(o, "\r\n");
+  }
   if (!r->keep_alive) tp_buf_adds(o, "Connection: close\r\n");
   tp_buf_adds(o, "\r\n");
   if (!r->method || strcmp(r->method, "HEAD") != 0)  /* HEAD: the length, not the body */
@@ -209,13 +227,20 @@ static void make_request_id(tph_server *s, char out[TPH_MAX_REQUEST_ID + 1]) {
   uint64_t x = s->id_seed + 0x9e3779b97f4a7c15ull * ++s->id_counter;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;  /* splitmix64: ids look random, never repeat */
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  snprintf(out, TPH_MAX_REQUEST_ID + 1, "%016llx", (unsigned long long)(x ^ (x >> 31)));
+  x ^= x >> 31;
+  for (int i = 15; i >= 0; i--, x >>= 4) out[i] = "0123456789abcdef"[x & 15];
+  out[16] = '\0';
 }
 
-/* ---- timers */
+/* ---- timeouts
+**
+** Each connection has a deadline for its current phase (headers, body, idle,
+** lingering close); setting it is two stores. One repeating timer per server
+** sweeps the connections a few times per shortest timeout, so a deadline
+** fires at most a quarter of that timeout late, and a request costs no timer
+** operations at all. */
 
-static void on_timer(uv_timer_t *t) {
-  conn *c = t->data;
+static void on_deadline(conn *c) {
   if (c->phase == PHASE_HEADERS || c->phase == PHASE_BODY) {
     tph_response *r = response_new(c->srv);
     make_request_id(c->srv, r->request_id);
@@ -232,14 +257,35 @@ static void on_timer(uv_timer_t *t) {
   conn_close(c);  /* idle keep-alive or lingering close */
 }
 
-static void arm(conn *c, int64_t ms) { uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0); }
+static void arm(conn *c, int64_t ms) { c->deadline = uv_now(c->srv->loop) + (uint64_t)ms; }
+
+static void on_sweep(uv_timer_t *t) {
+  tph_server *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  for (conn *c = s->conns, *next; c; c = next) {
+    next = c->next;  /* on_deadline may close c */
+    if (!c->closing && c->deadline && now >= c->deadline) {
+      c->deadline = 0;
+      on_deadline(c);
+    }
+  }
+}
+
+static uint64_t sweep_interval(const tpc_limits *l) {
+  int64_t shortest = LINGER_MS;
+  int64_t all[] = {l->header_timeout_ms, l->body_timeout_ms, l->idle_timeout_ms};
+  for (int i = 0; i < 3; i++)
+    if (all[i] < shortest) shortest = all[i];
+  int64_t every = shortest / 4;
+  return (uint64_t)(every < 5 ? 5 : every);
+}
 
 /* ---- llhttp callbacks */
 
 static int limit_error(conn *c, int status, const char *code, const char *msg) {
   c->err_status = status;
   c->err_code = code;
-  snprintf(c->err_msg, sizeof c->err_msg, "%s", msg);
+  tp_copy_str(c->err_msg, sizeof c->err_msg, msg);
   return HPE_USER;
 }
 
@@ -411,7 +457,6 @@ static void conn_close(conn *c) {
   if (c->next) c->next->prev = c->prev;
   s->nconns--;
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -588,9 +633,8 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (!c) return;
   c->srv = s;
   uv_tcp_init(s->loop, &c->tcp);
-  uv_timer_init(s->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
+  c->tcp.data = c;
+  c->open_handles = 1;
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
@@ -654,6 +698,10 @@ tph_server *tph_new(uv_loop_t *loop, const tpc_limits *limits, tph_hooks hooks) 
   uv_check_start(&s->check, on_check);
   uv_timer_init(loop, &s->shutdown_timer);
   s->shutdown_timer.data = s;
+  uv_timer_init(loop, &s->sweep);
+  s->sweep.data = s;
+  uint64_t every = sweep_interval(limits);
+  uv_timer_start(&s->sweep, on_sweep, every, every);
   raise_fd_limit(limits->max_connections);
   return s;
 }
@@ -719,6 +767,7 @@ void tph_free(tph_server *s) {
   uv_close((uv_handle_t *)&s->check, NULL);
   uv_close((uv_handle_t *)&s->flush_soon, NULL);
   uv_close((uv_handle_t *)&s->shutdown_timer, NULL);
+  uv_close((uv_handle_t *)&s->sweep, NULL);
   uv_run(s->loop, UV_RUN_NOWAIT);  /* let the close callbacks free the connections */
   while (s->free_responses) {
     tph_response *r = s->free_responses;

@@ -32,13 +32,28 @@ int tp_log_parse_level(const char *name, tp_log_level *out) {
   return -1;
 }
 
+/* Appends the ISO time; the date and time up to the second is formatted once
+** per second, the milliseconds per line. */
+static void add_timestamp(tp_buf *b) {
+  static int64_t cached_sec = -1;
+  static char cached[32];  /* "2026-11-23T11:08:32." */
+  int64_t ms = tp_clock_wall_ms();
+  if (ms / 1000 != cached_sec) {
+    cached_sec = ms / 1000;
+    tp_clock_format_iso(cached_sec * 1000, cached, sizeof cached);
+    cached[20] = '\0';  /* keep "...:32." */
+  }
+  int frac = (int)(ms % 1000);
+  char tail[5] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10), 'Z', '\0'};
+  tp_buf_adds(b, cached);
+  tp_buf_adds(b, tail);
+}
+
 tp_buf *tp_log_begin(tp_log_level level, const char *msg) {
   if (level < min_level) return NULL;
-  char ts[40];
-  tp_clock_format_iso(tp_clock_wall_ms(), ts, sizeof ts);
   tp_buf_reset(&line);
   tp_buf_adds(&line, "{\"ts\":\"");
-  tp_buf_adds(&line, ts);
+  add_timestamp(&line);
   tp_buf_adds(&line, "\",\"level\":\"");
   tp_buf_adds(&line, level_names[level]);
   tp_buf_adds(&line, "\",\"msg\":");
@@ -58,14 +73,37 @@ void tp_log_str(tp_buf *l, const char *key, const char *value) {
   if (value) tp_log_strn(l, key, value, strlen(value));
 }
 
-void tp_log_int(tp_buf *l, const char *key, int64_t value) {
-  if (!l) return;
-  tp_buf_printf(l, ",\"%s\":%lld", key, (long long)value);
+static void add_key(tp_buf *l, const char *key) {
+  tp_buf_adds(l, ",\"");
+  tp_buf_adds(l, key);  /* keys are our own identifiers: nothing to escape */
+  tp_buf_adds(l, "\":");
 }
 
+void tp_log_int(tp_buf *l, const char *key, int64_t value) {
+  if (!l) return;
+  add_key(l, key);
+  tp_buf_addi(l, value);
+}
+
+void tp_log_uint(tp_buf *l, const char *key, uint64_t value) {
+  if (!l) return;
+  add_key(l, key);
+  tp_buf_addu(l, value);
+}
+
+/* Three decimals, without printf: durations on every request line. */
 void tp_log_num(tp_buf *l, const char *key, double value) {
   if (!l) return;
-  tp_buf_printf(l, ",\"%s\":%.3f", key, value);
+  add_key(l, key);
+  if (value < 0 || value > 1e15) {
+    tp_buf_printf(l, "%.3f", value);
+    return;
+  }
+  uint64_t thousandths = (uint64_t)(value * 1000 + 0.5);
+  tp_buf_addu(l, thousandths / 1000);
+  unsigned frac = (unsigned)(thousandths % 1000);
+  char tail[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10)};
+  tp_buf_add(l, tail, 4);
 }
 
 void tp_log_end(tp_buf *l) {

@@ -26,6 +26,7 @@ tp_buf *tp_log_begin(tp_log_level level, const char *msg);
 void tp_log_str(tp_buf *line, const char *key, const char *value);
 void tp_log_strn(tp_buf *line, const char *key, const char *value, size_t n);
 void tp_log_int(tp_buf *line, const char *key, int64_t value);
+void tp_log_uint(tp_buf *line, const char *key, uint64_t value);
 void tp_log_num(tp_buf *line, const char *key, double value);
 void tp_log_end(tp_buf *line);
 void tp_log_flush(void);

@@ -15,6 +15,8 @@
 #include "log.h"
 #include "url.h"
 
+static int req_index(lua_State *L);
+
 /* ---- memory: every state's allocations are counted (the cap is a seam) */
 
 static void *plugin_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -99,8 +101,8 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
   else if (lua_getfield(L, t, "handler") != LUA_TFUNCTION)
     snprintf(err, errcap, "routes[%d].handler must be a function", i);
   else {
-    snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->path, sizeof r->path, "%s", path);
+    tp_copy_str(r->method, sizeof r->method, method);
+    tp_copy_str(r->path, sizeof r->path, path);
     snprintf(r->label, sizeof r->label, "%s %s /%s/{tenant}%s", p->name, method,
              r->auth == TP_AUTH_ADMIN ? "admin" : "v1", path);
     r->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -157,7 +159,7 @@ static int run_chunk(tp_plugin *p, const char *file, char *err, size_t errcap) {
 int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc_plugin *pc,
              tps_db *db, char *err, size_t errcap) {
   memset(p, 0, sizeof *p);
-  snprintf(p->name, sizeof p->name, "%s", pc->name);
+  tp_copy_str(p->name, sizeof p->name, pc->name);
   p->tenant_id = t->id;
   p->timezone = t->timezone;
   p->db = db;
@@ -173,8 +175,13 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   }
   lua_State *L = p->L;
   tpa_open(L, p);
+  lua_gc(L, LUA_GCGEN, 0, 0);  /* most garbage is one request's: generational suits it */
   lua_pushcfunction(L, msgh);
   p->msgh_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, req_index);
+  lua_setfield(L, -2, "__index");
+  p->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   char e[1024];
   if (tpc_push_plugin_config(cfg, pc, L, e, sizeof e) != 0) {
     snprintf(err, errcap, "config: %s", e);
@@ -259,6 +266,32 @@ static void push_query(lua_State *L, const char *q, size_t n) {
   }
 }
 
+static void push_headers(lua_State *L, const tp_call *c) {
+  const tph_header *hs = c->headers;
+  lua_createtable(L, 0, c->nheaders);
+  for (int i = 0; i < c->nheaders; i++) {
+    lua_pushlstring(L, hs[i].name, hs[i].nlen);
+    lua_pushlstring(L, hs[i].value, hs[i].vlen);
+    lua_rawset(L, -3);
+  }
+}
+
+/* req.headers and req.query are built on first use: most handlers read
+** neither, and a mini-program sends a dozen headers with every call. Once
+** the handler has returned they read as nil (the request is gone). */
+static int req_index(lua_State *L) {
+  tp_plugin *p = tpa_plugin(L);
+  const char *key = lua_tostring(L, 2);
+  if (!p->call || !key) return 0;
+  if (strcmp(key, "headers") == 0) push_headers(L, p->call);
+  else if (strcmp(key, "query") == 0) push_query(L, p->call->query, p->call->query_len);
+  else return 0;
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);  /* built once */
+  return 1;
+}
+
 static void push_request(tp_plugin *p, const tp_route *r, const tp_call *c) {
   lua_State *L = p->L;
   lua_createtable(L, 0, 12);
@@ -279,18 +312,10 @@ static void push_request(tp_plugin *p, const tp_route *r, const tp_call *c) {
     lua_setfield(L, -2, pr->name);
   }
   lua_setfield(L, -2, "params");
-  push_query(L, c->query, c->query_len);
-  lua_setfield(L, -2, "query");
-  const tph_header *hs = c->headers;
-  lua_createtable(L, 0, c->nheaders);
-  for (int i = 0; i < c->nheaders; i++) {
-    lua_pushlstring(L, hs[i].name, hs[i].nlen);
-    lua_pushlstring(L, hs[i].value, hs[i].vlen);
-    lua_rawset(L, -3);
-  }
-  lua_setfield(L, -2, "headers");
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->config_ref);
   lua_setfield(L, -2, "config");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->req_mt_ref);
+  lua_setmetatable(L, -2);
 }
 
 /* Turns the error at the top of L into the response. */
@@ -300,7 +325,7 @@ static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_resu
   tph_response tmp;  /* tph_error formats into a response; borrow its body */
   memset(&tmp, 0, sizeof tmp);
   tmp.body = *body;
-  snprintf(tmp.request_id, sizeof tmp.request_id, "%s", request_id);
+  tp_copy_str(tmp.request_id, sizeof tmp.request_id, request_id);
   if (tpa_is_fail(L, -1)) {
     lua_getfield(L, -1, "status");
     lua_getfield(L, -2, "code");
@@ -336,7 +361,7 @@ static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_resu
   *body = tmp.body;
   res->status = tmp.status;
   res->ok = false;
-  snprintf(res->code, sizeof res->code, "%s", tmp.error_code);
+  tp_copy_str(res->code, sizeof res->code, tmp.error_code);
 }
 
 static void bad_result(tp_plugin *p, const tp_route *r, tp_buf *body, tp_result *res,
@@ -357,7 +382,7 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     char e[256];
     if (tpj_decode(L, call->body, call->body_len, e, sizeof e) != 0) {
       tph_response tmp = {.body = *body};
-      snprintf(tmp.request_id, sizeof tmp.request_id, "%s", call->request_id);
+      tp_copy_str(tmp.request_id, sizeof tmp.request_id, call->request_id);
       tph_error(&tmp, 400, "invalid_json", "the request body is not valid JSON: %s", e);
       *body = tmp.body;
       *res = (tp_result){.status = 400, .ok = false, .code = "invalid_json"};
@@ -367,6 +392,7 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     lua_setfield(L, -2, "body");
   }
   p->inv = inv;
+  p->call = call;
   p->ctx = TP_CTX_HANDLER;
   tps_set_owner(p->db, p->name);
   int rc = lua_pcall(L, 1, 2, base + 1);
@@ -399,5 +425,6 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     }
   }
   p->inv = NULL;
+  p->call = NULL;
   lua_settop(L, base);
 }

@@ -68,9 +68,11 @@ typedef struct tp_plugin {
   tps_db *db;
   int ctx;
   tp_invocation *inv;
+  const struct tp_call *call;  /* the request being handled, for req's lazy fields */
   size_t mem_bytes, mem_peak;
   int msgh_ref;          /* message handler: traceback, or the error table as is */
   int config_ref;
+  int req_mt_ref;        /* metatable of req: builds headers and query on demand */
   tp_route *routes;
   int nroutes;
 } tp_plugin;
