@@ -4,6 +4,7 @@
 #include "luacopy.h"
 
 #include <lauxlib.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *err,
@@ -55,16 +56,13 @@ static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *
         lua_rawset(to, -3);
         lua_pop(from, 1);
       }
-      if (lua_getmetatable(from, idx)) {  /* keep the JSON array marker */
+      if (luaL_getmetafield(from, idx, "__jsontype") != LUA_TNIL) {  /* keep JSON markers */
+        bool array = lua_tostring(from, -1)[0] == 'a';
         lua_pop(from, 1);
-        if (luaL_getmetafield(from, idx, "__jsontype") != LUA_TNIL) {
-          const char *kind = lua_tostring(from, -1);
-          lua_pop(from, 1);
-          if (kind && luaL_getmetatable(to, kind[0] == 'a' ? "tp.json.array" : "tp.json.object") == LUA_TTABLE)
-            lua_setmetatable(to, -2);
-          else
-            lua_pop(to, 1);
-        }
+        if (luaL_getmetatable(to, array ? "tp.json.array" : "tp.json.object") == LUA_TTABLE)
+          lua_setmetatable(to, -2);
+        else
+          lua_pop(to, 1);  /* the receiving state has no JSON markers */
       }
       return 0;
     }
