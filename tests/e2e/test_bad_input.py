@@ -55,6 +55,16 @@ def raw_error(data, status, code, expect_close=True):
         c.close()
 
 
+
+def recv_until_closed(sock):
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
 def test_malformed_request_line():
     h = host()
     body = raw_error(b"GARBAGE\r\n\r\n", 400, "bad_request")
@@ -328,12 +338,7 @@ def test_max_connections():
         try:
             time.sleep(0.3 * SLOW)
             s = socket.create_connection(("127.0.0.1", h2.port), timeout=10)
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
+            data = recv_until_closed(s)
             s.close()
             head, _, body = data.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 503 "), data
@@ -375,12 +380,7 @@ def test_max_connections_client_that_talks_first_still_gets_503():
                 s = socket.create_connection(("127.0.0.1", h2.port), timeout=10)
                 try:
                     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                    data = b""
-                    while True:
-                        d = s.recv(65536)
-                        if not d:
-                            break
-                        data += d
+                    data = recv_until_closed(s)
                     key = data[:12].decode("latin-1")
                 except OSError as e:
                     key = type(e).__name__
