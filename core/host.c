@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "api.h"
@@ -90,6 +91,8 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   memset(h, 0, sizeof *h);
   h->cfg = cfg;
   h->metrics = tpm_new();
+  if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
+    h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
   if (mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
@@ -255,6 +258,15 @@ static bool split_target(const char *path, size_t n, bool *admin, const char **t
   return *tlen > 0;
 }
 
+/* The seed of an invocation's generator: the time, the request id and a
+** secret drawn at start-up, so that no client can aim tp.random by choosing
+** its request id. It is logged, so any run can be replayed. */
+static uint64_t invocation_seed(const tp_host *h, int64_t now_ms, const char *request_id) {
+  uint64_t seed = h->seed_secret ^ (uint64_t)now_ms;
+  for (const char *c = request_id; *c; c++) seed = (seed ^ (unsigned char)*c) * 0x100000001b3ull;
+  return seed & INT64_MAX;  /* the same positive number in Lua (tp.seed()) and in the log */
+}
+
 static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_request *req,
                       const tpr_match *m, const char *path, size_t plen, const char *query,
                       size_t qlen, tph_response *res) {
@@ -266,12 +278,17 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
     t->dirty = true;
     h->batch[h->nbatch++] = t;
   }
+  /* every answer given in this batch rests on it: a 409 "sold out" is only
+  ** true if the sale before it is saved */
+  res->commit_failed = &t->db.commit_failed;
+  if (!tps_batch_alive(&t->db)) {
+    tph_error(res, 503, "batch_aborted", "the transaction this request would join was rolled "
+              "back; nothing was saved, retry");
+    return;
+  }
   tp_invocation inv = {.request_id = res->request_id, .now_ms = tp_clock_wall_ms()};
-  uint64_t seed = (uint64_t)inv.now_ms;
-  for (const char *c = res->request_id; *c; c++) seed = (seed ^ (unsigned char)*c) * 0x100000001b3ull;
-  seed &= INT64_MAX;  /* the same positive number in Lua (tp.seed()) and in the log */
-  tpa_seed(&inv, seed);
-  res->seed = seed;
+  res->seed = invocation_seed(h, inv.now_ms, res->request_id);
+  tpa_seed(&inv, res->seed);
   tp_call call = {.request_id = res->request_id, .method = req->method, .path = path,
                   .path_len = plen, .query = query, .query_len = qlen, .headers = req->headers,
                   .nheaders = req->nheaders, .body = req->body, .body_len = req->body_len,
@@ -286,14 +303,10 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   res->status = result.status;
   tp_copy_str(res->error_code, sizeof res->error_code, result.code);
   if (!result.ok && result.status >= 500) tpm_plugin_error(h->metrics);
-  if (rc != 0) {
+  if (!tps_batch_alive(&t->db)) return;  /* answered 503 when the batch is committed */
+  if (rc != 0)
     tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",
               sqlite3_errmsg(t->db.db));
-    return;
-  }
-  /* what it wrote, or read from earlier handlers of the batch, is only true
-  ** once the batch commits; a rolled-back answer stands either way */
-  if (result.ok) res->commit_failed = &t->db.commit_failed;
 }
 
 void tp_host_handle(void *host, const tph_request *req, tph_response *res) {

@@ -38,6 +38,7 @@ typedef struct tp_host {
   tph_server *server;     /* for the connections gauge; may be NULL */
   int plugin_failures;    /* plugins that failed to load */
   tpr_match match;        /* the request being dispatched (one at a time) */
+  uint64_t seed_secret;   /* mixed into every invocation's random seed */
 } tp_host;
 
 /* Opens every tenant's database and loads its plugins. A plugin that fails is

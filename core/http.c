@@ -17,6 +17,8 @@
 #define READ_BUF_SIZE 65536
 #define MAX_OUTPUT_BYTES (1u << 20)  /* stop reading while this much is unsent */
 #define LINGER_MS 1000               /* read-and-discard after our FIN, then close */
+#define MAX_QUEUED 64                /* pipelined requests answered per iteration */
+#define MAX_FREE_RESPONSES 1024      /* response objects kept for reuse */
 
 typedef enum { PHASE_IDLE, PHASE_HEADERS, PHASE_BODY, PHASE_LINGER } conn_phase;
 
@@ -38,6 +40,7 @@ typedef struct conn {
   header_span *spans;
   int nspans, spans_cap;
   bool field_open;             /* a header name is being received */
+  bool in_trailers;            /* after the headers: chunked trailer fields */
   size_t head_bytes;
   tp_buf body;
   int err_status;              /* a limit we enforce, set by a callback */
@@ -45,6 +48,11 @@ typedef struct conn {
   char err_msg[128];
   /* responses */
   tph_response *queue_head, *queue_tail;
+  int nqueued;                 /* responses waiting for the end of the iteration */
+  size_t queued_bytes;
+  tp_buf held;                 /* received but not parsed: the parser paused */
+  bool held_paused;            /* paused for backpressure, to resume after draining */
+  bool peer_eof;               /* the client half-closed: answer, then close */
   tp_buf out;                  /* serialized, not yet handed to the kernel */
   tp_buf inflight;             /* handed to uv_write, awaiting its callback */
   bool writing;
@@ -72,6 +80,7 @@ struct tph_server {
   int64_t nconns;
   conn *pending;               /* connections with responses to flush */
   tph_response *free_responses;
+  int nfree;
   tph_header *scratch_headers; /* the request being dispatched */
   char read_buf[READ_BUF_SIZE];
   uint64_t id_seed, id_counter;
@@ -139,6 +148,7 @@ static tph_response *response_new(tph_server *s) {
   tp_buf body;
   if (r) {
     s->free_responses = r->next;
+    s->nfree--;
     body = r->body;
     tp_buf_reset(&body);
   } else {
@@ -155,9 +165,15 @@ static tph_response *response_new(tph_server *s) {
 }
 
 static void response_release(tph_server *s, tph_response *r) {
-  if (r->body.cap > 64 * 1024) tp_buf_free(&r->body);  /* don't hoard big bodies */
+  if (s->nfree >= MAX_FREE_RESPONSES) {  /* a burst is over: give the memory back */
+    tp_buf_free(&r->body);
+    free(r);
+    return;
+  }
+  if (r->body.cap > 16 * 1024) tp_buf_free(&r->body);  /* don't hoard big bodies */
   r->next = s->free_responses;
   s->free_responses = r;
+  s->nfree++;
 }
 
 /* Writes the status line and headers by hand: this runs for every response. */
@@ -204,6 +220,8 @@ static void mark_pending(conn *c) {
 
 static void enqueue(conn *c, tph_response *r) {
   if (!r->keep_alive) c->close_after = true;
+  c->nqueued++;
+  c->queued_bytes += r->body.len + 256;  /* with its head */
   if (c->queue_tail) c->queue_tail->next = r;
   else c->queue_head = r;
   c->queue_tail = r;
@@ -308,6 +326,16 @@ static int on_message_begin(llhttp_t *p) {
   return 0;
 }
 
+/* Chunked trailer fields arrive through the header callbacks after the body.
+** They count against the header limit but are never taken as headers: an
+** Authorization or X-Api-Key a proxy did not see must not authenticate. */
+static int count_trailer(conn *c, size_t n) {
+  c->head_bytes += n;
+  if (c->head_bytes > (size_t)c->srv->limits.max_header_bytes)
+    return limit_error(c, 431, "headers_too_large", "the request's trailer fields are too large");
+  return 0;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   conn *c = p->data;
   c->target_len += (uint32_t)n;
@@ -316,6 +344,7 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   conn *c = p->data;
+  if (c->in_trailers) return count_trailer(c, n);
   if (!c->field_open) {
     if (c->nspans == c->srv->limits.max_headers)
       return limit_error(c, 431, "too_many_headers", "the request has too many header fields");
@@ -333,6 +362,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_field_complete(llhttp_t *p) {
   conn *c = p->data;
+  if (c->in_trailers) return 0;
   if (!c->field_open) on_header_field(p, "", 0);
   c->spans[c->nspans].voff = (uint32_t)c->head.len;
   return 0;
@@ -340,12 +370,14 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   conn *c = p->data;
+  if (c->in_trailers) return count_trailer(c, n);
   c->spans[c->nspans].vlen += (uint32_t)n;
   return add_head(c, at, n, false);
 }
 
 static int on_header_value_complete(llhttp_t *p) {
   conn *c = p->data;
+  if (c->in_trailers) return 0;
   c->field_open = false;
   c->nspans++;
   return 0;
@@ -359,6 +391,7 @@ static bool header_is(conn *c, const header_span *h, const char *name, const cha
 
 static int on_headers_complete(llhttp_t *p) {
   conn *c = p->data;
+  c->in_trailers = true;
   c->phase = PHASE_BODY;
   arm(c, c->srv->limits.body_timeout_ms);
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->srv->limits.max_body_bytes)
@@ -386,6 +419,7 @@ static void reset_request(conn *c) {
   c->target_len = 0;
   c->nspans = 0;
   c->field_open = false;
+  c->in_trailers = false;
   c->head_bytes = 0;
 }
 
@@ -417,7 +451,13 @@ static int on_message_complete(llhttp_t *p) {
   reset_request(c);
   c->phase = PHASE_IDLE;
   arm(c, s->limits.idle_timeout_ms);
-  return c->close_after ? HPE_PAUSED : 0;  /* parse nothing after a closing request */
+  if (c->close_after) return HPE_PAUSED;  /* parse nothing after a closing request */
+  /* a pipelining client may not pile up answers faster than it reads them:
+  ** stop parsing, keep the rest, go on once the answers are sent */
+  if (c->nqueued >= MAX_QUEUED ||
+      c->queued_bytes + c->out.len + c->inflight.len > MAX_OUTPUT_BYTES)
+    return HPE_PAUSED;
+  return 0;
 }
 
 /* ---- connections */
@@ -433,6 +473,7 @@ static void conn_free(conn *c) {
   tp_buf_free(&c->body);
   tp_buf_free(&c->out);
   tp_buf_free(&c->inflight);
+  tp_buf_free(&c->held);
   free(c->spans);
   free(c);
   if (s->stopping && s->nconns == 0 && s->on_stopped) {
@@ -486,24 +527,31 @@ static void on_parse_error(conn *c, llhttp_errno_t err) {
   enqueue(c, r);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  conn *c = stream->data;
-  if (nread == 0) return;
-  if (nread < 0) {
-    stop_reading(c);
-    if (nread == UV_EOF && (c->queue_head || c->writing || c->out.len) && c->phase != PHASE_LINGER)
-      c->close_after = true;  /* half-closed: answer what was asked, then close */
-    else
-      conn_close(c);
-    return;
+/* Keeps data (which may lie inside c->held already) for later parsing. */
+static void hold(conn *c, const char *data, size_t n) {
+  if (c->held.data && data >= c->held.data && data <= c->held.data + c->held.len) {
+    memmove(c->held.data, data, n);
+    c->held.len = n;
+  } else {
+    tp_buf_reset(&c->held);
+    tp_buf_add(&c->held, data, n);
   }
-  if (c->phase == PHASE_LINGER) return;  /* discarding until the peer closes */
-  llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+}
+
+static void parse_input(conn *c, const char *data, size_t n) {
+  llhttp_errno_t err = llhttp_execute(&c->parser, data, n);
   if (err == HPE_OK) {
     if (c->out.len + c->inflight.len > MAX_OUTPUT_BYTES) stop_reading(c);
     return;
   }
   stop_reading(c);
+  if (err == HPE_PAUSED && !c->close_after) {  /* backpressure, see on_message_complete */
+    const char *pos = llhttp_get_error_pos(&c->parser);
+    size_t done = pos ? (size_t)(pos - data) : n;
+    hold(c, data + done, n - done);
+    c->held_paused = true;
+    return;
+  }
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
     c->close_after = true;
     return;
@@ -511,8 +559,24 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   on_parse_error(c, err);
 }
 
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  conn *c = stream->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    stop_reading(c);
+    if (nread == UV_EOF && c->phase != PHASE_LINGER &&
+        (c->queue_head || c->writing || c->out.len || c->held_paused))
+      c->peer_eof = true;  /* half-closed: answer what was asked, then close */
+    else
+      conn_close(c);
+    return;
+  }
+  if (c->phase == PHASE_LINGER) return;  /* discarding until the peer closes */
+  parse_input(c, buf->base, (size_t)nread);
+}
+
 static void start_reading(conn *c) {
-  if (c->reading || c->closing || c->close_after) return;
+  if (c->reading || c->closing || c->close_after || c->peer_eof || c->held_paused) return;
   if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) == 0) c->reading = true;
 }
 
@@ -530,9 +594,24 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read) == 0) c->reading = true;
 }
 
+static void after_drain(conn *c);
+
+/* Parses what was held back once the client has read its answers. */
+static void resume_held(conn *c) {
+  c->held_paused = false;
+  llhttp_resume(&c->parser);
+  parse_input(c, c->held.data, c->held.len);
+  if (!c->held_paused) tp_buf_reset(&c->held);
+  if (!c->held_paused && !c->queue_head) after_drain(c);  /* nothing answered: read on */
+}
+
 static void after_drain(conn *c) {
   if (c->closing) return;
-  if (c->close_after && !c->queue_head) {
+  if (c->held_paused && !c->close_after) {
+    resume_held(c);
+    return;
+  }
+  if ((c->close_after || c->peer_eof) && !c->queue_head) {
     if (c->phase == PHASE_LINGER) return;
     c->phase = PHASE_LINGER;
     stop_reading(c);
@@ -616,6 +695,8 @@ static void on_check(uv_check_t *h) {
       response_release(s, r);
     }
     c->queue_tail = NULL;
+    c->nqueued = 0;
+    c->queued_bytes = 0;
     if (c->closing) {
       if (c->open_handles == 0) conn_free(c);
     } else {
@@ -748,7 +829,7 @@ void tph_shutdown(tph_server *s, void (*done)(void *), void *arg) {
   for (conn *c = s->conns, *next; c; c = next) {
     next = c->next;
     bool busy = c->phase == PHASE_HEADERS || c->phase == PHASE_BODY || c->queue_head ||
-                c->writing || c->out.len;
+                c->writing || c->out.len || c->held_paused;
     if (busy) c->close_after = true;
     else conn_close(c);
   }
@@ -775,6 +856,7 @@ void tph_free(tph_server *s) {
     tp_buf_free(&r->body);
     free(r);
   }
+  s->nfree = 0;
   free(s->scratch_headers);
   free(s);
 }

@@ -60,7 +60,8 @@ static int encode_value(encoder *e, int idx, int depth);
 static int table_kind(lua_State *L, int idx, lua_Integer *n) {
   *n = (lua_Integer)lua_rawlen(L, idx);
   if (luaL_getmetafield(L, idx, "__jsontype") != LUA_TNIL) {
-    int array = lua_tostring(L, -1)[0] == 'a';
+    const char *kind = lua_tostring(L, -1);  /* a plugin may set anything there */
+    int array = kind && kind[0] == 'a';
     lua_pop(L, 1);
     return array;
   }
@@ -180,7 +181,7 @@ int tpj_encode(lua_State *L, int idx, tp_buf *out, char *err, size_t errcap) {
 
 /* Replaces integral floats (|v| <= 2^53) in the table at idx by integers. */
 static void integerize(lua_State *L, int idx, int depth) {
-  if (depth > TPJ_MAX_DEPTH) return;
+  if (depth > TPJ_MAX_DEPTH || !lua_checkstack(L, 4)) return;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     /* stack: ... key value */

@@ -57,7 +57,8 @@ static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *
         lua_pop(from, 1);
       }
       if (luaL_getmetafield(from, idx, "__jsontype") != LUA_TNIL) {  /* keep JSON markers */
-        bool array = lua_tostring(from, -1)[0] == 'a';
+        const char *kind = lua_tostring(from, -1);
+        bool array = kind && kind[0] == 'a';
         lua_pop(from, 1);
         if (luaL_getmetatable(to, array ? "tp.json.array" : "tp.json.object") == LUA_TTABLE)
           lua_setmetatable(to, -2);

@@ -327,10 +327,15 @@ static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_resu
   tmp.body = *body;
   tp_copy_str(tmp.request_id, sizeof tmp.request_id, request_id);
   if (tpa_is_fail(L, -1)) {
+    /* the table came from tp.fail, but a plugin that caught it may have
+    ** changed its fields before raising it again: take nothing on trust */
     lua_getfield(L, -1, "status");
     lua_getfield(L, -2, "code");
     lua_getfield(L, -3, "message");
-    tph_error(&tmp, (int)lua_tointeger(L, -3), lua_tostring(L, -2), "%s", lua_tostring(L, -1));
+    lua_Integer status = lua_isinteger(L, -3) ? lua_tointeger(L, -3) : 500;
+    const char *code = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error";
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    tph_error(&tmp, status >= 400 && status <= 599 ? (int)status : 500, code, "%s", msg);
     lua_pop(L, 3);
     if (lua_getfield(L, -1, "details") != LUA_TNIL) {  /* {"error":{...}} gains details */
       tp_buf d;

@@ -235,9 +235,18 @@ int tps_batch_begin(tps_db *d) {
   if (rc == 0) {
     d->in_txn = true;
     d->commit_failed = false;
+    d->aborted = false;
     d->batch_size = 0;
   }
   return rc;
+}
+
+bool tps_batch_alive(tps_db *d) {
+  if (d->in_txn && !d->aborted && sqlite3_get_autocommit(d->db)) {
+    d->aborted = true;
+    d->commit_failed = true;
+  }
+  return !d->aborted;
 }
 
 /* Savepoint statements run with the host's privileges. */
@@ -264,6 +273,11 @@ int tps_rollback_to(tps_db *d) {
 int tps_commit(tps_db *d, char *err, size_t errcap) {
   if (!d->in_txn) return 0;
   d->in_txn = false;
+  if (d->aborted) {
+    snprintf(err, errcap, "a statement rolled the whole transaction back (OR ROLLBACK, "
+             "RAISE(ROLLBACK) or an I/O error)");
+    return SQLITE_ABORT;
+  }
   int rc = host_step(d, d->commit);
   if (rc == 0) return 0;
   snprintf(err, errcap, "%s", sqlite3_errmsg(d->db));
@@ -438,7 +452,8 @@ int tps_bind_lua(lua_State *L, sqlite3_stmt *st, int args, int n, char *err, siz
         snprintf(err, errcap, "parameter %d has no name; pass values positionally", i);
         return -1;
       }
-      lua_getfield(L, args, name + 1);
+      lua_pushstring(L, name + 1);
+      lua_rawget(L, args);  /* raw: no plugin code runs while a statement is bound */
       int rc = bind_one(L, st, i, -1, err, errcap);
       lua_pop(L, 1);
       if (rc != SQLITE_OK) return -1;

@@ -31,6 +31,7 @@ typedef struct tps_db {
   bool migrating;            /* the owner's migrations run: schema changes allowed */
   bool in_txn;               /* BEGIN issued in this iteration */
   bool commit_failed;        /* the last COMMIT failed; valid until the next BEGIN */
+  bool aborted;              /* SQLite ended the batch's transaction by itself */
   int batch_size;            /* requests in the open transaction */
   char denied[160];          /* what the authorizer last refused, for the error */
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
@@ -47,6 +48,11 @@ void tps_set_owner(tps_db *d, const char *plugin);
 const char *tps_errmsg(tps_db *d, char *buf, size_t cap);
 
 int tps_batch_begin(tps_db *d);     /* BEGIN unless already open; 0 or SQLite code */
+/* A statement such as INSERT OR ROLLBACK, RAISE(ROLLBACK) in a trigger, or an
+** I/O error can end the whole transaction, not just a savepoint. Call after
+** every handler: if the batch's transaction is gone, the batch is marked
+** aborted and failed (its answers become 503) and runs nothing more. */
+bool tps_batch_alive(tps_db *d);
 int tps_savepoint(tps_db *d);
 int tps_release(tps_db *d);
 int tps_rollback_to(tps_db *d);

@@ -312,5 +312,51 @@ def teardown():
         H.stop()
 
 
+
+def test_trailer_fields_are_not_headers():
+    """A chunked trailer cannot carry credentials a proxy never saw."""
+    h = host()
+    c = h.raw()
+    try:
+        c.send(b"POST /admin/t1/catalog/products HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"2\r\n{}\r\n0\r\nX-Api-Key: " + api_key(T).encode() + b"\r\n\r\n")
+        r = c.read_response()
+    finally:
+        c.close()
+    assert r.status == 401 and r.json()["error"]["code"] == "api_key_required", r
+
+
+def test_a_pipelining_client_that_never_reads_does_not_starve_others():
+    """Answers are produced only as fast as the client reads them."""
+    import socket
+    import time
+    h = host()
+    flood = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    try:
+        flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        one = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        flood.setblocking(False)
+        sent = 0
+        deadline = time.time() + 3
+        while time.time() < deadline and sent < 4 << 20:
+            try:
+                sent += flood.send(one * 512)
+            except BlockingIOError:
+                time.sleep(0.01)
+        started = time.time()
+        for _ in range(20):
+            assert h.get("/healthz")[0] == 200
+        per_request = (time.time() - started) / 20
+        assert per_request < 0.5, per_request
+        metrics = h.metrics()
+        # the host paused the flood instead of answering all of it into memory
+        answered = sum(float(l.split()[-1]) for l in metrics.splitlines()
+                       if l.startswith('tidepool_requests_total{route="metrics"'))
+        assert answered < sent / len(one), (answered, sent / len(one))
+    finally:
+        flood.close()
+    h.assert_serving("t1")
+
 if __name__ == "__main__":
     run(globals())

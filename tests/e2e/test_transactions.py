@@ -9,7 +9,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, expect_error, metric_value, run  # noqa: E402
+from harness import Host, tenant, expect_error, http_request_bytes, metric_value, run  # noqa: E402
 
 T = tenant("t1", plugins={"catalog": {}, "probe": {}})
 H = None
@@ -250,6 +250,37 @@ def teardown():
     if H is not None:
         H.stop()
 
+
+
+def test_a_statement_that_rolls_back_the_transaction_fails_the_whole_batch():
+    """INSERT OR ROLLBACK ends the batch's transaction, not just a savepoint:
+    every request of that batch is answered 503 and none of them is saved."""
+    h = host()
+    assert h.post("/v1/t1/probe/or-rollback/taken")[0] == 200
+    before = item_count()
+    c = h.raw()
+    try:
+        c.send(http_request_bytes("POST", "/v1/t1/probe/items", {"note": "before the culprit"}) +
+               http_request_bytes("POST", "/v1/t1/probe/or-rollback/taken") +
+               http_request_bytes("POST", "/v1/t1/probe/items", {"note": "after the culprit"}))
+        answers = [c.read_response() for _ in range(3)]
+    finally:
+        c.close()
+    assert [r.status for r in answers] == [503, 503, 503], answers
+    assert item_count() == before          # neither item was saved
+    status, _, body = h.post("/v1/t1/probe/items", {"note": "the next batch"})
+    assert status == 201 and item_count() == before + 1, body
+
+
+def test_a_tampered_fail_error_still_answers_cleanly():
+    status, _, body = host().post("/v1/t1/probe/refail")
+    assert status == 500 and body["error"]["code"] == "error", body
+    host().assert_serving("t1")
+
+
+def test_a_json_marker_that_is_not_a_string_is_harmless():
+    status, _, body = host().get("/v1/t1/probe/odd-marker")
+    assert status == 200 and body == {"odd": {"1": 1, "2": 2}}, body
 
 if __name__ == "__main__":
     run(globals())

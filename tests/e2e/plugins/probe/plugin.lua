@@ -228,6 +228,26 @@ local function big(req)
   return 200, { kb = kb, data = string.rep("x", kb * 1024) }
 end
 
+-- INSERT OR ROLLBACK on a conflict ends the whole transaction, not just this
+-- request's savepoint: the host must fail the batch, never half-save it.
+local function counter_or_rollback(req)
+  tp.db.exec("INSERT OR ROLLBACK INTO probe_counters(name, value) VALUES (?, 1)", req.params.name)
+  return 200, { inserted = req.params.name }
+end
+
+-- A tp.fail error caught and changed before it is raised again.
+local function refail(req)
+  local ok, e = pcall(tp.fail, 409, "first", "first message")
+  assert(not ok)
+  e.code, e.status, e.message = nil, "not a status", { "not", "text" }
+  error(e)
+end
+
+-- A body whose JSON marker is not a string.
+local function odd_marker()
+  return 200, { odd = setmetatable({ 1, 2 }, { __jsontype = 42 }) }
+end
+
 local function log(req)
   tp.log("warn", "probe says hello", { k = 1, who = "probe" })
   print("printed", 42)
@@ -270,5 +290,8 @@ return {
     { method = "GET", path = "/probe/log", auth = "none", handler = log },
     { method = "GET", path = "/probe/big", auth = "none", handler = big },
     { method = "GET", path = "/probe/admin-echo", auth = "admin", handler = echo },
+    { method = "POST", path = "/probe/or-rollback/{name}", auth = "none", handler = counter_or_rollback },
+    { method = "POST", path = "/probe/refail", auth = "none", handler = refail },
+    { method = "GET", path = "/probe/odd-marker", auth = "none", handler = odd_marker },
   },
 }
