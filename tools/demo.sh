@@ -8,7 +8,7 @@ root=$(pwd)
 
 bash tools/bootstrap.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build --target tidepool -j"$(nproc)"
 
 export TIDEPOOL_LISTEN=${TIDEPOOL_LISTEN:-127.0.0.1:8080}
 export TIDEPOOL_DATA_DIR=${TIDEPOOL_DATA_DIR:-$root/data/demo}
