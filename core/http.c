@@ -258,17 +258,25 @@ static void make_request_id(tph_server *s, char out[TPH_MAX_REQUEST_ID + 1]) {
 ** fires at most a quarter of that timeout late, and a request costs no timer
 ** operations at all. */
 
+static void stop_reading(conn *c);
+
+/* A response the host makes itself (timeout, parse error, connection limit):
+** it has no request to take an id from, and the connection closes after it. */
+static tph_response *closing_response(conn *c) {
+  tph_response *r = response_new(c->srv);
+  make_request_id(c->srv, r->request_id);
+  r->keep_alive = false;
+  r->method = "-";
+  return r;
+}
+
 static void on_deadline(conn *c) {
   if (c->phase == PHASE_HEADERS || c->phase == PHASE_BODY) {
-    tph_response *r = response_new(c->srv);
-    make_request_id(c->srv, r->request_id);
-    r->keep_alive = false;
-    r->method = "-";
+    tph_response *r = closing_response(c);
     tph_error(r, 408, "request_timeout", "the request was not received in time (%s)",
               c->phase == PHASE_HEADERS ? "headers" : "body");
     c->phase = PHASE_IDLE;
-    if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
+    stop_reading(c);
     enqueue(c, r);
     return;
   }
@@ -307,10 +315,16 @@ static int limit_error(conn *c, int status, const char *code, const char *msg) {
   return HPE_USER;
 }
 
-static int add_head(conn *c, const char *at, size_t n, bool lower) {
+/* Counts n more bytes of request line, headers or trailers against the limit. */
+static int count_head(conn *c, size_t n) {
   c->head_bytes += n;
   if (c->head_bytes > (size_t)c->srv->limits.max_header_bytes)
     return limit_error(c, 431, "headers_too_large", "the request line and headers are too large");
+  return 0;
+}
+
+static int add_head(conn *c, const char *at, size_t n, bool lower) {
+  if (count_head(c, n) != 0) return HPE_USER;
   size_t start = c->head.len;
   tp_buf_add(&c->head, at, n);
   if (lower)
@@ -326,25 +340,18 @@ static int on_message_begin(llhttp_t *p) {
   return 0;
 }
 
-/* Chunked trailer fields arrive through the header callbacks after the body.
-** They count against the header limit but are never taken as headers: an
-** Authorization or X-Api-Key a proxy did not see must not authenticate. */
-static int count_trailer(conn *c, size_t n) {
-  c->head_bytes += n;
-  if (c->head_bytes > (size_t)c->srv->limits.max_header_bytes)
-    return limit_error(c, 431, "headers_too_large", "the request's trailer fields are too large");
-  return 0;
-}
-
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   conn *c = p->data;
   c->target_len += (uint32_t)n;
   return add_head(c, at, n, false);
 }
 
+/* Chunked trailer fields arrive through the header callbacks after the body.
+** They count against the header limit but are never taken as headers: an
+** Authorization or X-Api-Key a proxy did not see must not authenticate. */
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   conn *c = p->data;
-  if (c->in_trailers) return count_trailer(c, n);
+  if (c->in_trailers) return count_head(c, n);
   if (!c->field_open) {
     if (c->nspans == c->srv->limits.max_headers)
       return limit_error(c, 431, "too_many_headers", "the request has too many header fields");
@@ -370,7 +377,7 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   conn *c = p->data;
-  if (c->in_trailers) return count_trailer(c, n);
+  if (c->in_trailers) return count_head(c, n);
   c->spans[c->nspans].vlen += (uint32_t)n;
   return add_head(c, at, n, false);
 }
@@ -514,10 +521,7 @@ static void stop_reading(conn *c) {
 static void start_reading(conn *c);
 
 static void on_parse_error(conn *c, llhttp_errno_t err) {
-  tph_response *r = response_new(c->srv);
-  make_request_id(c->srv, r->request_id);
-  r->keep_alive = false;
-  r->method = "-";
+  tph_response *r = closing_response(c);
   if (c->err_status)
     tph_error(r, c->err_status, c->err_code, "%s", c->err_msg);
   else
@@ -731,10 +735,7 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (s->nconns > s->limits.max_connections) {
     /* answered like any response, so the close lingers and the client reads
     ** the 503 instead of a reset */
-    tph_response *r = response_new(s);
-    make_request_id(s, r->request_id);
-    r->keep_alive = false;
-    r->method = "-";
+    tph_response *r = closing_response(c);
     tph_error(r, 503, "too_many_connections", "the server is at its connection limit; retry");
     enqueue(c, r);
     return;
@@ -856,7 +857,6 @@ void tph_free(tph_server *s) {
     tp_buf_free(&r->body);
     free(r);
   }
-  s->nfree = 0;
   free(s->scratch_headers);
   free(s);
 }
