@@ -5,11 +5,15 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
 #include "json.h"
 #include "log.h"
+#include "sandbox.h"
 #include "tzone.h"
 
 #define FAIL_MT "tp.fail"
@@ -139,6 +143,22 @@ static int l_fail(lua_State *L) {
   return lua_error(L);
 }
 
+void tpa_mark_fail(lua_State *L) { luaL_setmetatable(L, FAIL_MT); }
+
+int tpa_fail(lua_State *L, int status, const char *code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, status); lua_setfield(L, -2, "status");
+  lua_pushstring(L, code);    lua_setfield(L, -2, "code");
+  lua_pushstring(L, msg);     lua_setfield(L, -2, "message");
+  luaL_setmetatable(L, FAIL_MT);
+  return lua_error(L);
+}
+
 int tpa_is_fail(lua_State *L, int idx) {
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
   luaL_getmetatable(L, FAIL_MT);
@@ -256,6 +276,152 @@ static int l_db_exec(lua_State *L) { return db_run(L, RUN_EXEC); }
 static int l_db_query(lua_State *L) { return db_run(L, RUN_QUERY); }
 static int l_db_one(lua_State *L) { return db_run(L, RUN_ONE); }
 
+/* ---- jobs, events and calls between plugins: services of the host */
+
+static tp_plugin *services_of(lua_State *L) {
+  tp_plugin *p = tpa_plugin(L);
+  if (!p->services) luaL_error(L, "the host offers no scheduler here");
+  return p;
+}
+
+/* Encodes the value at idx (nil: an empty object) as JSON into out. */
+static void encode_arg(lua_State *L, int idx, const char *what, tp_buf *out) {
+  char err[256];
+  if (lua_isnoneornil(L, idx)) tp_buf_adds(out, "{}");
+  else if (tpj_encode(L, idx, out, err, sizeof err) != 0) {
+    tp_buf_free(out);
+    luaL_error(L, "%s must be plain data that JSON can hold: %s", what, err);
+  }
+}
+
+static int64_t seconds_field(lua_State *L, int t, const char *key, double min) {
+  if (lua_getfield(L, t, key) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  int ok;
+  double v = lua_tonumberx(L, -1, &ok);
+  if (!ok || !isfinite(v) || v < min || v > 1e11)
+    luaL_error(L, "tp.jobs.schedule: when.%s must be a number of seconds >= %g", key, min);
+  lua_pop(L, 1);
+  return (int64_t)llround(v * 1000);
+}
+
+/* tp.jobs.schedule(name, payload, when) -> id
+** when: seconds from now, or {at = epoch | after = seconds [, every = seconds]
+** [, key = string] [, max_attempts = n]} */
+static int l_jobs_schedule(lua_State *L) {
+  tp_plugin *p = services_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  if (!tpp_has_handler(p, "jobs", name))
+    return luaL_error(L, "tp.jobs.schedule: plugin '%s' has no job '%s' (declare it in the "
+                      "manifest's jobs table)", p->name, name);
+  int64_t now = p->inv->now_ms;
+  tp_job_spec spec = {.name = name};
+  if (lua_isnumber(L, 3)) {
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, "after");
+    lua_replace(L, 3);
+  }
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int64_t at = seconds_field(L, 3, "at", 0), after = seconds_field(L, 3, "after", 0);
+  spec.every_ms = seconds_field(L, 3, "every", 1);
+  if (spec.every_ms < 0) spec.every_ms = 0;
+  if (at >= 0 && after >= 0) return luaL_error(L, "tp.jobs.schedule: give when.at or when.after, not both");
+  if (at < 0 && after < 0 && !spec.every_ms)
+    return luaL_error(L, "tp.jobs.schedule: when needs at (epoch seconds), after (seconds) or every");
+  spec.due_ms = at >= 0 ? at : now + (after >= 0 ? after : spec.every_ms);
+  if (lua_getfield(L, 3, "key") != LUA_TNIL) {
+    size_t n;
+    spec.key = lua_tolstring(L, -1, &n);
+    if (lua_type(L, -1) != LUA_TSTRING || n == 0 || n > 128)
+      return luaL_error(L, "tp.jobs.schedule: when.key must be a string of 1-128 bytes");
+  }
+  if (lua_getfield(L, 3, "max_attempts") != LUA_TNIL) {
+    spec.max_attempts = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) || spec.max_attempts < 1 || spec.max_attempts > 1000)
+      return luaL_error(L, "tp.jobs.schedule: when.max_attempts must be an integer 1-1000");
+  }
+  tp_buf payload;
+  tp_buf_init(&payload);
+  encode_arg(L, 2, "tp.jobs.schedule: the payload", &payload);
+  spec.payload = payload.data;
+  spec.payload_len = payload.len;
+  int64_t id;
+  char err[256];
+  int rc = p->services->schedule(p->services_ud, p, &spec, &id, err, sizeof err);
+  tp_buf_free(&payload);
+  if (rc != 0) return luaL_error(L, "tp.jobs.schedule: %s", err);
+  lua_pushinteger(L, id);
+  return 1;
+}
+
+/* tp.jobs.cancel(id | key) -> true if a pending job was cancelled */
+static int l_jobs_cancel(lua_State *L) {
+  tp_plugin *p = services_of(L);
+  int64_t id = 0;
+  const char *key = NULL;
+  if (lua_isinteger(L, 1)) id = lua_tointeger(L, 1);
+  else key = luaL_checkstring(L, 1);
+  int n;
+  char err[256];
+  if (p->services->cancel(p->services_ud, p, id, key, &n, err, sizeof err) != 0)
+    return luaL_error(L, "tp.jobs.cancel: %s", err);
+  lua_pushboolean(L, n > 0);
+  return 1;
+}
+
+static bool valid_event_name(const char *s, size_t n) {
+  if (n == 0 || n > TPP_MAX_NAME) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+          s[i] == '.' || s[i] == '-'))
+      return false;
+  return true;
+}
+
+/* tp.events.emit(name, data) -> number of subscribers it will reach */
+static int l_events_emit(lua_State *L) {
+  tp_plugin *p = services_of(L);
+  size_t n;
+  const char *name = luaL_checklstring(L, 1, &n);
+  if (!valid_event_name(name, n))
+    return luaL_error(L, "tp.events.emit: event names are 1-%d characters of a-z 0-9 _ . -",
+                      TPP_MAX_NAME);
+  tp_buf data;
+  tp_buf_init(&data);
+  encode_arg(L, 2, "tp.events.emit: the data", &data);
+  int count;
+  char err[256];
+  int rc = p->services->emit(p->services_ud, p, name, data.data, data.len, &count, err, sizeof err);
+  tp_buf_free(&data);
+  if (rc != 0) return luaL_error(L, "tp.events.emit: %s", err);
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+/* tp.call(plugin, name, ...) -> results of plugin's export name */
+static int l_call(lua_State *L) {
+  tp_plugin *p = services_of(L);
+  const char *peer_name = luaL_checkstring(L, 1);
+  const char *fn = luaL_checkstring(L, 2);
+  tp_plugin *peer = p->services->peer(p->services_ud, p, peer_name);
+  if (!peer) return luaL_error(L, "tp.call: no plugin '%s' is enabled for this tenant", peer_name);
+  if (peer->running)
+    return luaL_error(L, "tp.call: plugin '%s' is already running further up this call chain "
+                      "(calls between plugins cannot cycle)", peer_name);
+  if (tps_call_begin(p->db) != 0)
+    return luaL_error(L, "tp.call: cannot open a savepoint: %s", sqlite3_errmsg(p->db->db));
+  int nargs = lua_gettop(L) - 2;
+  char err[512];
+  int nres = tpp_call_export(peer, fn, L, 3, nargs, p->inv, p->ctx, err, sizeof err);
+  tps_call_end(p->db, nres >= 0);  /* a failed callee leaves nothing behind */
+  if (nres == -2) return lua_error(L);  /* its tp.fail, as the caller's own */
+  if (nres < 0) return luaL_error(L, "tp.call %s.%s: %s", peer_name, fn, err);
+  return nres;
+}
+
 /* ---- the declaration */
 
 const tpa_fn tpa_functions[] = {
@@ -287,6 +453,23 @@ const tpa_fn tpa_functions[] = {
    "(NULL columns are absent); the list encodes as a JSON array even when empty."},
   {"db", "one", l_db_one, TP_CTX_TXN, "tp.db.one(sql, ...) -> row | nil",
    "Runs one statement and returns its first row, or nil. RETURNING works."},
+  {"jobs", "schedule", l_jobs_schedule, TP_CTX_TXN,
+   "tp.jobs.schedule(name, payload, when) -> id",
+   "Schedules the manifest's job name with payload (plain data) inside this transaction: it "
+   "exists only if the transaction commits. when is seconds from now, or {at = epoch seconds "
+   "| after = seconds [, every = seconds] [, key = string] [, max_attempts = n]}. A key is "
+   "unique among the plugin's pending jobs: scheduling it again replaces that job. A job that "
+   "raises is retried with exponential back-off, then dead-lettered."},
+  {"jobs", "cancel", l_jobs_cancel, TP_CTX_TXN, "tp.jobs.cancel(id | key) -> boolean",
+   "Cancels one of the plugin's pending jobs (inside this transaction); false if none matched."},
+  {"events", "emit", l_events_emit, TP_CTX_TXN, "tp.events.emit(name, data) -> integer",
+   "Writes event name with data to the outbox inside this transaction. After commit it is "
+   "delivered to every subscribing plugin of the tenant, each delivery its own transaction, "
+   "at least once and in order; returns the number of subscribers."},
+  {NULL, "call", l_call, TP_CTX_TXN, "tp.call(plugin, name, ...) -> ...",
+   "Calls a function that another plugin of the tenant exports, synchronously and inside "
+   "this transaction. Arguments and results are copied as plain data. An error in the callee "
+   "rolls back what it did and is raised in the caller (a tp.fail keeps its status and code)."},
   {"json", "encode", tpj_l_encode, TP_CTX_ANY, "tp.json.encode(value) -> string",
    "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays."},
   {"json", "decode", tpj_l_decode, TP_CTX_ANY, "tp.json.decode(text) -> value | nil, err",
@@ -318,37 +501,11 @@ static int trampoline(lua_State *L) {
   return f->fn(L);
 }
 
-/* ---- the sandbox */
-
-static void open_safe_libs(lua_State *L) {
-  static const luaL_Reg libs[] = {
-      {LUA_GNAME, luaopen_base},         {LUA_STRLIBNAME, luaopen_string},
-      {LUA_TABLIBNAME, luaopen_table},   {LUA_MATHLIBNAME, luaopen_math},
-      {LUA_UTF8LIBNAME, luaopen_utf8},   {LUA_COLIBNAME, luaopen_coroutine},
-      {NULL, NULL}};
-  for (const luaL_Reg *lib = libs; lib->func; lib++) {
-    luaL_requiref(L, lib->name, lib->func, 1);
-    lua_pop(L, 1);
-  }
-  /* no file access, no bytecode, no collector control; require comes with
-  ** the sandbox issue (plugin folder and sdk/ only) */
-  static const char *const removed[] = {"dofile", "loadfile", "load", "require",
-                                        "collectgarbage", NULL};
-  for (const char *const *r = removed; *r; r++) {
-    lua_pushnil(L);
-    lua_setglobal(L, *r);
-  }
-  lua_getglobal(L, LUA_STRLIBNAME);
-  lua_pushnil(L);
-  lua_setfield(L, -2, "dump");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_print);
-  lua_setglobal(L, "print");
-}
-
 void tpa_open(lua_State *L, tp_plugin *p) {
   *(tp_plugin **)lua_getextraspace(L) = p;
-  open_safe_libs(L);
+  tpsb_open(L);
+  lua_pushcfunction(L, l_print);  /* print() logs at debug level */
+  lua_setglobal(L, "print");
   tpj_open(L);
   luaL_newmetatable(L, FAIL_MT);
   lua_pop(L, 1);

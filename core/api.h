@@ -31,5 +31,10 @@ tp_plugin *tpa_plugin(lua_State *L);
 void tpa_seed(tp_invocation *inv, uint64_t seed);
 /* True if the error value at idx is a tp.fail() error. */
 int tpa_is_fail(lua_State *L, int idx);
+/* Marks the table at the top of L as a tp.fail() error. */
+void tpa_mark_fail(lua_State *L);
+/* Raises a tp.fail() error {status, code, message} from C (never returns). */
+int tpa_fail(lua_State *L, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

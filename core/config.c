@@ -17,6 +17,7 @@
 /* Validation context: the error buffer and the key path being checked. */
 typedef struct {
   lua_State *L;
+  const tpc_config *cfg;       /* what is loaded so far (limits before tenants) */
   char *err;
   size_t errcap;
   char path[256];
@@ -140,8 +141,10 @@ char *tpc_resolve_path(const char *dir, const char *rel) {
 static int load_limits(checker *c, int idx, tpc_limits *l) {
   static const char *const keys[] = {"max_connections", "max_header_bytes", "max_headers",
       "max_body_bytes", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
-      "shutdown_timeout_ms", NULL};
-  *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000};
+      "shutdown_timeout_ms", "lua_instructions", "lua_memory_bytes", "load_instructions",
+      "job_max_attempts", "job_retry_base_ms", "job_retry_max_ms", NULL};
+  *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000,
+                    10000000, 64 << 20, 100000000, 8, 1000, 900000};
   if (lua_isnil(c->L, idx)) return 0;
   if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
   if (check_keys(c, idx, keys) != 0) return -1;
@@ -152,7 +155,13 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
          get_int(c, idx, "header_timeout_ms", l->header_timeout_ms, 10, 3600000, &l->header_timeout_ms) ||
          get_int(c, idx, "body_timeout_ms", l->body_timeout_ms, 10, 3600000, &l->body_timeout_ms) ||
          get_int(c, idx, "idle_timeout_ms", l->idle_timeout_ms, 10, 3600000, &l->idle_timeout_ms) ||
-         get_int(c, idx, "shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 3600000, &l->shutdown_timeout_ms)
+         get_int(c, idx, "shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 3600000, &l->shutdown_timeout_ms) ||
+         get_int(c, idx, "lua_instructions", l->lua_instructions, 10000, INT64_C(1) << 40, &l->lua_instructions) ||
+         get_int(c, idx, "lua_memory_bytes", l->lua_memory_bytes, 1 << 20, INT64_C(1) << 40, &l->lua_memory_bytes) ||
+         get_int(c, idx, "load_instructions", l->load_instructions, 10000, INT64_C(1) << 40, &l->load_instructions) ||
+         get_int(c, idx, "job_max_attempts", l->job_max_attempts, 1, 1000, &l->job_max_attempts) ||
+         get_int(c, idx, "job_retry_base_ms", l->job_retry_base_ms, 1, 86400000, &l->job_retry_base_ms) ||
+         get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms)
              ? -1 : 0;
 }
 
@@ -223,35 +232,105 @@ static int load_plugins(checker *c, int idx, tpc_tenant *t) {
   return check_prefixes(c, t);
 }
 
-static int load_api_keys(checker *c, int idx, tpc_tenant *t) {
+/* A list of API keys: kept as SHA-256 digests (compared in constant time);
+** the first is also kept as written when plain is given (for the CLI). */
+static int load_keys(checker *c, int idx, unsigned char (*keys)[32], int *n, char **plain) {
   if (!lua_istable(c->L, idx)) return failf(c, "must be a list of strings");
-  int n = (int)luaL_len(c->L, idx);
-  if (n > TPC_MAX_KEYS) return failf(c, "at most %d keys", TPC_MAX_KEYS);
-  for (int i = 1; i <= n; i++) {
+  int len = (int)luaL_len(c->L, idx);
+  if (len > TPC_MAX_KEYS) return failf(c, "at most %d keys", TPC_MAX_KEYS);
+  for (int i = 1; i <= len; i++) {
     size_t old = path_push(c, "[%d]", i);
     lua_rawgeti(c->L, idx, i);
-    size_t len;
-    const char *k = lua_type(c->L, -1) == LUA_TSTRING ? lua_tolstring(c->L, -1, &len) : NULL;
-    if (!k || len < 16) {
+    size_t klen;
+    const char *k = lua_type(c->L, -1) == LUA_TSTRING ? lua_tolstring(c->L, -1, &klen) : NULL;
+    if (!k || klen < 16 || strlen(k) != klen) {
       lua_pop(c->L, 1);
       return failf(c, "must be a string of at least 16 bytes");
     }
-    tpt_key_digest(k, len, t->api_keys[t->napi_keys++]);
+    if (plain && i == 1) *plain = strdup(k);
+    tpt_key_digest(k, klen, keys[(*n)++]);
     lua_pop(c->L, 1);
     path_pop(c, old);
   }
   return 0;
 }
 
-static int load_tenant(checker *c, int idx, tpc_tenant *t) {
-  static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "plugins", NULL};
+/* Runs load(c, top) on t[key] with the key in the error path. */
+static int section(checker *c, int idx, const char *key, int (*load)(checker *, int, void *),
+                   void *arg) {
+  size_t old = path_push(c, ".%s", key);
+  field(c, idx, key);
+  int rc = load(c, lua_gettop(c->L), arg);
+  lua_pop(c->L, 1);
+  path_pop(c, old);
+  return rc;
+}
+
+static int load_tenant_keys(checker *c, int idx, void *t) {
+  tpc_tenant *tt = t;
+  return lua_isnil(c->L, idx) ? 0 : load_keys(c, idx, tt->api_keys, &tt->napi_keys, NULL);
+}
+
+static int load_tenant_plugins(checker *c, int idx, void *t) { return load_plugins(c, idx, t); }
+
+/* plugin_limits = { name = { instructions = N, memory_bytes = N } } */
+static int load_plugin_limits(checker *c, int idx, void *arg) {
+  static const char *const keys[] = {"instructions", "memory_bytes", NULL};
+  tpc_tenant *t = arg;
+  for (int i = 0; i < t->nplugins; i++) {
+    t->plugins[i].instructions = c->cfg->limits.lua_instructions;
+    t->plugins[i].memory_bytes = c->cfg->limits.lua_memory_bytes;
+  }
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a table of plugin name = limits");
+  lua_pushnil(c->L);
+  while (lua_next(c->L, idx)) {
+    const char *name = lua_type(c->L, -2) == LUA_TSTRING ? lua_tostring(c->L, -2) : "";
+    tpc_plugin *p = NULL;
+    for (int i = 0; i < t->nplugins; i++)
+      if (strcmp(t->plugins[i].name, name) == 0) p = &t->plugins[i];
+    size_t old = path_push(c, ".%s", name);
+    int top = lua_gettop(c->L);
+    int rc = !p ? failf(c, "is not an enabled plugin of this tenant")
+             : !lua_istable(c->L, top) ? failf(c, "must be a table")
+             : check_keys(c, top, keys) != 0 ||
+                     get_int(c, top, "instructions", p->instructions, 10000, INT64_C(1) << 40,
+                             &p->instructions) != 0 ||
+                     get_int(c, top, "memory_bytes", p->memory_bytes, 1 << 20, INT64_C(1) << 40,
+                             &p->memory_bytes) != 0
+                 ? -1 : 0;
+    path_pop(c, old);
+    if (rc != 0) {
+      lua_pop(c->L, 2);
+      return -1;
+    }
+    lua_pop(c->L, 1);
+  }
+  return 0;
+}
+
+/* clock = "wall" | "manual"; *manual keeps its value when the key is absent. */
+static int get_clock(checker *c, int idx, bool *manual) {
+  char *s = NULL;
+  if (get_string(c, idx, "clock", false, *manual ? "manual" : "wall", &s) != 0) return -1;
+  int rc = 0;
+  if (strcmp(s, "manual") == 0) *manual = true;
+  else if (strcmp(s, "wall") == 0) *manual = false;
+  else rc = failf(c, "clock: must be \"wall\" or \"manual\"");
+  free(s);
+  return rc;
+}
+
+static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
+  static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "clock",
+                                     "plugins", "plugin_limits", NULL};
   if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
   if (check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
   if (get_string(c, idx, "id", true, NULL, &id) != 0) return -1;
-  if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32) {
+  if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32 || strcmp(id, "reload") == 0) {
     free(id);
-    return failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-]");
+    return failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-], and not \"reload\"");
   }
   snprintf(t->id, sizeof t->id, "%s", id);
   free(id);
@@ -263,21 +342,15 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t) {
   bool tz_ok = strlen(tz) < sizeof t->timezone && tp_tz_valid(tz);
   free(tz);
   if (!tz_ok) return failf(c, "timezone: unknown zone '%s'", t->timezone);
-  size_t old = path_push(c, ".api_keys");
-  field(c, idx, "api_keys");
-  int rc = lua_isnil(c->L, -1) ? 0 : load_api_keys(c, lua_gettop(c->L), t);
-  lua_pop(c->L, 1);
-  path_pop(c, old);
-  if (rc != 0) return -1;
-  old = path_push(c, ".plugins");
-  field(c, idx, "plugins");
-  rc = load_plugins(c, lua_gettop(c->L), t);
-  lua_pop(c->L, 1);
-  path_pop(c, old);
-  return rc;
+  t->manual_clock = manual_clock;
+  if (get_clock(c, idx, &t->manual_clock) != 0) return -1;
+  return section(c, idx, "api_keys", load_tenant_keys, t) ||
+         section(c, idx, "plugins", load_tenant_plugins, t) ||
+         section(c, idx, "plugin_limits", load_plugin_limits, t)
+             ? -1 : 0;
 }
 
-static int load_tenants(checker *c, int idx, tpc_config *cfg) {
+static int load_tenants(checker *c, int idx, tpc_config *cfg, bool manual_clock) {
   if (!lua_istable(c->L, idx)) return failf(c, "must be a list of tenant tables");
   int n = (int)luaL_len(c->L, idx);
   if (n < 1 || n > TPC_MAX_TENANTS) return failf(c, "must list 1 to %d tenants", TPC_MAX_TENANTS);
@@ -286,7 +359,7 @@ static int load_tenants(checker *c, int idx, tpc_config *cfg) {
     size_t old = path_push(c, "[%d]", i);
     lua_rawgeti(c->L, idx, i);
     tpc_tenant *t = &cfg->tenants[cfg->ntenants++];
-    int rc = load_tenant(c, lua_gettop(c->L), t);
+    int rc = load_tenant(c, lua_gettop(c->L), t, manual_clock);
     lua_pop(c->L, 1);
     if (rc != 0) return -1;
     for (int j = 0; j < cfg->ntenants - 1; j++)
@@ -320,8 +393,9 @@ static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
 }
 
 static int load_root(checker *c, tpc_config *cfg) {
-  static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "synchronous",
-                                     "log_level", "limits", "tenants", NULL};
+  static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "sdk_dir",
+                                     "synchronous", "log_level", "clock", "admin_keys",
+                                     "limits", "tenants", NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
   if (!lua_istable(L, -1)) return failf(c, "the file must return a table");
@@ -349,6 +423,14 @@ static int load_root(checker *c, tpc_config *cfg) {
   snprintf(cfg->log_level, sizeof cfg->log_level, "%.7s", s);
   free(s);
   if (rc != 0) return failf(c, "log_level: must be one of debug, info, warn, error");
+  bool manual_clock = false;
+  if (get_clock(c, root, &manual_clock) != 0) return -1;
+  size_t kold = path_push(c, ".admin_keys");
+  rc = field(c, root, "admin_keys") == LUA_TNIL
+           ? 0 : load_keys(c, lua_gettop(L), cfg->admin_keys, &cfg->nadmin_keys, &cfg->cli_admin_key);
+  lua_pop(L, 1);
+  if (rc != 0) return -1;
+  path_pop(c, kold);
 
   const char *sections[] = {"plugin_dirs", "limits", "tenants"};
   for (int i = 0; i < 3; i++) {
@@ -357,10 +439,18 @@ static int load_root(checker *c, tpc_config *cfg) {
     int top = lua_gettop(L);
     rc = i == 0 ? load_plugin_dirs(c, top, cfg)
        : i == 1 ? load_limits(c, top, &cfg->limits)
-       : lua_isnil(L, top) ? failf(c, "is required") : load_tenants(c, top, cfg);
+       : lua_isnil(L, top) ? failf(c, "is required") : load_tenants(c, top, cfg, manual_clock);
     lua_pop(L, 1);
     if (rc != 0) return -1;
     path_pop(c, old);
+  }
+  /* require() also looks in the SDK; by default the sdk/ beside the first plugin dir */
+  if (get_string(c, root, "sdk_dir", false, NULL, &s) != 0) return -1;
+  if (s) {
+    cfg->sdk_dir = tpc_resolve_path(cfg->dir, s);
+    free(s);
+  } else {
+    cfg->sdk_dir = tpc_resolve_path(cfg->plugin_dirs[0], "../sdk");
   }
   return 0;
 }
@@ -404,7 +494,7 @@ static int load_common(const char *text, size_t len, const char *chunkname, cons
     snprintf(err, errcap, "%s", lua_tostring(cfg->L, -1));
     return -1;
   }
-  checker c = {.L = cfg->L, .err = err, .errcap = errcap};
+  checker c = {.L = cfg->L, .cfg = cfg, .err = err, .errcap = errcap};
   snprintf(c.path, sizeof c.path, "%s", chunkname[0] == '@' ? chunkname + 1 : chunkname);
   int rc = load_root(&c, cfg);
   lua_settop(cfg->L, 0);
@@ -468,6 +558,8 @@ void tpc_free(tpc_config *cfg) {
   for (int i = 0; i < cfg->nplugin_dirs; i++) free(cfg->plugin_dirs[i]);
   free(cfg->plugin_dirs);
   free(cfg->data_dir);
+  free(cfg->sdk_dir);
+  free(cfg->cli_admin_key);
   free(cfg->dir);
   free(cfg->path);
   if (cfg->L) lua_close(cfg->L);

@@ -30,11 +30,19 @@ typedef struct tpc_limits {
   int64_t body_timeout_ms;     /* from the last header to the last body byte */
   int64_t idle_timeout_ms;     /* keep-alive connection without a request */
   int64_t shutdown_timeout_ms; /* how long a graceful stop waits for clients */
+  int64_t lua_instructions;    /* per invocation of a plugin (default for plugin_limits) */
+  int64_t lua_memory_bytes;    /* per plugin state (default for plugin_limits) */
+  int64_t load_instructions;   /* loading plugin.lua and its modules */
+  int64_t job_max_attempts;    /* runs of a job or event delivery before it is dead-lettered */
+  int64_t job_retry_base_ms;   /* first retry delay; doubles per attempt */
+  int64_t job_retry_max_ms;    /* ceiling of the retry delay */
 } tpc_limits;
 
 typedef struct tpc_plugin {
   char name[33];
   int config_ref;              /* the plugin's config table in tpc_config.L */
+  int64_t instructions;        /* budget per invocation */
+  int64_t memory_bytes;        /* cap of its Lua state */
 } tpc_plugin;
 
 typedef struct tpc_tenant {
@@ -44,6 +52,7 @@ typedef struct tpc_tenant {
   unsigned char api_keys[TPC_MAX_KEYS][32];  /* SHA-256 digests */
   int napi_keys;
   char timezone[64];
+  bool manual_clock;           /* a test clock that only POST .../clock/advance moves */
   tpc_plugin *plugins;         /* sorted by name */
   int nplugins;
 } tpc_tenant;
@@ -61,6 +70,10 @@ typedef struct tpc_config {
   tpc_sync synchronous;
   char log_level[8];
   tpc_limits limits;
+  char *sdk_dir;               /* where require() looks after the plugin's own folder */
+  unsigned char admin_keys[TPC_MAX_KEYS][32];  /* host-wide admin API (SHA-256 digests) */
+  int nadmin_keys;
+  char *cli_admin_key;         /* the first admin key as written, for `tidepool reload` */
   tpc_tenant *tenants;
   int ntenants;
   lua_State *L;                /* keeps the plugin config tables alive */

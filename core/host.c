@@ -4,6 +4,7 @@
 #include "host.h"
 
 #include <errno.h>
+#include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api.h"
+#include "json.h"
 #include "clock.h"
 #include "log.h"
 #include "token.h"
@@ -30,67 +32,43 @@ static int mkdir_p(const char *path) {
   return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int mount_routes(tp_tenant *t, tp_plugin *p, char *err, size_t errcap) {
-  for (int i = 0; i < p->nroutes; i++) {
-    tp_route *r = &p->routes[i];
-    tpr_router *router = r->auth == TP_AUTH_ADMIN ? t->admin : t->routes;
-    char e[256];
-    if (tpr_add(router, r->method, r->path, r, e, sizeof e) != 0) {
-      snprintf(err, errcap, "route %s %s: %s", r->method, r->path, e);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static void report_plugin_failure(tp_host *h, const char *tenant, const char *plugin,
-                                  const char *why) {
-  h->plugin_failures++;
-  tp_buf *line = tp_log_begin(TP_LOG_ERROR, "plugin not enabled");
-  tp_log_str(line, "tenant", tenant);
-  tp_log_str(line, "plugin", plugin);
-  tp_log_str(line, "error", why);
-  tp_log_end(line);
-}
-
-/* Loads one plugin; on failure nothing of it stays mounted. A plugin whose
-** routes clash with an earlier plugin's is refused whole: the routers are
-** rebuilt from the plugins that did load. */
-static void load_plugin(tp_host *h, tp_tenant *t, const tpc_plugin *pc) {
-  char err[2048];
-  tp_plugin *p = &t->plugins[t->nplugins];
-  if (tpp_load(p, h->cfg, t->conf, pc, &t->db, err, sizeof err) != 0) {
-    report_plugin_failure(h, t->conf->id, pc->name, err);
-    tpp_free(p);
-    return;
-  }
-  if (mount_routes(t, p, err, sizeof err) != 0) {
-    report_plugin_failure(h, t->conf->id, pc->name, err);
-    tpp_free(p);
-    tpr_free(t->routes);
-    tpr_free(t->admin);
-    t->routes = tpr_new();
-    t->admin = tpr_new();
-    for (int i = 0; i < t->nplugins; i++) mount_routes(t, &t->plugins[i], err, sizeof err);
-    return;
-  }
-  t->nplugins++;
-  tp_buf *line = tp_log_begin(TP_LOG_INFO, "plugin loaded");
-  tp_log_str(line, "tenant", t->conf->id);
-  tp_log_str(line, "plugin", p->name);
-  tp_log_str(line, "version", p->version);
-  tp_log_int(line, "routes", p->nroutes);
-  tp_log_end(line);
-}
-
 static int cmp_tenant(const void *a, const void *b) {
   return strcmp(((const tp_tenant *)a)->conf->id, ((const tp_tenant *)b)->conf->id);
+}
+
+/* The tenant's database, scheduler tables, clock, routers and plugins. */
+static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/%s.db", h->cfg->data_dir, t->conf->id);
+  t->host = h;
+  t->next_due_ms = INT64_MAX;
+  if (tps_open(&t->db, path, h->cfg->synchronous, err, errcap) != 0) return -1;
+  if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
+  if (t->conf->manual_clock) {  /* a test clock never runs backwards, even across restarts */
+    t->clock_ms = tpq_clock_get(&t->queue);
+    if (t->clock_ms == 0) t->clock_ms = tp_clock_wall_ms();
+  }
+  t->routes = tpr_new();
+  t->admin = tpr_new();
+  if (tp__add_builtins(t->admin, err, errcap) != 0) return -1;
+  t->nslots = t->conf->nplugins;
+  t->slots = calloc((size_t)(t->nslots ? t->nslots : 1), sizeof *t->slots);
+  for (int j = 0; j < t->nslots; j++) {
+    t->slots[j].conf = &t->conf->plugins[j];
+    double ms;
+    if (tp__install(h, t, &t->slots[j], &ms) != 0) h->plugin_failures++;
+  }
+  t->next_due_ms = tpq_next_due(&t->queue);
+  return 0;
 }
 
 int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   memset(h, 0, sizeof *h);
   h->cfg = cfg;
   h->metrics = tpm_new();
+  h->timer_due_ms = INT64_MAX;
+  h->scratch = luaL_newstate();
+  if (h->scratch) tpj_open(h->scratch);
   if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
   if (mkdir_p(cfg->data_dir) != 0) {
@@ -103,15 +81,8 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   /* sorted before anything points into the array: plugins keep &t->db */
   qsort(h->tenants, (size_t)cfg->ntenants, sizeof *h->tenants, cmp_tenant);
   for (int i = 0; i < cfg->ntenants; i++) {
-    tp_tenant *t = &h->tenants[i];
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s.db", cfg->data_dir, t->conf->id);
-    if (tps_open(&t->db, path, cfg->synchronous, err, errcap) != 0) return -1;
     h->ntenants++;
-    t->routes = tpr_new();
-    t->admin = tpr_new();
-    t->plugins = calloc((size_t)(t->conf->nplugins ? t->conf->nplugins : 1), sizeof *t->plugins);
-    for (int j = 0; j < t->conf->nplugins; j++) load_plugin(h, t, &t->conf->plugins[j]);
+    if (open_tenant(h, &h->tenants[i], err, errcap) != 0) return -1;
   }
   return 0;
 }
@@ -119,16 +90,32 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 void tp_host_close(tp_host *h) {
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
-    for (int j = 0; j < t->nplugins; j++) tpp_free(&t->plugins[j]);
-    free(t->plugins);
+    for (int j = 0; j < t->nslots; j++)
+      if (t->slots[j].current) {
+        tpp_free(t->slots[j].current);
+        free(t->slots[j].current);
+      }
+    free(t->slots);
     tpr_free(t->routes);
     tpr_free(t->admin);
+    tpq_close(&t->queue);
     tps_close(&t->db);
   }
   free(h->tenants);
   free(h->batch);
   tpm_free(h->metrics);
+  if (h->scratch) lua_close(h->scratch);
   memset(h, 0, sizeof *h);
+}
+
+tp_slot *tp__slot(tp_tenant *t, const char *plugin) {
+  for (int i = 0; i < t->nslots; i++)
+    if (strcmp(t->slots[i].conf->name, plugin) == 0) return &t->slots[i];
+  return NULL;
+}
+
+int64_t tp__now(const tp_tenant *t) {
+  return t->conf->manual_clock ? t->clock_ms : tp_clock_wall_ms();
 }
 
 static tp_tenant *find_tenant(tp_host *h, const char *id, size_t n) {
@@ -154,10 +141,19 @@ static void render_metrics(tp_host *h, tph_response *res) {
   tpm_family(&res->body, "tidepool_lua_memory_bytes", "gauge",
              "Bytes allocated by each plugin's Lua state.");
   for (int i = 0; i < h->ntenants; i++)
-    for (int j = 0; j < h->tenants[i].nplugins; j++)
-      tp_buf_printf(&res->body, "tidepool_lua_memory_bytes{tenant=\"%s\",plugin=\"%s\"} %zu\n",
-                    h->tenants[i].conf->id, h->tenants[i].plugins[j].name,
-                    h->tenants[i].plugins[j].mem_bytes);
+    for (int j = 0; j < h->tenants[i].nslots; j++) {
+      const tp_plugin *p = h->tenants[i].slots[j].current;
+      if (p)
+        tp_buf_printf(&res->body, "tidepool_lua_memory_bytes{tenant=\"%s\",plugin=\"%s\"} %zu\n",
+                      h->tenants[i].conf->id, p->name, p->mem_bytes);
+    }
+  tpm_family(&res->body, "tidepool_jobs_pending", "gauge",
+             "Jobs and event deliveries waiting to run (dead=\"true\": dead-lettered).");
+  for (int i = 0; i < h->ntenants; i++)
+    for (int k = 0; k < 4; k++)
+      tp_buf_printf(&res->body, "tidepool_jobs_pending{tenant=\"%s\",kind=\"%s\",dead=\"%s\"} %lld\n",
+                    h->tenants[i].conf->id, k & 1 ? "event" : "job", k & 2 ? "true" : "false",
+                    (long long)tpq_count(&h->tenants[i].queue, k & 1 ? "event" : "job", k & 2));
   tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
   tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
                 (long long)(h->server ? tph_open_connections(h->server) : 0));
@@ -165,47 +161,12 @@ static void render_metrics(tp_host *h, tph_response *res) {
   tp_buf_printf(&res->body, "tidepool_plugins_failed %d\n", h->plugin_failures);
 }
 
-/* GET /admin/{tenant}/plugins: what is loaded, for operators. */
-static void list_plugins(tp_tenant *t, tph_response *res) {
-  res->status = 200;
-  tp_buf *b = &res->body;
-  tp_buf_adds(b, "{\"tenant\":");
-  tp_buf_add_json_str(b, t->conf->id, strlen(t->conf->id));
-  tp_buf_adds(b, ",\"plugins\":[");
-  for (int i = 0; i < t->nplugins; i++) {
-    tp_plugin *p = &t->plugins[i];
-    tp_buf_printf(b, "%s{\"name\":\"%s\",\"version\":", i ? "," : "", p->name);
-    tp_buf_add_json_str(b, p->version, strlen(p->version));
-    tp_buf_printf(b, ",\"lua_memory_bytes\":%zu,\"routes\":[", p->mem_bytes);
-    for (int j = 0; j < p->nroutes; j++) {
-      tp_buf_adds(b, j ? "," : "");
-      tp_buf_add_json_str(b, p->routes[j].label, strlen(p->routes[j].label));
-    }
-    tp_buf_adds(b, "]}");
-  }
-  tp_buf_adds(b, "]}");
-}
-
 /* ---- authentication */
-
-static bool check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
-  const tph_header *key = tph_find_header(req, "x-api-key");
-  if (!key || key->vlen == 0) {
-    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
-    return false;
-  }
-  unsigned char digest[32];
-  tpt_key_digest(key->value, key->vlen, digest);
-  bool ok = false;
-  for (int i = 0; i < t->conf->napi_keys; i++) ok |= tpt_digest_equal(digest, t->conf->api_keys[i]);
-  if (!ok) tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
-  return ok;
-}
 
 /* Returns false (response filled) if the route's auth rule is not met. */
 static bool authenticate(tp_tenant *t, const tp_route *r, const tph_request *req,
                          tph_response *res) {
-  if (r->auth == TP_AUTH_ADMIN) return check_admin(t, req, res);
+  if (r->auth == TP_AUTH_ADMIN) return tp__check_admin(t, req, res);
   const tph_header *auth = tph_find_header(req, "authorization");
   if (!auth) {
     if (r->auth != TP_AUTH_USER) return true;
@@ -261,7 +222,7 @@ static bool split_target(const char *path, size_t n, bool *admin, const char **t
 /* The seed of an invocation's generator: the time, the request id and a
 ** secret drawn at start-up, so that no client can aim tp.random by choosing
 ** its request id. It is logged, so any run can be replayed. */
-static uint64_t invocation_seed(const tp_host *h, int64_t now_ms, const char *request_id) {
+uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *request_id) {
   uint64_t seed = h->seed_secret ^ (uint64_t)now_ms;
   for (const char *c = request_id; *c; c++) seed = (seed ^ (unsigned char)*c) * 0x100000001b3ull;
   return seed & INT64_MAX;  /* the same positive number in Lua (tp.seed()) and in the log */
@@ -270,13 +231,9 @@ static uint64_t invocation_seed(const tp_host *h, int64_t now_ms, const char *re
 static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_request *req,
                       const tpr_match *m, const char *path, size_t plen, const char *query,
                       size_t qlen, tph_response *res) {
-  if (tps_batch_begin(&t->db) != 0) {
+  if (tp__join_batch(h, t) != 0) {
     tph_error(res, 503, "store_unavailable", "the tenant's database cannot start a transaction");
     return;
-  }
-  if (!t->dirty) {
-    t->dirty = true;
-    h->batch[h->nbatch++] = t;
   }
   /* every answer given in this batch rests on it: a 409 "sold out" is only
   ** true if the sale before it is saved */
@@ -286,8 +243,8 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
               "back; nothing was saved, retry");
     return;
   }
-  tp_invocation inv = {.request_id = res->request_id, .now_ms = tp_clock_wall_ms()};
-  res->seed = invocation_seed(h, inv.now_ms, res->request_id);
+  tp_invocation inv = {.request_id = res->request_id, .now_ms = tp__now(t)};
+  res->seed = tp__seed(h, inv.now_ms, res->request_id);
   tpa_seed(&inv, res->seed);
   tp_call call = {.request_id = res->request_id, .method = req->method, .path = path,
                   .path_len = plen, .query = query, .query_len = qlen, .headers = req->headers,
@@ -309,6 +266,15 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
               sqlite3_errmsg(t->db.db));
 }
 
+int tp__join_batch(tp_host *h, tp_tenant *t) {
+  if (tps_batch_begin(&t->db) != 0) return -1;
+  if (!t->dirty) {
+    t->dirty = true;
+    h->batch[h->nbatch++] = t;
+  }
+  return 0;
+}
+
 void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
   tp_host *h = host;
   const char *target = req->target;
@@ -324,7 +290,7 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
   }
   bool healthz = plen == 8 && memcmp(target, "/healthz", 8) == 0;
   if (healthz || (plen == 8 && memcmp(target, "/metrics", 8) == 0)) {
-    res->route = healthz ? "healthz" : "metrics";
+    tp_copy_str(res->route, sizeof res->route, healthz ? "healthz" : "metrics");
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
       snprintf(res->allow, sizeof res->allow, "GET, HEAD");
       tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: GET, HEAD)",
@@ -344,17 +310,16 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
     tph_error(res, 404, "not_found", "no such endpoint: paths start with /v1/{tenant}/ or /admin/{tenant}/");
     return;
   }
+  if (admin && tlen == 6 && memcmp(tid, "reload", 6) == 0 && rlen == 1) {
+    tp__host_reload_endpoint(h, req, res);  /* "reload" is no tenant's id */
+    return;
+  }
   tp_tenant *t = find_tenant(h, tid, tlen);
   if (!t) {
     tph_error(res, 404, "tenant_not_found", "no tenant '%.*s'", (int)(tlen > 64 ? 64 : tlen), tid);
     return;
   }
   tp_copy_str(res->tenant, sizeof res->tenant, t->conf->id);
-  if (admin && rlen == 8 && memcmp(rest, "/plugins", 8) == 0 && strcmp(req->method, "GET") == 0) {
-    res->route = "admin GET /admin/{tenant}/plugins";
-    if (check_admin(t, req, res)) list_plugins(t, res);
-    return;
-  }
   tpr_match *m = &h->match;
   tpr_result found = tpr_find(admin ? t->admin : t->routes, req->method, rest, rlen, m);
   if (found == TPR_NOT_FOUND) {
@@ -368,9 +333,11 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
               m->bad_param);
   } else {
     const tp_route *r = m->data;
-    res->route = r->label;
+    tp_copy_str(res->route, sizeof res->route, r->label);
     if (!authenticate(t, r, req, res)) {
       /* response filled */
+    } else if (r->builtin) {
+      ((tp_builtin_fn)(void (*)(void))r->builtin)(h, t, req, res);
     } else if (req->body_len && !content_type_json(req)) {
       tph_error(res, 415, "unsupported_media_type", "request bodies must be Content-Type: application/json");
     } else if (req->body_len && !tp_utf8_valid(req->body, req->body_len)) {
@@ -385,8 +352,7 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
 
 /* ---- end of iteration */
 
-void tp_host_commit(void *host) {
-  tp_host *h = host;
+void tp__flush_batch(tp_host *h) {
   for (int i = 0; i < h->nbatch; i++) {
     tp_tenant *t = h->batch[i];
     uint64_t start = tp_clock_mono_ns();
@@ -402,19 +368,26 @@ void tp_host_commit(void *host) {
       tp_log_end(line);
     }
     t->dirty = false;
+    tp__after_commit(h, t);
   }
   h->nbatch = 0;
 }
 
+void tp_host_commit(void *host) {
+  tp_host *h = host;
+  tp__flush_batch(h);
+  tp__arm_timer(h);
+}
+
 void tp_host_finished(void *host, const tph_response *res, double seconds) {
   tp_host *h = host;
-  tpm_request(h->metrics, res->route, res->status, seconds);
+  tpm_request(h->metrics, res->route[0] ? res->route : NULL, res->status, seconds);
   tp_buf *line = tp_log_begin(TP_LOG_INFO, "request");
   if (!line) return;
   tp_log_str(line, "request_id", res->request_id);
   if (res->tenant[0]) tp_log_str(line, "tenant", res->tenant);
   tp_log_str(line, "method", res->method);
-  tp_log_str(line, "route", res->route ? res->route : "unmatched");
+  tp_log_str(line, "route", res->route[0] ? res->route : "unmatched");
   tp_log_int(line, "status", res->status);
   tp_log_num(line, "duration_ms", seconds * 1000);
   if (res->user[0]) tp_log_str(line, "user", res->user);

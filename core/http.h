@@ -49,7 +49,7 @@ typedef struct tph_response {
   char allow[64];             /* for 405 */
   const bool *commit_failed;  /* the store flag this response's writes rely on */
   /* for the log line and metrics */
-  const char *route;          /* route pattern, static while the iteration lasts */
+  char route[320];            /* route label, copied: a reload may free the route */
   char tenant[TPT_MAX_ID + 1];
   char user[TPT_MAX_ID + 1];
   char error_code[40];

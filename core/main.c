@@ -5,14 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <uv.h>
 
+#include "adminclient.h"
 #include "clock.h"
 #include "config.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
 #include "token.h"
+#include "watch.h"
 
 #define TIDEPOOL_VERSION "0.1.0"
 
@@ -23,6 +26,7 @@ static const char usage_main[] =
     "\n"
     "commands:\n"
     "  serve     serve the mini-program API for the tenants of a config file\n"
+    "  reload    make a running server load its plugins again (hot reload)\n"
     "  token     mint a user token for development and tests\n"
     "  config    validate a config file and print what it declares\n"
     "  version   print the version\n"
@@ -32,6 +36,7 @@ static const char usage_main[] =
 
 static const char usage_serve[] =
     "usage: tidepool serve --config FILE [--listen HOST:PORT] [--data-dir DIR] [--log-level L]\n"
+    "                      [--watch]\n"
     "\n"
     "Serves /v1/{tenant}/... (plugin routes), /admin/{tenant}/... (admin routes, X-Api-Key),\n"
     "/healthz and /metrics for every tenant in FILE. Logs are JSON lines on stderr; the\n"
@@ -41,7 +46,10 @@ static const char usage_serve[] =
     "  --listen HOST:PORT  overrides the config's listen address (port 0: any free port)\n"
     "  --data-dir DIR      overrides the config's data directory (one SQLite file per tenant)\n"
     "  --log-level L       debug, info, warn or error (overrides the config)\n"
+    "  --watch             reload a plugin when a .lua file in its folder (or the SDK) changes\n"
     "\n"
+    "SIGHUP reloads every plugin of every tenant (code, not config); a plugin whose new\n"
+    "version fails to load or migrate keeps its old version serving, and the error is logged.\n"
     "SIGTERM or SIGINT stops gracefully: no new connections, requests already received are\n"
     "answered and committed, then the databases are closed. A second signal stops at once.\n";
 
@@ -52,6 +60,17 @@ static const char usage_token[] =
     "(from FILE, or given with --secret). --ttl defaults to 86400 (one day).\n"
     "Use it as:  curl -H \"Authorization: Bearer $(tidepool token ...)\" ...\n";
 
+static const char usage_reload[] =
+    "usage: tidepool reload --config FILE [--tenant T] [--plugin P] [--listen HOST:PORT]\n"
+    "\n"
+    "Asks the server of FILE (at its listen address, or --listen) to reload plugin P (default:\n"
+    "all) of tenant T (default: all) through POST /admin/reload, authenticated with the first\n"
+    "of the config's admin_keys (or $TIDEPOOL_ADMIN_KEY). Each new version loads into a fresh\n"
+    "state and runs its migrations before it replaces the old one; requests in flight are\n"
+    "not dropped. Prints the outcome as JSON.\n"
+    "Exit status: 0 all reloaded, 1 some failed and kept their old version, 2 usage,\n"
+    "3 the server could not be reached.\n";
+
 static const char usage_config[] =
     "usage: tidepool config --config FILE\n"
     "\n"
@@ -59,9 +78,9 @@ static const char usage_config[] =
     "tenants and their plugins). Exits non-zero with the offending key on error.\n";
 
 typedef struct {
-  const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret;
+  const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret, *plugin;
   long long ttl;
-  bool help;
+  bool help, watch;
 } options;
 
 static int parse_options(int argc, char **argv, options *o, const char *usage) {
@@ -72,6 +91,10 @@ static int parse_options(int argc, char **argv, options *o, const char *usage) {
       o->help = true;
       continue;
     }
+    if (strcmp(a, "--watch") == 0 && usage == usage_serve) {
+      o->watch = true;
+      continue;
+    }
     const char **slot = strcmp(a, "--config") == 0      ? &o->config
                         : strcmp(a, "--listen") == 0    ? &o->listen
                         : strcmp(a, "--data-dir") == 0  ? &o->data_dir
@@ -79,6 +102,7 @@ static int parse_options(int argc, char **argv, options *o, const char *usage) {
                         : strcmp(a, "--tenant") == 0    ? &o->tenant
                         : strcmp(a, "--user") == 0      ? &o->user
                         : strcmp(a, "--secret") == 0    ? &o->secret
+                        : strcmp(a, "--plugin") == 0    ? &o->plugin
                                                         : NULL;
     bool ttl = strcmp(a, "--ttl") == 0;
     if ((!slot && !ttl) || i + 1 >= argc) {
@@ -126,10 +150,63 @@ static int load_config(const char *path, tpc_config *cfg) {
 
 typedef struct {
   uv_loop_t loop;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   tph_server *server;
+  tp_host *host;
+  tpw_watch *watch;
+  const char **watched;   /* plugin folders, then the SDK */
+  const char **watched_plugin;  /* the plugin of each folder; NULL for the SDK */
+  int nwatched;
   int signals;
 } serve_state;
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)signum;
+  serve_state *st = h->data;
+  tp_log_msg(TP_LOG_INFO, "SIGHUP: reloading every plugin", NULL);
+  tp_host_reload(st->host, NULL, NULL, NULL);
+  tp_log_flush();
+}
+
+static void on_files_changed(void *ud, int index) {
+  serve_state *st = ud;
+  const char *plugin = st->watched_plugin[index];
+  tp_log_msg(TP_LOG_INFO, "files changed: reloading", plugin ? plugin : "every plugin (SDK)");
+  tp_host_reload(st->host, NULL, plugin, NULL);
+  tp_log_flush();
+}
+
+/* --watch: the folder of every enabled plugin, and the SDK if it exists. */
+static int start_watch(serve_state *st, const tpc_config *cfg) {
+  int cap = 1;
+  for (int i = 0; i < cfg->ntenants; i++) cap += cfg->tenants[i].nplugins;
+  st->watched = calloc((size_t)cap, sizeof *st->watched);
+  st->watched_plugin = calloc((size_t)cap, sizeof *st->watched_plugin);
+  for (int i = 0; i < st->host->ntenants; i++)
+    for (int j = 0; j < st->host->tenants[i].nslots; j++) {
+      tp_slot *s = &st->host->tenants[i].slots[j];
+      if (!s->current) continue;
+      bool seen = false;
+      for (int k = 0; k < st->nwatched; k++)
+        seen |= st->watched_plugin[k] && strcmp(st->watched_plugin[k], s->conf->name) == 0;
+      if (seen) continue;
+      st->watched[st->nwatched] = s->current->dir;
+      st->watched_plugin[st->nwatched++] = s->conf->name;
+    }
+  struct stat sdk;
+  if (stat(cfg->sdk_dir, &sdk) == 0 && S_ISDIR(sdk.st_mode)) st->watched[st->nwatched++] = cfg->sdk_dir;
+  char err[512];
+  st->watch = tpw_start(&st->loop, st->watched, st->nwatched, 200, on_files_changed, st, err,
+                        sizeof err);
+  if (!st->watch) {
+    tp_log_msg(TP_LOG_ERROR, "cannot watch plugin files", err);
+    return -1;
+  }
+  tp_buf *line = tp_log_begin(TP_LOG_INFO, "watching plugin files");
+  tp_log_int(line, "folders", st->nwatched);
+  tp_log_end(line);
+  return 0;
+}
 
 static void on_stopped(void *arg) {
   serve_state *st = arg;
@@ -147,6 +224,10 @@ static void on_signal(uv_signal_t *h, int signum) {
   tp_log_str(line, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
   tp_log_end(line);
   tph_shutdown(st->server, on_stopped, st);
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 static int cmd_serve(int argc, char **argv) {
@@ -186,16 +267,22 @@ static int cmd_serve(int argc, char **argv) {
   }
   tph_hooks hooks = {tp_host_handle, tp_host_commit, tp_host_finished, &host};
   st.server = tph_new(&st.loop, &cfg.limits, hooks);
+  st.host = &host;
   host.server = st.server;
+  tp_host_attach(&host, &st.loop);
   int port;
   if (tph_listen(st.server, cfg.listen_host, cfg.listen_port, &port, err, sizeof err) != 0) {
     tp_log_msg(TP_LOG_ERROR, "cannot start", err);
+  } else if (o.watch && start_watch(&st, &cfg) != 0) {
+    /* reported */
   } else {
     uv_signal_init(&st.loop, &st.sigterm);
     uv_signal_init(&st.loop, &st.sigint);
-    st.sigterm.data = st.sigint.data = &st;
+    uv_signal_init(&st.loop, &st.sighup);
+    st.sigterm.data = st.sigint.data = st.sighup.data = &st;
     uv_signal_start(&st.sigterm, on_signal, SIGTERM);
     uv_signal_start(&st.sigint, on_signal, SIGINT);
+    uv_signal_start(&st.sighup, on_sighup, SIGHUP);
     tp_buf *line = tp_log_begin(TP_LOG_INFO, "listening");
     tp_log_str(line, "host", cfg.listen_host);
     tp_log_int(line, "port", port);
@@ -206,15 +293,20 @@ static int cmd_serve(int argc, char **argv) {
     tp_log_set_batched(true);
     uv_run(&st.loop, UV_RUN_DEFAULT);
     tp_log_set_batched(false);
-    uv_close((uv_handle_t *)&st.sigterm, NULL);
-    uv_close((uv_handle_t *)&st.sigint, NULL);
+    close_handle((uv_handle_t *)&st.sigterm);
+    close_handle((uv_handle_t *)&st.sigint);
+    close_handle((uv_handle_t *)&st.sighup);
     status = 0;
   }
+  tpw_stop(st.watch);
+  tp_host_detach(&host);
   tph_free(st.server);
   tp_host_commit(&host);  /* nothing should be open; make sure */
   tp_host_close(&host);
   uv_run(&st.loop, UV_RUN_DEFAULT);  /* run the remaining close callbacks */
   tp_log_msg(TP_LOG_INFO, "stopped", NULL);
+  free(st.watched);
+  free(st.watched_plugin);
 done:
   uv_loop_close(&st.loop);
   tpc_free(&cfg);
@@ -253,6 +345,58 @@ static int cmd_token(int argc, char **argv) {
   return rc == 0 ? 0 : 2;
 }
 
+/* ---- reload */
+
+static int cmd_reload(int argc, char **argv) {
+  options o = {0};
+  int done = begin_command(argc, argv, usage_reload, &o);
+  if (done >= 0) return done;
+  tpc_config cfg;
+  if (load_config(o.config, &cfg) != 0) return 2;
+  if (o.listen &&
+      tpc_parse_listen(o.listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port) != 0) {
+    fprintf(stderr, "tidepool: --listen must be HOST:PORT\n");
+    tpc_free(&cfg);
+    return 2;
+  }
+  const char *key = getenv("TIDEPOOL_ADMIN_KEY");
+  if (!key) key = cfg.cli_admin_key;
+  if (!key) {
+    fprintf(stderr, "tidepool: the config has no admin_keys and TIDEPOOL_ADMIN_KEY is not set\n");
+    tpc_free(&cfg);
+    return 2;
+  }
+  tp_buf body, out;
+  tp_buf_init(&body);
+  tp_buf_init(&out);
+  tp_buf_adds(&body, "{");
+  if (o.tenant) {
+    tp_buf_adds(&body, "\"tenant\":");
+    tp_buf_add_json_str(&body, o.tenant, strlen(o.tenant));
+  }
+  if (o.plugin) {
+    tp_buf_adds(&body, o.tenant ? ",\"plugin\":" : "\"plugin\":");
+    tp_buf_add_json_str(&body, o.plugin, strlen(o.plugin));
+  }
+  tp_buf_adds(&body, "}");
+  int status = 0, rc;
+  char err[512];
+  const char *host = strcmp(cfg.listen_host, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_host;
+  if (tp_admin_post(host, cfg.listen_port, "/admin/reload", key, tp_buf_cstr(&body), 120000,
+                    &status, &out, err, sizeof err) != 0) {
+    fprintf(stderr, "tidepool: %s\n", err);
+    rc = 3;
+  } else {
+    printf("%.*s\n", (int)out.len, out.data);
+    rc = status == 200 ? 0 : status == 422 ? 1 : status == 401 || status == 403 ? 2 : 1;
+    if (status != 200 && status != 422) fprintf(stderr, "tidepool: the server answered %d\n", status);
+  }
+  tp_buf_free(&body);
+  tp_buf_free(&out);
+  tpc_free(&cfg);
+  return rc;
+}
+
 /* ---- config */
 
 static int cmd_config(int argc, char **argv) {
@@ -279,6 +423,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 2, argv + 2);
   else if (strcmp(cmd, "token") == 0) rc = cmd_token(argc - 2, argv + 2);
   else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc - 2, argv + 2);
+  else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
@@ -287,6 +432,7 @@ int main(int argc, char **argv) {
     fputs(strcmp(topic, "serve") == 0    ? usage_serve
           : strcmp(topic, "token") == 0  ? usage_token
           : strcmp(topic, "config") == 0 ? usage_config
+          : strcmp(topic, "reload") == 0 ? usage_reload
                                          : usage_main,
           stdout);
     rc = 0;

@@ -3,6 +3,7 @@
 */
 #include "metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@
 
 static const double latency_bounds[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+static const double lateness_bounds[NBUCKETS] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                                 0.2, 0.5, 1, 2, 5, 10, 60};
 static const double batch_bounds[NBUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024,
                                               2048, 4096, 8192};
 
@@ -31,6 +34,9 @@ struct tpm_metrics {
   series *slots[NSLOTS];
   histogram commit_latency, commit_batch;
   uint64_t commits_ok, commits_failed, plugin_errors;
+  uint64_t tasks[2][3];            /* [job, event][ok, failed, dead] */
+  histogram lateness[2];
+  uint64_t reloads_ok, reloads_failed;
 };
 
 static void observe(histogram *h, const double *bounds, double v) {
@@ -86,6 +92,16 @@ void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok) {
 }
 
 void tpm_plugin_error(tpm_metrics *m) { m->plugin_errors++; }
+
+void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s) {
+  m->tasks[event][ok ? 0 : dead ? 2 : 1]++;
+  if (lateness_s > 0) observe(&m->lateness[event], lateness_bounds, lateness_s);
+}
+
+void tpm_reload(tpm_metrics *m, int ok, int failed) {
+  m->reloads_ok += (uint64_t)ok;
+  m->reloads_failed += (uint64_t)failed;
+}
 
 void tpm_family(tp_buf *out, const char *name, const char *type, const char *help) {
   tp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -158,4 +174,23 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
   tpm_family(out, "tidepool_plugin_errors_total", "counter",
              "Plugin invocations that raised an unexpected error.");
   tp_buf_printf(out, "tidepool_plugin_errors_total %llu\n", (unsigned long long)m->plugin_errors);
+  static const char *const kinds[] = {"job", "event"}, *const results[] = {"ok", "failed", "dead"};
+  tpm_family(out, "tidepool_tasks_total", "counter",
+             "Jobs and event deliveries run, by result (dead: failed for the last time).");
+  for (int k = 0; k < 2; k++)
+    for (int r = 0; r < 3; r++)
+      tp_buf_printf(out, "tidepool_tasks_total{kind=\"%s\",result=\"%s\"} %llu\n", kinds[k],
+                    results[r], (unsigned long long)m->tasks[k][r]);
+  tpm_family(out, "tidepool_task_lateness_seconds", "histogram",
+             "How long after its due time a task started (tenants on the wall clock).");
+  for (int k = 0; k < 2; k++) {
+    char kind[32];
+    snprintf(kind, sizeof kind, "kind=\"%s\"", kinds[k]);
+    render_histogram(out, "tidepool_task_lateness_seconds", kind, &m->lateness[k],
+                     lateness_bounds);
+  }
+  tpm_family(out, "tidepool_reloads_total", "counter", "Plugin reloads, by result.");
+  tp_buf_printf(out, "tidepool_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads_ok);
+  tp_buf_printf(out, "tidepool_reloads_total{result=\"failed\"} %llu\n",
+                (unsigned long long)m->reloads_failed);
 }

@@ -10,29 +10,15 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "luacopy.h"
+#include "sandbox.h"
 #include "url.h"
 
 static int req_index(lua_State *L);
-
-/* ---- memory: every state's allocations are counted (the cap is a seam) */
-
-static void *plugin_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  tp_plugin *p = ud;
-  size_t old = ptr ? osize : 0;
-  if (nsize == 0) {
-    free(ptr);
-    p->mem_bytes -= old;
-    return NULL;
-  }
-  void *np = realloc(ptr, nsize);
-  if (!np) return NULL;
-  p->mem_bytes = p->mem_bytes - old + nsize;
-  if (p->mem_bytes > p->mem_peak) p->mem_peak = p->mem_bytes;
-  return np;
-}
 
 /* ---- message handler: tp.fail errors pass through, others get a traceback */
 
@@ -135,7 +121,68 @@ static int read_routes(tp_plugin *p, int manifest, char *err, size_t errcap) {
   return 0;
 }
 
-static int run_chunk(tp_plugin *p, const char *file, char *err, size_t errcap) {
+/* Reads manifest[kind] = { name = function } into a registry table; names go
+** into names/n when given (subscriptions are looked up by the host). */
+static int read_handlers(tp_plugin *p, int manifest, const char *kind, int *ref,
+                         char (**names)[TPP_MAX_NAME + 1], int *n, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  int t = lua_getfield(L, manifest, kind);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  } else if (t != LUA_TTABLE) {
+    snprintf(err, errcap, "manifest field '%s' must be a table of name = function", kind);
+    return -1;
+  }
+  int count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    /* stack: handlers name fn */
+    size_t len = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+    if (!name || len == 0 || len > TPP_MAX_NAME || strlen(name) != len) {
+      snprintf(err, errcap, "%s: names must be strings of 1-%d bytes", kind, TPP_MAX_NAME);
+      return -1;
+    }
+    if (!lua_isfunction(L, -1)) {
+      snprintf(err, errcap, "%s.%s must be a function", kind, name);
+      return -1;
+    }
+    lua_pop(L, 1);
+    count++;
+  }
+  if (names) {
+    *names = calloc((size_t)(count ? count : 1), sizeof **names);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      tp_copy_str((*names)[(*n)++], TPP_MAX_NAME + 1, lua_tostring(L, -2));
+      lua_pop(L, 1);
+    }
+  }
+  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t errcap) {
+  static const char *const known[] = {"name", "version", "description", "migrations", "routes",
+                                      "jobs", "subscribe", "exports", NULL};
+  lua_pushnil(L);
+  while (lua_next(L, manifest)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    bool ok = false;
+    for (const char *const *n = known; *n; n++) ok |= strcmp(k, *n) == 0;
+    if (!ok) {
+      snprintf(err, errcap, "unknown manifest field '%s' (known: name, version, description, "
+               "migrations, routes, jobs, subscribe, exports)", k);
+      lua_pop(L, 1);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int run_chunk(tp_plugin *p, const char *file, int64_t budget, char *err, size_t errcap) {
   lua_State *L = p->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
   if (luaL_loadfilex(L, file, "t") != LUA_OK) {
@@ -143,8 +190,19 @@ static int run_chunk(tp_plugin *p, const char *file, char *err, size_t errcap) {
     return -1;
   }
   p->ctx = TP_CTX_LOAD;
+  tpsb_arm(p, budget);
   int rc = lua_pcall(L, 0, 1, -2);
   p->ctx = TP_CTX_NONE;
+  if (p->exceeded) {
+    snprintf(err, errcap, "loading %s used more than %lld instructions (limits.load_instructions)",
+             file, (long long)budget);
+    return -1;
+  }
+  if (rc == LUA_ERRMEM) {
+    snprintf(err, errcap, "loading %s reached the plugin's memory cap of %zu bytes", file,
+             p->mem_limit);
+    return -1;
+  }
   if (rc != LUA_OK) {
     snprintf(err, errcap, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error while loading");
     return -1;
@@ -156,19 +214,52 @@ static int run_chunk(tp_plugin *p, const char *file, char *err, size_t errcap) {
   return 0;
 }
 
+static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  char name[33];
+  if (check_manifest_keys(L, manifest, err, errcap) != 0 ||
+      manifest_string(L, manifest, "name", name, sizeof name, err, errcap) != 0 ||
+      manifest_string(L, manifest, "version", p->version, sizeof p->version, err, errcap) != 0)
+    return -1;
+  if (strcmp(name, p->name) != 0) {
+    snprintf(err, errcap, "manifest name '%s' does not match its folder '%s'", name, p->name);
+    return -1;
+  }
+  if (read_routes(p, manifest, err, errcap) != 0 ||
+      read_handlers(p, manifest, "jobs", &p->jobs_ref, NULL, NULL, err, errcap) != 0 ||
+      read_handlers(p, manifest, "subscribe", &p->subscribe_ref, &p->subscriptions,
+                    &p->nsubscriptions, err, errcap) != 0 ||
+      read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0)
+    return -1;
+  int t = lua_getfield(L, manifest, "migrations");
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  } else if (t != LUA_TTABLE) {
+    snprintf(err, errcap, "manifest field 'migrations' must be a list of SQL strings");
+    return -1;
+  }
+  p->migrations_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
 int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc_plugin *pc,
              tps_db *db, char *err, size_t errcap) {
   memset(p, 0, sizeof *p);
   tp_copy_str(p->name, sizeof p->name, pc->name);
   p->tenant_id = t->id;
   p->timezone = t->timezone;
+  p->sdk_dir = cfg->sdk_dir;
   p->db = db;
+  p->instructions = pc->instructions;
+  p->mem_limit = (size_t)pc->memory_bytes;
+  p->loaded_at_ms = tp_clock_wall_ms();
   char file[600];
   if (find_plugin_file(cfg, pc->name, p->dir, sizeof p->dir, file, sizeof file) != 0) {
     snprintf(err, errcap, "no plugins/%s/plugin.lua in any plugin directory", pc->name);
     return -1;
   }
-  p->L = lua_newstate(plugin_alloc, p);
+  p->L = lua_newstate(tpsb_alloc, p);
   if (!p->L) {
     snprintf(err, errcap, "out of memory");
     return -1;
@@ -188,36 +279,27 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
     return -1;
   }
   p->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (run_chunk(p, file, err, errcap) != 0) return -1;
-  int manifest = lua_gettop(L);
-  char name[33];
-  if (manifest_string(L, manifest, "name", name, sizeof name, err, errcap) != 0 ||
-      manifest_string(L, manifest, "version", p->version, sizeof p->version, err, errcap) != 0)
+  if (run_chunk(p, file, cfg->limits.load_instructions, err, errcap) != 0 ||
+      read_manifest(p, lua_gettop(L), err, errcap) != 0)
     return -1;
-  if (strcmp(name, p->name) != 0) {
-    snprintf(err, errcap, "manifest name '%s' does not match its folder '%s'", name, p->name);
-    return -1;
-  }
-  if (read_routes(p, manifest, err, errcap) != 0) return -1;
-  lua_getfield(L, manifest, "migrations");
-  if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
-    snprintf(err, errcap, "manifest field 'migrations' must be a list of SQL strings");
-    return -1;
-  }
+  lua_settop(L, 0);
+  return 0;
+}
+
+int tpp_migrate(tp_plugin *p, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->migrations_ref);
   int applied;
-  if (tps_migrate(db, p->name, L, lua_gettop(L), &applied, e, sizeof e) != 0) {
-    snprintf(err, errcap, "%s", e);
-    return -1;
-  }
-  if (applied) {
+  int rc = tps_migrate(p->db, p->name, L, lua_gettop(L), &applied, err, errcap);
+  lua_pop(L, 1);
+  if (rc == 0 && applied) {
     tp_buf *line = tp_log_begin(TP_LOG_INFO, "migrations applied");
-    tp_log_str(line, "tenant", t->id);
+    tp_log_str(line, "tenant", p->tenant_id);
     tp_log_str(line, "plugin", p->name);
     tp_log_int(line, "count", applied);
     tp_log_end(line);
   }
-  lua_settop(L, 0);
-  return 0;
+  return rc;
 }
 
 void tpp_free(tp_plugin *p) {
@@ -226,7 +308,62 @@ void tpp_free(tp_plugin *p) {
     lua_close(p->L);
   }
   free(p->routes);
+  free(p->subscriptions);
   memset(p, 0, sizeof *p);
+}
+
+bool tpp_has_handler(tp_plugin *p, const char *kind, const char *name) {
+  int ref = strcmp(kind, "jobs") == 0 ? p->jobs_ref : p->subscribe_ref;
+  lua_rawgeti(p->L, LUA_REGISTRYINDEX, ref);
+  lua_pushstring(p->L, name);
+  bool has = lua_rawget(p->L, -2) == LUA_TFUNCTION;
+  lua_pop(p->L, 2);
+  return has;
+}
+
+/* ---- invoking plugin code */
+
+/* Calls the function beneath nargs arguments on p's stack (msgh is the
+** message handler's index) as ctx of inv, under the plugin's budget. The
+** store's owner is p for the duration, and restored for a calling peer. */
+static int invoke(tp_plugin *p, int ctx, tp_invocation *inv, int nargs, int nres, int msgh_idx) {
+  const char *owner = p->db->owner;
+  int old_ctx = p->ctx;
+  tp_invocation *old_inv = p->inv;
+  p->ctx = ctx;
+  p->inv = inv;
+  p->running = true;
+  tpsb_arm(p, p->instructions);
+  tps_set_owner(p->db, p->name);
+  int rc = lua_pcall(p->L, nargs, nres, msgh_idx);
+  tps_set_owner(p->db, owner);
+  p->running = false;
+  p->ctx = old_ctx;
+  p->inv = old_inv;
+  /* a budget spent in a coroutine can be caught by its resumer, which may
+  ** then return within one hook step: the invocation failed all the same */
+  if (p->exceeded && rc == LUA_OK) {
+    lua_pop(p->L, nres);
+    lua_pushliteral(p->L, "instruction budget exceeded");
+    rc = LUA_ERRRUN;
+  }
+  if (rc == LUA_ERRMEM) lua_gc(p->L, LUA_GCCOLLECT);  /* give the next invocation room */
+  return rc;
+}
+
+/* A killed invocation's error code and explanation, or NULL for plain errors. */
+static const char *limit_hit(tp_plugin *p, int rc, char *msg, size_t cap) {
+  if (p->exceeded) {
+    snprintf(msg, cap, "plugin '%s' ran more than its budget of %lld instructions; everything "
+             "it did was rolled back", p->name, (long long)p->budget);
+    return "budget_exceeded";
+  }
+  if (rc == LUA_ERRMEM) {
+    snprintf(msg, cap, "plugin '%s' reached its memory cap of %zu bytes; everything it did was "
+             "rolled back", p->name, p->mem_limit);
+    return "memory_exceeded";
+  }
+  return NULL;
 }
 
 /* ---- calling a handler */
@@ -318,15 +455,34 @@ static void push_request(tp_plugin *p, const tp_route *r, const tp_call *c) {
   lua_setmetatable(L, -2);
 }
 
-/* Turns the error at the top of L into the response. */
-static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_result *res,
+/* Logs a plugin's failure with where it happened. */
+static void log_failure(tp_plugin *p, const char *where, const char *request_id, const char *code,
+                        const char *error) {
+  tp_buf *line = tp_log_begin(TP_LOG_ERROR, "plugin failed");
+  tp_log_str(line, "tenant", p->tenant_id);
+  tp_log_str(line, "plugin", p->name);
+  tp_log_str(line, "route", where);
+  if (request_id) tp_log_str(line, "request_id", request_id);
+  if (code) tp_log_str(line, "code", code);
+  tp_log_str(line, "error", error ? error : "?");
+  tp_log_end(line);
+}
+
+/* Turns the error at the top of L (from an invocation that returned rc) into
+** the response. */
+static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body, tp_result *res,
                           const char *request_id) {
   lua_State *L = p->L;
   tph_response tmp;  /* tph_error formats into a response; borrow its body */
   memset(&tmp, 0, sizeof tmp);
   tmp.body = *body;
   tp_copy_str(tmp.request_id, sizeof tmp.request_id, request_id);
-  if (tpa_is_fail(L, -1)) {
+  char msg[256];
+  const char *limit = limit_hit(p, rc, msg, sizeof msg);
+  if (limit) {
+    log_failure(p, r->label, request_id, limit, msg);
+    tph_error(&tmp, 500, limit, "%s", msg);
+  } else if (tpa_is_fail(L, -1)) {
     /* the table came from tp.fail, but a plugin that caught it may have
     ** changed its fields before raising it again: take nothing on trust */
     lua_getfield(L, -1, "status");
@@ -334,8 +490,10 @@ static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_resu
     lua_getfield(L, -3, "message");
     lua_Integer status = lua_isinteger(L, -3) ? lua_tointeger(L, -3) : 500;
     const char *code = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error";
-    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    tph_error(&tmp, status >= 400 && status <= 599 ? (int)status : 500, code, "%s", msg);
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (status < 400 || status > 599) status = 500;
+    if (status >= 500) log_failure(p, r->label, request_id, code, m);
+    tph_error(&tmp, (int)status, code, "%s", m);
     lua_pop(L, 3);
     if (lua_getfield(L, -1, "details") != LUA_TNIL) {  /* {"error":{...}} gains details */
       tp_buf d;
@@ -351,14 +509,7 @@ static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_resu
     }
     lua_pop(L, 1);
   } else {
-    const char *trace = lua_tostring(L, -1);
-    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "handler raised an error");
-    tp_log_str(line, "tenant", p->tenant_id);
-    tp_log_str(line, "plugin", p->name);
-    tp_log_str(line, "route", r->label);
-    tp_log_str(line, "request_id", request_id);
-    tp_log_str(line, "error", trace ? trace : "?");
-    tp_log_end(line);
+    log_failure(p, r->label, request_id, NULL, lua_tostring(L, -1));
     tph_error(&tmp, 500, "internal_error",
               "the request failed inside plugin '%s' and changed nothing; quote request id %s",
               p->name, request_id);
@@ -372,7 +523,7 @@ static void handler_error(tp_plugin *p, const tp_route *r, tp_buf *body, tp_resu
 static void bad_result(tp_plugin *p, const tp_route *r, tp_buf *body, tp_result *res,
                        const char *request_id, const char *why) {
   lua_pushfstring(p->L, "handler of %s returned %s", r->label, why);
-  handler_error(p, r, body, res, request_id);
+  handler_error(p, r, LUA_ERRRUN, body, res, request_id);
 }
 
 void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_invocation *inv,
@@ -396,15 +547,11 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     }
     lua_setfield(L, -2, "body");
   }
-  p->inv = inv;
   p->call = call;
-  p->ctx = TP_CTX_HANDLER;
-  tps_set_owner(p->db, p->name);
-  int rc = lua_pcall(L, 1, 2, base + 1);
-  tps_set_owner(p->db, NULL);
-  p->ctx = TP_CTX_NONE;
+  int rc = invoke(p, TP_CTX_HANDLER, inv, 1, 2, base + 1);
+  p->call = NULL;
   if (rc != LUA_OK) {
-    handler_error(p, r, body, res, call->request_id);
+    handler_error(p, r, rc, body, res, call->request_id);
   } else {
     /* stack: msgh status body  |  msgh body nil */
     int status = 200;
@@ -422,14 +569,98 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     else if (lua_isnil(L, -1) ? (tp_buf_adds(body, "{}"), 0)
                               : tpj_encode(L, -1, body, e, sizeof e) != 0) {
       lua_pushfstring(L, "handler of %s returned a body that cannot be JSON: %s", r->label, e);
-      handler_error(p, r, body, res, call->request_id);
+      handler_error(p, r, LUA_ERRRUN, body, res, call->request_id);
     } else {
       res->status = status;
       res->ok = true;
       res->code[0] = '\0';
     }
   }
-  p->inv = NULL;
-  p->call = NULL;
   lua_settop(L, base);
+}
+
+/* The message of the error at the top of p's stack, for logs and dead letters. */
+static void describe_error(tp_plugin *p, int rc, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  if (limit_hit(p, rc, err, errcap)) return;
+  if (tpa_is_fail(L, -1)) {
+    lua_getfield(L, -1, "code");
+    lua_getfield(L, -2, "message");
+    snprintf(err, errcap, "%s: %s", lua_tostring(L, -2) ? lua_tostring(L, -2) : "error",
+             lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 2);
+  } else {
+    snprintf(err, errcap, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+  }
+}
+
+int tpp_call_task(tp_plugin *p, const char *kind, const char *name, const char *arg,
+                  size_t arg_len, tp_invocation *inv, int ctx, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  int base = lua_gettop(L);
+  int rc = -1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, strcmp(kind, "jobs") == 0 ? p->jobs_ref : p->subscribe_ref);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    snprintf(err, errcap, "plugin '%s' (version %s) has no %s handler '%s'", p->name, p->version,
+             strcmp(kind, "jobs") == 0 ? "job" : "event", name);
+  } else if (tpj_decode(L, arg, arg_len, err, errcap) != 0) {
+    /* err says why; the host wrote arg, so this is a host bug */
+  } else {
+    /* stack: msgh handlers fn arg */
+    int status = invoke(p, ctx, inv, 1, 0, base + 1);
+    if (status == LUA_OK) rc = 0;
+    else describe_error(p, status, err, errcap);
+  }
+  lua_settop(L, base);
+  return rc;
+}
+
+int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
+                    tp_invocation *inv, int ctx, char *err, size_t errcap) {
+  lua_State *L = callee->L;
+  int base = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, callee->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, callee->exports_ref);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    snprintf(err, errcap, "plugin '%s' exports no function '%s'", callee->name, name);
+    lua_settop(L, base);
+    return -1;
+  }
+  lua_remove(L, -2);
+  if (!lua_checkstack(L, nargs + 8)) {
+    snprintf(err, errcap, "too many arguments");
+    lua_settop(L, base);
+    return -1;
+  }
+  for (int i = 0; i < nargs; i++)
+    if (tp_lua_copy(from, first + i, L, err, errcap) != 0) {
+      lua_settop(L, base);
+      return -1;
+    }
+  /* stack: msgh fn args... */
+  int status = invoke(callee, ctx, inv, nargs, LUA_MULTRET, base + 1);
+  int nres = -1;
+  if (status != LUA_OK) {
+    if (!limit_hit(callee, status, err, errcap) && tpa_is_fail(L, -1) &&
+        tp_lua_copy(L, -1, from, err, errcap) == 0) {
+      tpa_mark_fail(from);  /* the caller raises it as its own tp.fail */
+      nres = -2;
+    } else if (!callee->exceeded && status != LUA_ERRMEM) {
+      describe_error(callee, status, err, errcap);
+    }
+  } else {
+    nres = lua_gettop(L) - base - 1;
+    if (!lua_checkstack(from, nres + 8)) {
+      snprintf(err, errcap, "too many results");
+      nres = -1;
+    }
+    for (int i = 0; nres > 0 && i < nres; i++)
+      if (tp_lua_copy(L, base + 2 + i, from, err, errcap) != 0) {
+        lua_pop(from, i);
+        nres = -1;
+      }
+  }
+  lua_settop(L, base);
+  return nres;
 }

@@ -40,6 +40,7 @@ enum {
 typedef enum { TP_AUTH_NONE, TP_AUTH_OPTIONAL, TP_AUTH_USER, TP_AUTH_ADMIN } tp_auth;
 
 struct tp_plugin;
+struct tp_job_spec;
 
 typedef struct tp_route {
   struct tp_plugin *plugin;
@@ -48,6 +49,7 @@ typedef struct tp_route {
   char label[320];       /* "catalog GET /v1/{tenant}/catalog/products" for logs and metrics */
   tp_auth auth;
   int handler_ref;
+  void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
 } tp_route;
 
 /* Everything one invocation reads from the host, fixed when it starts. */
@@ -58,24 +60,71 @@ typedef struct tp_invocation {
   uint64_t rng[4];       /* xoshiro256** state, from seed */
 } tp_invocation;
 
+#define TPP_MAX_NAME 64      /* job, event and export names */
+
 typedef struct tp_plugin {
   char name[33];
   char version[33];
   char dir[512];
+  const char *sdk_dir;
   const char *tenant_id;
   const char *timezone;
+  uint64_t generation;   /* 1 for the first load, +1 per reload */
+  int64_t loaded_at_ms;
   lua_State *L;
   tps_db *db;
   int ctx;
   tp_invocation *inv;
   const struct tp_call *call;  /* the request being handled, for req's lazy fields */
+  bool running;          /* an invocation is on the C stack: calls into it would re-enter */
+  /* limits (sandbox.c) */
   size_t mem_bytes, mem_peak;
+  size_t mem_limit;      /* cap while plugin code runs */
+  bool mem_refused;      /* the allocator said no during this invocation */
+  int64_t instructions;  /* budget of each invocation */
+  int64_t budget, used;  /* of the invocation running now */
+  bool exceeded;         /* budget spent: the hook raises at every instruction */
+  /* the manifest */
   int msgh_ref;          /* message handler: traceback, or the error table as is */
   int config_ref;
   int req_mt_ref;        /* metatable of req: builds headers and query on demand */
+  int jobs_ref, subscribe_ref, exports_ref;  /* name -> function tables */
+  int migrations_ref;
   tp_route *routes;
   int nroutes;
+  char (*subscriptions)[TPP_MAX_NAME + 1];   /* event names, for fan-out at emit */
+  int nsubscriptions;
+  /* the host's services, for tp.jobs, tp.events and tp.call (api.c) */
+  const struct tp_services *services;
+  void *services_ud;
 } tp_plugin;
+
+/* What the host does for a plugin's API calls (implemented in host.c). Each
+** returns 0, or -1 with a message in err; they run inside the caller's
+** transaction. */
+typedef struct tp_services {
+  /* schedules job name of p; returns its id */
+  int (*schedule)(void *ud, tp_plugin *p, const struct tp_job_spec *spec, int64_t *id,
+                  char *err, size_t errcap);
+  /* cancels p's pending job by id (key NULL) or by key; *n = jobs cancelled */
+  int (*cancel)(void *ud, tp_plugin *p, int64_t id, const char *key, int *n, char *err,
+                size_t errcap);
+  /* writes event name (JSON data) to the outbox for every subscriber */
+  int (*emit)(void *ud, tp_plugin *p, const char *name, const char *json, size_t len, int *n,
+              char *err, size_t errcap);
+  /* the current generation of a peer plugin of the same tenant, or NULL */
+  tp_plugin *(*peer)(void *ud, tp_plugin *p, const char *name);
+} tp_services;
+
+typedef struct tp_job_spec {
+  const char *name;
+  const char *payload;   /* JSON */
+  size_t payload_len;
+  int64_t due_ms;
+  int64_t every_ms;      /* 0: once */
+  const char *key;       /* NULL, or unique among the plugin's pending jobs */
+  int64_t max_attempts;  /* 0: the host's default */
+} tp_job_spec;
 
 /* What a handler is called with (built by the host from the HTTP request). */
 typedef struct tp_call {
@@ -100,16 +149,37 @@ typedef struct tp_result {
   char code[40];         /* error code when !ok or status >= 400 */
 } tp_result;
 
-/* Loads plugins/<name>/plugin.lua from the first plugin dir that has it,
-** runs its migrations and builds its routes. Returns 0, or -1 with err. */
+/* Loads plugins/<name>/plugin.lua from the first plugin dir that has it into a
+** fresh state and reads its manifest (routes, jobs, subscriptions, exports),
+** under the load instruction budget. Nothing touches the database yet.
+** Returns 0, or -1 with err. */
 int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc_plugin *pc,
              tps_db *db, char *err, size_t errcap);
+/* Runs the manifest's pending migrations in their own transaction (no batch
+** may be open). Returns 0, or -1 with err and nothing applied. */
+int tpp_migrate(tp_plugin *p, char *err, size_t errcap);
 void tpp_free(tp_plugin *p);
+/* True if p has a job handler (kind "jobs") or subscription ("subscribe") name. */
+bool tpp_has_handler(tp_plugin *p, const char *kind, const char *name);
 
 /* Calls a route's handler. Encodes the JSON answer into body. The caller
 ** owns the savepoint: it releases it when result.ok, rolls it back otherwise. */
 void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_invocation *inv,
                     struct tp_buf *body, tp_result *result);
+
+/* Runs a job (kind "jobs", ctx TP_CTX_JOB) or an event delivery ("subscribe",
+** TP_CTX_EVENT): the handler gets the JSON object arg decoded into a table.
+** The caller owns the savepoint. Returns 0, or -1 with the error (message,
+** traceback or the limit that was hit) in err. */
+int tpp_call_task(tp_plugin *p, const char *kind, const char *name, const char *arg,
+                  size_t arg_len, tp_invocation *inv, int ctx, char *err, size_t errcap);
+
+/* Calls callee's export name with the nargs values at from[first..] copied
+** as plain data; its results are copied back onto from. Runs in the caller's
+** context and invocation. Returns the number of results, -1 with err on an
+** error (a tp.fail error is copied onto from and -2 returned instead). */
+int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
+                    tp_invocation *inv, int ctx, char *err, size_t errcap);
 
 /* Validates a query string; -1 if it is not well-formed percent-encoding. */
 int tpp_check_query(const char *q, size_t n);

@@ -182,7 +182,10 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
       prepare_fixed(d, "ROLLBACK", &d->rollback) ||
       prepare_fixed(d, "SAVEPOINT tp_request", &d->savepoint) ||
       prepare_fixed(d, "RELEASE tp_request", &d->release) ||
-      prepare_fixed(d, "ROLLBACK TO tp_request", &d->rollback_to)) {
+      prepare_fixed(d, "ROLLBACK TO tp_request", &d->rollback_to) ||
+      prepare_fixed(d, "SAVEPOINT tp_call", &d->call_savepoint) ||
+      prepare_fixed(d, "RELEASE tp_call", &d->call_release) ||
+      prepare_fixed(d, "ROLLBACK TO tp_call", &d->call_rollback_to)) {
     snprintf(err, errcap, "%s: %s", path, sqlite3_errmsg(d->db));
     goto fail;
   }
@@ -196,7 +199,8 @@ fail:
 void tps_close(tps_db *d) {
   if (d->db) {
     sqlite3_stmt *fixed[] = {d->begin, d->commit, d->rollback, d->savepoint, d->release,
-                             d->rollback_to};
+                             d->rollback_to, d->call_savepoint, d->call_release,
+                             d->call_rollback_to};
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) sqlite3_finalize(fixed[i]);
     if (d->in_txn) sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
     if (sqlite3_close(d->db) != SQLITE_OK) {  /* a statement left unfinalized: a host bug */
@@ -268,6 +272,13 @@ int tps_release(tps_db *d) { return host_step(d, d->release); }
 int tps_rollback_to(tps_db *d) {
   int rc = host_step(d, d->rollback_to);
   return rc ? rc : host_step(d, d->release);
+}
+
+int tps_call_begin(tps_db *d) { return host_step(d, d->call_savepoint); }
+
+void tps_call_end(tps_db *d, bool keep) {
+  if (!keep) host_step(d, d->call_rollback_to);
+  host_step(d, d->call_release);
 }
 
 int tps_commit(tps_db *d, char *err, size_t errcap) {

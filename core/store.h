@@ -35,6 +35,7 @@ typedef struct tps_db {
   int batch_size;            /* requests in the open transaction */
   char denied[160];          /* what the authorizer last refused, for the error */
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
+  sqlite3_stmt *call_savepoint, *call_release, *call_rollback_to;
 } tps_db;
 
 int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap);
@@ -56,6 +57,10 @@ bool tps_batch_alive(tps_db *d);
 int tps_savepoint(tps_db *d);
 int tps_release(tps_db *d);
 int tps_rollback_to(tps_db *d);
+/* A nested savepoint around a call between plugins: a callee that fails
+** leaves nothing behind even when its caller catches the error. */
+int tps_call_begin(tps_db *d);
+void tps_call_end(tps_db *d, bool keep);
 /* COMMIT; on failure rolls the whole batch back and sets commit_failed. */
 int tps_commit(tps_db *d, char *err, size_t errcap);
 

@@ -41,7 +41,7 @@ def test_write_then_raise_leaves_no_trace():
     assert "boom" not in text.replace("boom-1", ""), body       # no error text in the response
     assert "traceback" not in text and "plugin.lua" not in text, body
     assert item_count() == before
-    e = h.wait_log(lambda e: e.get("msg") == "handler raised an error"
+    e = h.wait_log(lambda e: e.get("msg") == "plugin failed"
                    and e.get("request_id") == "boom-1", timeout=10, start=mark)
     assert e["level"] == "error" and e["plugin"] == "probe" and e["tenant"] == "t1"
     assert "boom" in e["error"] and "stack traceback" in e["error"], e

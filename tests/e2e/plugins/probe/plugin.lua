@@ -205,15 +205,23 @@ end
 
 -- ---- the sandbox and the load context
 
+local function violation(ok, e)
+  return not ok and type(e) == "table" and e.code == "sandbox_violation"
+end
+
 local function env()
-  local names = { "io", "os", "require", "load", "loadfile", "dofile", "collectgarbage",
-                  "debug", "package" }
-  local present = {}
-  for _, n in ipairs(names) do present[n] = _G[n] ~= nil end
-  present["string.dump"] = string.dump ~= nil
-  present["math.randomseed"] = math.randomseed ~= nil
+  local denied = {}
+  for _, n in ipairs({ "io", "os", "debug", "package" }) do
+    denied[n] = violation(pcall(function() return _G[n].anything end))
+  end
+  denied.dofile = violation(pcall(dofile, "x.lua"))
+  denied.loadfile = violation(pcall(loadfile, "x.lua"))
+  denied["string.dump"] = violation(pcall(string.dump, env))
+  denied["load of bytecode"] = violation(pcall(load, "\27Lua", "x", "t", {}))
+  denied["collectgarbage"] = violation(pcall(collectgarbage, "collect"))
+  denied["math.randomseed"] = math.randomseed == nil
   return 200, {
-    present = present,
+    denied = denied,
     load_checks = load_checks,
     now = tp.now(),
     now_ms = tp.now_ms(),

@@ -1,0 +1,350 @@
+/*
+** admin.c - the host's own admin endpoints, mounted under /admin/{tenant}
+** before any plugin's admin routes (a plugin cannot shadow them: its routes
+** would clash and it would not load), and POST /admin/reload for the host.
+*/
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "host.h"
+#include "json.h"
+#include "log.h"
+#include "token.h"
+
+/* ---- helpers */
+
+bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  if (!key || key->vlen == 0) {
+    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
+    return false;
+  }
+  unsigned char digest[32];
+  tpt_key_digest(key->value, key->vlen, digest);
+  bool ok = false;
+  for (int i = 0; i < t->conf->napi_keys; i++) ok |= tpt_digest_equal(digest, t->conf->api_keys[i]);
+  if (!ok) tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
+  return ok;
+}
+
+/* Decodes the request body (a JSON object, or nothing) onto h->scratch. */
+static bool body_object(tp_host *h, const tph_request *req, tph_response *res) {
+  lua_State *L = h->scratch;
+  lua_settop(L, 0);
+  char err[256];
+  if (!req->body_len) {
+    lua_newtable(L);
+    return true;
+  }
+  if (tpj_decode(L, req->body, req->body_len, err, sizeof err) != 0 || !lua_istable(L, -1)) {
+    tph_error(res, 400, "invalid_json", "the body must be a JSON object%s%s", err[0] ? ": " : "",
+              err);
+    lua_settop(L, 0);
+    return false;
+  }
+  return true;
+}
+
+/* body.key as a string (NULL if absent); false (response filled) if not a string. */
+static bool body_string(tp_host *h, const char *key, const char **out, tph_response *res) {
+  lua_State *L = h->scratch;
+  int t = lua_getfield(L, 1, key);
+  *out = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (t != LUA_TNIL && t != LUA_TSTRING) {
+    tph_error(res, 400, "invalid_field", "'%s' must be a string", key);
+    return false;
+  }
+  return true;  /* the string stays on the scratch stack until the next body */
+}
+
+/* The value of name=... in the request's query, into out (empty if absent). */
+static void query_param(const tph_request *req, const char *name, char *out, size_t cap) {
+  out[0] = '\0';
+  const char *q = memchr(req->target, '?', req->target_len);
+  if (!q) return;
+  const char *end = req->target + req->target_len;
+  size_t n = strlen(name);
+  for (const char *p = q + 1; p < end;) {
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    if (!amp) amp = end;
+    if ((size_t)(amp - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
+      size_t len = (size_t)(amp - p) - n - 1;
+      if (len >= cap) len = cap - 1;
+      memcpy(out, p + n + 1, len);
+      out[len] = '\0';
+      return;
+    }
+    p = amp + 1;
+  }
+}
+
+static void add_str_field(tp_buf *b, const char *key, const char *value) {
+  tp_buf_printf(b, "\"%s\":", key);
+  if (value) tp_buf_add_json_str(b, value, strlen(value));
+  else tp_buf_adds(b, "null");
+}
+
+/* ---- plugins and reload */
+
+/* GET /admin/{tenant}/plugins */
+static void get_plugins(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h, (void)req;
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  add_str_field(b, "tenant", t->conf->id);
+  tp_buf_adds(b, ",\"plugins\":[");
+  for (int i = 0; i < t->nslots; i++) {
+    tp_slot *s = &t->slots[i];
+    tp_plugin *p = s->current;
+    tp_buf_adds(b, i ? ",{" : "{");
+    add_str_field(b, "name", s->conf->name);
+    tp_buf_printf(b, ",\"status\":\"%s\",", !p ? "failed" : s->last_error[0] ? "stale" : "active");
+    add_str_field(b, "version", p ? p->version : NULL);
+    tp_buf_printf(b, ",\"generation\":%llu,", (unsigned long long)(p ? p->generation : 0));
+    add_str_field(b, "last_error", s->last_error[0] ? s->last_error : NULL);
+    tp_buf_printf(b, ",\"last_error_ms\":%lld", (long long)s->last_error_ms);
+    tp_buf_printf(b, ",\"instruction_budget\":%lld,\"memory_cap_bytes\":%lld",
+                  (long long)s->conf->instructions, (long long)s->conf->memory_bytes);
+    if (p) {
+      tp_buf_printf(b, ",\"loaded_at_ms\":%lld,\"lua_memory_bytes\":%zu,\"routes\":[",
+                    (long long)p->loaded_at_ms, p->mem_bytes);
+      for (int j = 0; j < p->nroutes; j++) {
+        tp_buf_adds(b, j ? "," : "");
+        tp_buf_add_json_str(b, p->routes[j].label, strlen(p->routes[j].label));
+      }
+      tp_buf_adds(b, "],\"subscribe\":[");
+      for (int j = 0; j < p->nsubscriptions; j++) {
+        tp_buf_adds(b, j ? "," : "");
+        tp_buf_add_json_str(b, p->subscriptions[j], strlen(p->subscriptions[j]));
+      }
+      tp_buf_adds(b, "]");
+    }
+    tp_buf_adds(b, "}");
+  }
+  tp_buf_adds(b, "]}");
+  res->status = 200;
+}
+
+/* Runs a reload and answers 200 with the outcome, or 422 when any failed. */
+static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tph_response *res) {
+  tp_buf outcome;
+  tp_buf_init(&outcome);
+  int failed = tp_host_reload(h, tenant, plugin, &outcome);
+  if (failed == 0) {
+    tp_buf_add(&res->body, outcome.data, outcome.len);
+    res->status = 200;
+  } else {
+    tph_error(res, 422, "reload_failed", "%d plugin%s failed to reload and kept their old "
+              "version (see details)", failed, failed == 1 ? "" : "s");
+    res->body.len -= 2;
+    tp_buf_adds(&res->body, ",\"details\":");
+    tp_buf_add(&res->body, outcome.data, outcome.len);
+    tp_buf_adds(&res->body, "}}");
+  }
+  tp_buf_free(&outcome);
+}
+
+/* POST /admin/{tenant}/reload  {"plugin": name?} */
+static void post_reload(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  const char *plugin;
+  if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res)) return;
+  if (plugin && !tp__slot(t, plugin)) {
+    tph_error(res, 404, "plugin_not_found", "plugin '%s' is not enabled for tenant '%s'", plugin,
+              t->conf->id);
+    return;
+  }
+  answer_reload(h, t->conf->id, plugin, res);
+}
+
+/* POST /admin/reload  {"tenant": id?, "plugin": name?}, with a host admin key */
+void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res) {
+  tp_copy_str(res->route, sizeof res->route, "admin POST /admin/reload");
+  if (strcmp(req->method, "POST") != 0) {
+    snprintf(res->allow, sizeof res->allow, "POST");
+    tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: POST)", req->method);
+    return;
+  }
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  unsigned char digest[32];
+  bool ok = false;
+  if (key) {
+    tpt_key_digest(key->value, key->vlen, digest);
+    for (int i = 0; i < h->cfg->nadmin_keys; i++) ok |= tpt_digest_equal(digest, h->cfg->admin_keys[i]);
+  }
+  if (!ok) {
+    tph_error(res, key ? 403 : 401, key ? "invalid_api_key" : "api_key_required",
+              "POST /admin/reload needs one of the host's admin_keys in X-Api-Key");
+    return;
+  }
+  const char *tenant, *plugin;
+  if (!body_object(h, req, res) || !body_string(h, "tenant", &tenant, res) ||
+      !body_string(h, "plugin", &plugin, res))
+    return;
+  answer_reload(h, tenant, plugin, res);
+}
+
+/* ---- jobs and events */
+
+static void list_tasks(tp_tenant *t, const char *kind, const tph_request *req, tph_response *res) {
+  char state[16], limit_s[16];
+  query_param(req, "state", state, sizeof state);
+  query_param(req, "limit", limit_s, sizeof limit_s);
+  bool dead = strcmp(state, "dead") == 0;
+  if (state[0] && !dead && strcmp(state, "pending") != 0) {
+    tph_error(res, 400, "invalid_query", "state must be pending or dead");
+    return;
+  }
+  int limit = limit_s[0] ? atoi(limit_s) : 100;
+  if (limit < 1 || limit > 1000) {
+    tph_error(res, 400, "invalid_query", "limit must be 1-1000");
+    return;
+  }
+  tp_buf *b = &res->body;
+  tp_buf_printf(b, "{\"state\":\"%s\",\"pending\":%lld,\"dead\":%lld,\"%ss\":", dead ? "dead" : "pending",
+                (long long)tpq_count(&t->queue, kind, false), (long long)tpq_count(&t->queue, kind, true),
+                kind);
+  if (tpq_list(&t->queue, kind, dead, limit, b) != 0) {
+    tph_error(res, 500, "store_error", "listing failed: %s", sqlite3_errmsg(t->db.db));
+    return;
+  }
+  tp_buf_adds(b, "}");
+  res->status = 200;
+}
+
+static void get_jobs(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h;
+  list_tasks(t, "job", req, res);
+}
+
+static void get_events(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h;
+  list_tasks(t, "event", req, res);
+}
+
+/* POST /admin/{tenant}/jobs/{id}/retry: a dead job or delivery runs again now. */
+static void post_retry(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  int64_t id = h->match.params[0].ival;
+  int rc = tp__join_batch(h, t) == 0 ? tpq_retry(&t->queue, id, tp__now(t)) : -1;
+  if (rc < 0) {
+    tph_error(res, 503, "store_unavailable", "cannot update the task: %s", sqlite3_errmsg(t->db.db));
+  } else if (rc == 0) {
+    tph_error(res, 404, "dead_letter_not_found", "no dead-lettered task %lld", (long long)id);
+  } else {
+    t->queue_touched = true;
+    res->commit_failed = &t->db.commit_failed;
+    tp_buf_printf(&res->body, "{\"id\":%lld,\"state\":\"pending\"}", (long long)id);
+    res->status = 200;
+  }
+}
+
+/* DELETE /admin/{tenant}/jobs/{id}: cancels a pending task or drops a dead one. */
+static void delete_job(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  int64_t id = h->match.params[0].ival;
+  int rc = tp__join_batch(h, t) == 0 ? tpq_discard(&t->queue, id) : -1;
+  if (rc < 0) {
+    tph_error(res, 503, "store_unavailable", "cannot remove the task: %s", sqlite3_errmsg(t->db.db));
+  } else if (rc == 0) {
+    tph_error(res, 404, "job_not_found", "no task %lld", (long long)id);
+  } else {
+    t->queue_touched = true;
+    res->commit_failed = &t->db.commit_failed;
+    tp_buf_printf(&res->body, "{\"id\":%lld,\"state\":\"removed\"}", (long long)id);
+    res->status = 200;
+  }
+}
+
+/* ---- the clock */
+
+static void clock_json(tp_tenant *t, tp_buf *b) {
+  int64_t now = tp__now(t);
+  char iso[40];
+  tp_clock_format_iso(now, iso, sizeof iso);
+  tp_buf_printf(b, "\"clock\":\"%s\",\"now\":%lld,\"now_ms\":%lld,\"iso\":\"%s\"",
+                t->conf->manual_clock ? "manual" : "wall", (long long)(now / 1000), (long long)now, iso);
+}
+
+static void get_clock(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h, (void)req;
+  tp_buf_adds(&res->body, "{");
+  clock_json(t, &res->body);
+  tp_buf_adds(&res->body, "}");
+  res->status = 200;
+}
+
+/* POST /admin/{tenant}/clock/advance  {"seconds": n} | {"ms": n} | {"to": epoch seconds} */
+static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  if (!t->conf->manual_clock) {
+    tph_error(res, 409, "clock_not_manual", "tenant '%s' runs on the wall clock; set clock = "
+              "\"manual\" in its config to rehearse with a test clock", t->conf->id);
+    return;
+  }
+  if (!body_object(h, req, res)) return;
+  lua_State *L = h->scratch;
+  static const char *const keys[] = {"seconds", "ms", "to"};
+  int64_t to = -1;
+  int given = 0;
+  for (int i = 0; i < 3; i++) {
+    if (lua_getfield(L, 1, keys[i]) == LUA_TNIL) continue;
+    given++;
+    lua_Integer v = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) || v < 0 || v > (lua_Integer)1e13) {
+      tph_error(res, 400, "invalid_field", "'%s' must be a non-negative integer", keys[i]);
+      return;
+    }
+    int64_t now = t->clock_ms;
+    to = i == 0 ? now + v * 1000 : i == 1 ? now + v : v * 1000;
+  }
+  if (given != 1) {
+    tph_error(res, 400, "invalid_field", "give exactly one of seconds, ms or to (epoch seconds)");
+    return;
+  }
+  if (to < t->clock_ms) {
+    tph_error(res, 409, "clock_backwards", "the clock never runs backwards (now %lld ms)",
+              (long long)t->clock_ms);
+    return;
+  }
+  int ran, failed;
+  if (tp__advance(h, t, to, &ran, &failed) != 0) {
+    tph_error(res, 503, "store_unavailable", "the clock could not be saved: %s",
+              sqlite3_errmsg(t->db.db));
+    return;
+  }
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  clock_json(t, b);
+  tp_buf_printf(b, ",\"tasks_run\":%d,\"tasks_failed\":%d}", ran, failed);
+  res->status = 200;
+}
+
+/* ---- the table */
+
+#define BUILTIN(m, p, fn) \
+  {.method = m, .path = p, .label = "admin " m " /admin/{tenant}" p, .auth = TP_AUTH_ADMIN, \
+   .builtin = (void (*)(void))(tp_builtin_fn)fn}
+
+static tp_route builtins[] = {
+  BUILTIN("GET", "/plugins", get_plugins),
+  BUILTIN("POST", "/reload", post_reload),
+  BUILTIN("GET", "/jobs", get_jobs),
+  BUILTIN("GET", "/events", get_events),
+  BUILTIN("POST", "/jobs/{id:int}/retry", post_retry),
+  BUILTIN("DELETE", "/jobs/{id:int}", delete_job),
+  BUILTIN("GET", "/clock", get_clock),
+  BUILTIN("POST", "/clock/advance", post_advance),
+};
+
+int tp__add_builtins(tpr_router *admin, char *err, size_t errcap) {
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
+    char e[256];
+    if (tpr_add(admin, builtins[i].method, builtins[i].path, &builtins[i], e, sizeof e) != 0) {
+      snprintf(err, errcap, "built-in route %s: %s", builtins[i].path, e);
+      return -1;
+    }
+  }
+  return 0;
+}

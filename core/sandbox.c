@@ -1,0 +1,245 @@
+/*
+** sandbox.c - safe libraries, require, and the instruction and memory limits.
+*/
+#include "sandbox.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+
+#define LOADED_KEY "tp.loaded"
+
+/* ---- memory */
+
+void *tpsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  tp_plugin *p = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    p->mem_bytes -= old;
+    return NULL;
+  }
+  /* the cap binds plugin code; the host's own pushes around a call may pass it
+  ** a little, since an allocation failure outside a protected call would abort */
+  if (p->mem_limit && p->ctx != TP_CTX_NONE && nsize > old &&
+      p->mem_bytes - old + nsize > p->mem_limit) {
+    p->mem_refused = true;
+    return NULL;  /* Lua collects garbage and retries once, then raises */
+  }
+  void *np = realloc(ptr, nsize);
+  if (!np) return NULL;
+  p->mem_bytes = p->mem_bytes - old + nsize;
+  if (p->mem_bytes > p->mem_peak) p->mem_peak = p->mem_bytes;
+  return np;
+}
+
+/* ---- instructions */
+
+static void count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  tp_plugin *p = tpa_plugin(L);
+  int step = lua_gethookcount(L);
+  p->used += step;
+  if (!p->exceeded && p->used <= p->budget) {
+    if (step != TPSB_HOOK_STEP) lua_sethook(L, count_hook, LUA_MASKCOUNT, TPSB_HOOK_STEP);
+    return;
+  }
+  p->exceeded = true;
+  /* fire again on the next instruction of this coroutine: whatever catches the
+  ** error, the invocation cannot go on */
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+  luaL_error(L, "instruction budget exceeded: plugin '%s' may run %lld instructions per "
+             "invocation", p->name, (long long)p->budget);
+}
+
+void tpsb_arm(tp_plugin *p, int64_t budget) {
+  p->budget = budget;
+  p->used = 0;
+  p->exceeded = false;
+  p->mem_refused = false;
+  /* coroutines inherit the hook when created; the main thread gets it back
+  ** at its normal step in case the last invocation ended over budget */
+  lua_sethook(p->L, count_hook, LUA_MASKCOUNT, TPSB_HOOK_STEP);
+}
+
+/* ---- denials */
+
+/* A function that only explains why it is not there (upvalue 1: message). */
+static int deny_call(lua_State *L) {
+  return tpa_fail(L, 500, "sandbox_violation", "%s", lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static void push_denial(lua_State *L, const char *what, const char *hint) {
+  lua_pushfstring(L, "%s is not available to plugins%s%s", what, hint[0] ? ": " : "", hint);
+  lua_pushcclosure(L, deny_call, 1);
+}
+
+/* io.open, os.time ...: upvalue 1 is the library name, upvalue 2 the hint. */
+static int deny_index(lua_State *L) {
+  const char *lib = lua_tostring(L, lua_upvalueindex(1));
+  const char *hint = lua_tostring(L, lua_upvalueindex(2));
+  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
+  return tpa_fail(L, 500, "sandbox_violation", "%s.%s is not available to plugins: %s", lib, key,
+                  hint);
+}
+
+static void deny_library(lua_State *L, const char *lib, const char *hint) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, lib);
+  lua_pushstring(L, hint);
+  lua_pushcclosure(L, deny_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "sandboxed");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_setglobal(L, lib);
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]): text only, env required.
+** Upvalue 1 is the original load. */
+static int sandboxed_load(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING && lua_tostring(L, 1)[0] == LUA_SIGNATURE[0])
+    return tpa_fail(L, 500, "sandbox_violation", "load: binary chunks (bytecode) are not "
+                    "allowed; load Lua source text");
+  const char *mode = luaL_optstring(L, 3, "t");
+  if (strcmp(mode, "t") != 0)
+    return tpa_fail(L, 500, "sandbox_violation", "load: mode must be \"t\" (text only)");
+  if (lua_gettop(L) < 4 || !lua_istable(L, 4))
+    return luaL_error(L, "load needs an explicit environment table: load(text, name, \"t\", env)");
+  lua_settop(L, 4);
+  lua_pushliteral(L, "t");
+  lua_replace(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  /* stack: load chunk name "t" env */
+  lua_call(L, 4, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* setmetatable refuses __gc (upvalue 1 is the original setmetatable). */
+static int sandboxed_setmetatable(lua_State *L) {
+  if (lua_istable(L, 2)) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return tpa_fail(L, 500, "sandbox_violation", "__gc metamethods are not allowed in "
+                      "plugins: finalizers would run outside the instruction budget");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/* collectgarbage("count") only: the collector belongs to the host. */
+static int sandboxed_collectgarbage(lua_State *L) {
+  const char *opt = luaL_optstring(L, 1, "collect");
+  if (strcmp(opt, "count") != 0)
+    return tpa_fail(L, 500, "sandbox_violation", "collectgarbage(\"%s\") is not available to "
+                    "plugins; only collectgarbage(\"count\")", opt);
+  tp_plugin *p = tpa_plugin(L);
+  lua_pushnumber(L, (lua_Number)p->mem_bytes / 1024.0);
+  return 1;
+}
+
+static void wrap_global(lua_State *L, const char *name, lua_CFunction fn) {
+  lua_getglobal(L, name);
+  lua_pushcclosure(L, fn, 1);
+  lua_setglobal(L, name);
+}
+
+/* ---- require: the plugin's folder, then the SDK */
+
+static bool valid_module_name(const char *s, size_t n) {
+  if (n == 0 || n > 128 || s[0] == '.' || s[n - 1] == '.') return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || (c == '.' && s[i + 1] != '.');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* Finds name ("lib.util") as <dir>/lib/util.lua; 0 with path filled if found. */
+static int find_module(const char *dir, const char *name, char *path, size_t cap) {
+  if (!dir) return -1;
+  int n = snprintf(path, cap, "%s/", dir);
+  for (const char *c = name; *c && n > 0 && (size_t)n < cap - 5; c++) path[n++] = *c == '.' ? '/' : *c;
+  if (n <= 0 || (size_t)n >= cap - 5) return -1;
+  memcpy(path + n, ".lua", 5);
+  return access(path, R_OK) == 0 ? 0 : -1;
+}
+
+static int l_require(lua_State *L) {
+  size_t n;
+  const char *name = luaL_checklstring(L, 1, &n);
+  tp_plugin *p = tpa_plugin(L);
+  if (!valid_module_name(name, n))
+    return luaL_error(L, "require: '%s' is not a module name (letters, digits, _ and dots)", name);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LOADED_KEY);
+  /* stack: name loaded */
+  if (lua_getfield(L, 2, name) != LUA_TNIL) {
+    if (lua_islightuserdata(L, -1)) return luaL_error(L, "require: '%s' requires itself (a cycle)", name);
+    return 1;
+  }
+  lua_pop(L, 1);
+  char path[1024];
+  if (find_module(p->dir, name, path, sizeof path) != 0 &&
+      find_module(p->sdk_dir, name, path, sizeof path) != 0)
+    return luaL_error(L, "require: module '%s' not found in the plugin's folder (%s) or the SDK "
+                      "(%s)", name, p->dir, p->sdk_dir ? p->sdk_dir : "none");
+  if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
+  lua_pushlightuserdata(L, L);  /* "being loaded", to catch cycles */
+  lua_setfield(L, 2, name);
+  /* stack: name loaded chunk */
+  lua_pushvalue(L, 1);
+  lua_pushstring(L, path);
+  lua_call(L, 2, 1);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 2, name);
+  return 1;
+}
+
+/* ---- opening */
+
+void tpsb_open(lua_State *L) {
+  static const luaL_Reg libs[] = {
+      {LUA_GNAME, luaopen_base},         {LUA_STRLIBNAME, luaopen_string},
+      {LUA_TABLIBNAME, luaopen_table},   {LUA_MATHLIBNAME, luaopen_math},
+      {LUA_UTF8LIBNAME, luaopen_utf8},   {LUA_COLIBNAME, luaopen_coroutine},
+      {NULL, NULL}};
+  for (const luaL_Reg *lib = libs; lib->func; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  push_denial(L, "dofile", "plugins read no files; use require for modules");
+  lua_setglobal(L, "dofile");
+  push_denial(L, "loadfile", "plugins read no files; use require for modules");
+  lua_setglobal(L, "loadfile");
+  lua_getglobal(L, LUA_STRLIBNAME);
+  push_denial(L, "string.dump", "bytecode is not allowed");
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  deny_library(L, "io", "plugins keep data in the store (tp.db)");
+  deny_library(L, "os", "time comes from the host (tp.now, tp.localtime)");
+  deny_library(L, "debug", "it would break the sandbox");
+  deny_library(L, "package", "use require, which looks in the plugin's folder and the SDK");
+  wrap_global(L, "load", sandboxed_load);
+  wrap_global(L, "setmetatable", sandboxed_setmetatable);
+  lua_pushcfunction(L, sandboxed_collectgarbage);
+  lua_setglobal(L, "collectgarbage");
+  lua_pushcfunction(L, l_require);
+  lua_setglobal(L, "require");
+}
