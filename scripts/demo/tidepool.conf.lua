@@ -7,11 +7,15 @@ return {
   plugin_dirs = { "../../plugins" },
   synchronous = "full",          -- an answered write survives power loss
   log_level = "info",
+  -- host-wide admin keys: POST /admin/reload and `tidepool reload`
+  admin_keys = { env("TIDEPOOL_ADMIN_KEY", "demo-only-host-admin-key") },
   limits = {
     max_connections = 10000,
     max_body_bytes = 1048576,
     header_timeout_ms = 10000,
     idle_timeout_ms = 60000,
+    lua_instructions = 10000000,  -- per request, job or event delivery of a plugin
+    lua_memory_bytes = 67108864,  -- per plugin state
   },
   tenants = {
     {

@@ -94,6 +94,38 @@ TEST(tenant_rules_are_enforced) {
   ASSERT_CONTAINS(err, "unknown zone");
 }
 
+TEST(sandbox_limits_clocks_and_admin_keys) {
+  ASSERT_EQ(load("return { clock = 'manual', admin_keys = { 'host-admin-key-001' },"
+                 " limits = { lua_instructions = 50000, job_max_attempts = 3 },"
+                 " tenants = { " TENANT ", plugins = { orders = true, coupons = true },"
+                 "   plugin_limits = { orders = { memory_bytes = 2097152 } } },"
+                 " { id = 'wall', token_secret = 'sixteen-bytes-ok!', clock = 'wall' } } }"),
+            0);
+  ASSERT_EQ(cfg.nadmin_keys, 1);
+  ASSERT_STR(cfg.cli_admin_key, "host-admin-key-001");
+  ASSERT_EQ(cfg.limits.job_max_attempts, 3);
+  ASSERT_TRUE(cfg.tenants[0].manual_clock);   /* the host's default */
+  ASSERT_TRUE(!cfg.tenants[1].manual_clock);  /* overridden */
+  const tpc_plugin *coupons = &cfg.tenants[0].plugins[0], *orders = &cfg.tenants[0].plugins[1];
+  ASSERT_STR(orders->name, "orders");
+  ASSERT_EQ(orders->memory_bytes, 2097152);
+  ASSERT_EQ(orders->instructions, 50000);      /* the host's limit */
+  ASSERT_EQ(coupons->memory_bytes, 64 << 20);
+  ASSERT_STR(cfg.sdk_dir, "/etc/tp/plugins/../sdk");
+  tpc_free(&cfg);
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugin_limits = { ghost = {} } } } }"), -1);
+  ASSERT_CONTAINS(err, "plugin_limits.ghost: is not an enabled plugin");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { a = true },"
+                 " plugin_limits = { a = { memory_bytes = 10 } } } } }"), -1);
+  ASSERT_CONTAINS(err, "plugin_limits.a.memory_bytes: must be between");
+  ASSERT_EQ(load("return { clock = 'sundial', tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "clock: must be");
+  ASSERT_EQ(load("return { admin_keys = { 'short' }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "admin_keys[1]: must be a string of at least 16 bytes");
+  ASSERT_EQ(load("return { tenants = { { id = 'reload', token_secret = 'sixteen-bytes-ok!' } } }"), -1);
+  ASSERT_CONTAINS(err, "not \"reload\"");
+}
+
 TEST(plugin_names_and_prefixes_are_checked) {
   ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { ['Bad-Name'] = {} } } } }"), -1);
   ASSERT_CONTAINS(err, "plugin names");
@@ -159,6 +191,7 @@ TEST(listen_addresses_parse) {
 int main(void) {
   RUN(minimal_config_gets_defaults);
   RUN(full_config_is_read);
+  RUN(sandbox_limits_clocks_and_admin_keys);
   RUN(unknown_keys_name_their_path);
   RUN(wrong_types_and_ranges_are_errors);
   RUN(tenant_rules_are_enforced);
