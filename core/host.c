@@ -373,6 +373,14 @@ void tp__flush_batch(tp_host *h) {
   h->nbatch = 0;
 }
 
+/* A batch may commit more than once per iteration (a reload or a clock advance
+** flushes what came before it), so a failure is remembered until every answer
+** of the iteration has been sent, not just until the next BEGIN. */
+void tp_host_iteration_end(void *host) {
+  tp_host *h = host;
+  for (int i = 0; i < h->ntenants; i++) h->tenants[i].db.commit_failed = false;
+}
+
 void tp_host_commit(void *host) {
   tp_host *h = host;
   tp__flush_batch(h);

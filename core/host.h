@@ -82,6 +82,8 @@ void tp_host_close(tp_host *h);
 void tp_host_handle(void *host, const tph_request *req, tph_response *res);
 void tp_host_commit(void *host);
 void tp_host_finished(void *host, const tph_response *res, double seconds);
+/* Every answer of the iteration is out: commit failures are forgotten. */
+void tp_host_iteration_end(void *host);
 
 /* Reloads plugin (NULL: all) of tenant (NULL: all). Appends the outcome as
 ** JSON {"reloaded":[...],"failed":[...]} to out when given and logs it.

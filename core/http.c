@@ -677,6 +677,7 @@ static void conn_flush(conn *c) {
 static void on_check(uv_check_t *h) {
   tph_server *s = h->data;
   if (!s->pending) {
+    s->hooks.iteration_end(s->hooks.ud);
     tp_log_flush();  /* lines logged outside requests (signals, timers) */
     return;
   }
@@ -708,6 +709,7 @@ static void on_check(uv_check_t *h) {
     }
     c = next;
   }
+  s->hooks.iteration_end(s->hooks.ud);
   tp_log_flush();
 }
 

@@ -65,6 +65,7 @@ typedef struct tph_hooks {
   void (*handle)(void *ud, const tph_request *req, tph_response *res);
   void (*commit)(void *ud);                          /* end of iteration */
   void (*finished)(void *ud, const tph_response *res, double seconds);
+  void (*iteration_end)(void *ud);                   /* every held response is out */
   void *ud;
 } tph_hooks;
 

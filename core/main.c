@@ -265,7 +265,8 @@ static int cmd_serve(int argc, char **argv) {
     tp_host_close(&host);
     goto done;
   }
-  tph_hooks hooks = {tp_host_handle, tp_host_commit, tp_host_finished, &host};
+  tph_hooks hooks = {tp_host_handle, tp_host_commit, tp_host_finished, tp_host_iteration_end,
+                     &host};
   st.server = tph_new(&st.loop, &cfg.limits, hooks);
   st.host = &host;
   host.server = st.server;

@@ -238,8 +238,7 @@ int tps_batch_begin(tps_db *d) {
   tps_set_owner(d, owner);
   if (rc == 0) {
     d->in_txn = true;
-    d->commit_failed = false;
-    d->aborted = false;
+    d->aborted = false;  /* commit_failed stays: answers held back may rest on it */
     d->batch_size = 0;
   }
   return rc;

@@ -30,7 +30,8 @@ typedef struct tps_db {
   size_t owner_len;
   bool migrating;            /* the owner's migrations run: schema changes allowed */
   bool in_txn;               /* BEGIN issued in this iteration */
-  bool commit_failed;        /* the last COMMIT failed; valid until the next BEGIN */
+  bool commit_failed;        /* a COMMIT failed since the owner last cleared it (host.c
+                             ** clears it once the answers that rest on it are out) */
   bool aborted;              /* SQLite ended the batch's transaction by itself */
   int batch_size;            /* requests in the open transaction */
   char denied[160];          /* what the authorizer last refused, for the error */

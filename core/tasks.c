@@ -168,6 +168,7 @@ static void on_timer(uv_timer_t *timer) {
       t->queue_touched = true;  /* nothing was runnable: read the next due time again */
   }
   tp__flush_batch(h);
+  tp_host_iteration_end(h);  /* no answer waits on the runner's commits */
   h->running_tasks = false;
   tp__arm_timer(h);
   tp_log_flush();
