@@ -130,6 +130,19 @@ static void get_plugins(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
 
 /* Runs a reload and answers 200 with the outcome, or 422 when any failed. */
 static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tph_response *res) {
+  bool known_tenant = !tenant, known_plugin = !plugin;
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    if (tenant && strcmp(t->conf->id, tenant) != 0) continue;
+    known_tenant = true;
+    known_plugin |= plugin && tp__slot(t, plugin);
+  }
+  if (!known_tenant || !known_plugin) {
+    tph_error(res, 404, !known_tenant ? "tenant_not_found" : "plugin_not_found",
+              "no %s '%s' to reload", !known_tenant ? "tenant" : "enabled plugin",
+              !known_tenant ? tenant : plugin);
+    return;
+  }
   tp_buf outcome;
   tp_buf_init(&outcome);
   int failed = tp_host_reload(h, tenant, plugin, &outcome);
@@ -151,11 +164,6 @@ static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tp
 static void post_reload(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   const char *plugin;
   if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res)) return;
-  if (plugin && !tp__slot(t, plugin)) {
-    tph_error(res, 404, "plugin_not_found", "plugin '%s' is not enabled for tenant '%s'", plugin,
-              t->conf->id);
-    return;
-  }
   answer_reload(h, t->conf->id, plugin, res);
 }
 

@@ -312,12 +312,12 @@ void tpp_free(tp_plugin *p) {
   memset(p, 0, sizeof *p);
 }
 
-bool tpp_has_handler(tp_plugin *p, const char *kind, const char *name) {
+bool tpp_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name) {
   int ref = strcmp(kind, "jobs") == 0 ? p->jobs_ref : p->subscribe_ref;
-  lua_rawgeti(p->L, LUA_REGISTRYINDEX, ref);
-  lua_pushstring(p->L, name);
-  bool has = lua_rawget(p->L, -2) == LUA_TFUNCTION;
-  lua_pop(p->L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_pushstring(L, name);
+  bool has = lua_rawget(L, -2) == LUA_TFUNCTION;
+  lua_pop(L, 2);
   return has;
 }
 

@@ -159,8 +159,9 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
 ** may be open). Returns 0, or -1 with err and nothing applied. */
 int tpp_migrate(tp_plugin *p, char *err, size_t errcap);
 void tpp_free(tp_plugin *p);
-/* True if p has a job handler (kind "jobs") or subscription ("subscribe") name. */
-bool tpp_has_handler(tp_plugin *p, const char *kind, const char *name);
+/* True if p has a job handler (kind "jobs") or subscription ("subscribe")
+** name; L is the thread of p that is running (it may be a coroutine). */
+bool tpp_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name);
 
 /* Calls a route's handler. Encodes the JSON answer into body. The caller
 ** owns the savepoint: it releases it when result.ok, rolls it back otherwise. */
