@@ -302,7 +302,7 @@ static int64_t seconds_field(lua_State *L, int t, const char *key, double min) {
   int ok;
   double v = lua_tonumberx(L, -1, &ok);
   if (!ok || !isfinite(v) || v < min || v > 1e11)
-    luaL_error(L, "tp.jobs.schedule: when.%s must be a number of seconds >= %g", key, min);
+    luaL_error(L, "tp.jobs.schedule: when.%s must be a number of seconds >= %d", key, (int)min);
   lua_pop(L, 1);
   return (int64_t)llround(v * 1000);
 }

@@ -46,7 +46,13 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
   if (t->conf->manual_clock) {  /* a test clock never runs backwards, even across restarts */
     t->clock_ms = tpq_clock_get(&t->queue);
-    if (t->clock_ms == 0) t->clock_ms = tp_clock_wall_ms();
+    if (t->clock_ms == 0) {  /* first start: from now on the saved clock is the truth */
+      t->clock_ms = tp_clock_wall_ms();
+      if (tpq_clock_set(&t->queue, t->clock_ms) != 0) {
+        snprintf(err, errcap, "%s: cannot save the manual clock: %s", path, sqlite3_errmsg(t->db.db));
+        return -1;
+      }
+    }
   }
   t->routes = tpr_new();
   t->admin = tpr_new();

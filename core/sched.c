@@ -8,7 +8,7 @@
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS _tp_jobs ("
-    " id INTEGER PRIMARY KEY,"
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"  /* never reused: ids are what subscribers dedupe by */
     " kind TEXT NOT NULL CHECK (kind IN ('job', 'event')),"
     " plugin TEXT NOT NULL,"        /* owner of the job, or the event's subscriber */
     " name TEXT NOT NULL,"
