@@ -342,10 +342,10 @@ static int invoke(tp_plugin *p, int ctx, tp_invocation *inv, int nargs, int nres
   p->inv = old_inv;
   /* a budget spent in a coroutine can be caught by its resumer, which may
   ** then return within one hook step: the invocation failed all the same */
-  if (p->exceeded && rc == LUA_OK) {
-    lua_pop(p->L, nres);
-    lua_pushliteral(p->L, "instruction budget exceeded");
-    rc = LUA_ERRRUN;
+  if ((p->exceeded || p->mem_exceeded) && rc == LUA_OK) {
+    lua_settop(p->L, msgh_idx);  /* whatever it returned */
+    lua_pushliteral(p->L, "a limit was exceeded");
+    rc = p->exceeded ? LUA_ERRRUN : LUA_ERRMEM;
   }
   if (rc == LUA_ERRMEM) lua_gc(p->L, LUA_GCCOLLECT);  /* give the next invocation room */
   return rc;
@@ -358,7 +358,7 @@ static const char *limit_hit(tp_plugin *p, int rc, char *msg, size_t cap) {
              "it did was rolled back", p->name, (long long)p->budget);
     return "budget_exceeded";
   }
-  if (rc == LUA_ERRMEM) {
+  if (rc == LUA_ERRMEM || p->mem_exceeded) {
     snprintf(msg, cap, "plugin '%s' reached its memory cap of %zu bytes; everything it did was "
              "rolled back", p->name, p->mem_limit);
     return "memory_exceeded";

@@ -80,7 +80,8 @@ typedef struct tp_plugin {
   /* limits (sandbox.c) */
   size_t mem_bytes, mem_peak;
   size_t mem_limit;      /* cap while plugin code runs */
-  bool mem_refused;      /* the allocator said no during this invocation */
+  bool mem_exceeded;     /* the cap held even after Lua's emergency collection */
+  size_t refused_size;   /* the last allocation refused (Lua retries it once after a GC) */
   int64_t instructions;  /* budget of each invocation */
   int64_t budget, used;  /* of the invocation running now */
   bool exceeded;         /* budget spent: the hook raises at every instruction */

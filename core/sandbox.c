@@ -28,9 +28,13 @@ void *tpsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   ** a little, since an allocation failure outside a protected call would abort */
   if (p->mem_limit && p->ctx != TP_CTX_NONE && nsize > old &&
       p->mem_bytes - old + nsize > p->mem_limit) {
-    p->mem_refused = true;
-    return NULL;  /* Lua collects garbage and retries once, then raises */
+    /* Lua collects garbage and asks again for the same size; refused twice,
+    ** it raises, and the invocation fails even if the plugin catches that */
+    if (p->refused_size == nsize) p->mem_exceeded = true;
+    p->refused_size = nsize;
+    return NULL;
   }
+  p->refused_size = 0;
   void *np = realloc(ptr, nsize);
   if (!np) return NULL;
   p->mem_bytes = p->mem_bytes - old + nsize;
@@ -61,7 +65,8 @@ void tpsb_arm(tp_plugin *p, int64_t budget) {
   p->budget = budget;
   p->used = 0;
   p->exceeded = false;
-  p->mem_refused = false;
+  p->mem_exceeded = false;
+  p->refused_size = 0;
   /* coroutines inherit the hook when created; the main thread gets it back
   ** at its normal step in case the last invocation ended over budget */
   lua_sethook(p->L, count_hook, LUA_MASKCOUNT, TPSB_HOOK_STEP);
@@ -112,7 +117,8 @@ static int sandboxed_load(lua_State *L) {
   if (strcmp(mode, "t") != 0)
     return tpa_fail(L, 500, "sandbox_violation", "load: mode must be \"t\" (text only)");
   if (lua_gettop(L) < 4 || !lua_istable(L, 4))
-    return luaL_error(L, "load needs an explicit environment table: load(text, name, \"t\", env)");
+    return tpa_fail(L, 500, "sandbox_violation", "load needs an explicit environment table: "
+                    "load(text, name, \"t\", env)");
   lua_settop(L, 4);
   lua_pushliteral(L, "t");
   lua_replace(L, 3);
@@ -153,6 +159,66 @@ static void wrap_global(lua_State *L, const char *name, lua_CFunction fn) {
   lua_getglobal(L, name);
   lua_pushcclosure(L, fn, 1);
   lua_setglobal(L, name);
+}
+
+/* ---- pattern matching runs in C, where the count hook never fires */
+
+#define PATTERN_MAX_STEPS 1e8
+
+/* Variable-length items (x*, x+, x-) of a Lua pattern. */
+static int variable_items(const char *p, size_t n) {
+  int k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '%') {
+      i++;
+    } else if (p[i] == '[') {  /* a set: ']' right after '[' or '[^' is literal */
+      i++;
+      if (i < n && p[i] == '^') i++;
+      if (i < n && p[i] == ']') i++;
+      while (i < n && p[i] != ']') i += p[i] == '%' ? 2 : 1;
+    }
+    if (i + 1 < n && (p[i + 1] == '*' || p[i + 1] == '+' || p[i + 1] == '-')) {
+      k++;
+      i++;
+    }
+  }
+  return k;
+}
+
+/* string.find/match/gmatch/gsub refuse patterns whose backtracking could run
+** for seconds: with k variable-length items a match may take n^k steps over n
+** bytes, and nothing can interrupt it. Upvalue 1 is the original function. */
+static int guarded_pattern(lua_State *L) {
+  size_t n, plen;
+  const char *subject = lua_tolstring(L, 1, &n);
+  const char *pattern = lua_tolstring(L, 2, &plen);
+  bool plain = lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL;
+  if (subject && pattern && !plain) {
+    int k = variable_items(pattern, plen);
+    double steps = 1;
+    for (int i = 0; i < k && steps <= PATTERN_MAX_STEPS; i++) steps *= (double)(n + 1);
+    if (k >= 4 && steps > PATTERN_MAX_STEPS)
+      return tpa_fail(L, 500, "budget_exceeded", "pattern with %d variable-length items over a "
+                      "%zu-byte subject could run for too long (pattern matching is not "
+                      "interruptible); simplify the pattern or split the input", k, n);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static void guard_patterns(lua_State *L) {
+  static const char *const fns[] = {"find", "match", "gmatch", "gsub", NULL};
+  lua_getglobal(L, LUA_STRLIBNAME);
+  for (const char *const *f = fns; *f; f++) {
+    lua_getfield(L, -1, *f);
+    if (strcmp(*f, "find") == 0) lua_pushcfunction(L, guarded_pattern);  /* marks: arg 4 = plain */
+    else lua_pushnil(L);
+    lua_pushcclosure(L, guarded_pattern, 2);
+    lua_setfield(L, -2, *f);
+  }
+  lua_pop(L, 1);
 }
 
 /* ---- require: the plugin's folder, then the SDK */
@@ -202,7 +268,11 @@ static int l_require(lua_State *L) {
   /* stack: name loaded chunk */
   lua_pushvalue(L, 1);
   lua_pushstring(L, path);
-  lua_call(L, 2, 1);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {  /* a module that failed may be required again */
+    lua_pushnil(L);
+    lua_setfield(L, 2, name);
+    return lua_error(L);
+  }
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
@@ -236,6 +306,7 @@ void tpsb_open(lua_State *L) {
   deny_library(L, "os", "time comes from the host (tp.now, tp.localtime)");
   deny_library(L, "debug", "it would break the sandbox");
   deny_library(L, "package", "use require, which looks in the plugin's folder and the SDK");
+  guard_patterns(L);
   wrap_global(L, "load", sandboxed_load);
   wrap_global(L, "setmetatable", sandboxed_setmetatable);
   lua_pushcfunction(L, sandboxed_collectgarbage);

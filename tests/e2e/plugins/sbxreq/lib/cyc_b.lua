@@ -1,0 +1,2 @@
+local a = require("lib.cyc_a")
+return { a = a }

@@ -1,0 +1,2 @@
+-- fails while loading, every time
+error("flaky exploded while loading")

@@ -1,0 +1,2 @@
+-- the SDK has a module of this name too: the plugin's own comes first
+return { from = "plugin" }
