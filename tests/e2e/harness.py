@@ -106,6 +106,39 @@ def api_key(t):
     return t["api_keys"][0]
 
 
+def manual_tenant(tid, plugins):
+    """A tenant on the test clock (moved only by POST .../clock/advance)."""
+    t = tenant(tid, plugins=dict(plugins))
+    t["clock"] = "manual"
+    return t
+
+
+# ---- the scheduler's admin endpoints
+
+def admin_ok(h, method, path, t, body=None):
+    status, _, answer = h.admin(method, path, t, body)
+    assert status == 200, (method, path, status, answer)
+    return answer
+
+
+def tasks(h, t, kind="jobs", state="pending"):
+    """GET /admin/{t}/jobs or /events: {"state", "pending", "dead", kind: [...]}."""
+    body = admin_ok(h, "GET", "/%s?state=%s" % (kind, state), t)
+    assert body["state"] == state, body
+    return body
+
+
+def clock(h, t):
+    return admin_ok(h, "GET", "/clock", t)
+
+
+def advance(h, t, **how):
+    """Moves t's manual clock (seconds=, ms= or to=) and runs what falls due."""
+    body = admin_ok(h, "POST", "/clock/advance", t, how)
+    assert body["clock"] == "manual", body
+    return body
+
+
 # ---- raw HTTP on sockets
 
 class RawResponse:

@@ -16,7 +16,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, expect_error, run  # noqa: E402
+from harness import (Host, tenant, manual_tenant, tasks, clock, advance,  # noqa: E402
+                     expect_error, run)
 
 DAY = 86400
 LIMITS = {"job_max_attempts": 3, "job_retry_base_ms": 1000, "job_retry_max_ms": 60000}
@@ -24,9 +25,7 @@ EVENT_PLUGINS = {"evemit": {}, "evsub_a": {}, "evsub_b": {}}
 
 
 def manual(tid, plugins=None):
-    t = tenant(tid, plugins=dict(plugins if plugins is not None else EVENT_PLUGINS))
-    t["clock"] = "manual"
-    return t
+    return manual_tenant(tid, plugins if plugins is not None else EVENT_PLUGINS)
 
 
 T_FAN = manual("fan")
@@ -70,22 +69,7 @@ def seen(h, t, plugin, name=None):
 
 
 def events(h, t, state="pending"):
-    status, _, body = h.admin("GET", "/events?state=%s" % state, t)
-    assert status == 200, (status, body)
-    assert body["state"] == state, body
-    return body
-
-
-def clock(h, t):
-    status, _, body = h.admin("GET", "/clock", t)
-    assert status == 200, (status, body)
-    return body
-
-
-def advance(h, t, **how):
-    status, _, body = h.admin("POST", "/clock/advance", t, how)
-    assert status == 200, (status, body)
-    return body
+    return tasks(h, t, "events", state)
 
 
 def settle(h, t):

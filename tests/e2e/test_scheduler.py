@@ -13,7 +13,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, tenant, expect_error, metric_value, sanitized_build,  # noqa: E402
+from harness import (Host, tenant, manual_tenant, tasks, clock, advance, expect_error,  # noqa: E402
+                     metric_value, sanitized_build,
                      run)
 
 HOUR = 3600
@@ -22,9 +23,7 @@ SLOW = 3 if sanitized_build() else 1
 
 
 def manual(tid, plugins=None):
-    t = tenant(tid, plugins=plugins if plugins is not None else {"schjobs": {}})
-    t["clock"] = "manual"
-    return t
+    return manual_tenant(tid, plugins if plugins is not None else {"schjobs": {}})
 
 
 T_ORDER = manual("order")
@@ -70,24 +69,8 @@ def runs(h, t):
     return body["runs"]
 
 
-def tasks(h, t, state="pending"):
-    status, _, body = h.admin("GET", "/jobs?state=%s" % state, t)
-    assert status == 200, (status, body)
-    assert body["state"] == state, body
-    return body
-
-
-def clock(h, t):
-    status, _, body = h.admin("GET", "/clock", t)
-    assert status == 200, (status, body)
-    return body
-
-
-def advance(h, t, **how):
-    status, _, body = h.admin("POST", "/clock/advance", t, how)
-    assert status == 200, (status, body)
-    assert body["clock"] == "manual", body
-    return body
+def jobs(h, t, state="pending"):
+    return tasks(h, t, "jobs", state)
 
 
 def set_flag(h, t, name, value):
@@ -117,13 +100,13 @@ def test_a_delayed_job_survives_kill_9_and_fires_once_after_restart():
         s = schedule_ok(h, t, "record", {"tag": "survivor"}, {"after": HOUR})
         assert s["now_ms"] == c0["now_ms"], (s, c0)      # tp.now_ms() is the tenant's clock
         due_ms = c0["now_ms"] + HOUR * 1000
-        before = tasks(h, t)
+        before = jobs(h, t)
         assert before["pending"] == 1 and before["dead"] == 0, before
         assert before["jobs"][0]["id"] == s["id"] and before["jobs"][0]["due_ms"] == due_ms, before
 
         h.restart()                                        # kill -9, same data dir
 
-        after = tasks(h, t)
+        after = jobs(h, t)
         assert after["pending"] == 1 and after["dead"] == 0, after
         job = after["jobs"][0]
         assert job["id"] == s["id"] and job["name"] == "record" and job["plugin"] == "schjobs", job
@@ -139,7 +122,7 @@ def test_a_delayed_job_survives_kill_9_and_fires_once_after_restart():
         assert (r["job_id"], r["name"], r["tag"], r["attempt"]) == (s["id"], "record", "survivor", 1), r
         assert r["now_ms"] == due_ms and r["due_ms"] == due_ms, (r, due_ms)
         assert r["now"] == due_ms // 1000 == r["due"], r
-        assert tasks(h, t)["pending"] == 0
+        assert jobs(h, t)["pending"] == 0
 
         a = advance(h, t, seconds=2 * HOUR)
         assert a["tasks_run"] == 0 and a["tasks_failed"] == 0, a
@@ -149,7 +132,7 @@ def test_a_delayed_job_survives_kill_9_and_fires_once_after_restart():
         a = advance(h, t, seconds=HOUR)
         assert a["tasks_run"] == 0, a
         assert runs(h, t) == rows
-        assert tasks(h, t)["pending"] == 0
+        assert jobs(h, t)["pending"] == 0
 
 
 def test_the_manual_clock_is_saved_and_survives_kill_9():
@@ -186,14 +169,14 @@ def test_a_job_scheduled_by_a_failing_handler_never_exists():
         "then": "error"})
     assert status == 500, (status, body)
     for state in ("pending", "dead"):
-        listing = tasks(h, t, state)
+        listing = jobs(h, t, state)
         assert listing["pending"] == 0 and listing["dead"] == 0 and listing["jobs"] == [], listing
     a = advance(h, t, seconds=3 * DAY)
     assert a["tasks_run"] == 0 and a["tasks_failed"] == 0, a
     assert runs(h, t) == []
     # the control: the same request without the failure does schedule
     s = schedule_ok(h, t, "record", {"tag": "kept"}, {"after": 60})
-    assert [j["id"] for j in tasks(h, t)["jobs"]] == [s["id"]]
+    assert [j["id"] for j in jobs(h, t)["jobs"]] == [s["id"]]
     a = advance(h, t, seconds=60)
     assert a["tasks_run"] == 1, a
     assert [r["tag"] for r in runs(h, t)] == ["kept"]
@@ -213,7 +196,7 @@ def test_advancing_the_clock_runs_due_jobs_in_due_order_at_their_due_time():
     assert status == 200, s
     assert s["now_ms"] == c0["now_ms"] and s["now"] == c0["now"], (s, c0)
     assert len(set(s["ids"])) == 7, s
-    assert tasks(h, t)["pending"] == 7
+    assert jobs(h, t)["pending"] == 7
 
     a = advance(h, t, seconds=DAY)
     assert a["tasks_run"] == 6 and a["tasks_failed"] == 0, a
@@ -231,7 +214,7 @@ def test_advancing_the_clock_runs_due_jobs_in_due_order_at_their_due_time():
         assert r["now_ms"] == s["now_ms"] + d * 1000 == r["due_ms"], (r, d)
         assert r["due"] == s["now"] + d, r
         assert r["attempt"] == 1, r
-    left = tasks(h, t)
+    left = jobs(h, t)
     assert left["pending"] == 1, left
     j = left["jobs"][0]
     assert j["payload"] == {"tag": "d25h"}, j
@@ -243,7 +226,7 @@ def test_advancing_the_clock_runs_due_jobs_in_due_order_at_their_due_time():
 def test_a_repeating_job_runs_every_period_until_cancelled_and_keys_replace():
     h, t = host(), T_REPEAT
     s = schedule_ok(h, t, "tick", {"tag": "hourly"}, {"every": HOUR, "key": "hourly"})
-    j = tasks(h, t)["jobs"]
+    j = jobs(h, t)["jobs"]
     assert len(j) == 1 and j[0]["id"] == s["id"] and j[0]["every_s"] == HOUR, j
     assert j[0]["key"] == "hourly" and j[0]["due_ms"] == s["now_ms"] + HOUR * 1000, j
 
@@ -253,12 +236,12 @@ def test_a_repeating_job_runs_every_period_until_cancelled_and_keys_replace():
     assert [r["now"] for r in rows] == [s["now"] + HOUR * k for k in range(1, 6)], rows
     assert all(r["job_id"] == s["id"] and r["key"] == "hourly" and r["name"] == "tick"
                and r["attempt"] == 1 for r in rows), rows
-    j = tasks(h, t)["jobs"]
+    j = jobs(h, t)["jobs"]
     assert len(j) == 1 and j[0]["id"] == s["id"], j
     assert j[0]["due_ms"] == s["now_ms"] + 6 * HOUR * 1000, j
 
     assert cancel(h, t, key="hourly") is True
-    assert tasks(h, t)["pending"] == 0
+    assert jobs(h, t)["pending"] == 0
     assert cancel(h, t, key="hourly") is False
     a = advance(h, t, seconds=5 * HOUR)
     assert a["tasks_run"] == 0, a
@@ -267,13 +250,13 @@ def test_a_repeating_job_runs_every_period_until_cancelled_and_keys_replace():
     # the same key twice: the second replaces the first
     first = schedule_ok(h, t, "record", {"tag": "first"}, {"after": 100, "key": "once"})
     second = schedule_ok(h, t, "record", {"tag": "second"}, {"after": 200, "key": "once"})
-    j = tasks(h, t)["jobs"]
+    j = jobs(h, t)["jobs"]
     assert len(j) == 1, j
     assert j[0]["id"] == second["id"], (j, first, second)
     assert j[0]["payload"] == {"tag": "second"} and j[0]["due_ms"] == second["now_ms"] + 200000, j
     # cancel by id; a plain number as `when` means seconds from now
     byid = schedule_ok(h, t, "record", {"tag": "byid"}, 50)
-    j = {x["id"]: x for x in tasks(h, t)["jobs"]}
+    j = {x["id"]: x for x in jobs(h, t)["jobs"]}
     assert set(j) == {second["id"], byid["id"]}, j
     assert j[byid["id"]]["due_ms"] == byid["now_ms"] + 50000, j
     assert cancel(h, t, id=byid["id"]) is True
@@ -283,7 +266,7 @@ def test_a_repeating_job_runs_every_period_until_cancelled_and_keys_replace():
     rows = runs(h, t)
     assert [r["tag"] for r in rows[5:]] == ["second"], rows
     assert rows[5]["key"] == "once" and rows[5]["now"] == second["now"] + 200, rows[5]
-    assert tasks(h, t)["pending"] == 0
+    assert jobs(h, t)["pending"] == 0
 
 
 def test_job_ids_are_not_reused_so_a_stale_id_cancels_nothing():
@@ -297,14 +280,14 @@ def test_job_ids_are_not_reused_so_a_stale_id_cancels_nothing():
         assert second["id"] != first["id"], \
             "the replacing job got the replaced job's id %d" % first["id"]
         assert cancel(h, t, id=first["id"]) is False, "the stale id cancelled the new job"
-        assert [x["id"] for x in tasks(h, t)["jobs"]] == [second["id"]]
+        assert [x["id"] for x in jobs(h, t)["jobs"]] == [second["id"]]
         a = advance(h, t, seconds=200)
         assert a["tasks_run"] == 1, a
         # the job ran and is gone; the next one must not take its id either
         third = schedule_ok(h, t, "record", {"tag": "third"}, {"after": 100})
         assert third["id"] not in (first["id"], second["id"]), (first, second, third)
         assert cancel(h, t, id=second["id"]) is False, "the id of a job that ran cancelled another"
-        assert [x["id"] for x in tasks(h, t)["jobs"]] == [third["id"]]
+        assert [x["id"] for x in jobs(h, t)["jobs"]] == [third["id"]]
 
 
 # ---- 5. retries with back-off, dead letters, operator retry and delete
@@ -318,7 +301,7 @@ def test_a_failing_job_backs_off_is_dead_lettered_and_can_be_retried_or_deleted(
 
     a = advance(h, t, seconds=10)                       # attempt 1 at +10 s
     assert (a["tasks_run"], a["tasks_failed"]) == (1, 1), a
-    j = tasks(h, t)["jobs"]
+    j = jobs(h, t)["jobs"]
     assert len(j) == 1 and j[0]["attempts"] == 1, j
     assert "flaky job says no to f1" in j[0]["last_error"], j
     assert j[0]["due_ms"] == n0 + 10000 + 1000, (j, n0)  # retry after base (1 s)
@@ -326,12 +309,12 @@ def test_a_failing_job_backs_off_is_dead_lettered_and_can_be_retried_or_deleted(
     assert a["tasks_run"] == 0, a
     a = advance(h, t, ms=1)                              # attempt 2 at +11 s
     assert (a["tasks_run"], a["tasks_failed"]) == (1, 1), a
-    j = tasks(h, t)["jobs"]
+    j = jobs(h, t)["jobs"]
     assert j[0]["attempts"] == 2 and j[0]["due_ms"] == n0 + 11000 + 2000, (j, n0)  # 2 s
     a = advance(h, t, seconds=2)                         # attempt 3 at +13 s: the last
     assert (a["tasks_run"], a["tasks_failed"]) == (1, 1), a
 
-    pending, dead = tasks(h, t), tasks(h, t, "dead")
+    pending, dead = jobs(h, t), jobs(h, t, "dead")
     assert pending["pending"] == 0 and pending["dead"] == 1 and pending["jobs"] == [], pending
     assert len(dead["jobs"]) == 1, dead
     d = dead["jobs"][0]
@@ -348,7 +331,7 @@ def test_a_failing_job_backs_off_is_dead_lettered_and_can_be_retried_or_deleted(
 
     a = advance(h, t, seconds=DAY)                       # a dead job stays dead
     assert a["tasks_run"] == 0, a
-    assert tasks(h, t, "dead")["dead"] == 1
+    assert jobs(h, t, "dead")["dead"] == 1
 
     expect_error(h.admin("POST", "/jobs/%d/retry" % (s["id"] + 1000), t), 404,
                  "dead_letter_not_found")
@@ -359,7 +342,7 @@ def test_a_failing_job_backs_off_is_dead_lettered_and_can_be_retried_or_deleted(
     rows = runs(h, t)
     assert len(rows) == 1, rows
     assert (rows[0]["job_id"], rows[0]["tag"], rows[0]["attempt"]) == (s["id"], "f1", 1), rows
-    listing = tasks(h, t)
+    listing = jobs(h, t)
     assert listing["pending"] == 0 and listing["dead"] == 0, listing
     expect_error(h.admin("POST", "/jobs/%d/retry" % s["id"], t), 404, "dead_letter_not_found")
 
@@ -367,7 +350,7 @@ def test_a_failing_job_backs_off_is_dead_lettered_and_can_be_retried_or_deleted(
     doomed = schedule_ok(h, t, "record", {"tag": "doomed"}, {"after": 60})
     status, _, body = h.admin("DELETE", "/jobs/%d" % doomed["id"], t)
     assert status == 200 and body == {"id": doomed["id"], "state": "removed"}, (status, body)
-    assert tasks(h, t)["pending"] == 0
+    assert jobs(h, t)["pending"] == 0
     expect_error(h.admin("DELETE", "/jobs/%d" % doomed["id"], t), 404, "job_not_found")
     a = advance(h, t, seconds=120)
     assert a["tasks_run"] == 0, a
@@ -376,12 +359,12 @@ def test_a_failing_job_backs_off_is_dead_lettered_and_can_be_retried_or_deleted(
     once = schedule_ok(h, t, "flaky", {"tag": "f2"}, {"after": 1, "max_attempts": 1})
     a = advance(h, t, seconds=1)
     assert (a["tasks_run"], a["tasks_failed"]) == (1, 1), a
-    d = tasks(h, t, "dead")["jobs"]
+    d = jobs(h, t, "dead")["jobs"]
     assert [x["id"] for x in d] == [once["id"]] and d[0]["attempts"] == 1, d
     assert d[0]["max_attempts"] == 1, d
     status, _, body = h.admin("DELETE", "/jobs/%d" % once["id"], t)
     assert status == 200, (status, body)
-    listing = tasks(h, t, "dead")
+    listing = jobs(h, t, "dead")
     assert listing["dead"] == 0 and listing["pending"] == 0, listing
     expect_error(h.admin("POST", "/jobs/%d/retry" % once["id"], t), 404, "dead_letter_not_found")
     assert [r["tag"] for r in runs(h, t)] == ["f1"]
@@ -413,7 +396,7 @@ def test_a_job_on_a_wall_clock_tenant_fires_by_itself():
     # only wall-clock tenants observe lateness, and this is the only one
     assert count == 1, text
     assert 0 < total < 1.5 * SLOW, total
-    assert tasks(h, t)["pending"] == 0
+    assert jobs(h, t)["pending"] == 0
 
 
 # ---- 7. the SQL authorizer holds in handlers and jobs
@@ -456,13 +439,13 @@ def test_invalid_schedules_fail_the_request_and_schedule_nothing():
         e = plugin_failure(h, mark, "valid", "the failure of %s %r" % (name, when))
         if message not in e["error"]:
             wrong_messages.append((name, when, message, e["error"].split("\n")[0]))
-        assert tasks(h, t)["pending"] == 0, (name, when)
+        assert jobs(h, t)["pending"] == 0, (name, when)
     # a valid job scheduled before an invalid one in the same request is rolled back
     status, _, body = h.post("/v1/valid/schjobs/schedule", {"jobs": [
         {"name": "record", "payload": {"tag": "good"}, "when": {"after": 10}},
         {"name": "nosuch", "payload": {}, "when": {"after": 10}}]})
     assert status == 500, (status, body)
-    listing = tasks(h, t)
+    listing = jobs(h, t)
     assert listing["pending"] == 0 and listing["dead"] == 0 and listing["jobs"] == [], listing
     a = advance(h, t, seconds=DAY)
     assert a["tasks_run"] == 0, a
