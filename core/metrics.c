@@ -95,7 +95,7 @@ void tpm_plugin_error(tpm_metrics *m) { m->plugin_errors++; }
 
 void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s) {
   m->tasks[event][ok ? 0 : dead ? 2 : 1]++;
-  if (lateness_s > 0) observe(&m->lateness[event], lateness_bounds, lateness_s);
+  if (lateness_s >= 0) observe(&m->lateness[event], lateness_bounds, lateness_s);
 }
 
 void tpm_reload(tpm_metrics *m, int ok, int failed) {

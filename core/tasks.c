@@ -96,7 +96,8 @@ static void run_task(tp_host *h, tp_tenant *t, tpq_task *task, int64_t now_ms, b
   tp_invocation inv = {.request_id = id, .now_ms = now_ms};
   tpa_seed(&inv, tp__seed(h, now_ms, id));
   double lateness = (double)(tp_clock_wall_ms() - task->due_ms) / 1000.0;
-  if (t->conf->manual_clock) lateness = 0;  /* a test clock jumps; lateness means nothing */
+  if (lateness < 0) lateness = 0;
+  if (t->conf->manual_clock) lateness = -1;  /* a test clock jumps; lateness means nothing */
   tp_slot *s = tp__slot(t, task->plugin);
   int rc = -1;
   if (tps_savepoint(&t->db) != 0) {

@@ -395,7 +395,7 @@ def test_a_job_on_a_wall_clock_tenant_fires_by_itself():
                                            line.get("late_ms"), total or 0, count or 0))
     # only wall-clock tenants observe lateness, and this is the only one
     assert count == 1, text
-    assert 0 < total < 1.5 * SLOW, total
+    assert 0 <= total < 1.5 * SLOW, total
     assert jobs(h, t)["pending"] == 0
 
 

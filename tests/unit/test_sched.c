@@ -61,8 +61,8 @@ TEST(jobs_run_in_due_order_and_not_before) {
   const char *order[] = {"a/early", "b/middle", "a/late"};
   for (int i = 0; i < 3; i++) {
     ASSERT_STR(next_name(5000, &t), order[i]);
-    ASSERT_CONTAINS(t.arg.data, "\"payload\":{\"n\":1}");
-    ASSERT_CONTAINS(t.arg.data, "\"attempt\":1");
+    ASSERT_CONTAINS(tp_buf_cstr(&t.arg), "\"payload\":{\"n\":1}");
+    ASSERT_CONTAINS(tp_buf_cstr(&t.arg), "\"attempt\":1");
     ASSERT_EQ(tpq_done(&q, &t, 5000), 0);
     tpq_task_free(&t);
   }
@@ -87,7 +87,7 @@ TEST(failures_back_off_then_dead_letter) {
     now += waits[i];
   }
   ASSERT_STR(next_name(now, &t), "a/flaky");
-  ASSERT_CONTAINS(t.arg.data, "\"attempt\":3");
+  ASSERT_CONTAINS(tp_buf_cstr(&t.arg), "\"attempt\":3");
   tpq_failed(&q, &t, "boom for the last time", now, policy, &dead);
   tpq_task_free(&t);
   ASSERT_TRUE(dead);
@@ -96,13 +96,13 @@ TEST(failures_back_off_then_dead_letter) {
   tp_buf list;
   tp_buf_init(&list);
   tpq_list(&q, "job", true, 10, &list);
-  ASSERT_CONTAINS(list.data, "boom for the last time");
-  ASSERT_CONTAINS(list.data, "\"attempts\":3");
+  ASSERT_CONTAINS(tp_buf_cstr(&list), "boom for the last time");
+  ASSERT_CONTAINS(tp_buf_cstr(&list), "\"attempts\":3");
   tp_buf_free(&list);
   ASSERT_EQ(tpq_retry(&q, id, 9000), 1);
   ASSERT_EQ(tpq_retry(&q, id, 9000), 0);  /* no longer dead */
   ASSERT_STR(next_name(9000, &t), "a/flaky");
-  ASSERT_CONTAINS(t.arg.data, "\"attempt\":1");
+  ASSERT_CONTAINS(tp_buf_cstr(&t.arg), "\"attempt\":1");
   tpq_task_free(&t);
   close_queue();
 }
@@ -121,7 +121,7 @@ TEST(events_keep_order_per_subscriber_only) {
   tpq_done(&q, &t, 100);
   tpq_task_free(&t);
   ASSERT_STR(next_name(100, &t), "b/e2");
-  ASSERT_CONTAINS(t.arg.data, "\"source\":\"src\"");
+  ASSERT_CONTAINS(tp_buf_cstr(&t.arg), "\"source\":\"src\"");
   tpq_done(&q, &t, 100);
   tpq_task_free(&t);
   ASSERT_STR(next_name(100, &t), "");      /* a/e2 must wait behind a/e1 */
