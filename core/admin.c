@@ -16,16 +16,24 @@
 
 /* ---- helpers */
 
+/* True if the X-Api-Key header is one of keys (compared as digests, every one
+** of them, so the time taken says nothing about which came close). */
+static bool key_matches(const tph_header *key, const unsigned char (*keys)[32], int n) {
+  if (!key) return false;
+  unsigned char digest[32];
+  tpt_key_digest(key->value, key->vlen, digest);
+  bool ok = false;
+  for (int i = 0; i < n; i++) ok |= tpt_digest_equal(digest, keys[i]);
+  return ok;
+}
+
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
   const tph_header *key = tph_find_header(req, "x-api-key");
   if (!key || key->vlen == 0) {
     tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
     return false;
   }
-  unsigned char digest[32];
-  tpt_key_digest(key->value, key->vlen, digest);
-  bool ok = false;
-  for (int i = 0; i < t->conf->napi_keys; i++) ok |= tpt_digest_equal(digest, t->conf->api_keys[i]);
+  bool ok = key_matches(key, t->conf->api_keys, t->conf->napi_keys);
   if (!ok) tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
   return ok;
 }
@@ -176,13 +184,7 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
     return;
   }
   const tph_header *key = tph_find_header(req, "x-api-key");
-  unsigned char digest[32];
-  bool ok = false;
-  if (key) {
-    tpt_key_digest(key->value, key->vlen, digest);
-    for (int i = 0; i < h->cfg->nadmin_keys; i++) ok |= tpt_digest_equal(digest, h->cfg->admin_keys[i]);
-  }
-  if (!ok) {
+  if (!key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) {
     tph_error(res, key ? 403 : 401, key ? "invalid_api_key" : "api_key_required",
               "POST /admin/reload needs one of the host's admin_keys in X-Api-Key");
     return;

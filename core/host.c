@@ -367,6 +367,7 @@ void tp__flush_batch(tp_host *h) {
     int rc = tps_commit(&t->db, err, sizeof err);
     tpm_commit(h->metrics, size, (double)(tp_clock_mono_ns() - start) / 1e9, rc == 0);
     if (rc != 0) {
+      h->commit_failed = true;
       tp_buf *line = tp_log_begin(TP_LOG_ERROR, "commit failed; the batch was rolled back");
       tp_log_str(line, "tenant", t->conf->id);
       tp_log_int(line, "requests", size);
@@ -384,6 +385,8 @@ void tp__flush_batch(tp_host *h) {
 ** of the iteration has been sent, not just until the next BEGIN. */
 void tp_host_iteration_end(void *host) {
   tp_host *h = host;
+  if (!h->commit_failed) return;  /* the usual case: no tenant to visit */
+  h->commit_failed = false;
   for (int i = 0; i < h->ntenants; i++) h->tenants[i].db.commit_failed = false;
 }
 

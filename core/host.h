@@ -67,6 +67,7 @@ typedef struct tp_host {
   uv_timer_t timer;           /* the scheduler's one timer */
   int64_t timer_due_ms;       /* wall time it is armed for; INT64_MAX: idle */
   bool running_tasks;         /* the runner is on the stack */
+  bool commit_failed;         /* some tenant's commit failed since the iteration began */
   lua_State *scratch;         /* decodes admin request bodies */
 } tp_host;
 
