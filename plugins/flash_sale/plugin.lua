@@ -1,0 +1,391 @@
+---@diagnostic disable: undefined-global
+-- flash_sale (秒杀): a SKU sold at a price, in a quantity of its own, inside a
+-- window and optionally daily slots (场次) read in the brand's time zone, with
+-- per-user and per-order limits. A buy is one transaction: the limit check,
+-- the sale's quantity, the catalog's stock (both reserved together, by the
+-- orders plugin) and the order row. An unpaid order cancelled later returns
+-- its units to the sale (release_order), and a payment after that cancel
+-- takes them again if it still can (reclaim_order).
+
+---@class FlashSaleConfig
+---@field unpaid_timeout_seconds integer? default unpaid timeout of a sale's orders (300)
+
+local check = require("tp.check")
+local window = require("lib.window")
+
+local STATUSES = { active = true, disabled = true }
+
+local SALE_COLUMNS = [[id, sku, title, price_fen, quantity, remaining, per_user_limit, per_order_limit,
+  starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, created_at, updated_at]]
+
+---@class FlashSale
+---@field id integer
+---@field sku string
+---@field price_fen integer
+---@field quantity integer    units the sale offers in all
+---@field remaining integer   units not yet reserved by an order
+---@field per_user_limit integer
+---@field per_order_limit integer
+---@field starts_at integer   UTC epoch seconds
+---@field ends_at integer
+---@field slots string[]      daily "HH:MM-HH:MM" in the tenant's zone; empty: the whole window
+
+local function shape(row, now)
+  row.slots = tp.json.array(tp.json.decode(row.slots))
+  row.stacks_with_coupon = row.stacks_with_coupon == 1
+  row.sold = row.quantity - row.remaining
+  local state, opens_at = window.state(row, now)
+  if row.status ~= "active" then state = "disabled" end
+  row.state, row.opens_at = state, opens_at
+  return row
+end
+
+local function load(id)
+  return tp.db.one("SELECT " .. SALE_COLUMNS .. " FROM flash_sale_sales WHERE id = ?", id)
+end
+
+-- ---- buying
+
+local function sale_error(code, message, details)
+  tp.fail(409, code, message, details)
+end
+
+---The checks that write nothing: a sold-out sale costs one read.
+local function open_sale(id, qty)
+  local sale = load(id)
+  if not sale or sale.status ~= "active" then tp.fail(404, "sale_not_found", "no such flash sale") end
+  if sale.remaining == 0 then sale_error("sold_out", "this flash sale is sold out") end
+  sale.slots = tp.json.decode(sale.slots)
+  local state, opens_at = window.state(sale, tp.now())
+  if state == "not_started" then
+    sale_error("not_started", "this flash sale has not started", { opens_at = opens_at })
+  elseif state == "ended" then
+    sale_error("ended", "this flash sale has ended")
+  end
+  if qty > sale.per_order_limit then
+    sale_error("order_limit_exceeded", ("at most %d per order"):format(sale.per_order_limit),
+      { per_order_limit = sale.per_order_limit })
+  end
+  return sale
+end
+
+---Adds qty to what user bought from the sale, unless that would pass limit.
+---@return boolean
+local function add_bought(sale_id, user, qty, limit)
+  return qty <= limit and tp.db.one([[
+    INSERT INTO flash_sale_buyers (sale_id, user, bought) VALUES (?1, ?2, ?3)
+    ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4
+    RETURNING bought]], sale_id, user, qty, limit) ~= nil
+end
+
+local function remove_bought(sale_id, user, qty)
+  tp.db.exec([[UPDATE flash_sale_buyers SET bought = max(0, bought - ?) WHERE sale_id = ? AND user = ?]],
+    qty, sale_id, user)
+end
+
+---Counts qty against the user's limit; 409 limit_reached if it would pass it.
+local function count_for_user(sale, user, qty)
+  if not add_bought(sale.id, user, qty, sale.per_user_limit) then
+    sale_error("limit_reached", ("at most %d per user"):format(sale.per_user_limit),
+      { per_user_limit = sale.per_user_limit })
+  end
+end
+
+local function take_units(sale, qty)
+  local changed = tp.db.exec([[UPDATE flash_sale_sales SET remaining = remaining - ?1
+    WHERE id = ?2 AND remaining >= ?1]], qty, sale.id)
+  if changed == 0 then
+    sale_error("sold_out", "this flash sale has fewer units left than asked for")
+  end
+end
+
+---The order through the orders plugin; the catalog running out is "sold out" too.
+local function create_order(sale, user, qty, key, coupon_id)
+  local ok, result = pcall(tp.call, "orders", "create", {
+    user = user, idempotency_key = key, coupon_id = coupon_id,
+    lines = { { sku = sale.sku, qty = qty, unit_price_fen = sale.price_fen } },
+    campaign = { id = sale.id, stacks_with_coupon = sale.stacks_with_coupon == 1,
+                 unpaid_timeout_seconds = sale.unpaid_timeout_seconds } })
+  if ok then return result end
+  if type(result) == "table" and result.code == "insufficient_stock" then
+    sale_error("sold_out", "the product behind this flash sale is out of stock")
+  end
+  error(result, 0)
+end
+
+---POST /flash-sales/{id}/buy {qty?, coupon_id?} (Idempotency-Key header optional)
+local function buy(req)
+  local body = req.body == nil and {} or check.body(req.body)
+  local qty = check.integer(body.qty, "qty", 1, 1000, true) or 1
+  local sale = open_sale(req.params.id, qty)
+  local key = req.headers["idempotency-key"]
+  if key then
+    local earlier = tp.call("orders", "find_by_key", req.user, key)
+    if earlier then
+      if not earlier.campaign or earlier.campaign.plugin ~= "flash_sale"
+          or earlier.campaign.id ~= tostring(sale.id) then
+        tp.fail(409, "idempotency_key_reused", "this Idempotency-Key was used for another order",
+          { order_id = earlier.id })
+      end
+      return 200, earlier
+    end
+  end
+  count_for_user(sale, req.user, qty)
+  take_units(sale, qty)
+  return 201, create_order(sale, req.user, qty, key,
+    check.integer(body.coupon_id, "coupon_id", 1, nil, true))
+end
+
+-- ---- reading
+
+local function list_public()
+  local now = tp.now()
+  local rows = tp.db.query("SELECT " .. SALE_COLUMNS .. [[ FROM flash_sale_sales
+    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]], now)
+  local items = tp.json.array()
+  for _, row in ipairs(rows) do
+    local sale = shape(row, now)
+    if sale.state ~= "ended" then items[#items + 1] = sale end
+  end
+  return 200, { now = now, timezone = tp.timezone(), items = items }
+end
+
+local function get_public(req)
+  local row = load(req.params.id)
+  if not row or row.status ~= "active" then tp.fail(404, "sale_not_found", "no such flash sale") end
+  return 200, shape(row, tp.now())
+end
+
+-- ---- operators
+
+---Validates the fields of a sale (new, or current merged with a patch).
+local function check_sale(s)
+  check.ident(s.sku, "sku", 64)
+  check.text(s.title, "title", 100, true)
+  check.integer(s.price_fen, "price_fen", 1)
+  check.integer(s.quantity, "quantity", 1, 10000000)
+  check.integer(s.per_user_limit, "per_user_limit", 1, 1000)
+  check.integer(s.per_order_limit, "per_order_limit", 1, 1000)
+  check.integer(s.starts_at, "starts_at", 0)
+  check.integer(s.ends_at, "ends_at", 0)
+  check.integer(s.unpaid_timeout_seconds, "unpaid_timeout_seconds", 60, 86400)
+  check.enum(s.status, "status", STATUSES)
+  if s.ends_at <= s.starts_at then check.field_error("ends_at", "must be after starts_at") end
+  if s.per_order_limit > s.per_user_limit then
+    check.field_error("per_order_limit", "cannot exceed per_user_limit")
+  end
+  check.list(s.slots, "slots", 0, 24)
+  local taken = {}
+  for i, slot in ipairs(s.slots) do
+    local from, to = window.parse_slot(slot)
+    if not from then check.field_error(("slots[%d]"):format(i), "must be \"HH:MM-HH:MM\" within a day") end
+    for m = from, to - 1 do
+      if taken[m] then check.field_error(("slots[%d]"):format(i), "overlaps another slot") end
+      taken[m] = true
+    end
+  end
+end
+
+---A SKU is in at most one active sale at a time.
+local function check_overlap(s, id)
+  local other = s.status == "active" and tp.db.one([[SELECT id FROM flash_sale_sales
+    WHERE sku = ? AND status = 'active' AND starts_at < ? AND ends_at > ? AND id != ?]],
+    s.sku, s.ends_at, s.starts_at, id or 0)
+  if other then
+    tp.fail(409, "sale_overlap", ("sku %s is already in flash sale %d at that time"):format(s.sku, other.id),
+      { sale_id = other.id })
+  end
+end
+
+local function check_sku(s, extra_units)
+  local sku = tp.call("catalog", "sku", s.sku)
+  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(s.sku), { field = "sku" }) end
+  if s.price_fen > sku.price_fen then
+    check.field_error("price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
+  end
+  if extra_units > sku.stock then
+    tp.fail(409, "insufficient_stock", ("the catalog has only %d of %s"):format(sku.stock, s.sku),
+      { stock = sku.stock })
+  end
+  return sku
+end
+
+local function save(s)
+  s.slots_json = tp.json.encode(tp.json.array(s.slots))
+  s.stacks = s.stacks_with_coupon and 1 or 0
+  s.now = tp.now()
+  if s.id then
+    tp.db.exec([[UPDATE flash_sale_sales SET title = :title, price_fen = :price_fen,
+      quantity = :quantity, remaining = :remaining, per_user_limit = :per_user_limit,
+      per_order_limit = :per_order_limit, starts_at = :starts_at, ends_at = :ends_at, slots = :slots_json,
+      unpaid_timeout_seconds = :unpaid_timeout_seconds, stacks_with_coupon = :stacks, status = :status,
+      updated_at = :now WHERE id = :id]], s)
+    return s.id
+  end
+  local _, id = tp.db.exec([[INSERT INTO flash_sale_sales (sku, title, price_fen, quantity, remaining,
+      per_user_limit, per_order_limit, starts_at, ends_at, slots, unpaid_timeout_seconds,
+      stacks_with_coupon, status, created_at, updated_at)
+    VALUES (:sku, :title, :price_fen, :quantity, :quantity, :per_user_limit, :per_order_limit, :starts_at,
+      :ends_at, :slots_json, :unpaid_timeout_seconds, :stacks, :status, :now, :now)]], s)
+  return id
+end
+
+---POST /flash-sales
+local function create_sale(req)
+  local b = check.body(req.body)
+  local s = { sku = b.sku, title = b.title, price_fen = b.price_fen, quantity = b.quantity,
+    per_user_limit = b.per_user_limit or 1, per_order_limit = b.per_order_limit or 1,
+    starts_at = b.starts_at, ends_at = b.ends_at, slots = b.slots or {},
+    unpaid_timeout_seconds = b.unpaid_timeout_seconds or tp.config().unpaid_timeout_seconds or 300,
+    stacks_with_coupon = check.boolean(b.stacks_with_coupon, "stacks_with_coupon", false),
+    status = b.status or "active" }
+  check_sale(s)
+  local sku = check_sku(s, s.quantity)
+  s.title = s.title or sku.title
+  check_overlap(s, nil)
+  local id = save(s)
+  return 201, shape(load(id), tp.now())
+end
+
+local PATCHABLE = { "title", "price_fen", "quantity", "per_user_limit", "per_order_limit", "starts_at",
+  "ends_at", "slots", "unpaid_timeout_seconds", "stacks_with_coupon", "status" }
+
+---PATCH /flash-sales/{id}: any field but the SKU. quantity can shrink only to
+---what is already sold; units added must be in the catalog's stock.
+local function update_sale(req)
+  local b = check.body(req.body)
+  local s = load(req.params.id)
+  if not s then tp.fail(404, "sale_not_found", "no such flash sale") end
+  if b.sku ~= nil and b.sku ~= s.sku then check.field_error("sku", "cannot change; create a new sale") end
+  s.slots = tp.json.decode(s.slots)
+  s.stacks_with_coupon = s.stacks_with_coupon == 1
+  local sold = s.quantity - s.remaining
+  for _, field in ipairs(PATCHABLE) do
+    if b[field] ~= nil then s[field] = b[field] end
+  end
+  s.stacks_with_coupon = check.boolean(s.stacks_with_coupon, "stacks_with_coupon", false)
+  check_sale(s)
+  if s.quantity < sold then
+    tp.fail(409, "quantity_below_sold", ("%d units are already sold"):format(sold), { sold = sold })
+  end
+  local added = s.quantity - sold - s.remaining
+  check_sku(s, math.max(added, 0))
+  s.remaining = s.quantity - sold
+  check_overlap(s, s.id)
+  save(s)
+  return 200, shape(load(s.id), tp.now())
+end
+
+local function list_admin(req)
+  local limit, after = check.page(req.query, 50, 500)
+  local now = tp.now()
+  local rows = tp.db.query("SELECT " .. SALE_COLUMNS .. [[ FROM flash_sale_sales
+    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]], after, limit)
+  for i, row in ipairs(rows) do rows[i] = shape(row, now) end
+  return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
+end
+
+local function get_admin(req)
+  local row = load(req.params.id)
+  if not row then tp.fail(404, "sale_not_found", "no such flash sale") end
+  return 200, shape(row, tp.now())
+end
+
+-- ---- the campaign contract with orders
+
+local exports = {}
+
+local function units_of(order)
+  local qty = 0
+  for _, l in ipairs(order.lines) do qty = qty + l.qty end
+  return qty
+end
+
+---An order of this sale gave its units back (cancelled unpaid, or refunded in full).
+function exports.release_order(order)
+  local id, qty = math.tointeger(tonumber(order.campaign.id)), units_of(order)
+  tp.db.exec([[UPDATE flash_sale_sales SET remaining = min(quantity, remaining + ?) WHERE id = ?]], qty, id)
+  remove_bought(id, order.user, qty)
+  return true
+end
+
+---A payment arrived after the order was cancelled: take its units again if the
+---sale still has them and the user is still within the limit.
+function exports.reclaim_order(order)
+  local id, qty = math.tointeger(tonumber(order.campaign.id)), units_of(order)
+  local sale = load(id)
+  if not sale or not add_bought(id, order.user, qty, sale.per_user_limit) then return false end
+  local changed = tp.db.exec([[UPDATE flash_sale_sales SET remaining = remaining - ?1
+    WHERE id = ?2 AND remaining >= ?1]], qty, id)
+  if changed == 0 then
+    remove_bought(id, order.user, qty)
+    return false
+  end
+  return true
+end
+
+local SALE_BODY = { type = "object", properties = {
+  sku = { type = "string" }, title = { type = "string" }, price_fen = { type = "integer", minimum = 1 },
+  quantity = { type = "integer", minimum = 1 }, per_user_limit = { type = "integer", minimum = 1 },
+  per_order_limit = { type = "integer", minimum = 1 },
+  starts_at = { type = "integer", description = "UTC epoch seconds" },
+  ends_at = { type = "integer", description = "UTC epoch seconds" },
+  slots = { type = "array", items = { type = "string", example = "10:00-12:00" },
+            description = "daily slots in the tenant's time zone" },
+  unpaid_timeout_seconds = { type = "integer" }, stacks_with_coupon = { type = "boolean" },
+  status = { type = "string", enum = { "active", "disabled" } } } }
+
+return {
+  name = "flash_sale",
+  version = "1.0.0",
+  description = "flash sales (秒杀) with their own quantity, windows, daily slots and limits",
+  migrations = {
+    [[
+    CREATE TABLE flash_sale_sales (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      sku TEXT NOT NULL,
+      title TEXT NOT NULL,
+      price_fen INTEGER NOT NULL CHECK (price_fen >= 1),
+      quantity INTEGER NOT NULL CHECK (quantity >= 1),
+      remaining INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= quantity),
+      per_user_limit INTEGER NOT NULL CHECK (per_user_limit >= 1),
+      per_order_limit INTEGER NOT NULL CHECK (per_order_limit >= 1),
+      starts_at INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
+      slots TEXT NOT NULL DEFAULT '[]',
+      unpaid_timeout_seconds INTEGER NOT NULL,
+      stacks_with_coupon INTEGER NOT NULL DEFAULT 0,
+      status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX flash_sale_sales_sku ON flash_sale_sales(sku, starts_at);
+    CREATE TABLE flash_sale_buyers (
+      sale_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      bought INTEGER NOT NULL CHECK (bought >= 0),
+      PRIMARY KEY (sale_id, user)
+    ) WITHOUT ROWID;
+    ]],
+  },
+  routes = {
+    { method = "GET", path = "/flash-sales", auth = "none", handler = list_public,
+      summary = "Flash sales open now or coming, with their state and units left" },
+    { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
+      summary = "One flash sale" },
+    { method = "POST", path = "/flash-sales/{id:int}/buy", handler = buy, status = 201,
+      summary = "Buy: one transaction checks the window and limits, reserves the units and creates the order",
+      headers = { ["Idempotency-Key"] = { description = "a retried buy with the same key returns the same order" } },
+      body = { type = "object", properties = { qty = { type = "integer", minimum = 1 },
+                                               coupon_id = { type = "integer" } } } },
+    { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
+      summary = "Create a flash sale", body = SALE_BODY },
+    { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
+      summary = "Change a flash sale (any field but the SKU)", body = SALE_BODY },
+    { method = "GET", path = "/flash-sales", auth = "admin", handler = list_admin,
+      summary = "Every flash sale with units sold" },
+    { method = "GET", path = "/flash-sales/{id:int}", auth = "admin", handler = get_admin,
+      summary = "One flash sale with units sold" },
+  },
+  exports = exports,
+}

@@ -1,0 +1,179 @@
+-- Creating an order: validate, answer a repeated Idempotency-Key with the first
+-- order, cap unpaid orders, reserve stock, price, lock the coupon, write the
+-- rows, schedule the unpaid timeout and announce it. All of it is one
+-- transaction: if any step fails, nothing was reserved or written.
+
+local check = require("tp.check")
+local pricing = require("lib.pricing")
+local store = require("lib.store")
+
+local create = {}
+
+---@class OrderSpec
+---@field user string
+---@field lines {sku: string, qty: integer, unit_price_fen: integer?}[]
+---@field coupon_id integer?
+---@field idempotency_key string?
+---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?}?
+---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
+
+local function settings()
+  local c = tp.config()
+  return {
+    unpaid_timeout = c.unpaid_timeout_seconds or 900,
+    max_unpaid = c.max_unpaid_orders or 3,
+    max_lines = c.max_lines or 20,
+    max_qty = c.max_qty_per_line or 99,
+    attribution_plugin = c.attribution_plugin,
+  }
+end
+
+---Checks the lines: known shape, no sku twice, campaign prices only from a campaign.
+local function check_lines(spec, cfg, campaign)
+  check.list(spec.lines, "lines", 1, cfg.max_lines)
+  local seen, prices = {}, campaign and {} or nil
+  for i, line in ipairs(spec.lines) do
+    if type(line) ~= "table" then check.field_error(("lines[%d]"):format(i), "must be an object") end
+    local sku = check.ident(line.sku, ("lines[%d].sku"):format(i))
+    check.integer(line.qty, ("lines[%d].qty"):format(i), 1, cfg.max_qty)
+    if seen[sku] then check.field_error(("lines[%d].sku"):format(i), "appears twice") end
+    seen[sku] = true
+    if line.unit_price_fen ~= nil then
+      if not campaign then
+        check.field_error(("lines[%d].unit_price_fen"):format(i), "can only be set by a campaign")
+      end
+      prices[sku] = check.integer(line.unit_price_fen, ("lines[%d].unit_price_fen"):format(i), 1)
+    end
+  end
+  return prices
+end
+
+---A fingerprint of what was asked, so a reused Idempotency-Key with a different
+---request is refused instead of answered with the wrong order.
+local function fingerprint(spec, campaign)
+  local parts = {}
+  for i, l in ipairs(spec.lines) do
+    parts[i] = ("%s*%d@%s"):format(l.sku, l.qty, l.unit_price_fen or "-")
+  end
+  table.sort(parts)
+  return ("%s|c=%s|k=%s"):format(table.concat(parts, ","), spec.coupon_id or "-",
+    campaign and (campaign.plugin .. ":" .. campaign.id) or "-")
+end
+
+---The order an earlier request with the same key created, or nil.
+local function replay(user, key, request_print)
+  local row = tp.db.one("SELECT id, fingerprint FROM orders_orders WHERE user = ? AND idempotency_key = ?",
+    user, key)
+  if not row then return nil end
+  if row.fingerprint ~= request_print then
+    tp.fail(409, "idempotency_key_reused",
+      "this Idempotency-Key was used for a different order request", { order_id = row.id })
+  end
+  local o = store.load(row.id)
+  o.replayed = true
+  return o
+end
+
+local function campaign_of(spec, caller)
+  if spec.campaign == nil then return nil end
+  if not caller then tp.fail(403, "campaign_forbidden", "only a campaign plugin may set a campaign") end
+  local c = spec.campaign
+  if type(c) ~= "table" or (type(c.id) ~= "string" and math.type(c.id) ~= "integer") then
+    check.field_error("campaign.id", "must be a string or an integer")
+  end
+  return { plugin = caller, id = tostring(c.id),
+           stacks_with_coupon = check.boolean(c.stacks_with_coupon, "campaign.stacks_with_coupon", false),
+           unpaid_timeout = check.integer(c.unpaid_timeout_seconds, "campaign.unpaid_timeout_seconds",
+             60, 86400, true) }
+end
+
+local function attribution_of(spec, cfg, user)
+  local a = spec.attribution
+  if a == nil and cfg.attribution_plugin then a = tp.call(cfg.attribution_plugin, "attribution", user) end
+  if a == nil then return {} end
+  if type(a) ~= "table" then check.field_error("attribution", "must be an object") end
+  return { referrer = check.ident(a.referrer, "attribution.referrer", 64, true),
+           referrer2 = check.ident(a.referrer2, "attribution.referrer2", 64, true),
+           store = check.ident(a.store, "attribution.store", 64, true),
+           guide = check.ident(a.guide, "attribution.guide", 64, true) }
+end
+
+---Writes the order's row; row.id is set from the new id.
+local function insert_order(row)
+  local _, id = tp.db.exec([[
+    INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,
+      campaign_plugin, campaign_id, campaign_stacks, referrer, referrer2, store, guide,
+      idempotency_key, fingerprint, created_at, pay_deadline)
+    VALUES (:user, :status, :items_fen, :discount_fen, :total_fen, :coupon_id, :campaign_plugin,
+      :campaign_id, :campaign_stacks, :referrer, :referrer2, :store, :guide, :idempotency_key,
+      :fingerprint, :created_at, :pay_deadline)]], row)
+  row.id = id
+end
+
+local function insert_lines(id, lines)
+  for i, l in ipairs(lines) do
+    tp.db.exec([[
+      INSERT INTO orders_lines (order_id, line_no, sku, product_id, title, qty, list_price_fen,
+        unit_price_fen, amount_fen, discount_fen, paid_fen)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]], id, i, l.sku, l.product_id, l.title, l.qty,
+      l.list_price_fen, l.unit_price_fen, l.amount_fen, l.discount_fen, l.paid_fen)
+  end
+end
+
+---Creates an order (see OrderSpec). caller is the campaign plugin that asked,
+---or nil for the user's own checkout.
+---@param spec OrderSpec
+---@param caller string|nil
+---@return Order
+function create.order(spec, caller)
+  check.body(spec)
+  local cfg = settings()
+  local user = check.ident(spec.user, "user", 64)
+  local campaign = campaign_of(spec, caller)
+  local prices = check_lines(spec, cfg, campaign)
+  local coupon_id = check.integer(spec.coupon_id, "coupon_id", 1, nil, true)
+  local key = spec.idempotency_key
+  if key ~= nil and (type(key) ~= "string" or #key == 0 or #key > 128 or key:find("[^\33-\126]")) then
+    tp.fail(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 visible ASCII characters")
+  end
+  local request_print = key and fingerprint(spec, campaign)
+  if key then
+    local earlier = replay(user, key, request_print)
+    if earlier then return earlier end
+  end
+  local unpaid = tp.db.one([[SELECT count(*) AS n FROM orders_orders
+    WHERE user = ? AND status = 'pending_payment']], user).n
+  if unpaid >= cfg.max_unpaid then
+    tp.fail(409, "too_many_unpaid_orders",
+      ("pay or cancel one of your %d unpaid orders first"):format(unpaid), { unpaid = unpaid })
+  end
+  local stock = {}
+  for i, l in ipairs(spec.lines) do stock[i] = { sku = l.sku, qty = l.qty } end
+  local lines, items = pricing.lines(tp.call("catalog", "reserve", stock), prices)
+  local discount = 0
+  if coupon_id then
+    local quote = tp.call("coupons", "quote", user, coupon_id, pricing.coupon_lines(lines, campaign))
+    discount = pricing.apply_discount(lines, items, quote.discount_fen, quote.eligible_skus)
+  end
+  local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
+  local attribution = attribution_of(spec, cfg, user)
+  local row = { user = user, status = "pending_payment", items_fen = items,
+    discount_fen = discount, total_fen = items - discount, paid_fen = 0,
+    refund_requested_fen = 0, refunded_fen = 0, coupon_id = coupon_id,
+    campaign_plugin = campaign and campaign.plugin, campaign_id = campaign and campaign.id,
+    campaign_stacks = campaign and campaign.stacks_with_coupon and 1 or 0,
+    referrer = attribution.referrer, referrer2 = attribution.referrer2, store = attribution.store,
+    guide = attribution.guide, idempotency_key = key, fingerprint = request_print, stock_held = 1,
+    late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout }
+  insert_order(row)
+  insert_lines(row.id, lines)
+  if coupon_id then
+    tp.call("coupons", "lock", user, coupon_id, row.id, pricing.coupon_lines(lines, campaign))
+  end
+  tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
+  local order = store.shape(row, lines)
+  tp.events.emit("order.created", { order = order })
+  return order
+end
+
+return create

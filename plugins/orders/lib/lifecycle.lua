@@ -1,0 +1,214 @@
+-- The order's states after creation. Every transition is one conditional
+-- UPDATE ... WHERE status = <the state it leaves>, and its side effects run
+-- only when that update changed a row, so a repeated cancel, a repeated
+-- payment notify or a retried job does nothing twice.
+--
+--   pending_payment -> paid -> completed
+--   pending_payment -> cancelled          (user, or unpaid past pay_deadline)
+--   cancelled -> paid                     (a payment after the cancel, units re-reserved)
+--   cancelled -> refunding -> refunded    (a payment after the cancel, units gone)
+--   paid|completed -> refunding -> refunded   (a full refund)
+--   paid|completed -> (partial refunds: refunded_fen grows, status stays)
+
+local store = require("lib.store")
+
+local lifecycle = {}
+
+local function campaign_hook(o, name)
+  if not o.campaign then return true end
+  return tp.call(o.campaign.plugin, name, o)
+end
+
+---Gives back what a live order holds: units to the catalog and its campaign,
+---the coupon to the user.
+---@param o Order
+local function release_holdings(o)
+  if o.stock_held then
+    tp.call("catalog", "release", store.stock_lines(o))
+    campaign_hook(o, "release_order")
+    tp.db.exec("UPDATE orders_orders SET stock_held = 0 WHERE id = ?", o.id)
+  end
+end
+
+---Cancels an unpaid order. by is "user", "timeout" or "admin".
+---@param id integer
+---@param by string
+---@return boolean changed
+function lifecycle.cancel(id, by)
+  local changed = tp.db.exec([[
+    UPDATE orders_orders SET status = 'cancelled', cancelled_at = ?, cancel_reason = ?
+    WHERE id = ? AND status = 'pending_payment']], tp.now(), by, id)
+  if changed == 0 then return false end
+  local o = store.load(id)
+  release_holdings(o)
+  if o.coupon_id then tp.call("coupons", "unlock", id) end
+  if by ~= "timeout" then tp.jobs.cancel("unpaid:" .. id) end
+  o.stock_held = false
+  tp.events.emit("order.cancelled", { order = o, reason = by })
+  return true
+end
+
+-- ---- refunds
+
+---Records a refund and schedules the job that moves the money. The refund
+---number exists, durably, before any money moves; the job reuses it on every
+---retry, and the payment provider refuses a number it has seen.
+---@param o Order
+---@param amount integer
+---@param reason string
+---@param kind "order"|"duplicate_payment"
+---@param transaction_id string
+---@return table refund
+local function record_refund(o, amount, reason, kind, transaction_id)
+  local n = tp.db.one("SELECT count(*) AS n FROM orders_refunds WHERE order_id = ?", o.id).n
+  local refund_no = ("R%d-%d"):format(o.id, n + 1)
+  local _, id = tp.db.exec([[
+    INSERT INTO orders_refunds (refund_no, order_id, transaction_id, amount_fen, reason, kind,
+      status, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)]], refund_no, o.id, transaction_id, amount, reason, kind,
+    tp.now())
+  tp.jobs.schedule("refund", { refund_id = id }, { after = 0, key = "refund:" .. refund_no })
+  return { refund_no = refund_no, amount_fen = amount, reason = reason, kind = kind,
+           status = "pending" }
+end
+
+---Requests a refund of amount fen (default: all that is not yet refunded) of
+---a paid or completed order. A full refund returns held units.
+---@param id integer
+---@param amount integer|nil
+---@param reason string
+---@return table refund, Order order
+function lifecycle.refund(id, amount, reason)
+  local o = store.load(id)
+  if not o then tp.fail(404, "order_not_found", "no such order") end
+  if o.status ~= "paid" and o.status ~= "completed" then
+    tp.fail(409, "not_refundable", ("an order that is %s cannot be refunded"):format(o.status),
+      { status = o.status })
+  end
+  local left = o.paid_fen - o.refund_requested_fen
+  amount = amount or left
+  if amount < 1 or amount > left then
+    tp.fail(409, "refund_exceeds_paid", ("at most %d fen of this order can still be refunded"):format(left),
+      { refundable_fen = left })
+  end
+  local full = amount == left
+  local changed = tp.db.exec([[
+    UPDATE orders_orders SET refund_requested_fen = refund_requested_fen + ?1,
+      status = CASE WHEN ?2 THEN 'refunding' ELSE status END
+    WHERE id = ?3 AND status IN ('paid', 'completed') AND refund_requested_fen + ?1 <= paid_fen]],
+    amount, full, id)
+  if changed == 0 then tp.fail(409, "refund_conflict", "the order changed; try again") end
+  if full then release_holdings(o) end
+  return record_refund(o, amount, reason, "order", o.transaction_id), store.load(id)
+end
+
+---The refund job: asks the payment plugin to move the money (idempotent by
+---refund number), then books it. Raising leaves the refund pending for a retry.
+---@param refund_id integer
+function lifecycle.run_refund(refund_id)
+  local r = tp.db.one([[SELECT id, refund_no, order_id, transaction_id, amount_fen, kind, status
+    FROM orders_refunds WHERE id = ?]], refund_id)
+  if not r or r.status ~= "pending" then return end
+  local o = store.load(r.order_id)
+  local result = tp.call(tp.config().payment_plugin or "payments", "refund", {
+    refund_no = r.refund_no, order_id = r.order_id, transaction_id = r.transaction_id,
+    amount_fen = r.amount_fen, total_fen = o.total_fen })
+  tp.db.exec([[UPDATE orders_refunds SET status = 'succeeded', succeeded_at = ?,
+    provider_refund_id = ? WHERE id = ? AND status = 'pending']], tp.now(), result.provider_refund_id, r.id)
+  if r.kind ~= "order" then return end  -- a duplicate payment went back; the order is untouched
+  local row = tp.db.one([[
+    UPDATE orders_orders SET refunded_fen = refunded_fen + ?1,
+      status = CASE WHEN refunded_fen + ?1 = paid_fen THEN 'refunded' ELSE status END,
+      refunded_at = CASE WHEN refunded_fen + ?1 = paid_fen THEN ?2 ELSE refunded_at END
+    WHERE id = ?3 RETURNING status]], r.amount_fen, tp.now(), r.order_id)
+  tp.events.emit("order.refunded", { order = store.load(r.order_id), refund_no = r.refund_no,
+    amount_fen = r.amount_fen, full = row.status == "refunded" })
+end
+
+-- ---- payment
+
+---Takes back, for an order paid after it was cancelled, what the cancel gave
+---away: the coupon, the units, the campaign's units. All or nothing.
+---@param o Order
+---@return boolean
+local function reclaim(o)
+  if o.coupon_id and not tp.call("coupons", "relock", o.id) then return false end
+  local ok = pcall(tp.call, "catalog", "reserve", store.stock_lines(o))
+  if ok and not campaign_hook(o, "reclaim_order") then
+    tp.call("catalog", "release", store.stock_lines(o))
+    ok = false
+  end
+  if not ok and o.coupon_id then tp.call("coupons", "unlock", o.id) end
+  return ok
+end
+
+local function paid_effects(o, late)
+  if o.coupon_id then tp.call("coupons", "consume", o.id) end
+  o = store.load(o.id)
+  tp.events.emit("order.paid", { order = o, late = late })
+  return o
+end
+
+---@class PaymentNotice
+---@field order_id integer
+---@field transaction_id string
+---@field amount_fen integer
+---@field paid_at integer
+
+---Marks an order paid. Returns the outcome: "paid", "duplicate" (this
+---transaction was already applied), "paid_after_cancel", "refunding"
+---(paid after cancel, units gone: refunded in full), or "refunding_duplicate"
+---(a second payment for an order paid by another transaction).
+---@param n PaymentNotice
+---@return string outcome, Order order
+function lifecycle.pay(n)
+  local o = store.load(n.order_id)
+  if not o then tp.fail(404, "order_not_found", "no such order") end
+  if n.amount_fen ~= o.total_fen then
+    tp.log("warn", "payment amount does not match the order", { order_id = o.id,
+      transaction_id = n.transaction_id, amount_fen = n.amount_fen, total_fen = o.total_fen })
+    tp.fail(400, "amount_mismatch", ("the order costs %d fen, the payment says %d"):format(
+      o.total_fen, n.amount_fen), { total_fen = o.total_fen, amount_fen = n.amount_fen })
+  end
+  if o.transaction_id == n.transaction_id then return "duplicate", o end
+  local changed = tp.db.exec([[
+    UPDATE orders_orders SET status = 'paid', paid_fen = ?, transaction_id = ?, paid_at = ?
+    WHERE id = ? AND status = 'pending_payment']], n.amount_fen, n.transaction_id, n.paid_at, o.id)
+  if changed == 1 then
+    tp.jobs.cancel("unpaid:" .. o.id)
+    return "paid", paid_effects(o, false)
+  end
+  if o.status == "cancelled" and not o.transaction_id then
+    tp.db.exec([[UPDATE orders_orders SET paid_fen = ?, transaction_id = ?, paid_at = ?,
+      late_payment = 1 WHERE id = ?]], n.amount_fen, n.transaction_id, n.paid_at, o.id)
+    if reclaim(o) then
+      tp.db.exec("UPDATE orders_orders SET status = 'paid', stock_held = 1 WHERE id = ?", o.id)
+      return "paid_after_cancel", paid_effects(o, true)
+    end
+    tp.db.exec([[UPDATE orders_orders SET status = 'refunding', refund_requested_fen = paid_fen
+      WHERE id = ?]], o.id)
+    o = store.load(o.id)
+    record_refund(o, n.amount_fen, "paid_after_cancel", "order", n.transaction_id)
+    return "refunding", o
+  end
+  -- paid twice (two transactions): the second payment goes back, the order stays
+  if tp.db.one([[SELECT 1 AS seen FROM orders_refunds
+      WHERE transaction_id = ? AND kind = 'duplicate_payment']], n.transaction_id) then
+    return "duplicate", o
+  end
+  record_refund(o, n.amount_fen, "duplicate_payment", "duplicate_payment", n.transaction_id)
+  return "refunding_duplicate", o
+end
+
+---paid -> completed (the user confirmed receipt, or the operator closed it).
+---@param id integer
+---@return boolean changed
+function lifecycle.complete(id)
+  local changed = tp.db.exec([[UPDATE orders_orders SET status = 'completed', completed_at = ?
+    WHERE id = ? AND status = 'paid']], tp.now(), id)
+  if changed == 0 then return false end
+  tp.events.emit("order.completed", { order = store.load(id) })
+  return true
+end
+
+return lifecycle

@@ -1,0 +1,85 @@
+-- The price of an order, evaluated in one documented order (README "Orders"):
+--   1. each line's unit price: the campaign's price when a campaign plugin
+--      created the order, else the catalog's list price;
+--   2. which lines may take a coupon: every line of an order without a
+--      campaign; for a campaign order only if the campaign says its price
+--      stacks with coupons (stacks_with_coupon), else none;
+--   3. the coupon's discount, computed by the coupons plugin on the eligible
+--      lines only, and capped so an order always costs at least 1 fen (WeChat
+--      Pay cannot charge 0);
+--   4. the discount split over the eligible lines by largest remainder, so
+--      line payments always sum to the order's total.
+-- No plugin other than orders decides how prices combine.
+
+local money = require("lib.money")
+
+local pricing = {}
+
+pricing.MAX_ORDER_FEN = 1000000000  -- ¥10,000,000: keeps every product below 2^63
+
+---@class OrderLine
+---@field sku string
+---@field product_id integer
+---@field title string
+---@field qty integer
+---@field list_price_fen integer
+---@field unit_price_fen integer
+---@field amount_fen integer      qty * unit_price_fen
+---@field discount_fen integer    this line's share of the coupon
+---@field paid_fen integer        amount_fen - discount_fen
+
+---Builds priced lines from what the catalog reserved and the campaign's prices.
+---@param reserved CatalogReserved[]
+---@param campaign_prices table<string, integer>|nil sku -> unit price
+---@return OrderLine[] lines, integer items_fen
+function pricing.lines(reserved, campaign_prices)
+  local lines, items = {}, 0
+  for i, r in ipairs(reserved) do
+    local unit = campaign_prices and campaign_prices[r.sku] or r.price_fen
+    local amount = unit * r.qty
+    items = items + amount
+    lines[i] = { sku = r.sku, product_id = r.product_id, title = r.title, qty = r.qty,
+                 list_price_fen = r.price_fen, unit_price_fen = unit, amount_fen = amount,
+                 discount_fen = 0, paid_fen = amount }
+  end
+  if items > pricing.MAX_ORDER_FEN then
+    tp.fail(400, "order_too_large", ("an order may cost at most %d fen"):format(pricing.MAX_ORDER_FEN))
+  end
+  if items < 1 then tp.fail(400, "order_too_small", "an order must cost at least 1 fen") end
+  return lines, items
+end
+
+---The lines a coupon may apply to, in the shape the coupons plugin takes.
+---@param lines OrderLine[]
+---@param campaign {stacks_with_coupon: boolean}|nil
+---@return table[]
+function pricing.coupon_lines(lines, campaign)
+  local out = {}
+  if campaign and not campaign.stacks_with_coupon then return out end
+  for _, l in ipairs(lines) do
+    out[#out + 1] = { sku = l.sku, product_id = l.product_id, qty = l.qty, amount_fen = l.amount_fen }
+  end
+  return out
+end
+
+---Applies a discount: capped at items - 1 fen, split over the eligible skus.
+---@param lines OrderLine[]
+---@param items_fen integer
+---@param discount_fen integer
+---@param eligible_skus string[]
+---@return integer discount actually applied
+function pricing.apply_discount(lines, items_fen, discount_fen, eligible_skus)
+  local discount = math.min(discount_fen, items_fen - 1)
+  local eligible = {}
+  for _, sku in ipairs(eligible_skus) do eligible[sku] = true end
+  local weights = {}
+  for i, l in ipairs(lines) do weights[i] = eligible[l.sku] and l.amount_fen or 0 end
+  local parts = money.split(discount, weights)
+  for i, l in ipairs(lines) do
+    l.discount_fen = parts[i]
+    l.paid_fen = l.amount_fen - parts[i]
+  end
+  return discount
+end
+
+return pricing

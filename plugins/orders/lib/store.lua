@@ -1,0 +1,92 @@
+-- Reading orders: rows into the shape every route, export and event shows.
+
+local store = {}
+
+local ORDER_COLUMNS = [[
+  id, user, status, items_fen, discount_fen, total_fen, paid_fen, refund_requested_fen,
+  refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, referrer, referrer2,
+  store, guide, stock_held, transaction_id, late_payment, created_at, pay_deadline, paid_at,
+  cancelled_at, cancel_reason, completed_at, refunded_at]]
+
+store.ORDER_COLUMNS = ORDER_COLUMNS
+
+---@class Order
+---@field id integer
+---@field user string
+---@field status "pending_payment"|"paid"|"completed"|"cancelled"|"refunding"|"refunded"
+---@field items_fen integer      sum of the lines at their unit prices
+---@field discount_fen integer   the coupon's share
+---@field total_fen integer      what the user pays: items_fen - discount_fen
+---@field paid_fen integer
+---@field refunded_fen integer
+---@field coupon_id integer?
+---@field campaign {plugin: string, id: string, stacks_with_coupon: boolean}?
+---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}
+---@field lines OrderLine[]
+
+---Shapes a row of orders_orders (and its lines) for the outside.
+---@param row table
+---@param lines table[]
+---@return Order
+function store.shape(row, lines)
+  local o = {
+    id = row.id, user = row.user, status = row.status,
+    items_fen = row.items_fen, discount_fen = row.discount_fen, total_fen = row.total_fen,
+    paid_fen = row.paid_fen, refund_requested_fen = row.refund_requested_fen,
+    refunded_fen = row.refunded_fen, coupon_id = row.coupon_id,
+    attribution = tp.json.object({ referrer = row.referrer, referrer2 = row.referrer2,
+                                   store = row.store, guide = row.guide }),
+    stock_held = row.stock_held == 1, transaction_id = row.transaction_id,
+    late_payment = row.late_payment == 1,
+    created_at = row.created_at, pay_deadline = row.pay_deadline, paid_at = row.paid_at,
+    cancelled_at = row.cancelled_at, cancel_reason = row.cancel_reason,
+    completed_at = row.completed_at, refunded_at = row.refunded_at,
+    lines = lines,
+  }
+  if row.campaign_plugin then
+    o.campaign = { plugin = row.campaign_plugin, id = row.campaign_id,
+                   stacks_with_coupon = row.campaign_stacks == 1 }
+  end
+  return o
+end
+
+---@param id integer
+---@return table[]
+function store.lines(id)
+  return tp.db.query([[
+    SELECT sku, product_id, title, qty, list_price_fen, unit_price_fen, amount_fen, discount_fen,
+           paid_fen
+    FROM orders_lines WHERE order_id = ? ORDER BY line_no]], id)
+end
+
+---@param id integer
+---@return Order|nil
+function store.load(id)
+  local row = tp.db.one("SELECT " .. ORDER_COLUMNS .. " FROM orders_orders WHERE id = ?", id)
+  if not row then return nil end
+  return store.shape(row, store.lines(id))
+end
+
+---An order with its refunds, for the order's own page.
+---@param id integer
+---@return Order|nil
+function store.detail(id)
+  local o = store.load(id)
+  if o then
+    o.refunds = tp.db.query([[
+      SELECT refund_no, amount_fen, reason, kind, status, created_at, succeeded_at
+      FROM orders_refunds WHERE order_id = ? ORDER BY id]], id)
+  end
+  return o
+end
+
+---The order's lines as the catalog takes them back.
+---@param o Order
+---@return CatalogLine[]
+function store.stock_lines(o)
+  local out = {}
+  for i, l in ipairs(o.lines) do out[i] = { sku = l.sku, qty = l.qty } end
+  return out
+end
+
+return store

@@ -1,0 +1,283 @@
+---@diagnostic disable: undefined-global
+-- orders: the order every mechanic ends in. A user's checkout (POST /orders)
+-- and every campaign plugin (tp.call("orders", "create", spec)) create orders
+-- here; the payments plugin marks them paid; refunds run as retryable jobs.
+-- Stock is reserved in the catalog at creation and returned on cancel.
+-- States and their transitions: lib/lifecycle.lua; the price: lib/pricing.lua.
+
+---@class OrdersConfig
+---@field unpaid_timeout_seconds integer? cancel unpaid orders after this (default 900)
+---@field max_unpaid_orders integer? unpaid orders a user may hold at once (default 3)
+---@field max_lines integer? lines per order (default 20)
+---@field max_qty_per_line integer? (default 99)
+---@field payment_plugin string? the only plugin allowed to mark orders paid (default "payments")
+---@field attribution_plugin string? asked for referrer/store/guide at creation (e.g. "referral")
+
+local check = require("tp.check")
+local create = require("lib.create")
+local lifecycle = require("lib.lifecycle")
+local store = require("lib.store")
+
+local STATUSES = { pending_payment = true, paid = true, completed = true, cancelled = true,
+                   refunding = true, refunded = true }
+
+local ORDER_SCHEMA = { type = "object", description = "an order; money in integer fen",
+  properties = { id = { type = "integer" }, status = { type = "string", enum = {
+    "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
+    total_fen = { type = "integer" }, lines = { type = "array" } } }
+
+-- ---- the user's own orders
+
+---The caller's order, or 404 (another user's order is as absent as a missing one).
+local function own_order(req)
+  local o = store.detail(req.params.id)
+  if not o or o.user ~= req.user then tp.fail(404, "order_not_found", "no such order") end
+  return o
+end
+
+---POST /orders {lines = [{sku, qty}], coupon_id?} with an optional Idempotency-Key header.
+local function post_order(req)
+  local body = check.body(req.body)
+  local o = create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id,
+                           idempotency_key = req.headers["idempotency-key"] }, nil)
+  return o.replayed and 200 or 201, o
+end
+
+---GET /orders?status=&limit=&after=
+local function list_orders(req)
+  local limit, after = check.page(req.query, 20, 100)
+  local status = check.enum(req.query.status, "status", STATUSES, true)
+  local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
+    WHERE user = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+    ORDER BY id DESC LIMIT ?4]], req.user, status, after, limit)
+  local items = tp.json.array()
+  for i, row in ipairs(rows) do items[i] = store.shape(row, store.lines(row.id)) end
+  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
+end
+
+local function get_order(req)
+  return 200, own_order(req)
+end
+
+local function cancel_order(req)
+  local o = own_order(req)
+  if not lifecycle.cancel(o.id, "user") then
+    tp.fail(409, "not_cancellable", ("an order that is %s cannot be cancelled"):format(o.status),
+      { status = o.status })
+  end
+  return 200, store.detail(o.id)
+end
+
+local function confirm_order(req)
+  local o = own_order(req)
+  if not lifecycle.complete(o.id) then
+    tp.fail(409, "not_confirmable", ("an order that is %s cannot be confirmed"):format(o.status),
+      { status = o.status })
+  end
+  return 200, store.detail(o.id)
+end
+
+-- ---- operators
+
+local function admin_list(req)
+  local limit, after = check.page(req.query, 50, 500)
+  local status = check.enum(req.query.status, "status", STATUSES, true)
+  local user = check.ident(req.query.user, "user", 64, true)
+  local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
+    WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+    ORDER BY id DESC LIMIT ?4]], user, status, after, limit)
+  local items = tp.json.array()
+  for i, row in ipairs(rows) do items[i] = store.shape(row, store.lines(row.id)) end
+  local totals = tp.db.query("SELECT status, count(*) AS orders, sum(total_fen) AS total_fen FROM orders_orders GROUP BY status")
+  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil, totals = totals }
+end
+
+local function admin_get(req)
+  local o = store.detail(req.params.id)
+  if not o then tp.fail(404, "order_not_found", "no such order") end
+  return 200, o
+end
+
+local function admin_refund(req)
+  local body = req.body == nil and {} or check.body(req.body)
+  local amount = check.integer(body.amount_fen, "amount_fen", 1, nil, true)
+  local reason = check.text(body.reason, "reason", 200, true) or "operator"
+  local refund, o = lifecycle.refund(req.params.id, amount, reason)
+  return 202, { refund = refund, order = o }
+end
+
+local function admin_complete(req)
+  local o = store.load(req.params.id)
+  if not o then tp.fail(404, "order_not_found", "no such order") end
+  if not lifecycle.complete(o.id) then
+    tp.fail(409, "not_completable", ("an order that is %s cannot be completed"):format(o.status))
+  end
+  return 200, store.detail(o.id)
+end
+
+local function admin_cancel(req)
+  local o = store.load(req.params.id)
+  if not o then tp.fail(404, "order_not_found", "no such order") end
+  if not lifecycle.cancel(o.id, "admin") then
+    tp.fail(409, "not_cancellable", ("an order that is %s cannot be cancelled"):format(o.status))
+  end
+  return 200, store.detail(o.id)
+end
+
+-- ---- what other plugins call
+
+local exports = {}
+
+---Creates an order for spec.user (OrderSpec). A campaign plugin passes
+---spec.campaign and per-line unit_price_fen; the campaign is recorded as the
+---calling plugin, which later gets release_order(order) when the order's units
+---go back (cancel, full refund) and reclaim_order(order) -> boolean when a
+---payment arrives after the cancel.
+function exports.create(spec)
+  return create.order(spec, tp.caller())
+end
+
+---The order, or nil.
+function exports.get(id)
+  return store.detail(id)
+end
+
+---The order a user created with an Idempotency-Key, or nil (lets a campaign
+---answer a retried request before it counts anything twice).
+function exports.find_by_key(user, key)
+  local row = tp.db.one("SELECT id FROM orders_orders WHERE user = ? AND idempotency_key = ?", user, key)
+  return row and store.load(row.id) or nil
+end
+
+---Marks an order paid (PaymentNotice); only the payment plugin may.
+function exports.pay(notice)
+  local allowed = tp.config().payment_plugin or "payments"
+  if tp.caller() ~= allowed then
+    tp.fail(403, "payment_forbidden", ("only the %s plugin may mark orders paid"):format(allowed))
+  end
+  local outcome, o = lifecycle.pay(notice)
+  return { outcome = outcome, order = o }
+end
+
+---Requests a refund (amount_fen nil = all that is left); returns the refund.
+function exports.refund(id, amount_fen, reason)
+  local refund = lifecycle.refund(id, amount_fen, reason or tp.caller() or "plugin")
+  return refund
+end
+
+function exports.cancel(id, reason)
+  return lifecycle.cancel(id, reason or "plugin")
+end
+
+function exports.complete(id)
+  return lifecycle.complete(id)
+end
+
+local IDEMPOTENCY = { ["Idempotency-Key"] = {
+  description = "repeat a create with the same key to get the same order, never a second one" } }
+
+return {
+  name = "orders",
+  version = "1.0.0",
+  description = "orders, their states, stock reservation, unpaid timeout and refunds",
+  migrations = {
+    [[
+    CREATE TABLE orders_orders (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      user TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('pending_payment', 'paid', 'completed', 'cancelled',
+                                             'refunding', 'refunded')),
+      items_fen INTEGER NOT NULL CHECK (items_fen >= 1),
+      discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),
+      total_fen INTEGER NOT NULL CHECK (total_fen = items_fen - discount_fen AND total_fen >= 1),
+      paid_fen INTEGER NOT NULL DEFAULT 0,
+      refund_requested_fen INTEGER NOT NULL DEFAULT 0 CHECK (refund_requested_fen <= paid_fen),
+      refunded_fen INTEGER NOT NULL DEFAULT 0 CHECK (refunded_fen <= refund_requested_fen),
+      coupon_id INTEGER,
+      campaign_plugin TEXT,
+      campaign_id TEXT,
+      campaign_stacks INTEGER NOT NULL DEFAULT 0,
+      referrer TEXT, referrer2 TEXT, store TEXT, guide TEXT,
+      idempotency_key TEXT,
+      fingerprint TEXT,
+      stock_held INTEGER NOT NULL DEFAULT 1,
+      transaction_id TEXT UNIQUE,
+      late_payment INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL,
+      pay_deadline INTEGER NOT NULL,
+      paid_at INTEGER, cancelled_at INTEGER, cancel_reason TEXT, completed_at INTEGER,
+      refunded_at INTEGER
+    );
+    CREATE UNIQUE INDEX orders_orders_idempotency ON orders_orders(user, idempotency_key)
+      WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX orders_orders_user ON orders_orders(user, status);
+    CREATE TABLE orders_lines (
+      order_id INTEGER NOT NULL,
+      line_no INTEGER NOT NULL,
+      sku TEXT NOT NULL,
+      product_id INTEGER NOT NULL,
+      title TEXT NOT NULL,
+      qty INTEGER NOT NULL CHECK (qty >= 1),
+      list_price_fen INTEGER NOT NULL,
+      unit_price_fen INTEGER NOT NULL CHECK (unit_price_fen >= 1),
+      amount_fen INTEGER NOT NULL CHECK (amount_fen = qty * unit_price_fen),
+      discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0 AND discount_fen <= amount_fen),
+      paid_fen INTEGER NOT NULL CHECK (paid_fen = amount_fen - discount_fen),
+      PRIMARY KEY (order_id, line_no)
+    ) WITHOUT ROWID;
+    CREATE TABLE orders_refunds (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      refund_no TEXT NOT NULL UNIQUE,
+      order_id INTEGER NOT NULL,
+      transaction_id TEXT NOT NULL,
+      amount_fen INTEGER NOT NULL CHECK (amount_fen >= 1),
+      reason TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('order', 'duplicate_payment')),
+      status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded')),
+      provider_refund_id TEXT,
+      created_at INTEGER NOT NULL,
+      succeeded_at INTEGER
+    );
+    CREATE INDEX orders_refunds_order ON orders_refunds(order_id);
+    CREATE UNIQUE INDEX orders_refunds_duplicate ON orders_refunds(transaction_id)
+      WHERE kind = 'duplicate_payment';
+    ]],
+  },
+  routes = {
+    { method = "POST", path = "/orders", handler = post_order, status = 201, headers = IDEMPOTENCY,
+      summary = "Check out: create an order at list prices, optionally with a coupon",
+      body = { type = "object", required = { "lines" }, properties = {
+        lines = { type = "array", items = { type = "object", required = { "sku", "qty" },
+          properties = { sku = { type = "string" }, qty = { type = "integer", minimum = 1 } } } },
+        coupon_id = { type = "integer" } } },
+      response = ORDER_SCHEMA },
+    { method = "GET", path = "/orders", handler = list_orders, summary = "My orders, newest first",
+      query = { status = { type = "string" }, limit = { type = "integer" },
+                after = { type = "integer", description = "next_after of the previous page" } } },
+    { method = "GET", path = "/orders/{id:int}", handler = get_order, summary = "One of my orders",
+      response = ORDER_SCHEMA },
+    { method = "POST", path = "/orders/{id:int}/cancel", handler = cancel_order,
+      summary = "Cancel my unpaid order: its units and coupon go back", response = ORDER_SCHEMA },
+    { method = "POST", path = "/orders/{id:int}/confirm", handler = confirm_order,
+      summary = "Confirm receipt of my paid order (completes it)", response = ORDER_SCHEMA },
+    { method = "GET", path = "/orders", auth = "admin", handler = admin_list,
+      summary = "Orders of every user, with totals by status",
+      query = { user = { type = "string" }, status = { type = "string" },
+                limit = { type = "integer" }, after = { type = "integer" } } },
+    { method = "GET", path = "/orders/{id:int}", auth = "admin", handler = admin_get,
+      summary = "Any order, with its refunds", response = ORDER_SCHEMA },
+    { method = "POST", path = "/orders/{id:int}/refund", auth = "admin", handler = admin_refund,
+      status = 202, summary = "Refund a paid order in full or in part (runs as a retryable job)",
+      body = { type = "object", properties = { amount_fen = { type = "integer", minimum = 1 },
+        reason = { type = "string" } } } },
+    { method = "POST", path = "/orders/{id:int}/complete", auth = "admin", handler = admin_complete,
+      summary = "Complete a paid order" },
+    { method = "POST", path = "/orders/{id:int}/cancel", auth = "admin", handler = admin_cancel,
+      summary = "Cancel an unpaid order" },
+  },
+  jobs = {
+    expire_unpaid = function(job) lifecycle.cancel(job.payload.order_id, "timeout") end,
+    refund = function(job) lifecycle.run_refund(job.payload.refund_id) end,
+  },
+  exports = exports,
+}
