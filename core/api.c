@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "crypto.h"
 #include "json.h"
 #include "log.h"
 #include "sandbox.h"
@@ -422,6 +423,23 @@ static int l_call(lua_State *L) {
   return nres;
 }
 
+/* ---- the plugin's own setting */
+
+/* tp.config() -> the plugin's config table: the same table as req.config,
+** for jobs, event handlers and exports, which have no req. */
+static int l_config(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tpa_plugin(L)->config_ref);
+  return 1;
+}
+
+/* tp.caller() -> the plugin whose tp.call is running this code, or nil. */
+static int l_caller(lua_State *L) {
+  const char *caller = tpa_plugin(L)->caller;
+  if (caller) lua_pushstring(L, caller);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* ---- the declaration */
 
 const tpa_fn tpa_functions[] = {
@@ -470,6 +488,23 @@ const tpa_fn tpa_functions[] = {
    "Calls a function that another plugin of the tenant exports, synchronously and inside "
    "this transaction. Arguments and results are copied as plain data. An error in the callee "
    "rolls back what it did and is raised in the caller (a tp.fail keeps its status and code)."},
+  {NULL, "config", l_config, TP_CTX_ANY, "tp.config() -> table",
+   "The plugin's config table from the tenant's config (the same table a handler gets as "
+   "req.config), in every context: jobs, event handlers and exports have no req."},
+  {NULL, "caller", l_caller, TP_CTX_ANY, "tp.caller() -> string | nil",
+   "Inside a function another plugin invoked with tp.call, that plugin's name (the immediate "
+   "caller when calls nest); nil in a route handler, job or event handler the host invoked."},
+  {"crypto", "sha256", tpx_l_sha256, TP_CTX_ANY, "tp.crypto.sha256(data [, encoding]) -> string",
+   "The SHA-256 digest of the string data; encoding is \"hex\" (default, lowercase), "
+   "\"base64\" (standard alphabet, padded) or \"raw\" (32 bytes)."},
+  {"crypto", "hmac_sha256", tpx_l_hmac_sha256, TP_CTX_ANY,
+   "tp.crypto.hmac_sha256(key, data [, encoding]) -> string",
+   "The HMAC-SHA-256 of data keyed with key (both strings), encoded like tp.crypto.sha256. "
+   "To verify a signed callback, compute it over req.raw_body and compare with "
+   "tp.crypto.equal."},
+  {"crypto", "equal", tpx_l_equal, TP_CTX_ANY, "tp.crypto.equal(a, b) -> boolean",
+   "True if the strings a and b are equal, compared in constant time (no early exit on the "
+   "first differing byte); strings of different lengths are never equal."},
   {"json", "encode", tpj_l_encode, TP_CTX_ANY, "tp.json.encode(value) -> string",
    "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays."},
   {"json", "decode", tpj_l_decode, TP_CTX_ANY, "tp.json.decode(text) -> value | nil, err",

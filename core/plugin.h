@@ -8,11 +8,14 @@
 **       migrations = { "CREATE TABLE catalog_products (...)", ... },
 **       routes = {
 **         { method = "GET", path = "/catalog/products/{id:int}", auth = "none",
-**           handler = function(req) return 200, {...} end },
+**           handler = function(req) return 200, {...} end,
+**           summary = "One product", response = { type = "object" } },
 **       },
 **     }
 ** auth is "none", "optional", "user" (default) or "admin"; admin routes are
-** mounted under /admin/{tenant}, the others under /v1/{tenant}.
+** mounted under /admin/{tenant}, the others under /v1/{tenant}. The optional
+** doc fields (summary, description, query, headers, body, response, status)
+** feed GET /v1/{tenant}/openapi.json; other unknown route keys are ignored.
 */
 #ifndef TP_PLUGIN_H
 #define TP_PLUGIN_H
@@ -42,6 +45,20 @@ typedef enum { TP_AUTH_NONE, TP_AUTH_OPTIONAL, TP_AUTH_USER, TP_AUTH_ADMIN } tp_
 struct tp_plugin;
 struct tp_job_spec;
 
+/* What a route declares about itself for the OpenAPI document (openapi.c).
+** A plugin's are checked and rendered to JSON when it loads, so the document
+** shows the declaration as loaded and cannot fail to encode later; the
+** strings are the plugin's to free. The host's built-in routes point at
+** literals. Any field may be NULL. */
+typedef struct tp_route_doc {
+  const char *summary;
+  const char *description;
+  const char *params;    /* query and header parameter objects, comma-separated JSON */
+  const char *body;      /* JSON Schema of the request body */
+  const char *response;  /* JSON Schema of the success body */
+  int status;            /* success status; 0 means 200 */
+} tp_route_doc;
+
 typedef struct tp_route {
   struct tp_plugin *plugin;
   char method[8];
@@ -50,6 +67,7 @@ typedef struct tp_route {
   tp_auth auth;
   int handler_ref;
   void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
+  tp_route_doc doc;
 } tp_route;
 
 /* Everything one invocation reads from the host, fixed when it starts. */
@@ -77,6 +95,7 @@ typedef struct tp_plugin {
   tp_invocation *inv;
   const struct tp_call *call;  /* the request being handled, for req's lazy fields */
   bool running;          /* an invocation is on the C stack: calls into it would re-enter */
+  const char *caller;    /* name of the plugin whose tp.call runs us now, for tp.caller() */
   /* limits (sandbox.c) */
   size_t mem_bytes, mem_peak;
   size_t mem_limit;      /* cap while plugin code runs */
