@@ -64,7 +64,10 @@ static const struct {
   {offsetof(tpq_queue, next),
    "SELECT id, kind, plugin, name, due_ms, every_ms, attempts, max_attempts, " TASK_ARG
    " FROM _tp_jobs j WHERE due_ms <= ?1 AND " RUNNABLE " ORDER BY due_ms, id LIMIT 1"},
-  {offsetof(tpq_queue, next_due), "SELECT min(due_ms) FROM _tp_jobs j WHERE " RUNNABLE},
+  /* ORDER BY ... LIMIT 1, not min(): it walks the due index and stops at the
+  ** first runnable task, where min() under this WHERE visits every row */
+  {offsetof(tpq_queue, next_due),
+   "SELECT due_ms FROM _tp_jobs j WHERE " RUNNABLE " ORDER BY due_ms, id LIMIT 1"},
   {offsetof(tpq_queue, remove), "DELETE FROM _tp_jobs WHERE id = ?1"},
   {offsetof(tpq_queue, repeat),
    /* the next slot after now: a host that was down does not replay missed runs */
