@@ -333,22 +333,46 @@ static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_r
 
 /* ---- the table */
 
-#define BUILTIN(m, p, fn) \
+/* The rest of the arguments document the route (tp_route_doc) for the
+** OpenAPI document; params and body are JSON. */
+#define BUILTIN(m, p, fn, ...) \
   {.method = m, .path = p, .label = "admin " m " /admin/{tenant}" p, .auth = TP_AUTH_ADMIN, \
-   .builtin = (void (*)(void))(tp_builtin_fn)fn}
+   .builtin = (void (*)(void))(tp_builtin_fn)fn, .doc = {__VA_ARGS__}}
+
+#define TASK_QUERY \
+  "{\"name\":\"state\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"pending (default) or dead\",\"schema\":{\"type\":\"string\",\"enum\":[\"pending\",\"dead\"]}}," \
+  "{\"name\":\"limit\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"at most this many (default 100)\",\"schema\":{\"type\":\"integer\",\"minimum\":1," \
+  "\"maximum\":1000}}"
+#define RELOAD_BODY \
+  "{\"type\":\"object\",\"properties\":{\"plugin\":{\"type\":\"string\",\"description\":" \
+  "\"only this plugin (default: all of the tenant's)\"}}}"
+#define ADVANCE_BODY \
+  "{\"type\":\"object\",\"description\":\"exactly one of seconds, ms or to\",\"properties\":{" \
+  "\"seconds\":{\"type\":\"integer\",\"minimum\":0},\"ms\":{\"type\":\"integer\",\"minimum\":0}," \
+  "\"to\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"epoch seconds\"}}}"
 
 static tp_route builtins[] = {
-  BUILTIN("GET", "/plugins", get_plugins),
-  BUILTIN("POST", "/reload", post_reload),
-  BUILTIN("GET", "/jobs", get_jobs),
-  BUILTIN("GET", "/events", get_events),
-  BUILTIN("POST", "/jobs/{id:int}/retry", post_retry),
-  BUILTIN("DELETE", "/jobs/{id:int}", delete_job),
-  BUILTIN("GET", "/clock", get_clock),
-  BUILTIN("POST", "/clock/advance", post_advance),
+  BUILTIN("GET", "/plugins", get_plugins,
+          .summary = "The tenant's plugins: status, version, generation, last error, routes"),
+  BUILTIN("POST", "/reload", post_reload, .body = RELOAD_BODY,
+          .summary = "Hot-reload the tenant's plugins (a failed one keeps its old version)"),
+  BUILTIN("GET", "/jobs", get_jobs, .params = TASK_QUERY,
+          .summary = "Pending or dead-lettered jobs"),
+  BUILTIN("GET", "/events", get_events, .params = TASK_QUERY,
+          .summary = "Pending or dead-lettered event deliveries"),
+  BUILTIN("POST", "/jobs/{id:int}/retry", post_retry,
+          .summary = "Run a dead-lettered job or delivery again now"),
+  BUILTIN("DELETE", "/jobs/{id:int}", delete_job,
+          .summary = "Cancel a pending job or delivery, or drop a dead one"),
+  BUILTIN("GET", "/clock", get_clock, .summary = "The tenant's clock (wall or manual)"),
+  BUILTIN("POST", "/clock/advance", post_advance, .body = ADVANCE_BODY,
+          .summary = "Move a manual clock forward and run what falls due"),
 };
 
-int tp__add_builtins(tpr_router *admin, char *err, size_t errcap) {
+int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap) {
+  if (tp__add_openapi(routes, err, errcap) != 0) return -1;
   for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
     char e[256];
     if (tpr_add(admin, builtins[i].method, builtins[i].path, &builtins[i], e, sizeof e) != 0) {

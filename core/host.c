@@ -56,7 +56,7 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   }
   t->routes = tpr_new();
   t->admin = tpr_new();
-  if (tp__add_builtins(t->admin, err, errcap) != 0) return -1;
+  if (tp__add_builtins(t->routes, t->admin, err, errcap) != 0) return -1;
   t->nslots = t->conf->nplugins;
   t->slots = calloc((size_t)(t->nslots ? t->nslots : 1), sizeof *t->slots);
   for (int j = 0; j < t->nslots; j++) {

@@ -14,6 +14,7 @@
 **   tasks.c   the services plugins call (jobs, events, tp.call) and the runner
 **             that fires due jobs and delivers events, one uv timer for all
 **   admin.c   the built-in admin endpoints
+**   openapi.c GET /v1/{tenant}/openapi.json, generated from the mounted routes
 */
 #ifndef TP_HOST_H
 #define TP_HOST_H
@@ -105,7 +106,11 @@ extern const tp_services tp__services;       /* tasks.c */
 void tp__arm_timer(tp_host *h);
 int tp__advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed);
 void tp__after_commit(tp_host *h, tp_tenant *t);
-int tp__add_builtins(tpr_router *admin, char *err, size_t errcap);   /* admin.c */
+/* Mounts the host's built-in routes on a tenant's new routers: the admin
+** endpoints on admin and GET /openapi.json on routes. Every place that builds
+** routers calls this, so no set of routers lacks them. admin.c */
+int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap);
+int tp__add_openapi(tpr_router *routes, char *err, size_t errcap);   /* openapi.c */
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 

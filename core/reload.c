@@ -35,7 +35,7 @@ static int mount(tpr_router *routes, tpr_router *admin, tp_plugin *p, char *err,
 static int build_routers(tp_tenant *t, tp_slot *s, tp_plugin *candidate, tpr_router **out_routes,
                          tpr_router **out_admin, char *err, size_t errcap) {
   tpr_router *routes = tpr_new(), *admin = tpr_new();
-  int rc = tp__add_builtins(admin, err, errcap);
+  int rc = tp__add_builtins(routes, admin, err, errcap);
   for (int i = 0; rc == 0 && i < t->nslots; i++) {
     tp_plugin *p = &t->slots[i] == s ? candidate : t->slots[i].current;
     if (p) rc = mount(routes, admin, p, err, errcap);
