@@ -25,6 +25,11 @@ return {
       timezone = "Asia/Shanghai",
       plugins = {
         catalog = { max_page_size = 50 },
+        orders = { unpaid_timeout_seconds = 900, max_unpaid_orders = 3 },
+        -- the payment secret signs and verifies payment notifies (WeChat Pay shape)
+        payments = { secret = env("LEAF_PAYMENT_SECRET", "demo-only-leaf-payment-secret-01") },
+        coupons = {},
+        flash_sale = { unpaid_timeout_seconds = 300 },  -- flash-sale orders: 5 minutes to pay
       },
     },
   },
