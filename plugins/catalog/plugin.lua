@@ -222,12 +222,70 @@ return {
     ]],
   },
   routes = {
-    { method = "GET", path = "/catalog/products", auth = "none", handler = list_products },
-    { method = "GET", path = "/catalog/products/{id:int}", auth = "none", handler = get_product },
-    { method = "GET", path = "/catalog/skus/{code}", auth = "none", handler = get_sku },
-    { method = "POST", path = "/catalog/products", auth = "admin", handler = create_product },
-    { method = "PATCH", path = "/catalog/products/{id:int}", auth = "admin", handler = update_product },
-    { method = "PUT", path = "/catalog/skus/{code}", auth = "admin", handler = put_sku },
-    { method = "POST", path = "/catalog/skus/{code}/stock", auth = "admin", handler = adjust_stock },
+    { method = "GET", path = "/catalog/products", auth = "none", handler = list_products,
+      summary = "Products on sale, with their price range, a page at a time",
+      query = {
+        limit = { type = "integer",
+                  description = "page size: 1 to config.max_page_size (default 20)" },
+        after = { type = "integer", description = "next_after of the previous page" },
+      },
+      response = { type = "object", required = { "items" }, properties = {
+        items = { type = "array", items = { type = "object", properties = {
+          id = { type = "integer" }, name = { type = "string" },
+          min_price_fen = { type = "integer" }, max_price_fen = { type = "integer" },
+          stock = { type = "integer", description = "over all SKUs" } } } },
+        next_after = { type = "integer", description = "absent on the last page" } } } },
+    { method = "GET", path = "/catalog/products/{id:int}", auth = "none", handler = get_product,
+      summary = "One product on sale, with its SKUs (cheapest first)",
+      response = { type = "object", properties = {
+        id = { type = "integer" }, name = { type = "string" }, description = { type = "string" },
+        status = { type = "string", enum = { "on_sale" } }, created_at = { type = "integer" },
+        skus = { type = "array", items = { type = "object", properties = {
+          code = { type = "string" }, title = { type = "string" },
+          price_fen = { type = "integer" }, stock = { type = "integer" } } } } } } },
+    { method = "GET", path = "/catalog/skus/{code}", auth = "none", handler = get_sku,
+      summary = "One SKU of a product on sale: price in fen and stock",
+      response = { type = "object", properties = {
+        code = { type = "string" }, title = { type = "string" }, price_fen = { type = "integer" },
+        stock = { type = "integer" }, product_id = { type = "integer" } } } },
+    { method = "POST", path = "/catalog/products", auth = "admin", handler = create_product,
+      summary = "Create a product with its SKUs", status = 201,
+      body = { type = "object", required = { "name" }, properties = {
+        name = { type = "string", minLength = 1, maxLength = 100 },
+        description = { type = "string", minLength = 1, maxLength = 2000 },
+        status = { type = "string", enum = { "on_sale", "off_sale" } },
+        skus = { type = "array", maxItems = 100, items = { type = "object",
+          required = { "code", "title", "price_fen", "stock" }, properties = {
+            code = { type = "string", pattern = "^[A-Za-z0-9_-]{1,64}$" },
+            title = { type = "string", minLength = 1, maxLength = 100 },
+            price_fen = { type = "integer", minimum = 0, maximum = 1000000000 },
+            stock = { type = "integer", minimum = 0, maximum = 1000000000 } } } } } },
+      response = { type = "object",
+                   description = "the product, as GET /catalog/products/{id} shows it" } },
+    { method = "PATCH", path = "/catalog/products/{id:int}", auth = "admin", handler = update_product,
+      summary = "Change a product's name, description or status",
+      body = { type = "object", properties = {
+        name = { type = "string", minLength = 1, maxLength = 100 },
+        description = { type = "string", minLength = 1, maxLength = 2000 },
+        status = { type = "string", enum = { "on_sale", "off_sale" } } } },
+      response = { type = "object", description = "the product with its SKUs" } },
+    { method = "PUT", path = "/catalog/skus/{code}", auth = "admin", handler = put_sku,
+      summary = "Create or replace a SKU",
+      body = { type = "object", required = { "product_id", "title", "price_fen", "stock" },
+        properties = {
+          product_id = { type = "integer" },
+          title = { type = "string", minLength = 1, maxLength = 100 },
+          price_fen = { type = "integer", minimum = 0, maximum = 1000000000 },
+          stock = { type = "integer", minimum = 0, maximum = 1000000000 } } },
+      response = { type = "object", properties = {
+        code = { type = "string" }, product_id = { type = "integer" }, title = { type = "string" },
+        price_fen = { type = "integer" }, stock = { type = "integer" } } } },
+    { method = "POST", path = "/catalog/skus/{code}/stock", auth = "admin", handler = adjust_stock,
+      summary = "Add stock, or remove it with a negative delta (never below zero: 409)",
+      body = { type = "object", required = { "delta" }, properties = {
+        delta = { type = "integer", minimum = -1000000000, maximum = 1000000000,
+                  description = "not zero" } } },
+      response = { type = "object", properties = {
+        code = { type = "string" }, stock = { type = "integer" } } } },
   },
 }
