@@ -166,7 +166,8 @@ static void add_operation(tp_buf *b, const operation *op) {
   const tp_route *r = op->route;
   char method[8];
   size_t k = 0;
-  for (; r->method[k] && k + 1 < sizeof method; k++) method[k] = (char)tolower((unsigned char)r->method[k]);
+  for (; r->method[k] && k + 1 < sizeof method; k++)
+    method[k] = (char)tolower((unsigned char)r->method[k]);
   method[k] = '\0';
   tp_buf_printf(b, "\"%s\":{\"tags\":[", method);
   tp_buf_add_json_str(b, owner(r), strlen(owner(r)));
@@ -254,7 +255,8 @@ static void add_tags(tp_buf *b, const tp_tenant *t) {
     add_key_str(b, "description", description);
     tp_buf_adds(b, "},");
   }
-  tp_buf_adds(b, "{\"name\":\"host\",\"description\":\"Built-in endpoints of the tidepool host\"}]");
+  tp_buf_adds(b, "{\"name\":\"host\",\"description\":\"Built-in endpoints of the tidepool "
+                 "host\"}]");
 }
 
 static const char components[] =
