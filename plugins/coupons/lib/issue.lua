@@ -1,0 +1,164 @@
+---@diagnostic disable: undefined-global
+-- coupons/lib/issue.lua: giving coupons out, by a user's claim (领券) or an
+-- operator's targeted issue (定向发券).
+--
+-- Two guards keep the counts right on any store, not only on tidepool's
+-- single writer: the template's counter moves with a conditional update
+-- (issued < total_quantity), and every coupon row carries its user's
+-- sequence number for the template (1..per_user_limit) and for the local day,
+-- both UNIQUE, so two racing claims of one user cannot both land.
+
+local check = require("lib.check")
+local coupons = require("lib.coupons")
+
+local issue = {}
+
+---The calendar day of epoch in the tenant's time zone, as "YYYY-MM-DD".
+---@param epoch integer
+---@return string
+function issue.local_day(epoch)
+  local t = tp.localtime(epoch)
+  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
+end
+
+---Why template t cannot give out coupons now, or nil if it can.
+---A claim also needs the claim window open; a targeted issue ignores it.
+---@param t table a template row
+---@param now integer
+---@param window boolean check the claim window
+---@return string|nil reason "paused"|"not_started"|"ended"|"expired"
+---@return string|nil message
+function issue.closed_reason(t, now, window)
+  if t.status == "paused" then return "paused", "this coupon is paused" end
+  if window and t.claim_starts_at and now < t.claim_starts_at then
+    return "not_started", "claiming has not started yet"
+  end
+  if window and t.claim_ends_at and now >= t.claim_ends_at then
+    return "ended", "claiming has ended"
+  end
+  if t.valid_until and now >= t.valid_until then
+    return "expired", "coupons of this template are no longer valid"
+  end
+  return nil
+end
+
+---How many coupons of template t user holds in all and on day.
+---@return integer total, integer today
+local function held(template_id, user, day)
+  local r = tp.db.one([[SELECT count(*) AS n, coalesce(sum(claim_day = ?), 0) AS today
+    FROM coupons_coupons WHERE template_id = ? AND user = ?]], day, template_id, user)
+  return r.n, r.today
+end
+
+---Writes one coupon of template t for user (the counter has been moved already).
+---Returns its id, or nil if a coupon with the same sequence numbers exists.
+---@return integer|nil
+local function insert_coupon(t, user, source, now, day, seq, day_seq)
+  local from, till = t.valid_from, t.valid_until
+  if t.valid_days then from, till = now, now + t.valid_days * 86400 end
+  local row = tp.db.one([[
+    INSERT INTO coupons_coupons (template_id, user, seq, claim_day, day_seq, source, claimed_at,
+      valid_from, valid_until, state)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unused')
+    ON CONFLICT DO NOTHING RETURNING id]],
+    t.id, user, seq, day, day_seq, source, now, from, till)
+  return row and row.id
+end
+
+---POST /coupons/templates/{id}/claim (user) -> 201 Coupon
+function issue.claim(req)
+  local user, now = req.user, tp.now()
+  local t = tp.db.one([[SELECT id, status, claim_starts_at, claim_ends_at, valid_from, valid_until,
+    valid_days, per_user_limit, per_user_daily_limit FROM coupons_templates WHERE id = ?]],
+    req.params.id)
+  if not t then tp.fail(404, "template_not_found", "no such coupon template") end
+  local reason, message = issue.closed_reason(t, now, true)
+  if reason then tp.fail(409, "not_claimable", message, { reason = reason }) end
+
+  -- limits first, then the reservation (a refused claim never touches the counter)
+  local day = issue.local_day(now)
+  local total, today = held(t.id, user, day)
+  if total >= t.per_user_limit then
+    tp.fail(409, "limit_reached", ("at most %d of this coupon per user"):format(t.per_user_limit),
+      { per_user_limit = t.per_user_limit, held = total })
+  end
+  if t.per_user_daily_limit and today >= t.per_user_daily_limit then
+    tp.fail(409, "daily_limit_reached",
+      ("at most %d of this coupon per user per day"):format(t.per_user_daily_limit),
+      { per_user_daily_limit = t.per_user_daily_limit, day = day })
+  end
+  local changed = tp.db.exec([[UPDATE coupons_templates SET issued = issued + 1
+    WHERE id = ? AND issued < total_quantity]], t.id)
+  if changed ~= 1 then tp.fail(409, "sold_out", "all of this coupon have been claimed") end
+  local id = insert_coupon(t, user, "claim", now, day, total + 1, today + 1)
+  if not id then  -- another writer took the same sequence number: undo, as a limit
+    tp.fail(409, "limit_reached", "this user's claim raced another one", { per_user_limit = t.per_user_limit })
+  end
+  return 201, coupons.load(id, user, now)
+end
+
+---POST /coupons/templates/{id}/issue {users = [user ids]} (admin) ->
+---{issued, skipped = [{user, reason}], coupons = [{user, coupon_id}]}
+---All or nothing on quantity; users at their per_user_limit are skipped; the
+---claim window and the daily limit do not apply; a paused or expired template
+---issues nothing (409 not_issuable).
+function issue.targeted(req)
+  local body = check.body(req.body)
+  check.only(body, { users = true })
+  local list = check.list(body.users, "users", 1, 1000)
+  local users, seen = {}, {}
+  for i, u in ipairs(list) do
+    if not check.is_user_id(u) then
+      check.fail("users", ("entry %d must be a user id (1-64 letters, digits, '_', '-', ':' or '@')")
+        :format(i))
+    end
+    if not seen[u] then
+      seen[u] = true
+      users[#users + 1] = u
+    end
+  end
+
+  local t = tp.db.one([[SELECT id, status, total_quantity, issued, valid_from, valid_until,
+    valid_days, per_user_limit FROM coupons_templates WHERE id = ?]], req.params.id)
+  if not t then tp.fail(404, "template_not_found", "no such coupon template") end
+  local now = tp.now()
+  local reason, message = issue.closed_reason(t, now, false)
+  if reason then tp.fail(409, "not_issuable", message, { reason = reason }) end
+
+  local day = issue.local_day(now)
+  local todo, skipped = {}, tp.json.array()
+  for _, u in ipairs(users) do
+    local total, today = held(t.id, u, day)
+    if total >= t.per_user_limit then
+      skipped[#skipped + 1] = { user = u, reason = "limit_reached" }
+    else
+      todo[#todo + 1] = { user = u, seq = total + 1, day_seq = today + 1 }
+    end
+  end
+  local remaining = t.total_quantity - t.issued
+  if #todo > remaining then
+    tp.fail(409, "insufficient_quantity",
+      ("%d users would get a coupon but only %d remain; nothing was issued"):format(#todo, remaining),
+      { remaining = remaining, needed = #todo, skipped = #skipped })
+  end
+  local out = tp.json.array()
+  if #todo > 0 then
+    local changed = tp.db.exec([[UPDATE coupons_templates SET issued = issued + ?1
+      WHERE id = ?2 AND issued + ?1 <= total_quantity]], #todo, t.id)
+    if changed ~= 1 then
+      tp.fail(409, "insufficient_quantity", "not enough coupons remain; nothing was issued",
+        { needed = #todo })
+    end
+    for _, d in ipairs(todo) do
+      local id = insert_coupon(t, d.user, "issue", now, day, d.seq, d.day_seq)
+      if not id then  -- a racing writer: the whole batch is undone
+        tp.fail(409, "issue_conflict", "a coupon of user " .. d.user .. " was issued meanwhile; retry",
+          { user = d.user })
+      end
+      out[#out + 1] = { user = d.user, coupon_id = id }
+    end
+  end
+  return 200, { template_id = t.id, issued = #todo, skipped = skipped, coupons = out }
+end
+
+return issue

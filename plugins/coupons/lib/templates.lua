@@ -1,0 +1,325 @@
+---@diagnostic disable: undefined-global
+-- coupons/lib/templates.lua: coupon templates (what an operator sets up):
+-- validation, storage and the JSON shape.
+
+local check = require("lib.check")
+
+---@alias CouponKind "fixed"|"percent"|"threshold"
+---@alias CouponScope "all"|"products"|"exclude"
+
+---A coupon template as the admin API shows it. Fields that do not apply are absent.
+---@class CouponTemplate
+---@field id integer
+---@field name string
+---@field kind CouponKind
+---@field amount_off_fen integer? fixed and threshold: fen taken off
+---@field percent_off integer? percent: 1-99, the percentage taken off
+---@field max_discount_fen integer? percent: the cap on the discount
+---@field min_spend_fen integer eligible subtotal needed to use it (0: none)
+---@field claim_starts_at integer? epoch; claims open (absent: open now)
+---@field claim_ends_at integer? epoch; claims close at this instant (absent: never)
+---@field valid_from integer? fixed validity: epoch
+---@field valid_until integer? fixed validity: epoch (a coupon is valid while valid_from <= now < valid_until)
+---@field valid_days integer? relative validity: valid from claim for valid_days * 86400 s
+---@field total_quantity integer how many may ever be issued
+---@field issued integer how many were issued
+---@field remaining integer total_quantity - issued
+---@field per_user_limit integer how many coupons of this template one user may hold in all
+---@field per_user_daily_limit integer? how many one user may receive per calendar day (tenant's zone)
+---@field scope CouponScope
+---@field product_ids integer[] products of scope "products" / "exclude" (empty for "all")
+---@field status "active"|"paused"
+---@field created_at integer
+---@field updated_at integer
+---@field counts {total: integer, unused: integer, locked: integer, used: integer, expired: integer}? admin reads only
+
+local templates = {}
+
+templates.KINDS = { fixed = true, percent = true, threshold = true }
+templates.SCOPES = { all = true, products = true, exclude = true }
+templates.STATUSES = { active = true, paused = true }
+
+local CREATE_FIELDS = {
+  name = true, kind = true, amount_off_fen = true, percent_off = true, max_discount_fen = true,
+  min_spend_fen = true, claim_starts_at = true, claim_ends_at = true, valid_from = true,
+  valid_until = true, valid_days = true, total_quantity = true, per_user_limit = true,
+  per_user_daily_limit = true, scope = true, product_ids = true, status = true,
+}
+local PATCH_FIELDS = { name = true, status = true, claim_ends_at = true, total_quantity = true }
+
+-- the discount fields each kind takes; the others are refused
+local KIND_FIELDS = {
+  fixed = { amount_off_fen = true, min_spend_fen = true },
+  percent = { percent_off = true, max_discount_fen = true, min_spend_fen = true },
+  threshold = { amount_off_fen = true, min_spend_fen = true },
+}
+local DISCOUNT_FIELDS = { "amount_off_fen", "max_discount_fen", "min_spend_fen", "percent_off" }
+
+---"?, ?, ?" for n values (bound, never spliced).
+---@param n integer
+---@return string
+local function placeholders(n)
+  return string.rep("?", n, ", ")
+end
+
+templates.COLUMNS = [[id, name, kind, amount_off_fen, percent_off, max_discount_fen, min_spend_fen,
+  claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days, total_quantity, issued,
+  per_user_limit, per_user_daily_limit, scope, status, created_at, updated_at]]
+
+-- ---- reads
+
+---The raw row of a template, or nil.
+---@param id integer
+---@return table|nil
+function templates.row(id)
+  return tp.db.one("SELECT " .. templates.COLUMNS .. " FROM coupons_templates WHERE id = ?", id)
+end
+
+---Product ids of each template in ids (a list), as template id -> JSON array.
+---@param ids integer[]
+---@return table<integer, integer[]>
+function templates.product_ids(ids)
+  local out = {}
+  for _, id in ipairs(ids) do out[id] = tp.json.array() end
+  if #ids == 0 then return out end
+  local rows = tp.db.query(([[SELECT template_id, product_id FROM coupons_template_products
+    WHERE template_id IN (%s) ORDER BY template_id, product_id]]):format(placeholders(#ids)),
+    table.unpack(ids))
+  for _, r in ipairs(rows) do
+    local list = out[r.template_id]
+    list[#list + 1] = r.product_id
+  end
+  return out
+end
+
+---Coupon counts by state for each template in ids (expired: unused and past valid_until).
+---@param ids integer[]
+---@param now integer
+---@return table<integer, table>
+function templates.counts(ids, now)
+  local out = {}
+  for _, id in ipairs(ids) do out[id] = { total = 0, unused = 0, locked = 0, used = 0, expired = 0 } end
+  if #ids == 0 then return out end
+  local rows = tp.db.query(([[
+    SELECT template_id, count(*) AS total,
+      sum(state = 'unused' AND valid_until > ?1) AS unused, sum(state = 'locked') AS locked,
+      sum(state = 'used') AS used, sum(state = 'unused' AND valid_until <= ?1) AS expired
+    FROM coupons_coupons WHERE template_id IN (%s)
+    GROUP BY template_id]]):format(placeholders(#ids)), now, table.unpack(ids))
+  for _, r in ipairs(rows) do
+    out[r.template_id] = { total = r.total, unused = r.unused, locked = r.locked, used = r.used,
+                           expired = r.expired }
+  end
+  return out
+end
+
+---Completes rows (in place) into CouponTemplate shapes.
+---@param rows table[]
+---@param with_counts boolean? add counts by state (admin)
+---@return CouponTemplate[]
+function templates.shape_all(rows, with_counts)
+  local ids = {}
+  for i, r in ipairs(rows) do ids[i] = r.id end
+  local products = templates.product_ids(ids)
+  local counts = with_counts and templates.counts(ids, tp.now())
+  for _, r in ipairs(rows) do
+    r.remaining = r.total_quantity - r.issued
+    r.product_ids = products[r.id]
+    if counts then r.counts = counts[r.id] end
+  end
+  return tp.json.array(rows)
+end
+
+---One template in full (with counts), or nil.
+---@param id integer
+---@return CouponTemplate|nil
+function templates.load(id)
+  local row = templates.row(id)
+  if not row then return nil end
+  return templates.shape_all({ row }, true)[1]
+end
+
+---GET /coupons/templates?status=&limit=&after= (admin)
+function templates.list(req)
+  local q = req.query
+  local limit = math.tointeger(tonumber(q.limit or "50"))
+  local after = math.tointeger(tonumber(q.after or "0"))
+  if not limit or limit < 1 or limit > 200 then
+    tp.fail(400, "invalid_query", "limit must be an integer from 1 to 200")
+  end
+  if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a template id") end
+  if q.status ~= nil and not templates.STATUSES[q.status] then
+    tp.fail(400, "invalid_query", "status must be active or paused")
+  end
+  local rows = tp.db.query("SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
+    WHERE id > :after AND (:status IS NULL OR status = :status) ORDER BY id LIMIT :limit]],
+    { after = after, status = q.status, limit = limit })
+  local items = templates.shape_all(rows, true)
+  return 200, { items = items, next_after = #items == limit and items[#items].id or nil }
+end
+
+---GET /coupons/templates/{id} (admin)
+function templates.get(req)
+  local t = templates.load(req.params.id)
+  if not t then tp.fail(404, "template_not_found", "no such coupon template") end
+  return 200, t
+end
+
+-- ---- validation of a new template
+
+---product_ids: 1-1000 distinct positive integers.
+local function check_product_ids(v)
+  local ids = check.list(v, "product_ids", 1, 1000)
+  local seen = {}
+  for i, id in ipairs(ids) do
+    if math.type(id) ~= "integer" or id < 1 or id > check.MAX_PRODUCT_ID then
+      check.fail("product_ids", ("entry %d must be a product id (a positive integer)"):format(i))
+    end
+    if seen[id] then check.fail("product_ids", ("lists product %d twice"):format(id)) end
+    seen[id] = true
+  end
+  return ids
+end
+
+---Checks a creation body field by field, in a fixed order, and returns the row to insert
+---and the product ids.
+---@param body table
+---@param now integer
+---@return table row, integer[] product_ids
+local function check_new(body, now)
+  check.only(body, CREATE_FIELDS)
+  local b = {}
+  for k, v in pairs(body) do
+    if v ~= tp.json.null then b[k] = v end
+  end
+  local t = { name = check.text(b.name, "name", 100) }
+  t.kind = check.one_of(b.kind, "kind", templates.KINDS)
+
+  -- the discount
+  for _, f in ipairs(DISCOUNT_FIELDS) do
+    if b[f] ~= nil and not KIND_FIELDS[t.kind][f] then
+      check.fail(f, ("does not apply to kind %s"):format(t.kind))
+    end
+  end
+  if t.kind == "fixed" then
+    t.amount_off_fen = check.int(b.amount_off_fen, "amount_off_fen", 1, check.MAX_FEN)
+    t.min_spend_fen = check.int(b.min_spend_fen, "min_spend_fen", 0, check.MAX_FEN, true) or 0
+  elseif t.kind == "percent" then
+    t.percent_off = check.int(b.percent_off, "percent_off", 1, 99)
+    t.max_discount_fen = check.int(b.max_discount_fen, "max_discount_fen", 1, check.MAX_FEN)
+    t.min_spend_fen = check.int(b.min_spend_fen, "min_spend_fen", 0, check.MAX_FEN, true) or 0
+  else -- threshold (满减): both required, and the threshold above the amount
+    t.amount_off_fen = check.int(b.amount_off_fen, "amount_off_fen", 1, check.MAX_FEN)
+    t.min_spend_fen = check.int(b.min_spend_fen, "min_spend_fen", 1, check.MAX_FEN)
+    if t.min_spend_fen <= t.amount_off_fen then
+      check.fail("min_spend_fen", "must be greater than amount_off_fen for kind threshold")
+    end
+  end
+
+  -- the claim window
+  t.claim_starts_at = check.epoch(b.claim_starts_at, "claim_starts_at", true)
+  t.claim_ends_at = check.epoch(b.claim_ends_at, "claim_ends_at", true)
+  if t.claim_starts_at and t.claim_ends_at and t.claim_ends_at <= t.claim_starts_at then
+    check.fail("claim_ends_at", "must be after claim_starts_at")
+  end
+
+  -- validity: fixed dates or N days from claim, exactly one of the two
+  local fixed = b.valid_from ~= nil or b.valid_until ~= nil
+  if fixed and b.valid_days ~= nil then
+    check.fail("valid_days", "cannot be combined with valid_from/valid_until: give one form of validity")
+  elseif not fixed and b.valid_days == nil then
+    check.fail("valid_days", "or valid_from and valid_until are required: give one form of validity")
+  elseif fixed then
+    t.valid_from = check.epoch(b.valid_from, "valid_from")
+    t.valid_until = check.epoch(b.valid_until, "valid_until")
+    if t.valid_until <= t.valid_from then check.fail("valid_until", "must be after valid_from") end
+    if t.valid_until <= now then check.fail("valid_until", "must be in the future") end
+  else
+    t.valid_days = check.int(b.valid_days, "valid_days", 1, 3650)
+  end
+
+  -- quantities
+  t.total_quantity = check.int(b.total_quantity, "total_quantity", 1, check.MAX_QUANTITY)
+  t.per_user_limit = check.int(b.per_user_limit, "per_user_limit", 1, check.MAX_PER_USER, true) or 1
+  t.per_user_daily_limit = check.int(b.per_user_daily_limit, "per_user_daily_limit", 1,
+    check.MAX_PER_USER, true)
+  if t.per_user_daily_limit and t.per_user_daily_limit > t.per_user_limit then
+    check.fail("per_user_daily_limit", "cannot be above per_user_limit")
+  end
+
+  -- scope
+  t.scope = check.one_of(b.scope, "scope", templates.SCOPES, "all")
+  local product_ids = {}
+  if t.scope == "all" then
+    if b.product_ids ~= nil then check.fail("product_ids", "only apply to scope products or exclude") end
+  else
+    product_ids = check_product_ids(b.product_ids)
+  end
+
+  t.status = check.one_of(b.status, "status", templates.STATUSES, "active")
+  return t, product_ids
+end
+
+-- ---- writes
+
+---POST /coupons/templates (admin) -> 201 CouponTemplate
+function templates.create(req)
+  local now = tp.now()
+  local t, product_ids = check_new(check.body(req.body), now)
+  t.now = now
+  local row = tp.db.one([[
+    INSERT INTO coupons_templates (name, kind, amount_off_fen, percent_off, max_discount_fen,
+      min_spend_fen, claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days,
+      total_quantity, issued, per_user_limit, per_user_daily_limit, scope, status,
+      created_at, updated_at)
+    VALUES (:name, :kind, :amount_off_fen, :percent_off, :max_discount_fen, :min_spend_fen,
+      :claim_starts_at, :claim_ends_at, :valid_from, :valid_until, :valid_days, :total_quantity,
+      0, :per_user_limit, :per_user_daily_limit, :scope, :status, :now, :now)
+    RETURNING id]], t)
+  for _, pid in ipairs(product_ids) do
+    tp.db.exec("INSERT INTO coupons_template_products (template_id, product_id) VALUES (?, ?)",
+      row.id, pid)
+  end
+  return 201, templates.load(row.id)
+end
+
+---PATCH /coupons/templates/{id} {name?, status?, claim_ends_at? (null: no end), total_quantity?}
+---(admin). total_quantity may go up, or down to the number already issued, never below.
+function templates.update(req)
+  local id = req.params.id
+  local body = check.body(req.body)
+  local current = templates.row(id)
+  if not current then tp.fail(404, "template_not_found", "no such coupon template") end
+  check.only(body, PATCH_FIELDS,
+    "cannot be changed (a template's name, status, claim_ends_at and total_quantity can)")
+  if next(body) == nil then
+    tp.fail(400, "invalid_body", "nothing to change: give name, status, claim_ends_at or total_quantity")
+  end
+  local now = tp.now()
+  local name = check.text(body.name, "name", 100, true)
+  local status = not check.absent(body.status)
+      and check.one_of(body.status, "status", templates.STATUSES) or nil
+  local ends = check.epoch(body.claim_ends_at, "claim_ends_at", true)
+  if ends and current.claim_starts_at and ends <= current.claim_starts_at then
+    check.fail("claim_ends_at", "must be after claim_starts_at")
+  end
+  local total = check.int(body.total_quantity, "total_quantity", 1, check.MAX_QUANTITY, true)
+
+  if total then  -- conditional: never below what was issued, even if issuing raced us
+    local changed = tp.db.exec([[UPDATE coupons_templates SET total_quantity = ?
+      WHERE id = ? AND issued <= ?]], total, id, total)
+    if changed == 0 then
+      tp.fail(409, "quantity_below_issued",
+        ("total_quantity cannot go below the %d coupons already issued"):format(current.issued),
+        { issued = current.issued })
+    end
+  end
+  if body.claim_ends_at ~= nil then  -- a JSON null removes the end of the window
+    tp.db.exec("UPDATE coupons_templates SET claim_ends_at = ? WHERE id = ?", ends, id)
+  end
+  tp.db.exec([[UPDATE coupons_templates SET name = coalesce(?, name), status = coalesce(?, status),
+    updated_at = ? WHERE id = ?]], name, status, now, id)
+  return 200, templates.load(id)
+end
+
+return templates

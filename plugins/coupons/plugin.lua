@@ -1,0 +1,152 @@
+---@diagnostic disable: undefined-global
+-- coupons (优惠券): operators set up coupon templates; users claim coupons or
+-- operators issue them to chosen users; the orders plugin prices an order with
+-- one coupon and moves it unused -> locked -> used (or back to unused).
+--
+-- Kinds: "fixed" (amount off), "percent" (percentage off, capped), "threshold"
+-- (满减: amount off from a minimum spend). Money is integer fen; instants are
+-- UTC epoch seconds; "a day" is a calendar day in the tenant's time zone.
+--
+-- Admin routes (/admin/{tenant}, X-Api-Key):
+--   POST  /coupons/templates                    create          -> 201 CouponTemplate
+--   GET   /coupons/templates?status=&limit=&after=                -> {items, next_after}
+--   GET   /coupons/templates/{id}                                 -> CouponTemplate (with counts)
+--   PATCH /coupons/templates/{id}               name, status, claim_ends_at, total_quantity
+--   POST  /coupons/templates/{id}/issue {users} targeted issue  -> {issued, skipped, coupons}
+--   GET   /coupons/templates/{id}/coupons?state=&limit=&after=    -> {items, next_after}
+-- User routes (/v1/{tenant}, bearer token):
+--   GET   /coupons/claimable?limit=&after=      (auth optional) -> {items, next_after}
+--   POST  /coupons/templates/{id}/claim                         -> 201 Coupon
+--   GET   /coupons/mine?state=&limit=&after=                    -> {items, next_after}
+-- Exports (tp.call("coupons", name, ...)): quote, lock, unlock, consume, relock
+-- (see lib/redeem.lua).
+
+local templates = require("lib.templates")
+local coupons = require("lib.coupons")
+local issue = require("lib.issue")
+local redeem = require("lib.redeem")
+
+---GET /coupons/claimable?limit=&after= : active templates whose claim window is open now,
+---that still have quantity and whose coupons are not already expired. With a user, each
+---item also says how many that user holds (claimed) and whether they may claim one now.
+local function claimable(req)
+  local q = req.query
+  local limit = math.tointeger(tonumber(q.limit or "50"))
+  local after = math.tointeger(tonumber(q.after or "0"))
+  if not limit or limit < 1 or limit > 200 then
+    tp.fail(400, "invalid_query", "limit must be an integer from 1 to 200")
+  end
+  if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a template id") end
+  local now = tp.now()
+  local rows = tp.db.query("SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
+    WHERE status = 'active' AND issued < total_quantity
+      AND (claim_starts_at IS NULL OR claim_starts_at <= :now)
+      AND (claim_ends_at IS NULL OR claim_ends_at > :now)
+      AND (valid_until IS NULL OR valid_until > :now)
+      AND id > :after
+    ORDER BY id LIMIT :limit]], { now = now, after = after, limit = limit })
+  local items = templates.shape_all(rows, false)
+  if req.user then
+    local day = issue.local_day(now)
+    for _, t in ipairs(items) do
+      local h = tp.db.one([[SELECT count(*) AS n, coalesce(sum(claim_day = ?), 0) AS today
+        FROM coupons_coupons WHERE template_id = ? AND user = ?]], day, t.id, req.user)
+      t.claimed = h.n
+      t.can_claim = h.n < t.per_user_limit and
+        (t.per_user_daily_limit == nil or h.today < t.per_user_daily_limit)
+    end
+  end
+  return 200, { items = items, next_after = #items == limit and items[#items].id or nil }
+end
+
+return {
+  name = "coupons",
+  version = "1.0.0",
+  migrations = {
+    [[
+    CREATE TABLE coupons_templates (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('fixed', 'percent', 'threshold')),
+      amount_off_fen INTEGER CHECK (amount_off_fen >= 1),
+      percent_off INTEGER CHECK (percent_off BETWEEN 1 AND 99),
+      max_discount_fen INTEGER CHECK (max_discount_fen >= 1),
+      min_spend_fen INTEGER NOT NULL DEFAULT 0 CHECK (min_spend_fen >= 0),
+      claim_starts_at INTEGER,
+      claim_ends_at INTEGER,
+      valid_from INTEGER,
+      valid_until INTEGER,
+      valid_days INTEGER CHECK (valid_days BETWEEN 1 AND 3650),
+      total_quantity INTEGER NOT NULL CHECK (total_quantity >= 1),
+      issued INTEGER NOT NULL DEFAULT 0 CHECK (issued >= 0 AND issued <= total_quantity),
+      per_user_limit INTEGER NOT NULL DEFAULT 1 CHECK (per_user_limit >= 1),
+      per_user_daily_limit INTEGER CHECK (per_user_daily_limit >= 1),
+      scope TEXT NOT NULL DEFAULT 'all' CHECK (scope IN ('all', 'products', 'exclude')),
+      status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused')),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      CHECK ((valid_days IS NULL) <> (valid_from IS NULL AND valid_until IS NULL)),
+      CHECK (valid_until IS NULL OR valid_from < valid_until),
+      CHECK (claim_ends_at IS NULL OR claim_starts_at IS NULL OR claim_starts_at < claim_ends_at)
+    );
+    CREATE TABLE coupons_template_products (
+      template_id INTEGER NOT NULL REFERENCES coupons_templates(id),
+      product_id INTEGER NOT NULL,
+      PRIMARY KEY (template_id, product_id)
+    ) WITHOUT ROWID;
+    -- one row per coupon given out. seq: the user's n-th coupon of the template;
+    -- claim_day/day_seq: the local calendar day of issue and the user's n-th of that day.
+    -- order_id (typeless: stored as the orders plugin names it) is set while locked or used.
+    CREATE TABLE coupons_coupons (
+      id INTEGER PRIMARY KEY,
+      template_id INTEGER NOT NULL REFERENCES coupons_templates(id),
+      user TEXT NOT NULL,
+      seq INTEGER NOT NULL CHECK (seq >= 1),
+      claim_day TEXT NOT NULL,
+      day_seq INTEGER NOT NULL CHECK (day_seq >= 1),
+      source TEXT NOT NULL CHECK (source IN ('claim', 'issue')),
+      claimed_at INTEGER NOT NULL,
+      valid_from INTEGER NOT NULL,
+      valid_until INTEGER NOT NULL,
+      state TEXT NOT NULL DEFAULT 'unused' CHECK (state IN ('unused', 'locked', 'used')),
+      order_id,
+      locked_at INTEGER,
+      used_at INTEGER,
+      UNIQUE (template_id, user, seq),
+      UNIQUE (template_id, user, claim_day, day_seq),
+      CHECK ((state = 'unused') = (order_id IS NULL))
+    );
+    CREATE INDEX coupons_coupons_user ON coupons_coupons(user, id);
+    CREATE UNIQUE INDEX coupons_coupons_order ON coupons_coupons(order_id) WHERE order_id IS NOT NULL;
+    -- which coupon each order locked: one per order, ever (relock finds it here)
+    CREATE TABLE coupons_orders (
+      order_id PRIMARY KEY,
+      coupon_id INTEGER NOT NULL REFERENCES coupons_coupons(id),
+      user TEXT NOT NULL,
+      discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),
+      locked_at INTEGER NOT NULL,
+      released_at INTEGER,
+      used_at INTEGER
+    );
+    ]],
+  },
+  routes = {
+    { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create },
+    { method = "GET", path = "/coupons/templates", auth = "admin", handler = templates.list },
+    { method = "GET", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.get },
+    { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.update },
+    { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin", handler = issue.targeted },
+    { method = "GET", path = "/coupons/templates/{id:int}/coupons", auth = "admin",
+      handler = coupons.of_template },
+    { method = "GET", path = "/coupons/claimable", auth = "optional", handler = claimable },
+    { method = "POST", path = "/coupons/templates/{id:int}/claim", auth = "user", handler = issue.claim },
+    { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine },
+  },
+  exports = {
+    quote = redeem.quote,
+    lock = redeem.lock,
+    unlock = redeem.unlock,
+    consume = redeem.consume,
+    relock = redeem.relock,
+  },
+}
