@@ -198,9 +198,75 @@ local function adjust_stock(req)
   return 200, row
 end
 
+-- ---- exports: how orders reserve and return stock (tp.call("catalog", ...))
+
+---@class CatalogLine
+---@field sku string
+---@field qty integer
+
+---@class CatalogReserved
+---@field sku string
+---@field qty integer
+---@field product_id integer
+---@field title string       the SKU's title, for the order's record
+---@field price_fen integer  list price at the moment of reservation
+
+local exports = {}
+
+---Takes qty of every line from stock, all or nothing, and returns each line with
+---its list price. Each decrement is conditional, so stock never goes below zero.
+---@param lines CatalogLine[]
+---@return CatalogReserved[]
+function exports.reserve(lines)
+  local out = {}
+  for i, line in ipairs(lines) do
+    local row = tp.db.one([[
+      UPDATE catalog_skus SET stock = stock - ?1
+      WHERE code = ?2 AND stock >= ?1
+        AND product_id IN (SELECT id FROM catalog_products WHERE status = 'on_sale')
+      RETURNING product_id, title, price_fen]], line.qty, line.sku)
+    if not row then
+      local sku = tp.db.one([[
+        SELECT s.stock, p.status FROM catalog_skus s JOIN catalog_products p ON p.id = s.product_id
+        WHERE s.code = ?]], line.sku)
+      if not sku then
+        tp.fail(404, "sku_not_found", ("no such sku %s"):format(line.sku), { sku = line.sku })
+      elseif sku.status ~= "on_sale" then
+        tp.fail(409, "not_on_sale", ("sku %s is not on sale"):format(line.sku), { sku = line.sku })
+      end
+      tp.fail(409, "insufficient_stock", ("only %d of sku %s left"):format(sku.stock, line.sku),
+        { sku = line.sku, stock = sku.stock })
+    end
+    out[i] = { sku = line.sku, qty = line.qty, product_id = row.product_id, title = row.title,
+               price_fen = row.price_fen }
+  end
+  return out
+end
+
+---One SKU with its stock and whether its product is on sale, or nil.
+---@param code string
+---@return {code: string, product_id: integer, title: string, price_fen: integer, stock: integer, on_sale: boolean}|nil
+function exports.sku(code)
+  local row = tp.db.one([[
+    SELECT s.code, s.product_id, s.title, s.price_fen, s.stock, p.status = 'on_sale' AS on_sale
+    FROM catalog_skus s JOIN catalog_products p ON p.id = s.product_id WHERE s.code = ?]], code)
+  if row then row.on_sale = row.on_sale == 1 end
+  return row
+end
+
+---Puts qty of every line back (an order was cancelled or refunded before shipping).
+---@param lines CatalogLine[]
+function exports.release(lines)
+  for _, line in ipairs(lines) do
+    tp.db.exec("UPDATE catalog_skus SET stock = stock + ? WHERE code = ?", line.qty, line.sku)
+  end
+  return true
+end
+
 return {
   name = "catalog",
-  version = "1.0.0",
+  version = "1.1.0",
+  exports = exports,
   migrations = {
     [[
     CREATE TABLE catalog_products (
