@@ -72,6 +72,14 @@ static int parse_auth(const char *s, tp_auth *out) {
 #define DOC_MAX_PARAMS 64      /* per route, for each of query and headers */
 #define DOC_MAX_PARAM_NAME 64
 
+/* Pushes t[key] (t absolute) without metamethods: reading a declaration must
+** run no plugin code, since an __index that raised here, outside any
+** protected call, would abort the host. */
+static int raw_field(lua_State *L, int t, const char *key) {
+  lua_pushstring(L, key);
+  return lua_rawget(L, t);
+}
+
 static int doc_error(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -95,7 +103,7 @@ static char *dup_buf(const tp_buf *b) {
 ** *out; absent leaves *out NULL. */
 static int doc_text(lua_State *L, int t, int i, const char *key, size_t max, const char **out,
                     char *err, size_t errcap) {
-  int type = lua_getfield(L, t, key);
+  int type = raw_field(L, t, key);
   size_t n = 0;
   const char *s = type == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
   int rc = 0;
@@ -119,7 +127,7 @@ static int doc_text(lua_State *L, int t, int i, const char *key, size_t max, con
 ** kept as its JSON text. */
 static int doc_schema(lua_State *L, int t, int i, const char *key, const char **out, char *err,
                       size_t errcap) {
-  int type = lua_getfield(L, t, key);
+  int type = raw_field(L, t, key);
   int rc = 0;
   if (type == LUA_TNIL) {
     lua_pop(L, 1);
@@ -142,7 +150,7 @@ static int doc_schema(lua_State *L, int t, int i, const char *key, const char **
 }
 
 static int doc_status(lua_State *L, int t, int i, int *out, char *err, size_t errcap) {
-  int type = lua_getfield(L, t, "status");
+  int type = raw_field(L, t, "status");
   lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
   lua_pop(L, 1);
   *out = 200;
@@ -217,18 +225,18 @@ static int render_param(lua_State *L, int spec, int i, const char *field, const 
   }
   const char *type = "string";
   if (!header) {
-    type = lua_getfield(L, spec, "type") == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    type = raw_field(L, spec, "type") == LUA_TSTRING ? lua_tostring(L, -1) : "";
     lua_pop(L, 1);  /* the string stays alive in spec */
     if (strcmp(type, "string") && strcmp(type, "integer") && strcmp(type, "boolean"))
       return doc_error(err, errcap, "routes[%d].query.%s.type must be \"string\", \"integer\" "
                        "or \"boolean\"", i, name);
   }
-  int rt = lua_getfield(L, spec, "required");
+  int rt = raw_field(L, spec, "required");
   bool required = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (rt != LUA_TNIL && rt != LUA_TBOOLEAN)
     return doc_error(err, errcap, "routes[%d].%s.%s.required must be a boolean", i, field, name);
-  int dt = lua_getfield(L, spec, "description");
+  int dt = raw_field(L, spec, "description");
   size_t dlen = 0;
   const char *description = dt == LUA_TSTRING ? lua_tolstring(L, -1, &dlen) : NULL;
   if (dt != LUA_TNIL && dt != LUA_TSTRING) {
@@ -253,7 +261,7 @@ static int render_param(lua_State *L, int spec, int i, const char *field, const 
 ** OpenAPI parameter objects in name order. */
 static int doc_params(lua_State *L, int t, int i, const char *field, tp_buf *out, char *err,
                       size_t errcap) {
-  int type = lua_getfield(L, t, field);
+  int type = raw_field(L, t, field);
   int tbl = lua_gettop(L);
   int rc = 0;
   if (type == LUA_TNIL) {
@@ -270,7 +278,7 @@ static int doc_params(lua_State *L, int t, int i, const char *field, tp_buf *out
     int n;
     rc = param_names(L, tbl, i, field, names, &n, err, errcap);
     for (int k = 0; rc == 0 && k < n; k++) {
-      if (lua_getfield(L, tbl, names[k]) != LUA_TTABLE)
+      if (raw_field(L, tbl, names[k]) != LUA_TTABLE)
         rc = doc_error(err, errcap, "routes[%d].%s.%s must be a table {%sdescription = string?, "
                        "required = boolean?}", i, field, names[k],
                        strcmp(field, "query") == 0 ? "type = ..., " : "");
