@@ -26,6 +26,69 @@ local coupons = require("lib.coupons")
 local issue = require("lib.issue")
 local redeem = require("lib.redeem")
 
+-- ---- route docs (OpenAPI)
+
+local TEMPLATE = { type = "object", description = "a coupon template (CouponTemplate)",
+  properties = {
+    id = { type = "integer" }, name = { type = "string" },
+    kind = { type = "string", enum = { "fixed", "percent", "threshold" } },
+    amount_off_fen = { type = "integer" }, percent_off = { type = "integer" },
+    max_discount_fen = { type = "integer" }, min_spend_fen = { type = "integer" },
+    claim_starts_at = { type = "integer" }, claim_ends_at = { type = "integer" },
+    valid_from = { type = "integer" }, valid_until = { type = "integer" },
+    valid_days = { type = "integer" }, total_quantity = { type = "integer" },
+    issued = { type = "integer" }, remaining = { type = "integer" },
+    per_user_limit = { type = "integer" }, per_user_daily_limit = { type = "integer" },
+    scope = { type = "string", enum = { "all", "products", "exclude" } },
+    product_ids = { type = "array", items = { type = "integer" } },
+    status = { type = "string", enum = { "active", "paused" } },
+  } }
+
+local TEMPLATE_BODY = { type = "object", required = { "name", "kind", "total_quantity" },
+  properties = {
+    name = { type = "string", minLength = 1, maxLength = 100 },
+    kind = { type = "string", enum = { "fixed", "percent", "threshold" } },
+    amount_off_fen = { type = "integer", minimum = 1, description = "fixed, threshold" },
+    percent_off = { type = "integer", minimum = 1, maximum = 99, description = "percent" },
+    max_discount_fen = { type = "integer", minimum = 1, description = "percent: the cap" },
+    min_spend_fen = { type = "integer", minimum = 0,
+                      description = "threshold: required, above amount_off_fen" },
+    claim_starts_at = { type = "integer" }, claim_ends_at = { type = "integer" },
+    valid_from = { type = "integer" }, valid_until = { type = "integer" },
+    valid_days = { type = "integer", minimum = 1, maximum = 3650 },
+    total_quantity = { type = "integer", minimum = 1 },
+    per_user_limit = { type = "integer", minimum = 1, description = "default 1" },
+    per_user_daily_limit = { type = "integer", minimum = 1 },
+    scope = { type = "string", enum = { "all", "products", "exclude" } },
+    product_ids = { type = "array", items = { type = "integer", minimum = 1 } },
+    status = { type = "string", enum = { "active", "paused" } },
+  } }
+
+local COUPON = { type = "object", description = "a coupon (Coupon), with its template's terms",
+  properties = {
+    id = { type = "integer" }, template_id = { type = "integer" }, user = { type = "string" },
+    seq = { type = "integer" }, source = { type = "string", enum = { "claim", "issue" } },
+    claimed_at = { type = "integer" }, valid_from = { type = "integer" },
+    valid_until = { type = "integer" },
+    state = { type = "string", enum = { "unused", "locked", "used", "expired" } },
+    usable = { type = "boolean" }, name = { type = "string" }, kind = { type = "string" },
+    min_spend_fen = { type = "integer" },
+  } }
+
+local function page_of(item)
+  return { type = "object", properties = {
+    items = { type = "array", items = item },
+    next_after = { type = "integer", description = "absent on the last page" } } }
+end
+
+local function state_query(max)
+  return {
+    state = { type = "string", description = "unused, locked, used or expired (default: all)" },
+    limit = { type = "integer", description = ("1-%d (default 100)"):format(max) },
+    after = { type = "integer", description = "next_after of the previous page" },
+  }
+end
+
 ---GET /coupons/claimable?limit=&after= : active templates whose claim window is open now,
 ---that still have quantity and whose coupons are not already expired. With a user, each
 ---item also says how many that user holds (claimed) and whether they may claim one now.
@@ -62,6 +125,8 @@ end
 return {
   name = "coupons",
   version = "1.0.0",
+  description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
+    .. "for the orders plugin",
   migrations = {
     [[
     CREATE TABLE coupons_templates (
@@ -131,16 +196,70 @@ return {
     ]],
   },
   routes = {
-    { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create },
-    { method = "GET", path = "/coupons/templates", auth = "admin", handler = templates.list },
-    { method = "GET", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.get },
-    { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.update },
-    { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin", handler = issue.targeted },
+    { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,
+      summary = "Create a coupon template (fixed, percent or threshold)", status = 201,
+      description = "Every rule is checked before anything is written; a broken one is a 400 "
+        .. "invalid_field naming the field. Validity is either valid_from/valid_until or "
+        .. "valid_days, never both. product_ids only with scope products or exclude.",
+      body = TEMPLATE_BODY, response = TEMPLATE },
+    { method = "GET", path = "/coupons/templates", auth = "admin", handler = templates.list,
+      summary = "Coupon templates with issued counts and coupon counts by state",
+      query = {
+        status = { type = "string", description = "active or paused" },
+        limit = { type = "integer", description = "1-200 (default 50)" },
+        after = { type = "integer", description = "next_after of the previous page" },
+      },
+      response = page_of(TEMPLATE) },
+    { method = "GET", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.get,
+      summary = "One coupon template", response = TEMPLATE },
+    { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin",
+      handler = templates.update,
+      summary = "Change a template's name, status, claim_ends_at (null: no end) or total_quantity",
+      description = "total_quantity may go up, or down to the number issued but never below it "
+        .. "(409 quantity_below_issued). Other fields cannot change.",
+      body = { type = "object", properties = {
+        name = { type = "string", minLength = 1, maxLength = 100 },
+        status = { type = "string", enum = { "active", "paused" } },
+        claim_ends_at = { type = "integer", nullable = true },
+        total_quantity = { type = "integer", minimum = 1 } } },
+      response = TEMPLATE },
+    { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
+      handler = issue.targeted,
+      summary = "Issue one coupon to each listed user (定向发券), all or nothing on quantity",
+      description = "Duplicates count once; users at per_user_limit are skipped and listed. If "
+        .. "the remaining quantity cannot cover every other user, nothing is issued (409 "
+        .. "insufficient_quantity). The claim window and the daily limit do not apply; a paused "
+        .. "or expired template issues nothing (409 not_issuable).",
+      body = { type = "object", required = { "users" }, properties = {
+        users = { type = "array", minItems = 1, maxItems = 1000,
+                  items = { type = "string", pattern = "^[A-Za-z0-9_:@-]{1,64}$" } } } },
+      response = { type = "object", properties = {
+        template_id = { type = "integer" }, issued = { type = "integer" },
+        skipped = { type = "array", items = { type = "object", properties = {
+          user = { type = "string" }, reason = { type = "string", enum = { "limit_reached" } } } } },
+        coupons = { type = "array", items = { type = "object", properties = {
+          user = { type = "string" }, coupon_id = { type = "integer" } } } } } } },
     { method = "GET", path = "/coupons/templates/{id:int}/coupons", auth = "admin",
-      handler = coupons.of_template },
-    { method = "GET", path = "/coupons/claimable", auth = "optional", handler = claimable },
-    { method = "POST", path = "/coupons/templates/{id:int}/claim", auth = "user", handler = issue.claim },
-    { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine },
+      handler = coupons.of_template,
+      summary = "Every coupon of a template, a page at a time",
+      query = state_query(1000), response = page_of(COUPON) },
+    { method = "GET", path = "/coupons/claimable", auth = "optional", handler = claimable,
+      summary = "Templates a user can claim now: active, window open, quantity left",
+      description = "With a token, each item also has claimed (how many the user holds) and "
+        .. "can_claim.",
+      query = {
+        limit = { type = "integer", description = "1-200 (default 50)" },
+        after = { type = "integer", description = "next_after of the previous page" },
+      },
+      response = page_of(TEMPLATE) },
+    { method = "POST", path = "/coupons/templates/{id:int}/claim", auth = "user",
+      handler = issue.claim, status = 201,
+      summary = "Claim one coupon of a template (领券)",
+      description = "409 not_claimable (details.reason paused, not_started, ended or expired), "
+        .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone).",
+      response = COUPON },
+    { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine,
+      summary = "The caller's own coupons", query = state_query(200), response = page_of(COUPON) },
   },
   exports = {
     quote = redeem.quote,

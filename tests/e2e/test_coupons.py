@@ -946,6 +946,41 @@ def test_users_cannot_see_or_use_others_coupons():
                      "invalid_query")
 
 
+def test_admin_lists_a_templates_coupons_by_state():
+    h, t = host(), T
+    tid = template(h, t, total_quantity=10, valid_days=1)["id"]
+    ids = [claim_ok(h, t, tid, "al-%d" % i)["id"] for i in range(4)]
+    lines = one_line(5000)
+    result(h, t, "lock", "al-1", ids[1], "ord-al-1", lines)
+    result(h, t, "lock", "al-2", ids[2], "ord-al-2", lines)
+    result(h, t, "consume", "ord-al-2")
+    path = "/coupons/templates/%d/coupons" % tid
+
+    def listed(q=""):
+        status, _, body = h.admin("GET", path + q, t)
+        assert status == 200, (q, status, body)
+        return body
+
+    assert [c["id"] for c in listed()["items"]] == ids
+    assert [c["id"] for c in listed("?state=locked")["items"]] == [ids[1]]
+    assert [c["id"] for c in listed("?state=used")["items"]] == [ids[2]]
+    assert [c["id"] for c in listed("?state=unused")["items"]] == [ids[0], ids[3]]
+    page = listed("?limit=2")
+    assert [c["id"] for c in page["items"]] == ids[:2] and page["next_after"] == ids[1], page
+    page = listed("?limit=2&after=%d" % page["next_after"])
+    assert [c["id"] for c in page["items"]] == ids[2:], page
+    advance(h, t, seconds=DAY)
+    assert [c["id"] for c in listed("?state=expired")["items"]] == [ids[0], ids[3]]
+    assert listed("?state=unused")["items"] == []
+    locked = listed("?state=locked")["items"][0]
+    assert locked["state"] == "locked" and locked["order_id"] == "ord-al-1", locked
+    counts = get_template(h, t, tid)["counts"]
+    assert counts == {"total": 4, "unused": 0, "locked": 1, "used": 1, "expired": 2}, counts
+    for q in ("?state=lost", "?limit=1001", "?after=x"):
+        expect_error(h.admin("GET", path + q, t), 400, "invalid_query")
+    expect_error(h.admin("GET", "/coupons/templates/99999999/coupons", t), 404, "template_not_found")
+
+
 def teardown():
     if H is not None:
         H.stop()
