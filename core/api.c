@@ -132,11 +132,15 @@ static int l_fail(lua_State *L) {
   const char *code = luaL_checkstring(L, 2);
   luaL_argcheck(L, strlen(code) > 0 && strlen(code) < 40, 2, "code must be 1-39 bytes");
   luaL_checkstring(L, 3);
+  /* read before the error table is pushed: without details, slot 4 would
+  ** be that table itself, and the error its own details (a cycle) */
+  bool has_details = !lua_isnoneornil(L, 4);
+  lua_settop(L, 4);
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, status); lua_setfield(L, -2, "status");
   lua_pushvalue(L, 2);        lua_setfield(L, -2, "code");
   lua_pushvalue(L, 3);        lua_setfield(L, -2, "message");
-  if (!lua_isnoneornil(L, 4)) {
+  if (has_details) {
     lua_pushvalue(L, 4);
     lua_setfield(L, -2, "details");
   }
