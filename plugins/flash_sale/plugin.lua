@@ -113,27 +113,33 @@ local function create_order(sale, user, qty, key, coupon_id)
   error(result, 0)
 end
 
+---The order an earlier buy with the same Idempotency-Key made, if any. It is
+---looked up before anything else, so a retry after the last unit went still
+---gets its order; a key reused for another buy is refused.
+local function replay(user, key, sale_id, qty, coupon_id)
+  local earlier = tp.call("orders", "find_by_key", user, key)
+  if not earlier then return nil end
+  local c, lines = earlier.campaign, earlier.lines
+  if not (c and c.plugin == "flash_sale" and c.id == tostring(sale_id) and #lines == 1
+          and lines[1].qty == qty and earlier.coupon_id == coupon_id) then
+    tp.fail(409, "idempotency_key_reused", "this Idempotency-Key was used for another order",
+      { order_id = earlier.id })
+  end
+  return earlier
+end
+
 ---POST /flash-sales/{id}/buy {qty?, coupon_id?} (Idempotency-Key header optional)
 local function buy(req)
   local body = req.body == nil and {} or check.body(req.body)
   local qty = check.integer(body.qty, "qty", 1, 1000, true) or 1
-  local sale = open_sale(req.params.id, qty)
+  local coupon_id = check.integer(body.coupon_id, "coupon_id", 1, nil, true)
   local key = req.headers["idempotency-key"]
-  if key then
-    local earlier = tp.call("orders", "find_by_key", req.user, key)
-    if earlier then
-      if not earlier.campaign or earlier.campaign.plugin ~= "flash_sale"
-          or earlier.campaign.id ~= tostring(sale.id) then
-        tp.fail(409, "idempotency_key_reused", "this Idempotency-Key was used for another order",
-          { order_id = earlier.id })
-      end
-      return 200, earlier
-    end
-  end
+  local earlier = key and replay(req.user, key, req.params.id, qty, coupon_id)
+  if earlier then return 200, earlier end
+  local sale = open_sale(req.params.id, qty)
   count_for_user(sale, req.user, qty)
   take_units(sale, qty)
-  return 201, create_order(sale, req.user, qty, key,
-    check.integer(body.coupon_id, "coupon_id", 1, nil, true))
+  return 201, create_order(sale, req.user, qty, key, coupon_id)
 end
 
 -- ---- reading
