@@ -153,6 +153,12 @@ def pending_jobs(h, t):
     return tasks(h, t, "jobs")
 
 
+def refund_jobs(h, t):
+    """Refund jobs still waiting or dead-lettered (a refund job that keeps failing shows here)."""
+    return [j for state in ("pending", "dead") for j in tasks(h, t, "jobs", state)["jobs"]
+            if j["name"] == "refund"]
+
+
 def bad_field(result, field_prefix):
     body = expect_error(result, 400, "invalid_field")
     field = body["error"].get("details", {}).get("field", "")
@@ -219,6 +225,22 @@ def test_create_refuses_a_quantity_of_zero_or_above_the_maximum():
     assert stock(h, t, a) == 500
     o = create_ok(h, t, "q-alice", [{"sku": a, "qty": 99}])     # the maximum itself is fine
     assert o["lines"][0]["qty"] == 99 and stock(h, t, a) == 401
+
+
+def test_create_refuses_a_quantity_that_is_not_an_integer_and_a_sku_off_sale():
+    h, t = host(), T
+    a = new_sku(h, t, stock=10)
+    bad_field(create(h, t, "q2-alice", [{"sku": a, "qty": "2"}]), "lines[1].qty")
+    bad_field(create(h, t, "q2-alice", [{"sku": a}]), "lines[1].qty")
+    bad_field(create(h, t, "q2-alice", [{"qty": 1}]), "lines[1].sku")
+    bad_field(create(h, t, "q2-alice", ["%s" % a]), "lines[1]")
+    status, _, sku = h.get("/v1/%s/catalog/skus/%s" % (t["id"], a))
+    status, _, _ = h.admin("PATCH", "/catalog/products/%d" % sku["product_id"], t, {"status": "off_sale"})
+    assert status == 200
+    expect_error(create(h, t, "q2-alice", [{"sku": a, "qty": 1}]), 409, "not_on_sale")
+    h.admin("PATCH", "/catalog/products/%d" % sku["product_id"], t, {"status": "on_sale"})
+    assert stock(h, t, a) == 10
+    assert my_orders(h, t, "q2-alice")["items"] == []
 
 
 def test_create_refuses_the_same_sku_twice():
@@ -342,15 +364,46 @@ def test_twenty_concurrent_requests_with_one_key_create_exactly_one_order():
     assert [o["id"] for o in my_orders(h, t, "k4-alice")["items"]] == list(ids)
 
 
+def test_thirty_users_racing_for_five_units_get_exactly_five_orders():
+    h, t = host(), T
+    a = new_sku(h, t, stock=5)
+    n = 30
+    users = ["race-%02d" % i for i in range(n)]
+    heads = [auth(h, t, u) for u in users]
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = h.post("/v1/%s/orders" % t["id"], {"lines": [{"sku": a, "qty": 1}]},
+                                headers=heads[i])
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    statuses = sorted(r[0] if isinstance(r, tuple) else repr(r) for r in results)
+    assert statuses == [201] * 5 + [409] * (n - 5), statuses
+    assert all(r[2]["error"]["code"] == "insufficient_stock" for r in results if r[0] == 409)
+    assert stock(h, t, a) == 0
+
+
 # ---- the unpaid cap
 
 def test_max_unpaid_orders_caps_a_user_and_a_cancel_frees_a_slot():
     h, t = host(), T
     a = new_sku(h, t, stock=10)
     o1 = create_ok(h, t, "cap-alice", [{"sku": a, "qty": 1}])
-    create_ok(h, t, "cap-alice", [{"sku": a, "qty": 1}])
+    o2 = create_ok(h, t, "cap-alice", [{"sku": a, "qty": 1}], key="cap-k2")
     body = expect_error(create(h, t, "cap-alice", [{"sku": a, "qty": 1}]), 409, "too_many_unpaid_orders")
     assert body["error"]["details"]["unpaid"] == 2, body
+    # a retried checkout of an order the user already has is answered, not capped
+    status, _, replay = create(h, t, "cap-alice", [{"sku": a, "qty": 1}], key="cap-k2")
+    assert status == 200 and replay["id"] == o2["id"] and replay["replayed"] is True, (status, replay)
     assert stock(h, t, a) == 8
     create_ok(h, t, "cap-bob", [{"sku": a, "qty": 1}])          # a cap per user
     status, _, c = user_post(h, t, "cap-alice", "/orders/%d/cancel" % o1["id"])
@@ -525,11 +578,14 @@ def test_a_full_refund_goes_refunding_then_refunded_once():
     assert mine[0]["transaction_id"] == o["transaction_id"] and mine[0]["provider_refund_id"], mine
     # the user sees it too
     assert order_of(h, t, "rf-alice", o["id"])["status"] == "refunded"
-    # the job never runs again
+    # the job never runs again: nothing waits, nothing was dead-lettered
+    assert refund_jobs(h, t) == []
     for _ in range(3):
-        advance(h, t, seconds=3600)
+        a = advance(h, t, seconds=3600)
+        assert a["tasks_failed"] == 0, a
     mine = [x for x in provider_refunds(h, t) if x["order_id"] == o["id"]]
     assert len(mine) == 1, mine
+    assert refund_jobs(h, t) == []
     again = admin_order(h, t, o["id"])
     assert again["refunded_fen"] == 5000 and again["status"] == "refunded", again
     # and a refunded order cannot be refunded again
@@ -582,6 +638,8 @@ def test_two_partial_refunds_summing_to_the_total_refund_the_order():
     assert stock(h, t, a) == 10
     advance(h, t, seconds=7200)
     assert len([x for x in provider_refunds(h, t) if x["order_id"] == o["id"]]) == 2
+    assert refund_jobs(h, t) == []
+    assert admin_order(h, t, o["id"])["refunded_fen"] == total
 
 
 def test_a_refund_over_what_is_left_is_409():

@@ -420,6 +420,44 @@ def test_a_payment_after_the_timeout_is_refunded_when_the_unit_was_sold_meanwhil
     assert order_of(h, t, "sold-bob", ob["id"])["status"] == "paid"
 
 
+def test_a_late_payment_takes_back_no_unit_when_one_of_its_lines_was_sold():
+    """All or nothing: the first line's units are there again, the second's
+    were sold; the payment goes back and the first line's units stay in stock."""
+    h, t = host(), T_LATE
+    a = new_sku(h, t, price_fen=500, stock=4)
+    b = new_sku(h, t, price_fen=700, stock=1)
+    oa = create_ok(h, t, "two-alice", [{"sku": a, "qty": 3}, {"sku": b, "qty": 1}])
+    advance(h, t, seconds=TIMEOUT + 1)
+    assert order_of(h, t, "two-alice", oa["id"])["status"] == "cancelled"
+    assert stock(h, t, a) == 4 and stock(h, t, b) == 1
+    create_ok(h, t, "two-bob", [{"sku": b, "qty": 1}])
+    status, _, answer = notify(h, t, oa["id"], 2200, tx_id())
+    assert status == 200 and answer["outcome"] == "refunding", (status, answer)
+    assert stock(h, t, a) == 4 and stock(h, t, b) == 0
+    advance(h, t, seconds=1)
+    done = admin_order(h, t, oa["id"])
+    assert done["status"] == "refunded" and done["refunded_fen"] == 2200, done
+    assert done["stock_held"] is False, done
+    assert stock(h, t, a) == 4 and stock(h, t, b) == 0
+
+
+# ---- a transaction id is one payment
+
+def test_a_transaction_id_notified_for_another_order_is_409():
+    h, t = host(), T
+    a = new_sku(h, t, price_fen=1200, stock=5)
+    o1 = create_ok(h, t, "tx-alice", [{"sku": a, "qty": 1}])
+    o2 = create_ok(h, t, "tx-alice", [{"sku": a, "qty": 1}])
+    tx = tx_id()
+    notify_ok(h, t, o1, tx)
+    before = order_of(h, t, "tx-alice", o2["id"])
+    expect_error(notify(h, t, o2["id"], 1200, tx), 409, "transaction_conflict")
+    expect_error(notify(h, t, o1["id"], 1300, tx), 409, "transaction_conflict")
+    assert same_order(before, order_of(h, t, "tx-alice", o2["id"]))
+    assert [n["order_id"] for n in notifies(h, t) if n["transaction_id"] == tx] == [o1["id"]]
+    assert order_of(h, t, "tx-alice", o1["id"])["paid_fen"] == 1200
+
+
 # ---- the simulated payer
 
 def test_simulate_pays_and_its_notify_replayed_verifies_and_changes_nothing():
@@ -484,6 +522,13 @@ def test_prepay_answers_for_my_unpaid_order_only():
     body = expect_error(h.post("/v1/%s/payments/prepay" % t["id"], {"order_id": o["id"]},
                                headers=auth(h, t, "pre-alice")), 409, "not_payable")
     assert body["error"]["details"]["status"] == "paid", body
+    # cancelled: not payable either
+    c = create_ok(h, t, "pre-alice", [{"sku": a, "qty": 1}])
+    status, _, _ = h.post("/v1/%s/orders/%d/cancel" % (t["id"], c["id"]), headers=auth(h, t, "pre-alice"))
+    assert status == 200
+    body = expect_error(h.post("/v1/%s/payments/prepay" % t["id"], {"order_id": c["id"]},
+                               headers=auth(h, t, "pre-alice")), 409, "not_payable")
+    assert body["error"]["details"]["status"] == "cancelled", body
 
 
 def test_without_a_secret_payments_answer_503():
