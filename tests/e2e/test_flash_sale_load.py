@@ -177,6 +177,7 @@ def test_two_thousand_users_at_once_buy_exactly_the_hundred_units():
         (o.status, o.code) for o in others), others[:5])
     assert len(won) == QUANTITY, (len(won), Counter((o.status, o.code) for o in outcomes))
     assert len({o.user for o in won}) == QUANTITY, "a user got two units"
+    no_buy_after_a_sold_out(outcomes)
     for o in won:
         assert o.body["user"] == o.user and units(o.body) == 1, o.body
         assert o.body["total_fen"] == SALE_PRICE, o.body
