@@ -333,6 +333,23 @@ def test_different_users_may_use_the_same_idempotency_key():
     assert stock(h, t, a) == 7
 
 
+def test_a_refused_request_does_not_use_up_its_idempotency_key_and_bad_keys_are_400():
+    h, t = host(), T
+    a = new_sku(h, t, stock=1)
+    lines = [{"sku": a, "qty": 2}]
+    expect_error(create(h, t, "k5-alice", lines, key="retry-me"), 409, "insufficient_stock")
+    status, _, _ = h.admin("POST", "/catalog/skus/%s/stock" % a, t, {"delta": 1})
+    assert status == 200
+    o = create_ok(h, t, "k5-alice", lines, key="retry-me")       # the key was still free
+    assert stock(h, t, a) == 0
+    for bad in ("x" * 129, "has space", "\u00e9t\u00e9"):
+        body = expect_error(create(h, t, "k5-alice", [{"sku": a, "qty": 1}], key=bad),
+                            400, "invalid_idempotency_key")
+        assert body["error"]["code"] == "invalid_idempotency_key"
+    create_ok(h, t, "k5-bob", [{"sku": new_sku(h, t), "qty": 1}], key="k" * 128)  # 128 is fine
+    assert [x["id"] for x in my_orders(h, t, "k5-alice")["items"]] == [o["id"]]
+
+
 def test_twenty_concurrent_requests_with_one_key_create_exactly_one_order():
     h, t = host(), T
     a = new_sku(h, t, stock=100)
