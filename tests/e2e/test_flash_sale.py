@@ -51,6 +51,8 @@ T_OVER = shop("over")
 T_PATCH = shop("patch")
 T_IDEM = shop("idem")
 T_IDEM2 = shop("idem2")
+T_FAIL = shop("fail")
+T_PRICE = shop("price")
 
 H = None
 
@@ -60,7 +62,8 @@ def host():
     test has its own tenant (database, clock)."""
     global H
     if H is None:
-        H = Host(tenants=[T_LATE, T_WIN, T_LIM, T_VALID, T_OVER, T_PATCH, T_IDEM, T_IDEM2],
+        H = Host(tenants=[T_LATE, T_WIN, T_LIM, T_VALID, T_OVER, T_PATCH, T_IDEM, T_IDEM2,
+                          T_FAIL, T_PRICE],
                  name="flash").start()
     return H
 
@@ -475,6 +478,84 @@ def test_per_order_and_per_user_limits_and_sold_out_take_nothing():
     check_accounting(h, t, sid, "lim-1", 50)
 
 
+def test_a_buy_refused_by_orders_or_the_catalog_keeps_its_answer_and_takes_nothing():
+    """The order is created by the orders plugin inside the buy: whatever it
+    refuses comes back with its own status and code, and the sale's units, the
+    user's count and the catalog's stock are as before."""
+    h, t = host(), T_FAIL
+    add_sku(h, t, "fa-1", stock=40)
+    sid = new_sale(h, t, "fa-1", quantity=20, per_user_limit=6)["id"]
+
+    def unchanged():
+        return check_accounting(h, t, sid, "fa-1", 40)["remaining"]
+
+    expect_error(buy(h, t, sid, "f1", key="k" * 129), 400, "invalid_idempotency_key")
+    assert unchanged() == 20
+
+    # orders.max_unpaid_orders is 5: the sixth unpaid order is refused by orders
+    mine = [buy_ok(h, t, sid, "f2") for _ in range(5)]
+    expect_error(buy(h, t, sid, "f2"), 409, "too_many_unpaid_orders")
+    assert unchanged() == 15
+    assert simulate_payment(h, t, mine[0]["id"]) == "paid"
+    buy_ok(h, t, sid, "f2")          # the refused buy did not count: 6 of 6, not 7
+    refused(h, t, sid, "f2", "limit_reached")
+    assert unchanged() == 14
+
+    # the product taken off sale in the catalog
+    status, _, product = h.get("/v1/%s/catalog/skus/fa-1" % t["id"])
+    pid = product["product_id"]
+    assert h.admin("PATCH", "/catalog/products/%d" % pid, t, {"status": "off_sale"})[0] == 200
+    expect_error(buy(h, t, sid, "f3"), 409, "not_on_sale")
+    assert admin_sale(h, t, sid)["remaining"] == 14
+    assert h.admin("PATCH", "/catalog/products/%d" % pid, t, {"status": "on_sale"})[0] == 200
+    assert unchanged() == 14     # (the public SKU read needs the product on sale)
+
+    # the catalog runs out while the sale has units: sold out, nothing taken
+    left = stock_of(h, t, "fa-1")
+    assert h.admin("POST", "/catalog/skus/fa-1/stock", t, {"delta": -left})[0] == 200
+    refused(h, t, sid, "f3", "sold_out")
+    s = admin_sale(h, t, sid)
+    assert s["remaining"] == 14 and stock_of(h, t, "fa-1") == 0, s
+    assert h.admin("POST", "/catalog/skus/fa-1/stock", t, {"delta": left})[0] == 200
+    buy_ok(h, t, sid, "f3")          # f3's count was not taken by the refusals
+    assert unchanged() == 13
+
+
+def test_a_flash_price_is_never_above_the_current_list_price():
+    """Creation refuses a sale price above the list price. When the catalog
+    lowers the list price below the sale price afterwards, a buy must not
+    charge more than the list price (refusing the buy would do too)."""
+    h, t = host(), T_PRICE
+    product = add_sku(h, t, "pr-1", stock=10, price_fen=PRICE)
+    sid = new_sale(h, t, "pr-1", price_fen=SALE_PRICE, quantity=5)["id"]
+    status, _, sku = h.admin("PUT", "/catalog/skus/pr-1", t, {
+        "product_id": product["id"], "title": "cheaper now", "price_fen": 990, "stock": 10})
+    assert status == 200 and sku["price_fen"] == 990, sku
+    status, _, body = buy(h, t, sid, "pr")
+    if status == 201:
+        line = body["lines"][0]
+        assert line["unit_price_fen"] <= line["list_price_fen"], \
+            ("the flash sale charged more than the list price", line)
+    else:
+        assert status == 409, (status, body)
+
+
+def test_patch_cannot_promise_more_units_than_the_catalog_has():
+    """Creation refuses a quantity above the catalog's stock (409
+    insufficient_stock). A PATCH that raises the quantity must hold to the same
+    rule for the units the sale would then have left, not only for the units
+    added on top of those already promised."""
+    h, t = host(), T_PRICE
+    add_sku(h, t, "pr-2", stock=10)
+    sid = new_sale(h, t, "pr-2", quantity=10)["id"]
+    expect_error(create_sale(h, t, sale_fields(h, t, "pr-2", quantity=20, starts_at=now(h, t) + 2 * DAY,
+                                               ends_at=now(h, t) + 3 * DAY)),
+                 409, "insufficient_stock")
+    status, _, body = h.admin("PATCH", "/flash-sales/%d" % sid, t, {"quantity": 20})
+    assert status == 409 and error_code(body) == "insufficient_stock", \
+        ("PATCH gave the sale 20 units left on a catalog stock of 10", status, body)
+
+
 # ---- 6. operators
 
 def test_sale_creation_is_validated_one_rule_at_a_time():
@@ -615,6 +696,12 @@ def test_the_same_idempotency_key_replays_the_same_order():
     assert again["id"] == first["id"] and units(again) == 1, again
     s = check_accounting(h, t, sid, "id-1", 20)
     assert s["sold"] == 1 and len(orders_of_sale(h, t, sid)) == 1, s
+    # the same key for another sale is not a retry
+    add_sku(h, t, "id-1b", stock=5)
+    other_sale = new_sale(h, t, "id-1b", quantity=5)["id"]
+    body = expect_error(buy(h, t, other_sale, "k1", key="buy-0001"), 409, "idempotency_key_reused")
+    assert body["error"]["details"]["order_id"] == first["id"], body
+    assert admin_sale(h, t, other_sale)["remaining"] == 5
     # the key is the user's: another user with the same key gets an order of its own
     other = buy_ok(h, t, sid, "k2", key="buy-0001")
     assert other["id"] != first["id"]
@@ -624,22 +711,20 @@ def test_the_same_idempotency_key_replays_the_same_order():
     assert s["sold"] == 3, s
 
 
-def test_ten_concurrent_buys_with_one_key_make_one_order():
-    h, t = host(), T_IDEM
-    add_sku(h, t, "id-2", stock=20)
-    sid = new_sale(h, t, "id-2", quantity=10, per_user_limit=1)["id"]
-    headers = dict(auth(t, "racer"), **{"Idempotency-Key": "race-key-1"})
-    headers["Content-Type"] = "application/json"
+def race_with_one_key(h, t, sid, user, key, n=10):
+    """n buys with one Idempotency-Key on n keep-alive connections, released
+    together by a barrier; returns [(status, body)]."""
+    headers = dict(auth(t, user), **{"Idempotency-Key": key, "Content-Type": "application/json"})
     path = "/v1/%s/flash-sales/%d/buy" % (t["id"], sid)
     results, errors = [], []
     lock = threading.Lock()
     conns = []
-    for _ in range(10):
+    for _ in range(n):
         c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
         c.request("GET", "/healthz")
         c.getresponse().read()                     # connected and kept alive before the start
         conns.append(c)
-    start = threading.Barrier(10)
+    start = threading.Barrier(n)
 
     def client(c):
         try:
@@ -661,13 +746,22 @@ def test_ten_concurrent_buys_with_one_key_make_one_order():
     for c in conns:
         c.close()
     assert not errors, errors
-    statuses = sorted(st for st, _ in results)
-    assert statuses == [200] * 9 + [201], results
-    assert len({b["id"] for _, b in results}) == 1, results
-    orders = orders_of_sale(h, t, sid)
-    assert [o["id"] for o in orders] == [results[0][1]["id"]], orders
-    s = check_accounting(h, t, sid, "id-2", 20)
-    assert s["sold"] == 1, s
+    return results
+
+
+def test_ten_concurrent_buys_with_one_key_make_one_order():
+    h, t = host(), T_IDEM
+    for sku, quantity in (("id-2", 10), ("id-2b", 1)):     # plenty of units, and the last one
+        add_sku(h, t, sku, stock=20)
+        sid = new_sale(h, t, sku, quantity=quantity, per_user_limit=1)["id"]
+        results = race_with_one_key(h, t, sid, "racer-%d" % quantity, "race-key-%d" % quantity)
+        statuses = sorted(st for st, _ in results)
+        assert statuses == [200] * 9 + [201], (quantity, results)
+        assert len({b["id"] for _, b in results}) == 1, results
+        orders = orders_of_sale(h, t, sid)
+        assert [o["id"] for o in orders] == [results[0][1]["id"]], orders
+        s = check_accounting(h, t, sid, sku, 20)
+        assert (s["sold"], s["remaining"]) == (1, quantity - 1), s
 
 
 def test_a_replay_after_the_buy_took_the_last_unit_returns_the_order():
