@@ -274,6 +274,15 @@ def test_create_with_insufficient_stock_is_409_and_stock_unchanged():
     assert my_orders(h, t, "s-alice")["items"] == []
 
 
+def test_a_coupon_on_a_brand_without_the_coupons_plugin_is_409_and_takes_nothing():
+    h, t = host(), T
+    a = new_sku(h, t, stock=4)
+    expect_error(create(h, t, "nc-alice", [{"sku": a, "qty": 2}], extra={"coupon_id": 1}),
+                 409, "coupons_unavailable")
+    assert stock(h, t, a) == 4
+    assert my_orders(h, t, "nc-alice")["items"] == []
+
+
 def test_a_user_cannot_set_the_unit_price():
     h, t = host(), T
     a = new_sku(h, t, price_fen=1280)

@@ -120,6 +120,15 @@ local function insert_lines(id, lines)
   end
 end
 
+---Calls the coupons plugin; a tenant without it gets a clear 409, not a 500.
+local function coupons(fn, ...)
+  local ok, result = pcall(tp.call, "coupons", fn, ...)
+  if ok then return result end
+  if type(result) == "table" then error(result, 0) end  -- the coupon's own tp.fail
+  tp.log("warn", "coupons could not be used", { error = tostring(result) })
+  tp.fail(409, "coupons_unavailable", "coupons cannot be used for this brand's orders")
+end
+
 ---Creates an order (see OrderSpec). caller is the campaign plugin that asked,
 ---or nil for the user's own checkout.
 ---@param spec OrderSpec
@@ -152,7 +161,7 @@ function create.order(spec, caller)
   local lines, items = pricing.lines(tp.call("catalog", "reserve", stock), prices)
   local discount = 0
   if coupon_id then
-    local quote = tp.call("coupons", "quote", user, coupon_id, pricing.coupon_lines(lines, campaign))
+    local quote = coupons("quote", user, coupon_id, pricing.coupon_lines(lines, campaign))
     discount = pricing.apply_discount(lines, items, quote.discount_fen, quote.eligible_skus)
   end
   local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
@@ -168,7 +177,7 @@ function create.order(spec, caller)
   insert_order(row)
   insert_lines(row.id, lines)
   if coupon_id then
-    tp.call("coupons", "lock", user, coupon_id, row.id, pricing.coupon_lines(lines, campaign))
+    coupons("lock", user, coupon_id, row.id, pricing.coupon_lines(lines, campaign))
   end
   tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
   local order = store.shape(row, lines)
