@@ -290,8 +290,24 @@ def test_unpaid_orders_cancelled_by_the_clock_return_their_units():
     assert (s["remaining"], s["sold"]) == (8, 2), s
     # u3's order stays cancelled; u3 may buy again
     assert order(h, t, bought["u3"]["id"])["status"] == "cancelled"
+    o3 = buy_ok(h, t, sid, "u3")
+    s = check_accounting(h, t, sid, "late-a", 20)
+    assert (s["remaining"], s["sold"]) == (7, 3), s
+
+    # the other ways units go back: the user cancels, the operator refunds in full
+    status, _, c3 = h.post("/v1/%s/orders/%d/cancel" % (t["id"], o3["id"]), headers=auth(t, "u3"))
+    assert status == 200 and c3["status"] == "cancelled" and c3["cancel_reason"] == "user", c3
+    s = check_accounting(h, t, sid, "late-a", 20)
+    assert (s["remaining"], s["sold"]) == (8, 2), s
+    status, _, r = h.admin("POST", "/orders/%d/refund" % bought["u2"]["id"], t, {})
+    assert status == 202 and r["order"]["status"] == "refunding", (status, r)
+    wait_order_status(h, t, bought["u2"]["id"], "refunded")
+    s = check_accounting(h, t, sid, "late-a", 20)
+    assert (s["remaining"], s["sold"]) == (9, 1), s
+    buy_ok(h, t, sid, "u2")          # u2's count went back with the refunded unit
     buy_ok(h, t, sid, "u3")
-    check_accounting(h, t, sid, "late-a", 20)
+    s = check_accounting(h, t, sid, "late-a", 20)
+    assert (s["remaining"], s["sold"]) == (7, 3), s
 
 
 def test_a_late_payment_for_a_unit_sold_to_another_user_is_refunded():

@@ -198,6 +198,12 @@ def test_two_thousand_users_at_once_buy_exactly_the_hundred_units():
     sale = check_accounting(h, t, sid, "rush-1", STOCK)
     assert (sale["remaining"], sale["sold"]) == (0, QUANTITY), sale
     assert stock_of(h, t, "rush-1") == STOCK - QUANTITY
+
+    # every acknowledged order was on disk: kill -9, restart, the same books
+    h.restart()
+    assert {(o["id"], o["user"]) for o in orders_of_sale(h, t, sid)} == answered
+    sale = check_accounting(h, t, sid, "rush-1", STOCK)
+    assert (sale["remaining"], sale["sold"]) == (0, QUANTITY), sale
     print("  %d buys over %d connections in %.2fs, %d in flight at most, %d commits"
           % (USERS, CONNECTIONS, took, in_flight, commits))
 
