@@ -17,13 +17,14 @@ import time
 from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, metric_value, run  # noqa: E402
+from harness import Host, api_key, advance, metric_value, wait_until, run  # noqa: E402
 from test_flash_sale import (shop, token, add_sku, new_sale, admin_sale, stock_of,  # noqa: E402
-                             all_orders, orders_of_sale, check_accounting, units,
+                             all_orders, orders_of_sale, order, check_accounting, units,
                              SALE_PRICE)
 
 T_RUSH = shop("rush")
 T_LIMIT = shop("limits")
+T_RETURN = shop("returns")
 
 H = None
 
@@ -31,7 +32,7 @@ H = None
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T_RUSH, T_LIMIT], name="flash-load").start()
+        H = Host(tenants=[T_RUSH, T_LIMIT, T_RETURN], name="flash-load").start()
     return H
 
 
@@ -304,6 +305,70 @@ def test_when_units_outnumber_the_users_nobody_hears_sold_out():
     assert sorted(o["user"] for o in rows) == users, rows
     sale = check_accounting(h, t, sid, "lim-c", 80)
     assert (sale["remaining"], sale["sold"]) == (10, BUYERS), sale
+
+
+# ---- 3 under load: a hundred orders time out, their units sell again while late payments race for them
+
+def test_timed_out_units_are_raced_for_by_new_buyers_and_late_payments():
+    h, t = host(), T_RETURN
+    add_sku(h, t, "ret-1", stock=150)
+    sid = new_sale(h, t, "ret-1", quantity=100, per_user_limit=1, unpaid_timeout_seconds=300)["id"]
+    first_users = ["r1-%03d" % i for i in range(300)]
+    tokens = {u: token(t, u) for u in first_users}
+    clients = Clients(h, 250)
+    try:
+        lanes = [[] for _ in range(100)]
+        for i, u in enumerate(first_users):
+            lanes[i % 100].append(buy_request(t, sid, u, tokens))
+        outcomes = clients.run(lanes)
+        won = [o for o in outcomes if o.status == 201]
+        assert len(won) == 100, Counter(o.code or o.status for o in outcomes)
+        check_accounting(h, t, sid, "ret-1", 150)
+
+        a = advance(h, t, seconds=301)             # all hundred are past their deadline
+        assert a["tasks_failed"] == 0 and a["tasks_run"] >= 100, a
+        rows = orders_of_sale(h, t, sid)
+        assert len(rows) == 100 and all(o["status"] == "cancelled" and o["cancel_reason"] == "timeout"
+                                        for o in rows), Counter(o["status"] for o in rows)
+        sale = check_accounting(h, t, sid, "ret-1", 150)
+        assert (sale["remaining"], sale["sold"]) == (100, 0), sale
+        assert stock_of(h, t, "ret-1") == 150
+
+        # 200 new buyers and 50 late payments for cancelled orders, all at once, for 100 units
+        second_users = ["r2-%03d" % i for i in range(200)]
+        tokens.update({u: token(t, u) for u in second_users})
+        late = [o.body["id"] for o in won[:50]]
+        admin = {"X-Api-Key": api_key(t), "Content-Type": "application/json"}
+        lanes = [[buy_request(t, sid, u, tokens)] for u in second_users]
+        lanes += [[("pay:%d" % oid, "POST", "/admin/%s/payments/simulate" % t["id"], admin,
+                    json.dumps({"order_id": oid}).encode())] for oid in late]
+        outcomes = clients.run(lanes)
+    finally:
+        clients.close()
+    buys = [o for o in outcomes if not o.user.startswith("pay:")]
+    pays = [o for o in outcomes if o.user.startswith("pay:")]
+    assert all(o.status == 200 for o in pays), [o.body for o in pays if o.status != 200][:3]
+    pay_outcomes = Counter(o.body["result"]["outcome"] for o in pays)
+    assert set(pay_outcomes) <= {"paid_after_cancel", "refunding"}, pay_outcomes
+    buy_outcomes = Counter(o.code or o.status for o in buys)
+    assert set(buy_outcomes) <= {201, "sold_out"}, buy_outcomes
+    # demand (250) exceeds the 100 units: every unit went, to a buyer or a late payer, once
+    assert buy_outcomes[201] + pay_outcomes["paid_after_cancel"] == 100, (buy_outcomes, pay_outcomes)
+
+    for o in pays:
+        oid = int(o.user.split(":")[1])
+        want = "paid" if o.body["result"]["outcome"] == "paid_after_cancel" else "refunded"
+        wait_until(lambda: order(h, t, oid)["status"] == want, 30,
+                   what="order %d to become %s" % (oid, want))
+    sale = check_accounting(h, t, sid, "ret-1", 150)
+    assert (sale["remaining"], sale["sold"]) == (0, 100), sale
+    rows = orders_of_sale(h, t, sid)
+    holders = Counter(o["user"] for o in rows if o["stock_held"])
+    assert sum(holders.values()) == 100 and max(holders.values()) == 1, holders
+    status, _, refunds = h.admin("GET", "/payments/refunds?limit=500", t)
+    assert len(refunds["items"]) == pay_outcomes["refunding"], refunds
+    print("  second race: %d new buyers won, %d late payments kept their unit, %d refunded"
+          % (buy_outcomes[201], pay_outcomes["paid_after_cancel"], pay_outcomes["refunding"]))
 
 
 def teardown():
