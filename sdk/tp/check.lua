@@ -3,10 +3,50 @@
 -- (or nil for an absent optional one) or ends the invocation with
 -- 400 invalid_field naming the field, so a handler reads as a list of checks
 -- followed by what it does. `require("tp.check")` from any plugin.
+--
+-- An absent optional value is nil. A JSON null (tp.json.null) is not nil: the
+-- checks refuse it like any other wrong value unless the caller maps it to nil
+-- first with check.present(v) (or tests it with check.absent(v)).
 
 local check = {}
 
 local MAX_INT = 1000000000000  -- 10^12: far above any price or count, far below 2^53
+
+check.MAX_EPOCH = 253402300799  -- 9999-12-31T23:59:59Z
+
+---True for a missing value or a JSON null.
+---@param v any
+---@return boolean
+function check.absent(v)
+  return v == nil or v == tp.json.null
+end
+
+---v, or nil for a JSON null: lets an optional check treat null as absent.
+---@param v any
+---@return any
+function check.present(v)
+  if v == tp.json.null then return nil end
+  return v
+end
+
+---True if v is a Lua sequence (a JSON array; an empty table counts).
+---@param v any
+---@return boolean
+function check.is_list(v)
+  if type(v) ~= "table" then return false end
+  local n = #v
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return false end
+  end
+  return true
+end
+
+---True for a user id as the host accepts it in tokens: 1-64 of [A-Za-z0-9_-:@].
+---@param v any
+---@return boolean
+function check.is_user_id(v)
+  return type(v) == "string" and #v >= 1 and #v <= 64 and v:match("^[%w_:@%-]+$") ~= nil
+end
 
 ---Ends the invocation with 400 invalid_field for field.
 ---@param field string
@@ -15,14 +55,32 @@ function check.field_error(field, message)
   tp.fail(400, "invalid_field", ("%s %s"):format(field, message), { field = field })
 end
 
----The request body, which must be a JSON object.
+---The request body, which must be a JSON object. With object_only, a non-empty
+---JSON array is refused too (an empty one decodes like {} and passes).
 ---@param body any
+---@param object_only boolean?
 ---@return table
-function check.body(body)
-  if type(body) ~= "table" then
+function check.body(body, object_only)
+  if type(body) ~= "table" or (object_only and #body > 0 and check.is_list(body)) then
     tp.fail(400, "invalid_body", "a JSON object is required")
   end
   return body
+end
+
+---Refuses any key of body that is not in allowed (a set) with 400 invalid_field.
+---Keys are checked in sorted order so that the error names the same field every time.
+---@param body table
+---@param allowed table<string, boolean>
+---@param why string? how to say what is wrong (default "is not a known field")
+function check.only(body, allowed, why)
+  local unknown = {}
+  for k in pairs(body) do
+    if type(k) ~= "string" or not allowed[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    check.field_error(unknown[1], why or "is not a known field")
+  end
 end
 
 ---A string of 1..max_len characters (UTF-8).
@@ -71,6 +129,20 @@ function check.integer(value, field, min, max, optional)
   return value
 end
 
+---An instant as UTC epoch seconds (0..check.MAX_EPOCH).
+---@param value any
+---@param field string
+---@param optional boolean?
+---@return integer|nil
+function check.epoch(value, field, optional)
+  if value == nil and optional then return nil end
+  if math.type(value) ~= "integer" or value < 0 or value > check.MAX_EPOCH then
+    check.field_error(field, ("must be an instant in UTC epoch seconds (an integer from 0 to %d)")
+      :format(check.MAX_EPOCH))
+  end
+  return value
+end
+
 ---A boolean (default when absent).
 ---@param value any
 ---@param field string
@@ -104,16 +176,12 @@ end
 ---@param field string
 ---@param min integer
 ---@param max integer
+---@param noun string? what the error calls the items (default "items")
 ---@return table
-function check.list(value, field, min, max)
-  local n = type(value) == "table" and #value or -1
-  if n >= 0 then
-    for k in pairs(value) do
-      if math.type(k) ~= "integer" or k < 1 or k > n then n = -1; break end
-    end
-  end
+function check.list(value, field, min, max, noun)
+  local n = check.is_list(value) and #value or -1
   if n < min or n > max then
-    check.field_error(field, ("must be a list of %d-%d items"):format(min, max))
+    check.field_error(field, ("must be a list of %d-%d %s"):format(min, max, noun or "items"))
   end
   return value
 end

@@ -8,7 +8,7 @@
 -- sequence number for the template (1..per_user_limit) and for the local day,
 -- both UNIQUE, so two racing claims of one user cannot both land.
 
-local check = require("lib.check")
+local check = require("tp.check")
 local coupons = require("lib.coupons")
 
 local issue = {}
@@ -103,13 +103,13 @@ end
 ---claim window and the daily limit do not apply; a paused or expired template
 ---issues nothing (409 not_issuable).
 function issue.targeted(req)
-  local body = check.body(req.body)
+  local body = check.body(req.body, true)
   check.only(body, { users = true })
-  local list = check.list(body.users, "users", 1, 1000)
+  local list = check.list(body.users, "users", 1, 1000, "entries")
   local users, seen = {}, {}
   for i, u in ipairs(list) do
     if not check.is_user_id(u) then
-      check.fail("users", ("entry %d must be a user id (1-64 letters, digits, '_', '-', ':' or '@')")
+      check.field_error("users", ("entry %d must be a user id (1-64 letters, digits, '_', '-', ':' or '@')")
         :format(i))
     end
     if not seen[u] then

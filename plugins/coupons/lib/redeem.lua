@@ -8,7 +8,7 @@
 -- locked (one per order, ever), so that a payment arriving after the cancel
 -- can take the same coupon back if it is still free.
 
-local check = require("lib.check")
+local check = require("tp.check")
 
 ---A line of an order, as the orders plugin passes it.
 ---@class CouponLine

@@ -2,7 +2,7 @@
 -- coupons/lib/templates.lua: coupon templates (what an operator sets up):
 -- validation, storage and the JSON shape.
 
-local check = require("lib.check")
+local check = require("tp.check")
 
 ---@alias CouponKind "fixed"|"percent"|"threshold"
 ---@alias CouponScope "all"|"products"|"exclude"
@@ -34,6 +34,11 @@ local check = require("lib.check")
 ---@field counts {total: integer, unused: integer, locked: integer, used: integer, expired: integer}? admin reads only
 
 local templates = {}
+
+local MAX_FEN = 100000000000       -- 10^11 fen = ¥1,000,000,000: above any coupon or order
+local MAX_QUANTITY = 1000000000
+local MAX_PER_USER = 1000
+local MAX_PRODUCT_ID = 9007199254740991  -- 2^53 - 1
 
 templates.KINDS = { fixed = true, percent = true, threshold = true }
 templates.SCOPES = { all = true, products = true, exclude = true }
@@ -169,13 +174,13 @@ end
 
 ---product_ids: 1-1000 distinct positive integers.
 local function check_product_ids(v)
-  local ids = check.list(v, "product_ids", 1, 1000)
+  local ids = check.list(v, "product_ids", 1, 1000, "entries")
   local seen = {}
   for i, id in ipairs(ids) do
-    if math.type(id) ~= "integer" or id < 1 or id > check.MAX_PRODUCT_ID then
-      check.fail("product_ids", ("entry %d must be a product id (a positive integer)"):format(i))
+    if math.type(id) ~= "integer" or id < 1 or id > MAX_PRODUCT_ID then
+      check.field_error("product_ids", ("entry %d must be a product id (a positive integer)"):format(i))
     end
-    if seen[id] then check.fail("product_ids", ("lists product %d twice"):format(id)) end
+    if seen[id] then check.field_error("product_ids", ("lists product %d twice"):format(id)) end
     seen[id] = true
   end
   return ids
@@ -193,26 +198,26 @@ local function check_new(body, now)
     if v ~= tp.json.null then b[k] = v end
   end
   local t = { name = check.text(b.name, "name", 100) }
-  t.kind = check.one_of(b.kind, "kind", templates.KINDS)
+  t.kind = check.enum(b.kind, "kind", templates.KINDS)
 
   -- the discount
   for _, f in ipairs(DISCOUNT_FIELDS) do
     if b[f] ~= nil and not KIND_FIELDS[t.kind][f] then
-      check.fail(f, ("does not apply to kind %s"):format(t.kind))
+      check.field_error(f, ("does not apply to kind %s"):format(t.kind))
     end
   end
   if t.kind == "fixed" then
-    t.amount_off_fen = check.int(b.amount_off_fen, "amount_off_fen", 1, check.MAX_FEN)
-    t.min_spend_fen = check.int(b.min_spend_fen, "min_spend_fen", 0, check.MAX_FEN, true) or 0
+    t.amount_off_fen = check.integer(b.amount_off_fen, "amount_off_fen", 1, MAX_FEN)
+    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 0, MAX_FEN, true) or 0
   elseif t.kind == "percent" then
-    t.percent_off = check.int(b.percent_off, "percent_off", 1, 99)
-    t.max_discount_fen = check.int(b.max_discount_fen, "max_discount_fen", 1, check.MAX_FEN)
-    t.min_spend_fen = check.int(b.min_spend_fen, "min_spend_fen", 0, check.MAX_FEN, true) or 0
+    t.percent_off = check.integer(b.percent_off, "percent_off", 1, 99)
+    t.max_discount_fen = check.integer(b.max_discount_fen, "max_discount_fen", 1, MAX_FEN)
+    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 0, MAX_FEN, true) or 0
   else -- threshold (满减): both required, and the threshold above the amount
-    t.amount_off_fen = check.int(b.amount_off_fen, "amount_off_fen", 1, check.MAX_FEN)
-    t.min_spend_fen = check.int(b.min_spend_fen, "min_spend_fen", 1, check.MAX_FEN)
+    t.amount_off_fen = check.integer(b.amount_off_fen, "amount_off_fen", 1, MAX_FEN)
+    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 1, MAX_FEN)
     if t.min_spend_fen <= t.amount_off_fen then
-      check.fail("min_spend_fen", "must be greater than amount_off_fen for kind threshold")
+      check.field_error("min_spend_fen", "must be greater than amount_off_fen for kind threshold")
     end
   end
 
@@ -220,43 +225,43 @@ local function check_new(body, now)
   t.claim_starts_at = check.epoch(b.claim_starts_at, "claim_starts_at", true)
   t.claim_ends_at = check.epoch(b.claim_ends_at, "claim_ends_at", true)
   if t.claim_starts_at and t.claim_ends_at and t.claim_ends_at <= t.claim_starts_at then
-    check.fail("claim_ends_at", "must be after claim_starts_at")
+    check.field_error("claim_ends_at", "must be after claim_starts_at")
   end
 
   -- validity: fixed dates or N days from claim, exactly one of the two
   local fixed = b.valid_from ~= nil or b.valid_until ~= nil
   if fixed and b.valid_days ~= nil then
-    check.fail("valid_days", "cannot be combined with valid_from/valid_until: give one form of validity")
+    check.field_error("valid_days", "cannot be combined with valid_from/valid_until: give one form of validity")
   elseif not fixed and b.valid_days == nil then
-    check.fail("valid_days", "or valid_from and valid_until are required: give one form of validity")
+    check.field_error("valid_days", "or valid_from and valid_until are required: give one form of validity")
   elseif fixed then
     t.valid_from = check.epoch(b.valid_from, "valid_from")
     t.valid_until = check.epoch(b.valid_until, "valid_until")
-    if t.valid_until <= t.valid_from then check.fail("valid_until", "must be after valid_from") end
-    if t.valid_until <= now then check.fail("valid_until", "must be in the future") end
+    if t.valid_until <= t.valid_from then check.field_error("valid_until", "must be after valid_from") end
+    if t.valid_until <= now then check.field_error("valid_until", "must be in the future") end
   else
-    t.valid_days = check.int(b.valid_days, "valid_days", 1, 3650)
+    t.valid_days = check.integer(b.valid_days, "valid_days", 1, 3650)
   end
 
   -- quantities
-  t.total_quantity = check.int(b.total_quantity, "total_quantity", 1, check.MAX_QUANTITY)
-  t.per_user_limit = check.int(b.per_user_limit, "per_user_limit", 1, check.MAX_PER_USER, true) or 1
-  t.per_user_daily_limit = check.int(b.per_user_daily_limit, "per_user_daily_limit", 1,
-    check.MAX_PER_USER, true)
+  t.total_quantity = check.integer(b.total_quantity, "total_quantity", 1, MAX_QUANTITY)
+  t.per_user_limit = check.integer(b.per_user_limit, "per_user_limit", 1, MAX_PER_USER, true) or 1
+  t.per_user_daily_limit = check.integer(b.per_user_daily_limit, "per_user_daily_limit", 1,
+    MAX_PER_USER, true)
   if t.per_user_daily_limit and t.per_user_daily_limit > t.per_user_limit then
-    check.fail("per_user_daily_limit", "cannot be above per_user_limit")
+    check.field_error("per_user_daily_limit", "cannot be above per_user_limit")
   end
 
   -- scope
-  t.scope = check.one_of(b.scope, "scope", templates.SCOPES, "all")
+  t.scope = check.enum(b.scope, "scope", templates.SCOPES, true) or "all"
   local product_ids = {}
   if t.scope == "all" then
-    if b.product_ids ~= nil then check.fail("product_ids", "only apply to scope products or exclude") end
+    if b.product_ids ~= nil then check.field_error("product_ids", "only apply to scope products or exclude") end
   else
     product_ids = check_product_ids(b.product_ids)
   end
 
-  t.status = check.one_of(b.status, "status", templates.STATUSES, "active")
+  t.status = check.enum(b.status, "status", templates.STATUSES, true) or "active"
   return t, product_ids
 end
 
@@ -265,7 +270,7 @@ end
 ---POST /coupons/templates (admin) -> 201 CouponTemplate
 function templates.create(req)
   local now = tp.now()
-  local t, product_ids = check_new(check.body(req.body), now)
+  local t, product_ids = check_new(check.body(req.body, true), now)
   t.now = now
   local row = tp.db.one([[
     INSERT INTO coupons_templates (name, kind, amount_off_fen, percent_off, max_discount_fen,
@@ -287,7 +292,7 @@ end
 ---(admin). total_quantity may go up, or down to the number already issued, never below.
 function templates.update(req)
   local id = req.params.id
-  local body = check.body(req.body)
+  local body = check.body(req.body, true)
   local current = templates.row(id)
   if not current then tp.fail(404, "template_not_found", "no such coupon template") end
   check.only(body, PATCH_FIELDS,
@@ -296,14 +301,14 @@ function templates.update(req)
     tp.fail(400, "invalid_body", "nothing to change: give name, status, claim_ends_at or total_quantity")
   end
   local now = tp.now()
-  local name = check.text(body.name, "name", 100, true)
-  local status = not check.absent(body.status)
-      and check.one_of(body.status, "status", templates.STATUSES) or nil
-  local ends = check.epoch(body.claim_ends_at, "claim_ends_at", true)
+  -- a JSON null counts as absent
+  local name = check.text(check.present(body.name), "name", 100, true)
+  local status = check.enum(check.present(body.status), "status", templates.STATUSES, true)
+  local ends = check.epoch(check.present(body.claim_ends_at), "claim_ends_at", true)
   if ends and current.claim_starts_at and ends <= current.claim_starts_at then
-    check.fail("claim_ends_at", "must be after claim_starts_at")
+    check.field_error("claim_ends_at", "must be after claim_starts_at")
   end
-  local total = check.int(body.total_quantity, "total_quantity", 1, check.MAX_QUANTITY, true)
+  local total = check.integer(check.present(body.total_quantity), "total_quantity", 1, MAX_QUANTITY, true)
 
   if total then  -- conditional: never below what was issued, even if issuing raced us
     local changed = tp.db.exec([[UPDATE coupons_templates SET total_quantity = ?
