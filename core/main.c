@@ -15,9 +15,9 @@
 #include "http.h"
 #include "log.h"
 #include "token.h"
+#include "version.h"
 #include "watch.h"
 
-#define TIDEPOOL_VERSION "0.1.0"
 
 static const char usage_main[] =
     "tidepool " TIDEPOOL_VERSION " - a campaign engine for private-domain commerce\n"

@@ -19,6 +19,15 @@
 #include "sandbox.h"
 #include "url.h"
 
+/* t[key] without metamethods: manifests and error tables come from plugin
+** code, and an __index that raises outside a protected call would abort the
+** host. Pushes the value; returns its type. */
+static int raw_field(lua_State *L, int idx, const char *key) {
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, key);
+  return lua_rawget(L, idx);
+}
+
 static int req_index(lua_State *L);
 
 /* ---- message handler: tp.fail errors pass through, others get a traceback */
@@ -45,7 +54,7 @@ static int find_plugin_file(const tpc_config *cfg, const char *name, char *dir, 
 
 static int manifest_string(lua_State *L, int idx, const char *key, char *out, size_t cap,
                            char *err, size_t errcap) {
-  if (lua_getfield(L, idx, key) != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
+  if (raw_field(L, idx, key) != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
       lua_rawlen(L, -1) >= cap) {
     snprintf(err, errcap, "manifest field '%s' must be a string of 1-%zu bytes", key, cap - 1);
     lua_pop(L, 1);
@@ -71,14 +80,6 @@ static int parse_auth(const char *s, tp_auth *out) {
 #define DOC_MAX_SUMMARY 200
 #define DOC_MAX_PARAMS 64      /* per route, for each of query and headers */
 #define DOC_MAX_PARAM_NAME 64
-
-/* Pushes t[key] (t absolute) without metamethods: reading a declaration must
-** run no plugin code, since an __index that raised here, outside any
-** protected call, would abort the host. */
-static int raw_field(lua_State *L, int t, const char *key) {
-  lua_pushstring(L, key);
-  return lua_rawget(L, t);
-}
 
 static int doc_error(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -331,9 +332,9 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
     return -1;
   }
   r->plugin = p;
-  const char *method = lua_getfield(L, t, "method") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  const char *path = lua_getfield(L, t, "path") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  const char *auth = lua_getfield(L, t, "auth") == LUA_TSTRING ? lua_tostring(L, -1) : "user";
+  const char *method = raw_field(L, t, "method") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  const char *path = raw_field(L, t, "path") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  const char *auth = raw_field(L, t, "auth") == LUA_TSTRING ? lua_tostring(L, -1) : "user";
   int rc = -1;
   if (!method || strlen(method) >= sizeof r->method)
     snprintf(err, errcap, "routes[%d].method must be GET, POST, PUT, PATCH or DELETE", i);
@@ -341,7 +342,7 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
     snprintf(err, errcap, "routes[%d].path must be a string of at most 256 bytes", i);
   else if (parse_auth(auth, &r->auth) != 0)
     snprintf(err, errcap, "routes[%d].auth must be none, optional, user or admin", i);
-  else if (lua_getfield(L, t, "handler") != LUA_TFUNCTION)
+  else if (raw_field(L, t, "handler") != LUA_TFUNCTION)
     snprintf(err, errcap, "routes[%d].handler must be a function", i);
   else if (read_route_doc(L, t, i, &r->doc, err, errcap) == 0) {
     tp_copy_str(r->method, sizeof r->method, method);
@@ -357,7 +358,7 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
 
 static int read_routes(tp_plugin *p, int manifest, char *err, size_t errcap) {
   lua_State *L = p->L;
-  if (lua_getfield(L, manifest, "routes") == LUA_TNIL) {
+  if (raw_field(L, manifest, "routes") == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
   }
@@ -383,7 +384,7 @@ static int read_routes(tp_plugin *p, int manifest, char *err, size_t errcap) {
 static int read_handlers(tp_plugin *p, int manifest, const char *kind, int *ref,
                          char (**names)[TPP_MAX_NAME + 1], int *n, char *err, size_t errcap) {
   lua_State *L = p->L;
-  int t = lua_getfield(L, manifest, kind);
+  int t = raw_field(L, manifest, kind);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -488,7 +489,7 @@ static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
                     &p->nsubscriptions, err, errcap) != 0 ||
       read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0)
     return -1;
-  int t = lua_getfield(L, manifest, "migrations");
+  int t = raw_field(L, manifest, "migrations");
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -747,9 +748,9 @@ static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body,
   } else if (tpa_is_fail(L, -1)) {
     /* the table came from tp.fail, but a plugin that caught it may have
     ** changed its fields before raising it again: take nothing on trust */
-    lua_getfield(L, -1, "status");
-    lua_getfield(L, -2, "code");
-    lua_getfield(L, -3, "message");
+    raw_field(L, -1, "status");
+    raw_field(L, -2, "code");
+    raw_field(L, -3, "message");
     lua_Integer status = lua_isinteger(L, -3) ? lua_tointeger(L, -3) : 500;
     const char *code = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error";
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
@@ -757,7 +758,7 @@ static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body,
     if (status >= 500) log_failure(p, r->label, request_id, code, m);
     tph_error(&tmp, (int)status, code, "%s", m);
     lua_pop(L, 3);
-    if (lua_getfield(L, -1, "details") != LUA_TNIL) {  /* {"error":{...}} gains details */
+    if (raw_field(L, -1, "details") != LUA_TNIL) {  /* {"error":{...}} gains details */
       tp_buf d;
       tp_buf_init(&d);
       char e[128];
@@ -846,8 +847,8 @@ static void describe_error(tp_plugin *p, int rc, char *err, size_t errcap) {
   lua_State *L = p->L;
   if (limit_hit(p, rc, err, errcap)) return;
   if (tpa_is_fail(L, -1)) {
-    lua_getfield(L, -1, "code");
-    lua_getfield(L, -2, "message");
+    raw_field(L, -1, "code");
+    raw_field(L, -2, "message");
     snprintf(err, errcap, "%s: %s", lua_tostring(L, -2) ? lua_tostring(L, -2) : "error",
              lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
     lua_pop(L, 2);

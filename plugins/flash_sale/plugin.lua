@@ -257,7 +257,8 @@ local PATCHABLE = { "title", "price_fen", "quantity", "per_user_limit", "per_ord
   "ends_at", "slots", "unpaid_timeout_seconds", "stacks_with_coupon", "status" }
 
 ---PATCH /flash-sales/{id}: any field but the SKU. quantity can shrink only to
----what is already sold; units added must be in the catalog's stock.
+---what is already sold; when it grows, the units the sale then has left must
+---be in the catalog's stock.
 local function update_sale(req)
   local b = check.body(req.body)
   local s = load(req.params.id)
@@ -265,7 +266,7 @@ local function update_sale(req)
   if b.sku ~= nil and b.sku ~= s.sku then check.field_error("sku", "cannot change; create a new sale") end
   s.slots = tp.json.decode(s.slots)
   s.stacks_with_coupon = s.stacks_with_coupon == 1
-  local sold = s.quantity - s.remaining
+  local sold, old_quantity = s.quantity - s.remaining, s.quantity
   for _, field in ipairs(PATCHABLE) do
     if b[field] ~= nil then s[field] = b[field] end
   end
@@ -274,9 +275,9 @@ local function update_sale(req)
   if s.quantity < sold then
     tp.fail(409, "quantity_below_sold", ("%d units are already sold"):format(sold), { sold = sold })
   end
-  local added = s.quantity - sold - s.remaining
-  check_sku(s, math.max(added, 0))
   s.remaining = s.quantity - sold
+  -- more units promised: what the sale would have left must be in the catalog
+  check_sku(s, s.quantity > old_quantity and s.remaining or 0)
   check_overlap(s, s.id)
   save(s)
   return 200, shape(load(s.id), tp.now())

@@ -22,7 +22,7 @@ OK_BUDGET = 100000
 # from sending a bad request to the answer of the next, good one
 RECOVERY_S = 1.0
 
-T = tenant("t1", plugins={"catalog": {}, "sbxbad": {}, "sbxok": {}, "sbxreq": {}})
+T = tenant("t1", plugins={"catalog": {}, "sbxbad": {}, "sbxok": {}, "sbxreq": {}, "sbxmeta": {}})
 T["plugin_limits"] = {"sbxbad": {"memory_bytes": MEM_CAP}, "sbxok": {"instructions": OK_BUDGET}}
 
 SDK = tempfile.mkdtemp(prefix="tidepool-e2e-sdk-")
@@ -92,6 +92,16 @@ def check_killed(case, code, words):
                    and e.get("request_id") == "sbx-" + case, timeout=10, start=mark)
     assert e["code"] == code and e["plugin"] == "sbxbad", e
     return took
+
+
+def test_a_manifest_with_raising_metamethods_loads_and_cannot_abort_the_host():
+    h = host()
+    user = h.bearer("t1", "meta-user")      # auth was not declared: "user", read raw
+    status, _, body = h.get("/v1/t1/sbxmeta/hello", headers=user)
+    assert status == 200 and body == {"hello": "world"}, (status, body)
+    status, _, body = h.get("/v1/t1/sbxmeta/fail", headers=user)
+    assert status == 409 and body["error"]["code"] == "tampered", (status, body)
+    assert h.get("/v1/t1/sbxmeta/hello", headers=user)[0] == 200   # still serving
 
 
 def test_infinite_loop_is_killed():

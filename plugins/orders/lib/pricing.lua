@@ -1,6 +1,7 @@
 -- The price of an order, evaluated in one documented order (README "Orders"):
 --   1. each line's unit price: the campaign's price when a campaign plugin
---      created the order, else the catalog's list price;
+--      created the order (never above the catalog's list price of the
+--      moment), else the list price;
 --   2. which lines may take a coupon: every line of an order without a
 --      campaign; for a campaign order only if the campaign says its price
 --      stacks with coupons (stacks_with_coupon), else none;
@@ -35,7 +36,8 @@ pricing.MAX_ORDER_FEN = 1000000000  -- ¥10,000,000: keeps every product below 2
 function pricing.lines(reserved, campaign_prices)
   local lines, items = {}, 0
   for i, r in ipairs(reserved) do
-    local unit = campaign_prices and campaign_prices[r.sku] or r.price_fen
+    -- a campaign never charges more than the list price of the moment
+    local unit = math.min(campaign_prices and campaign_prices[r.sku] or r.price_fen, r.price_fen)
     local amount = unit * r.qty
     items = items + amount
     lines[i] = { sku = r.sku, product_id = r.product_id, title = r.title, qty = r.qty,
