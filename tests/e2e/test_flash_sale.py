@@ -412,7 +412,8 @@ def utc(day_start, hh, mm=0, ss=0):
 
 def test_a_daily_slot_is_read_in_the_tenant_zone_while_the_host_runs_in_utc():
     t = shop("slot", timezone="Asia/Shanghai")
-    with UtcHost(tenants=[t], name="flash-slot") as h:
+    tb = shop("slotbr", timezone="America/Sao_Paulo")
+    with UtcHost(tenants=[t, tb], name="flash-slot") as h:
         with open("/proc/%d/environ" % h.proc.pid, "rb") as f:
             assert b"TZ=UTC" in f.read().split(b"\0"), "the host process does not run with TZ=UTC"
         add_sku(h, t, "slot-1", stock=10)
@@ -445,7 +446,27 @@ def test_a_daily_slot_is_read_in_the_tenant_zone_while_the_host_runs_in_utc():
         assert pub["state"] == "not_started" and pub["opens_at"] == utc(day + DAY, 2), pub
         advance(h, t, to=utc(day + DAY, 2))
         buy_ok(h, t, sid, "s3")
+        # after the last slot that begins before ends_at, the sale has ended
+        advance(h, t, to=utc(day + 2 * DAY, 4))
+        refused(h, t, sid, "s4", "ended")
         check_accounting(h, t, sid, "slot-1", 10)
+
+        # a zone west of UTC (Sao Paulo, UTC-3 all year): 10:00-12:00 there is 13:00-15:00 UTC
+        br = tb
+        add_sku(h, br, "slot-2", stock=10)
+        sid = new_sale(h, br, "slot-2", quantity=5, starts_at=day - DAY, ends_at=day + 3 * DAY,
+                       slots=["10:00-12:00"])["id"]
+        advance(h, br, to=utc(day, 1))                 # 22:00 of the day before, local
+        body = refused(h, br, sid, "b1", "not_started")
+        assert body["error"]["details"]["opens_at"] == utc(day, 13), (body, utc(day, 13))
+        advance(h, br, to=utc(day, 12, 59, 59))
+        body = refused(h, br, sid, "b1", "not_started")
+        assert body["error"]["details"]["opens_at"] == utc(day, 13), (body, utc(day, 13))
+        advance(h, br, to=utc(day, 13))
+        buy_ok(h, br, sid, "b1")
+        advance(h, br, to=utc(day, 15))
+        body = refused(h, br, sid, "b2", "not_started")
+        assert body["error"]["details"]["opens_at"] == utc(day + DAY, 13), (body, utc(day + DAY, 13))
 
 
 # ---- 5. limits
