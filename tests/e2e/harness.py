@@ -15,6 +15,9 @@ order and ends with the line "N passed, N failed".
 Environment: TIDEPOOL_BIN (the binary) and TIDEPOOL_SRC (the repository).
 Python standard library only.
 """
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -549,6 +552,43 @@ def _split_labels(s):
     if cur:
         out.append(cur)
     return out
+
+
+# ---- users and the catalog, for the commerce tests
+
+def sign_token(secret, tenant_id, user, exp):
+    """A user token made as core/token.h describes: v1.<tenant>.<user>.<exp>.<sig>."""
+    msg = "v1.%s.%s.%d" % (tenant_id, user, exp)
+    mac = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).digest()
+    return msg + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def mint_token(t, user, ttl=3600):
+    """A valid token for user of tenant t, made in this process: Host.token runs
+    the CLI, a process per user, too slow for thousands of users under ASan.
+    Its expiry is checked against the wall clock, even on a manual-clock tenant."""
+    return sign_token(t["token_secret"], t["id"], user, int(time.time()) + ttl)
+
+
+def user_auth(t, user, ttl=3600):
+    """The Authorization header of user of tenant t."""
+    return {"Authorization": "Bearer " + mint_token(t, user, ttl)}
+
+
+def add_sku(h, t, code, stock, price_fen=9900):
+    """A product with one SKU, created through the catalog's admin route; returns the product."""
+    status, _, body = h.admin("POST", "/catalog/products", t, {
+        "name": "product " + code,
+        "skus": [{"code": code, "title": "title " + code, "price_fen": price_fen, "stock": stock}]})
+    assert status == 201, (status, body)
+    return body
+
+
+def sku_stock(h, t, code):
+    """A SKU's stock, read through the catalog's public route."""
+    status, _, body = h.get("/v1/%s/catalog/skus/%s" % (t["id"], code))
+    assert status == 200, (status, body)
+    return body["stock"]
 
 
 def error_code(body):

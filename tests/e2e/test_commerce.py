@@ -9,16 +9,13 @@ The tenant runs on the manual clock; payments go through the simulated payer
 (POST /admin/{t}/payments/simulate), which signs and applies a notify exactly
 as /payments/notify would.
 """
-import base64
-import hashlib
-import hmac
 import os
 import random
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, manual_tenant, advance, clock, expect_error, run  # noqa: E402
+from harness import (Host, manual_tenant, advance, clock, expect_error, sku_stock, user_auth,
+                     run)  # noqa: E402
 
 PLUGINS = {"catalog": {}, "coupons": {}, "flash_sale": {},
            "orders": {"unpaid_timeout_seconds": 600, "max_unpaid_orders": 50},
@@ -36,9 +33,7 @@ def host():
 
 
 def bearer(user):
-    msg = "v1.%s.%s.%d" % (T["id"], user, int(time.time()) + 3600)
-    mac = hmac.new(T["token_secret"].encode(), msg.encode(), hashlib.sha256).digest()
-    return {"Authorization": "Bearer " + msg + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")}
+    return user_auth(T, user)
 
 
 def admin(method, path, body=None, status=200):
@@ -71,9 +66,7 @@ def now():
 
 
 def stock(sku):
-    st, _, body = host().get("/v1/shop/catalog/skus/" + sku)
-    assert st == 200, body
-    return body["stock"]
+    return sku_stock(host(), T, sku)
 
 
 THRESHOLD = {"kind": "threshold", "amount_off_fen": 2000, "min_spend_fen": 19900}

@@ -10,9 +10,6 @@ moving it; the concurrency tenant runs on the wall clock.
 
 Money is integer fen throughout; no float is ever sent or expected.
 """
-import base64
-import hashlib
-import hmac
 import os
 import random
 import sys
@@ -20,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, tenant, manual_tenant, clock, advance,  # noqa: E402
+from harness import (Host, tenant, manual_tenant, clock, advance, user_auth as bearer,  # noqa: E402
                      expect_error, run)
 
 DAY = 86400
@@ -42,19 +39,6 @@ def host():
 
 
 # ---- helpers
-
-_tokens = {}
-
-
-def bearer(t, user):
-    """A user token made as core/token.h describes (no subprocess: the rush needs 250)."""
-    key = (t["id"], user)
-    if key not in _tokens:
-        msg = "v1.%s.%s.%d" % (t["id"], user, int(time.time()) + 3600)
-        mac = hmac.new(t["token_secret"].encode(), msg.encode(), hashlib.sha256).digest()
-        _tokens[key] = msg + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
-    return {"Authorization": "Bearer " + _tokens[key]}
-
 
 def now(h, t):
     return clock(h, t)["now"]

@@ -12,9 +12,6 @@ every step that moves units, check_accounting() holds the books against the
 order rows: the sale's sold (quantity - remaining) equals the units of its
 orders that hold stock, and the catalog is down by exactly as many.
 """
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -23,8 +20,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, manual_tenant, clock, advance, expect_error, error_code,  # noqa: E402
+from harness import (Host, manual_tenant, clock, advance, expect_error, error_code, mint_token,
+                     user_auth, sku_stock, add_sku as harness_add_sku,  # noqa: E402
                      wait_until, run)
+import paysign  # noqa: E402
 
 DAY = 86400
 PAY_SECRET = "flash-sale-payment-secret-0123456789"
@@ -70,16 +69,12 @@ def host():
 
 # ---- helpers (test_flash_sale_load.py uses them too)
 
-def token(t, user, ttl=DAY):
-    """A user token made as core/token.h describes (the CLI is too slow for
-    thousands of users under ASan). Expiry is checked against the wall clock."""
-    msg = "v1.%s.%s.%d" % (t["id"], user, int(time.time()) + ttl)
-    mac = hmac.new(t["token_secret"].encode(), msg.encode(), hashlib.sha256).digest()
-    return msg + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+def token(t, user):
+    return mint_token(t, user, ttl=DAY)
 
 
 def auth(t, user):
-    return {"Authorization": "Bearer " + token(t, user)}
+    return user_auth(t, user, ttl=DAY)
 
 
 def now(h, t):
@@ -87,17 +82,7 @@ def now(h, t):
 
 
 def add_sku(h, t, code, stock, price_fen=PRICE):
-    status, _, body = h.admin("POST", "/catalog/products", t, {
-        "name": "product " + code,
-        "skus": [{"code": code, "title": "title " + code, "price_fen": price_fen, "stock": stock}]})
-    assert status == 201, (status, body)
-    return body
-
-
-def stock_of(h, t, code):
-    status, _, body = h.get("/v1/%s/catalog/skus/%s" % (t["id"], code))
-    assert status == 200, (status, body)
-    return body["stock"]
+    return harness_add_sku(h, t, code, stock, price_fen)
 
 
 def sale_fields(h, t, sku, **fields):
@@ -188,7 +173,7 @@ def check_accounting(h, t, sale_id, sku, initial_stock):
     in these tests)."""
     sale = admin_sale(h, t, sale_id)
     held = sum(units(o) for o in orders_of_sale(h, t, sale_id) if o["stock_held"])
-    stock = stock_of(h, t, sku)
+    stock = sku_stock(h, t, sku)
     assert 0 <= sale["remaining"] <= sale["quantity"], sale
     assert sale["sold"] == sale["quantity"] - sale["remaining"], sale
     assert sale["sold"] == held, ("sale's sold units != units held by its orders", sale, held)
@@ -198,24 +183,11 @@ def check_accounting(h, t, sale_id, sku, initial_stock):
 
 
 def signed_notify(h, t, o, transaction_id, at=None):
-    """POST /v1/{t}/payments/notify as WeChat Pay would: the body signed with
-    base64(HMAC-SHA256(secret, ts\\nnonce\\nbody\\n)); ts is the tenant's clock."""
-    ts = str(at if at is not None else now(h, t))
-    nonce = "n%015x" % (hash((transaction_id, ts)) & 0xffffffffffffff)
-    body = json.dumps({
-        "id": "EV-" + transaction_id, "create_time": int(ts), "event_type": "TRANSACTION.SUCCESS",
-        "resource_type": "encrypt-resource",
-        "resource": {"original_type": "transaction", "algorithm": "none", "plaintext": {
-            "appid": "wx-demo-app", "mchid": "1900000001", "out_trade_no": "tp%08d" % o["id"],
-            "transaction_id": transaction_id, "trade_type": "JSAPI", "trade_state": "SUCCESS",
-            "success_time": int(ts), "payer": {"openid": "o-" + o["user"]},
-            "amount": {"total": o["total_fen"], "payer_total": o["total_fen"], "currency": "CNY"}}}},
-        separators=(",", ":"))
-    mac = hmac.new(PAY_SECRET.encode(), ("%s\n%s\n%s\n" % (ts, nonce, body)).encode(), hashlib.sha256)
-    headers = {"Content-Type": "application/json", "Wechatpay-Timestamp": ts,
-               "Wechatpay-Nonce": nonce, "Wechatpay-Signature": base64.b64encode(mac.digest()).decode(),
-               "Wechatpay-Serial": "test"}
-    status, _, answer = h.request("POST", "/v1/%s/payments/notify" % t["id"], body=body.encode(),
+    """POST /v1/{t}/payments/notify as WeChat Pay would (tests/e2e/paysign.py);
+    the timestamp is the tenant's clock."""
+    headers, body = paysign.signed_notify(PAY_SECRET, at if at is not None else now(h, t),
+                                          o["id"], o["total_fen"], transaction_id)
+    status, _, answer = h.request("POST", "/v1/%s/payments/notify" % t["id"], body=body,
                                   headers=headers)
     assert status == 200 and answer["code"] == "SUCCESS", (status, answer)
     return answer["outcome"]
@@ -242,7 +214,7 @@ def test_unpaid_orders_cancelled_by_the_clock_return_their_units():
     bought = {u: buy_ok(h, t, sid, u) for u in ("u1", "u2", "u3")}
     s = check_accounting(h, t, sid, "late-a", 20)
     assert (s["remaining"], s["sold"]) == (7, 3), s
-    assert stock_of(h, t, "late-a") == 17
+    assert sku_stock(h, t, "late-a") == 17
     for o in bought.values():
         assert o["pay_deadline"] == o["created_at"] + 300, o
 
@@ -258,7 +230,7 @@ def test_unpaid_orders_cancelled_by_the_clock_return_their_units():
         assert c["stock_held"] is False, c
     s = check_accounting(h, t, sid, "late-a", 20)
     assert (s["remaining"], s["sold"]) == (10, 0), s
-    assert stock_of(h, t, "late-a") == 20
+    assert sku_stock(h, t, "late-a") == 20
 
     again = buy_ok(h, t, sid, "u1")                # u1's count was released with the units
     assert again["id"] != bought["u1"]["id"]
@@ -334,7 +306,7 @@ def test_a_late_payment_for_a_unit_sold_to_another_user_is_refunded():
     assert o["refunded_fen"] == o["paid_fen"] == o["total_fen"] == SALE_PRICE, o
     s = check_accounting(h, t, sid, "late-b", 5)
     assert (s["remaining"], s["sold"], s["quantity"]) == (0, 1, 1), s   # never oversold
-    assert stock_of(h, t, "late-b") == 4
+    assert sku_stock(h, t, "late-b") == 4
     assert order(h, t, second["id"])["status"] == "pending_payment"
     status, _, refunds = h.admin("GET", "/payments/refunds", t)
     assert status == 200, refunds
@@ -348,14 +320,14 @@ def test_a_late_payment_for_a_unit_sold_to_another_user_is_refunded():
     c = buy_ok(h, t, sid_c, "uc")
     advance(h, t, seconds=301)
     assert order(h, t, c["id"])["status"] == "cancelled"
-    assert stock_of(h, t, "late-c") == 2
+    assert sku_stock(h, t, "late-c") == 2
     status, _, body = h.admin("POST", "/catalog/skus/late-c/stock", t, {"delta": -2})
     assert status == 200 and body["stock"] == 0, body
     assert simulate_payment(h, t, c["id"]) == "refunding"
     wait_order_status(h, t, c["id"], "refunded")
     s = admin_sale(h, t, sid_c)
     assert (s["remaining"], s["sold"]) == (2, 0), s
-    assert stock_of(h, t, "late-c") == 0
+    assert sku_stock(h, t, "late-c") == 0
     assert order(h, t, c["id"])["stock_held"] is False
 
 
@@ -505,13 +477,13 @@ def test_per_order_and_per_user_limits_and_sold_out_take_nothing():
     # the cheap path: remaining 0 answers sold_out and writes nothing
     before = check_accounting(h, t, sid, "lim-1", 50)
     assert before["remaining"] == 0 and before["sold"] == 5, before
-    stock = stock_of(h, t, "lim-1")
+    stock = sku_stock(h, t, "lim-1")
     advance(h, t, seconds=7)                       # any write would carry a later updated_at
     for u in ("u4", "u5", "u1"):
         refused(h, t, sid, u, "sold_out")
     after = admin_sale(h, t, sid)
     assert (after["remaining"], after["updated_at"]) == (0, before["updated_at"]), (before, after)
-    assert stock_of(h, t, "lim-1") == stock and len(all_orders(h, t)[0]) == n_orders + 1
+    assert sku_stock(h, t, "lim-1") == stock and len(all_orders(h, t)[0]) == n_orders + 1
     check_accounting(h, t, sid, "lim-1", 50)
 
 
@@ -548,11 +520,11 @@ def test_a_buy_refused_by_orders_or_the_catalog_keeps_its_answer_and_takes_nothi
     assert unchanged() == 14     # (the public SKU read needs the product on sale)
 
     # the catalog runs out while the sale has units: sold out, nothing taken
-    left = stock_of(h, t, "fa-1")
+    left = sku_stock(h, t, "fa-1")
     assert h.admin("POST", "/catalog/skus/fa-1/stock", t, {"delta": -left})[0] == 200
     refused(h, t, sid, "f3", "sold_out")
     s = admin_sale(h, t, sid)
-    assert s["remaining"] == 14 and stock_of(h, t, "fa-1") == 0, s
+    assert s["remaining"] == 14 and sku_stock(h, t, "fa-1") == 0, s
     assert h.admin("POST", "/catalog/skus/fa-1/stock", t, {"delta": left})[0] == 200
     buy_ok(h, t, sid, "f3")          # f3's count was not taken by the refusals
     assert unchanged() == 13

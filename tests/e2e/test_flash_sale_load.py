@@ -17,8 +17,8 @@ import time
 from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, api_key, advance, metric_value, wait_until, run  # noqa: E402
-from test_flash_sale import (shop, token, add_sku, new_sale, admin_sale, stock_of,  # noqa: E402
+from harness import Host, api_key, advance, metric_value, sku_stock, wait_until, run  # noqa: E402
+from test_flash_sale import (shop, token, add_sku, new_sale, admin_sale,  # noqa: E402
                              all_orders, orders_of_sale, order, check_accounting, units,
                              SALE_PRICE)
 
@@ -198,7 +198,7 @@ def test_two_thousand_users_at_once_buy_exactly_the_hundred_units():
 
     sale = check_accounting(h, t, sid, "rush-1", STOCK)
     assert (sale["remaining"], sale["sold"]) == (0, QUANTITY), sale
-    assert stock_of(h, t, "rush-1") == STOCK - QUANTITY
+    assert sku_stock(h, t, "rush-1") == STOCK - QUANTITY
 
     # every acknowledged order was on disk: kill -9, restart, the same books
     h.restart()
@@ -332,7 +332,7 @@ def test_timed_out_units_are_raced_for_by_new_buyers_and_late_payments():
                                         for o in rows), Counter(o["status"] for o in rows)
         sale = check_accounting(h, t, sid, "ret-1", 150)
         assert (sale["remaining"], sale["sold"]) == (100, 0), sale
-        assert stock_of(h, t, "ret-1") == 150
+        assert sku_stock(h, t, "ret-1") == 150
 
         # 200 new buyers and 50 late payments for cancelled orders, all at once, for 100 units
         second_users = ["r2-%03d" % i for i in range(200)]

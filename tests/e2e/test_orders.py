@@ -21,7 +21,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
-                     expect_error, run)
+                     add_sku, sku_stock, user_auth, expect_error, run)
 import paysign  # noqa: E402
 
 SECRET = "orders-test-payment-secret-0123456789"
@@ -52,30 +52,17 @@ def host():
 # ---- helpers
 
 _codes = itertools.count(1)
-_tokens = {}
 
 
 def new_sku(h, t, price_fen=1280, stock=10):
     """A fresh product with one SKU; returns its code."""
     code = "sku-%d" % next(_codes)
-    body = {"name": "Product " + code, "skus": [
-        {"code": code, "title": "title of " + code, "price_fen": price_fen, "stock": stock}]}
-    status, _, answer = h.admin("POST", "/catalog/products", t, body)
-    assert status == 201, (status, answer)
+    add_sku(h, t, code, stock, price_fen)
     return code
 
 
-def stock(h, t, code):
-    status, _, body = h.get("/v1/%s/catalog/skus/%s" % (t["id"], code))
-    assert status == 200, (status, body)
-    return body["stock"]
-
-
 def auth(h, t, user):
-    key = (t["id"], user)
-    if key not in _tokens:
-        _tokens[key] = h.bearer(t["id"], user)
-    return dict(_tokens[key])
+    return user_auth(t, user)
 
 
 def create(h, t, user, lines, key=None, extra=None):
@@ -195,11 +182,11 @@ def test_create_reserves_stock_in_the_catalog():
     a = new_sku(h, t, stock=10)
     b = new_sku(h, t, stock=4)
     create_ok(h, t, "r-alice", [{"sku": a, "qty": 3}, {"sku": b, "qty": 4}])
-    assert stock(h, t, a) == 7 and stock(h, t, b) == 0
+    assert sku_stock(h, t, a) == 7 and sku_stock(h, t, b) == 0
     # the last units are gone: the next order for them is refused, nothing else moves
     expect_error(create(h, t, "r-bob", [{"sku": a, "qty": 1}, {"sku": b, "qty": 1}]),
                  409, "insufficient_stock")
-    assert stock(h, t, a) == 7 and stock(h, t, b) == 0
+    assert sku_stock(h, t, a) == 7 and sku_stock(h, t, b) == 0
 
 
 def test_create_refuses_an_order_without_lines_or_with_too_many():
@@ -211,7 +198,7 @@ def test_create_refuses_an_order_without_lines_or_with_too_many():
     # 21 lines (the default max_lines is 20): refused before any SKU is looked at
     many = [{"sku": "nope-%d" % i, "qty": 1} for i in range(20)] + [{"sku": a, "qty": 1}]
     bad_field(create(h, t, "v-alice", many), "lines")
-    assert stock(h, t, a) == 10
+    assert sku_stock(h, t, a) == 10
     assert my_orders(h, t, "v-alice")["items"] == []
 
 
@@ -222,9 +209,9 @@ def test_create_refuses_a_quantity_of_zero_or_above_the_maximum():
     bad_field(create(h, t, "q-alice", [{"sku": a, "qty": -1}]), "lines[1].qty")
     bad_field(create(h, t, "q-alice", [{"sku": a, "qty": 100}]), "lines[1].qty")  # default max 99
     bad_field(create(h, t, "q-alice", [{"sku": a, "qty": 1.5}]), "lines[1].qty")
-    assert stock(h, t, a) == 500
+    assert sku_stock(h, t, a) == 500
     o = create_ok(h, t, "q-alice", [{"sku": a, "qty": 99}])     # the maximum itself is fine
-    assert o["lines"][0]["qty"] == 99 and stock(h, t, a) == 401
+    assert o["lines"][0]["qty"] == 99 and sku_stock(h, t, a) == 401
 
 
 def test_create_refuses_a_quantity_that_is_not_an_integer_and_a_sku_off_sale():
@@ -239,7 +226,7 @@ def test_create_refuses_a_quantity_that_is_not_an_integer_and_a_sku_off_sale():
     assert status == 200
     expect_error(create(h, t, "q2-alice", [{"sku": a, "qty": 1}]), 409, "not_on_sale")
     h.admin("PATCH", "/catalog/products/%d" % sku["product_id"], t, {"status": "on_sale"})
-    assert stock(h, t, a) == 10
+    assert sku_stock(h, t, a) == 10
     assert my_orders(h, t, "q2-alice")["items"] == []
 
 
@@ -249,7 +236,7 @@ def test_create_refuses_the_same_sku_twice():
     b = new_sku(h, t)
     bad_field(create(h, t, "d-alice", [{"sku": a, "qty": 1}, {"sku": b, "qty": 1},
                                        {"sku": a, "qty": 2}]), "lines[3].sku")
-    assert stock(h, t, a) == 10 and stock(h, t, b) == 10
+    assert sku_stock(h, t, a) == 10 and sku_stock(h, t, b) == 10
 
 
 def test_create_with_an_unknown_sku_is_404_and_takes_nothing():
@@ -258,7 +245,7 @@ def test_create_with_an_unknown_sku_is_404_and_takes_nothing():
     body = expect_error(create(h, t, "u-alice", [{"sku": a, "qty": 2}, {"sku": "no-such-sku", "qty": 1}]),
                         404, "sku_not_found")
     assert "no-such-sku" in body["error"]["message"], body
-    assert stock(h, t, a) == 10, "the first line's units were not given back"
+    assert sku_stock(h, t, a) == 10, "the first line's units were not given back"
     assert my_orders(h, t, "u-alice")["items"] == []
 
 
@@ -268,9 +255,9 @@ def test_create_with_insufficient_stock_is_409_and_stock_unchanged():
     b = new_sku(h, t, stock=2)
     expect_error(create(h, t, "s-alice", [{"sku": a, "qty": 5}, {"sku": b, "qty": 3}]),
                  409, "insufficient_stock")
-    assert stock(h, t, a) == 10 and stock(h, t, b) == 2
+    assert sku_stock(h, t, a) == 10 and sku_stock(h, t, b) == 2
     expect_error(create(h, t, "s-alice", [{"sku": b, "qty": 3}]), 409, "insufficient_stock")
-    assert stock(h, t, b) == 2
+    assert sku_stock(h, t, b) == 2
     assert my_orders(h, t, "s-alice")["items"] == []
 
 
@@ -279,7 +266,7 @@ def test_a_coupon_on_a_brand_without_the_coupons_plugin_is_409_and_takes_nothing
     a = new_sku(h, t, stock=4)
     expect_error(create(h, t, "nc-alice", [{"sku": a, "qty": 2}], extra={"coupon_id": 1}),
                  409, "coupons_unavailable")
-    assert stock(h, t, a) == 4
+    assert sku_stock(h, t, a) == 4
     assert my_orders(h, t, "nc-alice")["items"] == []
 
 
@@ -288,7 +275,7 @@ def test_a_user_cannot_set_the_unit_price():
     a = new_sku(h, t, price_fen=1280)
     bad_field(create(h, t, "p-alice", [{"sku": a, "qty": 1, "unit_price_fen": 1}]),
               "lines[1].unit_price_fen")
-    assert stock(h, t, a) == 10
+    assert sku_stock(h, t, a) == 10
     # nor declare a campaign of their own
     status, _, body = create(h, t, "p-alice", [{"sku": a, "qty": 1}],
                              extra={"campaign": {"id": "x"}})
@@ -300,7 +287,7 @@ def test_an_order_above_10_to_the_9_fen_is_refused_and_stock_unchanged():
     a = new_sku(h, t, price_fen=600000000, stock=5)
     body = expect_error(create(h, t, "big-alice", [{"sku": a, "qty": 2}]), 400, "order_too_large")
     assert str(MAX_ORDER_FEN) in body["error"]["message"], body
-    assert stock(h, t, a) == 5
+    assert sku_stock(h, t, a) == 5
     b = new_sku(h, t, price_fen=MAX_ORDER_FEN, stock=1)   # exactly the cap is allowed
     o = create_ok(h, t, "big-alice", [{"sku": b, "qty": 1}])
     assert o["total_fen"] == MAX_ORDER_FEN, o
@@ -318,7 +305,7 @@ def test_the_same_idempotency_key_twice_gives_one_order():
     assert status == 200, (status, second)
     assert second["replayed"] is True and second["id"] == first["id"], second
     assert second["total_fen"] == first["total_fen"] and second["lines"] == first["lines"], second
-    assert stock(h, t, a) == 8, "stock was taken twice"
+    assert sku_stock(h, t, a) == 8, "stock was taken twice"
     assert [o["id"] for o in my_orders(h, t, "k-alice")["items"]] == [first["id"]]
 
 
@@ -329,7 +316,7 @@ def test_the_same_idempotency_key_with_another_body_is_409():
     body = expect_error(create(h, t, "k2-alice", [{"sku": a, "qty": 3}], key="checkout-x"),
                         409, "idempotency_key_reused")
     assert body["error"]["details"]["order_id"] == first["id"], body
-    assert stock(h, t, a) == 8
+    assert sku_stock(h, t, a) == 8
     assert len(my_orders(h, t, "k2-alice")["items"]) == 1
 
 
@@ -339,7 +326,7 @@ def test_different_users_may_use_the_same_idempotency_key():
     oa = create_ok(h, t, "k3-alice", [{"sku": a, "qty": 1}], key="same-key")
     ob = create_ok(h, t, "k3-bob", [{"sku": a, "qty": 2}], key="same-key")
     assert oa["id"] != ob["id"] and ob["user"] == "k3-bob", (oa, ob)
-    assert stock(h, t, a) == 7
+    assert sku_stock(h, t, a) == 7
 
 
 def test_a_refused_request_does_not_use_up_its_idempotency_key_and_bad_keys_are_400():
@@ -350,7 +337,7 @@ def test_a_refused_request_does_not_use_up_its_idempotency_key_and_bad_keys_are_
     status, _, _ = h.admin("POST", "/catalog/skus/%s/stock" % a, t, {"delta": 1})
     assert status == 200
     o = create_ok(h, t, "k5-alice", lines, key="retry-me")       # the key was still free
-    assert stock(h, t, a) == 0
+    assert sku_stock(h, t, a) == 0
     for bad in ("x" * 129, "has space", "\u00e9t\u00e9"):
         body = expect_error(create(h, t, "k5-alice", [{"sku": a, "qty": 1}], key=bad),
                             400, "invalid_idempotency_key")
@@ -386,7 +373,7 @@ def test_twenty_concurrent_requests_with_one_key_create_exactly_one_order():
     ids = {r[2]["id"] for r in results}
     assert len(ids) == 1, ids
     assert sum(1 for r in results if r[2].get("replayed")) == n - 1
-    assert stock(h, t, a) == 97
+    assert sku_stock(h, t, a) == 97
     assert [o["id"] for o in my_orders(h, t, "k4-alice")["items"]] == list(ids)
 
 
@@ -415,7 +402,7 @@ def test_thirty_users_racing_for_five_units_get_exactly_five_orders():
     statuses = sorted(r[0] if isinstance(r, tuple) else repr(r) for r in results)
     assert statuses == [201] * 5 + [409] * (n - 5), statuses
     assert all(r[2]["error"]["code"] == "insufficient_stock" for r in results if r[0] == 409)
-    assert stock(h, t, a) == 0
+    assert sku_stock(h, t, a) == 0
 
 
 # ---- the unpaid cap
@@ -430,13 +417,13 @@ def test_max_unpaid_orders_caps_a_user_and_a_cancel_frees_a_slot():
     # a retried checkout of an order the user already has is answered, not capped
     status, _, replay = create(h, t, "cap-alice", [{"sku": a, "qty": 1}], key="cap-k2")
     assert status == 200 and replay["id"] == o2["id"] and replay["replayed"] is True, (status, replay)
-    assert stock(h, t, a) == 8
+    assert sku_stock(h, t, a) == 8
     create_ok(h, t, "cap-bob", [{"sku": a, "qty": 1}])          # a cap per user
     status, _, c = user_post(h, t, "cap-alice", "/orders/%d/cancel" % o1["id"])
     assert status == 200 and c["status"] == "cancelled", (status, c)
     create_ok(h, t, "cap-alice", [{"sku": a, "qty": 1}])
     expect_error(create(h, t, "cap-alice", [{"sku": a, "qty": 1}]), 409, "too_many_unpaid_orders")
-    assert stock(h, t, a) == 7
+    assert sku_stock(h, t, a) == 7
 
 
 # ---- cancel and the unpaid timeout
@@ -446,15 +433,15 @@ def test_a_user_cancel_returns_stock_and_a_second_cancel_is_409():
     a = new_sku(h, t, stock=10)
     b = new_sku(h, t, stock=10)
     o = create_ok(h, t, "x-alice", [{"sku": a, "qty": 4}, {"sku": b, "qty": 1}])
-    assert stock(h, t, a) == 6 and stock(h, t, b) == 9
+    assert sku_stock(h, t, a) == 6 and sku_stock(h, t, b) == 9
     status, _, c = user_post(h, t, "x-alice", "/orders/%d/cancel" % o["id"])
     assert status == 200, (status, c)
     assert c["status"] == "cancelled" and c["cancel_reason"] == "user", c
     assert c["stock_held"] is False and c["cancelled_at"] is not None, c
-    assert stock(h, t, a) == 10 and stock(h, t, b) == 10
+    assert sku_stock(h, t, a) == 10 and sku_stock(h, t, b) == 10
     body = expect_error(user_post(h, t, "x-alice", "/orders/%d/cancel" % o["id"]), 409, "not_cancellable")
     assert body["error"]["details"]["status"] == "cancelled", body
-    assert stock(h, t, a) == 10 and stock(h, t, b) == 10, "the units went back twice"
+    assert sku_stock(h, t, a) == 10 and sku_stock(h, t, b) == 10, "the units went back twice"
     # its unpaid-timeout job is gone with it
     keys = [j["key"] for j in pending_jobs(h, t)["jobs"]]
     assert "unpaid:%d" % o["id"] not in keys, keys
@@ -464,18 +451,18 @@ def test_an_unpaid_order_is_cancelled_by_the_timeout_and_its_stock_returns():
     h, t = host(), T_TIME
     a = new_sku(h, t, stock=5)
     o = create_ok(h, t, "tmo-alice", [{"sku": a, "qty": 2}])
-    assert stock(h, t, a) == 3
+    assert sku_stock(h, t, a) == 3
     job = [j for j in pending_jobs(h, t)["jobs"] if j["key"] == "unpaid:%d" % o["id"]]
     assert len(job) == 1 and job[0]["due"] == o["pay_deadline"], job
     advance(h, t, seconds=TIMEOUT - 1)
     o1 = order_of(h, t, "tmo-alice", o["id"])
-    assert o1["status"] == "pending_payment" and stock(h, t, a) == 3, o1
+    assert o1["status"] == "pending_payment" and sku_stock(h, t, a) == 3, o1
     a2 = advance(h, t, seconds=2)
     assert a2["tasks_run"] >= 1 and a2["tasks_failed"] == 0, a2
     o2 = order_of(h, t, "tmo-alice", o["id"])
     assert o2["status"] == "cancelled" and o2["cancel_reason"] == "timeout", o2
     assert o2["stock_held"] is False, o2
-    assert stock(h, t, a) == 5
+    assert sku_stock(h, t, a) == 5
     # order.cancelled has no subscriber here: nothing waits, nothing is dead
     for kind in ("jobs", "events"):
         for state in ("pending", "dead"):
@@ -484,7 +471,7 @@ def test_an_unpaid_order_is_cancelled_by_the_timeout_and_its_stock_returns():
     # nothing more happens however far the clock goes
     advance(h, t, seconds=86400)
     assert order_of(h, t, "tmo-alice", o["id"])["status"] == "cancelled"
-    assert stock(h, t, a) == 5
+    assert sku_stock(h, t, a) == 5
 
 
 # ---- one user's orders are invisible to another
@@ -506,7 +493,7 @@ def test_a_user_cannot_read_list_or_touch_another_users_orders():
     expect_error(user_post(h, t, "own-bob", "/payments/prepay", {"order_id": oa["id"]}),
                  404, "order_not_found")
     assert order_of(h, t, "own-alice", oa["id"])["status"] == "pending_payment"
-    assert stock(h, t, a) == 8
+    assert sku_stock(h, t, a) == 8
     # once paid, still not Bob's to confirm
     pay(h, t, oa)
     expect_error(user_post(h, t, "own-bob", "/orders/%d/confirm" % oa["id"]), 404, "order_not_found")
@@ -576,14 +563,14 @@ def test_a_paid_order_can_be_confirmed_and_then_is_completed():
     status, _, c = user_post(h, t, "st-alice", "/orders/%d/confirm" % o["id"])
     assert status == 200 and c["status"] == "completed" and c["completed_at"], (status, c)
     expect_error(user_post(h, t, "st-alice", "/orders/%d/confirm" % o["id"]), 409, "not_confirmable")
-    assert stock(h, t, a) == 9
+    assert sku_stock(h, t, a) == 9
 
 
 def test_a_full_refund_goes_refunding_then_refunded_once():
     h, t = host(), T_REFUND
     a = new_sku(h, t, price_fen=2500, stock=10)
     o = paid_order(h, t, "rf-alice", [{"sku": a, "qty": 2}])
-    assert stock(h, t, a) == 8
+    assert sku_stock(h, t, a) == 8
     before = len(provider_refunds(h, t))
     status, _, answer = refund(h, t, o["id"], reason="customer asked")
     assert status == 202, (status, answer)
@@ -623,13 +610,13 @@ def test_a_full_refund_of_a_paid_order_returns_its_stock():
     a = new_sku(h, t, stock=6)
     b = new_sku(h, t, stock=6)
     o = paid_order(h, t, "rs-alice", [{"sku": a, "qty": 2}, {"sku": b, "qty": 5}])
-    assert stock(h, t, a) == 4 and stock(h, t, b) == 1
+    assert sku_stock(h, t, a) == 4 and sku_stock(h, t, b) == 1
     status, _, answer = refund(h, t, o["id"])
     assert status == 202 and answer["order"]["stock_held"] is False, (status, answer)
-    assert stock(h, t, a) == 6 and stock(h, t, b) == 6
+    assert sku_stock(h, t, a) == 6 and sku_stock(h, t, b) == 6
     advance(h, t, seconds=1)
     assert admin_order(h, t, o["id"])["status"] == "refunded"
-    assert stock(h, t, a) == 6 and stock(h, t, b) == 6, "units came back twice"
+    assert sku_stock(h, t, a) == 6 and sku_stock(h, t, b) == 6, "units came back twice"
 
 
 def test_two_partial_refunds_summing_to_the_total_refund_the_order():
@@ -641,7 +628,7 @@ def test_two_partial_refunds_summing_to_the_total_refund_the_order():
     status, _, first = refund(h, t, o["id"], amount_fen=1200)
     assert status == 202, (status, first)
     assert first["order"]["status"] == "paid", first          # a partial refund keeps the status
-    assert first["order"]["stock_held"] is True and stock(h, t, a) == 7, first
+    assert first["order"]["stock_held"] is True and sku_stock(h, t, a) == 7, first
     advance(h, t, seconds=1)
     mid = admin_order(h, t, o["id"])
     assert mid["status"] == "paid" and mid["refunded_fen"] == 1200, mid
@@ -661,7 +648,7 @@ def test_two_partial_refunds_summing_to_the_total_refund_the_order():
                   if x["order_id"] == o["id"])
     assert mine == sorted([(first["refund"]["refund_no"], 1200),
                            (second["refund"]["refund_no"], 1800)]), mine
-    assert stock(h, t, a) == 10
+    assert sku_stock(h, t, a) == 10
     advance(h, t, seconds=7200)
     assert len([x for x in provider_refunds(h, t) if x["order_id"] == o["id"]]) == 2
     assert refund_jobs(h, t) == []
@@ -677,7 +664,7 @@ def test_a_refund_over_what_is_left_is_409():
     bad_field(refund(h, t, o["id"], amount_fen=0), "amount_fen")
     after = admin_order(h, t, o["id"])
     assert after["status"] == "paid" and after["refund_requested_fen"] == 0, after
-    assert after["refunds"] == [] and stock(h, t, a) == 9, after
+    assert after["refunds"] == [] and sku_stock(h, t, a) == 9, after
     advance(h, t, seconds=1)
     assert [x for x in provider_refunds(h, t) if x["order_id"] == o["id"]] == []
 
@@ -696,7 +683,7 @@ def test_an_unpaid_or_cancelled_order_is_not_refundable():
     expect_error(refund(h, t, 99999999), 404, "order_not_found")
     assert admin_order(h, t, unpaid["id"])["status"] == "pending_payment"
     assert admin_order(h, t, cancelled["id"])["refunds"] == []
-    assert stock(h, t, a) == 9
+    assert sku_stock(h, t, a) == 9
 
 
 def teardown():

@@ -20,7 +20,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
-                     expect_error, run)
+                     add_sku, sku_stock, user_auth, expect_error, run)
 import paysign  # noqa: E402
 
 SECRET = "payments-test-secret-0123456789abcdef"
@@ -52,29 +52,17 @@ def host():
 
 _codes = itertools.count(1)
 _tx = itertools.count(1)
-_tokens = {}
 
 
 def new_sku(h, t, price_fen=1990, stock=10):
+    """A fresh product with one SKU; returns its code."""
     code = "psku-%d" % next(_codes)
-    body = {"name": "Product " + code, "skus": [
-        {"code": code, "title": "title of " + code, "price_fen": price_fen, "stock": stock}]}
-    status, _, answer = h.admin("POST", "/catalog/products", t, body)
-    assert status == 201, (status, answer)
+    add_sku(h, t, code, stock, price_fen)
     return code
 
 
-def stock(h, t, code):
-    status, _, body = h.get("/v1/%s/catalog/skus/%s" % (t["id"], code))
-    assert status == 200, (status, body)
-    return body["stock"]
-
-
 def auth(h, t, user):
-    key = (t["id"], user)
-    if key not in _tokens:
-        _tokens[key] = h.bearer(t["id"], user)
-    return dict(_tokens[key])
+    return user_auth(t, user)
 
 
 def create_ok(h, t, user, lines):
@@ -169,7 +157,7 @@ def test_a_correctly_signed_notify_marks_the_order_paid():
     rows = notifies(h, t, o["id"])
     assert len(rows) == 1 and rows[0]["transaction_id"] == tx and rows[0]["outcome"] == "paid", rows
     assert rows[0]["amount_fen"] == 3980, rows
-    assert stock(h, t, a) == 3
+    assert sku_stock(h, t, a) == 3
     settle(h, t)
     seen = probe_seen(h, t, o["id"])
     assert [(s["name"], s["status"], s["late"]) for s in seen] == [("order.paid", "paid", 0)], seen
@@ -290,7 +278,7 @@ def test_three_concurrent_deliveries_of_one_notify_pay_once():
     assert len(paid_events) == 1, paid_events
     assert unpaid_job(h, t, o["id"]) == []
     assert provider_refunds(h, t, o["id"]) == []
-    assert stock(h, t, a) == 4
+    assert sku_stock(h, t, a) == 4
 
 
 def test_a_notify_with_the_wrong_amount_is_400_logged_and_changes_nothing():
@@ -311,7 +299,7 @@ def test_a_notify_with_the_wrong_amount_is_400_logged_and_changes_nothing():
     after = order_of(h, t, "amt-alice", o["id"])
     assert same_order(before, after), after
     assert notifies(h, t, o["id"]) == []
-    assert len(unpaid_job(h, t, o["id"])) == 1 and stock(h, t, a) == 4
+    assert len(unpaid_job(h, t, o["id"])) == 1 and sku_stock(h, t, a) == 4
     # the right amount for the same transaction still pays
     status, _, answer = notify(h, t, o["id"], 1500, tx)
     assert status == 200 and answer["outcome"] == "paid", (status, answer)
@@ -343,7 +331,7 @@ def test_a_second_transaction_for_a_paid_order_is_refunded_and_the_order_stays_p
     settle(h, t)
     assert len(probe_seen(h, t, o["id"], "order.paid")) == 1
     assert probe_seen(h, t, o["id"], "order.refunded") == []
-    assert stock(h, t, a) == 4
+    assert sku_stock(h, t, a) == 4
     # the order's own money is untouched: it can still be refunded in full, once
     status, _, r = h.admin("POST", "/orders/%d/refund" % o["id"], t, {})
     assert status == 202 and r["refund"]["amount_fen"] == 2300, (status, r)
@@ -360,11 +348,11 @@ def test_a_payment_after_the_timeout_retakes_the_stock_when_it_is_there():
     h, t = host(), T_LATE
     a = new_sku(h, t, price_fen=800, stock=3)
     o = create_ok(h, t, "late-alice", [{"sku": a, "qty": 2}])
-    assert stock(h, t, a) == 1
+    assert sku_stock(h, t, a) == 1
     advance(h, t, seconds=TIMEOUT + 1)
     c = order_of(h, t, "late-alice", o["id"])
     assert c["status"] == "cancelled" and c["cancel_reason"] == "timeout", c
-    assert stock(h, t, a) == 3
+    assert sku_stock(h, t, a) == 3
     tx = tx_id()
     status, _, answer = notify(h, t, o["id"], 1600, tx)
     assert status == 200 and answer["code"] == "SUCCESS", (status, answer)
@@ -372,7 +360,7 @@ def test_a_payment_after_the_timeout_retakes_the_stock_when_it_is_there():
     p = order_of(h, t, "late-alice", o["id"])
     assert p["status"] == "paid" and p["late_payment"] is True, p
     assert p["paid_fen"] == 1600 and p["transaction_id"] == tx and p["stock_held"] is True, p
-    assert stock(h, t, a) == 1, "the late payment did not take the units again"
+    assert sku_stock(h, t, a) == 1, "the late payment did not take the units again"
     advance(h, t, seconds=1)
     seen = probe_seen(h, t, o["id"])
     assert [(s["name"], s["late"]) for s in seen] == [("order.paid", 1)], seen
@@ -386,12 +374,12 @@ def test_a_payment_after_the_timeout_is_refunded_when_the_unit_was_sold_meanwhil
     h, t = host(), T_LATE
     a = new_sku(h, t, price_fen=990, stock=1)
     oa = create_ok(h, t, "sold-alice", [{"sku": a, "qty": 1}])
-    assert stock(h, t, a) == 0
+    assert sku_stock(h, t, a) == 0
     advance(h, t, seconds=TIMEOUT + 1)
     assert order_of(h, t, "sold-alice", oa["id"])["status"] == "cancelled"
-    assert stock(h, t, a) == 1
+    assert sku_stock(h, t, a) == 1
     ob = create_ok(h, t, "sold-bob", [{"sku": a, "qty": 1}])     # Bob buys the freed unit
-    assert stock(h, t, a) == 0
+    assert sku_stock(h, t, a) == 0
     b_before = order_of(h, t, "sold-bob", ob["id"])
     tx = tx_id()
     status, _, answer = notify(h, t, oa["id"], 990, tx)
@@ -400,7 +388,7 @@ def test_a_payment_after_the_timeout_is_refunded_when_the_unit_was_sold_meanwhil
     mid = admin_order(h, t, oa["id"])
     assert mid["status"] in ("refunding", "refunded") and mid["stock_held"] is False, mid
     assert mid["transaction_id"] == tx and mid["paid_fen"] == 990, mid
-    assert stock(h, t, a) == 0
+    assert sku_stock(h, t, a) == 0
     advance(h, t, seconds=1)
     done = admin_order(h, t, oa["id"])
     assert done["status"] == "refunded" and done["refunded_fen"] == 990, done
@@ -408,13 +396,13 @@ def test_a_payment_after_the_timeout_is_refunded_when_the_unit_was_sold_meanwhil
     refunds = provider_refunds(h, t, oa["id"])
     assert len(refunds) == 1 and refunds[0]["transaction_id"] == tx, refunds
     assert refunds[0]["amount_fen"] == 990, refunds
-    assert stock(h, t, a) == 0, "stock changed: %d" % stock(h, t, a)
+    assert sku_stock(h, t, a) == 0, "stock changed: %d" % sku_stock(h, t, a)
     b_after = order_of(h, t, "sold-bob", ob["id"])
     assert same_order(b_before, b_after) and b_after["status"] == "pending_payment", b_after
     assert probe_seen(h, t, oa["id"], "order.paid") == []
     # Bob can still pay for his unit; the stock never went below zero
     notify_ok(h, t, ob, outcome="paid")
-    assert stock(h, t, a) == 0
+    assert sku_stock(h, t, a) == 0
     advance(h, t, seconds=3600)
     assert len(provider_refunds(h, t, oa["id"])) == 1
     assert order_of(h, t, "sold-bob", ob["id"])["status"] == "paid"
@@ -429,16 +417,16 @@ def test_a_late_payment_takes_back_no_unit_when_one_of_its_lines_was_sold():
     oa = create_ok(h, t, "two-alice", [{"sku": a, "qty": 3}, {"sku": b, "qty": 1}])
     advance(h, t, seconds=TIMEOUT + 1)
     assert order_of(h, t, "two-alice", oa["id"])["status"] == "cancelled"
-    assert stock(h, t, a) == 4 and stock(h, t, b) == 1
+    assert sku_stock(h, t, a) == 4 and sku_stock(h, t, b) == 1
     create_ok(h, t, "two-bob", [{"sku": b, "qty": 1}])
     status, _, answer = notify(h, t, oa["id"], 2200, tx_id())
     assert status == 200 and answer["outcome"] == "refunding", (status, answer)
-    assert stock(h, t, a) == 4 and stock(h, t, b) == 0
+    assert sku_stock(h, t, a) == 4 and sku_stock(h, t, b) == 0
     advance(h, t, seconds=1)
     done = admin_order(h, t, oa["id"])
     assert done["status"] == "refunded" and done["refunded_fen"] == 2200, done
     assert done["stock_held"] is False, done
-    assert stock(h, t, a) == 4 and stock(h, t, b) == 0
+    assert sku_stock(h, t, a) == 4 and sku_stock(h, t, b) == 0
 
 
 # ---- a transaction id is one payment

@@ -126,30 +126,30 @@ function issue.targeted(req)
   if reason then tp.fail(409, "not_issuable", message, { reason = reason }) end
 
   local day = issue.local_day(now)
-  local todo, skipped = {}, tp.json.array()
+  local to_issue, skipped = {}, tp.json.array()
   for _, u in ipairs(users) do
     local total, today = held(t.id, u, day)
     if total >= t.per_user_limit then
       skipped[#skipped + 1] = { user = u, reason = "limit_reached" }
     else
-      todo[#todo + 1] = { user = u, seq = total + 1, day_seq = today + 1 }
+      to_issue[#to_issue + 1] = { user = u, seq = total + 1, day_seq = today + 1 }
     end
   end
   local remaining = t.total_quantity - t.issued
-  if #todo > remaining then
+  if #to_issue > remaining then
     tp.fail(409, "insufficient_quantity",
-      ("%d users would get a coupon but only %d remain; nothing was issued"):format(#todo, remaining),
-      { remaining = remaining, needed = #todo, skipped = #skipped })
+      ("%d users would get a coupon but only %d remain; nothing was issued"):format(#to_issue, remaining),
+      { remaining = remaining, needed = #to_issue, skipped = #skipped })
   end
   local out = tp.json.array()
-  if #todo > 0 then
+  if #to_issue > 0 then
     local changed = tp.db.exec([[UPDATE coupons_templates SET issued = issued + ?1
-      WHERE id = ?2 AND issued + ?1 <= total_quantity]], #todo, t.id)
+      WHERE id = ?2 AND issued + ?1 <= total_quantity]], #to_issue, t.id)
     if changed ~= 1 then
       tp.fail(409, "insufficient_quantity", "not enough coupons remain; nothing was issued",
-        { needed = #todo })
+        { needed = #to_issue })
     end
-    for _, d in ipairs(todo) do
+    for _, d in ipairs(to_issue) do
       local id = insert_coupon(t, d.user, "issue", now, day, d.seq, d.day_seq)
       if not id then  -- a racing writer: the whole batch is undone
         tp.fail(409, "issue_conflict", "a coupon of user " .. d.user .. " was issued meanwhile; retry",
@@ -158,7 +158,7 @@ function issue.targeted(req)
       out[#out + 1] = { user = d.user, coupon_id = id }
     end
   end
-  return 200, { template_id = t.id, issued = #todo, skipped = skipped, coupons = out }
+  return 200, { template_id = t.id, issued = #to_issue, skipped = skipped, coupons = out }
 end
 
 return issue
