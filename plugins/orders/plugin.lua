@@ -26,6 +26,13 @@ local ORDER_SCHEMA = { type = "object", description = "an order; money in intege
     "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
     total_fen = { type = "integer" }, lines = { type = "array" } } }
 
+---A page of order rows, newest first: the orders and the cursor of the next page.
+local function page(rows, limit)
+  local items = tp.json.array()
+  for i, row in ipairs(rows) do items[i] = store.shape(row, store.lines(row.id)) end
+  return { items = items, next_after = #rows == limit and rows[#rows].id or nil }
+end
+
 -- ---- the user's own orders
 
 ---The caller's order, or 404 (another user's order is as absent as a missing one).
@@ -50,9 +57,7 @@ local function list_orders(req)
   local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
     WHERE user = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
     ORDER BY id DESC LIMIT ?4]], req.user, status, after, limit)
-  local items = tp.json.array()
-  for i, row in ipairs(rows) do items[i] = store.shape(row, store.lines(row.id)) end
-  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
+  return 200, page(rows, limit)
 end
 
 local function get_order(req)
@@ -86,10 +91,9 @@ local function admin_list(req)
   local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
     WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
     ORDER BY id DESC LIMIT ?4]], user, status, after, limit)
-  local items = tp.json.array()
-  for i, row in ipairs(rows) do items[i] = store.shape(row, store.lines(row.id)) end
-  local totals = tp.db.query("SELECT status, count(*) AS orders, sum(total_fen) AS total_fen FROM orders_orders GROUP BY status")
-  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil, totals = totals }
+  local answer = page(rows, limit)
+  answer.totals = tp.db.query("SELECT status, count(*) AS orders, sum(total_fen) AS total_fen FROM orders_orders GROUP BY status")
+  return 200, answer
 end
 
 local function admin_get(req)
