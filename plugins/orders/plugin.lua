@@ -24,7 +24,8 @@ local STATUSES = { pending_payment = true, paid = true, completed = true, cancel
 local ORDER_SCHEMA = { type = "object", description = "an order; money in integer fen",
   properties = { id = { type = "integer" }, status = { type = "string", enum = {
     "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
-    total_fen = { type = "integer" }, lines = { type = "array" } } }
+    total_fen = { type = "integer" }, lines = { type = "array" },
+    held = { type = "boolean", description = "paid, but its campaign (a group pending) holds it from fulfilment" } } }
 
 ---A page of order rows, newest first: the orders and the cursor of the next page.
 local function page(rows, limit)
@@ -177,12 +178,32 @@ function exports.complete(id)
   return lifecycle.complete(id)
 end
 
+---Lets a held order be fulfilled (its group formed). Only the campaign plugin
+---that created the order may; returns true when the order was held.
+function exports.release_hold(id)
+  local row = tp.db.one("SELECT campaign_plugin FROM orders_orders WHERE id = ?", id)
+  if not row then tp.fail(404, "order_not_found", "no such order") end
+  if row.campaign_plugin == nil or row.campaign_plugin ~= tp.caller() then
+    tp.fail(403, "hold_forbidden", "only the campaign that created an order may release its hold")
+  end
+  return tp.db.exec("UPDATE orders_orders SET held = 0 WHERE id = ? AND held = 1", id) == 1
+end
+
+---What the shop knows of a buyer: how many of her orders were ever paid and
+---when the first was. A campaign's "new users only" means paid_orders == 0.
+function exports.customer(user)
+  check.ident(user, "user", 64)
+  local row = tp.db.one([[SELECT count(*) AS paid_orders, min(paid_at) AS first_paid_at
+    FROM orders_orders WHERE user = ? AND paid_at IS NOT NULL]], user)
+  return { paid_orders = row.paid_orders, first_paid_at = row.first_paid_at }
+end
+
 local IDEMPOTENCY = { ["Idempotency-Key"] = {
   description = "repeat a create with the same key to get the same order, never a second one" } }
 
 return {
   name = "orders",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -246,6 +267,8 @@ return {
     CREATE UNIQUE INDEX orders_refunds_duplicate ON orders_refunds(transaction_id)
       WHERE kind = 'duplicate_payment';
     ]],
+    -- 1.1.0: a campaign may hold a paid order back from fulfilment (a group pending)
+    [[ALTER TABLE orders_orders ADD COLUMN held INTEGER NOT NULL DEFAULT 0;]],
   },
   routes = {
     { method = "POST", path = "/orders", handler = post_order, status = 201, headers = IDEMPOTENCY,

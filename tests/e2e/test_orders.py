@@ -38,6 +38,8 @@ def shop(tid):
 T = shop("shop")          # most tests: each with its own users and SKUs
 T_TIME = shop("clock")    # tests that move the clock far (unpaid timeout)
 T_REFUND = shop("refund")  # refunds: the clock moves to run their jobs
+T_HOLD = manual_tenant("hold", {"catalog": {}, "orders": dict(ORDERS_CONFIG),
+                                "payments": {"secret": SECRET}, "holdprobe": {}})
 
 H = None
 
@@ -45,7 +47,7 @@ H = None
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T, T_TIME, T_REFUND], name="orders").start()
+        H = Host(tenants=[T, T_TIME, T_REFUND, T_HOLD], name="orders").start()
     return H
 
 
@@ -684,6 +686,84 @@ def test_an_unpaid_or_cancelled_order_is_not_refundable():
     assert admin_order(h, t, unpaid["id"])["status"] == "pending_payment"
     assert admin_order(h, t, cancelled["id"])["refunds"] == []
     assert sku_stock(h, t, a) == 9
+
+
+# ---- held orders (a campaign's group pending) and what orders knows of a buyer
+
+def campaign_order(h, t, user, sku, hold):
+    status, _, o = h.post("/v1/%s/holdprobe/orders" % t["id"], {"sku": sku, "hold": hold},
+                          headers=auth(h, t, user))
+    assert status == 201, (status, o)
+    assert o["campaign"]["plugin"] == "holdprobe" and o["held"] is hold, o
+    return o
+
+
+def release_hold(h, t, oid):
+    return h.admin("POST", "/holdprobe/orders/%d/release" % oid, t)
+
+
+def test_a_held_order_is_paid_but_cannot_be_completed_until_its_campaign_releases_it():
+    h, t = host(), T_HOLD
+    a = new_sku(h, t, stock=10)
+    o = campaign_order(h, t, "hd-alice", a, True)
+    assert pay(h, t, o)["outcome"] == "paid"
+    p = order_of(h, t, "hd-alice", o["id"])
+    assert p["status"] == "paid" and p["held"] is True, p
+    expect_error(user_post(h, t, "hd-alice", "/orders/%d/confirm" % o["id"]), 409, "order_held")
+    expect_error(h.admin("POST", "/orders/%d/complete" % o["id"], t), 409, "order_held")
+    assert order_of(h, t, "hd-alice", o["id"])["status"] == "paid"
+    status, _, body = release_hold(h, t, o["id"])
+    assert status == 200 and body["released"] is True, (status, body)
+    status, _, body = release_hold(h, t, o["id"])
+    assert status == 200 and body["released"] is False, (status, body)
+    status, _, c = user_post(h, t, "hd-alice", "/orders/%d/confirm" % o["id"])
+    assert status == 200 and c["status"] == "completed" and c["held"] is False, (status, c)
+
+
+def test_an_order_is_not_held_unless_its_campaign_asks_and_a_held_order_can_be_refunded():
+    h, t = host(), T_HOLD
+    a = new_sku(h, t, stock=10)
+    free = campaign_order(h, t, "hd-bob", a, False)
+    pay(h, t, free)
+    status, _, c = user_post(h, t, "hd-bob", "/orders/%d/confirm" % free["id"])
+    assert status == 200 and c["status"] == "completed", (status, c)
+    held = campaign_order(h, t, "hd-bob", a, True)
+    pay(h, t, held)
+    status, _, body = refund(h, t, held["id"], reason="group_failed")
+    assert status == 202 and body["order"]["status"] == "refunding", (status, body)
+    advance(h, t, seconds=1)
+    assert admin_order(h, t, held["id"])["status"] == "refunded"
+    assert sku_stock(h, t, a) == 9
+
+
+def test_only_the_campaign_that_created_an_order_may_release_its_hold():
+    h, t = host(), T_HOLD
+    a = new_sku(h, t, stock=10)
+    o = create_ok(h, t, "hd-carol", [{"sku": a, "qty": 1}])   # the user's own checkout
+    expect_error(release_hold(h, t, o["id"]), 403, "hold_forbidden")
+    expect_error(release_hold(h, t, 99999999), 404, "order_not_found")
+
+
+def test_customer_counts_the_orders_a_buyer_ever_paid():
+    h, t = host(), T_HOLD
+    a = new_sku(h, t, stock=10)
+
+    def customer(user):
+        return admin_ok(h, "GET", "/holdprobe/customers/%s" % user, t)
+
+    assert customer("hd-dave") == {"paid_orders": 0}, customer("hd-dave")
+    unpaid = create_ok(h, t, "hd-dave", [{"sku": a, "qty": 1}])
+    assert user_post(h, t, "hd-dave", "/orders/%d/cancel" % unpaid["id"])[0] == 200
+    assert customer("hd-dave")["paid_orders"] == 0
+    paid_order(h, t, "hd-dave", [{"sku": a, "qty": 1}])
+    first = clock(h, t)["now"]
+    advance(h, t, seconds=60)
+    later = paid_order(h, t, "hd-dave", [{"sku": a, "qty": 1}])
+    refund(h, t, later["id"])
+    advance(h, t, seconds=1)
+    # a refunded order was still paid once: the buyer is no longer new
+    assert customer("hd-dave") == {"paid_orders": 2, "first_paid_at": first}, customer("hd-dave")
+    expect_error(h.admin("GET", "/holdprobe/customers/%s" % ("x" * 65), t), 400, "invalid_field")
 
 
 def teardown():

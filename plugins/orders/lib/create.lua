@@ -14,7 +14,7 @@ local create = {}
 ---@field lines {sku: string, qty: integer, unit_price_fen: integer?}[]
 ---@field coupon_id integer?
 ---@field idempotency_key string?
----@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?}?
+---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?, hold: boolean?}?
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
 local function settings()
@@ -84,7 +84,8 @@ local function campaign_of(spec, caller)
   return { plugin = caller, id = tostring(c.id),
            stacks_with_coupon = check.boolean(c.stacks_with_coupon, "campaign.stacks_with_coupon", false),
            unpaid_timeout = check.integer(c.unpaid_timeout_seconds, "campaign.unpaid_timeout_seconds",
-             60, 86400, true) }
+             60, 86400, true),
+           hold = check.boolean(c.hold, "campaign.hold", false) }
 end
 
 local function attribution_of(spec, cfg, user)
@@ -102,10 +103,10 @@ end
 local function insert_order(row)
   local _, id = tp.db.exec([[
     INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,
-      campaign_plugin, campaign_id, campaign_stacks, referrer, referrer2, store, guide,
+      campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,
       idempotency_key, fingerprint, created_at, pay_deadline)
     VALUES (:user, :status, :items_fen, :discount_fen, :total_fen, :coupon_id, :campaign_plugin,
-      :campaign_id, :campaign_stacks, :referrer, :referrer2, :store, :guide, :idempotency_key,
+      :campaign_id, :campaign_stacks, :held, :referrer, :referrer2, :store, :guide, :idempotency_key,
       :fingerprint, :created_at, :pay_deadline)]], row)
   row.id = id
 end
@@ -171,6 +172,7 @@ function create.order(spec, caller)
     refund_requested_fen = 0, refunded_fen = 0, coupon_id = coupon_id,
     campaign_plugin = campaign and campaign.plugin, campaign_id = campaign and campaign.id,
     campaign_stacks = campaign and campaign.stacks_with_coupon and 1 or 0,
+    held = campaign and campaign.hold and 1 or 0,
     referrer = attribution.referrer, referrer2 = attribution.referrer2, store = attribution.store,
     guide = attribution.guide, idempotency_key = key, fingerprint = request_print, stock_held = 1,
     late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout }

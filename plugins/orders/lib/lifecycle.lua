@@ -201,12 +201,18 @@ function lifecycle.pay(n)
 end
 
 ---paid -> completed (the user confirmed receipt, or the operator closed it).
+---A held order (its group has not formed) cannot be completed: 409 order_held.
 ---@param id integer
 ---@return boolean changed
 function lifecycle.complete(id)
   local changed = tp.db.exec([[UPDATE orders_orders SET status = 'completed', completed_at = ?
-    WHERE id = ? AND status = 'paid']], tp.now(), id)
-  if changed == 0 then return false end
+    WHERE id = ? AND status = 'paid' AND held = 0]], tp.now(), id)
+  if changed == 0 then
+    if tp.db.one("SELECT 1 AS held FROM orders_orders WHERE id = ? AND status = 'paid' AND held = 1", id) then
+      tp.fail(409, "order_held", "this order waits for its campaign (a group still forming) and cannot be completed yet")
+    end
+    return false
+  end
   tp.events.emit("order.completed", { order = store.load(id) })
   return true
 end

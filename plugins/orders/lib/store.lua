@@ -4,7 +4,7 @@ local store = {}
 
 local ORDER_COLUMNS = [[
   id, user, status, items_fen, discount_fen, total_fen, paid_fen, refund_requested_fen,
-  refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, referrer, referrer2,
+  refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2,
   store, guide, stock_held, transaction_id, late_payment, created_at, pay_deadline, paid_at,
   cancelled_at, cancel_reason, completed_at, refunded_at]]
 
@@ -21,6 +21,7 @@ store.ORDER_COLUMNS = ORDER_COLUMNS
 ---@field refunded_fen integer
 ---@field coupon_id integer?
 ---@field campaign {plugin: string, id: string, stacks_with_coupon: boolean}?
+---@field held boolean          paid but not to be fulfilled until its campaign releases it (a group pending)
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}
 ---@field lines OrderLine[]
 
@@ -37,7 +38,7 @@ function store.shape(row, lines)
     attribution = tp.json.object({ referrer = row.referrer, referrer2 = row.referrer2,
                                    store = row.store, guide = row.guide }),
     stock_held = row.stock_held == 1, transaction_id = row.transaction_id,
-    late_payment = row.late_payment == 1,
+    late_payment = row.late_payment == 1, held = row.held == 1,
     created_at = row.created_at, pay_deadline = row.pay_deadline, paid_at = row.paid_at,
     cancelled_at = row.cancelled_at, cancel_reason = row.cancel_reason,
     completed_at = row.completed_at, refunded_at = row.refunded_at,
