@@ -189,6 +189,8 @@ def test_kills_during_a_flash_sale_lose_no_acknowledged_order_and_oversell_nothi
 
 # ---- 2. a kill during a hot reload
 
+BULK = 200000
+
 def test_a_kill_during_a_reload_leaves_every_migration_applied_once():
     rng = random.Random(SEED + 1)
     plug = Plug()
@@ -196,25 +198,37 @@ def test_a_kill_during_a_reload_leaves_every_migration_applied_once():
     t = rl_tenant()
     h = rl_host(plug, [t], "crash-reload").start()
     _, base = tables(h)
-    ledger = '"CREATE TABLE IF NOT EXISTS rlver_ledger (migration INTEGER PRIMARY KEY)"'
-    migrations, answered = [], []
-    for version in range(2, 7):
-        migrations.append(ledger if version == 2 else
-                          '"INSERT INTO rlver_ledger (migration) VALUES (%d)"' % version)
+    # each version's migration writes BULK rows, so a reload takes long enough to be hit
+    migrations = ['"CREATE TABLE rlver_ledger (version INTEGER, n INTEGER, PRIMARY KEY (version, n))"']
+
+    def write(version):
+        migrations.append(
+            '"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) '
+            'INSERT INTO rlver_ledger (version, n) SELECT %d, x FROM c"' % (BULK, version))
         plug.write(version=version, migrations=list(migrations))
+
+    write(2)
+    t0 = time.monotonic()
+    assert reload(h, t)[0] == 200
+    took = time.monotonic() - t0       # how long one such reload runs, unhurt
+    answered = []
+    for version in range(3, 8):
+        write(version)
         th = threading.Thread(target=lambda: answered.append(_try_reload(h, t)))
         th.start()
-        time.sleep(rng.uniform(0.0, 0.03))
+        time.sleep(rng.uniform(0.1, 0.9) * took)
         h.kill9()
         th.join(30)
         restart(h)
         # whether or not the reload finished, the restart loads the files on disk
         assert version_of(h) == version, (version, answered)
-        names, applied = tables(h)
-        assert applied == base + len(migrations), (applied, base, migrations)
-        rows = _ledger(h)
-        assert rows == list(range(3, version + 1)), (version, rows)
-    print("reload: %d of 5 reloads answered before their kill" % sum(a == 200 for a in answered))
+        _, applied = tables(h)
+        assert applied == base + len(migrations), (applied, base, len(migrations))
+        assert _ledger(h) == [(v, BULK) for v in range(2, version + 1)], (version, _ledger(h))
+    interrupted = sum(a != 200 for a in answered)
+    print("reload: %d of 5 reloads killed before they answered (one takes %.0f ms)" % (
+        interrupted, took * 1000))
+    assert interrupted >= 1, "no kill landed inside a reload"
     h.stop()
 
 
@@ -228,7 +242,8 @@ def _try_reload(h, t):
 def _ledger(h):
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, "t1.db"), uri=True)
     try:
-        return [r[0] for r in db.execute("SELECT migration FROM rlver_ledger ORDER BY migration")]
+        return db.execute("SELECT version, count(*) FROM rlver_ledger GROUP BY version "
+                          "ORDER BY version").fetchall()
     finally:
         db.close()
 
