@@ -1,0 +1,154 @@
+-- Bargain activities (砍价活动) as the operator writes them: create, patch,
+-- read. A PATCH changes the activity only; bargains already started keep the
+-- rules frozen into them (lib/rules.lua snapshot).
+
+local check = require("tp.check")
+local rules = require("lib.rules")
+
+local activities = {}
+
+local COLUMNS = [[id, sku, title, original_price_fen, floor_price_fen, helpers_needed, first_cut,
+  duration_seconds, buy_before_floor, pay_window_seconds, helps_per_helper, new_users_only,
+  starts_at, ends_at, starts_per_user, status, created_at, updated_at]]
+
+---@param id integer
+---@return table|nil the row (booleans as 0/1)
+function activities.load(id)
+  return tp.db.one("SELECT " .. COLUMNS .. " FROM bargain_activities WHERE id = ?", id)
+end
+
+---Where now falls in the activity's window.
+local function window_state(a, now)
+  if a.status ~= "active" then return "disabled" end
+  if now < a.starts_at then return "not_started" end
+  if now >= a.ends_at then return "ended" end
+  return "open"
+end
+
+---The activity as JSON: booleans as booleans, its state at now.
+---@param row table
+---@param now integer
+---@return table
+function activities.shape(row, now)
+  for _, field in ipairs(rules.BOOLEANS) do row[field] = row[field] == 1 end
+  row.state = window_state(row, now)
+  return row
+end
+
+---The operator's view adds how its bargains stand.
+local function with_stats(row, now)
+  local a = activities.shape(row, now)
+  local by_state = tp.json.object()
+  for _, s in ipairs(tp.db.query([[SELECT state, count(*) AS n FROM bargain_bargains
+      WHERE activity_id = ? GROUP BY state]], a.id)) do
+    by_state[s.state] = s.n
+  end
+  local helps = tp.db.one([[SELECT count(*) AS n, coalesce(sum(h.cut_fen), 0) AS fen
+    FROM bargain_helps h JOIN bargain_bargains b ON b.id = h.bargain_id WHERE b.activity_id = ?]], a.id)
+  a.stats = { bargains = by_state, helps = helps.n, cut_fen = helps.fen }
+  return a
+end
+
+---The catalog's SKU; the bargain never starts above its list price.
+local function check_sku(a)
+  local sku = tp.call("catalog", "sku", a.sku)
+  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
+  if a.original_price_fen > sku.price_fen then
+    check.field_error("original_price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
+  end
+  return sku
+end
+
+local function save(a)
+  a.now = tp.now()
+  for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] and 1 or 0 end
+  if a.id then
+    tp.db.exec([[UPDATE bargain_activities SET title = :title, original_price_fen = :original_price_fen,
+      floor_price_fen = :floor_price_fen, helpers_needed = :helpers_needed, first_cut = :first_cut,
+      duration_seconds = :duration_seconds, buy_before_floor = :buy_before_floor,
+      pay_window_seconds = :pay_window_seconds, helps_per_helper = :helps_per_helper,
+      new_users_only = :new_users_only, starts_at = :starts_at, ends_at = :ends_at,
+      starts_per_user = :starts_per_user, status = :status, updated_at = :now WHERE id = :id]], a)
+    return a.id
+  end
+  local _, id = tp.db.exec([[INSERT INTO bargain_activities (sku, title, original_price_fen,
+      floor_price_fen, helpers_needed, first_cut, duration_seconds, buy_before_floor,
+      pay_window_seconds, helps_per_helper, new_users_only, starts_at, ends_at, starts_per_user,
+      status, created_at, updated_at)
+    VALUES (:sku, :title, :original_price_fen, :floor_price_fen, :helpers_needed, :first_cut,
+      :duration_seconds, :buy_before_floor, :pay_window_seconds, :helps_per_helper, :new_users_only,
+      :starts_at, :ends_at, :starts_per_user, :status, :now, :now)]], a)
+  return id
+end
+
+---JSON nulls count as absent; unknown fields are refused.
+local function read_body(body)
+  check.body(body, true)
+  check.only(body, rules.FIELDS)
+  local out = {}
+  for k, v in pairs(body) do out[k] = check.present(v) end
+  return out
+end
+
+---POST /bargain/activities
+function activities.create(req)
+  local b = read_body(req.body)
+  local a = rules.defaults()
+  for k, v in pairs(b) do a[k] = v end
+  check.ident(a.sku, "sku", 64)
+  local sku = tp.call("catalog", "sku", a.sku)
+  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
+  a.original_price_fen = a.original_price_fen or sku.price_fen
+  a.title = a.title or sku.title
+  rules.check(a)
+  check_sku(a)
+  local id = save(a)
+  return 201, with_stats(activities.load(id), tp.now())
+end
+
+---PATCH /bargain/activities/{id}: any field but the SKU; bargains in progress
+---keep their own rules.
+function activities.update(req)
+  local b = read_body(req.body)
+  local a = activities.load(req.params.id)
+  if not a then tp.fail(404, "activity_not_found", "no such bargain activity") end
+  if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
+  for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] == 1 end
+  for k, v in pairs(b) do a[k] = v end
+  rules.check(a)
+  check_sku(a)
+  save(a)
+  return 200, with_stats(activities.load(a.id), tp.now())
+end
+
+function activities.list_admin(req)
+  local limit, after = check.page(req.query, 50, 500)
+  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM bargain_activities
+    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]], after, limit)
+  local now = tp.now()
+  for i, row in ipairs(rows) do rows[i] = with_stats(row, now) end
+  return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
+end
+
+function activities.get_admin(req)
+  local row = activities.load(req.params.id)
+  if not row then tp.fail(404, "activity_not_found", "no such bargain activity") end
+  return 200, with_stats(row, tp.now())
+end
+
+---GET /bargain/activities: the active ones not yet ended.
+function activities.list_public()
+  local now = tp.now()
+  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM bargain_activities
+    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]], now)
+  for i, row in ipairs(rows) do rows[i] = activities.shape(row, now) end
+  return 200, { now = now, items = tp.json.array(rows) }
+end
+
+function activities.get_public(req)
+  local row = activities.load(req.params.id)
+  if not row or row.status ~= "active" then tp.fail(404, "activity_not_found", "no such bargain activity") end
+  return 200, activities.shape(row, tp.now())
+end
+
+return activities

@@ -1,0 +1,220 @@
+---@diagnostic disable: undefined-global
+-- bargain (砍价): a user starts a bargain on an activity's SKU and shares it;
+-- each friend who helps cuts a random whole number of fen off the price, and
+-- after the number of helpers the activity asks for the price is exactly the
+-- floor. The initiator buys at the current price through the orders plugin
+-- (at the floor, or earlier if the activity allows it) within a pay window.
+-- The activity's rules are frozen into each bargain when it starts; every cut
+-- records the seed and draw that made it, so an operator can replay them.
+-- Who may cut and the cut: lib/help.lua; the arithmetic: lib/cuts.lua; the
+-- states after the cuts: lib/lifecycle.lua; the operator's side:
+-- lib/activities.lua; the replay: lib/replay.lua.
+
+local activities = require("lib.activities")
+local help = require("lib.help")
+local lifecycle = require("lib.lifecycle")
+local replay = require("lib.replay")
+local store = require("lib.store")
+
+---The bargain or 404.
+local function bargain(id)
+  local b = store.load(id)
+  if not b then tp.fail(404, "bargain_not_found", "no such bargain") end
+  return b
+end
+
+-- ---- users
+
+---POST /bargain/activities/{id}/start
+local function start(req)
+  local a = activities.load(req.params.id)
+  if not a then tp.fail(404, "activity_not_found", "no such bargain activity") end
+  return 201, lifecycle.start(a, req.user)
+end
+
+---GET /bargains/{id}: the share page.
+local function get_public(req)
+  return 200, store.public(bargain(req.params.id), tp.now())
+end
+
+---GET /bargains: the caller's own bargains, newest first.
+local function list_mine(req)
+  local rows = tp.db.query("SELECT " .. store.BARGAIN_COLUMNS .. [[ FROM bargain_bargains
+    WHERE initiator = ? ORDER BY id DESC LIMIT 50]], req.user)
+  local now, items = tp.now(), tp.json.array()
+  for i, b in ipairs(rows) do
+    items[i] = store.public(b, now)
+    items[i].helps = nil
+  end
+  return 200, { items = items }
+end
+
+---POST /bargains/{id}/help
+local function post_help(req)
+  return 201, help.cut(req.params.id, req.user)
+end
+
+---POST /bargains/{id}/buy
+local function buy(req)
+  return lifecycle.buy(req.params.id, req.user)
+end
+
+-- ---- operators
+
+local function get_admin(req)
+  return 200, store.admin(bargain(req.params.id), tp.now())
+end
+
+---GET /bargains/{id}/replay: recomputes the cuts from the recorded seeds and draws.
+local function get_replay(req)
+  local b = bargain(req.params.id)
+  return 200, replay.bargain(b, store.helps(b.id, true))
+end
+
+local ACTIVITY_BODY = { type = "object", description = "money in integer fen, instants in UTC epoch seconds",
+  properties = {
+    sku = { type = "string" }, title = { type = "string" },
+    original_price_fen = { type = "integer", description = "start price (default: the SKU's list price)" },
+    floor_price_fen = { type = "integer", minimum = 1, description = "the price after the last cut" },
+    helpers_needed = { type = "integer", minimum = 1, description = "friends' cuts to reach the floor" },
+    first_cut = { type = "boolean", description = "the initiator cuts once at start (one more cut)" },
+    duration_seconds = { type = "integer", description = "how long a bargain stays open for cuts" },
+    buy_before_floor = { type = "boolean", description = "may the initiator buy at the current price early" },
+    pay_window_seconds = { type = "integer", description = "time to pay once the floor is reached" },
+    helps_per_helper = { type = "integer", description = "cuts one user may make in this activity" },
+    new_users_only = { type = "boolean", description = "only users with no paid order may help" },
+    starts_at = { type = "integer" }, ends_at = { type = "integer" },
+    starts_per_user = { type = "integer", description = "bargains one user may start in this activity" },
+    status = { type = "string", enum = { "active", "disabled" } } } }
+
+local BARGAIN_RESPONSE = { type = "object", description = "a bargain: price_fen now, cuts_left, seconds_left, helps",
+  properties = { id = { type = "integer" }, state = { type = "string", enum = {
+    "open", "floor_reached", "ordered", "paid", "expired", "closed" } },
+    price_fen = { type = "integer" }, cuts_left = { type = "integer" },
+    seconds_left = { type = "integer" }, helps = { type = "array" } } }
+
+return {
+  name = "bargain",
+  version = "1.0.0",
+  description = "bargains (砍价): friends cut the price to a floor in random whole fen; the initiator buys",
+  migrations = {
+    [[
+    CREATE TABLE bargain_activities (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      sku TEXT NOT NULL,
+      title TEXT NOT NULL,
+      original_price_fen INTEGER NOT NULL,
+      floor_price_fen INTEGER NOT NULL CHECK (floor_price_fen >= 1),
+      helpers_needed INTEGER NOT NULL CHECK (helpers_needed >= 1),
+      first_cut INTEGER NOT NULL CHECK (first_cut IN (0, 1)),
+      duration_seconds INTEGER NOT NULL,
+      buy_before_floor INTEGER NOT NULL CHECK (buy_before_floor IN (0, 1)),
+      pay_window_seconds INTEGER NOT NULL,
+      helps_per_helper INTEGER NOT NULL CHECK (helps_per_helper >= 1),
+      new_users_only INTEGER NOT NULL CHECK (new_users_only IN (0, 1)),
+      starts_at INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
+      starts_per_user INTEGER NOT NULL CHECK (starts_per_user >= 1),
+      status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      CHECK (original_price_fen - floor_price_fen >= helpers_needed + first_cut)
+    );
+    CREATE TABLE bargain_bargains (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      activity_id INTEGER NOT NULL,
+      initiator TEXT NOT NULL,
+      rules TEXT NOT NULL,
+      sku TEXT NOT NULL,
+      original_price_fen INTEGER NOT NULL,
+      floor_price_fen INTEGER NOT NULL,
+      cuts_total INTEGER NOT NULL,
+      cuts_left INTEGER NOT NULL CHECK (cuts_left >= 0 AND cuts_left <= cuts_total),
+      remaining_fen INTEGER NOT NULL
+        CHECK (remaining_fen >= cuts_left AND (remaining_fen = 0) = (cuts_left = 0)),
+      state TEXT NOT NULL CHECK (state IN ('open', 'floor_reached', 'ordered', 'paid', 'expired',
+                                           'closed')),
+      order_id INTEGER,
+      started_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      floor_reached_at INTEGER,
+      pay_deadline INTEGER,
+      ended_at INTEGER,
+      end_reason TEXT,
+      paid_at INTEGER
+    );
+    CREATE INDEX bargain_bargains_initiator ON bargain_bargains(activity_id, initiator, state);
+    CREATE INDEX bargain_bargains_user ON bargain_bargains(initiator, id);
+    CREATE TABLE bargain_helps (
+      bargain_id INTEGER NOT NULL,
+      seq INTEGER NOT NULL CHECK (seq >= 1),
+      helper TEXT NOT NULL,
+      cut_fen INTEGER NOT NULL CHECK (cut_fen >= 1),
+      remaining_before_fen INTEGER NOT NULL,
+      cuts_left_before INTEGER NOT NULL,
+      draw INTEGER,
+      seed INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      PRIMARY KEY (bargain_id, seq),
+      UNIQUE (bargain_id, helper)
+    ) WITHOUT ROWID;
+    CREATE TABLE bargain_helpers (
+      activity_id INTEGER NOT NULL,
+      helper TEXT NOT NULL,
+      helps INTEGER NOT NULL CHECK (helps >= 1),
+      PRIMARY KEY (activity_id, helper)
+    ) WITHOUT ROWID;
+    CREATE TABLE bargain_starters (
+      activity_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      started INTEGER NOT NULL CHECK (started >= 1),
+      PRIMARY KEY (activity_id, user)
+    ) WITHOUT ROWID;
+    ]],
+  },
+  routes = {
+    { method = "GET", path = "/bargain/activities", auth = "none", handler = activities.list_public,
+      summary = "Bargain activities open now or coming" },
+    { method = "GET", path = "/bargain/activities/{id:int}", auth = "none", handler = activities.get_public,
+      summary = "One bargain activity" },
+    { method = "POST", path = "/bargain/activities/{id:int}/start", handler = start, status = 201,
+      summary = "Start a bargain: the activity's rules are frozen into it (and the first cut made, if any)",
+      response = BARGAIN_RESPONSE },
+    { method = "GET", path = "/bargains", handler = list_mine, summary = "My bargains, newest first" },
+    { method = "GET", path = "/bargains/{id:int}", auth = "none", handler = get_public,
+      summary = "A bargain for its share page: price now, helpers and their cuts, cuts and seconds left",
+      response = BARGAIN_RESPONSE },
+    { method = "POST", path = "/bargains/{id:int}/help", handler = post_help, status = 201,
+      summary = "Help a friend's bargain: cut a random whole number of fen off its price",
+      response = { type = "object", properties = { cut_fen = { type = "integer" }, bargain = BARGAIN_RESPONSE } } },
+    { method = "POST", path = "/bargains/{id:int}/buy", handler = buy, status = 201,
+      summary = "The initiator buys at the current price (once; a repeat answers the unpaid order)",
+      response = { type = "object", description = "the order (see the orders plugin)" } },
+    { method = "POST", path = "/bargain/activities", auth = "admin", handler = activities.create, status = 201,
+      summary = "Create a bargain activity", body = ACTIVITY_BODY },
+    { method = "PATCH", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.update,
+      summary = "Change a bargain activity (any field but the SKU); bargains already started keep their rules",
+      body = ACTIVITY_BODY },
+    { method = "GET", path = "/bargain/activities", auth = "admin", handler = activities.list_admin,
+      summary = "Every bargain activity, with its bargains by state and its helps",
+      query = { limit = { type = "integer" }, after = { type = "integer" } } },
+    { method = "GET", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.get_admin,
+      summary = "One bargain activity, with its bargains by state and its helps" },
+    { method = "GET", path = "/bargains/{id:int}", auth = "admin", handler = get_admin,
+      summary = "A bargain with its frozen rules and every cut's seed and draw", response = BARGAIN_RESPONSE },
+    { method = "GET", path = "/bargains/{id:int}/replay", auth = "admin", handler = get_replay,
+      summary = "Recompute a bargain's cuts from the recorded seeds and draws and say whether they match",
+      response = { type = "object", properties = { match = { type = "boolean" }, cuts = { type = "array" } } } },
+  },
+  jobs = {
+    expire = lifecycle.expire,
+    pay_deadline = lifecycle.pay_deadline,
+  },
+  subscribe = {
+    ["order.paid"] = lifecycle.on_order_paid,
+  },
+  exports = {
+    release_order = lifecycle.release_order,
+    reclaim_order = lifecycle.reclaim_order,
+  },
+}
