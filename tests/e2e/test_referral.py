@@ -19,9 +19,10 @@ job, binding expiry, the next local day) happen when the test advances the clock
 import itertools
 import os
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, manual_tenant, clock, advance, admin_ok, add_sku,  # noqa: E402
+from harness import (Host, manual_tenant, clock, advance, admin_ok, add_sku, tasks,  # noqa: E402
                      user_auth, expect_error, wait_until, run)
 
 DAY = 86400
@@ -31,13 +32,15 @@ RATES = {"level1_rate_bp": 1000, "level2_rate_bp": 500}   # 10 % and 5 %
 EVENT_WAIT = 20.0
 
 
-def shop(tid, referral):
-    return manual_tenant(tid, {
-        "catalog": {}, "orders": {"attribution_plugin": "referral", "max_unpaid_orders": 5},
-        "payments": {"secret": PAY_SECRET}, "referral": referral})
+def shop(tid, referral, extra=None):
+    plugins = {"catalog": {}, "orders": {"attribution_plugin": "referral", "max_unpaid_orders": 5},
+               "payments": {"secret": PAY_SECRET}, "referral": referral}
+    plugins.update(extra or {})
+    return manual_tenant(tid, plugins)
 
 
-T = shop("ref", dict(RATES, settle_after_seconds=WINDOW, min_withdrawal_fen=100))
+# evemit (tests/e2e/plugins) re-emits order events: a second delivery of each
+T = shop("ref", dict(RATES, settle_after_seconds=WINDOW, min_withdrawal_fen=100), {"evemit": {}})
 T_SELF = shop("selfbuy", dict(RATES, self_purchase_rebate=True, daily_cap_fen=1500))
 T_NEW = shop("newusers", dict(RATES, binding_mode="new_users", binding_days=1, join_mode="designated"))
 T_LAST = shop("lasttouch", dict(RATES, binding_mode="last_touch", binding_seconds=3600,
@@ -340,6 +343,80 @@ def test_self_purchase_rebate_and_daily_cap_in_the_tenants_day():
     wait_balance(t, "self-q", money(frozen=2000))
     wait_balance(t, "self-p", money(frozen=2500))
     assert balance(t, "self-r") == money()
+
+
+def deliver_again(t, name, data):
+    """Emits an order event once more, as an at-least-once delivery would, and
+    waits until every delivery of the tenant is done."""
+    status, _, answer = host().post("/v1/%s/evemit/emit" % t["id"], {"name": name, "data": data})
+    assert status == 200 and answer["subscribers"] >= 1, (status, answer)
+    wait_until(lambda: tasks(host(), t, kind="events")["pending"] == 0, EVENT_WAIT,
+               what="every delivery done")
+
+
+def test_every_order_event_delivered_twice_changes_nothing():
+    h, t = host(), T
+    join(t, "dup-a")
+    join(t, "dup-b")
+    bind(t, "dup-b", "dup-a")
+    bind(t, "dup-buyer", "dup-b")
+    sku = new_sku(t, 10000)
+    o = buy(t, "dup-buyer", [{"sku": sku, "qty": 1}])
+    wait_balance(t, "dup-b", money(frozen=1000))
+    wait_balance(t, "dup-a", money(frozen=500))
+    refund(t, o["id"], 3000)
+    wait_balance(t, "dup-b", money(frozen=700))
+    user_ok(t, "dup-buyer", "POST", "/orders/%d/confirm" % o["id"])
+    wait_until(lambda: my_referral_order(t, "dup-b", o["id"])["completed_at"] is not None,
+               EVENT_WAIT, what="order.completed reached referral")
+    entries = (earnings(t, "dup-b")["entries"], earnings(t, "dup-a")["entries"])
+    full = admin_ok(h, "GET", "/orders/%d" % o["id"], t)
+    refund_no = full["refunds"][0]["refund_no"]
+    deliver_again(t, "order.paid", {"order": full, "late": False})
+    deliver_again(t, "order.refunded", {"order": full, "refund_no": refund_no, "amount_fen": 3000,
+                                        "full": False})
+    deliver_again(t, "order.completed", {"order": full})
+    assert balance(t, "dup-b") == money(frozen=700) and balance(t, "dup-a") == money(frozen=350)
+    assert (earnings(t, "dup-b")["entries"], earnings(t, "dup-a")["entries"]) == entries
+    assert my_referral_order(t, "dup-b", o["id"])["refunded_fen"] == 3000
+    advance(h, t, seconds=WINDOW)
+    assert balance(t, "dup-b") == money(settled=700) and balance(t, "dup-a") == money(settled=350)
+    # the settled order delivered again stays settled, and counted once
+    deliver_again(t, "order.completed", {"order": full})
+    deliver_again(t, "order.paid", {"order": full, "late": False})
+    advance(h, t, seconds=WINDOW)
+    assert balance(t, "dup-b") == money(settled=700) and balance(t, "dup-a") == money(settled=350)
+
+
+def test_concurrent_withdrawals_never_pass_the_settled_balance():
+    h, t = host(), T
+    join(t, "wd-a")
+    bind(t, "wd-buyer", "wd-a")
+    sku = new_sku(t, 10000)
+    o = buy(t, "wd-buyer", [{"sku": sku, "qty": 1}])
+    wait_balance(t, "wd-a", money(frozen=1000))
+    user_ok(t, "wd-buyer", "POST", "/orders/%d/confirm" % o["id"])
+    wait_until(lambda: my_referral_order(t, "wd-a", o["id"])["completed_at"] is not None,
+               EVENT_WAIT, what="order.completed reached referral")
+    advance(h, t, seconds=WINDOW)
+    assert balance(t, "wd-a") == money(settled=1000)
+    # 30 requests of 100 fen at once against 1000 settled: exactly 10 are accepted
+    results, go = [], threading.Barrier(30)
+
+    def ask():
+        go.wait()
+        results.append(withdraw(t, "wd-a", 100)[0])
+
+    threads = [threading.Thread(target=ask) for _ in range(30)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(results) == [201] * 10 + [409] * 20, results
+    assert balance(t, "wd-a") == money(settled=1000, pending=1000)
+    for w in admin_ok(h, "GET", "/referral/withdrawals?user=wd-a&status=pending", t)["items"]:
+        assert decide(t, w, "approve")[0] == 200
+    assert balance(t, "wd-a") == money(settled=1000, withdrawn=1000)
 
 
 # ---- 2. binding
