@@ -480,18 +480,71 @@ static void open_config_env(lua_State *L) {
   lua_setglobal(L, "env");
 }
 
+/* A config is data with a little arithmetic. It runs on a budget, so that a
+** runaway loop or table in it is an error at start-up, not a hung or swollen
+** host. The byte count lives in the lua_State's allocator data. */
+#define CONFIG_MAX_BYTES ((size_t)64 << 20)
+#define CONFIG_MAX_INSTRUCTIONS 50000000
+#define CONFIG_HOOK_EVERY 10000
+
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  size_t *used = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    *used -= old;
+    return NULL;
+  }
+  if (nsize > old && nsize - old > CONFIG_MAX_BYTES - *used) return NULL;  /* Lua: out of memory */
+  void *p = realloc(ptr, nsize);
+  if (p) *used = *used - old + nsize;
+  return p;
+}
+
+static void config_count_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  int *calls = lua_getextraspace(L);
+  if (++*calls > CONFIG_MAX_INSTRUCTIONS / CONFIG_HOOK_EVERY)
+    luaL_error(L, "the config ran more than %d Lua instructions", CONFIG_MAX_INSTRUCTIONS);
+}
+
+static lua_State *config_state(void) {
+  size_t *used = calloc(1, sizeof *used);
+  if (!used) return NULL;
+  lua_State *L = lua_newstate(config_alloc, used);
+  if (!L) free(used);
+  return L;
+}
+
+static void config_state_close(lua_State *L) {
+  void *used;
+  lua_getallocf(L, &used);
+  lua_close(L);
+  free(used);
+}
+
+/* Runs the config chunk under the instruction budget; its table is left on the stack. */
+static int run_config_chunk(lua_State *L, const char *text, size_t len, const char *chunkname) {
+  *(int *)lua_getextraspace(L) = 0;
+  lua_sethook(L, config_count_hook, LUA_MASKCOUNT, CONFIG_HOOK_EVERY);
+  int rc = luaL_loadbufferx(L, text, len, chunkname, "t");
+  if (rc == LUA_OK) rc = lua_pcall(L, 0, 1, 0);
+  lua_sethook(L, NULL, 0, 0);
+  return rc;
+}
+
 static int load_common(const char *text, size_t len, const char *chunkname, const char *dir,
                        tpc_config *cfg, char *err, size_t errcap) {
   cfg->dir = strdup(dir ? dir : ".");
-  cfg->L = luaL_newstate();
+  cfg->L = config_state();
   if (!cfg->L) {
     snprintf(err, errcap, "out of memory");
     return -1;
   }
   open_config_env(cfg->L);
-  if (luaL_loadbufferx(cfg->L, text, len, chunkname, "t") != LUA_OK ||
-      lua_pcall(cfg->L, 0, 1, 0) != LUA_OK) {
-    snprintf(err, errcap, "%s", lua_tostring(cfg->L, -1));
+  if (run_config_chunk(cfg->L, text, len, chunkname) != LUA_OK) {
+    const char *msg = lua_tostring(cfg->L, -1);
+    snprintf(err, errcap, "%s", msg ? msg : "the config raised an error that is not a string");
     return -1;
   }
   checker c = {.L = cfg->L, .cfg = cfg, .err = err, .errcap = errcap};
@@ -562,7 +615,7 @@ void tpc_free(tpc_config *cfg) {
   free(cfg->cli_admin_key);
   free(cfg->dir);
   free(cfg->path);
-  if (cfg->L) lua_close(cfg->L);
+  if (cfg->L) config_state_close(cfg->L);
   memset(cfg, 0, sizeof *cfg);
 }
 

@@ -7,13 +7,15 @@ build_pkgs=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libsqlite3
             node-llhttp lua-cjson-dev libssl-dev tzdata)
 test_pkgs=(python3 curl)
 bench_pkgs=(wrk util-linux)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in
   --test)  want+=("${test_pkgs[@]}") ;;
   --bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  --fuzz)  want+=("${fuzz_pkgs[@]}") ;;
   "")      want+=(curl) ;;
-  *) echo "usage: tools/bootstrap.sh [--test|--bench]" >&2; exit 2 ;;
+  *) echo "usage: tools/bootstrap.sh [--test|--bench|--fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

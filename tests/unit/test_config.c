@@ -188,6 +188,22 @@ TEST(listen_addresses_parse) {
   ASSERT_EQ(tpc_parse_listen("h:8x", host, sizeof host, &port), -1);
 }
 
+TEST(a_runaway_config_is_an_error_not_a_hang) {
+  ASSERT_EQ(load("while true do end"), -1);
+  ASSERT_TRUE(strstr(err, "ran more than") != NULL);
+  ASSERT_EQ(load("local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(64) .. i end return t"), -1);
+  ASSERT_TRUE(strstr(err, "memory") != NULL || strstr(err, "ran more than") != NULL);
+  ASSERT_EQ(load("return ('x'):rep(1 << 40)"), -1);
+  ASSERT_TRUE(strstr(err, "memory") != NULL || strstr(err, "too large") != NULL);
+  /* an error that is not a string still gives a message */
+  ASSERT_EQ(load("error({})"), -1);
+  ASSERT_TRUE(err[0] != 0);
+  /* the budget is per load: a normal config after all that is fine */
+  ASSERT_EQ(load("local n = 0 for i = 1, 100000 do n = n + i end "
+                 "return { tenants = { " TENANT " } } }"), 0);
+  tpc_free(&cfg);
+}
+
 int main(void) {
   RUN(minimal_config_gets_defaults);
   RUN(full_config_is_read);
@@ -198,6 +214,7 @@ int main(void) {
   RUN(plugin_names_and_prefixes_are_checked);
   RUN(plugin_config_must_be_plain_data);
   RUN(syntax_errors_carry_the_line);
+  RUN(a_runaway_config_is_an_error_not_a_hang);
   RUN(config_runs_sandboxed_with_env);
   RUN(missing_file_is_a_clear_error);
   RUN(listen_addresses_parse);
