@@ -595,6 +595,18 @@ def test_store_performance_sums_its_guides_and_the_leaderboard_order():
     assert [(r["user"], r["value"]) for r in board][:2] == [("st-guide-2", 20000), ("st-guide-1", 10000)]
     assert o_u2a["attribution"]["guide"] == "st-guide-2"
 
+    # a closed store's guide can still be disabled; a disabled guide earns nothing,
+    # is nobody's guide, and her code binds nobody
+    assert admin_ok(h, "PATCH", "/referral/stores/s2", t, {"status": "closed"})["status"] == "closed"
+    d = admin_ok(h, "PATCH", "/referral/distributors/st-guide-3", t, {"status": "disabled"})
+    assert d["status"] == "disabled" and d["store"] == "s2", d
+    o = buy(t, "st-u4", [{"sku": sku, "qty": 1}])
+    assert o["attribution"] == {"referrer": "st-guide-3"}, o
+    wait_until(lambda: tasks(h, t, kind="events")["pending"] == 0, EVENT_WAIT, what="deliveries done")
+    assert balance(t, "st-guide-3") == money(frozen=700)
+    expect_error(user_call(t, "st-u5", "POST", "/referral/bind", {"code": d["code"]}), 404, "code_not_found")
+    expect_error(h.admin("PATCH", "/referral/distributors/st-guide-3", t, {"store": "s2"}), 409, "store_closed")
+
 
 # ---- 4. invariants in the config
 
@@ -609,6 +621,12 @@ def test_config_asking_for_a_third_level_or_a_fee_is_refused():
         expect_error(h.get("/v1/%s/referral/me" % t["id"], headers=user_auth(t, "someone")),
                      404, "route_not_found")
     h.assert_serving("ref")
+    status, _, doc = h.get("/v1/ref/openapi.json")
+    assert status == 200, doc
+    ours = sorted(p for p in doc["paths"] if "/referral/" in p)
+    assert len(ours) >= 15 and all(
+        m in ("get", "post", "put", "patch", "delete") and op.get("summary")
+        for p in ours for m, op in doc["paths"][p].items()), ours
 
 
 def teardown():

@@ -53,8 +53,13 @@ local function closes_cycle(user, referrer, now)
   return hit.seen > 0 or hit.deepest >= MAX_CHAIN
 end
 
+---True if the user never paid an order, as the orders plugin counts it.
 local function new_user(user)
-  local c = tp.call("orders", "customer", user)
+  local ok, c = pcall(tp.call, "orders", "customer", user)
+  if not ok then
+    tp.log("warn", "orders could not say whether a user is new", { error = tostring(c) })
+    tp.fail(409, "orders_unavailable", "binding_mode new_users needs the orders plugin")
+  end
   return c.paid_orders == 0
 end
 

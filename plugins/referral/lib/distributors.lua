@@ -96,13 +96,14 @@ local function require_store(id)
   if s.status ~= "open" then tp.fail(409, "store_closed", ("store %s is closed"):format(id)) end
 end
 
----Checks kind and store together: a guide needs an open store, a promoter has none.
-local function check_role(kind, store)
+---Checks kind and store together: a guide needs a store (an open one when she
+---is placed there now: placing), a promoter has none.
+local function check_role(kind, store, placing)
   check.enum(kind, "kind", { promoter = true, guide = true })
   if kind == "guide" then
     if store == nil then check.field_error("store", "is required for a guide") end
     check.ident(store, "store", 64)
-    require_store(store)
+    if placing then require_store(store) end
   elseif store ~= nil then
     check.field_error("store", "only a guide belongs to a store")
   end
@@ -115,7 +116,7 @@ function distributors.designate(body)
   check.only(body, { user = true, kind = true, store = true })
   if not check.is_user_id(body.user) then check.field_error("user", "must be a user id") end
   local kind = body.kind or "promoter"
-  check_role(kind, body.store)
+  check_role(kind, body.store, true)
   local d = distributors.get(body.user)
   if not d then return 201, insert(body.user, kind, body.store, "active") end
   tp.db.exec([[UPDATE referral_distributors SET kind = ?, store = ?, status = 'active',
@@ -148,7 +149,7 @@ function distributors.update(user, body)
   local kind = body.kind or d.kind
   local store = body.store  -- a guide keeps her store unless told another; a promoter has none
   if store == nil and kind == "guide" then store = d.store end
-  check_role(kind, store)
+  check_role(kind, store, body.store ~= nil or body.kind ~= nil)
   tp.db.exec([[UPDATE referral_distributors SET status = ?, kind = ?, store = ?, decided_at = ?
     WHERE user = ?]], status, kind, store, tp.now(), user)
   return distributors.get(user)
