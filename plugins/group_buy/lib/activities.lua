@@ -1,0 +1,190 @@
+-- Group-buy activities: what the operator configures, its validation, and
+-- how it reads from the store.
+
+local check = require("tp.check")
+local deadlines = require("lib.deadlines")
+
+local activities = {}
+
+---@class GroupBuyActivity
+---@field id integer
+---@field sku string
+---@field title string
+---@field group_size integer          members a group needs (2-100)
+---@field price_fen integer           what a member pays per unit
+---@field leader_price_fen integer?   what the member who opens a group pays per unit
+---@field group_ttl_seconds integer   how long a group stays open after it opens
+---@field unpaid_timeout_seconds integer  how long a group order may stay unpaid
+---@field starts_at integer
+---@field ends_at integer
+---@field per_user_limit integer      units a user may order in this activity
+---@field per_order_limit integer     units in one order
+---@field virtual_fill boolean        模拟成团: fill a short group at expiry...
+---@field virtual_fill_min_percent integer ...if at least this % of its seats are paid
+---@field new_users_only boolean      joiners must never have paid an order
+---@field status "active"|"disabled"
+
+local STATUSES = { active = true, disabled = true }
+
+activities.COLUMNS = [[id, sku, title, group_size, price_fen, leader_price_fen, group_ttl_seconds,
+  unpaid_timeout_seconds, starts_at, ends_at, per_user_limit, per_order_limit, virtual_fill,
+  virtual_fill_min_percent, new_users_only, status, created_at, updated_at]]
+
+local FIELDS = { sku = true, title = true, group_size = true, price_fen = true,
+  leader_price_fen = true, group_ttl_seconds = true, unpaid_timeout_seconds = true,
+  starts_at = true, ends_at = true, per_user_limit = true, per_order_limit = true,
+  virtual_fill = true, virtual_fill_min_percent = true, new_users_only = true, status = true }
+
+---A row as the store holds it (flags as 0/1) into a GroupBuyActivity.
+local function from_row(row)
+  row.virtual_fill = row.virtual_fill == 1
+  row.new_users_only = row.new_users_only == 1
+  return row
+end
+
+---@param id integer
+---@return GroupBuyActivity|nil
+function activities.load(id)
+  local row = tp.db.one("SELECT " .. activities.COLUMNS .. " FROM group_buy_activities WHERE id = ?", id)
+  return row and from_row(row) or nil
+end
+
+---The activity for a user's order, or 404 (a disabled one is as absent as a missing one).
+---@param id integer
+---@return GroupBuyActivity
+function activities.active(id)
+  local a = activities.load(id)
+  if not a or a.status ~= "active" then
+    tp.fail(404, "activity_not_found", "no such group buy")
+  end
+  return a
+end
+
+---"not_started", "running" or "ended" at now.
+function activities.phase(a, now)
+  if now < a.starts_at then return "not_started" end
+  if now >= a.ends_at then return "ended" end
+  return "running"
+end
+
+---The activity as routes show it, with its phase and how many groups formed.
+---@param a GroupBuyActivity
+---@param now integer
+function activities.shape(a, now)
+  a.phase = a.status == "active" and activities.phase(a, now) or "disabled"
+  local counts = tp.db.query([[SELECT state, count(*) AS n FROM group_buy_groups
+    WHERE activity_id = ? GROUP BY state]], a.id)
+  local groups = tp.json.object()
+  for _, c in ipairs(counts) do groups[c.state] = c.n end
+  a.groups = groups
+  return a
+end
+
+-- ---- the operator's input
+
+---Checks an activity (a new one, or the current one merged with a patch).
+---@param a table
+function activities.validate(a)
+  check.ident(a.sku, "sku", 64)
+  check.text(a.title, "title", 100, true)
+  check.integer(a.group_size, "group_size", 2, 100)
+  check.integer(a.price_fen, "price_fen", 1)
+  check.integer(a.leader_price_fen, "leader_price_fen", 1, nil, true)
+  check.integer(a.group_ttl_seconds, "group_ttl_seconds", 60, 30 * 86400)
+  check.integer(a.unpaid_timeout_seconds, "unpaid_timeout_seconds", deadlines.MIN_PAY_SECONDS,
+    deadlines.MAX_PAY_SECONDS)
+  check.epoch(a.starts_at, "starts_at")
+  check.epoch(a.ends_at, "ends_at")
+  check.integer(a.per_user_limit, "per_user_limit", 1, 1000)
+  check.integer(a.per_order_limit, "per_order_limit", 1, 1000)
+  check.boolean(a.virtual_fill, "virtual_fill", false)
+  check.integer(a.virtual_fill_min_percent, "virtual_fill_min_percent", 1, 100)
+  check.boolean(a.new_users_only, "new_users_only", false)
+  check.enum(a.status, "status", STATUSES)
+  if a.ends_at <= a.starts_at then check.field_error("ends_at", "must be after starts_at") end
+  if a.per_order_limit > a.per_user_limit then
+    check.field_error("per_order_limit", "cannot exceed per_user_limit")
+  end
+end
+
+---The SKU must exist and neither price may pass its list price.
+---@param a table
+---@return table sku the catalog's SKU
+function activities.check_sku(a)
+  local sku = tp.call("catalog", "sku", a.sku)
+  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
+  for _, field in ipairs({ "price_fen", "leader_price_fen" }) do
+    if a[field] and a[field] > sku.price_fen then
+      check.field_error(field, ("cannot exceed the list price of %d fen"):format(sku.price_fen))
+    end
+  end
+  return sku
+end
+
+---A new activity from a request body, with the defaults filled in.
+---@param b table
+---@return table
+function activities.from_body(b)
+  check.only(b, FIELDS)
+  local cfg = tp.config()
+  return {
+    sku = b.sku, title = b.title, group_size = b.group_size, price_fen = b.price_fen,
+    leader_price_fen = check.present(b.leader_price_fen),
+    group_ttl_seconds = b.group_ttl_seconds or cfg.group_ttl_seconds or 86400,
+    unpaid_timeout_seconds = b.unpaid_timeout_seconds or cfg.unpaid_timeout_seconds or 900,
+    starts_at = b.starts_at, ends_at = b.ends_at,
+    per_user_limit = b.per_user_limit or 1, per_order_limit = b.per_order_limit or 1,
+    virtual_fill = check.boolean(b.virtual_fill, "virtual_fill", false),
+    virtual_fill_min_percent = b.virtual_fill_min_percent or 100,
+    new_users_only = check.boolean(b.new_users_only, "new_users_only", false),
+    status = b.status or "active",
+  }
+end
+
+---The current activity merged with a patch (every field but the SKU).
+---@param a GroupBuyActivity
+---@param b table
+---@return table
+function activities.merge(a, b)
+  check.only(b, FIELDS)
+  if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
+  for field in pairs(FIELDS) do
+    -- a null clears the leader price; no other field can be cleared
+    if b[field] == tp.json.null and field ~= "leader_price_fen" then
+      check.field_error(field, "cannot be null")
+    end
+    if b[field] ~= nil then a[field] = check.present(b[field]) end
+  end
+  return a
+end
+
+---Writes the activity; returns its id.
+---@param a table
+---@return integer
+function activities.save(a)
+  local row = {}
+  for field in pairs(FIELDS) do row[field] = a[field] end
+  row.virtual_fill = a.virtual_fill and 1 or 0
+  row.new_users_only = a.new_users_only and 1 or 0
+  row.now, row.id = tp.now(), a.id
+  if a.id then
+    tp.db.exec([[UPDATE group_buy_activities SET title = :title, group_size = :group_size,
+      price_fen = :price_fen, leader_price_fen = :leader_price_fen,
+      group_ttl_seconds = :group_ttl_seconds, unpaid_timeout_seconds = :unpaid_timeout_seconds,
+      starts_at = :starts_at, ends_at = :ends_at, per_user_limit = :per_user_limit,
+      per_order_limit = :per_order_limit, virtual_fill = :virtual_fill,
+      virtual_fill_min_percent = :virtual_fill_min_percent, new_users_only = :new_users_only,
+      status = :status, updated_at = :now WHERE id = :id]], row)
+    return a.id
+  end
+  local _, id = tp.db.exec([[INSERT INTO group_buy_activities (sku, title, group_size, price_fen,
+      leader_price_fen, group_ttl_seconds, unpaid_timeout_seconds, starts_at, ends_at,
+      per_user_limit, per_order_limit, virtual_fill, virtual_fill_min_percent, new_users_only,
+      status, created_at, updated_at)
+    VALUES (:sku, :title, :group_size, :price_fen, :leader_price_fen, :group_ttl_seconds,
+      :unpaid_timeout_seconds, :starts_at, :ends_at, :per_user_limit, :per_order_limit,
+      :virtual_fill, :virtual_fill_min_percent, :new_users_only, :status, :now, :now)]], row)
+  return id
+end
+
+return activities

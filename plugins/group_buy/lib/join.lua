@@ -1,0 +1,157 @@
+-- Opening a group and joining one: the user routes that create an order.
+-- One transaction each: the checks that write nothing, then the user's
+-- count, then the order (orders reserves the catalog's stock), then our row.
+-- An unpaid order does not hold a seat: a seat counts when its payment lands
+-- (lib/seating.lua), so a crowd of unpaid joiners cannot lock a group.
+
+local check = require("tp.check")
+local activities = require("lib.activities")
+local deadlines = require("lib.deadlines")
+local groups = require("lib.groups")
+local quota = require("lib.quota")
+
+local join = {}
+
+local function refuse(code, message, details)
+  tp.fail(409, code, message, details)
+end
+
+---The request's qty and Idempotency-Key.
+local function read_request(req)
+  local body = req.body == nil and {} or check.body(req.body, true)
+  check.only(body, { qty = true })
+  local qty = check.integer(body.qty, "qty", 1, 1000, true) or 1
+  local key = req.headers["idempotency-key"]
+  return qty, key
+end
+
+---The activity, open now, for qty units in one order.
+local function running_activity(id, qty)
+  local a = activities.active(id)
+  local now = tp.now()
+  local phase = activities.phase(a, now)
+  if phase == "not_started" then
+    refuse("not_started", "this group buy has not started", { starts_at = a.starts_at })
+  elseif phase == "ended" then
+    refuse("ended", "this group buy has ended", { ends_at = a.ends_at })
+  end
+  if qty > a.per_order_limit then
+    refuse("order_limit_exceeded", ("at most %d per order"):format(a.per_order_limit),
+      { per_order_limit = a.per_order_limit })
+  end
+  return a
+end
+
+---The order an earlier request with the same Idempotency-Key created, if it
+---asked for the same thing; a key reused for something else is refused.
+local function replay(user, key, activity_id, role, group_id, qty)
+  if not key then return nil end
+  local earlier = tp.call("orders", "find_by_key", user, key)
+  if not earlier then return nil end
+  local row = tp.db.one([[SELECT activity_id, role_asked, group_asked, qty FROM group_buy_orders
+    WHERE order_id = ?]], earlier.id)
+  if not (row and row.activity_id == activity_id and row.role_asked == role and row.qty == qty
+          and (group_id == nil or row.group_asked == group_id)) then
+    tp.fail(409, "idempotency_key_reused", "this Idempotency-Key was used for another order",
+      { order_id = earlier.id })
+  end
+  return { order = earlier, group = groups.public(groups.load(row.group_asked), tp.now()) }
+end
+
+local function count_for_user(a, user, qty)
+  if not quota.take(a.id, user, qty, a.per_user_limit) then
+    refuse("limit_reached", ("at most %d per user in this group buy"):format(a.per_user_limit),
+      { per_user_limit = a.per_user_limit })
+  end
+end
+
+---The order, through orders: held once paid until the group forms.
+local function create_order(a, user, qty, role, group_id, key, pay_within)
+  local price = role == "leader" and a.leader_price_fen or a.price_fen
+  local ok, result = pcall(tp.call, "orders", "create", {
+    user = user, idempotency_key = key,
+    lines = { { sku = a.sku, qty = qty, unit_price_fen = price } },
+    campaign = { id = group_id, hold = true, unpaid_timeout_seconds = pay_within } })
+  if ok then return result end
+  if type(result) == "table" and result.code == "insufficient_stock" then
+    refuse("sold_out", "the product behind this group buy is out of stock")
+  end
+  error(result, 0)
+end
+
+local function record(order, a, group_id, role, qty)
+  tp.db.exec([[INSERT INTO group_buy_orders (order_id, activity_id, group_id, group_asked, user,
+      role, role_asked, qty, state, counted, created_at)
+    VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?5, ?6, 'unpaid', 1, ?7)]],
+    order.id, a.id, group_id, order.user, role, qty, tp.now())
+end
+
+---POST /group-buys/{id}/open {qty?}: the user opens a group as its leader.
+---The group waits ('pending') until the leader's payment opens it.
+function join.open(req)
+  local qty, key = read_request(req)
+  local earlier = replay(req.user, key, req.params.id, "leader", nil, qty)
+  if earlier then return 200, earlier end
+  local a = running_activity(req.params.id, qty)
+  count_for_user(a, req.user, qty)
+  local group_id = groups.create_pending(a, req.user)
+  local order = create_order(a, req.user, qty, "leader", group_id, key,
+    deadlines.pay_within(a, tp.now(), nil))
+  tp.db.exec("UPDATE group_buy_groups SET leader_order_id = ? WHERE id = ?", order.id, group_id)
+  record(order, a, group_id, "leader", qty)
+  return 201, { order = order, group = groups.public(groups.load(group_id), tp.now()) }
+end
+
+local GROUP_REFUSALS = {
+  pending = { "group_not_open", "this group opens when its leader has paid" },
+  abandoned = { "group_not_open", "this group never opened: its leader did not pay" },
+  formed = { "group_formed", "this group is already complete" },
+  failed = { "group_failed", "this group did not fill in time and has closed" },
+}
+
+---The group, if it takes a joiner now.
+local function joinable_group(a, group_id)
+  local g = groups.load(group_id)
+  if not g or g.activity_id ~= a.id then tp.fail(404, "group_not_found", "no such group in this group buy") end
+  local refusal = GROUP_REFUSALS[g.state]
+  if refusal then refuse(refusal[1], refusal[2], { state = g.state }) end
+  if g.expires_at <= tp.now() then
+    refuse("group_expired", "this group ran out of time", { expires_at = g.expires_at })
+  end
+  if g.paid + g.virtual_seats >= g.group_size then
+    refuse("group_full", "this group has no seat left")
+  end
+  return g
+end
+
+---A user is in a group once: with a seat, or with an order that may take one.
+local function refuse_second_join(g, user)
+  local mine = tp.db.one([[SELECT order_id, state FROM group_buy_orders
+    WHERE group_id = ? AND user = ? AND state IN ('unpaid', 'seated') LIMIT 1]], g.id, user)
+  if mine then
+    refuse("already_joined", "you are already in this group", { order_id = mine.order_id, state = mine.state })
+  end
+end
+
+local function refuse_returning_user(a, user)
+  if a.new_users_only and tp.call("orders", "customer", user).paid_orders > 0 then
+    refuse("new_users_only", "this group buy is for new customers only")
+  end
+end
+
+---POST /group-buys/{id}/groups/{gid}/join {qty?}: the user joins an open group.
+function join.join(req)
+  local qty, key = read_request(req)
+  local earlier = replay(req.user, key, req.params.id, "member", req.params.gid, qty)
+  if earlier then return 200, earlier end
+  local a = running_activity(req.params.id, qty)
+  local g = joinable_group(a, req.params.gid)
+  refuse_second_join(g, req.user)
+  refuse_returning_user(a, req.user)
+  count_for_user(a, req.user, qty)
+  local order = create_order(a, req.user, qty, "member", g.id, key, deadlines.pay_within(a, tp.now(), g))
+  record(order, a, g.id, "member", qty)
+  return 201, { order = order, group = groups.public(g, tp.now()) }
+end
+
+return join

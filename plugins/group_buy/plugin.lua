@@ -1,0 +1,295 @@
+---@diagnostic disable: undefined-global
+-- group_buy (拼团): an activity sells a SKU at a group price to groups of N.
+-- A user opens a group (pays as its leader, at the leader price if set) or
+-- joins an open one (pays). A seat counts when its payment lands; the group
+-- forms when N seats are paid and its orders are released for fulfilment;
+-- until then they are held ("paid, group pending"). A group that runs out of
+-- time short fails and every paid member is refunded, each by a job of its
+-- own — or, with virtual fill (模拟成团) and enough seats paid, forms anyway.
+--
+--   lib/join.lua        opening and joining: the routes that create orders
+--   lib/seating.lua     order.paid: where a payment sits (never past N)
+--   lib/groups.lua      a group's states and seats
+--   lib/closing.lua     expiry, virtual fill, refunds
+--   lib/release.lua     release_order / reclaim_order (the orders contract)
+--   lib/deadlines.lua   every duration, from the activity's config
+--   lib/activities.lua  the operator's activities
+
+---@class GroupBuyConfig
+---@field group_ttl_seconds integer? default time a group stays open (86400)
+---@field unpaid_timeout_seconds integer? default unpaid timeout of group orders (900)
+
+local check = require("tp.check")
+local activities = require("lib.activities")
+local closing = require("lib.closing")
+local groups = require("lib.groups")
+local join = require("lib.join")
+local release = require("lib.release")
+local seating = require("lib.seating")
+
+local GROUP_STATES = { pending = true, open = true, formed = true, failed = true, abandoned = true }
+
+-- ---- the mini-program
+
+---GET /group-buys: activities running now or coming.
+local function list_public()
+  local now = tp.now()
+  local rows = tp.db.query("SELECT " .. activities.COLUMNS .. [[ FROM group_buy_activities
+    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]], now)
+  local items = tp.json.array()
+  for i, row in ipairs(rows) do items[i] = activities.shape(activities.load(row.id), now) end
+  return 200, { now = now, items = items }
+end
+
+local function get_public(req)
+  return 200, activities.shape(activities.active(req.params.id), tp.now())
+end
+
+---The group, which must belong to the activity in the path.
+local function group_in(req)
+  local g = groups.load(req.params.gid)
+  if not g or g.activity_id ~= req.params.id then tp.fail(404, "group_not_found", "no such group in this group buy") end
+  return g
+end
+
+---GET /group-buys/{id}/groups: the open groups to join (凑团), nearly full
+---first, then soonest to run out, with seconds left.
+local function open_groups(req)
+  local a = activities.active(req.params.id)
+  local limit = check.page(req.query, 20, 100)
+  local now = tp.now()
+  local rows = tp.db.query("SELECT " .. groups.COLUMNS .. [[ FROM group_buy_groups
+    WHERE activity_id = ? AND state = 'open' AND expires_at > ?
+    ORDER BY group_size - paid - virtual_seats, expires_at, id LIMIT ?]], a.id, now, limit)
+  local items = tp.json.array()
+  for i, g in ipairs(rows) do items[i] = groups.public(g, now) end
+  return 200, { now = now, items = items }
+end
+
+local function get_group(req)
+  return 200, groups.public(group_in(req), tp.now())
+end
+
+---GET /group-buys/orders/{order_id}: where my group order stands.
+local function my_order(req)
+  local row = tp.db.one([[SELECT order_id, activity_id, group_id, user, role, qty, state, seat_no
+    FROM group_buy_orders WHERE order_id = ?]], req.params.order_id)
+  if not row or row.user ~= req.user then tp.fail(404, "order_not_found", "no such group order") end
+  row.group = groups.public(groups.load(row.group_id), tp.now())
+  return 200, row
+end
+
+-- ---- operators
+
+local function create_activity(req)
+  local a = activities.from_body(check.body(req.body, true))
+  activities.validate(a)
+  local sku = activities.check_sku(a)
+  a.title = a.title or sku.title
+  local id = activities.save(a)
+  return 201, activities.shape(activities.load(id), tp.now())
+end
+
+---PATCH /group-buys/{id}: any field but the SKU. Groups already opened keep
+---the size and the expiry they opened with.
+local function update_activity(req)
+  local b = check.body(req.body, true)
+  local a = activities.load(req.params.id)
+  if not a then tp.fail(404, "activity_not_found", "no such group buy") end
+  a = activities.merge(a, b)
+  activities.validate(a)
+  activities.check_sku(a)
+  activities.save(a)
+  return 200, activities.shape(activities.load(a.id), tp.now())
+end
+
+local function list_admin(req)
+  local limit, after = check.page(req.query, 50, 500)
+  local rows = tp.db.query([[SELECT id FROM group_buy_activities WHERE (?1 IS NULL OR id < ?1)
+    ORDER BY id DESC LIMIT ?2]], after, limit)
+  local items, now = tp.json.array(), tp.now()
+  for i, row in ipairs(rows) do items[i] = activities.shape(activities.load(row.id), now) end
+  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
+end
+
+local function get_admin(req)
+  local a = activities.load(req.params.id)
+  if not a then tp.fail(404, "activity_not_found", "no such group buy") end
+  return 200, activities.shape(a, tp.now())
+end
+
+---GET /group-buys/{id}/groups?state=&limit=&after=: groups with their members.
+local function groups_admin(req)
+  local a = activities.load(req.params.id)
+  if not a then tp.fail(404, "activity_not_found", "no such group buy") end
+  local limit, after = check.page(req.query, 50, 500)
+  local state = check.enum(req.query.state, "state", GROUP_STATES, true)
+  local rows = tp.db.query("SELECT " .. groups.COLUMNS .. [[ FROM group_buy_groups
+    WHERE activity_id = ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3)
+    ORDER BY id DESC LIMIT ?4]], a.id, state, after, limit)
+  local items, now = tp.json.array(), tp.now()
+  for i, g in ipairs(rows) do items[i] = groups.detail(g, now) end
+  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
+end
+
+local function group_admin(req)
+  return 200, groups.detail(group_in(req), tp.now())
+end
+
+-- ---- schemas for the API description
+
+local ACTIVITY_BODY = { type = "object", properties = {
+  sku = { type = "string" }, title = { type = "string" },
+  group_size = { type = "integer", minimum = 2, maximum = 100, description = "members a group needs" },
+  price_fen = { type = "integer", minimum = 1, description = "a member's unit price" },
+  leader_price_fen = { type = "integer", minimum = 1, nullable = true,
+                       description = "the unit price of the member who opens the group (null: price_fen)" },
+  group_ttl_seconds = { type = "integer", minimum = 60, description = "how long a group stays open" },
+  unpaid_timeout_seconds = { type = "integer", minimum = 60, maximum = 86400 },
+  starts_at = { type = "integer", description = "UTC epoch seconds" },
+  ends_at = { type = "integer", description = "UTC epoch seconds" },
+  per_user_limit = { type = "integer", minimum = 1, description = "units per user in the activity" },
+  per_order_limit = { type = "integer", minimum = 1 },
+  virtual_fill = { type = "boolean", description = "模拟成团: fill a short group at expiry" },
+  virtual_fill_min_percent = { type = "integer", minimum = 1, maximum = 100,
+                               description = "virtual fill only if at least this % of seats are paid" },
+  new_users_only = { type = "boolean", description = "joiners must never have paid an order" },
+  status = { type = "string", enum = { "active", "disabled" } } } }
+
+local GROUP_SCHEMA = { type = "object", properties = {
+  id = { type = "integer" }, state = { type = "string", enum = { "pending", "open", "formed", "failed", "abandoned" } },
+  group_size = { type = "integer" }, paid = { type = "integer" }, seats_left = { type = "integer" },
+  expires_at = { type = "integer" }, seconds_left = { type = "integer" } } }
+
+local ORDER_AND_GROUP = { type = "object", properties = { order = { type = "object" }, group = GROUP_SCHEMA } }
+
+local QTY_BODY = { type = "object", properties = { qty = { type = "integer", minimum = 1 } } }
+local IDEMPOTENCY = { ["Idempotency-Key"] = { description = "a retried request with the same key returns the same order" } }
+
+return {
+  name = "group_buy",
+  version = "1.0.0",
+  description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
+  migrations = {
+    [[
+    CREATE TABLE group_buy_activities (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      sku TEXT NOT NULL,
+      title TEXT NOT NULL,
+      group_size INTEGER NOT NULL CHECK (group_size BETWEEN 2 AND 100),
+      price_fen INTEGER NOT NULL CHECK (price_fen >= 1),
+      leader_price_fen INTEGER CHECK (leader_price_fen IS NULL OR leader_price_fen >= 1),
+      group_ttl_seconds INTEGER NOT NULL CHECK (group_ttl_seconds >= 60),
+      unpaid_timeout_seconds INTEGER NOT NULL,
+      starts_at INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
+      per_user_limit INTEGER NOT NULL CHECK (per_user_limit >= 1),
+      per_order_limit INTEGER NOT NULL CHECK (per_order_limit >= 1),
+      virtual_fill INTEGER NOT NULL DEFAULT 0,
+      virtual_fill_min_percent INTEGER NOT NULL DEFAULT 100
+        CHECK (virtual_fill_min_percent BETWEEN 1 AND 100),
+      new_users_only INTEGER NOT NULL DEFAULT 0,
+      status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE group_buy_groups (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      activity_id INTEGER NOT NULL,
+      group_size INTEGER NOT NULL,
+      paid INTEGER NOT NULL DEFAULT 0,
+      virtual_seats INTEGER NOT NULL DEFAULT 0,
+      members_left INTEGER NOT NULL DEFAULT 0,
+      state TEXT NOT NULL CHECK (state IN ('pending', 'open', 'formed', 'failed', 'abandoned')),
+      leader TEXT NOT NULL,
+      leader_order_id INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      opened_at INTEGER,
+      expires_at INTEGER,
+      formed_at INTEGER,
+      failed_at INTEGER,
+      fail_reason TEXT,
+      CHECK (paid >= 0 AND virtual_seats >= 0 AND paid + virtual_seats <= group_size),
+      CHECK (state = 'pending' OR state = 'abandoned' OR expires_at IS NOT NULL)
+    );
+    CREATE INDEX group_buy_groups_open ON group_buy_groups(activity_id, state, expires_at);
+    CREATE TABLE group_buy_orders (
+      order_id INTEGER PRIMARY KEY,
+      activity_id INTEGER NOT NULL,
+      group_id INTEGER NOT NULL,
+      group_asked INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      role TEXT NOT NULL CHECK (role IN ('leader', 'member')),
+      role_asked TEXT NOT NULL CHECK (role_asked IN ('leader', 'member')),
+      qty INTEGER NOT NULL CHECK (qty >= 1),
+      state TEXT NOT NULL CHECK (state IN ('unpaid', 'cancelled', 'seated', 'left',
+                                           'refund_pending', 'refunding', 'refunded')),
+      counted INTEGER NOT NULL DEFAULT 1,
+      seat_no INTEGER,
+      refund_reason TEXT,
+      created_at INTEGER NOT NULL,
+      seated_at INTEGER,
+      left_at INTEGER,
+      refunded_at INTEGER
+    );
+    CREATE UNIQUE INDEX group_buy_orders_one_seat ON group_buy_orders(group_id, user)
+      WHERE state = 'seated';
+    CREATE INDEX group_buy_orders_group ON group_buy_orders(group_id, state, seat_no);
+    CREATE TABLE group_buy_buyers (
+      activity_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      units INTEGER NOT NULL CHECK (units >= 0),
+      PRIMARY KEY (activity_id, user)
+    ) WITHOUT ROWID;
+    ]],
+  },
+  routes = {
+    { method = "GET", path = "/group-buys", auth = "none", handler = list_public,
+      summary = "Group buys running now or coming, with their phase and group counts" },
+    { method = "GET", path = "/group-buys/{id:int}", auth = "none", handler = get_public,
+      summary = "One group buy" },
+    { method = "GET", path = "/group-buys/{id:int}/groups", auth = "none", handler = open_groups,
+      summary = "Open groups to join (凑团): nearly full first, with seconds left",
+      query = { limit = { type = "integer", description = "1-100, default 20" } },
+      response = { type = "object", properties = { now = { type = "integer" },
+                                                   items = { type = "array", items = GROUP_SCHEMA } } } },
+    { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "none", handler = get_group,
+      summary = "One group: state, seats left, seconds left", response = GROUP_SCHEMA },
+    { method = "POST", path = "/group-buys/{id:int}/open", handler = join.open, status = 201,
+      summary = "Open a group as its leader: creates the leader's order; the group opens when it is paid",
+      headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
+    { method = "POST", path = "/group-buys/{id:int}/groups/{gid:int}/join", handler = join.join, status = 201,
+      summary = "Join an open group: creates the order; the seat counts when it is paid",
+      headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
+    { method = "GET", path = "/group-buys/orders/{order_id:int}", handler = my_order,
+      summary = "Where my group order stands: its state and the group it sits in" },
+    { method = "POST", path = "/group-buys", auth = "admin", handler = create_activity, status = 201,
+      summary = "Create a group buy", body = ACTIVITY_BODY },
+    { method = "PATCH", path = "/group-buys/{id:int}", auth = "admin", handler = update_activity,
+      summary = "Change a group buy (any field but the SKU; opened groups keep their size and expiry)",
+      body = ACTIVITY_BODY },
+    { method = "GET", path = "/group-buys", auth = "admin", handler = list_admin,
+      summary = "Every group buy with its group counts",
+      query = { limit = { type = "integer" }, after = { type = "integer" } } },
+    { method = "GET", path = "/group-buys/{id:int}", auth = "admin", handler = get_admin,
+      summary = "One group buy with its group counts" },
+    { method = "GET", path = "/group-buys/{id:int}/groups", auth = "admin", handler = groups_admin,
+      summary = "Groups of a group buy with their members, newest first",
+      query = { state = { type = "string", description = "pending, open, formed, failed or abandoned" },
+                limit = { type = "integer" }, after = { type = "integer" } } },
+    { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "admin", handler = group_admin,
+      summary = "One group with its members" },
+  },
+  jobs = {
+    expire_group = closing.expire,
+    refund_member = closing.refund,
+  },
+  subscribe = {
+    ["order.paid"] = seating.on_paid,
+    ["order.refunded"] = seating.on_refunded,
+  },
+  exports = {
+    release_order = release.release_order,
+    reclaim_order = release.reclaim_order,
+  },
+}
