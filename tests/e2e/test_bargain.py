@@ -728,6 +728,13 @@ def test_invalid_activities_are_refused_and_change_nothing():
     later = ok(api.admin("POST", "/bargain/activities", dict(good, starts_at=n + 100)), 201)
     body = refused(api.user("POST", "/bargain/activities/%d/start" % later["id"], "rex", {}), "not_started")
     assert body["error"]["details"]["opens_at"] == n + 100
+    # malformed route parameters are the host's 400, and every route is documented
+    refused(api.user("POST", "/bargains/abc/help", "rex", {}), "invalid_param", status=400)
+    doc = ok(api.call("GET", "/v1/%s/openapi.json" % t["id"]))
+    for path, method in (("/v1/%s/bargains/{id}/help", "post"), ("/v1/%s/bargains/{id}/buy", "post"),
+                         ("/v1/%s/bargains/{id}", "get"), ("/admin/%s/bargains/{id}/replay", "get"),
+                         ("/admin/%s/bargain/activities/{id}", "patch")):
+        assert doc["paths"][path % t["id"]][method]["summary"], (path, method)
     api.close()
 
 
