@@ -43,8 +43,7 @@ local function list_mine(req)
     WHERE initiator = ? ORDER BY id DESC LIMIT 50]], req.user)
   local now, items = tp.now(), tp.json.array()
   for i, b in ipairs(rows) do
-    items[i] = store.public(b, now)
-    items[i].helps = nil
+    items[i] = store.public(b, now, true)
   end
   return 200, { items = items }
 end

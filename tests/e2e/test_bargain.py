@@ -221,6 +221,9 @@ def check_cuts(api, bargain_id, original, floor, cuts_total):
     assert sum(x["cut_fen"] for x in helps) == original - floor
     assert b["price_fen"] == floor and b["cuts_left"] == 0 and b["remaining_fen"] == 0, b
     assert b["state"] == "floor_reached", b
+    # the share page: the latest 50 cuts, newest first
+    shown = [(x["seq"], x["helper"], x["cut_fen"]) for x in public(api, bargain_id)["helps"]]
+    assert shown == [(x["seq"], x["helper"], x["cut_fen"]) for x in reversed(helps)][:50], shown
     r = replay(api, bargain_id)
     assert r["match"] is True and r["state_match"] is True, r
     assert all(c["match"] and c["seed_gives_draw"] for c in r["cuts"]), r

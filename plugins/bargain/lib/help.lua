@@ -70,7 +70,7 @@ function help.record_cut(b, helper, now)
   if row.cuts_left == 0 then
     tp.jobs.cancel("expire:" .. b.id)
     tp.jobs.schedule("pay_deadline", { bargain_id = b.id }, { at = row.pay_deadline, key = "pay:" .. b.id })
-    tp.events.emit("bargain.floor_reached", { bargain = store.public(store.load(b.id), now) })
+    tp.events.emit("bargain.floor_reached", { bargain = store.public(store.load(b.id), now, true) })
   end
   return cut
 end
@@ -99,7 +99,7 @@ function help.cut(id, helper)
       :format(r.helps_per_helper), { helps_per_helper = r.helps_per_helper })
   end
   local cut = help.record_cut(b, helper, now)
-  return { cut_fen = cut, bargain = store.public(store.load(id), now) }
+  return { cut_fen = cut, bargain = store.public(store.load(id), now, true) }
 end
 
 return help

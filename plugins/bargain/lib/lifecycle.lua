@@ -26,7 +26,7 @@ local function refuse(code, message, details)
 end
 
 local function emit(name, id, reason)
-  tp.events.emit(name, { bargain = store.public(store.load(id), tp.now()), reason = reason })
+  tp.events.emit(name, { bargain = store.public(store.load(id), tp.now(), true), reason = reason })
 end
 
 -- ---- starting

@@ -49,13 +49,19 @@ function store.state_at(b, now)
   return b.state
 end
 
----The cuts of a bargain in order; with_draws adds what replays them.
+store.SHARE_PAGE_HELPS = 50
+
+---The cuts of a bargain: with_draws, all of them in order with what replays
+---them (the operator's view); else the latest SHARE_PAGE_HELPS, newest first
+---(the share page of a bargain with thousands of helpers stays small).
 ---@param id integer
 ---@param with_draws boolean
 ---@return table[]
 function store.helps(id, with_draws)
-  local rows = tp.db.query([[SELECT seq, helper, cut_fen, remaining_before_fen, cuts_left_before, draw,
-    seed, created_at FROM bargain_helps WHERE bargain_id = ? ORDER BY seq]], id)
+  local columns = [[SELECT seq, helper, cut_fen, remaining_before_fen, cuts_left_before, draw, seed,
+    created_at FROM bargain_helps WHERE bargain_id = ?]]
+  local rows = with_draws and tp.db.query(columns .. " ORDER BY seq", id)
+    or tp.db.query(columns .. " ORDER BY seq DESC LIMIT ?", id, store.SHARE_PAGE_HELPS)
   local out = tp.json.array()
   for i, r in ipairs(rows) do
     out[i] = { seq = r.seq, helper = r.helper, cut_fen = r.cut_fen, at = r.created_at }
@@ -67,11 +73,13 @@ function store.helps(id, with_draws)
   return out
 end
 
----A bargain as the share page and its initiator see it.
+---A bargain as the share page and its initiator see it; without_helps leaves
+---out the list of cuts (the answer to a help, a list of bargains).
 ---@param b Bargain
 ---@param now integer
+---@param without_helps boolean?
 ---@return table
-function store.public(b, now)
+function store.public(b, now, without_helps)
   local r = rules.decode(b.rules)
   local state = store.state_at(b, now)
   local deadline = (state == "open" and b.expires_at) or (state == "floor_reached" and b.pay_deadline)
@@ -84,7 +92,7 @@ function store.public(b, now)
     pay_deadline = b.pay_deadline, seconds_left = deadline and math.max(0, deadline - now) or 0,
     can_help = state == "open",
     can_buy = state == "floor_reached" or (state == "open" and r.buy_before_floor),
-    order_id = b.order_id, now = now, helps = store.helps(b.id, false),
+    order_id = b.order_id, now = now, helps = not without_helps and store.helps(b.id, false) or nil,
   }
 end
 
