@@ -77,6 +77,7 @@ T_NO = shop("refuse")
 T_LIST = shop("list")
 T_LATE = shop("late")
 T_VALID = shop("valid")
+T_IDEM = shop("idem")
 
 H = None
 
@@ -84,7 +85,8 @@ H = None
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T_FORM, T_RACE, T_FAIL, T_VIRT, T_LEAD, T_NO, T_LIST, T_LATE, T_VALID],
+        H = Host(tenants=[T_FORM, T_RACE, T_FAIL, T_VIRT, T_LEAD, T_NO, T_LIST, T_LATE, T_VALID,
+                          T_IDEM],
                  extra=PLUGIN_DIRS, name="group-buy").start()
     return H
 
@@ -123,9 +125,12 @@ def open_group(h, t, aid, user, qty=None, key=None):
                   headers=headers)
 
 
-def join(h, t, aid, gid, user, qty=None):
+def join(h, t, aid, gid, user, qty=None, key=None):
+    headers = user_auth(t, user, DAY)
+    if key:
+        headers["Idempotency-Key"] = key
     return h.post("/v1/%s/group-buys/%d/groups/%d/join" % (t["id"], aid, gid),
-                  {} if qty is None else {"qty": qty}, headers=user_auth(t, user, DAY))
+                  {} if qty is None else {"qty": qty}, headers=headers)
 
 
 def created(result):
@@ -287,7 +292,9 @@ def test_fifty_users_racing_for_the_last_seat_one_takes_it_the_rest_land_in_othe
     users = ["racer-%02d" % i for i in range(RACERS)]
     tokens = {u: mint_token(t, u, DAY) for u in users}
     admin = {"X-Api-Key": t["api_keys"][0], "Content-Type": "application/json"}
-    start = threading.Barrier(RACERS)
+    # every racer joins (an unpaid order holds no seat, so all fifty get in), then
+    # all pay at once: the seat goes to the payment that lands first
+    start, joined_all = threading.Barrier(RACERS), threading.Barrier(RACERS)
     results, errors = {}, []
 
     def racer(u):
@@ -300,6 +307,7 @@ def test_fifty_users_racing_for_the_last_seat_one_takes_it_the_rest_land_in_othe
             joined = json.loads(r.read())
             assert r.status == 201, (u, r.status, joined)
             oid = joined["order"]["id"]
+            joined_all.wait(60)
             c.request("POST", "/admin/%s/payments/simulate" % t["id"],
                       body=json.dumps({"order_id": oid}).encode(), headers=admin)
             r = c.getresponse()
@@ -636,6 +644,36 @@ def test_activities_are_validated_and_patched():
     assert status == 200, spec
     joins = [p for p in spec["paths"] if p.endswith("/group-buys/{id}/groups/{gid}/join")]
     assert len(joins) == 1 and "post" in spec["paths"][joins[0]], sorted(spec["paths"])[:40]
+
+# ---- 10. retries, a leader who never pays, a member who leaves a formed group
+
+def test_retries_replay_an_unpaid_leader_abandons_and_a_formed_group_survives_a_refund():
+    h, t = host(), T_IDEM
+    aid = new_activity(h, t, "idem-1", stock=20, group_size=2)["id"]
+    first = created(open_group(h, t, aid, "i-a", key="open-1"))
+    status, _, again = open_group(h, t, aid, "i-a", key="open-1")
+    assert status == 200 and (again["order"]["id"], again["group"]["id"]) == (
+        first["order"]["id"], first["group"]["id"]), again
+    expect_error(join(h, t, aid, first["group"]["id"], "i-a", key="open-1"), 409, "idempotency_key_reused")
+    assert len(groups_of(h, t, aid)) == 1
+
+    # the leader never pays: the order times out and the group never opens
+    advance(h, t, seconds=900)
+    assert order(h, t, first["order"]["id"])["status"] == "cancelled"
+    g = group(h, t, aid, first["group"]["id"])
+    assert (g["state"], g["paid"]) == ("abandoned", 0), g
+    assert sku_stock(h, t, "idem-1") == 20
+    created(open_group(h, t, aid, "i-a"))      # her count came back with the cancel
+
+    # a member refunded after the group formed: the group stays formed and says so
+    gid, lead = opened_and_paid(h, t, aid, "i-b")
+    member = joined_and_paid(h, t, aid, gid, "i-c")
+    wait_paid(h, t, aid, gid, 2, "formed")
+    assert h.admin("POST", "/orders/%d/refund" % member["id"], t, {})[0] == 202
+    g = group(h, t, aid, gid)
+    assert (g["state"], g["members_left"]) == ("formed", 1), g
+    assert {m["user"]: m["state"] for m in g["members"]} == {"i-b": "seated", "i-c": "left"}, g
+    assert order(h, t, lead["id"])["held"] is False
 
 
 def teardown():

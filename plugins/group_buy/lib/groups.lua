@@ -21,14 +21,15 @@ local groups = {}
 ---@field group_size integer
 ---@field paid integer             seats taken by paid orders
 ---@field virtual_seats integer    seats the host filled at expiry (模拟成团)
+---@field members_left integer     members refunded after the group formed
 ---@field state "pending"|"open"|"formed"|"failed"|"abandoned"
 ---@field leader string
 ---@field leader_order_id integer
 ---@field opened_at integer?
 ---@field expires_at integer?
 
-groups.COLUMNS = [[id, activity_id, group_size, paid, virtual_seats, state, leader, leader_order_id,
-  created_at, opened_at, expires_at, formed_at, failed_at, fail_reason]]
+groups.COLUMNS = [[id, activity_id, group_size, paid, virtual_seats, members_left, state, leader,
+  leader_order_id, created_at, opened_at, expires_at, formed_at, failed_at, fail_reason]]
 
 ---@param id integer
 ---@return GroupBuyGroup|nil
@@ -67,6 +68,7 @@ end
 function groups.detail(g, now)
   local out = groups.public(g, now)
   out.leader, out.leader_order_id, out.fail_reason = g.leader, g.leader_order_id, g.fail_reason
+  out.members_left = g.members_left  -- refunded after the group formed
   out.members = tp.json.array(tp.db.query([[SELECT order_id, user, role, qty, state, seat_no,
       created_at, seated_at, left_at, refund_reason
     FROM group_buy_orders WHERE group_id = ? ORDER BY coalesce(seat_no, 1000000), order_id]], g.id))
