@@ -234,7 +234,8 @@ return {
     );
     CREATE UNIQUE INDEX group_buy_orders_one_seat ON group_buy_orders(group_id, user)
       WHERE state = 'seated';
-    CREATE INDEX group_buy_orders_group ON group_buy_orders(group_id, state, seat_no);
+    CREATE INDEX group_buy_orders_member ON group_buy_orders(group_id, user);
+    CREATE INDEX group_buy_orders_seat ON group_buy_orders(group_id, seat_no);
     CREATE TABLE group_buy_buyers (
       activity_id INTEGER NOT NULL,
       user TEXT NOT NULL,

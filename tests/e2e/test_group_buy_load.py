@@ -144,7 +144,7 @@ def test_every_member_of_two_failed_groups_is_refunded_once_across_a_kill_in_the
 
 
 def teardown():
-    if H is not None:
+    if H is not None and H.running():
         H.stop()
 
 
