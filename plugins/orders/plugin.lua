@@ -88,7 +88,7 @@ end
 local function admin_list(req)
   local limit, after = check.page(req.query, 50, 500)
   local status = check.enum(req.query.status, "status", STATUSES, true)
-  local user = check.ident(req.query.user, "user", 64, true)
+  local user = check.user(req.query.user, "user", true)
   local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
     WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
     ORDER BY id DESC LIMIT ?4]], user, status, after, limit)
@@ -192,7 +192,7 @@ end
 ---What the shop knows of a buyer: how many of her orders were ever paid and
 ---when the first was. A campaign's "new users only" means paid_orders == 0.
 function exports.customer(user)
-  check.ident(user, "user", 64)
+  check.user(user, "user")
   local row = tp.db.one([[SELECT count(*) AS paid_orders, min(paid_at) AS first_paid_at
     FROM orders_orders WHERE user = ? AND paid_at IS NOT NULL]], user)
   return { paid_orders = row.paid_orders, first_paid_at = row.first_paid_at }

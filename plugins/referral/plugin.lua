@@ -210,7 +210,7 @@ local exports = {}
 
 ---Who an order user places now is attributed to: {referrer, referrer2, store, guide}.
 function exports.attribution(user)
-  check.ident(user, "user", 64)
+  check.user(user, "user")
   return binding.attribution(user)
 end
 

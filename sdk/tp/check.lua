@@ -113,6 +113,19 @@ function check.ident(value, field, max_len, optional)
   return value
 end
 
+---A user id as tokens carry it: 1-64 letters, digits, '-', '_', ':' or '@'.
+---@param value any
+---@param field string
+---@param optional boolean?
+---@return string|nil
+function check.user(value, field, optional)
+  if value == nil and optional then return nil end
+  if not check.is_user_id(value) then
+    check.field_error(field, "must be a user id: 1-64 letters, digits, '-', '_', ':' or '@'")
+  end
+  return value
+end
+
 ---An integer in [min, max] (max defaults to 10^12).
 ---@param value any
 ---@param field string

@@ -766,6 +766,13 @@ def test_customer_counts_the_orders_a_buyer_ever_paid():
     expect_error(h.admin("GET", "/holdprobe/customers/%s" % ("x" * 65), t), 400, "invalid_field")
 
 
+def test_a_user_id_with_the_characters_tokens_allow_can_order():
+    h, t = host(), T
+    a = new_sku(h, t, stock=10)
+    o = create_ok(h, t, "wx:o6_bmjrPTlm6@brand", [{"sku": a, "qty": 1}])
+    assert my_orders(h, t, "wx:o6_bmjrPTlm6@brand")["items"][0]["id"] == o["id"]
+
+
 def teardown():
     if H is not None and H.running():
         H.stop()

@@ -93,10 +93,10 @@ local function attribution_of(spec, cfg, user)
   if a == nil and cfg.attribution_plugin then a = tp.call(cfg.attribution_plugin, "attribution", user) end
   if a == nil then return {} end
   if type(a) ~= "table" then check.field_error("attribution", "must be an object") end
-  return { referrer = check.ident(a.referrer, "attribution.referrer", 64, true),
-           referrer2 = check.ident(a.referrer2, "attribution.referrer2", 64, true),
+  return { referrer = check.user(a.referrer, "attribution.referrer", true),
+           referrer2 = check.user(a.referrer2, "attribution.referrer2", true),
            store = check.ident(a.store, "attribution.store", 64, true),
-           guide = check.ident(a.guide, "attribution.guide", 64, true) }
+           guide = check.user(a.guide, "attribution.guide", true) }
 end
 
 ---Writes the order's row; row.id is set from the new id.
@@ -138,7 +138,7 @@ end
 function create.order(spec, caller)
   check.body(spec)
   local cfg = settings()
-  local user = check.ident(spec.user, "user", 64)
+  local user = check.user(spec.user, "user")
   local campaign = campaign_of(spec, caller)
   local prices = check_lines(spec, cfg, campaign)
   local coupon_id = check.integer(spec.coupon_id, "coupon_id", 1, nil, true)

@@ -14,8 +14,11 @@ local store = require("lib.store")
 
 local lifecycle = {}
 
+---Tells the order's campaign plugin. When the campaign itself asked for this
+---change (a group buy refunding its failed group), it settles its own side:
+---calling it back would be a call cycle, which the host refuses.
 local function campaign_hook(o, name)
-  if not o.campaign then return true end
+  if not o.campaign or o.campaign.plugin == tp.caller() then return true end
   return tp.call(o.campaign.plugin, name, o)
 end
 
