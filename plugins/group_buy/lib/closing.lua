@@ -41,9 +41,9 @@ end
 ---Job refund_member {order_id}: asks orders for a full refund, once. The
 ---user's count goes back here: orders cannot call release_order back into
 ---the plugin that asked for the refund (the host refuses tp.call cycles), so
----orders must skip that hook when its caller is the order's campaign (see
----README, "Known gap"); if it ever calls it, release_order finds the row
----'refunding' and gives nothing back twice.
+---orders skips that hook when its caller is the order's campaign (README,
+---"Refunds the plugin asks for itself"); were it ever called, release_order
+---finds the row 'refunding' and gives nothing back twice.
 function closing.refund(job)
   local id = job.payload.order_id
   local changed = tp.db.exec([[UPDATE group_buy_orders SET state = 'refunding'
