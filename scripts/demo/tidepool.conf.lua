@@ -1,6 +1,25 @@
 -- The demo brand: a tea shop ("leaf") served by one tidepool host.
 -- Paths are relative to this file. Secrets come from the environment when set;
 -- the defaults here are for the demo only: never ship them.
+-- The brand's mechanics and their settings, for the live tenant and its rehearsal.
+local function leaf_plugins()
+  return {
+    catalog = { max_page_size = 50 },
+    -- orders ask referral who brought the buyer (referrer, level-2, store, guide)
+    orders = { unpaid_timeout_seconds = 900, max_unpaid_orders = 3, attribution_plugin = "referral" },
+    -- the payment secret signs and verifies payment notifies (WeChat Pay shape)
+    payments = { secret = env("LEAF_PAYMENT_SECRET", "demo-only-leaf-payment-secret-01") },
+    coupons = {},
+    flash_sale = { unpaid_timeout_seconds = 300 },  -- flash-sale orders: 5 minutes to pay
+    group_buy = { group_ttl_seconds = 86400 },      -- a group has a day to fill
+    bargain = {},
+    -- 10 % to the referrer, 5 % to hers; settled 7 days after the buyer confirms receipt
+    referral = { join_mode = "everyone", binding_mode = "unbound", binding_days = 30,
+                 level1_rate_bp = 1000, level2_rate_bp = 500, settle_after_seconds = 7 * 86400,
+                 min_withdrawal_fen = 100 },
+  }
+end
+
 return {
   listen = env("TIDEPOOL_LISTEN", "127.0.0.1:8080"),
   data_dir = env("TIDEPOOL_DATA_DIR", "../../data/demo"),
@@ -23,14 +42,17 @@ return {
       token_secret = env("LEAF_TOKEN_SECRET", "demo-only-leaf-token-secret-0001"),
       api_keys = { env("LEAF_API_KEY", "demo-only-leaf-admin-key") },
       timezone = "Asia/Shanghai",
-      plugins = {
-        catalog = { max_page_size = 50 },
-        orders = { unpaid_timeout_seconds = 900, max_unpaid_orders = 3 },
-        -- the payment secret signs and verifies payment notifies (WeChat Pay shape)
-        payments = { secret = env("LEAF_PAYMENT_SECRET", "demo-only-leaf-payment-secret-01") },
-        coupons = {},
-        flash_sale = { unpaid_timeout_seconds = 300 },  -- flash-sale orders: 5 minutes to pay
-      },
+      plugins = leaf_plugins(),
+    },
+    -- the same brand on the test clock (POST /admin/leaf-rehearsal/clock/advance):
+    -- operators rehearse a 24-hour group buy or a 7-day commission window in seconds
+    {
+      id = "leaf-rehearsal",
+      token_secret = env("LEAF_TOKEN_SECRET", "demo-only-leaf-token-secret-0001"),
+      api_keys = { env("LEAF_API_KEY", "demo-only-leaf-admin-key") },
+      timezone = "Asia/Shanghai",
+      clock = "manual",
+      plugins = leaf_plugins(),
     },
   },
 }

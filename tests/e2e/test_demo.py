@@ -1,0 +1,129 @@
+"""
+test_demo.py - the README's tour, run literally against the demo brand: the
+host serves scripts/demo/tidepool.conf.lua, tools/demo_seed.sh seeds it as
+tools/demo.sh does, and the shell block under "A five-minute tour" in
+README.md runs in bash (its host and its `./build/tidepool` pointed at this
+test's). Then the state the tour describes is checked through the API: a flash
+sale order paid and refunded, a group formed with its orders released, a
+bargain at its floor bought at the floor price with a replay that matches, and
+a commission earned, settled on the test clock and partly withdrawn.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, SRC, run, wait_until  # noqa: E402
+
+KEY = "demo-only-leaf-admin-key"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def tour_block():
+    with open(os.path.join(SRC, "README.md")) as f:
+        text = f.read()
+    section = text.split("## A five-minute tour", 1)[1]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+class Demo:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tidepool-e2e-demo-")
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        env = dict(os.environ, TIDEPOOL_LISTEN="127.0.0.1:%d" % self.port,
+                   TIDEPOOL_DATA_DIR=os.path.join(self.dir, "data"))
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        self.log = open(os.path.join(self.dir, "host.log"), "w+")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--config", os.path.join(SRC, "scripts/demo/tidepool.conf.lua")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        wait_until(self.up, timeout=60, what="the demo host to listen")
+
+    def up(self):
+        assert self.proc.poll() is None, "the demo host exited"
+        try:
+            return urllib.request.urlopen(self.base + "/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def get(self, path, admin=False):
+        req = urllib.request.Request(self.base + path, headers={"X-Api-Key": KEY} if admin else {})
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        assert self.proc.wait(40) == 0, "the demo host did not stop cleanly"
+        self.log.seek(0)
+        text = self.log.read()
+        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+            assert marker not in text, text[-3000:]
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_the_readme_tour_runs_as_written_on_the_demo_brand():
+    demo = Demo()
+    try:
+        subprocess.run(["bash", os.path.join(SRC, "tools/demo_seed.sh"), demo.base, KEY],
+                       check=True, timeout=120)
+        script = tour_block()
+        assert "B=localhost:8080" in script and "./build/tidepool" in script, script[:300]
+        script = script.replace("B=localhost:8080", "B=127.0.0.1:%d" % demo.port)
+        script = script.replace("./build/tidepool", BIN)
+        out = subprocess.run(["bash", "-c", script], cwd=SRC, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        answers = out.stdout
+        assert '"code":"internal' not in answers, answers[-2000:]
+
+        # the flash sale order: bought once, paid, refunded by the operator
+        o = demo.get("/admin/leaf/orders/1", admin=True)
+        assert o["campaign"]["plugin"] == "flash_sale" and o["total_fen"] == 990, o
+        wait_until(lambda: demo.get("/admin/leaf/orders/1", admin=True)["status"] == "refunded",
+                   timeout=20, what="the refund job")
+        # the group: three paid members, formed, their orders no longer held
+        group = demo.get("/v1/leaf/group-buys/1/groups/1")
+        assert group["state"] == "formed" and group["paid"] == 3, group
+        for oid, fen in ((3, 5900), (4, 6900), (5, 6900)):
+            o = demo.get("/admin/leaf/orders/%d" % oid, admin=True)
+            assert o["status"] == "paid" and not o["held"] and o["total_fen"] == fen, o
+        # the bargain: five cuts to exactly the floor, bought at the floor, replayable
+        b = demo.get("/v1/leaf/bargains/1")
+        assert b["price_fen"] == 990 and b["cuts_left"] == 0, b
+        assert sum(h["cut_fen"] for h in b["helps"]) == 15900 - 990, b["helps"]
+        assert '"code":"floor_reached"' in answers
+        assert demo.get("/admin/leaf/orders/6", admin=True)["total_fen"] == 990
+        assert demo.get("/admin/leaf/bargains/1/replay", admin=True)["match"] is True
+        # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
+        o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
+        assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",
+                                    "guide": "guide-mei", "store": "hz-west"}, o
+        ann = demo.get("/admin/leaf-rehearsal/referral/distributors/ann", admin=True)
+        assert ann["earnings"]["settled_fen"] == 1280, ann
+        assert ann["earnings"]["pending_withdrawal_fen"] == 1000, ann
+        mei = demo.get("/admin/leaf-rehearsal/referral/distributors/guide-mei", admin=True)
+        assert mei["earnings"]["settled_fen"] == 640, mei
+        perf = demo.get("/admin/leaf-rehearsal/referral/stores/hz-west/performance", admin=True)
+        assert perf["sales_fen"] == 12800 and perf["commission_fen"] == 1920, perf
+    finally:
+        demo.stop()
+
+
+if __name__ == "__main__":
+    run(globals())

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Seeds the demo brand on a running host, once (what exists is left alone): in
+# both tenants, leaf and leaf-rehearsal, three products, a coupon, and one
+# campaign of each kind: a flash sale, a group buy, a bargain, a store with a
+# shopping guide. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
+#
+#   bash tools/demo_seed.sh http://127.0.0.1:8080 demo-only-leaf-admin-key
+set -euo pipefail
+base=$1
+key="X-Api-Key: $2"
+
+post() {  # path json
+  curl -sf -X POST "$base$1" -H "$key" -H 'Content-Type: application/json' -d "$2" >/dev/null
+}
+count() {  # path: how many items a list answers with
+  curl -sf "$base$1" -H "$key" | grep -o '"id":' | wc -l
+}
+
+# seed TENANT: the demo brand's products and one campaign of each kind, once
+seed() {
+  local t=$1 now
+  now=$(curl -sf "$base/admin/$t/clock" -H "$key" | grep -o '"now":[0-9]*' | cut -d: -f2)
+  if [ "$(count /v1/$t/catalog/products)" -eq 0 ]; then
+    post /admin/$t/catalog/products '{"name":"West Lake Longjing 2026","description":"Spring harvest, Hangzhou",
+      "skus":[{"code":"tea-001","title":"250 g tin","price_fen":12800,"stock":500},
+              {"code":"tea-002","title":"50 g sampler","price_fen":2990,"stock":2000}]}'
+    post /admin/$t/catalog/products '{"name":"Anji White Tea","skus":[{"code":"tea-101","title":"100 g","price_fen":9900,"stock":300}]}'
+    post /admin/$t/catalog/products '{"name":"Tea cup set","skus":[{"code":"cup-001","title":"4 cups","price_fen":15900,"stock":80}]}'
+  fi
+  # a 满减 coupon: ¥20 off from ¥199, valid 7 days from claim, one per user
+  if [ "$(count /admin/$t/coupons/templates)" -eq 0 ]; then
+    post /admin/$t/coupons/templates "{\"name\":\"¥20 off from ¥199\",\"kind\":\"threshold\",
+      \"amount_off_fen\":2000,\"min_spend_fen\":19900,\"valid_days\":7,\"total_quantity\":1000,
+      \"per_user_limit\":1}"
+  fi
+  # 秒杀: the sampler at ¥9.90, live now and for a week, one per user
+  if [ "$(count /v1/$t/flash-sales)" -eq 0 ]; then
+    post /admin/$t/flash-sales "{\"sku\":\"tea-002\",\"price_fen\":990,\"quantity\":100,
+      \"per_user_limit\":1,\"starts_at\":$now,\"ends_at\":$((now + 7 * 86400))}"
+  fi
+  # 拼团: white tea in groups of 3 at ¥69 (the leader pays ¥59), a day to fill; a group
+  # two-thirds paid at expiry is filled (模拟成团)
+  if [ "$(count /admin/$t/group-buys)" -eq 0 ]; then
+    post /admin/$t/group-buys "{\"sku\":\"tea-101\",\"group_size\":3,\"price_fen\":6900,
+      \"leader_price_fen\":5900,\"group_ttl_seconds\":86400,\"starts_at\":$now,
+      \"ends_at\":$((now + 30 * 86400)),\"per_user_limit\":2,\"per_order_limit\":1,
+      \"virtual_fill\":true,\"virtual_fill_min_percent\":67}"
+  fi
+  # 砍价: the cup set from ¥159 to ¥9.90 with 5 friends' cuts, a day to bargain
+  if [ "$(count /admin/$t/bargain/activities)" -eq 0 ]; then
+    post /admin/$t/bargain/activities "{\"sku\":\"cup-001\",\"original_price_fen\":15900,
+      \"floor_price_fen\":990,\"helpers_needed\":5,\"duration_seconds\":86400,
+      \"pay_window_seconds\":1800,\"starts_at\":$now,\"ends_at\":$((now + 30 * 86400))}"
+  fi
+  # 分销: the West Lake store and its shopping guide Mei
+  if [ "$(count /admin/$t/referral/stores)" -eq 0 ]; then
+    post /admin/$t/referral/stores '{"id":"hz-west","name":"West Lake store"}'
+    post /admin/$t/referral/distributors '{"user":"guide-mei","kind":"guide","store":"hz-west"}'
+  fi
+}
+seed leaf
+seed leaf-rehearsal
