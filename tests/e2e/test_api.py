@@ -9,6 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostrng import HostRandom  # noqa: E402
 from harness import SRC, Host, tenant, expect_error, metric_value, run  # noqa: E402
 
 T = tenant("t1", plugins={"catalog": {"max_page_size": 50}, "probe": {}, "badload": {}})
@@ -314,43 +315,10 @@ def test_json_arrays_and_objects():
 
 
 def xoshiro_draws(seed, n_ints, lo, hi):
-    """The host's generator (api.c): splitmix64 expands the seed, xoshiro256** draws."""
-    M = (1 << 64) - 1
-    seed &= M
-    s = []
-    for _ in range(4):
-        seed = (seed + 0x9e3779b97f4a7c15) & M
-        z = seed
-        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
-        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
-        s.append(z ^ (z >> 31))
-
-    def rotl(x, k):
-        return ((x << k) | (x >> (64 - k))) & M
-
-    def nxt():
-        result = (rotl((s[1] * 5) & M, 7) * 9) & M
-        t = (s[1] << 17) & M
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return result
-
-    def ranged(lo, hi):
-        span = hi - lo + 1
-        limit = M - (M % span)  # UINT64_MAX - UINT64_MAX % span
-        r = nxt()
-        while r >= limit:
-            r = nxt()
-        return lo + r % span
-
-    ints = [ranged(lo, hi) for _ in range(n_ints)]
-    f = (nxt() >> 11) * 2.0 ** -53
-    d6 = ranged(1, 6)
-    return ints, f, d6
+    """What the probe's random route draws: n_ints in [lo, hi], a float, a die."""
+    rng = HostRandom(seed)
+    ints = [rng.ranged(lo, hi) for _ in range(n_ints)]
+    return ints, rng.float(), rng.ranged(1, 6)
 
 
 def test_random_is_replayable_from_logged_seed():

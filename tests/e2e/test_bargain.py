@@ -23,6 +23,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostrng import HostRandom  # noqa: E402
 from harness import (Host, SRC, HERE, manual_tenant, clock, advance, expect_error, mint_token,  # noqa: E402
                      add_sku, wait_until, run)
 
@@ -162,38 +163,9 @@ def events(api):
 
 
 def xoshiro_first_draw(seed, lo, hi):
-    """The host's generator (core/api.c), written independently of the
-    plugin's lib/rng.lua: splitmix64 expands the seed, xoshiro256** draws, the
-    biased tail is rejected; returns the first draw in [lo, hi]."""
-    M = (1 << 64) - 1
-    s = []
-    for _ in range(4):
-        seed = (seed + 0x9e3779b97f4a7c15) & M
-        z = seed
-        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
-        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
-        s.append(z ^ (z >> 31))
-
-    def rotl(x, k):
-        return ((x << k) | (x >> (64 - k))) & M
-
-    def nxt():
-        result = (rotl((s[1] * 5) & M, 7) * 9) & M
-        t = (s[1] << 17) & M
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-        return result
-
-    span = hi - lo + 1
-    limit = M - (M % span)
-    r = nxt()
-    while r >= limit:
-        r = nxt()
-    return lo + r % span
+    """The first draw in [lo, hi] of the host's generator seeded with seed
+    (tests/e2e/hostrng.py, written independently of the plugin's lib/rng.lua)."""
+    return HostRandom(seed).ranged(lo, hi)
 
 
 def check_cuts(api, bargain_id, original, floor, cuts_total):
