@@ -14,6 +14,7 @@
 #include "host.h"
 #include "http.h"
 #include "log.h"
+#include "testkit.h"
 #include "token.h"
 #include "version.h"
 #include "watch.h"
@@ -29,6 +30,7 @@ static const char usage_main[] =
     "  reload    make a running server load its plugins again (hot reload)\n"
     "  token     mint a user token for development and tests\n"
     "  config    validate a config file and print what it declares\n"
+    "  test      run a plugin's tests (DIR/test/*_test.lua) against the real host\n"
     "  version   print the version\n"
     "  help      show help for a command: tidepool help serve\n"
     "\n"
@@ -425,6 +427,7 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "token") == 0) rc = cmd_token(argc - 2, argv + 2);
   else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc - 2, argv + 2);
   else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(argc - 2, argv + 2);
+  else if (strcmp(cmd, "test") == 0) rc = tp_cli_test(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;

@@ -1,0 +1,520 @@
+-- tp.testkit: the library behind `tidepool test` (core/testkit.c runs it).
+--
+-- A test file is plain Lua run in the runner's own, unsandboxed state, with
+-- these globals (sdk/GUIDE.md "Test it" shows them in use):
+--
+--   kit.plugins { name = config, ... }  which plugins the file's host enables
+--                                       (default: the plugin under test, {});
+--                                       at most once, before the first describe/it
+--   describe(name, fn)  it(name, fn)    blocks; names join with " > "
+--   before_each(fn)  after_each(fn)     around every `it` of the enclosing block
+--   expect(v).to_be(x) .to_equal(t) .to_be_nil() .to_be_truthy() .to_be_falsy()
+--            .to_contain(substring or element) .to_match(pattern) .to_be_near(x, tol)
+--   expect(fn).to_fail([substring])
+--   kit.user(id) kit.anon() kit.admin()  clients: :get(path [, headers]),
+--       :post/:put/:patch(path [, body [, headers]]), :delete(path [, headers]);
+--       paths are relative to /v1/test (admin: /admin/test); a table body is
+--       sent as JSON; the answer is {status, body, headers} with body decoded
+--       when it is JSON and header names in lower case
+--   kit.now()  kit.advance(seconds)  kit.drain()  kit.query(sql, ...)  kit.null
+--
+-- Every file gets its own host: one tenant "test" on the manual clock, a fresh
+-- database. The database lives for the whole file: tests of one file see
+-- each other's writes, in the order they are written.
+--
+-- A failed expectation names the file:line of the `expect` and what differed;
+-- the value is named after the expression written in expect(...) when the
+-- line has one, so a deep comparison reads
+--   res.body.items[2].price_fen: expected 990, got 1990
+
+local M = {}
+
+local SELF = debug.getinfo(1, "S").source
+local TENANT_PREFIX = { user = "/v1/test", admin = "/admin/test" }
+
+local host          -- the C binding for this file (core/testkit.c)
+local opened = false
+local plugins_spec  -- kit.plugins' table, until the host opens
+local collecting = true
+local running = false
+
+-- ---- showing values
+
+local function fmt(v, depth)
+  depth = depth or 0
+  local t = type(v)
+  if t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      local named = { ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r", ['"'] = '\\"', ["\\"] = "\\\\" }
+      return named[c] or ("\\%d"):format(c:byte())
+    end) .. '"'
+  elseif t == "table" then
+    if depth >= 2 then return "{...}" end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      local ia, ib = math.type(a) == "integer", math.type(b) == "integer"
+      if ia ~= ib then return ia end
+      if ia then return a < b end
+      return tostring(a) < tostring(b)
+    end)
+    local parts, n = {}, #v
+    for i, k in ipairs(keys) do
+      if i > 8 then
+        parts[#parts + 1] = "..."
+        break
+      end
+      if math.type(k) == "integer" and k >= 1 and k <= n then
+        parts[#parts + 1] = fmt(v[k], depth + 1)
+      elseif type(k) == "string" and k:match("^[%a_][%w_]*$") then
+        parts[#parts + 1] = k .. " = " .. fmt(v[k], depth + 1)
+      else
+        parts[#parts + 1] = "[" .. fmt(k, depth + 1) .. "] = " .. fmt(v[k], depth + 1)
+      end
+    end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  elseif host and v == host.null then
+    return "null"
+  end
+  return tostring(v)
+end
+
+-- ---- failures: where the expectation was written, and what it was about
+
+local Failure = {}  -- metatable of a failed expectation
+
+-- The innermost frame of code that is not this library: the test's own line.
+local function caller_info()
+  for level = 2, 100 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return nil end
+    if info.source ~= SELF and info.what ~= "C" and info.currentline > 0 then return info end
+  end
+end
+
+local lines_of = {}
+
+local function source_line(info)
+  if not info or info.source:sub(1, 1) ~= "@" then return nil end
+  local file = info.source:sub(2)
+  local lines = lines_of[file]
+  if not lines then
+    lines = {}
+    local f = io.open(file)
+    if f then
+      for line in f:lines() do lines[#lines + 1] = line end
+      f:close()
+    end
+    lines_of[file] = lines
+  end
+  return lines[info.currentline]
+end
+
+-- The text inside expect(...) on the expectation's line, if there is one
+-- expect there and its argument is short and plain; else "value".
+local function subject_name(info)
+  local line = source_line(info)
+  local s = line and line:find("%f[%w_]expect%(")
+  if not s or line:find("%f[%w_]expect%(", s + 1) then return "value" end
+  local start, i, depth = s + 7, s + 7, 1
+  while i <= #line do
+    local c = line:sub(i, i)
+    if c == "(" or c == "{" or c == "[" then
+      depth = depth + 1
+    elseif c == ")" or c == "}" or c == "]" then
+      depth = depth - 1
+      if depth == 0 then break end
+    elseif c == '"' or c == "'" then
+      i = i + 1
+      while i <= #line and line:sub(i, i) ~= c do
+        if line:sub(i, i) == "\\" then i = i + 1 end
+        i = i + 1
+      end
+    end
+    i = i + 1
+  end
+  local expr = depth == 0 and line:sub(start, i - 1):match("^%s*(.-)%s*$")
+  if not expr or expr == "" or #expr > 80 or expr:find("function", 1, true) then return "value" end
+  return expr
+end
+
+local function location(info)
+  if not info then return "?" end
+  local file = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  return ("%s:%d"):format(file, info.currentline)
+end
+
+local function fail(info, message)
+  error(setmetatable({ where = location(info), message = message }, Failure), 0)
+end
+
+-- ---- deep equality
+
+local function path_key(k)
+  if type(k) == "string" and k:match("^[%a_][%w_]*$") then return "." .. k end
+  if math.type(k) == "integer" then return ("[%d]"):format(k) end
+  return "[" .. fmt(k) .. "]"
+end
+
+local function union_keys(a, b)
+  local seen, keys = {}, {}
+  for _, t in ipairs({ a, b }) do
+    for k in pairs(t) do
+      if not seen[k] then
+        seen[k] = true
+        keys[#keys + 1] = k
+      end
+    end
+  end
+  table.sort(keys, function(x, y)
+    local ix, iy = math.type(x) == "integer", math.type(y) == "integer"
+    if ix ~= iy then return ix end
+    if ix then return x < y end
+    return tostring(x) < tostring(y)
+  end)
+  return keys
+end
+
+-- The first difference between expected and got (keys in order: list
+-- positions, then names): its path, the expected and the actual value.
+local function first_difference(expected, got, path, depth)
+  if expected == got then return nil end
+  if type(expected) ~= "table" or type(got) ~= "table" or depth > 64 then
+    return path, expected, got
+  end
+  for _, k in ipairs(union_keys(expected, got)) do
+    local p, e, g = first_difference(expected[k], got[k], path .. path_key(k), depth + 1)
+    if p then return p, e, g end
+  end
+  return nil
+end
+
+local function deep_equal(a, b)
+  return first_difference(a, b, "", 0) == nil
+end
+
+-- ---- expect
+
+local function expect(v)
+  local m = {}
+  local function check(ok, what)
+    if ok then return end
+    local info = caller_info()
+    fail(info, subject_name(info) .. what(info))
+  end
+  local function got() return ", got " .. fmt(v) end
+
+  function m.to_be(x)
+    check(v == x, function() return ": expected " .. fmt(x) .. got() end)
+  end
+  function m.to_equal(x)
+    local path, e, g = first_difference(x, v, "", 0)
+    if path == nil then return end
+    local info = caller_info()
+    fail(info, ("%s%s: expected %s, got %s"):format(subject_name(info), path, fmt(e), fmt(g)))
+  end
+  function m.to_be_nil()
+    check(v == nil, function() return ": expected nil" .. got() end)
+  end
+  function m.to_be_truthy()
+    check(v, function() return ": expected a truthy value" .. got() end)
+  end
+  function m.to_be_falsy()
+    check(not v, function() return ": expected false or nil" .. got() end)
+  end
+  function m.to_contain(x)
+    local ok = false
+    if type(v) == "string" then
+      ok = type(x) == "string" and v:find(x, 1, true) ~= nil
+    elseif type(v) == "table" then
+      for _, item in pairs(v) do
+        if deep_equal(x, item) then
+          ok = true
+          break
+        end
+      end
+    end
+    check(ok, function() return ": expected to contain " .. fmt(x) .. got() end)
+  end
+  function m.to_match(pattern)
+    check(type(v) == "string" and v:match(pattern) ~= nil,
+      function() return ": expected to match " .. fmt(pattern) .. got() end)
+  end
+  function m.to_be_near(x, tolerance)
+    tolerance = tolerance or 0
+    check(type(v) == "number" and math.abs(v - x) <= tolerance,
+      function() return (": expected %s ± %s"):format(fmt(x), fmt(tolerance)) .. got() end)
+  end
+  function m.to_fail(substring)
+    if type(v) ~= "function" then
+      check(false, function() return ": expected a function" .. got() end)
+    end
+    local ok, err = pcall(v)
+    if getmetatable(err) == Failure then err = err.message end
+    local message = type(err) == "string" and err or fmt(err)
+    check(not ok, function() return ": expected to fail, but it returned" end)
+    if substring then
+      check(message:find(substring, 1, true) ~= nil, function()
+        return ": expected an error containing " .. fmt(substring) .. ", got " .. fmt(message)
+      end)
+    end
+  end
+  return m
+end
+
+-- ---- the host: opened on first use, or before the first test runs
+
+-- A Lua literal of a plain-data table (the config file is Lua).
+local function literal(v)
+  local t = type(v)
+  if t == "string" or t == "number" then return ("%q"):format(v) end
+  if t == "boolean" then return tostring(v) end
+  if t == "table" then
+    local parts = {}
+    for k, val in pairs(v) do parts[#parts + 1] = "[" .. literal(k) .. "] = " .. literal(val) end
+    return "{ " .. table.concat(parts, ", ") .. " }"
+  end
+  error(("kit.plugins: a config holds strings, numbers, booleans and tables, not a %s"):format(t), 0)
+end
+
+local HostError = {}  -- metatable: the file's host could not open
+
+local function ensure_open()
+  if opened then return end
+  opened = true
+  local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }))
+  if not ok then error(setmetatable({ message = err }, HostError), 0) end
+end
+
+-- ---- kit
+
+local kit = {}
+
+local function client(kind, user)
+  local c = {}
+  local function send(method, path, body, headers)
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+      error(("%s: the path must start with '/' (it is relative to %s)"):format(method,
+        TENANT_PREFIX[kind == "admin" and "admin" or "user"]), 3)
+    end
+    ensure_open()
+    local h = {}
+    if user then h["authorization"] = "Bearer " .. host.token(user) end
+    if kind == "admin" then h["x-api-key"] = host.admin_key end
+    local raw
+    if body ~= nil then
+      raw = type(body) == "string" and body or host.json_encode(body)
+      h["content-type"] = "application/json"
+    end
+    for k, v in pairs(headers or {}) do h[tostring(k):lower()] = tostring(v) end
+    local prefix = TENANT_PREFIX[kind == "admin" and "admin" or "user"]
+    local status, text, response_headers = host.request(method, prefix .. path, h, raw)
+    local decoded = text
+    if response_headers["content-type"]:find("json", 1, true) and #text > 0 then
+      local value = host.json_decode(text)
+      if value ~= nil then decoded = value end
+    end
+    return { status = status, body = decoded, headers = response_headers }
+  end
+  function c:get(path, headers) return send("GET", path, nil, headers) end
+  function c:delete(path, headers) return send("DELETE", path, nil, headers) end
+  function c:post(path, body, headers) return send("POST", path, body, headers) end
+  function c:put(path, body, headers) return send("PUT", path, body, headers) end
+  function c:patch(path, body, headers) return send("PATCH", path, body, headers) end
+  function c:request(method, path, body, headers) return send(method, path, body, headers) end
+  return c
+end
+
+function kit.plugins(spec)
+  if type(spec) ~= "table" then error("kit.plugins takes a table { name = config, ... }", 2) end
+  if plugins_spec or opened then error("kit.plugins may be called only once, before the host is used", 2) end
+  if not collecting or running then error("kit.plugins must come before the first describe/it", 2) end
+  plugins_spec = spec
+end
+
+function kit.user(id)
+  if type(id) ~= "string" or #id < 1 or #id > 64 or not id:match("^[%w_:@%-]+$") then
+    error(("kit.user: invalid user id %s (1-64 letters, digits, _ - : @)"):format(fmt(id)), 2)
+  end
+  return client("user", id)
+end
+
+function kit.anon() return client("anon") end
+function kit.admin() return client("admin") end
+
+function kit.now()
+  ensure_open()
+  return host.now_ms() // 1000
+end
+
+function kit.advance(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("kit.advance takes a number of seconds >= 0", 2)
+  end
+  ensure_open()
+  return host.advance(math.floor(seconds * 1000 + 0.5))
+end
+
+function kit.drain()
+  ensure_open()
+  return host.drain()
+end
+
+function kit.query(sql, ...)
+  if type(sql) ~= "string" then error("kit.query takes SQL and its values", 2) end
+  ensure_open()
+  return host.query(sql, ...)
+end
+
+-- ---- describe / it
+
+local root = { children = {}, before = {}, after = {} }
+local current = root
+local any_block = false
+
+local function check_block(what, name, fn)
+  if running then error(what .. " inside a running test", 3) end
+  if type(name) ~= "string" or type(fn) ~= "function" then
+    error(what .. "(name, function) expected", 3)
+  end
+  any_block = true
+end
+
+local function describe(name, fn)
+  check_block("describe", name, fn)
+  local node = { name = name, parent = current, children = {}, before = {}, after = {} }
+  current.children[#current.children + 1] = node
+  current = node
+  local ok, err = pcall(fn)
+  current = node.parent
+  if not ok then error(err, 0) end
+end
+
+local function it(name, fn)
+  check_block("it", name, fn)
+  current.children[#current.children + 1] = { name = name, parent = current, fn = fn }
+end
+
+local function hook(list_name)
+  return function(fn)
+    if running then error(list_name .. " inside a running test", 2) end
+    if type(fn) ~= "function" then error(list_name .. "(function) expected", 2) end
+    local list = list_name == "before_each" and current.before or current.after
+    list[#list + 1] = fn
+  end
+end
+
+-- ---- running
+
+-- Keeps failures as they are; gives other errors the test's location.
+local function on_error(err)
+  local mt = getmetatable(err)
+  if mt == Failure or mt == HostError then return err end
+  local message = type(err) == "string" and err or fmt(err)
+  if not message:match("^[^\n]-:%d+: ") then
+    message = location(caller_info()) .. ": " .. message
+  end
+  return setmetatable({ message = message }, Failure)
+end
+
+local function full_name(test)
+  local names, node = { test.name }, test.parent
+  while node and node.name do
+    table.insert(names, 1, node.name)
+    node = node.parent
+  end
+  return table.concat(names, " > ")
+end
+
+-- Runs one test with its hooks; returns the first error, or nil.
+local function run_test(test)
+  local chain, node = {}, test.parent
+  while node do
+    table.insert(chain, 1, node)
+    node = node.parent
+  end
+  local first
+  local function call(fn)
+    local ok, err = xpcall(fn, on_error)
+    if not ok and not first then first = err end
+  end
+  for _, level in ipairs(chain) do
+    for _, fn in ipairs(level.before) do
+      if not first then call(fn) end
+    end
+  end
+  if not first then call(test.fn) end
+  for i = #chain, 1, -1 do
+    for _, fn in ipairs(chain[i].after) do call(fn) end
+  end
+  return first
+end
+
+local function say(line)
+  io.stdout:write(line, "\n")
+  io.stdout:flush()
+end
+
+local function report_failure(err)
+  local text = err.where and (err.where .. ": " .. err.message) or err.message
+  say("     " .. text:gsub("\n", "\n     "))
+end
+
+-- Runs the test file at path (as shown). Returns passed, failed, and
+-- whether the file could not run.
+function M.run(binding, path)
+  host = binding
+  kit.null = host.null
+  local chunk, err = loadfile(path, "t")
+  if not chunk then
+    say("ERROR " .. err)
+    return 0, 0, true
+  end
+  _G.kit, _G.expect = kit, expect
+  _G.describe, _G.it = describe, it
+  _G.before_each, _G.after_each = hook("before_each"), hook("after_each")
+  local ok, load_err = xpcall(chunk, on_error)
+  collecting = false
+  if ok and not any_block then
+    say("ERROR " .. path .. ": no tests (describe/it) in the file")
+    return 0, 0, true
+  end
+  if ok then ok, load_err = pcall(ensure_open) end
+  if not ok then
+    if getmetatable(load_err) == HostError then
+      say("ERROR " .. path .. ": " .. load_err.message)
+    else
+      local text = load_err.where and (load_err.where .. ": " .. load_err.message) or load_err.message
+      say("ERROR " .. text)
+    end
+    return 0, 0, true
+  end
+  local passed, failed = 0, 0
+  local function walk(node)
+    for _, child in ipairs(node.children) do
+      if child.fn then
+        running = true
+        local test_err = run_test(child)
+        running = false
+        if test_err and getmetatable(test_err) == HostError then
+          say("ERROR " .. path .. ": " .. test_err.message)
+          return false
+        end
+        if test_err then
+          failed = failed + 1
+          say("FAIL " .. full_name(child))
+          report_failure(test_err)
+        else
+          passed = passed + 1
+          say("ok   " .. full_name(child))
+        end
+      elseif walk(child) == false then
+        return false
+      end
+    end
+  end
+  local broken = walk(root) == false
+  return passed, failed, broken
+end
+
+return M
