@@ -448,79 +448,276 @@ static int l_caller(lua_State *L) {
 
 const tpa_fn tpa_functions[] = {
   {NULL, "now", l_now, TP_CTX_ANY, "tp.now() -> integer",
-   "The host's clock as UTC epoch seconds, fixed for the whole invocation."},
+   "The host's clock as UTC epoch seconds, fixed for the whole invocation.",
+   "@return integer # UTC epoch seconds"},
   {NULL, "now_ms", l_now_ms, TP_CTX_ANY, "tp.now_ms() -> integer",
-   "The host's clock as UTC epoch milliseconds, fixed for the whole invocation."},
+   "The host's clock as UTC epoch milliseconds, fixed for the whole invocation.",
+   "@return integer # UTC epoch milliseconds"},
   {NULL, "localtime", l_localtime, TP_CTX_ANY, "tp.localtime([epoch]) -> table",
    "Breaks an epoch (default now) down in the tenant's time zone: year, month, day, "
-   "hour, min, sec, wday (1 = Monday), yday, utc_offset (seconds)."},
+   "hour, min, sec, wday (1 = Monday), yday, utc_offset (seconds).",
+   "@param epoch? integer UTC epoch seconds (default: now)\n"
+   "@return TpLocaltime"},
   {NULL, "timezone", l_timezone, TP_CTX_ANY, "tp.timezone() -> string",
-   "The tenant's time zone name, e.g. Asia/Shanghai."},
+   "The tenant's time zone name, e.g. Asia/Shanghai.",
+   "@return string"},
   {NULL, "random", l_random, TP_CTX_TXN, "tp.random([m [, n]]) -> number",
    "Like math.random, from a generator the host seeds per invocation and logs, so "
-   "every draw can be replayed. math.random is the same function."},
+   "every draw can be replayed. math.random is the same function.",
+   "@param m? integer alone: the upper bound of 1..m; with n: the lower bound\n"
+   "@param n? integer the upper bound of m..n\n"
+   "@return number # a float in [0,1) without arguments, else an integer"},
   {NULL, "seed", l_seed, TP_CTX_TXN, "tp.seed() -> integer",
-   "The seed of this invocation's random generator."},
+   "The seed of this invocation's random generator.",
+   "@return integer"},
   {NULL, "fail", l_fail, TP_CTX_TXN, "tp.fail(status, code, message [, details])",
    "Ends the handler: everything it wrote is rolled back and the client gets "
-   "{\"error\":{\"code\",\"message\",\"details\"}} with status (400-599)."},
+   "{\"error\":{\"code\",\"message\",\"details\"}} with status (400-599).",
+   "@param status integer 400-599\n"
+   "@param code string a stable error code of 1-39 bytes, e.g. sold_out\n"
+   "@param message string for people\n"
+   "@param details? any plain data, sent as error.details"},
   {NULL, "log", l_log, TP_CTX_ANY, "tp.log(level, message [, fields])",
    "Writes a JSON log line (level: debug, info, warn, error) tagged with tenant, "
-   "plugin and request id; fields is a table added as is."},
+   "plugin and request id; fields is a table added as is.",
+   "@param level \"debug\"|\"info\"|\"warn\"|\"error\"\n"
+   "@param message string\n"
+   "@param fields? table plain data, logged under \"fields\""},
   {"db", "exec", l_db_exec, TP_CTX_TXN, "tp.db.exec(sql, ...) -> changes, last_insert_id",
    "Runs one statement with bound values (positional ?, or one table for :names). "
-   "Raises on any SQL error, which rolls the request back."},
+   "Raises on any SQL error, which rolls the request back.",
+   "@param sql string one SQL statement on the plugin's own tables\n"
+   "@param ... any values bound to ?, or one table for :names\n"
+   "@return integer changes # rows changed\n"
+   "@return integer last_insert_id"},
   {"db", "query", l_db_query, TP_CTX_TXN, "tp.db.query(sql, ...) -> rows",
    "Runs one statement and returns every row as a table of column = value "
-   "(NULL columns are absent); the list encodes as a JSON array even when empty."},
+   "(NULL columns are absent); the list encodes as a JSON array even when empty.",
+   "@param sql string one SQL statement on the plugin's own tables\n"
+   "@param ... any values bound to ?, or one table for :names\n"
+   "@return table[] rows"},
   {"db", "one", l_db_one, TP_CTX_TXN, "tp.db.one(sql, ...) -> row | nil",
-   "Runs one statement and returns its first row, or nil. RETURNING works."},
+   "Runs one statement and returns its first row, or nil. RETURNING works.",
+   "@param sql string one SQL statement on the plugin's own tables\n"
+   "@param ... any values bound to ?, or one table for :names\n"
+   "@return table? row"},
   {"jobs", "schedule", l_jobs_schedule, TP_CTX_TXN,
    "tp.jobs.schedule(name, payload, when) -> id",
    "Schedules the manifest's job name with payload (plain data) inside this transaction: it "
    "exists only if the transaction commits. when is seconds from now, or {at = epoch seconds "
    "| after = seconds [, every = seconds] [, key = string] [, max_attempts = n]}. A key is "
    "unique among the plugin's pending jobs: scheduling it again replaces that job. A job that "
-   "raises is retried with exponential back-off, then dead-lettered."},
+   "raises is retried with exponential back-off, then dead-lettered.",
+   "@param name string a job declared in the manifest's jobs table\n"
+   "@param payload table? plain data, handed to the job as job.payload (nil: {})\n"
+   "@param when number|TpJobWhen seconds from now, or when and how often\n"
+   "@return integer id"},
   {"jobs", "cancel", l_jobs_cancel, TP_CTX_TXN, "tp.jobs.cancel(id | key) -> boolean",
-   "Cancels one of the plugin's pending jobs (inside this transaction); false if none matched."},
+   "Cancels one of the plugin's pending jobs (inside this transaction); false if none matched.",
+   "@param id_or_key integer|string the id tp.jobs.schedule returned, or the job's key\n"
+   "@return boolean # true if a pending job was cancelled"},
   {"events", "emit", l_events_emit, TP_CTX_TXN, "tp.events.emit(name, data) -> integer",
    "Writes event name with data to the outbox inside this transaction. After commit it is "
    "delivered to every subscribing plugin of the tenant, each delivery its own transaction, "
-   "at least once and in order; returns the number of subscribers."},
+   "at least once and in order; returns the number of subscribers.",
+   "@param name string 1-64 characters of a-z 0-9 _ . -\n"
+   "@param data table? plain data, handed to subscribers as ev.data (nil: {})\n"
+   "@return integer # the number of subscribers it will reach"},
   {NULL, "call", l_call, TP_CTX_TXN, "tp.call(plugin, name, ...) -> ...",
    "Calls a function that another plugin of the tenant exports, synchronously and inside "
    "this transaction. Arguments and results are copied as plain data. An error in the callee "
-   "rolls back what it did and is raised in the caller (a tp.fail keeps its status and code)."},
+   "rolls back what it did and is raised in the caller (a tp.fail keeps its status and code).",
+   "@param plugin string the name of an enabled plugin\n"
+   "@param name string a function in that plugin's exports\n"
+   "@param ... any plain data\n"
+   "@return any ... # the export's results, copied"},
   {NULL, "config", l_config, TP_CTX_ANY, "tp.config() -> table",
    "The plugin's config table from the tenant's config (the same table a handler gets as "
-   "req.config), in every context: jobs, event handlers and exports have no req."},
+   "req.config), in every context: jobs, event handlers and exports have no req.",
+   "@return table"},
   {NULL, "caller", l_caller, TP_CTX_ANY, "tp.caller() -> string | nil",
    "Inside a function another plugin invoked with tp.call, that plugin's name (the immediate "
-   "caller when calls nest); nil in a route handler, job or event handler the host invoked."},
+   "caller when calls nest); nil in a route handler, job or event handler the host invoked.",
+   "@return string?"},
   {"crypto", "sha256", tpx_l_sha256, TP_CTX_ANY, "tp.crypto.sha256(data [, encoding]) -> string",
    "The SHA-256 digest of the string data; encoding is \"hex\" (default, lowercase), "
-   "\"base64\" (standard alphabet, padded) or \"raw\" (32 bytes)."},
+   "\"base64\" (standard alphabet, padded) or \"raw\" (32 bytes).",
+   "@param data string\n"
+   "@param encoding? \"hex\"|\"base64\"|\"raw\" default \"hex\"\n"
+   "@return string"},
   {"crypto", "hmac_sha256", tpx_l_hmac_sha256, TP_CTX_ANY,
    "tp.crypto.hmac_sha256(key, data [, encoding]) -> string",
    "The HMAC-SHA-256 of data keyed with key (both strings), encoded like tp.crypto.sha256. "
    "To verify a signed callback, compute it over req.raw_body and compare with "
-   "tp.crypto.equal."},
+   "tp.crypto.equal.",
+   "@param key string\n"
+   "@param data string\n"
+   "@param encoding? \"hex\"|\"base64\"|\"raw\" default \"hex\"\n"
+   "@return string"},
   {"crypto", "equal", tpx_l_equal, TP_CTX_ANY, "tp.crypto.equal(a, b) -> boolean",
    "True if the strings a and b are equal, compared in constant time (no early exit on the "
-   "first differing byte); strings of different lengths are never equal."},
+   "first differing byte); strings of different lengths are never equal.",
+   "@param a string\n"
+   "@param b string\n"
+   "@return boolean"},
   {"json", "encode", tpj_l_encode, TP_CTX_ANY, "tp.json.encode(value) -> string",
-   "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays."},
+   "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays.",
+   "@param value any plain data (raises if it is not)\n"
+   "@return string"},
   {"json", "decode", tpj_l_decode, TP_CTX_ANY, "tp.json.decode(text) -> value | nil, err",
-   "Decodes JSON; integral numbers become integers; null becomes tp.json.null."},
+   "Decodes JSON; integral numbers become integers; null becomes tp.json.null.",
+   "@param text string\n"
+   "@return any value # nil when text is not JSON\n"
+   "@return string? err"},
   {"json", "array", tpj_l_array, TP_CTX_ANY, "tp.json.array([t]) -> t",
-   "Marks t (or a new table) to encode as a JSON array, even when empty."},
+   "Marks t (or a new table) to encode as a JSON array, even when empty.",
+   "@param t? table\n"
+   "@return table"},
   {"json", "object", tpj_l_object, TP_CTX_ANY, "tp.json.object([t]) -> t",
-   "Marks t (or a new table) to encode as a JSON object, even when empty."},
-  {NULL, NULL, NULL, 0, NULL, NULL},
+   "Marks t (or a new table) to encode as a JSON object, even when empty.",
+   "@param t? table\n"
+   "@return table"},
+  {NULL, NULL, NULL, 0, NULL, NULL, NULL},
 };
 
-static const char *const context_names[] = {"load", "handler", "job", "event"};
+/* The tables plugin code is handed (req, job, ev, ...) or hands the host
+** (the manifest, its routes). plugin.c builds req (push_request, req_index),
+** sched.c builds a job's and an event's argument (TASK_ARG), plugin.c reads
+** the manifest (check_manifest_keys, read_route, read_route_doc). */
+const tpa_field tpa_shapes[] = {
+  {"tp", NULL, NULL,
+   "The host's API: the global table every plugin state gets. Each function says where it "
+   "may be called: load (while plugin.lua runs), handler (a route handler), job, event (an "
+   "event subscriber). Calling one elsewhere raises."},
+  {"tp.db", NULL, NULL,
+   "The tenant's database, inside the invocation's transaction. A plugin may use only tables "
+   "named NAME_... after itself (enforced); PRAGMA, ATTACH and transaction statements are refused."},
+  {"tp.jobs", NULL, NULL,
+   "Jobs: rows written in the caller's transaction that run later as their own transactions, "
+   "retried with back-off and dead-lettered after limits.job_max_attempts runs."},
+  {"tp.events", NULL, NULL,
+   "Events: written to the outbox in the caller's transaction, delivered after commit to every "
+   "subscribing plugin, at least once and in emission order per subscriber."},
+  {"tp.json", NULL, NULL, "JSON with exact integers and explicit arrays and objects."},
+  {"tp.json", "null", "lightuserdata",
+   "The JSON null: decoding null gives this value (not nil); encoding it writes null."},
+  {"tp.crypto", NULL, NULL, "Digests and signatures for callbacks and tokens."},
+
+  {"TpRequest", NULL, NULL,
+   "What a route handler gets as its one argument. headers, query and raw_body are built when "
+   "first read, and read as nil once the handler has returned."},
+  {"TpRequest", "id", "string", "The request id (also in the log line and the X-Request-Id header)."},
+  {"TpRequest", "method", "string", "GET, POST, PUT, PATCH or DELETE."},
+  {"TpRequest", "path", "string", "The request path as sent, without the query."},
+  {"TpRequest", "route", "string", "The route's path pattern as declared, e.g. /orders/{id:int}."},
+  {"TpRequest", "tenant", "string", "The tenant's id."},
+  {"TpRequest", "user", "string?",
+   "The user id of a verified bearer token; nil on auth = \"none\" routes and anonymous "
+   "auth = \"optional\" requests."},
+  {"TpRequest", "params", "table<string,string|integer>",
+   "Path parameters by name: {name:int} ones are integers, the others decoded strings."},
+  {"TpRequest", "query", "table<string,string>",
+   "Query parameters, percent-decoded; a repeated key keeps its last value; a key without = is \"\"."},
+  {"TpRequest", "headers", "table<string,string>", "Request headers by lowercase name."},
+  {"TpRequest", "body", "any", "The JSON body, decoded (integers stay integers); nil without a body."},
+  {"TpRequest", "raw_body", "string?",
+   "The body's exact bytes, for signatures over them; nil without a body."},
+  {"TpRequest", "config", "table", "The plugin's config table (the same as tp.config())."},
+
+  {"TpJob", NULL, NULL, "What a job handler (manifest jobs.NAME) gets as its one argument."},
+  {"TpJob", "id", "integer", "The job's id (tp.jobs.schedule returned it)."},
+  {"TpJob", "name", "string", "The job's name."},
+  {"TpJob", "attempt", "integer", "1 on the first run, 2 on the first retry, and so on."},
+  {"TpJob", "due", "integer", "When it was due, epoch seconds."},
+  {"TpJob", "due_ms", "integer", "When it was due, epoch milliseconds."},
+  {"TpJob", "key", "string|lightuserdata", "Its key, or tp.json.null when it was scheduled without one."},
+  {"TpJob", "payload", "any", "The payload given to tp.jobs.schedule, decoded from JSON."},
+
+  {"TpEvent", NULL, NULL,
+   "What an event handler (manifest subscribe[\"NAME\"]) gets as its one argument."},
+  {"TpEvent", "id", "integer", "The delivery's id."},
+  {"TpEvent", "name", "string", "The event's name, e.g. order.paid."},
+  {"TpEvent", "source", "string", "The plugin that emitted it."},
+  {"TpEvent", "attempt", "integer", "1 on the first delivery, 2 on the first retry, and so on."},
+  {"TpEvent", "emitted_at", "integer", "When it was emitted, epoch seconds."},
+  {"TpEvent", "emitted_at_ms", "integer", "When it was emitted, epoch milliseconds."},
+  {"TpEvent", "data", "any", "The data given to tp.events.emit, decoded from JSON."},
+
+  {"TpJobWhen", NULL, NULL, "When and how often a job runs (tp.jobs.schedule's when)."},
+  {"TpJobWhen", "at", "integer?", "Due at this epoch (seconds); not with after."},
+  {"TpJobWhen", "after", "number?", "Due this many seconds from now; not with at."},
+  {"TpJobWhen", "every", "number?", "Runs again every so many seconds (at least 1) after each run."},
+  {"TpJobWhen", "key", "string?",
+   "1-128 bytes, unique among the plugin's pending jobs: scheduling it again replaces that "
+   "job, and tp.jobs.cancel(key) cancels it."},
+  {"TpJobWhen", "max_attempts", "integer?", "Runs before it is dead-lettered, 1-1000 (default limits.job_max_attempts)."},
+
+  {"TpLocaltime", NULL, NULL, "An instant broken down in the tenant's time zone (tp.localtime)."},
+  {"TpLocaltime", "year", "integer", "e.g. 2024"},
+  {"TpLocaltime", "month", "integer", "1-12"},
+  {"TpLocaltime", "day", "integer", "1-31"},
+  {"TpLocaltime", "hour", "integer", "0-23"},
+  {"TpLocaltime", "min", "integer", "0-59"},
+  {"TpLocaltime", "sec", "integer", "0-60"},
+  {"TpLocaltime", "wday", "integer", "1 = Monday ... 7 = Sunday"},
+  {"TpLocaltime", "yday", "integer", "1-366"},
+  {"TpLocaltime", "utc_offset", "integer", "Seconds east of UTC (28800 in Asia/Shanghai)."},
+
+  {"TpFailure", NULL, NULL,
+   "The error value tp.fail raises (what pcall catches, and a tp.call to a plugin that "
+   "failed raises in its caller)."},
+  {"TpFailure", "status", "integer", "400-599"},
+  {"TpFailure", "code", "string", "The stable error code."},
+  {"TpFailure", "message", "string", "The message for people."},
+  {"TpFailure", "details", "any", "The details given to tp.fail, if any."},
+
+  {"TpManifest", NULL, NULL,
+   "What plugin.lua returns. Unknown fields are refused, so a typo fails the load."},
+  {"TpManifest", "name", "string", "The plugin's name: its folder's name, [a-z][a-z0-9_]* of at most 32 bytes."},
+  {"TpManifest", "version", "string", "1-32 bytes, e.g. \"1.0.0\"."},
+  {"TpManifest", "description", "string?", "One line for people."},
+  {"TpManifest", "migrations", "string[]?",
+   "SQL scripts, applied once each, in order, in one transaction when the plugin loads; "
+   "append, never edit a released one."},
+  {"TpManifest", "routes", "TpRoute[]?", "The HTTP routes the plugin serves."},
+  {"TpManifest", "jobs", "table<string,fun(job:TpJob)>?", "Job handlers by name (tp.jobs.schedule)."},
+  {"TpManifest", "subscribe", "table<string,fun(ev:TpEvent)>?", "Event handlers by event name."},
+  {"TpManifest", "exports", "table<string,function>?",
+   "Functions other plugins call with tp.call(this plugin, name, ...)."},
+
+  {"TpRoute", NULL, NULL,
+   "One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth = "
+   "\"admin\"). The doc fields (summary ... status) feed GET /v1/{tenant}/openapi.json and are "
+   "checked at load; other unknown keys are ignored."},
+  {"TpRoute", "method", "\"GET\"|\"POST\"|\"PUT\"|\"PATCH\"|\"DELETE\"", "The HTTP method."},
+  {"TpRoute", "path", "string",
+   "The path pattern, at most 256 bytes: literal segments and {name}, {name:str} or {name:int} parameters."},
+  {"TpRoute", "auth", "\"none\"|\"optional\"|\"user\"|\"admin\"|nil",
+   "Who may call it (default \"user\": a valid bearer token); \"admin\" needs the tenant's X-Api-Key."},
+  {"TpRoute", "handler", "fun(req:TpRequest):integer|table?,table?",
+   "Runs inside the request's transaction and returns status, body (a table, encoded as JSON) "
+   "or just the body for 200. Raising rolls everything back (500 internal_error, or tp.fail's "
+   "status and code)."},
+  {"TpRoute", "summary", "string?", "At most 200 bytes."},
+  {"TpRoute", "description", "string?", "Longer documentation."},
+  {"TpRoute", "query", "table<string,TpQueryParam>?", "Query parameters by name."},
+  {"TpRoute", "headers", "table<string,TpHeaderParam>?", "Request headers the route reads, by name."},
+  {"TpRoute", "body", "table?", "JSON Schema of the request body, written as a Lua table."},
+  {"TpRoute", "response", "table?", "JSON Schema of the success body, written as a Lua table."},
+  {"TpRoute", "status", "integer?", "The success status, 200-299 (default 200)."},
+
+  {"TpQueryParam", NULL, NULL, "A documented query parameter of a route."},
+  {"TpQueryParam", "type", "\"string\"|\"integer\"|\"boolean\"|nil", "Default \"string\"."},
+  {"TpQueryParam", "description", "string?", ""},
+  {"TpQueryParam", "required", "boolean?", "Default false."},
+
+  {"TpHeaderParam", NULL, NULL, "A documented request header of a route."},
+  {"TpHeaderParam", "description", "string?", ""},
+  {"TpHeaderParam", "required", "boolean?", "Default false."},
+  {NULL, NULL, NULL, NULL},
+};
+
+const char *const tpa_context_names[4] = {"load", "handler", "job", "event"};
 
 /* Every API function is called through here: the context check lives once. */
 static int trampoline(lua_State *L) {
@@ -531,7 +728,7 @@ static int trampoline(lua_State *L) {
     for (int i = 0; i < 4; i++)
       if (f->contexts & (1 << i)) {
         if (allowed[0]) strcat(allowed, ", ");
-        strcat(allowed, context_names[i]);
+        strcat(allowed, tpa_context_names[i]);
       }
     const char *where = p->ctx == TP_CTX_LOAD ? "while the plugin loads" : "here";
     return luaL_error(L, "tp.%s%s%s is not available %s (allowed in: %s)",

@@ -9,11 +9,14 @@
 #include <uv.h>
 
 #include "adminclient.h"
+#include "apidoc.h"
+#include "check.h"
 #include "clock.h"
 #include "config.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
+#include "scaffold.h"
 #include "testkit.h"
 #include "token.h"
 #include "version.h"
@@ -31,6 +34,9 @@ static const char usage_main[] =
     "  token     mint a user token for development and tests\n"
     "  config    validate a config file and print what it declares\n"
     "  test      run a plugin's tests (DIR/test/*_test.lua) against the real host\n"
+    "  api       print the plugin API as LuaLS stubs or a Markdown reference\n"
+    "  new       scaffold a plugin: tidepool new plugin NAME [--dir DIR]\n"
+    "  check     load a plugin folder without serving it and report its problems\n"
     "  version   print the version\n"
     "  help      show help for a command: tidepool help serve\n"
     "\n"
@@ -428,6 +434,9 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc - 2, argv + 2);
   else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(argc - 2, argv + 2);
   else if (strcmp(cmd, "test") == 0) rc = tp_cli_test(argc - 2, argv + 2);
+  else if (strcmp(cmd, "api") == 0) rc = tpd_cmd_api(argc - 2, argv + 2);
+  else if (strcmp(cmd, "new") == 0) rc = tpn_cmd_new(argc - 2, argv + 2);
+  else if (strcmp(cmd, "check") == 0) rc = tpk_cmd_check(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
