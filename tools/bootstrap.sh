@@ -8,14 +8,17 @@ build_pkgs=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libsqlite3
 test_pkgs=(python3 curl lua5.4)
 bench_pkgs=(wrk util-linux)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+# tests/bench/sidebyside.sh: nginx + lua-nginx-module and redis, run from a temp dir (not as services)
+sidebyside_pkgs=(nginx libnginx-mod-http-lua redis-server wrk util-linux curl python3)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in
   --test)  want+=("${test_pkgs[@]}") ;;
   --bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   --fuzz)  want+=("${fuzz_pkgs[@]}") ;;
+  --sidebyside) want+=("${sidebyside_pkgs[@]}") ;;
   "")      want+=(curl) ;;
-  *) echo "usage: tools/bootstrap.sh [--test|--bench|--fuzz]" >&2; exit 2 ;;
+  *) echo "usage: tools/bootstrap.sh [--test|--bench|--fuzz|--sidebyside]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,0 +1,962 @@
+/*
+** flashloop.c - tests/bench/sidebyside.sh's bare servers, copy-adapted from
+** tests/bench/baseline.c (same buffers, write path and group commit).
+**
+**   flashloop PORT DBFILE SECRET   the flash-sale buy with tidepool's SQL
+**   flashloop --ceiling PORT       answers every request 200 {"ok":true}, no work
+**
+** The buy: POST /v1/bench/flash-sales/<id>/buy with "Authorization: Bearer
+** v1.bench.<user>.<exp>.<sig>" and a JSON body ({} or {"qty":n}). Per request
+** it verifies the token (HMAC-SHA-256 with OpenSSL, like core/token.c), then
+** inside a SAVEPOINT runs the statements tidepool's plugins run for a buy
+** without an Idempotency-Key (plugins/flash_sale/plugin.lua buy,
+** plugins/orders/lib/create.lua, plugins/catalog/plugin.lua reserve,
+** core/sched.c schedule): read the sale, count the user against the limit
+** (upsert RETURNING), take the sale's units (conditional UPDATE), count the
+** user's unpaid orders, reserve the catalog's stock (conditional UPDATE
+** RETURNING), insert the order and its line, replace the unpaid-timeout job
+** row (DELETE by key + INSERT). Same schema and indexes as the plugins'
+** migrations, WAL, synchronous=FULL, foreign_keys=ON. All requests parsed in
+** one loop iteration share one BEGIN ... COMMIT (one fsync); a uv_check handle
+** commits and only then hands that iteration's responses to the sockets.
+** No routing table, Lua, request ids, logs or timeouts.
+**
+** Also: GET /healthz, GET /orders/count -> {"orders":N}, GET /metrics.
+** SIGINT/SIGTERM stop it.
+*/
+#define _POSIX_C_SOURCE 200809L
+
+#include <llhttp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <uv.h>
+
+#define TENANT "bench"
+#define BUY_PREFIX "/v1/" TENANT "/flash-sales/"
+#define MAX_BODY (1 << 20)
+#define READ_BUF_SIZE 65536
+#define MAX_UNPAID 1000000 /* orders = { max_unpaid_orders = 1000000 } in flash_sale.sh */
+
+/* ---- buffers */
+
+typedef struct buf {
+  char *data;
+  size_t len, cap;
+} buf;
+
+static void buf_reserve(buf *b, size_t extra) {
+  if (b->cap - b->len > extra) return;
+  size_t cap = b->cap ? b->cap : 512;
+  while (cap - b->len <= extra) cap *= 2;
+  char *p = realloc(b->data, cap);
+  if (!p) abort();
+  b->data = p;
+  b->cap = cap;
+}
+
+static void buf_add(buf *b, const char *p, size_t n) {
+  if (n == 0) return;
+  buf_reserve(b, n);
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void buf_adds(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(buf *b, const char *fmt, ...) {
+  buf_reserve(b, 256);  /* one pass in the usual case: format straight into the buffer */
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= b->cap - b->len) {  /* did not fit: grow and format again */
+    buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  b->len += (size_t)n;
+}
+
+static void buf_add_json_str(buf *b, const unsigned char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  buf_reserve(b, n + 2);
+  b->data[b->len++] = '"';
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = s[i];
+    if (c == '"' || c == '\\') {
+      char esc[2] = {'\\', (char)c};
+      buf_add(b, esc, 2);
+    } else if (c < 0x20) {
+      char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      buf_add(b, esc, 6);
+    } else {
+      buf_add(b, (const char *)&c, 1);
+    }
+  }
+  buf_add(b, "\"", 1);
+}
+
+/* ---- state */
+
+typedef struct conn {
+  uv_tcp_t tcp;
+  uv_write_t write_req;
+  llhttp_t parser;
+  buf url, body, hfield, auth;
+  bool in_auth;  /* the header being read is Authorization */
+  buf staged;    /* responses of this iteration, not yet committed */
+  buf out;       /* committed responses not yet handed to the kernel */
+  buf inflight;  /* handed to uv_write, awaiting its callback */
+  bool writing, close_after, closing, closed, in_pending;
+  struct conn *pending_next;
+} conn;
+
+enum {
+  Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+  Q_SALE, Q_BUYER, Q_TAKE, Q_UNPAID, Q_RESERVE, Q_RESERVE_WHY, Q_ORDER, Q_LINE, Q_JOB_DEL, Q_JOB_INS,
+  Q_COUNT, NQ
+};
+
+static const char *const SQL[NQ] = {
+  [Q_BEGIN] = "BEGIN",
+  [Q_COMMIT] = "COMMIT",
+  [Q_ROLLBACK] = "ROLLBACK",
+  [Q_SAVEPOINT] = "SAVEPOINT tp_request",
+  [Q_RELEASE] = "RELEASE tp_request",
+  [Q_ROLLBACK_TO] = "ROLLBACK TO tp_request",
+  /* flash_sale: load(id) */
+  [Q_SALE] = "SELECT id, sku, title, price_fen, quantity, remaining, per_user_limit, per_order_limit,"
+             " starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, created_at,"
+             " updated_at FROM flash_sale_sales WHERE id = ?",
+  /* flash_sale: add_bought */
+  [Q_BUYER] = "INSERT INTO flash_sale_buyers (sale_id, user, bought) VALUES (?1, ?2, ?3)"
+              " ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4"
+              " RETURNING bought",
+  /* flash_sale: take_units */
+  [Q_TAKE] = "UPDATE flash_sale_sales SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1",
+  /* orders: the unpaid cap */
+  [Q_UNPAID] = "SELECT count(*) AS n FROM orders_orders WHERE user = ? AND status = 'pending_payment'",
+  /* catalog: reserve */
+  [Q_RESERVE] = "UPDATE catalog_skus SET stock = stock - ?1 WHERE code = ?2 AND stock >= ?1"
+                " AND product_id IN (SELECT id FROM catalog_products WHERE status = 'on_sale')"
+                " RETURNING product_id, title, price_fen",
+  [Q_RESERVE_WHY] = "SELECT s.stock, p.status FROM catalog_skus s JOIN catalog_products p"
+                    " ON p.id = s.product_id WHERE s.code = ?",
+  /* orders: insert_order, insert_lines */
+  [Q_ORDER] = "INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,"
+              " campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,"
+              " idempotency_key, fingerprint, created_at, pay_deadline)"
+              " VALUES (?1, 'pending_payment', ?2, 0, ?2, NULL, 'flash_sale', ?3, ?4, 0, NULL, NULL,"
+              " NULL, NULL, NULL, NULL, ?5, ?6)",
+  [Q_LINE] = "INSERT INTO orders_lines (order_id, line_no, sku, product_id, title, qty, list_price_fen,"
+             " unit_price_fen, amount_fen, discount_fen, paid_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+  /* core/sched.c: tp.jobs.schedule("expire_unpaid", ..., {key = "unpaid:<id>"}) */
+  [Q_JOB_DEL] = "DELETE FROM _tp_jobs WHERE plugin = ?1 AND key = ?2 AND dead_ms IS NULL",
+  [Q_JOB_INS] = "INSERT INTO _tp_jobs(kind, plugin, name, source, payload, key, due_ms, every_ms,"
+                " max_attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+  [Q_COUNT] = "SELECT count(*) FROM orders_orders",
+};
+
+/* The plugins' migrations and the host's _tp_jobs (core/sched.c), as they are. */
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS catalog_products (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    " description TEXT, status TEXT NOT NULL DEFAULT 'on_sale' CHECK (status IN ('on_sale', 'off_sale')),"
+    " created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS catalog_skus (code TEXT PRIMARY KEY,"
+    " product_id INTEGER NOT NULL REFERENCES catalog_products(id), title TEXT NOT NULL,"
+    " price_fen INTEGER NOT NULL CHECK (price_fen >= 0), stock INTEGER NOT NULL CHECK (stock >= 0),"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS catalog_skus_product ON catalog_skus(product_id);"
+    "CREATE TABLE IF NOT EXISTS orders_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('pending_payment', 'paid', 'completed', 'cancelled',"
+    " 'refunding', 'refunded')), items_fen INTEGER NOT NULL CHECK (items_fen >= 1),"
+    " discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),"
+    " total_fen INTEGER NOT NULL CHECK (total_fen = items_fen - discount_fen AND total_fen >= 1),"
+    " paid_fen INTEGER NOT NULL DEFAULT 0,"
+    " refund_requested_fen INTEGER NOT NULL DEFAULT 0 CHECK (refund_requested_fen <= paid_fen),"
+    " refunded_fen INTEGER NOT NULL DEFAULT 0 CHECK (refunded_fen <= refund_requested_fen),"
+    " coupon_id INTEGER, campaign_plugin TEXT, campaign_id TEXT, campaign_stacks INTEGER NOT NULL DEFAULT 0,"
+    " referrer TEXT, referrer2 TEXT, store TEXT, guide TEXT, idempotency_key TEXT, fingerprint TEXT,"
+    " stock_held INTEGER NOT NULL DEFAULT 1, transaction_id TEXT UNIQUE,"
+    " late_payment INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, pay_deadline INTEGER NOT NULL,"
+    " paid_at INTEGER, cancelled_at INTEGER, cancel_reason TEXT, completed_at INTEGER, refunded_at INTEGER,"
+    " held INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS orders_orders_idempotency ON orders_orders(user, idempotency_key)"
+    " WHERE idempotency_key IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS orders_orders_user ON orders_orders(user, status);"
+    "CREATE TABLE IF NOT EXISTS orders_lines (order_id INTEGER NOT NULL, line_no INTEGER NOT NULL,"
+    " sku TEXT NOT NULL, product_id INTEGER NOT NULL, title TEXT NOT NULL,"
+    " qty INTEGER NOT NULL CHECK (qty >= 1), list_price_fen INTEGER NOT NULL,"
+    " unit_price_fen INTEGER NOT NULL CHECK (unit_price_fen >= 1),"
+    " amount_fen INTEGER NOT NULL CHECK (amount_fen = qty * unit_price_fen),"
+    " discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0 AND discount_fen <= amount_fen),"
+    " paid_fen INTEGER NOT NULL CHECK (paid_fen = amount_fen - discount_fen),"
+    " PRIMARY KEY (order_id, line_no)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS flash_sale_sales (id INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT NOT NULL,"
+    " title TEXT NOT NULL, price_fen INTEGER NOT NULL CHECK (price_fen >= 1),"
+    " quantity INTEGER NOT NULL CHECK (quantity >= 1),"
+    " remaining INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= quantity),"
+    " per_user_limit INTEGER NOT NULL CHECK (per_user_limit >= 1),"
+    " per_order_limit INTEGER NOT NULL CHECK (per_order_limit >= 1), starts_at INTEGER NOT NULL,"
+    " ends_at INTEGER NOT NULL CHECK (ends_at > starts_at), slots TEXT NOT NULL DEFAULT '[]',"
+    " unpaid_timeout_seconds INTEGER NOT NULL, stacks_with_coupon INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL CHECK (status IN ('active', 'disabled')), created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS flash_sale_sales_sku ON flash_sale_sales(sku, starts_at);"
+    "CREATE TABLE IF NOT EXISTS flash_sale_buyers (sale_id INTEGER NOT NULL, user TEXT NOT NULL,"
+    " bought INTEGER NOT NULL CHECK (bought >= 0), PRIMARY KEY (sale_id, user)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _tp_jobs (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " kind TEXT NOT NULL CHECK (kind IN ('job', 'event')), plugin TEXT NOT NULL, name TEXT NOT NULL,"
+    " source TEXT, payload TEXT NOT NULL, key TEXT, due_ms INTEGER NOT NULL,"
+    " every_ms INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL, last_error TEXT, created_ms INTEGER NOT NULL, dead_ms INTEGER);"
+    "CREATE INDEX IF NOT EXISTS _tp_jobs_due ON _tp_jobs(due_ms, id) WHERE dead_ms IS NULL;"
+    "CREATE INDEX IF NOT EXISTS _tp_jobs_queue ON _tp_jobs(plugin, id)"
+    " WHERE kind = 'event' AND dead_ms IS NULL;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS _tp_jobs_key ON _tp_jobs(plugin, key)"
+    " WHERE key IS NOT NULL AND dead_ms IS NULL;";
+
+static struct {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_check_t check;
+  uv_signal_t sigint, sigterm;
+  llhttp_settings_t settings;
+  bool ceiling;
+  const char *secret;
+  sqlite3 *db;
+  sqlite3_stmt *q[NQ];
+  bool in_txn;
+  int batch_size;
+  conn *pending;
+  uint64_t commits_ok, commits_failed, batch_sum;
+  char read_buf[READ_BUF_SIZE];
+} S;
+
+static void die(const char *what) {
+  fprintf(stderr, "flashloop: %s: %s\n", what, S.db ? sqlite3_errmsg(S.db) : "?");
+  exit(1);
+}
+
+/* ---- responses */
+
+static const char *status_text(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 500: return "Internal Server Error";
+    default: return "Unknown";
+  }
+}
+
+static void respond(conn *c, int status, const buf *body) {
+  buf_printf(&c->staged, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
+             status, status_text(status), body->len, c->close_after ? "Connection: close\r\n" : "");
+  buf_add(&c->staged, body->data, body->len);
+  if (!c->in_pending) {
+    c->in_pending = true;
+    c->pending_next = S.pending;
+    S.pending = c;
+  }
+}
+
+static void respond_error(conn *c, int status, const char *code, const char *msg, buf *body) {
+  body->len = 0;
+  buf_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+  respond(c, status, body);
+}
+
+/* ---- the token (core/token.c's rules) */
+
+static size_t base64url(const unsigned char *in, size_t n, char *out) {
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t o = 0, i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = tab[(v >> 6) & 63];
+    out[o++] = tab[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)in[i] << 16;
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = tab[(v >> 6) & 63];
+  }
+  out[o] = '\0';
+  return o;
+}
+
+static bool id_char(char ch, bool user) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+         ch == '-' || (user && (ch == ':' || ch == '@'));
+}
+
+/* Verifies "v1.<tenant>.<user>.<exp>.<sig>"; on success copies the user. */
+static const char *verify_token(const char *t, size_t n, char user[65]) {
+  if (n > 512) return "invalid_token";
+  const char *part[5];
+  size_t plen[5];
+  size_t k = 0, start = 0;
+  for (size_t i = 0; i <= n && k < 5; i++) {
+    if (i == n || t[i] == '.') {
+      part[k] = t + start;
+      plen[k++] = i - start;
+      start = i + 1;
+      if (i == n) break;
+    }
+  }
+  if (k != 5 || part[4] + plen[4] != t + n) return "invalid_token";
+  if (plen[0] != 2 || memcmp(part[0], "v1", 2) != 0 || plen[4] != 43) return "invalid_token";
+  if (plen[1] < 1 || plen[1] > 64 || plen[2] < 1 || plen[2] > 64 || plen[3] < 1 || plen[3] > 18)
+    return "invalid_token";
+  for (size_t i = 0; i < plen[1]; i++)
+    if (!id_char(part[1][i], false)) return "invalid_token";
+  for (size_t i = 0; i < plen[2]; i++)
+    if (!id_char(part[2][i], true)) return "invalid_token";
+  int64_t exp = 0;
+  for (size_t i = 0; i < plen[3]; i++) {
+    if (part[3][i] < '0' || part[3][i] > '9') return "invalid_token";
+    exp = exp * 10 + (part[3][i] - '0');
+  }
+  if (plen[1] != strlen(TENANT) || memcmp(part[1], TENANT, plen[1]) != 0) return "wrong_tenant";
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int maclen = 0;
+  HMAC(EVP_sha256(), S.secret, (int)strlen(S.secret), (const unsigned char *)t,
+       (size_t)(part[4] - t) - 1, mac, &maclen);
+  char sig[64];
+  base64url(mac, maclen, sig);
+  if (CRYPTO_memcmp(sig, part[4], 43) != 0) return "invalid_token";
+  if (exp <= (int64_t)time(NULL)) return "token_expired";
+  memcpy(user, part[2], plen[2]);
+  user[plen[2]] = '\0';
+  return NULL;
+}
+
+/* ---- the body: {} or {"qty": n} (other integer members ignored) */
+
+static int parse_qty(const char *p, size_t n, int64_t *qty) {
+  const char *e = p + n;
+  *qty = 1;
+#define WS() while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++
+  WS();
+  if (p == e) return 0; /* no body */
+  if (*p++ != '{') return -1;
+  WS();
+  if (p < e && *p == '}') { p++; WS(); return p == e ? 0 : -1; }
+  for (;;) {
+    WS();
+    if (p >= e || *p++ != '"') return -1;
+    const char *k = p;
+    while (p < e && *p != '"') p++;
+    if (p >= e) return -1;
+    bool is_qty = p - k == 3 && memcmp(k, "qty", 3) == 0;
+    p++;
+    WS();
+    if (p >= e || *p++ != ':') return -1;
+    WS();
+    int64_t v = 0;
+    const char *d = p;
+    while (p < e && *p >= '0' && *p <= '9' && v < 100000000) v = v * 10 + (*p++ - '0');
+    if (p == d) return -1;
+    if (is_qty) *qty = v;
+    WS();
+    if (p < e && *p == ',') { p++; continue; }
+    if (p < e && *p == '}') { p++; break; }
+    return -1;
+  }
+  WS();
+#undef WS
+  return p == e && *qty >= 1 && *qty <= 1000 ? 0 : -1;
+}
+
+/* ---- the buy */
+
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int txn_begin(void) {
+  if (S.in_txn) return 0;
+  if (step_done(S.q[Q_BEGIN]) != 0) return -1;
+  S.in_txn = true;
+  S.batch_size = 0;
+  return 0;
+}
+
+static void reset(sqlite3_stmt *st) {
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+}
+
+typedef struct {
+  int status;
+  const char *code, *msg;
+} refusal;
+
+/* The statements of one buy; a refusal leaves *r set and the caller rolls back. */
+static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body, refusal *r) {
+  sqlite3_stmt *st = S.q[Q_SALE];
+  sqlite3_bind_int64(st, 1, sale_id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    reset(st);
+    *r = (refusal){404, "sale_not_found", "no such flash sale"};
+    return -1;
+  }
+  char sku[65], status[16];
+  snprintf(sku, sizeof sku, "%s", (const char *)sqlite3_column_text(st, 1));
+  int64_t price = sqlite3_column_int64(st, 3), remaining = sqlite3_column_int64(st, 5);
+  int64_t per_user = sqlite3_column_int64(st, 6), per_order = sqlite3_column_int64(st, 7);
+  int64_t starts = sqlite3_column_int64(st, 8), ends = sqlite3_column_int64(st, 9);
+  bool no_slots = strcmp((const char *)sqlite3_column_text(st, 10), "[]") == 0;
+  int64_t timeout = sqlite3_column_int64(st, 11), stacks = sqlite3_column_int64(st, 12);
+  snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 13));
+  reset(st);
+  int64_t now = (int64_t)time(NULL);
+  if (strcmp(status, "active") != 0) { *r = (refusal){404, "sale_not_found", "no such flash sale"}; return -1; }
+  if (remaining == 0) { *r = (refusal){409, "sold_out", "this flash sale is sold out"}; return -1; }
+  if (!no_slots) { *r = (refusal){500, "unsupported", "daily slots are not implemented here"}; return -1; }
+  if (now < starts) { *r = (refusal){409, "not_started", "this flash sale has not started"}; return -1; }
+  if (now >= ends) { *r = (refusal){409, "ended", "this flash sale has ended"}; return -1; }
+  if (qty > per_order) { *r = (refusal){409, "order_limit_exceeded", "too many per order"}; return -1; }
+
+  st = S.q[Q_BUYER];
+  sqlite3_bind_int64(st, 1, sale_id);
+  sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, qty);
+  sqlite3_bind_int64(st, 4, per_user);
+  int rc = qty <= per_user ? sqlite3_step(st) : SQLITE_DONE;
+  if (rc == SQLITE_ROW) rc = sqlite3_step(st);  /* to the end: the upsert is done */
+  bool counted = sqlite3_changes(S.db) > 0 && rc == SQLITE_DONE;
+  reset(st);
+  if (!counted) { *r = (refusal){409, "limit_reached", "per-user limit reached"}; return -1; }
+
+  st = S.q[Q_TAKE];
+  sqlite3_bind_int64(st, 1, qty);
+  sqlite3_bind_int64(st, 2, sale_id);
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE || sqlite3_changes(S.db) == 0) {
+    *r = (refusal){409, "sold_out", "fewer units left than asked for"};
+    return -1;
+  }
+
+  st = S.q[Q_UNPAID];
+  sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  int64_t unpaid = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+  reset(st);
+  if (unpaid >= MAX_UNPAID) { *r = (refusal){409, "too_many_unpaid_orders", "pay an unpaid order first"}; return -1; }
+
+  st = S.q[Q_RESERVE];
+  sqlite3_bind_int64(st, 1, qty);
+  sqlite3_bind_text(st, 2, sku, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    reset(st);
+    sqlite3_stmt *w = S.q[Q_RESERVE_WHY];
+    sqlite3_bind_text(w, 1, sku, -1, SQLITE_STATIC);
+    rc = sqlite3_step(w);
+    bool on_sale = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(w, 1), "on_sale") == 0;
+    reset(w);
+    if (rc != SQLITE_ROW) *r = (refusal){404, "sku_not_found", "no such sku"};
+    else if (!on_sale) *r = (refusal){409, "not_on_sale", "sku is not on sale"};
+    else *r = (refusal){409, "sold_out", "the product is out of stock"};
+    return -1;
+  }
+  int64_t product_id = sqlite3_column_int64(st, 0), list_price = sqlite3_column_int64(st, 2);
+  char title[128];
+  snprintf(title, sizeof title, "%s", (const char *)sqlite3_column_text(st, 1));
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "reserve failed"}; return -1; }
+
+  int64_t amount = qty * price, deadline = now + timeout;
+  char sale_str[24];
+  snprintf(sale_str, sizeof sale_str, "%lld", (long long)sale_id);
+  st = S.q[Q_ORDER];
+  sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, amount);
+  sqlite3_bind_text(st, 3, sale_str, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, stacks);
+  sqlite3_bind_int64(st, 5, now);
+  sqlite3_bind_int64(st, 6, deadline);
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "insert order failed"}; return -1; }
+  int64_t id = sqlite3_last_insert_rowid(S.db);
+
+  st = S.q[Q_LINE];
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, 1);
+  sqlite3_bind_text(st, 3, sku, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, product_id);
+  sqlite3_bind_text(st, 5, title, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, qty);
+  sqlite3_bind_int64(st, 7, list_price);
+  sqlite3_bind_int64(st, 8, price);
+  sqlite3_bind_int64(st, 9, amount);
+  sqlite3_bind_int64(st, 10, 0);
+  sqlite3_bind_int64(st, 11, amount);
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "insert line failed"}; return -1; }
+
+  char key[40], payload[48];
+  snprintf(key, sizeof key, "unpaid:%lld", (long long)id);
+  snprintf(payload, sizeof payload, "{\"order_id\":%lld}", (long long)id);
+  st = S.q[Q_JOB_DEL];
+  sqlite3_bind_text(st, 1, "orders", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job replace failed"}; return -1; }
+  st = S.q[Q_JOB_INS];
+  sqlite3_bind_text(st, 1, "job", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, "orders", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, "expire_unpaid", -1, SQLITE_STATIC);
+  sqlite3_bind_null(st, 4);
+  sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 7, deadline * 1000);
+  sqlite3_bind_int64(st, 8, 0);
+  sqlite3_bind_int64(st, 9, 5);
+  sqlite3_bind_int64(st, 10, now * 1000);
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job insert failed"}; return -1; }
+
+  /* the order as tidepool's store.shape shows it */
+  body->len = 0;
+  buf_printf(body,
+             "{\"id\":%lld,\"user\":\"%s\",\"status\":\"pending_payment\",\"items_fen\":%lld,"
+             "\"discount_fen\":0,\"total_fen\":%lld,\"paid_fen\":0,\"refund_requested_fen\":0,"
+             "\"refunded_fen\":0,\"attribution\":{},\"stock_held\":true,\"late_payment\":false,"
+             "\"held\":false,\"created_at\":%lld,\"pay_deadline\":%lld,\"campaign\":{\"plugin\":"
+             "\"flash_sale\",\"id\":\"%s\",\"stacks_with_coupon\":%s},\"lines\":[{\"sku\":\"%s\","
+             "\"product_id\":%lld,\"title\":",
+             (long long)id, user, (long long)amount, (long long)amount, (long long)now,
+             (long long)deadline, sale_str, stacks ? "true" : "false", sku, (long long)product_id);
+  buf_add_json_str(body, (const unsigned char *)title, strlen(title));
+  buf_printf(body,
+             ",\"qty\":%lld,\"list_price_fen\":%lld,\"unit_price_fen\":%lld,\"amount_fen\":%lld,"
+             "\"discount_fen\":0,\"paid_fen\":%lld}]}",
+             (long long)qty, (long long)list_price, (long long)price, (long long)amount, (long long)amount);
+  return id;
+}
+
+static void buy(conn *c, int64_t sale_id, buf *body) {
+  char user[65];
+  const char *a = c->auth.data ? c->auth.data : "";
+  if (c->auth.len < 8 || memcmp(a, "Bearer ", 7) != 0) {
+    respond_error(c, 401, "unauthorized", "a bearer token is required", body);
+    return;
+  }
+  const char *why = verify_token(a + 7, c->auth.len - 7, user);
+  if (why) {
+    respond_error(c, 401, why, "the bearer token does not verify", body);
+    return;
+  }
+  int64_t qty;
+  if (parse_qty(c->body.data ? c->body.data : "", c->body.len, &qty) != 0) {
+    respond_error(c, 400, "invalid_body", "want {} or {\\\"qty\\\": 1-1000}", body);
+    return;
+  }
+  if (txn_begin() != 0 || step_done(S.q[Q_SAVEPOINT]) != 0) {
+    respond_error(c, 500, "store_error", "cannot begin", body);
+    return;
+  }
+  S.batch_size++;
+  refusal r = {0};
+  if (buy_txn(sale_id, user, qty, body, &r) < 0) {
+    step_done(S.q[Q_ROLLBACK_TO]);
+    step_done(S.q[Q_RELEASE]);
+    respond_error(c, r.status, r.code, r.msg, body);
+    return;
+  }
+  if (step_done(S.q[Q_RELEASE]) != 0) {
+    respond_error(c, 500, "store_error", "release failed", body);
+    return;
+  }
+  respond(c, 201, body);
+}
+
+static void count_orders(conn *c, buf *body) {
+  sqlite3_stmt *st = S.q[Q_COUNT];
+  int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  reset(st);
+  body->len = 0;
+  buf_printf(body, "{\"orders\":%lld}", (long long)n);
+  respond(c, 200, body);
+}
+
+static void metrics(conn *c, buf *body) {
+  body->len = 0;
+  buf_printf(body,
+             "flashloop_commits_total{result=\"ok\"} %llu\n"
+             "flashloop_commits_total{result=\"failed\"} %llu\n"
+             "flashloop_commit_batch_size_sum %llu\n"
+             "flashloop_commit_batch_size_count %llu\n",
+             (unsigned long long)S.commits_ok, (unsigned long long)S.commits_failed,
+             (unsigned long long)S.batch_sum, (unsigned long long)(S.commits_ok + S.commits_failed));
+  respond(c, 200, body);
+}
+
+static void dispatch(conn *c, int method) {
+  static buf body; /* reused scratch */
+  if (S.ceiling) {  /* the ceiling: parse the request, answer, nothing else */
+    body.len = 0;
+    buf_adds(&body, "{\"ok\":true}");
+    respond(c, 200, &body);
+    return;
+  }
+  const char *u = c->url.data ? c->url.data : "";
+  size_t n = c->url.len;
+  const char *q = memchr(u, '?', n);
+  if (q) n = (size_t)(q - u);
+  size_t plen = sizeof BUY_PREFIX - 1;
+  if (n > plen + 4 && memcmp(u, BUY_PREFIX, plen) == 0 && memcmp(u + n - 4, "/buy", 4) == 0) {
+    int64_t id = 0;
+    size_t i = plen;
+    for (; i < n - 4 && u[i] >= '0' && u[i] <= '9' && id < INT64_MAX / 10 - 9; i++) id = id * 10 + (u[i] - '0');
+    if (i != n - 4 || i == plen) respond_error(c, 404, "route_not_found", "no such route", &body);
+    else if (method != HTTP_POST) respond_error(c, 405, "method_not_allowed", "POST only", &body);
+    else buy(c, id, &body);
+  } else if (n == 8 && memcmp(u, "/healthz", 8) == 0) {
+    body.len = 0;
+    buf_adds(&body, "{\"status\":\"ok\"}");
+    respond(c, 200, &body);
+  } else if (n == 13 && memcmp(u, "/orders/count", 13) == 0) {
+    if (txn_begin() != 0) respond_error(c, 500, "store_error", "cannot begin", &body);
+    else count_orders(c, &body);
+  } else if (n == 8 && memcmp(u, "/metrics", 8) == 0) {
+    metrics(c, &body);
+  } else {
+    respond_error(c, 404, "route_not_found", "no such route", &body);
+  }
+}
+
+/* ---- llhttp callbacks */
+
+static int on_message_begin(llhttp_t *p) {
+  conn *c = p->data;
+  c->url.len = 0;
+  c->body.len = 0;
+  c->auth.len = 0;
+  c->hfield.len = 0;
+  c->in_auth = false;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  if (c->url.len + n > 8192) return HPE_USER;
+  buf_add(&c->url, at, n);
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  if (c->hfield.len + n > 256) return HPE_USER;
+  buf_add(&c->hfield, at, n);
+  return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  conn *c = p->data;
+  c->in_auth = c->hfield.len == 13 && strncasecmp(c->hfield.data, "authorization", 13) == 0;
+  c->hfield.len = 0;
+  if (c->in_auth) c->auth.len = 0;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  if (!c->in_auth) return 0;
+  if (c->auth.len + n > 1024) return HPE_USER;
+  buf_add(&c->auth, at, n);
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n) {
+  conn *c = p->data;
+  if (c->body.len + n > MAX_BODY) return HPE_USER;
+  buf_add(&c->body, at, n);
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  conn *c = p->data;
+  if (!llhttp_should_keep_alive(p)) c->close_after = true;
+  dispatch(c, llhttp_get_method(p));
+  return c->close_after ? HPE_PAUSED : 0;
+}
+
+/* ---- connections */
+
+static void conn_free(conn *c) {
+  free(c->url.data);
+  free(c->body.data);
+  free(c->hfield.data);
+  free(c->auth.data);
+  free(c->staged.data);
+  free(c->out.data);
+  free(c->inflight.data);
+  free(c);
+}
+
+static void on_closed(uv_handle_t *h) {
+  conn *c = h->data;
+  c->closed = true;
+  if (!c->in_pending) conn_free(c);  /* else the check handle frees it */
+}
+
+static void conn_close(conn *c) {
+  if (c->closing) return;
+  c->closing = true;
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void conn_flush(conn *c);
+
+static void on_write(uv_write_t *req, int status) {
+  conn *c = req->data;
+  c->writing = false;
+  c->inflight.len = 0;
+  if (status < 0 || c->closing) {
+    conn_close(c);
+    return;
+  }
+  conn_flush(c);
+}
+
+static void conn_flush(conn *c) {
+  if (c->closing || c->writing) return;
+  if (c->out.len == 0) {
+    if (c->close_after) conn_close(c);
+    return;
+  }
+  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == (int)c->out.len) {
+    c->out.len = 0;
+    if (c->close_after) conn_close(c);
+    return;
+  }
+  if (n < 0 && n != UV_EAGAIN) {
+    conn_close(c);
+    return;
+  }
+  size_t done = n > 0 ? (size_t)n : 0;
+  buf tmp = c->inflight;
+  c->inflight = c->out;
+  c->out = tmp;
+  c->out.len = 0;
+  b = uv_buf_init(c->inflight.data + done, (unsigned)(c->inflight.len - done));
+  c->write_req.data = c;
+  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+    conn_close(c);
+    return;
+  }
+  c->writing = true;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  (void)h;
+  (void)suggested;
+  *b = uv_buf_init(S.read_buf, READ_BUF_SIZE);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b) {
+  conn *c = stream->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    uv_read_stop(stream);
+    if (c->in_pending || c->writing || c->out.len) c->close_after = true;  /* answer, then close */
+    else conn_close(c);
+    return;
+  }
+  llhttp_errno_t err = llhttp_execute(&c->parser, b->base, (size_t)nread);
+  if (err == HPE_OK) return;
+  uv_read_stop(stream);
+  if (err != HPE_PAUSED) {
+    static buf body;
+    c->close_after = true;
+    respond_error(c, err == HPE_USER ? 413 : 400, "bad_request", "malformed or too large", &body);
+  }
+}
+
+/* End of the loop iteration: one COMMIT for everything handled, then answer. */
+static void on_check(uv_check_t *h) {
+  (void)h;
+  if (!S.pending) return;
+  bool failed = false;
+  if (S.in_txn) {
+    S.in_txn = false;
+    int rc = sqlite3_step(S.q[Q_COMMIT]);
+    sqlite3_reset(S.q[Q_COMMIT]);
+    S.batch_sum += (uint64_t)S.batch_size;
+    if (rc == SQLITE_DONE) {
+      S.commits_ok++;
+    } else {
+      S.commits_failed++;
+      failed = true;
+      fprintf(stderr, "flashloop: COMMIT failed: %s\n", sqlite3_errmsg(S.db));
+      if (!sqlite3_get_autocommit(S.db)) step_done(S.q[Q_ROLLBACK]);
+    }
+  }
+  conn *c = S.pending;
+  S.pending = NULL;
+  while (c) {
+    conn *next = c->pending_next;
+    c->in_pending = false;
+    if (c->closed) {
+      conn_free(c);
+    } else if (!c->closing) {
+      if (failed) { /* nothing of this batch was saved: drop the answers, close */
+        c->staged.len = 0;
+        conn_close(c);
+      } else {
+        buf_add(&c->out, c->staged.data, c->staged.len);
+        c->staged.len = 0;
+        conn_flush(c);
+      }
+    }
+    c = next;
+  }
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  if (status < 0) return;
+  conn *c = calloc(1, sizeof *c);
+  if (!c) abort();
+  uv_tcp_init(S.loop, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  llhttp_init(&c->parser, HTTP_REQUEST, &S.settings);
+  c->parser.data = c;
+  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+}
+
+/* ---- setup */
+
+static void exec_sql(const char *sql) {
+  char *msg = NULL;
+  if (sqlite3_exec(S.db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    fprintf(stderr, "flashloop: %.80s...: %s\n", sql, msg ? msg : "?");
+    exit(1);
+  }
+}
+
+/* The data flash_sale.sh creates through the admin API: one product with one
+** SKU (stock 100,000,000) and sale 1 of it at 990 fen, 10,000,000 units, up to
+** 1000 per user, one per order, open from a minute ago for a day. */
+static void open_db(const char *path) {
+  if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK)
+    die("open");
+  sqlite3_busy_timeout(S.db, 5000);
+  exec_sql("PRAGMA journal_mode=WAL");
+  exec_sql("PRAGMA synchronous=FULL");
+  exec_sql("PRAGMA foreign_keys=ON");
+  exec_sql("PRAGMA cache_size=-65536");
+  exec_sql(SCHEMA);
+  char seed[1024];
+  long long now = (long long)time(NULL);
+  snprintf(seed, sizeof seed,
+           "INSERT INTO catalog_products (id, name, status, created_at) SELECT 1, 'Bench tea', 'on_sale', %lld"
+           " WHERE NOT EXISTS (SELECT 1 FROM catalog_products);"
+           "INSERT INTO catalog_skus (code, product_id, title, price_fen, stock, updated_at)"
+           " SELECT 'tea-1', 1, '1 kg', 19900, 100000000, %lld WHERE NOT EXISTS (SELECT 1 FROM catalog_skus);"
+           "INSERT INTO flash_sale_sales (sku, title, price_fen, quantity, remaining, per_user_limit,"
+           " per_order_limit, starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status,"
+           " created_at, updated_at) SELECT 'tea-1', '1 kg', 990, 10000000, 10000000, 1000, 1, %lld, %lld,"
+           " '[]', 300, 0, 'active', %lld, %lld WHERE NOT EXISTS (SELECT 1 FROM flash_sale_sales);",
+           now, now, now - 60, now + 86400, now, now);
+  exec_sql(seed);
+  for (int i = 0; i < NQ; i++)
+    if (sqlite3_prepare_v3(S.db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &S.q[i], NULL) != SQLITE_OK)
+      die(SQL[i]);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  if (S.db) {
+    if (S.in_txn) step_done(S.q[Q_COMMIT]);
+    for (int i = 0; i < NQ; i++) sqlite3_finalize(S.q[i]);
+    sqlite3_close(S.db);
+  }
+  exit(0);
+}
+
+int main(int argc, char **argv) {
+  const char *port;
+  if (argc == 3 && strcmp(argv[1], "--ceiling") == 0) {
+    S.ceiling = true;
+    port = argv[2];
+  } else if (argc == 4) {
+    port = argv[1];
+    S.secret = argv[3];
+  } else {
+    fprintf(stderr, "usage: flashloop PORT DBFILE TOKEN_SECRET | flashloop --ceiling PORT\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  S.loop = uv_default_loop();
+  if (!S.ceiling) open_db(argv[2]);
+  llhttp_settings_init(&S.settings);
+  S.settings.on_message_begin = on_message_begin;
+  S.settings.on_url = on_url;
+  S.settings.on_header_field = on_header_field;
+  S.settings.on_header_field_complete = on_header_field_complete;
+  S.settings.on_header_value = on_header_value;
+  S.settings.on_body = on_body;
+  S.settings.on_message_complete = on_message_complete;
+  struct sockaddr_in addr;
+  uv_ip4_addr("127.0.0.1", atoi(port), &addr);
+  uv_tcp_init(S.loop, &S.listener);
+  int rc = uv_tcp_bind(&S.listener, (const struct sockaddr *)&addr, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&S.listener, 4096, on_connection);
+  if (rc != 0) {
+    fprintf(stderr, "flashloop: cannot listen on 127.0.0.1:%s: %s\n", port, uv_strerror(rc));
+    return 1;
+  }
+  uv_check_init(S.loop, &S.check);
+  uv_check_start(&S.check, on_check);
+  uv_signal_init(S.loop, &S.sigint);
+  uv_signal_init(S.loop, &S.sigterm);
+  uv_signal_start(&S.sigint, on_signal, SIGINT);
+  uv_signal_start(&S.sigterm, on_signal, SIGTERM);
+  fprintf(stderr, "flashloop: %s on 127.0.0.1:%s\n", S.ceiling ? "ceiling" : "flash-sale buy", port);
+  return uv_run(S.loop, UV_RUN_DEFAULT);
+}
