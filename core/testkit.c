@@ -63,7 +63,7 @@ typedef struct kit_file {
   const char *plugin_parent;   /* the folder it lives in (first plugin dir) */
   const char *builtin;         /* the built-in plugins folder; NULL if not found */
   const char *sdk;
-  char tmp[64];
+  char tmp[PATH_MAX];
   tpc_config cfg;
   tp_host host;
   tp_tenant *t;                /* the tenant "test" once open */
@@ -159,8 +159,11 @@ static int l_open(lua_State *L) {
   if (k->cfg_loaded) return luaL_error(L, "the test host is already open");
   tp_buf text;
   tp_buf_init(&text);
+  char data[PATH_MAX + 8];
+  snprintf(data, sizeof data, "%s/data", k->tmp);
   tp_buf_adds(&text, "return {\n  listen = '127.0.0.1:0', synchronous = 'off',\n  data_dir = ");
-  tp_buf_printf(&text, "'%s/data',\n  plugin_dirs = { ", k->tmp);
+  add_lua_str(&text, data);
+  tp_buf_adds(&text, ",\n  plugin_dirs = { ");
   add_lua_str(&text, k->plugin_parent);
   if (k->builtin && strcmp(k->builtin, k->plugin_parent) != 0) {
     tp_buf_adds(&text, ", ");
@@ -200,9 +203,12 @@ static int l_open(lua_State *L) {
       luaL_addvalue(&b);
     }
   if (luaL_bufflen(&b) == 0 && start_clock(k) != 0) luaL_addstring(&b, "cannot set the test clock");
-  if (luaL_bufflen(&b)) {
+  size_t problems = luaL_bufflen(&b);
+  luaL_pushresult(&b);
+  /* stack: ... problems */
+  if (problems) {
     lua_pushnil(L);
-    luaL_pushresult(&b);
+    lua_insert(L, -2);
     return 2;
   }
   lua_pushboolean(L, 1);
@@ -388,7 +394,8 @@ typedef struct kit_totals {
 static void run_file(const char *display, const char *plugin, const char *parent,
                      const char *builtin, const char *sdk, kit_totals *totals) {
   kit_file k = {.plugin = plugin, .plugin_parent = parent, .builtin = builtin, .sdk = sdk};
-  snprintf(k.tmp, sizeof k.tmp, "/tmp/tidepool-test-XXXXXX");
+  const char *tmpdir = getenv("TMPDIR");
+  snprintf(k.tmp, sizeof k.tmp, "%s/tidepool-test-XXXXXX", tmpdir && tmpdir[0] ? tmpdir : "/tmp");
   if (!mkdtemp(k.tmp)) {
     printf("ERROR %s: cannot create a temporary directory: %s\n", display, strerror(errno));
     totals->broken++;

@@ -411,8 +411,11 @@ local function on_error(err)
   local mt = getmetatable(err)
   if mt == Failure or mt == HostError then return err end
   local message = type(err) == "string" and err or fmt(err)
-  if not message:match("^[^\n]-:%d+: ") then
-    message = location(caller_info()) .. ": " .. message
+  local info = caller_info()
+  if info and message:sub(1, #info.short_src + 1) == info.short_src .. ":" then
+    message = location(info):match("^(.*):%d+$") .. message:sub(#info.short_src + 1)  -- untruncated
+  elseif not message:match("^[^\n]-:%d+: ") then
+    message = location(info) .. ": " .. message
   end
   return setmetatable({ message = message }, Failure)
 end
