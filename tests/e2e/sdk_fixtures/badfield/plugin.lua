@@ -1,0 +1,7 @@
+-- expect: unknown manifest field 'bogus' (known: name, version, description, migrations, routes, jobs, subscribe, exports)
+return {
+  name = "badfield",
+  version = "1.0.0",
+  bogus = true, -- @ERROR@
+  routes = {},
+}
