@@ -16,7 +16,14 @@
 --       paths are relative to /v1/test (admin: /admin/test); a table body is
 --       sent as JSON; the answer is {status, body, headers} with body decoded
 --       when it is JSON and header names in lower case
---   kit.now()  kit.advance(seconds)  kit.drain()  kit.query(sql, ...)  kit.null
+--   kit.now()            the tenant's clock, epoch seconds (starts at a whole second)
+--   kit.advance(seconds) moves the clock, running what falls due in due order
+--                        (jobs, the events they emit); returns tasks ran, failed
+--   kit.drain()          runs what is due now (event deliveries, due jobs) until
+--                        nothing is left; returns tasks ran, failed. Requests do
+--                        not deliver their events by themselves: drain (or advance)
+--   kit.query(sql, ...)  rows from the tenant's database, read-only
+--   kit.null             JSON null as decoded bodies hold it
 --
 -- Every file gets its own host: one tenant "test" on the manual clock, a fresh
 -- database. The database lives for the whole file: tests of one file see
@@ -30,6 +37,7 @@
 local M = {}
 
 local SELF = debug.getinfo(1, "S").source
+local SELF_FILE = SELF:sub(2)
 local TENANT_PREFIX = { user = "/v1/test", admin = "/admin/test" }
 
 local host          -- the C binding for this file (core/testkit.c)
@@ -37,6 +45,7 @@ local opened = false
 local plugins_spec  -- kit.plugins' table, until the host opens
 local collecting = true
 local running = false
+local any_block = false  -- a describe or it was seen
 
 -- ---- showing values
 
@@ -246,17 +255,15 @@ local function expect(v)
       function() return (": expected %s ± %s"):format(fmt(x), fmt(tolerance)) .. got() end)
   end
   function m.to_fail(substring)
-    if type(v) ~= "function" then
-      check(false, function() return ": expected a function" .. got() end)
-    end
+    local info = caller_info()
+    if type(v) ~= "function" then fail(info, "expect(fn).to_fail: fn is " .. fmt(v)) end
     local ok, err = pcall(v)
+    if ok then fail(info, "the function was expected to fail, but it returned") end
     if getmetatable(err) == Failure then err = err.message end
     local message = type(err) == "string" and err or fmt(err)
-    check(not ok, function() return ": expected to fail, but it returned" end)
-    if substring then
-      check(message:find(substring, 1, true) ~= nil, function()
-        return ": expected an error containing " .. fmt(substring) .. ", got " .. fmt(message)
-      end)
+    if substring and not message:find(substring, 1, true) then
+      fail(info, ("the function was expected to fail with %s, but failed with %s")
+        :format(fmt(substring), fmt(message)))
     end
   end
   return m
@@ -328,7 +335,9 @@ end
 function kit.plugins(spec)
   if type(spec) ~= "table" then error("kit.plugins takes a table { name = config, ... }", 2) end
   if plugins_spec or opened then error("kit.plugins may be called only once, before the host is used", 2) end
-  if not collecting or running then error("kit.plugins must come before the first describe/it", 2) end
+  if any_block or not collecting or running then
+    error("kit.plugins must come before the first describe/it", 2)
+  end
   plugins_spec = spec
 end
 
@@ -370,7 +379,6 @@ end
 
 local root = { children = {}, before = {}, after = {} }
 local current = root
-local any_block = false
 
 local function check_block(what, name, fn)
   if running then error(what .. " inside a running test", 3) end
@@ -412,7 +420,10 @@ local function on_error(err)
   if mt == Failure or mt == HostError then return err end
   local message = type(err) == "string" and err or fmt(err)
   local info = caller_info()
-  if info and message:sub(1, #info.short_src + 1) == info.short_src .. ":" then
+  local file, rest = message:match("^(.-):%d+: (.*)$")
+  if file and (file == SELF_FILE or (file:sub(1, 3) == "..." and SELF_FILE:sub(-(#file - 3)) == file:sub(4))) then
+    message = location(info) .. ": " .. rest  -- raised in the kit: the test's line instead
+  elseif info and message:sub(1, #info.short_src + 1) == info.short_src .. ":" then
     message = location(info):match("^(.*):%d+$") .. message:sub(#info.short_src + 1)  -- untruncated
   elseif not message:match("^[^\n]-:%d+: ") then
     message = location(info) .. ": " .. message

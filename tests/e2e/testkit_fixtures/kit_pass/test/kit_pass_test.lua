@@ -53,6 +53,7 @@ describe("expect", function()
     expect(function() kit.query("DELETE FROM kit_pass_greetings") end).to_fail("read-only")
     expect(function() kit.user("bad id") end).to_fail("invalid user id")
     expect(function() expect(1).to_be(2) end).to_fail("expected 2, got 1")
+    expect(function() kit.plugins { kit_pass = {} } end).to_fail("only once")
   end)
 
   it("knows the clock", function()
