@@ -68,6 +68,7 @@ typedef struct kit_file {
   tp_host host;
   tp_tenant *t;                /* the tenant "test" once open */
   bool cfg_loaded, host_opened;
+  bool ready;                  /* opened with every plugin serving */
   int64_t requests;
 } kit_file;
 
@@ -125,7 +126,7 @@ static kit_file *kit_of(lua_State *L) {
 
 static kit_file *kit_open_of(lua_State *L) {
   kit_file *k = kit_of(L);
-  if (!k->host_opened) luaL_error(L, "the test host is not open");
+  if (!k->ready) luaL_error(L, "the test host is not open (it failed to open)");
   return k;
 }
 
@@ -211,6 +212,7 @@ static int l_open(lua_State *L) {
     lua_insert(L, -2);
     return 2;
   }
+  k->ready = true;
   lua_pushboolean(L, 1);
   return 1;
 }

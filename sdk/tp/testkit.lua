@@ -286,11 +286,15 @@ end
 
 local HostError = {}  -- metatable: the file's host could not open
 
+local open_error  -- why the host did not open; every later use fails the same way
+
 local function ensure_open()
-  if opened then return end
-  opened = true
-  local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }))
-  if not ok then error(setmetatable({ message = err }, HostError), 0) end
+  if not opened then
+    opened = true
+    local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }))
+    if not ok then open_error = err end
+  end
+  if open_error then error(setmetatable({ message = open_error }, HostError), 0) end
 end
 
 -- ---- kit
@@ -338,6 +342,8 @@ function kit.plugins(spec)
   if any_block or not collecting or running then
     error("kit.plugins must come before the first describe/it", 2)
   end
+  local ok, err = pcall(literal, spec)
+  if not ok then error(err, 2) end
   plugins_spec = spec
 end
 
@@ -497,6 +503,8 @@ function M.run(binding, path)
   if not ok then
     if getmetatable(load_err) == HostError then
       say("ERROR " .. path .. ": " .. load_err.message)
+    elseif type(load_err) ~= "table" then
+      say("ERROR " .. path .. ": " .. tostring(load_err))
     else
       local text = load_err.where and (load_err.where .. ": " .. load_err.message) or load_err.message
       say("ERROR " .. text)
