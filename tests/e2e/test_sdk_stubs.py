@@ -26,7 +26,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, HERE, SRC, Host, advance, manual_tenant, run  # noqa: E402
+from harness import BIN, HERE, SANITIZER_MARKERS, SRC, Host, advance, manual_tenant, run  # noqa: E402
 
 STUBS = os.path.join(SRC, "sdk", "types", "tp.lua")
 REFERENCE = os.path.join(SRC, "sdk", "reference.md")
@@ -36,6 +36,8 @@ T = manual_tenant("walk", {"apiwalk": {"greeting": "hi"}})
 def tidepool(*args):
     out = subprocess.run([BIN] + list(args), capture_output=True, timeout=60)
     assert out.returncode == 0, (args, out.returncode, out.stderr)
+    for marker in SANITIZER_MARKERS:
+        assert marker.encode() not in out.stderr, out.stderr
     return out.stdout.decode("utf-8")
 
 

@@ -1,0 +1,184 @@
+"""
+test_sdk_cli.py - `tidepool new plugin` and `tidepool check`.
+
+- `new plugin NAME --dir DIR` writes DIR/NAME/plugin.lua, README.md and
+  test/NAME_test.lua; refuses a name the host would not load and an existing
+  folder with exit 2, writing nothing.
+- `check` on the scaffold is clean (exit 0), and the scaffold's own test passes
+  under `tidepool test`.
+- `check` on each fixture in tests/e2e/sdk_fixtures prints exactly one problem
+  as `file:line: message`, at the line marked `-- @ERROR@`, with the message of
+  its `-- expect:` comment, and exits 1: a syntax error, an unknown manifest
+  field, a wrong manifest name, a bad route doc field, a failing migration, a
+  route clash, a bad route path and an API called where it is not allowed at
+  load.
+- Usage errors exit 2.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, HERE, SANITIZER_MARKERS, run  # noqa: E402
+
+FIXTURES = os.path.join(HERE, "sdk_fixtures")
+WORK = tempfile.mkdtemp(prefix="tidepool-e2e-sdkcli-")
+
+
+def tidepool(*args, cwd=None):
+    out = subprocess.run([BIN] + list(args), capture_output=True, timeout=120, cwd=cwd)
+    err = out.stderr.decode("utf-8")
+    for marker in SANITIZER_MARKERS:
+        assert marker not in err, "sanitizer report from tidepool %s:\n%s" % (args, err)
+    return out.returncode, out.stdout.decode("utf-8"), err
+
+
+def test_new_plugin_writes_the_scaffold():
+    rc, out, err = tidepool("new", "plugin", "lucky_draw", "--dir", WORK)
+    assert rc == 0, (rc, out, err)
+    root = os.path.join(WORK, "lucky_draw")
+    for rel in ("plugin.lua", "README.md", os.path.join("test", "lucky_draw_test.lua")):
+        path = os.path.join(root, rel)
+        assert os.path.isfile(path), "missing %s" % path
+        assert ("created " + path) in out, out
+    with open(os.path.join(root, "plugin.lua")) as f:
+        src = f.read()
+    for needle in ('name = "lucky_draw"', "migrations = {", "CREATE TABLE lucky_draw_visits",
+                   "summary = ", "tp.jobs.schedule(\"thank\"", "jobs = { thank = thank }",
+                   "---@type TpManifest", "---@param req TpRequest", "---@param job TpJob"):
+        assert needle in src, "plugin.lua lacks %r" % needle
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    for section in ("## Enable it", "## Config", "## Routes", "## Errors", "## Jobs and events",
+                    "## Data", "## Develop", "## Changelog"):
+        assert section in readme, "README.md lacks %s" % section
+    with open(os.path.join(root, "test", "lucky_draw_test.lua")) as f:
+        test = f.read()
+    assert "kit.user(" in test and "kit.advance(" in test and ".to_equal(" in test, test
+
+
+def test_new_plugin_defaults_to_the_current_directory():
+    rc, out, err = tidepool("new", "plugin", "here", cwd=WORK)
+    assert rc == 0 and os.path.isfile(os.path.join(WORK, "here", "plugin.lua")), (rc, out, err)
+
+
+def test_new_plugin_refuses_bad_names():
+    for name in ("Lucky", "9lives", "lucky-draw", "lucky_", "_x", "a" * 33, "", "x/y"):
+        rc, out, err = tidepool("new", "plugin", name, "--dir", WORK)
+        assert rc == 2, (name, rc, out, err)
+        assert "is not a plugin name" in err, (name, err)
+        assert not os.path.exists(os.path.join(WORK, name)) or name in ("",), name
+    rc, out, err = tidepool("new", "plugin", "a" * 32, "--dir", WORK)
+    assert rc == 0, (rc, out, err)
+
+
+def test_new_plugin_refuses_an_existing_folder():
+    os.makedirs(os.path.join(WORK, "taken"))
+    rc, out, err = tidepool("new", "plugin", "taken", "--dir", WORK)
+    assert rc == 2 and "already exists" in err, (rc, out, err)
+    assert os.listdir(os.path.join(WORK, "taken")) == []
+    rc, out, err = tidepool("new", "plugin", "lucky_draw", "--dir", WORK)  # made above
+    assert rc == 2 and "already exists" in err, (rc, out, err)
+
+
+def test_new_usage_errors():
+    for args in ((), ("plugin",), ("widget", "x"), ("plugin", "x", "--bogus"),
+                 ("plugin", "x", "--dir", os.path.join(WORK, "nowhere"))):
+        rc, out, err = tidepool("new", *args)
+        assert rc == 2, (args, rc, out, err)
+
+
+def test_check_passes_the_scaffold():
+    rc, out, err = tidepool("check", os.path.join(WORK, "lucky_draw"))
+    assert rc == 0, (rc, out, err)
+    assert out.strip() == "%s: ok (lucky_draw 0.1.0, 2 routes)" % os.path.join(WORK, "lucky_draw"), out
+
+
+def test_scaffold_test_passes_under_tidepool_test():
+    rc, out, err = tidepool("test", os.path.join(WORK, "lucky_draw"))
+    assert rc == 0, (rc, out, err)
+    assert out.strip().splitlines()[-1] == "3 passed, 0 failed", out
+
+
+def expected(fixture):
+    """(line of the -- @ERROR@ marker, message of the -- expect: comment)."""
+    with open(os.path.join(FIXTURES, fixture, "plugin.lua")) as f:
+        lines = f.read().splitlines()
+    assert lines[0].startswith("-- expect: "), fixture
+    marked = [i + 1 for i, ln in enumerate(lines) if "-- @ERROR@" in ln]
+    assert len(marked) == 1, fixture
+    return marked[0], lines[0][len("-- expect: "):]
+
+
+def check_fixture(fixture):
+    line, message = expected(fixture)
+    rel = os.path.join("sdk_fixtures", fixture)
+    rc, out, err = tidepool("check", rel, cwd=HERE)
+    assert rc == 1, (fixture, rc, out, err)
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, (fixture, out)
+    prefix = "%s/plugin.lua:%d: " % (rel, line)
+    assert lines[0].startswith(prefix + message), (
+        "%s: want %r, got %r" % (fixture, prefix + message, lines[0]))
+
+
+def test_check_reports_a_syntax_error():
+    check_fixture("syntax")
+
+
+def test_check_reports_an_unknown_manifest_field():
+    check_fixture("badfield")
+
+
+def test_check_reports_a_manifest_name_that_is_not_the_folder():
+    check_fixture("misnamed")
+
+
+def test_check_reports_a_bad_route_doc_field():
+    check_fixture("badsummary")
+
+
+def test_check_reports_a_failing_migration():
+    check_fixture("badmigration")
+
+
+def test_check_reports_a_route_clash():
+    check_fixture("clash")
+
+
+def test_check_reports_a_bad_route_path():
+    check_fixture("badpath")
+
+
+def test_check_reports_an_api_called_at_load_where_it_is_not_allowed():
+    check_fixture("loadapi")
+
+
+def test_check_reports_every_fixture():
+    fixtures = sorted(d for d in os.listdir(FIXTURES) if os.path.isdir(os.path.join(FIXTURES, d)))
+    tested = {"syntax", "badfield", "misnamed", "badsummary", "badmigration", "clash", "badpath",
+              "loadapi"}
+    assert set(fixtures) == tested, "untested fixtures: %s" % (set(fixtures) - tested)
+
+
+def test_check_a_folder_whose_name_is_not_a_plugin_name():
+    bad = os.path.join(WORK, "Not-A-Name")
+    shutil.copytree(os.path.join(WORK, "here"), bad)
+    rc, out, err = tidepool("check", bad)
+    assert rc == 1 and "is not a plugin name" in out, (rc, out, err)
+
+
+def test_check_usage_errors():
+    for args in ((), (WORK,), (FIXTURES, "syntax"), ("--bogus",)):
+        rc, out, err = tidepool("check", *args)
+        assert rc == 2, (args, rc, out, err)
+
+
+def teardown():
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run(globals())
