@@ -361,6 +361,18 @@ static void report_lua_error(const char *err, const char *abs_dir, const char *u
 
 /* ---- the command */
 
+/* Prints "file[:line]: msg\n" with the plugin's absolute folder in msg shown
+** as the user wrote it. */
+static void problem(const char *file, int line, const char *msg, const char *abs_dir,
+                    const char *user_dir) {
+  if (line) printf("%s:%d: ", file, line);
+  else printf("%s: ", file);
+  size_t dl = strlen(abs_dir);
+  for (const char *at; (at = strstr(msg, abs_dir)) != NULL; msg = at + dl)
+    printf("%.*s%s", (int)(at - msg), msg, user_dir);
+  printf("%s\n", msg);
+}
+
 static char *read_file(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -444,10 +456,10 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
   const tpc_tenant *t = &cfg.tenants[0];
   if (tpp_load(&p, &cfg, t, &t->plugins[0], &db, err, sizeof err) != 0) {
     line = src ? manifest_line(src, err) : 0;
-    if (line) printf("%s:%d: %s\n", plugin_lua, line, err);
-    else if (strstr(err, "manifest") || strncmp(err, "routes", 6) == 0 || strstr(err, "must be a function") ||
-             strstr(err, "names must be") || strncmp(err, "config:", 7) == 0)
-      printf("%s: %s\n", plugin_lua, err);
+    if (line || strstr(err, "manifest") || strncmp(err, "routes", 6) == 0 ||
+        strstr(err, "must be a function") || strstr(err, "names must be") ||
+        strncmp(err, "config:", 7) == 0 || strncmp(err, "loading ", 8) == 0)
+      problem(plugin_lua, line, err, abs_dir, user_dir);
     else
       report_lua_error(err, abs_dir, user_dir, plugin_lua);
     goto done;
@@ -463,16 +475,12 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
     char e[256];
     if (tpr_add(r->auth == TP_AUTH_ADMIN ? admin : routes, r->method, r->path, r, e, sizeof e) != 0) {
       snprintf(err, sizeof err, "route %s %s of plugin '%s': %s", r->method, r->path, p.name, e);
-      line = src ? manifest_line(src, err) : 0;
-      if (line) printf("%s:%d: %s\n", plugin_lua, line, err);
-      else printf("%s: %s\n", plugin_lua, err);
+      problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
       goto done;
     }
   }
   if (tpp_migrate(&p, err, sizeof err) != 0) {
-    line = src ? manifest_line(src, err) : 0;
-    if (line) printf("%s:%d: %s\n", plugin_lua, line, err);
-    else printf("%s: %s\n", plugin_lua, err);
+    problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
     goto done;
   }
   printf("%s: ok (%s %s, %d route%s)\n", user_dir, p.name, p.version, p.nroutes,
