@@ -53,7 +53,7 @@ def test_the_authoring_guide_works_as_written():
             assert os.path.isfile(os.path.join(plugin, f)), f
         assert re.search(r": ok \(stamp_card 0\.1\.0, \d+ routes\)", text), text
         assert re.search(r"^3 passed, 0 failed$", text, re.M), text
-        assert '{"user":"u1","visits":1}' in text, text             # served
+        assert '"user":"u1"' in text, text                           # served
         assert '"serving_version":"0.2.0"' in text, text             # reloaded
         assert '"version":"0.2.0"' in text, text                     # and listed
         assert text.count('"visits":1') == 2, text                   # the visit survived
