@@ -20,7 +20,8 @@
 # Environment: DURATION (s per run, 10), WARMUP (s, 1), CONNS ("64 256"), USERS
 # (distinct users cycled through, 100000), SERVERS ("tidepool redis-always
 # redis-everysec flashloop ceiling"), SERVER_CPU (0), WRK_CPU (1), BENCH_TMPDIR
-# (a real disk; default $TMPDIR or /tmp), KEEP_TMP=1 keeps databases and logs.
+# (a real disk; default $TMPDIR or /tmp), KEEP_TMP=1 keeps databases and logs,
+# TIDEPOOL (a tidepool binary to use instead of building build-bench/tidepool).
 # nginx and redis-server run as foreground processes of this script with their
 # config in the temp dir; the system's services are neither used nor changed.
 set -euo pipefail
@@ -100,9 +101,15 @@ done
 
 # ---- builds
 
-say "sidebyside: building tidepool (Release) in $BUILD"
-cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" --target tidepool -j"$(nproc)" >/dev/null
+if [ -n "${TIDEPOOL:-}" ]; then
+  [ -x "$TIDEPOOL" ] || die "TIDEPOOL=$TIDEPOOL is not an executable"
+  say "sidebyside: using the tidepool binary $TIDEPOOL (not built here)"
+else
+  say "sidebyside: building tidepool (Release) in $BUILD"
+  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" --target tidepool -j"$(nproc)" >/dev/null
+  TIDEPOOL=$BUILD/tidepool
+fi
 say "sidebyside: building flashloop"
 LLHTTP_SRC=/usr/share/llhttp
 LLHTTP_INC=/usr/share/include/llhttp
@@ -200,7 +207,7 @@ server_cpu() {  # user + system CPU seconds of the running servers and their chi
 
 start_tidepool() {
   local dir=$1 port=$2 now
-  taskset -c "$SERVER_CPU" "$BUILD/tidepool" serve --config "$TMP/tidepool.conf.lua" \
+  taskset -c "$SERVER_CPU" "$TIDEPOOL" serve --config "$TMP/tidepool.conf.lua" \
     --listen "127.0.0.1:$port" --data-dir "$dir/data" 2>"$dir/server.log" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$port/healthz" "$!" "$dir/server.log"
