@@ -400,7 +400,7 @@ static void add_lua_str(tp_buf *b, const char *s) {
 static void remove_scratch(const char *tmp) {
   static const char *const files[] = {"check.db", "check.db-wal", "check.db-shm",
                                       "check.db-journal"};
-  char path[1200];
+  char path[PATH_MAX + 32];  /* tmp, '/', the longest name */
   for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
     snprintf(path, sizeof path, "%s/%s", tmp, files[i]);
     unlink(path);
@@ -441,7 +441,7 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
   snprintf(file, sizeof file, "%s/plugin.lua", abs_dir);
   char *src = read_file(file);
   tps_db db;
-  char dbpath[1200];
+  char dbpath[PATH_MAX + 32];
   snprintf(dbpath, sizeof dbpath, "%s/check.db", tmp);
   tp_plugin p;
   memset(&p, 0, sizeof p);
