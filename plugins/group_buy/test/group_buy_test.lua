@@ -249,7 +249,9 @@ describe("a group short at its expiry", function()
     expect(group(aid, gid).expires_at).to_be(now + HOUR)
     kit.advance(HOUR - 30)
     -- 30 s left of the group, but never under 60 s to pay
-    local last = join("e-last", aid, gid).body.order
+    local joined = join("e-last", aid, gid)
+    expect(joined.status).to_be(201)
+    local last = joined.body.order
     expect(last.pay_deadline).to_be(now + HOUR + 30)
     kit.advance(40)
     expect(group(aid, gid).state).to_be("failed")
