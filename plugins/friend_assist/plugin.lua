@@ -1,73 +1,217 @@
--- friend_assist: counts the visits of each user and thanks a visitor an hour after the
--- first visit. A starting point: replace the rules, keep the shape (manifest and
--- schema first, then one small function per route or job).
+---@diagnostic disable: undefined-global
+-- friend_assist (好友助力): a user starts a drive and shares it; when N different
+-- friends have assisted before the drive's deadline, the user gets the reward
+-- (a coupon through the coupons plugin, a reward code, or points), exactly once.
 --
--- Editor support: add tidepool's sdk/types folder to LuaLS ("workspace.library");
--- tp, req and job then complete and type-check. Reference: sdk/reference.md.
--- Check without serving: tidepool check <this folder>. Tests: tidepool test <this folder>.
+-- Admin routes (/admin/{tenant}, X-Api-Key):
+--   POST  /friend_assist/campaigns                 create          -> 201 Campaign
+--   GET   /friend_assist/campaigns?status=&limit=&after=          -> {items, next_after}
+--   GET   /friend_assist/campaigns/{id}                           -> Campaign with drive counts
+--   PATCH /friend_assist/campaigns/{id}            any field; started drives keep their rules
+-- User routes (/v1/{tenant}):
+--   POST  /friend_assist/campaigns/{id}/drives     start a drive   -> 201 Drive (200: the open one)
+--   GET   /friend_assist/drives/{share_id}         share page (auth optional)
+--   POST  /friend_assist/drives/{share_id}/assists assist          -> 201
+--   GET   /friend_assist/me/drives                 my drives with what they granted
+-- Job: expire {drive_id}, keyed drive:<id>, at the drive's deadline.
+-- Events: friend_assist.completed, friend_assist.expired.
+-- Logic lives in lib/: campaigns (operator), drives (start, views, expiry),
+-- assist (guards and reward), peers (orders and coupons), util.
 
-local THANK_AFTER_S = 3600
+local campaigns = require("lib.campaigns")
+local drives = require("lib.drives")
+local assist = require("lib.assist")
 
----POST /friend_assist/visits: one more visit of the calling user.
----@param req TpRequest
-local function visit(req)
-  local row = tp.db.one([[
-    INSERT INTO friend_assist_visits (user, visits, thanked, last_at) VALUES (?, 1, 0, ?)
-    ON CONFLICT (user) DO UPDATE SET visits = visits + 1, last_at = excluded.last_at
-    RETURNING visits]], req.user, tp.now())
-  if row.visits == 1 then
-    -- written in this transaction: the job exists only if the visit is saved
-    tp.jobs.schedule("thank", { user = req.user },
-                     { after = THANK_AFTER_S, key = "thank:" .. req.user })
-  end
-  return 201, { user = req.user, visits = row.visits }
-end
+-- ---- route docs (OpenAPI)
 
----GET /friend_assist/visits/me: the calling user's visits.
----@param req TpRequest
-local function mine(req)
-  local row = tp.db.one("SELECT visits, thanked FROM friend_assist_visits WHERE user = ?", req.user)
-  if not row then tp.fail(404, "no_visits", "this user has not visited yet") end
-  return 200, { user = req.user, visits = row.visits, thanked = row.thanked == 1 }
-end
+local REWARD = { type = "object", required = { "kind" }, properties = {
+  kind = { type = "string", enum = { "coupon", "code", "points" } },
+  template_id = { type = "integer", minimum = 1, description = "coupon: the coupons plugin's template" },
+  code = { type = "string", pattern = "^[A-Za-z0-9_.:-]{1,64}$", description = "code: shown to the initiator" },
+  points = { type = "integer", minimum = 1, maximum = 100000000, description = "points: carried by the event" },
+} }
 
----The thank-you job, an hour after a user's first visit.
----@param job TpJob
-local function thank(job)
-  tp.db.exec("UPDATE friend_assist_visits SET thanked = 1 WHERE user = ?", job.payload.user)
-end
-
-local visit_schema = {
-  type = "object", required = { "user", "visits" },
-  properties = { user = { type = "string" }, visits = { type = "integer" } },
+local RULES = {
+  name = { type = "string", minLength = 1, maxLength = 100 },
+  status = { type = "string", enum = { "active", "paused" }, description = "default active" },
+  reward = REWARD,
+  friends_needed = { type = "integer", minimum = 1, maximum = 100, description = "N" },
+  drive_seconds = { type = "integer", minimum = 60, maximum = 2592000,
+                    description = "how long a drive stays open (capped by ends_at)" },
+  starts_at = { type = "integer", description = "epoch seconds; default now" },
+  ends_at = { type = "integer", description = "epoch seconds: no start and no assist from then on" },
+  drives_per_user = { type = "integer", minimum = 1, maximum = 100, description = "default 1" },
+  assists_per_friend = { type = "integer", minimum = 1, maximum = 1000,
+                         description = "K: assists one friend may give in the campaign; default 1" },
+  new_users_only = { type = "boolean", description = "friends must have no paid order (needs orders)" },
+  friend_once_per_day = { type = "boolean",
+                          description = "a friend may assist at most one drive of the campaign per local day" },
 }
 
----@type TpManifest
+local CAMPAIGN = { type = "object", description = "a friend-assist campaign", properties = {
+  id = { type = "integer" }, name = RULES.name, status = RULES.status, reward = REWARD,
+  friends_needed = RULES.friends_needed, drive_seconds = RULES.drive_seconds,
+  starts_at = RULES.starts_at, ends_at = RULES.ends_at, drives_per_user = RULES.drives_per_user,
+  assists_per_friend = RULES.assists_per_friend, new_users_only = RULES.new_users_only,
+  friend_once_per_day = RULES.friend_once_per_day,
+  created_at = { type = "integer" }, updated_at = { type = "integer" },
+  drives = { type = "object", properties = { open = { type = "integer" },
+    completed = { type = "integer" }, expired = { type = "integer" } } },
+} }
+
+local DRIVE = { type = "object", description = "a drive; assisters' ids are masked", properties = {
+  share_id = { type = "string" }, campaign_id = { type = "integer" }, campaign_name = { type = "string" },
+  initiator = { type = "string", description = "masked except for the initiator" },
+  state = { type = "string", enum = { "open", "completed", "expired" } },
+  friends_needed = { type = "integer" }, assists = { type = "integer" }, remaining = { type = "integer" },
+  started_at = { type = "integer" }, expires_at = { type = "integer" },
+  seconds_left = { type = "integer", description = "0 unless open" },
+  completed_at = { type = "integer" },
+  assisters = { type = "array", items = { type = "object", properties = {
+    user = { type = "string" }, assisted_at = { type = "integer" } } } },
+  reward = REWARD,
+  you = { type = "object", description = "with a token", properties = {
+    initiator = { type = "boolean" }, assisted = { type = "boolean" } } },
+  rules = { type = "object", description = "initiator only: the rules frozen at start" },
+  granted = { type = "object", description = "initiator only: the reward given (coupon_id, code or points)" },
+} }
+
+local function page_of(item)
+  return { type = "object", properties = { items = { type = "array", items = item },
+    next_after = { type = "integer", description = "absent on the last page" } } }
+end
+
+local PAGE_QUERY = {
+  limit = { type = "integer", description = "1-200 (default 50)" },
+  after = { type = "integer", description = "next_after of the previous page" },
+}
+
 return {
   name = "friend_assist",
   version = "0.1.0",
-  description = "Counts visits and thanks first-time visitors",
+  description = "Friend assist (好友助力): N friends assist a user's drive to unlock a reward",
 
   -- applied once each, in order; append new ones, never edit a released one
   migrations = {
-    [[CREATE TABLE friend_assist_visits (
-        user    TEXT PRIMARY KEY,
-        visits  INTEGER NOT NULL,
-        thanked INTEGER NOT NULL DEFAULT 0,
-        last_at INTEGER NOT NULL)]],
+    [[
+    CREATE TABLE friend_assist_campaigns (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('active', 'paused')),
+      reward_kind TEXT NOT NULL CHECK (reward_kind IN ('coupon', 'code', 'points')),
+      reward_template_id INTEGER,
+      reward_code TEXT,
+      reward_points INTEGER,
+      friends_needed INTEGER NOT NULL CHECK (friends_needed BETWEEN 1 AND 100),
+      drive_seconds INTEGER NOT NULL CHECK (drive_seconds >= 1),
+      starts_at INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
+      drives_per_user INTEGER NOT NULL CHECK (drives_per_user >= 1),
+      assists_per_friend INTEGER NOT NULL CHECK (assists_per_friend >= 1),
+      new_users_only INTEGER NOT NULL CHECK (new_users_only IN (0, 1)),
+      friend_once_per_day INTEGER NOT NULL CHECK (friend_once_per_day IN (0, 1)),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    -- one row per drive. rules: the campaign's rules as JSON, frozen at start;
+    -- friends_needed and expires_at are copies the conditional updates read.
+    CREATE TABLE friend_assist_drives (
+      id INTEGER PRIMARY KEY,
+      campaign_id INTEGER NOT NULL REFERENCES friend_assist_campaigns(id),
+      share_id TEXT NOT NULL UNIQUE,
+      initiator TEXT NOT NULL,
+      seq INTEGER NOT NULL CHECK (seq >= 1),
+      rules TEXT NOT NULL,
+      friends_needed INTEGER NOT NULL CHECK (friends_needed >= 1),
+      assists INTEGER NOT NULL DEFAULT 0 CHECK (assists >= 0 AND assists <= friends_needed),
+      state TEXT NOT NULL CHECK (state IN ('open', 'completed', 'expired')),
+      started_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      completed_at INTEGER,
+      closed_at INTEGER,
+      UNIQUE (campaign_id, initiator, seq),
+      CHECK ((state = 'completed') = (assists = friends_needed))
+    );
+    CREATE INDEX friend_assist_drives_initiator ON friend_assist_drives(initiator, id);
+    CREATE TABLE friend_assist_assists (
+      id INTEGER PRIMARY KEY,
+      drive_id INTEGER NOT NULL REFERENCES friend_assist_drives(id),
+      campaign_id INTEGER NOT NULL,
+      friend TEXT NOT NULL,
+      day TEXT NOT NULL,
+      assisted_at INTEGER NOT NULL,
+      UNIQUE (drive_id, friend)
+    );
+    -- K: how many assists each friend has given in a campaign
+    CREATE TABLE friend_assist_friends (
+      campaign_id INTEGER NOT NULL,
+      friend TEXT NOT NULL,
+      assists INTEGER NOT NULL CHECK (assists >= 1),
+      PRIMARY KEY (campaign_id, friend)
+    ) WITHOUT ROWID;
+    -- assists of a friend per campaign and local day (friend_once_per_day)
+    CREATE TABLE friend_assist_daily (
+      campaign_id INTEGER NOT NULL,
+      friend TEXT NOT NULL,
+      day TEXT NOT NULL,
+      assists INTEGER NOT NULL CHECK (assists >= 1),
+      PRIMARY KEY (campaign_id, friend, day)
+    ) WITHOUT ROWID;
+    -- the reward of a completed drive: one per drive, ever
+    CREATE TABLE friend_assist_rewards (
+      drive_id INTEGER PRIMARY KEY REFERENCES friend_assist_drives(id),
+      user TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('coupon', 'code', 'points')),
+      template_id INTEGER,
+      coupon_id INTEGER,
+      code TEXT,
+      points INTEGER,
+      granted_at INTEGER NOT NULL
+    );
+    ]],
   },
 
   routes = {
-    { method = "POST", path = "/friend_assist/visits", auth = "user", handler = visit,
-      summary = "Count a visit of the calling user",
-      description = "The first visit schedules a thank-you an hour later.",
-      status = 201, response = visit_schema },
-    { method = "GET", path = "/friend_assist/visits/me", auth = "user", handler = mine,
-      summary = "The calling user's visits",
-      response = { type = "object", properties = {
-        user = { type = "string" }, visits = { type = "integer" },
-        thanked = { type = "boolean" } } } },
+    { method = "POST", path = "/friend_assist/campaigns", auth = "admin", handler = campaigns.create,
+      summary = "Create a friend-assist campaign", status = 201,
+      description = "Every rule is checked before anything is written (400 invalid_field naming the "
+        .. "field). A coupon reward needs the coupons plugin with an issue export (409 "
+        .. "coupons_unavailable); new_users_only needs the orders plugin (409 orders_unavailable).",
+      body = { type = "object", required = { "name", "reward", "friends_needed", "drive_seconds", "ends_at" },
+               properties = RULES },
+      response = CAMPAIGN },
+    { method = "GET", path = "/friend_assist/campaigns", auth = "admin", handler = campaigns.list,
+      summary = "Friend-assist campaigns, a page at a time",
+      query = { status = { type = "string", description = "active or paused" },
+                limit = PAGE_QUERY.limit, after = PAGE_QUERY.after },
+      response = page_of(CAMPAIGN) },
+    { method = "GET", path = "/friend_assist/campaigns/{id:int}", auth = "admin", handler = campaigns.get,
+      summary = "One campaign with its drives counted by state", response = CAMPAIGN },
+    { method = "PATCH", path = "/friend_assist/campaigns/{id:int}", auth = "admin", handler = campaigns.update,
+      summary = "Change any rule of a campaign; drives already started keep theirs",
+      description = "The campaign with the change applied is checked whole, like a create.",
+      body = { type = "object", properties = RULES }, response = CAMPAIGN },
+    { method = "POST", path = "/friend_assist/campaigns/{id:int}/drives", auth = "user", handler = drives.start,
+      summary = "Start a drive (发起助力) and get its share id", status = 201,
+      description = "200 with the caller's drive when one is still open. 409 campaign_paused, "
+        .. "campaign_not_started, campaign_ended or drive_limit_reached.",
+      response = DRIVE },
+    { method = "GET", path = "/friend_assist/drives/{share_id}", auth = "optional", handler = drives.show,
+      summary = "The share page: progress, masked assisters and seconds left",
+      description = "With the initiator's token: the full reward, the frozen rules and what was granted.",
+      response = DRIVE },
+    { method = "POST", path = "/friend_assist/drives/{share_id}/assists", auth = "user", handler = assist.post,
+      summary = "Assist a friend's drive (助力)", status = 201,
+      description = "The N-th assist completes the drive and grants the reward in the same "
+        .. "transaction. 409 self_assist, already_assisted, assist_limit_reached, assisted_today, "
+        .. "new_users_only, drive_completed, drive_expired, campaign_ended, drive_closed, "
+        .. "reward_unavailable.",
+      response = { type = "object", properties = { assisted = { type = "boolean" },
+        completed = { type = "boolean" }, drive = DRIVE } } },
+    { method = "GET", path = "/friend_assist/me/drives", auth = "user", handler = drives.mine,
+      summary = "The caller's drives, newest first, with what each granted",
+      query = PAGE_QUERY, response = page_of(DRIVE) },
   },
 
-  jobs = { thank = thank },
+  jobs = { expire = drives.expire },
 }

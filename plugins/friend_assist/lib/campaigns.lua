@@ -1,0 +1,236 @@
+---@diagnostic disable: undefined-global
+-- friend_assist/lib/campaigns.lua: the operator's side. A campaign holds the
+-- rules; a drive copies them when it starts (lib/drives.lua), so a PATCH here
+-- changes only drives started afterwards.
+
+local check = require("tp.check")
+local peers = require("lib.peers")
+
+local campaigns = {}
+
+campaigns.LIMITS = {
+  friends_needed = { 1, 100 },
+  drive_seconds = { 60, 30 * 86400 },       -- a minute to 30 days
+  drives_per_user = { 1, 100 },
+  assists_per_friend = { 1, 1000 },
+  reward_points = { 1, 100000000 },
+}
+
+local REWARD_KINDS = { coupon = true, code = true, points = true }
+local STATUSES = { active = true, paused = true }
+
+-- the body fields of POST (all) and PATCH (any)
+local FIELDS = { name = true, status = true, reward = true, friends_needed = true,
+  drive_seconds = true, starts_at = true, ends_at = true, drives_per_user = true,
+  assists_per_friend = true, new_users_only = true, friend_once_per_day = true }
+
+local COLUMNS = [[id, name, status, reward_kind, reward_template_id, reward_code, reward_points,
+  friends_needed, drive_seconds, starts_at, ends_at, drives_per_user, assists_per_friend,
+  new_users_only, friend_once_per_day, created_at, updated_at]]
+
+---@class FriendAssistReward
+---@field kind "coupon"|"code"|"points"
+---@field template_id integer|nil  coupon: the coupons plugin's template
+---@field code string|nil          code: the reward code the initiator is shown
+---@field points integer|nil       points: announced in friend_assist.completed
+
+---@class FriendAssistCampaign
+---@field id integer
+---@field name string
+---@field status "active"|"paused"
+---@field reward FriendAssistReward
+---@field friends_needed integer      N: assists that complete a drive
+---@field drive_seconds integer       how long a drive stays open
+---@field starts_at integer           drives may start from (epoch s)
+---@field ends_at integer             drives may start, and assists land, before
+---@field drives_per_user integer     drives one user may start in the campaign
+---@field assists_per_friend integer  K: assists one friend may give in the campaign
+---@field new_users_only boolean      friends must have no paid order (orders plugin)
+---@field friend_once_per_day boolean a friend assists at most one drive per local day
+
+---A stored row as the API shows it.
+---@return FriendAssistCampaign
+local function shape(row)
+  local reward = { kind = row.reward_kind }
+  if row.reward_kind == "coupon" then reward.template_id = row.reward_template_id
+  elseif row.reward_kind == "code" then reward.code = row.reward_code
+  else reward.points = row.reward_points end
+  return {
+    id = row.id, name = row.name, status = row.status, reward = reward,
+    friends_needed = row.friends_needed, drive_seconds = row.drive_seconds,
+    starts_at = row.starts_at, ends_at = row.ends_at, drives_per_user = row.drives_per_user,
+    assists_per_friend = row.assists_per_friend, new_users_only = row.new_users_only == 1,
+    friend_once_per_day = row.friend_once_per_day == 1,
+    created_at = row.created_at, updated_at = row.updated_at,
+  }
+end
+
+---The campaign id, or nil.
+---@param id integer
+---@return FriendAssistCampaign|nil
+function campaigns.load(id)
+  local row = tp.db.one("SELECT " .. COLUMNS .. " FROM friend_assist_campaigns WHERE id = ?", id)
+  return row and shape(row)
+end
+
+---@param value any
+---@return FriendAssistReward
+local function check_reward(value)
+  if type(value) ~= "table" or check.is_list(value) and next(value) ~= nil then
+    check.field_error("reward", "must be an object: {kind = coupon|code|points, ...}")
+  end
+  check.only(value, { kind = true, template_id = true, code = true, points = true },
+    "is not a reward field (kind, template_id, code, points)")
+  local kind = check.enum(value.kind, "reward.kind", REWARD_KINDS)
+  local needed = ({ coupon = "template_id", code = "code", points = "points" })[kind]
+  for _, other in ipairs({ "template_id", "code", "points" }) do
+    if other ~= needed and value[other] ~= nil then
+      check.field_error("reward." .. other, ("does not belong to a %s reward"):format(kind))
+    end
+  end
+  if kind == "coupon" then
+    return { kind = kind, template_id = check.integer(value.template_id, "reward.template_id", 1) }
+  elseif kind == "code" then
+    return { kind = kind, code = check.ident(value.code, "reward.code", 64) }
+  end
+  local lim = campaigns.LIMITS.reward_points
+  return { kind = kind, points = check.integer(value.points, "reward.points", lim[1], lim[2]) }
+end
+
+---Checks every rule of c (a whole campaign: a POST body with defaults, or the
+---stored campaign with a PATCH laid over it). Ends in 400 invalid_field.
+---@param c table
+---@return table c
+local function check_rules(c)
+  local L = campaigns.LIMITS
+  check.text(c.name, "name", 100)
+  check.enum(c.status, "status", STATUSES)
+  c.reward = check_reward(c.reward)
+  for _, field in ipairs({ "friends_needed", "drive_seconds", "drives_per_user", "assists_per_friend" }) do
+    check.integer(c[field], field, L[field][1], L[field][2])
+  end
+  check.epoch(c.starts_at, "starts_at")
+  check.epoch(c.ends_at, "ends_at")
+  if c.ends_at <= c.starts_at then check.field_error("ends_at", "must be after starts_at") end
+  c.new_users_only = check.boolean(c.new_users_only, "new_users_only", false)
+  c.friend_once_per_day = check.boolean(c.friend_once_per_day, "friend_once_per_day", false)
+  return c
+end
+
+---Refuses settings whose peer plugin cannot serve them (409), before anything is written.
+---@param c table checked rules
+---@param touched table<string, any> the fields the request set
+local function check_peers(c, touched)
+  if c.new_users_only and touched.new_users_only ~= nil then
+    local problem = peers.orders_problem()
+    if problem then
+      tp.fail(409, "orders_unavailable", "new_users_only needs the orders plugin: " .. problem,
+        { field = "new_users_only" })
+    end
+  end
+  if c.reward.kind == "coupon" and touched.reward ~= nil then
+    local problem = peers.coupons_problem()
+    if problem then
+      tp.fail(409, "coupons_unavailable", "a coupon reward needs the coupons plugin: " .. problem,
+        { field = "reward.kind" })
+    end
+  end
+end
+
+local function params_of(c, now)
+  return {
+    name = c.name, status = c.status, reward_kind = c.reward.kind,
+    reward_template_id = c.reward.template_id, reward_code = c.reward.code,
+    reward_points = c.reward.points, friends_needed = c.friends_needed,
+    drive_seconds = c.drive_seconds, starts_at = c.starts_at, ends_at = c.ends_at,
+    drives_per_user = c.drives_per_user, assists_per_friend = c.assists_per_friend,
+    new_users_only = c.new_users_only and 1 or 0, friend_once_per_day = c.friend_once_per_day and 1 or 0,
+    now = now,
+  }
+end
+
+---POST /friend_assist/campaigns (admin) -> 201 FriendAssistCampaign
+function campaigns.create(req)
+  local body = check.body(req.body, true)
+  check.only(body, FIELDS)
+  local now = tp.now()
+  local c = {}
+  for k, v in pairs(body) do c[k] = v end
+  c.status = c.status or "active"
+  c.starts_at = c.starts_at or now
+  c.drives_per_user = c.drives_per_user or 1
+  c.assists_per_friend = c.assists_per_friend or 1
+  check_rules(c)
+  if c.ends_at <= now then check.field_error("ends_at", "must be in the future") end
+  check_peers(c, body)
+  local row = tp.db.one([[INSERT INTO friend_assist_campaigns (name, status, reward_kind,
+      reward_template_id, reward_code, reward_points, friends_needed, drive_seconds, starts_at,
+      ends_at, drives_per_user, assists_per_friend, new_users_only, friend_once_per_day,
+      created_at, updated_at)
+    VALUES (:name, :status, :reward_kind, :reward_template_id, :reward_code, :reward_points,
+      :friends_needed, :drive_seconds, :starts_at, :ends_at, :drives_per_user, :assists_per_friend,
+      :new_users_only, :friend_once_per_day, :now, :now)
+    RETURNING id]], params_of(c, now))
+  return 201, campaigns.with_counts(campaigns.load(row.id))
+end
+
+---PATCH /friend_assist/campaigns/{id} (admin): any field; the result is
+---checked whole. Drives already started keep the rules they started with.
+function campaigns.update(req)
+  local body = check.body(req.body, true)
+  check.only(body, FIELDS)
+  local current = campaigns.load(req.params.id)
+  if not current then tp.fail(404, "campaign_not_found", "no such friend-assist campaign") end
+  local c = {}
+  for k, v in pairs(current) do c[k] = v end
+  for k, v in pairs(body) do c[k] = v end
+  check_rules(c)
+  check_peers(c, body)
+  local p = params_of(c, tp.now())
+  p.id = current.id
+  p.updated_at = current.updated_at
+  -- conditional on the version read: a PATCH racing another one is refused, not merged blindly
+  local changed = tp.db.exec([[UPDATE friend_assist_campaigns SET name = :name, status = :status,
+      reward_kind = :reward_kind, reward_template_id = :reward_template_id, reward_code = :reward_code,
+      reward_points = :reward_points, friends_needed = :friends_needed, drive_seconds = :drive_seconds,
+      starts_at = :starts_at, ends_at = :ends_at, drives_per_user = :drives_per_user,
+      assists_per_friend = :assists_per_friend, new_users_only = :new_users_only,
+      friend_once_per_day = :friend_once_per_day, updated_at = :now
+    WHERE id = :id AND updated_at = :updated_at]], p)
+  if changed ~= 1 then tp.fail(409, "campaign_changed", "the campaign changed meanwhile; read it and retry") end
+  return 200, campaigns.with_counts(campaigns.load(current.id))
+end
+
+---c with drives = {open, completed, expired} counts.
+---@param c FriendAssistCampaign
+---@return table
+function campaigns.with_counts(c)
+  local n = tp.db.one([[SELECT coalesce(sum(state = 'open'), 0) AS open,
+      coalesce(sum(state = 'completed'), 0) AS completed, coalesce(sum(state = 'expired'), 0) AS expired
+    FROM friend_assist_drives WHERE campaign_id = ?]], c.id)
+  c.drives = { open = n.open, completed = n.completed, expired = n.expired }
+  return c
+end
+
+---GET /friend_assist/campaigns/{id} (admin)
+function campaigns.get(req)
+  local c = campaigns.load(req.params.id)
+  if not c then tp.fail(404, "campaign_not_found", "no such friend-assist campaign") end
+  return 200, campaigns.with_counts(c)
+end
+
+---GET /friend_assist/campaigns?status=&limit=&after= (admin) -> {items, next_after}
+function campaigns.list(req)
+  local limit, after = check.page(req.query, 50, 200)
+  local status = req.query.status
+  if status ~= nil and not STATUSES[status] then
+    tp.fail(400, "invalid_query", "status must be active or paused")
+  end
+  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM friend_assist_campaigns
+    WHERE id > ? AND (? IS NULL OR status = ?) ORDER BY id LIMIT ?]], after or 0, status, status, limit)
+  local items = tp.json.array()
+  for _, row in ipairs(rows) do items[#items + 1] = shape(row) end
+  return 200, { items = items, next_after = #items == limit and items[#items].id or nil }
+end
+
+return campaigns

@@ -1,0 +1,82 @@
+---@diagnostic disable: undefined-global
+-- friend_assist/lib/peers.lua: what this plugin asks other plugins, in one place.
+--
+-- orders.customer(user) tells whether a friend is a new user; coupons.issue
+-- gives the reward coupon. Either plugin may be absent for a tenant, and the
+-- host has no way to ask "does plugin P export F?" without calling it, so the
+-- probes below call and read the host's error text (see README "Caveats").
+
+local peers = {}
+
+local NOT_ENABLED = "is enabled for this tenant"   -- tp.call: no plugin 'x' is enabled for this tenant
+local NO_EXPORT = "exports no function"            -- tp.call x.f: plugin 'x' exports no function 'f'
+
+---The export of the coupons plugin that gives one coupon to one user.
+peers.COUPON_EXPORT = "issue"
+
+local function message_of(err)
+  if type(err) == "table" then return tostring(err.message) end
+  return tostring(err)
+end
+
+---nil if the orders plugin answers customer(user) here, else why not.
+---@return string|nil
+function peers.orders_problem()
+  local ok, err = pcall(tp.call, "orders", "customer", "friend_assist_probe")
+  if ok then return nil end
+  local msg = message_of(err)
+  if msg:find(NOT_ENABLED, 1, true) then return "the orders plugin is not enabled for this shop" end
+  return "the orders plugin cannot tell new users apart: " .. msg
+end
+
+---True if user has never paid an order here. The rule was accepted only with
+---orders enabled; if orders went away since, the assist is refused (503),
+---never silently let through.
+---@param user string
+---@return boolean
+function peers.is_new_user(user)
+  local ok, customer = pcall(tp.call, "orders", "customer", user)
+  if not ok or type(customer) ~= "table" or math.type(customer.paid_orders) ~= "integer" then
+    tp.log("warn", "orders.customer failed", { error = message_of(customer) })
+    tp.fail(503, "new_user_check_unavailable",
+      "cannot tell whether you are a new user right now; try again later")
+  end
+  return customer.paid_orders == 0
+end
+
+---nil if the coupons plugin is enabled and exports issue, else why not.
+---The probe calls issue with no arguments: a real issue export refuses that
+---(its failure is rolled back with it), and only the host's own "not enabled" /
+---"exports no function" errors mean the reward could never be given.
+---@return string|nil
+function peers.coupons_problem()
+  local ok, err = pcall(tp.call, "coupons", peers.COUPON_EXPORT)
+  if ok then return nil end
+  local msg = message_of(err)
+  if msg:find(NOT_ENABLED, 1, true) then return "the coupons plugin is not enabled for this shop" end
+  if msg:find(NO_EXPORT, 1, true) then
+    return ("the coupons plugin has no '%s' export to give a coupon to a user"):format(peers.COUPON_EXPORT)
+  end
+  return nil
+end
+
+---Gives user one coupon of template_id, inside this transaction. Any refusal
+---by coupons (sold out, paused, limit) is re-raised as 409 reward_unavailable,
+---which rolls back the completing assist too: a drive completes only with its reward.
+---@param template_id integer
+---@param user string
+---@param drive_id integer
+---@return integer|nil coupon_id
+function peers.issue_coupon(template_id, user, drive_id)
+  local ok, result = pcall(tp.call, "coupons", peers.COUPON_EXPORT, template_id, user,
+                           { source = "friend_assist", reference = "drive:" .. drive_id })
+  if not ok then
+    tp.log("warn", "coupons.issue failed", { error = message_of(result), drive_id = drive_id })
+    tp.fail(409, "reward_unavailable", "the reward coupon cannot be given right now; nothing was recorded",
+      { reason = type(result) == "table" and result.code or "coupons_failed" })
+  end
+  if type(result) == "table" then return math.tointeger(result.id or result.coupon_id) end
+  return math.tointeger(result)
+end
+
+return peers
