@@ -291,6 +291,46 @@ describe("editing and cancelling before the cut-off", function()
   end)
 end)
 
+describe("what the orders plugin reports back", function()
+  local id
+  it("brings a timed-out entry back when its payment arrives before the cut-off", function()
+    id = publish()
+    local e = append("nora", id, { { sku = "EGG", qty = 2 } }).body
+    kit.advance(900)
+    expect(summary(id).entries[1].status).to_be("cancelled")
+    pay(e.order_id)
+    local s = summary(id)
+    expect(s.entries[1].status).to_be("paid")
+    expect(s.entries[1].seq).to_be(1)
+    expect(s.items[1].paid_units).to_be(2)
+    expect(kit.user("nora"):get("/orders/" .. e.order_id).body.status).to_be("paid")
+    -- her 2 eggs count against the limit again
+    expect(append("nora", id, { { sku = "EGG", qty = 2 } }).body.error.code).to_be("limit_reached")
+  end)
+
+  it("refunds a late payment when the member's limit is taken meanwhile", function()
+    local e = append("omar", id, { { sku = "EGG", qty = 3 } }).body
+    kit.advance(900)
+    expect(append("omar", id, { { sku = "EGG", qty = 1 } }).status).to_be(201)
+    pay(e.order_id)
+    expect(admin:get("/orders/" .. e.order_id).body.status).to_be("refunded")
+    local mine = kit.user("omar"):get(entries_path(id) .. "/mine").body.items
+    expect(mine[1].status).to_be("cancelled")
+    expect(mine[2].status).to_be("unpaid")
+  end)
+
+  it("cancels a paid entry the operator refunds in full, and frees its units", function()
+    local e = append("pia", id, { { sku = "MILK", qty = 5 } }).body
+    pay(e.order_id)
+    expect(admin:post("/orders/" .. e.order_id .. "/refund", {}).status).to_be(202)
+    kit.drain()
+    local mine = kit.user("pia"):get(entries_path(id) .. "/mine").body.items
+    expect(mine[1].status).to_be("cancelled")
+    expect(mine[1].cancel_reason).to_be("refunded")
+    expect(append("pia", id, { { sku = "MILK", qty = 5 } }).status).to_be(201)
+  end)
+end)
+
 describe("the cut-off", function()
   local id, hana, ivan
   it("closes the post with the job and refuses appends, edits and cancels after it", function()
