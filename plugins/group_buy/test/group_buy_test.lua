@@ -455,8 +455,9 @@ describe("the open groups list (凑团)", function()
     expect(listed).to_equal({ { g_three, 3, 2, 11 * HOUR - elapsed }, { g_late, 3, 2, 12 * HOUR - elapsed },
                               { g_one, 1, 4, 10 * HOUR - elapsed } })
     expect(body.items[1].leader).to_be("s-b***")
-    -- the unpaid leader's group exists, pending, and is not in the list above
-    expect(kit.anon():get("/group-buys/" .. aid .. "/groups/" .. pending).body.state).to_be("pending")
+    -- the unpaid leader's group never opened (abandoned when her order timed out
+    -- after 900 s) and is not in the list above
+    expect(kit.anon():get("/group-buys/" .. aid .. "/groups/" .. pending).body.state).to_be("abandoned")
     local first = kit.anon():get("/group-buys/" .. aid .. "/groups?limit=1").body.items
     expect(#first).to_be(1)
     expect(first[1].id).to_be(g_three)
