@@ -32,9 +32,11 @@ end
 
 local function activity_body(fields)
   local now = kit.now()
-  local body = { sku = new_sku(), original_price_fen = 1000, floor_price_fen = 100, helpers_needed = 3,
+  local body = { sku = new_sku(fields and fields.stock), original_price_fen = 1000, floor_price_fen = 100, helpers_needed = 3,
                  starts_at = now, ends_at = now + 30 * DAY }
-  for k, v in pairs(fields or {}) do body[k] = v end
+  for k, v in pairs(fields or {}) do
+    if k ~= "stock" then body[k] = v end
+  end
   return body
 end
 
@@ -317,6 +319,19 @@ describe("buying", function()
     local ab = admin(b.id)
     expect({ ab.state, ab.end_reason }).to_equal({ "closed", "refunded" })
     refused(buy("lea", b.id), 409, "bargain_closed")
+  end)
+end)
+
+describe("buying when the catalog runs out", function()
+  it("answers sold_out and leaves the bargain at the floor", function()
+    local aid = new_activity({ helpers_needed = 1, stock = 1 })
+    local first, second = started("so-1", aid), started("so-2", aid)
+    helped(first.id, { "so-h1" })
+    helped(second.id, { "so-h2" })
+    expect(buy("so-1", first.id).status).to_be(201)
+    refused(buy("so-2", second.id), 409, "sold_out")
+    local pb = public(second.id)
+    expect({ pb.state, pb.order_id, pb.can_buy }).to_equal({ "floor_reached", nil, true })
   end)
 end)
 
