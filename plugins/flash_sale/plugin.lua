@@ -203,10 +203,14 @@ local function check_overlap(s, id)
   end
 end
 
-local function check_sku(s, extra_units)
+---The sale's SKU as the catalog has it now. A price being set (create, or a
+---PATCH of price_fen) may not exceed the list price; an unchanged price is not
+---checked again, so an operator can still disable or move a sale after the
+---list price fell (buyers pay the lower of the two anyway).
+local function check_sku(s, extra_units, price_set)
   local sku = tp.call("catalog", "sku", s.sku)
   if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(s.sku), { field = "sku" }) end
-  if s.price_fen > sku.price_fen then
+  if price_set and s.price_fen > sku.price_fen then
     check.field_error("price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
   end
   if extra_units > sku.stock then
@@ -246,7 +250,7 @@ local function create_sale(req)
     stacks_with_coupon = check.boolean(b.stacks_with_coupon, "stacks_with_coupon", false),
     status = b.status or "active" }
   check_sale(s)
-  local sku = check_sku(s, s.quantity)
+  local sku = check_sku(s, s.quantity, true)
   s.title = s.title or sku.title
   check_overlap(s, nil)
   local id = save(s)
@@ -277,7 +281,7 @@ local function update_sale(req)
   end
   s.remaining = s.quantity - sold
   -- more units promised: what the sale would have left must be in the catalog
-  check_sku(s, s.quantity > old_quantity and s.remaining or 0)
+  check_sku(s, s.quantity > old_quantity and s.remaining or 0, b.price_fen ~= nil)
   check_overlap(s, s.id)
   save(s)
   return 200, shape(load(s.id), tp.now())
