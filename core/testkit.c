@@ -165,6 +165,14 @@ static int l_open(lua_State *L) {
   tp_buf_adds(&text, "return {\n  listen = '127.0.0.1:0', synchronous = 'off',\n  data_dir = ");
   add_lua_str(&text, data);
   tp_buf_adds(&text, ",\n  plugin_dirs = { ");
+  /* <plugin>/test/plugins first: helper plugins a test enables (a subscriber
+  ** that records events, say), never shipped with the plugin */
+  char helpers[PATH_MAX + 32];
+  snprintf(helpers, sizeof helpers, "%s/%s/test/plugins", k->plugin_parent, k->plugin);
+  if (is_dir(helpers)) {
+    add_lua_str(&text, helpers);
+    tp_buf_adds(&text, ", ");
+  }
   add_lua_str(&text, k->plugin_parent);
   if (k->builtin && strcmp(k->builtin, k->plugin_parent) != 0) {
     tp_buf_adds(&text, ", ");

@@ -4,8 +4,8 @@
 -- to original - floor exactly, the last cut takes the remainder (exact when
 -- one cut is left), and the replay route reproduces every recorded cut.
 -- lib/cuts.lua's properties over every draw path are in test/cuts_spec.lua
--- (plain Lua); racing helpers and the bargain.* events are in
--- tests/e2e/test_bargain.py (the kit is sequential and cannot subscribe).
+-- (plain Lua); the bargain.* events in events_test.lua; racing helpers in
+-- tests/e2e/test_bargain.py (the kit is sequential).
 
 kit.plugins {
   catalog = {},

@@ -1,6 +1,7 @@
 ---@diagnostic disable: undefined-global
--- bargainwatch: a subscriber used only by tests/e2e/test_bargain.py (which adds
--- plugins/bargain/test/plugins to the host's plugin_dirs). It records every
+-- bargainwatch: a subscriber used only by tests: test/events_test.lua (the kit
+-- puts <plugin>/test/plugins on the plugin path) and tests/e2e/test_bargain.py
+-- (which adds this folder to the host's plugin_dirs). It records every
 -- bargain.* event it is given, so the test can see what the bargain plugin
 -- announced, with which bargain and in which state.
 
