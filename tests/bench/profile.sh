@@ -67,7 +67,7 @@ for f in api http llhttp; do
 done
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -I/usr/share/include/llhttp $(pkg-config --cflags libuv sqlite3) \
-  "$HERE/baseline.c" "$BUILD"/bench-baseline/llhttp_*.o $(pkg-config --libs libuv sqlite3) \
+  "$HERE/baseline.c" "$HERE/benchloop.c" "$BUILD"/bench-baseline/llhttp_*.o $(pkg-config --libs libuv sqlite3) \
   -o "$BUILD/bench-baseline/baseline"
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/tidepool-profile.XXXXXX")

@@ -111,7 +111,7 @@ done
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
   -I"$LLHTTP_INC" $(pkg-config --cflags libuv sqlite3) \
-  "$HERE/baseline.c" "$BL"/llhttp_*.o $(pkg-config --libs libuv sqlite3) -o "$BL/baseline"
+  "$HERE/baseline.c" "$HERE/benchloop.c" "$BL"/llhttp_*.o $(pkg-config --libs libuv sqlite3) -o "$BL/baseline"
 BASELINE=$BL/baseline
 
 # ---- the temporary config

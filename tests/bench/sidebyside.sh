@@ -122,7 +122,7 @@ done
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
   -I"$LLHTTP_INC" $(pkg-config --cflags libuv sqlite3 libcrypto) \
-  "$SBS/flashloop.c" "$OBJ"/llhttp_*.o $(pkg-config --libs libuv sqlite3 libcrypto) -o "$OBJ/flashloop"
+  "$SBS/flashloop.c" "$HERE/benchloop.c" "$OBJ"/llhttp_*.o $(pkg-config --libs libuv sqlite3 libcrypto) -o "$OBJ/flashloop"
 FLASHLOOP=$OBJ/flashloop
 
 # ---- the temp dir, the tokens and the wrk script (flash_sale.sh's approach)

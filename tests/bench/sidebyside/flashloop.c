@@ -1,6 +1,6 @@
 /*
-** flashloop.c - tests/bench/sidebyside.sh's bare servers, copy-adapted from
-** tests/bench/baseline.c (same buffers, write path and group commit).
+** flashloop.c - tests/bench/sidebyside.sh's bare servers, on the loop
+** baseline.c also runs on (../benchloop.c: buffers, write path, group commit).
 **
 **   flashloop PORT DBFILE SECRET   the flash-sale buy with tidepool's SQL
 **   flashloop --ceiling PORT       answers every request 200 {"ok":true}, no work
@@ -26,115 +26,32 @@
 */
 #define _POSIX_C_SOURCE 200809L
 
-#include <llhttp.h>
+#include "../benchloop.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <signal.h>
-#include <sqlite3.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <uv.h>
 
 #define TENANT "bench"
 #define BUY_PREFIX "/v1/" TENANT "/flash-sales/"
-#define MAX_BODY (1 << 20)
-#define READ_BUF_SIZE 65536
 #define MAX_UNPAID 1000000 /* orders = { max_unpaid_orders = 1000000 } in flash_sale.sh */
-
-/* ---- buffers */
-
-typedef struct buf {
-  char *data;
-  size_t len, cap;
-} buf;
-
-static void buf_reserve(buf *b, size_t extra) {
-  if (b->cap - b->len > extra) return;
-  size_t cap = b->cap ? b->cap : 512;
-  while (cap - b->len <= extra) cap *= 2;
-  char *p = realloc(b->data, cap);
-  if (!p) abort();
-  b->data = p;
-  b->cap = cap;
-}
-
-static void buf_add(buf *b, const char *p, size_t n) {
-  if (n == 0) return;
-  buf_reserve(b, n);
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-}
-
-static void buf_adds(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(buf *b, const char *fmt, ...) {
-  buf_reserve(b, 256);  /* one pass in the usual case: format straight into the buffer */
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n >= b->cap - b->len) {  /* did not fit: grow and format again */
-    buf_reserve(b, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-  }
-  b->len += (size_t)n;
-}
-
-static void buf_add_json_str(buf *b, const unsigned char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  buf_reserve(b, n + 2);
-  b->data[b->len++] = '"';
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = s[i];
-    if (c == '"' || c == '\\') {
-      char esc[2] = {'\\', (char)c};
-      buf_add(b, esc, 2);
-    } else if (c < 0x20) {
-      char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      buf_add(b, esc, 6);
-    } else {
-      buf_add(b, (const char *)&c, 1);
-    }
-  }
-  buf_add(b, "\"", 1);
-}
+#define JSON "application/json"
 
 /* ---- state */
 
-typedef struct conn {
-  uv_tcp_t tcp;
-  uv_write_t write_req;
-  llhttp_t parser;
-  buf url, body, hfield, auth;
-  bool in_auth;  /* the header being read is Authorization */
-  buf staged;    /* responses of this iteration, not yet committed */
-  buf out;       /* committed responses not yet handed to the kernel */
-  buf inflight;  /* handed to uv_write, awaiting its callback */
-  bool writing, close_after, closing, closed, in_pending;
-  struct conn *pending_next;
-} conn;
-
 enum {
-  Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+  Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
   Q_SALE, Q_BUYER, Q_TAKE, Q_UNPAID, Q_RESERVE, Q_RESERVE_WHY, Q_ORDER, Q_LINE, Q_JOB_DEL, Q_JOB_INS,
   Q_COUNT, NQ
 };
 
 static const char *const SQL[NQ] = {
-  [Q_BEGIN] = "BEGIN",
-  [Q_COMMIT] = "COMMIT",
-  [Q_ROLLBACK] = "ROLLBACK",
   [Q_SAVEPOINT] = "SAVEPOINT tp_request",
   [Q_RELEASE] = "RELEASE tp_request",
   [Q_ROLLBACK_TO] = "ROLLBACK TO tp_request",
@@ -231,60 +148,11 @@ static const char SCHEMA[] =
     " WHERE key IS NOT NULL AND dead_ms IS NULL;";
 
 static struct {
-  uv_loop_t *loop;
-  uv_tcp_t listener;
-  uv_check_t check;
-  uv_signal_t sigint, sigterm;
-  llhttp_settings_t settings;
   bool ceiling;
   const char *secret;
   sqlite3 *db;
   sqlite3_stmt *q[NQ];
-  bool in_txn;
-  int batch_size;
-  conn *pending;
-  uint64_t commits_ok, commits_failed, batch_sum;
-  char read_buf[READ_BUF_SIZE];
 } S;
-
-static void die(const char *what) {
-  fprintf(stderr, "flashloop: %s: %s\n", what, S.db ? sqlite3_errmsg(S.db) : "?");
-  exit(1);
-}
-
-/* ---- responses */
-
-static const char *status_text(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 500: return "Internal Server Error";
-    default: return "Unknown";
-  }
-}
-
-static void respond(conn *c, int status, const buf *body) {
-  buf_printf(&c->staged, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
-             status, status_text(status), body->len, c->close_after ? "Connection: close\r\n" : "");
-  buf_add(&c->staged, body->data, body->len);
-  if (!c->in_pending) {
-    c->in_pending = true;
-    c->pending_next = S.pending;
-    S.pending = c;
-  }
-}
-
-static void respond_error(conn *c, int status, const char *code, const char *msg, buf *body) {
-  body->len = 0;
-  buf_printf(body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
-  respond(c, status, body);
-}
 
 /* ---- the token (core/token.c's rules) */
 
@@ -396,20 +264,6 @@ static int parse_qty(const char *p, size_t n, int64_t *qty) {
 }
 
 /* ---- the buy */
-
-static int step_done(sqlite3_stmt *st) {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static int txn_begin(void) {
-  if (S.in_txn) return 0;
-  if (step_done(S.q[Q_BEGIN]) != 0) return -1;
-  S.in_txn = true;
-  S.batch_size = 0;
-  return 0;
-}
 
 static void reset(sqlite3_stmt *st) {
   sqlite3_reset(st);
@@ -570,326 +424,94 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
   return id;
 }
 
-static void buy(conn *c, int64_t sale_id, buf *body) {
+
+static void buy(bl_conn *c, const bl_request *req, int64_t sale_id, buf *body) {
   char user[65];
-  const char *a = c->auth.data ? c->auth.data : "";
-  if (c->auth.len < 8 || memcmp(a, "Bearer ", 7) != 0) {
-    respond_error(c, 401, "unauthorized", "a bearer token is required", body);
+  const char *a = req->header;
+  if (req->header_len < 8 || memcmp(a, "Bearer ", 7) != 0) {
+    bl_respond_error(c, 401, "unauthorized", "a bearer token is required", body);
     return;
   }
-  const char *why = verify_token(a + 7, c->auth.len - 7, user);
+  const char *why = verify_token(a + 7, req->header_len - 7, user);
   if (why) {
-    respond_error(c, 401, why, "the bearer token does not verify", body);
+    bl_respond_error(c, 401, why, "the bearer token does not verify", body);
     return;
   }
   int64_t qty;
-  if (parse_qty(c->body.data ? c->body.data : "", c->body.len, &qty) != 0) {
-    respond_error(c, 400, "invalid_body", "want {} or {\\\"qty\\\": 1-1000}", body);
+  if (parse_qty(req->body, req->body_len, &qty) != 0) {
+    bl_respond_error(c, 400, "invalid_body", "want {} or {\\\"qty\\\": 1-1000}", body);
     return;
   }
-  if (txn_begin() != 0 || step_done(S.q[Q_SAVEPOINT]) != 0) {
-    respond_error(c, 500, "store_error", "cannot begin", body);
+  if (bl_begin() != 0 || bl_step_done(S.q[Q_SAVEPOINT]) != 0) {
+    bl_respond_error(c, 500, "store_error", "cannot begin", body);
     return;
   }
-  S.batch_size++;
+  bl_batch_add();
   refusal r = {0};
   if (buy_txn(sale_id, user, qty, body, &r) < 0) {
-    step_done(S.q[Q_ROLLBACK_TO]);
-    step_done(S.q[Q_RELEASE]);
-    respond_error(c, r.status, r.code, r.msg, body);
+    bl_step_done(S.q[Q_ROLLBACK_TO]);
+    bl_step_done(S.q[Q_RELEASE]);
+    bl_respond_error(c, r.status, r.code, r.msg, body);
     return;
   }
-  if (step_done(S.q[Q_RELEASE]) != 0) {
-    respond_error(c, 500, "store_error", "release failed", body);
+  if (bl_step_done(S.q[Q_RELEASE]) != 0) {
+    bl_respond_error(c, 500, "store_error", "release failed", body);
     return;
   }
-  respond(c, 201, body);
+  bl_respond(c, 201, JSON, body);
 }
 
-static void count_orders(conn *c, buf *body) {
+static void count_orders(bl_conn *c, buf *body) {
   sqlite3_stmt *st = S.q[Q_COUNT];
   int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
   reset(st);
   body->len = 0;
   buf_printf(body, "{\"orders\":%lld}", (long long)n);
-  respond(c, 200, body);
+  bl_respond(c, 200, JSON, body);
 }
 
-static void metrics(conn *c, buf *body) {
-  body->len = 0;
-  buf_printf(body,
-             "flashloop_commits_total{result=\"ok\"} %llu\n"
-             "flashloop_commits_total{result=\"failed\"} %llu\n"
-             "flashloop_commit_batch_size_sum %llu\n"
-             "flashloop_commit_batch_size_count %llu\n",
-             (unsigned long long)S.commits_ok, (unsigned long long)S.commits_failed,
-             (unsigned long long)S.batch_sum, (unsigned long long)(S.commits_ok + S.commits_failed));
-  respond(c, 200, body);
-}
-
-static void dispatch(conn *c, int method) {
+static void dispatch(bl_conn *c, const bl_request *req) {
   static buf body; /* reused scratch */
   if (S.ceiling) {  /* the ceiling: parse the request, answer, nothing else */
     body.len = 0;
     buf_adds(&body, "{\"ok\":true}");
-    respond(c, 200, &body);
+    bl_respond(c, 200, JSON, &body);
     return;
   }
-  const char *u = c->url.data ? c->url.data : "";
-  size_t n = c->url.len;
-  const char *q = memchr(u, '?', n);
-  if (q) n = (size_t)(q - u);
+  const char *u = req->path;
+  size_t n = req->path_len;
   size_t plen = sizeof BUY_PREFIX - 1;
   if (n > plen + 4 && memcmp(u, BUY_PREFIX, plen) == 0 && memcmp(u + n - 4, "/buy", 4) == 0) {
     int64_t id = 0;
     size_t i = plen;
     for (; i < n - 4 && u[i] >= '0' && u[i] <= '9' && id < INT64_MAX / 10 - 9; i++) id = id * 10 + (u[i] - '0');
-    if (i != n - 4 || i == plen) respond_error(c, 404, "route_not_found", "no such route", &body);
-    else if (method != HTTP_POST) respond_error(c, 405, "method_not_allowed", "POST only", &body);
-    else buy(c, id, &body);
+    if (i != n - 4 || i == plen) bl_respond_error(c, 404, "route_not_found", "no such route", &body);
+    else if (req->method != HTTP_POST) bl_respond_error(c, 405, "method_not_allowed", "POST only", &body);
+    else buy(c, req, id, &body);
   } else if (n == 8 && memcmp(u, "/healthz", 8) == 0) {
     body.len = 0;
     buf_adds(&body, "{\"status\":\"ok\"}");
-    respond(c, 200, &body);
+    bl_respond(c, 200, JSON, &body);
   } else if (n == 13 && memcmp(u, "/orders/count", 13) == 0) {
-    if (txn_begin() != 0) respond_error(c, 500, "store_error", "cannot begin", &body);
+    if (bl_begin() != 0) bl_respond_error(c, 500, "store_error", "cannot begin", &body);
     else count_orders(c, &body);
   } else if (n == 8 && memcmp(u, "/metrics", 8) == 0) {
-    metrics(c, &body);
+    bl_metrics(&body);
+    bl_respond(c, 200, JSON, &body);
   } else {
-    respond_error(c, 404, "route_not_found", "no such route", &body);
+    bl_respond_error(c, 404, "route_not_found", "no such route", &body);
   }
-}
-
-/* ---- llhttp callbacks */
-
-static int on_message_begin(llhttp_t *p) {
-  conn *c = p->data;
-  c->url.len = 0;
-  c->body.len = 0;
-  c->auth.len = 0;
-  c->hfield.len = 0;
-  c->in_auth = false;
-  return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n) {
-  conn *c = p->data;
-  if (c->url.len + n > 8192) return HPE_USER;
-  buf_add(&c->url, at, n);
-  return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n) {
-  conn *c = p->data;
-  if (c->hfield.len + n > 256) return HPE_USER;
-  buf_add(&c->hfield, at, n);
-  return 0;
-}
-
-static int on_header_field_complete(llhttp_t *p) {
-  conn *c = p->data;
-  c->in_auth = c->hfield.len == 13 && strncasecmp(c->hfield.data, "authorization", 13) == 0;
-  c->hfield.len = 0;
-  if (c->in_auth) c->auth.len = 0;
-  return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n) {
-  conn *c = p->data;
-  if (!c->in_auth) return 0;
-  if (c->auth.len + n > 1024) return HPE_USER;
-  buf_add(&c->auth, at, n);
-  return 0;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t n) {
-  conn *c = p->data;
-  if (c->body.len + n > MAX_BODY) return HPE_USER;
-  buf_add(&c->body, at, n);
-  return 0;
-}
-
-static int on_message_complete(llhttp_t *p) {
-  conn *c = p->data;
-  if (!llhttp_should_keep_alive(p)) c->close_after = true;
-  dispatch(c, llhttp_get_method(p));
-  return c->close_after ? HPE_PAUSED : 0;
-}
-
-/* ---- connections */
-
-static void conn_free(conn *c) {
-  free(c->url.data);
-  free(c->body.data);
-  free(c->hfield.data);
-  free(c->auth.data);
-  free(c->staged.data);
-  free(c->out.data);
-  free(c->inflight.data);
-  free(c);
-}
-
-static void on_closed(uv_handle_t *h) {
-  conn *c = h->data;
-  c->closed = true;
-  if (!c->in_pending) conn_free(c);  /* else the check handle frees it */
-}
-
-static void conn_close(conn *c) {
-  if (c->closing) return;
-  c->closing = true;
-  uv_close((uv_handle_t *)&c->tcp, on_closed);
-}
-
-static void conn_flush(conn *c);
-
-static void on_write(uv_write_t *req, int status) {
-  conn *c = req->data;
-  c->writing = false;
-  c->inflight.len = 0;
-  if (status < 0 || c->closing) {
-    conn_close(c);
-    return;
-  }
-  conn_flush(c);
-}
-
-static void conn_flush(conn *c) {
-  if (c->closing || c->writing) return;
-  if (c->out.len == 0) {
-    if (c->close_after) conn_close(c);
-    return;
-  }
-  uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-  if (n == (int)c->out.len) {
-    c->out.len = 0;
-    if (c->close_after) conn_close(c);
-    return;
-  }
-  if (n < 0 && n != UV_EAGAIN) {
-    conn_close(c);
-    return;
-  }
-  size_t done = n > 0 ? (size_t)n : 0;
-  buf tmp = c->inflight;
-  c->inflight = c->out;
-  c->out = tmp;
-  c->out.len = 0;
-  b = uv_buf_init(c->inflight.data + done, (unsigned)(c->inflight.len - done));
-  c->write_req.data = c;
-  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-    conn_close(c);
-    return;
-  }
-  c->writing = true;
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
-  (void)h;
-  (void)suggested;
-  *b = uv_buf_init(S.read_buf, READ_BUF_SIZE);
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b) {
-  conn *c = stream->data;
-  if (nread == 0) return;
-  if (nread < 0) {
-    uv_read_stop(stream);
-    if (c->in_pending || c->writing || c->out.len) c->close_after = true;  /* answer, then close */
-    else conn_close(c);
-    return;
-  }
-  llhttp_errno_t err = llhttp_execute(&c->parser, b->base, (size_t)nread);
-  if (err == HPE_OK) return;
-  uv_read_stop(stream);
-  if (err != HPE_PAUSED) {
-    static buf body;
-    c->close_after = true;
-    respond_error(c, err == HPE_USER ? 413 : 400, "bad_request", "malformed or too large", &body);
-  }
-}
-
-/* End of the loop iteration: one COMMIT for everything handled, then answer. */
-static void on_check(uv_check_t *h) {
-  (void)h;
-  if (!S.pending) return;
-  bool failed = false;
-  if (S.in_txn) {
-    S.in_txn = false;
-    int rc = sqlite3_step(S.q[Q_COMMIT]);
-    sqlite3_reset(S.q[Q_COMMIT]);
-    S.batch_sum += (uint64_t)S.batch_size;
-    if (rc == SQLITE_DONE) {
-      S.commits_ok++;
-    } else {
-      S.commits_failed++;
-      failed = true;
-      fprintf(stderr, "flashloop: COMMIT failed: %s\n", sqlite3_errmsg(S.db));
-      if (!sqlite3_get_autocommit(S.db)) step_done(S.q[Q_ROLLBACK]);
-    }
-  }
-  conn *c = S.pending;
-  S.pending = NULL;
-  while (c) {
-    conn *next = c->pending_next;
-    c->in_pending = false;
-    if (c->closed) {
-      conn_free(c);
-    } else if (!c->closing) {
-      if (failed) { /* nothing of this batch was saved: drop the answers, close */
-        c->staged.len = 0;
-        conn_close(c);
-      } else {
-        buf_add(&c->out, c->staged.data, c->staged.len);
-        c->staged.len = 0;
-        conn_flush(c);
-      }
-    }
-    c = next;
-  }
-}
-
-static void on_connection(uv_stream_t *listener, int status) {
-  if (status < 0) return;
-  conn *c = calloc(1, sizeof *c);
-  if (!c) abort();
-  uv_tcp_init(S.loop, &c->tcp);
-  c->tcp.data = c;
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-    conn_close(c);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  llhttp_init(&c->parser, HTTP_REQUEST, &S.settings);
-  c->parser.data = c;
-  uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
 }
 
 /* ---- setup */
-
-static void exec_sql(const char *sql) {
-  char *msg = NULL;
-  if (sqlite3_exec(S.db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    fprintf(stderr, "flashloop: %.80s...: %s\n", sql, msg ? msg : "?");
-    exit(1);
-  }
-}
 
 /* The data flash_sale.sh creates through the admin API: one product with one
 ** SKU (stock 100,000,000) and sale 1 of it at 990 fen, 10,000,000 units, up to
 ** 1000 per user, one per order, open from a minute ago for a day. */
 static void open_db(const char *path) {
-  if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      NULL) != SQLITE_OK)
-    die("open");
-  sqlite3_busy_timeout(S.db, 5000);
-  exec_sql("PRAGMA journal_mode=WAL");
-  exec_sql("PRAGMA synchronous=FULL");
-  exec_sql("PRAGMA foreign_keys=ON");
-  exec_sql("PRAGMA cache_size=-65536");
-  exec_sql(SCHEMA);
+  S.db = bl_open_db(path);
+  bl_exec("PRAGMA cache_size=-65536");
+  bl_exec(SCHEMA);
   char seed[1024];
   long long now = (long long)time(NULL);
   snprintf(seed, sizeof seed,
@@ -902,21 +524,8 @@ static void open_db(const char *path) {
            " created_at, updated_at) SELECT 'tea-1', '1 kg', 990, 10000000, 10000000, 1000, 1, %lld, %lld,"
            " '[]', 300, 0, 'active', %lld, %lld WHERE NOT EXISTS (SELECT 1 FROM flash_sale_sales);",
            now, now, now - 60, now + 86400, now, now);
-  exec_sql(seed);
-  for (int i = 0; i < NQ; i++)
-    if (sqlite3_prepare_v3(S.db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &S.q[i], NULL) != SQLITE_OK)
-      die(SQL[i]);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-  (void)h;
-  (void)signum;
-  if (S.db) {
-    if (S.in_txn) step_done(S.q[Q_COMMIT]);
-    for (int i = 0; i < NQ; i++) sqlite3_finalize(S.q[i]);
-    sqlite3_close(S.db);
-  }
-  exit(0);
+  bl_exec(seed);
+  for (int i = 0; i < NQ; i++) S.q[i] = bl_prepare(SQL[i]);
 }
 
 int main(int argc, char **argv) {
@@ -931,32 +540,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: flashloop PORT DBFILE TOKEN_SECRET | flashloop --ceiling PORT\n");
     return 2;
   }
-  signal(SIGPIPE, SIG_IGN);
-  S.loop = uv_default_loop();
+  static const bl_server server = {.name = "flashloop", .header = "authorization", .dispatch = dispatch};
+  bl_init(&server);
   if (!S.ceiling) open_db(argv[2]);
-  llhttp_settings_init(&S.settings);
-  S.settings.on_message_begin = on_message_begin;
-  S.settings.on_url = on_url;
-  S.settings.on_header_field = on_header_field;
-  S.settings.on_header_field_complete = on_header_field_complete;
-  S.settings.on_header_value = on_header_value;
-  S.settings.on_body = on_body;
-  S.settings.on_message_complete = on_message_complete;
-  struct sockaddr_in addr;
-  uv_ip4_addr("127.0.0.1", atoi(port), &addr);
-  uv_tcp_init(S.loop, &S.listener);
-  int rc = uv_tcp_bind(&S.listener, (const struct sockaddr *)&addr, 0);
-  if (rc == 0) rc = uv_listen((uv_stream_t *)&S.listener, 4096, on_connection);
-  if (rc != 0) {
-    fprintf(stderr, "flashloop: cannot listen on 127.0.0.1:%s: %s\n", port, uv_strerror(rc));
-    return 1;
-  }
-  uv_check_init(S.loop, &S.check);
-  uv_check_start(&S.check, on_check);
-  uv_signal_init(S.loop, &S.sigint);
-  uv_signal_init(S.loop, &S.sigterm);
-  uv_signal_start(&S.sigint, on_signal, SIGINT);
-  uv_signal_start(&S.sigterm, on_signal, SIGTERM);
-  fprintf(stderr, "flashloop: %s on 127.0.0.1:%s\n", S.ceiling ? "ceiling" : "flash-sale buy", port);
-  return uv_run(S.loop, UV_RUN_DEFAULT);
+  return bl_run(port, S.ceiling ? "ceiling" : "flash-sale buy");
 }
