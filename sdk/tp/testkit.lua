@@ -10,6 +10,7 @@
 --   before_each(fn)  after_each(fn)     around every `it` of the enclosing block
 --   expect(v).to_be(x) .to_equal(t) .to_be_nil() .to_be_truthy() .to_be_falsy()
 --            .to_contain(substring or element) .to_match(pattern) .to_be_near(x, tol)
+--   expect(res).to_be_error(status, code)  an error answer; returns its error table
 --   expect(fn).to_fail([substring])
 --   kit.user(id) kit.anon() kit.admin()  clients: :get(path [, headers]),
 --       :post/:put/:patch(path [, body [, headers]]), :delete(path [, headers]);
@@ -253,6 +254,15 @@ local function expect(v)
     tolerance = tolerance or 0
     check(type(v) == "number" and math.abs(v - x) <= tolerance,
       function() return (": expected %s ± %s"):format(fmt(x), fmt(tolerance)) .. got() end)
+  end
+  function m.to_be_error(status, code)
+    local err = type(v) == "table" and type(v.body) == "table" and v.body.error
+    local got_code = type(err) == "table" and err.code or nil
+    check(type(v) == "table" and v.status == status and got_code == code, function()
+      return (": expected the error %s %s, got %s %s"):format(fmt(status), fmt(code),
+        fmt(type(v) == "table" and v.status or v), fmt(got_code))
+    end)
+    return err
   end
   function m.to_fail(substring)
     local info = caller_info()

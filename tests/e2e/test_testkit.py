@@ -58,20 +58,22 @@ FAIL_LINES = [
     "     %s:13: attempt to index a nil value (local 't')",
     "FAIL compares strings",
     "     %s:19: word: expected \"world\", got \"hello\"",
+    "FAIL answers the wrong error",
+    "     %s:23: kit.anon():get(\"/nowhere\"): expected the error 404 \"not_here\", got 404 \"route_not_found\"",
 ]
 
 
 def test_a_failed_expectation_names_file_line_and_path():
     rc, out, err = kit("kit_fail")
     path = "kit_fail/test/kit_fail_test.lua"
-    assert out == [line.replace("%s", path) for line in FAIL_LINES] + ["1 passed, 3 failed"], out
+    assert out == [line.replace("%s", path) for line in FAIL_LINES] + ["1 passed, 4 failed"], out
     assert rc == 1, err
 
 
 def test_inside_a_plugin_folder_paths_are_relative_to_it():
     rc, out, _ = kit(cwd=os.path.join(FIXTURES, "kit_fail"))
     path = "test/kit_fail_test.lua"
-    assert out == [line.replace("%s", path) for line in FAIL_LINES] + ["1 passed, 3 failed"], out
+    assert out == [line.replace("%s", path) for line in FAIL_LINES] + ["1 passed, 4 failed"], out
     assert rc == 1
 
 
@@ -103,7 +105,7 @@ def test_a_folder_of_plugins_runs_each_in_name_order():
     assert out[3] == "FAIL prices > match the list"
     assert "ok   expect > knows the clock" in out
     assert out[-3].startswith("ERROR kit_syntax/test/syntax_test.lua:5:")
-    assert out[-1] == "10 passed, 3 failed", out
+    assert out[-1] == "10 passed, 4 failed", out
     assert rc == 2  # a file could not run: that outranks failed tests
 
 

@@ -20,11 +20,11 @@ local LIST_PRICE, SALE_PRICE = 9900, 1990
 
 -- ---- helpers
 
+local shop = require("tp.testshop")
+
+---A product with the SKU code at the list price; returns the product's id.
 local function new_sku(code, stock)
-  local res = kit.admin():post("/catalog/products", { name = "Tea " .. code,
-    skus = { { code = code, title = "box " .. code, price_fen = LIST_PRICE, stock = stock } } })
-  assert(res.status == 201, "the catalog refused the product")
-  return res.body.id
+  return select(2, shop.sku{ code = code, price_fen = LIST_PRICE, stock = stock })
 end
 
 local function stock(code)
@@ -55,12 +55,6 @@ end
 
 local function sale(id)
   return kit.admin():get("/flash-sales/" .. id).body
-end
-
-local function refused(res, status, code)
-  expect(res.status).to_be(status)
-  expect(res.body.error.code).to_be(code)
-  return res.body.error
 end
 
 local function pay(order_id)
@@ -117,16 +111,16 @@ describe("limits", function()
   it("refuses more than per_order_limit and more than per_user_limit, counting nothing", function()
     new_sku("fs-lim", 50)
     local s = new_sale("fs-lim", { quantity = 5, per_user_limit = 3, per_order_limit = 2 })
-    local err = refused(buy(s.id, "u1", 3), 409, "order_limit_exceeded")
+    local err = expect(buy(s.id, "u1", 3)).to_be_error(409, "order_limit_exceeded")
     expect(err.details).to_equal({ per_order_limit = 2 })
     local zero = buy(s.id, "u1", 0)
     expect(zero.status).to_be(400)
     expect(zero.body.error.details).to_equal({ field = "qty" })
     expect(#bought(s.id, "u1", 2).lines).to_be(1)
-    err = refused(buy(s.id, "u1", 2), 409, "limit_reached")      -- 2 + 2 > 3
+    err = expect(buy(s.id, "u1", 2)).to_be_error(409, "limit_reached")      -- 2 + 2 > 3
     expect(err.details).to_equal({ per_user_limit = 3 })
     bought(s.id, "u1", 1)                                          -- 3 in all
-    refused(buy(s.id, "u1", 1), 409, "limit_reached")
+    expect(buy(s.id, "u1", 1)).to_be_error(409, "limit_reached")
     expect(kit.query("SELECT bought FROM flash_sale_buyers WHERE sale_id = ? AND user = 'u1'", s.id))
       .to_equal({ { bought = 3 } })
     expect(sale(s.id).remaining).to_be(2)
@@ -135,12 +129,12 @@ describe("limits", function()
   it("is sold out when fewer units are left than asked, and takes none of them", function()
     local s = kit.query("SELECT id FROM flash_sale_sales WHERE sku = 'fs-lim'")[1]
     bought(s.id, "u2", 1)
-    refused(buy(s.id, "u3", 2), 409, "sold_out")
-    refused(buy(s.id, "u3", 2), 409, "sold_out")   -- the refused buys did not count 2 of u3's 3
+    expect(buy(s.id, "u3", 2)).to_be_error(409, "sold_out")
+    expect(buy(s.id, "u3", 2)).to_be_error(409, "sold_out")   -- the refused buys did not count 2 of u3's 3
     bought(s.id, "u3", 1)
     local last = sale(s.id)
     expect({ last.remaining, last.sold }).to_equal({ 0, 5 })
-    refused(buy(s.id, "u4"), 409, "sold_out")
+    expect(buy(s.id, "u4")).to_be_error(409, "sold_out")
     expect(stock("fs-lim")).to_be(45)
   end)
 
@@ -148,14 +142,14 @@ describe("limits", function()
     local product = new_sku("fs-fail", 40)
     local s = new_sale("fs-fail", { quantity = 20, per_user_limit = 6 })
     for _ = 1, 5 do bought(s.id, "f1") end
-    refused(buy(s.id, "f1"), 409, "too_many_unpaid_orders")    -- orders' max_unpaid_orders = 5
-    refused(buy(s.id, "f2", nil, { ["Idempotency-Key"] = string.rep("k", 129) }), 400,
+    expect(buy(s.id, "f1")).to_be_error(409, "too_many_unpaid_orders")    -- orders' max_unpaid_orders = 5
+    expect(buy(s.id, "f2", nil, { ["Idempotency-Key"] = string.rep("k", 129) })).to_be_error(400,
       "invalid_idempotency_key")
     kit.admin():patch("/catalog/products/" .. product, { status = "off_sale" })
-    refused(buy(s.id, "f2"), 409, "not_on_sale")
+    expect(buy(s.id, "f2")).to_be_error(409, "not_on_sale")
     kit.admin():patch("/catalog/products/" .. product, { status = "on_sale" })
     kit.admin():post("/catalog/skus/fs-fail/stock", { delta = -35 })
-    refused(buy(s.id, "f2"), 409, "sold_out")                   -- the catalog ran out first
+    expect(buy(s.id, "f2")).to_be_error(409, "sold_out")                   -- the catalog ran out first
     expect(sale(s.id).remaining).to_be(15)
     expect(kit.query("SELECT user, bought FROM flash_sale_buyers WHERE sale_id = ?", s.id))
       .to_equal({ { user = "f1", bought = 5 } })
@@ -172,7 +166,7 @@ describe("the window", function()
     local s = new_sale("fs-win", { starts_at = starts, ends_at = ends, quantity = 5 })
     expect({ s.state, s.opens_at }).to_equal({ "not_started", starts })
     kit.advance(HOUR - 1)
-    local err = refused(buy(s.id, "w1"), 409, "not_started")
+    local err = expect(buy(s.id, "w1")).to_be_error(409, "not_started")
     expect(err.details).to_equal({ opens_at = starts })
     kit.advance(1)
     bought(s.id, "w1")
@@ -181,7 +175,7 @@ describe("the window", function()
     advance_to(ends - 1)
     bought(s.id, "w2")
     kit.advance(1)
-    refused(buy(s.id, "w3"), 409, "ended")
+    expect(buy(s.id, "w3")).to_be_error(409, "ended")
     expect(kit.anon():get("/flash-sales/" .. s.id).body.state).to_be("ended")
     for _, item in ipairs(kit.anon():get("/flash-sales").body.items) do
       expect(item.id ~= s.id).to_be(true)       -- ended sales leave the public list
@@ -197,7 +191,7 @@ describe("the window", function()
     local listing = kit.anon():get("/flash-sales").body
     expect(listing.timezone).to_be("Asia/Shanghai")
     advance_to(day + 10 * HOUR - 1)                    -- 09:59:59 in Shanghai
-    local err = refused(buy(s.id, "s1"), 409, "not_started")
+    local err = expect(buy(s.id, "s1")).to_be_error(409, "not_started")
     expect(err.details).to_equal({ opens_at = day + 10 * HOUR })
     expect((day + 10 * HOUR) % DAY).to_be(2 * HOUR)   -- that is 02:00 UTC
     kit.advance(1)
@@ -205,12 +199,12 @@ describe("the window", function()
     advance_to(day + 12 * HOUR - 1)                    -- 11:59:59
     bought(s.id, "s2")
     kit.advance(1)                                     -- 12:00: closed until tomorrow's 10:00
-    err = refused(buy(s.id, "s3"), 409, "not_started")
+    err = expect(buy(s.id, "s3")).to_be_error(409, "not_started")
     expect(err.details).to_equal({ opens_at = day + DAY + 10 * HOUR })
     advance_to(day + DAY + 10 * HOUR)
     bought(s.id, "s3")
     advance_to(day + DAY + 12 * HOUR)                  -- no slot left before ends_at
-    refused(buy(s.id, "s4"), 409, "ended")
+    expect(buy(s.id, "s4")).to_be_error(409, "ended")
   end)
 end)
 
@@ -232,7 +226,7 @@ describe("units", function()
     -- l2 pays late: the unit is there, so it is taken again with l2's count
     expect(pay(o2.id)).to_be("paid_after_cancel")
     expect(sale(s.id).remaining).to_be(9)
-    refused(buy(s.id, "l2"), 409, "limit_reached")
+    expect(buy(s.id, "l2")).to_be_error(409, "limit_reached")
     -- l1 bought again before paying the cancelled order: no room in the limit, refunded
     local again = bought(s.id, "l1")
     expect(pay(o1.id)).to_be("refunding")
@@ -272,10 +266,10 @@ describe("an Idempotency-Key", function()
     -- the same key for another quantity or another sale is not a retry
     new_sku("fs-key2", 20)
     local other = new_sale("fs-key2", { per_user_limit = 3, per_order_limit = 3 })
-    local reused = refused(buy(other.id, "k1", nil, key), 409, "idempotency_key_reused")
+    local reused = expect(buy(other.id, "k1", nil, key)).to_be_error(409, "idempotency_key_reused")
     expect(reused.details).to_equal({ order_id = first.id })
     local o = bought(other.id, "k1", 1, { ["Idempotency-Key"] = "buy-0002" })
-    refused(buy(other.id, "k1", 3, { ["Idempotency-Key"] = "buy-0002" }), 409, "idempotency_key_reused")
+    expect(buy(other.id, "k1", 3, { ["Idempotency-Key"] = "buy-0002" })).to_be_error(409, "idempotency_key_reused")
     expect(sale(other.id).remaining).to_be(9)
     expect(o.lines[1].qty).to_be(1)
   end)

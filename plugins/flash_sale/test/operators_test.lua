@@ -13,11 +13,11 @@ kit.plugins {
 local DAY = 86400
 local LIST_PRICE = 9900
 
+local shop = require("tp.testshop")
+
+---A product with the SKU code at the list price; returns the product's id.
 local function new_sku(code, stock)
-  local res = kit.admin():post("/catalog/products", { name = "Tea " .. code,
-    skus = { { code = code, title = "box " .. code, price_fen = LIST_PRICE, stock = stock } } })
-  assert(res.status == 201, "the catalog refused the product")
-  return res.body.id
+  return select(2, shop.sku{ code = code, price_fen = LIST_PRICE, stock = stock })
 end
 
 local function fields(sku, extra)
@@ -36,12 +36,6 @@ local function patch(id, body)
   return kit.admin():patch("/flash-sales/" .. id, body)
 end
 
-local function refused(res, status, code)
-  expect(res.status).to_be(status)
-  expect(res.body.error.code).to_be(code)
-  return res.body.error
-end
-
 describe("creating a sale", function()
   it("answers 201 with the sale, its defaults and its state", function()
     new_sku("op-1", 100)
@@ -50,7 +44,7 @@ describe("creating a sale", function()
     expect(res.status).to_be(201)
     local s = res.body
     expect({ s.sku, s.title, s.price_fen, s.quantity, s.remaining, s.sold })
-      .to_equal({ "op-1", "box op-1", LIST_PRICE, 100, 100, 0 })   -- the price may equal the list price
+      .to_equal({ "op-1", "title op-1", LIST_PRICE, 100, 100, 0 })   -- the price may equal the list price
     expect({ s.per_user_limit, s.per_order_limit, s.unpaid_timeout_seconds, s.stacks_with_coupon })
       .to_equal({ 1, 1, 300, false })
     expect({ s.status, s.state, s.starts_at, s.ends_at, s.created_at }).to_equal({ "active", "open",
@@ -84,9 +78,9 @@ describe("creating a sale", function()
       expect({ case[2], res.status, res.body.error.code, res.body.error.details })
         .to_equal({ case[2], 400, "invalid_field", { field = case[2] } })
     end
-    local unknown = refused(create("no-such-sku"), 400, "sku_not_found")
+    local unknown = expect(create("no-such-sku")).to_be_error(400, "sku_not_found")
     expect(unknown.details).to_equal({ field = "sku" })
-    local short = refused(create("op-2", { quantity = 101 }), 409, "insufficient_stock")
+    local short = expect(create("op-2", { quantity = 101 })).to_be_error(409, "insufficient_stock")
     expect(short.details).to_equal({ stock = 100 })
     expect(kit.query("SELECT count(*) AS n FROM flash_sale_sales")[1].n).to_be(before)
     -- the edges pass: adjacent slots and 24:00
@@ -101,7 +95,7 @@ describe("creating a sale", function()
     local now = kit.now()
     local first = create("ov-1", { starts_at = now + 1000, ends_at = now + 2000 }).body
     for _, window in ipairs({ { now + 1999, now + 3000 }, { now, now + 1001 }, { now + 1200, now + 1300 } }) do
-      local err = refused(create("ov-1", { starts_at = window[1], ends_at = window[2] }), 409, "sale_overlap")
+      local err = expect(create("ov-1", { starts_at = window[1], ends_at = window[2] })).to_be_error(409, "sale_overlap")
       expect(err.details).to_equal({ sale_id = first.id })
     end
     local after = create("ov-1", { starts_at = now + 2000, ends_at = now + 3000 })   -- touching is fine
@@ -109,8 +103,8 @@ describe("creating a sale", function()
     expect(create("ov-2", { starts_at = now + 1000, ends_at = now + 2000 }).status).to_be(201)
     local disabled = create("ov-1", { starts_at = now + 1500, ends_at = now + 2500, status = "disabled" })
     expect(disabled.status).to_be(201)
-    refused(patch(after.body.id, { starts_at = now + 1500 }), 409, "sale_overlap")
-    refused(patch(disabled.body.id, { status = "active" }), 409, "sale_overlap")
+    expect(patch(after.body.id, { starts_at = now + 1500 })).to_be_error(409, "sale_overlap")
+    expect(patch(disabled.body.id, { status = "active" })).to_be_error(409, "sale_overlap")
   end)
 end)
 
@@ -123,10 +117,10 @@ describe("changing a sale", function()
     expect(res.status).to_be(200)
     expect({ res.body.price_fen, res.body.remaining, res.body.sold }).to_equal({ 2990, 6, 4 })
     expect(kit.user("p2"):post("/flash-sales/" .. s.id .. "/buy", {}).body.total_fen).to_be(2990)
-    expect(refused(patch(s.id, { sku = "pa-2" }), 400, "invalid_field").details).to_equal({ field = "sku" })
-    expect(refused(patch(s.id, { price_fen = LIST_PRICE + 1 }), 400, "invalid_field").details)
+    expect(expect(patch(s.id, { sku = "pa-2" })).to_be_error(400, "invalid_field").details).to_equal({ field = "sku" })
+    expect(expect(patch(s.id, { price_fen = LIST_PRICE + 1 })).to_be_error(400, "invalid_field").details)
       .to_equal({ field = "price_fen" })
-    refused(patch(999, { price_fen = 100 }), 404, "sale_not_found")
+    expect(patch(999, { price_fen = 100 })).to_be_error(404, "sale_not_found")
   end)
 
   it("lets the quantity shrink to what is sold and grow within the catalog's stock", function()
@@ -134,12 +128,12 @@ describe("changing a sale", function()
     -- 5 sold, 25 left in the catalog
     local res = patch(s.id, { quantity = 20 })
     expect({ res.body.quantity, res.body.sold, res.body.remaining }).to_equal({ 20, 5, 15 })
-    expect(refused(patch(s.id, { quantity = 4 }), 409, "quantity_below_sold").details).to_equal({ sold = 5 })
+    expect(expect(patch(s.id, { quantity = 4 })).to_be_error(409, "quantity_below_sold").details).to_equal({ sold = 5 })
     res = patch(s.id, { quantity = 5 })
     expect({ res.body.quantity, res.body.remaining }).to_equal({ 5, 0 })
-    refused(kit.user("p3"):post("/flash-sales/" .. s.id .. "/buy", {}), 409, "sold_out")
+    expect(kit.user("p3"):post("/flash-sales/" .. s.id .. "/buy", {})).to_be_error(409, "sold_out")
     -- 31 would leave the sale 26 units to sell on a catalog stock of 25
-    expect(refused(patch(s.id, { quantity = 31 }), 409, "insufficient_stock").details).to_equal({ stock = 25 })
+    expect(expect(patch(s.id, { quantity = 31 })).to_be_error(409, "insufficient_stock").details).to_equal({ stock = 25 })
     expect(patch(s.id, { quantity = 30 }).body.remaining).to_be(25)
   end)
 
@@ -157,8 +151,8 @@ describe("changing a sale", function()
     local s = kit.query("SELECT id FROM flash_sale_sales WHERE sku = 'pa-1'")[1]
     local res = patch(s.id, { status = "disabled" })
     expect({ res.body.status, res.body.state }).to_equal({ "disabled", "disabled" })
-    refused(kit.user("p4"):post("/flash-sales/" .. s.id .. "/buy", {}), 404, "sale_not_found")
-    refused(kit.anon():get("/flash-sales/" .. s.id), 404, "sale_not_found")
+    expect(kit.user("p4"):post("/flash-sales/" .. s.id .. "/buy", {})).to_be_error(404, "sale_not_found")
+    expect(kit.anon():get("/flash-sales/" .. s.id)).to_be_error(404, "sale_not_found")
     for _, item in ipairs(kit.anon():get("/flash-sales").body.items) do
       expect(item.id ~= s.id).to_be(true)
     end

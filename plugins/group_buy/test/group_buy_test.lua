@@ -18,16 +18,11 @@ local LIST_PRICE, GROUP_PRICE, LEADER_PRICE = 9900, 5900, 4900
 
 -- ---- helpers
 
-local skus = 0
+local shop = require("tp.testshop")
 
 ---A fresh SKU at the list price; returns its code.
 local function new_sku(stock)
-  skus = skus + 1
-  local code = "gb-sku-" .. skus
-  local res = kit.admin():post("/catalog/products", { name = "product " .. code,
-    skus = { { code = code, title = "title " .. code, price_fen = LIST_PRICE, stock = stock or 100 } } })
-  assert(res.status == 201, "catalog refused the SKU: " .. tostring(res.status))
-  return code
+  return (shop.sku{ price_fen = LIST_PRICE, stock = stock })
 end
 
 ---The body of a valid activity on a fresh SKU, with fields overriding it.
@@ -357,64 +352,59 @@ describe("refusals", function()
     gid = opened_and_paid("n-leader", aid)
   end)
 
-  local function refused(res, status, code)
-    expect(res.status).to_be(status)
-    expect(res.body.error.code).to_be(code)
-  end
-
   it("a second join, by an unpaid joiner or the leader herself", function()
     local pending = join("n-twice", aid, gid).body.order
     local again = join("n-twice", aid, gid)
-    refused(again, 409, "already_joined")
+    expect(again).to_be_error(409, "already_joined")
     expect(again.body.error.details).to_equal({ order_id = pending.id, state = "unpaid" })
-    refused(join("n-leader", aid, gid), 409, "already_joined")
+    expect(join("n-leader", aid, gid)).to_be_error(409, "already_joined")
     pay(pending.id)
-    refused(join("n-twice", aid, gid), 409, "group_formed")
-    refused(join("n-other", aid, gid), 409, "group_formed")
+    expect(join("n-twice", aid, gid)).to_be_error(409, "group_formed")
+    expect(join("n-other", aid, gid)).to_be_error(409, "group_formed")
   end)
 
   it("unknown groups and activities, and disabled activities", function()
-    refused(join("n-other", aid, 999999), 404, "group_not_found")
-    refused(join("n-other", 999999, gid), 404, "activity_not_found")
+    expect(join("n-other", aid, 999999)).to_be_error(404, "group_not_found")
+    expect(join("n-other", 999999, gid)).to_be_error(404, "activity_not_found")
     expect(kit.admin():patch("/group-buys/" .. aid, { status = "disabled" }).status).to_be(200)
-    refused(open("n-other", aid), 404, "activity_not_found")
-    refused(kit.anon():get("/group-buys/" .. aid), 404, "activity_not_found")
+    expect(open("n-other", aid)).to_be_error(404, "activity_not_found")
+    expect(kit.anon():get("/group-buys/" .. aid)).to_be_error(404, "activity_not_found")
   end)
 
   it("the per-order and per-user limits, counted at order creation", function()
     local big = join("n-big", aid, gid, { qty = 3 })
-    refused(big, 409, "order_limit_exceeded")
+    expect(big).to_be_error(409, "order_limit_exceeded")
     expect(big.body.error.details).to_equal({ per_order_limit = 2 })
     expect(open("n-many", aid, { qty = 2 }).status).to_be(201)
     local over = open("n-many", aid, { qty = 2 })
-    refused(over, 409, "limit_reached")
+    expect(over).to_be_error(409, "limit_reached")
     expect(over.body.error.details).to_equal({ per_user_limit = 3 })
     expect(open("n-many", aid, { qty = 1 }).status).to_be(201)
-    refused(open("n-many", aid), 409, "limit_reached")
+    expect(open("n-many", aid)).to_be_error(409, "limit_reached")
     expect(kit.query("SELECT units FROM group_buy_buyers WHERE activity_id = ? AND user = 'n-many'", aid))
       .to_equal({ { units = 3 } })
   end)
 
   it("a bad qty or an unknown field, naming the field", function()
     local zero = join("n-bad", aid, gid, { qty = 0 })
-    refused(zero, 400, "invalid_field")
+    expect(zero).to_be_error(400, "invalid_field")
     expect(zero.body.error.details).to_equal({ field = "qty" })
     local extra = join("n-bad", aid, gid, { qty = 1, coupon = 5 })
-    refused(extra, 400, "invalid_field")
+    expect(extra).to_be_error(400, "invalid_field")
     expect(extra.body.error.details).to_equal({ field = "coupon" })
     expect(kit.query("SELECT count(*) AS n FROM group_buy_orders WHERE user = 'n-bad'")).to_equal({ { n = 0 } })
   end)
 
   it("a group that ran out of time", function()
     kit.advance(HOUR)
-    refused(join("n-late", aid, gid), 409, "group_failed")
+    expect(join("n-late", aid, gid)).to_be_error(409, "group_failed")
   end)
 
   it("a returning customer joining a new-users-only group (a leader may be anyone)", function()
     local nid = new_activity({ new_users_only = true })
     local g3 = opened_and_paid("n-leader", nid)          -- n-leader has paid before
     opened_and_paid("n-old", aid)                        -- a paid order elsewhere
-    refused(join("n-old", nid, g3), 409, "new_users_only")
+    expect(join("n-old", nid, g3)).to_be_error(409, "new_users_only")
     expect(join("n-fresh", nid, g3).status).to_be(201)
   end)
 end)

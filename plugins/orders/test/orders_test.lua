@@ -19,16 +19,11 @@ local TIMEOUT = 600
 
 -- ---- helpers
 
-local skus = 0
+local shop = require("tp.testshop")
 
 ---A fresh product with one SKU; returns its code.
 local function new_sku(price_fen, stock)
-  skus = skus + 1
-  local code = "sku-" .. skus
-  local res = kit.admin():post("/catalog/products", { name = "Tea " .. skus,
-    skus = { { code = code, title = "box " .. skus, price_fen = price_fen, stock = stock } } })
-  assert(res.status == 201, "the catalog refused the product")
-  return code
+  return (shop.sku{ price_fen = price_fen, stock = stock })
 end
 
 local function stock(code)
@@ -77,9 +72,9 @@ describe("checkout", function()
     expect(o.status).to_be("pending_payment")
     expect(o.user).to_be("alice")
     expect(o.lines).to_equal({
-      { sku = a, product_id = o.lines[1].product_id, title = "box 1", qty = 2, list_price_fen = 1280,
+      { sku = a, product_id = o.lines[1].product_id, title = "title " .. a, qty = 2, list_price_fen = 1280,
         unit_price_fen = 1280, amount_fen = 2560, discount_fen = 0, paid_fen = 2560 },
-      { sku = b, product_id = o.lines[2].product_id, title = "box 2", qty = 3, list_price_fen = 333,
+      { sku = b, product_id = o.lines[2].product_id, title = "title " .. b, qty = 3, list_price_fen = 333,
         unit_price_fen = 333, amount_fen = 999, discount_fen = 0, paid_fen = 999 },
     })
     expect({ o.items_fen, o.discount_fen, o.total_fen, o.paid_fen }).to_equal({ 3559, 0, 3559, 0 })

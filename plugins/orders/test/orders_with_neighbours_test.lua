@@ -13,15 +13,10 @@ kit.plugins {
   referral = { level1_rate_bp = 1000, level2_rate_bp = 500, settle_after_seconds = 86400 },
 }
 
-local skus = 0
+local shop = require("tp.testshop")
 
 local function new_sku(price_fen, stock)
-  skus = skus + 1
-  local code = "nb-" .. skus
-  local res = kit.admin():post("/catalog/products", { name = "Tea " .. skus,
-    skus = { { code = code, title = "box", price_fen = price_fen, stock = stock } } })
-  assert(res.status == 201, "the catalog refused the product")
-  return code
+  return (shop.sku{ price_fen = price_fen, stock = stock })
 end
 
 ---A coupon of amount_off_fen claimed by user; returns its id.

@@ -22,15 +22,12 @@ local paysign = dofile(here .. "/paysign.lua")
 
 -- ---- helpers
 
-local skus, txs = 0, 0
+local shop = require("tp.testshop")
+
+local txs = 0
 
 local function new_sku(price_fen, stock)
-  skus = skus + 1
-  local code = "pay-" .. skus
-  local res = kit.admin():post("/catalog/products", { name = "Tea " .. skus,
-    skus = { { code = code, title = "box", price_fen = price_fen, stock = stock } } })
-  assert(res.status == 201, "the catalog refused the product")
-  return code
+  return (shop.sku{ price_fen = price_fen, stock = stock })
 end
 
 local function stock(code)

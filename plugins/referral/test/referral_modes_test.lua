@@ -18,7 +18,7 @@ kit.plugins {
 local support = dofile(debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/support.lua")
 local new_sku, code_of, bind_to, bind = support.new_sku, support.code_of, support.bind_to, support.bind
 local create, pay, buy = support.create, support.pay, support.buy
-local balance, money, entries, refused = support.balance, support.money, support.entries, support.refused
+local balance, money, entries = support.balance, support.money, support.entries
 
 ---user applies; the operator approves.
 local function approved(user)
@@ -36,7 +36,7 @@ describe("joining by application", function()
     local res = kit.user("ap-one"):post("/referral/join", {})
     expect({ res.status, res.body.status, res.body.decided_at }).to_equal({ 202, "pending", nil })
     expect(kit.user("ap-one"):post("/referral/join", {}).status).to_be(200)   -- still pending
-    refused(bind_to("ap-buyer", res.body.code), 404, "code_not_found")
+    expect(bind_to("ap-buyer", res.body.code)).to_be_error(404, "code_not_found")
     local pending = kit.admin():get("/referral/distributors?status=pending").body.items
     expect(#pending).to_be(1)
     expect(pending[1].user).to_be("ap-one")
@@ -48,11 +48,11 @@ describe("joining by application", function()
   it("lets a rejected applicant apply again; a decision is made once", function()
     kit.user("ap-two"):post("/referral/join", {})
     expect(kit.admin():post("/referral/distributors/ap-two/reject").body.status).to_be("rejected")
-    local again = refused(kit.admin():post("/referral/distributors/ap-two/reject"), 409, "not_pending")
+    local again = expect(kit.admin():post("/referral/distributors/ap-two/reject")).to_be_error(409, "not_pending")
     expect(again.details).to_equal({ status = "rejected" })
     local reapply = kit.user("ap-two"):post("/referral/join", {})
     expect({ reapply.status, reapply.body.status }).to_equal({ 202, "pending" })
-    refused(kit.admin():post("/referral/distributors/nobody/approve"), 404, "distributor_not_found")
+    expect(kit.admin():post("/referral/distributors/nobody/approve")).to_be_error(404, "distributor_not_found")
   end)
 end)
 
@@ -63,7 +63,7 @@ describe("last touch", function()
     approved("lt-one")
     approved("lt-two")
     bind("lt-two", "lt-one")
-    refused(bind_to("lt-one", code_of("lt-two")), 409, "binding_cycle")
+    expect(bind_to("lt-one", code_of("lt-two"))).to_be_error(409, "binding_cycle")
     bind("lt-buyer", "lt-one")
     sku = new_sku(8000)
     o1 = create("lt-buyer", { { sku = sku, qty = 1 } })

@@ -14,16 +14,16 @@ kit.plugins {
 -- the shared helpers (test/support.lua), found beside this file
 local support = dofile(debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/support.lua")
 local new_sku, bind_to, create, buy = support.new_sku, support.bind_to, support.create, support.buy
-local balance, money, refused = support.balance, support.money, support.refused
+local balance, money = support.balance, support.money
 
 describe("designated distributors", function()
   it("cannot join by themselves; the operator makes them", function()
-    refused(kit.user("new-ref"):post("/referral/join", {}), 403, "join_by_designation_only")
+    expect(kit.user("new-ref"):post("/referral/join", {})).to_be_error(403, "join_by_designation_only")
     local res = kit.admin():post("/referral/distributors", { user = "new-ref" })
     expect({ res.status, res.body.kind, res.body.status }).to_equal({ 201, "promoter", "active" })
-    local bad = refused(kit.admin():post("/referral/distributors", { user = "x", kind = "boss" }), 400, "invalid_field")
+    local bad = expect(kit.admin():post("/referral/distributors", { user = "x", kind = "boss" })).to_be_error(400, "invalid_field")
     expect(bad.details).to_equal({ field = "kind" })
-    local store = refused(kit.admin():post("/referral/distributors", { user = "x", store = "s1" }), 400, "invalid_field")
+    local store = expect(kit.admin():post("/referral/distributors", { user = "x", store = "s1" })).to_be_error(400, "invalid_field")
     expect(store.details).to_equal({ field = "store" })
     expect(kit.admin():get("/referral/distributors/x").status).to_be(404)
   end)
@@ -36,7 +36,7 @@ describe("new users only", function()
     code = kit.admin():get("/referral/distributors/new-ref").body.code
     sku = new_sku(5000)
     buy("new-old", { { sku = sku, qty = 1 } })
-    refused(bind_to("new-old", code), 409, "not_a_new_user")
+    expect(bind_to("new-old", code)).to_be_error(409, "not_a_new_user")
     expect(kit.user("new-old"):get("/referral/me").body.binding).to_be(kit.null)
   end)
 
@@ -52,12 +52,12 @@ describe("new users only", function()
     expect(kit.user("new-fresh"):get("/referral/me").body.binding).to_be(kit.null)
     expect(create("new-fresh", { { sku = sku, qty = 1 } }).attribution).to_equal({})
     -- she paid meanwhile, so she is no longer new
-    refused(bind_to("new-fresh", code), 409, "not_a_new_user")
+    expect(bind_to("new-fresh", code)).to_be_error(409, "not_a_new_user")
   end)
 
   it("binds a user who never paid again once her binding ran out", function()
     expect(bind_to("new-later", code).status).to_be(201)
-    refused(bind_to("new-later", "ZZZZZZZZ"), 404, "code_not_found")
+    expect(bind_to("new-later", "ZZZZZZZZ")).to_be_error(404, "code_not_found")
     kit.advance(DAY)
     expect(kit.user("new-later"):get("/referral/me").body.binding).to_be(kit.null)
     local again = bind_to("new-later", code)

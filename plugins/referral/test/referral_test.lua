@@ -28,7 +28,7 @@ local new_sku, join, code_of, bind_to, bind = support.new_sku, support.join, sup
 local create, pay, buy, refund, confirm = support.create, support.pay, support.buy, support.refund,
   support.confirm
 local balance, money, entries = support.balance, support.money, support.entries
-local withdraw, decide, refused = support.withdraw, support.decide, support.refused
+local withdraw, decide = support.withdraw, support.decide
 
 -- ---- distributors and bindings
 
@@ -42,7 +42,7 @@ describe("joining", function()
     expect(#res.body.code).to_be(8)
     local again = kit.user("jo"):post("/referral/join", {})
     expect({ again.status, again.body.code }).to_equal({ 200, res.body.code })
-    local extra = refused(kit.user("jo2"):post("/referral/join", { fee_fen = 100 }), 400, "invalid_field")
+    local extra = expect(kit.user("jo2"):post("/referral/join", { fee_fen = 100 })).to_be_error(400, "invalid_field")
     expect(extra.details).to_equal({ field = "fee_fen" })
     expect(kit.admin():get("/referral/distributors/jo2").status).to_be(404)
   end)
@@ -64,7 +64,7 @@ describe("binding", function()
     expect({ b.referrer, b.code, b.changed, b.bound_at, b.expires_at })
       .to_equal({ "cyc-x", code_of("cyc-x"), true, kit.now(), nil })
     bind("cyc-w", "cyc-y")                              -- x -> y -> w
-    local other = refused(bind_to("cyc-w", code_of("cyc-x")), 409, "already_bound")
+    local other = expect(bind_to("cyc-w", code_of("cyc-x"))).to_be_error(409, "already_bound")
     expect(other.details).to_equal({ referrer = "cyc-y" })
     local same = bind_to("cyc-w", code_of("cyc-y"))
     expect({ same.status, same.body.referrer, same.body.changed }).to_equal({ 200, "cyc-y", false })
@@ -77,20 +77,20 @@ describe("binding", function()
 
   it("refuses any cycle through the whole chain, and a user binding herself", function()
     -- x -> y -> w from the test before
-    local cycle = refused(bind_to("cyc-x", code_of("cyc-w")), 409, "binding_cycle")
+    local cycle = expect(bind_to("cyc-x", code_of("cyc-w"))).to_be_error(409, "binding_cycle")
     expect(cycle.details).to_equal({ referrer = "cyc-w" })
-    refused(bind_to("cyc-x", code_of("cyc-y")), 409, "binding_cycle")
-    refused(bind_to("cyc-x", code_of("cyc-x")), 409, "binding_cycle")
+    expect(bind_to("cyc-x", code_of("cyc-y"))).to_be_error(409, "binding_cycle")
+    expect(bind_to("cyc-x", code_of("cyc-x"))).to_be_error(409, "binding_cycle")
     expect(kit.user("cyc-x"):get("/referral/me").body.binding).to_be(kit.null)
   end)
 
   it("refuses unknown codes and bad bodies, naming the field", function()
-    refused(bind_to("nobody", "NOSUCHCODE"), 404, "code_not_found")
-    local typed = refused(bind_to("nobody", 12), 400, "invalid_field")
+    expect(bind_to("nobody", "NOSUCHCODE")).to_be_error(404, "code_not_found")
+    local typed = expect(bind_to("nobody", 12)).to_be_error(400, "invalid_field")
     expect(typed.details).to_equal({ field = "code" })
-    local extra = refused(kit.user("nobody"):post("/referral/bind", { code = "A", level = 3 }), 400, "invalid_field")
+    local extra = expect(kit.user("nobody"):post("/referral/bind", { code = "A", level = 3 })).to_be_error(400, "invalid_field")
     expect(extra.details).to_equal({ field = "level" })
-    refused(kit.user("nobody"):post("/referral/bind", { 1, 2 }), 400, "invalid_body")
+    expect(kit.user("nobody"):post("/referral/bind", { 1, 2 })).to_be_error(400, "invalid_body")
     expect(kit.query("SELECT count(*) AS n FROM referral_bindings WHERE user = 'nobody'")).to_equal({ { n = 0 } })
   end)
 end)
@@ -140,23 +140,23 @@ describe("commission", function()
   end)
 
   it("lets settled money be withdrawn: a minimum, never above what is free", function()
-    local low = refused(withdraw("ch-b", 99), 400, "below_minimum")
+    local low = expect(withdraw("ch-b", 99)).to_be_error(400, "below_minimum")
     expect(low.details).to_equal({ min_withdrawal_fen = 100 })
-    local high = refused(withdraw("ch-b", 1000), 409, "insufficient_balance")
+    local high = expect(withdraw("ch-b", 1000)).to_be_error(409, "insufficient_balance")
     expect(high.details).to_equal({ available_fen = 999 })
-    refused(withdraw("ch-z", 100), 409, "insufficient_balance")
-    refused(withdraw("ch-b", 10.5), 400, "invalid_field")
+    expect(withdraw("ch-z", 100)).to_be_error(409, "insufficient_balance")
+    expect(withdraw("ch-b", 10.5)).to_be_error(400, "invalid_field")
     local w1 = withdraw("ch-b", 500)
     expect({ w1.status, w1.body.status, w1.body.amount_fen }).to_equal({ 201, "pending", 500 })
     expect(balance("ch-b")).to_equal(money(0, 999, 0, 500))
-    refused(withdraw("ch-b", 600), 409, "insufficient_balance")      -- pending counts
+    expect(withdraw("ch-b", 600)).to_be_error(409, "insufficient_balance")      -- pending counts
     local w2 = withdraw("ch-b", 499).body
     expect(decide(w2, "reject").body.status).to_be("rejected")
     expect(balance("ch-b")).to_equal(money(0, 999, 0, 500))           -- the rejection gave it back
     expect(decide(w1.body, "approve").body.status).to_be("approved")
     expect(balance("ch-b")).to_equal(money(0, 999, 500))
-    refused(decide(w1.body, "approve"), 409, "not_pending")
-    refused(decide(w2, "approve"), 409, "not_pending")
+    expect(decide(w1.body, "approve")).to_be_error(409, "not_pending")
+    expect(decide(w2, "approve")).to_be_error(409, "not_pending")
     expect(decide(withdraw("ch-b", 499).body, "approve").status).to_be(200)
     expect(balance("ch-b")).to_equal(money(0, 999, 999))
     local listed = {}
@@ -194,7 +194,7 @@ describe("commission", function()
     expect(balance("sku-p2")).to_equal(money(666 + 200))   -- 20 % of 3333; 10 % of 2002
     expect(balance("sku-p1")).to_equal(money(0 + 100))     -- 0 % of 3333; 5 % of 2002
     expect(kit.admin():delete("/referral/sku-rates/" .. x).status).to_be(200)
-    refused(kit.admin():delete("/referral/sku-rates/" .. x), 404, "rate_not_found")
+    expect(kit.admin():delete("/referral/sku-rates/" .. x)).to_be_error(404, "rate_not_found")
     buy("sku-buyer", { { sku = x, qty = 1 } })
     expect(balance("sku-p2")).to_equal(money(866 + 333))
     expect(balance("sku-p1")).to_equal(money(100 + 166))
@@ -207,13 +207,12 @@ describe("commission", function()
   it("refuses SKU rates for a third level, above 100 % together, or not whole", function()
     local x = new_sku(500)
     local path = "/referral/sku-rates/" .. x
-    local third = refused(kit.admin():put(path, { level1_rate_bp = 100, level2_rate_bp = 100, level3_rate_bp = 50 }),
-      400, "invalid_field")
+    local third = expect(kit.admin():put(path, { level1_rate_bp = 100, level2_rate_bp = 100, level3_rate_bp = 50 })).to_be_error(400, "invalid_field")
     expect(third.details).to_equal({ field = "level3_rate_bp" })
     expect(third.message).to_contain("two levels at most")
-    local sum = refused(kit.admin():put(path, { level1_rate_bp = 9000, level2_rate_bp = 1001 }), 400, "invalid_field")
+    local sum = expect(kit.admin():put(path, { level1_rate_bp = 9000, level2_rate_bp = 1001 })).to_be_error(400, "invalid_field")
     expect(sum.details).to_equal({ field = "level2_rate_bp" })
-    local whole = refused(kit.admin():put(path, { level1_rate_bp = 1.5, level2_rate_bp = 0 }), 400, "invalid_field")
+    local whole = expect(kit.admin():put(path, { level1_rate_bp = 1.5, level2_rate_bp = 0 })).to_be_error(400, "invalid_field")
     expect(whole.details).to_equal({ field = "level1_rate_bp" })
     expect(kit.query("SELECT count(*) AS n FROM referral_sku_rates WHERE sku = ?", x)).to_equal({ { n = 0 } })
   end)
@@ -229,12 +228,10 @@ describe("stores and guides", function()
       local res = kit.admin():post("/referral/stores", { id = s[1], name = s[2] })
       expect({ res.status, res.body.status }).to_equal({ 201, "open" })
     end
-    refused(kit.admin():post("/referral/stores", { id = "s1", name = "again" }), 409, "store_exists")
-    local nostore = refused(kit.admin():post("/referral/distributors", { user = "st-g9", kind = "guide" }),
-      400, "invalid_field")
+    expect(kit.admin():post("/referral/stores", { id = "s1", name = "again" })).to_be_error(409, "store_exists")
+    local nostore = expect(kit.admin():post("/referral/distributors", { user = "st-g9", kind = "guide" })).to_be_error(400, "invalid_field")
     expect(nostore.details).to_equal({ field = "store" })
-    refused(kit.admin():post("/referral/distributors", { user = "st-g9", kind = "guide", store = "nowhere" }),
-      404, "store_not_found")
+    expect(kit.admin():post("/referral/distributors", { user = "st-g9", kind = "guide", store = "nowhere" })).to_be_error(404, "store_not_found")
     for _, g in ipairs({ { "st-guide-1", "s1" }, { "st-guide-2", "s1" }, { "st-guide-3", "s2" } }) do
       local res = kit.admin():post("/referral/distributors", { user = g[1], kind = "guide", store = g[2] })
       expect({ res.status, res.body.kind, res.body.store }).to_equal({ 201, "guide", g[2] })
@@ -273,8 +270,8 @@ describe("stores and guides", function()
     expect({ s2.orders, s2.sales_fen, s2.commission_fen }).to_equal({ 1, 7000, 700 })
     local later = kit.admin():get(("/referral/stores/s1/performance?from=%d&to=%d"):format(start + 1, start + 99)).body
     expect({ later.orders, later.sales_fen, later.commission_fen }).to_equal({ 0, 0, 0 })
-    refused(kit.admin():get("/referral/stores/s1/performance?from=10&to=5"), 400, "invalid_query")
-    refused(kit.admin():get("/referral/stores/nope/performance"), 404, "store_not_found")
+    expect(kit.admin():get("/referral/stores/s1/performance?from=10&to=5")).to_be_error(400, "invalid_query")
+    expect(kit.admin():get("/referral/stores/nope/performance")).to_be_error(404, "store_not_found")
   end)
 
   it("rank the leaderboard highest first, ties by user id", function()
@@ -290,7 +287,7 @@ describe("stores and guides", function()
       members[i] = { r.user, r.value }
     end
     expect(members).to_equal({ { "st-guide-1", 2 }, { "st-guide-2", 1 }, { "st-guide-3", 1 }, { "st-promoter", 1 } })
-    refused(kit.admin():get("/referral/leaderboard?by=level3"), 400, "invalid_field")
+    expect(kit.admin():get("/referral/leaderboard?by=level3")).to_be_error(400, "invalid_field")
   end)
 
   it("a disabled guide earns nothing, guides nobody, and her code binds nobody", function()
@@ -300,8 +297,8 @@ describe("stores and guides", function()
     local o = buy("st-u4", { { sku = sku, qty = 1 } })
     expect(o.attribution).to_equal({ referrer = "st-guide-3" })
     expect(balance("st-guide-3")).to_equal(money(700))
-    refused(bind_to("st-u5", d.code), 404, "code_not_found")
-    refused(kit.admin():patch("/referral/distributors/st-guide-3", { store = "s2" }), 409, "store_closed")
-    refused(kit.user("st-guide-3"):post("/referral/join", {}), 409, "distributor_disabled")
+    expect(bind_to("st-u5", d.code)).to_be_error(404, "code_not_found")
+    expect(kit.admin():patch("/referral/distributors/st-guide-3", { store = "s2" })).to_be_error(409, "store_closed")
+    expect(kit.user("st-guide-3"):post("/referral/join", {})).to_be_error(409, "distributor_disabled")
   end)
 end)

@@ -2,15 +2,10 @@
 -- *_test.lua: the kit has no require path for a plugin's test folder). They
 -- use the kit's globals (kit, expect), so they work in any test file.
 
-local skus = 0
+local shop = require("tp.testshop")
 
 local function new_sku(price_fen)
-  skus = skus + 1
-  local code = "rf-sku-" .. skus
-  local res = kit.admin():post("/catalog/products", { name = "product " .. code,
-    skus = { { code = code, title = "title " .. code, price_fen = price_fen, stock = 1000 } } })
-  assert(res.status == 201, "catalog refused the SKU: " .. tostring(res.status))
-  return code
+  return (shop.sku{ price_fen = price_fen, stock = 1000 })
 end
 
 ---user becomes a promoter; returns her code.
@@ -95,12 +90,6 @@ local function decide(w, verb)
   return kit.admin():post("/referral/withdrawals/" .. w.id .. "/" .. verb, {})
 end
 
-local function refused(res, status, code)
-  expect(res.status).to_be(status)
-  expect(res.body.error.code).to_be(code)
-  return res.body.error
-end
-
 return {
   new_sku = new_sku,
   join = join,
@@ -117,5 +106,4 @@ return {
   entries = entries,
   withdraw = withdraw,
   decide = decide,
-  refused = refused,
 }

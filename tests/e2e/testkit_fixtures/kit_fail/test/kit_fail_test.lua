@@ -18,3 +18,7 @@ it("compares strings", function()
   local word = "hello"
   expect(word).to_be("world")
 end)
+
+it("answers the wrong error", function()
+  expect(kit.anon():get("/nowhere")).to_be_error(404, "not_here")
+end)

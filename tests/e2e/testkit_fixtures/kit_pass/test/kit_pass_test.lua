@@ -19,7 +19,8 @@ describe("greetings", function()
     end)
 
     it("needs a token, and a valid one", function()
-      expect(kit.anon():post("/greetings", { text = "hi" }).status).to_be(401)
+      local err = expect(kit.anon():post("/greetings", { text = "hi" })).to_be_error(401, "auth_required")
+      expect(err.message).to_match("token")
       local forged = kit.anon():post("/greetings", { text = "hi" },
         { Authorization = "Bearer v1.test.u1.9999999999.forged" })
       expect(forged.status).to_be(401)
