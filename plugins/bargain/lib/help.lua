@@ -3,6 +3,7 @@
 -- helpers arriving at the same instant can never both take the last cut or
 -- push the price below the floor, on SQLite or on a multi-host backend.
 
+local customer = require("tp.customer")
 local cuts = require("lib.cuts")
 local rules = require("lib.rules")
 local store = require("lib.store")
@@ -22,18 +23,6 @@ local function refuse(code, message, details)
   tp.fail(409, code, message, details)
 end
 
----True if user has never paid an order in this shop (the orders plugin knows).
----@param user string
----@return boolean
-local function is_new_user(user)
-  local ok, customer = pcall(tp.call, "orders", "customer", user)
-  if not ok then
-    tp.log("warn", "orders.customer failed", { error = tostring(type(customer) == "table"
-      and customer.message or customer) })
-    tp.fail(503, "new_user_check_unavailable", "cannot tell whether you are a new user; try later")
-  end
-  return customer.paid_orders == 0
-end
 
 ---Counts one help of user in the activity unless that passes limit.
 ---@return boolean
@@ -91,7 +80,7 @@ function help.cut(id, helper)
     refuse("already_helped", "you have already helped this bargain")
   end
   local r = rules.decode(b.rules)
-  if r.new_users_only and not is_new_user(helper) then
+  if r.new_users_only and not customer.is_new(helper) then
     refuse("new_users_only", "only users who have not bought here yet can help")
   end
   if not count_help(b.activity_id, helper, r.helps_per_helper) then

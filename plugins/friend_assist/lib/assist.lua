@@ -12,6 +12,7 @@
 --     were ever reached twice.
 -- A refusal is a tp.fail, which rolls back whatever the earlier guards wrote.
 
+local customer = require("tp.customer")
 local drives = require("lib.drives")
 local peers = require("lib.peers")
 local util = require("lib.util")
@@ -35,7 +36,7 @@ local function check_allowed(d, friend, now)
   if tp.db.one("SELECT 1 AS x FROM friend_assist_assists WHERE drive_id = ? AND friend = ?", d.id, friend) then
     refuse("already_assisted", "you have already assisted this drive")
   end
-  if d.rules.new_users_only and not peers.is_new_user(friend) then
+  if d.rules.new_users_only and not customer.is_new(friend) then
     refuse("new_users_only", "only users who have not bought here yet can assist this drive")
   end
 end

@@ -1,7 +1,8 @@
 ---@diagnostic disable: undefined-global
 -- friend_assist/lib/peers.lua: what this plugin asks other plugins, in one place.
 --
--- orders.customer(user) tells whether a friend is a new user; coupons.issue
+-- Whether orders can answer customer(user) at all is asked when a campaign turns
+-- on new_users_only (each assist's own check is tp.customer.is_new); coupons.issue
 -- gives the reward coupon. Either plugin may be absent for a tenant, and the
 -- host has no way to ask "does plugin P export F?" without calling it, so the
 -- probes below call and read the host's error text (see README "Caveats").
@@ -29,20 +30,6 @@ function peers.orders_problem()
   return "the orders plugin cannot tell new users apart: " .. msg
 end
 
----True if user has never paid an order here. The rule was accepted only with
----orders enabled; if orders went away since, the assist is refused (503),
----never silently let through.
----@param user string
----@return boolean
-function peers.is_new_user(user)
-  local ok, customer = pcall(tp.call, "orders", "customer", user)
-  if not ok or type(customer) ~= "table" or math.type(customer.paid_orders) ~= "integer" then
-    tp.log("warn", "orders.customer failed", { error = message_of(customer) })
-    tp.fail(503, "new_user_check_unavailable",
-      "cannot tell whether you are a new user right now; try again later")
-  end
-  return customer.paid_orders == 0
-end
 
 ---nil if the coupons plugin is enabled and exports issue, else why not.
 ---The probe calls issue with no arguments: a real issue export refuses that

@@ -14,6 +14,7 @@
 -- attribution(user) is what orders stores on an order at creation, so a
 -- later rebinding never moves an order already placed.
 
+local customer = require("tp.customer")
 local distributors = require("lib.distributors")
 
 local binding = {}
@@ -55,12 +56,7 @@ end
 
 ---True if the user never paid an order, as the orders plugin counts it.
 local function new_user(user)
-  local ok, c = pcall(tp.call, "orders", "customer", user)
-  if not ok then
-    tp.log("warn", "orders could not say whether a user is new", { error = tostring(c) })
-    tp.fail(409, "orders_unavailable", "binding_mode new_users needs the orders plugin")
-  end
-  return c.paid_orders == 0
+  return customer.is_new(user, 409, "orders_unavailable", "binding_mode new_users needs the orders plugin")
 end
 
 ---Writes the binding; in every mode but last_touch only over no binding or an
