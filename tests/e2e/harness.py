@@ -556,6 +556,15 @@ def _split_labels(s):
 
 # ---- users and the catalog, for the commerce tests
 
+def free_port():
+    """A loopback port nobody listens on right now (for a process the test starts itself)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def sign_token(secret, tenant_id, user, exp):
     """A user token made as core/token.h describes: v1.<tenant>.<user>.<exp>.<sig>."""
     msg = "v1.%s.%s.%d" % (tenant_id, user, exp)

@@ -9,26 +9,17 @@ new version without losing the visit.
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, SRC, run  # noqa: E402
+from harness import BIN, SRC, free_port, run  # noqa: E402
 
 
 def guide_blocks():
     with open(os.path.join(SRC, "sdk", "GUIDE.md")) as f:
         return re.findall(r"```guide\n(.*?)```", f.read(), re.S)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_the_authoring_guide_works_as_written():

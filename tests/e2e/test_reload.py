@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, HERE, SRC, Host, tenant, api_key, expect_error,  # noqa: E402
+from harness import (BIN, HERE, SRC, Host, tenant, api_key, expect_error, free_port,  # noqa: E402
                      metric_value, run, wait_until, http_request_bytes)
 
 ADMIN_KEY = "host-admin-key-for-reload-tests-0123"
@@ -421,14 +420,6 @@ def cli_reload(h, *args, env=None, port=None):
     cmd = [BIN, "reload", "--config", h.config_path,
            "--listen", "127.0.0.1:%d" % (port or h.port)] + list(args)
     return subprocess.run(cmd, capture_output=True, timeout=120, env=e)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_reload_command():
