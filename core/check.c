@@ -523,7 +523,7 @@ int tpk_cmd_check(int argc, char **argv) {
     return 2;
   }
   const char *name = strrchr(abs_dir, '/') ? strrchr(abs_dir, '/') + 1 : abs_dir;
-  if (!tpn_valid_name(name)) {
+  if (!tpc_valid_plugin_name(name)) {
     printf("%s: the folder's name '%s' is not a plugin name (the host loads a plugin from the "
            "folder of its name: [a-z][a-z0-9_]*, at most 32 bytes, not ending in _)\n", file, name);
     return 1;

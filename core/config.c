@@ -165,7 +165,7 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
              ? -1 : 0;
 }
 
-static bool valid_plugin_name(const char *s) {
+bool tpc_valid_plugin_name(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 32 || s[0] < 'a' || s[0] > 'z') return false;
   for (size_t i = 0; i < n; i++)
@@ -200,7 +200,7 @@ static int load_plugins(checker *c, int idx, tpc_tenant *t) {
   lua_pushnil(c->L);
   while (lua_next(c->L, idx)) {
     /* stack: ... key value */
-    if (lua_type(c->L, -2) != LUA_TSTRING || !valid_plugin_name(lua_tostring(c->L, -2))) {
+    if (lua_type(c->L, -2) != LUA_TSTRING || !tpc_valid_plugin_name(lua_tostring(c->L, -2))) {
       lua_pop(c->L, 2);
       return failf(c, "plugin names are lowercase identifiers ([a-z][a-z0-9_]*, at most 32)");
     }

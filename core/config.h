@@ -92,6 +92,8 @@ const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t 
 int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,
                            char *err, size_t errcap);
 /* Parses "host:port" (port 0 = any free port). */
+/* A plugin name: 1-32 of [a-z0-9_], starting with a letter, not ending with '_'. */
+bool tpc_valid_plugin_name(const char *s);
 int tpc_parse_listen(const char *s, char *host, size_t cap, int *port);
 /* Resolves rel against dir unless it is absolute; caller frees. */
 char *tpc_resolve_path(const char *dir, const char *rel);

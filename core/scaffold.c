@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "config.h"
 
 const char tpn_usage_new[] =
     "usage: tidepool new plugin NAME [--dir DIR]\n"
@@ -192,15 +193,6 @@ static const char test_tpl[] =
     "  end)\n"
     "end)\n";
 
-bool tpn_valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 32 || s[0] < 'a' || s[0] > 'z') return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-      return false;
-  return s[n - 1] != '_';
-}
-
 /* Writes tpl with @NAME@ replaced by name to path. 0 or -1 (reported). */
 static int write_template(const char *path, const char *tpl, const char *name) {
   tp_buf b;
@@ -239,7 +231,7 @@ int tpn_cmd_new(int argc, char **argv) {
     fprintf(stderr, "tidepool: new needs 'plugin NAME'\n\n%s", tpn_usage_new);
     return 2;
   }
-  if (!tpn_valid_name(name)) {
+  if (!tpc_valid_plugin_name(name)) {
     fprintf(stderr, "tidepool: '%s' is not a plugin name: lowercase letters, digits and _, "
             "starting with a letter, not ending in _, at most 32 bytes (e.g. lucky_draw)\n", name);
     return 2;

@@ -10,12 +10,7 @@
 #ifndef TP_SCAFFOLD_H
 #define TP_SCAFFOLD_H
 
-#include <stdbool.h>
-
 extern const char tpn_usage_new[];
-/* True if s is a plugin name: [a-z][a-z0-9_]*, at most 32 bytes, not ending
-** in '_' (the rule config.c applies to a tenant's plugins). */
-bool tpn_valid_name(const char *s);
 /* Exit status: 0 created, 2 usage error, bad name, existing folder or a
 ** file that could not be written. */
 int tpn_cmd_new(int argc, char **argv);
