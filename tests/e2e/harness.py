@@ -565,6 +565,18 @@ def free_port():
     return port
 
 
+def read_db(h, tid, sql, *args, timeout=5.0):
+    """The rows (tuples) of sql run read-only on tenant tid's database file, beside
+    the running host (WAL: it sees what is committed)."""
+    import sqlite3
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, tid + ".db"), uri=True,
+                         timeout=timeout)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
 def sign_token(secret, tenant_id, user, exp):
     """A user token made as core/token.h describes: v1.<tenant>.<user>.<exp>.<sig>."""
     msg = "v1.%s.%s.%d" % (tenant_id, user, exp)

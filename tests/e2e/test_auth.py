@@ -6,7 +6,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, api_key, expect_error, sign_token, run  # noqa: E402
+from harness import Host, tenant, api_key, expect_error, read_db, sign_token, run  # noqa: E402
 
 B = tenant("brand-b", plugins={"catalog": {}, "probe": {}})
 A = tenant("brand-a", plugins={"catalog": {}, "probe": {}})
@@ -236,12 +236,7 @@ def test_tenants_never_see_each_other():
 
 
 def tenant_db_names(h, tid):
-    import sqlite3
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, tid + ".db"), uri=True)
-    try:
-        return [r[0] for r in db.execute("SELECT name FROM catalog_products ORDER BY id")]
-    finally:
-        db.close()
+    return [r[0] for r in read_db(h, tid, "SELECT name FROM catalog_products ORDER BY id")]
 
 
 def test_each_tenant_has_its_own_database_file():

@@ -25,7 +25,6 @@ import os
 import queue
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import threading
@@ -33,7 +32,7 @@ import time
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, advance, sku_stock, run  # noqa: E402
+from harness import Host, advance, read_db, sku_stock, run  # noqa: E402
 from test_flash_sale import (shop, token, add_sku, new_sale, admin_sale, all_orders,  # noqa: E402
                              orders_of_sale, check_accounting, buy_ok)
 from test_reload import Plug, rl_host, rl_tenant, reload, tables, version_of  # noqa: E402
@@ -240,12 +239,8 @@ def _try_reload(h, t):
 
 
 def _ledger(h):
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, "t1.db"), uri=True)
-    try:
-        return db.execute("SELECT version, count(*) FROM rlver_ledger GROUP BY version "
-                          "ORDER BY version").fetchall()
-    finally:
-        db.close()
+    return read_db(h, "t1", "SELECT version, count(*) FROM rlver_ledger GROUP BY version "
+                   "ORDER BY version")
 
 
 # ---- 3. a kill during a burst of due jobs
@@ -297,12 +292,7 @@ def test_a_kill_during_a_burst_of_timeouts_cancels_each_order_once():
 
 
 def _cancelled(h, t):
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, t["id"] + ".db"), uri=True,
-                         timeout=5)
-    try:
-        return db.execute("SELECT count(*) FROM orders_orders WHERE status = 'cancelled'").fetchone()[0]
-    finally:
-        db.close()
+    return read_db(h, t["id"], "SELECT count(*) FROM orders_orders WHERE status = 'cancelled'")[0][0]
 
 
 def _try_advance(h, t, seconds):

@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, clock, advance, mint_token, sku_stock, wait_until, run  # noqa: E402
+from harness import Host, clock, advance, mint_token, read_db, sku_stock, wait_until, run  # noqa: E402
 from test_group_buy import (shop, new_activity, created, open_group, pay, group, order,  # noqa: E402
                             wait_paid, refunds_by_order, PLUGIN_DIRS, DAY, HOUR)
 
@@ -75,13 +75,10 @@ def join_and_pay_all(h, t, aid, gid, users, lanes=8):
 
 def money_moved(h, t):
     """Refunds the payment provider has paid out, committed in the tenant's file."""
-    db = sqlite3.connect("file:%s/%s.db?mode=ro" % (h.data_dir, t["id"]), uri=True, timeout=0.05)
     try:
-        return db.execute("SELECT count(*) FROM payments_refunds").fetchone()[0]
+        return read_db(h, t["id"], "SELECT count(*) FROM payments_refunds", timeout=0.05)[0][0]
     except sqlite3.OperationalError:
         return -1  # busy or mid-checkpoint: ask again
-    finally:
-        db.close()
 
 
 def test_every_member_of_two_failed_groups_is_refunded_once_across_a_kill_in_the_middle():

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIN, HERE, SRC, Host, tenant, api_key, expect_error, free_port,  # noqa: E402
-                     metric_value, run, wait_until, http_request_bytes)
+                     metric_value, read_db, run, wait_until, http_request_bytes)
 
 ADMIN_KEY = "host-admin-key-for-reload-tests-0123"
 RLVER = os.path.join(HERE, "plugins", "rlver")
@@ -125,13 +124,9 @@ def reset(h=None, plug=None, t=None):
 
 
 def tables(h, tid="t1"):
-    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, tid + ".db"), uri=True)
-    try:
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        row = db.execute("SELECT version FROM _tp_migrations WHERE plugin = 'rlver'").fetchone()
-    finally:
-        db.close()
-    return names, row[0] if row else None
+    names = {r[0] for r in read_db(h, tid, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    rows = read_db(h, tid, "SELECT version FROM _tp_migrations WHERE plugin = 'rlver'")
+    return names, rows[0][0] if rows else None
 
 
 # ---- 1. under load
