@@ -1,5 +1,6 @@
 # tests/bench/mechanic.sh - what the per-mechanic benchmarks share; sourced by
-# flash_sale.sh, group_buy.sh and bargain.sh. Each of them sets, then calls
+# flash_sale.sh, group_buy.sh and bargain.sh (sidebyside.sh uses its helpers:
+# tokens, write_requests, port_of, to_ms). Each of them sets, then calls
 # bench_main:
 #
 #   NAME      short name (temp dir, messages)

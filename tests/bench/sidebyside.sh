@@ -27,18 +27,11 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
+# shared with the per-mechanic benchmarks: REPO, DURATION, WARMUP, CONNS, USERS,
+# SERVER_CPU, WRK_CPU, BUILD, KEY, SECRET, tokens, write_requests, port_of, to_ms
+. "$HERE/mechanic.sh"
 SBS=$HERE/sidebyside
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-1}
-CONNS=${CONNS:-"64 256"}
-USERS=${USERS:-100000}
 SERVERS=${SERVERS:-"tidepool redis-always redis-everysec flashloop ceiling"}
-SERVER_CPU=${SERVER_CPU:-0}
-WRK_CPU=${WRK_CPU:-1}
-BUILD=$REPO/build-bench
-KEY=bench-only-admin-key-000000000001
-SECRET=bench-only-token-secret-0000000001
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "sidebyside: $*"; exit 1; }
@@ -141,41 +134,10 @@ return {
 EOF
 
 say "sidebyside: minting $USERS user tokens"
-python3 - "$TMP/requests.lua" "$USERS" "$SECRET" <<'PY'
-import base64, hashlib, hmac, sys, time
-out, n, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-exp = int(time.time()) + 86400
-with open(out, "w") as f:
-    f.write("tokens = {\n")
-    for i in range(n):
-        msg = "v1.bench.u%d.%d" % (i, exp)
-        sig = base64.urlsafe_b64encode(hmac.new(secret, msg.encode(), hashlib.sha256).digest()).rstrip(b"=")
-        f.write('"%s.%s",\n' % (msg, sig.decode()))
-    f.write("}\n")
-PY
-cat >>"$TMP/requests.lua" <<'EOF'
--- every request a different user: requests are formatted once, up front. By
--- hand rather than with wrk.format, which here hung wrk (100% CPU in init,
--- never connecting) in about one start of four with 100000 requests.
-local reqs, i = {}, 0
-function init()
-  local head = "POST /v1/bench/flash-sales/1/buy HTTP/1.1\r\nHost: " .. wrk.headers["Host"] ..
-    "\r\nContent-Type: application/json\r\nContent-Length: 2\r\nAuthorization: Bearer "
-  for k, t in ipairs(tokens) do reqs[k] = head .. t .. "\r\n\r\n{}" end
-  tokens = nil
-end
-function request()
-  i = i % #reqs + 1
-  return reqs[i]
-end
-EOF
+tokens "$TMP/users.txt" u "$USERS"
+PATH_LUA='function path_of(k, arg) return "/v1/bench/flash-sales/1/buy" end'
+write_requests
 
-port_of() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-to_ms() {
-  awk -v x="$1" 'BEGIN { if (x ~ /us$/) printf "%.2f", substr(x, 1, length(x) - 2) / 1000;
-    else if (x ~ /ms$/) printf "%.2f", substr(x, 1, length(x) - 2);
-    else if (x ~ /s$/) printf "%.2f", substr(x, 1, length(x) - 1) * 1000; else printf "?" }'
-}
 wait_http() {  # url pid log: up to 10 s for the server to answer
   for _ in $(seq 100); do
     curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
