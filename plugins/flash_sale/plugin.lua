@@ -5,13 +5,16 @@
 -- the sale's quantity, the catalog's stock (both reserved together, by the
 -- orders plugin) and the order row. An unpaid order cancelled later returns
 -- its units to the sale (release_order), and a payment after that cancel
--- takes them again if it still can (reclaim_order).
+-- takes them again if it still can (reclaim_order). A campaign script runs
+-- sales through campaign_apply / campaign_withdraw (README "Campaigns").
 
 ---@class FlashSaleConfig
 ---@field unpaid_timeout_seconds integer? default unpaid timeout of a sale's orders (300)
 
 local check = require("tp.check")
+local money = require("tp.money")
 local window = require("lib.window")
+local campaign_items = require("lib.campaign_items")
 
 local STATUSES = { active = true, disabled = true }
 
@@ -199,12 +202,12 @@ local function check_overlap(s, id)
     s.sku, s.ends_at, s.starts_at, id or 0)
   if other then
     tp.fail(409, "sale_overlap", ("sku %s is already in flash sale %d at that time"):format(s.sku, other.id),
-      { sale_id = other.id })
+      { sale_id = other.id, field = "starts_at" })
   end
 end
 
 ---The sale's SKU as the catalog has it now. A price being set (create, or a
----PATCH of price_fen) may not exceed the list price; an unchanged price is not
+---change of price_fen) may not exceed the list price; an unchanged price is not
 ---checked again, so an operator can still disable or move a sale after the
 ---list price fell (buyers pay the lower of the two anyway).
 local function check_sku(s, extra_units, price_set)
@@ -215,7 +218,7 @@ local function check_sku(s, extra_units, price_set)
   end
   if extra_units > sku.stock then
     tp.fail(409, "insufficient_stock", ("the catalog has only %d of %s"):format(sku.stock, s.sku),
-      { stock = sku.stock })
+      { stock = sku.stock, field = "quantity" })
   end
   return sku
 end
@@ -240,50 +243,83 @@ local function save(s)
   return id
 end
 
----POST /flash-sales
-local function create_sale(req)
-  local b = check.body(req.body)
-  local s = { sku = b.sku, title = b.title, price_fen = b.price_fen, quantity = b.quantity,
+---Every field of the create body; a PATCH takes the same ones (sku only unchanged).
+local FIELDS = { sku = true, title = true, price_fen = true, quantity = true, per_user_limit = true,
+  per_order_limit = true, starts_at = true, ends_at = true, slots = true, unpaid_timeout_seconds = true,
+  stacks_with_coupon = true, status = true }
+
+local PATCHABLE = { "title", "price_fen", "quantity", "per_user_limit", "per_order_limit", "starts_at",
+  "ends_at", "slots", "unpaid_timeout_seconds", "stacks_with_coupon", "status" }
+
+---A whole sale from a create body: the defaults for what it leaves out, except
+---the title, whose default (the catalog's) the caller fills in after check_sku.
+local function with_defaults(b)
+  return { sku = b.sku, title = b.title, price_fen = b.price_fen, quantity = b.quantity,
     per_user_limit = b.per_user_limit or 1, per_order_limit = b.per_order_limit or 1,
     starts_at = b.starts_at, ends_at = b.ends_at, slots = b.slots or {},
     unpaid_timeout_seconds = b.unpaid_timeout_seconds or tp.config().unpaid_timeout_seconds or 300,
     stacks_with_coupon = check.boolean(b.stacks_with_coupon, "stacks_with_coupon", false),
     status = b.status or "active" }
+end
+
+---Creates a sale from a create body; returns its id. POST /flash-sales and a
+---campaign's first apply of an item.
+---@param b table
+---@return integer
+local function create(b)
+  check.only(b, FIELDS)
+  local s = with_defaults(b)
   check_sale(s)
   local sku = check_sku(s, s.quantity, true)
   s.title = s.title or sku.title
   check_overlap(s, nil)
-  local id = save(s)
-  return 201, shape(load(id), tp.now())
+  return save(s)
 end
 
-local PATCHABLE = { "title", "price_fen", "quantity", "per_user_limit", "per_order_limit", "starts_at",
-  "ends_at", "slots", "unpaid_timeout_seconds", "stacks_with_coupon", "status" }
-
----PATCH /flash-sales/{id}: any field but the SKU. quantity can shrink only to
----what is already sold; when it grows, the units the sale then has left must
----be in the catalog's stock.
-local function update_sale(req)
-  local b = check.body(req.body)
-  local s = load(req.params.id)
-  if not s then tp.fail(404, "sale_not_found", "no such flash sale") end
+---Changes sale s (its row) by b: a PATCH body (what it leaves out stays) or, with
+---whole, a create body (what it leaves out takes its default: a campaign
+---re-applying an item). Never the SKU. quantity can shrink only to what is
+---already sold; when it grows, the units the sale then has left must be in the
+---catalog's stock. PATCH /flash-sales/{id} and a campaign's later applies.
+---@param s table
+---@param b table
+---@param whole boolean?
+local function change(s, b, whole)
+  check.only(b, FIELDS)
   if b.sku ~= nil and b.sku ~= s.sku then check.field_error("sku", "cannot change; create a new sale") end
+  if whole then b = with_defaults(b) end
   s.slots = tp.json.decode(s.slots)
   s.stacks_with_coupon = s.stacks_with_coupon == 1
-  local sold, old_quantity = s.quantity - s.remaining, s.quantity
+  local sold, old_quantity, old_price = s.quantity - s.remaining, s.quantity, s.price_fen
   for _, field in ipairs(PATCHABLE) do
     if b[field] ~= nil then s[field] = b[field] end
   end
   s.stacks_with_coupon = check.boolean(s.stacks_with_coupon, "stacks_with_coupon", false)
   check_sale(s)
   if s.quantity < sold then
-    tp.fail(409, "quantity_below_sold", ("%d units are already sold"):format(sold), { sold = sold })
+    tp.fail(409, "quantity_below_sold", ("%d units are already sold"):format(sold),
+      { sold = sold, field = "quantity" })
   end
   s.remaining = s.quantity - sold
   -- more units promised: what the sale would have left must be in the catalog
-  check_sku(s, s.quantity > old_quantity and s.remaining or 0, b.price_fen ~= nil)
+  local sku = check_sku(s, s.quantity > old_quantity and s.remaining or 0, s.price_fen ~= old_price)
+  if whole and b.title == nil then s.title = sku.title end
   check_overlap(s, s.id)
   save(s)
+end
+
+---POST /flash-sales
+local function create_sale(req)
+  local id = create(check.body(req.body))
+  return 201, shape(load(id), tp.now())
+end
+
+---PATCH /flash-sales/{id}: any field but the SKU (see change).
+local function update_sale(req)
+  local b = check.body(req.body)
+  local s = load(req.params.id)
+  if not s then tp.fail(404, "sale_not_found", "no such flash sale") end
+  change(s, b)
   return 200, shape(load(s.id), tp.now())
 end
 
@@ -335,6 +371,49 @@ function exports.reclaim_order(order)
   return true
 end
 
+-- ---- campaigns: a campaign script's flash sales (README "Campaigns")
+
+local items = campaign_items.of("flash_sale_campaign_items", "sale_id")
+
+---What a campaign item may set: the create body but status, which apply and
+---withdraw own.
+local SETTINGS = {}
+for field in pairs(FIELDS) do SETTINGS[field] = field ~= "status" or nil end
+
+---One line for a campaign's preview: "flash sale #3: 500 × tea-001 at ¥9.90, 1 per user".
+local function summary(s)
+  return ("flash sale #%d: %d × %s at %s, %d per user"):format(s.id, s.quantity, s.sku,
+    money.yuan(s.price_fen), s.per_user_limit)
+end
+
+---Creates the sale of campaign item ref, or changes the one it made (by the
+---rules of a PATCH, with what settings leave out back at its default), and
+---makes it active again if it was withdrawn.
+---@param ref string
+---@param settings table the fields of POST /flash-sales but status
+---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
+function exports.campaign_apply(ref, settings)
+  local id = items:find(ref)
+  check.only(check.body(settings, true), SETTINGS)
+  local b = { status = "active" }
+  for k, v in pairs(settings) do b[k] = v end
+  if id then change(load(id), b, true) else id = create(b) end
+  items:remember(ref, id)
+  local s = load(id)
+  return { id = id, summary = summary(s), opens_at = s.starts_at, closes_at = s.ends_at }
+end
+
+---Disables the sale of campaign item ref (its orders and counts stay); false
+---if this campaign has no item ref.
+---@param ref string
+---@return boolean
+function exports.campaign_withdraw(ref)
+  local id = items:withdraw(ref)
+  if not id then return false end
+  tp.db.exec("UPDATE flash_sale_sales SET status = 'disabled', updated_at = ? WHERE id = ?", tp.now(), id)
+  return true
+end
+
 local SALE_BODY = { type = "object", properties = {
   sku = { type = "string" }, title = { type = "string" }, price_fen = { type = "integer", minimum = 1 },
   quantity = { type = "integer", minimum = 1 }, per_user_limit = { type = "integer", minimum = 1 },
@@ -348,7 +427,7 @@ local SALE_BODY = { type = "object", properties = {
 
 return {
   name = "flash_sale",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "flash sales (秒杀) with their own quantity, windows, daily slots and limits",
   migrations = {
     [[
@@ -376,6 +455,16 @@ return {
       user TEXT NOT NULL,
       bought INTEGER NOT NULL CHECK (bought >= 0),
       PRIMARY KEY (sale_id, user)
+    ) WITHOUT ROWID;
+    ]],
+    -- which sale each campaign item (ref) made: a second apply changes it
+    [[
+    CREATE TABLE flash_sale_campaign_items (
+      ref TEXT PRIMARY KEY,
+      sale_id INTEGER NOT NULL,
+      campaign TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      withdrawn_at INTEGER
     ) WITHOUT ROWID;
     ]],
   },

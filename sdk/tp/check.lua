@@ -67,7 +67,55 @@ function check.body(body, object_only)
   return body
 end
 
----Refuses any key of body that is not in allowed (a set) with 400 invalid_field.
+---Edit distance between a and b (insertions, deletions, substitutions and
+---swaps of two neighbours each cost 1): how far a typo is from a name.
+---@param a string
+---@param b string
+---@return integer
+function check.distance(a, b)
+  local prev2, prev, row = {}, {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    row = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      row[j] = math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        row[j] = math.min(row[j], prev2[j - 2] + 1)
+      end
+    end
+    prev2, prev = prev, row
+  end
+  return prev[#b]
+end
+
+---The name of allowed (a set) that name most likely misspells, or nil: the
+---nearest by check.distance if it is within a third of the name's length (at
+---least 2), else the shortest that begins with name ("per_user" -> "per_user_limit").
+---Ties go to the name first in sorted order, so the answer never varies.
+---@param name string
+---@param allowed table<string, any>
+---@return string|nil
+function check.suggest(name, allowed)
+  local names = {}
+  for k in pairs(allowed) do
+    if type(k) == "string" then names[#names + 1] = k end
+  end
+  table.sort(names)
+  local best, best_d = nil, math.max(2, #name // 3) + 1
+  for _, k in ipairs(names) do
+    local d = check.distance(name, k)
+    if d < best_d then best, best_d = k, d end
+  end
+  if best or #name < 3 then return best end
+  for _, k in ipairs(names) do  -- the shortest that begins with name
+    if k:sub(1, #name) == name and (not best or #k < #best) then best = k end
+  end
+  return best
+end
+
+---Refuses any key of body that is not in allowed (a set) with 400 invalid_field,
+---adding "did you mean 'x'?" when the key looks like a typo of an allowed one.
 ---Keys are checked in sorted order so that the error names the same field every time.
 ---@param body table
 ---@param allowed table<string, boolean>
@@ -77,10 +125,24 @@ function check.only(body, allowed, why)
   for k in pairs(body) do
     if type(k) ~= "string" or not allowed[k] then unknown[#unknown + 1] = tostring(k) end
   end
-  if #unknown > 0 then
-    table.sort(unknown)
-    check.field_error(unknown[1], why or "is not a known field")
+  if #unknown == 0 then return end
+  table.sort(unknown)
+  local message = why or "is not a known field"
+  local guess = check.suggest(unknown[1], allowed)
+  if guess then message = ("%s; did you mean '%s'?"):format(message, guess) end
+  check.field_error(unknown[1], message)
+end
+
+---A campaign item's ref: 1-128 of [a-z0-9_/.-] ("double11/flash_sale/2"),
+---stable across reloads of the campaign that names it.
+---@param value any
+---@param field string? default "ref"
+---@return string
+function check.campaign_ref(value, field)
+  if type(value) ~= "string" or #value == 0 or #value > 128 or not value:match("^[a-z0-9_/%.%-]+$") then
+    check.field_error(field or "ref", "must be 1-128 of a-z, 0-9, '_', '/', '.' or '-'")
   end
+  return value
 end
 
 ---A string of 1..max_len characters (UTF-8).

@@ -81,7 +81,7 @@ describe("creating a sale", function()
     local unknown = expect(create("no-such-sku")).to_be_error(400, "sku_not_found")
     expect(unknown.details).to_equal({ field = "sku" })
     local short = expect(create("op-2", { quantity = 101 })).to_be_error(409, "insufficient_stock")
-    expect(short.details).to_equal({ stock = 100 })
+    expect(short.details).to_equal({ stock = 100, field = "quantity" })
     expect(kit.query("SELECT count(*) AS n FROM flash_sale_sales")[1].n).to_be(before)
     -- the edges pass: adjacent slots and 24:00
     local ok = create("op-2", { slots = { "10:00-12:00", "12:00-13:00", "23:00-24:00" } })
@@ -96,7 +96,7 @@ describe("creating a sale", function()
     local first = create("ov-1", { starts_at = now + 1000, ends_at = now + 2000 }).body
     for _, window in ipairs({ { now + 1999, now + 3000 }, { now, now + 1001 }, { now + 1200, now + 1300 } }) do
       local err = expect(create("ov-1", { starts_at = window[1], ends_at = window[2] })).to_be_error(409, "sale_overlap")
-      expect(err.details).to_equal({ sale_id = first.id })
+      expect(err.details).to_equal({ sale_id = first.id, field = "starts_at" })
     end
     local after = create("ov-1", { starts_at = now + 2000, ends_at = now + 3000 })   -- touching is fine
     expect(after.status).to_be(201)
@@ -128,12 +128,14 @@ describe("changing a sale", function()
     -- 5 sold, 25 left in the catalog
     local res = patch(s.id, { quantity = 20 })
     expect({ res.body.quantity, res.body.sold, res.body.remaining }).to_equal({ 20, 5, 15 })
-    expect(expect(patch(s.id, { quantity = 4 })).to_be_error(409, "quantity_below_sold").details).to_equal({ sold = 5 })
+    expect(expect(patch(s.id, { quantity = 4 })).to_be_error(409, "quantity_below_sold").details)
+      .to_equal({ sold = 5, field = "quantity" })
     res = patch(s.id, { quantity = 5 })
     expect({ res.body.quantity, res.body.remaining }).to_equal({ 5, 0 })
     expect(kit.user("p3"):post("/flash-sales/" .. s.id .. "/buy", {})).to_be_error(409, "sold_out")
     -- 31 would leave the sale 26 units to sell on a catalog stock of 25
-    expect(expect(patch(s.id, { quantity = 31 })).to_be_error(409, "insufficient_stock").details).to_equal({ stock = 25 })
+    expect(expect(patch(s.id, { quantity = 31 })).to_be_error(409, "insufficient_stock").details)
+      .to_equal({ stock = 25, field = "quantity" })
     expect(patch(s.id, { quantity = 30 }).body.remaining).to_be(25)
   end)
 
