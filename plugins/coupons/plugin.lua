@@ -19,12 +19,14 @@
 --   POST  /coupons/templates/{id}/claim                         -> 201 Coupon
 --   GET   /coupons/mine?state=&limit=&after=                    -> {items, next_after}
 -- Exports (tp.call("coupons", name, ...)): quote, lock, unlock, consume, relock
--- (see lib/redeem.lua).
+-- (see lib/redeem.lua); issue (lib/issue.lua: the targeted issue for other
+-- plugins); campaign_apply, campaign_withdraw (lib/campaign.lua; README).
 
 local templates = require("lib.templates")
 local coupons = require("lib.coupons")
 local issue = require("lib.issue")
 local redeem = require("lib.redeem")
+local campaign = require("lib.campaign")
 
 -- ---- route docs (OpenAPI)
 
@@ -124,7 +126,7 @@ end
 
 return {
   name = "coupons",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -193,6 +195,17 @@ return {
       released_at INTEGER,
       used_at INTEGER
     );
+    ]],
+    -- which template each campaign item (ref) made; what an export's issue was for
+    [[
+    CREATE TABLE coupons_campaign_items (
+      ref TEXT PRIMARY KEY,
+      template_id INTEGER NOT NULL,
+      campaign TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      withdrawn_at INTEGER
+    ) WITHOUT ROWID;
+    ALTER TABLE coupons_coupons ADD COLUMN issued_for TEXT;
     ]],
   },
   routes = {
@@ -267,5 +280,8 @@ return {
     unlock = redeem.unlock,
     consume = redeem.consume,
     relock = redeem.relock,
+    issue = issue.export,
+    campaign_apply = campaign.apply,
+    campaign_withdraw = campaign.withdraw,
   },
 }

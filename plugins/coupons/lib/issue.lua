@@ -50,18 +50,19 @@ local function held(template_id, user, day)
   return r.n, r.today
 end
 
----Writes one coupon of template t for user (the counter has been moved already).
+---Writes one coupon of template t for user (the counter has been moved already);
+---issued_for is what an export's caller said the issue was for (else nil).
 ---Returns its id, or nil if a coupon with the same sequence numbers exists.
 ---@return integer|nil
-local function insert_coupon(t, user, source, now, day, seq, day_seq)
+local function insert_coupon(t, user, source, now, day, seq, day_seq, issued_for)
   local from, till = t.valid_from, t.valid_until
   if t.valid_days then from, till = now, now + t.valid_days * 86400 end
   local row = tp.db.one([[
     INSERT INTO coupons_coupons (template_id, user, seq, claim_day, day_seq, source, claimed_at,
-      valid_from, valid_until, state)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unused')
+      valid_from, valid_until, state, issued_for)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unused', ?)
     ON CONFLICT DO NOTHING RETURNING id]],
-    t.id, user, seq, day, day_seq, source, now, from, till)
+    t.id, user, seq, day, day_seq, source, now, from, till, issued_for)
   return row and row.id
 end
 
@@ -97,19 +98,16 @@ function issue.claim(req)
   return 201, coupons.load(id, user, now)
 end
 
----POST /coupons/templates/{id}/issue {users = [user ids]} (admin) ->
----{issued, skipped = [{user, reason}], coupons = [{user, coupon_id}]}
----All or nothing on quantity; users at their per_user_limit are skipped; the
----claim window and the daily limit do not apply; a paused or expired template
----issues nothing (409 not_issuable).
-function issue.targeted(req)
-  local body = check.body(req.body, true)
-  check.only(body, { users = true })
-  local list = check.list(body.users, "users", 1, 1000, "entries")
+---The distinct user ids of list, in order; refuses anything else naming field.
+---@param list any
+---@param field string
+---@return string[]
+local function user_list(list, field)
+  check.list(list, field, 1, 1000, "entries")
   local users, seen = {}, {}
   for i, u in ipairs(list) do
     if not check.is_user_id(u) then
-      check.field_error("users", ("entry %d must be a user id (1-64 letters, digits, '_', '-', ':' or '@')")
+      check.field_error(field, ("entry %d must be a user id (1-64 letters, digits, '_', '-', ':' or '@')")
         :format(i))
     end
     if not seen[u] then
@@ -117,9 +115,21 @@ function issue.targeted(req)
       users[#users + 1] = u
     end
   end
+  return users
+end
 
+---Issues one coupon of template id to each of users (distinct ids): all or
+---nothing on quantity; users at their per_user_limit are skipped; the claim
+---window and the daily limit do not apply; a paused or expired template issues
+---nothing (409 not_issuable). issued_for (nil from the admin route) is stored
+---on each coupon: what the issue was for, as the calling plugin says it.
+---@param id integer
+---@param users string[]
+---@param issued_for string|nil
+---@return {template_id: integer, issued: integer, skipped: {user: string, reason: string}[], coupons: {user: string, coupon_id: integer}[]}
+function issue.to_users(id, users, issued_for)
   local t = tp.db.one([[SELECT id, status, total_quantity, issued, valid_from, valid_until,
-    valid_days, per_user_limit FROM coupons_templates WHERE id = ?]], req.params.id)
+    valid_days, per_user_limit FROM coupons_templates WHERE id = ?]], id)
   if not t then tp.fail(404, "template_not_found", "no such coupon template") end
   local now = tp.now()
   local reason, message = issue.closed_reason(t, now, false)
@@ -150,15 +160,42 @@ function issue.targeted(req)
         { needed = #to_issue })
     end
     for _, d in ipairs(to_issue) do
-      local id = insert_coupon(t, d.user, "issue", now, day, d.seq, d.day_seq)
-      if not id then  -- a racing writer: the whole batch is undone
+      local cid = insert_coupon(t, d.user, "issue", now, day, d.seq, d.day_seq, issued_for)
+      if not cid then  -- a racing writer: the whole batch is undone
         tp.fail(409, "issue_conflict", "a coupon of user " .. d.user .. " was issued meanwhile; retry",
           { user = d.user })
       end
-      out[#out + 1] = { user = d.user, coupon_id = id }
+      out[#out + 1] = { user = d.user, coupon_id = cid }
     end
   end
-  return 200, { template_id = t.id, issued = #to_issue, skipped = skipped, coupons = out }
+  return { template_id = t.id, issued = #to_issue, skipped = skipped, coupons = out }
+end
+
+---POST /coupons/templates/{id}/issue {users = [user ids]} (admin) ->
+---{issued, skipped = [{user, reason}], coupons = [{user, coupon_id}]} (see issue.to_users)
+function issue.targeted(req)
+  local body = check.body(req.body, true)
+  check.only(body, { users = true })
+  return 200, issue.to_users(req.params.id, user_list(body.users, "users"))
+end
+
+---exports.issue(template_id, users, source): a plugin's coupon drop (a
+---campaign's, friend_assist's reward), sharing the admin route's rules.
+---source (1-64 of letters, digits, '_', '-', '.', ':', '/' or '@') says what the
+---coupons are for; each coupon keeps it (coupons_coupons.issued_for).
+---@param template_id integer
+---@param users string[]
+---@param source string
+---@return {template_id: integer, issued: integer, skipped: integer, coupons: {user: string, coupon_id: integer}[]}
+function issue.export(template_id, users, source)
+  check.integer(template_id, "template_id", 1)
+  local list = user_list(users, "users")
+  if type(source) ~= "string" or #source > 64 or not source:match("^[%w_%-%.:/@]+$") then
+    check.field_error("source", "must be 1-64 letters, digits, '_', '-', '.', ':', '/' or '@'")
+  end
+  local result = issue.to_users(template_id, list, source)
+  result.skipped = #result.skipped
+  return result
 end
 
 return issue

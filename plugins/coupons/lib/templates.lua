@@ -187,11 +187,13 @@ local function check_product_ids(v)
 end
 
 ---Checks a creation body field by field, in a fixed order, and returns the row to insert
----and the product ids.
+---and the product ids. With current (a campaign applying its item again), an
+---unchanged valid_until may be past: the template already exists.
 ---@param body table
 ---@param now integer
+---@param current table? the template's row
 ---@return table row, integer[] product_ids
-local function check_new(body, now)
+local function check_new(body, now, current)
   check.only(body, CREATE_FIELDS)
   local b = {}
   for k, v in pairs(body) do
@@ -238,7 +240,9 @@ local function check_new(body, now)
     t.valid_from = check.epoch(b.valid_from, "valid_from")
     t.valid_until = check.epoch(b.valid_until, "valid_until")
     if t.valid_until <= t.valid_from then check.field_error("valid_until", "must be after valid_from") end
-    if t.valid_until <= now then check.field_error("valid_until", "must be in the future") end
+    if t.valid_until <= now and not (current and current.valid_until == t.valid_until) then
+      check.field_error("valid_until", "must be in the future")
+    end
   else
     t.valid_days = check.integer(b.valid_days, "valid_days", 1, 3650)
   end
@@ -267,10 +271,12 @@ end
 
 -- ---- writes
 
----POST /coupons/templates (admin) -> 201 CouponTemplate
-function templates.create(req)
-  local now = tp.now()
-  local t, product_ids = check_new(check.body(req.body, true), now)
+---Inserts a checked template; returns its id.
+---@param t table from check_new
+---@param product_ids integer[]
+---@param now integer
+---@return integer
+local function insert(t, product_ids, now)
   t.now = now
   local row = tp.db.one([[
     INSERT INTO coupons_templates (name, kind, amount_off_fen, percent_off, max_discount_fen,
@@ -285,7 +291,48 @@ function templates.create(req)
     tp.db.exec("INSERT INTO coupons_template_products (template_id, product_id) VALUES (?, ?)",
       row.id, pid)
   end
-  return 201, templates.load(row.id)
+  return row.id
+end
+
+---@class TemplateChange  what may change on a template that exists (nil: unchanged)
+---@field name string?
+---@field status string?
+---@field total_quantity integer?
+---@field claim_ends_at integer?
+---@field set_claim_ends_at boolean? write claim_ends_at even when nil (no end)
+
+---Changes template current (its row) by c, after checking it against what
+---cannot move: the claim window's end stays after its start, total_quantity
+---never goes below what was issued (409 quantity_below_issued). The PATCH
+---route and a campaign's later applies.
+---@param current table
+---@param c TemplateChange
+function templates.change(current, c)
+  local id, ends = current.id, c.claim_ends_at
+  if ends and current.claim_starts_at and ends <= current.claim_starts_at then
+    check.field_error("claim_ends_at", "must be after claim_starts_at")
+  end
+  if c.total_quantity then  -- conditional: never below what was issued, even if issuing raced us
+    local changed = tp.db.exec([[UPDATE coupons_templates SET total_quantity = ?
+      WHERE id = ? AND issued <= ?]], c.total_quantity, id, c.total_quantity)
+    if changed == 0 then
+      tp.fail(409, "quantity_below_issued",
+        ("total_quantity cannot go below the %d coupons already issued"):format(current.issued),
+        { issued = current.issued, field = "total_quantity" })
+    end
+  end
+  if c.set_claim_ends_at then
+    tp.db.exec("UPDATE coupons_templates SET claim_ends_at = ? WHERE id = ?", ends, id)
+  end
+  tp.db.exec([[UPDATE coupons_templates SET name = coalesce(?, name), status = coalesce(?, status),
+    updated_at = ? WHERE id = ?]], c.name, c.status, tp.now(), id)
+end
+
+---POST /coupons/templates (admin) -> 201 CouponTemplate
+function templates.create(req)
+  local now = tp.now()
+  local t, product_ids = check_new(check.body(req.body, true), now)
+  return 201, templates.load(insert(t, product_ids, now))
 end
 
 ---PATCH /coupons/templates/{id} {name?, status?, claim_ends_at? (null: no end), total_quantity?}
@@ -300,31 +347,60 @@ function templates.update(req)
   if next(body) == nil then
     tp.fail(400, "invalid_body", "nothing to change: give name, status, claim_ends_at or total_quantity")
   end
-  local now = tp.now()
-  -- a JSON null counts as absent
-  local name = check.text(check.present(body.name), "name", 100, true)
-  local status = check.enum(check.present(body.status), "status", templates.STATUSES, true)
-  local ends = check.epoch(check.present(body.claim_ends_at), "claim_ends_at", true)
-  if ends and current.claim_starts_at and ends <= current.claim_starts_at then
-    check.field_error("claim_ends_at", "must be after claim_starts_at")
-  end
-  local total = check.integer(check.present(body.total_quantity), "total_quantity", 1, MAX_QUANTITY, true)
+  -- a JSON null counts as absent, but for claim_ends_at, where it removes the end
+  templates.change(current, {
+    name = check.text(check.present(body.name), "name", 100, true),
+    status = check.enum(check.present(body.status), "status", templates.STATUSES, true),
+    claim_ends_at = check.epoch(check.present(body.claim_ends_at), "claim_ends_at", true),
+    set_claim_ends_at = body.claim_ends_at ~= nil,
+    total_quantity = check.integer(check.present(body.total_quantity), "total_quantity", 1, MAX_QUANTITY, true),
+  })
+  return 200, templates.load(id)
+end
 
-  if total then  -- conditional: never below what was issued, even if issuing raced us
-    local changed = tp.db.exec([[UPDATE coupons_templates SET total_quantity = ?
-      WHERE id = ? AND issued <= ?]], total, id, total)
-    if changed == 0 then
-      tp.fail(409, "quantity_below_issued",
-        ("total_quantity cannot go below the %d coupons already issued"):format(current.issued),
-        { issued = current.issued })
+-- ---- campaigns
+
+---What a campaign's coupon item may set: the create body but status, which
+---apply and withdraw own.
+templates.SETTINGS = {}
+for field in pairs(CREATE_FIELDS) do templates.SETTINGS[field] = field ~= "status" or nil end
+
+-- the rules of a template that exists, which no change may touch
+local FIXED_FIELDS = { "kind", "amount_off_fen", "percent_off", "max_discount_fen", "min_spend_fen",
+  "claim_starts_at", "valid_from", "valid_until", "valid_days", "per_user_limit",
+  "per_user_daily_limit", "scope" }
+
+---Refuses b's products unless they are exactly template id's.
+local function same_products(id, product_ids)
+  local have = templates.product_ids({ id })[id]
+  local want = {}
+  for i, pid in ipairs(product_ids) do want[i] = pid end
+  table.sort(want)
+  if #want ~= #have or table.concat(want, ",") ~= table.concat(have, ",") then
+    check.field_error("product_ids", "cannot be changed (a template's name, claim_ends_at and total_quantity can)")
+  end
+end
+
+---Creates the template of a campaign item (current nil) from settings (the
+---create body with status), or changes current by the rules of a PATCH: only
+---name, status, claim_ends_at (absent: no end) and total_quantity move; any
+---other rule that differs is refused naming its field. Returns the id.
+---@param current table|nil the template's row
+---@param settings table
+---@return integer
+function templates.apply(current, settings)
+  local now = tp.now()
+  local t, product_ids = check_new(settings, now, current)
+  if not current then return insert(t, product_ids, now) end
+  for _, field in ipairs(FIXED_FIELDS) do
+    if t[field] ~= current[field] then
+      check.field_error(field, "cannot be changed (a template's name, claim_ends_at and total_quantity can)")
     end
   end
-  if body.claim_ends_at ~= nil then  -- a JSON null removes the end of the window
-    tp.db.exec("UPDATE coupons_templates SET claim_ends_at = ? WHERE id = ?", ends, id)
-  end
-  tp.db.exec([[UPDATE coupons_templates SET name = coalesce(?, name), status = coalesce(?, status),
-    updated_at = ? WHERE id = ?]], name, status, now, id)
-  return 200, templates.load(id)
+  same_products(current.id, product_ids)
+  templates.change(current, { name = t.name, status = t.status, total_quantity = t.total_quantity,
+    claim_ends_at = t.claim_ends_at, set_claim_ends_at = true })
+  return current.id
 end
 
 return templates
