@@ -684,6 +684,11 @@ const tpa_field tpa_shapes[] = {
   {"TpManifest", "subscribe", "table<string,fun(ev:TpEvent)>?", "Event handlers by event name."},
   {"TpManifest", "exports", "table<string,function>?",
    "Functions other plugins call with tp.call(this plugin, name, ...)."},
+  {"TpManifest", "setup", "fun()?",
+   "Runs on every load of a generation (start-up and each reload), after the migrations, in a "
+   "transaction of its own, before the generation serves: schedule or cancel jobs, reconcile "
+   "rows with the code. If it raises, everything it did is rolled back and the load fails (the "
+   "old generation keeps serving)."},
 
   {"TpRoute", NULL, NULL,
    "One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth = "
@@ -717,15 +722,15 @@ const tpa_field tpa_shapes[] = {
   {NULL, NULL, NULL, NULL},
 };
 
-const char *const tpa_context_names[4] = {"load", "handler", "job", "event"};
+const char *const tpa_context_names[TP_CTX_COUNT] = {"load", "handler", "job", "event", "setup"};
 
 /* Every API function is called through here: the context check lives once. */
 static int trampoline(lua_State *L) {
   const tpa_fn *f = &tpa_functions[lua_tointeger(L, lua_upvalueindex(1))];
   tp_plugin *p = tpa_plugin(L);
   if (!(p->ctx & f->contexts)) {
-    char allowed[64] = "";
-    for (int i = 0; i < 4; i++)
+    char allowed[80] = "";
+    for (int i = 0; i < TP_CTX_COUNT; i++)
       if (f->contexts & (1 << i)) {
         if (allowed[0]) strcat(allowed, ", ");
         strcat(allowed, tpa_context_names[i]);

@@ -45,7 +45,7 @@ typedef struct tpa_field {
 extern const tpa_field tpa_shapes[];   /* ends with a NULL cls */
 
 /* "load", "handler", "job", "event": the name of context bit i (TP_CTX_*). */
-extern const char *const tpa_context_names[4];
+extern const char *const tpa_context_names[TP_CTX_COUNT];
 
 /* Opens the sandboxed standard libraries and the tp table in L. */
 void tpa_open(lua_State *L, tp_plugin *p);

@@ -61,7 +61,7 @@ static bool api_class(const char *cls) { return strcmp(cls, "tp") == 0 || strncm
 
 static void contexts(tp_buf *out, int ctx) {
   bool first = true;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < TP_CTX_COUNT; i++)
     if (ctx & (1 << i)) {
       if (!first) tp_buf_adds(out, ", ");
       tp_buf_adds(out, tpa_context_names[i]);
@@ -249,7 +249,8 @@ void tpd_markdown(tp_buf *out) {
               "\n"
               "**Contexts.** `load`: while `plugin.lua` runs (module level); `handler`: a route\n"
               "handler, inside the request's transaction; `job`: a job handler; `event`: an event\n"
-              "handler (`subscribe`). Exports run in their caller's context. Calling a function\n"
+              "handler (`subscribe`); `setup`: the manifest's `setup`, in its own transaction after\n"
+              "the migrations of each load. Exports run in their caller's context. Calling a function\n"
               "outside its contexts raises `tp.X is not available ... (allowed in: ...)`; at load\n"
               "that fails the plugin, and `tidepool check` reports it.\n"
               "\n"

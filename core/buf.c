@@ -3,7 +3,9 @@
 */
 #include "buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +145,24 @@ const char *tp_buf_cstr(tp_buf *b) {
   tp_buf_reserve(b, 1);
   b->data[b->len] = '\0';
   return b->data;
+}
+
+char *tp_read_file(const char *path, size_t max, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  tp_buf b;
+  tp_buf_init(&b);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= max) tp_buf_add(&b, chunk, n);
+  bool failed = ferror(f) != 0;
+  fclose(f);
+  if (failed || b.len > max) {
+    tp_buf_free(&b);
+    errno = failed ? EIO : EFBIG;
+    return NULL;
+  }
+  if (len) *len = b.len;
+  tp_buf_addc(&b, '\0');
+  return b.data;
 }

@@ -34,5 +34,9 @@ void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n);
 void tp_copy_str(char *dst, size_t cap, const char *src);
 /* Returns the contents as a NUL-terminated string (the buffer keeps owning it). */
 const char *tp_buf_cstr(tp_buf *b);
+/* Reads a whole file of at most max bytes into a NUL-terminated buffer the
+** caller frees; *len (optional) gets its size. NULL with errno set on
+** failure (EFBIG when it is larger than max). */
+char *tp_read_file(const char *path, size_t max, size_t *len);
 
 #endif

@@ -373,19 +373,6 @@ static void problem(const char *file, int line, const char *msg, const char *abs
   printf("%s\n", msg);
 }
 
-static char *read_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  tp_buf b;
-  tp_buf_init(&b);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) tp_buf_add(&b, chunk, n);
-  fclose(f);
-  tp_buf_addc(&b, '\0');
-  return b.data;
-}
-
 static void add_lua_str(tp_buf *b, const char *s) {
   tp_buf_addc(b, '"');
   for (; *s; s++) {
@@ -439,7 +426,7 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
   }
   char file[PATH_MAX + 16];
   snprintf(file, sizeof file, "%s/plugin.lua", abs_dir);
-  char *src = read_file(file);
+  char *src = tp_read_file(file, 16u << 20, NULL);
   tps_db db;
   char dbpath[PATH_MAX + 32];
   snprintf(dbpath, sizeof dbpath, "%s/check.db", tmp);

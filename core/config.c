@@ -3,6 +3,7 @@
 */
 #include "config.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "buf.h"
 #include "luacopy.h"
 #include "tzone.h"
 
@@ -273,6 +275,89 @@ static int load_tenant_keys(checker *c, int idx, void *t) {
 
 static int load_tenant_plugins(checker *c, int idx, void *t) { return load_plugins(c, idx, t); }
 
+/* The campaign a script file runs as: "campaign_" and the file's base name,
+** which must itself be a plugin name of at most TPC_MAX_CAMPAIGN_NAME. */
+static int campaign_name(const char *path, char *name, size_t cap, char *err, size_t errcap) {
+  const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  size_t n = strlen(base);
+  char stem[64];
+  if (n < 5 || strcmp(base + n - 4, ".lua") != 0 || n - 4 >= sizeof stem) {
+    snprintf(err, errcap, "'%s' must name a .lua file", path);
+    return -1;
+  }
+  snprintf(stem, sizeof stem, "%.*s", (int)(n - 4), base);
+  if (!tpc_valid_plugin_name(stem) || strlen(stem) > TPC_MAX_CAMPAIGN_NAME) {
+    snprintf(err, errcap, "'%s': a campaign is named after its file, so the base name must be "
+             "[a-z][a-z0-9_]* of at most %d bytes, not ending in _", path, TPC_MAX_CAMPAIGN_NAME);
+    return -1;
+  }
+  snprintf(name, cap, "campaign_%s", stem);
+  return 0;
+}
+
+static int add_campaign(lua_State *L, const char *dir, tpc_tenant *t, const char *path,
+                        int64_t instructions, int64_t memory, char *err, size_t errcap) {
+  char name[33];
+  if (campaign_name(path, name, sizeof name, err, errcap) != 0) return -1;
+  tpc_plugin *p = NULL;
+  for (int i = 0; i < t->nplugins; i++)
+    if (strcmp(t->plugins[i].name, name) == 0) p = &t->plugins[i];
+  if (p && !p->script) {
+    snprintf(err, errcap, "'%s' would run as '%s', which is a plugin of this tenant", path, name);
+    return -1;
+  }
+  if (!p) {
+    if (!t->plugins) t->plugins = calloc(TPC_MAX_PLUGINS, sizeof *t->plugins);
+    if (t->nplugins == TPC_MAX_PLUGINS) {
+      snprintf(err, errcap, "too many plugins and campaigns (at most %d)", TPC_MAX_PLUGINS);
+      return -1;
+    }
+    p = &t->plugins[t->nplugins++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    lua_newtable(L);  /* a campaign takes its settings from its script, not the config */
+    p->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->instructions = instructions;
+    p->memory_bytes = memory;
+  }
+  free(p->script);
+  p->script = dir ? tpc_resolve_path(dir, path) : strdup(path);
+  qsort(t->plugins, (size_t)t->nplugins, sizeof *t->plugins, cmp_plugin);
+  return 0;
+}
+
+int tpc_add_campaign(tpc_config *cfg, tpc_tenant *t, const char *path, char *err, size_t errcap) {
+  return add_campaign(cfg->L, NULL, t, path, cfg->limits.lua_instructions,
+                      cfg->limits.lua_memory_bytes, err, errcap);
+}
+
+/* campaigns = { "campaigns/double11.lua", ... }: each runs as a plugin of its own. */
+static int load_campaigns(checker *c, int idx, void *arg) {
+  tpc_tenant *t = arg;
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of campaign script paths");
+  int n = (int)luaL_len(c->L, idx);
+  for (int i = 1; i <= n; i++) {
+    size_t old = path_push(c, "[%d]", i);
+    lua_rawgeti(c->L, idx, i);
+    const char *path = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
+    char name[33], e[512];
+    int rc = !path ? failf(c, "must be a path")
+             : campaign_name(path, name, sizeof name, e, sizeof e) != 0 ? failf(c, "%s", e)
+             : 0;
+    for (int j = 0; rc == 0 && j < t->nplugins; j++)
+      if (strcmp(t->plugins[j].name, name) == 0)
+        rc = failf(c, t->plugins[j].script ? "another campaign is already named '%s'"
+                                           : "'%s' is a plugin of this tenant", name);
+    if (rc == 0 && add_campaign(c->L, c->cfg->dir, t, path, c->cfg->limits.lua_instructions,
+                                c->cfg->limits.lua_memory_bytes, e, sizeof e) != 0)
+      rc = failf(c, "%s", e);
+    lua_pop(c->L, 1);
+    if (rc != 0) return -1;
+    path_pop(c, old);
+  }
+  return check_prefixes(c, t);
+}
+
 /* plugin_limits = { name = { instructions = N, memory_bytes = N } } */
 static int load_plugin_limits(checker *c, int idx, void *arg) {
   static const char *const keys[] = {"instructions", "memory_bytes", NULL};
@@ -323,7 +408,7 @@ static int get_clock(checker *c, int idx, bool *manual) {
 
 static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "clock",
-                                     "plugins", "plugin_limits", NULL};
+                                     "plugins", "campaigns", "plugin_limits", NULL};
   if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
   if (check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
@@ -346,6 +431,7 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   if (get_clock(c, idx, &t->manual_clock) != 0) return -1;
   return section(c, idx, "api_keys", load_tenant_keys, t) ||
          section(c, idx, "plugins", load_tenant_plugins, t) ||
+         section(c, idx, "campaigns", load_campaigns, t) ||
          section(c, idx, "plugin_limits", load_plugin_limits, t)
              ? -1 : 0;
 }
@@ -565,29 +651,13 @@ int tpc_load_string(const char *text, const char *chunkname, const char *dir, tp
 
 int tpc_load(const char *path, tpc_config *cfg, char *err, size_t errcap) {
   memset(cfg, 0, sizeof *cfg);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errcap, "%s: cannot open config file", path);
+  size_t len;
+  char *text = tp_read_file(path, 8u << 20, &len);
+  if (!text) {
+    snprintf(err, errcap, errno == EFBIG ? "%s: config file larger than 8 MiB"
+                                         : "%s: cannot open config file", path);
     return -1;
   }
-  char *text = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (cap - len < 4096) {
-      cap = cap ? cap * 2 : 8192;
-      if (cap > (8u << 20)) {
-        snprintf(err, errcap, "%s: config file larger than 8 MiB", path);
-        free(text);
-        fclose(f);
-        return -1;
-      }
-      text = realloc(text, cap);
-    }
-    size_t n = fread(text + len, 1, cap - len, f);
-    len += n;
-    if (n == 0) break;
-  }
-  fclose(f);
   char *dir = strdup(path);
   char *slash = strrchr(dir, '/');
   if (slash) *slash = '\0';
@@ -605,6 +675,7 @@ int tpc_load(const char *path, tpc_config *cfg, char *err, size_t errcap) {
 void tpc_free(tpc_config *cfg) {
   for (int i = 0; i < cfg->ntenants; i++) {
     free(cfg->tenants[i].token_secret);
+    for (int j = 0; j < cfg->tenants[i].nplugins; j++) free(cfg->tenants[i].plugins[j].script);
     free(cfg->tenants[i].plugins);
   }
   free(cfg->tenants);

@@ -18,7 +18,8 @@
 #include "token.h"
 
 #define TPC_MAX_TENANTS 1024
-#define TPC_MAX_PLUGINS 64
+#define TPC_MAX_PLUGINS 64           /* plugins and campaigns of one tenant */
+#define TPC_MAX_CAMPAIGN_NAME 23     /* "campaign_" + 23 = a plugin name's 32 */
 #define TPC_MAX_KEYS 16
 
 typedef struct tpc_limits {
@@ -39,7 +40,8 @@ typedef struct tpc_limits {
 } tpc_limits;
 
 typedef struct tpc_plugin {
-  char name[33];
+  char name[33];               /* a campaign's is "campaign_" and its file's base name */
+  char *script;                /* a campaign script's path; NULL for a plugin folder */
   int config_ref;              /* the plugin's config table in tpc_config.L */
   int64_t instructions;        /* budget per invocation */
   int64_t memory_bytes;        /* cap of its Lua state */
@@ -91,9 +93,13 @@ const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t 
 ** with a message in err if it holds something other than plain data. */
 int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,
                            char *err, size_t errcap);
-/* Parses "host:port" (port 0 = any free port). */
+/* Adds the campaign script at path (used as given, unlike the config's) to
+** tenant t as plugin "campaign_<base name>", replacing one of that name.
+** Returns 0, or -1 with a message in err. */
+int tpc_add_campaign(tpc_config *cfg, tpc_tenant *t, const char *path, char *err, size_t errcap);
 /* A plugin name: 1-32 of [a-z0-9_], starting with a letter, not ending with '_'. */
 bool tpc_valid_plugin_name(const char *s);
+/* Parses "host:port" (port 0 = any free port). */
 int tpc_parse_listen(const char *s, char *host, size_t cap, int *port);
 /* Resolves rel against dir unless it is absolute; caller frees. */
 char *tpc_resolve_path(const char *dir, const char *rel);

@@ -59,11 +59,14 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tp__add_builtins(t->routes, t->admin, err, errcap) != 0) return -1;
   t->nslots = t->conf->nplugins;
   t->slots = calloc((size_t)(t->nslots ? t->nslots : 1), sizeof *t->slots);
-  for (int j = 0; j < t->nslots; j++) {
-    t->slots[j].conf = &t->conf->plugins[j];
-    double ms;
-    if (tp__install(h, t, &t->slots[j], &ms) != 0) h->plugin_failures++;
-  }
+  for (int j = 0; j < t->nslots; j++) t->slots[j].conf = &t->conf->plugins[j];
+  /* campaigns last: their setup drives the mechanics, which must be serving */
+  for (int pass = 0; pass < 2; pass++)
+    for (int j = 0; j < t->nslots; j++) {
+      double ms;
+      if (!t->slots[j].conf->script == !pass && tp__install(h, t, &t->slots[j], &ms) != 0)
+        h->plugin_failures++;
+    }
   t->next_due_ms = tpq_next_due(&t->queue);
   return 0;
 }

@@ -3,6 +3,7 @@
 */
 #include "plugin.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,40 @@ static int msgh(lua_State *L) {
 }
 
 /* ---- loading */
+
+/* where(): the line of the innermost frame running the campaign script (the
+** chunk named by upvalue 1), or nil. The campaign runtime has no debug
+** library; this is how it tells an operator which line a mistake is on. */
+static int script_line(lua_State *L) {
+  const char *chunk = lua_tostring(L, lua_upvalueindex(1));
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++)
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 && strcmp(ar.source, chunk) == 0) {
+      lua_pushinteger(L, ar.currentline);
+      return 1;
+    }
+  lua_pushnil(L);
+  return 1;
+}
+
+/* A campaign runs as the SDK's campaign runtime, given the script's source,
+** its chunk name, the campaign's name and where(). Pushes the 4 arguments. */
+static int push_campaign_args(lua_State *L, const tpc_plugin *pc, char *err, size_t errcap) {
+  size_t len;
+  char *src = tp_read_file(pc->script, 4u << 20, &len);
+  if (!src) {
+    snprintf(err, errcap, "%s: cannot read the campaign script: %s", pc->script,
+             errno == EFBIG ? "larger than 4 MiB" : strerror(errno));
+    return -1;
+  }
+  lua_pushlstring(L, src, len);
+  free(src);
+  lua_pushfstring(L, "@%s", pc->script);
+  lua_pushstring(L, pc->name + strlen("campaign_"));
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, script_line, 1);
+  return 0;
+}
 
 static int find_plugin_file(const tpc_config *cfg, const char *name, char *dir, size_t dircap,
                             char *file, size_t filecap) {
@@ -423,7 +458,7 @@ static int read_handlers(tp_plugin *p, int manifest, const char *kind, int *ref,
 
 static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t errcap) {
   static const char *const known[] = {"name", "version", "description", "migrations", "routes",
-                                      "jobs", "subscribe", "exports", NULL};
+                                      "jobs", "subscribe", "exports", "setup", NULL};
   lua_pushnil(L);
   while (lua_next(L, manifest)) {
     lua_pop(L, 1);
@@ -432,7 +467,7 @@ static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t err
     for (const char *const *n = known; *n; n++) ok |= strcmp(k, *n) == 0;
     if (!ok) {
       snprintf(err, errcap, "unknown manifest field '%s' (known: name, version, description, "
-               "migrations, routes, jobs, subscribe, exports)", k);
+               "migrations, routes, jobs, subscribe, exports, setup)", k);
       lua_pop(L, 1);
       return -1;
     }
@@ -440,16 +475,21 @@ static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t err
   return 0;
 }
 
-static int run_chunk(tp_plugin *p, const char *file, int64_t budget, char *err, size_t errcap) {
+/* Runs file with the nargs values on top of the stack as its `...`. */
+static int run_chunk(tp_plugin *p, const char *file, int nargs, int64_t budget, char *err,
+                     size_t errcap) {
   lua_State *L = p->L;
+  int first = lua_gettop(L) - nargs + 1;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
+  lua_insert(L, first);
   if (luaL_loadfilex(L, file, "t") != LUA_OK) {
     snprintf(err, errcap, "%s", lua_tostring(L, -1));
     return -1;
   }
+  lua_insert(L, first + 1);
   p->ctx = TP_CTX_LOAD;
   tpsb_arm(p, budget);
-  int rc = lua_pcall(L, 0, 1, -2);
+  int rc = lua_pcall(L, nargs, 1, first);
   p->ctx = TP_CTX_NONE;
   if (p->exceeded) {
     snprintf(err, errcap, "loading %s used more than %lld instructions (limits.load_instructions)",
@@ -489,7 +529,14 @@ static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
                     &p->nsubscriptions, err, errcap) != 0 ||
       read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0)
     return -1;
-  int t = raw_field(L, manifest, "migrations");
+  int t = raw_field(L, manifest, "setup");
+  if (t != LUA_TNIL && t != LUA_TFUNCTION) {
+    snprintf(err, errcap, "manifest field 'setup' must be a function");
+    return -1;
+  }
+  p->setup_ref = t == LUA_TNIL ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  if (t == LUA_TNIL) lua_pop(L, 1);
+  t = raw_field(L, manifest, "migrations");
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -512,8 +559,15 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   p->instructions = pc->instructions;
   p->mem_limit = (size_t)pc->memory_bytes;
   p->loaded_at_ms = tp_clock_wall_ms();
+  p->setup_ref = LUA_NOREF;
   char file[600];
-  if (find_plugin_file(cfg, pc->name, p->dir, sizeof p->dir, file, sizeof file) != 0) {
+  if (pc->script) {
+    snprintf(file, sizeof file, "%s/tp/campaign/runtime.lua", cfg->sdk_dir);
+    tp_copy_str(p->dir, sizeof p->dir, pc->script);  /* require() finds modules beside it */
+    char *slash = strrchr(p->dir, '/');
+    if (slash) *slash = '\0';
+    else tp_copy_str(p->dir, sizeof p->dir, ".");
+  } else if (find_plugin_file(cfg, pc->name, p->dir, sizeof p->dir, file, sizeof file) != 0) {
     snprintf(err, errcap, "no plugins/%s/plugin.lua in any plugin directory", pc->name);
     return -1;
   }
@@ -537,7 +591,8 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
     return -1;
   }
   p->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (run_chunk(p, file, cfg->limits.load_instructions, err, errcap) != 0 ||
+  if (pc->script && push_campaign_args(L, pc, err, errcap) != 0) return -1;
+  if (run_chunk(p, file, pc->script ? 4 : 0, cfg->limits.load_instructions, err, errcap) != 0 ||
       read_manifest(p, lua_gettop(L), err, errcap) != 0)
     return -1;
   lua_settop(L, 0);
@@ -877,6 +932,19 @@ int tpp_call_task(tp_plugin *p, const char *kind, const char *name, const char *
   }
   lua_settop(L, base);
   return rc;
+}
+
+bool tpp_has_setup(const tp_plugin *p) { return p->setup_ref != LUA_NOREF; }
+
+int tpp_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  int base = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->setup_ref);
+  int status = invoke(p, TP_CTX_SETUP, inv, 0, 0, base + 1);
+  if (status != LUA_OK) describe_error(p, status, err, errcap);
+  lua_settop(L, base);
+  return status == LUA_OK ? 0 : -1;
 }
 
 int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,

@@ -36,8 +36,10 @@ enum {
   TP_CTX_HANDLER = 2,   /* a route handler, inside the request's transaction */
   TP_CTX_JOB = 4,       /* seams for the scheduler and events */
   TP_CTX_EVENT = 8,
+  TP_CTX_SETUP = 16,    /* the manifest's setup, in its own transaction after migrations */
 };
-#define TP_CTX_TXN (TP_CTX_HANDLER | TP_CTX_JOB | TP_CTX_EVENT)
+#define TP_CTX_COUNT 5
+#define TP_CTX_TXN (TP_CTX_HANDLER | TP_CTX_JOB | TP_CTX_EVENT | TP_CTX_SETUP)
 #define TP_CTX_ANY (TP_CTX_LOAD | TP_CTX_TXN)
 
 typedef enum { TP_AUTH_NONE, TP_AUTH_OPTIONAL, TP_AUTH_USER, TP_AUTH_ADMIN } tp_auth;
@@ -109,6 +111,7 @@ typedef struct tp_plugin {
   int config_ref;
   int req_mt_ref;        /* metatable of req: builds headers and query on demand */
   int jobs_ref, subscribe_ref, exports_ref;  /* name -> function tables */
+  int setup_ref;         /* the manifest's setup function, or LUA_NOREF */
   int migrations_ref;
   tp_route *routes;
   int nroutes;
@@ -199,6 +202,10 @@ int tpp_call_task(tp_plugin *p, const char *kind, const char *name, const char *
 ** as plain data; its results are copied back onto from. Runs in the caller's
 ** context and invocation. Returns the number of results, -1 with err on an
 ** error (a tp.fail error is copied onto from and -2 returned instead). */
+/* The manifest's setup function, if any, as ctx setup of inv; the caller owns
+** the transaction. 0, or -1 with err ("code: message" for tp.fail). */
+bool tpp_has_setup(const tp_plugin *p);
+int tpp_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap);
 int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
                     tp_invocation *inv, int ctx, char *err, size_t errcap);
 

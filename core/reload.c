@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "clock.h"
 #include "host.h"
 #include "log.h"
@@ -62,6 +63,28 @@ static void record_failure(tp_tenant *t, tp_slot *s, const char *why) {
   tp_log_end(line);
 }
 
+/* Runs the candidate's setup in a transaction of its own, committed before
+** the swap: what it scheduled or wrote is durable when the generation serves. */
+static int run_setup(tp_host *h, tp_tenant *t, tp_plugin *p, char *err, size_t errcap) {
+  if (!tpp_has_setup(p)) return 0;
+  tp_invocation inv = {.request_id = "setup", .now_ms = tp__now(t)};
+  tpa_seed(&inv, tp__seed(h, inv.now_ms, "setup"));
+  if (tp__join_batch(h, t) != 0 || tps_savepoint(&t->db) != 0) {
+    snprintf(err, errcap, "setup: cannot open a transaction: %s", sqlite3_errmsg(t->db.db));
+    return -1;
+  }
+  int rc = tpp_setup(p, &inv, err, errcap);
+  if (rc == 0) tps_release(&t->db);
+  else tps_rollback_to(&t->db);
+  bool failed_before = h->commit_failed;
+  tp__flush_batch(h);
+  if (rc == 0 && h->commit_failed && !failed_before) {
+    snprintf(err, errcap, "setup: its transaction could not be committed");
+    return -1;
+  }
+  return rc;
+}
+
 /* Loads slot s's next generation and swaps it in. 0, or -1 (reported). */
 int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms) {
   uint64_t start = tp_clock_mono_ns();
@@ -77,7 +100,7 @@ int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms) {
   tp__flush_batch(h);
   tpr_router *routes, *admin;
   if (build_routers(t, s, next, &routes, &admin, err, sizeof err) != 0) goto fail;
-  if (tpp_migrate(next, err, sizeof err) != 0) {
+  if (tpp_migrate(next, err, sizeof err) != 0 || run_setup(h, t, next, err, sizeof err) != 0) {
     tpr_free(routes);
     tpr_free(admin);
     goto fail;

@@ -15,34 +15,34 @@ tp = {}
 
 ---The host's clock as UTC epoch seconds, fixed for the whole invocation.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@return integer # UTC epoch seconds
 function tp.now() end
 
 ---The host's clock as UTC epoch milliseconds, fixed for the whole invocation.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@return integer # UTC epoch milliseconds
 function tp.now_ms() end
 
 ---Breaks an epoch (default now) down in the tenant's time zone: year, month, day, hour,
 ---min, sec, wday (1 = Monday), yday, utc_offset (seconds).
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param epoch? integer UTC epoch seconds (default: now)
 ---@return TpLocaltime
 function tp.localtime(epoch) end
 
 ---The tenant's time zone name, e.g. Asia/Shanghai.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@return string
 function tp.timezone() end
 
 ---Like math.random, from a generator the host seeds per invocation and logs, so every draw
 ---can be replayed. math.random is the same function.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param m? integer alone: the upper bound of 1..m; with n: the lower bound
 ---@param n? integer the upper bound of m..n
 ---@return number # a float in [0,1) without arguments, else an integer
@@ -50,14 +50,14 @@ function tp.random(m, n) end
 
 ---The seed of this invocation's random generator.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@return integer
 function tp.seed() end
 
 ---Ends the handler: everything it wrote is rolled back and the client gets
 ---{"error":{"code","message","details"}} with status (400-599).
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param status integer 400-599
 ---@param code string a stable error code of 1-39 bytes, e.g. sold_out
 ---@param message string for people
@@ -67,7 +67,7 @@ function tp.fail(status, code, message, details) end
 ---Writes a JSON log line (level: debug, info, warn, error) tagged with tenant, plugin and
 ---request id; fields is a table added as is.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param level "debug"|"info"|"warn"|"error"
 ---@param message string
 ---@param fields? table plain data, logged under "fields"
@@ -77,7 +77,7 @@ function tp.log(level, message, fields) end
 ---transaction. Arguments and results are copied as plain data. An error in the callee rolls
 ---back what it did and is raised in the caller (a tp.fail keeps its status and code).
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param plugin string the name of an enabled plugin
 ---@param name string a function in that plugin's exports
 ---@param ... any plain data
@@ -87,14 +87,14 @@ function tp.call(plugin, name, ...) end
 ---The plugin's config table from the tenant's config (the same table a handler gets as
 ---req.config), in every context: jobs, event handlers and exports have no req.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@return table
 function tp.config() end
 
 ---Inside a function another plugin invoked with tp.call, that plugin's name (the immediate
 ---caller when calls nest); nil in a route handler, job or event handler the host invoked.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@return string?
 function tp.caller() end
 
@@ -107,7 +107,7 @@ tp.db = {}
 ---Runs one statement with bound values (positional ?, or one table for :names). Raises on
 ---any SQL error, which rolls the request back.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param sql string one SQL statement on the plugin's own tables
 ---@param ... any values bound to ?, or one table for :names
 ---@return integer changes # rows changed
@@ -117,7 +117,7 @@ function tp.db.exec(sql, ...) end
 ---Runs one statement and returns every row as a table of column = value (NULL columns are
 ---absent); the list encodes as a JSON array even when empty.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param sql string one SQL statement on the plugin's own tables
 ---@param ... any values bound to ?, or one table for :names
 ---@return table[] rows
@@ -125,7 +125,7 @@ function tp.db.query(sql, ...) end
 
 ---Runs one statement and returns its first row, or nil. RETURNING works.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param sql string one SQL statement on the plugin's own tables
 ---@param ... any values bound to ?, or one table for :names
 ---@return table? row
@@ -142,7 +142,7 @@ tp.jobs = {}
 ---unique among the plugin's pending jobs: scheduling it again replaces that job. A job that
 ---raises is retried with exponential back-off, then dead-lettered.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param name string a job declared in the manifest's jobs table
 ---@param payload table? plain data, handed to the job as job.payload (nil: {})
 ---@param when number|TpJobWhen seconds from now, or when and how often
@@ -152,7 +152,7 @@ function tp.jobs.schedule(name, payload, when) end
 ---Cancels one of the plugin's pending jobs (inside this transaction); false if none
 ---matched.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param id_or_key integer|string the id tp.jobs.schedule returned, or the job's key
 ---@return boolean # true if a pending job was cancelled
 function tp.jobs.cancel(id_or_key) end
@@ -166,7 +166,7 @@ tp.events = {}
 ---delivered to every subscribing plugin of the tenant, each delivery its own transaction,
 ---at least once and in order; returns the number of subscribers.
 ---
----Allowed in: handler, job, event.
+---Allowed in: handler, job, event, setup.
 ---@param name string 1-64 characters of a-z 0-9 _ . -
 ---@param data table? plain data, handed to subscribers as ev.data (nil: {})
 ---@return integer # the number of subscribers it will reach
@@ -179,14 +179,14 @@ tp.json = {}
 
 ---Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param value any plain data (raises if it is not)
 ---@return string
 function tp.json.encode(value) end
 
 ---Decodes JSON; integral numbers become integers; null becomes tp.json.null.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param text string
 ---@return any value # nil when text is not JSON
 ---@return string? err
@@ -194,14 +194,14 @@ function tp.json.decode(text) end
 
 ---Marks t (or a new table) to encode as a JSON array, even when empty.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param t? table
 ---@return table
 function tp.json.array(t) end
 
 ---Marks t (or a new table) to encode as a JSON object, even when empty.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param t? table
 ---@return table
 function tp.json.object(t) end
@@ -213,7 +213,7 @@ tp.crypto = {}
 ---The SHA-256 digest of the string data; encoding is "hex" (default, lowercase), "base64"
 ---(standard alphabet, padded) or "raw" (32 bytes).
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param data string
 ---@param encoding? "hex"|"base64"|"raw" default "hex"
 ---@return string
@@ -222,7 +222,7 @@ function tp.crypto.sha256(data, encoding) end
 ---The HMAC-SHA-256 of data keyed with key (both strings), encoded like tp.crypto.sha256. To
 ---verify a signed callback, compute it over req.raw_body and compare with tp.crypto.equal.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param key string
 ---@param data string
 ---@param encoding? "hex"|"base64"|"raw" default "hex"
@@ -232,7 +232,7 @@ function tp.crypto.hmac_sha256(key, data, encoding) end
 ---True if the strings a and b are equal, compared in constant time (no early exit on the
 ---first differing byte); strings of different lengths are never equal.
 ---
----Allowed in: load, handler, job, event.
+---Allowed in: load, handler, job, event, setup.
 ---@param a string
 ---@param b string
 ---@return boolean
@@ -312,6 +312,7 @@ function tp.crypto.equal(a, b) end
 ---@field jobs table<string,fun(job:TpJob)>? Job handlers by name (tp.jobs.schedule).
 ---@field subscribe table<string,fun(ev:TpEvent)>? Event handlers by event name.
 ---@field exports table<string,function>? Functions other plugins call with tp.call(this plugin, name, ...).
+---@field setup fun()? Runs on every load of a generation (start-up and each reload), after the migrations, in a transaction of its own, before the generation serves: schedule or cancel jobs, reconcile rows with the code. If it raises, everything it did is rolled back and the load fails (the old generation keeps serving).
 
 ---One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth =
 ---"admin"). The doc fields (summary ... status) feed GET /v1/{tenant}/openapi.json and are

@@ -1,0 +1,245 @@
+---@diagnostic disable: undefined-global
+-- The campaign runtime. The host runs each campaign script of a tenant
+-- (config: campaigns = { "campaigns/double11.lua" }) as a plugin of its own,
+-- campaign_<file name>, whose plugin.lua is this file; it gets the script's
+-- source, chunk name, the campaign's name and where() (the script's line).
+--
+-- What it does with the script:
+--   load   script.lua runs and checks it (file:line errors fail the load);
+--   setup  on every load, in one transaction before this version serves:
+--          each mechanic creates or updates its activity (campaign_apply; a
+--          refusal fails the load with the setting's line), items gone from
+--          the script are withdrawn, the start, end and coupon-drop jobs are
+--          (re)scheduled at their times, the preview timeline is rewritten;
+--   jobs   start and end flip the campaign's state and emit campaign.started
+--          and campaign.ended; a drop issues its coupons. Jobs are rows in the
+--          tenant's database, so a campaign starts and ends on time across
+--          restarts (a job due while the host was down runs when it is back);
+--   hooks  on = { ["order.paid"] = function(data, campaign) ... end } run
+--          while the campaign is running (after start, before end).
+-- State lives in the campaign's tables, never in this VM.
+
+local source, chunkname, name, where = ...
+local script = require("tp.campaign.script")
+local timeline = require("tp.campaign.timeline")
+
+local c = script.read(source, chunkname, name, where)
+local P = "campaign_" .. name
+local ITEMS, STEPS, TIMELINE = P .. "_items", P .. "_steps", P .. "_timeline"
+
+-- ---- state
+
+local function step_done(key)
+  return tp.db.one("SELECT done_at, outcome FROM " .. STEPS .. " WHERE key = ?", key)
+end
+
+local function mark_done(key, outcome)
+  tp.db.exec("INSERT OR IGNORE INTO " .. STEPS .. " (key, done_at, outcome) VALUES (?, ?, ?)",
+    key, tp.now(), outcome)
+end
+
+---"scheduled" before the start job ran, "running" until the end job ran, then "ended".
+local function state()
+  if step_done("end") then return "ended" end
+  return step_done("start") and "running" or "scheduled"
+end
+
+local function item_rows(all)
+  return tp.db.query("SELECT ref, item_id AS id, kind, plugin, activity_id, summary, opens_at, closes_at, "
+    .. "withdrawn FROM " .. ITEMS .. (all and "" or " WHERE withdrawn = 0") .. " ORDER BY rowid")
+end
+
+-- ---- setup: the mechanics, the jobs, the timeline
+
+---The mechanic's refusal of an item, pointed at the line of the setting it names.
+local function refused(it, err)
+  local r = c.r
+  if type(err) ~= "table" then
+    local msg = tostring(err)
+    if msg:find("no plugin '" .. it.plugin .. "' is enabled", 1, true) then
+      msg = ("the plugin '%s' is not enabled for this tenant"):format(it.plugin)
+    elseif msg:find("exports no function 'campaign_apply'", 1, true) then
+      msg = ("the plugin '%s' does not take part in campaigns (it exports no campaign_apply)"):format(it.plugin)
+    end
+    tp.fail(422, "invalid_campaign", ("%s:%d: %s '%s': %s"):format(r.file, it.line, it.kind, it.id, msg))
+  end
+  local field = type(err.details) == "table" and type(err.details.field) == "string" and err.details.field
+  local line = it.line
+  if field then
+    field = field:gsub("%[.*$", "")
+    if it.window and field == it.window[1] then field = "starts" end
+    if it.window and field == it.window[2] then field = "ends" end
+    line = r.line_of(it.from, it.to, field)
+  end
+  tp.fail(422, "invalid_campaign", ("%s:%d: %s '%s': %s (%s)"):format(r.file, line, it.kind, it.id,
+    tostring(err.message), tostring(err.code)), { code = err.code, details = err.details })
+end
+
+local function apply(it, now)
+  local old = tp.db.one("SELECT plugin, withdrawn FROM " .. ITEMS .. " WHERE ref = ?", it.ref)
+  if old and old.plugin ~= it.plugin and old.withdrawn == 0 then
+    tp.call(old.plugin, "campaign_withdraw", it.ref)  -- the id now names another mechanic
+  end
+  local ok, res = pcall(tp.call, it.plugin, "campaign_apply", it.ref, it.settings)
+  if not ok then refused(it, res) end
+  if type(res) ~= "table" or math.type(res.id) ~= "integer" or type(res.summary) ~= "string" then
+    tp.fail(500, "bad_mechanic", ("%s.campaign_apply returned no {id, summary}"):format(it.plugin))
+  end
+  tp.db.exec("INSERT INTO " .. ITEMS .. [[ (ref, item_id, kind, plugin, activity_id, summary, opens_at,
+      closes_at, withdrawn, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+    ON CONFLICT (ref) DO UPDATE SET item_id = excluded.item_id, kind = excluded.kind,
+      plugin = excluded.plugin, activity_id = excluded.activity_id, summary = excluded.summary,
+      opens_at = excluded.opens_at, closes_at = excluded.closes_at, withdrawn = 0,
+      updated_at = excluded.updated_at]], it.ref, it.id, it.kind, it.plugin, res.id, res.summary,
+    math.type(res.opens_at) == "integer" and res.opens_at or nil,
+    math.type(res.closes_at) == "integer" and res.closes_at or nil, now)
+end
+
+---Items an earlier version declared and this one does not: their activities stop.
+local function withdraw_removed(declared)
+  for _, row in ipairs(item_rows(false)) do
+    if not declared[row.ref] then
+      local ok, err = pcall(tp.call, row.plugin, "campaign_withdraw", row.ref)
+      if not ok then  -- the plugin is gone: nothing of it can still sell
+        tp.log("warn", "campaign item could not be withdrawn", { campaign = name, ref = row.ref,
+          error = type(err) == "table" and err.message or tostring(err) })
+      end
+      tp.db.exec("UPDATE " .. ITEMS .. " SET withdrawn = 1, updated_at = ? WHERE ref = ?", tp.now(), row.ref)
+    end
+  end
+end
+
+---Every step not yet done is (re)scheduled at its time: moving a time in the
+---script and reloading moves the job. A step already done stays done.
+local function schedule_steps()
+  local steps = { { key = "start", job = "start", at = c.starts_at }, { key = "end", job = "end", at = c.ends_at } }
+  for _, it in ipairs(c.items) do
+    if it.at then steps[#steps + 1] = { key = "drop:" .. it.id, job = "drop", at = it.at, ref = it.ref } end
+  end
+  local keep = {}
+  for _, s in ipairs(steps) do
+    keep[s.key] = true
+    if not step_done(s.key) then
+      tp.jobs.cancel(s.key)
+      tp.jobs.schedule(s.job, { key = s.key, ref = s.ref }, { at = s.at, key = s.key })
+    end
+  end
+  return keep
+end
+
+local function setup()
+  local now, declared = tp.now(), {}
+  for _, it in ipairs(c.items) do
+    apply(it, now)
+    declared[it.ref] = true
+  end
+  withdraw_removed(declared)
+  schedule_steps()
+  -- a drop removed from the script before it ran must not run
+  for _, row in ipairs(tp.db.query("SELECT ref FROM " .. ITEMS .. " WHERE kind = 'coupon_drop' AND withdrawn = 1")) do
+    tp.jobs.cancel("drop:" .. row.ref:sub(#name + 2))
+  end
+  timeline.write(TIMELINE, c, item_rows(false))
+end
+
+-- ---- jobs
+
+local function event_data()
+  return { campaign = name, title = c.title, starts_at = c.starts_at, ends_at = c.ends_at }
+end
+
+local function start_job()
+  if step_done("start") then return end
+  mark_done("start", "started")
+  tp.events.emit("campaign.started", event_data())
+end
+
+local function end_job()
+  if step_done("end") then return end
+  if not step_done("start") then mark_done("start", "started late: the host was down at the start") end
+  mark_done("end", "ended")
+  tp.events.emit("campaign.ended", event_data())
+end
+
+local function drop_job(job)
+  local key = job.payload.key
+  if step_done(key) then return end
+  local it
+  for _, i in ipairs(c.items) do
+    if i.ref == job.payload.ref then it = i end
+  end
+  local row = tp.db.one("SELECT activity_id FROM " .. ITEMS .. " WHERE ref = ? AND withdrawn = 0", job.payload.ref)
+  if not it or not row then
+    mark_done(key, "skipped: the drop is no longer in the script")
+    return
+  end
+  local res = tp.call("coupons", "issue", row.activity_id, it.users, "campaign:" .. name)
+  mark_done(key, ("issued %d, skipped %d"):format(res.issued or 0, res.skipped or 0))
+end
+
+-- ---- hooks: the script's on = { ... }, while the campaign runs
+
+---What a hook gets besides the event's data.
+local function context()
+  local items = {}
+  for _, row in ipairs(item_rows(false)) do
+    items[row.id] = { kind = row.kind, plugin = row.plugin, activity_id = row.activity_id }
+  end
+  return { name = name, title = c.title, starts_at = c.starts_at, ends_at = c.ends_at, items = items }
+end
+
+local subscribe = {}
+for event, hook in pairs(c.hooks) do
+  subscribe[event] = function(ev)
+    if state() == "running" then hook(ev.data, context()) end
+  end
+end
+
+-- ---- routes
+
+local function view(admin)
+  local items = {}
+  for _, row in ipairs(item_rows(admin)) do
+    items[#items + 1] = { id = row.id, kind = row.kind, plugin = row.plugin, activity_id = row.activity_id,
+      opens_at = row.opens_at, closes_at = row.closes_at, summary = row.summary,
+      withdrawn = admin and row.withdrawn == 1 or nil }
+  end
+  local v = { name = name, title = c.title, description = c.description, state = state(),
+    starts_at = c.starts_at, ends_at = c.ends_at, items = tp.json.array(items) }
+  if admin then
+    v.file = c.r.file
+    v.hooks = tp.json.array(timeline.hook_names(c))
+    v.timeline = tp.json.array(tp.db.query("SELECT at, local_time, what FROM " .. TIMELINE .. " ORDER BY seq"))
+    v.steps = tp.json.array(tp.db.query("SELECT key, done_at, outcome FROM " .. STEPS .. " ORDER BY done_at, key"))
+  end
+  return v
+end
+
+local CAMPAIGN_DOC = { type = "object", description = "a campaign: its window, state and items",
+  properties = { name = { type = "string" }, title = { type = "string" },
+    state = { type = "string", enum = { "scheduled", "running", "ended" } },
+    starts_at = { type = "integer" }, ends_at = { type = "integer" }, items = { type = "array" } } }
+
+return {
+  name = P,
+  version = "script-" .. tp.crypto.sha256(source):sub(1, 12),
+  description = c.title,
+  migrations = {
+    "CREATE TABLE " .. ITEMS .. [[ (ref TEXT PRIMARY KEY, item_id TEXT NOT NULL, kind TEXT NOT NULL,
+      plugin TEXT NOT NULL, activity_id INTEGER NOT NULL, summary TEXT NOT NULL, opens_at INTEGER,
+      closes_at INTEGER, withdrawn INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL)]],
+    "CREATE TABLE " .. STEPS .. " (key TEXT PRIMARY KEY, done_at INTEGER NOT NULL, outcome TEXT NOT NULL)",
+    "CREATE TABLE " .. TIMELINE .. [[ (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, local_time TEXT NOT NULL,
+      what TEXT NOT NULL)]],
+  },
+  setup = setup,
+  jobs = { start = start_job, ["end"] = end_job, drop = drop_job },
+  subscribe = subscribe,
+  routes = {
+    { method = "GET", path = "/campaigns/" .. name, auth = "none", handler = function() return 200, view(false) end,
+      summary = "Campaign " .. name .. ": its window, state and activities", response = CAMPAIGN_DOC },
+    { method = "GET", path = "/campaigns/" .. name, auth = "admin", handler = function() return 200, view(true) end,
+      summary = "Campaign " .. name .. " for operators: also its timeline, steps done and hooks",
+      response = CAMPAIGN_DOC },
+  },
+}

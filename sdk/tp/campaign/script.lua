@@ -1,0 +1,328 @@
+---@diagnostic disable: undefined-global
+-- tp.campaign.script: runs an operator's campaign script and checks what it
+-- declares, so that every mistake is reported as file:line: message before
+-- anything goes live.
+--
+-- The script runs in an environment of its own: the mechanics (flash_sale,
+-- group_buy, bargain, coupons, coupon_drop, and mechanic "name" for any other
+-- plugin that takes part in campaigns), yuan "9.90", campaign { ... } and the
+-- plain Lua it needs (string, table, math without random, pairs, ...). A name
+-- outside it is refused with the line and the closest known name.
+--
+-- What the mechanics say about their settings comes later, when the campaign's
+-- setup hands them over (runtime.lua); line_of() points their complaints at
+-- the field's line too.
+
+local check = require("tp.check")
+local suggest = require("tp.suggest")
+local when = require("tp.when")
+
+local script = {}
+
+---The built-in mechanics: the plugin that runs each and the settings that
+---hold its window (which the script writes as starts/ends in local time).
+local KINDS = {
+  flash_sale = { plugin = "flash_sale", window = { "starts_at", "ends_at" } },
+  group_buy = { plugin = "group_buy", window = { "starts_at", "ends_at" } },
+  bargain = { plugin = "bargain", window = { "starts_at", "ends_at" } },
+  coupons = { plugin = "coupons", window = { "claim_starts_at", "claim_ends_at" } },
+}
+
+---Events the built-in plugins emit: a hook on a name one typo away is refused.
+script.KNOWN_EVENTS = { "order.created", "order.paid", "order.cancelled", "order.refunded",
+  "order.completed", "group.opened", "group.formed", "group.failed", "bargain.started",
+  "bargain.floor_reached", "bargain.closed", "bargain.expired", "friend_assist.completed",
+  "friend_assist.expired", "group_chain.closed", "referral.withdrawal_approved",
+  "campaign.started", "campaign.ended" }
+
+local CAMPAIGN_KEYS = { "title", "description", "starts", "ends", "on" }
+local DROP_KEYS = { "id", "at", "users", "coupon" }
+local MAX_DROP_USERS = 10000
+
+local ITEM = {}      -- metatable of what a mechanic constructor returns
+local CAMPAIGN = {}  -- metatable of what campaign { ... } returns
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+local function split_lines(source)
+  local lines = {}
+  for line in (source .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  return lines
+end
+
+---A reader for one script: its source lines, the error helper and the line finder.
+---@param source string
+---@param chunkname string "@path"
+---@param where fun(): integer? the script's line being run now
+local function reader(source, chunkname, where)
+  local r = { file = chunkname:gsub("^@", ""), lines = split_lines(source), where = where }
+
+  ---Raises "file:line: message".
+  function r.fail(line, fmt, ...)
+    error(("%s:%s: %s"):format(r.file, line or "?", fmt:format(...)), 0)
+  end
+
+  ---The first line matching a Lua pattern, or nil.
+  function r.find_line(pattern)
+    for i, text in ipairs(r.lines) do
+      if text:find(pattern) then return i end
+    end
+  end
+
+  ---The first line in [from, to] that sets key (key = ... or ["key"] = ...),
+  ---or from when there is none (a key built by code).
+  function r.line_of(from, to, key)
+    local plain = "%f[%w_]" .. key:gsub("%p", "%%%0") .. "%s*=[^=]"
+    local quoted = "%[%s*[\"']" .. key:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
+    for i = from, math.min(to, #r.lines) do
+      local text = r.lines[i] .. " "
+      if text:find(plain) or text:find(quoted) then return i end
+    end
+    return from
+  end
+  return r
+end
+
+---yuan "9.90" (or yuan(20)) as integer fen, exactly: no float ever touches it.
+local function yuan_of(r, v)
+  local line = r.where()
+  if math.type(v) == "integer" and v >= 0 and v <= 100000000 then return v * 100 end
+  local whole, frac
+  if type(v) == "string" then whole, frac = v:match("^(%d%d?%d?%d?%d?%d?%d?%d?%d?)%.?(%d?%d?)$") end
+  if not whole or (v:find(".", 1, true) and frac == "") then
+    r.fail(line, "yuan %s: write an amount like \"9.90\" or \"20\" (at most 2 decimals, no sign or comma)",
+      type(v) == "string" and ("%q"):format(v) or tostring(v))
+  end
+  return tonumber(whole) * 100 + tonumber((frac .. "00"):sub(1, 2))
+end
+
+---The environment the script runs in.
+local function environment(r)
+  local env = {
+    string = string, table = table, pairs = pairs, ipairs = ipairs, tostring = tostring,
+    tonumber = tonumber, type = type, select = select, error = error, assert = assert,
+    math = { floor = math.floor, ceil = math.ceil, max = math.max, min = math.min, abs = math.abs,
+             type = math.type, tointeger = math.tointeger, huge = math.huge, maxinteger = math.maxinteger },
+  }
+  local function item(kind, spec)
+    return function(settings)
+      local line = r.where()
+      if type(settings) ~= "table" then
+        r.fail(line, "%s takes a table of settings: %s { ... }", kind, kind)
+      end
+      return setmetatable({ kind = kind, plugin = spec.plugin, window = spec.window,
+                            settings = settings, line = line }, ITEM)
+    end
+  end
+  for kind, spec in pairs(KINDS) do env[kind] = item(kind, spec) end
+  env.coupon_drop = item("coupon_drop", { plugin = "coupons" })
+  env.mechanic = function(plugin)
+    if type(plugin) ~= "string" or not plugin:match("^[a-z][a-z0-9_]*$") then
+      r.fail(r.where(), "mechanic takes a plugin name: mechanic \"friend_assist\" { ... }")
+    end
+    return item(plugin, { plugin = plugin, window = { "starts_at", "ends_at" } })
+  end
+  env.yuan = function(v) return yuan_of(r, v) end
+  env.campaign = function(t)
+    -- `return campaign { ... }` is a tail call: the script's frame is gone
+    local line = r.where() or r.find_line("%f[%w_]campaign%s*[{(]") or 1
+    if type(t) ~= "table" then r.fail(line, "campaign takes a table: campaign { title = ..., ... }") end
+    return setmetatable({ decl = t, line = line }, CAMPAIGN)
+  end
+  local known = sorted_keys(env)
+  return setmetatable(env, {
+    __index = function(_, k)
+      r.fail(r.where(), "unknown name '%s'%s", tostring(k), suggest.hint(tostring(k), known))
+    end,
+    __newindex = function(_, k)
+      r.fail(r.where(), "a campaign script cannot set the global '%s' (use local)", tostring(k))
+    end,
+  })
+end
+
+-- ---- checking what was declared
+
+local function time_field(r, line, value, what)
+  local at, why = when.parse(value)
+  if not at then r.fail(line, "%s %s", what, why) end
+  return at
+end
+
+---The mechanic's settings as its plugin takes them: local times of *_at,
+---*_from and *_until fields as epoch seconds, its window from starts/ends.
+local function settings_of(r, c, it, from, to)
+  local s = {}
+  for _, k in ipairs(sorted_keys(it.settings)) do
+    local v = it.settings[k]
+    local line = type(k) == "string" and r.line_of(from, to, k) or it.line
+    if type(k) ~= "string" then
+      r.fail(line, "%s '%s': settings are named (key = value)", it.kind, it.id)
+    elseif it.window and (k == it.window[1] or k == it.window[2]) then
+      r.fail(line, "%s '%s': write the window as starts/ends in local time, not %s", it.kind, it.id, k)
+    elseif k ~= "id" and k ~= "starts" and k ~= "ends" then
+      if type(v) == "string" and (k:match("_at$") or k:match("_from$") or k:match("_until$")) then
+        v = time_field(r, line, v, ("%s '%s': %s"):format(it.kind, it.id, k))
+      end
+      s[k] = v
+    end
+  end
+  if it.window then
+    local starts = it.settings.starts and time_field(r, r.line_of(from, to, "starts"), it.settings.starts,
+      ("%s '%s': starts"):format(it.kind, it.id)) or c.starts_at
+    local ends = it.settings.ends and time_field(r, r.line_of(from, to, "ends"), it.settings.ends,
+      ("%s '%s': ends"):format(it.kind, it.id)) or c.ends_at
+    if starts < c.starts_at or ends > c.ends_at then
+      r.fail(r.line_of(from, to, starts < c.starts_at and "starts" or "ends"),
+        "%s '%s': its window %s - %s is outside the campaign's %s - %s", it.kind, it.id, when.format(starts),
+        when.format(ends), when.format(c.starts_at), when.format(c.ends_at))
+    end
+    if ends <= starts then r.fail(r.line_of(from, to, "ends"), "%s '%s': ends must be after starts", it.kind, it.id) end
+    s[it.window[1]], s[it.window[2]] = starts, ends
+  end
+  return s
+end
+
+---A coupon drop: a coupon template (settings) and when, and to whom, it is issued.
+local function check_drop(r, c, it, from, to)
+  for _, k in ipairs(sorted_keys(it.settings)) do
+    local known = false
+    for _, d in ipairs(DROP_KEYS) do known = known or d == k end
+    if not known then
+      r.fail(type(k) == "string" and r.line_of(from, to, k) or it.line, "coupon_drop '%s': unknown key '%s'%s",
+        it.id, tostring(k), suggest.hint(tostring(k), DROP_KEYS))
+    end
+  end
+  local d = it.settings
+  it.at = time_field(r, r.line_of(from, to, "at"), d.at, ("coupon_drop '%s': at"):format(it.id))
+  if it.at < c.starts_at or it.at > c.ends_at then
+    r.fail(r.line_of(from, to, "at"), "coupon_drop '%s': at %s is outside the campaign's %s - %s", it.id,
+      when.format(it.at), when.format(c.starts_at), when.format(c.ends_at))
+  end
+  local users_line = r.line_of(from, to, "users")
+  if not check.is_list(d.users) or #d.users == 0 or #d.users > MAX_DROP_USERS then
+    r.fail(users_line, "coupon_drop '%s': users must be a list of 1-%d user ids", it.id, MAX_DROP_USERS)
+  end
+  local seen = {}
+  for i, u in ipairs(d.users) do
+    if not check.is_user_id(u) then
+      r.fail(users_line, "coupon_drop '%s': users[%d] is not a user id (1-64 of A-Z a-z 0-9 _ - : @)", it.id, i)
+    end
+    if seen[u] then r.fail(users_line, "coupon_drop '%s': user %s is listed twice", it.id, u) end
+    seen[u] = true
+  end
+  it.users = d.users
+  if type(d.coupon) ~= "table" then
+    r.fail(r.line_of(from, to, "coupon"), "coupon_drop '%s': coupon must be the coupon's settings { name = ..., kind = ..., ... }", it.id)
+  end
+  it.settings = d.coupon
+  it.settings_of = function() return settings_of(r, c, it, from, to) end
+end
+
+local function check_items(r, c, decl, last_line)
+  local items, ids, per_kind = {}, {}, {}
+  for i, it in ipairs(decl) do
+    if getmetatable(it) ~= ITEM then
+      r.fail(c.line, "entry %d of the campaign is not a mechanic (flash_sale { ... }, coupon_drop { ... }, ...)", i)
+    end
+    items[#items + 1] = it
+  end
+  -- an item's fields sit between its line and the next item's
+  local starts = {}
+  for _, it in ipairs(items) do starts[#starts + 1] = it.line end
+  table.sort(starts)
+  for _, it in ipairs(items) do
+    per_kind[it.kind] = (per_kind[it.kind] or 0) + 1
+    local to = last_line
+    for _, l in ipairs(starts) do
+      if l > it.line then to = l - 1; break end
+    end
+    local id = it.settings.id
+    if id ~= nil and (type(id) ~= "string" or not id:match("^[a-z0-9_%-]+$") or #id > 40) then
+      r.fail(r.line_of(it.line, to, "id"), "%s: id must be 1-40 of a-z 0-9 _ -", it.kind)
+    end
+    it.id = id or ("%s-%d"):format(it.kind, per_kind[it.kind])
+    if ids[it.id] then r.fail(it.line, "%s: a second item with id '%s' (ids name items across edits)", it.kind, it.id) end
+    ids[it.id] = true
+    it.ref = ("%s/%s"):format(c.name, it.id)
+    it.from, it.to = it.line, to
+    if it.kind == "coupon_drop" then
+      check_drop(r, c, it, it.line, to)
+      it.settings = it.settings_of()
+    else
+      it.settings = settings_of(r, c, it, it.line, to)
+    end
+  end
+  return items
+end
+
+local function check_hooks(r, c, on)
+  local hooks = {}
+  if on == nil then return hooks end
+  local line = r.line_of(c.line, #r.lines, "on")
+  if type(on) ~= "table" then r.fail(line, "on must be a table of event name = function(data, campaign) ... end") end
+  for _, name in ipairs(sorted_keys(on)) do
+    local at = type(name) == "string" and r.line_of(line, #r.lines, name) or line
+    if type(name) ~= "string" or not name:match("^[a-z0-9_]+%.[a-z0-9_.%-]+$") then
+      r.fail(at, "on: '%s' is not an event name like \"order.paid\"", tostring(name))
+    end
+    local known = false
+    for _, e in ipairs(script.KNOWN_EVENTS) do known = known or e == name end
+    local typo = not known and suggest.closest(name, script.KNOWN_EVENTS)
+    if typo then r.fail(at, "on: no plugin emits '%s' (did you mean '%s'?)", name, typo) end
+    if type(on[name]) ~= "function" then
+      r.fail(at, "on[\"%s\"] must be a function(data, campaign) ... end", name)
+    end
+    hooks[name] = on[name]
+  end
+  return hooks
+end
+
+---Runs the script and checks it. Returns the campaign: name, title,
+---description, starts_at, ends_at, items (kind, plugin, id, ref, settings,
+---line, from, to; a coupon drop also at and users), hooks (event -> function)
+---and the reader r (r.fail, r.line_of for the mechanics' complaints).
+---@param source string
+---@param chunkname string
+---@param name string
+---@param where fun(): integer?
+function script.read(source, chunkname, name, where)
+  local r = reader(source, chunkname, where)
+  local chunk, err = load(source, chunkname, "t", environment(r))
+  if not chunk then error(err, 0) end
+  local result = chunk()
+  if getmetatable(result) ~= CAMPAIGN then
+    r.fail(#r.lines, "the script must end with: return campaign { ... }")
+  end
+  local decl = result.decl
+  local c = { name = name, line = result.line, r = r }
+  for _, k in ipairs(sorted_keys(decl)) do
+    if math.type(k) ~= "integer" then
+      local known = false
+      for _, ck in ipairs(CAMPAIGN_KEYS) do known = known or ck == k end
+      if not known then
+        r.fail(type(k) == "string" and r.line_of(c.line, #r.lines, k) or c.line, "campaign: unknown key '%s'%s",
+          tostring(k), suggest.hint(tostring(k), CAMPAIGN_KEYS))
+      end
+    end
+  end
+  if type(decl.title) ~= "string" or #decl.title < 1 or #decl.title > 100 then
+    r.fail(r.line_of(c.line, #r.lines, "title"), "campaign: title must be a text of 1-100 bytes")
+  end
+  if decl.description ~= nil and (type(decl.description) ~= "string" or #decl.description > 1000) then
+    r.fail(r.line_of(c.line, #r.lines, "description"), "campaign: description must be a text of at most 1000 bytes")
+  end
+  c.title, c.description = decl.title, decl.description
+  c.starts_at = time_field(r, r.line_of(c.line, #r.lines, "starts"), decl.starts, "campaign: starts")
+  c.ends_at = time_field(r, r.line_of(c.line, #r.lines, "ends"), decl.ends, "campaign: ends")
+  if c.ends_at <= c.starts_at then r.fail(r.line_of(c.line, #r.lines, "ends"), "campaign: ends must be after starts") end
+  c.items = check_items(r, c, decl, #r.lines)
+  c.hooks = check_hooks(r, c, decl.on)
+  return c
+end
+
+return script
