@@ -14,6 +14,7 @@
 --   lib/release.lua     release_order / reclaim_order (the orders contract)
 --   lib/deadlines.lua   every duration, from the activity's config
 --   lib/activities.lua  the operator's activities
+--   lib/campaign.lua    a campaign script's activities (campaign_apply, campaign_withdraw)
 
 ---@class GroupBuyConfig
 ---@field group_ttl_seconds integer? default time a group stays open (86400)
@@ -21,6 +22,7 @@
 
 local check = require("tp.check")
 local activities = require("lib.activities")
+local campaign = require("lib.campaign")
 local closing = require("lib.closing")
 local groups = require("lib.groups")
 local join = require("lib.join")
@@ -82,11 +84,7 @@ end
 -- ---- operators
 
 local function create_activity(req)
-  local a = activities.from_body(check.body(req.body, true))
-  activities.validate(a)
-  local sku = activities.check_sku(a)
-  a.title = a.title or sku.title
-  local id = activities.save(a)
+  local id = activities.create(check.body(req.body, true))
   return 201, activities.shape(activities.load(id), tp.now())
 end
 
@@ -96,10 +94,7 @@ local function update_activity(req)
   local b = check.body(req.body, true)
   local a = activities.load(req.params.id)
   if not a then tp.fail(404, "activity_not_found", "no such group buy") end
-  a = activities.merge(a, b)
-  activities.validate(a)
-  activities.check_sku(a)
-  activities.save(a)
+  activities.change(a, b)
   return 200, activities.shape(activities.load(a.id), tp.now())
 end
 
@@ -168,7 +163,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = { description = "a retried request w
 
 return {
   name = "group_buy",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
   migrations = {
     [[
@@ -243,6 +238,16 @@ return {
       PRIMARY KEY (activity_id, user)
     ) WITHOUT ROWID;
     ]],
+    -- which activity each campaign item (ref) made: a second apply changes it
+    [[
+    CREATE TABLE group_buy_campaign_items (
+      ref TEXT PRIMARY KEY,
+      activity_id INTEGER NOT NULL,
+      campaign TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      withdrawn_at INTEGER
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/group-buys", auth = "none", handler = list_public,
@@ -292,5 +297,7 @@ return {
   exports = {
     release_order = release.release_order,
     reclaim_order = release.reclaim_order,
+    campaign_apply = campaign.apply,
+    campaign_withdraw = campaign.withdraw,
   },
 }

@@ -30,6 +30,7 @@ activities.COLUMNS = [[id, sku, title, group_size, price_fen, leader_price_fen, 
   unpaid_timeout_seconds, starts_at, ends_at, per_user_limit, per_order_limit, virtual_fill,
   virtual_fill_min_percent, new_users_only, status, created_at, updated_at]]
 
+---Every field of the create body; a PATCH takes the same ones (sku only unchanged).
 local FIELDS = { sku = true, title = true, group_size = true, price_fen = true,
   leader_price_fen = true, group_ttl_seconds = true, unpaid_timeout_seconds = true,
   starts_at = true, ends_at = true, per_user_limit = true, per_order_limit = true,
@@ -157,6 +158,45 @@ function activities.merge(a, b)
   end
   return a
 end
+
+---Creates an activity from a create body; returns its id. POST /group-buys
+---and a campaign's first apply of an item.
+---@param b table
+---@return integer
+function activities.create(b)
+  local a = activities.from_body(b)
+  activities.validate(a)
+  local sku = activities.check_sku(a)
+  a.title = a.title or sku.title
+  return activities.save(a)
+end
+
+---Changes activity a by b: a PATCH body (what it leaves out stays) or, with
+---whole, a create body (what it leaves out takes its default, as on create: a
+---campaign applying its item again). Never the SKU. PATCH /group-buys/{id}
+---and a campaign's later applies.
+---@param a GroupBuyActivity
+---@param b table
+---@param whole boolean?
+function activities.change(a, b, whole)
+  if whole then
+    if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
+    local id, sku = a.id, a.sku
+    a = activities.from_body(b)
+    a.id, a.sku = id, sku
+  else
+    a = activities.merge(a, b)
+  end
+  activities.validate(a)
+  local sku = activities.check_sku(a)
+  a.title = a.title or sku.title
+  activities.save(a)
+end
+
+---What a campaign item may set: the create body but status, which apply and
+---withdraw own.
+activities.SETTINGS = {}
+for field in pairs(FIELDS) do activities.SETTINGS[field] = field ~= "status" or nil end
 
 ---Writes the activity; returns its id.
 ---@param a table

@@ -1,0 +1,62 @@
+-- A campaign script's group buys (README "Campaigns"): campaign_apply and
+-- campaign_withdraw, on the operator's create and PATCH paths.
+
+local check = require("tp.check")
+local money = require("tp.money")
+local activities = require("lib.activities")
+local campaign_items = require("lib.campaign_items")
+
+local items = campaign_items.of("group_buy_campaign_items", "activity_id")
+
+local campaign = {}
+
+---A duration as a person says it: "24 h", "90 min", "45 s".
+---@param seconds integer
+---@return string
+local function duration(seconds)
+  if seconds % 3600 == 0 then return ("%d h"):format(seconds // 3600) end
+  if seconds % 60 == 0 then return ("%d min"):format(seconds // 60) end
+  return ("%d s"):format(seconds)
+end
+
+---One line for a campaign's preview:
+---"group buy #2: groups of 3 for tea-002 at ¥59.00, 24 h to fill", with
+---" (leader ¥49.00)" after the price when the leader pays another.
+local function summary(a)
+  local leader = a.leader_price_fen and (" (leader %s)"):format(money.yuan(a.leader_price_fen)) or ""
+  return ("group buy #%d: groups of %d for %s at %s%s, %s to fill"):format(a.id, a.group_size, a.sku,
+    money.yuan(a.price_fen), leader, duration(a.group_ttl_seconds))
+end
+
+---exports.campaign_apply(ref, settings): creates the group buy of campaign
+---item ref, or changes the one it made (by the rules of a PATCH, with what
+---settings leave out back at its default), and makes it active again if it was
+---withdrawn. opens_at/closes_at: starts_at/ends_at.
+---@param ref string
+---@param settings table the fields of POST /group-buys but status
+---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
+function campaign.apply(ref, settings)
+  local id = items:find(ref)
+  check.only(check.body(settings, true), activities.SETTINGS)
+  local b = { status = "active" }
+  for k, v in pairs(settings) do b[k] = v end
+  if id then activities.change(activities.load(id), b, true) else id = activities.create(b) end
+  items:remember(ref, id)
+  local a = activities.load(id)
+  return { id = id, summary = summary(a), opens_at = a.starts_at, closes_at = a.ends_at }
+end
+
+---exports.campaign_withdraw(ref): disables the group buy of campaign item ref
+---(as an operator's PATCH status = disabled does: no new orders; groups in
+---flight still form, fill or fail and refund); false if this campaign has no
+---item ref.
+---@param ref string
+---@return boolean
+function campaign.withdraw(ref)
+  local id = items:withdraw(ref)
+  if not id then return false end
+  tp.db.exec("UPDATE group_buy_activities SET status = 'disabled', updated_at = ? WHERE id = ?", tp.now(), id)
+  return true
+end
+
+return campaign
