@@ -8,9 +8,11 @@
 -- records the seed and draw that made it, so an operator can replay them.
 -- Who may cut and the cut: lib/help.lua; the arithmetic: lib/cuts.lua; the
 -- states after the cuts: lib/lifecycle.lua; the operator's side:
--- lib/activities.lua; the replay: lib/replay.lua.
+-- lib/activities.lua; the replay: lib/replay.lua; a campaign script's
+-- activities (campaign_apply, campaign_withdraw): lib/campaign.lua.
 
 local activities = require("lib.activities")
+local campaign = require("lib.campaign")
 local help = require("lib.help")
 local lifecycle = require("lib.lifecycle")
 local replay = require("lib.replay")
@@ -94,7 +96,7 @@ local BARGAIN_RESPONSE = { type = "object", description = "a bargain: price_fen 
 
 return {
   name = "bargain",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "bargains (砍价): friends cut the price to a floor in random whole fen; the initiator buys",
   migrations = {
     [[
@@ -170,6 +172,16 @@ return {
       PRIMARY KEY (activity_id, user)
     ) WITHOUT ROWID;
     ]],
+    -- which activity each campaign item (ref) made: a second apply changes it
+    [[
+    CREATE TABLE bargain_campaign_items (
+      ref TEXT PRIMARY KEY,
+      activity_id INTEGER NOT NULL,
+      campaign TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      withdrawn_at INTEGER
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/bargain/activities", auth = "none", handler = activities.list_public,
@@ -215,5 +227,7 @@ return {
   exports = {
     release_order = lifecycle.release_order,
     reclaim_order = lifecycle.reclaim_order,
+    campaign_apply = campaign.apply,
+    campaign_withdraw = campaign.withdraw,
   },
 }

@@ -90,11 +90,9 @@ local function read_body(body)
   return out
 end
 
----POST /bargain/activities
-function activities.create(req)
-  local b = read_body(req.body)
-  local a = rules.defaults()
-  for k, v in pairs(b) do a[k] = v end
+---Fills what a whole activity leaves out from the catalog (the list price as
+---original_price_fen, the SKU's title), checks it and writes it; returns its id.
+local function finish(a)
   check.ident(a.sku, "sku", 64)
   local sku = tp.call("catalog", "sku", a.sku)
   if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
@@ -102,22 +100,62 @@ function activities.create(req)
   a.title = a.title or sku.title
   rules.check(a)
   check_sku(a)
-  local id = save(a)
+  return save(a)
+end
+
+---A whole activity from a body: the defaults, then what the body says.
+local function whole(b)
+  local a = rules.defaults()
+  for k, v in pairs(b) do a[k] = v end
+  return a
+end
+
+---Creates an activity from a create body; returns its id. POST
+---/bargain/activities and a campaign's first apply of an item.
+---@param body table
+---@return integer
+function activities.create_from(body)
+  return finish(whole(read_body(body)))
+end
+
+---Changes activity a (its row) by body: a PATCH body (what it leaves out
+---stays) or, with replace, a create body (what it leaves out takes its default,
+---as on create: a campaign applying its item again). Never the SKU; bargains in
+---progress keep their own rules. PATCH /bargain/activities/{id} and a
+---campaign's later applies.
+---@param a table
+---@param body table
+---@param replace boolean?
+function activities.change(a, body, replace)
+  local b = read_body(body)
+  if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
+  if replace then
+    local id, sku = a.id, a.sku
+    a = whole(b)
+    a.id, a.sku = id, sku
+    finish(a)
+    return
+  end
+  for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] == 1 end
+  for k, v in pairs(b) do a[k] = v end
+  rules.check(a)
+  check_sku(a)
+  save(a)
+end
+
+---POST /bargain/activities
+function activities.create(req)
+  local id = activities.create_from(req.body)
   return 201, with_stats(activities.load(id), tp.now())
 end
 
 ---PATCH /bargain/activities/{id}: any field but the SKU; bargains in progress
 ---keep their own rules.
 function activities.update(req)
-  local b = read_body(req.body)
+  check.body(req.body, true)
   local a = activities.load(req.params.id)
   if not a then tp.fail(404, "activity_not_found", "no such bargain activity") end
-  if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
-  for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] == 1 end
-  for k, v in pairs(b) do a[k] = v end
-  rules.check(a)
-  check_sku(a)
-  save(a)
+  activities.change(a, req.body)
   return 200, with_stats(activities.load(a.id), tp.now())
 end
 
