@@ -88,7 +88,7 @@ local PAGE_QUERY = {
 
 return {
   name = "friend_assist",
-  version = "0.1.0",
+  version = "0.2.0",
   description = "Friend assist (好友助力): N friends assist a user's drive to unlock a reward",
 
   -- applied once each, in order; append new ones, never edit a released one

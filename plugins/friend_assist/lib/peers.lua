@@ -47,23 +47,31 @@ function peers.coupons_problem()
   return nil
 end
 
----Gives user one coupon of template_id, inside this transaction. Any refusal
----by coupons (sold out, paused, limit) is re-raised as 409 reward_unavailable,
----which rolls back the completing assist too: a drive completes only with its reward.
+---Gives user one coupon of template_id, inside this transaction, through
+---coupons' issue(template_id, users, source) export; source names the drive
+---("friend_assist:drive:12"), which coupons keeps on the coupon. Any refusal by
+---coupons (paused, expired, sold out), or the user already holding as many
+---coupons of the template as it allows (issue skips them), is re-raised as 409
+---reward_unavailable, which rolls back the completing assist too: a drive
+---completes only with its reward.
 ---@param template_id integer
 ---@param user string
 ---@param drive_id integer
----@return integer|nil coupon_id
+---@return integer coupon_id
 function peers.issue_coupon(template_id, user, drive_id)
-  local ok, result = pcall(tp.call, "coupons", peers.COUPON_EXPORT, template_id, user,
-                           { source = "friend_assist", reference = "drive:" .. drive_id })
+  local ok, result = pcall(tp.call, "coupons", peers.COUPON_EXPORT, template_id, { user },
+                           "friend_assist:drive:" .. drive_id)
   if not ok then
     tp.log("warn", "coupons.issue failed", { error = message_of(result), drive_id = drive_id })
     tp.fail(409, "reward_unavailable", "the reward coupon cannot be given right now; nothing was recorded",
       { reason = type(result) == "table" and result.code or "coupons_failed" })
   end
-  if type(result) == "table" then return math.tointeger(result.id or result.coupon_id) end
-  return math.tointeger(result)
+  local coupon = result.coupons[1]
+  if not coupon then  -- skipped: the initiator holds per_user_limit of the template already
+    tp.fail(409, "reward_unavailable", "the initiator already holds as many of the reward coupon as it allows",
+      { reason = "limit_reached" })
+  end
+  return coupon.coupon_id
 end
 
 return peers

@@ -1,5 +1,5 @@
 -- friend_assist: drives, assists, the single reward, refusals, frozen rules and expiry,
--- with orders (new users), payments (to make a user not new) and coupons enabled.
+-- with orders (new users), payments (to make a user not new) and coupons (coupon rewards) enabled.
 -- The kit is sequential: races are covered by the conditional statements (lib/assist.lua),
 -- not by these tests.
 
@@ -89,12 +89,10 @@ describe("creating a campaign", function()
     expect(kit.query("SELECT count(*) AS n FROM friend_assist_campaigns")[1].n).to_be(before)
   end)
 
-  it("refuses a coupon reward while the coupons plugin has no issue export", function()
-    -- plugins/coupons exports quote/lock/unlock/consume/relock only (see README "Caveats")
+  it("accepts a coupon reward now that coupons exports issue", function()
     local res = campaign({ reward = { kind = "coupon", template_id = 1 } })
-    expect(res.status).to_be(409)
-    expect(res.body.error.code).to_be("coupons_unavailable")
-    expect(res.body.error.message).to_contain("no 'issue' export")
+    expect(res.status).to_be(201)
+    expect(res.body.reward).to_equal({ kind = "coupon", template_id = 1 })
   end)
 end)
 
@@ -336,5 +334,51 @@ describe("the expiry job", function()
     expect(counts).to_equal({ open = 0, completed = 0, expired = 1 })
     -- with drives_per_user = 1, an expired drive has used the user's start
     expect(code_of(start("late_starter", id))).to_be("drive_limit_reached")
+  end)
+end)
+
+describe("a coupon reward", function()
+  ---A coupon template of total coupons, one per user; returns its id.
+  local function template(total)
+    local res = kit.admin():post("/coupons/templates", { name = "¥10 off", kind = "fixed", amount_off_fen = 1000,
+      valid_days = 7, total_quantity = total })
+    assert(res.status == 201, "template: " .. tostring(res.status))
+    return res.body.id
+  end
+
+  it("is a coupon of the template, issued through coupons when the drive completes", function()
+    local tid = template(10)
+    local id = campaign_id({ friends_needed = 1, reward = { kind = "coupon", template_id = tid } })
+    local share = share_id("cora", id)
+    local res = assist("cole", share)
+    expect(res.status).to_be(201)
+    expect(res.body.completed).to_be(true)
+    local drive_id = kit.query("SELECT id FROM friend_assist_drives WHERE share_id = ?", share)[1].id
+    local coupons = kit.query([[SELECT id, user, source, issued_for FROM coupons_coupons
+      WHERE template_id = ?]], tid)
+    expect(#coupons).to_be(1)
+    expect({ coupons[1].user, coupons[1].source, coupons[1].issued_for })
+      .to_equal({ "cora", "issue", "friend_assist:drive:" .. drive_id })
+    expect(kit.query("SELECT coupon_id FROM friend_assist_rewards WHERE drive_id = ?", drive_id))
+      .to_equal({ { coupon_id = coupons[1].id } })
+    expect(kit.user("cora"):get("/friend_assist/me/drives").body.items[1].granted.coupon_id).to_be(coupons[1].id)
+    expect(kit.user("cora"):get("/coupons/mine").body.items[1].id).to_be(coupons[1].id)
+  end)
+
+  it("undoes the completing assist when coupons cannot give the coupon", function()
+    local tid = template(1)
+    local id = campaign_id({ friends_needed = 1, drives_per_user = 2, reward = { kind = "coupon", template_id = tid } })
+    expect(assist("dex", share_id("dana", id)).body.completed).to_be(true)
+    -- the template's one coupon is gone: the next completing assist is refused and leaves nothing
+    local share = share_id("dora", id)
+    local err = expect(assist("dex2", share)).to_be_error(409, "reward_unavailable")
+    expect(err.details).to_equal({ reason = "insufficient_quantity" })
+    local d = kit.query("SELECT state, assists FROM friend_assist_drives WHERE share_id = ?", share)[1]
+    expect({ d.state, d.assists }).to_equal({ "open", 0 })
+    -- dana holds the template's one-per-user coupon already: skipped by coupons, refused here
+    kit.admin():patch("/coupons/templates/" .. tid, { total_quantity = 5 })
+    err = expect(assist("dex3", share_id("dana", id))).to_be_error(409, "reward_unavailable")
+    expect(err.details).to_equal({ reason = "limit_reached" })
+    expect(assist("dex2", share).body.completed).to_be(true)
   end)
 end)
