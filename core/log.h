@@ -14,7 +14,8 @@
 
 #include "buf.h"
 
-typedef enum { TP_LOG_DEBUG, TP_LOG_INFO, TP_LOG_WARN, TP_LOG_ERROR } tp_log_level;
+/* TP_LOG_OFF is only a minimum level: a command that reports for itself logs nothing. */
+typedef enum { TP_LOG_DEBUG, TP_LOG_INFO, TP_LOG_WARN, TP_LOG_ERROR, TP_LOG_OFF } tp_log_level;
 
 void tp_log_set_level(tp_log_level min);
 int tp_log_parse_level(const char *name, tp_log_level *out);  /* 0 or -1 */

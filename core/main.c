@@ -10,6 +10,7 @@
 
 #include "adminclient.h"
 #include "apidoc.h"
+#include "campaign.h"
 #include "check.h"
 #include "clock.h"
 #include "config.h"
@@ -37,6 +38,7 @@ static const char usage_main[] =
     "  api       print the plugin API as LuaLS stubs or a Markdown reference\n"
     "  new       scaffold a plugin: tidepool new plugin NAME [--dir DIR]\n"
     "  check     load a plugin folder without serving it and report its problems\n"
+    "  campaign  check or preview a campaign script against a copy of the brand's data\n"
     "  version   print the version\n"
     "  help      show help for a command: tidepool help serve\n"
     "\n"
@@ -437,6 +439,7 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "api") == 0) rc = tpd_cmd_api(argc - 2, argv + 2);
   else if (strcmp(cmd, "new") == 0) rc = tpn_cmd_new(argc - 2, argv + 2);
   else if (strcmp(cmd, "check") == 0) rc = tpk_cmd_check(argc - 2, argv + 2);
+  else if (strcmp(cmd, "campaign") == 0) rc = tpn_cmd_campaign(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
@@ -446,6 +449,8 @@ int main(int argc, char **argv) {
           : strcmp(topic, "token") == 0  ? usage_token
           : strcmp(topic, "config") == 0 ? usage_config
           : strcmp(topic, "reload") == 0 ? usage_reload
+          : strcmp(topic, "check") == 0 ? tpk_usage_check
+          : strcmp(topic, "campaign") == 0 ? tpn_usage_campaign
                                          : usage_main,
           stdout);
     rc = 0;

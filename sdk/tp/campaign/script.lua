@@ -5,9 +5,10 @@
 --
 -- The script runs in an environment of its own: the mechanics (flash_sale,
 -- group_buy, bargain, coupons, coupon_drop, and mechanic "name" for any other
--- plugin that takes part in campaigns), yuan "9.90", campaign { ... } and the
--- plain Lua it needs (string, table, math without random, pairs, ...). A name
--- outside it is refused with the line and the closest known name.
+-- plugin that takes part in campaigns), yuan "9.90", campaign { ... }, tp and
+-- require for the hooks, and the plain Lua it needs (string, table, math
+-- without random, pairs, ...). A name outside it is refused with the line and
+-- the closest known name.
 --
 -- What the mechanics say about their settings comes later, when the campaign's
 -- setup hands them over (runtime.lua); line_of() points their complaints at
@@ -104,6 +105,7 @@ end
 ---The environment the script runs in.
 local function environment(r)
   local env = {
+    tp = tp, require = require,  -- for hooks; tp's own context checks keep load-time code honest
     string = string, table = table, pairs = pairs, ipairs = ipairs, tostring = tostring,
     tonumber = tonumber, type = type, select = select, error = error, assert = assert,
     math = { floor = math.floor, ceil = math.ceil, max = math.max, min = math.min, abs = math.abs,
