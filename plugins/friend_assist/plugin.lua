@@ -15,12 +15,15 @@
 --   GET   /friend_assist/me/drives                 my drives with what they granted
 -- Job: expire {drive_id}, keyed drive:<id>, at the drive's deadline.
 -- Events: friend_assist.completed, friend_assist.expired.
+-- Exports: campaign_apply, campaign_withdraw (a campaign script's items).
 -- Logic lives in lib/: campaigns (operator), drives (start, views, expiry),
--- assist (guards and reward), peers (orders and coupons), util.
+-- assist (guards and reward), peers (orders and coupons), campaign_script
+-- (the exports), util.
 
 local campaigns = require("lib.campaigns")
 local drives = require("lib.drives")
 local assist = require("lib.assist")
+local campaign_script = require("lib.campaign_script")
 
 -- ---- route docs (OpenAPI)
 
@@ -88,7 +91,7 @@ local PAGE_QUERY = {
 
 return {
   name = "friend_assist",
-  version = "0.2.0",
+  version = "0.3.0",
   description = "Friend assist (好友助力): N friends assist a user's drive to unlock a reward",
 
   -- applied once each, in order; append new ones, never edit a released one
@@ -169,6 +172,16 @@ return {
       granted_at INTEGER NOT NULL
     );
     ]],
+    -- which friend-assist campaign each campaign script item (ref) made: a second apply changes it
+    [[
+    CREATE TABLE friend_assist_campaign_items (
+      ref TEXT PRIMARY KEY,
+      assist_campaign_id INTEGER NOT NULL,
+      campaign TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      withdrawn_at INTEGER
+    ) WITHOUT ROWID;
+    ]],
   },
 
   routes = {
@@ -214,4 +227,9 @@ return {
   },
 
   jobs = { expire = drives.expire },
+
+  exports = {
+    campaign_apply = campaign_script.apply,
+    campaign_withdraw = campaign_script.withdraw,
+  },
 }

@@ -5,8 +5,9 @@
 -- making another. The row keeps the campaign (tp.caller()) that owns the ref.
 --
 -- The mechanics that take campaign items (flash_sale, coupons, group_buy,
--- bargain) each carry this file: a plugin may only touch its own tables, and
--- the SDK has no shared home for it yet. Keep the copies identical.
+-- bargain, friend_assist) each carry this file: a plugin may only touch its
+-- own tables, and the SDK has no shared home for it yet. Keep the copies
+-- identical.
 
 local check = require("tp.check")
 

@@ -149,18 +149,22 @@ local function params_of(c, now)
   }
 end
 
----POST /friend_assist/campaigns (admin) -> 201 FriendAssistCampaign
-function campaigns.create(req)
-  local body = check.body(req.body, true)
+---A whole campaign from a create body: the defaults (starts_at as given: now,
+---or for a campaign that exists the start it has), then what the body says.
+local function with_defaults(body, starts_at)
+  local c = { status = "active", starts_at = starts_at, drives_per_user = 1, assists_per_friend = 1 }
+  for k, v in pairs(body) do c[k] = v end
+  return c
+end
+
+---Creates a campaign from a create body; returns its id. POST
+---/friend_assist/campaigns and a campaign script's first apply of an item.
+---@param body table
+---@return integer
+function campaigns.create_from(body)
   check.only(body, FIELDS)
   local now = tp.now()
-  local c = {}
-  for k, v in pairs(body) do c[k] = v end
-  c.status = c.status or "active"
-  c.starts_at = c.starts_at or now
-  c.drives_per_user = c.drives_per_user or 1
-  c.assists_per_friend = c.assists_per_friend or 1
-  check_rules(c)
+  local c = check_rules(with_defaults(body, now))
   if c.ends_at <= now then check.field_error("ends_at", "must be in the future") end
   check_peers(c, body)
   local row = tp.db.one([[INSERT INTO friend_assist_campaigns (name, status, reward_kind,
@@ -171,22 +175,34 @@ function campaigns.create(req)
       :friends_needed, :drive_seconds, :starts_at, :ends_at, :drives_per_user, :assists_per_friend,
       :new_users_only, :friend_once_per_day, :now, :now)
     RETURNING id]], params_of(c, now))
-  return 201, campaigns.with_counts(campaigns.load(row.id))
+  return row.id
 end
 
----PATCH /friend_assist/campaigns/{id} (admin): any field; the result is
----checked whole. Drives already started keep the rules they started with.
-function campaigns.update(req)
-  local body = check.body(req.body, true)
+---Changes campaign current by body: a PATCH body (what it leaves out stays)
+---or, with whole, a create body (what it leaves out takes its default, but
+---starts_at, which keeps the campaign's start: a campaign script applying its
+---item again). The result is checked whole; a new ends_at must be in the
+---future. Drives already started keep the rules they started with.
+---@param current FriendAssistCampaign
+---@param body table
+---@param whole boolean?
+function campaigns.change(current, body, whole)
   check.only(body, FIELDS)
-  local current = campaigns.load(req.params.id)
-  if not current then tp.fail(404, "campaign_not_found", "no such friend-assist campaign") end
-  local c = {}
-  for k, v in pairs(current) do c[k] = v end
-  for k, v in pairs(body) do c[k] = v end
+  local c
+  if whole then
+    c = with_defaults(body, current.starts_at)
+  else
+    c = {}
+    for k, v in pairs(current) do c[k] = v end
+    for k, v in pairs(body) do c[k] = v end
+  end
   check_rules(c)
+  local now = tp.now()
+  if whole and c.ends_at ~= current.ends_at and c.ends_at <= now then
+    check.field_error("ends_at", "must be in the future")
+  end
   check_peers(c, body)
-  local p = params_of(c, tp.now())
+  local p = params_of(c, now)
   p.id = current.id
   p.updated_at = current.updated_at
   -- conditional on the version read: a PATCH racing another one is refused, not merged blindly
@@ -198,6 +214,22 @@ function campaigns.update(req)
       friend_once_per_day = :friend_once_per_day, updated_at = :now
     WHERE id = :id AND updated_at = :updated_at]], p)
   if changed ~= 1 then tp.fail(409, "campaign_changed", "the campaign changed meanwhile; read it and retry") end
+end
+
+---POST /friend_assist/campaigns (admin) -> 201 FriendAssistCampaign
+function campaigns.create(req)
+  local id = campaigns.create_from(check.body(req.body, true))
+  return 201, campaigns.with_counts(campaigns.load(id))
+end
+
+---PATCH /friend_assist/campaigns/{id} (admin): any field; the result is
+---checked whole. Drives already started keep the rules they started with.
+function campaigns.update(req)
+  local body = check.body(req.body, true)
+  check.only(body, FIELDS)
+  local current = campaigns.load(req.params.id)
+  if not current then tp.fail(404, "campaign_not_found", "no such friend-assist campaign") end
+  campaigns.change(current, body)
   return 200, campaigns.with_counts(campaigns.load(current.id))
 end
 
@@ -232,5 +264,10 @@ function campaigns.list(req)
   for _, row in ipairs(rows) do items[#items + 1] = shape(row) end
   return 200, { items = items, next_after = #items == limit and items[#items].id or nil }
 end
+
+---What a campaign script's item may set: the create body but status, which
+---campaign_apply and campaign_withdraw own.
+campaigns.SETTINGS = {}
+for field in pairs(FIELDS) do campaigns.SETTINGS[field] = field ~= "status" or nil end
 
 return campaigns

@@ -4,7 +4,7 @@
 -- <plugin>/test/plugins on the test's plugin path). Each admin route makes one
 -- tp.call a campaign makes, in the route's transaction, and answers what the
 -- export returned; a refusal comes back as the export raised it. The same file
--- is in flash_sale, coupons, group_buy and bargain's test/plugins.
+-- is in flash_sale, coupons, group_buy, bargain and friend_assist's test/plugins.
 
 ---POST /campaign_probe/apply {plugin, ref, settings}
 local function apply(req)
