@@ -8,6 +8,8 @@
 -- checks refuse it like any other wrong value unless the caller maps it to nil
 -- first with check.present(v) (or tests it with check.absent(v)).
 
+local suggest = require("tp.suggest")
+
 local check = {}
 
 local MAX_INT = 1000000000000  -- 10^12: far above any price or count, far below 2^53
@@ -67,32 +69,10 @@ function check.body(body, object_only)
   return body
 end
 
----Edit distance between a and b (insertions, deletions, substitutions and
----swaps of two neighbours each cost 1): how far a typo is from a name.
----@param a string
----@param b string
----@return integer
-function check.distance(a, b)
-  local prev2, prev, row = {}, {}, {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    row = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      row[j] = math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
-      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
-        row[j] = math.min(row[j], prev2[j - 2] + 1)
-      end
-    end
-    prev2, prev = prev, row
-  end
-  return prev[#b]
-end
-
 ---The name of allowed (a set) that name most likely misspells, or nil: the
----nearest by check.distance if it is within a third of the name's length (at
----least 2), else the shortest that begins with name ("per_user" -> "per_user_limit").
----Ties go to the name first in sorted order, so the answer never varies.
+---nearest by edit distance if it is close enough to be a typo (tp.suggest),
+---else the shortest that begins with name ("per_user" -> "per_user_limit").
+---Names are tried in sorted order, so the answer never varies.
 ---@param name string
 ---@param allowed table<string, any>
 ---@return string|nil
@@ -102,11 +82,7 @@ function check.suggest(name, allowed)
     if type(k) == "string" then names[#names + 1] = k end
   end
   table.sort(names)
-  local best, best_d = nil, math.max(2, #name // 3) + 1
-  for _, k in ipairs(names) do
-    local d = check.distance(name, k)
-    if d < best_d then best, best_d = k, d end
-  end
+  local best = suggest.closest(name, names)
   if best or #name < 3 then return best end
   for _, k in ipairs(names) do  -- the shortest that begins with name
     if k:sub(1, #name) == name and (not best or #k < #best) then best = k end
