@@ -2,7 +2,8 @@
 # Seeds the demo brand on a running host, once (what exists is left alone): in
 # both tenants, leaf and leaf-rehearsal, three products, a coupon, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
-# shopping guide. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
+# shopping guide; then it reloads the Double 12 campaign, which needs those
+# products. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
 #
 #   bash tools/demo_seed.sh http://127.0.0.1:8080 demo-only-leaf-admin-key
 set -euo pipefail
@@ -57,6 +58,8 @@ seed() {
     post /admin/$t/referral/stores '{"id":"hz-west","name":"West Lake store"}'
     post /admin/$t/referral/distributors '{"user":"guide-mei","kind":"guide","store":"hz-west"}'
   fi
+  # the campaign scripts: refused at the first start (no products yet), loaded now
+  post /admin/$t/reload '{"plugin":"campaign_double12"}'
 }
 seed leaf
 seed leaf-rehearsal

@@ -20,6 +20,12 @@ local function leaf_plugins()
   }
 end
 
+-- The brand's campaign scripts (scripts/demo/campaigns/): each runs as plugin
+-- campaign_<file name>. A campaign naming a SKU the catalog lacks is refused
+-- with its file:line and retried by the next reload (tools/demo_seed.sh
+-- reloads after it creates the products).
+local leaf_campaigns = { "campaigns/double12.lua" }
+
 return {
   listen = env("TIDEPOOL_LISTEN", "127.0.0.1:8080"),
   data_dir = env("TIDEPOOL_DATA_DIR", "../../data/demo"),
@@ -43,6 +49,7 @@ return {
       api_keys = { env("LEAF_API_KEY", "demo-only-leaf-admin-key") },
       timezone = "Asia/Shanghai",
       plugins = leaf_plugins(),
+      campaigns = leaf_campaigns,
     },
     -- the same brand on the test clock (POST /admin/leaf-rehearsal/clock/advance):
     -- operators rehearse a 24-hour group buy or a 7-day commission window in seconds
@@ -53,6 +60,7 @@ return {
       timezone = "Asia/Shanghai",
       clock = "manual",
       plugins = leaf_plugins(),
+      campaigns = leaf_campaigns,
     },
   },
 }

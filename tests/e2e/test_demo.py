@@ -116,5 +116,33 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         demo.stop()
 
 
+def campaign_cli(demo, mode, script):
+    env = dict(os.environ, TIDEPOOL_DATA_DIR=os.path.join(demo.dir, "data"))
+    return subprocess.run([BIN, "campaign", mode, script, "--config", "scripts/demo/tidepool.conf.lua",
+                           "--tenant", "leaf"], cwd=SRC, capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_the_demo_campaign_and_the_double11_example_are_valid():
+    demo = Demo()
+    try:
+        subprocess.run(["bash", os.path.join(SRC, "tools/demo_seed.sh"), demo.base, KEY],
+                       check=True, timeout=120)
+        # the demo brand's Double 12, loaded by the seed's reload, in both tenants
+        for tid in ("leaf", "leaf-rehearsal"):
+            c = demo.get("/admin/%s/campaigns/double12" % tid, admin=True)
+            assert c["title"] == "Leaf Double 12" and len(c["items"]) == 3, c
+            assert [i["id"] for i in c["items"]] == ["longjing-10am", "sampler-trio", "vip-eve"], c
+        out = campaign_cli(demo, "preview", "scripts/demo/campaigns/double12.lua")
+        assert out.returncode == 0, out
+        assert "2026-12-12 10:00  opens flash_sale 'longjing-10am': flash sale #2: 50 × tea-001 at ¥88.00" \
+            in out.stdout, out.stdout
+        # the commented Double 11 example checks clean against the demo brand's data
+        out = campaign_cli(demo, "check", "scripts/examples/double11.lua")
+        assert out.returncode == 0 and "double11.lua: ok (campaign double11" in out.stdout, out
+    finally:
+        demo.stop()
+
+
 if __name__ == "__main__":
     run(globals())
