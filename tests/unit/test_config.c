@@ -2,6 +2,7 @@
 ** Config loading: defaults, every validation error names its key, env().
 */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
@@ -135,6 +136,44 @@ TEST(plugin_names_and_prefixes_are_checked) {
   ASSERT_CONTAINS(err, "plugins.orders");
 }
 
+TEST(campaigns_run_as_plugins_named_after_their_files) {
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { orders = {} },"
+                 " campaigns = { 'campaigns/double11.lua', '/srv/c/spring_tea.lua' },"
+                 " plugin_limits = { campaign_double11 = { instructions = 20000 } } } } }"), 0);
+  const tpc_tenant *t = &cfg.tenants[0];
+  ASSERT_EQ(t->nplugins, 3);
+  ASSERT_STR(t->plugins[0].name, "campaign_double11");  /* sorted with the plugins */
+  ASSERT_STR(t->plugins[0].script, "/etc/tp/campaigns/double11.lua");
+  ASSERT_EQ(t->plugins[0].instructions, 20000);
+  ASSERT_STR(t->plugins[1].name, "campaign_spring_tea");
+  ASSERT_STR(t->plugins[1].script, "/srv/c/spring_tea.lua");
+  ASSERT_TRUE(t->plugins[2].script == NULL);
+  /* check and preview add a file as given, replacing the one of its name */
+  ASSERT_EQ(tpc_add_campaign(&cfg, &cfg.tenants[0], "edited/double11.lua", err, sizeof err), 0);
+  ASSERT_EQ(cfg.tenants[0].nplugins, 3);
+  ASSERT_STR(cfg.tenants[0].plugins[0].script, "edited/double11.lua");
+  ASSERT_EQ(tpc_add_campaign(&cfg, &cfg.tenants[0], "x/orders.lua", err, sizeof err), 0);
+  ASSERT_EQ(tpc_add_campaign(&cfg, &cfg.tenants[0], "x/Bad.lua", err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "base name must be");
+  tpc_free(&cfg);
+  static const char *const bad[][2] = {
+      {"'c/Double-11.lua'", "campaigns[1]: 'c/Double-11.lua': a campaign is named after its file"},
+      {"'c/double11.txt'", "must name a .lua file"},
+      {"'c/a_very_long_campaign_name_x.lua'", "at most 23 bytes"},
+      {"'a/x.lua', 'b/x.lua'", "campaigns[2]: another campaign is already named 'campaign_x'"},
+      {"42", "campaigns[1]: must be a path"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char text[512];
+    snprintf(text, sizeof text, "return { tenants = { " TENANT ", campaigns = { %s } } } }", bad[i][0]);
+    ASSERT_EQ(load(text), -1);
+    ASSERT_CONTAINS(err, bad[i][1]);
+  }
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { campaign = {} },"
+                 " campaigns = { 'c/x.lua' } } } }"), -1);
+  ASSERT_CONTAINS(err, "cannot both be enabled");
+}
+
 TEST(plugin_config_must_be_plain_data) {
   ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { orders = { f = print } } } } }"), 0);
   lua_State *L = luaL_newstate();
@@ -212,6 +251,7 @@ int main(void) {
   RUN(wrong_types_and_ranges_are_errors);
   RUN(tenant_rules_are_enforced);
   RUN(plugin_names_and_prefixes_are_checked);
+  RUN(campaigns_run_as_plugins_named_after_their_files);
   RUN(plugin_config_must_be_plain_data);
   RUN(syntax_errors_carry_the_line);
   RUN(a_runaway_config_is_an_error_not_a_hang);
