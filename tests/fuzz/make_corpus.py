@@ -123,7 +123,28 @@ CONFIGS = {
                 b"return { tenants = t }",
 }
 
-CORPORA = {"fuzz_http": HTTP, "fuzz_json": JSON, "fuzz_token": TOKENS, "fuzz_config": CONFIGS}
+def script(path):
+    with open(os.path.join(HERE, "..", "..", path), "rb") as f:
+        return f.read()
+
+
+# the repository's campaign scripts, and small ones that reach each check
+CAMPAIGNS = {
+    "double11_example": script("scripts/examples/double11.lua"),
+    "double12_demo": script("scripts/demo/campaigns/double12.lua"),
+    "minimal": b'return campaign { title = "t", starts = "2030-01-01 00:00", ends = "2030-01-02 00:00" }',
+    "items": b"""return campaign { title = "t", starts = "2030-01-01 00:00", ends = "2030-01-02 00:00",
+  flash_sale { id = "a", sku = "s", price_fen = yuan "9.90", quantity = 1, starts = "2030-01-01 10:00" },
+  coupon_drop { at = "2030-01-01 12:00", users = { "u1", "u:2@x" }, coupon = { name = "c" } },
+  mechanic "friend_assist" { id = "fa" },
+  on = { ["order.paid"] = function(d, c) return d end } }""",
+    "mistakes": b"""local x = yuan "1.234"
+return campaign { title = 5, strats = "2030-13-01 00:00", flashsale { } }""",
+    "tail_call": b"return campaign(nil)",
+}
+
+CORPORA = {"fuzz_http": HTTP, "fuzz_json": JSON, "fuzz_token": TOKENS, "fuzz_config": CONFIGS,
+           "fuzz_campaign": CAMPAIGNS}
 
 
 def main():
