@@ -425,22 +425,17 @@ static void post_record(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
   if (route) {
     bool found = false;
     char name[TPRUN_NAME_MAX];
-    tp_buf known;
-    tp_buf_init(&known);
     for (int i = 0; i < s->current->nroutes && !found; i++) {
       const tp_route *r = &s->current->routes[i];
       snprintf(name, sizeof name, "%s %s", r->method, r->path);
       found = strcmp(name, route) == 0;
-      tp_buf_adds(&known, i ? ", " : "");
-      tp_buf_adds(&known, name);
     }
     if (!found) {
-      tph_error(res, 404, "route_not_found", "plugin '%s' has no route '%.300s' (its routes: "
-                "%.150s)", plugin, route, known.len ? tp_buf_cstr(&known) : "none");
-      tp_buf_free(&known);
+      tph_error(res, 404, "route_not_found", "plugin '%s' has no route '%.300s': give it as "
+                "\"METHOD /pattern\" the way the plugin declares it (GET /admin/%s/plugins "
+                "lists them)", plugin, route, t->conf->id);
       return;
     }
-    tp_buf_free(&known);
   }
   if (tprun_arm_set(&t->runs, plugin, route, (int)count) != 0) {
     tph_error(res, 409, "too_many_recordings", "at most %d plugin/route pairs may be armed at "

@@ -282,8 +282,20 @@ int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
   info->mem_cap = p->mem_limit;
   if (!info->limit && p->exceeded) info->limit = "budget_exceeded";
   if (!info->limit && p->mem_exceeded) info->limit = "memory_exceeded";
+  tp_buf plugins;  /* what a replay enables besides the plugin itself */
+  tp_buf_init(&plugins);
+  tp_buf_addc(&plugins, '[');
+  for (int i = 0; i < t->nslots; i++)
+    if (t->slots[i].current) {
+      if (plugins.len > 1) tp_buf_addc(&plugins, ',');
+      tp_buf_add_json_str(&plugins, t->slots[i].conf->name, strlen(t->slots[i].conf->name));
+    }
+  tp_buf_addc(&plugins, ']');
+  info->tenant_plugins = tp_buf_cstr(&plugins);
   int64_t id = 0;
-  if (tprun_record(&t->runs, info, input, input_len, &id) != 0) {
+  int rc = tprun_record(&t->runs, info, input, input_len, &id);
+  tp_buf_free(&plugins);
+  if (rc != 0) {
     tp_buf *line = tp_log_begin(TP_LOG_ERROR, "run not recorded");
     tp_log_str(line, "tenant", t->conf->id);
     tp_log_str(line, "plugin", p->name);

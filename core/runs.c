@@ -244,15 +244,16 @@ void tprun_route_input(tp_buf *out, const tp_route *r, const tp_call *call, bool
   if (call->user) tp_buf_add_json_str(out, call->user, strlen(call->user));
   else tp_buf_adds(out, "null");
   if (call->body_len == 0) {
-    tp_buf_adds(out, ",\"body\":null");
+    tp_buf_adds(out, ",\"body\":null,\"raw_body\":null");
   } else if (call->body_len > TPRUN_MAX_BODY) {
     tp_buf_adds(out, ",\"body_truncated\":true,\"body\":");
     tprun_add_json_capped(out, call->body, call->body_len, TPRUN_MAX_BODY);
-  } else if (body_is_json) {
-    tp_buf_adds(out, ",\"body\":");
-    tp_buf_add(out, call->body, call->body_len);
+    tp_buf_adds(out, ",\"raw_body\":null");
   } else {
-    tp_buf_adds(out, ",\"body\":null,\"raw_body\":");
+    tp_buf_adds(out, ",\"body\":");
+    if (body_is_json) tp_buf_add(out, call->body, call->body_len);
+    else tp_buf_adds(out, "null");
+    tp_buf_adds(out, ",\"raw_body\":");
     tp_buf_add_json_str(out, call->body, call->body_len);
   }
   tp_buf_adds(out, "}");
@@ -274,6 +275,7 @@ void tprun_document(tp_buf *out, const tprun_info *in, const char *input, size_t
   add_str_or_null(out, "name", in->name);
   add_str_or_null(out, "request_id", in->request_id);
   add_str_or_null(out, "reason", in->reason);
+  tp_buf_printf(out, ",\"tenant_plugins\":%s", in->tenant_plugins ? in->tenant_plugins : "[]");
   tp_buf_printf(out, ",\"at_ms\":%lld,\"input\":", (long long)in->at_ms);
   /* the route input caps its own parts; a task's argument is capped here */
   if (strcmp(in->kind, "route") == 0) tp_buf_add(out, input, input_len);

@@ -99,6 +99,7 @@ typedef struct tprun_info {
   const char *name;
   const char *request_id;
   const char *reason;             /* "error" or "armed" */
+  const char *tenant_plugins;     /* JSON array of the tenant's serving plugins, or NULL */
   int64_t at_ms;                  /* wall time it finished */
   const tp_invocation *inv;       /* now_ms, seed, draws */
   bool ok;                        /* committed (its savepoint was released) */
@@ -149,8 +150,9 @@ bool tprun_redacted(const char *name, size_t n);
 void tprun_add_json_capped(tp_buf *out, const char *json, size_t n, size_t cap);
 /* Appends s as a JSON string of at most cap bytes, marked when cut. */
 void tprun_add_str_capped(tp_buf *out, const char *s, size_t n, size_t cap);
-/* The input of a route invocation as the handler saw it; body_is_json says
-** whether the body was valid JSON (else it is kept as "raw_body"). */
+/* The input of a route invocation as the handler saw it. The body is kept
+** twice: "raw_body", its exact bytes (what a replay sends), and "body", the
+** same as JSON for reading (null when body_is_json is false). */
 void tprun_route_input(tp_buf *out, const tp_route *r, const tp_call *call, bool body_is_json);
 /* The whole document (without its id) for info and input. */
 void tprun_document(tp_buf *out, const tprun_info *info, const char *input, size_t input_len);
