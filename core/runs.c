@@ -280,7 +280,8 @@ void tprun_document(tp_buf *out, const tprun_info *in, const char *input, size_t
   /* the route input caps its own parts; a task's argument is capped here */
   if (strcmp(in->kind, "route") == 0) tp_buf_add(out, input, input_len);
   else tprun_add_json_capped(out, input, input_len, TPRUN_MAX_BODY);
-  tp_buf_printf(out, ",\"host\":{\"now_ms\":%lld,\"seed\":%llu,\"random_draws\":%llu}",
+  /* the seed is a 63-bit integer: a string, which no JSON reader rounds */
+  tp_buf_printf(out, ",\"host\":{\"now_ms\":%lld,\"seed\":\"%llu\",\"random_draws\":%llu}",
                 (long long)in->inv->now_ms, (unsigned long long)in->inv->seed,
                 (unsigned long long)in->inv->draws);
   tp_buf_printf(out, ",\"outcome\":{\"ok\":%s", in->ok ? "true" : "false");
