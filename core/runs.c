@@ -464,11 +464,16 @@ int tprun_list(tprun_log *l, const char *plugin, const char *kind, int limit, in
   bind_text(st, 1, plugin);
   bind_text(st, 2, kind);
   sqlite3_bind_int64(st, 3, after);
-  sqlite3_bind_int(st, 4, limit);
+  sqlite3_bind_int(st, 4, limit + 1);  /* one more says whether there is a next page */
   tp_buf_adds(out, "{\"runs\":[");
   int rc, n = 0;
   int64_t last = 0;
+  bool more = false;
   while ((rc = host_step(l, st)) == SQLITE_ROW) {
+    if (n == limit) {
+      more = true;
+      continue;
+    }
     last = sqlite3_column_int64(st, 0);
     int64_t used = sqlite3_column_int64(st, 9), budget = sqlite3_column_int64(st, 10);
     tp_buf_printf(out, "%s{\"id\":%lld,\"at_ms\":%lld,\"plugin\":", n++ ? "," : "",
@@ -494,7 +499,7 @@ int tprun_list(tprun_log *l, const char *plugin, const char *kind, int limit, in
   sqlite3_clear_bindings(st);
   if (rc != SQLITE_DONE) return -1;
   tp_buf_adds(out, "],\"next\":");
-  if (n == limit && last > 1) tp_buf_addi(out, last);
+  if (more) tp_buf_addi(out, last);
   else tp_buf_adds(out, "null");
   tp_buf_adds(out, "}");
   return 0;

@@ -187,6 +187,10 @@ TEST(the_newest_runs_are_kept_and_listed_newest_first) {
   ASSERT_EQ(tprun_list(&l, "sale", "job", 1, 229, &b), 0);
   ASSERT_CONTAINS(tp_buf_cstr(&b), "{\"runs\":[{\"id\":226,");  /* i = 225: a job */
   tp_buf_reset(&b);
+  ASSERT_EQ(tprun_list(&l, NULL, NULL, 5, 36, &b), 0);  /* the last page: no next */
+  ASSERT_CONTAINS(tp_buf_cstr(&b), "{\"id\":31,");
+  ASSERT_CONTAINS(tp_buf_cstr(&b), "],\"next\":null}");
+  tp_buf_reset(&b);
   ASSERT_EQ(tprun_list(&l, "nobody", NULL, 10, 0, &b), 0);
   ASSERT_STR(tp_buf_cstr(&b), "{\"runs\":[],\"next\":null}");
   tp_buf_free(&b);
