@@ -358,7 +358,8 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
               "back; nothing was saved, retry");
     return;
   }
-  char error[TPRUN_MAX_ERROR + 64] = "";
+  char error[TPRUN_MAX_ERROR + 64];  /* filled only when the handler fails */
+  error[0] = '\0';
   tp_invocation inv = {.request_id = res->request_id, .now_ms = tp__now(t), .error = error,
                        .error_cap = sizeof error};
   res->seed = h->pin_seed ? h->pinned_seed : tp__seed(h, inv.now_ms, res->request_id);
