@@ -331,6 +331,128 @@ static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_r
   res->status = 200;
 }
 
+/* ---- recorded runs */
+
+/* GET /admin/{tenant}/runs?plugin=&kind=&limit=&after= : summaries, newest first. */
+static void get_runs(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h;
+  char plugin[40], kind[16], limit_s[16], after_s[24];
+  query_param(req, "plugin", plugin, sizeof plugin);
+  query_param(req, "kind", kind, sizeof kind);
+  query_param(req, "limit", limit_s, sizeof limit_s);
+  query_param(req, "after", after_s, sizeof after_s);
+  if (kind[0] && strcmp(kind, "route") && strcmp(kind, "job") && strcmp(kind, "event")) {
+    tph_error(res, 400, "invalid_query", "kind must be route, job or event");
+    return;
+  }
+  char *end;
+  long limit = limit_s[0] ? strtol(limit_s, &end, 10) : 50;
+  if ((limit_s[0] && *end) || limit < 1 || limit > TPRUN_KEEP) {
+    tph_error(res, 400, "invalid_query", "limit must be an integer from 1 to %d", TPRUN_KEEP);
+    return;
+  }
+  long long after = after_s[0] ? strtoll(after_s, &end, 10) : 0;
+  if ((after_s[0] && *end) || after < 0) {
+    tph_error(res, 400, "invalid_query", "after must be a run id (the 'next' of the last page)");
+    return;
+  }
+  tp_buf *b = &res->body;
+  if (tprun_list(&t->runs, plugin[0] ? plugin : NULL, kind[0] ? kind : NULL, (int)limit, after,
+                 b) != 0) {
+    tph_error(res, 500, "store_error", "listing runs failed: %s", sqlite3_errmsg(t->db.db));
+    return;
+  }
+  b->len--;  /* the list's closing brace: the armed recordings join it */
+  tp_buf_adds(b, ",\"armed\":");
+  tprun_arms_json(&t->runs, b);
+  tp_buf_adds(b, "}");
+  res->status = 200;
+}
+
+/* GET /admin/{tenant}/runs/{id}: the whole document, as kit.load_run reads it. */
+static void get_run(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  int64_t id = h->match.params[0].ival;
+  int rc = tprun_get(&t->runs, id, &res->body);
+  if (rc < 0) {
+    tph_error(res, 500, "store_error", "reading the run failed: %s", sqlite3_errmsg(t->db.db));
+  } else if (rc == 0) {
+    tph_error(res, 404, "run_not_found", "no recorded run %lld (only the last %d are kept)",
+              (long long)id, TPRUN_KEEP);
+  } else {
+    res->status = 200;
+  }
+}
+
+/* POST /admin/{tenant}/runs/record {"plugin", "route"?, "count"?}: records the
+** next count invocations of the plugin (of that route only, when given). */
+static void post_record(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  const char *plugin, *route;
+  if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res) ||
+      !body_string(h, "route", &route, res))
+    return;
+  lua_State *L = h->scratch;
+  lua_Integer count = 1;
+  int type = lua_getfield(L, 1, "count");
+  if (type != LUA_TNIL) {
+    count = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) || count < 0 || count > TPRUN_MAX_COUNT) {
+      tph_error(res, 400, "invalid_field", "'count' must be an integer from 0 (stop) to %d",
+                TPRUN_MAX_COUNT);
+      return;
+    }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    if (strcmp(k, "plugin") && strcmp(k, "route") && strcmp(k, "count")) {
+      tph_error(res, 400, "invalid_field", "unknown field '%s' (known: plugin, route, count)", k);
+      return;
+    }
+  }
+  if (!plugin) {
+    tph_error(res, 400, "invalid_field", "'plugin' is required: the plugin whose invocations "
+              "to record");
+    return;
+  }
+  tp_slot *s = tp__slot(t, plugin);
+  if (!s || !s->current) {
+    tph_error(res, 404, "plugin_not_found", "no plugin '%s' serving in tenant '%s'", plugin,
+              t->conf->id);
+    return;
+  }
+  if (route) {
+    bool found = false;
+    char name[TPRUN_NAME_MAX];
+    for (int i = 0; i < s->current->nroutes && !found; i++) {
+      const tp_route *r = &s->current->routes[i];
+      snprintf(name, sizeof name, "%s %s", r->method, r->path);
+      found = strcmp(name, route) == 0;
+    }
+    if (!found) {
+      tph_error(res, 404, "route_not_found", "plugin '%s' has no route '%.300s': give it as "
+                "\"METHOD /pattern\" the way the plugin declares it (GET /admin/%s/plugins "
+                "lists them)", plugin, route, t->conf->id);
+      return;
+    }
+  }
+  if (tprun_arm_set(&t->runs, plugin, route, (int)count) != 0) {
+    tph_error(res, 409, "too_many_recordings", "at most %d plugin/route pairs may be armed at "
+              "once; disarm one with count 0", TPRUN_MAX_ARMS);
+    return;
+  }
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  add_str_field(b, "plugin", plugin);
+  tp_buf_adds(b, ",");
+  add_str_field(b, "route", route);
+  tp_buf_printf(b, ",\"count\":%lld,\"armed\":", (long long)count);
+  tprun_arms_json(&t->runs, b);
+  tp_buf_adds(b, "}");
+  res->status = 200;
+}
+
 /* ---- the table */
 
 /* The rest of the arguments document the route (tp_route_doc) for the
@@ -353,6 +475,25 @@ static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_r
   "\"seconds\":{\"type\":\"integer\",\"minimum\":0},\"ms\":{\"type\":\"integer\",\"minimum\":0}," \
   "\"to\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"epoch seconds\"}}}"
 
+#define RUNS_QUERY \
+  "{\"name\":\"plugin\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"only this plugin's runs\",\"schema\":{\"type\":\"string\"}}," \
+  "{\"name\":\"kind\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"only routes, jobs or event deliveries\",\"schema\":{\"type\":\"string\",\"enum\":" \
+  "[\"route\",\"job\",\"event\"]}}," \
+  "{\"name\":\"limit\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"at most this many (default 50)\",\"schema\":{\"type\":\"integer\",\"minimum\":1," \
+  "\"maximum\":200}}," \
+  "{\"name\":\"after\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"runs older than this id (the next of the previous page)\",\"schema\":{\"type\":" \
+  "\"integer\",\"minimum\":0}}"
+#define RECORD_BODY \
+  "{\"type\":\"object\",\"required\":[\"plugin\"],\"properties\":{\"plugin\":{\"type\":" \
+  "\"string\"},\"route\":{\"type\":\"string\",\"description\":\"METHOD /pattern as the " \
+  "plugin declares it; default: every invocation of the plugin\"},\"count\":{\"type\":" \
+  "\"integer\",\"minimum\":0,\"maximum\":200,\"description\":\"how many to record " \
+  "(default 1; 0 stops)\"}}}"
+
 static tp_route builtins[] = {
   BUILTIN("GET", "/plugins", get_plugins,
           .summary = "The tenant's plugins: status, version, generation, last error, routes"),
@@ -369,6 +510,12 @@ static tp_route builtins[] = {
   BUILTIN("GET", "/clock", get_clock, .summary = "The tenant's clock (wall or manual)"),
   BUILTIN("POST", "/clock/advance", post_advance, .body = ADVANCE_BODY,
           .summary = "Move a manual clock forward and run what falls due"),
+  BUILTIN("GET", "/runs", get_runs, .params = RUNS_QUERY,
+          .summary = "Recorded runs, newest first: outcome, instructions against the budget"),
+  BUILTIN("GET", "/runs/{id:int}", get_run,
+          .summary = "One recorded run: input, time, seed, outcome (the file to replay)"),
+  BUILTIN("POST", "/runs/record", post_record, .body = RECORD_BODY,
+          .summary = "Record the next invocations of a plugin (or of one of its routes)"),
 };
 
 int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap) {

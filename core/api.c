@@ -98,6 +98,7 @@ void tpa_seed(tp_invocation *inv, uint64_t seed) {
 static int l_random(lua_State *L) {
   tp_invocation *inv = invocation(L);
   uint64_t r = next_random(inv);
+  inv->draws++;
   int n = lua_gettop(L);
   if (n == 0) {
     lua_pushnumber(L, (double)(r >> 11) * 0x1.0p-53);

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "clock.h"
 #include "log.h"
+#include "sandbox.h"
 #include "token.h"
 #include "utf8.h"
 
@@ -44,6 +45,7 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   t->next_due_ms = INT64_MAX;
   if (tps_open(&t->db, path, h->cfg->synchronous, err, errcap) != 0) return -1;
   if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
+  if (tprun_open(&t->runs, &t->db, err, errcap) != 0) return -1;
   if (t->conf->manual_clock) {  /* a test clock never runs backwards, even across restarts */
     t->clock_ms = tpq_clock_get(&t->queue);
     if (t->clock_ms == 0) {  /* first start: from now on the saved clock is the truth */
@@ -108,6 +110,7 @@ void tp_host_close(tp_host *h) {
     tpr_free(t->routes);
     tpr_free(t->admin);
     tpq_close(&t->queue);
+    tprun_close(&t->runs);
     tps_close(&t->db);
   }
   free(h->tenants);
@@ -163,6 +166,14 @@ static void render_metrics(tp_host *h, tph_response *res) {
       tp_buf_printf(&res->body, "tidepool_jobs_pending{tenant=\"%s\",kind=\"%s\",dead=\"%s\"} %lld\n",
                     h->tenants[i].conf->id, k & 1 ? "event" : "job", k & 2 ? "true" : "false",
                     (long long)tpq_count(&h->tenants[i].queue, k & 1 ? "event" : "job", k & 2));
+  tpm_family(&res->body, "tidepool_instructions_peak", "gauge",
+             "Most Lua instructions one invocation of a route, job or event used (this version).");
+  tpm_family(&res->body, "tidepool_instructions_last", "gauge",
+             "Lua instructions the last invocation of a route, job or event used.");
+  tpm_family(&res->body, "tidepool_instruction_budget", "gauge",
+             "Instruction budget of each invocation of a route, job or event.");
+  for (int i = 0; i < h->ntenants; i++)
+    tprun_stats_metrics(&h->tenants[i].runs.stats, h->tenants[i].conf->id, &res->body);
   tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
   tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
                 (long long)(h->server ? tph_open_connections(h->server) : 0));
@@ -237,6 +248,104 @@ uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *request_id) {
   return seed & INT64_MAX;  /* the same positive number in Lua (tp.seed()) and in the log */
 }
 
+/* ---- recorded runs */
+
+const char *tp__run_reason(tp_host *h, tp_tenant *t, tp_plugin *p, const tp_invocation *inv,
+                           const char *kind, const char *name, bool failed) {
+  tprun_stats_note(&t->runs.stats, p->name, p->generation, kind, name, p->used, p->budget);
+  bool armed = tprun_arm_take(&t->runs, p->name, kind, name);
+  if (h->keep_last) {
+    struct tp_last_invocation *l = &h->last;
+    tp_copy_str(l->plugin, sizeof l->plugin, p->name);
+    tp_copy_str(l->kind, sizeof l->kind, kind);
+    tp_copy_str(l->name, sizeof l->name, name);
+    l->ok = !failed;
+    l->used = p->used;
+    l->budget = p->budget;
+    l->now_ms = inv->now_ms;
+    l->seed = inv->seed;
+    l->draws = inv->draws;
+    l->mem_peak = p->mem_peak;
+    l->run_id = 0;
+  }
+  return failed ? "error" : armed ? "armed" : NULL;
+}
+
+int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
+                       const char *input, size_t input_len) {
+  info->tenant = t->conf->id;
+  info->plugin = p->name;
+  info->version = p->version;
+  info->generation = p->generation;
+  info->at_ms = tp_clock_wall_ms();
+  info->used = p->used;
+  info->budget = p->budget;
+  info->step = tpsb_hook_step();
+  info->mem_peak = p->mem_peak;
+  info->mem_cap = p->mem_limit;
+  if (!info->limit && p->exceeded) info->limit = "budget_exceeded";
+  if (!info->limit && p->mem_exceeded) info->limit = "memory_exceeded";
+  tp_buf plugins;  /* what a replay enables besides the plugin itself */
+  tp_buf_init(&plugins);
+  tp_buf_addc(&plugins, '[');
+  for (int i = 0; i < t->nslots; i++)
+    if (t->slots[i].current) {
+      if (plugins.len > 1) tp_buf_addc(&plugins, ',');
+      tp_buf_add_json_str(&plugins, t->slots[i].conf->name, strlen(t->slots[i].conf->name));
+    }
+  tp_buf_addc(&plugins, ']');
+  info->tenant_plugins = tp_buf_cstr(&plugins);
+  int64_t id = 0;
+  int rc = tprun_record(&t->runs, info, input, input_len, &id);
+  tp_buf_free(&plugins);
+  if (rc != 0) {
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "run not recorded");
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_str(line, "plugin", p->name);
+    tp_log_str(line, "error", sqlite3_errmsg(t->db.db));
+    tp_log_end(line);
+    return 0;
+  }
+  tp_buf *line = tp_log_begin(TP_LOG_INFO, "run recorded");
+  if (line) {
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_str(line, "plugin", p->name);
+    tp_log_str(line, "kind", info->kind);
+    tp_log_str(line, "name", info->name);
+    tp_log_str(line, "reason", info->reason);
+    if (info->request_id) tp_log_str(line, "request_id", info->request_id);
+    tp_log_int(line, "run_id", id);
+    tp_log_end(line);
+  }
+  if (h->keep_last) h->last.run_id = id;
+  return id;
+}
+
+/* Records a route's run: its input as the handler saw it, the answer. */
+static void record_route(tp_host *h, tp_tenant *t, const tp_route *r, const tp_call *call,
+                         const tp_invocation *inv, const char *name, const char *reason,
+                         const tp_result *result, const tph_response *res, double ms) {
+  bool body_is_json = true;
+  if (call->body_len && call->body_len <= TPRUN_MAX_BODY && h->scratch) {
+    char e[64];  /* the handler may have failed on it: keep it as JSON only if it is */
+    body_is_json = tpj_decode(h->scratch, call->body, call->body_len, e, sizeof e) == 0;
+    lua_settop(h->scratch, 0);
+  }
+  tp_buf input;
+  tp_buf_init(&input);
+  tprun_route_input(&input, r, call, body_is_json);
+  bool limit = strcmp(result->code, "budget_exceeded") == 0 ||
+               strcmp(result->code, "memory_exceeded") == 0;
+  tprun_info info = {.kind = "route", .name = name, .request_id = call->request_id,
+                     .reason = reason, .inv = inv, .ok = result->ok, .status = res->status,
+                     .code = result->code[0] ? result->code : NULL,
+                     .error = inv->error && inv->error[0] ? inv->error : NULL,
+                     .limit = limit ? result->code : NULL, .body = res->body.data,
+                     .body_len = res->body.len, .ms = ms};
+  tp__record_run(h, t, r->plugin, &info, input.data, input.len);
+  tp_buf_free(&input);
+}
+
 static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_request *req,
                       const tpr_match *m, const char *path, size_t plen, const char *query,
                       size_t qlen, tph_response *res) {
@@ -252,8 +361,12 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
               "back; nothing was saved, retry");
     return;
   }
-  tp_invocation inv = {.request_id = res->request_id, .now_ms = tp__now(t)};
-  res->seed = tp__seed(h, inv.now_ms, res->request_id);
+  char error[TPRUN_MAX_ERROR + 64];  /* filled only when the handler fails */
+  error[0] = '\0';
+  tp_invocation inv = {.request_id = res->request_id, .now_ms = tp__now(t), .error = error,
+                       .error_cap = sizeof error};
+  res->seed = h->pin_seed ? h->pinned_seed : tp__seed(h, inv.now_ms, res->request_id);
+  h->pin_seed = false;
   tpa_seed(&inv, res->seed);
   tp_call call = {.request_id = res->request_id, .method = req->method, .path = path,
                   .path_len = plen, .query = query, .query_len = qlen, .headers = req->headers,
@@ -264,11 +377,19 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
     tph_error(res, 503, "store_unavailable", "the tenant's database cannot open a savepoint");
     return;
   }
+  uint64_t start = tp_clock_mono_ns();
   tpp_call_route(r->plugin, r, &call, &inv, &res->body, &result);
+  double ms = (double)(tp_clock_mono_ns() - start) / 1e6;
   int rc = result.ok ? tps_release(&t->db) : tps_rollback_to(&t->db);
   res->status = result.status;
   tp_copy_str(res->error_code, sizeof res->error_code, result.code);
-  if (!result.ok && result.status >= 500) tpm_plugin_error(h->metrics);
+  bool failed = !result.ok && result.status >= 500;
+  if (failed) tpm_plugin_error(h->metrics);
+  char name[TPRUN_NAME_MAX];
+  snprintf(name, sizeof name, "%s %s", r->method, r->path);
+  /* written after the savepoint closed: a failed run's record outlives its rollback */
+  const char *reason = tp__run_reason(h, t, r->plugin, &inv, "route", name, failed);
+  if (reason) record_route(h, t, r, &call, &inv, name, reason, &result, res, ms);
   if (!tps_batch_alive(&t->db)) return;  /* answered 503 when the batch is committed */
   if (rc != 0)
     tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "plugin.h"
 #include "router.h"
+#include "runs.h"
 #include "sched.h"
 #include "store.h"
 
@@ -43,6 +44,7 @@ typedef struct tp_tenant {
   struct tp_host *host;
   tps_db db;
   tpq_queue queue;
+  tprun_log runs;             /* recorded runs, arming, instruction statistics */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;
   tpr_router *routes;         /* /v1/{tenant}/... */
@@ -70,6 +72,17 @@ typedef struct tp_host {
   bool running_tasks;         /* the runner is on the stack */
   bool commit_failed;         /* some tenant's commit failed since the iteration began */
   lua_State *scratch;         /* decodes admin request bodies */
+  /* for `tidepool test`: the next invocation's seed, and what the last one cost */
+  bool pin_seed;
+  uint64_t pinned_seed;
+  bool keep_last;
+  struct tp_last_invocation {
+    char plugin[33], kind[8], name[TPRUN_NAME_MAX];
+    bool ok;
+    int64_t used, budget, now_ms, run_id;  /* run_id 0: not recorded */
+    uint64_t seed, draws;
+    size_t mem_peak;
+  } last;
 } tp_host;
 
 /* Opens every tenant's database and loads its plugins. A plugin that fails is
@@ -111,6 +124,17 @@ void tp__after_commit(tp_host *h, tp_tenant *t);
 ** routers calls this, so no set of routers lacks them. admin.c */
 int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap);
 int tp__add_openapi(tpr_router *routes, char *err, size_t errcap);   /* openapi.c */
+/* After a top-level invocation of p (kind "route", "job" or "event") has
+** closed its savepoint: notes its instructions, and says whether its run is
+** to be recorded: "error" when it failed, "armed" when recording was asked
+** for, else NULL. (host.c) */
+const char *tp__run_reason(tp_host *h, tp_tenant *t, tp_plugin *p, const tp_invocation *inv,
+                           const char *kind, const char *name, bool failed);
+/* Records the run: info's plugin fields and costs are filled from p; input
+** is the JSON the plugin saw. Returns the run's id, 0 if it could not be
+** written (logged). */
+int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
+                       const char *input, size_t input_len);
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 

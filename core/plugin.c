@@ -647,6 +647,7 @@ static int invoke(tp_plugin *p, int ctx, tp_invocation *inv, int nargs, int nres
   p->ctx = ctx;
   p->inv = inv;
   p->running = true;
+  p->mem_peak = p->mem_bytes;  /* the peak of this invocation, for its recorded run */
   tpsb_arm(p, p->instructions);
   tps_set_owner(p->db, p->name);
   int rc = lua_pcall(p->L, nargs, nres, msgh_idx);
@@ -786,11 +787,14 @@ static void log_failure(tp_plugin *p, const char *where, const char *request_id,
   tp_log_end(line);
 }
 
+static void describe_error(tp_plugin *p, int rc, char *err, size_t errcap);
+
 /* Turns the error at the top of L (from an invocation that returned rc) into
-** the response. */
+** the response; the error's text goes to inv->error when it asks for it. */
 static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body, tp_result *res,
-                          const char *request_id) {
+                          const char *request_id, tp_invocation *inv) {
   lua_State *L = p->L;
+  if (inv && inv->error) describe_error(p, rc, inv->error, inv->error_cap);
   tph_response tmp;  /* tph_error formats into a response; borrow its body */
   memset(&tmp, 0, sizeof tmp);
   tmp.body = *body;
@@ -839,9 +843,9 @@ static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body,
 }
 
 static void bad_result(tp_plugin *p, const tp_route *r, tp_buf *body, tp_result *res,
-                       const char *request_id, const char *why) {
+                       const char *request_id, tp_invocation *inv, const char *why) {
   lua_pushfstring(p->L, "handler of %s returned %s", r->label, why);
-  handler_error(p, r, LUA_ERRRUN, body, res, request_id);
+  handler_error(p, r, LUA_ERRRUN, body, res, request_id, inv);
 }
 
 void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_invocation *inv,
@@ -869,7 +873,7 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
   int rc = invoke(p, TP_CTX_HANDLER, inv, 1, 2, base + 1);
   p->call = NULL;
   if (rc != LUA_OK) {
-    handler_error(p, r, rc, body, res, call->request_id);
+    handler_error(p, r, rc, body, res, call->request_id, inv);
   } else {
     /* stack: msgh status body  |  msgh body nil */
     int status = 200;
@@ -881,13 +885,13 @@ void tpp_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     char e[256];
     tp_buf_reset(body);
     if (status < 200 || status > 599)
-      bad_result(p, r, body, res, call->request_id, "a status outside 200-599");
+      bad_result(p, r, body, res, call->request_id, inv, "a status outside 200-599");
     else if (!lua_istable(L, -1) && !lua_isnil(L, -1))
-      bad_result(p, r, body, res, call->request_id, "a body that is not a table");
+      bad_result(p, r, body, res, call->request_id, inv, "a body that is not a table");
     else if (lua_isnil(L, -1) ? (tp_buf_adds(body, "{}"), 0)
                               : tpj_encode(L, -1, body, e, sizeof e) != 0) {
       lua_pushfstring(L, "handler of %s returned a body that cannot be JSON: %s", r->label, e);
-      handler_error(p, r, LUA_ERRRUN, body, res, call->request_id);
+      handler_error(p, r, LUA_ERRRUN, body, res, call->request_id, inv);
     } else {
       res->status = status;
       res->ok = true;

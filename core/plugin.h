@@ -78,6 +78,9 @@ typedef struct tp_invocation {
   int64_t now_ms;
   uint64_t seed;
   uint64_t rng[4];       /* xoshiro256** state, from seed */
+  uint64_t draws;        /* tp.random calls so far, for the recorded run */
+  char *error;           /* when not NULL: a failed handler's message and traceback go here */
+  size_t error_cap;
 } tp_invocation;
 
 #define TPP_MAX_NAME 64      /* job, event and export names */

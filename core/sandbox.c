@@ -44,13 +44,19 @@ void *tpsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 /* ---- instructions */
 
+static int hook_step = TPSB_HOOK_STEP;  /* set once, before any plugin loads */
+
+void tpsb_set_hook_step(int step) { hook_step = step > 0 ? step : TPSB_HOOK_STEP; }
+
+int tpsb_hook_step(void) { return hook_step; }
+
 static void count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   tp_plugin *p = tpa_plugin(L);
   int step = lua_gethookcount(L);
   p->used += step;
   if (!p->exceeded && p->used <= p->budget) {
-    if (step != TPSB_HOOK_STEP) lua_sethook(L, count_hook, LUA_MASKCOUNT, TPSB_HOOK_STEP);
+    if (step != hook_step) lua_sethook(L, count_hook, LUA_MASKCOUNT, hook_step);
     return;
   }
   p->exceeded = true;
@@ -69,7 +75,7 @@ void tpsb_arm(tp_plugin *p, int64_t budget) {
   p->refused_size = 0;
   /* coroutines inherit the hook when created; the main thread gets it back
   ** at its normal step in case the last invocation ended over budget */
-  lua_sethook(p->L, count_hook, LUA_MASKCOUNT, TPSB_HOOK_STEP);
+  lua_sethook(p->L, count_hook, LUA_MASKCOUNT, hook_step);
 }
 
 /* ---- denials */

@@ -23,7 +23,8 @@
 
 #include "plugin.h"
 
-/* How many instructions run between two visits of the hook. */
+/* How many instructions run between two visits of the hook. The count of an
+** invocation is known to this step: p->used is rounded down to it. */
 #define TPSB_HOOK_STEP 10000
 
 /* The lua_Alloc of every plugin state (ud is the tp_plugin). */
@@ -34,5 +35,12 @@ void tpsb_open(lua_State *L);
 
 /* Starts an invocation with a fresh budget of instructions. */
 void tpsb_arm(tp_plugin *p, int64_t budget);
+
+/* The hook's step for every plugin state of the process (default
+** TPSB_HOOK_STEP). `tidepool test` sets 1 so that instruction counts are
+** exact, at the price of a hook call per instruction; a server keeps the
+** default. */
+void tpsb_set_hook_step(int step);
+int tpsb_hook_step(void);
 
 #endif

@@ -99,22 +99,37 @@ static void run_task(tp_host *h, tp_tenant *t, tpq_task *task, int64_t now_ms, b
   if (lateness < 0) lateness = 0;
   if (t->conf->manual_clock) lateness = -1;  /* a test clock jumps; lateness means nothing */
   tp_slot *s = tp__slot(t, task->plugin);
+  tp_plugin *p = s ? s->current : NULL;
   int rc = -1;
+  bool invoked = false;
+  uint64_t start = tp_clock_mono_ns();
   if (tps_savepoint(&t->db) != 0) {
     snprintf(err, sizeof err, "cannot open a savepoint: %s", sqlite3_errmsg(t->db.db));
   } else {
-    if (!s || !s->current)
+    if (!p) {
       snprintf(err, sizeof err, "plugin '%s' is not serving in this tenant", task->plugin);
-    else
-      rc = tpp_call_task(s->current, task->event ? "subscribe" : "jobs", task->name,
-                         task->arg.data, task->arg.len, &inv,
-                         task->event ? TP_CTX_EVENT : TP_CTX_JOB, err, sizeof err);
+    } else {
+      rc = tpp_call_task(p, task->event ? "subscribe" : "jobs", task->name, task->arg.data,
+                         task->arg.len, &inv, task->event ? TP_CTX_EVENT : TP_CTX_JOB, err,
+                         sizeof err);
+      invoked = true;
+    }
     if (rc == 0 && tpq_done(&t->queue, task, now_ms) != 0) {
       snprintf(err, sizeof err, "cannot finish the task: %s", sqlite3_errmsg(t->db.db));
       rc = -1;
     }
     if (rc == 0) tps_release(&t->db);
     else tps_rollback_to(&t->db);
+  }
+  if (invoked) {  /* recorded after the rollback, like a route's run */
+    const char *kind = task->event ? "event" : "job";
+    const char *reason = tp__run_reason(h, t, p, &inv, kind, task->name, rc != 0);
+    if (reason) {
+      tprun_info info = {.kind = kind, .name = task->name, .request_id = id, .reason = reason,
+                         .inv = &inv, .ok = rc == 0, .error = rc != 0 ? err : NULL,
+                         .ms = (double)(tp_clock_mono_ns() - start) / 1e6};
+      tp__record_run(h, t, p, &info, task->arg.data, task->arg.len);
+    }
   }
   bool dead = false;
   if (rc != 0 && tps_batch_alive(&t->db)) {

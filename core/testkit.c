@@ -29,11 +29,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "clock.h"
 #include "config.h"
 #include "host.h"
 #include "json.h"
 #include "log.h"
+#include "runs.h"
+#include "sandbox.h"
 #include "token.h"
 
 #define KIT_TENANT "test"
@@ -42,7 +45,7 @@
 #define KIT_MAX_HEADERS 64
 
 static const char usage_test[] =
-    "usage: tidepool test [DIR] [--log-level L]\n"
+    "usage: tidepool test [DIR] [--log-level L] [--replay FILE]\n"
     "\n"
     "Runs a plugin's tests, DIR/test/*_test.lua, against the real host runtime in-process.\n"
     "DIR is a plugin folder (it has plugin.lua; default: the current folder) or a folder of\n"
@@ -52,9 +55,14 @@ static const char usage_test[] =
     "folder, then from the built-in plugins). See sdk/GUIDE.md for describe/it/expect/kit.\n"
     "\n"
     "  --log-level L   the host's log on stderr: debug, info, warn or error (default)\n"
+    "  --replay FILE   instead of the tests, replays one recorded run (the JSON of\n"
+    "                  GET /admin/{tenant}/runs/{id}) against the plugin in DIR on a fresh\n"
+    "                  database, with the run's time and random seed, and prints recorded\n"
+    "                  vs now; exit 0 same outcome, 1 it differs, 2 it could not replay\n"
     "\n"
     "Prints a line per test (\"ok   name\" or \"FAIL name\" and the file:line of what\n"
-    "differed), then \"N passed, N failed\".\n"
+    "differed), then \"N passed, N failed\", then the peak instructions of every route,\n"
+    "job and event the tests invoked against its budget (counted exactly).\n"
     "Exit status: 0 all passed, 1 a test failed, 2 usage or a test file could not run.\n";
 
 /* One test file's host and its temporary data directory. */
@@ -202,6 +210,7 @@ static int l_open(lua_State *L) {
     return 2;
   }
   k->t = &k->host.tenants[0];
+  k->host.keep_last = true;
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (int i = 0; i < k->t->nslots; i++)
@@ -372,11 +381,93 @@ static int l_query(lua_State *L) {
   return 1;
 }
 
+/* host.pin_seed(seed): the next invocation's random seed (a replay's). */
+static int l_pin_seed(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  k->host.pinned_seed = (uint64_t)luaL_checkinteger(L, 1);
+  k->host.pin_seed = true;
+  k->host.last.plugin[0] = '\0';  /* host.last() then tells whether a plugin ran */
+  return 0;
+}
+
+/* host.set_clock(ms): puts the test clock at ms, backwards too (a replay's
+** recorded time); nothing falls due on the way. */
+static int l_set_clock(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, ms > 0, 1, "epoch milliseconds expected");
+  k->t->clock_ms = ms;
+  if (tp__join_batch(&k->host, k->t) != 0 || tpq_clock_set(&k->t->queue, ms) != 0)
+    return luaL_error(L, "cannot set the test clock: %s", sqlite3_errmsg(k->t->db.db));
+  k->t->queue_touched = true;
+  tp__flush_batch(&k->host);
+  return 0;
+}
+
+/* host.last() -> what the last plugin invocation cost, or nil. */
+static int l_last(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  const struct tp_last_invocation *l = &k->host.last;
+  if (!l->plugin[0]) return 0;
+  lua_createtable(L, 0, 11);
+  lua_pushstring(L, l->plugin);        lua_setfield(L, -2, "plugin");
+  lua_pushstring(L, l->kind);          lua_setfield(L, -2, "kind");
+  lua_pushstring(L, l->name);          lua_setfield(L, -2, "name");
+  lua_pushboolean(L, l->ok);           lua_setfield(L, -2, "ok");
+  lua_pushinteger(L, l->used);         lua_setfield(L, -2, "instructions");
+  lua_pushinteger(L, l->budget);       lua_setfield(L, -2, "budget");
+  lua_pushinteger(L, l->now_ms);       lua_setfield(L, -2, "now_ms");
+  lua_pushinteger(L, (lua_Integer)l->seed);      lua_setfield(L, -2, "seed");
+  lua_pushinteger(L, (lua_Integer)l->draws);     lua_setfield(L, -2, "random_draws");
+  lua_pushinteger(L, (lua_Integer)l->mem_peak);  lua_setfield(L, -2, "mem_peak_bytes");
+  return 1;
+}
+
+/* host.invoke_task(kind, plugin, name, arg_json) -> ok, error: runs a job
+** ("job") or an event delivery ("event") handler once, now, as the runner
+** would, in its own savepoint committed at once; it is not queued. */
+static int l_invoke_task(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  const char *kind = luaL_checkstring(L, 1);
+  const char *plugin = luaL_checkstring(L, 2);
+  const char *name = luaL_checkstring(L, 3);
+  size_t n;
+  const char *arg = luaL_checklstring(L, 4, &n);
+  bool event = strcmp(kind, "event") == 0;
+  luaL_argcheck(L, event || strcmp(kind, "job") == 0, 1, "\"job\" or \"event\" expected");
+  tp_slot *s = tp__slot(k->t, plugin);
+  if (!s || !s->current)
+    return luaL_error(L, "plugin '%s' is not enabled in this test host (kit.plugins)", plugin);
+  tp_plugin *p = s->current;
+  tp_host *h = &k->host;
+  if (tp__join_batch(h, k->t) != 0 || tps_savepoint(&k->t->db) != 0)
+    return luaL_error(L, "cannot open a transaction: %s", sqlite3_errmsg(k->t->db.db));
+  tp_invocation inv = {.request_id = "kit-replay", .now_ms = k->t->clock_ms};
+  tpa_seed(&inv, h->pin_seed ? h->pinned_seed : tp__seed(h, inv.now_ms, inv.request_id));
+  h->pin_seed = false;
+  char err[4096] = "";
+  int rc = tpp_call_task(p, event ? "subscribe" : "jobs", name, arg, n, &inv,
+                         event ? TP_CTX_EVENT : TP_CTX_JOB, err, sizeof err);
+  if (rc == 0) tps_release(&k->t->db);
+  else tps_rollback_to(&k->t->db);
+  tp__run_reason(h, k->t, p, &inv, event ? "event" : "job", name, rc != 0);
+  k->t->queue_touched = true;  /* the handler may have scheduled or emitted */
+  tp__flush_batch(h);
+  tp_host_iteration_end(h);
+  tp_log_flush();
+  lua_pushboolean(L, rc == 0);
+  if (rc == 0) lua_pushnil(L);
+  else lua_pushstring(L, err);
+  return 2;
+}
+
 /* Pushes the host binding for k. */
 static void push_binding(lua_State *L, kit_file *k) {
   static const luaL_Reg fns[] = {
       {"open", l_open}, {"request", l_request}, {"token", l_token}, {"now_ms", l_now_ms},
       {"advance", l_advance}, {"drain", l_drain}, {"query", l_query},
+      {"pin_seed", l_pin_seed}, {"set_clock", l_set_clock}, {"last", l_last},
+      {"invoke_task", l_invoke_task},
       {"json_encode", tpj_l_encode}, {"json_decode", tpj_l_decode}, {NULL, NULL}};
   lua_newtable(L);
   lua_pushlightuserdata(L, k);
@@ -397,12 +488,15 @@ static void push_binding(lua_State *L, kit_file *k) {
 
 typedef struct kit_totals {
   int passed, failed, broken;  /* broken: files that could not run */
+  tprun_stats stats;           /* instructions of every invocation the tests made */
+  int replay_rc;               /* --replay: 0 same outcome, 1 differs, 2 could not replay */
 } kit_totals;
 
 /* Runs one test file (display: its path as printed) in a fresh state on a
 ** fresh host. */
 static void run_file(const char *display, const char *plugin, const char *parent,
-                     const char *builtin, const char *sdk, kit_totals *totals) {
+                     const char *builtin, const char *sdk, const char *replay,
+                     kit_totals *totals) {
   kit_file k = {.plugin = plugin, .plugin_parent = parent, .builtin = builtin, .sdk = sdk};
   const char *tmpdir = getenv("TMPDIR");
   snprintf(k.tmp, sizeof k.tmp, "%s/tidepool-test-XXXXXX", tmpdir && tmpdir[0] ? tmpdir : "/tmp");
@@ -431,6 +525,19 @@ static void run_file(const char *display, const char *plugin, const char *parent
     goto done;
   }
   /* stack: testkit */
+  if (replay) {  /* one recorded run instead of the test files */
+    lua_getfield(L, -1, "replay_cli");
+    push_binding(L, &k);
+    lua_pushstring(L, replay);
+    /* stack: testkit replay_cli binding file */
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+      printf("ERROR %s: %s\n", display, lua_tostring(L, -1));
+      totals->replay_rc = 2;
+    } else {
+      totals->replay_rc = (int)lua_tointeger(L, -1);
+    }
+    goto done;
+  }
   lua_getfield(L, -1, "run");
   push_binding(L, &k);
   lua_pushstring(L, display);
@@ -447,6 +554,7 @@ static void run_file(const char *display, const char *plugin, const char *parent
 done:
   fflush(stdout);
   if (L) lua_close(L);
+  if (k.t) tprun_stats_merge(&totals->stats, &k.t->runs.stats);
   if (k.host_opened) {
     tp_host_commit(&k.host);
     tp_host_close(&k.host);
@@ -473,7 +581,7 @@ static void run_plugin(const char *dir, const char *shown, const char *builtin, 
     const char *base = strrchr(g.gl_pathv[i], '/') + 1;
     char display[PATH_MAX + 64];
     snprintf(display, sizeof display, "%s%stest/%s", shown, shown[0] ? "/" : "", base);
-    run_file(display, name, parent, builtin, sdk, totals);
+    run_file(display, name, parent, builtin, sdk, NULL, totals);
     (*files)++;
   }
   globfree(&g);
@@ -484,13 +592,15 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int tp_cli_test(int argc, char **argv) {
-  const char *dir = NULL, *level = "error";
+  const char *dir = NULL, *level = "error", *replay = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       fputs(usage_test, stdout);
       return 0;
     } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
       level = argv[++i];
+    } else if (strcmp(argv[i], "--replay") == 0 && i + 1 < argc) {
+      replay = argv[++i];
     } else if (argv[i][0] != '-' && !dir) {
       dir = argv[i];
     } else {
@@ -521,9 +631,28 @@ int tp_cli_test(int argc, char **argv) {
     fprintf(stderr, "tidepool: %s is not a folder\n\n%s", dir, usage_test);
     return 2;
   }
+  tpsb_set_hook_step(1);  /* exact instruction counts for the budget table */
   kit_totals totals = {0};
   int files = 0;
   snprintf(probe, sizeof probe, "%s/plugin.lua", dir);
+  if (replay) {
+    char abs[PATH_MAX], file[PATH_MAX];
+    if (!is_file(probe) || !realpath(dir, abs)) {
+      fprintf(stderr, "tidepool: --replay needs DIR to be a plugin folder (with plugin.lua); "
+              "%s is not\n", dir);
+      return 2;
+    }
+    if (!is_file(replay) || !realpath(replay, file)) {
+      fprintf(stderr, "tidepool: %s: no such run file\n", replay);
+      return 2;
+    }
+    char *slash = strrchr(abs, '/');
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
+    run_file(replay, slash + 1, parent, is_dir(builtin) ? builtin : NULL, sdk, file, &totals);
+    tprun_stats_free(&totals.stats);
+    return totals.replay_rc;
+  }
   if (is_file(probe)) {
     run_plugin(dir, shown, is_dir(builtin) ? builtin : NULL, sdk, &totals, &files);
   } else {  /* a folder of plugin folders, in name order */
@@ -554,6 +683,12 @@ int tp_cli_test(int argc, char **argv) {
     return 2;
   }
   printf("%d passed, %d failed\n", totals.passed, totals.failed);
+  tp_buf table;
+  tp_buf_init(&table);
+  tprun_stats_table(&totals.stats, &table);
+  if (table.len) printf("\n%s", tp_buf_cstr(&table));
+  tp_buf_free(&table);
+  tprun_stats_free(&totals.stats);
   fflush(stdout);
   return totals.broken ? 2 : totals.failed ? 1 : 0;
 }

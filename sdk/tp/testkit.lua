@@ -25,6 +25,16 @@
 --                        not deliver their events by themselves: drain (or advance)
 --   kit.query(sql, ...)  rows from the tenant's database, read-only
 --   kit.null             JSON null as decoded bodies hold it
+--   kit.load_run(path)   a recorded run (GET /admin/{tenant}/runs/{id}, saved as a
+--                        file; path relative to the test file), decoded
+--   kit.replay(run)      runs it again against the plugin as it is now: the test
+--                        clock is set to the run's time (backwards too) and the
+--                        invocation gets the run's random seed; a route answers
+--                        {status, body, headers}, a job or event {ok, error}; both
+--                        add instructions, budget and random_draws
+--   kit.run_differences(run, res)  what differs from the recorded outcome (a list
+--                        of lines; empty when the same)
+--   expect(res).to_match_run(run)  fails with those lines
 --
 -- Every file gets its own host: one tenant "test" on the manual clock, a fresh
 -- database. The database lives for the whole file: tests of one file see
@@ -42,6 +52,7 @@ local SELF_FILE = SELF:sub(2)
 local TENANT_PREFIX = { user = "/v1/test", admin = "/admin/test" }
 
 local host          -- the C binding for this file (core/testkit.c)
+local current_file  -- the test file being run, for kit.load_run's relative paths
 local opened = false
 local plugins_spec  -- kit.plugins' table, until the host opens
 local collecting = true
@@ -205,6 +216,8 @@ end
 
 -- ---- expect
 
+local run_differences  -- kit.run_differences, defined with kit.replay below
+
 local function expect(v)
   local m = {}
   local function check(ok, what)
@@ -263,6 +276,13 @@ local function expect(v)
         fmt(type(v) == "table" and v.status or v), fmt(got_code))
     end)
     return err
+  end
+  function m.to_match_run(run)
+    local diffs = run_differences(run, v)
+    if #diffs == 0 then return end
+    local info = caller_info()
+    fail(info, ("the replay differs from recorded run %s:\n  %s"):format(
+      fmt(type(run) == "table" and run.id or "?"), table.concat(diffs, "\n  ")))
   end
   function m.to_fail(substring)
     local info = caller_info()
@@ -391,6 +411,167 @@ function kit.query(sql, ...)
   return host.query(sql, ...)
 end
 
+-- ---- recorded runs
+
+local function thousands(n)
+  local s = tostring(math.tointeger(n) or n)
+  local sign, digits = s:match("^(-?)(%d+)$")
+  if not digits then return s end
+  return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+end
+
+local function is_null(v) return v == nil or v == host.null end
+
+-- The run's seed as an integer (the document keeps it as a string).
+local function seed_of(run)
+  local seed = math.tointeger(tonumber(run.host.seed))
+  if not seed then error("the run's host.seed is not an integer", 0) end
+  return seed
+end
+
+-- Raises unless run looks like a recorded run.
+local function check_run(run)
+  if type(run) ~= "table" or run.format ~= "tidepool-run/1" then
+    error("not a recorded run (format \"tidepool-run/1\"): save GET /admin/{tenant}/runs/{id}", 0)
+  end
+  if type(run.input) ~= "table" or type(run.host) ~= "table" or type(run.outcome) ~= "table" then
+    error("the run has no input, host or outcome", 0)
+  end
+  if run.input.truncated or run.input.body_truncated then
+    error(("run %s cannot be replayed: its input was over %s bytes and was truncated when it "
+      .. "was recorded"):format(fmt(run.id), thousands(16384)), 0)
+  end
+  seed_of(run)
+end
+
+local function read_run(path)
+  local f, err = io.open(path)
+  if not f then error("kit.load_run: " .. err, 0) end
+  local text = f:read("a")
+  f:close()
+  local ok, run = pcall(host.json_decode, text)
+  if not ok or type(run) ~= "table" then error("kit.load_run: " .. path .. " is not JSON", 0) end
+  local valid, why = pcall(check_run, run)
+  if not valid then error("kit.load_run: " .. path .. ": " .. tostring(why), 0) end
+  return run
+end
+
+function kit.load_run(path)
+  if type(path) ~= "string" then error("kit.load_run takes a file path", 2) end
+  if path:sub(1, 1) ~= "/" and current_file then
+    local dir = current_file:match("^(.*)/[^/]*$")
+    if dir then path = dir .. "/" .. path end
+  end
+  local ok, run = pcall(read_run, path)
+  if not ok then error(run, 2) end
+  return run
+end
+
+local function decode_body(text, headers)
+  if (headers["content-type"] or ""):find("json", 1, true) and #text > 0 then
+    local value = host.json_decode(text)
+    if value ~= nil then return value end
+  end
+  return text
+end
+
+function kit.replay(run)
+  local ok, why = pcall(check_run, run)
+  if not ok then error("kit.replay: " .. tostring(why), 2) end
+  ensure_open()
+  host.set_clock(run.host.now_ms)
+  host.pin_seed(seed_of(run))
+  local res
+  if run.kind == "route" then
+    local input = run.input
+    local area, rest = tostring(input.path):match("^/(%w+)/[^/]*(.*)$")
+    if not area then error("kit.replay: the run's input.path is not /v1/{tenant}/...", 2) end
+    local target = "/" .. area .. "/test" .. rest
+    if not is_null(input.query) and input.query ~= "" then target = target .. "?" .. input.query end
+    local h = {}
+    for k, v in pairs(input.headers or {}) do
+      if k ~= "content-length" then h[k] = v end
+    end
+    if not is_null(input.user) then h["authorization"] = "Bearer " .. host.token(input.user) end
+    if input.auth == "admin" then h["x-api-key"] = host.admin_key end
+    local raw = not is_null(input.raw_body) and input.raw_body or nil
+    local status, text, response_headers = host.request(input.method, target, h, raw)
+    res = { status = status, body = decode_body(text, response_headers), headers = response_headers }
+  elseif run.kind == "job" or run.kind == "event" then
+    local done, err = host.invoke_task(run.kind, run.plugin, run.name, host.json_encode(run.input))
+    res = { ok = done, error = err }
+  else
+    error("kit.replay: unknown kind " .. fmt(run.kind), 2)
+  end
+  local last = host.last()
+  if last and last.plugin == run.plugin and last.name == run.name then
+    res.instructions, res.budget = last.instructions, last.budget
+    res.random_draws, res.seed, res.now_ms = last.random_draws, last.seed, last.now_ms
+  end
+  return res
+end
+
+-- An answer's body without what differs on every request: the request id,
+-- and the message of an internal error (it quotes that id).
+local function comparable(body)
+  if type(body) ~= "table" or type(body.error) ~= "table" then return body end
+  local copy, err = {}, {}
+  for k, v in pairs(body) do copy[k] = v end
+  for k, v in pairs(body.error) do err[k] = v end
+  err.request_id = nil
+  if err.code == "internal_error" then err.message = nil end
+  copy.error = err
+  return copy
+end
+
+local function all_differences(expected, got, path, out, depth)
+  if #out >= 12 then return end
+  if expected == got then return end
+  if type(expected) ~= "table" or type(got) ~= "table" or depth > 64 then
+    out[#out + 1] = ("%s: recorded %s, now %s"):format(path, fmt(expected), fmt(got))
+    return
+  end
+  for _, k in ipairs(union_keys(expected, got)) do
+    all_differences(expected[k], got[k], path .. path_key(k), out, depth + 1)
+  end
+end
+
+-- The first line of an error without its file:line, which an edit moves.
+local function error_gist(e)
+  if type(e) ~= "string" then return e end
+  return (e:match("^[^\n]*"):gsub("^[^:]*:%d+: ", ""))
+end
+
+run_differences = function(run, res)
+  check_run(run)
+  if type(res) ~= "table" then return { "the replay returned " .. fmt(res) } end
+  local out, o = {}, run.outcome
+  if run.kind == "route" then
+    if res.status ~= o.status then
+      out[#out + 1] = ("status: recorded %s, now %s"):format(fmt(o.status), fmt(res.status))
+    end
+    -- a body truncated when recorded cannot be compared: the status decides
+    if not (type(o.body) == "table" and o.body.truncated == true) then
+      all_differences(comparable(o.body), comparable(res.body), "body", out, 0)
+    end
+  else
+    if res.ok ~= o.ok then
+      out[#out + 1] = ("ok: recorded %s, now %s"):format(fmt(o.ok), fmt(res.ok))
+    end
+    if not o.ok and not res.ok and error_gist(o.error) ~= error_gist(res.error) then
+      out[#out + 1] = ("error: recorded %s, now %s"):format(fmt(error_gist(o.error)),
+        fmt(error_gist(res.error)))
+    end
+  end
+  return out
+end
+
+function kit.run_differences(run, res)
+  local ok, diffs = pcall(run_differences, run, res)
+  if not ok then error("kit.run_differences: " .. tostring(diffs), 2) end
+  return diffs
+end
+
 -- ---- describe / it
 
 local root = { children = {}, before = {}, after = {} }
@@ -490,10 +671,75 @@ local function report_failure(err)
   say("     " .. text:gsub("\n", "\n     "))
 end
 
+local function instructions_text(n, budget, step)
+  if type(n) ~= "number" then return "?" end
+  local text = ("%s (%.1f %% of %s)"):format(thousands(n), budget > 0 and n * 100 / budget or 0,
+    thousands(budget))
+  if step and step > 1 then text = text .. ", counted every " .. thousands(step) end
+  return text
+end
+
+-- `tidepool test DIR --replay FILE`: replays the run in file against the
+-- plugin of the binding on a fresh host; prints recorded vs now. Returns the
+-- exit status: 0 the same outcome, 1 it differs, 2 it could not replay.
+function M.replay_cli(binding, file)
+  host = binding
+  kit.null = host.null
+  local ok, run = pcall(read_run, file)
+  if not ok then
+    say("ERROR " .. tostring(run))
+    return 2
+  end
+  if run.plugin ~= host.plugin then
+    say(("ERROR %s: run %s is of plugin '%s', but the folder holds '%s'"):format(file,
+      fmt(run.id), tostring(run.plugin), host.plugin))
+    return 2
+  end
+  local spec = { [run.plugin] = {} }
+  for _, name in ipairs(type(run.tenant_plugins) == "table" and run.tenant_plugins or {}) do
+    spec[name] = {}
+  end
+  plugins_spec = spec
+  local res
+  ok, res = pcall(function()
+    ensure_open()
+    return kit.replay(run)
+  end)
+  if not ok then
+    say("ERROR " .. file .. ": " .. (type(res) == "table" and res.message or tostring(res)))
+    return 2
+  end
+  local o = run.outcome
+  say(("replay of run %s: %s %s %s (version %s, recorded because of %s)"):format(fmt(run.id),
+    run.plugin, run.kind, run.name, tostring(run.version), tostring(run.reason)))
+  say(("  time %s ms, seed %s"):format(thousands(run.host.now_ms), run.host.seed))
+  local rows = {}
+  if run.kind == "route" then
+    rows[#rows + 1] = { "status", tostring(o.status), tostring(res.status) }
+  else
+    rows[#rows + 1] = { "ok", tostring(o.ok), tostring(res.ok) }
+  end
+  local used = run.instructions or {}
+  rows[#rows + 1] = { "instructions", instructions_text(used.used, used.budget or 0, used.counted_every),
+    instructions_text(res.instructions, res.budget or 0) }
+  rows[#rows + 1] = { "random draws", tostring(run.host.random_draws), tostring(res.random_draws) }
+  say(("  %-13s %-50s %s"):format("", "recorded", "now"))
+  for _, r in ipairs(rows) do say(("  %-13s %-50s %s"):format(r[1], r[2], r[3])) end
+  local diffs = run_differences(run, res)
+  if #diffs == 0 then
+    say("same outcome")
+    return 0
+  end
+  say("the outcome differs:")
+  for _, d in ipairs(diffs) do say("  " .. d) end
+  return 1
+end
+
 -- Runs the test file at path (as shown). Returns passed, failed, and
 -- whether the file could not run.
 function M.run(binding, path)
   host = binding
+  current_file = path
   kit.null = host.null
   local chunk, err = loadfile(path, "t")
   if not chunk then

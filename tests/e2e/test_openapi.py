@@ -272,6 +272,8 @@ def test_the_hosts_built_in_routes_are_documented():
         ("/admin/docs/jobs", "get"), ("/admin/docs/events", "get"),
         ("/admin/docs/jobs/{id}/retry", "post"), ("/admin/docs/jobs/{id}", "delete"),
         ("/admin/docs/clock", "get"), ("/admin/docs/clock/advance", "post"),
+        ("/admin/docs/runs", "get"), ("/admin/docs/runs/{id}", "get"),
+        ("/admin/docs/runs/record", "post"),
     }
     host_ops = {(p, m) for p, m, o in operations(doc) if o["tags"] == ["host"]}
     assert host_ops == admin | {("/v1/docs/openapi.json", "get")}, host_ops

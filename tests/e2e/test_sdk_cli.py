@@ -99,7 +99,12 @@ def test_check_passes_the_scaffold():
 def test_scaffold_test_passes_under_tidepool_test():
     rc, out, err = tidepool("test", os.path.join(WORK, "lucky_draw"))
     assert rc == 0, (rc, out, err)
-    assert out.strip().splitlines()[-1] == "3 passed, 0 failed", out
+    lines = out.splitlines()
+    summary = lines.index("3 passed, 0 failed")  # then the budget table: its job and routes
+    assert [ln.split()[:4] for ln in lines[summary + 3:]] == [
+        ["lucky_draw", "job", "thank", "peak"],
+        ["lucky_draw", "route", "GET", "/lucky_draw/visits/me"],
+        ["lucky_draw", "route", "POST", "/lucky_draw/visits"]], out
 
 
 def expected(fixture):
