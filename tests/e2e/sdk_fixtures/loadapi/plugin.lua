@@ -1,4 +1,4 @@
--- expect: tp.db.exec is not available while the plugin loads (allowed in: handler, job, event)
+-- expect: tp.db.exec is not available while the plugin loads (allowed in: handler, job, event, setup)
 local function seed()
   tp.db.exec("INSERT INTO loadapi_items (note) VALUES ('seeded')") -- @ERROR@
 end
