@@ -345,6 +345,12 @@ def test_an_edited_campaign_reloads_into_the_same_activities():
         assert status == 422 and error_code(body) == "reload_failed", (status, body)
         err = body["error"]["details"]["failed"][0]["error"]
         assert "festival.lua:%d:" % line_of(broken, "quantity = -5,") in err and "quantity" in err, err
+        # refused after the sale took its new price: the whole setup is rolled back
+        broken = edited.replace('yuan "12.50"', 'yuan "13"').replace('"threshold"', '"thresold"')
+        status, body = load_campaign(h, t, broken)
+        assert status == 422, (status, body)
+        err = body["error"]["details"]["failed"][0]["error"]
+        assert "festival.lua:%d:" % line_of(broken, "thresold") in err, err
         status, _, sale = h.get("/v1/%s/flash-sales/%d" % (t["id"], first["morning"]))
         assert status == 200 and sale["price_fen"] == 1250, sale
         # the flash sale leaves the script: it is withdrawn, not deleted
