@@ -14,7 +14,7 @@
 local check = require("tp.check")
 local money = require("tp.money")
 local window = require("lib.window")
-local campaign_items = require("lib.campaign_items")
+local campaign_items = require("tp.campaign_items")
 
 local STATUSES = { active = true, disabled = true }
 
@@ -393,14 +393,8 @@ end
 ---@param settings table the fields of POST /flash-sales but status
 ---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
 function exports.campaign_apply(ref, settings)
-  local id = items:find(ref)
-  check.only(check.body(settings, true), SETTINGS)
-  local b = { status = "active" }
-  for k, v in pairs(settings) do b[k] = v end
-  if id then change(load(id), b, true) else id = create(b) end
-  items:remember(ref, id)
-  local s = load(id)
-  return { id = id, summary = summary(s), opens_at = s.starts_at, closes_at = s.ends_at }
+  return items:apply(ref, settings, SETTINGS, { create = create, load = load, describe = summary,
+    change = function(id, b) change(load(id), b, true) end })
 end
 
 ---Disables the sale of campaign item ref (its orders and counts stay); false

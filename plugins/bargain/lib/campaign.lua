@@ -1,11 +1,10 @@
 -- A campaign script's bargain activities (README "Campaigns"): campaign_apply
 -- and campaign_withdraw, on the operator's create and PATCH paths.
 
-local check = require("tp.check")
 local money = require("tp.money")
 local activities = require("lib.activities")
 local rules = require("lib.rules")
-local campaign_items = require("lib.campaign_items")
+local campaign_items = require("tp.campaign_items")
 
 local items = campaign_items.of("bargain_campaign_items", "activity_id")
 
@@ -31,14 +30,9 @@ end
 ---@param settings table the fields of POST /bargain/activities but status
 ---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
 function campaign.apply(ref, settings)
-  local id = items:find(ref)
-  check.only(check.body(settings, true), SETTINGS)
-  local b = { status = "active" }
-  for k, v in pairs(settings) do b[k] = v end
-  if id then activities.change(activities.load(id), b, true) else id = activities.create_from(b) end
-  items:remember(ref, id)
-  local a = activities.load(id)
-  return { id = id, summary = summary(a), opens_at = a.starts_at, closes_at = a.ends_at }
+  return items:apply(ref, settings, SETTINGS, {
+    create = activities.create_from, load = activities.load, describe = summary,
+    change = function(id, b) activities.change(activities.load(id), b, true) end })
 end
 
 ---exports.campaign_withdraw(ref): disables the bargain activity of campaign

@@ -5,7 +5,7 @@
 
 local check = require("tp.check")
 local templates = require("lib.templates")
-local campaign_items = require("lib.campaign_items")
+local campaign_items = require("tp.campaign_items")
 
 local items = campaign_items.of("coupons_campaign_items", "template_id")
 
@@ -26,15 +26,15 @@ end
 ---@param settings table the fields of POST /coupons/templates but status
 ---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
 function campaign.apply(ref, settings)
-  local id = items:find(ref)
-  check.only(check.body(settings, true), templates.SETTINGS)
-  local b = { status = "active" }
-  for k, v in pairs(settings) do b[k] = v end
-  id = templates.apply(id and templates.row(id), b)
-  items:remember(ref, id)
-  local t = templates.row(id)
-  return { id = id, summary = summary(t), opens_at = t.claim_starts_at or t.created_at,
-           closes_at = t.claim_ends_at or t.valid_until or check.MAX_EPOCH }
+  return items:apply(ref, settings, templates.SETTINGS, {
+    create = function(b) return templates.apply(nil, b) end,
+    change = function(id, b) templates.apply(templates.row(id), b) end,
+    load = templates.row,
+    describe = summary,
+    window = function(t)
+      return t.claim_starts_at or t.created_at, t.claim_ends_at or t.valid_until or check.MAX_EPOCH
+    end,
+  })
 end
 
 ---exports.campaign_withdraw(ref): pauses the template of campaign item ref (no

@@ -3,9 +3,8 @@
 -- campaigns (README "Campaign scripts"): campaign_apply and campaign_withdraw,
 -- on the operator's create and PATCH paths (lib/campaigns.lua).
 
-local check = require("tp.check")
 local campaigns = require("lib.campaigns")
-local campaign_items = require("lib.campaign_items")
+local campaign_items = require("tp.campaign_items")
 
 local items = campaign_items.of("friend_assist_campaign_items", "assist_campaign_id")
 
@@ -40,14 +39,9 @@ end
 ---@param settings table the fields of POST /friend_assist/campaigns but status
 ---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
 function script.apply(ref, settings)
-  local id = items:find(ref)
-  check.only(check.body(settings, true), campaigns.SETTINGS)
-  local b = { status = "active" }
-  for k, v in pairs(settings) do b[k] = v end
-  if id then campaigns.change(campaigns.load(id), b, true) else id = campaigns.create_from(b) end
-  items:remember(ref, id)
-  local c = campaigns.load(id)
-  return { id = id, summary = summary(c), opens_at = c.starts_at, closes_at = c.ends_at }
+  return items:apply(ref, settings, campaigns.SETTINGS, {
+    create = campaigns.create_from, load = campaigns.load, describe = summary,
+    change = function(id, b) campaigns.change(campaigns.load(id), b, true) end })
 end
 
 ---exports.campaign_withdraw(ref): pauses the friend-assist campaign of

@@ -1,10 +1,9 @@
 -- A campaign script's group buys (README "Campaigns"): campaign_apply and
 -- campaign_withdraw, on the operator's create and PATCH paths.
 
-local check = require("tp.check")
 local money = require("tp.money")
 local activities = require("lib.activities")
-local campaign_items = require("lib.campaign_items")
+local campaign_items = require("tp.campaign_items")
 
 local items = campaign_items.of("group_buy_campaign_items", "activity_id")
 
@@ -36,14 +35,9 @@ end
 ---@param settings table the fields of POST /group-buys but status
 ---@return {id: integer, summary: string, opens_at: integer, closes_at: integer}
 function campaign.apply(ref, settings)
-  local id = items:find(ref)
-  check.only(check.body(settings, true), activities.SETTINGS)
-  local b = { status = "active" }
-  for k, v in pairs(settings) do b[k] = v end
-  if id then activities.change(activities.load(id), b, true) else id = activities.create(b) end
-  items:remember(ref, id)
-  local a = activities.load(id)
-  return { id = id, summary = summary(a), opens_at = a.starts_at, closes_at = a.ends_at }
+  return items:apply(ref, settings, activities.SETTINGS, {
+    create = activities.create, load = activities.load, describe = summary,
+    change = function(id, b) activities.change(activities.load(id), b, true) end })
 end
 
 ---exports.campaign_withdraw(ref): disables the group buy of campaign item ref
