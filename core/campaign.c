@@ -112,7 +112,7 @@ static int snapshot(const char *live, const char *copy, char *err, size_t errcap
     }
   }
   if (rc != SQLITE_OK)
-    snprintf(err, errcap, "cannot copy %s: %s", live, sqlite3_errmsg(dst ? dst : src));
+    snprintf(err, errcap, "cannot copy %.1000s: %s", live, sqlite3_errmsg(dst ? dst : src));
   sqlite3_close(src);
   sqlite3_close(dst);
   return rc == SQLITE_OK ? 0 : -1;
@@ -120,7 +120,7 @@ static int snapshot(const char *live, const char *copy, char *err, size_t errcap
 
 static void remove_scratch(const char *dir, const char *tenant) {
   static const char *const suffixes[] = {".db", ".db-wal", ".db-shm", ".db-journal"};
-  char path[PATH_MAX + 64];
+  char path[2 * PATH_MAX];
   for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
     snprintf(path, sizeof path, "%s/%s%s", dir, tenant, suffixes[i]);
     unlink(path);
@@ -155,7 +155,7 @@ static void print_timeline(tp_tenant *t, const char *campaign) {
 
 static int run(const campaign_args *a, tpc_config *cfg, tpc_tenant *t, const char *name,
                const char *tmp) {
-  char err[2048], live[PATH_MAX + 64], copy[PATH_MAX + 64];
+  char err[2048], live[2 * PATH_MAX], copy[2 * PATH_MAX];
   snprintf(live, sizeof live, "%s/%s.db", cfg->data_dir, t->id);
   snprintf(copy, sizeof copy, "%s/%s.db", tmp, t->id);
   if (tpc_add_campaign(cfg, t, a->file, err, sizeof err) != 0) {
