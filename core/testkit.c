@@ -186,6 +186,13 @@ static int l_open(lua_State *L) {
     tp_buf_adds(&text, ", ");
     add_lua_str(&text, k->builtin);
   }
+  /* the SDK's test plugins (campaign_probe): stand-ins any plugin's tests may enable */
+  char shared[PATH_MAX + 32];
+  snprintf(shared, sizeof shared, "%s/testplugins", k->sdk);
+  if (is_dir(shared)) {
+    tp_buf_adds(&text, ", ");
+    add_lua_str(&text, shared);
+  }
   tp_buf_adds(&text, " },\n  sdk_dir = ");
   add_lua_str(&text, k->sdk);
   tp_buf_adds(&text, ",\n  tenants = { {\n    id = '" KIT_TENANT "', token_secret = '" KIT_SECRET

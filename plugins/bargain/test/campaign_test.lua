@@ -1,7 +1,7 @@
 -- bargain for campaign scripts: campaign_apply creates a bargain activity the
 -- first time a ref is seen and changes that same one after, by the PATCH's
 -- rules; campaign_withdraw disables it and leaves bargains in progress alone.
--- campaign_probe (test/plugins) stands in for the campaign plugin.
+-- campaign_probe (sdk/testplugins) stands in for the campaign plugin.
 
 kit.plugins {
   catalog = {},

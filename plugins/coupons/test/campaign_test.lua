@@ -1,8 +1,8 @@
 -- coupons for campaign scripts: campaign_apply manages a coupon template (one
 -- per ref, changed by the PATCH's rules on a later apply), campaign_withdraw
 -- pauses it, and issue is the targeted issue for other plugins (a campaign's
--- coupon drop, friend_assist's reward). campaign_probe (test/plugins) stands
--- in for the campaign plugin.
+-- coupon drop, friend_assist's reward). campaign_probe (sdk/testplugins)
+-- stands in for the campaign plugin.
 
 kit.plugins { coupons = {}, campaign_probe = {} }
 

@@ -1,7 +1,8 @@
 -- flash_sale for campaign scripts: campaign_apply creates a sale the first time
 -- a ref is seen and changes that same sale after, by the PATCH's rules;
--- campaign_withdraw disables it and keeps its orders. campaign_probe and
--- campaign_rival (test/plugins) stand in for two campaign plugins.
+-- campaign_withdraw disables it and keeps its orders. campaign_probe
+-- (sdk/testplugins) and campaign_rival (test/plugins) stand in for two
+-- campaign plugins.
 
 kit.plugins {
   catalog = {},

@@ -1,7 +1,7 @@
 -- friend_assist for campaign scripts: campaign_apply creates a friend-assist
 -- campaign the first time a ref is seen and changes that same one after, by
 -- the PATCH's rules; campaign_withdraw pauses it and lets drives in flight
--- finish. campaign_probe (test/plugins) stands in for the campaign plugin.
+-- finish. campaign_probe (sdk/testplugins) stands in for the campaign plugin.
 
 kit.plugins {
   catalog = {}, orders = {}, payments = { secret = "friend-assist-test-secret" },

@@ -1,7 +1,7 @@
 -- group_buy for campaign scripts: campaign_apply creates a group buy the first
 -- time a ref is seen and changes that same one after, by the PATCH's rules;
 -- campaign_withdraw disables it and lets the groups in flight finish.
--- campaign_probe (test/plugins) stands in for the campaign plugin.
+-- campaign_probe (sdk/testplugins) stands in for the campaign plugin.
 
 kit.plugins {
   catalog = {},

@@ -1,10 +1,10 @@
 ---@diagnostic disable: undefined-global
--- campaign_probe: stands in for a campaign plugin (campaign_<name>) in the
--- mechanics' kit tests, which cannot call exports themselves (the kit puts
--- <plugin>/test/plugins on the test's plugin path). Each admin route makes one
--- tp.call a campaign makes, in the route's transaction, and answers what the
--- export returned; a refusal comes back as the export raised it. The same file
--- is in flash_sale, coupons, group_buy, bargain and friend_assist's test/plugins.
+-- campaign_probe: stands in for a campaign plugin (campaign_<name>) in the kit
+-- tests of any plugin that takes part in campaigns, which cannot call exports
+-- themselves: enable it with kit.plugins { ..., campaign_probe = {} } (the kit
+-- puts sdk/testplugins on every test's plugin path). Each admin route makes
+-- one tp.call a campaign makes, in the route's transaction, and answers what
+-- the export returned; a refusal comes back as the export raised it.
 
 ---POST /campaign_probe/apply {plugin, ref, settings}
 local function apply(req)
