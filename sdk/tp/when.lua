@@ -64,18 +64,14 @@ function when.format(epoch)
   return t.sec == 0 and text or ("%s:%02d"):format(text, t.sec)
 end
 
----A span of seconds for people: "2 h 30 min", "3 d", "45 s".
+---A duration for people, in the largest unit that measures it exactly:
+---86400 -> "24 h", 5400 -> "90 min", 45 -> "45 s".
 ---@param seconds integer
 ---@return string
-function when.span(seconds)
-  local parts = {}
-  for _, u in ipairs({ { 86400, "d" }, { 3600, "h" }, { 60, "min" }, { 1, "s" } }) do
-    if seconds >= u[1] then
-      parts[#parts + 1] = ("%d %s"):format(seconds // u[1], u[2])
-      seconds = seconds % u[1]
-    end
-  end
-  return #parts > 0 and table.concat(parts, " ") or "0 s"
+function when.duration(seconds)
+  if seconds % 3600 == 0 then return ("%d h"):format(seconds // 3600) end
+  if seconds % 60 == 0 then return ("%d min"):format(seconds // 60) end
+  return ("%d s"):format(seconds)
 end
 
 return when

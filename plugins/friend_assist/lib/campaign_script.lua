@@ -5,17 +5,11 @@
 
 local campaigns = require("lib.campaigns")
 local campaign_items = require("tp.campaign_items")
+local when = require("tp.when")
 
 local items = campaign_items.of("friend_assist_campaign_items", "assist_campaign_id")
 
 local script = {}
-
----"1 h", "90 min", "45 s": a duration as a person says it.
-local function duration(seconds)
-  if seconds % 3600 == 0 then return ("%d h"):format(seconds // 3600) end
-  if seconds % 60 == 0 then return ("%d min"):format(seconds // 60) end
-  return ("%d s"):format(seconds)
-end
 
 ---What the reward is, for the summary: "coupon template #5", "code GIFT-10", "100 points".
 local function reward_text(r)
@@ -28,7 +22,7 @@ end
 ---`friend assist #3 "Invite 3 friends": 3 friends in 1 h for coupon template #5`.
 local function summary(c)
   return ('friend assist #%d "%s": %d friend%s in %s for %s'):format(c.id, c.name, c.friends_needed,
-    c.friends_needed == 1 and "" or "s", duration(c.drive_seconds), reward_text(c.reward))
+    c.friends_needed == 1 and "" or "s", when.duration(c.drive_seconds), reward_text(c.reward))
 end
 
 ---exports.campaign_apply(ref, settings): creates the friend-assist campaign of

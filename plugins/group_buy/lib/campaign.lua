@@ -2,6 +2,7 @@
 -- campaign_withdraw, on the operator's create and PATCH paths.
 
 local money = require("tp.money")
+local when = require("tp.when")
 local activities = require("lib.activities")
 local campaign_items = require("tp.campaign_items")
 
@@ -9,22 +10,13 @@ local items = campaign_items.of("group_buy_campaign_items", "activity_id")
 
 local campaign = {}
 
----A duration as a person says it: "24 h", "90 min", "45 s".
----@param seconds integer
----@return string
-local function duration(seconds)
-  if seconds % 3600 == 0 then return ("%d h"):format(seconds // 3600) end
-  if seconds % 60 == 0 then return ("%d min"):format(seconds // 60) end
-  return ("%d s"):format(seconds)
-end
-
 ---One line for a campaign's preview:
 ---"group buy #2: groups of 3 for tea-002 at ¥59.00, 24 h to fill", with
 ---" (leader ¥49.00)" after the price when the leader pays another.
 local function summary(a)
   local leader = a.leader_price_fen and (" (leader %s)"):format(money.yuan(a.leader_price_fen)) or ""
   return ("group buy #%d: groups of %d for %s at %s%s, %s to fill"):format(a.id, a.group_size, a.sku,
-    money.yuan(a.price_fen), leader, duration(a.group_ttl_seconds))
+    money.yuan(a.price_fen), leader, when.duration(a.group_ttl_seconds))
 end
 
 ---exports.campaign_apply(ref, settings): creates the group buy of campaign
