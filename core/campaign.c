@@ -25,6 +25,7 @@
 #include "config.h"
 #include "host.h"
 #include "log.h"
+#include "store.h"
 
 const char tpn_usage_campaign[] =
     "usage: tidepool campaign check FILE --config CONF [--tenant ID]\n"
@@ -119,12 +120,9 @@ static int snapshot(const char *live, const char *copy, char *err, size_t errcap
 }
 
 static void remove_scratch(const char *dir, const char *tenant) {
-  static const char *const suffixes[] = {".db", ".db-wal", ".db-shm", ".db-journal"};
   char path[2 * PATH_MAX];
-  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-    snprintf(path, sizeof path, "%s/%s%s", dir, tenant, suffixes[i]);
-    unlink(path);
-  }
+  snprintf(path, sizeof path, "%s/%s.db", dir, tenant);
+  tps_remove(path);
   rmdir(dir);
 }
 

@@ -385,13 +385,9 @@ static void add_lua_str(tp_buf *b, const char *s) {
 }
 
 static void remove_scratch(const char *tmp) {
-  static const char *const files[] = {"check.db", "check.db-wal", "check.db-shm",
-                                      "check.db-journal"};
-  char path[PATH_MAX + 32];  /* tmp, '/', the longest name */
-  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-    snprintf(path, sizeof path, "%s/%s", tmp, files[i]);
-    unlink(path);
-  }
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/check.db", tmp);
+  tps_remove(path);
   rmdir(tmp);
 }
 

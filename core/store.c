@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TPS_CACHE_KEY "tp.stmt_cache"
 #define TPS_CACHE_MAX 512
@@ -495,5 +496,14 @@ void tps_push_row(lua_State *L, sqlite3_stmt *st) {
                         (size_t)sqlite3_column_bytes(st, i));
     }
     lua_setfield(L, -2, sqlite3_column_name(st, i));
+  }
+}
+
+void tps_remove(const char *path) {
+  static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+  char file[4200];
+  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+    snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+    unlink(file);
   }
 }

@@ -41,6 +41,8 @@ typedef struct tps_db {
 
 int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap);
 void tps_close(tps_db *d);
+/* Deletes the database file at path and its -wal, -shm and -journal files. */
+void tps_remove(const char *path);
 
 /* Runs one or more statements with the host's privileges (no bound values). */
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);
