@@ -229,6 +229,7 @@ static int db_fail(lua_State *L, sqlite3_stmt *st, bool cached, const char *fmt,
     sqlite3_clear_bindings(st);
     if (!cached) sqlite3_finalize(st);
   }
+  tpsb_charge(L, 0);  /* interrupted for a limit: raise that, for good */
   return luaL_error(L, fmt, msg);
 }
 
@@ -740,7 +741,18 @@ static int trampoline(lua_State *L) {
     return luaL_error(L, "tp.%s%s%s is not available %s (allowed in: %s)",
                       f->module ? f->module : "", f->module ? "." : "", f->name, where, allowed);
   }
-  return f->fn(L);
+  /* what it reads and what it builds cost their bytes (JSON, crypto, ...) */
+  double bytes = 0;
+  size_t len;
+  for (int i = lua_gettop(L); i > 0; i--)
+    if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
+  if (bytes >= TPSB_BYTES_PER_INSTRUCTION) tpsb_charge(L, (int64_t)(bytes / TPSB_BYTES_PER_INSTRUCTION));
+  int n = f->fn(L);
+  bytes = 0;
+  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++)
+    if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
+  if (bytes >= TPSB_BYTES_PER_INSTRUCTION) tpsb_charge(L, (int64_t)(bytes / TPSB_BYTES_PER_INSTRUCTION));
+  return n;
 }
 
 void tpa_open(lua_State *L, tp_plugin *p) {

@@ -283,6 +283,7 @@ int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
   info->step = tpsb_hook_step();
   info->mem_peak = p->mem_peak;
   info->mem_cap = p->mem_limit;
+  if (!info->limit && p->timed_out) info->limit = "deadline_exceeded";
   if (!info->limit && p->exceeded) info->limit = "budget_exceeded";
   if (!info->limit && p->mem_exceeded) info->limit = "memory_exceeded";
   tp_buf plugins;  /* what a replay enables besides the plugin itself */
@@ -335,7 +336,8 @@ static void record_route(tp_host *h, tp_tenant *t, const tp_route *r, const tp_c
   tp_buf_init(&input);
   tprun_route_input(&input, r, call, body_is_json);
   bool limit = strcmp(result->code, "budget_exceeded") == 0 ||
-               strcmp(result->code, "memory_exceeded") == 0;
+               strcmp(result->code, "memory_exceeded") == 0 ||
+               strcmp(result->code, "deadline_exceeded") == 0;
   tprun_info info = {.kind = "route", .name = name, .request_id = call->request_id,
                      .reason = reason, .inv = inv, .ok = result->ok, .status = res->status,
                      .code = result->code[0] ? result->code : NULL,
@@ -476,6 +478,7 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
       tph_error(res, 400, "invalid_query", "the query string is not valid percent-encoded UTF-8");
     } else {
       run_route(h, t, r, req, m, target, plen, query, qlen, res);
+      tp__reset_killed(h);  /* the route and its plugin may be gone from here on */
     }
   }
 }

@@ -50,6 +50,7 @@ typedef struct tp_tenant {
   tpr_router *routes;         /* /v1/{tenant}/... */
   tpr_router *admin;          /* /admin/{tenant}/... (built-ins first) */
   bool dirty;                 /* in the batch being committed */
+  bool reset_pending;         /* a limit killed one of its plugins (tp__reset_killed) */
   bool queue_touched;         /* the batch scheduled, cancelled or emitted */
   int64_t next_due_ms;        /* earliest runnable task; INT64_MAX: none */
   int64_t clock_ms;           /* the manual clock (conf->manual_clock) */
@@ -71,6 +72,7 @@ typedef struct tp_host {
   int64_t timer_due_ms;       /* wall time it is armed for; INT64_MAX: idle */
   bool running_tasks;         /* the runner is on the stack */
   bool commit_failed;         /* some tenant's commit failed since the iteration began */
+  bool reset_pending;         /* some tenant's reset_pending is set */
   lua_State *scratch;         /* decodes admin request bodies */
   /* for `tidepool test`: the next invocation's seed, and what the last one cost */
   bool pin_seed;
@@ -115,6 +117,9 @@ void tp__flush_batch(tp_host *h);             /* commits every open transaction 
 int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
 uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
 int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms);   /* reload.c */
+/* Loads afresh every plugin whose invocation a limit ended (reload.c). Called
+** once nothing of theirs is on the stack: after a request, after the runner. */
+void tp__reset_killed(tp_host *h);
 extern const tp_services tp__services;       /* tasks.c */
 void tp__arm_timer(tp_host *h);
 int tp__advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed);

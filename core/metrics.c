@@ -37,7 +37,12 @@ struct tpm_metrics {
   uint64_t tasks[2][3];            /* [job, event][ok, failed, dead] */
   histogram lateness[2];
   uint64_t reloads_ok, reloads_failed;
+  uint64_t kills[3];               /* by limit_names */
+  uint64_t resets[2];              /* ok, failed */
 };
+
+static const char *const limit_names[3] = {"budget_exceeded", "memory_exceeded",
+                                           "deadline_exceeded"};
 
 static void observe(histogram *h, const double *bounds, double v) {
   for (int i = 0; i < NBUCKETS; i++)
@@ -92,6 +97,13 @@ void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok) {
 }
 
 void tpm_plugin_error(tpm_metrics *m) { m->plugin_errors++; }
+
+void tpm_limit_kill(tpm_metrics *m, const char *limit) {
+  for (int i = 0; i < 3; i++)
+    if (strcmp(limit, limit_names[i]) == 0) m->kills[i]++;
+}
+
+void tpm_plugin_reset(tpm_metrics *m, bool ok) { m->resets[ok ? 0 : 1]++; }
 
 void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s) {
   m->tasks[event][ok ? 0 : dead ? 2 : 1]++;
@@ -189,6 +201,17 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
     render_histogram(out, "tidepool_task_lateness_seconds", kind, &m->lateness[k],
                      lateness_bounds);
   }
+  tpm_family(out, "tidepool_limit_kills_total", "counter",
+             "Plugin invocations ended by a limit: instruction budget, memory cap or deadline.");
+  for (int i = 0; i < 3; i++)
+    tp_buf_printf(out, "tidepool_limit_kills_total{limit=\"%s\"} %llu\n", limit_names[i],
+                  (unsigned long long)m->kills[i]);
+  tpm_family(out, "tidepool_plugin_resets_total", "counter",
+             "Plugin states loaded afresh after a limit ended an invocation, by result.");
+  tp_buf_printf(out, "tidepool_plugin_resets_total{result=\"ok\"} %llu\n",
+                (unsigned long long)m->resets[0]);
+  tp_buf_printf(out, "tidepool_plugin_resets_total{result=\"failed\"} %llu\n",
+                (unsigned long long)m->resets[1]);
   tpm_family(out, "tidepool_reloads_total", "counter", "Plugin reloads, by result.");
   tp_buf_printf(out, "tidepool_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads_ok);
   tp_buf_printf(out, "tidepool_reloads_total{result=\"failed\"} %llu\n",

@@ -26,6 +26,11 @@ void tpm_free(tpm_metrics *m);
 void tpm_request(tpm_metrics *m, const char *route, int status, double seconds);
 void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok);
 void tpm_plugin_error(tpm_metrics *m);
+/* An invocation ended by a limit: "budget_exceeded", "memory_exceeded" or
+** "deadline_exceeded" (tidepool_limit_kills_total{limit}); and the reset of
+** the killed plugin's state that follows (tidepool_plugin_resets_total). */
+void tpm_limit_kill(tpm_metrics *m, const char *limit);
+void tpm_plugin_reset(tpm_metrics *m, bool ok);
 /* A job (event false) or delivery ran: ok, or failed (dead: dead-lettered). */
 void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s);
 void tpm_reload(tpm_metrics *m, int ok, int failed);

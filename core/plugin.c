@@ -19,6 +19,7 @@
 #include "luacopy.h"
 #include "sandbox.h"
 #include "url.h"
+#include "watchdog.h"
 
 /* t[key] without metamethods: manifests and error tables come from plugin
 ** code, and an __index that raises outside a protected call would abort the
@@ -489,8 +490,16 @@ static int run_chunk(tp_plugin *p, const char *file, int nargs, int64_t budget, 
   lua_insert(L, first + 1);
   p->ctx = TP_CTX_LOAD;
   tpsb_arm(p, budget);
+  tpsb_frame frame;
+  tpsb_enter(p, p->load_ms, &frame);
   int rc = lua_pcall(L, nargs, 1, first);
+  tpsb_leave(p, &frame);
   p->ctx = TP_CTX_NONE;
+  if (p->timed_out) {
+    snprintf(err, errcap, "loading %s took longer than %lld ms (limits.load_ms)", file,
+             (long long)p->load_ms);
+    return -1;
+  }
   if (p->exceeded) {
     snprintf(err, errcap, "loading %s used more than %lld instructions (limits.load_instructions)",
              file, (long long)budget);
@@ -557,6 +566,8 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   p->sdk_dir = cfg->sdk_dir;
   p->db = db;
   p->instructions = pc->instructions;
+  p->deadline_ms = cfg->limits.invocation_ms;
+  p->load_ms = cfg->limits.load_ms;
   p->mem_limit = (size_t)pc->memory_bytes;
   p->loaded_at_ms = tp_clock_wall_ms();
   p->setup_ref = LUA_NOREF;
@@ -599,11 +610,24 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   return 0;
 }
 
+static int migration_progress(void *ud) {
+  (void)ud;
+  return tpwd_expired();
+}
+
 int tpp_migrate(tp_plugin *p, char *err, size_t errcap) {
   lua_State *L = p->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->migrations_ref);
   int applied;
+  /* no Lua runs, but SQL can run long: the load deadline interrupts it */
+  tpwd_arm(p->load_ms, p->db->db, NULL);
+  tps_progress old = tps_set_progress(p->db, (tps_progress){migration_progress, NULL});
   int rc = tps_migrate(p->db, p->name, L, lua_gettop(L), &applied, err, errcap);
+  tps_set_progress(p->db, old);
+  if (rc != 0 && tpwd_expired())
+    snprintf(err, errcap, "migrations ran longer than %lld ms (limits.load_ms); none was applied",
+             (long long)p->load_ms);
+  tpwd_disarm();
   lua_pop(L, 1);
   if (rc == 0 && applied) {
     tp_buf *line = tp_log_begin(TP_LOG_INFO, "migrations applied");
@@ -649,33 +673,50 @@ static int invoke(tp_plugin *p, int ctx, tp_invocation *inv, int nargs, int nres
   p->running = true;
   p->mem_peak = p->mem_bytes;  /* the peak of this invocation, for its recorded run */
   tpsb_arm(p, p->instructions);
+  tpsb_frame frame;
+  tpsb_enter(p, p->deadline_ms, &frame);
   tps_set_owner(p->db, p->name);
   int rc = lua_pcall(p->L, nargs, nres, msgh_idx);
   tps_set_owner(p->db, owner);
+  tpsb_leave(p, &frame);
   p->running = false;
   p->ctx = old_ctx;
   p->inv = old_inv;
-  /* a budget spent in a coroutine can be caught by its resumer, which may
+  /* a limit passed in a coroutine can be caught by its resumer, which may
   ** then return within one hook step: the invocation failed all the same */
-  if ((p->exceeded || p->mem_exceeded) && rc == LUA_OK) {
+  if (tpsb_killed(p) && rc == LUA_OK) {
     lua_settop(p->L, msgh_idx);  /* whatever it returned */
     lua_pushliteral(p->L, "a limit was exceeded");
-    rc = p->exceeded ? LUA_ERRRUN : LUA_ERRMEM;
+    rc = p->mem_exceeded && !p->exceeded && !p->timed_out ? LUA_ERRMEM : LUA_ERRRUN;
   }
   if (rc == LUA_ERRMEM) lua_gc(p->L, LUA_GCCOLLECT);  /* give the next invocation room */
+  if (rc == LUA_ERRMEM || tpsb_killed(p)) {
+    /* what the killed invocation left in module tables must not reach the
+    ** next one: the host loads the plugin afresh before that */
+    p->killed = true;
+    if (p->services && p->services->killed) p->services->killed(p->services_ud, p);
+  }
   return rc;
 }
 
 /* A killed invocation's error code and explanation, or NULL for plain errors. */
 static const char *limit_hit(tp_plugin *p, int rc, char *msg, size_t cap) {
+  /* the host resets the state of a plugin it serves (tp__reset_killed) */
+  const char *reset = p->services && p->services->killed
+                          ? ", and its Lua state is loaded afresh before its next invocation" : "";
+  if (p->timed_out) {
+    snprintf(msg, cap, "plugin '%s' ran longer than its deadline of %lld ms (limits.invocation_ms); "
+             "everything it did was rolled back%s", p->name, (long long)p->deadline_ms, reset);
+    return "deadline_exceeded";
+  }
   if (p->exceeded) {
     snprintf(msg, cap, "plugin '%s' ran more than its budget of %lld instructions; everything "
-             "it did was rolled back", p->name, (long long)p->budget);
+             "it did was rolled back%s", p->name, (long long)p->budget, reset);
     return "budget_exceeded";
   }
   if (rc == LUA_ERRMEM || p->mem_exceeded) {
     snprintf(msg, cap, "plugin '%s' reached its memory cap of %zu bytes; everything it did was "
-             "rolled back", p->name, p->mem_limit);
+             "rolled back%s", p->name, p->mem_limit, reset);
     return "memory_exceeded";
   }
   return NULL;
@@ -799,7 +840,7 @@ static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body,
   memset(&tmp, 0, sizeof tmp);
   tmp.body = *body;
   tp_copy_str(tmp.request_id, sizeof tmp.request_id, request_id);
-  char msg[256];
+  char msg[512];
   const char *limit = limit_hit(p, rc, msg, sizeof msg);
   if (limit) {
     log_failure(p, r->label, request_id, limit, msg);
@@ -951,6 +992,11 @@ int tpp_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap) {
   return status == LUA_OK ? 0 : -1;
 }
 
+/* True if size more bytes fit under p's memory cap. */
+static bool fits(const tp_plugin *p, size_t size) {
+  return !p->mem_limit || (p->mem_bytes <= p->mem_limit && size <= p->mem_limit - p->mem_bytes);
+}
+
 int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
                     tp_invocation *inv, int ctx, char *err, size_t errcap) {
   lua_State *L = callee->L;
@@ -965,6 +1011,17 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
   lua_remove(L, -2);
   if (!lua_checkstack(L, nargs + 8)) {
     snprintf(err, errcap, "too many arguments");
+    lua_settop(L, base);
+    return -1;
+  }
+  size_t size = 0;
+  for (int i = 0; i < nargs; i++) size += tp_lua_copy_size(from, first + i);
+  /* the walk and the copy are the caller's work; counted without raising here,
+  ** where a savepoint is open, the hook or the next charge ends it if need be */
+  tpa_plugin(from)->used += (int64_t)(size / TPSB_BYTES_PER_INSTRUCTION);
+  if (!fits(callee, size)) {
+    snprintf(err, errcap, "the arguments (about %zu bytes) do not fit under plugin '%s''s memory "
+             "cap of %zu bytes; nothing was copied", size, callee->name, callee->mem_limit);
     lua_settop(L, base);
     return -1;
   }
@@ -984,13 +1041,23 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
         tp_lua_copy(L, -1, from, err, errcap) == 0) {
       tpa_mark_fail(from);  /* the caller raises it as its own tp.fail */
       nres = -2;
-    } else if (!callee->exceeded && status != LUA_ERRMEM) {
+    } else if (!tpsb_killed(callee) && status != LUA_ERRMEM) {
       describe_error(callee, status, err, errcap);
     }
   } else {
     nres = lua_gettop(L) - base - 1;
+    tp_plugin *caller = tpa_plugin(from);
+    size_t bytes = 0;
+    for (int i = 0; i < nres; i++) bytes += tp_lua_copy_size(L, base + 2 + i);
+    caller->used += (int64_t)(bytes / TPSB_BYTES_PER_INSTRUCTION);
     if (!lua_checkstack(from, nres + 8)) {
       snprintf(err, errcap, "too many results");
+      nres = -1;
+    } else if (!fits(caller, bytes)) {
+      /* the receiver's cap would break: that is its memory_exceeded */
+      snprintf(err, errcap, "the results (about %zu bytes) do not fit under plugin '%s''s memory "
+               "cap of %zu bytes; nothing was copied", bytes, caller->name, caller->mem_limit);
+      caller->mem_exceeded = true;
       nres = -1;
     }
     for (int i = 0; nres > 0 && i < nres; i++)

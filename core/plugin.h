@@ -109,6 +109,10 @@ typedef struct tp_plugin {
   int64_t instructions;  /* budget of each invocation */
   int64_t budget, used;  /* of the invocation running now */
   bool exceeded;         /* budget spent: the hook raises at every instruction */
+  bool timed_out;        /* the deadline passed: likewise */
+  bool killed;           /* a limit ended an invocation: the state awaits its reset */
+  int64_t deadline_ms;   /* of each invocation (limits.invocation_ms) */
+  int64_t load_ms;       /* of loading and migrating (limits.load_ms) */
   /* the manifest */
   int msgh_ref;          /* message handler: traceback, or the error table as is */
   int config_ref;
@@ -140,6 +144,9 @@ typedef struct tp_services {
               char *err, size_t errcap);
   /* the current generation of a peer plugin of the same tenant, or NULL */
   tp_plugin *(*peer)(void *ud, tp_plugin *p, const char *name);
+  /* a limit ended an invocation of p: its state is to be replaced by a fresh
+  ** load once nothing of it is on the stack (may be NULL: nobody resets) */
+  void (*killed)(void *ud, tp_plugin *p);
 } tp_services;
 
 typedef struct tp_job_spec {

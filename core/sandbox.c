@@ -5,12 +5,15 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "store.h"
+#include "watchdog.h"
 
 #define LOADED_KEY "tp.loaded"
 
@@ -50,33 +53,84 @@ void tpsb_set_hook_step(int step) { hook_step = step > 0 ? step : TPSB_HOOK_STEP
 
 int tpsb_hook_step(void) { return hook_step; }
 
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+/* Ends the invocation running in L for good: the hook fires again on the next
+** instruction of this coroutine, so whatever catches the error, it cannot go
+** on. The deadline wins when both limits are past. */
+static int stop(lua_State *L, tp_plugin *p) {
+  if (!p->exceeded && !p->timed_out) {
+    if (tpwd_expired()) p->timed_out = true;
+    else p->exceeded = true;
+  }
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+  if (p->timed_out)
+    return luaL_error(L, "deadline exceeded: plugin '%s' ran longer than %lld ms", p->name,
+                      (long long)tpwd_deadline_ms());
+  return luaL_error(L, "instruction budget exceeded: plugin '%s' may run %lld instructions per "
+                    "invocation", p->name, (long long)p->budget);
+}
+
 static void count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   tp_plugin *p = tpa_plugin(L);
   int step = lua_gethookcount(L);
   p->used += step;
-  if (!p->exceeded && p->used <= p->budget) {
+  if (!p->exceeded && !p->timed_out && p->used <= p->budget && !tpwd_expired()) {
     if (step != hook_step) lua_sethook(L, count_hook, LUA_MASKCOUNT, hook_step);
     return;
   }
-  p->exceeded = true;
-  /* fire again on the next instruction of this coroutine: whatever catches the
-  ** error, the invocation cannot go on */
-  lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-  luaL_error(L, "instruction budget exceeded: plugin '%s' may run %lld instructions per "
-             "invocation", p->name, (long long)p->budget);
+  stop(L, p);
 }
 
 void tpsb_arm(tp_plugin *p, int64_t budget) {
   p->budget = budget;
   p->used = 0;
   p->exceeded = false;
+  p->timed_out = false;
   p->mem_exceeded = false;
   p->refused_size = 0;
   /* coroutines inherit the hook when created; the main thread gets it back
   ** at its normal step in case the last invocation ended over budget */
   lua_sethook(p->L, count_hook, LUA_MASKCOUNT, hook_step);
 }
+
+void tpsb_charge(lua_State *L, int64_t n) {
+  tp_plugin *p = tpa_plugin(L);
+  if (p->ctx == TP_CTX_NONE) return;  /* the host's own use of the state */
+  p->used += n;
+  if (p->exceeded || p->timed_out || p->used > p->budget || tpwd_expired()) stop(L, p);
+}
+
+/* Charges the bytes a C function walks or builds. */
+static void charge_bytes(lua_State *L, double bytes) {
+  double n = bytes / TPSB_BYTES_PER_INSTRUCTION;
+  tpsb_charge(L, n > 1e15 ? (int64_t)1e15 : (int64_t)n);
+}
+
+void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f) {
+  f->thread = tpwd_running(p->L);
+  if (p->db) f->progress = tps_set_progress(p->db, (tps_progress){tpsb_sql_progress, p});
+  tpwd_arm(deadline_ms, p->db ? p->db->db : NULL, count_hook);
+}
+
+void tpsb_leave(tp_plugin *p, tpsb_frame *f) {
+  tpwd_disarm();
+  if (p->db) tps_set_progress(p->db, f->progress);
+  tpwd_running(f->thread);
+}
+
+int tpsb_sql_progress(void *ud) {
+  tp_plugin *p = ud;
+  if (p->ctx == TP_CTX_NONE) return 0;
+  p->used += TPS_PROGRESS_STEPS;  /* one instruction per step */
+  if (p->exceeded || p->timed_out) return 1;
+  if (tpwd_expired()) p->timed_out = true;
+  else if (p->used > p->budget) p->exceeded = true;
+  return p->exceeded || p->timed_out;
+}
+
+bool tpsb_killed(const tp_plugin *p) { return p->exceeded || p->timed_out || p->mem_exceeded; }
 
 /* ---- denials */
 
@@ -227,6 +281,189 @@ static void guard_patterns(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* ---- C work, charged by its size */
+
+/* Calls upvalue 1 with every argument and returns all it returns. */
+static int call_original(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static double str_len(lua_State *L, int idx) {
+  size_t n = 0;
+  if (lua_type(L, idx) == LUA_TSTRING) lua_tolstring(L, idx, &n);
+  return (double)n;
+}
+
+/* Elements i..j of a range, as the functions that walk one default them. */
+static double range(lua_State *L, int i_idx, int j_idx, double len) {
+  double i = lua_isnoneornil(L, i_idx) ? 1 : (double)luaL_optinteger(L, i_idx, 1);
+  double j = lua_isnoneornil(L, j_idx) ? len : (double)luaL_optinteger(L, j_idx, 0);
+  if (i < 0) i += len + 1;
+  if (j < 0) j += len + 1;
+  return j >= i ? j - i + 1 : 0;
+}
+
+static double table_len(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TTABLE ? (double)lua_rawlen(L, idx) : 0;
+}
+
+/* Every string it returns, charged after the call: the work that built them
+** is bounded by the memory cap, and their size is only known now. */
+static int charge_results(lua_State *L, int n) {
+  double bytes = 0;
+  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++) bytes += str_len(L, i);
+  charge_bytes(L, bytes);
+  return n;
+}
+
+static int c_built(lua_State *L) { return charge_results(L, call_original(L)); }
+
+static int c_rep(lua_State *L) {
+  double n = (double)luaL_checkinteger(L, 2);
+  charge_bytes(L, n > 0 ? (str_len(L, 1) + str_len(L, 3)) * n : 0);
+  return call_original(L);
+}
+
+static int c_byte(lua_State *L) {  /* string.byte(s [, i [, j]]): j defaults to i */
+  double len = str_len(L, 1);
+  lua_Integer i = luaL_optinteger(L, 2, 1);
+  lua_Integer j = luaL_optinteger(L, 3, i);
+  double a = i < 0 ? (double)i + len + 1 : (double)i, b = j < 0 ? (double)j + len + 1 : (double)j;
+  tpsb_charge(L, (int64_t)fmax(0, fmin(b, len) - fmax(a, 1) + 1));
+  return call_original(L);
+}
+
+static int c_args(lua_State *L) {  /* string.char, utf8.char: one per argument */
+  tpsb_charge(L, lua_gettop(L));
+  return charge_results(L, call_original(L));
+}
+
+static int c_walk(lua_State *L) {  /* utf8.len, utf8.codepoint, utf8.offset: the string */
+  charge_bytes(L, str_len(L, 1) * 4);
+  return call_original(L);
+}
+
+static int c_concat(lua_State *L) {
+  double n = range(L, 3, 4, table_len(L, 1));
+  tpsb_charge(L, (int64_t)fmin(n, 1e15));
+  return charge_results(L, call_original(L));
+}
+
+static int c_sort(lua_State *L) {
+  double n = table_len(L, 1);
+  tpsb_charge(L, n > 1 ? (int64_t)(n * log2(n)) : 0);
+  return call_original(L);
+}
+
+static int c_unpack(lua_State *L) {
+  tpsb_charge(L, (int64_t)fmin(range(L, 2, 3, table_len(L, 1)), 1e15));
+  return call_original(L);
+}
+
+static int c_shift(lua_State *L) {  /* table.insert and table.remove move what follows */
+  tpsb_charge(L, (int64_t)table_len(L, 1));
+  return call_original(L);
+}
+
+static int c_move(lua_State *L) {  /* table.move(a1, f, e, t [, a2]) */
+  double f = (double)luaL_checkinteger(L, 2), e = (double)luaL_checkinteger(L, 3);
+  tpsb_charge(L, e >= f ? (int64_t)fmin(e - f + 1, 1e15) : 0);
+  return call_original(L);
+}
+
+static int c_read(lua_State *L) {  /* load, rawequal: the strings they read */
+  charge_bytes(L, str_len(L, 1) + str_len(L, 2));
+  return call_original(L);
+}
+
+typedef struct charged_fn {
+  const char *lib;       /* NULL: a global */
+  const char *name;
+  lua_CFunction wrap;
+} charged_fn;
+
+static const charged_fn charged[] = {
+    {LUA_STRLIBNAME, "rep", c_rep},       {LUA_STRLIBNAME, "format", c_built},
+    {LUA_STRLIBNAME, "upper", c_built},   {LUA_STRLIBNAME, "lower", c_built},
+    {LUA_STRLIBNAME, "reverse", c_built}, {LUA_STRLIBNAME, "sub", c_built},
+    {LUA_STRLIBNAME, "pack", c_built},    {LUA_STRLIBNAME, "unpack", c_walk},
+    {LUA_STRLIBNAME, "byte", c_byte},     {LUA_STRLIBNAME, "char", c_args},
+    {LUA_TABLIBNAME, "concat", c_concat}, {LUA_TABLIBNAME, "sort", c_sort},
+    {LUA_TABLIBNAME, "unpack", c_unpack}, {LUA_TABLIBNAME, "insert", c_shift},
+    {LUA_TABLIBNAME, "remove", c_shift},  {LUA_TABLIBNAME, "move", c_move},
+    {LUA_UTF8LIBNAME, "char", c_args},    {LUA_UTF8LIBNAME, "len", c_walk},
+    {LUA_UTF8LIBNAME, "codepoint", c_walk}, {LUA_UTF8LIBNAME, "offset", c_walk},
+    {NULL, "rawequal", c_read},
+    {NULL, "load", c_read},               {NULL, NULL, NULL}};
+
+static void charge_libraries(lua_State *L) {
+  for (const charged_fn *c = charged; c->name; c++) {
+    if (c->lib) lua_getglobal(L, c->lib);
+    else lua_pushglobaltable(L);
+    lua_getfield(L, -1, c->name);
+    lua_pushcclosure(L, c->wrap, 1);
+    lua_setfield(L, -2, c->name);
+    lua_pop(L, 1);
+  }
+}
+
+/* ---- coroutines: the watchdog must know which thread runs */
+
+/* Runs the function at 1 with the rest as arguments while co is the thread
+** the watchdog watches; a limit passed inside co is raised here too. */
+static int run_watched(lua_State *L, lua_State *co) {
+  lua_State *prev = tpwd_running(co);
+  int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  tpwd_running(prev);
+  tp_plugin *p = tpa_plugin(L);
+  if (p->exceeded || p->timed_out) stop(L, p);
+  if (rc != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+/* coroutine.resume (upvalue 1: the original). */
+static int watched_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  if (!co) return luaL_typeerror(L, 1, "coroutine");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  return run_watched(L, co);
+}
+
+/* What coroutine.wrap returns (upvalue 1: the original wrapper, 2: its thread). */
+static int watched_wrapped(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  return run_watched(L, lua_tothread(L, lua_upvalueindex(2)));
+}
+
+/* coroutine.wrap (upvalue 1: the original): its function's thread is its
+** only upvalue. */
+static int watched_wrap(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  /* stack: wrapper */
+  if (!lua_getupvalue(L, -1, 1) || !lua_isthread(L, -1))
+    return luaL_error(L, "coroutine.wrap: unexpected wrapper");
+  lua_pushcclosure(L, watched_wrapped, 2);
+  return 1;
+}
+
+static void watch_coroutines(lua_State *L) {
+  lua_getglobal(L, LUA_COLIBNAME);
+  lua_getfield(L, -1, "resume");
+  lua_pushcclosure(L, watched_resume, 1);
+  lua_setfield(L, -2, "resume");
+  lua_getfield(L, -1, "wrap");
+  lua_pushcclosure(L, watched_wrap, 1);
+  lua_setfield(L, -2, "wrap");
+  lua_pop(L, 1);
+}
+
 /* ---- require: the plugin's folder, then the SDK */
 
 static bool valid_module_name(const char *s, size_t n) {
@@ -313,6 +550,8 @@ void tpsb_open(lua_State *L) {
   deny_library(L, "debug", "it would break the sandbox");
   deny_library(L, "package", "use require, which looks in the plugin's folder and the SDK");
   guard_patterns(L);
+  charge_libraries(L);
+  watch_coroutines(L);
   wrap_global(L, "load", sandboxed_load);
   wrap_global(L, "setmetatable", sandboxed_setmetatable);
   lua_pushcfunction(L, sandboxed_collectgarbage);

@@ -8,24 +8,47 @@
 ** plugin's folder and the SDK. Metatables with __gc are refused: finalizers
 ** run at arbitrary moments with hooks disabled, out of any budget.
 **
-** Limits, both enforced by the host rather than trusted to the plugin:
-**   instructions  a count hook charges every invocation against its budget.
-**                 Once the budget is spent the hook fires on every instruction
-**                 and raises again, so pcall cannot swallow it.
+** Limits, all enforced by the host rather than trusted to the plugin:
+**   instructions  a count hook charges every invocation against its budget,
+**                 and so does C work the plugin starts (below). Once the
+**                 budget is spent the hook fires on every instruction and
+**                 raises again, so pcall cannot swallow it: budget_exceeded.
 **   memory        the allocator refuses to grow the state past its cap while
 **                 plugin code runs (Lua then raises "not enough memory").
-** Either ends the invocation with a rollback; the state stays usable.
+**   wall clock    the watchdog (watchdog.h) ends an invocation that runs past
+**                 its deadline whatever it is doing: deadline_exceeded.
+** Any of them ends the invocation with a rollback. The host then replaces the
+** plugin's state by a fresh load (tp__reset_killed), so nothing the killed
+** invocation left in module tables survives.
+**
+** What C work costs. Lua counts only its own instructions; a plugin can make C
+** work for a long time with a few of them. So the sandbox charges, as
+** instructions:
+**   pattern matching   every step of find, match, gmatch and gsub (pattern.h:
+**                      our own matcher, with Lua's semantics, that can stop)
+**   SQL                every SQLite virtual-machine step (a progress handler,
+**                      which also interrupts the statement)
+**   bytes              one instruction per TPSB_BYTES_PER_INSTRUCTION bytes
+**                      that rep, format, concat, upper, sub ... and every tp.*
+**                      function (JSON, crypto) read or build, and n log n for
+**                      sort, one per element for unpack, move, insert, remove
+** What is left (a comparison of two long strings inside one instruction) is
+** the watchdog's.
 */
 #ifndef TP_SANDBOX_H
 #define TP_SANDBOX_H
 
 #include <lua.h>
+#include <stdbool.h>
 
 #include "plugin.h"
 
 /* How many instructions run between two visits of the hook. The count of an
 ** invocation is known to this step: p->used is rounded down to it. */
 #define TPSB_HOOK_STEP 10000
+
+/* Bytes of C work that cost one instruction. */
+#define TPSB_BYTES_PER_INSTRUCTION 16
 
 /* The lua_Alloc of every plugin state (ud is the tp_plugin). */
 void *tpsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
@@ -35,6 +58,27 @@ void tpsb_open(lua_State *L);
 
 /* Starts an invocation with a fresh budget of instructions. */
 void tpsb_arm(tp_plugin *p, int64_t budget);
+
+/* Charges n instructions of C work to the invocation running in L (nothing
+** outside one); raises budget_exceeded or deadline_exceeded once a limit is
+** past, for good (see above). */
+void tpsb_charge(lua_State *L, int64_t n);
+
+/* What an invocation changes while it runs, restored when it ends. */
+typedef struct tpsb_frame {
+  lua_State *thread;           /* the Lua thread the watchdog watched before */
+  tps_progress progress;       /* the store's progress function before */
+} tpsb_frame;
+
+/* Around every call into plugin code (after tpsb_arm): names p's thread to
+** the watchdog, arms the deadline (the outermost call's counts; 0: none) and
+** charges p's SQL through the store's progress function. */
+void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f);
+void tpsb_leave(tp_plugin *p, tpsb_frame *f);
+/* The store's progress function while p runs (ud is p). */
+int tpsb_sql_progress(void *ud);
+/* True if the last invocation of p was ended by a limit. */
+bool tpsb_killed(const tp_plugin *p);
 
 /* The hook's step for every plugin state of the process (default
 ** TPSB_HOOK_STEP). `tidepool test` sets 1 so that instruction counts are

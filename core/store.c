@@ -143,6 +143,17 @@ void tps_set_owner(tps_db *d, const char *plugin) {
   d->owner_len = plugin ? strlen(plugin) : 0;
 }
 
+tps_progress tps_set_progress(tps_db *d, tps_progress next) {
+  tps_progress old = d->progress;
+  d->progress = next;
+  return old;
+}
+
+static int on_progress(void *ud) {
+  tps_db *d = ud;
+  return d->progress.fn ? d->progress.fn(d->progress.ud) : 0;
+}
+
 /* ---- opening */
 
 static int prepare_fixed(tps_db *d, const char *sql, sqlite3_stmt **st) {
@@ -194,6 +205,7 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
     goto fail;
   }
   sqlite3_set_authorizer(d->db, authorize, d);
+  sqlite3_progress_handler(d->db, TPS_PROGRESS_STEPS, on_progress, d);
   return 0;
 fail:
   tps_close(d);

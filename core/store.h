@@ -37,7 +37,16 @@ typedef struct tps_db {
   char denied[160];          /* what the authorizer last refused, for the error */
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
   sqlite3_stmt *call_savepoint, *call_release, *call_rollback_to;
+  struct tps_progress {      /* see tps_set_progress */
+    int (*fn)(void *ud);
+    void *ud;
+  } progress;
 } tps_db;
+
+typedef struct tps_progress tps_progress;
+
+/* SQLite's virtual-machine steps between two visits of the progress function. */
+#define TPS_PROGRESS_STEPS 1000
 
 int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap);
 void tps_close(tps_db *d);
@@ -48,6 +57,11 @@ void tps_remove(const char *path);
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);
 
 void tps_set_owner(tps_db *d, const char *plugin);
+/* Calls next.fn(next.ud) every TPS_PROGRESS_STEPS steps of any statement on
+** d (fn NULL: nothing is called); a nonzero return interrupts the statement,
+** which then fails with SQLITE_INTERRUPT. The sandbox charges plugins' SQL
+** to their budget this way. Returns the pair it replaces. */
+tps_progress tps_set_progress(tps_db *d, tps_progress next);
 /* The last error on d, explained when the authorizer refused something. */
 const char *tps_errmsg(tps_db *d, char *buf, size_t cap);
 

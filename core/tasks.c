@@ -69,7 +69,15 @@ static tp_plugin *svc_peer(void *ud, tp_plugin *p, const char *name) {
   return s ? s->current : NULL;
 }
 
-const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit, svc_peer};
+static void svc_killed(void *ud, tp_plugin *p) {
+  tp_tenant *t = ud;
+  tpm_limit_kill(t->host->metrics, p->timed_out ? "deadline_exceeded"
+                                   : p->exceeded ? "budget_exceeded" : "memory_exceeded");
+  t->reset_pending = true;
+  t->host->reset_pending = true;
+}
+
+const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit, svc_peer, svc_killed};
 
 /* ---- the runner */
 
@@ -186,6 +194,7 @@ static void on_timer(uv_timer_t *timer) {
   tp__flush_batch(h);
   tp_host_iteration_end(h);  /* no answer waits on the runner's commits */
   h->running_tasks = false;
+  tp__reset_killed(h);
   tp__arm_timer(h);
   tp_log_flush();
 }
@@ -254,6 +263,7 @@ int tp__advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed) 
   t->queue_touched = true;
   tp__flush_batch(h);
   h->running_tasks = false;
+  tp__reset_killed(h);
   tp__arm_timer(h);
   return rc;
 }
