@@ -746,12 +746,12 @@ static int trampoline(lua_State *L) {
   size_t len;
   for (int i = lua_gettop(L); i > 0; i--)
     if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
-  if (bytes >= TPSB_BYTES_PER_INSTRUCTION) tpsb_charge(L, (int64_t)(bytes / TPSB_BYTES_PER_INSTRUCTION));
+  if (bytes >= TPSB_PARSE_BYTES) tpsb_charge(L, (int64_t)(bytes / TPSB_PARSE_BYTES));
   int n = f->fn(L);
   bytes = 0;
   for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++)
     if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
-  if (bytes >= TPSB_BYTES_PER_INSTRUCTION) tpsb_charge(L, (int64_t)(bytes / TPSB_BYTES_PER_INSTRUCTION));
+  if (bytes >= TPSB_PARSE_BYTES) tpsb_charge(L, (int64_t)(bytes / TPSB_PARSE_BYTES));
   return n;
 }
 

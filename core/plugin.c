@@ -1018,7 +1018,7 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
   for (int i = 0; i < nargs; i++) size += tp_lua_copy_size(from, first + i);
   /* the walk and the copy are the caller's work; counted without raising here,
   ** where a savepoint is open, the hook or the next charge ends it if need be */
-  tpa_plugin(from)->used += (int64_t)(size / TPSB_BYTES_PER_INSTRUCTION);
+  tpa_plugin(from)->used += (int64_t)(size / TPSB_COPY_BYTES);
   if (!fits(callee, size)) {
     snprintf(err, errcap, "the arguments (about %zu bytes) do not fit under plugin '%s''s memory "
              "cap of %zu bytes; nothing was copied", size, callee->name, callee->mem_limit);
@@ -1049,7 +1049,7 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
     tp_plugin *caller = tpa_plugin(from);
     size_t bytes = 0;
     for (int i = 0; i < nres; i++) bytes += tp_lua_copy_size(L, base + 2 + i);
-    caller->used += (int64_t)(bytes / TPSB_BYTES_PER_INSTRUCTION);
+    caller->used += (int64_t)(bytes / TPSB_COPY_BYTES);
     if (!lua_checkstack(from, nres + 8)) {
       snprintf(err, errcap, "too many results");
       nres = -1;

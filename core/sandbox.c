@@ -5,6 +5,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "pattern.h"
 #include "store.h"
 #include "watchdog.h"
 
@@ -102,9 +104,9 @@ void tpsb_charge(lua_State *L, int64_t n) {
   if (p->exceeded || p->timed_out || p->used > p->budget || tpwd_expired()) stop(L, p);
 }
 
-/* Charges the bytes a C function walks or builds. */
+/* Charges the bytes a C function copies or builds. */
 static void charge_bytes(lua_State *L, double bytes) {
-  double n = bytes / TPSB_BYTES_PER_INSTRUCTION;
+  double n = bytes / TPSB_COPY_BYTES;
   tpsb_charge(L, n > 1e15 ? (int64_t)1e15 : (int64_t)n);
 }
 
@@ -221,66 +223,6 @@ static void wrap_global(lua_State *L, const char *name, lua_CFunction fn) {
   lua_setglobal(L, name);
 }
 
-/* ---- pattern matching runs in C, where the count hook never fires */
-
-#define PATTERN_MAX_STEPS 1e8
-
-/* Variable-length items (x*, x+, x-) of a Lua pattern. */
-static int variable_items(const char *p, size_t n) {
-  int k = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (p[i] == '%') {
-      i++;
-    } else if (p[i] == '[') {  /* a set: ']' right after '[' or '[^' is literal */
-      i++;
-      if (i < n && p[i] == '^') i++;
-      if (i < n && p[i] == ']') i++;
-      while (i < n && p[i] != ']') i += p[i] == '%' ? 2 : 1;
-    }
-    if (i + 1 < n && (p[i + 1] == '*' || p[i + 1] == '+' || p[i + 1] == '-')) {
-      k++;
-      i++;
-    }
-  }
-  return k;
-}
-
-/* string.find/match/gmatch/gsub refuse patterns whose backtracking could run
-** for seconds: with k variable-length items a match may take n^k steps over n
-** bytes, and nothing can interrupt it. Upvalue 1 is the original function. */
-static int guarded_pattern(lua_State *L) {
-  size_t n, plen;
-  const char *subject = lua_tolstring(L, 1, &n);
-  const char *pattern = lua_tolstring(L, 2, &plen);
-  bool plain = lua_toboolean(L, 4) && lua_tocfunction(L, lua_upvalueindex(2)) != NULL;
-  if (subject && pattern && !plain) {
-    int k = variable_items(pattern, plen);
-    double steps = 1;
-    for (int i = 0; i < k && steps <= PATTERN_MAX_STEPS; i++) steps *= (double)(n + 1);
-    if (k >= 4 && steps > PATTERN_MAX_STEPS)
-      return tpa_fail(L, 500, "budget_exceeded", "pattern with %d variable-length items over a "
-                      "%zu-byte subject could run for too long (pattern matching is not "
-                      "interruptible); simplify the pattern or split the input", k, n);
-  }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-static void guard_patterns(lua_State *L) {
-  static const char *const fns[] = {"find", "match", "gmatch", "gsub", NULL};
-  lua_getglobal(L, LUA_STRLIBNAME);
-  for (const char *const *f = fns; *f; f++) {
-    lua_getfield(L, -1, *f);
-    if (strcmp(*f, "find") == 0) lua_pushcfunction(L, guarded_pattern);  /* marks: arg 4 = plain */
-    else lua_pushnil(L);
-    lua_pushcclosure(L, guarded_pattern, 2);
-    lua_setfield(L, -2, *f);
-  }
-  lua_pop(L, 1);
-}
-
 /* ---- C work, charged by its size */
 
 /* Calls upvalue 1 with every argument and returns all it returns. */
@@ -321,10 +263,36 @@ static int charge_results(lua_State *L, int n) {
 
 static int c_built(lua_State *L) { return charge_results(L, call_original(L)); }
 
+/* string.rep, written here: Lua's copies s once per repetition (20 million
+** calls of memcpy for rep("x", 2e7)); this one copies s and sep once and then
+** doubles what it has, so its work is the bytes it builds, charged first. */
 static int c_rep(lua_State *L) {
-  double n = (double)luaL_checkinteger(L, 2);
-  charge_bytes(L, n > 0 ? (str_len(L, 1) + str_len(L, 3)) * n : 0);
-  return call_original(L);
+  size_t l, lsep;
+  const char *s = luaL_checklstring(L, 1, &l);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  const char *sep = luaL_optlstring(L, 3, "", &lsep);
+  if (n <= 0 || (l == 0 && lsep == 0)) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  size_t unit = l + lsep;
+  if (unit < l || unit > (size_t)INT_MAX / (lua_Unsigned)n)
+    return luaL_error(L, "resulting string too large");
+  size_t total = (size_t)n * unit - lsep;
+  tpsb_charge(L, (int64_t)(total / TPSB_COPY_BYTES));
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, total);
+  memcpy(out, s, l);
+  if (n > 1) memcpy(out + l, sep, lsep);
+  /* out holds whole periods of "s sep"; the first total bytes of that
+  ** periodic string are the answer */
+  for (size_t filled = n > 1 ? unit : l; filled < total;) {
+    size_t c = filled < total - filled ? filled : total - filled;
+    memcpy(out + filled, out, c);
+    filled += c;
+  }
+  luaL_pushresultsize(&b, total);
+  return 1;
 }
 
 static int c_byte(lua_State *L) {  /* string.byte(s [, i [, j]]): j defaults to i */
@@ -341,8 +309,8 @@ static int c_args(lua_State *L) {  /* string.char, utf8.char: one per argument *
   return charge_results(L, call_original(L));
 }
 
-static int c_walk(lua_State *L) {  /* utf8.len, utf8.codepoint, utf8.offset: the string */
-  charge_bytes(L, str_len(L, 1) * 4);
+static int c_walk(lua_State *L) {  /* utf8.len, codepoint, offset, string.unpack: the string */
+  charge_bytes(L, str_len(L, 1) * (TPSB_COPY_BYTES / TPSB_PARSE_BYTES));
   return call_original(L);
 }
 
@@ -375,7 +343,7 @@ static int c_move(lua_State *L) {  /* table.move(a1, f, e, t [, a2]) */
 }
 
 static int c_read(lua_State *L) {  /* load, rawequal: the strings they read */
-  charge_bytes(L, str_len(L, 1) + str_len(L, 2));
+  charge_bytes(L, (str_len(L, 1) + str_len(L, 2)) * (TPSB_COPY_BYTES / TPSB_PARSE_BYTES));
   return call_original(L);
 }
 
@@ -549,7 +517,9 @@ void tpsb_open(lua_State *L) {
   deny_library(L, "os", "time comes from the host (tp.now, tp.localtime)");
   deny_library(L, "debug", "it would break the sandbox");
   deny_library(L, "package", "use require, which looks in the plugin's folder and the SDK");
-  guard_patterns(L);
+  lua_getglobal(L, LUA_STRLIBNAME);
+  tppm_open(L, lua_gettop(L), tpsb_charge);  /* find, match, gmatch, gsub: every step counted */
+  lua_pop(L, 1);
   charge_libraries(L);
   watch_coroutines(L);
   wrap_global(L, "load", sandboxed_load);

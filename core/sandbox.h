@@ -28,10 +28,11 @@
 **                      our own matcher, with Lua's semantics, that can stop)
 **   SQL                every SQLite virtual-machine step (a progress handler,
 **                      which also interrupts the statement)
-**   bytes              one instruction per TPSB_BYTES_PER_INSTRUCTION bytes
-**                      that rep, format, concat, upper, sub ... and every tp.*
-**                      function (JSON, crypto) read or build, and n log n for
-**                      sort, one per element for unpack, move, insert, remove
+**   bytes              one instruction per TPSB_COPY_BYTES bytes that rep,
+**                      format, concat, upper, sub ... build, per
+**                      TPSB_PARSE_BYTES that utf8, load and every tp.* function
+**                      (JSON, crypto) read or build; n log n for sort, one per
+**                      element for unpack, move, insert, remove
 ** What is left (a comparison of two long strings inside one instruction) is
 ** the watchdog's.
 */
@@ -47,8 +48,11 @@
 ** invocation is known to this step: p->used is rounded down to it. */
 #define TPSB_HOOK_STEP 10000
 
-/* Bytes of C work that cost one instruction. */
-#define TPSB_BYTES_PER_INSTRUCTION 16
+/* Bytes of C work that cost one instruction: copying or filling memory runs
+** at several bytes a nanosecond, parsing, encoding or hashing at about one,
+** and a Lua instruction takes a nanosecond or two. */
+#define TPSB_COPY_BYTES 32   /* rep, format, concat, sub, upper, tp.call copies */
+#define TPSB_PARSE_BYTES 1   /* utf8, load, and every tp.* function (JSON, crypto) */
 
 /* The lua_Alloc of every plugin state (ud is the tp_plugin). */
 void *tpsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
