@@ -66,11 +66,12 @@ static int stop(lua_State *L, tp_plugin *p) {
     else p->exceeded = true;
   }
   lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+  /* lua_pushfstring knows %I (a lua_Integer), not %lld */
   if (p->timed_out)
-    return luaL_error(L, "deadline exceeded: plugin '%s' ran longer than %lld ms", p->name,
-                      (long long)tpwd_deadline_ms());
-  return luaL_error(L, "instruction budget exceeded: plugin '%s' may run %lld instructions per "
-                    "invocation", p->name, (long long)p->budget);
+    return luaL_error(L, "deadline exceeded: plugin '%s' ran longer than %I ms", p->name,
+                      (lua_Integer)tpwd_deadline_ms());
+  return luaL_error(L, "instruction budget exceeded: plugin '%s' may run %I instructions per "
+                    "invocation", p->name, (lua_Integer)p->budget);
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar) {

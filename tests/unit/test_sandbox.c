@@ -1,0 +1,181 @@
+/*
+** The sandbox's limits on work done in C: string.rep (ours) gives what Lua's
+** gives; rep, sort, concat and tp.* calls are charged by their size before or
+** after they run; pcall cannot keep a spent budget; the watchdog ends what no
+** count sees (a comparison of long strings) in the main thread and in a
+** coroutine.
+*/
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "api.h"
+#include "sandbox.h"
+#include "tp_test.h"
+
+static tp_plugin plugin;
+static lua_State *L;
+
+static void setup(void) {
+  memset(&plugin, 0, sizeof plugin);
+  strcpy(plugin.name, "unit");
+  plugin.mem_limit = 64 << 20;
+  plugin.instructions = 1000000;
+  L = lua_newstate(tpsb_alloc, &plugin);
+  plugin.L = L;
+  tpa_open(L, &plugin);
+  plugin.ctx = TP_CTX_HANDLER;
+}
+
+static void teardown(void) {
+  plugin.ctx = TP_CTX_NONE;
+  lua_close(L);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs code as an invocation with budget and deadline_ms (0: none); the
+** message (or "ok") goes to out. */
+static int run(const char *code, int64_t budget, int64_t deadline_ms, char *out, size_t cap) {
+  tpsb_arm(&plugin, budget);
+  tpsb_frame frame;
+  tpsb_enter(&plugin, deadline_ms, &frame);
+  int rc = luaL_loadstring(L, code);
+  if (rc == LUA_OK) rc = lua_pcall(L, 0, 1, 0);
+  tpsb_leave(&plugin, &frame);
+  snprintf(out, cap, "%s", rc == LUA_OK ? "ok" : lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+  if (rc == LUA_OK && lua_type(L, -1) == LUA_TSTRING) snprintf(out, cap, "%s", lua_tostring(L, -1));
+  lua_settop(L, 0);
+  return rc;
+}
+
+TEST(rep_gives_what_luas_rep_gives) {
+  setup();
+  lua_State *stock = luaL_newstate();
+  luaL_openlibs(stock);
+  typedef struct { const char *s; size_t n; } str;
+  static const str subjects[] = {{"", 0}, {"a", 1}, {"ab", 2}, {"xyz", 3}, {"\0z", 2}};
+  static const str seps[] = {{NULL, 0}, {"", 0}, {",", 1}, {"--", 2}, {"\0", 1}};
+  static const int counts[] = {-3, 0, 1, 2, 3, 7, 64, 1000};
+  int cases = 0;
+  for (size_t i = 0; i < sizeof subjects / sizeof *subjects; i++)
+    for (size_t j = 0; j < sizeof seps / sizeof *seps; j++)
+      for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        lua_State *both[2] = {L, stock};
+        const char *got[2];
+        size_t len[2];
+        tpsb_arm(&plugin, 1000000);
+        for (int b = 0; b < 2; b++) {
+          lua_getglobal(both[b], "string");
+          lua_getfield(both[b], -1, "rep");
+          lua_pushlstring(both[b], subjects[i].s, subjects[i].n);
+          lua_pushinteger(both[b], counts[k]);
+          if (seps[j].s) lua_pushlstring(both[b], seps[j].s, seps[j].n);
+          ASSERT_EQ(lua_pcall(both[b], seps[j].s ? 3 : 2, 1, 0), LUA_OK);
+          got[b] = lua_tolstring(both[b], -1, &len[b]);
+        }
+        ASSERT_EQ(len[0], len[1]);
+        ASSERT_TRUE(memcmp(got[0], got[1], len[0]) == 0);
+        lua_settop(L, 0);
+        lua_settop(stock, 0);
+        cases++;
+      }
+  ASSERT_TRUE(cases >= 200);
+  char out[512];
+  ASSERT_EQ(run("return string.rep('x', 1 << 40)", 1LL << 40, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "resulting string too large");
+  lua_close(stock);
+  teardown();
+}
+
+TEST(rep_is_charged_before_it_allocates) {
+  setup();
+  char out[512];
+  /* 100 MB would be 3 million instructions of copying: refused at once */
+  double t0 = now_s();
+  ASSERT_EQ(run("return #string.rep('x', 100000000)", 1000000, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "instruction budget exceeded");
+  ASSERT_TRUE(plugin.exceeded);
+  ASSERT_TRUE(plugin.mem_peak < (50 << 20));
+  ASSERT_TRUE(now_s() - t0 < 1.0);
+  /* small ones cost little */
+  ASSERT_EQ(run("return tostring(#string.rep('ab', 10, ','))", 1000000, 0, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "29");
+  ASSERT_TRUE(plugin.used < 1000);
+  teardown();
+}
+
+TEST(sort_concat_and_tp_calls_are_charged_by_size) {
+  setup();
+  char out[512];
+  ASSERT_EQ(run("local t = {} for i = 1, 100000 do t[i] = -i end "
+                "local before = 0 table.sort(t) return 'sorted'", 100000000, 0, out, sizeof out),
+            LUA_OK);
+  /* the loop is ~400k instructions; sort adds n log2 n = 1.66 million */
+  ASSERT_TRUE(plugin.used >= 1600000);
+  ASSERT_EQ(run("local t = {} for i = 1, 1000 do t[i] = 'x' end "
+                "for _ = 1, 1e9 do table.concat(t) end", 2000000, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "instruction budget exceeded");
+  /* tp.json.encode: the bytes it builds, one instruction each */
+  ASSERT_EQ(run("return tostring(#tp.json.encode({ s = string.rep('j', 500000) }))", 100000000, 0,
+                out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "500008");
+  ASSERT_TRUE(plugin.used >= 500000);
+  teardown();
+}
+
+TEST(pcall_cannot_keep_a_charged_budget) {
+  setup();
+  char out[512];
+  ASSERT_EQ(run("local ok = pcall(string.rep, 'x', 1e9) "
+                "local n = 0 for i = 1, 10 do n = n + i end return 'went on'",
+                1000000, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "instruction budget exceeded");
+  teardown();
+}
+
+static const char *const COMPARE =
+    "local a = string.rep('a', 1 << 20) local b = string.rep('a', (1 << 20) - 1) .. 'a' "
+    "for _ = 1, 1e12 do if a == b then end end";
+
+TEST(the_watchdog_ends_what_no_count_sees) {
+  setup();
+  char out[512];
+  double t0 = now_s();
+  ASSERT_EQ(run(COMPARE, 1000000000, 50, out, sizeof out), LUA_ERRRUN);
+  double took = now_s() - t0;
+  ASSERT_CONTAINS(out, "deadline exceeded");
+  ASSERT_TRUE(plugin.timed_out && !plugin.exceeded);
+  ASSERT_TRUE(took >= 0.045 && took < 1.0);
+  /* in a coroutine, caught by its resumer: the resumer is stopped too */
+  char code[512];
+  snprintf(code, sizeof code, "local co = coroutine.wrap(function() %s end) "
+           "local ok = pcall(co) for _ = 1, 1e9 do end return 'went on'", COMPARE);
+  t0 = now_s();
+  ASSERT_EQ(run(code, 1000000000, 50, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "deadline exceeded");
+  ASSERT_TRUE(now_s() - t0 < 1.0);
+  snprintf(code, sizeof code, "local co = coroutine.create(function() %s end) "
+           "local ok = coroutine.resume(co) for _ = 1, 1e9 do end return 'went on'", COMPARE);
+  ASSERT_EQ(run(code, 1000000000, 50, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "deadline exceeded");
+  /* the next invocation starts clean */
+  ASSERT_EQ(run("return 'fine'", 1000000, 50, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "fine");
+  ASSERT_TRUE(!plugin.timed_out);
+  teardown();
+}
+
+int main(void) {
+  RUN(rep_gives_what_luas_rep_gives);
+  RUN(rep_is_charged_before_it_allocates);
+  RUN(sort_concat_and_tp_calls_are_charged_by_size);
+  RUN(pcall_cannot_keep_a_charged_budget);
+  RUN(the_watchdog_ends_what_no_count_sees);
+  return TEST_SUMMARY();
+}
