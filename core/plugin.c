@@ -992,6 +992,49 @@ int tpp_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap) {
   return status == LUA_OK ? 0 : -1;
 }
 
+/* What copy_results hands to its protected call. */
+typedef struct result_copy {
+  lua_State *src;
+  int first, n;
+  char *err;
+  size_t errcap;
+  int rc;
+} result_copy;
+
+static int copy_results_in(lua_State *to) {
+  result_copy *c = lua_touserdata(to, 1);
+  lua_pop(to, 1);
+  for (int i = 0; i < c->n; i++)
+    if (tp_lua_copy(c->src, c->first + i, to, c->err, c->errcap) != 0) {
+      c->rc = -1;
+      return 0;
+    }
+  return c->n;
+}
+
+/* Copies the n values at src[first..] onto to, where the receiver's memory
+** cap may refuse them: in a protected call, so that a refusal unwinds to
+** here and not past the savepoint and the callee's stack, which the caller
+** of tpp_call_export still has to close. Returns n, or -1 with err. */
+static int copy_results(lua_State *src, int first, int n, lua_State *to, char *err,
+                        size_t errcap) {
+  result_copy c = {src, first, n, err, errcap, 0};
+  int top = lua_gettop(to);
+  lua_pushcfunction(to, copy_results_in);
+  lua_pushlightuserdata(to, &c);
+  if (lua_pcall(to, 1, LUA_MULTRET, 0) != LUA_OK) {
+    snprintf(err, errcap, "the results do not fit under plugin '%s''s memory cap of %zu bytes",
+             tpa_plugin(to)->name, tpa_plugin(to)->mem_limit);
+    tpa_plugin(to)->mem_exceeded = true;
+    c.rc = -1;
+  }
+  if (c.rc != 0) {
+    lua_settop(to, top);
+    return -1;
+  }
+  return n;
+}
+
 /* True if size more bytes fit under p's memory cap. */
 static bool fits(const tp_plugin *p, size_t size) {
   return !p->mem_limit || (p->mem_bytes <= p->mem_limit && size <= p->mem_limit - p->mem_bytes);
@@ -1060,11 +1103,7 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
       caller->mem_exceeded = true;
       nres = -1;
     }
-    for (int i = 0; nres > 0 && i < nres; i++)
-      if (tp_lua_copy(L, base + 2 + i, from, err, errcap) != 0) {
-        lua_pop(from, i);
-        nres = -1;
-      }
+    if (nres > 0) nres = copy_results(L, base + 2, nres, from, err, errcap);
   }
   lua_settop(L, base);
   return nres;

@@ -51,7 +51,7 @@
 /* Bytes of C work that cost one instruction: copying or filling memory runs
 ** at several bytes a nanosecond, parsing, encoding or hashing at about one,
 ** and a Lua instruction takes a nanosecond or two. */
-#define TPSB_COPY_BYTES 32   /* rep, format, concat, sub, upper, tp.call copies */
+#define TPSB_COPY_BYTES 64   /* rep, format, concat, sub, upper, tp.call copies */
 #define TPSB_PARSE_BYTES 1   /* utf8, load, and every tp.* function (JSON, crypto) */
 
 /* The lua_Alloc of every plugin state (ud is the tp_plugin). */

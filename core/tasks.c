@@ -167,6 +167,7 @@ static int run_due(tp_host *h, tp_tenant *t, int64_t now_ms, int max, uint64_t d
     ran++;
     *failures += failed;
     if (deadline_ns && tp_clock_mono_ns() > deadline_ns) break;
+    if (h->reset_pending) break;  /* a killed plugin's next task waits for its fresh state */
   }
   return ran;
 }
@@ -252,6 +253,13 @@ int tp__advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed) 
     int n = run_due(h, t, t->clock_ms, TICK_MAX_TASKS, 0, failed);
     *ran += n;
     since_commit += n;
+    if (h->reset_pending) {  /* commit, then load the killed plugin afresh */
+      tp__flush_batch(h);
+      since_commit = 0;
+      h->running_tasks = false;
+      tp__reset_killed(h);
+      h->running_tasks = true;
+    }
     if (since_commit >= TICK_MAX_TASKS || !tps_batch_alive(&t->db)) {
       tp__flush_batch(h);
       since_commit = 0;
