@@ -325,8 +325,9 @@ return campaign { title = "Never", starts = "2020-01-01 00:00", ends = "2099-01-
 
 def test_campaign_scripts_and_their_hooks_have_the_same_bounds():
     t = manual_tenant("shop", {"catalog": {}, "orders": {}, "coupons": {}})
-    with Host(tenants=[t], limits={"load_ms": 500, "invocation_ms": DEADLINE_MS,
-                                   "lua_instructions": 2000000}, name="stall-campaign") as h:
+    h = Host(tenants=[t], limits={"load_ms": 500, "invocation_ms": DEADLINE_MS,
+                                  "lua_instructions": 2000000}, name="stall-campaign")
+    try:
         cdir = os.path.join(h.dir, "campaigns")
         os.makedirs(cdir, exist_ok=True)
         for name, text in (("hooks.lua", CAMPAIGN), ("slow.lua", SLOW_CAMPAIGN)):
@@ -350,6 +351,9 @@ def test_campaign_scripts_and_their_hooks_have_the_same_bounds():
         assert "instructions" in e["error"] or "deadline" in e["error"], e
         assert p.p99() is None or p.p99() < P99_S, p.times
         h.assert_serving()
+        h.stop()
+    finally:
+        h.kill9()
 
 
 def teardown():
