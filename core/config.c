@@ -144,10 +144,10 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
   static const char *const keys[] = {"max_connections", "max_header_bytes", "max_headers",
       "max_body_bytes", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
       "shutdown_timeout_ms", "lua_instructions", "lua_memory_bytes", "load_instructions",
-      "invocation_ms", "load_ms", "job_max_attempts", "job_retry_base_ms", "job_retry_max_ms",
-      NULL};
+      "invocation_ms", "load_ms", "migration_ms", "job_max_attempts", "job_retry_base_ms",
+      "job_retry_max_ms", NULL};
   *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000,
-                    10000000, 64 << 20, 100000000, 1000, 20000, 8, 1000, 900000};
+                    10000000, 64 << 20, 100000000, 1000, 20000, 60000, 8, 1000, 900000};
   if (lua_isnil(c->L, idx)) return 0;
   if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
   if (check_keys(c, idx, keys) != 0) return -1;
@@ -164,6 +164,7 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
          get_int(c, idx, "load_instructions", l->load_instructions, 10000, INT64_C(1) << 40, &l->load_instructions) ||
          get_int(c, idx, "invocation_ms", l->invocation_ms, 10, 600000, &l->invocation_ms) ||
          get_int(c, idx, "load_ms", l->load_ms, 100, 600000, &l->load_ms) ||
+         get_int(c, idx, "migration_ms", l->migration_ms, 100, 86400000, &l->migration_ms) ||
          get_int(c, idx, "job_max_attempts", l->job_max_attempts, 1, 1000, &l->job_max_attempts) ||
          get_int(c, idx, "job_retry_base_ms", l->job_retry_base_ms, 1, 86400000, &l->job_retry_base_ms) ||
          get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms)

@@ -35,7 +35,8 @@ typedef struct tpc_limits {
   int64_t lua_memory_bytes;    /* per plugin state (default for plugin_limits) */
   int64_t load_instructions;   /* loading plugin.lua and its modules */
   int64_t invocation_ms;       /* wall-clock deadline of one invocation (watchdog.h) */
-  int64_t load_ms;             /* wall-clock deadline of loading, and of migrating, a plugin */
+  int64_t load_ms;             /* wall-clock deadline of loading a plugin (its Lua) */
+  int64_t migration_ms;        /* of applying its pending migrations (the whole host waits) */
   int64_t job_max_attempts;    /* runs of a job or event delivery before it is dead-lettered */
   int64_t job_retry_base_ms;   /* first retry delay; doubles per attempt */
   int64_t job_retry_max_ms;    /* ceiling of the retry delay */

@@ -568,6 +568,7 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   p->instructions = pc->instructions;
   p->deadline_ms = cfg->limits.invocation_ms;
   p->load_ms = cfg->limits.load_ms;
+  p->migration_ms = cfg->limits.migration_ms;
   p->mem_limit = (size_t)pc->memory_bytes;
   p->loaded_at_ms = tp_clock_wall_ms();
   p->setup_ref = LUA_NOREF;
@@ -619,14 +620,14 @@ int tpp_migrate(tp_plugin *p, char *err, size_t errcap) {
   lua_State *L = p->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->migrations_ref);
   int applied;
-  /* no Lua runs, but SQL can run long: the load deadline interrupts it */
-  tpwd_arm(p->load_ms, p->db->db, NULL);
+  /* no Lua runs, but SQL can run long, and the whole host waits for it */
+  tpwd_arm(p->migration_ms, p->db->db, NULL);
   tps_progress old = tps_set_progress(p->db, (tps_progress){migration_progress, NULL});
   int rc = tps_migrate(p->db, p->name, L, lua_gettop(L), &applied, err, errcap);
   tps_set_progress(p->db, old);
   if (rc != 0 && tpwd_expired())
-    snprintf(err, errcap, "migrations ran longer than %lld ms (limits.load_ms); none was applied",
-             (long long)p->load_ms);
+    snprintf(err, errcap, "migrations ran longer than %lld ms (limits.migration_ms); none was "
+             "applied", (long long)p->migration_ms);
   tpwd_disarm();
   lua_pop(L, 1);
   if (rc == 0 && applied) {

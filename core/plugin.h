@@ -112,7 +112,8 @@ typedef struct tp_plugin {
   bool timed_out;        /* the deadline passed: likewise */
   bool killed;           /* a limit ended an invocation: the state awaits its reset */
   int64_t deadline_ms;   /* of each invocation (limits.invocation_ms) */
-  int64_t load_ms;       /* of loading and migrating (limits.load_ms) */
+  int64_t load_ms;       /* of loading (limits.load_ms) */
+  int64_t migration_ms;  /* of migrating (limits.migration_ms) */
   /* the manifest */
   int msgh_ref;          /* message handler: traceback, or the error table as is */
   int config_ref;

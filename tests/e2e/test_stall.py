@@ -271,7 +271,8 @@ def test_loading_and_migrations_are_bounded_in_time():
         t = tenant("t2", plugins={"catalog": {}, "slowload": {}, "slowmig": {}})
         dirs = [os.path.join(os.environ["TIDEPOOL_SRC"], "plugins"), root]
         t0 = time.monotonic()
-        with Host(tenants=[t], limits={"load_ms": 500}, extra={"plugin_dirs": dirs},
+        with Host(tenants=[t], limits={"load_ms": 500, "migration_ms": 500},
+                  extra={"plugin_dirs": dirs},
                   name="stall-load") as h:
             took = time.monotonic() - t0
             e = h.wait_log(lambda e: e.get("msg") == "plugin not enabled"
@@ -291,7 +292,7 @@ def test_loading_and_migrations_are_bounded_in_time():
             failed = body["error"]["details"]["failed"]
             assert failed[0]["serving_version"] == "1.0.0", failed
             err = failed[0]["error"]
-            assert "limits.load_ms" in err and "none was applied" in err, body
+            assert "limits.migration_ms" in err and "none was applied" in err, body
             assert took < 5, took
             status, _, body = h.get("/v1/t2/slowmig/version")
             assert status == 200 and body == {"version": "1.0.0"}, body

@@ -97,7 +97,8 @@ TEST(tenant_rules_are_enforced) {
 
 TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_EQ(load("return { clock = 'manual', admin_keys = { 'host-admin-key-001' },"
-                 " limits = { lua_instructions = 50000, job_max_attempts = 3 },"
+                 " limits = { lua_instructions = 50000, job_max_attempts = 3, invocation_ms = 250,"
+                 "            load_ms = 3000 },"
                  " tenants = { " TENANT ", plugins = { orders = true, coupons = true },"
                  "   plugin_limits = { orders = { memory_bytes = 2097152 } } },"
                  " { id = 'wall', token_secret = 'sixteen-bytes-ok!', clock = 'wall' } } }"),
@@ -105,6 +106,9 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_EQ(cfg.nadmin_keys, 1);
   ASSERT_STR(cfg.cli_admin_key, "host-admin-key-001");
   ASSERT_EQ(cfg.limits.job_max_attempts, 3);
+  ASSERT_EQ(cfg.limits.invocation_ms, 250);
+  ASSERT_EQ(cfg.limits.load_ms, 3000);
+  ASSERT_EQ(cfg.limits.migration_ms, 60000);   /* the default */
   ASSERT_TRUE(cfg.tenants[0].manual_clock);   /* the host's default */
   ASSERT_TRUE(!cfg.tenants[1].manual_clock);  /* overridden */
   const tpc_plugin *coupons = &cfg.tenants[0].plugins[0], *orders = &cfg.tenants[0].plugins[1];
@@ -119,6 +123,8 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { a = true },"
                  " plugin_limits = { a = { memory_bytes = 10 } } } } }"), -1);
   ASSERT_CONTAINS(err, "plugin_limits.a.memory_bytes: must be between");
+  ASSERT_EQ(load("return { limits = { invocation_ms = 5 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "limits.invocation_ms: must be between 10 and 600000");
   ASSERT_EQ(load("return { clock = 'sundial', tenants = { " TENANT " } } }"), -1);
   ASSERT_CONTAINS(err, "clock: must be");
   ASSERT_EQ(load("return { admin_keys = { 'short' }, tenants = { " TENANT " } } }"), -1);
