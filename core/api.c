@@ -418,6 +418,10 @@ static int l_call(lua_State *L) {
   if (peer->running)
     return luaL_error(L, "tp.call: plugin '%s' is already running further up this call chain "
                       "(calls between plugins cannot cycle)", peer_name);
+  if (peer->killed)  /* its state may hold what the killed call left: not until it is fresh */
+    return luaL_error(L, "tp.call: plugin '%s' was stopped by a limit earlier in this request; "
+                      "it serves again once its state is loaded afresh, after the request",
+                      peer_name);
   if (tps_call_begin(p->db) != 0)
     return luaL_error(L, "tp.call: cannot open a savepoint: %s", sqlite3_errmsg(p->db->db));
   int nargs = lua_gettop(L) - 2;

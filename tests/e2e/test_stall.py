@@ -227,6 +227,16 @@ def test_tp_call_copies_are_checked_against_the_receivers_cap():
     assert status == 200 and body == {"len": 1024}, body
 
 
+def test_a_killed_callee_is_not_called_again_until_it_is_fresh():
+    h = caps_host()
+    status, _, body = h.post("/v1/caps/stall/run/call_twice")
+    assert status == 200, body
+    assert "stallcallee" in body["first"] and "budget" in body["first"], body
+    assert "stopped by a limit earlier in this request" in body["second"], body
+    status, _, body = h.post("/v1/caps/stall/run/call_hello")   # the next request: fresh
+    assert status == 200 and body == {"said": "hello"}, body
+
+
 # ---- loading, migrations and campaigns
 
 SLOW_LOAD = """

@@ -110,6 +110,13 @@ local CASES = {
     local s = tp.call("stallcallee", "big", tonumber(q.n))
     return { len = #s }
   end,
+  -- a callee stopped by its budget is not called again before its state is fresh
+  call_twice = function()
+    local _, first = pcall(tp.call, "stallcallee", "spin")
+    local _, second = pcall(tp.call, "stallcallee", "hello")
+    return { first = tostring(first), second = tostring(second) }
+  end,
+  call_hello = function() return { said = tp.call("stallcallee", "hello") } end,
   -- tp.call arguments bigger than the callee's memory cap: refused before the
   -- copy (16 references to one string here are 16 strings there)
   call_send = function(q)

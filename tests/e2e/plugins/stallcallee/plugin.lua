@@ -7,6 +7,8 @@ return {
   exports = {
     big = function(n) return string.rep("b", n) end,
     take = function(t) return #t end,
+    spin = function() while true do end end,
+    hello = function() return "hello" end,
   },
   routes = {
     -- allocates n bytes and keeps them for the length of the request: fits
