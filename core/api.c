@@ -766,6 +766,8 @@ void tpa_open(lua_State *L, tp_plugin *p) {
   lua_setglobal(L, "print");
   tpj_open(L);
   luaL_newmetatable(L, FAIL_MT);
+  lua_pushliteral(L, "tp.fail");  /* protected, like every metatable the host gives out (json.c) */
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   lua_newtable(L);  /* stack: tp */
   for (int i = 0; tpa_functions[i].name; i++) {

@@ -29,13 +29,20 @@ void tpj_open(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, -2, "cjson");
   lua_pop(L, 1);
+  /* protected (__metatable): a plugin that could reach a metatable the host
+  ** gives out could add a __gc to it, and a finalizer runs where neither the
+  ** count hook nor the watchdog can stop it */
   luaL_newmetatable(L, "tp.json.array");
   lua_pushliteral(L, "array");
   lua_setfield(L, -2, "__jsontype");
+  lua_pushliteral(L, "tp.json.array");
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
   luaL_newmetatable(L, "tp.json.object");
   lua_pushliteral(L, "object");
   lua_setfield(L, -2, "__jsontype");
+  lua_pushliteral(L, "tp.json.object");
+  lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 }
 

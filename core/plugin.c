@@ -593,9 +593,11 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   lua_gc(L, LUA_GCGEN, 0, 0);  /* most garbage is one request's: generational suits it */
   lua_pushcfunction(L, msgh);
   p->msgh_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
   lua_pushcfunction(L, req_index);
   lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "req");  /* protected, like every metatable the host gives out (json.c) */
+  lua_setfield(L, -2, "__metatable");
   p->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   char e[1024];
   if (tpc_push_plugin_config(cfg, pc, L, e, sizeof e) != 0) {

@@ -171,11 +171,33 @@ TEST(the_watchdog_ends_what_no_count_sees) {
   teardown();
 }
 
+/* A finalizer runs with hooks off, where neither the budget nor the watchdog
+** reaches: no metatable the host gives out may be reached to add a __gc. */
+TEST(host_metatables_cannot_gain_a_finalizer) {
+  setup();
+  char out[512];
+  ASSERT_EQ(run("local _, e = pcall(tp.fail, 400, 'a', 'b') return getmetatable(e)", 1000000, 0,
+                out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "tp.fail");
+  ASSERT_EQ(run("return getmetatable(tp.json.array({}))", 1000000, 0, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "tp.json.array");
+  ASSERT_EQ(run("return getmetatable(tp.json.object({}))", 1000000, 0, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "tp.json.object");
+  ASSERT_EQ(run("local _, e = pcall(tp.fail, 400, 'a', 'b') "
+                "getmetatable(e).__gc = function() while true do end end", 1000000, 0, out,
+                sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "attempt to index a string value");
+  ASSERT_EQ(run("setmetatable(tp.json.array({}), { __gc = function() end })", 1000000, 0, out,
+                sizeof out), LUA_ERRRUN);
+  teardown();
+}
+
 int main(void) {
   RUN(rep_gives_what_luas_rep_gives);
   RUN(rep_is_charged_before_it_allocates);
   RUN(sort_concat_and_tp_calls_are_charged_by_size);
   RUN(pcall_cannot_keep_a_charged_budget);
   RUN(the_watchdog_ends_what_no_count_sees);
+  RUN(host_metatables_cannot_gain_a_finalizer);
   return TEST_SUMMARY();
 }

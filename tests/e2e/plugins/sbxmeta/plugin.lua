@@ -1,8 +1,9 @@
 ---@diagnostic disable: undefined-global
 -- sbxmeta: a manifest whose tables raise from __index on any missing key
 -- (test_sandbox.py). The host must read declarations without metamethods:
--- this plugin loads (its routes declare every field the host needs) and a
--- tp.fail whose metatable was tampered with still answers with its code.
+-- this plugin loads (its routes declare every field the host needs), and a
+-- tp.fail's metatable cannot be tampered with (it is protected), so the
+-- error still answers with its code.
 
 local function raising(t)
   return setmetatable(t, { __index = function(_, k) error("no field " .. tostring(k)) end })
@@ -11,7 +12,11 @@ end
 local function fail_tampered()
   local ok, err = pcall(tp.fail, 409, "tampered", "a tp.fail with a raising __index")
   assert(not ok)
-  getmetatable(err).__index = function(_, k) error("no field " .. tostring(k)) end
+  assert(getmetatable(err) == "tp.fail")
+  local tampered = pcall(function()
+    getmetatable(err).__index = function(_, k) error("no field " .. tostring(k)) end
+  end)
+  assert(not tampered, "the host's metatable was reachable")
   error(err, 0)
 end
 
