@@ -12,6 +12,10 @@
 
 #define DECODE_KEY "tp.cjson.decode"
 
+#define BUF_MT "tp.json.buf"  /* the box of tpj_l_encode's text */
+
+static int buf_gc(lua_State *L);
+
 void tpj_open(lua_State *L) {
   luaL_requiref(L, "cjson", luaopen_cjson, 0);
   /* stack: cjson */
@@ -38,6 +42,12 @@ void tpj_open(lua_State *L) {
   lua_pushliteral(L, "tp.json.array");
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
+  luaL_newmetatable(L, BUF_MT);
+  lua_pushcfunction(L, buf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushliteral(L, BUF_MT);
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
   luaL_newmetatable(L, "tp.json.object");
   lua_pushliteral(L, "object");
   lua_setfield(L, -2, "__jsontype");
@@ -57,9 +67,19 @@ void tpj_mark_array(lua_State *L, int idx) {
 typedef struct {
   lua_State *L;
   tp_buf *out;
+  size_t limit;          /* out->len may not pass it */
   char *err;
   size_t errcap;
 } encoder;
+
+/* Every table and every string checks the length so far: each writes at
+** least a byte, so the work stops within a few bytes' worth of the limit. */
+static int too_long(encoder *e) {
+  if (e->out->len <= e->limit) return 0;
+  snprintf(e->err, e->errcap, "the JSON text would be longer than %u bytes (a value shared many "
+           "times over?)", TPJ_MAX_BYTES);
+  return -1;
+}
 
 static int encode_value(encoder *e, int idx, int depth);
 
@@ -87,6 +107,7 @@ static int table_kind(lua_State *L, int idx, lua_Integer *n) {
 
 static int encode_table(encoder *e, int idx, int depth) {
   lua_State *L = e->L;
+  if (too_long(e)) return -1;
   if (depth >= TPJ_MAX_DEPTH) {
     snprintf(e->err, e->errcap, "table nested deeper than %d levels (a cycle?)", TPJ_MAX_DEPTH);
     return -1;
@@ -160,8 +181,12 @@ static int encode_value(encoder *e, int idx, int depth) {
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
+      if (e->out->len + n > e->limit) {  /* before a copy that could not be kept anyway */
+        e->out->len = e->limit + 1;
+        return too_long(e);
+      }
       tp_buf_add_json_str(e->out, s, n);
-      return 0;
+      return too_long(e);
     }
     case LUA_TTABLE: return encode_table(e, idx, depth);
     case LUA_TLIGHTUSERDATA:
@@ -177,8 +202,8 @@ static int encode_value(encoder *e, int idx, int depth) {
 }
 
 int tpj_encode(lua_State *L, int idx, tp_buf *out, char *err, size_t errcap) {
-  encoder e = {L, out, err, errcap};
   size_t mark = out->len;
+  encoder e = {L, out, mark + TPJ_MAX_BYTES, err, errcap};
   int rc = encode_value(&e, lua_absindex(L, idx), 0);
   if (rc) out->len = mark;
   return rc;
@@ -235,17 +260,27 @@ int tpj_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap) 
 
 /* ---- tp.json */
 
+/* The text is built in a tp_buf held by a userdata whose __gc frees it:
+** pushing the result may be refused by the memory cap, and the error
+** unwinds past this function. */
+static int buf_gc(lua_State *L) {
+  tp_buf_free(lua_touserdata(L, 1));
+  return 0;
+}
+
 int tpj_l_encode(lua_State *L) {
   luaL_checkany(L, 1);
-  tp_buf b;
-  tp_buf_init(&b);
+  lua_settop(L, 1);
+  tp_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+  tp_buf_init(b);
+  luaL_setmetatable(L, BUF_MT);
   char err[256];
-  if (tpj_encode(L, 1, &b, err, sizeof err) != 0) {
-    tp_buf_free(&b);
+  if (tpj_encode(L, 1, b, err, sizeof err) != 0) {
+    tp_buf_free(b);
     return luaL_error(L, "tp.json.encode: %s", err);
   }
-  lua_pushlstring(L, b.data ? b.data : "", b.len);
-  tp_buf_free(&b);
+  lua_pushlstring(L, b->data ? b->data : "", b->len);
+  tp_buf_free(b);
   return 1;
 }
 

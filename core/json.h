@@ -17,10 +17,16 @@
 #include "buf.h"
 
 #define TPJ_MAX_DEPTH 64
+/* The longest JSON text the encoder writes. A value can share one subtable
+** or string many times (t = {t, t} forty times over is 2^40 nodes in a few
+** bytes of Lua), so the encoder's work is bounded by what it writes: past
+** this it stops with an error, having spent tens of milliseconds at most. */
+#define TPJ_MAX_BYTES (16u << 20)
 
 /* Loads cjson into L and registers the array/object marker metatables. */
 void tpj_open(lua_State *L);
-/* Encodes the value at idx. Returns 0, or -1 with a message in err. */
+/* Encodes the value at idx (at most TPJ_MAX_BYTES). Returns 0, or -1 with a
+** message in err and nothing appended to out. */
 int tpj_encode(lua_State *L, int idx, tp_buf *out, char *err, size_t errcap);
 /* Decodes s and pushes the value. Returns 0, or -1 with a message in err. */
 int tpj_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap);

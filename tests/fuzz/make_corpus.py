@@ -143,8 +143,112 @@ return campaign { title = 5, strats = "2030-13-01 00:00", flashsale { } }""",
     "tail_call": b"return campaign(nil)",
 }
 
+# snippets run as a route handler's body by fuzz_sandbox.c (plugin fz, table
+# fz_rows of 200 rows, fz_scratch writable; WITH names need the fz_ prefix):
+# each must end within the sandbox's limits, whatever it tries
+SANDBOX = {
+    # what a handler usually does, and what the sandbox refuses
+    "rows": b'local rows = tp.db.query("SELECT * FROM fz_rows WHERE n = ? ORDER BY id LIMIT 5", 3)\n'
+            b'tp.db.exec("INSERT INTO fz_scratch (k, v) VALUES (?, ?)", "k", tp.json.encode(rows))\n'
+            b'return 201, { rows = rows, one = tp.db.one("SELECT count(*) n FROM fz_scratch"), '
+            b'r = tp.random(1, 6), now = tp.now() }',
+    "fail": b'local ok, e = pcall(tp.fail, 409, "sold_out", "no more")\n'
+            b'assert(not ok and e.code == "sold_out")\ntp.fail(409, "sold_out", "none left", { left = 0 })',
+    "escapes": b'local ok, e = pcall(tp.fail, 400, "a", "b")\n'
+               b'for _, v in ipairs({ e, tp.json.array({}), tp.json.object({}), "" }) do\n'
+               b'  local mt = getmetatable(v)\n'
+               b'  if type(mt) == "table" then mt.__gc = function() while true do end end end\nend\n'
+               b'pcall(setmetatable, {}, { __gc = function() while true do end end })\n'
+               b'pcall(string.dump, print)\npcall(load, "\\27Lua", "x", "b", {})\n'
+               b'pcall(function() return io.open("/etc/passwd") end)\n'
+               b'pcall(tp.db.exec, "DELETE FROM fz_rows")\npcall(tp.db.exec, "DROP TABLE fz_rows")\n'
+               b'pcall(tp.db.exec, "ATTACH DATABASE \'/tmp/x\' AS x")\n'
+               b'rawset(getmetatable(_ENV).__index, "leak", string.rep("x", 1 << 20))\n'
+               b'string.rep = nil\nreturn { collected = collectgarbage("count") > 0 }',
+    # pattern matching: backtracking over long subjects with 1, 2, 3 variable items
+    "pattern_find_1_item_1mb": b'return { at = string.rep("a", 1 << 20):find(".-b") }',
+    "pattern_find_2_items": b'return { at = string.rep("a", 100000):find(".-.-b") }',
+    "pattern_match_3_items": b'return { m = string.rep("a", 10000):match("(.-)(.-)(.-)b") }',
+    "pattern_anchored_3_items": b'return { at = ("a"):rep(1 << 20):find("^.-.-.-b") }',
+    "pattern_gmatch": b'local n = 0\nfor w in string.rep("ab", 50000):gmatch("a.-a.-c") do n = n + 1 end\n'
+                      b'return { n = n }',
+    "pattern_gsub": b'local s, n = string.rep("a", 100000):gsub(".-.-b", "x")\nreturn { n = n }',
+    "pattern_gsub_function": b'local s = ("a"):rep(30000)\n'
+                             b'return { n = select(2, s:gsub("(a*)a*b", function(x) return x end)) }',
+    "pattern_balance": b'return { at = string.rep("(", 100000):find("%b()") }',
+    "pattern_frontier": b'return { at = string.rep("a", 100000):find("%f[%w]a-%f[%W]b") }',
+    "pattern_sets": b'return { m = string.rep("ab", 50000):match("[ab]*[%a]*[^c]-c") }',
+    "pattern_backreference": b'return { at = string.rep("a", 100000):find("(a*)%1b") }',
+    "pattern_in_loop": b'local s = string.rep("a", 3000)\nfor i = 1, 1e6 do s:find(".-b") end',
+    # SQL: the progress handler must stop these
+    "sql_triple_join": b'return tp.db.one("SELECT count(*) n FROM fz_rows a, fz_rows b, fz_rows c")',
+    "sql_endless_cte": b'return tp.db.one("WITH RECURSIVE fz_c(x) AS (SELECT 1 UNION ALL '
+                       b'SELECT x + 1 FROM fz_c) SELECT count(*) n FROM fz_c")',
+    "sql_query_loop": b'local n = 0\nfor i = 1, 1e9 do\n'
+                      b'  n = n + #tp.db.query("SELECT * FROM fz_rows WHERE n = ?", i % 13)\nend',
+    "sql_like": b'return tp.db.one("SELECT ? LIKE ? m", string.rep("a", 100000), '
+                b'string.rep("%a", 20000) .. "b")',
+    "sql_big_values": b'return tp.db.one("SELECT sum(length(hex(zeroblob(8000000 + a.id)))) n '
+                      b'FROM fz_rows a, fz_rows b")',
+    "sql_sort_big_rows": b'return tp.db.one("SELECT count(*) n FROM (SELECT zeroblob(10000000) || a.s b '
+                         b'FROM fz_rows a, fz_rows b ORDER BY b)")',
+    "sql_group_concat": b'return tp.db.one("SELECT length(group_concat(hex(zeroblob(100000)))) n '
+                        b'FROM fz_rows a, fz_rows b")',
+    "sql_writes": b'for i = 1, 1e9 do tp.db.exec("INSERT INTO fz_scratch (k, v) VALUES (?, ?)", '
+                  b'"k" .. i, string.rep("v", 1000)) end',
+    # the string, table and utf8 libraries, charged by size
+    "string_rep_loop": b'local t = {}\nfor i = 1, 1e9 do t[i % 50 + 1] = string.rep("x", 100000) end',
+    "string_format_loop": b'local s = string.rep("z", 100000)\n'
+                          b'for i = 1, 1e9 do local f = string.format("%s%s%q", s, s, s) end',
+    "string_functions_loop": b'local s = string.rep("Ab", 200000)\nfor i = 1, 1e9 do\n'
+                             b'  s:upper(); s:lower(); s:reverse(); s:sub(2, -2); s:byte(1, 100)\nend',
+    "table_concat_loop": b'local t = {}\nfor i = 1, 1000 do t[i] = string.rep("y", 1000) end\n'
+                         b'for i = 1, 1e9 do local s = table.concat(t, ",") end',
+    "table_sort_loop": b'local t = {}\nfor i = 1, 5000 do t[i] = (i * 7919) % 5000 end\n'
+                       b'for i = 1, 1e9 do table.sort(t); table.sort(t, function(a, b) return a > b end) end',
+    "table_unpack_move": b'local t = {}\nfor i = 1, 100000 do t[i] = i end\nfor i = 1, 1e9 do\n'
+                         b'  table.move(t, 1, #t, 2); table.insert(t, 1, 0); table.remove(t, 1)\n'
+                         b'  local ok = pcall(table.unpack, t)\nend',
+    "utf8_loop": b'local s = string.rep("\xe4\xb8\xad", 1000000)\n'
+                 b'for i = 1, 1e9 do utf8.len(s); utf8.codepoint(s, 1, 3000); utf8.offset(s, -1) end',
+    "concat_loop": b'local s = string.rep("x", 3 << 20)\nfor i = 1, 1e9 do local t = s .. i end',
+    "long_string_equality": b'local a = string.rep("a", 2 << 20)\n'
+                            b'local b = string.rep("a", (2 << 20) - 1) .. "a"\n'
+                            b'for i = 1, 1e9 do if a == b then end end',
+    "long_string_less_than": b'local a = string.rep("a", 2 << 20)\n'
+                             b'local b = string.rep("a", (2 << 20) - 1) .. "b"\n'
+                             b'for i = 1, 1e9 do if a < b then end end',
+    # tp.json and tp.crypto, charged by the bytes they read and build
+    "json_loop": b'local t = {}\nfor i = 1, 10000 do t[i] = { id = i, s = "x" } end\n'
+                 b'for i = 1, 1e9 do t = tp.json.decode(tp.json.encode(t)) end',
+    "crypto_loop": b'local s = string.rep("c", 1 << 20)\n'
+                   b'for i = 1, 1e9 do tp.crypto.sha256(s); tp.crypto.hmac_sha256(s, s) end',
+    # control flow: loops, coroutines, caught errors
+    "infinite_loop": b'while true do end',
+    "goto_loop": b'::top:: goto top',
+    "deep_recursion": b'local function f(n) return f(n + 1) + 1 end\nreturn { n = f(1) }',
+    "coroutine_spin": b'local co = coroutine.wrap(function() while true do end end)\nco()',
+    "coroutine_ping_pong": b'local co = coroutine.wrap(function() while true do coroutine.yield() end end)\n'
+                           b'while true do co() end',
+    "coroutine_swallow": b'while true do\n'
+                         b'  coroutine.resume(coroutine.create(function() while true do end end))\nend',
+    "pcall_swallow": b'while true do pcall(function() while true do end end) end',
+    "pcall_swallow_c": b'while true do pcall(string.rep, "x", 1e9) end',
+    "close_spin": b'local x <close> = setmetatable({}, { __close = function() while true do end end })\n'
+                  b'while true do end',
+    "error_object_tostring": b'error(setmetatable({}, { __tostring = function() while true do end end }))',
+    # memory
+    "memory_tables": b'local t = {}\nwhile true do t[#t + 1] = {} end',
+    "memory_doubling": b'local s = "x"\nwhile true do s = s .. s end',
+    "memory_rep": b'return { n = #string.rep("x", 1 << 40) }',
+    "load_reader_function": b'local s = string.rep(" ", 3 << 20)\n'
+                            b'return { f = tostring(load(function() return s end, "x", "t", {})) }',
+    "load_big_source": b'local src = "return " .. string.rep("{", 190) .. string.rep("}", 190)\n'
+                       b'for i = 1, 1e9 do load(src, "x", "t", {}) end',
+}
+
 CORPORA = {"fuzz_http": HTTP, "fuzz_json": JSON, "fuzz_token": TOKENS, "fuzz_config": CONFIGS,
-           "fuzz_campaign": CAMPAIGNS}
+           "fuzz_campaign": CAMPAIGNS, "fuzz_sandbox": SANDBOX}
 
 
 def main():

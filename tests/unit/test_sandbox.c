@@ -192,6 +192,28 @@ TEST(host_metatables_cannot_gain_a_finalizer) {
   teardown();
 }
 
+/* Found by fuzz_sandbox: JSON of a value that shares a table or a string many
+** times over is bounded by what it writes, and text that the memory cap then
+** refuses does not leak (LeakSanitizer checks at exit). */
+TEST(json_of_shared_values_is_bounded) {
+  setup();
+  char out[512];
+  double t0 = now_s();
+  ASSERT_EQ(run("local t = {} for i = 1, 40 do t = { t, t } end return tp.json.encode(t)",
+                100000000, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "would be longer than 16777216 bytes");
+  ASSERT_EQ(run("local s = string.rep('a', 1 << 20) local t = {} "
+                "for i = 1, 2000 do t[i] = s end return tp.json.encode(t)",
+                100000000, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "would be longer than");
+  ASSERT_TRUE(now_s() - t0 < 2.0);
+  plugin.mem_limit = 8 << 20;
+  ASSERT_EQ(run("local s = string.rep('a', 1 << 20) local t = {} "
+                "for i = 1, 12 do t[i] = s end return tp.json.encode(t)",
+                100000000, 0, out, sizeof out), LUA_ERRMEM);
+  teardown();
+}
+
 int main(void) {
   RUN(rep_gives_what_luas_rep_gives);
   RUN(rep_is_charged_before_it_allocates);
@@ -199,5 +221,6 @@ int main(void) {
   RUN(pcall_cannot_keep_a_charged_budget);
   RUN(the_watchdog_ends_what_no_count_sees);
   RUN(host_metatables_cannot_gain_a_finalizer);
+  RUN(json_of_shared_values_is_bounded);
   return TEST_SUMMARY();
 }
