@@ -613,8 +613,9 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   return 0;
 }
 
-static int migration_progress(void *ud) {
+static int migration_progress(void *ud, int64_t steps) {
   (void)ud;
+  (void)steps;
   return tpwd_expired();
 }
 

@@ -123,10 +123,10 @@ void tpsb_leave(tp_plugin *p, tpsb_frame *f) {
   tpwd_running(f->thread);
 }
 
-int tpsb_sql_progress(void *ud) {
+int tpsb_sql_progress(void *ud, int64_t steps) {
   tp_plugin *p = ud;
   if (p->ctx == TP_CTX_NONE) return 0;
-  p->used += TPS_PROGRESS_STEPS;  /* one instruction per step */
+  p->used += steps;  /* one instruction per step */
   if (p->exceeded || p->timed_out) return 1;
   if (tpwd_expired()) p->timed_out = true;
   else if (p->used > p->budget) p->exceeded = true;

@@ -27,7 +27,8 @@
 **   pattern matching   every step of find, match, gmatch and gsub (pattern.h:
 **                      our own matcher, with Lua's semantics, that can stop)
 **   SQL                every SQLite virtual-machine step (a progress handler,
-**                      which also interrupts the statement)
+**                      which also interrupts the statement), and n x m for
+**                      like, glob, instr, replace, trim (store.h)
 **   bytes              one instruction per TPSB_COPY_BYTES bytes that rep,
 **                      format, concat, upper, sub ... build, per
 **                      TPSB_PARSE_BYTES that utf8, load and every tp.* function
@@ -80,7 +81,7 @@ typedef struct tpsb_frame {
 void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f);
 void tpsb_leave(tp_plugin *p, tpsb_frame *f);
 /* The store's progress function while p runs (ud is p). */
-int tpsb_sql_progress(void *ud);
+int tpsb_sql_progress(void *ud, int64_t steps);
 /* True if the last invocation of p was ended by a limit. */
 bool tpsb_killed(const tp_plugin *p);
 

@@ -151,8 +151,78 @@ tps_progress tps_set_progress(tps_db *d, tps_progress next) {
 
 static int on_progress(void *ud) {
   tps_db *d = ud;
-  return d->progress.fn ? d->progress.fn(d->progress.ud) : 0;
+  return d->progress.fn ? d->progress.fn(d->progress.ud, TPS_PROGRESS_STEPS) : 0;
 }
+
+/* ---- built-in functions whose work one step hides (see tps_set_progress) */
+
+typedef struct shadow_fn {
+  const char *name;
+  int nargs;
+  const char *sql;
+} shadow_fn;
+
+static const shadow_fn shadow_fns[] = {
+    {"like", 2, "SELECT like(?1, ?2)"},       {"like", 3, "SELECT like(?1, ?2, ?3)"},
+    {"glob", 2, "SELECT glob(?1, ?2)"},       {"instr", 2, "SELECT instr(?1, ?2)"},
+    {"replace", 3, "SELECT replace(?1, ?2, ?3)"}, {"trim", 2, "SELECT trim(?1, ?2)"},
+    {"ltrim", 2, "SELECT ltrim(?1, ?2)"},     {"rtrim", 2, "SELECT rtrim(?1, ?2)"}};
+#define NSHADOW (sizeof shadow_fns / sizeof *shadow_fns)
+
+struct tps_shadow_call {
+  tps_db *d;
+  sqlite3_stmt *st;          /* on d->shadow */
+};
+
+/* The overload: n x m charged first, then the built-in on the shadow
+** connection. The user data is the function's tps_shadow_call. */
+static void charged_call(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  struct tps_shadow_call *c = sqlite3_user_data(ctx);
+  tps_db *d = c->d;
+  double compares = (double)sqlite3_value_bytes(argv[0]) * (double)sqlite3_value_bytes(argv[1]);
+  int64_t steps = (int64_t)(compares / TPS_COMPARES_PER_STEP > 1e15 ? 1e15
+                                                                    : compares / TPS_COMPARES_PER_STEP);
+  if (d->progress.fn && d->progress.fn(d->progress.ud, steps)) {
+    sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+    return;
+  }
+  for (int i = 0; i < argc; i++) sqlite3_bind_value(c->st, i + 1, argv[i]);
+  if (sqlite3_step(c->st) == SQLITE_ROW) sqlite3_result_value(ctx, sqlite3_column_value(c->st, 0));
+  else sqlite3_result_error(ctx, sqlite3_errmsg(d->shadow), -1);
+  sqlite3_reset(c->st);
+  sqlite3_clear_bindings(c->st);
+}
+
+/* Opens the shadow connection and overloads the functions on d->db. */
+static int overload_costly_functions(tps_db *d) {
+  if (sqlite3_open_v2(":memory:", &d->shadow, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK)
+    return -1;
+  sqlite3_db_config(d->shadow, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);  /* a few statements */
+  d->shadow_calls = calloc(NSHADOW, sizeof *d->shadow_calls);
+  if (!d->shadow_calls) return -1;
+  for (size_t i = 0; i < NSHADOW; i++) {
+    struct tps_shadow_call *c = &d->shadow_calls[i];
+    c->d = d;
+    if (sqlite3_prepare_v3(d->shadow, shadow_fns[i].sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st,
+                           NULL) != SQLITE_OK ||
+        sqlite3_create_function(d->db, shadow_fns[i].name, shadow_fns[i].nargs,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC, c, charged_call, NULL,
+                                NULL) != SQLITE_OK)
+      return -1;
+  }
+  return 0;
+}
+
+static void close_shadow(tps_db *d) {
+  for (size_t i = 0; d->shadow_calls && i < NSHADOW; i++) sqlite3_finalize(d->shadow_calls[i].st);
+  free(d->shadow_calls);
+  d->shadow_calls = NULL;
+  if (d->shadow) sqlite3_close(d->shadow);
+  d->shadow = NULL;
+}
+
+/* ---- opening */
 
 /* ---- opening */
 
@@ -206,6 +276,11 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
   }
   sqlite3_set_authorizer(d->db, authorize, d);
   sqlite3_progress_handler(d->db, TPS_PROGRESS_STEPS, on_progress, d);
+  if (overload_costly_functions(d) != 0) {
+    snprintf(err, errcap, "%s: cannot overload the built-in functions: %s", path,
+             d->shadow ? sqlite3_errmsg(d->shadow) : "out of memory");
+    goto fail;
+  }
   return 0;
 fail:
   tps_close(d);
@@ -213,6 +288,7 @@ fail:
 }
 
 void tps_close(tps_db *d) {
+  close_shadow(d);
   if (d->db) {
     sqlite3_stmt *fixed[] = {d->begin, d->commit, d->rollback, d->savepoint, d->release,
                              d->rollback_to, d->call_savepoint, d->call_release,

@@ -38,15 +38,18 @@ typedef struct tps_db {
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
   sqlite3_stmt *call_savepoint, *call_release, *call_rollback_to;
   struct tps_progress {      /* see tps_set_progress */
-    int (*fn)(void *ud);
+    int (*fn)(void *ud, int64_t steps);
     void *ud;
   } progress;
+  sqlite3 *shadow;           /* the built-in functions that tps_open overloads, to call */
+  struct tps_shadow_call *shadow_calls;
 } tps_db;
 
 typedef struct tps_progress tps_progress;
 
 /* SQLite's virtual-machine steps between two visits of the progress function. */
 #define TPS_PROGRESS_STEPS 1000
+#define TPS_COMPARES_PER_STEP 4
 
 int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap);
 void tps_close(tps_db *d);
@@ -57,10 +60,20 @@ void tps_remove(const char *path);
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);
 
 void tps_set_owner(tps_db *d, const char *plugin);
-/* Calls next.fn(next.ud) every TPS_PROGRESS_STEPS steps of any statement on
-** d (fn NULL: nothing is called); a nonzero return interrupts the statement,
-** which then fails with SQLITE_INTERRUPT. The sandbox charges plugins' SQL
-** to their budget this way. Returns the pair it replaces. */
+/* Calls next.fn(next.ud, TPS_PROGRESS_STEPS) every TPS_PROGRESS_STEPS steps
+** of any statement on d (fn NULL: nothing is called); a nonzero return
+** interrupts the statement, which then fails with SQLITE_INTERRUPT. The
+** sandbox charges plugins' SQL to their budget this way.
+**
+** Some built-in functions do work that one step hides: like, glob, instr,
+** replace and the two-argument trim, ltrim and rtrim compare every position
+** of one argument with the other (n x m: a 1 MB subject and a 10 KB pattern
+** run for seconds inside a single step). tps_open overloads them with
+** versions that first call next.fn with steps = n x m / TPS_COMPARES_PER_STEP
+** and fail the statement with SQLITE_INTERRUPT if it says stop, and otherwise
+** call the built-in on a private in-memory connection (so their results and
+** errors are SQLite's own; the LIKE index optimization is given up). Returns
+** the pair it replaces. */
 tps_progress tps_set_progress(tps_db *d, tps_progress next);
 /* The last error on d, explained when the authorizer refused something. */
 const char *tps_errmsg(tps_db *d, char *buf, size_t cap);

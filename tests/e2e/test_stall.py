@@ -163,6 +163,21 @@ def test_sql_is_charged_and_interrupted():
                                                                           p99 * 1000))
 
 
+def test_sql_functions_that_compare_n_by_m_are_charged():
+    """like, glob, instr, replace and trim over a 1 MB subject and a 10 KB
+    pattern compare 10^10 times inside one SQLite step, where neither the
+    progress handler nor sqlite3_interrupt reaches: charged before they run."""
+    for fn in ("like", "glob", "instr", "replace", "trim"):
+        took, p99 = offend("sql_fn", "budget_exceeded", "?fn=" + fn, times=1)
+        print("     %-7s refused in %.1f ms" % (fn, took * 1000))
+    status, _, body = host().post("/v1/bad/stall/run/sql_ok")
+    assert status == 200, body
+    assert {k: body[k] for k in ("l", "g", "e", "i", "r", "t", "lt", "rt")} == {
+        "l": 1, "g": 1, "e": 1, "i": 7, "r": "black tea", "t": "tea", "lt": "tea",
+        "rt": "tea"}, body
+    assert "ESCAPE expression must be a single character" in body["escape_error"], body
+
+
 def test_c_library_work_is_charged():
     for case in ("concat", "rep", "sort", "format", "utf8", "upper", "json", "crypto"):
         took, p99 = offend(case, "budget_exceeded")

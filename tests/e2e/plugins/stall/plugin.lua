@@ -37,6 +37,28 @@ local CASES = {
   join = function()
     return tp.db.one("SELECT count(*) AS n FROM stall_rows a, stall_rows b, stall_rows c")
   end,
+  -- a 1 MB subject and a 10 KB pattern: n x m compares inside one SQLite step
+  sql_fn = function(q)
+    local S, P = "printf('%.*c', 1000000, 'a')", "printf('%.*c', 10000, 'a')"
+    local sql = ({
+      like = S .. " LIKE '%' || " .. P .. " || 'b'",
+      glob = S .. " GLOB '*' || " .. P .. " || 'b'",
+      instr = "instr(" .. S .. ", " .. P .. " || 'b')",
+      replace = "length(replace(" .. S .. ", " .. P .. " || 'b', 'x'))",
+      trim = "length(trim(" .. S .. ", printf('%.*c', 10000, 'b') || 'a'))",
+    })[q.fn]
+    return tp.db.one("SELECT " .. sql .. " AS r")
+  end,
+  -- the same functions on ordinary input give SQLite's own answers and errors
+  sql_ok = function()
+    local r = tp.db.one([[SELECT 'Longjing' LIKE 'long%' AS l, 'Longjing' GLOB 'Long*' AS g,
+      'a_c' LIKE 'a!_c' ESCAPE '!' AS e, instr('white tea', 'tea') AS i,
+      replace('green tea', 'green', 'black') AS r, trim('xxteaxx', 'x') AS t,
+      ltrim('  tea') AS lt, rtrim('tea!!', '!') AS rt]])
+    local ok, err = pcall(tp.db.one, "SELECT 'a' LIKE 'a' ESCAPE 'xy' AS bad")
+    r.escape_error = tostring(err)
+    return r
+  end,
   cte = function()
     return tp.db.one("WITH RECURSIVE stall_c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM stall_c) " ..
                      "SELECT count(*) AS n FROM stall_c")
