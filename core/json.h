@@ -21,7 +21,7 @@
 ** or string many times (t = {t, t} forty times over is 2^40 nodes in a few
 ** bytes of Lua), so the encoder's work is bounded by what it writes: past
 ** this it stops with an error, having spent tens of milliseconds at most. */
-#define TPJ_MAX_BYTES (16u << 20)
+#define TPJ_MAX_BYTES (32u << 20)
 
 /* Loads cjson into L and registers the array/object marker metatables. */
 void tpj_open(lua_State *L);

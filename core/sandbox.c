@@ -192,18 +192,68 @@ static int sandboxed_load(lua_State *L) {
   return lua_gettop(L);
 }
 
-/* setmetatable refuses __gc (upvalue 1 is the original setmetatable). */
+/* Marks the metatables setmetatable attached: true if the plugin may replace
+** it, false if the plugin's own __metatable protects it. No plugin can reach
+** a copy, so none can forge the mark. */
+static const char frozen_key = 0;
+
+/* Refuses to replace a metatable that is protected, as Lua does. */
+static int check_replaceable(lua_State *L) {
+  if (!lua_getmetatable(L, 1)) return 0;
+  bool ours = lua_rawgetp(L, -1, &frozen_key) != LUA_TNIL;
+  bool replaceable = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_pushliteral(L, "__metatable");
+  bool guarded = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  if (ours ? !replaceable : guarded) return luaL_error(L, "cannot change a protected metatable");
+  return 0;
+}
+
+static void refuse_field(lua_State *L, const char *field, const char *why) {
+  lua_pushstring(L, field);
+  if (lua_rawget(L, 2) != LUA_TNIL)
+    tpa_fail(L, 500, "sandbox_violation", "%s metamethods are not allowed in plugins: %s", field,
+             why);
+  lua_pop(L, 1);
+}
+
+/* setmetatable(t, mt) attaches a copy of mt as it is now, and getmetatable(t)
+** still answers mt. Lua reads __gc and __mode from a metatable whenever it
+** collects, so a plugin could add them to mt after the fact: a finalizer runs
+** with hooks off, where no limit reaches, and weak tables can make one
+** collection cost the square of their size. Both are refused here, and the
+** copy keeps them out for good. */
 static int sandboxed_setmetatable(lua_State *L) {
-  if (lua_istable(L, 2)) {
-    lua_pushliteral(L, "__gc");
-    if (lua_rawget(L, 2) != LUA_TNIL)
-      return tpa_fail(L, 500, "sandbox_violation", "__gc metamethods are not allowed in "
-                      "plugins: finalizers would run outside the instruction budget");
-    lua_pop(L, 1);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int kind = lua_type(L, 2);
+  luaL_argexpected(L, kind == LUA_TNIL || kind == LUA_TTABLE, 2, "nil or table");
+  lua_settop(L, 2);
+  check_replaceable(L);
+  if (kind == LUA_TNIL) {
+    lua_setmetatable(L, 1);
+    return 1;
   }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, 1);
+  refuse_field(L, "__gc", "finalizers would run outside the instruction budget");
+  refuse_field(L, "__mode", "the collector's work on weak tables cannot be bounded");
+  lua_createtable(L, 0, 4);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {  /* stack: t mt copy key value */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, 3);
+  }
+  lua_pushliteral(L, "__metatable");
+  bool guarded = lua_rawget(L, 2) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (!guarded) {  /* getmetatable(t) answers mt */
+    lua_pushvalue(L, 2);
+    lua_setfield(L, 3, "__metatable");
+  }
+  lua_pushboolean(L, !guarded);
+  lua_rawsetp(L, 3, &frozen_key);
+  lua_setmetatable(L, 1);
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -524,7 +574,8 @@ void tpsb_open(lua_State *L) {
   charge_libraries(L);
   watch_coroutines(L);
   wrap_global(L, "load", sandboxed_load);
-  wrap_global(L, "setmetatable", sandboxed_setmetatable);
+  lua_pushcfunction(L, sandboxed_setmetatable);
+  lua_setglobal(L, "setmetatable");
   lua_pushcfunction(L, sandboxed_collectgarbage);
   lua_setglobal(L, "collectgarbage");
   lua_pushcfunction(L, l_require);

@@ -5,8 +5,13 @@
 ** environment), string (no dump), table, math, utf8, coroutine and the host
 ** API. io, os, debug and package are absent; touching them, or string.dump,
 ** raises a clear "sandbox_violation" error. require() resolves only inside the
-** plugin's folder and the SDK. Metatables with __gc are refused: finalizers
-** run at arbitrary moments with hooks disabled, out of any budget.
+** plugin's folder and the SDK. setmetatable attaches a copy of the metatable
+** as it is then (getmetatable still answers the plugin's table) and refuses
+** __gc and __mode: finalizers run at arbitrary moments with hooks disabled,
+** and weak tables can make one collection cost the square of their size, both
+** out of any budget or deadline; the copy keeps them from being added later.
+** The metatables the host gives out (tp.fail errors, JSON markers, req) are
+** protected with __metatable for the same reason.
 **
 ** Limits, all enforced by the host rather than trusted to the plugin:
 **   instructions  a count hook charges every invocation against its budget,

@@ -201,7 +201,7 @@ TEST(json_of_shared_values_is_bounded) {
   double t0 = now_s();
   ASSERT_EQ(run("local t = {} for i = 1, 40 do t = { t, t } end return tp.json.encode(t)",
                 100000000, 0, out, sizeof out), LUA_ERRRUN);
-  ASSERT_CONTAINS(out, "would be longer than 16777216 bytes");
+  ASSERT_CONTAINS(out, "would be longer than 33554432 bytes");
   ASSERT_EQ(run("local s = string.rep('a', 1 << 20) local t = {} "
                 "for i = 1, 2000 do t[i] = s end return tp.json.encode(t)",
                 100000000, 0, out, sizeof out), LUA_ERRRUN);
@@ -214,6 +214,38 @@ TEST(json_of_shared_values_is_bounded) {
   teardown();
 }
 
+/* setmetatable attaches a copy: getmetatable answers the plugin's table,
+** metamethods work, and a __gc or __mode added later never reaches the
+** collector (weak tables can make a collection quadratic, with hooks off). */
+TEST(setmetatable_attaches_a_frozen_copy) {
+  setup();
+  char out[512];
+  ASSERT_EQ(run("local C = {} C.__index = C function C.hi() return 'hi' end "
+                "local o = setmetatable({}, C) "
+                "assert(getmetatable(o) == C and rawequal(getmetatable(o), C)) "
+                "function C.later() return 'later' end "   /* found through __index = C */
+                "C.__tostring = function() return 'late' end "
+                "local before = tostring(o) ~= 'late' "   /* not in the copy attached before */
+                "setmetatable(o, nil) assert(getmetatable(o) == nil) "
+                "setmetatable(o, C) "
+                "local after = tostring(o) == 'late' "    /* in the new one */
+                "return o.hi() .. ' ' .. o.later() .. ' ' .. tostring(before and after)",
+                1000000, 0, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "hi later true");
+  ASSERT_EQ(run("setmetatable({}, { __mode = 'k' })", 1000000, 0, out, sizeof out), LUA_ERRRUN);
+  ASSERT_EQ(run("local mt = {} local t = setmetatable({}, mt) mt.__mode = 'k' "
+                "t[{}] = 1 collectgarbage('count') "
+                "local s = 'x' for i = 1, 18 do s = s .. s end "  /* some garbage: a cycle runs */
+                "local n = 0 for _ in pairs(t) do n = n + 1 end return tostring(n)",
+                1000000, 0, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "1");  /* the key was not weak */
+  ASSERT_EQ(run("local t = setmetatable({}, { __metatable = 'mine' }) "
+                "assert(getmetatable(t) == 'mine') setmetatable(t, {})", 1000000, 0, out,
+                sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "cannot change a protected metatable");
+  teardown();
+}
+
 int main(void) {
   RUN(rep_gives_what_luas_rep_gives);
   RUN(rep_is_charged_before_it_allocates);
@@ -222,5 +254,6 @@ int main(void) {
   RUN(the_watchdog_ends_what_no_count_sees);
   RUN(host_metatables_cannot_gain_a_finalizer);
   RUN(json_of_shared_values_is_bounded);
+  RUN(setmetatable_attaches_a_frozen_copy);
   return TEST_SUMMARY();
 }
