@@ -77,26 +77,3 @@ static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *
 int tp_lua_copy(lua_State *from, int idx, lua_State *to, char *err, size_t errcap) {
   return copy_value(from, idx, to, 0, err, errcap);
 }
-
-static size_t value_size(lua_State *from, int idx, int depth) {
-  size_t n = 0;
-  switch (lua_type(from, idx)) {
-    case LUA_TSTRING:
-      lua_tolstring(from, idx, &n);
-      return n + 24;  /* the string's header */
-    case LUA_TTABLE:
-      if (depth >= TP_COPY_MAX_DEPTH || !lua_checkstack(from, 3)) return 0;
-      idx = lua_absindex(from, idx);
-      n = 56;  /* the table's header */
-      lua_pushnil(from);
-      while (lua_next(from, idx)) {
-        n += 32 + value_size(from, -2, depth + 1) + value_size(from, -1, depth + 1);
-        lua_pop(from, 1);
-      }
-      return n;
-    default:
-      return 0;
-  }
-}
-
-size_t tp_lua_copy_size(lua_State *from, int idx) { return value_size(from, idx, 0); }

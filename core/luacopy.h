@@ -18,10 +18,4 @@
 ** message in err (and nothing pushed on to). */
 int tp_lua_copy(lua_State *from, int idx, lua_State *to, char *err, size_t errcap);
 
-/* About how many bytes a copy of the value at idx takes in the receiving
-** state (a lower bound: strings and table slots, no allocator slack), so that
-** a copy that cannot fit under the receiver's memory cap is refused before it
-** is made. Walks at most TP_COPY_MAX_DEPTH levels, like the copy. */
-size_t tp_lua_copy_size(lua_State *from, int idx);
-
 #endif

@@ -1039,11 +1039,6 @@ static int copy_results(lua_State *src, int first, int n, lua_State *to, char *e
   return n;
 }
 
-/* True if size more bytes fit under p's memory cap. */
-static bool fits(const tp_plugin *p, size_t size) {
-  return !p->mem_limit || (p->mem_bytes <= p->mem_limit && size <= p->mem_limit - p->mem_bytes);
-}
-
 int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
                     tp_invocation *inv, int ctx, char *err, size_t errcap) {
   lua_State *L = callee->L;
@@ -1061,22 +1056,25 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
     lua_settop(L, base);
     return -1;
   }
-  size_t size = 0;
-  for (int i = 0; i < nargs; i++) size += tp_lua_copy_size(from, first + i);
-  /* the walk and the copy are the caller's work; counted without raising here,
-  ** where a savepoint is open, the hook or the next charge ends it if need be */
-  tpa_plugin(from)->used += (int64_t)(size / TPSB_COPY_BYTES);
-  if (!fits(callee, size)) {
-    snprintf(err, errcap, "the arguments (about %zu bytes) do not fit under plugin '%s''s memory "
-             "cap of %zu bytes; nothing was copied", size, callee->name, callee->mem_limit);
-    lua_settop(L, base);
-    return -1;
-  }
+  /* the callee is not running, so its cap refuses nothing while the copy is
+  ** made: it is checked once the copy is there, and the copy is the caller's
+  ** work, counted without raising (a savepoint is open; the hook or the next
+  ** charge ends the caller if need be) */
+  size_t before = callee->mem_bytes;
   for (int i = 0; i < nargs; i++)
     if (tp_lua_copy(from, first + i, L, err, errcap) != 0) {
       lua_settop(L, base);
       return -1;
     }
+  tpa_plugin(from)->used += (int64_t)((callee->mem_bytes - before) / TPSB_COPY_BYTES);
+  if (callee->mem_limit && callee->mem_bytes > callee->mem_limit) {
+    snprintf(err, errcap, "the arguments (%zu bytes copied) do not fit under plugin '%s''s "
+             "memory cap of %zu bytes", callee->mem_bytes - before, callee->name,
+             callee->mem_limit);
+    lua_settop(L, base);
+    lua_gc(L, LUA_GCCOLLECT);
+    return -1;
+  }
   /* stack: msgh fn args... */
   const char *old_caller = callee->caller;  /* restored: the callee may be called again later */
   callee->caller = tpa_plugin(from)->name;
@@ -1094,20 +1092,15 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
   } else {
     nres = lua_gettop(L) - base - 1;
     tp_plugin *caller = tpa_plugin(from);
-    size_t bytes = 0;
-    for (int i = 0; i < nres; i++) bytes += tp_lua_copy_size(L, base + 2 + i);
-    caller->used += (int64_t)(bytes / TPSB_COPY_BYTES);
+    size_t had = caller->mem_bytes;
     if (!lua_checkstack(from, nres + 8)) {
       snprintf(err, errcap, "too many results");
       nres = -1;
-    } else if (!fits(caller, bytes)) {
-      /* the receiver's cap would break: that is its memory_exceeded */
-      snprintf(err, errcap, "the results (about %zu bytes) do not fit under plugin '%s''s memory "
-               "cap of %zu bytes; nothing was copied", bytes, caller->name, caller->mem_limit);
-      caller->mem_exceeded = true;
-      nres = -1;
     }
+    /* the caller runs: its cap refuses the copy as it is made */
     if (nres > 0) nres = copy_results(L, base + 2, nres, from, err, errcap);
+    if (caller->mem_bytes > had)
+      caller->used += (int64_t)((caller->mem_bytes - had) / TPSB_COPY_BYTES);
   }
   lua_settop(L, base);
   return nres;
