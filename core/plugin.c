@@ -1066,11 +1066,11 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
       lua_settop(L, base);
       return -1;
     }
-  tpa_plugin(from)->used += (int64_t)((callee->mem_bytes - before) / TPSB_COPY_BYTES);
+  if (callee->mem_bytes > before)  /* a collection during the copy may leave it lower */
+    tpa_plugin(from)->used += (int64_t)((callee->mem_bytes - before) / TPSB_COPY_BYTES);
   if (callee->mem_limit && callee->mem_bytes > callee->mem_limit) {
-    snprintf(err, errcap, "the arguments (%zu bytes copied) do not fit under plugin '%s''s "
-             "memory cap of %zu bytes", callee->mem_bytes - before, callee->name,
-             callee->mem_limit);
+    snprintf(err, errcap, "the arguments do not fit under plugin '%s''s memory cap of %zu "
+             "bytes", callee->name, callee->mem_limit);
     lua_settop(L, base);
     lua_gc(L, LUA_GCCOLLECT);
     return -1;
