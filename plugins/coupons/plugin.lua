@@ -11,7 +11,7 @@
 --   POST  /coupons/templates                    create          -> 201 CouponTemplate
 --   GET   /coupons/templates?status=&limit=&after=                -> {items, next_after}
 --   GET   /coupons/templates/{id}                                 -> CouponTemplate (with counts)
---   PATCH /coupons/templates/{id}               name, status, claim_ends_at, total_quantity
+--   PATCH /coupons/templates/{id}               name, status, claim_ends_at, total_quantity, audience
 --   POST  /coupons/templates/{id}/issue {users} targeted issue  -> {issued, skipped, coupons}
 --   GET   /coupons/templates/{id}/coupons?state=&limit=&after=    -> {items, next_after}
 -- User routes (/v1/{tenant}, bearer token):
@@ -44,6 +44,7 @@ local TEMPLATE = { type = "object", description = "a coupon template (CouponTemp
     scope = { type = "string", enum = { "all", "products", "exclude" } },
     product_ids = { type = "array", items = { type = "integer" } },
     status = { type = "string", enum = { "active", "paused" } },
+    audience = { type = "string", enum = { "public", "issue_only" } },
   } }
 
 local TEMPLATE_BODY = { type = "object", required = { "name", "kind", "total_quantity" },
@@ -64,6 +65,9 @@ local TEMPLATE_BODY = { type = "object", required = { "name", "kind", "total_qua
     scope = { type = "string", enum = { "all", "products", "exclude" } },
     product_ids = { type = "array", items = { type = "integer", minimum = 1 } },
     status = { type = "string", enum = { "active", "paused" } },
+    audience = { type = "string", enum = { "public", "issue_only" },
+                 description = "public (default): listed as claimable and claimed by anyone; "
+                   .. "issue_only: given only by an issue or a campaign's drop" },
   } }
 
 local COUPON = { type = "object", description = "a coupon (Coupon), with its template's terms",
@@ -91,7 +95,7 @@ local function state_query(max)
   }
 end
 
----GET /coupons/claimable?limit=&after= : active templates whose claim window is open now,
+---GET /coupons/claimable?limit=&after= : active public templates whose claim window is open now,
 ---that still have quantity and whose coupons are not already expired. With a user, each
 ---item also says how many that user holds (claimed) and whether they may claim one now.
 local function claimable(req)
@@ -104,7 +108,7 @@ local function claimable(req)
   if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a template id") end
   local now = tp.now()
   local rows = tp.db.query("SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
-    WHERE status = 'active' AND issued < total_quantity
+    WHERE status = 'active' AND audience = 'public' AND issued < total_quantity
       AND (claim_starts_at IS NULL OR claim_starts_at <= :now)
       AND (claim_ends_at IS NULL OR claim_ends_at > :now)
       AND (valid_until IS NULL OR valid_until > :now)
@@ -126,7 +130,7 @@ end
 
 return {
   name = "coupons",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -207,6 +211,9 @@ return {
     ) WITHOUT ROWID;
     ALTER TABLE coupons_coupons ADD COLUMN issued_for TEXT;
     ]],
+    -- who may take a template's coupons: public (claim) or issue_only (issue, drops);
+    -- checked in lib/templates.lua (a CHECK here would need PRAGMA quick_check)
+    [[ALTER TABLE coupons_templates ADD COLUMN audience TEXT NOT NULL DEFAULT 'public']],
   },
   routes = {
     { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,
@@ -227,14 +234,16 @@ return {
       summary = "One coupon template", response = TEMPLATE },
     { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin",
       handler = templates.update,
-      summary = "Change a template's name, status, claim_ends_at (null: no end) or total_quantity",
+      summary = "Change a template's name, status, claim_ends_at (null: no end), total_quantity "
+        .. "or audience",
       description = "total_quantity may go up, or down to the number issued but never below it "
         .. "(409 quantity_below_issued). Other fields cannot change.",
       body = { type = "object", properties = {
         name = { type = "string", minLength = 1, maxLength = 100 },
         status = { type = "string", enum = { "active", "paused" } },
         claim_ends_at = { type = "integer", nullable = true },
-        total_quantity = { type = "integer", minimum = 1 } } },
+        total_quantity = { type = "integer", minimum = 1 },
+        audience = { type = "string", enum = { "public", "issue_only" } } } },
       response = TEMPLATE },
     { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
       handler = issue.targeted,
@@ -269,7 +278,8 @@ return {
       handler = issue.claim, status = 201,
       summary = "Claim one coupon of a template (领券)",
       description = "409 not_claimable (details.reason paused, not_started, ended or expired), "
-        .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone).",
+        .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone); "
+        .. "403 issue_only for a template the brand only gives out (an issue or a drop).",
       response = COUPON },
     { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine,
       summary = "The caller's own coupons", query = state_query(200), response = page_of(COUPON) },

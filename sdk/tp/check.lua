@@ -15,6 +15,10 @@ local check = {}
 local MAX_INT = 1000000000000  -- 10^12: far above any price or count, far below 2^53
 
 check.MAX_EPOCH = 253402300799  -- 9999-12-31T23:59:59Z
+---The most users one targeted issue reaches (coupons' POST .../issue and its
+---issue export, a campaign's coupon_drop): one limit, checked the same at
+---`tidepool campaign check` and at issue time.
+check.MAX_ISSUE_USERS = 1000
 
 ---True for a missing value or a JSON null.
 ---@param v any

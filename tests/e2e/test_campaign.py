@@ -161,6 +161,12 @@ def mistakes(t0):
          '"vip 2"', ["users[2] is not a user id"]),
         ("user_twice", good.replace('"vip-2"', '"vip-1"'),
          'users = { "vip-1", "vip-1" }', ["user vip-1 is listed twice"]),
+        # one limit: what coupons' issue takes at once (tp.check.MAX_ISSUE_USERS)
+        ("too_many_users", good.replace('users = { "vip-1", "vip-2" }',
+                                        "users = { %s }" % ", ".join('"u%d"' % i for i in range(1001))),
+         "users = {", ["users must be a list of 1-1000 user ids"]),
+        ("public_drop", good.replace('total_quantity = 100,', 'total_quantity = 100, audience = "public",'),
+         'audience = "public"', ["a drop's coupon is issue-only"]),
         ("event_typo", good.replace('["order.created"]', '["order.creatd"]'),
          "order.creatd", ["no plugin emits 'order.creatd'", "did you mean 'order.created'"]),
         ("hook_not_function", good.replace('["order.created"] = function(data, c)', '["order.created"] = "issue",\n    x = function(data, c)'),
@@ -293,6 +299,12 @@ def test_campaign_starts_and_ends_by_the_test_clock_across_a_restart():
         for u in ("vip-1", "vip-2"):
             mine = coupons_of(h, t, u)
             assert len(mine) == 1 and mine[0]["template_id"] == 1, (u, mine)
+        # the drop's coupon is for them only: nobody else sees it or can claim it
+        status, _, listed = h.get("/v1/shop/coupons/claimable")
+        assert status == 200 and all(c["id"] != 1 for c in listed["items"]), listed
+        status, _, body = h.post("/v1/shop/coupons/templates/1/claim",
+                                 headers=h.bearer("shop", "stranger"))
+        assert status == 403 and body["error"]["code"] == "issue_only", (status, body)
         advance(h, t, to=t0 + 3600)
         status, _, order = buy(h, t, sale_id, "ann")
         assert status == 201, (status, order)

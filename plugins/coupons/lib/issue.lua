@@ -70,9 +70,12 @@ end
 function issue.claim(req)
   local user, now = req.user, tp.now()
   local t = tp.db.one([[SELECT id, status, claim_starts_at, claim_ends_at, valid_from, valid_until,
-    valid_days, per_user_limit, per_user_daily_limit FROM coupons_templates WHERE id = ?]],
+    valid_days, per_user_limit, per_user_daily_limit, audience FROM coupons_templates WHERE id = ?]],
     req.params.id)
   if not t then tp.fail(404, "template_not_found", "no such coupon template") end
+  if t.audience ~= "public" then
+    tp.fail(403, "issue_only", "this coupon is not claimed: the brand gives it to the customers it chooses")
+  end
   local reason, message = issue.closed_reason(t, now, true)
   if reason then tp.fail(409, "not_claimable", message, { reason = reason }) end
 
@@ -103,7 +106,7 @@ end
 ---@param field string
 ---@return string[]
 local function user_list(list, field)
-  check.list(list, field, 1, 1000, "entries")
+  check.list(list, field, 1, check.MAX_ISSUE_USERS, "entries")
   local users, seen = {}, {}
   for i, u in ipairs(list) do
     if not check.is_user_id(u) then

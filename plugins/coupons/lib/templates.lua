@@ -6,6 +6,7 @@ local check = require("tp.check")
 
 ---@alias CouponKind "fixed"|"percent"|"threshold"
 ---@alias CouponScope "all"|"products"|"exclude"
+---@alias CouponAudience "public"|"issue_only"
 
 ---A coupon template as the admin API shows it. Fields that do not apply are absent.
 ---@class CouponTemplate
@@ -29,6 +30,7 @@ local check = require("tp.check")
 ---@field scope CouponScope
 ---@field product_ids integer[] products of scope "products" / "exclude" (empty for "all")
 ---@field status "active"|"paused"
+---@field audience CouponAudience who may take one: anyone who claims it, or only those the brand issues it to
 ---@field created_at integer
 ---@field updated_at integer
 ---@field counts {total: integer, unused: integer, locked: integer, used: integer, expired: integer}? admin reads only
@@ -43,14 +45,18 @@ local MAX_PRODUCT_ID = 9007199254740991  -- 2^53 - 1
 templates.KINDS = { fixed = true, percent = true, threshold = true }
 templates.SCOPES = { all = true, products = true, exclude = true }
 templates.STATUSES = { active = true, paused = true }
+-- public: listed by GET /coupons/claimable and claimed by anyone; issue_only:
+-- given only by an issue (an operator's targeted issue, a campaign's drop)
+templates.AUDIENCES = { public = true, issue_only = true }
 
 local CREATE_FIELDS = {
   name = true, kind = true, amount_off_fen = true, percent_off = true, max_discount_fen = true,
   min_spend_fen = true, claim_starts_at = true, claim_ends_at = true, valid_from = true,
   valid_until = true, valid_days = true, total_quantity = true, per_user_limit = true,
-  per_user_daily_limit = true, scope = true, product_ids = true, status = true,
+  per_user_daily_limit = true, scope = true, product_ids = true, status = true, audience = true,
 }
-local PATCH_FIELDS = { name = true, status = true, claim_ends_at = true, total_quantity = true }
+local PATCH_FIELDS = { name = true, status = true, claim_ends_at = true, total_quantity = true,
+  audience = true }
 
 -- the discount fields each kind takes; the others are refused
 local KIND_FIELDS = {
@@ -69,7 +75,7 @@ end
 
 templates.COLUMNS = [[id, name, kind, amount_off_fen, percent_off, max_discount_fen, min_spend_fen,
   claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days, total_quantity, issued,
-  per_user_limit, per_user_daily_limit, scope, status, created_at, updated_at]]
+  per_user_limit, per_user_daily_limit, scope, status, audience, created_at, updated_at]]
 
 -- ---- reads
 
@@ -266,6 +272,7 @@ local function check_new(body, now, current)
   end
 
   t.status = check.enum(b.status, "status", templates.STATUSES, true) or "active"
+  t.audience = check.enum(b.audience, "audience", templates.AUDIENCES, true) or "public"
   return t, product_ids
 end
 
@@ -281,11 +288,11 @@ local function insert(t, product_ids, now)
   local row = tp.db.one([[
     INSERT INTO coupons_templates (name, kind, amount_off_fen, percent_off, max_discount_fen,
       min_spend_fen, claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days,
-      total_quantity, issued, per_user_limit, per_user_daily_limit, scope, status,
+      total_quantity, issued, per_user_limit, per_user_daily_limit, scope, status, audience,
       created_at, updated_at)
     VALUES (:name, :kind, :amount_off_fen, :percent_off, :max_discount_fen, :min_spend_fen,
       :claim_starts_at, :claim_ends_at, :valid_from, :valid_until, :valid_days, :total_quantity,
-      0, :per_user_limit, :per_user_daily_limit, :scope, :status, :now, :now)
+      0, :per_user_limit, :per_user_daily_limit, :scope, :status, :audience, :now, :now)
     RETURNING id]], t)
   for _, pid in ipairs(product_ids) do
     tp.db.exec("INSERT INTO coupons_template_products (template_id, product_id) VALUES (?, ?)",
@@ -300,6 +307,7 @@ end
 ---@field total_quantity integer?
 ---@field claim_ends_at integer?
 ---@field set_claim_ends_at boolean? write claim_ends_at even when nil (no end)
+---@field audience string?
 
 ---Changes template current (its row) by c, after checking it against what
 ---cannot move: the claim window's end stays after its start, total_quantity
@@ -325,7 +333,8 @@ function templates.change(current, c)
     tp.db.exec("UPDATE coupons_templates SET claim_ends_at = ? WHERE id = ?", ends, id)
   end
   tp.db.exec([[UPDATE coupons_templates SET name = coalesce(?, name), status = coalesce(?, status),
-    updated_at = ? WHERE id = ?]], c.name, c.status, tp.now(), id)
+    audience = coalesce(?, audience), updated_at = ? WHERE id = ?]], c.name, c.status, c.audience,
+    tp.now(), id)
 end
 
 ---POST /coupons/templates (admin) -> 201 CouponTemplate
@@ -335,7 +344,8 @@ function templates.create(req)
   return 201, templates.load(insert(t, product_ids, now))
 end
 
----PATCH /coupons/templates/{id} {name?, status?, claim_ends_at? (null: no end), total_quantity?}
+---PATCH /coupons/templates/{id} {name?, status?, claim_ends_at? (null: no end), total_quantity?,
+---audience?}
 ---(admin). total_quantity may go up, or down to the number already issued, never below.
 function templates.update(req)
   local id = req.params.id
@@ -343,9 +353,10 @@ function templates.update(req)
   local current = templates.row(id)
   if not current then tp.fail(404, "template_not_found", "no such coupon template") end
   check.only(body, PATCH_FIELDS,
-    "cannot be changed (a template's name, status, claim_ends_at and total_quantity can)")
+    "cannot be changed (a template's name, status, claim_ends_at, total_quantity and audience can)")
   if next(body) == nil then
-    tp.fail(400, "invalid_body", "nothing to change: give name, status, claim_ends_at or total_quantity")
+    tp.fail(400, "invalid_body",
+      "nothing to change: give name, status, claim_ends_at, total_quantity or audience")
   end
   -- a JSON null counts as absent, but for claim_ends_at, where it removes the end
   templates.change(current, {
@@ -354,6 +365,7 @@ function templates.update(req)
     claim_ends_at = check.epoch(check.present(body.claim_ends_at), "claim_ends_at", true),
     set_claim_ends_at = body.claim_ends_at ~= nil,
     total_quantity = check.integer(check.present(body.total_quantity), "total_quantity", 1, MAX_QUANTITY, true),
+    audience = check.enum(check.present(body.audience), "audience", templates.AUDIENCES, true),
   })
   return 200, templates.load(id)
 end
@@ -399,7 +411,7 @@ function templates.apply(current, settings)
   end
   same_products(current.id, product_ids)
   templates.change(current, { name = t.name, status = t.status, total_quantity = t.total_quantity,
-    claim_ends_at = t.claim_ends_at, set_claim_ends_at = true })
+    claim_ends_at = t.claim_ends_at, set_claim_ends_at = true, audience = t.audience })
   return current.id
 end
 

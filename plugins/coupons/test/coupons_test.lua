@@ -86,6 +86,43 @@ describe("claiming", function()
   end)
 end)
 
+describe("audience", function()
+  local function claimable_ids()
+    local ids = {}
+    for _, t in ipairs(kit.anon():get("/coupons/claimable").body.items) do ids[t.id] = true end
+    return ids
+  end
+
+  it("lists and lets anyone claim a public template, the default", function()
+    local res, id = template()
+    expect(res.body.audience).to_be("public")
+    expect(claimable_ids()[id]).to_be(true)
+    expect(claim("stranger", id).status).to_be(201)
+  end)
+
+  it("keeps an issue-only template off the list and refuses its claims, but issues it", function()
+    local res, id = template({ audience = "issue_only", total_quantity = 3 })
+    expect(res.body.audience).to_be("issue_only")
+    expect(claimable_ids()[id]).to_be(nil)
+    local refused = claim("stranger", id)
+    expect(refused.status).to_be(403)
+    expect(refused.body.error.code).to_be("issue_only")
+    local issued = kit.admin():post("/coupons/templates/" .. id .. "/issue", { users = { "ann", "bob" } })
+    expect(issued.status).to_be(200)
+    expect(issued.body.issued).to_be(2)
+  end)
+
+  it("can be changed by a PATCH, and refuses an unknown audience", function()
+    local _, id = template({ audience = "issue_only" })
+    local res = kit.admin():patch("/coupons/templates/" .. id, { audience = "public" })
+    expect(res.status).to_be(200)
+    expect(claimable_ids()[id]).to_be(true)
+    local bad = template({ audience = "vips" })
+    expect(bad.status).to_be(400)
+    expect(bad.body.error.details).to_equal({ field = "audience" })
+  end)
+end)
+
 describe("time", function()
   it("opens claims at claim_starts_at and closes them at claim_ends_at", function()
     local now = kit.now()

@@ -38,7 +38,7 @@ script.KNOWN_EVENTS = { "order.created", "order.paid", "order.cancelled", "order
 
 local CAMPAIGN_KEYS = { "title", "description", "starts", "ends", "on" }
 local DROP_KEYS = { "id", "at", "users", "coupon" }
-local MAX_DROP_USERS = 10000
+local MAX_DROP_USERS = check.MAX_ISSUE_USERS  -- what coupons' issue takes at once
 
 local ITEM = {}      -- metatable of what a mechanic constructor returns
 local CAMPAIGN = {}  -- metatable of what campaign { ... } returns
@@ -221,8 +221,17 @@ local function check_drop(r, c, it, from, to)
   if type(d.coupon) ~= "table" then
     r.fail(r.line_of(from, to, "coupon"), "coupon_drop '%s': coupon must be the coupon's settings { name = ..., kind = ..., ... }", it.id)
   end
+  -- a drop's coupon is given, never claimed: nobody else may list or claim it
+  if d.coupon.audience ~= nil and d.coupon.audience ~= "issue_only" then
+    r.fail(r.line_of(from, to, "audience"), "coupon_drop '%s': a drop's coupon is issue-only "
+      .. "(audience = \"issue_only\"); leave audience out", it.id)
+  end
   it.settings = d.coupon
-  it.settings_of = function() return settings_of(r, c, it, from, to) end
+  it.settings_of = function()
+    local s = settings_of(r, c, it, from, to)
+    s.audience = "issue_only"
+    return s
+  end
 end
 
 local function check_items(r, c, decl, last_line)
