@@ -1082,8 +1082,9 @@ int tpp_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
   callee->caller = old_caller;
   int nres = -1;
   if (status != LUA_OK) {
+    /* a tp.fail's details can be large too: copied like results */
     if (!limit_hit(callee, status, err, errcap) && tpa_is_fail(L, -1) &&
-        tp_lua_copy(L, -1, from, err, errcap) == 0) {
+        copy_results(L, lua_gettop(L), 1, from, err, errcap) == 1) {
       tpa_mark_fail(from);  /* the caller raises it as its own tp.fail */
       nres = -2;
     } else if (!tpsb_killed(callee) && status != LUA_ERRMEM) {

@@ -237,6 +237,11 @@ def test_tp_call_copies_are_checked_against_the_receivers_cap():
     status, _, body = h.post("/v1/caps/stall/run/call_send?n=%d" % (64 << 20))
     assert status == 200 and body["ok"] is False, body
     assert "do not fit under plugin 'stallcallee''s memory cap" in body["err"], body
+    # a tp.fail's details are copied the same way: the caller cannot catch its way past
+    status, _, body = h.post("/v1/caps/stall/run/call_fail_big?n=%d" % (20 << 20))
+    assert status == 500 and body["error"]["code"] == "memory_exceeded", body
+    status, _, body = h.post("/v1/caps/stallcallee/alloc?n=%d" % (20 << 20))  # nothing left over
+    assert status == 200 and body == {"len": 20 << 20}, body
     # small calls work
     status, _, body = h.post("/v1/caps/stall/run/call_big?n=1024")
     assert status == 200 and body == {"len": 1024}, body

@@ -139,6 +139,11 @@ local CASES = {
     return { first = tostring(first), second = tostring(second) }
   end,
   call_hello = function() return { said = tp.call("stallcallee", "hello") } end,
+  -- a tp.fail whose details do not fit under this plugin's cap, caught here
+  call_fail_big = function(q)
+    local ok = pcall(tp.call, "stallcallee", "fail_big", tonumber(q.n))
+    return { caught = not ok }
+  end,
   -- tp.call arguments bigger than the callee's memory cap: refused before the
   -- copy (16 references to one string here are 16 strings there)
   call_send = function(q)

@@ -8,6 +8,7 @@ return {
     big = function(n) return string.rep("b", n) end,
     take = function(t) return #t end,
     spin = function() while true do end end,
+    fail_big = function(n) tp.fail(409, "big", "a failure with large details", { s = string.rep("d", n) }) end,
     hello = function() return "hello" end,
   },
   routes = {
