@@ -362,9 +362,9 @@ static int load_campaigns(checker *c, int idx, void *arg) {
   return check_prefixes(c, t);
 }
 
-/* plugin_limits = { name = { instructions = N, memory_bytes = N } } */
+/* plugin_limits = { name = { instructions = N, memory_bytes = N, deadline_ms = N } } */
 static int load_plugin_limits(checker *c, int idx, void *arg) {
-  static const char *const keys[] = {"instructions", "memory_bytes", NULL};
+  static const char *const keys[] = {"instructions", "memory_bytes", "deadline_ms", NULL};
   tpc_tenant *t = arg;
   for (int i = 0; i < t->nplugins; i++) {
     t->plugins[i].instructions = c->cfg->limits.lua_instructions;
@@ -386,7 +386,9 @@ static int load_plugin_limits(checker *c, int idx, void *arg) {
                      get_int(c, top, "instructions", p->instructions, 10000, INT64_C(1) << 40,
                              &p->instructions) != 0 ||
                      get_int(c, top, "memory_bytes", p->memory_bytes, 1 << 20, INT64_C(1) << 40,
-                             &p->memory_bytes) != 0
+                             &p->memory_bytes) != 0 ||
+                     get_int(c, top, "deadline_ms", c->cfg->limits.invocation_ms, 10, 600000,
+                             &p->deadline_ms) != 0
                  ? -1 : 0;
     path_pop(c, old);
     if (rc != 0) {

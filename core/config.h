@@ -48,6 +48,7 @@ typedef struct tpc_plugin {
   int config_ref;              /* the plugin's config table in tpc_config.L */
   int64_t instructions;        /* budget per invocation */
   int64_t memory_bytes;        /* cap of its Lua state */
+  int64_t deadline_ms;         /* of each invocation it starts; 0: limits.invocation_ms */
 } tpc_plugin;
 
 typedef struct tpc_tenant {

@@ -566,7 +566,8 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   p->sdk_dir = cfg->sdk_dir;
   p->db = db;
   p->instructions = pc->instructions;
-  p->deadline_ms = cfg->limits.invocation_ms;
+  /* a call into another plugin keeps the deadline of the invocation that began it */
+  p->deadline_ms = pc->deadline_ms ? pc->deadline_ms : cfg->limits.invocation_ms;
   p->load_ms = cfg->limits.load_ms;
   p->migration_ms = cfg->limits.migration_ms;
   p->mem_limit = (size_t)pc->memory_bytes;
@@ -709,8 +710,9 @@ static const char *limit_hit(tp_plugin *p, int rc, char *msg, size_t cap) {
   const char *reset = p->services && p->services->killed
                           ? ", and its Lua state is loaded afresh before its next invocation" : "";
   if (p->timed_out) {
-    snprintf(msg, cap, "plugin '%s' ran longer than its deadline of %lld ms (limits.invocation_ms); "
-             "everything it did was rolled back%s", p->name, (long long)p->deadline_ms, reset);
+    snprintf(msg, cap, "plugin '%s' ran longer than its deadline of %lld ms (limits.invocation_ms "
+             "or plugin_limits.deadline_ms); everything it did was rolled back%s", p->name,
+             (long long)p->deadline_ms, reset);
     return "deadline_exceeded";
   }
   if (p->exceeded) {

@@ -111,7 +111,7 @@ typedef struct tp_plugin {
   bool exceeded;         /* budget spent: the hook raises at every instruction */
   bool timed_out;        /* the deadline passed: likewise */
   bool killed;           /* a limit ended an invocation: the state awaits its reset */
-  int64_t deadline_ms;   /* of each invocation (limits.invocation_ms) */
+  int64_t deadline_ms;   /* of each invocation it starts (plugin_limits, limits.invocation_ms) */
   int64_t load_ms;       /* of loading (limits.load_ms) */
   int64_t migration_ms;  /* of migrating (limits.migration_ms) */
   /* the manifest */

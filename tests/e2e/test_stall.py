@@ -24,13 +24,14 @@ from harness import (Host, tenant, manual_tenant, add_sku, advance,  # noqa: E40
                      metric_value, run)
 
 BUDGET = 150000            # the stall plugin's instructions per invocation
-DEADLINE_MS = 50           # every invocation's wall clock (limits.invocation_ms)
+DEADLINE_MS = 50           # the stall plugin's wall clock per invocation (plugin_limits.deadline_ms)
 P99_S = 0.100              # other brands' answers while a case runs
 ENDS_S = 1.0               # an offending request's own answer, even under ASan
 
 # The timing host: a brand whose plugin misbehaves, and a brand beside it.
 BAD = tenant("bad", plugins={"catalog": {}, "stall": {}})
-BAD["plugin_limits"] = {"stall": {"instructions": BUDGET, "memory_bytes": 16 << 20}}
+BAD["plugin_limits"] = {"stall": {"instructions": BUDGET, "memory_bytes": 16 << 20,
+                                  "deadline_ms": DEADLINE_MS}}
 GOOD = tenant("good", plugins={"catalog": {}})
 # The state host: kills and copies whose point is what survives, not how fast
 # (allocating tens of MB is slow under AddressSanitizer).
@@ -46,8 +47,7 @@ H_CAPS = None
 def host():
     global H
     if H is None:
-        H = Host(tenants=[BAD, GOOD], limits={"invocation_ms": DEADLINE_MS},
-                 name="stall").start()
+        H = Host(tenants=[BAD, GOOD], name="stall").start()  # the stall plugin's own deadline
         failed = [e for e in H.logs() if e.get("msg") == "plugin not enabled"]
         assert not failed, failed
     return H

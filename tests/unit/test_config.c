@@ -100,7 +100,7 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
                  " limits = { lua_instructions = 50000, job_max_attempts = 3, invocation_ms = 250,"
                  "            load_ms = 3000 },"
                  " tenants = { " TENANT ", plugins = { orders = true, coupons = true },"
-                 "   plugin_limits = { orders = { memory_bytes = 2097152 } } },"
+                 "   plugin_limits = { orders = { memory_bytes = 2097152, deadline_ms = 40 } } },"
                  " { id = 'wall', token_secret = 'sixteen-bytes-ok!', clock = 'wall' } } }"),
             0);
   ASSERT_EQ(cfg.nadmin_keys, 1);
@@ -115,6 +115,8 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_STR(orders->name, "orders");
   ASSERT_EQ(orders->memory_bytes, 2097152);
   ASSERT_EQ(orders->instructions, 50000);      /* the host's limit */
+  ASSERT_EQ(orders->deadline_ms, 40);
+  ASSERT_EQ(coupons->deadline_ms, 0);           /* the host's: limits.invocation_ms */
   ASSERT_EQ(coupons->memory_bytes, 64 << 20);
   ASSERT_STR(cfg.sdk_dir, "/etc/tp/plugins/../sdk");
   tpc_free(&cfg);
