@@ -1,9 +1,11 @@
 /*
 ** buf.c - growable byte buffers.
 */
+#define _XOPEN_SOURCE 700  /* nftw */
 #include "buf.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -166,3 +168,12 @@ char *tp_read_file(const char *path, size_t max, size_t *len) {
   tp_buf_addc(&b, '\0');
   return b.data;
 }
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+int tp_remove_tree(const char *dir) { return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }

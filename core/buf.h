@@ -38,5 +38,8 @@ const char *tp_buf_cstr(tp_buf *b);
 ** caller frees; *len (optional) gets its size. NULL with errno set on
 ** failure (EFBIG when it is larger than max). */
 char *tp_read_file(const char *path, size_t max, size_t *len);
+/* Deletes dir and everything below it, without following symbolic links;
+** 0, or -1 with errno set (what could be removed is gone). */
+int tp_remove_tree(const char *dir);
 
 #endif

@@ -12,12 +12,10 @@
 ** Everything a test author sees (describe/it, expect, kit) is Lua, in
 ** sdk/tp/testkit.lua, which the runner state requires as "tp.testkit".
 */
-#define _XOPEN_SOURCE 700  /* nftw */
 #include "testkit.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <glob.h>
 #include <lauxlib.h>
 #include <limits.h>
@@ -90,13 +88,6 @@ static bool is_file(const char *path) {
 static bool is_dir(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
 }
 
 /* The folder holding plugins/ and sdk/tp/testkit.lua: beside the binary's
@@ -568,7 +559,7 @@ done:
   }
   if (k.cfg_loaded) tpc_free(&k.cfg);
   tp_log_flush();
-  nftw(k.tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tp_remove_tree(k.tmp);
 }
 
 /* Runs plugin folder dir's test/<name>_test.lua; shown is dir as the user wrote it

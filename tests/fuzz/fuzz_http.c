@@ -10,11 +10,9 @@
 ** carries this config's admin key and valid user tokens, so the fuzzer starts
 ** from requests that reach the handlers.
 */
-#define _XOPEN_SOURCE 700  /* nftw */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -59,13 +57,6 @@ static const char config_text[] =
     "  } },\n"
     "}\n";
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
 static void shut_down(void) {
   tp_host_detach(&host);
   tph_free(server);
@@ -74,7 +65,7 @@ static void shut_down(void) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   tpc_free(&cfg);
-  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tp_remove_tree(dir);
 }
 
 static void die(const char *what, const char *err) {

@@ -31,9 +31,7 @@
 ** FUZZ_SANDBOX_VERBOSE=1 prints each input's status, error code, time and
 ** answer; FUZZ_SANDBOX_STALL_MS moves the stall abort, to time a stall.
 */
-#define _XOPEN_SOURCE 700  /* nftw */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -214,18 +212,11 @@ static void guard(bool on) {
   pthread_mutex_unlock(&guard_lock);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
 static void shut_down(void) {
   tp_host_commit(&host);
   tp_host_close(&host);
   tpc_free(&cfg);
-  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tp_remove_tree(dir);
 }
 
 static void write_file(const char *path, const char *text) {
