@@ -746,16 +746,9 @@ static int trampoline(lua_State *L) {
                       f->module ? f->module : "", f->module ? "." : "", f->name, where, allowed);
   }
   /* what it reads and what it builds cost their bytes (JSON, crypto, ...) */
-  double bytes = 0;
-  size_t len;
-  for (int i = lua_gettop(L); i > 0; i--)
-    if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
-  if (bytes >= TPSB_PARSE_BYTES) tpsb_charge(L, (int64_t)(bytes / TPSB_PARSE_BYTES));
+  tpsb_charge_strings(L, lua_gettop(L), TPSB_PARSE_BYTES);
   int n = f->fn(L);
-  bytes = 0;
-  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++)
-    if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
-  if (bytes >= TPSB_PARSE_BYTES) tpsb_charge(L, (int64_t)(bytes / TPSB_PARSE_BYTES));
+  tpsb_charge_strings(L, n, TPSB_PARSE_BYTES);
   return n;
 }
 

@@ -105,10 +105,18 @@ void tpsb_charge(lua_State *L, int64_t n) {
   if (p->exceeded || p->timed_out || p->used > p->budget || tpwd_expired()) stop(L, p);
 }
 
-/* Charges the bytes a C function copies or builds. */
-static void charge_bytes(lua_State *L, double bytes) {
-  double n = bytes / TPSB_COPY_BYTES;
+/* Charges bytes of C work at bytes_per bytes an instruction. */
+static void charge_bytes(lua_State *L, double bytes, int bytes_per) {
+  double n = bytes / bytes_per;
   tpsb_charge(L, n > 1e15 ? (int64_t)1e15 : (int64_t)n);
+}
+
+void tpsb_charge_strings(lua_State *L, int n, int bytes_per) {
+  double bytes = 0;
+  size_t len;
+  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++)
+    if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
+  if (bytes >= bytes_per) charge_bytes(L, bytes, bytes_per);
 }
 
 void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f) {
@@ -305,9 +313,7 @@ static double table_len(lua_State *L, int idx) {
 /* Every string it returns, charged after the call: the work that built them
 ** is bounded by the memory cap, and their size is only known now. */
 static int charge_results(lua_State *L, int n) {
-  double bytes = 0;
-  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++) bytes += str_len(L, i);
-  charge_bytes(L, bytes);
+  tpsb_charge_strings(L, n, TPSB_COPY_BYTES);
   return n;
 }
 
@@ -360,7 +366,7 @@ static int c_args(lua_State *L) {  /* string.char, utf8.char: one per argument *
 }
 
 static int c_walk(lua_State *L) {  /* utf8.len, codepoint, offset, string.unpack: the string */
-  charge_bytes(L, str_len(L, 1) * (TPSB_COPY_BYTES / TPSB_PARSE_BYTES));
+  charge_bytes(L, str_len(L, 1), TPSB_PARSE_BYTES);
   return call_original(L);
 }
 
@@ -393,7 +399,7 @@ static int c_move(lua_State *L) {  /* table.move(a1, f, e, t [, a2]) */
 }
 
 static int c_read(lua_State *L) {  /* load, rawequal: the strings they read */
-  charge_bytes(L, (str_len(L, 1) + str_len(L, 2)) * (TPSB_COPY_BYTES / TPSB_PARSE_BYTES));
+  charge_bytes(L, str_len(L, 1) + str_len(L, 2), TPSB_PARSE_BYTES);
   return call_original(L);
 }
 
