@@ -19,7 +19,6 @@
 #include "luacopy.h"
 #include "sandbox.h"
 #include "url.h"
-#include "watchdog.h"
 
 /* t[key] without metamethods: manifests and error tables come from plugin
 ** code, and an __index that raises outside a protected call would abort the
@@ -614,25 +613,19 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   return 0;
 }
 
-static int migration_progress(void *ud, int64_t steps) {
-  (void)ud;
-  (void)steps;
-  return tpwd_expired();
-}
-
 int tpp_migrate(tp_plugin *p, char *err, size_t errcap) {
   lua_State *L = p->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->migrations_ref);
   int applied;
   /* no Lua runs, but SQL can run long, and the whole host waits for it */
-  tpwd_arm(p->migration_ms, p->db->db, NULL);
-  tps_progress old = tps_set_progress(p->db, (tps_progress){migration_progress, NULL});
+  p->timed_out = false;
+  tpsb_frame frame;
+  tpsb_enter(p, p->migration_ms, &frame);
   int rc = tps_migrate(p->db, p->name, L, lua_gettop(L), &applied, err, errcap);
-  tps_set_progress(p->db, old);
-  if (rc != 0 && tpwd_expired())
+  tpsb_leave(p, &frame);
+  if (rc != 0 && p->timed_out)
     snprintf(err, errcap, "migrations ran longer than %lld ms (limits.migration_ms); none was "
              "applied", (long long)p->migration_ms);
-  tpwd_disarm();
   lua_pop(L, 1);
   if (rc == 0 && applied) {
     tp_buf *line = tp_log_begin(TP_LOG_INFO, "migrations applied");

@@ -126,6 +126,8 @@ void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f) {
 }
 
 void tpsb_leave(tp_plugin *p, tpsb_frame *f) {
+  /* the watchdog may have interrupted its SQL without a charge point seeing it */
+  if (tpwd_expired()) p->timed_out = true;
   tpwd_disarm();
   if (p->db) tps_set_progress(p->db, f->progress);
   tpwd_running(f->thread);
@@ -133,7 +135,7 @@ void tpsb_leave(tp_plugin *p, tpsb_frame *f) {
 
 int tpsb_sql_progress(void *ud, int64_t steps) {
   tp_plugin *p = ud;
-  if (p->ctx == TP_CTX_NONE) return 0;
+  if (p->ctx == TP_CTX_NONE) return tpwd_expired();  /* its migrations: the deadline only */
   p->used += steps;  /* one instruction per step */
   if (p->exceeded || p->timed_out) return 1;
   if (tpwd_expired()) p->timed_out = true;

@@ -86,7 +86,9 @@ typedef struct tpsb_frame {
 
 /* Around every call into plugin code (after tpsb_arm): names p's thread to
 ** the watchdog, arms the deadline (the outermost call's counts; 0: none) and
-** charges p's SQL through the store's progress function. */
+** charges p's SQL through the store's progress function. Around p's
+** migrations (ctx none, no budget) the SQL meets the deadline only, and
+** p->timed_out says whether it passed. */
 void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f);
 void tpsb_leave(tp_plugin *p, tpsb_frame *f);
 /* The store's progress function while p runs (ud is p). */
