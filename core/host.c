@@ -483,6 +483,32 @@ void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
   }
 }
 
+void tp__reset_killed(tp_host *h) {
+  if (!h->reset_pending || h->running_tasks) return;
+  h->reset_pending = false;
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    if (!t->reset_pending) continue;
+    t->reset_pending = false;
+    for (int j = 0; j < t->nslots; j++) {
+      tp_slot *s = &t->slots[j];
+      if (!s->current || !s->current->killed) continue;
+      s->current->killed = false;  /* if the load fails, the old state serves on */
+      double ms;
+      int rc = tp__install(h, t, s, &ms);
+      tpm_plugin_reset(h->metrics, rc == 0);
+      tp_buf *line = tp_log_begin(rc == 0 ? TP_LOG_INFO : TP_LOG_ERROR,
+                                  rc == 0 ? "plugin state reset after a limit"
+                                          : "plugin state could not be reset after a limit");
+      tp_log_str(line, "tenant", t->conf->id);
+      tp_log_str(line, "plugin", s->conf->name);
+      tp_log_num(line, "ms", ms);
+      tp_log_end(line);
+    }
+  }
+  tp__arm_timer(h);
+}
+
 /* ---- end of iteration */
 
 void tp__flush_batch(tp_host *h) {

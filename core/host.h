@@ -117,7 +117,7 @@ void tp__flush_batch(tp_host *h);             /* commits every open transaction 
 int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
 uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
 int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms);   /* reload.c */
-/* Loads afresh every plugin whose invocation a limit ended (reload.c). Called
+/* Loads afresh every plugin whose invocation a limit ended. Called
 ** once nothing of theirs is on the stack: after a request, after the runner. */
 void tp__reset_killed(tp_host *h);
 extern const tp_services tp__services;       /* tasks.c */
