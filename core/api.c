@@ -14,7 +14,9 @@
 #include "crypto.h"
 #include "json.h"
 #include "log.h"
+#include "alias.h"
 #include "sandbox.h"
+#include "token.h"
 #include "tzone.h"
 
 #define FAIL_MT "tp.fail"
@@ -433,6 +435,104 @@ static int l_call(lua_State *L) {
   return nres;
 }
 
+/* tp.exporters(name) -> the names of the plugins serving this tenant that
+** export name, in name order (the identity plugin asks who re-keys on a merge). */
+static int l_exporters(lua_State *L) {
+  tp_plugin *p = services_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  lua_newtable(L);
+  tpj_mark_array(L, -1);
+  int n = 0;
+  tp_plugin *peer;
+  for (int i = 0; (peer = p->services->peer_at(p->services_ud, i)) != NULL; i++)
+    if (tpp_has_handler(peer, peer == p ? L : peer->L, "exports", name)) {
+      lua_pushstring(L, peer->name);
+      lua_rawseti(L, -2, ++n);
+    }
+  return 1;
+}
+
+/* ---- members: the identity plugin's tokens and aliases (alias.h) */
+
+/* The one plugin a brand trusts with identity: it alone mints tokens and
+** merges or erases members. A brand replaces it by putting its own plugin of
+** that name first on plugin_dirs. */
+#define IDENTITY_PLUGIN "members"
+
+static tpal_table *aliases_for(lua_State *L, const char *what) {
+  tp_plugin *p = services_of(L);
+  if (what && strcmp(p->name, IDENTITY_PLUGIN) != 0)
+    luaL_error(L, "%s: only the identity plugin ('" IDENTITY_PLUGIN "') may do this", what);
+  return p->services->aliases(p->services_ud);
+}
+
+static const char *check_user(lua_State *L, int idx, const char *what) {
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  if (!tpt_valid_user_id(s, n))
+    luaL_error(L, "%s: not a user id (1-64 bytes of A-Z a-z 0-9 _ - : @)", what);
+  return s;
+}
+
+static int l_auth_token(lua_State *L) {
+  tp_plugin *p = tpa_plugin(L);
+  aliases_for(L, "tp.auth.token");
+  const char *user = check_user(L, 1, "tp.auth.token");
+  lua_Integer ttl = luaL_optinteger(L, 2, 7 * 86400);
+  luaL_argcheck(L, ttl >= 60 && ttl <= 90 * 86400, 2, "seconds must be 60 to 7776000 (90 days)");
+  tp_buf out = {0};
+  int64_t exp = tp_clock_wall_ms() / 1000 + (int64_t)ttl;
+  if (tpt_mint(p->token_secret, p->token_secret_len, p->tenant_id, user, exp, &out) != 0) {
+    tp_buf_free(&out);
+    return luaL_error(L, "tp.auth.token: cannot mint a token for this tenant");
+  }
+  lua_pushlstring(L, out.data, out.len);
+  tp_buf_free(&out);
+  return 1;
+}
+
+static int l_auth_alias(lua_State *L) {
+  tpal_table *a = aliases_for(L, "tp.auth.alias");
+  const char *from = check_user(L, 1, "tp.auth.alias");
+  const char *into = check_user(L, 2, "tp.auth.alias");
+  char err[256];
+  if (tpal_set(a, from, into, now_ms(L), err, sizeof err) != 0)
+    return luaL_error(L, "tp.auth.alias: %s", err);
+  return 0;
+}
+
+static int l_auth_erase(lua_State *L) {
+  tpal_table *a = aliases_for(L, "tp.auth.erase");
+  const char *user = check_user(L, 1, "tp.auth.erase");
+  char err[256];
+  if (tpal_set(a, user, NULL, now_ms(L), err, sizeof err) != 0)
+    return luaL_error(L, "tp.auth.erase: %s", err);
+  return 0;
+}
+
+static int l_auth_unalias(lua_State *L) {
+  tpal_table *a = aliases_for(L, "tp.auth.unalias");
+  const char *from = check_user(L, 1, "tp.auth.unalias");
+  char err[256];
+  int removed;
+  if (tpal_unset(a, from, &removed, err, sizeof err) != 0)
+    return luaL_error(L, "tp.auth.unalias: %s", err);
+  lua_pushboolean(L, removed);
+  return 1;
+}
+
+static int l_auth_resolve(lua_State *L) {
+  tpal_table *a = aliases_for(L, NULL);
+  const char *user = check_user(L, 1, "tp.auth.resolve");
+  char survivor[TPT_MAX_ID + 1];
+  switch (tpal_resolve(a, user, survivor)) {
+    case TPAL_SELF: lua_pushvalue(L, 1); return 1;
+    case TPAL_ALIAS: lua_pushstring(L, survivor); return 1;
+    case TPAL_ERASED: lua_pushnil(L); return 1;
+    default: return luaL_error(L, "tp.auth.resolve: cannot read the aliases");
+  }
+}
+
 /* ---- the plugin's own setting */
 
 /* tp.config() -> the plugin's config table: the same table as req.config,
@@ -545,6 +645,36 @@ const tpa_fn tpa_functions[] = {
    "Inside a function another plugin invoked with tp.call, that plugin's name (the immediate "
    "caller when calls nest); nil in a route handler, job or event handler the host invoked.",
    "@return string?"},
+  {NULL, "exporters", l_exporters, TP_CTX_TXN, "tp.exporters(name) -> string[]",
+   "The plugins serving this tenant (the caller included) that export a function called name, "
+   "in name order: whom to tp.call for a hook such as member_merge.",
+   "@param name string\n"
+   "@return string[]"},
+  {"auth", "token", l_auth_token, TP_CTX_TXN, "tp.auth.token(user [, seconds]) -> string",
+   "Mints a user token of this tenant for user, valid for seconds (default 7 days, 60 s to 90 "
+   "days) of wall time, like the tokens the host verifies. Identity plugin (members) only.",
+   "@param user string a member id\n"
+   "@param seconds? integer lifetime, default 604800\n"
+   "@return string"},
+  {"auth", "alias", l_auth_alias, TP_CTX_TXN, "tp.auth.alias(from, into)",
+   "From the end of this transaction on, tokens of from enter as into (a merge), and ids merged "
+   "into from follow it. into must not itself be merged or erased. Identity plugin only.",
+   "@param from string the merged member id\n"
+   "@param into string the survivor"},
+  {"auth", "unalias", l_auth_unalias, TP_CTX_TXN, "tp.auth.unalias(from) -> boolean",
+   "Undoes tp.auth.alias for from (its tokens name it again); true if it was an alias. Ids "
+   "that were merged into from stay with the survivor. Identity plugin only.",
+   "@param from string\n"
+   "@return boolean"},
+  {"auth", "erase", l_auth_erase, TP_CTX_TXN, "tp.auth.erase(user)",
+   "Refuses every token of user (and of ids merged into it) from the end of this transaction "
+   "on: 401 member_erased. For a deletion request. Identity plugin only.",
+   "@param user string"},
+  {"auth", "resolve", l_auth_resolve, TP_CTX_TXN, "tp.auth.resolve(user) -> string | nil",
+   "The member id user names now: its survivor if it was merged, itself if not, nil if it was "
+   "erased. For user ids that arrive in bodies (an operator's list) rather than in a token.",
+   "@param user string\n"
+   "@return string? member # nil when erased"},
   {"crypto", "sha256", tpx_l_sha256, TP_CTX_ANY, "tp.crypto.sha256(data [, encoding]) -> string",
    "The SHA-256 digest of the string data; encoding is \"hex\" (default, lowercase), "
    "\"base64\" (standard alphabet, padded) or \"raw\" (32 bytes).",
@@ -608,6 +738,9 @@ const tpa_field tpa_shapes[] = {
   {"tp.json", "null", "lightuserdata",
    "The JSON null: decoding null gives this value (not nil); encoding it writes null."},
   {"tp.crypto", NULL, NULL, "Digests and signatures for callbacks and tokens."},
+  {"tp.auth", NULL, NULL,
+   "Members and their tokens. A merged member's token enters as its survivor, so req.user is "
+   "always a survivor; ids in bodies are resolved with tp.auth.resolve."},
 
   {"TpRequest", NULL, NULL,
    "What a route handler gets as its one argument. headers, query and raw_body are built when "

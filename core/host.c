@@ -46,6 +46,7 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tps_open(&t->db, path, h->cfg->synchronous, err, errcap) != 0) return -1;
   if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
   if (tprun_open(&t->runs, &t->db, err, errcap) != 0) return -1;
+  if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
   if (t->conf->manual_clock) {  /* a test clock never runs backwards, even across restarts */
     t->clock_ms = tpq_clock_get(&t->queue);
     if (t->clock_ms == 0) {  /* first start: from now on the saved clock is the truth */
@@ -111,6 +112,7 @@ void tp_host_close(tp_host *h) {
     tpr_free(t->admin);
     tpq_close(&t->queue);
     tprun_close(&t->runs);
+    tpal_close(&t->aliases);
     tps_close(&t->db);
   }
   free(h->tenants);
@@ -183,6 +185,23 @@ static void render_metrics(tp_host *h, tph_response *res) {
 
 /* ---- authentication */
 
+/* A merged member's token enters as its survivor's; an erased one's is refused. */
+static bool resolve_member(tp_tenant *t, tph_response *res) {
+  char survivor[TPT_MAX_ID + 1];
+  switch (tpal_resolve(&t->aliases, res->user, survivor)) {
+    case TPAL_SELF: return true;
+    case TPAL_ALIAS: memcpy(res->user, survivor, strlen(survivor) + 1); return true;
+    case TPAL_ERASED:
+      tph_error(res, 401, "member_erased", "this member's personal data was erased at their request");
+      break;
+    case TPAL_ERROR:
+      tph_error(res, 503, "unavailable", "cannot read the member's aliases; try again");
+      break;
+  }
+  res->user[0] = '\0';
+  return false;
+}
+
 /* Returns false (response filled) if the route's auth rule is not met. */
 static bool authenticate(tp_tenant *t, const tp_route *r, const tph_request *req,
                          tph_response *res) {
@@ -205,7 +224,7 @@ static bool authenticate(tp_tenant *t, const tp_route *r, const tph_request *req
     res->user[0] = '\0';
     return false;
   }
-  return true;
+  return resolve_member(t, res);
 }
 
 static bool content_type_json(const tph_request *req) {

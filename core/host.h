@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "alias.h"
 #include "config.h"
 #include "http.h"
 #include "metrics.h"
@@ -45,6 +46,7 @@ typedef struct tp_tenant {
   tps_db db;
   tpq_queue queue;
   tprun_log runs;             /* recorded runs, arming, instruction statistics */
+  tpal_table aliases;         /* merged and erased member ids (alias.h) */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;
   tpr_router *routes;         /* /v1/{tenant}/... */

@@ -562,6 +562,8 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   tp_copy_str(p->name, sizeof p->name, pc->name);
   p->tenant_id = t->id;
   p->timezone = t->timezone;
+  p->token_secret = t->token_secret;
+  p->token_secret_len = t->token_secret_len;
   p->sdk_dir = cfg->sdk_dir;
   p->db = db;
   p->instructions = pc->instructions;
@@ -649,7 +651,9 @@ void tpp_free(tp_plugin *p) {
 }
 
 bool tpp_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name) {
-  int ref = strcmp(kind, "jobs") == 0 ? p->jobs_ref : p->subscribe_ref;
+  int ref = strcmp(kind, "jobs") == 0      ? p->jobs_ref
+            : strcmp(kind, "exports") == 0 ? p->exports_ref
+                                           : p->subscribe_ref;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
   lua_pushstring(L, name);
   bool has = lua_rawget(L, -2) == LUA_TFUNCTION;

@@ -92,6 +92,8 @@ typedef struct tp_plugin {
   const char *sdk_dir;
   const char *tenant_id;
   const char *timezone;
+  const char *token_secret;    /* the tenant's, for tp.auth.token (identity plugin only) */
+  size_t token_secret_len;
   uint64_t generation;   /* 1 for the first load, +1 per reload */
   int64_t loaded_at_ms;
   lua_State *L;
@@ -148,6 +150,10 @@ typedef struct tp_services {
   /* a limit ended an invocation of p: its state is to be replaced by a fresh
   ** load once nothing of it is on the stack (may be NULL: nobody resets) */
   void (*killed)(void *ud, tp_plugin *p);
+  /* the i-th plugin serving this tenant (by name), NULL past the last: tp.exporters */
+  tp_plugin *(*peer_at)(void *ud, int i);
+  /* the tenant's member aliases (alias.h): tp.auth */
+  struct tpal_table *(*aliases)(void *ud);
 } tp_services;
 
 typedef struct tp_job_spec {
@@ -193,7 +199,7 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
 ** may be open). Returns 0, or -1 with err and nothing applied. */
 int tpp_migrate(tp_plugin *p, char *err, size_t errcap);
 void tpp_free(tp_plugin *p);
-/* True if p has a job handler (kind "jobs") or subscription ("subscribe")
+/* True if p has a job handler (kind "jobs"), subscription ("subscribe") or export ("exports")
 ** name; L is the thread of p that is running (it may be a coroutine). */
 bool tpp_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name);
 

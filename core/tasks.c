@@ -77,7 +77,17 @@ static void svc_killed(void *ud, tp_plugin *p) {
   t->host->reset_pending = true;
 }
 
-const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit, svc_peer, svc_killed};
+static tp_plugin *svc_peer_at(void *ud, int i) {
+  tp_tenant *t = ud;
+  for (int j = 0; j < t->nslots; j++)
+    if (t->slots[j].current && i-- == 0) return t->slots[j].current;
+  return NULL;
+}
+
+static tpal_table *svc_aliases(void *ud) { return &((tp_tenant *)ud)->aliases; }
+
+const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit,   svc_peer,
+                                  svc_killed,   svc_peer_at, svc_aliases};
 
 /* ---- the runner */
 

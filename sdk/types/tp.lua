@@ -98,6 +98,14 @@ function tp.config() end
 ---@return string?
 function tp.caller() end
 
+---The plugins serving this tenant (the caller included) that export a function called name,
+---in name order: whom to tp.call for a hook such as member_merge.
+---
+---Allowed in: handler, job, event, setup.
+---@param name string
+---@return string[]
+function tp.exporters(name) end
+
 ---The tenant's database, inside the invocation's transaction. A plugin may use only tables
 ---named NAME_... after itself (enforced); PRAGMA, ATTACH and transaction statements are
 ---refused.
@@ -237,6 +245,52 @@ function tp.crypto.hmac_sha256(key, data, encoding) end
 ---@param b string
 ---@return boolean
 function tp.crypto.equal(a, b) end
+
+---Members and their tokens. A merged member's token enters as its survivor, so req.user is
+---always a survivor; ids in bodies are resolved with tp.auth.resolve.
+---@class tp.auth
+tp.auth = {}
+
+---Mints a user token of this tenant for user, valid for seconds (default 7 days, 60 s to 90
+---days) of wall time, like the tokens the host verifies. Identity plugin (members) only.
+---
+---Allowed in: handler, job, event, setup.
+---@param user string a member id
+---@param seconds? integer lifetime, default 604800
+---@return string
+function tp.auth.token(user, seconds) end
+
+---From the end of this transaction on, tokens of from enter as into (a merge), and ids
+---merged into from follow it. into must not itself be merged or erased. Identity plugin
+---only.
+---
+---Allowed in: handler, job, event, setup.
+---@param from string the merged member id
+---@param into string the survivor
+function tp.auth.alias(from, into) end
+
+---Undoes tp.auth.alias for from (its tokens name it again); true if it was an alias. Ids
+---that were merged into from stay with the survivor. Identity plugin only.
+---
+---Allowed in: handler, job, event, setup.
+---@param from string
+---@return boolean
+function tp.auth.unalias(from) end
+
+---Refuses every token of user (and of ids merged into it) from the end of this transaction
+---on: 401 member_erased. For a deletion request. Identity plugin only.
+---
+---Allowed in: handler, job, event, setup.
+---@param user string
+function tp.auth.erase(user) end
+
+---The member id user names now: its survivor if it was merged, itself if not, nil if it was
+---erased. For user ids that arrive in bodies (an operator's list) rather than in a token.
+---
+---Allowed in: handler, job, event, setup.
+---@param user string
+---@return string? member # nil when erased
+function tp.auth.resolve(user) end
 
 ---What a route handler gets as its one argument. headers, query and raw_body are built when
 ---first read, and read as nil once the handler has returned.
