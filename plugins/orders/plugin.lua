@@ -17,6 +17,7 @@ local check = require("tp.check")
 local create = require("lib.create")
 local lifecycle = require("lib.lifecycle")
 local store = require("lib.store")
+local merge = require("lib.merge")
 
 local STATUSES = { pending_payment = true, paid = true, completed = true, cancelled = true,
                    refunding = true, refunded = true }
@@ -198,12 +199,31 @@ function exports.customer(user)
   return { paid_orders = row.paid_orders, first_paid_at = row.first_paid_at }
 end
 
+---The members plugin merges member `from` into `into` (one person): every
+---order of `from` becomes `into`'s, attribution untouched; see lib/merge.lua.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return {orders: integer} moved
+function exports.member_merge(from, into, merge_id)
+  return merge.merge(from, into, merge_id)
+end
+
+---Undoes merge merge_id: the orders it moved go back to `from`.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return {orders: integer} moved back
+function exports.member_unmerge(from, into, merge_id)
+  return merge.unmerge(from, into, merge_id)
+end
+
 local IDEMPOTENCY = { ["Idempotency-Key"] = {
   description = "repeat a create with the same key to get the same order, never a second one" } }
 
 return {
   name = "orders",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -269,6 +289,21 @@ return {
     ]],
     -- 1.1.0: a campaign may hold a paid order back from fulfilment (a group pending)
     [[ALTER TABLE orders_orders ADD COLUMN held INTEGER NOT NULL DEFAULT 0;]],
+    -- 1.2.0: merging members (lib/merge.lua): one row per merge, the orders it moved
+    [[
+    CREATE TABLE orders_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE TABLE orders_merge_moves (
+      merge_id INTEGER NOT NULL,
+      order_id INTEGER NOT NULL,
+      idempotency_key TEXT,  -- the key this order gave up to the survivor's, else NULL
+      PRIMARY KEY (merge_id, order_id)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "POST", path = "/orders", handler = post_order, status = 201, headers = IDEMPOTENCY,
