@@ -6,7 +6,9 @@
 -- orders plugin) and the order row. An unpaid order cancelled later returns
 -- its units to the sale (release_order), and a payment after that cancel
 -- takes them again if it still can (reclaim_order). A campaign script runs
--- sales through campaign_apply / campaign_withdraw (README "Campaigns").
+-- sales through campaign_apply / campaign_withdraw (README "Campaigns"). When
+-- two member ids prove to be one person, member_merge folds the younger one's
+-- counts into the survivor's (lib/merge.lua, README "Merging members").
 
 ---@class FlashSaleConfig
 ---@field unpaid_timeout_seconds integer? default unpaid timeout of a sale's orders (300)
@@ -14,6 +16,7 @@
 local check = require("tp.check")
 local money = require("tp.money")
 local window = require("lib.window")
+local merge = require("lib.merge")
 local campaign_items = require("tp.campaign_items")
 
 local STATUSES = { active = true, disabled = true }
@@ -348,28 +351,35 @@ local function units_of(order)
   return qty
 end
 
----An order of this sale gave its units back (cancelled unpaid, or refunded in full).
+---An order of this sale gave its units back (cancelled unpaid, or refunded in
+---full). Its buyer's count is the survivor's if the buyer was merged since.
 function exports.release_order(order)
   local id, qty = math.tointeger(tonumber(order.campaign.id)), units_of(order)
   tp.db.exec([[UPDATE flash_sale_sales SET remaining = min(quantity, remaining + ?) WHERE id = ?]], qty, id)
-  remove_bought(id, order.user, qty)
+  remove_bought(id, merge.survivor(order.user), qty)
   return true
 end
 
 ---A payment arrived after the order was cancelled: take its units again if the
----sale still has them and the user is still within the limit.
+---sale still has them and the user (or the survivor of a merge since) is
+---still within the limit.
 function exports.reclaim_order(order)
   local id, qty = math.tointeger(tonumber(order.campaign.id)), units_of(order)
-  local sale = load(id)
-  if not sale or not add_bought(id, order.user, qty, sale.per_user_limit) then return false end
+  local sale, user = load(id), merge.survivor(order.user)
+  if not sale or not add_bought(id, user, qty, sale.per_user_limit) then return false end
   local changed = tp.db.exec([[UPDATE flash_sale_sales SET remaining = remaining - ?1
     WHERE id = ?2 AND remaining >= ?1]], qty, id)
   if changed == 0 then
-    remove_bought(id, order.user, qty)
+    remove_bought(id, user, qty)
     return false
   end
   return true
 end
+
+-- ---- merging members (lib/merge.lua)
+
+exports.member_merge = merge.member_merge
+exports.member_unmerge = merge.member_unmerge
 
 -- ---- campaigns: a campaign script's flash sales (README "Campaigns")
 
@@ -421,7 +431,7 @@ local SALE_BODY = { type = "object", properties = {
 
 return {
   name = "flash_sale",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "flash sales (秒杀) with their own quantity, windows, daily slots and limits",
   migrations = {
     [[
@@ -459,6 +469,26 @@ return {
       campaign TEXT NOT NULL,
       updated_at INTEGER NOT NULL,
       withdrawn_at INTEGER
+    ) WITHOUT ROWID;
+    ]],
+    -- merging members (lib/merge.lua): a buyer's counts are found by user, and
+    -- each merge is recorded with the counts it folded, for the undo
+    [[
+    CREATE INDEX flash_sale_buyers_user ON flash_sale_buyers(user);
+    CREATE TABLE flash_sale_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE INDEX flash_sale_merges_from ON flash_sale_merges(from_user, merge_id);
+    CREATE TABLE flash_sale_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('buyers')),
+      row_id INTEGER NOT NULL,        -- buyers: the sale
+      amount INTEGER NOT NULL,        -- buyers: the units of from's count folded into into's
+      created INTEGER NOT NULL CHECK (created IN (0, 1)),  -- into had no count of the sale before
+      PRIMARY KEY (merge_id, kind, row_id)
     ) WITHOUT ROWID;
     ]],
   },

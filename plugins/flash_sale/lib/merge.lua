@@ -1,0 +1,112 @@
+-- Merging members (README "Merging members"). The members plugin merges the
+-- younger member id `from` into the survivor `into` and calls member_merge
+-- inside its transaction; an operator's undo calls member_unmerge.
+--
+-- flash_sale keeps one thing per person: flash_sale_buyers, what a user has
+-- bought of each sale (the per-user limit's counter). A merge folds from's
+-- counts into into's (summed: a person who bought 1 under a limit of 1 as
+-- `from` cannot buy again as `into`, and may even sit above the limit, which
+-- only blocks further buys). flash_sale_merge_moves records every count it
+-- folded, so an unmerge gives back exactly those amounts; flash_sale_merges
+-- records the merge itself, so a repeat does nothing and an order of `from`
+-- that the orders plugin still names `from` is counted against the survivor
+-- (survivor()).
+
+local check = require("tp.check")
+
+local merge = {}
+
+---400 invalid_merge unless from and into are two different user ids and
+---merge_id a positive integer.
+---@param from any
+---@param into any
+---@param merge_id any
+local function check_args(from, into, merge_id)
+  if not (check.is_user_id(from) and check.is_user_id(into)) then
+    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'")
+  end
+  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into itself") end
+  if math.type(merge_id) ~= "integer" or merge_id < 1 then
+    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
+  end
+end
+
+---The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return table|nil
+local function recorded(from, into, merge_id)
+  local m = tp.db.one("SELECT from_user, into_user FROM flash_sale_merges WHERE merge_id = ?", merge_id)
+  if m and (m.from_user ~= from or m.into_user ~= into) then
+    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
+      { merge_id = merge_id })
+  end
+  return m
+end
+
+---Folds every count of `from` into `into` and records what it folded.
+---Idempotent: a merge_id already recorded does nothing and moves nothing.
+---@param from string   the younger member id, merged away
+---@param into string   the survivor
+---@param merge_id integer
+---@return {buyers: integer} moved  counts of `from` folded into `into`
+function merge.member_merge(from, into, merge_id)
+  check_args(from, into, merge_id)
+  if recorded(from, into, merge_id) then return { buyers = 0 } end
+  tp.db.exec([[INSERT INTO flash_sale_merges (merge_id, from_user, into_user, merged_at)
+    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  -- what is folded, and whether into had a count of the sale before
+  tp.db.exec([[INSERT INTO flash_sale_merge_moves (merge_id, kind, row_id, amount, created)
+    SELECT ?1, 'buyers', f.sale_id, f.bought,
+      NOT EXISTS (SELECT 1 FROM flash_sale_buyers i WHERE i.sale_id = f.sale_id AND i.user = ?3)
+    FROM flash_sale_buyers f WHERE f.user = ?2]], merge_id, from, into)
+  tp.db.exec([[INSERT INTO flash_sale_buyers (sale_id, user, bought)
+    SELECT sale_id, ?2, bought FROM flash_sale_buyers WHERE user = ?1
+    ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + excluded.bought]], from, into)
+  return { buyers = (tp.db.exec("DELETE FROM flash_sale_buyers WHERE user = ?", from)) }
+end
+
+---Undoes merge merge_id: `into` gives back what was folded (never below 0; a
+---count the merge created goes when it is back at 0) and `from` gets its
+---counts back. What `into` bought since stays with `into`. Then the record
+---is forgotten. Unknown or undone already: does nothing.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return {buyers: integer} moved  counts given back to `from`
+function merge.member_unmerge(from, into, merge_id)
+  check_args(from, into, merge_id)
+  if not recorded(from, into, merge_id) then return { buyers = 0 } end
+  tp.db.exec([[UPDATE flash_sale_buyers SET bought = max(0, bought -
+      (SELECT m.amount FROM flash_sale_merge_moves m WHERE m.merge_id = ?1 AND m.kind = 'buyers'
+         AND m.row_id = flash_sale_buyers.sale_id))
+    WHERE user = ?2 AND sale_id IN
+      (SELECT row_id FROM flash_sale_merge_moves WHERE merge_id = ?1 AND kind = 'buyers')]], merge_id, into)
+  tp.db.exec([[DELETE FROM flash_sale_buyers WHERE user = ?2 AND bought = 0 AND sale_id IN
+      (SELECT row_id FROM flash_sale_merge_moves WHERE merge_id = ?1 AND kind = 'buyers' AND created = 1)]],
+    merge_id, into)
+  local moved = tp.db.exec([[INSERT INTO flash_sale_buyers (sale_id, user, bought)
+    SELECT row_id, ?2, amount FROM flash_sale_merge_moves WHERE merge_id = ?1 AND kind = 'buyers'
+    ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + excluded.bought]], merge_id, from)
+  tp.db.exec("DELETE FROM flash_sale_merge_moves WHERE merge_id = ?", merge_id)
+  tp.db.exec("DELETE FROM flash_sale_merges WHERE merge_id = ?", merge_id)
+  return { buyers = moved }
+end
+
+---The member id user's counts live under now: user itself, or the survivor
+---it was merged into (followed along later merges). An order the orders
+---plugin still names `from` releases and reclaims its units on the survivor.
+---@param user string
+---@return string
+function merge.survivor(user)
+  for _ = 1, 16 do  -- members never makes a cycle; the bound only keeps a bad record finite
+    local m = tp.db.one([[SELECT into_user FROM flash_sale_merges WHERE from_user = ?
+      ORDER BY merge_id DESC LIMIT 1]], user)
+    if not m then break end
+    user = m.into_user
+  end
+  return user
+end
+
+return merge
