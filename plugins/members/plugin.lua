@@ -1,0 +1,329 @@
+---@diagnostic disable: undefined-global
+-- members (私域用户池): one member per person per brand, their identities,
+-- profile, tags and segments; the brand's login backend identifies people
+-- here and gets their token. The host trusts this plugin (by name) with
+-- identity: it alone mints tokens and merges or erases members (tp.auth).
+--
+-- Admin routes (/admin/{tenant}, X-Api-Key):
+--   POST   /members/identify                 {identities, profile?, source?} -> member + token
+--   GET    /members?limit=&after=            every active member
+--   GET    /members/{id}                      profile, tags, identities (a merged id shows its survivor)
+--   PATCH  /members/{id}                      profile fields
+--   POST   /members/{id}/tags                 {tag, expires_at?}
+--   DELETE /members/{id}/tags/{tag}
+--   POST   /members/{id}/erase                deletion request (PIPL)
+--   POST   /members/merges {from, into}       a merge by hand;  GET /members/merges?member=
+--   POST   /members/merges/{id}/undo
+--   POST   /members/tag-groups, GET /members/tag-groups
+--   POST   /members/tags, GET /members/tags, GET|PATCH|DELETE /members/tags/{name}
+--   POST   /members/tags/{name}/assign        {members: [...], expires_at?, remove?}
+--   POST   /members/segments, GET /members/segments, GET|PUT|DELETE /members/segments/{name}
+--   POST   /members/segments/preview {rule}   count and sample before saving
+--   GET    /members/segments/{name}/members?limit=&after=
+-- User routes (/v1/{tenant}, bearer token): GET /members/me, PATCH /members/me
+-- Exports: tag, untag, matches, page, exists, save_segment, count (see README)
+-- Events: member.merged {merge_id, from, into, reason}, member.unmerged, member.erased {member}
+
+local identity = require("lib.identity")
+local profile = require("lib.profile")
+local tags = require("lib.tags")
+local segments = require("lib.segments")
+local facts = require("lib.facts")
+local rules = require("lib.rules")
+local settings = require("lib.settings")
+
+-- ---- route docs (OpenAPI)
+
+local MEMBER = { type = "object", description = "a member (Member); phone is masked",
+  properties = {
+    id = { type = "string" }, state = { type = "string", enum = { "active", "merged", "erased" } },
+    nickname = { type = "string" }, gender = { type = "string" }, birthday = { type = "string" },
+    city = { type = "string" }, phone = { type = "string", description = "masked: 138****5678" },
+    store = { type = "string" }, guide = { type = "string" }, referrer = { type = "string" },
+    first_source = { type = "string" }, last_source = { type = "string" },
+    fields = { type = "object", description = "the brand's custom fields" },
+    joined_at = { type = "integer" }, updated_at = { type = "integer" },
+    facts = { type = "object", properties = {
+      paid_orders = { type = "integer" }, paid_fen = { type = "integer" }, refunded_fen = { type = "integer" },
+      first_paid_at = { type = "integer" }, last_paid_at = { type = "integer" } } },
+    tags = { type = "array", items = { type = "object" }, description = "admin reads only" },
+    identities = { type = "array", items = { type = "object" }, description = "admin reads only" },
+  } }
+
+local PROFILE_BODY = { type = "object", description = "built-in fields (nickname, gender, birthday "
+  .. "YYYY-MM-DD, city, store, guide, referrer) and the brand's custom fields; null clears" }
+
+local IDENTITY = { type = "object", required = { "channel", "id" }, properties = {
+  channel = { type = "string", enum = { "mp_openid", "oa_openid", "unionid", "wecom_external", "phone", "card" } },
+  id = { type = "string", maxLength = 128 },
+  verified = { type = "boolean", description = "phone: the backend verified it (WeChat's phone button)" } } }
+
+local RULE = { type = "object", description = "a segment rule: {all:[...]}, {any:[...]}, {not:...}, "
+  .. "{tag}, {field, op, value, within_days?}, {bought:[sku], within_days?}, {campaign}, {segment} "
+  .. "(plugins/members/README.md)" }
+
+local TAG = { type = "object", properties = {
+  name = { type = "string" }, group = { type = "string" },
+  kind = { type = "string", enum = { "manual", "rule" } }, description = { type = "string" },
+  rule = RULE, members = { type = "integer", description = "GET of one tag: members carrying it now" } } }
+
+local SEGMENT = { type = "object", properties = {
+  name = { type = "string" }, description = { type = "string" }, rule = RULE,
+  count = { type = "integer" }, created_at = { type = "integer" }, updated_at = { type = "integer" } } }
+
+local MERGE = { type = "object", properties = {
+  id = { type = "integer" }, from = { type = "string" }, into = { type = "string" },
+  reason = { type = "string", enum = { "unionid", "phone", "manual" } }, by = { type = "string" },
+  moved = { type = "object", description = "per plugin, what moved" },
+  created_at = { type = "integer" }, undone_at = { type = "integer" } } }
+
+local PAGE = { limit = { type = "integer", description = "1-1000" },
+               after = { type = "integer", description = "next_after of the previous page" } }
+
+local function page_of(item)
+  return { type = "object", properties = { items = { type = "array", items = item },
+    next_after = { type = "integer", description = "absent on the last page" } } }
+end
+
+---Nightly, at rules_hour in the brand's zone: expired tags go, rule tags are re-judged.
+local function nightly()
+  tags.purge_expired()
+  rules.start_sweep(nil)
+end
+
+---The next rules_hour o'clock, local time.
+local function next_nightly()
+  local now = tp.now()
+  local lt = tp.localtime(now)
+  local at = now - (lt.hour * 3600 + lt.min * 60 + lt.sec) + settings.rules_hour * 3600
+  if at <= now then at = at + 86400 end
+  return at
+end
+
+return {
+  name = "members",
+  version = "1.0.0",
+  description = "The customer pool: identities, profiles, tags, segments, merges and erasure",
+  migrations = {
+    [[
+    -- n: the member's number (tags and facts are keyed by it); id: what tokens
+    -- carry. state merged: merged_into is the survivor's n. The paid_* columns
+    -- are a cache of members_orders (lib/facts.lua).
+    CREATE TABLE members_members (
+      n INTEGER PRIMARY KEY,
+      id TEXT NOT NULL UNIQUE,
+      state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'merged', 'erased')),
+      merged_into INTEGER,
+      nickname TEXT, gender TEXT, birthday TEXT, city TEXT, phone_masked TEXT,
+      store TEXT, guide TEXT, referrer TEXT, first_source TEXT, last_source TEXT,
+      custom TEXT NOT NULL DEFAULT '{}',
+      joined_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      paid_orders INTEGER NOT NULL DEFAULT 0,
+      paid_fen INTEGER NOT NULL DEFAULT 0,
+      refunded_fen INTEGER NOT NULL DEFAULT 0,
+      first_paid_at INTEGER,
+      last_paid_at INTEGER
+    );
+    CREATE INDEX members_members_merged ON members_members(merged_into) WHERE merged_into IS NOT NULL;
+    -- phone identities hold a keyed digest, never the number
+    CREATE TABLE members_identities (
+      channel TEXT NOT NULL,
+      external_id TEXT NOT NULL,
+      n INTEGER NOT NULL,
+      verified INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL,
+      PRIMARY KEY (channel, external_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_identities_n ON members_identities(n);
+    CREATE TABLE members_tag_groups (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      created_at INTEGER NOT NULL
+    );
+    CREATE TABLE members_tags (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      group_id INTEGER,
+      kind TEXT NOT NULL CHECK (kind IN ('manual', 'rule')),
+      rule TEXT,
+      description TEXT,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    -- source: manual, rule, or the plugin that set it
+    CREATE TABLE members_member_tags (
+      tag_id INTEGER NOT NULL,
+      n INTEGER NOT NULL,
+      source TEXT NOT NULL,
+      assigned_at INTEGER NOT NULL,
+      expires_at INTEGER,
+      PRIMARY KEY (tag_id, n)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_member_tags_n ON members_member_tags(n, tag_id);
+    CREATE TABLE members_segments (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      description TEXT,
+      rule TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    -- one row per paid order: the facts segments and rule tags read
+    CREATE TABLE members_orders (
+      order_id INTEGER PRIMARY KEY,
+      n INTEGER NOT NULL,
+      paid_fen INTEGER NOT NULL,
+      refunded_fen INTEGER NOT NULL DEFAULT 0,
+      paid_at INTEGER NOT NULL,
+      coupon_id INTEGER,
+      campaign TEXT
+    );
+    CREATE INDEX members_orders_n ON members_orders(n, paid_at);
+    CREATE TABLE members_order_skus (
+      order_id INTEGER NOT NULL,
+      sku TEXT NOT NULL,
+      qty INTEGER NOT NULL,
+      PRIMARY KEY (order_id, sku)
+    ) WITHOUT ROWID;
+    CREATE TABLE members_merges (
+      id INTEGER PRIMARY KEY,
+      from_n INTEGER NOT NULL,
+      into_n INTEGER NOT NULL,
+      from_id TEXT NOT NULL,
+      into_id TEXT NOT NULL,
+      reason TEXT NOT NULL CHECK (reason IN ('unionid', 'phone', 'manual')),
+      by TEXT,
+      moved TEXT,
+      created_at INTEGER NOT NULL,
+      undone_at INTEGER,
+      undone_by TEXT
+    );
+    CREATE INDEX members_merges_into ON members_merges(into_n);
+    -- what a merge moved inside the pool, so that it can be undone
+    CREATE TABLE members_merge_rows (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      key TEXT NOT NULL,
+      extra TEXT
+    );
+    CREATE INDEX members_merge_rows_merge ON members_merge_rows(merge_id);
+    ]],
+  },
+  routes = {
+    { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
+      summary = "Find or make the member behind a login's identities, and mint its token",
+      description = "For the brand's login backend, after code2Session or the phone button. "
+        .. "Identities naming several members merge them into the oldest when the login carries a "
+        .. "unionid or a verified phone; otherwise 409 identity_conflict. 201 when the member is new.",
+      body = { type = "object", required = { "identities" }, properties = {
+        identities = { type = "array", minItems = 1, maxItems = 8, items = IDENTITY },
+        profile = PROFILE_BODY,
+        source = { type = "object", properties = { channel = { type = "string" }, store = { type = "string" },
+          guide = { type = "string" }, referrer = { type = "string" } },
+          description = "first touch is kept (first_source, store, guide, referrer); last_source moves" },
+        token_seconds = { type = "integer", minimum = 60, maximum = 7776000 } } },
+      response = { type = "object", properties = { member = MEMBER, token = { type = "string" },
+        created = { type = "boolean" }, merged = { type = "array", items = { type = "string" } } } } },
+    { method = "GET", path = "/members", auth = "admin", handler = profile.list,
+      summary = "Every active member, in number order", query = PAGE, response = page_of(MEMBER) },
+    { method = "GET", path = "/members/me", auth = "user", handler = profile.me,
+      summary = "The caller's own profile", response = MEMBER },
+    { method = "PATCH", path = "/members/me", auth = "user", handler = profile.update_me,
+      summary = "Edit the caller's own profile (nickname, gender, birthday, city and editable custom fields)",
+      body = PROFILE_BODY, response = MEMBER },
+    { method = "POST", path = "/members/merges", auth = "admin", handler = profile.merge, status = 201,
+      summary = "Merge member from into member into, by hand (undoable)",
+      body = { type = "object", required = { "from", "into" }, properties = {
+        from = { type = "string" }, into = { type = "string" }, note = { type = "string", maxLength = 200 } } },
+      response = MERGE },
+    { method = "GET", path = "/members/merges", auth = "admin", handler = profile.merges,
+      summary = "Merges, newest first", query = { member = { type = "string" }, limit = PAGE.limit },
+      response = { type = "object", properties = { items = { type = "array", items = MERGE } } } },
+    { method = "POST", path = "/members/merges/{id:int}/undo", auth = "admin", handler = profile.undo,
+      summary = "Undo a merge made by hand", description = "409 merge_not_manual for a proven merge, "
+        .. "merge_undone, merge_not_undoable (the survivor was merged since)", response = MERGE },
+    { method = "POST", path = "/members/tag-groups", auth = "admin", handler = tags.create_group, status = 201,
+      summary = "Create a tag group", body = { type = "object", required = { "name" },
+        properties = { name = { type = "string", maxLength = 32 } } } },
+    { method = "GET", path = "/members/tag-groups", auth = "admin", handler = tags.list_groups,
+      summary = "Tag groups with their tag counts" },
+    { method = "POST", path = "/members/tags", auth = "admin", handler = tags.create, status = 201,
+      summary = "Create a tag: manual, or a rule tag the pool keeps true",
+      body = { type = "object", required = { "name" }, properties = {
+        name = { type = "string", maxLength = 32 }, group = { type = "string" },
+        kind = { type = "string", enum = { "manual", "rule" } }, rule = RULE,
+        description = { type = "string", maxLength = 200 } } }, response = TAG },
+    { method = "GET", path = "/members/tags", auth = "admin", handler = tags.list,
+      summary = "Tags", query = { group = { type = "string" }, limit = PAGE.limit, after = PAGE.after },
+      response = page_of(TAG) },
+    { method = "GET", path = "/members/tags/{name}", auth = "admin", handler = tags.get,
+      summary = "One tag, with how many members carry it", response = TAG },
+    { method = "PATCH", path = "/members/tags/{name}", auth = "admin", handler = tags.update,
+      summary = "Change a tag's group, description or rule", response = TAG },
+    { method = "DELETE", path = "/members/tags/{name}", auth = "admin", handler = tags.delete,
+      summary = "Delete a tag and its assignments (409 tag_in_use while a segment names it)" },
+    { method = "POST", path = "/members/tags/{name}/assign", auth = "admin", handler = tags.assign_bulk,
+      summary = "Put a manual tag on (or, with remove, take it off) up to 10,000 members",
+      body = { type = "object", required = { "members" }, properties = {
+        members = { type = "array", minItems = 1, maxItems = 10000, items = { type = "string" } },
+        expires_at = { type = "integer" }, remove = { type = "boolean" } } } },
+    { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get,
+      summary = "One member with tags and identities", response = MEMBER },
+    { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update,
+      summary = "Change a member's profile fields", body = PROFILE_BODY, response = MEMBER },
+    { method = "POST", path = "/members/{id}/tags", auth = "admin", handler = tags.assign_one,
+      summary = "Tag one member", body = { type = "object", required = { "tag" }, properties = {
+        tag = { type = "string" }, expires_at = { type = "integer" } } } },
+    { method = "DELETE", path = "/members/{id}/tags/{tag}", auth = "admin", handler = tags.remove_one,
+      summary = "Untag one member" },
+    { method = "POST", path = "/members/{id}/erase", auth = "admin", handler = profile.erase,
+      summary = "Erase a member's personal data and identities on request (PIPL)",
+      description = "Orders and other money records stay under the member id, which then names "
+        .. "nobody; its tokens are refused with 401 member_erased." },
+    { method = "POST", path = "/members/segments", auth = "admin", handler = segments.create, status = 201,
+      summary = "Save a segment", body = { type = "object", required = { "name", "rule" }, properties = {
+        name = { type = "string", maxLength = 64 }, rule = RULE, description = { type = "string" } } },
+      response = SEGMENT },
+    { method = "GET", path = "/members/segments", auth = "admin", handler = segments.list,
+      summary = "Saved segments", response = { type = "object", properties = {
+        items = { type = "array", items = SEGMENT } } } },
+    { method = "POST", path = "/members/segments/preview", auth = "admin", handler = segments.preview,
+      summary = "Count a rule (and show ten members) before saving it",
+      body = { type = "object", required = { "rule" }, properties = { rule = RULE } } },
+    { method = "GET", path = "/members/segments/{name}", auth = "admin", handler = segments.get,
+      summary = "A segment with its count now", response = SEGMENT },
+    { method = "PUT", path = "/members/segments/{name}", auth = "admin", handler = segments.replace,
+      summary = "Create or replace a segment", response = SEGMENT },
+    { method = "DELETE", path = "/members/segments/{name}", auth = "admin", handler = segments.delete,
+      summary = "Delete a segment (409 segment_in_use while another rule names it)" },
+    { method = "GET", path = "/members/segments/{name}/members", auth = "admin", handler = segments.members,
+      summary = "The segment's members now, in number order", query = PAGE, response = page_of(MEMBER) },
+  },
+  subscribe = {
+    ["order.paid"] = function(ev)
+      local n = facts.on_paid(ev)
+      if n then rules.refresh(n) end
+    end,
+    ["order.refunded"] = function(ev)
+      local n = facts.on_refunded(ev)
+      if n then rules.refresh(n) end
+    end,
+  },
+  jobs = {
+    sweep = rules.sweep_job,
+    nightly = nightly,
+  },
+  setup = function()
+    tp.jobs.schedule("nightly", nil, { at = next_nightly(), every = 86400, key = "nightly" })
+  end,
+  exports = {
+    tag = tags.export_tag,
+    untag = tags.export_untag,
+    matches = segments.export_matches,
+    page = segments.export_page,
+    exists = segments.export_exists,
+    save_segment = segments.export_save,
+    count = segments.export_count,
+  },
+}
