@@ -15,6 +15,7 @@
 --   lib/deadlines.lua   every duration, from the activity's config
 --   lib/activities.lua  the operator's activities
 --   lib/campaign.lua    a campaign script's activities (campaign_apply, campaign_withdraw)
+--   lib/merge.lua       two member ids found to be one person (member_merge, member_unmerge)
 
 ---@class GroupBuyConfig
 ---@field group_ttl_seconds integer? default time a group stays open (86400)
@@ -26,6 +27,7 @@ local campaign = require("lib.campaign")
 local closing = require("lib.closing")
 local groups = require("lib.groups")
 local join = require("lib.join")
+local merge = require("lib.merge")
 local release = require("lib.release")
 local seating = require("lib.seating")
 
@@ -163,7 +165,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = { description = "a retried request w
 
 return {
   name = "group_buy",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
   migrations = {
     [[
@@ -248,6 +250,35 @@ return {
       withdrawn_at INTEGER
     ) WITHOUT ROWID;
     ]],
+    -- merging members (lib/merge.lua): an order moved by a merge keeps the id
+    -- it was placed under (merged_from), and one seat per group is one per
+    -- (group, user, merged_from): a person whose two ids both paid a seat of
+    -- the same group keeps both. Rows are found by user, and each merge is
+    -- recorded with what it moved, for the undo.
+    [[
+    ALTER TABLE group_buy_orders ADD COLUMN merged_from TEXT;
+    DROP INDEX group_buy_orders_one_seat;
+    CREATE UNIQUE INDEX group_buy_orders_one_seat_per_id
+      ON group_buy_orders(group_id, user, ifnull(merged_from, '')) WHERE state = 'seated';
+    CREATE INDEX group_buy_orders_user ON group_buy_orders(user);
+    CREATE INDEX group_buy_groups_leader ON group_buy_groups(leader);
+    CREATE INDEX group_buy_buyers_user ON group_buy_buyers(user);
+    CREATE TABLE group_buy_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE TABLE group_buy_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('order', 'group', 'buyers')),
+      row_id INTEGER NOT NULL,           -- order: order_id; group: the group's id; buyers: activity_id
+      amount INTEGER NOT NULL DEFAULT 0, -- buyers: the units of from's count summed into into's
+      created INTEGER NOT NULL DEFAULT 0 CHECK (created IN (0, 1)),  -- buyers: into had no count before
+      prior TEXT,                        -- order: its merged_from before the merge
+      PRIMARY KEY (merge_id, kind, row_id)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/group-buys", auth = "none", handler = list_public,
@@ -299,5 +330,7 @@ return {
     reclaim_order = release.reclaim_order,
     campaign_apply = campaign.apply,
     campaign_withdraw = campaign.withdraw,
+    member_merge = merge.member_merge,
+    member_unmerge = merge.member_unmerge,
   },
 }

@@ -69,7 +69,8 @@ function groups.detail(g, now)
   local out = groups.public(g, now)
   out.leader, out.leader_order_id, out.fail_reason = g.leader, g.leader_order_id, g.fail_reason
   out.members_left = g.members_left  -- refunded after the group formed
-  out.members = tp.json.array(tp.db.query([[SELECT order_id, user, role, qty, state, seat_no,
+  -- merged_from: the id the order was placed under, when a member merge moved it
+  out.members = tp.json.array(tp.db.query([[SELECT order_id, user, merged_from, role, qty, state, seat_no,
       created_at, seated_at, left_at, refund_reason
     FROM group_buy_orders WHERE group_id = ? ORDER BY coalesce(seat_no, 1000000), order_id]], g.id))
   return out
