@@ -19,6 +19,7 @@ local binding = require("lib.binding")
 local commission = require("lib.commission")
 local ledger = require("lib.ledger")
 local reports = require("lib.reports")
+local merge = require("lib.merge")
 
 -- Read once per loaded generation: a config change arrives with a reload,
 -- which loads the plugin (and checks its config) again.
@@ -214,6 +215,26 @@ function exports.attribution(user)
   return binding.attribution(user)
 end
 
+---The members plugin merges member `from` into `into` (one person): her
+---distributor record, binding, team, ledger, withdrawals and daily counters
+---become `into`'s; see lib/merge.lua for the collision rules.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return ReferralMoved moved
+function exports.member_merge(from, into, merge_id)
+  return merge.merge(from, into, merge_id)
+end
+
+---Undoes merge merge_id: exactly what it moved goes back to `from`.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return ReferralMoved moved back
+function exports.member_unmerge(from, into, merge_id)
+  return merge.unmerge(from, into, merge_id)
+end
+
 -- ---- docs
 
 local PERIOD = { from = { type = "integer", description = "UTC epoch seconds (default: to - 30 days)" },
@@ -236,7 +257,7 @@ local REASON = { type = "object", properties = { reason = { type = "string" } } 
 
 return {
   name = "referral",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "referral and distribution (分销): two-level commission, stores and shopping guides",
   migrations = {
     [[
@@ -328,6 +349,41 @@ return {
       level2_rate_bp INTEGER NOT NULL CHECK (level2_rate_bp BETWEEN 0 AND 10000),
       updated_at INTEGER NOT NULL
     );
+    ]],
+    -- 1.1.0: merging members (lib/merge.lua)
+    [[
+    CREATE TABLE referral_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE INDEX referral_merges_from ON referral_merges(from_user);
+    -- what each merge changed, so an undo changes back exactly that. row_key
+    -- names the row (an id, a user, a code or a day: no type, kept as given);
+    -- amount is a counter's part folded (or a time); data a row set aside, as JSON
+    CREATE TABLE referral_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      row_key NOT NULL,
+      amount INTEGER,
+      data TEXT,
+      PRIMARY KEY (merge_id, kind, row_key)
+    ) WITHOUT ROWID;
+    -- codes of distributor records a merge set aside: share links already out
+    -- still bind, to the merged person
+    CREATE TABLE referral_merged_codes (
+      code TEXT PRIMARY KEY,
+      user TEXT NOT NULL,
+      merge_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX referral_merged_codes_user ON referral_merged_codes(user);
+    -- the columns a merge scans by member id
+    CREATE INDEX referral_orders_buyer ON referral_orders(buyer);
+    CREATE INDEX referral_orders_referrer2 ON referral_orders(referrer2);
+    CREATE INDEX referral_orders_guide ON referral_orders(guide);
+    CREATE INDEX referral_bind_log_user ON referral_bind_log(user);
+    CREATE INDEX referral_bind_log_referrer ON referral_bind_log(referrer);
     ]],
   },
   routes = {

@@ -19,6 +19,7 @@
 -- earnings; nothing is silently capped at the balance.
 
 local distributors = require("lib.distributors")
+local merge = require("lib.merge")
 
 local commission = {}
 
@@ -44,20 +45,33 @@ function commission.of_lines(lines, level, s)
   return fen
 end
 
+---The order's buyer and attribution as they name members now: an id merged
+---away since the order was created names its survivor (lib/merge.lua).
+---@param o table the order of the event
+---@return string buyer, table attribution
+function commission.people(o)
+  local a = o.attribution or {}
+  return merge.resolve(o.user), { referrer = merge.resolve(a.referrer), referrer2 = merge.resolve(a.referrer2),
+    store = a.store, guide = merge.resolve(a.guide) }
+end
+
 ---Who earns on an order, level by level: at most two payees, each an active
----distributor, never the same person twice.
+---distributor, never the same person twice, and never the buyer except by the
+---self-purchase rebate (after a merge the buyer and her referrer may be one
+---person: that level is dropped).
 ---@param o table the order of the event
 ---@param s ReferralSettings
 ---@return {level: integer, user: string}[]
 function commission.payees(o, s)
-  local a = o.attribution or {}
+  local buyer, a = commission.people(o)
   local chain
-  if s.self_purchase_rebate and distributors.active(o.user) then
-    chain = { o.user, a.referrer }
+  local out, seen = {}, {}
+  if s.self_purchase_rebate and distributors.active(buyer) then
+    chain = { buyer, a.referrer }
   else
     chain = { a.referrer, a.referrer2 }
+    seen[buyer] = true
   end
-  local out, seen = {}, {}
   for level = 1, 2 do  -- two levels: the invariant lives here, not in config
     local who = chain[level]
     if who and not seen[who] and distributors.active(who) then
@@ -102,14 +116,14 @@ end
 ---@param o table
 ---@param s ReferralSettings
 function commission.on_paid(o, s)
-  local a = o.attribution or {}
+  local buyer, a = commission.people(o)
   local payees = commission.payees(o, s)
   if #payees == 0 and not a.referrer and not a.guide and not a.store then return end
   local paid_at = o.paid_at or tp.now()
   local inserted = tp.db.exec([[INSERT INTO referral_orders (order_id, buyer, referrer, referrer2,
       store, guide, paid_fen, refunded_fen, paid_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (order_id) DO NOTHING]],
-    o.id, o.user, a.referrer, a.referrer2, a.store, a.guide, o.paid_fen, paid_at)
+    o.id, buyer, a.referrer, a.referrer2, a.store, a.guide, o.paid_fen, paid_at)
   if inserted == 0 then return end  -- a second delivery of the same event
   local day = local_day(paid_at)
   for _, p in ipairs(payees) do

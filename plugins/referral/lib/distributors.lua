@@ -39,10 +39,15 @@ function distributors.active(user)
     user)
 end
 
+---The distributor a referral code names: her own code, or the code of a
+---record a member merge set aside (it names the merged person now).
 ---@param code string
 ---@return Distributor|nil
 function distributors.by_code(code)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM referral_distributors WHERE code = ?", code)
+  local d = tp.db.one("SELECT " .. COLUMNS .. " FROM referral_distributors WHERE code = ?", code)
+  if d then return d end
+  local merged = tp.db.one("SELECT user FROM referral_merged_codes WHERE code = ?", code)
+  return merged and distributors.get(merged.user) or nil
 end
 
 local function new_code()
@@ -58,9 +63,11 @@ end
 local function insert(user, kind, store, status)
   local now = tp.now()
   for _ = 1, 10 do
+    -- a code is never drawn twice, nor one that a merged record still answers to
     local row = tp.db.one([[INSERT INTO referral_distributors (user, kind, store, code, status,
         created_at, decided_at)
-      VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 = 'pending' THEN NULL ELSE ?6 END)
+      SELECT ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 = 'pending' THEN NULL ELSE ?6 END
+      WHERE NOT EXISTS (SELECT 1 FROM referral_merged_codes WHERE code = ?4)
       ON CONFLICT (code) DO NOTHING RETURNING user]], user, kind, store, new_code(), status, now)
     if row then return distributors.get(user) end
   end
