@@ -459,6 +459,17 @@ static int l_exporters(lua_State *L) {
 ** that name first on plugin_dirs. */
 #define IDENTITY_PLUGIN "members"
 
+/* Runs stmt as the host: _tp_aliases is not the plugin's to touch directly
+** (the authorizer would refuse it, also when SQLite re-prepares the lookup). */
+#define AS_HOST(L, stmt)                          \
+  do {                                            \
+    tps_db *db_ = tpa_plugin(L)->db;              \
+    const char *owner_ = db_->owner;              \
+    tps_set_owner(db_, NULL);                     \
+    stmt;                                         \
+    tps_set_owner(db_, owner_);                   \
+  } while (0)
+
 static tpal_table *aliases_for(lua_State *L, const char *what) {
   tp_plugin *p = services_of(L);
   if (what && strcmp(p->name, IDENTITY_PLUGIN) != 0)
@@ -496,8 +507,9 @@ static int l_auth_alias(lua_State *L) {
   const char *from = check_user(L, 1, "tp.auth.alias");
   const char *into = check_user(L, 2, "tp.auth.alias");
   char err[256];
-  if (tpal_set(a, from, into, now_ms(L), err, sizeof err) != 0)
-    return luaL_error(L, "tp.auth.alias: %s", err);
+  int rc;
+  AS_HOST(L, rc = tpal_set(a, from, into, now_ms(L), err, sizeof err));
+  if (rc != 0) return luaL_error(L, "tp.auth.alias: %s", err);
   return 0;
 }
 
@@ -505,8 +517,9 @@ static int l_auth_erase(lua_State *L) {
   tpal_table *a = aliases_for(L, "tp.auth.erase");
   const char *user = check_user(L, 1, "tp.auth.erase");
   char err[256];
-  if (tpal_set(a, user, NULL, now_ms(L), err, sizeof err) != 0)
-    return luaL_error(L, "tp.auth.erase: %s", err);
+  int rc;
+  AS_HOST(L, rc = tpal_set(a, user, NULL, now_ms(L), err, sizeof err));
+  if (rc != 0) return luaL_error(L, "tp.auth.erase: %s", err);
   return 0;
 }
 
@@ -514,9 +527,9 @@ static int l_auth_unalias(lua_State *L) {
   tpal_table *a = aliases_for(L, "tp.auth.unalias");
   const char *from = check_user(L, 1, "tp.auth.unalias");
   char err[256];
-  int removed;
-  if (tpal_unset(a, from, &removed, err, sizeof err) != 0)
-    return luaL_error(L, "tp.auth.unalias: %s", err);
+  int removed, rc;
+  AS_HOST(L, rc = tpal_unset(a, from, &removed, err, sizeof err));
+  if (rc != 0) return luaL_error(L, "tp.auth.unalias: %s", err);
   lua_pushboolean(L, removed);
   return 1;
 }
@@ -525,7 +538,9 @@ static int l_auth_resolve(lua_State *L) {
   tpal_table *a = aliases_for(L, NULL);
   const char *user = check_user(L, 1, "tp.auth.resolve");
   char survivor[TPT_MAX_ID + 1];
-  switch (tpal_resolve(a, user, survivor)) {
+  tpal_result r;
+  AS_HOST(L, r = tpal_resolve(a, user, survivor));
+  switch (r) {
     case TPAL_SELF: lua_pushvalue(L, 1); return 1;
     case TPAL_ALIAS: lua_pushstring(L, survivor); return 1;
     case TPAL_ERASED: lua_pushnil(L); return 1;
