@@ -78,7 +78,16 @@ end
 
 local compile
 
+local compare_raw
+
+---A comparison is true or false, never unknown: a member without a value is
+---"not equal" and "not greater", so {not: {city eq X}} includes members with
+---no city, as a marketer reads it.
 local function compare(c, expr, f, op, value, where)
+  return "coalesce(" .. compare_raw(c, expr, f, op, value, where) .. ", 0)"
+end
+
+compare_raw = function(c, expr, f, op, value, where)
   if op == "is_empty" or op == "not_empty" then
     if value ~= nil then check.field_error(where .. ".value", "is not used with " .. op) end
     return ("(%s IS %sNULL)"):format(expr, op == "is_empty" and "" or "NOT ")
