@@ -864,6 +864,9 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "body", "table?", "JSON Schema of the request body, written as a Lua table."},
   {"TpRoute", "response", "table?", "JSON Schema of the success body, written as a Lua table."},
   {"TpRoute", "status", "integer?", "The success status, 200-299 (default 200)."},
+  {"TpRoute", "personal", "boolean?",
+   "True when its request or answer carries personal data (phones, names, addresses): a "
+   "recorded run of it keeps neither body nor query, only that they were redacted."},
 
   {"TpQueryParam", NULL, NULL, "A documented query parameter of a route."},
   {"TpQueryParam", "type", "\"string\"|\"integer\"|\"boolean\"|nil", "Default \"string\"."},

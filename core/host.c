@@ -361,8 +361,9 @@ static void record_route(tp_host *h, tp_tenant *t, const tp_route *r, const tp_c
                      .reason = reason, .inv = inv, .ok = result->ok, .status = res->status,
                      .code = result->code[0] ? result->code : NULL,
                      .error = inv->error && inv->error[0] ? inv->error : NULL,
-                     .limit = limit ? result->code : NULL, .body = res->body.data,
-                     .body_len = res->body.len, .ms = ms};
+                     .limit = limit ? result->code : NULL,
+                     .body = r->personal ? TPRUN_REDACTED : res->body.data,
+                     .body_len = r->personal ? strlen(TPRUN_REDACTED) : res->body.len, .ms = ms};
   tp__record_run(h, t, r->plugin, &info, input.data, input.len);
   tp_buf_free(&input);
 }

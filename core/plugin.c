@@ -370,6 +370,8 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
   const char *method = raw_field(L, t, "method") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   const char *path = raw_field(L, t, "path") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   const char *auth = raw_field(L, t, "auth") == LUA_TSTRING ? lua_tostring(L, -1) : "user";
+  int personal = raw_field(L, t, "personal");
+  r->personal = personal == LUA_TBOOLEAN && lua_toboolean(L, -1);
   int rc = -1;
   if (!method || strlen(method) >= sizeof r->method)
     snprintf(err, errcap, "routes[%d].method must be GET, POST, PUT, PATCH or DELETE", i);
@@ -377,6 +379,8 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
     snprintf(err, errcap, "routes[%d].path must be a string of at most 256 bytes", i);
   else if (parse_auth(auth, &r->auth) != 0)
     snprintf(err, errcap, "routes[%d].auth must be none, optional, user or admin", i);
+  else if (personal != LUA_TNIL && personal != LUA_TBOOLEAN)
+    snprintf(err, errcap, "routes[%d].personal must be true or false", i);
   else if (raw_field(L, t, "handler") != LUA_TFUNCTION)
     snprintf(err, errcap, "routes[%d].handler must be a function", i);
   else if (read_route_doc(L, t, i, &r->doc, err, errcap) == 0) {

@@ -67,6 +67,7 @@ typedef struct tp_route {
   char path[260];
   char label[320];       /* "catalog GET /v1/{tenant}/catalog/products" for logs and metrics */
   tp_auth auth;
+  bool personal;         /* its bodies carry personal data: recorded runs keep neither */
   int handler_ref;
   void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
   tp_route_doc doc;

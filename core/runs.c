@@ -220,7 +220,8 @@ void tprun_route_input(tp_buf *out, const tp_route *r, const tp_call *call, bool
     else tp_buf_add_json_str(out, p->value, p->len);
   }
   tp_buf_adds(out, "},\"query\":");
-  tp_buf_add_json_str(out, call->query, call->query_len);
+  if (r->personal) tp_buf_adds(out, "\"\"");
+  else tp_buf_add_json_str(out, call->query, call->query_len);
   tp_buf_adds(out, ",\"headers\":{");
   const tph_header *hs = call->headers;
   size_t budget = TPRUN_MAX_HEADERS;
@@ -245,6 +246,8 @@ void tprun_route_input(tp_buf *out, const tp_route *r, const tp_call *call, bool
   else tp_buf_adds(out, "null");
   if (call->body_len == 0) {
     tp_buf_adds(out, ",\"body\":null,\"raw_body\":null");
+  } else if (r->personal) {
+    tp_buf_adds(out, ",\"body\":" TPRUN_REDACTED ",\"raw_body\":null");
   } else if (call->body_len > TPRUN_MAX_BODY) {
     tp_buf_adds(out, ",\"body_truncated\":true,\"body\":");
     tprun_add_json_capped(out, call->body, call->body_len, TPRUN_MAX_BODY);

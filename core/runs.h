@@ -45,6 +45,8 @@
 #define TPRUN_MAX_ARMS 32         /* armed plugin/route pairs per tenant */
 #define TPRUN_MAX_COUNT 200       /* runs one arming call may ask for */
 #define TPRUN_NAME_MAX 280        /* "METHOD /pattern", a job or an event name */
+/* What a run keeps of a personal route's bodies (tp_route.personal). */
+#define TPRUN_REDACTED "{\"redacted\":\"personal data\"}"
 
 /* ---- statistics: instructions per plugin and route/job/event */
 

@@ -212,6 +212,7 @@ return {
   },
   routes = {
     { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
+      personal = true,
       summary = "Find or make the member behind a login's identities, and mint its token",
       description = "For the brand's login backend, after code2Session or the phone button. "
         .. "Identities naming several members merge them into the oldest when the login carries a "
@@ -225,11 +226,11 @@ return {
         token_seconds = { type = "integer", minimum = 60, maximum = 7776000 } } },
       response = { type = "object", properties = { member = MEMBER, token = { type = "string" },
         created = { type = "boolean" }, merged = { type = "array", items = { type = "string" } } } } },
-    { method = "GET", path = "/members", auth = "admin", handler = profile.list,
+    { method = "GET", path = "/members", auth = "admin", handler = profile.list, personal = true,
       summary = "Every active member, in number order", query = PAGE, response = page_of(MEMBER) },
-    { method = "GET", path = "/members/me", auth = "user", handler = profile.me,
+    { method = "GET", path = "/members/me", auth = "user", handler = profile.me, personal = true,
       summary = "The caller's own profile", response = MEMBER },
-    { method = "PATCH", path = "/members/me", auth = "user", handler = profile.update_me,
+    { method = "PATCH", path = "/members/me", auth = "user", handler = profile.update_me, personal = true,
       summary = "Edit the caller's own profile (nickname, gender, birthday, city and editable custom fields)",
       body = PROFILE_BODY, response = MEMBER },
     { method = "POST", path = "/members/merges", auth = "admin", handler = profile.merge, status = 201,
@@ -268,9 +269,9 @@ return {
       body = { type = "object", required = { "members" }, properties = {
         members = { type = "array", minItems = 1, maxItems = 10000, items = { type = "string" } },
         expires_at = { type = "integer" }, remove = { type = "boolean" } } } },
-    { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get,
+    { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get, personal = true,
       summary = "One member with tags and identities", response = MEMBER },
-    { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update,
+    { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update, personal = true,
       summary = "Change a member's profile fields", body = PROFILE_BODY, response = MEMBER },
     { method = "POST", path = "/members/{id}/tags", auth = "admin", handler = tags.assign_one,
       summary = "Tag one member", body = { type = "object", required = { "tag" }, properties = {
@@ -297,7 +298,7 @@ return {
       summary = "Create or replace a segment", response = SEGMENT },
     { method = "DELETE", path = "/members/segments/{name}", auth = "admin", handler = segments.delete,
       summary = "Delete a segment (409 segment_in_use while another rule names it)" },
-    { method = "GET", path = "/members/segments/{name}/members", auth = "admin", handler = segments.members,
+    { method = "GET", path = "/members/segments/{name}/members", auth = "admin", handler = segments.members, personal = true,
       summary = "The segment's members now, in number order", query = PAGE, response = page_of(MEMBER) },
   },
   subscribe = {

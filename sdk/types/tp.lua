@@ -383,6 +383,7 @@ function tp.auth.resolve(user) end
 ---@field body table? JSON Schema of the request body, written as a Lua table.
 ---@field response table? JSON Schema of the success body, written as a Lua table.
 ---@field status integer? The success status, 200-299 (default 200).
+---@field personal boolean? True when its request or answer carries personal data (phones, names, addresses): a recorded run of it keeps neither body nor query, only that they were redacted.
 
 ---A documented query parameter of a route.
 ---@class TpQueryParam
