@@ -9,12 +9,14 @@
 -- Who may cut and the cut: lib/help.lua; the arithmetic: lib/cuts.lua; the
 -- states after the cuts: lib/lifecycle.lua; the operator's side:
 -- lib/activities.lua; the replay: lib/replay.lua; a campaign script's
--- activities (campaign_apply, campaign_withdraw): lib/campaign.lua.
+-- activities (campaign_apply, campaign_withdraw): lib/campaign.lua; two
+-- member ids found to be one person (member_merge, member_unmerge): lib/merge.lua.
 
 local activities = require("lib.activities")
 local campaign = require("lib.campaign")
 local help = require("lib.help")
 local lifecycle = require("lib.lifecycle")
+local merge = require("lib.merge")
 local replay = require("lib.replay")
 local store = require("lib.store")
 
@@ -96,7 +98,7 @@ local BARGAIN_RESPONSE = { type = "object", description = "a bargain: price_fen 
 
 return {
   name = "bargain",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "bargains (砍价): friends cut the price to a floor in random whole fen; the initiator buys",
   migrations = {
     [[
@@ -182,6 +184,54 @@ return {
       withdrawn_at INTEGER
     ) WITHOUT ROWID;
     ]],
+    -- merging members (lib/merge.lua): a cut moved by a merge keeps the id it
+    -- was cut under (merged_from), and one cut per helper is one per (bargain,
+    -- helper, merged_from): a person whose two ids both cut a bargain keeps
+    -- both cuts. The UNIQUE (bargain_id, helper) was a table constraint, so
+    -- the table is rebuilt (SQLite's own recipe: new table, copy, drop,
+    -- rename). Rows are found by user, and each merge is recorded with what
+    -- it moved, for the undo.
+    [[
+    CREATE TABLE bargain_helps_v2 (
+      bargain_id INTEGER NOT NULL,
+      seq INTEGER NOT NULL CHECK (seq >= 1),
+      helper TEXT NOT NULL,
+      cut_fen INTEGER NOT NULL CHECK (cut_fen >= 1),
+      remaining_before_fen INTEGER NOT NULL,
+      cuts_left_before INTEGER NOT NULL,
+      draw INTEGER,
+      seed INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      merged_from TEXT,
+      PRIMARY KEY (bargain_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO bargain_helps_v2 (bargain_id, seq, helper, cut_fen, remaining_before_fen, cuts_left_before,
+        draw, seed, created_at)
+      SELECT bargain_id, seq, helper, cut_fen, remaining_before_fen, cuts_left_before, draw, seed, created_at
+      FROM bargain_helps;
+    DROP TABLE bargain_helps;
+    ALTER TABLE bargain_helps_v2 RENAME TO bargain_helps;
+    CREATE UNIQUE INDEX bargain_helps_one_per_helper ON bargain_helps(bargain_id, helper, ifnull(merged_from, ''));
+    CREATE INDEX bargain_helps_helper ON bargain_helps(helper);
+    CREATE INDEX bargain_helpers_helper ON bargain_helpers(helper);
+    CREATE INDEX bargain_starters_user ON bargain_starters(user);
+    CREATE TABLE bargain_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE TABLE bargain_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('bargain', 'help', 'helpers', 'starters')),
+      row_id INTEGER NOT NULL,           -- bargain: its id; help: bargain_id; helpers, starters: activity_id
+      seq INTEGER NOT NULL DEFAULT 0,    -- help: the cut's seq
+      amount INTEGER NOT NULL DEFAULT 0, -- helpers, starters: from's count summed into into's
+      created INTEGER NOT NULL DEFAULT 0 CHECK (created IN (0, 1)),  -- helpers, starters: into had none before
+      prior TEXT,                        -- help: its merged_from before the merge
+      PRIMARY KEY (merge_id, kind, row_id, seq)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/bargain/activities", auth = "none", handler = activities.list_public,
@@ -229,5 +279,7 @@ return {
     reclaim_order = lifecycle.reclaim_order,
     campaign_apply = campaign.apply,
     campaign_withdraw = campaign.withdraw,
+    member_merge = merge.member_merge,
+    member_unmerge = merge.member_unmerge,
   },
 }

@@ -59,7 +59,7 @@ store.SHARE_PAGE_HELPS = 50
 ---@return table[]
 function store.helps(id, with_draws)
   local columns = [[SELECT seq, helper, cut_fen, remaining_before_fen, cuts_left_before, draw, seed,
-    created_at FROM bargain_helps WHERE bargain_id = ?]]
+    created_at, merged_from FROM bargain_helps WHERE bargain_id = ?]]
   local rows = with_draws and tp.db.query(columns .. " ORDER BY seq", id)
     or tp.db.query(columns .. " ORDER BY seq DESC LIMIT ?", id, store.SHARE_PAGE_HELPS)
   local out = tp.json.array()
@@ -68,6 +68,7 @@ function store.helps(id, with_draws)
     if with_draws then
       out[i].remaining_before_fen, out[i].cuts_left_before = r.remaining_before_fen, r.cuts_left_before
       out[i].draw, out[i].seed = r.draw, r.seed
+      out[i].merged_from = r.merged_from  -- the id it was cut under, when a member merge moved it
     end
   end
   return out
