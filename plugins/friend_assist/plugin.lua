@@ -15,7 +15,8 @@
 --   GET   /friend_assist/me/drives                 my drives with what they granted
 -- Job: expire {drive_id}, keyed drive:<id>, at the drive's deadline.
 -- Events: friend_assist.completed, friend_assist.expired.
--- Exports: campaign_apply, campaign_withdraw (a campaign script's items).
+-- Exports: campaign_apply, campaign_withdraw (a campaign script's items);
+-- member_merge, member_unmerge (the members plugin: lib/merge.lua).
 -- Logic lives in lib/: campaigns (operator), drives (start, views, expiry),
 -- assist (guards and reward), peers (orders and coupons), campaign_script
 -- (the exports), util.
@@ -24,6 +25,26 @@ local campaigns = require("lib.campaigns")
 local drives = require("lib.drives")
 local assist = require("lib.assist")
 local campaign_script = require("lib.campaign_script")
+local merge = require("lib.merge")
+
+---The members plugin merges member `from` into `into` (one person): her drives,
+---assists, rewards and counters become `into`'s; see lib/merge.lua.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return FriendAssistMoved moved
+local function member_merge(from, into, merge_id)
+  return merge.merge(from, into, merge_id)
+end
+
+---Undoes merge merge_id: exactly what it moved goes back to `from`.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return FriendAssistMoved moved back
+local function member_unmerge(from, into, merge_id)
+  return merge.unmerge(from, into, merge_id)
+end
 
 -- ---- route docs (OpenAPI)
 
@@ -91,7 +112,7 @@ local PAGE_QUERY = {
 
 return {
   name = "friend_assist",
-  version = "0.3.0",
+  version = "0.4.0",
   description = "Friend assist (好友助力): N friends assist a user's drive to unlock a reward",
 
   -- applied once each, in order; append new ones, never edit a released one
@@ -182,6 +203,32 @@ return {
       withdrawn_at INTEGER
     ) WITHOUT ROWID;
     ]],
+    -- 0.4.0: merging members (lib/merge.lua): one row per merge, and what it changed so an
+    -- undo changes back exactly that (row_id: a drive, assist or campaign id; day: a daily
+    -- counter's day, else ''; amount: a counter's part folded or a seq's shift; data: an
+    -- assist set aside, as JSON)
+    [[
+    CREATE TABLE friend_assist_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE TABLE friend_assist_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      row_id INTEGER NOT NULL,
+      day TEXT NOT NULL DEFAULT '',
+      amount INTEGER,
+      data TEXT,
+      PRIMARY KEY (merge_id, kind, row_id, day)
+    ) WITHOUT ROWID;
+    -- the columns a merge scans by member id
+    CREATE INDEX friend_assist_assists_friend ON friend_assist_assists(friend);
+    CREATE INDEX friend_assist_friends_friend ON friend_assist_friends(friend);
+    CREATE INDEX friend_assist_daily_friend ON friend_assist_daily(friend);
+    CREATE INDEX friend_assist_rewards_user ON friend_assist_rewards(user);
+    ]],
   },
 
   routes = {
@@ -231,5 +278,7 @@ return {
   exports = {
     campaign_apply = campaign_script.apply,
     campaign_withdraw = campaign_script.withdraw,
+    member_merge = member_merge,
+    member_unmerge = member_unmerge,
   },
 }

@@ -107,19 +107,21 @@ function drives.start(req)
     return 200, drives.owner_view(open)
   end
 
-  local started = tp.db.one([[SELECT count(*) AS n FROM friend_assist_drives
-    WHERE campaign_id = ? AND initiator = ?]], c.id, user).n
+  local mine = tp.db.one([[SELECT count(*) AS n, coalesce(max(seq), 0) AS last FROM friend_assist_drives
+    WHERE campaign_id = ? AND initiator = ?]], c.id, user)
+  local started = mine.n
   if started >= c.drives_per_user then
     tp.fail(409, "drive_limit_reached", ("at most %d drives per user in this campaign"):format(c.drives_per_user),
       { drives_per_user = c.drives_per_user })
   end
   local expires_at = math.min(now + c.drive_seconds, c.ends_at)
-  -- seq is UNIQUE per (campaign, initiator): two racing starts cannot both take the last one
+  -- seq is UNIQUE per (campaign, initiator): two racing starts cannot both take the last one.
+  -- The next after the highest, not count + 1: an undone member merge can leave a gap
   local row = tp.db.one([[INSERT INTO friend_assist_drives (campaign_id, share_id, initiator, seq,
       rules, friends_needed, assists, state, started_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, 0, 'open', ?, ?)
     ON CONFLICT (campaign_id, initiator, seq) DO NOTHING RETURNING id]],
-    c.id, util.new_share_id(c.id .. ":" .. user .. ":" .. started), user, started + 1,
+    c.id, util.new_share_id(c.id .. ":" .. user .. ":" .. started), user, mine.last + 1,
     tp.json.encode(freeze(c)), c.friends_needed, now, expires_at)
   if not row then
     tp.fail(409, "drive_limit_reached", "another start of yours took this drive; reload your drives")
