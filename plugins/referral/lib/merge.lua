@@ -83,11 +83,11 @@ local function check_merge(from, into, merge_id)
   end
 end
 
----The recorded merge, or nil; a merge_id recorded for other members is 409 merge_mismatch.
+---The recorded merge, or nil; a merge_id recorded for other members is 400 invalid_merge.
 local function recorded(from, into, merge_id)
   local m = tp.db.one("SELECT from_user, into_user FROM referral_merges WHERE merge_id = ?", merge_id)
   if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(409, "merge_mismatch", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
+    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
       { merge_id = merge_id })
   end
   return m
