@@ -5,7 +5,8 @@
 -- with its own order through the orders plugin; at the cut-off a job closes
 -- the post and announces the summary (group_chain.closed).
 -- Posts: lib/posts.lua; entries, limits and the orders contract:
--- lib/entries.lua; the summary and the public page: lib/summary.lua.
+-- lib/entries.lua; the summary and the public page: lib/summary.lua; two
+-- member ids found to be one person (member_merge, member_unmerge): lib/merge.lua.
 
 ---@class GroupChainConfig
 ---@field anyone_may_organise boolean? every user may publish posts (default false: only granted organisers)
@@ -14,6 +15,7 @@
 
 local check = require("tp.check")
 local entries = require("lib.entries")
+local merge = require("lib.merge")
 local posts = require("lib.posts")
 local summary = require("lib.summary")
 
@@ -154,7 +156,7 @@ local CSV_QUERY = { csv = { type = "boolean", description = "add the CSV renderi
 ---@type TpManifest
 return {
   name = "group_chain",
-  version = "0.1.0",
+  version = "0.2.0",
   description = "group chain ordering (群接龙): numbered member entries on an organiser's post until a cut-off",
 
   -- applied once each, in order; append new ones, never edit a released one
@@ -220,6 +222,28 @@ return {
       PRIMARY KEY (post_id, user, sku)
     ) WITHOUT ROWID;
     ]],
+    -- merging members (lib/merge.lua): rows are found by user, and each merge
+    -- is recorded with what it moved, for the undo
+    [[
+    CREATE INDEX group_chain_posts_organiser ON group_chain_posts(organiser);
+    CREATE INDEX group_chain_entries_member ON group_chain_entries(user);
+    CREATE INDEX group_chain_units_user ON group_chain_units(user);
+    CREATE TABLE group_chain_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE TABLE group_chain_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('organiser', 'post', 'entry', 'units')),
+      row_id INTEGER NOT NULL,           -- post: its id; entry: its id; units: post_id; organiser: 0
+      sku TEXT NOT NULL DEFAULT '',      -- units: the item
+      amount INTEGER NOT NULL DEFAULT 0, -- units: from's units summed into into's; organiser: from's granted_at
+      created INTEGER NOT NULL DEFAULT 0 CHECK (created IN (0, 1)),  -- into had no such row before
+      PRIMARY KEY (merge_id, kind, row_id, sku)
+    ) WITHOUT ROWID;
+    ]],
   },
 
   routes = {
@@ -268,5 +292,7 @@ return {
   exports = {
     release_order = entries.release_order,
     reclaim_order = entries.reclaim_order,
+    member_merge = merge.member_merge,
+    member_unmerge = merge.member_unmerge,
   },
 }
