@@ -31,6 +31,7 @@ local segments = require("lib.segments")
 local facts = require("lib.facts")
 local rules = require("lib.rules")
 local settings = require("lib.settings")
+local imports = require("lib.imports")
 
 -- ---- route docs (OpenAPI)
 
@@ -209,6 +210,38 @@ return {
     );
     CREATE INDEX members_merge_rows_merge ON members_merge_rows(merge_id);
     ]],
+    -- streamed CSV imports (lib/imports.lua)
+    [[
+    CREATE TABLE members_imports (
+      id INTEGER PRIMARY KEY,
+      columns TEXT NOT NULL,
+      note TEXT,
+      chunks INTEGER NOT NULL DEFAULT 0,
+      lines INTEGER NOT NULL DEFAULT 0,
+      created INTEGER NOT NULL DEFAULT 0,
+      updated INTEGER NOT NULL DEFAULT 0,
+      failed INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE members_import_chunks (
+      import_id INTEGER NOT NULL,
+      seq INTEGER NOT NULL,
+      first_line INTEGER NOT NULL,
+      lines INTEGER NOT NULL,
+      created INTEGER NOT NULL,
+      updated INTEGER NOT NULL,
+      failed INTEGER NOT NULL,
+      PRIMARY KEY (import_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE members_import_errors (
+      import_id INTEGER NOT NULL,
+      line INTEGER NOT NULL,
+      "column" TEXT NOT NULL,
+      message TEXT NOT NULL,
+      PRIMARY KEY (import_id, line, "column")
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
@@ -269,6 +302,27 @@ return {
       body = { type = "object", required = { "members" }, properties = {
         members = { type = "array", minItems = 1, maxItems = 10000, items = { type = "string" } },
         expires_at = { type = "integer" }, remove = { type = "boolean" } } } },
+    { method = "POST", path = "/members/imports", auth = "admin", handler = imports.create, status = 201,
+      summary = "Open a streamed CSV import: name the file's columns",
+      description = "Identity columns (at least one), writable profile fields, custom fields, "
+        .. "joined_at, tags (| separated). Then send the lines in chunks; tools/members_csv.py does.",
+      body = { type = "object", required = { "columns" }, properties = {
+        columns = { type = "array", minItems = 1, maxItems = 100, items = { type = "string" } },
+        note = { type = "string", maxLength = 200 } } } },
+    { method = "POST", path = "/members/imports/{id:int}/chunks", auth = "admin", handler = imports.chunk,
+      personal = true,
+      summary = "Apply up to 2,000 lines of an import (a chunk sent again is answered, not applied)",
+      body = { type = "object", required = { "seq", "first_line", "csv" }, properties = {
+        seq = { type = "integer", minimum = 1 }, first_line = { type = "integer", minimum = 1 },
+        csv = { type = "string" } } } },
+    { method = "GET", path = "/members/imports/{id:int}", auth = "admin", handler = imports.get,
+      summary = "An import's totals and its line errors", query = {
+        after_line = { type = "integer", description = "errors after this line" } } },
+    { method = "GET", path = "/members/export", auth = "admin", handler = imports.export, personal = true,
+      summary = "A page of members as CSV (phones masked); the first page starts with the header",
+      query = { segment = { type = "string", description = "only this segment's members" },
+                limit = { type = "integer", description = "1-5000 (default 1000)" },
+                after = PAGE.after } },
     { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get, personal = true,
       summary = "One member with tags and identities", response = MEMBER },
     { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update, personal = true,
