@@ -11,12 +11,18 @@ test_members.py - the customer pool (members plugin) on the real host.
   refused), no phone digits appear in any of them.
 - An erased member's token is refused.
 """
+import csv
+import json
+import io
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, manual_tenant, add_sku, expect_error, mint_token, run)  # noqa: E402
+from harness import (Host, manual_tenant, add_sku, expect_error, mint_token, api_key,  # noqa: E402
+                     SRC, run)
 
 DAY = 86400
 PAY_SECRET = "members-e2e-payment-secret-0123456789"
@@ -31,6 +37,7 @@ def pool(tid):
 T_LOGIN = pool("login")
 T_MERGE = pool("merge")
 T_PII = pool("pii")
+T_CSV = pool("csv")
 
 H = None
 
@@ -38,7 +45,7 @@ H = None
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T_LOGIN, T_MERGE, T_PII], name="members").start()
+        H = Host(tenants=[T_LOGIN, T_MERGE, T_PII, T_CSV], name="members").start()
     return H
 
 
@@ -183,6 +190,45 @@ def test_an_erased_member_is_refused():
     # a token minted for the id elsewhere is refused too: the id names nobody now
     tok = mint_token(t, m["member"]["id"], ttl=DAY)
     expect_error(h.get("/v1/pii/members/me", headers=bearer(tok)), 401, "member_erased")
+
+
+def members_csv(h, t, *args):
+    tool = os.path.join(SRC, "tools", "members_csv.py")
+    return subprocess.run([sys.executable, tool, *args, "--url", "http://127.0.0.1:%d" % h.port,
+                           "--tenant", t["id"], "--key", api_key(t)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_csv_tool_imports_a_file_twice_and_exports_it():
+    h, t = host(), T_CSV
+    rows = 5000
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", delete=False) as f:
+        w = csv.writer(f)
+        w.writerow(["unionid", "phone", "nickname", "city", "tags"])
+        for i in range(rows):
+            w.writerow(["u%05d" % i, "1370000%04d" % i, "名字, %d" % i, "上海" if i % 2 else "杭州",
+                        "导入|vip" if i % 10 == 0 else "导入"])
+        w.writerow(["bad id!", "", "x", "", ""])
+        path = f.name
+    try:
+        first = members_csv(h, t, "import", path)
+        assert first.returncode == 1, (first.stdout, first.stderr[-2000:])  # one refused line
+        totals = json.loads(first.stdout)
+        assert (totals["lines"], totals["created"], totals["failed"]) == (rows + 1, rows, 1), totals
+        assert "line %d: unionid" % (rows + 2) in first.stderr, first.stderr[-500:]
+        again = json.loads(members_csv(h, t, "import", path).stdout)
+        assert (again["created"], again["updated"]) == (0, rows), again
+    finally:
+        os.unlink(path)
+    out = members_csv(h, t, "export")
+    assert out.returncode == 0, out.stderr
+    back = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert len(back) == rows, len(back)
+    assert back[7]["nickname"] == "名字, 7" and back[7]["phone"] == "137****0007", back[7]
+    assert sum(1 for r in back if "vip" in r["tags"].split("|")) == rows // 10
+    h.admin("POST", "/members/segments", t, {"name": "hz", "rule": {"field": "city", "op": "eq", "value": "杭州"}})
+    seg = list(csv.DictReader(io.StringIO(members_csv(h, t, "export", "--segment", "hz").stdout)))
+    assert len(seg) == rows // 2, len(seg)
 
 
 def teardown():

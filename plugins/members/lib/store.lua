@@ -89,7 +89,7 @@ end
 function store.create(now)
   -- one statement in the common case (an import makes a million of them)
   local r = tp.db.one([[INSERT INTO members_members (n, id, joined_at, updated_at)
-    SELECT k, 'm' || k, ?1, ?1 FROM (SELECT coalesce(max(n), 0) + 1 AS k FROM members_members)
+    SELECT k, 'm' || k, ?1, ?1 FROM (SELECT coalesce((SELECT max(n) FROM members_members), 0) + 1 AS k)
     WHERE true ON CONFLICT (id) DO NOTHING RETURNING n]], now)
   if r then return store.by_n(r.n) end
   -- "m<n>" is a user id that arrived by token: skip over it
