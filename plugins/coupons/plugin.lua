@@ -11,22 +11,31 @@
 --   POST  /coupons/templates                    create          -> 201 CouponTemplate
 --   GET   /coupons/templates?status=&limit=&after=                -> {items, next_after}
 --   GET   /coupons/templates/{id}                                 -> CouponTemplate (with counts)
---   PATCH /coupons/templates/{id}               name, status, claim_ends_at, total_quantity, audience
+--   PATCH /coupons/templates/{id}               name, status, claim_ends_at, total_quantity,
+--                                               audience (with segment or tag)
 --   POST  /coupons/templates/{id}/issue {users} targeted issue  -> {issued, skipped, coupons}
 --   GET   /coupons/templates/{id}/coupons?state=&limit=&after=    -> {items, next_after}
+--   GET   /coupons/drops?template_id=&limit=&after=               -> {items, next_after}
+--   GET   /coupons/drops/{id}                   a segment drop's progress -> CouponDrop
+--   POST  /coupons/drops/{id}/resume            a stopped drop goes on     -> CouponDrop
 -- User routes (/v1/{tenant}, bearer token):
 --   GET   /coupons/claimable?limit=&after=      (auth optional) -> {items, next_after}
 --   POST  /coupons/templates/{id}/claim                         -> 201 Coupon
 --   GET   /coupons/mine?state=&limit=&after=                    -> {items, next_after}
 -- Exports (tp.call("coupons", name, ...)): quote, lock, unlock, consume, relock
 -- (see lib/redeem.lua); issue (lib/issue.lua: the targeted issue for other
--- plugins); campaign_apply, campaign_withdraw (lib/campaign.lua; README).
+-- plugins); drop (lib/drops.lua: one coupon to every member of a segment, a
+-- slice per job run); campaign_apply, campaign_withdraw (lib/campaign.lua);
+-- member_merge, member_unmerge (lib/merge.lua). README has them all.
 
 local templates = require("lib.templates")
 local coupons = require("lib.coupons")
 local issue = require("lib.issue")
 local redeem = require("lib.redeem")
 local campaign = require("lib.campaign")
+local audience = require("lib.audience")
+local drops = require("lib.drops")
+local merge = require("lib.merge")
 
 -- ---- route docs (OpenAPI)
 
@@ -44,8 +53,14 @@ local TEMPLATE = { type = "object", description = "a coupon template (CouponTemp
     scope = { type = "string", enum = { "all", "products", "exclude" } },
     product_ids = { type = "array", items = { type = "integer" } },
     status = { type = "string", enum = { "active", "paused" } },
-    audience = { type = "string", enum = { "public", "issue_only" } },
+    audience = { type = "string", enum = { "public", "issue_only", "segment", "tag" } },
+    segment = { type = "string", description = "audience segment: the members plugin's segment" },
+    tag = { type = "string", description = "audience tag: the members plugin's tag" },
   } }
+
+local AUDIENCE_DOC = "public (default): listed as claimable and claimed by anyone; issue_only: "
+  .. "given only by an issue or a campaign's drop; segment / tag: listed to and claimed by the "
+  .. "members of the members plugin's segment / carrying its tag (give segment / tag)"
 
 local TEMPLATE_BODY = { type = "object", required = { "name", "kind", "total_quantity" },
   properties = {
@@ -65,10 +80,24 @@ local TEMPLATE_BODY = { type = "object", required = { "name", "kind", "total_qua
     scope = { type = "string", enum = { "all", "products", "exclude" } },
     product_ids = { type = "array", items = { type = "integer", minimum = 1 } },
     status = { type = "string", enum = { "active", "paused" } },
-    audience = { type = "string", enum = { "public", "issue_only" },
-                 description = "public (default): listed as claimable and claimed by anyone; "
-                   .. "issue_only: given only by an issue or a campaign's drop" },
+    audience = { type = "string", enum = { "public", "issue_only", "segment", "tag" },
+                 description = AUDIENCE_DOC },
+    segment = { type = "string", maxLength = 64, description = "audience segment: a segment's name" },
+    tag = { type = "string", maxLength = 64, description = "audience tag: a tag's name" },
   } }
+
+local DROP = { type = "object", description = "a segment drop (CouponDrop)", properties = {
+  id = { type = "integer" }, ref = { type = "string" }, template_id = { type = "integer" },
+  segment = { type = "string" }, state = { type = "string", enum = { "running", "done", "stopped" } },
+  members_at_start = { type = "integer" }, issued = { type = "integer" },
+  skipped = { type = "integer", description = "members already at per_user_limit" },
+  reached = { type = "integer", description = "issued + skipped" }, runs = { type = "integer" },
+  stop = { type = "object", description = "why a stopped drop stopped", properties = {
+    reason = { type = "string", enum = { "sold_out", "paused", "expired", "segment_not_found",
+                                         "template_not_found" } },
+    message = { type = "string" } } },
+  started_at = { type = "integer" }, updated_at = { type = "integer" }, finished_at = { type = "integer" },
+} }
 
 local COUPON = { type = "object", description = "a coupon (Coupon), with its template's terms",
   properties = {
@@ -95,9 +124,19 @@ local function state_query(max)
   }
 end
 
----GET /coupons/claimable?limit=&after= : active public templates whose claim window is open now,
----that still have quantity and whose coupons are not already expired. With a user, each
----item also says how many that user holds (claimed) and whether they may claim one now.
+local CLAIMABLE = "SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
+  WHERE status = 'active' AND audience IN (:public, :segment, :tag) AND issued < total_quantity
+    AND (claim_starts_at IS NULL OR claim_starts_at <= :now)
+    AND (claim_ends_at IS NULL OR claim_ends_at > :now)
+    AND (valid_until IS NULL OR valid_until > :now)
+    AND id > :after
+  ORDER BY id LIMIT :limit]]
+
+---GET /coupons/claimable?limit=&after= : active templates the caller is in the audience of
+---(public ones; with a user, also those of a segment or tag the user is in) whose claim window
+---is open now, that still have quantity and whose coupons are not already expired. With a
+---user, each item also says how many that user holds (claimed) and whether they may claim
+---one now.
 local function claimable(req)
   local q = req.query
   local limit = math.tointeger(tonumber(q.limit or "50"))
@@ -107,13 +146,24 @@ local function claimable(req)
   end
   if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a template id") end
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
-    WHERE status = 'active' AND audience = 'public' AND issued < total_quantity
-      AND (claim_starts_at IS NULL OR claim_starts_at <= :now)
-      AND (claim_ends_at IS NULL OR claim_ends_at > :now)
-      AND (valid_until IS NULL OR valid_until > :now)
-      AND id > :after
-    ORDER BY id LIMIT :limit]], { now = now, after = after, limit = limit })
+  -- a segment or tag template the user is not in is passed over: read on until the page is full
+  local q_args = { now = now, after = after, limit = limit, public = "public",
+                   segment = req.user and "segment" or "public", tag = req.user and "tag" or "public" }
+  local rows, last = {}, true
+  repeat
+    local batch = tp.db.query(CLAIMABLE, q_args)
+    last = #batch < limit
+    for _, r in ipairs(batch) do
+      q_args.after = r.id
+      if audience.admits(r, req.user) then
+        rows[#rows + 1] = r
+        if #rows == limit then
+          last = last and r.id == batch[#batch].id
+          break
+        end
+      end
+    end
+  until #rows == limit or last
   local items = templates.shape_all(rows, false)
   if req.user then
     local day = issue.local_day(now)
@@ -125,12 +175,12 @@ local function claimable(req)
         (t.per_user_daily_limit == nil or h.today < t.per_user_daily_limit)
     end
   end
-  return 200, { items = items, next_after = #items == limit and items[#items].id or nil }
+  return 200, { items = items, next_after = not last and q_args.after or nil }
 end
 
 return {
   name = "coupons",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -214,6 +264,61 @@ return {
     -- who may take a template's coupons: public (claim) or issue_only (issue, drops);
     -- checked in lib/templates.lua (a CHECK here would need PRAGMA quick_check)
     [[ALTER TABLE coupons_templates ADD COLUMN audience TEXT NOT NULL DEFAULT 'public']],
+    -- 1.3.0: audience segment / tag (the members plugin's names); segment drops
+    -- (lib/drops.lua): a coupon of a drop names it, once per user; merging
+    -- members (lib/merge.lua): coupons and locks are found by user, and each
+    -- merge is recorded with what it moved, for the undo
+    [[
+    ALTER TABLE coupons_templates ADD COLUMN segment TEXT;
+    ALTER TABLE coupons_templates ADD COLUMN tag TEXT;
+    -- cursor: the member number the walk has passed (the members plugin's page)
+    CREATE TABLE coupons_drops (
+      id INTEGER PRIMARY KEY,
+      ref TEXT NOT NULL UNIQUE,
+      template_id INTEGER NOT NULL REFERENCES coupons_templates(id),
+      segment TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('running', 'done', 'stopped')),
+      cursor INTEGER NOT NULL DEFAULT 0,
+      issued INTEGER NOT NULL DEFAULT 0,
+      skipped INTEGER NOT NULL DEFAULT 0,
+      runs INTEGER NOT NULL DEFAULT 0,
+      members_at_start INTEGER,
+      stop_reason TEXT,
+      stop_message TEXT,
+      started_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      finished_at INTEGER
+    );
+    -- members a drop reached at per_user_limit: counted once however often walked
+    CREATE TABLE coupons_drop_skips (
+      drop_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      PRIMARY KEY (drop_id, user)
+    ) WITHOUT ROWID;
+    ALTER TABLE coupons_coupons ADD COLUMN drop_id INTEGER;
+    CREATE UNIQUE INDEX coupons_coupons_drop ON coupons_coupons(drop_id, user) WHERE drop_id IS NOT NULL;
+    CREATE INDEX coupons_orders_user ON coupons_orders(user);
+    CREATE TABLE coupons_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    -- kind coupon: row_id a coupon; seq, day_seq, drop_id its values under from,
+    -- new_*: under into. kind order: row_id an order of coupons_orders
+    CREATE TABLE coupons_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('coupon', 'order')),
+      row_id NOT NULL,
+      seq INTEGER,
+      day_seq INTEGER,
+      drop_id INTEGER,
+      new_seq INTEGER,
+      new_day_seq INTEGER,
+      new_drop_id INTEGER,
+      PRIMARY KEY (merge_id, kind, row_id)
+    );
+    ]],
   },
   routes = {
     { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,
@@ -235,15 +340,18 @@ return {
     { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin",
       handler = templates.update,
       summary = "Change a template's name, status, claim_ends_at (null: no end), total_quantity "
-        .. "or audience",
+        .. "or audience (with its segment or tag)",
       description = "total_quantity may go up, or down to the number issued but never below it "
-        .. "(409 quantity_below_issued). Other fields cannot change.",
+        .. "(409 quantity_below_issued). A segment or tag is checked with the members plugin "
+        .. "(400 invalid_field naming it). Other fields cannot change.",
       body = { type = "object", properties = {
         name = { type = "string", minLength = 1, maxLength = 100 },
         status = { type = "string", enum = { "active", "paused" } },
         claim_ends_at = { type = "integer", nullable = true },
         total_quantity = { type = "integer", minimum = 1 },
-        audience = { type = "string", enum = { "public", "issue_only" } } } },
+        audience = { type = "string", enum = { "public", "issue_only", "segment", "tag" },
+                     description = AUDIENCE_DOC },
+        segment = { type = "string", maxLength = 64 }, tag = { type = "string", maxLength = 64 } } },
       response = TEMPLATE },
     { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
       handler = issue.targeted,
@@ -265,10 +373,27 @@ return {
       handler = coupons.of_template,
       summary = "Every coupon of a template, a page at a time",
       query = state_query(1000), response = page_of(COUPON) },
+    { method = "GET", path = "/coupons/drops", auth = "admin", handler = drops.list,
+      summary = "Segment drops (a campaign's coupon_drop { segment = ... }), oldest first",
+      query = {
+        template_id = { type = "integer", description = "only this template's" },
+        limit = { type = "integer", description = "1-200 (default 50)" },
+        after = { type = "integer", description = "next_after of the previous page" },
+      },
+      response = page_of(DROP) },
+    { method = "GET", path = "/coupons/drops/{id:int}", auth = "admin", handler = drops.get,
+      summary = "A segment drop: running, done or stopped (with why), and how many it reached",
+      response = DROP },
+    { method = "POST", path = "/coupons/drops/{id:int}/resume", auth = "admin", handler = drops.resume,
+      summary = "Resume a stopped segment drop from where it stopped",
+      description = "After raising the template's total_quantity, say. Members already reached "
+        .. "get no second coupon. 409 drop_not_stopped for a drop that runs or is done.",
+      response = DROP },
     { method = "GET", path = "/coupons/claimable", auth = "optional", handler = claimable,
       summary = "Templates a user can claim now: active, window open, quantity left",
-      description = "With a token, each item also has claimed (how many the user holds) and "
-        .. "can_claim.",
+      description = "Anonymous callers see public templates; with a token, also the templates of "
+        .. "a segment or tag the user is in, and each item has claimed (how many the user holds) "
+        .. "and can_claim.",
       query = {
         limit = { type = "integer", description = "1-200 (default 50)" },
         after = { type = "integer", description = "next_after of the previous page" },
@@ -279,7 +404,8 @@ return {
       summary = "Claim one coupon of a template (领券)",
       description = "409 not_claimable (details.reason paused, not_started, ended or expired), "
         .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone); "
-        .. "403 issue_only for a template the brand only gives out (an issue or a drop).",
+        .. "403 issue_only for a template the brand only gives out (an issue or a drop); 403 "
+        .. "not_in_audience for a segment or tag template the user is not in.",
       response = COUPON },
     { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine,
       summary = "The caller's own coupons", query = state_query(200), response = page_of(COUPON) },
@@ -291,7 +417,13 @@ return {
     consume = redeem.consume,
     relock = redeem.relock,
     issue = issue.export,
+    drop = drops.start,
     campaign_apply = campaign.apply,
     campaign_withdraw = campaign.withdraw,
+    member_merge = merge.member_merge,
+    member_unmerge = merge.member_unmerge,
+  },
+  jobs = {
+    [drops.JOB] = drops.slice,
   },
 }

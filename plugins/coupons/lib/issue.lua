@@ -5,11 +5,14 @@
 -- Two guards keep the counts right on any store, not only on tidepool's
 -- single writer: the template's counter moves with a conditional update
 -- (issued < total_quantity), and every coupon row carries its user's
--- sequence number for the template (1..per_user_limit) and for the local day,
--- both UNIQUE, so two racing claims of one user cannot both land.
+-- sequence number for the template and for the local day (the next after the
+-- highest the user holds), both UNIQUE, so two racing claims of one user
+-- cannot both land. The limits count coupons, never sequence numbers: a merge
+-- undone (lib/merge.lua) may leave gaps in a user's numbers.
 
 local check = require("tp.check")
 local coupons = require("lib.coupons")
+local audience = require("lib.audience")
 
 local issue = {}
 
@@ -42,27 +45,50 @@ function issue.closed_reason(t, now, window)
   return nil
 end
 
----How many coupons of template t user holds in all and on day.
----@return integer total, integer today
-local function held(template_id, user, day)
-  local r = tp.db.one([[SELECT count(*) AS n, coalesce(sum(claim_day = ?), 0) AS today
-    FROM coupons_coupons WHERE template_id = ? AND user = ?]], day, template_id, user)
-  return r.n, r.today
+---@class CouponHolding what one user holds of one template
+---@field n integer coupons in all (what per_user_limit counts)
+---@field today integer coupons of the local day (what per_user_daily_limit counts)
+---@field seq integer the sequence number the next coupon takes
+---@field day_seq integer the day's sequence number the next coupon takes
+---@field in_drop integer 1 if one of them came from segment drop drop_id
+
+---What user holds of template template_id, on day and from drop drop_id (nil: none).
+---@param template_id integer
+---@param user string
+---@param day string
+---@param drop_id integer|nil
+---@return CouponHolding
+function issue.holding(template_id, user, day, drop_id)
+  return tp.db.one([[SELECT count(*) AS n, coalesce(sum(claim_day = ?1), 0) AS today,
+      coalesce(max(seq), 0) + 1 AS seq,
+      coalesce(max(CASE WHEN claim_day = ?1 THEN day_seq END), 0) + 1 AS day_seq,
+      coalesce(max(drop_id = ?4), 0) AS in_drop
+    FROM coupons_coupons WHERE template_id = ?2 AND user = ?3]], day, template_id, user, drop_id)
 end
 
----Writes one coupon of template t for user (the counter has been moved already);
----issued_for is what an export's caller said the issue was for (else nil).
----Returns its id, or nil if a coupon with the same sequence numbers exists.
+---Writes one coupon of template t for user h (its holding) says it takes (the
+---counter has been moved already); issued_for is what an export's caller said
+---the issue was for (else nil), drop_id the segment drop that gives it.
+---Returns its id, or nil if a coupon with the same numbers (or of the same
+---drop for the same user) exists.
+---@param t table the template's row
+---@param user string
+---@param source "claim"|"issue"
+---@param now integer
+---@param day string
+---@param h CouponHolding
+---@param issued_for string|nil
+---@param drop_id integer|nil
 ---@return integer|nil
-local function insert_coupon(t, user, source, now, day, seq, day_seq, issued_for)
+function issue.insert_coupon(t, user, source, now, day, h, issued_for, drop_id)
   local from, till = t.valid_from, t.valid_until
   if t.valid_days then from, till = now, now + t.valid_days * 86400 end
   local row = tp.db.one([[
     INSERT INTO coupons_coupons (template_id, user, seq, claim_day, day_seq, source, claimed_at,
-      valid_from, valid_until, state, issued_for)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unused', ?)
+      valid_from, valid_until, state, issued_for, drop_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unused', ?, ?)
     ON CONFLICT DO NOTHING RETURNING id]],
-    t.id, user, seq, day, day_seq, source, now, from, till, issued_for)
+    t.id, user, h.seq, day, h.day_seq, source, now, from, till, issued_for, drop_id)
   return row and row.id
 end
 
@@ -70,23 +96,26 @@ end
 function issue.claim(req)
   local user, now = req.user, tp.now()
   local t = tp.db.one([[SELECT id, status, claim_starts_at, claim_ends_at, valid_from, valid_until,
-    valid_days, per_user_limit, per_user_daily_limit, audience FROM coupons_templates WHERE id = ?]],
-    req.params.id)
+    valid_days, per_user_limit, per_user_daily_limit, audience, segment, tag FROM coupons_templates
+    WHERE id = ?]], req.params.id)
   if not t then tp.fail(404, "template_not_found", "no such coupon template") end
-  if t.audience ~= "public" then
+  if t.audience == "issue_only" then
     tp.fail(403, "issue_only", "this coupon is not claimed: the brand gives it to the customers it chooses")
+  end
+  if not audience.admits(t, user) then
+    tp.fail(403, "not_in_audience", "this coupon is for selected customers only")
   end
   local reason, message = issue.closed_reason(t, now, true)
   if reason then tp.fail(409, "not_claimable", message, { reason = reason }) end
 
   -- limits first, then the reservation (a refused claim never touches the counter)
   local day = issue.local_day(now)
-  local total, today = held(t.id, user, day)
-  if total >= t.per_user_limit then
+  local h = issue.holding(t.id, user, day)
+  if h.n >= t.per_user_limit then
     tp.fail(409, "limit_reached", ("at most %d of this coupon per user"):format(t.per_user_limit),
-      { per_user_limit = t.per_user_limit, held = total })
+      { per_user_limit = t.per_user_limit, held = h.n })
   end
-  if t.per_user_daily_limit and today >= t.per_user_daily_limit then
+  if t.per_user_daily_limit and h.today >= t.per_user_daily_limit then
     tp.fail(409, "daily_limit_reached",
       ("at most %d of this coupon per user per day"):format(t.per_user_daily_limit),
       { per_user_daily_limit = t.per_user_daily_limit, day = day })
@@ -94,7 +123,7 @@ function issue.claim(req)
   local changed = tp.db.exec([[UPDATE coupons_templates SET issued = issued + 1
     WHERE id = ? AND issued < total_quantity]], t.id)
   if changed ~= 1 then tp.fail(409, "sold_out", "all of this coupon have been claimed") end
-  local id = insert_coupon(t, user, "claim", now, day, total + 1, today + 1)
+  local id = issue.insert_coupon(t, user, "claim", now, day, h)
   if not id then  -- another writer took the same sequence number: undo, as a limit
     tp.fail(409, "limit_reached", "this user's claim raced another one", { per_user_limit = t.per_user_limit })
   end
@@ -141,11 +170,11 @@ function issue.to_users(id, users, issued_for)
   local day = issue.local_day(now)
   local to_issue, skipped = {}, tp.json.array()
   for _, u in ipairs(users) do
-    local total, today = held(t.id, u, day)
-    if total >= t.per_user_limit then
+    local h = issue.holding(t.id, u, day)
+    if h.n >= t.per_user_limit then
       skipped[#skipped + 1] = { user = u, reason = "limit_reached" }
     else
-      to_issue[#to_issue + 1] = { user = u, seq = total + 1, day_seq = today + 1 }
+      to_issue[#to_issue + 1] = { user = u, holding = h }
     end
   end
   local remaining = t.total_quantity - t.issued
@@ -163,7 +192,7 @@ function issue.to_users(id, users, issued_for)
         { needed = #to_issue })
     end
     for _, d in ipairs(to_issue) do
-      local cid = insert_coupon(t, d.user, "issue", now, day, d.seq, d.day_seq, issued_for)
+      local cid = issue.insert_coupon(t, d.user, "issue", now, day, d.holding, issued_for)
       if not cid then  -- a racing writer: the whole batch is undone
         tp.fail(409, "issue_conflict", "a coupon of user " .. d.user .. " was issued meanwhile; retry",
           { user = d.user })

@@ -3,10 +3,11 @@
 -- validation, storage and the JSON shape.
 
 local check = require("tp.check")
+local audience = require("lib.audience")
 
 ---@alias CouponKind "fixed"|"percent"|"threshold"
 ---@alias CouponScope "all"|"products"|"exclude"
----@alias CouponAudience "public"|"issue_only"
+---@alias CouponAudience "public"|"issue_only"|"segment"|"tag"
 
 ---A coupon template as the admin API shows it. Fields that do not apply are absent.
 ---@class CouponTemplate
@@ -30,7 +31,9 @@ local check = require("tp.check")
 ---@field scope CouponScope
 ---@field product_ids integer[] products of scope "products" / "exclude" (empty for "all")
 ---@field status "active"|"paused"
----@field audience CouponAudience who may take one: anyone who claims it, or only those the brand issues it to
+---@field audience CouponAudience who may take one: anyone who claims it, only those the brand issues it to, or the members of a segment or tag who claim it (lib/audience.lua)
+---@field segment string? audience segment: the members plugin's segment
+---@field tag string? audience tag: the members plugin's tag
 ---@field created_at integer
 ---@field updated_at integer
 ---@field counts {total: integer, unused: integer, locked: integer, used: integer, expired: integer}? admin reads only
@@ -45,18 +48,18 @@ local MAX_PRODUCT_ID = 9007199254740991  -- 2^53 - 1
 templates.KINDS = { fixed = true, percent = true, threshold = true }
 templates.SCOPES = { all = true, products = true, exclude = true }
 templates.STATUSES = { active = true, paused = true }
--- public: listed by GET /coupons/claimable and claimed by anyone; issue_only:
--- given only by an issue (an operator's targeted issue, a campaign's drop)
-templates.AUDIENCES = { public = true, issue_only = true }
+-- public, issue_only, segment, tag (lib/audience.lua)
+templates.AUDIENCES = audience.KINDS
 
 local CREATE_FIELDS = {
   name = true, kind = true, amount_off_fen = true, percent_off = true, max_discount_fen = true,
   min_spend_fen = true, claim_starts_at = true, claim_ends_at = true, valid_from = true,
   valid_until = true, valid_days = true, total_quantity = true, per_user_limit = true,
   per_user_daily_limit = true, scope = true, product_ids = true, status = true, audience = true,
+  segment = true, tag = true,
 }
 local PATCH_FIELDS = { name = true, status = true, claim_ends_at = true, total_quantity = true,
-  audience = true }
+  audience = true, segment = true, tag = true }
 
 -- the discount fields each kind takes; the others are refused
 local KIND_FIELDS = {
@@ -75,7 +78,7 @@ end
 
 templates.COLUMNS = [[id, name, kind, amount_off_fen, percent_off, max_discount_fen, min_spend_fen,
   claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days, total_quantity, issued,
-  per_user_limit, per_user_daily_limit, scope, status, audience, created_at, updated_at]]
+  per_user_limit, per_user_daily_limit, scope, status, audience, segment, tag, created_at, updated_at]]
 
 -- ---- reads
 
@@ -273,6 +276,7 @@ local function check_new(body, now, current)
 
   t.status = check.enum(b.status, "status", templates.STATUSES, true) or "active"
   t.audience = check.enum(b.audience, "audience", templates.AUDIENCES, true) or "public"
+  t.segment, t.tag = audience.check(t.audience, b.segment, b.tag)
   return t, product_ids
 end
 
@@ -289,10 +293,10 @@ local function insert(t, product_ids, now)
     INSERT INTO coupons_templates (name, kind, amount_off_fen, percent_off, max_discount_fen,
       min_spend_fen, claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days,
       total_quantity, issued, per_user_limit, per_user_daily_limit, scope, status, audience,
-      created_at, updated_at)
+      segment, tag, created_at, updated_at)
     VALUES (:name, :kind, :amount_off_fen, :percent_off, :max_discount_fen, :min_spend_fen,
       :claim_starts_at, :claim_ends_at, :valid_from, :valid_until, :valid_days, :total_quantity,
-      0, :per_user_limit, :per_user_daily_limit, :scope, :status, :audience, :now, :now)
+      0, :per_user_limit, :per_user_daily_limit, :scope, :status, :audience, :segment, :tag, :now, :now)
     RETURNING id]], t)
   for _, pid in ipairs(product_ids) do
     tp.db.exec("INSERT INTO coupons_template_products (template_id, product_id) VALUES (?, ?)",
@@ -307,7 +311,9 @@ end
 ---@field total_quantity integer?
 ---@field claim_ends_at integer?
 ---@field set_claim_ends_at boolean? write claim_ends_at even when nil (no end)
----@field audience string?
+---@field audience string? with segment and tag: all three are written (nil clears)
+---@field segment string?
+---@field tag string?
 
 ---Changes template current (its row) by c, after checking it against what
 ---cannot move: the claim window's end stays after its start, total_quantity
@@ -332,9 +338,31 @@ function templates.change(current, c)
   if c.set_claim_ends_at then
     tp.db.exec("UPDATE coupons_templates SET claim_ends_at = ? WHERE id = ?", ends, id)
   end
+  if c.audience then
+    tp.db.exec("UPDATE coupons_templates SET audience = ?, segment = ?, tag = ? WHERE id = ?",
+      c.audience, c.segment, c.tag, id)
+  end
   tp.db.exec([[UPDATE coupons_templates SET name = coalesce(?, name), status = coalesce(?, status),
-    audience = coalesce(?, audience), updated_at = ? WHERE id = ?]], c.name, c.status, c.audience,
-    tp.now(), id)
+    updated_at = ? WHERE id = ?]], c.name, c.status, tp.now(), id)
+end
+
+---The audience a PATCH body leaves template current with: nil when the body
+---names none of audience, segment and tag; else the audience (the body's or
+---the current one) with its segment or tag (the body's, else the current
+---one's while the audience stays), checked against the members plugin.
+---@param current table
+---@param body table
+---@return string|nil audience, string|nil segment, string|nil tag
+local function patched_audience(current, body)
+  local kind = check.enum(check.present(body.audience), "audience", templates.AUDIENCES, true)
+  local segment, tag = check.present(body.segment), check.present(body.tag)
+  if kind == nil and segment == nil and tag == nil then return nil end
+  if kind == nil or kind == current.audience then
+    kind = current.audience
+    if kind == "segment" and segment == nil then segment = current.segment end
+    if kind == "tag" and tag == nil then tag = current.tag end
+  end
+  return kind, audience.check(kind, segment, tag)
 end
 
 ---POST /coupons/templates (admin) -> 201 CouponTemplate
@@ -345,7 +373,7 @@ function templates.create(req)
 end
 
 ---PATCH /coupons/templates/{id} {name?, status?, claim_ends_at? (null: no end), total_quantity?,
----audience?}
+---audience?, segment?, tag?}
 ---(admin). total_quantity may go up, or down to the number already issued, never below.
 function templates.update(req)
   local id = req.params.id
@@ -353,11 +381,13 @@ function templates.update(req)
   local current = templates.row(id)
   if not current then tp.fail(404, "template_not_found", "no such coupon template") end
   check.only(body, PATCH_FIELDS,
-    "cannot be changed (a template's name, status, claim_ends_at, total_quantity and audience can)")
+    "cannot be changed (a template's name, status, claim_ends_at, total_quantity and audience "
+      .. "with its segment or tag can)")
   if next(body) == nil then
     tp.fail(400, "invalid_body",
       "nothing to change: give name, status, claim_ends_at, total_quantity or audience")
   end
+  local kind, segment, tag = patched_audience(current, body)
   -- a JSON null counts as absent, but for claim_ends_at, where it removes the end
   templates.change(current, {
     name = check.text(check.present(body.name), "name", 100, true),
@@ -365,7 +395,7 @@ function templates.update(req)
     claim_ends_at = check.epoch(check.present(body.claim_ends_at), "claim_ends_at", true),
     set_claim_ends_at = body.claim_ends_at ~= nil,
     total_quantity = check.integer(check.present(body.total_quantity), "total_quantity", 1, MAX_QUANTITY, true),
-    audience = check.enum(check.present(body.audience), "audience", templates.AUDIENCES, true),
+    audience = kind, segment = segment, tag = tag,
   })
   return 200, templates.load(id)
 end
@@ -411,7 +441,8 @@ function templates.apply(current, settings)
   end
   same_products(current.id, product_ids)
   templates.change(current, { name = t.name, status = t.status, total_quantity = t.total_quantity,
-    claim_ends_at = t.claim_ends_at, set_claim_ends_at = true, audience = t.audience })
+    claim_ends_at = t.claim_ends_at, set_claim_ends_at = true, audience = t.audience,
+    segment = t.segment, tag = t.tag })
   return current.id
 end
 

@@ -1,0 +1,134 @@
+---@diagnostic disable: undefined-global
+-- coupons/lib/merge.lua: merging members (README "Merging members"). The
+-- members plugin merges the younger member id `from` into the survivor
+-- `into` and calls member_merge inside its transaction; an operator's undo
+-- calls member_unmerge.
+--
+-- coupons keeps two things per person: coupons (coupons_coupons.user) and the
+-- coupon each order locked (coupons_orders.user). A merge moves every one of
+-- from's to into, so into holds what both held and per_user_limit (and the
+-- daily limit) counts all of it: a person who took 1 of a limit-1 coupon as
+-- `from` cannot take another as `into`. Nothing is lost or voided.
+--
+-- Collisions. A coupon's numbers are per user: seq (the user's n-th coupon of
+-- the template) and day_seq (the n-th of that day) are UNIQUE with the
+-- template and user, and a segment drop's coupon is UNIQUE with its drop and
+-- user. from's coupons of a template take the numbers after into's, in their
+-- own order (into's 1, 2 stay; from's 1 becomes 3). When both were given a
+-- coupon of the same segment drop (two members then, one person now), into
+-- keeps both coupons; from's no longer counts as the drop's (drop_id cleared)
+-- so the drop's one-per-member rule holds for the survivor.
+--
+-- coupons_merge_moves records every row moved with its numbers under from,
+-- so member_unmerge gives back exactly those rows with exactly those numbers.
+
+local check = require("tp.check")
+local issue = require("lib.issue")
+
+local merge = {}
+
+---400 invalid_merge unless from and into are two different user ids and
+---merge_id a positive integer.
+local function check_args(from, into, merge_id)
+  if not (check.is_user_id(from) and check.is_user_id(into)) then
+    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'",
+      { from = type(from) == "string" and from or nil, into = type(into) == "string" and into or nil })
+  end
+  if from == into then
+    tp.fail(400, "invalid_merge", "a member cannot be merged into itself", { from = from, into = into })
+  end
+  if math.type(merge_id) ~= "integer" or merge_id < 1 then
+    tp.fail(400, "invalid_merge", "merge_id must be a positive integer", { from = from, into = into })
+  end
+end
+
+---The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
+local function recorded(from, into, merge_id)
+  local m = tp.db.one("SELECT from_user, into_user FROM coupons_merges WHERE merge_id = ?", merge_id)
+  if m and (m.from_user ~= from or m.into_user ~= into) then
+    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
+      { merge_id = merge_id })
+  end
+  return m
+end
+
+---Moves every coupon and coupon lock of `from` to `into` and records what
+---moved. Idempotent: a merge_id already recorded does nothing.
+---@param from string   the younger member id, merged away
+---@param into string   the survivor
+---@param merge_id integer
+---@return {coupons: integer, orders: integer} moved
+function merge.member_merge(from, into, merge_id)
+  check_args(from, into, merge_id)
+  if recorded(from, into, merge_id) then return { coupons = 0, orders = 0 } end
+  tp.db.exec("INSERT INTO coupons_merges (merge_id, from_user, into_user, merged_at) VALUES (?, ?, ?, ?)",
+    merge_id, from, into, tp.now())
+
+  -- each coupon of from: its numbers now, and the ones it takes under into
+  -- (after into's highest of the template, and of the template that day)
+  tp.db.exec([[INSERT INTO coupons_merge_moves (merge_id, kind, row_id, seq, day_seq, drop_id,
+      new_seq, new_day_seq, new_drop_id)
+    SELECT ?1, 'coupon', f.id, f.seq, f.day_seq, f.drop_id,
+      coalesce((SELECT max(i.seq) FROM coupons_coupons i
+                WHERE i.template_id = f.template_id AND i.user = ?3), 0)
+        + row_number() OVER (PARTITION BY f.template_id ORDER BY f.seq),
+      coalesce((SELECT max(i.day_seq) FROM coupons_coupons i
+                WHERE i.template_id = f.template_id AND i.user = ?3 AND i.claim_day = f.claim_day), 0)
+        + row_number() OVER (PARTITION BY f.template_id, f.claim_day ORDER BY f.day_seq),
+      CASE WHEN f.drop_id IS NOT NULL AND EXISTS (SELECT 1 FROM coupons_coupons i
+             WHERE i.drop_id = f.drop_id AND i.user = ?3) THEN NULL ELSE f.drop_id END
+    FROM coupons_coupons f WHERE f.user = ?2]], merge_id, from, into)
+  local coupons = tp.db.exec([[UPDATE coupons_coupons AS c SET user = ?3, seq = m.new_seq,
+      day_seq = m.new_day_seq, drop_id = m.new_drop_id
+    FROM coupons_merge_moves m
+    WHERE m.merge_id = ?1 AND m.kind = 'coupon' AND m.row_id = c.id AND c.user = ?2]],
+    merge_id, from, into)
+
+  tp.db.exec([[INSERT INTO coupons_merge_moves (merge_id, kind, row_id)
+    SELECT ?1, 'order', order_id FROM coupons_orders WHERE user = ?2]], merge_id, from)
+  local orders = tp.db.exec("UPDATE coupons_orders SET user = ? WHERE user = ?", into, from)
+  return { coupons = coupons, orders = orders }
+end
+
+---Undoes merge merge_id: the coupons and locks it moved go back to `from`
+---with the numbers they had, then the record is forgotten. What `into` did
+---since stays with `into`: its own new coupons, and a moved coupon that an
+---order of into's locked or used after the merge (it stays with that order).
+---Should from hold a number again meanwhile (an issue naming the old id), the
+---coupon takes the next free one. Unknown or undone merge_id: nothing.
+---@param from string
+---@param into string
+---@param merge_id integer
+---@return {coupons: integer, orders: integer} moved back to from
+function merge.member_unmerge(from, into, merge_id)
+  check_args(from, into, merge_id)
+  if not recorded(from, into, merge_id) then return { coupons = 0, orders = 0 } end
+
+  local orders = tp.db.exec([[UPDATE coupons_orders SET user = ?2 WHERE user = ?3 AND order_id IN
+      (SELECT row_id FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'order')]],
+    merge_id, from, into)
+  -- which moved coupons go back: still into's, and free or held by a moved order
+  local BACK = [[m.merge_id = ?1 AND m.kind = 'coupon' AND m.row_id = c.id AND c.user = ?3
+      AND (c.order_id IS NULL OR c.order_id IN
+        (SELECT o.row_id FROM coupons_merge_moves o WHERE o.merge_id = ?1 AND o.kind = 'order'))]]
+  local coupons = tp.db.exec([[UPDATE coupons_coupons AS c SET user = ?2, seq = m.seq,
+      day_seq = m.day_seq, drop_id = m.drop_id
+    FROM coupons_merge_moves m WHERE ]] .. BACK .. [[
+      AND NOT EXISTS (SELECT 1 FROM coupons_coupons x WHERE x.template_id = c.template_id AND x.user = ?2
+        AND (x.seq = m.seq OR (x.claim_day = c.claim_day AND x.day_seq = m.day_seq)))
+      AND (m.drop_id IS NULL OR NOT EXISTS (SELECT 1 FROM coupons_coupons x
+        WHERE x.drop_id = m.drop_id AND x.user = ?2))]], merge_id, from, into)
+  -- the rare rest: from holds their numbers again; they take the next free ones
+  for _, r in ipairs(tp.db.query([[SELECT c.id, c.template_id, c.claim_day, m.drop_id
+      FROM coupons_coupons c JOIN coupons_merge_moves m ON ]] .. BACK, merge_id, from, into)) do
+    local h = issue.holding(r.template_id, from, r.claim_day, r.drop_id)
+    tp.db.exec("UPDATE coupons_coupons SET user = ?, seq = ?, day_seq = ?, drop_id = ? WHERE id = ?",
+      from, h.seq, h.day_seq, h.in_drop == 0 and r.drop_id or nil, r.id)
+    coupons = coupons + 1
+  end
+  tp.db.exec("DELETE FROM coupons_merge_moves WHERE merge_id = ?", merge_id)
+  tp.db.exec("DELETE FROM coupons_merges WHERE merge_id = ?", merge_id)
+  return { coupons = coupons, orders = orders }
+end
+
+return merge
