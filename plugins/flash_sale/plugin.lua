@@ -8,7 +8,9 @@
 -- takes them again if it still can (reclaim_order). A campaign script runs
 -- sales through campaign_apply / campaign_withdraw (README "Campaigns"). When
 -- two member ids prove to be one person, member_merge folds the younger one's
--- counts into the survivor's (lib/merge.lua, README "Merging members").
+-- counts into the survivor's (lib/merge.lua, README "Merging members"). A
+-- sale may be for members only: one segment or tag of the members plugin,
+-- checked when a user buys (lib/audience.lua, README "Member-only sales").
 
 ---@class FlashSaleConfig
 ---@field unpaid_timeout_seconds integer? default unpaid timeout of a sale's orders (300)
@@ -16,13 +18,15 @@
 local check = require("tp.check")
 local money = require("tp.money")
 local window = require("lib.window")
+local audience = require("lib.audience")
 local merge = require("lib.merge")
 local campaign_items = require("tp.campaign_items")
 
 local STATUSES = { active = true, disabled = true }
 
 local SALE_COLUMNS = [[id, sku, title, price_fen, quantity, remaining, per_user_limit, per_order_limit,
-  starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, created_at, updated_at]]
+  starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, audience, created_at,
+  updated_at]]
 
 ---@class FlashSale
 ---@field id integer
@@ -35,11 +39,13 @@ local SALE_COLUMNS = [[id, sku, title, price_fen, quantity, remaining, per_user_
 ---@field starts_at integer   UTC epoch seconds
 ---@field ends_at integer
 ---@field slots string[]      daily "HH:MM-HH:MM" in the tenant's zone; empty: the whole window
+---@field audience string|nil  members only: the JSON of {segment=} or {tag=} (lib/audience.lua); nil: everyone
 
 local function shape(row, now)
   row.slots = tp.json.array(tp.json.decode(row.slots))
   row.stacks_with_coupon = row.stacks_with_coupon == 1
   row.sold = row.quantity - row.remaining
+  row.audience = audience.show(row.audience)
   local state, opens_at = window.state(row, now)
   if row.status ~= "active" then state = "disabled" end
   row.state, row.opens_at = state, opens_at
@@ -87,6 +93,12 @@ end
 local function remove_bought(sale_id, user, qty)
   tp.db.exec([[UPDATE flash_sale_buyers SET bought = max(0, bought - ?) WHERE sale_id = ? AND user = ?]],
     qty, sale_id, user)
+end
+
+---A member-only sale admits only its segment's or tag's members, judged now;
+---403 members_only for anyone else.
+local function check_audience(sale, user)
+  audience.admit(sale.audience, user, "flash sale")
 end
 
 ---Counts qty against the user's limit; 409 limit_reached if it would pass it.
@@ -143,6 +155,7 @@ local function buy(req)
   local earlier = key and replay(req.user, key, req.params.id, qty, coupon_id)
   if earlier then return 200, earlier end
   local sale = open_sale(req.params.id, qty)
+  check_audience(sale, req.user)
   count_for_user(sale, req.user, qty)
   take_units(sale, qty)
   return 201, create_order(sale, req.user, qty, key, coupon_id)
@@ -235,21 +248,21 @@ local function save(s)
       quantity = :quantity, remaining = :remaining, per_user_limit = :per_user_limit,
       per_order_limit = :per_order_limit, starts_at = :starts_at, ends_at = :ends_at, slots = :slots_json,
       unpaid_timeout_seconds = :unpaid_timeout_seconds, stacks_with_coupon = :stacks, status = :status,
-      updated_at = :now WHERE id = :id]], s)
+      audience = :audience, updated_at = :now WHERE id = :id]], s)
     return s.id
   end
   local _, id = tp.db.exec([[INSERT INTO flash_sale_sales (sku, title, price_fen, quantity, remaining,
       per_user_limit, per_order_limit, starts_at, ends_at, slots, unpaid_timeout_seconds,
-      stacks_with_coupon, status, created_at, updated_at)
+      stacks_with_coupon, status, audience, created_at, updated_at)
     VALUES (:sku, :title, :price_fen, :quantity, :quantity, :per_user_limit, :per_order_limit, :starts_at,
-      :ends_at, :slots_json, :unpaid_timeout_seconds, :stacks, :status, :now, :now)]], s)
+      :ends_at, :slots_json, :unpaid_timeout_seconds, :stacks, :status, :audience, :now, :now)]], s)
   return id
 end
 
 ---Every field of the create body; a PATCH takes the same ones (sku only unchanged).
 local FIELDS = { sku = true, title = true, price_fen = true, quantity = true, per_user_limit = true,
   per_order_limit = true, starts_at = true, ends_at = true, slots = true, unpaid_timeout_seconds = true,
-  stacks_with_coupon = true, status = true }
+  stacks_with_coupon = true, status = true, audience = true }
 
 local PATCHABLE = { "title", "price_fen", "quantity", "per_user_limit", "per_order_limit", "starts_at",
   "ends_at", "slots", "unpaid_timeout_seconds", "stacks_with_coupon", "status" }
@@ -262,7 +275,7 @@ local function with_defaults(b)
     starts_at = b.starts_at, ends_at = b.ends_at, slots = b.slots or {},
     unpaid_timeout_seconds = b.unpaid_timeout_seconds or tp.config().unpaid_timeout_seconds or 300,
     stacks_with_coupon = check.boolean(b.stacks_with_coupon, "stacks_with_coupon", false),
-    status = b.status or "active" }
+    status = b.status or "active", audience = audience.read(b.audience) }
 end
 
 ---Creates a sale from a create body; returns its id. POST /flash-sales and a
@@ -297,6 +310,11 @@ local function change(s, b, whole)
   for _, field in ipairs(PATCHABLE) do
     if b[field] ~= nil then s[field] = b[field] end
   end
+  -- the audience: a whole body's (read by with_defaults; left out: everyone),
+  -- else a PATCH's if it gives one (null: everyone); one it keeps is not
+  -- checked again, so a sale whose segment went can still be changed
+  if whole then s.audience = b.audience
+  elseif b.audience ~= nil then s.audience = audience.read(b.audience) end
   s.stacks_with_coupon = check.boolean(s.stacks_with_coupon, "stacks_with_coupon", false)
   check_sale(s)
   if s.quantity < sold then
@@ -427,11 +445,22 @@ local SALE_BODY = { type = "object", properties = {
   slots = { type = "array", items = { type = "string", example = "10:00-12:00" },
             description = "daily slots in the tenant's time zone" },
   unpaid_timeout_seconds = { type = "integer" }, stacks_with_coupon = { type = "boolean" },
-  status = { type = "string", enum = { "active", "disabled" } } } }
+  status = { type = "string", enum = { "active", "disabled" } },
+  audience = audience.schema("may buy it") } }
+
+---A sale as every read shows it, admin and public: the body's fields and what
+---the sale has come to.
+local SALE = { type = "object", properties = {
+  id = { type = "integer" }, remaining = { type = "integer", description = "units not yet reserved" },
+  sold = { type = "integer" },
+  state = { type = "string", enum = { "open", "not_started", "ended", "disabled" } },
+  opens_at = { type = "integer", description = "not_started: when it opens next" },
+  created_at = { type = "integer" }, updated_at = { type = "integer" } } }
+for field, schema in pairs(SALE_BODY.properties) do SALE.properties[field] = schema end
 
 return {
   name = "flash_sale",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "flash sales (秒杀) with their own quantity, windows, daily slots and limits",
   migrations = {
     [[
@@ -491,25 +520,37 @@ return {
       PRIMARY KEY (merge_id, kind, row_id)
     ) WITHOUT ROWID;
     ]],
+    -- member-only sales (lib/audience.lua): the JSON of {segment = name} or
+    -- {tag = name}; NULL: everyone
+    [[
+    ALTER TABLE flash_sale_sales ADD COLUMN audience TEXT;
+    ]],
   },
   routes = {
     { method = "GET", path = "/flash-sales", auth = "none", handler = list_public,
-      summary = "Flash sales open now or coming, with their state and units left" },
+      summary = "Flash sales open now or coming, with their state, units left and audience (会员专享)",
+      response = { type = "object", properties = { now = { type = "integer" }, timezone = { type = "string" },
+                                                   items = { type = "array", items = SALE } } } },
     { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
-      summary = "One flash sale" },
+      summary = "One flash sale", response = SALE },
     { method = "POST", path = "/flash-sales/{id:int}/buy", handler = buy, status = 201,
-      summary = "Buy: one transaction checks the window and limits, reserves the units and creates the order",
+      summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
+        .. "creates the order",
+      description = "403 members_only (details: the audience) when the sale is for members of a segment or "
+        .. "tag the buyer is not in; a retry with the Idempotency-Key of an accepted buy answers its order.",
       headers = { ["Idempotency-Key"] = { description = "a retried buy with the same key returns the same order" } },
       body = { type = "object", properties = { qty = { type = "integer", minimum = 1 },
                                                coupon_id = { type = "integer" } } } },
     { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
-      summary = "Create a flash sale", body = SALE_BODY },
+      summary = "Create a flash sale", body = SALE_BODY, response = SALE },
     { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
-      summary = "Change a flash sale (any field but the SKU)", body = SALE_BODY },
+      summary = "Change a flash sale (any field but the SKU; audience null: everyone)", body = SALE_BODY,
+      response = SALE },
     { method = "GET", path = "/flash-sales", auth = "admin", handler = list_admin,
-      summary = "Every flash sale with units sold" },
+      summary = "Every flash sale with units sold", response = { type = "object", properties = {
+        items = { type = "array", items = SALE }, next_after = { type = "integer" } } } },
     { method = "GET", path = "/flash-sales/{id:int}", auth = "admin", handler = get_admin,
-      summary = "One flash sale with units sold" },
+      summary = "One flash sale with units sold", response = SALE },
   },
   exports = exports,
 }
