@@ -16,6 +16,7 @@
 --   lib/activities.lua  the operator's activities
 --   lib/campaign.lua    a campaign script's activities (campaign_apply, campaign_withdraw)
 --   lib/merge.lua       two member ids found to be one person (member_merge, member_unmerge)
+--   lib/audience.lua    member-only activities: a segment or tag of the members plugin
 
 ---@class GroupBuyConfig
 ---@field group_ttl_seconds integer? default time a group stays open (86400)
@@ -23,6 +24,7 @@
 
 local check = require("tp.check")
 local activities = require("lib.activities")
+local audience = require("lib.audience")
 local campaign = require("lib.campaign")
 local closing = require("lib.closing")
 local groups = require("lib.groups")
@@ -151,7 +153,17 @@ local ACTIVITY_BODY = { type = "object", properties = {
   virtual_fill_min_percent = { type = "integer", minimum = 1, maximum = 100,
                                description = "virtual fill only if at least this % of seats are paid" },
   new_users_only = { type = "boolean", description = "joiners must never have paid an order" },
-  status = { type = "string", enum = { "active", "disabled" } } } }
+  status = { type = "string", enum = { "active", "disabled" } },
+  audience = audience.schema("may open or join its groups") } }
+
+---An activity as every read shows it, admin and public: the body's fields,
+---its phase and its groups by state.
+local ACTIVITY = { type = "object", properties = {
+  id = { type = "integer" },
+  phase = { type = "string", enum = { "not_started", "running", "ended", "disabled" } },
+  groups = { type = "object", description = "how many groups are in each state" },
+  created_at = { type = "integer" }, updated_at = { type = "integer" } } }
+for field, schema in pairs(ACTIVITY_BODY.properties) do ACTIVITY.properties[field] = schema end
 
 local GROUP_SCHEMA = { type = "object", properties = {
   id = { type = "integer" }, state = { type = "string", enum = { "pending", "open", "formed", "failed", "abandoned" } },
@@ -161,11 +173,13 @@ local GROUP_SCHEMA = { type = "object", properties = {
 local ORDER_AND_GROUP = { type = "object", properties = { order = { type = "object" }, group = GROUP_SCHEMA } }
 
 local QTY_BODY = { type = "object", properties = { qty = { type = "integer", minimum = 1 } } }
+local MEMBERS_ONLY = "403 members_only (details: the audience) when the activity is for members of a "
+  .. "segment or tag the user is not in; a retry with the Idempotency-Key of an accepted request answers its order."
 local IDEMPOTENCY = { ["Idempotency-Key"] = { description = "a retried request with the same key returns the same order" } }
 
 return {
   name = "group_buy",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
   migrations = {
     [[
@@ -279,12 +293,19 @@ return {
       PRIMARY KEY (merge_id, kind, row_id)
     ) WITHOUT ROWID;
     ]],
+    -- member-only activities (lib/audience.lua): the JSON of {segment = name}
+    -- or {tag = name}; NULL: everyone
+    [[
+    ALTER TABLE group_buy_activities ADD COLUMN audience TEXT;
+    ]],
   },
   routes = {
     { method = "GET", path = "/group-buys", auth = "none", handler = list_public,
-      summary = "Group buys running now or coming, with their phase and group counts" },
+      summary = "Group buys running now or coming, with their phase, group counts and audience (会员专享)",
+      response = { type = "object", properties = { now = { type = "integer" },
+                                                   items = { type = "array", items = ACTIVITY } } } },
     { method = "GET", path = "/group-buys/{id:int}", auth = "none", handler = get_public,
-      summary = "One group buy" },
+      summary = "One group buy", response = ACTIVITY },
     { method = "GET", path = "/group-buys/{id:int}/groups", auth = "none", handler = open_groups,
       summary = "Open groups to join (凑团): nearly full first, with seconds left",
       query = { limit = { type = "integer", description = "1-100, default 20" } },
@@ -294,22 +315,24 @@ return {
       summary = "One group: state, seats left, seconds left", response = GROUP_SCHEMA },
     { method = "POST", path = "/group-buys/{id:int}/open", handler = join.open, status = 201,
       summary = "Open a group as its leader: creates the leader's order; the group opens when it is paid",
-      headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
+      description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
     { method = "POST", path = "/group-buys/{id:int}/groups/{gid:int}/join", handler = join.join, status = 201,
       summary = "Join an open group: creates the order; the seat counts when it is paid",
-      headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
+      description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
     { method = "GET", path = "/group-buys/orders/{order_id:int}", handler = my_order,
       summary = "Where my group order stands: its state and the group it sits in" },
     { method = "POST", path = "/group-buys", auth = "admin", handler = create_activity, status = 201,
-      summary = "Create a group buy", body = ACTIVITY_BODY },
+      summary = "Create a group buy", body = ACTIVITY_BODY, response = ACTIVITY },
     { method = "PATCH", path = "/group-buys/{id:int}", auth = "admin", handler = update_activity,
       summary = "Change a group buy (any field but the SKU; opened groups keep their size and expiry)",
-      body = ACTIVITY_BODY },
+      description = "A null leader_price_fen or audience clears it.", body = ACTIVITY_BODY, response = ACTIVITY },
     { method = "GET", path = "/group-buys", auth = "admin", handler = list_admin,
       summary = "Every group buy with its group counts",
-      query = { limit = { type = "integer" }, after = { type = "integer" } } },
+      query = { limit = { type = "integer" }, after = { type = "integer" } },
+      response = { type = "object", properties = { items = { type = "array", items = ACTIVITY },
+                                                   next_after = { type = "integer" } } } },
     { method = "GET", path = "/group-buys/{id:int}", auth = "admin", handler = get_admin,
-      summary = "One group buy with its group counts" },
+      summary = "One group buy with its group counts", response = ACTIVITY },
     { method = "GET", path = "/group-buys/{id:int}/groups", auth = "admin", handler = groups_admin,
       summary = "Groups of a group buy with their members, newest first",
       query = { state = { type = "string", description = "pending, open, formed, failed or abandoned" },

@@ -3,6 +3,7 @@
 
 local check = require("tp.check")
 local deadlines = require("lib.deadlines")
+local audience = require("lib.audience")
 
 local activities = {}
 
@@ -22,19 +23,21 @@ local activities = {}
 ---@field virtual_fill boolean        模拟成团: fill a short group at expiry...
 ---@field virtual_fill_min_percent integer ...if at least this % of its seats are paid
 ---@field new_users_only boolean      joiners must never have paid an order
+---@field audience string|nil         members only: JSON {segment=} or {tag=} (lib/audience.lua); nil: all
 ---@field status "active"|"disabled"
 
 local STATUSES = { active = true, disabled = true }
 
 activities.COLUMNS = [[id, sku, title, group_size, price_fen, leader_price_fen, group_ttl_seconds,
   unpaid_timeout_seconds, starts_at, ends_at, per_user_limit, per_order_limit, virtual_fill,
-  virtual_fill_min_percent, new_users_only, status, created_at, updated_at]]
+  virtual_fill_min_percent, new_users_only, status, audience, created_at, updated_at]]
 
 ---Every field of the create body; a PATCH takes the same ones (sku only unchanged).
 local FIELDS = { sku = true, title = true, group_size = true, price_fen = true,
   leader_price_fen = true, group_ttl_seconds = true, unpaid_timeout_seconds = true,
   starts_at = true, ends_at = true, per_user_limit = true, per_order_limit = true,
-  virtual_fill = true, virtual_fill_min_percent = true, new_users_only = true, status = true }
+  virtual_fill = true, virtual_fill_min_percent = true, new_users_only = true, status = true,
+  audience = true }
 
 ---A row as the store holds it (flags as 0/1) into a GroupBuyActivity.
 local function from_row(row)
@@ -73,6 +76,7 @@ end
 ---@param now integer
 function activities.shape(a, now)
   a.phase = a.status == "active" and activities.phase(a, now) or "disabled"
+  a.audience = audience.show(a.audience)
   local counts = tp.db.query([[SELECT state, count(*) AS n FROM group_buy_groups
     WHERE activity_id = ? GROUP BY state]], a.id)
   local groups = tp.json.object()
@@ -139,6 +143,7 @@ function activities.from_body(b)
     virtual_fill_min_percent = b.virtual_fill_min_percent or 100,
     new_users_only = check.boolean(b.new_users_only, "new_users_only", false),
     status = b.status or "active",
+    audience = audience.read(b.audience),
   }
 end
 
@@ -150,12 +155,16 @@ function activities.merge(a, b)
   check.only(b, FIELDS)
   if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
   for field in pairs(FIELDS) do
-    -- a null clears the leader price; no other field can be cleared
-    if b[field] == tp.json.null and field ~= "leader_price_fen" then
+    -- a null clears the leader price; no other field can be cleared (the
+    -- audience is read below)
+    if b[field] == tp.json.null and field ~= "leader_price_fen" and field ~= "audience" then
       check.field_error(field, "cannot be null")
     end
-    if b[field] ~= nil then a[field] = check.present(b[field]) end
+    if b[field] ~= nil and field ~= "audience" then a[field] = check.present(b[field]) end
   end
+  -- absent keeps the audience, null clears it (everyone again); one kept is
+  -- not checked again, so an activity whose segment went can still be changed
+  if b.audience ~= nil then a.audience = audience.read(b.audience) end
   return a
 end
 
@@ -214,16 +223,16 @@ function activities.save(a)
       starts_at = :starts_at, ends_at = :ends_at, per_user_limit = :per_user_limit,
       per_order_limit = :per_order_limit, virtual_fill = :virtual_fill,
       virtual_fill_min_percent = :virtual_fill_min_percent, new_users_only = :new_users_only,
-      status = :status, updated_at = :now WHERE id = :id]], row)
+      status = :status, audience = :audience, updated_at = :now WHERE id = :id]], row)
     return a.id
   end
   local _, id = tp.db.exec([[INSERT INTO group_buy_activities (sku, title, group_size, price_fen,
       leader_price_fen, group_ttl_seconds, unpaid_timeout_seconds, starts_at, ends_at,
       per_user_limit, per_order_limit, virtual_fill, virtual_fill_min_percent, new_users_only,
-      status, created_at, updated_at)
+      status, audience, created_at, updated_at)
     VALUES (:sku, :title, :group_size, :price_fen, :leader_price_fen, :group_ttl_seconds,
       :unpaid_timeout_seconds, :starts_at, :ends_at, :per_user_limit, :per_order_limit,
-      :virtual_fill, :virtual_fill_min_percent, :new_users_only, :status, :now, :now)]], row)
+      :virtual_fill, :virtual_fill_min_percent, :new_users_only, :status, :audience, :now, :now)]], row)
   return id
 end
 

@@ -1,11 +1,14 @@
 -- Opening a group and joining one: the user routes that create an order.
--- One transaction each: the checks that write nothing, then the user's
--- count, then the order (orders reserves the catalog's stock), then our row.
+-- One transaction each: the checks that write nothing (a member-only
+-- activity's audience among them, judged when the user opens or joins), then
+-- the user's count, then the order (orders reserves the catalog's stock), then
+-- our row.
 -- An unpaid order does not hold a seat: a seat counts when its payment lands
 -- (lib/seating.lua), so a crowd of unpaid joiners cannot lock a group.
 
 local check = require("tp.check")
 local activities = require("lib.activities")
+local audience = require("lib.audience")
 local deadlines = require("lib.deadlines")
 local groups = require("lib.groups")
 local quota = require("lib.quota")
@@ -58,6 +61,12 @@ local function replay(user, key, activity_id, role, group_id, qty)
   return { order = earlier, group = groups.public(groups.load(row.group_asked), tp.now()) }
 end
 
+---A member-only activity admits only its segment's or tag's members, judged
+---now; 403 members_only for anyone else.
+local function check_audience(a, user)
+  audience.admit(a.audience, user, "group buy")
+end
+
 local function count_for_user(a, user, qty)
   if not quota.take(a.id, user, qty, a.per_user_limit) then
     refuse("limit_reached", ("at most %d per user in this group buy"):format(a.per_user_limit),
@@ -93,6 +102,7 @@ function join.open(req)
   local earlier = replay(req.user, key, req.params.id, "leader", nil, qty)
   if earlier then return 200, earlier end
   local a = running_activity(req.params.id, qty)
+  check_audience(a, req.user)
   count_for_user(a, req.user, qty)
   local group_id = groups.create_pending(a, req.user)
   local order = create_order(a, req.user, qty, "leader", group_id, key,
@@ -145,6 +155,7 @@ function join.join(req)
   local earlier = replay(req.user, key, req.params.id, "member", req.params.gid, qty)
   if earlier then return 200, earlier end
   local a = running_activity(req.params.id, qty)
+  check_audience(a, req.user)
   local g = joinable_group(a, req.params.gid)
   refuse_second_join(g, req.user)
   refuse_returning_user(a, req.user)

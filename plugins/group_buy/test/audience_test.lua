@@ -1,0 +1,235 @@
+-- group_buy for members only (会员专享): an activity whose audience is a tag
+-- or a segment of the members plugin lets only the members inside it open or
+-- join a group, judged when they ask; anyone else gets 403 members_only and
+-- no group, order, seat or unit count is made. The audience shows in every
+-- read, a PATCH sets or clears it, and it is checked against the members
+-- plugin when written. Without the members plugin:
+-- audience_without_members_test.lua.
+
+kit.plugins {
+  catalog = {},
+  orders = { max_unpaid_orders = 5 },
+  payments = { secret = "group-buy-kit-secret-0123456789" },
+  members = {},
+  group_buy = {},
+}
+
+local DAY = 86400
+local LIST_PRICE, GROUP_PRICE = 9900, 5900
+
+local shop = require("tp.testshop")
+
+-- ---- helpers
+
+local function activity_body(fields)
+  local now = kit.now()
+  local body = { sku = (shop.sku{ price_fen = LIST_PRICE, stock = 50 }), group_size = 3,
+    price_fen = GROUP_PRICE, starts_at = now - 60, ends_at = now + 30 * DAY, per_user_limit = 2 }
+  for k, v in pairs(fields or {}) do body[k] = v end
+  return body
+end
+
+---A new activity; returns it as the create answered.
+local function new_activity(fields)
+  local res = kit.admin():post("/group-buys", activity_body(fields))
+  assert(res.status == 201, "activity refused: " .. tostring(res.status) .. " "
+    .. tostring(res.body.error and res.body.error.message))
+  return res.body
+end
+
+local function open(user, aid, key)
+  return kit.user(user):post("/group-buys/" .. aid .. "/open", {}, key and { ["Idempotency-Key"] = key } or nil)
+end
+
+local function join(user, aid, gid, key)
+  return kit.user(user):post("/group-buys/" .. aid .. "/groups/" .. gid .. "/join", {},
+    key and { ["Idempotency-Key"] = key } or nil)
+end
+
+local function pay(order_id)
+  local res = kit.admin():post("/payments/simulate", { order_id = order_id })
+  assert(res.status == 200, "simulate answered " .. tostring(res.status))
+  kit.drain()
+end
+
+---user opens a group and pays; returns the group's id.
+local function opened_and_paid(user, aid)
+  local res = open(user, aid)
+  assert(res.status == 201, "open answered " .. tostring(res.status))
+  pay(res.body.order.id)
+  return res.body.group.id
+end
+
+local function count(sql, ...)
+  return kit.query("SELECT count(*) AS n FROM " .. sql, ...)[1].n
+end
+
+---The user's units in the activity (nil: no count at all).
+local function units(aid, user)
+  local row = kit.query("SELECT units FROM group_buy_buyers WHERE activity_id = ? AND user = ?", aid, user)[1]
+  return row and row.units
+end
+
+local function member(card, profile)
+  local res = kit.admin():post("/members/identify",
+    { identities = { { channel = "card", id = card } }, profile = profile })
+  assert(res.status == 201, "identify answered " .. tostring(res.status))
+  return res.body.member.id
+end
+
+local function tag(id, name)
+  local res = kit.admin():post("/members/" .. id .. "/tags", { tag = name })
+  assert(res.status == 200 or res.status == 201, "tagging answered " .. tostring(res.status))
+end
+
+kit.admin():post("/members/tags", { name = "gold" })
+kit.admin():post("/members/segments", { name = "shanghai", rule = { field = "city", op = "eq", value = "上海" } })
+
+-- ---- opening and joining
+
+describe("a group buy for a tag's members", function()
+  it("lets a member carrying the tag open a group, and refuses anyone else, making nothing", function()
+    local a = new_activity({ audience = { tag = "gold" } })
+    local gold, plain = member("gb-gold-1"), member("gb-plain-1")
+    tag(gold, "gold")
+    expect(open(gold, a.id).status).to_be(201)
+    for _, user in ipairs({ plain, "not-a-member" }) do
+      local err = expect(open(user, a.id)).to_be_error(403, "members_only")
+      expect(err.details).to_equal({ tag = "gold" })
+      expect(units(a.id, user)).to_be_nil()
+    end
+    expect(count("group_buy_groups WHERE activity_id = ?", a.id)).to_be(1)
+    expect(count("group_buy_orders WHERE activity_id = ?", a.id)).to_be(1)
+    expect(count("orders_orders WHERE user = ?", plain)).to_be(0)
+  end)
+
+  it("lets only members carrying the tag join, whoever opened the group", function()
+    local a = new_activity({ audience = { tag = "gold" } })
+    local leader, joiner, plain = member("gb-gold-2"), member("gb-gold-3"), member("gb-plain-2")
+    tag(leader, "gold")
+    tag(joiner, "gold")
+    local gid = opened_and_paid(leader, a.id)
+    local err = expect(join(plain, a.id, gid)).to_be_error(403, "members_only")
+    expect(err.details).to_equal({ tag = "gold" })
+    expect(units(a.id, plain)).to_be_nil()
+    expect(count("group_buy_orders WHERE group_id = ?", gid)).to_be(1)
+    expect(join(joiner, a.id, gid).status).to_be(201)
+    expect(count("group_buy_orders WHERE group_id = ?", gid)).to_be(2)
+    -- the tag taken off: she cannot open a group of her own any more
+    kit.admin():delete("/members/" .. joiner .. "/tags/gold")
+    expect(open(joiner, a.id)).to_be_error(403, "members_only")
+    expect(units(a.id, joiner)).to_be(1)
+  end)
+
+  it("answers a retried join its order after the member left the audience", function()
+    local a = new_activity({ audience = { tag = "gold" } })
+    local leader, joiner = member("gb-gold-4"), member("gb-gold-5")
+    tag(leader, "gold")
+    tag(joiner, "gold")
+    local gid = opened_and_paid(leader, a.id)
+    local first = join(joiner, a.id, gid, "gb-aud-1")
+    expect(first.status).to_be(201)
+    kit.admin():delete("/members/" .. joiner .. "/tags/gold")
+    local again = join(joiner, a.id, gid, "gb-aud-1")
+    expect(again.status).to_be(200)
+    expect(again.body.order.id).to_be(first.body.order.id)
+    expect(open(joiner, a.id, "gb-aud-2")).to_be_error(403, "members_only")
+  end)
+end)
+
+describe("a group buy for a segment's members", function()
+  it("lets the segment's members open and join, and refuses the others", function()
+    local a = new_activity({ audience = { segment = "shanghai" } })
+    local sh1, sh2 = member("gb-sh-1", { city = "上海" }), member("gb-sh-2", { city = "上海" })
+    local hz = member("gb-hz-1", { city = "杭州" })
+    local err = expect(open(hz, a.id)).to_be_error(403, "members_only")
+    expect(err.details).to_equal({ segment = "shanghai" })
+    local gid = opened_and_paid(sh1, a.id)
+    err = expect(join(hz, a.id, gid)).to_be_error(403, "members_only")
+    expect(err.details).to_equal({ segment = "shanghai" })
+    expect(units(a.id, hz)).to_be_nil()
+    expect(join(sh2, a.id, gid).status).to_be(201)
+    expect(count("group_buy_orders WHERE group_id = ?", gid)).to_be(2)
+  end)
+end)
+
+-- ---- operators
+
+describe("the audience in reads", function()
+  it("shows in the admin and public views, and is null for everyone", function()
+    local a = new_activity({ audience = { segment = "shanghai" } })
+    local open_to_all = new_activity()
+    expect(a.audience).to_equal({ segment = "shanghai" })
+    expect(open_to_all.audience).to_be(kit.null)
+    expect(kit.admin():get("/group-buys/" .. a.id).body.audience).to_equal({ segment = "shanghai" })
+    expect(kit.anon():get("/group-buys/" .. a.id).body.audience).to_equal({ segment = "shanghai" })
+    local listed, admin_listed = {}, {}
+    for _, item in ipairs(kit.anon():get("/group-buys").body.items) do listed[item.id] = item.audience end
+    for _, item in ipairs(kit.admin():get("/group-buys").body.items) do admin_listed[item.id] = item.audience end
+    expect(listed[a.id]).to_equal({ segment = "shanghai" })
+    expect(listed[open_to_all.id]).to_be(kit.null)
+    expect(admin_listed[a.id]).to_equal({ segment = "shanghai" })
+  end)
+end)
+
+describe("PATCH", function()
+  it("sets an audience, keeps it when left out, and null clears it", function()
+    local a = new_activity()
+    local plain = member("gb-plain-3")
+    local set = kit.admin():patch("/group-buys/" .. a.id, { audience = { tag = "gold" } })
+    expect(set.status).to_be(200)
+    expect(set.body.audience).to_equal({ tag = "gold" })
+    expect(open(plain, a.id)).to_be_error(403, "members_only")
+    expect(kit.admin():patch("/group-buys/" .. a.id, { title = "会员拼团" }).body.audience)
+      .to_equal({ tag = "gold" })
+    expect(open(plain, a.id)).to_be_error(403, "members_only")
+    local cleared = kit.admin():patch("/group-buys/" .. a.id, { audience = kit.null })
+    expect(cleared.status).to_be(200)
+    expect(cleared.body.audience).to_be(kit.null)
+    expect(open(plain, a.id).status).to_be(201)
+  end)
+
+  it("refuses an unknown tag and keeps the audience it had", function()
+    local a = new_activity({ audience = { segment = "shanghai" } })
+    local err = expect(kit.admin():patch("/group-buys/" .. a.id, { audience = { tag = "silver" } }))
+      .to_be_error(400, "invalid_field")
+    expect(err.details.field).to_be("audience.tag")
+    expect(kit.admin():get("/group-buys/" .. a.id).body.audience).to_equal({ segment = "shanghai" })
+  end)
+end)
+
+describe("validation", function()
+  it("refuses each wrong audience naming its field, and saves nothing", function()
+    local before = count("group_buy_activities")
+    local cases = {
+      { { segment = "nowhere" }, "audience.segment", "names no segment of the members plugin: 'nowhere'" },
+      { { tag = "silver" }, "audience.tag", "names no tag of the members plugin: 'silver'" },
+      { { segment = "shanghai", tag = "gold" }, "audience", "exactly one" },
+      { { tags = "gold" }, "audience.tags", "did you mean 'tag'" },
+      { {}, "audience", "must be {segment = name} or {tag = name}" },
+    }
+    for _, c in ipairs(cases) do
+      local err = expect(kit.admin():post("/group-buys", activity_body({ audience = c[1] })))
+        .to_be_error(400, "invalid_field")
+      expect(err.details.field).to_be(c[2])
+      expect(err.message).to_contain(c[3])
+    end
+    expect(count("group_buy_activities")).to_be(before)
+  end)
+end)
+
+describe("the route docs", function()
+  it("document the audience on create, PATCH and the public reads alike", function()
+    local paths = kit.anon():get("/openapi.json").body.paths
+    local function body(op) return op.requestBody.content["application/json"].schema end
+    local function answer(op) return op.responses["200"].content["application/json"].schema end
+    local audience = body(paths["/admin/test/group-buys"].post).properties.audience
+    expect(audience.properties).to_equal({ segment = { type = "string", maxLength = 64 },
+                                           tag = { type = "string", maxLength = 64 } })
+    expect(audience.nullable).to_be(true)
+    expect(body(paths["/admin/test/group-buys/{id}"].patch).properties.audience).to_equal(audience)
+    expect(answer(paths["/v1/test/group-buys/{id}"].get).properties.audience).to_equal(audience)
+    expect(answer(paths["/v1/test/group-buys"].get).properties.items.items.properties.audience).to_equal(audience)
+    expect(answer(paths["/admin/test/group-buys/{id}"].get).properties.audience).to_equal(audience)
+  end)
+end)
