@@ -10,9 +10,12 @@
 -- states after the cuts: lib/lifecycle.lua; the operator's side:
 -- lib/activities.lua; the replay: lib/replay.lua; a campaign script's
 -- activities (campaign_apply, campaign_withdraw): lib/campaign.lua; two
--- member ids found to be one person (member_merge, member_unmerge): lib/merge.lua.
+-- member ids found to be one person (member_merge, member_unmerge): lib/merge.lua;
+-- member-only activities (a segment or tag of the members plugin may start
+-- bargains; anyone may help): lib/audience.lua.
 
 local activities = require("lib.activities")
+local audience = require("lib.audience")
 local campaign = require("lib.campaign")
 local help = require("lib.help")
 local lifecycle = require("lib.lifecycle")
@@ -88,7 +91,17 @@ local ACTIVITY_BODY = { type = "object", description = "money in integer fen, in
     new_users_only = { type = "boolean", description = "only users with no paid order may help" },
     starts_at = { type = "integer" }, ends_at = { type = "integer" },
     starts_per_user = { type = "integer", description = "bargains one user may start in this activity" },
-    status = { type = "string", enum = { "active", "disabled" } } } }
+    status = { type = "string", enum = { "active", "disabled" } },
+    audience = audience.schema("may start a bargain (anyone may help one)") } }
+
+---An activity as the reads show it: the body's fields and its state at now
+---(the operator's reads add stats).
+local ACTIVITY = { type = "object", properties = {
+  id = { type = "integer" },
+  state = { type = "string", enum = { "open", "not_started", "ended", "disabled" } },
+  stats = { type = "object", description = "operator reads only: bargains by state, helps, cut_fen" },
+  created_at = { type = "integer" }, updated_at = { type = "integer" } } }
+for field, schema in pairs(ACTIVITY_BODY.properties) do ACTIVITY.properties[field] = schema end
 
 local BARGAIN_RESPONSE = { type = "object", description = "a bargain: price_fen now, cuts_left, seconds_left, helps",
   properties = { id = { type = "integer" }, state = { type = "string", enum = {
@@ -98,7 +111,7 @@ local BARGAIN_RESPONSE = { type = "object", description = "a bargain: price_fen 
 
 return {
   name = "bargain",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "bargains (砍价): friends cut the price to a floor in random whole fen; the initiator buys",
   migrations = {
     [[
@@ -232,35 +245,47 @@ return {
       PRIMARY KEY (merge_id, kind, row_id, seq)
     ) WITHOUT ROWID;
     ]],
+    -- member-only activities (lib/audience.lua): the JSON of {segment = name}
+    -- or {tag = name}; NULL: everyone
+    [[
+    ALTER TABLE bargain_activities ADD COLUMN audience TEXT;
+    ]],
   },
   routes = {
     { method = "GET", path = "/bargain/activities", auth = "none", handler = activities.list_public,
-      summary = "Bargain activities open now or coming" },
+      summary = "Bargain activities open now or coming, with their audience (会员专享)",
+      response = { type = "object", properties = { now = { type = "integer" },
+                                                   items = { type = "array", items = ACTIVITY } } } },
     { method = "GET", path = "/bargain/activities/{id:int}", auth = "none", handler = activities.get_public,
-      summary = "One bargain activity" },
+      summary = "One bargain activity", response = ACTIVITY },
     { method = "POST", path = "/bargain/activities/{id:int}/start", handler = start, status = 201,
       summary = "Start a bargain: the activity's rules are frozen into it (and the first cut made, if any)",
-      response = BARGAIN_RESPONSE },
+      description = "403 members_only (details: the audience) when the activity is for members of a segment "
+        .. "or tag the user is not in.", response = BARGAIN_RESPONSE },
     { method = "GET", path = "/bargains", handler = list_mine, summary = "My bargains, newest first" },
     { method = "GET", path = "/bargains/{id:int}", auth = "none", handler = get_public,
       summary = "A bargain for its share page: price now, helpers and their cuts, cuts and seconds left",
       response = BARGAIN_RESPONSE },
     { method = "POST", path = "/bargains/{id:int}/help", handler = post_help, status = 201,
       summary = "Help a friend's bargain: cut a random whole number of fen off its price",
+      description = "Open to everyone, also on a member-only activity's bargains.",
       response = { type = "object", properties = { cut_fen = { type = "integer" }, bargain = BARGAIN_RESPONSE } } },
     { method = "POST", path = "/bargains/{id:int}/buy", handler = buy, status = 201,
       summary = "The initiator buys at the current price (once; a repeat answers the unpaid order)",
       response = { type = "object", description = "the order (see the orders plugin)" } },
     { method = "POST", path = "/bargain/activities", auth = "admin", handler = activities.create, status = 201,
-      summary = "Create a bargain activity", body = ACTIVITY_BODY },
+      summary = "Create a bargain activity", body = ACTIVITY_BODY, response = ACTIVITY },
     { method = "PATCH", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.update,
       summary = "Change a bargain activity (any field but the SKU); bargains already started keep their rules",
-      body = ACTIVITY_BODY },
+      description = "A null audience clears it (everyone may start); other nulls count as absent.",
+      body = ACTIVITY_BODY, response = ACTIVITY },
     { method = "GET", path = "/bargain/activities", auth = "admin", handler = activities.list_admin,
       summary = "Every bargain activity, with its bargains by state and its helps",
-      query = { limit = { type = "integer" }, after = { type = "integer" } } },
+      query = { limit = { type = "integer" }, after = { type = "integer" } },
+      response = { type = "object", properties = { items = { type = "array", items = ACTIVITY },
+                                                   next_after = { type = "integer" } } } },
     { method = "GET", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.get_admin,
-      summary = "One bargain activity, with its bargains by state and its helps" },
+      summary = "One bargain activity, with its bargains by state and its helps", response = ACTIVITY },
     { method = "GET", path = "/bargains/{id:int}", auth = "admin", handler = get_admin,
       summary = "A bargain with its frozen rules and every cut's seed and draw", response = BARGAIN_RESPONSE },
     { method = "GET", path = "/bargains/{id:int}/replay", auth = "admin", handler = get_replay,

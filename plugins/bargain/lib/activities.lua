@@ -1,15 +1,18 @@
 -- Bargain activities (砍价活动) as the operator writes them: create, patch,
 -- read. A PATCH changes the activity only; bargains already started keep the
--- rules frozen into them (lib/rules.lua snapshot).
+-- rules frozen into them (lib/rules.lua snapshot). The audience of a
+-- member-only activity (lib/audience.lua) governs starting only, so it is not
+-- frozen into the bargains.
 
 local check = require("tp.check")
 local rules = require("lib.rules")
+local audience = require("lib.audience")
 
 local activities = {}
 
 local COLUMNS = [[id, sku, title, original_price_fen, floor_price_fen, helpers_needed, first_cut,
   duration_seconds, buy_before_floor, pay_window_seconds, helps_per_helper, new_users_only,
-  starts_at, ends_at, starts_per_user, status, created_at, updated_at]]
+  starts_at, ends_at, starts_per_user, status, audience, created_at, updated_at]]
 
 ---@param id integer
 ---@return table|nil the row (booleans as 0/1)
@@ -32,6 +35,7 @@ end
 function activities.shape(row, now)
   for _, field in ipairs(rules.BOOLEANS) do row[field] = row[field] == 1 end
   row.state = window_state(row, now)
+  row.audience = audience.show(row.audience)
   return row
 end
 
@@ -68,31 +72,36 @@ local function save(a)
       duration_seconds = :duration_seconds, buy_before_floor = :buy_before_floor,
       pay_window_seconds = :pay_window_seconds, helps_per_helper = :helps_per_helper,
       new_users_only = :new_users_only, starts_at = :starts_at, ends_at = :ends_at,
-      starts_per_user = :starts_per_user, status = :status, updated_at = :now WHERE id = :id]], a)
+      starts_per_user = :starts_per_user, status = :status, audience = :audience, updated_at = :now
+      WHERE id = :id]], a)
     return a.id
   end
   local _, id = tp.db.exec([[INSERT INTO bargain_activities (sku, title, original_price_fen,
       floor_price_fen, helpers_needed, first_cut, duration_seconds, buy_before_floor,
       pay_window_seconds, helps_per_helper, new_users_only, starts_at, ends_at, starts_per_user,
-      status, created_at, updated_at)
+      status, audience, created_at, updated_at)
     VALUES (:sku, :title, :original_price_fen, :floor_price_fen, :helpers_needed, :first_cut,
       :duration_seconds, :buy_before_floor, :pay_window_seconds, :helps_per_helper, :new_users_only,
-      :starts_at, :ends_at, :starts_per_user, :status, :now, :now)]], a)
+      :starts_at, :ends_at, :starts_per_user, :status, :audience, :now, :now)]], a)
   return id
 end
 
----JSON nulls count as absent; unknown fields are refused.
+---JSON nulls count as absent; unknown fields are refused. The audience is
+---read (checked) here, where a null still means "everyone": out.audience is
+---nil when the body leaves it out, false when it clears it, else the column.
 local function read_body(body)
   check.body(body, true)
   check.only(body, rules.FIELDS)
   local out = {}
   for k, v in pairs(body) do out[k] = check.present(v) end
+  if body.audience ~= nil then out.audience = audience.read(body.audience) or false end
   return out
 end
 
 ---Fills what a whole activity leaves out from the catalog (the list price as
 ---original_price_fen, the SKU's title), checks it and writes it; returns its id.
 local function finish(a)
+  a.audience = a.audience or nil  -- false: everyone
   check.ident(a.sku, "sku", 64)
   local sku = tp.call("catalog", "sku", a.sku)
   if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
@@ -138,6 +147,7 @@ function activities.change(a, body, replace)
   end
   for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] == 1 end
   for k, v in pairs(b) do a[k] = v end
+  a.audience = a.audience or nil  -- false: everyone again; one kept is not checked again
   rules.check(a)
   check_sku(a)
   save(a)

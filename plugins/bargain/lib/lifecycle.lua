@@ -13,6 +13,7 @@
 --   paid|ordered -> closed           its paid order was refunded in full
 --   open | floor_reached -> ordered  a late payment for a cancelled order reclaims it
 
+local audience = require("lib.audience")
 local help = require("lib.help")
 local rules = require("lib.rules")
 local store = require("lib.store")
@@ -51,6 +52,14 @@ local function live_bargain(activity_id, user, now)
   return nil
 end
 
+---A member-only activity lets only its segment's or tag's members start a
+---bargain, judged now; 403 members_only for anyone else. Helping stays open to
+---everyone (a friend need not be a member), and the initiator may buy what she
+---started even if she has left the audience since.
+local function check_audience(activity, user)
+  audience.admit(activity.audience, user, "bargain activity")
+end
+
 ---POST /bargain/activities/{id}/start: freezes the activity's rules into a new
 ---bargain, schedules its expiry in the same transaction, and makes the
 ---initiator's first cut if the activity has one.
@@ -64,6 +73,7 @@ function lifecycle.start(activity, user)
     refuse("not_started", "this bargain activity has not started", { opens_at = activity.starts_at })
   end
   if now >= activity.ends_at then refuse("ended", "this bargain activity has ended") end
+  check_audience(activity, user)
   local live = live_bargain(activity.id, user, now)
   if live then
     refuse("bargain_in_progress", "you already have a bargain running in this activity",

@@ -29,7 +29,7 @@ rules.SNAPSHOT_FIELDS = { "sku", "title", "original_price_fen", "floor_price_fen
 rules.FIELDS = { sku = true, title = true, original_price_fen = true, floor_price_fen = true,
   helpers_needed = true, first_cut = true, duration_seconds = true, buy_before_floor = true,
   pay_window_seconds = true, helps_per_helper = true, new_users_only = true, starts_at = true,
-  ends_at = true, starts_per_user = true, status = true }
+  ends_at = true, starts_per_user = true, status = true, audience = true }
 
 rules.BOOLEANS = { "first_cut", "buy_before_floor", "new_users_only" }
 
