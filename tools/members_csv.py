@@ -8,8 +8,10 @@ members_csv.py - move a brand's members in and out of tidepool as CSV.
 Import reads FILE's header line for the columns (identity channels mp_openid,
 oa_openid, unionid, wecom_external, phone, card; nickname, gender, birthday,
 city, store, guide, referrer; the brand's custom fields; joined_at; tags as
-a|b|c), opens an import and streams the lines in chunks of 500, each applied
-by the host in its own transaction. Run it again after a failure: chunks the
+a|b|c), opens an import and streams the lines in chunks (500 lines, or
+--chunk-lines up to 5,000 when the brand's plugin_limits give members the
+instructions), each applied by the host in its own transaction. Run it
+again after a failure: chunks the
 host has applied are answered from its record, and lines already imported find
 the members they made. It prints the totals and every refused line.
 
@@ -25,7 +27,7 @@ import sys
 import urllib.error
 import urllib.request
 
-CHUNK_LINES = 500
+CHUNK_LINES = 500   # fits the default instruction budget; --chunk-lines up to 5000
 
 
 def call(args, method, path, body=None):
@@ -43,8 +45,8 @@ def call(args, method, path, body=None):
         sys.exit("%s %s: %d %s" % (method, path, e.code, text))
 
 
-def chunks(reader):
-    """(first_line, csv text) per chunk; line 1 is the header."""
+def chunks(reader, size):
+    """(first_line, csv text) per chunk of size lines; line 1 is the header."""
     buf, out, first, line = io.StringIO(), None, 2, 1
     writer = csv.writer(buf, lineterminator="\n")
     n = 0
@@ -52,7 +54,7 @@ def chunks(reader):
         line = reader.line_num
         writer.writerow(row)
         n += 1
-        if n == CHUNK_LINES:
+        if n == size:
             yield first, buf.getvalue()
             buf.seek(0)
             buf.truncate()
@@ -67,7 +69,7 @@ def do_import(args):
         columns = next(reader)
         imp = call(args, "POST", "/members/imports", {"columns": columns, "note": args.file[-200:]})
         totals = {"lines": 0, "created": 0, "updated": 0, "failed": 0}
-        for seq, (first, text) in enumerate(chunks(reader), 1):
+        for seq, (first, text) in enumerate(chunks(reader, args.chunk_lines), 1):
             r = call(args, "POST", "/members/imports/%d/chunks" % imp["id"],
                      {"seq": seq, "first_line": first, "csv": text})
             for k in totals:
@@ -106,12 +108,15 @@ def main():
     p.add_argument("--key")
     p.add_argument("--key-file")
     p.add_argument("--segment")
+    p.add_argument("--chunk-lines", type=int, default=CHUNK_LINES)
     args = p.parse_args()
     if args.key_file:
         with open(args.key_file) as f:
             args.key = f.read().strip()
     if not args.key:
         p.error("--key or --key-file is required")
+    if not 1 <= args.chunk_lines <= 5000:
+        p.error("--chunk-lines must be 1-5000")
     if args.command == "import":
         if not args.file:
             p.error("import needs a FILE")

@@ -311,7 +311,8 @@ return {
         note = { type = "string", maxLength = 200 } } } },
     { method = "POST", path = "/members/imports/{id:int}/chunks", auth = "admin", handler = imports.chunk,
       personal = true,
-      summary = "Apply up to 500 lines of an import (a chunk sent again is answered, not applied)",
+      summary = "Apply up to 5,000 lines of an import (a chunk sent again is answered, not applied)",
+      description = "500 lines fit the default instruction budget; bigger chunks need plugin_limits.members.",
       body = { type = "object", required = { "seq", "first_line", "csv" }, properties = {
         seq = { type = "integer", minimum = 1 }, first_line = { type = "integer", minimum = 1 },
         csv = { type = "string" } } } },

@@ -29,7 +29,7 @@ local segment = require("lib.segment")
 
 local imports = {}
 
-local MAX_LINES = 500
+local MAX_LINES = 5000  -- 500 fit the default budget (tools/members_csv.py sends 500)
 local MAX_ERRORS = 10000      -- stored per import; the counts stay exact beyond it
 local CHUNK_ERRORS = 100      -- returned per chunk
 

@@ -75,7 +75,7 @@ describe("import", function()
     local e = expect(r).to_be_error(400, "invalid_csv")
     expect(e.details.line).to_be(11)
     local big = {}
-    for i = 1, 501 do big[i] = "x" .. i end
+    for i = 1, 5001 do big[i] = "x" .. i end
     expect(chunk(id, 2, 1, table.concat(big, "\n"))).to_be_error(400, "invalid_field")
   end)
 
