@@ -15,7 +15,7 @@
 -- bargains; anyone may help): lib/audience.lua.
 
 local activities = require("lib.activities")
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 local campaign = require("lib.campaign")
 local help = require("lib.help")
 local lifecycle = require("lib.lifecycle")

@@ -18,7 +18,7 @@
 local check = require("tp.check")
 local money = require("tp.money")
 local window = require("lib.window")
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 local merge = require("lib.merge")
 local campaign_items = require("tp.campaign_items")
 

@@ -24,7 +24,7 @@
 
 local check = require("tp.check")
 local activities = require("lib.activities")
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 local campaign = require("lib.campaign")
 local closing = require("lib.closing")
 local groups = require("lib.groups")

@@ -6,7 +6,7 @@
 
 local check = require("tp.check")
 local rules = require("lib.rules")
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 
 local activities = {}
 

@@ -13,7 +13,7 @@
 --   paid|ordered -> closed           its paid order was refunded in full
 --   open | floor_reached -> ordered  a late payment for a cancelled order reclaims it
 
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 local help = require("lib.help")
 local rules = require("lib.rules")
 local store = require("lib.store")

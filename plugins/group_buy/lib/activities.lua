@@ -3,7 +3,7 @@
 
 local check = require("tp.check")
 local deadlines = require("lib.deadlines")
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 
 local activities = {}
 

@@ -8,7 +8,7 @@
 
 local check = require("tp.check")
 local activities = require("lib.activities")
-local audience = require("lib.audience")
+local audience = require("tp.audience")
 local deadlines = require("lib.deadlines")
 local groups = require("lib.groups")
 local quota = require("lib.quota")

@@ -10,8 +10,7 @@
 --   enforced  when a user acts (admit): members.matches(user, audience), judged
 --             at that moment; outside, 403 members_only
 --
--- The same file is in flash_sale, group_buy and bargain (lib/audience.lua);
--- a change to one is a change to all three.
+-- flash_sale, group_buy and bargain share it: `require("tp.audience")`.
 
 local check = require("tp.check")
 
