@@ -98,7 +98,14 @@ return campaign {
   },
 
   -- a coupon drop: at `at`, each listed user is issued one coupon of its own
-  -- template. Up to 10,000 users; a user listed twice is a mistake.
+  -- template. Up to 1,000 users; a user listed twice is a mistake. Instead
+  -- of users, a drop may name a segment of the members plugin (never both):
+  --   segment "sleeping_vips" { all = { { field = "days_since_last_paid", op = "gte", value = 90 },
+  --                                     { tag = "vip" } } },   -- saved when the campaign loads
+  --   coupon_drop { id = "wake-vips", at = "2027-11-10 09:00", segment = "sleeping_vips", coupon = { ... } },
+  -- and every member of it gets one, however many (500 at a time; the
+  -- coupons plugin's GET /admin/{tenant}/coupons/drops/{id} shows how far).
+  -- The members plugin must be enabled; this demo brand does not have it.
   coupon_drop {
     id = "regulars",
     at = "2027-11-10 20:00",

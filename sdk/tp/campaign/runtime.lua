@@ -7,12 +7,17 @@
 -- What it does with the script:
 --   load   script.lua runs and checks it (file:line errors fail the load);
 --   setup  on every load, in one transaction before this version serves:
---          each mechanic creates or updates its activity (campaign_apply; a
---          refusal fails the load with the setting's line), items gone from
---          the script are withdrawn, the start, end and coupon-drop jobs are
---          (re)scheduled at their times, the preview timeline is rewritten;
+--          the script's segments are saved in the members plugin
+--          (save_segment), each mechanic creates or updates its activity
+--          (campaign_apply; a refusal fails the load with the setting's line),
+--          a drop to a segment that has not run yet needs the segment to
+--          exist, items gone from the script are withdrawn, the start, end
+--          and coupon-drop jobs are (re)scheduled at their times, the preview
+--          timeline is rewritten;
 --   jobs   start and end flip the campaign's state and emit campaign.started
---          and campaign.ended; a drop issues its coupons. Jobs are rows in the
+--          and campaign.ended; a drop issues its coupons to its users, or
+--          starts the coupons plugin's drop to every member of its segment
+--          (which runs on in slices of its own). Jobs are rows in the
 --          tenant's database, so a campaign starts and ends on time across
 --          restarts (a job due while the host was down runs when it is back);
 --   hooks  on = { ["order.paid"] = function(data, campaign) ... end } run
@@ -75,6 +80,50 @@ local function refused(it, err)
     tostring(err.message), tostring(err.code)), { code = err.code, details = err.details })
 end
 
+---True when the tenant serves the members plugin (segments and segment drops need it).
+local function members_enabled()
+  for _, plugin in ipairs(tp.exporters("exists")) do
+    if plugin == "members" then return true end
+  end
+  return false
+end
+
+---Saves the script's segment "name" { rule } declarations in the members
+---plugin, in order; a refusal fails the load with the declaration's line.
+local function save_segments()
+  local r = c.r
+  if #c.segments > 0 and not members_enabled() then
+    tp.fail(422, "invalid_campaign", ("%s:%d: segment '%s': segments need the members plugin, which is "
+      .. "not enabled for this tenant"):format(r.file, c.segments[1].line, c.segments[1].name))
+  end
+  for _, s in ipairs(c.segments) do
+    local ok, err = pcall(tp.call, "members", "save_segment", s.name, s.rule, "campaign " .. name)
+    if not ok then
+      local msg = type(err) == "table" and ("%s (%s)"):format(tostring(err.message), tostring(err.code))
+        or tostring(err)
+      tp.fail(422, "invalid_campaign", ("%s:%d: segment '%s': %s"):format(r.file, s.line, s.name, msg),
+        type(err) == "table" and { code = err.code, details = err.details } or nil)
+    end
+  end
+end
+
+---A drop to a segment that has not run yet needs the members plugin and the
+---segment (declared in the script or saved there before).
+local function check_drop_segment(it)
+  if not it.segment or step_done("drop:" .. it.id) then return end
+  local r = c.r
+  local line = r.line_of(it.from, it.to, "segment")
+  if not members_enabled() then
+    tp.fail(422, "invalid_campaign", ("%s:%d: coupon_drop '%s': a drop to a segment needs the members "
+      .. "plugin, which is not enabled for this tenant"):format(r.file, line, it.id))
+  end
+  if not tp.call("members", "exists", "segment", it.segment) then
+    tp.fail(422, "invalid_campaign", ("%s:%d: coupon_drop '%s': there is no segment '%s' (save it in the "
+      .. "members plugin, POST /admin/{tenant}/members/segments, or declare it in this script: "
+      .. "segment \"%s\" { ... })"):format(r.file, line, it.id, it.segment, it.segment))
+  end
+end
+
 local function apply(it, now)
   local old = tp.db.one("SELECT plugin, withdrawn FROM " .. ITEMS .. " WHERE ref = ?", it.ref)
   if old and old.plugin ~= it.plugin and old.withdrawn == 0 then
@@ -129,7 +178,9 @@ end
 
 local function setup()
   local now, declared = tp.now(), {}
+  save_segments()
   for _, it in ipairs(c.items) do
+    check_drop_segment(it)
     apply(it, now)
     declared[it.ref] = true
   end
@@ -173,8 +224,23 @@ local function drop_job(job)
     mark_done(key, "skipped: the drop is no longer in the script")
     return
   end
-  local res = tp.call("coupons", "issue", row.activity_id, it.users, "campaign:" .. name)
-  mark_done(key, ("issued %d, skipped %d"):format(res.issued or 0, res.skipped or 0))
+  if not it.segment then
+    local res = tp.call("coupons", "issue", row.activity_id, it.users, "campaign:" .. name)
+    mark_done(key, ("issued %d, skipped %d"):format(res.issued or 0, res.skipped or 0))
+    return
+  end
+  -- every member of a segment: the coupons plugin runs the drop on, a slice per job of its own
+  local ok, res = pcall(tp.call, "coupons", "drop", row.activity_id, it.segment, it.ref)
+  if not ok then
+    if type(res) == "table" and res.code == "segment_not_found" then
+      mark_done(key, ("not run: there is no segment '%s'"):format(it.segment))
+      return
+    end
+    error(res, 0)  -- the job is retried
+  end
+  mark_done(key, ("segment drop #%d started: every member of '%s' (%d when it started) gets one; "
+    .. "its progress: GET /admin/{tenant}/coupons/drops/%d"):format(res.id, it.segment,
+    res.members_at_start or 0, res.id))
 end
 
 -- ---- hooks: the script's on = { ... }, while the campaign runs

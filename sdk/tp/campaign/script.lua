@@ -5,10 +5,11 @@
 --
 -- The script runs in an environment of its own: the mechanics (flash_sale,
 -- group_buy, bargain, coupons, coupon_drop, and mechanic "name" for any other
--- plugin that takes part in campaigns), yuan "9.90", campaign { ... }, tp and
--- require for the hooks, and the plain Lua it needs (string, table, math
--- without random, pairs, ...). A name outside it is refused with the line and
--- the closest known name.
+-- plugin that takes part in campaigns), segment "name" { rule } (a segment of
+-- the members plugin, saved when the campaign loads), yuan "9.90", campaign
+-- { ... }, tp and require for the hooks, and the plain Lua it needs (string,
+-- table, math without random, pairs, ...). A name outside it is refused with
+-- the line and the closest known name.
 --
 -- What the mechanics say about their settings comes later, when the campaign's
 -- setup hands them over (runtime.lua); line_of() points their complaints at
@@ -37,11 +38,18 @@ script.KNOWN_EVENTS = { "order.created", "order.paid", "order.cancelled", "order
   "campaign.started", "campaign.ended" }
 
 local CAMPAIGN_KEYS = { "title", "description", "starts", "ends", "on" }
-local DROP_KEYS = { "id", "at", "users", "coupon" }
+local DROP_KEYS = { "id", "at", "users", "segment", "coupon" }
 local MAX_DROP_USERS = check.MAX_ISSUE_USERS  -- what coupons' issue takes at once
+local SEGMENT_NAME = "^[%w_%-]+$"             -- the members plugin's names (1-64 bytes)
 
 local ITEM = {}      -- metatable of what a mechanic constructor returns
 local CAMPAIGN = {}  -- metatable of what campaign { ... } returns
+local SEGMENT = {}   -- metatable of what segment "name" { ... } returns
+
+---True if v names a segment as the members plugin spells names.
+local function segment_name(v)
+  return type(v) == "string" and #v <= 64 and v:match(SEGMENT_NAME) ~= nil
+end
 
 local function sorted_keys(t)
   local keys = {}
@@ -61,7 +69,8 @@ end
 ---@param chunkname string "@path"
 ---@param where fun(): integer? the script's line being run now
 local function reader(source, chunkname, where)
-  local r = { file = chunkname:gsub("^@", ""), lines = split_lines(source), where = where }
+  local r = { file = chunkname:gsub("^@", ""), lines = split_lines(source), where = where,
+              segments = {} }
 
   ---Raises "file:line: message".
   function r.fail(line, fmt, ...)
@@ -128,6 +137,28 @@ local function environment(r)
       r.fail(r.where(), "mechanic takes a plugin name: mechanic \"friend_assist\" { ... }")
     end
     return item(plugin, { plugin = plugin, window = { "starts_at", "ends_at" } })
+  end
+  -- segment "sleeping_vips" { all = { {field = "days_since_last_paid", op = "gte", value = 90},
+  -- {tag = "vip"} } }: the members plugin's JSON rule as a Lua table, saved when the
+  -- campaign loads; a coupon_drop names it (segment = "sleeping_vips", or the value)
+  env.segment = function(seg_name)
+    local line = r.where()
+    if not segment_name(seg_name) then
+      r.fail(line, "segment takes a name of 1-64 letters, digits, _ and -: segment \"sleeping_vips\" { rule }")
+    end
+    return function(rule)
+      if type(rule) ~= "table" or getmetatable(rule) ~= nil then
+        r.fail(line, "segment \"%s\" takes its rule as a table: segment \"%s\" { all = { ... } }", seg_name, seg_name)
+      end
+      for _, s in ipairs(r.segments) do
+        if s.name == seg_name then
+          r.fail(line, "segment \"%s\" is declared twice (first on line %d)", seg_name, s.line)
+        end
+      end
+      local s = setmetatable({ name = seg_name, rule = rule, line = line }, SEGMENT)
+      r.segments[#r.segments + 1] = s
+      return s
+    end
   end
   env.yuan = function(v) return yuan_of(r, v) end
   env.campaign = function(t)
@@ -205,19 +236,35 @@ local function check_drop(r, c, it, from, to)
     r.fail(r.line_of(from, to, "at"), "coupon_drop '%s': at %s is outside the campaign's %s - %s", it.id,
       when.format(it.at), when.format(c.starts_at), when.format(c.ends_at))
   end
-  local users_line = r.line_of(from, to, "users")
-  if not check.is_list(d.users) or #d.users == 0 or #d.users > MAX_DROP_USERS then
-    r.fail(users_line, "coupon_drop '%s': users must be a list of 1-%d user ids", it.id, MAX_DROP_USERS)
-  end
-  local seen = {}
-  for i, u in ipairs(d.users) do
-    if not check.is_user_id(u) then
-      r.fail(users_line, "coupon_drop '%s': users[%d] is not a user id (1-64 of A-Z a-z 0-9 _ - : @)", it.id, i)
+  -- to whom: a list of users, or every member of a segment; never both
+  if d.users ~= nil and d.segment ~= nil then
+    r.fail(r.line_of(from, to, "segment"), "coupon_drop '%s': give users or segment, not both (a drop "
+      .. "goes to the users listed or to every member of a segment)", it.id)
+  elseif d.users == nil and d.segment == nil then
+    r.fail(it.line, "coupon_drop '%s': say who gets it: users = { \"ann\", ... } (1-%d user ids) or "
+      .. "segment = \"name\" (every member of a segment of the members plugin)", it.id, MAX_DROP_USERS)
+  elseif d.segment ~= nil then
+    local seg = getmetatable(d.segment) == SEGMENT and d.segment.name or d.segment
+    if not segment_name(seg) then
+      r.fail(r.line_of(from, to, "segment"), "coupon_drop '%s': segment must be a segment's name (1-64 "
+        .. "letters, digits, _ and -) or a segment \"name\" { ... } of this script", it.id)
     end
-    if seen[u] then r.fail(users_line, "coupon_drop '%s': user %s is listed twice", it.id, u) end
-    seen[u] = true
+    it.segment = seg
+  else
+    local users_line = r.line_of(from, to, "users")
+    if not check.is_list(d.users) or #d.users == 0 or #d.users > MAX_DROP_USERS then
+      r.fail(users_line, "coupon_drop '%s': users must be a list of 1-%d user ids", it.id, MAX_DROP_USERS)
+    end
+    local seen = {}
+    for i, u in ipairs(d.users) do
+      if not check.is_user_id(u) then
+        r.fail(users_line, "coupon_drop '%s': users[%d] is not a user id (1-64 of A-Z a-z 0-9 _ - : @)", it.id, i)
+      end
+      if seen[u] then r.fail(users_line, "coupon_drop '%s': user %s is listed twice", it.id, u) end
+      seen[u] = true
+    end
+    it.users = d.users
   end
-  it.users = d.users
   if type(d.coupon) ~= "table" then
     r.fail(r.line_of(from, to, "coupon"), "coupon_drop '%s': coupon must be the coupon's settings { name = ..., kind = ..., ... }", it.id)
   end
@@ -237,10 +284,13 @@ end
 local function check_items(r, c, decl, last_line)
   local items, ids, per_kind = {}, {}, {}
   for i, it in ipairs(decl) do
-    if getmetatable(it) ~= ITEM then
+    if getmetatable(it) == SEGMENT then
+      -- a declaration, kept by the reader (r.segments) wherever it is written
+    elseif getmetatable(it) ~= ITEM then
       r.fail(c.line, "entry %d of the campaign is not a mechanic (flash_sale { ... }, coupon_drop { ... }, ...)", i)
+    else
+      items[#items + 1] = it
     end
-    items[#items + 1] = it
   end
   -- an item's fields sit between its line and the next item's
   local starts = {}
@@ -295,8 +345,10 @@ end
 
 ---Runs the script and checks it. Returns the campaign: name, title,
 ---description, starts_at, ends_at, items (kind, plugin, id, ref, settings,
----line, from, to; a coupon drop also at and users), hooks (event -> function)
----and the reader r (r.fail, r.line_of for the mechanics' complaints).
+---line, from, to; a coupon drop also at, and users or segment), segments (the
+---script's segment "name" { rule } declarations: name, rule, line, in order),
+---hooks (event -> function) and the reader r (r.fail, r.line_of for the
+---mechanics' complaints).
 ---@param source string
 ---@param chunkname string
 ---@param name string
@@ -332,6 +384,7 @@ function script.read(source, chunkname, name, where)
   c.ends_at = time_field(r, r.line_of(c.line, #r.lines, "ends"), decl.ends, "campaign: ends")
   if c.ends_at <= c.starts_at then r.fail(r.line_of(c.line, #r.lines, "ends"), "campaign: ends must be after starts") end
   c.items = check_items(r, c, decl, #r.lines)
+  c.segments = r.segments
   c.hooks = check_hooks(r, c, decl.on)
   return c
 end

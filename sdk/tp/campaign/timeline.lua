@@ -30,7 +30,10 @@ function timeline.rows(c, rows)
     #hooks > 0 and ("; its hooks on %s run until it ends"):format(table.concat(hooks, ", ")) or ""))
   for _, it in ipairs(c.items) do
     local row = by_ref[it.ref]
-    if it.at then
+    if it.at and it.segment then
+      add(it.at, 2, ("coupon drop '%s': every member of segment '%s' gets one of %s"):format(it.id,
+        it.segment, row.summary))
+    elseif it.at then
       add(it.at, 2, ("coupon drop '%s': %d user%s each get one of %s"):format(it.id, #it.users,
         #it.users == 1 and "" or "s", row.summary))
     else
