@@ -165,6 +165,9 @@ local function claimable(req)
     end
   until #rows == limit or last
   local items = templates.shape_all(rows, false)
+  for _, t in ipairs(items) do
+    t.segment, t.tag = nil, nil  -- the brand's own names for its customers stay with the brand
+  end
   if req.user then
     local day = issue.local_day(now)
     for _, t in ipairs(items) do
@@ -305,10 +308,11 @@ return {
       merged_at INTEGER NOT NULL
     );
     -- kind coupon: row_id a coupon; seq, day_seq, drop_id its values under from,
-    -- new_*: under into. kind order: row_id an order of coupons_orders
+    -- new_*: under into. kind order: row_id an order of coupons_orders. kind
+    -- skip: row_id a drop that skipped from; into_had: it had skipped into too
     CREATE TABLE coupons_merge_moves (
       merge_id INTEGER NOT NULL,
-      kind TEXT NOT NULL CHECK (kind IN ('coupon', 'order')),
+      kind TEXT NOT NULL CHECK (kind IN ('coupon', 'order', 'skip')),
       row_id NOT NULL,
       seq INTEGER,
       day_seq INTEGER,
@@ -316,6 +320,7 @@ return {
       new_seq INTEGER,
       new_day_seq INTEGER,
       new_drop_id INTEGER,
+      into_had INTEGER,
       PRIMARY KEY (merge_id, kind, row_id)
     );
     ]],

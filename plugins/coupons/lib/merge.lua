@@ -4,9 +4,10 @@
 -- `into` and calls member_merge inside its transaction; an operator's undo
 -- calls member_unmerge.
 --
--- coupons keeps two things per person: coupons (coupons_coupons.user) and the
--- coupon each order locked (coupons_orders.user). A merge moves every one of
--- from's to into, so into holds what both held and per_user_limit (and the
+-- coupons keeps three things per person: coupons (coupons_coupons.user), the
+-- coupon each order locked (coupons_orders.user), and the segment drops that
+-- reached them at per_user_limit (coupons_drop_skips.user). A merge moves every
+-- one of from's to into, so into holds what both held and per_user_limit (and the
 -- daily limit) counts all of it: a person who took 1 of a limit-1 coupon as
 -- `from` cannot take another as `into`. Nothing is lost or voided.
 --
@@ -57,10 +58,10 @@ end
 ---@param from string   the younger member id, merged away
 ---@param into string   the survivor
 ---@param merge_id integer
----@return {coupons: integer, orders: integer} moved
+---@return {coupons: integer, orders: integer, skips: integer} moved
 function merge.member_merge(from, into, merge_id)
   check_args(from, into, merge_id)
-  if recorded(from, into, merge_id) then return { coupons = 0, orders = 0 } end
+  if recorded(from, into, merge_id) then return { coupons = 0, orders = 0, skips = 0 } end
   tp.db.exec("INSERT INTO coupons_merges (merge_id, from_user, into_user, merged_at) VALUES (?, ?, ?, ?)",
     merge_id, from, into, tp.now())
 
@@ -87,7 +88,16 @@ function merge.member_merge(from, into, merge_id)
   tp.db.exec([[INSERT INTO coupons_merge_moves (merge_id, kind, row_id)
     SELECT ?1, 'order', order_id FROM coupons_orders WHERE user = ?2]], merge_id, from)
   local orders = tp.db.exec("UPDATE coupons_orders SET user = ? WHERE user = ?", into, from)
-  return { coupons = coupons, orders = orders }
+
+  -- a drop that skipped both skipped one person: into's record stays
+  tp.db.exec([[INSERT INTO coupons_merge_moves (merge_id, kind, row_id, into_had)
+    SELECT ?1, 'skip', s.drop_id, EXISTS (SELECT 1 FROM coupons_drop_skips i
+      WHERE i.drop_id = s.drop_id AND i.user = ?3)
+    FROM coupons_drop_skips s WHERE s.user = ?2]], merge_id, from, into)
+  tp.db.exec([[INSERT INTO coupons_drop_skips (drop_id, user) SELECT drop_id, ?2 FROM coupons_drop_skips
+    WHERE user = ?1 ON CONFLICT DO NOTHING]], from, into)
+  local skips = tp.db.exec("DELETE FROM coupons_drop_skips WHERE user = ?", from)
+  return { coupons = coupons, orders = orders, skips = skips }
 end
 
 ---Undoes merge merge_id: the coupons and locks it moved go back to `from`
@@ -99,10 +109,10 @@ end
 ---@param from string
 ---@param into string
 ---@param merge_id integer
----@return {coupons: integer, orders: integer} moved back to from
+---@return {coupons: integer, orders: integer, skips: integer} moved back to from
 function merge.member_unmerge(from, into, merge_id)
   check_args(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return { coupons = 0, orders = 0 } end
+  if not recorded(from, into, merge_id) then return { coupons = 0, orders = 0, skips = 0 } end
 
   local orders = tp.db.exec([[UPDATE coupons_orders SET user = ?2 WHERE user = ?3 AND order_id IN
       (SELECT row_id FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'order')]],
@@ -126,9 +136,15 @@ function merge.member_unmerge(from, into, merge_id)
       from, h.seq, h.day_seq, h.in_drop == 0 and r.drop_id or nil, r.id)
     coupons = coupons + 1
   end
+  local skips = tp.db.exec([[INSERT INTO coupons_drop_skips (drop_id, user)
+    SELECT row_id, ?2 FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'skip'
+    ON CONFLICT DO NOTHING]], merge_id, from)
+  tp.db.exec([[DELETE FROM coupons_drop_skips WHERE user = ?2 AND drop_id IN
+      (SELECT row_id FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'skip' AND into_had = 0)]],
+    merge_id, into)
   tp.db.exec("DELETE FROM coupons_merge_moves WHERE merge_id = ?", merge_id)
   tp.db.exec("DELETE FROM coupons_merges WHERE merge_id = ?", merge_id)
-  return { coupons = coupons, orders = orders }
+  return { coupons = coupons, orders = orders, skips = skips }
 end
 
 return merge

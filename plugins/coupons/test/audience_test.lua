@@ -74,6 +74,8 @@ describe("a segment template", function()
       if t.id == id then item = t end
     end
     expect({ item.claimed, item.can_claim }).to_equal({ 0, true })
+    -- the brand's name for the segment is not shown to customers
+    expect({ item.audience, item.segment }).to_equal({ "segment", nil })
   end)
 
   it("is claimed by a member; anyone else gets 403 not_in_audience and takes nothing", function()
