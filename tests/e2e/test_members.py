@@ -115,6 +115,20 @@ def test_logins_with_one_unionid_at_the_same_moment_make_one_member():
     assert sorted(i["channel"] for i in one["identities"]) == ["mp_openid", "oa_openid", "unionid"], one
 
 
+def test_many_logins_proving_one_person_at_once_merge_once():
+    h, t = host(), T_LOGIN
+    old = identify_ok(h, t, [{"channel": "mp_openid", "id": "cm-mp"}, {"channel": "unionid", "id": "cm-u"}])
+    young = identify_ok(h, t, [{"channel": "oa_openid", "id": "cm-oa"}])
+    ids = [{"channel": "oa_openid", "id": "cm-oa"}, {"channel": "unionid", "id": "cm-u"}]
+    results = concurrently([lambda: identify(h, t, ids) for _ in range(30)])
+    assert all(r[0] == 200 and r[2]["member"]["id"] == old["member"]["id"] for r in results), results[:3]
+    merged = [r[2]["merged"] for r in results if r[2]["merged"]]
+    assert merged == [[young["member"]["id"]]], merged          # exactly one login merged
+    status, _, merges = h.admin("GET", "/members/merges?member=%s" % young["member"]["id"], t)
+    assert status == 200 and len(merges["items"]) == 1, merges
+    assert merges["items"][0]["reason"] == "unionid", merges
+
+
 def test_a_merged_person_cannot_pass_a_per_user_limit():
     h, t = host(), T_MERGE
     add_sku(h, t, "tea-m", 100)

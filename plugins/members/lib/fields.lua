@@ -58,6 +58,8 @@ fields.FACTS = {
   birthday_month = { type = "integer", column = "CAST(substr(m.birthday, 6, 2) AS INTEGER)",
                      doc = "1-12, from birthday" },
   has_phone = { type = "boolean", column = "(m.phone_masked IS NOT NULL)", doc = "a verified phone is known" },
+  coupon_orders = { type = "integer", column = "(SELECT count(o.coupon_id) FROM members_orders o WHERE o.n = m.n)",
+                    doc = "paid orders that used a coupon, ever" },
 }
 
 -- Facts over a window: {field = "paid_fen", within_days = 90, ...}.
@@ -65,6 +67,7 @@ fields.WINDOWED = {
   paid_orders = "count(*)",
   paid_fen = "coalesce(sum(o.paid_fen), 0)",
   net_fen = "coalesce(sum(o.paid_fen - o.refunded_fen), 0)",
+  coupon_orders = "count(o.coupon_id)",
 }
 
 local TYPES = { string = true, integer = true, enum = true, date = true, boolean = true }

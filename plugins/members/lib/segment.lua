@@ -201,7 +201,7 @@ compile = function(c, rule, where, depth)
     if rule.within_days ~= nil then
       local agg = fields.WINDOWED[name]
       if not agg then
-        check.field_error(where .. ".within_days", "applies only to paid_orders, paid_fen and net_fen")
+        check.field_error(where .. ".within_days", "applies only to paid_orders, paid_fen, net_fen and coupon_orders")
       end
       expr = ("(SELECT %s FROM members_orders o WHERE o.n = m.n%s)"):format(agg, within(c, rule, where))
     end

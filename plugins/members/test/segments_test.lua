@@ -33,7 +33,9 @@ local function setup()
       local o = { fen = 1000 * k + i * 10, days_ago = (i * 3 + k * 11) % 200,
                   sku = (i + k) % 5 == 0 and "s1" or "s2", refunded = (i % 11 == 0) }
       p.orders[#p.orders + 1] = o
+      o.coupon = (i + k) % 3 == 0
       admin:post("/orderfeed/paid", { id = order_id, user = p.id, paid_fen = o.fen,
+        coupon_id = o.coupon and order_id or nil,
         paid_at = kit.now() - o.days_ago * DAY - 60, lines = { { sku = o.sku, qty = 1 } } })
       if o.refunded then
         admin:post("/orderfeed/refunded", { id = order_id, user = p.id, paid_fen = o.fen, refunded_fen = o.fen })
@@ -99,6 +101,13 @@ local CASES = {
   { "never paid", { field = "paid_orders", op = "eq", value = 0 }, function(p) return #p.orders == 0 end },
   { "bought s1", { bought = { "s1" } }, function(p) return bought(p, "s1") end },
   { "bought s1 in 30 days", { bought = { "s1" }, within_days = 30 }, function(p) return bought(p, "s1", 30) end },
+  { "used a coupon twice", { field = "coupon_orders", op = "gte", value = 2 },
+    function(p) local c = 0; for _, o in ipairs(p.orders) do if o.coupon then c = c + 1 end end; return c >= 2 end },
+  { "used a coupon in 60 days", { field = "coupon_orders", within_days = 60, op = "gte", value = 1 },
+    function(p)
+      for _, o in ipairs(p.orders) do if o.coupon and o.days_ago < 60 then return true end end
+      return false
+    end },
   { "three conditions", { all = { { tag = "a" }, { field = "paid_orders", op = "gte", value = 1 },
       { ["not"] = { field = "city", op = "eq", value = "杭州" } } } },
     function(p) return p.a and #p.orders >= 1 and p.city ~= "杭州" end },
