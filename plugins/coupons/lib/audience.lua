@@ -76,7 +76,8 @@ end
 
 ---Whether user (nil: anonymous) is in template t's audience. issue_only
 ---admits nobody; segment and tag only a user the members plugin places in
----it (nobody while the plugin is not enabled).
+---it (nobody while the plugin is not enabled, nor in a segment deleted since
+---the template named it).
 ---@param t {audience: string, segment: string?, tag: string?}
 ---@param user string|nil
 ---@return boolean
@@ -84,7 +85,12 @@ function audience.admits(t, user)
   if t.audience == "public" then return true end
   if t.audience ~= "segment" and t.audience ~= "tag" then return false end
   if not user or not audience.members_enabled() then return false end
-  return tp.call("members", "matches", user, { segment = t.segment, tag = t.tag }) == true
+  local ok, inside = pcall(tp.call, "members", "matches", user, { segment = t.segment, tag = t.tag })
+  if not ok then
+    if type(inside) == "table" and inside.code == "segment_not_found" then return false end
+    error(inside, 0)
+  end
+  return inside == true
 end
 
 return audience

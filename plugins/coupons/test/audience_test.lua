@@ -104,6 +104,17 @@ describe("a segment template", function()
   end)
 end)
 
+describe("a segment deleted after its template named it", function()
+  it("admits nobody: the template is listed to nobody and a claim is 403", function()
+    expect(kit.admin():post("/members/segments", { name = "brief", rule = { tag = "vip" } }).status).to_be(201)
+    local id = template({ audience = "segment", segment = "brief" }).body.id
+    expect(listed(kit.user("vip00001"))[id]).to_be(true)
+    expect(kit.admin():delete("/members/segments/brief").status).to_be(200)
+    expect(listed(kit.user("vip00001"))[id]).to_be(nil)
+    expect(claim("vip00001", id)).to_be_error(403, "not_in_audience")
+  end)
+end)
+
 describe("a tag template", function()
   it("is listed to and claimed by the members carrying the tag", function()
     local res = template({ audience = "tag", tag = "regular" })
