@@ -361,7 +361,9 @@ return {
     { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
       handler = issue.targeted,
       summary = "Issue one coupon to each listed user (定向发券), all or nothing on quantity",
-      description = "Duplicates count once; users at per_user_limit are skipped and listed. If "
+      description = "Each id is the member it names now: a merged id gets its survivor, once per "
+        .. "person; an erased member is skipped (erased). "
+        .. "Duplicates count once; users at per_user_limit are skipped and listed. If "
         .. "the remaining quantity cannot cover every other user, nothing is issued (409 "
         .. "insufficient_quantity). The claim window and the daily limit do not apply; a paused "
         .. "or expired template issues nothing (409 not_issuable).",
@@ -371,7 +373,7 @@ return {
       response = { type = "object", properties = {
         template_id = { type = "integer" }, issued = { type = "integer" },
         skipped = { type = "array", items = { type = "object", properties = {
-          user = { type = "string" }, reason = { type = "string", enum = { "limit_reached" } } } } },
+          user = { type = "string" }, reason = { type = "string", enum = { "limit_reached", "erased" } } } } },
         coupons = { type = "array", items = { type = "object", properties = {
           user = { type = "string" }, coupon_id = { type = "integer" } } } } } } },
     { method = "GET", path = "/coupons/templates/{id:int}/coupons", auth = "admin",

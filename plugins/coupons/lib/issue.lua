@@ -155,6 +155,9 @@ end
 ---window and the daily limit do not apply; a paused or expired template issues
 ---nothing (409 not_issuable). issued_for (nil from the admin route) is stored
 ---on each coupon: what the issue was for, as the calling plugin says it.
+---Each id is the member it names now (tp.auth.resolve): a merged id issues to
+---its survivor, once per person however many of its ids are listed; an
+---erased member is skipped (reason erased).
 ---@param id integer
 ---@param users string[]
 ---@param issued_for string|nil
@@ -169,12 +172,19 @@ function issue.to_users(id, users, issued_for)
 
   local day = issue.local_day(now)
   local to_issue, skipped = {}, tp.json.array()
-  for _, u in ipairs(users) do
-    local h = issue.holding(t.id, u, day)
-    if h.n >= t.per_user_limit then
-      skipped[#skipped + 1] = { user = u, reason = "limit_reached" }
-    else
-      to_issue[#to_issue + 1] = { user = u, holding = h }
+  local people = {}
+  for _, given in ipairs(users) do
+    local u = tp.auth.resolve(given)
+    if u == nil then
+      skipped[#skipped + 1] = { user = given, reason = "erased" }
+    elseif not people[u] then
+      people[u] = true
+      local h = issue.holding(t.id, u, day)
+      if h.n >= t.per_user_limit then
+        skipped[#skipped + 1] = { user = u, reason = "limit_reached" }
+      else
+        to_issue[#to_issue + 1] = { user = u, holding = h }
+      end
     end
   end
   local remaining = t.total_quantity - t.issued
