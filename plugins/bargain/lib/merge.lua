@@ -23,38 +23,9 @@
 -- bargain_merge_moves records what moved, so member_unmerge moves back
 -- exactly that; bargain_merges records the merge, so a repeat does nothing.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
-
----400 invalid_merge unless from and into are two different user ids and
----merge_id a positive integer.
----@param from any
----@param into any
----@param merge_id any
-local function check_args(from, into, merge_id)
-  if not (check.is_user_id(from) and check.is_user_id(into)) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into itself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
----@param from string
----@param into string
----@param merge_id integer
----@return table|nil
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM bargain_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
 
 ---The per-activity counters: table, user column, count column.
 local HELPERS = { kind = "helpers", tbl = "bargain_helpers", user = "helper", n = "helps" }
@@ -110,10 +81,7 @@ local NOTHING = { bargains = 0, helps = 0, helpers = 0, starters = 0 }
 ---@param merge_id integer
 ---@return {bargains: integer, helps: integer, helpers: integer, starters: integer} moved
 function merge.member_merge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if recorded(from, into, merge_id) then return NOTHING end
-  tp.db.exec([[INSERT INTO bargain_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("bargain_merges", from, into, merge_id) then return NOTHING end
   tp.db.exec([[INSERT INTO bargain_merge_moves (merge_id, kind, row_id)
     SELECT ?1, 'bargain', id FROM bargain_bargains WHERE initiator = ?2]], merge_id, from)
   local bargains = tp.db.exec("UPDATE bargain_bargains SET initiator = ?2 WHERE initiator = ?1", from, into)
@@ -137,8 +105,7 @@ end
 ---@param merge_id integer
 ---@return {bargains: integer, helps: integer, helpers: integer, starters: integer} moved
 function merge.member_unmerge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return NOTHING end
+  if not tpmerge.begin_undo("bargain_merges", from, into, merge_id) then return NOTHING end
   local bargains = tp.db.exec([[UPDATE bargain_bargains SET initiator = ?3 WHERE initiator = ?2 AND id IN
       (SELECT row_id FROM bargain_merge_moves WHERE merge_id = ?1 AND kind = 'bargain')]], merge_id, into, from)
   local helps = tp.db.exec([[UPDATE bargain_helps SET helper = ?3,
@@ -151,7 +118,6 @@ function merge.member_unmerge(from, into, merge_id)
                   helpers = unfold(HELPERS, from, into, merge_id),
                   starters = unfold(STARTERS, from, into, merge_id) }
   tp.db.exec("DELETE FROM bargain_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM bargain_merges WHERE merge_id = ?", merge_id)
   return moved
 end
 

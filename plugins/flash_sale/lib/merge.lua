@@ -12,38 +12,9 @@
 -- that the orders plugin still names `from` is counted against the survivor
 -- (survivor()).
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
-
----400 invalid_merge unless from and into are two different user ids and
----merge_id a positive integer.
----@param from any
----@param into any
----@param merge_id any
-local function check_args(from, into, merge_id)
-  if not (check.is_user_id(from) and check.is_user_id(into)) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into itself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
----@param from string
----@param into string
----@param merge_id integer
----@return table|nil
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM flash_sale_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
 
 ---Folds every count of `from` into `into` and records what it folded.
 ---Idempotent: a merge_id already recorded does nothing and moves nothing.
@@ -52,10 +23,7 @@ end
 ---@param merge_id integer
 ---@return {buyers: integer} moved  counts of `from` folded into `into`
 function merge.member_merge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if recorded(from, into, merge_id) then return { buyers = 0 } end
-  tp.db.exec([[INSERT INTO flash_sale_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("flash_sale_merges", from, into, merge_id) then return { buyers = 0 } end
   -- what is folded, and whether into had a count of the sale before
   tp.db.exec([[INSERT INTO flash_sale_merge_moves (merge_id, kind, row_id, amount, created)
     SELECT ?1, 'buyers', f.sale_id, f.bought,
@@ -76,8 +44,7 @@ end
 ---@param merge_id integer
 ---@return {buyers: integer} moved  counts given back to `from`
 function merge.member_unmerge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return { buyers = 0 } end
+  if not tpmerge.begin_undo("flash_sale_merges", from, into, merge_id) then return { buyers = 0 } end
   tp.db.exec([[UPDATE flash_sale_buyers SET bought = max(0, bought -
       (SELECT m.amount FROM flash_sale_merge_moves m WHERE m.merge_id = ?1 AND m.kind = 'buyers'
          AND m.row_id = flash_sale_buyers.sale_id))
@@ -90,7 +57,6 @@ function merge.member_unmerge(from, into, merge_id)
     SELECT row_id, ?2, amount FROM flash_sale_merge_moves WHERE merge_id = ?1 AND kind = 'buyers'
     ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + excluded.bought]], merge_id, from)
   tp.db.exec("DELETE FROM flash_sale_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM flash_sale_merges WHERE merge_id = ?", merge_id)
   return { buyers = moved }
 end
 

@@ -25,30 +25,9 @@
 -- counters give back what was folded (never below zero), and what `into` did
 -- after the merge stays hers.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
-
----Refuses what cannot be a merge: 400 invalid_merge.
-local function check_merge(from, into, merge_id)
-  if not check.is_user_id(from) or not check.is_user_id(into) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids (1-64 of A-Za-z0-9_:@-)")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into herself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge, or nil; a merge_id recorded for other members is 400 invalid_merge.
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM friend_assist_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
 
 -- ---- drives and rewards
 
@@ -174,10 +153,7 @@ local NOTHING = { drives = 0, assists = 0, rewards = 0, counters = 0 }
 ---@param merge_id integer unique per merge
 ---@return FriendAssistMoved moved
 function merge.merge(from, into, merge_id)
-  check_merge(from, into, merge_id)
-  if recorded(from, into, merge_id) then return NOTHING end
-  tp.db.exec([[INSERT INTO friend_assist_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("friend_assist_merges", from, into, merge_id) then return NOTHING end
   return { drives = merge_drives(merge_id, from, into), assists = merge_assists(merge_id, from, into),
            rewards = merge_rewards(merge_id, from, into), counters = merge_counters(merge_id, from, into) }
 end
@@ -189,14 +165,12 @@ end
 ---@param merge_id integer
 ---@return FriendAssistMoved moved back
 function merge.unmerge(from, into, merge_id)
-  check_merge(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return NOTHING end
+  if not tpmerge.begin_undo("friend_assist_merges", from, into, merge_id) then return NOTHING end
   local moved = { counters = unmerge_counters(merge_id, from, into),
                   assists = unmerge_assists(merge_id, from, into),
                   rewards = unmerge_rewards(merge_id, from, into),
                   drives = unmerge_drives(merge_id, from, into) }
   tp.db.exec("DELETE FROM friend_assist_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM friend_assist_merges WHERE merge_id = ?", merge_id)
   return moved
 end
 

@@ -29,38 +29,9 @@
 -- member_unmerge moves back exactly those; group_buy_merges records the merge
 -- itself, so a repeat does nothing.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
-
----400 invalid_merge unless from and into are two different user ids and
----merge_id a positive integer.
----@param from any
----@param into any
----@param merge_id any
-local function check_args(from, into, merge_id)
-  if not (check.is_user_id(from) and check.is_user_id(into)) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into itself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
----@param from string
----@param into string
----@param merge_id integer
----@return table|nil
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM group_buy_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
 
 local NOTHING = { orders = 0, groups = 0, buyers = 0 }
 
@@ -72,10 +43,7 @@ local NOTHING = { orders = 0, groups = 0, buyers = 0 }
 ---@param merge_id integer
 ---@return {orders: integer, groups: integer, buyers: integer} moved
 function merge.member_merge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if recorded(from, into, merge_id) then return NOTHING end
-  tp.db.exec([[INSERT INTO group_buy_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("group_buy_merges", from, into, merge_id) then return NOTHING end
   -- orders: re-keyed; merged_from keeps the id a seat was taken under (an
   -- earlier merge's, if any), so two seats of one group stay two seats
   tp.db.exec([[INSERT INTO group_buy_merge_moves (merge_id, kind, row_id, prior)
@@ -110,8 +78,7 @@ end
 ---@param merge_id integer
 ---@return {orders: integer, groups: integer, buyers: integer} moved
 function merge.member_unmerge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return NOTHING end
+  if not tpmerge.begin_undo("group_buy_merges", from, into, merge_id) then return NOTHING end
   local orders = tp.db.exec([[UPDATE group_buy_orders SET user = ?3,
       merged_from = (SELECT m.prior FROM group_buy_merge_moves m WHERE m.merge_id = ?1 AND m.kind = 'order'
                        AND m.row_id = group_buy_orders.order_id)
@@ -139,7 +106,6 @@ function merge.member_unmerge(from, into, merge_id)
     FROM group_buy_merge_moves m WHERE m.merge_id = ?1 AND m.kind = 'buyers'
     ON CONFLICT (activity_id, user) DO UPDATE SET units = excluded.units]], merge_id, from)
   tp.db.exec("DELETE FROM group_buy_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM group_buy_merges WHERE merge_id = ?", merge_id)
   return { orders = orders, groups = groups, buyers = buyers }
 end
 

@@ -17,38 +17,9 @@
 -- exactly that; group_chain_merges records the merge, so a repeat does
 -- nothing.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
-
----400 invalid_merge unless from and into are two different user ids and
----merge_id a positive integer.
----@param from any
----@param into any
----@param merge_id any
-local function check_args(from, into, merge_id)
-  if not (check.is_user_id(from) and check.is_user_id(into)) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into itself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
----@param from string
----@param into string
----@param merge_id integer
----@return table|nil
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM group_chain_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
 
 local NOTHING = { organisers = 0, posts = 0, entries = 0, units = 0 }
 
@@ -69,10 +40,7 @@ end
 ---@param merge_id integer
 ---@return {organisers: integer, posts: integer, entries: integer, units: integer} moved
 function merge.member_merge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if recorded(from, into, merge_id) then return NOTHING end
-  tp.db.exec([[INSERT INTO group_chain_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("group_chain_merges", from, into, merge_id) then return NOTHING end
   -- the role: moved, or (into has its own) folded away; amount keeps from's grant time
   tp.db.exec([[INSERT INTO group_chain_merge_moves (merge_id, kind, row_id, amount, created)
     SELECT ?1, 'organiser', 0, granted_at,
@@ -112,8 +80,7 @@ end
 ---@param merge_id integer
 ---@return {organisers: integer, posts: integer, entries: integer, units: integer} moved
 function merge.member_unmerge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return NOTHING end
+  if not tpmerge.begin_undo("group_chain_merges", from, into, merge_id) then return NOTHING end
   local role = tp.db.one([[SELECT amount AS granted_at, created FROM group_chain_merge_moves
     WHERE merge_id = ? AND kind = 'organiser']], merge_id)
   local organisers = 0
@@ -145,7 +112,6 @@ function merge.member_unmerge(from, into, merge_id)
     FROM group_chain_merge_moves m WHERE m.merge_id = ?1 AND m.kind = 'units'
     ON CONFLICT (post_id, user, sku) DO UPDATE SET units = excluded.units]], merge_id, from)
   tp.db.exec("DELETE FROM group_chain_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM group_chain_merges WHERE merge_id = ?", merge_id)
   return { organisers = organisers, posts = posts, entries = entries, units = units }
 end
 

@@ -22,34 +22,9 @@
 -- exactly those orders that still belong to `into` (an order a later merge
 -- moved on stays where it is), so what `into` did after the merge stays hers.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
-
----Refuses what cannot be a merge: 400 invalid_merge.
----@param from any
----@param into any
----@param merge_id any
-local function check_merge(from, into, merge_id)
-  if not check.is_user_id(from) or not check.is_user_id(into) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids (1-64 of A-Za-z0-9_:@-)")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into herself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge, or nil; a merge_id recorded for other members is refused
----(400 invalid_merge): the caller confused two merges.
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM orders_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
 
 ---Moves every order of `from` to `into`; see the top of this file.
 ---@param from string the younger member id, merged away
@@ -57,10 +32,7 @@ end
 ---@param merge_id integer unique per merge
 ---@return {orders: integer} moved
 function merge.merge(from, into, merge_id)
-  check_merge(from, into, merge_id)
-  if recorded(from, into, merge_id) then return { orders = 0 } end
-  tp.db.exec([[INSERT INTO orders_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("orders_merges", from, into, merge_id) then return { orders = 0 } end
   -- what moves, and the keys that collide with the survivor's (given up below)
   tp.db.exec([[INSERT INTO orders_merge_moves (merge_id, order_id, idempotency_key)
     SELECT ?1, o.id, CASE WHEN EXISTS (SELECT 1 FROM orders_orders s
@@ -82,8 +54,7 @@ end
 ---@param merge_id integer
 ---@return {orders: integer} moved back
 function merge.unmerge(from, into, merge_id)
-  check_merge(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return { orders = 0 } end
+  if not tpmerge.begin_undo("orders_merges", from, into, merge_id) then return { orders = 0 } end
   local moved = tp.db.exec([[UPDATE orders_orders SET user = ?3
     WHERE user = ?2 AND id IN (SELECT order_id FROM orders_merge_moves WHERE merge_id = ?1)]],
     merge_id, into, from)
@@ -95,7 +66,6 @@ function merge.unmerge(from, into, merge_id)
       AND NOT EXISTS (SELECT 1 FROM orders_orders x WHERE x.user = ?2 AND x.idempotency_key = m.idempotency_key)]],
     merge_id, from)
   tp.db.exec("DELETE FROM orders_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM orders_merges WHERE merge_id = ?", merge_id)
   return { orders = moved }
 end
 

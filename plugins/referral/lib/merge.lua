@@ -31,7 +31,7 @@
 -- rows that no longer look as the merge left them (deleted, rebound, moved on
 -- by a later merge) are skipped, and what `into` did after the merge stays hers.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 
 local merge = {}
 
@@ -70,27 +70,6 @@ function merge.resolve(user)
     user = m.into_user
   end
   return user
-end
-
----Refuses what cannot be a merge: 400 invalid_merge.
-local function check_merge(from, into, merge_id)
-  if not check.is_user_id(from) or not check.is_user_id(into) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids (1-64 of A-Za-z0-9_:@-)")
-  end
-  if from == into then tp.fail(400, "invalid_merge", "a member cannot be merged into herself") end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer")
-  end
-end
-
----The recorded merge, or nil; a merge_id recorded for other members is 400 invalid_merge.
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM referral_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
 end
 
 ---Records one move.
@@ -325,10 +304,7 @@ local NOTHING = { distributors = 0, bindings = 0, team = 0, ledger = 0, withdraw
 ---@param merge_id integer unique per merge
 ---@return ReferralMoved moved
 function merge.merge(from, into, merge_id)
-  check_merge(from, into, merge_id)
-  if recorded(from, into, merge_id) then return NOTHING end
-  tp.db.exec([[INSERT INTO referral_merges (merge_id, from_user, into_user, merged_at)
-    VALUES (?, ?, ?, ?)]], merge_id, from, into, tp.now())
+  if not tpmerge.begin("referral_merges", from, into, merge_id) then return NOTHING end
   local distributors = merge_distributors(merge_id, from, into)
   local own, team = merge_bindings(merge_id, from, into)
   local rows = merge_rows(merge_id, from, into)
@@ -343,14 +319,12 @@ end
 ---@param merge_id integer
 ---@return ReferralMoved moved back
 function merge.unmerge(from, into, merge_id)
-  check_merge(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return NOTHING end
+  if not tpmerge.begin_undo("referral_merges", from, into, merge_id) then return NOTHING end
   local daily = unmerge_daily(merge_id, from, into)
   local rows = unmerge_rows(merge_id, from, into)
   local own, team = unmerge_bindings(merge_id, from, into)
   local distributors = unmerge_distributors(merge_id, from, into)
   tp.db.exec("DELETE FROM referral_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM referral_merges WHERE merge_id = ?", merge_id)
   return counts(distributors, own, team, rows, daily)
 end
 
