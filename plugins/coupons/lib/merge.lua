@@ -23,47 +23,21 @@
 -- coupons_merge_moves records every row moved with its numbers under from,
 -- so member_unmerge gives back exactly those rows with exactly those numbers.
 
-local check = require("tp.check")
+local tpmerge = require("tp.merge")
 local issue = require("lib.issue")
 
 local merge = {}
 
----400 invalid_merge unless from and into are two different user ids and
----merge_id a positive integer.
-local function check_args(from, into, merge_id)
-  if not (check.is_user_id(from) and check.is_user_id(into)) then
-    tp.fail(400, "invalid_merge", "from and into must be user ids: 1-64 letters, digits, '-', '_', ':' or '@'",
-      { from = type(from) == "string" and from or nil, into = type(into) == "string" and into or nil })
-  end
-  if from == into then
-    tp.fail(400, "invalid_merge", "a member cannot be merged into itself", { from = from, into = into })
-  end
-  if math.type(merge_id) ~= "integer" or merge_id < 1 then
-    tp.fail(400, "invalid_merge", "merge_id must be a positive integer", { from = from, into = into })
-  end
-end
-
----The recorded merge merge_id, or nil; 400 invalid_merge if it joined other ids.
-local function recorded(from, into, merge_id)
-  local m = tp.db.one("SELECT from_user, into_user FROM coupons_merges WHERE merge_id = ?", merge_id)
-  if m and (m.from_user ~= from or m.into_user ~= into) then
-    tp.fail(400, "invalid_merge", ("merge %d merged %s into %s"):format(merge_id, m.from_user, m.into_user),
-      { merge_id = merge_id })
-  end
-  return m
-end
-
----Moves every coupon and coupon lock of `from` to `into` and records what
+---Moves every coupon, coupon lock and drop skip of `from` to `into` and records what
 ---moved. Idempotent: a merge_id already recorded does nothing.
 ---@param from string   the younger member id, merged away
 ---@param into string   the survivor
 ---@param merge_id integer
 ---@return {coupons: integer, orders: integer, skips: integer} moved
 function merge.member_merge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if recorded(from, into, merge_id) then return { coupons = 0, orders = 0, skips = 0 } end
-  tp.db.exec("INSERT INTO coupons_merges (merge_id, from_user, into_user, merged_at) VALUES (?, ?, ?, ?)",
-    merge_id, from, into, tp.now())
+  if not tpmerge.begin("coupons_merges", from, into, merge_id) then
+    return { coupons = 0, orders = 0, skips = 0 }
+  end
 
   -- each coupon of from: its numbers now, and the ones it takes under into
   -- (after into's highest of the template, and of the template that day)
@@ -111,8 +85,9 @@ end
 ---@param merge_id integer
 ---@return {coupons: integer, orders: integer, skips: integer} moved back to from
 function merge.member_unmerge(from, into, merge_id)
-  check_args(from, into, merge_id)
-  if not recorded(from, into, merge_id) then return { coupons = 0, orders = 0, skips = 0 } end
+  if not tpmerge.begin_undo("coupons_merges", from, into, merge_id) then
+    return { coupons = 0, orders = 0, skips = 0 }
+  end
 
   local orders = tp.db.exec([[UPDATE coupons_orders SET user = ?2 WHERE user = ?3 AND order_id IN
       (SELECT row_id FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'order')]],
@@ -143,7 +118,6 @@ function merge.member_unmerge(from, into, merge_id)
       (SELECT row_id FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'skip' AND into_had = 0)]],
     merge_id, into)
   tp.db.exec("DELETE FROM coupons_merge_moves WHERE merge_id = ?", merge_id)
-  tp.db.exec("DELETE FROM coupons_merges WHERE merge_id = ?", merge_id)
   return { coupons = coupons, orders = orders, skips = skips }
 end
 
