@@ -412,7 +412,7 @@ return {
       description = "409 not_claimable (details.reason paused, not_started, ended or expired), "
         .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone); "
         .. "403 issue_only for a template the brand only gives out (an issue or a drop); 403 "
-        .. "not_in_audience for a segment or tag template the user is not in.",
+        .. "members_only for a segment or tag template the user is not in.",
       response = COUPON },
     { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine,
       summary = "The caller's own coupons", query = state_query(200), response = page_of(COUPON) },

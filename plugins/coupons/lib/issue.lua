@@ -103,7 +103,7 @@ function issue.claim(req)
     tp.fail(403, "issue_only", "this coupon is not claimed: the brand gives it to the customers it chooses")
   end
   if not audience.admits(t, user) then
-    tp.fail(403, "not_in_audience", "this coupon is for selected customers only")
+    tp.fail(403, "members_only", "this coupon is for selected customers only")
   end
   local reason, message = issue.closed_reason(t, now, true)
   if reason then tp.fail(409, "not_claimable", message, { reason = reason }) end

@@ -132,16 +132,17 @@ function segments.export_matches(user, audience)
   return false
 end
 
----Export page(segment, after, limit) -> {members = {id...}, next = n|nil}: one
----slice of a segment in member-number order, judged now; a drop walks it with
----its own cursor (see the coupons plugin).
+---Export page(segment, after, limit) -> {members = {id...}, numbers = {n...},
+---next = n|nil}: one slice of a segment in member-number order, judged now;
+---numbers[i] is members[i]'s number, so a caller that stops mid-slice can keep
+---an exact cursor. A drop walks it with its own cursor (see the coupons plugin).
 function segments.export_page(name, after, limit)
   local s = segment.load(name)
   limit = math.min(math.tointeger(limit) or 500, 5000)
   local rows = segment.page(s, math.tointeger(after) or 0, limit)
-  local ids = {}
-  for i, r in ipairs(rows) do ids[i] = r.id end
-  return { members = ids, next = #rows == limit and rows[#rows].n or nil }
+  local ids, ns = {}, {}
+  for i, r in ipairs(rows) do ids[i], ns[i] = r.id, r.n end
+  return { members = ids, numbers = ns, next = #rows == limit and rows[#rows].n or nil }
 end
 
 ---Export exists(kind, name) -> boolean: for checks ("segment" or "tag").
