@@ -380,6 +380,17 @@ return {
       handler = coupons.of_template,
       summary = "Every coupon of a template, a page at a time",
       query = state_query(1000), response = page_of(COUPON) },
+    { method = "POST", path = "/coupons/templates/{id:int}/drops", auth = "admin",
+      handler = drops.start_route, status = 202,
+      summary = "Give one coupon to every member of a segment (定向发券), in the background",
+      description = "The drop runs 500 members per job run, each member at most once across retries "
+        .. "and crashes; follow it with GET /coupons/drops/{id}. ref (default admin/<template>/<segment>) "
+        .. "names it: the same ref answers the same drop (200). 404 segment_not_found, "
+        .. "template_not_found; 409 drop_ref_taken for a ref used with another template or segment.",
+      body = { type = "object", required = { "segment" }, properties = {
+        segment = { type = "string", maxLength = 64 },
+        ref = { type = "string", maxLength = 128, pattern = "^[a-z0-9_/.-]+$" } } },
+      response = DROP },
     { method = "GET", path = "/coupons/drops", auth = "admin", handler = drops.list,
       summary = "Segment drops (a campaign's coupon_drop { segment = ... }), oldest first",
       query = {

@@ -201,6 +201,21 @@ end
 
 -- ---- admin routes
 
+---POST /coupons/templates/{id}/drops {segment, ref?} (admin): an operator's
+---定向发券 to a segment, without a campaign. ref names the drop (default
+---"admin/<template>/<segment>"): a retry answers the same drop, and a second
+---drop of the template to the segment needs a ref of its own.
+function drops.start_route(req)
+  local body = check.body(req.body, true)
+  check.only(body, { segment = true, ref = true })
+  if type(body.segment) ~= "string" then check.field_error("segment", "must be the name of a segment") end
+  local ref = body.ref ~= nil and check.campaign_ref(body.ref, "ref")
+    or ("admin/%d/%s"):format(req.params.id, body.segment:lower())
+  local existed = tp.db.one("SELECT 1 AS x FROM coupons_drops WHERE ref = ?", ref)
+  local d = drops.start(req.params.id, body.segment, ref)
+  return existed and 200 or 202, d
+end
+
 ---GET /coupons/drops/{id} (admin)
 function drops.get(req)
   local d = row(req.params.id)
