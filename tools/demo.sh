@@ -46,6 +46,7 @@ cat <<MSG
   curl -s $base/v1/leaf/coupons/claimable
   curl -s $base/v1/leaf/group-buys                                    # 拼团: groups of 3
   curl -s $base/v1/leaf/bargain/activities                            # 砍价: 5 cuts to ¥9.90
+  curl -s $base/admin/leaf/members/segments/regulars/members -H "\$K"    # the customer pool: 3 regulars
   # 分销: shopping guide Mei's referral code is $mei
   curl -s $base/v1/leaf/openapi.json                                  # every route
 

@@ -2,8 +2,8 @@
 # Seeds the demo brand on a running host, once (what exists is left alone): in
 # both tenants, leaf and leaf-rehearsal, three products, a coupon, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
-# shopping guide; then it reloads the Double 12 campaign, which needs those
-# products. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
+# shopping guide, three regular members with their tag; then it reloads the
+# Double 12 campaign, which needs those products and the tag. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
 #
 #   bash tools/demo_seed.sh http://127.0.0.1:8080 demo-only-leaf-admin-key
 set -euo pipefail
@@ -57,6 +57,18 @@ seed() {
   if [ "$(count /admin/$t/referral/stores)" -eq 0 ]; then
     post /admin/$t/referral/stores '{"id":"hz-west","name":"West Lake store"}'
     post /admin/$t/referral/distributors '{"user":"guide-mei","kind":"guide","store":"hz-west"}'
+  fi
+  # the customer pool: three regulars (store cards), tagged by hand, and a rule tag
+  # the pool keeps true; Double 12 drops its coupon to the segment of regulars
+  if [ "$(count /admin/$t/members)" -eq 0 ]; then
+    post /admin/$t/members/tags '{"name":"regular"}'
+    post /admin/$t/members/tags '{"name":"big_spender","kind":"rule",
+      "rule":{"field":"net_fen","op":"gte","value":50000}}'
+    for card in 001 002 003; do
+      post /admin/$t/members/identify "{\"identities\":[{\"channel\":\"card\",\"id\":\"leaf-$card\"}],
+        \"profile\":{\"city\":\"杭州\",\"tea\":\"green\"},\"source\":{\"channel\":\"store\",\"store\":\"hz-west\"}}"
+    done
+    post /admin/$t/members/tags/regular/assign '{"members":["m1","m2","m3"]}'
   fi
   # the campaign scripts: refused at the first start (no products yet), loaded now
   post /admin/$t/reload '{"plugin":"campaign_double12"}'

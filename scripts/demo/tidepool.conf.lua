@@ -17,6 +17,10 @@ local function leaf_plugins()
     referral = { join_mode = "everyone", binding_mode = "unbound", binding_days = 30,
                  level1_rate_bp = 1000, level2_rate_bp = 500, settle_after_seconds = 7 * 86400,
                  min_withdrawal_fen = 100 },
+    -- the customer pool: phones are kept as digests keyed with this pepper
+    members = { phone_pepper = env("LEAF_PHONE_PEPPER", "demo-only-leaf-phone-pepper-01"),
+                fields = { tea = { type = "enum", values = { "green", "white", "oolong" }, editable = true,
+                                   doc = "the tea she likes best" } } },
   }
 end
 

@@ -101,6 +101,20 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert '"code":"floor_reached"' in answers
         assert demo.get("/admin/leaf/orders/6", admin=True)["total_fen"] == 990
         assert demo.get("/admin/leaf/bargains/1/replay", admin=True)["match"] is True
+        # the customer pool: a new member from a group chat, masked, with her paid order
+        assert '"id":"m7"' in answers and '"phone":"138****1234"' in answers, answers[-3000:]
+        assert "13800001234" not in answers
+        regulars = demo.get("/admin/leaf/members/segments/regulars/members", admin=True)
+        assert [m["id"] for m in regulars["items"]] == ["m1", "m2", "m3"], regulars
+        assert re.search(r'"count":1,"sample":\["m7"\]|"sample":\["m7"\],"count":1', answers), answers[-3000:]
+        drops = demo.get("/admin/leaf/coupons/drops?template_id=1", admin=True)["items"]
+        wait_until(lambda: demo.get("/admin/leaf/coupons/drops/%d" % drops[0]["id"], admin=True)["state"]
+                   == "done", timeout=20, what="the segment drop")
+        assert demo.get("/admin/leaf/coupons/drops/%d" % drops[0]["id"], admin=True)["issued"] == 3
+        m7 = demo.get("/admin/leaf/members/m7", admin=True)
+        assert (m7["first_source"], m7["store"], m7["guide"]) == ("group_chat", "hz-west", "guide-mei"), m7
+        wait_until(lambda: demo.get("/admin/leaf/members/m7", admin=True)["facts"]["paid_fen"] == 990,
+                   timeout=20, what="the paid order's facts")
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
         assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",

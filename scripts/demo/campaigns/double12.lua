@@ -31,13 +31,16 @@ return campaign {
     ends = "2026-12-12 23:59",
   },
 
-  -- the evening before: a ¥30-off-¥199 coupon for the brand's best customers
+  -- the brand's regulars: members tagged "regular" (the members plugin)
+  segment "regulars" { tag = "regular" },
+
+  -- the evening before: a ¥30-off-¥199 coupon for every regular, and for no one else
   coupon_drop {
     id = "vip-eve",
     at = "2026-12-11 20:00",
-    users = { "demo-user", "ann", "bob" },
+    segment = "regulars",
     coupon = { name = "Double 12: ¥30 off ¥199", kind = "threshold", amount_off_fen = yuan "30",
-               min_spend_fen = yuan "199", total_quantity = 3, valid_days = 3 },
+               min_spend_fen = yuan "199", total_quantity = 100, valid_days = 3 },
   },
 
   on = {
