@@ -14,6 +14,17 @@ local rules = {}
 
 local SLICE = 5000
 
+---The tag's rule compiled, or nil when it no longer compiles (a segment it
+---names was changed): logged and skipped, so one broken rule never stops an
+---order's facts or the other rule tags.
+local function compiled(t)
+  local ok, s = pcall(segment.compile, tp.json.decode(t.rule), "rule")
+  if ok then return s end
+  tp.log("warn", "a rule tag's rule does not compile; the tag is left as it is",
+    { tag_id = t.id, error = type(s) == "table" and s.message or tostring(s) })
+  return nil
+end
+
 local function rule_tags(only)
   if only then
     return tp.db.query("SELECT id, rule FROM members_tags WHERE kind = 'rule' AND id = ?", only)
@@ -26,11 +37,11 @@ end
 function rules.refresh(n)
   local now = tp.now()
   for _, t in ipairs(rule_tags()) do
-    local s = segment.compile(tp.json.decode(t.rule), "rule")
-    if segment.matches(s, n) then
+    local s = compiled(t)
+    if s and segment.matches(s, n) then
       tp.db.exec([[INSERT INTO members_member_tags (tag_id, n, source, assigned_at)
         VALUES (?, ?, 'rule', ?) ON CONFLICT (tag_id, n) DO NOTHING]], t.id, n, now)
-    else
+    elseif s then
       tp.db.exec("DELETE FROM members_member_tags WHERE tag_id = ? AND n = ?", t.id, n)
     end
   end
@@ -44,7 +55,8 @@ function rules.sweep_slice(tag, lo)
   local hi = lo + SLICE
   local now = tp.now()
   for _, t in ipairs(rule_tags(tag)) do
-    local s = segment.compile(tp.json.decode(t.rule), "rule")
+    local s = compiled(t)
+    if not s then goto next_tag end
     local p = s.params
     p.tag, p.lo, p.hi, p.assigned = t.id, lo, hi, now
     local matching = "SELECT m.n FROM members_members m WHERE m.n > :lo AND m.n <= :hi"
@@ -53,6 +65,7 @@ function rules.sweep_slice(tag, lo)
       .. " AND n NOT IN (" .. matching .. ")", p)
     tp.db.exec("INSERT INTO members_member_tags (tag_id, n, source, assigned_at) SELECT :tag, n, 'rule',"
       .. " :assigned FROM (" .. matching .. ") WHERE true ON CONFLICT (tag_id, n) DO NOTHING", p)
+    ::next_tag::
   end
   local top = tp.db.one("SELECT max(n) AS n FROM members_members").n or 0
   return hi < top

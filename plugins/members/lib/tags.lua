@@ -20,7 +20,10 @@ local KINDS = { manual = true, rule = true }
 
 local function check_name(v, field)
   local s = check.text(v, field, 32)
-  if s:find("[%c,\"]") then check.field_error(field, "must not contain control characters, commas or quotes") end
+  -- , " and | would make the CSV of an import or an export ambiguous
+  if s:find("[%c,\"|]") then
+    check.field_error(field, "must not contain control characters, commas, quotes or '|'")
+  end
   return s
 end
 
@@ -150,10 +153,15 @@ end
 ---while a segment's rule names it.
 function tags.delete(req)
   local row = tags.need(req.params.name)
-  local users = tp.db.one([[SELECT name FROM members_segments WHERE instr(rule, ?) > 0 LIMIT 1]],
-    tp.json.encode(row.name))
-  if users then
-    tp.fail(409, "tag_in_use", ("segment '%s' uses this tag"):format(users.name), { segment = users.name })
+  local needle = tp.json.encode(row.name)
+  local seg = tp.db.one("SELECT name FROM members_segments WHERE instr(rule, ?) > 0 LIMIT 1", needle)
+  if seg then
+    tp.fail(409, "tag_in_use", ("segment '%s' uses this tag"):format(seg.name), { segment = seg.name })
+  end
+  local rule = tp.db.one([[SELECT name FROM members_tags WHERE kind = 'rule' AND id <> ?
+    AND instr(rule, ?) > 0 LIMIT 1]], row.id, needle)
+  if rule then
+    tp.fail(409, "tag_in_use", ("rule tag '%s' uses this tag"):format(rule.name), { tag = rule.name })
   end
   tp.db.exec("DELETE FROM members_member_tags WHERE tag_id = ?", row.id)
   tp.db.exec("DELETE FROM members_tags WHERE id = ?", row.id)

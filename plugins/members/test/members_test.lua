@@ -202,3 +202,25 @@ describe("erasure", function()
     expect(again.status).to_be(201)
   end)
 end)
+
+describe("tags in use", function()
+  it("cannot be deleted while a segment or a rule tag names them", function()
+    kit.admin():post("/members/tags", { name = "used" })
+    kit.admin():post("/members/tags", { name = "watcher", kind = "rule", rule = { tag = "used" } })
+    local r = kit.admin():delete("/members/tags/used")
+    expect(expect(r).to_be_error(409, "tag_in_use").details).to_equal({ tag = "watcher" })
+    kit.admin():delete("/members/tags/watcher")
+    kit.admin():post("/members/segments", { name = "uses", rule = { tag = "used" } })
+    expect(expect(kit.admin():delete("/members/tags/used")).to_be_error(409, "tag_in_use").details)
+      .to_equal({ segment = "uses" })
+    kit.admin():delete("/members/segments/uses")
+    expect(kit.admin():delete("/members/tags/used").status).to_be(200)
+  end)
+
+  it("refuses names that would break a CSV", function()
+    for _, name in ipairs({ "a|b", "a,b", 'a"b' }) do
+      expect(kit.admin():post("/members/tags", { name = name })).to_be_error(400, "invalid_field")
+    end
+  end)
+
+end)
