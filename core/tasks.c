@@ -19,7 +19,7 @@
 #include "log.h"
 
 #define TICK_MAX_TASKS 256
-#define TICK_MAX_NS (20 * 1000000ull)
+#define TICK_MAX_NS (5 * 1000000ull)
 #define ADVANCE_MAX_TASKS 1000000
 
 /* ---- services */
@@ -229,9 +229,12 @@ void tp__arm_timer(tp_host *h) {
     return;
   }
   /* uv timers count in the loop's cached milliseconds; round up so a job
-  ** never fires before its time */
+  ** never fires before its time. Never 0: libuv before 1.45 runs a timer
+  ** restarted at 0 from its own callback again at once, without polling, so a
+  ** job that schedules its successor (a drop's next slice) would run the whole
+  ** chain while no client is answered; 1 ms lets the loop poll in between. */
   int64_t delay = earliest - wall;
-  uv_timer_start(&h->timer, on_timer, delay > 0 ? (uint64_t)delay + 1 : 0, 0);
+  uv_timer_start(&h->timer, on_timer, delay > 0 ? (uint64_t)delay + 1 : 1, 0);
 }
 
 void tp_host_attach(tp_host *h, uv_loop_t *loop) {

@@ -383,7 +383,7 @@ return {
     { method = "POST", path = "/coupons/templates/{id:int}/drops", auth = "admin",
       handler = drops.start_route, status = 202,
       summary = "Give one coupon to every member of a segment (定向发券), in the background",
-      description = "The drop runs 500 members per job run, each member at most once across retries "
+      description = "The drop runs 200 members per job run, each member at most once across retries "
         .. "and crashes; follow it with GET /coupons/drops/{id}. ref (default admin/<template>/<segment>) "
         .. "names it: the same ref answers the same drop (200). 404 segment_not_found, "
         .. "template_not_found; 409 drop_ref_taken for a ref used with another template or segment.",
