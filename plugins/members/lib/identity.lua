@@ -7,9 +7,11 @@
 -- logins with the same unionid at the same moment find or make one member (a
 -- handler is a transaction; the second sees the first's row). When one login's
 -- identities name several members, they are one person if the login carries
--- proof: a unionid, or a phone the backend verified (WeChat's phone button).
--- Then the younger members merge into the oldest (lib/merge.lua); without
--- proof the login is refused (409 identity_conflict), never silently moved.
+-- proof, a unionid or a phone the backend verified (WeChat's phone button),
+-- and each member is named by an identity WeChat or WeCom vouches for (not a
+-- card number someone typed). Then the younger members merge into the oldest
+-- (lib/merge.lua); otherwise the login is refused (409 identity_conflict),
+-- never silently moved. Only verified phones are identities at all.
 --
 -- Phones are personal data: stored only as a keyed digest (to find the member)
 -- and a masked form (138****5678), never in clear.
@@ -35,6 +37,12 @@ identity.CHANNELS = {
 
 local MAX_IDENTITIES = 8
 
+-- Identities a member may be merged through: those WeChat or WeCom vouch for.
+-- A card number is typed by a person; it finds its member, but a login whose
+-- card names another member than its WeChat identities is a conflict, never a
+-- merge (a stranger's card must not hand them someone's account).
+local STRONG = { mp_openid = true, oa_openid = true, unionid = true, wecom_external = true, phone = true }
+
 ---The digest a phone is found by: HMAC-SHA-256 keyed with the brand's pepper.
 ---@param phone string
 ---@return string
@@ -54,6 +62,12 @@ local function read_identity(v, i)
   if channel == "phone" then
     if type(v.id) ~= "string" or not v.id:match("^%+?%d%d%d%d%d%d+$") or #v.id > 20 then
       check.field_error(f .. ".id", "must be a phone number: 6-20 digits, optionally after +")
+    end
+    if not verified then
+      -- a typed number proves nothing: stored as an identity, it would let
+      -- whoever typed someone else's number be merged with them later
+      check.field_error(f .. ".verified", "must be true: a phone identifies a member only when the "
+        .. "backend verified it (WeChat's phone button)")
     end
     return { channel = channel, key = identity.phone_key(v.id), verified = verified, phone = v.id }
   end
@@ -134,14 +148,15 @@ function identity.identify(req)
   local ttl = check.integer(body.token_seconds, "token_seconds", 60, 90 * 86400, true)
   local now = tp.now()
 
-  -- the members these identities name, oldest first
-  local owners, by_n = {}, {}
+  -- the members these identities name, oldest first, and whether each is
+  -- named by an identity it may be merged through
+  local owners, strong = {}, {}
   for _, id in ipairs(ids) do
     local r = tp.db.one("SELECT n FROM members_identities WHERE channel = ? AND external_id = ?",
       id.channel, id.key)
-    if r and not by_n[r.n] then
-      by_n[r.n] = true
-      owners[#owners + 1] = r.n
+    if r then
+      if strong[r.n] == nil then owners[#owners + 1] = r.n end
+      strong[r.n] = strong[r.n] or STRONG[id.channel] == true
     end
   end
   table.sort(owners)
@@ -154,9 +169,13 @@ function identity.identify(req)
     row = store.by_n(owners[1])
     if #owners > 1 then
       local why = proof(ids)
+      for _, n in ipairs(owners) do
+        if not strong[n] then why = nil end
+      end
       if not why then
         tp.fail(409, "identity_conflict", "these identities belong to different members and nothing "
-          .. "proves they are one person (send the unionid or a verified phone)", { members = #owners })
+          .. "proves they are one person (a unionid or a verified phone proves it; a card never does)",
+          { members = #owners })
       end
       for i = 2, #owners do
         local other = store.by_n(owners[i])

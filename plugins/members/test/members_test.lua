@@ -60,6 +60,21 @@ describe("identify", function()
     expect(r).to_be_error(409, "identity_conflict")
   end)
 
+  it("never merges through a typed card or an unverified phone", function()
+    local merges = kit.query("SELECT count(*) AS n FROM members_merges")[1].n
+    local victim = identify({ { channel = "card", id = "VIC-1" }, { channel = "mp_openid", id = "oVic" } }).body
+    identify({ { channel = "mp_openid", id = "oAtk" }, { channel = "unionid", id = "uAtk" } })
+    -- the attacker's own unionid is proof of nothing about the victim's card
+    local r = identify({ { channel = "mp_openid", id = "oAtk" }, { channel = "unionid", id = "uAtk" },
+                         { channel = "card", id = "VIC-1" } })
+    expect(r).to_be_error(409, "identity_conflict")
+    r = identify({ { channel = "mp_openid", id = "oAtk2" }, { channel = "phone", id = "13911112222" } })
+    local e = expect(r).to_be_error(400, "invalid_field")
+    expect(e.details.field).to_be("identities[2].verified")
+    expect(me(victim.token).body.id).to_be(victim.member.id)
+    expect(kit.query("SELECT count(*) AS n FROM members_merges")[1].n).to_be(merges)
+  end)
+
   it("checks every identity and field before doing anything", function()
     expect(identify({ { channel = "qq", id = "x" } })).to_be_error(400, "invalid_field")
     expect(identify({ { channel = "phone", id = "12ab" } })).to_be_error(400, "invalid_field")
