@@ -183,7 +183,7 @@ end
 
 return {
   name = "coupons",
-  version = "1.3.0",
+  version = "1.4.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -324,6 +324,9 @@ return {
       PRIMARY KEY (merge_id, kind, row_id)
     );
     ]],
+    -- 1.4.0: a drop walks the members plugin's snapshot of its segment, taken
+    -- when it starts, so that who gets a coupon never depends on when a slice ran
+    [[ALTER TABLE coupons_drops ADD COLUMN snapshot_id INTEGER]],
   },
   routes = {
     { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,

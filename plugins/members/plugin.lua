@@ -21,7 +21,7 @@
 --   POST   /members/segments/preview {rule}   count and sample before saving
 --   GET    /members/segments/{name}/members?limit=&after=
 -- User routes (/v1/{tenant}, bearer token): GET /members/me, PATCH /members/me
--- Exports: tag, untag, matches, page, exists, save_segment, count (see README)
+-- Exports: tag, untag, matches, page, exists, save_segment, count, snapshot, snapshot_page (README)
 -- Events: member.merged {merge_id, from, into, reason}, member.unmerged, member.erased {member}
 
 local identity = require("lib.identity")
@@ -32,6 +32,7 @@ local facts = require("lib.facts")
 local rules = require("lib.rules")
 local settings = require("lib.settings")
 local imports = require("lib.imports")
+local snapshots = require("lib.snapshots")
 
 -- ---- route docs (OpenAPI)
 
@@ -89,6 +90,7 @@ end
 ---Nightly, at rules_hour in the brand's zone: expired tags go, rule tags are re-judged.
 local function nightly()
   tags.purge_expired()
+  snapshots.purge()
   rules.start_sweep(nil)
 end
 
@@ -242,6 +244,26 @@ return {
       PRIMARY KEY (import_id, line, "column")
     ) WITHOUT ROWID;
     ]],
+    -- segments frozen for scheduled actions (lib/snapshots.lua)
+    [[
+    CREATE TABLE members_snapshots (
+      id INTEGER PRIMARY KEY,
+      key TEXT NOT NULL UNIQUE,
+      segment TEXT NOT NULL,
+      rule TEXT NOT NULL,
+      upto INTEGER NOT NULL,
+      cursor INTEGER NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('building', 'ready')),
+      count INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      ready_at INTEGER
+    );
+    CREATE TABLE members_snapshot_members (
+      snapshot_id INTEGER NOT NULL,
+      n INTEGER NOT NULL,
+      PRIMARY KEY (snapshot_id, n)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
@@ -368,6 +390,7 @@ return {
   },
   jobs = {
     sweep = rules.sweep_job,
+    snapshot_slice = snapshots.slice,
     nightly = nightly,
   },
   setup = function()
@@ -381,5 +404,7 @@ return {
     exists = segments.export_exists,
     save_segment = segments.export_save,
     count = segments.export_count,
+    snapshot = snapshots.export_start,
+    snapshot_page = snapshots.export_page,
   },
 }

@@ -3,8 +3,9 @@
 -- campaign's coupon_drop { segment = "name" }), up to a million members.
 --
 -- A drop is a row (coupons_drops) and a job (drop_slice) that walks the
--- segment in member-number order, SLICE members per run, with the members
--- plugin's page export. Each run is its own transaction: it issues to its
+-- segment's snapshot, taken by the members plugin when the drop starts (so a
+-- retry, a crash or a member's later change never changes who gets a coupon),
+-- in member-number order, SLICE members per run (snapshot_page). Each run is its own transaction: it issues to its
 -- slice, moves the counters and the cursor and schedules the next run, or
 -- none of it happens. A member gets exactly one coupon of a drop across
 -- crashes, retries and kill -9 because each coupon carries its drop
@@ -45,7 +46,7 @@ drops.JOB = "drop_slice"
 ---@field finished_at integer? when it was done or stopped
 
 local COLUMNS = [[id, ref, template_id, segment, state, cursor, issued, skipped, runs,
-  members_at_start, stop_reason, stop_message, started_at, updated_at, finished_at]]
+  members_at_start, stop_reason, stop_message, started_at, updated_at, finished_at, snapshot_id]]
 
 local function row(id)
   return tp.db.one("SELECT " .. COLUMNS .. " FROM coupons_drops WHERE id = ?", id)
@@ -63,8 +64,8 @@ local function shape(d)
   }
 end
 
-local function schedule(id)
-  tp.jobs.schedule(drops.JOB, { drop_id = id }, { after = 0, key = "drop:" .. id })
+local function schedule(id, after)
+  tp.jobs.schedule(drops.JOB, { drop_id = id }, { after = after or 0, key = "drop:" .. id })
 end
 
 ---Ends drop d: done, or stopped with a reason (the cursor stays where it is).
@@ -113,9 +114,11 @@ function drops.start(template_id, segment, ref)
       { field = "segment", segment = segment })
   end
   local now = tp.now()
+  -- the segment frozen now: who gets a coupon never depends on when a slice runs
+  local snap = tp.call("members", "snapshot", segment, ref)
   local d = tp.db.one([[INSERT INTO coupons_drops (ref, template_id, segment, state, members_at_start,
-      started_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?) RETURNING id]],
-    ref, template_id, segment, tp.call("members", "count", segment), now, now)
+      started_at, updated_at, snapshot_id) VALUES (?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id]],
+    ref, template_id, segment, tp.call("members", "count", segment), now, now, snap.id)
   schedule(d.id)
   return shape(row(d.id))
 end
@@ -167,14 +170,23 @@ function drops.slice(job)
   local reason, message = template_stop(t, now)
   if reason then return finish(d, "stopped", reason, message) end
 
-  local ok, page = pcall(tp.call, "members", "page", d.segment, d.cursor, drops.SLICE)
+  local ok, page
+  if d.snapshot_id then
+    ok, page = pcall(tp.call, "members", "snapshot_page", d.snapshot_id, d.cursor, drops.SLICE)
+  else  -- a drop started before 1.4.0 walks the segment as it is
+    ok, page = pcall(tp.call, "members", "page", d.segment, d.cursor, drops.SLICE)
+  end
   if not ok then
     if type(page) == "table" and page.code == "segment_not_found" then
       return finish(d, "stopped", "segment_not_found",
         ("the segment '%s' was deleted: the drop stopped"):format(d.segment))
+    elseif type(page) == "table" and page.code == "snapshot_not_found" then
+      return finish(d, "stopped", "snapshot_expired",
+        "the segment's snapshot was deleted (they are kept 30 days): start a new drop")
     end
     error(page, 0)  -- the members plugin is reloading or gone: the job retries
   end
+  if page.ready == false then return schedule(d.id, 0.2) end  -- the snapshot is still being taken
 
   local issued, skipped, sold_out = issue_page(d, t, page.members, now)
   if issued > 0 then

@@ -32,6 +32,17 @@ local function given(drop_id)
     FROM coupons_coupons WHERE drop_id = ?]], drop_id)[1]
 end
 
+---Takes the members plugin's snapshot of the drop's segment, by hand: its
+---snapshot_slice job (one run covers the 2,000 members), as the host runs it.
+local function snapshot(drop_id)
+  local sid = kit.query("SELECT snapshot_id FROM coupons_drops WHERE id = ?", drop_id)[1].snapshot_id
+  local now_ms = kit.now() * 1000
+  return kit.replay({ format = "tidepool-run/1", kind = "job", plugin = "members", name = "snapshot_slice",
+    input = { id = 1, name = "snapshot_slice", key = "snapshot:" .. sid, attempt = 1, due = kit.now(),
+              due_ms = now_ms, payload = { id = sid } },
+    host = { now_ms = now_ms, seed = "1" }, outcome = {} })
+end
+
 ---Runs one drop_slice job of drop_id by hand, as the host runs it (a duplicate run).
 local function run_slice(drop_id)
   local now_ms = kit.now() * 1000
@@ -62,6 +73,9 @@ describe("a segment of 2,000 members", function()
       .to_equal({ "running", MEMBERS, 0, "double11/sleepers" })
     expect(given(id).coupons).to_be(0)            -- nothing until the job runs
 
+    run_slice(id)                                 -- the snapshot is not taken yet: nothing
+    expect({ drop(id).issued, drop(id).runs }).to_equal({ 0, 0 })
+    snapshot(id)
     run_slice(id)                                 -- one run: one slice
     expect({ drop(id).issued, drop(id).runs, given(id).coupons }).to_equal({ 200, 1, 200 })
 
@@ -96,6 +110,7 @@ describe("a segment of 2,000 members", function()
   it("walks pages a second duplicate job cannot repeat: each run moves on from the cursor", function()
     local tid = template()
     local id = start(tid, "sleepers", "double11/dup").body.id
+    snapshot(id)
     run_slice(id)
     run_slice(id)                                 -- as if the job had been scheduled twice
     expect(given(id)).to_equal({ coupons = 400, members = 400 })
@@ -171,15 +186,19 @@ describe("a drop that cannot go on", function()
     expect(given(id).coupons).to_be(0)
   end)
 
-  it("stops when its segment is deleted", function()
+  it("gives to the members its segment had when it started, whatever happens to the segment", function()
     expect(kit.admin():post("/members/segments", { name = "short_lived", rule = { tag = "sleeping" } }).status)
       .to_be(201)
     local id = start(template(), "short_lived", "double11/gone").body.id
+    snapshot(id)
+    -- the segment changes and is deleted, and a member leaves it: none of it counts
     expect(kit.admin():delete("/members/segments/short_lived").status).to_be(200)
+    kit.admin():delete("/members/s00007/tags/sleeping")
     kit.drain()
     local d = drop(id)
-    expect({ d.state, d.issued, d.stop.reason }).to_equal({ "stopped", 0, "segment_not_found" })
-    expect(d.stop.message).to_contain("'short_lived' was deleted")
+    expect({ d.state, d.issued, d.stop }).to_equal({ "done", MEMBERS, nil })
+    expect(kit.query("SELECT count(*) AS n FROM coupons_coupons WHERE drop_id = ? AND user = 's00007'", id)[1].n)
+      .to_be(1)
   end)
 end)
 
@@ -210,6 +229,7 @@ end)
 describe("an operator's drop to a segment (POST /coupons/templates/{id}/drops)", function()
   it("starts once per template and segment, and reaches every member", function()
     local tid = template()
+    local want = kit.admin():get("/members/segments/sleepers").body.count
     local res = kit.admin():post("/coupons/templates/" .. tid .. "/drops", { segment = "sleepers" })
     expect(res.status).to_be(202)
     expect(res.body.ref).to_be("admin/" .. tid .. "/sleepers")
@@ -218,7 +238,7 @@ describe("an operator's drop to a segment (POST /coupons/templates/{id}/drops)",
     expect(again.body.id).to_be(res.body.id)
     kit.drain()
     expect(drop(res.body.id).state).to_be("done")
-    expect(given(res.body.id)).to_equal({ coupons = MEMBERS, members = MEMBERS })
+    expect(given(res.body.id)).to_equal({ coupons = want, members = want })
     local other = kit.admin():post("/coupons/templates/" .. tid .. "/drops", { segment = "sleepers", ref = "admin/second" })
     expect(other.status).to_be(202)
     expect(other.body.id ~= res.body.id).to_be(true)
