@@ -160,86 +160,202 @@ local function tag_id(name, now)
   return t.id
 end
 
--- The profile columns of a line as SQL: "a = :a, b = :b" (builtin fields are
--- column names from fields.BUILTIN, never the client's text) and the custom
--- fields as one json_set.
-local function profile_sql(line, params)
-  local names = {}
-  for name, v in pairs(line.b) do
-    names[#names + 1] = name
-    params[name] = v
-  end
-  table.sort(names)
-  local sets = {}
-  for i, name in ipairs(names) do sets[i] = ("%s = :%s"):format(name, name) end
-  local keys = {}
-  for k in pairs(line.c) do keys[#keys + 1] = k end
-  table.sort(keys)
-  if #keys > 0 then
-    local args = {}
-    for i, k in ipairs(keys) do
-      params["c" .. i] = line.c[k]
-      args[#args + 1] = ("'$.%s', :c%d"):format(k, i)   -- k is a declared custom field's name
+-- A chunk is applied set-based: Lua parses and checks its lines and decides,
+-- line by line in order, which member each belongs to (an existing one, one an
+-- earlier line of the chunk made, or a new one); then a few statements per
+-- BATCH rows write the whole chunk (multi-row VALUES). The per-line answer is
+-- the one lines applied one after another would give; a million lines cost
+-- SQLite's work, not millions of round trips through Lua.
+
+local WRITABLE = {}   -- the builtin columns an import may set, in a fixed order
+for name, f in pairs(fields.BUILTIN) do
+  if f.writable then WRITABLE[#WRITABLE + 1] = name end
+end
+table.sort(WRITABLE)
+
+local BATCH = 250   -- rows per statement: its SQL is the same for every full batch (cached)
+
+---Runs sql_of(k) (a statement for k rows of width values each) over rows in
+---batches of BATCH; returns the rows of the statements' answers.
+local function batched(rows, width, sql_of)
+  local out = {}
+  for first = 1, #rows, BATCH do
+    local last = math.min(#rows, first + BATCH - 1)
+    local args, k = {}, 0
+    for i = first, last do
+      local r = rows[i]
+      for c = 1, width do
+        k = k + 1
+        args[k] = r[c]
+      end
     end
-    sets[#sets + 1] = "custom = json_set(custom, " .. table.concat(args, ", ") .. ")"
+    local got = tp.db.query(sql_of(last - first + 1), table.unpack(args, 1, k))
+    for _, r in ipairs(got) do out[#out + 1] = r end
   end
-  return sets
+  return out
 end
 
--- applies one checked line in as few statements as it can (a million lines
--- is a million of these), refusing it before the first write if it must:
--- "created", "updated", or nil, column, message
-local function apply(line, now)
-  local params = { now = now, joined = line.joined or now }
-  local pairs_sql = {}
-  for i, id in ipairs(line.ids) do
-    params["ch" .. i], params["ex" .. i] = id.channel, id.key
-    pairs_sql[i] = ("(channel = :ch%d AND external_id = :ex%d)"):format(i, i)
+local sql_cache = {}
+---"(?, ?), (?, ?)" for k rows of width values, with a name for the cache.
+local function values(k, width, name)
+  local key = name .. k
+  if not sql_cache[key] then
+    local row = "(" .. ("?, "):rep(width - 1) .. "?)"
+    sql_cache[key] = (row .. ", "):rep(k - 1) .. row
   end
-  -- OR of key lookups: each term uses the primary key (a row-value IN over
-  -- VALUES would scan the table)
-  local owners = tp.db.query("SELECT DISTINCT n FROM members_identities WHERE "
-    .. table.concat(pairs_sql, " OR "), params)
-  if #owners > 1 then
-    return nil, line.ids[1].channel, "the line's identities belong to different members (merge them first)"
+  return sql_cache[key]
+end
+
+-- the profile UPDATE: each builtin column and phone_masked from the row's
+-- value when it has one, the custom fields patched in
+local PROFILE_WIDTH = #WRITABLE + 4   -- n, builtins..., phone_masked, custom JSON, now
+local PROFILE_SETS
+do
+  local sets = {}
+  for i, name in ipairs(WRITABLE) do   -- names from fields.BUILTIN, never the client's text
+    sets[#sets + 1] = ("%s = coalesce(v.column%d, m.%s)"):format(name, i + 1, name)
   end
-  local tv = {}
-  for i, name in ipairs(line.tags or {}) do
-    local tid = tag_id(name, now)
-    if not tid then return nil, "tags", ("'%s' is a rule tag: the pool keeps it by its rule"):format(name) end
-    params["t" .. i] = tid
-    tv[i] = (":t%d, :owner, 'import', :now"):format(i)
+  sets[#sets + 1] = ("phone_masked = coalesce(v.column%d, m.phone_masked)"):format(#WRITABLE + 2)
+  sets[#sets + 1] = ("custom = json_patch(m.custom, v.column%d)"):format(#WRITABLE + 3)
+  sets[#sets + 1] = ("updated_at = v.column%d"):format(#WRITABLE + 4)
+  PROFILE_SETS = table.concat(sets, ", ")
+end
+
+---Decides every checked line's member and applies the chunk. lines[i] is a
+---checked line or nil (refused already). Returns outcome[i]: "created",
+---"updated", or nil, and for refused lines col[i], msg[i].
+local function apply_chunk(lines, now)
+  -- the members the chunk's identities name already
+  local keys, key_list = {}, {}
+  for _, line in pairs(lines) do
+    for _, id in ipairs(line.ids) do
+      local k = id.channel .. "\0" .. id.key
+      if not keys[k] then
+        keys[k] = true
+        key_list[#key_list + 1] = { id.channel, id.key }
+      end
+    end
   end
-  for _, id in ipairs(line.ids) do
-    if id.phone then params.phone_masked = store.mask_phone(id.phone) end
+  local known = {}
+  local rows = batched(key_list, 2, function(k)
+    return "WITH members_keys (ch, k) AS (VALUES " .. values(k, 2, "keys") .. [[)
+      SELECT i.channel, i.external_id, i.n FROM members_keys
+      JOIN members_identities AS i ON i.channel = members_keys.ch AND i.external_id = members_keys.k]]
+  end)
+  for _, r in ipairs(rows) do known[r.channel .. "\0" .. r.external_id] = r.n end
+
+  -- each line's member, in order: a number, or a placeholder -k for the k-th new one
+  local outcome, cols, msgs, owner_of = {}, {}, {}, {}
+  local new_count, joined = 0, {}
+  local tag_rows = {}
+  local max_line = 0
+  for i in pairs(lines) do if i > max_line then max_line = i end end
+  for i = 1, max_line do
+    local line = lines[i]
+    if line then
+      local owner, conflict
+      for _, id in ipairs(line.ids) do
+        local o = known[id.channel .. "\0" .. id.key]
+        if o then
+          if owner and owner ~= o then conflict = id.channel end
+          owner = owner or o
+        end
+      end
+      local tids = {}
+      if not conflict then
+        for t, name in ipairs(line.tags or {}) do
+          tids[t] = tag_id(name, now)
+          if not tids[t] then
+            cols[i], msgs[i] = "tags", ("'%s' is a rule tag: the pool keeps it by its rule"):format(name)
+            break
+          end
+        end
+      end
+      if conflict then
+        cols[i], msgs[i] = conflict, "the line's identities belong to different members (merge them first)"
+      elseif not msgs[i] then
+        if owner then
+          outcome[i] = "updated"
+        else
+          new_count = new_count + 1
+          owner = -new_count
+          joined[new_count] = line.joined or now
+          outcome[i] = "created"
+        end
+        owner_of[i] = owner
+        for _, id in ipairs(line.ids) do known[id.channel .. "\0" .. id.key] = owner end
+        for _, t in ipairs(tids) do tag_rows[#tag_rows + 1] = { t, owner } end
+      end
+    end
   end
-  local sets = profile_sql(line, params)
-  if params.phone_masked then sets[#sets + 1] = "phone_masked = :phone_masked" end
-  local owner, outcome = owners[1] and owners[1].n, "updated"
-  if not owner then
-    outcome = "created"
-    local r = tp.db.one([[INSERT INTO members_members (n, id, joined_at, updated_at)
-      SELECT k, 'm' || k, :joined, :now FROM (SELECT coalesce((SELECT max(n) FROM members_members), 0) + 1 AS k)
-      WHERE true ON CONFLICT (id) DO NOTHING RETURNING n]], params)
-    owner = r and r.n or store.create(line.joined or now).n
+
+  -- the new members: numbers after the highest, ids "m<n>" (a legacy id in the way: one at a time)
+  local number = {}
+  if new_count > 0 then
+    local base = tp.db.one("SELECT coalesce(max(n), 0) AS n FROM members_members").n
+    local new_rows = {}
+    for k = 1, new_count do new_rows[k] = { base + k, "m" .. (base + k), joined[k], now } end
+    local made = batched(new_rows, 4, function(k)
+      return "INSERT INTO members_members (n, id, joined_at, updated_at) VALUES " .. values(k, 4, "new")
+        .. " ON CONFLICT (id) DO NOTHING RETURNING n"
+    end)
+    local got = {}
+    for _, r in ipairs(made) do got[r.n] = true end
+    for k = 1, new_count do
+      number[-k] = got[base + k] and base + k or store.create(joined[k]).n
+    end
   end
-  params.owner = owner
-  if #sets > 0 then
-    tp.db.exec("UPDATE members_members SET " .. table.concat(sets, ", ") .. ", updated_at = :now WHERE n = :owner",
-      params)
+  local function n_of(o) return o > 0 and o or number[o] end
+
+  -- profiles: per member, later lines over earlier ones
+  local profile, order = {}, {}
+  local ident_rows = {}
+  for i = 1, max_line do
+    local line, o = lines[i], owner_of[i]
+    if o then
+      local n = n_of(o)
+      local p = profile[n]
+      if not p then
+        p = { n = n, b = {}, c = {} }
+        profile[n] = p
+        order[#order + 1] = n
+      end
+      for k, v in pairs(line.b) do p.b[k] = v end
+      for k, v in pairs(line.c) do p.c[k] = v end
+      for _, id in ipairs(line.ids) do
+        if id.phone then p.phone = store.mask_phone(id.phone) end
+        ident_rows[#ident_rows + 1] = { id.channel, id.key, n, id.phone and 1 or 0 }
+      end
+    end
   end
-  local values = {}
-  for i, id in ipairs(line.ids) do
-    params["v" .. i] = id.phone and 1 or 0
-    values[i] = (":ch%d, :ex%d, :owner, :v%d, :now"):format(i, i, i)
+  local prof_rows = {}
+  for _, n in ipairs(order) do
+    local p = profile[n]
+    if next(p.b) or next(p.c) or p.phone then
+      local r = { n }
+      for i, name in ipairs(WRITABLE) do r[i + 1] = p.b[name] end
+      r[#WRITABLE + 2] = p.phone
+      r[#WRITABLE + 3] = tp.json.encode(tp.json.object(p.c))
+      r[#WRITABLE + 4] = now
+      prof_rows[#prof_rows + 1] = r
+    end
   end
-  tp.db.exec("INSERT INTO members_identities (channel, external_id, n, verified, created_at) VALUES ("
-    .. table.concat(values, "), (") .. ") ON CONFLICT (channel, external_id) DO NOTHING", params)
-  if #tv > 0 then
-    tp.db.exec("INSERT INTO members_member_tags (tag_id, n, source, assigned_at) VALUES ("
-      .. table.concat(tv, "), (") .. ") ON CONFLICT (tag_id, n) DO NOTHING", params)
-  end
-  return outcome
+  batched(prof_rows, PROFILE_WIDTH, function(k)
+    return "UPDATE members_members AS m SET " .. PROFILE_SETS .. " FROM (VALUES "
+      .. values(k, PROFILE_WIDTH, "profile") .. ") AS v WHERE m.n = v.column1"
+  end)
+  for _, r in ipairs(ident_rows) do r[5] = now end
+  batched(ident_rows, 5, function(k)
+    return "INSERT INTO members_identities (channel, external_id, n, verified, created_at) VALUES "
+      .. values(k, 5, "ids") .. " ON CONFLICT (channel, external_id) DO NOTHING"
+  end)
+  for _, r in ipairs(tag_rows) do r[2], r[3] = n_of(r[2]), now end
+  batched(tag_rows, 3, function(k)
+    local row = "(?, ?, 'import', ?)"
+    return "INSERT INTO members_member_tags (tag_id, n, source, assigned_at) VALUES "
+      .. (row .. ", "):rep(k - 1) .. row .. " ON CONFLICT (tag_id, n) DO NOTHING"
+  end)
+  return outcome, cols, msgs
 end
 
 ---POST /members/imports/{id}/chunks {seq, first_line, csv}
@@ -268,14 +384,17 @@ function imports.chunk(req)
   local counts = { created = 0, updated = 0, failed = 0 }
   local errors = tp.json.array()
   tag_cache = {}
+  local lines, cols, msgs = {}, {}, {}
   for i, record in ipairs(records) do
+    lines[i], cols[i], msgs[i] = read_line(imp.columns, record)
+  end
+  local outcome, acols, amsgs = apply_chunk(lines, now)
+  for i = 1, #records do
     local line_no = first + i - 1
-    local line, col, msg = read_line(imp.columns, record)
-    local outcome
-    if line then outcome, col, msg = apply(line, now) end
-    if outcome then
-      counts[outcome] = counts[outcome] + 1
+    if outcome[i] then
+      counts[outcome[i]] = counts[outcome[i]] + 1
     else
+      local col, msg = cols[i] or acols[i], msgs[i] or amsgs[i]
       counts.failed = counts.failed + 1
       if #errors < CHUNK_ERRORS then errors[#errors + 1] = { line = line_no, column = col, message = msg } end
       if stored < MAX_ERRORS then

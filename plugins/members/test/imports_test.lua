@@ -79,6 +79,23 @@ describe("import", function()
     expect(chunk(id, 2, 1, table.concat(big, "\n"))).to_be_error(400, "invalid_field")
   end)
 
+  it("reads a chunk as its lines one after another", function()
+    local id = import({ "unionid", "card", "nickname", "tags" })
+    local r = chunk(id, 1, 1, table.concat({
+      "u-same,,first,x1",        -- a new member
+      "u-same,K-1,second,x2",    -- the same member: a card added, its nickname replaced, a second tag
+      ",K-1,third,",             -- found by the card the line before gave it
+      "u-other,,,",              -- another new member
+      "u-other,K-1,,",           -- its unionid and the card name two members: refused
+    }, "\n"))
+    expect({ r.body.created, r.body.updated, r.body.failed }).to_equal({ 2, 2, 1 })
+    expect(r.body.errors[1].line).to_be(5)
+    local n = kit.query("SELECT n FROM members_identities WHERE channel = 'unionid' AND external_id = 'u-same'")[1].n
+    expect(kit.query("SELECT n FROM members_identities WHERE channel = 'card' AND external_id = 'K-1'")[1].n).to_be(n)
+    expect(kit.query("SELECT nickname FROM members_members WHERE n = ?", n)[1].nickname).to_be("third")
+    expect(kit.query("SELECT count(*) AS c FROM members_member_tags WHERE n = ?", n)[1].c).to_be(2)
+  end)
+
   it("refuses a line whose identities are two members", function()
     local id = import({ "mp_openid", "card" })
     chunk(id, 1, 1, "o1,\n,C9\n")
