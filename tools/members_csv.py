@@ -20,6 +20,7 @@ The admin key is the brand's; keep it out of shell history (--key-file).
 Only the Python standard library is used.
 """
 import argparse
+import concurrent.futures
 import csv
 import io
 import json
@@ -63,17 +64,28 @@ def chunks(reader, size):
         yield first, buf.getvalue()
 
 
+def add(totals, r):
+    for k in totals:
+        totals[k] += r[k]
+
+
 def do_import(args):
     with open(args.file, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         columns = next(reader)
         imp = call(args, "POST", "/members/imports", {"columns": columns, "note": args.file[-200:]})
         totals = {"lines": 0, "created": 0, "updated": 0, "failed": 0}
-        for seq, (first, text) in enumerate(chunks(reader, args.chunk_lines), 1):
-            r = call(args, "POST", "/members/imports/%d/chunks" % imp["id"],
-                     {"seq": seq, "first_line": first, "csv": text})
-            for k in totals:
-                totals[k] += r[k]
+        # one chunk in flight at a time (the host applies them in order); the
+        # next is read while the host works on the current one
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for seq, (first, text) in enumerate(chunks(reader, args.chunk_lines), 1):
+                body = {"seq": seq, "first_line": first, "csv": text}
+                if pending:
+                    add(totals, pending.result())
+                pending = pool.submit(call, args, "POST", "/members/imports/%d/chunks" % imp["id"], body)
+            if pending:
+                add(totals, pending.result())
     after = 0
     while True:
         r = call(args, "GET", "/members/imports/%d?after_line=%d" % (imp["id"], after))

@@ -47,8 +47,7 @@ local STRONG = { mp_openid = true, oa_openid = true, unionid = true, wecom_exter
 ---@param phone string
 ---@return string
 function identity.phone_key(phone)
-  local pepper = tp.config().phone_pepper or "tidepool-members"
-  return "h:" .. tp.crypto.hmac_sha256(pepper, phone)
+  return "h:" .. tp.crypto.hmac_sha256(settings.phone_pepper, phone)
 end
 
 ---Checks and normalises one identity of a body.

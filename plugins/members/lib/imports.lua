@@ -99,21 +99,33 @@ function imports.get(req)
   return 200, out
 end
 
--- one line's values, checked: nil, column, message when it is refused
-local function read_line(cols, record)
-  local ids, b, c, tags, joined = {}, {}, {}, nil, nil
+-- How each column of an import is read, worked out once per chunk.
+local function plan_of(cols)
+  local plan = {}
   for i, name in ipairs(cols) do
+    local kind = column_kind(name)
+    plan[i] = { name = name, kind = kind,
+                field = kind == "builtin" and fields.BUILTIN[name] or settings.custom[name] }
+  end
+  return plan
+end
+
+-- one line's values, checked: nil, column, message when it is refused
+local function read_line(plan, record)
+  local ids, b, c, tags, joined = {}, {}, {}, nil, nil
+  for i = 1, #plan do
     local v = record[i]
     if v ~= nil and v ~= "" then
-      local kind = column_kind(name)
+      local col = plan[i]
+      local kind, name = col.kind, col.name
       if kind == "identity" then
         if name == "phone" then
-          if not v:match("^%+?%d%d%d%d%d%d+$") or #v > 20 then
+          if #v < 6 or #v > 20 or v:find("[^%d+]") or v:find("+", 2, true) then
             return nil, name, "is not a phone number (6-20 digits, optionally after +)"
           end
           ids[#ids + 1] = { channel = name, key = identity.phone_key(v), phone = v }
         else
-          if #v > 128 or not v:match("^[%w_%-%.:@=+/]+$") then
+          if #v > 128 or v:find("[^%w_%-%.:@=+/]") then
             return nil, name, "must be 1-128 of letters, digits and _-.:@=+/"
           end
           ids[#ids + 1] = { channel = name, key = v }
@@ -129,14 +141,13 @@ local function read_line(cols, record)
         if not at or at < 0 or at > check.MAX_EPOCH then return nil, name, "must be epoch seconds" end
         joined = at
       else
-        local f = kind == "builtin" and fields.BUILTIN[name] or settings.custom[name]
-        local value = v
+        local f, value = col.field, v
         if f.type == "integer" then value = math.tointeger(tonumber(v))
         elseif f.type == "boolean" then value = (v == "true" or v == "1") and true
           or ((v == "false" or v == "0") and false or v) end
-        local ok, err = pcall(fields.check_value, f, value, name)
-        if not ok then return nil, name, type(err) == "table" and err.message or tostring(err) end
-        if kind == "builtin" then b[name] = err else c[name] = err end
+        local problem = value == nil and "must be an integer" or fields.problem(f, value)
+        if problem then return nil, name, name .. " " .. problem end
+        if kind == "builtin" then b[name] = value else c[name] = value end
       end
     end
   end
@@ -225,24 +236,24 @@ end
 ---checked line or nil (refused already). Returns outcome[i]: "created",
 ---"updated", or nil, and for refused lines col[i], msg[i].
 local function apply_chunk(lines, now)
-  -- the members the chunk's identities name already
-  local keys, key_list = {}, {}
+  -- the members the chunk's identities name already: known[channel][key] = n
+  local known, key_list = {}, {}
   for _, line in pairs(lines) do
     for _, id in ipairs(line.ids) do
-      local k = id.channel .. "\0" .. id.key
-      if not keys[k] then
-        keys[k] = true
+      local by = known[id.channel]
+      if not by then by = {}; known[id.channel] = by end
+      if by[id.key] == nil then
+        by[id.key] = false
         key_list[#key_list + 1] = { id.channel, id.key }
       end
     end
   end
-  local known = {}
   local rows = batched(key_list, 2, function(k)
     return "WITH members_keys (ch, k) AS (VALUES " .. values(k, 2, "keys") .. [[)
       SELECT i.channel, i.external_id, i.n FROM members_keys
       JOIN members_identities AS i ON i.channel = members_keys.ch AND i.external_id = members_keys.k]]
   end)
-  for _, r in ipairs(rows) do known[r.channel .. "\0" .. r.external_id] = r.n end
+  for _, r in ipairs(rows) do known[r.channel][r.external_id] = r.n end
 
   -- each line's member, in order: a number, or a placeholder -k for the k-th new one
   local outcome, cols, msgs, owner_of = {}, {}, {}, {}
@@ -255,7 +266,7 @@ local function apply_chunk(lines, now)
     if line then
       local owner, conflict
       for _, id in ipairs(line.ids) do
-        local o = known[id.channel .. "\0" .. id.key]
+        local o = known[id.channel][id.key]
         if o then
           if owner and owner ~= o then conflict = id.channel end
           owner = owner or o
@@ -283,7 +294,7 @@ local function apply_chunk(lines, now)
           outcome[i] = "created"
         end
         owner_of[i] = owner
-        for _, id in ipairs(line.ids) do known[id.channel .. "\0" .. id.key] = owner end
+        for _, id in ipairs(line.ids) do known[id.channel][id.key] = owner end
         for _, t in ipairs(tids) do tag_rows[#tag_rows + 1] = { t, owner } end
       end
     end
@@ -385,8 +396,9 @@ function imports.chunk(req)
   local errors = tp.json.array()
   tag_cache = {}
   local lines, cols, msgs = {}, {}, {}
+  local plan = plan_of(imp.columns)
   for i, record in ipairs(records) do
-    lines[i], cols[i], msgs[i] = read_line(imp.columns, record)
+    lines[i], cols[i], msgs[i] = read_line(plan, record)
   end
   local outcome, acols, amsgs = apply_chunk(lines, now)
   for i = 1, #records do

@@ -23,4 +23,5 @@ end
 return {
   custom = fields.custom_from_config(conf.fields),
   rules_hour = hour,
+  phone_pepper = conf.phone_pepper or "tidepool-members",
 }

@@ -123,9 +123,12 @@ end
 ---The masked form of a phone number: 138****5678 (the first 3 and last 4 digits).
 ---@param phone string
 ---@return string
+local STARS = ("*"):rep(20)   -- phones are at most 20 characters
+
 function store.mask_phone(phone)
-  if #phone <= 7 then return ("*"):rep(#phone) end
-  return phone:sub(1, 3) .. ("*"):rep(#phone - 7) .. phone:sub(-4)
+  local n = #phone
+  if n <= 7 then return STARS:sub(1, n) end
+  return phone:sub(1, 3) .. STARS:sub(1, n - 7) .. phone:sub(-4)
 end
 
 return store
