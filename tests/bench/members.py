@@ -82,7 +82,10 @@ class Host:
   tenants = {
     { id = "pool", token_secret = "%s", api_keys = { "%s" },
       plugins = { catalog = {}, orders = {}, payments = { secret = "bench-only-payment-secret-01" },
-                  coupons = {}, members = { phone_pepper = "bench-pepper-01" } } },
+                  coupons = {}, members = { phone_pepper = "bench-pepper-01" } },
+      -- a count over a million members is tens of millions of SQL steps, each
+      -- charged to the budget: a brand of this size gives members more
+      plugin_limits = { members = { instructions = 500000000 } } },
     { id = "imp", token_secret = "%s", api_keys = { "%s" },
       plugins = { members = { phone_pepper = "bench-pepper-01" } },
       -- a migration of a million members runs in chunks of 5,000 lines: more than
