@@ -500,10 +500,10 @@ return {
       withdrawn_at INTEGER
     ) WITHOUT ROWID;
     ]],
-    -- merging members (lib/merge.lua): a buyer's counts are found by user, and
-    -- each merge is recorded with the counts it folded, for the undo
+    -- merging members (lib/merge.lua): each merge is recorded with the counts
+    -- it folded, for the undo (a buyer's counts are found sale by sale: no
+    -- index on user, which every buy would pay for)
     [[
-    CREATE INDEX flash_sale_buyers_user ON flash_sale_buyers(user);
     CREATE TABLE flash_sale_merges (
       merge_id INTEGER PRIMARY KEY,
       from_user TEXT NOT NULL,

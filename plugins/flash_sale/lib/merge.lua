@@ -24,15 +24,21 @@ local merge = {}
 ---@return {buyers: integer} moved  counts of `from` folded into `into`
 function merge.member_merge(from, into, merge_id)
   if not tpmerge.begin("flash_sale_merges", from, into, merge_id) then return { buyers = 0 } end
-  -- what is folded, and whether into had a count of the sale before
+  -- a user's counts are found sale by sale through the primary key (sale_id,
+  -- user), sales first (CROSS JOIN keeps that order): sales are few, and an
+  -- index on user alone would cost every buy
+  -- what only a rare merge needs
   tp.db.exec([[INSERT INTO flash_sale_merge_moves (merge_id, kind, row_id, amount, created)
     SELECT ?1, 'buyers', f.sale_id, f.bought,
       NOT EXISTS (SELECT 1 FROM flash_sale_buyers i WHERE i.sale_id = f.sale_id AND i.user = ?3)
-    FROM flash_sale_buyers f WHERE f.user = ?2]], merge_id, from, into)
+    FROM flash_sale_sales s CROSS JOIN flash_sale_buyers f ON f.sale_id = s.id AND f.user = ?2]],
+    merge_id, from, into)
   tp.db.exec([[INSERT INTO flash_sale_buyers (sale_id, user, bought)
-    SELECT sale_id, ?2, bought FROM flash_sale_buyers WHERE user = ?1
+    SELECT f.sale_id, ?2, f.bought FROM flash_sale_sales s
+    CROSS JOIN flash_sale_buyers f ON f.sale_id = s.id AND f.user = ?1 WHERE true
     ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + excluded.bought]], from, into)
-  return { buyers = (tp.db.exec("DELETE FROM flash_sale_buyers WHERE user = ?", from)) }
+  return { buyers = (tp.db.exec([[DELETE FROM flash_sale_buyers WHERE user = ?1
+    AND sale_id IN (SELECT id FROM flash_sale_sales)]], from)) }
 end
 
 ---Undoes merge merge_id: `into` gives back what was folded (never below 0; a
