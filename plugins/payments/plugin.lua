@@ -158,7 +158,10 @@ local function simulate(req)
   local transaction = {
     appid = cfg.appid, mchid = cfg.mchid, out_trade_no = out_trade_no(id),
     transaction_id = check.ident(body.transaction_id, "transaction_id", 64, true)
-      or ("4200%d%06d"):format(tp.now(), tp.random(0, 999999)),
+      -- 28 digits like WeChat's: 4200, the second, 14 random digits. Six random
+      -- digits collided among the hundreds simulated in one second of a load
+      -- test (a second payment with another order's id: transaction_conflict)
+      or ("4200%d%014d"):format(tp.now(), tp.random(0, 99999999999999)),
     trade_type = "JSAPI", trade_state = "SUCCESS", success_time = tp.now(),
     amount = { total = check.integer(body.amount_fen, "amount_fen", 1, nil, true) or o.total_fen,
                payer_total = o.total_fen, currency = "CNY" },
