@@ -225,7 +225,7 @@ def test_two_level_chain_earns_on_payment_settles_and_loses_it_on_refund():
 
     # completed: frozen until the refund window closes, settled at the second it does
     user_ok(t, "chain-c", "POST", "/orders/%d/confirm" % o["id"])
-    wait_until(lambda: my_referral_order(t, "chain-b", o["id"])["completed_at"] is not None,
+    wait_until(lambda: (my_referral_order(t, "chain-b", o["id"]) or {}).get("completed_at") is not None,
                EVENT_WAIT, what="order.completed reached referral")
     advance(h, t, seconds=WINDOW - 1)
     assert balance(t, "chain-b") == money(frozen=999)
@@ -367,7 +367,7 @@ def test_every_order_event_delivered_twice_changes_nothing():
     refund(t, o["id"], 3000)
     wait_balance(t, "dup-b", money(frozen=700))
     user_ok(t, "dup-buyer", "POST", "/orders/%d/confirm" % o["id"])
-    wait_until(lambda: my_referral_order(t, "dup-b", o["id"])["completed_at"] is not None,
+    wait_until(lambda: (my_referral_order(t, "dup-b", o["id"]) or {}).get("completed_at") is not None,
                EVENT_WAIT, what="order.completed reached referral")
     entries = (earnings(t, "dup-b")["entries"], earnings(t, "dup-a")["entries"])
     full = admin_ok(h, "GET", "/orders/%d" % o["id"], t)
@@ -396,7 +396,7 @@ def test_concurrent_withdrawals_never_pass_the_settled_balance():
     o = buy(t, "wd-buyer", [{"sku": sku, "qty": 1}])
     wait_balance(t, "wd-a", money(frozen=1000))
     user_ok(t, "wd-buyer", "POST", "/orders/%d/confirm" % o["id"])
-    wait_until(lambda: my_referral_order(t, "wd-a", o["id"])["completed_at"] is not None,
+    wait_until(lambda: (my_referral_order(t, "wd-a", o["id"]) or {}).get("completed_at") is not None,
                EVENT_WAIT, what="order.completed reached referral")
     advance(h, t, seconds=WINDOW)
     assert balance(t, "wd-a") == money(settled=1000)
