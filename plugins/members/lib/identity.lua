@@ -47,7 +47,8 @@ local STRONG = { mp_openid = true, oa_openid = true, unionid = true, wecom_exter
 ---@param phone string
 ---@return string
 function identity.phone_key(phone)
-  return "h:" .. tp.crypto.hmac_sha256(settings.phone_pepper, phone)
+  -- base64 (44 bytes) rather than hex (64): a million of them are a smaller index
+  return "h:" .. tp.crypto.hmac_sha256(settings.phone_pepper, phone, "base64")
 end
 
 ---Checks and normalises one identity of a body.

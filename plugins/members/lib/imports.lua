@@ -356,9 +356,11 @@ local function apply_chunk(lines, now)
       .. values(k, PROFILE_WIDTH, "profile") .. ") AS v WHERE m.n = v.column1"
   end)
   for _, r in ipairs(ident_rows) do r[5] = now end
+  -- in key order (SQLite sorts the batch): consecutive inserts find their
+  -- pages where the last one left off (digests and openids are random)
   batched(ident_rows, 5, function(k)
-    return "INSERT INTO members_identities (channel, external_id, n, verified, created_at) VALUES "
-      .. values(k, 5, "ids") .. " ON CONFLICT (channel, external_id) DO NOTHING"
+    return "INSERT INTO members_identities (channel, external_id, n, verified, created_at) SELECT * FROM (VALUES "
+      .. values(k, 5, "ids") .. ") ORDER BY 1, 2 ON CONFLICT (channel, external_id) DO NOTHING"
   end)
   for _, r in ipairs(tag_rows) do r[2], r[3] = n_of(r[2]), now end
   batched(tag_rows, 3, function(k)
