@@ -186,21 +186,15 @@ table.sort(WRITABLE)
 
 local BATCH = 250   -- rows per statement: its SQL is the same for every full batch (cached)
 
----Runs sql_of(k) (a statement for k rows of width values each) over rows in
----batches of BATCH; returns the rows of the statements' answers.
-local function batched(rows, width, sql_of)
+---Runs sql_of(k) (a statement for k rows of width values each) over count
+---rows laid out flat (row i's values at (i - 1) * width + 1 ...; nil allowed),
+---BATCH rows a statement; returns the rows of the statements' answers. Flat
+---rows cost no table each, which a million lines notice.
+local function batched(flat, count, width, sql_of)
   local out = {}
-  for first = 1, #rows, BATCH do
-    local last = math.min(#rows, first + BATCH - 1)
-    local args, k = {}, 0
-    for i = first, last do
-      local r = rows[i]
-      for c = 1, width do
-        k = k + 1
-        args[k] = r[c]
-      end
-    end
-    local got = tp.db.query(sql_of(last - first + 1), table.unpack(args, 1, k))
+  for first = 1, count, BATCH do
+    local last = math.min(count, first + BATCH - 1)
+    local got = tp.db.query(sql_of(last - first + 1), table.unpack(flat, (first - 1) * width + 1, last * width))
     for _, r in ipairs(got) do out[#out + 1] = r end
   end
   return out
@@ -237,18 +231,19 @@ end
 ---"updated", or nil, and for refused lines col[i], msg[i].
 local function apply_chunk(lines, now)
   -- the members the chunk's identities name already: known[channel][key] = n
-  local known, key_list = {}, {}
+  local known, key_flat, nkeys = {}, {}, 0
   for _, line in pairs(lines) do
     for _, id in ipairs(line.ids) do
       local by = known[id.channel]
       if not by then by = {}; known[id.channel] = by end
       if by[id.key] == nil then
         by[id.key] = false
-        key_list[#key_list + 1] = { id.channel, id.key }
+        key_flat[2 * nkeys + 1], key_flat[2 * nkeys + 2] = id.channel, id.key
+        nkeys = nkeys + 1
       end
     end
   end
-  local rows = batched(key_list, 2, function(k)
+  local rows = batched(key_flat, nkeys, 2, function(k)
     return "WITH members_keys (ch, k) AS (VALUES " .. values(k, 2, "keys") .. [[)
       SELECT i.channel, i.external_id, i.n FROM members_keys
       JOIN members_identities AS i ON i.channel = members_keys.ch AND i.external_id = members_keys.k]]
@@ -258,7 +253,7 @@ local function apply_chunk(lines, now)
   -- each line's member, in order: a number, or a placeholder -k for the k-th new one
   local outcome, cols, msgs, owner_of = {}, {}, {}, {}
   local new_count, joined = 0, {}
-  local tag_rows = {}
+  local tag_ids, tag_owners = {}, {}
   local max_line = 0
   for i in pairs(lines) do if i > max_line then max_line = i end end
   for i = 1, max_line do
@@ -295,7 +290,9 @@ local function apply_chunk(lines, now)
         end
         owner_of[i] = owner
         for _, id in ipairs(line.ids) do known[id.channel][id.key] = owner end
-        for _, t in ipairs(tids) do tag_rows[#tag_rows + 1] = { t, owner } end
+        for _, t in ipairs(tids) do
+          tag_ids[#tag_ids + 1], tag_owners[#tag_ids + 1] = t, owner
+        end
       end
     end
   end
@@ -304,9 +301,12 @@ local function apply_chunk(lines, now)
   local number = {}
   if new_count > 0 then
     local base = tp.db.one("SELECT coalesce(max(n), 0) AS n FROM members_members").n
-    local new_rows = {}
-    for k = 1, new_count do new_rows[k] = { base + k, "m" .. (base + k), joined[k], now } end
-    local made = batched(new_rows, 4, function(k)
+    local flat = {}
+    for k = 1, new_count do
+      local at = 4 * (k - 1)
+      flat[at + 1], flat[at + 2], flat[at + 3], flat[at + 4] = base + k, "m" .. (base + k), joined[k], now
+    end
+    local made = batched(flat, new_count, 4, function(k)
       return "INSERT INTO members_members (n, id, joined_at, updated_at) VALUES " .. values(k, 4, "new")
         .. " ON CONFLICT (id) DO NOTHING RETURNING n"
     end)
@@ -320,50 +320,63 @@ local function apply_chunk(lines, now)
 
   -- profiles: per member, later lines over earlier ones
   local profile, order = {}, {}
-  local ident_rows = {}
+  local ident, nident = {}, 0
   for i = 1, max_line do
     local line, o = lines[i], owner_of[i]
     if o then
       local n = n_of(o)
       local p = profile[n]
-      if not p then
-        p = { n = n, b = {}, c = {} }
+      if not p then   -- the line's own tables: most members have one line
+        p = { b = line.b, c = line.c }
         profile[n] = p
         order[#order + 1] = n
+      else            -- a later line of the same member: over a copy, later values win
+        if not p.own then
+          local b, c = {}, {}
+          for k, v in pairs(p.b) do b[k] = v end
+          for k, v in pairs(p.c) do c[k] = v end
+          p.b, p.c, p.own = b, c, true
+        end
+        for k, v in pairs(line.b) do p.b[k] = v end
+        for k, v in pairs(line.c) do p.c[k] = v end
       end
-      for k, v in pairs(line.b) do p.b[k] = v end
-      for k, v in pairs(line.c) do p.c[k] = v end
       for _, id in ipairs(line.ids) do
         if id.phone then p.phone = store.mask_phone(id.phone) end
-        ident_rows[#ident_rows + 1] = { id.channel, id.key, n, id.phone and 1 or 0 }
+        local at = 5 * nident
+        ident[at + 1], ident[at + 2], ident[at + 3], ident[at + 4], ident[at + 5] =
+          id.channel, id.key, n, id.phone and 1 or 0, now
+        nident = nident + 1
       end
     end
   end
-  local prof_rows = {}
+  local prof, nprof = {}, 0
   for _, n in ipairs(order) do
     local p = profile[n]
     if next(p.b) or next(p.c) or p.phone then
-      local r = { n }
-      for i, name in ipairs(WRITABLE) do r[i + 1] = p.b[name] end
-      r[#WRITABLE + 2] = p.phone
-      r[#WRITABLE + 3] = tp.json.encode(tp.json.object(p.c))
-      r[#WRITABLE + 4] = now
-      prof_rows[#prof_rows + 1] = r
+      local at = PROFILE_WIDTH * nprof
+      prof[at + 1] = n
+      for i, name in ipairs(WRITABLE) do prof[at + 1 + i] = p.b[name] end
+      prof[at + #WRITABLE + 2] = p.phone
+      prof[at + #WRITABLE + 3] = next(p.c) and tp.json.encode(p.c) or "{}"
+      prof[at + #WRITABLE + 4] = now
+      nprof = nprof + 1
     end
   end
-  batched(prof_rows, PROFILE_WIDTH, function(k)
+  batched(prof, nprof, PROFILE_WIDTH, function(k)
     return "UPDATE members_members AS m SET " .. PROFILE_SETS .. " FROM (VALUES "
       .. values(k, PROFILE_WIDTH, "profile") .. ") AS v WHERE m.n = v.column1"
   end)
-  for _, r in ipairs(ident_rows) do r[5] = now end
   -- in key order (SQLite sorts the batch): consecutive inserts find their
   -- pages where the last one left off (digests and openids are random)
-  batched(ident_rows, 5, function(k)
+  batched(ident, nident, 5, function(k)
     return "INSERT INTO members_identities (channel, external_id, n, verified, created_at) SELECT * FROM (VALUES "
       .. values(k, 5, "ids") .. ") ORDER BY 1, 2 ON CONFLICT (channel, external_id) DO NOTHING"
   end)
-  for _, r in ipairs(tag_rows) do r[2], r[3] = n_of(r[2]), now end
-  batched(tag_rows, 3, function(k)
+  local tags = {}
+  for i, t in ipairs(tag_ids) do
+    tags[3 * i - 2], tags[3 * i - 1], tags[3 * i] = t, n_of(tag_owners[i]), now
+  end
+  batched(tags, #tag_ids, 3, function(k)
     local row = "(?, ?, 'import', ?)"
     return "INSERT INTO members_member_tags (tag_id, n, source, assigned_at) VALUES "
       .. (row .. ", "):rep(k - 1) .. row .. " ON CONFLICT (tag_id, n) DO NOTHING"
