@@ -112,7 +112,8 @@ end
 
 -- one line's values, checked: nil, column, message when it is refused
 local function read_line(plan, record)
-  local ids, b, c, tags, joined = {}, {}, {}, nil, nil
+  -- ids: channel and key, flat ({ch1, key1, ch2, key2, ...}); phone: the number, if any
+  local ids, b, c, tags, joined, phone = {}, {}, {}, nil, nil, nil
   for i = 1, #plan do
     local v = record[i]
     if v ~= nil and v ~= "" then
@@ -123,12 +124,13 @@ local function read_line(plan, record)
           if #v < 6 or #v > 20 or v:find("[^%d+]") or v:find("+", 2, true) then
             return nil, name, "is not a phone number (6-20 digits, optionally after +)"
           end
-          ids[#ids + 1] = { channel = name, key = identity.phone_key(v), phone = v }
+          ids[#ids + 1], ids[#ids + 2] = name, identity.phone_key(v)
+          phone = v
         else
           if #v > 128 or v:find("[^%w_%-%.:@=+/]") then
             return nil, name, "must be 1-128 of letters, digits and _-.:@=+/"
           end
-          ids[#ids + 1] = { channel = name, key = v }
+          ids[#ids + 1], ids[#ids + 2] = name, v
         end
       elseif kind == "tags" then
         tags = {}
@@ -152,7 +154,7 @@ local function read_line(plan, record)
     end
   end
   if #ids == 0 then return nil, "identities", "the line has no identity" end
-  return { ids = ids, b = b, c = c, tags = tags, joined = joined }
+  return { ids = ids, b = b, c = c, tags = tags, joined = joined, phone = phone }
 end
 
 local tag_cache = {}
@@ -233,12 +235,14 @@ local function apply_chunk(lines, now)
   -- the members the chunk's identities name already: known[channel][key] = n
   local known, key_flat, nkeys = {}, {}, 0
   for _, line in pairs(lines) do
-    for _, id in ipairs(line.ids) do
-      local by = known[id.channel]
-      if not by then by = {}; known[id.channel] = by end
-      if by[id.key] == nil then
-        by[id.key] = false
-        key_flat[2 * nkeys + 1], key_flat[2 * nkeys + 2] = id.channel, id.key
+    local ids = line.ids
+    for j = 1, #ids, 2 do
+      local ch, key = ids[j], ids[j + 1]
+      local by = known[ch]
+      if not by then by = {}; known[ch] = by end
+      if by[key] == nil then
+        by[key] = false
+        key_flat[2 * nkeys + 1], key_flat[2 * nkeys + 2] = ch, key
         nkeys = nkeys + 1
       end
     end
@@ -260,10 +264,11 @@ local function apply_chunk(lines, now)
     local line = lines[i]
     if line then
       local owner, conflict
-      for _, id in ipairs(line.ids) do
-        local o = known[id.channel][id.key]
+      local ids = line.ids
+      for j = 1, #ids, 2 do
+        local o = known[ids[j]][ids[j + 1]]
         if o then
-          if owner and owner ~= o then conflict = id.channel end
+          if owner and owner ~= o then conflict = ids[j] end
           owner = owner or o
         end
       end
@@ -289,7 +294,7 @@ local function apply_chunk(lines, now)
           outcome[i] = "created"
         end
         owner_of[i] = owner
-        for _, id in ipairs(line.ids) do known[id.channel][id.key] = owner end
+        for j = 1, #ids, 2 do known[ids[j]][ids[j + 1]] = owner end
         for _, t in ipairs(tids) do
           tag_ids[#tag_ids + 1], tag_owners[#tag_ids + 1] = t, owner
         end
@@ -340,11 +345,12 @@ local function apply_chunk(lines, now)
         for k, v in pairs(line.b) do p.b[k] = v end
         for k, v in pairs(line.c) do p.c[k] = v end
       end
-      for _, id in ipairs(line.ids) do
-        if id.phone then p.phone = store.mask_phone(id.phone) end
+      if line.phone then p.phone = store.mask_phone(line.phone) end
+      local ids = line.ids
+      for j = 1, #ids, 2 do
         local at = 5 * nident
         ident[at + 1], ident[at + 2], ident[at + 3], ident[at + 4], ident[at + 5] =
-          id.channel, id.key, n, id.phone and 1 or 0, now
+          ids[j], ids[j + 1], n, ids[j] == "phone" and 1 or 0, now
         nident = nident + 1
       end
     end
