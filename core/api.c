@@ -255,6 +255,7 @@ static int db_run(lua_State *L, run_mode mode) {
     lua_newtable(L);
     tpj_mark_array(L, -1);
   }
+  p->sql_writing = !sqlite3_stmt_readonly(st);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (mode == RUN_EXEC) continue;
     tps_push_row(L, st);
@@ -264,6 +265,7 @@ static int db_run(lua_State *L, run_mode mode) {
     }
     lua_rawseti(L, -2, ++nrows);
   }
+  p->sql_writing = false;
   if (rc != SQLITE_DONE) {
     char msg[512];
     return db_fail(L, st, cached, "tp.db: %s", tps_errmsg(p->db, msg, sizeof msg));

@@ -113,6 +113,7 @@ typedef struct tp_plugin {
   int64_t budget, used;  /* of the invocation running now */
   bool exceeded;         /* budget spent: the hook raises at every instruction */
   bool timed_out;        /* the deadline passed: likewise */
+  bool sql_writing;      /* tp.db is stepping a statement that writes (sandbox.c) */
   bool killed;           /* a limit ended an invocation: the state awaits its reset */
   int64_t deadline_ms;   /* of each invocation it starts (plugin_limits, limits.invocation_ms) */
   int64_t load_ms;       /* of loading (limits.load_ms) */

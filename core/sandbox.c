@@ -133,14 +133,22 @@ void tpsb_leave(tp_plugin *p, tpsb_frame *f) {
   tpwd_running(f->thread);
 }
 
+/* Interrupting a statement that writes makes SQLite roll back the whole
+** transaction, which is the batch of every request of this loop iteration
+** (they would all answer 503 commit_failed). So a write that runs out of
+** budget finishes, and the hook ends the plugin right after it; only the
+** deadline, the hard stop, interrupts a write. */
 int tpsb_sql_progress(void *ud, int64_t steps) {
   tp_plugin *p = ud;
   if (p->ctx == TP_CTX_NONE) return tpwd_expired();  /* its migrations: the deadline only */
   p->used += steps;  /* one instruction per step */
-  if (p->exceeded || p->timed_out) return 1;
-  if (tpwd_expired()) p->timed_out = true;
-  else if (p->used > p->budget) p->exceeded = true;
-  return p->exceeded || p->timed_out;
+  if (p->timed_out) return 1;
+  if (tpwd_expired()) {
+    p->timed_out = true;
+    return 1;
+  }
+  if (p->used > p->budget) p->exceeded = true;
+  return p->exceeded && !p->sql_writing;
 }
 
 bool tpsb_killed(const tp_plugin *p) { return p->exceeded || p->timed_out || p->mem_exceeded; }

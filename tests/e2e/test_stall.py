@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Host, tenant, manual_tenant, add_sku, advance,  # noqa: E402
-                     metric_value, run)
+                     metric_value, http_request_bytes, run)
 
 BUDGET = 150000            # the stall plugin's instructions per invocation
 DEADLINE_MS = 50           # the stall plugin's wall clock per invocation (plugin_limits.deadline_ms)
@@ -161,6 +161,27 @@ def test_sql_is_charged_and_interrupted():
         took, p99 = offend(case, "budget_exceeded", words=("stall",))
         print("     %s: killed in %.1f ms, the other brand's p99 %.1f ms" % (case, took * 1000,
                                                                           p99 * 1000))
+
+
+def test_a_write_over_budget_ends_its_plugin_and_spares_its_batch():
+    """A write that runs past the budget finishes and its plugin ends after it:
+    interrupting it would make SQLite roll back the whole transaction, the
+    batch of every request of the loop iteration. Two pipelined requests land
+    in one iteration: the ordinary one keeps its answer and its write."""
+    h = caps_host()
+    before = h.get("/v1/caps/stall/notes")[2]["count"]
+    data = (http_request_bytes("POST", "/v1/caps/stall/run/ok", body=b"{}",
+                               headers={"Content-Type": "application/json"}) +
+            http_request_bytes("POST", "/v1/caps/stall/run/write_over", body=b"{}",
+                               headers={"Content-Type": "application/json"}))
+    conn = h.raw()
+    conn.send(data)
+    first, second = conn.read_response(), conn.read_response()
+    conn.close()
+    assert first.status == 200, (first.status, first.body)
+    assert second.status == 500 and second.json()["error"]["code"] == "budget_exceeded", \
+        (second.status, second.body)
+    assert h.get("/v1/caps/stall/notes")[2]["count"] == before + 1   # ok's note, not write_over's
 
 
 def test_sql_functions_that_compare_n_by_m_are_charged():

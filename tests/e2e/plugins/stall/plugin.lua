@@ -34,6 +34,15 @@ end
 
 local CASES = {
   pattern = pattern,
+  ok = function() return {} end,
+  -- a write of about 20 million SQL steps (over the budget) that is done in a
+  -- moment: it must end the plugin after it, not interrupt it (an interrupted
+  -- write rolls back every request of the batch)
+  write_over = function()
+    tp.db.exec([[UPDATE stall_rows SET v = v + (SELECT count(*) FROM stall_rows b
+      WHERE b.id <> stall_rows.id)]])   -- correlated: run for each of the 2,000 rows
+    return {}
+  end,
   join = function()
     return tp.db.one("SELECT count(*) AS n FROM stall_rows a, stall_rows b, stall_rows c")
   end,
