@@ -182,7 +182,7 @@ function identity.identify(req)
       end
       for i = 2, #owners do
         local other = store.by_n(owners[i])
-        merge.run(other, row, why, "identify")
+        merge.run(other, store.by_n(row.n), why, "identify")   -- the survivor as the last merge left it
         merged[#merged + 1] = other.id
       end
       row = store.by_n(row.n)
