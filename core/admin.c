@@ -13,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "token.h"
+#include "url.h"
 
 /* ---- helpers */
 
@@ -68,25 +69,15 @@ static bool body_string(tp_host *h, const char *key, const char **out, tph_respo
   return true;  /* the string stays on the scratch stack until the next body */
 }
 
-/* The value of name=... in the request's query, into out (empty if absent). */
-static void query_param(const tph_request *req, const char *name, char *out, size_t cap) {
-  out[0] = '\0';
+/* The decoded value of name in the request's query, into out ("" if absent).
+** False (response filled: 400 invalid_query) when it is badly encoded or too long. */
+static bool query_param(const tph_request *req, const char *name, char *out, size_t cap,
+                        tph_response *res) {
   const char *q = memchr(req->target, '?', req->target_len);
-  if (!q) return;
-  const char *end = req->target + req->target_len;
-  size_t n = strlen(name);
-  for (const char *p = q + 1; p < end;) {
-    const char *amp = memchr(p, '&', (size_t)(end - p));
-    if (!amp) amp = end;
-    if ((size_t)(amp - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
-      size_t len = (size_t)(amp - p) - n - 1;
-      if (len >= cap) len = cap - 1;
-      memcpy(out, p + n + 1, len);
-      out[len] = '\0';
-      return;
-    }
-    p = amp + 1;
-  }
+  size_t n = q ? req->target_len - (size_t)(q + 1 - req->target) : 0;
+  if (tp_query_get(q ? q + 1 : "", n, name, out, cap) >= 0) return true;
+  tph_error(res, 400, "invalid_query", "query parameter '%s' is badly encoded or too long", name);
+  return false;
 }
 
 static void add_str_field(tp_buf *b, const char *key, const char *value) {
@@ -200,8 +191,9 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
 
 static void list_tasks(tp_tenant *t, const char *kind, const tph_request *req, tph_response *res) {
   char state[16], limit_s[16];
-  query_param(req, "state", state, sizeof state);
-  query_param(req, "limit", limit_s, sizeof limit_s);
+  if (!query_param(req, "state", state, sizeof state, res) ||
+      !query_param(req, "limit", limit_s, sizeof limit_s, res))
+    return;
   bool dead = strcmp(state, "dead") == 0;
   if (state[0] && !dead && strcmp(state, "pending") != 0) {
     tph_error(res, 400, "invalid_query", "state must be pending or dead");
@@ -337,10 +329,11 @@ static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_r
 static void get_runs(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   (void)h;
   char plugin[40], kind[16], limit_s[16], after_s[24];
-  query_param(req, "plugin", plugin, sizeof plugin);
-  query_param(req, "kind", kind, sizeof kind);
-  query_param(req, "limit", limit_s, sizeof limit_s);
-  query_param(req, "after", after_s, sizeof after_s);
+  if (!query_param(req, "plugin", plugin, sizeof plugin, res) ||
+      !query_param(req, "kind", kind, sizeof kind, res) ||
+      !query_param(req, "limit", limit_s, sizeof limit_s, res) ||
+      !query_param(req, "after", after_s, sizeof after_s, res))
+    return;
   if (kind[0] && strcmp(kind, "route") && strcmp(kind, "job") && strcmp(kind, "event")) {
     tph_error(res, 400, "invalid_query", "kind must be route, job or event");
     return;

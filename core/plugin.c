@@ -731,39 +731,20 @@ static const char *limit_hit(tp_plugin *p, int rc, char *msg, size_t cap) {
 
 /* ---- calling a handler */
 
-int tpp_check_query(const char *q, size_t n) {
-  char tmp[TPR_MAX_PATH];
-  if (n > sizeof tmp) return -1;
-  for (size_t i = 0; i < n;) {
-    size_t j = i;
-    while (j < n && q[j] != '&') j++;
-    if (tp_url_decode(q + i, j - i, tmp, true) < 0) return -1;
-    i = j + 1;
-  }
+int tpp_check_query(const char *q, size_t n) { return tp_query_each(q, n, NULL, NULL); }
+
+static int push_pair(void *ud, const char *key, size_t klen, const char *value, size_t vlen) {
+  lua_State *L = ud;
+  lua_pushlstring(L, key, klen);
+  lua_pushlstring(L, value, vlen);
+  lua_rawset(L, -3);  /* a repeated key keeps its last value */
   return 0;
 }
 
-static void push_decoded(lua_State *L, const char *s, size_t n) {
-  char tmp[TPR_MAX_PATH];
-  long len = tp_url_decode(s, n, tmp, true);
-  lua_pushlstring(L, tmp, len > 0 ? (size_t)len : 0);
-}
-
+/* req.query: the host checked the query before the handler ran (400 invalid_query) */
 static void push_query(lua_State *L, const char *q, size_t n) {
   lua_newtable(L);
-  for (size_t i = 0; i < n;) {
-    size_t j = i;
-    while (j < n && q[j] != '&') j++;
-    if (j > i) {
-      const char *eq = memchr(q + i, '=', j - i);
-      size_t klen = eq ? (size_t)(eq - (q + i)) : j - i;
-      push_decoded(L, q + i, klen);
-      if (eq) push_decoded(L, eq + 1, (size_t)(q + j - eq - 1));
-      else lua_pushliteral(L, "");
-      lua_rawset(L, -3);  /* a repeated key keeps its last value */
-    }
-    i = j + 1;
-  }
+  tp_query_each(q, n, push_pair, L);
 }
 
 static void push_headers(lua_State *L, const tp_call *c) {
