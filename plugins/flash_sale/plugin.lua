@@ -16,6 +16,7 @@
 ---@field unpaid_timeout_seconds integer? default unpaid timeout of a sale's orders (300)
 
 local check = require("tp.check")
+local orders = require("tp.orders")
 local money = require("tp.money")
 local window = require("lib.window")
 local audience = require("tp.audience")
@@ -119,16 +120,11 @@ end
 
 ---The order through the orders plugin; the catalog running out is "sold out" too.
 local function create_order(sale, user, qty, key, coupon_id)
-  local ok, result = pcall(tp.call, "orders", "create", {
+  return orders.create({
     user = user, idempotency_key = key, coupon_id = coupon_id,
     lines = { { sku = sale.sku, qty = qty, unit_price_fen = sale.price_fen } },
     campaign = { id = sale.id, stacks_with_coupon = sale.stacks_with_coupon == 1,
-                 unpaid_timeout_seconds = sale.unpaid_timeout_seconds } })
-  if ok then return result end
-  if type(result) == "table" and result.code == "insufficient_stock" then
-    sale_error("sold_out", "the product behind this flash sale is out of stock")
-  end
-  error(result, 0)
+                 unpaid_timeout_seconds = sale.unpaid_timeout_seconds } }, "flash sale")
 end
 
 ---The order an earlier buy with the same Idempotency-Key made, if any. It is

@@ -14,6 +14,7 @@
 --   open | floor_reached -> ordered  a late payment for a cancelled order reclaims it
 
 local audience = require("tp.audience")
+local orders = require("tp.orders")
 local help = require("lib.help")
 local rules = require("lib.rules")
 local store = require("lib.store")
@@ -102,15 +103,10 @@ end
 
 ---The order at the bargain's current price; the catalog running out is sold_out.
 local function create_order(b, price_fen, timeout)
-  local ok, result = pcall(tp.call, "orders", "create", {
+  return orders.create({
     user = b.initiator,
     lines = { { sku = b.sku, qty = 1, unit_price_fen = price_fen } },
-    campaign = { id = b.id, unpaid_timeout_seconds = timeout } })
-  if ok then return result end
-  if type(result) == "table" and result.code == "insufficient_stock" then
-    refuse("sold_out", "the product of this bargain is out of stock")
-  end
-  error(result, 0)
+    campaign = { id = b.id, unpaid_timeout_seconds = timeout } }, "bargain")
 end
 
 ---POST /bargains/{id}/buy: the initiator buys at the current price, once.

@@ -7,6 +7,7 @@
 -- (lib/seating.lua), so a crowd of unpaid joiners cannot lock a group.
 
 local check = require("tp.check")
+local orders = require("tp.orders")
 local activities = require("lib.activities")
 local audience = require("tp.audience")
 local deadlines = require("lib.deadlines")
@@ -77,15 +78,10 @@ end
 ---The order, through orders: held once paid until the group forms.
 local function create_order(a, user, qty, role, group_id, key, pay_within)
   local price = role == "leader" and a.leader_price_fen or a.price_fen
-  local ok, result = pcall(tp.call, "orders", "create", {
+  return orders.create({
     user = user, idempotency_key = key,
     lines = { { sku = a.sku, qty = qty, unit_price_fen = price } },
-    campaign = { id = group_id, hold = true, unpaid_timeout_seconds = pay_within } })
-  if ok then return result end
-  if type(result) == "table" and result.code == "insufficient_stock" then
-    refuse("sold_out", "the product behind this group buy is out of stock")
-  end
-  error(result, 0)
+    campaign = { id = group_id, hold = true, unpaid_timeout_seconds = pay_within } }, "group buy")
 end
 
 local function record(order, a, group_id, role, qty)
