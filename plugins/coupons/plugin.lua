@@ -28,6 +28,7 @@
 -- slice per job run); campaign_apply, campaign_withdraw (lib/campaign.lua);
 -- member_merge, member_unmerge (lib/merge.lua). README has them all.
 
+local check = require("tp.check")
 local templates = require("lib.templates")
 local coupons = require("lib.coupons")
 local issue = require("lib.issue")
@@ -138,13 +139,8 @@ local CLAIMABLE = "SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
 ---user, each item also says how many that user holds (claimed) and whether they may claim
 ---one now.
 local function claimable(req)
-  local q = req.query
-  local limit = math.tointeger(tonumber(q.limit or "50"))
-  local after = math.tointeger(tonumber(q.after or "0"))
-  if not limit or limit < 1 or limit > 200 then
-    tp.fail(400, "invalid_query", "limit must be an integer from 1 to 200")
-  end
-  if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a template id") end
+  local limit, after = check.page(req.query, 50, 200)
+  after = after or 0
   local now = tp.now()
   -- a segment or tag template the user is not in is passed over: read on until the page is full
   local q_args = { now = now, after = after, limit = limit, public = "public",

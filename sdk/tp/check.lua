@@ -257,7 +257,9 @@ function check.page(query, default, max)
   local after
   if query.after then
     after = math.tointeger(tonumber(query.after))
-    if not after then tp.fail(400, "invalid_query", "after must be an integer cursor") end
+    if not after or after < 0 then
+      tp.fail(400, "invalid_query", "after must be an integer cursor (next_after of the previous page)")
+    end
   end
   return limit, after
 end

@@ -1,6 +1,7 @@
 ---@diagnostic disable: undefined-global
 -- coupons/lib/coupons.lua: issued coupons as users (and operators) read them.
 
+local check = require("tp.check")
 local templates = require("lib.templates")
 
 ---@alias CouponState "unused"|"locked"|"used"|"expired"
@@ -89,12 +90,8 @@ end
 
 ---Reads ?state=&limit=&after= of a coupon list.
 local function list_query(q, max_limit)
-  local limit = math.tointeger(tonumber(q.limit or "100"))
-  local after = math.tointeger(tonumber(q.after or "0"))
-  if not limit or limit < 1 or limit > max_limit then
-    tp.fail(400, "invalid_query", ("limit must be an integer from 1 to %d"):format(max_limit))
-  end
-  if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a coupon id") end
+  local limit, after = check.page(q, 100, max_limit)
+  after = after or 0
   if q.state ~= nil and not coupons.STATES[q.state] then
     tp.fail(400, "invalid_query", "state must be unused, locked, used or expired")
   end

@@ -156,12 +156,8 @@ end
 ---GET /coupons/templates?status=&limit=&after= (admin)
 function templates.list(req)
   local q = req.query
-  local limit = math.tointeger(tonumber(q.limit or "50"))
-  local after = math.tointeger(tonumber(q.after or "0"))
-  if not limit or limit < 1 or limit > 200 then
-    tp.fail(400, "invalid_query", "limit must be an integer from 1 to 200")
-  end
-  if not after or after < 0 then tp.fail(400, "invalid_query", "after must be a template id") end
+  local limit, after = check.page(q, 50, 200)
+  after = after or 0
   if q.status ~= nil and not templates.STATUSES[q.status] then
     tp.fail(400, "invalid_query", "status must be active or paused")
   end
