@@ -22,8 +22,28 @@ local window = require("lib.window")
 local audience = require("tp.audience")
 local merge = require("lib.merge")
 local campaign_items = require("tp.campaign_items")
+local schema = require("tp.schema")
 
-local STATUSES = { active = true, disabled = true }
+-- A sale's fields, declared once: the checks, the defaults, what a PATCH may
+-- change and the OpenAPI body all come from here (tp.schema).
+local SALE_FIELDS = schema.new {
+  { "sku", "ident", max = 64, required = true, fixed = true, doc = "the catalog SKU; never changes" },
+  { "title", "text", max = 100, doc = "default: the SKU's title in the catalog" },
+  { "price_fen", "integer", min = 1, required = true, doc = "at most the SKU's list price" },
+  { "quantity", "integer", min = 1, max = 10000000, required = true,
+    doc = "units the sale offers; the catalog must have them" },
+  { "per_user_limit", "integer", min = 1, max = 1000, default = 1 },
+  { "per_order_limit", "integer", min = 1, max = 1000, default = 1, doc = "at most per_user_limit" },
+  { "starts_at", "integer", min = 0, required = true, doc = "UTC epoch seconds" },
+  { "ends_at", "integer", min = 0, required = true, doc = "UTC epoch seconds, after starts_at" },
+  { "slots", "list", max_items = 24, default = {}, example = "10:00-12:00",
+    doc = "daily \"HH:MM-HH:MM\" slots in the tenant's time zone, not overlapping; none: the whole window" },
+  { "unpaid_timeout_seconds", "integer", min = 60, max = 86400,
+    default = function() return tp.config().unpaid_timeout_seconds or 300 end },
+  { "stacks_with_coupon", "boolean", default = false },
+  { "status", "enum", values = { "active", "disabled" }, default = "active" },
+  { "audience", "custom", schema = audience.schema("may buy it") },
+}
 
 local SALE_COLUMNS = [[id, sku, title, price_fen, quantity, remaining, per_user_limit, per_order_limit,
   starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, audience, created_at,
@@ -181,21 +201,11 @@ end
 
 ---Validates the fields of a sale (new, or current merged with a patch).
 local function check_sale(s)
-  check.ident(s.sku, "sku", 64)
-  check.text(s.title, "title", 100, true)
-  check.integer(s.price_fen, "price_fen", 1)
-  check.integer(s.quantity, "quantity", 1, 10000000)
-  check.integer(s.per_user_limit, "per_user_limit", 1, 1000)
-  check.integer(s.per_order_limit, "per_order_limit", 1, 1000)
-  check.integer(s.starts_at, "starts_at", 0)
-  check.integer(s.ends_at, "ends_at", 0)
-  check.integer(s.unpaid_timeout_seconds, "unpaid_timeout_seconds", 60, 86400)
-  check.enum(s.status, "status", STATUSES)
+  SALE_FIELDS:check(s)
   if s.ends_at <= s.starts_at then check.field_error("ends_at", "must be after starts_at") end
   if s.per_order_limit > s.per_user_limit then
     check.field_error("per_order_limit", "cannot exceed per_user_limit")
   end
-  check.list(s.slots, "slots", 0, 24)
   local taken = {}
   for i, slot in ipairs(s.slots) do
     local from, to = window.parse_slot(slot)
@@ -256,22 +266,14 @@ local function save(s)
 end
 
 ---Every field of the create body; a PATCH takes the same ones (sku only unchanged).
-local FIELDS = { sku = true, title = true, price_fen = true, quantity = true, per_user_limit = true,
-  per_order_limit = true, starts_at = true, ends_at = true, slots = true, unpaid_timeout_seconds = true,
-  stacks_with_coupon = true, status = true, audience = true }
-
-local PATCHABLE = { "title", "price_fen", "quantity", "per_user_limit", "per_order_limit", "starts_at",
-  "ends_at", "slots", "unpaid_timeout_seconds", "stacks_with_coupon", "status" }
+local FIELDS = SALE_FIELDS.names
 
 ---A whole sale from a create body: the defaults for what it leaves out, except
 ---the title, whose default (the catalog's) the caller fills in after check_sku.
 local function with_defaults(b)
-  return { sku = b.sku, title = b.title, price_fen = b.price_fen, quantity = b.quantity,
-    per_user_limit = b.per_user_limit or 1, per_order_limit = b.per_order_limit or 1,
-    starts_at = b.starts_at, ends_at = b.ends_at, slots = b.slots or {},
-    unpaid_timeout_seconds = b.unpaid_timeout_seconds or tp.config().unpaid_timeout_seconds or 300,
-    stacks_with_coupon = check.boolean(b.stacks_with_coupon, "stacks_with_coupon", false),
-    status = b.status or "active", audience = audience.read(b.audience) }
+  local s = SALE_FIELDS:defaults(b)
+  s.audience = audience.read(b.audience)
+  return s
 end
 
 ---Creates a sale from a create body; returns its id. POST /flash-sales and a
@@ -303,15 +305,14 @@ local function change(s, b, whole)
   s.slots = tp.json.decode(s.slots)
   s.stacks_with_coupon = s.stacks_with_coupon == 1
   local sold, old_quantity, old_price = s.quantity - s.remaining, s.quantity, s.price_fen
-  for _, field in ipairs(PATCHABLE) do
-    if b[field] ~= nil then s[field] = b[field] end
+  for _, field in ipairs(SALE_FIELDS.patchable) do
+    if b[field] ~= nil and field ~= "sku" then s[field] = b[field] end
   end
   -- the audience: a whole body's (read by with_defaults; left out: everyone),
   -- else a PATCH's if it gives one (null: everyone); one it keeps is not
   -- checked again, so a sale whose segment went can still be changed
   if whole then s.audience = b.audience
   elseif b.audience ~= nil then s.audience = audience.read(b.audience) end
-  s.stacks_with_coupon = check.boolean(s.stacks_with_coupon, "stacks_with_coupon", false)
   check_sale(s)
   if s.quantity < sold then
     tp.fail(409, "quantity_below_sold", ("%d units are already sold"):format(sold),
@@ -432,17 +433,8 @@ function exports.campaign_withdraw(ref)
   return true
 end
 
-local SALE_BODY = { type = "object", properties = {
-  sku = { type = "string" }, title = { type = "string" }, price_fen = { type = "integer", minimum = 1 },
-  quantity = { type = "integer", minimum = 1 }, per_user_limit = { type = "integer", minimum = 1 },
-  per_order_limit = { type = "integer", minimum = 1 },
-  starts_at = { type = "integer", description = "UTC epoch seconds" },
-  ends_at = { type = "integer", description = "UTC epoch seconds" },
-  slots = { type = "array", items = { type = "string", example = "10:00-12:00" },
-            description = "daily slots in the tenant's time zone" },
-  unpaid_timeout_seconds = { type = "integer" }, stacks_with_coupon = { type = "boolean" },
-  status = { type = "string", enum = { "active", "disabled" } },
-  audience = audience.schema("may buy it") } }
+local SALE_BODY = SALE_FIELDS:body()
+local SALE_PATCH = SALE_FIELDS:body(true)
 
 ---A sale as every read shows it, admin and public: the body's fields and what
 ---the sale has come to.
@@ -452,7 +444,7 @@ local SALE = { type = "object", properties = {
   state = { type = "string", enum = { "open", "not_started", "ended", "disabled" } },
   opens_at = { type = "integer", description = "not_started: when it opens next" },
   created_at = { type = "integer" }, updated_at = { type = "integer" } } }
-for field, schema in pairs(SALE_BODY.properties) do SALE.properties[field] = schema end
+for field, prop in pairs(SALE_BODY.properties) do SALE.properties[field] = prop end
 
 return {
   name = "flash_sale",
@@ -540,7 +532,7 @@ return {
     { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
       summary = "Create a flash sale", body = SALE_BODY, response = SALE },
     { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
-      summary = "Change a flash sale (any field but the SKU; audience null: everyone)", body = SALE_BODY,
+      summary = "Change a flash sale (any field but the SKU; audience null: everyone)", body = SALE_PATCH,
       response = SALE },
     { method = "GET", path = "/flash-sales", auth = "admin", handler = list_admin,
       summary = "Every flash sale with units sold", response = { type = "object", properties = {
