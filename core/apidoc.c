@@ -17,7 +17,7 @@
 
 #define WRAP 92  /* columns of a doc comment line in the stubs */
 
-const char tpd_usage_api[] =
+const char tpcmd_usage_api[] =
     "usage: tidepool api [--luals | --markdown]\n"
     "\n"
     "Prints the Lua API the host gives plugins, generated from its one declaration\n"
@@ -283,17 +283,17 @@ void tpd_markdown(tp_buf *out) {
 
 /* ---- the command */
 
-int tpd_cmd_api(int argc, char **argv) {
+int tpcmd_api(int argc, char **argv) {
   bool markdown = false;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      fputs(tpd_usage_api, stdout);
+      fputs(tpcmd_usage_api, stdout);
       return 0;
     }
     if (strcmp(argv[i], "--luals") == 0) markdown = false;
     else if (strcmp(argv[i], "--markdown") == 0) markdown = true;
     else {
-      fprintf(stderr, "tidepool: unknown option '%s'\n\n%s", argv[i], tpd_usage_api);
+      fprintf(stderr, "tidepool: unknown option '%s'\n\n%s", argv[i], tpcmd_usage_api);
       return 2;
     }
   }

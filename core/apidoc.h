@@ -18,8 +18,8 @@ void tpd_luals(tp_buf *out);
 /* Appends the Markdown reference to out. */
 void tpd_markdown(tp_buf *out);
 
-extern const char tpd_usage_api[];
+extern const char tpcmd_usage_api[];
 /* `tidepool api [--luals | --markdown]`: exit status 0, or 2 on a usage error. */
-int tpd_cmd_api(int argc, char **argv);
+int tpcmd_api(int argc, char **argv);
 
 #endif

@@ -27,7 +27,7 @@
 #include "log.h"
 #include "store.h"
 
-const char tpn_usage_campaign[] =
+const char tpcmd_usage_campaign[] =
     "usage: tidepool campaign check FILE --config CONF [--tenant ID]\n"
     "       tidepool campaign preview FILE --config CONF [--tenant ID]\n"
     "\n"
@@ -52,21 +52,21 @@ static int parse_args(int argc, char **argv, campaign_args *a) {
     if ((strcmp(s, "--config") == 0 || strcmp(s, "--tenant") == 0) && i + 1 < argc) {
       *(strcmp(s, "--config") == 0 ? &a->config : &a->tenant) = argv[++i];
     } else if (s[0] == '-') {
-      fprintf(stderr, "tidepool: unknown option '%s'\n\n%s", s, tpn_usage_campaign);
+      fprintf(stderr, "tidepool: unknown option '%s'\n\n%s", s, tpcmd_usage_campaign);
       return 2;
     } else if (!a->mode) {
       a->mode = s;
     } else if (!a->file) {
       a->file = s;
     } else {
-      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", s, tpn_usage_campaign);
+      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", s, tpcmd_usage_campaign);
       return 2;
     }
   }
   if (!a->mode || (strcmp(a->mode, "check") != 0 && strcmp(a->mode, "preview") != 0) || !a->file ||
       !a->config) {
     fprintf(stderr, "tidepool: campaign needs check or preview, a FILE and --config\n\n%s",
-            tpn_usage_campaign);
+            tpcmd_usage_campaign);
     return 2;
   }
   return 0;
@@ -197,10 +197,10 @@ static int run(const campaign_args *a, tpc_config *cfg, tpc_tenant *t, const cha
   return status;
 }
 
-int tpn_cmd_campaign(int argc, char **argv) {
+int tpcmd_campaign(int argc, char **argv) {
   campaign_args a;
   int rc = parse_args(argc, argv, &a);
-  if (rc == 1) fputs(tpn_usage_campaign, stdout);
+  if (rc == 1) fputs(tpcmd_usage_campaign, stdout);
   if (rc != 0) return rc == 1 ? 0 : 2;
   struct stat st;
   if (stat(a.file, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -6,8 +6,8 @@
 #ifndef TP_CAMPAIGN_H
 #define TP_CAMPAIGN_H
 
-extern const char tpn_usage_campaign[];
+extern const char tpcmd_usage_campaign[];
 /* Exit status: 0 clean, 1 a problem was reported, 2 usage or set-up error. */
-int tpn_cmd_campaign(int argc, char **argv);
+int tpcmd_campaign(int argc, char **argv);
 
 #endif

@@ -44,7 +44,7 @@
 #define TP_SOURCE_DIR "."
 #endif
 
-const char tpk_usage_check[] =
+const char tpcmd_usage_check[] =
     "usage: tidepool check DIR\n"
     "\n"
     "Loads the plugin in DIR (a folder with plugin.lua; the folder's name is the plugin's)\n"
@@ -479,21 +479,21 @@ done:
   return status;
 }
 
-int tpk_cmd_check(int argc, char **argv) {
+int tpcmd_check(int argc, char **argv) {
   const char *dir = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      fputs(tpk_usage_check, stdout);
+      fputs(tpcmd_usage_check, stdout);
       return 0;
     }
     if (argv[i][0] == '-' || dir) {
-      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", argv[i], tpk_usage_check);
+      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", argv[i], tpcmd_usage_check);
       return 2;
     }
     dir = argv[i];
   }
   if (!dir) {
-    fprintf(stderr, "tidepool: check needs a plugin folder\n\n%s", tpk_usage_check);
+    fprintf(stderr, "tidepool: check needs a plugin folder\n\n%s", tpcmd_usage_check);
     return 2;
   }
   char user_dir[PATH_MAX], abs_dir[PATH_MAX], file[PATH_MAX + 16];

@@ -17,8 +17,8 @@
 #ifndef TP_CHECK_H
 #define TP_CHECK_H
 
-extern const char tpk_usage_check[];
+extern const char tpcmd_usage_check[];
 /* Exit status: 0 clean, 1 a problem was reported, 2 usage error. */
-int tpk_cmd_check(int argc, char **argv);
+int tpcmd_check(int argc, char **argv);
 
 #endif

@@ -1,5 +1,9 @@
 /*
 ** main.c - the tidepool command line.
+**
+** Every command is tpcmd_<name>(argc, argv) with its help text
+** tpcmd_usage_<name>: the host's own here, the tools' in their files
+** (check.c, campaign.c, scaffold.c, testkit.c, apidoc.c).
 */
 #include <signal.h>
 #include <malloc.h>
@@ -25,7 +29,7 @@
 #include "watch.h"
 
 
-static const char usage_main[] =
+static const char tpcmd_usage_main[] =
     "tidepool " TIDEPOOL_VERSION " - a campaign engine for private-domain commerce\n"
     "\n"
     "usage: tidepool <command> [options]\n"
@@ -45,7 +49,7 @@ static const char usage_main[] =
     "\n"
     "Every command takes --help.\n";
 
-static const char usage_serve[] =
+static const char tpcmd_usage_serve[] =
     "usage: tidepool serve --config FILE [--listen HOST:PORT] [--data-dir DIR] [--log-level L]\n"
     "                      [--watch]\n"
     "\n"
@@ -64,14 +68,14 @@ static const char usage_serve[] =
     "SIGTERM or SIGINT stops gracefully: no new connections, requests already received are\n"
     "answered and committed, then the databases are closed. A second signal stops at once.\n";
 
-static const char usage_token[] =
+static const char tpcmd_usage_token[] =
     "usage: tidepool token --tenant T --user U (--config FILE | --secret S) [--ttl SECONDS]\n"
     "\n"
     "Prints a bearer token for user U of tenant T, signed with the tenant's token_secret\n"
     "(from FILE, or given with --secret). --ttl defaults to 86400 (one day).\n"
     "Use it as:  curl -H \"Authorization: Bearer $(tidepool token ...)\" ...\n";
 
-static const char usage_reload[] =
+static const char tpcmd_usage_reload[] =
     "usage: tidepool reload --config FILE [--tenant T] [--plugin P] [--listen HOST:PORT]\n"
     "\n"
     "Asks the server of FILE (at its listen address, or --listen) to reload plugin P (default:\n"
@@ -82,7 +86,7 @@ static const char usage_reload[] =
     "Exit status: 0 all reloaded, 1 some failed and kept their old version, 2 usage,\n"
     "3 the server could not be reached.\n";
 
-static const char usage_config[] =
+static const char tpcmd_usage_config[] =
     "usage: tidepool config --config FILE\n"
     "\n"
     "Loads and validates FILE and prints a summary (listen address, data directory,\n"
@@ -102,7 +106,7 @@ static int parse_options(int argc, char **argv, options *o, const char *usage) {
       o->help = true;
       continue;
     }
-    if (strcmp(a, "--watch") == 0 && usage == usage_serve) {
+    if (strcmp(a, "--watch") == 0 && usage == tpcmd_usage_serve) {
       o->watch = true;
       continue;
     }
@@ -254,10 +258,10 @@ static void tune_malloc(void) {
 #endif
 }
 
-static int cmd_serve(int argc, char **argv) {
+static int tpcmd_serve(int argc, char **argv) {
   tune_malloc();
   options o = {0};
-  int done = begin_command(argc, argv, usage_serve, &o);
+  int done = begin_command(argc, argv, tpcmd_usage_serve, &o);
   if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 1;
@@ -341,12 +345,12 @@ done:
 
 /* ---- token */
 
-static int cmd_token(int argc, char **argv) {
+static int tpcmd_token(int argc, char **argv) {
   options o = {0};
-  int done = begin_command(argc, argv, usage_token, &o);
+  int done = begin_command(argc, argv, tpcmd_usage_token, &o);
   if (done >= 0) return done;
   if (!o.tenant || !o.user || (!o.config && !o.secret)) {
-    fprintf(stderr, "tidepool: token needs --tenant, --user and --config or --secret\n\n%s", usage_token);
+    fprintf(stderr, "tidepool: token needs --tenant, --user and --config or --secret\n\n%s", tpcmd_usage_token);
     return 2;
   }
   tpc_config cfg = {0};
@@ -373,9 +377,9 @@ static int cmd_token(int argc, char **argv) {
 
 /* ---- reload */
 
-static int cmd_reload(int argc, char **argv) {
+static int tpcmd_reload(int argc, char **argv) {
   options o = {0};
-  int done = begin_command(argc, argv, usage_reload, &o);
+  int done = begin_command(argc, argv, tpcmd_usage_reload, &o);
   if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 2;
@@ -425,9 +429,9 @@ static int cmd_reload(int argc, char **argv) {
 
 /* ---- config */
 
-static int cmd_config(int argc, char **argv) {
+static int tpcmd_config(int argc, char **argv) {
   options o = {0};
-  int done = begin_command(argc, argv, usage_config, &o);
+  int done = begin_command(argc, argv, tpcmd_usage_config, &o);
   if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 1;
@@ -446,31 +450,31 @@ static int cmd_config(int argc, char **argv) {
 int main(int argc, char **argv) {
   const char *cmd = argc > 1 ? argv[1] : "help";
   int rc;
-  if (strcmp(cmd, "serve") == 0) rc = cmd_serve(argc - 2, argv + 2);
-  else if (strcmp(cmd, "token") == 0) rc = cmd_token(argc - 2, argv + 2);
-  else if (strcmp(cmd, "config") == 0) rc = cmd_config(argc - 2, argv + 2);
-  else if (strcmp(cmd, "reload") == 0) rc = cmd_reload(argc - 2, argv + 2);
-  else if (strcmp(cmd, "test") == 0) rc = tp_cli_test(argc - 2, argv + 2);
-  else if (strcmp(cmd, "api") == 0) rc = tpd_cmd_api(argc - 2, argv + 2);
-  else if (strcmp(cmd, "new") == 0) rc = tpn_cmd_new(argc - 2, argv + 2);
-  else if (strcmp(cmd, "check") == 0) rc = tpk_cmd_check(argc - 2, argv + 2);
-  else if (strcmp(cmd, "campaign") == 0) rc = tpn_cmd_campaign(argc - 2, argv + 2);
+  if (strcmp(cmd, "serve") == 0) rc = tpcmd_serve(argc - 2, argv + 2);
+  else if (strcmp(cmd, "token") == 0) rc = tpcmd_token(argc - 2, argv + 2);
+  else if (strcmp(cmd, "config") == 0) rc = tpcmd_config(argc - 2, argv + 2);
+  else if (strcmp(cmd, "reload") == 0) rc = tpcmd_reload(argc - 2, argv + 2);
+  else if (strcmp(cmd, "test") == 0) rc = tpcmd_test(argc - 2, argv + 2);
+  else if (strcmp(cmd, "api") == 0) rc = tpcmd_api(argc - 2, argv + 2);
+  else if (strcmp(cmd, "new") == 0) rc = tpcmd_new(argc - 2, argv + 2);
+  else if (strcmp(cmd, "check") == 0) rc = tpcmd_check(argc - 2, argv + 2);
+  else if (strcmp(cmd, "campaign") == 0) rc = tpcmd_campaign(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
   } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     const char *topic = argc > 2 ? argv[2] : "";
-    fputs(strcmp(topic, "serve") == 0    ? usage_serve
-          : strcmp(topic, "token") == 0  ? usage_token
-          : strcmp(topic, "config") == 0 ? usage_config
-          : strcmp(topic, "reload") == 0 ? usage_reload
-          : strcmp(topic, "check") == 0 ? tpk_usage_check
-          : strcmp(topic, "campaign") == 0 ? tpn_usage_campaign
-                                         : usage_main,
+    fputs(strcmp(topic, "serve") == 0    ? tpcmd_usage_serve
+          : strcmp(topic, "token") == 0  ? tpcmd_usage_token
+          : strcmp(topic, "config") == 0 ? tpcmd_usage_config
+          : strcmp(topic, "reload") == 0 ? tpcmd_usage_reload
+          : strcmp(topic, "check") == 0 ? tpcmd_usage_check
+          : strcmp(topic, "campaign") == 0 ? tpcmd_usage_campaign
+                                         : tpcmd_usage_main,
           stdout);
     rc = 0;
   } else {
-    fprintf(stderr, "tidepool: unknown command '%s'\n\n%s", cmd, usage_main);
+    fprintf(stderr, "tidepool: unknown command '%s'\n\n%s", cmd, tpcmd_usage_main);
     rc = 2;
   }
   tp_log_shutdown();

@@ -17,7 +17,7 @@
 #include "buf.h"
 #include "config.h"
 
-const char tpn_usage_new[] =
+const char tpcmd_usage_new[] =
     "usage: tidepool new plugin NAME [--dir DIR]\n"
     "\n"
     "Creates DIR/NAME/ (DIR: the current directory) with plugin.lua (a manifest with a\n"
@@ -213,22 +213,22 @@ static int write_template(const char *path, const char *tpl, const char *name) {
   return rc;
 }
 
-int tpn_cmd_new(int argc, char **argv) {
+int tpcmd_new(int argc, char **argv) {
   const char *kind = NULL, *name = NULL, *dir = ".";
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      fputs(tpn_usage_new, stdout);
+      fputs(tpcmd_usage_new, stdout);
       return 0;
     }
     if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
     else if (argv[i][0] == '-' || (kind && name)) {
-      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", argv[i], tpn_usage_new);
+      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", argv[i], tpcmd_usage_new);
       return 2;
     } else if (!kind) kind = argv[i];
     else name = argv[i];
   }
   if (!kind || strcmp(kind, "plugin") != 0 || !name) {
-    fprintf(stderr, "tidepool: new needs 'plugin NAME'\n\n%s", tpn_usage_new);
+    fprintf(stderr, "tidepool: new needs 'plugin NAME'\n\n%s", tpcmd_usage_new);
     return 2;
   }
   if (!tpc_valid_plugin_name(name)) {

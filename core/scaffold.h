@@ -10,9 +10,9 @@
 #ifndef TP_SCAFFOLD_H
 #define TP_SCAFFOLD_H
 
-extern const char tpn_usage_new[];
+extern const char tpcmd_usage_new[];
 /* Exit status: 0 created, 2 usage error, bad name, existing folder or a
 ** file that could not be written. */
-int tpn_cmd_new(int argc, char **argv);
+int tpcmd_new(int argc, char **argv);
 
 #endif

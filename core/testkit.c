@@ -589,7 +589,7 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int tp_cli_test(int argc, char **argv) {
+int tpcmd_test(int argc, char **argv) {
   const char *dir = NULL, *level = "error", *replay = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

@@ -24,6 +24,6 @@
 #ifndef TP_TESTKIT_H
 #define TP_TESTKIT_H
 
-int tp_cli_test(int argc, char **argv);
+int tpcmd_test(int argc, char **argv);
 
 #endif
