@@ -137,24 +137,8 @@ end
 
 -- ---- schemas for the API description
 
-local ACTIVITY_BODY = { type = "object", properties = {
-  sku = { type = "string" }, title = { type = "string" },
-  group_size = { type = "integer", minimum = 2, maximum = 100, description = "members a group needs" },
-  price_fen = { type = "integer", minimum = 1, description = "a member's unit price" },
-  leader_price_fen = { type = "integer", minimum = 1, nullable = true,
-                       description = "the unit price of the member who opens the group (null: price_fen)" },
-  group_ttl_seconds = { type = "integer", minimum = 60, description = "how long a group stays open" },
-  unpaid_timeout_seconds = { type = "integer", minimum = 60, maximum = 86400 },
-  starts_at = { type = "integer", description = "UTC epoch seconds" },
-  ends_at = { type = "integer", description = "UTC epoch seconds" },
-  per_user_limit = { type = "integer", minimum = 1, description = "units per user in the activity" },
-  per_order_limit = { type = "integer", minimum = 1 },
-  virtual_fill = { type = "boolean", description = "模拟成团: fill a short group at expiry" },
-  virtual_fill_min_percent = { type = "integer", minimum = 1, maximum = 100,
-                               description = "virtual fill only if at least this % of seats are paid" },
-  new_users_only = { type = "boolean", description = "joiners must never have paid an order" },
-  status = { type = "string", enum = { "active", "disabled" } },
-  audience = audience.schema("may open or join its groups") } }
+local ACTIVITY_BODY = activities.FIELDS:body()
+local ACTIVITY_PATCH = activities.FIELDS:body(true)
 
 ---An activity as every read shows it, admin and public: the body's fields,
 ---its phase and its groups by state.
@@ -163,7 +147,7 @@ local ACTIVITY = { type = "object", properties = {
   phase = { type = "string", enum = { "not_started", "running", "ended", "disabled" } },
   groups = { type = "object", description = "how many groups are in each state" },
   created_at = { type = "integer" }, updated_at = { type = "integer" } } }
-for field, schema in pairs(ACTIVITY_BODY.properties) do ACTIVITY.properties[field] = schema end
+for field, prop in pairs(ACTIVITY_BODY.properties) do ACTIVITY.properties[field] = prop end
 
 local GROUP_SCHEMA = { type = "object", properties = {
   id = { type = "integer" }, state = { type = "string", enum = { "pending", "open", "formed", "failed", "abandoned" } },
@@ -325,7 +309,7 @@ return {
       summary = "Create a group buy", body = ACTIVITY_BODY, response = ACTIVITY },
     { method = "PATCH", path = "/group-buys/{id:int}", auth = "admin", handler = update_activity,
       summary = "Change a group buy (any field but the SKU; opened groups keep their size and expiry)",
-      description = "A null leader_price_fen or audience clears it.", body = ACTIVITY_BODY, response = ACTIVITY },
+      description = "A null leader_price_fen or audience clears it.", body = ACTIVITY_PATCH, response = ACTIVITY },
     { method = "GET", path = "/group-buys", auth = "admin", handler = list_admin,
       summary = "Every group buy with its group counts",
       query = { limit = { type = "integer" }, after = { type = "integer" } },

@@ -17,19 +17,20 @@
 --   routes: body = SALE:body()
 --
 -- Types: ident (check.ident: 1-max of [A-Za-z0-9_.:-]), text (1-max
--- characters), integer (min, max), boolean, enum (values), list (of strings,
--- max_items; the items' own rules are the plugin's), custom (schema: its
--- OpenAPI schema; the plugin reads and checks it). A field may say required,
--- default (a value, or a function returning one), fixed (set at creation,
--- never by a PATCH), doc (its description) and example.
+-- characters), integer (min, max), epoch (UTC seconds), boolean, enum
+-- (values), list (of strings, max_items; the items' own rules are the
+-- plugin's), custom (schema: its OpenAPI schema; the plugin reads and checks
+-- it). A field may say required, default (a value, or a function returning
+-- one), nullable (a JSON null clears it), fixed (set at creation, never by a
+-- PATCH), doc (its description) and example.
 
 local check = require("tp.check")
 
 local schema = {}
 schema.__index = schema
 
-local TYPES = { ident = true, text = true, integer = true, boolean = true, enum = true, list = true,
-                custom = true }
+local TYPES = { ident = true, text = true, integer = true, epoch = true, boolean = true, enum = true,
+                list = true, custom = true }
 
 ---@param fields table[] { name, type, options... } in the order they are checked
 function schema.new(fields)
@@ -62,6 +63,7 @@ function schema:defaults(b)
   local out = {}
   for _, f in ipairs(self.fields) do
     local v = b[f.name]
+    if v == tp.json.null and f.nullable then v = nil end
     if v == nil and f.default ~= nil then
       v = f.default
       if type(v) == "function" then v = v() end
@@ -86,6 +88,7 @@ function schema:check(r)
     if f.type == "ident" then check.ident(v, name, f.max or 64, optional)
     elseif f.type == "text" then check.text(v, name, f.max or 100, optional)
     elseif f.type == "integer" then check.integer(v, name, f.min or 0, f.max, optional)
+    elseif f.type == "epoch" then check.epoch(v, name, optional)
     elseif f.type == "boolean" then
       if v ~= nil or not optional then
         if type(v) ~= "boolean" then check.field_error(name, "must be true or false") end
@@ -111,6 +114,8 @@ function schema:body(patch)
       p = { type = "string", minLength = 1, maxLength = f.max or (f.type == "ident" and 64 or 100) }
     elseif f.type == "integer" then
       p = { type = "integer", minimum = f.min or 0, maximum = f.max }
+    elseif f.type == "epoch" then
+      p = { type = "integer", minimum = 0, maximum = check.MAX_EPOCH, description = "UTC epoch seconds" }
     elseif f.type == "boolean" then
       p = { type = "boolean" }
     elseif f.type == "enum" then
@@ -118,7 +123,13 @@ function schema:body(patch)
     else
       p = { type = "array", items = { type = "string", example = f.example }, maxItems = f.max_items }
     end
-    if f.doc and not p.description then
+    if f.nullable and f.type ~= "custom" then
+      local copy = {}
+      for k, v in pairs(p) do copy[k] = v end
+      copy.nullable = true
+      p = copy
+    end
+    if f.doc and (not p.description or f.type == "epoch") then
       local copy = {}
       for k, v in pairs(p) do copy[k] = v end
       copy.description = f.doc

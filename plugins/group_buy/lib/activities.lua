@@ -4,6 +4,7 @@
 local check = require("tp.check")
 local deadlines = require("lib.deadlines")
 local audience = require("tp.audience")
+local schema = require("tp.schema")
 
 local activities = {}
 
@@ -26,18 +27,36 @@ local activities = {}
 ---@field audience string|nil         members only: JSON {segment=} or {tag=} (lib/audience.lua); nil: all
 ---@field status "active"|"disabled"
 
-local STATUSES = { active = true, disabled = true }
 
 activities.COLUMNS = [[id, sku, title, group_size, price_fen, leader_price_fen, group_ttl_seconds,
   unpaid_timeout_seconds, starts_at, ends_at, per_user_limit, per_order_limit, virtual_fill,
   virtual_fill_min_percent, new_users_only, status, audience, created_at, updated_at]]
 
----Every field of the create body; a PATCH takes the same ones (sku only unchanged).
-local FIELDS = { sku = true, title = true, group_size = true, price_fen = true,
-  leader_price_fen = true, group_ttl_seconds = true, unpaid_timeout_seconds = true,
-  starts_at = true, ends_at = true, per_user_limit = true, per_order_limit = true,
-  virtual_fill = true, virtual_fill_min_percent = true, new_users_only = true, status = true,
-  audience = true }
+-- An activity's fields, declared once: the checks, the defaults, what a PATCH
+-- may change and the OpenAPI body all come from here (tp.schema).
+activities.FIELDS = schema.new {
+  { "sku", "ident", max = 64, required = true, fixed = true, doc = "the catalog SKU; never changes" },
+  { "title", "text", max = 100, doc = "default: the SKU's title in the catalog" },
+  { "group_size", "integer", min = 2, max = 100, required = true, doc = "members a group needs" },
+  { "price_fen", "integer", min = 1, required = true, doc = "a member's unit price" },
+  { "leader_price_fen", "integer", min = 1, nullable = true,
+    doc = "the unit price of the member who opens the group (null: price_fen)" },
+  { "group_ttl_seconds", "integer", min = 60, max = 30 * 86400, doc = "how long a group stays open",
+    default = function() return tp.config().group_ttl_seconds or 86400 end },
+  { "unpaid_timeout_seconds", "integer", min = deadlines.MIN_PAY_SECONDS, max = deadlines.MAX_PAY_SECONDS,
+    default = function() return tp.config().unpaid_timeout_seconds or 900 end },
+  { "starts_at", "epoch", required = true },
+  { "ends_at", "epoch", required = true, doc = "UTC epoch seconds, after starts_at" },
+  { "per_user_limit", "integer", min = 1, max = 1000, default = 1, doc = "units per user in the activity" },
+  { "per_order_limit", "integer", min = 1, max = 1000, default = 1, doc = "at most per_user_limit" },
+  { "virtual_fill", "boolean", default = false, doc = "模拟成团: fill a short group at expiry" },
+  { "virtual_fill_min_percent", "integer", min = 1, max = 100, default = 100,
+    doc = "virtual fill only if at least this % of seats are paid" },
+  { "new_users_only", "boolean", default = false, doc = "joiners must never have paid an order" },
+  { "status", "enum", values = { "active", "disabled" }, default = "active" },
+  { "audience", "custom", nullable = true, schema = audience.schema("may open or join its groups") },
+}
+local FIELDS = activities.FIELDS.names
 
 ---A row as the store holds it (flags as 0/1) into a GroupBuyActivity.
 local function from_row(row)
@@ -90,22 +109,7 @@ end
 ---Checks an activity (a new one, or the current one merged with a patch).
 ---@param a table
 function activities.validate(a)
-  check.ident(a.sku, "sku", 64)
-  check.text(a.title, "title", 100, true)
-  check.integer(a.group_size, "group_size", 2, 100)
-  check.integer(a.price_fen, "price_fen", 1)
-  check.integer(a.leader_price_fen, "leader_price_fen", 1, nil, true)
-  check.integer(a.group_ttl_seconds, "group_ttl_seconds", 60, 30 * 86400)
-  check.integer(a.unpaid_timeout_seconds, "unpaid_timeout_seconds", deadlines.MIN_PAY_SECONDS,
-    deadlines.MAX_PAY_SECONDS)
-  check.epoch(a.starts_at, "starts_at")
-  check.epoch(a.ends_at, "ends_at")
-  check.integer(a.per_user_limit, "per_user_limit", 1, 1000)
-  check.integer(a.per_order_limit, "per_order_limit", 1, 1000)
-  check.boolean(a.virtual_fill, "virtual_fill", false)
-  check.integer(a.virtual_fill_min_percent, "virtual_fill_min_percent", 1, 100)
-  check.boolean(a.new_users_only, "new_users_only", false)
-  check.enum(a.status, "status", STATUSES)
+  activities.FIELDS:check(a)
   if a.ends_at <= a.starts_at then check.field_error("ends_at", "must be after starts_at") end
   if a.per_order_limit > a.per_user_limit then
     check.field_error("per_order_limit", "cannot exceed per_user_limit")
@@ -131,20 +135,9 @@ end
 ---@return table
 function activities.from_body(b)
   check.only(b, FIELDS)
-  local cfg = tp.config()
-  return {
-    sku = b.sku, title = b.title, group_size = b.group_size, price_fen = b.price_fen,
-    leader_price_fen = check.present(b.leader_price_fen),
-    group_ttl_seconds = b.group_ttl_seconds or cfg.group_ttl_seconds or 86400,
-    unpaid_timeout_seconds = b.unpaid_timeout_seconds or cfg.unpaid_timeout_seconds or 900,
-    starts_at = b.starts_at, ends_at = b.ends_at,
-    per_user_limit = b.per_user_limit or 1, per_order_limit = b.per_order_limit or 1,
-    virtual_fill = check.boolean(b.virtual_fill, "virtual_fill", false),
-    virtual_fill_min_percent = b.virtual_fill_min_percent or 100,
-    new_users_only = check.boolean(b.new_users_only, "new_users_only", false),
-    status = b.status or "active",
-    audience = audience.read(b.audience),
-  }
+  local a = activities.FIELDS:defaults(b)
+  a.audience = audience.read(b.audience)
+  return a
 end
 
 ---The current activity merged with a patch (every field but the SKU).
@@ -155,9 +148,8 @@ function activities.merge(a, b)
   check.only(b, FIELDS)
   if b.sku ~= nil and b.sku ~= a.sku then check.field_error("sku", "cannot change; create a new activity") end
   for field in pairs(FIELDS) do
-    -- a null clears the leader price; no other field can be cleared (the
-    -- audience is read below)
-    if b[field] == tp.json.null and field ~= "leader_price_fen" and field ~= "audience" then
+    -- a null clears a nullable field (the leader price); the audience is read below
+    if b[field] == tp.json.null and not activities.FIELDS.by_name[field].nullable then
       check.field_error(field, "cannot be null")
     end
     if b[field] ~= nil and field ~= "audience" then a[field] = check.present(b[field]) end
