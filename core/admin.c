@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "host.h"
 #include "json.h"
+#include "keyguard.h"
 #include "log.h"
 #include "token.h"
 #include "url.h"
@@ -28,14 +29,48 @@ static bool key_matches(const tph_header *key, const unsigned char (*keys)[32], 
   return ok;
 }
 
+/* An address that guessed wrong too often is refused before its key is even
+** read (keyguard.h): 429 with Retry-After. */
+static bool guard_open(tp_host *h, const tph_request *req, tph_response *res) {
+  int64_t wait = h->keyguard ? tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) : 0;
+  if (wait == 0) return true;
+  res->retry_after = (int)wait;
+  tph_error(res, 429, "too_many_attempts", "too many wrong admin keys from this address; retry in %lld s",
+            (long long)wait);
+  return false;
+}
+
+/* Counts a wrong or missing key against the address, logged without the key. */
+static void guard_failed(tp_host *h, const tph_request *req, const char *tenant) {
+  if (!h->keyguard) return;
+  bool locked = tpkg_failed(h->keyguard, req->peer, tp_clock_wall_ms());
+  tp_buf *line = tp_log_begin(locked ? TP_LOG_WARN : TP_LOG_INFO,
+                              locked ? "admin key guessing: address locked out" : "admin key refused");
+  if (!line) return;
+  tp_log_str(line, "tenant", tenant);
+  tp_log_str(line, "peer", req->peer && req->peer[0] ? req->peer : "-");
+  tp_log_end(line);
+}
+
+static void guard_succeeded(tp_host *h, const tph_request *req) {
+  if (h->keyguard) tpkg_succeeded(h->keyguard, req->peer);
+}
+
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
+  if (!guard_open(t->host, req, res)) return false;
   const tph_header *key = tph_find_header(req, "x-api-key");
   if (!key || key->vlen == 0) {
+    guard_failed(t->host, req, t->conf->id);
     tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
     return false;
   }
   bool ok = key_matches(key, t->conf->api_keys, t->conf->napi_keys);
-  if (!ok) tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
+  if (!ok) {
+    guard_failed(t->host, req, t->conf->id);
+    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
+  } else {
+    guard_succeeded(t->host, req);
+  }
   return ok;
 }
 
@@ -174,12 +209,15 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
     tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: POST)", req->method);
     return;
   }
+  if (!guard_open(h, req, res)) return;
   const tph_header *key = tph_find_header(req, "x-api-key");
   if (!key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) {
+    guard_failed(h, req, "-");
     tph_error(res, key ? 403 : 401, key ? "invalid_api_key" : "api_key_required",
               "POST /admin/reload needs one of the host's admin_keys in X-Api-Key");
     return;
   }
+  guard_succeeded(h, req);
   const char *tenant, *plugin;
   if (!body_object(h, req, res) || !body_string(h, "tenant", &tenant, res) ||
       !body_string(h, "plugin", &plugin, res))

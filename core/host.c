@@ -14,6 +14,7 @@
 #include "api.h"
 #include "json.h"
 #include "clock.h"
+#include "keyguard.h"
 #include "log.h"
 #include "sandbox.h"
 #include "token.h"
@@ -80,6 +81,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   h->metrics = tpm_new();
   h->timer_due_ms = INT64_MAX;
   h->scratch = luaL_newstate();
+  h->keyguard = calloc(1, sizeof *h->keyguard);
   if (h->scratch) tpj_open(h->scratch);
   if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
@@ -119,6 +121,8 @@ void tp_host_close(tp_host *h) {
   free(h->batch);
   tpm_free(h->metrics);
   if (h->scratch) lua_close(h->scratch);
+  free(h->keyguard);
+  h->keyguard = NULL;
   memset(h, 0, sizeof *h);
 }
 

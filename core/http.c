@@ -63,6 +63,7 @@ typedef struct conn {
   bool in_pending;
   struct conn *pending_next;
   struct conn *prev, *next;
+  char peer[48];               /* the client's address, read once at accept */
 } conn;
 
 struct tph_server {
@@ -197,6 +198,11 @@ static void serialize(conn *c, const tph_response *r) {
   if (r->allow[0]) {
     tp_buf_adds(o, "Allow: ");
     tp_buf_adds(o, r->allow);
+    tp_buf_adds(o, "\r\n");
+  }
+  if (r->retry_after > 0) {
+    tp_buf_adds(o, "Retry-After: ");
+    tp_buf_addu(o, (uint64_t)r->retry_after);
     tp_buf_adds(o, "\r\n");
   }
   if (!r->keep_alive) tp_buf_adds(o, "Connection: close\r\n");
@@ -451,6 +457,7 @@ static int on_message_complete(llhttp_t *p) {
     make_request_id(s, r->request_id);
   }
   req.request_id = r->request_id;
+  req.peer = c->peer;
   r->method = req.method;
   r->keep_alive = llhttp_should_keep_alive(p) && !s->stopping;
   s->hooks.handle(s->hooks.ud, &req, r);
@@ -731,6 +738,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  struct sockaddr_storage sa;
+  int salen = sizeof sa;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
+    if (sa.ss_family == AF_INET6) uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
+    else uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+  }
   llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
   c->parser.data = c;
   arm(c, s->limits.idle_timeout_ms);

@@ -40,6 +40,7 @@ typedef struct tph_request {
   const char *body;
   size_t body_len;
   const char *request_id;
+  const char *peer;           /* the client's address ("" if unknown) */
 } tph_request;
 
 typedef struct tph_response {
@@ -47,6 +48,7 @@ typedef struct tph_response {
   const char *content_type;   /* static string; default application/json */
   tp_buf body;
   char allow[64];             /* for 405 */
+  int retry_after;            /* seconds, for 429 and 503 (0: no Retry-After) */
   const bool *commit_failed;  /* the store flag this response's writes rely on */
   /* for the log line and metrics */
   char route[320];            /* route label, copied: a reload may free the route */

@@ -1,0 +1,69 @@
+"""
+test_keyguard.py - guessing admin keys (issue 25, item 4): ten wrong or missing
+keys from one address within a minute lock that address out of every admin
+route of every tenant and of the host for a minute (429 too_many_attempts with
+Retry-After), even with the right key; a right key before that clears the
+count; the log names the address and the tenant, never the key; the public
+API keeps answering.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Host, tenant, api_key, expect_error, run  # noqa: E402
+
+A = tenant("guard-a", plugins={"catalog": {}})
+B = tenant("guard-b", plugins={"catalog": {}})
+WRONG = "a-wrong-key-that-must-never-be-logged-0123"
+H = None
+
+
+def host():
+    global H
+    if H is None:
+        H = Host(tenants=[A, B], name="keyguard", extra={"admin_keys": ["host-admin-key-0123456789abcdef"]}).start()
+    return H
+
+
+def plugins(h, t, key):
+    return h.request("GET", "/admin/%s/plugins" % t["id"], headers={"X-Api-Key": key} if key else {})
+
+
+def test_a_right_key_clears_the_count():
+    h = host()
+    for _ in range(9):
+        expect_error(plugins(h, A, WRONG), 403, "invalid_api_key")
+    assert plugins(h, A, api_key(A))[0] == 200          # the tenth try is right: the count starts again
+    for _ in range(9):
+        expect_error(plugins(h, A, WRONG), 403, "invalid_api_key")
+    assert plugins(h, A, api_key(A))[0] == 200
+
+
+def test_a_thousand_wrong_keys_end_in_lock_out():
+    h = host()
+    mark = len(h.lines)
+    answers = [plugins(h, A, WRONG if i % 2 else None) for i in range(1000)]
+    codes = [a[2]["error"]["code"] for a in answers]
+    assert codes[:10] == ["api_key_required", "invalid_api_key"] * 5, codes[:12]
+    assert set(codes[10:]) == {"too_many_attempts"}, set(codes[10:])
+    status, headers, body = answers[10]
+    assert status == 429 and 55 <= int(headers["retry-after"]) <= 60, (status, headers, body)
+    # locked: the right key of this tenant, another tenant's and the host's are refused too
+    expect_error(plugins(h, A, api_key(A)), 429, "too_many_attempts")
+    expect_error(plugins(h, B, api_key(B)), 429, "too_many_attempts")
+    expect_error(h.request("POST", "/admin/reload", body={},
+                           headers={"X-Api-Key": "host-admin-key-0123456789abcdef"}), 429, "too_many_attempts")
+    # the public API answers as ever
+    assert h.get("/v1/guard-a/catalog/products")[0] == 200
+    text = "\n".join(h.lines[mark:])
+    assert "admin key guessing: address locked out" in text and "127.0.0.1" in text, text[-2000:]
+    assert WRONG not in text and api_key(A) not in text
+
+
+def teardown():
+    if H is not None:
+        H.stop()
+
+
+if __name__ == "__main__":
+    run(globals())
