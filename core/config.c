@@ -3,6 +3,7 @@
 */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -261,6 +262,28 @@ static int load_keys(checker *c, int idx, unsigned char (*keys)[32], int *n, cha
   return 0;
 }
 
+/* trusted_proxies: a list of IPv4 or IPv6 addresses, as the host sees its peers. */
+static int load_proxies(checker *c, int idx, tpc_config *cfg) {
+  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of IP addresses");
+  int len = (int)luaL_len(c->L, idx);
+  if (len > TPC_MAX_PROXIES) return failf(c, "at most %d addresses", TPC_MAX_PROXIES);
+  for (int i = 1; i <= len; i++) {
+    size_t old = path_push(c, "[%d]", i);
+    lua_rawgeti(c->L, idx, i);
+    const char *a = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (!a || strlen(a) >= sizeof cfg->trusted_proxies[0] ||
+        (inet_pton(AF_INET, a, buf) != 1 && inet_pton(AF_INET6, a, buf) != 1)) {
+      lua_pop(c->L, 1);
+      return failf(c, "must be an IPv4 or IPv6 address, like \"127.0.0.1\"");
+    }
+    snprintf(cfg->trusted_proxies[cfg->ntrusted_proxies++], sizeof cfg->trusted_proxies[0], "%s", a);
+    lua_pop(c->L, 1);
+    path_pop(c, old);
+  }
+  return 0;
+}
+
 /* Runs load(c, top) on t[key] with the key in the error path. */
 static int section(checker *c, int idx, const char *key, int (*load)(checker *, int, void *),
                    void *arg) {
@@ -487,7 +510,7 @@ static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
 static int load_root(checker *c, tpc_config *cfg) {
   static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "sdk_dir",
                                      "synchronous", "log_level", "clock", "admin_keys",
-                                     "limits", "tenants", NULL};
+                                     "trusted_proxies", "limits", "tenants", NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
   if (!lua_istable(L, -1)) return failf(c, "the file must return a table");
@@ -520,6 +543,11 @@ static int load_root(checker *c, tpc_config *cfg) {
   size_t kold = path_push(c, ".admin_keys");
   rc = field(c, root, "admin_keys") == LUA_TNIL
            ? 0 : load_keys(c, lua_gettop(L), cfg->admin_keys, &cfg->nadmin_keys, &cfg->cli_admin_key);
+  lua_pop(L, 1);
+  if (rc != 0) return -1;
+  path_pop(c, kold);
+  kold = path_push(c, ".trusted_proxies");
+  rc = field(c, root, "trusted_proxies") == LUA_TNIL ? 0 : load_proxies(c, lua_gettop(L), cfg);
   lua_pop(L, 1);
   if (rc != 0) return -1;
   path_pop(c, kold);

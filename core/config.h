@@ -42,6 +42,8 @@ typedef struct tpc_limits {
   int64_t job_retry_max_ms;    /* ceiling of the retry delay */
 } tpc_limits;
 
+#define TPC_MAX_PROXIES 16
+
 typedef struct tpc_plugin {
   char name[33];               /* a campaign's is "campaign_" and its file's base name */
   char *script;                /* a campaign script's path; NULL for a plugin folder */
@@ -80,6 +82,10 @@ typedef struct tpc_config {
   unsigned char admin_keys[TPC_MAX_KEYS][32];  /* host-wide admin API (SHA-256 digests) */
   int nadmin_keys;
   char *cli_admin_key;         /* the first admin key as written, for `tidepool reload` */
+  /* proxies (nginx in front) whose X-Forwarded-For names the client: its
+  ** last address is taken as the client's (admin key guessing counts by it) */
+  char trusted_proxies[TPC_MAX_PROXIES][48];
+  int ntrusted_proxies;
   tpc_tenant *tenants;
   int ntenants;
   lua_State *L;                /* keeps the plugin config tables alive */

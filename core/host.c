@@ -3,6 +3,7 @@
 */
 #include "host.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <stdio.h>
@@ -431,8 +432,36 @@ int tp__join_batch(tp_host *h, tp_tenant *t) {
   return 0;
 }
 
-void tp_host_handle(void *host, const tph_request *req, tph_response *res) {
+/* The client's address: the peer's, or, when the peer is a trusted proxy, the
+** last address of its X-Forwarded-For (the one that proxy added; what came
+** before it is the client's own say). Into out, which has 48 bytes. */
+static const char *client_address(const tp_host *h, const tph_request *req, char *out) {
+  const char *peer = req->peer ? req->peer : "";
+  bool trusted = false;
+  for (int i = 0; i < h->cfg->ntrusted_proxies && !trusted; i++)
+    trusted = strcmp(peer, h->cfg->trusted_proxies[i]) == 0;
+  const tph_header *xff = trusted ? tph_find_header(req, "x-forwarded-for") : NULL;
+  if (!xff) return peer;
+  size_t end = xff->vlen, start;
+  while (end > 0 && (xff->value[end - 1] == ' ' || xff->value[end - 1] == ',')) end--;
+  for (start = end; start > 0 && xff->value[start - 1] != ',' && xff->value[start - 1] != ' '; start--) {}
+  size_t n = end - start;
+  if (n == 0 || n >= 48) return peer;
+  for (size_t i = 0; i < n; i++) {  /* an address is hex digits, '.' and ':' */
+    char ch = xff->value[start + i];
+    if (!(isxdigit((unsigned char)ch) || ch == '.' || ch == ':')) return peer;
+  }
+  memcpy(out, xff->value + start, n);
+  out[n] = '\0';
+  return out;
+}
+
+void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
   tp_host *h = host;
+  char client[48];
+  tph_request with_client = *req_in;
+  with_client.peer = client_address(h, req_in, client);
+  const tph_request *req = &with_client;
   const char *target = req->target;
   size_t n = req->target_len;
   const char *q = memchr(target, '?', n);

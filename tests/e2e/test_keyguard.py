@@ -60,9 +60,44 @@ def test_a_thousand_wrong_keys_end_in_lock_out():
     assert WRONG not in text and api_key(A) not in text
 
 
+P = tenant("guard-p", plugins={"catalog": {}})
+HP = None
+
+
+def proxied_host():
+    """A host behind a proxy at 127.0.0.1: X-Forwarded-For names the client."""
+    global HP
+    if HP is None:
+        HP = Host(tenants=[P], name="keyguard-proxied", extra={"trusted_proxies": ["127.0.0.1"]}).start()
+    return HP
+
+
+def via(h, client, key):
+    return h.request("GET", "/admin/guard-p/plugins",
+                     headers={"X-Api-Key": key, "X-Forwarded-For": "198.51.100.9, " + client})
+
+
+def test_behind_a_trusted_proxy_each_client_counts_alone():
+    h = proxied_host()
+    for _ in range(10):
+        via(h, "203.0.113.7", WRONG)
+    expect_error(via(h, "203.0.113.7", api_key(P)), 429, "too_many_attempts")
+    assert via(h, "203.0.113.8", api_key(P))[0] == 200     # another client behind the same proxy
+    assert any("203.0.113.7" in line for line in h.lines), h.lines[-5:]
+
+
+def test_an_untrusted_peer_cannot_name_another_address():
+    h = host()   # no trusted proxies: X-Forwarded-For is the client's say, and ignored
+    # (the first host's address is locked by the test before: a forged header does not help)
+    status, _, body = h.request("GET", "/admin/guard-a/plugins",
+                                headers={"X-Api-Key": api_key(A), "X-Forwarded-For": "203.0.113.99"})
+    assert status == 429 and body["error"]["code"] == "too_many_attempts", (status, body)
+
+
 def teardown():
-    if H is not None:
-        H.stop()
+    for x in (H, HP):
+        if x is not None:
+            x.stop()
 
 
 if __name__ == "__main__":

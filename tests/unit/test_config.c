@@ -133,6 +133,12 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_CONTAINS(err, "admin_keys[1]: must be a string of at least 16 bytes");
   ASSERT_EQ(load("return { tenants = { { id = 'reload', token_secret = 'sixteen-bytes-ok!' } } }"), -1);
   ASSERT_CONTAINS(err, "not \"reload\"");
+  ASSERT_EQ(load("return { trusted_proxies = { '127.0.0.1', '::1' }, tenants = { " TENANT " } } }"), 0);
+  ASSERT_EQ(cfg.ntrusted_proxies, 2);
+  ASSERT_STR(cfg.trusted_proxies[1], "::1");
+  tpc_free(&cfg);
+  ASSERT_EQ(load("return { trusted_proxies = { 'nginx' }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "trusted_proxies[1]: must be an IPv4 or IPv6 address");
 }
 
 TEST(plugin_names_and_prefixes_are_checked) {
