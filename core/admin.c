@@ -56,6 +56,22 @@ static void guard_succeeded(tp_host *h, const tph_request *req) {
   if (h->keyguard) tpkg_succeeded(h->keyguard, req->peer);
 }
 
+/* GET /metrics names every brand the host serves, with its traffic: it is for
+** the machine itself (a loopback client: Prometheus beside the host) or for the
+** host's admin key. Behind a trusted proxy the client is the forwarded one, so
+** the proxy's own loopback address does not open it to the world. */
+bool tp__metrics_allowed(tp_host *h, const tph_request *req) {
+  const char *peer = req->peer ? req->peer : "";
+  if (strcmp(peer, "127.0.0.1") == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "127.", 4) == 0)
+    return true;
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  if (!key || h->cfg->nadmin_keys == 0) return false;
+  if (h->keyguard && tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) > 0) return false;
+  if (key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) return true;
+  guard_failed(h, req, "-");
+  return false;
+}
+
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
   if (!guard_open(t->host, req, res)) return false;
   const tph_header *key = tph_find_header(req, "x-api-key");

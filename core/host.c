@@ -474,7 +474,13 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     return;
   }
   bool healthz = plen == 8 && memcmp(target, "/healthz", 8) == 0;
-  if (healthz || (plen == 8 && memcmp(target, "/metrics", 8) == 0)) {
+  bool metrics = plen == 8 && memcmp(target, "/metrics", 8) == 0;
+  if (metrics && !tp__metrics_allowed(h, req)) {
+    /* to a stranger, as absent as any unknown path */
+    tph_error(res, 404, "not_found", "no such endpoint: paths start with /v1/{tenant}/ or /admin/{tenant}/");
+    return;
+  }
+  if (healthz || metrics) {
     tp_copy_str(res->route, sizeof res->route, healthz ? "healthz" : "metrics");
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
       snprintf(res->allow, sizeof res->allow, "GET, HEAD");

@@ -144,6 +144,7 @@ const char *tp__run_reason(tp_host *h, tp_tenant *t, tp_plugin *p, const tp_invo
 int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
                        const char *input, size_t input_len);
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
+bool tp__metrics_allowed(tp_host *h, const tph_request *req);   /* admin.c */
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 
 #endif

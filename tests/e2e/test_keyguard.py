@@ -6,6 +6,7 @@ Retry-After), even with the right key; a right key before that clears the
 count; the log names the address and the tenant, never the key; the public
 API keeps answering.
 """
+import json
 import os
 import sys
 
@@ -68,7 +69,9 @@ def proxied_host():
     """A host behind a proxy at 127.0.0.1: X-Forwarded-For names the client."""
     global HP
     if HP is None:
-        HP = Host(tenants=[P], name="keyguard-proxied", extra={"trusted_proxies": ["127.0.0.1"]}).start()
+        HP = Host(tenants=[P], name="keyguard-proxied",
+                  extra={"trusted_proxies": ["127.0.0.1"],
+                         "admin_keys": ["host-admin-key-of-proxied-0123"]}).start()
     return HP
 
 
@@ -84,6 +87,24 @@ def test_behind_a_trusted_proxy_each_client_counts_alone():
     expect_error(via(h, "203.0.113.7", api_key(P)), 429, "too_many_attempts")
     assert via(h, "203.0.113.8", api_key(P))[0] == 200     # another client behind the same proxy
     assert any("203.0.113.7" in line for line in h.lines), h.lines[-5:]
+
+
+def test_metrics_are_for_the_machine_or_the_host_key():
+    """GET /metrics names every brand and its traffic: a loopback client (Prometheus
+    beside the host) reads it; a client through the proxy finds nothing there,
+    unless it has the host's admin key."""
+    h = proxied_host()
+    status, _, text = h.request("GET", "/metrics")                   # the machine itself
+    assert status == 200 and 'tenant="guard-p"' in text, status
+    status, _, body = h.request("GET", "/metrics", headers={"X-Forwarded-For": "203.0.113.50"})
+    assert status == 404 and body["error"]["code"] == "not_found", (status, body)
+    assert "guard-p" not in json.dumps(body)
+    status, _, text = h.request("GET", "/metrics", headers={"X-Forwarded-For": "203.0.113.50",
+                                                            "X-Api-Key": "host-admin-key-of-proxied-0123"})
+    assert status == 200 and 'tenant="guard-p"' in text, status
+    status, _, body = h.request("GET", "/metrics", headers={"X-Forwarded-For": "203.0.113.50",
+                                                            "X-Api-Key": WRONG})
+    assert status == 404, status
 
 
 def test_an_untrusted_peer_cannot_name_another_address():
