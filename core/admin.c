@@ -43,7 +43,7 @@ static bool guard_open(tp_host *h, const tph_request *req, tph_response *res) {
 /* Counts a wrong or missing key against the address, logged without the key. */
 static void guard_failed(tp_host *h, const tph_request *req, const char *tenant) {
   if (!h->keyguard) return;
-  bool locked = tpkg_failed(h->keyguard, req->peer, tp_clock_wall_ms());
+  bool locked = tpkg_failed(h->keyguard, req->peer, tp_clock_wall_ms(), h->cfg->limits.admin_key_failures);
   tp_buf *line = tp_log_begin(locked ? TP_LOG_WARN : TP_LOG_INFO,
                               locked ? "admin key guessing: address locked out" : "admin key refused");
   if (!line) return;
@@ -70,6 +70,21 @@ bool tp__metrics_allowed(tp_host *h, const tph_request *req) {
   if (key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) return true;
   guard_failed(h, req, "-");
   return false;
+}
+
+/* An admin request for a tenant the host does not serve is answered as one
+** for a tenant it does, with a missing or wrong key (and counted as such): to
+** a stranger, a wrong tenant and a missing one look alike. */
+void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
+                              tph_response *res) {
+  if (!guard_open(h, req, res)) return;
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  guard_failed(h, req, "-");
+  if (!key || key->vlen == 0)
+    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
+  else
+    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%.*s'",
+              (int)(tlen > 64 ? 64 : tlen), tid);
 }
 
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {

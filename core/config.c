@@ -146,9 +146,9 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
       "max_body_bytes", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
       "shutdown_timeout_ms", "lua_instructions", "lua_memory_bytes", "load_instructions",
       "invocation_ms", "load_ms", "migration_ms", "job_max_attempts", "job_retry_base_ms",
-      "job_retry_max_ms", NULL};
+      "job_retry_max_ms", "admin_key_failures", NULL};
   *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000,
-                    10000000, 64 << 20, 100000000, 1000, 20000, 60000, 8, 1000, 900000};
+                    10000000, 64 << 20, 100000000, 1000, 20000, 60000, 8, 1000, 900000, 10};
   if (lua_isnil(c->L, idx)) return 0;
   if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
   if (check_keys(c, idx, keys) != 0) return -1;
@@ -168,7 +168,8 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
          get_int(c, idx, "migration_ms", l->migration_ms, 100, 86400000, &l->migration_ms) ||
          get_int(c, idx, "job_max_attempts", l->job_max_attempts, 1, 1000, &l->job_max_attempts) ||
          get_int(c, idx, "job_retry_base_ms", l->job_retry_base_ms, 1, 86400000, &l->job_retry_base_ms) ||
-         get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms)
+         get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms) ||
+         get_int(c, idx, "admin_key_failures", l->admin_key_failures, 1, 1000000, &l->admin_key_failures)
              ? -1 : 0;
 }
 

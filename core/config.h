@@ -40,6 +40,7 @@ typedef struct tpc_limits {
   int64_t job_max_attempts;    /* runs of a job or event delivery before it is dead-lettered */
   int64_t job_retry_base_ms;   /* first retry delay; doubles per attempt */
   int64_t job_retry_max_ms;    /* ceiling of the retry delay */
+  int64_t admin_key_failures;  /* wrong admin keys from one address in a minute before it is locked out */
 } tpc_limits;
 
 #define TPC_MAX_PROXIES 16

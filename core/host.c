@@ -506,7 +506,11 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     return;
   }
   tp_tenant *t = find_tenant(h, tid, tlen);
-  if (!t) {
+  if (!t && admin) {
+    tp__refuse_unknown_admin(h, req, tid, tlen, res);
+    return;
+  }
+  if (!t) {  /* a brand's public API is public: that it exists is no secret */
     tph_error(res, 404, "tenant_not_found", "no tenant '%.*s'", (int)(tlen > 64 ? 64 : tlen), tid);
     return;
   }

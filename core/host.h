@@ -145,6 +145,8 @@ int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
                        const char *input, size_t input_len);
 bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
 bool tp__metrics_allowed(tp_host *h, const tph_request *req);   /* admin.c */
+void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
+                              tph_response *res);                /* admin.c */
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 
 #endif

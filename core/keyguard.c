@@ -39,14 +39,14 @@ int64_t tpkg_locked(const tpkg_table *t, const char *peer, int64_t now_ms) {
   return (e->locked_until_ms - now_ms + 999) / 1000;
 }
 
-bool tpkg_failed(tpkg_table *t, const char *peer, int64_t now_ms) {
+bool tpkg_failed(tpkg_table *t, const char *peer, int64_t now_ms, int64_t max) {
   tpkg_entry *e = find(t, name_of(peer), true);
   e->last_ms = now_ms;
   if (now_ms - e->window_start_ms > TPKG_WINDOW_MS) {
     e->window_start_ms = now_ms;
     e->failures = 0;
   }
-  if (++e->failures < TPKG_FAILURES) return false;
+  if (++e->failures < max) return false;
   int64_t lock = TPKG_LOCK_MS;
   for (int i = 0; i < e->locks && lock < TPKG_LOCK_MAX_MS; i++) lock *= 2;
   if (lock > TPKG_LOCK_MAX_MS) lock = TPKG_LOCK_MAX_MS;

@@ -2,7 +2,8 @@
 ** keyguard.h - slows down guessing of admin keys.
 **
 ** Every wrong or missing X-Api-Key is counted against the client's address.
-** TPKG_FAILURES of them within TPKG_WINDOW_MS lock the address out of every
+** limits.admin_key_failures (default TPKG_FAILURES) of them within
+** TPKG_WINDOW_MS lock the address out of every
 ** admin route of every tenant (and the host's own) for TPKG_LOCK_MS, doubled
 ** for each lock that follows (up to TPKG_LOCK_MAX_MS); while locked even the
 ** right key is refused, so a guesser learns nothing, and the answer is 429
@@ -37,8 +38,9 @@ typedef struct tpkg_table {
 
 /* Seconds the address stays locked at now_ms (0: not locked). */
 int64_t tpkg_locked(const tpkg_table *t, const char *peer, int64_t now_ms);
-/* Counts a failed attempt; returns true when it locks the address now. */
-bool tpkg_failed(tpkg_table *t, const char *peer, int64_t now_ms);
+/* Counts a failed attempt; returns true when it is the max-th in the window,
+** which locks the address now. */
+bool tpkg_failed(tpkg_table *t, const char *peer, int64_t now_ms, int64_t max);
 /* A right key: the address's count and lock streak start again. */
 void tpkg_succeeded(tpkg_table *t, const char *peer);
 

@@ -18,7 +18,8 @@ def host():
     global H
     if H is None:
         # sorted order here; the tests at the end list tenants the other way round
-        H = Host(tenants=[A, B], name="auth").start()
+        # this file sends wrong keys on purpose: more than an address may in a minute
+        H = Host(tenants=[A, B], name="auth", limits={"admin_key_failures": 1000}).start()
     return H
 
 
@@ -40,7 +41,10 @@ def test_unknown_tenant():
     h = host()
     body = expect_error(h.get("/v1/nobody/catalog/products"), 404, "tenant_not_found")
     assert "nobody" in body["error"]["message"]
-    expect_error(h.get("/admin/nobody/plugins"), 404, "tenant_not_found")
+    # to a stranger a missing tenant's admin routes look like an existing one's
+    expect_error(h.get("/admin/nobody/plugins"), 401, "api_key_required")
+    expect_error(h.get("/admin/nobody/plugins", headers={"X-Api-Key": "some-guess-0123456789"}),
+                 403, "invalid_api_key")
     expect_error(h.get("/v1/brand/catalog/products"), 404, "tenant_not_found")    # a prefix
     expect_error(h.get("/v1/brand-a-x/catalog/products"), 404, "tenant_not_found")  # longer
     expect_error(h.get("/v1//catalog/products"), 404, "not_found")

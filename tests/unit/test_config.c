@@ -109,6 +109,7 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_EQ(cfg.limits.invocation_ms, 250);
   ASSERT_EQ(cfg.limits.load_ms, 3000);
   ASSERT_EQ(cfg.limits.migration_ms, 60000);   /* the default */
+  ASSERT_EQ(cfg.limits.admin_key_failures, 10); /* the default */
   ASSERT_TRUE(cfg.tenants[0].manual_clock);   /* the host's default */
   ASSERT_TRUE(!cfg.tenants[1].manual_clock);  /* overridden */
   const tpc_plugin *coupons = &cfg.tenants[0].plugins[0], *orders = &cfg.tenants[0].plugins[1];
@@ -137,6 +138,8 @@ TEST(sandbox_limits_clocks_and_admin_keys) {
   ASSERT_EQ(cfg.ntrusted_proxies, 2);
   ASSERT_STR(cfg.trusted_proxies[1], "::1");
   tpc_free(&cfg);
+  ASSERT_EQ(load("return { limits = { admin_key_failures = 0 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "limits.admin_key_failures: must be between 1 and 1000000");
   ASSERT_EQ(load("return { trusted_proxies = { 'nginx' }, tenants = { " TENANT " } } }"), -1);
   ASSERT_CONTAINS(err, "trusted_proxies[1]: must be an IPv4 or IPv6 address");
 }
