@@ -437,6 +437,13 @@ static int tpcmd_config(int argc, char **argv) {
   if (load_config(o.config, &cfg) != 0) return 1;
   printf("listen: %s:%d\ndata_dir: %s\n", cfg.listen_host, cfg.listen_port, cfg.data_dir);
   for (int i = 0; i < cfg.nplugin_dirs; i++) printf("plugin_dir: %s\n", cfg.plugin_dirs[i]);
+  /* the SDK is what require("tp.check") and the other tp.* modules load from:
+  ** a wrong one makes plugins fail to load at start, so say where it is */
+  struct stat sb;
+  bool sdk_ok = cfg.sdk_dir && stat(cfg.sdk_dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+  printf("sdk_dir: %s%s\n", cfg.sdk_dir ? cfg.sdk_dir : "(none)",
+         sdk_ok ? "" : "  (not a folder: plugins that require tp.* modules will fail to load; set sdk_dir)");
+  for (int i = 0; i < cfg.ntrusted_proxies; i++) printf("trusted_proxy: %s\n", cfg.trusted_proxies[i]);
   for (int i = 0; i < cfg.ntenants; i++) {
     printf("tenant %s (timezone %s, %d api keys):", cfg.tenants[i].id, cfg.tenants[i].timezone,
            cfg.tenants[i].napi_keys);

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, HERE, SANITIZER_MARKERS, run  # noqa: E402
+from harness import BIN, HERE, SANITIZER_MARKERS, SRC, run  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "sdk_fixtures")
 WORK = tempfile.mkdtemp(prefix="tidepool-e2e-sdkcli-")
@@ -33,6 +33,22 @@ def tidepool(*args, cwd=None):
     for marker in SANITIZER_MARKERS:
         assert marker not in err, "sanitizer report from tidepool %s:\n%s" % (args, err)
     return out.returncode, out.stdout.decode("utf-8"), err
+
+
+def test_config_says_where_the_sdk_is_and_when_it_is_missing():
+    with tempfile.TemporaryDirectory() as d:
+        conf = os.path.join(d, "c.lua")
+        with open(conf, "w") as f:
+            f.write('return { plugin_dirs = { "%s/mine", "%s/plugins" }, tenants = { { id = "t",'
+                    ' token_secret = "0123456789abcdef0123" } } }' % (d, SRC))
+        code, out, _ = tidepool("config", "--config", conf)
+        assert code == 0, out
+        assert "sdk_dir: %s/mine/../sdk  (not a folder" % d in out, out   # beside the first dir
+        with open(conf, "w") as f:
+            f.write('return { plugin_dirs = { "%s/plugins" }, tenants = { { id = "t",'
+                    ' token_secret = "0123456789abcdef0123" } } }' % SRC)
+        code, out, _ = tidepool("config", "--config", conf)
+        assert "sdk_dir: %s/plugins/../sdk\n" % SRC in out, out
 
 
 def test_new_plugin_writes_the_scaffold():
