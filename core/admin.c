@@ -62,7 +62,8 @@ static void guard_succeeded(tp_host *h, const tph_request *req) {
 ** the proxy's own loopback address does not open it to the world. */
 bool tp__metrics_allowed(tp_host *h, const tph_request *req) {
   const char *peer = req->peer ? req->peer : "";
-  if (strcmp(peer, "127.0.0.1") == 0 || strcmp(peer, "::1") == 0 || strncmp(peer, "127.", 4) == 0)
+  if (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
+      strncmp(peer, "::ffff:127.", 11) == 0)  /* loopback, also on a dual-stack listener */
     return true;
   const tph_header *key = tph_find_header(req, "x-api-key");
   if (!key || h->cfg->nadmin_keys == 0) return false;
