@@ -4,7 +4,7 @@
 -- helps_per_helper or starts_per_user with two ids); cuts keep their amounts
 -- whoever they now belong to; member_unmerge moves back exactly what moved.
 -- The exports are called as the members plugin will call them, through the
--- test-only helper test/plugins/merger. After a merge the host names
+-- test-only helper sdk/testplugins/merger. After a merge the host names
 -- `from`'s tokens `into`: here kit.user(into).
 
 kit.plugins {

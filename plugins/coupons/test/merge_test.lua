@@ -3,7 +3,7 @@
 -- more than per_user_limit with two ids; colliding numbers are renumbered
 -- after into's; member_unmerge gives back exactly what moved. The exports are
 -- called as the members plugin calls them, through the test-only helper
--- test/plugins/merger (tp.call inside the request's transaction); the last
+-- sdk/testplugins/merger (tp.call inside the request's transaction); the last
 -- tests merge through the members plugin itself (its merge ids count from 1:
 -- the merger's here start at 101, as members would never reuse one).
 
@@ -30,7 +30,7 @@ local function claimed(user, id)
 end
 
 local function call(fn, from, into, merge_id)
-  return kit.admin():post("/merger/" .. fn, { from = from, into = into, merge_id = merge_id })
+  return kit.admin():post("/merger/" .. fn, { plugin = "coupons", from = from, into = into, merge_id = merge_id })
 end
 
 local function merged(from, into, merge_id)

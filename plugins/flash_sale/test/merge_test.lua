@@ -2,7 +2,7 @@
 -- `from` bought of each sale into the survivor `into`, so one person never
 -- buys past a per-user limit with two ids; member_unmerge gives the counts
 -- back exactly. The exports are called as the members plugin will call them,
--- through the test-only helper test/plugins/merger (tp.call inside the
+-- through the test-only helper sdk/testplugins/merger (tp.call inside the
 -- request's transaction). After a merge the host names `from`'s tokens
 -- `into`: here that is simply kit.user(into).
 

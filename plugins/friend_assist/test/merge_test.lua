@@ -1,6 +1,6 @@
 -- friend_assist: merging members. The members plugin calls member_merge(from,
 -- into, merge_id) and member_unmerge with tp.call inside its transaction; the
--- test-only plugin test/plugins/merger does the same from an admin route.
+-- test-only plugin sdk/testplugins/merger does the same from an admin route.
 -- from's drives, assists and rewards become into's; drives_per_user counts
 -- both ids' drives and the per-friend and per-day counters are summed, so the
 -- person can never have a rule twice; an undo moves back exactly what moved.

@@ -3,7 +3,7 @@
 -- survivor `into` (counts summed, so one person never passes per_user_limit
 -- with two ids); two ids in one group keep their paid seats; member_unmerge
 -- moves back exactly what moved. The exports are called as the members
--- plugin will call them, through the test-only helper test/plugins/merger.
+-- plugin will call them, through the test-only helper sdk/testplugins/merger.
 -- After a merge the host names `from`'s tokens `into`: here kit.user(into).
 
 kit.plugins {

@@ -3,7 +3,7 @@
 -- (units summed, so one person never passes per_member_limit with two ids);
 -- member_unmerge moves back exactly what moved. The exports are called as
 -- the members plugin will call them, through the test-only helper
--- test/plugins/merger. After a merge the host names `from`'s tokens `into`:
+-- sdk/testplugins/merger. After a merge the host names `from`'s tokens `into`:
 -- here kit.user(into).
 
 kit.plugins {

@@ -1,6 +1,6 @@
 -- orders: merging members. The members plugin calls member_merge(from, into,
 -- merge_id) and member_unmerge with tp.call inside its transaction; the
--- test-only plugin test/plugins/merger does the same from an admin route.
+-- test-only plugin sdk/testplugins/merger does the same from an admin route.
 -- Every order of `from` becomes `into`'s, attribution untouched; the unpaid
 -- cap and customer() count both ids' orders; a colliding Idempotency-Key stays
 -- with the survivor's order; an undo moves back exactly what moved.

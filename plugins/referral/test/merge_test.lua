@@ -1,6 +1,6 @@
 -- referral: merging members. The members plugin calls member_merge(from,
 -- into, merge_id) and member_unmerge with tp.call inside its transaction; the
--- test-only plugin test/plugins/merger does the same from an admin route.
+-- test-only plugin sdk/testplugins/merger does the same from an admin route.
 -- The merged person keeps one distributor record (the stronger status; both
 -- codes keep binding), one binding (the survivor's while current), from's team
 -- and every fen of from's money; the daily cap counts both ids' earnings;
