@@ -109,7 +109,8 @@ function schema:body(patch)
   for _, f in ipairs(self.fields) do
     local p
     if f.type == "custom" then
-      p = f.schema
+      p = {}  -- a copy: the field's own schema may be shared with other routes
+      for k, v in pairs(f.schema) do p[k] = v end
     elseif f.type == "ident" or f.type == "text" then
       p = { type = "string", minLength = 1, maxLength = f.max or (f.type == "ident" and 64 or 100) }
     elseif f.type == "integer" then
@@ -123,23 +124,10 @@ function schema:body(patch)
     else
       p = { type = "array", items = { type = "string", example = f.example }, maxItems = f.max_items }
     end
-    if f.nullable and f.type ~= "custom" then
-      local copy = {}
-      for k, v in pairs(p) do copy[k] = v end
-      copy.nullable = true
-      p = copy
-    end
-    if f.doc and (not p.description or f.type == "epoch") then
-      local copy = {}
-      for k, v in pairs(p) do copy[k] = v end
-      copy.description = f.doc
-      p = copy
-    end
+    if f.nullable and f.type ~= "custom" then p.nullable = true end
+    if f.doc and (not p.description or f.type == "epoch") then p.description = f.doc end
     if f.default ~= nil and type(f.default) ~= "function" and type(f.default) ~= "table" then
-      local copy = {}
-      for k, v in pairs(p) do copy[k] = v end
-      copy.default = f.default
-      p = copy
+      p.default = f.default
     end
     props[f.name] = p
     if f.required and not patch then required[#required + 1] = f.name end
