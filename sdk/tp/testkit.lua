@@ -1,4 +1,4 @@
--- tp.testkit: the library behind `tidepool test` (core/testkit.c runs it).
+-- tp.testkit: the library behind `tidepool test` (core/cli/testkit.c runs it).
 --
 -- A test file is plain Lua run in the runner's own, unsandboxed state, with
 -- these globals (sdk/GUIDE.md "Test it" shows them in use):
@@ -51,7 +51,7 @@ local SELF = debug.getinfo(1, "S").source
 local SELF_FILE = SELF:sub(2)
 local TENANT_PREFIX = { user = "/v1/test", admin = "/admin/test" }
 
-local host          -- the C binding for this file (core/testkit.c)
+local host          -- the C binding for this file (core/cli/testkit.c)
 local current_file  -- the test file being run, for kit.load_run's relative paths
 local opened = false
 local plugins_spec  -- kit.plugins' table, until the host opens

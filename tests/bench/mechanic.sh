@@ -16,7 +16,7 @@
 #                     warm-up gets WARMUP_ARG, default 1)
 #
 # Every request is a different user with their own token (minted here, in
-# Python, as core/token.h describes); requests are formatted once, up front,
+# Python, as core/base/token.h describes); requests are formatted once, up front,
 # so wrk's own cost stays low. The table: req/s, p50, p99, non-2xx, the
 # successes the database shows for the run and their rate.
 #

@@ -578,7 +578,7 @@ def read_db(h, tid, sql, *args, timeout=5.0):
 
 
 def sign_token(secret, tenant_id, user, exp):
-    """A user token made as core/token.h describes: v1.<tenant>.<user>.<exp>.<sig>."""
+    """A user token made as core/base/token.h describes: v1.<tenant>.<user>.<exp>.<sig>."""
     msg = "v1.%s.%s.%d" % (tenant_id, user, exp)
     mac = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).digest()
     return msg + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")

@@ -539,7 +539,7 @@ def test_a_notify_for_an_unknown_order_is_404_and_recorded_nowhere():
     """Fails today (core bug, not the plugins'): tp.fail(status, code, message)
     with no details, raised inside a tp.call callee (orders.pay here), reaches
     the caller as a plain error and the notify is answered 500 internal_error.
-    core/api.c l_fail tests lua_isnoneornil(L, 4) after lua_createtable pushed
+    core/lua/api.c l_fail tests lua_isnoneornil(L, 4) after lua_createtable pushed
     the error table at index 4, so details = the table itself, a cycle that
     tp_lua_copy refuses ("table nested deeper than 64 levels")."""
     h, t = host(), T

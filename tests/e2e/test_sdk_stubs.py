@@ -4,7 +4,7 @@ gives plugins.
 
 - sdk/types/tp.lua and sdk/reference.md are what `tidepool api --luals` and
   `tidepool api --markdown` print now: both are generated from the one
-  declaration in core/api.c, so a change there without regenerating fails here.
+  declaration in core/lua/api.c, so a change there without regenerating fails here.
 - The host exposes exactly what the stubs declare. The apiwalk plugin
   (tests/e2e/plugins/apiwalk) walks the real tp table at load and in a handler
   (every function and field, recursively) and lists the keys of the req its
@@ -17,7 +17,7 @@ gives plugins.
 
 req.headers, req.query and req.raw_body are built by a metatable on first read,
 so pairs() cannot find them: the handler reads every name the stubs declare and
-every name core/plugin.c's req_index answers (read from its source) before it
+every name core/lua/plugin.c's req_index answers (read from its source) before it
 lists req's keys.
 """
 import os
@@ -85,7 +85,7 @@ def compare(what, host, stubs, hint):
     assert not problems, "%s: %s (%s)" % (what, "; ".join(problems), hint)
 
 
-HINT = ("declare it once in core/api.c (tpa_functions or tpa_shapes), then run "
+HINT = ("declare it once in core/lua/api.c (tpa_functions or tpa_shapes), then run "
         "`tidepool api --luals > sdk/types/tp.lua && tidepool api --markdown > sdk/reference.md`")
 
 STUB = parse_stubs(read(STUBS))
@@ -94,14 +94,14 @@ HOST = Host(tenants=[T], name="sdkstubs")
 
 def test_committed_stubs_are_what_tidepool_api_prints():
     assert read(STUBS) == tidepool("api", "--luals"), (
-        "sdk/types/tp.lua is not what the declaration in core/api.c generates: run "
+        "sdk/types/tp.lua is not what the declaration in core/lua/api.c generates: run "
         "`tidepool api --luals > sdk/types/tp.lua`")
     assert tidepool("api") == tidepool("api", "--luals"), "--luals is the default"
 
 
 def test_committed_reference_is_what_tidepool_api_prints():
     assert read(REFERENCE) == tidepool("api", "--markdown"), (
-        "sdk/reference.md is not what the declaration in core/api.c generates: run "
+        "sdk/reference.md is not what the declaration in core/lua/api.c generates: run "
         "`tidepool api --markdown > sdk/reference.md`")
 
 
@@ -136,11 +136,11 @@ def test_host_tp_table_is_what_the_stubs_declare():
 
 
 def lazy_req_fields():
-    """The names req_index in core/plugin.c builds on first read."""
-    src = read(os.path.join(SRC, "core", "plugin.c"))
+    """The names req_index in core/lua/plugin.c builds on first read."""
+    src = read(os.path.join(SRC, "core", "lua", "plugin.c"))
     body = src.split("static int req_index(lua_State *L) {", 1)[1].split("\n}\n", 1)[0]
     names = re.findall(r'strcmp\(key, "(\w+)"\)', body)
-    assert names, "cannot find req_index's fields in core/plugin.c"
+    assert names, "cannot find req_index's fields in core/lua/plugin.c"
     return names
 
 
@@ -171,7 +171,7 @@ def test_manifest_fields_are_what_the_stubs_declare():
     m = re.search(r"\(known: ([a-z_, ]+)\)", out.stdout.decode())
     assert out.returncode == 1 and m, out
     compare("the manifest fields plugin.c accepts", m.group(1).split(", "), STUB["TpManifest"],
-            HINT + "; the host's list is check_manifest_keys in core/plugin.c")
+            HINT + "; the host's list is check_manifest_keys in core/lua/plugin.c")
 
 
 def teardown():

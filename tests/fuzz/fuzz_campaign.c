@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "plugin.h"
+#include "config/config.h"
+#include "lua/plugin.h"
 
 #ifndef TP_SOURCE_DIR
 #define TP_SOURCE_DIR "."

@@ -26,10 +26,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "config.h"
-#include "host.h"
-#include "http.h"
-#include "log.h"
+#include "config/config.h"
+#include "host/host.h"
+#include "net/http.h"
+#include "base/log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -43,11 +43,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "host.h"
-#include "log.h"
-#include "utf8.h"
-#include "watchdog.h"
+#include "config/config.h"
+#include "host/host.h"
+#include "base/log.h"
+#include "base/utf8.h"
+#include "lua/watchdog.h"
 
 #ifndef TP_SOURCE_DIR
 #define TP_SOURCE_DIR "."

@@ -2,7 +2,7 @@
 ** Admin client: Content-Length, chunked and read-until-close answers from a
 ** one-shot server thread; refused, silent and non-HTTP peers are errors.
 */
-#include "adminclient.h"
+#include "cli/adminclient.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "tp_test.h"
 
 static tpc_config cfg;

@@ -6,7 +6,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "crypto.h"
+#include "base/crypto.h"
 #include "tp_test.h"
 
 static lua_State *L;

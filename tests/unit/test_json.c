@@ -4,7 +4,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "json.h"
+#include "base/json.h"
 #include "tp_test.h"
 
 static lua_State *L;

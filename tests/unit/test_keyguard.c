@@ -3,7 +3,7 @@
 ** TPKG_FAILURES in a window, its doubling, a window that expires, a right key,
 ** and a table full of other addresses.
 */
-#include "keyguard.h"
+#include "host/keyguard.h"
 
 #include <stdio.h>
 #include <stdlib.h>

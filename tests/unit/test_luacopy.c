@@ -5,8 +5,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "json.h"
-#include "luacopy.h"
+#include "base/json.h"
+#include "base/luacopy.h"
 #include "tp_test.h"
 
 static lua_State *from, *to;

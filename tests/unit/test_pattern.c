@@ -1,5 +1,5 @@
 /*
-** The counted pattern functions (core/pattern.c) against Lua's own: the same
+** The counted pattern functions (core/lua/pattern.c) against Lua's own: the same
 ** results and the same error messages over generated, hand-written and random
 ** cases; then their cost: a pattern that would backtrack for hours stops as
 ** soon as its budget is spent, and ordinary patterns cost little.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "pattern.h"
+#include "lua/pattern.h"
 #include "tp_test.h"
 
 static lua_State *stock, *ours;

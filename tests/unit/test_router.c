@@ -1,7 +1,7 @@
 /*
 ** Router: literal and typed segments, 404/405/400, decoding, bad patterns.
 */
-#include "router.h"
+#include "net/router.h"
 #include "tp_test.h"
 
 static int A, B, C, D, E;

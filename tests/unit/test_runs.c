@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "http.h"
-#include "runs.h"
+#include "lua/api.h"
+#include "net/http.h"
+#include "host/runs.h"
 #include "tp_test.h"
 
 static char path[64];

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "api.h"
-#include "sandbox.h"
+#include "lua/api.h"
+#include "lua/sandbox.h"
 #include "tp_test.h"
 
 static tp_plugin plugin;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "store/sched.h"
 #include "tp_test.h"
 
 static tps_db db;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "tp_test.h"
 
 static tps_db db;

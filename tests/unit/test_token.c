@@ -1,7 +1,7 @@
 /*
 ** Tokens: mint/verify round trip, and every way a token can be wrong.
 */
-#include "token.h"
+#include "base/token.h"
 #include "tp_test.h"
 
 static const char secret[] = "a-secret-of-enough-length";

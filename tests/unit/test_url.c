@@ -2,7 +2,7 @@
 ** test_url.c - percent-decoding and the one query-string parser (url.h),
 ** which req.query, the host's query check and the admin endpoints share.
 */
-#include "url.h"
+#include "base/url.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 ** Watch: *.lua changes fire once per top directory after the debounce; renames
 ** count; other files, hidden and too-deep directories do not; missing dirs fail.
 */
-#include "watch.h"
+#include "cli/watch.h"
 
 #include <dirent.h>
 #include <stdio.h>

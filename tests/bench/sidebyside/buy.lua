@@ -1,7 +1,7 @@
 -- buy.lua - POST /v1/<tenant>/flash-sales/<id>/buy on nginx + lua-nginx-module,
 -- for tests/bench/sidebyside.sh. Per request, like tidepool's buy: verify the
 -- bearer token (v1.<tenant>.<user>.<exp>.<sig>, sig = unpadded base64url
--- HMAC-SHA-256 with the tenant's secret; see core/token.h), read and decode the
+-- HMAC-SHA-256 with the tenant's secret; see core/base/token.h), read and decode the
 -- JSON body, run the buy as one Redis script (EVALSHA buy.redis.lua, our own
 -- RESP client in resp.lua) and answer the order as JSON (201) or an error.
 -- HMAC-SHA-256 is OpenSSL's HMAC() through LuaJIT's FFI: nginx links libcrypto,

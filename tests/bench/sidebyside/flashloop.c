@@ -7,11 +7,11 @@
 **
 ** The buy: POST /v1/bench/flash-sales/<id>/buy with "Authorization: Bearer
 ** v1.bench.<user>.<exp>.<sig>" and a JSON body ({} or {"qty":n}). Per request
-** it verifies the token (HMAC-SHA-256 with OpenSSL, like core/token.c), then
+** it verifies the token (HMAC-SHA-256 with OpenSSL, like core/base/token.c), then
 ** inside a SAVEPOINT runs the statements tidepool's plugins run for a buy
 ** without an Idempotency-Key (plugins/flash_sale/plugin.lua buy,
 ** plugins/orders/lib/create.lua, plugins/catalog/plugin.lua reserve,
-** core/sched.c schedule): read the sale, count the user against the limit
+** core/store/sched.c schedule): read the sale, count the user against the limit
 ** (upsert RETURNING), take the sale's units (conditional UPDATE), count the
 ** user's unpaid orders, reserve the catalog's stock (conditional UPDATE
 ** RETURNING), insert the order and its line, replace the unpaid-timeout job
@@ -81,14 +81,14 @@ static const char *const SQL[NQ] = {
               " NULL, NULL, NULL, NULL, ?5, ?6)",
   [Q_LINE] = "INSERT INTO orders_lines (order_id, line_no, sku, product_id, title, qty, list_price_fen,"
              " unit_price_fen, amount_fen, discount_fen, paid_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-  /* core/sched.c: tp.jobs.schedule("expire_unpaid", ..., {key = "unpaid:<id>"}) */
+  /* core/store/sched.c: tp.jobs.schedule("expire_unpaid", ..., {key = "unpaid:<id>"}) */
   [Q_JOB_DEL] = "DELETE FROM _tp_jobs WHERE plugin = ?1 AND key = ?2 AND dead_ms IS NULL",
   [Q_JOB_INS] = "INSERT INTO _tp_jobs(kind, plugin, name, source, payload, key, due_ms, every_ms,"
                 " max_attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
   [Q_COUNT] = "SELECT count(*) FROM orders_orders",
 };
 
-/* The plugins' migrations and the host's _tp_jobs (core/sched.c), as they are. */
+/* The plugins' migrations and the host's _tp_jobs (core/store/sched.c), as they are. */
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS catalog_products (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
     " description TEXT, status TEXT NOT NULL DEFAULT 'on_sale' CHECK (status IN ('on_sale', 'off_sale')),"
@@ -154,7 +154,7 @@ static struct {
   sqlite3_stmt *q[NQ];
 } S;
 
-/* ---- the token (core/token.c's rules) */
+/* ---- the token (core/base/token.c's rules) */
 
 static size_t base64url(const unsigned char *in, size_t n, char *out) {
   static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

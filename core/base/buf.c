@@ -1,0 +1,179 @@
+/*
+** buf.c - growable byte buffers.
+*/
+#define _XOPEN_SOURCE 700  /* nftw */
+#include "base/buf.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/utf8.h"
+
+void tp_buf_init(tp_buf *b) {
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+void tp_buf_free(tp_buf *b) {
+  free(b->data);
+  tp_buf_init(b);
+}
+
+void tp_buf_reset(tp_buf *b) { b->len = 0; }
+
+void tp_buf_reserve(tp_buf *b, size_t extra) {
+  if (b->cap - b->len > extra) return;  /* always keep room for a NUL */
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap - b->len <= extra) cap *= 2;
+  char *p = realloc(b->data, cap);
+  if (!p) {
+    fputs("tidepool: out of memory\n", stderr);
+    abort();
+  }
+  b->data = p;
+  b->cap = cap;
+}
+
+void tp_buf_add(tp_buf *b, const void *p, size_t n) {
+  if (n == 0) return;
+  tp_buf_reserve(b, n);
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+void tp_buf_adds(tp_buf *b, const char *s) { tp_buf_add(b, s, strlen(s)); }
+
+void tp_buf_addc(tp_buf *b, char c) {
+  tp_buf_reserve(b, 1);
+  b->data[b->len++] = c;
+}
+
+/* Integers are on every hot path (JSON, headers, logs): no printf. */
+void tp_buf_addu(tp_buf *b, uint64_t v) {
+  char tmp[20];
+  size_t i = sizeof tmp;
+  do {
+    tmp[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  tp_buf_add(b, tmp + i, sizeof tmp - i);
+}
+
+void tp_buf_addi(tp_buf *b, int64_t v) {
+  if (v < 0) {
+    tp_buf_addc(b, '-');
+    tp_buf_addu(b, (uint64_t)0 - (uint64_t)v);  /* INT64_MIN too */
+  } else {
+    tp_buf_addu(b, (uint64_t)v);
+  }
+}
+
+/* One pass when the text fits the room already there (almost always). */
+void tp_buf_printf(tp_buf *b, const char *fmt, ...) {
+  tp_buf_reserve(b, 64);
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= b->cap - b->len) {
+    tp_buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  b->len += (size_t)n;
+}
+
+void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  tp_buf_reserve(b, n + 2);
+  tp_buf_addc(b, '"');
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i;  /* copy plain ASCII in one piece */
+    while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
+           s[run] != '"' && s[run] != '\\')
+      run++;
+    if (run > i) {
+      tp_buf_add(b, s + i, run - i);
+      i = run;
+      if (i == n) break;
+    }
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x80) {
+      size_t len = tp_utf8_seq_len(s + i, n - i);
+      if (len == 0) {  /* invalid byte: never emit invalid UTF-8 */
+        tp_buf_adds(b, "\\ufffd");
+        i++;
+      } else {
+        tp_buf_add(b, s + i, len);
+        i += len;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': tp_buf_adds(b, "\\\""); break;
+      case '\\': tp_buf_adds(b, "\\\\"); break;
+      case '\n': tp_buf_adds(b, "\\n"); break;
+      case '\r': tp_buf_adds(b, "\\r"); break;
+      case '\t': tp_buf_adds(b, "\\t"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+          tp_buf_add(b, esc, 6);
+        } else {
+          tp_buf_addc(b, (char)c);
+        }
+    }
+    i++;
+  }
+  tp_buf_addc(b, '"');
+}
+
+void tp_copy_str(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+const char *tp_buf_cstr(tp_buf *b) {
+  tp_buf_reserve(b, 1);
+  b->data[b->len] = '\0';
+  return b->data;
+}
+
+char *tp_read_file(const char *path, size_t max, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  tp_buf b;
+  tp_buf_init(&b);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= max) tp_buf_add(&b, chunk, n);
+  bool failed = ferror(f) != 0;
+  fclose(f);
+  if (failed || b.len > max) {
+    tp_buf_free(&b);
+    errno = failed ? EIO : EFBIG;
+    return NULL;
+  }
+  if (len) *len = b.len;
+  tp_buf_addc(&b, '\0');
+  return b.data;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+int tp_remove_tree(const char *dir) { return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }

@@ -1,0 +1,525 @@
+/*
+** check.c - `tidepool check DIR`: the host's own load pipeline on a scratch
+** tenant, with each problem pointed at a line of the plugin's source.
+**
+** The steps are the ones a reload takes (reload.c tp__install): tpp_load
+** (compile and run plugin.lua under the load budget, read the manifest),
+** mount the routes beside the built-ins, tpp_migrate on an empty database.
+** The host's messages are kept as they are; check only adds where.
+**
+** Where the line comes from:
+**   - syntax errors and errors raised while plugin.lua (or a module it
+**     requires) runs: Lua's own position, or the first frame of the traceback
+**     inside the plugin's folder (an API called where it is not allowed at
+**     load raises from C, so its line is the caller's frame);
+**   - manifest, route, job/subscribe/export and migration problems: the host
+**     reports them by name ("routes[2].summary", "migration 3", "route GET
+**     /x"), and a small Lua tokenizer finds that name in the returned table
+**     constructor: the key, the n-th element of routes or migrations, or the
+**     route whose path string is the one named. This works when the manifest
+**     is written as a table constructor (return { ... } or return M with
+**     local M = { ... }) and its routes and migrations as literal lists; a
+**     manifest built by code gets `file: message` without a line.
+*/
+#include "cli/check.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "host/host.h"
+#include "base/log.h"
+#include "lua/plugin.h"
+#include "net/router.h"
+#include "cli/scaffold.h"
+#include "store/store.h"
+
+#ifndef TP_SOURCE_DIR
+#define TP_SOURCE_DIR "."
+#endif
+
+const char tpcmd_usage_check[] =
+    "usage: tidepool check DIR\n"
+    "\n"
+    "Loads the plugin in DIR (a folder with plugin.lua; the folder's name is the plugin's)\n"
+    "as the host would, without serving it: one throwaway tenant on a temporary database,\n"
+    "DIR's parent and the repository's plugins folder as plugin directories. Reports a\n"
+    "syntax error, an error raised at load (an API called where it is not allowed at load\n"
+    "included), a bad manifest, route or doc field, a route clash or bad path, or a failing\n"
+    "migration as file:line: message (file: message when no line can be found).\n"
+    "Exit status: 0 clean, 1 a problem was reported, 2 usage error.\n";
+
+/* ---- a tokenizer for Lua source, enough to find table keys and elements */
+
+typedef struct {
+  char kind;        /* 'n' name, 's' string, 'o' anything else */
+  char text[128];   /* a name, a string's contents (truncated) or the symbol */
+  int line;
+  int depth;        /* braces open around the token ('{' and '}': outside them) */
+} tok;
+
+typedef struct {
+  tok *t;
+  int n, cap;
+} toks;
+
+static tok *push_tok(toks *ts, char kind, int line, int depth) {
+  if (ts->n == ts->cap) {
+    ts->cap = ts->cap ? ts->cap * 2 : 256;
+    ts->t = realloc(ts->t, (size_t)ts->cap * sizeof *ts->t);
+    if (!ts->t) abort();
+  }
+  tok *t = &ts->t[ts->n++];
+  memset(t, 0, sizeof *t);
+  t->kind = kind;
+  t->line = line;
+  t->depth = depth;
+  return t;
+}
+
+/* At s: "[" "="* "[" opens a long bracket; returns its level, or -1. */
+static int long_open(const char *s) {
+  if (*s != '[') return -1;
+  int level = 0;
+  while (s[1 + level] == '=') level++;
+  return s[1 + level] == '[' ? level : -1;
+}
+
+/* Skips a long bracket of level at s (its opening); copies its text to t. */
+static const char *skip_long(const char *s, int level, int *line, tok *t) {
+  s += level + 2;
+  if (*s == '\n') (*line)++, s++;
+  size_t k = 0;
+  for (; *s; s++) {
+    if (*s == ']') {
+      int l = 0;
+      while (s[1 + l] == '=') l++;
+      if (l == level && s[1 + l] == ']') return s + level + 2;
+    }
+    if (*s == '\n') (*line)++;
+    if (t && k + 1 < sizeof t->text) t->text[k++] = *s;
+  }
+  return s;
+}
+
+static void tokenize(const char *s, toks *ts) {
+  int line = 1, depth = 0;
+  while (*s) {
+    if (*s == '\n') {
+      line++;
+      s++;
+    } else if (isspace((unsigned char)*s)) {
+      s++;
+    } else if (s[0] == '-' && s[1] == '-') {
+      int level = long_open(s + 2);
+      if (level >= 0) s = skip_long(s + 2, level, &line, NULL);
+      else while (*s && *s != '\n') s++;
+    } else if (long_open(s) >= 0) {
+      tok *t = push_tok(ts, 's', line, depth);
+      s = skip_long(s, long_open(s), &line, t);
+    } else if (*s == '"' || *s == '\'') {
+      tok *t = push_tok(ts, 's', line, depth);
+      char q = *s++;
+      size_t k = 0;
+      while (*s && *s != q && *s != '\n') {
+        if (*s == '\\' && s[1]) {
+          s++;
+          if (*s == '\n') line++;
+        }
+        if (k + 1 < sizeof t->text) t->text[k++] = *s;
+        s++;
+      }
+      if (*s == q) s++;
+    } else if (isalpha((unsigned char)*s) || *s == '_') {
+      tok *t = push_tok(ts, 'n', line, depth);
+      size_t k = 0;
+      while (isalnum((unsigned char)*s) || *s == '_') {
+        if (k + 1 < sizeof t->text) t->text[k++] = *s;
+        s++;
+      }
+    } else if (isdigit((unsigned char)*s)) {
+      tok *t = push_tok(ts, 'o', line, depth);
+      t->text[0] = '0';
+      while (isalnum((unsigned char)*s) || *s == '.' || *s == '_' ||
+             ((*s == '-' || *s == '+') && (s[-1] == 'e' || s[-1] == 'E' || s[-1] == 'p' ||
+                                             s[-1] == 'P')))
+        s++;
+    } else {
+      if (*s == '}' && depth > 0) depth--;
+      tok *t = push_tok(ts, 'o', line, depth);
+      t->text[0] = *s;
+      if (*s == '{') depth++;
+      s++;
+    }
+  }
+}
+
+static bool is_sym(const toks *ts, int i, char c) {
+  return i >= 0 && i < ts->n && ts->t[i].kind == 'o' && ts->t[i].text[0] == c;
+}
+
+/* The token of key in the table constructor opened at open (a name before
+** '=', or the string of ["key"] =), at the start of an entry; -1 if none. */
+static int find_key(const toks *ts, int open, const char *key) {
+  if (!is_sym(ts, open, '{')) return -1;
+  int d = ts->t[open].depth + 1;
+  for (int j = open + 1; j < ts->n && ts->t[j].depth >= d; j++) {
+    if (ts->t[j].depth != d || !(is_sym(ts, j - 1, '{') || is_sym(ts, j - 1, ',') ||
+                                 is_sym(ts, j - 1, ';')))
+      continue;
+    if (ts->t[j].kind == 'n' && strcmp(ts->t[j].text, key) == 0 && is_sym(ts, j + 1, '=') &&
+        !is_sym(ts, j + 2, '='))
+      return j;
+    if (is_sym(ts, j, '[') && j + 3 < ts->n && ts->t[j + 1].kind == 's' &&
+        strcmp(ts->t[j + 1].text, key) == 0 && is_sym(ts, j + 2, ']') && is_sym(ts, j + 3, '='))
+      return j + 1;
+  }
+  return -1;
+}
+
+/* The first token of key's value in the constructor at open; -1 if none. */
+static int value_of(const toks *ts, int open, const char *key) {
+  int k = find_key(ts, open, key);
+  if (k < 0) return -1;
+  return ts->t[k].kind == 'n' ? k + 2 : k + 3;
+}
+
+/* The first token of the i-th (1-based) positional element of the
+** constructor at open; -1 if none. Keyed entries are not counted. */
+static int element(const toks *ts, int open, int i) {
+  if (!is_sym(ts, open, '{')) return -1;
+  int d = ts->t[open].depth + 1, count = 0;
+  bool start = true;
+  for (int j = open + 1; j < ts->n && ts->t[j].depth >= d; j++) {
+    if (ts->t[j].depth != d) continue;
+    if (is_sym(ts, j, ',') || is_sym(ts, j, ';')) {
+      start = true;
+      continue;
+    }
+    if (!start) continue;
+    start = false;
+    bool keyed = (ts->t[j].kind == 'n' && is_sym(ts, j + 1, '=') && !is_sym(ts, j + 2, '=')) ||
+                 is_sym(ts, j, '[');
+    if (!keyed && ++count == i) return j;
+  }
+  return -1;
+}
+
+/* The manifest's constructor: what the last top-level return returns, or the
+** table a name it returns was assigned; -1 if neither is a constructor. */
+static int find_manifest(const toks *ts) {
+  int ret = -1;
+  for (int j = 0; j < ts->n; j++)
+    if (ts->t[j].depth == 0 && ts->t[j].kind == 'n' && strcmp(ts->t[j].text, "return") == 0)
+      ret = j;
+  if (ret < 0 || ret + 1 >= ts->n) return -1;
+  if (is_sym(ts, ret + 1, '{')) return ret + 1;
+  if (ts->t[ret + 1].kind != 'n') return -1;
+  for (int j = ret - 1; j >= 0; j--)
+    if (ts->t[j].depth == 0 && ts->t[j].kind == 'n' &&
+        strcmp(ts->t[j].text, ts->t[ret + 1].text) == 0 && is_sym(ts, j + 1, '=') &&
+        is_sym(ts, j + 2, '{'))
+      return j + 2;
+  return -1;
+}
+
+static int line_of(const toks *ts, int i) { return i >= 0 && i < ts->n ? ts->t[i].line : 0; }
+
+/* The line of routes[i].field (field NULL: the route itself). */
+static int route_line(const toks *ts, int manifest, int i, const char *field) {
+  int el = element(ts, value_of(ts, manifest, "routes"), i);
+  if (el < 0) return line_of(ts, find_key(ts, manifest, "routes"));
+  int k = field ? find_key(ts, el, field) : -1;
+  return line_of(ts, k >= 0 ? k : el);
+}
+
+/* The line of the route declared with method and path (the last one that
+** matches: a clash is reported for the later of two routes). */
+static int route_by_path(const toks *ts, int manifest, const char *method, const char *path) {
+  int routes = value_of(ts, manifest, "routes"), found = -1;
+  for (int i = 1;; i++) {
+    int el = element(ts, routes, i);
+    if (el < 0) break;
+    int p = value_of(ts, el, "path"), m = value_of(ts, el, "method");
+    if (p >= 0 && ts->t[p].kind == 's' && strcmp(ts->t[p].text, path) == 0 &&
+        (m < 0 || ts->t[m].kind != 's' || strcmp(ts->t[m].text, method) == 0))
+      found = p - 2;
+  }
+  return line_of(ts, found);
+}
+
+/* The line that a host message about the manifest names, or 0. */
+static int manifest_line(const char *src, const char *msg) {
+  toks ts = {0};
+  tokenize(src, &ts);
+  int m = find_manifest(&ts), line = 0, i;
+  char key[80], key2[80], method[16], path[300];
+  if (m < 0) {
+    /* nothing to search */
+  } else if (sscanf(msg, "routes[%d].%79[a-z_]", &i, key) == 2) {
+    line = route_line(&ts, m, i, key);
+  } else if (sscanf(msg, "routes[%d]", &i) == 1) {
+    line = route_line(&ts, m, i, NULL);
+  } else if (sscanf(msg, "route %15s %299s of plugin", method, path) == 2) {
+    line = route_by_path(&ts, m, method, path);
+  } else if (sscanf(msg, "migration %d:", &i) == 1) {
+    line = line_of(&ts, element(&ts, value_of(&ts, m, "migrations"), i));
+  } else if (sscanf(msg, "unknown manifest field '%79[^']'", key) == 1 ||
+             sscanf(msg, "manifest field '%79[^']'", key) == 1) {
+    line = line_of(&ts, find_key(&ts, m, key));
+    if (!line) line = line_of(&ts, m);  /* a required field is missing */
+  } else if (strncmp(msg, "manifest name ", 14) == 0) {
+    line = line_of(&ts, find_key(&ts, m, "name"));
+  } else if (sscanf(msg, "%79[a-z].%79[^ ] must be a function", key, key2) == 2) {
+    int k = find_key(&ts, value_of(&ts, m, key), key2);
+    line = line_of(&ts, k >= 0 ? k : find_key(&ts, m, key));
+  } else if (sscanf(msg, "%79[a-z]: names must be", key) == 1) {
+    line = line_of(&ts, find_key(&ts, m, key));
+  }
+  free(ts.t);
+  return line;
+}
+
+/* ---- paths in Lua's messages */
+
+/* Maps a chunk name as Lua prints it (possibly shortened to "...tail") to a
+** file in the plugin's folder abs_dir, shown under user_dir. False if the
+** chunk is not one of the plugin's files. */
+static bool plugin_file(const char *src, size_t n, const char *abs_dir, const char *user_dir,
+                        char *out, size_t cap) {
+  char s[600];
+  if (n >= sizeof s) return false;
+  memcpy(s, src, n);
+  s[n] = '\0';
+  size_t dl = strlen(abs_dir);
+  if (strncmp(s, abs_dir, dl) == 0 && s[dl] == '/') {
+    snprintf(out, cap, "%s%s", user_dir, s + dl);
+    return true;
+  }
+  if (strncmp(s, "...", 3) != 0) return false;
+  const char *tail = s + 3;
+  /* the longest path under abs_dir that ends with tail and exists */
+  for (const char *r = tail; (r = strchr(r, '/')) != NULL; r++) {
+    char full[1200];
+    snprintf(full, sizeof full, "%s%s", abs_dir, r);
+    size_t fl = strlen(full), tl = strlen(tail);
+    if (fl >= tl && strcmp(full + fl - tl, tail) == 0 && access(full, R_OK) == 0) {
+      snprintf(out, cap, "%s%s", user_dir, r);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Splits "chunk:line: rest" at s; false if s does not start so. */
+static bool split_position(const char *s, size_t *src_len, int *line, const char **rest) {
+  for (const char *c = s; *c && *c != '\n'; c++) {
+    if (*c != ':' || !isdigit((unsigned char)c[1])) continue;
+    char *end;
+    long l = strtol(c + 1, &end, 10);
+    if (*end != ':') continue;
+    *src_len = (size_t)(c - s);
+    *line = (int)l;
+    *rest = end[1] == ' ' ? end + 2 : end + 1;
+    return true;
+  }
+  return false;
+}
+
+/* Prints an error raised by Lua code (syntax or run time, with or without a
+** traceback) as file:line: message. */
+static void report_lua_error(const char *err, const char *abs_dir, const char *user_dir,
+                             const char *plugin_lua) {
+  char file[700];
+  size_t sl;
+  int line;
+  const char *rest;
+  const char *nl = strstr(err, "\nstack traceback:");
+  int first_len = nl ? (int)(nl - err) : (int)strlen(err);
+  if (split_position(err, &sl, &line, &rest) && rest < err + first_len &&
+      plugin_file(err, sl, abs_dir, user_dir, file, sizeof file)) {
+    printf("%s:%d: %.*s\n", file, line, (int)(err + first_len - rest), rest);
+    return;
+  }
+  /* raised from C (an API call) or from outside the plugin: the first frame
+  ** of the traceback that is the plugin's own */
+  for (const char *f = nl; f && (f = strstr(f + 1, "\n\t")) != NULL;) {
+    if (split_position(f + 2, &sl, &line, &rest) &&
+        plugin_file(f + 2, sl, abs_dir, user_dir, file, sizeof file)) {
+      printf("%s:%d: %.*s\n", file, line, first_len, err);
+      return;
+    }
+  }
+  printf("%s: %.*s\n", plugin_lua, first_len, err);
+}
+
+/* ---- the command */
+
+/* Prints "file[:line]: msg\n" with the plugin's absolute folder in msg shown
+** as the user wrote it. */
+static void problem(const char *file, int line, const char *msg, const char *abs_dir,
+                    const char *user_dir) {
+  if (line) printf("%s:%d: ", file, line);
+  else printf("%s: ", file);
+  size_t dl = strlen(abs_dir);
+  for (const char *at; (at = strstr(msg, abs_dir)) != NULL; msg = at + dl)
+    printf("%.*s%s", (int)(at - msg), msg, user_dir);
+  printf("%s\n", msg);
+}
+
+static void add_lua_str(tp_buf *b, const char *s) {
+  tp_buf_addc(b, '"');
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') tp_buf_printf(b, "\\%c", c);
+    else if (c < 32 || c == 127) tp_buf_printf(b, "\\%03d", c);
+    else tp_buf_addc(b, (char)c);
+  }
+  tp_buf_addc(b, '"');
+}
+
+static void remove_scratch(const char *tmp) {
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/check.db", tmp);
+  tps_remove(path);
+  rmdir(tmp);
+}
+
+/* Loads, mounts and migrates the plugin; prints the first problem. Returns
+** 0 clean, 1 a problem. */
+static int check_plugin(const char *abs_dir, const char *user_dir, const char *name,
+                        const char *tmp) {
+  char plugin_lua[1100], err[2048];
+  snprintf(plugin_lua, sizeof plugin_lua, "%s/plugin.lua", user_dir);
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", abs_dir);
+  *strrchr(parent, '/') = '\0';
+  if (!parent[0]) snprintf(parent, sizeof parent, "/");
+  tp_buf conf;
+  tp_buf_init(&conf);
+  tp_buf_adds(&conf, "return { log_level = \"error\", synchronous = \"off\", data_dir = ");
+  add_lua_str(&conf, tmp);
+  tp_buf_adds(&conf, ", plugin_dirs = { ");
+  add_lua_str(&conf, parent);
+  tp_buf_adds(&conf, ", ");
+  add_lua_str(&conf, TP_SOURCE_DIR "/plugins");
+  tp_buf_adds(&conf, " }, sdk_dir = ");
+  add_lua_str(&conf, TP_SOURCE_DIR "/sdk");
+  tp_buf_printf(&conf, ", tenants = { { id = \"check\", token_secret = \"check-0123456789abcdef\","
+                " plugins = { %s = {} } } } }", name);
+  tpc_config cfg;
+  int rc = tpc_load_string(tp_buf_cstr(&conf), "=check", tmp, &cfg, err, sizeof err);
+  tp_buf_free(&conf);
+  if (rc != 0) {
+    printf("%s: cannot set up the check: %s\n", plugin_lua, err);
+    return 1;
+  }
+  char file[PATH_MAX + 16];
+  snprintf(file, sizeof file, "%s/plugin.lua", abs_dir);
+  char *src = tp_read_file(file, 16u << 20, NULL);
+  tps_db db;
+  char dbpath[PATH_MAX + 32];
+  snprintf(dbpath, sizeof dbpath, "%s/check.db", tmp);
+  tp_plugin p;
+  memset(&p, 0, sizeof p);
+  tpr_router *routes = NULL, *admin = NULL;
+  int status = 1, line = 0;
+  if (tps_open(&db, dbpath, TPC_SYNC_OFF, err, sizeof err) != 0) {
+    printf("%s: cannot open a scratch database: %s\n", plugin_lua, err);
+    tpc_free(&cfg);
+    free(src);
+    return 1;
+  }
+  const tpc_tenant *t = &cfg.tenants[0];
+  if (tpp_load(&p, &cfg, t, &t->plugins[0], &db, err, sizeof err) != 0) {
+    line = src ? manifest_line(src, err) : 0;
+    if (line || strstr(err, "manifest") || strncmp(err, "routes", 6) == 0 ||
+        strstr(err, "must be a function") || strstr(err, "names must be") ||
+        strncmp(err, "config:", 7) == 0 || strncmp(err, "loading ", 8) == 0)
+      problem(plugin_lua, line, err, abs_dir, user_dir);
+    else
+      report_lua_error(err, abs_dir, user_dir, plugin_lua);
+    goto done;
+  }
+  routes = tpr_new();
+  admin = tpr_new();
+  if (tp__add_builtins(routes, admin, err, sizeof err) != 0) {
+    printf("%s: %s\n", plugin_lua, err);
+    goto done;
+  }
+  for (int i = 0; i < p.nroutes; i++) {
+    tp_route *r = &p.routes[i];
+    char e[256];
+    if (tpr_add(r->auth == TP_AUTH_ADMIN ? admin : routes, r->method, r->path, r, e, sizeof e) != 0) {
+      snprintf(err, sizeof err, "route %s %s of plugin '%s': %s", r->method, r->path, p.name, e);
+      problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
+      goto done;
+    }
+  }
+  if (tpp_migrate(&p, err, sizeof err) != 0) {
+    problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
+    goto done;
+  }
+  printf("%s: ok (%s %s, %d route%s)\n", user_dir, p.name, p.version, p.nroutes,
+         p.nroutes == 1 ? "" : "s");
+  status = 0;
+done:
+  tpr_free(routes);
+  tpr_free(admin);
+  tpp_free(&p);
+  tps_close(&db);
+  tpc_free(&cfg);
+  free(src);
+  return status;
+}
+
+int tpcmd_check(int argc, char **argv) {
+  const char *dir = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(tpcmd_usage_check, stdout);
+      return 0;
+    }
+    if (argv[i][0] == '-' || dir) {
+      fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", argv[i], tpcmd_usage_check);
+      return 2;
+    }
+    dir = argv[i];
+  }
+  if (!dir) {
+    fprintf(stderr, "tidepool: check needs a plugin folder\n\n%s", tpcmd_usage_check);
+    return 2;
+  }
+  char user_dir[PATH_MAX], abs_dir[PATH_MAX], file[PATH_MAX + 16];
+  snprintf(user_dir, sizeof user_dir, "%s", dir);
+  for (size_t n = strlen(user_dir); n > 1 && user_dir[n - 1] == '/'; n--) user_dir[n - 1] = '\0';
+  struct stat st;
+  snprintf(file, sizeof file, "%s/plugin.lua", user_dir);
+  if (!realpath(user_dir, abs_dir) || stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+    fprintf(stderr, "tidepool: %s: no plugin.lua in this folder\n", file);
+    return 2;
+  }
+  const char *name = strrchr(abs_dir, '/') ? strrchr(abs_dir, '/') + 1 : abs_dir;
+  if (!tpc_valid_plugin_name(name)) {
+    printf("%s: the folder's name '%s' is not a plugin name (the host loads a plugin from the "
+           "folder of its name: [a-z][a-z0-9_]*, at most 32 bytes, not ending in _)\n", file, name);
+    return 1;
+  }
+  tp_log_set_level(TP_LOG_ERROR);
+  const char *tmpdir = getenv("TMPDIR");
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s/tidepool-check-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(tmp)) {
+    fprintf(stderr, "tidepool: cannot create a temporary folder: %s\n", strerror(errno));
+    return 2;
+  }
+  int status = check_plugin(abs_dir, user_dir, name, tmp);
+  remove_scratch(tmp);
+  return status;
+}

@@ -1,0 +1,118 @@
+/*
+** config.h - the host's configuration file.
+**
+** The file is Lua returning a table (see scripts/demo/tidepool.conf.lua). It runs
+** in a small environment (string, table, math and env(name [, default])) and is
+** validated strictly: an unknown key, a wrong type or a bad value is an error
+** that names the key's path, so a typo never silently falls back to a default.
+** Relative paths are relative to the file's own directory.
+*/
+#ifndef TP_CONFIG_H
+#define TP_CONFIG_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/token.h"
+
+#define TPC_MAX_TENANTS 1024
+#define TPC_MAX_PLUGINS 64           /* plugins and campaigns of one tenant */
+#define TPC_MAX_CAMPAIGN_NAME 23     /* "campaign_" + 23 = a plugin name's 32 */
+#define TPC_MAX_KEYS 16
+
+typedef struct tpc_limits {
+  int64_t max_connections;     /* open client connections */
+  int64_t max_header_bytes;    /* request line + headers */
+  int64_t max_headers;         /* header fields per request */
+  int64_t max_body_bytes;      /* decoded body (after chunked framing) */
+  int64_t header_timeout_ms;   /* from a request's first byte to its last header */
+  int64_t body_timeout_ms;     /* from the last header to the last body byte */
+  int64_t idle_timeout_ms;     /* keep-alive connection without a request */
+  int64_t shutdown_timeout_ms; /* how long a graceful stop waits for clients */
+  int64_t lua_instructions;    /* per invocation of a plugin (default for plugin_limits) */
+  int64_t lua_memory_bytes;    /* per plugin state (default for plugin_limits) */
+  int64_t load_instructions;   /* loading plugin.lua and its modules */
+  int64_t invocation_ms;       /* wall-clock deadline of one invocation (watchdog.h) */
+  int64_t load_ms;             /* wall-clock deadline of loading a plugin (its Lua) */
+  int64_t migration_ms;        /* of applying its pending migrations (the whole host waits) */
+  int64_t job_max_attempts;    /* runs of a job or event delivery before it is dead-lettered */
+  int64_t job_retry_base_ms;   /* first retry delay; doubles per attempt */
+  int64_t job_retry_max_ms;    /* ceiling of the retry delay */
+  int64_t admin_key_failures;  /* wrong admin keys from one address in a minute before it is locked out */
+} tpc_limits;
+
+#define TPC_MAX_PROXIES 16
+
+typedef struct tpc_plugin {
+  char name[33];               /* a campaign's is "campaign_" and its file's base name */
+  char *script;                /* a campaign script's path; NULL for a plugin folder */
+  int config_ref;              /* the plugin's config table in tpc_config.L */
+  int64_t instructions;        /* budget per invocation */
+  int64_t memory_bytes;        /* cap of its Lua state */
+  int64_t deadline_ms;         /* of each invocation it starts; 0: limits.invocation_ms */
+} tpc_plugin;
+
+typedef struct tpc_tenant {
+  char id[TPT_MAX_ID + 1];
+  char *token_secret;
+  size_t token_secret_len;
+  unsigned char api_keys[TPC_MAX_KEYS][32];  /* SHA-256 digests */
+  int napi_keys;
+  char timezone[64];
+  bool manual_clock;           /* a test clock that only POST .../clock/advance moves */
+  tpc_plugin *plugins;         /* sorted by name */
+  int nplugins;
+} tpc_tenant;
+
+typedef enum { TPC_SYNC_OFF, TPC_SYNC_NORMAL, TPC_SYNC_FULL, TPC_SYNC_EXTRA } tpc_sync;
+
+typedef struct tpc_config {
+  char *path;                  /* the file, as given */
+  char *dir;                   /* its directory */
+  char listen_host[64];
+  int listen_port;
+  char *data_dir;
+  char **plugin_dirs;
+  int nplugin_dirs;
+  tpc_sync synchronous;
+  char log_level[8];
+  tpc_limits limits;
+  char *sdk_dir;               /* where require() looks after the plugin's own folder */
+  unsigned char admin_keys[TPC_MAX_KEYS][32];  /* host-wide admin API (SHA-256 digests) */
+  int nadmin_keys;
+  char *cli_admin_key;         /* the first admin key as written, for `tidepool reload` */
+  /* proxies (nginx in front) whose X-Forwarded-For names the client: its
+  ** last address is taken as the client's (admin key guessing counts by it) */
+  char trusted_proxies[TPC_MAX_PROXIES][48];
+  int ntrusted_proxies;
+  tpc_tenant *tenants;
+  int ntenants;
+  lua_State *L;                /* keeps the plugin config tables alive */
+} tpc_config;
+
+/* Loads and validates path. Returns 0, or -1 with a message in err. */
+int tpc_load(const char *path, tpc_config *cfg, char *err, size_t errcap);
+/* The same from a string (tests); chunkname names it in errors. */
+int tpc_load_string(const char *text, const char *chunkname, const char *dir,
+                    tpc_config *cfg, char *err, size_t errcap);
+void tpc_free(tpc_config *cfg);
+
+const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n);
+/* Pushes a deep copy of the plugin's config table onto L. Returns 0, or -1
+** with a message in err if it holds something other than plain data. */
+int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,
+                           char *err, size_t errcap);
+/* Adds the campaign script at path (used as given, unlike the config's) to
+** tenant t as plugin "campaign_<base name>", replacing one of that name.
+** Returns 0, or -1 with a message in err. */
+int tpc_add_campaign(tpc_config *cfg, tpc_tenant *t, const char *path, char *err, size_t errcap);
+/* A plugin name: 1-32 of [a-z0-9_], starting with a letter, not ending with '_'. */
+bool tpc_valid_plugin_name(const char *s);
+/* Parses "host:port" (port 0 = any free port). */
+int tpc_parse_listen(const char *s, char *host, size_t cap, int *port);
+/* Resolves rel against dir unless it is absolute; caller frees. */
+char *tpc_resolve_path(const char *dir, const char *rel);
+
+#endif

@@ -1,0 +1,594 @@
+/*
+** admin.c - the host's own admin endpoints, mounted under /admin/{tenant}
+** before any plugin's admin routes (a plugin cannot shadow them: its routes
+** would clash and it would not load), and POST /admin/reload for the host.
+*/
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "host/host.h"
+#include "base/json.h"
+#include "host/keyguard.h"
+#include "base/log.h"
+#include "base/token.h"
+#include "base/url.h"
+
+/* ---- helpers */
+
+/* True if the X-Api-Key header is one of keys (compared as digests, every one
+** of them, so the time taken says nothing about which came close). */
+static bool key_matches(const tph_header *key, const unsigned char (*keys)[32], int n) {
+  if (!key) return false;
+  unsigned char digest[32];
+  tpt_key_digest(key->value, key->vlen, digest);
+  bool ok = false;
+  for (int i = 0; i < n; i++) ok |= tpt_digest_equal(digest, keys[i]);
+  return ok;
+}
+
+/* An address that guessed wrong too often is refused before its key is even
+** read (keyguard.h): 429 with Retry-After. */
+static bool guard_open(tp_host *h, const tph_request *req, tph_response *res) {
+  int64_t wait = h->keyguard ? tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) : 0;
+  if (wait == 0) return true;
+  res->retry_after = (int)wait;
+  tph_error(res, 429, "too_many_attempts", "too many wrong admin keys from this address; retry in %lld s",
+            (long long)wait);
+  return false;
+}
+
+/* Counts a wrong or missing key against the address, logged without the key. */
+static void guard_failed(tp_host *h, const tph_request *req, const char *tenant) {
+  if (!h->keyguard) return;
+  bool locked = tpkg_failed(h->keyguard, req->peer, tp_clock_wall_ms(), h->cfg->limits.admin_key_failures);
+  tp_buf *line = tp_log_begin(locked ? TP_LOG_WARN : TP_LOG_INFO,
+                              locked ? "admin key guessing: address locked out" : "admin key refused");
+  if (!line) return;
+  tp_log_str(line, "tenant", tenant);
+  tp_log_str(line, "peer", req->peer && req->peer[0] ? req->peer : "-");
+  tp_log_end(line);
+}
+
+static void guard_succeeded(tp_host *h, const tph_request *req) {
+  if (h->keyguard) tpkg_succeeded(h->keyguard, req->peer);
+}
+
+/* GET /metrics names every brand the host serves, with its traffic: it is for
+** the machine itself (a loopback client: Prometheus beside the host) or for the
+** host's admin key. Behind a trusted proxy the client is the forwarded one, so
+** the proxy's own loopback address does not open it to the world. */
+bool tp__metrics_allowed(tp_host *h, const tph_request *req) {
+  const char *peer = req->peer ? req->peer : "";
+  if (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
+      strncmp(peer, "::ffff:127.", 11) == 0)  /* loopback, also on a dual-stack listener */
+    return true;
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  if (!key || h->cfg->nadmin_keys == 0) return false;
+  if (h->keyguard && tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) > 0) return false;
+  if (key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) return true;
+  guard_failed(h, req, "-");
+  return false;
+}
+
+/* An admin request for a tenant the host does not serve is answered as one
+** for a tenant it does, with a missing or wrong key (and counted as such): to
+** a stranger, a wrong tenant and a missing one look alike. */
+void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
+                              tph_response *res) {
+  if (!guard_open(h, req, res)) return;
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  guard_failed(h, req, "-");
+  if (!key || key->vlen == 0)
+    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
+  else
+    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%.*s'",
+              (int)(tlen > 64 ? 64 : tlen), tid);
+}
+
+bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
+  if (!guard_open(t->host, req, res)) return false;
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  if (!key || key->vlen == 0) {
+    guard_failed(t->host, req, t->conf->id);
+    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
+    return false;
+  }
+  bool ok = key_matches(key, t->conf->api_keys, t->conf->napi_keys);
+  if (!ok) {
+    guard_failed(t->host, req, t->conf->id);
+    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
+  } else {
+    guard_succeeded(t->host, req);
+  }
+  return ok;
+}
+
+/* Decodes the request body (a JSON object, or nothing) onto h->scratch. */
+static bool body_object(tp_host *h, const tph_request *req, tph_response *res) {
+  lua_State *L = h->scratch;
+  lua_settop(L, 0);
+  char err[256];
+  if (!req->body_len) {
+    lua_newtable(L);
+    return true;
+  }
+  if (tpj_decode(L, req->body, req->body_len, err, sizeof err) != 0 || !lua_istable(L, -1)) {
+    tph_error(res, 400, "invalid_json", "the body must be a JSON object%s%s", err[0] ? ": " : "",
+              err);
+    lua_settop(L, 0);
+    return false;
+  }
+  return true;
+}
+
+/* body.key as a string (NULL if absent); false (response filled) if not a string. */
+static bool body_string(tp_host *h, const char *key, const char **out, tph_response *res) {
+  lua_State *L = h->scratch;
+  int t = lua_getfield(L, 1, key);
+  *out = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (t != LUA_TNIL && t != LUA_TSTRING) {
+    tph_error(res, 400, "invalid_field", "'%s' must be a string", key);
+    return false;
+  }
+  return true;  /* the string stays on the scratch stack until the next body */
+}
+
+/* The decoded value of name in the request's query, into out ("" if absent).
+** False (response filled: 400 invalid_query) when it is badly encoded or too long. */
+static bool query_param(const tph_request *req, const char *name, char *out, size_t cap,
+                        tph_response *res) {
+  const char *q = memchr(req->target, '?', req->target_len);
+  size_t n = q ? req->target_len - (size_t)(q + 1 - req->target) : 0;
+  if (tp_query_get(q ? q + 1 : "", n, name, out, cap) >= 0) return true;
+  tph_error(res, 400, "invalid_query", "query parameter '%s' is badly encoded or too long", name);
+  return false;
+}
+
+static void add_str_field(tp_buf *b, const char *key, const char *value) {
+  tp_buf_printf(b, "\"%s\":", key);
+  if (value) tp_buf_add_json_str(b, value, strlen(value));
+  else tp_buf_adds(b, "null");
+}
+
+/* ---- plugins and reload */
+
+/* GET /admin/{tenant}/plugins */
+static void get_plugins(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h, (void)req;
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  add_str_field(b, "tenant", t->conf->id);
+  tp_buf_adds(b, ",\"plugins\":[");
+  for (int i = 0; i < t->nslots; i++) {
+    tp_slot *s = &t->slots[i];
+    tp_plugin *p = s->current;
+    tp_buf_adds(b, i ? ",{" : "{");
+    add_str_field(b, "name", s->conf->name);
+    tp_buf_printf(b, ",\"status\":\"%s\",", !p ? "failed" : s->last_error[0] ? "stale" : "active");
+    add_str_field(b, "version", p ? p->version : NULL);
+    tp_buf_printf(b, ",\"generation\":%llu,", (unsigned long long)(p ? p->generation : 0));
+    add_str_field(b, "last_error", s->last_error[0] ? s->last_error : NULL);
+    tp_buf_printf(b, ",\"last_error_ms\":%lld", (long long)s->last_error_ms);
+    tp_buf_printf(b, ",\"instruction_budget\":%lld,\"memory_cap_bytes\":%lld",
+                  (long long)s->conf->instructions, (long long)s->conf->memory_bytes);
+    if (p) {
+      tp_buf_printf(b, ",\"loaded_at_ms\":%lld,\"lua_memory_bytes\":%zu,\"routes\":[",
+                    (long long)p->loaded_at_ms, p->mem_bytes);
+      for (int j = 0; j < p->nroutes; j++) {
+        tp_buf_adds(b, j ? "," : "");
+        tp_buf_add_json_str(b, p->routes[j].label, strlen(p->routes[j].label));
+      }
+      tp_buf_adds(b, "],\"subscribe\":[");
+      for (int j = 0; j < p->nsubscriptions; j++) {
+        tp_buf_adds(b, j ? "," : "");
+        tp_buf_add_json_str(b, p->subscriptions[j], strlen(p->subscriptions[j]));
+      }
+      tp_buf_adds(b, "]");
+    }
+    tp_buf_adds(b, "}");
+  }
+  tp_buf_adds(b, "]}");
+  res->status = 200;
+}
+
+/* Runs a reload and answers 200 with the outcome, or 422 when any failed. */
+static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tph_response *res) {
+  bool known_tenant = !tenant, known_plugin = !plugin;
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    if (tenant && strcmp(t->conf->id, tenant) != 0) continue;
+    known_tenant = true;
+    known_plugin |= plugin && tp__slot(t, plugin);
+  }
+  if (!known_tenant || !known_plugin) {
+    tph_error(res, 404, !known_tenant ? "tenant_not_found" : "plugin_not_found",
+              "no %s '%s' to reload", !known_tenant ? "tenant" : "enabled plugin",
+              !known_tenant ? tenant : plugin);
+    return;
+  }
+  tp_buf outcome;
+  tp_buf_init(&outcome);
+  int failed = tp_host_reload(h, tenant, plugin, &outcome);
+  if (failed == 0) {
+    tp_buf_add(&res->body, outcome.data, outcome.len);
+    res->status = 200;
+  } else {
+    tph_error(res, 422, "reload_failed", "%d plugin%s failed to reload and kept their old "
+              "version (see details)", failed, failed == 1 ? "" : "s");
+    res->body.len -= 2;
+    tp_buf_adds(&res->body, ",\"details\":");
+    tp_buf_add(&res->body, outcome.data, outcome.len);
+    tp_buf_adds(&res->body, "}}");
+  }
+  tp_buf_free(&outcome);
+}
+
+/* POST /admin/{tenant}/reload  {"plugin": name?} */
+static void post_reload(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  const char *plugin;
+  if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res)) return;
+  answer_reload(h, t->conf->id, plugin, res);
+}
+
+/* POST /admin/reload  {"tenant": id?, "plugin": name?}, with a host admin key */
+void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res) {
+  tp_copy_str(res->route, sizeof res->route, "admin POST /admin/reload");
+  if (strcmp(req->method, "POST") != 0) {
+    snprintf(res->allow, sizeof res->allow, "POST");
+    tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: POST)", req->method);
+    return;
+  }
+  if (!guard_open(h, req, res)) return;
+  const tph_header *key = tph_find_header(req, "x-api-key");
+  if (!key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) {
+    guard_failed(h, req, "-");
+    tph_error(res, key ? 403 : 401, key ? "invalid_api_key" : "api_key_required",
+              "POST /admin/reload needs one of the host's admin_keys in X-Api-Key");
+    return;
+  }
+  guard_succeeded(h, req);
+  const char *tenant, *plugin;
+  if (!body_object(h, req, res) || !body_string(h, "tenant", &tenant, res) ||
+      !body_string(h, "plugin", &plugin, res))
+    return;
+  answer_reload(h, tenant, plugin, res);
+}
+
+/* ---- jobs and events */
+
+static void list_tasks(tp_tenant *t, const char *kind, const tph_request *req, tph_response *res) {
+  char state[16], limit_s[16];
+  if (!query_param(req, "state", state, sizeof state, res) ||
+      !query_param(req, "limit", limit_s, sizeof limit_s, res))
+    return;
+  bool dead = strcmp(state, "dead") == 0;
+  if (state[0] && !dead && strcmp(state, "pending") != 0) {
+    tph_error(res, 400, "invalid_query", "state must be pending or dead");
+    return;
+  }
+  int limit = limit_s[0] ? atoi(limit_s) : 100;
+  if (limit < 1 || limit > 1000) {
+    tph_error(res, 400, "invalid_query", "limit must be 1-1000");
+    return;
+  }
+  tp_buf *b = &res->body;
+  tp_buf_printf(b, "{\"state\":\"%s\",\"pending\":%lld,\"dead\":%lld,\"%ss\":", dead ? "dead" : "pending",
+                (long long)tpq_count(&t->queue, kind, false), (long long)tpq_count(&t->queue, kind, true),
+                kind);
+  if (tpq_list(&t->queue, kind, dead, limit, b) != 0) {
+    tph_error(res, 500, "store_error", "listing failed: %s", sqlite3_errmsg(t->db.db));
+    return;
+  }
+  tp_buf_adds(b, "}");
+  res->status = 200;
+}
+
+static void get_jobs(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h;
+  list_tasks(t, "job", req, res);
+}
+
+static void get_events(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h;
+  list_tasks(t, "event", req, res);
+}
+
+/* POST /admin/{tenant}/jobs/{id}/retry: a dead job or delivery runs again now. */
+static void post_retry(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  int64_t id = h->match.params[0].ival;
+  int rc = tp__join_batch(h, t) == 0 ? tpq_retry(&t->queue, id, tp__now(t)) : -1;
+  if (rc < 0) {
+    tph_error(res, 503, "store_unavailable", "cannot update the task: %s", sqlite3_errmsg(t->db.db));
+  } else if (rc == 0) {
+    tph_error(res, 404, "dead_letter_not_found", "no dead-lettered task %lld", (long long)id);
+  } else {
+    t->queue_touched = true;
+    res->commit_failed = &t->db.commit_failed;
+    tp_buf_printf(&res->body, "{\"id\":%lld,\"state\":\"pending\"}", (long long)id);
+    res->status = 200;
+  }
+}
+
+/* DELETE /admin/{tenant}/jobs/{id}: cancels a pending task or drops a dead one. */
+static void delete_job(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  int64_t id = h->match.params[0].ival;
+  int rc = tp__join_batch(h, t) == 0 ? tpq_discard(&t->queue, id) : -1;
+  if (rc < 0) {
+    tph_error(res, 503, "store_unavailable", "cannot remove the task: %s", sqlite3_errmsg(t->db.db));
+  } else if (rc == 0) {
+    tph_error(res, 404, "job_not_found", "no task %lld", (long long)id);
+  } else {
+    t->queue_touched = true;
+    res->commit_failed = &t->db.commit_failed;
+    tp_buf_printf(&res->body, "{\"id\":%lld,\"state\":\"removed\"}", (long long)id);
+    res->status = 200;
+  }
+}
+
+/* ---- the clock */
+
+static void clock_json(tp_tenant *t, tp_buf *b) {
+  int64_t now = tp__now(t);
+  char iso[40];
+  tp_clock_format_iso(now, iso, sizeof iso);
+  tp_buf_printf(b, "\"clock\":\"%s\",\"now\":%lld,\"now_ms\":%lld,\"iso\":\"%s\"",
+                t->conf->manual_clock ? "manual" : "wall", (long long)(now / 1000), (long long)now, iso);
+}
+
+static void get_clock(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h, (void)req;
+  tp_buf_adds(&res->body, "{");
+  clock_json(t, &res->body);
+  tp_buf_adds(&res->body, "}");
+  res->status = 200;
+}
+
+/* POST /admin/{tenant}/clock/advance  {"seconds": n} | {"ms": n} | {"to": epoch seconds} */
+static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  if (!t->conf->manual_clock) {
+    tph_error(res, 409, "clock_not_manual", "tenant '%s' runs on the wall clock; set clock = "
+              "\"manual\" in its config to rehearse with a test clock", t->conf->id);
+    return;
+  }
+  if (!body_object(h, req, res)) return;
+  lua_State *L = h->scratch;
+  static const char *const keys[] = {"seconds", "ms", "to"};
+  int64_t to = -1;
+  int given = 0;
+  for (int i = 0; i < 3; i++) {
+    if (lua_getfield(L, 1, keys[i]) == LUA_TNIL) continue;
+    given++;
+    lua_Integer v = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) || v < 0 || v > (lua_Integer)1e13) {
+      tph_error(res, 400, "invalid_field", "'%s' must be a non-negative integer", keys[i]);
+      return;
+    }
+    int64_t now = t->clock_ms;
+    to = i == 0 ? now + v * 1000 : i == 1 ? now + v : v * 1000;
+  }
+  if (given != 1) {
+    tph_error(res, 400, "invalid_field", "give exactly one of seconds, ms or to (epoch seconds)");
+    return;
+  }
+  if (to < t->clock_ms) {
+    tph_error(res, 409, "clock_backwards", "the clock never runs backwards (now %lld ms)",
+              (long long)t->clock_ms);
+    return;
+  }
+  int ran, failed;
+  if (tp__advance(h, t, to, &ran, &failed) != 0) {
+    tph_error(res, 503, "store_unavailable", "the clock could not be saved: %s",
+              sqlite3_errmsg(t->db.db));
+    return;
+  }
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  clock_json(t, b);
+  tp_buf_printf(b, ",\"tasks_run\":%d,\"tasks_failed\":%d}", ran, failed);
+  res->status = 200;
+}
+
+/* ---- recorded runs */
+
+/* GET /admin/{tenant}/runs?plugin=&kind=&limit=&after= : summaries, newest first. */
+static void get_runs(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h;
+  char plugin[40], kind[16], limit_s[16], after_s[24];
+  if (!query_param(req, "plugin", plugin, sizeof plugin, res) ||
+      !query_param(req, "kind", kind, sizeof kind, res) ||
+      !query_param(req, "limit", limit_s, sizeof limit_s, res) ||
+      !query_param(req, "after", after_s, sizeof after_s, res))
+    return;
+  if (kind[0] && strcmp(kind, "route") && strcmp(kind, "job") && strcmp(kind, "event")) {
+    tph_error(res, 400, "invalid_query", "kind must be route, job or event");
+    return;
+  }
+  char *end;
+  long limit = limit_s[0] ? strtol(limit_s, &end, 10) : 50;
+  if ((limit_s[0] && *end) || limit < 1 || limit > TPRUN_KEEP) {
+    tph_error(res, 400, "invalid_query", "limit must be an integer from 1 to %d", TPRUN_KEEP);
+    return;
+  }
+  long long after = after_s[0] ? strtoll(after_s, &end, 10) : 0;
+  if ((after_s[0] && *end) || after < 0) {
+    tph_error(res, 400, "invalid_query", "after must be a run id (the 'next' of the last page)");
+    return;
+  }
+  tp_buf *b = &res->body;
+  if (tprun_list(&t->runs, plugin[0] ? plugin : NULL, kind[0] ? kind : NULL, (int)limit, after,
+                 b) != 0) {
+    tph_error(res, 500, "store_error", "listing runs failed: %s", sqlite3_errmsg(t->db.db));
+    return;
+  }
+  b->len--;  /* the list's closing brace: the armed recordings join it */
+  tp_buf_adds(b, ",\"armed\":");
+  tprun_arms_json(&t->runs, b);
+  tp_buf_adds(b, "}");
+  res->status = 200;
+}
+
+/* GET /admin/{tenant}/runs/{id}: the whole document, as kit.load_run reads it. */
+static void get_run(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  int64_t id = h->match.params[0].ival;
+  int rc = tprun_get(&t->runs, id, &res->body);
+  if (rc < 0) {
+    tph_error(res, 500, "store_error", "reading the run failed: %s", sqlite3_errmsg(t->db.db));
+  } else if (rc == 0) {
+    tph_error(res, 404, "run_not_found", "no recorded run %lld (only the last %d are kept)",
+              (long long)id, TPRUN_KEEP);
+  } else {
+    res->status = 200;
+  }
+}
+
+/* POST /admin/{tenant}/runs/record {"plugin", "route"?, "count"?}: records the
+** next count invocations of the plugin (of that route only, when given). */
+static void post_record(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  const char *plugin, *route;
+  if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res) ||
+      !body_string(h, "route", &route, res))
+    return;
+  lua_State *L = h->scratch;
+  lua_Integer count = 1;
+  int type = lua_getfield(L, 1, "count");
+  if (type != LUA_TNIL) {
+    count = lua_tointeger(L, -1);
+    if (!lua_isinteger(L, -1) || count < 0 || count > TPRUN_MAX_COUNT) {
+      tph_error(res, 400, "invalid_field", "'count' must be an integer from 0 (stop) to %d",
+                TPRUN_MAX_COUNT);
+      return;
+    }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    if (strcmp(k, "plugin") && strcmp(k, "route") && strcmp(k, "count")) {
+      tph_error(res, 400, "invalid_field", "unknown field '%s' (known: plugin, route, count)", k);
+      return;
+    }
+  }
+  if (!plugin) {
+    tph_error(res, 400, "invalid_field", "'plugin' is required: the plugin whose invocations "
+              "to record");
+    return;
+  }
+  tp_slot *s = tp__slot(t, plugin);
+  if (!s || !s->current) {
+    tph_error(res, 404, "plugin_not_found", "no plugin '%s' serving in tenant '%s'", plugin,
+              t->conf->id);
+    return;
+  }
+  if (route) {
+    bool found = false;
+    char name[TPRUN_NAME_MAX];
+    for (int i = 0; i < s->current->nroutes && !found; i++) {
+      const tp_route *r = &s->current->routes[i];
+      snprintf(name, sizeof name, "%s %s", r->method, r->path);
+      found = strcmp(name, route) == 0;
+    }
+    if (!found) {
+      tph_error(res, 404, "route_not_found", "plugin '%s' has no route '%.300s': give it as "
+                "\"METHOD /pattern\" the way the plugin declares it (GET /admin/%s/plugins "
+                "lists them)", plugin, route, t->conf->id);
+      return;
+    }
+  }
+  if (tprun_arm_set(&t->runs, plugin, route, (int)count) != 0) {
+    tph_error(res, 409, "too_many_recordings", "at most %d plugin/route pairs may be armed at "
+              "once; disarm one with count 0", TPRUN_MAX_ARMS);
+    return;
+  }
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  add_str_field(b, "plugin", plugin);
+  tp_buf_adds(b, ",");
+  add_str_field(b, "route", route);
+  tp_buf_printf(b, ",\"count\":%lld,\"armed\":", (long long)count);
+  tprun_arms_json(&t->runs, b);
+  tp_buf_adds(b, "}");
+  res->status = 200;
+}
+
+/* ---- the table */
+
+/* The rest of the arguments document the route (tp_route_doc) for the
+** OpenAPI document; params and body are JSON. */
+#define BUILTIN(m, p, fn, ...) \
+  {.method = m, .path = p, .label = "admin " m " /admin/{tenant}" p, .auth = TP_AUTH_ADMIN, \
+   .builtin = (void (*)(void))(tp_builtin_fn)fn, .doc = {__VA_ARGS__}}
+
+#define TASK_QUERY \
+  "{\"name\":\"state\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"pending (default) or dead\",\"schema\":{\"type\":\"string\",\"enum\":[\"pending\",\"dead\"]}}," \
+  "{\"name\":\"limit\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"at most this many (default 100)\",\"schema\":{\"type\":\"integer\",\"minimum\":1," \
+  "\"maximum\":1000}}"
+#define RELOAD_BODY \
+  "{\"type\":\"object\",\"properties\":{\"plugin\":{\"type\":\"string\",\"description\":" \
+  "\"only this plugin (default: all of the tenant's)\"}}}"
+#define ADVANCE_BODY \
+  "{\"type\":\"object\",\"description\":\"exactly one of seconds, ms or to\",\"properties\":{" \
+  "\"seconds\":{\"type\":\"integer\",\"minimum\":0},\"ms\":{\"type\":\"integer\",\"minimum\":0}," \
+  "\"to\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"epoch seconds\"}}}"
+
+#define RUNS_QUERY \
+  "{\"name\":\"plugin\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"only this plugin's runs\",\"schema\":{\"type\":\"string\"}}," \
+  "{\"name\":\"kind\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"only routes, jobs or event deliveries\",\"schema\":{\"type\":\"string\",\"enum\":" \
+  "[\"route\",\"job\",\"event\"]}}," \
+  "{\"name\":\"limit\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"at most this many (default 50)\",\"schema\":{\"type\":\"integer\",\"minimum\":1," \
+  "\"maximum\":200}}," \
+  "{\"name\":\"after\",\"in\":\"query\",\"required\":false,\"description\":" \
+  "\"runs older than this id (the next of the previous page)\",\"schema\":{\"type\":" \
+  "\"integer\",\"minimum\":0}}"
+#define RECORD_BODY \
+  "{\"type\":\"object\",\"required\":[\"plugin\"],\"properties\":{\"plugin\":{\"type\":" \
+  "\"string\"},\"route\":{\"type\":\"string\",\"description\":\"METHOD /pattern as the " \
+  "plugin declares it; default: every invocation of the plugin\"},\"count\":{\"type\":" \
+  "\"integer\",\"minimum\":0,\"maximum\":200,\"description\":\"how many to record " \
+  "(default 1; 0 stops)\"}}}"
+
+static tp_route builtins[] = {
+  BUILTIN("GET", "/plugins", get_plugins,
+          .summary = "The tenant's plugins: status, version, generation, last error, routes"),
+  BUILTIN("POST", "/reload", post_reload, .body = RELOAD_BODY,
+          .summary = "Hot-reload the tenant's plugins (a failed one keeps its old version)"),
+  BUILTIN("GET", "/jobs", get_jobs, .params = TASK_QUERY,
+          .summary = "Pending or dead-lettered jobs"),
+  BUILTIN("GET", "/events", get_events, .params = TASK_QUERY,
+          .summary = "Pending or dead-lettered event deliveries"),
+  BUILTIN("POST", "/jobs/{id:int}/retry", post_retry,
+          .summary = "Run a dead-lettered job or delivery again now"),
+  BUILTIN("DELETE", "/jobs/{id:int}", delete_job,
+          .summary = "Cancel a pending job or delivery, or drop a dead one"),
+  BUILTIN("GET", "/clock", get_clock, .summary = "The tenant's clock (wall or manual)"),
+  BUILTIN("POST", "/clock/advance", post_advance, .body = ADVANCE_BODY,
+          .summary = "Move a manual clock forward and run what falls due"),
+  BUILTIN("GET", "/runs", get_runs, .params = RUNS_QUERY,
+          .summary = "Recorded runs, newest first: outcome, instructions against the budget"),
+  BUILTIN("GET", "/runs/{id:int}", get_run,
+          .summary = "One recorded run: input, time, seed, outcome (the file to replay)"),
+  BUILTIN("POST", "/runs/record", post_record, .body = RECORD_BODY,
+          .summary = "Record the next invocations of a plugin (or of one of its routes)"),
+};
+
+int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap) {
+  if (tp__add_openapi(routes, err, errcap) != 0) return -1;
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
+    char e[256];
+    if (tpr_add(admin, builtins[i].method, builtins[i].path, &builtins[i], e, sizeof e) != 0) {
+      snprintf(err, errcap, "built-in route %s: %s", builtins[i].path, e);
+      return -1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,41 @@
+/*
+** metrics.h - counters and histograms rendered in Prometheus text format.
+**
+**   tidepool_requests_total{route,status}            counter
+**   tidepool_request_duration_seconds{route,status}  histogram (until the response is sent)
+**   tidepool_commits_total{result}                   counter
+**   tidepool_commit_batch_size                       histogram (requests per commit)
+**   tidepool_commit_duration_seconds                 histogram
+**   tidepool_tasks_total{kind,result}                 counter (jobs and event deliveries)
+**   tidepool_task_lateness_seconds{kind}              histogram (wall-clock tenants)
+**   tidepool_reloads_total{result}                    counter
+** Gauges (connections, Lua memory per plugin) are appended by the host.
+*/
+#ifndef TP_METRICS_H
+#define TP_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+typedef struct tpm_metrics tpm_metrics;
+
+tpm_metrics *tpm_new(void);
+void tpm_free(tpm_metrics *m);
+void tpm_request(tpm_metrics *m, const char *route, int status, double seconds);
+void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok);
+void tpm_plugin_error(tpm_metrics *m);
+/* An invocation ended by a limit: "budget_exceeded", "memory_exceeded" or
+** "deadline_exceeded" (tidepool_limit_kills_total{limit}); and the reset of
+** the killed plugin's state that follows (tidepool_plugin_resets_total). */
+void tpm_limit_kill(tpm_metrics *m, const char *limit);
+void tpm_plugin_reset(tpm_metrics *m, bool ok);
+/* A job (event false) or delivery ran: ok, or failed (dead: dead-lettered). */
+void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s);
+void tpm_reload(tpm_metrics *m, int ok, int failed);
+void tpm_render(const tpm_metrics *m, tp_buf *out);
+/* Appends "# HELP/# TYPE" for a metric family. */
+void tpm_family(tp_buf *out, const char *name, const char *type, const char *help);
+
+#endif

@@ -1,0 +1,315 @@
+/*
+** openapi.c - GET /v1/{tenant}/openapi.json: an OpenAPI 3.0.3 document of
+** every route the tenant serves now.
+**
+** The document is generated per request by walking the tenant's two routers,
+** the very ones requests are dispatched on, so it shows what is mounted: the
+** host's built-ins and the routes of the plugin generations serving now (a
+** reload swaps the routers, and the next document follows). A plugin route's
+** doc fields were checked and rendered to JSON when the plugin loaded
+** (plugin.c, tp_route_doc); here they are only assembled, and every other
+** string is escaped as it is written, so the output is always valid JSON.
+*/
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/host.h"
+#include "base/version.h"
+
+/* ---- the operations, collected from the routers */
+
+typedef struct operation {
+  const tp_route *route;
+  char path[400];          /* the OpenAPI path: /v1/leaf/catalog/products/{id} */
+  char id[400];            /* operationId, unique in the document */
+} operation;
+
+typedef struct operations {
+  operation *items;
+  int n, cap;
+  const char *prefix;      /* "/v1/leaf" or "/admin/leaf" while a router is walked */
+} operations;
+
+/* The route's pattern with the tenant filled in and {id:int} written {id}. */
+static void openapi_path(const char *prefix, const char *pattern, char *out, size_t cap) {
+  size_t o = (size_t)snprintf(out, cap, "%s", prefix);
+  for (const char *c = pattern; *c && o + 1 < cap; c++) {
+    if (*c == ':') {  /* only parameters have one: skip the type up to '}' */
+      while (c[1] && c[1] != '}') c++;
+      continue;
+    }
+    out[o++] = *c;
+  }
+  out[o < cap ? o : cap - 1] = '\0';
+}
+
+static void collect(const char *method, const char *pattern, void *data, void *ud) {
+  (void)method;
+  operations *ops = ud;
+  if (ops->n == ops->cap) {
+    ops->cap = ops->cap ? 2 * ops->cap : 32;
+    ops->items = realloc(ops->items, (size_t)ops->cap * sizeof *ops->items);
+    if (!ops->items) abort();  /* like tp_buf: no answer without memory */
+  }
+  operation *op = &ops->items[ops->n++];
+  memset(op, 0, sizeof *op);
+  op->route = data;
+  openapi_path(ops->prefix, pattern, op->path, sizeof op->path);
+}
+
+static const char *owner(const tp_route *r) { return r->plugin ? r->plugin->name : "host"; }
+
+/* owner_method_segments, e.g. catalog_get_catalog_products_id: readable in
+** generated clients. Characters other than letters and digits become '_'. */
+static void base_id(const tp_route *r, char *out, size_t cap) {
+  char raw[400];
+  snprintf(raw, sizeof raw, "%s_%s%s", owner(r), r->method, r->path);
+  size_t o = 0;
+  for (const char *c = raw; *c && o + 1 < cap; c++) {
+    if (*c == ':') {  /* {id:int} -> id */
+      while (c[1] && c[1] != '}') c++;
+      continue;
+    }
+    if (*c == '{' || *c == '}') continue;
+    char ch = isalnum((unsigned char)*c) ? (char)tolower((unsigned char)*c) : '_';
+    if (ch == '_' && o > 0 && out[o - 1] == '_') continue;  /* one '_' between words */
+    out[o++] = ch;
+  }
+  while (o > 0 && out[o - 1] == '_') o--;
+  out[o] = '\0';
+}
+
+static bool id_taken(const operations *ops, int upto, const char *id) {
+  for (int j = 0; j < upto; j++)
+    if (strcmp(ops->items[j].id, id) == 0) return true;
+  return false;
+}
+
+/* Two routes can yield the same base (GET /a-b and GET /a_b, or one path in
+** both routers): later ones get _2, _3, ... */
+static void assign_ids(operations *ops) {
+  for (int i = 0; i < ops->n; i++) {
+    operation *op = &ops->items[i];
+    char base[360];
+    base_id(op->route, base, sizeof base);
+    snprintf(op->id, sizeof op->id, "%s", base);
+    for (int k = 2; id_taken(ops, i, op->id); k++)
+      snprintf(op->id, sizeof op->id, "%s_%d", base, k);
+  }
+}
+
+/* ---- writing */
+
+static void add_key_str(tp_buf *b, const char *key, const char *value) {
+  tp_buf_printf(b, "\"%s\":", key);
+  tp_buf_add_json_str(b, value, strlen(value));
+}
+
+/* The path parameters of a pattern, from its {name} and {name:int} segments. */
+static bool add_path_params(tp_buf *b, const char *pattern) {
+  bool any = false;
+  for (const char *c = strchr(pattern, '{'); c; c = strchr(c + 1, '{')) {
+    const char *end = strchr(c, '}');
+    if (!end) break;  /* the router refused such a pattern */
+    const char *colon = memchr(c, ':', (size_t)(end - c));
+    size_t nlen = (size_t)((colon ? colon : end) - c - 1);
+    bool integer = colon && strncmp(colon, ":int}", 5) == 0;
+    tp_buf_adds(b, any ? ",{\"name\":" : "{\"name\":");
+    tp_buf_add_json_str(b, c + 1, nlen);
+    tp_buf_printf(b, ",\"in\":\"path\",\"required\":true,\"schema\":%s}",
+                  integer ? "{\"type\":\"integer\",\"format\":\"int64\",\"minimum\":0}"
+                          : "{\"type\":\"string\"}");
+    any = true;
+  }
+  return any;
+}
+
+static void add_parameters(tp_buf *b, const tp_route *r) {
+  size_t mark = b->len;
+  tp_buf_adds(b, ",\"parameters\":[");
+  bool any = add_path_params(b, r->path);
+  if (r->doc.params) {
+    if (any) tp_buf_addc(b, ',');
+    tp_buf_adds(b, r->doc.params);
+    any = true;
+  }
+  if (any) tp_buf_addc(b, ']');
+  else b->len = mark;  /* no parameters: no empty list */
+}
+
+static void add_responses(tp_buf *b, const tp_route *r) {
+  tp_buf_printf(b, ",\"responses\":{\"%d\":{\"description\":\"Success\",\"content\":"
+                "{\"application/json\":{", r->doc.status ? r->doc.status : 200);
+  if (r->doc.response) {
+    tp_buf_adds(b, "\"schema\":");
+    tp_buf_adds(b, r->doc.response);
+  }
+  tp_buf_adds(b, "}}},\"default\":{\"description\":\"An error: {\\\"error\\\":{\\\"code\\\","
+                 "\\\"message\\\",\\\"details\\\"}} with its status\",\"content\":"
+                 "{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}");
+}
+
+static void add_security(tp_buf *b, tp_auth auth) {
+  static const char *const security[] = {
+    [TP_AUTH_NONE] = "[]",
+    [TP_AUTH_OPTIONAL] = "[{},{\"userToken\":[]}]",
+    [TP_AUTH_USER] = "[{\"userToken\":[]}]",
+    [TP_AUTH_ADMIN] = "[{\"adminKey\":[]}]",
+  };
+  tp_buf_adds(b, ",\"security\":");
+  tp_buf_adds(b, security[auth]);
+}
+
+static void add_operation(tp_buf *b, const operation *op) {
+  const tp_route *r = op->route;
+  char method[8];
+  size_t k = 0;
+  for (; r->method[k] && k + 1 < sizeof method; k++)
+    method[k] = (char)tolower((unsigned char)r->method[k]);
+  method[k] = '\0';
+  tp_buf_printf(b, "\"%s\":{\"tags\":[", method);
+  tp_buf_add_json_str(b, owner(r), strlen(owner(r)));
+  tp_buf_adds(b, "],");
+  add_key_str(b, "operationId", op->id);
+  if (r->doc.summary) {
+    tp_buf_addc(b, ',');
+    add_key_str(b, "summary", r->doc.summary);
+  }
+  if (r->doc.description) {
+    tp_buf_addc(b, ',');
+    add_key_str(b, "description", r->doc.description);
+  }
+  add_parameters(b, r);
+  if (r->doc.body) {
+    tp_buf_adds(b, ",\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
+                   "{\"schema\":");
+    tp_buf_adds(b, r->doc.body);
+    tp_buf_adds(b, "}}}");
+  }
+  add_responses(b, r);
+  add_security(b, r->auth);
+  tp_buf_addc(b, '}');
+}
+
+/* One path item per path, its operations in the order they were mounted. */
+static void add_paths(tp_buf *b, const operations *ops) {
+  tp_buf_adds(b, "\"paths\":{");
+  bool first = true;
+  for (int i = 0; i < ops->n; i++) {
+    bool seen = false;
+    for (int j = 0; j < i && !seen; j++) seen = strcmp(ops->items[j].path, ops->items[i].path) == 0;
+    if (seen) continue;
+    if (!first) tp_buf_addc(b, ',');
+    first = false;
+    tp_buf_add_json_str(b, ops->items[i].path, strlen(ops->items[i].path));
+    tp_buf_adds(b, ":{");
+    for (int j = i; j < ops->n; j++) {
+      if (strcmp(ops->items[j].path, ops->items[i].path) != 0) continue;
+      if (j > i) tp_buf_addc(b, ',');
+      add_operation(b, &ops->items[j]);
+    }
+    tp_buf_addc(b, '}');
+  }
+  tp_buf_addc(b, '}');
+}
+
+/* info.description: which plugins (and versions) the routes come from. */
+static void add_info(tp_buf *b, const tp_tenant *t) {
+  tp_buf text;
+  tp_buf_init(&text);
+  tp_buf_printf(&text, "The routes tenant %s serves now, generated from the route declarations "
+                "of its plugins and the host's built-in endpoints.\n\nPlugins:", t->conf->id);
+  int serving = 0;
+  for (int i = 0; i < t->nslots; i++) {
+    const tp_plugin *p = t->slots[i].current;
+    if (p) tp_buf_printf(&text, "%s %s %s", serving++ ? "," : "", p->name, p->version);
+  }
+  if (!serving) tp_buf_adds(&text, " none");
+  tp_buf_addc(&text, '.');
+  for (int i = 0, failed = 0; i < t->nslots; i++)
+    if (!t->slots[i].current)
+      tp_buf_printf(&text, "%s %s", failed++ ? "," : "\n\nNot serving (failed to load):",
+                    t->slots[i].conf->name);
+  tp_buf_adds(b, "\"info\":{\"title\":");
+  char title[128];
+  snprintf(title, sizeof title, "tidepool API for tenant %s", t->conf->id);
+  tp_buf_add_json_str(b, title, strlen(title));
+  tp_buf_adds(b, ",\"version\":\"" TIDEPOOL_VERSION "\",\"description\":");
+  tp_buf_add_json_str(b, text.data, text.len);
+  tp_buf_adds(b, "}");
+  tp_buf_free(&text);
+}
+
+static void add_tags(tp_buf *b, const tp_tenant *t) {
+  tp_buf_adds(b, "\"tags\":[");
+  for (int i = 0; i < t->nslots; i++) {
+    const tp_plugin *p = t->slots[i].current;
+    if (!p) continue;
+    char description[96];
+    snprintf(description, sizeof description, "Plugin %s, version %s", p->name, p->version);
+    tp_buf_adds(b, "{");
+    add_key_str(b, "name", p->name);
+    tp_buf_addc(b, ',');
+    add_key_str(b, "description", description);
+    tp_buf_adds(b, "},");
+  }
+  tp_buf_adds(b, "{\"name\":\"host\",\"description\":\"Built-in endpoints of the tidepool "
+                 "host\"}]");
+}
+
+static const char components[] =
+  "\"components\":{"
+  "\"schemas\":{\"Error\":{\"type\":\"object\",\"required\":[\"error\"],\"properties\":"
+  "{\"error\":{\"type\":\"object\",\"required\":[\"code\",\"message\"],\"properties\":{"
+  "\"code\":{\"type\":\"string\",\"description\":\"Stable, machine-readable\"},"
+  "\"message\":{\"type\":\"string\",\"description\":\"For people; may change\"},"
+  "\"details\":{\"description\":\"Whatever the plugin attached (tp.fail's details)\"}}}}}},"
+  "\"securitySchemes\":{"
+  "\"userToken\":{\"type\":\"http\",\"scheme\":\"bearer\",\"description\":"
+  "\"A mini-program user's token for this tenant (v1.<tenant>.<user>.<exp>.<sig>)\"},"
+  "\"adminKey\":{\"type\":\"apiKey\",\"in\":\"header\",\"name\":\"X-Api-Key\",\"description\":"
+  "\"One of the tenant's API keys\"}}}";
+
+/* GET /v1/{tenant}/openapi.json */
+static void get_openapi(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h, (void)req;
+  char v1[96], admin[96];
+  snprintf(v1, sizeof v1, "/v1/%s", t->conf->id);
+  snprintf(admin, sizeof admin, "/admin/%s", t->conf->id);
+  operations ops = {.prefix = v1};
+  tpr_each(t->routes, collect, &ops);
+  ops.prefix = admin;
+  tpr_each(t->admin, collect, &ops);
+  assign_ids(&ops);
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{\"openapi\":\"3.0.3\",");
+  add_info(b, t);
+  tp_buf_addc(b, ',');
+  add_tags(b, t);
+  tp_buf_addc(b, ',');
+  add_paths(b, &ops);
+  tp_buf_addc(b, ',');
+  tp_buf_adds(b, components);
+  tp_buf_addc(b, '}');
+  free(ops.items);
+  res->status = 200;
+}
+
+static tp_route openapi_route = {
+  .method = "GET", .path = "/openapi.json", .label = "host GET /v1/{tenant}/openapi.json",
+  .auth = TP_AUTH_NONE, .builtin = (void (*)(void))(tp_builtin_fn)get_openapi,
+  .doc = {.summary = "This document: OpenAPI 3.0.3 for every route the tenant serves now",
+          .description = "Generated on each request from the routes mounted at that moment, "
+                         "so it follows hot reloads."},
+};
+
+int tp__add_openapi(tpr_router *routes, char *err, size_t errcap) {
+  char e[256];
+  if (tpr_add(routes, openapi_route.method, openapi_route.path, &openapi_route, e, sizeof e) != 0) {
+    snprintf(err, errcap, "built-in route %s: %s", openapi_route.path, e);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,93 @@
+/*
+** http.h - the HTTP/1.1 server (libuv + llhttp).
+**
+** The server parses requests and hands each complete one to hooks.handle,
+** synchronously, in arrival order; handlers therefore never interleave. The
+** responses produced during one loop iteration are held back until the end of
+** that iteration (a uv_check handle), when hooks.commit makes their writes
+** durable in one go; only then are they written to the sockets (group commit).
+** A response whose commit failed is replaced by a 503 before it is sent.
+**
+** Limits and timeouts come from tpc_limits: header bytes and count (431), body
+** bytes (413), open connections (503 on accept), a deadline for the headers and
+** one for the body (408), and an idle timeout for keep-alive connections.
+*/
+#ifndef TP_HTTP_H
+#define TP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "config/config.h"
+
+#define TPH_MAX_REQUEST_ID 64
+
+typedef struct tph_header {
+  const char *name;   /* lowercased */
+  size_t nlen;
+  const char *value;
+  size_t vlen;
+} tph_header;
+
+typedef struct tph_request {
+  const char *method;
+  const char *target;         /* raw request-target: path and query */
+  size_t target_len;
+  const tph_header *headers;
+  int nheaders;
+  const char *body;
+  size_t body_len;
+  const char *request_id;
+  const char *peer;           /* the client's address ("" if unknown) */
+} tph_request;
+
+typedef struct tph_response {
+  int status;
+  const char *content_type;   /* static string; default application/json */
+  tp_buf body;
+  char allow[64];             /* for 405 */
+  int retry_after;            /* seconds, for 429 and 503 (0: no Retry-After) */
+  const bool *commit_failed;  /* the store flag this response's writes rely on */
+  /* for the log line and metrics */
+  char route[320];            /* route label, copied: a reload may free the route */
+  char tenant[TPT_MAX_ID + 1];
+  char user[TPT_MAX_ID + 1];
+  char error_code[40];
+  char request_id[TPH_MAX_REQUEST_ID + 1];
+  const char *method;
+  uint64_t seed;              /* the invocation's random seed, for replay */
+  uint64_t start_ns;
+  bool keep_alive;
+  struct tph_response *next;
+} tph_response;
+
+typedef struct tph_hooks {
+  void (*handle)(void *ud, const tph_request *req, tph_response *res);
+  void (*commit)(void *ud);                          /* end of iteration */
+  void (*finished)(void *ud, const tph_response *res, double seconds);
+  void (*iteration_end)(void *ud);                   /* every held response is out */
+  void *ud;
+} tph_hooks;
+
+typedef struct tph_server tph_server;
+
+tph_server *tph_new(uv_loop_t *loop, const tpc_limits *limits, tph_hooks hooks);
+/* Binds and listens; the bound port (useful with port 0) is stored in *port. */
+int tph_listen(tph_server *s, const char *host, int port, int *bound_port, char *err,
+               size_t errcap);
+/* Graceful stop: no new connections, idle ones closed, requests in progress
+** answered (with Connection: close); done() runs once every connection is gone
+** or the shutdown timeout has passed. */
+void tph_shutdown(tph_server *s, void (*done)(void *), void *arg);
+void tph_free(tph_server *s);
+int64_t tph_open_connections(const tph_server *s);
+
+/* Fills res with {"error":{"code":..,"message":..}} and the status. */
+void tph_error(tph_response *res, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Finds a header by lowercase name; NULL if absent. */
+const tph_header *tph_find_header(const tph_request *req, const char *name);
+
+#endif
