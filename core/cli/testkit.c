@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lua/api.h"
+#include "lua/invoke.h"
 #include "base/clock.h"
 #include "config/config.h"
 #include "host/host.h"
@@ -444,7 +445,7 @@ static int l_invoke_task(lua_State *L) {
   tpa_seed(&inv, h->pin_seed ? h->pinned_seed : tp__seed(h, inv.now_ms, inv.request_id));
   h->pin_seed = false;
   char err[4096] = "";
-  int rc = tpp_call_task(p, event ? "subscribe" : "jobs", name, arg, n, &inv,
+  int rc = tpi_call_task(p, event ? "subscribe" : "jobs", name, arg, n, &inv,
                          event ? TP_CTX_EVENT : TP_CTX_JOB, err, sizeof err);
   if (rc == 0) tps_release(&k->t->db);
   else tps_rollback_to(&k->t->db);

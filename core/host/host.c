@@ -13,12 +13,14 @@
 #include <sys/stat.h>
 
 #include "lua/api.h"
+#include "lua/invoke.h"
 #include "base/json.h"
 #include "base/clock.h"
 #include "host/keyguard.h"
 #include "base/log.h"
 #include "lua/sandbox.h"
 #include "base/token.h"
+#include "base/url.h"
 #include "base/utf8.h"
 
 /* ---- opening */
@@ -405,7 +407,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
     return;
   }
   uint64_t start = tp_clock_mono_ns();
-  tpp_call_route(r->plugin, r, &call, &inv, &res->body, &result);
+  tpi_call_route(r->plugin, r, &call, &inv, &res->body, &result);
   double ms = (double)(tp_clock_mono_ns() - start) / 1e6;
   int rc = result.ok ? tps_release(&t->db) : tps_rollback_to(&t->db);
   res->status = result.status;
@@ -537,7 +539,7 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
       tph_error(res, 415, "unsupported_media_type", "request bodies must be Content-Type: application/json");
     } else if (req->body_len && !tp_utf8_valid(req->body, req->body_len)) {
       tph_error(res, 400, "invalid_json", "the request body is not valid UTF-8");
-    } else if (tpp_check_query(query, qlen) != 0) {
+    } else if (tp_query_each(query, qlen, NULL, NULL) != 0) {
       tph_error(res, 400, "invalid_query", "the query string is not valid percent-encoded UTF-8");
     } else {
       run_route(h, t, r, req, m, target, plen, query, qlen, res);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lua/api.h"
+#include "lua/invoke.h"
 #include "base/clock.h"
 #include "host/host.h"
 #include "base/log.h"
@@ -66,14 +67,14 @@ static void record_failure(tp_tenant *t, tp_slot *s, const char *why) {
 /* Runs the candidate's setup in a transaction of its own, committed before
 ** the swap: what it scheduled or wrote is durable when the generation serves. */
 static int run_setup(tp_host *h, tp_tenant *t, tp_plugin *p, char *err, size_t errcap) {
-  if (!tpp_has_setup(p)) return 0;
+  if (!tpi_has_setup(p)) return 0;
   tp_invocation inv = {.request_id = "setup", .now_ms = tp__now(t)};
   tpa_seed(&inv, tp__seed(h, inv.now_ms, "setup"));
   if (tp__join_batch(h, t) != 0 || tps_savepoint(&t->db) != 0) {
     snprintf(err, errcap, "setup: cannot open a transaction: %s", sqlite3_errmsg(t->db.db));
     return -1;
   }
-  int rc = tpp_setup(p, &inv, err, errcap);
+  int rc = tpi_setup(p, &inv, err, errcap);
   if (rc == 0) tps_release(&t->db);
   else tps_rollback_to(&t->db);
   bool failed_before = h->commit_failed;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lua/api.h"
+#include "lua/invoke.h"
 #include "base/clock.h"
 #include "host/host.h"
 #include "base/log.h"
@@ -24,10 +25,10 @@
 
 /* ---- services */
 
-static int svc_schedule(void *ud, tp_plugin *p, const tp_job_spec *spec, int64_t *id, char *err,
+static int svc_schedule(void *ud, tp_plugin *p, const tpq_job *spec, int64_t *id, char *err,
                         size_t errcap) {
   tp_tenant *t = ud;
-  tp_job_spec s = *spec;
+  tpq_job s = *spec;
   if (!s.max_attempts) s.max_attempts = t->host->cfg->limits.job_max_attempts;
   if (tpq_schedule(&t->queue, p->name, &s, p->inv->now_ms, id, err, errcap) != 0) return -1;
   t->queue_touched = true;
@@ -127,7 +128,7 @@ static void run_task(tp_host *h, tp_tenant *t, tpq_task *task, int64_t now_ms, b
     if (!p) {
       snprintf(err, sizeof err, "plugin '%s' is not serving in this tenant", task->plugin);
     } else {
-      rc = tpp_call_task(p, task->event ? "subscribe" : "jobs", task->name, task->arg.data,
+      rc = tpi_call_task(p, task->event ? "subscribe" : "jobs", task->name, task->arg.data,
                          task->arg.len, &inv, task->event ? TP_CTX_EVENT : TP_CTX_JOB, err,
                          sizeof err);
       invoked = true;

@@ -15,16 +15,13 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "store/alias.h"
+#include "lua/invoke.h"
 #include "lua/sandbox.h"
 #include "base/token.h"
 #include "base/tzone.h"
 
-#define FAIL_MT "tp.fail"
-
-tp_plugin *tpa_plugin(lua_State *L) { return *(tp_plugin **)lua_getextraspace(L); }
-
 static tp_invocation *invocation(lua_State *L) {
-  tp_invocation *inv = tpa_plugin(L)->inv;
+  tp_invocation *inv = tpst_owner(L)->inv;
   if (!inv) luaL_error(L, "no invocation in progress");
   return inv;
 }
@@ -32,7 +29,7 @@ static tp_invocation *invocation(lua_State *L) {
 /* ---- time */
 
 static int64_t now_ms(lua_State *L) {
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   return p->inv ? p->inv->now_ms : tp_clock_wall_ms();
 }
 
@@ -47,7 +44,7 @@ static int l_now_ms(lua_State *L) {
 }
 
 static int l_localtime(lua_State *L) {
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   lua_Integer t = luaL_optinteger(L, 1, now_ms(L) / 1000);
   struct tm tm;
   long off;
@@ -66,7 +63,7 @@ static int l_localtime(lua_State *L) {
 }
 
 static int l_timezone(lua_State *L) {
-  lua_pushstring(L, tpa_plugin(L)->timezone);
+  lua_pushstring(L, tpst_owner(L)->timezone);
   return 1;
 }
 
@@ -147,32 +144,8 @@ static int l_fail(lua_State *L) {
     lua_pushvalue(L, 4);
     lua_setfield(L, -2, "details");
   }
-  luaL_setmetatable(L, FAIL_MT);
+  tpst_mark_fail(L);
   return lua_error(L);
-}
-
-void tpa_mark_fail(lua_State *L) { luaL_setmetatable(L, FAIL_MT); }
-
-int tpa_fail(lua_State *L, int status, const char *code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, status); lua_setfield(L, -2, "status");
-  lua_pushstring(L, code);    lua_setfield(L, -2, "code");
-  lua_pushstring(L, msg);     lua_setfield(L, -2, "message");
-  luaL_setmetatable(L, FAIL_MT);
-  return lua_error(L);
-}
-
-int tpa_is_fail(lua_State *L, int idx) {
-  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, FAIL_MT);
-  int is = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return is;
 }
 
 /* ---- logging */
@@ -181,7 +154,7 @@ static int l_log(lua_State *L) {
   static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
   int level = luaL_checkoption(L, 1, NULL, levels);
   const char *msg = luaL_checkstring(L, 2);
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   tp_buf *line = tp_log_begin((tp_log_level)level, msg);
   if (!line) return 0;
   tp_log_str(line, "tenant", p->tenant_id);
@@ -236,7 +209,7 @@ static int db_fail(lua_State *L, sqlite3_stmt *st, bool cached, const char *fmt,
 }
 
 static int db_run(lua_State *L, run_mode mode) {
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   luaL_checkstring(L, 1);
   int nargs = lua_gettop(L) - 1;
   bool cached;
@@ -290,7 +263,7 @@ static int l_db_one(lua_State *L) { return db_run(L, RUN_ONE); }
 /* ---- jobs, events and calls between plugins: services of the host */
 
 static tp_plugin *services_of(lua_State *L) {
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   if (!p->services) luaL_error(L, "the host offers no scheduler here");
   return p;
 }
@@ -324,11 +297,11 @@ static int64_t seconds_field(lua_State *L, int t, const char *key, double min) {
 static int l_jobs_schedule(lua_State *L) {
   tp_plugin *p = services_of(L);
   const char *name = luaL_checkstring(L, 1);
-  if (!tpp_has_handler(p, L, "jobs", name))
+  if (!tpi_has_handler(p, L, "jobs", name))
     return luaL_error(L, "tp.jobs.schedule: plugin '%s' has no job '%s' (declare it in the "
                       "manifest's jobs table)", p->name, name);
   int64_t now = p->inv->now_ms;
-  tp_job_spec spec = {.name = name};
+  tpq_job spec = {.name = name};
   if (lua_isnumber(L, 3)) {
     lua_createtable(L, 0, 1);
     lua_pushvalue(L, 3);
@@ -384,7 +357,7 @@ static int l_jobs_cancel(lua_State *L) {
 }
 
 static bool valid_event_name(const char *s, size_t n) {
-  if (n == 0 || n > TPP_MAX_NAME) return false;
+  if (n == 0 || n > TPQ_MAX_NAME) return false;
   for (size_t i = 0; i < n; i++)
     if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
           s[i] == '.' || s[i] == '-'))
@@ -399,7 +372,7 @@ static int l_events_emit(lua_State *L) {
   const char *name = luaL_checklstring(L, 1, &n);
   if (!valid_event_name(name, n))
     return luaL_error(L, "tp.events.emit: event names are 1-%d characters of a-z 0-9 _ . -",
-                      TPP_MAX_NAME);
+                      TPQ_MAX_NAME);
   tp_buf data;
   tp_buf_init(&data);
   encode_arg(L, 2, "tp.events.emit: the data", &data);
@@ -430,7 +403,7 @@ static int l_call(lua_State *L) {
     return luaL_error(L, "tp.call: cannot open a savepoint: %s", sqlite3_errmsg(p->db->db));
   int nargs = lua_gettop(L) - 2;
   char err[512];
-  int nres = tpp_call_export(peer, fn, L, 3, nargs, p->inv, p->ctx, err, sizeof err);
+  int nres = tpi_call_export(peer, fn, L, 3, nargs, p->inv, p->ctx, err, sizeof err);
   tps_call_end(p->db, nres >= 0);  /* a failed callee leaves nothing behind */
   if (nres == -2) return lua_error(L);  /* its tp.fail, as the caller's own */
   if (nres < 0) return luaL_error(L, "tp.call %s.%s: %s", peer_name, fn, err);
@@ -447,7 +420,7 @@ static int l_exporters(lua_State *L) {
   int n = 0;
   tp_plugin *peer;
   for (int i = 0; (peer = p->services->peer_at(p->services_ud, i)) != NULL; i++)
-    if (tpp_has_handler(peer, peer == p ? L : peer->L, "exports", name)) {
+    if (tpi_has_handler(peer, peer == p ? L : peer->L, "exports", name)) {
       lua_pushstring(L, peer->name);
       lua_rawseti(L, -2, ++n);
     }
@@ -465,7 +438,7 @@ static int l_exporters(lua_State *L) {
 ** (the authorizer would refuse it, also when SQLite re-prepares the lookup). */
 #define AS_HOST(L, stmt)                          \
   do {                                            \
-    tps_db *db_ = tpa_plugin(L)->db;              \
+    tps_db *db_ = tpst_owner(L)->db;              \
     const char *owner_ = db_->owner;              \
     tps_set_owner(db_, NULL);                     \
     stmt;                                         \
@@ -488,7 +461,7 @@ static const char *check_user(lua_State *L, int idx, const char *what) {
 }
 
 static int l_auth_token(lua_State *L) {
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   aliases_for(L, "tp.auth.token");
   const char *user = check_user(L, 1, "tp.auth.token");
   lua_Integer ttl = luaL_optinteger(L, 2, 7 * 86400);
@@ -555,13 +528,13 @@ static int l_auth_resolve(lua_State *L) {
 /* tp.config() -> the plugin's config table: the same table as req.config,
 ** for jobs, event handlers and exports, which have no req. */
 static int l_config(lua_State *L) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, tpa_plugin(L)->config_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tpst_owner(L)->config_ref);
   return 1;
 }
 
 /* tp.caller() -> the plugin whose tp.call is running this code, or nil. */
 static int l_caller(lua_State *L) {
-  const char *caller = tpa_plugin(L)->caller;
+  const char *caller = tpst_owner(L)->caller;
   if (caller) lua_pushstring(L, caller);
   else lua_pushnil(L);
   return 1;
@@ -886,7 +859,7 @@ const char *const tpa_context_names[TP_CTX_COUNT] = {"load", "handler", "job", "
 /* Every API function is called through here: the context check lives once. */
 static int trampoline(lua_State *L) {
   const tpa_fn *f = &tpa_functions[lua_tointeger(L, lua_upvalueindex(1))];
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   if (!(p->ctx & f->contexts)) {
     char allowed[80] = "";
     for (int i = 0; i < TP_CTX_COUNT; i++)
@@ -906,15 +879,11 @@ static int trampoline(lua_State *L) {
 }
 
 void tpa_open(lua_State *L, tp_plugin *p) {
-  *(tp_plugin **)lua_getextraspace(L) = p;
+  tpst_open(L, p);
   tpsb_open(L);
   lua_pushcfunction(L, l_print);  /* print() logs at debug level */
   lua_setglobal(L, "print");
   tpj_open(L);
-  luaL_newmetatable(L, FAIL_MT);
-  lua_pushliteral(L, "tp.fail");  /* protected, like every metatable the host gives out (json.c) */
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
   lua_newtable(L);  /* stack: tp */
   for (int i = 0; tpa_functions[i].name; i++) {
     const tpa_fn *f = &tpa_functions[i];

@@ -13,7 +13,7 @@
 
 #include <lua.h>
 
-#include "lua/plugin.h"
+#include "lua/state.h"
 
 typedef struct tpa_fn {
   const char *module;     /* NULL for tp.<name>, else tp.<module>.<name> */
@@ -49,16 +49,6 @@ extern const char *const tpa_context_names[TP_CTX_COUNT];
 
 /* Opens the sandboxed standard libraries and the tp table in L. */
 void tpa_open(lua_State *L, tp_plugin *p);
-/* The plugin that owns L (kept in L's extra space). */
-tp_plugin *tpa_plugin(lua_State *L);
 /* Seeds an invocation's random generator. */
 void tpa_seed(tp_invocation *inv, uint64_t seed);
-/* True if the error value at idx is a tp.fail() error. */
-int tpa_is_fail(lua_State *L, int idx);
-/* Marks the table at the top of L as a tp.fail() error. */
-void tpa_mark_fail(lua_State *L);
-/* Raises a tp.fail() error {status, code, message} from C (never returns). */
-int tpa_fail(lua_State *L, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 #endif

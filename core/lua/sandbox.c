@@ -76,7 +76,7 @@ static int stop(lua_State *L, tp_plugin *p) {
 
 static void count_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   int step = lua_gethookcount(L);
   p->used += step;
   if (!p->exceeded && !p->timed_out && p->used <= p->budget && !tpwd_expired()) {
@@ -99,7 +99,7 @@ void tpsb_arm(tp_plugin *p, int64_t budget) {
 }
 
 void tpsb_charge(lua_State *L, int64_t n) {
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   if (p->ctx == TP_CTX_NONE) return;  /* the host's own use of the state */
   p->used += n;
   if (p->exceeded || p->timed_out || p->used > p->budget || tpwd_expired()) stop(L, p);
@@ -157,7 +157,7 @@ bool tpsb_killed(const tp_plugin *p) { return p->exceeded || p->timed_out || p->
 
 /* A function that only explains why it is not there (upvalue 1: message). */
 static int deny_call(lua_State *L) {
-  return tpa_fail(L, 500, "sandbox_violation", "%s", lua_tostring(L, lua_upvalueindex(1)));
+  return tpst_fail(L, 500, "sandbox_violation", "%s", lua_tostring(L, lua_upvalueindex(1)));
 }
 
 static void push_denial(lua_State *L, const char *what, const char *hint) {
@@ -170,7 +170,7 @@ static int deny_index(lua_State *L) {
   const char *lib = lua_tostring(L, lua_upvalueindex(1));
   const char *hint = lua_tostring(L, lua_upvalueindex(2));
   const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
-  return tpa_fail(L, 500, "sandbox_violation", "%s.%s is not available to plugins: %s", lib, key,
+  return tpst_fail(L, 500, "sandbox_violation", "%s.%s is not available to plugins: %s", lib, key,
                   hint);
 }
 
@@ -192,13 +192,13 @@ static void deny_library(lua_State *L, const char *lib, const char *hint) {
 static int sandboxed_load(lua_State *L) {
   luaL_checkany(L, 1);
   if (lua_type(L, 1) == LUA_TSTRING && lua_tostring(L, 1)[0] == LUA_SIGNATURE[0])
-    return tpa_fail(L, 500, "sandbox_violation", "load: binary chunks (bytecode) are not "
+    return tpst_fail(L, 500, "sandbox_violation", "load: binary chunks (bytecode) are not "
                     "allowed; load Lua source text");
   const char *mode = luaL_optstring(L, 3, "t");
   if (strcmp(mode, "t") != 0)
-    return tpa_fail(L, 500, "sandbox_violation", "load: mode must be \"t\" (text only)");
+    return tpst_fail(L, 500, "sandbox_violation", "load: mode must be \"t\" (text only)");
   if (lua_gettop(L) < 4 || !lua_istable(L, 4))
-    return tpa_fail(L, 500, "sandbox_violation", "load needs an explicit environment table: "
+    return tpst_fail(L, 500, "sandbox_violation", "load needs an explicit environment table: "
                     "load(text, name, \"t\", env)");
   lua_settop(L, 4);
   lua_pushliteral(L, "t");
@@ -231,7 +231,7 @@ static int check_replaceable(lua_State *L) {
 static void refuse_field(lua_State *L, const char *field, const char *why) {
   lua_pushstring(L, field);
   if (lua_rawget(L, 2) != LUA_TNIL)
-    tpa_fail(L, 500, "sandbox_violation", "%s metamethods are not allowed in plugins: %s", field,
+    tpst_fail(L, 500, "sandbox_violation", "%s metamethods are not allowed in plugins: %s", field,
              why);
   lua_pop(L, 1);
 }
@@ -279,9 +279,9 @@ static int sandboxed_setmetatable(lua_State *L) {
 static int sandboxed_collectgarbage(lua_State *L) {
   const char *opt = luaL_optstring(L, 1, "collect");
   if (strcmp(opt, "count") != 0)
-    return tpa_fail(L, 500, "sandbox_violation", "collectgarbage(\"%s\") is not available to "
+    return tpst_fail(L, 500, "sandbox_violation", "collectgarbage(\"%s\") is not available to "
                     "plugins; only collectgarbage(\"count\")", opt);
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   lua_pushnumber(L, (lua_Number)p->mem_bytes / 1024.0);
   return 1;
 }
@@ -452,7 +452,7 @@ static int run_watched(lua_State *L, lua_State *co) {
   lua_State *prev = tpwd_running(co);
   int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   tpwd_running(prev);
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   if (p->exceeded || p->timed_out) stop(L, p);
   if (rc != LUA_OK) return lua_error(L);
   return lua_gettop(L);
@@ -524,7 +524,7 @@ static int find_module(const char *dir, const char *name, char *path, size_t cap
 static int l_require(lua_State *L) {
   size_t n;
   const char *name = luaL_checklstring(L, 1, &n);
-  tp_plugin *p = tpa_plugin(L);
+  tp_plugin *p = tpst_owner(L);
   if (!valid_module_name(name, n))
     return luaL_error(L, "require: '%s' is not a module name (letters, digits, _ and dots)", name);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LOADED_KEY);

@@ -48,7 +48,7 @@
 #include <lua.h>
 #include <stdbool.h>
 
-#include "lua/plugin.h"
+#include "lua/state.h"
 
 /* How many instructions run between two visits of the hook. The count of an
 ** invocation is known to this step: p->used is rounded down to it. */

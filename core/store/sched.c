@@ -161,7 +161,7 @@ static int insert(tpq_queue *q, const char *kind, const char *plugin, const char
 
 /* ---- what plugins do */
 
-int tpq_schedule(tpq_queue *q, const char *plugin, const tp_job_spec *spec, int64_t now_ms,
+int tpq_schedule(tpq_queue *q, const char *plugin, const tpq_job *spec, int64_t now_ms,
                  int64_t *id, char *err, size_t errcap) {
   if (spec->key) {  /* a key names one pending job: scheduling it again replaces it */
     sqlite3_bind_text(q->replace_key, 1, plugin, -1, SQLITE_TRANSIENT);

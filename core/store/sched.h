@@ -22,8 +22,20 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "lua/plugin.h"
 #include "store/store.h"
+
+#define TPQ_MAX_NAME 64  /* job and event names (a plugin's exports keep the same rule) */
+
+/* A job to schedule: what tp.jobs.schedule asks for. */
+typedef struct tpq_job {
+  const char *name;
+  const char *payload;   /* JSON */
+  size_t payload_len;
+  int64_t due_ms;
+  int64_t every_ms;      /* 0: once */
+  const char *key;       /* NULL, or unique among the plugin's pending jobs */
+  int64_t max_attempts;  /* 0: the host's default */
+} tpq_job;
 
 typedef struct tpq_queue {
   tps_db *db;
@@ -36,7 +48,7 @@ typedef struct tpq_task {
   int64_t id;
   bool event;
   char plugin[33];
-  char name[TPP_MAX_NAME + 1];
+  char name[TPQ_MAX_NAME + 1];
   int64_t due_ms, every_ms;
   int attempts, max_attempts;
   tp_buf arg;            /* {"id","name","attempt",..., "payload"|"data"} */
@@ -50,7 +62,7 @@ typedef struct tpq_retry_policy {
 int tpq_open(tpq_queue *q, tps_db *db, char *err, size_t errcap);
 void tpq_close(tpq_queue *q);
 
-int tpq_schedule(tpq_queue *q, const char *plugin, const tp_job_spec *spec, int64_t now_ms,
+int tpq_schedule(tpq_queue *q, const char *plugin, const tpq_job *spec, int64_t now_ms,
                  int64_t *id, char *err, size_t errcap);
 /* Cancels plugin's pending job by id (key NULL) or key; *n = rows removed. */
 int tpq_cancel(tpq_queue *q, const char *plugin, int64_t id, const char *key, int *n, char *err,

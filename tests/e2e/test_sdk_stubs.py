@@ -17,7 +17,7 @@ gives plugins.
 
 req.headers, req.query and req.raw_body are built by a metatable on first read,
 so pairs() cannot find them: the handler reads every name the stubs declare and
-every name core/lua/plugin.c's req_index answers (read from its source) before it
+every name core/lua/req.c's req_index answers (read from its source) before it
 lists req's keys.
 """
 import os
@@ -136,11 +136,11 @@ def test_host_tp_table_is_what_the_stubs_declare():
 
 
 def lazy_req_fields():
-    """The names req_index in core/lua/plugin.c builds on first read."""
-    src = read(os.path.join(SRC, "core", "lua", "plugin.c"))
+    """The names req_index in core/lua/req.c builds on first read."""
+    src = read(os.path.join(SRC, "core", "lua", "req.c"))
     body = src.split("static int req_index(lua_State *L) {", 1)[1].split("\n}\n", 1)[0]
     names = re.findall(r'strcmp\(key, "(\w+)"\)', body)
-    assert names, "cannot find req_index's fields in core/lua/plugin.c"
+    assert names, "cannot find req_index's fields in core/lua/req.c"
     return names
 
 

@@ -35,7 +35,7 @@ static void close_queue(void) {
 
 static int64_t schedule(const char *plugin, const char *name, int64_t due, int64_t every,
                         const char *key) {
-  tp_job_spec spec = {.name = name, .payload = "{\"n\":1}", .payload_len = 7, .due_ms = due,
+  tpq_job spec = {.name = name, .payload = "{\"n\":1}", .payload_len = 7, .due_ms = due,
                       .every_ms = every, .key = key, .max_attempts = 3};
   int64_t id = -1;
   tpq_schedule(&q, plugin, &spec, 0, &id, err, sizeof err);

@@ -1,0 +1,380 @@
+/*
+** invoke.c - calling into a loaded plugin under its limits.
+*/
+#include "lua/invoke.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/luacopy.h"
+#include "lua/req.h"
+#include "lua/sandbox.h"
+#include "net/http.h"
+
+bool tpi_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name) {
+  int ref = strcmp(kind, "jobs") == 0      ? p->jobs_ref
+            : strcmp(kind, "exports") == 0 ? p->exports_ref
+                                           : p->subscribe_ref;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_pushstring(L, name);
+  bool has = lua_rawget(L, -2) == LUA_TFUNCTION;
+  lua_pop(L, 2);
+  return has;
+}
+
+/* ---- invoking plugin code */
+
+/* Calls the function beneath nargs arguments on p's stack (msgh is the
+** message handler's index) as ctx of inv, under the plugin's budget. The
+** store's owner is p for the duration, and restored for a calling peer. */
+static int invoke(tp_plugin *p, int ctx, tp_invocation *inv, int nargs, int nres, int msgh_idx) {
+  const char *owner = p->db->owner;
+  int old_ctx = p->ctx;
+  tp_invocation *old_inv = p->inv;
+  p->ctx = ctx;
+  p->inv = inv;
+  p->running = true;
+  p->mem_peak = p->mem_bytes;  /* the peak of this invocation, for its recorded run */
+  tpsb_arm(p, p->instructions);
+  tpsb_frame frame;
+  tpsb_enter(p, p->deadline_ms, &frame);
+  tps_set_owner(p->db, p->name);
+  int rc = lua_pcall(p->L, nargs, nres, msgh_idx);
+  tps_set_owner(p->db, owner);
+  tpsb_leave(p, &frame);
+  p->running = false;
+  p->ctx = old_ctx;
+  p->inv = old_inv;
+  /* a limit passed in a coroutine can be caught by its resumer, which may
+  ** then return within one hook step: the invocation failed all the same */
+  if (tpsb_killed(p) && rc == LUA_OK) {
+    lua_settop(p->L, msgh_idx);  /* whatever it returned */
+    lua_pushliteral(p->L, "a limit was exceeded");
+    rc = p->mem_exceeded && !p->exceeded && !p->timed_out ? LUA_ERRMEM : LUA_ERRRUN;
+  }
+  if (rc == LUA_ERRMEM) lua_gc(p->L, LUA_GCCOLLECT);  /* give the next invocation room */
+  if (rc == LUA_ERRMEM || tpsb_killed(p)) {
+    /* what the killed invocation left in module tables must not reach the
+    ** next one: the host loads the plugin afresh before that */
+    p->killed = true;
+    if (p->services && p->services->killed) p->services->killed(p->services_ud, p);
+  }
+  return rc;
+}
+
+/* A killed invocation's error code and explanation, or NULL for plain errors. */
+static const char *limit_hit(tp_plugin *p, int rc, char *msg, size_t cap) {
+  /* the host resets the state of a plugin it serves (tp__reset_killed) */
+  const char *reset = p->services && p->services->killed
+                          ? ", and its Lua state is loaded afresh before its next invocation" : "";
+  if (p->timed_out) {
+    snprintf(msg, cap, "plugin '%s' ran longer than its deadline of %lld ms (limits.invocation_ms "
+             "or plugin_limits.deadline_ms); everything it did was rolled back%s", p->name,
+             (long long)p->deadline_ms, reset);
+    return "deadline_exceeded";
+  }
+  if (p->exceeded) {
+    snprintf(msg, cap, "plugin '%s' ran more than its budget of %lld instructions; everything "
+             "it did was rolled back%s", p->name, (long long)p->budget, reset);
+    return "budget_exceeded";
+  }
+  if (rc == LUA_ERRMEM || p->mem_exceeded) {
+    snprintf(msg, cap, "plugin '%s' reached its memory cap of %zu bytes; everything it did was "
+             "rolled back%s", p->name, p->mem_limit, reset);
+    return "memory_exceeded";
+  }
+  return NULL;
+}
+
+/* ---- calling a handler */
+
+/* Logs a plugin's failure with where it happened. */
+static void log_failure(tp_plugin *p, const char *where, const char *request_id, const char *code,
+                        const char *error) {
+  tp_buf *line = tp_log_begin(TP_LOG_ERROR, "plugin failed");
+  tp_log_str(line, "tenant", p->tenant_id);
+  tp_log_str(line, "plugin", p->name);
+  tp_log_str(line, "route", where);
+  if (request_id) tp_log_str(line, "request_id", request_id);
+  if (code) tp_log_str(line, "code", code);
+  tp_log_str(line, "error", error ? error : "?");
+  tp_log_end(line);
+}
+
+static void describe_error(tp_plugin *p, int rc, char *err, size_t errcap);
+
+/* Turns the error at the top of L (from an invocation that returned rc) into
+** the response; the error's text goes to inv->error when it asks for it. */
+static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body, tp_result *res,
+                          const char *request_id, tp_invocation *inv) {
+  lua_State *L = p->L;
+  if (inv && inv->error) describe_error(p, rc, inv->error, inv->error_cap);
+  tph_response tmp;  /* tph_error formats into a response; borrow its body */
+  memset(&tmp, 0, sizeof tmp);
+  tmp.body = *body;
+  tp_copy_str(tmp.request_id, sizeof tmp.request_id, request_id);
+  char msg[512];
+  const char *limit = limit_hit(p, rc, msg, sizeof msg);
+  if (limit) {
+    log_failure(p, r->label, request_id, limit, msg);
+    tph_error(&tmp, 500, limit, "%s", msg);
+  } else if (tpst_is_fail(L, -1)) {
+    /* the table came from tp.fail, but a plugin that caught it may have
+    ** changed its fields before raising it again: take nothing on trust */
+    tpst_rawfield(L, -1, "status");
+    tpst_rawfield(L, -2, "code");
+    tpst_rawfield(L, -3, "message");
+    lua_Integer status = lua_isinteger(L, -3) ? lua_tointeger(L, -3) : 500;
+    const char *code = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error";
+    const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (status < 400 || status > 599) status = 500;
+    if (status >= 500) log_failure(p, r->label, request_id, code, m);
+    tph_error(&tmp, (int)status, code, "%s", m);
+    lua_pop(L, 3);
+    if (tpst_rawfield(L, -1, "details") != LUA_TNIL) {  /* {"error":{...}} gains details */
+      tp_buf d;
+      tp_buf_init(&d);
+      char e[128];
+      if (tpj_encode(L, -1, &d, e, sizeof e) == 0) {
+        tmp.body.len -= 2;
+        tp_buf_adds(&tmp.body, ",\"details\":");
+        tp_buf_add(&tmp.body, d.data, d.len);
+        tp_buf_adds(&tmp.body, "}}");
+      }
+      tp_buf_free(&d);
+    }
+    lua_pop(L, 1);
+  } else {
+    log_failure(p, r->label, request_id, NULL, lua_tostring(L, -1));
+    tph_error(&tmp, 500, "internal_error",
+              "the request failed inside plugin '%s' and changed nothing; quote request id %s",
+              p->name, request_id);
+  }
+  *body = tmp.body;
+  res->status = tmp.status;
+  res->ok = false;
+  tp_copy_str(res->code, sizeof res->code, tmp.error_code);
+}
+
+static void bad_result(tp_plugin *p, const tp_route *r, tp_buf *body, tp_result *res,
+                       const char *request_id, tp_invocation *inv, const char *why) {
+  lua_pushfstring(p->L, "handler of %s returned %s", r->label, why);
+  handler_error(p, r, LUA_ERRRUN, body, res, request_id, inv);
+}
+
+void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_invocation *inv,
+                    tp_buf *body, tp_result *res) {
+  lua_State *L = p->L;
+  int base = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->handler_ref);
+  tpreq_push(p, r, call);
+  /* stack: msgh handler req */
+  if (call->body_len) {
+    char e[256];
+    if (tpj_decode(L, call->body, call->body_len, e, sizeof e) != 0) {
+      tph_response tmp = {.body = *body};
+      tp_copy_str(tmp.request_id, sizeof tmp.request_id, call->request_id);
+      tph_error(&tmp, 400, "invalid_json", "the request body is not valid JSON: %s", e);
+      *body = tmp.body;
+      *res = (tp_result){.status = 400, .ok = false, .code = "invalid_json"};
+      lua_settop(L, base);
+      return;
+    }
+    lua_setfield(L, -2, "body");
+  }
+  p->call = call;
+  int rc = invoke(p, TP_CTX_HANDLER, inv, 1, 2, base + 1);
+  p->call = NULL;
+  if (rc != LUA_OK) {
+    handler_error(p, r, rc, body, res, call->request_id, inv);
+  } else {
+    /* stack: msgh status body  |  msgh body nil */
+    int status = 200;
+    if (lua_isinteger(L, -2)) {
+      status = (int)lua_tointeger(L, -2);
+    } else {
+      lua_rotate(L, -2, 1);  /* a lone table: status 200 */
+    }
+    char e[256];
+    tp_buf_reset(body);
+    if (status < 200 || status > 599)
+      bad_result(p, r, body, res, call->request_id, inv, "a status outside 200-599");
+    else if (!lua_istable(L, -1) && !lua_isnil(L, -1))
+      bad_result(p, r, body, res, call->request_id, inv, "a body that is not a table");
+    else if (lua_isnil(L, -1) ? (tp_buf_adds(body, "{}"), 0)
+                              : tpj_encode(L, -1, body, e, sizeof e) != 0) {
+      lua_pushfstring(L, "handler of %s returned a body that cannot be JSON: %s", r->label, e);
+      handler_error(p, r, LUA_ERRRUN, body, res, call->request_id, inv);
+    } else {
+      res->status = status;
+      res->ok = true;
+      res->code[0] = '\0';
+    }
+  }
+  lua_settop(L, base);
+}
+
+/* The message of the error at the top of p's stack, for logs and dead letters. */
+static void describe_error(tp_plugin *p, int rc, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  if (limit_hit(p, rc, err, errcap)) return;
+  if (tpst_is_fail(L, -1)) {
+    tpst_rawfield(L, -1, "code");
+    tpst_rawfield(L, -2, "message");
+    snprintf(err, errcap, "%s: %s", lua_tostring(L, -2) ? lua_tostring(L, -2) : "error",
+             lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+    lua_pop(L, 2);
+  } else {
+    snprintf(err, errcap, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+  }
+}
+
+int tpi_call_task(tp_plugin *p, const char *kind, const char *name, const char *arg,
+                  size_t arg_len, tp_invocation *inv, int ctx, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  int base = lua_gettop(L);
+  int rc = -1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, strcmp(kind, "jobs") == 0 ? p->jobs_ref : p->subscribe_ref);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    snprintf(err, errcap, "plugin '%s' (version %s) has no %s handler '%s'", p->name, p->version,
+             strcmp(kind, "jobs") == 0 ? "job" : "event", name);
+  } else if (tpj_decode(L, arg, arg_len, err, errcap) != 0) {
+    /* err says why; the host wrote arg, so this is a host bug */
+  } else {
+    /* stack: msgh handlers fn arg */
+    int status = invoke(p, ctx, inv, 1, 0, base + 1);
+    if (status == LUA_OK) rc = 0;
+    else describe_error(p, status, err, errcap);
+  }
+  lua_settop(L, base);
+  return rc;
+}
+
+bool tpi_has_setup(const tp_plugin *p) { return p->setup_ref != LUA_NOREF; }
+
+int tpi_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  int base = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->setup_ref);
+  int status = invoke(p, TP_CTX_SETUP, inv, 0, 0, base + 1);
+  if (status != LUA_OK) describe_error(p, status, err, errcap);
+  lua_settop(L, base);
+  return status == LUA_OK ? 0 : -1;
+}
+
+/* What copy_results hands to its protected call. */
+typedef struct result_copy {
+  lua_State *src;
+  int first, n;
+  char *err;
+  size_t errcap;
+  int rc;
+} result_copy;
+
+static int copy_results_in(lua_State *to) {
+  result_copy *c = lua_touserdata(to, 1);
+  lua_pop(to, 1);
+  for (int i = 0; i < c->n; i++)
+    if (tp_lua_copy(c->src, c->first + i, to, c->err, c->errcap) != 0) {
+      c->rc = -1;
+      return 0;
+    }
+  return c->n;
+}
+
+/* Copies the n values at src[first..] onto to, where the receiver's memory
+** cap may refuse them: in a protected call, so that a refusal unwinds to
+** here and not past the savepoint and the callee's stack, which the caller
+** of tpi_call_export still has to close. Returns n, or -1 with err. */
+static int copy_results(lua_State *src, int first, int n, lua_State *to, char *err,
+                        size_t errcap) {
+  result_copy c = {src, first, n, err, errcap, 0};
+  int top = lua_gettop(to);
+  lua_pushcfunction(to, copy_results_in);
+  lua_pushlightuserdata(to, &c);
+  if (lua_pcall(to, 1, LUA_MULTRET, 0) != LUA_OK) {
+    snprintf(err, errcap, "the results do not fit under plugin '%s''s memory cap of %zu bytes",
+             tpst_owner(to)->name, tpst_owner(to)->mem_limit);
+    tpst_owner(to)->mem_exceeded = true;
+    c.rc = -1;
+  }
+  if (c.rc != 0) {
+    lua_settop(to, top);
+    return -1;
+  }
+  return n;
+}
+
+int tpi_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
+                    tp_invocation *inv, int ctx, char *err, size_t errcap) {
+  lua_State *L = callee->L;
+  int base = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, callee->msgh_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, callee->exports_ref);
+  if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
+    snprintf(err, errcap, "plugin '%s' exports no function '%s'", callee->name, name);
+    lua_settop(L, base);
+    return -1;
+  }
+  lua_remove(L, -2);
+  if (!lua_checkstack(L, nargs + 8)) {
+    snprintf(err, errcap, "too many arguments");
+    lua_settop(L, base);
+    return -1;
+  }
+  /* the callee is not running, so its cap refuses nothing while the copy is
+  ** made: it is checked once the copy is there, and the copy is the caller's
+  ** work, counted without raising (a savepoint is open; the hook or the next
+  ** charge ends the caller if need be) */
+  size_t before = callee->mem_bytes;
+  for (int i = 0; i < nargs; i++)
+    if (tp_lua_copy(from, first + i, L, err, errcap) != 0) {
+      lua_settop(L, base);
+      return -1;
+    }
+  if (callee->mem_bytes > before)  /* a collection during the copy may leave it lower */
+    tpst_owner(from)->used += (int64_t)((callee->mem_bytes - before) / TPSB_COPY_BYTES);
+  if (callee->mem_limit && callee->mem_bytes > callee->mem_limit) {
+    snprintf(err, errcap, "the arguments do not fit under plugin '%s''s memory cap of %zu "
+             "bytes", callee->name, callee->mem_limit);
+    lua_settop(L, base);
+    lua_gc(L, LUA_GCCOLLECT);
+    return -1;
+  }
+  /* stack: msgh fn args... */
+  const char *old_caller = callee->caller;  /* restored: the callee may be called again later */
+  callee->caller = tpst_owner(from)->name;
+  int status = invoke(callee, ctx, inv, nargs, LUA_MULTRET, base + 1);
+  callee->caller = old_caller;
+  int nres = -1;
+  if (status != LUA_OK) {
+    /* a tp.fail's details can be large too: copied like results */
+    if (!limit_hit(callee, status, err, errcap) && tpst_is_fail(L, -1) &&
+        copy_results(L, lua_gettop(L), 1, from, err, errcap) == 1) {
+      tpst_mark_fail(from);  /* the caller raises it as its own tp.fail */
+      nres = -2;
+    } else if (!tpsb_killed(callee) && status != LUA_ERRMEM) {
+      describe_error(callee, status, err, errcap);
+    }
+  } else {
+    nres = lua_gettop(L) - base - 1;
+    tp_plugin *caller = tpst_owner(from);
+    size_t had = caller->mem_bytes;
+    if (!lua_checkstack(from, nres + 8)) {
+      snprintf(err, errcap, "too many results");
+      nres = -1;
+    }
+    /* the caller runs: its cap refuses the copy as it is made */
+    if (nres > 0) nres = copy_results(L, base + 2, nres, from, err, errcap);
+    if (caller->mem_bytes > had)
+      caller->used += (int64_t)((caller->mem_bytes - had) / TPSB_COPY_BYTES);
+  }
+  lua_settop(L, base);
+  return nres;
+}

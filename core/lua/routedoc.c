@@ -1,0 +1,259 @@
+/*
+** routedoc.c - the documentation fields of a plugin's route (summary,
+** description, query, headers, body, response, status), checked when the
+** plugin loads and kept rendered as JSON for the OpenAPI document.
+*/
+#include "lua/routedoc.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+
+#define DOC_MAX_SUMMARY 200
+#define DOC_MAX_PARAMS 64      /* per route, for each of query and headers */
+#define DOC_MAX_PARAM_NAME 64
+
+static int doc_error(char *err, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int doc_error(char *err, size_t errcap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errcap, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static char *dup_buf(const tp_buf *b) {
+  char *s = malloc(b->len + 1);
+  if (!s) abort();  /* like tp_buf: no sane way on without memory */
+  memcpy(s, b->data ? b->data : "", b->len);
+  s[b->len] = '\0';
+  return s;
+}
+
+/* routes[i].key: a string (of at most max bytes when max > 0), copied to
+** *out; absent leaves *out NULL. */
+static int doc_text(lua_State *L, int t, int i, const char *key, size_t max, const char **out,
+                    char *err, size_t errcap) {
+  int type = tpst_rawfield(L, t, key);
+  size_t n = 0;
+  const char *s = type == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  int rc = 0;
+  if (type == LUA_TNIL) {
+    /* not declared */
+  } else if (!s || (max && n > max)) {
+    rc = max ? doc_error(err, errcap, "routes[%d].%s must be a string of at most %zu bytes", i,
+                         key, max)
+             : doc_error(err, errcap, "routes[%d].%s must be a string", i, key);
+  } else if (strlen(s) != n) {
+    rc = doc_error(err, errcap, "routes[%d].%s must be a string without NUL bytes", i, key);
+  } else {
+    *out = strdup(s);
+    if (!*out) abort();
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* routes[i].key: a table that encodes as a JSON object (a JSON Schema),
+** kept as its JSON text. */
+static int doc_schema(lua_State *L, int t, int i, const char *key, const char **out, char *err,
+                      size_t errcap) {
+  int type = tpst_rawfield(L, t, key);
+  int rc = 0;
+  if (type == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  tp_buf json;
+  tp_buf_init(&json);
+  char e[256];
+  if (type != LUA_TTABLE)
+    rc = doc_error(err, errcap, "routes[%d].%s must be a table (a JSON Schema)", i, key);
+  else if (tpj_encode(L, -1, &json, e, sizeof e) != 0)
+    rc = doc_error(err, errcap, "routes[%d].%s cannot be JSON: %s", i, key, e);
+  else if (json.data[0] != '{')
+    rc = doc_error(err, errcap, "routes[%d].%s must be a JSON Schema object, not a list", i, key);
+  else
+    *out = dup_buf(&json);
+  tp_buf_free(&json);
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int doc_status(lua_State *L, int t, int i, int *out, char *err, size_t errcap) {
+  int type = tpst_rawfield(L, t, "status");
+  lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+  lua_pop(L, 1);
+  *out = 200;
+  if (type == LUA_TNIL) return 0;
+  if (status < 200 || status > 299)
+    return doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299", i);
+  *out = (int)status;
+  return 0;
+}
+
+static bool header_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '_';
+}
+
+static bool valid_param_name(const char *s, size_t n, bool header) {
+  if (n == 0 || n > DOC_MAX_PARAM_NAME || strlen(s) != n) return false;
+  for (size_t k = 0; header && k < n; k++)
+    if (!header_name_char(s[k])) return false;
+  return true;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The parameter names of the table at idx, checked and sorted (the output
+** should not depend on Lua's table order). The strings are the table's keys,
+** alive as long as it is. */
+static int param_names(lua_State *L, int idx, int i, const char *field, const char **names,
+                       int *n, char *err, size_t errcap) {
+  bool header = strcmp(field, "headers") == 0;
+  *n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    size_t len;
+    const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!name || !valid_param_name(name, len, header)) {
+      lua_pop(L, 1);
+      return header ? doc_error(err, errcap, "routes[%d].headers keys must be header names of "
+                                "1-%d letters, digits, '-' or '_'", i, DOC_MAX_PARAM_NAME)
+                    : doc_error(err, errcap, "routes[%d].query keys must be parameter names "
+                                "of 1-%d bytes", i, DOC_MAX_PARAM_NAME);
+    }
+    if (*n == DOC_MAX_PARAMS) {
+      lua_pop(L, 1);
+      return doc_error(err, errcap, "routes[%d].%s declares more than %d parameters", i, field,
+                       DOC_MAX_PARAMS);
+    }
+    names[(*n)++] = name;
+  }
+  qsort(names, (size_t)*n, sizeof *names, cmp_names);
+  return 0;
+}
+
+/* Checks routes[i].field[name] (a table at spec) and appends it as an
+** OpenAPI parameter object. */
+static int render_param(lua_State *L, int spec, int i, const char *field, const char *name,
+                        tp_buf *out, char *err, size_t errcap) {
+  bool header = strcmp(field, "headers") == 0;
+  lua_pushnil(L);
+  while (lua_next(L, spec)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    if (strcmp(k, "description") && strcmp(k, "required") && (header || strcmp(k, "type"))) {
+      lua_pop(L, 1);
+      return doc_error(err, errcap, "routes[%d].%s.%s has an unknown field '%s' (known: %s)", i,
+                       field, name, k, header ? "description, required"
+                                              : "type, description, required");
+    }
+  }
+  const char *type = "string";
+  if (!header) {
+    type = tpst_rawfield(L, spec, "type") == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    lua_pop(L, 1);  /* the string stays alive in spec */
+    if (strcmp(type, "string") && strcmp(type, "integer") && strcmp(type, "boolean"))
+      return doc_error(err, errcap, "routes[%d].query.%s.type must be \"string\", \"integer\" "
+                       "or \"boolean\"", i, name);
+  }
+  int rt = tpst_rawfield(L, spec, "required");
+  bool required = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (rt != LUA_TNIL && rt != LUA_TBOOLEAN)
+    return doc_error(err, errcap, "routes[%d].%s.%s.required must be a boolean", i, field, name);
+  int dt = tpst_rawfield(L, spec, "description");
+  size_t dlen = 0;
+  const char *description = dt == LUA_TSTRING ? lua_tolstring(L, -1, &dlen) : NULL;
+  if (dt != LUA_TNIL && dt != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return doc_error(err, errcap, "routes[%d].%s.%s.description must be a string", i, field,
+                     name);
+  }
+  tp_buf_adds(out, out->len ? ",{\"name\":" : "{\"name\":");
+  tp_buf_add_json_str(out, name, strlen(name));
+  tp_buf_printf(out, ",\"in\":\"%s\",\"required\":%s", header ? "header" : "query",
+                required ? "true" : "false");
+  if (description) {
+    tp_buf_adds(out, ",\"description\":");
+    tp_buf_add_json_str(out, description, dlen);
+  }
+  tp_buf_printf(out, ",\"schema\":{\"type\":\"%s\"}}", type);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* routes[i].field (query or headers): name -> spec, appended to out as
+** OpenAPI parameter objects in name order. */
+static int doc_params(lua_State *L, int t, int i, const char *field, tp_buf *out, char *err,
+                      size_t errcap) {
+  int type = tpst_rawfield(L, t, field);
+  int tbl = lua_gettop(L);
+  int rc = 0;
+  if (type == LUA_TNIL) {
+    /* none declared */
+  } else if (type != LUA_TTABLE) {
+    rc = strcmp(field, "headers") == 0
+             ? doc_error(err, errcap, "routes[%d].headers must be a table of header name = "
+                         "{description = string?, required = boolean?}", i)
+             : doc_error(err, errcap, "routes[%d].query must be a table of name = {type = "
+                         "\"string\"|\"integer\"|\"boolean\", description = string?, "
+                         "required = boolean?}", i);
+  } else {
+    const char *names[DOC_MAX_PARAMS];
+    int n;
+    rc = param_names(L, tbl, i, field, names, &n, err, errcap);
+    for (int k = 0; rc == 0 && k < n; k++) {
+      if (tpst_rawfield(L, tbl, names[k]) != LUA_TTABLE)
+        rc = doc_error(err, errcap, "routes[%d].%s.%s must be a table {%sdescription = string?, "
+                       "required = boolean?}", i, field, names[k],
+                       strcmp(field, "query") == 0 ? "type = ..., " : "");
+      else
+        rc = render_param(L, lua_gettop(L), i, field, names[k], out, err, errcap);
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, tbl - 1);
+  return rc;
+}
+
+void tprd_free(tp_route_doc *d) {
+  free((void *)d->summary);
+  free((void *)d->description);
+  free((void *)d->params);
+  free((void *)d->body);
+  free((void *)d->response);
+  memset(d, 0, sizeof *d);
+}
+
+/* Checks the doc fields of routes[i] (the table at t) and keeps them in doc,
+** rendered for the OpenAPI document. */
+int tprd_read(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t errcap) {
+  tp_buf params;
+  tp_buf_init(&params);
+  int rc = -1;
+  if (doc_text(L, t, i, "summary", DOC_MAX_SUMMARY, &doc->summary, err, errcap) == 0 &&
+      doc_text(L, t, i, "description", 0, &doc->description, err, errcap) == 0 &&
+      doc_params(L, t, i, "query", &params, err, errcap) == 0 &&
+      doc_params(L, t, i, "headers", &params, err, errcap) == 0 &&
+      doc_schema(L, t, i, "body", &doc->body, err, errcap) == 0 &&
+      doc_schema(L, t, i, "response", &doc->response, err, errcap) == 0 &&
+      doc_status(L, t, i, &doc->status, err, errcap) == 0) {
+    if (params.len) doc->params = dup_buf(&params);
+    rc = 0;
+  }
+  tp_buf_free(&params);
+  if (rc != 0) tprd_free(doc);
+  return rc;
+}
+
