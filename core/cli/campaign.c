@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/log.h"
 #include "store/store.h"
 

@@ -447,20 +447,12 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
       report_lua_error(err, abs_dir, user_dir, plugin_lua);
     goto done;
   }
-  routes = tpr_new();
-  admin = tpr_new();
-  if (tp__add_builtins(routes, admin, err, sizeof err) != 0) {
-    printf("%s: %s\n", plugin_lua, err);
+  tp_route *builtins[TP_HOST_MAX_BUILTINS];
+  int nbuiltins = tp_host_builtins(builtins);
+  tp_plugin *const plugins[] = {&p};
+  if (tp_host_build_routers(builtins, nbuiltins, plugins, 1, &routes, &admin, err, sizeof err) != 0) {
+    problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
     goto done;
-  }
-  for (int i = 0; i < p.nroutes; i++) {
-    tp_route *r = &p.routes[i];
-    char e[256];
-    if (tpr_add(r->auth == TP_AUTH_ADMIN ? admin : routes, r->method, r->path, r, e, sizeof e) != 0) {
-      snprintf(err, sizeof err, "route %s %s of plugin '%s': %s", r->method, r->path, p.name, e);
-      problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
-      goto done;
-    }
   }
   if (tpp_migrate(&p, err, sizeof err) != 0) {
     problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);

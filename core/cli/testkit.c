@@ -31,7 +31,7 @@
 #include "lua/invoke.h"
 #include "base/clock.h"
 #include "config/config.h"
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "host/runs.h"
@@ -324,7 +324,7 @@ static int advance_to(lua_State *L, kit_file *k, int64_t to_ms) {
   int ran = 0, failed = 0;
   for (int round = 0; round < 1000; round++) {
     int r, f;
-    if (tp__advance(&k->host, k->t, to_ms, &r, &f) != 0)
+    if (tp_host_advance(&k->host, k->t, to_ms, &r, &f) != 0)
       return luaL_error(L, "cannot move the test clock: %s", sqlite3_errmsg(k->t->db.db));
     ran += r;
     failed += f;

@@ -9,102 +9,50 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/json.h"
-#include "host/keyguard.h"
 #include "base/log.h"
 #include "base/token.h"
 #include "base/url.h"
 
+/* ---- GET /metrics */
+
+void tp__render_metrics(tp_host *h, tph_response *res) {
+  res->status = 200;
+  res->content_type = "text/plain; version=0.0.4";
+  tpm_render(h->metrics, &res->body);
+  tpm_family(&res->body, "tidepool_lua_memory_bytes", "gauge",
+             "Bytes allocated by each plugin's Lua state.");
+  for (int i = 0; i < h->ntenants; i++)
+    for (int j = 0; j < h->tenants[i].nslots; j++) {
+      const tp_plugin *p = h->tenants[i].slots[j].current;
+      if (p)
+        tp_buf_printf(&res->body, "tidepool_lua_memory_bytes{tenant=\"%s\",plugin=\"%s\"} %zu\n",
+                      h->tenants[i].conf->id, p->name, p->mem_bytes);
+    }
+  tpm_family(&res->body, "tidepool_jobs_pending", "gauge",
+             "Jobs and event deliveries waiting to run (dead=\"true\": dead-lettered).");
+  for (int i = 0; i < h->ntenants; i++)
+    for (int k = 0; k < 4; k++)
+      tp_buf_printf(&res->body, "tidepool_jobs_pending{tenant=\"%s\",kind=\"%s\",dead=\"%s\"} %lld\n",
+                    h->tenants[i].conf->id, k & 1 ? "event" : "job", k & 2 ? "true" : "false",
+                    (long long)tpq_count(&h->tenants[i].queue, k & 1 ? "event" : "job", k & 2));
+  tpm_family(&res->body, "tidepool_instructions_peak", "gauge",
+             "Most Lua instructions one invocation of a route, job or event used (this version).");
+  tpm_family(&res->body, "tidepool_instructions_last", "gauge",
+             "Lua instructions the last invocation of a route, job or event used.");
+  tpm_family(&res->body, "tidepool_instruction_budget", "gauge",
+             "Instruction budget of each invocation of a route, job or event.");
+  for (int i = 0; i < h->ntenants; i++)
+    tprun_stats_metrics(&h->tenants[i].runs.stats, h->tenants[i].conf->id, &res->body);
+  tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
+  tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
+                (long long)(h->server ? tph_open_connections(h->server) : 0));
+  tpm_family(&res->body, "tidepool_plugins_failed", "gauge", "Plugins that failed to load.");
+  tp_buf_printf(&res->body, "tidepool_plugins_failed %d\n", h->plugin_failures);
+}
+
 /* ---- helpers */
-
-/* True if the X-Api-Key header is one of keys (compared as digests, every one
-** of them, so the time taken says nothing about which came close). */
-static bool key_matches(const tph_header *key, const unsigned char (*keys)[32], int n) {
-  if (!key) return false;
-  unsigned char digest[32];
-  tpt_key_digest(key->value, key->vlen, digest);
-  bool ok = false;
-  for (int i = 0; i < n; i++) ok |= tpt_digest_equal(digest, keys[i]);
-  return ok;
-}
-
-/* An address that guessed wrong too often is refused before its key is even
-** read (keyguard.h): 429 with Retry-After. */
-static bool guard_open(tp_host *h, const tph_request *req, tph_response *res) {
-  int64_t wait = h->keyguard ? tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) : 0;
-  if (wait == 0) return true;
-  res->retry_after = (int)wait;
-  tph_error(res, 429, "too_many_attempts", "too many wrong admin keys from this address; retry in %lld s",
-            (long long)wait);
-  return false;
-}
-
-/* Counts a wrong or missing key against the address, logged without the key. */
-static void guard_failed(tp_host *h, const tph_request *req, const char *tenant) {
-  if (!h->keyguard) return;
-  bool locked = tpkg_failed(h->keyguard, req->peer, tp_clock_wall_ms(), h->cfg->limits.admin_key_failures);
-  tp_buf *line = tp_log_begin(locked ? TP_LOG_WARN : TP_LOG_INFO,
-                              locked ? "admin key guessing: address locked out" : "admin key refused");
-  if (!line) return;
-  tp_log_str(line, "tenant", tenant);
-  tp_log_str(line, "peer", req->peer && req->peer[0] ? req->peer : "-");
-  tp_log_end(line);
-}
-
-static void guard_succeeded(tp_host *h, const tph_request *req) {
-  if (h->keyguard) tpkg_succeeded(h->keyguard, req->peer);
-}
-
-/* GET /metrics names every brand the host serves, with its traffic: it is for
-** the machine itself (a loopback client: Prometheus beside the host) or for the
-** host's admin key. Behind a trusted proxy the client is the forwarded one, so
-** the proxy's own loopback address does not open it to the world. */
-bool tp__metrics_allowed(tp_host *h, const tph_request *req) {
-  const char *peer = req->peer ? req->peer : "";
-  if (strncmp(peer, "127.", 4) == 0 || strcmp(peer, "::1") == 0 ||
-      strncmp(peer, "::ffff:127.", 11) == 0)  /* loopback, also on a dual-stack listener */
-    return true;
-  const tph_header *key = tph_find_header(req, "x-api-key");
-  if (!key || h->cfg->nadmin_keys == 0) return false;
-  if (h->keyguard && tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) > 0) return false;
-  if (key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) return true;
-  guard_failed(h, req, "-");
-  return false;
-}
-
-/* An admin request for a tenant the host does not serve is answered as one
-** for a tenant it does, with a missing or wrong key (and counted as such): to
-** a stranger, a wrong tenant and a missing one look alike. */
-void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
-                              tph_response *res) {
-  if (!guard_open(h, req, res)) return;
-  const tph_header *key = tph_find_header(req, "x-api-key");
-  guard_failed(h, req, "-");
-  if (!key || key->vlen == 0)
-    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
-  else
-    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%.*s'",
-              (int)(tlen > 64 ? 64 : tlen), tid);
-}
-
-bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
-  if (!guard_open(t->host, req, res)) return false;
-  const tph_header *key = tph_find_header(req, "x-api-key");
-  if (!key || key->vlen == 0) {
-    guard_failed(t->host, req, t->conf->id);
-    tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
-    return false;
-  }
-  bool ok = key_matches(key, t->conf->api_keys, t->conf->napi_keys);
-  if (!ok) {
-    guard_failed(t->host, req, t->conf->id);
-    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
-  } else {
-    guard_succeeded(t->host, req);
-  }
-  return ok;
-}
 
 /* Decodes the request body (a JSON object, or nothing) onto h->scratch. */
 static bool body_object(tp_host *h, const tph_request *req, tph_response *res) {
@@ -211,7 +159,8 @@ static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tp
   }
   tp_buf outcome;
   tp_buf_init(&outcome);
-  int failed = tp_host_reload(h, tenant, plugin, &outcome);
+  int failed = tp__reload(h, tenant, plugin, &outcome);
+  tp__arm_timer(h);
   if (failed == 0) {
     tp_buf_add(&res->body, outcome.data, outcome.len);
     res->status = 200;
@@ -241,15 +190,7 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
     tph_error(res, 405, "method_not_allowed", "%s is not allowed here (allowed: POST)", req->method);
     return;
   }
-  if (!guard_open(h, req, res)) return;
-  const tph_header *key = tph_find_header(req, "x-api-key");
-  if (!key_matches(key, h->cfg->admin_keys, h->cfg->nadmin_keys)) {
-    guard_failed(h, req, "-");
-    tph_error(res, key ? 403 : 401, key ? "invalid_api_key" : "api_key_required",
-              "POST /admin/reload needs one of the host's admin_keys in X-Api-Key");
-    return;
-  }
-  guard_succeeded(h, req);
+  if (!tp__check_host_key(h, req, "POST /admin/reload", res)) return;
   const char *tenant, *plugin;
   if (!body_object(h, req, res) || !body_string(h, "tenant", &tenant, res) ||
       !body_string(h, "plugin", &plugin, res))
@@ -381,7 +322,7 @@ static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_r
     return;
   }
   int ran, failed;
-  if (tp__advance(h, t, to, &ran, &failed) != 0) {
+  if (tp_host_advance(h, t, to, &ran, &failed) != 0) {
     tph_error(res, 503, "store_unavailable", "the clock could not be saved: %s",
               sqlite3_errmsg(t->db.db));
     return;
@@ -581,14 +522,7 @@ static tp_route builtins[] = {
           .summary = "Record the next invocations of a plugin (or of one of its routes)"),
 };
 
-int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap) {
-  if (tp__add_openapi(routes, err, errcap) != 0) return -1;
-  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
-    char e[256];
-    if (tpr_add(admin, builtins[i].method, builtins[i].path, &builtins[i], e, sizeof e) != 0) {
-      snprintf(err, errcap, "built-in route %s: %s", builtins[i].path, e);
-      return -1;
-    }
-  }
-  return 0;
+const tp_route *tp__admin_routes(int *n) {
+  *n = (int)(sizeof builtins / sizeof *builtins);
+  return builtins;
 }

@@ -8,13 +8,18 @@
 ** response. tp_host_commit() is the end-of-iteration hook that commits every
 ** tenant touched in the batch, then re-arms the scheduler.
 **
-** The host's files:
-**   host.c    opening, dispatch, authentication, commit
-**   reload.c  generations: load, migrate, build routes, swap (DESIGN "Hot reload")
-**   tasks.c   the services plugins call (jobs, events, tp.call) and the runner
-**             that fires due jobs and delivers events, one uv timer for all
-**   admin.c   the built-in admin endpoints
-**   openapi.c GET /v1/{tenant}/openapi.json, generated from the mounted routes
+** The host's files, from the bottom up (host_int.h declares what they share;
+** none calls a file above it, tools/layers.sh holds them to it):
+**   metrics.c, keyguard.c, runs.c   counters, failed-key table, recorded-run table
+**   tenant.c    a tenant's clock, slots and the batch (group commit)
+**   record.c    which invocations to record, and recording them
+**   services.c  what plugins ask of the host: jobs, events, peers (tp_services)
+**   reload.c    generations: load, migrate, build routers, swap (DESIGN "Hot reload")
+**   runner.c    fires due jobs and delivers events, one uv timer for all tenants
+**   gate.c      who may come in: client address, admin keys, user tokens
+**   admin.c     the built-in admin endpoints and GET /metrics
+**   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
+**   host.c      opening, dispatch, commit: the pipeline, on top
 */
 #ifndef TP_HOST_H
 #define TP_HOST_H
@@ -58,8 +63,12 @@ typedef struct tp_tenant {
   int64_t clock_ms;           /* the manual clock (conf->manual_clock) */
 } tp_tenant;
 
+#define TP_HOST_MAX_BUILTINS 16
+
 typedef struct tp_host {
   const tpc_config *cfg;
+  tp_route *builtins[TP_HOST_MAX_BUILTINS];  /* mounted first on every tenant's routers */
+  int nbuiltins;
   tp_tenant *tenants;         /* sorted by id */
   int ntenants;
   tp_tenant **batch;          /* tenants with an open transaction */
@@ -110,43 +119,19 @@ void tp_host_iteration_end(void *host);
 ** Returns the number of plugins that failed. */
 int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out);
 
-/* ---- internal to the host's files */
+/* Moves tenant t's manual clock to to_ms, running every task that falls due
+** on the way, each with the clock at its due time (POST /admin/{t}/clock/advance,
+** `tidepool test`). *ran and *failed count them. 0, or -1 if the clock could
+** not be saved. */
+int tp_host_advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed);
 
-typedef void (*tp_builtin_fn)(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res);
-
-int64_t tp__now(const tp_tenant *t);          /* the tenant's clock, ms */
-tp_slot *tp__slot(tp_tenant *t, const char *plugin);
-void tp__flush_batch(tp_host *h);             /* commits every open transaction now */
-int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
-uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
-int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms);   /* reload.c */
-/* Loads afresh every plugin whose invocation a limit ended. Called
-** once nothing of theirs is on the stack: after a request, after the runner. */
-void tp__reset_killed(tp_host *h);
-extern const tp_services tp__services;       /* tasks.c */
-void tp__arm_timer(tp_host *h);
-int tp__advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed);
-void tp__after_commit(tp_host *h, tp_tenant *t);
-/* Mounts the host's built-in routes on a tenant's new routers: the admin
-** endpoints on admin and GET /openapi.json on routes. Every place that builds
-** routers calls this, so no set of routers lacks them. admin.c */
-int tp__add_builtins(tpr_router *routes, tpr_router *admin, char *err, size_t errcap);
-int tp__add_openapi(tpr_router *routes, char *err, size_t errcap);   /* openapi.c */
-/* After a top-level invocation of p (kind "route", "job" or "event") has
-** closed its savepoint: notes its instructions, and says whether its run is
-** to be recorded: "error" when it failed, "armed" when recording was asked
-** for, else NULL. (host.c) */
-const char *tp__run_reason(tp_host *h, tp_tenant *t, tp_plugin *p, const tp_invocation *inv,
-                           const char *kind, const char *name, bool failed);
-/* Records the run: info's plugin fields and costs are filled from p; input
-** is the JSON the plugin saw. Returns the run's id, 0 if it could not be
-** written (logged). */
-int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
-                       const char *input, size_t input_len);
-bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
-bool tp__metrics_allowed(tp_host *h, const tph_request *req);   /* admin.c */
-void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
-                              tph_response *res);                /* admin.c */
-void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
+/* The host's built-in routes (GET /openapi.json and the admin endpoints), into
+** out; returns how many. */
+int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]);
+/* Builds a tenant's two routers: the built-ins, then each plugin's routes (a
+** NULL plugin is skipped). 0, or -1 with err naming the route that clashes. */
+int tp_host_build_routers(tp_route *const *builtins, int nbuiltins, tp_plugin *const *plugins,
+                          int nplugins, tpr_router **routes, tpr_router **admin, char *err,
+                          size_t errcap);
 
 #endif

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/version.h"
 
 /* ---- the operations, collected from the routers */
@@ -305,11 +305,4 @@ static tp_route openapi_route = {
                          "so it follows hot reloads."},
 };
 
-int tp__add_openapi(tpr_router *routes, char *err, size_t errcap) {
-  char e[256];
-  if (tpr_add(routes, openapi_route.method, openapi_route.path, &openapi_route, e, sizeof e) != 0) {
-    snprintf(err, errcap, "built-in route %s: %s", openapi_route.path, e);
-    return -1;
-  }
-  return 0;
-}
+const tp_route *tp__openapi_route(void) { return &openapi_route; }

@@ -17,31 +17,30 @@
 #include "lua/api.h"
 #include "lua/invoke.h"
 #include "base/clock.h"
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/log.h"
 
-static int mount(tpr_router *routes, tpr_router *admin, tp_plugin *p, char *err, size_t errcap) {
-  for (int i = 0; i < p->nroutes; i++) {
-    tp_route *r = &p->routes[i];
-    char e[256];
-    if (tpr_add(r->auth == TP_AUTH_ADMIN ? admin : routes, r->method, r->path, r, e, sizeof e) != 0) {
-      snprintf(err, errcap, "route %s %s of plugin '%s': %s", r->method, r->path, p->name, e);
-      return -1;
-    }
-  }
-  return 0;
+/* Mounts r on admin or routes by its auth rule. */
+static int mount(tpr_router *routes, tpr_router *admin, tp_route *r, char *err, size_t errcap) {
+  char e[256];
+  if (tpr_add(r->auth == TP_AUTH_ADMIN ? admin : routes, r->method, r->path, r, e, sizeof e) == 0)
+    return 0;
+  if (r->plugin)
+    snprintf(err, errcap, "route %s %s of plugin '%s': %s", r->method, r->path, r->plugin->name, e);
+  else
+    snprintf(err, errcap, "built-in route %s %s: %s", r->method, r->path, e);
+  return -1;
 }
 
-/* Builds the tenant's routers from every serving plugin, with candidate in
-** place of slot s's current generation. 0, or -1 with err if a route clashes. */
-static int build_routers(tp_tenant *t, tp_slot *s, tp_plugin *candidate, tpr_router **out_routes,
-                         tpr_router **out_admin, char *err, size_t errcap) {
+int tp_host_build_routers(tp_route *const *builtins, int nbuiltins, tp_plugin *const *plugins,
+                      int nplugins, tpr_router **out_routes, tpr_router **out_admin, char *err,
+                      size_t errcap) {
   tpr_router *routes = tpr_new(), *admin = tpr_new();
-  int rc = tp__add_builtins(routes, admin, err, errcap);
-  for (int i = 0; rc == 0 && i < t->nslots; i++) {
-    tp_plugin *p = &t->slots[i] == s ? candidate : t->slots[i].current;
-    if (p) rc = mount(routes, admin, p, err, errcap);
-  }
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < nbuiltins; i++) rc = mount(routes, admin, builtins[i], err, errcap);
+  for (int i = 0; rc == 0 && i < nplugins; i++)
+    for (int j = 0; rc == 0 && plugins[i] && j < plugins[i]->nroutes; j++)
+      rc = mount(routes, admin, &plugins[i]->routes[j], err, errcap);
   if (rc != 0) {
     tpr_free(routes);
     tpr_free(admin);
@@ -50,6 +49,16 @@ static int build_routers(tp_tenant *t, tp_slot *s, tp_plugin *candidate, tpr_rou
   *out_routes = routes;
   *out_admin = admin;
   return 0;
+}
+
+/* The tenant's routers from every serving plugin, with candidate in place
+** of slot s's current generation. 0, or -1 with err if a route clashes. */
+static int build_routers(tp_tenant *t, tp_slot *s, tp_plugin *candidate, tpr_router **out_routes,
+                         tpr_router **out_admin, char *err, size_t errcap) {
+  tp_plugin *plugins[TPC_MAX_PLUGINS];
+  for (int i = 0; i < t->nslots; i++) plugins[i] = &t->slots[i] == s ? candidate : t->slots[i].current;
+  return tp_host_build_routers(t->host->builtins, t->host->nbuiltins, plugins, t->nslots, out_routes,
+                           out_admin, err, errcap);
 }
 
 static void record_failure(tp_tenant *t, tp_slot *s, const char *why) {
@@ -137,6 +146,33 @@ fail:
   return -1;
 }
 
+void tp__reset_killed(tp_host *h) {
+  if (!h->reset_pending || h->running_tasks) return;
+  h->reset_pending = false;
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    if (!t->reset_pending) continue;
+    t->reset_pending = false;
+    for (int j = 0; j < t->nslots; j++) {
+      tp_slot *s = &t->slots[j];
+      if (!s->current || !s->current->killed) continue;
+      s->current->killed = false;  /* if the load fails, the old state serves on */
+      double ms;
+      int rc = tp__install(h, t, s, &ms);
+      tpm_plugin_reset(h->metrics, rc == 0);
+      tp_buf *line = tp_log_begin(rc == 0 ? TP_LOG_INFO : TP_LOG_ERROR,
+                                  rc == 0 ? "plugin state reset after a limit"
+                                          : "plugin state could not be reset after a limit");
+      tp_log_str(line, "tenant", t->conf->id);
+      tp_log_str(line, "plugin", s->conf->name);
+      tp_log_num(line, "ms", ms);
+      tp_log_end(line);
+    }
+  }
+}
+
+/* ---- reloading on demand */
+
 static void add_outcome(tp_buf *out, bool *first, tp_tenant *t, tp_slot *s, double ms) {
   if (!out) return;
   tp_buf_adds(out, *first ? "{" : ",{");
@@ -157,7 +193,7 @@ static void add_outcome(tp_buf *out, bool *first, tp_tenant *t, tp_slot *s, doub
   tp_buf_printf(out, ",\"ms\":%.3f}", ms);
 }
 
-int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out) {
+int tp__reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out) {
   int failed = 0, done = 0;
   tp_buf failures;
   tp_buf_init(&failures);
@@ -189,6 +225,5 @@ int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *o
   }
   tp_buf_free(&failures);
   tpm_reload(h->metrics, done - failed, failed);
-  tp__arm_timer(h);
   return failed;
 }

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/log.h"
 #include "base/utf8.h"
 #include "lua/watchdog.h"

@@ -1,6 +1,6 @@
 /*
-** tasks.c - what plugins ask of the host (jobs, events, calls to peers) and
-** the runner that fires due jobs and delivers events.
+** runner.c - the runner: fires due jobs and delivers events, on one uv timer
+** for every tenant, and moves a manual clock (tp_host_advance).
 **
 ** One uv timer serves every tenant. After each commit that touched a queue,
 ** the tenant's next due time is read back from its database and the timer
@@ -16,79 +16,12 @@
 #include "lua/api.h"
 #include "lua/invoke.h"
 #include "base/clock.h"
-#include "host/host.h"
+#include "host/host_int.h"
 #include "base/log.h"
 
 #define TICK_MAX_TASKS 256
 #define TICK_MAX_NS (5 * 1000000ull)
 #define ADVANCE_MAX_TASKS 1000000
-
-/* ---- services */
-
-static int svc_schedule(void *ud, tp_plugin *p, const tpq_job *spec, int64_t *id, char *err,
-                        size_t errcap) {
-  tp_tenant *t = ud;
-  tpq_job s = *spec;
-  if (!s.max_attempts) s.max_attempts = t->host->cfg->limits.job_max_attempts;
-  if (tpq_schedule(&t->queue, p->name, &s, p->inv->now_ms, id, err, errcap) != 0) return -1;
-  t->queue_touched = true;
-  return 0;
-}
-
-static int svc_cancel(void *ud, tp_plugin *p, int64_t id, const char *key, int *n, char *err,
-                      size_t errcap) {
-  tp_tenant *t = ud;
-  if (tpq_cancel(&t->queue, p->name, id, key, n, err, errcap) != 0) return -1;
-  t->queue_touched = true;
-  return 0;
-}
-
-static int svc_emit(void *ud, tp_plugin *p, const char *name, const char *json, size_t len, int *n,
-                    char *err, size_t errcap) {
-  tp_tenant *t = ud;
-  const char *subscribers[TPC_MAX_PLUGINS];
-  *n = 0;
-  for (int i = 0; i < t->nslots; i++) {
-    tp_plugin *sub = t->slots[i].current;
-    for (int j = 0; sub && j < sub->nsubscriptions; j++)
-      if (strcmp(sub->subscriptions[j], name) == 0) {
-        subscribers[(*n)++] = sub->name;
-        break;
-      }
-  }
-  if (*n == 0) return 0;
-  if (tpq_emit(&t->queue, p->name, name, json, len, subscribers, *n, p->inv->now_ms,
-               (int)t->host->cfg->limits.job_max_attempts, err, errcap) != 0)
-    return -1;
-  t->queue_touched = true;
-  return 0;
-}
-
-static tp_plugin *svc_peer(void *ud, tp_plugin *p, const char *name) {
-  (void)p;
-  tp_slot *s = tp__slot(ud, name);
-  return s ? s->current : NULL;
-}
-
-static void svc_killed(void *ud, tp_plugin *p) {
-  tp_tenant *t = ud;
-  tpm_limit_kill(t->host->metrics, p->timed_out ? "deadline_exceeded"
-                                   : p->exceeded ? "budget_exceeded" : "memory_exceeded");
-  t->reset_pending = true;
-  t->host->reset_pending = true;
-}
-
-static tp_plugin *svc_peer_at(void *ud, int i) {
-  tp_tenant *t = ud;
-  for (int j = 0; j < t->nslots; j++)
-    if (t->slots[j].current && i-- == 0) return t->slots[j].current;
-  return NULL;
-}
-
-static tpal_table *svc_aliases(void *ud) { return &((tp_tenant *)ud)->aliases; }
-
-const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit,   svc_peer,
-                                  svc_killed,   svc_peer_at, svc_aliases};
 
 /* ---- the runner */
 
@@ -183,13 +116,6 @@ static int run_due(tp_host *h, tp_tenant *t, int64_t now_ms, int max, uint64_t d
   return ran;
 }
 
-void tp__after_commit(tp_host *h, tp_tenant *t) {
-  (void)h;
-  if (!t->queue_touched) return;
-  t->queue_touched = false;
-  t->next_due_ms = tpq_next_due(&t->queue);
-}
-
 static void on_timer(uv_timer_t *timer) {
   tp_host *h = timer->data;
   h->timer_due_ms = INT64_MAX;
@@ -255,7 +181,7 @@ void tp_host_detach(tp_host *h) {
 
 /* Moves a manual clock to to_ms, running every task that falls due on the
 ** way in due order, each with the clock at its due time. */
-int tp__advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed) {
+int tp_host_advance(tp_host *h, tp_tenant *t, int64_t to_ms, int *ran, int *failed) {
   *ran = *failed = 0;
   tp__flush_batch(h);
   h->running_tasks = true;

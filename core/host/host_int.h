@@ -1,0 +1,83 @@
+/*
+** host_int.h - what the files of host/ share and nothing outside it uses.
+**
+** Listed from the bottom up, as host.h lists the files: a function here is
+** called only by files above the one that defines it. A lower file that
+** needs something of a higher one gets it as data (the built-in routes in
+** tp_host.builtins) or as a function pointer it was handed (tp_services,
+** a route's builtin), never by name. Beyond host/, only the in-process
+** drivers in cli/ (testkit.c, campaign.c) use them.
+*/
+#ifndef TP_HOST_INT_H
+#define TP_HOST_INT_H
+
+#include "host/host.h"
+
+/* A built-in endpoint (tp_route.builtin). */
+typedef void (*tp_builtin_fn)(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res);
+
+/* ---- tenant.c */
+int64_t tp__now(const tp_tenant *t);          /* the tenant's clock, ms */
+tp_slot *tp__slot(tp_tenant *t, const char *plugin);
+tp_tenant *tp__tenant(tp_host *h, const char *id, size_t n);  /* NULL if not served */
+uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
+int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
+/* Commits every open transaction now; a tenant whose queue was touched has
+** its next due time read back for the runner. */
+void tp__flush_batch(tp_host *h);
+
+/* ---- record.c */
+/* After a top-level invocation of p (kind "route", "job" or "event") has
+** closed its savepoint: notes its instructions, and says whether its run is
+** to be recorded: "error" when it failed, "armed" when recording was asked
+** for, else NULL. */
+const char *tp__run_reason(tp_host *h, tp_tenant *t, tp_plugin *p, const tp_invocation *inv,
+                           const char *kind, const char *name, bool failed);
+/* Records the run: info's plugin fields and costs are filled from p; input
+** is the JSON the plugin saw. Returns the run's id, 0 if it could not be
+** written (logged). */
+int64_t tp__record_run(tp_host *h, tp_tenant *t, tp_plugin *p, tprun_info *info,
+                       const char *input, size_t input_len);
+/* Records a route's run: its input as the handler saw it, and the answer. */
+void tp__record_route(tp_host *h, tp_tenant *t, const tp_route *r, const tp_call *call,
+                      const tp_invocation *inv, const char *name, const char *reason,
+                      const tp_result *result, const tph_response *res, double ms);
+
+/* ---- services.c */
+extern const tp_services tp__services;
+
+/* ---- reload.c */
+/* Loads slot s's next generation and swaps it in. 0, or -1 (reported). */
+int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms);
+/* Loads afresh every plugin whose invocation a limit ended. Called once
+** nothing of theirs is on the stack: after a request, after the runner. */
+void tp__reset_killed(tp_host *h);
+/* Reloads plugin (NULL: all) of tenant (NULL: all); the outcome as JSON into
+** out when given. Returns how many failed. The caller re-arms the runner. */
+int tp__reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out);
+
+/* ---- runner.c */
+void tp__arm_timer(tp_host *h);               /* for the earliest due task of any tenant */
+
+/* ---- gate.c */
+/* The client's address: the peer's, or behind a trusted proxy the address it
+** forwarded. Into out (48 bytes). */
+const char *tp__client_address(const tp_host *h, const tph_request *req, char *out);
+/* Each returns false with the response filled (401, 403, 429) when refused. */
+bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
+bool tp__check_host_key(tp_host *h, const tph_request *req, const char *what, tph_response *res);
+bool tp__authenticate(tp_tenant *t, const tp_route *r, const tph_request *req, tph_response *res);
+bool tp__metrics_allowed(tp_host *h, const tph_request *req);
+/* An admin request for a tenant not served, answered like a wrong key. */
+void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
+                              tph_response *res);
+
+/* ---- admin.c */
+const tp_route *tp__admin_routes(int *n);     /* the table of admin endpoints */
+void tp__render_metrics(tp_host *h, tph_response *res);
+void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
+
+/* ---- openapi.c */
+const tp_route *tp__openapi_route(void);
+
+#endif

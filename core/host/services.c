@@ -1,0 +1,77 @@
+/*
+** services.c - what the host does for a plugin's API calls (tp_services in
+** lua/state.h): schedule and cancel jobs, emit events to subscribers, find a
+** peer for tp.call, and note a plugin that a limit ended. Each runs inside
+** the caller's transaction and marks the tenant's queue as touched, so the
+** runner reads its next due time after the commit.
+*/
+#include "host/host_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int svc_schedule(void *ud, tp_plugin *p, const tpq_job *spec, int64_t *id, char *err,
+                        size_t errcap) {
+  tp_tenant *t = ud;
+  tpq_job s = *spec;
+  if (!s.max_attempts) s.max_attempts = t->host->cfg->limits.job_max_attempts;
+  if (tpq_schedule(&t->queue, p->name, &s, p->inv->now_ms, id, err, errcap) != 0) return -1;
+  t->queue_touched = true;
+  return 0;
+}
+
+static int svc_cancel(void *ud, tp_plugin *p, int64_t id, const char *key, int *n, char *err,
+                      size_t errcap) {
+  tp_tenant *t = ud;
+  if (tpq_cancel(&t->queue, p->name, id, key, n, err, errcap) != 0) return -1;
+  t->queue_touched = true;
+  return 0;
+}
+
+static int svc_emit(void *ud, tp_plugin *p, const char *name, const char *json, size_t len, int *n,
+                    char *err, size_t errcap) {
+  tp_tenant *t = ud;
+  const char *subscribers[TPC_MAX_PLUGINS];
+  *n = 0;
+  for (int i = 0; i < t->nslots; i++) {
+    tp_plugin *sub = t->slots[i].current;
+    for (int j = 0; sub && j < sub->nsubscriptions; j++)
+      if (strcmp(sub->subscriptions[j], name) == 0) {
+        subscribers[(*n)++] = sub->name;
+        break;
+      }
+  }
+  if (*n == 0) return 0;
+  if (tpq_emit(&t->queue, p->name, name, json, len, subscribers, *n, p->inv->now_ms,
+               (int)t->host->cfg->limits.job_max_attempts, err, errcap) != 0)
+    return -1;
+  t->queue_touched = true;
+  return 0;
+}
+
+static tp_plugin *svc_peer(void *ud, tp_plugin *p, const char *name) {
+  (void)p;
+  tp_slot *s = tp__slot(ud, name);
+  return s ? s->current : NULL;
+}
+
+static void svc_killed(void *ud, tp_plugin *p) {
+  tp_tenant *t = ud;
+  tpm_limit_kill(t->host->metrics, p->timed_out ? "deadline_exceeded"
+                                   : p->exceeded ? "budget_exceeded" : "memory_exceeded");
+  t->reset_pending = true;
+  t->host->reset_pending = true;
+}
+
+static tp_plugin *svc_peer_at(void *ud, int i) {
+  tp_tenant *t = ud;
+  for (int j = 0; j < t->nslots; j++)
+    if (t->slots[j].current && i-- == 0) return t->slots[j].current;
+  return NULL;
+}
+
+static tpal_table *svc_aliases(void *ud) { return &((tp_tenant *)ud)->aliases; }
+
+const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit,   svc_peer,
+                                  svc_killed,   svc_peer_at, svc_aliases};
