@@ -122,7 +122,7 @@ typedef struct tp_plugin {
   void *services_ud;
 } tp_plugin;
 
-/* What the host does for a plugin's API calls (implemented in host.c). Each
+/* What the host does for a plugin's API calls (host/services.c). Each
 ** returns 0, or -1 with a message in err; they run inside the caller's
 ** transaction. */
 typedef struct tp_services {
