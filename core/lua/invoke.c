@@ -12,7 +12,7 @@
 #include "base/luacopy.h"
 #include "lua/req.h"
 #include "lua/sandbox.h"
-#include "net/http.h"
+#include "base/error.h"
 
 bool tpi_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name) {
   int ref = strcmp(kind, "jobs") == 0      ? p->jobs_ref
@@ -107,20 +107,20 @@ static void log_failure(tp_plugin *p, const char *where, const char *request_id,
 static void describe_error(tp_plugin *p, int rc, char *err, size_t errcap);
 
 /* Turns the error at the top of L (from an invocation that returned rc) into
-** the response; the error's text goes to inv->error when it asks for it. */
+** the answer: body in the one error shape (base/error.h), res failed. The
+** error's text goes to inv->error when it asks for it. */
 static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body, tp_result *res,
                           const char *request_id, tp_invocation *inv) {
   lua_State *L = p->L;
   if (inv && inv->error) describe_error(p, rc, inv->error, inv->error_cap);
-  tph_response tmp;  /* tph_error formats into a response; borrow its body */
-  memset(&tmp, 0, sizeof tmp);
-  tmp.body = *body;
-  tp_copy_str(tmp.request_id, sizeof tmp.request_id, request_id);
+  tp_error e;
+  tp_buf details;
+  tp_buf_init(&details);
   char msg[512];
   const char *limit = limit_hit(p, rc, msg, sizeof msg);
   if (limit) {
     log_failure(p, r->label, request_id, limit, msg);
-    tph_error(&tmp, 500, limit, "%s", msg);
+    tp_error_set(&e, 500, limit, "%s", msg);
   } else if (tpst_is_fail(L, -1)) {
     /* the table came from tp.fail, but a plugin that caught it may have
     ** changed its fields before raising it again: take nothing on trust */
@@ -132,31 +132,26 @@ static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body,
     const char *m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
     if (status < 400 || status > 599) status = 500;
     if (status >= 500) log_failure(p, r->label, request_id, code, m);
-    tph_error(&tmp, (int)status, code, "%s", m);
+    tp_error_set(&e, (int)status, code, "%s", m);
     lua_pop(L, 3);
-    if (tpst_rawfield(L, -1, "details") != LUA_TNIL) {  /* {"error":{...}} gains details */
-      tp_buf d;
-      tp_buf_init(&d);
-      char e[128];
-      if (tpj_encode(L, -1, &d, e, sizeof e) == 0) {
-        tmp.body.len -= 2;
-        tp_buf_adds(&tmp.body, ",\"details\":");
-        tp_buf_add(&tmp.body, d.data, d.len);
-        tp_buf_adds(&tmp.body, "}}");
-      }
-      tp_buf_free(&d);
+    char err[128];
+    if (tpst_rawfield(L, -1, "details") != LUA_TNIL &&
+        tpj_encode(L, -1, &details, err, sizeof err) == 0) {
+      e.details = details.data;
+      e.details_len = details.len;
     }
     lua_pop(L, 1);
   } else {
     log_failure(p, r->label, request_id, NULL, lua_tostring(L, -1));
-    tph_error(&tmp, 500, "internal_error",
-              "the request failed inside plugin '%s' and changed nothing; quote request id %s",
-              p->name, request_id);
+    tp_error_set(&e, 500, "internal_error",
+                 "the request failed inside plugin '%s' and changed nothing; quote request id %s",
+                 p->name, request_id);
   }
-  *body = tmp.body;
-  res->status = tmp.status;
+  tp_error_render(&e, request_id, body);
+  tp_buf_free(&details);
+  res->status = e.status;
   res->ok = false;
-  tp_copy_str(res->code, sizeof res->code, tmp.error_code);
+  tp_copy_str(res->code, sizeof res->code, e.code);
 }
 
 static void bad_result(tp_plugin *p, const tp_route *r, tp_buf *body, tp_result *res,
@@ -176,10 +171,9 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
   if (call->body_len) {
     char e[256];
     if (tpj_decode(L, call->body, call->body_len, e, sizeof e) != 0) {
-      tph_response tmp = {.body = *body};
-      tp_copy_str(tmp.request_id, sizeof tmp.request_id, call->request_id);
-      tph_error(&tmp, 400, "invalid_json", "the request body is not valid JSON: %s", e);
-      *body = tmp.body;
+      tp_error bad;
+      tp_error_set(&bad, 400, "invalid_json", "the request body is not valid JSON: %s", e);
+      tp_error_render(&bad, call->request_id, body);
       *res = (tp_result){.status = 400, .ok = false, .code = "invalid_json"};
       lua_settop(L, base);
       return;

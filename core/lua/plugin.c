@@ -15,7 +15,6 @@
 #include "lua/req.h"
 #include "lua/routedoc.h"
 #include "base/clock.h"
-#include "net/http.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/luacopy.h"

@@ -3,6 +3,8 @@
 */
 #include "net/http.h"
 
+#include "base/error.h"
+
 #include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -124,24 +126,20 @@ static const char *status_text(int status) {
 }
 
 void tph_error(tph_response *res, int status, const char *code, const char *fmt, ...) {
-  char msg[512];
+  tp_error e = {.status = status};
+  tp_copy_str(e.code, sizeof e.code, code);
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsnprintf(e.message, sizeof e.message, fmt, ap);
   va_end(ap);
-  res->status = status;
+  tph_answer_error(res, &e);
+}
+
+void tph_answer_error(tph_response *res, const tp_error *e) {
+  res->status = e->status;
   res->content_type = "application/json";
-  tp_copy_str(res->error_code, sizeof res->error_code, code);
-  tp_buf_reset(&res->body);
-  tp_buf_adds(&res->body, "{\"error\":{\"code\":");
-  tp_buf_add_json_str(&res->body, code, strlen(code));
-  tp_buf_adds(&res->body, ",\"message\":");
-  tp_buf_add_json_str(&res->body, msg, strlen(msg));
-  if (res->request_id[0]) {
-    tp_buf_adds(&res->body, ",\"request_id\":");
-    tp_buf_add_json_str(&res->body, res->request_id, strlen(res->request_id));
-  }
-  tp_buf_adds(&res->body, "}}");
+  tp_copy_str(res->error_code, sizeof res->error_code, e->code);
+  tp_error_render(e, res->request_id, &res->body);
 }
 
 static tph_response *response_new(tph_server *s) {

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/error.h"
 #include "config/config.h"
 
 #define TPH_MAX_REQUEST_ID 64
@@ -85,6 +86,8 @@ void tph_free(tph_server *s);
 int64_t tph_open_connections(const tph_server *s);
 
 /* Fills res with {"error":{"code":..,"message":..}} and the status. */
+/* Answers with the error e, rendered in the one error shape (base/error.h). */
+void tph_answer_error(tph_response *res, const tp_error *e);
 void tph_error(tph_response *res, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Finds a header by lowercase name; NULL if absent. */
