@@ -1,5 +1,5 @@
 """
-hostrng.py - the host's random generator (core/lua/api.c) in Python, written
+hostrng.py - the host's random generator (core/base/rng.c) in Python, written
 independently of the C and of plugins' Lua copies, so that tests can replay a
 logged seed: splitmix64 expands the seed into the state, xoshiro256** draws,
 and a range draw rejects the biased tail, exactly as tp.random does.

@@ -1,4 +1,4 @@
--- The host's random generator (core/lua/api.c) rebuilt in Lua, so a recorded seed
+-- The host's random generator (core/base/rng.c) rebuilt in Lua, so a recorded seed
 -- can be replayed here: splitmix64 expands the seed into xoshiro256** state,
 -- and random(lo, hi) rejects the biased tail exactly as tp.random does.
 -- Lua 5.4 integers are 64-bit two's complement: + and * wrap, >> is logical,

@@ -1,0 +1,39 @@
+/*
+** tplib.h - the C functions behind the tp table, one for each row of the
+** declaration in api.c (tpa_functions), which is the only place that names
+** them: it registers them, checks where each may be called, and documents
+** them. Each is a lua_CFunction of the plugin's own state (state.h).
+*/
+#ifndef TP_TPLIB_H
+#define TP_TPLIB_H
+
+#include <lua.h>
+
+#include "lua/state.h"
+
+int tplib_now(lua_State *L);
+int tplib_now_ms(lua_State *L);
+int tplib_localtime(lua_State *L);
+int tplib_timezone(lua_State *L);
+int tplib_random(lua_State *L);
+int tplib_seed(lua_State *L);
+int tplib_fail(lua_State *L);
+int tplib_log(lua_State *L);
+int tplib_print(lua_State *L);
+int tplib_db_exec(lua_State *L);
+int tplib_db_query(lua_State *L);
+int tplib_db_one(lua_State *L);
+int tplib_jobs_schedule(lua_State *L);
+int tplib_jobs_cancel(lua_State *L);
+int tplib_events_emit(lua_State *L);
+int tplib_call(lua_State *L);
+int tplib_exporters(lua_State *L);
+int tplib_auth_token(lua_State *L);
+int tplib_auth_alias(lua_State *L);
+int tplib_auth_erase(lua_State *L);
+int tplib_auth_unalias(lua_State *L);
+int tplib_auth_resolve(lua_State *L);
+int tplib_config(lua_State *L);
+int tplib_caller(lua_State *L);
+
+#endif
