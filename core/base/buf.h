@@ -8,6 +8,7 @@
 #ifndef TP_BUF_H
 #define TP_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +42,8 @@ char *tp_read_file(const char *path, size_t max, size_t *len);
 /* Deletes dir and everything below it, without following symbolic links;
 ** 0, or -1 with errno set (what could be removed is gone). */
 int tp_remove_tree(const char *dir);
+/* True if path is a regular file, or a directory (symbolic links followed). */
+bool tp_is_file(const char *path);
+bool tp_is_dir(const char *path);
 
 #endif
