@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "base/buf.h"
+#include "base/suggest.h"
 #include "base/tzone.h"
 
 /* Validation context: the error buffer and the key path being checked. */
@@ -66,7 +67,8 @@ static int check_keys(checker *c, int idx, const char *const *allowed) {
     bool ok = false;
     for (const char *const *a = allowed; *a; a++) ok = ok || strcmp(k, *a) == 0;
     if (!ok) {
-      failf(c, "unknown key '%s'", k);
+      char hint[80];
+      failf(c, "unknown key '%s'%s", k, tp_suggest_hint(k, allowed, hint, sizeof hint));
       lua_pop(c->L, 1);
       return -1;
     }

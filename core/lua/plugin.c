@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/suggest.h"
 #include "base/luacopy.h"
 #include "lua/sandbox.h"
 #include "base/url.h"
@@ -202,8 +203,10 @@ static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t err
     bool ok = false;
     for (const char *const *n = known; *n; n++) ok |= strcmp(k, *n) == 0;
     if (!ok) {
-      snprintf(err, errcap, "unknown manifest field '%s' (known: name, version, description, "
-               "migrations, routes, jobs, subscribe, exports, setup)", k);
+      char hint[80];
+      snprintf(err, errcap, "unknown manifest field '%s'%s (known: name, version, description, "
+               "migrations, routes, jobs, subscribe, exports, setup)", k,
+               tp_suggest_hint(k, known, hint, sizeof hint));
       lua_pop(L, 1);
       return -1;
     }

@@ -153,6 +153,10 @@ def test_check_reports_an_unknown_manifest_field():
     check_fixture("badfield")
 
 
+def test_check_suggests_the_manifest_field_a_typo_meant():
+    check_fixture("typo")
+
+
 def test_check_reports_a_manifest_name_that_is_not_the_folder():
     check_fixture("misnamed")
 
@@ -180,7 +184,7 @@ def test_check_reports_an_api_called_at_load_where_it_is_not_allowed():
 def test_check_reports_every_fixture():
     fixtures = sorted(d for d in os.listdir(FIXTURES) if os.path.isdir(os.path.join(FIXTURES, d)))
     tested = {"syntax", "badfield", "misnamed", "badsummary", "badmigration", "clash", "badpath",
-              "loadapi"}
+              "loadapi", "typo"}
     assert set(fixtures) == tested, "untested fixtures: %s" % (set(fixtures) - tested)
 
 

@@ -62,9 +62,9 @@ TEST(full_config_is_read) {
 TEST(unknown_keys_name_their_path) {
   ASSERT_EQ(load("return { tenants = { " TENANT ", token_secet = 'x' } } }"), -1);
   ASSERT_CONTAINS(err, "tenants[1]");
-  ASSERT_CONTAINS(err, "unknown key 'token_secet'");
+  ASSERT_CONTAINS(err, "unknown key 'token_secet' (did you mean 'token_secret'?)");
   ASSERT_EQ(load("return { limits = { max_conections = 1 }, tenants = { " TENANT " } } }"), -1);
-  ASSERT_CONTAINS(err, "limits: unknown key 'max_conections'");
+  ASSERT_CONTAINS(err, "limits: unknown key 'max_conections' (did you mean 'max_connections'?)");
 }
 
 TEST(wrong_types_and_ranges_are_errors) {
