@@ -38,6 +38,7 @@
 #include "lua/plugin.h"
 #include "net/router.h"
 #include "cli/scaffold.h"
+#include "base/suggest.h"
 #include "store/store.h"
 
 #ifndef TP_SOURCE_DIR
@@ -45,11 +46,15 @@
 #endif
 
 const char tpcmd_usage_check[] =
-    "usage: tidepool check DIR\n"
+    "usage: tidepool check DIR [--config FILE [--tenant ID]]\n"
     "\n"
     "Loads the plugin in DIR (a folder with plugin.lua; the folder's name is the plugin's)\n"
     "as the host would, without serving it: one throwaway tenant on a temporary database,\n"
-    "DIR's parent and the repository's plugins folder as plugin directories. Reports a\n"
+    "DIR's parent and the repository's plugins folder as plugin directories. With --config,\n"
+    "the brand's config file instead: tenant ID's settings for the plugin (its config and\n"
+    "limits; ID may be left out when the file has one tenant), DIR's parent first among its\n"
+    "plugin dirs, and the tenant's other plugins loaded too, so that a route clashing with\n"
+    "one of theirs is named; nothing of the brand's data is touched. Reports a\n"
     "syntax error, an error raised at load (an API called where it is not allowed at load\n"
     "included), a bad manifest, route or doc field, a route clash or bad path, or a failing\n"
     "migration as file:line: message (file: message when no line can be found).\n"
@@ -391,16 +396,55 @@ static void remove_scratch(const char *tmp) {
   rmdir(tmp);
 }
 
-/* Loads, mounts and migrates the plugin; prints the first problem. Returns
-** 0 clean, 1 a problem. */
-static int check_plugin(const char *abs_dir, const char *user_dir, const char *name,
-                        const char *tmp) {
-  char plugin_lua[1100], err[2048];
-  snprintf(plugin_lua, sizeof plugin_lua, "%s/plugin.lua", user_dir);
-  char parent[PATH_MAX];
-  snprintf(parent, sizeof parent, "%s", abs_dir);
-  *strrchr(parent, '/') = '\0';
-  if (!parent[0]) snprintf(parent, sizeof parent, "/");
+/* The config a check loads DIR with: a throwaway one (one tenant "check", DIR's
+** parent and the repository's plugins as plugin dirs), or the brand's config
+** file with tenant's settings and DIR's parent first among its plugin dirs.
+** 0, or 1 with the problem printed. */
+static int check_config(const char *plugin_lua, const char *parent, const char *name,
+                        const char *tmp, const char *config, const char *tenant,
+                        tpc_config *cfg, const tpc_tenant **t, const tpc_plugin **pc) {
+  char err[2048];
+  if (config) {
+    if (tpc_load(config, cfg, err, sizeof err) != 0) {
+      printf("%s\n", err);
+      return 1;
+    }
+    const char *ids[TPC_MAX_TENANTS + 1];
+    int n = 0;
+    for (int i = 0; i < cfg->ntenants && n < TPC_MAX_TENANTS; i++) ids[n++] = cfg->tenants[i].id;
+    ids[n] = NULL;
+    if (!tenant && cfg->ntenants == 1) tenant = cfg->tenants[0].id;
+    *t = tenant ? tpc_find_tenant(cfg, tenant, strlen(tenant)) : NULL;
+    char hint[100];
+    if (!*t) {
+      if (tenant)
+        printf("%s: no tenant '%s'%s\n", config, tenant, tp_suggest_hint(tenant, ids, hint, sizeof hint));
+      else
+        printf("%s: it has %d tenants: say which with --tenant\n", config, cfg->ntenants);
+      return 1;
+    }
+    const char *names[TPC_MAX_PLUGINS + 1];
+    int k = 0;
+    for (int i = 0; i < (*t)->nplugins; i++) {
+      if (strcmp((*t)->plugins[i].name, name) == 0) *pc = &(*t)->plugins[i];
+      names[k++] = (*t)->plugins[i].name;
+    }
+    names[k] = NULL;
+    if (!*pc) {
+      printf("%s: plugin '%s' is not enabled for tenant '%s'%s\n", config, name, (*t)->id,
+             tp_suggest_hint(name, names, hint, sizeof hint));
+      return 1;
+    }
+    /* DIR is what is checked: its parent comes first among the plugin dirs */
+    char **dirs = malloc((size_t)(cfg->nplugin_dirs + 1) * sizeof *dirs);
+    if (!dirs) abort();
+    dirs[0] = strdup(parent);
+    memcpy(dirs + 1, cfg->plugin_dirs, (size_t)cfg->nplugin_dirs * sizeof *dirs);
+    free(cfg->plugin_dirs);
+    cfg->plugin_dirs = dirs;
+    cfg->nplugin_dirs++;
+    return 0;
+  }
   tp_buf conf;
   tp_buf_init(&conf);
   tp_buf_adds(&conf, "return { log_level = \"error\", synchronous = \"off\", data_dir = ");
@@ -413,31 +457,55 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
   add_lua_str(&conf, TP_SOURCE_DIR "/sdk");
   tp_buf_printf(&conf, ", tenants = { { id = \"check\", token_secret = \"check-0123456789abcdef\","
                 " plugins = { %s = {} } } } }", name);
-  tpc_config cfg;
-  int rc = tpc_load_string(tp_buf_cstr(&conf), "=check", tmp, &cfg, err, sizeof err);
+  int rc = tpc_load_string(tp_buf_cstr(&conf), "=check", tmp, cfg, err, sizeof err);
   tp_buf_free(&conf);
   if (rc != 0) {
     printf("%s: cannot set up the check: %s\n", plugin_lua, err);
+    return 1;
+  }
+  *t = &cfg->tenants[0];
+  *pc = &(*t)->plugins[0];
+  return 0;
+}
+
+/* Loads, mounts and migrates the plugin; prints the first problem. With a
+** config, the tenant's other plugins are loaded too, so that a route of
+** theirs that clashes is found and named. Returns 0 clean, 1 a problem. */
+static int check_plugin(const char *abs_dir, const char *user_dir, const char *name,
+                        const char *tmp, const char *config, const char *tenant) {
+  char plugin_lua[1100], err[2048];
+  snprintf(plugin_lua, sizeof plugin_lua, "%s/plugin.lua", user_dir);
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", abs_dir);
+  *strrchr(parent, '/') = '\0';
+  if (!parent[0]) snprintf(parent, sizeof parent, "/");
+  tpc_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  const tpc_tenant *t = NULL;
+  const tpc_plugin *pc = NULL;
+  if (check_config(plugin_lua, parent, name, tmp, config, tenant, &cfg, &t, &pc) != 0) {
+    tpc_free(&cfg);
     return 1;
   }
   char file[PATH_MAX + 16];
   snprintf(file, sizeof file, "%s/plugin.lua", abs_dir);
   char *src = tp_read_file(file, 16u << 20, NULL);
   tps_db db;
+  memset(&db, 0, sizeof db);
   char dbpath[PATH_MAX + 32];
   snprintf(dbpath, sizeof dbpath, "%s/check.db", tmp);
-  tp_plugin p;
-  memset(&p, 0, sizeof p);
+  tp_plugin *all = calloc((size_t)t->nplugins + 1, sizeof *all);  /* the others, then p */
+  tp_plugin *p = &all[t->nplugins];
+  tp_plugin *plugins[TPC_MAX_PLUGINS + 1];
+  int nplugins = 0;
   tpr_router *routes = NULL, *admin = NULL;
   int status = 1, line = 0;
+  if (!all) abort();
   if (tps_open(&db, dbpath, TPC_SYNC_OFF, err, sizeof err) != 0) {
     printf("%s: cannot open a scratch database: %s\n", plugin_lua, err);
-    tpc_free(&cfg);
-    free(src);
-    return 1;
+    goto done;
   }
-  const tpc_tenant *t = &cfg.tenants[0];
-  if (tpp_load(&p, &cfg, t, &t->plugins[0], &db, err, sizeof err) != 0) {
+  if (tpp_load(p, &cfg, t, pc, &db, err, sizeof err) != 0) {
     line = src ? manifest_line(src, err) : 0;
     if (line || strstr(err, "manifest") || strncmp(err, "routes", 6) == 0 ||
         strstr(err, "must be a function") || strstr(err, "names must be") ||
@@ -447,36 +515,49 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
       report_lua_error(err, abs_dir, user_dir, plugin_lua);
     goto done;
   }
+  for (int i = 0; config && i < t->nplugins; i++) {
+    if (&t->plugins[i] == pc) continue;
+    char e[2048];  /* one that does not load is the config's business, not this check's */
+    if (tpp_load(&all[i], &cfg, t, &t->plugins[i], &db, e, sizeof e) == 0) plugins[nplugins++] = &all[i];
+    else tpp_free(&all[i]);
+  }
+  plugins[nplugins++] = p;  /* last: a clash names the plugin mounted before it */
   tp_route *builtins[TP_HOST_MAX_BUILTINS];
   int nbuiltins = tp_host_builtins(builtins);
-  tp_plugin *const plugins[] = {&p};
-  if (tp_host_build_routers(builtins, nbuiltins, plugins, 1, &routes, &admin, err, sizeof err) != 0) {
+  if (tp_host_build_routers(builtins, nbuiltins, plugins, nplugins, &routes, &admin, err,
+                            sizeof err) != 0) {
     problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
     goto done;
   }
-  if (tpp_migrate(&p, err, sizeof err) != 0) {
+  if (tpp_migrate(p, err, sizeof err) != 0) {
     problem(plugin_lua, src ? manifest_line(src, err) : 0, err, abs_dir, user_dir);
     goto done;
   }
-  printf("%s: ok (%s %s, %d route%s)\n", user_dir, p.name, p.version, p.nroutes,
-         p.nroutes == 1 ? "" : "s");
+  printf("%s: ok (%s %s, %d route%s)\n", user_dir, p->name, p->version, p->nroutes,
+         p->nroutes == 1 ? "" : "s");
   status = 0;
 done:
   tpr_free(routes);
   tpr_free(admin);
-  tpp_free(&p);
-  tps_close(&db);
+  for (int i = 0; i <= t->nplugins; i++) tpp_free(&all[i]);
+  free(all);
+  if (db.db) tps_close(&db);
   tpc_free(&cfg);
   free(src);
   return status;
 }
 
 int tpcmd_check(int argc, char **argv) {
-  const char *dir = NULL;
+  const char *dir = NULL, *config = NULL, *tenant = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       fputs(tpcmd_usage_check, stdout);
       return 0;
+    }
+    if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--tenant") == 0) && i + 1 < argc) {
+      *(argv[i][2] == 'c' ? &config : &tenant) = argv[i + 1];
+      i++;
+      continue;
     }
     if (argv[i][0] == '-' || dir) {
       fprintf(stderr, "tidepool: unexpected argument '%s'\n\n%s", argv[i], tpcmd_usage_check);
@@ -486,6 +567,10 @@ int tpcmd_check(int argc, char **argv) {
   }
   if (!dir) {
     fprintf(stderr, "tidepool: check needs a plugin folder\n\n%s", tpcmd_usage_check);
+    return 2;
+  }
+  if (tenant && !config) {
+    fprintf(stderr, "tidepool: --tenant needs --config\n\n%s", tpcmd_usage_check);
     return 2;
   }
   char user_dir[PATH_MAX], abs_dir[PATH_MAX], file[PATH_MAX + 16];
@@ -511,7 +596,7 @@ int tpcmd_check(int argc, char **argv) {
     fprintf(stderr, "tidepool: cannot create a temporary folder: %s\n", strerror(errno));
     return 2;
   }
-  int status = check_plugin(abs_dir, user_dir, name, tmp);
+  int status = check_plugin(abs_dir, user_dir, name, tmp, config, tenant);
   remove_scratch(tmp);
   return status;
 }

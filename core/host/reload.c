@@ -20,27 +20,80 @@
 #include "host/host_int.h"
 #include "base/log.h"
 
-/* Mounts r on admin or routes by its auth rule. */
-static int mount(tpr_router *routes, tpr_router *admin, tp_route *r, char *err, size_t errcap) {
+/* The next segment of a route pattern at *p: its text and length; a
+** parameter ({name} or {name:type}) is flagged. Advances *p past it. */
+static bool next_segment(const char **p, const char **seg, size_t *len, bool *param) {
+  while (**p == '/') (*p)++;
+  if (!**p) return false;
+  *seg = *p;
+  while (**p && **p != '/') (*p)++;
+  *len = (size_t)(*p - *seg);
+  *param = **seg == '{';
+  return true;
+}
+
+/* Whether a and b (patterns on the same router) clash: the same method and
+** shape (a parameter matches any parameter), or parameters of different
+** names at the same place after the same literals. */
+static bool patterns_clash(const tp_route *a, const tp_route *b) {
+  const char *pa = a->path, *pb = b->path;
+  const char *sa, *sb;
+  size_t na, nb;
+  bool xa, xb;
+  for (;;) {
+    bool more_a = next_segment(&pa, &sa, &na, &xa), more_b = next_segment(&pb, &sb, &nb, &xb);
+    if (!more_a || !more_b) return !more_a && !more_b && strcmp(a->method, b->method) == 0;
+    if (xa && xb) {
+      if (na != nb || memcmp(sa, sb, na) != 0) return true;  /* {id} against {code} */
+    } else if (xa != xb || na != nb || memcmp(sa, sb, na) != 0) {
+      return false;
+    }
+  }
+}
+
+/* Mounts r on admin or routes by its auth rule; mounted[0..n) went before
+** it, so a clash names the route it clashes with and whose that is. */
+static int mount(tpr_router *routes, tpr_router *admin, tp_route *r, tp_route *const *mounted,
+                 int n, char *err, size_t errcap) {
   char e[256];
   if (tpr_add(r->auth == TP_AUTH_ADMIN ? admin : routes, r->method, r->path, r, e, sizeof e) == 0)
     return 0;
+  const tp_route *other = NULL;
+  for (int i = 0; i < n && !other; i++)
+    if ((mounted[i]->auth == TP_AUTH_ADMIN) == (r->auth == TP_AUTH_ADMIN) &&
+        patterns_clash(r, mounted[i]))
+      other = mounted[i];
+  char with[400] = "";
+  if (other)
+    snprintf(with, sizeof with, " (it clashes with %s %s of %s%s%s)", other->method, other->path,
+             other->plugin ? "plugin '" : "the host's built-ins",
+             other->plugin ? other->plugin->name : "", other->plugin ? "'" : "");
   if (r->plugin)
-    snprintf(err, errcap, "route %s %s of plugin '%s': %s", r->method, r->path, r->plugin->name, e);
+    snprintf(err, errcap, "route %s %s of plugin '%s': %s%s", r->method, r->path, r->plugin->name,
+             e, with);
   else
-    snprintf(err, errcap, "built-in route %s %s: %s", r->method, r->path, e);
+    snprintf(err, errcap, "built-in route %s %s: %s%s", r->method, r->path, e, with);
   return -1;
 }
 
 int tp_host_build_routers(tp_route *const *builtins, int nbuiltins, tp_plugin *const *plugins,
-                      int nplugins, tpr_router **out_routes, tpr_router **out_admin, char *err,
-                      size_t errcap) {
+                          int nplugins, tpr_router **out_routes, tpr_router **out_admin, char *err,
+                          size_t errcap) {
   tpr_router *routes = tpr_new(), *admin = tpr_new();
-  int rc = 0;
-  for (int i = 0; rc == 0 && i < nbuiltins; i++) rc = mount(routes, admin, builtins[i], err, errcap);
+  int total = nbuiltins, n = 0, rc = 0;
+  for (int i = 0; i < nplugins; i++) total += plugins[i] ? plugins[i]->nroutes : 0;
+  tp_route **mounted = malloc((size_t)(total ? total : 1) * sizeof *mounted);
+  if (!mounted) abort();
+  for (int i = 0; rc == 0 && i < nbuiltins; i++) {
+    rc = mount(routes, admin, builtins[i], mounted, n, err, errcap);
+    mounted[n++] = builtins[i];
+  }
   for (int i = 0; rc == 0 && i < nplugins; i++)
-    for (int j = 0; rc == 0 && plugins[i] && j < plugins[i]->nroutes; j++)
-      rc = mount(routes, admin, &plugins[i]->routes[j], err, errcap);
+    for (int j = 0; rc == 0 && plugins[i] && j < plugins[i]->nroutes; j++) {
+      rc = mount(routes, admin, &plugins[i]->routes[j], mounted, n, err, errcap);
+      mounted[n++] = &plugins[i]->routes[j];
+    }
+  free(mounted);
   if (rc != 0) {
     tpr_free(routes);
     tpr_free(admin);

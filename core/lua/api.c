@@ -50,9 +50,11 @@ const tpa_fn tpa_functions[] = {
   {NULL, "seed", tplib_seed, TP_CTX_TXN, "tp.seed() -> integer",
    "The seed of this invocation's random generator.",
    "@return integer"},
-  {NULL, "fail", tplib_fail, TP_CTX_TXN, "tp.fail(status, code, message [, details])",
+  {NULL, "fail", tplib_fail, TP_CTX_ANY, "tp.fail(status, code, message [, details])",
    "Ends the handler: everything it wrote is rolled back and the client gets "
-   "{\"error\":{\"code\",\"message\",\"details\"}} with status (400-599).",
+   "{\"error\":{\"code\",\"message\",\"details\"}} with status (400-599). While the "
+   "plugin loads (checking its config with tp.check, say) the plugin does not load, "
+   "and the load error is \"code: message\".",
    "@param status integer 400-599\n"
    "@param code string a stable error code of 1-39 bytes, e.g. sold_out\n"
    "@param message string for people\n"

@@ -248,6 +248,13 @@ static int run_chunk(tp_plugin *p, const char *file, int nargs, int64_t budget, 
              p->mem_limit);
     return -1;
   }
+  if (rc != LUA_OK && tpst_is_fail(L, -1)) {  /* tp.fail at load: a config check, say */
+    tpst_rawfield(L, -1, "code");
+    tpst_rawfield(L, -2, "message");
+    snprintf(err, errcap, "%s: %s", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error",
+             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
+    return -1;
+  }
   if (rc != LUA_OK) {
     snprintf(err, errcap, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error while loading");
     return -1;

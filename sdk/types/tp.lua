@@ -55,9 +55,11 @@ function tp.random(m, n) end
 function tp.seed() end
 
 ---Ends the handler: everything it wrote is rolled back and the client gets
----{"error":{"code","message","details"}} with status (400-599).
+---{"error":{"code","message","details"}} with status (400-599). While the plugin loads
+---(checking its config with tp.check, say) the plugin does not load, and the load error is
+---"code: message".
 ---
----Allowed in: handler, job, event, setup.
+---Allowed in: load, handler, job, event, setup.
 ---@param status integer 400-599
 ---@param code string a stable error code of 1-39 bytes, e.g. sold_out
 ---@param message string for people

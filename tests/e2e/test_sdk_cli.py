@@ -195,6 +195,71 @@ def test_check_a_folder_whose_name_is_not_a_plugin_name():
     assert rc == 1 and "is not a plugin name" in out, (rc, out, err)
 
 
+SHELF = """local check = require("tp.check")
+local per_page = check.integer(tp.config().per_page, "config.per_page", 1, 100)
+return {
+  name = "shelf", version = "1.0.0",
+  routes = {
+    { method = "GET", path = "/shelf/items", auth = "none",
+      handler = function() return { per_page = per_page } end },%s
+  },
+}
+"""
+
+
+def brand(per_page, clash=False, tenant="brand"):
+    """A brand's config: catalog, coupons and our shelf, whose per_page its config sets."""
+    d = tempfile.mkdtemp(dir=WORK)
+    os.makedirs(os.path.join(d, "mine", "shelf"))
+    with open(os.path.join(d, "mine", "shelf", "plugin.lua"), "w") as f:
+        f.write(SHELF % ('\n    { method = "GET", path = "/coupons/mine", auth = "user",'
+                         ' handler = function() return {} end },' if clash else ""))
+    conf = os.path.join(d, "tidepool.conf.lua")
+    with open(conf, "w") as f:
+        f.write('return { data_dir = "%s/data", plugin_dirs = { "%s/mine", "%s/plugins" },'
+                ' sdk_dir = "%s/sdk", tenants = { { id = "%s", token_secret = "0123456789abcdef0123",'
+                ' plugins = { catalog = {}, coupons = {}, shelf = { per_page = %s } } } } }'
+                % (d, d, SRC, SRC, tenant, per_page))
+    return os.path.join(d, "mine", "shelf"), conf, d
+
+
+def test_check_with_the_brands_config_uses_the_tenants_plugin_config():
+    shelf, conf, d = brand(20)
+    rc, out, err = tidepool("check", shelf, "--config", conf, "--tenant", "brand")
+    assert rc == 0 and "ok (shelf 1.0.0, 1 route)" in out, (rc, out, err)
+    assert not os.path.exists(os.path.join(d, "data")), "check touched the brand's data"
+    rc, out, err = tidepool("check", shelf, "--config", conf)   # one tenant: no --tenant needed
+    assert rc == 0, (rc, out, err)
+    # without the config the plugin's own config check fails, with the real field error
+    rc, out, err = tidepool("check", shelf)
+    assert rc == 1 and "invalid_field: config.per_page must be an integer from 1 to 100" in out, (
+        rc, out, err)
+
+
+def test_check_with_the_brands_config_reports_its_config_errors_at_load():
+    shelf, conf, _ = brand(0)
+    rc, out, err = tidepool("check", shelf, "--config", conf, "--tenant", "brand")
+    assert rc == 1 and "invalid_field: config.per_page must be an integer from 1 to 100" in out, (
+        rc, out, err)
+
+
+def test_check_with_the_brands_config_names_the_plugin_a_route_clashes_with():
+    shelf, conf, _ = brand(20, clash=True)
+    rc, out, err = tidepool("check", shelf, "--config", conf, "--tenant", "brand")
+    assert rc == 1, (rc, out, err)
+    assert "route GET /coupons/mine of plugin 'shelf'" in out, out
+    assert "it clashes with GET /coupons/mine of plugin 'coupons'" in out, out
+    assert "plugin.lua:8: " in out, out   # the line of the route that clashes
+
+
+def test_check_with_the_brands_config_suggests_the_tenant_meant():
+    shelf, conf, _ = brand(20, tenant="leaf")
+    rc, out, err = tidepool("check", shelf, "--config", conf, "--tenant", "lef")
+    assert rc == 1 and "no tenant 'lef' (did you mean 'leaf'?)" in out, (rc, out, err)
+    rc, out, err = tidepool("check", shelf, "--tenant", "leaf")
+    assert rc == 2 and "--tenant needs --config" in err, (rc, out, err)
+
+
 def test_check_usage_errors():
     for args in ((), (WORK,), (FIXTURES, "syntax"), ("--bogus",)):
         rc, out, err = tidepool("check", *args)
