@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <uv.h>
 
@@ -22,6 +23,8 @@
 #include "host/host.h"
 #include "net/http.h"
 #include "base/log.h"
+#include "lua/plugin.h"
+#include "store/store.h"
 #include "cli/scaffold.h"
 #include "cli/testkit.h"
 #include "base/token.h"
@@ -90,7 +93,11 @@ static const char tpcmd_usage_config[] =
     "usage: tidepool config --config FILE\n"
     "\n"
     "Loads and validates FILE and prints a summary (listen address, data directory,\n"
-    "tenants and their plugins). Exits non-zero with the offending key on error.\n";
+    "plugin and SDK folders, tenants and their plugins). Then loads every tenant's\n"
+    "plugins as `serve` would, on a scratch database (nothing of the brand's data is\n"
+    "touched), and says for each whether it loads and, if not, why; a route that two\n"
+    "plugins declare is reported too. Exits 1 with the offending key when FILE is\n"
+    "invalid or when a plugin would not serve.\n";
 
 typedef struct {
   const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret, *plugin;
@@ -258,6 +265,21 @@ static void tune_malloc(void) {
 #endif
 }
 
+/* Each plugin that is not serving, with why: the first thing to read when
+** "plugins_failed" is not 0. */
+static void log_failed_plugins(const tp_host *h) {
+  for (int i = 0; i < h->ntenants; i++)
+    for (int j = 0; j < h->tenants[i].nslots; j++) {
+      const tp_slot *s = &h->tenants[i].slots[j];
+      if (s->current) continue;
+      tp_buf *line = tp_log_begin(TP_LOG_ERROR, "plugin not serving");
+      tp_log_str(line, "tenant", h->tenants[i].conf->id);
+      tp_log_str(line, "plugin", s->conf->name);
+      tp_log_str(line, "error", s->last_error);
+      tp_log_end(line);
+    }
+}
+
 static int tpcmd_serve(int argc, char **argv) {
   tune_malloc();
   options o = {0};
@@ -320,6 +342,7 @@ static int tpcmd_serve(int argc, char **argv) {
     tp_log_int(line, "plugins_failed", host.plugin_failures);
     tp_log_str(line, "version", TIDEPOOL_VERSION);
     tp_log_end(line);
+    log_failed_plugins(&host);
     tp_log_set_batched(true);
     uv_run(&st.loop, UV_RUN_DEFAULT);
     tp_log_set_batched(false);
@@ -429,6 +452,59 @@ static int tpcmd_reload(int argc, char **argv) {
 
 /* ---- config */
 
+/* Loads every tenant's plugins as the host would, without migrating them,
+** on a scratch database in a temporary folder; prints one line a plugin and
+** returns how many would not serve. */
+static int load_plugins(const tpc_config *cfg) {
+  const char *tmpdir = getenv("TMPDIR");
+  char tmp[PATH_MAX], dbpath[PATH_MAX + 16], err[2048];
+  snprintf(tmp, sizeof tmp, "%s/tidepool-config-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(tmp)) {
+    printf("plugins: not loaded (cannot create a temporary folder)\n");
+    return 1;
+  }
+  snprintf(dbpath, sizeof dbpath, "%s/config.db", tmp);
+  tps_db db;
+  int failed = 0;
+  if (tps_open(&db, dbpath, TPC_SYNC_OFF, err, sizeof err) != 0) {
+    printf("plugins: not loaded (%s)\n", err);
+    tp_remove_tree(tmp);
+    return 1;
+  }
+  tp_route *builtins[TP_HOST_MAX_BUILTINS];
+  int nbuiltins = tp_host_builtins(builtins);
+  for (int i = 0; i < cfg->ntenants; i++) {
+    const tpc_tenant *t = &cfg->tenants[i];
+    tp_plugin *ps = calloc((size_t)t->nplugins + 1, sizeof *ps);
+    tp_plugin *loaded[TPC_MAX_PLUGINS];
+    int n = 0;
+    if (!ps) abort();
+    for (int j = 0; j < t->nplugins; j++) {
+      if (tpp_load(&ps[j], cfg, t, &t->plugins[j], &db, err, sizeof err) == 0) {
+        printf("plugin %s/%s: ok (version %s, %d routes)\n", t->id, t->plugins[j].name,
+               ps[j].version, ps[j].nroutes);
+        loaded[n++] = &ps[j];
+      } else {
+        printf("plugin %s/%s: FAILED: %s\n", t->id, t->plugins[j].name, err);
+        failed++;
+      }
+    }
+    tpr_router *routes, *admin;
+    if (tp_host_build_routers(builtins, nbuiltins, loaded, n, &routes, &admin, err, sizeof err) == 0) {
+      tpr_free(routes);
+      tpr_free(admin);
+    } else {
+      printf("tenant %s: FAILED: %s\n", t->id, err);
+      failed++;
+    }
+    for (int j = 0; j < t->nplugins; j++) tpp_free(&ps[j]);
+    free(ps);
+  }
+  tps_close(&db);
+  tp_remove_tree(tmp);
+  return failed;
+}
+
 static int tpcmd_config(int argc, char **argv) {
   options o = {0};
   int done = begin_command(argc, argv, tpcmd_usage_config, &o);
@@ -450,8 +526,10 @@ static int tpcmd_config(int argc, char **argv) {
     for (int j = 0; j < cfg.tenants[i].nplugins; j++) printf(" %s", cfg.tenants[i].plugins[j].name);
     printf("\n");
   }
+  int failed = load_plugins(&cfg);
+  if (failed) printf("%d plugin%s would not serve\n", failed, failed == 1 ? "" : "s");
   tpc_free(&cfg);
-  return 0;
+  return failed ? 1 : 0;
 }
 
 int main(int argc, char **argv) {

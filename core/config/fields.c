@@ -575,7 +575,16 @@ static int load_root(checker *c, tpc_config *cfg) {
     cfg->sdk_dir = tpc_resolve_path(cfg->dir, s);
     free(s);
   } else {
-    cfg->sdk_dir = tpc_resolve_path(cfg->plugin_dirs[0], "../sdk");
+    /* the sdk/ beside whichever plugin dir has one, in their order: a brand's
+    ** own folder first (without an sdk/) must not hide the one beside plugins/ */
+    for (int i = 0; i < cfg->nplugin_dirs && !cfg->sdk_dir; i++) {
+      char *sdk = tpc_resolve_path(cfg->plugin_dirs[i], "../sdk");
+      char *tp = tpc_resolve_path(sdk, "tp");
+      if (tp_is_dir(tp)) cfg->sdk_dir = sdk;
+      else free(sdk);
+      free(tp);
+    }
+    if (!cfg->sdk_dir) cfg->sdk_dir = tpc_resolve_path(cfg->plugin_dirs[0], "../sdk");
   }
   return 0;
 }

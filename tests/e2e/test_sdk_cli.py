@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, HERE, SANITIZER_MARKERS, SRC, run  # noqa: E402
+from harness import BIN, HERE, SANITIZER_MARKERS, SRC, Host, run, tenant  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "sdk_fixtures")
 WORK = tempfile.mkdtemp(prefix="tidepool-e2e-sdkcli-")
@@ -35,20 +35,49 @@ def tidepool(*args, cwd=None):
     return out.returncode, out.stdout.decode("utf-8"), err
 
 
-def test_config_says_where_the_sdk_is_and_when_it_is_missing():
+def test_config_finds_the_sdk_beside_any_plugin_dir_and_loads_every_plugin():
+    """The GUIDE's pattern, the brand's own folder first: the SDK is still found
+    (beside plugins/), so coupons loads; `config` says where and that it does."""
     with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "mine"))
         conf = os.path.join(d, "c.lua")
         with open(conf, "w") as f:
             f.write('return { plugin_dirs = { "%s/mine", "%s/plugins" }, tenants = { { id = "t",'
-                    ' token_secret = "0123456789abcdef0123" } } }' % (d, SRC))
+                    ' token_secret = "0123456789abcdef0123", plugins = { catalog = {},'
+                    ' coupons = {} } } } }' % (d, SRC))
         code, out, _ = tidepool("config", "--config", conf)
         assert code == 0, out
-        assert "sdk_dir: %s/mine/../sdk  (not a folder" % d in out, out   # beside the first dir
-        with open(conf, "w") as f:
-            f.write('return { plugin_dirs = { "%s/plugins" }, tenants = { { id = "t",'
-                    ' token_secret = "0123456789abcdef0123" } } }' % SRC)
-        code, out, _ = tidepool("config", "--config", conf)
         assert "sdk_dir: %s/plugins/../sdk\n" % SRC in out, out
+        assert "plugin t/coupons: ok (version " in out, out
+
+
+def test_config_says_which_plugin_would_not_serve_and_why():
+    with tempfile.TemporaryDirectory() as d:
+        conf = os.path.join(d, "c.lua")
+        with open(conf, "w") as f:
+            f.write('return { plugin_dirs = { "%s/plugins" }, sdk_dir = "%s/nosdk", tenants = {'
+                    ' { id = "t", token_secret = "0123456789abcdef0123", plugins = {'
+                    ' catalog = {}, coupons = {} } } } }' % (SRC, d))
+        code, out, _ = tidepool("config", "--config", conf)
+        assert code == 1, out
+        assert "sdk_dir: %s/nosdk  (not a folder" % d in out, out
+        assert "plugin t/catalog: ok" in out, out
+        assert "plugin t/coupons: FAILED: " in out and "module 'tp." in out, out
+        assert "1 plugin would not serve" in out, out
+
+
+def test_serve_names_each_plugin_that_is_not_serving():
+    h = Host(tenants=[tenant("t1", {"catalog": {}, "coupons": {}})],
+             extra={"sdk_dir": os.path.join(WORK, "nosdk")}, name="sdktrap")
+    try:
+        h.start()
+        line = h.wait_log(lambda l: l.get("msg") == "plugin not serving", what="plugin not serving")
+        assert line["tenant"] == "t1" and line["plugin"] == "coupons", line
+        assert "module 'tp." in line["error"], line
+        listening = [l for l in h.logs() if l.get("msg") == "listening"]
+        assert listening and listening[0]["plugins_failed"] == 1, listening
+    finally:
+        h.stop()
 
 
 def test_new_plugin_writes_the_scaffold():
