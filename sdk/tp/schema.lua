@@ -22,12 +22,23 @@
 -- plugin's), custom (schema: its OpenAPI schema; the plugin reads and checks
 -- it). A field may say required, default (a value, or a function returning
 -- one), nullable (a JSON null clears it), fixed (set at creation, never by a
--- PATCH), doc (its description) and example.
+-- PATCH), doc (its description), example, and column = false (not a column
+-- of its own: the plugin stores it some other way).
+--
+--   "SELECT " .. SALE:columns("id") .. ", created_at FROM ..."   -- the stored fields, in order
+--   tp.db.exec(SALE:insert("flash_sale_sales", { created_at = ":now" }), row)  -- :name parameters
+--   tp.db.exec(SALE:update("flash_sale_sales", { updated_at = ":now" }), row)  -- all but fixed; WHERE id = :id
 
 local check = require("tp.check")
 
 local schema = {}
 schema.__index = schema
+
+-- The bodies :body() made: which schema, and whether for a PATCH.
+-- schema.document reads it to say which routes take a declared body. (Strong
+-- keys: the sandbox has no weak tables, and a plugin makes a few bodies at
+-- load, which live as long as its routes anyway.)
+local made = {}
 
 local TYPES = { ident = true, text = true, integer = true, epoch = true, boolean = true, enum = true,
                 list = true, custom = true }
@@ -100,6 +111,64 @@ function schema:check(r)
   end
 end
 
+---The stored fields (all but column = false) in declaration order.
+local function stored(self)
+  local out = {}
+  for _, f in ipairs(self.fields) do
+    if f.column ~= false then out[#out + 1] = f.name end
+  end
+  return out
+end
+
+---Names sorted, for SQL that reads the same every time.
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+---The column list of a SELECT: the columns named in before, the stored fields,
+---then those in after ("id", then the fields, then "created_at, updated_at").
+---@param before string[]|string|nil
+---@param after string[]|string|nil
+---@return string
+function schema:columns(before, after)
+  local out = {}
+  for _, list in ipairs({ before or {}, stored(self), after or {} }) do
+    if type(list) == "string" then list = { list } end
+    for _, c in ipairs(list) do out[#out + 1] = c end
+  end
+  return table.concat(out, ", ")
+end
+
+---INSERT INTO tbl of every stored field as its :name parameter, and of each
+---column of extra as the SQL expression it maps to ({ created_at = ":now" }).
+---@param tbl string
+---@param extra table<string, string>?
+---@return string
+function schema:insert(tbl, extra)
+  local cols, vals = {}, {}
+  for _, name in ipairs(stored(self)) do cols[#cols + 1], vals[#vals + 1] = name, ":" .. name end
+  for _, name in ipairs(sorted_keys(extra)) do cols[#cols + 1], vals[#vals + 1] = name, extra[name] end
+  return ("INSERT INTO %s (%s) VALUES (%s)"):format(tbl, table.concat(cols, ", "), table.concat(vals, ", "))
+end
+
+---UPDATE tbl setting every stored field a change may touch (all but fixed)
+---to its :name parameter, and each column of extra to its expression, WHERE
+---id = :id.
+---@param tbl string
+---@param extra table<string, string>?
+---@return string
+function schema:update(tbl, extra)
+  local sets = {}
+  for _, f in ipairs(self.fields) do
+    if f.column ~= false and not f.fixed then sets[#sets + 1] = ("%s = :%s"):format(f.name, f.name) end
+  end
+  for _, name in ipairs(sorted_keys(extra)) do sets[#sets + 1] = ("%s = %s"):format(name, extra[name]) end
+  return ("UPDATE %s SET %s WHERE id = :id"):format(tbl, table.concat(sets, ", "))
+end
+
 ---The OpenAPI schema of a create body (patch: of a PATCH body, where nothing
 ---is required): every field with its type and the same bounds :check enforces.
 ---@param patch boolean?
@@ -132,7 +201,39 @@ function schema:body(patch)
     props[f.name] = p
     if f.required and not patch then required[#required + 1] = f.name end
   end
-  return { type = "object", properties = props, required = #required > 0 and required or nil }
+  local out = { type = "object", properties = props, required = #required > 0 and required or nil }
+  made[out] = { schema = self, patch = patch == true }
+  return out
+end
+
+---The fields as declared, as plain data (what a route's OpenAPI body must say).
+---@return table[]
+function schema:declared()
+  local out = {}
+  for i, f in ipairs(self.fields) do
+    out[i] = { name = f.name, type = f.type, min = f.min, max = f.max, max_items = f.max_items,
+               values = f.values, required = f.required == true, nullable = f.nullable == true,
+               fixed = f.fixed == true }
+  end
+  return out
+end
+
+---The routes of a manifest whose body a schema made (:body), each with its
+---fields as declared: { method, path, auth, patch, fields }. A plugin exports
+---it as `schemas`, so a test can hold every declared body against the
+---OpenAPI the host serves (tests/e2e/test_schema_walk.py).
+---@param routes table[] the manifest's routes
+---@return table[]
+function schema.document(routes)
+  local out = {}
+  for _, r in ipairs(routes) do
+    local m = r.body and made[r.body]
+    if m then
+      out[#out + 1] = { method = r.method, path = r.path, auth = r.auth or "user", patch = m.patch,
+                        fields = m.schema:declared() }
+    end
+  end
+  return out
 end
 
 return schema
