@@ -22,8 +22,9 @@
 -- plugin's), custom (schema: its OpenAPI schema; the plugin reads and checks
 -- it). A field may say required, default (a value, or a function returning
 -- one), nullable (a JSON null clears it), fixed (set at creation, never by a
--- PATCH), doc (its description), example, and column = false (not a column
--- of its own: the plugin stores it some other way).
+-- PATCH), patch = false (not in a PATCH body at all: a PATCH ignores it), doc
+-- (its description), example, and column = false (not a column of its own:
+-- the plugin stores it some other way).
 --
 --   "SELECT " .. SALE:columns("id") .. ", created_at FROM ..."   -- the stored fields, in order
 --   tp.db.exec(SALE:insert("flash_sale_sales", { created_at = ":now" }), row)  -- :name parameters
@@ -60,7 +61,7 @@ function schema.new(fields)
     s.fields[#s.fields + 1] = f
     s.by_name[name] = f
     s.names[name] = true
-    if not f.fixed and t ~= "custom" then s.patchable[#s.patchable + 1] = name end
+    if not f.fixed and f.patch ~= false and t ~= "custom" then s.patchable[#s.patchable + 1] = name end
   end
   return s
 end
@@ -90,12 +91,14 @@ function schema:defaults(b)
 end
 
 ---Checks every field of r (a whole resource) by its declaration, in order:
----400 invalid_field naming the first that breaks its rule.
+---400 invalid_field naming the first that breaks its rule. With patch, r holds
+---only what a PATCH changes, and a field it leaves out is not missing.
 ---@param r table
-function schema:check(r)
+---@param patch boolean?
+function schema:check(r, patch)
   for _, f in ipairs(self.fields) do
     local v, name = r[f.name], f.name
-    local optional = not f.required
+    local optional = patch or not f.required
     if f.type == "ident" then check.ident(v, name, f.max or 64, optional)
     elseif f.type == "text" then check.text(v, name, f.max or 100, optional)
     elseif f.type == "integer" then check.integer(v, name, f.min or 0, f.max, optional)
@@ -169,37 +172,44 @@ function schema:update(tbl, extra)
   return ("UPDATE %s SET %s WHERE id = :id"):format(tbl, table.concat(sets, ", "))
 end
 
+---A field's OpenAPI schema, with the same bounds :check enforces.
+local function property(f)
+  local p
+  if f.type == "custom" then
+    p = {}  -- a copy: the field's own schema may be shared with other routes
+    for k, v in pairs(f.schema) do p[k] = v end
+  elseif f.type == "ident" or f.type == "text" then
+    p = { type = "string", minLength = 1, maxLength = f.max or (f.type == "ident" and 64 or 100) }
+  elseif f.type == "integer" then
+    p = { type = "integer", minimum = f.min or 0, maximum = f.max }
+  elseif f.type == "epoch" then
+    p = { type = "integer", minimum = 0, maximum = check.MAX_EPOCH, description = "UTC epoch seconds" }
+  elseif f.type == "boolean" then
+    p = { type = "boolean" }
+  elseif f.type == "enum" then
+    p = { type = "string", enum = f.values }
+  else
+    p = { type = "array", items = { type = "string", example = f.example }, maxItems = f.max_items }
+  end
+  if f.nullable and f.type ~= "custom" then p.nullable = true end
+  if f.doc and (not p.description or f.type == "epoch") then p.description = f.doc end
+  if f.default ~= nil and type(f.default) ~= "function" and type(f.default) ~= "table" then
+    p.default = f.default
+  end
+  return p
+end
+
 ---The OpenAPI schema of a create body (patch: of a PATCH body, where nothing
----is required): every field with its type and the same bounds :check enforces.
+---is required and the patch = false fields are left out).
 ---@param patch boolean?
 ---@return table
 function schema:body(patch)
   local props, required = {}, {}
   for _, f in ipairs(self.fields) do
-    local p
-    if f.type == "custom" then
-      p = {}  -- a copy: the field's own schema may be shared with other routes
-      for k, v in pairs(f.schema) do p[k] = v end
-    elseif f.type == "ident" or f.type == "text" then
-      p = { type = "string", minLength = 1, maxLength = f.max or (f.type == "ident" and 64 or 100) }
-    elseif f.type == "integer" then
-      p = { type = "integer", minimum = f.min or 0, maximum = f.max }
-    elseif f.type == "epoch" then
-      p = { type = "integer", minimum = 0, maximum = check.MAX_EPOCH, description = "UTC epoch seconds" }
-    elseif f.type == "boolean" then
-      p = { type = "boolean" }
-    elseif f.type == "enum" then
-      p = { type = "string", enum = f.values }
-    else
-      p = { type = "array", items = { type = "string", example = f.example }, maxItems = f.max_items }
+    if not (patch and f.patch == false) then
+      props[f.name] = property(f)
+      if f.required and not patch then required[#required + 1] = f.name end
     end
-    if f.nullable and f.type ~= "custom" then p.nullable = true end
-    if f.doc and (not p.description or f.type == "epoch") then p.description = f.doc end
-    if f.default ~= nil and type(f.default) ~= "function" and type(f.default) ~= "table" then
-      p.default = f.default
-    end
-    props[f.name] = p
-    if f.required and not patch then required[#required + 1] = f.name end
   end
   local out = { type = "object", properties = props, required = #required > 0 and required or nil }
   made[out] = { schema = self, patch = patch == true }
@@ -213,7 +223,7 @@ function schema:declared()
   for i, f in ipairs(self.fields) do
     out[i] = { name = f.name, type = f.type, min = f.min, max = f.max, max_items = f.max_items,
                values = f.values, required = f.required == true, nullable = f.nullable == true,
-               fixed = f.fixed == true }
+               fixed = f.fixed == true, patch = f.patch ~= false }
   end
   return out
 end
