@@ -90,28 +90,43 @@ function schema:defaults(b)
   return out
 end
 
+---Checks v by field f's rule; absent (nil) is fine when optional.
+local function check_one(f, v, optional)
+  local name = f.name
+  if f.type == "ident" then check.ident(v, name, f.max or 64, optional)
+  elseif f.type == "text" then check.text(v, name, f.max or 100, optional)
+  elseif f.type == "integer" then check.integer(v, name, f.min or 0, f.max, optional)
+  elseif f.type == "epoch" then check.epoch(v, name, optional)
+  elseif f.type == "boolean" then
+    if v ~= nil or not optional then
+      if type(v) ~= "boolean" then check.field_error(name, "must be true or false") end
+    end
+  elseif f.type == "enum" then check.enum(v, name, f.set, optional)
+  elseif f.type == "list" then
+    if v ~= nil or not optional then check.list(v, name, f.min_items or 0, f.max_items or 1000) end
+  end
+end
+
 ---Checks every field of r (a whole resource) by its declaration, in order:
 ---400 invalid_field naming the first that breaks its rule. With patch, r holds
 ---only what a PATCH changes, and a field it leaves out is not missing.
 ---@param r table
 ---@param patch boolean?
 function schema:check(r, patch)
-  for _, f in ipairs(self.fields) do
-    local v, name = r[f.name], f.name
-    local optional = patch or not f.required
-    if f.type == "ident" then check.ident(v, name, f.max or 64, optional)
-    elseif f.type == "text" then check.text(v, name, f.max or 100, optional)
-    elseif f.type == "integer" then check.integer(v, name, f.min or 0, f.max, optional)
-    elseif f.type == "epoch" then check.epoch(v, name, optional)
-    elseif f.type == "boolean" then
-      if v ~= nil or not optional then
-        if type(v) ~= "boolean" then check.field_error(name, "must be true or false") end
-      end
-    elseif f.type == "enum" then check.enum(v, name, f.set, optional)
-    elseif f.type == "list" then
-      if v ~= nil or not optional then check.list(v, name, f.min_items or 0, f.max_items or 1000) end
-    end
-  end
+  for _, f in ipairs(self.fields) do check_one(f, r[f.name], patch or not f.required) end
+end
+
+---Checks one value by field name's declaration and returns it: for a plugin
+---whose rules decide which fields a body needs (coupons: by kind), so the
+---bounds are still the declared ones. optional: absent (nil) is fine.
+---@param name string
+---@param v any
+---@param optional boolean?
+---@return any
+function schema:field(name, v, optional)
+  local f = self.by_name[name] or error("tp.schema: no field " .. tostring(name), 2)
+  check_one(f, v, optional)
+  return v
 end
 
 ---The stored fields (all but column = false) in declaration order.
