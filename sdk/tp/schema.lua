@@ -22,7 +22,8 @@
 -- plugin's), custom (schema: its OpenAPI schema; the plugin reads and checks
 -- it). A field may say required, default (a value, or a function returning
 -- one), nullable (a JSON null clears it), fixed (set at creation, never by a
--- PATCH), patch = false (not in a PATCH body at all: a PATCH ignores it), doc
+-- PATCH), patch = false (not in a PATCH body at all), create = false (not in a
+-- create body: only a PATCH sets it), doc
 -- (its description), example, and column = false (not a column of its own:
 -- the plugin stores it some other way).
 --
@@ -46,7 +47,8 @@ local TYPES = { ident = true, text = true, integer = true, epoch = true, boolean
 
 ---@param fields table[] { name, type, options... } in the order they are checked
 function schema.new(fields)
-  local s = setmetatable({ fields = {}, names = {}, patchable = {}, by_name = {} }, schema)
+  local s = setmetatable({ fields = {}, names = {}, patchable = {}, by_name = {}, create_names = {},
+                          patch_names = {} }, schema)
   for i, f in ipairs(fields) do
     local name, t = f[1], f[2]
     if type(name) ~= "string" or not TYPES[t] then
@@ -61,6 +63,8 @@ function schema.new(fields)
     s.fields[#s.fields + 1] = f
     s.by_name[name] = f
     s.names[name] = true
+    if f.create ~= false then s.create_names[name] = true end
+    if f.patch ~= false then s.patch_names[name] = true end
     if not f.fixed and f.patch ~= false and t ~= "custom" then s.patchable[#s.patchable + 1] = name end
   end
   return s
@@ -215,13 +219,14 @@ local function property(f)
 end
 
 ---The OpenAPI schema of a create body (patch: of a PATCH body, where nothing
----is required and the patch = false fields are left out).
+---is required); a create body leaves out the create = false fields, a PATCH
+---body the patch = false ones.
 ---@param patch boolean?
 ---@return table
 function schema:body(patch)
   local props, required = {}, {}
   for _, f in ipairs(self.fields) do
-    if not (patch and f.patch == false) then
+    if f[patch and "patch" or "create"] ~= false then
       props[f.name] = property(f)
       if f.required and not patch then required[#required + 1] = f.name end
     end
@@ -238,7 +243,7 @@ function schema:declared()
   for i, f in ipairs(self.fields) do
     out[i] = { name = f.name, type = f.type, min = f.min, max = f.max, max_items = f.max_items,
                values = f.values, required = f.required == true, nullable = f.nullable == true,
-               fixed = f.fixed == true, patch = f.patch ~= false }
+               fixed = f.fixed == true, patch = f.patch ~= false, create = f.create ~= false }
   end
   return out
 end

@@ -90,9 +90,8 @@ templates.FIELDS = schema.new {
 }
 local F = templates.FIELDS
 
-local CREATE_FIELDS = F.names
-local PATCH_FIELDS = {}
-for _, f in ipairs(F.fields) do PATCH_FIELDS[f.name] = f.patch ~= false or nil end
+local CREATE_FIELDS = F.create_names
+local PATCH_FIELDS = F.patch_names
 
 ---What a default is, by the declaration.
 local function default(name)

@@ -1,0 +1,48 @@
+-- referral's declared bodies (tp.schema: lib/distributors.lua, the SKU rates
+-- in plugin.lua) against what the host serves: every bound the OpenAPI bodies
+-- of POST /referral/stores and POST /referral/distributors document is one
+-- the routes enforce, field by field (tp.schematest).
+
+kit.plugins { referral = {} }
+
+local walk = require("tp.schematest").walk
+local made = 0
+
+local function count(t)
+  return function() return kit.query("SELECT count(*) AS n FROM " .. t)[1].n end
+end
+
+describe("the declared bodies", function()
+  it("document exactly what creating a store refuses", function()
+    local n = walk { path = "/admin/test/referral/stores", method = "post", count = count("referral_stores"),
+      valid = function()
+        made = made + 1
+        return { id = "store-" .. made, name = "南京西路店" }
+      end }
+    expect(n).to_be(6)
+  end)
+
+  it("document exactly what making a distributor refuses", function()
+    local n = walk { path = "/admin/test/referral/distributors", method = "post",
+      count = count("referral_distributors"),
+      valid = function()
+        made = made + 1
+        return { user = "walk-" .. made }
+      end }
+    expect(n).to_be(6)
+  end)
+
+  it("state the caps of a SKU's rates and what a PATCH may change", function()
+    local paths = kit.anon():get("/openapi.json").body.paths
+    local rates = paths["/admin/test/referral/sku-rates/{sku}"].put.requestBody.content["application/json"].schema
+    expect({ rates.properties.level1_rate_bp.maximum, rates.properties.level2_rate_bp.minimum })
+      .to_equal({ 10000, 0 })
+    local store = paths["/admin/test/referral/stores/{id}"].patch.requestBody.content["application/json"].schema
+    local names = {}
+    for name in pairs(store.properties) do names[#names + 1] = name end
+    table.sort(names)
+    expect(names).to_equal({ "name", "status" })
+    local create = paths["/admin/test/referral/stores"].post.requestBody.content["application/json"].schema
+    expect(create.properties.status).to_be_nil()
+  end)
+end)
