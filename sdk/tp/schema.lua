@@ -113,11 +113,21 @@ end
 
 ---Checks every field of r (a whole resource) by its declaration, in order:
 ---400 invalid_field naming the first that breaks its rule. With patch, r holds
----only what a PATCH changes, and a field it leaves out is not missing.
+---only what a PATCH changes, and a field it leaves out is not missing. A
+---custom field is checked by readers[name](value), at its turn, and r takes
+---what the reader returns.
 ---@param r table
 ---@param patch boolean?
-function schema:check(r, patch)
-  for _, f in ipairs(self.fields) do check_one(f, r[f.name], patch or not f.required) end
+---@param readers table<string, fun(v: any): any>?
+function schema:check(r, patch, readers)
+  for _, f in ipairs(self.fields) do
+    if f.type == "custom" then
+      local read = readers and readers[f.name]
+      if read then r[f.name] = read(r[f.name]) end
+    else
+      check_one(f, r[f.name], patch or not f.required)
+    end
+  end
 end
 
 ---Checks one value by field name's declaration and returns it: for a plugin
