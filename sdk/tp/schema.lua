@@ -95,8 +95,8 @@ function schema:defaults(b)
 end
 
 ---Checks v by field f's rule; absent (nil) is fine when optional.
-local function check_one(f, v, optional)
-  local name = f.name
+local function check_one(f, v, optional, as)
+  local name = as or f.name
   if f.type == "ident" then check.ident(v, name, f.max or 64, optional)
   elseif f.type == "text" then check.text(v, name, f.max or 100, optional)
   elseif f.type == "integer" then check.integer(v, name, f.min or 0, f.max, optional)
@@ -132,14 +132,16 @@ end
 
 ---Checks one value by field name's declaration and returns it: for a plugin
 ---whose rules decide which fields a body needs (coupons: by kind), so the
----bounds are still the declared ones. optional: absent (nil) is fine.
+---bounds are still the declared ones. optional: absent (nil) is fine; as: the
+---name the error gives ("items[2].sku" for a list's object).
 ---@param name string
 ---@param v any
 ---@param optional boolean?
+---@param as string?
 ---@return any
-function schema:field(name, v, optional)
+function schema:field(name, v, optional, as)
   local f = self.by_name[name] or error("tp.schema: no field " .. tostring(name), 2)
-  check_one(f, v, optional)
+  check_one(f, v, optional, as)
   return v
 end
 
