@@ -46,9 +46,9 @@ local SALE_FIELDS = schema.new {
 }
 
 local SALE_COLUMNS = SALE_FIELDS:columns("id", { "remaining", "created_at", "updated_at" })
-local SALE_INSERT = SALE_FIELDS:insert("flash_sale_sales",
-  { remaining = ":quantity", created_at = ":now", updated_at = ":now" })
-local SALE_UPDATE = SALE_FIELDS:update("flash_sale_sales", { remaining = ":remaining", updated_at = ":now" })
+local write_sale = SALE_FIELDS:writer("flash_sale_sales",
+  { remaining = ":quantity", created_at = ":now", updated_at = ":now" },
+  { remaining = ":remaining", updated_at = ":now" })
 
 ---@class FlashSale
 ---@field id integer
@@ -247,16 +247,10 @@ local function check_sku(s, extra_units, price_set)
 end
 
 local function save(s)
-  local row = {}
-  for k, v in pairs(s) do row[k] = v end
-  row.slots = tp.json.encode(tp.json.array(s.slots))
-  row.stacks_with_coupon = s.stacks_with_coupon and 1 or 0
-  row.now = tp.now()
-  if s.id then
-    tp.db.exec(SALE_UPDATE, row)
-    return s.id
-  end
-  local _, id = tp.db.exec(SALE_INSERT, row)
+  local slots = s.slots
+  s.slots = tp.json.encode(tp.json.array(slots))
+  local id = write_sale(s)
+  s.slots = slots
   return id
 end
 

@@ -30,6 +30,8 @@
 --   "SELECT " .. SALE:columns("id") .. ", created_at FROM ..."   -- the stored fields, in order
 --   tp.db.exec(SALE:insert("flash_sale_sales", { created_at = ":now" }), row)  -- :name parameters
 --   tp.db.exec(SALE:update("flash_sale_sales", { updated_at = ":now" }), row)  -- all but fixed; WHERE id = :id
+--   local save = SALE:writer("flash_sale_sales", { created_at = ":now" }, { updated_at = ":now" })
+--   local id = save(sale)                -- UPDATE if sale.id, else INSERT; booleans as 0/1
 
 local check = require("tp.check")
 
@@ -201,6 +203,34 @@ function schema:update(tbl, extra)
   end
   for _, name in ipairs(sorted_keys(extra)) do sets[#sets + 1] = ("%s = %s"):format(name, extra[name]) end
   return ("UPDATE %s SET %s WHERE id = :id"):format(tbl, table.concat(sets, ", "))
+end
+
+---A function that writes a resource to tbl and returns its id: UPDATE ...
+---WHERE id = :id when it has an id, else INSERT. It binds a copy of the
+---resource with each boolean field as 0/1 and now as tp.now() (unless set);
+---insert_extra and update_extra are as :insert's and :update's.
+---@param tbl string
+---@param insert_extra table<string, string>?
+---@param update_extra table<string, string>?
+---@return fun(r: table): integer
+function schema:writer(tbl, insert_extra, update_extra)
+  local insert, update = self:insert(tbl, insert_extra), self:update(tbl, update_extra)
+  local booleans = {}
+  for _, f in ipairs(self.fields) do
+    if f.type == "boolean" then booleans[#booleans + 1] = f.name end
+  end
+  return function(r)
+    local row = {}
+    for k, v in pairs(r) do row[k] = v end
+    for _, name in ipairs(booleans) do row[name] = (r[name] == true or r[name] == 1) and 1 or 0 end
+    row.now = row.now or tp.now()
+    if r.id then
+      tp.db.exec(update, row)
+      return r.id
+    end
+    local _, id = tp.db.exec(insert, row)
+    return id
+  end
 end
 
 ---A field's OpenAPI schema, with the same bounds :check enforces.

@@ -11,8 +11,9 @@ local audience = require("tp.audience")
 local activities = {}
 
 local COLUMNS = rules.FIELDS:columns("id", { "created_at", "updated_at" })
-local INSERT = rules.FIELDS:insert("bargain_activities", { created_at = ":now", updated_at = ":now" })
-local UPDATE = rules.FIELDS:update("bargain_activities", { updated_at = ":now" })
+---Writes an activity (INSERT, or UPDATE when it has an id); its id.
+local save = rules.FIELDS:writer("bargain_activities", { created_at = ":now", updated_at = ":now" },
+  { updated_at = ":now" })
 
 ---@param id integer
 ---@return table|nil the row (booleans as 0/1)
@@ -61,17 +62,6 @@ local function check_sku(a)
     check.field_error("original_price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
   end
   return sku
-end
-
-local function save(a)
-  a.now = tp.now()
-  for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] and 1 or 0 end
-  if a.id then
-    tp.db.exec(UPDATE, a)
-    return a.id
-  end
-  local _, id = tp.db.exec(INSERT, a)
-  return id
 end
 
 ---JSON nulls count as absent; unknown fields are refused. The audience is

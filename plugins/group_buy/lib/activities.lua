@@ -54,8 +54,8 @@ activities.FIELDS = schema.new {
 local FIELDS = activities.FIELDS.names
 
 activities.COLUMNS = activities.FIELDS:columns("id", { "created_at", "updated_at" })
-local INSERT = activities.FIELDS:insert("group_buy_activities", { created_at = ":now", updated_at = ":now" })
-local UPDATE = activities.FIELDS:update("group_buy_activities", { updated_at = ":now" })
+local write = activities.FIELDS:writer("group_buy_activities", { created_at = ":now", updated_at = ":now" },
+  { updated_at = ":now" })
 
 ---A row as the store holds it (flags as 0/1) into a GroupBuyActivity.
 local function from_row(row)
@@ -204,15 +204,8 @@ for field in pairs(FIELDS) do activities.SETTINGS[field] = field ~= "status" or 
 function activities.save(a)
   local row = {}
   for field in pairs(FIELDS) do row[field] = a[field] end
-  row.virtual_fill = a.virtual_fill and 1 or 0
-  row.new_users_only = a.new_users_only and 1 or 0
-  row.now, row.id = tp.now(), a.id
-  if a.id then
-    tp.db.exec(UPDATE, row)
-    return a.id
-  end
-  local _, id = tp.db.exec(INSERT, row)
-  return id
+  row.id = a.id
+  return write(row)
 end
 
 return activities
