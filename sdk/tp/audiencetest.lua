@@ -13,6 +13,8 @@
 --   at.tag(id, name)           tags her
 --   at.pool()                  the tag "gold" and the segment "shanghai" (city 上海) the tests name
 --   at.new(fields)             an activity made through the route, as the create answered it
+--   at.shown_in_reads(aud)     every read, admin and public, shows the audience (null: everyone)
+--   at.patch_sets_keeps_clears(act, other, card)  a PATCH sets it, another field's keeps it, null clears it
 --   at.refuses_wrong_audiences(cases)  each wrong audience: 400 naming its field, nothing saved
 --   at.patch_keeps_on_refusal(had, wrong, field)  a refused PATCH keeps the audience it had
 --   at.documents_audience()    create, PATCH and the reads document one audience schema
@@ -70,6 +72,40 @@ function audiencetest.new(spec)
     assert(res.status == 201, ("%s refused the activity: %s %s"):format(spec.path, tostring(res.status),
       type(res.body) == "table" and res.body.error and res.body.error.message or ""))
     return res.body
+  end
+
+  ---An activity with audience aud, and one without: every read, admin and
+  ---public, one and the list, shows aud, or null for the one open to
+  ---everyone. Returns the first's id.
+  function at.shown_in_reads(aud)
+    local a, open_to_all = at.new({ audience = aud }), at.new()
+    expect({ a.audience, open_to_all.audience }).to_equal({ aud, kit.null })
+    expect(kit.admin():get(spec.path .. "/" .. a.id).body.audience).to_equal(aud)
+    expect(kit.anon():get(spec.path .. "/" .. a.id).body.audience).to_equal(aud)
+    for _, client in ipairs({ kit.anon(), kit.admin() }) do
+      local listed = {}
+      for _, item in ipairs(client:get(spec.path).body.items) do listed[item.id] = item.audience end
+      expect({ listed[a.id], listed[open_to_all.id] }).to_equal({ aud, kit.null })
+    end
+    return a.id
+  end
+
+  ---A PATCH sets an audience (act(user, id), what a member does, is then
+  ---403 members_only for one outside it), a PATCH of another field (other)
+  ---keeps it, and a null clears it (act answers 201 again). Returns the id.
+  function at.patch_sets_keeps_clears(act, other, card)
+    local a = at.new()
+    local plain = at.member(card)
+    local set = kit.admin():patch(spec.path .. "/" .. a.id, { audience = { segment = "shanghai" } })
+    expect({ set.status, set.body.audience }).to_equal({ 200, { segment = "shanghai" } })
+    expect(act(plain, a.id)).to_be_error(403, "members_only")
+    expect(kit.admin():patch(spec.path .. "/" .. a.id, other).body.audience).to_equal({ segment = "shanghai" })
+    expect(act(plain, a.id)).to_be_error(403, "members_only")
+    local cleared = kit.admin():patch(spec.path .. "/" .. a.id, { audience = kit.null })
+    expect({ cleared.status, cleared.body.audience }).to_equal({ 200, kit.null })
+    expect(kit.anon():get(spec.path .. "/" .. a.id).body.audience).to_be(kit.null)
+    expect(act(plain, a.id).status).to_be(201)
+    return a.id, plain
   end
 
   ---Each case (default WRONG), { audience, field, words }: the create is 400

@@ -99,39 +99,14 @@ end)
 
 describe("the audience in reads", function()
   it("shows in the admin and public views, and is null for everyone", function()
-    local a = new_activity({ audience = { tag = "gold" } })
-    local open_to_all = new_activity()
-    expect(a.audience).to_equal({ tag = "gold" })
-    expect(open_to_all.audience).to_be(kit.null)
-    expect(kit.admin():get("/bargain/activities/" .. a.id).body.audience).to_equal({ tag = "gold" })
-    expect(kit.anon():get("/bargain/activities/" .. a.id).body.audience).to_equal({ tag = "gold" })
-    local listed, admin_listed = {}, {}
-    for _, item in ipairs(kit.anon():get("/bargain/activities").body.items) do listed[item.id] = item.audience end
-    for _, item in ipairs(kit.admin():get("/bargain/activities").body.items) do
-      admin_listed[item.id] = item.audience
-    end
-    expect(listed[a.id]).to_equal({ tag = "gold" })
-    expect(listed[open_to_all.id]).to_be(kit.null)
-    expect(admin_listed[a.id]).to_equal({ tag = "gold" })
+    at.shown_in_reads({ tag = "gold" })
   end)
 end)
 
 describe("PATCH", function()
   it("sets an audience, keeps it when left out, and null clears it", function()
-    local a = new_activity()
-    local plain = member("bg-plain-3")
-    local set = kit.admin():patch("/bargain/activities/" .. a.id, { audience = { segment = "shanghai" } })
-    expect(set.status).to_be(200)
-    expect(set.body.audience).to_equal({ segment = "shanghai" })
-    expect(start(plain, a.id)).to_be_error(403, "members_only")
     -- another field's null counts as absent; the audience stays
-    expect(kit.admin():patch("/bargain/activities/" .. a.id, { title = kit.null }).body.audience)
-      .to_equal({ segment = "shanghai" })
-    expect(start(plain, a.id)).to_be_error(403, "members_only")
-    local cleared = kit.admin():patch("/bargain/activities/" .. a.id, { audience = kit.null })
-    expect(cleared.status).to_be(200)
-    expect(cleared.body.audience).to_be(kit.null)
-    expect(start(plain, a.id).status).to_be(201)
+    at.patch_sets_keeps_clears(start, { title = kit.null }, "bg-plain-3")
   end)
 
   it("refuses an unknown segment and keeps the audience it had", function()
