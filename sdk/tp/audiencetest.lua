@@ -13,6 +13,7 @@
 --   at.tag(id, name)           tags her
 --   at.pool()                  the tag "gold" and the segment "shanghai" (city 上海) the tests name
 --   at.new(fields)             an activity made through the route, as the create answered it
+--   at.admits_only_the_tag(act, made, gold_card, plain_card)  only the tag's members act
 --   at.shown_in_reads(aud)     every read, admin and public, shows the audience (null: everyone)
 --   at.patch_sets_keeps_clears(act, other, card)  a PATCH sets it, another field's keeps it, null clears it
 --   at.refuses_wrong_audiences(cases)  each wrong audience: 400 naming its field, nothing saved
@@ -72,6 +73,24 @@ function audiencetest.new(spec)
     assert(res.status == 201, ("%s refused the activity: %s %s"):format(spec.path, tostring(res.status),
       type(res.body) == "table" and res.body.error and res.body.error.message or ""))
     return res.body
+  end
+
+  ---An activity for the members carrying the tag gold: one carrying it acts
+  ---(act(user, id) answers 201); a member without it and a user who is no
+  ---member get 403 members_only naming the tag, and made(id, user), what
+  ---acting makes for a user (a count, or nil), stays empty. Cards name the
+  ---two members. Returns the activity's id and the member without the tag.
+  function at.admits_only_the_tag(act, made, gold_card, plain_card)
+    local a = at.new({ audience = { tag = "gold" } })
+    local gold, plain = at.member(gold_card), at.member(plain_card)
+    at.tag(gold, "gold")
+    expect(act(gold, a.id).status).to_be(201)
+    for _, user in ipairs({ plain, "not-a-member" }) do
+      local err = expect(act(user, a.id)).to_be_error(403, "members_only")
+      expect(err.details).to_equal({ tag = "gold" })
+      expect({ user, made(a.id, user) or 0 }).to_equal({ user, 0 })
+    end
+    return a.id, plain
   end
 
   ---An activity with audience aud, and one without: every read, admin and

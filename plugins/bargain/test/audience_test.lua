@@ -54,16 +54,10 @@ at.pool()
 
 describe("a bargain activity for a tag's members", function()
   it("lets a member carrying the tag start, and refuses anyone else, making nothing", function()
-    local a = new_activity({ audience = { tag = "gold" } })
-    local gold, plain = member("bg-gold-1"), member("bg-plain-1")
-    tag(gold, "gold")
-    expect(start(gold, a.id).status).to_be(201)
-    for _, user in ipairs({ plain, "not-a-member" }) do
-      local err = expect(start(user, a.id)).to_be_error(403, "members_only")
-      expect(err.details).to_equal({ tag = "gold" })
-      expect(count("bargain_starters WHERE activity_id = ? AND user = ?", a.id, user)).to_be(0)
-    end
-    expect(count("bargain_bargains WHERE activity_id = ?", a.id)).to_be(1)
+    local id = at.admits_only_the_tag(start, function(aid, user)
+      return count("bargain_starters WHERE activity_id = ? AND user = ?", aid, user)
+    end, "bg-gold-1", "bg-plain-1")
+    expect(count("bargain_bargains WHERE activity_id = ?", id)).to_be(1)
   end)
 
   it("lets anyone help, and the initiator buy after leaving the audience", function()
