@@ -15,12 +15,13 @@
 -- bargains; anyone may help): lib/audience.lua.
 
 local activities = require("lib.activities")
-local audience = require("tp.audience")
 local campaign = require("lib.campaign")
 local help = require("lib.help")
 local lifecycle = require("lib.lifecycle")
 local merge = require("lib.merge")
 local replay = require("lib.replay")
+local rules = require("lib.rules")
+local schema = require("tp.schema")
 local store = require("lib.store")
 
 ---The bargain or 404.
@@ -77,22 +78,10 @@ local function get_replay(req)
   return 200, replay.bargain(b, store.helps(b.id, true))
 end
 
-local ACTIVITY_BODY = { type = "object", description = "money in integer fen, instants in UTC epoch seconds",
-  properties = {
-    sku = { type = "string" }, title = { type = "string" },
-    original_price_fen = { type = "integer", description = "start price (default: the SKU's list price)" },
-    floor_price_fen = { type = "integer", minimum = 1, description = "the price after the last cut" },
-    helpers_needed = { type = "integer", minimum = 1, description = "friends' cuts to reach the floor" },
-    first_cut = { type = "boolean", description = "the initiator cuts once at start (one more cut)" },
-    duration_seconds = { type = "integer", description = "how long a bargain stays open for cuts" },
-    buy_before_floor = { type = "boolean", description = "may the initiator buy at the current price early" },
-    pay_window_seconds = { type = "integer", description = "time to pay once the floor is reached" },
-    helps_per_helper = { type = "integer", description = "cuts one user may make in this activity" },
-    new_users_only = { type = "boolean", description = "only users with no paid order may help" },
-    starts_at = { type = "integer" }, ends_at = { type = "integer" },
-    starts_per_user = { type = "integer", description = "bargains one user may start in this activity" },
-    status = { type = "string", enum = { "active", "disabled" } },
-    audience = audience.schema("may start a bargain (anyone may help one)") } }
+local ACTIVITY_BODY = rules.FIELDS:body()
+local ACTIVITY_PATCH = rules.FIELDS:body(true)
+ACTIVITY_BODY.description = "money in integer fen, instants in UTC epoch seconds"
+ACTIVITY_PATCH.description = ACTIVITY_BODY.description
 
 ---An activity as the reads show it: the body's fields and its state at now
 ---(the operator's reads add stats).
@@ -101,13 +90,55 @@ local ACTIVITY = { type = "object", properties = {
   state = { type = "string", enum = { "open", "not_started", "ended", "disabled" } },
   stats = { type = "object", description = "operator reads only: bargains by state, helps, cut_fen" },
   created_at = { type = "integer" }, updated_at = { type = "integer" } } }
-for field, schema in pairs(ACTIVITY_BODY.properties) do ACTIVITY.properties[field] = schema end
+for field, prop in pairs(ACTIVITY_BODY.properties) do ACTIVITY.properties[field] = prop end
 
 local BARGAIN_RESPONSE = { type = "object", description = "a bargain: price_fen now, cuts_left, seconds_left, helps",
   properties = { id = { type = "integer" }, state = { type = "string", enum = {
     "open", "floor_reached", "ordered", "paid", "expired", "closed" } },
     price_fen = { type = "integer" }, cuts_left = { type = "integer" },
     seconds_left = { type = "integer" }, helps = { type = "array" } } }
+
+local ROUTES = {
+  { method = "GET", path = "/bargain/activities", auth = "none", handler = activities.list_public,
+    summary = "Bargain activities open now or coming, with their audience (会员专享)",
+    response = { type = "object", properties = { now = { type = "integer" },
+                                                 items = { type = "array", items = ACTIVITY } } } },
+  { method = "GET", path = "/bargain/activities/{id:int}", auth = "none", handler = activities.get_public,
+    summary = "One bargain activity", response = ACTIVITY },
+  { method = "POST", path = "/bargain/activities/{id:int}/start", handler = start, status = 201,
+    summary = "Start a bargain: the activity's rules are frozen into it (and the first cut made, if any)",
+    description = "403 members_only (details: the audience) when the activity is for members of a segment "
+      .. "or tag the user is not in.", response = BARGAIN_RESPONSE },
+  { method = "GET", path = "/bargains", handler = list_mine, summary = "My bargains, newest first" },
+  { method = "GET", path = "/bargains/{id:int}", auth = "none", handler = get_public,
+    summary = "A bargain for its share page: price now, helpers and their cuts, cuts and seconds left",
+    response = BARGAIN_RESPONSE },
+  { method = "POST", path = "/bargains/{id:int}/help", handler = post_help, status = 201,
+    summary = "Help a friend's bargain: cut a random whole number of fen off its price",
+    description = "Open to everyone, also on a member-only activity's bargains.",
+    response = { type = "object", properties = { cut_fen = { type = "integer" }, bargain = BARGAIN_RESPONSE } } },
+  { method = "POST", path = "/bargains/{id:int}/buy", handler = buy, status = 201,
+    summary = "The initiator buys at the current price (once; a repeat answers the unpaid order)",
+    response = { type = "object", description = "the order (see the orders plugin)" } },
+  { method = "POST", path = "/bargain/activities", auth = "admin", handler = activities.create, status = 201,
+    summary = "Create a bargain activity", body = ACTIVITY_BODY, response = ACTIVITY },
+  { method = "PATCH", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.update,
+    summary = "Change a bargain activity (any field but the SKU); bargains already started keep their rules",
+    description = "A null audience clears it (everyone may start); other nulls count as absent.",
+    body = ACTIVITY_PATCH, response = ACTIVITY },
+  { method = "GET", path = "/bargain/activities", auth = "admin", handler = activities.list_admin,
+    summary = "Every bargain activity, with its bargains by state and its helps",
+    query = { limit = { type = "integer" }, after = { type = "integer" } },
+    response = { type = "object", properties = { items = { type = "array", items = ACTIVITY },
+                                                 next_after = { type = "integer" } } } },
+  { method = "GET", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.get_admin,
+    summary = "One bargain activity, with its bargains by state and its helps", response = ACTIVITY },
+  { method = "GET", path = "/bargains/{id:int}", auth = "admin", handler = get_admin,
+    summary = "A bargain with its frozen rules and every cut's seed and draw", response = BARGAIN_RESPONSE },
+  { method = "GET", path = "/bargains/{id:int}/replay", auth = "admin", handler = get_replay,
+    summary = "Recompute a bargain's cuts from the recorded seeds and draws and say whether they match",
+    response = { type = "object", properties = { match = { type = "boolean" }, cuts = { type = "array" } } } },
+}
 
 return {
   name = "bargain",
@@ -251,47 +282,7 @@ return {
     ALTER TABLE bargain_activities ADD COLUMN audience TEXT;
     ]],
   },
-  routes = {
-    { method = "GET", path = "/bargain/activities", auth = "none", handler = activities.list_public,
-      summary = "Bargain activities open now or coming, with their audience (会员专享)",
-      response = { type = "object", properties = { now = { type = "integer" },
-                                                   items = { type = "array", items = ACTIVITY } } } },
-    { method = "GET", path = "/bargain/activities/{id:int}", auth = "none", handler = activities.get_public,
-      summary = "One bargain activity", response = ACTIVITY },
-    { method = "POST", path = "/bargain/activities/{id:int}/start", handler = start, status = 201,
-      summary = "Start a bargain: the activity's rules are frozen into it (and the first cut made, if any)",
-      description = "403 members_only (details: the audience) when the activity is for members of a segment "
-        .. "or tag the user is not in.", response = BARGAIN_RESPONSE },
-    { method = "GET", path = "/bargains", handler = list_mine, summary = "My bargains, newest first" },
-    { method = "GET", path = "/bargains/{id:int}", auth = "none", handler = get_public,
-      summary = "A bargain for its share page: price now, helpers and their cuts, cuts and seconds left",
-      response = BARGAIN_RESPONSE },
-    { method = "POST", path = "/bargains/{id:int}/help", handler = post_help, status = 201,
-      summary = "Help a friend's bargain: cut a random whole number of fen off its price",
-      description = "Open to everyone, also on a member-only activity's bargains.",
-      response = { type = "object", properties = { cut_fen = { type = "integer" }, bargain = BARGAIN_RESPONSE } } },
-    { method = "POST", path = "/bargains/{id:int}/buy", handler = buy, status = 201,
-      summary = "The initiator buys at the current price (once; a repeat answers the unpaid order)",
-      response = { type = "object", description = "the order (see the orders plugin)" } },
-    { method = "POST", path = "/bargain/activities", auth = "admin", handler = activities.create, status = 201,
-      summary = "Create a bargain activity", body = ACTIVITY_BODY, response = ACTIVITY },
-    { method = "PATCH", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.update,
-      summary = "Change a bargain activity (any field but the SKU); bargains already started keep their rules",
-      description = "A null audience clears it (everyone may start); other nulls count as absent.",
-      body = ACTIVITY_BODY, response = ACTIVITY },
-    { method = "GET", path = "/bargain/activities", auth = "admin", handler = activities.list_admin,
-      summary = "Every bargain activity, with its bargains by state and its helps",
-      query = { limit = { type = "integer" }, after = { type = "integer" } },
-      response = { type = "object", properties = { items = { type = "array", items = ACTIVITY },
-                                                   next_after = { type = "integer" } } } },
-    { method = "GET", path = "/bargain/activities/{id:int}", auth = "admin", handler = activities.get_admin,
-      summary = "One bargain activity, with its bargains by state and its helps", response = ACTIVITY },
-    { method = "GET", path = "/bargains/{id:int}", auth = "admin", handler = get_admin,
-      summary = "A bargain with its frozen rules and every cut's seed and draw", response = BARGAIN_RESPONSE },
-    { method = "GET", path = "/bargains/{id:int}/replay", auth = "admin", handler = get_replay,
-      summary = "Recompute a bargain's cuts from the recorded seeds and draws and say whether they match",
-      response = { type = "object", properties = { match = { type = "boolean" }, cuts = { type = "array" } } } },
-  },
+  routes = ROUTES,
   jobs = {
     expire = lifecycle.expire,
     pay_deadline = lifecycle.pay_deadline,
@@ -306,5 +297,6 @@ return {
     campaign_withdraw = campaign.withdraw,
     member_merge = merge.member_merge,
     member_unmerge = merge.member_unmerge,
+    schemas = function() return schema.document(ROUTES) end,
   },
 }

@@ -6,9 +6,36 @@
 ---@class CatalogConfig
 ---@field max_page_size integer? largest page a list may return (default 100)
 
-local PRODUCT_STATUSES = { on_sale = true, off_sale = true }
+local check = require("tp.check")
+local schema = require("tp.schema")
 
--- ---- validation: one helper per kind of field, each failing with a clear code
+local MAX_COUNT = 1000000000  -- a price or a stock: at most 10^9
+
+-- A product's fields and a SKU's, declared once: the checks, the defaults, the
+-- columns and the OpenAPI bodies come from here (tp.schema). Fields a body
+-- does not know are ignored, as they always were.
+local SKU = schema.new {
+  { "product_id", "custom", required = true, schema = { type = "integer", description = "an existing product" } },
+  { "title", "text", max = 100, required = true },
+  { "price_fen", "integer", min = 0, max = MAX_COUNT, required = true, doc = "the list price" },
+  { "stock", "integer", min = 0, max = MAX_COUNT, required = true },
+}
+
+---A SKU as POST /catalog/products lists it: its code, not its product.
+local NEW_SKU = SKU:body()
+NEW_SKU.properties.product_id = nil
+NEW_SKU.properties.code = { type = "string", pattern = "^[A-Za-z0-9_-]{1,64}$" }
+NEW_SKU.required = { "code", "title", "price_fen", "stock" }
+
+local PRODUCT = schema.new {
+  { "name", "text", max = 100, required = true },
+  { "description", "text", max = 2000 },
+  { "status", "enum", values = { "on_sale", "off_sale" }, default = "on_sale" },
+  { "skus", "custom", column = false, patch = false, schema = { type = "array", maxItems = 100, items = NEW_SKU,
+    description = "each code new to the catalog (409 sku_exists)" } },
+}
+
+-- ---- validation: what the schemas cannot say
 
 ---@param body table|nil
 ---@return table
@@ -17,33 +44,6 @@ local function require_body(body)
     tp.fail(400, "invalid_body", "a JSON object is required")
   end
   return body
-end
-
----@param value any
----@param field string
----@param max_len integer
----@param optional boolean?
----@return string|nil
-local function check_text(value, field, max_len, optional)
-  if value == nil and optional then return nil end
-  if type(value) ~= "string" or #value == 0 or utf8.len(value) == nil or utf8.len(value) > max_len then
-    tp.fail(400, "invalid_field", ("%s must be a string of 1-%d characters"):format(field, max_len),
-      { field = field })
-  end
-  return value
-end
-
----@param value any
----@param field string
----@param optional boolean?
----@return integer|nil
-local function check_count(value, field, optional)
-  if value == nil and optional then return nil end
-  if math.type(value) ~= "integer" or value < 0 or value > 1000000000 then
-    tp.fail(400, "invalid_field", ("%s must be an integer from 0 to 1000000000"):format(field),
-      { field = field })
-  end
-  return value
 end
 
 ---@param code any
@@ -58,6 +58,9 @@ end
 
 -- ---- reads
 
+local SKU_COLUMNS = SKU:columns("code")                   -- code, product_id, title, price_fen, stock
+local PRODUCT_COLUMNS = PRODUCT:columns("id", "created_at")  -- id, name, description, status, created_at
+
 local function sku_rows(product_id)
   return tp.db.query([[
     SELECT code, title, price_fen, stock FROM catalog_skus
@@ -65,8 +68,7 @@ local function sku_rows(product_id)
 end
 
 local function load_product(id)
-  local product = tp.db.one([[
-    SELECT id, name, description, status, created_at FROM catalog_products WHERE id = ?]], id)
+  local product = tp.db.one("SELECT " .. PRODUCT_COLUMNS .. " FROM catalog_products WHERE id = ?", id)
   if product then product.skus = sku_rows(id) end
   return product
 end
@@ -110,29 +112,25 @@ end
 
 -- ---- writes (admin)
 
+---Writes a SKU (created or replaced) once its fields pass the schema.
 local function put_sku_row(product_id, code, sku)
+  local row = { code = code, product_id = product_id, title = sku.title, price_fen = sku.price_fen,
+                stock = sku.stock, now = tp.now() }
+  SKU:check(row)
   tp.db.exec([[
     INSERT INTO catalog_skus (code, product_id, title, price_fen, stock, updated_at)
     VALUES (:code, :product_id, :title, :price_fen, :stock, :now)
     ON CONFLICT (code) DO UPDATE SET product_id = excluded.product_id, title = excluded.title,
-      price_fen = excluded.price_fen, stock = excluded.stock, updated_at = excluded.updated_at]],
-    { code = code, product_id = product_id, title = check_text(sku.title, "title", 100),
-      price_fen = check_count(sku.price_fen, "price_fen"), stock = check_count(sku.stock, "stock"),
-      now = tp.now() })
+      price_fen = excluded.price_fen, stock = excluded.stock, updated_at = excluded.updated_at]], row)
 end
 
 ---POST /catalog/products {name, description?, status?, skus = [{code, title, price_fen, stock}]}
 local function create_product(req)
   local body = require_body(req.body)
-  local status = body.status or "on_sale"
-  if not PRODUCT_STATUSES[status] then
-    tp.fail(400, "invalid_field", "status must be on_sale or off_sale", { field = "status" })
-  end
-  local row = tp.db.one([[
-    INSERT INTO catalog_products (name, description, status, created_at)
-    VALUES (?, ?, ?, ?) RETURNING id]],
-    check_text(body.name, "name", 100), check_text(body.description, "description", 2000, true),
-    status, tp.now())
+  local p = PRODUCT:defaults(body)
+  PRODUCT:check(p)
+  p.now = tp.now()
+  local row = tp.db.one(PRODUCT:insert("catalog_products", { created_at = ":now" }) .. " RETURNING id", p)
   local skus = body.skus or {}
   if type(skus) ~= "table" or #skus > 100 then
     tp.fail(400, "invalid_field", "skus must be a list of at most 100", { field = "skus" })
@@ -150,16 +148,13 @@ end
 ---PATCH /catalog/products/{id} {name?, description?, status?}
 local function update_product(req)
   local body = require_body(req.body)
-  if body.status ~= nil and not PRODUCT_STATUSES[body.status] then
-    tp.fail(400, "invalid_field", "status must be on_sale or off_sale", { field = "status" })
-  end
+  local p = { id = req.params.id }
+  for _, field in ipairs(PRODUCT.patchable) do p[field] = body[field] end
+  PRODUCT:check(p, true)
   local changed = tp.db.exec([[
     UPDATE catalog_products SET name = coalesce(:name, name),
       description = coalesce(:description, description), status = coalesce(:status, status)
-    WHERE id = :id]],
-    { id = req.params.id, name = check_text(body.name, "name", 100, true),
-      description = check_text(body.description, "description", 2000, true),
-      status = body.status })
+    WHERE id = :id]], p)
   if changed == 0 then tp.fail(404, "product_not_found", "no such product") end
   return 200, load_product(req.params.id)
 end
@@ -175,7 +170,7 @@ local function put_sku(req)
       { field = "product_id" })
   end
   put_sku_row(product_id, code, body)
-  return 200, tp.db.one("SELECT code, product_id, title, price_fen, stock FROM catalog_skus WHERE code = ?", code)
+  return 200, tp.db.one("SELECT " .. SKU_COLUMNS .. " FROM catalog_skus WHERE code = ?", code)
 end
 
 ---POST /catalog/skus/{code}/stock {delta} : add (or with a negative delta remove) stock.
@@ -263,6 +258,60 @@ function exports.release(lines)
   return true
 end
 
+local ROUTES = {
+  { method = "GET", path = "/catalog/products", auth = "none", handler = list_products,
+    summary = "Products on sale, with their price range, a page at a time",
+    query = {
+      limit = { type = "integer",
+                description = "page size: 1 to config.max_page_size (default 20)" },
+      after = { type = "integer", description = "next_after of the previous page" },
+    },
+    response = { type = "object", required = { "items" }, properties = {
+      items = { type = "array", items = { type = "object", properties = {
+        id = { type = "integer" }, name = { type = "string" },
+        min_price_fen = { type = "integer" }, max_price_fen = { type = "integer" },
+        stock = { type = "integer", description = "over all SKUs" } } } },
+      next_after = { type = "integer", description = "absent on the last page" } } } },
+  { method = "GET", path = "/catalog/products/{id:int}", auth = "none", handler = get_product,
+    summary = "One product on sale, with its SKUs (cheapest first)",
+    response = { type = "object", properties = {
+      id = { type = "integer" }, name = { type = "string" }, description = { type = "string" },
+      status = { type = "string", enum = { "on_sale" } }, created_at = { type = "integer" },
+      skus = { type = "array", items = { type = "object", properties = {
+        code = { type = "string" }, title = { type = "string" },
+        price_fen = { type = "integer" }, stock = { type = "integer" } } } } } } },
+  { method = "GET", path = "/catalog/skus/{code}", auth = "none", handler = get_sku,
+    summary = "One SKU of a product on sale: price in fen and stock",
+    response = { type = "object", properties = {
+      code = { type = "string" }, title = { type = "string" }, price_fen = { type = "integer" },
+      stock = { type = "integer" }, product_id = { type = "integer" } } } },
+  { method = "POST", path = "/catalog/products", auth = "admin", handler = create_product,
+    summary = "Create a product with its SKUs", status = 201,
+    body = PRODUCT:body(),
+    response = { type = "object",
+                 description = "the product, as GET /catalog/products/{id} shows it" } },
+  { method = "PATCH", path = "/catalog/products/{id:int}", auth = "admin", handler = update_product,
+    summary = "Change a product's name, description or status",
+    body = PRODUCT:body(true),
+    response = { type = "object", description = "the product with its SKUs" } },
+  { method = "PUT", path = "/catalog/skus/{code}", auth = "admin", handler = put_sku,
+    summary = "Create or replace a SKU",
+    body = SKU:body(),
+    response = { type = "object", properties = {
+      code = { type = "string" }, product_id = { type = "integer" }, title = { type = "string" },
+      price_fen = { type = "integer" }, stock = { type = "integer" } } } },
+  { method = "POST", path = "/catalog/skus/{code}/stock", auth = "admin", handler = adjust_stock,
+    summary = "Add stock, or remove it with a negative delta (never below zero: 409)",
+    body = { type = "object", required = { "delta" }, properties = {
+      delta = { type = "integer", minimum = -1000000000, maximum = 1000000000,
+                description = "not zero" } } },
+    response = { type = "object", properties = {
+      code = { type = "string" }, stock = { type = "integer" } } } },
+}
+
+---The declared bodies of the routes, for a walk against the served OpenAPI.
+function exports.schemas() return schema.document(ROUTES) end
+
 return {
   name = "catalog",
   version = "1.1.0",
@@ -287,71 +336,5 @@ return {
     CREATE INDEX catalog_skus_product ON catalog_skus(product_id);
     ]],
   },
-  routes = {
-    { method = "GET", path = "/catalog/products", auth = "none", handler = list_products,
-      summary = "Products on sale, with their price range, a page at a time",
-      query = {
-        limit = { type = "integer",
-                  description = "page size: 1 to config.max_page_size (default 20)" },
-        after = { type = "integer", description = "next_after of the previous page" },
-      },
-      response = { type = "object", required = { "items" }, properties = {
-        items = { type = "array", items = { type = "object", properties = {
-          id = { type = "integer" }, name = { type = "string" },
-          min_price_fen = { type = "integer" }, max_price_fen = { type = "integer" },
-          stock = { type = "integer", description = "over all SKUs" } } } },
-        next_after = { type = "integer", description = "absent on the last page" } } } },
-    { method = "GET", path = "/catalog/products/{id:int}", auth = "none", handler = get_product,
-      summary = "One product on sale, with its SKUs (cheapest first)",
-      response = { type = "object", properties = {
-        id = { type = "integer" }, name = { type = "string" }, description = { type = "string" },
-        status = { type = "string", enum = { "on_sale" } }, created_at = { type = "integer" },
-        skus = { type = "array", items = { type = "object", properties = {
-          code = { type = "string" }, title = { type = "string" },
-          price_fen = { type = "integer" }, stock = { type = "integer" } } } } } } },
-    { method = "GET", path = "/catalog/skus/{code}", auth = "none", handler = get_sku,
-      summary = "One SKU of a product on sale: price in fen and stock",
-      response = { type = "object", properties = {
-        code = { type = "string" }, title = { type = "string" }, price_fen = { type = "integer" },
-        stock = { type = "integer" }, product_id = { type = "integer" } } } },
-    { method = "POST", path = "/catalog/products", auth = "admin", handler = create_product,
-      summary = "Create a product with its SKUs", status = 201,
-      body = { type = "object", required = { "name" }, properties = {
-        name = { type = "string", minLength = 1, maxLength = 100 },
-        description = { type = "string", minLength = 1, maxLength = 2000 },
-        status = { type = "string", enum = { "on_sale", "off_sale" } },
-        skus = { type = "array", maxItems = 100, items = { type = "object",
-          required = { "code", "title", "price_fen", "stock" }, properties = {
-            code = { type = "string", pattern = "^[A-Za-z0-9_-]{1,64}$" },
-            title = { type = "string", minLength = 1, maxLength = 100 },
-            price_fen = { type = "integer", minimum = 0, maximum = 1000000000 },
-            stock = { type = "integer", minimum = 0, maximum = 1000000000 } } } } } },
-      response = { type = "object",
-                   description = "the product, as GET /catalog/products/{id} shows it" } },
-    { method = "PATCH", path = "/catalog/products/{id:int}", auth = "admin", handler = update_product,
-      summary = "Change a product's name, description or status",
-      body = { type = "object", properties = {
-        name = { type = "string", minLength = 1, maxLength = 100 },
-        description = { type = "string", minLength = 1, maxLength = 2000 },
-        status = { type = "string", enum = { "on_sale", "off_sale" } } } },
-      response = { type = "object", description = "the product with its SKUs" } },
-    { method = "PUT", path = "/catalog/skus/{code}", auth = "admin", handler = put_sku,
-      summary = "Create or replace a SKU",
-      body = { type = "object", required = { "product_id", "title", "price_fen", "stock" },
-        properties = {
-          product_id = { type = "integer" },
-          title = { type = "string", minLength = 1, maxLength = 100 },
-          price_fen = { type = "integer", minimum = 0, maximum = 1000000000 },
-          stock = { type = "integer", minimum = 0, maximum = 1000000000 } } },
-      response = { type = "object", properties = {
-        code = { type = "string" }, product_id = { type = "integer" }, title = { type = "string" },
-        price_fen = { type = "integer" }, stock = { type = "integer" } } } },
-    { method = "POST", path = "/catalog/skus/{code}/stock", auth = "admin", handler = adjust_stock,
-      summary = "Add stock, or remove it with a negative delta (never below zero: 409)",
-      body = { type = "object", required = { "delta" }, properties = {
-        delta = { type = "integer", minimum = -1000000000, maximum = 1000000000,
-                  description = "not zero" } } },
-      response = { type = "object", properties = {
-        code = { type = "string" }, stock = { type = "integer" } } } },
-  },
+  routes = ROUTES,
 }

@@ -37,55 +37,23 @@ local campaign = require("lib.campaign")
 local audience = require("lib.audience")
 local drops = require("lib.drops")
 local merge = require("lib.merge")
+local schema = require("tp.schema")
 
 -- ---- route docs (OpenAPI)
 
+local TEMPLATE_BODY = templates.FIELDS:body()
+TEMPLATE_BODY.description = "Which discount fields apply depends on kind; validity is valid_from and "
+  .. "valid_until, or valid_days."
+
+---A template as the reads show it: the body's fields (those that apply) and
+---what it has come to.
 local TEMPLATE = { type = "object", description = "a coupon template (CouponTemplate)",
   properties = {
-    id = { type = "integer" }, name = { type = "string" },
-    kind = { type = "string", enum = { "fixed", "percent", "threshold" } },
-    amount_off_fen = { type = "integer" }, percent_off = { type = "integer" },
-    max_discount_fen = { type = "integer" }, min_spend_fen = { type = "integer" },
-    claim_starts_at = { type = "integer" }, claim_ends_at = { type = "integer" },
-    valid_from = { type = "integer" }, valid_until = { type = "integer" },
-    valid_days = { type = "integer" }, total_quantity = { type = "integer" },
-    issued = { type = "integer" }, remaining = { type = "integer" },
-    per_user_limit = { type = "integer" }, per_user_daily_limit = { type = "integer" },
-    scope = { type = "string", enum = { "all", "products", "exclude" } },
-    product_ids = { type = "array", items = { type = "integer" } },
-    status = { type = "string", enum = { "active", "paused" } },
-    audience = { type = "string", enum = { "public", "issue_only", "segment", "tag" } },
-    segment = { type = "string", description = "audience segment: the members plugin's segment" },
-    tag = { type = "string", description = "audience tag: the members plugin's tag" },
+    id = { type = "integer" }, issued = { type = "integer" }, remaining = { type = "integer" },
+    counts = { type = "object", description = "admin reads: coupons by state" },
+    created_at = { type = "integer" }, updated_at = { type = "integer" },
   } }
-
-local AUDIENCE_DOC = "public (default): listed as claimable and claimed by anyone; issue_only: "
-  .. "given only by an issue or a campaign's drop; segment / tag: listed to and claimed by the "
-  .. "members of the members plugin's segment / carrying its tag (give segment / tag)"
-
-local TEMPLATE_BODY = { type = "object", required = { "name", "kind", "total_quantity" },
-  properties = {
-    name = { type = "string", minLength = 1, maxLength = 100 },
-    kind = { type = "string", enum = { "fixed", "percent", "threshold" } },
-    amount_off_fen = { type = "integer", minimum = 1, description = "fixed, threshold" },
-    percent_off = { type = "integer", minimum = 1, maximum = 99, description = "percent" },
-    max_discount_fen = { type = "integer", minimum = 1, description = "percent: the cap" },
-    min_spend_fen = { type = "integer", minimum = 0,
-                      description = "threshold: required, above amount_off_fen" },
-    claim_starts_at = { type = "integer" }, claim_ends_at = { type = "integer" },
-    valid_from = { type = "integer" }, valid_until = { type = "integer" },
-    valid_days = { type = "integer", minimum = 1, maximum = 3650 },
-    total_quantity = { type = "integer", minimum = 1 },
-    per_user_limit = { type = "integer", minimum = 1, description = "default 1" },
-    per_user_daily_limit = { type = "integer", minimum = 1 },
-    scope = { type = "string", enum = { "all", "products", "exclude" } },
-    product_ids = { type = "array", items = { type = "integer", minimum = 1 } },
-    status = { type = "string", enum = { "active", "paused" } },
-    audience = { type = "string", enum = { "public", "issue_only", "segment", "tag" },
-                 description = AUDIENCE_DOC },
-    segment = { type = "string", maxLength = 64, description = "audience segment: a segment's name" },
-    tag = { type = "string", maxLength = 64, description = "audience tag: a tag's name" },
-  } }
+for field, prop in pairs(TEMPLATE_BODY.properties) do TEMPLATE.properties[field] = prop end
 
 local DROP = { type = "object", description = "a segment drop (CouponDrop)", properties = {
   id = { type = "integer" }, ref = { type = "string" }, template_id = { type = "integer" },
@@ -176,6 +144,103 @@ local function claimable(req)
   end
   return 200, { items = items, next_after = not last and q_args.after or nil }
 end
+
+local ROUTES = {
+  { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,
+    summary = "Create a coupon template (fixed, percent or threshold)", status = 201,
+    description = "Every rule is checked before anything is written; a broken one is a 400 "
+      .. "invalid_field naming the field. Validity is either valid_from/valid_until or "
+      .. "valid_days, never both. product_ids only with scope products or exclude.",
+    body = TEMPLATE_BODY, response = TEMPLATE },
+  { method = "GET", path = "/coupons/templates", auth = "admin", handler = templates.list,
+    summary = "Coupon templates with issued counts and coupon counts by state",
+    query = {
+      status = { type = "string", description = "active or paused" },
+      limit = { type = "integer", description = "1-200 (default 50)" },
+      after = { type = "integer", description = "next_after of the previous page" },
+    },
+    response = page_of(TEMPLATE) },
+  { method = "GET", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.get,
+    summary = "One coupon template", response = TEMPLATE },
+  { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin",
+    handler = templates.update,
+    summary = "Change a template's name, status, claim_ends_at (null: no end), total_quantity "
+      .. "or audience (with its segment or tag)",
+    description = "total_quantity may go up, or down to the number issued but never below it "
+      .. "(409 quantity_below_issued). A segment or tag is checked with the members plugin "
+      .. "(400 invalid_field naming it). Other fields cannot change.",
+    body = templates.FIELDS:body(true),
+    response = TEMPLATE },
+  { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
+    handler = issue.targeted,
+    summary = "Issue one coupon to each listed user (定向发券), all or nothing on quantity",
+    description = "Each id is the member it names now: a merged id gets its survivor, once per "
+      .. "person; an erased member is skipped (erased). "
+      .. "Duplicates count once; users at per_user_limit are skipped and listed. If "
+      .. "the remaining quantity cannot cover every other user, nothing is issued (409 "
+      .. "insufficient_quantity). The claim window and the daily limit do not apply; a paused "
+      .. "or expired template issues nothing (409 not_issuable).",
+    body = { type = "object", required = { "users" }, properties = {
+      users = { type = "array", minItems = 1, maxItems = 1000,
+                items = { type = "string", pattern = "^[A-Za-z0-9_:@-]{1,64}$" } } } },
+    response = { type = "object", properties = {
+      template_id = { type = "integer" }, issued = { type = "integer" },
+      skipped = { type = "array", items = { type = "object", properties = {
+        user = { type = "string" }, reason = { type = "string", enum = { "limit_reached", "erased" } } } } },
+      coupons = { type = "array", items = { type = "object", properties = {
+        user = { type = "string" }, coupon_id = { type = "integer" } } } } } } },
+  { method = "GET", path = "/coupons/templates/{id:int}/coupons", auth = "admin",
+    handler = coupons.of_template,
+    summary = "Every coupon of a template, a page at a time",
+    query = state_query(1000), response = page_of(COUPON) },
+  { method = "POST", path = "/coupons/templates/{id:int}/drops", auth = "admin",
+    handler = drops.start_route, status = 202,
+    summary = "Give one coupon to every member of a segment (定向发券), in the background",
+    description = "The drop runs 200 members per job run, each member at most once across retries "
+      .. "and crashes; follow it with GET /coupons/drops/{id}. ref (default admin/<template>/<segment>) "
+      .. "names it: the same ref answers the same drop (200). 404 segment_not_found, "
+      .. "template_not_found; 409 drop_ref_taken for a ref used with another template or segment.",
+    body = { type = "object", required = { "segment" }, properties = {
+      segment = { type = "string", maxLength = 64 },
+      ref = { type = "string", maxLength = 128, pattern = "^[a-z0-9_/.-]+$" } } },
+    response = DROP },
+  { method = "GET", path = "/coupons/drops", auth = "admin", handler = drops.list,
+    summary = "Segment drops (a campaign's coupon_drop { segment = ... }), oldest first",
+    query = {
+      template_id = { type = "integer", description = "only this template's" },
+      limit = { type = "integer", description = "1-200 (default 50)" },
+      after = { type = "integer", description = "next_after of the previous page" },
+    },
+    response = page_of(DROP) },
+  { method = "GET", path = "/coupons/drops/{id:int}", auth = "admin", handler = drops.get,
+    summary = "A segment drop: running, done or stopped (with why), and how many it reached",
+    response = DROP },
+  { method = "POST", path = "/coupons/drops/{id:int}/resume", auth = "admin", handler = drops.resume,
+    summary = "Resume a stopped segment drop from where it stopped",
+    description = "After raising the template's total_quantity, say. Members already reached "
+      .. "get no second coupon. 409 drop_not_stopped for a drop that runs or is done.",
+    response = DROP },
+  { method = "GET", path = "/coupons/claimable", auth = "optional", handler = claimable,
+    summary = "Templates a user can claim now: active, window open, quantity left",
+    description = "Anonymous callers see public templates; with a token, also the templates of "
+      .. "a segment or tag the user is in, and each item has claimed (how many the user holds) "
+      .. "and can_claim.",
+    query = {
+      limit = { type = "integer", description = "1-200 (default 50)" },
+      after = { type = "integer", description = "next_after of the previous page" },
+    },
+    response = page_of(TEMPLATE) },
+  { method = "POST", path = "/coupons/templates/{id:int}/claim", auth = "user",
+    handler = issue.claim, status = 201,
+    summary = "Claim one coupon of a template (领券)",
+    description = "409 not_claimable (details.reason paused, not_started, ended or expired), "
+      .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone); "
+      .. "403 issue_only for a template the brand only gives out (an issue or a drop); 403 "
+      .. "members_only for a segment or tag template the user is not in.",
+    response = COUPON },
+  { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine,
+    summary = "The caller's own coupons", query = state_query(200), response = page_of(COUPON) },
+}
 
 return {
   name = "coupons",
@@ -324,109 +389,7 @@ return {
     -- when it starts, so that who gets a coupon never depends on when a slice ran
     [[ALTER TABLE coupons_drops ADD COLUMN snapshot_id INTEGER]],
   },
-  routes = {
-    { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,
-      summary = "Create a coupon template (fixed, percent or threshold)", status = 201,
-      description = "Every rule is checked before anything is written; a broken one is a 400 "
-        .. "invalid_field naming the field. Validity is either valid_from/valid_until or "
-        .. "valid_days, never both. product_ids only with scope products or exclude.",
-      body = TEMPLATE_BODY, response = TEMPLATE },
-    { method = "GET", path = "/coupons/templates", auth = "admin", handler = templates.list,
-      summary = "Coupon templates with issued counts and coupon counts by state",
-      query = {
-        status = { type = "string", description = "active or paused" },
-        limit = { type = "integer", description = "1-200 (default 50)" },
-        after = { type = "integer", description = "next_after of the previous page" },
-      },
-      response = page_of(TEMPLATE) },
-    { method = "GET", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.get,
-      summary = "One coupon template", response = TEMPLATE },
-    { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin",
-      handler = templates.update,
-      summary = "Change a template's name, status, claim_ends_at (null: no end), total_quantity "
-        .. "or audience (with its segment or tag)",
-      description = "total_quantity may go up, or down to the number issued but never below it "
-        .. "(409 quantity_below_issued). A segment or tag is checked with the members plugin "
-        .. "(400 invalid_field naming it). Other fields cannot change.",
-      body = { type = "object", properties = {
-        name = { type = "string", minLength = 1, maxLength = 100 },
-        status = { type = "string", enum = { "active", "paused" } },
-        claim_ends_at = { type = "integer", nullable = true },
-        total_quantity = { type = "integer", minimum = 1 },
-        audience = { type = "string", enum = { "public", "issue_only", "segment", "tag" },
-                     description = AUDIENCE_DOC },
-        segment = { type = "string", maxLength = 64 }, tag = { type = "string", maxLength = 64 } } },
-      response = TEMPLATE },
-    { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
-      handler = issue.targeted,
-      summary = "Issue one coupon to each listed user (定向发券), all or nothing on quantity",
-      description = "Each id is the member it names now: a merged id gets its survivor, once per "
-        .. "person; an erased member is skipped (erased). "
-        .. "Duplicates count once; users at per_user_limit are skipped and listed. If "
-        .. "the remaining quantity cannot cover every other user, nothing is issued (409 "
-        .. "insufficient_quantity). The claim window and the daily limit do not apply; a paused "
-        .. "or expired template issues nothing (409 not_issuable).",
-      body = { type = "object", required = { "users" }, properties = {
-        users = { type = "array", minItems = 1, maxItems = 1000,
-                  items = { type = "string", pattern = "^[A-Za-z0-9_:@-]{1,64}$" } } } },
-      response = { type = "object", properties = {
-        template_id = { type = "integer" }, issued = { type = "integer" },
-        skipped = { type = "array", items = { type = "object", properties = {
-          user = { type = "string" }, reason = { type = "string", enum = { "limit_reached", "erased" } } } } },
-        coupons = { type = "array", items = { type = "object", properties = {
-          user = { type = "string" }, coupon_id = { type = "integer" } } } } } } },
-    { method = "GET", path = "/coupons/templates/{id:int}/coupons", auth = "admin",
-      handler = coupons.of_template,
-      summary = "Every coupon of a template, a page at a time",
-      query = state_query(1000), response = page_of(COUPON) },
-    { method = "POST", path = "/coupons/templates/{id:int}/drops", auth = "admin",
-      handler = drops.start_route, status = 202,
-      summary = "Give one coupon to every member of a segment (定向发券), in the background",
-      description = "The drop runs 200 members per job run, each member at most once across retries "
-        .. "and crashes; follow it with GET /coupons/drops/{id}. ref (default admin/<template>/<segment>) "
-        .. "names it: the same ref answers the same drop (200). 404 segment_not_found, "
-        .. "template_not_found; 409 drop_ref_taken for a ref used with another template or segment.",
-      body = { type = "object", required = { "segment" }, properties = {
-        segment = { type = "string", maxLength = 64 },
-        ref = { type = "string", maxLength = 128, pattern = "^[a-z0-9_/.-]+$" } } },
-      response = DROP },
-    { method = "GET", path = "/coupons/drops", auth = "admin", handler = drops.list,
-      summary = "Segment drops (a campaign's coupon_drop { segment = ... }), oldest first",
-      query = {
-        template_id = { type = "integer", description = "only this template's" },
-        limit = { type = "integer", description = "1-200 (default 50)" },
-        after = { type = "integer", description = "next_after of the previous page" },
-      },
-      response = page_of(DROP) },
-    { method = "GET", path = "/coupons/drops/{id:int}", auth = "admin", handler = drops.get,
-      summary = "A segment drop: running, done or stopped (with why), and how many it reached",
-      response = DROP },
-    { method = "POST", path = "/coupons/drops/{id:int}/resume", auth = "admin", handler = drops.resume,
-      summary = "Resume a stopped segment drop from where it stopped",
-      description = "After raising the template's total_quantity, say. Members already reached "
-        .. "get no second coupon. 409 drop_not_stopped for a drop that runs or is done.",
-      response = DROP },
-    { method = "GET", path = "/coupons/claimable", auth = "optional", handler = claimable,
-      summary = "Templates a user can claim now: active, window open, quantity left",
-      description = "Anonymous callers see public templates; with a token, also the templates of "
-        .. "a segment or tag the user is in, and each item has claimed (how many the user holds) "
-        .. "and can_claim.",
-      query = {
-        limit = { type = "integer", description = "1-200 (default 50)" },
-        after = { type = "integer", description = "next_after of the previous page" },
-      },
-      response = page_of(TEMPLATE) },
-    { method = "POST", path = "/coupons/templates/{id:int}/claim", auth = "user",
-      handler = issue.claim, status = 201,
-      summary = "Claim one coupon of a template (领券)",
-      description = "409 not_claimable (details.reason paused, not_started, ended or expired), "
-        .. "sold_out, limit_reached or daily_limit_reached (a day in the tenant's time zone); "
-        .. "403 issue_only for a template the brand only gives out (an issue or a drop); 403 "
-        .. "members_only for a segment or tag template the user is not in.",
-      response = COUPON },
-    { method = "GET", path = "/coupons/mine", auth = "user", handler = coupons.mine,
-      summary = "The caller's own coupons", query = state_query(200), response = page_of(COUPON) },
-  },
+  routes = ROUTES,
   exports = {
     quote = redeem.quote,
     lock = redeem.lock,
@@ -439,6 +402,7 @@ return {
     campaign_withdraw = campaign.withdraw,
     member_merge = merge.member_merge,
     member_unmerge = merge.member_unmerge,
+    schemas = function() return schema.document(ROUTES) end,
   },
   jobs = {
     [drops.JOB] = drops.slice,

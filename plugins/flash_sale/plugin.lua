@@ -25,7 +25,7 @@ local campaign_items = require("tp.campaign_items")
 local schema = require("tp.schema")
 
 -- A sale's fields, declared once: the checks, the defaults, what a PATCH may
--- change and the OpenAPI body all come from here (tp.schema).
+-- change, the columns and the OpenAPI body all come from here (tp.schema).
 local SALE_FIELDS = schema.new {
   { "sku", "ident", max = 64, required = true, fixed = true, doc = "the catalog SKU; never changes" },
   { "title", "text", max = 100, doc = "default: the SKU's title in the catalog" },
@@ -45,9 +45,10 @@ local SALE_FIELDS = schema.new {
   { "audience", "custom", schema = audience.schema("may buy it") },
 }
 
-local SALE_COLUMNS = [[id, sku, title, price_fen, quantity, remaining, per_user_limit, per_order_limit,
-  starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, audience, created_at,
-  updated_at]]
+local SALE_COLUMNS = SALE_FIELDS:columns("id", { "remaining", "created_at", "updated_at" })
+local write_sale = SALE_FIELDS:writer("flash_sale_sales",
+  { remaining = ":quantity", created_at = ":now", updated_at = ":now" },
+  { remaining = ":remaining", updated_at = ":now" })
 
 ---@class FlashSale
 ---@field id integer
@@ -246,22 +247,10 @@ local function check_sku(s, extra_units, price_set)
 end
 
 local function save(s)
-  s.slots_json = tp.json.encode(tp.json.array(s.slots))
-  s.stacks = s.stacks_with_coupon and 1 or 0
-  s.now = tp.now()
-  if s.id then
-    tp.db.exec([[UPDATE flash_sale_sales SET title = :title, price_fen = :price_fen,
-      quantity = :quantity, remaining = :remaining, per_user_limit = :per_user_limit,
-      per_order_limit = :per_order_limit, starts_at = :starts_at, ends_at = :ends_at, slots = :slots_json,
-      unpaid_timeout_seconds = :unpaid_timeout_seconds, stacks_with_coupon = :stacks, status = :status,
-      audience = :audience, updated_at = :now WHERE id = :id]], s)
-    return s.id
-  end
-  local _, id = tp.db.exec([[INSERT INTO flash_sale_sales (sku, title, price_fen, quantity, remaining,
-      per_user_limit, per_order_limit, starts_at, ends_at, slots, unpaid_timeout_seconds,
-      stacks_with_coupon, status, audience, created_at, updated_at)
-    VALUES (:sku, :title, :price_fen, :quantity, :quantity, :per_user_limit, :per_order_limit, :starts_at,
-      :ends_at, :slots_json, :unpaid_timeout_seconds, :stacks, :status, :audience, :now, :now)]], s)
+  local slots = s.slots
+  s.slots = tp.json.encode(tp.json.array(slots))
+  local id = write_sale(s)
+  s.slots = slots
   return id
 end
 
@@ -446,6 +435,36 @@ local SALE = { type = "object", properties = {
   created_at = { type = "integer" }, updated_at = { type = "integer" } } }
 for field, prop in pairs(SALE_BODY.properties) do SALE.properties[field] = prop end
 
+local ROUTES = {
+  { method = "GET", path = "/flash-sales", auth = "none", handler = list_public,
+    summary = "Flash sales open now or coming, with their state, units left and audience (会员专享)",
+    response = { type = "object", properties = { now = { type = "integer" }, timezone = { type = "string" },
+                                                 items = { type = "array", items = SALE } } } },
+  { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
+    summary = "One flash sale", response = SALE },
+  { method = "POST", path = "/flash-sales/{id:int}/buy", handler = buy, status = 201,
+    summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
+      .. "creates the order",
+    description = "403 members_only (details: the audience) when the sale is for members of a segment or "
+      .. "tag the buyer is not in; a retry with the Idempotency-Key of an accepted buy answers its order.",
+    headers = { ["Idempotency-Key"] = { description = "a retried buy with the same key returns the same order" } },
+    body = { type = "object", properties = { qty = { type = "integer", minimum = 1 },
+                                             coupon_id = { type = "integer" } } } },
+  { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
+    summary = "Create a flash sale", body = SALE_BODY, response = SALE },
+  { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
+    summary = "Change a flash sale (any field but the SKU; audience null: everyone)", body = SALE_PATCH,
+    response = SALE },
+  { method = "GET", path = "/flash-sales", auth = "admin", handler = list_admin,
+    summary = "Every flash sale with units sold", response = { type = "object", properties = {
+      items = { type = "array", items = SALE }, next_after = { type = "integer" } } } },
+  { method = "GET", path = "/flash-sales/{id:int}", auth = "admin", handler = get_admin,
+    summary = "One flash sale with units sold", response = SALE },
+}
+
+---The declared bodies of the routes, for a walk against the served OpenAPI.
+function exports.schemas() return schema.document(ROUTES) end
+
 return {
   name = "flash_sale",
   version = "1.3.0",
@@ -514,31 +533,6 @@ return {
     ALTER TABLE flash_sale_sales ADD COLUMN audience TEXT;
     ]],
   },
-  routes = {
-    { method = "GET", path = "/flash-sales", auth = "none", handler = list_public,
-      summary = "Flash sales open now or coming, with their state, units left and audience (会员专享)",
-      response = { type = "object", properties = { now = { type = "integer" }, timezone = { type = "string" },
-                                                   items = { type = "array", items = SALE } } } },
-    { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
-      summary = "One flash sale", response = SALE },
-    { method = "POST", path = "/flash-sales/{id:int}/buy", handler = buy, status = 201,
-      summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
-        .. "creates the order",
-      description = "403 members_only (details: the audience) when the sale is for members of a segment or "
-        .. "tag the buyer is not in; a retry with the Idempotency-Key of an accepted buy answers its order.",
-      headers = { ["Idempotency-Key"] = { description = "a retried buy with the same key returns the same order" } },
-      body = { type = "object", properties = { qty = { type = "integer", minimum = 1 },
-                                               coupon_id = { type = "integer" } } } },
-    { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
-      summary = "Create a flash sale", body = SALE_BODY, response = SALE },
-    { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
-      summary = "Change a flash sale (any field but the SKU; audience null: everyone)", body = SALE_PATCH,
-      response = SALE },
-    { method = "GET", path = "/flash-sales", auth = "admin", handler = list_admin,
-      summary = "Every flash sale with units sold", response = { type = "object", properties = {
-        items = { type = "array", items = SALE }, next_after = { type = "integer" } } } },
-    { method = "GET", path = "/flash-sales/{id:int}", auth = "admin", handler = get_admin,
-      summary = "One flash sale with units sold", response = SALE },
-  },
+  routes = ROUTES,
   exports = exports,
 }

@@ -26,6 +26,7 @@ local drives = require("lib.drives")
 local assist = require("lib.assist")
 local campaign_script = require("lib.campaign_script")
 local merge = require("lib.merge")
+local schema = require("tp.schema")
 
 ---The members plugin merges member `from` into `into` (one person): her drives,
 ---assists, rewards and counters become `into`'s; see lib/merge.lua.
@@ -48,40 +49,15 @@ end
 
 -- ---- route docs (OpenAPI)
 
-local REWARD = { type = "object", required = { "kind" }, properties = {
-  kind = { type = "string", enum = { "coupon", "code", "points" } },
-  template_id = { type = "integer", minimum = 1, description = "coupon: the coupons plugin's template" },
-  code = { type = "string", pattern = "^[A-Za-z0-9_.:-]{1,64}$", description = "code: shown to the initiator" },
-  points = { type = "integer", minimum = 1, maximum = 100000000, description = "points: carried by the event" },
-} }
-
-local RULES = {
-  name = { type = "string", minLength = 1, maxLength = 100 },
-  status = { type = "string", enum = { "active", "paused" }, description = "default active" },
-  reward = REWARD,
-  friends_needed = { type = "integer", minimum = 1, maximum = 100, description = "N" },
-  drive_seconds = { type = "integer", minimum = 60, maximum = 2592000,
-                    description = "how long a drive stays open (capped by ends_at)" },
-  starts_at = { type = "integer", description = "epoch seconds; default now" },
-  ends_at = { type = "integer", description = "epoch seconds: no start and no assist from then on" },
-  drives_per_user = { type = "integer", minimum = 1, maximum = 100, description = "default 1" },
-  assists_per_friend = { type = "integer", minimum = 1, maximum = 1000,
-                         description = "K: assists one friend may give in the campaign; default 1" },
-  new_users_only = { type = "boolean", description = "friends must have no paid order (needs orders)" },
-  friend_once_per_day = { type = "boolean",
-                          description = "a friend may assist at most one drive of the campaign per local day" },
-}
+local CAMPAIGN_BODY = campaigns.FIELDS:body()
+local CAMPAIGN_PATCH = campaigns.FIELDS:body(true)
 
 local CAMPAIGN = { type = "object", description = "a friend-assist campaign", properties = {
-  id = { type = "integer" }, name = RULES.name, status = RULES.status, reward = REWARD,
-  friends_needed = RULES.friends_needed, drive_seconds = RULES.drive_seconds,
-  starts_at = RULES.starts_at, ends_at = RULES.ends_at, drives_per_user = RULES.drives_per_user,
-  assists_per_friend = RULES.assists_per_friend, new_users_only = RULES.new_users_only,
-  friend_once_per_day = RULES.friend_once_per_day,
-  created_at = { type = "integer" }, updated_at = { type = "integer" },
+  id = { type = "integer" }, created_at = { type = "integer" }, updated_at = { type = "integer" },
   drives = { type = "object", properties = { open = { type = "integer" },
     completed = { type = "integer" }, expired = { type = "integer" } } },
 } }
+for field, prop in pairs(CAMPAIGN_BODY.properties) do CAMPAIGN.properties[field] = prop end
 
 local DRIVE = { type = "object", description = "a drive; assisters' ids are masked", properties = {
   share_id = { type = "string" }, campaign_id = { type = "integer" }, campaign_name = { type = "string" },
@@ -93,7 +69,7 @@ local DRIVE = { type = "object", description = "a drive; assisters' ids are mask
   completed_at = { type = "integer" },
   assisters = { type = "array", items = { type = "object", properties = {
     user = { type = "string" }, assisted_at = { type = "integer" } } } },
-  reward = REWARD,
+  reward = campaigns.REWARD,
   you = { type = "object", description = "with a token", properties = {
     initiator = { type = "boolean" }, assisted = { type = "boolean" } } },
   rules = { type = "object", description = "initiator only: the rules frozen at start" },
@@ -108,6 +84,47 @@ end
 local PAGE_QUERY = {
   limit = { type = "integer", description = "1-200 (default 50)" },
   after = { type = "integer", description = "next_after of the previous page" },
+}
+
+local ROUTES = {
+  { method = "POST", path = "/friend_assist/campaigns", auth = "admin", handler = campaigns.create,
+    summary = "Create a friend-assist campaign", status = 201,
+    description = "Every rule is checked before anything is written (400 invalid_field naming the "
+      .. "field). A coupon reward needs the coupons plugin with an issue export (409 "
+      .. "coupons_unavailable); new_users_only needs the orders plugin (409 orders_unavailable).",
+    body = CAMPAIGN_BODY,
+    response = CAMPAIGN },
+  { method = "GET", path = "/friend_assist/campaigns", auth = "admin", handler = campaigns.list,
+    summary = "Friend-assist campaigns, a page at a time",
+    query = { status = { type = "string", description = "active or paused" },
+              limit = PAGE_QUERY.limit, after = PAGE_QUERY.after },
+    response = page_of(CAMPAIGN) },
+  { method = "GET", path = "/friend_assist/campaigns/{id:int}", auth = "admin", handler = campaigns.get,
+    summary = "One campaign with its drives counted by state", response = CAMPAIGN },
+  { method = "PATCH", path = "/friend_assist/campaigns/{id:int}", auth = "admin", handler = campaigns.update,
+    summary = "Change any rule of a campaign; drives already started keep theirs",
+    description = "The campaign with the change applied is checked whole, like a create.",
+    body = CAMPAIGN_PATCH, response = CAMPAIGN },
+  { method = "POST", path = "/friend_assist/campaigns/{id:int}/drives", auth = "user", handler = drives.start,
+    summary = "Start a drive (发起助力) and get its share id", status = 201,
+    description = "200 with the caller's drive when one is still open. 409 campaign_paused, "
+      .. "campaign_not_started, campaign_ended or drive_limit_reached.",
+    response = DRIVE },
+  { method = "GET", path = "/friend_assist/drives/{share_id}", auth = "optional", handler = drives.show,
+    summary = "The share page: progress, masked assisters and seconds left",
+    description = "With the initiator's token: the full reward, the frozen rules and what was granted.",
+    response = DRIVE },
+  { method = "POST", path = "/friend_assist/drives/{share_id}/assists", auth = "user", handler = assist.post,
+    summary = "Assist a friend's drive (助力)", status = 201,
+    description = "The N-th assist completes the drive and grants the reward in the same "
+      .. "transaction. 409 self_assist, already_assisted, assist_limit_reached, assisted_today, "
+      .. "new_users_only, drive_completed, drive_expired, campaign_ended, drive_closed, "
+      .. "reward_unavailable.",
+    response = { type = "object", properties = { assisted = { type = "boolean" },
+      completed = { type = "boolean" }, drive = DRIVE } } },
+  { method = "GET", path = "/friend_assist/me/drives", auth = "user", handler = drives.mine,
+    summary = "The caller's drives, newest first, with what each granted",
+    query = PAGE_QUERY, response = page_of(DRIVE) },
 }
 
 return {
@@ -231,47 +248,7 @@ return {
     ]],
   },
 
-  routes = {
-    { method = "POST", path = "/friend_assist/campaigns", auth = "admin", handler = campaigns.create,
-      summary = "Create a friend-assist campaign", status = 201,
-      description = "Every rule is checked before anything is written (400 invalid_field naming the "
-        .. "field). A coupon reward needs the coupons plugin with an issue export (409 "
-        .. "coupons_unavailable); new_users_only needs the orders plugin (409 orders_unavailable).",
-      body = { type = "object", required = { "name", "reward", "friends_needed", "drive_seconds", "ends_at" },
-               properties = RULES },
-      response = CAMPAIGN },
-    { method = "GET", path = "/friend_assist/campaigns", auth = "admin", handler = campaigns.list,
-      summary = "Friend-assist campaigns, a page at a time",
-      query = { status = { type = "string", description = "active or paused" },
-                limit = PAGE_QUERY.limit, after = PAGE_QUERY.after },
-      response = page_of(CAMPAIGN) },
-    { method = "GET", path = "/friend_assist/campaigns/{id:int}", auth = "admin", handler = campaigns.get,
-      summary = "One campaign with its drives counted by state", response = CAMPAIGN },
-    { method = "PATCH", path = "/friend_assist/campaigns/{id:int}", auth = "admin", handler = campaigns.update,
-      summary = "Change any rule of a campaign; drives already started keep theirs",
-      description = "The campaign with the change applied is checked whole, like a create.",
-      body = { type = "object", properties = RULES }, response = CAMPAIGN },
-    { method = "POST", path = "/friend_assist/campaigns/{id:int}/drives", auth = "user", handler = drives.start,
-      summary = "Start a drive (发起助力) and get its share id", status = 201,
-      description = "200 with the caller's drive when one is still open. 409 campaign_paused, "
-        .. "campaign_not_started, campaign_ended or drive_limit_reached.",
-      response = DRIVE },
-    { method = "GET", path = "/friend_assist/drives/{share_id}", auth = "optional", handler = drives.show,
-      summary = "The share page: progress, masked assisters and seconds left",
-      description = "With the initiator's token: the full reward, the frozen rules and what was granted.",
-      response = DRIVE },
-    { method = "POST", path = "/friend_assist/drives/{share_id}/assists", auth = "user", handler = assist.post,
-      summary = "Assist a friend's drive (助力)", status = 201,
-      description = "The N-th assist completes the drive and grants the reward in the same "
-        .. "transaction. 409 self_assist, already_assisted, assist_limit_reached, assisted_today, "
-        .. "new_users_only, drive_completed, drive_expired, campaign_ended, drive_closed, "
-        .. "reward_unavailable.",
-      response = { type = "object", properties = { assisted = { type = "boolean" },
-        completed = { type = "boolean" }, drive = DRIVE } } },
-    { method = "GET", path = "/friend_assist/me/drives", auth = "user", handler = drives.mine,
-      summary = "The caller's drives, newest first, with what each granted",
-      query = PAGE_QUERY, response = page_of(DRIVE) },
-  },
+  routes = ROUTES,
 
   jobs = { expire = drives.expire },
 
@@ -280,5 +257,6 @@ return {
     campaign_withdraw = campaign_script.withdraw,
     member_merge = member_merge,
     member_unmerge = member_unmerge,
+    schemas = function() return schema.document(ROUTES) end,
   },
 }

@@ -32,6 +32,7 @@ local join = require("lib.join")
 local merge = require("lib.merge")
 local release = require("lib.release")
 local seating = require("lib.seating")
+local schema = require("tp.schema")
 
 local GROUP_STATES = { pending = true, open = true, formed = true, failed = true, abandoned = true }
 
@@ -161,6 +162,48 @@ local MEMBERS_ONLY = "403 members_only (details: the audience) when the activity
   .. "segment or tag the user is not in; a retry with the Idempotency-Key of an accepted request answers its order."
 local IDEMPOTENCY = { ["Idempotency-Key"] = { description = "a retried request with the same key returns the same order" } }
 
+local ROUTES = {
+  { method = "GET", path = "/group-buys", auth = "none", handler = list_public,
+    summary = "Group buys running now or coming, with their phase, group counts and audience (会员专享)",
+    response = { type = "object", properties = { now = { type = "integer" },
+                                                 items = { type = "array", items = ACTIVITY } } } },
+  { method = "GET", path = "/group-buys/{id:int}", auth = "none", handler = get_public,
+    summary = "One group buy", response = ACTIVITY },
+  { method = "GET", path = "/group-buys/{id:int}/groups", auth = "none", handler = open_groups,
+    summary = "Open groups to join (凑团): nearly full first, with seconds left",
+    query = { limit = { type = "integer", description = "1-100, default 20" } },
+    response = { type = "object", properties = { now = { type = "integer" },
+                                                 items = { type = "array", items = GROUP_SCHEMA } } } },
+  { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "none", handler = get_group,
+    summary = "One group: state, seats left, seconds left", response = GROUP_SCHEMA },
+  { method = "POST", path = "/group-buys/{id:int}/open", handler = join.open, status = 201,
+    summary = "Open a group as its leader: creates the leader's order; the group opens when it is paid",
+    description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
+  { method = "POST", path = "/group-buys/{id:int}/groups/{gid:int}/join", handler = join.join, status = 201,
+    summary = "Join an open group: creates the order; the seat counts when it is paid",
+    description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
+  { method = "GET", path = "/group-buys/orders/{order_id:int}", handler = my_order,
+    summary = "Where my group order stands: its state and the group it sits in" },
+  { method = "POST", path = "/group-buys", auth = "admin", handler = create_activity, status = 201,
+    summary = "Create a group buy", body = ACTIVITY_BODY, response = ACTIVITY },
+  { method = "PATCH", path = "/group-buys/{id:int}", auth = "admin", handler = update_activity,
+    summary = "Change a group buy (any field but the SKU; opened groups keep their size and expiry)",
+    description = "A null leader_price_fen or audience clears it.", body = ACTIVITY_PATCH, response = ACTIVITY },
+  { method = "GET", path = "/group-buys", auth = "admin", handler = list_admin,
+    summary = "Every group buy with its group counts",
+    query = { limit = { type = "integer" }, after = { type = "integer" } },
+    response = { type = "object", properties = { items = { type = "array", items = ACTIVITY },
+                                                 next_after = { type = "integer" } } } },
+  { method = "GET", path = "/group-buys/{id:int}", auth = "admin", handler = get_admin,
+    summary = "One group buy with its group counts", response = ACTIVITY },
+  { method = "GET", path = "/group-buys/{id:int}/groups", auth = "admin", handler = groups_admin,
+    summary = "Groups of a group buy with their members, newest first",
+    query = { state = { type = "string", description = "pending, open, formed, failed or abandoned" },
+              limit = { type = "integer" }, after = { type = "integer" } } },
+  { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "admin", handler = group_admin,
+    summary = "One group with its members" },
+}
+
 return {
   name = "group_buy",
   version = "1.3.0",
@@ -283,47 +326,7 @@ return {
     ALTER TABLE group_buy_activities ADD COLUMN audience TEXT;
     ]],
   },
-  routes = {
-    { method = "GET", path = "/group-buys", auth = "none", handler = list_public,
-      summary = "Group buys running now or coming, with their phase, group counts and audience (会员专享)",
-      response = { type = "object", properties = { now = { type = "integer" },
-                                                   items = { type = "array", items = ACTIVITY } } } },
-    { method = "GET", path = "/group-buys/{id:int}", auth = "none", handler = get_public,
-      summary = "One group buy", response = ACTIVITY },
-    { method = "GET", path = "/group-buys/{id:int}/groups", auth = "none", handler = open_groups,
-      summary = "Open groups to join (凑团): nearly full first, with seconds left",
-      query = { limit = { type = "integer", description = "1-100, default 20" } },
-      response = { type = "object", properties = { now = { type = "integer" },
-                                                   items = { type = "array", items = GROUP_SCHEMA } } } },
-    { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "none", handler = get_group,
-      summary = "One group: state, seats left, seconds left", response = GROUP_SCHEMA },
-    { method = "POST", path = "/group-buys/{id:int}/open", handler = join.open, status = 201,
-      summary = "Open a group as its leader: creates the leader's order; the group opens when it is paid",
-      description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
-    { method = "POST", path = "/group-buys/{id:int}/groups/{gid:int}/join", handler = join.join, status = 201,
-      summary = "Join an open group: creates the order; the seat counts when it is paid",
-      description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
-    { method = "GET", path = "/group-buys/orders/{order_id:int}", handler = my_order,
-      summary = "Where my group order stands: its state and the group it sits in" },
-    { method = "POST", path = "/group-buys", auth = "admin", handler = create_activity, status = 201,
-      summary = "Create a group buy", body = ACTIVITY_BODY, response = ACTIVITY },
-    { method = "PATCH", path = "/group-buys/{id:int}", auth = "admin", handler = update_activity,
-      summary = "Change a group buy (any field but the SKU; opened groups keep their size and expiry)",
-      description = "A null leader_price_fen or audience clears it.", body = ACTIVITY_PATCH, response = ACTIVITY },
-    { method = "GET", path = "/group-buys", auth = "admin", handler = list_admin,
-      summary = "Every group buy with its group counts",
-      query = { limit = { type = "integer" }, after = { type = "integer" } },
-      response = { type = "object", properties = { items = { type = "array", items = ACTIVITY },
-                                                   next_after = { type = "integer" } } } },
-    { method = "GET", path = "/group-buys/{id:int}", auth = "admin", handler = get_admin,
-      summary = "One group buy with its group counts", response = ACTIVITY },
-    { method = "GET", path = "/group-buys/{id:int}/groups", auth = "admin", handler = groups_admin,
-      summary = "Groups of a group buy with their members, newest first",
-      query = { state = { type = "string", description = "pending, open, formed, failed or abandoned" },
-                limit = { type = "integer" }, after = { type = "integer" } } },
-    { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "admin", handler = group_admin,
-      summary = "One group with its members" },
-  },
+  routes = ROUTES,
   jobs = {
     expire_group = closing.expire,
     refund_member = closing.refund,
@@ -339,5 +342,6 @@ return {
     campaign_withdraw = campaign.withdraw,
     member_merge = merge.member_merge,
     member_unmerge = merge.member_unmerge,
+    schemas = function() return schema.document(ROUTES) end,
   },
 }

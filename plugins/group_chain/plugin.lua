@@ -18,6 +18,7 @@ local entries = require("lib.entries")
 local merge = require("lib.merge")
 local posts = require("lib.posts")
 local summary = require("lib.summary")
+local schema = require("tp.schema")
 
 -- ---- operators: who may organise
 
@@ -154,6 +155,39 @@ local ENTRY_PATH = POST_PATH .. "/entries/{seq:int}"
 local CSV_QUERY = { csv = { type = "boolean", description = "add the CSV rendering (field csv)" } }
 
 ---@type TpManifest
+local ROUTES = {
+  { method = "POST", path = "/group_chain/organisers", auth = "admin", handler = grant_organiser,
+    summary = "Grant a user the organiser (团长) role", status = 201,
+    description = "201 when granted now, 200 when the user already had it.",
+    body = { type = "object", required = { "user" }, properties = { user = { type = "string" } } },
+    response = { type = "object", properties = { user = { type = "string" }, organiser = { type = "boolean" } } } },
+  { method = "DELETE", path = "/group_chain/organisers/{user}", auth = "admin", handler = revoke_organiser,
+    summary = "Revoke a user's organiser role (their open posts stay open)" },
+  { method = "GET", path = "/group_chain/organisers", auth = "admin", handler = list_organisers,
+    summary = "Users with the organiser role" },
+  { method = "POST", path = "/group_chain/posts", handler = create_post, status = 201,
+    summary = "Publish a group chain post (organisers only)",
+    body = posts.FIELDS:body(),
+    response = SUMMARY },
+  { method = "GET", path = POST_PATH, auth = "none", handler = public_post,
+    summary = "A post's public page: items, the chain so far (masked members), seconds to cut-off" },
+  { method = "GET", path = POST_PATH .. "/summary", handler = organiser_summary, query = CSV_QUERY,
+    summary = "The organiser's summary: totals per item, every entry with its status", response = SUMMARY },
+  { method = "GET", path = POST_PATH .. "/summary", auth = "admin", handler = admin_summary,
+    query = CSV_QUERY, summary = "Any post's summary", response = SUMMARY },
+  { method = "POST", path = POST_PATH .. "/entries", handler = append_entry, status = 201,
+    summary = "Append my entry to the chain: the next number and an order at the chain prices",
+    body = LINES_BODY, response = ENTRY },
+  { method = "GET", path = POST_PATH .. "/entries/mine", handler = my_entries,
+    summary = "My entries of this post, cancelled ones included",
+    response = { type = "object", properties = { items = { type = "array", items = ENTRY } } } },
+  { method = "PUT", path = ENTRY_PATH, handler = edit_entry,
+    summary = "Replace my unpaid entry before the cut-off (same number, new order)",
+    body = LINES_BODY, response = ENTRY },
+  { method = "POST", path = ENTRY_PATH .. "/cancel", handler = cancel_entry,
+    summary = "Cancel my unpaid entry before the cut-off (its order is cancelled)", response = ENTRY },
+}
+
 return {
   name = "group_chain",
   version = "0.2.0",
@@ -246,46 +280,7 @@ return {
     ]],
   },
 
-  routes = {
-    { method = "POST", path = "/group_chain/organisers", auth = "admin", handler = grant_organiser,
-      summary = "Grant a user the organiser (团长) role", status = 201,
-      description = "201 when granted now, 200 when the user already had it.",
-      body = { type = "object", required = { "user" }, properties = { user = { type = "string" } } },
-      response = { type = "object", properties = { user = { type = "string" }, organiser = { type = "boolean" } } } },
-    { method = "DELETE", path = "/group_chain/organisers/{user}", auth = "admin", handler = revoke_organiser,
-      summary = "Revoke a user's organiser role (their open posts stay open)" },
-    { method = "GET", path = "/group_chain/organisers", auth = "admin", handler = list_organisers,
-      summary = "Users with the organiser role" },
-    { method = "POST", path = "/group_chain/posts", handler = create_post, status = 201,
-      summary = "Publish a group chain post (organisers only)",
-      body = { type = "object", required = { "title", "items", "cutoff_at" }, properties = {
-        title = { type = "string", maxLength = 100 },
-        pickup = { type = "string", maxLength = 200, description = "pickup point, shown to members" },
-        cutoff_at = { type = "integer", description = "UTC epoch seconds, in the future" },
-        items = { type = "array", minItems = 1, maxItems = 20, items = { type = "object",
-          required = { "sku", "chain_price_fen", "per_member_limit" }, properties = {
-            sku = { type = "string", description = "a catalog SKU on sale" },
-            chain_price_fen = { type = "integer", minimum = 1, description = "at most the list price" },
-            per_member_limit = { type = "integer", minimum = 1, maximum = 999 } } } } } },
-      response = SUMMARY },
-    { method = "GET", path = POST_PATH, auth = "none", handler = public_post,
-      summary = "A post's public page: items, the chain so far (masked members), seconds to cut-off" },
-    { method = "GET", path = POST_PATH .. "/summary", handler = organiser_summary, query = CSV_QUERY,
-      summary = "The organiser's summary: totals per item, every entry with its status", response = SUMMARY },
-    { method = "GET", path = POST_PATH .. "/summary", auth = "admin", handler = admin_summary,
-      query = CSV_QUERY, summary = "Any post's summary", response = SUMMARY },
-    { method = "POST", path = POST_PATH .. "/entries", handler = append_entry, status = 201,
-      summary = "Append my entry to the chain: the next number and an order at the chain prices",
-      body = LINES_BODY, response = ENTRY },
-    { method = "GET", path = POST_PATH .. "/entries/mine", handler = my_entries,
-      summary = "My entries of this post, cancelled ones included",
-      response = { type = "object", properties = { items = { type = "array", items = ENTRY } } } },
-    { method = "PUT", path = ENTRY_PATH, handler = edit_entry,
-      summary = "Replace my unpaid entry before the cut-off (same number, new order)",
-      body = LINES_BODY, response = ENTRY },
-    { method = "POST", path = ENTRY_PATH .. "/cancel", handler = cancel_entry,
-      summary = "Cancel my unpaid entry before the cut-off (its order is cancelled)", response = ENTRY },
-  },
+  routes = ROUTES,
 
   jobs = { close = close },
   subscribe = { ["order.paid"] = entries.on_paid },
@@ -294,5 +289,6 @@ return {
     reclaim_order = entries.reclaim_order,
     member_merge = merge.member_merge,
     member_unmerge = merge.member_unmerge,
+    schemas = function() return schema.document(ROUTES) end,
   },
 }

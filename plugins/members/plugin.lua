@@ -33,6 +33,8 @@ local rules = require("lib.rules")
 local settings = require("lib.settings")
 local imports = require("lib.imports")
 local snapshots = require("lib.snapshots")
+local segment = require("lib.segment")
+local schema = require("tp.schema")
 
 -- ---- route docs (OpenAPI)
 
@@ -60,9 +62,7 @@ local IDENTITY = { type = "object", required = { "channel", "id" }, properties =
   id = { type = "string", maxLength = 128 },
   verified = { type = "boolean", description = "phone: the backend verified it (WeChat's phone button)" } } }
 
-local RULE = { type = "object", description = "a segment rule: {all:[...]}, {any:[...]}, {not:...}, "
-  .. "{tag}, {field, op, value, within_days?}, {bought:[sku], within_days?}, {campaign}, {segment} "
-  .. "(plugins/members/README.md)" }
+local RULE = segment.RULE_SCHEMA
 
 local TAG = { type = "object", properties = {
   name = { type = "string" }, group = { type = "string" },
@@ -102,6 +102,116 @@ local function next_nightly()
   if at <= now then at = at + 86400 end
   return at
 end
+
+local ROUTES = {
+  { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
+    personal = true,
+    summary = "Find or make the member behind a login's identities, and mint its token",
+    description = "For the brand's login backend, after code2Session or the phone button. "
+      .. "Identities naming several members merge them into the oldest when the login carries a "
+      .. "unionid or a verified phone; otherwise 409 identity_conflict. 201 when the member is new.",
+    body = { type = "object", required = { "identities" }, properties = {
+      identities = { type = "array", minItems = 1, maxItems = 8, items = IDENTITY },
+      profile = PROFILE_BODY,
+      source = { type = "object", properties = { channel = { type = "string" }, store = { type = "string" },
+        guide = { type = "string" }, referrer = { type = "string" } },
+        description = "first touch is kept (first_source, store, guide, referrer); last_source moves" },
+      token_seconds = { type = "integer", minimum = 60, maximum = 7776000 } } },
+    response = { type = "object", properties = { member = MEMBER, token = { type = "string" },
+      created = { type = "boolean" }, merged = { type = "array", items = { type = "string" } } } } },
+  { method = "GET", path = "/members", auth = "admin", handler = profile.list, personal = true,
+    summary = "Every active member, in number order", query = PAGE, response = page_of(MEMBER) },
+  { method = "GET", path = "/members/me", auth = "user", handler = profile.me, personal = true,
+    summary = "The caller's own profile", response = MEMBER },
+  { method = "PATCH", path = "/members/me", auth = "user", handler = profile.update_me, personal = true,
+    summary = "Edit the caller's own profile (nickname, gender, birthday, city and editable custom fields)",
+    body = PROFILE_BODY, response = MEMBER },
+  { method = "POST", path = "/members/merges", auth = "admin", handler = profile.merge, status = 201,
+    summary = "Merge member from into member into, by hand (undoable)",
+    body = { type = "object", required = { "from", "into" }, properties = {
+      from = { type = "string" }, into = { type = "string" }, note = { type = "string", maxLength = 200 } } },
+    response = MERGE },
+  { method = "GET", path = "/members/merges", auth = "admin", handler = profile.merges,
+    summary = "Merges, newest first", query = { member = { type = "string" }, limit = PAGE.limit },
+    response = { type = "object", properties = { items = { type = "array", items = MERGE } } } },
+  { method = "POST", path = "/members/merges/{id:int}/undo", auth = "admin", handler = profile.undo,
+    summary = "Undo a merge made by hand", description = "409 merge_not_manual for a proven merge, "
+      .. "merge_undone, merge_not_undoable (the survivor was merged since)", response = MERGE },
+  { method = "POST", path = "/members/tag-groups", auth = "admin", handler = tags.create_group, status = 201,
+    summary = "Create a tag group", body = tags.GROUP_FIELDS:body() },
+  { method = "GET", path = "/members/tag-groups", auth = "admin", handler = tags.list_groups,
+    summary = "Tag groups with their tag counts" },
+  { method = "POST", path = "/members/tags", auth = "admin", handler = tags.create, status = 201,
+    summary = "Create a tag: manual, or a rule tag the pool keeps true",
+    body = tags.FIELDS:body(), response = TAG },
+  { method = "GET", path = "/members/tags", auth = "admin", handler = tags.list,
+    summary = "Tags", query = { group = { type = "string" }, limit = PAGE.limit, after = PAGE.after },
+    response = page_of(TAG) },
+  { method = "GET", path = "/members/tags/{name}", auth = "admin", handler = tags.get,
+    summary = "One tag, with how many members carry it", response = TAG },
+  { method = "PATCH", path = "/members/tags/{name}", auth = "admin", handler = tags.update,
+    summary = "Change a tag's group, description or rule (a rule tag's only)", body = tags.FIELDS:body(true),
+    response = TAG },
+  { method = "DELETE", path = "/members/tags/{name}", auth = "admin", handler = tags.delete,
+    summary = "Delete a tag and its assignments (409 tag_in_use while a segment names it)" },
+  { method = "POST", path = "/members/tags/{name}/assign", auth = "admin", handler = tags.assign_bulk,
+    summary = "Put a manual tag on (or, with remove, take it off) up to 10,000 members",
+    body = { type = "object", required = { "members" }, properties = {
+      members = { type = "array", minItems = 1, maxItems = 10000, items = { type = "string" } },
+      expires_at = { type = "integer" }, remove = { type = "boolean" } } } },
+  { method = "POST", path = "/members/imports", auth = "admin", handler = imports.create, status = 201,
+    summary = "Open a streamed CSV import: name the file's columns",
+    description = "Identity columns (at least one), writable profile fields, custom fields, "
+      .. "joined_at, tags (| separated). Then send the lines in chunks; tools/members_csv.py does.",
+    body = { type = "object", required = { "columns" }, properties = {
+      columns = { type = "array", minItems = 1, maxItems = 100, items = { type = "string" } },
+      note = { type = "string", maxLength = 200 } } } },
+  { method = "POST", path = "/members/imports/{id:int}/chunks", auth = "admin", handler = imports.chunk,
+    personal = true,
+    summary = "Apply up to 5,000 lines of an import (a chunk sent again is answered, not applied)",
+    description = "500 lines fit the default instruction budget; bigger chunks need plugin_limits.members.",
+    body = { type = "object", required = { "seq", "first_line", "csv" }, properties = {
+      seq = { type = "integer", minimum = 1 }, first_line = { type = "integer", minimum = 1 },
+      csv = { type = "string" } } } },
+  { method = "GET", path = "/members/imports/{id:int}", auth = "admin", handler = imports.get,
+    summary = "An import's totals and its line errors", query = {
+      after_line = { type = "integer", description = "errors after this line" } } },
+  { method = "GET", path = "/members/export", auth = "admin", handler = imports.export, personal = true,
+    summary = "A page of members as CSV (phones masked); the first page starts with the header",
+    query = { segment = { type = "string", description = "only this segment's members" },
+              limit = { type = "integer", description = "1-5000 (default 1000)" },
+              after = PAGE.after } },
+  { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get, personal = true,
+    summary = "One member with tags and identities", response = MEMBER },
+  { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update, personal = true,
+    summary = "Change a member's profile fields", body = PROFILE_BODY, response = MEMBER },
+  { method = "POST", path = "/members/{id}/tags", auth = "admin", handler = tags.assign_one,
+    summary = "Tag one member", body = { type = "object", required = { "tag" }, properties = {
+      tag = { type = "string" }, expires_at = { type = "integer" } } } },
+  { method = "DELETE", path = "/members/{id}/tags/{tag}", auth = "admin", handler = tags.remove_one,
+    summary = "Untag one member" },
+  { method = "POST", path = "/members/{id}/erase", auth = "admin", handler = profile.erase,
+    summary = "Erase a member's personal data and identities on request (PIPL)",
+    description = "Orders and other money records stay under the member id, which then names "
+      .. "nobody; its tokens are refused with 401 member_erased." },
+  { method = "POST", path = "/members/segments", auth = "admin", handler = segments.create, status = 201,
+    summary = "Save a segment", body = segments.FIELDS:body(),
+    response = SEGMENT },
+  { method = "GET", path = "/members/segments", auth = "admin", handler = segments.list,
+    summary = "Saved segments", response = { type = "object", properties = {
+      items = { type = "array", items = SEGMENT } } } },
+  { method = "POST", path = "/members/segments/preview", auth = "admin", handler = segments.preview,
+    summary = "Count a rule (and show ten members) before saving it",
+    body = { type = "object", required = { "rule" }, properties = { rule = RULE } } },
+  { method = "GET", path = "/members/segments/{name}", auth = "admin", handler = segments.get,
+    summary = "A segment with its count now", response = SEGMENT },
+  { method = "PUT", path = "/members/segments/{name}", auth = "admin", handler = segments.replace,
+    summary = "Create or replace a segment", response = SEGMENT },
+  { method = "DELETE", path = "/members/segments/{name}", auth = "admin", handler = segments.delete,
+    summary = "Delete a segment (409 segment_in_use while another rule names it)" },
+  { method = "GET", path = "/members/segments/{name}/members", auth = "admin", handler = segments.members, personal = true,
+    summary = "The segment's members now, in number order", query = PAGE, response = page_of(MEMBER) },
+}
 
 return {
   name = "members",
@@ -265,119 +375,7 @@ return {
     ) WITHOUT ROWID;
     ]],
   },
-  routes = {
-    { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
-      personal = true,
-      summary = "Find or make the member behind a login's identities, and mint its token",
-      description = "For the brand's login backend, after code2Session or the phone button. "
-        .. "Identities naming several members merge them into the oldest when the login carries a "
-        .. "unionid or a verified phone; otherwise 409 identity_conflict. 201 when the member is new.",
-      body = { type = "object", required = { "identities" }, properties = {
-        identities = { type = "array", minItems = 1, maxItems = 8, items = IDENTITY },
-        profile = PROFILE_BODY,
-        source = { type = "object", properties = { channel = { type = "string" }, store = { type = "string" },
-          guide = { type = "string" }, referrer = { type = "string" } },
-          description = "first touch is kept (first_source, store, guide, referrer); last_source moves" },
-        token_seconds = { type = "integer", minimum = 60, maximum = 7776000 } } },
-      response = { type = "object", properties = { member = MEMBER, token = { type = "string" },
-        created = { type = "boolean" }, merged = { type = "array", items = { type = "string" } } } } },
-    { method = "GET", path = "/members", auth = "admin", handler = profile.list, personal = true,
-      summary = "Every active member, in number order", query = PAGE, response = page_of(MEMBER) },
-    { method = "GET", path = "/members/me", auth = "user", handler = profile.me, personal = true,
-      summary = "The caller's own profile", response = MEMBER },
-    { method = "PATCH", path = "/members/me", auth = "user", handler = profile.update_me, personal = true,
-      summary = "Edit the caller's own profile (nickname, gender, birthday, city and editable custom fields)",
-      body = PROFILE_BODY, response = MEMBER },
-    { method = "POST", path = "/members/merges", auth = "admin", handler = profile.merge, status = 201,
-      summary = "Merge member from into member into, by hand (undoable)",
-      body = { type = "object", required = { "from", "into" }, properties = {
-        from = { type = "string" }, into = { type = "string" }, note = { type = "string", maxLength = 200 } } },
-      response = MERGE },
-    { method = "GET", path = "/members/merges", auth = "admin", handler = profile.merges,
-      summary = "Merges, newest first", query = { member = { type = "string" }, limit = PAGE.limit },
-      response = { type = "object", properties = { items = { type = "array", items = MERGE } } } },
-    { method = "POST", path = "/members/merges/{id:int}/undo", auth = "admin", handler = profile.undo,
-      summary = "Undo a merge made by hand", description = "409 merge_not_manual for a proven merge, "
-        .. "merge_undone, merge_not_undoable (the survivor was merged since)", response = MERGE },
-    { method = "POST", path = "/members/tag-groups", auth = "admin", handler = tags.create_group, status = 201,
-      summary = "Create a tag group", body = { type = "object", required = { "name" },
-        properties = { name = { type = "string", maxLength = 32 } } } },
-    { method = "GET", path = "/members/tag-groups", auth = "admin", handler = tags.list_groups,
-      summary = "Tag groups with their tag counts" },
-    { method = "POST", path = "/members/tags", auth = "admin", handler = tags.create, status = 201,
-      summary = "Create a tag: manual, or a rule tag the pool keeps true",
-      body = { type = "object", required = { "name" }, properties = {
-        name = { type = "string", maxLength = 32 }, group = { type = "string" },
-        kind = { type = "string", enum = { "manual", "rule" } }, rule = RULE,
-        description = { type = "string", maxLength = 200 } } }, response = TAG },
-    { method = "GET", path = "/members/tags", auth = "admin", handler = tags.list,
-      summary = "Tags", query = { group = { type = "string" }, limit = PAGE.limit, after = PAGE.after },
-      response = page_of(TAG) },
-    { method = "GET", path = "/members/tags/{name}", auth = "admin", handler = tags.get,
-      summary = "One tag, with how many members carry it", response = TAG },
-    { method = "PATCH", path = "/members/tags/{name}", auth = "admin", handler = tags.update,
-      summary = "Change a tag's group, description or rule", response = TAG },
-    { method = "DELETE", path = "/members/tags/{name}", auth = "admin", handler = tags.delete,
-      summary = "Delete a tag and its assignments (409 tag_in_use while a segment names it)" },
-    { method = "POST", path = "/members/tags/{name}/assign", auth = "admin", handler = tags.assign_bulk,
-      summary = "Put a manual tag on (or, with remove, take it off) up to 10,000 members",
-      body = { type = "object", required = { "members" }, properties = {
-        members = { type = "array", minItems = 1, maxItems = 10000, items = { type = "string" } },
-        expires_at = { type = "integer" }, remove = { type = "boolean" } } } },
-    { method = "POST", path = "/members/imports", auth = "admin", handler = imports.create, status = 201,
-      summary = "Open a streamed CSV import: name the file's columns",
-      description = "Identity columns (at least one), writable profile fields, custom fields, "
-        .. "joined_at, tags (| separated). Then send the lines in chunks; tools/members_csv.py does.",
-      body = { type = "object", required = { "columns" }, properties = {
-        columns = { type = "array", minItems = 1, maxItems = 100, items = { type = "string" } },
-        note = { type = "string", maxLength = 200 } } } },
-    { method = "POST", path = "/members/imports/{id:int}/chunks", auth = "admin", handler = imports.chunk,
-      personal = true,
-      summary = "Apply up to 5,000 lines of an import (a chunk sent again is answered, not applied)",
-      description = "500 lines fit the default instruction budget; bigger chunks need plugin_limits.members.",
-      body = { type = "object", required = { "seq", "first_line", "csv" }, properties = {
-        seq = { type = "integer", minimum = 1 }, first_line = { type = "integer", minimum = 1 },
-        csv = { type = "string" } } } },
-    { method = "GET", path = "/members/imports/{id:int}", auth = "admin", handler = imports.get,
-      summary = "An import's totals and its line errors", query = {
-        after_line = { type = "integer", description = "errors after this line" } } },
-    { method = "GET", path = "/members/export", auth = "admin", handler = imports.export, personal = true,
-      summary = "A page of members as CSV (phones masked); the first page starts with the header",
-      query = { segment = { type = "string", description = "only this segment's members" },
-                limit = { type = "integer", description = "1-5000 (default 1000)" },
-                after = PAGE.after } },
-    { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get, personal = true,
-      summary = "One member with tags and identities", response = MEMBER },
-    { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update, personal = true,
-      summary = "Change a member's profile fields", body = PROFILE_BODY, response = MEMBER },
-    { method = "POST", path = "/members/{id}/tags", auth = "admin", handler = tags.assign_one,
-      summary = "Tag one member", body = { type = "object", required = { "tag" }, properties = {
-        tag = { type = "string" }, expires_at = { type = "integer" } } } },
-    { method = "DELETE", path = "/members/{id}/tags/{tag}", auth = "admin", handler = tags.remove_one,
-      summary = "Untag one member" },
-    { method = "POST", path = "/members/{id}/erase", auth = "admin", handler = profile.erase,
-      summary = "Erase a member's personal data and identities on request (PIPL)",
-      description = "Orders and other money records stay under the member id, which then names "
-        .. "nobody; its tokens are refused with 401 member_erased." },
-    { method = "POST", path = "/members/segments", auth = "admin", handler = segments.create, status = 201,
-      summary = "Save a segment", body = { type = "object", required = { "name", "rule" }, properties = {
-        name = { type = "string", maxLength = 64 }, rule = RULE, description = { type = "string" } } },
-      response = SEGMENT },
-    { method = "GET", path = "/members/segments", auth = "admin", handler = segments.list,
-      summary = "Saved segments", response = { type = "object", properties = {
-        items = { type = "array", items = SEGMENT } } } },
-    { method = "POST", path = "/members/segments/preview", auth = "admin", handler = segments.preview,
-      summary = "Count a rule (and show ten members) before saving it",
-      body = { type = "object", required = { "rule" }, properties = { rule = RULE } } },
-    { method = "GET", path = "/members/segments/{name}", auth = "admin", handler = segments.get,
-      summary = "A segment with its count now", response = SEGMENT },
-    { method = "PUT", path = "/members/segments/{name}", auth = "admin", handler = segments.replace,
-      summary = "Create or replace a segment", response = SEGMENT },
-    { method = "DELETE", path = "/members/segments/{name}", auth = "admin", handler = segments.delete,
-      summary = "Delete a segment (409 segment_in_use while another rule names it)" },
-    { method = "GET", path = "/members/segments/{name}/members", auth = "admin", handler = segments.members, personal = true,
-      summary = "The segment's members now, in number order", query = PAGE, response = page_of(MEMBER) },
-  },
+  routes = ROUTES,
   subscribe = {
     ["order.paid"] = function(ev)
       local n = facts.on_paid(ev)
@@ -406,5 +404,6 @@ return {
     count = segments.export_count,
     snapshot = snapshots.export_start,
     snapshot_page = snapshots.export_page,
+    schemas = function() return schema.document(ROUTES) end,
   },
 }

@@ -20,6 +20,7 @@ local commission = require("lib.commission")
 local ledger = require("lib.ledger")
 local reports = require("lib.reports")
 local merge = require("lib.merge")
+local schema = require("tp.schema")
 
 -- Read once per loaded generation: a config change arrives with a reload,
 -- which loads the plugin (and checks its config) again.
@@ -154,13 +155,21 @@ local function decide_withdrawal(to)
   end
 end
 
+-- A SKU's own rates, declared once (tp.schema): the checks and the PUT body.
+local SKU_RATE = schema.new {
+  { "level1_rate_bp", "integer", min = 0, max = settings.MAX_RATE_BP, required = true,
+    doc = "basis points of the line paid to the referrer" },
+  { "level2_rate_bp", "integer", min = 0, max = settings.MAX_RATE_BP, required = true,
+    doc = "basis points paid to the referrer's referrer; with level1_rate_bp at most 10000" },
+}
+
 local function put_sku_rate(req)
   local sku = check.ident(req.params.sku, "sku", 64)
   local body = body_of(req)
-  check.only(body, { level1_rate_bp = true, level2_rate_bp = true },
+  check.only(body, SKU_RATE.names,
     "is not a rate this plugin pays (only level1_rate_bp and level2_rate_bp: two levels at most)")
-  local l1 = check.integer(body.level1_rate_bp, "level1_rate_bp", 0, settings.MAX_RATE_BP)
-  local l2 = check.integer(body.level2_rate_bp, "level2_rate_bp", 0, settings.MAX_RATE_BP)
+  SKU_RATE:check(body)
+  local l1, l2 = body.level1_rate_bp, body.level2_rate_bp
   if l1 + l2 > settings.MAX_RATE_BP then
     check.field_error("level2_rate_bp", "level1_rate_bp + level2_rate_bp cannot exceed 10000")
   end
@@ -254,6 +263,83 @@ local BINDING = { type = "object", properties = { referrer = { type = "string" }
 local PERF = { type = "object", properties = { orders = { type = "integer" }, sales_fen = { type = "integer" },
   commission_fen = { type = "integer" }, guides = { type = "array" } } }
 local REASON = { type = "object", properties = { reason = { type = "string" } } }
+
+local ROUTES = {
+  -- users
+  { method = "POST", path = "/referral/join", handler = join, status = 201,
+    summary = "Become a promoter (join_mode everyone: 201 active; application: 202 pending; designated: 403)",
+    body = { type = "object", properties = {} }, response = DISTRIBUTOR },
+  { method = "GET", path = "/referral/me", handler = me,
+    summary = "My distributor record and code, my binding, my earnings and team size" },
+  { method = "POST", path = "/referral/bind", handler = bind, status = 201,
+    summary = "Bind me to the distributor of a share link's referral code (201 bound, 200 unchanged)",
+    body = { type = "object", required = { "code" }, properties = { code = { type = "string" } } },
+    response = BINDING },
+  { method = "GET", path = "/referral/team", handler = team,
+    summary = "Users bound to me (level=1) or to them (level=2), with both counts",
+    query = { level = { type = "integer", description = "1 (default) or 2" }, limit = { type = "integer" } } },
+  { method = "GET", path = "/referral/orders", handler = my_orders, query = PAGE,
+    summary = "Orders I earn on, newest first, with my net commission on each" },
+  { method = "GET", path = "/referral/earnings", handler = earnings, query = PAGE,
+    summary = "My balance (frozen, settled, withdrawn, pending, available) and ledger entries",
+    response = BALANCE },
+  { method = "POST", path = "/referral/withdrawals", handler = request_withdrawal, status = 201,
+    summary = "Ask to withdraw settled commission (at least min_withdrawal_fen, at most available_fen)",
+    body = { type = "object", required = { "amount_fen" },
+             properties = { amount_fen = { type = "integer", minimum = 1 } } } },
+  { method = "GET", path = "/referral/withdrawals", handler = my_withdrawals, query = PAGE,
+    summary = "My withdrawals, newest first" },
+  -- operators
+  { method = "GET", path = "/referral/settings", auth = "admin", handler = admin_settings,
+    summary = "The effective config (defaults filled in); max_levels is always 2" },
+  { method = "POST", path = "/referral/stores", auth = "admin", handler = create_store, status = 201,
+    summary = "Open a store", body = distributors.STORE_FIELDS:body() },
+  { method = "GET", path = "/referral/stores", auth = "admin", handler = list_stores, summary = "Stores" },
+  { method = "PATCH", path = "/referral/stores/{id:str}", auth = "admin", handler = update_store,
+    summary = "Rename or close a store", body = distributors.STORE_FIELDS:body(true) },
+  { method = "GET", path = "/referral/stores/{id:str}/performance", auth = "admin",
+    handler = store_performance, query = PERIOD, response = PERF,
+    summary = "A store's performance (业绩) over a period, and each of its guides'" },
+  { method = "GET", path = "/referral/performance", auth = "admin", handler = stores_performance,
+    query = PERIOD, summary = "Every store's performance over a period" },
+  { method = "GET", path = "/referral/leaderboard", auth = "admin", handler = leaderboard,
+    summary = "The leaderboard (裂变PK榜) over a period; ties by user id",
+    query = { by = { type = "string", description = "sales (default), new_members or commission" },
+              from = PERIOD.from, to = PERIOD.to, limit = { type = "integer" } } },
+  { method = "POST", path = "/referral/distributors", auth = "admin", handler = designate, status = 201,
+    summary = "Make a user a distributor (a guide needs a store), or change an existing one's role",
+    body = distributors.FIELDS:body(), response = DISTRIBUTOR },
+  { method = "GET", path = "/referral/distributors", auth = "admin", handler = list_distributors,
+    summary = "Distributors (e.g. status=pending: applications to review)",
+    query = { status = { type = "string" }, kind = { type = "string" }, store = { type = "string" } } },
+  { method = "GET", path = "/referral/distributors/{user:str}", auth = "admin", handler = get_distributor,
+    summary = "A distributor with her earnings, team size and binding", response = DISTRIBUTOR },
+  { method = "PATCH", path = "/referral/distributors/{user:str}", auth = "admin", handler = update_distributor,
+    summary = "Disable or re-enable a distributor, or change her kind or store",
+    body = distributors.FIELDS:body(true) },
+  { method = "POST", path = "/referral/distributors/{user:str}/approve", auth = "admin", handler = approve,
+    summary = "Approve a pending application" },
+  { method = "POST", path = "/referral/distributors/{user:str}/reject", auth = "admin", handler = reject,
+    summary = "Reject a pending application" },
+  { method = "GET", path = "/referral/withdrawals", auth = "admin", handler = list_withdrawals,
+    summary = "Withdrawals (e.g. status=pending: to decide)",
+    query = { status = { type = "string" }, user = { type = "string" }, limit = PAGE.limit, after = PAGE.after } },
+  { method = "POST", path = "/referral/withdrawals/{id:int}/approve", auth = "admin",
+    handler = decide_withdrawal("approved"), body = REASON,
+    summary = "Approve a pending withdrawal (if the settled balance still covers it)" },
+  { method = "POST", path = "/referral/withdrawals/{id:int}/reject", auth = "admin",
+    handler = decide_withdrawal("rejected"), body = REASON, summary = "Reject a pending withdrawal" },
+  { method = "PUT", path = "/referral/sku-rates/{sku:str}", auth = "admin", handler = put_sku_rate,
+    summary = "Set a SKU's own commission rates (basis points, two levels)",
+    body = SKU_RATE:body() },
+  { method = "DELETE", path = "/referral/sku-rates/{sku:str}", auth = "admin", handler = delete_sku_rate,
+    summary = "Drop a SKU's override (the config's rates apply again)" },
+  { method = "GET", path = "/referral/sku-rates", auth = "admin", handler = list_sku_rates,
+    summary = "SKUs with their own rates" },
+}
+
+---The declared bodies of the routes, for a walk against the served OpenAPI.
+function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "referral",
@@ -386,86 +472,7 @@ return {
     CREATE INDEX referral_bind_log_referrer ON referral_bind_log(referrer);
     ]],
   },
-  routes = {
-    -- users
-    { method = "POST", path = "/referral/join", handler = join, status = 201,
-      summary = "Become a promoter (join_mode everyone: 201 active; application: 202 pending; designated: 403)",
-      body = { type = "object", properties = {} }, response = DISTRIBUTOR },
-    { method = "GET", path = "/referral/me", handler = me,
-      summary = "My distributor record and code, my binding, my earnings and team size" },
-    { method = "POST", path = "/referral/bind", handler = bind, status = 201,
-      summary = "Bind me to the distributor of a share link's referral code (201 bound, 200 unchanged)",
-      body = { type = "object", required = { "code" }, properties = { code = { type = "string" } } },
-      response = BINDING },
-    { method = "GET", path = "/referral/team", handler = team,
-      summary = "Users bound to me (level=1) or to them (level=2), with both counts",
-      query = { level = { type = "integer", description = "1 (default) or 2" }, limit = { type = "integer" } } },
-    { method = "GET", path = "/referral/orders", handler = my_orders, query = PAGE,
-      summary = "Orders I earn on, newest first, with my net commission on each" },
-    { method = "GET", path = "/referral/earnings", handler = earnings, query = PAGE,
-      summary = "My balance (frozen, settled, withdrawn, pending, available) and ledger entries",
-      response = BALANCE },
-    { method = "POST", path = "/referral/withdrawals", handler = request_withdrawal, status = 201,
-      summary = "Ask to withdraw settled commission (at least min_withdrawal_fen, at most available_fen)",
-      body = { type = "object", required = { "amount_fen" },
-               properties = { amount_fen = { type = "integer", minimum = 1 } } } },
-    { method = "GET", path = "/referral/withdrawals", handler = my_withdrawals, query = PAGE,
-      summary = "My withdrawals, newest first" },
-    -- operators
-    { method = "GET", path = "/referral/settings", auth = "admin", handler = admin_settings,
-      summary = "The effective config (defaults filled in); max_levels is always 2" },
-    { method = "POST", path = "/referral/stores", auth = "admin", handler = create_store, status = 201,
-      summary = "Open a store", body = { type = "object", required = { "id", "name" },
-        properties = { id = { type = "string" }, name = { type = "string" } } } },
-    { method = "GET", path = "/referral/stores", auth = "admin", handler = list_stores, summary = "Stores" },
-    { method = "PATCH", path = "/referral/stores/{id:str}", auth = "admin", handler = update_store,
-      summary = "Rename or close a store", body = { type = "object", properties = {
-        name = { type = "string" }, status = { type = "string", enum = { "open", "closed" } } } } },
-    { method = "GET", path = "/referral/stores/{id:str}/performance", auth = "admin",
-      handler = store_performance, query = PERIOD, response = PERF,
-      summary = "A store's performance (业绩) over a period, and each of its guides'" },
-    { method = "GET", path = "/referral/performance", auth = "admin", handler = stores_performance,
-      query = PERIOD, summary = "Every store's performance over a period" },
-    { method = "GET", path = "/referral/leaderboard", auth = "admin", handler = leaderboard,
-      summary = "The leaderboard (裂变PK榜) over a period; ties by user id",
-      query = { by = { type = "string", description = "sales (default), new_members or commission" },
-                from = PERIOD.from, to = PERIOD.to, limit = { type = "integer" } } },
-    { method = "POST", path = "/referral/distributors", auth = "admin", handler = designate, status = 201,
-      summary = "Make a user a distributor (a guide needs a store), or change an existing one's role",
-      body = { type = "object", required = { "user" }, properties = { user = { type = "string" },
-        kind = { type = "string", enum = { "promoter", "guide" } }, store = { type = "string" } } },
-      response = DISTRIBUTOR },
-    { method = "GET", path = "/referral/distributors", auth = "admin", handler = list_distributors,
-      summary = "Distributors (e.g. status=pending: applications to review)",
-      query = { status = { type = "string" }, kind = { type = "string" }, store = { type = "string" } } },
-    { method = "GET", path = "/referral/distributors/{user:str}", auth = "admin", handler = get_distributor,
-      summary = "A distributor with her earnings, team size and binding", response = DISTRIBUTOR },
-    { method = "PATCH", path = "/referral/distributors/{user:str}", auth = "admin", handler = update_distributor,
-      summary = "Disable or re-enable a distributor, or change her kind or store",
-      body = { type = "object", properties = { status = { type = "string", enum = { "active", "disabled" } },
-        kind = { type = "string" }, store = { type = "string" } } } },
-    { method = "POST", path = "/referral/distributors/{user:str}/approve", auth = "admin", handler = approve,
-      summary = "Approve a pending application" },
-    { method = "POST", path = "/referral/distributors/{user:str}/reject", auth = "admin", handler = reject,
-      summary = "Reject a pending application" },
-    { method = "GET", path = "/referral/withdrawals", auth = "admin", handler = list_withdrawals,
-      summary = "Withdrawals (e.g. status=pending: to decide)",
-      query = { status = { type = "string" }, user = { type = "string" }, limit = PAGE.limit, after = PAGE.after } },
-    { method = "POST", path = "/referral/withdrawals/{id:int}/approve", auth = "admin",
-      handler = decide_withdrawal("approved"), body = REASON,
-      summary = "Approve a pending withdrawal (if the settled balance still covers it)" },
-    { method = "POST", path = "/referral/withdrawals/{id:int}/reject", auth = "admin",
-      handler = decide_withdrawal("rejected"), body = REASON, summary = "Reject a pending withdrawal" },
-    { method = "PUT", path = "/referral/sku-rates/{sku:str}", auth = "admin", handler = put_sku_rate,
-      summary = "Set a SKU's own commission rates (basis points, two levels)",
-      body = { type = "object", required = { "level1_rate_bp", "level2_rate_bp" }, properties = {
-        level1_rate_bp = { type = "integer", minimum = 0, maximum = 10000 },
-        level2_rate_bp = { type = "integer", minimum = 0, maximum = 10000 } } } },
-    { method = "DELETE", path = "/referral/sku-rates/{sku:str}", auth = "admin", handler = delete_sku_rate,
-      summary = "Drop a SKU's override (the config's rates apply again)" },
-    { method = "GET", path = "/referral/sku-rates", auth = "admin", handler = list_sku_rates,
-      summary = "SKUs with their own rates" },
-  },
+  routes = ROUTES,
   jobs = {
     settle = function(job) commission.settle(job.payload.order_id) end,
   },

@@ -9,6 +9,7 @@
 --   require("tp.schematest").walk { path = "/admin/test/flash-sales", method = "post",
 --     valid = function() return { sku = ..., ... } end,          -- a fresh valid body
 --     count = function() return <rows> end }                      -- what must not grow
+--   schematest.body(path, method)  .required(path, method)  .names(path, method)  -- what it serves
 
 local schematest = {}
 
@@ -43,14 +44,39 @@ local function cases(name, p, required)
   return out
 end
 
+---The request body's schema the host serves for method ("post") on path
+---("/admin/test/flash-sales"), as walk reads it.
+---@param path string
+---@param method string
+---@return table
+function schematest.body(path, method)
+  local doc = kit.anon():get("/openapi.json").body
+  local op = doc.paths[path] and doc.paths[path][method]
+  assert(op and op.requestBody, "the served OpenAPI has no body for " .. method .. " " .. path)
+  return op.requestBody.content["application/json"].schema
+end
+
+---The body's required fields, sorted ({} when none is).
+function schematest.required(path, method)
+  local out = {}
+  for i, name in ipairs(schematest.body(path, method).required or {}) do out[i] = name end
+  table.sort(out)
+  return out
+end
+
+---The body's property names, sorted.
+function schematest.names(path, method)
+  local out = {}
+  for name in pairs(schematest.body(path, method).properties) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
 ---@param spec {path: string, method: string, valid: fun(): table, count: fun(): integer, skip: table<string, boolean>?}
 ---@return integer checked how many broken bodies were sent
 function schematest.walk(spec)
   local prefix, rest = spec.path:match("^/(%w+)/[^/]+(/.*)$")
-  local doc = kit.anon():get("/openapi.json").body
-  local op = doc.paths[spec.path] and doc.paths[spec.path][spec.method]
-  assert(op, "the served OpenAPI has no " .. spec.method .. " " .. spec.path)
-  local body = op.requestBody.content["application/json"].schema
+  local body = schematest.body(spec.path, spec.method)
   local required = {}
   for _, n in ipairs(body.required or {}) do required[n] = true end
   local client = prefix == "admin" and kit.admin() or kit.anon()

@@ -67,7 +67,9 @@ def host():
     global H, P
     if H is None:
         P = Plug()
-        H = Host(tenants=[T, T_BAD], extra={"plugin_dirs": P.plugin_dirs()}, name="openapi").start()
+        # the SDK named: beside the first plugin dir (the temporary one) there is none
+        H = Host(tenants=[T, T_BAD], extra={"plugin_dirs": P.plugin_dirs(), "sdk_dir": os.path.join(SRC, "sdk")},
+                 name="openapi").start()
     return H
 
 

@@ -77,7 +77,7 @@ def rl_tenant(tid="t1", manual=False):
 
 
 def rl_host(plug, tenants, name, **kw):
-    extra = {"plugin_dirs": plug.plugin_dirs(), "admin_keys": [ADMIN_KEY]}
+    extra = {"plugin_dirs": plug.plugin_dirs(), "admin_keys": [ADMIN_KEY], "sdk_dir": os.path.join(SRC, "sdk")}
     extra.update(kw.pop("extra", {}))
     return Host(tenants=tenants, extra=extra, name=name, **kw)
 
@@ -494,7 +494,8 @@ def test_watch_reloads_on_file_change():
     plug = Plug()
     t = rl_tenant()
     h = WatchHost(tenants=[t], name="reload-watch",
-                  extra={"plugin_dirs": plug.plugin_dirs(), "admin_keys": [ADMIN_KEY]})
+                  extra={"plugin_dirs": plug.plugin_dirs(), "admin_keys": [ADMIN_KEY],
+                         "sdk_dir": os.path.join(SRC, "sdk")})
     try:
         h.start()
         h.wait_log(lambda e: e.get("msg") == "watching plugin files", timeout=10)

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (HERE, Host, tenant, expect_error, metric_value, run,  # noqa: E402
+from harness import (HERE, SRC, Host, tenant, expect_error, metric_value, run,  # noqa: E402
                      http_request_bytes)
 
 MEM_CAP = 16 << 20
@@ -32,6 +32,8 @@ with open(os.path.join(SDK, "sbxsdk", "greet.lua"), "w") as f:
     f.write('return { from = "sdk", value = "hello from the sdk" }\n')
 with open(os.path.join(SDK, "lib", "shadow.lua"), "w") as f:
     f.write('return { from = "sdk" }\n')
+# the SDK's own modules, which catalog (the good neighbour here) requires
+shutil.copytree(os.path.join(SRC, "sdk", "tp"), os.path.join(SDK, "tp"))
 
 H = None
 

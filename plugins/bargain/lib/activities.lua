@@ -10,9 +10,10 @@ local audience = require("tp.audience")
 
 local activities = {}
 
-local COLUMNS = [[id, sku, title, original_price_fen, floor_price_fen, helpers_needed, first_cut,
-  duration_seconds, buy_before_floor, pay_window_seconds, helps_per_helper, new_users_only,
-  starts_at, ends_at, starts_per_user, status, audience, created_at, updated_at]]
+local COLUMNS = rules.FIELDS:columns("id", { "created_at", "updated_at" })
+---Writes an activity (INSERT, or UPDATE when it has an id); its id.
+local save = rules.FIELDS:writer("bargain_activities", { created_at = ":now", updated_at = ":now" },
+  { updated_at = ":now" })
 
 ---@param id integer
 ---@return table|nil the row (booleans as 0/1)
@@ -63,35 +64,12 @@ local function check_sku(a)
   return sku
 end
 
-local function save(a)
-  a.now = tp.now()
-  for _, field in ipairs(rules.BOOLEANS) do a[field] = a[field] and 1 or 0 end
-  if a.id then
-    tp.db.exec([[UPDATE bargain_activities SET title = :title, original_price_fen = :original_price_fen,
-      floor_price_fen = :floor_price_fen, helpers_needed = :helpers_needed, first_cut = :first_cut,
-      duration_seconds = :duration_seconds, buy_before_floor = :buy_before_floor,
-      pay_window_seconds = :pay_window_seconds, helps_per_helper = :helps_per_helper,
-      new_users_only = :new_users_only, starts_at = :starts_at, ends_at = :ends_at,
-      starts_per_user = :starts_per_user, status = :status, audience = :audience, updated_at = :now
-      WHERE id = :id]], a)
-    return a.id
-  end
-  local _, id = tp.db.exec([[INSERT INTO bargain_activities (sku, title, original_price_fen,
-      floor_price_fen, helpers_needed, first_cut, duration_seconds, buy_before_floor,
-      pay_window_seconds, helps_per_helper, new_users_only, starts_at, ends_at, starts_per_user,
-      status, audience, created_at, updated_at)
-    VALUES (:sku, :title, :original_price_fen, :floor_price_fen, :helpers_needed, :first_cut,
-      :duration_seconds, :buy_before_floor, :pay_window_seconds, :helps_per_helper, :new_users_only,
-      :starts_at, :ends_at, :starts_per_user, :status, :audience, :now, :now)]], a)
-  return id
-end
-
 ---JSON nulls count as absent; unknown fields are refused. The audience is
 ---read (checked) here, where a null still means "everyone": out.audience is
 ---nil when the body leaves it out, false when it clears it, else the column.
 local function read_body(body)
   check.body(body, true)
-  check.only(body, rules.FIELDS)
+  check.only(body, rules.FIELDS.names)
   local out = {}
   for k, v in pairs(body) do out[k] = check.present(v) end
   if body.audience ~= nil then out.audience = audience.read(body.audience) or false end
@@ -114,8 +92,8 @@ end
 
 ---A whole activity from a body: the defaults, then what the body says.
 local function whole(b)
-  local a = rules.defaults()
-  for k, v in pairs(b) do a[k] = v end
+  local a = rules.FIELDS:defaults(b)
+  a.audience = b.audience
   return a
 end
 

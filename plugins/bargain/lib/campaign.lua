@@ -13,7 +13,7 @@ local campaign = {}
 ---What a campaign item may set: the create body but status, which apply and
 ---withdraw own.
 local SETTINGS = {}
-for field in pairs(rules.FIELDS) do SETTINGS[field] = field ~= "status" or nil end
+for field in pairs(rules.FIELDS.names) do SETTINGS[field] = field ~= "status" or nil end
 
 ---One line for a campaign's preview: "bargain #4: tea-003 cut from ¥99.00 to ¥9.90 by 5 friends".
 local function summary(a)

@@ -3,10 +3,48 @@
 -- bargains started after it).
 
 local check = require("tp.check")
+local schema = require("tp.schema")
+local audience = require("tp.audience")
 
 local rules = {}
 
-rules.STATUSES = { active = true, disabled = true }
+local MAX_DURATION = 30 * 86400
+
+-- An activity's fields, declared once: the checks (in this order), the
+-- defaults, the known fields, what a PATCH may change, the columns and the
+-- OpenAPI body all come from here (tp.schema). original_price_fen and title
+-- default to the catalog's, filled in by lib/activities.lua.
+rules.FIELDS = schema.new {
+  { "sku", "ident", max = 64, required = true, fixed = true, doc = "the catalog SKU; never changes" },
+  { "title", "text", max = 100, doc = "default: the SKU's title in the catalog" },
+  { "original_price_fen", "integer", min = 2,
+    doc = "start price (default: the SKU's list price, which it may not exceed)" },
+  { "floor_price_fen", "integer", min = 1, required = true,
+    doc = "the price after the last cut; below original_price_fen by at least a fen per cut" },
+  { "helpers_needed", "integer", min = 1, max = 10000, required = true, doc = "friends' cuts to reach the floor" },
+  { "first_cut", "boolean", default = false, doc = "the initiator cuts once at start (one more cut)" },
+  { "buy_before_floor", "boolean", default = false, doc = "may the initiator buy at the current price early" },
+  { "new_users_only", "boolean", default = false, doc = "only users with no paid order may help" },
+  { "duration_seconds", "integer", min = 60, max = MAX_DURATION, default = 86400,
+    doc = "how long a bargain stays open for cuts" },
+  -- the orders plugin takes unpaid timeouts of 60 s to a day
+  { "pay_window_seconds", "integer", min = 60, max = 86400, default = 1800,
+    doc = "time to pay once the floor is reached" },
+  { "helps_per_helper", "integer", min = 1, max = 100000, default = 1,
+    doc = "cuts one user may make in this activity" },
+  { "starts_per_user", "integer", min = 1, max = 1000, default = 1,
+    doc = "bargains one user may start in this activity" },
+  { "starts_at", "epoch", required = true },
+  { "ends_at", "epoch", required = true, doc = "UTC epoch seconds, after starts_at" },
+  { "status", "enum", values = { "active", "disabled" }, default = "active" },
+  { "audience", "custom", schema = audience.schema("may start a bargain (anyone may help one)") },
+}
+
+---The fields stored as 0/1.
+rules.BOOLEANS = {}
+for _, f in ipairs(rules.FIELDS.fields) do
+  if f.type == "boolean" then rules.BOOLEANS[#rules.BOOLEANS + 1] = f.name end
+end
 
 ---@class BargainRules  the part of an activity a bargain keeps for its whole life
 ---@field sku string
@@ -25,25 +63,6 @@ rules.SNAPSHOT_FIELDS = { "sku", "title", "original_price_fen", "floor_price_fen
   "first_cut", "duration_seconds", "buy_before_floor", "pay_window_seconds", "helps_per_helper",
   "new_users_only" }
 
----Every field an operator may send (PATCH: all but sku).
-rules.FIELDS = { sku = true, title = true, original_price_fen = true, floor_price_fen = true,
-  helpers_needed = true, first_cut = true, duration_seconds = true, buy_before_floor = true,
-  pay_window_seconds = true, helps_per_helper = true, new_users_only = true, starts_at = true,
-  ends_at = true, starts_per_user = true, status = true, audience = true }
-
-rules.BOOLEANS = { "first_cut", "buy_before_floor", "new_users_only" }
-
-local MAX_HELPERS = 10000
-local MAX_DURATION = 30 * 86400
-
----The defaults of a new activity; original_price_fen and title come from the catalog.
----@return table
-function rules.defaults()
-  return { first_cut = false, buy_before_floor = false, pay_window_seconds = 1800,
-           helps_per_helper = 1, new_users_only = false, starts_per_user = 1, status = "active",
-           duration_seconds = 86400 }
-end
-
 ---How many cuts a bargain of these rules takes: the friends', and the
 ---initiator's own first cut if the activity has one.
 ---@param r BargainRules
@@ -55,20 +74,7 @@ end
 ---Validates an activity (new, or the current one merged with a patch).
 ---@param a table
 function rules.check(a)
-  check.ident(a.sku, "sku", 64)
-  check.text(a.title, "title", 100, true)
-  check.integer(a.original_price_fen, "original_price_fen", 2)
-  check.integer(a.floor_price_fen, "floor_price_fen", 1)
-  check.integer(a.helpers_needed, "helpers_needed", 1, MAX_HELPERS)
-  for _, field in ipairs(rules.BOOLEANS) do check.boolean(a[field], field, false) end
-  check.integer(a.duration_seconds, "duration_seconds", 60, MAX_DURATION)
-  -- the orders plugin takes unpaid timeouts of 60 s to a day
-  check.integer(a.pay_window_seconds, "pay_window_seconds", 60, 86400)
-  check.integer(a.helps_per_helper, "helps_per_helper", 1, 100000)
-  check.integer(a.starts_per_user, "starts_per_user", 1, 1000)
-  check.epoch(a.starts_at, "starts_at")
-  check.epoch(a.ends_at, "ends_at")
-  check.enum(a.status, "status", rules.STATUSES)
+  rules.FIELDS:check(a)
   if a.ends_at <= a.starts_at then check.field_error("ends_at", "must be after starts_at") end
   if a.floor_price_fen >= a.original_price_fen then
     check.field_error("floor_price_fen", "must be below original_price_fen")

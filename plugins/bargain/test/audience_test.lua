@@ -45,35 +45,19 @@ local function count(sql, ...)
   return kit.query("SELECT count(*) AS n FROM " .. sql, ...)[1].n
 end
 
-local function member(card, profile)
-  local res = kit.admin():post("/members/identify",
-    { identities = { { channel = "card", id = card } }, profile = profile })
-  assert(res.status == 201, "identify answered " .. tostring(res.status))
-  return res.body.member.id
-end
-
-local function tag(id, name)
-  local res = kit.admin():post("/members/" .. id .. "/tags", { tag = name })
-  assert(res.status == 200 or res.status == 201, "tagging answered " .. tostring(res.status))
-end
-
-kit.admin():post("/members/tags", { name = "gold" })
-kit.admin():post("/members/segments", { name = "shanghai", rule = { field = "city", op = "eq", value = "上海" } })
+local at = require("tp.audiencetest").new { path = "/bargain/activities", table = "bargain_activities",
+  body = function(fields) return activity_body(fields) end }
+local member, tag = at.member, at.tag
+at.pool()
 
 -- ---- starting, helping, buying
 
 describe("a bargain activity for a tag's members", function()
   it("lets a member carrying the tag start, and refuses anyone else, making nothing", function()
-    local a = new_activity({ audience = { tag = "gold" } })
-    local gold, plain = member("bg-gold-1"), member("bg-plain-1")
-    tag(gold, "gold")
-    expect(start(gold, a.id).status).to_be(201)
-    for _, user in ipairs({ plain, "not-a-member" }) do
-      local err = expect(start(user, a.id)).to_be_error(403, "members_only")
-      expect(err.details).to_equal({ tag = "gold" })
-      expect(count("bargain_starters WHERE activity_id = ? AND user = ?", a.id, user)).to_be(0)
-    end
-    expect(count("bargain_bargains WHERE activity_id = ?", a.id)).to_be(1)
+    local id = at.admits_only_the_tag(start, function(aid, user)
+      return count("bargain_starters WHERE activity_id = ? AND user = ?", aid, user)
+    end, "bg-gold-1", "bg-plain-1")
+    expect(count("bargain_bargains WHERE activity_id = ?", id)).to_be(1)
   end)
 
   it("lets anyone help, and the initiator buy after leaving the audience", function()
@@ -109,82 +93,29 @@ end)
 
 describe("the audience in reads", function()
   it("shows in the admin and public views, and is null for everyone", function()
-    local a = new_activity({ audience = { tag = "gold" } })
-    local open_to_all = new_activity()
-    expect(a.audience).to_equal({ tag = "gold" })
-    expect(open_to_all.audience).to_be(kit.null)
-    expect(kit.admin():get("/bargain/activities/" .. a.id).body.audience).to_equal({ tag = "gold" })
-    expect(kit.anon():get("/bargain/activities/" .. a.id).body.audience).to_equal({ tag = "gold" })
-    local listed, admin_listed = {}, {}
-    for _, item in ipairs(kit.anon():get("/bargain/activities").body.items) do listed[item.id] = item.audience end
-    for _, item in ipairs(kit.admin():get("/bargain/activities").body.items) do
-      admin_listed[item.id] = item.audience
-    end
-    expect(listed[a.id]).to_equal({ tag = "gold" })
-    expect(listed[open_to_all.id]).to_be(kit.null)
-    expect(admin_listed[a.id]).to_equal({ tag = "gold" })
+    at.shown_in_reads({ tag = "gold" })
   end)
 end)
 
 describe("PATCH", function()
   it("sets an audience, keeps it when left out, and null clears it", function()
-    local a = new_activity()
-    local plain = member("bg-plain-3")
-    local set = kit.admin():patch("/bargain/activities/" .. a.id, { audience = { segment = "shanghai" } })
-    expect(set.status).to_be(200)
-    expect(set.body.audience).to_equal({ segment = "shanghai" })
-    expect(start(plain, a.id)).to_be_error(403, "members_only")
     -- another field's null counts as absent; the audience stays
-    expect(kit.admin():patch("/bargain/activities/" .. a.id, { title = kit.null }).body.audience)
-      .to_equal({ segment = "shanghai" })
-    expect(start(plain, a.id)).to_be_error(403, "members_only")
-    local cleared = kit.admin():patch("/bargain/activities/" .. a.id, { audience = kit.null })
-    expect(cleared.status).to_be(200)
-    expect(cleared.body.audience).to_be(kit.null)
-    expect(start(plain, a.id).status).to_be(201)
+    at.patch_sets_keeps_clears(start, { title = kit.null }, "bg-plain-3")
   end)
 
   it("refuses an unknown segment and keeps the audience it had", function()
-    local a = new_activity({ audience = { tag = "gold" } })
-    local err = expect(kit.admin():patch("/bargain/activities/" .. a.id, { audience = { segment = "nowhere" } }))
-      .to_be_error(400, "invalid_field")
-    expect(err.details.field).to_be("audience.segment")
-    expect(kit.admin():get("/bargain/activities/" .. a.id).body.audience).to_equal({ tag = "gold" })
+    at.patch_keeps_on_refusal({ tag = "gold" }, { segment = "nowhere" }, "audience.segment")
   end)
 end)
 
 describe("validation", function()
   it("refuses each wrong audience naming its field, and saves nothing", function()
-    local before = count("bargain_activities")
-    local cases = {
-      { { segment = "nowhere" }, "audience.segment", "names no segment of the members plugin: 'nowhere'" },
-      { { tag = "silver" }, "audience.tag", "names no tag of the members plugin: 'silver'" },
-      { { segment = "shanghai", tag = "gold" }, "audience", "exactly one" },
-      { { segments = "shanghai" }, "audience.segments", "did you mean 'segment'" },
-      { {}, "audience", "must be {segment = name} or {tag = name}" },
-    }
-    for _, c in ipairs(cases) do
-      local err = expect(kit.admin():post("/bargain/activities", activity_body({ audience = c[1] })))
-        .to_be_error(400, "invalid_field")
-      expect(err.details.field).to_be(c[2])
-      expect(err.message).to_contain(c[3])
-    end
-    expect(count("bargain_activities")).to_be(before)
+    at.refuses_wrong_audiences()
   end)
 end)
 
 describe("the route docs", function()
   it("document the audience on create, PATCH and the public reads alike", function()
-    local paths = kit.anon():get("/openapi.json").body.paths
-    local function body(op) return op.requestBody.content["application/json"].schema end
-    local function answer(op) return op.responses["200"].content["application/json"].schema end
-    local audience = body(paths["/admin/test/bargain/activities"].post).properties.audience
-    expect(audience.properties).to_equal({ segment = { type = "string", maxLength = 64 },
-                                           tag = { type = "string", maxLength = 64 } })
-    expect(audience.nullable).to_be(true)
-    expect(body(paths["/admin/test/bargain/activities/{id}"].patch).properties.audience).to_equal(audience)
-    expect(answer(paths["/v1/test/bargain/activities/{id}"].get).properties.audience).to_equal(audience)
-    expect(answer(paths["/v1/test/bargain/activities"].get).properties.items.items.properties.audience).to_equal(audience)
-    expect(answer(paths["/admin/test/bargain/activities/{id}"].get).properties.audience).to_equal(audience)
+    at.documents_audience()
   end)
 end)

@@ -54,22 +54,6 @@ end
 
 local function admin(id) return kit.admin():get("/bargains/" .. id).body end
 
-local function call(fn, from, into, merge_id)
-  return kit.admin():post("/merger/" .. fn, { plugin = "bargain", from = from, into = into, merge_id = merge_id })
-end
-
-local function merged(from, into, merge_id)
-  local res = call("merge", from, into, merge_id)
-  assert(res.status == 200, "member_merge answered " .. res.status)
-  return res.body.moved
-end
-
-local function unmerged(from, into, merge_id)
-  local res = call("unmerge", from, into, merge_id)
-  assert(res.status == 200, "member_unmerge answered " .. res.status)
-  return res.body.moved
-end
-
 ---Everything bargain keeps per person, whole rows.
 local function state()
   return {
@@ -81,6 +65,10 @@ local function state()
     moves = kit.query("SELECT * FROM bargain_merge_moves ORDER BY merge_id, kind, row_id, seq"),
   }
 end
+
+local mt = require("tp.mergetest").new { plugin = "bargain", state = state }
+local merged, unmerged = mt.merged, mt.unmerged
+local NONE = { bargains = 0, helps = 0, helpers = 0, starters = 0 }
 
 ---A bargain's cuts as {seq, helper, merged_from or "-", cut_fen}.
 local function cuts(id)
@@ -215,20 +203,14 @@ describe("member_merge", function()
     -- a cut as rep-from after the merge (the kit's token still says
     -- rep-from): the repeat must not take it as part of merge 14
     helped("rep-from", y)
-    local after = state()
-    expect(merged("rep-from", "rep-into", 14)).to_equal({ bargains = 0, helps = 0, helpers = 0, starters = 0 })
-    expect(state()).to_equal(after)
+    mt.again("rep-from", "rep-into", 14, NONE)
   end)
 
   it("leaves nothing behind when the caller's transaction fails after it", function()
     local aid = new_activity()
     helped("tx-from", started("tx-from-x", aid))
     started("tx-from", aid)
-    local before = state()
-    local res = kit.admin():post("/merger/merge_then_fail", { plugin = "bargain", from = "tx-from",
-                                                              into = "tx-into", merge_id = 15 })
-    expect(res).to_be_error(409, "later_step_failed")
-    expect(state()).to_equal(before)
+    mt.failing("tx-from", "tx-into", 15)
   end)
 end)
 
@@ -272,13 +254,7 @@ describe("member_unmerge", function()
     local aid = new_activity()
     started("unk-from", aid)
     merged("unk-from", "unk-into", 22)
-    local after = state()
-    expect(unmerged("unk-from", "unk-into", 999)).to_equal({ bargains = 0, helps = 0, helpers = 0, starters = 0 })
-    expect(state()).to_equal(after)
-    expect(unmerged("unk-from", "unk-into", 22)).to_equal({ bargains = 1, helps = 0, helpers = 0, starters = 1 })
-    local undone = state()
-    expect(unmerged("unk-from", "unk-into", 22)).to_equal({ bargains = 0, helps = 0, helpers = 0, starters = 0 })
-    expect(state()).to_equal(undone)
+    expect(mt.undone_again("unk-from", "unk-into", 22, NONE)).to_equal({ bargains = 1, helps = 0, helpers = 0, starters = 1 })
   end)
 end)
 
@@ -288,27 +264,13 @@ describe("invalid merges", function()
   it("are refused with 400 invalid_merge, and change nothing", function()
     local aid = new_activity()
     started("bad-from", aid)
-    local before = state()
-    for _, fn in ipairs({ "merge", "unmerge" }) do
-      expect(call(fn, "bad-from", "bad-from", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad from", "bad-into", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", string.rep("x", 65), 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, nil, "bad-into", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", 0)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", 1.5)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", "30")).to_be_error(400, "invalid_merge")
-    end
-    expect(state()).to_equal(before)
+    mt.refuses_malformed()
   end)
 
   it("refuses a merge_id already used for other members", function()
     local aid = new_activity()
     started("id-from", aid)
     merged("id-from", "id-into", 31)
-    local after = state()
-    expect(call("merge", "id-other", "id-into", 31)).to_be_error(400, "invalid_merge")
-    expect(call("unmerge", "id-from", "id-other", 31)).to_be_error(400, "invalid_merge")
-    expect(state()).to_equal(after)
+    mt.refuses_reused("id-from", "id-into", 31)
   end)
 end)

@@ -4,6 +4,7 @@
 
 local check = require("tp.check")
 local audience = require("lib.audience")
+local schema = require("tp.schema")
 
 ---@alias CouponKind "fixed"|"percent"|"threshold"
 ---@alias CouponScope "all"|"products"|"exclude"
@@ -45,21 +46,57 @@ local MAX_QUANTITY = 1000000000
 local MAX_PER_USER = 1000
 local MAX_PRODUCT_ID = 9007199254740991  -- 2^53 - 1
 
-templates.KINDS = { fixed = true, percent = true, threshold = true }
-templates.SCOPES = { all = true, products = true, exclude = true }
-templates.STATUSES = { active = true, paused = true }
--- public, issue_only, segment, tag (lib/audience.lua)
-templates.AUDIENCES = audience.KINDS
+local AUDIENCE_DOC = "public (default): listed as claimable and claimed by anyone; issue_only: "
+  .. "given only by an issue or a campaign's drop; segment / tag: listed to and claimed by the "
+  .. "members of the members plugin's segment / carrying its tag (give segment / tag)"
 
-local CREATE_FIELDS = {
-  name = true, kind = true, amount_off_fen = true, percent_off = true, max_discount_fen = true,
-  min_spend_fen = true, claim_starts_at = true, claim_ends_at = true, valid_from = true,
-  valid_until = true, valid_days = true, total_quantity = true, per_user_limit = true,
-  per_user_daily_limit = true, scope = true, product_ids = true, status = true, audience = true,
-  segment = true, tag = true,
+-- A template's fields, declared once: their bounds, the known fields, which a
+-- PATCH may change (the rest are patch = false: a template's rules never
+-- move), the columns and the OpenAPI bodies come from here (tp.schema). Which
+-- discount fields a body needs depends on its kind, so check_new asks for
+-- each field it needs by name (TEMPLATE:field).
+templates.FIELDS = schema.new {
+  { "name", "text", max = 100, required = true },
+  { "kind", "enum", values = { "fixed", "percent", "threshold" }, required = true, patch = false },
+  { "amount_off_fen", "integer", min = 1, max = MAX_FEN, patch = false,
+    doc = "fixed and threshold (required): fen taken off" },
+  { "percent_off", "integer", min = 1, max = 99, patch = false, doc = "percent (required): 1-99" },
+  { "max_discount_fen", "integer", min = 1, max = MAX_FEN, patch = false,
+    doc = "percent (required): the cap on the discount" },
+  { "min_spend_fen", "integer", min = 0, max = MAX_FEN, default = 0, patch = false,
+    doc = "eligible subtotal needed; threshold: required, at least 1 and above amount_off_fen" },
+  { "claim_starts_at", "epoch", patch = false, doc = "UTC epoch seconds; claims open (absent: now)" },
+  { "claim_ends_at", "epoch", nullable = true,
+    doc = "UTC epoch seconds, after claim_starts_at; claims close (absent or null: never)" },
+  { "valid_from", "epoch", patch = false, doc = "UTC epoch seconds; fixed validity, with valid_until" },
+  { "valid_until", "epoch", patch = false,
+    doc = "UTC epoch seconds, after valid_from and in the future; or valid_days, never both" },
+  { "valid_days", "integer", min = 1, max = 3650, patch = false, doc = "valid for N days from the claim" },
+  { "total_quantity", "integer", min = 1, max = MAX_QUANTITY, required = true,
+    doc = "how many may ever be issued; a PATCH never below those issued" },
+  { "per_user_limit", "integer", min = 1, max = MAX_PER_USER, default = 1, patch = false },
+  { "per_user_daily_limit", "integer", min = 1, max = MAX_PER_USER, patch = false,
+    doc = "per calendar day in the tenant's zone; at most per_user_limit" },
+  { "scope", "enum", values = { "all", "products", "exclude" }, default = "all", patch = false },
+  { "product_ids", "custom", column = false, patch = false, schema = { type = "array", minItems = 1,
+    maxItems = 1000, items = { type = "integer", minimum = 1, maximum = MAX_PRODUCT_ID },
+    description = "scope products or exclude only: distinct product ids" } },
+  { "status", "enum", values = { "active", "paused" }, default = "active" },
+  { "audience", "enum", values = { "public", "issue_only", "segment", "tag" }, default = "public",
+    doc = AUDIENCE_DOC },  -- lib/audience.lua's KINDS
+  { "segment", "custom", schema = { type = "string", maxLength = 64,
+    description = "audience segment: a segment's name" } },
+  { "tag", "custom", schema = { type = "string", maxLength = 64, description = "audience tag: a tag's name" } },
 }
-local PATCH_FIELDS = { name = true, status = true, claim_ends_at = true, total_quantity = true,
-  audience = true, segment = true, tag = true }
+local F = templates.FIELDS
+
+local CREATE_FIELDS = F.create_names
+local PATCH_FIELDS = F.patch_names
+
+---What a default is, by the declaration.
+local function default(name)
+  return F.by_name[name].default
+end
 
 -- the discount fields each kind takes; the others are refused
 local KIND_FIELDS = {
@@ -76,9 +113,9 @@ local function placeholders(n)
   return string.rep("?", n, ", ")
 end
 
-templates.COLUMNS = [[id, name, kind, amount_off_fen, percent_off, max_discount_fen, min_spend_fen,
-  claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days, total_quantity, issued,
-  per_user_limit, per_user_daily_limit, scope, status, audience, segment, tag, created_at, updated_at]]
+templates.COLUMNS = F:columns("id", { "issued", "created_at", "updated_at" })
+local INSERT = F:insert("coupons_templates", { issued = "0", created_at = ":now", updated_at = ":now" })
+  .. " RETURNING id"
 
 -- ---- reads
 
@@ -158,7 +195,7 @@ function templates.list(req)
   local q = req.query
   local limit, after = check.page(q, 50, 200)
   after = after or 0
-  if q.status ~= nil and not templates.STATUSES[q.status] then
+  if q.status ~= nil and not F.by_name.status.set[q.status] then
     tp.fail(400, "invalid_query", "status must be active or paused")
   end
   local rows = tp.db.query("SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
@@ -204,8 +241,8 @@ local function check_new(body, now, current)
   for k, v in pairs(body) do
     if v ~= tp.json.null then b[k] = v end
   end
-  local t = { name = check.text(b.name, "name", 100) }
-  t.kind = check.enum(b.kind, "kind", templates.KINDS)
+  local t = { name = F:field("name", b.name) }
+  t.kind = F:field("kind", b.kind)
 
   -- the discount
   for _, f in ipairs(DISCOUNT_FIELDS) do
@@ -214,23 +251,23 @@ local function check_new(body, now, current)
     end
   end
   if t.kind == "fixed" then
-    t.amount_off_fen = check.integer(b.amount_off_fen, "amount_off_fen", 1, MAX_FEN)
-    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 0, MAX_FEN, true) or 0
+    t.amount_off_fen = F:field("amount_off_fen", b.amount_off_fen)
+    t.min_spend_fen = F:field("min_spend_fen", b.min_spend_fen, true) or default("min_spend_fen")
   elseif t.kind == "percent" then
-    t.percent_off = check.integer(b.percent_off, "percent_off", 1, 99)
-    t.max_discount_fen = check.integer(b.max_discount_fen, "max_discount_fen", 1, MAX_FEN)
-    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 0, MAX_FEN, true) or 0
+    t.percent_off = F:field("percent_off", b.percent_off)
+    t.max_discount_fen = F:field("max_discount_fen", b.max_discount_fen)
+    t.min_spend_fen = F:field("min_spend_fen", b.min_spend_fen, true) or default("min_spend_fen")
   else -- threshold (满减): both required, and the threshold above the amount
-    t.amount_off_fen = check.integer(b.amount_off_fen, "amount_off_fen", 1, MAX_FEN)
-    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 1, MAX_FEN)
+    t.amount_off_fen = F:field("amount_off_fen", b.amount_off_fen)
+    t.min_spend_fen = check.integer(b.min_spend_fen, "min_spend_fen", 1, F.by_name.min_spend_fen.max)
     if t.min_spend_fen <= t.amount_off_fen then
       check.field_error("min_spend_fen", "must be greater than amount_off_fen for kind threshold")
     end
   end
 
   -- the claim window
-  t.claim_starts_at = check.epoch(b.claim_starts_at, "claim_starts_at", true)
-  t.claim_ends_at = check.epoch(b.claim_ends_at, "claim_ends_at", true)
+  t.claim_starts_at = F:field("claim_starts_at", b.claim_starts_at, true)
+  t.claim_ends_at = F:field("claim_ends_at", b.claim_ends_at, true)
   if t.claim_starts_at and t.claim_ends_at and t.claim_ends_at <= t.claim_starts_at then
     check.field_error("claim_ends_at", "must be after claim_starts_at")
   end
@@ -242,27 +279,26 @@ local function check_new(body, now, current)
   elseif not fixed and b.valid_days == nil then
     check.field_error("valid_days", "or valid_from and valid_until are required: give one form of validity")
   elseif fixed then
-    t.valid_from = check.epoch(b.valid_from, "valid_from")
-    t.valid_until = check.epoch(b.valid_until, "valid_until")
+    t.valid_from = F:field("valid_from", b.valid_from)
+    t.valid_until = F:field("valid_until", b.valid_until)
     if t.valid_until <= t.valid_from then check.field_error("valid_until", "must be after valid_from") end
     if t.valid_until <= now and not (current and current.valid_until == t.valid_until) then
       check.field_error("valid_until", "must be in the future")
     end
   else
-    t.valid_days = check.integer(b.valid_days, "valid_days", 1, 3650)
+    t.valid_days = F:field("valid_days", b.valid_days)
   end
 
   -- quantities
-  t.total_quantity = check.integer(b.total_quantity, "total_quantity", 1, MAX_QUANTITY)
-  t.per_user_limit = check.integer(b.per_user_limit, "per_user_limit", 1, MAX_PER_USER, true) or 1
-  t.per_user_daily_limit = check.integer(b.per_user_daily_limit, "per_user_daily_limit", 1,
-    MAX_PER_USER, true)
+  t.total_quantity = F:field("total_quantity", b.total_quantity)
+  t.per_user_limit = F:field("per_user_limit", b.per_user_limit, true) or default("per_user_limit")
+  t.per_user_daily_limit = F:field("per_user_daily_limit", b.per_user_daily_limit, true)
   if t.per_user_daily_limit and t.per_user_daily_limit > t.per_user_limit then
     check.field_error("per_user_daily_limit", "cannot be above per_user_limit")
   end
 
   -- scope
-  t.scope = check.enum(b.scope, "scope", templates.SCOPES, true) or "all"
+  t.scope = F:field("scope", b.scope, true) or default("scope")
   local product_ids = {}
   if t.scope == "all" then
     if b.product_ids ~= nil then check.field_error("product_ids", "only apply to scope products or exclude") end
@@ -270,8 +306,8 @@ local function check_new(body, now, current)
     product_ids = check_product_ids(b.product_ids)
   end
 
-  t.status = check.enum(b.status, "status", templates.STATUSES, true) or "active"
-  t.audience = check.enum(b.audience, "audience", templates.AUDIENCES, true) or "public"
+  t.status = F:field("status", b.status, true) or default("status")
+  t.audience = F:field("audience", b.audience, true) or default("audience")
   t.segment, t.tag = audience.check(t.audience, b.segment, b.tag)
   return t, product_ids
 end
@@ -285,15 +321,7 @@ end
 ---@return integer
 local function insert(t, product_ids, now)
   t.now = now
-  local row = tp.db.one([[
-    INSERT INTO coupons_templates (name, kind, amount_off_fen, percent_off, max_discount_fen,
-      min_spend_fen, claim_starts_at, claim_ends_at, valid_from, valid_until, valid_days,
-      total_quantity, issued, per_user_limit, per_user_daily_limit, scope, status, audience,
-      segment, tag, created_at, updated_at)
-    VALUES (:name, :kind, :amount_off_fen, :percent_off, :max_discount_fen, :min_spend_fen,
-      :claim_starts_at, :claim_ends_at, :valid_from, :valid_until, :valid_days, :total_quantity,
-      0, :per_user_limit, :per_user_daily_limit, :scope, :status, :audience, :segment, :tag, :now, :now)
-    RETURNING id]], t)
+  local row = tp.db.one(INSERT, t)
   for _, pid in ipairs(product_ids) do
     tp.db.exec("INSERT INTO coupons_template_products (template_id, product_id) VALUES (?, ?)",
       row.id, pid)
@@ -350,7 +378,7 @@ end
 ---@param body table
 ---@return string|nil audience, string|nil segment, string|nil tag
 local function patched_audience(current, body)
-  local kind = check.enum(check.present(body.audience), "audience", templates.AUDIENCES, true)
+  local kind = F:field("audience", check.present(body.audience), true)
   local segment, tag = check.present(body.segment), check.present(body.tag)
   if kind == nil and segment == nil and tag == nil then return nil end
   if kind == nil or kind == current.audience then
@@ -386,11 +414,11 @@ function templates.update(req)
   local kind, segment, tag = patched_audience(current, body)
   -- a JSON null counts as absent, but for claim_ends_at, where it removes the end
   templates.change(current, {
-    name = check.text(check.present(body.name), "name", 100, true),
-    status = check.enum(check.present(body.status), "status", templates.STATUSES, true),
-    claim_ends_at = check.epoch(check.present(body.claim_ends_at), "claim_ends_at", true),
+    name = F:field("name", check.present(body.name), true),
+    status = F:field("status", check.present(body.status), true),
+    claim_ends_at = F:field("claim_ends_at", check.present(body.claim_ends_at), true),
     set_claim_ends_at = body.claim_ends_at ~= nil,
-    total_quantity = check.integer(check.present(body.total_quantity), "total_quantity", 1, MAX_QUANTITY, true),
+    total_quantity = F:field("total_quantity", check.present(body.total_quantity), true),
     audience = kind, segment = segment, tag = tag,
   })
   return 200, templates.load(id)

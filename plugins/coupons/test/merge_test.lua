@@ -29,22 +29,6 @@ local function claimed(user, id)
   return res.body.id
 end
 
-local function call(fn, from, into, merge_id)
-  return kit.admin():post("/merger/" .. fn, { plugin = "coupons", from = from, into = into, merge_id = merge_id })
-end
-
-local function merged(from, into, merge_id)
-  local res = call("merge", from, into, merge_id)
-  assert(res.status == 200, "member_merge answered " .. res.status)
-  return res.body.moved
-end
-
-local function unmerged(from, into, merge_id)
-  local res = call("unmerge", from, into, merge_id)
-  assert(res.status == 200, "member_unmerge answered " .. res.status)
-  return res.body.moved
-end
-
 ---Everything coupons keeps per person, and its merge records.
 local function state()
   return {
@@ -56,6 +40,10 @@ local function state()
     moves = kit.query("SELECT count(*) AS n FROM coupons_merge_moves")[1].n,
   }
 end
+
+local mt = require("tp.mergetest").new { plugin = "coupons", state = state }
+local merged, unmerged = mt.merged, mt.unmerged
+local NONE = { coupons = 0, orders = 0, skips = 0 }
 
 ---user's coupons of template id as {seq, day_seq}, in seq order.
 local function numbers(user, id)
@@ -151,24 +139,17 @@ describe("member_merge", function()
   it("does nothing a second time with the same merge_id", function()
     claimed("rep-from", template())
     merged("rep-from", "rep-into", 113)
-    local before = state()
-    expect(merged("rep-from", "rep-into", 113)).to_equal({ coupons = 0, orders = 0, skips = 0 })
-    expect(state()).to_equal(before)
+    mt.again("rep-from", "rep-into", 113, NONE)
   end)
 
   it("leaves nothing when a later step of the members' merge fails", function()
     claimed("fail-from", template())
-    local before = state()
-    expect(call("merge_then_fail", "fail-from", "fail-into", 114)).to_be_error(409, "later_step_failed")
-    expect(state()).to_equal(before)
+    mt.failing("fail-from", "fail-into", 114)
   end)
 
   it("refuses ids that are not user ids, one id twice, a bad merge_id, and a merge_id of other ids", function()
-    for _, case in ipairs({ { "a", "a", 120 }, { "has space", "b", 120 }, { "a", "", 120 }, { "a", "b", 0 },
-                            { "a", "b", 1.5 }, { "a", "b", "7" }, { "rep-x", "rep-into", 113 } }) do
-      expect(call("merge", case[1], case[2], case[3])).to_be_error(400, "invalid_merge")
-      expect(call("unmerge", case[1], case[2], case[3])).to_be_error(400, "invalid_merge")
-    end
+    mt.refuses_malformed()
+    mt.refuses_reused("rep-from", "rep-into", 113)
   end)
 end)
 

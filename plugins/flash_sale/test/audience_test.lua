@@ -60,21 +60,10 @@ local function bought(id, user)
   return row and row.bought
 end
 
----A new member of the pool, with a profile; returns the member's id.
-local function member(card, profile)
-  local res = kit.admin():post("/members/identify",
-    { identities = { { channel = "card", id = card } }, profile = profile })
-  assert(res.status == 201, "identify answered " .. tostring(res.status))
-  return res.body.member.id
-end
-
-local function tag(id, name)
-  local res = kit.admin():post("/members/" .. id .. "/tags", { tag = name })
-  assert(res.status == 200 or res.status == 201, "tagging answered " .. tostring(res.status))
-end
-
-kit.admin():post("/members/tags", { name = "gold" })
-kit.admin():post("/members/segments", { name = "shanghai", rule = { field = "city", op = "eq", value = "上海" } })
+local at = require("tp.audiencetest").new { path = "/flash-sales", table = "flash_sale_sales",
+  body = function(fields) return sale_body(new_sku(), fields) end }
+local member, tag = at.member, at.tag
+at.pool()
 
 -- ---- buying
 
@@ -166,74 +155,27 @@ end)
 
 describe("the audience in reads", function()
   it("shows in the admin and public views, and is null for everyone", function()
-    local s = new_sale({ audience = { tag = "gold" } })
-    expect(s.audience).to_equal({ tag = "gold" })
-    expect(sale(s.id).audience).to_equal({ tag = "gold" })
-    expect(kit.anon():get("/flash-sales/" .. s.id).body.audience).to_equal({ tag = "gold" })
-    local open = new_sale()
-    expect(open.audience).to_be(kit.null)
-    local listed = {}
-    for _, item in ipairs(kit.anon():get("/flash-sales").body.items) do listed[item.id] = item.audience end
-    expect(listed[s.id]).to_equal({ tag = "gold" })
-    expect(listed[open.id]).to_be(kit.null)
-    local admin_listed = {}
-    for _, item in ipairs(kit.admin():get("/flash-sales").body.items) do admin_listed[item.id] = item.audience end
-    expect(admin_listed[s.id]).to_equal({ tag = "gold" })
-    expect(kit.query("SELECT audience FROM flash_sale_sales WHERE id = ?", s.id)[1].audience)
+    local id = at.shown_in_reads({ tag = "gold" })
+    expect(kit.query("SELECT audience FROM flash_sale_sales WHERE id = ?", id)[1].audience)
       .to_be('{"tag":"gold"}')
   end)
 end)
 
 describe("PATCH", function()
   it("sets an audience, keeps it when left out, and null clears it", function()
-    local s = new_sale()
-    local plain = member("fs-plain-2")
-    expect(buy(s.id, plain).status).to_be(201)
-    local set = kit.admin():patch("/flash-sales/" .. s.id, { audience = { segment = "shanghai" } })
-    expect(set.status).to_be(200)
-    expect(set.body.audience).to_equal({ segment = "shanghai" })
-    expect(buy(s.id, plain)).to_be_error(403, "members_only")
-    local other = kit.admin():patch("/flash-sales/" .. s.id, { title = "会员专享" })
-    expect(other.body.audience).to_equal({ segment = "shanghai" })
-    expect(buy(s.id, plain)).to_be_error(403, "members_only")
-    local cleared = kit.admin():patch("/flash-sales/" .. s.id, { audience = kit.null })
-    expect(cleared.status).to_be(200)
-    expect(cleared.body.audience).to_be(kit.null)
-    expect(kit.anon():get("/flash-sales/" .. s.id).body.audience).to_be(kit.null)
-    expect(buy(s.id, plain).status).to_be(201)
-    expect(bought(s.id, plain)).to_be(2)
+    local id, plain = at.patch_sets_keeps_clears(function(user, sale_id) return buy(sale_id, user) end,
+      { title = "会员专享" }, "fs-plain-2")
+    expect(bought(id, plain)).to_be(1)                 -- the refused buys counted nothing
   end)
 
   it("refuses an unknown segment and keeps the audience it had", function()
-    local s = new_sale({ audience = { tag = "gold" } })
-    local err = expect(kit.admin():patch("/flash-sales/" .. s.id, { audience = { segment = "nowhere" } }))
-      .to_be_error(400, "invalid_field")
-    expect(err.details.field).to_be("audience.segment")
-    expect(sale(s.id).audience).to_equal({ tag = "gold" })
+    at.patch_keeps_on_refusal({ tag = "gold" }, { segment = "nowhere" }, "audience.segment")
   end)
 end)
 
 describe("validation", function()
   it("refuses each wrong audience naming its field, and saves nothing", function()
-    local sku = new_sku()
-    local before = kit.query("SELECT count(*) AS n FROM flash_sale_sales")[1].n
-    local cases = {
-      { { segment = "nowhere" }, "audience.segment", "names no segment of the members plugin: 'nowhere'" },
-      { { tag = "silver" }, "audience.tag", "names no tag of the members plugin: 'silver'" },
-      { { segment = "shanghai", tag = "gold" }, "audience", "exactly one" },
-      { { segmnt = "shanghai" }, "audience.segmnt", "did you mean 'segment'" },
-      { {}, "audience", "must be {segment = name} or {tag = name}" },
-      { "gold", "audience", "must be {segment = name} or {tag = name}" },
-      { { tag = 7 }, "audience.tag", "audience.tag" },
-      { { tag = "" }, "audience.tag", "audience.tag" },
-    }
-    for _, c in ipairs(cases) do
-      local err = expect(kit.admin():post("/flash-sales", sale_body(sku, { audience = c[1] })))
-        .to_be_error(400, "invalid_field")
-      expect(err.details.field).to_be(c[2])
-      expect(err.message).to_contain(c[3])
-    end
-    expect(kit.query("SELECT count(*) AS n FROM flash_sale_sales")[1].n).to_be(before)
+    at.refuses_wrong_audiences()
   end)
 end)
 
@@ -259,16 +201,6 @@ end)
 
 describe("the route docs", function()
   it("document the audience on create, PATCH and the public reads alike", function()
-    local paths = kit.anon():get("/openapi.json").body.paths
-    local function body(op) return op.requestBody.content["application/json"].schema end
-    local function answer(op) return op.responses["200"].content["application/json"].schema end
-    local audience = body(paths["/admin/test/flash-sales"].post).properties.audience
-    expect(audience.properties).to_equal({ segment = { type = "string", maxLength = 64 },
-                                           tag = { type = "string", maxLength = 64 } })
-    expect(audience.nullable).to_be(true)
-    expect(body(paths["/admin/test/flash-sales/{id}"].patch).properties.audience).to_equal(audience)
-    expect(answer(paths["/v1/test/flash-sales/{id}"].get).properties.audience).to_equal(audience)
-    expect(answer(paths["/v1/test/flash-sales"].get).properties.items.items.properties.audience).to_equal(audience)
-    expect(answer(paths["/admin/test/flash-sales/{id}"].get).properties.audience).to_equal(audience)
+    at.documents_audience()
   end)
 end)

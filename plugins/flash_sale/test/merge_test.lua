@@ -41,24 +41,6 @@ local function bought(id, user, qty)
   return res.body
 end
 
-local function call(fn, from, into, merge_id)
-  return kit.admin():post("/merger/" .. fn, { plugin = "flash_sale", from = from, into = into,
-                                              merge_id = merge_id })
-end
-
----member_merge through the merger; the counts it moved.
-local function merged(from, into, merge_id)
-  local res = call("merge", from, into, merge_id)
-  assert(res.status == 200, "member_merge answered " .. res.status)
-  return res.body.moved
-end
-
-local function unmerged(from, into, merge_id)
-  local res = call("unmerge", from, into, merge_id)
-  assert(res.status == 200, "member_unmerge answered " .. res.status)
-  return res.body.moved
-end
-
 ---What flash_sale keeps per person: every buyer's counts, and the merge records.
 local function state()
   return {
@@ -67,6 +49,10 @@ local function state()
     moves = kit.query("SELECT merge_id, kind, row_id, amount, created FROM flash_sale_merge_moves ORDER BY 1, 2, 3"),
   }
 end
+
+local mt = require("tp.mergetest").new { plugin = "flash_sale", state = state }
+local merged, unmerged = mt.merged, mt.unmerged
+local NONE = { buyers = 0 }
 
 local function counts(user)
   return kit.query("SELECT sale_id, bought FROM flash_sale_buyers WHERE user = ? ORDER BY sale_id", user)
@@ -141,9 +127,7 @@ describe("member_merge", function()
     -- rep-into from now on; the kit's token still says rep-from): the repeat
     -- must not take it as part of merge 11
     bought(t, "rep-from")
-    local after = state()
-    expect(merged("rep-from", "rep-into", 11)).to_equal({ buyers = 0 })
-    expect(state()).to_equal(after)
+    mt.again("rep-from", "rep-into", 11, NONE)
     expect(counts("rep-into")).to_equal({ { sale_id = s, bought = 2 } })
     expect(counts("rep-from")).to_equal({ { sale_id = t, bought = 1 } })
   end)
@@ -157,11 +141,7 @@ describe("member_merge", function()
   it("leaves nothing behind when the caller's transaction fails after it", function()
     local s = new_sale()
     bought(s, "tx-from")
-    local before = state()
-    local res = kit.admin():post("/merger/merge_then_fail", { plugin = "flash_sale", from = "tx-from",
-                                                              into = "tx-into", merge_id = 13 })
-    expect(res).to_be_error(409, "later_step_failed")
-    expect(state()).to_equal(before)
+    mt.failing("tx-from", "tx-into", 13)
   end)
 end)
 
@@ -211,13 +191,7 @@ describe("member_unmerge", function()
     local s = new_sale()
     bought(s, "unk-from")
     merged("unk-from", "unk-into", 23)
-    local after = state()
-    expect(unmerged("unk-from", "unk-into", 999)).to_equal({ buyers = 0 })
-    expect(state()).to_equal(after)
-    expect(unmerged("unk-from", "unk-into", 23)).to_equal({ buyers = 1 })
-    local undone = state()
-    expect(unmerged("unk-from", "unk-into", 23)).to_equal({ buyers = 0 })
-    expect(state()).to_equal(undone)
+    expect(mt.undone_again("unk-from", "unk-into", 23, NONE)).to_equal({ buyers = 1 })
   end)
 end)
 
@@ -225,29 +199,13 @@ end)
 
 describe("invalid merges", function()
   it("are refused with 400 invalid_merge, and change nothing", function()
-    local s = new_sale()
-    bought(s, "bad-from")
-    local before = state()
-    for _, fn in ipairs({ "merge", "unmerge" }) do
-      expect(call(fn, "bad-from", "bad-from", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad from", "bad-into", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", string.rep("x", 65), 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, nil, "bad-into", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", 0)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", 1.5)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", "30")).to_be_error(400, "invalid_merge")
-    end
-    expect(state()).to_equal(before)
+    bought(new_sale(), "bad-from")
+    mt.refuses_malformed()
   end)
 
   it("refuses a merge_id already used for other members", function()
-    local s = new_sale()
-    bought(s, "id-from")
+    bought(new_sale(), "id-from")
     merged("id-from", "id-into", 31)
-    local after = state()
-    expect(call("merge", "id-other", "id-into", 31)).to_be_error(400, "invalid_merge")
-    expect(call("unmerge", "id-from", "id-other", 31)).to_be_error(400, "invalid_merge")
-    expect(state()).to_equal(after)
+    mt.refuses_reused("id-from", "id-into", 31)
   end)
 end)

@@ -5,28 +5,56 @@
 
 local check = require("tp.check")
 local peers = require("lib.peers")
+local schema = require("tp.schema")
 
 local campaigns = {}
 
-campaigns.LIMITS = {
-  friends_needed = { 1, 100 },
-  drive_seconds = { 60, 30 * 86400 },       -- a minute to 30 days
-  drives_per_user = { 1, 100 },
-  assists_per_friend = { 1, 1000 },
-  reward_points = { 1, 100000000 },
-}
-
 local REWARD_KINDS = { coupon = true, code = true, points = true }
-local STATUSES = { active = true, paused = true }
+local REWARD_POINTS = { 1, 100000000 }
+
+---A reward's schema for the route docs (the plugin reads it: check_reward).
+campaigns.REWARD = { type = "object", required = { "kind" }, properties = {
+  kind = { type = "string", enum = { "coupon", "code", "points" } },
+  template_id = { type = "integer", minimum = 1, description = "coupon: the coupons plugin's template" },
+  code = { type = "string", pattern = "^[A-Za-z0-9_.:-]{1,64}$", description = "code: shown to the initiator" },
+  points = { type = "integer", minimum = REWARD_POINTS[1], maximum = REWARD_POINTS[2],
+             description = "points: carried by the event" },
+} }
+
+-- A campaign's rules, declared once, in the order they are checked: the
+-- checks, the defaults, the known fields, the columns and the OpenAPI bodies
+-- come from here (tp.schema). The reward is stored in four columns of its own
+-- (reward_kind ...), read by check_reward.
+campaigns.FIELDS = schema.new {
+  { "name", "text", max = 100, required = true },
+  { "status", "enum", values = { "active", "paused" }, default = "active" },
+  { "reward", "custom", required = true, column = false, schema = campaigns.REWARD },
+  { "friends_needed", "integer", min = 1, max = 100, required = true, doc = "N" },
+  { "drive_seconds", "integer", min = 60, max = 30 * 86400, required = true,
+    doc = "how long a drive stays open (capped by ends_at)" },
+  { "drives_per_user", "integer", min = 1, max = 100, default = 1 },
+  { "assists_per_friend", "integer", min = 1, max = 1000, default = 1,
+    doc = "K: assists one friend may give in the campaign" },
+  { "starts_at", "epoch", doc = "UTC epoch seconds; default now" },
+  { "ends_at", "epoch", required = true, doc = "UTC epoch seconds: no start and no assist from then on" },
+  { "new_users_only", "boolean", default = false, doc = "friends must have no paid order (needs orders)" },
+  { "friend_once_per_day", "boolean", default = false,
+    doc = "a friend may assist at most one drive of the campaign per local day" },
+}
+local F = campaigns.FIELDS
 
 -- the body fields of POST (all) and PATCH (any)
-local FIELDS = { name = true, status = true, reward = true, friends_needed = true,
-  drive_seconds = true, starts_at = true, ends_at = true, drives_per_user = true,
-  assists_per_friend = true, new_users_only = true, friend_once_per_day = true }
+local FIELDS = F.names
 
-local COLUMNS = [[id, name, status, reward_kind, reward_template_id, reward_code, reward_points,
-  friends_needed, drive_seconds, starts_at, ends_at, drives_per_user, assists_per_friend,
-  new_users_only, friend_once_per_day, created_at, updated_at]]
+local REWARD_COLUMNS = { reward_kind = ":reward_kind", reward_template_id = ":reward_template_id",
+  reward_code = ":reward_code", reward_points = ":reward_points" }
+local COLUMNS = F:columns("id", { "reward_kind", "reward_template_id", "reward_code", "reward_points",
+  "created_at", "updated_at" })
+local INSERT_EXTRA, UPDATE_EXTRA = { created_at = ":now", updated_at = ":now" }, { updated_at = ":now" }
+for k, v in pairs(REWARD_COLUMNS) do INSERT_EXTRA[k], UPDATE_EXTRA[k] = v, v end
+local INSERT = F:insert("friend_assist_campaigns", INSERT_EXTRA) .. " RETURNING id"
+-- conditional on the version read: a PATCH racing another one is refused, not merged blindly
+local UPDATE = F:update("friend_assist_campaigns", UPDATE_EXTRA) .. " AND updated_at = :updated_at"
 
 ---@class FriendAssistReward
 ---@field kind "coupon"|"code"|"points"
@@ -93,8 +121,7 @@ local function check_reward(value)
   elseif kind == "code" then
     return { kind = kind, code = check.ident(value.code, "reward.code", 64) }
   end
-  local lim = campaigns.LIMITS.reward_points
-  return { kind = kind, points = check.integer(value.points, "reward.points", lim[1], lim[2]) }
+  return { kind = kind, points = check.integer(value.points, "reward.points", REWARD_POINTS[1], REWARD_POINTS[2]) }
 end
 
 ---Checks every rule of c (a whole campaign: a POST body with defaults, or the
@@ -102,18 +129,10 @@ end
 ---@param c table
 ---@return table c
 local function check_rules(c)
-  local L = campaigns.LIMITS
-  check.text(c.name, "name", 100)
-  check.enum(c.status, "status", STATUSES)
-  c.reward = check_reward(c.reward)
-  for _, field in ipairs({ "friends_needed", "drive_seconds", "drives_per_user", "assists_per_friend" }) do
-    check.integer(c[field], field, L[field][1], L[field][2])
-  end
-  check.epoch(c.starts_at, "starts_at")
-  check.epoch(c.ends_at, "ends_at")
+  F:check(c, false, { reward = check_reward })
   if c.ends_at <= c.starts_at then check.field_error("ends_at", "must be after starts_at") end
-  c.new_users_only = check.boolean(c.new_users_only, "new_users_only", false)
-  c.friend_once_per_day = check.boolean(c.friend_once_per_day, "friend_once_per_day", false)
+  c.new_users_only = c.new_users_only == true
+  c.friend_once_per_day = c.friend_once_per_day == true
   return c
 end
 
@@ -152,8 +171,9 @@ end
 ---A whole campaign from a create body: the defaults (starts_at as given: now,
 ---or for a campaign that exists the start it has), then what the body says.
 local function with_defaults(body, starts_at)
-  local c = { status = "active", starts_at = starts_at, drives_per_user = 1, assists_per_friend = 1 }
-  for k, v in pairs(body) do c[k] = v end
+  local c = F:defaults(body)
+  c.starts_at = c.starts_at or starts_at
+  c.reward = body.reward
   return c
 end
 
@@ -167,14 +187,7 @@ function campaigns.create_from(body)
   local c = check_rules(with_defaults(body, now))
   if c.ends_at <= now then check.field_error("ends_at", "must be in the future") end
   check_peers(c, body)
-  local row = tp.db.one([[INSERT INTO friend_assist_campaigns (name, status, reward_kind,
-      reward_template_id, reward_code, reward_points, friends_needed, drive_seconds, starts_at,
-      ends_at, drives_per_user, assists_per_friend, new_users_only, friend_once_per_day,
-      created_at, updated_at)
-    VALUES (:name, :status, :reward_kind, :reward_template_id, :reward_code, :reward_points,
-      :friends_needed, :drive_seconds, :starts_at, :ends_at, :drives_per_user, :assists_per_friend,
-      :new_users_only, :friend_once_per_day, :now, :now)
-    RETURNING id]], params_of(c, now))
+  local row = tp.db.one(INSERT, params_of(c, now))
   return row.id
 end
 
@@ -205,14 +218,7 @@ function campaigns.change(current, body, whole)
   local p = params_of(c, now)
   p.id = current.id
   p.updated_at = current.updated_at
-  -- conditional on the version read: a PATCH racing another one is refused, not merged blindly
-  local changed = tp.db.exec([[UPDATE friend_assist_campaigns SET name = :name, status = :status,
-      reward_kind = :reward_kind, reward_template_id = :reward_template_id, reward_code = :reward_code,
-      reward_points = :reward_points, friends_needed = :friends_needed, drive_seconds = :drive_seconds,
-      starts_at = :starts_at, ends_at = :ends_at, drives_per_user = :drives_per_user,
-      assists_per_friend = :assists_per_friend, new_users_only = :new_users_only,
-      friend_once_per_day = :friend_once_per_day, updated_at = :now
-    WHERE id = :id AND updated_at = :updated_at]], p)
+  local changed = tp.db.exec(UPDATE, p)
   if changed ~= 1 then tp.fail(409, "campaign_changed", "the campaign changed meanwhile; read it and retry") end
 end
 
@@ -255,7 +261,7 @@ end
 function campaigns.list(req)
   local limit, after = check.page(req.query, 50, 200)
   local status = req.query.status
-  if status ~= nil and not STATUSES[status] then
+  if status ~= nil and not F.by_name.status.set[status] then
     tp.fail(400, "invalid_query", "status must be active or paused")
   end
   local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM friend_assist_campaigns

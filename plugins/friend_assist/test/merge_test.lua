@@ -38,16 +38,6 @@ local function assisted(friend, share)
   return res.body
 end
 
-local function merge(from, into, merge_id)
-  return kit.admin():post("/merger/merge", { plugin = "friend_assist", from = from, into = into,
-                                              merge_id = merge_id })
-end
-
-local function unmerge(from, into, merge_id)
-  return kit.admin():post("/merger/unmerge", { plugin = "friend_assist", from = from, into = into,
-                                                merge_id = merge_id })
-end
-
 local function drive(share)
   return kit.query("SELECT initiator, seq, assists, state FROM friend_assist_drives WHERE share_id = ?", share)[1]
 end
@@ -70,6 +60,11 @@ local function snapshot()
   for i, t in ipairs(TABLES) do out[i] = kit.query("SELECT * FROM " .. t) end
   return out
 end
+
+local mt = require("tp.mergetest").new { plugin = "friend_assist", state = snapshot }
+
+local function merge(from, into, merge_id) return mt.call("merge", from, into, merge_id) end
+local function unmerge(from, into, merge_id) return mt.call("unmerge", from, into, merge_id) end
 
 describe("member_merge", function()
   it("gives into from's drives, numbered after hers, and counts both against drives_per_user", function()
@@ -152,22 +147,12 @@ describe("member_merge", function()
     local c = campaign()
     share_id("tw-from", c)
     expect(merge("tw-from", "tw-into", 6).body.moved.drives).to_be(1)
-    local before = snapshot()
-    expect(merge("tw-from", "tw-into", 6).body.moved).to_equal({ drives = 0, assists = 0, rewards = 0,
-                                                                 counters = 0 })
-    expect(snapshot()).to_equal(before)
+    mt.again("tw-from", "tw-into", 6, { drives = 0, assists = 0, rewards = 0, counters = 0 })
   end)
 
   it("refuses what cannot be a merge with 400 invalid_merge, and a merge_id recorded for others too", function()
-    for _, case in ipairs({
-      { "same", "same", 10 }, { "a b", "x", 10 }, { "x", "", 10 }, { string.rep("u", 65), "x", 10 },
-      { "x", "y", 0 }, { "x", "y", 1.5 }, { "x", "y", "10" }, { 7, "y", 10 },
-    }) do
-      expect(merge(case[1], case[2], case[3])).to_be_error(400, "invalid_merge")
-      expect(unmerge(case[1], case[2], case[3])).to_be_error(400, "invalid_merge")
-    end
-    expect(merge("tw-from", "someone-else", 6)).to_be_error(400, "invalid_merge")
-    expect(unmerge("tw-into", "tw-from", 6)).to_be_error(400, "invalid_merge")
+    mt.refuses_malformed()
+    mt.refuses_reused("tw-from", "tw-into", 6)
   end)
 end)
 

@@ -27,13 +27,8 @@ local activities = {}
 ---@field audience string|nil         members only: JSON {segment=} or {tag=} (lib/audience.lua); nil: all
 ---@field status "active"|"disabled"
 
-
-activities.COLUMNS = [[id, sku, title, group_size, price_fen, leader_price_fen, group_ttl_seconds,
-  unpaid_timeout_seconds, starts_at, ends_at, per_user_limit, per_order_limit, virtual_fill,
-  virtual_fill_min_percent, new_users_only, status, audience, created_at, updated_at]]
-
 -- An activity's fields, declared once: the checks, the defaults, what a PATCH
--- may change and the OpenAPI body all come from here (tp.schema).
+-- may change, the columns and the OpenAPI body all come from here (tp.schema).
 activities.FIELDS = schema.new {
   { "sku", "ident", max = 64, required = true, fixed = true, doc = "the catalog SKU; never changes" },
   { "title", "text", max = 100, doc = "default: the SKU's title in the catalog" },
@@ -57,6 +52,10 @@ activities.FIELDS = schema.new {
   { "audience", "custom", nullable = true, schema = audience.schema("may open or join its groups") },
 }
 local FIELDS = activities.FIELDS.names
+
+activities.COLUMNS = activities.FIELDS:columns("id", { "created_at", "updated_at" })
+local write = activities.FIELDS:writer("group_buy_activities", { created_at = ":now", updated_at = ":now" },
+  { updated_at = ":now" })
 
 ---A row as the store holds it (flags as 0/1) into a GroupBuyActivity.
 local function from_row(row)
@@ -205,27 +204,8 @@ for field in pairs(FIELDS) do activities.SETTINGS[field] = field ~= "status" or 
 function activities.save(a)
   local row = {}
   for field in pairs(FIELDS) do row[field] = a[field] end
-  row.virtual_fill = a.virtual_fill and 1 or 0
-  row.new_users_only = a.new_users_only and 1 or 0
-  row.now, row.id = tp.now(), a.id
-  if a.id then
-    tp.db.exec([[UPDATE group_buy_activities SET title = :title, group_size = :group_size,
-      price_fen = :price_fen, leader_price_fen = :leader_price_fen,
-      group_ttl_seconds = :group_ttl_seconds, unpaid_timeout_seconds = :unpaid_timeout_seconds,
-      starts_at = :starts_at, ends_at = :ends_at, per_user_limit = :per_user_limit,
-      per_order_limit = :per_order_limit, virtual_fill = :virtual_fill,
-      virtual_fill_min_percent = :virtual_fill_min_percent, new_users_only = :new_users_only,
-      status = :status, audience = :audience, updated_at = :now WHERE id = :id]], row)
-    return a.id
-  end
-  local _, id = tp.db.exec([[INSERT INTO group_buy_activities (sku, title, group_size, price_fen,
-      leader_price_fen, group_ttl_seconds, unpaid_timeout_seconds, starts_at, ends_at,
-      per_user_limit, per_order_limit, virtual_fill, virtual_fill_min_percent, new_users_only,
-      status, audience, created_at, updated_at)
-    VALUES (:sku, :title, :group_size, :price_fen, :leader_price_fen, :group_ttl_seconds,
-      :unpaid_timeout_seconds, :starts_at, :ends_at, :per_user_limit, :per_order_limit,
-      :virtual_fill, :virtual_fill_min_percent, :new_users_only, :status, :audience, :now, :now)]], row)
-  return id
+  row.id = a.id
+  return write(row)
 end
 
 return activities

@@ -70,36 +70,20 @@ local function units(aid, user)
   return row and row.units
 end
 
-local function member(card, profile)
-  local res = kit.admin():post("/members/identify",
-    { identities = { { channel = "card", id = card } }, profile = profile })
-  assert(res.status == 201, "identify answered " .. tostring(res.status))
-  return res.body.member.id
-end
-
-local function tag(id, name)
-  local res = kit.admin():post("/members/" .. id .. "/tags", { tag = name })
-  assert(res.status == 200 or res.status == 201, "tagging answered " .. tostring(res.status))
-end
-
-kit.admin():post("/members/tags", { name = "gold" })
-kit.admin():post("/members/segments", { name = "shanghai", rule = { field = "city", op = "eq", value = "上海" } })
+local at = require("tp.audiencetest").new { path = "/group-buys", table = "group_buy_activities",
+  body = function(fields) return activity_body(fields) end }
+local member, tag = at.member, at.tag
+at.pool()
 
 -- ---- opening and joining
 
 describe("a group buy for a tag's members", function()
   it("lets a member carrying the tag open a group, and refuses anyone else, making nothing", function()
-    local a = new_activity({ audience = { tag = "gold" } })
-    local gold, plain = member("gb-gold-1"), member("gb-plain-1")
-    tag(gold, "gold")
-    expect(open(gold, a.id).status).to_be(201)
-    for _, user in ipairs({ plain, "not-a-member" }) do
-      local err = expect(open(user, a.id)).to_be_error(403, "members_only")
-      expect(err.details).to_equal({ tag = "gold" })
-      expect(units(a.id, user)).to_be_nil()
-    end
-    expect(count("group_buy_groups WHERE activity_id = ?", a.id)).to_be(1)
-    expect(count("group_buy_orders WHERE activity_id = ?", a.id)).to_be(1)
+    local id, plain = at.admits_only_the_tag(open, function(aid, user)
+      return units(aid, user) ~= nil and 1 or 0                -- no count at all, not even 0
+    end, "gb-gold-1", "gb-plain-1")
+    expect(count("group_buy_groups WHERE activity_id = ?", id)).to_be(1)
+    expect(count("group_buy_orders WHERE activity_id = ?", id)).to_be(1)
     expect(count("orders_orders WHERE user = ?", plain)).to_be(0)
   end)
 
@@ -157,79 +141,28 @@ end)
 
 describe("the audience in reads", function()
   it("shows in the admin and public views, and is null for everyone", function()
-    local a = new_activity({ audience = { segment = "shanghai" } })
-    local open_to_all = new_activity()
-    expect(a.audience).to_equal({ segment = "shanghai" })
-    expect(open_to_all.audience).to_be(kit.null)
-    expect(kit.admin():get("/group-buys/" .. a.id).body.audience).to_equal({ segment = "shanghai" })
-    expect(kit.anon():get("/group-buys/" .. a.id).body.audience).to_equal({ segment = "shanghai" })
-    local listed, admin_listed = {}, {}
-    for _, item in ipairs(kit.anon():get("/group-buys").body.items) do listed[item.id] = item.audience end
-    for _, item in ipairs(kit.admin():get("/group-buys").body.items) do admin_listed[item.id] = item.audience end
-    expect(listed[a.id]).to_equal({ segment = "shanghai" })
-    expect(listed[open_to_all.id]).to_be(kit.null)
-    expect(admin_listed[a.id]).to_equal({ segment = "shanghai" })
+    at.shown_in_reads({ segment = "shanghai" })
   end)
 end)
 
 describe("PATCH", function()
   it("sets an audience, keeps it when left out, and null clears it", function()
-    local a = new_activity()
-    local plain = member("gb-plain-3")
-    local set = kit.admin():patch("/group-buys/" .. a.id, { audience = { tag = "gold" } })
-    expect(set.status).to_be(200)
-    expect(set.body.audience).to_equal({ tag = "gold" })
-    expect(open(plain, a.id)).to_be_error(403, "members_only")
-    expect(kit.admin():patch("/group-buys/" .. a.id, { title = "会员拼团" }).body.audience)
-      .to_equal({ tag = "gold" })
-    expect(open(plain, a.id)).to_be_error(403, "members_only")
-    local cleared = kit.admin():patch("/group-buys/" .. a.id, { audience = kit.null })
-    expect(cleared.status).to_be(200)
-    expect(cleared.body.audience).to_be(kit.null)
-    expect(open(plain, a.id).status).to_be(201)
+    at.patch_sets_keeps_clears(open, { title = "会员拼团" }, "gb-plain-3")
   end)
 
   it("refuses an unknown tag and keeps the audience it had", function()
-    local a = new_activity({ audience = { segment = "shanghai" } })
-    local err = expect(kit.admin():patch("/group-buys/" .. a.id, { audience = { tag = "silver" } }))
-      .to_be_error(400, "invalid_field")
-    expect(err.details.field).to_be("audience.tag")
-    expect(kit.admin():get("/group-buys/" .. a.id).body.audience).to_equal({ segment = "shanghai" })
+    at.patch_keeps_on_refusal({ segment = "shanghai" }, { tag = "silver" }, "audience.tag")
   end)
 end)
 
 describe("validation", function()
   it("refuses each wrong audience naming its field, and saves nothing", function()
-    local before = count("group_buy_activities")
-    local cases = {
-      { { segment = "nowhere" }, "audience.segment", "names no segment of the members plugin: 'nowhere'" },
-      { { tag = "silver" }, "audience.tag", "names no tag of the members plugin: 'silver'" },
-      { { segment = "shanghai", tag = "gold" }, "audience", "exactly one" },
-      { { tags = "gold" }, "audience.tags", "did you mean 'tag'" },
-      { {}, "audience", "must be {segment = name} or {tag = name}" },
-    }
-    for _, c in ipairs(cases) do
-      local err = expect(kit.admin():post("/group-buys", activity_body({ audience = c[1] })))
-        .to_be_error(400, "invalid_field")
-      expect(err.details.field).to_be(c[2])
-      expect(err.message).to_contain(c[3])
-    end
-    expect(count("group_buy_activities")).to_be(before)
+    at.refuses_wrong_audiences()
   end)
 end)
 
 describe("the route docs", function()
   it("document the audience on create, PATCH and the public reads alike", function()
-    local paths = kit.anon():get("/openapi.json").body.paths
-    local function body(op) return op.requestBody.content["application/json"].schema end
-    local function answer(op) return op.responses["200"].content["application/json"].schema end
-    local audience = body(paths["/admin/test/group-buys"].post).properties.audience
-    expect(audience.properties).to_equal({ segment = { type = "string", maxLength = 64 },
-                                           tag = { type = "string", maxLength = 64 } })
-    expect(audience.nullable).to_be(true)
-    expect(body(paths["/admin/test/group-buys/{id}"].patch).properties.audience).to_equal(audience)
-    expect(answer(paths["/v1/test/group-buys/{id}"].get).properties.audience).to_equal(audience)
-    expect(answer(paths["/v1/test/group-buys"].get).properties.items.items.properties.audience).to_equal(audience)
-    expect(answer(paths["/admin/test/group-buys/{id}"].get).properties.audience).to_equal(audience)
+    at.documents_audience()
   end)
 end)

@@ -3,6 +3,7 @@
 -- per-member limit), so every entry of the chain is priced by the same rules.
 
 local check = require("tp.check")
+local schema = require("tp.schema")
 
 local posts = {}
 
@@ -10,7 +11,26 @@ local MAX_ITEMS = 20          -- the orders plugin takes at most 20 lines per or
 local MAX_LIMIT_PER_MEMBER = 999
 local DEFAULT_MAX_OPEN_DAYS = 30
 
-posts.COLUMNS = [[id, organiser, title, pickup, cutoff_at, status, last_seq, created_at, closed_at]]
+-- A post's fields and an item's, as an organiser publishes them, declared
+-- once: the bounds, the known fields, the columns and the OpenAPI body come
+-- from here (tp.schema); the catalog's rules (on sale, at most the list price)
+-- and the cut-off's window are check_new's.
+posts.ITEM = schema.new {
+  { "sku", "ident", max = 64, required = true, doc = "a catalog SKU on sale" },
+  { "chain_price_fen", "integer", min = 1, required = true, doc = "at most the list price" },
+  { "per_member_limit", "integer", min = 1, max = MAX_LIMIT_PER_MEMBER, required = true },
+}
+
+posts.FIELDS = schema.new {
+  { "title", "text", max = 100, required = true },
+  { "pickup", "text", max = 200, nullable = true, doc = "pickup point, shown to members" },
+  { "cutoff_at", "epoch", required = true,
+    doc = "UTC epoch seconds, in the future and at most config.max_open_days (30) away" },
+  { "items", "custom", required = true, column = false, schema = { type = "array", minItems = 1,
+    maxItems = MAX_ITEMS, items = posts.ITEM:body(), description = "each SKU once" } },
+}
+
+posts.COLUMNS = posts.FIELDS:columns({ "id", "organiser" }, { "status", "last_seq", "created_at", "closed_at" })
 
 ---@class ChainItem
 ---@field sku string
@@ -95,10 +115,11 @@ end
 local function check_item(item, i)
   local field = ("items[%d]"):format(i)
   if type(item) ~= "table" then check.field_error(field, "must be an object") end
-  check.only(item, { sku = true, chain_price_fen = true, per_member_limit = true })
-  local code = check.ident(item.sku, field .. ".sku", 64)
-  local chain_price = check.integer(item.chain_price_fen, field .. ".chain_price_fen", 1)
-  local limit = check.integer(item.per_member_limit, field .. ".per_member_limit", 1, MAX_LIMIT_PER_MEMBER)
+  check.only(item, posts.ITEM.names)
+  local I = posts.ITEM
+  local code = I:field("sku", item.sku, false, field .. ".sku")
+  local chain_price = I:field("chain_price_fen", item.chain_price_fen, false, field .. ".chain_price_fen")
+  local limit = I:field("per_member_limit", item.per_member_limit, false, field .. ".per_member_limit")
   local sku = tp.call("catalog", "sku", code)
   if not sku then
     tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(code), { field = field .. ".sku" })
@@ -119,10 +140,11 @@ end
 ---@return table
 function posts.check_new(body)
   check.body(body, true)
-  check.only(body, { title = true, items = true, cutoff_at = true, pickup = true })
-  local title = check.text(body.title, "title", 100)
-  local pickup = check.text(check.present(body.pickup), "pickup", 200, true)
-  local cutoff_at = check.epoch(body.cutoff_at, "cutoff_at")
+  local F = posts.FIELDS
+  check.only(body, F.names)
+  local title = F:field("title", body.title)
+  local pickup = F:field("pickup", check.present(body.pickup), true)
+  local cutoff_at = F:field("cutoff_at", body.cutoff_at)
   local max_days = tp.config().max_open_days or DEFAULT_MAX_OPEN_DAYS
   if cutoff_at <= tp.now() then check.field_error("cutoff_at", "must be in the future") end
   if cutoff_at > tp.now() + max_days * 86400 then

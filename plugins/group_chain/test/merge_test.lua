@@ -55,22 +55,6 @@ local function appended(user, post, eggs, milk)
   return res.body
 end
 
-local function call(fn, from, into, merge_id)
-  return admin:post("/merger/" .. fn, { plugin = "group_chain", from = from, into = into, merge_id = merge_id })
-end
-
-local function merged(from, into, merge_id)
-  local res = call("merge", from, into, merge_id)
-  assert(res.status == 200, "member_merge answered " .. res.status)
-  return res.body.moved
-end
-
-local function unmerged(from, into, merge_id)
-  local res = call("unmerge", from, into, merge_id)
-  assert(res.status == 200, "member_unmerge answered " .. res.status)
-  return res.body.moved
-end
-
 ---Everything group_chain keeps per person, whole rows.
 local function state()
   return {
@@ -82,6 +66,10 @@ local function state()
     moves = kit.query("SELECT * FROM group_chain_merge_moves ORDER BY merge_id, kind, row_id, sku"),
   }
 end
+
+local mt = require("tp.mergetest").new { plugin = "group_chain", state = state }
+local merged, unmerged = mt.merged, mt.unmerged
+local NONE = { organisers = 0, posts = 0, entries = 0, units = 0 }
 
 ---What user holds of the post: {sku = units}.
 local function held(user, post)
@@ -175,19 +163,13 @@ describe("member_merge", function()
     -- an entry as rep-from after the merge (the kit's token still says
     -- rep-from): the repeat must not take it as part of merge 12
     appended("rep-from", p, 1)
-    local after = state()
-    expect(merged("rep-from", "rep-into", 12)).to_equal({ organisers = 0, posts = 0, entries = 0, units = 0 })
-    expect(state()).to_equal(after)
+    mt.again("rep-from", "rep-into", 12, NONE)
   end)
 
   it("leaves nothing behind when the caller's transaction fails after it", function()
     local p = publish("tx-from")
     appended("tx-from", p, 1)
-    local before = state()
-    local res = admin:post("/merger/merge_then_fail", { plugin = "group_chain", from = "tx-from",
-                                                        into = "tx-into", merge_id = 13 })
-    expect(res).to_be_error(409, "later_step_failed")
-    expect(state()).to_equal(before)
+    mt.failing("tx-from", "tx-into", 13)
   end)
 end)
 
@@ -241,13 +223,7 @@ describe("member_unmerge", function()
     local p = publish("unk-lead")
     appended("unk-from", p, 1)
     merged("unk-from", "unk-into", 24)
-    local after = state()
-    expect(unmerged("unk-from", "unk-into", 999)).to_equal({ organisers = 0, posts = 0, entries = 0, units = 0 })
-    expect(state()).to_equal(after)
-    expect(unmerged("unk-from", "unk-into", 24)).to_equal({ organisers = 0, posts = 0, entries = 1, units = 1 })
-    local undone = state()
-    expect(unmerged("unk-from", "unk-into", 24)).to_equal({ organisers = 0, posts = 0, entries = 0, units = 0 })
-    expect(state()).to_equal(undone)
+    expect(mt.undone_again("unk-from", "unk-into", 24, NONE)).to_equal({ organisers = 0, posts = 0, entries = 1, units = 1 })
   end)
 end)
 
@@ -257,27 +233,13 @@ describe("invalid merges", function()
   it("are refused with 400 invalid_merge, and change nothing", function()
     local p = publish("bad-from")
     appended("bad-from", p, 1)
-    local before = state()
-    for _, fn in ipairs({ "merge", "unmerge" }) do
-      expect(call(fn, "bad-from", "bad-from", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad from", "bad-into", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", string.rep("x", 65), 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, nil, "bad-into", 30)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", 0)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", 1.5)).to_be_error(400, "invalid_merge")
-      expect(call(fn, "bad-from", "bad-into", "30")).to_be_error(400, "invalid_merge")
-    end
-    expect(state()).to_equal(before)
+    mt.refuses_malformed()
   end)
 
   it("refuses a merge_id already used for other members", function()
     local p = publish("id-lead")
     appended("id-from", p, 1)
     merged("id-from", "id-into", 31)
-    local after = state()
-    expect(call("merge", "id-other", "id-into", 31)).to_be_error(400, "invalid_merge")
-    expect(call("unmerge", "id-from", "id-other", 31)).to_be_error(400, "invalid_merge")
-    expect(state()).to_equal(after)
+    mt.refuses_reused("id-from", "id-into", 31)
   end)
 end)

@@ -22,6 +22,11 @@ local settings = require("lib.settings")
 
 local segment = {}
 
+---A rule's schema for the route docs (segment.compile reads and checks one).
+segment.RULE_SCHEMA = { type = "object", description = "a segment rule: {all:[...]}, {any:[...]}, {not:...}, "
+  .. "{tag}, {field, op, value, within_days?}, {bought:[sku], within_days?}, {campaign}, {segment} "
+  .. "(plugins/members/README.md)" }
+
 local MAX_NODES = 64
 local MAX_DEPTH = 6
 local MAX_LIST = 1000

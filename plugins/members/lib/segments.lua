@@ -5,11 +5,21 @@
 local check = require("tp.check")
 local segment = require("lib.segment")
 local store = require("lib.store")
+local schema = require("tp.schema")
 
 local segments = {}
 
+-- A saved segment's fields, declared once: the bounds, the known fields and
+-- the OpenAPI body come from here (tp.schema); a rule is segment.compile's.
+segments.FIELDS = schema.new {
+  { "name", "text", max = 64, required = true, doc = "1-64 of letters, digits, _ and -" },
+  { "rule", "custom", required = true, schema = segment.RULE_SCHEMA },
+  { "description", "text", max = 200 },
+}
+local F = segments.FIELDS
+
 local function check_name(v, field)
-  local s = check.text(v, field, 64)
+  local s = segments.FIELDS:field("name", v, false, field)
   if not s:match("^[%w_%-]+$") then check.field_error(field, "must be 1-64 of letters, digits, _ and -") end
   return s
 end
@@ -34,9 +44,9 @@ end
 ---POST /members/segments {name, rule, description?}
 function segments.create(req)
   local body = check.body(req.body, true)
-  check.only(body, { name = true, rule = true, description = true })
+  check.only(body, F.names)
   local name = check_name(body.name, "name")
-  local description = check.text(body.description, "description", 200, true)
+  local description = F:field("description", body.description, true)
   if body.rule == nil then check.field_error("rule", "is required") end
   if tp.db.one("SELECT 1 AS x FROM members_segments WHERE name = ?", name) then
     tp.fail(409, "segment_exists", ("a segment '%s' exists: PUT /members/segments/%s replaces it"):format(name, name))
@@ -52,7 +62,7 @@ function segments.replace(req)
   local body = check.body(req.body, true)
   check.only(body, { rule = true, description = true })
   if body.rule == nil then check.field_error("rule", "is required") end
-  segments.save(name, body.rule, check.text(body.description, "description", 200, true))
+  segments.save(name, body.rule, F:field("description", body.description, true))
   local s, row = segment.load(name)
   return 200, shape(row, segment.count(s))
 end

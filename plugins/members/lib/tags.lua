@@ -12,14 +12,33 @@ local check = require("tp.check")
 local store = require("lib.store")
 local segment = require("lib.segment")
 local rules = require("lib.rules")
+local schema = require("tp.schema")
 
 local tags = {}
 
 tags.MAX_BULK = 10000
-local KINDS = { manual = true, rule = true }
+
+-- A tag's fields and a tag group's, declared once: the bounds, the known
+-- fields of a create and of a PATCH and the OpenAPI bodies come from here
+-- (tp.schema); a name's characters, the group made on first use and a rule's
+-- compile are the checks below.
+tags.FIELDS = schema.new {
+  { "name", "text", max = 32, required = true, patch = false,
+    doc = "no control characters, commas, quotes or '|' (they would break the CSV)" },
+  { "group", "text", max = 32, nullable = true, doc = "its tag group, made on first use (PATCH: null, none)" },
+  { "kind", "enum", values = { "manual", "rule" }, default = "manual", patch = false,
+    doc = "manual: operators and plugins set it; rule: the pool keeps it on the members its rule matches" },
+  { "rule", "custom", schema = segment.RULE_SCHEMA },
+  { "description", "text", max = 200, nullable = true, doc = "PATCH: null clears it" },
+}
+local T = tags.FIELDS
+
+tags.GROUP_FIELDS = schema.new {
+  { "name", "text", max = 32, required = true, doc = "no control characters, commas, quotes or '|'" },
+}
 
 local function check_name(v, field)
-  local s = check.text(v, field, 32)
+  local s = T:field("name", v, false, field)
   -- , " and | would make the CSV of an import or an export ambiguous
   if s:find("[%c,\"|]") then
     check.field_error(field, "must not contain control characters, commas, quotes or '|'")
@@ -61,7 +80,7 @@ end
 ---POST /members/tag-groups {name}
 function tags.create_group(req)
   local body = check.body(req.body, true)
-  check.only(body, { name = true })
+  check.only(body, tags.GROUP_FIELDS.names)
   local name = check_name(body.name, "name")
   if tp.db.one("SELECT 1 AS x FROM members_tag_groups WHERE name = ?", name) then
     tp.fail(409, "tag_group_exists", ("a tag group '%s' exists"):format(name))
@@ -80,10 +99,10 @@ end
 ---POST /members/tags {name, group?, kind?, rule?, description?}
 function tags.create(req)
   local body = check.body(req.body, true)
-  check.only(body, { name = true, group = true, kind = true, rule = true, description = true })
+  check.only(body, T.create_names)
   local name = check_name(body.name, "name")
-  local kind = check.enum(body.kind, "kind", KINDS, true) or "manual"
-  local description = check.text(body.description, "description", 200, true)
+  local kind = T:field("kind", body.kind, true) or T.by_name.kind.default
+  local description = T:field("description", body.description, true)
   if body.group ~= nil then check_name(body.group, "group") end
   if kind == "rule" then
     if body.rule == nil then check.field_error("rule", "is required for a rule tag") end
@@ -130,10 +149,10 @@ end
 function tags.update(req)
   local row = tags.need(req.params.name)
   local body = check.body(req.body, true)
-  check.only(body, { group = true, description = true, rule = true })
+  check.only(body, T.patch_names)
   if body.rule ~= nil and row.kind ~= "rule" then check.field_error("rule", "only a rule tag has a rule") end
   if body.rule ~= nil then segment.compile(body.rule, "rule") end
-  local description = check.present(body.description) and check.text(body.description, "description", 200) or nil
+  local description = T:field("description", check.present(body.description), true)
   if body.group ~= nil and body.group ~= tp.json.null then check_name(body.group, "group") end
   if body.group ~= nil then
     tp.db.exec("UPDATE members_tags SET group_id = ? WHERE id = ?", group_id(body.group, true), row.id)

@@ -10,10 +10,32 @@
 -- Joining never costs anything (an invariant: see lib/settings.lua).
 
 local check = require("tp.check")
+local schema = require("tp.schema")
 
 local distributors = {}
 
-local COLUMNS = "user, kind, store, code, status, created_at, decided_at"
+-- A distributor's and a store's fields as operators write them, declared once:
+-- their bounds, the known fields of a create and of a PATCH, the columns and
+-- the OpenAPI bodies come from here (tp.schema). A role's rules (a guide needs
+-- an open store, a promoter has none) are check_role's.
+distributors.FIELDS = schema.new {
+  { "user", "custom", required = true, patch = false,
+    schema = { type = "string", pattern = "^[A-Za-z0-9_:@-]{1,64}$", description = "a user id" } },
+  { "kind", "enum", values = { "promoter", "guide" }, default = "promoter" },
+  { "store", "ident", max = 64, doc = "a guide's store (required for a guide); a promoter has none" },
+  { "status", "enum", values = { "active", "disabled" }, create = false,
+    doc = "disable a distributor or re-enable one" },
+}
+local D = distributors.FIELDS
+
+distributors.STORE_FIELDS = schema.new {
+  { "id", "ident", max = 64, required = true, patch = false },
+  { "name", "text", max = 100, required = true },
+  { "status", "enum", values = { "open", "closed" }, create = false, doc = "a new store is open" },
+}
+local STORE = distributors.STORE_FIELDS
+
+local COLUMNS = D:columns(nil, { "code", "created_at", "decided_at" })
 local CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  -- no 0/O, 1/I/L: read aloud, typed by hand
 local CODE_LENGTH = 8
 
@@ -106,10 +128,10 @@ end
 ---Checks kind and store together: a guide needs a store (an open one when she
 ---is placed there now: placing), a promoter has none.
 local function check_role(kind, store, placing)
-  check.enum(kind, "kind", { promoter = true, guide = true })
+  D:field("kind", kind)
   if kind == "guide" then
     if store == nil then check.field_error("store", "is required for a guide") end
-    check.ident(store, "store", 64)
+    D:field("store", store)
     if placing then require_store(store) end
   elseif store ~= nil then
     check.field_error("store", "only a guide belongs to a store")
@@ -120,9 +142,9 @@ end
 ---a distributor (any join_mode), or changes one's role; approves a pending one.
 ---@return integer status, Distributor
 function distributors.designate(body)
-  check.only(body, { user = true, kind = true, store = true })
+  check.only(body, D.create_names)
   if not check.is_user_id(body.user) then check.field_error("user", "must be a user id") end
-  local kind = body.kind or "promoter"
+  local kind = body.kind or D.by_name.kind.default
   check_role(kind, body.store, true)
   local d = distributors.get(body.user)
   if not d then return 201, insert(body.user, kind, body.store, "active") end
@@ -149,10 +171,10 @@ end
 ---PATCH /admin/referral/distributors/{user} {status?, kind?, store?}
 ---@return Distributor
 function distributors.update(user, body)
-  check.only(body, { status = true, kind = true, store = true })
+  check.only(body, D.patch_names)
   local d = distributors.get(user)
   if not d then tp.fail(404, "distributor_not_found", "no such distributor") end
-  local status = check.enum(body.status, "status", { active = true, disabled = true }, true) or d.status
+  local status = D:field("status", body.status, true) or d.status
   local kind = body.kind or d.kind
   local store = body.store  -- a guide keeps her store unless told another; a promoter has none
   if store == nil and kind == "guide" then store = d.store end
@@ -175,13 +197,13 @@ end
 
 -- ---- stores
 
-local STORE_COLUMNS = "id, name, status, created_at"
+local STORE_COLUMNS = STORE:columns(nil, "created_at")
 
 ---POST /admin/referral/stores {id, name}
 function distributors.create_store(body)
-  check.only(body, { id = true, name = true })
-  local id = check.ident(body.id, "id", 64)
-  local name = check.text(body.name, "name", 100)
+  check.only(body, STORE.create_names)
+  local id = STORE:field("id", body.id)
+  local name = STORE:field("name", body.name)
   local row = tp.db.one([[INSERT INTO referral_stores (id, name, status, created_at)
     VALUES (?, ?, 'open', ?) ON CONFLICT (id) DO NOTHING RETURNING id]], id, name, tp.now())
   if not row then tp.fail(409, "store_exists", ("store %s already exists"):format(id)) end
@@ -190,11 +212,11 @@ end
 
 ---PATCH /admin/referral/stores/{id} {name?, status?}
 function distributors.update_store(id, body)
-  check.only(body, { name = true, status = true })
+  check.only(body, STORE.patch_names)
   local s = distributors.store(id)
   if not s then tp.fail(404, "store_not_found", ("no store %s"):format(id)) end
-  local name = check.text(body.name, "name", 100, true) or s.name
-  local status = check.enum(body.status, "status", { open = true, closed = true }, true) or s.status
+  local name = STORE:field("name", body.name, true) or s.name
+  local status = STORE:field("status", body.status, true) or s.status
   tp.db.exec("UPDATE referral_stores SET name = ?, status = ? WHERE id = ?", name, status, id)
   return distributors.store(id)
 end
