@@ -55,19 +55,19 @@ def test_config_says_which_plugin_would_not_serve_and_why():
     with tempfile.TemporaryDirectory() as d:
         conf = os.path.join(d, "c.lua")
         with open(conf, "w") as f:
-            f.write('return { plugin_dirs = { "%s/plugins" }, sdk_dir = "%s/nosdk", tenants = {'
-                    ' { id = "t", token_secret = "0123456789abcdef0123", plugins = {'
-                    ' catalog = {}, coupons = {} } } } }' % (SRC, d))
+            f.write('return { plugin_dirs = { "%s/plugins", "%s/plugins" }, sdk_dir = "%s/nosdk",'
+                    ' tenants = { { id = "t", token_secret = "0123456789abcdef0123", plugins = {'
+                    ' probe = {}, coupons = {} } } } }' % (SRC, HERE, d))
         code, out, _ = tidepool("config", "--config", conf)
         assert code == 1, out
         assert "sdk_dir: %s/nosdk  (not a folder" % d in out, out
-        assert "plugin t/catalog: ok" in out, out
+        assert "plugin t/probe: ok" in out, out   # it needs no SDK
         assert "plugin t/coupons: FAILED: " in out and "module 'tp." in out, out
         assert "1 plugin would not serve" in out, out
 
 
 def test_serve_names_each_plugin_that_is_not_serving():
-    h = Host(tenants=[tenant("t1", {"catalog": {}, "coupons": {}})],
+    h = Host(tenants=[tenant("t1", {"probe": {}, "coupons": {}})],
              extra={"sdk_dir": os.path.join(WORK, "nosdk")}, name="sdktrap")
     try:
         h.start()
