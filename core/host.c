@@ -86,6 +86,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   if (h->scratch) tpj_open(h->scratch);
   if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
+  h->ratelimit = tprl_new(TPRL_SLOTS, h->seed_secret * 0x9e3779b97f4a7c15ull);
   if (mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
@@ -124,6 +125,7 @@ void tp_host_close(tp_host *h) {
   if (h->scratch) lua_close(h->scratch);
   free(h->keyguard);
   h->keyguard = NULL;
+  tprl_free(h->ratelimit);
   memset(h, 0, sizeof *h);
 }
 
@@ -531,6 +533,9 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     tp_copy_str(res->route, sizeof res->route, r->label);
     if (!authenticate(t, r, req, res)) {
       /* response filled */
+    } else if (!tprl_admit(h->ratelimit, &t->conf->rate_limits, t->conf->id,
+                           admin ? TPRL_ADMIN : (tprl_class)r->rate_class, req, res)) {
+      /* 429, before any Lua runs */
     } else if (r->builtin) {
       ((tp_builtin_fn)(void (*)(void))r->builtin)(h, t, req, res);
     } else if (req->body_len && !content_type_json(req)) {

@@ -13,7 +13,9 @@
 **       },
 **     }
 ** auth is "none", "optional", "user" (default) or "admin"; admin routes are
-** mounted under /admin/{tenant}, the others under /v1/{tenant}. The optional
+** mounted under /admin/{tenant}, the others under /v1/{tenant}. rate_class
+** (read, write, buy, join, help, claim; default read for GET, write for the
+** other methods) picks the brand's rate limits that count it (ratelimit.h). The optional
 ** doc fields (summary, description, query, headers, body, response, status)
 ** feed GET /v1/{tenant}/openapi.json; other unknown route keys are ignored.
 */
@@ -68,6 +70,7 @@ typedef struct tp_route {
   char label[320];       /* "catalog GET /v1/{tenant}/catalog/products" for logs and metrics */
   tp_auth auth;
   bool personal;         /* its bodies carry personal data: recorded runs keep neither */
+  unsigned char rate_class;  /* tprl_class its rate limits count it in (ratelimit.h) */
   int handler_ref;
   void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
   tp_route_doc doc;
