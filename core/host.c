@@ -414,6 +414,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   tp_copy_str(res->error_code, sizeof res->error_code, result.code);
   bool failed = !result.ok && result.status >= 500;
   if (failed) tpm_plugin_error(h->metrics);
+  if (strncmp(result.code, "risk_", 5) == 0) tpm_refusal(h->metrics, result.code);  /* tp.risk */
   char name[TPRUN_NAME_MAX];
   snprintf(name, sizeof name, "%s %s", r->method, r->path);
   /* written after the savepoint closed: a failed run's record outlives its rollback */
@@ -535,7 +536,7 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
       /* response filled */
     } else if (!tprl_admit(h->ratelimit, &t->conf->rate_limits, t->conf->id,
                            admin ? TPRL_ADMIN : (tprl_class)r->rate_class, req, res)) {
-      /* 429, before any Lua runs */
+      tpm_refusal(h->metrics, "rate_limited");  /* 429, before any Lua runs */
     } else if (r->builtin) {
       ((tp_builtin_fn)(void (*)(void))r->builtin)(h, t, req, res);
     } else if (req->body_len && !content_type_json(req)) {

@@ -23,6 +23,7 @@ local audience = require("tp.audience")
 local merge = require("lib.merge")
 local campaign_items = require("tp.campaign_items")
 local schema = require("tp.schema")
+local risk = require("tp.risk")
 
 -- A sale's fields, declared once: the checks, the defaults, what a PATCH may
 -- change and the OpenAPI body all come from here (tp.schema).
@@ -172,6 +173,7 @@ local function buy(req)
   if earlier then return 200, earlier end
   local sale = open_sale(req.params.id, qty)
   check_audience(sale, req.user)
+  risk.check(req, "buy", { plugin = "flash_sale", id = sale.id, sku = sale.sku, qty = qty })
   count_for_user(sale, req.user, qty)
   take_units(sale, qty)
   return 201, create_order(sale, req.user, qty, key, coupon_id)
@@ -521,7 +523,7 @@ return {
                                                    items = { type = "array", items = SALE } } } },
     { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
       summary = "One flash sale", response = SALE },
-    { method = "POST", path = "/flash-sales/{id:int}/buy", handler = buy, status = 201,
+    { method = "POST", path = "/flash-sales/{id:int}/buy", rate_class = "buy", handler = buy, status = 201,
       summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
         .. "creates the order",
       description = "403 members_only (details: the audience) when the sale is for members of a segment or "
