@@ -38,13 +38,17 @@ T = shop("rl", {
 T_KEY = tenant("rlkey", plugins={"catalog": {}})
 T_KEY["rate_limits"] = {"admin": {"key": {"per_minute": 4}}}
 T_FREE = shop("rlfree")                                    # no limits
+T_POOL = manual_tenant("rlpool", {"catalog": {}, "orders": {}, "flash_sale": {},
+                                  "payments": {"secret": "rate-limit-payment-secret-0123"},
+                                  "members": {"phone_pepper": "rate-limit-pepper-0123"}})
+T_POOL["rate_limits"] = {"buy": {"user": {"per_minute": 4}}}
 H = None
 
 
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T, T_KEY, T_FREE], name="ratelimit",
+        H = Host(tenants=[T, T_KEY, T_FREE, T_POOL], name="ratelimit",
                  extra={"trusted_proxies": ["127.0.0.1"]}).start()
     return H
 
@@ -140,6 +144,30 @@ def test_a_brand_without_limits_is_not_limited_and_refusals_are_counted():
     assert status == 200
     line = [x for x in text.splitlines() if x.startswith('tidepool_refusals_total{code="rate_limited"}')]
     assert line and int(line[0].split()[-1]) >= 5 + 1 + 2 + 2, line
+
+
+def identify(h, t, identities):
+    status, _, body = h.admin("POST", "/members/identify", t, {"identities": identities})
+    assert status in (200, 201), (status, body)
+    return body
+
+
+def test_one_persons_merged_accounts_share_one_bucket():
+    """The host resolves a merged member's token to the survivor before it counts
+    (core/alias.c), so a person's accounts together get one member's rate."""
+    h, t = host(), T_POOL
+    sale = new_sale(h, t, "pool-tea")
+    a = identify(h, t, [{"channel": "mp_openid", "id": "rl-oA"}, {"channel": "unionid", "id": "rl-u"}])
+    b = identify(h, t, [{"channel": "oa_openid", "id": "rl-oaB"}])
+    assert a["member"]["id"] != b["member"]["id"]
+    both = identify(h, t, [{"channel": "oa_openid", "id": "rl-oaB"}, {"channel": "unionid", "id": "rl-u"}])
+    assert both["merged"] == [b["member"]["id"]], both
+    path = "/v1/rlpool/flash-sales/%d/buy" % sale["id"]
+    statuses = [h.post(path, {}, headers={"Authorization": "Bearer " + tok})[0]
+                for tok in [a["token"], b["token"]] * 3]
+    assert statuses == [201, 409, 409, 409, 429, 429], statuses
+    other = identify(h, t, [{"channel": "mp_openid", "id": "rl-someone-else"}])
+    assert h.post(path, {}, headers={"Authorization": "Bearer " + other["token"]})[0] == 201
 
 
 def teardown():
