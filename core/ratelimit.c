@@ -146,6 +146,21 @@ bool tprl_admit(tprl_table *t, const tprl_limits *l, const char *brand, tprl_cla
   return false;
 }
 
+void tprl_describe(const tprl_limits *l, char *out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (int c = 0; c < TPRL_NCLASSES; c++)
+    for (int k = 0; k < TPRL_NKINDS; k++) {
+      const tprl_rate *r = &l->rate[c][k];
+      if (!r->interval_us || n >= cap) continue;
+      int w = snprintf(out + n, cap - n, "%s%s.%s 1/%lldus burst %lld", n ? ", " : "", class_names[c],
+                       kind_names[k], (long long)r->interval_us,
+                       (long long)(r->tolerance_us / r->interval_us + 1));
+      if (w > 0) n += (size_t)w;
+    }
+  if (!out[0]) snprintf(out, cap, "none");
+}
+
 /* ---- the config: rate_limits = { buy = { user = { per_second = 2, burst = 5 } } } */
 
 #define MAX_COUNT 1000000

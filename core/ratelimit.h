@@ -95,6 +95,10 @@ const char *tprl_class_name(tprl_class cls);
 /* The classes a route may declare, "read, write, ..." (no admin), for errors. */
 const char *tprl_route_classes(void);
 
+/* Writes l as "buy.user 1/500ms burst 5, read.address ..." into out ("none"
+** without limits), for `tidepool config`. */
+void tprl_describe(const tprl_limits *l, char *out, size_t cap);
+
 /* Reads a brand's rate_limits table at idx of L into l (nil: none). Returns 0,
 ** or -1 with a message in err that starts with the path below rate_limits
 ** (".buy.user.per_second: must be ...") or with ": " for the table itself. */

@@ -124,9 +124,15 @@ TEST(the_config_sets_rates_per_class_and_caller) {
   ASSERT_EQ(l->rate[TPRL_BUY][TPRL_ADDRESS].tolerance_us, 599 * 100000);  /* a minute's worth */
   ASSERT_EQ(l->rate[TPRL_ADMIN][TPRL_KEY].interval_us, 100000);
   ASSERT_EQ(l->rate[TPRL_READ][TPRL_ADDRESS].interval_us, 0);
+  char text[256];
+  tprl_describe(l, text, sizeof text);
+  ASSERT_STR(text, "buy.user 1/500000us burst 5, buy.address 1/100000us burst 600, "
+                   "admin.key 1/100000us burst 10");
   tpc_free(&cfg);
   ASSERT_EQ(load("return { tenants = { " TENANT " } } }"), 0);
   ASSERT_TRUE(!cfg.tenants[0].rate_limits.any);
+  tprl_describe(&cfg.tenants[0].rate_limits, text, sizeof text);
+  ASSERT_STR(text, "none");
   tpc_free(&cfg);
 }
 
