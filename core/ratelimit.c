@@ -27,9 +27,10 @@ struct tprl_table {
 
 static const char *const class_names[TPRL_NCLASSES] = {
   "read", "write", "buy", "join", "help", "claim", "admin"};
-static const char *const kind_names[TPRL_NKINDS] = {"user", "address", "key"};
+static const char *const kind_names[TPRL_NKINDS] = {"user", "address", "device", "key"};
 /* what a 429 calls the identity whose bucket is empty */
-static const char *const kind_whose[TPRL_NKINDS] = {"this member", "this address", "this API key"};
+static const char *const kind_whose[TPRL_NKINDS] = {"this member", "this address", "this device",
+                                                     "this API key"};
 
 tprl_table *tprl_new(size_t slots, uint64_t seed) {
   if (slots < WAYS || (slots & (slots - 1)) != 0) return NULL;
@@ -123,6 +124,14 @@ int64_t tprl_take(tprl_table *t, const tprl_limits *l, const char *brand, tprl_c
   return 0;
 }
 
+/* A device id as sdk/tp/risk.lua takes it: 1-64 printable ASCII, no spaces. */
+static bool device_id(const char *s, size_t n) {
+  if (n < 1 || n > 64) return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 33 || (unsigned char)s[i] > 126) return false;
+  return true;
+}
+
 bool tprl_admit(tprl_table *t, const tprl_limits *l, const char *brand, tprl_class cls,
                 const tph_request *req, tph_response *res) {
   if (!t || !l->any) return true;  /* the usual case for a brand without limits */
@@ -131,6 +140,12 @@ bool tprl_admit(tprl_table *t, const tprl_limits *l, const char *brand, tprl_cla
   who.len[TPRL_USER] = strlen(res->user);
   who.id[TPRL_ADDRESS] = req->peer && req->peer[0] ? req->peer : "-";
   who.len[TPRL_ADDRESS] = strlen(who.id[TPRL_ADDRESS]);
+  const tph_header *device = cls != TPRL_ADMIN && l->rate[cls][TPRL_DEVICE].interval_us
+                                 ? tph_find_header(req, "x-device-id") : NULL;
+  if (device && device_id(device->value, device->vlen)) {
+    who.id[TPRL_DEVICE] = device->value;
+    who.len[TPRL_DEVICE] = device->vlen;
+  }
   const tph_header *key = cls == TPRL_ADMIN ? tph_find_header(req, "x-api-key") : NULL;
   if (key) {
     who.id[TPRL_KEY] = key->value;
@@ -257,12 +272,12 @@ int tprl_load(lua_State *L, int idx, tprl_limits *l, char *err, size_t errcap) {
       for (int k = 0; k < TPRL_NKINDS; k++)
         if (strcmp(kname, kind_names[k]) == 0) kind = k;
       if (kind < 0)
-        rc = fail(err, errcap, "%s: unknown key (user, address, key)", kpath);
+        rc = fail(err, errcap, "%s: unknown key (user, address, device, key)", kpath);
       else if (kind == TPRL_KEY && cls != TPRL_ADMIN)
         rc = fail(err, errcap, "%s: only admin routes are limited per API key", kpath);
-      else if (kind == TPRL_USER && cls == TPRL_ADMIN)
-        rc = fail(err, errcap, "%s: admin routes have no member: limit them per key or "
-                      "address", kpath);
+      else if ((kind == TPRL_USER || kind == TPRL_DEVICE) && cls == TPRL_ADMIN)
+        rc = fail(err, errcap, "%s: admin routes have no member or device: limit them per key "
+                  "or address", kpath);
       else
         rc = load_rate(L, lua_gettop(L), &l->rate[cls][kind], err, errcap, kpath);
       lua_pop(L, 1);

@@ -3,11 +3,14 @@
 **
 ** What: a brand's config (tenants[i].rate_limits) gives, per route class
 ** (read, write, buy, join, help, claim, admin), a rate and a burst for up to
-** three identities of the caller:
+** four identities of the caller:
 **   user     the member id of the request's token (after a merge: the
 **            survivor's, alias.h), so one person's requests count together;
 **   address  the client's address: the peer's, or X-Forwarded-For's last
 **            address when the peer is a trusted proxy (host.c);
+**   device   the X-Device-Id the mini-program sends (1-64 printable ASCII, no
+**            spaces; without one, no device bucket). The client says it: a
+**            device bucket slows a script that keeps one, never more;
 **   key      the X-Api-Key of an admin route (class admin only).
 ** A request of a class passes only if every bucket of the class that applies
 ** to it (a route without a user has no user bucket) has a token; it then takes
@@ -51,7 +54,7 @@ typedef enum {
   TPRL_READ, TPRL_WRITE, TPRL_BUY, TPRL_JOIN, TPRL_HELP, TPRL_CLAIM, TPRL_ADMIN, TPRL_NCLASSES
 } tprl_class;
 
-typedef enum { TPRL_USER, TPRL_ADDRESS, TPRL_KEY, TPRL_NKINDS } tprl_kind;
+typedef enum { TPRL_USER, TPRL_ADDRESS, TPRL_DEVICE, TPRL_KEY, TPRL_NKINDS } tprl_kind;
 
 typedef struct tprl_rate {
   int64_t interval_us;         /* one token per interval; 0: no limit */
@@ -84,7 +87,8 @@ int64_t tprl_take(tprl_table *t, const tprl_limits *l, const char *brand, tprl_c
                   const tprl_who *who, int64_t now_us, tprl_kind *refused);
 
 /* The host's check of a request routed to brand's route of class cls: the
-** user is res->user, the address req->peer, the key req's X-Api-Key. Returns
+** user is res->user, the address req->peer, the device req's X-Device-Id,
+** the key req's X-Api-Key. Returns
 ** true to go on; false with res filled (429 rate_limited, Retry-After). */
 bool tprl_admit(tprl_table *t, const tprl_limits *l, const char *brand, tprl_class cls,
                 const struct tph_request *req, struct tph_response *res);

@@ -32,7 +32,8 @@ def shop(tid, rate_limits=None):
 
 
 T = shop("rl", {
-    "buy": {"user": {"per_minute": 3}},                    # 3 at once, then one every 20 s
+    "buy": {"user": {"per_minute": 3},                     # 3 at once, then one every 20 s
+            "device": {"per_minute": 2}},                  # X-Device-Id, when the client sends one
     "read": {"address": {"per_minute": 5}},
 })
 T_KEY = tenant("rlkey", plugins={"catalog": {}})
@@ -88,6 +89,22 @@ def test_a_burst_from_one_member_gets_429_while_another_member_buys():
     assert remaining(h, T, sale) == 47
     # the class read is not the class buy: the scalper still reads the sale
     assert h.get("/v1/rl/flash-sales/%d" % sale["id"], headers={"X-Forwarded-For": "198.51.100.200"})[0] == 200
+
+
+def test_fresh_accounts_on_one_device_share_its_bucket():
+    h = host()
+    sale = new_sale(h, T, "rl-dev-tea")
+    path = "/v1/rl/flash-sales/%d/buy" % sale["id"]
+
+    def on(user, device):
+        headers = user_auth(T, user)
+        headers["X-Device-Id"] = device
+        return h.post(path, {}, headers=headers)
+    assert [on("farm-%d" % i, "farm-phone-1")[0] for i in range(4)] == [201, 201, 429, 429]
+    body = expect_error(on("farm-9", "farm-phone-1"), 429, "rate_limited")
+    assert "this device" in body["error"]["message"], body
+    assert on("farm-10", "own-phone")[0] == 201             # another device
+    assert buy(h, T, sale, "farm-11")[0] == 201             # no device sent: no device bucket
 
 
 def get_from(h, source, path, headers):

@@ -23,6 +23,29 @@ static tprl_who user_at(const char *user, const char *address) {
 }
 
 /* buy: 2 a second, bursts of 3, per member; 5 a second per address */
+static tprl_limits buy_limits(void);
+
+TEST(a_device_bucket_counts_every_account_that_sends_the_device) {
+  tprl_table *t = tprl_new(1024, 9);
+  tprl_limits l;
+  memset(&l, 0, sizeof l);
+  l.rate[TPRL_BUY][TPRL_DEVICE] = (tprl_rate){1000000, 1000000};  /* 1/s, bursts of 2 */
+  l.any = true;
+  char id[16];
+  tprl_kind refused = TPRL_KEY;
+  for (int i = 0; i < 3; i++) {
+    snprintf(id, sizeof id, "acct-%d", i);
+    tprl_who w = user_at(id, "10.0.0.1");
+    w.id[TPRL_DEVICE] = "farm-phone-1";
+    w.len[TPRL_DEVICE] = strlen("farm-phone-1");
+    ASSERT_EQ(tprl_take(t, &l, "shop", TPRL_BUY, &w, 0, &refused), i < 2 ? 0 : 1000000);
+  }
+  ASSERT_EQ(refused, TPRL_DEVICE);
+  tprl_who none = user_at("acct-9", "10.0.0.1");  /* no device sent: no device bucket */
+  for (int i = 0; i < 5; i++) ASSERT_EQ(tprl_take(t, &l, "shop", TPRL_BUY, &none, 0, NULL), 0);
+  tprl_free(t);
+}
+
 static tprl_limits buy_limits(void) {
   tprl_limits l;
   memset(&l, 0, sizeof l);
@@ -147,12 +170,14 @@ TEST(config_errors_name_the_path) {
   ASSERT_CONTAINS(err, "give one of per_second or per_minute");
   ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = { buy = { user = { per_hour = 1 } } } } } }"), -1);
   ASSERT_CONTAINS(err, "rate_limits.buy.user: unknown key 'per_hour'");
-  ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = { buy = { device = { per_second = 1 } } } } } }"), -1);
-  ASSERT_CONTAINS(err, "rate_limits.buy.device: unknown key (user, address, key)");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = { buy = { devise = { per_second = 1 } } } } } }"), -1);
+  ASSERT_CONTAINS(err, "rate_limits.buy.devise: unknown key (user, address, device, key)");
   ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = { buy = { key = { per_second = 1 } } } } } }"), -1);
   ASSERT_CONTAINS(err, "rate_limits.buy.key: only admin routes are limited per API key");
   ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = { admin = { user = { per_second = 1 } } } } } }"), -1);
   ASSERT_CONTAINS(err, "rate_limits.admin.user: admin routes have no member");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = { admin = { device = { per_second = 1 } } } } } }"), -1);
+  ASSERT_CONTAINS(err, "rate_limits.admin.device: admin routes have no member or device");
   ASSERT_EQ(load("return { tenants = { " TENANT ", rate_limits = 5 } } }"), -1);
   ASSERT_CONTAINS(err, "tenants[1].rate_limits: must be a table");
 }
@@ -161,6 +186,7 @@ int main(void) {
   RUN(a_burst_passes_then_the_next_waits_for_its_token);
   RUN(members_brands_and_classes_have_buckets_of_their_own);
   RUN(a_refused_request_takes_no_token_from_the_other_buckets);
+  RUN(a_device_bucket_counts_every_account_that_sends_the_device);
   RUN(a_table_flooded_with_identities_forgets_and_never_refuses_wrongly);
   RUN(the_config_sets_rates_per_class_and_caller);
   RUN(config_errors_name_the_path);
