@@ -13,11 +13,13 @@ The untrusted peer is the same machine on another loopback address
 import http.client
 import json
 import os
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Host, manual_tenant, tenant, api_key, expect_error, user_auth,  # noqa: E402
-                     add_sku, run)
+                     add_sku, run, BIN)
 
 DAY = 86400
 
@@ -185,6 +187,25 @@ def test_one_persons_merged_accounts_share_one_bucket():
     assert statuses == [201, 409, 409, 409, 429, 429], statuses
     other = identify(h, t, [{"channel": "mp_openid", "id": "rl-someone-else"}])
     assert h.post(path, {}, headers={"Authorization": "Bearer " + other["token"]})[0] == 201
+
+
+def check_route(decl):
+    with tempfile.TemporaryDirectory() as d:
+        os.mkdir(os.path.join(d, "rc"))
+        with open(os.path.join(d, "rc", "plugin.lua"), "w") as f:
+            f.write('return { name = "rc", version = "1.0.0", routes = { { %s, '
+                    'handler = function() return 200, {} end } } }\n' % decl)
+        out = subprocess.run([BIN, "check", os.path.join(d, "rc")], capture_output=True, timeout=60)
+        return out.returncode, (out.stdout + out.stderr).decode()
+
+
+def test_a_route_declares_a_known_class_and_admin_routes_none():
+    rc, text = check_route('method = "POST", path = "/enter", rate_class = "join"')
+    assert rc == 0, text
+    rc, text = check_route('method = "POST", path = "/enter", rate_class = "biy"')
+    assert rc != 0 and "routes[1].rate_class must be one of read, write, buy, join, help, claim" in text, text
+    rc, text = check_route('method = "GET", path = "/x", auth = "admin", rate_class = "read"')
+    assert rc != 0 and "admin routes are all of class admin" in text, text
 
 
 def teardown():
