@@ -37,6 +37,7 @@ end
 local function start(req)
   local a = activities.load(req.params.id)
   if not a then tp.fail(404, "activity_not_found", "no such bargain activity") end
+  risk.check(req, "join", { plugin = "bargain", id = a.id })
   return 201, lifecycle.start(a, req.user)
 end
 
@@ -64,6 +65,7 @@ end
 
 ---POST /bargains/{id}/buy
 local function buy(req)
+  risk.check(req, "buy", { plugin = "bargain", id = req.params.id })
   return lifecycle.buy(req.params.id, req.user)
 end
 
