@@ -525,6 +525,9 @@ static int tpcmd_config(int argc, char **argv) {
            cfg.tenants[i].napi_keys);
     for (int j = 0; j < cfg.tenants[i].nplugins; j++) printf(" %s", cfg.tenants[i].plugins[j].name);
     printf("\n");
+    char limits[1024];
+    tprl_describe(&cfg.tenants[i].rate_limits, limits, sizeof limits);
+    printf("  rate limits: %s\n", limits);
   }
   int failed = load_plugins(&cfg);
   if (failed) printf("%d plugin%s would not serve\n", failed, failed == 1 ? "" : "s");

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/ratelimit.h"
 #include "base/token.h"
 
 #define TPC_MAX_TENANTS 1024
@@ -64,6 +65,7 @@ typedef struct tpc_tenant {
   bool manual_clock;           /* a test clock that only POST .../clock/advance moves */
   tpc_plugin *plugins;         /* sorted by name */
   int nplugins;
+  tprl_limits rate_limits;     /* per route class and caller (ratelimit.h) */
 } tpc_tenant;
 
 typedef enum { TPC_SYNC_OFF, TPC_SYNC_NORMAL, TPC_SYNC_FULL, TPC_SYNC_EXTRA } tpc_sync;

@@ -428,6 +428,16 @@ static int load_plugin_limits(checker *c, int idx, void *arg) {
   return 0;
 }
 
+/* rate_limits (ratelimit.h): its error names the path below the section. */
+static int load_rate_limits(checker *c, int idx, void *t) {
+  char e[512];
+  if (tprl_load(c->L, idx, &((tpc_tenant *)t)->rate_limits, e, sizeof e) == 0) return 0;
+  char *colon = strstr(e, ": ");
+  if (!colon) return failf(c, "%s", e);
+  path_push(c, "%.*s", (int)(colon - e), e);
+  return failf(c, "%s", colon + 2);
+}
+
 /* clock = "wall" | "manual"; *manual keeps its value when the key is absent. */
 static int get_clock(checker *c, int idx, bool *manual) {
   char *s = NULL;
@@ -442,7 +452,8 @@ static int get_clock(checker *c, int idx, bool *manual) {
 
 static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "clock",
-                                     "plugins", "campaigns", "plugin_limits", NULL};
+                                     "plugins", "campaigns", "plugin_limits", "rate_limits",
+                                     NULL};
   if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
   if (check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
@@ -466,7 +477,8 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   return section(c, idx, "api_keys", load_tenant_keys, t) ||
          section(c, idx, "plugins", load_tenant_plugins, t) ||
          section(c, idx, "campaigns", load_campaigns, t) ||
-         section(c, idx, "plugin_limits", load_plugin_limits, t)
+         section(c, idx, "plugin_limits", load_plugin_limits, t) ||
+         section(c, idx, "rate_limits", load_rate_limits, t)
              ? -1 : 0;
 }
 

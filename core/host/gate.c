@@ -2,8 +2,8 @@
 ** gate.c - who may come in: the client's address (behind a trusted proxy),
 ** admin keys (a tenant's, or the host's) with lock-out of an address that
 ** guesses (keyguard.h), who may read /metrics, and a user's token with its
-** member aliases (alias.h). Every refusal fills the response; no key is ever
-** logged.
+** member aliases (alias.h), and the brand's rate limits (ratelimit.h). Every
+** refusal fills the response; no key is ever logged.
 */
 #include "host/host_int.h"
 
@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/ratelimit.h"
 #include "base/token.h"
 #include "host/keyguard.h"
 
@@ -186,4 +187,46 @@ bool tp__authenticate(tp_tenant *t, const tp_route *r, const tph_request *req,
     return false;
   }
   return resolve_member(t, res);
+}
+
+/* ---- rate limits (base/ratelimit.h) */
+
+/* A device id as sdk/tp/risk.lua takes it: 1-64 printable ASCII, no spaces. */
+static bool device_id(const char *s, size_t n) {
+  if (n < 1 || n > 64) return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 33 || (unsigned char)s[i] > 126) return false;
+  return true;
+}
+
+bool tp__rate_admit(tp_host *h, tp_tenant *tn, tprl_class cls, const tph_request *req,
+                    tph_response *res) {
+  tprl_table *t = h->ratelimit;
+  const tprl_limits *l = &tn->conf->rate_limits;
+  const char *brand = tn->conf->id;
+  if (!t || !l->any) return true;  /* the usual case for a brand without limits */
+  tprl_who who = {{NULL}, {0}};
+  who.id[TPRL_USER] = res->user;
+  who.len[TPRL_USER] = strlen(res->user);
+  who.id[TPRL_ADDRESS] = req->peer && req->peer[0] ? req->peer : "-";
+  who.len[TPRL_ADDRESS] = strlen(who.id[TPRL_ADDRESS]);
+  const tph_header *device = cls != TPRL_ADMIN && l->rate[cls][TPRL_DEVICE].interval_us
+                                 ? tph_find_header(req, "x-device-id") : NULL;
+  if (device && device_id(device->value, device->vlen)) {
+    who.id[TPRL_DEVICE] = device->value;
+    who.len[TPRL_DEVICE] = device->vlen;
+  }
+  const tph_header *key = cls == TPRL_ADMIN ? tph_find_header(req, "x-api-key") : NULL;
+  if (key) {
+    who.id[TPRL_KEY] = key->value;
+    who.len[TPRL_KEY] = key->vlen;
+  }
+  tprl_kind refused = TPRL_ADDRESS;
+  int64_t wait = tprl_take(t, l, brand, cls, &who, (int64_t)(tp_clock_mono_ns() / 1000), &refused);
+  if (wait == 0) return true;
+  int64_t seconds = (wait + 999999) / 1000000;
+  res->retry_after = (int)(seconds < 1 ? 1 : seconds > 86400 ? 86400 : seconds);
+  tph_error(res, 429, "rate_limited", "too many %s requests from %s; retry in %d s",
+            tprl_class_name(cls), tprl_kind_whose(refused), res->retry_after);
+  return false;
 }

@@ -88,6 +88,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   if (h->scratch) tpj_open(h->scratch);
   if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
+  h->ratelimit = tprl_new(TPRL_SLOTS, h->seed_secret * 0x9e3779b97f4a7c15ull);
   if (mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
@@ -126,6 +127,7 @@ void tp_host_close(tp_host *h) {
   if (h->scratch) lua_close(h->scratch);
   free(h->keyguard);
   h->keyguard = NULL;
+  tprl_free(h->ratelimit);
   memset(h, 0, sizeof *h);
 }
 
@@ -205,6 +207,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   tp_copy_str(res->error_code, sizeof res->error_code, result.code);
   bool failed = !result.ok && result.status >= 500;
   if (failed) tpm_plugin_error(h->metrics);
+  if (strncmp(result.code, "risk_", 5) == 0) tpm_refusal(h->metrics, result.code);  /* tp.risk */
   char name[TPRUN_NAME_MAX];
   snprintf(name, sizeof name, "%s %s", r->method, r->path);
   /* written after the savepoint closed: a failed run's record outlives its rollback */
@@ -291,6 +294,8 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     tp_copy_str(res->route, sizeof res->route, r->label);
     if (!tp__authenticate(t, r, req, res)) {
       /* response filled */
+    } else if (!tp__rate_admit(h, t, admin ? TPRL_ADMIN : (tprl_class)r->rate_class, req, res)) {
+      tpm_refusal(h->metrics, "rate_limited");  /* 429, before any Lua runs */
     } else if (r->builtin) {
       ((tp_builtin_fn)(void (*)(void))r->builtin)(h, t, req, res);
     } else if (req->body_len && !content_type_json(req)) {

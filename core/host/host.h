@@ -79,6 +79,7 @@ typedef struct tp_host {
   tpr_match match;            /* the request being dispatched (one at a time) */
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
+  tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   uv_timer_t timer;           /* the scheduler's one timer */
   int64_t timer_due_ms;       /* wall time it is armed for; INT64_MAX: idle */

@@ -68,6 +68,10 @@ bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
 bool tp__check_host_key(tp_host *h, const tph_request *req, const char *what, tph_response *res);
 bool tp__authenticate(tp_tenant *t, const tp_route *r, const tph_request *req, tph_response *res);
 bool tp__metrics_allowed(tp_host *h, const tph_request *req);
+/* The brand's rate limits for a request to a route of class cls: false with
+** 429 rate_limited and Retry-After when a bucket is empty (base/ratelimit.h). */
+bool tp__rate_admit(tp_host *h, tp_tenant *t, tprl_class cls, const tph_request *req,
+                    tph_response *res);
 /* An admin request for a tenant not served, answered like a wrong key. */
 void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
                               tph_response *res);

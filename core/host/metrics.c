@@ -9,6 +9,7 @@
 
 #define NBUCKETS 14
 #define NSLOTS 256
+#define NREFUSALS 32  /* distinct refusal codes counted; the rest as risk_other */
 
 static const double latency_bounds[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
@@ -39,6 +40,8 @@ struct tpm_metrics {
   uint64_t reloads_ok, reloads_failed;
   uint64_t kills[3];               /* by limit_names */
   uint64_t resets[2];              /* ok, failed */
+  char refusal_codes[NREFUSALS][40];  /* "rate_limited", "risk_*"; the last is "risk_other" */
+  uint64_t refusals[NREFUSALS];
 };
 
 static const char *const limit_names[3] = {"budget_exceeded", "memory_exceeded",
@@ -101,6 +104,14 @@ void tpm_plugin_error(tpm_metrics *m) { m->plugin_errors++; }
 void tpm_limit_kill(tpm_metrics *m, const char *limit) {
   for (int i = 0; i < 3; i++)
     if (strcmp(limit, limit_names[i]) == 0) m->kills[i]++;
+}
+
+void tpm_refusal(tpm_metrics *m, const char *code) {
+  int i = 0;
+  while (i < NREFUSALS - 1 && m->refusal_codes[i][0] && strcmp(m->refusal_codes[i], code) != 0) i++;
+  if (i == NREFUSALS - 1) code = "risk_other";
+  snprintf(m->refusal_codes[i], sizeof m->refusal_codes[i], "%s", code);
+  m->refusals[i]++;
 }
 
 void tpm_plugin_reset(tpm_metrics *m, bool ok) { m->resets[ok ? 0 : 1]++; }
@@ -212,6 +223,13 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
                 (unsigned long long)m->resets[0]);
   tp_buf_printf(out, "tidepool_plugin_resets_total{result=\"failed\"} %llu\n",
                 (unsigned long long)m->resets[1]);
+  tpm_family(out, "tidepool_refusals_total", "counter",
+             "Requests refused by a rate limit (rate_limited) or a risk rule (risk_*), by code.");
+  for (int i = 0; i < NREFUSALS && m->refusal_codes[i][0]; i++) {
+    tp_buf_adds(out, "tidepool_refusals_total{code=\"");
+    add_label(out, m->refusal_codes[i]);
+    tp_buf_printf(out, "\"} %llu\n", (unsigned long long)m->refusals[i]);
+  }
   tpm_family(out, "tidepool_reloads_total", "counter", "Plugin reloads, by result.");
   tp_buf_printf(out, "tidepool_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads_ok);
   tp_buf_printf(out, "tidepool_reloads_total{result=\"failed\"} %llu\n",

@@ -9,6 +9,7 @@
 **   tidepool_tasks_total{kind,result}                 counter (jobs and event deliveries)
 **   tidepool_task_lateness_seconds{kind}              histogram (wall-clock tenants)
 **   tidepool_reloads_total{result}                    counter
+**   tidepool_refusals_total{code}                     counter (rate_limited, risk_*)
 ** Gauges (connections, Lua memory per plugin) are appended by the host.
 */
 #ifndef TP_METRICS_H
@@ -31,6 +32,9 @@ void tpm_plugin_error(tpm_metrics *m);
 ** the killed plugin's state that follows (tidepool_plugin_resets_total). */
 void tpm_limit_kill(tpm_metrics *m, const char *limit);
 void tpm_plugin_reset(tpm_metrics *m, bool ok);
+/* A request refused by a rate limit ("rate_limited", ratelimit.h) or by a
+** plugin's risk rule (a code starting "risk_", sdk/tp/risk.lua). */
+void tpm_refusal(tpm_metrics *m, const char *code);
 /* A job (event false) or delivery ran: ok, or failed (dead: dead-lettered). */
 void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s);
 void tpm_reload(tpm_metrics *m, int ok, int failed);

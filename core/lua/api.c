@@ -328,6 +328,12 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},
+  {"TpRoute", "rate_class",
+   "\"read\"|\"write\"|\"buy\"|\"join\"|\"help\"|\"claim\"|nil",
+   "Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, "
+   "before any Lua runs: default \"read\" for GET and \"write\" for other methods. Declare "
+   "\"buy\", \"join\", \"help\" or \"claim\" on the routes a scalper would hammer. Not on "
+   "admin routes: they are all of class \"admin\"."},
 
   {"TpQueryParam", NULL, NULL, "A documented query parameter of a route."},
   {"TpQueryParam", "type", "\"string\"|\"integer\"|\"boolean\"|nil", "Default \"string\"."},

@@ -105,6 +105,10 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
   const char *auth = tpst_rawfield(L, t, "auth") == LUA_TSTRING ? lua_tostring(L, -1) : "user";
   int personal = tpst_rawfield(L, t, "personal");
   r->personal = personal == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  int rclass = tpst_rawfield(L, t, "rate_class");
+  int cls = rclass == LUA_TNIL ? (method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+                                       ? TPRL_READ : TPRL_WRITE)
+            : rclass == LUA_TSTRING ? tprl_class_find(lua_tostring(L, -1)) : -1;
   int rc = -1;
   if (!method || strlen(method) >= sizeof r->method)
     snprintf(err, errcap, "routes[%d].method must be GET, POST, PUT, PATCH or DELETE", i);
@@ -114,9 +118,14 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
     snprintf(err, errcap, "routes[%d].auth must be none, optional, user or admin", i);
   else if (personal != LUA_TNIL && personal != LUA_TBOOLEAN)
     snprintf(err, errcap, "routes[%d].personal must be true or false", i);
+  else if (cls < 0 || cls == TPRL_ADMIN)
+    snprintf(err, errcap, "routes[%d].rate_class must be one of %s", i, tprl_route_classes());
+  else if (rclass != LUA_TNIL && strcmp(auth, "admin") == 0)
+    snprintf(err, errcap, "routes[%d].rate_class: admin routes are all of class admin", i);
   else if (tpst_rawfield(L, t, "handler") != LUA_TFUNCTION)
     snprintf(err, errcap, "routes[%d].handler must be a function", i);
   else if (tprd_read(L, t, i, &r->doc, err, errcap) == 0) {
+    r->rate_class = (unsigned char)cls;
     tp_copy_str(r->method, sizeof r->method, method);
     tp_copy_str(r->path, sizeof r->path, path);
     snprintf(r->label, sizeof r->label, "%s %s /%s/{tenant}%s", p->name, method,

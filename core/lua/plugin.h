@@ -13,7 +13,9 @@
 **       },
 **     }
 ** auth is "none", "optional", "user" (default) or "admin"; admin routes are
-** mounted under /admin/{tenant}, the others under /v1/{tenant}. The optional
+** mounted under /admin/{tenant}, the others under /v1/{tenant}. rate_class
+** (read, write, buy, join, help, claim; default read for GET, write for the
+** other methods) picks the brand's rate limits that count it (ratelimit.h). The optional
 ** doc fields (summary, description, query, headers, body, response, status)
 ** feed GET /v1/{tenant}/openapi.json; other unknown route keys are ignored.
 */

@@ -22,6 +22,7 @@ local merge = require("lib.merge")
 local replay = require("lib.replay")
 local rules = require("lib.rules")
 local schema = require("tp.schema")
+local risk = require("tp.risk")
 local store = require("lib.store")
 
 ---The bargain or 404.
@@ -37,6 +38,7 @@ end
 local function start(req)
   local a = activities.load(req.params.id)
   if not a then tp.fail(404, "activity_not_found", "no such bargain activity") end
+  risk.check(req, "join", { plugin = "bargain", id = a.id })
   return 201, lifecycle.start(a, req.user)
 end
 
@@ -58,11 +60,13 @@ end
 
 ---POST /bargains/{id}/help
 local function post_help(req)
+  risk.check(req, "help", { plugin = "bargain", id = req.params.id })
   return 201, help.cut(req.params.id, req.user)
 end
 
 ---POST /bargains/{id}/buy
 local function buy(req)
+  risk.check(req, "buy", { plugin = "bargain", id = req.params.id })
   return lifecycle.buy(req.params.id, req.user)
 end
 
@@ -105,7 +109,7 @@ local ROUTES = {
                                                  items = { type = "array", items = ACTIVITY } } } },
   { method = "GET", path = "/bargain/activities/{id:int}", auth = "none", handler = activities.get_public,
     summary = "One bargain activity", response = ACTIVITY },
-  { method = "POST", path = "/bargain/activities/{id:int}/start", handler = start, status = 201,
+  { method = "POST", path = "/bargain/activities/{id:int}/start", rate_class = "join", handler = start, status = 201,
     summary = "Start a bargain: the activity's rules are frozen into it (and the first cut made, if any)",
     description = "403 members_only (details: the audience) when the activity is for members of a segment "
       .. "or tag the user is not in.", response = BARGAIN_RESPONSE },
@@ -113,11 +117,11 @@ local ROUTES = {
   { method = "GET", path = "/bargains/{id:int}", auth = "none", handler = get_public,
     summary = "A bargain for its share page: price now, helpers and their cuts, cuts and seconds left",
     response = BARGAIN_RESPONSE },
-  { method = "POST", path = "/bargains/{id:int}/help", handler = post_help, status = 201,
+  { method = "POST", path = "/bargains/{id:int}/help", rate_class = "help", handler = post_help, status = 201,
     summary = "Help a friend's bargain: cut a random whole number of fen off its price",
     description = "Open to everyone, also on a member-only activity's bargains.",
     response = { type = "object", properties = { cut_fen = { type = "integer" }, bargain = BARGAIN_RESPONSE } } },
-  { method = "POST", path = "/bargains/{id:int}/buy", handler = buy, status = 201,
+  { method = "POST", path = "/bargains/{id:int}/buy", rate_class = "buy", handler = buy, status = 201,
     summary = "The initiator buys at the current price (once; a repeat answers the unpaid order)",
     response = { type = "object", description = "the order (see the orders plugin)" } },
   { method = "POST", path = "/bargain/activities", auth = "admin", handler = activities.create, status = 201,

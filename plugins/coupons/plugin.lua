@@ -230,7 +230,7 @@ local ROUTES = {
       after = { type = "integer", description = "next_after of the previous page" },
     },
     response = page_of(TEMPLATE) },
-  { method = "POST", path = "/coupons/templates/{id:int}/claim", auth = "user",
+  { method = "POST", path = "/coupons/templates/{id:int}/claim", rate_class = "claim", auth = "user",
     handler = issue.claim, status = 201,
     summary = "Claim one coupon of a template (领券)",
     description = "409 not_claimable (details.reason paused, not_started, ended or expired), "

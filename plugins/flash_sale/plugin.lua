@@ -23,6 +23,7 @@ local audience = require("tp.audience")
 local merge = require("lib.merge")
 local campaign_items = require("tp.campaign_items")
 local schema = require("tp.schema")
+local risk = require("tp.risk")
 
 -- A sale's fields, declared once: the checks, the defaults, what a PATCH may
 -- change, the columns and the OpenAPI body all come from here (tp.schema).
@@ -41,6 +42,8 @@ local SALE_FIELDS = schema.new {
   { "unpaid_timeout_seconds", "integer", min = 60, max = 86400,
     default = function() return tp.config().unpaid_timeout_seconds or 300 end },
   { "stacks_with_coupon", "boolean", default = false },
+  { "requires_reservation", "boolean", default = false,
+    doc = "only members who reserved (预约, POST /flash-sales/{id}/reserve) before starts_at may buy" },
   { "status", "enum", values = { "active", "disabled" }, default = "active" },
   { "audience", "custom", schema = audience.schema("may buy it") },
 }
@@ -66,6 +69,7 @@ local write_sale = SALE_FIELDS:writer("flash_sale_sales",
 local function shape(row, now)
   row.slots = tp.json.array(tp.json.decode(row.slots))
   row.stacks_with_coupon = row.stacks_with_coupon == 1
+  row.requires_reservation = row.requires_reservation == 1
   row.sold = row.quantity - row.remaining
   row.audience = audience.show(row.audience)
   local state, opens_at = window.state(row, now)
@@ -123,6 +127,17 @@ local function check_audience(sale, user)
   audience.admit(sale.audience, user, "flash sale")
 end
 
+---A sale that requires reservations (预约) sells only to members who reserved
+---before it started: 403 reservation_required for anyone else. A scalper's
+---fresh accounts made at the opening second have none.
+local function check_reservation(sale, user)
+  if sale.requires_reservation == 1 and not tp.db.one([[SELECT 1 AS x FROM flash_sale_reservations
+      WHERE sale_id = ? AND user = ?]], sale.id, user) then
+    tp.fail(403, "reservation_required", "this flash sale sells only to members who reserved before it started",
+      { reserve_until = sale.starts_at })
+  end
+end
+
 ---Counts qty against the user's limit; 409 limit_reached if it would pass it.
 local function count_for_user(sale, user, qty)
   if not add_bought(sale.id, user, qty, sale.per_user_limit) then
@@ -173,9 +188,33 @@ local function buy(req)
   if earlier then return 200, earlier end
   local sale = open_sale(req.params.id, qty)
   check_audience(sale, req.user)
+  check_reservation(sale, req.user)
+  risk.check(req, "buy", { plugin = "flash_sale", id = sale.id, sku = sale.sku, qty = qty })
   count_for_user(sale, req.user, qty)
   take_units(sale, qty)
   return 201, create_order(sale, req.user, qty, key, coupon_id)
+end
+
+---POST /flash-sales/{id}/reserve: the member reserves (预约) a sale that
+---requires it, before its start. Idempotent: a repeat answers the same
+---reservation (200 instead of 201).
+local function reserve(req)
+  local sale = load(req.params.id)
+  if not sale or sale.status ~= "active" then tp.fail(404, "sale_not_found", "no such flash sale") end
+  if sale.requires_reservation ~= 1 then
+    sale_error("reservation_not_required", "this flash sale takes no reservations: anyone may buy")
+  end
+  local earlier = tp.db.one([[SELECT reserved_at FROM flash_sale_reservations WHERE sale_id = ? AND user = ?]],
+    sale.id, req.user)
+  if earlier then return 200, { sale_id = sale.id, user = req.user, reserved_at = earlier.reserved_at } end
+  local now = tp.now()
+  if now >= sale.starts_at then
+    sale_error("reservation_closed", "reservations close when the flash sale starts", { starts_at = sale.starts_at })
+  end
+  check_audience(sale, req.user)
+  tp.db.exec("INSERT INTO flash_sale_reservations (sale_id, user, reserved_at) VALUES (?, ?, ?)",
+    sale.id, req.user, now)
+  return 201, { sale_id = sale.id, user = req.user, reserved_at = now }
 end
 
 -- ---- reading
@@ -293,6 +332,7 @@ local function change(s, b, whole)
   if whole then b = with_defaults(b) end
   s.slots = tp.json.decode(s.slots)
   s.stacks_with_coupon = s.stacks_with_coupon == 1
+  s.requires_reservation = s.requires_reservation == 1
   local sold, old_quantity, old_price = s.quantity - s.remaining, s.quantity, s.price_fen
   for _, field in ipairs(SALE_FIELDS.patchable) do
     if b[field] ~= nil and field ~= "sku" then s[field] = b[field] end
@@ -442,14 +482,21 @@ local ROUTES = {
                                                  items = { type = "array", items = SALE } } } },
   { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
     summary = "One flash sale", response = SALE },
-  { method = "POST", path = "/flash-sales/{id:int}/buy", handler = buy, status = 201,
+  { method = "POST", path = "/flash-sales/{id:int}/buy", rate_class = "buy", handler = buy, status = 201,
     summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
       .. "creates the order",
     description = "403 members_only (details: the audience) when the sale is for members of a segment or "
-      .. "tag the buyer is not in; a retry with the Idempotency-Key of an accepted buy answers its order.",
+      .. "tag the buyer is not in; 403 reservation_required when the sale requires a reservation the buyer "
+      .. "did not make; 403 risk_<code> when a risk rule refuses (sdk/tp/risk.lua); a retry with the "
+      .. "Idempotency-Key of an accepted buy answers its order.",
     headers = { ["Idempotency-Key"] = { description = "a retried buy with the same key returns the same order" } },
     body = { type = "object", properties = { qty = { type = "integer", minimum = 1 },
                                              coupon_id = { type = "integer" } } } },
+  { method = "POST", path = "/flash-sales/{id:int}/reserve", handler = reserve, status = 201,
+    summary = "Reserve (预约) a sale that requires it, before it starts; a repeat answers 200 with the same",
+    description = "409 reservation_not_required, reservation_closed (it started); 403 members_only.",
+    response = { type = "object", properties = { sale_id = { type = "integer" }, user = { type = "string" },
+                                                 reserved_at = { type = "integer" } } } },
   { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
     summary = "Create a flash sale", body = SALE_BODY, response = SALE },
   { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
@@ -467,7 +514,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "flash_sale",
-  version = "1.3.0",
+  version = "1.4.0",
   description = "flash sales (秒杀) with their own quantity, windows, daily slots and limits",
   migrations = {
     [[
@@ -531,6 +578,16 @@ return {
     -- {tag = name}; NULL: everyone
     [[
     ALTER TABLE flash_sale_sales ADD COLUMN audience TEXT;
+    ]],
+    -- reservations (预约): a sale may sell only to members who reserved before its start
+    [[
+    ALTER TABLE flash_sale_sales ADD COLUMN requires_reservation INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE flash_sale_reservations (
+      sale_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      reserved_at INTEGER NOT NULL,
+      PRIMARY KEY (sale_id, user)
+    ) WITHOUT ROWID;
     ]],
   },
   routes = ROUTES,

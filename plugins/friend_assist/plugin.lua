@@ -105,7 +105,7 @@ local ROUTES = {
     summary = "Change any rule of a campaign; drives already started keep theirs",
     description = "The campaign with the change applied is checked whole, like a create.",
     body = CAMPAIGN_PATCH, response = CAMPAIGN },
-  { method = "POST", path = "/friend_assist/campaigns/{id:int}/drives", auth = "user", handler = drives.start,
+  { method = "POST", path = "/friend_assist/campaigns/{id:int}/drives", rate_class = "join", auth = "user", handler = drives.start,
     summary = "Start a drive (发起助力) and get its share id", status = 201,
     description = "200 with the caller's drive when one is still open. 409 campaign_paused, "
       .. "campaign_not_started, campaign_ended or drive_limit_reached.",
@@ -114,7 +114,7 @@ local ROUTES = {
     summary = "The share page: progress, masked assisters and seconds left",
     description = "With the initiator's token: the full reward, the frozen rules and what was granted.",
     response = DRIVE },
-  { method = "POST", path = "/friend_assist/drives/{share_id}/assists", auth = "user", handler = assist.post,
+  { method = "POST", path = "/friend_assist/drives/{share_id}/assists", rate_class = "help", auth = "user", handler = assist.post,
     summary = "Assist a friend's drive (助力)", status = 201,
     description = "The N-th assist completes the drive and grants the reward in the same "
       .. "transaction. 409 self_assist, already_assisted, assist_limit_reached, assisted_today, "

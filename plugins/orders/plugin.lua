@@ -306,7 +306,7 @@ return {
     ]],
   },
   routes = {
-    { method = "POST", path = "/orders", handler = post_order, status = 201, headers = IDEMPOTENCY,
+    { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,
       summary = "Check out: create an order at list prices, optionally with a coupon",
       body = { type = "object", required = { "lines" }, properties = {
         lines = { type = "array", items = { type = "object", required = { "sku", "qty" },

@@ -386,6 +386,7 @@ function tp.auth.resolve(user) end
 ---@field response table? JSON Schema of the success body, written as a Lua table.
 ---@field status integer? The success status, 200-299 (default 200).
 ---@field personal boolean? True when its request or answer carries personal data (phones, names, addresses): a recorded run of it keeps neither body nor query, only that they were redacted.
+---@field rate_class "read"|"write"|"buy"|"join"|"help"|"claim"|nil Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, before any Lua runs: default "read" for GET and "write" for other methods. Declare "buy", "join", "help" or "claim" on the routes a scalper would hammer. Not on admin routes: they are all of class "admin".
 
 ---A documented query parameter of a route.
 ---@class TpQueryParam

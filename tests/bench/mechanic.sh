@@ -24,7 +24,8 @@
 # (default "64 256"), USERS (distinct users, default 100000), SERVER_CPU
 # (default 0), WRK_CPU (default 1), BUILD (Release build dir, default
 # build-bench), BENCH_TMPDIR (a real disk; default $TMPDIR or /tmp),
-# KEEP_TMP=1 keeps databases and logs.
+# KEEP_TMP=1 keeps databases and logs, TENANT_EXTRA more keys of the bench
+# tenant's table (Lua, e.g. "rate_limits = {...}": flash_sale_limits.sh).
 set -euo pipefail
 
 REPO=$(cd "$HERE/../.." && pwd)
@@ -184,7 +185,8 @@ return {
   listen = "127.0.0.1:0", data_dir = "$TMP/data", plugin_dirs = { "$REPO/plugins" },
   synchronous = "full", log_level = "warn", limits = { max_connections = 10000 },
   tenants = {
-    { id = "bench", token_secret = "$SECRET", api_keys = { "$KEY" }, plugins = $PLUGINS },
+    { id = "bench", token_secret = "$SECRET", api_keys = { "$KEY" }, plugins = $PLUGINS${TENANT_EXTRA:+,
+      $TENANT_EXTRA} },
   },
 }
 CONF

@@ -13,6 +13,7 @@
 local check = require("tp.check")
 local coupons = require("lib.coupons")
 local audience = require("lib.audience")
+local risk = require("tp.risk")
 
 local issue = {}
 
@@ -105,6 +106,7 @@ function issue.claim(req)
   if not audience.admits(t, user) then
     tp.fail(403, "members_only", "this coupon is for selected customers only")
   end
+  risk.check(req, "claim", { plugin = "coupons", id = t.id })
   local reason, message = issue.closed_reason(t, now, true)
   if reason then tp.fail(409, "not_claimable", message, { reason = reason }) end
 

@@ -37,6 +37,12 @@ function merge.member_merge(from, into, merge_id)
     SELECT f.sale_id, ?2, f.bought FROM flash_sale_sales s
     CROSS JOIN flash_sale_buyers f ON f.sale_id = s.id AND f.user = ?1 WHERE true
     ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + excluded.bought]], from, into)
+  -- a reservation (预约) of `from` is the person's: into may buy as if it reserved
+  -- (kept by an unmerge: it only lets into buy what from could)
+  tp.db.exec([[INSERT INTO flash_sale_reservations (sale_id, user, reserved_at)
+    SELECT r.sale_id, ?2, r.reserved_at FROM flash_sale_sales s
+    CROSS JOIN flash_sale_reservations r ON r.sale_id = s.id AND r.user = ?1 WHERE true
+    ON CONFLICT (sale_id, user) DO NOTHING]], from, into)
   return { buyers = (tp.db.exec([[DELETE FROM flash_sale_buyers WHERE user = ?1
     AND sale_id IN (SELECT id FROM flash_sale_sales)]], from)) }
 end

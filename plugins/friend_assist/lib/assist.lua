@@ -14,6 +14,7 @@
 
 local customer = require("tp.customer")
 local drives = require("lib.drives")
+local risk = require("tp.risk")
 local peers = require("lib.peers")
 local util = require("lib.util")
 
@@ -88,6 +89,7 @@ function assist.post(req)
   local d = drives.by_share_id(req.params.share_id)
   if not d then tp.fail(404, "drive_not_found", "no such drive; check the share link") end
   check_allowed(d, friend, now)
+  risk.check(req, "help", { plugin = "friend_assist", id = d.id })
   local day = util.local_day(now)
   count_friend(d, friend, day)
 

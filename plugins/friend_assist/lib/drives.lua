@@ -6,6 +6,7 @@
 local check = require("tp.check")
 local campaigns = require("lib.campaigns")
 local util = require("lib.util")
+local risk = require("tp.risk")
 
 local drives = {}
 
@@ -99,6 +100,7 @@ function drives.start(req)
   local c = campaigns.load(req.params.id)
   if not c then tp.fail(404, "campaign_not_found", "no such friend-assist campaign") end
   check_open(c, now)
+  risk.check(req, "join", { plugin = "friend_assist", id = c.id })
 
   local open = tp.db.one("SELECT " .. COLUMNS .. [[ FROM friend_assist_drives
     WHERE campaign_id = ? AND initiator = ? AND state = 'open' AND expires_at > ?]], c.id, user, now)

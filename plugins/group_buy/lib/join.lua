@@ -13,6 +13,7 @@ local audience = require("tp.audience")
 local deadlines = require("lib.deadlines")
 local groups = require("lib.groups")
 local quota = require("lib.quota")
+local risk = require("tp.risk")
 
 local join = {}
 
@@ -99,6 +100,7 @@ function join.open(req)
   if earlier then return 200, earlier end
   local a = running_activity(req.params.id, qty)
   check_audience(a, req.user)
+  risk.check(req, "join", { plugin = "group_buy", id = a.id, qty = qty })
   count_for_user(a, req.user, qty)
   local group_id = groups.create_pending(a, req.user)
   local order = create_order(a, req.user, qty, "leader", group_id, key,
@@ -153,6 +155,7 @@ function join.join(req)
   local a = running_activity(req.params.id, qty)
   check_audience(a, req.user)
   local g = joinable_group(a, req.params.gid)
+  risk.check(req, "join", { plugin = "group_buy", id = a.id, group = g.id, qty = qty })
   refuse_second_join(g, req.user)
   refuse_returning_user(a, req.user)
   count_for_user(a, req.user, qty)
