@@ -20,105 +20,6 @@
 #include "base/suggest.h"
 #include "base/tzone.h"
 
-/* Validation context: the error buffer and the key path being checked. */
-typedef struct {
-  lua_State *L;
-  const tpc_config *cfg;       /* what is loaded so far (limits before tenants) */
-  char *err;
-  size_t errcap;
-  char path[256];
-} checker;
-
-static int failf(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int failf(checker *c, const char *fmt, ...) {
-  int n = snprintf(c->err, c->errcap, "%s: ", c->path[0] ? c->path : "config");
-  va_list ap;
-  va_start(ap, fmt);
-  if (n >= 0 && (size_t)n < c->errcap) vsnprintf(c->err + n, c->errcap - (size_t)n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
-/* Appends ".key" or "[i]" to the path; returns the old length to restore. */
-static size_t path_push(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static size_t path_push(checker *c, const char *fmt, ...) {
-  size_t old = strlen(c->path);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->path + old, sizeof c->path - old, fmt, ap);
-  va_end(ap);
-  return old;
-}
-
-static void path_pop(checker *c, size_t old) { c->path[old] = '\0'; }
-
-/* Every key of the table at idx must be one of allowed (NULL-terminated). */
-static int check_keys(checker *c, int idx, const char *const *allowed) {
-  idx = lua_absindex(c->L, idx);
-  lua_pushnil(c->L);
-  while (lua_next(c->L, idx)) {
-    lua_pop(c->L, 1);
-    if (lua_type(c->L, -1) != LUA_TSTRING) {
-      lua_pop(c->L, 1);
-      return failf(c, "keys must be names");
-    }
-    const char *k = lua_tostring(c->L, -1);
-    bool ok = false;
-    for (const char *const *a = allowed; *a; a++) ok = ok || strcmp(k, *a) == 0;
-    if (!ok) {
-      char hint[80];
-      failf(c, "unknown key '%s'%s", k, tp_suggest_hint(k, allowed, hint, sizeof hint));
-      lua_pop(c->L, 1);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-/* Pushes t[key]; returns its Lua type (LUA_TNIL if absent). */
-static int field(checker *c, int idx, const char *key) { return lua_getfield(c->L, idx, key); }
-
-static int get_string(checker *c, int idx, const char *key, bool required, const char *def,
-                      char **out) {
-  int t = field(c, idx, key);
-  size_t old = path_push(c, ".%s", key);
-  int rc = 0;
-  if (t == LUA_TNIL) {
-    if (required) rc = failf(c, "is required");
-    else *out = def ? strdup(def) : NULL;
-  } else if (t != LUA_TSTRING) {
-    rc = failf(c, "must be a string, not %s", luaL_typename(c->L, -1));
-  } else {
-    size_t n;
-    const char *s = lua_tolstring(c->L, -1, &n);
-    if (strlen(s) != n) rc = failf(c, "must not contain NUL bytes");
-    else *out = strdup(s);
-  }
-  lua_pop(c->L, 1);
-  path_pop(c, old);
-  return rc;
-}
-
-static int get_int(checker *c, int idx, const char *key, int64_t def, int64_t min,
-                   int64_t max, int64_t *out) {
-  int t = field(c, idx, key);
-  size_t old = path_push(c, ".%s", key);
-  int rc = 0;
-  if (t == LUA_TNIL) {
-    *out = def;
-  } else if (!lua_isinteger(c->L, -1)) {
-    rc = failf(c, "must be an integer");
-  } else {
-    *out = lua_tointeger(c->L, -1);
-    if (*out < min || *out > max)
-      rc = failf(c, "must be between %lld and %lld", (long long)min, (long long)max);
-  }
-  lua_pop(c->L, 1);
-  path_pop(c, old);
-  return rc;
-}
-
 int tpc_parse_listen(const char *s, char *host, size_t cap, int *port) {
   const char *colon = strrchr(s, ':');
   if (!colon || colon == s || (size_t)(colon - s) >= cap) return -1;
@@ -154,26 +55,26 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
   *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000,
                     10000000, 64 << 20, 100000000, 1000, 20000, 60000, 8, 1000, 900000, 10};
   if (lua_isnil(c->L, idx)) return 0;
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
-  if (check_keys(c, idx, keys) != 0) return -1;
-  return get_int(c, idx, "max_connections", l->max_connections, 1, 1000000, &l->max_connections) ||
-         get_int(c, idx, "max_header_bytes", l->max_header_bytes, 1024, 1 << 20, &l->max_header_bytes) ||
-         get_int(c, idx, "max_headers", l->max_headers, 8, 1000, &l->max_headers) ||
-         get_int(c, idx, "max_body_bytes", l->max_body_bytes, 0, 64 << 20, &l->max_body_bytes) ||
-         get_int(c, idx, "header_timeout_ms", l->header_timeout_ms, 10, 3600000, &l->header_timeout_ms) ||
-         get_int(c, idx, "body_timeout_ms", l->body_timeout_ms, 10, 3600000, &l->body_timeout_ms) ||
-         get_int(c, idx, "idle_timeout_ms", l->idle_timeout_ms, 10, 3600000, &l->idle_timeout_ms) ||
-         get_int(c, idx, "shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 3600000, &l->shutdown_timeout_ms) ||
-         get_int(c, idx, "lua_instructions", l->lua_instructions, 10000, INT64_C(1) << 40, &l->lua_instructions) ||
-         get_int(c, idx, "lua_memory_bytes", l->lua_memory_bytes, 1 << 20, INT64_C(1) << 40, &l->lua_memory_bytes) ||
-         get_int(c, idx, "load_instructions", l->load_instructions, 10000, INT64_C(1) << 40, &l->load_instructions) ||
-         get_int(c, idx, "invocation_ms", l->invocation_ms, 10, 600000, &l->invocation_ms) ||
-         get_int(c, idx, "load_ms", l->load_ms, 100, 600000, &l->load_ms) ||
-         get_int(c, idx, "migration_ms", l->migration_ms, 100, 86400000, &l->migration_ms) ||
-         get_int(c, idx, "job_max_attempts", l->job_max_attempts, 1, 1000, &l->job_max_attempts) ||
-         get_int(c, idx, "job_retry_base_ms", l->job_retry_base_ms, 1, 86400000, &l->job_retry_base_ms) ||
-         get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms) ||
-         get_int(c, idx, "admin_key_failures", l->admin_key_failures, 1, 1000000, &l->admin_key_failures)
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  return tpc__get_int(c, idx, "max_connections", l->max_connections, 1, 1000000, &l->max_connections) ||
+         tpc__get_int(c, idx, "max_header_bytes", l->max_header_bytes, 1024, 1 << 20, &l->max_header_bytes) ||
+         tpc__get_int(c, idx, "max_headers", l->max_headers, 8, 1000, &l->max_headers) ||
+         tpc__get_int(c, idx, "max_body_bytes", l->max_body_bytes, 0, 64 << 20, &l->max_body_bytes) ||
+         tpc__get_int(c, idx, "header_timeout_ms", l->header_timeout_ms, 10, 3600000, &l->header_timeout_ms) ||
+         tpc__get_int(c, idx, "body_timeout_ms", l->body_timeout_ms, 10, 3600000, &l->body_timeout_ms) ||
+         tpc__get_int(c, idx, "idle_timeout_ms", l->idle_timeout_ms, 10, 3600000, &l->idle_timeout_ms) ||
+         tpc__get_int(c, idx, "shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 3600000, &l->shutdown_timeout_ms) ||
+         tpc__get_int(c, idx, "lua_instructions", l->lua_instructions, 10000, INT64_C(1) << 40, &l->lua_instructions) ||
+         tpc__get_int(c, idx, "lua_memory_bytes", l->lua_memory_bytes, 1 << 20, INT64_C(1) << 40, &l->lua_memory_bytes) ||
+         tpc__get_int(c, idx, "load_instructions", l->load_instructions, 10000, INT64_C(1) << 40, &l->load_instructions) ||
+         tpc__get_int(c, idx, "invocation_ms", l->invocation_ms, 10, 600000, &l->invocation_ms) ||
+         tpc__get_int(c, idx, "load_ms", l->load_ms, 100, 600000, &l->load_ms) ||
+         tpc__get_int(c, idx, "migration_ms", l->migration_ms, 100, 86400000, &l->migration_ms) ||
+         tpc__get_int(c, idx, "job_max_attempts", l->job_max_attempts, 1, 1000, &l->job_max_attempts) ||
+         tpc__get_int(c, idx, "job_retry_base_ms", l->job_retry_base_ms, 1, 86400000, &l->job_retry_base_ms) ||
+         tpc__get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms) ||
+         tpc__get_int(c, idx, "admin_key_failures", l->admin_key_failures, 1, 1000000, &l->admin_key_failures)
              ? -1 : 0;
 }
 
@@ -198,7 +99,7 @@ static int check_prefixes(checker *c, const tpc_tenant *t) {
       const char *a = t->plugins[i].name, *b = t->plugins[j].name;
       size_t n = strlen(a);
       if (i != j && strncmp(a, b, n) == 0 && b[n] == '_')
-        return failf(c, "plugins '%s' and '%s' cannot both be enabled: '%s_' tables would "
+        return tpc__failf(c, "plugins '%s' and '%s' cannot both be enabled: '%s_' tables would "
                      "include '%s' tables", a, b, a, b);
     }
   return 0;
@@ -206,7 +107,7 @@ static int check_prefixes(checker *c, const tpc_tenant *t) {
 
 static int load_plugins(checker *c, int idx, tpc_tenant *t) {
   if (lua_isnil(c->L, idx)) return 0;
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a table of plugin name = config");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table of plugin name = config");
   idx = lua_absindex(c->L, idx);
   t->plugins = calloc(TPC_MAX_PLUGINS, sizeof *t->plugins);
   lua_pushnil(c->L);
@@ -214,23 +115,23 @@ static int load_plugins(checker *c, int idx, tpc_tenant *t) {
     /* stack: ... key value */
     if (lua_type(c->L, -2) != LUA_TSTRING || !tpc_valid_plugin_name(lua_tostring(c->L, -2))) {
       lua_pop(c->L, 2);
-      return failf(c, "plugin names are lowercase identifiers ([a-z][a-z0-9_]*, at most 32)");
+      return tpc__failf(c, "plugin names are lowercase identifiers ([a-z][a-z0-9_]*, at most 32)");
     }
     const char *name = lua_tostring(c->L, -2);
-    size_t old = path_push(c, ".%s", name);
+    size_t old = tpc__path_push(c, ".%s", name);
     if (!lua_istable(c->L, -1) && !lua_isboolean(c->L, -1)) {
       lua_pop(c->L, 2);
-      return failf(c, "must be the plugin's config table (or true)");
+      return tpc__failf(c, "must be the plugin's config table (or true)");
     }
     if (t->nplugins == TPC_MAX_PLUGINS) {
       lua_pop(c->L, 2);
-      return failf(c, "too many plugins (at most %d)", TPC_MAX_PLUGINS);
+      return tpc__failf(c, "too many plugins (at most %d)", TPC_MAX_PLUGINS);
     }
     if (lua_isboolean(c->L, -1)) {
       bool on = lua_toboolean(c->L, -1);
       lua_pop(c->L, 1);
       if (!on) {  /* false: listed but disabled */
-        path_pop(c, old);
+        tpc__path_pop(c, old);
         continue;
       }
       lua_newtable(c->L);
@@ -238,7 +139,7 @@ static int load_plugins(checker *c, int idx, tpc_tenant *t) {
     tpc_plugin *p = &t->plugins[t->nplugins++];
     snprintf(p->name, sizeof p->name, "%s", name);
     p->config_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
-    path_pop(c, old);
+    tpc__path_pop(c, old);
   }
   qsort(t->plugins, (size_t)t->nplugins, sizeof *t->plugins, cmp_plugin);
   return check_prefixes(c, t);
@@ -247,57 +148,46 @@ static int load_plugins(checker *c, int idx, tpc_tenant *t) {
 /* A list of API keys: kept as SHA-256 digests (compared in constant time);
 ** the first is also kept as written when plain is given (for the CLI). */
 static int load_keys(checker *c, int idx, unsigned char (*keys)[32], int *n, char **plain) {
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of strings");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a list of strings");
   int len = (int)luaL_len(c->L, idx);
-  if (len > TPC_MAX_KEYS) return failf(c, "at most %d keys", TPC_MAX_KEYS);
+  if (len > TPC_MAX_KEYS) return tpc__failf(c, "at most %d keys", TPC_MAX_KEYS);
   for (int i = 1; i <= len; i++) {
-    size_t old = path_push(c, "[%d]", i);
+    size_t old = tpc__path_push(c, "[%d]", i);
     lua_rawgeti(c->L, idx, i);
     size_t klen;
     const char *k = lua_type(c->L, -1) == LUA_TSTRING ? lua_tolstring(c->L, -1, &klen) : NULL;
     if (!k || klen < 16 || strlen(k) != klen) {
       lua_pop(c->L, 1);
-      return failf(c, "must be a string of at least 16 bytes");
+      return tpc__failf(c, "must be a string of at least 16 bytes");
     }
     if (plain && i == 1) *plain = strdup(k);
     tpt_key_digest(k, klen, keys[(*n)++]);
     lua_pop(c->L, 1);
-    path_pop(c, old);
+    tpc__path_pop(c, old);
   }
   return 0;
 }
 
 /* trusted_proxies: a list of IPv4 or IPv6 addresses, as the host sees its peers. */
 static int load_proxies(checker *c, int idx, tpc_config *cfg) {
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of IP addresses");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a list of IP addresses");
   int len = (int)luaL_len(c->L, idx);
-  if (len > TPC_MAX_PROXIES) return failf(c, "at most %d addresses", TPC_MAX_PROXIES);
+  if (len > TPC_MAX_PROXIES) return tpc__failf(c, "at most %d addresses", TPC_MAX_PROXIES);
   for (int i = 1; i <= len; i++) {
-    size_t old = path_push(c, "[%d]", i);
+    size_t old = tpc__path_push(c, "[%d]", i);
     lua_rawgeti(c->L, idx, i);
     const char *a = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
     unsigned char buf[sizeof(struct in6_addr)];
     if (!a || strlen(a) >= sizeof cfg->trusted_proxies[0] ||
         (inet_pton(AF_INET, a, buf) != 1 && inet_pton(AF_INET6, a, buf) != 1)) {
       lua_pop(c->L, 1);
-      return failf(c, "must be an IPv4 or IPv6 address, like \"127.0.0.1\"");
+      return tpc__failf(c, "must be an IPv4 or IPv6 address, like \"127.0.0.1\"");
     }
     snprintf(cfg->trusted_proxies[cfg->ntrusted_proxies++], sizeof cfg->trusted_proxies[0], "%s", a);
     lua_pop(c->L, 1);
-    path_pop(c, old);
+    tpc__path_pop(c, old);
   }
   return 0;
-}
-
-/* Runs load(c, top) on t[key] with the key in the error path. */
-static int section(checker *c, int idx, const char *key, int (*load)(checker *, int, void *),
-                   void *arg) {
-  size_t old = path_push(c, ".%s", key);
-  field(c, idx, key);
-  int rc = load(c, lua_gettop(c->L), arg);
-  lua_pop(c->L, 1);
-  path_pop(c, old);
-  return rc;
 }
 
 static int load_tenant_keys(checker *c, int idx, void *t) {
@@ -366,26 +256,26 @@ int tpc_add_campaign(tpc_config *cfg, tpc_tenant *t, const char *path, char *err
 static int load_campaigns(checker *c, int idx, void *arg) {
   tpc_tenant *t = arg;
   if (lua_isnil(c->L, idx)) return 0;
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of campaign script paths");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a list of campaign script paths");
   int n = (int)luaL_len(c->L, idx);
   for (int i = 1; i <= n; i++) {
-    size_t old = path_push(c, "[%d]", i);
+    size_t old = tpc__path_push(c, "[%d]", i);
     lua_rawgeti(c->L, idx, i);
     const char *path = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
     char name[33], e[512];
-    int rc = !path ? failf(c, "must be a path")
-             : campaign_name(path, name, sizeof name, e, sizeof e) != 0 ? failf(c, "%s", e)
+    int rc = !path ? tpc__failf(c, "must be a path")
+             : campaign_name(path, name, sizeof name, e, sizeof e) != 0 ? tpc__failf(c, "%s", e)
              : 0;
     for (int j = 0; rc == 0 && j < t->nplugins; j++)
       if (strcmp(t->plugins[j].name, name) == 0)
-        rc = failf(c, t->plugins[j].script ? "another campaign is already named '%s'"
+        rc = tpc__failf(c, t->plugins[j].script ? "another campaign is already named '%s'"
                                            : "'%s' is a plugin of this tenant", name);
     if (rc == 0 && add_campaign(c->L, c->cfg->dir, t, path, c->cfg->limits.lua_instructions,
                                 c->cfg->limits.lua_memory_bytes, e, sizeof e) != 0)
-      rc = failf(c, "%s", e);
+      rc = tpc__failf(c, "%s", e);
     lua_pop(c->L, 1);
     if (rc != 0) return -1;
-    path_pop(c, old);
+    tpc__path_pop(c, old);
   }
   return check_prefixes(c, t);
 }
@@ -399,26 +289,26 @@ static int load_plugin_limits(checker *c, int idx, void *arg) {
     t->plugins[i].memory_bytes = c->cfg->limits.lua_memory_bytes;
   }
   if (lua_isnil(c->L, idx)) return 0;
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a table of plugin name = limits");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table of plugin name = limits");
   lua_pushnil(c->L);
   while (lua_next(c->L, idx)) {
     const char *name = lua_type(c->L, -2) == LUA_TSTRING ? lua_tostring(c->L, -2) : "";
     tpc_plugin *p = NULL;
     for (int i = 0; i < t->nplugins; i++)
       if (strcmp(t->plugins[i].name, name) == 0) p = &t->plugins[i];
-    size_t old = path_push(c, ".%s", name);
+    size_t old = tpc__path_push(c, ".%s", name);
     int top = lua_gettop(c->L);
-    int rc = !p ? failf(c, "is not an enabled plugin of this tenant")
-             : !lua_istable(c->L, top) ? failf(c, "must be a table")
-             : check_keys(c, top, keys) != 0 ||
-                     get_int(c, top, "instructions", p->instructions, 10000, INT64_C(1) << 40,
+    int rc = !p ? tpc__failf(c, "is not an enabled plugin of this tenant")
+             : !lua_istable(c->L, top) ? tpc__failf(c, "must be a table")
+             : tpc__check_keys(c, top, keys) != 0 ||
+                     tpc__get_int(c, top, "instructions", p->instructions, 10000, INT64_C(1) << 40,
                              &p->instructions) != 0 ||
-                     get_int(c, top, "memory_bytes", p->memory_bytes, 1 << 20, INT64_C(1) << 40,
+                     tpc__get_int(c, top, "memory_bytes", p->memory_bytes, 1 << 20, INT64_C(1) << 40,
                              &p->memory_bytes) != 0 ||
-                     get_int(c, top, "deadline_ms", c->cfg->limits.invocation_ms, 10, 600000,
+                     tpc__get_int(c, top, "deadline_ms", c->cfg->limits.invocation_ms, 10, 600000,
                              &p->deadline_ms) != 0
                  ? -1 : 0;
-    path_pop(c, old);
+    tpc__path_pop(c, old);
     if (rc != 0) {
       lua_pop(c->L, 2);
       return -1;
@@ -433,19 +323,19 @@ static int load_rate_limits(checker *c, int idx, void *t) {
   char e[512];
   if (tprl_load(c->L, idx, &((tpc_tenant *)t)->rate_limits, e, sizeof e) == 0) return 0;
   char *colon = strstr(e, ": ");
-  if (!colon) return failf(c, "%s", e);
-  path_push(c, "%.*s", (int)(colon - e), e);
-  return failf(c, "%s", colon + 2);
+  if (!colon) return tpc__failf(c, "%s", e);
+  tpc__path_push(c, "%.*s", (int)(colon - e), e);
+  return tpc__failf(c, "%s", colon + 2);
 }
 
 /* clock = "wall" | "manual"; *manual keeps its value when the key is absent. */
 static int get_clock(checker *c, int idx, bool *manual) {
   char *s = NULL;
-  if (get_string(c, idx, "clock", false, *manual ? "manual" : "wall", &s) != 0) return -1;
+  if (tpc__get_string(c, idx, "clock", false, *manual ? "manual" : "wall", &s) != 0) return -1;
   int rc = 0;
   if (strcmp(s, "manual") == 0) *manual = true;
   else if (strcmp(s, "wall") == 0) *manual = false;
-  else rc = failf(c, "clock: must be \"wall\" or \"manual\"");
+  else rc = tpc__failf(c, "clock: must be \"wall\" or \"manual\"");
   free(s);
   return rc;
 }
@@ -454,49 +344,49 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "clock",
                                      "plugins", "campaigns", "plugin_limits", "rate_limits",
                                      NULL};
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a table");
-  if (check_keys(c, idx, keys) != 0) return -1;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
-  if (get_string(c, idx, "id", true, NULL, &id) != 0) return -1;
+  if (tpc__get_string(c, idx, "id", true, NULL, &id) != 0) return -1;
   if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32 || strcmp(id, "reload") == 0) {
     free(id);
-    return failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-], and not \"reload\"");
+    return tpc__failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-], and not \"reload\"");
   }
   snprintf(t->id, sizeof t->id, "%s", id);
   free(id);
-  if (get_string(c, idx, "token_secret", true, NULL, &t->token_secret) != 0) return -1;
+  if (tpc__get_string(c, idx, "token_secret", true, NULL, &t->token_secret) != 0) return -1;
   t->token_secret_len = strlen(t->token_secret);
-  if (t->token_secret_len < 16) return failf(c, "token_secret: must be at least 16 bytes");
-  if (get_string(c, idx, "timezone", false, "Asia/Shanghai", &tz) != 0) return -1;
+  if (t->token_secret_len < 16) return tpc__failf(c, "token_secret: must be at least 16 bytes");
+  if (tpc__get_string(c, idx, "timezone", false, "Asia/Shanghai", &tz) != 0) return -1;
   snprintf(t->timezone, sizeof t->timezone, "%s", tz);
   bool tz_ok = strlen(tz) < sizeof t->timezone && tp_tz_valid(tz);
   free(tz);
-  if (!tz_ok) return failf(c, "timezone: unknown zone '%s'", t->timezone);
+  if (!tz_ok) return tpc__failf(c, "timezone: unknown zone '%s'", t->timezone);
   t->manual_clock = manual_clock;
   if (get_clock(c, idx, &t->manual_clock) != 0) return -1;
-  return section(c, idx, "api_keys", load_tenant_keys, t) ||
-         section(c, idx, "plugins", load_tenant_plugins, t) ||
-         section(c, idx, "campaigns", load_campaigns, t) ||
-         section(c, idx, "plugin_limits", load_plugin_limits, t) ||
-         section(c, idx, "rate_limits", load_rate_limits, t)
+  return tpc__section(c, idx, "api_keys", load_tenant_keys, t) ||
+         tpc__section(c, idx, "plugins", load_tenant_plugins, t) ||
+         tpc__section(c, idx, "campaigns", load_campaigns, t) ||
+         tpc__section(c, idx, "plugin_limits", load_plugin_limits, t) ||
+         tpc__section(c, idx, "rate_limits", load_rate_limits, t)
              ? -1 : 0;
 }
 
 static int load_tenants(checker *c, int idx, tpc_config *cfg, bool manual_clock) {
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of tenant tables");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a list of tenant tables");
   int n = (int)luaL_len(c->L, idx);
-  if (n < 1 || n > TPC_MAX_TENANTS) return failf(c, "must list 1 to %d tenants", TPC_MAX_TENANTS);
+  if (n < 1 || n > TPC_MAX_TENANTS) return tpc__failf(c, "must list 1 to %d tenants", TPC_MAX_TENANTS);
   cfg->tenants = calloc((size_t)n, sizeof *cfg->tenants);
   for (int i = 1; i <= n; i++) {
-    size_t old = path_push(c, "[%d]", i);
+    size_t old = tpc__path_push(c, "[%d]", i);
     lua_rawgeti(c->L, idx, i);
     tpc_tenant *t = &cfg->tenants[cfg->ntenants++];
     int rc = load_tenant(c, lua_gettop(c->L), t, manual_clock);
     lua_pop(c->L, 1);
     if (rc != 0) return -1;
     for (int j = 0; j < cfg->ntenants - 1; j++)
-      if (strcmp(cfg->tenants[j].id, t->id) == 0) return failf(c, "duplicate tenant id '%s'", t->id);
-    path_pop(c, old);
+      if (strcmp(cfg->tenants[j].id, t->id) == 0) return tpc__failf(c, "duplicate tenant id '%s'", t->id);
+    tpc__path_pop(c, old);
   }
   return 0;
 }
@@ -508,15 +398,15 @@ static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
     cfg->nplugin_dirs = 1;
     return 0;
   }
-  if (!lua_istable(c->L, idx)) return failf(c, "must be a list of directories");
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a list of directories");
   int n = (int)luaL_len(c->L, idx);
-  if (n < 1 || n > 16) return failf(c, "must list 1 to 16 directories");
+  if (n < 1 || n > 16) return tpc__failf(c, "must list 1 to 16 directories");
   cfg->plugin_dirs = calloc((size_t)n, sizeof(char *));
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(c->L, idx, i);
     if (lua_type(c->L, -1) != LUA_TSTRING) {
       lua_pop(c->L, 1);
-      return failf(c, "[%d]: must be a string", i);
+      return tpc__failf(c, "[%d]: must be a string", i);
     }
     cfg->plugin_dirs[cfg->nplugin_dirs++] = tpc_resolve_path(cfg->dir, lua_tostring(c->L, -1));
     lua_pop(c->L, 1);
@@ -530,18 +420,18 @@ static int load_root(checker *c, tpc_config *cfg) {
                                      "trusted_proxies", "limits", "tenants", NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
-  if (!lua_istable(L, -1)) return failf(c, "the file must return a table");
+  if (!lua_istable(L, -1)) return tpc__failf(c, "the file must return a table");
   int root = lua_gettop(L);
-  if (check_keys(c, root, keys) != 0) return -1;
+  if (tpc__check_keys(c, root, keys) != 0) return -1;
   char *s = NULL;
-  if (get_string(c, root, "listen", false, "127.0.0.1:8080", &s) != 0) return -1;
+  if (tpc__get_string(c, root, "listen", false, "127.0.0.1:8080", &s) != 0) return -1;
   int rc = tpc_parse_listen(s, cfg->listen_host, sizeof cfg->listen_host, &cfg->listen_port);
   free(s);
-  if (rc != 0) return failf(c, "listen: must be \"host:port\"");
-  if (get_string(c, root, "data_dir", false, "data", &s) != 0) return -1;
+  if (rc != 0) return tpc__failf(c, "listen: must be \"host:port\"");
+  if (tpc__get_string(c, root, "data_dir", false, "data", &s) != 0) return -1;
   cfg->data_dir = tpc_resolve_path(cfg->dir, s);
   free(s);
-  if (get_string(c, root, "synchronous", false, "full", &s) != 0) return -1;
+  if (tpc__get_string(c, root, "synchronous", false, "full", &s) != 0) return -1;
   rc = -1;
   for (int i = 0; i < 4; i++)
     if (strcmp(s, syncs[i]) == 0) {
@@ -549,40 +439,40 @@ static int load_root(checker *c, tpc_config *cfg) {
       rc = 0;
     }
   free(s);
-  if (rc != 0) return failf(c, "synchronous: must be one of off, normal, full, extra");
-  if (get_string(c, root, "log_level", false, "info", &s) != 0) return -1;
+  if (rc != 0) return tpc__failf(c, "synchronous: must be one of off, normal, full, extra");
+  if (tpc__get_string(c, root, "log_level", false, "info", &s) != 0) return -1;
   rc = strcmp(s, "debug") && strcmp(s, "info") && strcmp(s, "warn") && strcmp(s, "error");
   snprintf(cfg->log_level, sizeof cfg->log_level, "%.7s", s);
   free(s);
-  if (rc != 0) return failf(c, "log_level: must be one of debug, info, warn, error");
+  if (rc != 0) return tpc__failf(c, "log_level: must be one of debug, info, warn, error");
   bool manual_clock = false;
   if (get_clock(c, root, &manual_clock) != 0) return -1;
-  size_t kold = path_push(c, ".admin_keys");
-  rc = field(c, root, "admin_keys") == LUA_TNIL
+  size_t kold = tpc__path_push(c, ".admin_keys");
+  rc = tpc__field(c, root, "admin_keys") == LUA_TNIL
            ? 0 : load_keys(c, lua_gettop(L), cfg->admin_keys, &cfg->nadmin_keys, &cfg->cli_admin_key);
   lua_pop(L, 1);
   if (rc != 0) return -1;
-  path_pop(c, kold);
-  kold = path_push(c, ".trusted_proxies");
-  rc = field(c, root, "trusted_proxies") == LUA_TNIL ? 0 : load_proxies(c, lua_gettop(L), cfg);
+  tpc__path_pop(c, kold);
+  kold = tpc__path_push(c, ".trusted_proxies");
+  rc = tpc__field(c, root, "trusted_proxies") == LUA_TNIL ? 0 : load_proxies(c, lua_gettop(L), cfg);
   lua_pop(L, 1);
   if (rc != 0) return -1;
-  path_pop(c, kold);
+  tpc__path_pop(c, kold);
 
   const char *sections[] = {"plugin_dirs", "limits", "tenants"};
   for (int i = 0; i < 3; i++) {
-    size_t old = path_push(c, ".%s", sections[i]);
-    field(c, root, sections[i]);
+    size_t old = tpc__path_push(c, ".%s", sections[i]);
+    tpc__field(c, root, sections[i]);
     int top = lua_gettop(L);
     rc = i == 0 ? load_plugin_dirs(c, top, cfg)
        : i == 1 ? load_limits(c, top, &cfg->limits)
-       : lua_isnil(L, top) ? failf(c, "is required") : load_tenants(c, top, cfg, manual_clock);
+       : lua_isnil(L, top) ? tpc__failf(c, "is required") : load_tenants(c, top, cfg, manual_clock);
     lua_pop(L, 1);
     if (rc != 0) return -1;
-    path_pop(c, old);
+    tpc__path_pop(c, old);
   }
   /* require() also looks in the SDK; by default the sdk/ beside the first plugin dir */
-  if (get_string(c, root, "sdk_dir", false, NULL, &s) != 0) return -1;
+  if (tpc__get_string(c, root, "sdk_dir", false, NULL, &s) != 0) return -1;
   if (s) {
     cfg->sdk_dir = tpc_resolve_path(cfg->dir, s);
     free(s);
