@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libsqlite3-dev
-            node-llhttp lua-cjson-dev libssl-dev tzdata)
+            node-llhttp lua-cjson-dev libssl-dev libcurl4-openssl-dev tzdata)
 test_pkgs=(python3 curl lua5.4)
 bench_pkgs=(wrk util-linux)
 fuzz_pkgs=(clang libclang-rt-14-dev)
