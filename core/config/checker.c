@@ -110,3 +110,40 @@ int tpc__section(checker *c, int idx, const char *key, int (*load)(checker *, in
   tpc__path_pop(c, old);
   return rc;
 }
+
+/* ---- values the config and its callers check alike (config.h) */
+
+int tpc_parse_listen(const char *s, char *host, size_t cap, int *port) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || (size_t)(colon - s) >= cap) return -1;
+  const char *h = s;
+  size_t hlen = (size_t)(colon - s);
+  if (h[0] == '[' && h[hlen - 1] == ']') {  /* [::1]:8080 */
+    h++;
+    hlen -= 2;
+  }
+  char *end;
+  long p = strtol(colon + 1, &end, 10);
+  if (colon[1] == '\0' || *end || p < 0 || p > 65535) return -1;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = (int)p;
+  return 0;
+}
+
+char *tpc_resolve_path(const char *dir, const char *rel) {
+  if (rel[0] == '/' || !dir || !dir[0]) return strdup(rel);
+  size_t n = strlen(dir) + strlen(rel) + 2;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s/%s", dir, rel);
+  return p;
+}
+
+bool tpc_valid_plugin_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 32 || s[0] < 'a' || s[0] > 'z') return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+      return false;
+  return s[n - 1] != '_';
+}

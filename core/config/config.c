@@ -149,6 +149,7 @@ void tpc_free(tpc_config *cfg) {
     free(cfg->tenants[i].token_secret);
     for (int j = 0; j < cfg->tenants[i].nplugins; j++) free(cfg->tenants[i].plugins[j].script);
     free(cfg->tenants[i].plugins);
+    tpc__free_destinations(&cfg->tenants[i]);
   }
   free(cfg->tenants);
   for (int i = 0; i < cfg->nplugin_dirs; i++) free(cfg->plugin_dirs[i]);

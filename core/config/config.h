@@ -55,6 +55,31 @@ typedef struct tpc_plugin {
   int64_t deadline_ms;         /* of each invocation it starts; 0: limits.invocation_ms */
 } tpc_plugin;
 
+#define TPC_MAX_DESTINATIONS 32
+#define TPC_MAX_SECRETS 16
+
+/* A secret a destination's calls may name ({{secret:NAME}} in a header);
+** its value never reaches plugin code, logs or recorded runs. */
+typedef struct tpc_secret {
+  char name[33];
+  char *value;
+} tpc_secret;
+
+/* Somewhere a tenant's plugins may call (tp.http, net/outbound.h). */
+typedef struct tpc_destination {
+  char name[33];
+  char *url;                   /* the base: http(s)://host[:port][/prefix]; a call's path follows */
+  char (*plugins)[33];         /* the plugins that may call it */
+  int nplugins;
+  int64_t timeout_ms;          /* of one attempt, connecting included (default 10000) */
+  int64_t max_response_bytes;  /* (default 1 MiB) */
+  int64_t max_attempts;        /* before the call is given up (default 5) */
+  int64_t retry_base_ms;       /* first retry delay, doubling up to 5 minutes (default 1000) */
+  char *ca_file;               /* NULL: the system's CA store */
+  tpc_secret *secrets;
+  int nsecrets;
+} tpc_destination;
+
 typedef struct tpc_tenant {
   char id[TPT_MAX_ID + 1];
   char *token_secret;
@@ -66,6 +91,8 @@ typedef struct tpc_tenant {
   tpc_plugin *plugins;         /* sorted by name */
   int nplugins;
   tprl_limits rate_limits;     /* per route class and caller (ratelimit.h) */
+  tpc_destination *destinations;  /* http = { name = {...} }, sorted by name */
+  int ndestinations;
 } tpc_tenant;
 
 typedef enum { TPC_SYNC_OFF, TPC_SYNC_NORMAL, TPC_SYNC_FULL, TPC_SYNC_EXTRA } tpc_sync;
@@ -100,6 +127,11 @@ int tpc_load(const char *path, tpc_config *cfg, char *err, size_t errcap);
 int tpc_load_string(const char *text, const char *chunkname, const char *dir,
                     tpc_config *cfg, char *err, size_t errcap);
 void tpc_free(tpc_config *cfg);
+
+/* The destination name of t, or NULL. */
+const tpc_destination *tpc_find_destination(const tpc_tenant *t, const char *name);
+/* Whether plugin may call d. */
+bool tpc_destination_allows(const tpc_destination *d, const char *plugin);
 
 const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n);
 /* Pushes a deep copy of the plugin's config table onto L. Returns 0, or -1

@@ -40,6 +40,10 @@ int tpc__get_int(checker *c, int idx, const char *key, int64_t def, int64_t min,
 int tpc__section(checker *c, int idx, const char *key, int (*load)(checker *, int, void *),
                  void *arg);
 
+/* A tenant's http section (destinations.c), and freeing it. */
+int tpc__load_destinations(checker *c, int idx, void *t);
+void tpc__free_destinations(tpc_tenant *t);
+
 /* Checks the table at the top of L into cfg; where names the file in errors.
 ** 0, or -1 with err ("config.lua: tenants[1].id: must be ..."). */
 int tpc__check(lua_State *L, tpc_config *cfg, const char *where, char *err, size_t errcap);

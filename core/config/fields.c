@@ -20,32 +20,6 @@
 #include "base/suggest.h"
 #include "base/tzone.h"
 
-int tpc_parse_listen(const char *s, char *host, size_t cap, int *port) {
-  const char *colon = strrchr(s, ':');
-  if (!colon || colon == s || (size_t)(colon - s) >= cap) return -1;
-  const char *h = s;
-  size_t hlen = (size_t)(colon - s);
-  if (h[0] == '[' && h[hlen - 1] == ']') {  /* [::1]:8080 */
-    h++;
-    hlen -= 2;
-  }
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (colon[1] == '\0' || *end || p < 0 || p > 65535) return -1;
-  memcpy(host, h, hlen);
-  host[hlen] = '\0';
-  *port = (int)p;
-  return 0;
-}
-
-char *tpc_resolve_path(const char *dir, const char *rel) {
-  if (rel[0] == '/' || !dir || !dir[0]) return strdup(rel);
-  size_t n = strlen(dir) + strlen(rel) + 2;
-  char *p = malloc(n);
-  if (p) snprintf(p, n, "%s/%s", dir, rel);
-  return p;
-}
-
 static int load_limits(checker *c, int idx, tpc_limits *l) {
   static const char *const keys[] = {"max_connections", "max_header_bytes", "max_headers",
       "max_body_bytes", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
@@ -76,15 +50,6 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
          tpc__get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms) ||
          tpc__get_int(c, idx, "admin_key_failures", l->admin_key_failures, 1, 1000000, &l->admin_key_failures)
              ? -1 : 0;
-}
-
-bool tpc_valid_plugin_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 32 || s[0] < 'a' || s[0] > 'z') return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-      return false;
-  return s[n - 1] != '_';
 }
 
 static int cmp_plugin(const void *a, const void *b) {
@@ -343,7 +308,7 @@ static int get_clock(checker *c, int idx, bool *manual) {
 static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "clock",
                                      "plugins", "campaigns", "plugin_limits", "rate_limits",
-                                     NULL};
+                                     "http", NULL};
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
@@ -368,7 +333,8 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
          tpc__section(c, idx, "plugins", load_tenant_plugins, t) ||
          tpc__section(c, idx, "campaigns", load_campaigns, t) ||
          tpc__section(c, idx, "plugin_limits", load_plugin_limits, t) ||
-         tpc__section(c, idx, "rate_limits", load_rate_limits, t)
+         tpc__section(c, idx, "rate_limits", load_rate_limits, t) ||
+         tpc__section(c, idx, "http", tpc__load_destinations, t)
              ? -1 : 0;
 }
 

@@ -260,6 +260,39 @@ TEST(a_runaway_config_is_an_error_not_a_hang) {
   tpc_free(&cfg);
 }
 
+TEST(http_destinations_are_an_allow_list_with_secrets) {
+  ASSERT_EQ(load("return { tenants = { " TENANT ", plugins = { webhooks = {} }, http = {"
+                 " erp = { url = 'https://erp.example.com/api/', plugins = { 'webhooks' },"
+                 " timeout_ms = 2500, ca_file = 'erp-ca.pem', secrets = { token = 's3cret' } },"
+                 " crm = { url = 'http://127.0.0.1:9000', plugins = { 'webhooks', 'members' } } } } } }"), 0);
+  const tpc_tenant *t = &cfg.tenants[0];
+  ASSERT_EQ(t->ndestinations, 2);
+  ASSERT_STR(t->destinations[0].name, "crm");      /* sorted */
+  const tpc_destination *d = tpc_find_destination(t, "erp");
+  ASSERT_TRUE(d != NULL);
+  ASSERT_STR(d->url, "https://erp.example.com/api");  /* the trailing slash goes */
+  ASSERT_EQ(d->timeout_ms, 2500);
+  ASSERT_EQ(d->max_response_bytes, 1 << 20);
+  ASSERT_EQ(d->max_attempts, 5);
+  ASSERT_STR(d->ca_file, "/etc/tp/erp-ca.pem");
+  ASSERT_EQ(d->nsecrets, 1);
+  ASSERT_STR(d->secrets[0].value, "s3cret");
+  ASSERT_TRUE(tpc_destination_allows(d, "webhooks"));
+  ASSERT_TRUE(!tpc_destination_allows(d, "members"));
+  ASSERT_TRUE(tpc_find_destination(t, "nowhere") == NULL);
+  tpc_free(&cfg);
+  ASSERT_EQ(load("return { tenants = { " TENANT ", http = { erp = { url = 'ftp://x', plugins = { 'a' } } } } } }"), -1);
+  ASSERT_CONTAINS(err, "tenants[1].http.erp: url: must be http:// or https://");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", http = { erp = { url = 'http://x' } } } } }"), -1);
+  ASSERT_CONTAINS(err, "http.erp.plugins: must be a list of 1-");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", http = { erp = { url = 'http://x', plugins = { 'a' },"
+                 " timout_ms = 1 } } } } }"), -1);
+  ASSERT_CONTAINS(err, "unknown key 'timout_ms' (did you mean 'timeout_ms'?)");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", http = { erp = { url = 'http://x', plugins = { 'a' },"
+                 " secrets = { token = 'a\\nb' } } } } } }"), -1);
+  ASSERT_CONTAINS(err, "http.erp.secrets.token: must be a non-empty string without line breaks");
+}
+
 int main(void) {
   RUN(minimal_config_gets_defaults);
   RUN(full_config_is_read);
@@ -275,5 +308,6 @@ int main(void) {
   RUN(config_runs_sandboxed_with_env);
   RUN(missing_file_is_a_clear_error);
   RUN(listen_addresses_parse);
+  RUN(http_destinations_are_an_allow_list_with_secrets);
   return TEST_SUMMARY();
 }

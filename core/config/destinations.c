@@ -1,0 +1,158 @@
+/*
+** destinations.c - a tenant's `http` section: where its plugins may call
+** (tp.http) and with which secrets.
+**
+**   http = {
+**     erp = { url = "https://erp.example.com/api", plugins = { "webhooks" },
+**             timeout_ms = 5000, max_response_bytes = 65536, max_attempts = 5,
+**             retry_base_ms = 1000, ca_file = "/etc/ssl/erp-ca.pem",
+**             secrets = { token = env("ERP_TOKEN") } },
+**   }
+**
+** A destination is an allow-list entry: a plugin not named in its plugins
+** cannot call it, and a call names a destination, never a URL, so no plugin
+** can send a brand's data anywhere the brand did not list. Secrets live here
+** and are put into a call's headers by the host as it sends.
+*/
+#include "config/config_int.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_destination(const void *a, const void *b) {
+  return strcmp(((const tpc_destination *)a)->name, ((const tpc_destination *)b)->name);
+}
+
+static int load_names(checker *c, int idx, tpc_destination *d) {
+  tpc__field(c, idx, "plugins");
+  size_t old = tpc__path_push(c, ".plugins");
+  int top = lua_gettop(c->L), rc = 0;
+  size_t n = lua_istable(c->L, top) ? lua_rawlen(c->L, top) : 0;
+  if (!lua_istable(c->L, top) || n == 0 || n > TPC_MAX_PLUGINS) {
+    rc = tpc__failf(c, "must be a list of 1-%d plugin names (who may call it)", TPC_MAX_PLUGINS);
+  } else {
+    d->plugins = calloc(n, sizeof *d->plugins);
+    for (size_t i = 1; rc == 0 && i <= n; i++) {
+      lua_rawgeti(c->L, top, (lua_Integer)i);
+      const char *name = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
+      if (!name || !tpc_valid_plugin_name(name)) rc = tpc__failf(c, "[%zu]: must be a plugin name", i);
+      else snprintf(d->plugins[d->nplugins++], sizeof *d->plugins, "%s", name);
+      lua_pop(c->L, 1);
+    }
+  }
+  lua_pop(c->L, 1);
+  tpc__path_pop(c, old);
+  return rc;
+}
+
+static int load_secrets(checker *c, int idx, void *arg) {
+  tpc_destination *d = arg;
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table of name = value");
+  d->secrets = calloc(TPC_MAX_SECRETS, sizeof *d->secrets);
+  lua_pushnil(c->L);
+  while (lua_next(c->L, idx)) {
+    const char *name = lua_type(c->L, -2) == LUA_TSTRING ? lua_tostring(c->L, -2) : "";
+    size_t old = tpc__path_push(c, ".%s", name);
+    int rc = 0;
+    if (!tpc_valid_plugin_name(name)) rc = tpc__failf(c, "a secret's name must be [a-z][a-z0-9_]*");
+    else if (d->nsecrets == TPC_MAX_SECRETS) rc = tpc__failf(c, "at most %d secrets", TPC_MAX_SECRETS);
+    else if (lua_type(c->L, -1) != LUA_TSTRING || lua_rawlen(c->L, -1) == 0 ||
+             strpbrk(lua_tostring(c->L, -1), "\r\n"))
+      rc = tpc__failf(c, "must be a non-empty string without line breaks");
+    tpc__path_pop(c, old);
+    if (rc != 0) {
+      lua_pop(c->L, 2);
+      return -1;
+    }
+    tpc_secret *s = &d->secrets[d->nsecrets++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->value = strdup(lua_tostring(c->L, -1));
+    lua_pop(c->L, 1);
+  }
+  return 0;
+}
+
+static int load_destination(checker *c, int idx, tpc_destination *d) {
+  static const char *const keys[] = {"url", "plugins", "timeout_ms", "max_response_bytes",
+                                     "max_attempts", "retry_base_ms", "ca_file", "secrets", NULL};
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  if (tpc__get_string(c, idx, "url", true, NULL, &d->url) != 0) return -1;
+  if ((strncmp(d->url, "http://", 7) != 0 && strncmp(d->url, "https://", 8) != 0) ||
+      strpbrk(d->url, " \r\n?#"))
+    return tpc__failf(c, "url: must be http:// or https:// with no query, fragment or spaces");
+  size_t n = strlen(d->url);
+  while (n > 8 && d->url[n - 1] == '/') d->url[--n] = '\0';  /* a call's path brings its own / */
+  char *ca = NULL;
+  int rc = load_names(c, idx, d) != 0 ||
+           tpc__get_int(c, idx, "timeout_ms", 10000, 100, 600000, &d->timeout_ms) != 0 ||
+           tpc__get_int(c, idx, "max_response_bytes", 1 << 20, 1, 64 << 20, &d->max_response_bytes) != 0 ||
+           tpc__get_int(c, idx, "max_attempts", 5, 1, 100, &d->max_attempts) != 0 ||
+           tpc__get_int(c, idx, "retry_base_ms", 1000, 10, 3600000, &d->retry_base_ms) != 0 ||
+           tpc__get_string(c, idx, "ca_file", false, NULL, &ca) != 0 ||
+           tpc__section(c, idx, "secrets", load_secrets, d) != 0
+               ? -1 : 0;
+  if (ca) d->ca_file = tpc_resolve_path(c->cfg->dir, ca);
+  free(ca);
+  return rc;
+}
+
+int tpc__load_destinations(checker *c, int idx, void *arg) {
+  tpc_tenant *t = arg;
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table of destination name = {url, plugins, ...}");
+  t->destinations = calloc(TPC_MAX_DESTINATIONS, sizeof *t->destinations);
+  lua_pushnil(c->L);
+  while (lua_next(c->L, idx)) {
+    const char *name = lua_type(c->L, -2) == LUA_TSTRING ? lua_tostring(c->L, -2) : "";
+    size_t old = tpc__path_push(c, ".%s", name);
+    int rc;
+    if (!tpc_valid_plugin_name(name)) {
+      rc = tpc__failf(c, "a destination's name must be [a-z][a-z0-9_]*, at most 32 bytes");
+    } else if (t->ndestinations == TPC_MAX_DESTINATIONS) {
+      rc = tpc__failf(c, "at most %d destinations", TPC_MAX_DESTINATIONS);
+    } else {
+      tpc_destination *d = &t->destinations[t->ndestinations++];
+      snprintf(d->name, sizeof d->name, "%s", name);
+      rc = load_destination(c, lua_gettop(c->L), d);
+    }
+    tpc__path_pop(c, old);
+    if (rc != 0) {
+      lua_pop(c->L, 2);
+      return -1;
+    }
+    lua_pop(c->L, 1);
+  }
+  qsort(t->destinations, (size_t)t->ndestinations, sizeof *t->destinations, cmp_destination);
+  return 0;
+}
+
+void tpc__free_destinations(tpc_tenant *t) {
+  for (int i = 0; i < t->ndestinations; i++) {
+    tpc_destination *d = &t->destinations[i];
+    free(d->url);
+    free(d->plugins);
+    free(d->ca_file);
+    for (int j = 0; j < d->nsecrets; j++) {
+      memset(d->secrets[j].value, 0, strlen(d->secrets[j].value));
+      free(d->secrets[j].value);
+    }
+    free(d->secrets);
+  }
+  free(t->destinations);
+}
+
+const tpc_destination *tpc_find_destination(const tpc_tenant *t, const char *name) {
+  for (int i = 0; i < t->ndestinations; i++)
+    if (strcmp(t->destinations[i].name, name) == 0) return &t->destinations[i];
+  return NULL;
+}
+
+bool tpc_destination_allows(const tpc_destination *d, const char *plugin) {
+  for (int i = 0; i < d->nplugins; i++)
+    if (strcmp(d->plugins[i], plugin) == 0) return true;
+  return false;
+}
