@@ -132,6 +132,10 @@ void tpc_free(tpc_config *cfg);
 const tpc_destination *tpc_find_destination(const tpc_tenant *t, const char *name);
 /* Whether plugin may call d. */
 bool tpc_destination_allows(const tpc_destination *d, const char *plugin);
+/* Appends in[0..n) to out with every {{secret:NAME}} replaced by d's secret
+** NAME (out NULL: only checks). 0, or -1 with err naming an unknown secret. */
+int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, struct tp_buf *out,
+                       char *err, size_t errcap);
 
 const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n);
 /* Pushes a deep copy of the plugin's config table onto L. Returns 0, or -1

@@ -14,12 +14,15 @@
 ** can send a brand's data anywhere the brand did not list. Secrets live here
 ** and are put into a call's headers by the host as it sends.
 */
+#define _GNU_SOURCE  /* memmem */
 #include "config/config_int.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/buf.h"
 
 static int cmp_destination(const void *a, const void *b) {
   return strcmp(((const tpc_destination *)a)->name, ((const tpc_destination *)b)->name);
@@ -155,4 +158,34 @@ bool tpc_destination_allows(const tpc_destination *d, const char *plugin) {
   for (int i = 0; i < d->nplugins; i++)
     if (strcmp(d->plugins[i], plugin) == 0) return true;
   return false;
+}
+
+int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, tp_buf *out, char *err,
+                       size_t errcap) {
+  static const char mark[] = "{{secret:";
+  const char *end = in + n;
+  while (in < end) {
+    const char *at = memmem(in, (size_t)(end - in), mark, sizeof mark - 1);
+    if (!at) break;
+    const char *name = at + sizeof mark - 1;
+    const char *close = memmem(name, (size_t)(end - name), "}}", 2);
+    if (!close) break;  /* not a placeholder: kept as written */
+    const tpc_secret *s = NULL;
+    for (int i = 0; i < d->nsecrets && !s; i++)
+      if (strlen(d->secrets[i].name) == (size_t)(close - name) &&
+          memcmp(d->secrets[i].name, name, (size_t)(close - name)) == 0)
+        s = &d->secrets[i];
+    if (!s) {
+      snprintf(err, errcap, "destination '%s' has no secret '%.*s'", d->name,
+               (int)(close - name > 32 ? 32 : close - name), name);
+      return -1;
+    }
+    if (out) {
+      tp_buf_add(out, in, (size_t)(at - in));
+      tp_buf_adds(out, s->value);
+    }
+    in = close + 2;
+  }
+  if (out) tp_buf_add(out, in, (size_t)(end - in));
+  return 0;
 }

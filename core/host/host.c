@@ -51,6 +51,14 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
   if (tprun_open(&t->runs, &t->db, err, errcap) != 0) return -1;
   if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
+  if (tpob_open(&t->outbox, &t->db, err, errcap) != 0) return -1;
+  /* nothing is in flight after a start: every lease ends, and those calls go again */
+  if (tpob_release_leases(&t->outbox, tp_clock_wall_ms()) != 0) {
+    snprintf(err, errcap, "%s: cannot release the outbox's leases: %s", path, sqlite3_errmsg(t->db.db));
+    return -1;
+  }
+  t->outbox_due_ms = tpob_next_due(&t->outbox);
+  if (t->outbox_due_ms != INT64_MAX) t->outbox_touched = h->outbox_touched = true;
   if (t->conf->manual_clock) {  /* a test clock never runs backwards, even across restarts */
     t->clock_ms = tpq_clock_get(&t->queue);
     if (t->clock_ms == 0) {  /* first start: from now on the saved clock is the truth */
@@ -119,6 +127,7 @@ void tp_host_close(tp_host *h) {
     tpq_close(&t->queue);
     tprun_close(&t->runs);
     tpal_close(&t->aliases);
+    tpob_close(&t->outbox);
     tps_close(&t->db);
   }
   free(h->tenants);
@@ -326,6 +335,16 @@ int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *o
   int failed = tp__reload(h, tenant, plugin, out);
   tp__arm_timer(h);
   return failed;
+}
+
+void tp_host_attach(tp_host *h, uv_loop_t *loop) {
+  tp__runner_attach(h, loop);
+  tp__sender_start(h);
+}
+
+void tp_host_detach(tp_host *h) {
+  tp__sender_stop(h);
+  tp__runner_detach(h);
 }
 
 void tp_host_commit(void *host) {

@@ -34,6 +34,7 @@
 #include "net/router.h"
 #include "host/runs.h"
 #include "store/sched.h"
+#include "store/outbox.h"
 #include "store/store.h"
 
 /* One plugin enabled in a tenant's config, across its generations. */
@@ -52,6 +53,7 @@ typedef struct tp_tenant {
   tpq_queue queue;
   tprun_log runs;             /* recorded runs, arming, instruction statistics */
   tpal_table aliases;         /* merged and erased member ids (alias.h) */
+  tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;
   tpr_router *routes;         /* /v1/{tenant}/... */
@@ -59,6 +61,8 @@ typedef struct tp_tenant {
   bool dirty;                 /* in the batch being committed */
   bool reset_pending;         /* a limit killed one of its plugins (tp__reset_killed) */
   bool queue_touched;         /* the batch scheduled, cancelled or emitted */
+  bool outbox_touched;        /* the batch wrote the outbox: the sender looks after commit */
+  int64_t outbox_due_ms;      /* earliest live call out; INT64_MAX: none */
   int64_t next_due_ms;        /* earliest runnable task; INT64_MAX: none */
   int64_t clock_ms;           /* the manual clock (conf->manual_clock) */
 } tp_tenant;
@@ -81,6 +85,8 @@ typedef struct tp_host {
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
+  struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
+  bool outbox_touched;        /* some tenant's outbox_touched is set */
   uv_timer_t timer;           /* the scheduler's one timer */
   int64_t timer_due_ms;       /* wall time it is armed for; INT64_MAX: idle */
   bool running_tasks;         /* the runner is on the stack */

@@ -58,6 +58,12 @@ int tp__reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out);
 
 /* ---- runner.c */
 void tp__arm_timer(tp_host *h);               /* for the earliest due task of any tenant */
+void tp__runner_attach(tp_host *h, uv_loop_t *loop);   /* tp_host_attach's first half */
+void tp__runner_detach(tp_host *h);
+
+/* ---- sender.c: the calls out (tp.http) */
+void tp__sender_start(tp_host *h);            /* on h->loop; after tp__runner_attach */
+void tp__sender_stop(tp_host *h);
 
 /* ---- gate.c */
 /* The client's address: the peer's, or behind a trusted proxy the address it

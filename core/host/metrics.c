@@ -9,7 +9,8 @@
 
 #define NBUCKETS 14
 #define NSLOTS 256
-#define NREFUSALS 32  /* distinct refusal codes counted; the rest as risk_other */
+#define NREFUSALS 32
+#define NDESTS 128    /* (tenant, destination) pairs counted; the rest are not */  /* distinct refusal codes counted; the rest as risk_other */
 
 static const double latency_bounds[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
@@ -42,6 +43,11 @@ struct tpm_metrics {
   uint64_t resets[2];              /* ok, failed */
   char refusal_codes[NREFUSALS][40];  /* "rate_limited", "risk_*"; the last is "risk_other" */
   uint64_t refusals[NREFUSALS];
+  struct dest_series {
+    char tenant[40], to[40];
+    uint64_t ok, failed;
+    double seconds;
+  } dests[NDESTS];
 };
 
 static const char *const limit_names[3] = {"budget_exceeded", "memory_exceeded",
@@ -115,6 +121,21 @@ void tpm_refusal(tpm_metrics *m, const char *code) {
 }
 
 void tpm_plugin_reset(tpm_metrics *m, bool ok) { m->resets[ok ? 0 : 1]++; }
+
+void tpm_call_out(tpm_metrics *m, const char *tenant, const char *to, double seconds, bool ok) {
+  for (int i = 0; i < NDESTS; i++) {
+    struct dest_series *d = &m->dests[i];
+    if (!d->tenant[0]) {
+      snprintf(d->tenant, sizeof d->tenant, "%s", tenant);
+      snprintf(d->to, sizeof d->to, "%s", to);
+    } else if (strcmp(d->tenant, tenant) != 0 || strcmp(d->to, to) != 0) {
+      continue;
+    }
+    *(ok ? &d->ok : &d->failed) += 1;
+    d->seconds += seconds;
+    return;
+  }
+}
 
 void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s) {
   m->tasks[event][ok ? 0 : dead ? 2 : 1]++;
@@ -230,6 +251,27 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
     add_label(out, m->refusal_codes[i]);
     tp_buf_printf(out, "\"} %llu\n", (unsigned long long)m->refusals[i]);
   }
+  tpm_family(out, "tidepool_calls_out_total", "counter",
+             "Attempts of calls out (tp.http), by tenant, destination and result (ok: a 2xx).");
+  for (int i = 0; i < NDESTS && m->dests[i].tenant[0]; i++)
+    for (int k = 0; k < 2; k++) {
+      tp_buf_adds(out, "tidepool_calls_out_total{tenant=\"");
+      add_label(out, m->dests[i].tenant);
+      tp_buf_adds(out, "\",to=\"");
+      add_label(out, m->dests[i].to);
+      tp_buf_printf(out, "\",result=\"%s\"} %llu\n", k ? "failed" : "ok",
+                    (unsigned long long)(k ? m->dests[i].failed : m->dests[i].ok));
+    }
+  tpm_family(out, "tidepool_call_out_seconds", "summary", "Time of calls out, by tenant and destination.");
+  for (int i = 0; i < NDESTS && m->dests[i].tenant[0]; i++)
+    for (int k = 0; k < 2; k++) {
+      tp_buf_adds(out, k ? "tidepool_call_out_seconds_count{tenant=\"" : "tidepool_call_out_seconds_sum{tenant=\"");
+      add_label(out, m->dests[i].tenant);
+      tp_buf_adds(out, "\",to=\"");
+      add_label(out, m->dests[i].to);
+      if (k) tp_buf_printf(out, "\"} %llu\n", (unsigned long long)(m->dests[i].ok + m->dests[i].failed));
+      else tp_buf_printf(out, "\"} %.6f\n", m->dests[i].seconds);
+    }
   tpm_family(out, "tidepool_reloads_total", "counter", "Plugin reloads, by result.");
   tp_buf_printf(out, "tidepool_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads_ok);
   tp_buf_printf(out, "tidepool_reloads_total{result=\"failed\"} %llu\n",

@@ -10,6 +10,8 @@
 **   tidepool_task_lateness_seconds{kind}              histogram (wall-clock tenants)
 **   tidepool_reloads_total{result}                    counter
 **   tidepool_refusals_total{code}                     counter (rate_limited, risk_*)
+**   tidepool_calls_out_total{tenant,to,result}        counter (tp.http attempts)
+**   tidepool_call_out_seconds_{sum,count}{tenant,to}  summary
 ** Gauges (connections, Lua memory per plugin) are appended by the host.
 */
 #ifndef TP_METRICS_H
@@ -35,6 +37,9 @@ void tpm_plugin_reset(tpm_metrics *m, bool ok);
 /* A request refused by a rate limit ("rate_limited", ratelimit.h) or by a
 ** plugin's risk rule (a code starting "risk_", sdk/tp/risk.lua). */
 void tpm_refusal(tpm_metrics *m, const char *code);
+/* A call out of tenant to destination to ended after seconds: answered
+** with a 2xx (ok), or not (tidepool_calls_out_total, _seconds). */
+void tpm_call_out(tpm_metrics *m, const char *tenant, const char *to, double seconds, bool ok);
 /* A job (event false) or delivery ran: ok, or failed (dead: dead-lettered). */
 void tpm_task(tpm_metrics *m, bool event, bool ok, bool dead, double lateness_s);
 void tpm_reload(tpm_metrics *m, int ok, int failed);

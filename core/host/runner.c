@@ -164,7 +164,7 @@ void tp__arm_timer(tp_host *h) {
   uv_timer_start(&h->timer, on_timer, delay > 0 ? (uint64_t)delay + 1 : 1, 0);
 }
 
-void tp_host_attach(tp_host *h, uv_loop_t *loop) {
+void tp__runner_attach(tp_host *h, uv_loop_t *loop) {
   h->loop = loop;
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
@@ -172,7 +172,7 @@ void tp_host_attach(tp_host *h, uv_loop_t *loop) {
   tp__arm_timer(h);
 }
 
-void tp_host_detach(tp_host *h) {
+void tp__runner_detach(tp_host *h) {
   if (!h->loop) return;
   uv_timer_stop(&h->timer);
   uv_close((uv_handle_t *)&h->timer, NULL);

@@ -7,6 +7,8 @@
 */
 #include "host/host_int.h"
 
+#include "base/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,5 +75,25 @@ static tp_plugin *svc_peer_at(void *ud, int i) {
 
 static tpal_table *svc_aliases(void *ud) { return &((tp_tenant *)ud)->aliases; }
 
-const tp_services tp__services = {svc_schedule, svc_cancel, svc_emit,   svc_peer,
-                                  svc_killed,   svc_peer_at, svc_aliases};
+/* tp.http.request: the destination must list the plugin, and every secret a
+** header names must be the destination's; the call waits in the outbox for
+** the commit (sender.c). */
+static int svc_http(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, char *err,
+                    size_t errcap) {
+  tp_tenant *t = ud;
+  const tpc_destination *d = tpc_find_destination(t->conf, call->dest);
+  if (!d || !tpc_destination_allows(d, p->name)) {
+    snprintf(err, errcap, "destination '%s' is not one this plugin may call (tenants[].http.%s.plugins "
+             "in the brand's config)", call->dest, call->dest);
+    return -1;
+  }
+  if (tpc_expand_secrets(d, call->headers, strlen(call->headers), NULL, err, errcap) != 0) return -1;
+  tpob_call c = *call;
+  if (!c.max_attempts) c.max_attempts = (int)d->max_attempts;
+  if (tpob_add(&t->outbox, p->name, &c, t->conf->id, tp_clock_wall_ms(), id, err, errcap) != 0) return -1;
+  t->outbox_touched = t->host->outbox_touched = true;
+  return 0;
+}
+
+const tp_services tp__services = {svc_schedule, svc_cancel,  svc_emit,    svc_peer,
+                                  svc_killed,   svc_peer_at, svc_aliases, svc_http};

@@ -113,6 +113,17 @@ const tpa_fn tpa_functions[] = {
    "@param name string a function in that plugin's exports\n"
    "@param ... any plain data\n"
    "@return any ... # the export's results, copied"},
+  {"http", "request", tplib_http_request, TP_CTX_TXN, "tp.http.request(call) -> integer",
+   "Calls out over HTTP(S) to a destination the brand's config lists for this plugin (tenants[i]."
+   "http): the call is written to the outbox in this transaction and made once it commits, so "
+   "a rolled-back handler calls nobody. It is retried with back-off on a timeout, a failed "
+   "connection, a 429 or a 5xx, up to its attempts, each with the same Idempotency-Key. The "
+   "answer (or the final failure) goes to the plugin's job on_reply, in a transaction of its "
+   "own (TpHttpReply in job.payload). Header values may name the destination's secrets as "
+   "{{secret:NAME}}: the host puts them in as it sends, so they are never in plugin code, "
+   "logs or recorded runs. Returns the call's id.",
+   "@param call TpHttpCall\n"
+   "@return integer # the call's id (reply.call_id)"},
   {NULL, "config", tplib_config, TP_CTX_ANY, "tp.config() -> table",
    "The plugin's config table from the tenant's config (the same table a handler gets as "
    "req.config), in every context: jobs, event handlers and exports have no req.",
@@ -214,6 +225,9 @@ const tpa_field tpa_shapes[] = {
   {"tp.json", "null", "lightuserdata",
    "The JSON null: decoding null gives this value (not nil); encoding it writes null."},
   {"tp.crypto", NULL, NULL, "Digests and signatures for callbacks and tokens."},
+  {"tp.http", NULL, NULL,
+   "Calls out to the destinations the brand's config lists for the plugin: made after the "
+   "transaction commits, retried with the same Idempotency-Key, answered to a job."},
   {"tp.auth", NULL, NULL,
    "Members and their tokens. A merged member's token enters as its survivor, so req.user is "
    "always a survivor; ids in bodies are resolved with tp.auth.resolve."},
@@ -239,6 +253,31 @@ const tpa_field tpa_shapes[] = {
    "The body's exact bytes, for signatures over them; nil without a body."},
   {"TpRequest", "config", "table", "The plugin's config table (the same as tp.config())."},
 
+  {"TpHttpCall", NULL, NULL, "A call out (tp.http.request)."},
+  {"TpHttpCall", "to", "string", "A destination of the brand's config (tenants[i].http) that lists this plugin."},
+  {"TpHttpCall", "path", "string", "Appended to the destination's URL: starts with /, may carry a query."},
+  {"TpHttpCall", "method", "\"GET\"|\"POST\"|\"PUT\"|\"PATCH\"|\"DELETE\"|nil",
+   "Default POST with a body or json, else GET."},
+  {"TpHttpCall", "headers", "table<string,string>?",
+   "At most 32; a value may hold {{secret:NAME}} of the destination's secrets."},
+  {"TpHttpCall", "body", "string?", "The body as is (at most 1 MiB)."},
+  {"TpHttpCall", "json", "table?", "Plain data sent as JSON (Content-Type: application/json)."},
+  {"TpHttpCall", "key", "string?",
+   "The Idempotency-Key of every attempt (default tp-<tenant>-<call id>)."},
+  {"TpHttpCall", "on_reply", "string?", "A job of this plugin that gets the reply as job.payload."},
+  {"TpHttpCall", "context", "table?", "Plain data handed back in the reply."},
+  {"TpHttpCall", "attempts", "integer?", "At most this many attempts (default: the destination's max_attempts)."},
+  {"TpHttpReply", NULL, NULL, "What on_reply's job gets as job.payload."},
+  {"TpHttpReply", "call_id", "integer", "tp.http.request's id."},
+  {"TpHttpReply", "to", "string", "The destination."},
+  {"TpHttpReply", "ok", "boolean", "An answer with a 2xx status came."},
+  {"TpHttpReply", "status", "integer", "The HTTP status; 0 when no answer came."},
+  {"TpHttpReply", "body", "string?", "The answer's body (nil when none came, or it is not UTF-8)."},
+  {"TpHttpReply", "error", "string?",
+   "Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, "
+   "secret_unknown, destination_unknown."},
+  {"TpHttpReply", "attempts", "integer", "Attempts made."},
+  {"TpHttpReply", "context", "any", "The call's context."},
   {"TpJob", NULL, NULL, "What a job handler (manifest jobs.NAME) gets as its one argument."},
   {"TpJob", "id", "integer", "The job's id (tp.jobs.schedule returned it)."},
   {"TpJob", "name", "string", "The job's name."},

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "net/router.h"
+#include "store/outbox.h"
 #include "store/sched.h"
 #include "store/store.h"
 
@@ -145,6 +146,9 @@ typedef struct tp_services {
   tp_plugin *(*peer_at)(void *ud, int i);
   /* the tenant's member aliases (alias.h): tp.auth */
   struct tpal_table *(*aliases)(void *ud);
+  /* writes call into the outbox, made once the transaction commits (tp.http);
+  ** NULL where the host makes no calls */
+  int (*http)(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, char *err, size_t errcap);
 } tp_services;
 
 /* What a handler is called with (built by the host from the HTTP request). */

@@ -248,6 +248,25 @@ function tp.crypto.hmac_sha256(key, data, encoding) end
 ---@return boolean
 function tp.crypto.equal(a, b) end
 
+---Calls out to the destinations the brand's config lists for the plugin: made after the
+---transaction commits, retried with the same Idempotency-Key, answered to a job.
+---@class tp.http
+tp.http = {}
+
+---Calls out over HTTP(S) to a destination the brand's config lists for this plugin
+---(tenants[i].http): the call is written to the outbox in this transaction and made once it
+---commits, so a rolled-back handler calls nobody. It is retried with back-off on a timeout,
+---a failed connection, a 429 or a 5xx, up to its attempts, each with the same
+---Idempotency-Key. The answer (or the final failure) goes to the plugin's job on_reply, in
+---a transaction of its own (TpHttpReply in job.payload). Header values may name the
+---destination's secrets as {{secret:NAME}}: the host puts them in as it sends, so they are
+---never in plugin code, logs or recorded runs. Returns the call's id.
+---
+---Allowed in: handler, job, event, setup.
+---@param call TpHttpCall
+---@return integer # the call's id (reply.call_id)
+function tp.http.request(call) end
+
 ---Members and their tokens. A merged member's token enters as its survivor, so req.user is
 ---always a survivor; ids in bodies are resolved with tp.auth.resolve.
 ---@class tp.auth
@@ -309,6 +328,30 @@ function tp.auth.resolve(user) end
 ---@field body any The JSON body, decoded (integers stay integers); nil without a body.
 ---@field raw_body string? The body's exact bytes, for signatures over them; nil without a body.
 ---@field config table The plugin's config table (the same as tp.config()).
+
+---A call out (tp.http.request).
+---@class TpHttpCall
+---@field to string A destination of the brand's config (tenants[i].http) that lists this plugin.
+---@field path string Appended to the destination's URL: starts with /, may carry a query.
+---@field method "GET"|"POST"|"PUT"|"PATCH"|"DELETE"|nil Default POST with a body or json, else GET.
+---@field headers table<string,string>? At most 32; a value may hold {{secret:NAME}} of the destination's secrets.
+---@field body string? The body as is (at most 1 MiB).
+---@field json table? Plain data sent as JSON (Content-Type: application/json).
+---@field key string? The Idempotency-Key of every attempt (default tp-<tenant>-<call id>).
+---@field on_reply string? A job of this plugin that gets the reply as job.payload.
+---@field context table? Plain data handed back in the reply.
+---@field attempts integer? At most this many attempts (default: the destination's max_attempts).
+
+---What on_reply's job gets as job.payload.
+---@class TpHttpReply
+---@field call_id integer tp.http.request's id.
+---@field to string The destination.
+---@field ok boolean An answer with a 2xx status came.
+---@field status integer The HTTP status; 0 when no answer came.
+---@field body string? The answer's body (nil when none came, or it is not UTF-8).
+---@field error string? Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, secret_unknown, destination_unknown.
+---@field attempts integer Attempts made.
+---@field context any The call's context.
 
 ---What a job handler (manifest jobs.NAME) gets as its one argument.
 ---@class TpJob

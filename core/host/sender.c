@@ -1,0 +1,381 @@
+/*
+** sender.c - makes the calls out that plugins wrote to their tenant's outbox
+** (tp.http.request, store/outbox.h) and hands each answer to the plugin.
+**
+** The way of a call: the handler's transaction commits with the row in it;
+** before the loop next polls (a uv_prepare handle: no request is being
+** answered then, so a failed commit here cannot be mistaken for one of
+** theirs) the sender leases the due rows in a transaction of its own, commits
+** it, and only then starts the calls (net/outbound.h). An answer, or a
+** failure, joins the tenant's batch: a final one deletes the row and, when the
+** call named on_reply, schedules that job with the reply (TpHttpReply); a
+** timeout, a failed connection, a 429 or a 5xx with attempts left puts the row
+** back with a doubling delay. One uv_timer wakes the sender for the earliest
+** retry or lease that ends.
+**
+** Every attempt carries the call's Idempotency-Key; a kill -9 at any point
+** leaves the row in the outbox, leased or not, and the next start sends it.
+*/
+#include "host/host_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/utf8.h"
+#include "base/version.h"
+#include "net/outbound.h"
+
+#define MAX_INFLIGHT 1024          /* calls in flight, the whole host */
+#define LEASE_GRACE_MS 5000        /* a lease outlives its call's timeout by this */
+#define RETRY_MAX_MS (5 * 60 * 1000)
+
+typedef struct tp_sender {
+  tp_host *h;
+  tpo_client *client;
+  uv_prepare_t prepare;
+  uv_timer_t timer;
+  int64_t timer_due_ms;            /* wall time it is armed for; INT64_MAX: idle */
+  bool pending_commit;             /* answers were written into a batch */
+  int open_handles;
+  bool closing;
+} tp_sender;
+
+/* One call in flight. */
+typedef struct call {
+  tp_sender *s;
+  tp_tenant *t;
+  int64_t id;
+  char plugin[33], dest[33], on_reply[TPQ_MAX_NAME + 1];
+  bool has_reply;
+  char *context;                   /* JSON, or NULL */
+  int attempt, max_attempts;
+  int64_t retry_base_ms;
+  const char *error;               /* set before sending: it cannot be sent */
+  char message[256];
+  char method[8];
+  char *url, *body;
+  size_t body_len;
+  tp_buf headers;                  /* "Name: value" lines, secrets put in, NUL-separated */
+  const char **lines;
+  int nlines;
+  int64_t timeout_ms;
+  size_t max_response_bytes;
+  const char *ca_file;
+} call;
+
+static void call_free(call *c) {
+  free(c->context);
+  free(c->url);
+  free(c->body);
+  if (c->headers.data) memset(c->headers.data, 0, c->headers.cap);  /* it held secrets */
+  tp_buf_free(&c->headers);
+  free(c->lines);
+  free(c);
+}
+
+/* ---- after an attempt */
+
+static int64_t retry_delay(const call *c) {
+  int64_t d = c->retry_base_ms;
+  for (int i = 1; i < c->attempt && d < RETRY_MAX_MS; i++) d *= 2;
+  return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
+}
+
+/* The reply a plugin's on_reply job gets (TpHttpReply in lua/api.c). */
+static void reply_json(const call *c, const tpo_response *res, bool ok, tp_buf *out) {
+  tp_buf_printf(out, "{\"call_id\":%lld,\"to\":", (long long)c->id);
+  tp_buf_add_json_str(out, c->dest, strlen(c->dest));
+  tp_buf_printf(out, ",\"ok\":%s,\"status\":%d,\"attempts\":%d", ok ? "true" : "false",
+                res ? res->status : 0, c->attempt);
+  if (res && !res->error && tp_utf8_valid(res->body, res->body_len)) {
+    tp_buf_adds(out, ",\"body\":");
+    tp_buf_add_json_str(out, res->body, res->body_len);
+  }
+  const char *error = c->error ? c->error : res ? res->error : NULL;
+  if (error) {
+    tp_buf_adds(out, ",\"error\":");
+    tp_buf_add_json_str(out, error, strlen(error));
+  }
+  if (c->context) {
+    tp_buf_adds(out, ",\"context\":");
+    tp_buf_adds(out, c->context);
+  }
+  tp_buf_addc(out, '}');
+}
+
+static void log_attempt(const call *c, const tpo_response *res, const char *outcome) {
+  tp_buf *line = tp_log_begin(outcome[0] == 'o' ? TP_LOG_INFO : TP_LOG_WARN, "call out");
+  if (!line) return;
+  tp_log_str(line, "tenant", c->t->conf->id);
+  tp_log_str(line, "plugin", c->plugin);
+  tp_log_str(line, "to", c->dest);
+  tp_log_int(line, "call_id", c->id);
+  tp_log_int(line, "attempt", c->attempt);
+  if (res && res->status) tp_log_int(line, "status", res->status);
+  const char *error = c->error ? c->error : res ? res->error : NULL;
+  if (error) tp_log_str(line, "error", error);
+  if (res) tp_log_num(line, "ms", res->seconds * 1000);
+  tp_log_str(line, "outcome", outcome);
+  tp_log_end(line);
+}
+
+/* Writes the attempt's outcome into the tenant's batch (committed before the
+** loop next polls). A database failure leaves the row leased: it goes again
+** when the lease ends. */
+static void settle(call *c, const tpo_response *res) {
+  tp_sender *s = c->s;
+  tp_host *h = s->h;
+  tp_tenant *t = c->t;
+  bool answered = !c->error && res && !res->error;
+  int status = answered ? res->status : 0;
+  bool retryable = !c->error && (!answered || status == 429 || status >= 500);
+  bool final = !retryable || c->attempt >= c->max_attempts;
+  bool ok = answered && status >= 200 && status < 300;
+  int64_t now = tp_clock_wall_ms();  /* calls out keep real time, also on a test clock */
+  if (res) tpm_call_out(h->metrics, t->conf->id, c->dest, res->seconds, ok);
+  if (tp__join_batch(h, t) != 0 || tps_savepoint(&t->db) != 0) {
+    log_attempt(c, res, "not recorded: the database is unavailable");
+    return;
+  }
+  int rc = 0;
+  char err[256] = "";
+  if (!final) {
+    char why[64];
+    snprintf(why, sizeof why, "%s", answered ? "" : res ? res->error : c->error);
+    if (answered) snprintf(why, sizeof why, "status %d", status);
+    rc = tpob_retry(&t->outbox, c->id, now + retry_delay(c), why);
+  } else {
+    if (c->has_reply) {
+      tp_buf payload;
+      tp_buf_init(&payload);
+      reply_json(c, res, ok, &payload);
+      tpq_job job = {.name = c->on_reply, .payload = payload.data, .payload_len = payload.len,
+                     .due_ms = tp__now(t), .max_attempts = h->cfg->limits.job_max_attempts};
+      int64_t job_id;
+      rc = tpq_schedule(&t->queue, c->plugin, &job, tp__now(t), &job_id, err, sizeof err);
+      tp_buf_free(&payload);
+      t->queue_touched = true;
+    }
+    if (rc == 0)
+      rc = c->has_reply || answered ? tpob_remove(&t->outbox, c->id)
+                                    : tpob_bury(&t->outbox, c->id, now, c->error ? c->error : res->error);
+  }
+  if (rc == 0) tps_release(&t->db);
+  else tps_rollback_to(&t->db);
+  log_attempt(c, res, rc != 0 ? "not recorded" : !final ? "retry" : ok ? "ok" : "given up");
+  t->outbox_touched = h->outbox_touched = true;  /* its next due time is read after the commit */
+  s->pending_commit = true;
+}
+
+static void on_answer(void *ud, const tpo_response *res) {
+  call *c = ud;
+  if (!c->s->closing) settle(c, res);  /* cancelled at shutdown: the lease sends it again */
+  call_free(c);
+}
+
+/* ---- taking due calls */
+
+/* Splits c's header lines (with secrets in) for curl, and adds the key and
+** the agent. */
+static void build_headers(call *c, const char *key) {
+  tp_buf_printf(&c->headers, "Idempotency-Key: %s\n", key);
+  tp_buf_printf(&c->headers, "User-Agent: tidepool/%s\n", TIDEPOOL_VERSION);
+  int n = 0;
+  for (size_t i = 0; i < c->headers.len; i++) n += c->headers.data[i] == '\n';
+  c->lines = calloc((size_t)n + 1, sizeof *c->lines);
+  char *p = c->headers.data;
+  for (char *nl; p && (nl = memchr(p, '\n', c->headers.len - (size_t)(p - c->headers.data)));
+       p = nl + 1) {
+    *nl = '\0';
+    c->lines[c->nlines++] = p;
+  }
+}
+
+typedef struct taking {
+  tp_sender *s;
+  tp_tenant *t;
+  call **calls;
+  int n;
+} taking;
+
+static int64_t take_row(void *ud, const tpob_row *row) {
+  taking *k = ud;
+  call *c = calloc(1, sizeof *c);
+  if (!c) return 0;
+  c->s = k->s;
+  c->t = k->t;
+  c->id = row->id;
+  snprintf(c->plugin, sizeof c->plugin, "%s", row->plugin);
+  snprintf(c->dest, sizeof c->dest, "%s", row->dest);
+  c->has_reply = row->on_reply != NULL;
+  if (row->on_reply) snprintf(c->on_reply, sizeof c->on_reply, "%s", row->on_reply);
+  c->context = row->context ? strdup(row->context) : NULL;
+  c->attempt = row->attempts + 1;
+  c->max_attempts = row->max_attempts;
+  tp_buf_init(&c->headers);
+  const tpc_destination *d = tpc_find_destination(k->t->conf, row->dest);
+  int64_t lease = 1000;
+  if (!d || !tpc_destination_allows(d, row->plugin)) {
+    c->error = "destination_unknown";  /* the brand's config changed since the call was made */
+    c->retry_base_ms = 1000;
+  } else {
+    c->retry_base_ms = d->retry_base_ms;
+    c->timeout_ms = d->timeout_ms;
+    c->max_response_bytes = (size_t)d->max_response_bytes;
+    c->ca_file = d->ca_file;
+    lease = d->timeout_ms + LEASE_GRACE_MS;
+    size_t ulen = strlen(d->url) + strlen(row->path) + 1;
+    c->url = malloc(ulen);
+    snprintf(c->url, ulen, "%s%s", d->url, row->path);
+    if (row->body) {
+      c->body = malloc(row->body_len + 1);
+      memcpy(c->body, row->body, row->body_len);
+      c->body_len = row->body_len;
+    }
+    char err[200];
+    if (tpc_expand_secrets(d, row->headers, strlen(row->headers), &c->headers, err, sizeof err) != 0) {
+      c->error = "secret_unknown";
+      snprintf(c->message, sizeof c->message, "%s", err);
+    } else {
+      build_headers(c, row->key);
+    }
+    snprintf(c->method, sizeof c->method, "%s", row->method);
+  }
+  k->calls[k->n++] = c;
+  return lease;
+}
+
+static void send_call(tp_sender *s, call *c) {
+  if (!c->error) {
+    tpo_request req = {.method = c->method, .url = c->url, .headers = c->lines,
+                       .nheaders = c->nlines, .body = c->body, .body_len = c->body_len,
+                       .timeout_ms = c->timeout_ms, .max_response_bytes = c->max_response_bytes,
+                       .ca_file = c->ca_file};
+    char err[200];
+    if (tpo_send(s->client, &req, on_answer, c, err, sizeof err) == 0) return;
+    c->error = "transport_failed";
+  }
+  settle(c, NULL);
+  call_free(c);
+}
+
+/* Leases t's due calls, commits the leases, then sends them. */
+static void kick(tp_sender *s, tp_tenant *t) {
+  tp_host *h = s->h;
+  int room = MAX_INFLIGHT - tpo_inflight(s->client);
+  if (room <= 0) return;  /* the answers' settling touches the outbox again */
+  taking k = {.s = s, .t = t, .calls = calloc((size_t)room, sizeof(call *))};
+  if (!k.calls || tp__join_batch(h, t) != 0) {
+    free(k.calls);
+    return;
+  }
+  int leased = tpob_take(&t->outbox, tp_clock_wall_ms(), room, take_row, &k);
+  bool failed_before = h->commit_failed;
+  tp__flush_batch(h);
+  bool committed = leased >= 0 && !(h->commit_failed && !failed_before);
+  for (int i = 0; i < k.n; i++) {
+    if (committed) send_call(s, k.calls[i]);
+    else call_free(k.calls[i]);  /* not leased after all: they stay due */
+  }
+  free(k.calls);
+  t->outbox_touched = h->outbox_touched = true;
+}
+
+/* ---- the loop's side */
+
+static void on_due(uv_timer_t *timer);
+
+static void arm(tp_sender *s) {
+  tp_host *h = s->h;
+  int64_t earliest = INT64_MAX;
+  for (int i = 0; i < h->ntenants; i++)
+    if (h->tenants[i].outbox_due_ms < earliest) earliest = h->tenants[i].outbox_due_ms;
+  if (earliest == s->timer_due_ms) return;
+  s->timer_due_ms = earliest;
+  if (earliest == INT64_MAX) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  int64_t delay = earliest - tp_clock_wall_ms();
+  uv_timer_start(&s->timer, on_due, delay > 0 ? (uint64_t)delay + 1 : 1, 0);
+}
+
+static void on_due(uv_timer_t *timer) {
+  tp_sender *s = timer->data;
+  s->timer_due_ms = INT64_MAX;
+  int64_t now = tp_clock_wall_ms();
+  for (int i = 0; i < s->h->ntenants; i++)
+    if (s->h->tenants[i].outbox_due_ms <= now) s->h->tenants[i].outbox_touched = s->h->outbox_touched = true;
+  /* the prepare handle, right after the timers, takes them */
+}
+
+/* Before the loop polls: commit the answers written since, then take what is
+** due. No request is being answered now, so a failed commit is ours alone. */
+static void on_prepare(uv_prepare_t *p) {
+  tp_sender *s = p->data;
+  tp_host *h = s->h;
+  if (s->pending_commit) {
+    s->pending_commit = false;
+    tp__flush_batch(h);
+    tp_host_iteration_end(h);
+    tp__arm_timer(h);  /* the replies are jobs */
+  }
+  if (!h->outbox_touched || h->running_tasks) return;
+  h->outbox_touched = false;
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    if (!t->outbox_touched) continue;
+    t->outbox_touched = false;
+    if (t->dirty) tp__flush_batch(h);
+    int64_t now = tp_clock_wall_ms();
+    t->outbox_due_ms = tpob_next_due(&t->outbox);
+    if (t->outbox_due_ms <= now) {
+      kick(s, t);
+      t->outbox_touched = false;
+      t->outbox_due_ms = tpob_next_due(&t->outbox);
+    }
+  }
+  tp_host_iteration_end(h);
+  arm(s);
+}
+
+static void on_closed(uv_handle_t *hd) {
+  tp_sender *s = hd->data;
+  if (--s->open_handles == 0) free(s);
+}
+
+void tp__sender_start(tp_host *h) {
+  tp_sender *s = calloc(1, sizeof *s);
+  if (!s) return;
+  s->h = h;
+  s->client = tpo_new(h->loop);
+  if (!s->client) {
+    tp_log_msg(TP_LOG_ERROR, "calls out are off", "libcurl could not be set up");
+    free(s);
+    return;
+  }
+  uv_prepare_init(h->loop, &s->prepare);
+  s->prepare.data = s;
+  uv_prepare_start(&s->prepare, on_prepare);
+  uv_timer_init(h->loop, &s->timer);
+  s->timer.data = s;
+  s->timer_due_ms = INT64_MAX;
+  s->open_handles = 2;
+  h->sender = s;
+  h->outbox_touched = true;  /* what a start found due goes now */
+}
+
+void tp__sender_stop(tp_host *h) {
+  tp_sender *s = h->sender;
+  if (!s) return;
+  h->sender = NULL;
+  s->closing = true;
+  tpo_free(s->client);  /* in flight: cancelled, their leases end at the next start */
+  uv_prepare_stop(&s->prepare);
+  uv_timer_stop(&s->timer);
+  uv_close((uv_handle_t *)&s->prepare, on_closed);
+  uv_close((uv_handle_t *)&s->timer, on_closed);
+}
