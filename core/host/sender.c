@@ -131,7 +131,10 @@ static void settle(call *c, const tpo_response *res) {
   tp_tenant *t = c->t;
   bool answered = !c->error && res && !res->error;
   int status = answered ? res->status : 0;
-  bool retryable = !c->error && (!answered || status == 429 || status >= 500);
+  /* a timeout, a refused connection, a 429 or a 5xx may pass; an answer too
+  ** large will be as large again */
+  bool too_large = res && res->error && strcmp(res->error, "response_too_large") == 0;
+  bool retryable = !c->error && !too_large && (!answered || status == 429 || status >= 500);
   bool final = !retryable || c->attempt >= c->max_attempts;
   bool ok = answered && status >= 200 && status < 300;
   int64_t now = tp_clock_wall_ms();  /* calls out keep real time, also on a test clock */
