@@ -287,7 +287,14 @@ local function drop_job(job)
   end
   if not it.segment then
     local res = tp.call("coupons", "issue", row.activity_id, it.users, "campaign:" .. name)
-    mark_done(key, ("issued %d, skipped %d"):format(res.issued or 0, res.skipped or 0))
+    local skipped = type(res.skipped) == "table" and res.skipped or {}
+    local why = {}
+    for i, s in ipairs(skipped) do
+      if i > 20 then why[#why + 1] = "..."; break end
+      why[#why + 1] = ("%s %s"):format(tostring(s.user), tostring(s.reason))
+    end
+    mark_done(key, ("issued %d, skipped %d%s"):format(res.issued or 0, #skipped,
+      #why > 0 and (" (" .. table.concat(why, ", ") .. ")") or ""))
     return
   end
   -- every member of a segment: the coupons plugin runs the drop on, a slice per job of its own
