@@ -457,7 +457,7 @@ local function check_hooks(r, c, on)
 end
 
 ---Every problem recorded, in the order of their lines, one per line of text
----(at most max of them, then how many more); nil when there is none.
+---(at most max of them, default 15, then how many more); nil when there is none.
 ---@param r table the reader (c.r)
 ---@param max integer?
 ---@return string|nil
@@ -469,7 +469,7 @@ function script.problems_text(r, max)
     if a.line ~= b.line then return a.line < b.line end
     return a.seq < b.seq
   end)
-  max = max or 20
+  max = max or 15  -- what a slot's last_error (4 KiB) holds whole
   local out = {}
   for i = 1, math.min(#sorted, max) do out[i] = sorted[i].text end
   if #sorted > max then out[#out + 1] = ("%s: ... and %d more"):format(r.file, #sorted - max) end
