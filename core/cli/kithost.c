@@ -13,6 +13,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/token.h"
+#include "base/tzone.h"
 #include "lua/api.h"
 #include "lua/invoke.h"
 #include "lua/sandbox.h"
@@ -49,11 +50,14 @@ static int start_clock(kit_file *k) {
   return rc;
 }
 
-/* host.open(plugins_src): loads the config with the plugins given (a Lua
-** table literal) and opens the host. true, or nil and what went wrong. */
+/* host.open(plugins_src [, timezone]): loads the config with the plugins
+** given (a Lua table literal) and the tenant's time zone (default the
+** config's, Asia/Shanghai) and opens the host. true, or nil and what went
+** wrong. */
 static int l_open(lua_State *L) {
   kit_file *k = kit_of(L);
   const char *plugins = luaL_checkstring(L, 1);
+  const char *zone = luaL_optstring(L, 2, NULL);
   if (k->cfg_loaded) return luaL_error(L, "the test host is already open");
   tp_buf text;
   tp_buf_init(&text);
@@ -85,8 +89,13 @@ static int l_open(lua_State *L) {
   tp_buf_adds(&text, " },\n  sdk_dir = ");
   add_lua_str(&text, k->sdk);
   tp_buf_adds(&text, ",\n  tenants = { {\n    id = '" KIT_TENANT "', token_secret = '" KIT_SECRET
-                     "',\n    api_keys = { '" KIT_ADMIN_KEY "' }, clock = 'manual',\n"
-                     "    plugins = ");
+                     "',\n    api_keys = { '" KIT_ADMIN_KEY "' }, clock = 'manual',\n");
+  if (zone) {
+    tp_buf_adds(&text, "    timezone = ");
+    add_lua_str(&text, zone);
+    tp_buf_adds(&text, ",\n");
+  }
+  tp_buf_adds(&text, "    plugins = ");
   tp_buf_adds(&text, plugins);
   tp_buf_adds(&text, ",\n  } },\n}\n");
   char err[1024];
@@ -130,21 +139,13 @@ static int l_open(lua_State *L) {
   return 1;
 }
 
-/* host.request(method, target, headers, body) -> status, body, headers.
-** One request through the host's pipeline, committed like the end of a
-** loop iteration before its answer is read. */
-static int l_request(lua_State *L) {
-  kit_file *k = kit_open_of(L);
-  const char *method = luaL_checkstring(L, 1);
-  size_t tlen, blen = 0;
-  const char *target = luaL_checklstring(L, 2, &tlen);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  const char *body = luaL_optlstring(L, 4, NULL, &blen);
-  tph_header headers[KIT_MAX_HEADERS];
-  char names[KIT_MAX_HEADERS][128];
+/* The request headers of the table at idx, names in lower case: names[i]
+** holds header i's name, its value stays in the table. The count, or raises. */
+static int read_headers(lua_State *L, int idx, tph_header *headers,
+                        char (*names)[128]) {
   int n = 0;
   lua_pushnil(L);
-  while (lua_next(L, 3)) {
+  while (lua_next(L, idx)) {
     /* stack: ... key value */
     size_t nlen, vlen;
     const char *name = lua_tolstring(L, -2, &nlen), *value = lua_tolstring(L, -1, &vlen);
@@ -160,38 +161,144 @@ static int l_request(lua_State *L) {
     n++;
     lua_pop(L, 1);
   }
-  tph_response res;
-  memset(&res, 0, sizeof res);
-  tp_buf_init(&res.body);
-  res.content_type = "application/json";
-  res.start_ns = tp_clock_mono_ns();
-  res.keep_alive = true;
-  res.method = method;
-  snprintf(res.request_id, sizeof res.request_id, "kit-%lld", (long long)++k->requests);
+  return n;
+}
+
+/* Handles one request of the current loop iteration, as the server would
+** between reading it and the iteration's group commit; res is answered but
+** not yet finished. The id of its recorded run if a plugin failed it (a 5xx
+** with the plugin's error and traceback in _tp_runs), else 0. */
+static int64_t handle_one(lua_State *L, kit_file *k, const char *method, int target_idx,
+                          int headers_idx, int body_idx, tph_response *res) {
+  size_t tlen, blen = 0;
+  const char *target = luaL_checklstring(L, target_idx, &tlen);
+  luaL_checktype(L, headers_idx, LUA_TTABLE);
+  const char *body = luaL_optlstring(L, body_idx, NULL, &blen);
+  tph_header headers[KIT_MAX_HEADERS];
+  char names[KIT_MAX_HEADERS][128];
+  int n = read_headers(L, headers_idx, headers, names);
+  memset(res, 0, sizeof *res);
+  tp_buf_init(&res->body);
+  res->content_type = "application/json";
+  res->start_ns = tp_clock_mono_ns();
+  res->keep_alive = true;
+  res->method = method;
+  snprintf(res->request_id, sizeof res->request_id, "kit-%lld", (long long)++k->requests);
   tph_request req = {.method = method, .target = target, .target_len = tlen, .headers = headers,
                      .nheaders = n, .body = body, .body_len = blen,
-                     .request_id = res.request_id};
-  tp_host_handle(&k->host, &req, &res);
-  tp_host_commit(&k->host);
-  if (res.commit_failed && *res.commit_failed)
-    tph_error(&res, 503, "commit_failed", "the change could not be made durable; nothing was "
+                     .request_id = res->request_id};
+  k->host.last.plugin[0] = '\0';
+  k->host.last.run_id = 0;
+  tp_host_handle(&k->host, &req, res);
+  const struct tp_last_invocation *l = &k->host.last;
+  return l->plugin[0] && !l->ok ? l->run_id : 0;
+}
+
+/* After the iteration's commit: a failed commit answers 503, as the server
+** would; the request is finished (logged, counted). */
+static void finish_one(kit_file *k, tph_response *res) {
+  if (res->commit_failed && *res->commit_failed)
+    tph_error(res, 503, "commit_failed", "the change could not be made durable; nothing was "
               "saved, retry");
-  tp_host_finished(&k->host, &res, (double)(tp_clock_mono_ns() - res.start_ns) / 1e9);
-  tp_host_iteration_end(&k->host);
-  tp_log_flush();
-  lua_pushinteger(L, res.status);
-  lua_pushlstring(L, res.body.data ? res.body.data : "", res.body.len);
+  tp_host_finished(&k->host, res, (double)(tp_clock_mono_ns() - res->start_ns) / 1e9);
+}
+
+/* Pushes status, body, headers and the failed run's id (or nil) of res,
+** and frees its body. */
+static void push_response(lua_State *L, tph_response *res, int64_t run_id) {
+  lua_pushinteger(L, res->status);
+  lua_pushlstring(L, res->body.data ? res->body.data : "", res->body.len);
   lua_createtable(L, 0, 3);
-  lua_pushstring(L, res.content_type);
+  lua_pushstring(L, res->content_type);
   lua_setfield(L, -2, "content-type");
-  lua_pushstring(L, res.request_id);
+  lua_pushstring(L, res->request_id);
   lua_setfield(L, -2, "x-request-id");
-  if (res.allow[0]) {
-    lua_pushstring(L, res.allow);
+  if (res->allow[0]) {
+    lua_pushstring(L, res->allow);
     lua_setfield(L, -2, "allow");
   }
-  tp_buf_free(&res.body);
-  return 3;
+  if (run_id) lua_pushinteger(L, run_id);
+  else lua_pushnil(L);
+  tp_buf_free(&res->body);
+}
+
+/* host.request(method, target, headers, body) -> status, body, headers,
+** failed_run_id. One request through the host's pipeline, committed like
+** the end of a loop iteration before its answer is read. */
+static int l_request(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  const char *method = luaL_checkstring(L, 1);
+  tph_response res;
+  int64_t run_id = handle_one(L, k, method, 2, 3, 4, &res);
+  tp_host_commit(&k->host);
+  finish_one(k, &res);
+  tp_host_iteration_end(&k->host);
+  tp_log_flush();
+  push_response(L, &res, run_id);
+  return 4;
+}
+
+#define KIT_MAX_BATCH 1000
+
+/* host.request_batch({ {method, target, headers, body}, ... }) ->
+** { {status, body, headers, run_id}, ... }: the requests of one loop
+** iteration, as clients that sent them at the same moment get them handled.
+** The host has one thread: each runs to completion in its own savepoint, in
+** the order given, at the same clock reading, and sees the writes of those
+** before it; then all are committed together (one group commit) and only
+** then answered. A commit that fails answers every one of them 503. */
+static int l_request_batch(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= KIT_MAX_BATCH, 1, "1 to 1000 requests expected");
+  /* every request is checked before the first is handled: a raise in the
+  ** middle would leave the iteration's batch open */
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    /* stack: list request */
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "request %d is not a table {method, target, headers, body}", (int)i);
+    for (int f = 1; f <= 4; f++) lua_rawgeti(L, -f, f);
+    /* stack: list request method target headers body */
+    if (!lua_isstring(L, -4) || !lua_isstring(L, -3) || !lua_istable(L, -2) ||
+        !(lua_isnil(L, -1) || lua_isstring(L, -1)))
+      return luaL_error(L, "request %d: {method, target, headers, body} expected", (int)i);
+    tph_header headers[KIT_MAX_HEADERS];
+    char names[KIT_MAX_HEADERS][128];
+    read_headers(L, lua_gettop(L) - 1, headers, names);
+    lua_pop(L, 5);
+  }
+  tph_response *res = calloc((size_t)n, sizeof *res);
+  int64_t *runs = calloc((size_t)n, sizeof *runs);
+  if (!res || !runs) {
+    free(res);
+    free(runs);
+    return luaL_error(L, "out of memory");
+  }
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    int r = lua_gettop(L);
+    for (int f = 1; f <= 4; f++) lua_rawgeti(L, r, f);
+    /* stack: list request method target headers body; the list holds them all */
+    runs[i] = handle_one(L, k, lua_tostring(L, r + 1), r + 2, r + 3, r + 4, &res[i]);
+    lua_settop(L, r - 1);
+  }
+  tp_host_commit(&k->host);
+  for (lua_Integer i = 0; i < n; i++) finish_one(k, &res[i]);
+  tp_host_iteration_end(&k->host);
+  tp_log_flush();
+  lua_createtable(L, (int)n, 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_createtable(L, 4, 0);
+    push_response(L, &res[i], runs[i]);
+    /* stack: list out answer status body headers run_id */
+    for (int f = 4; f >= 1; f--) lua_rawseti(L, -1 - f, f);
+    lua_rawseti(L, -2, i + 1);
+  }
+  free(res);
+  free(runs);
+  return 1;
 }
 
 /* host.token(user): valid for a day of wall time (tokens are checked
@@ -300,6 +407,32 @@ static int l_set_clock(lua_State *L) {
   return 0;
 }
 
+/* host.localtime(epoch) -> {year, month, day, hour, min, sec, wday, yday,
+** utc_offset}: epoch broken down in the tenant's zone, as tp.localtime. */
+static int l_localtime(lua_State *L) {
+  kit_file *k = kit_open_of(L);
+  lua_Integer epoch = luaL_checkinteger(L, 1);
+  struct tm tm;
+  long off;
+  tp_tz_local(k->t->conf->timezone, (int64_t)epoch, &tm, &off);
+  lua_createtable(L, 0, 9);
+  lua_pushinteger(L, tm.tm_year + 1900);  lua_setfield(L, -2, "year");
+  lua_pushinteger(L, tm.tm_mon + 1);      lua_setfield(L, -2, "month");
+  lua_pushinteger(L, tm.tm_mday);         lua_setfield(L, -2, "day");
+  lua_pushinteger(L, tm.tm_hour);         lua_setfield(L, -2, "hour");
+  lua_pushinteger(L, tm.tm_min);          lua_setfield(L, -2, "min");
+  lua_pushinteger(L, tm.tm_sec);          lua_setfield(L, -2, "sec");
+  lua_pushinteger(L, tm.tm_wday == 0 ? 7 : tm.tm_wday);  lua_setfield(L, -2, "wday");
+  lua_pushinteger(L, tm.tm_yday + 1);     lua_setfield(L, -2, "yday");
+  lua_pushinteger(L, off);                lua_setfield(L, -2, "utc_offset");
+  return 1;
+}
+
+static int l_timezone(lua_State *L) {
+  lua_pushstring(L, kit_open_of(L)->t->conf->timezone);
+  return 1;
+}
+
 /* host.last() -> what the last plugin invocation cost, or nil. */
 static int l_last(lua_State *L) {
   kit_file *k = kit_open_of(L);
@@ -359,7 +492,9 @@ static int l_invoke_task(lua_State *L) {
 
 void tpkit_push(lua_State *L, kit_file *k) {
   static const luaL_Reg fns[] = {
-      {"open", l_open}, {"request", l_request}, {"token", l_token}, {"now_ms", l_now_ms},
+      {"open", l_open}, {"request", l_request}, {"request_batch", l_request_batch},
+      {"token", l_token}, {"now_ms", l_now_ms}, {"localtime", l_localtime},
+      {"timezone", l_timezone},
       {"advance", l_advance}, {"drain", l_drain}, {"query", l_query},
       {"pin_seed", l_pin_seed}, {"set_clock", l_set_clock}, {"last", l_last},
       {"invoke_task", l_invoke_task},

@@ -2,8 +2,11 @@
 ** kithost.h - the C side of `tidepool test` for one test file: a host opened
 ** in-process on a temporary data directory, with one tenant "test" on the
 ** manual clock, and the binding `host` that sdk/tp/testkit.lua drives it by:
-**   host.open(plugins_src)        config and host (plugins_src: a Lua table literal)
-**   host.request(m, target, headers, body)  -> status, body, headers
+**   host.open(plugins_src [, tz]) config and host (plugins_src: a Lua table literal)
+**   host.request(m, target, headers, body)  -> status, body, headers, failed_run_id
+**   host.request_batch({{m, target, headers, body}, ...}) -> {{status, body, headers,
+**                                 failed_run_id}, ...}: one loop iteration's requests
+**   host.localtime(epoch)  host.timezone()  the tenant's zone, as tp.localtime
 **   host.token(user)              a bearer token for user, signed with the tenant's secret
 **   host.now_ms()  host.advance(ms)  host.drain()  (-> tasks ran, tasks failed)
 **   host.set_clock(ms)  host.pin_seed(seed)  host.last()  host.invoke_task(...)

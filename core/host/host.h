@@ -42,7 +42,7 @@ typedef struct tp_slot {
   const tpc_plugin *conf;
   tp_plugin *current;         /* the generation serving; NULL if none ever loaded */
   uint64_t generations;       /* how many have been swapped in */
-  char last_error[1024];      /* of the last failed load or reload; "" if it worked */
+  char last_error[4096];      /* of the last failed load or reload; "" if it worked */
   int64_t last_error_ms;
 } tp_slot;
 

@@ -151,7 +151,7 @@ static int run_setup(tp_host *h, tp_tenant *t, tp_plugin *p, char *err, size_t e
 /* Loads slot s's next generation and swaps it in. 0, or -1 (reported). */
 int tp__install(tp_host *h, tp_tenant *t, tp_slot *s, double *ms) {
   uint64_t start = tp_clock_mono_ns();
-  char err[2048];
+  char err[4096];
   tp_plugin *next = calloc(1, sizeof *next);
   tp_plugin *old = s->current;
   if (tpp_load(next, h->cfg, t->conf, s->conf, &t->db, err, sizeof err) != 0) goto fail;

@@ -48,6 +48,9 @@ local SALE_FIELDS = schema.new {
   { "audience", "custom", schema = audience.schema("may buy it") },
 }
 
+-- which sale each campaign item made (tp.campaign_items; "campaigns" below)
+local items = campaign_items.of("flash_sale_campaign_items", "sale_id")
+
 local SALE_COLUMNS = SALE_FIELDS:columns("id", { "remaining", "created_at", "updated_at" })
 local write_sale = SALE_FIELDS:writer("flash_sale_sales",
   { remaining = ":quantity", created_at = ":now", updated_at = ":now" },
@@ -257,14 +260,21 @@ local function check_sale(s)
   end
 end
 
----A SKU is in at most one active sale at a time.
+---A SKU is in at most one active sale at a time. The other sale is named by
+---its id, or, when a campaign made it, by its campaign item (details.ref, and
+---details.ref_text the words of the message that name it, which the campaign
+---replaces with the item's id and line: its sale id may exist only on the
+---copy of `tidepool campaign check`).
 local function check_overlap(s, id)
   local other = s.status == "active" and tp.db.one([[SELECT id FROM flash_sale_sales
     WHERE sku = ? AND status = 'active' AND starts_at < ? AND ends_at > ? AND id != ?]],
     s.sku, s.ends_at, s.starts_at, id or 0)
   if other then
-    tp.fail(409, "sale_overlap", ("sku %s is already in flash sale %d at that time"):format(s.sku, other.id),
-      { sale_id = other.id, field = "starts_at" })
+    local ref = items:ref_of(other.id)
+    local name = ref and ("campaign item %s (flash sale %d)"):format(ref, other.id)
+      or ("flash sale %d"):format(other.id)
+    tp.fail(409, "sale_overlap", ("sku %s is already in %s at that time"):format(s.sku, name),
+      { sale_id = other.id, field = "starts_at", ref = ref, ref_text = ref and name or nil })
   end
 end
 
@@ -426,8 +436,6 @@ exports.member_merge = merge.member_merge
 exports.member_unmerge = merge.member_unmerge
 
 -- ---- campaigns: a campaign script's flash sales (README "Campaigns")
-
-local items = campaign_items.of("flash_sale_campaign_items", "sale_id")
 
 ---What a campaign item may set: the create body but status, which apply and
 ---withdraw own.

@@ -42,6 +42,17 @@ function items:find(ref)
   return row and row.id
 end
 
+---The ref of the campaign item that made activity id and still runs it, or
+---nil (an operator's own activity, or a withdrawn item's). A refusal that
+---names another activity gives its ref, so a campaign can say which of its
+---items (or another campaign's) that is, with the line it is declared on.
+---@param id integer
+---@return string|nil
+function items:ref_of(id)
+  local row = tp.db.one(("SELECT ref FROM %s WHERE %s = ? AND withdrawn_at IS NULL"):format(self.tbl, self.column), id)
+  return row and row.ref
+end
+
 ---Records that ref names activity id, applied now (no longer withdrawn).
 ---@param ref string
 ---@param id integer

@@ -17,7 +17,28 @@
 --       paths are relative to /v1/test (admin: /admin/test); a table body is
 --       sent as JSON; the answer is {status, body, headers} with body decoded
 --       when it is JSON and header names in lower case
+--   kit.timezone(zone)   the tenant's time zone (default Asia/Shanghai); like
+--                        kit.plugins, at most once, before the first describe/it
 --   kit.now()            the tenant's clock, epoch seconds (starts at a whole second)
+--   kit.set_local(text)  puts the clock at a local date-time of the tenant's zone,
+--                        "2026-11-11 00:00" or "2026-11-11 00:00:00": forward runs
+--                        what falls due on the way (as kit.advance); backward
+--                        moves it and runs nothing. Returns tasks ran, failed
+--   kit.set_now(epoch)   the same with epoch seconds
+--   kit.at_local(text)   the epoch seconds of a local date-time (the clock stays)
+--   kit.local_time([epoch])  the clock (or epoch) as "YYYY-MM-DD HH:MM:SS" in the
+--                        tenant's zone; kit.localtime([epoch]) as tp.localtime's table
+--   kit.concurrently(requests [, {order = "reverse"|seed}]) or
+--   kit.concurrently(n, function(i) return request end [, opts])
+--                        requests sent at the same moment: each request is
+--                        { client, method, path [, body [, headers]] }; the answers,
+--                        in the order given. They are one loop iteration of the
+--                        host: handled one after another (the host has one
+--                        thread; order: as given, reversed, or shuffled by an
+--                        integer seed), each in its own savepoint, all at the
+--                        same clock reading, each seeing the writes of those
+--                        before it, then committed together and only then
+--                        answered, as real clients arriving together are.
 --   kit.advance(seconds) moves the clock, running what falls due in due order
 --                        (jobs, the events they emit); returns tasks ran, failed
 --   kit.drain()          runs what is due now (event deliveries, due jobs) until
@@ -40,6 +61,10 @@
 -- database. The database lives for the whole file: tests of one file see
 -- each other's writes, in the order they are written.
 --
+-- A failed test also shows every invocation that failed inside the host during
+-- it (a route's 500, a job or event handler that raised): what it was and the
+-- plugin's error with its traceback, from the recorded runs (_tp_runs).
+--
 -- A failed expectation names the file:line of the `expect` and what differed;
 -- the value is named after the expression written in expect(...) when the
 -- line has one, so a deep comparison reads
@@ -55,6 +80,7 @@ local host          -- the C binding for this file (core/cli/testkit.c)
 local current_file  -- the test file being run, for kit.load_run's relative paths
 local opened = false
 local plugins_spec  -- kit.plugins' table, until the host opens
+local zone_spec     -- kit.timezone's zone, until the host opens
 local collecting = true
 local running = false
 local any_block = false  -- a describe or it was seen
@@ -321,7 +347,7 @@ local open_error  -- why the host did not open; every later use fails the same w
 local function ensure_open()
   if not opened then
     opened = true
-    local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }))
+    local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }), zone_spec)
     if not ok then open_error = err end
   end
   if open_error then error(setmetatable({ message = open_error }, HostError), 0) end
@@ -331,12 +357,25 @@ end
 
 local kit = {}
 
+local BUILD = {}  -- a client's request builder, for kit.concurrently
+
+-- An answer as tests see it: {status, body, headers}, body decoded when JSON.
+local function answer(status, text, response_headers)
+  local decoded = text
+  if response_headers["content-type"]:find("json", 1, true) and #text > 0 then
+    local value = host.json_decode(text)
+    if value ~= nil then decoded = value end
+  end
+  return { status = status, body = decoded, headers = response_headers }
+end
+
 local function client(kind, user)
   local c = {}
-  local function send(method, path, body, headers)
+  -- the request as host.request takes it: method, target, headers, body
+  local function build(method, path, body, headers, level)
     if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
       error(("%s: the path must start with '/' (it is relative to %s)"):format(method,
-        TENANT_PREFIX[kind == "admin" and "admin" or "user"]), 3)
+        TENANT_PREFIX[kind == "admin" and "admin" or "user"]), level)
     end
     ensure_open()
     local h = {}
@@ -348,14 +387,12 @@ local function client(kind, user)
       h["content-type"] = "application/json"
     end
     for k, v in pairs(headers or {}) do h[tostring(k):lower()] = tostring(v) end
-    local prefix = TENANT_PREFIX[kind == "admin" and "admin" or "user"]
-    local status, text, response_headers = host.request(method, prefix .. path, h, raw)
-    local decoded = text
-    if response_headers["content-type"]:find("json", 1, true) and #text > 0 then
-      local value = host.json_decode(text)
-      if value ~= nil then decoded = value end
-    end
-    return { status = status, body = decoded, headers = response_headers }
+    return { method, TENANT_PREFIX[kind == "admin" and "admin" or "user"] .. path, h, raw }
+  end
+  c[BUILD] = build
+  local function send(method, path, body, headers)
+    local r = build(method, path, body, headers, 4)
+    return answer(host.request(r[1], r[2], r[3], r[4]))
   end
   function c:get(path, headers) return send("GET", path, nil, headers) end
   function c:delete(path, headers) return send("DELETE", path, nil, headers) end
@@ -386,6 +423,125 @@ end
 
 function kit.anon() return client("anon") end
 function kit.admin() return client("admin") end
+
+function kit.timezone(zone)
+  if type(zone) ~= "string" or zone == "" then error("kit.timezone takes a zone name, e.g. \"Asia/Shanghai\"", 2) end
+  if zone_spec or opened then error("kit.timezone may be called only once, before the host is used", 2) end
+  if any_block or not collecting or running then
+    error("kit.timezone must come before the first describe/it", 2)
+  end
+  zone_spec = zone
+end
+
+-- ---- local time: the tenant's zone, through tp.when's own rules
+
+local when  -- sdk/tp/when.lua, run with the kit's host as its tp
+
+local function when_lib()
+  if not when then
+    local file = SELF_FILE:gsub("testkit%.lua$", "when.lua")
+    local env = setmetatable({ tp = { localtime = function(epoch) return host.localtime(epoch) end,
+                                      timezone = function() return host.timezone() end } },
+                             { __index = _G })
+    when = assert(loadfile(file, "t", env))()
+  end
+  return when
+end
+
+function kit.at_local(text)
+  ensure_open()
+  local epoch, why = when_lib().parse(text)
+  if not epoch then error("kit.at_local: " .. tostring(why), 2) end
+  return epoch
+end
+
+-- Puts the clock at epoch seconds: forward runs what falls due; backward only moves it.
+local function set_now(epoch, level)
+  if math.type(epoch) ~= "integer" or epoch <= 0 then error("epoch seconds expected", level) end
+  local now_ms = host.now_ms()
+  if epoch * 1000 >= now_ms then return host.advance(epoch * 1000 - now_ms) end
+  host.set_clock(epoch * 1000)
+  return 0, 0
+end
+
+function kit.set_now(epoch)
+  ensure_open()
+  return set_now(epoch, 3)
+end
+
+function kit.set_local(text)
+  ensure_open()
+  local epoch, why = when_lib().parse(text)
+  if not epoch then error("kit.set_local: " .. tostring(why), 2) end
+  return set_now(epoch, 3)
+end
+
+function kit.localtime(epoch)
+  ensure_open()
+  if epoch ~= nil and math.type(epoch) ~= "integer" then error("kit.localtime takes epoch seconds", 2) end
+  return host.localtime(epoch or host.now_ms() // 1000)
+end
+
+function kit.local_time(epoch)
+  local t = kit.localtime(epoch)
+  return ("%04d-%02d-%02d %02d:%02d:%02d"):format(t.year, t.month, t.day, t.hour, t.min, t.sec)
+end
+
+-- ---- requests at the same moment
+
+-- The order in which the host handles the batch: 1..n, reversed, or a
+-- shuffle by seed (a plain LCG: the same seed, the same order everywhere).
+local function batch_order(n, order)
+  local idx = {}
+  for i = 1, n do idx[i] = i end
+  if order == nil or order == "given" then return idx end
+  if order == "reverse" then
+    for i = 1, n // 2 do idx[i], idx[n + 1 - i] = idx[n + 1 - i], idx[i] end
+    return idx
+  end
+  if math.type(order) ~= "integer" then
+    error("kit.concurrently: order is \"given\", \"reverse\" or an integer seed", 3)
+  end
+  local x = order
+  for i = n, 2, -1 do
+    x = (x * 6364136223846793005 + 1442695040888963407)
+    local j = ((x >> 33) % i) + 1
+    idx[i], idx[j] = idx[j], idx[i]
+  end
+  return idx
+end
+
+function kit.concurrently(requests, fn, opts)
+  if math.type(requests) == "integer" then
+    if type(fn) ~= "function" then error("kit.concurrently(n, function(i) return request end) expected", 2) end
+    local list = {}
+    for i = 1, requests do list[i] = fn(i) end
+    requests = list
+  else
+    opts = fn
+  end
+  if type(requests) ~= "table" or #requests == 0 then
+    error("kit.concurrently takes a list of { client, method, path [, body [, headers]] }", 2)
+  end
+  ensure_open()
+  local built = {}
+  for i, r in ipairs(requests) do
+    if type(r) ~= "table" or type(r[1]) ~= "table" or not r[1][BUILD] or type(r[2]) ~= "string" then
+      error(("kit.concurrently: request %d is not { client, method, path [, body [, headers]] }"):format(i), 2)
+    end
+    built[i] = r[1][BUILD](r[2]:upper(), r[3], r[4], r[5], 3)
+  end
+  local order = batch_order(#built, opts and opts.order)
+  local batch = {}
+  for k, i in ipairs(order) do batch[k] = built[i] end
+  local answers = host.request_batch(batch)
+  local out = {}
+  for k, i in ipairs(order) do
+    local a = answers[k]
+    out[i] = answer(a[1], a[2], a[3])
+  end
+  return out
+end
 
 function kit.now()
   ensure_open()
@@ -637,6 +793,35 @@ local function full_name(test)
   return table.concat(names, " > ")
 end
 
+-- The id of the newest recorded run (0: none, or no host yet).
+local function last_run_id()
+  if not opened or open_error then return 0 end
+  local ok, rows = pcall(host.query, "SELECT coalesce(max(id), 0) AS id FROM _tp_runs")
+  return ok and rows[1].id or 0
+end
+
+-- What failed inside the host since run id `after`: one text per failed
+-- invocation (a route's 5xx, a job or event handler that raised), with the
+-- plugin's error and its traceback.
+local function failed_runs(after)
+  if not opened or open_error then return {} end
+  local ok, rows = pcall(host.query, [[SELECT id, plugin, kind, name, doc FROM _tp_runs
+    WHERE id > ? AND reason = 'error' ORDER BY id]], after or 0)
+  if not ok then return {} end
+  local out = {}
+  for _, row in ipairs(rows) do
+    local doc = host.json_decode(row.doc) or {}
+    local outcome = type(doc.outcome) == "table" and doc.outcome or {}
+    local what = row.kind == "route" and row.name or ("%s %s"):format(row.kind, row.name)
+    local head = ("%s of plugin %s failed%s (recorded run %d):"):format(what, row.plugin,
+      math.type(outcome.status) == "integer" and (" with " .. outcome.status) or "", row.id)
+    local err = outcome.error
+    if err == nil or err == host.null then err = tostring(outcome.code or outcome.limit or "no error text") end
+    out[#out + 1] = head .. "\n  " .. tostring(err):gsub("\n", "\n  ")
+  end
+  return out
+end
+
 -- Runs one test with its hooks; returns the first error, or nil.
 local function run_test(test)
   local chain, node = {}, test.parent
@@ -666,9 +851,10 @@ local function say(line)
   io.stdout:flush()
 end
 
-local function report_failure(err)
+local function report_failure(err, runs)
   local text = err.where and (err.where .. ": " .. err.message) or err.message
   say("     " .. text:gsub("\n", "\n     "))
+  for _, r in ipairs(runs or {}) do say("     " .. r:gsub("\n", "\n     ")) end
 end
 
 local function instructions_text(n, budget, step)
@@ -772,6 +958,7 @@ function M.run(binding, path)
     for _, child in ipairs(node.children) do
       if child.fn then
         running = true
+        local before = last_run_id()
         local test_err = run_test(child)
         running = false
         if test_err and getmetatable(test_err) == HostError then
@@ -781,7 +968,7 @@ function M.run(binding, path)
         if test_err then
           failed = failed + 1
           say("FAIL " .. full_name(child))
-          report_failure(test_err)
+          report_failure(test_err, failed_runs(before))
         else
           passed = passed + 1
           say("ok   " .. full_name(child))

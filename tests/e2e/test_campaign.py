@@ -231,6 +231,149 @@ def test_every_mistake_is_named_by_file_and_line():
         h.stop()
 
 
+# Five mistakes of both kinds in one script: the script's own (a campaign key,
+# a user id, an event name) and the mechanics' refusals (an unknown SKU, more
+# units than the catalog has), each of another item.
+FIVE = """\
+return campaign {{
+  title = "Five mistakes",
+  descripton = "a typo",
+  starts = "{start}",
+  ends = "{end}",
+
+  flash_sale {{
+    id = "morning",
+    sku = "tea-404",
+    price_fen = yuan "9.90",
+    quantity = 5,
+  }},
+
+  flash_sale {{
+    id = "noon",
+    sku = "tea-002",
+    price_fen = yuan "19.90",
+    quantity = 500,
+  }},
+
+  coupon_drop {{
+    id = "vip",
+    at = "{start}",
+    users = {{ "vip-1", "vip 2" }},
+    coupon = {{ name = "20 off", kind = "threshold", amount_off_fen = yuan "20",
+               min_spend_fen = yuan "199", total_quantity = 100, valid_days = 7 }},
+  }},
+
+  on = {{
+    ["order.creatd"] = function(data, c) end,
+  }},
+}}
+"""
+
+
+def test_five_mistakes_give_five_reports_in_one_run():
+    """Issue 18: campaign check stopped at the first mistake (five took five runs)."""
+    t, h = started_shop("five")
+    try:
+        t0 = hour_floor(clock(h, t)["now"]) + 86400
+        text = FIVE.format(start=local(t0), end=local(t0 + 6 * 3600))
+        path = write(h, "five.lua", text)
+        out = check(h, path)
+        assert out.returncode == 1, out
+        lines = out.stdout.rstrip("\n").split("\n")
+        expected = [
+            (line_of(text, "descripton ="), ["campaign: unknown key 'descripton'", "did you mean 'description'"]),
+            (line_of(text, '"tea-404"'), ["flash_sale 'morning'", "no sku tea-404", "sku_not_found"]),
+            (line_of(text, "quantity = 500,"), ["flash_sale 'noon'", "insufficient_stock"]),
+            (line_of(text, '"vip 2"'), ["coupon_drop 'vip'", "users[2] is not a user id"]),
+            (line_of(text, "order.creatd"), ["no plugin emits 'order.creatd'", "did you mean 'order.created'"]),
+        ]
+        assert len(lines) == len(expected), lines
+        for got, (line, words) in zip(lines, expected):
+            assert got.startswith("%s:%d: " % (path, line)), (got, line)
+            for w in words:
+                assert w in got, (w, got)
+        # nothing of it reached the live database
+        status, _, body = h.admin("GET", "/flash-sales", t)
+        assert status == 200 and body["items"] == [], body
+        # a script that runs on past its mistakes: a global, an unknown name
+        # and bad money, each reported, and what follows them checked too
+        text2 = text.replace('flash_sale {{\n    id = "noon"'.replace("{{", "{"), 'flashsale {\n    id = "noon"').replace(
+            'yuan "9.90"', 'yuan "9.999"').replace("return campaign {", "festival = true\nreturn campaign {")
+        path = write(h, "five.lua", text2)
+        out = check(h, path)
+        lines = out.stdout.rstrip("\n").split("\n")
+        assert out.returncode == 1 and len(lines) == 6, lines
+        assert lines[0].startswith("%s:1: " % path) and "cannot set the global 'festival'" in lines[0], lines
+        assert "unknown name 'flashsale'" in out.stdout and 'yuan "9.999"' in out.stdout, lines
+        assert "insufficient_stock" not in out.stdout  # the item with the unknown name is not handed over
+        assert "no sku tea-404" not in out.stdout      # nor the one with the bad price
+    finally:
+        h.stop()
+
+
+OTHER = """\
+return campaign {{
+  title = "Another campaign",
+  starts = "{start}",
+  ends = "{end}",
+
+  flash_sale {{
+    id = "noon",
+    sku = "tea-001",
+    price_fen = yuan "19.90",
+    quantity = 5,
+  }},
+}}
+"""
+
+BRUNCH = """\
+  flash_sale {
+    id = "brunch",
+    sku = "tea-001",
+    price_fen = yuan "12",
+    quantity = 5,
+    starts = "%s",
+    ends = "%s",
+  },
+
+  coupon_drop {"""
+
+
+def test_an_overlap_names_the_other_item_and_its_line():
+    """Issue 18: an overlap said "flash sale 1", an id of the check's scratch copy."""
+    t, h = campaign_host("overlap", campaigns=["campaigns/early.lua"])
+    try:
+        write(h, "early.lua", "return campaign { title = 'not yet' }\n")
+        h.start()
+        add_sku(h, t, "tea-001", 50, price_fen=3900)
+        t0 = hour_floor(clock(h, t)["now"]) + 86400
+        # two sales of one SKU at once in the same script
+        text = good_script(t0).replace("  coupon_drop {", BRUNCH % (local(t0 + 5400), local(t0 + 3 * 3600)))
+        path = write(h, "festival.lua", text)
+        out = check(h, path)
+        assert out.returncode == 1, out
+        want = ("%s:%d: flash_sale 'brunch': sku tea-001 is already in flash_sale 'morning' (line %d) "
+                "at that time (sale_overlap)") % (path, line_of(text, 'starts = "%s",' % local(t0 + 5400)),
+                                                  line_of(text, 'id = "morning",') - 1)
+        assert out.stdout.strip() == want, (out.stdout, want)
+        # a sale of another campaign file, which the check's copy made: named
+        # by that campaign's item and line, never by the copy's sale id
+        other_text = OTHER.format(start=local(t0), end=local(t0 + 6 * 3600))
+        # (campaign_early loads before campaign_festival, as it would on the host)
+        other = write(h, "early.lua", other_text)
+        path = write(h, "festival.lua", good_script(t0))
+        out = check(h, path)
+        assert out.returncode == 1, out
+        want = ("%s:%d: flash_sale 'morning': sku tea-001 is already in item 'noon' of campaign early (%s:%d) "
+                "at that time (sale_overlap)") % (path, line_of(good_script(t0), 'starts = "%s",' % local(t0 + 3600)),
+                                                 other, line_of(other_text, "flash_sale {"))
+        assert out.stdout.strip() == want, (out.stdout, want)
+        status, _, body = h.admin("GET", "/flash-sales", t)
+        assert status == 200 and body["items"] == [], body  # the live database has neither sale
+    finally:
+        h.stop()
+
+
 def test_preview_prints_what_happens_when():
     t, h = started_shop("preview")
     try:

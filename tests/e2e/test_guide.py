@@ -57,5 +57,16 @@ def test_the_authoring_guide_works_as_written():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_the_guides_quoted_tests_are_in_their_files():
+    """A ```lua block that opens with `-- from FILE` quotes FILE verbatim: the
+    kit examples (local time, concurrent requests) are lines of tests that run."""
+    with open(os.path.join(SRC, "sdk", "GUIDE.md")) as f:
+        blocks = re.findall(r"```lua\n-- from (\S+)\n(.*?)```", f.read(), re.S)
+    assert len(blocks) >= 2, blocks
+    for path, text in blocks:
+        with open(os.path.join(SRC, path)) as f:
+            assert text in f.read(), (path, text)
+
+
 if __name__ == "__main__":
     run(globals())

@@ -17,6 +17,10 @@ local risk = require("tp.risk")
 
 local issue = {}
 
+---The longest source an export's issue takes: room for a prefix and any user
+---id (64 bytes), so "campaign:hook:<user>" always fits.
+issue.MAX_SOURCE = 200
+
 ---The calendar day of epoch in the tenant's time zone, as "YYYY-MM-DD".
 ---@param epoch integer
 ---@return string
@@ -224,22 +228,25 @@ function issue.targeted(req)
 end
 
 ---exports.issue(template_id, users, source): a plugin's coupon drop (a
----campaign's, friend_assist's reward), sharing the admin route's rules.
----source (1-64 of letters, digits, '_', '-', '.', ':', '/' or '@') says what the
----coupons are for; each coupon keeps it (coupons_coupons.issued_for).
+---campaign's, friend_assist's reward), sharing the admin route's rules and
+---answering as it does: who got which coupon, and who was skipped and why
+---(limit_reached: the user holds the template's per_user_limit already, which
+---is 1 unless the template says more; erased: the member was erased). source
+---(1-200 of letters, digits, '_', '-', '.', ':', '/' or '@': any user id with a
+---prefix fits) says what the coupons are for; each coupon keeps it
+---(coupons_coupons.issued_for).
 ---@param template_id integer
 ---@param users string[]
 ---@param source string
----@return {template_id: integer, issued: integer, skipped: integer, coupons: {user: string, coupon_id: integer}[]}
+---@return {template_id: integer, issued: integer, skipped: {user: string, reason: "limit_reached"|"erased"}[], coupons: {user: string, coupon_id: integer}[]}
 function issue.export(template_id, users, source)
   check.integer(template_id, "template_id", 1)
   local list = user_list(users, "users")
-  if type(source) ~= "string" or #source > 64 or not source:match("^[%w_%-%.:/@]+$") then
-    check.field_error("source", "must be 1-64 letters, digits, '_', '-', '.', ':', '/' or '@'")
+  if type(source) ~= "string" or #source > issue.MAX_SOURCE or not source:match("^[%w_%-%.:/@]+$") then
+    check.field_error("source", ("must be 1-%d letters, digits, '_', '-', '.', ':', '/' or '@'")
+      :format(issue.MAX_SOURCE))
   end
-  local result = issue.to_users(template_id, list, source)
-  result.skipped = #result.skipped
-  return result
+  return issue.to_users(template_id, list, source)
 end
 
 return issue

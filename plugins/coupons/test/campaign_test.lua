@@ -137,15 +137,17 @@ describe("issue, for other plugins", function()
     local id = apply("double11/coupons/5", settings({ total_quantity = 3 })).body.id
     local res = issue(id, { "d1", "d2", "d1" }, "double11/drop/1")
     expect(res.status).to_be(200)
-    expect({ res.body.template_id, res.body.issued, res.body.skipped, #res.body.coupons })
+    expect({ res.body.template_id, res.body.issued, #res.body.skipped, #res.body.coupons })
       .to_equal({ id, 2, 0, 2 })
     expect({ res.body.coupons[1].user, res.body.coupons[2].user }).to_equal({ "d1", "d2" })
     expect(kit.query("SELECT user, source, issued_for FROM coupons_coupons WHERE template_id = ? ORDER BY id", id))
       .to_equal({ { user = "d1", source = "issue", issued_for = "double11/drop/1" },
                   { user = "d2", source = "issue", issued_for = "double11/drop/1" } })
-    -- d1 holds per_user_limit (1) already: skipped, counted
+    -- d1 holds per_user_limit (1, the default) already: skipped, and listed with why
+    -- (issue 18: the export answered only a count)
     res = issue(id, { "d1", "d3" }, "double11/drop/1")
-    expect({ res.body.issued, res.body.skipped, res.body.coupons[1].user }).to_equal({ 1, 1, "d3" })
+    expect({ res.body.issued, res.body.coupons[1].user }).to_equal({ 1, "d3" })
+    expect(res.body.skipped).to_equal({ { user = "d1", reason = "limit_reached" } })
     -- the admin route is the same issue, without a reason stored
     local route = kit.admin():post("/coupons/templates/" .. id .. "/issue", { users = { "d4" } })
     expect(route).to_be_error(409, "insufficient_quantity")
@@ -161,7 +163,7 @@ describe("issue, for other plugins", function()
       { { id, { "a b" }, "x" }, "users" },
       { { id, { "e1" }, nil }, "source" },
       { { id, { "e1" }, "has space" }, "source" },
-      { { id, { "e1" }, ("s"):rep(65) }, "source" },
+      { { id, { "e1" }, ("s"):rep(201) }, "source" },
     }) do
       local a = case[1]
       local err = expect(issue(a[1], a[2], a[3])).to_be_error(400, "invalid_field")
@@ -172,6 +174,17 @@ describe("issue, for other plugins", function()
     withdraw("double11/coupons/6")
     expect(expect(issue(id, { "e1" }, "x")).to_be_error(409, "not_issuable").details).to_equal({ reason = "paused" })
     expect(kit.query("SELECT count(*) AS n FROM coupons_coupons WHERE template_id = ?", id)[1].n).to_be(0)
+  end)
+
+  it("takes a source that holds a prefix and the longest user id", function()
+    -- issue 18: the cap (64) was below a user id's length plus any prefix
+    local id = apply("double11/coupons/9", settings()).body.id
+    local user = ("u"):rep(64)
+    local source = "campaign:double11:hook:" .. user
+    local res = issue(id, { user }, source)
+    expect(res.status).to_be(200)
+    expect(kit.query("SELECT issued_for FROM coupons_coupons WHERE template_id = ?", id)[1].issued_for)
+      .to_be(source)
   end)
 
   it("stores nothing as the reason of an admin route's issue", function()

@@ -3,10 +3,9 @@
 -- "test" runs in Asia/Shanghai, UTC+8 all year), units given back by the
 -- unpaid timeout, a cancel or a full refund and taken again by a late payment,
 -- and Idempotency-Key replays.
--- Many buyers racing for the last units cannot be driven from the kit (it is
--- sequential): the sale's units and the user's count are conditional
--- statements (remaining >= qty, bought + qty <= limit), and
--- tests/e2e/test_flash_sale_load.py races them over HTTP.
+-- Buyers arriving together for the last units: race_test.lua (kit.concurrently,
+-- one loop iteration of the host); tests/e2e/test_flash_sale_load.py races
+-- them over HTTP.
 
 kit.plugins {
   catalog = {},

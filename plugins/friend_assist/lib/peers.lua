@@ -67,9 +67,12 @@ function peers.issue_coupon(template_id, user, drive_id)
       { reason = type(result) == "table" and result.code or "coupons_failed" })
   end
   local coupon = result.coupons[1]
-  if not coupon then  -- skipped: the initiator holds per_user_limit of the template already
-    tp.fail(409, "reward_unavailable", "the initiator already holds as many of the reward coupon as it allows",
-      { reason = "limit_reached" })
+  if not coupon then  -- skipped, and coupons says why (limit_reached, erased)
+    local skip = type(result.skipped) == "table" and result.skipped[1] or {}
+    local reason = type(skip.reason) == "string" and skip.reason or "limit_reached"
+    tp.fail(409, "reward_unavailable", reason == "limit_reached"
+      and "the initiator already holds as many of the reward coupon as it allows"
+      or ("the reward coupon was not given (%s)"):format(reason), { reason = reason })
   end
   return coupon.coupon_id
 end

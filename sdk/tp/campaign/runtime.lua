@@ -5,7 +5,9 @@
 -- source, chunk name, the campaign's name and where() (the script's line).
 --
 -- What it does with the script:
---   load   script.lua runs and checks it (file:line errors fail the load);
+--   load   script.lua runs and checks it; a script that cannot be read to
+--          its end (a syntax error, an error its code raises, no return
+--          campaign { ... }) fails the load with what was found;
 --   setup  on every load, in one transaction before this version serves:
 --          the script's segments are saved in the members plugin
 --          (save_segment), each mechanic creates or updates its activity
@@ -13,7 +15,11 @@
 --          a drop to a segment that has not run yet needs the segment to
 --          exist, items gone from the script are withdrawn, the start, end
 --          and coupon-drop jobs are (re)scheduled at their times, the preview
---          timeline is rewritten;
+--          timeline is rewritten. Every mistake is reported at once: the
+--          script's own (found at load) and each mechanic's refusal of an
+--          item (an item the script check found wrong is not handed over),
+--          one file:line: message each, in line order; then nothing of the
+--          setup is kept;
 --   jobs   start and end flip the campaign's state and emit campaign.started
 --          and campaign.ended; a drop issues its coupons to its users, or
 --          starts the coupons plugin's drop to every member of its segment
@@ -29,6 +35,7 @@ local script = require("tp.campaign.script")
 local timeline = require("tp.campaign.timeline")
 
 local c = script.read(source, chunkname, name, where)
+if c.fatal then error(script.problems_text(c.r), 0) end
 local P = "campaign_" .. name
 local ITEMS, STEPS, TIMELINE = P .. "_items", P .. "_steps", P .. "_timeline"
 
@@ -56,7 +63,40 @@ end
 
 -- ---- setup: the mechanics, the jobs, the timeline
 
----The mechanic's refusal of an item, pointed at the line of the setting it names.
+---Fails the load with every problem found, if there is any: the script's
+---own and the mechanics' refusals, in line order (script.problems_text).
+local function fail_if_problems()
+  local text = script.problems_text(c.r)
+  if text then tp.fail(422, "invalid_campaign", text, { problems = #c.r.problems }) end
+end
+
+---Where campaign item ref was declared: "file:line" of this script, or of
+---another campaign's, asked through its where export; nil if unknown.
+local function item_where(ref)
+  local campaign = type(ref) == "string" and ref:match("^([^/]+)/")
+  if not campaign then return nil end
+  if campaign == name then
+    for _, it in ipairs(c.items) do
+      if it.ref == ref then return ("%s:%d"):format(c.r.file, it.line), it end
+    end
+    return nil
+  end
+  local ok, at = pcall(tp.call, "campaign_" .. campaign, "where", ref)
+  return ok and type(at) == "string" and at or nil
+end
+
+---An activity the refusal names by its campaign ref (details.ref: a flash
+---sale's overlap, say) as the operator wrote it: kind 'id' and where.
+local function named_item(ref)
+  local at, it = item_where(ref)
+  local item_id = ref:match("/(.*)$")
+  if it then return ("%s '%s' (line %d)"):format(it.kind, it.id, it.line) end
+  local campaign = ref:match("^([^/]+)/")
+  return ("item '%s' of campaign %s%s"):format(item_id, campaign, at and (" (" .. at .. ")") or "")
+end
+
+---Records the mechanic's refusal of an item, pointed at the line of the
+---setting it names.
 local function refused(it, err)
   local r = c.r
   if type(err) ~= "table" then
@@ -66,9 +106,11 @@ local function refused(it, err)
     elseif msg:find("exports no function 'campaign_apply'", 1, true) then
       msg = ("the plugin '%s' does not take part in campaigns (it exports no campaign_apply)"):format(it.plugin)
     end
-    tp.fail(422, "invalid_campaign", ("%s:%d: %s '%s': %s"):format(r.file, it.line, it.kind, it.id, msg))
+    r.report(it.line, "%s '%s': %s", it.kind, it.id, msg)
+    return
   end
-  local field = type(err.details) == "table" and type(err.details.field) == "string" and err.details.field
+  local details = type(err.details) == "table" and err.details or {}
+  local field = type(details.field) == "string" and details.field
   local line = it.line
   if field then
     field = field:gsub("%[.*$", "")
@@ -76,8 +118,15 @@ local function refused(it, err)
     if it.window and field == it.window[2] then field = "ends" end
     line = r.line_of(it.from, it.to, field)
   end
-  tp.fail(422, "invalid_campaign", ("%s:%d: %s '%s': %s (%s)"):format(r.file, line, it.kind, it.id,
-    tostring(err.message), tostring(err.code)), { code = err.code, details = err.details })
+  local msg = tostring(err.message)
+  if type(details.ref) == "string" and type(details.ref_text) == "string" then
+    -- the mechanic named the other activity by its ref: say which item that is
+    local pos = msg:find(details.ref_text, 1, true)
+    if pos then
+      msg = msg:sub(1, pos - 1) .. named_item(details.ref) .. msg:sub(pos + #details.ref_text)
+    end
+  end
+  r.report(line, "%s '%s': %s (%s)", it.kind, it.id, msg, tostring(err.code))
 end
 
 ---True when the tenant serves the members plugin (segments and segment drops need it).
@@ -93,16 +142,16 @@ end
 local function save_segments()
   local r = c.r
   if #c.segments > 0 and not members_enabled() then
-    tp.fail(422, "invalid_campaign", ("%s:%d: segment '%s': segments need the members plugin, which is "
-      .. "not enabled for this tenant"):format(r.file, c.segments[1].line, c.segments[1].name))
+    r.report(c.segments[1].line, "segment '%s': segments need the members plugin, which is "
+      .. "not enabled for this tenant", c.segments[1].name)
+    return
   end
   for _, s in ipairs(c.segments) do
     local ok, err = pcall(tp.call, "members", "save_segment", s.name, s.rule, "campaign " .. name)
     if not ok then
       local msg = type(err) == "table" and ("%s (%s)"):format(tostring(err.message), tostring(err.code))
         or tostring(err)
-      tp.fail(422, "invalid_campaign", ("%s:%d: segment '%s': %s"):format(r.file, s.line, s.name, msg),
-        type(err) == "table" and { code = err.code, details = err.details } or nil)
+      r.report(s.line, "segment '%s': %s", s.name, msg)
     end
   end
 end
@@ -114,23 +163,27 @@ local function check_drop_segment(it)
   local r = c.r
   local line = r.line_of(it.from, it.to, "segment")
   if not members_enabled() then
-    tp.fail(422, "invalid_campaign", ("%s:%d: coupon_drop '%s': a drop to a segment needs the members "
-      .. "plugin, which is not enabled for this tenant"):format(r.file, line, it.id))
-  end
-  if not tp.call("members", "exists", "segment", it.segment) then
-    tp.fail(422, "invalid_campaign", ("%s:%d: coupon_drop '%s': there is no segment '%s' (save it in the "
+    r.report(line, "coupon_drop '%s': a drop to a segment needs the members "
+      .. "plugin, which is not enabled for this tenant", it.id)
+  elseif not tp.call("members", "exists", "segment", it.segment) then
+    r.report(line, "coupon_drop '%s': there is no segment '%s' (save it in the "
       .. "members plugin, POST /admin/{tenant}/members/segments, or declare it in this script: "
-      .. "segment \"%s\" { ... })"):format(r.file, line, it.id, it.segment, it.segment))
+      .. "segment \"%s\" { ... })", it.id, it.segment, it.segment)
   end
 end
 
+---Hands item it to its mechanic and records the activity; false (with the
+---refusal recorded) if the mechanic refused it.
 local function apply(it, now)
   local old = tp.db.one("SELECT plugin, withdrawn FROM " .. ITEMS .. " WHERE ref = ?", it.ref)
   if old and old.plugin ~= it.plugin and old.withdrawn == 0 then
     tp.call(old.plugin, "campaign_withdraw", it.ref)  -- the id now names another mechanic
   end
   local ok, res = pcall(tp.call, it.plugin, "campaign_apply", it.ref, it.settings)
-  if not ok then refused(it, res) end
+  if not ok then
+    refused(it, res)
+    return false
+  end
   if type(res) ~= "table" or math.type(res.id) ~= "integer" or type(res.summary) ~= "string" then
     tp.fail(500, "bad_mechanic", ("%s.campaign_apply returned no {id, summary}"):format(it.plugin))
   end
@@ -142,6 +195,7 @@ local function apply(it, now)
       updated_at = excluded.updated_at]], it.ref, it.id, it.kind, it.plugin, res.id, res.summary,
     math.type(res.opens_at) == "integer" and res.opens_at or nil,
     math.type(res.closes_at) == "integer" and res.closes_at or nil, now)
+  return true
 end
 
 ---Items an earlier version declared and this one does not: their activities stop.
@@ -180,10 +234,17 @@ local function setup()
   local now, declared = tp.now(), {}
   save_segments()
   for _, it in ipairs(c.items) do
-    check_drop_segment(it)
-    apply(it, now)
+    -- an item the script check found wrong is not handed over: its mechanic
+    -- would only repeat the complaint; every other item is, so that each
+    -- mechanic's refusal is reported in this same run
+    if not it.broken then
+      local problems = #c.r.problems
+      check_drop_segment(it)
+      if #c.r.problems == problems then apply(it, now) end
+    end
     declared[it.ref] = true
   end
+  fail_if_problems()
   withdraw_removed(declared)
   schedule_steps()
   -- a drop removed from the script before it ran must not run
@@ -226,7 +287,14 @@ local function drop_job(job)
   end
   if not it.segment then
     local res = tp.call("coupons", "issue", row.activity_id, it.users, "campaign:" .. name)
-    mark_done(key, ("issued %d, skipped %d"):format(res.issued or 0, res.skipped or 0))
+    local skipped = type(res.skipped) == "table" and res.skipped or {}
+    local why = {}
+    for i, s in ipairs(skipped) do
+      if i > 20 then why[#why + 1] = "..."; break end
+      why[#why + 1] = ("%s %s"):format(tostring(s.user), tostring(s.reason))
+    end
+    mark_done(key, ("issued %d, skipped %d%s"):format(res.issued or 0, #skipped,
+      #why > 0 and (" (" .. table.concat(why, ", ") .. ")") or ""))
     return
   end
   -- every member of a segment: the coupons plugin runs the drop on, a slice per job of its own
@@ -286,10 +354,19 @@ local CAMPAIGN_DOC = { type = "object", description = "a campaign: its window, s
     state = { type = "string", enum = { "scheduled", "running", "ended" } },
     starts_at = { type = "integer" }, ends_at = { type = "integer" }, items = { type = "array" } } }
 
+---exports.where(ref): "file:line" of this campaign's item ref, or nil; for
+---another campaign that names one of this one's activities in a problem.
+local exports = {}
+function exports.where(ref)
+  local at = item_where(type(ref) == "string" and ref:match("^" .. name:gsub("%p", "%%%0") .. "/") and ref or "")
+  return at
+end
+
 return {
   name = P,
   version = "script-" .. tp.crypto.sha256(source):sub(1, 12),
-  description = c.title,
+  description = c.title or name,
+  exports = exports,
   migrations = {
     "CREATE TABLE " .. ITEMS .. [[ (ref TEXT PRIMARY KEY, item_id TEXT NOT NULL, kind TEXT NOT NULL,
       plugin TEXT NOT NULL, activity_id INTEGER NOT NULL, summary TEXT NOT NULL, opens_at INTEGER,
