@@ -146,17 +146,27 @@ static void add_parameters(tp_buf *b, const tp_route *r) {
   else b->len = mark;  /* no parameters: no empty list */
 }
 
-/* The success response, the declared error responses (routes[i].errors,
-** rendered at load), then `default` for what any route may answer (401, 429,
-** 500 ...). */
-static void add_responses(tp_buf *b, const tp_route *r) {
-  tp_buf_printf(b, ",\"responses\":{\"%d\":{\"description\":\"Success\",\"content\":"
-                "{\"application/json\":{", r->doc.status ? r->doc.status : 200);
+static void add_success(tp_buf *b, const tp_route *r, int status, const char *description) {
+  tp_buf_printf(b, "\"%d\":{\"description\":\"%s\",\"content\":{\"application/json\":{",
+                status, description);
   if (r->doc.response) {
     tp_buf_adds(b, "\"schema\":");
     tp_buf_adds(b, r->doc.response);
   }
   tp_buf_adds(b, "}}},");
+}
+
+/* The success response, the declared error responses (routes[i].errors,
+** rendered at load), then `default` for what any route may answer (401, 429,
+** 500 ...). A route that creates (status 201) and reads an Idempotency-Key
+** answers a retry with 200 and the first answer's body: both are listed. */
+static void add_responses(tp_buf *b, const tp_route *r) {
+  int status = r->doc.status ? r->doc.status : 200;
+  tp_buf_adds(b, ",\"responses\":{");
+  if (status != 200 && r->doc.params &&
+      strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\""))
+    add_success(b, r, 200, "A retry with the Idempotency-Key of an accepted request: its answer");
+  add_success(b, r, status, "Success");
   if (r->doc.errors) {
     tp_buf_adds(b, r->doc.errors);
     tp_buf_addc(b, ',');

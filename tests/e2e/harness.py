@@ -656,6 +656,17 @@ def user_auth(t, user, ttl=3600):
     return {"Authorization": "Bearer " + mint_token(t, user, ttl)}
 
 
+def openapi(h, t):
+    """The tenant's two OpenAPI documents read as one: the users' (GET
+    /v1/{t}/openapi.json) with the operators' paths (/admin/{t}/openapi.json) added."""
+    status, _, doc = h.get("/v1/%s/openapi.json" % t["id"])
+    assert status == 200, (status, doc)
+    status, _, admin = h.admin("GET", "/openapi.json", t)
+    assert status == 200, (status, admin)
+    doc["paths"].update(admin["paths"])
+    return doc
+
+
 def add_sku(h, t, code, stock, price_fen=9900):
     """A product with one SKU, created through the catalog's admin route; returns the product."""
     status, _, body = h.admin("POST", "/catalog/products", t, {
