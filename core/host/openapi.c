@@ -163,10 +163,14 @@ static void add_success(tp_buf *b, const tp_route *r, int status, const char *de
 static void add_responses(tp_buf *b, const tp_route *r) {
   int status = r->doc.status ? r->doc.status : 200;
   tp_buf_adds(b, ",\"responses\":{");
-  if (status != 200 && r->doc.params &&
-      strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\""))
+  if (r->doc.repeat_status && r->doc.repeat_status < status)
+    add_success(b, r, r->doc.repeat_status, "A repeat of an accepted request: its answer");
+  else if (status != 200 && r->doc.params &&
+           strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\""))
     add_success(b, r, 200, "A retry with the Idempotency-Key of an accepted request: its answer");
   add_success(b, r, status, "Success");
+  if (r->doc.repeat_status > status)
+    add_success(b, r, r->doc.repeat_status, "A repeat of an accepted request: its answer");
   if (r->doc.errors) {
     tp_buf_adds(b, r->doc.errors);
     tp_buf_addc(b, ',');

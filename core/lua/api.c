@@ -327,12 +327,16 @@ const tpa_field tpa_shapes[] = {
    "JSON Schema of the request body, written as a Lua table. The document marks the body "
    "required only when the schema lists required fields."},
   {"TpRoute", "response", "table?", "JSON Schema of the success body, written as a Lua table."},
-  {"TpRoute", "status", "integer?", "The success status, 200-299 (default 200)."},
+  {"TpRoute", "status", "integer|integer[]|nil",
+   "The success status, 200-299 (default 200), or { first, repeat } for a route that answers a "
+   "repeat of an accepted request with another status ({ 201, 200 }). A route with status 201 "
+   "and an Idempotency-Key header lists the retry's 200 by itself."},
   {"TpRoute", "errors", "table<integer,string[]>?",
    "The errors the route answers on purpose, by status (400-599): { [409] = { \"sold_out\", "
    "\"limit_reached\" }, [404] = { \"not_found\" } }. Each status becomes a response whose "
    "body is the shared Error with error.code one of the codes listed (1-64 bytes of a-z, 0-9, "
-   "_; at most 32 per status, 16 statuses)."},
+   "_; at most 32 per status, 16 statuses). A code ending in * stands for every code it "
+   "starts (\"risk_*\": the refusals of tp.risk)."},
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},

@@ -6,7 +6,9 @@
 ** errors = { [409] = { "sold_out", "limit_reached" }, [404] = { "not_found" } }
 ** lists the error responses a route gives on purpose (tp.fail's status and
 ** code): each status becomes one OpenAPI response whose schema is the shared
-** Error with error.code narrowed to an enum of the codes listed.
+** Error with error.code narrowed to an enum of the codes listed. A code that
+** ends in '*' stands for every code with that prefix (risk_*: sdk/tp/risk.lua
+** refuses with risk_<the rule's code>).
 */
 #include "lua/routedoc.h"
 
@@ -101,8 +103,10 @@ static bool requires_fields(lua_State *L, int idx) {
   return any;
 }
 
+/* a-z, 0-9 and _, or such a prefix and '*' ("risk_*": every code it starts) */
 static bool valid_code(const char *s, size_t n) {
   if (n == 0 || n > DOC_MAX_CODE || strlen(s) != n) return false;
+  if (s[n - 1] == '*' && --n == 0) return false;
   for (size_t k = 0; k < n; k++)
     if (!((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= '0' && s[k] <= '9') || s[k] == '_'))
       return false;
@@ -112,6 +116,46 @@ static bool valid_code(const char *s, size_t n) {
 static int cmp_ints(const void *a, const void *b) {
   int x = *(const int *)a, y = *(const int *)b;
   return (x > y) - (x < y);
+}
+
+/* The schema of error.code for the n codes of the list at idx (checked): an
+** enum of the exact codes, and a pattern for each prefix ("risk_*"). */
+static void render_codes(lua_State *L, int idx, int n, tp_buf *out) {
+  int exact = 0, prefixes = 0;
+  for (int k = 1; k <= n; k++) {
+    size_t len;
+    lua_rawgeti(L, idx, k);
+    const char *code = lua_tolstring(L, -1, &len);
+    if (code[len - 1] == '*') prefixes++;
+    else exact++;
+    lua_pop(L, 1);
+  }
+  tp_buf_adds(out, "{\"type\":\"string\"");
+  if (prefixes) tp_buf_adds(out, ",\"anyOf\":[");
+  for (int pass = 0; pass < 2; pass++) {  /* the enum of the exact codes, then the patterns */
+    if (pass == 0 && exact) tp_buf_adds(out, prefixes ? "{\"enum\":[" : ",\"enum\":[");
+    bool first = true;
+    for (int k = 1; k <= n; k++) {
+      size_t len;
+      lua_rawgeti(L, idx, k);
+      const char *code = lua_tolstring(L, -1, &len);
+      bool prefix = code[len - 1] == '*';
+      if (pass == 0 && !prefix) {
+        if (!first) tp_buf_addc(out, ',');
+        tp_buf_add_json_str(out, code, len);
+        first = false;
+      } else if (pass == 1 && prefix) {
+        tp_buf_adds(out, exact || !first ? ",{\"pattern\":\"^" : "{\"pattern\":\"^");
+        tp_buf_add(out, code, len - 1);  /* a-z, 0-9, _: nothing to escape */
+        tp_buf_adds(out, "\"}");
+        first = false;
+      }
+      lua_pop(L, 1);
+    }
+    if (pass == 0 && exact) tp_buf_adds(out, prefixes ? "]}" : "]");
+  }
+  if (prefixes) tp_buf_addc(out, ']');
+  tp_buf_addc(out, '}');
 }
 
 /* routes[i].errors[status] (the list at idx): checked and appended to out as
@@ -140,7 +184,7 @@ static int render_error(lua_State *L, int idx, int i, int status, tp_buf *out, c
     const char *code = lua_rawgeti(L, idx, k) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
     if (!code || !valid_code(code, len))
       rc = doc_error(err, errcap, "routes[%d].errors[%d][%d] must be an error code: 1-%d bytes "
-                     "of a-z, 0-9 and _", i, status, k, DOC_MAX_CODE);
+                     "of a-z, 0-9 and _ (a prefix ends in *)", i, status, k, DOC_MAX_CODE);
     for (int j = 1; rc == 0 && j < k; j++) {
       lua_rawgeti(L, idx, j);
       if (lua_rawequal(L, -1, -2))
@@ -159,16 +203,9 @@ static int render_error(lua_State *L, int idx, int i, int status, tp_buf *out, c
     tp_buf_adds(out, ",\"content\":{\"application/json\":{\"schema\":{\"allOf\":["
                      "{\"$ref\":\"#/components/schemas/Error\"},{\"type\":\"object\","
                      "\"properties\":{\"error\":{\"type\":\"object\",\"properties\":"
-                     "{\"code\":{\"type\":\"string\",\"enum\":[");
-    for (int k = 1; k <= n; k++) {
-      size_t len;
-      lua_rawgeti(L, idx, k);
-      const char *code = lua_tolstring(L, -1, &len);
-      if (k > 1) tp_buf_addc(out, ',');
-      tp_buf_add_json_str(out, code, len);
-      lua_pop(L, 1);
-    }
-    tp_buf_adds(out, "]}}}}}]}}}}");
+                     "{\"code\":");
+    render_codes(L, idx, n, out);
+    tp_buf_adds(out, "}}}}]}}}}");
   }
   tp_buf_free(&codes);
   return rc;
@@ -218,16 +255,31 @@ done:
   return rc;
 }
 
-static int doc_status(lua_State *L, int t, int i, int *out, char *err, size_t errcap) {
-  int type = tpst_rawfield(L, t, "status");
-  lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
-  lua_pop(L, 1);
-  *out = 200;
-  if (type == LUA_TNIL) return 0;
-  if (status < 200 || status > 299)
-    return doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299", i);
+static bool success_status(lua_State *L, int idx, int *out) {
+  lua_Integer status = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : 0;
   *out = (int)status;
-  return 0;
+  return status >= 200 && status <= 299;
+}
+
+/* routes[i].status: the success status, or { first, repeat } for a route
+** that answers a repeat of an accepted request with another (201, then 200). */
+static int doc_status(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t errcap) {
+  int type = tpst_rawfield(L, t, "status");
+  int top = lua_gettop(L), rc = 0;
+  doc->status = 200;
+  doc->repeat_status = 0;
+  if (type == LUA_TTABLE) {
+    lua_rawgeti(L, top, 1);
+    lua_rawgeti(L, top, 2);
+    if (lua_rawlen(L, top) != 2 || !success_status(L, -2, &doc->status) ||
+        !success_status(L, -1, &doc->repeat_status) || doc->status == doc->repeat_status)
+      rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299, or two "
+                     "different ones { first, repeat }", i);
+  } else if (type != LUA_TNIL && !success_status(L, top, &doc->status)) {
+    rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299", i);
+  }
+  lua_settop(L, top - 1);
+  return rc;
 }
 
 static bool header_name_char(char c) {
@@ -383,7 +435,7 @@ int tprd_read(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t e
       doc_params(L, t, i, "headers", &params, err, errcap) == 0 &&
       doc_schema(L, t, i, "body", &doc->body, err, errcap) == 0 &&
       doc_schema(L, t, i, "response", &doc->response, err, errcap) == 0 &&
-      doc_status(L, t, i, &doc->status, err, errcap) == 0 &&
+      doc_status(L, t, i, doc, err, errcap) == 0 &&
       doc_errors(L, t, i, &errors, err, errcap) == 0) {
     if (params.len) doc->params = dup_buf(&params);
     if (errors.len) doc->errors = dup_buf(&errors);

@@ -18,47 +18,16 @@ local create = require("lib.create")
 local lifecycle = require("lib.lifecycle")
 local store = require("lib.store")
 local merge = require("lib.merge")
+local tporders = require("tp.orders")
 
 local STATUSES = { pending_payment = true, paid = true, completed = true, cancelled = true,
                    refunding = true, refunded = true }
 
 -- ---- the answers, as the OpenAPI document states them (money in integer fen)
 
-local INT, STR, BOOL = { type = "integer" }, { type = "string" }, { type = "boolean" }
+local INT, STR = { type = "integer" }, { type = "string" }
 local FEN = { type = "integer", minimum = 0, description = "integer fen" }
-local EPOCH = { type = "integer", minimum = 0, description = "UTC epoch seconds" }
-
-local LINE_SCHEMA = { type = "object", description = "one line of an order",
-  required = { "sku", "qty", "list_price_fen", "unit_price_fen", "amount_fen", "discount_fen", "paid_fen" },
-  properties = { sku = STR, product_id = INT, title = STR, qty = { type = "integer", minimum = 1 },
-    list_price_fen = FEN, unit_price_fen = FEN,
-    amount_fen = { type = "integer", minimum = 0, description = "unit_price_fen x qty" },
-    discount_fen = { type = "integer", minimum = 0, description = "this line's share of the coupon" },
-    paid_fen = { type = "integer", minimum = 0, description = "amount_fen - discount_fen; the lines sum to total_fen" } } }
-
-local REFUND_SCHEMA = { type = "object", required = { "refund_no", "amount_fen", "status" },
-  properties = { refund_no = { type = "string", description = "R<order>-<n>, paid out once" },
-    amount_fen = FEN, reason = STR, kind = STR, status = STR, created_at = EPOCH, succeeded_at = EPOCH } }
-
-local ORDER_SCHEMA = { type = "object", description = "an order; money in integer fen",
-  required = { "id", "user", "status", "items_fen", "discount_fen", "total_fen", "lines", "created_at" },
-  properties = { id = INT, user = STR, status = { type = "string", enum = {
-    "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
-    items_fen = { type = "integer", minimum = 0, description = "the lines at their unit prices" },
-    discount_fen = { type = "integer", minimum = 0, description = "the coupon's discount" },
-    total_fen = { type = "integer", minimum = 1, description = "what the user pays: items_fen - discount_fen" },
-    paid_fen = FEN, refund_requested_fen = FEN, refunded_fen = FEN, coupon_id = INT,
-    attribution = { type = "object", properties = { referrer = STR, referrer2 = STR, store = STR, guide = STR } },
-    campaign = { type = "object", required = { "plugin", "id" }, properties = { plugin = STR,
-      id = { oneOf = { INT, STR }, description = "the campaign's id in its plugin" },
-      stacks_with_coupon = BOOL } },
-    stock_held = BOOL, transaction_id = STR, late_payment = BOOL,
-    held = { type = "boolean", description = "paid, but its campaign (a group pending) holds it from fulfilment" },
-    created_at = EPOCH,
-    pay_deadline = { type = "integer", minimum = 0, description = "UTC epoch seconds: unpaid after it, the order is cancelled" },
-    paid_at = EPOCH, cancelled_at = EPOCH, cancel_reason = STR, completed_at = EPOCH, refunded_at = EPOCH,
-    lines = { type = "array", items = LINE_SCHEMA },
-    refunds = { type = "array", items = REFUND_SCHEMA, description = "on one order's page" } } }
+local ORDER_SCHEMA, REFUND_SCHEMA = tporders.SCHEMA, tporders.REFUND_SCHEMA
 
 local PAGE_SCHEMA = { type = "object", required = { "items" }, properties = {
   items = { type = "array", items = ORDER_SCHEMA },

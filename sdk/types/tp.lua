@@ -385,8 +385,8 @@ function tp.auth.resolve(user) end
 ---@field headers table<string,TpHeaderParam>? Request headers the route reads, by name.
 ---@field body table? JSON Schema of the request body, written as a Lua table. The document marks the body required only when the schema lists required fields.
 ---@field response table? JSON Schema of the success body, written as a Lua table.
----@field status integer? The success status, 200-299 (default 200).
----@field errors table<integer,string[]>? The errors the route answers on purpose, by status (400-599): { [409] = { "sold_out", "limit_reached" }, [404] = { "not_found" } }. Each status becomes a response whose body is the shared Error with error.code one of the codes listed (1-64 bytes of a-z, 0-9, _; at most 32 per status, 16 statuses).
+---@field status integer|integer[]|nil The success status, 200-299 (default 200), or { first, repeat } for a route that answers a repeat of an accepted request with another status ({ 201, 200 }). A route with status 201 and an Idempotency-Key header lists the retry's 200 by itself.
+---@field errors table<integer,string[]>? The errors the route answers on purpose, by status (400-599): { [409] = { "sold_out", "limit_reached" }, [404] = { "not_found" } }. Each status becomes a response whose body is the shared Error with error.code one of the codes listed (1-64 bytes of a-z, 0-9, _; at most 32 per status, 16 statuses). A code ending in * stands for every code it starts ("risk_*": the refusals of tp.risk).
 ---@field personal boolean? True when its request or answer carries personal data (phones, names, addresses): a recorded run of it keeps neither body nor query, only that they were redacted.
 ---@field rate_class "read"|"write"|"buy"|"join"|"help"|"claim"|nil Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, before any Lua runs: default "read" for GET and "write" for other methods. Declare "buy", "join", "help" or "claim" on the routes a scalper would hammer. Not on admin routes: they are all of class "admin".
 

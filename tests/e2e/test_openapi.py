@@ -171,11 +171,11 @@ def check_document(doc, tid, admin=False):
         assert len(names) == len(set(names)), names
         responses = o["responses"]
         success = [c for c in responses if c != "default" and int(c) < 300]
-        idempotent = any(p["name"] == "Idempotency-Key" for p in o.get("parameters", []))
-        if idempotent and len(success) == 2:     # a retry's 200, then the first answer's status
-            assert success[0] == "200" and responses["200"]["content"] == \
+        if len(success) == 2:     # a repeat's status (or a retry's 200) and the first answer's
+            first = [c for c in success if responses[c]["description"] == "Success"]
+            assert len(first) == 1 and responses[success[0]]["content"] == \
                 responses[success[1]]["content"], responses
-            success = success[1:]
+            success = first
         assert len(success) == 1 and 200 <= int(success[0]) <= 299, responses
         assert all(r["description"] for r in responses.values()), responses
         assert responses["default"]["content"]["application/json"]["schema"] == \
@@ -185,8 +185,10 @@ def check_document(doc, tid, admin=False):
                 assert 400 <= int(c) <= 599, (path, method, c)
                 one_of = r["content"]["application/json"]["schema"]["allOf"]
                 assert one_of[0] == {"$ref": "#/components/schemas/Error"}, r
-                codes = one_of[1]["properties"]["error"]["properties"]["code"]["enum"]
-                assert codes and r["description"] == ", ".join(codes), r
+                code = one_of[1]["properties"]["error"]["properties"]["code"]
+                codes = code.get("enum") or [c for a in code["anyOf"] for c in a.get("enum", [])]
+                codes += [a["pattern"][1:] + "*" for a in code.get("anyOf", []) if "pattern" in a]
+                assert codes and r["description"] == ", ".join(sorted(codes, key=r["description"].index)), r
         for requirement in o["security"]:
             assert set(requirement) <= set(schemes), o["security"]
         if "requestBody" in o:
@@ -278,13 +280,17 @@ def test_the_doc_fields_of_a_route_appear_typed_and_escaped():
     assert o["requestBody"] == {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["text"],
         "properties": {"text": {"type": "string", "minLength": 1}}}}}}, o["requestBody"]
-    assert set(o["responses"]) == {"201", "400", "409", "default"}, o["responses"]
+    assert set(o["responses"]) == {"201", "400", "403", "409", "default"}, o["responses"]
+    assert o["responses"]["403"]["description"] == "members_only, risk_*", o["responses"]["403"]
+    assert o["responses"]["403"]["content"]["application/json"]["schema"]["allOf"][1]["properties"][
+        "error"]["properties"]["code"] == {"type": "string", "anyOf": [
+            {"enum": ["members_only"]}, {"pattern": "^risk_"}]}, o["responses"]["403"]
     assert o["responses"]["409"] == {"description": "note_exists, too_many_notes", "content": {
         "application/json": {"schema": {"allOf": [
             {"$ref": "#/components/schemas/Error"},
             {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "code": {"type": "string", "enum": ["note_exists", "too_many_notes"]}}}}}]}}}}, o
-    assert list(o["responses"]) == ["201", "400", "409", "default"], "statuses in order"
+    assert list(o["responses"]) == ["201", "400", "403", "409", "default"], "statuses in order"
     note = o["responses"]["201"]["content"]["application/json"]["schema"]
     assert note["required"] == ["id", "text"] and note["properties"]["price"]["minimum"] == 0.5
     assert note["properties"]["tags"] == {"type": "array", "items": {"type": "string"}}, note
@@ -421,6 +427,9 @@ MALFORMED = [
     ('response = { "a", "b" }', "routes[2].response must be a JSON Schema object, not a list"),
     ("status = 404", "routes[2].status must be an integer from 200 to 299"),
     ("status = 200.5", "routes[2].status must be an integer from 200 to 299"),
+    ("status = { 201 }", "routes[2].status must be an integer from 200 to 299, or two different"),
+    ("status = { 201, 201 }", "routes[2].status must be an integer from 200 to 299, or two different"),
+    ("status = { 201, 404 }", "routes[2].status must be an integer from 200 to 299, or two different"),
     ('errors = "sold_out"', "routes[2].errors must be a table of status = { code, ... }"),
     ('errors = { [200] = { "x" } }', "routes[2].errors keys must be statuses from 400 to 599"),
     ('errors = { sold_out = { "x" } }', "routes[2].errors keys must be statuses from 400 to 599"),
@@ -430,6 +439,8 @@ MALFORMED = [
     ('errors = { [409] = { "Sold-Out" } }', "routes[2].errors[409][1] must be an error code"),
     ('errors = { [409] = { "sold_out", 5 } }', "routes[2].errors[409][2] must be an error code"),
     ('errors = { [409] = { "a", "a" } }', "routes[2].errors[409] lists 'a' twice"),
+    ('errors = { [403] = { "*" } }', "routes[2].errors[403][1] must be an error code"),
+    ('errors = { [403] = { "risk*_" } }', "routes[2].errors[403][1] must be an error code"),
 ]
 
 

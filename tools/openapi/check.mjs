@@ -79,7 +79,8 @@ function checkWalk() {
   const hostCodes = new Set(JSON.parse(process.env.TIDEPOOL_HOST_ERROR_CODES || "[]"));
   const declaredCodes = (resp) => {
     const s = resp.content && resp.content["application/json"] && resp.content["application/json"].schema;
-    return (s && s.allOf && s.allOf[1].properties.error.properties.code.enum) || [];
+    const code = s && s.allOf && s.allOf[1].properties.error.properties.code;
+    return (code && (code.enum || (code.anyOf || []).flatMap((a) => a.enum || []))) || [];
   };
   const seen = new Set();
   let checked = 0, unmatched = 0;
