@@ -94,7 +94,7 @@ HOST_ERROR_CODES = {
     "request_timeout", "rate_limited", "too_many_attempts", "internal_error", "store_error",
     "batch_aborted", "commit_failed", "store_unavailable", "too_many_connections", "unavailable",
     "budget_exceeded", "memory_exceeded", "timeout", "method_not_allowed", "route_not_found",
-    "tenant_not_found", "bad_request",
+    "tenant_not_found", "bad_request", "token_expired", "wrong_tenant",
 }
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
