@@ -5,7 +5,7 @@ the host accepts.
 The Python and Node reference implementations are read from README.md (the
 fenced block after each `<!-- doc-test: token.py -->` / `token.js` marker), run
 as they are, and their tokens sent to a real host: accepted as the user they
-name, refused (401 token_expired, wrong_tenant, invalid_token) once expired,
+name, refused (401 token_expired, 403 wrong_tenant, 401 invalid_token) once expired,
 for another tenant, or with another secret. Both implementations and the harness's own signer give the
 same token for the same inputs, and `tidepool token` gives one of that form.
 """
@@ -92,7 +92,7 @@ def test_an_expired_foreign_or_forged_token_is_refused():
         expired = mint(T["token_secret"], "tea", "u1", -5)
         expect_error(orders_of(expired), 401, "token_expired")
         other_tenant = mint(OTHER["token_secret"], "other", "u1", 3600)
-        expect_error(orders_of(other_tenant), 401, "wrong_tenant")
+        expect_error(orders_of(other_tenant), 403, "wrong_tenant")
         forged = mint("not-the-tenants-secret-0123456789", "tea", "u1", 3600)
         expect_error(orders_of(forged), 401, "invalid_token")
         assert orders_of(other_tenant, "other")[0] == 200, lang
