@@ -163,14 +163,17 @@ static void add_success(tp_buf *b, const tp_route *r, int status, const char *de
 static void add_responses(tp_buf *b, const tp_route *r) {
   int status = r->doc.status ? r->doc.status : 200;
   tp_buf_adds(b, ",\"responses\":{");
-  if (r->doc.repeat_status && r->doc.repeat_status < status)
-    add_success(b, r, r->doc.repeat_status, "A repeat of an accepted request: its answer");
-  else if (status != 200 && r->doc.params &&
-           strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\""))
-    add_success(b, r, 200, "A retry with the Idempotency-Key of an accepted request: its answer");
-  add_success(b, r, status, "Success");
-  if (r->doc.repeat_status > status)
-    add_success(b, r, r->doc.repeat_status, "A repeat of an accepted request: its answer");
+  bool idempotent = !r->doc.also[0] && status != 200 && r->doc.params &&
+                    strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\"");
+  for (int s = 200; s <= 299; s++) {  /* in status order */
+    if (s == status) add_success(b, r, s, "Success");
+    else if (idempotent && s == 200)
+      add_success(b, r, s, "A retry with the Idempotency-Key of an accepted request: its answer");
+    for (int k = 0; k < 3; k++)
+      if (r->doc.also[k] == s)
+        add_success(b, r, s, "Success, as the route answers some requests (a repeat of an "
+                    "accepted one, or as its description says)");
+  }
   if (r->doc.errors) {
     tp_buf_adds(b, r->doc.errors);
     tp_buf_addc(b, ',');

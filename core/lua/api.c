@@ -328,9 +328,10 @@ const tpa_field tpa_shapes[] = {
    "required only when the schema lists required fields."},
   {"TpRoute", "response", "table?", "JSON Schema of the success body, written as a Lua table."},
   {"TpRoute", "status", "integer|integer[]|nil",
-   "The success status, 200-299 (default 200), or { first, repeat } for a route that answers a "
-   "repeat of an accepted request with another status ({ 201, 200 }). A route with status 201 "
-   "and an Idempotency-Key header lists the retry's 200 by itself."},
+   "The success status, 200-299 (default 200), or a list of 2-4 different ones, the usual first, "
+   "for a route that answers some requests with another ({ 201, 200 }: a repeat of an accepted "
+   "request answers 200). A route with status 201 and an Idempotency-Key header lists the "
+   "retry's 200 by itself."},
   {"TpRoute", "errors", "table<integer,string[]>?",
    "The errors the route answers on purpose, by status (400-599): { [409] = { \"sold_out\", "
    "\"limit_reached\" }, [404] = { \"not_found\" } }. Each status becomes a response whose "

@@ -261,20 +261,28 @@ static bool success_status(lua_State *L, int idx, int *out) {
   return status >= 200 && status <= 299;
 }
 
-/* routes[i].status: the success status, or { first, repeat } for a route
-** that answers a repeat of an accepted request with another (201, then 200). */
+/* routes[i].status: the success status, or a list of 2-4 different ones, the
+** usual first, for a route that answers some requests with another ({ 201,
+** 200 }: a repeat of an accepted request answers 200). */
 static int doc_status(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t errcap) {
   int type = tpst_rawfield(L, t, "status");
   int top = lua_gettop(L), rc = 0;
   doc->status = 200;
-  doc->repeat_status = 0;
+  memset(doc->also, 0, sizeof doc->also);
   if (type == LUA_TTABLE) {
-    lua_rawgeti(L, top, 1);
-    lua_rawgeti(L, top, 2);
-    if (lua_rawlen(L, top) != 2 || !success_status(L, -2, &doc->status) ||
-        !success_status(L, -1, &doc->repeat_status) || doc->status == doc->repeat_status)
-      rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299, or two "
-                     "different ones { first, repeat }", i);
+    int n = (int)lua_rawlen(L, top);
+    bool ok = n >= 2 && n <= 4;
+    for (int k = 1; ok && k <= n; k++) {
+      lua_rawgeti(L, top, k);
+      int *slot = k == 1 ? &doc->status : &doc->also[k - 2];
+      ok = success_status(L, -1, slot);
+      for (int j = 0; ok && j < k - 2; j++) ok = doc->also[j] != *slot;
+      ok = ok && (k == 1 || doc->status != *slot);
+      lua_pop(L, 1);
+    }
+    if (!ok)
+      rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299, or a "
+                     "list of 2-4 different ones (the usual first)", i);
   } else if (type != LUA_TNIL && !success_status(L, top, &doc->status)) {
     rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299", i);
   }

@@ -51,7 +51,7 @@ typedef struct tp_route_doc {
   const char *response;  /* JSON Schema of the success body */
   const char *errors;    /* the error responses: "409":{...},"404":{...} (OpenAPI) */
   int status;            /* success status; 0 means 200 */
-  int repeat_status;     /* a repeat's success status (status = {201, 200}), or 0 */
+  int also[3];           /* its other success statuses (status = {201, 200}), 0 after the last */
 } tp_route_doc;
 
 typedef struct tp_route {

@@ -48,6 +48,11 @@ RECORD_DIR = os.environ.get("TIDEPOOL_RECORD_DIR")
 _recorder = {"file": None, "docs": set(), "lock": threading.Lock()}
 
 
+def record_answer(h, method, path, status, body):
+    """Records an answer a test's own client got (TIDEPOOL_RECORD_DIR)."""
+    _record(h, method, path, status, body)
+
+
 def _record(h, method, path, status, body):
     """One recorded answer (TIDEPOOL_RECORD_DIR), after its tenant's documents."""
     path = path.split("?", 1)[0]

@@ -39,6 +39,33 @@ SOURCES = ["test_commerce", "test_orders", "test_payments", "test_coupons", "tes
            "test_group_buy", "test_bargain", "test_referral", "test_members",
            "test_campaign_segment_drop", "test_scalper"]
 CHECK = os.path.join(SRC, "tools", "openapi", "check.mjs")
+# Routes of built-in plugins whose answer has no schema yet (issue 18): the walk
+# lists them instead of failing; a route leaves this list when it declares one
+# (test_pending_routes_still_lack_a_schema fails on a stale entry).
+PENDING = [
+    "group_buy GET /admin/group-buys/{id}/groups",
+    "group_buy GET /admin/group-buys/{id}/groups/{gid}",
+    "group_buy GET /v1/group-buys/orders/{order_id}",
+    "members POST /admin/members/{id}/erase",
+    "referral DELETE /admin/referral/sku-rates/{sku}",
+    "referral GET /admin/referral/distributors",
+    "referral GET /admin/referral/leaderboard",
+    "referral GET /admin/referral/performance",
+    "referral GET /admin/referral/settings",
+    "referral GET /admin/referral/withdrawals",
+    "referral GET /v1/referral/me",
+    "referral GET /v1/referral/orders",
+    "referral GET /v1/referral/team",
+    "referral PATCH /admin/referral/distributors/{user}",
+    "referral PATCH /admin/referral/stores/{id}",
+    "referral POST /admin/referral/distributors/{user}/approve",
+    "referral POST /admin/referral/distributors/{user}/reject",
+    "referral POST /admin/referral/stores",
+    "referral POST /admin/referral/withdrawals/{id}/approve",
+    "referral POST /admin/referral/withdrawals/{id}/reject",
+    "referral POST /v1/referral/withdrawals",
+    "referral PUT /admin/referral/sku-rates/{sku}",
+]
 PLUGINS = sorted(n for n in os.listdir(os.path.join(SRC, "plugins"))
                  if os.path.isfile(os.path.join(SRC, "plugins", n, "plugin.lua")))
 TMP = None
@@ -80,7 +107,8 @@ def check(mode, files):
     assert os.path.isdir(os.path.join(SRC, "tools", "openapi", "node_modules")), \
         "the OpenAPI validator is not installed: run tools/bootstrap.sh --test"
     env = dict(os.environ, TIDEPOOL_BUILTIN_PLUGINS=json.dumps(PLUGINS),
-               TIDEPOOL_HOST_ERROR_CODES=json.dumps(sorted(HOST_ERROR_CODES)))
+               TIDEPOOL_HOST_ERROR_CODES=json.dumps(sorted(HOST_ERROR_CODES)),
+               TIDEPOOL_WALK_PENDING=json.dumps(PENDING))
     p = subprocess.run(["node", CHECK, mode] + files, capture_output=True, timeout=600, env=env)
     out = p.stdout.decode()
     lines = out.strip().splitlines()
@@ -107,7 +135,14 @@ def test_every_recorded_answer_matches_its_declared_schema():
     for plugin in ("orders", "payments", "coupons", "flash_sale", "group_buy", "bargain",
                    "referral", "members", "catalog"):
         assert any(o.startswith(plugin + " ") for o in ops), (plugin, ops)
-    assert len([o for o in ops if o.split(" ")[0] in PLUGINS]) >= 80, ops
+    assert len([o for o in ops if o.split(" ")[0] in PLUGINS]) >= 75, ops
+
+
+def test_pending_routes_still_lack_a_schema():
+    _, summary, _, _ = check("walk", recorded())
+    stale = sorted(set(PENDING) - set(summary["pending"]))
+    assert not stale, "PENDING names routes that declare a schema now (or the walk no longer " \
+        "reaches): %s" % stale
 
 
 def test_every_recorded_document_passes_the_validator():

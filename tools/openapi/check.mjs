@@ -76,6 +76,9 @@ function checkWalk() {
     }
   }
   const builtin = new Set(JSON.parse(process.env.TIDEPOOL_BUILTIN_PLUGINS || "[]"));
+  // routes whose answer is not declared yet ("plugin METHOD /v1/path"): reported, not failed
+  const pending = new Set(JSON.parse(process.env.TIDEPOOL_WALK_PENDING || "[]"));
+  const pendingSeen = new Set();
   const hostCodes = new Set(JSON.parse(process.env.TIDEPOOL_HOST_ERROR_CODES || "[]"));
   const declaredCodes = (resp) => {
     const s = resp.content && resp.content["application/json"] && resp.content["application/json"].schema;
@@ -96,19 +99,23 @@ function checkWalk() {
     const declared = op.responses[String(r.status)];
     let schema = declared && declared.content && declared.content["application/json"] &&
       declared.content["application/json"].schema;
+    let which = declared ? "declared" : "default";
     if (r.status < 300) {
       if (!declared) {
         if (builtin.has(plugin)) problems.push(`${where}: the document declares no ${r.status} response`);
         continue;
       }
       if (!schema) {
-        if (builtin.has(plugin)) problems.push(`${where}: ${plugin} declares no response schema`);
+        const key = `${plugin} ${r.method} ${template.replace(/^\/(v1|admin)\/[^/]+/, "/$1")}`;
+        if (pending.has(key)) pendingSeen.add(key);
+        else if (builtin.has(plugin)) problems.push(`${where}: ${plugin} declares no response schema`);
         continue;
       }
     } else if (declared && hostCodes.has(r.body && r.body.error && r.body.error.code) &&
                !declaredCodes(declared).includes(r.body.error.code)) {
       // the host's own error (a malformed body, query or path) at a status the route also uses
       schema = op.responses.default.content["application/json"].schema;
+      which = "default";
     } else if (!declared) {
       // not declared by its status: the host's own errors (default), or a plugin's undeclared one
       const code = r.body && r.body.error && r.body.error.code;
@@ -116,7 +123,7 @@ function checkWalk() {
         problems.push(`${where}: ${plugin} answers ${r.status} ${code} but declares no ${r.status} in errors`);
       schema = op.responses.default.content["application/json"].schema;
     }
-    const validate = validatorFor(`${r.host}|${r.tenant}|${template}|${r.method}|${r.status}|${declared ? "d" : "x"}`,
+    const validate = validatorFor(`${r.host}|${r.tenant}|${template}|${r.method}|${r.status}|${which}`,
       inline(doc, schema));
     checked++;
     seen.add(`${plugin} ${r.method} ${template.replace(/^\/(v1|admin)\/[^/]+/, "/$1")}`);
@@ -128,6 +135,7 @@ function checkWalk() {
   }
   for (const p of [...new Set(problems)]) console.log(p);
   console.log(JSON.stringify({ records: records.length, checked, unmatched, operations: [...seen].sort(),
+    pending: [...pendingSeen].sort(),
     problems: new Set(problems).size }));
   return problems.length;
 }
