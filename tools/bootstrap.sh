@@ -6,6 +6,8 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libsqlite3-dev
             node-llhttp lua-cjson-dev libssl-dev libcurl4-openssl-dev tzdata)
 test_pkgs=(python3 curl lua5.4)
+# --test also installs CI's OpenAPI validator (tools/openapi: @seriousme/openapi-schema-validator
+# and ajv from the npm registry, versions pinned in its package.json and package-lock.json)
 bench_pkgs=(wrk util-linux)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 # tests/bench/sidebyside.sh: nginx + lua-nginx-module and redis, run from a temp dir (not as services)
@@ -21,11 +23,28 @@ case "${1:-}" in
   *) echo "usage: tools/bootstrap.sh [--test|--bench|--fuzz|--sidebyside]" >&2; exit 2 ;;
 esac
 
+# node and npm: Debian's nodejs and npm unless a node with npm is there already
+if [ "${1:-}" = --test ] && ! command -v npm >/dev/null; then
+  want+=(nodejs npm)
+fi
+
+openapi_tools() {
+  [ "${1:-}" = --test ] || return 0
+  local dir; dir="$(cd "$(dirname "$0")" && pwd)/openapi"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "bootstrap: installing the OpenAPI validator into tools/openapi/node_modules" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  openapi_tools "${1:-}"
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "bootstrap: missing Debian packages: ${missing[*]}; run as root or install them" >&2
@@ -35,3 +54,4 @@ echo "bootstrap: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+openapi_tools "${1:-}"

@@ -512,13 +512,13 @@ static tp_route builtins[] = {
   BUILTIN("DELETE", "/jobs/{id:int}", delete_job,
           .summary = "Cancel a pending job or delivery, or drop a dead one"),
   BUILTIN("GET", "/clock", get_clock, .summary = "The tenant's clock (wall or manual)"),
-  BUILTIN("POST", "/clock/advance", post_advance, .body = ADVANCE_BODY,
+  BUILTIN("POST", "/clock/advance", post_advance, .body = ADVANCE_BODY, .body_required = true,
           .summary = "Move a manual clock forward and run what falls due"),
   BUILTIN("GET", "/runs", get_runs, .params = RUNS_QUERY,
           .summary = "Recorded runs, newest first: outcome, instructions against the budget"),
   BUILTIN("GET", "/runs/{id:int}", get_run,
           .summary = "One recorded run: input, time, seed, outcome (the file to replay)"),
-  BUILTIN("POST", "/runs/record", post_record, .body = RECORD_BODY,
+  BUILTIN("POST", "/runs/record", post_record, .body = RECORD_BODY, .body_required = true,
           .summary = "Record the next invocations of a plugin (or of one of its routes)"),
 };
 

@@ -326,7 +326,8 @@ int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]) {
   int n;
   const tp_route *admin = tp__admin_routes(&n);
   int k = 0;
-  out[k++] = (tp_route *)tp__openapi_route();
+  out[k++] = (tp_route *)tp__openapi_route(false);
+  out[k++] = (tp_route *)tp__openapi_route(true);
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&admin[i];
   return k;
 }

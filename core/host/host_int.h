@@ -88,6 +88,6 @@ void tp__render_metrics(tp_host *h, tph_response *res);
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 
 /* ---- openapi.c */
-const tp_route *tp__openapi_route(void);
+const tp_route *tp__openapi_route(bool admin);  /* GET /v1 or /admin/{t}/openapi.json */
 
 #endif

@@ -1,9 +1,16 @@
 /*
-** openapi.c - GET /v1/{tenant}/openapi.json: an OpenAPI 3.0.3 document of
-** every route the tenant serves now.
+** openapi.c - GET /v1/{tenant}/openapi.json and GET /admin/{tenant}/openapi.json:
+** OpenAPI 3.0.3 documents of the routes the tenant serves now, one for the
+** mini-program (users) and one for operators (behind the tenant's API key).
 **
-** The document is generated per request by walking the tenant's two routers,
-** the very ones requests are dispatched on, so it shows what is mounted: the
+** Two documents, not one with tags: a mini-program developer generates a
+** client from the user document and gets no operation the app must never
+** call, and the operator surface (refunds, imports, payouts) is shown only to
+** a caller holding the key. Each document has a relative `servers` entry, so
+** its absolute paths resolve against wherever it was fetched from.
+**
+** Each document is generated per request by walking one of the tenant's
+** routers, the very ones requests are dispatched on, so it shows what is mounted: the
 ** host's built-ins and the routes of the plugin generations serving now (a
 ** reload swaps the routers, and the next document follows). A plugin route's
 ** doc fields were checked and rendered to JSON when the plugin loaded
@@ -139,14 +146,39 @@ static void add_parameters(tp_buf *b, const tp_route *r) {
   else b->len = mark;  /* no parameters: no empty list */
 }
 
-static void add_responses(tp_buf *b, const tp_route *r) {
-  tp_buf_printf(b, ",\"responses\":{\"%d\":{\"description\":\"Success\",\"content\":"
-                "{\"application/json\":{", r->doc.status ? r->doc.status : 200);
+static void add_success(tp_buf *b, const tp_route *r, int status, const char *description) {
+  tp_buf_printf(b, "\"%d\":{\"description\":\"%s\",\"content\":{\"application/json\":{",
+                status, description);
   if (r->doc.response) {
     tp_buf_adds(b, "\"schema\":");
     tp_buf_adds(b, r->doc.response);
   }
-  tp_buf_adds(b, "}}},\"default\":{\"description\":\"An error: {\\\"error\\\":{\\\"code\\\","
+  tp_buf_adds(b, "}}},");
+}
+
+/* The success response, the declared error responses (routes[i].errors,
+** rendered at load), then `default` for what any route may answer (401, 429,
+** 500 ...). A route that creates (status 201) and reads an Idempotency-Key
+** answers a retry with 200 and the first answer's body: both are listed. */
+static void add_responses(tp_buf *b, const tp_route *r) {
+  int status = r->doc.status ? r->doc.status : 200;
+  tp_buf_adds(b, ",\"responses\":{");
+  bool idempotent = !r->doc.also[0] && status != 200 && r->doc.params &&
+                    strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\"");
+  for (int s = 200; s <= 299; s++) {  /* in status order */
+    if (s == status) add_success(b, r, s, "Success");
+    else if (idempotent && s == 200)
+      add_success(b, r, s, "A retry with the Idempotency-Key of an accepted request: its answer");
+    for (int k = 0; k < 3; k++)
+      if (r->doc.also[k] == s)
+        add_success(b, r, s, "Success, as the route answers some requests (a repeat of an "
+                    "accepted one, or as its description says)");
+  }
+  if (r->doc.errors) {
+    tp_buf_adds(b, r->doc.errors);
+    tp_buf_addc(b, ',');
+  }
+  tp_buf_adds(b, "\"default\":{\"description\":\"An error: {\\\"error\\\":{\\\"code\\\","
                  "\\\"message\\\",\\\"details\\\"}} with its status\",\"content\":"
                  "{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}}");
 }
@@ -183,8 +215,8 @@ static void add_operation(tp_buf *b, const operation *op) {
   }
   add_parameters(b, r);
   if (r->doc.body) {
-    tp_buf_adds(b, ",\"requestBody\":{\"required\":true,\"content\":{\"application/json\":"
-                   "{\"schema\":");
+    tp_buf_printf(b, ",\"requestBody\":{\"required\":%s,\"content\":{\"application/json\":"
+                  "{\"schema\":", r->doc.body_required ? "true" : "false");
     tp_buf_adds(b, r->doc.body);
     tp_buf_adds(b, "}}}");
   }
@@ -216,11 +248,14 @@ static void add_paths(tp_buf *b, const operations *ops) {
 }
 
 /* info.description: which plugins (and versions) the routes come from. */
-static void add_info(tp_buf *b, const tp_tenant *t) {
+static void add_info(tp_buf *b, const tp_tenant *t, bool admin) {
   tp_buf text;
   tp_buf_init(&text);
-  tp_buf_printf(&text, "The routes tenant %s serves now, generated from the route declarations "
-                "of its plugins and the host's built-in endpoints.\n\nPlugins:", t->conf->id);
+  tp_buf_printf(&text, "The %s routes tenant %s serves now (under /%s/%s), generated from the "
+                "route declarations of its plugins and the host's built-in endpoints. The %s "
+                "routes are in /%s/%s/openapi.json.\n\nPlugins:",
+                admin ? "operator" : "mini-program (user)", t->conf->id, admin ? "admin" : "v1",
+                t->conf->id, admin ? "user" : "operator", admin ? "v1" : "admin", t->conf->id);
   int serving = 0;
   for (int i = 0; i < t->nslots; i++) {
     const tp_plugin *p = t->slots[i].current;
@@ -234,7 +269,8 @@ static void add_info(tp_buf *b, const tp_tenant *t) {
                     t->slots[i].conf->name);
   tp_buf_adds(b, "\"info\":{\"title\":");
   char title[128];
-  snprintf(title, sizeof title, "tidepool API for tenant %s", t->conf->id);
+  snprintf(title, sizeof title, "tidepool %sAPI for tenant %s", admin ? "admin " : "",
+           t->conf->id);
   tp_buf_add_json_str(b, title, strlen(title));
   tp_buf_adds(b, ",\"version\":\"" TIDEPOOL_VERSION "\",\"description\":");
   tp_buf_add_json_str(b, text.data, text.len);
@@ -259,6 +295,10 @@ static void add_tags(tp_buf *b, const tp_tenant *t) {
                  "host\"}]");
 }
 
+static const char servers[] =
+  "\"servers\":[{\"url\":\"/\",\"description\":\"The host this document was fetched from: "
+  "the paths are absolute (/v1/{tenant}/..., /admin/{tenant}/...)\"}]";
+
 static const char components[] =
   "\"components\":{"
   "\"schemas\":{\"Error\":{\"type\":\"object\",\"required\":[\"error\"],\"properties\":"
@@ -272,20 +312,19 @@ static const char components[] =
   "\"adminKey\":{\"type\":\"apiKey\",\"in\":\"header\",\"name\":\"X-Api-Key\",\"description\":"
   "\"One of the tenant's API keys\"}}}";
 
-/* GET /v1/{tenant}/openapi.json */
-static void get_openapi(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
-  (void)h, (void)req;
-  char v1[96], admin[96];
-  snprintf(v1, sizeof v1, "/v1/%s", t->conf->id);
-  snprintf(admin, sizeof admin, "/admin/%s", t->conf->id);
-  operations ops = {.prefix = v1};
-  tpr_each(t->routes, collect, &ops);
-  ops.prefix = admin;
-  tpr_each(t->admin, collect, &ops);
+/* The document of one of the tenant's routers: the users' (admin false) or
+** the operators'. */
+static void write_document(tp_tenant *t, bool admin, tph_response *res) {
+  char prefix[96];
+  snprintf(prefix, sizeof prefix, "/%s/%s", admin ? "admin" : "v1", t->conf->id);
+  operations ops = {.prefix = prefix};
+  tpr_each(admin ? t->admin : t->routes, collect, &ops);
   assign_ids(&ops);
   tp_buf *b = &res->body;
   tp_buf_adds(b, "{\"openapi\":\"3.0.3\",");
-  add_info(b, t);
+  add_info(b, t, admin);
+  tp_buf_addc(b, ',');
+  tp_buf_adds(b, servers);
   tp_buf_addc(b, ',');
   add_tags(b, t);
   tp_buf_addc(b, ',');
@@ -297,12 +336,33 @@ static void get_openapi(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
   res->status = 200;
 }
 
-static tp_route openapi_route = {
-  .method = "GET", .path = "/openapi.json", .label = "host GET /v1/{tenant}/openapi.json",
-  .auth = TP_AUTH_NONE, .builtin = (void (*)(void))(tp_builtin_fn)get_openapi,
-  .doc = {.summary = "This document: OpenAPI 3.0.3 for every route the tenant serves now",
-          .description = "Generated on each request from the routes mounted at that moment, "
-                         "so it follows hot reloads."},
+/* GET /v1/{tenant}/openapi.json */
+static void get_openapi(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)h, (void)req;
+  write_document(t, false, res);
+}
+
+/* GET /admin/{tenant}/openapi.json */
+static void get_admin_openapi(tp_host *h, tp_tenant *t, const tph_request *req,
+                              tph_response *res) {
+  (void)h, (void)req;
+  write_document(t, true, res);
+}
+
+static tp_route openapi_routes[2] = {
+  {.method = "GET", .path = "/openapi.json", .label = "host GET /v1/{tenant}/openapi.json",
+   .auth = TP_AUTH_NONE, .builtin = (void (*)(void))(tp_builtin_fn)get_openapi,
+   .doc = {.summary = "This document: OpenAPI 3.0.3 for every user route the tenant serves now",
+           .description = "Generated on each request from the routes mounted at that moment, "
+                          "so it follows hot reloads. The operator routes are in "
+                          "/admin/{tenant}/openapi.json."}},
+  {.method = "GET", .path = "/openapi.json", .label = "host GET /admin/{tenant}/openapi.json",
+   .auth = TP_AUTH_ADMIN, .builtin = (void (*)(void))(tp_builtin_fn)get_admin_openapi,
+   .doc = {.summary = "This document: OpenAPI 3.0.3 for every operator route the tenant serves "
+                      "now",
+           .description = "Generated on each request from the routes mounted at that moment, "
+                          "so it follows hot reloads. The user routes are in "
+                          "/v1/{tenant}/openapi.json."}},
 };
 
-const tp_route *tp__openapi_route(void) { return &openapi_route; }
+const tp_route *tp__openapi_route(bool admin) { return &openapi_routes[admin ? 1 : 0]; }

@@ -346,8 +346,9 @@ const tpa_field tpa_shapes[] = {
 
   {"TpRoute", NULL, NULL,
    "One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth = "
-   "\"admin\"). The doc fields (summary ... status) feed GET /v1/{tenant}/openapi.json and are "
-   "checked at load; other unknown keys are ignored."},
+   "\"admin\"). The doc fields (summary ... errors) feed GET /v1/{tenant}/openapi.json (and "
+   "/admin/{tenant}/openapi.json for admin routes) and are checked at load; other unknown keys "
+   "are ignored."},
   {"TpRoute", "method", "\"GET\"|\"POST\"|\"PUT\"|\"PATCH\"|\"DELETE\"", "The HTTP method."},
   {"TpRoute", "path", "string",
    "The path pattern, at most 256 bytes: literal segments and {name}, {name:str} or {name:int} parameters."},
@@ -361,9 +362,21 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "description", "string?", "Longer documentation."},
   {"TpRoute", "query", "table<string,TpQueryParam>?", "Query parameters by name."},
   {"TpRoute", "headers", "table<string,TpHeaderParam>?", "Request headers the route reads, by name."},
-  {"TpRoute", "body", "table?", "JSON Schema of the request body, written as a Lua table."},
+  {"TpRoute", "body", "table?",
+   "JSON Schema of the request body, written as a Lua table. The document marks the body "
+   "required only when the schema lists required fields."},
   {"TpRoute", "response", "table?", "JSON Schema of the success body, written as a Lua table."},
-  {"TpRoute", "status", "integer?", "The success status, 200-299 (default 200)."},
+  {"TpRoute", "status", "integer|integer[]|nil",
+   "The success status, 200-299 (default 200), or a list of 2-4 different ones, the usual first, "
+   "for a route that answers some requests with another ({ 201, 200 }: a repeat of an accepted "
+   "request answers 200). A route with status 201 and an Idempotency-Key header lists the "
+   "retry's 200 by itself."},
+  {"TpRoute", "errors", "table<integer,string[]>?",
+   "The errors the route answers on purpose, by status (400-599): { [409] = { \"sold_out\", "
+   "\"limit_reached\" }, [404] = { \"not_found\" } }. Each status becomes a response whose "
+   "body is the shared Error with error.code one of the codes listed (1-64 bytes of a-z, 0-9, "
+   "_; at most 32 per status, 16 statuses). A code ending in * stands for every code it "
+   "starts (\"risk_*\": the refusals of tp.risk)."},
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},

@@ -1,7 +1,14 @@
 /*
 ** routedoc.c - the documentation fields of a plugin's route (summary,
-** description, query, headers, body, response, status), checked when the
-** plugin loads and kept rendered as JSON for the OpenAPI document.
+** description, query, headers, body, response, status, errors), checked when
+** the plugin loads and kept rendered as JSON for the OpenAPI document.
+**
+** errors = { [409] = { "sold_out", "limit_reached" }, [404] = { "not_found" } }
+** lists the error responses a route gives on purpose (tp.fail's status and
+** code): each status becomes one OpenAPI response whose schema is the shared
+** Error with error.code narrowed to an enum of the codes listed. A code that
+** ends in '*' stands for every code with that prefix (risk_*: sdk/tp/risk.lua
+** refuses with risk_<the rule's code>).
 */
 #include "lua/routedoc.h"
 
@@ -15,6 +22,9 @@
 #define DOC_MAX_SUMMARY 200
 #define DOC_MAX_PARAMS 64      /* per route, for each of query and headers */
 #define DOC_MAX_PARAM_NAME 64
+#define DOC_MAX_STATUSES 16    /* error statuses per route */
+#define DOC_MAX_CODES 32       /* codes per error status */
+#define DOC_MAX_CODE 64        /* bytes of one code */
 
 static int doc_error(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -85,16 +95,199 @@ static int doc_schema(lua_State *L, int t, int i, const char *key, const char **
   return rc;
 }
 
-static int doc_status(lua_State *L, int t, int i, int *out, char *err, size_t errcap) {
-  int type = tpst_rawfield(L, t, "status");
-  lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+/* true when the schema at idx (a table) has a non-empty `required` list: a
+** body that requires a field cannot be left out, one that requires none can. */
+static bool requires_fields(lua_State *L, int idx) {
+  bool any = tpst_rawfield(L, idx, "required") == LUA_TTABLE && lua_rawlen(L, -1) > 0;
   lua_pop(L, 1);
-  *out = 200;
-  if (type == LUA_TNIL) return 0;
-  if (status < 200 || status > 299)
-    return doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299", i);
+  return any;
+}
+
+/* a-z, 0-9 and _, or such a prefix and '*' ("risk_*": every code it starts) */
+static bool valid_code(const char *s, size_t n) {
+  if (n == 0 || n > DOC_MAX_CODE || strlen(s) != n) return false;
+  if (s[n - 1] == '*' && --n == 0) return false;
+  for (size_t k = 0; k < n; k++)
+    if (!((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= '0' && s[k] <= '9') || s[k] == '_'))
+      return false;
+  return true;
+}
+
+static int cmp_ints(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  return (x > y) - (x < y);
+}
+
+/* The schema of error.code for the n codes of the list at idx (checked): an
+** enum of the exact codes, and a pattern for each prefix ("risk_*"). */
+static void render_codes(lua_State *L, int idx, int n, tp_buf *out) {
+  int exact = 0, prefixes = 0;
+  for (int k = 1; k <= n; k++) {
+    size_t len;
+    lua_rawgeti(L, idx, k);
+    const char *code = lua_tolstring(L, -1, &len);
+    if (code[len - 1] == '*') prefixes++;
+    else exact++;
+    lua_pop(L, 1);
+  }
+  tp_buf_adds(out, "{\"type\":\"string\"");
+  if (prefixes) tp_buf_adds(out, ",\"anyOf\":[");
+  for (int pass = 0; pass < 2; pass++) {  /* the enum of the exact codes, then the patterns */
+    if (pass == 0 && exact) tp_buf_adds(out, prefixes ? "{\"enum\":[" : ",\"enum\":[");
+    bool first = true;
+    for (int k = 1; k <= n; k++) {
+      size_t len;
+      lua_rawgeti(L, idx, k);
+      const char *code = lua_tolstring(L, -1, &len);
+      bool prefix = code[len - 1] == '*';
+      if (pass == 0 && !prefix) {
+        if (!first) tp_buf_addc(out, ',');
+        tp_buf_add_json_str(out, code, len);
+        first = false;
+      } else if (pass == 1 && prefix) {
+        tp_buf_adds(out, exact || !first ? ",{\"pattern\":\"^" : "{\"pattern\":\"^");
+        tp_buf_add(out, code, len - 1);  /* a-z, 0-9, _: nothing to escape */
+        tp_buf_adds(out, "\"}");
+        first = false;
+      }
+      lua_pop(L, 1);
+    }
+    if (pass == 0 && exact) tp_buf_adds(out, prefixes ? "]}" : "]");
+  }
+  if (prefixes) tp_buf_addc(out, ']');
+  tp_buf_addc(out, '}');
+}
+
+/* routes[i].errors[status] (the list at idx): checked and appended to out as
+** one OpenAPI response, "409":{...}. */
+static int render_error(lua_State *L, int idx, int i, int status, tp_buf *out, char *err,
+                        size_t errcap) {
+  int n = (int)lua_rawlen(L, idx);
+  lua_pushnil(L);
+  for (int count = 0; lua_next(L, idx); count++) {  /* a list and nothing else */
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n ||
+        count >= n) {
+      lua_pop(L, 1);
+      return doc_error(err, errcap, "routes[%d].errors[%d] must be a list of error codes", i,
+                       status);
+    }
+  }
+  if (n < 1 || n > DOC_MAX_CODES)
+    return doc_error(err, errcap, "routes[%d].errors[%d] must list 1-%d error codes", i, status,
+                     DOC_MAX_CODES);
+  tp_buf codes;
+  tp_buf_init(&codes);
+  int rc = 0;
+  for (int k = 1; k <= n && rc == 0; k++) {
+    size_t len = 0;
+    const char *code = lua_rawgeti(L, idx, k) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!code || !valid_code(code, len))
+      rc = doc_error(err, errcap, "routes[%d].errors[%d][%d] must be an error code: 1-%d bytes "
+                     "of a-z, 0-9 and _ (a prefix ends in *)", i, status, k, DOC_MAX_CODE);
+    for (int j = 1; rc == 0 && j < k; j++) {
+      lua_rawgeti(L, idx, j);
+      if (lua_rawequal(L, -1, -2))
+        rc = doc_error(err, errcap, "routes[%d].errors[%d] lists '%s' twice", i, status, code);
+      lua_pop(L, 1);
+    }
+    if (rc == 0) {
+      tp_buf_adds(&codes, k > 1 ? ", " : "");
+      tp_buf_add(&codes, code, len);
+    }
+    lua_pop(L, 1);
+  }
+  if (rc == 0) {
+    tp_buf_printf(out, "%s\"%d\":{\"description\":", out->len ? "," : "", status);
+    tp_buf_add_json_str(out, codes.data, codes.len);
+    tp_buf_adds(out, ",\"content\":{\"application/json\":{\"schema\":{\"allOf\":["
+                     "{\"$ref\":\"#/components/schemas/Error\"},{\"type\":\"object\","
+                     "\"properties\":{\"error\":{\"type\":\"object\",\"properties\":"
+                     "{\"code\":");
+    render_codes(L, idx, n, out);
+    tp_buf_adds(out, "}}}}]}}}}");
+  }
+  tp_buf_free(&codes);
+  return rc;
+}
+
+/* routes[i].errors: { [status] = { code, ... } } for statuses 400-599,
+** rendered into out in status order. */
+static int doc_errors(lua_State *L, int t, int i, tp_buf *out, char *err, size_t errcap) {
+  int type = tpst_rawfield(L, t, "errors");
+  int tbl = lua_gettop(L);
+  int rc = 0;
+  int statuses[DOC_MAX_STATUSES], n = 0;
+  if (type == LUA_TNIL) goto done;
+  if (type != LUA_TTABLE) {
+    rc = doc_error(err, errcap, "routes[%d].errors must be a table of status = { code, ... }",
+                   i);
+    goto done;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) {
+    lua_pop(L, 1);
+    lua_Integer status = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    if (status < 400 || status > 599) {
+      lua_pop(L, 1);
+      rc = doc_error(err, errcap, "routes[%d].errors keys must be statuses from 400 to 599", i);
+      goto done;
+    }
+    if (n == DOC_MAX_STATUSES) {
+      lua_pop(L, 1);
+      rc = doc_error(err, errcap, "routes[%d].errors lists more than %d statuses", i,
+                     DOC_MAX_STATUSES);
+      goto done;
+    }
+    statuses[n++] = (int)status;
+  }
+  qsort(statuses, (size_t)n, sizeof *statuses, cmp_ints);
+  for (int k = 0; k < n && rc == 0; k++) {
+    if (lua_rawgeti(L, tbl, statuses[k]) != LUA_TTABLE)
+      rc = doc_error(err, errcap, "routes[%d].errors[%d] must be a list of error codes", i,
+                     statuses[k]);
+    else
+      rc = render_error(L, lua_gettop(L), i, statuses[k], out, err, errcap);
+    lua_pop(L, 1);
+  }
+done:
+  lua_settop(L, tbl - 1);
+  return rc;
+}
+
+static bool success_status(lua_State *L, int idx, int *out) {
+  lua_Integer status = lua_isinteger(L, idx) ? lua_tointeger(L, idx) : 0;
   *out = (int)status;
-  return 0;
+  return status >= 200 && status <= 299;
+}
+
+/* routes[i].status: the success status, or a list of 2-4 different ones, the
+** usual first, for a route that answers some requests with another ({ 201,
+** 200 }: a repeat of an accepted request answers 200). */
+static int doc_status(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t errcap) {
+  int type = tpst_rawfield(L, t, "status");
+  int top = lua_gettop(L), rc = 0;
+  doc->status = 200;
+  memset(doc->also, 0, sizeof doc->also);
+  if (type == LUA_TTABLE) {
+    int n = (int)lua_rawlen(L, top);
+    bool ok = n >= 2 && n <= 4;
+    for (int k = 1; ok && k <= n; k++) {
+      lua_rawgeti(L, top, k);
+      int *slot = k == 1 ? &doc->status : &doc->also[k - 2];
+      ok = success_status(L, -1, slot);
+      for (int j = 0; ok && j < k - 2; j++) ok = doc->also[j] != *slot;
+      ok = ok && (k == 1 || doc->status != *slot);
+      lua_pop(L, 1);
+    }
+    if (!ok)
+      rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299, or a "
+                     "list of 2-4 different ones (the usual first)", i);
+  } else if (type != LUA_TNIL && !success_status(L, top, &doc->status)) {
+    rc = doc_error(err, errcap, "routes[%d].status must be an integer from 200 to 299", i);
+  }
+  lua_settop(L, top - 1);
+  return rc;
 }
 
 static bool header_name_char(char c) {
@@ -233,14 +426,16 @@ void tprd_free(tp_route_doc *d) {
   free((void *)d->params);
   free((void *)d->body);
   free((void *)d->response);
+  free((void *)d->errors);
   memset(d, 0, sizeof *d);
 }
 
 /* Checks the doc fields of routes[i] (the table at t) and keeps them in doc,
 ** rendered for the OpenAPI document. */
 int tprd_read(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t errcap) {
-  tp_buf params;
+  tp_buf params, errors;
   tp_buf_init(&params);
+  tp_buf_init(&errors);
   int rc = -1;
   if (doc_text(L, t, i, "summary", DOC_MAX_SUMMARY, &doc->summary, err, errcap) == 0 &&
       doc_text(L, t, i, "description", 0, &doc->description, err, errcap) == 0 &&
@@ -248,11 +443,19 @@ int tprd_read(lua_State *L, int t, int i, tp_route_doc *doc, char *err, size_t e
       doc_params(L, t, i, "headers", &params, err, errcap) == 0 &&
       doc_schema(L, t, i, "body", &doc->body, err, errcap) == 0 &&
       doc_schema(L, t, i, "response", &doc->response, err, errcap) == 0 &&
-      doc_status(L, t, i, &doc->status, err, errcap) == 0) {
+      doc_status(L, t, i, doc, err, errcap) == 0 &&
+      doc_errors(L, t, i, &errors, err, errcap) == 0) {
     if (params.len) doc->params = dup_buf(&params);
+    if (errors.len) doc->errors = dup_buf(&errors);
+    if (doc->body) {
+      tpst_rawfield(L, t, "body");  /* a table: doc_schema checked it */
+      doc->body_required = requires_fields(L, lua_gettop(L));
+      lua_pop(L, 1);
+    }
     rc = 0;
   }
   tp_buf_free(&params);
+  tp_buf_free(&errors);
   if (rc != 0) tprd_free(doc);
   return rc;
 }

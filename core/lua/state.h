@@ -48,8 +48,11 @@ typedef struct tp_route_doc {
   const char *description;
   const char *params;    /* query and header parameter objects, comma-separated JSON */
   const char *body;      /* JSON Schema of the request body */
+  bool body_required;    /* body declares required fields: a request must send one */
   const char *response;  /* JSON Schema of the success body */
+  const char *errors;    /* the error responses: "409":{...},"404":{...} (OpenAPI) */
   int status;            /* success status; 0 means 200 */
+  int also[3];           /* its other success statuses (status = {201, 200}), 0 after the last */
 } tp_route_doc;
 
 typedef struct tp_route {

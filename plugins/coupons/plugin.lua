@@ -53,7 +53,11 @@ local TEMPLATE = { type = "object", description = "a coupon template (CouponTemp
     counts = { type = "object", description = "admin reads: coupons by state" },
     created_at = { type = "integer" }, updated_at = { type = "integer" },
   } }
-for field, prop in pairs(TEMPLATE_BODY.properties) do TEMPLATE.properties[field] = prop end
+for field, prop in pairs(TEMPLATE_BODY.properties) do
+  local answered = {}  -- as answered: a template of scope all has no product_ids ([])
+  for k, v in pairs(prop) do if k ~= "minItems" then answered[k] = v end end
+  TEMPLATE.properties[field] = answered
+end
 
 local DROP = { type = "object", description = "a segment drop (CouponDrop)", properties = {
   id = { type = "integer" }, ref = { type = "string" }, template_id = { type = "integer" },
@@ -146,7 +150,7 @@ local function claimable(req)
 end
 
 local ROUTES = {
-  { method = "POST", path = "/coupons/templates", auth = "admin", handler = templates.create,
+  { method = "POST", path = "/coupons/templates", errors = { [400] = { "invalid_field", "invalid_body" } }, auth = "admin", handler = templates.create,
     summary = "Create a coupon template (fixed, percent or threshold)", status = 201,
     description = "Every rule is checked before anything is written; a broken one is a 400 "
       .. "invalid_field naming the field. Validity is either valid_from/valid_until or "
@@ -160,9 +164,9 @@ local ROUTES = {
       after = { type = "integer", description = "next_after of the previous page" },
     },
     response = page_of(TEMPLATE) },
-  { method = "GET", path = "/coupons/templates/{id:int}", auth = "admin", handler = templates.get,
+  { method = "GET", path = "/coupons/templates/{id:int}", errors = { [404] = { "template_not_found" } }, auth = "admin", handler = templates.get,
     summary = "One coupon template", response = TEMPLATE },
-  { method = "PATCH", path = "/coupons/templates/{id:int}", auth = "admin",
+  { method = "PATCH", path = "/coupons/templates/{id:int}", errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "template_not_found" }, [409] = { "quantity_below_issued" } }, auth = "admin",
     handler = templates.update,
     summary = "Change a template's name, status, claim_ends_at (null: no end), total_quantity "
       .. "or audience (with its segment or tag)",
@@ -171,7 +175,7 @@ local ROUTES = {
       .. "(400 invalid_field naming it). Other fields cannot change.",
     body = templates.FIELDS:body(true),
     response = TEMPLATE },
-  { method = "POST", path = "/coupons/templates/{id:int}/issue", auth = "admin",
+  { method = "POST", path = "/coupons/templates/{id:int}/issue", errors = { [400] = { "invalid_field" }, [404] = { "template_not_found" }, [409] = { "insufficient_quantity", "not_issuable" } }, auth = "admin",
     handler = issue.targeted,
     summary = "Issue one coupon to each listed user (定向发券), all or nothing on quantity",
     description = "Each id is the member it names now: a merged id gets its survivor, once per "
@@ -189,7 +193,7 @@ local ROUTES = {
         user = { type = "string" }, reason = { type = "string", enum = { "limit_reached", "erased" } } } } },
       coupons = { type = "array", items = { type = "object", properties = {
         user = { type = "string" }, coupon_id = { type = "integer" } } } } } } },
-  { method = "GET", path = "/coupons/templates/{id:int}/coupons", auth = "admin",
+  { method = "GET", path = "/coupons/templates/{id:int}/coupons", errors = { [404] = { "template_not_found" } }, auth = "admin",
     handler = coupons.of_template,
     summary = "Every coupon of a template, a page at a time",
     query = state_query(1000), response = page_of(COUPON) },
@@ -230,7 +234,7 @@ local ROUTES = {
       after = { type = "integer", description = "next_after of the previous page" },
     },
     response = page_of(TEMPLATE) },
-  { method = "POST", path = "/coupons/templates/{id:int}/claim", rate_class = "claim", auth = "user",
+  { method = "POST", path = "/coupons/templates/{id:int}/claim", errors = { [403] = { "members_only", "risk_*" }, [404] = { "template_not_found" }, [409] = { "sold_out", "not_claimable", "limit_reached", "daily_limit_reached" } }, rate_class = "claim", auth = "user",
     handler = issue.claim, status = 201,
     summary = "Claim one coupon of a template (领券)",
     description = "409 not_claimable (details.reason paused, not_started, ended or expired), "

@@ -482,14 +482,21 @@ local SALE = { type = "object", properties = {
   opens_at = { type = "integer", description = "not_started: when it opens next" },
   created_at = { type = "integer" }, updated_at = { type = "integer" } } }
 for field, prop in pairs(SALE_BODY.properties) do SALE.properties[field] = prop end
+SALE.required = { "id", "sku", "title", "price_fen", "quantity", "remaining", "sold", "state", "per_user_limit",
+                  "starts_at", "ends_at", "status" }
+
+local NOT_FOUND = { [404] = { "sale_not_found" } }
+local SALE_ERRORS = { [400] = { "invalid_field", "invalid_body", "sku_not_found" },
+                      [409] = { "sale_overlap", "insufficient_stock" } }
 
 local ROUTES = {
   { method = "GET", path = "/flash-sales", auth = "none", handler = list_public,
     summary = "Flash sales open now or coming, with their state, units left and audience (会员专享)",
-    response = { type = "object", properties = { now = { type = "integer" }, timezone = { type = "string" },
-                                                 items = { type = "array", items = SALE } } } },
+    response = { type = "object", required = { "now", "timezone", "items" }, properties = {
+      now = { type = "integer", description = "the host's clock, UTC epoch seconds" }, timezone = { type = "string" },
+      items = { type = "array", items = SALE } } } },
   { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
-    summary = "One flash sale", response = SALE },
+    summary = "One flash sale", response = SALE, errors = NOT_FOUND },
   { method = "POST", path = "/flash-sales/{id:int}/buy", rate_class = "buy", handler = buy, status = 201,
     summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
       .. "creates the order",
@@ -499,22 +506,31 @@ local ROUTES = {
       .. "Idempotency-Key of an accepted buy answers its order.",
     headers = { ["Idempotency-Key"] = { description = "a retried buy with the same key returns the same order" } },
     body = { type = "object", properties = { qty = { type = "integer", minimum = 1 },
-                                             coupon_id = { type = "integer" } } } },
-  { method = "POST", path = "/flash-sales/{id:int}/reserve", handler = reserve, status = 201,
+                                             coupon_id = { type = "integer" } } },
+    response = orders.SCHEMA,
+    errors = orders.errors { [403] = { "members_only", "reservation_required", "risk_*" },
+      [404] = { "sale_not_found" },
+      [409] = { "sold_out", "not_started", "ended", "limit_reached", "order_limit_exceeded" } } },
+  { method = "POST", path = "/flash-sales/{id:int}/reserve", handler = reserve, status = { 201, 200 },
     summary = "Reserve (预约) a sale that requires it, before it starts; a repeat answers 200 with the same",
     description = "409 reservation_not_required, reservation_closed (it started); 403 members_only.",
-    response = { type = "object", properties = { sale_id = { type = "integer" }, user = { type = "string" },
-                                                 reserved_at = { type = "integer" } } } },
+    response = { type = "object", required = { "sale_id", "user", "reserved_at" }, properties = {
+      sale_id = { type = "integer" }, user = { type = "string" }, reserved_at = { type = "integer" } } },
+    errors = { [403] = { "members_only", "risk_*" }, [404] = { "sale_not_found" },
+               [409] = { "reservation_not_required", "reservation_closed" } } },
   { method = "POST", path = "/flash-sales", auth = "admin", handler = create_sale, status = 201,
-    summary = "Create a flash sale", body = SALE_BODY, response = SALE },
+    summary = "Create a flash sale", body = SALE_BODY, response = SALE, errors = SALE_ERRORS },
   { method = "PATCH", path = "/flash-sales/{id:int}", auth = "admin", handler = update_sale,
     summary = "Change a flash sale (any field but the SKU; audience null: everyone)", body = SALE_PATCH,
-    response = SALE },
+    response = SALE, errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "sale_not_found" },
+      [409] = { "sale_overlap", "insufficient_stock", "quantity_below_sold" } } },
   { method = "GET", path = "/flash-sales", auth = "admin", handler = list_admin,
     summary = "Every flash sale with units sold", response = { type = "object", properties = {
-      items = { type = "array", items = SALE }, next_after = { type = "integer" } } } },
+      items = { type = "array", items = SALE }, next_after = { type = "integer" } }, required = { "items" } },
+    query = { limit = { type = "integer" }, after = { type = "integer", description = "next_after of the previous page" } },
+    errors = { [400] = { "invalid_query" } } },
   { method = "GET", path = "/flash-sales/{id:int}", auth = "admin", handler = get_admin,
-    summary = "One flash sale with units sold", response = SALE },
+    summary = "One flash sale with units sold", response = SALE, errors = NOT_FOUND },
 }
 
 ---The declared bodies of the routes, for a walk against the served OpenAPI.

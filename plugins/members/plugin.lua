@@ -104,7 +104,7 @@ local function next_nightly()
 end
 
 local ROUTES = {
-  { method = "POST", path = "/members/identify", auth = "admin", handler = identity.identify,
+  { method = "POST", path = "/members/identify", errors = { [400] = { "invalid_field" }, [409] = { "identity_conflict" } }, auth = "admin", handler = identity.identify, status = { 200, 201 },
     personal = true,
     summary = "Find or make the member behind a login's identities, and mint its token",
     description = "For the brand's login backend, after code2Session or the phone button. "

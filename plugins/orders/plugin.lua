@@ -18,15 +18,25 @@ local create = require("lib.create")
 local lifecycle = require("lib.lifecycle")
 local store = require("lib.store")
 local merge = require("lib.merge")
+local tporders = require("tp.orders")
 
 local STATUSES = { pending_payment = true, paid = true, completed = true, cancelled = true,
                    refunding = true, refunded = true }
 
-local ORDER_SCHEMA = { type = "object", description = "an order; money in integer fen",
-  properties = { id = { type = "integer" }, status = { type = "string", enum = {
-    "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
-    total_fen = { type = "integer" }, lines = { type = "array" },
-    held = { type = "boolean", description = "paid, but its campaign (a group pending) holds it from fulfilment" } } }
+-- ---- the answers, as the OpenAPI document states them (money in integer fen)
+
+local INT, STR = { type = "integer" }, { type = "string" }
+local FEN = { type = "integer", minimum = 0, description = "integer fen" }
+local ORDER_SCHEMA, REFUND_SCHEMA = tporders.SCHEMA, tporders.REFUND_SCHEMA
+
+local PAGE_SCHEMA = { type = "object", required = { "items" }, properties = {
+  items = { type = "array", items = ORDER_SCHEMA },
+  next_after = { type = "integer", description = "the cursor of the next page (absent on the last)" } } }
+
+local ADMIN_PAGE_SCHEMA = { type = "object", required = { "items", "totals" }, properties = {
+  items = PAGE_SCHEMA.properties.items, next_after = PAGE_SCHEMA.properties.next_after,
+  totals = { type = "array", items = { type = "object", required = { "status", "orders", "total_fen" },
+    properties = { status = STR, orders = INT, total_fen = FEN } } } } }
 
 ---A page of order rows, newest first: the orders and the cursor of the next page.
 local function page(rows, limit)
@@ -312,30 +322,44 @@ return {
         lines = { type = "array", items = { type = "object", required = { "sku", "qty" },
           properties = { sku = { type = "string" }, qty = { type = "integer", minimum = 1 } } } },
         coupon_id = { type = "integer" } } },
-      response = ORDER_SCHEMA },
+      response = ORDER_SCHEMA,
+      errors = { [400] = { "invalid_field", "invalid_idempotency_key", "order_too_large", "order_too_small" },
+                 [404] = { "sku_not_found", "coupon_not_found" },
+                 [409] = { "idempotency_key_reused", "too_many_unpaid_orders", "insufficient_stock", "not_on_sale",
+                           "coupon_not_usable", "coupons_unavailable" } } },
     { method = "GET", path = "/orders", handler = list_orders, summary = "My orders, newest first",
       query = { status = { type = "string" }, limit = { type = "integer" },
-                after = { type = "integer", description = "next_after of the previous page" } } },
+                after = { type = "integer", description = "next_after of the previous page" } },
+      response = PAGE_SCHEMA, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/orders/{id:int}", handler = get_order, summary = "One of my orders",
-      response = ORDER_SCHEMA },
+      response = ORDER_SCHEMA, errors = { [404] = { "order_not_found" } } },
     { method = "POST", path = "/orders/{id:int}/cancel", handler = cancel_order,
-      summary = "Cancel my unpaid order: its units and coupon go back", response = ORDER_SCHEMA },
+      summary = "Cancel my unpaid order: its units and coupon go back", response = ORDER_SCHEMA,
+      errors = { [404] = { "order_not_found" }, [409] = { "not_cancellable" } } },
     { method = "POST", path = "/orders/{id:int}/confirm", handler = confirm_order,
-      summary = "Confirm receipt of my paid order (completes it)", response = ORDER_SCHEMA },
+      summary = "Confirm receipt of my paid order (completes it)", response = ORDER_SCHEMA,
+      errors = { [404] = { "order_not_found" }, [409] = { "not_confirmable", "order_held" } } },
     { method = "GET", path = "/orders", auth = "admin", handler = admin_list,
       summary = "Orders of every user, with totals by status",
       query = { user = { type = "string" }, status = { type = "string" },
-                limit = { type = "integer" }, after = { type = "integer" } } },
+                limit = { type = "integer" }, after = { type = "integer" } },
+      response = ADMIN_PAGE_SCHEMA, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/orders/{id:int}", auth = "admin", handler = admin_get,
-      summary = "Any order, with its refunds", response = ORDER_SCHEMA },
+      summary = "Any order, with its refunds", response = ORDER_SCHEMA, errors = { [404] = { "order_not_found" } } },
     { method = "POST", path = "/orders/{id:int}/refund", auth = "admin", handler = admin_refund,
       status = 202, summary = "Refund a paid order in full or in part (runs as a retryable job)",
       body = { type = "object", properties = { amount_fen = { type = "integer", minimum = 1 },
-        reason = { type = "string" } } } },
+        reason = { type = "string" } } },
+      response = { type = "object", required = { "refund", "order" }, properties = {
+        refund = REFUND_SCHEMA, order = ORDER_SCHEMA } },
+      errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" },
+                 [409] = { "not_refundable", "refund_exceeds_paid", "refund_conflict" } } },
     { method = "POST", path = "/orders/{id:int}/complete", auth = "admin", handler = admin_complete,
-      summary = "Complete a paid order" },
+      summary = "Complete a paid order", response = ORDER_SCHEMA,
+      errors = { [404] = { "order_not_found" }, [409] = { "not_completable", "order_held" } } },
     { method = "POST", path = "/orders/{id:int}/cancel", auth = "admin", handler = admin_cancel,
-      summary = "Cancel an unpaid order" },
+      summary = "Cancel an unpaid order", response = ORDER_SCHEMA,
+      errors = { [404] = { "order_not_found" }, [409] = { "not_cancellable" } } },
   },
   jobs = {
     expire_unpaid = function(job) lifecycle.cancel(job.payload.order_id, "timeout") end,

@@ -190,6 +190,26 @@ local function list_refunds(req)
     order_id, amount_fen, created_at FROM payments_refunds ORDER BY id DESC LIMIT ?]], limit)) }
 end
 
+-- ---- the answers, as the OpenAPI document states them
+
+local INT, STR = { type = "integer" }, { type = "string" }
+local FEN = { type = "integer", minimum = 0, description = "integer fen" }
+local EPOCH = { type = "integer", minimum = 0, description = "UTC epoch seconds" }
+
+-- POST /payments/prepay: wx.requestPayment(request_payment) in the mini-program
+local PREPAY = { type = "object", required = { "order_id", "out_trade_no", "total_fen", "request_payment" },
+  properties = { order_id = INT, out_trade_no = STR, total_fen = FEN,
+    expires_at = { type = "integer", minimum = 0, description = "the order's pay_deadline (UTC epoch seconds)" },
+    request_payment = { type = "object", description = "the parameters of wx.requestPayment, as they are",
+      required = { "appId", "timeStamp", "nonceStr", "package", "signType", "paySign" },
+      properties = { appId = STR, timeStamp = { type = "string", description = "epoch seconds, as a string" },
+        nonceStr = STR, package = { type = "string", description = "prepay_id=..." },
+        signType = { type = "string", enum = { "HMAC-SHA256" } }, paySign = STR } } } }
+
+-- what a notify did: paid (or another outcome of orders.pay), duplicate, ignored
+local APPLIED = { type = "object", required = { "outcome" }, properties = {
+  outcome = STR, order_id = INT, status = STR, first_outcome = STR, event_type = STR } }
+
 -- ---- exports
 
 local exports = {}
@@ -244,18 +264,45 @@ return {
       headers = { ["Wechatpay-Timestamp"] = { required = true }, ["Wechatpay-Nonce"] = { required = true },
                   ["Wechatpay-Signature"] = { required = true,
                     description = "base64 HMAC-SHA256 of timestamp\\nnonce\\nbody\\n with the payment secret" } },
-      body = { type = "object", required = { "event_type", "resource" } } },
+      body = { type = "object", required = { "event_type", "resource" } },
+      response = { type = "object", required = { "code", "message", "outcome" }, properties = {
+        code = { type = "string", description = "SUCCESS: WeChat Pay stops retrying" }, message = STR,
+        outcome = { type = "string", description = "what the notify did to the order (paid, duplicate, ignored, ...)" } } },
+      errors = { [400] = { "invalid_notify", "unknown_out_trade_no", "amount_mismatch" },
+                 [401] = { "signature_missing", "stale_notify", "invalid_signature" },
+                 [404] = { "order_not_found" }, [409] = { "transaction_conflict" },
+                 [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/prepay", handler = prepay,
       summary = "Payment parameters for wx.requestPayment, for my unpaid order",
-      body = { type = "object", required = { "order_id" }, properties = { order_id = { type = "integer" } } } },
+      body = { type = "object", required = { "order_id" }, properties = { order_id = { type = "integer" } } },
+      response = PREPAY,
+      errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" }, [409] = { "not_payable" },
+                 [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/simulate", auth = "admin", handler = simulate,
       summary = "Simulate the payer: build, sign and apply the notify WeChat would send",
       body = { type = "object", required = { "order_id" }, properties = {
-        order_id = { type = "integer" }, amount_fen = { type = "integer" }, transaction_id = { type = "string" } } } },
+        order_id = { type = "integer" }, amount_fen = { type = "integer" }, transaction_id = { type = "string" } } },
+      response = { type = "object", required = { "notify", "result" }, properties = {
+        notify = { type = "object", required = { "headers", "body" }, description = "the notify, to replay with curl",
+          properties = { headers = { type = "object", additionalProperties = STR },
+                         body = { type = "string", description = "the signed body, as sent" } } },
+        result = APPLIED } },
+      errors = { [400] = { "invalid_field", "invalid_notify", "amount_mismatch" }, [404] = { "order_not_found" },
+                 [409] = { "transaction_conflict" }, [503] = { "payments_not_configured" } } },
     { method = "GET", path = "/payments/notifies", auth = "admin", handler = list_notifies,
-      summary = "Payment notifies received, newest first" },
+      summary = "Payment notifies received, newest first", query = { limit = { type = "integer" } },
+      response = { type = "object", required = { "items" }, properties = { items = { type = "array", items = {
+        type = "object", required = { "transaction_id", "order_id", "amount_fen", "outcome", "received_at" },
+        properties = { transaction_id = STR, order_id = INT, amount_fen = FEN, outcome = STR, received_at = EPOCH } } } } },
+      errors = { [400] = { "invalid_query" } } },
     { method = "GET", path = "/payments/refunds", auth = "admin", handler = list_refunds,
-      summary = "Refunds paid out, newest first" },
+      summary = "Refunds paid out, newest first", query = { limit = { type = "integer" } },
+      response = { type = "object", required = { "items" }, properties = { items = { type = "array", items = {
+        type = "object", required = { "refund_no", "provider_refund_id", "transaction_id", "order_id", "amount_fen",
+                                      "created_at" },
+        properties = { refund_no = STR, provider_refund_id = STR, transaction_id = STR, order_id = INT,
+                       amount_fen = FEN, created_at = EPOCH } } } } },
+      errors = { [400] = { "invalid_query" } } },
   },
   exports = exports,
 }

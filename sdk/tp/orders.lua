@@ -4,6 +4,74 @@
 
 local orders = {}
 
+-- ---- the order as the orders plugin answers it, for the OpenAPI document of
+-- every route that answers an order (routes[i].response = orders.SCHEMA)
+
+local INT, STR, BOOL = { type = "integer" }, { type = "string" }, { type = "boolean" }
+local FEN = { type = "integer", minimum = 0, description = "integer fen" }
+local EPOCH = { type = "integer", minimum = 0, description = "UTC epoch seconds" }
+
+orders.LINE_SCHEMA = { type = "object", description = "one line of an order",
+  required = { "sku", "qty", "list_price_fen", "unit_price_fen", "amount_fen", "discount_fen", "paid_fen" },
+  properties = { sku = STR, product_id = INT, title = STR, qty = { type = "integer", minimum = 1 },
+    list_price_fen = FEN, unit_price_fen = FEN,
+    amount_fen = { type = "integer", minimum = 0, description = "unit_price_fen x qty" },
+    discount_fen = { type = "integer", minimum = 0, description = "this line's share of the coupon" },
+    paid_fen = { type = "integer", minimum = 0, description = "amount_fen - discount_fen; the lines sum to total_fen" } } }
+
+orders.REFUND_SCHEMA = { type = "object", required = { "refund_no", "amount_fen", "status" },
+  properties = { refund_no = { type = "string", description = "R<order>-<n>, paid out once" },
+    amount_fen = FEN, reason = STR, kind = STR, status = STR, created_at = EPOCH, succeeded_at = EPOCH } }
+
+orders.SCHEMA = { type = "object", description = "an order; money in integer fen",
+  required = { "id", "user", "status", "items_fen", "discount_fen", "total_fen", "lines", "created_at" },
+  properties = { id = INT, user = STR, status = { type = "string", enum = {
+    "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
+    items_fen = { type = "integer", minimum = 0, description = "the lines at their unit prices" },
+    discount_fen = { type = "integer", minimum = 0, description = "the coupon's discount" },
+    total_fen = { type = "integer", minimum = 1, description = "what the user pays: items_fen - discount_fen" },
+    paid_fen = FEN, refund_requested_fen = FEN, refunded_fen = FEN, coupon_id = INT,
+    attribution = { type = "object", properties = { referrer = STR, referrer2 = STR, store = STR, guide = STR } },
+    campaign = { type = "object", required = { "plugin", "id" }, properties = { plugin = STR,
+      id = { oneOf = { INT, STR }, description = "the campaign's id in its plugin" },
+      stacks_with_coupon = BOOL } },
+    stock_held = BOOL, transaction_id = STR, late_payment = BOOL,
+    held = { type = "boolean", description = "paid, but its campaign (a group pending) holds it from fulfilment" },
+    created_at = EPOCH,
+    pay_deadline = { type = "integer", minimum = 0, description = "UTC epoch seconds: unpaid after it, the order is cancelled" },
+    paid_at = EPOCH, cancelled_at = EPOCH, cancel_reason = STR, completed_at = EPOCH, refunded_at = EPOCH,
+    lines = { type = "array", items = orders.LINE_SCHEMA },
+    refunds = { type = "array", items = orders.REFUND_SCHEMA, description = "on one order's page" } } }
+
+-- The errors creating an order can raise, by status (routes[i].errors of a
+-- route that creates one: orders.errors { [409] = { "sold_out", ... } } adds a
+-- campaign's own).
+orders.CREATE_ERRORS = {
+  [400] = { "invalid_field", "invalid_idempotency_key", "order_too_large", "order_too_small" },
+  [404] = { "coupon_not_found" },
+  [409] = { "idempotency_key_reused", "too_many_unpaid_orders", "not_on_sale", "coupon_not_usable",
+            "coupons_unavailable" },
+}
+
+---orders.CREATE_ERRORS with the route's own codes added, each status's codes once.
+---@param own table<integer, string[]>
+---@return table<integer, string[]>
+function orders.errors(own)
+  local out = {}
+  for _, t in ipairs({ orders.CREATE_ERRORS, own }) do
+    for status, codes in pairs(t) do
+      local list = out[status] or {}
+      out[status] = list
+      for _, c in ipairs(codes) do
+        local seen = false
+        for _, x in ipairs(list) do seen = seen or x == c end
+        if not seen then list[#list + 1] = c end
+      end
+    end
+  end
+  return out
+end
+
 ---Creates an order through the orders plugin (tp.call("orders", "create",
 ---spec)). The catalog running out under it is the campaign's own sold out:
 ---409 sold_out "the product behind this <what> is out of stock", the answer a

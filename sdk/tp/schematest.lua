@@ -50,10 +50,21 @@ end
 ---@param method string
 ---@return table
 function schematest.body(path, method)
-  local doc = kit.anon():get("/openapi.json").body
-  local op = doc.paths[path] and doc.paths[path][method]
+  local paths = schematest.paths()
+  local op = paths[path] and paths[path][method]
   assert(op and op.requestBody, "the served OpenAPI has no body for " .. method .. " " .. path)
   return op.requestBody.content["application/json"].schema
+end
+
+---The paths of the tenant's two OpenAPI documents, the users' and the
+---operators', as one table.
+---@return table
+function schematest.paths()
+  local paths = {}
+  for _, c in ipairs({ kit.anon(), kit.admin() }) do
+    for p, item in pairs(c:get("/openapi.json").body.paths) do paths[p] = item end
+  end
+  return paths
 end
 
 ---The body's required fields, sorted ({} when none is).

@@ -414,8 +414,9 @@ function tp.auth.resolve(user) end
 ---@field setup fun()? Runs on every load of a generation (start-up and each reload), after the migrations, in a transaction of its own, before the generation serves: schedule or cancel jobs, reconcile rows with the code. If it raises, everything it did is rolled back and the load fails (the old generation keeps serving).
 
 ---One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth =
----"admin"). The doc fields (summary ... status) feed GET /v1/{tenant}/openapi.json and are
----checked at load; other unknown keys are ignored.
+---"admin"). The doc fields (summary ... errors) feed GET /v1/{tenant}/openapi.json (and
+---/admin/{tenant}/openapi.json for admin routes) and are checked at load; other unknown
+---keys are ignored.
 ---@class TpRoute
 ---@field method "GET"|"POST"|"PUT"|"PATCH"|"DELETE" The HTTP method.
 ---@field path string The path pattern, at most 256 bytes: literal segments and {name}, {name:str} or {name:int} parameters.
@@ -425,9 +426,10 @@ function tp.auth.resolve(user) end
 ---@field description string? Longer documentation.
 ---@field query table<string,TpQueryParam>? Query parameters by name.
 ---@field headers table<string,TpHeaderParam>? Request headers the route reads, by name.
----@field body table? JSON Schema of the request body, written as a Lua table.
+---@field body table? JSON Schema of the request body, written as a Lua table. The document marks the body required only when the schema lists required fields.
 ---@field response table? JSON Schema of the success body, written as a Lua table.
----@field status integer? The success status, 200-299 (default 200).
+---@field status integer|integer[]|nil The success status, 200-299 (default 200), or a list of 2-4 different ones, the usual first, for a route that answers some requests with another ({ 201, 200 }: a repeat of an accepted request answers 200). A route with status 201 and an Idempotency-Key header lists the retry's 200 by itself.
+---@field errors table<integer,string[]>? The errors the route answers on purpose, by status (400-599): { [409] = { "sold_out", "limit_reached" }, [404] = { "not_found" } }. Each status becomes a response whose body is the shared Error with error.code one of the codes listed (1-64 bytes of a-z, 0-9, _; at most 32 per status, 16 statuses). A code ending in * stands for every code it starts ("risk_*": the refusals of tp.risk).
 ---@field personal boolean? True when its request or answer carries personal data (phones, names, addresses): a recorded run of it keeps neither body nor query, only that they were redacted.
 ---@field rate_class "read"|"write"|"buy"|"join"|"help"|"claim"|nil Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, before any Lua runs: default "read" for GET and "write" for other methods. Declare "buy", "join", "help" or "claim" on the routes a scalper would hammer. Not on admin routes: they are all of class "admin".
 

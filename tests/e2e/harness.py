@@ -13,6 +13,10 @@ The runner at the bottom (run()) calls the test_* functions of a module in
 order and ends with the line "N passed, N failed".
 
 Environment: TIDEPOOL_BIN (the binary) and TIDEPOOL_SRC (the repository).
+With TIDEPOOL_RECORD_DIR set, every JSON answer of Host.request to a /v1 or
+/admin route is written to DIR/<test module>.jsonl with the two OpenAPI
+documents its tenant served when first met (test_response_walk.py checks the
+answers against them).
 Python standard library only.
 """
 import base64
@@ -39,6 +43,64 @@ BIN = os.environ.get("TIDEPOOL_BIN") or os.path.join(SRC, "build", "tidepool")
 START_TIMEOUT = 60.0
 CLIENT_TIMEOUT = 20.0
 STOP_TIMEOUT = 40.0
+
+RECORD_DIR = os.environ.get("TIDEPOOL_RECORD_DIR")
+_recorder = {"file": None, "docs": set(), "lock": threading.Lock()}
+
+
+def record_answer(h, method, path, status, body):
+    """Records an answer a test's own client got (TIDEPOOL_RECORD_DIR)."""
+    _record(h, method, path, status, body)
+
+
+def _record(h, method, path, status, body):
+    """One recorded answer (TIDEPOOL_RECORD_DIR), after its tenant's documents."""
+    path = path.split("?", 1)[0]
+    parts = path.split("/")
+    if len(parts) < 4 or parts[1] not in ("v1", "admin") or path.endswith("/openapi.json"):
+        return
+    t = next((t for t in h.tenants if t["id"] == parts[2]), None)
+    if t is None:
+        return
+    key = (h.dir, t["id"])
+    with _recorder["lock"]:
+        first = key not in _recorder["docs"]
+        _recorder["docs"].add(key)
+    lines = []
+    if first:
+        try:
+            s1, _, v1 = h.request("GET", "/v1/%s/openapi.json" % t["id"], record=False)
+            s2, _, admin = h.request("GET", "/admin/%s/openapi.json" % t["id"], record=False,
+                                     headers={"X-Api-Key": api_key(t)})
+        except (OSError, http.client.HTTPException):
+            return
+        if s1 != 200 or s2 != 200:
+            return
+        lines.append({"kind": "docs", "host": h.dir, "tenant": t["id"], "v1": v1, "admin": admin})
+    # an error the host's pipeline gives (auth, content, limits) is not the plugin's to declare
+    code = body.get("error", {}).get("code") if isinstance(body, dict) and status >= 400 else None
+    lines.append({"kind": "response", "host": h.dir, "tenant": t["id"], "method": method,
+                  "path": path, "status": status, "body": body,
+                  "plugin_error": code is not None and code not in HOST_ERROR_CODES})
+    with _recorder["lock"]:
+        if _recorder["file"] is None:
+            name = os.path.splitext(os.path.basename(sys.argv[0]))[0] or "interactive"
+            os.makedirs(RECORD_DIR, exist_ok=True)
+            _recorder["file"] = open(os.path.join(RECORD_DIR, name + ".jsonl"), "w")
+        for line in lines:
+            _recorder["file"].write(json.dumps(line) + "\n")
+        _recorder["file"].flush()
+
+
+# The codes the host's pipeline answers before or around a plugin's handler.
+HOST_ERROR_CODES = {
+    "api_key_required", "auth_required", "invalid_api_key", "invalid_token", "member_erased",
+    "invalid_json", "invalid_param", "invalid_query", "unsupported_media_type", "uri_too_long",
+    "request_timeout", "rate_limited", "too_many_attempts", "internal_error", "store_error",
+    "batch_aborted", "commit_failed", "store_unavailable", "too_many_connections", "unavailable",
+    "budget_exceeded", "memory_exceeded", "timeout", "method_not_allowed", "route_not_found",
+    "tenant_not_found", "bad_request", "token_expired", "wrong_tenant",
+}
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
@@ -443,7 +505,7 @@ class Host:
 
     # -- clients
 
-    def request(self, method, path, body=None, headers=None, timeout=CLIENT_TIMEOUT):
+    def request(self, method, path, body=None, headers=None, timeout=CLIENT_TIMEOUT, record=True):
         """Returns (status, headers with lowercase names, JSON body or text)."""
         headers = dict(headers or {})
         if isinstance(body, (dict, list)):
@@ -464,9 +526,12 @@ class Host:
         ctype = hdrs.get("content-type", "")
         if ctype.startswith("application/json"):
             try:
-                return status, hdrs, json.loads(raw.decode("utf-8"))
+                parsed = json.loads(raw.decode("utf-8"))
             except ValueError as e:
                 raise AssertionError("response is not valid JSON (%s): %r" % (e, raw[:500]))
+            if RECORD_DIR and record:
+                _record(self, method, path, status, parsed)
+            return status, hdrs, parsed
         return status, hdrs, raw.decode("utf-8", "replace")
 
     def get(self, path, **kw):
@@ -594,6 +659,17 @@ def mint_token(t, user, ttl=3600):
 def user_auth(t, user, ttl=3600):
     """The Authorization header of user of tenant t."""
     return {"Authorization": "Bearer " + mint_token(t, user, ttl)}
+
+
+def openapi(h, t):
+    """The tenant's two OpenAPI documents read as one: the users' (GET
+    /v1/{t}/openapi.json) with the operators' paths (/admin/{t}/openapi.json) added."""
+    status, _, doc = h.get("/v1/%s/openapi.json" % t["id"])
+    assert status == 200, (status, doc)
+    status, _, admin = h.admin("GET", "/openapi.json", t)
+    assert status == 200, (status, admin)
+    doc["paths"].update(admin["paths"])
+    return doc
 
 
 def add_sku(h, t, code, stock, price_fen=9900):

@@ -14,6 +14,7 @@ Plugins: tests/e2e/plugins/hostapi (every doc field), catalog, docbad (summary
 = 5) and docver, copied into a temporary plugin folder (first in plugin_dirs)
 and rewritten there between reloads.
 """
+import json
 import os
 import re
 import shutil
@@ -73,13 +74,25 @@ def host():
     return H
 
 
-def document(h, tid="docs"):
-    status, hdrs, doc = h.get("/v1/%s/openapi.json" % tid)
-    assert status == 200, (status, doc)
+def served_documents(h, tid="docs"):
+    """The user document (GET /v1/{t}/openapi.json) and the operators' (behind the key)."""
+    status, hdrs, v1 = h.get("/v1/%s/openapi.json" % tid)
+    assert status == 200, (status, v1)
     assert hdrs["content-type"].startswith("application/json"), hdrs
-    assert isinstance(doc, dict), doc   # the harness parsed it as JSON
-    check_document(doc, tid)
-    return doc
+    assert isinstance(v1, dict), v1   # the harness parsed it as JSON
+    t = next(t for t in (T, T_BAD) if t["id"] == tid)
+    status, _, admin = h.admin("GET", "/openapi.json", t)
+    assert status == 200, (status, admin)
+    check_document(v1, tid, admin=False)
+    check_document(admin, tid, admin=True)
+    return v1, admin
+
+
+def document(h, tid="docs"):
+    """Both documents as one: the user document with the admin paths added."""
+    v1, admin = served_documents(h, tid)
+    assert not set(v1["paths"]) & set(admin["paths"])
+    return {**v1, "paths": {**v1["paths"], **admin["paths"]}}
 
 
 def plugins(h, t):
@@ -125,10 +138,13 @@ def check_refs(doc, node):
             check_refs(doc, v)
 
 
-def check_document(doc, tid):
+def check_document(doc, tid, admin=False):
     """What OpenAPI 3.0.3 requires of the parts the host writes."""
     assert doc["openapi"] == "3.0.3", doc.get("openapi")
-    assert doc["info"]["title"] == "tidepool API for tenant %s" % tid, doc["info"]
+    assert doc["info"]["title"] == "tidepool %sAPI for tenant %s" % ("admin " if admin else "", tid), \
+        doc["info"]
+    assert doc["servers"] == [{"url": "/", "description": doc["servers"][0]["description"]}], doc
+    prefix = "/admin/%s/" % tid if admin else "/v1/%s/" % tid
     assert isinstance(doc["info"]["version"], str) and doc["info"]["version"], doc["info"]
     schemes = doc["components"]["securitySchemes"]
     assert schemes["userToken"] == {**schemes["userToken"], "type": "http", "scheme": "bearer"}
@@ -139,7 +155,7 @@ def check_document(doc, tid):
     tags = {t["name"] for t in doc["tags"]}
     ids = []
     for path, method, o in operations(doc):
-        assert path.startswith("/v1/%s/" % tid) or path.startswith("/admin/%s/" % tid), path
+        assert path.startswith(prefix), (admin, path)
         assert method in METHODS, (path, method)
         assert len(o["tags"]) == 1 and o["tags"][0] in tags, (path, method, o["tags"])
         ids.append(o["operationId"])
@@ -154,11 +170,25 @@ def check_document(doc, tid):
         names = [(p["in"], p["name"]) for p in o.get("parameters", [])]
         assert len(names) == len(set(names)), names
         responses = o["responses"]
-        success = [c for c in responses if c != "default"]
+        success = [c for c in responses if c != "default" and int(c) < 300]
+        if len(success) >= 2:     # the other statuses (a retry's 200) and the usual one
+            first = [c for c in success if responses[c]["description"] == "Success"]
+            assert len(first) == 1 and all(responses[c]["content"] == responses[first[0]]["content"]
+                                           for c in success), responses
+            success = first
         assert len(success) == 1 and 200 <= int(success[0]) <= 299, responses
         assert all(r["description"] for r in responses.values()), responses
         assert responses["default"]["content"]["application/json"]["schema"] == \
             {"$ref": "#/components/schemas/Error"}, responses
+        for c, r in responses.items():       # declared errors: the Error with its codes
+            if c != "default" and int(c) >= 300:
+                assert 400 <= int(c) <= 599, (path, method, c)
+                one_of = r["content"]["application/json"]["schema"]["allOf"]
+                assert one_of[0] == {"$ref": "#/components/schemas/Error"}, r
+                code = one_of[1]["properties"]["error"]["properties"]["code"]
+                codes = code.get("enum") or [c for a in code["anyOf"] for c in a.get("enum", [])]
+                codes += [a["pattern"][1:] + "*" for a in code.get("anyOf", []) if "pattern" in a]
+                assert codes and r["description"] == ", ".join(sorted(codes, key=r["description"].index)), r
         for requirement in o["security"]:
             assert set(requirement) <= set(schemes), o["security"]
         if "requestBody" in o:
@@ -250,13 +280,24 @@ def test_the_doc_fields_of_a_route_appear_typed_and_escaped():
     assert o["requestBody"] == {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["text"],
         "properties": {"text": {"type": "string", "minLength": 1}}}}}}, o["requestBody"]
-    assert set(o["responses"]) == {"201", "default"}, o["responses"]
+    assert set(o["responses"]) == {"201", "400", "403", "409", "default"}, o["responses"]
+    assert o["responses"]["403"]["description"] == "members_only, risk_*", o["responses"]["403"]
+    assert o["responses"]["403"]["content"]["application/json"]["schema"]["allOf"][1]["properties"][
+        "error"]["properties"]["code"] == {"type": "string", "anyOf": [
+            {"enum": ["members_only"]}, {"pattern": "^risk_"}]}, o["responses"]["403"]
+    assert o["responses"]["409"] == {"description": "note_exists, too_many_notes", "content": {
+        "application/json": {"schema": {"allOf": [
+            {"$ref": "#/components/schemas/Error"},
+            {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                "code": {"type": "string", "enum": ["note_exists", "too_many_notes"]}}}}}]}}}}, o
+    assert list(o["responses"]) == ["201", "400", "403", "409", "default"], "statuses in order"
     note = o["responses"]["201"]["content"]["application/json"]["schema"]
     assert note["required"] == ["id", "text"] and note["properties"]["price"]["minimum"] == 0.5
     assert note["properties"]["tags"] == {"type": "array", "items": {"type": "string"}}, note
 
     o = op(doc, "/admin/docs/hostapi/notes/{id}", "delete")                # auth = "admin"
     assert o["security"] == [{"adminKey": []}] and o["summary"] == "Delete a note", o
+    assert o["requestBody"]["required"] is False, o    # its schema requires no field
     o = op(doc, "/v1/docs/hostapi/config", "get")                          # auth = "none"
     assert o["security"] == [] and "parameters" not in o, o
     o = op(doc, "/v1/docs/hostapi/schedule", "post")                       # status = 201
@@ -278,7 +319,8 @@ def test_the_hosts_built_in_routes_are_documented():
         ("/admin/docs/runs/record", "post"),
     }
     host_ops = {(p, m) for p, m, o in operations(doc) if o["tags"] == ["host"]}
-    assert host_ops == admin | {("/v1/docs/openapi.json", "get")}, host_ops
+    assert host_ops == admin | {("/v1/docs/openapi.json", "get"),
+                                ("/admin/docs/openapi.json", "get")}, host_ops
     for path, method in admin:
         o = op(doc, path, method)
         assert o["summary"] and o["security"] == [{"adminKey": []}], (path, o)
@@ -288,6 +330,7 @@ def test_the_hosts_built_in_routes_are_documented():
     assert "plugin" in op(doc, "/admin/docs/reload", "post")["requestBody"]["content"][
         "application/json"]["schema"]["properties"]
     assert op(doc, "/v1/docs/openapi.json", "get")["security"] == []
+    assert op(doc, "/admin/docs/openapi.json", "get")["security"] == [{"adminKey": []}]
 
 
 def test_the_document_needs_no_key_and_knows_only_real_tenants():
@@ -296,6 +339,53 @@ def test_the_document_needs_no_key_and_knows_only_real_tenants():
     assert status == 200 and doc["openapi"] == "3.0.3", status
     expect_error(h.get("/v1/nobody/openapi.json"), 404, "tenant_not_found")
     expect_error(h.post("/v1/docs/openapi.json", {}), 405, "method_not_allowed")
+
+
+def test_user_and_admin_routes_are_two_documents_the_admin_one_behind_the_key():
+    h = host()
+    v1, admin = served_documents(h)
+    assert v1["paths"] and all(p.startswith("/v1/docs/") for p in v1["paths"]), sorted(v1["paths"])
+    assert admin["paths"] and all(p.startswith("/admin/docs/") for p in admin["paths"])
+    assert "/admin/docs/openapi.json" in v1["info"]["description"], v1["info"]
+    assert "/v1/docs/openapi.json" in admin["info"]["description"], admin["info"]
+    expect_error(h.get("/admin/docs/openapi.json"), 401, "api_key_required")
+    expect_error(h.get("/admin/docs/openapi.json", headers={"X-Api-Key": "wrong-key-0123456789"}),
+                 403, "invalid_api_key")
+
+
+VALIDATOR = os.path.join(SRC, "tools", "openapi", "check.mjs")
+
+
+def validate_documents(docs):
+    """The OpenAPI validator of CI (tools/openapi/check.mjs, installed by
+    tools/bootstrap.sh --test) on each document; returns its output."""
+    assert os.path.isdir(os.path.join(SRC, "tools", "openapi", "node_modules")), \
+        "the OpenAPI validator is not installed: run tools/bootstrap.sh --test"
+    files = []
+    with tempfile.TemporaryDirectory(prefix="tidepool-openapi-") as d:
+        for i, doc in enumerate(docs):
+            files.append(os.path.join(d, "doc%d.json" % i))
+            with open(files[-1], "w") as f:
+                json.dump(doc, f)
+        out = subprocess.run(["node", VALIDATOR, "docs"] + files, capture_output=True, timeout=120)
+    return out.returncode, out.stdout.decode() + out.stderr.decode()
+
+
+def test_every_tenants_documents_pass_the_openapi_validator():
+    h = host()
+    docs = [d for tid in ("docs", "bad") for d in served_documents(h, tid)]
+    code, out = validate_documents(docs)
+    assert code == 0, out
+    assert '"documents":4,"invalid":0' in out, out
+
+
+def test_the_validator_refuses_an_invalid_document():
+    v1, _ = served_documents(host())
+    broken = json.loads(json.dumps(v1))
+    first = next(iter(broken["paths"].values()))
+    next(iter(first.values()))["responses"] = {"200": {"content": {}}}   # no description
+    code, out = validate_documents([broken])
+    assert code == 1 and '"invalid":1' in out, out
 
 
 # ---- malformed doc fields
@@ -337,6 +427,21 @@ MALFORMED = [
     ('response = { "a", "b" }', "routes[2].response must be a JSON Schema object, not a list"),
     ("status = 404", "routes[2].status must be an integer from 200 to 299"),
     ("status = 200.5", "routes[2].status must be an integer from 200 to 299"),
+    ("status = { 201 }", "routes[2].status must be an integer from 200 to 299, or a list of 2-4"),
+    ("status = { 201, 201 }", "routes[2].status must be an integer from 200 to 299, or a list of"),
+    ("status = { 201, 200, 201 }", "routes[2].status must be an integer from 200 to 299, or a list"),
+    ("status = { 201, 404 }", "routes[2].status must be an integer from 200 to 299, or a list of"),
+    ('errors = "sold_out"', "routes[2].errors must be a table of status = { code, ... }"),
+    ('errors = { [200] = { "x" } }', "routes[2].errors keys must be statuses from 400 to 599"),
+    ('errors = { sold_out = { "x" } }', "routes[2].errors keys must be statuses from 400 to 599"),
+    ('errors = { [409] = "sold_out" }', "routes[2].errors[409] must be a list of error codes"),
+    ('errors = { [409] = {} }', "routes[2].errors[409] must list 1-32 error codes"),
+    ('errors = { [409] = { a = "x" } }', "routes[2].errors[409] must be a list of error codes"),
+    ('errors = { [409] = { "Sold-Out" } }', "routes[2].errors[409][1] must be an error code"),
+    ('errors = { [409] = { "sold_out", 5 } }', "routes[2].errors[409][2] must be an error code"),
+    ('errors = { [409] = { "a", "a" } }', "routes[2].errors[409] lists 'a' twice"),
+    ('errors = { [403] = { "*" } }', "routes[2].errors[403][1] must be an error code"),
+    ('errors = { [403] = { "risk*_" } }', "routes[2].errors[403][1] must be an error code"),
 ]
 
 

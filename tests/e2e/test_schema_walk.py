@@ -9,8 +9,8 @@ the request body of GET /v1/{tenant}/openapi.json must have exactly the
 declared fields as properties, the declared required list (none for a PATCH; a PATCH leaves out the fields
 declared patch = false, a create body those declared create = false),
 and each field's type, minimum/maximum, minLength/maxLength, enum, maxItems
-and nullable as tp.schema states them. (The host serves one document: the
-admin routes are in it under /admin/{tenant}.)
+and nullable as tp.schema states them. (The host serves two documents, the
+users' and the operators'; the walk reads them as one.)
 
 And the other way round: every request body a built-in plugin documents is
 either a declared one or listed below in HAND_WRITTEN with the reason it is not
@@ -173,6 +173,9 @@ def served():
     h = host()
     status, _, doc = h.get("/v1/walk/openapi.json")
     assert status == 200, (status, doc)
+    status, _, admin = h.admin("GET", "/openapi.json", T)
+    assert status == 200, (status, admin)
+    doc["paths"].update(admin["paths"])
     status, _, schemas = h.admin("GET", "/schemawalk", T)
     assert status == 200, (status, schemas)
     return doc, schemas

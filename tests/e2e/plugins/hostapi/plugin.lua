@@ -163,8 +163,9 @@ return {
     { method = "POST", path = "/hostapi/notes", auth = "user", handler = create_note, status = 201,
       summary = "Create a note", body = { type = "object", required = { "text" },
         properties = { text = { type = "string", minLength = 1 } } },
-      response = NOTE },
+      response = NOTE, errors = { [409] = { "note_exists", "too_many_notes" }, [400] = { "invalid_field" },
+                                   [403] = { "members_only", "risk_*" } } },
     { method = "DELETE", path = "/hostapi/notes/{id:int}", auth = "admin", handler = echo,
-      summary = "Delete a note" },
+      summary = "Delete a note", body = { type = "object", properties = { reason = { type = "string" } } } },
   },
 }
