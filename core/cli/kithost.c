@@ -50,14 +50,16 @@ static int start_clock(kit_file *k) {
   return rc;
 }
 
-/* host.open(plugins_src [, timezone]): loads the config with the plugins
-** given (a Lua table literal) and the tenant's time zone (default the
-** config's, Asia/Shanghai) and opens the host. true, or nil and what went
-** wrong. */
+/* host.open(plugins_src [, timezone [, http_src]]): loads the config with
+** the plugins given (a Lua table literal), the tenant's time zone (default the
+** config's, Asia/Shanghai) and its http destinations (a table literal; the kit
+** runs no loop, so calls are written to the outbox but not made) and opens the
+** host. true, or nil and what went wrong. */
 static int l_open(lua_State *L) {
   kit_file *k = kit_of(L);
   const char *plugins = luaL_checkstring(L, 1);
   const char *zone = luaL_optstring(L, 2, NULL);
+  const char *http = luaL_optstring(L, 3, NULL);
   if (k->cfg_loaded) return luaL_error(L, "the test host is already open");
   tp_buf text;
   tp_buf_init(&text);
@@ -93,6 +95,11 @@ static int l_open(lua_State *L) {
   if (zone) {
     tp_buf_adds(&text, "    timezone = ");
     add_lua_str(&text, zone);
+    tp_buf_adds(&text, ",\n");
+  }
+  if (http) {
+    tp_buf_adds(&text, "    http = ");
+    tp_buf_adds(&text, http);
     tp_buf_adds(&text, ",\n");
   }
   tp_buf_adds(&text, "    plugins = ");

@@ -81,6 +81,7 @@ local current_file  -- the test file being run, for kit.load_run's relative path
 local opened = false
 local plugins_spec  -- kit.plugins' table, until the host opens
 local zone_spec     -- kit.timezone's zone, until the host opens
+local http_spec     -- kit.destinations' table, until the host opens
 local collecting = true
 local running = false
 local any_block = false  -- a describe or it was seen
@@ -347,7 +348,8 @@ local open_error  -- why the host did not open; every later use fails the same w
 local function ensure_open()
   if not opened then
     opened = true
-    local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }), zone_spec)
+    local ok, err = host.open(literal(plugins_spec or { [host.plugin] = {} }), zone_spec,
+      http_spec and literal(http_spec))
     if not ok then open_error = err end
   end
   if open_error then error(setmetatable({ message = open_error }, HostError), 0) end
@@ -423,6 +425,21 @@ end
 
 function kit.anon() return client("anon") end
 function kit.admin() return client("admin") end
+
+---The tenant's http destinations (the brand config's tenants[i].http), so
+---that tp.http.request can be called. The kit runs no loop: calls are written
+---to the outbox (kit.query("SELECT ... FROM _tp_outbox")) but not made.
+---@param spec table destination name = { url, plugins, ... }
+function kit.destinations(spec)
+  if type(spec) ~= "table" then error("kit.destinations takes a table { name = { url, plugins } }", 2) end
+  if http_spec or opened then error("kit.destinations may be called only once, before the host is used", 2) end
+  if any_block or not collecting or running then
+    error("kit.destinations must come before the first describe/it", 2)
+  end
+  local ok, err = pcall(literal, spec)
+  if not ok then error(err, 2) end
+  http_spec = spec
+end
 
 function kit.timezone(zone)
   if type(zone) ~= "string" or zone == "" then error("kit.timezone takes a zone name, e.g. \"Asia/Shanghai\"", 2) end

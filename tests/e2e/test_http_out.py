@@ -292,6 +292,15 @@ def test_metrics_count_the_attempts_per_destination():
     assert 'tidepool_call_out_seconds_count{tenant="out",to="erp"}' in text
 
 
+def test_the_kit_writes_calls_to_the_outbox_with_its_destinations():
+    import subprocess
+    from harness import BIN, HERE
+    out = subprocess.run([BIN, "test", os.path.join(HERE, "plugins", "caller")], capture_output=True,
+                         timeout=120)
+    text = out.stdout.decode()
+    assert out.returncode == 0 and "1 passed, 0 failed" in text, (out.returncode, text, out.stderr.decode())
+
+
 def teardown():
     if H:
         H.stop()
