@@ -89,3 +89,11 @@ int tpx_l_equal(lua_State *L) {
   lua_pushboolean(L, (na == nb) & !content_differs);
   return 1;
 }
+
+void tpx_hmac_sha256_hex(const void *key, size_t klen, const void *data, size_t n, char out[65]) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), key, (int)klen, data, n, digest, &len)) len = 0;
+  for (unsigned i = 0; i < len && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
+  out[len ? 64 : 0] = '\0';
+}

@@ -12,6 +12,7 @@
 #define TP_CRYPTO_H
 
 #include <lua.h>
+#include <stddef.h>
 
 /* tp.crypto.sha256(data [, encoding]) -> string; encoding "hex" (default),
 ** "base64" or "raw" */
@@ -21,5 +22,8 @@ int tpx_l_hmac_sha256(lua_State *L);
 /* tp.crypto.equal(a, b) -> boolean, in time that does not depend on where
 ** the contents differ */
 int tpx_l_equal(lua_State *L);
+
+/* HMAC-SHA-256 of data keyed with key, as 64 lowercase hex digits and a NUL. */
+void tpx_hmac_sha256_hex(const void *key, size_t klen, const void *data, size_t n, char out[65]);
 
 #endif

@@ -78,6 +78,7 @@ typedef struct tpc_destination {
   char *ca_file;               /* NULL: the system's CA store */
   tpc_secret *secrets;
   int nsecrets;
+  const tpc_secret *sign;      /* signs each attempt's body with this secret (X-Tidepool-Signature) */
 } tpc_destination;
 
 typedef struct tpc_tenant {

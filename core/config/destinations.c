@@ -6,13 +6,14 @@
 **     erp = { url = "https://erp.example.com/api", plugins = { "webhooks" },
 **             timeout_ms = 5000, max_response_bytes = 65536, max_attempts = 5,
 **             retry_base_ms = 1000, ca_file = "/etc/ssl/erp-ca.pem",
-**             secrets = { token = env("ERP_TOKEN") } },
+**             secrets = { token = env("ERP_TOKEN") }, sign = "token" },
 **   }
 **
 ** A destination is an allow-list entry: a plugin not named in its plugins
 ** cannot call it, and a call names a destination, never a URL, so no plugin
 ** can send a brand's data anywhere the brand did not list. Secrets live here
-** and are put into a call's headers by the host as it sends.
+** and are put into a call's headers by the host as it sends; with sign, the
+** host also signs every attempt's body with that secret (host/sender.c).
 */
 #define _GNU_SOURCE  /* memmem */
 #include "config/config_int.h"
@@ -80,7 +81,7 @@ static int load_secrets(checker *c, int idx, void *arg) {
 
 static int load_destination(checker *c, int idx, tpc_destination *d) {
   static const char *const keys[] = {"url", "plugins", "timeout_ms", "max_response_bytes",
-                                     "max_attempts", "retry_base_ms", "ca_file", "secrets", NULL};
+                                     "max_attempts", "retry_base_ms", "ca_file", "secrets", "sign", NULL};
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
   if (tpc__get_string(c, idx, "url", true, NULL, &d->url) != 0) return -1;
@@ -100,6 +101,12 @@ static int load_destination(checker *c, int idx, tpc_destination *d) {
                ? -1 : 0;
   if (ca) d->ca_file = tpc_resolve_path(c->cfg->dir, ca);
   free(ca);
+  char *sign = NULL;
+  if (rc == 0 && tpc__get_string(c, idx, "sign", false, NULL, &sign) != 0) rc = -1;
+  for (int i = 0; sign && i < d->nsecrets; i++)
+    if (strcmp(d->secrets[i].name, sign) == 0) d->sign = &d->secrets[i];
+  if (sign && !d->sign) rc = tpc__failf(c, "sign: names no secret of this destination ('%s')", sign);
+  free(sign);
   return rc;
 }
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/crypto.h"
 #include "base/log.h"
 #include "base/utf8.h"
 #include "base/version.h"
@@ -181,10 +182,24 @@ static void on_answer(void *ud, const tpo_response *res) {
 
 /* ---- taking due calls */
 
-/* Splits c's header lines (with secrets in) for curl, and adds the key and
-** the agent. */
-static void build_headers(call *c, const char *key) {
+/* Splits c's header lines (with secrets in) for curl, and adds the key, the
+** agent and, for a destination that signs, the timestamp and the signature:
+** v1=hex(HMAC-SHA-256(secret, "<timestamp>.<body>")), new for each attempt, so
+** a receiver can refuse an old one replayed. */
+static void build_headers(call *c, const char *key, const tpc_destination *d) {
   tp_buf_printf(&c->headers, "Idempotency-Key: %s\n", key);
+  if (d->sign) {
+    char ts[24], mac[65];
+    snprintf(ts, sizeof ts, "%lld", (long long)(tp_clock_wall_ms() / 1000));
+    tp_buf signed_text;
+    tp_buf_init(&signed_text);
+    tp_buf_adds(&signed_text, ts);
+    tp_buf_addc(&signed_text, '.');
+    tp_buf_add(&signed_text, c->body ? c->body : "", c->body_len);
+    tpx_hmac_sha256_hex(d->sign->value, strlen(d->sign->value), signed_text.data, signed_text.len, mac);
+    tp_buf_free(&signed_text);
+    tp_buf_printf(&c->headers, "X-Tidepool-Timestamp: %s\nX-Tidepool-Signature: v1=%s\n", ts, mac);
+  }
   tp_buf_printf(&c->headers, "User-Agent: tidepool/%s\n", TIDEPOOL_VERSION);
   int n = 0;
   for (size_t i = 0; i < c->headers.len; i++) n += c->headers.data[i] == '\n';
@@ -243,7 +258,7 @@ static int64_t take_row(void *ud, const tpob_row *row) {
       c->error = "secret_unknown";
       snprintf(c->message, sizeof c->message, "%s", err);
     } else {
-      build_headers(c, row->key);
+      build_headers(c, row->key, d);
     }
     snprintf(c->method, sizeof c->method, "%s", row->method);
   }
@@ -312,7 +327,10 @@ static void on_due(uv_timer_t *timer) {
   int64_t now = tp_clock_wall_ms();
   for (int i = 0; i < s->h->ntenants; i++)
     if (s->h->tenants[i].outbox_due_ms <= now) s->h->tenants[i].outbox_touched = s->h->outbox_touched = true;
-  /* the prepare handle, right after the timers, takes them */
+  /* the prepare handle, right after the timers, takes them. A uv timer counts
+  ** from the loop's cached time, which may lag the wall clock: one that fired
+  ** a little early is armed again for what is not due yet */
+  arm(s);
 }
 
 /* Before the loop polls: commit the answers written since, then take what is

@@ -95,5 +95,11 @@ static int svc_http(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, 
   return 0;
 }
 
+static bool svc_http_allowed(void *ud, tp_plugin *p, const char *dest) {
+  const tpc_destination *d = tpc_find_destination(((tp_tenant *)ud)->conf, dest);
+  return d && tpc_destination_allows(d, p->name);
+}
+
 const tp_services tp__services = {svc_schedule, svc_cancel,  svc_emit,    svc_peer,
-                                  svc_killed,   svc_peer_at, svc_aliases, svc_http};
+                                  svc_killed,   svc_peer_at, svc_aliases, svc_http,
+                                  svc_http_allowed};

@@ -124,6 +124,11 @@ const tpa_fn tpa_functions[] = {
    "logs or recorded runs. Returns the call's id.",
    "@param call TpHttpCall\n"
    "@return integer # the call's id (reply.call_id)"},
+  {"http", "allowed", tplib_http_allowed, TP_CTX_TXN, "tp.http.allowed(to) -> boolean",
+   "Whether to is a destination of the brand's config that lists this plugin: check a name "
+   "an operator gives (a webhook's destination, say) before storing it.",
+   "@param to string a destination's name\n"
+   "@return boolean"},
   {NULL, "config", tplib_config, TP_CTX_ANY, "tp.config() -> table",
    "The plugin's config table from the tenant's config (the same table a handler gets as "
    "req.config), in every context: jobs, event handlers and exports have no req.",

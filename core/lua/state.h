@@ -152,6 +152,8 @@ typedef struct tp_services {
   /* writes call into the outbox, made once the transaction commits (tp.http);
   ** NULL where the host makes no calls */
   int (*http)(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, char *err, size_t errcap);
+  /* whether p may call destination dest (tp.http.allowed) */
+  bool (*http_allowed)(void *ud, tp_plugin *p, const char *dest);
 } tp_services;
 
 /* What a handler is called with (built by the host from the HTTP request). */

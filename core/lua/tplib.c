@@ -535,6 +535,14 @@ int tplib_http_request(lua_State *L) {
   return 1;
 }
 
+/* tp.http.allowed(to) -> boolean: to is a destination this plugin may call */
+int tplib_http_allowed(lua_State *L) {
+  tp_plugin *p = services_of(L);
+  const char *to = luaL_checkstring(L, 1);
+  lua_pushboolean(L, p->services->http_allowed && p->services->http_allowed(p->services_ud, p, to));
+  return 1;
+}
+
 /* ---- members: the identity plugin's tokens and aliases (alias.h) */
 
 /* The one plugin a brand trusts with identity: it alone mints tokens and

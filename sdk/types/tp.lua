@@ -267,6 +267,14 @@ tp.http = {}
 ---@return integer # the call's id (reply.call_id)
 function tp.http.request(call) end
 
+---Whether to is a destination of the brand's config that lists this plugin: check a name an
+---operator gives (a webhook's destination, say) before storing it.
+---
+---Allowed in: handler, job, event, setup.
+---@param to string a destination's name
+---@return boolean
+function tp.http.allowed(to) end
+
 ---Members and their tokens. A merged member's token enters as its survivor, so req.user is
 ---always a survivor; ids in bodies are resolved with tp.auth.resolve.
 ---@class tp.auth

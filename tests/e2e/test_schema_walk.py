@@ -31,7 +31,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Plugins that must export `schemas`: those whose resource bodies are declared
 # with tp.schema. A plugin dropping the export (or its schema) fails the walk.
 DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend_assist", "group_buy", "group_chain",
-             "members", "referral"}
+             "members", "referral", "webhooks"}
 
 # Request bodies still written by hand, by "plugin METHOD path" (the path as
 # the document has it, without /admin/{tenant} or /v1/{tenant}): why each is
