@@ -17,6 +17,7 @@
 #include "lua/api.h"
 #include "lua/invoke.h"
 #include "lua/sandbox.h"
+#include "lua/tplib.h"
 
 static kit_file *kit_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
@@ -418,20 +419,7 @@ static int l_set_clock(lua_State *L) {
 ** utc_offset}: epoch broken down in the tenant's zone, as tp.localtime. */
 static int l_localtime(lua_State *L) {
   kit_file *k = kit_open_of(L);
-  lua_Integer epoch = luaL_checkinteger(L, 1);
-  struct tm tm;
-  long off;
-  tp_tz_local(k->t->conf->timezone, (int64_t)epoch, &tm, &off);
-  lua_createtable(L, 0, 9);
-  lua_pushinteger(L, tm.tm_year + 1900);  lua_setfield(L, -2, "year");
-  lua_pushinteger(L, tm.tm_mon + 1);      lua_setfield(L, -2, "month");
-  lua_pushinteger(L, tm.tm_mday);         lua_setfield(L, -2, "day");
-  lua_pushinteger(L, tm.tm_hour);         lua_setfield(L, -2, "hour");
-  lua_pushinteger(L, tm.tm_min);          lua_setfield(L, -2, "min");
-  lua_pushinteger(L, tm.tm_sec);          lua_setfield(L, -2, "sec");
-  lua_pushinteger(L, tm.tm_wday == 0 ? 7 : tm.tm_wday);  lua_setfield(L, -2, "wday");
-  lua_pushinteger(L, tm.tm_yday + 1);     lua_setfield(L, -2, "yday");
-  lua_pushinteger(L, off);                lua_setfield(L, -2, "utc_offset");
+  tplib_push_localtime(L, k->t->conf->timezone, (int64_t)luaL_checkinteger(L, 1));
   return 1;
 }
 

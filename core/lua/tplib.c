@@ -48,12 +48,10 @@ int tplib_now_ms(lua_State *L) {
   return 1;
 }
 
-int tplib_localtime(lua_State *L) {
-  tp_plugin *p = tpst_owner(L);
-  lua_Integer t = luaL_optinteger(L, 1, now_ms(L) / 1000);
+void tplib_push_localtime(lua_State *L, const char *zone, int64_t epoch) {
   struct tm tm;
   long off;
-  tp_tz_local(p->timezone, t, &tm, &off);
+  tp_tz_local(zone, epoch, &tm, &off);
   lua_createtable(L, 0, 9);
   lua_pushinteger(L, tm.tm_year + 1900); lua_setfield(L, -2, "year");
   lua_pushinteger(L, tm.tm_mon + 1);     lua_setfield(L, -2, "month");
@@ -64,6 +62,10 @@ int tplib_localtime(lua_State *L) {
   lua_pushinteger(L, tm.tm_wday == 0 ? 7 : tm.tm_wday); lua_setfield(L, -2, "wday");
   lua_pushinteger(L, tm.tm_yday + 1);    lua_setfield(L, -2, "yday");
   lua_pushinteger(L, off);               lua_setfield(L, -2, "utc_offset");
+}
+
+int tplib_localtime(lua_State *L) {
+  tplib_push_localtime(L, tpst_owner(L)->timezone, luaL_optinteger(L, 1, now_ms(L) / 1000));
   return 1;
 }
 

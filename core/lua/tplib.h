@@ -8,6 +8,7 @@
 #define TP_TPLIB_H
 
 #include <lua.h>
+#include <stdint.h>
 
 #include "lua/state.h"
 
@@ -37,5 +38,8 @@ int tplib_auth_unalias(lua_State *L);
 int tplib_auth_resolve(lua_State *L);
 int tplib_config(lua_State *L);
 int tplib_caller(lua_State *L);
+
+/* Pushes tp.localtime's table for epoch in zone (the kit's host.localtime too). */
+void tplib_push_localtime(lua_State *L, const char *zone, int64_t epoch);
 
 #endif
