@@ -39,6 +39,9 @@ int tplib_auth_resolve(lua_State *L);
 int tplib_config(lua_State *L);
 int tplib_caller(lua_State *L);
 
+/* The plugin owning L, which must have the host's services (an error
+** otherwise): tplib.c and tplib_http.c share it. */
+tp_plugin *tplib_services_of(lua_State *L);
 /* Pushes tp.localtime's table for epoch in zone (the kit's host.localtime too). */
 void tplib_push_localtime(lua_State *L, const char *zone, int64_t epoch);
 
