@@ -263,6 +263,39 @@ local BINDING = { type = "object", properties = { referrer = { type = "string" }
 local PERF = { type = "object", properties = { orders = { type = "integer" }, sales_fen = { type = "integer" },
   commission_fen = { type = "integer" }, guides = { type = "array" } } }
 local REASON = { type = "object", properties = { reason = { type = "string" } } }
+local I, S_, B = { type = "integer" }, { type = "string" }, { type = "boolean" }
+local function page_of(item)
+  return { type = "object", properties = { items = { type = "array", items = item },
+                                           next_after = { type = "integer", description = "the next page's after" } } }
+end
+local function list_of(item) return { type = "object", properties = { items = { type = "array", items = item } } } end
+local WITHDRAWAL = { type = "object", description = "money in integer fen", properties = {
+  id = I, user = S_, amount_fen = I, status = { type = "string", enum = { "pending", "approved", "rejected" } },
+  reason = S_, requested_at = I, decided_at = I } }
+local STORE_ROW = { type = "object", properties = {
+  id = S_, name = S_, status = { type = "string", enum = { "open", "closed" } }, created_at = I,
+  guides = { type = "integer", description = "active guides (one store's answer only)" } } }
+local ME = { type = "object", properties = {
+  user = S_, distributor = { type = "object", nullable = true, properties = DISTRIBUTOR.properties,
+                             description = "null: not a distributor" },
+  binding = { type = "object", nullable = true, properties = BINDING.properties,
+              description = "null: bound to nobody" },
+  earnings = BALANCE, team = { type = "object", properties = { level1 = I, level2 = I } } } }
+local TEAM = { type = "object", properties = { level = I, level1 = I, level2 = I, items = { type = "array",
+  items = { type = "object", properties = { user = S_, via = { type = "string", description = "level 2: who bound them" },
+                                            bound_at = I, expires_at = I } } } } }
+local EARNING_ORDER = { type = "object", properties = {
+  order_id = I, buyer = S_, paid_fen = I, refunded_fen = I, paid_at = I, completed_at = I, settled_at = I,
+  level = I, commission_fen = I, state = { type = "string", enum = { "frozen", "settled" } } } }
+local STORE_PERF = { type = "object", properties = { store = S_, name = S_, orders = I, sales_fen = I,
+  commission_fen = I } }
+local BOARD = { type = "object", properties = { by = S_, from = I, to = I, items = { type = "array",
+  items = { type = "object", properties = { user = S_, value = I, orders = I, kind = S_, store = S_ } } } } }
+local SKU_RATE_ROW = { type = "object", properties = { sku = S_, level1_rate_bp = I, level2_rate_bp = I,
+  updated_at = I, deleted = B } }
+local SETTINGS = { type = "object", description = "the plugin's effective config (README)",
+  properties = { max_levels = I, join_mode = S_, binding_mode = S_, level1_rate_bp = I, level2_rate_bp = I,
+                 settle_after_seconds = I, min_withdrawal_fen = I, self_purchase_rebate = B } }
 
 local ROUTES = {
   -- users
@@ -270,72 +303,78 @@ local ROUTES = {
     summary = "Become a promoter (join_mode everyone: 201 active; application: 202 pending; designated: 403)",
     body = { type = "object", properties = {} }, response = DISTRIBUTOR },
   { method = "GET", path = "/referral/me", handler = me,
-    summary = "My distributor record and code, my binding, my earnings and team size" },
+    summary = "My distributor record and code, my binding, my earnings and team size", response = ME },
   { method = "POST", path = "/referral/bind", errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "code_not_found" }, [409] = { "already_bound", "binding_cycle", "not_a_new_user" } }, handler = bind, status = { 201, 200 },
     summary = "Bind me to the distributor of a share link's referral code (201 bound, 200 unchanged)",
     body = { type = "object", required = { "code" }, properties = { code = { type = "string" } } },
     response = BINDING },
   { method = "GET", path = "/referral/team", handler = team,
     summary = "Users bound to me (level=1) or to them (level=2), with both counts",
-    query = { level = { type = "integer", description = "1 (default) or 2" }, limit = { type = "integer" } } },
+    query = { level = { type = "integer", description = "1 (default) or 2" }, limit = { type = "integer" } },
+    response = TEAM },
   { method = "GET", path = "/referral/orders", handler = my_orders, query = PAGE,
-    summary = "Orders I earn on, newest first, with my net commission on each" },
+    summary = "Orders I earn on, newest first, with my net commission on each", response = page_of(EARNING_ORDER) },
   { method = "GET", path = "/referral/earnings", handler = earnings, query = PAGE,
     summary = "My balance (frozen, settled, withdrawn, pending, available) and ledger entries",
     response = BALANCE },
   { method = "POST", path = "/referral/withdrawals", errors = { [400] = { "below_minimum" }, [409] = { "insufficient_balance" } }, handler = request_withdrawal, status = 201,
     summary = "Ask to withdraw settled commission (at least min_withdrawal_fen, at most available_fen)",
     body = { type = "object", required = { "amount_fen" },
-             properties = { amount_fen = { type = "integer", minimum = 1 } } } },
+             properties = { amount_fen = { type = "integer", minimum = 1 } } }, response = WITHDRAWAL },
   { method = "GET", path = "/referral/withdrawals", handler = my_withdrawals, query = PAGE,
-    summary = "My withdrawals, newest first" },
+    summary = "My withdrawals, newest first", response = page_of(WITHDRAWAL) },
   -- operators
   { method = "GET", path = "/referral/settings", auth = "admin", handler = admin_settings,
-    summary = "The effective config (defaults filled in); max_levels is always 2" },
+    summary = "The effective config (defaults filled in); max_levels is always 2", response = SETTINGS },
   { method = "POST", path = "/referral/stores", errors = { [409] = { "store_exists" } }, auth = "admin", handler = create_store, status = 201,
-    summary = "Open a store", body = distributors.STORE_FIELDS:body() },
-  { method = "GET", path = "/referral/stores", auth = "admin", handler = list_stores, summary = "Stores" },
+    summary = "Open a store", body = distributors.STORE_FIELDS:body(), response = STORE_ROW },
+  { method = "GET", path = "/referral/stores", auth = "admin", handler = list_stores, summary = "Stores",
+    response = list_of(STORE_ROW) },
   { method = "PATCH", path = "/referral/stores/{id:str}", auth = "admin", handler = update_store,
-    summary = "Rename or close a store", body = distributors.STORE_FIELDS:body(true) },
+    summary = "Rename or close a store", body = distributors.STORE_FIELDS:body(true), response = STORE_ROW },
   { method = "GET", path = "/referral/stores/{id:str}/performance", errors = { [404] = { "store_not_found" } }, auth = "admin",
     handler = store_performance, query = PERIOD, response = PERF,
     summary = "A store's performance (业绩) over a period, and each of its guides'" },
   { method = "GET", path = "/referral/performance", auth = "admin", handler = stores_performance,
-    query = PERIOD, summary = "Every store's performance over a period" },
+    query = PERIOD, summary = "Every store's performance over a period",
+    response = { type = "object", properties = { from = I, to = I, items = { type = "array", items = STORE_PERF } } } },
   { method = "GET", path = "/referral/leaderboard", errors = { [400] = { "invalid_field" } }, auth = "admin", handler = leaderboard,
     summary = "The leaderboard (裂变PK榜) over a period; ties by user id",
     query = { by = { type = "string", description = "sales (default), new_members or commission" },
-              from = PERIOD.from, to = PERIOD.to, limit = { type = "integer" } } },
+              from = PERIOD.from, to = PERIOD.to, limit = { type = "integer" } }, response = BOARD },
   { method = "POST", path = "/referral/distributors", errors = { [400] = { "invalid_field" }, [404] = { "store_not_found" } }, auth = "admin", handler = designate, status = 201,
     summary = "Make a user a distributor (a guide needs a store), or change an existing one's role",
     body = distributors.FIELDS:body(), response = DISTRIBUTOR },
   { method = "GET", path = "/referral/distributors", auth = "admin", handler = list_distributors,
     summary = "Distributors (e.g. status=pending: applications to review)",
-    query = { status = { type = "string" }, kind = { type = "string" }, store = { type = "string" } } },
+    query = { status = { type = "string" }, kind = { type = "string" }, store = { type = "string" } },
+    response = list_of(DISTRIBUTOR) },
   { method = "GET", path = "/referral/distributors/{user:str}", auth = "admin", handler = get_distributor,
     summary = "A distributor with her earnings, team size and binding", response = DISTRIBUTOR },
   { method = "PATCH", path = "/referral/distributors/{user:str}", errors = { [409] = { "store_closed" } }, auth = "admin", handler = update_distributor,
     summary = "Disable or re-enable a distributor, or change her kind or store",
-    body = distributors.FIELDS:body(true) },
+    body = distributors.FIELDS:body(true), response = DISTRIBUTOR },
   { method = "POST", path = "/referral/distributors/{user:str}/approve", auth = "admin", handler = approve,
-    summary = "Approve a pending application" },
+    summary = "Approve a pending application", response = DISTRIBUTOR },
   { method = "POST", path = "/referral/distributors/{user:str}/reject", errors = { [409] = { "not_pending" } }, auth = "admin", handler = reject,
-    summary = "Reject a pending application" },
+    summary = "Reject a pending application", response = DISTRIBUTOR },
   { method = "GET", path = "/referral/withdrawals", auth = "admin", handler = list_withdrawals,
     summary = "Withdrawals (e.g. status=pending: to decide)",
-    query = { status = { type = "string" }, user = { type = "string" }, limit = PAGE.limit, after = PAGE.after } },
+    query = { status = { type = "string" }, user = { type = "string" }, limit = PAGE.limit, after = PAGE.after },
+    response = page_of(WITHDRAWAL) },
   { method = "POST", path = "/referral/withdrawals/{id:int}/approve", errors = { [409] = { "not_pending" } }, auth = "admin",
     handler = decide_withdrawal("approved"), body = REASON,
-    summary = "Approve a pending withdrawal (if the settled balance still covers it)" },
+    summary = "Approve a pending withdrawal (if the settled balance still covers it)", response = WITHDRAWAL },
   { method = "POST", path = "/referral/withdrawals/{id:int}/reject", auth = "admin",
-    handler = decide_withdrawal("rejected"), body = REASON, summary = "Reject a pending withdrawal" },
+    handler = decide_withdrawal("rejected"), body = REASON, summary = "Reject a pending withdrawal",
+    response = WITHDRAWAL },
   { method = "PUT", path = "/referral/sku-rates/{sku:str}", errors = { [400] = { "invalid_field" } }, auth = "admin", handler = put_sku_rate,
     summary = "Set a SKU's own commission rates (basis points, two levels)",
-    body = SKU_RATE:body() },
+    body = SKU_RATE:body(), response = SKU_RATE_ROW },
   { method = "DELETE", path = "/referral/sku-rates/{sku:str}", auth = "admin", handler = delete_sku_rate,
-    summary = "Drop a SKU's override (the config's rates apply again)" },
+    summary = "Drop a SKU's override (the config's rates apply again)", response = SKU_RATE_ROW },
   { method = "GET", path = "/referral/sku-rates", auth = "admin", handler = list_sku_rates,
-    summary = "SKUs with their own rates" },
+    summary = "SKUs with their own rates", response = list_of(SKU_RATE_ROW) },
 }
 
 ---The declared bodies of the routes, for a walk against the served OpenAPI.
