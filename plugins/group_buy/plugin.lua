@@ -155,6 +155,20 @@ local GROUP_SCHEMA = { type = "object", properties = {
   group_size = { type = "integer" }, paid = { type = "integer" }, seats_left = { type = "integer" },
   expires_at = { type = "integer" }, seconds_left = { type = "integer" } } }
 
+local I, S = { type = "integer" }, { type = "string" }
+local SEAT = { type = "object", properties = {
+  order_id = I, user = S, merged_from = { type = "string", description = "the account merged into user" },
+  role = { type = "string", enum = { "leader", "member" } }, qty = I,
+  state = S, seat_no = { type = "integer", description = "absent until paid" } } }
+local GROUP_DETAIL = { type = "object", properties = {
+  id = I, state = GROUP_SCHEMA.properties.state, group_size = I, paid = I, seats_left = I, expires_at = I,
+  seconds_left = I, leader = S, leader_order_id = I, fail_reason = S,
+  members_left = { type = "integer", description = "refunded after the group formed" },
+  members = { type = "array", items = SEAT } } }
+local MY_ORDER = { type = "object", properties = {
+  order_id = I, activity_id = I, group_id = I, user = S, role = SEAT.properties.role, qty = I, state = S,
+  seat_no = I, group = GROUP_SCHEMA } }
+
 local ORDER_AND_GROUP = { type = "object", properties = { order = { type = "object" }, group = GROUP_SCHEMA } }
 
 local QTY_BODY = { type = "object", properties = { qty = { type = "integer", minimum = 1 } } }
@@ -183,7 +197,7 @@ local ROUTES = {
     summary = "Join an open group: creates the order; the seat counts when it is paid",
     description = MEMBERS_ONLY, headers = IDEMPOTENCY, body = QTY_BODY, response = ORDER_AND_GROUP },
   { method = "GET", path = "/group-buys/orders/{order_id:int}", handler = my_order,
-    summary = "Where my group order stands: its state and the group it sits in" },
+    summary = "Where my group order stands: its state and the group it sits in", response = MY_ORDER },
   { method = "POST", path = "/group-buys", errors = { [400] = { "invalid_field", "sku_not_found" } }, auth = "admin", handler = create_activity, status = 201,
     summary = "Create a group buy", body = ACTIVITY_BODY, response = ACTIVITY },
   { method = "PATCH", path = "/group-buys/{id:int}", errors = { [400] = { "invalid_field" }, [404] = { "activity_not_found" } }, auth = "admin", handler = update_activity,
@@ -199,9 +213,11 @@ local ROUTES = {
   { method = "GET", path = "/group-buys/{id:int}/groups", auth = "admin", handler = groups_admin,
     summary = "Groups of a group buy with their members, newest first",
     query = { state = { type = "string", description = "pending, open, formed, failed or abandoned" },
-              limit = { type = "integer" }, after = { type = "integer" } } },
+              limit = { type = "integer" }, after = { type = "integer" } },
+    response = { type = "object", properties = { items = { type = "array", items = GROUP_DETAIL },
+                                                 next_after = I } } },
   { method = "GET", path = "/group-buys/{id:int}/groups/{gid:int}", auth = "admin", handler = group_admin,
-    summary = "One group with its members" },
+    summary = "One group with its members", response = GROUP_DETAIL },
 }
 
 return {

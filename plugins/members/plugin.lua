@@ -193,7 +193,8 @@ local ROUTES = {
   { method = "POST", path = "/members/{id}/erase", auth = "admin", handler = profile.erase,
     summary = "Erase a member's personal data and identities on request (PIPL)",
     description = "Orders and other money records stay under the member id, which then names "
-      .. "nobody; its tokens are refused with 401 member_erased." },
+      .. "nobody; its tokens are refused with 401 member_erased.",
+    response = { type = "object", properties = { erased = { type = "string", description = "the member id" } } } },
   { method = "POST", path = "/members/segments", auth = "admin", handler = segments.create, status = 201,
     summary = "Save a segment", body = segments.FIELDS:body(),
     response = SEGMENT },
