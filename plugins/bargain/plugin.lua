@@ -113,7 +113,8 @@ local ROUTES = {
     summary = "Start a bargain: the activity's rules are frozen into it (and the first cut made, if any)",
     description = "403 members_only (details: the audience) when the activity is for members of a segment "
       .. "or tag the user is not in.", response = BARGAIN_RESPONSE },
-  { method = "GET", path = "/bargains", handler = list_mine, summary = "My bargains, newest first" },
+  { method = "GET", path = "/bargains", handler = list_mine, summary = "My bargains, newest first (the last 50)",
+    response = { type = "object", properties = { items = { type = "array", items = BARGAIN_RESPONSE } } } },
   { method = "GET", path = "/bargains/{id:int}", auth = "none", handler = get_public,
     summary = "A bargain for its share page: price now, helpers and their cuts, cuts and seconds left",
     response = BARGAIN_RESPONSE },

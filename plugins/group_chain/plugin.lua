@@ -150,6 +150,22 @@ local SUMMARY = { type = "object", description = "the organiser's summary; money
     totals = { type = "object" }, entries = { type = "array", items = ENTRY },
     csv = { type = "string", description = "with ?csv=1: one line per entry line" } } }
 
+local ORGANISER = { type = "object", properties = { user = { type = "string" }, organiser = { type = "boolean" } } }
+local PUBLIC_POST = { type = "object", description = "a post's public page; money in integer fen; members masked",
+  properties = {
+    id = { type = "integer" }, title = { type = "string" }, pickup = { type = "string" },
+    status = { type = "string", enum = { "open", "closed" } }, cutoff_at = { type = "integer" },
+    closed_at = { type = "integer" }, seconds_to_cutoff = { type = "integer" },
+    organiser = { type = "string", description = "masked" },
+    items = { type = "array", items = { type = "object", properties = {
+      sku = { type = "string" }, title = { type = "string" }, list_price_fen = { type = "integer" },
+      chain_price_fen = { type = "integer" }, per_member_limit = { type = "integer" },
+      units = { type = "integer" } } } },
+    chain = { type = "array", items = { type = "object", properties = {
+      seq = { type = "integer" }, member = { type = "string", description = "masked" },
+      lines = { type = "array", items = { type = "object", properties = {
+        sku = { type = "string" }, qty = { type = "integer" } } } } } } } } }
+
 local POST_PATH = "/group_chain/posts/{id:int}"
 local ENTRY_PATH = POST_PATH .. "/entries/{seq:int}"
 local CSV_QUERY = { csv = { type = "boolean", description = "add the CSV rendering (field csv)" } }
@@ -160,17 +176,20 @@ local ROUTES = {
     summary = "Grant a user the organiser (团长) role", status = 201,
     description = "201 when granted now, 200 when the user already had it.",
     body = { type = "object", required = { "user" }, properties = { user = { type = "string" } } },
-    response = { type = "object", properties = { user = { type = "string" }, organiser = { type = "boolean" } } } },
+    response = ORGANISER },
   { method = "DELETE", path = "/group_chain/organisers/{user}", auth = "admin", handler = revoke_organiser,
-    summary = "Revoke a user's organiser role (their open posts stay open)" },
+    summary = "Revoke a user's organiser role (their open posts stay open)", response = ORGANISER },
   { method = "GET", path = "/group_chain/organisers", auth = "admin", handler = list_organisers,
-    summary = "Users with the organiser role" },
+    summary = "Users with the organiser role",
+    response = { type = "object", properties = { items = { type = "array", items = { type = "object",
+      properties = { user = { type = "string" }, granted_at = { type = "integer" } } } } } } },
   { method = "POST", path = "/group_chain/posts", handler = create_post, status = 201,
     summary = "Publish a group chain post (organisers only)",
     body = posts.FIELDS:body(),
     response = SUMMARY },
   { method = "GET", path = POST_PATH, auth = "none", handler = public_post,
-    summary = "A post's public page: items, the chain so far (masked members), seconds to cut-off" },
+    summary = "A post's public page: items, the chain so far (masked members), seconds to cut-off",
+    response = PUBLIC_POST },
   { method = "GET", path = POST_PATH .. "/summary", handler = organiser_summary, query = CSV_QUERY,
     summary = "The organiser's summary: totals per item, every entry with its status", response = SUMMARY },
   { method = "GET", path = POST_PATH .. "/summary", auth = "admin", handler = admin_summary,

@@ -103,6 +103,20 @@ local function next_nightly()
   return at
 end
 
+local I, S = { type = "integer" }, { type = "string" }
+local MEMBER_TAG = { type = "object", properties = { name = S, group = S,
+  source = { type = "string", description = "manual, rule or import" }, assigned_at = I, expires_at = I } }
+local IMPORT = { type = "object", properties = {
+  id = I, columns = { type = "array", items = S }, note = S, chunks = I, lines = I, created = I, updated = I,
+  failed = I, created_at = I, updated_at = I,
+  errors = { type = "array", description = "GET only: up to 1000 line errors after after_line",
+             items = { type = "object", properties = { line = I, column = S, message = S } } } } }
+local CHUNK = { type = "object", properties = { seq = I, lines = I, created = I, updated = I, failed = I,
+  replayed = { type = "boolean", description = "true: this chunk was applied before; nothing was applied now" },
+  errors = { type = "array", items = { type = "object", properties = { line = I, column = S, message = S } } } } }
+local DELETED = { type = "object", properties = { deleted = S } }
+local UNTAGGED = { type = "object", properties = { member = S, removed = { type = "boolean" } } }
+
 local ROUTES = {
   { method = "POST", path = "/members/identify", errors = { [400] = { "invalid_field" }, [409] = { "identity_conflict" } }, auth = "admin", handler = identity.identify, status = { 200, 201 },
     personal = true,
@@ -138,9 +152,12 @@ local ROUTES = {
     summary = "Undo a merge made by hand", description = "409 merge_not_manual for a proven merge, "
       .. "merge_undone, merge_not_undoable (the survivor was merged since)", response = MERGE },
   { method = "POST", path = "/members/tag-groups", auth = "admin", handler = tags.create_group, status = 201,
-    summary = "Create a tag group", body = tags.GROUP_FIELDS:body() },
+    summary = "Create a tag group", body = tags.GROUP_FIELDS:body(),
+    response = { type = "object", properties = { name = S } } },
   { method = "GET", path = "/members/tag-groups", auth = "admin", handler = tags.list_groups,
-    summary = "Tag groups with their tag counts" },
+    summary = "Tag groups with their tag counts",
+    response = { type = "object", properties = { items = { type = "array", items = { type = "object",
+      properties = { name = S, tags = I } } } } } },
   { method = "POST", path = "/members/tags", auth = "admin", handler = tags.create, status = 201,
     summary = "Create a tag: manual, or a rule tag the pool keeps true",
     body = tags.FIELDS:body(), response = TAG },
@@ -153,43 +170,52 @@ local ROUTES = {
     summary = "Change a tag's group, description or rule (a rule tag's only)", body = tags.FIELDS:body(true),
     response = TAG },
   { method = "DELETE", path = "/members/tags/{name}", auth = "admin", handler = tags.delete,
-    summary = "Delete a tag and its assignments (409 tag_in_use while a segment names it)" },
+    summary = "Delete a tag and its assignments (409 tag_in_use while a segment names it)",
+    response = DELETED },
   { method = "POST", path = "/members/tags/{name}/assign", auth = "admin", handler = tags.assign_bulk,
     summary = "Put a manual tag on (or, with remove, take it off) up to 10,000 members",
     body = { type = "object", required = { "members" }, properties = {
       members = { type = "array", minItems = 1, maxItems = 10000, items = { type = "string" } },
-      expires_at = { type = "integer" }, remove = { type = "boolean" } } } },
+      expires_at = { type = "integer" }, remove = { type = "boolean" } } },
+    response = { type = "object", properties = { tag = S,
+      added = { type = "integer", description = "members tagged now (without remove)" },
+      removed = { type = "integer", description = "members untagged (with remove)" },
+      unknown = { type = "array", items = S, description = "ids that name no active member" } } } },
   { method = "POST", path = "/members/imports", auth = "admin", handler = imports.create, status = 201,
     summary = "Open a streamed CSV import: name the file's columns",
     description = "Identity columns (at least one), writable profile fields, custom fields, "
       .. "joined_at, tags (| separated). Then send the lines in chunks; tools/members_csv.py does.",
     body = { type = "object", required = { "columns" }, properties = {
       columns = { type = "array", minItems = 1, maxItems = 100, items = { type = "string" } },
-      note = { type = "string", maxLength = 200 } } } },
+      note = { type = "string", maxLength = 200 } } }, response = IMPORT },
   { method = "POST", path = "/members/imports/{id:int}/chunks", auth = "admin", handler = imports.chunk,
     personal = true,
     summary = "Apply up to 5,000 lines of an import (a chunk sent again is answered, not applied)",
     description = "500 lines fit the default instruction budget; bigger chunks need plugin_limits.members.",
     body = { type = "object", required = { "seq", "first_line", "csv" }, properties = {
       seq = { type = "integer", minimum = 1 }, first_line = { type = "integer", minimum = 1 },
-      csv = { type = "string" } } } },
+      csv = { type = "string" } } }, response = CHUNK },
   { method = "GET", path = "/members/imports/{id:int}", auth = "admin", handler = imports.get,
     summary = "An import's totals and its line errors", query = {
-      after_line = { type = "integer", description = "errors after this line" } } },
+      after_line = { type = "integer", description = "errors after this line" } }, response = IMPORT },
   { method = "GET", path = "/members/export", auth = "admin", handler = imports.export, personal = true,
     summary = "A page of members as CSV (phones masked); the first page starts with the header",
     query = { segment = { type = "string", description = "only this segment's members" },
               limit = { type = "integer", description = "1-5000 (default 1000)" },
-              after = PAGE.after } },
+              after = PAGE.after },
+    response = { type = "object", properties = { columns = { type = "array", items = S },
+      csv = { type = "string", description = "the page's lines (the header first on the first page)" },
+      rows = I, next_after = I } } },
   { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get, personal = true,
     summary = "One member with tags and identities", response = MEMBER },
   { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update, personal = true,
     summary = "Change a member's profile fields", body = PROFILE_BODY, response = MEMBER },
   { method = "POST", path = "/members/{id}/tags", auth = "admin", handler = tags.assign_one,
     summary = "Tag one member", body = { type = "object", required = { "tag" }, properties = {
-      tag = { type = "string" }, expires_at = { type = "integer" } } } },
+      tag = { type = "string" }, expires_at = { type = "integer" } } },
+    response = { type = "object", properties = { member = S, tags = { type = "array", items = MEMBER_TAG } } } },
   { method = "DELETE", path = "/members/{id}/tags/{tag}", auth = "admin", handler = tags.remove_one,
-    summary = "Untag one member" },
+    summary = "Untag one member", response = UNTAGGED },
   { method = "POST", path = "/members/{id}/erase", auth = "admin", handler = profile.erase,
     summary = "Erase a member's personal data and identities on request (PIPL)",
     description = "Orders and other money records stay under the member id, which then names "
@@ -203,13 +229,15 @@ local ROUTES = {
       items = { type = "array", items = SEGMENT } } } },
   { method = "POST", path = "/members/segments/preview", auth = "admin", handler = segments.preview,
     summary = "Count a rule (and show ten members) before saving it",
-    body = { type = "object", required = { "rule" }, properties = { rule = RULE } } },
+    body = { type = "object", required = { "rule" }, properties = { rule = RULE } },
+    response = { type = "object", properties = { count = I,
+      sample = { type = "array", items = S, description = "up to ten member ids" } } } },
   { method = "GET", path = "/members/segments/{name}", auth = "admin", handler = segments.get,
     summary = "A segment with its count now", response = SEGMENT },
   { method = "PUT", path = "/members/segments/{name}", auth = "admin", handler = segments.replace,
     summary = "Create or replace a segment", response = SEGMENT },
   { method = "DELETE", path = "/members/segments/{name}", auth = "admin", handler = segments.delete,
-    summary = "Delete a segment (409 segment_in_use while another rule names it)" },
+    summary = "Delete a segment (409 segment_in_use while another rule names it)", response = DELETED },
   { method = "GET", path = "/members/segments/{name}/members", auth = "admin", handler = segments.members, personal = true,
     summary = "The segment's members now, in number order", query = PAGE, response = page_of(MEMBER) },
 }
