@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/suggest.h"
 
 #define DOC_MAX_SUMMARY 200
 #define DOC_MAX_PARAMS 64      /* per route, for each of query and headers */
@@ -69,6 +70,126 @@ static int doc_text(lua_State *L, int t, int i, const char *key, size_t max, con
   return rc;
 }
 
+/* ---- a route's JSON Schemas: the OpenAPI 3.0 subset, checked at load so
+** that a typo (type = "objekt", proprties) is the plugin's error, not an
+** invalid document for the whole tenant */
+
+static const char *const SCHEMA_KEYS[] = {
+    "type", "properties", "items", "required", "enum", "nullable", "description", "format",
+    "pattern", "default", "example", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems", "minProperties",
+    "maxProperties", "additionalProperties", "allOf", "anyOf", "oneOf", "not", "title", "readOnly",
+    "writeOnly", "deprecated", NULL};
+static const char *const SCHEMA_TYPES[] = {"string", "integer", "number", "boolean", "array",
+                                           "object", NULL};
+
+static bool one_of(const char *s, const char *const *names) {
+  for (const char *const *n = names; *n; n++)
+    if (strcmp(s, *n) == 0) return true;
+  return false;
+}
+
+static bool is_list(lua_State *L, int idx) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
+      lua_pop(L, 1);
+      return false;
+    }
+    count++;
+  }
+  return count == n;
+}
+
+static int check_schema(lua_State *L, int idx, const char *where, int depth, char *err, size_t errcap);
+
+/* Each element of the list at idx is a schema. */
+static int check_schemas(lua_State *L, int idx, const char *where, int depth, char *err, size_t errcap) {
+  if (!lua_istable(L, idx) || !is_list(L, idx) || lua_rawlen(L, idx) == 0)
+    return doc_error(err, errcap, "%s must be a list of schemas", where);
+  for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, idx); k++) {
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s[%lld]", where, (long long)k);
+    lua_rawgeti(L, idx, k);
+    int rc = check_schema(L, lua_gettop(L), sub, depth + 1, err, errcap);
+    lua_pop(L, 1);
+    if (rc != 0) return -1;
+  }
+  return 0;
+}
+
+static int check_schema(lua_State *L, int idx, const char *where, int depth, char *err, size_t errcap) {
+  idx = lua_absindex(L, idx);
+  if (depth > 32) return doc_error(err, errcap, "%s nests deeper than 32 schemas", where);
+  if (!lua_istable(L, idx)) return doc_error(err, errcap, "%s must be a schema (a table)", where);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    /* stack: key value */
+    int v = lua_gettop(L);
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    char sub[300], hint[80];
+    int rc = 0;
+    if (!key) {
+      rc = doc_error(err, errcap, "%s: a schema's keys are names", where);
+    } else if (strncmp(key, "x-", 2) == 0) {
+      /* an extension: anything goes */
+    } else if (!one_of(key, SCHEMA_KEYS)) {
+      rc = doc_error(err, errcap, "%s: unknown schema key '%s'%s", where, key,
+                     tp_suggest_hint(key, SCHEMA_KEYS, hint, sizeof hint));
+    } else if (strcmp(key, "type") == 0) {
+      if (lua_type(L, v) != LUA_TSTRING || !one_of(lua_tostring(L, v), SCHEMA_TYPES))
+        rc = doc_error(err, errcap, "%s.type must be string, integer, number, boolean, array or object%s",
+                       where, lua_type(L, v) == LUA_TSTRING
+                                  ? tp_suggest_hint(lua_tostring(L, v), SCHEMA_TYPES, hint, sizeof hint) : "");
+    } else if (strcmp(key, "properties") == 0) {
+      if (!lua_istable(L, v)) rc = doc_error(err, errcap, "%s.properties must be a table of name = schema", where);
+      lua_pushnil(L);
+      while (rc == 0 && lua_next(L, v)) {
+        snprintf(sub, sizeof sub, "%s.properties.%s", where,
+                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+        rc = lua_type(L, -2) != LUA_TSTRING ? doc_error(err, errcap, "%s: a property's name must be a string", sub)
+                                            : check_schema(L, lua_gettop(L), sub, depth + 1, err, errcap);
+        lua_pop(L, rc == 0 ? 1 : 2);
+      }
+    } else if (strcmp(key, "items") == 0 || strcmp(key, "not") == 0) {
+      snprintf(sub, sizeof sub, "%s.%s", where, key);
+      rc = check_schema(L, v, sub, depth + 1, err, errcap);
+    } else if (strcmp(key, "additionalProperties") == 0) {
+      snprintf(sub, sizeof sub, "%s.additionalProperties", where);
+      if (lua_type(L, v) != LUA_TBOOLEAN) rc = check_schema(L, v, sub, depth + 1, err, errcap);
+    } else if (strcmp(key, "allOf") == 0 || strcmp(key, "anyOf") == 0 || strcmp(key, "oneOf") == 0) {
+      snprintf(sub, sizeof sub, "%s.%s", where, key);
+      rc = check_schemas(L, v, sub, depth, err, errcap);
+    } else if (strcmp(key, "required") == 0 || strcmp(key, "enum") == 0) {
+      if (!lua_istable(L, v) || !is_list(L, v) || lua_rawlen(L, v) == 0)
+        rc = doc_error(err, errcap, "%s.%s must be a non-empty list", where, key);
+      for (lua_Integer k = 1; rc == 0 && key[0] == 'r' && k <= (lua_Integer)lua_rawlen(L, v); k++) {
+        if (lua_rawgeti(L, v, k) != LUA_TSTRING)
+          rc = doc_error(err, errcap, "%s.required must list property names", where);
+        lua_pop(L, 1);
+      }
+    } else if (strcmp(key, "nullable") == 0 || strcmp(key, "uniqueItems") == 0 ||
+               strcmp(key, "readOnly") == 0 || strcmp(key, "writeOnly") == 0 ||
+               strcmp(key, "deprecated") == 0 || strcmp(key, "exclusiveMinimum") == 0 ||
+               strcmp(key, "exclusiveMaximum") == 0) {
+      if (lua_type(L, v) != LUA_TBOOLEAN) rc = doc_error(err, errcap, "%s.%s must be true or false", where, key);
+    } else if (strcmp(key, "description") == 0 || strcmp(key, "format") == 0 ||
+               strcmp(key, "pattern") == 0 || strcmp(key, "title") == 0) {
+      if (lua_type(L, v) != LUA_TSTRING) rc = doc_error(err, errcap, "%s.%s must be a string", where, key);
+    } else if (strcmp(key, "default") != 0 && strcmp(key, "example") != 0) {  /* the numbers */
+      if (lua_type(L, v) != LUA_TNUMBER) rc = doc_error(err, errcap, "%s.%s must be a number", where, key);
+    }
+    if (rc != 0) {
+      lua_settop(L, idx);
+      return -1;
+    }
+    lua_settop(L, v - 1);  /* the key, for lua_next */
+  }
+  return 0;
+}
+
 /* routes[i].key: a table that encodes as a JSON object (a JSON Schema),
 ** kept as its JSON text. */
 static int doc_schema(lua_State *L, int t, int i, const char *key, const char **out, char *err,
@@ -82,12 +203,16 @@ static int doc_schema(lua_State *L, int t, int i, const char *key, const char **
   tp_buf json;
   tp_buf_init(&json);
   char e[256];
+  char where[64];
+  snprintf(where, sizeof where, "routes[%d].%s", i, key);
   if (type != LUA_TTABLE)
     rc = doc_error(err, errcap, "routes[%d].%s must be a table (a JSON Schema)", i, key);
   else if (tpj_encode(L, -1, &json, e, sizeof e) != 0)
     rc = doc_error(err, errcap, "routes[%d].%s cannot be JSON: %s", i, key, e);
   else if (json.data[0] != '{')
     rc = doc_error(err, errcap, "routes[%d].%s must be a JSON Schema object, not a list", i, key);
+  else if (check_schema(L, lua_gettop(L), where, 0, err, errcap) != 0)
+    rc = -1;
   else
     *out = dup_buf(&json);
   tp_buf_free(&json);
