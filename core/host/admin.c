@@ -498,28 +498,82 @@ static void post_record(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
   "\"integer\",\"minimum\":0,\"maximum\":200,\"description\":\"how many to record " \
   "(default 1; 0 stops)\"}}}"
 
+/* The answers' schemas (OpenAPI 3.0), so the admin document types every route. */
+#define J_STR "{\"type\":\"string\"}"
+#define J_INT "{\"type\":\"integer\"}"
+#define J_NUM "{\"type\":\"number\"}"
+#define J_NSTR "{\"type\":\"string\",\"nullable\":true}"
+#define J_NINT "{\"type\":\"integer\",\"nullable\":true}"
+#define J_OBJ(props) "{\"type\":\"object\",\"properties\":{" props "}}"
+#define J_LIST(item) "{\"type\":\"array\",\"items\":" item "}"
+#define ARMED J_LIST(J_OBJ("\"plugin\":" J_STR ",\"route\":" J_NSTR ",\"left\":" J_INT))
+#define PLUGINS_ANSWER                                                                     \
+  J_OBJ("\"tenant\":" J_STR ",\"plugins\":" J_LIST(J_OBJ(                                   \
+      "\"name\":" J_STR ",\"status\":{\"type\":\"string\",\"enum\":[\"active\",\"stale\",\"failed\"]},"  \
+      "\"version\":" J_NSTR ",\"generation\":" J_INT ",\"last_error\":" J_NSTR                 \
+      ",\"last_error_ms\":" J_INT ",\"instruction_budget\":" J_INT ",\"memory_cap_bytes\":" J_INT \
+      ",\"loaded_at_ms\":" J_INT ",\"lua_memory_bytes\":" J_INT ",\"routes\":" J_LIST(J_STR)     \
+      ",\"subscribe\":" J_LIST(J_STR))))
+#define OUTCOME                                                                            \
+  J_OBJ("\"tenant\":" J_STR ",\"plugin\":" J_STR ",\"error\":" J_STR ",\"serving_version\":" \
+        J_STR ",\"generation\":" J_INT ",\"ms\":" J_NUM)
+#define RELOAD_ANSWER                                                                      \
+  J_OBJ("\"reloaded\":" J_LIST(OUTCOME) ",\"failed\":" J_LIST(OUTCOME) ",\"matched\":" J_INT)
+#define TASK                                                                               \
+  J_OBJ("\"id\":" J_INT ",\"kind\":" J_STR ",\"plugin\":" J_STR ",\"name\":" J_STR           \
+        ",\"source\":" J_NSTR ",\"key\":" J_NSTR ",\"payload\":{},\"due\":" J_INT                \
+        ",\"due_ms\":" J_INT ",\"every_s\":" J_INT ",\"attempts\":" J_INT ",\"max_attempts\":"    \
+        J_INT ",\"last_error\":" J_NSTR ",\"created_ms\":" J_INT ",\"dead_ms\":" J_NINT)
+#define TASKS_ANSWER                                                                       \
+  J_OBJ("\"state\":" J_STR ",\"pending\":" J_INT ",\"dead\":" J_INT ",\"jobs\":" J_LIST(TASK) \
+        ",\"events\":" J_LIST(TASK))
+#define TASK_STATE J_OBJ("\"id\":" J_INT ",\"state\":" J_STR)
+#define CLOCK_PROPS                                                                        \
+  "\"clock\":{\"type\":\"string\",\"enum\":[\"wall\",\"manual\"]},\"now\":" J_INT ",\"now_ms\":"  \
+  J_INT ",\"iso\":" J_STR
+#define RUNS_ANSWER                                                                        \
+  J_OBJ("\"runs\":" J_LIST(J_OBJ(                                                          \
+      "\"id\":" J_INT ",\"at_ms\":" J_INT ",\"plugin\":" J_STR ",\"kind\":" J_STR ",\"name\":"  \
+      J_STR ",\"reason\":" J_STR ",\"outcome\":{\"type\":\"string\",\"enum\":[\"ok\",\"failed\"]}," \
+      "\"status\":" J_NINT ",\"code\":" J_NSTR ",\"instructions\":" J_INT ",\"budget\":" J_INT   \
+      ",\"budget_percent\":" J_NUM ",\"mem_peak_bytes\":" J_INT ",\"ms\":" J_NUM))             \
+        ",\"next\":" J_NINT ",\"armed\":" ARMED)
+#define RUN_ANSWER                                                                         \
+  "{\"type\":\"object\",\"description\":\"the recorded run: the file tidepool test --replay reads\"," \
+  "\"properties\":{\"format\":" J_STR ",\"plugin\":" J_STR ",\"generation\":" J_INT ",\"at_ms\":"   \
+  J_INT ",\"input\":{\"type\":\"object\"},\"host\":{\"type\":\"object\"},\"outcome\":{\"type\":\"object\"}," \
+  "\"instructions\":{\"type\":\"object\"},\"memory\":{\"type\":\"object\"},\"duration_ms\":" J_NUM "}}"
+#define RECORD_ANSWER J_OBJ("\"plugin\":" J_STR ",\"route\":" J_NSTR ",\"count\":" J_INT ",\"armed\":" ARMED)
+
 static tp_route builtins[] = {
   BUILTIN("GET", "/plugins", get_plugins,
-          .summary = "The tenant's plugins: status, version, generation, last error, routes"),
+          .summary = "The tenant's plugins: status, version, generation, last error, routes",
+          .response = PLUGINS_ANSWER),
   BUILTIN("POST", "/reload", post_reload, .body = RELOAD_BODY,
-          .summary = "Hot-reload the tenant's plugins (a failed one keeps its old version)"),
+          .summary = "Hot-reload the tenant's plugins (a failed one keeps its old version)",
+          .response = RELOAD_ANSWER),
   BUILTIN("GET", "/jobs", get_jobs, .params = TASK_QUERY,
-          .summary = "Pending or dead-lettered jobs"),
+          .summary = "Pending or dead-lettered jobs", .response = TASKS_ANSWER),
   BUILTIN("GET", "/events", get_events, .params = TASK_QUERY,
-          .summary = "Pending or dead-lettered event deliveries"),
+          .summary = "Pending or dead-lettered event deliveries", .response = TASKS_ANSWER),
   BUILTIN("POST", "/jobs/{id:int}/retry", post_retry,
-          .summary = "Run a dead-lettered job or delivery again now"),
+          .summary = "Run a dead-lettered job or delivery again now", .response = TASK_STATE),
   BUILTIN("DELETE", "/jobs/{id:int}", delete_job,
-          .summary = "Cancel a pending job or delivery, or drop a dead one"),
-  BUILTIN("GET", "/clock", get_clock, .summary = "The tenant's clock (wall or manual)"),
+          .summary = "Cancel a pending job or delivery, or drop a dead one", .response = TASK_STATE),
+  BUILTIN("GET", "/clock", get_clock, .summary = "The tenant's clock (wall or manual)",
+          .response = J_OBJ(CLOCK_PROPS)),
   BUILTIN("POST", "/clock/advance", post_advance, .body = ADVANCE_BODY, .body_required = true,
-          .summary = "Move a manual clock forward and run what falls due"),
+          .summary = "Move a manual clock forward and run what falls due",
+          .response = J_OBJ(CLOCK_PROPS ",\"tasks_run\":" J_INT ",\"tasks_failed\":" J_INT)),
   BUILTIN("GET", "/runs", get_runs, .params = RUNS_QUERY,
-          .summary = "Recorded runs, newest first: outcome, instructions against the budget"),
+          .summary = "Recorded runs, newest first: outcome, instructions against the budget",
+          .response = RUNS_ANSWER),
   BUILTIN("GET", "/runs/{id:int}", get_run,
-          .summary = "One recorded run: input, time, seed, outcome (the file to replay)"),
+          .summary = "One recorded run: input, time, seed, outcome (the file to replay)",
+          .response = RUN_ANSWER),
   BUILTIN("POST", "/runs/record", post_record, .body = RECORD_BODY, .body_required = true,
-          .summary = "Record the next invocations of a plugin (or of one of its routes)"),
+          .summary = "Record the next invocations of a plugin (or of one of its routes)",
+          .response = RECORD_ANSWER),
 };
 
 const tp_route *tp__admin_routes(int *n) {

@@ -349,20 +349,26 @@ static void get_admin_openapi(tp_host *h, tp_tenant *t, const tph_request *req,
   write_document(t, true, res);
 }
 
+#define DOCUMENT                                                                         \
+  "{\"type\":\"object\",\"description\":\"an OpenAPI 3.0.3 document\",\"required\":[\"openapi\"," \
+  "\"paths\"],\"properties\":{\"openapi\":{\"type\":\"string\"},\"paths\":{\"type\":\"object\"}}}"
+
 static tp_route openapi_routes[2] = {
   {.method = "GET", .path = "/openapi.json", .label = "host GET /v1/{tenant}/openapi.json",
    .auth = TP_AUTH_NONE, .builtin = (void (*)(void))(tp_builtin_fn)get_openapi,
    .doc = {.summary = "This document: OpenAPI 3.0.3 for every user route the tenant serves now",
            .description = "Generated on each request from the routes mounted at that moment, "
                           "so it follows hot reloads. The operator routes are in "
-                          "/admin/{tenant}/openapi.json."}},
+                          "/admin/{tenant}/openapi.json.",
+           .response = DOCUMENT}},
   {.method = "GET", .path = "/openapi.json", .label = "host GET /admin/{tenant}/openapi.json",
    .auth = TP_AUTH_ADMIN, .builtin = (void (*)(void))(tp_builtin_fn)get_admin_openapi,
    .doc = {.summary = "This document: OpenAPI 3.0.3 for every operator route the tenant serves "
                       "now",
            .description = "Generated on each request from the routes mounted at that moment, "
                           "so it follows hot reloads. The user routes are in "
-                          "/v1/{tenant}/openapi.json."}},
+                          "/v1/{tenant}/openapi.json.",
+           .response = DOCUMENT}},
 };
 
 const tp_route *tp__openapi_route(bool admin) { return &openapi_routes[admin ? 1 : 0]; }
