@@ -58,12 +58,21 @@ typedef struct tpc_plugin {
 #define TPC_MAX_DESTINATIONS 32
 #define TPC_MAX_SECRETS 16
 
-/* A secret a destination's calls may name ({{secret:NAME}} in a header);
-** its value never reaches plugin code, logs or recorded runs. */
+/* A secret a destination's calls may name ({{secret:NAME}} in a header, a
+** sign scheme's key, tp.crypto.rsa_sign and aes_gcm_decrypt); its value never
+** reaches plugin code, logs or recorded runs. One with line breaks (a PEM
+** key) cannot go in a header. */
 typedef struct tpc_secret {
   char name[33];
   char *value;
 } tpc_secret;
+
+/* How the host signs a destination's calls (sender.c build_headers). */
+typedef enum {
+  TPC_SIGN_NONE,
+  TPC_SIGN_HMAC,        /* sign = "NAME": X-Tidepool-Timestamp, X-Tidepool-Signature */
+  TPC_SIGN_WECHATPAY2,  /* sign = {scheme = "wechatpay2", key, mchid, serial}: Authorization */
+} tpc_sign_scheme;
 
 /* Somewhere a tenant's plugins may call (tp.http, net/outbound.h). */
 typedef struct tpc_destination {
@@ -78,7 +87,10 @@ typedef struct tpc_destination {
   char *ca_file;               /* NULL: the system's CA store */
   tpc_secret *secrets;
   int nsecrets;
-  const tpc_secret *sign;      /* signs each attempt's body with this secret (X-Tidepool-Signature) */
+  const tpc_secret *sign;      /* signs each attempt with this secret (sign_scheme says how) */
+  tpc_sign_scheme sign_scheme;
+  char *sign_mchid;            /* wechatpay2: the merchant id and its API certificate's serial */
+  char *sign_serial;
 } tpc_destination;
 
 typedef struct tpc_tenant {
@@ -133,6 +145,8 @@ void tpc_free(tpc_config *cfg);
 const tpc_destination *tpc_find_destination(const tpc_tenant *t, const char *name);
 /* Whether plugin may call d. */
 bool tpc_destination_allows(const tpc_destination *d, const char *plugin);
+/* The value of d's secret name (its length in *len), or NULL. */
+const char *tpc_destination_secret(const tpc_destination *d, const char *name, size_t *len);
 /* Appends in[0..n) to out with every {{secret:NAME}} replaced by d's secret
 ** NAME (out NULL: only checks). 0, or -1 with err naming an unknown secret. */
 int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, struct tp_buf *out,

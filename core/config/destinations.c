@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/crypto.h"
 
 static int cmp_destination(const void *a, const void *b) {
   return strcmp(((const tpc_destination *)a)->name, ((const tpc_destination *)b)->name);
@@ -64,8 +65,8 @@ static int load_secrets(checker *c, int idx, void *arg) {
     if (!tpc_valid_plugin_name(name)) rc = tpc__failf(c, "a secret's name must be [a-z][a-z0-9_]*");
     else if (d->nsecrets == TPC_MAX_SECRETS) rc = tpc__failf(c, "at most %d secrets", TPC_MAX_SECRETS);
     else if (lua_type(c->L, -1) != LUA_TSTRING || lua_rawlen(c->L, -1) == 0 ||
-             strpbrk(lua_tostring(c->L, -1), "\r\n"))
-      rc = tpc__failf(c, "must be a non-empty string without line breaks");
+             strlen(lua_tostring(c->L, -1)) != lua_rawlen(c->L, -1))
+      rc = tpc__failf(c, "must be a non-empty string without NUL bytes");
     tpc__path_pop(c, old);
     if (rc != 0) {
       lua_pop(c->L, 2);
@@ -77,6 +78,63 @@ static int load_secrets(checker *c, int idx, void *arg) {
     lua_pop(c->L, 1);
   }
   return 0;
+}
+
+static const tpc_secret *find_secret(const tpc_destination *d, const char *name) {
+  for (int i = 0; i < d->nsecrets; i++)
+    if (strcmp(d->secrets[i].name, name) == 0) return &d->secrets[i];
+  return NULL;
+}
+
+/* A value that goes into the Authorization header between quotes. */
+static bool header_quotable(const char *s) {
+  if (!*s || strlen(s) > 64) return false;
+  for (; *s; s++)
+    if (*s < 0x21 || *s > 0x7e || *s == '"' || *s == ',' || *s == '\\') return false;
+  return true;
+}
+
+/* sign = "NAME" (HMAC with that secret) or sign = {scheme = "wechatpay2", key
+** = "NAME", mchid = "...", serial = "..."}: WeChat Pay APIv3's Authorization,
+** the key an RSA private key in PEM (checked here, so a bad key fails the
+** load, not the first payment). */
+static int load_sign_table(checker *c, int idx, void *arg) {
+  tpc_destination *d = arg;
+  static const char *const keys[] = {"scheme", "key", "mchid", "serial", NULL};
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  char *scheme = NULL, *key = NULL;
+  int rc = tpc__get_string(c, idx, "scheme", true, NULL, &scheme) != 0 ||
+           tpc__get_string(c, idx, "key", true, NULL, &key) != 0 ||
+           tpc__get_string(c, idx, "mchid", true, NULL, &d->sign_mchid) != 0 ||
+           tpc__get_string(c, idx, "serial", true, NULL, &d->sign_serial) != 0 ? -1 : 0;
+  if (rc == 0 && strcmp(scheme, "wechatpay2") != 0)
+    rc = tpc__failf(c, "scheme: must be \"wechatpay2\" (got '%s')", scheme);
+  if (rc == 0 && !(d->sign = find_secret(d, key)))
+    rc = tpc__failf(c, "key: names no secret of this destination ('%s')", key);
+  if (rc == 0 && (!header_quotable(d->sign_mchid) || !header_quotable(d->sign_serial)))
+    rc = tpc__failf(c, "mchid and serial: must be 1-64 printable characters without quotes or commas");
+  char why[128];
+  if (rc == 0 && tpx_rsa_check_private(d->sign->value, strlen(d->sign->value), why, sizeof why) != 0)
+    rc = tpc__failf(c, "key: secret '%s' is %s", key, why);
+  d->sign_scheme = TPC_SIGN_WECHATPAY2;
+  free(scheme);
+  free(key);
+  return rc;
+}
+
+static int load_sign(checker *c, int idx, tpc_destination *d) {
+  lua_getfield(c->L, idx, "sign");
+  int type = lua_type(c->L, -1);
+  lua_pop(c->L, 1);
+  if (type == LUA_TTABLE) return tpc__section(c, idx, "sign", load_sign_table, d);
+  char *sign = NULL;
+  if (tpc__get_string(c, idx, "sign", false, NULL, &sign) != 0) return -1;
+  int rc = 0;
+  if (sign && !(d->sign = find_secret(d, sign)))
+    rc = tpc__failf(c, "sign: names no secret of this destination ('%s')", sign);
+  if (sign && rc == 0) d->sign_scheme = TPC_SIGN_HMAC;
+  free(sign);
+  return rc;
 }
 
 static int load_destination(checker *c, int idx, tpc_destination *d) {
@@ -101,12 +159,7 @@ static int load_destination(checker *c, int idx, tpc_destination *d) {
                ? -1 : 0;
   if (ca) d->ca_file = tpc_resolve_path(c->cfg->dir, ca);
   free(ca);
-  char *sign = NULL;
-  if (rc == 0 && tpc__get_string(c, idx, "sign", false, NULL, &sign) != 0) rc = -1;
-  for (int i = 0; sign && i < d->nsecrets; i++)
-    if (strcmp(d->secrets[i].name, sign) == 0) d->sign = &d->secrets[i];
-  if (sign && !d->sign) rc = tpc__failf(c, "sign: names no secret of this destination ('%s')", sign);
-  free(sign);
+  if (rc == 0) rc = load_sign(c, idx, d);
   return rc;
 }
 
@@ -146,6 +199,8 @@ void tpc__free_destinations(tpc_tenant *t) {
     free(d->url);
     free(d->plugins);
     free(d->ca_file);
+    free(d->sign_mchid);
+    free(d->sign_serial);
     for (int j = 0; j < d->nsecrets; j++) {
       memset(d->secrets[j].value, 0, strlen(d->secrets[j].value));
       free(d->secrets[j].value);
@@ -159,6 +214,12 @@ const tpc_destination *tpc_find_destination(const tpc_tenant *t, const char *nam
   for (int i = 0; i < t->ndestinations; i++)
     if (strcmp(t->destinations[i].name, name) == 0) return &t->destinations[i];
   return NULL;
+}
+
+const char *tpc_destination_secret(const tpc_destination *d, const char *name, size_t *len) {
+  const tpc_secret *s = find_secret(d, name);
+  if (s && len) *len = strlen(s->value);
+  return s ? s->value : NULL;
 }
 
 bool tpc_destination_allows(const tpc_destination *d, const char *plugin) {
@@ -185,6 +246,11 @@ int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, tp_bu
     if (!s) {
       snprintf(err, errcap, "destination '%s' has no secret '%.*s'", d->name,
                (int)(close - name > 32 ? 32 : close - name), name);
+      return -1;
+    }
+    if (strpbrk(s->value, "\r\n")) {
+      snprintf(err, errcap, "destination '%s': secret '%s' holds a line break and cannot go in a "
+               "header", d->name, s->name);
       return -1;
     }
     if (out) {

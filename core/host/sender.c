@@ -182,13 +182,43 @@ static void on_answer(void *ud, const tpo_response *res) {
 
 /* ---- taking due calls */
 
+/* WeChat Pay APIv3's request signature (sign = {scheme = "wechatpay2", ...}):
+** SHA256withRSA with the merchant's key over five lines, method, the URL
+** from its path on (query included, as sent), timestamp, nonce and body,
+** each ending in \n; the Authorization header carries it with the mchid and
+** the merchant certificate's serial. New for each attempt, so a retry is
+** never refused as stale. -1 when the key cannot sign (config checks it). */
+static int sign_wechatpay2(call *c, const tpc_destination *d) {
+  char ts[24], nonce[33];
+  snprintf(ts, sizeof ts, "%lld", (long long)(tp_clock_wall_ms() / 1000));
+  tpx_random_hex(nonce, 16);
+  const char *path = strstr(c->url, "://");
+  path = path ? strchr(path + 3, '/') : NULL;
+  tp_buf text, sig;
+  tp_buf_init(&text);
+  tp_buf_init(&sig);
+  tp_buf_printf(&text, "%s\n%s\n%s\n%s\n", c->method, path ? path : "/", ts, nonce);
+  tp_buf_add(&text, c->body ? c->body : "", c->body ? c->body_len : 0);
+  tp_buf_addc(&text, '\n');
+  int rc = tpx_rsa_sign_b64(d->sign->value, strlen(d->sign->value), text.data, text.len, &sig,
+                            c->message, sizeof c->message);
+  if (rc == 0)
+    tp_buf_printf(&c->headers, "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\","
+                  "timestamp=\"%s\",serial_no=\"%s\",signature=\"%s\"\nAccept: application/json\n",
+                  d->sign_mchid, nonce, ts, d->sign_serial, tp_buf_cstr(&sig));
+  tp_buf_free(&text);
+  tp_buf_free(&sig);
+  return rc;
+}
+
 /* Splits c's header lines (with secrets in) for curl, and adds the key, the
-** agent and, for a destination that signs, the timestamp and the signature:
-** v1=hex(HMAC-SHA-256(secret, "<timestamp>.<body>")), new for each attempt, so
-** a receiver can refuse an old one replayed. */
+** agent and, for a destination that signs, its signature: with sign = "NAME"
+** the timestamp and v1=hex(HMAC-SHA-256(secret, "<timestamp>.<body>")), with
+** the wechatpay2 scheme the Authorization header; new for each attempt, so a
+** receiver can refuse an old one replayed. */
 static void build_headers(call *c, const char *key, const tpc_destination *d) {
   tp_buf_printf(&c->headers, "Idempotency-Key: %s\n", key);
-  if (d->sign) {
+  if (d->sign_scheme == TPC_SIGN_HMAC) {
     char ts[24], mac[65];
     snprintf(ts, sizeof ts, "%lld", (long long)(tp_clock_wall_ms() / 1000));
     tp_buf signed_text;
@@ -199,6 +229,8 @@ static void build_headers(call *c, const char *key, const tpc_destination *d) {
     tpx_hmac_sha256_hex(d->sign->value, strlen(d->sign->value), signed_text.data, signed_text.len, mac);
     tp_buf_free(&signed_text);
     tp_buf_printf(&c->headers, "X-Tidepool-Timestamp: %s\nX-Tidepool-Signature: v1=%s\n", ts, mac);
+  } else if (d->sign_scheme == TPC_SIGN_WECHATPAY2 && sign_wechatpay2(c, d) != 0) {
+    c->error = "sign_failed";
   }
   tp_buf_printf(&c->headers, "User-Agent: tidepool/%s\n", TIDEPOOL_VERSION);
   int n = 0;
@@ -253,6 +285,7 @@ static int64_t take_row(void *ud, const tpob_row *row) {
       memcpy(c->body, row->body, row->body_len);
       c->body_len = row->body_len;
     }
+    snprintf(c->method, sizeof c->method, "%s", row->method);
     char err[200];
     if (tpc_expand_secrets(d, row->headers, strlen(row->headers), &c->headers, err, sizeof err) != 0) {
       c->error = "secret_unknown";
@@ -260,7 +293,6 @@ static int64_t take_row(void *ud, const tpob_row *row) {
     } else {
       build_headers(c, row->key, d);
     }
-    snprintf(c->method, sizeof c->method, "%s", row->method);
   }
   k->calls[k->n++] = c;
   return lease;

@@ -100,6 +100,22 @@ static bool svc_http_allowed(void *ud, tp_plugin *p, const char *dest) {
   return d && tpc_destination_allows(d, p->name);
 }
 
+/* tp.crypto.rsa_sign and aes_gcm_decrypt: a plugin may use the secrets of
+** the destinations that list it, as it may call them; the value goes to the
+** C that signs or decrypts, never to Lua. */
+static const char *svc_secret(void *ud, tp_plugin *p, const char *dest, const char *name,
+                              size_t *len, char *err, size_t errcap) {
+  const tpc_destination *d = tpc_find_destination(((tp_tenant *)ud)->conf, dest);
+  if (!d || !tpc_destination_allows(d, p->name)) {
+    snprintf(err, errcap, "destination '%s' is not one this plugin may use (tenants[].http.%s.plugins "
+             "in the brand's config)", dest, dest);
+    return NULL;
+  }
+  const char *v = tpc_destination_secret(d, name, len);
+  if (!v) snprintf(err, errcap, "destination '%s' has no secret '%s'", dest, name);
+  return v;
+}
+
 const tp_services tp__services = {svc_schedule, svc_cancel,  svc_emit,    svc_peer,
                                   svc_killed,   svc_peer_at, svc_aliases, svc_http,
-                                  svc_http_allowed};
+                                  svc_http_allowed, svc_secret};

@@ -188,6 +188,42 @@ const tpa_fn tpa_functions[] = {
    "@param a string\n"
    "@param b string\n"
    "@return boolean"},
+  {"crypto", "rsa_verify", tpx_l_rsa_verify, TP_CTX_ANY,
+   "tp.crypto.rsa_verify(public_key, data, signature) -> boolean",
+   "Whether signature (base64) is an RSASSA-PKCS1-v1_5 SHA-256 signature (SHA256withRSA, as "
+   "WeChat Pay signs) of the string data under public_key, a PEM PUBLIC KEY or CERTIFICATE. "
+   "A key that does not parse raises; a signature that is not base64 is false. Verify over "
+   "the exact bytes received (req.raw_body), never re-encoded JSON.",
+   "@param public_key string PEM\n"
+   "@param data string\n"
+   "@param signature string base64\n"
+   "@return boolean"},
+  {"crypto", "rsa_sign", tplib_crypto_rsa_sign, TP_CTX_TXN,
+   "tp.crypto.rsa_sign(to, secret, data) -> string",
+   "Signs data with SHA256withRSA (RSASSA-PKCS1-v1_5, SHA-256) using the RSA private key (PEM) "
+   "that is secret secret of destination to, and returns the signature in base64 (WeChat "
+   "Pay's paySign). The key stays in the host: a plugin names it, never reads it, and may name "
+   "only secrets of destinations that list it. An unknown destination or secret, or a secret "
+   "that is no RSA private key, raises.",
+   "@param to string a destination of the brand's config that lists this plugin\n"
+   "@param secret string the name of one of its secrets\n"
+   "@param data string\n"
+   "@return string # base64"},
+  {"crypto", "aes_gcm_decrypt", tplib_crypto_aes_gcm_decrypt, TP_CTX_TXN,
+   "tp.crypto.aes_gcm_decrypt(to, secret, nonce, aad, ciphertext) -> string | nil, err",
+   "Opens AES-256-GCM as WeChat Pay APIv3 seals a notify's resource: the key is secret secret "
+   "of destination to (32 bytes, the APIv3 key; a plugin names it, never reads it), nonce is "
+   "used as the IV as is, aad is the associated data (may be \"\"), ciphertext the base64 of "
+   "the encrypted bytes followed by the 16-byte tag. Returns the plaintext, or nil and a "
+   "message when it does not open (a wrong tag: tampered or forged). A destination or secret "
+   "this plugin may not use raises.",
+   "@param to string a destination of the brand's config that lists this plugin\n"
+   "@param secret string the name of one of its secrets (32 bytes)\n"
+   "@param nonce string\n"
+   "@param aad string\n"
+   "@param ciphertext string base64 of ciphertext and tag\n"
+   "@return string? plaintext\n"
+   "@return string? err"},
   {"json", "encode", tpj_l_encode, TP_CTX_ANY, "tp.json.encode(value) -> string",
    "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays.",
    "@param value any plain data (raises if it is not)\n"
@@ -229,7 +265,9 @@ const tpa_field tpa_shapes[] = {
   {"tp.json", NULL, NULL, "JSON with exact integers and explicit arrays and objects."},
   {"tp.json", "null", "lightuserdata",
    "The JSON null: decoding null gives this value (not nil); encoding it writes null."},
-  {"tp.crypto", NULL, NULL, "Digests and signatures for callbacks and tokens."},
+  {"tp.crypto", NULL, NULL,
+   "Digests, signatures and decryption for callbacks and payment providers; secret keys are "
+   "named (a destination's secrets), never handed to plugin code."},
   {"tp.http", NULL, NULL,
    "Calls out to the destinations the brand's config lists for the plugin: made after the "
    "transaction commits, retried with the same Idempotency-Key, answered to a job."},
@@ -280,7 +318,7 @@ const tpa_field tpa_shapes[] = {
   {"TpHttpReply", "body", "string?", "The answer's body (nil when none came, or it is not UTF-8)."},
   {"TpHttpReply", "error", "string?",
    "Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, "
-   "secret_unknown, destination_unknown."},
+   "secret_unknown, destination_unknown, sign_failed."},
   {"TpHttpReply", "attempts", "integer", "Attempts made."},
   {"TpHttpReply", "context", "any", "The call's context."},
   {"TpJob", NULL, NULL, "What a job handler (manifest jobs.NAME) gets as its one argument."},

@@ -154,6 +154,11 @@ typedef struct tp_services {
   int (*http)(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, char *err, size_t errcap);
   /* whether p may call destination dest (tp.http.allowed) */
   bool (*http_allowed)(void *ud, tp_plugin *p, const char *dest);
+  /* the value of secret name of destination dest, which must list p
+  ** (tp.crypto.rsa_sign, aes_gcm_decrypt): for the C that uses it, never
+  ** for the plugin's Lua. NULL with err otherwise. */
+  const char *(*secret)(void *ud, tp_plugin *p, const char *dest, const char *name, size_t *len,
+                        char *err, size_t errcap);
 } tp_services;
 
 /* What a handler is called with (built by the host from the HTTP request). */

@@ -410,6 +410,65 @@ int tplib_exporters(lua_State *L) {
   return 1;
 }
 
+/* ---- signing and decrypting with a destination's secrets (base/crypto.h) */
+
+/* The secret named by the string arguments 1 (destination) and 2 (name),
+** which the plugin may use; raises otherwise: a wrong name is a mistake in
+** the plugin or the brand's config, not something to handle. */
+static const char *use_secret(lua_State *L, const char *fn, size_t *len) {
+  tp_plugin *p = tplib_services_of(L);
+  const char *dest = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2);
+  char err[256];
+  const char *v = p->services->secret ? p->services->secret(p->services_ud, p, dest, name, len, err,
+                                                            sizeof err)
+                                      : NULL;
+  if (!p->services->secret) snprintf(err, sizeof err, "the host lends no secrets here");
+  if (!v) luaL_error(L, "tp.crypto.%s: %s", fn, err);
+  return v;
+}
+
+/* tp.crypto.rsa_sign(to, secret, data) -> base64 SHA256withRSA signature */
+int tplib_crypto_rsa_sign(lua_State *L) {
+  size_t klen, n;
+  const char *key = use_secret(L, "rsa_sign", &klen);
+  const char *data = luaL_checklstring(L, 3, &n);
+  tp_buf sig;
+  tp_buf_init(&sig);
+  char err[128];
+  if (tpx_rsa_sign_b64(key, klen, data, n, &sig, err, sizeof err) != 0) {
+    tp_buf_free(&sig);
+    return luaL_error(L, "tp.crypto.rsa_sign: secret '%s' of '%s' is %s", lua_tostring(L, 2),
+                      lua_tostring(L, 1), err);
+  }
+  lua_pushlstring(L, sig.data, sig.len);
+  tp_buf_free(&sig);
+  return 1;
+}
+
+/* tp.crypto.aes_gcm_decrypt(to, secret, nonce, aad, ciphertext) -> plaintext | nil, err */
+int tplib_crypto_aes_gcm_decrypt(lua_State *L) {
+  size_t klen, nlen, alen, clen;
+  const char *key = use_secret(L, "aes_gcm_decrypt", &klen);
+  const char *nonce = luaL_checklstring(L, 3, &nlen);
+  const char *aad = luaL_checklstring(L, 4, &alen);
+  const char *ct = luaL_checklstring(L, 5, &clen);
+  if (klen != 32)
+    return luaL_error(L, "tp.crypto.aes_gcm_decrypt: secret '%s' of '%s' must be 32 bytes (an APIv3 "
+                      "key), not %d", lua_tostring(L, 2), lua_tostring(L, 1), (int)klen);
+  tp_buf plain;
+  tp_buf_init(&plain);
+  char err[128];
+  if (tpx_aes256gcm_open(key, klen, nonce, nlen, aad, alen, ct, clen, &plain, err, sizeof err) != 0) {
+    tp_buf_free(&plain);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushlstring(L, plain.data ? plain.data : "", plain.len);
+  tp_buf_free(&plain);
+  return 1;
+}
+
 /* ---- members: the identity plugin's tokens and aliases (alias.h) */
 
 /* The one plugin a brand trusts with identity: it alone mints tokens and

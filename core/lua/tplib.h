@@ -29,6 +29,8 @@ int tplib_jobs_cancel(lua_State *L);
 int tplib_events_emit(lua_State *L);
 int tplib_call(lua_State *L);
 int tplib_http_request(lua_State *L);
+int tplib_crypto_rsa_sign(lua_State *L);
+int tplib_crypto_aes_gcm_decrypt(lua_State *L);
 int tplib_http_allowed(lua_State *L);
 int tplib_exporters(lua_State *L);
 int tplib_auth_token(lua_State *L);

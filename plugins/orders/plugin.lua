@@ -175,6 +175,18 @@ function exports.pay(notice)
   return { outcome = outcome, order = o }
 end
 
+---The payment plugin (only) books a refund it accepted as PROCESSING once the
+---provider paid it out. Returns whether it changed anything.
+---@param refund_no string
+---@param provider_refund_id string?
+---@return boolean
+function exports.refund_settled(refund_no, provider_refund_id)
+  if tp.caller() ~= (tp.config().payment_plugin or "payments") then
+    tp.fail(403, "not_the_payment_plugin", "only the payment plugin settles refunds")
+  end
+  return lifecycle.refund_settled(refund_no, provider_refund_id)
+end
+
 ---Requests a refund (amount_fen nil = all that is left); returns the refund.
 function exports.refund(id, amount_fen, reason)
   local refund = lifecycle.refund(id, amount_fen, reason or tp.caller() or "plugin")

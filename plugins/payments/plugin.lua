@@ -14,27 +14,48 @@
 -- changes. A repeated notify (same transaction_id) is answered from the record
 -- of the first and changes nothing.
 --
--- Refunds: until the host can make outbound calls, refund() books the refund
--- in payments_refunds as the provider would: once per refund number, never
--- more than the transaction's total.
+-- Refunds: the simulator books the refund in payments_refunds as the provider
+-- would: once per refund number, never more than the transaction's total.
+--
+-- A brand chooses its provider with `provider`: "simulator" (the default, the
+-- demo's) or "wechatpay", WeChat Pay API v3 for real (lib/wechatpay.lua and
+-- the README: RSA request signatures by the host, paySign, notifies verified
+-- with the platform public key and decrypted with the APIv3 key, refunds
+-- settled by their notify, a reconcile job for notifies that never came).
 
 ---@class PaymentsConfig
----@field secret string the tenant's payment secret (at least 16 bytes)
+---@field provider "simulator"|"wechatpay"|nil default "simulator"
+---@field secret string? the simulator's payment secret (at least 16 bytes)
+---@field wechatpay table? the live provider's settings (README "WeChat Pay")
 ---@field appid string? the mini-program's app id (default "wx-demo-app")
 ---@field mchid string? the merchant id (default "1900000001")
 ---@field max_clock_skew_seconds integer? how old a notify's timestamp may be (default 300)
 
 local check = require("tp.check")
+local wechatpay = require("lib.wechatpay")
 
 local SUCCESS = { code = "SUCCESS", message = "成功" }
 
+local function provider()
+  local p = tp.config().provider or "simulator"
+  if p ~= "simulator" and p ~= "wechatpay" then
+    tp.fail(503, "payments_not_configured", "plugins.payments.provider must be simulator or wechatpay")
+  end
+  return p
+end
+
 local function config()
   local c = tp.config()
+  if provider() == "wechatpay" then
+    local w = wechatpay.settings(c)
+    w.provider = "wechatpay"
+    return w
+  end
   if type(c.secret) ~= "string" or #c.secret < 16 then
     tp.fail(503, "payments_not_configured", "the tenant has no payment secret (plugins.payments.secret)")
   end
-  return { secret = c.secret, appid = c.appid or "wx-demo-app", mchid = c.mchid or "1900000001",
-           skew = c.max_clock_skew_seconds or 300 }
+  return { provider = "simulator", secret = c.secret, appid = c.appid or "wx-demo-app",
+           mchid = c.mchid or "1900000001", skew = c.max_clock_skew_seconds or 300 }
 end
 
 local function out_trade_no(order_id) return ("tp%08d"):format(order_id) end
@@ -72,12 +93,9 @@ local function verify(headers, raw, cfg)
   end
 end
 
----The transaction inside a verified notify body.
-local function transaction_of(body)
-  if type(body) ~= "table" or type(body.resource) ~= "table" or type(body.resource.plaintext) ~= "table" then
-    tp.fail(400, "invalid_notify", "the notify must carry resource.plaintext")
-  end
-  local t = body.resource.plaintext
+---The fields of a transaction (a notify's resource, or a query's answer) that pay an order.
+local function transaction_fields(t)
+  if type(t) ~= "table" then tp.fail(400, "invalid_notify", "the transaction must be an object") end
   if type(t.amount) ~= "table" then check.field_error("amount", "must be an object") end
   return {
     order_id = order_of_trade_no(t.out_trade_no),
@@ -88,13 +106,9 @@ local function transaction_of(body)
   }
 end
 
----Applies a verified notify once per transaction id. Returns the outcome.
-local function apply_notify(body)
-  local event = type(body) == "table" and body.event_type
-  if event ~= "TRANSACTION.SUCCESS" then
-    return { outcome = "ignored", event_type = event }
-  end
-  local t = transaction_of(body)
+---Applies a successful transaction once per transaction id. Returns the outcome.
+local function apply_transaction(raw)
+  local t = transaction_fields(raw)
   if t.trade_state ~= "SUCCESS" or t.currency ~= "CNY" then
     tp.fail(400, "invalid_notify", "only successful CNY transactions can pay an order")
   end
@@ -111,18 +125,95 @@ local function apply_notify(body)
     amount_fen = t.amount_fen, paid_at = tp.now() })
   tp.db.exec([[INSERT INTO payments_notifies (transaction_id, order_id, amount_fen, outcome, received_at)
     VALUES (?, ?, ?, ?, ?)]], t.transaction_id, t.order_id, t.amount_fen, result.outcome, tp.now())
+  tp.db.exec("UPDATE payments_prepays SET state = 'paid' WHERE order_id = ?", t.order_id)
   return { outcome = result.outcome, order_id = t.order_id, status = result.order.status }
+end
+
+---Applies a verified simulator notify (resource.plaintext) once per transaction id.
+local function apply_notify(body)
+  local event = type(body) == "table" and body.event_type
+  if event ~= "TRANSACTION.SUCCESS" then
+    return { outcome = "ignored", event_type = event }
+  end
+  if type(body.resource) ~= "table" or type(body.resource.plaintext) ~= "table" then
+    tp.fail(400, "invalid_notify", "the notify must carry resource.plaintext")
+  end
+  return apply_transaction(body.resource.plaintext)
+end
+
+---A refund's notify (REFUND.SUCCESS, .CLOSED, .ABNORMAL): records the state,
+---and a success settles the order's refund, once.
+local function apply_refund(r)
+  local no = check.ident(r.out_refund_no, "out_refund_no", 64)
+  local row = tp.db.one("SELECT status FROM payments_refunds WHERE refund_no = ?", no)
+  if not row then tp.fail(404, "refund_not_found", "no refund with this out_refund_no") end
+  local status = check.ident(r.refund_status, "refund_status", 16)
+  if row.status == "SUCCESS" or row.status == status then
+    return { outcome = "duplicate", first_outcome = row.status }
+  end
+  tp.db.exec("UPDATE payments_refunds SET status = ?, provider_refund_id = coalesce(?, provider_refund_id) "
+    .. "WHERE refund_no = ?", status, r.refund_id, no)
+  if status == "SUCCESS" then
+    tp.call("orders", "refund_settled", no, r.refund_id)
+    return { outcome = "refunded" }
+  end
+  tp.log("error", "a refund did not go through; it needs a person", { refund_no = no, status = status })
+  return { outcome = "refund_" .. status:lower() }
+end
+
+---A WeChat Pay notify: verified, decrypted, applied by its event type.
+local function apply_wechatpay(w, req)
+  wechatpay.verify(w, req.headers, req.raw_body)
+  local event = type(req.body) == "table" and req.body.event_type
+  local resource = wechatpay.open(w, req.body)
+  if event == "TRANSACTION.SUCCESS" then return apply_transaction(resource) end
+  if type(event) == "string" and event:match("^REFUND%.") then return apply_refund(resource) end
+  return { outcome = "ignored", event_type = event }
 end
 
 ---POST /payments/notify: the provider's callback.
 local function notify(req)
   local cfg = config()
-  verify(req.headers, req.raw_body, cfg)
-  local result = apply_notify(req.body)
+  local result
+  if cfg.provider == "wechatpay" then
+    result = apply_wechatpay(cfg, req)
+  else
+    verify(req.headers, req.raw_body, cfg)
+    result = apply_notify(req.body)
+  end
   return 200, { code = SUCCESS.code, message = SUCCESS.message, outcome = result.outcome }
 end
 
 -- ---- the mini-program's side
+
+local PREPAY_VALID = 7000  -- seconds a prepay_id is used for (WeChat keeps it 2 hours)
+local ASK_AGAIN = 30       -- seconds before a prepay still unanswered is asked again
+
+---With WeChat Pay the prepay_id comes from a call out, answered to a job: the
+---first request asks and answers 202 (pending); once the reply is in, 200
+---with wx.requestPayment's parameters, signed by the host with the merchant key.
+local function prepay_wechatpay(w, o, body)
+  local no = out_trade_no(o.id)
+  local p = tp.db.one("SELECT prepay_id, state, error, asked_at, ready_at FROM payments_prepays WHERE order_id = ?",
+    o.id)
+  local now = tp.now()
+  if p and p.state == "ready" and p.ready_at + PREPAY_VALID > now then
+    return 200, { order_id = o.id, out_trade_no = no, total_fen = o.total_fen, expires_at = o.pay_deadline,
+      request_payment = wechatpay.request_payment(w, p.prepay_id) }
+  end
+  if p and p.state == "failed" and p.asked_at + ASK_AGAIN > now then
+    tp.fail(502, "prepay_failed", "WeChat Pay refused the prepay", { error = p.error })
+  end
+  if not (p and p.state == "asked" and p.asked_at + ASK_AGAIN > now) then
+    local openid = check.ident(body.openid, "openid", 128)
+    tp.db.exec([[INSERT INTO payments_prepays (order_id, out_trade_no, total_fen, state, asked_at)
+      VALUES (?, ?, ?, 'asked', ?) ON CONFLICT (order_id) DO UPDATE SET state = 'asked', prepay_id = NULL,
+      error = NULL, asked_at = excluded.asked_at, total_fen = excluded.total_fen]], o.id, no, o.total_fen, now)
+    wechatpay.ask_prepay(w, o, no, openid)
+  end
+  return 202, { order_id = o.id, out_trade_no = no, total_fen = o.total_fen, expires_at = o.pay_deadline,
+    pending = true, retry_after = 1 }
+end
 
 ---POST /payments/prepay {order_id}: the parameters wx.requestPayment needs, for
 ---the caller's own unpaid order.
@@ -135,6 +226,7 @@ local function prepay(req)
   if o.status ~= "pending_payment" then
     tp.fail(409, "not_payable", ("an order that is %s cannot be paid"):format(o.status), { status = o.status })
   end
+  if cfg.provider == "wechatpay" then return prepay_wechatpay(cfg, o, body) end
   local ts, n = tostring(tp.now()), nonce()
   local package = "prepay_id=wx" .. out_trade_no(id)
   return 200, { order_id = id, out_trade_no = out_trade_no(id), total_fen = o.total_fen,
@@ -151,6 +243,9 @@ end
 ---replayed with curl.
 local function simulate(req)
   local cfg = config()
+  if cfg.provider ~= "simulator" then
+    tp.fail(409, "not_simulated", "this brand pays through WeChat Pay; nothing is simulated")
+  end
   local body = check.body(req.body)
   local id = check.integer(body.order_id, "order_id", 1)
   local o = tp.call("orders", "get", id)
@@ -187,7 +282,7 @@ end
 local function list_refunds(req)
   local limit = check.page(req.query, 50, 500)
   return 200, { items = tp.json.array(tp.db.query([[SELECT refund_no, provider_refund_id, transaction_id,
-    order_id, amount_fen, created_at FROM payments_refunds ORDER BY id DESC LIMIT ?]], limit)) }
+    order_id, amount_fen, status, created_at FROM payments_refunds ORDER BY id DESC LIMIT ?]], limit)) }
 end
 
 -- ---- the answers, as the OpenAPI document states them
@@ -197,14 +292,17 @@ local FEN = { type = "integer", minimum = 0, description = "integer fen" }
 local EPOCH = { type = "integer", minimum = 0, description = "UTC epoch seconds" }
 
 -- POST /payments/prepay: wx.requestPayment(request_payment) in the mini-program
-local PREPAY = { type = "object", required = { "order_id", "out_trade_no", "total_fen", "request_payment" },
+local PREPAY = { type = "object", required = { "order_id", "out_trade_no", "total_fen" },
   properties = { order_id = INT, out_trade_no = STR, total_fen = FEN,
+    pending = { type = "boolean", description = "202: WeChat Pay is being asked; ask again after retry_after" },
+    retry_after = { type = "integer", description = "seconds" },
     expires_at = { type = "integer", minimum = 0, description = "the order's pay_deadline (UTC epoch seconds)" },
     request_payment = { type = "object", description = "the parameters of wx.requestPayment, as they are",
       required = { "appId", "timeStamp", "nonceStr", "package", "signType", "paySign" },
       properties = { appId = STR, timeStamp = { type = "string", description = "epoch seconds, as a string" },
         nonceStr = STR, package = { type = "string", description = "prepay_id=..." },
-        signType = { type = "string", enum = { "HMAC-SHA256" } }, paySign = STR } } } }
+        signType = { type = "string", enum = { "HMAC-SHA256", "RSA" },
+          description = "RSA with WeChat Pay; HMAC-SHA256 from the simulator" }, paySign = STR } } } }
 
 -- what a notify did: paid (or another outcome of orders.pay), duplicate, ignored
 local APPLIED = { type = "object", required = { "outcome" }, properties = {
@@ -216,15 +314,24 @@ local exports = {}
 
 ---Moves a refund's money back to the payer, once per refund number.
 ---@param r {refund_no: string, order_id: integer, transaction_id: string, amount_fen: integer, total_fen: integer}
----@return {provider_refund_id: string, status: string}
+---The simulator pays it at once (SUCCESS); WeChat Pay accepts it (PROCESSING)
+---and its notify settles it with orders.refund_settled.
+---@return {provider_refund_id: string?, status: string}
 function exports.refund(r)
-  local done = tp.db.one("SELECT provider_refund_id FROM payments_refunds WHERE refund_no = ?", r.refund_no)
-  if done then return { provider_refund_id = done.provider_refund_id, status = "SUCCESS" } end
+  local done = tp.db.one("SELECT provider_refund_id, status FROM payments_refunds WHERE refund_no = ?", r.refund_no)
+  if done then return { provider_refund_id = done.provider_refund_id, status = done.status } end
   local refunded = tp.db.one("SELECT coalesce(sum(amount_fen), 0) AS fen FROM payments_refunds WHERE transaction_id = ?",
     r.transaction_id).fen
   if refunded + r.amount_fen > r.total_fen then
     tp.fail(409, "refund_exceeds_transaction", ("transaction %s has only %d fen left to refund"):format(
       r.transaction_id, r.total_fen - refunded))
+  end
+  local cfg = config()
+  if cfg.provider == "wechatpay" then
+    tp.db.exec([[INSERT INTO payments_refunds (refund_no, transaction_id, order_id, amount_fen, created_at, status)
+      VALUES (?, ?, ?, ?, ?, 'PROCESSING')]], r.refund_no, r.transaction_id, r.order_id, r.amount_fen, tp.now())
+    wechatpay.ask_refund(cfg, r)
+    return { status = "PROCESSING" }
   end
   local _, id = tp.db.exec([[INSERT INTO payments_refunds (refund_no, transaction_id, order_id, amount_fen,
     created_at) VALUES (?, ?, ?, ?, ?)]], r.refund_no, r.transaction_id, r.order_id, r.amount_fen, tp.now())
@@ -233,10 +340,84 @@ function exports.refund(r)
   return { provider_refund_id = provider_id, status = "SUCCESS" }
 end
 
+-- ---- WeChat Pay's answers, and the orders whose notify never came
+
+local function decode_reply(r)
+  local b = r.body and tp.json.decode(r.body)
+  return type(b) == "table" and b or {}
+end
+
+local jobs = {}
+
+---The prepay's answer: the prepay_id, or why not.
+function jobs.prepay_replied(job)
+  local r, id = job.payload, job.payload.context.order_id
+  local b = decode_reply(r)
+  if r.ok and type(b.prepay_id) == "string" then
+    tp.db.exec("UPDATE payments_prepays SET state = 'ready', prepay_id = ?, ready_at = ? WHERE order_id = ? "
+      .. "AND state = 'asked'", b.prepay_id, tp.now(), id)
+  else
+    local why = b.code or r.error or ("status " .. r.status)
+    tp.log("warn", "WeChat Pay refused a prepay", { order_id = id, status = r.status, error = why })
+    tp.db.exec("UPDATE payments_prepays SET state = 'failed', error = ? WHERE order_id = ? AND state = 'asked'",
+      why, id)
+  end
+end
+
+---A refund request's answer: accepted (PROCESSING, or SUCCESS at once), or refused.
+function jobs.refund_replied(job)
+  local r, no = job.payload, job.payload.context.refund_no
+  local b = decode_reply(r)
+  if r.ok then
+    tp.db.exec("UPDATE payments_refunds SET provider_refund_id = ? WHERE refund_no = ?", b.refund_id, no)
+    if b.status == "SUCCESS" then apply_refund({ out_refund_no = no, refund_id = b.refund_id, refund_status = "SUCCESS" }) end
+  else
+    tp.db.exec("UPDATE payments_refunds SET status = 'FAILED' WHERE refund_no = ? AND status = 'PROCESSING'", no)
+    tp.log("error", "WeChat Pay refused a refund; it needs a person", { refund_no = no, status = r.status,
+      error = b.code or r.error })
+  end
+end
+
+---An order query's answer: a SUCCESS the notify never brought pays the order.
+function jobs.query_replied(job)
+  local r, id = job.payload, job.payload.context.order_id
+  if not r.ok then return end  -- 404 ORDER_NOT_EXIST, or no answer: asked again next round
+  local t = decode_reply(r)
+  if t.trade_state == "SUCCESS" or t.trade_state == "REFUND" then
+    t.trade_state = "SUCCESS"
+    local result = apply_transaction(t)
+    tp.log("info", "an order paid without a notify was reconciled", { order_id = id, outcome = result.outcome })
+  elseif t.trade_state == "CLOSED" then
+    tp.db.exec("UPDATE payments_prepays SET state = 'closed' WHERE order_id = ?", id)
+  end
+end
+
+---Queries the orders prepaid at least reconcile_after_seconds ago that no
+---notify has paid, each at most once per reconcile_every_seconds.
+function jobs.reconcile()
+  if provider() ~= "wechatpay" then return end
+  local w = config()
+  local now = tp.now()
+  for _, p in ipairs(tp.db.query([[SELECT order_id, out_trade_no FROM payments_prepays
+      WHERE state = 'ready' AND ready_at <= ? AND coalesce(checked_at, 0) <= ? ORDER BY ready_at LIMIT 100]],
+      now - w.reconcile_after, now - w.reconcile_every)) do
+    tp.db.exec("UPDATE payments_prepays SET checked_at = ? WHERE order_id = ?", now, p.order_id)
+    wechatpay.ask_query(w, p.order_id, p.out_trade_no)
+  end
+end
+
+---POST /payments/reconcile: runs the reconcile job now (operators, tests).
+local function reconcile_now()
+  local w = config()
+  if w.provider ~= "wechatpay" then tp.fail(409, "not_wechatpay", "only WeChat Pay orders are reconciled") end
+  tp.jobs.schedule("reconcile", nil, { after = 0, key = "reconcile_now" })
+  return 202, { scheduled = true }
+end
+
 return {
   name = "payments",
-  version = "1.0.0",
-  description = "WeChat Pay-shaped prepay, signed payment notifies and refunds",
+  version = "1.1.0",
+  description = "WeChat Pay prepay, signed payment notifies and refunds: simulated, or API v3 for real",
   migrations = {
     [[
     CREATE TABLE payments_notifies (
@@ -257,27 +438,58 @@ return {
     );
     CREATE INDEX payments_refunds_transaction ON payments_refunds(transaction_id);
     ]],
+    -- 1.1.0: WeChat Pay: prepays asked of the provider; a refund's state
+    [[
+    CREATE TABLE payments_prepays (
+      order_id INTEGER PRIMARY KEY,
+      out_trade_no TEXT NOT NULL UNIQUE,
+      total_fen INTEGER NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('asked', 'ready', 'failed', 'paid', 'closed')),
+      prepay_id TEXT,
+      error TEXT,
+      asked_at INTEGER NOT NULL,
+      ready_at INTEGER,
+      checked_at INTEGER
+    );
+    CREATE INDEX payments_prepays_ready ON payments_prepays(state, ready_at);
+    ALTER TABLE payments_refunds ADD COLUMN status TEXT NOT NULL DEFAULT 'SUCCESS';
+    ]],
   },
+  jobs = jobs,
+  setup = function()
+    if provider() ~= "wechatpay" then
+      tp.jobs.cancel("reconcile")
+      return
+    end
+    local w = config()  -- a brand switched to WeChat Pay with settings missing fails its load here
+    tp.jobs.schedule("reconcile", nil, { after = w.reconcile_every, every = w.reconcile_every, key = "reconcile" })
+  end,
   routes = {
     { method = "POST", path = "/payments/notify", auth = "none", handler = notify,
       summary = "WeChat Pay notify: signed callback that marks an order paid",
       headers = { ["Wechatpay-Timestamp"] = { required = true }, ["Wechatpay-Nonce"] = { required = true },
                   ["Wechatpay-Signature"] = { required = true,
-                    description = "base64 HMAC-SHA256 of timestamp\\nnonce\\nbody\\n with the payment secret" } },
+                    description = "base64 signature of timestamp\\nnonce\\nbody\\n: SHA256withRSA by WeChat "
+                      .. "Pay's key, or HMAC-SHA256 with the simulator's secret" },
+                  ["Wechatpay-Serial"] = { description = "which WeChat Pay key signed (required with WeChat Pay)" } },
       body = { type = "object", required = { "event_type", "resource" } },
       response = { type = "object", required = { "code", "message", "outcome" }, properties = {
         code = { type = "string", description = "SUCCESS: WeChat Pay stops retrying" }, message = STR,
         outcome = { type = "string", description = "what the notify did to the order (paid, duplicate, ignored, ...)" } } },
-      errors = { [400] = { "invalid_notify", "unknown_out_trade_no", "amount_mismatch" },
-                 [401] = { "signature_missing", "stale_notify", "invalid_signature" },
-                 [404] = { "order_not_found" }, [409] = { "transaction_conflict" },
+      errors = { [400] = { "invalid_notify", "undecryptable_notify", "unknown_out_trade_no", "amount_mismatch",
+                           "invalid_field" },
+                 [401] = { "signature_missing", "stale_notify", "unknown_serial", "invalid_signature" },
+                 [404] = { "order_not_found", "refund_not_found" }, [409] = { "transaction_conflict" },
                  [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/prepay", handler = prepay,
       summary = "Payment parameters for wx.requestPayment, for my unpaid order",
-      body = { type = "object", required = { "order_id" }, properties = { order_id = { type = "integer" } } },
-      response = PREPAY,
+      description = "With WeChat Pay the first request asks WeChat for a prepay_id and answers 202 "
+        .. "(pending); ask again after retry_after seconds for the 200 with request_payment.",
+      body = { type = "object", required = { "order_id" }, properties = { order_id = { type = "integer" },
+        openid = { type = "string", description = "the payer's openid under the app (WeChat Pay)" } } },
+      response = PREPAY, status = { 200, 202 },
       errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" }, [409] = { "not_payable" },
-                 [503] = { "payments_not_configured" } } },
+                 [502] = { "prepay_failed" }, [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/simulate", auth = "admin", handler = simulate,
       summary = "Simulate the payer: build, sign and apply the notify WeChat would send",
       body = { type = "object", required = { "order_id" }, properties = {
@@ -288,7 +500,12 @@ return {
                          body = { type = "string", description = "the signed body, as sent" } } },
         result = APPLIED } },
       errors = { [400] = { "invalid_field", "invalid_notify", "amount_mismatch" }, [404] = { "order_not_found" },
-                 [409] = { "transaction_conflict" }, [503] = { "payments_not_configured" } } },
+                 [409] = { "transaction_conflict", "not_simulated" }, [503] = { "payments_not_configured" } } },
+    { method = "POST", path = "/payments/reconcile", auth = "admin", handler = reconcile_now,
+      summary = "Query WeChat Pay now for prepaid orders no notify has paid",
+      status = 202, response = { type = "object", required = { "scheduled" }, properties = {
+        scheduled = { type = "boolean" } } },
+      errors = { [409] = { "not_wechatpay" }, [503] = { "payments_not_configured" } } },
     { method = "GET", path = "/payments/notifies", auth = "admin", handler = list_notifies,
       summary = "Payment notifies received, newest first", query = { limit = { type = "integer" } },
       response = { type = "object", required = { "items" }, properties = { items = { type = "array", items = {
@@ -296,11 +513,14 @@ return {
         properties = { transaction_id = STR, order_id = INT, amount_fen = FEN, outcome = STR, received_at = EPOCH } } } } },
       errors = { [400] = { "invalid_query" } } },
     { method = "GET", path = "/payments/refunds", auth = "admin", handler = list_refunds,
-      summary = "Refunds paid out, newest first", query = { limit = { type = "integer" } },
+      summary = "Refunds, newest first, with their state", query = { limit = { type = "integer" } },
       response = { type = "object", required = { "items" }, properties = { items = { type = "array", items = {
-        type = "object", required = { "refund_no", "provider_refund_id", "transaction_id", "order_id", "amount_fen",
+        type = "object", required = { "refund_no", "transaction_id", "order_id", "amount_fen", "status",
                                       "created_at" },
-        properties = { refund_no = STR, provider_refund_id = STR, transaction_id = STR, order_id = INT,
+        properties = { refund_no = STR, transaction_id = STR, order_id = INT,
+                       provider_refund_id = { type = "string", description = "absent until WeChat Pay answers" },
+                       status = { type = "string", description = "SUCCESS, PROCESSING (WeChat Pay accepted it), "
+                         .. "FAILED, CLOSED or ABNORMAL (these three need a person)" },
                        amount_fen = FEN, created_at = EPOCH } } } } },
       errors = { [400] = { "invalid_query" } } },
   },

@@ -216,7 +216,8 @@ function tp.json.array(t) end
 ---@return table
 function tp.json.object(t) end
 
----Digests and signatures for callbacks and tokens.
+---Digests, signatures and decryption for callbacks and payment providers; secret keys are
+---named (a destination's secrets), never handed to plugin code.
 ---@class tp.crypto
 tp.crypto = {}
 
@@ -247,6 +248,48 @@ function tp.crypto.hmac_sha256(key, data, encoding) end
 ---@param b string
 ---@return boolean
 function tp.crypto.equal(a, b) end
+
+---Whether signature (base64) is an RSASSA-PKCS1-v1_5 SHA-256 signature (SHA256withRSA, as
+---WeChat Pay signs) of the string data under public_key, a PEM PUBLIC KEY or CERTIFICATE. A
+---key that does not parse raises; a signature that is not base64 is false. Verify over the
+---exact bytes received (req.raw_body), never re-encoded JSON.
+---
+---Allowed in: load, handler, job, event, setup.
+---@param public_key string PEM
+---@param data string
+---@param signature string base64
+---@return boolean
+function tp.crypto.rsa_verify(public_key, data, signature) end
+
+---Signs data with SHA256withRSA (RSASSA-PKCS1-v1_5, SHA-256) using the RSA private key
+---(PEM) that is secret secret of destination to, and returns the signature in base64
+---(WeChat Pay's paySign). The key stays in the host: a plugin names it, never reads it, and
+---may name only secrets of destinations that list it. An unknown destination or secret, or
+---a secret that is no RSA private key, raises.
+---
+---Allowed in: handler, job, event, setup.
+---@param to string a destination of the brand's config that lists this plugin
+---@param secret string the name of one of its secrets
+---@param data string
+---@return string # base64
+function tp.crypto.rsa_sign(to, secret, data) end
+
+---Opens AES-256-GCM as WeChat Pay APIv3 seals a notify's resource: the key is secret secret
+---of destination to (32 bytes, the APIv3 key; a plugin names it, never reads it), nonce is
+---used as the IV as is, aad is the associated data (may be ""), ciphertext the base64 of
+---the encrypted bytes followed by the 16-byte tag. Returns the plaintext, or nil and a
+---message when it does not open (a wrong tag: tampered or forged). A destination or secret
+---this plugin may not use raises.
+---
+---Allowed in: handler, job, event, setup.
+---@param to string a destination of the brand's config that lists this plugin
+---@param secret string the name of one of its secrets (32 bytes)
+---@param nonce string
+---@param aad string
+---@param ciphertext string base64 of ciphertext and tag
+---@return string? plaintext
+---@return string? err
+function tp.crypto.aes_gcm_decrypt(to, secret, nonce, aad, ciphertext) end
 
 ---Calls out to the destinations the brand's config lists for the plugin: made after the
 ---transaction commits, retried with the same Idempotency-Key, answered to a job.
@@ -357,7 +400,7 @@ function tp.auth.resolve(user) end
 ---@field ok boolean An answer with a 2xx status came.
 ---@field status integer The HTTP status; 0 when no answer came.
 ---@field body string? The answer's body (nil when none came, or it is not UTF-8).
----@field error string? Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, secret_unknown, destination_unknown.
+---@field error string? Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, secret_unknown, destination_unknown, sign_failed.
 ---@field attempts integer Attempts made.
 ---@field context any The call's context.
 

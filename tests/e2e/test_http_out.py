@@ -301,6 +301,28 @@ def test_the_kit_writes_calls_to_the_outbox_with_its_destinations():
     assert out.returncode == 0 and "1 passed, 0 failed" in text, (out.returncode, text, out.stderr.decode())
 
 
+def test_a_plugin_uses_a_secret_only_by_name_and_only_of_its_destinations():
+    """tp.crypto.rsa_sign and aes_gcm_decrypt take a secret by name: never of a
+    destination that does not list the plugin, never one that is not there,
+    and a secret of the wrong kind is refused without showing it."""
+    h = host()
+
+    def crypto(**b):
+        status, _, body = h.post("/v1/out/caller/crypto", b)
+        assert status == 200, (status, body)
+        return body
+    for to in ("crm", "nowhere"):
+        r = crypto(fn="rsa_sign", to=to, secret="token", args=["x"])
+        assert r["ok"] is False and "is not one this plugin may use" in r["err"], r
+    r = crypto(fn="rsa_sign", to="erp", secret="nope", args=["x"])
+    assert r["ok"] is False and "destination 'erp' has no secret 'nope'" in r["err"], r
+    r = crypto(fn="rsa_sign", to="erp", secret="token", args=["x"])
+    assert r["ok"] is False and "is not an unencrypted RSA private key" in r["err"], r
+    r = crypto(fn="aes_gcm_decrypt", to="erp", secret="token", args=["n" * 12, "", "AAAA"])
+    assert r["ok"] is False and "must be 32 bytes" in r["err"], r
+    assert SECRET not in json.dumps(r) and SECRET not in "\n".join(h.lines)
+
+
 def teardown():
     if H:
         H.stop()

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 
 #include "config/config.h"
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "tp_test.h"
 
 static tpc_config cfg;
@@ -289,12 +292,71 @@ TEST(http_destinations_are_an_allow_list_with_secrets) {
                  " timout_ms = 1 } } } } }"), -1);
   ASSERT_CONTAINS(err, "unknown key 'timout_ms' (did you mean 'timeout_ms'?)");
   ASSERT_EQ(load("return { tenants = { " TENANT ", http = { erp = { url = 'http://x', plugins = { 'a' },"
-                 " secrets = { token = 'a\\nb' } } } } } }"), -1);
-  ASSERT_CONTAINS(err, "http.erp.secrets.token: must be a non-empty string without line breaks");
+                 " secrets = { token = 'a\\0b' } } } } } }"), -1);
+  ASSERT_CONTAINS(err, "http.erp.secrets.token: must be a non-empty string without NUL bytes");
+  /* a secret may hold line breaks (a PEM key), but then it cannot go in a header */
+  ASSERT_EQ(load("return { tenants = { " TENANT ", http = { erp = { url = 'http://x', plugins = { 'a' },"
+                 " secrets = { token = 'a\\nb' } } } } } }"), 0);
+  d = tpc_find_destination(&cfg.tenants[0], "erp");
+  size_t len = 0;
+  ASSERT_STR(tpc_destination_secret(d, "token", &len), "a\nb");
+  ASSERT_EQ(len, 3);
+  ASSERT_TRUE(tpc_destination_secret(d, "other", &len) == NULL);
+  char why[200];
+  const char *header = "Bearer {{secret:token}}";
+  ASSERT_EQ(tpc_expand_secrets(d, header, strlen(header), NULL, why, sizeof why), -1);
+  ASSERT_CONTAINS(why, "secret 'token' holds a line break and cannot go in a header");
+  tpc_free(&cfg);
+}
+
+/* sign = {scheme = "wechatpay2", key, mchid, serial}: the key must be an RSA
+** private key the load can read, so a bad one fails the load, not a payment. */
+TEST(wechatpay2_signing_needs_an_rsa_key_mchid_and_serial) {
+  EVP_PKEY *k = EVP_RSA_gen(2048);
+  BIO *b = BIO_new(BIO_s_mem());
+  ASSERT_EQ(PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL), 1);
+  char *pem, text[8192];
+  long n = BIO_get_mem_data(b, &pem);
+#define WXP(sign) \
+  "return { tenants = { " TENANT ", http = { wxpay = { url = 'https://api.mch.weixin.qq.com'," \
+  " plugins = { 'payments' }, secrets = { merchant_key = [[%.*s]], apiv3_key = 'k' }, sign = " sign \
+  " } } } } }"
+  snprintf(text, sizeof text, WXP("{ scheme = 'wechatpay2', key = 'merchant_key', mchid = '1900000109',"
+           " serial = '3775B6A45ACD588826D15E583A95F5DD' }"), (int)n, pem);
+  ASSERT_EQ(load(text), 0);
+  const tpc_destination *d = tpc_find_destination(&cfg.tenants[0], "wxpay");
+  ASSERT_EQ(d->sign_scheme, TPC_SIGN_WECHATPAY2);
+  ASSERT_STR(d->sign->name, "merchant_key");
+  ASSERT_STR(d->sign_mchid, "1900000109");
+  ASSERT_STR(d->sign_serial, "3775B6A45ACD588826D15E583A95F5DD");
+  tpc_free(&cfg);
+  snprintf(text, sizeof text, WXP("{ scheme = 'wechatpay2', key = 'apiv3_key', mchid = '1', serial = 'S' }"),
+           (int)n, pem);
+  ASSERT_EQ(load(text), -1);
+  ASSERT_CONTAINS(err, "http.wxpay.sign: key: secret 'apiv3_key' is not an unencrypted RSA private key");
+  snprintf(text, sizeof text, WXP("{ scheme = 'wechatpay3', key = 'merchant_key', mchid = '1', serial = 'S' }"),
+           (int)n, pem);
+  ASSERT_EQ(load(text), -1);
+  ASSERT_CONTAINS(err, "http.wxpay.sign: scheme: must be \"wechatpay2\"");
+  snprintf(text, sizeof text, WXP("{ scheme = 'wechatpay2', key = 'nokey', mchid = '1', serial = 'S' }"),
+           (int)n, pem);
+  ASSERT_EQ(load(text), -1);
+  ASSERT_CONTAINS(err, "key: names no secret of this destination ('nokey')");
+  snprintf(text, sizeof text, WXP("{ scheme = 'wechatpay2', key = 'merchant_key', mchid = 'a\"b', serial = 'S' }"),
+           (int)n, pem);
+  ASSERT_EQ(load(text), -1);
+  ASSERT_CONTAINS(err, "mchid and serial: must be 1-64 printable characters");
+  snprintf(text, sizeof text, WXP("{ scheme = 'wechatpay2', key = 'merchant_key', mchid = '1' }"), (int)n, pem);
+  ASSERT_EQ(load(text), -1);
+  ASSERT_CONTAINS(err, "serial");
+#undef WXP
+  BIO_free(b);
+  EVP_PKEY_free(k);
 }
 
 int main(void) {
   RUN(minimal_config_gets_defaults);
+  RUN(wechatpay2_signing_needs_an_rsa_key_mchid_and_serial);
   RUN(full_config_is_read);
   RUN(sandbox_limits_clocks_and_admin_keys);
   RUN(unknown_keys_name_their_path);

@@ -6,6 +6,13 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
 #include "base/crypto.h"
 #include "tp_test.h"
 
@@ -134,10 +141,124 @@ TEST(bad_arguments_raise_clear_errors) {
   teardown();
 }
 
+/* ---- RSA (SHA256withRSA) and AES-256-GCM, as WeChat Pay APIv3 uses them */
+
+/* A fresh 2048-bit key pair as PEM: PKCS#8 private, SubjectPublicKeyInfo public. */
+static void key_pair(char **priv, char **pub) {
+  EVP_PKEY *k = EVP_RSA_gen(2048);
+  ASSERT_TRUE(k != NULL);
+  BIO *a = BIO_new(BIO_s_mem()), *b = BIO_new(BIO_s_mem());
+  ASSERT_EQ(PEM_write_bio_PrivateKey(a, k, NULL, NULL, 0, NULL, NULL), 1);
+  ASSERT_EQ(PEM_write_bio_PUBKEY(b, k), 1);
+  char *p;
+  long n = BIO_get_mem_data(a, &p);
+  *priv = strndup(p, (size_t)n);
+  n = BIO_get_mem_data(b, &p);
+  *pub = strndup(p, (size_t)n);
+  BIO_free(a);
+  BIO_free(b);
+  EVP_PKEY_free(k);
+}
+
+TEST(rsa_signatures_verify_under_their_key_only) {
+  char *priv, *pub, *priv2, *pub2, err[128];
+  key_pair(&priv, &pub);
+  key_pair(&priv2, &pub2);
+  const char *text = "wx-app\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\nprepay_id=wx1\n";
+  tp_buf sig, again;
+  tp_buf_init(&sig);
+  tp_buf_init(&again);
+  ASSERT_EQ(tpx_rsa_sign_b64(priv, strlen(priv), text, strlen(text), &sig, err, sizeof err), 0);
+  ASSERT_EQ(sig.len, 344);  /* 256 bytes in base64 */
+  /* PKCS#1 v1.5 is deterministic: the same key signs the same text alike */
+  ASSERT_EQ(tpx_rsa_sign_b64(priv, strlen(priv), text, strlen(text), &again, err, sizeof err), 0);
+  ASSERT_STR(tp_buf_cstr(&sig), tp_buf_cstr(&again));
+  ASSERT_EQ(tpx_rsa_verify_b64(pub, strlen(pub), text, strlen(text), sig.data, sig.len, err, sizeof err), 1);
+  /* one byte of the text changed, the other key, a signature that is no base64 */
+  ASSERT_EQ(tpx_rsa_verify_b64(pub, strlen(pub), "x", 1, sig.data, sig.len, err, sizeof err), 0);
+  ASSERT_EQ(tpx_rsa_verify_b64(pub2, strlen(pub2), text, strlen(text), sig.data, sig.len, err,
+                               sizeof err), 0);
+  ASSERT_EQ(tpx_rsa_verify_b64(pub, strlen(pub), text, strlen(text), "@@@@", 4, err, sizeof err), 0);
+  ASSERT_EQ(tpx_rsa_verify_b64(pub, strlen(pub), text, strlen(text), "", 0, err, sizeof err), 0);
+  /* a key that is not one: refused, and the message holds no key bytes */
+  ASSERT_EQ(tpx_rsa_verify_b64("junk", 4, text, 1, sig.data, sig.len, err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "not an RSA public key or certificate");
+  ASSERT_EQ(tpx_rsa_check_private(priv, strlen(priv), err, sizeof err), 0);
+  ASSERT_EQ(tpx_rsa_check_private(pub, strlen(pub), err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "not an unencrypted RSA private key");
+  tp_buf_reset(&again);
+  ASSERT_EQ(tpx_rsa_sign_b64(pub, strlen(pub), text, 1, &again, err, sizeof err), -1);
+  ASSERT_EQ(again.len, 0);
+  /* from Lua: tp.crypto.rsa_verify */
+  setup();
+  lua_pushcfunction(L, tpx_l_rsa_verify);
+  lua_setglobal(L, "rsa_verify");
+  lua_pushstring(L, pub);
+  lua_setglobal(L, "pub");
+  lua_pushstring(L, tp_buf_cstr(&sig));
+  lua_setglobal(L, "sig");
+  lua_pushstring(L, text);
+  lua_setglobal(L, "text");
+  ASSERT_EQ(eval("rsa_verify(pub, text, sig)"), 0);
+  ASSERT_STR(result, "true");
+  ASSERT_EQ(eval("rsa_verify(pub, text .. ' ', sig)"), 0);
+  ASSERT_STR(result, "false");
+  ASSERT_EQ(eval("rsa_verify('-----BEGIN PUBLIC KEY-----', text, sig)"), -1);
+  ASSERT_CONTAINS(result, "tp.crypto.rsa_verify: public_key: not an RSA public key");
+  ASSERT_EQ(eval("rsa_verify(pub, text, 7)"), -1);
+  ASSERT_CONTAINS(result, "signature must be a string (got number)");
+  teardown();
+  tp_buf_free(&sig);
+  tp_buf_free(&again);
+  free(priv), free(pub), free(priv2), free(pub2);
+}
+
+/* McGrew and Viega's GCM test case 14: a zero 256-bit key, a zero 96-bit IV,
+** 16 zero bytes of plaintext; ciphertext cea7403d..., tag d0d1c8a7... */
+TEST(aes_gcm_opens_the_published_vector_and_refuses_a_tampered_one) {
+  static const unsigned char ct_tag[32] = {
+      0xce, 0xa7, 0x40, 0x3d, 0x4d, 0x60, 0x6b, 0x6e, 0x07, 0x4e, 0xc5, 0xd3, 0xba, 0xf3, 0x9d, 0x18,
+      0xd0, 0xd1, 0xc8, 0xa7, 0x99, 0x99, 0x6b, 0xf0, 0x26, 0x5b, 0x98, 0xb5, 0xd4, 0x8a, 0xb9, 0x19};
+  unsigned char key[32] = {0}, iv[12] = {0}, b64[64], bad[32];
+  int n = EVP_EncodeBlock(b64, ct_tag, sizeof ct_tag);
+  char err[128];
+  tp_buf out;
+  tp_buf_init(&out);
+  ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 12, "", 0, (char *)b64, (size_t)n, &out, err, sizeof err), 0);
+  ASSERT_EQ(out.len, 16);
+  for (int i = 0; i < 16; i++) ASSERT_EQ(out.data[i], 0);
+  /* a flipped bit in the ciphertext or the tag, associated data it was not
+  ** sealed with, another key: refused, nothing appended */
+  for (int at = 0; at < 32; at += 31) {
+    memcpy(bad, ct_tag, sizeof bad);
+    bad[at] ^= 1;
+    n = EVP_EncodeBlock(b64, bad, sizeof bad);
+    tp_buf_reset(&out);
+    ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 12, "", 0, (char *)b64, (size_t)n, &out, err, sizeof err), -1);
+    ASSERT_EQ(out.len, 0);
+    ASSERT_CONTAINS(err, "does not open");
+  }
+  n = EVP_EncodeBlock(b64, ct_tag, sizeof ct_tag);
+  ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 12, "transaction", 11, (char *)b64, (size_t)n, &out, err,
+                               sizeof err), -1);
+  key[0] = 1;
+  ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 12, "", 0, (char *)b64, (size_t)n, &out, err, sizeof err), -1);
+  /* shapes: a short key, no nonce, not base64, shorter than a tag */
+  ASSERT_EQ(tpx_aes256gcm_open(key, 16, iv, 12, "", 0, (char *)b64, (size_t)n, &out, err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "32 bytes");
+  ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 0, "", 0, (char *)b64, (size_t)n, &out, err, sizeof err), -1);
+  ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 12, "", 0, "not base64!", 11, &out, err, sizeof err), -1);
+  ASSERT_EQ(tpx_aes256gcm_open(key, 32, iv, 12, "", 0, "AAAA", 4, &out, err, sizeof err), -1);
+  ASSERT_EQ(out.len, 0);
+  tp_buf_free(&out);
+}
+
 int main(void) {
   RUN(sha256_of_abc_in_every_encoding);
   RUN(hmac_sha256_matches_rfc_4231);
   RUN(equal_compares_whole_strings);
   RUN(bad_arguments_raise_clear_errors);
+  RUN(rsa_signatures_verify_under_their_key_only);
+  RUN(aes_gcm_opens_the_published_vector_and_refuses_a_tampered_one);
   return TEST_SUMMARY();
 }

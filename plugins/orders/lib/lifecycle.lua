@@ -105,20 +105,14 @@ function lifecycle.refund(id, amount, reason)
   return record_refund(o, amount, reason, "order", o.transaction_id), store.load(id)
 end
 
----The refund job: asks the payment plugin to move the money (idempotent by
----refund number), then books it. Raising leaves the refund pending for a retry.
----@param refund_id integer
-function lifecycle.run_refund(refund_id)
-  local r = tp.db.one([[SELECT id, refund_no, order_id, transaction_id, amount_fen, kind, status
-    FROM orders_refunds WHERE id = ?]], refund_id)
-  if not r or r.status ~= "pending" then return end
-  local o = store.load(r.order_id)
-  local result = tp.call(tp.config().payment_plugin or "payments", "refund", {
-    refund_no = r.refund_no, order_id = r.order_id, transaction_id = r.transaction_id,
-    amount_fen = r.amount_fen, total_fen = o.total_fen })
-  tp.db.exec([[UPDATE orders_refunds SET status = 'succeeded', succeeded_at = ?,
-    provider_refund_id = ? WHERE id = ? AND status = 'pending']], tp.now(), result.provider_refund_id, r.id)
-  if r.kind ~= "order" then return end  -- a duplicate payment went back; the order is untouched
+---Books a refund the provider has paid out: the order's refunded amount,
+---its status, order.refunded. Once per refund (only a pending one counts).
+---@return boolean settled false when it was not pending
+local function settle_refund(r, provider_refund_id)
+  local changed = tp.db.exec([[UPDATE orders_refunds SET status = 'succeeded', succeeded_at = ?,
+    provider_refund_id = ? WHERE id = ? AND status = 'pending']], tp.now(), provider_refund_id, r.id)
+  if changed == 0 then return false end
+  if r.kind ~= "order" then return true end  -- a duplicate payment went back; the order is untouched
   local row = tp.db.one([[
     UPDATE orders_orders SET refunded_fen = refunded_fen + ?1,
       status = CASE WHEN refunded_fen + ?1 = paid_fen THEN 'refunded' ELSE status END,
@@ -126,6 +120,35 @@ function lifecycle.run_refund(refund_id)
     WHERE id = ?3 RETURNING status]], r.amount_fen, tp.now(), r.order_id)
   tp.events.emit("order.refunded", { order = store.load(r.order_id), refund_no = r.refund_no,
     amount_fen = r.amount_fen, full = row.status == "refunded" })
+  return true
+end
+
+local REFUND_COLUMNS = "id, refund_no, order_id, transaction_id, amount_fen, kind, status"
+
+---The refund job: asks the payment plugin to move the money (idempotent by
+---refund number), then books it. Raising leaves the refund pending for a retry.
+---A provider that answers PROCESSING (WeChat Pay accepts, then notifies)
+---leaves it pending until the payment plugin calls refund_settled.
+---@param refund_id integer
+function lifecycle.run_refund(refund_id)
+  local r = tp.db.one("SELECT " .. REFUND_COLUMNS .. " FROM orders_refunds WHERE id = ?", refund_id)
+  if not r or r.status ~= "pending" then return end
+  local o = store.load(r.order_id)
+  local result = tp.call(tp.config().payment_plugin or "payments", "refund", {
+    refund_no = r.refund_no, order_id = r.order_id, transaction_id = r.transaction_id,
+    amount_fen = r.amount_fen, total_fen = o.total_fen })
+  if result.status == "PROCESSING" then return end
+  settle_refund(r, result.provider_refund_id)
+end
+
+---The payment plugin's word that a refund it accepted as PROCESSING was paid
+---out. Returns whether it changed anything (false: unknown or settled before).
+---@param refund_no string
+---@param provider_refund_id string?
+---@return boolean
+function lifecycle.refund_settled(refund_no, provider_refund_id)
+  local r = tp.db.one("SELECT " .. REFUND_COLUMNS .. " FROM orders_refunds WHERE refund_no = ?", refund_no)
+  return r ~= nil and r.status == "pending" and settle_refund(r, provider_refund_id)
 end
 
 -- ---- payment

@@ -27,6 +27,12 @@ return {
         if b.fail_after then tp.fail(409, "rolled_back", "the handler failed after calling") end
         return 201, { id = ids[1], ids = ids }
       end },
+    { method = "POST", path = "/caller/crypto", auth = "none",
+      handler = function(req)
+        local b = req.body
+        local ok, out, err = pcall(tp.crypto[b.fn], b.to, b.secret, table.unpack(b.args or {}))
+        return 200, { ok = ok, out = out, err = ok and err or tostring(out) }
+      end },
     { method = "GET", path = "/caller/replies", auth = "none",
       handler = function()
         local rows = tp.db.query("SELECT reply FROM caller_replies ORDER BY id")
