@@ -390,8 +390,9 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", NULL, NULL,
    "One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth = "
    "\"admin\"). The doc fields (summary ... errors) feed GET /v1/{tenant}/openapi.json (and "
-   "/admin/{tenant}/openapi.json for admin routes) and are checked at load; other unknown keys "
-   "are ignored."},
+   "/admin/{tenant}/openapi.json for admin routes) and are checked at load (their JSON Schemas "
+   "too). Any other key fails the load, as a typo would (did you mean); x_* fields are the "
+   "plugin's own notes and are ignored."},
   {"TpRoute", "method", "\"GET\"|\"POST\"|\"PUT\"|\"PATCH\"|\"DELETE\"", "The HTTP method."},
   {"TpRoute", "path", "string",
    "The path pattern, at most 256 bytes: literal segments and {name}, {name:str} or {name:int} parameters."},

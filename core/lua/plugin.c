@@ -91,6 +91,30 @@ static int parse_auth(const char *s, tp_auth *out) {
   return -1;
 }
 
+/* The keys a route may have; an unknown one is most likely a typo of one of
+** them (summery, respones), which would otherwise be dropped without a word. */
+static const char *const ROUTE_KEYS[] = {
+    "method", "path", "auth", "handler", "personal", "rate_class", "summary", "description",
+    "query", "headers", "body", "response", "status", "errors", NULL};
+
+static int check_route_keys(lua_State *L, int t, int i, char *err, size_t errcap) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    bool ok = k && strncmp(k, "x_", 2) == 0;  /* x_*: the plugin's own notes, ignored */
+    for (const char *const *n = ROUTE_KEYS; k && !ok && *n; n++) ok = strcmp(k, *n) == 0;
+    if (!ok) {
+      char hint[80];
+      snprintf(err, errcap, "routes[%d]: unknown route field '%s'%s (a plugin's own notes go in "
+               "x_ fields)", i, k ? k : "?", k ? tp_suggest_hint(k, ROUTE_KEYS, hint, sizeof hint) : "");
+      lua_pop(L, 1);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* Reads routes[i] (table at top of stack) into r. */
 static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap) {
   lua_State *L = p->L;
@@ -100,6 +124,7 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
     return -1;
   }
   r->plugin = p;
+  if (check_route_keys(L, t, i, err, errcap) != 0) return -1;
   const char *method = tpst_rawfield(L, t, "method") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   const char *path = tpst_rawfield(L, t, "path") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   const char *auth = tpst_rawfield(L, t, "auth") == LUA_TSTRING ? lua_tostring(L, -1) : "user";

@@ -17,7 +17,8 @@
 ** (read, write, buy, join, help, claim; default read for GET, write for the
 ** other methods) picks the brand's rate limits that count it (ratelimit.h). The optional
 ** doc fields (summary, description, query, headers, body, response, status)
-** feed GET /v1/{tenant}/openapi.json; other unknown route keys are ignored.
+** feed GET /v1/{tenant}/openapi.json; any other route key is an error (a
+** typo), except x_* fields, which are the plugin's own notes.
 */
 #ifndef TP_PLUGIN_H
 #define TP_PLUGIN_H

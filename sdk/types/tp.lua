@@ -466,8 +466,9 @@ function tp.auth.resolve(user) end
 
 ---One route of the manifest: mounted under /v1/{tenant} (or /admin/{tenant} with auth =
 ---"admin"). The doc fields (summary ... errors) feed GET /v1/{tenant}/openapi.json (and
----/admin/{tenant}/openapi.json for admin routes) and are checked at load; other unknown
----keys are ignored.
+---/admin/{tenant}/openapi.json for admin routes) and are checked at load (their JSON
+---Schemas too). Any other key fails the load, as a typo would (did you mean); x_* fields
+---are the plugin's own notes and are ignored.
 ---@class TpRoute
 ---@field method "GET"|"POST"|"PUT"|"PATCH"|"DELETE" The HTTP method.
 ---@field path string The path pattern, at most 256 bytes: literal segments and {name}, {name:str} or {name:int} parameters.

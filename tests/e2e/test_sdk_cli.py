@@ -198,6 +198,10 @@ def test_check_reports_a_bad_json_schema_in_a_route_doc():
     check_fixture("badschema")
 
 
+def test_check_suggests_the_route_field_a_typo_meant():
+    check_fixture("routetypo")
+
+
 def test_check_reports_a_failing_migration():
     check_fixture("badmigration")
 
@@ -217,7 +221,7 @@ def test_check_reports_an_api_called_at_load_where_it_is_not_allowed():
 def test_check_reports_every_fixture():
     fixtures = sorted(d for d in os.listdir(FIXTURES) if os.path.isdir(os.path.join(FIXTURES, d)))
     tested = {"syntax", "badfield", "misnamed", "badsummary", "badmigration", "clash", "badpath",
-              "loadapi", "typo", "badschema"}
+              "loadapi", "typo", "badschema", "routetypo"}
     assert set(fixtures) == tested, "untested fixtures: %s" % (set(fixtures) - tested)
 
 
