@@ -111,7 +111,7 @@ static int check_schemas(lua_State *L, int idx, const char *where, int depth, ch
     return doc_error(err, errcap, "%s must be a list of schemas", where);
   for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, idx); k++) {
     char sub[300];
-    snprintf(sub, sizeof sub, "%s[%lld]", where, (long long)k);
+    snprintf(sub, sizeof sub, "%.250s[%lld]", where, (long long)k);  /* a long path is cut */
     lua_rawgeti(L, idx, k);
     int rc = check_schema(L, lua_gettop(L), sub, depth + 1, err, errcap);
     lua_pop(L, 1);
@@ -147,20 +147,20 @@ static int check_schema(lua_State *L, int idx, const char *where, int depth, cha
       if (!lua_istable(L, v)) rc = doc_error(err, errcap, "%s.properties must be a table of name = schema", where);
       lua_pushnil(L);
       while (rc == 0 && lua_next(L, v)) {
-        snprintf(sub, sizeof sub, "%s.properties.%s", where,
+        snprintf(sub, sizeof sub, "%.200s.properties.%.64s", where,
                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
         rc = lua_type(L, -2) != LUA_TSTRING ? doc_error(err, errcap, "%s: a property's name must be a string", sub)
                                             : check_schema(L, lua_gettop(L), sub, depth + 1, err, errcap);
         lua_pop(L, rc == 0 ? 1 : 2);
       }
     } else if (strcmp(key, "items") == 0 || strcmp(key, "not") == 0) {
-      snprintf(sub, sizeof sub, "%s.%s", where, key);
+      snprintf(sub, sizeof sub, "%.250s.%.32s", where, key);
       rc = check_schema(L, v, sub, depth + 1, err, errcap);
     } else if (strcmp(key, "additionalProperties") == 0) {
-      snprintf(sub, sizeof sub, "%s.additionalProperties", where);
+      snprintf(sub, sizeof sub, "%.250s.additionalProperties", where);
       if (lua_type(L, v) != LUA_TBOOLEAN) rc = check_schema(L, v, sub, depth + 1, err, errcap);
     } else if (strcmp(key, "allOf") == 0 || strcmp(key, "anyOf") == 0 || strcmp(key, "oneOf") == 0) {
-      snprintf(sub, sizeof sub, "%s.%s", where, key);
+      snprintf(sub, sizeof sub, "%.250s.%.32s", where, key);
       rc = check_schemas(L, v, sub, depth, err, errcap);
     } else if (strcmp(key, "required") == 0 || strcmp(key, "enum") == 0) {
       if (!lua_istable(L, v) || !is_list(L, v) || lua_rawlen(L, v) == 0)
