@@ -385,6 +385,14 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},
+  {"TpRoute", "idempotent", "boolean?",
+   "True for a route that creates something a client may retry (a buy, a checkout): the host "
+   "then reads the request's Idempotency-Key header (1-128 visible ASCII characters, else 400 "
+   "invalid_idempotency_key). A key the user already sent with the same request is answered "
+   "with the stored answer without running the handler (a stored 201 answers 200); with "
+   "another request (route, path, query or body) it is 409 idempotency_key_reused. The answer "
+   "is stored in the request's own transaction, only when it succeeds, for 24 hours. Not on "
+   "GET or HEAD."},
   {"TpRoute", "rate_class",
    "\"read\"|\"write\"|\"buy\"|\"join\"|\"help\"|\"claim\"|nil",
    "Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, "

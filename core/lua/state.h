@@ -63,6 +63,7 @@ typedef struct tp_route {
   tp_auth auth;
   bool personal;         /* its bodies carry personal data: recorded runs keep neither */
   unsigned char rate_class;  /* tprl_class its rate limits count it in (ratelimit.h) */
+  bool idempotent;       /* the host answers a repeated Idempotency-Key (store/idem.h) */
   int handler_ref;
   void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
   tp_route_doc doc;
