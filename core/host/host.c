@@ -187,6 +187,17 @@ typedef struct idem_request {
   unsigned char print[32];
 } idem_request;
 
+/* The stored answer as a replay: an object gains "replayed":true first (the
+** host encoded it: no whitespace before the brace); anything else as it is. */
+static void replayed(const tp_buf *stored, tp_buf *out) {
+  if (stored->len >= 2 && stored->data[0] == '{') {
+    tp_buf_adds(out, stored->data[1] == '}' ? "{\"replayed\":true" : "{\"replayed\":true,");
+    tp_buf_add(out, stored->data + 1, stored->len - 1);
+  } else {
+    tp_buf_add(out, stored->data, stored->len);
+  }
+}
+
 /* Reads the key of a request to r: false with the response filled when the
 ** request is answered here (400 for a malformed key, 503, or 409). Otherwise
 ** true: with *k filled if there is a key to store the answer under, or with
@@ -211,7 +222,13 @@ static bool idem_begin(tp_tenant *t, const tp_route *r, const tph_request *req, 
     return false;
   }
   int status = 0;
-  switch (tpid_find(&t->idem, k->scope, k->key, k->klen, k->print, tp__now(t), &status, &res->body)) {
+  tp_buf stored;
+  tp_buf_init(&stored);
+  tpid_found found = tpid_find(&t->idem, k->scope, k->key, k->klen, k->print, tp__now(t),
+                               &status, &stored);
+  if (found == TPID_HIT) replayed(&stored, &res->body);
+  tp_buf_free(&stored);
+  switch (found) {
     case TPID_MISS:
       return true;
     case TPID_HIT:  /* answered again, no Lua: a created thing is not created twice */

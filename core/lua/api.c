@@ -391,7 +391,8 @@ const tpa_field tpa_shapes[] = {
    "True for a route that creates something a client may retry (a buy, a checkout): the host "
    "then reads the request's Idempotency-Key header (1-128 visible ASCII characters, else 400 "
    "invalid_idempotency_key). A key the user already sent with the same request is answered "
-   "with the stored answer without running the handler (a stored 201 answers 200); with "
+   "with the stored answer without running the handler (a stored 201 answers 200, an "
+   "object gains \"replayed\": true); with "
    "another request (route, path, query or body) it is 409 idempotency_key_reused. The answer "
    "is stored in the request's own transaction, only when it succeeds, for 24 hours. Not on "
    "GET or HEAD."},

@@ -10,7 +10,7 @@
 **     that same savepoint: a request that is rolled back stores nothing, and
 **     one that is committed keeps its key with it, durably (group commit);
 **   - finds an answer of the same request: it is answered again, without
-**     running any Lua;
+**     running any Lua (host.c: a 201 as 200, an object with "replayed":true);
 **   - finds an answer of another request (another route, path, query or
 **     body under the same key): 409 idempotency_key_reused.
 **

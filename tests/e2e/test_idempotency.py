@@ -3,8 +3,8 @@ test_idempotency.py - the host's one Idempotency-Key mechanism (core/store/idem.
 on the test plugin idemprobe, whose handler counts its runs in its state
 (calls) and its kept effects in a table (rows):
 
-- the same key with the same request answers the stored answer (a 201 as 200),
-  makes no second effect and runs no Lua (calls unchanged, and
+- the same key with the same request answers the stored answer (a 201 as 200,
+  an object with "replayed": true), makes no second effect and runs no Lua (calls unchanged, and
   tidepool_idempotent_replays_total counts it);
 - the same key with another body, or on another route, is 409
   idempotency_key_reused; a malformed key is 400 invalid_idempotency_key;
@@ -57,7 +57,8 @@ def test_a_retry_answers_the_first_answer_without_running_lua():
     status, _, first = post("/idem/things", {"note": "a"}, key="k-same")
     assert status == 201, first
     status, _, again = post("/idem/things", {"note": "a"}, key="k-same")
-    assert status == 200 and again == first, (status, again, first)
+    assert status == 200 and again == dict(first, replayed=True), (status, again, first)
+    assert "replayed" not in first
     assert count() == (calls + 1, rows + 1)      # one run, one effect
     assert replays() == r0 + 1
 
@@ -82,7 +83,7 @@ def test_two_users_with_one_key_are_independent():
     status, _, x = post("/idem/anon", {"note": "n"}, user=None, key="anon-1")
     assert status == 201, x
     status, _, y = post("/idem/anon", {"note": "n"}, user=None, key="anon-1")
-    assert status == 200 and y == x
+    assert status == 200 and y == dict(x, replayed=True)
 
 
 def test_a_failed_request_stores_nothing():
@@ -129,7 +130,7 @@ def test_a_key_acknowledged_before_a_kill_survives_it():
     h.start()
     calls, rows = count()                         # calls: a fresh state after the restart
     status, _, again = post("/idem/things", {"note": "durable"}, key="k-crash")
-    assert status == 200 and again == first, (status, again)
+    assert status == 200 and again == dict(first, replayed=True), (status, again)
     assert count() == (calls, rows)
 
 

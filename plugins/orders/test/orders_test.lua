@@ -147,13 +147,16 @@ end)
 -- ---- Idempotency-Key
 
 describe("an Idempotency-Key", function()
-  it("answers a retried checkout with the same order, 200 and the first answer", function()
+  it("answers a retried checkout with the same order, 200 and replayed", function()
     local a = new_sku(700, 10)
     local key = { ["Idempotency-Key"] = "checkout-1" }
     local first = checkout("kim", { { sku = a, qty = 2 } }, key)
     expect(first.status).to_be(201)
+    expect(first.body.replayed).to_be_nil()
     local again = checkout("kim", { { sku = a, qty = 2 } }, key)
     expect(again.status).to_be(200)
+    expect(again.body.replayed).to_be(true)
+    again.body.replayed = nil
     expect(again.body).to_equal(first.body)
     expect(stock(a)).to_be(8)
     -- another user's key is another user's
