@@ -51,6 +51,7 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
   if (tprun_open(&t->runs, &t->db, err, errcap) != 0) return -1;
   if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
+  if (tpid_open(&t->idem, &t->db, err, errcap) != 0) return -1;  /* after aliases: its triggers */
   if (tpob_open(&t->outbox, &t->db, err, errcap) != 0) return -1;
   /* nothing is in flight after a start: every lease ends, and those calls go again */
   if (tpob_release_leases(&t->outbox, tp_clock_wall_ms()) != 0) {
@@ -127,6 +128,7 @@ void tp_host_close(tp_host *h) {
     tpq_close(&t->queue);
     tprun_close(&t->runs);
     tpal_close(&t->aliases);
+    tpid_close(&t->idem);
     tpob_close(&t->outbox);
     tps_close(&t->db);
   }
@@ -175,6 +177,92 @@ static bool split_target(const char *path, size_t n, bool *admin, const char **t
   return *tlen > 0;
 }
 
+/* ---- Idempotency-Keys (store/idem.h) */
+
+/* A request to an idempotent route, with its key. */
+typedef struct idem_request {
+  const char *key;
+  size_t klen;
+  const char *scope;         /* the user, "" for none */
+  unsigned char print[32];
+} idem_request;
+
+/* The stored answer as a replay: an object gains "replayed":true first (the
+** host encoded it: no whitespace before the brace); anything else as it is. */
+static void replayed(const tp_buf *stored, tp_buf *out) {
+  if (stored->len >= 2 && stored->data[0] == '{') {
+    tp_buf_adds(out, stored->data[1] == '}' ? "{\"replayed\":true" : "{\"replayed\":true,");
+    tp_buf_add(out, stored->data + 1, stored->len - 1);
+  } else {
+    tp_buf_add(out, stored->data, stored->len);
+  }
+}
+
+/* Reads the key of a request to r: false with the response filled when the
+** request is answered here (400 for a malformed key, 503, or 409). Otherwise
+** true: with *k filled if there is a key to store the answer under, or with
+** k->key NULL if there is none. */
+static bool idem_begin(tp_tenant *t, const tp_route *r, const tph_request *req, const char *path,
+                       size_t plen, const char *query, size_t qlen, tph_response *res,
+                       idem_request *k) {
+  k->key = NULL;
+  const tph_header *h = r->idempotent ? tph_find_header(req, "idempotency-key") : NULL;
+  if (!h) return true;
+  if (!tpid_key_valid(h->value, h->vlen)) {
+    tph_error(res, 400, "invalid_idempotency_key",
+              "Idempotency-Key must be 1-%d visible ASCII characters", TPID_MAX_KEY);
+    return false;
+  }
+  k->key = h->value;
+  k->klen = h->vlen;
+  k->scope = res->user;
+  if (tpid_fingerprint(r->label, req->method, path, plen, query, qlen, req->body, req->body_len,
+                       k->print) != 0) {
+    tph_error(res, 503, "out_of_memory", "the host could not fingerprint the request; retry");
+    return false;
+  }
+  int status = 0;
+  tp_buf stored;
+  tp_buf_init(&stored);
+  tpid_found found = tpid_find(&t->idem, k->scope, k->key, k->klen, k->print, tp__now(t),
+                               &status, &stored);
+  if (found == TPID_HIT) replayed(&stored, &res->body);
+  tp_buf_free(&stored);
+  switch (found) {
+    case TPID_MISS:
+      return true;
+    case TPID_HIT:  /* answered again, no Lua: a created thing is not created twice */
+      res->status = status == 201 ? 200 : status;
+      tpm_idempotent_replay(t->host->metrics);
+      return false;
+    case TPID_REUSED:
+      tph_error(res, 409, "idempotency_key_reused",
+                "this Idempotency-Key was used for another request; send a new key for a new "
+                "request");
+      return false;
+    default:
+      tph_error(res, 503, "store_unavailable", "the tenant's database cannot look the "
+                "Idempotency-Key up: %s", sqlite3_errmsg(t->db.db));
+      return false;
+  }
+}
+
+/* Stores a succeeded request's answer in its savepoint, still open. False,
+** with the response replaced, when it cannot: the caller rolls back. */
+static bool idem_store(tp_tenant *t, const idem_request *k, tph_response *res) {
+  int rc = tpid_put(&t->idem, k->scope, k->key, k->klen, k->print, res->status, res->body.data,
+                    res->body.len, tp__now(t));
+  if (rc == 0) return true;
+  tp_buf_reset(&res->body);
+  if (rc == -1)
+    tph_error(res, 500, "idempotent_answer_too_large", "the answer is over the %d bytes an "
+              "Idempotency-Key keeps; nothing was done", TPID_MAX_BODY);
+  else
+    tph_error(res, 500, "store_error", "the answer of the Idempotency-Key could not be stored: "
+              "%s; nothing was done", sqlite3_errmsg(t->db.db));
+  return false;
+}
+
 /* ---- recorded runs */
 
 static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_request *req,
@@ -204,6 +292,8 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
                   .nheaders = req->nheaders, .body = req->body, .body_len = req->body_len,
                   .user = res->user[0] ? res->user : NULL, .match = m};
   tp_result result;
+  idem_request key;
+  if (!idem_begin(t, r, req, path, plen, query, qlen, res, &key)) return;
   if (tps_savepoint(&t->db) != 0) {
     tph_error(res, 503, "store_unavailable", "the tenant's database cannot open a savepoint");
     return;
@@ -211,8 +301,17 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   uint64_t start = tp_clock_mono_ns();
   tpi_call_route(r->plugin, r, &call, &inv, &res->body, &result);
   double ms = (double)(tp_clock_mono_ns() - start) / 1e6;
-  int rc = result.ok ? tps_release(&t->db) : tps_rollback_to(&t->db);
   res->status = result.status;
+  bool stored = true;  /* in the request's savepoint: kept or undone with it */
+  if (result.ok && key.key && result.status >= 200 && result.status <= 299 &&
+      tps_batch_alive(&t->db))
+    stored = idem_store(t, &key, res);
+  int rc = result.ok && stored ? tps_release(&t->db) : tps_rollback_to(&t->db);
+  if (!stored) {
+    result.ok = false;
+    result.status = res->status;
+    tp_copy_str(result.code, sizeof result.code, res->error_code);
+  }
   tp_copy_str(res->error_code, sizeof res->error_code, result.code);
   bool failed = !result.ok && result.status >= 500;
   if (failed) tpm_plugin_error(h->metrics);

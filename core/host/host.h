@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "store/alias.h"
+#include "store/idem.h"
 #include "config/config.h"
 #include "net/http.h"
 #include "host/metrics.h"
@@ -53,6 +54,7 @@ typedef struct tp_tenant {
   tpq_queue queue;
   tprun_log runs;             /* recorded runs, arming, instruction statistics */
   tpal_table aliases;         /* merged and erased member ids (alias.h) */
+  tpid_table idem;            /* answers of Idempotency-Keys (idem.h) */
   tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;

@@ -35,7 +35,7 @@ typedef struct series {
 struct tpm_metrics {
   series *slots[NSLOTS];
   histogram commit_latency, commit_batch;
-  uint64_t commits_ok, commits_failed, plugin_errors;
+  uint64_t commits_ok, commits_failed, plugin_errors, idempotent_replays;
   uint64_t tasks[2][3];            /* [job, event][ok, failed, dead] */
   histogram lateness[2];
   uint64_t reloads_ok, reloads_failed;
@@ -106,6 +106,7 @@ void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok) {
 }
 
 void tpm_plugin_error(tpm_metrics *m) { m->plugin_errors++; }
+void tpm_idempotent_replay(tpm_metrics *m) { m->idempotent_replays++; }
 
 void tpm_limit_kill(tpm_metrics *m, const char *limit) {
   for (int i = 0; i < 3; i++)
@@ -215,6 +216,10 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
   render_histogram(out, "tidepool_commit_batch_size", "", &m->commit_batch, batch_bounds);
   tpm_family(out, "tidepool_commit_duration_seconds", "histogram", "Time one group commit took.");
   render_histogram(out, "tidepool_commit_duration_seconds", "", &m->commit_latency, latency_bounds);
+  tpm_family(out, "tidepool_idempotent_replays_total", "counter",
+             "Requests answered from the stored answer of their Idempotency-Key, without Lua");
+  tp_buf_printf(out, "tidepool_idempotent_replays_total %llu\n",
+                (unsigned long long)m->idempotent_replays);
   tpm_family(out, "tidepool_plugin_errors_total", "counter",
              "Plugin invocations that raised an unexpected error.");
   tp_buf_printf(out, "tidepool_plugin_errors_total %llu\n", (unsigned long long)m->plugin_errors);

@@ -29,6 +29,8 @@ void tpm_free(tpm_metrics *m);
 void tpm_request(tpm_metrics *m, const char *route, int status, double seconds);
 void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok);
 void tpm_plugin_error(tpm_metrics *m);
+/* A request answered from its Idempotency-Key's stored answer (store/idem.h). */
+void tpm_idempotent_replay(tpm_metrics *m);
 /* An invocation ended by a limit: "budget_exceeded", "memory_exceeded" or
 ** "deadline_exceeded" (tidepool_limit_kills_total{limit}); and the reset of
 ** the killed plugin's state that follows (tidepool_plugin_resets_total). */

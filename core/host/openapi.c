@@ -163,8 +163,9 @@ static void add_success(tp_buf *b, const tp_route *r, int status, const char *de
 static void add_responses(tp_buf *b, const tp_route *r) {
   int status = r->doc.status ? r->doc.status : 200;
   tp_buf_adds(b, ",\"responses\":{");
-  bool idempotent = !r->doc.also[0] && status != 200 && r->doc.params &&
-                    strstr(r->doc.params, "{\"name\":\"Idempotency-Key\",\"in\":\"header\"");
+  bool idempotent = !r->doc.also[0] && status != 200 &&
+                    (r->idempotent || (r->doc.params && strstr(r->doc.params,
+                                       "{\"name\":\"Idempotency-Key\",\"in\":\"header\"")));
   for (int s = 200; s <= 299; s++) {  /* in status order */
     if (s == status) add_success(b, r, s, "Success");
     else if (idempotent && s == 200)

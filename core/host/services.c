@@ -31,19 +31,31 @@ static int svc_cancel(void *ud, tp_plugin *p, int64_t id, const char *key, int *
   return 0;
 }
 
-static int svc_emit(void *ud, tp_plugin *p, const char *name, const char *json, size_t len, int *n,
-                    char *err, size_t errcap) {
-  tp_tenant *t = ud;
-  const char *subscribers[TPC_MAX_PLUGINS];
-  *n = 0;
+/* The names of the current plugins of t that subscribe to event name, into
+** out (TPC_MAX_PLUGINS); how many. */
+static int subscribers_of(tp_tenant *t, const char *name, const char **out) {
+  int n = 0;
   for (int i = 0; i < t->nslots; i++) {
     tp_plugin *sub = t->slots[i].current;
     for (int j = 0; sub && j < sub->nsubscriptions; j++)
       if (strcmp(sub->subscriptions[j], name) == 0) {
-        subscribers[(*n)++] = sub->name;
+        out[n++] = sub->name;
         break;
       }
   }
+  return n;
+}
+
+static int svc_subscribers(void *ud, const char *name) {
+  const char *subscribers[TPC_MAX_PLUGINS];
+  return subscribers_of(ud, name, subscribers);
+}
+
+static int svc_emit(void *ud, tp_plugin *p, const char *name, const char *json, size_t len, int *n,
+                    char *err, size_t errcap) {
+  tp_tenant *t = ud;
+  const char *subscribers[TPC_MAX_PLUGINS];
+  *n = subscribers_of(t, name, subscribers);
   if (*n == 0) return 0;
   if (tpq_emit(&t->queue, p->name, name, json, len, subscribers, *n, p->inv->now_ms,
                (int)t->host->cfg->limits.job_max_attempts, err, errcap) != 0)
@@ -116,6 +128,6 @@ static const char *svc_secret(void *ud, tp_plugin *p, const char *dest, const ch
   return v;
 }
 
-const tp_services tp__services = {svc_schedule, svc_cancel,  svc_emit,    svc_peer,
-                                  svc_killed,   svc_peer_at, svc_aliases, svc_http,
-                                  svc_http_allowed, svc_secret};
+const tp_services tp__services = {svc_schedule, svc_cancel,  svc_subscribers, svc_emit,
+                                  svc_peer,     svc_killed,  svc_peer_at,     svc_aliases,
+                                  svc_http,     svc_http_allowed, svc_secret};

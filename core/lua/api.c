@@ -101,7 +101,9 @@ const tpa_fn tpa_functions[] = {
   {"events", "emit", tplib_events_emit, TP_CTX_TXN, "tp.events.emit(name, data) -> integer",
    "Writes event name with data to the outbox inside this transaction. After commit it is "
    "delivered to every subscribing plugin of the tenant, each delivery its own transaction, "
-   "at least once and in order; returns the number of subscribers.",
+   "at least once and in order; returns the number of subscribers. The data is encoded to "
+   "JSON once, and only when a plugin subscribes: an event nobody subscribes to costs "
+   "nothing, and its data is not checked (then 0 is returned).",
    "@param name string 1-64 characters of a-z 0-9 _ . -\n"
    "@param data table? plain data, handed to subscribers as ev.data (nil: {})\n"
    "@return integer # the number of subscribers it will reach"},
@@ -424,6 +426,15 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},
+  {"TpRoute", "idempotent", "boolean?",
+   "True for a route that creates something a client may retry (a buy, a checkout): the host "
+   "then reads the request's Idempotency-Key header (1-128 visible ASCII characters, else 400 "
+   "invalid_idempotency_key). A key the user already sent with the same request is answered "
+   "with the stored answer without running the handler (a stored 201 answers 200, an "
+   "object gains \"replayed\": true); with "
+   "another request (route, path, query or body) it is 409 idempotency_key_reused. The answer "
+   "is stored in the request's own transaction, only when it succeeds, for 24 hours. Not on "
+   "GET or HEAD."},
   {"TpRoute", "rate_class",
    "\"read\"|\"write\"|\"buy\"|\"join\"|\"help\"|\"claim\"|nil",
    "Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, "

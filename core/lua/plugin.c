@@ -95,7 +95,7 @@ static int parse_auth(const char *s, tp_auth *out) {
 ** them (summery, respones), which would otherwise be dropped without a word. */
 static const char *const ROUTE_KEYS[] = {
     "method", "path", "auth", "handler", "personal", "rate_class", "summary", "description",
-    "query", "headers", "body", "response", "status", "errors", NULL};
+    "query", "headers", "body", "response", "status", "errors", "idempotent", NULL};
 
 static int check_route_keys(lua_State *L, int t, int i, char *err, size_t errcap) {
   lua_pushnil(L);
@@ -130,6 +130,8 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
   const char *auth = tpst_rawfield(L, t, "auth") == LUA_TSTRING ? lua_tostring(L, -1) : "user";
   int personal = tpst_rawfield(L, t, "personal");
   r->personal = personal == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  int idempotent = tpst_rawfield(L, t, "idempotent");
+  r->idempotent = idempotent == LUA_TBOOLEAN && lua_toboolean(L, -1);
   int rclass = tpst_rawfield(L, t, "rate_class");
   int cls = rclass == LUA_TNIL ? (method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
                                        ? TPRL_READ : TPRL_WRITE)
@@ -143,6 +145,11 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
     snprintf(err, errcap, "routes[%d].auth must be none, optional, user or admin", i);
   else if (personal != LUA_TNIL && personal != LUA_TBOOLEAN)
     snprintf(err, errcap, "routes[%d].personal must be true or false", i);
+  else if (idempotent != LUA_TNIL && idempotent != LUA_TBOOLEAN)
+    snprintf(err, errcap, "routes[%d].idempotent must be true or false", i);
+  else if (r->idempotent && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+    snprintf(err, errcap, "routes[%d].idempotent: a %s is idempotent already; only routes that "
+             "change something take an Idempotency-Key", i, method);
   else if (cls < 0 || cls == TPRL_ADMIN)
     snprintf(err, errcap, "routes[%d].rate_class must be one of %s", i, tprl_route_classes());
   else if (rclass != LUA_TNIL && strcmp(auth, "admin") == 0)

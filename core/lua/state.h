@@ -63,6 +63,7 @@ typedef struct tp_route {
   tp_auth auth;
   bool personal;         /* its bodies carry personal data: recorded runs keep neither */
   unsigned char rate_class;  /* tprl_class its rate limits count it in (ratelimit.h) */
+  bool idempotent;       /* the host answers a repeated Idempotency-Key (store/idem.h) */
   int handler_ref;
   void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
   tp_route_doc doc;
@@ -137,7 +138,11 @@ typedef struct tp_services {
   /* cancels p's pending job by id (key NULL) or by key; *n = jobs cancelled */
   int (*cancel)(void *ud, tp_plugin *p, int64_t id, const char *key, int *n, char *err,
                 size_t errcap);
-  /* writes event name (JSON data) to the outbox for every subscriber */
+  /* how many plugins of the tenant subscribe to event name: asked before the
+  ** data is encoded, so an event nobody hears costs no encoding and no row */
+  int (*subscribers)(void *ud, const char *name);
+  /* writes event name (JSON data, stored as given) to the outbox for every
+  ** subscriber */
   int (*emit)(void *ud, tp_plugin *p, const char *name, const char *json, size_t len, int *n,
               char *err, size_t errcap);
   /* the current generation of a peer plugin of the same tenant, or NULL */

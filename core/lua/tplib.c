@@ -356,7 +356,11 @@ int tplib_events_emit(lua_State *L) {
   if (!valid_event_name(name, n))
     return luaL_error(L, "tp.events.emit: event names are 1-%d characters of a-z 0-9 _ . -",
                       TPQ_MAX_NAME);
-  tp_buf data;
+  if (p->services->subscribers(p->services_ud, name) == 0) {
+    lua_pushinteger(L, 0);  /* nobody hears it: nothing to encode, nothing to store */
+    return 1;
+  }
+  tp_buf data;  /* encoded once; stored and handed over as it is */
   tp_buf_init(&data);
   encode_arg(L, 2, "tp.events.emit: the data", &data);
   int count;

@@ -35,12 +35,10 @@ static const char schema[] =
   "dead_ms IS NULL AND (kind = 'job' OR NOT EXISTS (SELECT 1 FROM _tp_jobs e"           \
   " WHERE e.kind = 'event' AND e.plugin = j.plugin AND e.dead_ms IS NULL AND e.id < j.id))"
 
-/* The handler's argument, built by SQLite from the row. */
-#define TASK_ARG                                                                         \
-  "CASE kind WHEN 'job' THEN json_object('id', id, 'name', name, 'attempt', attempts + 1," \
-  " 'due', due_ms / 1000, 'due_ms', due_ms, 'key', key, 'payload', json(payload))"       \
-  " ELSE json_object('id', id, 'name', name, 'source', source, 'attempt', attempts + 1,"  \
-  " 'emitted_at', created_ms / 1000, 'emitted_at_ms', created_ms, 'data', json(payload)) END"
+/* The columns the handler's argument is built from (task_arg): the payload
+** is stored as it was given, already JSON, and goes into the argument as it
+** is, never parsed again by SQLite's json(). */
+#define TASK_ARG_COLUMNS "source, key, created_ms, payload"
 
 #define TASK_JSON                                                                        \
   "json_object('id', id, 'kind', kind, 'plugin', plugin, 'name', name, 'source', source," \
@@ -62,7 +60,7 @@ static const struct {
   {offsetof(tpq_queue, cancel_key),
    "DELETE FROM _tp_jobs WHERE plugin = ?1 AND key = ?2 AND kind = 'job' AND dead_ms IS NULL"},
   {offsetof(tpq_queue, next),
-   "SELECT id, kind, plugin, name, due_ms, every_ms, attempts, max_attempts, " TASK_ARG
+   "SELECT id, kind, plugin, name, due_ms, every_ms, attempts, max_attempts, " TASK_ARG_COLUMNS
    " FROM _tp_jobs j WHERE due_ms <= ?1 AND " RUNNABLE " ORDER BY due_ms, id LIMIT 1"},
   /* ORDER BY ... LIMIT 1, not min(): it walks the due index and stops at the
   ** first runnable task, where min() under this WHERE visits every row */
@@ -198,6 +196,41 @@ int tpq_emit(tpq_queue *q, const char *source, const char *name, const char *dat
 
 /* ---- what the host does */
 
+static void add_field_str(tp_buf *b, const char *name, sqlite3_stmt *st, int col) {
+  tp_buf_printf(b, ",\"%s\":", name);
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+    tp_buf_adds(b, "null");
+  } else {
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    tp_buf_add_json_str(b, s, (size_t)sqlite3_column_bytes(st, col));
+  }
+}
+
+/* The handler's argument from the row at st (the `next` statement): a job's
+** {id, name, attempt, due, due_ms, key, payload}, an event delivery's {id,
+** name, source, attempt, emitted_at, emitted_at_ms, data}; the payload is
+** spliced in as stored. */
+static void task_arg(sqlite3_stmt *st, tpq_task *t) {
+  tp_buf *b = &t->arg;
+  tp_buf_init(b);
+  tp_buf_printf(b, "{\"id\":%lld", (long long)t->id);
+  add_field_str(b, "name", st, 3);
+  if (t->event) add_field_str(b, "source", st, 8);
+  tp_buf_printf(b, ",\"attempt\":%d", t->attempts + 1);
+  if (t->event) {
+    int64_t created = sqlite3_column_int64(st, 10);
+    tp_buf_printf(b, ",\"emitted_at\":%lld,\"emitted_at_ms\":%lld,\"data\":",
+                  (long long)(created / 1000), (long long)created);
+  } else {
+    tp_buf_printf(b, ",\"due\":%lld,\"due_ms\":%lld", (long long)(t->due_ms / 1000),
+                  (long long)t->due_ms);
+    add_field_str(b, "key", st, 9);
+    tp_buf_adds(b, ",\"payload\":");
+  }
+  tp_buf_add(b, sqlite3_column_text(st, 11), (size_t)sqlite3_column_bytes(st, 11));
+  tp_buf_addc(b, '}');
+}
+
 int64_t tpq_next_due(tpq_queue *q) {
   int64_t due = INT64_MAX;
   if (step(q, q->next_due) == SQLITE_ROW && sqlite3_column_type(q->next_due, 0) != SQLITE_NULL)
@@ -219,8 +252,7 @@ int tpq_next(tpq_queue *q, int64_t now_ms, tpq_task *t) {
   t->every_ms = sqlite3_column_int64(st, 5);
   t->attempts = sqlite3_column_int(st, 6);
   t->max_attempts = sqlite3_column_int(st, 7);
-  tp_buf_init(&t->arg);
-  tp_buf_add(&t->arg, (const char *)sqlite3_column_text(st, 8), (size_t)sqlite3_column_bytes(st, 8));
+  task_arg(st, t);
   return finish(st, 1);
 }
 

@@ -158,44 +158,29 @@ local function take_units(sale, qty)
 end
 
 ---The order through the orders plugin; the catalog running out is "sold out" too.
-local function create_order(sale, user, qty, key, coupon_id)
+local function create_order(sale, user, qty, coupon_id)
   return orders.create({
-    user = user, idempotency_key = key, coupon_id = coupon_id,
+    user = user, coupon_id = coupon_id,
     lines = { { sku = sale.sku, qty = qty, unit_price_fen = sale.price_fen } },
     campaign = { id = sale.id, stacks_with_coupon = sale.stacks_with_coupon == 1,
                  unpaid_timeout_seconds = sale.unpaid_timeout_seconds } }, "flash sale")
 end
 
----The order an earlier buy with the same Idempotency-Key made, if any. It is
----looked up before anything else, so a retry after the last unit went still
----gets its order; a key reused for another buy is refused.
-local function replay(user, key, sale_id, qty, coupon_id)
-  local earlier = tp.call("orders", "find_by_key", user, key)
-  if not earlier then return nil end
-  local c, lines = earlier.campaign, earlier.lines
-  if not (c and c.plugin == "flash_sale" and c.id == tostring(sale_id) and #lines == 1
-          and lines[1].qty == qty and earlier.coupon_id == coupon_id) then
-    tp.fail(409, "idempotency_key_reused", "this Idempotency-Key was used for another order",
-      { order_id = earlier.id })
-  end
-  return earlier
-end
-
----POST /flash-sales/{id}/buy {qty?, coupon_id?} (Idempotency-Key header optional)
+---POST /flash-sales/{id}/buy {qty?, coupon_id?}. A retry with the
+---Idempotency-Key of an accepted buy is answered by the host with its order
+---(the route is idempotent), before anything here runs: even after the last
+---unit went, or the buyer left the audience.
 local function buy(req)
   local body = req.body == nil and {} or check.body(req.body)
   local qty = check.integer(body.qty, "qty", 1, 1000, true) or 1
   local coupon_id = check.integer(body.coupon_id, "coupon_id", 1, nil, true)
-  local key = req.headers["idempotency-key"]
-  local earlier = key and replay(req.user, key, req.params.id, qty, coupon_id)
-  if earlier then return 200, earlier end
   local sale = open_sale(req.params.id, qty)
   check_audience(sale, req.user)
   check_reservation(sale, req.user)
   risk.check(req, "buy", { plugin = "flash_sale", id = sale.id, sku = sale.sku, qty = qty })
   count_for_user(sale, req.user, qty)
   take_units(sale, qty)
-  return 201, create_order(sale, req.user, qty, key, coupon_id)
+  return 201, create_order(sale, req.user, qty, coupon_id)
 end
 
 ---POST /flash-sales/{id}/reserve: the member reserves (预约) a sale that
@@ -498,6 +483,7 @@ local ROUTES = {
   { method = "GET", path = "/flash-sales/{id:int}", auth = "none", handler = get_public,
     summary = "One flash sale", response = SALE, errors = NOT_FOUND },
   { method = "POST", path = "/flash-sales/{id:int}/buy", rate_class = "buy", handler = buy, status = 201,
+    idempotent = true,
     summary = "Buy: one transaction checks the window, audience and limits, reserves the units and "
       .. "creates the order",
     description = "403 members_only (details: the audience) when the sale is for members of a segment or "

@@ -54,12 +54,11 @@ local function own_order(req)
   return o
 end
 
----POST /orders {lines = [{sku, qty}], coupon_id?} with an optional Idempotency-Key header.
+---POST /orders {lines = [{sku, qty}], coupon_id?}. The route is idempotent:
+---the host answers a retried Idempotency-Key with the first order.
 local function post_order(req)
   local body = check.body(req.body)
-  local o = create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id,
-                           idempotency_key = req.headers["idempotency-key"] }, nil)
-  return o.replayed and 200 or 201, o
+  return 201, create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id }, nil)
 end
 
 ---GET /orders?status=&limit=&after=
@@ -158,13 +157,6 @@ function exports.get(id)
   return store.detail(id)
 end
 
----The order a user created with an Idempotency-Key, or nil (lets a campaign
----answer a retried request before it counts anything twice).
-function exports.find_by_key(user, key)
-  local row = tp.db.one("SELECT id FROM orders_orders WHERE user = ? AND idempotency_key = ?", user, key)
-  return row and store.load(row.id) or nil
-end
-
 ---Marks an order paid (PaymentNotice); only the payment plugin may.
 function exports.pay(notice)
   local allowed = tp.config().payment_plugin or "payments"
@@ -245,7 +237,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -322,13 +314,17 @@ return {
     CREATE TABLE orders_merge_moves (
       merge_id INTEGER NOT NULL,
       order_id INTEGER NOT NULL,
-      idempotency_key TEXT,  -- the key this order gave up to the survivor's, else NULL
+      idempotency_key TEXT,  -- unused since 1.3.0
       PRIMARY KEY (merge_id, order_id)
     ) WITHOUT ROWID;
     ]],
+    -- 1.3.0: Idempotency-Keys are the host's (idempotent = true on the route);
+    -- orders_orders.idempotency_key and fingerprint are no longer written
+    [[DROP INDEX orders_orders_idempotency;]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,
+      idempotent = true,
       summary = "Check out: create an order at list prices, optionally with a coupon",
       body = { type = "object", required = { "lines" }, properties = {
         lines = { type = "array", items = { type = "object", required = { "sku", "qty" },

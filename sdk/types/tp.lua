@@ -174,7 +174,9 @@ tp.events = {}
 
 ---Writes event name with data to the outbox inside this transaction. After commit it is
 ---delivered to every subscribing plugin of the tenant, each delivery its own transaction,
----at least once and in order; returns the number of subscribers.
+---at least once and in order; returns the number of subscribers. The data is encoded to
+---JSON once, and only when a plugin subscribes: an event nobody subscribes to costs
+---nothing, and its data is not checked (then 0 is returned).
 ---
 ---Allowed in: handler, job, event, setup.
 ---@param name string 1-64 characters of a-z 0-9 _ . -
@@ -483,6 +485,7 @@ function tp.auth.resolve(user) end
 ---@field status integer|integer[]|nil The success status, 200-299 (default 200), or a list of 2-4 different ones, the usual first, for a route that answers some requests with another ({ 201, 200 }: a repeat of an accepted request answers 200). A route with status 201 and an Idempotency-Key header lists the retry's 200 by itself.
 ---@field errors table<integer,string[]>? The errors the route answers on purpose, by status (400-599): { [409] = { "sold_out", "limit_reached" }, [404] = { "not_found" } }. Each status becomes a response whose body is the shared Error with error.code one of the codes listed (1-64 bytes of a-z, 0-9, _; at most 32 per status, 16 statuses). A code ending in * stands for every code it starts ("risk_*": the refusals of tp.risk).
 ---@field personal boolean? True when its request or answer carries personal data (phones, names, addresses): a recorded run of it keeps neither body nor query, only that they were redacted.
+---@field idempotent boolean? True for a route that creates something a client may retry (a buy, a checkout): the host then reads the request's Idempotency-Key header (1-128 visible ASCII characters, else 400 invalid_idempotency_key). A key the user already sent with the same request is answered with the stored answer without running the handler (a stored 201 answers 200, an object gains "replayed": true); with another request (route, path, query or body) it is 409 idempotency_key_reused. The answer is stored in the request's own transaction, only when it succeeds, for 24 hours. Not on GET or HEAD.
 ---@field rate_class "read"|"write"|"buy"|"join"|"help"|"claim"|nil Which of the brand's rate limits (tenants[i].rate_limits in the host config) count it, before any Lua runs: default "read" for GET and "write" for other methods. Declare "buy", "join", "help" or "claim" on the routes a scalper would hammer. Not on admin routes: they are all of class "admin".
 
 ---A documented query parameter of a route.

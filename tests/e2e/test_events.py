@@ -114,6 +114,13 @@ def test_a_committed_event_reaches_every_subscriber_and_a_rolled_back_one_none()
     # an event nobody subscribes to reaches nobody and leaves nothing behind
     emit_ok(h, t, "nobody.listens", {"x": 1}, subscribers=0)
     assert events(h, t)["pending"] == 0
+    # the data is encoded only when someone subscribes: nobody's event is not
+    # even looked at, a subscribed one is refused if JSON cannot hold it
+    status, _, body = h.post("/v1/fan/evemit/emit-function", {"name": "nobody.listens"})
+    assert status == 200 and body == {"ok": True, "count": 0}, body
+    status, _, body = h.post("/v1/fan/evemit/emit-function", {"name": "order.placed"})
+    assert status == 200 and body["ok"] is False and "plain data" in body["error"], body
+    assert events(h, t)["pending"] == 0
 
 
 def test_delivery_ids_are_not_reused_so_subscribers_can_deduplicate():

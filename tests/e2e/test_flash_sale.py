@@ -708,8 +708,7 @@ def test_the_same_idempotency_key_replays_the_same_order():
     # the same key for another sale is not a retry
     add_sku(h, t, "id-1b", stock=5)
     other_sale = new_sale(h, t, "id-1b", quantity=5)["id"]
-    body = expect_error(buy(h, t, other_sale, "k1", key="buy-0001"), 409, "idempotency_key_reused")
-    assert body["error"]["details"]["order_id"] == first["id"], body
+    expect_error(buy(h, t, other_sale, "k1", key="buy-0001"), 409, "idempotency_key_reused")
     assert admin_sale(h, t, other_sale)["remaining"] == 5
     # the key is the user's: another user with the same key gets an order of its own
     other = buy_ok(h, t, sid, "k2", key="buy-0001")

@@ -164,11 +164,47 @@ TEST(plugins_cannot_touch_the_queue) {
   close_queue();
 }
 
+/* The handler's argument is built by the host around the payload as it was
+** stored: the same bytes, not re-encoded by SQLite's json(). */
+TEST(arguments_carry_the_payload_as_stored) {
+  open_queue();
+  static const char payload[] = "{\"n\": 1, \"s\": \"\u00fc\", \"big\": 12345678901234567890}";
+  tpq_job spec = {.name = "j", .payload = payload, .payload_len = sizeof payload - 1,
+                  .due_ms = 2500, .key = "a\"b", .max_attempts = 3};
+  int64_t id = -1;
+  ASSERT_EQ(tpq_schedule(&q, "p", &spec, 0, &id, err, sizeof err), 0);
+  tpq_task t;
+  ASSERT_STR(next_name(2500, &t), "p/j");
+  char want[512];
+  snprintf(want, sizeof want, "{\"id\":%lld,\"name\":\"j\",\"attempt\":1,\"due\":2,\"due_ms\":2500,"
+           "\"key\":\"a\\\"b\",\"payload\":%s}", (long long)id, payload);
+  ASSERT_STR(tp_buf_cstr(&t.arg), want);
+  tpq_done(&q, &t, 2500);
+  tpq_task_free(&t);
+  spec.key = NULL;
+  ASSERT_EQ(tpq_schedule(&q, "p", &spec, 0, &id, err, sizeof err), 0);
+  ASSERT_STR(next_name(2500, &t), "p/j");
+  ASSERT_CONTAINS(tp_buf_cstr(&t.arg), "\"key\":null,");
+  tpq_done(&q, &t, 2500);
+  tpq_task_free(&t);
+  const char *subs[] = {"s"};
+  ASSERT_EQ(tpq_emit(&q, "src", "e.v", payload, sizeof payload - 1, subs, 1, 3999, 3, err,
+                     sizeof err), 0);
+  ASSERT_STR(next_name(3999, &t), "s/e.v");
+  id = t.id;
+  snprintf(want, sizeof want, "{\"id\":%lld,\"name\":\"e.v\",\"source\":\"src\",\"attempt\":1,"
+           "\"emitted_at\":3,\"emitted_at_ms\":3999,\"data\":%s}", (long long)id, payload);
+  ASSERT_STR(tp_buf_cstr(&t.arg), want);
+  tpq_task_free(&t);
+  close_queue();
+}
+
 int main(void) {
   RUN(jobs_run_in_due_order_and_not_before);
   RUN(failures_back_off_then_dead_letter);
   RUN(events_keep_order_per_subscriber_only);
   RUN(repeats_skip_missed_slots_and_keys_replace);
   RUN(plugins_cannot_touch_the_queue);
+  RUN(arguments_carry_the_payload_as_stored);
   return TEST_SUMMARY();
 }

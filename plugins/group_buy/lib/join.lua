@@ -21,13 +21,12 @@ local function refuse(code, message, details)
   tp.fail(409, code, message, details)
 end
 
----The request's qty and Idempotency-Key.
+---The request's qty. (A retried Idempotency-Key never gets here: both routes
+---are idempotent, and the host answers a retry with the first answer.)
 local function read_request(req)
   local body = req.body == nil and {} or check.body(req.body, true)
   check.only(body, { qty = true })
-  local qty = check.integer(body.qty, "qty", 1, 1000, true) or 1
-  local key = req.headers["idempotency-key"]
-  return qty, key
+  return check.integer(body.qty, "qty", 1, 1000, true) or 1
 end
 
 ---The activity, open now, for qty units in one order.
@@ -47,22 +46,6 @@ local function running_activity(id, qty)
   return a
 end
 
----The order an earlier request with the same Idempotency-Key created, if it
----asked for the same thing; a key reused for something else is refused.
-local function replay(user, key, activity_id, role, group_id, qty)
-  if not key then return nil end
-  local earlier = tp.call("orders", "find_by_key", user, key)
-  if not earlier then return nil end
-  local row = tp.db.one([[SELECT activity_id, role_asked, group_asked, qty FROM group_buy_orders
-    WHERE order_id = ?]], earlier.id)
-  if not (row and row.activity_id == activity_id and row.role_asked == role and row.qty == qty
-          and (group_id == nil or row.group_asked == group_id)) then
-    tp.fail(409, "idempotency_key_reused", "this Idempotency-Key was used for another order",
-      { order_id = earlier.id })
-  end
-  return { order = earlier, group = groups.public(groups.load(row.group_asked), tp.now()) }
-end
-
 ---A member-only activity admits only its segment's or tag's members, judged
 ---now; 403 members_only for anyone else.
 local function check_audience(a, user)
@@ -77,10 +60,10 @@ local function count_for_user(a, user, qty)
 end
 
 ---The order, through orders: held once paid until the group forms.
-local function create_order(a, user, qty, role, group_id, key, pay_within)
+local function create_order(a, user, qty, role, group_id, pay_within)
   local price = role == "leader" and a.leader_price_fen or a.price_fen
   return orders.create({
-    user = user, idempotency_key = key,
+    user = user,
     lines = { { sku = a.sku, qty = qty, unit_price_fen = price } },
     campaign = { id = group_id, hold = true, unpaid_timeout_seconds = pay_within } }, "group buy")
 end
@@ -95,15 +78,13 @@ end
 ---POST /group-buys/{id}/open {qty?}: the user opens a group as its leader.
 ---The group waits ('pending') until the leader's payment opens it.
 function join.open(req)
-  local qty, key = read_request(req)
-  local earlier = replay(req.user, key, req.params.id, "leader", nil, qty)
-  if earlier then return 200, earlier end
+  local qty = read_request(req)
   local a = running_activity(req.params.id, qty)
   check_audience(a, req.user)
   risk.check(req, "join", { plugin = "group_buy", id = a.id, qty = qty })
   count_for_user(a, req.user, qty)
   local group_id = groups.create_pending(a, req.user)
-  local order = create_order(a, req.user, qty, "leader", group_id, key,
+  local order = create_order(a, req.user, qty, "leader", group_id,
     deadlines.pay_within(a, tp.now(), nil))
   tp.db.exec("UPDATE group_buy_groups SET leader_order_id = ? WHERE id = ?", order.id, group_id)
   record(order, a, group_id, "leader", qty)
@@ -149,9 +130,7 @@ end
 
 ---POST /group-buys/{id}/groups/{gid}/join {qty?}: the user joins an open group.
 function join.join(req)
-  local qty, key = read_request(req)
-  local earlier = replay(req.user, key, req.params.id, "member", req.params.gid, qty)
-  if earlier then return 200, earlier end
+  local qty = read_request(req)
   local a = running_activity(req.params.id, qty)
   check_audience(a, req.user)
   local g = joinable_group(a, req.params.gid)
@@ -159,7 +138,7 @@ function join.join(req)
   refuse_second_join(g, req.user)
   refuse_returning_user(a, req.user)
   count_for_user(a, req.user, qty)
-  local order = create_order(a, req.user, qty, "member", g.id, key, deadlines.pay_within(a, tp.now(), g))
+  local order = create_order(a, req.user, qty, "member", g.id, deadlines.pay_within(a, tp.now(), g))
   record(order, a, g.id, "member", qty)
   return 201, { order = order, group = groups.public(g, tp.now()) }
 end

@@ -1,7 +1,8 @@
--- Creating an order: validate, answer a repeated Idempotency-Key with the first
--- order, cap unpaid orders, reserve stock, price, lock the coupon, write the
+-- Creating an order: validate, cap unpaid orders, reserve stock, price, lock the coupon, write the
 -- rows, schedule the unpaid timeout and announce it. All of it is one
--- transaction: if any step fails, nothing was reserved or written.
+-- transaction: if any step fails, nothing was reserved or written. A retried
+-- request is the host's to answer (routes declare idempotent = true): by the
+-- time create runs, the request is a new one.
 
 local check = require("tp.check")
 local pricing = require("lib.pricing")
@@ -13,7 +14,6 @@ local create = {}
 ---@field user string
 ---@field lines {sku: string, qty: integer, unit_price_fen: integer?}[]
 ---@field coupon_id integer?
----@field idempotency_key string?
 ---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?, hold: boolean?}?
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
@@ -48,32 +48,6 @@ local function check_lines(spec, cfg, campaign)
   return prices
 end
 
----A fingerprint of what was asked, so a reused Idempotency-Key with a different
----request is refused instead of answered with the wrong order.
-local function fingerprint(spec, campaign)
-  local parts = {}
-  for i, l in ipairs(spec.lines) do
-    parts[i] = ("%s*%d@%s"):format(l.sku, l.qty, l.unit_price_fen or "-")
-  end
-  table.sort(parts)
-  return ("%s|c=%s|k=%s"):format(table.concat(parts, ","), spec.coupon_id or "-",
-    campaign and (campaign.plugin .. ":" .. campaign.id) or "-")
-end
-
----The order an earlier request with the same key created, or nil.
-local function replay(user, key, request_print)
-  local row = tp.db.one("SELECT id, fingerprint FROM orders_orders WHERE user = ? AND idempotency_key = ?",
-    user, key)
-  if not row then return nil end
-  if row.fingerprint ~= request_print then
-    tp.fail(409, "idempotency_key_reused",
-      "this Idempotency-Key was used for a different order request", { order_id = row.id })
-  end
-  local o = store.load(row.id)
-  o.replayed = true
-  return o
-end
-
 local function campaign_of(spec, caller)
   if spec.campaign == nil then return nil end
   if not caller then tp.fail(403, "campaign_forbidden", "only a campaign plugin may set a campaign") end
@@ -104,10 +78,10 @@ local function insert_order(row)
   local _, id = tp.db.exec([[
     INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,
       campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,
-      idempotency_key, fingerprint, created_at, pay_deadline)
+      created_at, pay_deadline)
     VALUES (:user, :status, :items_fen, :discount_fen, :total_fen, :coupon_id, :campaign_plugin,
-      :campaign_id, :campaign_stacks, :held, :referrer, :referrer2, :store, :guide, :idempotency_key,
-      :fingerprint, :created_at, :pay_deadline)]], row)
+      :campaign_id, :campaign_stacks, :held, :referrer, :referrer2, :store, :guide,
+      :created_at, :pay_deadline)]], row)
   row.id = id
 end
 
@@ -142,14 +116,9 @@ function create.order(spec, caller)
   local campaign = campaign_of(spec, caller)
   local prices = check_lines(spec, cfg, campaign)
   local coupon_id = check.integer(spec.coupon_id, "coupon_id", 1, nil, true)
-  local key = spec.idempotency_key
-  if key ~= nil and (type(key) ~= "string" or #key == 0 or #key > 128 or key:find("[^\33-\126]")) then
-    tp.fail(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 visible ASCII characters")
-  end
-  local request_print = key and fingerprint(spec, campaign)
-  if key then
-    local earlier = replay(user, key, request_print)
-    if earlier then return earlier end
+  if spec.idempotency_key ~= nil then
+    error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
+      .. "the host answers a retried Idempotency-Key", 2)
   end
   local unpaid = tp.db.one([[SELECT count(*) AS n FROM orders_orders
     WHERE user = ? AND status = 'pending_payment']], user).n
@@ -174,7 +143,7 @@ function create.order(spec, caller)
     campaign_stacks = campaign and campaign.stacks_with_coupon and 1 or 0,
     held = campaign and campaign.hold and 1 or 0,
     referrer = attribution.referrer, referrer2 = attribution.referrer2, store = attribution.store,
-    guide = attribution.guide, idempotency_key = key, fingerprint = request_print, stock_held = 1,
+    guide = attribution.guide, stock_held = 1,
     late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout }
   insert_order(row)
   insert_lines(row.id, lines)

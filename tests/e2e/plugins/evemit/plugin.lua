@@ -22,6 +22,13 @@ local function emit(req)
   return 200, { counts = counts, subscribers = counts[1], now = tp.now(), now_ms = tp.now_ms() }
 end
 
+-- POST /evemit/emit-function {name}: emits data JSON cannot hold; the answer
+-- says whether emit raised (it encodes only when someone subscribes)
+local function emit_function(req)
+  local ok, err = pcall(tp.events.emit, body_of(req).name, { f = function() end })
+  return 200, { ok = ok, count = ok and err or nil, error = not ok and tostring(err) or nil }
+end
+
 -- POST /evemit/emit-later {after, name, data}: a job emits it
 local function emit_later(req)
   local b = body_of(req)
@@ -40,5 +47,6 @@ return {
   routes = {
     { method = "POST", path = "/evemit/emit", auth = "none", handler = emit },
     { method = "POST", path = "/evemit/emit-later", auth = "none", handler = emit_later },
+    { method = "POST", path = "/evemit/emit-function", auth = "none", handler = emit_function },
   },
 }
