@@ -143,6 +143,13 @@ TEST(bad_arguments_raise_clear_errors) {
 
 /* ---- RSA (SHA256withRSA) and AES-256-GCM, as WeChat Pay APIv3 uses them */
 
+static char *copy_bytes(const char *p, size_t n) {
+  char *out = malloc(n + 1);
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return out;
+}
+
 /* A fresh 2048-bit key pair as PEM: PKCS#8 private, SubjectPublicKeyInfo public. */
 static void key_pair(char **priv, char **pub) {
   EVP_PKEY *k = EVP_RSA_gen(2048);
@@ -152,9 +159,9 @@ static void key_pair(char **priv, char **pub) {
   ASSERT_EQ(PEM_write_bio_PUBKEY(b, k), 1);
   char *p;
   long n = BIO_get_mem_data(a, &p);
-  *priv = strndup(p, (size_t)n);
+  *priv = copy_bytes(p, (size_t)n);  /* a memory BIO's data has no NUL to stop strndup */
   n = BIO_get_mem_data(b, &p);
-  *pub = strndup(p, (size_t)n);
+  *pub = copy_bytes(p, (size_t)n);
   BIO_free(a);
   BIO_free(b);
   EVP_PKEY_free(k);
