@@ -14,7 +14,7 @@
 ** host's built-ins and the routes of the plugin generations serving now (a
 ** reload swaps the routers, and the next document follows). A plugin route's
 ** doc fields were checked and rendered to JSON when the plugin loaded
-** (plugin.c, tp_route_doc); here they are only assembled, and every other
+** (lua/routedoc.c, tp_route_doc); here they are only assembled, and every other
 ** string is escaped as it is written, so the output is always valid JSON.
 */
 #include <ctype.h>
