@@ -18,7 +18,6 @@
 -- the access_token, so neither it nor the app secret is ever seen here.
 
 local check = require("tp.check")
-local schema = require("tp.schema")
 local fields = require("lib.fields")
 
 local SEND_PATH = "/cgi-bin/message/subscribe/send"
@@ -351,5 +350,4 @@ return {
   subscribe = subscribe,
   jobs = jobs,
   routes = ROUTES,
-  exports = { schemas = function() return schema.document(ROUTES) end },
 }
