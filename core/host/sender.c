@@ -132,6 +132,7 @@ static int64_t retry_delay(const call *c) {
 ** and a key found inside a string value would need a quote before its colon.
 */
 static const char *json_value(const char *body, size_t n, const char *key) {
+  if (!body || n == 0) return NULL;
   size_t klen = strlen(key);
   const char *end = body + n;
   for (const char *p = body; p && p + klen + 2 < end; p++) {
