@@ -91,6 +91,17 @@ typedef struct tpc_destination {
   tpc_sign_scheme sign_scheme;
   char *sign_mchid;            /* wechatpay2: the merchant id and its API certificate's serial */
   char *sign_serial;
+  /* errcode = true (WeChat's server APIs): an answer is a success only when
+  ** its body's errcode is absent or 0; -1 (system busy) is retried, any other
+  ** errcode is final. token = {path, appid, secret} implies it. */
+  bool errcode;
+  /* token = {path = "/cgi-bin/stable_token", appid = "...", secret = "NAME"}:
+  ** the host fetches an access_token with the app secret (POST
+  ** {grant_type, appid, secret}), keeps it in memory and appends
+  ** access_token=... to every call's query (host/sender.c). NULL: none. */
+  char *token_path;
+  char *token_appid;
+  const tpc_secret *token_secret;
 } tpc_destination;
 
 typedef struct tpc_tenant {

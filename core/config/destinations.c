@@ -137,9 +137,34 @@ static int load_sign(checker *c, int idx, tpc_destination *d) {
   return rc;
 }
 
+/* token = {path, appid, secret = "NAME"}: the access_token WeChat's server
+** APIs take in their query, fetched by the host with the app secret NAME (a
+** secret of this destination), so neither ever reaches a plugin. */
+static int load_token(checker *c, int idx, void *arg) {
+  tpc_destination *d = arg;
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table {path, appid, secret}");
+  static const char *const keys[] = {"path", "appid", "secret", NULL};
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  char *secret = NULL;
+  int rc = tpc__get_string(c, idx, "path", false, "/cgi-bin/stable_token", &d->token_path) != 0 ||
+           tpc__get_string(c, idx, "appid", true, NULL, &d->token_appid) != 0 ||
+           tpc__get_string(c, idx, "secret", true, NULL, &secret) != 0 ? -1 : 0;
+  if (rc == 0 && (d->token_path[0] != '/' || strpbrk(d->token_path, " \r\n?#")))
+    rc = tpc__failf(c, "path: must start with / and carry no query, fragment or spaces");
+  if (rc == 0 && !header_quotable(d->token_appid))
+    rc = tpc__failf(c, "appid: must be 1-64 printable characters without quotes or commas");
+  if (rc == 0 && !(d->token_secret = find_secret(d, secret)))
+    rc = tpc__failf(c, "secret: names no secret of this destination ('%s')", secret);
+  d->errcode = true;
+  free(secret);
+  return rc;
+}
+
 static int load_destination(checker *c, int idx, tpc_destination *d) {
   static const char *const keys[] = {"url", "plugins", "timeout_ms", "max_response_bytes",
-                                     "max_attempts", "retry_base_ms", "ca_file", "secrets", "sign", NULL};
+                                     "max_attempts", "retry_base_ms", "ca_file", "secrets", "sign",
+                                     "errcode", "token", NULL};
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
   if (tpc__get_string(c, idx, "url", true, NULL, &d->url) != 0) return -1;
@@ -160,6 +185,14 @@ static int load_destination(checker *c, int idx, tpc_destination *d) {
   if (ca) d->ca_file = tpc_resolve_path(c->cfg->dir, ca);
   free(ca);
   if (rc == 0) rc = load_sign(c, idx, d);
+  if (rc == 0) {
+    lua_getfield(c->L, idx, "errcode");
+    int type = lua_type(c->L, -1);
+    d->errcode = lua_toboolean(c->L, -1);
+    lua_pop(c->L, 1);
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN) rc = tpc__failf(c, "errcode: must be a boolean");
+  }
+  if (rc == 0) rc = tpc__section(c, idx, "token", load_token, d);
   return rc;
 }
 
@@ -201,6 +234,8 @@ void tpc__free_destinations(tpc_tenant *t) {
     free(d->ca_file);
     free(d->sign_mchid);
     free(d->sign_serial);
+    free(d->token_path);
+    free(d->token_appid);
     for (int j = 0; j < d->nsecrets; j++) {
       memset(d->secrets[j].value, 0, strlen(d->secrets[j].value));
       free(d->secrets[j].value);

@@ -15,6 +15,16 @@
 **
 ** Every attempt carries the call's Idempotency-Key; a kill -9 at any point
 ** leaves the row in the outbox, leased or not, and the next start sends it.
+**
+** WeChat's server APIs (a destination with token = {...}) take an
+** access_token in the query, got from /cgi-bin/stable_token with the app
+** secret. The sender keeps one per tenant and destination, in memory only:
+** a call that finds none valid waits for the one fetch in flight (token_cache
+** below), and is then sent with access_token=... appended to its URL; the
+** token is kept until shortly before its expires_in, and an answer with
+** errcode 40001 or 42001 (invalid, expired) drops it and sends the call once
+** more with a new one. Neither the secret nor the token is in the outbox, a
+** log line, a reply or a recorded run: the URL is never logged.
 */
 #include "host/host_int.h"
 
@@ -33,19 +43,43 @@
 #define LEASE_GRACE_MS 5000        /* a lease outlives its call's timeout by this */
 #define RETRY_MAX_MS (5 * 60 * 1000)
 
+typedef struct token_cache token_cache;
+
 typedef struct tp_sender {
   tp_host *h;
   tpo_client *client;
   uv_prepare_t prepare;
   uv_timer_t timer;
+  token_cache *tokens;
   int64_t timer_due_ms;            /* wall time it is armed for; INT64_MAX: idle */
   bool pending_commit;             /* answers were written into a batch */
   int open_handles;
   bool closing;
 } tp_sender;
 
+typedef struct call call;
+
+/* The access token of one tenant's destination (token = {...}). */
+struct token_cache {
+  token_cache *next;
+  tp_sender *s;
+  char tenant[TPT_MAX_ID + 1], dest[33];
+  char *url;                       /* where to fetch it: the destination's url + path */
+  char *appid, *secret;            /* the secret: a copy, wiped when freed */
+  int64_t timeout_ms;
+  char *token;                     /* NULL: none valid */
+  int64_t expires_ms;              /* wall time it is dropped (a little before WeChat's) */
+  bool fetching;
+  call *waiting;                   /* calls waiting for it, through call.next */
+};
+
 /* One call in flight. */
-typedef struct call {
+struct call {
+  call *next;                      /* waiting for a token */
+  token_cache *tok;                /* NULL: the destination takes none */
+  char *sent_token;                /* the token this attempt carried (wiped when freed) */
+  bool token_retried;              /* 40001/42001 already led to one more try */
+  bool errcode;                    /* the destination's errcode semantics */
   tp_sender *s;
   tp_tenant *t;
   int64_t id;
@@ -65,9 +99,15 @@ typedef struct call {
   int64_t timeout_ms;
   size_t max_response_bytes;
   const char *ca_file;
-} call;
+};
+
+static void wipe_free(char *p) {
+  if (p) memset(p, 0, strlen(p));
+  free(p);
+}
 
 static void call_free(call *c) {
+  wipe_free(c->sent_token);
   free(c->context);
   free(c->url);
   free(c->body);
@@ -85,12 +125,43 @@ static int64_t retry_delay(const call *c) {
   return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
 }
 
+/*
+** The value of a top-level "key" in a flat JSON object as WeChat answers
+** ({"errcode":0,"errmsg":"ok"}, {"access_token":"...","expires_in":7200}):
+** where it starts, or NULL. A scan, not a parser: WeChat's answers are flat,
+** and a key found inside a string value would need a quote before its colon.
+*/
+static const char *json_value(const char *body, size_t n, const char *key) {
+  if (!body || n == 0) return NULL;
+  size_t klen = strlen(key);
+  const char *end = body + n;
+  for (const char *p = body; p && p + klen + 2 < end; p++) {
+    p = memchr(p, '"', (size_t)(end - p));
+    if (!p || p + klen + 2 > end) return NULL;
+    if (memcmp(p + 1, key, klen) != 0 || p[klen + 1] != '"') continue;
+    const char *v = p + klen + 2;
+    while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')) v++;
+    if (v >= end || *v != ':') continue;
+    for (v++; v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'); v++) {}
+    return v < end ? v : NULL;
+  }
+  return NULL;
+}
+
+/* The errcode of WeChat's answer: 0 when it has none. */
+static long long answer_errcode(const tpo_response *res) {
+  const char *v = json_value(res->body, res->body_len, "errcode");
+  return v ? strtoll(v, NULL, 10) : 0;
+}
+
 /* The reply a plugin's on_reply job gets (TpHttpReply in lua/api.c). */
 static void reply_json(const call *c, const tpo_response *res, bool ok, tp_buf *out) {
   tp_buf_printf(out, "{\"call_id\":%lld,\"to\":", (long long)c->id);
   tp_buf_add_json_str(out, c->dest, strlen(c->dest));
   tp_buf_printf(out, ",\"ok\":%s,\"status\":%d,\"attempts\":%d", ok ? "true" : "false",
                 res ? res->status : 0, c->attempt);
+  if (c->errcode && res && !res->error && res->status >= 200 && res->status < 300)
+    tp_buf_printf(out, ",\"errcode\":%lld", answer_errcode(res));
   if (res && !res->error && tp_utf8_valid(res->body, res->body_len)) {
     tp_buf_adds(out, ",\"body\":");
     tp_buf_add_json_str(out, res->body, res->body_len);
@@ -116,6 +187,8 @@ static void log_attempt(const call *c, const tpo_response *res, const char *outc
   tp_log_int(line, "call_id", c->id);
   tp_log_int(line, "attempt", c->attempt);
   if (res && res->status) tp_log_int(line, "status", res->status);
+  if (c->errcode && res && !res->error && res->status >= 200 && res->status < 300)
+    tp_log_int(line, "errcode", answer_errcode(res));
   const char *error = c->error ? c->error : res ? res->error : NULL;
   if (error) tp_log_str(line, "error", error);
   if (res) tp_log_num(line, "ms", res->seconds * 1000);
@@ -136,8 +209,13 @@ static void settle(call *c, const tpo_response *res) {
   ** large will be as large again */
   bool too_large = res && res->error && strcmp(res->error, "response_too_large") == 0;
   bool retryable = !c->error && !too_large && (!answered || status == 429 || status >= 500);
-  bool final = !retryable || c->attempt >= c->max_attempts;
   bool ok = answered && status >= 200 && status < 300;
+  long long errcode = ok && c->errcode ? answer_errcode(res) : 0;
+  if (errcode != 0) {  /* WeChat's 200 with an error: -1 is "system busy, try again" */
+    ok = false;
+    retryable = errcode == -1;
+  }
+  bool final = !retryable || c->attempt >= c->max_attempts;
   int64_t now = tp_clock_wall_ms();  /* calls out keep real time, also on a test clock */
   if (res) tpm_call_out(h->metrics, t->conf->id, c->dest, res->seconds, ok);
   if (tp__join_batch(h, t) != 0 || tps_savepoint(&t->db) != 0) {
@@ -150,6 +228,7 @@ static void settle(call *c, const tpo_response *res) {
     char why[64];
     snprintf(why, sizeof why, "%s", answered ? "" : res ? res->error : c->error);
     if (answered) snprintf(why, sizeof why, "status %d", status);
+    if (errcode != 0) snprintf(why, sizeof why, "errcode %lld", errcode);
     rc = tpob_retry(&t->outbox, c->id, now + retry_delay(c), why);
   } else {
     if (c->has_reply) {
@@ -174,10 +253,199 @@ static void settle(call *c, const tpo_response *res) {
   s->pending_commit = true;
 }
 
+static void send_call(tp_sender *s, call *c);
+
+/* An answer: settled, unless WeChat said the token was invalid or expired
+** (40001, 42001) the first time, when the token goes and the call is sent
+** again, within the same attempt, with a new one. */
 static void on_answer(void *ud, const tpo_response *res) {
   call *c = ud;
+  if (!c->s->closing && c->tok && !c->token_retried && !res->error && res->status == 200) {
+    long long errcode = answer_errcode(res);
+    if (errcode == 40001 || errcode == 42001) {
+      token_cache *tok = c->tok;
+      if (tok->token && c->sent_token && strcmp(tok->token, c->sent_token) == 0) {
+        wipe_free(tok->token);  /* a call answered later with the old one keeps the new one */
+        tok->token = NULL;
+      }
+      c->token_retried = true;
+      send_call(c->s, c);
+      return;
+    }
+  }
   if (!c->s->closing) settle(c, res);  /* cancelled at shutdown: the lease sends it again */
   call_free(c);
+}
+
+/* ---- access tokens (token = {...}) */
+
+/* The token cache of t's destination d, made or brought up to date with the
+** config (a reload may change the appid or the secret: the token goes). */
+static token_cache *token_for(tp_sender *s, const tp_tenant *t, const tpc_destination *d) {
+  token_cache *tok = s->tokens;
+  while (tok && (strcmp(tok->tenant, t->conf->id) != 0 || strcmp(tok->dest, d->name) != 0))
+    tok = tok->next;
+  if (!tok) {
+    if (!(tok = calloc(1, sizeof *tok))) return NULL;
+    snprintf(tok->tenant, sizeof tok->tenant, "%s", t->conf->id);
+    snprintf(tok->dest, sizeof tok->dest, "%s", d->name);
+    tok->s = s;
+    tok->next = s->tokens;
+    s->tokens = tok;
+  }
+  size_t ulen = strlen(d->url) + strlen(d->token_path) + 1;
+  char *url = malloc(ulen);
+  if (!url) return NULL;
+  snprintf(url, ulen, "%s%s", d->url, d->token_path);
+  if (!tok->url || strcmp(tok->url, url) != 0 || strcmp(tok->appid, d->token_appid) != 0 ||
+      strcmp(tok->secret, d->token_secret->value) != 0) {
+    free(tok->url);
+    free(tok->appid);
+    wipe_free(tok->secret);
+    wipe_free(tok->token);
+    tok->token = NULL;
+    tok->url = url;
+    tok->appid = strdup(d->token_appid);
+    tok->secret = strdup(d->token_secret->value);
+    url = NULL;
+  }
+  free(url);
+  tok->timeout_ms = d->timeout_ms;
+  return tok;
+}
+
+static void log_token(const token_cache *tok, const tpo_response *res, long long errcode,
+                      long long expires_in, const char *outcome) {
+  tp_buf *line = tp_log_begin(outcome[0] == 'o' ? TP_LOG_INFO : TP_LOG_WARN, "access token");
+  if (!line) return;
+  tp_log_str(line, "tenant", tok->tenant);
+  tp_log_str(line, "to", tok->dest);
+  if (res && res->status) tp_log_int(line, "status", res->status);
+  if (res && res->error) tp_log_str(line, "error", res->error);
+  if (errcode) tp_log_int(line, "errcode", errcode);
+  if (expires_in) tp_log_int(line, "expires_in", expires_in);
+  tp_log_str(line, "outcome", outcome);
+  tp_log_end(line);
+}
+
+/* Sends c with tok's token appended to its URL's query. */
+static void send_with_token(tp_sender *s, call *c, const token_cache *tok) {
+  size_t n = strlen(c->url);
+  tp_buf url;
+  tp_buf_init(&url);
+  tp_buf_add(&url, c->url, n);
+  tp_buf_addc(&url, strchr(c->url, '?') ? '&' : '?');
+  tp_buf_adds(&url, "access_token=");
+  tp_buf_adds(&url, tok->token);  /* WeChat's tokens are URL-safe: checked when it came */
+  wipe_free(c->sent_token);
+  c->sent_token = strdup(tok->token);
+  tpo_request req = {.method = c->method, .url = tp_buf_cstr(&url), .headers = c->lines,
+                     .nheaders = c->nlines, .body = c->body, .body_len = c->body_len,
+                     .timeout_ms = c->timeout_ms, .max_response_bytes = c->max_response_bytes,
+                     .ca_file = c->ca_file};
+  char err[200];
+  int rc = tpo_send(s->client, &req, on_answer, c, err, sizeof err);
+  memset(url.data, 0, url.cap);
+  tp_buf_free(&url);
+  if (rc == 0) return;
+  c->error = "transport_failed";
+  settle(c, NULL);
+  call_free(c);
+}
+
+/* The calls waiting for tok: sent with its token, or, when none came, put
+** back for a retry (error token_failed) or, at shutdown, left to their
+** leases. */
+static void release_waiting(tp_sender *s, token_cache *tok) {
+  call *c = tok->waiting;
+  tok->waiting = NULL;
+  while (c) {
+    call *next = c->next;
+    c->next = NULL;
+    if (s->closing) {
+      call_free(c);
+    } else if (tok->token) {
+      send_with_token(s, c, tok);
+    } else {
+      tpo_response failed = {.error = "token_failed", .message = ""};
+      settle(c, &failed);
+      call_free(c);
+    }
+    c = next;
+  }
+}
+
+/* WeChat's answer to the token request: {"access_token":"...","expires_in":7200},
+** or an errcode. */
+static void on_token(void *ud, const tpo_response *res) {
+  token_cache *tok = ud;
+  tp_sender *s = tok->s;
+  tok->fetching = false;
+  long long errcode = 0, expires_in = 0;
+  if (!res->error && res->status == 200) {
+    errcode = answer_errcode(res);
+    const char *v = json_value(res->body, res->body_len, "access_token");
+    const char *e = json_value(res->body, res->body_len, "expires_in");
+    expires_in = e ? strtoll(e, NULL, 10) : 0;
+    size_t n = 0;
+    if (v && *v == '"') {
+      v++;
+      while (v + n < res->body + res->body_len &&
+             (strchr("-_.~", v[n]) || (v[n] >= '0' && v[n] <= '9') || (v[n] >= 'a' && v[n] <= 'z') ||
+              (v[n] >= 'A' && v[n] <= 'Z')) && v[n])
+        n++;
+    }
+    if (errcode == 0 && n > 0 && n <= 2048 && v[n] == '"' && expires_in > 0) {
+      wipe_free(tok->token);
+      tok->token = strndup(v, n);
+      /* dropped a tenth of its life early, at most 5 minutes: stable_token
+      ** hands out a new one in the last 5 minutes */
+      int64_t margin = expires_in * 100 < 300000 ? expires_in * 100 : 300000;
+      tok->expires_ms = tp_clock_wall_ms() + expires_in * 1000 - margin;
+    }
+  }
+  if (!s->closing) log_token(tok, res, errcode, tok->token ? expires_in : 0, tok->token ? "ok" : "failed");
+  release_waiting(s, tok);
+}
+
+/* Sends c now if its destination's token is valid, else queues it for the
+** fetch (starting one if none is in flight). */
+static void send_or_wait(tp_sender *s, call *c) {
+  token_cache *tok = c->tok;
+  if (tok->token && tp_clock_wall_ms() >= tok->expires_ms) {
+    wipe_free(tok->token);
+    tok->token = NULL;
+  }
+  if (tok->token) {
+    send_with_token(s, c, tok);
+    return;
+  }
+  c->next = tok->waiting;
+  tok->waiting = c;
+  if (tok->fetching) return;
+  tp_buf body;
+  tp_buf_init(&body);
+  tp_buf_adds(&body, "{\"grant_type\":\"client_credential\",\"appid\":");
+  tp_buf_add_json_str(&body, tok->appid, strlen(tok->appid));
+  tp_buf_adds(&body, ",\"secret\":");
+  tp_buf_add_json_str(&body, tok->secret, strlen(tok->secret));
+  tp_buf_adds(&body, ",\"force_refresh\":false}");
+  static const char *const headers[] = {"Content-Type: application/json",
+                                        "User-Agent: tidepool/" TIDEPOOL_VERSION};
+  tpo_request req = {.method = "POST", .url = tok->url, .headers = headers, .nheaders = 2,
+                     .body = body.data, .body_len = body.len, .timeout_ms = tok->timeout_ms,
+                     .max_response_bytes = 65536, .ca_file = c->ca_file};
+  char err[200];
+  tok->fetching = true;
+  int rc = tpo_send(s->client, &req, on_token, tok, err, sizeof err);
+  memset(body.data, 0, body.cap);
+  tp_buf_free(&body);
+  if (rc != 0) {
+    tok->fetching = false;
+    tpo_response failed = {.error = "transport_failed", .message = ""};
+    log_token(tok, &failed, 0, 0, "failed");
+    release_waiting(s, tok);
+  }
 }
 
 /* ---- taking due calls */
@@ -273,6 +541,8 @@ static int64_t take_row(void *ud, const tpob_row *row) {
     c->retry_base_ms = 1000;
   } else {
     c->retry_base_ms = d->retry_base_ms;
+    c->errcode = d->errcode;
+    if (d->token_path && !(c->tok = token_for(k->s, k->t, d))) c->error = "transport_failed";
     c->timeout_ms = d->timeout_ms;
     c->max_response_bytes = (size_t)d->max_response_bytes;
     c->ca_file = d->ca_file;
@@ -299,6 +569,10 @@ static int64_t take_row(void *ud, const tpob_row *row) {
 }
 
 static void send_call(tp_sender *s, call *c) {
+  if (!c->error && c->tok) {
+    send_or_wait(s, c);
+    return;
+  }
   if (!c->error) {
     tpo_request req = {.method = c->method, .url = c->url, .headers = c->lines,
                        .nheaders = c->nlines, .body = c->body, .body_len = c->body_len,
@@ -397,7 +671,17 @@ static void on_prepare(uv_prepare_t *p) {
 
 static void on_closed(uv_handle_t *hd) {
   tp_sender *s = hd->data;
-  if (--s->open_handles == 0) free(s);
+  if (--s->open_handles > 0) return;
+  while (s->tokens) {
+    token_cache *tok = s->tokens;
+    s->tokens = tok->next;
+    free(tok->url);
+    free(tok->appid);
+    wipe_free(tok->secret);
+    wipe_free(tok->token);
+    free(tok);
+  }
+  free(s);
 }
 
 void tp__sender_start(tp_host *h) {

@@ -315,12 +315,16 @@ const tpa_field tpa_shapes[] = {
   {"TpHttpReply", NULL, NULL, "What on_reply's job gets as job.payload."},
   {"TpHttpReply", "call_id", "integer", "tp.http.request's id."},
   {"TpHttpReply", "to", "string", "The destination."},
-  {"TpHttpReply", "ok", "boolean", "An answer with a 2xx status came."},
+  {"TpHttpReply", "ok", "boolean",
+   "An answer with a 2xx status came (and, for a destination with errcode semantics, errcode 0)."},
+  {"TpHttpReply", "errcode", "integer?",
+   "WeChat's errcode from a 2xx answer's body (0 when absent), for a destination with errcode = true "
+   "or token = {...}."},
   {"TpHttpReply", "status", "integer", "The HTTP status; 0 when no answer came."},
   {"TpHttpReply", "body", "string?", "The answer's body (nil when none came, or it is not UTF-8)."},
   {"TpHttpReply", "error", "string?",
    "Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, "
-   "secret_unknown, destination_unknown, sign_failed."},
+   "secret_unknown, destination_unknown, sign_failed, token_failed (no access_token could be had)."},
   {"TpHttpReply", "attempts", "integer", "Attempts made."},
   {"TpHttpReply", "context", "any", "The call's context."},
   {"TpJob", NULL, NULL, "What a job handler (manifest jobs.NAME) gets as its one argument."},

@@ -248,7 +248,7 @@ local ROUTES = {
 
 return {
   name = "coupons",
-  version = "1.4.0",
+  version = "1.5.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -407,6 +407,15 @@ return {
     member_merge = merge.member_merge,
     member_unmerge = merge.member_unmerge,
     schemas = function() return schema.document(ROUTES) end,
+    ---Unused coupons whose validity ends in (from, to], by id after after_id:
+    ---{id, user, template_id, name, valid_until}, at most limit (≤ 500). For
+    ---reminders (the notify plugin's "about to expire").
+    expiring = function(from, to, after_id, limit)
+      return tp.json.array(tp.db.query([[SELECT c.id, c.user, c.template_id, t.name, c.valid_until
+        FROM coupons_coupons c JOIN coupons_templates t ON t.id = c.template_id
+        WHERE c.state = 'unused' AND c.valid_until > ?1 AND c.valid_until <= ?2 AND c.id > ?3
+        ORDER BY c.id LIMIT ?4]], from, to, after_id or 0, math.min(limit or 100, 500)))
+    end,
   },
   jobs = {
     [drops.JOB] = drops.slice,

@@ -399,10 +399,11 @@ function tp.auth.resolve(user) end
 ---@class TpHttpReply
 ---@field call_id integer tp.http.request's id.
 ---@field to string The destination.
----@field ok boolean An answer with a 2xx status came.
+---@field ok boolean An answer with a 2xx status came (and, for a destination with errcode semantics, errcode 0).
+---@field errcode integer? WeChat's errcode from a 2xx answer's body (0 when absent), for a destination with errcode = true or token = {...}.
 ---@field status integer The HTTP status; 0 when no answer came.
 ---@field body string? The answer's body (nil when none came, or it is not UTF-8).
----@field error string? Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, secret_unknown, destination_unknown, sign_failed.
+---@field error string? Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, secret_unknown, destination_unknown, sign_failed, token_failed (no access_token could be had).
 ---@field attempts integer Attempts made.
 ---@field context any The call's context.
 

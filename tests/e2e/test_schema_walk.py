@@ -52,6 +52,7 @@ HAND_WRITTEN = {
     "members POST /members/{id}/tags": "action: a tag to give",
     "members POST /members/imports/{id}/chunks": "action: a chunk of CSV",
     "members POST /members/imports": "action: open an import (the columns of a CSV)",
+    "notify POST /notify/subscriptions": "action: what the user answered wx.requestSubscribeMessage",
     "orders POST /orders/{id}/refund": "action: an amount to refund",
     "orders POST /orders": "action: the lines of an order (priced by the plugins)",
     "payments POST /payments/notify": "the payment provider's notification, its format",

@@ -354,8 +354,40 @@ TEST(wechatpay2_signing_needs_an_rsa_key_mchid_and_serial) {
   EVP_PKEY_free(k);
 }
 
+/* token = {path, appid, secret}: the secret is a name of this destination's
+** secrets, the path a path; it makes the destination's errcode semantics on. */
+TEST(a_wechat_token_names_its_secret_and_implies_errcode) {
+#define WX(extra) \
+  "return { tenants = { " TENANT ", http = { wechat = { url = 'https://api.weixin.qq.com'," \
+  " plugins = { 'notify' }, secrets = { app_secret = 's3' }, " extra " } } } } }"
+  ASSERT_EQ(load(WX("token = { appid = 'wx123', secret = 'app_secret' }")), 0);
+  const tpc_destination *d = tpc_find_destination(&cfg.tenants[0], "wechat");
+  ASSERT_STR(d->token_path, "/cgi-bin/stable_token");
+  ASSERT_STR(d->token_appid, "wx123");
+  ASSERT_STR(d->token_secret->name, "app_secret");
+  ASSERT_EQ(d->errcode, true);
+  tpc_free(&cfg);
+  ASSERT_EQ(load(WX("errcode = true")), 0);
+  d = tpc_find_destination(&cfg.tenants[0], "wechat");
+  ASSERT_EQ(d->errcode, true);
+  ASSERT_EQ(d->token_path == NULL, true);
+  tpc_free(&cfg);
+  ASSERT_EQ(load(WX("errcode = 1")), -1);
+  ASSERT_CONTAINS(err, "errcode: must be a boolean");
+  ASSERT_EQ(load(WX("token = { appid = 'wx123', secret = 'nope' }")), -1);
+  ASSERT_CONTAINS(err, "http.wechat.token: secret: names no secret of this destination ('nope')");
+  ASSERT_EQ(load(WX("token = { appid = 'wx123', secret = 'app_secret', path = 'cgi-bin/x?y' }")), -1);
+  ASSERT_CONTAINS(err, "path: must start with /");
+  ASSERT_EQ(load(WX("token = { secret = 'app_secret' }")), -1);
+  ASSERT_CONTAINS(err, "appid");
+  ASSERT_EQ(load(WX("token = { appid = 'wx', secret = 'app_secret', grant = 1 }")), -1);
+  ASSERT_CONTAINS(err, "grant");
+#undef WX
+}
+
 int main(void) {
   RUN(minimal_config_gets_defaults);
+  RUN(a_wechat_token_names_its_secret_and_implies_errcode);
   RUN(wechatpay2_signing_needs_an_rsa_key_mchid_and_serial);
   RUN(full_config_is_read);
   RUN(sandbox_limits_clocks_and_admin_keys);
