@@ -16,7 +16,9 @@
 **   services.c  what plugins ask of the host: jobs, events, peers (tp_services)
 **   reload.c    generations: load, migrate, build routers, swap (DESIGN "Hot reload")
 **   runner.c    fires due jobs and delivers events, one uv timer for all tenants
-**   gate.c      who may come in: client address, admin keys, user tokens
+**   gate.c      who may come in: client address, admin keys, user tokens, rate limits
+**   callout.c   one call out: its headers and signature, the reply it makes
+**   sender.c    makes the calls out (tp.http) after commit, with access tokens
 **   admin.c     the built-in admin endpoints and GET /metrics
 **   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
 **   host.c      opening, dispatch, commit: the pipeline, on top

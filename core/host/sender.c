@@ -26,7 +26,7 @@
 ** more with a new one. Neither the secret nor the token is in the outbox, a
 ** log line, a reply or a recorded run: the URL is never logged.
 */
-#include "host/host_int.h"
+#include "host/callout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +57,7 @@ typedef struct tp_sender {
   bool closing;
 } tp_sender;
 
-typedef struct call call;
+typedef struct tp_call_out call;  /* one call in flight (host/callout.h) */
 
 /* The access token of one tenant's destination (token = {...}). */
 struct token_cache {
@@ -73,109 +73,12 @@ struct token_cache {
   call *waiting;                   /* calls waiting for it, through call.next */
 };
 
-/* One call in flight. */
-struct call {
-  call *next;                      /* waiting for a token */
-  token_cache *tok;                /* NULL: the destination takes none */
-  char *sent_token;                /* the token this attempt carried (wiped when freed) */
-  bool token_retried;              /* 40001/42001 already led to one more try */
-  bool errcode;                    /* the destination's errcode semantics */
-  tp_sender *s;
-  tp_tenant *t;
-  int64_t id;
-  char plugin[33], dest[33], on_reply[TPQ_MAX_NAME + 1];
-  bool has_reply;
-  char *context;                   /* JSON, or NULL */
-  int attempt, max_attempts;
-  int64_t retry_base_ms;
-  const char *error;               /* set before sending: it cannot be sent */
-  char message[256];
-  char method[8];
-  char *url, *body;
-  size_t body_len;
-  tp_buf headers;                  /* "Name: value" lines, secrets put in, NUL-separated */
-  const char **lines;
-  int nlines;
-  int64_t timeout_ms;
-  size_t max_response_bytes;
-  const char *ca_file;
-};
-
-static void wipe_free(char *p) {
-  if (p) memset(p, 0, strlen(p));
-  free(p);
-}
-
-static void call_free(call *c) {
-  wipe_free(c->sent_token);
-  free(c->context);
-  free(c->url);
-  free(c->body);
-  if (c->headers.data) memset(c->headers.data, 0, c->headers.cap);  /* it held secrets */
-  tp_buf_free(&c->headers);
-  free(c->lines);
-  free(c);
-}
-
 /* ---- after an attempt */
 
 static int64_t retry_delay(const call *c) {
   int64_t d = c->retry_base_ms;
   for (int i = 1; i < c->attempt && d < RETRY_MAX_MS; i++) d *= 2;
   return d < RETRY_MAX_MS ? d : RETRY_MAX_MS;
-}
-
-/*
-** The value of a top-level "key" in a flat JSON object as WeChat answers
-** ({"errcode":0,"errmsg":"ok"}, {"access_token":"...","expires_in":7200}):
-** where it starts, or NULL. A scan, not a parser: WeChat's answers are flat,
-** and a key found inside a string value would need a quote before its colon.
-*/
-static const char *json_value(const char *body, size_t n, const char *key) {
-  if (!body || n == 0) return NULL;
-  size_t klen = strlen(key);
-  const char *end = body + n;
-  for (const char *p = body; p && p + klen + 2 < end; p++) {
-    p = memchr(p, '"', (size_t)(end - p));
-    if (!p || p + klen + 2 > end) return NULL;
-    if (memcmp(p + 1, key, klen) != 0 || p[klen + 1] != '"') continue;
-    const char *v = p + klen + 2;
-    while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')) v++;
-    if (v >= end || *v != ':') continue;
-    for (v++; v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'); v++) {}
-    return v < end ? v : NULL;
-  }
-  return NULL;
-}
-
-/* The errcode of WeChat's answer: 0 when it has none. */
-static long long answer_errcode(const tpo_response *res) {
-  const char *v = json_value(res->body, res->body_len, "errcode");
-  return v ? strtoll(v, NULL, 10) : 0;
-}
-
-/* The reply a plugin's on_reply job gets (TpHttpReply in lua/api.c). */
-static void reply_json(const call *c, const tpo_response *res, bool ok, tp_buf *out) {
-  tp_buf_printf(out, "{\"call_id\":%lld,\"to\":", (long long)c->id);
-  tp_buf_add_json_str(out, c->dest, strlen(c->dest));
-  tp_buf_printf(out, ",\"ok\":%s,\"status\":%d,\"attempts\":%d", ok ? "true" : "false",
-                res ? res->status : 0, c->attempt);
-  if (c->errcode && res && !res->error && res->status >= 200 && res->status < 300)
-    tp_buf_printf(out, ",\"errcode\":%lld", answer_errcode(res));
-  if (res && !res->error && tp_utf8_valid(res->body, res->body_len)) {
-    tp_buf_adds(out, ",\"body\":");
-    tp_buf_add_json_str(out, res->body, res->body_len);
-  }
-  const char *error = c->error ? c->error : res ? res->error : NULL;
-  if (error) {
-    tp_buf_adds(out, ",\"error\":");
-    tp_buf_add_json_str(out, error, strlen(error));
-  }
-  if (c->context) {
-    tp_buf_adds(out, ",\"context\":");
-    tp_buf_adds(out, c->context);
-  }
-  tp_buf_addc(out, '}');
 }
 
 static void log_attempt(const call *c, const tpo_response *res, const char *outcome) {
@@ -188,7 +91,7 @@ static void log_attempt(const call *c, const tpo_response *res, const char *outc
   tp_log_int(line, "attempt", c->attempt);
   if (res && res->status) tp_log_int(line, "status", res->status);
   if (c->errcode && res && !res->error && res->status >= 200 && res->status < 300)
-    tp_log_int(line, "errcode", answer_errcode(res));
+    tp_log_int(line, "errcode", tp__answer_errcode(res));
   const char *error = c->error ? c->error : res ? res->error : NULL;
   if (error) tp_log_str(line, "error", error);
   if (res) tp_log_num(line, "ms", res->seconds * 1000);
@@ -210,7 +113,7 @@ static void settle(call *c, const tpo_response *res) {
   bool too_large = res && res->error && strcmp(res->error, "response_too_large") == 0;
   bool retryable = !c->error && !too_large && (!answered || status == 429 || status >= 500);
   bool ok = answered && status >= 200 && status < 300;
-  long long errcode = ok && c->errcode ? answer_errcode(res) : 0;
+  long long errcode = ok && c->errcode ? tp__answer_errcode(res) : 0;
   if (errcode != 0) {  /* WeChat's 200 with an error: -1 is "system busy, try again" */
     ok = false;
     retryable = errcode == -1;
@@ -234,7 +137,7 @@ static void settle(call *c, const tpo_response *res) {
     if (c->has_reply) {
       tp_buf payload;
       tp_buf_init(&payload);
-      reply_json(c, res, ok, &payload);
+      tp__reply_json(c, res, ok, &payload);
       tpq_job job = {.name = c->on_reply, .payload = payload.data, .payload_len = payload.len,
                      .due_ms = tp__now(t), .max_attempts = h->cfg->limits.job_max_attempts};
       int64_t job_id;
@@ -261,11 +164,11 @@ static void send_call(tp_sender *s, call *c);
 static void on_answer(void *ud, const tpo_response *res) {
   call *c = ud;
   if (!c->s->closing && c->tok && !c->token_retried && !res->error && res->status == 200) {
-    long long errcode = answer_errcode(res);
+    long long errcode = tp__answer_errcode(res);
     if (errcode == 40001 || errcode == 42001) {
       token_cache *tok = c->tok;
       if (tok->token && c->sent_token && strcmp(tok->token, c->sent_token) == 0) {
-        wipe_free(tok->token);  /* a call answered later with the old one keeps the new one */
+        tp__wipe_free(tok->token);  /* a call answered later with the old one keeps the new one */
         tok->token = NULL;
       }
       c->token_retried = true;
@@ -274,7 +177,7 @@ static void on_answer(void *ud, const tpo_response *res) {
     }
   }
   if (!c->s->closing) settle(c, res);  /* cancelled at shutdown: the lease sends it again */
-  call_free(c);
+  tp__call_free(c);
 }
 
 /* ---- access tokens (token = {...}) */
@@ -301,8 +204,8 @@ static token_cache *token_for(tp_sender *s, const tp_tenant *t, const tpc_destin
       strcmp(tok->secret, d->token_secret->value) != 0) {
     free(tok->url);
     free(tok->appid);
-    wipe_free(tok->secret);
-    wipe_free(tok->token);
+    tp__wipe_free(tok->secret);
+    tp__wipe_free(tok->token);
     tok->token = NULL;
     tok->url = url;
     tok->appid = strdup(d->token_appid);
@@ -337,7 +240,7 @@ static void send_with_token(tp_sender *s, call *c, const token_cache *tok) {
   tp_buf_addc(&url, strchr(c->url, '?') ? '&' : '?');
   tp_buf_adds(&url, "access_token=");
   tp_buf_adds(&url, tok->token);  /* WeChat's tokens are URL-safe: checked when it came */
-  wipe_free(c->sent_token);
+  tp__wipe_free(c->sent_token);
   c->sent_token = strdup(tok->token);
   tpo_request req = {.method = c->method, .url = tp_buf_cstr(&url), .headers = c->lines,
                      .nheaders = c->nlines, .body = c->body, .body_len = c->body_len,
@@ -350,7 +253,7 @@ static void send_with_token(tp_sender *s, call *c, const token_cache *tok) {
   if (rc == 0) return;
   c->error = "transport_failed";
   settle(c, NULL);
-  call_free(c);
+  tp__call_free(c);
 }
 
 /* The calls waiting for tok: sent with its token, or, when none came, put
@@ -363,13 +266,13 @@ static void release_waiting(tp_sender *s, token_cache *tok) {
     call *next = c->next;
     c->next = NULL;
     if (s->closing) {
-      call_free(c);
+      tp__call_free(c);
     } else if (tok->token) {
       send_with_token(s, c, tok);
     } else {
       tpo_response failed = {.error = "token_failed", .message = ""};
       settle(c, &failed);
-      call_free(c);
+      tp__call_free(c);
     }
     c = next;
   }
@@ -383,9 +286,9 @@ static void on_token(void *ud, const tpo_response *res) {
   tok->fetching = false;
   long long errcode = 0, expires_in = 0;
   if (!res->error && res->status == 200) {
-    errcode = answer_errcode(res);
-    const char *v = json_value(res->body, res->body_len, "access_token");
-    const char *e = json_value(res->body, res->body_len, "expires_in");
+    errcode = tp__answer_errcode(res);
+    const char *v = tp__json_value(res->body, res->body_len, "access_token");
+    const char *e = tp__json_value(res->body, res->body_len, "expires_in");
     expires_in = e ? strtoll(e, NULL, 10) : 0;
     size_t n = 0;
     if (v && *v == '"') {
@@ -396,7 +299,7 @@ static void on_token(void *ud, const tpo_response *res) {
         n++;
     }
     if (errcode == 0 && n > 0 && n <= 2048 && v[n] == '"' && expires_in > 0) {
-      wipe_free(tok->token);
+      tp__wipe_free(tok->token);
       tok->token = strndup(v, n);
       /* dropped a tenth of its life early, at most 5 minutes: stable_token
       ** hands out a new one in the last 5 minutes */
@@ -413,7 +316,7 @@ static void on_token(void *ud, const tpo_response *res) {
 static void send_or_wait(tp_sender *s, call *c) {
   token_cache *tok = c->tok;
   if (tok->token && tp_clock_wall_ms() >= tok->expires_ms) {
-    wipe_free(tok->token);
+    tp__wipe_free(tok->token);
     tok->token = NULL;
   }
   if (tok->token) {
@@ -449,68 +352,6 @@ static void send_or_wait(tp_sender *s, call *c) {
 }
 
 /* ---- taking due calls */
-
-/* WeChat Pay APIv3's request signature (sign = {scheme = "wechatpay2", ...}):
-** SHA256withRSA with the merchant's key over five lines, method, the URL
-** from its path on (query included, as sent), timestamp, nonce and body,
-** each ending in \n; the Authorization header carries it with the mchid and
-** the merchant certificate's serial. New for each attempt, so a retry is
-** never refused as stale. -1 when the key cannot sign (config checks it). */
-static int sign_wechatpay2(call *c, const tpc_destination *d) {
-  char ts[24], nonce[33];
-  snprintf(ts, sizeof ts, "%lld", (long long)(tp_clock_wall_ms() / 1000));
-  tpx_random_hex(nonce, 16);
-  const char *path = strstr(c->url, "://");
-  path = path ? strchr(path + 3, '/') : NULL;
-  tp_buf text, sig;
-  tp_buf_init(&text);
-  tp_buf_init(&sig);
-  tp_buf_printf(&text, "%s\n%s\n%s\n%s\n", c->method, path ? path : "/", ts, nonce);
-  tp_buf_add(&text, c->body ? c->body : "", c->body ? c->body_len : 0);
-  tp_buf_addc(&text, '\n');
-  int rc = tpx_rsa_sign_b64(d->sign->value, strlen(d->sign->value), text.data, text.len, &sig,
-                            c->message, sizeof c->message);
-  if (rc == 0)
-    tp_buf_printf(&c->headers, "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"%s\",nonce_str=\"%s\","
-                  "timestamp=\"%s\",serial_no=\"%s\",signature=\"%s\"\nAccept: application/json\n",
-                  d->sign_mchid, nonce, ts, d->sign_serial, tp_buf_cstr(&sig));
-  tp_buf_free(&text);
-  tp_buf_free(&sig);
-  return rc;
-}
-
-/* Splits c's header lines (with secrets in) for curl, and adds the key, the
-** agent and, for a destination that signs, its signature: with sign = "NAME"
-** the timestamp and v1=hex(HMAC-SHA-256(secret, "<timestamp>.<body>")), with
-** the wechatpay2 scheme the Authorization header; new for each attempt, so a
-** receiver can refuse an old one replayed. */
-static void build_headers(call *c, const char *key, const tpc_destination *d) {
-  tp_buf_printf(&c->headers, "Idempotency-Key: %s\n", key);
-  if (d->sign_scheme == TPC_SIGN_HMAC) {
-    char ts[24], mac[65];
-    snprintf(ts, sizeof ts, "%lld", (long long)(tp_clock_wall_ms() / 1000));
-    tp_buf signed_text;
-    tp_buf_init(&signed_text);
-    tp_buf_adds(&signed_text, ts);
-    tp_buf_addc(&signed_text, '.');
-    tp_buf_add(&signed_text, c->body ? c->body : "", c->body_len);
-    tpx_hmac_sha256_hex(d->sign->value, strlen(d->sign->value), signed_text.data, signed_text.len, mac);
-    tp_buf_free(&signed_text);
-    tp_buf_printf(&c->headers, "X-Tidepool-Timestamp: %s\nX-Tidepool-Signature: v1=%s\n", ts, mac);
-  } else if (d->sign_scheme == TPC_SIGN_WECHATPAY2 && sign_wechatpay2(c, d) != 0) {
-    c->error = "sign_failed";
-  }
-  tp_buf_printf(&c->headers, "User-Agent: tidepool/%s\n", TIDEPOOL_VERSION);
-  int n = 0;
-  for (size_t i = 0; i < c->headers.len; i++) n += c->headers.data[i] == '\n';
-  c->lines = calloc((size_t)n + 1, sizeof *c->lines);
-  char *p = c->headers.data;
-  for (char *nl; p && (nl = memchr(p, '\n', c->headers.len - (size_t)(p - c->headers.data)));
-       p = nl + 1) {
-    *nl = '\0';
-    c->lines[c->nlines++] = p;
-  }
-}
 
 typedef struct taking {
   tp_sender *s;
@@ -561,7 +402,7 @@ static int64_t take_row(void *ud, const tpob_row *row) {
       c->error = "secret_unknown";
       snprintf(c->message, sizeof c->message, "%s", err);
     } else {
-      build_headers(c, row->key, d);
+      tp__build_headers(c, row->key, d);
     }
   }
   k->calls[k->n++] = c;
@@ -583,7 +424,7 @@ static void send_call(tp_sender *s, call *c) {
     c->error = "transport_failed";
   }
   settle(c, NULL);
-  call_free(c);
+  tp__call_free(c);
 }
 
 /* Leases t's due calls, commits the leases, then sends them. */
@@ -602,7 +443,7 @@ static void kick(tp_sender *s, tp_tenant *t) {
   bool committed = leased >= 0 && !(h->commit_failed && !failed_before);
   for (int i = 0; i < k.n; i++) {
     if (committed) send_call(s, k.calls[i]);
-    else call_free(k.calls[i]);  /* not leased after all: they stay due */
+    else tp__call_free(k.calls[i]);  /* not leased after all: they stay due */
   }
   free(k.calls);
   t->outbox_touched = h->outbox_touched = true;
@@ -677,8 +518,8 @@ static void on_closed(uv_handle_t *hd) {
     s->tokens = tok->next;
     free(tok->url);
     free(tok->appid);
-    wipe_free(tok->secret);
-    wipe_free(tok->token);
+    tp__wipe_free(tok->secret);
+    tp__wipe_free(tok->token);
     free(tok);
   }
   free(s);
