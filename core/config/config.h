@@ -162,6 +162,10 @@ const char *tpc_destination_secret(const tpc_destination *d, const char *name, s
 ** NAME (out NULL: only checks). 0, or -1 with err naming an unknown secret. */
 int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, struct tp_buf *out,
                        char *err, size_t errcap);
+/* The same for a call's path and query: each secret percent-encoded (a
+** code2session's appsecret=..., say). */
+int tpc_expand_secrets_url(const tpc_destination *d, const char *in, size_t n, struct tp_buf *out,
+                           char *err, size_t errcap);
 
 const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n);
 /* Pushes a deep copy of the plugin's config table onto L. Returns 0, or -1

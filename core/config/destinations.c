@@ -18,6 +18,7 @@
 #define _GNU_SOURCE  /* memmem */
 #include "config/config_int.h"
 
+#include <ctype.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,8 +264,16 @@ bool tpc_destination_allows(const tpc_destination *d, const char *plugin) {
   return false;
 }
 
-int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, tp_buf *out, char *err,
-                       size_t errcap) {
+/* Appends value to out, percent-encoded but for RFC 3986's unreserved bytes. */
+static void add_url_encoded(tp_buf *out, const char *value) {
+  for (const unsigned char *v = (const unsigned char *)value; *v; v++) {
+    if (isalnum(*v) || *v == '-' || *v == '.' || *v == '_' || *v == '~') tp_buf_addc(out, (char)*v);
+    else tp_buf_printf(out, "%%%02X", *v);
+  }
+}
+
+static int expand(const tpc_destination *d, const char *in, size_t n, tp_buf *out, bool url,
+                  char *err, size_t errcap) {
   static const char mark[] = "{{secret:";
   const char *end = in + n;
   while (in < end) {
@@ -283,17 +292,28 @@ int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, tp_bu
                (int)(close - name > 32 ? 32 : close - name), name);
       return -1;
     }
-    if (strpbrk(s->value, "\r\n")) {
+    if (!url && strpbrk(s->value, "\r\n")) {
       snprintf(err, errcap, "destination '%s': secret '%s' holds a line break and cannot go in a "
                "header", d->name, s->name);
       return -1;
     }
     if (out) {
       tp_buf_add(out, in, (size_t)(at - in));
-      tp_buf_adds(out, s->value);
+      if (url) add_url_encoded(out, s->value);
+      else tp_buf_adds(out, s->value);
     }
     in = close + 2;
   }
   if (out) tp_buf_add(out, in, (size_t)(end - in));
   return 0;
+}
+
+int tpc_expand_secrets(const tpc_destination *d, const char *in, size_t n, tp_buf *out, char *err,
+                       size_t errcap) {
+  return expand(d, in, n, out, false, err, errcap);
+}
+
+int tpc_expand_secrets_url(const tpc_destination *d, const char *in, size_t n, tp_buf *out,
+                           char *err, size_t errcap) {
+  return expand(d, in, n, out, true, err, errcap);
 }

@@ -22,7 +22,7 @@ void tp__wipe_free(char *p) {
 void tp__call_free(tp_call_out *c) {
   tp__wipe_free(c->sent_token);
   free(c->context);
-  free(c->url);
+  tp__wipe_free(c->url);  /* its query may hold a secret */
   free(c->body);
   if (c->headers.data) memset(c->headers.data, 0, c->headers.cap);  /* it held secrets */
   tp_buf_free(&c->headers);

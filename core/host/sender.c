@@ -388,9 +388,17 @@ static int64_t take_row(void *ud, const tpob_row *row) {
     c->max_response_bytes = (size_t)d->max_response_bytes;
     c->ca_file = d->ca_file;
     lease = d->timeout_ms + LEASE_GRACE_MS;
-    size_t ulen = strlen(d->url) + strlen(row->path) + 1;
-    c->url = malloc(ulen);
-    snprintf(c->url, ulen, "%s%s", d->url, row->path);
+    tp_buf url;  /* the destination's url, then the path with its secrets put in */
+    tp_buf_init(&url);
+    tp_buf_adds(&url, d->url);
+    char uerr[200];
+    if (tpc_expand_secrets_url(d, row->path, strlen(row->path), &url, uerr, sizeof uerr) != 0) {
+      c->error = "secret_unknown";  /* the config changed since the call was made */
+      snprintf(c->message, sizeof c->message, "%s", uerr);
+    }
+    c->url = strdup(tp_buf_cstr(&url));
+    memset(url.data, 0, url.cap);  /* it may hold a secret */
+    tp_buf_free(&url);
     if (row->body) {
       c->body = malloc(row->body_len + 1);
       memcpy(c->body, row->body, row->body_len);

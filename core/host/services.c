@@ -99,7 +99,9 @@ static int svc_http(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, 
              "in the brand's config)", call->dest, call->dest);
     return -1;
   }
-  if (tpc_expand_secrets(d, call->headers, strlen(call->headers), NULL, err, errcap) != 0) return -1;
+  if (tpc_expand_secrets(d, call->headers, strlen(call->headers), NULL, err, errcap) != 0 ||
+      tpc_expand_secrets_url(d, call->path, strlen(call->path), NULL, err, errcap) != 0)
+    return -1;
   tpob_call c = *call;
   if (!c.max_attempts) c.max_attempts = (int)d->max_attempts;
   if (tpob_add(&t->outbox, p->name, &c, t->conf->id, tp_clock_wall_ms(), id, err, errcap) != 0) return -1;

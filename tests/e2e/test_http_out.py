@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Host, tenant, run  # noqa: E402
 
 SECRET = "s3cret-erp-token-value"
+ODD = "a b&c=d/é"   # a secret that a query must carry percent-encoded
 
 
 class Upstream:
@@ -109,7 +110,7 @@ def brand(tid="out", erp_port=None, **erp):
     t = tenant(tid, plugins={"caller": {}, "catalog": {}})
     dest = {"url": "http://127.0.0.1:%d/api/" % (erp_port or UP.port), "plugins": ["caller"],
             "timeout_ms": 500, "retry_base_ms": 100, "max_attempts": 5,
-            "max_response_bytes": 10000, "secrets": {"token": SECRET}}
+            "max_response_bytes": 10000, "secrets": {"token": SECRET, "odd": ODD}}
     dest.update(erp)
     t["http"] = {"erp": dest,
                  "crm": {"url": "http://127.0.0.1:%d" % UP.port, "plugins": ["someone_else"]},
@@ -181,6 +182,19 @@ def test_a_call_is_made_after_commit_and_answered_to_its_job():
     text = "\n".join(h.lines)
     assert SECRET not in text, "the secret reached the log"
     assert "call out" in text
+
+
+def test_a_secret_in_the_query_is_put_in_percent_encoded_by_the_host():
+    h = host()
+    status, _, body = call(h, to="erp", path="/code2session?appid=wx1&secret={{secret:odd}}&x=1")
+    assert status == 201, body
+    got = wait(lambda: UP.requests("/api/code2session"), what="the call")[0]
+    assert got["path"] == "/api/code2session?appid=wx1&secret=a%20b%26c%3Dd%2F%C3%A9&x=1", got["path"]
+    import urllib.parse
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(got["path"]).query)["secret"] == [ODD]
+    assert "%20b%26c" not in "\n".join(h.lines) and ODD not in "\n".join(h.lines)
+    status, _, body = call(h, to="erp", path="/x?s={{secret:nope}}")
+    assert status == 500, body   # an unknown secret in the path is refused at the call
 
 
 def test_a_handler_that_fails_after_calling_calls_nobody():
