@@ -95,6 +95,10 @@ typedef struct tpc_destination {
   ** its body's errcode is absent or 0; -1 (system busy) is retried, any other
   ** errcode is final. token = {path, appid, secret} implies it. */
   bool errcode;
+  /* drop = {"session_key", ...}: fields the host removes from an answer's JSON
+  ** before a plugin's reply holds it (a secret WeChat hands back) */
+  char (*drop)[65];
+  int ndrop;
   /* token = {path = "/cgi-bin/stable_token", appid = "...", secret = "NAME"}:
   ** the host fetches an access_token with the app secret (POST
   ** {grant_type, appid, secret}), keeps it in memory and appends

@@ -162,10 +162,31 @@ static int load_token(checker *c, int idx, void *arg) {
   return rc;
 }
 
+/* drop = {"session_key", ...}: at most 8 field names of an answer's JSON. */
+static int load_drop(checker *c, int idx, void *arg) {
+  tpc_destination *d = arg;
+  if (lua_isnil(c->L, idx)) return 0;
+  size_t n = lua_istable(c->L, idx) ? lua_rawlen(c->L, idx) : 0;
+  if (n == 0 || n > 8) return tpc__failf(c, "must be a list of 1-8 field names");
+  d->drop = calloc(n, sizeof *d->drop);
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(c->L, idx, (lua_Integer)i);
+    size_t len = 0;
+    const char *name = lua_type(c->L, -1) == LUA_TSTRING ? lua_tolstring(c->L, -1, &len) : NULL;
+    if (!name || len == 0 || len > 64) {
+      lua_pop(c->L, 1);
+      return tpc__failf(c, "[%zu]: must be a field name of 1-64 bytes", i);
+    }
+    snprintf(d->drop[d->ndrop++], sizeof *d->drop, "%s", name);
+    lua_pop(c->L, 1);
+  }
+  return 0;
+}
+
 static int load_destination(checker *c, int idx, tpc_destination *d) {
   static const char *const keys[] = {"url", "plugins", "timeout_ms", "max_response_bytes",
                                      "max_attempts", "retry_base_ms", "ca_file", "secrets", "sign",
-                                     "errcode", "token", NULL};
+                                     "errcode", "token", "drop", NULL};
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
   if (tpc__get_string(c, idx, "url", true, NULL, &d->url) != 0) return -1;
@@ -194,6 +215,7 @@ static int load_destination(checker *c, int idx, tpc_destination *d) {
     if (type != LUA_TNIL && type != LUA_TBOOLEAN) rc = tpc__failf(c, "errcode: must be a boolean");
   }
   if (rc == 0) rc = tpc__section(c, idx, "token", load_token, d);
+  if (rc == 0) rc = tpc__section(c, idx, "drop", load_drop, d);
   return rc;
 }
 
@@ -233,6 +255,7 @@ void tpc__free_destinations(tpc_tenant *t) {
     free(d->url);
     free(d->plugins);
     free(d->ca_file);
+    free(d->drop);
     free(d->sign_mchid);
     free(d->sign_serial);
     free(d->token_path);

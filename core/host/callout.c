@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/crypto.h"
 #include "base/utf8.h"
 #include "base/version.h"
@@ -60,6 +61,25 @@ long long tp__answer_errcode(const tpo_response *res) {
 }
 
 /* The reply a plugin's on_reply job gets (TpHttpReply in lua/api.c). */
+/* The answer's JSON object without the destination's drop fields, into out;
+** false (nothing to hand over) when it is no JSON object: an answer that
+** cannot be filtered is not handed to the plugin whole. */
+static bool drop_fields(const tp_call_out *c, const char *body, size_t n, tp_buf *out) {
+  lua_State *L = c->t->host->scratch;
+  char e[64];
+  if (!L) return false;
+  lua_settop(L, 0);
+  bool ok = tpj_decode(L, body, n, e, sizeof e) == 0 && lua_istable(L, -1);
+  for (int i = 0; ok && i < c->dest_conf->ndrop; i++) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, c->dest_conf->drop[i]);
+  }
+  ok = ok && tpj_encode(L, -1, out, e, sizeof e) == 0;
+  lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT);  /* the dropped secret goes with the garbage now */
+  return ok;
+}
+
 void tp__reply_json(const tp_call_out *c, const tpo_response *res, bool ok, tp_buf *out) {
   tp_buf_printf(out, "{\"call_id\":%lld,\"to\":", (long long)c->id);
   tp_buf_add_json_str(out, c->dest, strlen(c->dest));
@@ -68,8 +88,15 @@ void tp__reply_json(const tp_call_out *c, const tpo_response *res, bool ok, tp_b
   if (c->errcode && res && !res->error && res->status >= 200 && res->status < 300)
     tp_buf_printf(out, ",\"errcode\":%lld", tp__answer_errcode(res));
   if (res && !res->error && tp_utf8_valid(res->body, res->body_len)) {
-    tp_buf_adds(out, ",\"body\":");
-    tp_buf_add_json_str(out, res->body, res->body_len);
+    tp_buf kept;
+    tp_buf_init(&kept);
+    bool dropping = c->dest_conf && c->dest_conf->ndrop > 0;
+    if (!dropping || drop_fields(c, res->body, res->body_len, &kept)) {
+      tp_buf_adds(out, ",\"body\":");
+      if (dropping) tp_buf_add_json_str(out, kept.data, kept.len);
+      else tp_buf_add_json_str(out, res->body, res->body_len);
+    }
+    tp_buf_free(&kept);
   }
   const char *error = c->error ? c->error : res ? res->error : NULL;
   if (error) {

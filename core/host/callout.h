@@ -18,6 +18,7 @@ struct tp_call_out {
   char *sent_token;                /* the token this attempt carried (wiped when freed) */
   bool token_retried;              /* 40001/42001 already led to one more try */
   bool errcode;                    /* the destination's errcode semantics */
+  const tpc_destination *dest_conf; /* its drop list; NULL: the destination is gone */
   struct tp_sender *s;
   tp_tenant *t;
   int64_t id;

@@ -383,6 +383,7 @@ static int64_t take_row(void *ud, const tpob_row *row) {
   } else {
     c->retry_base_ms = d->retry_base_ms;
     c->errcode = d->errcode;
+    c->dest_conf = d;
     if (d->token_path && !(c->tok = token_for(k->s, k->t, d))) c->error = "transport_failed";
     c->timeout_ms = d->timeout_ms;
     c->max_response_bytes = (size_t)d->max_response_bytes;

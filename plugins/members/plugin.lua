@@ -424,6 +424,11 @@ return {
     tp.jobs.schedule("nightly", nil, { at = next_nightly(), every = 86400, key = "nightly" })
   end,
   exports = {
+    -- for a login plugin (wechat_auth): POST /members/identify's body, its answer
+    identify = function(body)
+      local _, answer = identity.identify({ body = body })
+      return answer
+    end,
     tag = tags.export_tag,
     untag = tags.export_untag,
     matches = segments.export_matches,
