@@ -4,6 +4,7 @@
 #include "base/luacopy.h"
 
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -38,7 +39,17 @@ static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *
         return -1;
       }
       idx = lua_absindex(from, idx);
-      lua_newtable(to);
+      /* sized up front: filling an empty table rehashes it at every power of
+      ** two, which cost more than the copying itself */
+      lua_Unsigned narr = lua_rawlen(from, idx), n = 0;
+      lua_pushnil(from);
+      while (lua_next(from, idx)) {
+        n++;
+        lua_pop(from, 1);
+      }
+      if (narr > n) narr = n;
+      lua_createtable(to, narr > INT_MAX ? INT_MAX : (int)narr,
+                      n - narr > INT_MAX ? INT_MAX : (int)(n - narr));
       lua_pushnil(from);
       while (lua_next(from, idx)) {
         /* from: ... key value */

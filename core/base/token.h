@@ -40,6 +40,10 @@ tpt_result tpt_verify(const char *token, size_t len, const char *tenant,
                       const char *secret, size_t secret_len, int64_t now,
                       char *user);
 
+/* Minting and verifying keep a keyed HMAC context per secret lately used (a
+** few, per thread); this frees them and wipes their copies of the secrets. */
+void tpt_forget_keys(void);
+
 const char *tpt_result_code(tpt_result r);     /* stable error code */
 const char *tpt_result_message(tpt_result r);
 

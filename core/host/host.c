@@ -139,6 +139,7 @@ void tp_host_close(tp_host *h) {
   free(h->keyguard);
   h->keyguard = NULL;
   tprl_free(h->ratelimit);
+  tpt_forget_keys();
   memset(h, 0, sizeof *h);
 }
 

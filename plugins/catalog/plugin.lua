@@ -215,25 +215,24 @@ local exports = {}
 function exports.reserve(lines)
   local out = {}
   for i, line in ipairs(lines) do
-    local row = tp.db.one([[
-      UPDATE catalog_skus SET stock = stock - ?1
-      WHERE code = ?2 AND stock >= ?1
-        AND product_id IN (SELECT id FROM catalog_products WHERE status = 'on_sale')
-      RETURNING product_id, title, price_fen]], line.qty, line.sku)
-    if not row then
-      local sku = tp.db.one([[
-        SELECT s.stock, p.status FROM catalog_skus s JOIN catalog_products p ON p.id = s.product_id
-        WHERE s.code = ?]], line.sku)
-      if not sku then
-        tp.fail(404, "sku_not_found", ("no such sku %s"):format(line.sku), { sku = line.sku })
-      elseif sku.status ~= "on_sale" then
-        tp.fail(409, "not_on_sale", ("sku %s is not on sale"):format(line.sku), { sku = line.sku })
-      end
+    -- a read, then a conditional write: requests run one at a time, so nothing
+    -- comes between them. (One UPDATE ... RETURNING with an IN subquery cost two
+    -- ephemeral tables per line: a third of a buy's SQL.)
+    local sku = tp.db.one([[
+      SELECT s.product_id, s.title, s.price_fen, s.stock, p.status FROM catalog_skus s
+      JOIN catalog_products p ON p.id = s.product_id WHERE s.code = ?]], line.sku)
+    if not sku then
+      tp.fail(404, "sku_not_found", ("no such sku %s"):format(line.sku), { sku = line.sku })
+    elseif sku.status ~= "on_sale" then
+      tp.fail(409, "not_on_sale", ("sku %s is not on sale"):format(line.sku), { sku = line.sku })
+    elseif sku.stock < line.qty or
+        tp.db.exec("UPDATE catalog_skus SET stock = stock - ?1 WHERE code = ?2 AND stock >= ?1",
+          line.qty, line.sku) ~= 1 then
       tp.fail(409, "insufficient_stock", ("only %d of sku %s left"):format(sku.stock, line.sku),
         { sku = line.sku, stock = sku.stock })
     end
-    out[i] = { sku = line.sku, qty = line.qty, product_id = row.product_id, title = row.title,
-               price_fen = row.price_fen }
+    out[i] = { sku = line.sku, qty = line.qty, product_id = sku.product_id, title = sku.title,
+               price_fen = sku.price_fen }
   end
   return out
 end

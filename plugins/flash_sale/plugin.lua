@@ -113,10 +113,12 @@ end
 ---Adds qty to what user bought from the sale, unless that would pass limit.
 ---@return boolean
 local function add_bought(sale_id, user, qty, limit)
-  return qty <= limit and tp.db.one([[
+  -- an upsert whose update is refused changes no row (no RETURNING: it costs
+  -- SQLite an ephemeral table per statement)
+  return qty <= limit and tp.db.exec([[
     INSERT INTO flash_sale_buyers (sale_id, user, bought) VALUES (?1, ?2, ?3)
-    ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4
-    RETURNING bought]], sale_id, user, qty, limit) ~= nil
+    ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4]],
+    sale_id, user, qty, limit) == 1
 end
 
 local function remove_bought(sale_id, user, qty)

@@ -26,9 +26,21 @@
 # build-bench), BENCH_TMPDIR (a real disk; default $TMPDIR or /tmp),
 # KEEP_TMP=1 keeps databases and logs, TENANT_EXTRA more keys of the bench
 # tenant's table (Lua, e.g. "rate_limits = {...}": flash_sale_limits.sh).
+#
+# PROFILE=1 runs the server under valgrind's callgrind instead (a
+# RelWithDebInfo build in build-profile/, one connection count, default 64):
+# counters are zeroed after the warm-up and dumped after the measured run, and
+# the table becomes instructions and bytes written to disk per success (the
+# server's /proc/PID/io write_bytes: the WAL and checkpoints), then the top
+# functions (tests/bench/callgrind.sh); the profile stays in build-profile/callgrind/.
 set -euo pipefail
 
 REPO=$(cd "$HERE/../.." && pwd)
+PROFILE=${PROFILE:-0}
+if [ "$PROFILE" = 1 ]; then
+  BUILD=${BUILD:-$REPO/build-profile} CONNS=${CONNS:-64} DURATION=${DURATION:-15} WARMUP=${WARMUP:-3}
+  . "$HERE/callgrind.sh"
+fi
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-"64 256"}
@@ -123,11 +135,16 @@ add_product() {  # port price_fen
 }
 
 start_host() {  # port conns
+  local under=()
   rm -rf "$TMP/data"
-  taskset -c "$SERVER_CPU" "$BUILD/tidepool" serve --config "$TMP/tidepool.conf.lua" \
+  if [ "$PROFILE" = 1 ]; then
+    mkdir -p "$BUILD/callgrind"; rm -f "$BUILD/callgrind/$NAME.$2.out"*
+    under=(valgrind --tool=callgrind --callgrind-out-file="$BUILD/callgrind/$NAME.$2.out")
+  fi
+  taskset -c "$SERVER_CPU" "${under[@]}" "$BUILD/tidepool" serve --config "$TMP/tidepool.conf.lua" \
     --listen "127.0.0.1:$1" 2>"$TMP/server-$2.log" &
   SERVER_PID=$!
-  for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0; sleep 0.1; done
   die "the server did not come up; log in $TMP/server-$2.log"
 }
 
@@ -146,10 +163,12 @@ measure() {  # conns
   setup "$port"
   [ "$WARMUP" = 0 ] || taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$TMP/requests.lua" "$url" -- "$WARMUP_ARG" >/dev/null
   before=$(count "$port")
+  if [ "$PROFILE" = 1 ]; then cg_begin "$SERVER_PID"; fi
   say "bench: $TITLE, $conns connections, ${DURATION}s"
   out=$TMP/wrk-$conns.txt
   taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$TMP/requests.lua" "$url" -- "$(run_arg "$before")" >"$out"
   after=$(count "$port")
+  if [ "$PROFILE" = 1 ]; then cg_end "$SERVER_PID" "$BUILD/callgrind/$NAME.$conns.out" "$((after - before))" "$TMP/profile.txt"; fi
   stop_host "$conns"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$conns" \
     "$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")" \
@@ -176,8 +195,10 @@ bench_main() {
   trap 'exit 143' TERM
   bash "$REPO/tools/bootstrap.sh" --bench >&2 || say "bench: bootstrap failed; continuing if the tools are present"
   for tool in wrk taskset curl cmake python3; do command -v "$tool" >/dev/null || die "$tool is missing"; done
-  say "bench: building tidepool (Release) in $BUILD"
-  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  local type=Release
+  [ "$PROFILE" != 1 ] || type=RelWithDebInfo
+  say "bench: building tidepool ($type) in $BUILD"
+  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=$type >/dev/null
   cmake --build "$BUILD" --target tidepool -j"$(nproc)" >/dev/null
   TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/tidepool-$NAME.XXXXXX")
   cat >"$TMP/tidepool.conf.lua" <<CONF
@@ -196,4 +217,5 @@ CONF
   local conns
   for conns in $CONNS; do measure "$conns"; done
   print_table "$1"
+  if [ "$PROFILE" = 1 ]; then cat "$TMP/profile.txt"; fi
 }

@@ -27,6 +27,7 @@ WARMUP=${WARMUP:-3}
 TOP=${TOP:-45}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 BUILD=$REPO/build-profile
+. "$HERE/callgrind.sh"
 OUT=$BUILD/callgrind
 TENANT=bench
 
@@ -132,25 +133,6 @@ callgrind_annotate --auto=no --threshold=100 "$file" >"$OUT/$name.self.txt" 2>/d
 callgrind_annotate --auto=no --inclusive=yes --tree=calling "$file" >"$OUT/$name.tree.txt" 2>/dev/null
 total=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$OUT/$name.inclusive.txt")
 
-# top FILE N [SELF]: "Ir  %  Ir/request  function" for the first N functions of
-# a listing. Zeroing the counters mid-run leaves the frames that were live then
-# (main, uv_run) with the whole total as "self" cost: SELF=1 drops them.
-top() {
-  awk -v r="$requests" -v top="$2" -v repo="$REPO/" -v total="$total" -v self="${3:-0}" '
-    match($0, /^ *[0-9,]+ +\( *[0-9.]+%\) +/) && !/PROGRAM TOTALS|events annotated/ {
-      head = substr($0, 1, RLENGTH); fn = substr($0, RLENGTH + 1)
-      obj = fn; sub(/^.* \[/, "", obj); sub(/\]$/, "", obj); sub(/^.*\//, "", obj)
-      sub(/ \[[^]]*\]$/, "", fn)
-      if (fn ~ /^\?\?\?:/) fn = fn " [" obj "]"  # unnamed: say which library
-      if (index(fn, repo) == 1) fn = substr(fn, length(repo) + 1)
-      if (fn in seen || n >= top) next
-      seen[fn] = 1; n++
-      irs = head; sub(/^ */, "", irs); sub(/ .*/, "", irs)
-      pct = head; sub(/^[^(]*\( */, "", pct); sub(/\).*/, "", pct)
-      ir = irs; gsub(",", "", ir); ir += 0
-      if (self && ir >= 0.999 * total) { delete seen[fn]; n--; next }  # zeroing artefact: main, uv_run
-      printf "%14s %7s %9.0f  %s\n", irs, pct, ir / r, fn }' "$1"
-}
 echo
 echo "$SERVER ${SCENARIO^^} $CONNS connections: $requests requests, $commits commits (mean batch" \
   "$(awk -v r="$requests" -v c="$commits" 'BEGIN { printf "%.1f", c ? r / c : 0 }')), $total instructions," \
@@ -158,10 +140,10 @@ echo "$SERVER ${SCENARIO^^} $CONNS connections: $requests requests, $commits com
 echo
 echo "inclusive (the function and everything it calls), top $TOP:"
 printf '%14s %7s %9s  %s\n' Ir "" Ir/req function
-top "$OUT/$name.inclusive.txt" "$TOP"
+cg_top "$OUT/$name.inclusive.txt" "$TOP" "$requests" "$total"
 echo
 echo "self (instructions in the function itself), top 25:"
 printf '%14s %7s %9s  %s\n' Ir "" Ir/req function
-top "$OUT/$name.self.txt" 25 1
+cg_top "$OUT/$name.self.txt" 25 "$requests" "$total" 1
 echo
 echo "profile: $file (callgrind_annotate --inclusive=yes --tree=calling $file)"

@@ -2,6 +2,10 @@
 ** Tokens: mint/verify round trip, and every way a token can be wrong.
 */
 #include "base/token.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "tp_test.h"
 
 static const char secret[] = "a-secret-of-enough-length";
@@ -111,6 +115,40 @@ TEST(api_key_digests_compare_by_content) {
   ASSERT_TRUE(!tpt_digest_equal(a, c));
 }
 
+/* Signing keeps a keyed context per secret lately used: with more secrets
+** than it keeps, and one too long to keep, every token still carries exactly
+** HMAC-SHA-256(its secret, message), and no secret verifies another's. */
+TEST(every_secret_signs_with_its_own_key) {
+  char secrets[20][300];
+  for (int i = 0; i < 20; i++) {
+    size_t n = i == 7 ? 299 : 20 + (size_t)i / 2;  /* pairs of one length; #7 too long to keep */
+    memset(secrets[i], 'a' + i, n);
+    secrets[i][n] = '\0';
+  }
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 20; i++) {
+      tp_buf b;
+      tp_buf_init(&b);
+      ASSERT_EQ(tpt_mint(secrets[i], strlen(secrets[i]), "leaf", "u-1", now + 60, &b), 0);
+      tp_buf_cstr(&b);
+      unsigned char mac[32];
+      unsigned int len = sizeof mac;
+      const char *dot = strrchr(b.data, '.');
+      HMAC(EVP_sha256(), secrets[i], (int)strlen(secrets[i]), (const unsigned char *)b.data,
+           (size_t)(dot - b.data), mac, &len);
+      char want[44];
+      tpt_base64url(mac, len, want);
+      ASSERT_STR(dot + 1, want);
+      char user[TPT_MAX_ID + 1];
+      const char *other = secrets[(i + 1) % 20];
+      ASSERT_EQ(tpt_verify(b.data, b.len, "leaf", secrets[i], strlen(secrets[i]), now, user), TPT_OK);
+      ASSERT_EQ(tpt_verify(b.data, b.len, "leaf", other, strlen(other), now, user),
+                TPT_BAD_SIGNATURE);
+      tp_buf_free(&b);
+    }
+  tpt_forget_keys();
+}
+
 int main(void) {
   RUN(round_trip_gives_the_user);
   RUN(expired_token_is_refused);
@@ -121,5 +159,6 @@ int main(void) {
   RUN(invalid_ids_cannot_be_minted);
   RUN(base64url_matches_rfc4648_vectors);
   RUN(api_key_digests_compare_by_content);
+  RUN(every_secret_signs_with_its_own_key);
   return TEST_SUMMARY();
 }

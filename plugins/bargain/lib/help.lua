@@ -27,10 +27,11 @@ end
 ---Counts one help of user in the activity unless that passes limit.
 ---@return boolean
 local function count_help(activity_id, user, limit)
-  return tp.db.one([[
+  -- a refused update changes no row (RETURNING would cost an ephemeral table)
+  return tp.db.exec([[
     INSERT INTO bargain_helpers (activity_id, helper, helps) VALUES (?1, ?2, 1)
-    ON CONFLICT (activity_id, helper) DO UPDATE SET helps = helps + 1 WHERE helps + 1 <= ?3
-    RETURNING helps]], activity_id, user, limit) ~= nil
+    ON CONFLICT (activity_id, helper) DO UPDATE SET helps = helps + 1 WHERE helps + 1 <= ?3]],
+    activity_id, user, limit) == 1
 end
 
 ---Makes the next cut of b for helper: draws it (the first draw of this
@@ -43,16 +44,18 @@ end
 function help.record_cut(b, helper, now)
   local r = rules.decode(b.rules)
   local cut, draw = cuts.next(b.remaining_fen, b.cuts_left, tp.random)
-  local row = tp.db.one([[
+  -- conditional on what was loaded, so the new values are known without
+  -- RETURNING (which costs an ephemeral table)
+  local changed = tp.db.exec([[
     UPDATE bargain_bargains SET remaining_fen = remaining_fen - ?1, cuts_left = cuts_left - 1,
       state = CASE WHEN cuts_left = 1 THEN 'floor_reached' ELSE state END,
       floor_reached_at = CASE WHEN cuts_left = 1 THEN ?2 ELSE floor_reached_at END,
       pay_deadline = CASE WHEN cuts_left = 1 THEN ?2 + ?3 ELSE pay_deadline END
     WHERE id = ?4 AND state = 'open' AND remaining_fen = ?5 AND cuts_left = ?6
-      AND remaining_fen - ?1 >= cuts_left - 1
-    RETURNING cuts_left, pay_deadline]],
+      AND remaining_fen - ?1 >= cuts_left - 1]],
     cut, now, r.pay_window_seconds, b.id, b.remaining_fen, b.cuts_left)
-  if not row then refuse("bargain_changed", "the bargain changed while you cut; try again") end
+  if changed ~= 1 then refuse("bargain_changed", "the bargain changed while you cut; try again") end
+  local row = { cuts_left = b.cuts_left - 1, pay_deadline = now + r.pay_window_seconds }
   tp.db.exec([[INSERT INTO bargain_helps (bargain_id, seq, helper, cut_fen, remaining_before_fen,
       cuts_left_before, draw, seed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)]],
     b.id, b.cuts_total - b.cuts_left + 1, helper, cut, b.remaining_fen, b.cuts_left, draw, tp.seed(), now)

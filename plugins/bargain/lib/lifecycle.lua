@@ -36,10 +36,11 @@ end
 ---Counts one start of user in the activity unless that passes limit.
 ---@return boolean
 local function count_start(activity_id, user, limit)
-  return tp.db.one([[
+  -- a refused update changes no row (RETURNING would cost an ephemeral table)
+  return tp.db.exec([[
     INSERT INTO bargain_starters (activity_id, user, started) VALUES (?1, ?2, 1)
-    ON CONFLICT (activity_id, user) DO UPDATE SET started = started + 1 WHERE started + 1 <= ?3
-    RETURNING started]], activity_id, user, limit) ~= nil
+    ON CONFLICT (activity_id, user) DO UPDATE SET started = started + 1 WHERE started + 1 <= ?3]],
+    activity_id, user, limit) == 1
 end
 
 ---The user's bargain of this activity that is still running, if any.

@@ -10,10 +10,11 @@ local quota = {}
 ---Adds qty to the user's units in the activity unless that passes limit.
 ---@return boolean
 function quota.take(activity_id, user, qty, limit)
-  return qty <= limit and tp.db.one([[
+  -- a refused update changes no row (RETURNING would cost an ephemeral table)
+  return qty <= limit and tp.db.exec([[
     INSERT INTO group_buy_buyers (activity_id, user, units) VALUES (?1, ?2, ?3)
-    ON CONFLICT (activity_id, user) DO UPDATE SET units = units + ?3 WHERE units + ?3 <= ?4
-    RETURNING units]], activity_id, user, qty, limit) ~= nil
+    ON CONFLICT (activity_id, user) DO UPDATE SET units = units + ?3 WHERE units + ?3 <= ?4]],
+    activity_id, user, qty, limit) == 1
 end
 
 ---Gives the order's units back to its user's count, once.
