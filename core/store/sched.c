@@ -129,7 +129,7 @@ static int finish(sqlite3_stmt *st, int rc) {
 }
 
 static int run(tpq_queue *q, sqlite3_stmt *st, char *err, size_t errcap) {
-  int rc = step(q, st);
+  int rc = q->last_step = step(q, st);
   if (rc != SQLITE_DONE && err) snprintf(err, errcap, "%s", sqlite3_errmsg(q->db->db));
   return finish(st, rc == SQLITE_DONE ? 0 : -1);
 }
@@ -161,14 +161,20 @@ static int insert(tpq_queue *q, const char *kind, const char *plugin, const char
 
 int tpq_schedule(tpq_queue *q, const char *plugin, const tpq_job *spec, int64_t now_ms,
                  int64_t *id, char *err, size_t errcap) {
-  if (spec->key) {  /* a key names one pending job: scheduling it again replaces it */
+  /* A key names one pending job: scheduling it again replaces it. The insert
+  ** goes first, since a key is mostly new (an order's unpaid timeout); only a
+  ** clash with the pending job's key pays for the delete. A refused insert
+  ** leaves nothing behind: SQLite undoes the statement, not the transaction. */
+  int rc = insert(q, "job", plugin, spec->name, NULL, spec->payload, spec->payload_len, spec->key,
+                  spec->due_ms, spec->every_ms, spec->max_attempts, now_ms, err, errcap);
+  if (rc != 0 && spec->key && q->last_step == SQLITE_CONSTRAINT_UNIQUE) {
     sqlite3_bind_text(q->replace_key, 1, plugin, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q->replace_key, 2, spec->key, -1, SQLITE_TRANSIENT);
     if (run(q, q->replace_key, err, errcap) != 0) return -1;
+    rc = insert(q, "job", plugin, spec->name, NULL, spec->payload, spec->payload_len, spec->key,
+                spec->due_ms, spec->every_ms, spec->max_attempts, now_ms, err, errcap);
   }
-  if (insert(q, "job", plugin, spec->name, NULL, spec->payload, spec->payload_len, spec->key,
-             spec->due_ms, spec->every_ms, spec->max_attempts, now_ms, err, errcap) != 0)
-    return -1;
+  if (rc != 0) return -1;
   *id = sqlite3_last_insert_rowid(q->db->db);
   return 0;
 }

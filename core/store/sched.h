@@ -41,6 +41,7 @@ typedef struct tpq_queue {
   tps_db *db;
   sqlite3_stmt *insert, *replace_key, *cancel_id, *cancel_key, *next, *next_due, *remove,
       *repeat, *fail, *retry, *discard, *clock_get, *clock_set, *count;
+  int last_step;  /* what the last statement's sqlite3_step returned */
 } tpq_queue;
 
 /* A task taken from the queue, with the handler's argument as JSON. */
