@@ -224,6 +224,8 @@ int tpsl_manifest_line(const char *src, const char *msg) {
     line = route_line(&ts, m, i, NULL);
   } else if (sscanf(msg, "route %15s %299s of plugin", method, path) == 2) {
     line = route_by_path(&ts, m, method, path);
+  } else if (sscanf(msg, "personal_jobs[%d]", &i) == 1) {
+    line = line_of(&ts, element(&ts, value_of(&ts, m, "personal_jobs"), i));
   } else if (sscanf(msg, "migration %d:", &i) == 1) {
     line = line_of(&ts, element(&ts, value_of(&ts, m, "migrations"), i));
   } else if (sscanf(msg, "unknown manifest field '%79[^']'", key) == 1 ||

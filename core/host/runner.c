@@ -80,7 +80,10 @@ static void run_task(tp_host *h, tp_tenant *t, tpq_task *task, int64_t now_ms, b
       tprun_info info = {.kind = kind, .name = task->name, .request_id = id, .reason = reason,
                          .inv = &inv, .ok = rc == 0, .error = rc != 0 ? err : NULL,
                          .ms = (double)(tp_clock_mono_ns() - start) / 1e6};
-      tp__record_run(h, t, p, &info, task->arg.data, task->arg.len);
+      bool personal = !task->event && tpp_job_personal(p, task->name);
+      /* a payload with personal data (a phone in WeChat's reply) is not kept */
+      tp__record_run(h, t, p, &info, personal ? TPRUN_REDACTED : task->arg.data,
+                     personal ? strlen(TPRUN_REDACTED) : task->arg.len);
     }
   }
   bool dead = false;

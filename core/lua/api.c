@@ -384,6 +384,9 @@ const tpa_field tpa_shapes[] = {
    "append, never edit a released one."},
   {"TpManifest", "routes", "TpRoute[]?", "The HTTP routes the plugin serves."},
   {"TpManifest", "jobs", "table<string,fun(job:TpJob)>?", "Job handlers by name (tp.jobs.schedule)."},
+  {"TpManifest", "personal_jobs", "string[]?",
+   "Jobs whose payload carries personal data (a reply with a phone number): their recorded runs "
+   "keep no input, as a route's personal = true."},
   {"TpManifest", "subscribe", "table<string,fun(ev:TpEvent)>?", "Event handlers by event name."},
   {"TpManifest", "exports", "table<string,function>?",
    "Functions other plugins call with tp.call(this plugin, name, ...)."},

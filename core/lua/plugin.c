@@ -236,7 +236,7 @@ static int read_handlers(tp_plugin *p, int manifest, const char *kind, int *ref,
 
 static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t errcap) {
   static const char *const known[] = {"name", "version", "description", "migrations", "routes",
-                                      "jobs", "subscribe", "exports", "setup", NULL};
+                                      "jobs", "personal_jobs", "subscribe", "exports", "setup", NULL};
   lua_pushnil(L);
   while (lua_next(L, manifest)) {
     lua_pop(L, 1);
@@ -246,7 +246,7 @@ static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t err
     if (!ok) {
       char hint[80];
       snprintf(err, errcap, "unknown manifest field '%s'%s (known: name, version, description, "
-               "migrations, routes, jobs, subscribe, exports, setup)", k,
+               "migrations, routes, jobs, personal_jobs, subscribe, exports, setup)", k,
                tp_suggest_hint(k, known, hint, sizeof hint));
       lua_pop(L, 1);
       return -1;
@@ -307,6 +307,50 @@ static int run_chunk(tp_plugin *p, const char *file, int nargs, int64_t budget, 
   return 0;
 }
 
+/* personal_jobs: names of jobs the plugin has, kept as a set for the runner. */
+static int read_personal_jobs(tp_plugin *p, int manifest, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  p->personal_jobs_ref = LUA_NOREF;
+  int t = tpst_rawfield(L, manifest, "personal_jobs");
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  int list = lua_gettop(L);
+  if (t != LUA_TTABLE) {
+    snprintf(err, errcap, "manifest field 'personal_jobs' must be a list of job names");
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->jobs_ref);
+  int set = list + 1, jobs = list + 2;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+  for (lua_Integer i = 1; i <= n; i++) {
+    const char *name = lua_rawgeti(L, list, i) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!name || lua_getfield(L, jobs, name) != LUA_TFUNCTION) {
+      snprintf(err, errcap, "personal_jobs[%lld] must name one of the plugin's jobs", (long long)i);
+      lua_settop(L, list - 1);
+      return -1;
+    }
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, set);  /* set[name] = true, the name popped with it */
+  }
+  lua_pop(L, 1);  /* jobs */
+  p->personal_jobs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);  /* the list */
+  return 0;
+}
+
+bool tpp_job_personal(tp_plugin *p, const char *name) {
+  if (p->personal_jobs_ref == LUA_NOREF || !p->L) return false;
+  lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->personal_jobs_ref);
+  bool personal = lua_getfield(p->L, -1, name) == LUA_TBOOLEAN;
+  lua_pop(p->L, 2);
+  return personal;
+}
+
 static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
   lua_State *L = p->L;
   char name[33];
@@ -324,6 +368,7 @@ static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
                     &p->nsubscriptions, err, errcap) != 0 ||
       read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0)
     return -1;
+  if (read_personal_jobs(p, manifest, err, errcap) != 0) return -1;
   int t = tpst_rawfield(L, manifest, "setup");
   if (t != LUA_TNIL && t != LUA_TFUNCTION) {
     snprintf(err, errcap, "manifest field 'setup' must be a function");
@@ -360,7 +405,7 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
   p->migration_ms = cfg->limits.migration_ms;
   p->mem_limit = (size_t)pc->memory_bytes;
   p->loaded_at_ms = tp_clock_wall_ms();
-  p->setup_ref = LUA_NOREF;
+  p->setup_ref = p->personal_jobs_ref = LUA_NOREF;
   char file[600];
   if (pc->script) {
     snprintf(file, sizeof file, "%s/tp/campaign/runtime.lua", cfg->sdk_dir);

@@ -42,4 +42,7 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
 int tpp_migrate(tp_plugin *p, char *err, size_t errcap);
 void tpp_free(tp_plugin *p);
 
+/* Whether the plugin lists job name in its manifest's personal_jobs. */
+bool tpp_job_personal(tp_plugin *p, const char *name);
+
 #endif

@@ -117,6 +117,7 @@ typedef struct tp_plugin {
   int config_ref;
   int req_mt_ref;        /* metatable of req: builds headers and query on demand */
   int jobs_ref, subscribe_ref, exports_ref;  /* name -> function tables */
+  int personal_jobs_ref;                     /* job name -> true, or LUA_NOREF */
   int setup_ref;         /* the manifest's setup function, or LUA_NOREF */
   int migrations_ref;
   tp_route *routes;

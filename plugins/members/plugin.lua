@@ -118,7 +118,7 @@ local DELETED = { type = "object", properties = { deleted = S } }
 local UNTAGGED = { type = "object", properties = { member = S, removed = { type = "boolean" } } }
 
 local ROUTES = {
-  { method = "POST", path = "/members/identify", errors = { [400] = { "invalid_field" }, [409] = { "identity_conflict" } }, auth = "admin", handler = identity.identify, status = { 200, 201 },
+  { method = "POST", path = "/members/identify", errors = { [400] = { "invalid_field" }, [404] = { "member_not_found" }, [409] = { "identity_conflict" } }, auth = "admin", handler = identity.identify, status = { 200, 201 },
     personal = true,
     summary = "Find or make the member behind a login's identities, and mint its token",
     description = "For the brand's login backend, after code2Session or the phone button. "
@@ -126,6 +126,8 @@ local ROUTES = {
       .. "unionid or a verified phone; otherwise 409 identity_conflict. 201 when the member is new.",
     body = { type = "object", required = { "identities" }, properties = {
       identities = { type = "array", minItems = 1, maxItems = 8, items = IDENTITY },
+      member = { type = "string", description = "a member this login is already known to be (a logged-in "
+        .. "member adding WeChat's verified phone): the identities are added to it, merging on proof" },
       profile = PROFILE_BODY,
       source = { type = "object", properties = { channel = { type = "string" }, store = { type = "string" },
         guide = { type = "string" }, referrer = { type = "string" } },

@@ -463,6 +463,7 @@ function tp.auth.resolve(user) end
 ---@field migrations string[]? SQL scripts, applied once each, in order, in one transaction when the plugin loads; append, never edit a released one.
 ---@field routes TpRoute[]? The HTTP routes the plugin serves.
 ---@field jobs table<string,fun(job:TpJob)>? Job handlers by name (tp.jobs.schedule).
+---@field personal_jobs string[]? Jobs whose payload carries personal data (a reply with a phone number): their recorded runs keep no input, as a route's personal = true.
 ---@field subscribe table<string,fun(ev:TpEvent)>? Event handlers by event name.
 ---@field exports table<string,function>? Functions other plugins call with tp.call(this plugin, name, ...).
 ---@field setup fun()? Runs on every load of a generation (start-up and each reload), after the migrations, in a transaction of its own, before the generation serves: schedule or cancel jobs, reconcile rows with the code. If it raises, everything it did is rolled back and the load fails (the old generation keeps serving).

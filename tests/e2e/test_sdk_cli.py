@@ -218,10 +218,14 @@ def test_check_reports_an_api_called_at_load_where_it_is_not_allowed():
     check_fixture("loadapi")
 
 
+def test_check_reports_a_personal_job_that_is_not_a_job():
+    check_fixture("badpersonal")
+
+
 def test_check_reports_every_fixture():
     fixtures = sorted(d for d in os.listdir(FIXTURES) if os.path.isdir(os.path.join(FIXTURES, d)))
     tested = {"syntax", "badfield", "misnamed", "badsummary", "badmigration", "clash", "badpath",
-              "loadapi", "typo", "badschema", "routetypo"}
+              "loadapi", "typo", "badschema", "routetypo", "badpersonal"}
     assert set(fixtures) == tested, "untested fixtures: %s" % (set(fixtures) - tested)
 
 

@@ -130,10 +130,10 @@ function identity.write_profile(n, b, c, now)
   tp.db.exec("UPDATE members_members SET updated_at = ? WHERE n = ?", now, n)
 end
 
----POST /members/identify {identities, profile?, source?, token_seconds?}
+---POST /members/identify {identities, member?, profile?, source?, token_seconds?}
 function identity.identify(req)
   local body = check.body(req.body, true)
-  check.only(body, { identities = true, profile = true, source = true, token_seconds = true })
+  check.only(body, { identities = true, profile = true, source = true, token_seconds = true, member = true })
   check.list(body.identities, "identities", 1, MAX_IDENTITIES)
   local ids, seen = {}, {}
   for i, v in ipairs(body.identities) do
@@ -154,6 +154,13 @@ function identity.identify(req)
   -- the members these identities name, oldest first, and whether each is
   -- named by an identity it may be merged through
   local owners, strong = {}, {}
+  if body.member ~= nil then
+    -- the member the caller already knows this person to be (a logged-in
+    -- member adding WeChat's verified phone): named as strongly as an openid
+    local known = store.active(check.user(body.member, "member"))
+    if not known then tp.fail(404, "member_not_found", "no such member") end
+    owners[1], strong[known.n] = known.n, true
+  end
   for _, id in ipairs(ids) do
     local r = tp.db.one("SELECT n FROM members_identities WHERE channel = ? AND external_id = ?",
       id.channel, id.key)

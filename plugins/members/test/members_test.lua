@@ -53,6 +53,26 @@ describe("identify", function()
     expect(#m.identities).to_be(3)
   end)
 
+  it("adds a verified phone to the member the caller names, merging the younger on it", function()
+    local old = identify({ { channel = "card", id = "C-9" }, { channel = "phone", id = "13700009999", verified = true } }).body
+    local young = identify({ { channel = "mp_openid", id = "oY" } }).body
+    local lone = identify({ { channel = "mp_openid", id = "oZ" } }).body
+    -- a phone nobody has: added to the named member
+    local r = identify({ { channel = "phone", id = "13600001111", verified = true } }, { member = lone.member.id })
+    expect(r.status).to_be(200)
+    expect(r.body.member.id).to_be(lone.member.id)
+    expect(r.body.member.phone).to_be("136****1111")
+    -- the older member's phone: the named (younger) member merges into it
+    r = identify({ { channel = "phone", id = "13700009999", verified = true } }, { member = young.member.id })
+    expect(r.status).to_be(200)
+    expect(r.body.member.id).to_be(old.member.id)
+    expect(r.body.merged).to_equal({ young.member.id })
+    expect(me(young.token).body.id).to_be(old.member.id)
+    -- a member that is gone or never was
+    expect(identify({ { channel = "phone", id = "13600002222", verified = true } }, { member = "m999999" }))
+      .to_be_error(404, "member_not_found")
+  end)
+
   it("refuses identities of two members without proof", function()
     identify({ { channel = "mp_openid", id = "oC1" } })
     identify({ { channel = "card", id = "C-1" } })
