@@ -240,13 +240,19 @@ static void configure_sqlite(void) {
   done = true;
 }
 
+static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
+                                       "PRAGMA synchronous=FULL", "PRAGMA synchronous=EXTRA"};
+
+int tps_set_durable(tps_db *d, bool durable) {
+  if (d->in_txn || !sqlite3_get_autocommit(d->db)) return -1;
+  return sqlite3_exec(d->db, sync_sql[durable ? d->sync : 0], NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap) {
-  static const char *const sync_sql[] = {
-      "PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL",
-      "PRAGMA synchronous=EXTRA"};
   memset(d, 0, sizeof *d);
   configure_sqlite();
   d->path = strdup(path);
+  d->sync = (int)sync;
   int rc = sqlite3_open_v2(path, &d->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {

@@ -34,6 +34,7 @@ typedef struct tps_db {
                              ** clears it once the answers that rest on it are out) */
   bool aborted;              /* SQLite ended the batch's transaction by itself */
   int batch_size;            /* requests in the open transaction */
+  int sync;                  /* the configured tpc_sync, which tps_set_durable returns to */
   char denied[160];          /* what the authorizer last refused, for the error */
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
   sqlite3_stmt *call_savepoint, *call_release, *call_rollback_to;
@@ -55,6 +56,13 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
 void tps_close(tps_db *d);
 /* Deletes the database file at path and its -wal, -shm and -journal files. */
 void tps_remove(const char *path);
+
+/* Whether the next commits wait for the disk (the configured synchronous
+** level) or not (OFF). Only between transactions; SQLite refuses it inside one,
+** and then nothing changes (-1). For writes nobody is answered for and a crash
+** may lose (the sender's leases, which every start ends anyway): a later
+** durable commit's sync covers them too, as they precede it in the WAL. */
+int tps_set_durable(tps_db *d, bool durable);
 
 /* Runs one or more statements with the host's privileges (no bound values). */
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);

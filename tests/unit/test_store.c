@@ -170,6 +170,37 @@ TEST(savepoint_rollback_leaves_no_trace) {
   close_db();
 }
 
+static long long synchronous(void) {
+  sqlite3_stmt *st;
+  sqlite3_prepare_v2(db.db, "PRAGMA synchronous", -1, &st, NULL);
+  long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  return v;
+}
+
+/* The sender's leases commit without waiting for the disk; every other
+** commit waits as configured, and nothing changes inside a transaction. */
+TEST(durability_off_and_back_to_the_configured_level) {
+  open_db();  /* NORMAL */
+  ASSERT_EQ(synchronous(), 1);
+  ASSERT_EQ(tps_set_durable(&db, false), 0);
+  ASSERT_EQ(synchronous(), 0);
+  ASSERT_EQ(tps_set_durable(&db, true), 0);
+  ASSERT_EQ(synchronous(), 1);
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_EQ(tps_set_durable(&db, false), -1);
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_EQ(synchronous(), 1);
+  close_db();
+  snprintf(path, sizeof path, "/tmp/tp_test_store_full_%d.db", (int)getpid());
+  unlink(path);
+  ASSERT_EQ(tps_open(&db, path, TPC_SYNC_FULL, err, sizeof err), 0);
+  ASSERT_EQ(tps_set_durable(&db, false), 0);
+  ASSERT_EQ(tps_set_durable(&db, true), 0);
+  ASSERT_EQ(synchronous(), 2);
+  close_db();
+}
+
 static int migrate(const char *plugin, const char *const *sqls, int n, int *applied) {
   lua_State *L = luaL_newstate();
   lua_newtable(L);
@@ -218,6 +249,7 @@ int main(void) {
   RUN(schema_changes_only_in_migrations);
   RUN(triggers_cannot_smuggle_writes);
   RUN(savepoint_rollback_leaves_no_trace);
+  RUN(durability_off_and_back_to_the_configured_level);
   RUN(migrations_apply_once_in_order);
   RUN(failed_migration_applies_nothing);
   return TEST_SUMMARY();
