@@ -103,6 +103,33 @@ describe("points at checkout", function()
   end)
 end)
 
+describe("a payment after the cancel", function()
+  it("takes the points again when the balance still has them", function()
+    local sku = shop.sku{ price_fen = 2000, stock = 10 }
+    give("ivy", 1000)
+    local o = checkout("ivy", { { sku = sku, qty = 1 } }, { points = 1000 }).body
+    kit.user("ivy"):post("/orders/" .. o.id .. "/cancel")
+    expect(balance("ivy")).to_be(1000)
+    local res = kit.admin():post("/payments/simulate", { order_id = o.id })
+    expect(res.body.result.outcome).to_be("paid_after_cancel")
+    kit.drain()
+    expect(balance("ivy")).to_be(0 + 10)             -- spent again; 10 earned on the 1000 fen paid
+  end)
+
+  it("refunds the payment when the balance no longer covers them", function()
+    local sku = shop.sku{ price_fen = 2000, stock = 10 }
+    give("jon", 1000)
+    local o = checkout("jon", { { sku = sku, qty = 1 } }, { points = 1000 }).body
+    kit.user("jon"):post("/orders/" .. o.id .. "/cancel")
+    give("jon", -500)
+    local res = kit.admin():post("/payments/simulate", { order_id = o.id })
+    expect(res.body.result.outcome).to_be("refunding")
+    kit.drain()
+    expect(balance("jon")).to_be(500)
+    expect(kit.user("jon"):get("/orders/" .. o.id).body.status).to_be("refunded")
+  end)
+end)
+
 describe("earning and refunds", function()
   it("earns 1 point per ¥1 paid, once, when the order is paid", function()
     local sku = shop.sku{ price_fen = 12850, stock = 10 }
