@@ -293,6 +293,13 @@ return {
       created_at INTEGER NOT NULL
     );
     CREATE INDEX points_exchanges_user ON points_exchanges(user, item_id);
+    CREATE TABLE points_daily (
+      day TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      points INTEGER NOT NULL,
+      entries INTEGER NOT NULL,
+      PRIMARY KEY (day, kind)
+    ) WITHOUT ROWID;
     CREATE TABLE points_merges (
       merge_id INTEGER PRIMARY KEY,
       from_user TEXT NOT NULL,

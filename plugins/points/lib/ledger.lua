@@ -6,6 +6,9 @@
 -- points_uses records which lots a spend took, so a return puts the points
 -- back where they came from. Invariant: a user's lots hold max(balance, 0).
 --
+-- points_daily sums the entries per local day (the brand's zone) and kind, in
+-- the same statement sequence, so the liability report reads days, not entries.
+--
 -- A balance goes below zero only through a claw-back when the brand allows it
 -- (allow_negative); a later grant pays the debt first.
 
@@ -38,6 +41,11 @@ function ledger.post(user, kind, delta, source, reason, floor)
   end
   local _, id = tp.db.exec([[INSERT INTO points_entries (user, kind, points, balance, source, reason,
       created_at) VALUES (?, ?, ?, ?, ?, ?, ?)]], user, kind, delta, row.balance, source, reason, now)
+  -- the report's rollup: the entries' sum per local day and kind
+  local t = tp.localtime(now)
+  tp.db.exec([[INSERT INTO points_daily (day, kind, points, entries) VALUES (?1, ?2, ?3, 1)
+    ON CONFLICT (day, kind) DO UPDATE SET points = points + ?3, entries = entries + 1]],
+    ("%04d-%02d-%02d"):format(t.year, t.month, t.day), kind, delta)
   return id, row.balance
 end
 

@@ -56,15 +56,31 @@ describe("the liability report", function()
     local r = report("2029-02-01", "2029-02-02")
     expect({ r.opening, r.adjusted, r.expired, r.outstanding, r.reconciles }).to_equal({ 0, 340, 0, 340, true })
     local all = report("2026-01-01", "2029-02-03")
-    expect({ all.opening, all.adjusted, all.expired, all.outstanding, all.reconciles, all.balances_total, all.users })
-      .to_equal({ 0, 360, 120, 240, true, 240, 2 })
+    expect({ all.opening, all.adjusted, all.expired, all.outstanding, all.reconciles, all.balances_total, all.entries })
+      .to_equal({ 0, 360, 120, 240, true, 240, 8 })
     local day3 = report("2029-02-03", "2029-02-03")
     expect({ day3.opening, day3.adjusted, day3.outstanding }).to_equal({ 340, -100, 240 })
   end)
 
+  it("reads a rollup that is exactly the ledger's entries summed by local day and kind", function()
+    local sums, keys = {}, {}
+    for _, e in ipairs(kit.query("SELECT kind, points, created_at FROM points_entries")) do
+      local day = kit.local_time(e.created_at):sub(1, 10)
+      local k = day .. " " .. e.kind
+      if not sums[k] then sums[k] = { day = day, kind = e.kind, points = 0, entries = 0 }; keys[#keys + 1] = k end
+      sums[k].points = sums[k].points + e.points
+      sums[k].entries = sums[k].entries + 1
+    end
+    table.sort(keys)
+    local want = {}
+    for i, k in ipairs(keys) do want[i] = sums[k] end
+    expect(#want >= 5).to_be(true)
+    expect(kit.query("SELECT day, kind, points, entries FROM points_daily ORDER BY day, kind")).to_equal(want)
+  end)
+
   it("refuses dates that are not local days", function()
     for _, q in ipairs({ "from=2029-02-01", "from=2029-2-1&to=2029-02-02", "from=2029-02-05&to=2029-02-01",
-                         "from=2029-02-30&to=2029-03-01" }) do
+                         "from=2029-02-30&to=2029-03-01", "to=2029-03-01", "from=x&to=y" }) do
       expect(kit.admin():get("/points/report?" .. q)).to_be_error(400, "invalid_query")
     end
   end)
