@@ -143,13 +143,14 @@ end
 
 ---Expires every lot due at or before now, at most `limit` lots a call;
 ---returns how many lots it expired (the caller runs it again while it is
----`limit`). One expire entry per user and sweep.
+---`limit`). One expire entry per user and run; lots are read in the due
+---index's order, so a run costs its `limit` however many lots are due.
 ---@param limit integer
 ---@return integer
 function ledger.expire_due(limit)
   local now = tp.now()
   local lots = tp.db.query([[SELECT id, user, remaining FROM points_lots
-    WHERE expires_at <= ? AND remaining > 0 ORDER BY user, id LIMIT ?]], now, limit)
+    WHERE expires_at <= ? AND remaining > 0 ORDER BY expires_at, id LIMIT ?]], now, limit)
   local by_user, order = {}, {}
   for _, lot in ipairs(lots) do
     if not by_user[lot.user] then by_user[lot.user] = 0; order[#order + 1] = lot.user end
