@@ -89,7 +89,7 @@ local ADJUST = schema.new {
 
 local function admin_adjust(req)
   local user = member(req)
-  local b = check.body(req.body)
+  local b = check.body(req.body, true)
   check.only(b, ADJUST.names)
   ADJUST:check(b)
   if b.points == 0 then check.field_error("points", "must not be zero") end
@@ -195,7 +195,8 @@ local ROUTES = {
   { method = "POST", path = "/points/accounts/{user}/adjust", auth = "admin", handler = admin_adjust, status = 201,
     summary = "Adjust a member's points, with a reason", body = ADJUST:body(),
     response = { type = "object", required = { "entry", "balance" }, properties = { entry = ENTRY_SCHEMA, balance = INT } },
-    errors = { [400] = { "invalid_field" }, [404] = { "member_not_found" }, [409] = { "insufficient_points" } } },
+    errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "member_not_found" },
+               [409] = { "insufficient_points" } } },
   { method = "GET", path = "/points/report", auth = "admin", handler = admin_report,
     summary = "Points liability over local days: issued, spent, expired, adjusted, outstanding",
     query = { from = { type = "string", required = true, description = "first local day, YYYY-MM-DD" },
@@ -206,10 +207,10 @@ local ROUTES = {
     response = PAGE(mall.ITEM_SCHEMA), errors = { [400] = { "invalid_query" } } },
   { method = "POST", path = "/points/mall/items", auth = "admin", handler = mall.create, status = 201,
     summary = "List an item in the points mall: a SKU or a coupon template", body = mall.ITEM:body(),
-    response = mall.ITEM_SCHEMA, errors = { [400] = { "invalid_field" }, [404] = { "sku_not_found" } } },
+    response = mall.ITEM_SCHEMA, errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "sku_not_found" } } },
   { method = "PATCH", path = "/points/mall/items/{id:int}", auth = "admin", handler = mall.update,
     summary = "Change a mall item's title, price, stock, limit or status", body = mall.ITEM:body(true),
-    response = mall.ITEM_SCHEMA, errors = { [400] = { "invalid_field" }, [404] = { "item_not_found" } } },
+    response = mall.ITEM_SCHEMA, errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "item_not_found" } } },
 }
 
 exports.schemas = function() return schema.document(ROUTES) end

@@ -72,7 +72,7 @@ end
 
 ---POST /signin/makeup {day}: a missed earlier day of this month, for points.
 local function make_up(req)
-  local b = check.body(req.body)
+  local b = check.body(req.body, true)
   check.only(b, { day = true })
   local day = days.parse(b.day)
   if not day then check.field_error("day", "must be a local date YYYY-MM-DD") end
@@ -149,7 +149,7 @@ local ROUTES = {
     summary = "Make up a missed day of this month, for points",
     body = { type = "object", required = { "day" }, properties = { day = DAY } },
     response = SIGNED,
-    errors = { [400] = { "invalid_field" },
+    errors = { [400] = { "invalid_field", "invalid_body" },
                [409] = { "makeup_not_allowed", "makeup_limit_reached", "already_signed_in", "insufficient_points",
                          "points_unavailable" } } },
   { method = "GET", path = "/signin/me", handler = get_me, summary = "My sign-in page: streak and this month",

@@ -180,6 +180,40 @@ def test_sign_in_once_a_day_credits_points():
     assert report["reconciles"] and report["outstanding"] == report["balances_total"], report
 
 
+def test_malformed_and_hostile_input_is_a_json_error_that_changes_nothing():
+    h = host()
+    give(h, "eve", 100)
+    ledger = lambda: read_db(h, T["id"], "SELECT count(*), coalesce(sum(points), 0) FROM points_entries")
+    before = ledger()
+    eve = user_auth(T, "eve")
+    cases = [
+        (h.post(v1("/orders"), {"lines": [{"sku": "pts-tea", "qty": 1}], "points": "100"}, headers=eve),
+         400, "invalid_field"),
+        (h.post(v1("/orders"), {"lines": [{"sku": "pts-tea", "qty": 1}], "points": -1}, headers=eve),
+         400, "invalid_field"),
+        (h.post(v1("/orders"), {"lines": [{"sku": "pts-tea", "qty": 1}], "points": 10 ** 6}, headers=eve),
+         409, "insufficient_points"),
+        (h.post(v1("/points/mall/items/999999/exchange"), headers=eve), 404, "item_not_found"),
+        (h.get(v1("/points/me/entries?limit=abc"), headers=eve), 400, "invalid_query"),
+        (h.post(v1("/signin/makeup"), [1, 2], headers=eve), 400, "invalid_body"),
+        (h.post(v1("/signin/makeup"), {"day": "2026-13-01"}, headers=eve), 400, "invalid_field"),
+        (h.post(v1("/signin/makeup"), {"day": "2026-01-01", "x": 1}, headers=eve), 400, "invalid_field"),
+        (h.admin("POST", "/points/accounts/eve/adjust", T, {"points": 10}), 400, "invalid_field"),
+        (h.admin("POST", "/points/accounts/eve/adjust", T, {"points": 1.5, "reason": "x"}), 400, "invalid_field"),
+        (h.admin("POST", "/points/accounts/eve/adjust", T, {"points": -101, "reason": "x"}), 409,
+         "insufficient_points"),
+        (h.admin("POST", "/points/accounts/bad%20user/adjust", T, {"points": 1, "reason": "x"}), 400,
+         "invalid_field"),
+        (h.admin("POST", "/points/mall/items", T, {"kind": "gift", "title": "x", "points_price": 1, "stock": 1}),
+         400, "invalid_field"),
+        (h.admin("GET", "/points/report?from=2026-02-30&to=2026-03-01", T), 400, "invalid_query"),
+    ]
+    for result, status, code in cases:
+        expect_error(result, status, code)
+    assert ledger() == before
+    assert balance(h, "eve") == 100
+
+
 def teardown():
     if H is not None and H.running():
         H.stop()

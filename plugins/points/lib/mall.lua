@@ -56,7 +56,7 @@ local function check_kind(item)
 end
 
 function mall.create(req)
-  local b = check.body(req.body)
+  local b = check.body(req.body, true)
   check.only(b, mall.ITEM.names)
   local item = mall.ITEM:defaults(b)
   mall.ITEM:check(item)
@@ -70,7 +70,7 @@ end
 function mall.update(req)
   local item = load(req.params.id)
   if not item then tp.fail(404, "item_not_found", "no such item") end
-  local b = check.body(req.body)
+  local b = check.body(req.body, true)
   check.only(b, mall.ITEM.patch_names)
   mall.ITEM:check(b, true)
   for _, f in ipairs(mall.ITEM.patchable) do
