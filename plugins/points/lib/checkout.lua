@@ -57,6 +57,10 @@ end
 
 ---Spends points for order_id, in the order's transaction (409
 ---insufficient_points when the balance does not cover them).
+---@param user string
+---@param order_id integer
+---@param points integer
+---@return {points: integer, balance: integer}
 function checkout.spend(user, order_id, points)
   check.integer(order_id, "order_id", 1)
   check.integer(points, "points", 1)
@@ -73,6 +77,8 @@ end
 
 ---Gives back what order_id spent and has not had back (a cancel). Returns
 ---the points returned (0 for an order that spent none).
+---@param order_id integer
+---@return integer
 function checkout.release(order_id)
   local o = row_of(order_id)
   if not o or o.spent == o.returned then return 0 end
@@ -84,6 +90,7 @@ end
 ---A payment arrived for order_id after its cancel gave the points back: take
 ---them again if the balance still covers them. false (nothing taken) if not:
 ---the orders plugin then refunds the payment.
+---@param order_id integer
 ---@return boolean
 function checkout.reclaim(order_id)
   local o = row_of(order_id)
@@ -114,6 +121,7 @@ end
 ---(rounded down, the whole at a full refund). A claw-back the balance cannot
 ---cover takes the balance to zero and records the rest as the order's
 ---shortfall, unless the brand allows a negative balance.
+---@param ev {data: {order: Order, amount_fen: integer, refund_no: string, full: boolean}}
 function checkout.on_refunded(ev)
   local o = ev.data.order
   if type(o) ~= "table" or not o.paid_fen or o.paid_fen <= 0 then return end

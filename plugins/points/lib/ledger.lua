@@ -27,6 +27,13 @@ local post
 ---Moves the cached balance by delta and writes the entry; returns its id and
 ---the balance after. `floor` (nil: none) makes the update conditional: the
 ---balance after must stay >= floor, else nothing is written and nil returned.
+---@param user string
+---@param kind string an entry kind (points_entries.kind)
+---@param delta integer signed, not zero
+---@param source string|nil
+---@param reason string|nil
+---@param floor integer|nil
+---@return integer|nil entry_id, integer balance
 function ledger.post(user, kind, delta, source, reason, floor)
   local now = tp.now()
   local row
