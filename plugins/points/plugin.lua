@@ -184,7 +184,7 @@ local ROUTES = {
     response = PAGE(mall.ITEM_SCHEMA), errors = { [400] = { "invalid_query" } } },
   { method = "POST", path = "/points/mall/items/{id:int}/exchange", handler = mall.exchange, status = 201,
     rate_class = "claim", summary = "Exchange points for an item (all or nothing)", response = EXCHANGED,
-    errors = { [404] = { "item_not_found" },
+    errors = { [403] = { "risk_*" }, [404] = { "item_not_found" },
                [409] = { "sold_out", "limit_reached", "insufficient_points", "out_of_stock" } } },
   { method = "GET", path = "/points/mall/exchanges", handler = mall.mine, summary = "My exchanges, newest first",
     query = { limit = INT, after = INT }, response = PAGE(mall.EXCHANGE_SCHEMA), errors = { [400] = { "invalid_query" } } },

@@ -11,6 +11,7 @@ local check = require("tp.check")
 local days = require("lib.days")
 local settings = require("lib.settings")
 local merge = require("lib.merge")
+local risk = require("tp.risk")
 
 local S = settings.read(tp.config())
 
@@ -47,6 +48,7 @@ end
 
 ---POST /signin: today's sign-in.
 local function sign_in(req)
+  risk.check(req, "claim", { plugin = "signin", id = 0 })
   return 201, record(req.user, days.of(), false, 0)
 end
 
@@ -90,6 +92,7 @@ local function make_up(req)
   if row(req.user, day) then
     tp.fail(409, "already_signed_in", ("you have signed in on %s already"):format(day), { day = day })
   end
+  risk.check(req, "claim", { plugin = "signin", id = 0 })
   if m.cost_points > 0 then points("charge", req.user, m.cost_points, "makeup:" .. day, "make-up sign-in") end
   local out = record(req.user, day, true, m.cost_points)
   renumber_after(req.user, day, out.streak)
@@ -144,12 +147,12 @@ local STATUS = { type = "object", required = { "user", "today", "signed_today", 
 local ROUTES = {
   { method = "POST", path = "/signin", handler = sign_in, status = 201, rate_class = "claim",
     summary = "Sign in for today (once per local day)", response = SIGNED,
-    errors = { [409] = { "already_signed_in", "points_unavailable" } } },
+    errors = { [403] = { "risk_*" }, [409] = { "already_signed_in", "points_unavailable" } } },
   { method = "POST", path = "/signin/makeup", handler = make_up, status = 201, rate_class = "claim",
     summary = "Make up a missed day of this month, for points",
     body = { type = "object", required = { "day" }, properties = { day = DAY } },
     response = SIGNED,
-    errors = { [400] = { "invalid_field", "invalid_body" },
+    errors = { [400] = { "invalid_field", "invalid_body" }, [403] = { "risk_*" },
                [409] = { "makeup_not_allowed", "makeup_limit_reached", "already_signed_in", "insufficient_points",
                          "points_unavailable" } } },
   { method = "GET", path = "/signin/me", handler = get_me, summary = "My sign-in page: streak and this month",

@@ -9,6 +9,7 @@
 local check = require("tp.check")
 local schema = require("tp.schema")
 local ledger = require("lib.ledger")
+local risk = require("tp.risk")
 
 local mall = {}
 
@@ -121,6 +122,7 @@ function mall.exchange(req)
         { per_user_limit = item.per_user_limit })
     end
   end
+  risk.check(req, "claim", { plugin = "points", id = item.id })
   if tp.db.exec([[UPDATE points_items SET stock = stock - 1, exchanged = exchanged + 1
       WHERE id = ? AND stock > 0]], item.id) == 0 then
     tp.fail(409, "sold_out", "this item is all exchanged")
