@@ -14,12 +14,14 @@ test_points.py - points (积分) and sign-in (签到) on the real host, over HTT
 - Sign-in once per local day, and its event's effect (points) on the ledger.
 """
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Host, manual_tenant, advance, add_sku, sku_stock, user_auth,  # noqa: E402
-                     expect_error, read_db, run)
+                     expect_error, read_db, run, lua, tenant, BIN, SRC)
 
 SECRET = "points-e2e-payment-secret-0123456789"
 POINTS = {"earn": {"points": 1, "per_fen": 100},
@@ -212,6 +214,22 @@ def test_malformed_and_hostile_input_is_a_json_error_that_changes_nothing():
         expect_error(result, status, code)
     assert ledger() == before
     assert balance(h, "eve") == 100
+
+
+def test_a_config_either_plugin_cannot_honour_stops_its_load_naming_the_key():
+    bad = tenant("bad", plugins={"points": {"redeem": {"points_per_fen": 1, "max_percent": 150},
+                                            "expiry": {"kind": "year_end"}},
+                                 "signin": {"dayly": 5}})
+    with tempfile.TemporaryDirectory() as d:
+        conf = os.path.join(d, "bad.conf.lua")
+        with open(conf, "w") as f:
+            f.write("return " + lua({"listen": "127.0.0.1:1", "data_dir": os.path.join(d, "data"),
+                                     "plugin_dirs": [os.path.join(SRC, "plugins")], "tenants": [bad]}))
+        out = subprocess.run([BIN, "config", "--config", conf], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "points config: redeem.max_percent must be an integer from 1 to 100" in text, text
+    assert "signin config: dayly is not a known key; did you mean 'daily'?" in text, text
 
 
 def teardown():

@@ -34,7 +34,11 @@ end
 local function only(t, key, allowed)
   if type(t) ~= "table" then fail(key, "must be a table") end
   for k in pairs(t) do
-    if not allowed[k] then fail(key .. "." .. tostring(k), "is not a known key") end
+    if not allowed[k] then
+      local guess = type(k) == "string" and require("tp.check").suggest(k, allowed)
+      fail(key .. (key ~= "" and "." or "") .. tostring(k),
+        "is not a known key" .. (guess and ("; did you mean '%s'?"):format(guess) or ""))
+    end
   end
 end
 
