@@ -47,6 +47,9 @@ cat <<MSG
   curl -s $base/v1/leaf/group-buys                                    # 拼团: groups of 3
   curl -s $base/v1/leaf/bargain/activities                            # 砍价: 5 cuts to ¥9.90
   curl -s $base/admin/leaf/members/segments/regulars/members -H "\$K"    # the customer pool: 3 regulars
+  curl -s -X POST $base/v1/leaf/signin -H "\$T"                        # 签到: 5 points a day
+  curl -s $base/v1/leaf/points/me -H "\$T"                            # 积分: balance, expiry
+  curl -s $base/v1/leaf/points/mall/items                             # 积分商城
   # 分销: shopping guide Mei's referral code is $mei
   curl -s $base/v1/leaf/openapi.json                                  # every route
 

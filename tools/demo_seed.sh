@@ -2,7 +2,7 @@
 # Seeds the demo brand on a running host, once (what exists is left alone): in
 # both tenants, leaf and leaf-rehearsal, three products, a coupon, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
-# shopping guide, three regular members with their tag; then it reloads the
+# shopping guide, three regular members with their tag, two points-mall items; then it reloads the
 # Double 12 campaign, which needs those products and the tag. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
 #
 #   bash tools/demo_seed.sh http://127.0.0.1:8080 demo-only-leaf-admin-key
@@ -69,6 +69,11 @@ seed() {
         \"profile\":{\"city\":\"杭州\",\"tea\":\"green\"},\"source\":{\"channel\":\"store\",\"store\":\"hz-west\"}}"
     done
     post /admin/$t/members/tags/regular/assign '{"members":["m1","m2","m3"]}'
+  fi
+  # 积分商城: the cup set for 20,000 points, the ¥20 coupon for 500
+  if [ "$(count /admin/$t/points/mall/items)" -eq 0 ]; then
+    post /admin/$t/points/mall/items '{"kind":"sku","sku":"cup-001","title":"Tea cup set","points_price":20000,"stock":10}'
+    post /admin/$t/points/mall/items '{"kind":"coupon","template_id":1,"title":"¥20 off from ¥199","points_price":500,"stock":100}'
   fi
   # the campaign scripts: refused at the first start (no products yet), loaded now
   post /admin/$t/reload '{"plugin":"campaign_double12"}'

@@ -129,7 +129,7 @@ local ROUTES = {
 
 return {
   name = "friend_assist",
-  version = "0.4.0",
+  version = "0.5.0",
   description = "Friend assist (好友助力): N friends assist a user's drive to unlock a reward",
 
   -- applied once each, in order; append new ones, never edit a released one

@@ -54,11 +54,12 @@ local function own_order(req)
   return o
 end
 
----POST /orders {lines = [{sku, qty}], coupon_id?}. The route is idempotent:
+---POST /orders {lines = [{sku, qty}], coupon_id?, points?}. The route is idempotent:
 ---the host answers a retried Idempotency-Key with the first order.
 local function post_order(req)
   local body = check.body(req.body)
-  return 201, create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id }, nil)
+  return 201, create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id,
+                             points = body.points }, nil)
 end
 
 ---GET /orders?status=&limit=&after=
@@ -237,7 +238,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.3.0",
+  version = "1.4.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -321,20 +322,35 @@ return {
     -- 1.3.0: Idempotency-Keys are the host's (idempotent = true on the route);
     -- orders_orders.idempotency_key and fingerprint are no longer written
     [[DROP INDEX orders_orders_idempotency;]],
+    -- 1.4.0: points as part payment (the points plugin): how many the order
+    -- spent and what they paid; points_fen is part of discount_fen, so
+    -- total_fen = items_fen - discount_fen stays the one totals rule
+    -- (SQLite checks an added CHECK with a PRAGMA no plugin may run: a trigger holds the rule)
+    [[
+    ALTER TABLE orders_orders ADD COLUMN points INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE orders_orders ADD COLUMN points_fen INTEGER NOT NULL DEFAULT 0;
+    CREATE TRIGGER orders_orders_points BEFORE INSERT ON orders_orders
+    WHEN NOT (NEW.points >= 0 AND NEW.points_fen >= 0 AND NEW.points_fen <= NEW.discount_fen
+              AND (NEW.points_fen = 0) = (NEW.points = 0))
+    BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: orders_orders points'); END;
+    ]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,
       idempotent = true,
-      summary = "Check out: create an order at list prices, optionally with a coupon",
+      summary = "Check out: create an order at list prices, optionally with a coupon and points",
       body = { type = "object", required = { "lines" }, properties = {
         lines = { type = "array", items = { type = "object", required = { "sku", "qty" },
           properties = { sku = { type = "string" }, qty = { type = "integer", minimum = 1 } } } },
-        coupon_id = { type = "integer" } } },
+        coupon_id = { type = "integer" },
+        points = { type = "integer", minimum = 1, description = "points offered as part payment, applied "
+          .. "after the coupon and capped by the brand's rate and cap (the order says how many it took)" } } },
       response = ORDER_SCHEMA,
       errors = { [400] = { "invalid_field", "invalid_idempotency_key", "order_too_large", "order_too_small" },
                  [404] = { "sku_not_found", "coupon_not_found" },
                  [409] = { "idempotency_key_reused", "too_many_unpaid_orders", "insufficient_stock", "not_on_sale",
-                           "coupon_not_usable", "coupons_unavailable" } } },
+                           "coupon_not_usable", "coupons_unavailable", "insufficient_points",
+                           "points_not_accepted", "points_unavailable" } } },
     { method = "GET", path = "/orders", handler = list_orders, summary = "My orders, newest first",
       query = { status = { type = "string" }, limit = { type = "integer" },
                 after = { type = "integer", description = "next_after of the previous page" } },

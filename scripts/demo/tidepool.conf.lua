@@ -21,6 +21,14 @@ local function leaf_plugins()
     members = { phone_pepper = env("LEAF_PHONE_PEPPER", "demo-only-leaf-phone-pepper-01"),
                 fields = { tea = { type = "enum", values = { "green", "white", "oolong" }, editable = true,
                                    doc = "the tea she likes best" } } },
+    -- 积分: 1 point per ¥1 paid, 100 points pay ¥1 of at most half an order, points
+    -- earned in a year expire at the end of the next (local midnight, Asia/Shanghai)
+    points = { earn = { points = 1, per_fen = 100 },
+               redeem = { points_per_fen = 1, max_percent = 50 },
+               expiry = { kind = "year_end", years = 1 } },
+    -- 签到: 5 points a day, 20 more on the 7th day of a weekly streak, two make-ups a month at 50 points
+    signin = { daily = 5, streak = { { day = 7, points = 20 } }, cycle = 7,
+               makeup = { per_month = 2, cost_points = 50 } },
   }
 end
 

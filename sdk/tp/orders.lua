@@ -16,7 +16,7 @@ orders.LINE_SCHEMA = { type = "object", description = "one line of an order",
   properties = { sku = STR, product_id = INT, title = STR, qty = { type = "integer", minimum = 1 },
     list_price_fen = FEN, unit_price_fen = FEN,
     amount_fen = { type = "integer", minimum = 0, description = "unit_price_fen x qty" },
-    discount_fen = { type = "integer", minimum = 0, description = "this line's share of the coupon" },
+    discount_fen = { type = "integer", minimum = 0, description = "this line's share of the coupon and the points" },
     paid_fen = { type = "integer", minimum = 0, description = "amount_fen - discount_fen; the lines sum to total_fen" } } }
 
 orders.REFUND_SCHEMA = { type = "object", required = { "refund_no", "amount_fen", "status" },
@@ -28,7 +28,9 @@ orders.SCHEMA = { type = "object", description = "an order; money in integer fen
   properties = { id = INT, user = STR, status = { type = "string", enum = {
     "pending_payment", "paid", "completed", "cancelled", "refunding", "refunded" } },
     items_fen = { type = "integer", minimum = 0, description = "the lines at their unit prices" },
-    discount_fen = { type = "integer", minimum = 0, description = "the coupon's discount" },
+    discount_fen = { type = "integer", minimum = 0, description = "the coupon's discount and what the points paid" },
+    points = { type = "integer", minimum = 0, description = "points spent as part payment (0: none)" },
+    points_fen = { type = "integer", minimum = 0, description = "what those points paid; part of discount_fen" },
     total_fen = { type = "integer", minimum = 1, description = "what the user pays: items_fen - discount_fen" },
     paid_fen = FEN, refund_requested_fen = FEN, refunded_fen = FEN, coupon_id = INT,
     attribution = { type = "object", properties = { referrer = STR, referrer2 = STR, store = STR, guide = STR } },

@@ -5,8 +5,9 @@ tools/demo.sh does, and the shell block under "A five-minute tour" in
 README.md runs in bash (its host and its `./build/tidepool` pointed at this
 test's). Then the state the tour describes is checked through the API: a flash
 sale order paid and refunded, a group formed with its orders released, a
-bargain at its floor bought at the floor price with a replay that matches, and
-a commission earned, settled on the test clock and partly withdrawn.
+bargain at its floor bought at the floor price with a replay that matches, a
+sign-in and an order paid partly with points, and a commission earned, settled
+on the test clock and partly withdrawn.
 """
 import json
 import os
@@ -115,6 +116,14 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert (m7["first_source"], m7["store"], m7["guide"]) == ("group_chat", "hz-west", "guide-mei"), m7
         wait_until(lambda: demo.get("/admin/leaf/members/m7", admin=True)["facts"]["paid_fen"] == 990,
                    timeout=20, what="the paid order's facts")
+        # points and sign-in: u1 signed in, then paid part of order 8 with 60 points
+        assert '"streak":1' in answers and '"points":5' in answers, answers[-3000:]
+        o = demo.get("/admin/leaf/orders/8", admin=True)
+        assert (o["points"], o["points_fen"], o["total_fen"]) == (60, 60, 2930), o
+        acct = demo.get("/admin/leaf/points/accounts/u1", admin=True)
+        assert acct["balance"] == 4 and acct["expiring"][0]["points"] == 4, acct
+        assert '"reconciles":true' in answers, answers[-3000:]
+        assert len(demo.get("/v1/leaf/points/mall/items")["items"]) == 2
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
         assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",

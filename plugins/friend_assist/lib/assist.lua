@@ -79,6 +79,8 @@ local function grant(d, now)
   if r.kind == "coupon" then
     granted.coupon_id = peers.issue_coupon(r.template_id, d.initiator, d.id)
     tp.db.exec("UPDATE friend_assist_rewards SET coupon_id = ? WHERE drive_id = ?", granted.coupon_id, d.id)
+  elseif r.kind == "points" then
+    peers.credit_points(d.initiator, r.points, d.id)   -- credited when the shop serves the points plugin
   end
   return granted
 end

@@ -77,4 +77,23 @@ function peers.issue_coupon(template_id, user, drive_id)
   return coupon.coupon_id
 end
 
+---Credits a points reward to user through the points plugin's grant(user,
+---points, source) export, inside this transaction (source "drive:<id>", kept
+---on the ledger entry as friend_assist:drive:<id>). A shop without the points
+---plugin gets what it always had: the points are only announced in
+---friend_assist.completed (nil returned). A refusal by points is 409
+---reward_unavailable, which rolls back the completing assist too.
+---@param user string
+---@param points integer
+---@param drive_id integer
+---@return integer|nil balance
+function peers.credit_points(user, points, drive_id)
+  local ok, result = pcall(tp.call, "points", "grant", user, points, "drive:" .. drive_id, "friend_assist reward")
+  if ok then return result.balance end
+  if message_of(result):find(NOT_ENABLED, 1, true) then return nil end
+  tp.log("warn", "points.grant failed", { error = message_of(result), drive_id = drive_id })
+  tp.fail(409, "reward_unavailable", "the reward points cannot be given right now; nothing was recorded",
+    { reason = type(result) == "table" and result.code or "points_failed" })
+end
+
 return peers

@@ -1,4 +1,4 @@
--- Creating an order: validate, cap unpaid orders, reserve stock, price, lock the coupon, write the
+-- Creating an order: validate, cap unpaid orders, reserve stock, price, lock the coupon, spend the points, write the
 -- rows, schedule the unpaid timeout and announce it. All of it is one
 -- transaction: if any step fails, nothing was reserved or written. A retried
 -- request is the host's to answer (routes declare idempotent = true): by the
@@ -14,6 +14,7 @@ local create = {}
 ---@field user string
 ---@field lines {sku: string, qty: integer, unit_price_fen: integer?}[]
 ---@field coupon_id integer?
+---@field points integer?   points offered as part payment (a user's checkout only)
 ---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?, hold: boolean?}?
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
@@ -78,10 +79,10 @@ local function insert_order(row)
   local _, id = tp.db.exec([[
     INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,
       campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,
-      created_at, pay_deadline)
+      created_at, pay_deadline, points, points_fen)
     VALUES (:user, :status, :items_fen, :discount_fen, :total_fen, :coupon_id, :campaign_plugin,
       :campaign_id, :campaign_stacks, :held, :referrer, :referrer2, :store, :guide,
-      :created_at, :pay_deadline)]], row)
+      :created_at, :pay_deadline, :points, :points_fen)]], row)
   row.id = id
 end
 
@@ -104,6 +105,15 @@ local function coupons(fn, ...)
   tp.fail(409, "coupons_unavailable", "coupons cannot be used for this brand's orders")
 end
 
+---Calls the points plugin; a tenant without it gets a clear 409, not a 500.
+local function points_call(fn, ...)
+  local ok, result = pcall(tp.call, "points", fn, ...)
+  if ok then return result end
+  if type(result) == "table" then error(result, 0) end  -- the points plugin's own tp.fail
+  tp.log("warn", "points could not be used", { error = tostring(result) })
+  tp.fail(409, "points_unavailable", "points cannot be used for this brand's orders")
+end
+
 ---Creates an order (see OrderSpec). caller is the campaign plugin that asked,
 ---or nil for the user's own checkout.
 ---@param spec OrderSpec
@@ -116,6 +126,8 @@ function create.order(spec, caller)
   local campaign = campaign_of(spec, caller)
   local prices = check_lines(spec, cfg, campaign)
   local coupon_id = check.integer(spec.coupon_id, "coupon_id", 1, nil, true)
+  local points = check.integer(spec.points, "points", 1, nil, true)
+  if points and campaign then check.field_error("points", "pay only a checkout at list price, not a campaign's order") end
   if spec.idempotency_key ~= nil then
     error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
       .. "the host answers a retried Idempotency-Key", 2)
@@ -134,6 +146,13 @@ function create.order(spec, caller)
     local quote = coupons("quote", user, coupon_id, pricing.coupon_lines(lines, campaign))
     discount = pricing.apply_discount(lines, items, quote.discount_fen, quote.eligible_skus)
   end
+  local points_fen = 0
+  if points then
+    local q = points_call("checkout_quote", user, points, items - discount)
+    points, points_fen = q.points, q.points_fen
+    pricing.apply_points(lines, points_fen)
+    discount = discount + points_fen
+  end
   local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
   local attribution = attribution_of(spec, cfg, user)
   local row = { user = user, status = "pending_payment", items_fen = items,
@@ -144,12 +163,14 @@ function create.order(spec, caller)
     held = campaign and campaign.hold and 1 or 0,
     referrer = attribution.referrer, referrer2 = attribution.referrer2, store = attribution.store,
     guide = attribution.guide, stock_held = 1,
-    late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout }
+    late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout,
+    points = points_fen > 0 and points or 0, points_fen = points_fen }
   insert_order(row)
   insert_lines(row.id, lines)
   if coupon_id then
     coupons("lock", user, coupon_id, row.id, pricing.coupon_lines(lines, campaign))
   end
+  if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
   tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
   local order = store.shape(row, lines)
   tp.events.emit("order.created", { order = order })

@@ -45,6 +45,7 @@ function lifecycle.cancel(id, by)
   local o = store.load(id)
   release_holdings(o)
   if o.coupon_id then tp.call("coupons", "unlock", id) end
+  if o.points > 0 then tp.call("points", "checkout_release", id) end
   if by ~= "timeout" then tp.jobs.cancel("unpaid:" .. id) end
   o.stock_held = false
   tp.events.emit("order.cancelled", { order = o, reason = by })
@@ -154,17 +155,22 @@ end
 -- ---- payment
 
 ---Takes back, for an order paid after it was cancelled, what the cancel gave
----away: the coupon, the units, the campaign's units. All or nothing.
+---away: the points, the coupon, the units, the campaign's units. All or nothing.
 ---@param o Order
 ---@return boolean
 local function reclaim(o)
-  if o.coupon_id and not tp.call("coupons", "relock", o.id) then return false end
+  if o.points > 0 and not tp.call("points", "checkout_reclaim", o.id) then return false end
+  if o.coupon_id and not tp.call("coupons", "relock", o.id) then
+    if o.points > 0 then tp.call("points", "checkout_release", o.id) end
+    return false
+  end
   local ok = pcall(tp.call, "catalog", "reserve", store.stock_lines(o))
   if ok and not campaign_hook(o, "reclaim_order") then
     tp.call("catalog", "release", store.stock_lines(o))
     ok = false
   end
   if not ok and o.coupon_id then tp.call("coupons", "unlock", o.id) end
+  if not ok and o.points > 0 then tp.call("points", "checkout_release", o.id) end
   return ok
 end
 

@@ -9,7 +9,15 @@
 --      lines only, and capped so an order always costs at least 1 fen (WeChat
 --      Pay cannot charge 0);
 --   4. the discount split over the eligible lines by largest remainder, so
---      line payments always sum to the order's total.
+--      line payments always sum to the order's total;
+--   5. points (a user's checkout only, never a campaign's order): after the
+--      coupon, the points plugin says how many of the points offered the
+--      order takes and what they pay, capped by the brand's rate
+--      (points_per_fen) and cap (max_percent of what is left after the coupon,
+--      max_points) and so that the order still costs at least 1 fen; that
+--      amount is split over the lines by what each still costs (largest
+--      remainder) and added to their discount_fen; the order keeps it as
+--      points_fen, part of its discount_fen.
 -- No plugin other than orders decides how prices combine.
 
 local money = require("lib.money")
@@ -82,6 +90,21 @@ function pricing.apply_discount(lines, items_fen, discount_fen, eligible_skus)
     l.paid_fen = l.amount_fen - parts[i]
   end
   return discount
+end
+
+---Applies points worth points_fen after the coupon (step 5): split over the
+---lines by what each still costs, added to their discount. The points plugin
+---has already capped points_fen below what the order costs.
+---@param lines OrderLine[]
+---@param points_fen integer
+function pricing.apply_points(lines, points_fen)
+  local weights = {}
+  for i, l in ipairs(lines) do weights[i] = l.paid_fen end
+  local parts = money.split(points_fen, weights)
+  for i, l in ipairs(lines) do
+    l.discount_fen = l.discount_fen + parts[i]
+    l.paid_fen = l.amount_fen - l.discount_fen
+  end
 end
 
 return pricing

@@ -6,7 +6,7 @@ local ORDER_COLUMNS = [[
   id, user, status, items_fen, discount_fen, total_fen, paid_fen, refund_requested_fen,
   refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2,
   store, guide, stock_held, transaction_id, late_payment, created_at, pay_deadline, paid_at,
-  cancelled_at, cancel_reason, completed_at, refunded_at]]
+  cancelled_at, cancel_reason, completed_at, refunded_at, points, points_fen]]
 
 store.ORDER_COLUMNS = ORDER_COLUMNS
 
@@ -15,7 +15,9 @@ store.ORDER_COLUMNS = ORDER_COLUMNS
 ---@field user string
 ---@field status "pending_payment"|"paid"|"completed"|"cancelled"|"refunding"|"refunded"
 ---@field items_fen integer      sum of the lines at their unit prices
----@field discount_fen integer   the coupon's share
+---@field discount_fen integer   the coupon's and the points' share together
+---@field points integer         points spent as part payment (0: none)
+---@field points_fen integer     what they paid, part of discount_fen
 ---@field total_fen integer      what the user pays: items_fen - discount_fen
 ---@field paid_fen integer
 ---@field refunded_fen integer
@@ -33,6 +35,7 @@ function store.shape(row, lines)
   local o = {
     id = row.id, user = row.user, status = row.status,
     items_fen = row.items_fen, discount_fen = row.discount_fen, total_fen = row.total_fen,
+    points = row.points, points_fen = row.points_fen,
     paid_fen = row.paid_fen, refund_requested_fen = row.refund_requested_fen,
     refunded_fen = row.refunded_fen, coupon_id = row.coupon_id,
     attribution = tp.json.object({ referrer = row.referrer, referrer2 = row.referrer2,
