@@ -235,6 +235,18 @@ function exports.attribution(user)
   return binding.attribution(user)
 end
 
+---Approves a pending withdrawal as the operator's route does (the balance
+---checked again, its transfer asked for), for a plugin that approves by its
+---own rules (say, every withdrawal under ¥50), inside that plugin's
+---transaction: if the caller then fails, nothing was approved and no transfer
+---is asked for.
+---@param id integer
+---@param reason string?
+---@return table withdrawal
+function exports.approve_withdrawal(id, reason)
+  return ledger.decide(check.integer(id, "id", 1), "approved", check.text(reason, "reason", 200, true), S)
+end
+
 ---payments hands back a change of a transfer this plugin asked for (a
 ---withdrawal's): recorded, and its end pays the withdrawal or gives the money
 ---back (lib/ledger.lua).

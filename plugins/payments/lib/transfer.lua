@@ -260,7 +260,7 @@ function M.cancel(cfg, b)
     return nb
   end
   tp.http.request {
-    to = cfg.to, path = ("%s/out-bill-no/%s/cancel"):format(BILLS, b.out_bill_no),
+    to = cfg.to, method = "POST", path = ("%s/out-bill-no/%s/cancel"):format(BILLS, b.out_bill_no),  -- no body
     key = ("transfer-cancel-%s-%d"):format(b.out_bill_no, tp.now()), on_reply = "transfer_cancel_replied",
     context = { out_bill_no = b.out_bill_no },
   }
