@@ -50,7 +50,7 @@ def shop(tid, transfer):
         "wdprobe": {}})
     t["http"] = {"wechatpay": {
         "url": "http://127.0.0.1:%d" % FAKE.port, "plugins": ["payments"], "timeout_ms": 1000,
-        "retry_base_ms": 100, "secrets": {"merchant_key": pem_private(MERCHANT), "apiv3_key": APIV3_KEY},
+        "retry_base_ms": 100, "max_attempts": 2, "secrets": {"merchant_key": pem_private(MERCHANT), "apiv3_key": APIV3_KEY},
         "sign": {"scheme": "wechatpay2", "key": "merchant_key", "mchid": MCHID, "serial": MERCHANT_SERIAL}}}
     return t
 
@@ -287,6 +287,46 @@ def test_the_query_job_settles_a_bill_whose_notify_was_lost():
     raw = finished(w["out_bill_no"], "SUCCESS")           # the notify after all: nothing moves
     assert post_notify(h, raw, signed(raw))[2]["outcome"] == "duplicate"
     assert not FAKE.refused, FAKE.refused
+
+
+def test_a_create_without_an_answer_is_queried_and_asked_again_with_the_same_number():
+    h = host()
+    user = ann(h)
+    with FAKE.lock:
+        FAKE.failing_creates = [(500, "SYSTEM_ERROR"), (503, "SERVICE_UNAVAILABLE")]  # every attempt
+    status, _, w = h.post("/v1/wxt/referral/withdrawals", {"amount_fen": 600}, headers=user_auth(T, user))
+    assert status == 201, w
+    assert h.admin("POST", "/referral/withdrawals/%d/approve" % w["id"], T, {})[0] == 200
+    no = "rw%010d" % w["id"]
+    wait(lambda: withdrawal(h, w["id"])["transfer_state"] == "UNKNOWN", "the create given up")
+    assert no not in FAKE.bills and len(creates(no)) == 2  # both attempts failed, no bill was made
+    assert h.admin("POST", "/payments/reconcile", T)[0] == 202
+    done = wait(lambda: (lambda x: x if x["transfer_state"] == "WAIT_USER_CONFIRM" else None)(
+        withdrawal(h, w["id"])), "the bill asked for again")
+    assert done["out_bill_no"] == no and done["status"] == "approved", done
+    assert FAKE.requests("%s/out-bill-no/%s" % (BILLS, no))[0]["method"] == "GET"  # queried first: 404
+    assert len(creates(no)) == 3 and no in FAKE.bills     # once more, the same number
+    assert len({r["body"] for r in creates(no)}) == 1
+    assert not FAKE.refused, FAKE.refused
+
+
+def test_a_create_wechat_refused_ends_failed_after_the_query_and_the_money_comes_back():
+    h = host()
+    user = ann(h)
+    before = earnings(h, user)["available_fen"]
+    with FAKE.lock:
+        FAKE.failing_creates = [(403, "NO_AUTH")]
+    status, _, w = h.post("/v1/wxt/referral/withdrawals", {"amount_fen": 700}, headers=user_auth(T, user))
+    assert status == 201, w
+    assert h.admin("POST", "/referral/withdrawals/%d/approve" % w["id"], T, {})[0] == 200
+    wait(lambda: withdrawal(h, w["id"])["transfer_state"] == "UNKNOWN", "the refusal")
+    assert earnings(h, user)["available_fen"] == before - 700   # not known yet: held
+    assert h.admin("POST", "/payments/reconcile", T)[0] == 202
+    failed = wait(lambda: (lambda x: x if x["status"] == "failed" else None)(withdrawal(h, w["id"])),
+                  "the failed withdrawal")
+    assert (failed["transfer_state"], failed["fail_reason"]) == ("FAIL", "NO_AUTH"), failed
+    assert earnings(h, user)["available_fen"] == before
+    assert len(creates("rw%010d" % w["id"])) == 1 and not FAKE.refused, FAKE.refused  # never asked again
 
 
 def test_a_member_without_an_openid_is_not_paid():

@@ -92,6 +92,7 @@ class FakeWechatPay:
         self.bills = {}             # transfers to users (商家转账) by out_bill_no
         self.slow_creates = 0       # this many transfer creates are answered after slow_seconds
         self.slow_seconds = 0.0
+        self.failing_creates = []   # (status, code) answers the next transfer creates get, making no bill
         self.n = 0
         fake = self
 
@@ -210,6 +211,10 @@ class FakeWechatPay:
     def transfer(self, d, headers, method, path):
         def bad(why):
             return self.refuse(400, "PARAM_ERROR", why, method, path)
+        with self.lock:
+            if self.failing_creates:  # what the test asked for: WeChat down, or refusing
+                status, code = self.failing_creates.pop(0)
+                return status, {"code": code, "message": "test"}
         if not isinstance(d, dict):
             return bad("body")
         for k, v in d.items():

@@ -296,8 +296,9 @@ function M.on_created(r)
   -- a 4xx (not 429) is WeChat refusing the request: kept, so a query that
   -- finds no bill ends it as FAIL with this code instead of asking again
   local refused = r.status >= 400 and r.status < 500 and r.status ~= 429
-  tp.db.exec([[UPDATE payments_transfers SET state = 'UNKNOWN', error = ?, updated_at = ?
+  local changed = tp.db.exec([[UPDATE payments_transfers SET state = 'UNKNOWN', error = ?, updated_at = ?
     WHERE out_bill_no = ? AND state = 'ASKED']], refused and why or nil, tp.now(), no)
+  if changed > 0 then tell_owner(row(no)) end
 end
 
 ---A query's answer: the bill's state at WeChat; 404 (no such bill): a create
@@ -321,6 +322,7 @@ function M.on_queried(cfg, tr, r)
       tp.db.exec("UPDATE payments_transfers SET state = 'ASKED', updated_at = ? WHERE out_bill_no = ?",
         tp.now(), no)
       ask_create(cfg, tr, b, o.openid)
+      tell_owner(row(no))
     end
   end
 end
