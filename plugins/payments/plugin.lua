@@ -22,6 +22,12 @@
 -- the README: RSA request signatures by the host, paySign, notifies verified
 -- with the platform public key and decrypted with the APIv3 key, refunds
 -- settled by their notify, a reconcile job for notifies that never came).
+--
+-- Transfers to users (商家转账, lib/transfer.lua): the exports transfer,
+-- transfer_bill and cancel_transfer, for referral's approved withdrawals; the
+-- simulator makes a bill waiting for the user, WeChat Pay is asked for one
+-- (POST /v3/fund-app/mch-transfer/transfer-bills) after the caller commits, and
+-- its MCHTRANSFER.BILL.FINISHED notify comes to /payments/notify.
 
 ---@class PaymentsConfig
 ---@field provider "simulator"|"wechatpay"|nil default "simulator"

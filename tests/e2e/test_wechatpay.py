@@ -24,6 +24,11 @@ checks that count stayed 0.
 - an order paid at WeChat whose notify never came is paid by the reconcile
   job's query;
 - the merchant key and the APIv3 key are in no log line.
+
+The fake also serves 商家转账 (POST /v3/fund-app/mch-transfer/transfer-bills, the
+query and the cancel by out_bill_no): it checks the body's fields and types and
+the scene's report infos, makes one bill per out_bill_no, and the test drives
+its end (finish_transfer); test_wechat_transfer.py uses it.
 """
 import base64
 import http.server
