@@ -340,6 +340,28 @@ def test_a_member_without_an_openid_is_not_paid():
     assert not creates("rw%010d" % w["id"])
 
 
+def test_a_transfer_that_needs_a_real_name_is_refused_before_anything_is_sent():
+    h = host()
+    status, _, who = h.admin("POST", "/members/identify", T,
+                             {"identities": [{"channel": "mp_openid", "id": "oEveTransfer"}]})
+    assert status == 201, who
+    eve = who["member"]["id"]
+    earn(h, eve, "fay", 2000000)    # 200000 fen settled: ¥2,000, where WeChat wants the payee's name
+    status, _, w = h.post("/v1/wxt/referral/withdrawals", {"amount_fen": 200000}, headers=user_auth(T, eve))
+    assert status == 201, w
+    err = expect_error(h.admin("POST", "/referral/withdrawals/%d/approve" % w["id"], T, {}), 409,
+                       "transfer_too_large")
+    assert err["error"]["details"] == {"max_fen": 199999}, err
+    assert withdrawal(h, w["id"])["status"] == "pending"
+    assert h.admin("POST", "/referral/withdrawals/%d/reject" % w["id"], T, {})[0] == 200
+    status, _, w = h.post("/v1/wxt/referral/withdrawals", {"amount_fen": 199999}, headers=user_auth(T, eve))
+    assert status == 201, w
+    assert h.admin("POST", "/referral/withdrawals/%d/approve" % w["id"], T, {})[0] == 200
+    wait(lambda: withdrawal(h, w["id"])["transfer_state"] == "WAIT_USER_CONFIRM", "the bill under ¥2,000")
+    assert not [r for r in creates() if json.loads(r["body"])["transfer_amount"] >= 200000]
+    assert not FAKE.refused, FAKE.refused
+
+
 def test_a_transfer_config_wechat_would_refuse_keeps_payments_from_loading():
     h = host()
     for t, key, words in BAD:
