@@ -199,7 +199,13 @@ def test_forged_notifies_are_refused_then_success_pays_once():
     raw = finished(w["out_bill_no"], "SUCCESS")
     sealed_wrong = notice("MCHTRANSFER.BILL.FINISHED", json.loads(json.dumps(
         FAKE.finish_transfer(w["out_bill_no"], "SUCCESS"))), "mch_payment", key="0" * 32)
+    other_amount = notice("MCHTRANSFER.BILL.FINISHED", dict(FAKE.finish_transfer(w["out_bill_no"], "SUCCESS"),
+                                                            transfer_amount=100000), "mch_payment")
+    other_mch = notice("MCHTRANSFER.BILL.FINISHED", dict(FAKE.finish_transfer(w["out_bill_no"], "SUCCESS"),
+                                                         mch_id="1900000999"), "mch_payment")
     for what, body, headers, status, code in [
+            ("another amount, genuinely signed", other_amount, signed(other_amount), 400, "amount_mismatch"),
+            ("another merchant, genuinely signed", other_mch, signed(other_mch), 400, "invalid_notify"),
             ("another key", raw, signed(raw, signer=STRANGER), 401, "invalid_signature"),
             ("a wrong serial", raw, signed(raw, serial="PUB_KEY_ID_0000"), 401, "unknown_serial"),
             ("an old timestamp", raw, signed(raw, ts=int(time.time()) - 301), 401, "stale_notify"),
