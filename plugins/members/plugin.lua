@@ -35,6 +35,7 @@ local imports = require("lib.imports")
 local snapshots = require("lib.snapshots")
 local segment = require("lib.segment")
 local schema = require("tp.schema")
+local store = require("lib.store")
 
 -- ---- route docs (OpenAPI)
 
@@ -246,7 +247,7 @@ local ROUTES = {
 
 return {
   name = "members",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "The customer pool: identities, profiles, tags, segments, merges and erasure",
   migrations = {
     [[
@@ -430,6 +431,15 @@ return {
     identify = function(body)
       local _, answer = identity.identify({ body = body })
       return answer
+    end,
+    -- the member's mini-program openid (her newest), or nil: where a plugin
+    -- pays her (payments' transfers, for referral's withdrawals)
+    openid = function(user)
+      local row = type(user) == "string" and store.active(user)
+      if not row then return nil end
+      local id = tp.db.one([[SELECT external_id FROM members_identities WHERE n = ? AND channel = 'mp_openid'
+        ORDER BY created_at DESC, external_id LIMIT 1]], row.n)
+      return id and id.external_id or nil
     end,
     tag = tags.export_tag,
     untag = tags.export_untag,

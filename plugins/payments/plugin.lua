@@ -22,6 +22,12 @@
 -- the README: RSA request signatures by the host, paySign, notifies verified
 -- with the platform public key and decrypted with the APIv3 key, refunds
 -- settled by their notify, a reconcile job for notifies that never came).
+--
+-- Transfers to users (商家转账, lib/transfer.lua): the exports transfer,
+-- transfer_bill and cancel_transfer, for referral's approved withdrawals; the
+-- simulator makes a bill waiting for the user, WeChat Pay is asked for one
+-- (POST /v3/fund-app/mch-transfer/transfer-bills) after the caller commits, and
+-- its MCHTRANSFER.BILL.FINISHED notify comes to /payments/notify.
 
 ---@class PaymentsConfig
 ---@field provider "simulator"|"wechatpay"|nil default "simulator"
@@ -33,6 +39,7 @@
 
 local check = require("tp.check")
 local wechatpay = require("lib.wechatpay")
+local transfer = require("lib.transfer")
 
 local SUCCESS = { code = "SUCCESS", message = "成功" }
 
@@ -49,6 +56,7 @@ local function config()
   if provider() == "wechatpay" then
     local w = wechatpay.settings(c)
     w.provider = "wechatpay"
+    w.transfer = transfer.settings(w, c.wechatpay.transfer)
     return w
   end
   if type(c.secret) ~= "string" or #c.secret < 16 then
@@ -168,6 +176,7 @@ local function apply_wechatpay(w, req)
   local resource = wechatpay.open(w, req.body)
   if event == "TRANSACTION.SUCCESS" then return apply_transaction(resource) end
   if type(event) == "string" and event:match("^REFUND%.") then return apply_refund(resource) end
+  if event == "MCHTRANSFER.BILL.FINISHED" then return transfer.apply_notify(resource) end
   return { outcome = "ignored", event_type = event }
 end
 
@@ -273,6 +282,33 @@ local function simulate(req)
   return 200, { notify = { headers = headers, body = raw }, result = apply_notify(notice) }
 end
 
+---POST /payments/transfers/{no}/simulate {state, fail_reason?}: the simulator's
+---WeChat: ends (or moves) a simulated transfer as its notify would.
+local function simulate_transfer(req)
+  local cfg = config()
+  if cfg.provider ~= "simulator" then
+    tp.fail(409, "not_simulated", "this brand pays through WeChat Pay; nothing is simulated")
+  end
+  local body = check.body(req.body)
+  check.only(body, { state = true, fail_reason = true })
+  local b = transfer.row(req.params.no)
+  if not b then tp.fail(404, "transfer_not_found", "no transfer with this out_bill_no") end
+  local state = check.enum(body.state, "state", transfer.STATES)
+  local outcome, nb = transfer.apply({ out_bill_no = b.out_bill_no, state = state,
+    fail_reason = check.ident(body.fail_reason, "fail_reason", 64, true)
+      or ((state == "FAIL" or state == "CANCELLED") and "SIMULATED_" .. state or nil) })
+  local v = transfer.view(nb)
+  v.outcome = outcome
+  return 200, v
+end
+
+local function list_transfers(req)
+  local limit = check.page(req.query, 50, 500)
+  local items = tp.db.query("SELECT out_bill_no, owner, ref, amount_fen, state, transfer_bill_no, fail_reason, "
+    .. "created_at, updated_at FROM payments_transfers ORDER BY created_at DESC, rowid DESC LIMIT ?", limit)
+  return 200, { items = tp.json.array(items) }
+end
+
 local function list_notifies(req)
   local limit = check.page(req.query, 50, 500)
   return 200, { items = tp.json.array(tp.db.query([[SELECT transaction_id, order_id, amount_fen, outcome,
@@ -303,6 +339,15 @@ local PREPAY = { type = "object", required = { "order_id", "out_trade_no", "tota
         nonceStr = STR, package = { type = "string", description = "prepay_id=..." },
         signType = { type = "string", enum = { "HMAC-SHA256", "RSA" },
           description = "RSA with WeChat Pay; HMAC-SHA256 from the simulator" }, paySign = STR } } } }
+
+local TRANSFER_STATE = { type = "string", description = "WeChat's bill state (ACCEPTED, PROCESSING, "
+  .. "WAIT_USER_CONFIRM, TRANSFERING, SUCCESS, FAIL, CANCELING, CANCELLED), or ASKED / UNKNOWN before a "
+  .. "definite answer" }
+-- a transfer as the simulate route answers it
+local TRANSFER = { type = "object", required = { "out_bill_no", "ref", "amount_fen", "state", "final" },
+  properties = { out_bill_no = STR, ref = STR, amount_fen = FEN, state = TRANSFER_STATE, transfer_bill_no = STR,
+    fail_reason = STR, created_at = EPOCH, updated_at = EPOCH, final = { type = "boolean" },
+    waiting_for_user = { type = "boolean" }, outcome = STR } }
 
 -- what a notify did: paid (or another outcome of orders.pay), duplicate, ignored
 local APPLIED = { type = "object", required = { "outcome" }, properties = {
@@ -338,6 +383,43 @@ function exports.refund(r)
   local provider_id = ("50300%d"):format(id)
   tp.db.exec("UPDATE payments_refunds SET provider_refund_id = ? WHERE id = ?", provider_id, id)
   return { provider_refund_id = provider_id, status = "SUCCESS" }
+end
+
+---Pays amount_fen from the merchant to a user (商家转账), once per out_bill_no
+---(lib/transfer.lua). Called in the caller's transaction: with WeChat Pay the
+---bill is asked for after that transaction commits, never if it rolls back.
+---Each later change of the bill is handed to the caller's own export
+---transfer_updated(bill).
+---@param spec {out_bill_no: string, ref: string, amount_fen: integer, remark: string, openid: string?}
+---@return table bill {out_bill_no, ref, amount_fen, state, final, waiting_for_user, ...}
+function exports.transfer(spec)
+  local cfg = config()
+  return transfer.view(transfer.create(cfg, cfg.transfer, spec))
+end
+
+local function owned_bill(no)
+  local b = type(no) == "string" and transfer.row(no)
+  if not b or b.owner ~= tp.caller() then tp.fail(404, "transfer_not_found", "no such transfer") end
+  return b
+end
+
+---A bill the caller asked for, with what wx.requestMerchantTransfer needs
+---({mchId, appId, package}) while it waits for the user's confirmation.
+---@param out_bill_no string
+---@return table bill
+function exports.transfer_bill(out_bill_no)
+  local b = owned_bill(out_bill_no)
+  local v = transfer.view(b)
+  v.request_merchant_transfer = transfer.confirm_params(config(), b)
+  return v
+end
+
+---Cancels a bill of the caller's that is not final: at once with the
+---simulator (CANCELLED), asked of WeChat Pay otherwise (its notify ends it).
+---@param out_bill_no string
+---@return table bill as it is now
+function exports.cancel_transfer(out_bill_no)
+  return transfer.view(transfer.cancel(config(), owned_bill(out_bill_no)))
 end
 
 -- ---- WeChat Pay's answers, and the orders whose notify never came
@@ -392,11 +474,21 @@ function jobs.query_replied(job)
   end
 end
 
+---A transfer's create, query and cancel answers (lib/transfer.lua).
+function jobs.transfer_replied(job) transfer.on_created(job.payload) end
+function jobs.transfer_queried(job)
+  local w = config()
+  transfer.on_queried(w, w.transfer, job.payload)
+end
+function jobs.transfer_cancel_replied(job) transfer.on_cancelled(job.payload) end
+
 ---Queries the orders prepaid at least reconcile_after_seconds ago that no
----notify has paid, each at most once per reconcile_every_seconds.
+---notify has paid, each at most once per reconcile_every_seconds, and the
+---transfers no notify has ended.
 function jobs.reconcile()
   if provider() ~= "wechatpay" then return end
   local w = config()
+  transfer.reconcile(w, w.transfer)
   local now = tp.now()
   for _, p in ipairs(tp.db.query([[SELECT order_id, out_trade_no FROM payments_prepays
       WHERE state = 'ready' AND ready_at <= ? AND coalesce(checked_at, 0) <= ? ORDER BY ready_at LIMIT 100]],
@@ -416,8 +508,8 @@ end
 
 return {
   name = "payments",
-  version = "1.1.0",
-  description = "WeChat Pay prepay, signed payment notifies and refunds: simulated, or API v3 for real",
+  version = "1.2.0",
+  description = "WeChat Pay prepay, signed payment notifies, refunds and transfers to users: simulated, or API v3 for real",
   migrations = {
     [[
     CREATE TABLE payments_notifies (
@@ -454,6 +546,29 @@ return {
     CREATE INDEX payments_prepays_ready ON payments_prepays(state, ready_at);
     ALTER TABLE payments_refunds ADD COLUMN status TEXT NOT NULL DEFAULT 'SUCCESS';
     ]],
+    -- 1.2.0: transfers to users (商家转账, lib/transfer.lua)
+    [[
+    CREATE TABLE payments_transfers (
+      out_bill_no TEXT PRIMARY KEY,
+      owner TEXT NOT NULL,
+      ref TEXT NOT NULL,
+      openid TEXT,
+      amount_fen INTEGER NOT NULL CHECK (amount_fen >= 1),
+      remark TEXT NOT NULL,
+      provider TEXT NOT NULL CHECK (provider IN ('simulator', 'wechatpay')),
+      state TEXT NOT NULL CHECK (state IN ('ASKED', 'UNKNOWN', 'ACCEPTED', 'PROCESSING', 'WAIT_USER_CONFIRM',
+        'TRANSFERING', 'SUCCESS', 'FAIL', 'CANCELING', 'CANCELLED')),
+      transfer_bill_no TEXT,
+      package_info TEXT,
+      fail_reason TEXT,
+      error TEXT,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      checked_at INTEGER,
+      UNIQUE (owner, ref)
+    );
+    CREATE INDEX payments_transfers_open ON payments_transfers(state, updated_at);
+    ]],
   },
   jobs = jobs,
   setup = function()
@@ -479,8 +594,8 @@ return {
       errors = { [400] = { "invalid_notify", "undecryptable_notify", "unknown_out_trade_no", "amount_mismatch",
                            "invalid_field" },
                  [401] = { "signature_missing", "stale_notify", "unknown_serial", "invalid_signature" },
-                 [404] = { "order_not_found", "refund_not_found" }, [409] = { "transaction_conflict" },
-                 [503] = { "payments_not_configured" } } },
+                 [404] = { "order_not_found", "refund_not_found", "transfer_not_found" },
+                 [409] = { "transaction_conflict" }, [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/prepay", handler = prepay,
       summary = "Payment parameters for wx.requestPayment, for my unpaid order",
       description = "With WeChat Pay the first request asks WeChat for a prepay_id and answers 202 "
@@ -506,6 +621,24 @@ return {
       status = 202, response = { type = "object", required = { "scheduled" }, properties = {
         scheduled = { type = "boolean" } } },
       errors = { [409] = { "not_wechatpay" }, [503] = { "payments_not_configured" } } },
+    { method = "POST", path = "/payments/transfers/{no:str}/simulate", auth = "admin", handler = simulate_transfer,
+      summary = "Simulate WeChat's side of a transfer to a user: move it to a state (SUCCESS, FAIL, CANCELLED, ...)",
+      body = { type = "object", required = { "state" }, properties = {
+        state = { type = "string", description = "WeChat's bill state, e.g. SUCCESS, FAIL, CANCELLED, TRANSFERING" },
+        fail_reason = { type = "string" } } },
+      response = TRANSFER,
+      errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "transfer_not_found" },
+                 [409] = { "not_simulated" }, [503] = { "payments_not_configured" } } },
+    { method = "GET", path = "/payments/transfers", auth = "admin", handler = list_transfers,
+      summary = "Transfers to users (商家转账), newest first, with their state", query = { limit = { type = "integer" } },
+      response = { type = "object", required = { "items" }, properties = { items = { type = "array", items = {
+        type = "object", required = { "out_bill_no", "owner", "ref", "amount_fen", "state", "created_at", "updated_at" },
+        properties = { out_bill_no = STR, owner = { type = "string", description = "the plugin that asked for it" },
+                       ref = { type = "string", description = "what it pays out, in the owner's words (a withdrawal id)" },
+                       amount_fen = FEN, state = TRANSFER_STATE,
+                       transfer_bill_no = { type = "string", description = "WeChat's number, once it answered" },
+                       fail_reason = STR, created_at = EPOCH, updated_at = EPOCH } } } } },
+      errors = { [400] = { "invalid_query" } } },
     { method = "GET", path = "/payments/notifies", auth = "admin", handler = list_notifies,
       summary = "Payment notifies received, newest first", query = { limit = { type = "integer" } },
       response = { type = "object", required = { "items" }, properties = { items = { type = "array", items = {

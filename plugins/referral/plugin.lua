@@ -97,6 +97,12 @@ local function request_withdrawal(req)
   return 201, ledger.request(req.user, body_of(req), S)
 end
 
+---GET /referral/withdrawals/{id}/transfer: wx.requestMerchantTransfer's
+---parameters for my withdrawal while its transfer waits for me.
+local function my_transfer(req)
+  return 200, ledger.confirmation(req.params.id, req.user)
+end
+
 local function my_withdrawals(req)
   local limit, after = check.page(req.query, 20, 100)
   return 200, ledger.list(req.user, nil, limit, after)
@@ -141,7 +147,7 @@ local function reject(req) return 200, distributors.decide(user_param(req), "rej
 local function list_withdrawals(req)
   local limit, after = check.page(req.query, 50, 500)
   local status = check.enum(req.query.status, "status",
-    { pending = true, approved = true, rejected = true }, true)
+    { pending = true, approved = true, paid = true, failed = true, rejected = true }, true)
   local user = req.query.user
   if user ~= nil and not check.is_user_id(user) then tp.fail(400, "invalid_query", "user is not a user id") end
   return 200, ledger.list(user, status, limit, after)
@@ -151,8 +157,13 @@ local function decide_withdrawal(to)
   return function(req)
     local body = body_of(req)
     check.only(body, { reason = true })
-    return 200, ledger.decide(req.params.id, to, check.text(body.reason, "reason", 200, true))
+    return 200, ledger.decide(req.params.id, to, check.text(body.reason, "reason", 200, true), S)
   end
+end
+
+local function cancel_withdrawal(req)
+  check.only(body_of(req), {})
+  return ledger.cancel(req.params.id)
 end
 
 -- A SKU's own rates, declared once (tp.schema): the checks and the PUT body.
@@ -224,6 +235,28 @@ function exports.attribution(user)
   return binding.attribution(user)
 end
 
+---Approves a pending withdrawal as the operator's route does (the balance
+---checked again, its transfer asked for), for a plugin that approves by its
+---own rules (say, every withdrawal under ¥50), inside that plugin's
+---transaction: if the caller then fails, nothing was approved and no transfer
+---is asked for.
+---@param id integer
+---@param reason string?
+---@return table withdrawal
+function exports.approve_withdrawal(id, reason)
+  return ledger.decide(check.integer(id, "id", 1), "approved", check.text(reason, "reason", 200, true), S)
+end
+
+---payments hands back a change of a transfer this plugin asked for (a
+---withdrawal's): recorded, and its end pays the withdrawal or gives the money
+---back (lib/ledger.lua).
+---@param bill table {out_bill_no, ref, state, fail_reason, final, ...}
+---@return table withdrawal
+function exports.transfer_updated(bill)
+  if tp.caller() ~= "payments" then tp.fail(403, "not_allowed", "only payments reports transfers") end
+  return ledger.transfer_updated(bill)
+end
+
 ---The members plugin merges member `from` into `into` (one person): her
 ---distributor record, binding, team, ledger, withdrawals and daily counters
 ---become `into`'s; see lib/merge.lua for the collision rules.
@@ -270,8 +303,20 @@ local function page_of(item)
 end
 local function list_of(item) return { type = "object", properties = { items = { type = "array", items = item } } } end
 local WITHDRAWAL = { type = "object", description = "money in integer fen", properties = {
-  id = I, user = S_, amount_fen = I, status = { type = "string", enum = { "pending", "approved", "rejected" } },
-  reason = S_, requested_at = I, decided_at = I } }
+  id = I, user = S_, amount_fen = I,
+  status = { type = "string", enum = { "pending", "approved", "paid", "failed", "rejected" },
+    description = "approved: held, its transfer on its way; paid: the transfer succeeded; failed: it ended "
+      .. "without paying (fail_reason) and the money is available again" },
+  reason = S_, requested_at = I, decided_at = I,
+  out_bill_no = { type = "string", description = "the transfer's number (商家转账), once approved" },
+  transfer_state = { type = "string", description = "the transfer's state at WeChat Pay (WAIT_USER_CONFIRM, "
+    .. "SUCCESS, FAIL, CANCELLED, ...)" },
+  fail_reason = S_, finished_at = I } }
+local CONFIRM = { type = "object", required = { "withdrawal_id", "out_bill_no", "request_merchant_transfer" },
+  properties = { withdrawal_id = I, amount_fen = I, out_bill_no = S_, transfer_state = S_,
+    request_merchant_transfer = { type = "object", required = { "mchId", "appId", "package" },
+      description = "the parameters of wx.requestMerchantTransfer, as they are",
+      properties = { mchId = S_, appId = S_, package = { type = "string", description = "WeChat's package_info" } } } } }
 local STORE_ROW = { type = "object", properties = {
   id = S_, name = S_, status = { type = "string", enum = { "open", "closed" } }, created_at = I,
   guides = { type = "integer", description = "active guides (one store's answer only)" } } }
@@ -295,7 +340,8 @@ local SKU_RATE_ROW = { type = "object", properties = { sku = S_, level1_rate_bp 
   updated_at = I, deleted = B } }
 local SETTINGS = { type = "object", description = "the plugin's effective config (README)",
   properties = { max_levels = I, join_mode = S_, binding_mode = S_, level1_rate_bp = I, level2_rate_bp = I,
-                 settle_after_seconds = I, min_withdrawal_fen = I, self_purchase_rebate = B } }
+                 settle_after_seconds = I, min_withdrawal_fen = I, self_purchase_rebate = B,
+                 transfer_remark = S_ } }
 
 local ROUTES = {
   -- users
@@ -321,6 +367,11 @@ local ROUTES = {
     summary = "Ask to withdraw settled commission (at least min_withdrawal_fen, at most available_fen)",
     body = { type = "object", required = { "amount_fen" },
              properties = { amount_fen = { type = "integer", minimum = 1 } } }, response = WITHDRAWAL },
+  { method = "GET", path = "/referral/withdrawals/{id:int}/transfer", handler = my_transfer,
+    summary = "wx.requestMerchantTransfer's parameters for my withdrawal while its transfer waits for me",
+    response = CONFIRM,
+    errors = { [404] = { "withdrawal_not_found", "transfer_not_found" },
+               [409] = { "no_transfer", "not_waiting_for_confirmation" } } },
   { method = "GET", path = "/referral/withdrawals", handler = my_withdrawals, query = PAGE,
     summary = "My withdrawals, newest first", response = page_of(WITHDRAWAL) },
   -- operators
@@ -362,9 +413,19 @@ local ROUTES = {
     summary = "Withdrawals (e.g. status=pending: to decide)",
     query = { status = { type = "string" }, user = { type = "string" }, limit = PAGE.limit, after = PAGE.after },
     response = page_of(WITHDRAWAL) },
-  { method = "POST", path = "/referral/withdrawals/{id:int}/approve", errors = { [409] = { "not_pending" } }, auth = "admin",
+  { method = "POST", path = "/referral/withdrawals/{id:int}/approve", auth = "admin",
+    errors = { [404] = { "withdrawal_not_found" },
+               [409] = { "not_pending", "insufficient_balance", "openid_unknown", "transfer_too_large",
+                         "transfer_conflict" },
+               [503] = { "transfers_not_configured", "payments_not_configured" } },
     handler = decide_withdrawal("approved"), body = REASON,
     summary = "Approve a pending withdrawal (if the settled balance still covers it)", response = WITHDRAWAL },
+  { method = "POST", path = "/referral/withdrawals/{id:int}/cancel", auth = "admin", handler = cancel_withdrawal,
+    summary = "Cancel an approved withdrawal's transfer still waiting for the member (200: cancelled, "
+      .. "its money available again; 202: WeChat Pay is asked, its notify ends it)",
+    body = { type = "object", properties = {} }, response = WITHDRAWAL, status = { 200, 202 },
+    errors = { [404] = { "withdrawal_not_found", "transfer_not_found" },
+               [409] = { "not_cancellable", "not_simulated" } } },
   { method = "POST", path = "/referral/withdrawals/{id:int}/reject", auth = "admin",
     handler = decide_withdrawal("rejected"), body = REASON, summary = "Reject a pending withdrawal",
     response = WITHDRAWAL },
@@ -382,7 +443,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "referral",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "referral and distribution (分销): two-level commission, stores and shopping guides",
   migrations = {
     [[
@@ -509,6 +570,27 @@ return {
     CREATE INDEX referral_orders_guide ON referral_orders(guide);
     CREATE INDEX referral_bind_log_user ON referral_bind_log(user);
     CREATE INDEX referral_bind_log_referrer ON referral_bind_log(referrer);
+    ]],
+    -- 1.2.0: withdrawals paid out by transfer (商家转账): paid and failed, the bill
+    [[
+    CREATE TABLE referral_withdrawals_v2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      user TEXT NOT NULL,
+      amount_fen INTEGER NOT NULL CHECK (amount_fen >= 1),
+      status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'paid', 'failed', 'rejected')),
+      reason TEXT,
+      requested_at INTEGER NOT NULL,
+      decided_at INTEGER,
+      out_bill_no TEXT UNIQUE,
+      transfer_state TEXT,
+      fail_reason TEXT,
+      finished_at INTEGER
+    );
+    INSERT INTO referral_withdrawals_v2 (id, user, amount_fen, status, reason, requested_at, decided_at)
+      SELECT id, user, amount_fen, status, reason, requested_at, decided_at FROM referral_withdrawals;
+    DROP TABLE referral_withdrawals;
+    ALTER TABLE referral_withdrawals_v2 RENAME TO referral_withdrawals;
+    CREATE INDEX referral_withdrawals_user ON referral_withdrawals(user, status);
     ]],
   },
   routes = ROUTES,

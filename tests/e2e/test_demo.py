@@ -7,7 +7,8 @@ test's). Then the state the tour describes is checked through the API: a flash
 sale order paid and refunded, a group formed with its orders released, a
 bargain at its floor bought at the floor price with a replay that matches, a
 sign-in and an order paid partly with points, and a commission earned, settled
-on the test clock and partly withdrawn.
+on the test clock and partly withdrawn (approved, paid out by a simulated
+transfer the member confirmed).
 """
 import json
 import os
@@ -130,7 +131,11 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
                                     "guide": "guide-mei", "store": "hz-west"}, o
         ann = demo.get("/admin/leaf-rehearsal/referral/distributors/ann", admin=True)
         assert ann["earnings"]["settled_fen"] == 1280, ann
-        assert ann["earnings"]["pending_withdrawal_fen"] == 1000, ann
+        # withdrawn: approved, its simulated transfer (商家转账) confirmed
+        assert ann["earnings"]["pending_withdrawal_fen"] == 0, ann
+        assert ann["earnings"]["withdrawn_fen"] == 1000, ann
+        w = demo.get("/admin/leaf-rehearsal/referral/withdrawals?user=ann", admin=True)["items"][0]
+        assert (w["status"], w["transfer_state"], w["out_bill_no"]) == ("paid", "SUCCESS", "rw0000000001"), w
         mei = demo.get("/admin/leaf-rehearsal/referral/distributors/guide-mei", admin=True)
         assert mei["earnings"]["settled_fen"] == 640, mei
         perf = demo.get("/admin/leaf-rehearsal/referral/stores/hz-west/performance", admin=True)

@@ -59,11 +59,13 @@ HAND_WRITTEN = {
     "payments POST /payments/notify": "the payment provider's notification, its format",
     "payments POST /payments/prepay": "action: the order to pay",
     "payments POST /payments/simulate": "action: the order to mark paid",
+    "payments POST /payments/transfers/{no}/simulate": "action: the state WeChat would move a transfer to",
     "referral POST /referral/bind": "action: the code to bind to",
     "referral POST /referral/join": "action: become a distributor (no fields)",
     "referral POST /referral/withdrawals": "action: an amount to withdraw",
     "referral POST /referral/withdrawals/{id}/approve": "action: a reason",
     "referral POST /referral/withdrawals/{id}/reject": "action: a reason",
+    "referral POST /referral/withdrawals/{id}/cancel": "action: cancel its transfer (no fields)",
     # resources whose fields are checked by hand, and why
     "group_chain POST /group_chain/posts/{id}/entries": "lines of the post's items: qty's cap is the item's",
     "group_chain PUT /group_chain/posts/{id}/entries/{seq}": "lines of the post's items: qty's cap is the item's",

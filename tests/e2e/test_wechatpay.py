@@ -24,6 +24,11 @@ checks that count stayed 0.
 - an order paid at WeChat whose notify never came is paid by the reconcile
   job's query;
 - the merchant key and the APIv3 key are in no log line.
+
+The fake also serves 商家转账 (POST /v3/fund-app/mch-transfer/transfer-bills, the
+query and the cancel by out_bill_no): it checks the body's fields and types and
+the scene's report infos, makes one bill per out_bill_no, and the test drives
+its end (finish_transfer); test_wechat_transfer.py uses it.
 """
 import base64
 import http.server
@@ -89,6 +94,10 @@ class FakeWechatPay:
         self.lock = threading.Lock()
         self.seen, self.refused = [], []
         self.orders, self.refunds = {}, {}
+        self.bills = {}             # transfers to users (商家转账) by out_bill_no
+        self.slow_creates = 0       # this many transfer creates are answered after slow_seconds
+        self.slow_seconds = 0.0
+        self.failing_creates = []   # (status, code) answers the next transfer creates get, making no bill
         self.n = 0
         fake = self
 
@@ -175,7 +184,113 @@ class FakeWechatPay:
             return 200, self.transaction(o)
         if method == "POST" and path == "/v3/refund/domestic/refunds":
             return self.refund(doc, method, path)
+        if method == "POST" and path == self.BILLS:
+            return self.transfer(doc, headers, method, path)
+        m = re.match(r"^%s/out-bill-no/([0-9A-Za-z]{1,32})(/cancel)?$" % self.BILLS, path)
+        if m and method == "GET" and not m.group(2):
+            with self.lock:
+                b = self.bills.get(m.group(1))
+                if not b:
+                    return 404, {"code": "NOT_FOUND", "message": "记录不存在"}
+                return 200, self.bill(b)
+        if m and method == "POST" and m.group(2) and body == b"":
+            with self.lock:
+                b = self.bills.get(m.group(1))
+                if not b:
+                    return 404, {"code": "NOT_FOUND", "message": "记录不存在"}
+                if b["state"] in ("SUCCESS", "FAIL", "CANCELLED"):
+                    return self.refuse(400, "INVALID_REQUEST", "单据已终态", method, path)
+                b["state"] = "CANCELING"
+                return 200, {"out_bill_no": b["out_bill_no"], "transfer_bill_no": b["transfer_bill_no"],
+                             "state": "CANCELING", "update_time": "2026-12-06T17:20:00+08:00"}
         return self.refuse(404, "NOT_FOUND", "no such API", method, path)
+
+    # -- 商家转账 (the 2025 API, user-confirm mode): research/wechat.md 5.3 and 11
+
+    BILLS = "/v3/fund-app/mch-transfer/transfer-bills"
+    SCENES = {"1000": ["活动名称", "奖励说明"], "1005": ["岗位类型", "报酬说明"]}
+    TRANSFER_FIELDS = {"appid": str, "out_bill_no": str, "transfer_scene_id": str, "openid": str,
+                       "transfer_amount": int, "transfer_remark": str, "notify_url": str,
+                       "transfer_scene_report_infos": list, "user_recv_perception": str, "user_name": str}
+
+    def transfer(self, d, headers, method, path):
+        def bad(why):
+            return self.refuse(400, "PARAM_ERROR", why, method, path)
+        with self.lock:
+            if self.failing_creates:  # what the test asked for: WeChat down, or refusing
+                status, code = self.failing_creates.pop(0)
+                return status, {"code": code, "message": "test"}
+        if not isinstance(d, dict):
+            return bad("body")
+        for k, v in d.items():
+            want = self.TRANSFER_FIELDS.get(k)
+            if want is None or type(v) is not want:  # bool is not int; null is nothing
+                return bad("field %s: %r" % (k, v))
+        for k in ("appid", "out_bill_no", "transfer_scene_id", "openid", "transfer_amount", "transfer_remark",
+                  "transfer_scene_report_infos"):
+            if k not in d:
+                return bad("missing %s" % k)
+        if d["appid"] != APPID:
+            return bad("appid not bound to the mchid")
+        if not re.match(r"^[0-9A-Za-z]{1,32}$", d["out_bill_no"]):
+            return bad("out_bill_no")
+        if d["transfer_amount"] <= 0 or not d["openid"] or not 0 < len(d["transfer_remark"]) <= 32:
+            return bad("amount, openid or remark")
+        if "notify_url" in d and (not d["notify_url"].startswith("https://") or "?" in d["notify_url"]):
+            return bad("notify_url")
+        want = self.SCENES.get(d["transfer_scene_id"])
+        infos = d["transfer_scene_report_infos"]
+        if want is None:
+            return self.refuse(403, "NO_AUTH", "转账场景未开通", method, path)
+        if [i.get("info_type") if isinstance(i, dict) else None for i in infos] != want or not all(
+                isinstance(i.get("info_content"), str) and 0 < len(i["info_content"]) <= 32 and len(i) == 2
+                for i in infos):
+            return bad("需传入转账场景报备信息,请检查")
+        if d["transfer_amount"] >= 200000 and ("user_name" not in d or not headers.get("Wechatpay-Serial")):
+            return bad("user_name is required from 2000 yuan")
+        with self.lock:
+            b = self.bills.get(d["out_bill_no"])
+            if b:  # the same number again: the bill that exists (no second payment)
+                if b["params"] != (d["transfer_amount"], d["openid"]):
+                    return self.refuse(400, "INVALID_REQUEST", "商户单号重复", method, path)
+            else:
+                self.n += 1
+                b = self.bills[d["out_bill_no"]] = {
+                    "out_bill_no": d["out_bill_no"], "transfer_bill_no": "1330%026d" % self.n,
+                    "params": (d["transfer_amount"], d["openid"]), "amount": d["transfer_amount"],
+                    "openid": d["openid"], "state": "WAIT_USER_CONFIRM", "request": d,
+                    "package_info": "ABBQO+oYAAABAAAAAAAk+pAAAAA%d" % self.n}
+            slow = self.slow_creates > 0
+            if slow:
+                self.slow_creates -= 1
+            answer = self.bill(b)
+        if slow:  # the bill exists at WeChat, but its answer comes too late: the caller cannot know
+            time.sleep(self.slow_seconds)
+        return 200, answer
+
+    def bill(self, b):
+        out = {"out_bill_no": b["out_bill_no"], "transfer_bill_no": b["transfer_bill_no"],
+               "create_time": "2026-12-06T17:03:00+08:00", "state": b["state"]}
+        if b["state"] == "WAIT_USER_CONFIRM":
+            out["package_info"] = b["package_info"]
+        if b["state"] == "FAIL":
+            out["fail_reason"] = b.get("fail_reason", "TRANSFER_RISK")
+        return out
+
+    def finish_transfer(self, out_bill_no, state, fail_reason=None):
+        """The user confirmed (SUCCESS), or the bill failed or was cancelled: the
+        resource of the MCHTRANSFER.BILL.FINISHED notify WeChat would send."""
+        with self.lock:
+            b = self.bills[out_bill_no]
+            b["state"] = state
+            if fail_reason:
+                b["fail_reason"] = fail_reason
+            r = {"mch_id": MCHID, "out_bill_no": out_bill_no, "transfer_bill_no": b["transfer_bill_no"],
+                 "state": state, "transfer_amount": b["amount"], "openid": b["openid"],
+                 "create_time": "2026-12-06T17:03:00+08:00", "update_time": "2026-12-06T17:30:00+08:00"}
+            if fail_reason:
+                r["fail_reason"] = fail_reason
+            return r
 
     def jsapi(self, d, method, path):
         ok = (d.get("appid") == APPID and d.get("mchid") == MCHID

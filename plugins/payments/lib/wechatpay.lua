@@ -123,7 +123,8 @@ function M.open(w, body)
   end
   local t = tp.json.decode(plain)
   if type(t) ~= "table" then tp.fail(400, "invalid_notify", "the resource is not a JSON object") end
-  if t.mchid ~= w.mchid or (t.appid ~= nil and t.appid ~= w.appid) then
+  -- payments and refunds name the merchant `mchid`, a transfer's notify `mch_id`
+  if (t.mchid or t.mch_id) ~= w.mchid or (t.appid ~= nil and t.appid ~= w.appid) then
     tp.fail(400, "invalid_notify", "the resource is for another merchant or app")
   end
   return t

@@ -23,6 +23,7 @@ local settings = {}
 ---@field daily_cap_fen integer|nil     most commission one distributor earns per local day
 ---@field settle_after_seconds integer  after completion, before frozen commission settles
 ---@field min_withdrawal_fen integer
+---@field transfer_remark string        what WeChat shows the member on a withdrawal's transfer
 
 local DEFAULTS = {
   join_mode = "everyone",
@@ -32,6 +33,7 @@ local DEFAULTS = {
   self_purchase_rebate = false,
   settle_after_seconds = 7 * 86400,
   min_withdrawal_fen = 100,
+  transfer_remark = "佣金提现",
 }
 
 local JOIN_MODES = { everyone = true, application = true, designated = true }
@@ -39,7 +41,7 @@ local BINDING_MODES = { unbound = true, new_users = true, last_touch = true }
 
 local KNOWN = { "join_mode", "binding_mode", "binding_seconds", "binding_days", "level1_rate_bp",
   "level2_rate_bp", "self_purchase_rebate", "daily_cap_fen", "settle_after_seconds",
-  "min_withdrawal_fen" }
+  "min_withdrawal_fen", "transfer_remark" }
 
 settings.MAX_RATE_BP = 10000
 settings.KNOWN = KNOWN
@@ -124,6 +126,13 @@ function settings.read(cfg)
   s.daily_cap_fen = integer(cfg, "daily_cap_fen", 1, 1000000000000)
   s.settle_after_seconds = integer(cfg, "settle_after_seconds", 0, 366 * 86400) or s.settle_after_seconds
   s.min_withdrawal_fen = integer(cfg, "min_withdrawal_fen", 1, 1000000000000) or s.min_withdrawal_fen
+  local remark = cfg.transfer_remark
+  if remark ~= nil then
+    if type(remark) ~= "string" or remark == "" or (utf8.len(remark) or 99) > 32 then
+      fail("transfer_remark", "must be text of 1 to 32 characters (WeChat's limit; the member sees it)")
+    end
+    s.transfer_remark = remark
+  end
   return s
 end
 
