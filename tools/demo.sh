@@ -47,6 +47,9 @@ cat <<MSG
   curl -s $base/v1/leaf/group-buys                                    # 拼团: groups of 3
   curl -s $base/v1/leaf/bargain/activities                            # 砍价: 5 cuts to ¥9.90
   curl -s $base/admin/leaf/members/segments/regulars/members -H "\$K"    # the customer pool: 3 regulars
+  curl -s $base/v1/leaf/tiers                                         # tiers: 会员, 银卡 98 %, 金卡 95 % + Leaf Club
+  curl -s $base/v1/leaf/tiers/me -H "\$T"                              # growth, tier, benefits
+  curl -s -X POST $base/admin/leaf/rfm/runs -H "\$K"                    # RFM layers now (and nightly at 03:00)
   # 分销: shopping guide Mei's referral code is $mei
   curl -s $base/v1/leaf/openapi.json                                  # every route
 
