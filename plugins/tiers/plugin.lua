@@ -11,12 +11,14 @@
 --   GET  /tiers/report                    tier distribution, paid members
 -- Subscribes: order.paid, order.refunded, signin.checked_in
 -- Emits: tier.changed {user, from, to, reason}
+-- Jobs: review (local midnight of each period), paid_end, gift, birthday (daily), birthday_slice
 -- Exports: member_prices, benefits, add_growth (README)
 
 local check = require("tp.check")
 local program = require("lib.program")
 local standing = require("lib.standing")
 local prices = require("lib.prices")
+local birthday = require("lib.birthday")
 
 local I, S, B = { type = "integer" }, { type = "string" }, { type = "boolean" }
 local NS = { type = "string", nullable = true }
@@ -224,10 +226,13 @@ return {
     review = standing.review,
     paid_end = standing.paid_end,
     gift = standing.gift_job,
+    birthday = birthday.daily,
+    birthday_slice = birthday.slice,
   },
   setup = function()
     program.get()
     standing.schedule_review()
+    tp.jobs.schedule("birthday", nil, { at = birthday.next_at(), every = 86400, key = "birthday" })
   end,
   exports = {
     member_prices = prices.export,
