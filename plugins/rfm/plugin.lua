@@ -29,7 +29,7 @@ local MOVES = { type = "array", description = "members whose layer changed in th
   .. "(new in the window, or no paid order in it any more)", items = { type = "object", properties = {
     from = { type = "string", nullable = true }, to = { type = "string", nullable = true }, members = I } } }
 local RUN = { type = "object", properties = {
-  id = I, state = { type = "string", enum = { "collecting", "scoring", "done" } },
+  id = I, state = { type = "string", enum = { "collecting", "scoring", "sweeping", "done" } },
   trigger = { type = "string", enum = { "schedule", "manual" } },
   started_at = I, finished_at = NI, since = I, buyers = I,
   thresholds = { type = "object", nullable = true, description = "high when: recency_days <= r_days (< with "
@@ -106,12 +106,14 @@ local function member(req)
                 net_fen = m.net_fen, store = m.store, guide = m.guide, run = m.run_id }
 end
 
----GET /rfm/super-users?limit=: 超级用户, the top buyers by net money in the
----last run's window, with the store and guide they came from.
+---GET /rfm/super-users?limit=: 超级用户, the top buyers (at most 200) by net
+---money in the last finished run's window, with the store and guide they came from.
 local function super_users(req)
   local limit = check.page(req.query, 20, 200)
-  local rows = tp.db.query([[SELECT user, layer, net_fen, orders, recency_days, store, guide FROM rfm_members
-    WHERE layer IS NOT NULL ORDER BY net_fen DESC, user LIMIT ?]], limit)
+  local last = tp.db.one("SELECT id FROM rfm_runs WHERE state = 'done' ORDER BY id DESC LIMIT 1")
+  local rows = tp.db.query([[SELECT m.user, m.layer, m.net_fen, m.orders, m.recency_days, m.store, m.guide
+    FROM rfm_top t JOIN rfm_members m ON m.user = t.user
+    WHERE t.run_id = ? AND m.layer IS NOT NULL ORDER BY t.net_fen DESC, t.user LIMIT ?]], last and last.id or 0, limit)
   return 200, { items = tp.json.array(rows) }
 end
 
@@ -126,7 +128,7 @@ return {
     [[
     CREATE TABLE rfm_runs (
       id INTEGER PRIMARY KEY,
-      state TEXT NOT NULL CHECK (state IN ('collecting', 'scoring', 'done')),
+      state TEXT NOT NULL CHECK (state IN ('collecting', 'scoring', 'sweeping', 'done')),
       trigger TEXT NOT NULL,
       started_at INTEGER NOT NULL,
       finished_at INTEGER,
@@ -136,7 +138,8 @@ return {
       buyers INTEGER NOT NULL,
       thresholds TEXT
     );
-    -- each buyer's figures at the run that last saw it (run_id), and its layer
+    -- each buyer's figures at the run that last saw it (run_id), its layer, and
+    -- its layer before that run (prev_layer)
     CREATE TABLE rfm_members (
       user TEXT PRIMARY KEY,
       recency_days INTEGER NOT NULL,
@@ -145,12 +148,25 @@ return {
       store TEXT,
       guide TEXT,
       run_id INTEGER NOT NULL,
-      layer TEXT
+      layer TEXT,
+      prev_layer TEXT
     ) WITHOUT ROWID;
-    CREATE INDEX rfm_members_r ON rfm_members(run_id, recency_days);
-    CREATE INDEX rfm_members_f ON rfm_members(run_id, orders);
-    CREATE INDEX rfm_members_m ON rfm_members(run_id, net_fen);
-    CREATE INDEX rfm_members_value ON rfm_members(net_fen) WHERE layer IS NOT NULL;
+    CREATE INDEX rfm_members_run ON rfm_members(run_id);
+    -- a running run's counts per value of r (days), f (orders), m (fen): its percentiles
+    CREATE TABLE rfm_hist (
+      run_id INTEGER NOT NULL,
+      dim TEXT NOT NULL,
+      value INTEGER NOT NULL,
+      members INTEGER NOT NULL,
+      PRIMARY KEY (run_id, dim, value)
+    ) WITHOUT ROWID;
+    -- the 200 biggest buyers of a run (超级用户)
+    CREATE TABLE rfm_top (
+      run_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      net_fen INTEGER NOT NULL,
+      PRIMARY KEY (run_id, user)
+    ) WITHOUT ROWID;
     CREATE TABLE rfm_run_layers (
       run_id INTEGER NOT NULL,
       layer TEXT NOT NULL,
@@ -200,6 +216,7 @@ return {
   jobs = {
     collect = run.collect,
     score = run.score,
+    sweep = run.sweep,
     nightly = run.nightly,
   },
   setup = function()
