@@ -231,6 +231,7 @@ return {
   },
   setup = function()
     program.get()
+    standing.declare()
     standing.schedule_review()
     tp.jobs.schedule("birthday", nil, { at = birthday.next_at(), every = 86400, key = "birthday" })
   end,

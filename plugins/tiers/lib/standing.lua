@@ -53,13 +53,24 @@ function standing.row(user)
     or { user = user, tier = nil, held = nil, tier_since = nil, paid_tier = nil, paid_until = nil, fresh = true }
 end
 
+local function has_members()
+  for _, p in ipairs(tp.exporters("set_dimension")) do
+    if p == "members" then return true end
+  end
+  return false
+end
+
 ---Keeps the members plugin's dimension "tier" in step (when it serves this brand).
 local function sync_tag(user, tier)
-  for _, p in ipairs(tp.exporters("set_dimension")) do
-    if p == "members" then
-      tp.call("members", "set_dimension", "tier", program.ids(), { { user = user, value = tier or false } })
-    end
+  if has_members() then
+    tp.call("members", "set_dimension", "tier", program.ids(), { { user = user, value = tier or false } })
   end
+end
+
+---Makes sure the dimension's tags exist (tier:<id> for every level), so a
+---segment or a campaign can name a tier before anyone holds it.
+function standing.declare()
+  if has_members() then tp.call("members", "set_dimension", "tier", program.ids(), nil) end
 end
 
 local function gift(user, level)
