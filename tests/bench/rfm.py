@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -217,6 +218,8 @@ def main():
         print("  command: MEMBERS=%d ORDERS=%d BATCH=%d bash tests/bench/rfm.sh" % (MEMBERS, ORDERS, BATCH))
     finally:
         h.stop()
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)   # a million members take 700 MB
 
 
 if __name__ == "__main__":

@@ -69,16 +69,29 @@ function dimensions.export_set(group, values, changes)
   if changes == nil then return 0 end
   check.list(changes, "changes", 0, dimensions.MAX_CHANGES)
   local now, changed = tp.now(), 0
+  -- the group's tag ids, written into the statement (they are integers)
+  local all = {}
+  for _, r in ipairs(tp.db.query("SELECT id FROM members_tags WHERE group_id = ?", gid)) do
+    all[#all + 1] = math.tointeger(r.id)
+  end
+  local delete = ("DELETE FROM members_member_tags WHERE n = ?1 AND tag_id <> ?2 AND tag_id IN (%s)")
+    :format(table.concat(all, ","))
   for i, c in ipairs(changes) do
     local user = check.user(type(c) == "table" and c.user or nil, ("changes[%d].user"):format(i))
     local tag = c.value and ids[c.value]
     if c.value and not tag then
       check.field_error(("changes[%d].value"):format(i), ("is not one of the group's values"))
     end
-    local m = store.ensure(user)
+    -- the member's number: a lean lookup first, the full ensure only for one new to the pool
+    local resolved = tp.auth.resolve(user)
+    local m = resolved and tp.db.one("SELECT n, state FROM members_members WHERE id = ?", resolved)
+    if not m then
+      m = store.ensure(user)
+    elseif m.state ~= "active" then
+      m = nil
+    end
     if m then
-      local removed = tp.db.exec([[DELETE FROM members_member_tags WHERE n = ?1 AND tag_id <> ?2
-        AND tag_id IN (SELECT id FROM members_tags WHERE group_id = ?3)]], m.n, tag or 0, gid)
+      local removed = tp.db.exec(delete, m.n, tag or 0)
       local added = 0
       if tag then
         added = tp.db.exec([[INSERT INTO members_member_tags (tag_id, n, source, assigned_at)
