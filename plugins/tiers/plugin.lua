@@ -12,13 +12,14 @@
 -- Subscribes: order.paid, order.refunded, signin.checked_in
 -- Emits: tier.changed {user, from, to, reason}
 -- Jobs: review (local midnight of each period), paid_end, gift, birthday (daily), birthday_slice
--- Exports: member_prices, benefits, add_growth (README)
+-- Exports: member_prices, benefits, add_growth, member_merge, member_unmerge (README)
 
 local check = require("tp.check")
 local program = require("lib.program")
 local standing = require("lib.standing")
 local prices = require("lib.prices")
 local birthday = require("lib.birthday")
+local merge = require("lib.merge")
 
 local I, S, B = { type = "integer" }, { type = "string" }, { type = "boolean" }
 local NS = { type = "string", nullable = true }
@@ -178,6 +179,25 @@ return {
       at INTEGER NOT NULL,
       revoked_at INTEGER
     );
+    -- merging members (lib/merge.lua)
+    CREATE TABLE tiers_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    -- kind ledger: a tiers_ledger id; paid: a tiers_paid order_id
+    CREATE TABLE tiers_merge_moves (
+      merge_id INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      row_id INTEGER NOT NULL,
+      PRIMARY KEY (merge_id, kind, row_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE tiers_merge_prior (
+      merge_id INTEGER PRIMARY KEY,
+      from_row TEXT,
+      into_row TEXT
+    );
     CREATE TABLE tiers_gifts (
       user TEXT NOT NULL,
       tier TEXT NOT NULL,
@@ -226,6 +246,7 @@ return {
     review = standing.review,
     paid_end = standing.paid_end,
     gift = standing.gift_job,
+    retag = standing.retag,
     birthday = birthday.daily,
     birthday_slice = birthday.slice,
   },
@@ -237,6 +258,8 @@ return {
   end,
   exports = {
     member_prices = prices.export,
+    member_merge = merge.member_merge,
+    member_unmerge = merge.member_unmerge,
     ---benefits(user) -> {tier, free_shipping, discount_percent, ...}: what a
     ---shipping or checkout plugin needs to know of the buyer's tier.
     benefits = function(user)

@@ -90,8 +90,9 @@ end
 ---@param user string
 ---@param reason string
 ---@param downgrade boolean? a review: the held tier may fall (grace permitting)
+---@param defer_tag boolean? tag the member by a job (inside a merge, which the members plugin is running)
 ---@return table row
-function standing.settle(user, reason, downgrade)
+function standing.settle(user, reason, downgrade, defer_tag)
   local now = tp.now()
   local p = program.get()
   local r = standing.row(user)
@@ -120,7 +121,11 @@ function standing.settle(user, reason, downgrade)
     if rank(tier) < rank(old) then why = (reason == "paid_ended") and reason or "downgrade" end
     tp.db.exec([[INSERT INTO tiers_history (user, from_tier, to_tier, reason, at) VALUES (?, ?, ?, ?, ?)]],
       user, old, tier, why, now)
-    sync_tag(user, tier)
+    if defer_tag then
+      tp.jobs.schedule("retag", { user = user }, { after = 0, key = "retag:" .. user })
+    else
+      sync_tag(user, tier)
+    end
     if rank(tier) > rank(old) then gift(user, p.by_id[tier]) end
     tp.events.emit("tier.changed", { user = user, from = old, to = tier, reason = why })
   end
@@ -252,6 +257,13 @@ end
 ---Schedules the next review at the next period's local midnight.
 function standing.schedule_review()
   tp.jobs.schedule("review", {}, { at = calendar.next_period(tp.now(), program.get().every), key = "review" })
+end
+
+---Job retag {user}: the member's tier tag as it stands now.
+---@param job TpJob
+function standing.retag(job)
+  local r = tp.db.one("SELECT tier FROM tiers_members WHERE user = ?", job.payload.user)
+  sync_tag(job.payload.user, r and r.tier)
 end
 
 ---Job gift {user, tier, kind, template_id}: the coupon through the coupons plugin.
