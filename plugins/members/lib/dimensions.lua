@@ -5,8 +5,9 @@
 -- tier (group "tier", tags "tier:gold" ...). A member carries at most one tag
 -- of a dimension. The owning plugin sets them in bulk with the export
 -- set_dimension; a segment rule names one as {rfm = "重要挽留"} or
--- {tier = "gold"}, which is the tag "rfm:重要挽留" (lib/segment.lua), so
--- campaign scripts target layers and tiers like any tag.
+-- {tier = "gold"}, which is the tag "rfm:重要挽留" (lib/segment.lua), or as a
+-- field, {field = "rfm", op = "in", value = {...}}, so campaign scripts target
+-- layers and tiers like any tag or field.
 
 local check = require("tp.check")
 local store = require("lib.store")
@@ -125,6 +126,26 @@ function dimensions.condition_tag(group, value, where)
   local guess = check.suggest(value, known)
   check.field_error(where, ("names no %s '%s'%s"):format(group, value,
     guess and ("; did you mean '%s'?"):format(guess) or ""))
+end
+
+---A dimension as a segment field: {field = "rfm", op = "in", value = {...}}
+---compares the member's value of dimension name (none: empty), an enum of the
+---values the group has; nil when name is no dimension.
+---@param name string
+---@return table|nil MemberField
+function dimensions.field(name)
+  local g = tp.db.one("SELECT id FROM members_tag_groups WHERE name = ?", name)
+  if not g then return nil end
+  local values = {}
+  local prefix = name .. ":"
+  for _, r in ipairs(tp.db.query("SELECT name FROM members_tags WHERE group_id = ? ORDER BY name LIMIT 1000", g.id)) do
+    if r.name:sub(1, #prefix) == prefix then values[#values + 1] = r.name:sub(#prefix + 1) end
+  end
+  if #values == 0 then return nil end
+  return { type = "enum", values = values, doc = "the member's " .. name,
+    column = ("(SELECT substr(t.name, %d) FROM members_member_tags mt JOIN members_tags t ON t.id = mt.tag_id"
+      .. " WHERE mt.n = m.n AND t.group_id = %d AND (mt.expires_at IS NULL OR mt.expires_at > :now) LIMIT 1)")
+      :format(#prefix + 1, math.tointeger(g.id)) }
 end
 
 return dimensions

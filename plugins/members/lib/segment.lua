@@ -10,7 +10,8 @@
 --   {"campaign": "flash_sale:12"}                       paid an order of that campaign
 --   {"segment": "name"}                                 another saved segment
 --   {"rfm": "重要挽留"}, {"tier": "gold"}                a dimension's value (lib/dimensions.lua):
---                                                       the tag "rfm:重要挽留" another plugin keeps
+--                                                       the tag "rfm:重要挽留" another plugin keeps;
+--                                                       also a field: {"field": "rfm", "op": "in", ...}
 --
 -- ops: eq ne gt gte lt lte between ([lo, hi], inclusive) in not_in (lists)
 -- is_empty not_empty (no value). A rule compiles to one SQL condition over the
@@ -42,7 +43,7 @@ local ORDERED = { integer = true, date = true, string = true }
 
 ---The field a name stands for: built-in, fact or custom.
 local function field_of(name)
-  return fields.BUILTIN[name] or fields.FACTS[name] or settings.custom[name]
+  return fields.BUILTIN[name] or fields.FACTS[name] or settings.custom[name] or dimensions.field(name)
 end
 
 local function all_field_names()

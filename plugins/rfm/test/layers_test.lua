@@ -87,6 +87,23 @@ describe("the first run", function()
       .to_be_error(400, "invalid_field")
     expect(err.details.field).to_be("rule.rfm")
   end)
+
+  it("makes the layer a segment field too: in, ne, is_empty", function()
+    local function count(rule)
+      local res = kit.admin():post("/members/segments/preview", { rule = rule })
+      expect(res.status).to_be(200)
+      return res.body.count
+    end
+    expect(count({ field = "rfm", op = "in", value = { "重要发展", "重要挽留" } })).to_be(3)
+    expect(count({ field = "rfm", op = "eq", value = "一般挽留" })).to_be(1)
+    expect(count({ field = "rfm", op = "ne", value = "重要价值" })).to_be(11)   -- 10 other buyers, and "out"
+    expect(count({ field = "rfm", op = "is_empty" })).to_be(1)                -- "out": no order in the window
+    local err = expect(kit.admin():post("/members/segments/preview",
+      { rule = { field = "rfm", op = "gt", value = "重要价值" } })).to_be_error(400, "invalid_field")
+    expect(err.details.field).to_be("rule.op")
+    expect(kit.admin():post("/members/segments/preview",
+      { rule = { field = "rfm", op = "eq", value = "VIP" } })).to_be_error(400, "invalid_field")
+  end)
 end)
 
 describe("the next run", function()
