@@ -10,7 +10,7 @@
 --     m = { fen = 50000 },        -- valuable: at least ¥500 paid (net of refunds) in the window
 --     -- or a split at a percentile of the buyers: r = { percentile = 50 } means
 --     -- "better than the median": more recent, more orders, more money
---     batch = 500,                -- members per slice (2-5000) (each slice one transaction)
+--     batch = 250,                -- members per slice (2-5000) (each slice one transaction)
 --   }
 
 local settings = {}
@@ -56,7 +56,7 @@ function settings.read(c)
     r = split(c.r, "r", "days", 3650, 30),
     f = split(c.f, "f", "orders", 1000000, 2),
     m = split(c.m, "m", "fen", 1000000000000, 50000),
-    batch = int(c.batch, "batch", 2, 5000, 500),
+    batch = int(c.batch, "batch", 2, 5000, 250),
   }
 end
 
