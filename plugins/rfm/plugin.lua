@@ -19,6 +19,9 @@ local check = require("tp.check")
 local settings = require("lib.settings")
 local run = require("lib.run")
 
+-- the settings are checked as the plugin loads: a wrong config fails the load, naming the key
+settings.get()
+
 local I, S = { type = "integer" }, { type = "string" }
 local NI = { type = "integer", nullable = true }
 local LAYER = { type = "string", enum = run.ORDER }

@@ -21,6 +21,9 @@ local prices = require("lib.prices")
 local birthday = require("lib.birthday")
 local merge = require("lib.merge")
 
+-- the programme is checked as the plugin loads: a wrong config fails the load, naming the key
+program.get()
+
 local I, S, B = { type = "integer" }, { type = "string" }, { type = "boolean" }
 local NS = { type = "string", nullable = true }
 
