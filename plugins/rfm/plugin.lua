@@ -32,7 +32,8 @@ local MOVES = { type = "array", description = "members whose layer changed in th
   .. "(new in the window, or no paid order in it any more)", items = { type = "object", properties = {
     from = { type = "string", nullable = true }, to = { type = "string", nullable = true }, members = I } } }
 local RUN = { type = "object", properties = {
-  id = I, state = { type = "string", enum = { "collecting", "scoring", "sweeping", "done" } },
+  id = I, state = { type = "string", enum = { "collecting", "scoring", "sweeping", "done", "failed" },
+    description = "failed: still not done 6 hours after its start (a slice kept failing); the next run starts afresh" },
   trigger = { type = "string", enum = { "schedule", "manual" } },
   started_at = I, finished_at = NI, since = I, buyers = I,
   thresholds = { type = "object", nullable = true, description = "high when: recency_days <= r_days (< with "
@@ -73,7 +74,7 @@ end
 local function start(req)
   local r = run.start("manual")
   if not r then
-    local busy = tp.db.one("SELECT id FROM rfm_runs WHERE state <> 'done'")
+    local busy = tp.db.one("SELECT id FROM rfm_runs WHERE state NOT IN ('done', 'failed')")
     tp.fail(409, "run_in_progress", ("run %d is still running"):format(busy.id), { run = busy.id })
   end
   return 202, shape(r, false)
@@ -131,7 +132,7 @@ return {
     [[
     CREATE TABLE rfm_runs (
       id INTEGER PRIMARY KEY,
-      state TEXT NOT NULL CHECK (state IN ('collecting', 'scoring', 'sweeping', 'done')),
+      state TEXT NOT NULL CHECK (state IN ('collecting', 'scoring', 'sweeping', 'done', 'failed')),
       trigger TEXT NOT NULL,
       started_at INTEGER NOT NULL,
       finished_at INTEGER,

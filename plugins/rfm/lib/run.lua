@@ -26,6 +26,8 @@ run.LAYERS = {
   ["111"] = "重要价值", ["101"] = "重要发展", ["011"] = "重要保持", ["001"] = "重要挽留",
   ["110"] = "一般价值", ["100"] = "一般发展", ["010"] = "一般保持", ["000"] = "一般挽留",
 }
+run.STALE = 6 * 3600
+
 run.ORDER = { "重要价值", "重要发展", "重要保持", "重要挽留", "一般价值", "一般发展", "一般保持", "一般挽留" }
 
 ---The layer of a buyer under thresholds t (see thresholds()).
@@ -65,7 +67,10 @@ end
 ---@param trigger string
 ---@return table|nil run row
 function run.start(trigger)
-  if tp.db.one("SELECT id FROM rfm_runs WHERE state <> 'done'") then return nil end
+  -- a run still going after STALE seconds has stopped (its job dead-lettered): it failed
+  tp.db.exec([[UPDATE rfm_runs SET state = 'failed', finished_at = ?1
+    WHERE state NOT IN ('done', 'failed') AND started_at < ?1 - ?2]], tp.now(), run.STALE)
+  if tp.db.one("SELECT id FROM rfm_runs WHERE state NOT IN ('done', 'failed')") then return nil end
   local s = settings.get()
   local now = tp.now()
   local t = fixed() and tp.json.encode(fixed_thresholds()) or nil
