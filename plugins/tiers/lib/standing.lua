@@ -208,17 +208,18 @@ end
 ---@param ev TpEvent
 function standing.on_refunded(ev)
   local o = ev.data.order
+  local refunded = math.tointeger(o.refunded_fen) or 0
   local earned = tp.db.one("SELECT amount, at FROM tiers_ledger WHERE user = ? AND kind = 'order' AND ref = ?",
     o.user, "order:" .. o.id)
   if earned and (o.paid_fen or 0) > 0 then
-    local target = earned.amount * math.min(o.refunded_fen, o.paid_fen) // o.paid_fen
+    local target = earned.amount * math.min(refunded, o.paid_fen) // o.paid_fen
     local back = -tp.db.one([[SELECT coalesce(sum(amount), 0) AS s FROM tiers_ledger
       WHERE user = ? AND kind = 'refund' AND ref LIKE ?]], o.user, "order:" .. o.id .. ":%").s
     if target > back then
-      standing.post(o.user, -(target - back), "refund", ("order:%d:%d"):format(o.id, o.refunded_fen), earned.at)
+      standing.post(o.user, -(target - back), "refund", ("order:%d:%d"):format(o.id, refunded), earned.at)
     end
   end
-  if o.status == "refunded" or o.refunded_fen >= (o.paid_fen or 0) then revoke(o.id) end
+  if o.status == "refunded" or refunded >= (o.paid_fen or 0) then revoke(o.id) end
 end
 
 ---signin.checked_in {user, day, streak}: the brand's sign-in growth, once a day.
