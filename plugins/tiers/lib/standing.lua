@@ -219,7 +219,7 @@ function standing.on_refunded(ev)
       standing.post(o.user, -(target - back), "refund", ("order:%d:%d"):format(o.id, refunded), earned.at)
     end
   end
-  if o.status == "refunded" or refunded >= (o.paid_fen or 0) then revoke(o.id) end
+  if o.status == "refunded" or (o.paid_fen and o.paid_fen > 0 and refunded >= o.paid_fen) then revoke(o.id) end
 end
 
 ---signin.checked_in {user, day, streak}: the brand's sign-in growth, once a day.
