@@ -50,6 +50,9 @@ cat <<MSG
   curl -s -X POST $base/v1/leaf/signin -H "\$T"                        # 签到: 5 points a day
   curl -s $base/v1/leaf/points/me -H "\$T"                            # 积分: balance, expiry
   curl -s $base/v1/leaf/points/mall/items                             # 积分商城
+  curl -s $base/v1/leaf/tiers                                         # tiers: 会员, 银卡 98 %, 金卡 95 % + Leaf Club
+  curl -s $base/v1/leaf/tiers/me -H "\$T"                              # growth, tier, benefits
+  curl -s -X POST $base/admin/leaf/rfm/runs -H "\$K"                    # RFM layers now (and nightly at 03:00)
   # 分销: shopping guide Mei's referral code is $mei
   curl -s $base/v1/leaf/openapi.json                                  # every route
 

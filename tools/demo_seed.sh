@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds the demo brand on a running host, once (what exists is left alone): in
-# both tenants, leaf and leaf-rehearsal, three products, a coupon, and one
+# both tenants, leaf and leaf-rehearsal, four products (one the Leaf Club membership), a coupon, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
 # shopping guide, three regular members with their tag, two points-mall items; then it reloads the
 # Double 12 campaign, which needs those products and the tag. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
@@ -27,6 +27,8 @@ seed() {
               {"code":"tea-002","title":"50 g sampler","price_fen":2990,"stock":2000}]}'
     post /admin/$t/catalog/products '{"name":"Anji White Tea","skus":[{"code":"tea-101","title":"100 g","price_fen":9900,"stock":300}]}'
     post /admin/$t/catalog/products '{"name":"Tea cup set","skus":[{"code":"cup-001","title":"4 cups","price_fen":15900,"stock":80}]}'
+    # 付费会员: the Leaf Club, gold for 30 days (the tiers plugin's paid membership)
+    post /admin/$t/catalog/products '{"name":"Leaf Club","skus":[{"code":"club-30","title":"30 days of gold","price_fen":1990,"stock":100000}]}'
   fi
   # a 满减 coupon: ¥20 off from ¥199, valid 7 days from claim, one per user
   if [ "$(count /admin/$t/coupons/templates)" -eq 0 ]; then

@@ -21,7 +21,8 @@
 --   POST   /members/segments/preview {rule}   count and sample before saving
 --   GET    /members/segments/{name}/members?limit=&after=
 -- User routes (/v1/{tenant}, bearer token): GET /members/me, PATCH /members/me
--- Exports: tag, untag, matches, page, exists, save_segment, count, snapshot, snapshot_page (README)
+-- Exports: tag, untag, matches, page, exists, save_segment, count, snapshot, snapshot_page,
+-- set_dimension, facts_page (README)
 -- Events: member.merged {merge_id, from, into, reason}, member.unmerged, member.erased {member}
 
 local identity = require("lib.identity")
@@ -34,6 +35,7 @@ local settings = require("lib.settings")
 local imports = require("lib.imports")
 local snapshots = require("lib.snapshots")
 local segment = require("lib.segment")
+local dimensions = require("lib.dimensions")
 local schema = require("tp.schema")
 local store = require("lib.store")
 
@@ -247,7 +249,7 @@ local ROUTES = {
 
 return {
   name = "members",
-  version = "1.1.0",
+  version = "1.2.0",
   description = "The customer pool: identities, profiles, tags, segments, merges and erasure",
   migrations = {
     [[
@@ -450,6 +452,8 @@ return {
     count = segments.export_count,
     snapshot = snapshots.export_start,
     snapshot_page = snapshots.export_page,
+    set_dimension = dimensions.export_set,
+    facts_page = facts.export_page,
     schemas = function() return schema.document(ROUTES) end,
   },
 }

@@ -12,6 +12,7 @@
 ---@field max_qty_per_line integer? (default 99)
 ---@field payment_plugin string? the only plugin allowed to mark orders paid (default "payments")
 ---@field attribution_plugin string? asked for referrer/store/guide at creation (e.g. "referral")
+---@field member_price_plugin string? asked for the buyer's member prices at creation (e.g. "tiers")
 
 local check = require("tp.check")
 local create = require("lib.create")

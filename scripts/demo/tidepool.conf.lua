@@ -6,7 +6,9 @@ local function leaf_plugins()
   return {
     catalog = { max_page_size = 50 },
     -- orders ask referral who brought the buyer (referrer, level-2, store, guide)
-    orders = { unpaid_timeout_seconds = 900, max_unpaid_orders = 3, attribution_plugin = "referral" },
+    -- and tiers for the buyer's member price (会员价)
+    orders = { unpaid_timeout_seconds = 900, max_unpaid_orders = 3, attribution_plugin = "referral",
+               member_price_plugin = "tiers" },
     -- the payment secret signs and verifies payment notifies (WeChat Pay shape)
     payments = { secret = env("LEAF_PAYMENT_SECRET", "demo-only-leaf-payment-secret-01") },
     coupons = {},
@@ -29,6 +31,26 @@ local function leaf_plugins()
     -- 签到: 5 points a day, 20 more on the 7th day of a weekly streak, two make-ups a month at 50 points
     signin = { daily = 5, streak = { { day = 7, points = 20 } }, cycle = 7,
                makeup = { per_month = 2, cost_points = 50 } },
+    -- tiers: ¥1 paid = 1 growth, a sign-in 5; silver from 1,000 (98 %), gold from 5,000
+    -- (95 %, the Longjing tin at ¥118, free shipping, a ¥20 coupon on reaching it);
+    -- downgrades at the monthly review, not within 30 days of an upgrade; the Leaf
+    -- Club SKU (club-30) makes a member gold for 30 days (付费会员)
+    tiers = {
+      levels = {
+        { id = "regular", name = "会员", growth = 0 },
+        { id = "silver", name = "银卡", growth = 1000, discount_percent = 98 },
+        { id = "gold", name = "金卡", growth = 5000, discount_percent = 95, prices = { ["tea-001"] = 11800 },
+          free_shipping = true, upgrade_coupon = 1 },
+      },
+      growth = { per_100_fen = 1, signin = 5 },
+      window_days = 365,
+      review = { every = "month", grace_days = 30 },
+      member_price = { with_coupon = true, with_campaign = "never" },
+      paid = { { sku = "club-30", tier = "gold", days = 30 } },
+    },
+    -- RFM layers over the last 365 days, nightly at 03:00: recent = within 30 days,
+    -- frequent = 2 orders or more, valuable = ¥300 or more
+    rfm = { window_days = 365, hour = 3, r = { days = 30 }, f = { orders = 2 }, m = { fen = 30000 } },
   }
 end
 

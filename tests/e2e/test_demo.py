@@ -115,8 +115,8 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert demo.get("/admin/leaf/coupons/drops/%d" % drops[0]["id"], admin=True)["issued"] == 3
         m7 = demo.get("/admin/leaf/members/m7", admin=True)
         assert (m7["first_source"], m7["store"], m7["guide"]) == ("group_chat", "hz-west", "guide-mei"), m7
-        wait_until(lambda: demo.get("/admin/leaf/members/m7", admin=True)["facts"]["paid_fen"] == 990,
-                   timeout=20, what="the paid order's facts")
+        wait_until(lambda: demo.get("/admin/leaf/members/m7", admin=True)["facts"]["paid_fen"] == 990 + 1990,
+                   timeout=20, what="the paid orders' facts (the flash sale, then the Leaf Club)")
         # points and sign-in: u1 signed in, then paid part of order 8 with 60 points
         assert '"streak":1' in answers and '"points":5' in answers, answers[-3000:]
         o = demo.get("/admin/leaf/orders/8", admin=True)
@@ -125,6 +125,14 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert acct["balance"] == 4 and acct["expiring"][0]["points"] == 4, acct
         assert '"reconciles":true' in answers, answers[-3000:]
         assert len(demo.get("/v1/leaf/points/mall/items")["items"]) == 2
+        # tiers: the Leaf Club made m7 gold; her Longjing at gold's own price
+        assert demo.get("/admin/leaf/tiers/members/m7", admin=True)["paid_tier"] == "gold"
+        o = demo.get("/admin/leaf/orders/10", admin=True)
+        assert o["user"] == "m7" and o["lines"][0]["unit_price_fen"] == 11800 and o["total_fen"] == 11800, o
+        wait_until(lambda: demo.get("/admin/leaf/rfm/layers", admin=True)["run"] is not None,
+                   timeout=20, what="the RFM run")
+        layers = demo.get("/admin/leaf/rfm/layers", admin=True)["layers"]
+        assert sum(l["members"] for l in layers) >= 4, layers   # the tour's buyers (u1-u3, m7 ...)
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
         assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",

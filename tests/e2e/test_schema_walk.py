@@ -66,6 +66,7 @@ HAND_WRITTEN = {
     "referral POST /referral/withdrawals/{id}/approve": "action: a reason",
     "referral POST /referral/withdrawals/{id}/reject": "action: a reason",
     "referral POST /referral/withdrawals/{id}/cancel": "action: cancel its transfer (no fields)",
+    "tiers POST /tiers/members/{user}/growth": "action: a task's growth (amount, ref, note)",
     # resources whose fields are checked by hand, and why
     "group_chain POST /group_chain/posts/{id}/entries": "lines of the post's items: qty's cap is the item's",
     "group_chain PUT /group_chain/posts/{id}/entries/{seq}": "lines of the post's items: qty's cap is the item's",

@@ -57,4 +57,35 @@ function facts.on_refunded(ev)
   return row.n
 end
 
+---Export facts_page(after, limit, since) -> {members = {...}, next = n|nil}:
+---the order facts of the members numbered above after that paid an order
+---since the epoch since (not refunded in full), in number order, at most
+---limit (1-5000) of them: for each {user, last_paid_at, orders, net_fen,
+---store, guide} (orders and net_fen count only those orders; store and guide
+---are the member's source). next is the after of the next page (nil at the
+---end). For RFM (the rfm plugin walks every buyer with it, a page per job).
+---@param after integer
+---@param limit integer
+---@param since integer
+---@return {members: table[], next: integer|nil}
+function facts.export_page(after, limit, since)
+  after = math.tointeger(after) or 0
+  limit = math.max(1, math.min(math.tointeger(limit) or 1000, 5000))
+  since = math.tointeger(since) or 0
+  local rows = tp.db.query([[SELECT a.n, m.id, m.state, m.store, m.guide, a.last_paid_at, a.orders, a.net_fen
+    FROM (SELECT o.n, max(o.paid_at) AS last_paid_at, count(*) AS orders,
+                 sum(o.paid_fen - o.refunded_fen) AS net_fen
+          FROM members_orders o WHERE o.n > ?1 AND o.paid_at > ?2 AND o.refunded_fen < o.paid_fen
+          GROUP BY o.n ORDER BY o.n LIMIT ?3) a
+    JOIN members_members m ON m.n = a.n ORDER BY a.n]], after, since, limit)
+  local out = {}
+  for _, r in ipairs(rows) do
+    if r.state == "active" then
+      out[#out + 1] = { user = r.id, last_paid_at = r.last_paid_at, orders = r.orders, net_fen = r.net_fen,
+                        store = r.store, guide = r.guide }
+    end
+  end
+  return { members = out, next = #rows == limit and rows[#rows].n or nil }
+end
+
 return facts

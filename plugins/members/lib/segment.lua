@@ -9,6 +9,9 @@
 --   {"bought": ["sku-1", "sku-2"], "within_days": 30}  paid for any of the SKUs
 --   {"campaign": "flash_sale:12"}                       paid an order of that campaign
 --   {"segment": "name"}                                 another saved segment
+--   {"rfm": "重要挽留"}, {"tier": "gold"}                a dimension's value (lib/dimensions.lua):
+--                                                       the tag "rfm:重要挽留" another plugin keeps;
+--                                                       also a field: {"field": "rfm", "op": "in", ...}
 --
 -- ops: eq ne gt gte lt lte between ([lo, hi], inclusive) in not_in (lists)
 -- is_empty not_empty (no value). A rule compiles to one SQL condition over the
@@ -19,12 +22,14 @@
 local check = require("tp.check")
 local fields = require("lib.fields")
 local settings = require("lib.settings")
+local dimensions = require("lib.dimensions")
 
 local segment = {}
 
 ---A rule's schema for the route docs (segment.compile reads and checks one).
 segment.RULE_SCHEMA = { type = "object", description = "a segment rule: {all:[...]}, {any:[...]}, {not:...}, "
-  .. "{tag}, {field, op, value, within_days?}, {bought:[sku], within_days?}, {campaign}, {segment} "
+  .. "{tag}, {field, op, value, within_days?}, {bought:[sku], within_days?}, {campaign}, {segment}, "
+  .. "{rfm: layer}, {tier: id} (a dimension: a tag group another plugin keeps) "
   .. "(plugins/members/README.md)" }
 
 local MAX_NODES = 64
@@ -38,7 +43,7 @@ local ORDERED = { integer = true, date = true, string = true }
 
 ---The field a name stands for: built-in, fact or custom.
 local function field_of(name)
-  return fields.BUILTIN[name] or fields.FACTS[name] or settings.custom[name]
+  return fields.BUILTIN[name] or fields.FACTS[name] or settings.custom[name] or dimensions.field(name)
 end
 
 local function all_field_names()
@@ -165,9 +170,19 @@ compile = function(c, rule, where, depth)
     end
   end
   if not kind then
+    -- {group = value}: a dimension (a tag group another plugin keeps, rfm or tier)
+    local group, value = next(rule)
+    if type(group) == "string" and next(rule, group) == nil then
+      local id = dimensions.condition_tag(group, value, where .. "." .. group)
+      if id then
+        c.dims[rule] = id
+        return ("EXISTS (SELECT 1 FROM members_member_tags mt WHERE mt.n = m.n AND mt.tag_id = %s"
+          .. " AND (mt.expires_at IS NULL OR mt.expires_at > :now))"):format(param(c, id))
+      end
+    end
     local first = next(rule)
     local guess = first and check.suggest(tostring(first), KEYS)
-    check.field_error(where, "is not a condition: use all, any, not, tag, field, bought, campaign or segment"
+    check.field_error(where, "is not a condition: use all, any, not, tag, field, bought, campaign, segment or a dimension ({rfm = ...})"
       .. (guess and ("; did you mean '%s'?"):format(guess) or ""))
   end
   if kind == "all" or kind == "any" then
@@ -253,16 +268,18 @@ end
 ---@param self_name string? the segment being saved (a rule cannot use itself)
 ---@return CompiledSegment
 function segment.compile(rule, field, self_name)
-  local c = { params = { now = tp.now() }, np = 0, nodes = 0, tags = {}, seen = {} }
+  local c = { params = { now = tp.now() }, np = 0, nodes = 0, tags = {}, seen = {}, dims = {} }
   if self_name then c.seen[self_name] = true end
   local where = compile(c, rule, field or "rule", 1)
   -- a tag every match has: {tag} itself, or one of a top-level all's
   local drive
   if type(rule) == "table" and rule.tag then
     drive = c.tags[rule.tag]
+  elseif type(rule) == "table" and c.dims[rule] then
+    drive = c.dims[rule]
   elseif type(rule) == "table" and type(rule.all) == "table" then
     for _, r in ipairs(rule.all) do
-      if type(r) == "table" and r.tag and not drive then drive = c.tags[r.tag] end
+      if type(r) == "table" and not drive then drive = r.tag and c.tags[r.tag] or c.dims[r] end
     end
   end
   return { where = where, params = c.params, drive = drive }

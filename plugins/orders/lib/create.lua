@@ -26,6 +26,7 @@ local function settings()
     max_lines = c.max_lines or 20,
     max_qty = c.max_qty_per_line or 99,
     attribution_plugin = c.attribution_plugin,
+    member_price_plugin = c.member_price_plugin,
   }
 end
 
@@ -140,7 +141,9 @@ function create.order(spec, caller)
   end
   local stock = {}
   for i, l in ipairs(spec.lines) do stock[i] = { sku = l.sku, qty = l.qty } end
-  local lines, items = pricing.lines(tp.call("catalog", "reserve", stock), prices)
+  local reserved = tp.call("catalog", "reserve", stock)
+  local member = pricing.member_prices(cfg.member_price_plugin, user, reserved, campaign, coupon_id)
+  local lines, items = pricing.lines(reserved, prices, member)
   local discount = 0
   if coupon_id then
     local quote = coupons("quote", user, coupon_id, pricing.coupon_lines(lines, campaign))

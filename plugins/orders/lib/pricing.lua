@@ -2,15 +2,25 @@
 --   1. each line's unit price: the campaign's price when a campaign plugin
 --      created the order (never above the catalog's list price of the
 --      moment), else the list price;
---   2. which lines may take a coupon: every line of an order without a
+--   2. the member price (会员价), when the config names a member_price_plugin
+--      (tiers) and it quotes one for the buyer's tier: a line's unit price
+--      becomes the member price where that is lower. How it stacks, as the
+--      brand's tiers config says (member_price):
+--      - with a coupon: with_coupon = true (default) applies the coupon on
+--        top of the member prices; false makes them exclusive: an order that
+--        uses a coupon is at list (or campaign) prices;
+--      - with a campaign price: with_campaign = "never" (default) keeps a
+--        campaign order at the campaign's price; "lower" takes the lower of
+--        the campaign price and the member price;
+--   3. which lines may take a coupon: every line of an order without a
 --      campaign; for a campaign order only if the campaign says its price
 --      stacks with coupons (stacks_with_coupon), else none;
---   3. the coupon's discount, computed by the coupons plugin on the eligible
---      lines only, and capped so an order always costs at least 1 fen (WeChat
---      Pay cannot charge 0);
---   4. the discount split over the eligible lines by largest remainder, so
+--   4. the coupon's discount, computed by the coupons plugin on the eligible
+--      lines (at their prices after steps 1-2) only, and capped so an order
+--      always costs at least 1 fen (WeChat Pay cannot charge 0);
+--   5. the discount split over the eligible lines by largest remainder, so
 --      line payments always sum to the order's total;
---   5. points (a user's checkout only, never a campaign's order): after the
+--   6. points (a user's checkout only, never a campaign's order): after the
 --      coupon, the points plugin says how many of the points offered the
 --      order takes and what they pay, capped by the brand's rate
 --      (points_per_fen) and cap (max_percent of what is left after the coupon,
@@ -37,15 +47,39 @@ pricing.MAX_ORDER_FEN = 1000000000  -- ¥10,000,000: keeps every product below 2
 ---@field discount_fen integer    this line's share of the coupon
 ---@field paid_fen integer        amount_fen - discount_fen
 
----Builds priced lines from what the catalog reserved and the campaign's prices.
+---The member prices that apply to this order (step 2), or nil: the member
+---price plugin's quote for the user, unless the order's coupon or campaign
+---excludes it by the brand's stacking rules.
+---@param plugin string|nil the config's member_price_plugin
+---@param user string
+---@param reserved CatalogReserved[]
+---@param campaign table|nil
+---@param coupon_id integer|nil
+---@return table<string, integer>|nil sku -> member unit price
+function pricing.member_prices(plugin, user, reserved, campaign, coupon_id)
+  if not plugin then return nil end
+  local list = {}
+  for i, r in ipairs(reserved) do list[i] = { sku = r.sku, list_price_fen = r.price_fen } end
+  local quote = tp.call(plugin, "member_prices", user, list)
+  if type(quote) ~= "table" or type(quote.prices) ~= "table" then return nil end
+  if coupon_id and quote.with_coupon == false then return nil end
+  if campaign and quote.with_campaign ~= "lower" then return nil end
+  return quote.prices
+end
+
+---Builds priced lines from what the catalog reserved, the campaign's prices
+---and the member prices (steps 1 and 2).
 ---@param reserved CatalogReserved[]
 ---@param campaign_prices table<string, integer>|nil sku -> unit price
+---@param member_prices table<string, integer>|nil sku -> member unit price
 ---@return OrderLine[] lines, integer items_fen
-function pricing.lines(reserved, campaign_prices)
+function pricing.lines(reserved, campaign_prices, member_prices)
   local lines, items = {}, 0
   for i, r in ipairs(reserved) do
     -- a campaign never charges more than the list price of the moment
     local unit = math.min(campaign_prices and campaign_prices[r.sku] or r.price_fen, r.price_fen)
+    local member = member_prices and math.tointeger(member_prices[r.sku])
+    if member and member >= 1 and member < unit then unit = member end
     local amount = unit * r.qty
     items = items + amount
     lines[i] = { sku = r.sku, product_id = r.product_id, title = r.title, qty = r.qty,
@@ -92,7 +126,7 @@ function pricing.apply_discount(lines, items_fen, discount_fen, eligible_skus)
   return discount
 end
 
----Applies points worth points_fen after the coupon (step 5): split over the
+---Applies points worth points_fen after the coupon (step 6): split over the
 ---lines by what each still costs, added to their discount. The points plugin
 ---has already capped points_fen below what the order costs.
 ---@param lines OrderLine[]
