@@ -237,7 +237,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.3.0",
+  version = "1.4.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -321,6 +321,8 @@ return {
     -- 1.3.0: Idempotency-Keys are the host's (idempotent = true on the route);
     -- orders_orders.idempotency_key and fingerprint are no longer written
     [[DROP INDEX orders_orders_idempotency;]],
+    -- 1.4.0: the last-touch source (JSON), frozen at creation from order_source (analytics)
+    [[ALTER TABLE orders_orders ADD COLUMN source TEXT;]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,

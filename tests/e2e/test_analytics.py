@@ -1,0 +1,361 @@
+"""
+test_analytics.py - data ops on the real host: intake, attribution, rollups, reports.
+
+One brand on the test clock (Asia/Shanghai) lives two local days around a
+midnight: visitors arrive from a group chat, a QR code, Moments and search;
+one is anonymous until she logs in on the same device; a crawler comes by;
+orders are made, paid and partly refunded; an event comes in late. Every
+report is checked against figures this file computes on its own from the
+requests it made (the `Ledger`), never read back from the host.
+
+- intake: a batch is all or nothing with field-level errors; a repeated
+  batch is skipped as duplicates; an event more than 48 h old is refused
+- attribution: the order records the last touch at its creation (frozen: a
+  later session does not change it); members keep first and last touch
+- anonymous -> member: the device's events before login count as the member
+- local days: 23:58 and 00:05 Shanghai time are one UTC day but two local days
+- late events (2 h late) are folded into their own day by the next rollup;
+  recomputing a day gives the same numbers
+- money: GMV = paid minus refunded, by pay time, equal to the orders' own
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Host, manual_tenant, add_sku, advance, admin_ok, run  # noqa: E402
+
+PAY_SECRET = "analytics-e2e-payment-secret-0123456789"
+T = manual_tenant("shop", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET},
+                           "analytics": {"attribution_window_days": 7}})
+TZ = 8 * 3600   # Asia/Shanghai, no daylight saving
+DAY = 86400
+PRICE = {"tea-001": 12800, "tea-002": 5600}
+
+H = None
+
+
+def host():
+    global H
+    if H is None:
+        H = Host(tenants=[T], name="analytics").start()
+        for sku, price in PRICE.items():
+            add_sku(H, T, sku, 100, price)
+    return H
+
+
+def local_midnight(epoch):
+    return (epoch + TZ) // DAY * DAY - TZ
+
+
+def date_of(epoch):
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch + TZ))
+
+
+# the two local days: the day after tomorrow and the one after it
+START = local_midnight(int(time.time())) + 2 * DAY
+DAY1, DAY2 = date_of(START), date_of(START + DAY)
+
+
+def at(day, hh, mm):
+    """Epoch seconds of local day 1 or 2 at hh:mm."""
+    return START + (day - 1) * DAY + hh * 3600 + mm * 60
+
+
+class Ledger:
+    """What the test did, from which it computes every expected figure."""
+
+    def __init__(self):
+        self.hits = []       # (local date, visitor, kind, source)
+        self.orders = {}     # id -> {member, source, created, paid, net}
+        self.touch = {}      # member -> [(epoch, source)]
+
+    def hit(self, when, visitor, kind, source):
+        self.hits.append((date_of(when), visitor, kind, source))
+
+    def days(self, d1, d2):
+        return [d for d in (DAY1, DAY2) if d1 <= d <= d2]
+
+    def overview(self, day):
+        uv = {v for d, v, _, _ in self.hits if d == day}
+        paid = [o for o in self.orders.values() if o["paid"] and date_of(o["paid"]) == day]
+        gmv = sum(o["net"] for o in paid)
+        payers = {o["member"] for o in paid}
+        return {"uv": len(uv), "payers": len(payers), "orders": len(paid), "gmv_fen": gmv,
+                "aov_fen": gmv // len(paid) if paid else None,
+                "per_payer_fen": gmv // len(payers) if payers else None}
+
+    def funnel(self, steps, source=None):
+        days = (DAY1, DAY2)
+        done = {}
+        for d, v, k, s in self.hits:
+            if d in days and (source is None or s == source):
+                done.setdefault(v, set()).add(k)
+        for o in self.orders.values():
+            if source is not None and o["source"] != source:
+                continue
+            if o["member"] in done and date_of(o["created"]) in days:
+                done[o["member"]].add("order")
+            if o["member"] in done and o["paid"] and date_of(o["paid"]) in days:
+                done[o["member"]].add("pay")
+        return [sum(1 for ks in done.values() if all(s in ks for s in steps[:i + 1]))
+                for i in range(len(steps))]
+
+    def sources(self):
+        out = {}
+
+        def row(k):
+            return out.setdefault(k, {"visitors": set(), "new_members": 0, "orders": 0, "gmv_fen": 0})
+        for d, v, _, s in self.hits:
+            row(s)["visitors"].add(v)
+        for m, touches in self.touch.items():
+            row(min(touches)[1])["new_members"] += 1
+        for o in self.orders.values():
+            if o["paid"]:
+                row(o["source"])["orders"] += 1
+                row(o["source"])["gmv_fen"] += o["net"]
+        return {k: dict(r, visitors=len(r["visitors"])) for k, r in out.items()}
+
+
+L = Ledger()
+
+
+def track(events, device=None, user=None, want=200):
+    headers = host().bearer(T["id"], user) if user else {}
+    body = {"events": events}
+    if device:
+        body["device"] = device
+    status, _, answer = host().post("/v1/shop/track", body, headers=headers)
+    assert status == want, (status, answer)
+    return answer
+
+
+def ev(eid, kind, when, session, **kw):
+    return dict(kw, id=eid, kind=kind, at=when * 1000, session=session)
+
+
+def order(user, sku, source, pay=True):
+    status, _, o = host().post("/v1/shop/orders", {"lines": [{"sku": sku, "qty": 1}]},
+                               headers=host().bearer(T["id"], user))
+    assert status == 201, (status, o)
+    rec = {"member": user, "source": source, "created": o["created_at"], "paid": None, "net": 0}
+    L.orders[o["id"]] = rec
+    if pay:
+        status, _, sim = host().admin("POST", "/payments/simulate", T, {"order_id": o["id"]})
+        assert status == 200 and sim["result"]["outcome"] == "paid", (status, sim)
+        rec["paid"] = clock_now()
+        rec["net"] = o["total_fen"]
+    return o
+
+
+def clock_now():
+    return admin_ok(host(), "GET", "/clock", T)["now"]
+
+
+def rollup(**body):
+    return admin_ok(host(), "POST", "/analytics/rollup", T, body)
+
+
+def report(name, **q):
+    qs = "&".join("%s=%s" % kv for kv in q.items())
+    return admin_ok(host(), "GET", "/analytics/%s?%s" % (name, qs), T)
+
+
+# ---- day 1, late evening
+
+def test_intake_refuses_a_bad_batch_whole_with_field_errors():
+    advance(host(), T, to=at(1, 23, 40))
+    status, _, answer = host().post("/v1/shop/track", {"device": "dA", "events": [
+        ev("ok-1", "enter", at(1, 23, 40), "sA", scene=1008),
+        ev("bad-2", "enter", at(1, 23, 40), "sA"),                      # no scene
+        ev("bad-3", "product_view", at(1, 23, 40), "sA"),               # no product
+        ev("bad-4", "teleport", at(1, 23, 40), "sA"),                   # unknown kind
+        ev("bad-5", "page_view", at(1, 23, 40) - 49 * 3600, "sA"),      # > 48 h old
+    ]})
+    assert status == 400 and answer["error"]["code"] == "invalid_batch", answer
+    fields = [e["field"] for e in answer["error"]["details"]["errors"]]
+    assert fields == ["events[2].scene", "events[3].product", "events[4].kind", "events[5].at"], fields
+    status, _, answer = host().post("/v1/shop/track", {"events": [ev("x", "enter", at(1, 23, 40), "s", scene=1001)]})
+    assert status == 400 and answer["error"]["details"]["errors"][0]["field"] == "device", answer
+    status, _, answer = host().post("/v1/shop/track", {"device": "d", "events": [{}] * 101})
+    assert status == 400 and answer["error"]["details"]["errors"][0]["field"] == "events", answer
+
+
+def test_an_anonymous_visit_then_login_folds_into_the_member():
+    advance(host(), T, to=at(1, 23, 50))
+    first = [ev("a1", "enter", at(1, 23, 50), "sA", scene=1008,
+                query={"store": "hz-west", "guide": "g1", "ref": "R7", "utm": "x"}),
+             ev("a2", "product_view", at(1, 23, 51), "sA", product="tea-001"),
+             ev("a3", "add_to_cart", at(1, 23, 52), "sA", product="tea-001")]
+    # the ok-1 id of the refused batch was never kept: it is new here
+    assert track(first + [ev("ok-1", "page_view", at(1, 23, 52), "sA", page="/home")], device="dA") == \
+        {"accepted": 4, "duplicates": 0}
+    assert track(first, device="dA") == {"accepted": 0, "duplicates": 3}     # a retried batch
+    assert track([ev("a4", "page_view", at(1, 23, 53), "sA", page="/cart")] * 2, device="dA", user="m1") == \
+        {"accepted": 1, "duplicates": 1}                                     # twice in one batch
+    for k in ("enter", "product_view", "add_to_cart", "page_view"):
+        L.hit(at(1, 23, 50), "m1", k, "group_chat")
+    L.touch["m1"] = [(at(1, 23, 50), "group_chat")]
+    o = order("m1", "tea-001", "group_chat")
+    src = o["attribution"]["source"]
+    assert src["source"] == "group_chat" and src["scene"] == 1008 and src["store"] == "hz-west" \
+        and src["guide"] == "g1" and src["referrer"] == "R7", o["attribution"]
+
+
+def test_other_visitors_of_day_one_and_a_crawler():
+    advance(host(), T, to=at(1, 23, 58))
+    track([ev("b1", "enter", at(1, 23, 58), "sB", scene=1047),
+           ev("b2", "product_view", at(1, 23, 58), "sB", product="tea-002")], device="dB")
+    L.hit(at(1, 23, 58), "device:dB", "enter", "qr_code")
+    L.hit(at(1, 23, 58), "device:dB", "product_view", "qr_code")
+    track([ev("c1", "enter", at(1, 23, 58), "sC", scene=1129),
+           ev("c2", "product_view", at(1, 23, 58), "sC", product="tea-002")], device="dC")  # not a visitor
+
+
+# ---- day 2, just after midnight
+
+def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
+    advance(host(), T, to=at(2, 0, 5))
+    track([ev("d1", "enter", at(2, 0, 5), "sD", scene=1155, query={"content": "post-9"}),
+           ev("d2", "product_view", at(2, 0, 5), "sD", product="tea-002"),
+           ev("d3", "add_to_cart", at(2, 0, 5), "sD", product="tea-002")], device="dD", user="m2")
+    for k in ("enter", "product_view", "add_to_cart"):
+        L.hit(at(2, 0, 5), "m2", k, "moments")
+    L.touch["m2"] = [(at(2, 0, 5), "moments")]
+    o2 = order("m2", "tea-002", "moments")
+    track([ev("e1", "enter", at(2, 0, 6), "sE", scene=1053),
+           ev("e2", "search", at(2, 0, 6), "sE", keyword="white tea")], device="dA", user="m1")
+    L.hit(at(2, 0, 6), "m1", "enter", "search")
+    L.hit(at(2, 0, 6), "m1", "search", "search")
+    L.touch["m1"].append((at(2, 0, 6), "search"))
+    order("m1", "tea-001", "search")
+    order("m1", "tea-002", "search", pay=False)          # created, never paid: no money
+    # a partial refund of m2's order: GMV is paid minus refunded, by pay time
+    status, _, r = host().admin("POST", "/orders/%d/refund" % o2["id"], T, {"amount_fen": 1000})
+    assert status == 202, r
+    advance(host(), T, seconds=1)
+    L.orders[o2["id"]]["net"] -= 1000
+    assert admin_ok(host(), "GET", "/orders/%d" % o2["id"], T)["refunded_fen"] == 1000
+
+
+def test_the_order_keeps_the_source_it_was_created_with():
+    first = min(L.orders)
+    o = admin_ok(host(), "GET", "/orders/%d" % first, T)
+    assert o["attribution"]["source"]["source"] == "group_chat", o    # m1 came back by search since
+
+
+def test_reports_before_the_late_event():
+    rollup()
+    got = report("overview", **{"from": DAY1, "to": DAY2})
+    b1 = got["buckets"][0]
+    assert (b1["label"], b1["uv"]) == (DAY1, L.overview(DAY1)["uv"]) == (DAY1, 2), got
+
+
+def test_a_late_event_is_folded_into_its_own_day():
+    advance(host(), T, to=at(2, 1, 30))
+    track([ev("f1", "enter", at(1, 23, 30), "sF", scene=1008),
+           ev("f2", "product_view", at(1, 23, 31), "sF", product="tea-001")], device="dF")   # 2 h late
+    L.hit(at(1, 23, 30), "device:dF", "enter", "group_chat")
+    L.hit(at(1, 23, 31), "device:dF", "product_view", "group_chat")
+    assert rollup()["hours"] >= 1
+
+
+def test_overview_by_local_day_matches_the_ledger():
+    got = report("overview", **{"from": DAY1, "to": DAY2})
+    assert [b["label"] for b in got["buckets"]] == [DAY1, DAY2]
+    for b, day in zip(got["buckets"], (DAY1, DAY2)):
+        want = L.overview(day)
+        for k, v in want.items():
+            assert b.get(k) == v, (day, k, b, want)
+        assert abs(b["conversion"] - want["payers"] / want["uv"]) < 1e-9, b
+    total = got["total"]
+    assert total["gmv_fen"] == sum(o["net"] for o in L.orders.values())
+    assert total["uv"] == len({v for _, v, _, _ in L.hits}), total
+
+
+def test_gmv_reconciles_with_the_orders_own_totals():
+    page = admin_ok(host(), "GET", "/orders?limit=100", T)["items"]
+    net = sum(o["paid_fen"] - o["refunded_fen"] for o in page if o.get("paid_at"))
+    assert report("overview", **{"from": DAY1, "to": DAY2})["total"]["gmv_fen"] == net
+
+
+def test_overview_change_against_the_previous_period():
+    got = report("overview", **{"from": DAY2, "to": DAY2})
+    prev, cur = L.overview(DAY1), L.overview(DAY2)
+    assert got["previous"]["uv"] == prev["uv"] and got["total"]["uv"] == cur["uv"], got
+    assert abs(got["change"]["uv"] - (cur["uv"] - prev["uv"]) / prev["uv"]) < 1e-9, got
+    assert abs(got["change"]["gmv_fen"] - (cur["gmv_fen"] - prev["gmv_fen"]) / prev["gmv_fen"]) < 1e-9
+    conv = lambda f: f["payers"] / f["uv"]  # noqa: E731
+    assert abs(got["change"]["conversion"] - (conv(cur) - conv(prev)) / conv(prev)) < 1e-9
+
+
+def test_hourly_buckets_split_at_local_midnight():
+    got = report("overview", **{"from": DAY1, "to": DAY2, "granularity": "hour"})
+    assert len(got["buckets"]) == 48
+    assert got["buckets"][23]["label"] == DAY1 + " 23:00" and got["buckets"][24]["label"] == DAY2 + " 00:00"
+    assert got["buckets"][23]["uv"] == L.overview(DAY1)["uv"] and got["buckets"][24]["uv"] == 2, got
+
+
+def test_funnel_overall_and_by_source():
+    steps = ["enter", "product_view", "add_to_cart", "order", "pay"]
+    got = report("funnel", **{"from": DAY1, "to": DAY2})
+    assert [s["visitors"] for s in got["steps"]] == L.funnel(steps), (got["steps"], L.funnel(steps))
+    by = {r["source"]: [s["visitors"] for s in r["steps"]] for r in got["by_source"]}
+    for source in ("group_chat", "qr_code", "moments", "search"):
+        assert by[source] == L.funnel(steps, source), (source, by[source], L.funnel(steps, source))
+    assert "crawler" not in by
+    two = report("funnel", **{"from": DAY1, "to": DAY2, "steps": "product_view,pay"})
+    assert [s["visitors"] for s in two["steps"]] == L.funnel(["product_view", "pay"])
+    status, _, bad = host().admin("GET", "/analytics/funnel?steps=enter", T)
+    assert status == 400 and bad["error"]["details"]["field"] == "steps", bad
+
+
+def test_sources_match_the_ledger():
+    got = report("sources", **{"from": DAY1, "to": DAY2})
+    rows = {r["key"]: r for r in got["items"]}
+    want = L.sources()
+    assert set(rows) == set(want), (rows, want)
+    for k, w in want.items():
+        for f, v in w.items():
+            assert rows[k][f] == v, (k, f, rows[k], w)
+    stores = {r.get("key"): r for r in report("sources", **{"from": DAY1, "to": DAY2, "by": "store"})["items"]}
+    assert stores["hz-west"]["visitors"] == 1 and stores["hz-west"]["orders"] == 1, stores
+
+
+def test_filters_narrow_visitors_and_orders():
+    got = report("overview", **{"from": DAY1, "to": DAY2, "source": "search"})
+    assert got["total"]["uv"] == 1 and got["total"]["orders"] == 1, got
+    assert got["total"]["gmv_fen"] == PRICE["tea-001"], got
+    got = report("overview", **{"from": DAY1, "to": DAY2, "product": "tea-002"})
+    viewers = {v for _, v, k, _ in L.hits if k == "product_view"} - {"m1", "device:dF"}
+    assert got["total"]["uv"] == len(viewers), (got["total"], viewers)
+
+
+def test_members_keep_first_and_last_touch():
+    t = admin_ok(host(), "GET", "/analytics/members/m1", T)
+    assert t["first"]["source"] == "group_chat" and t["first"]["store"] == "hz-west", t
+    assert t["last"]["source"] == "search" and t["last"]["at"] == at(2, 0, 6), t
+
+
+def test_recomputing_a_day_gives_the_same_numbers():
+    before = report("overview", **{"from": DAY1, "to": DAY2, "granularity": "hour"})
+    assert rollup(day=DAY1)["hours"] == 24
+    assert rollup(day=DAY2)["hours"] == 24
+    assert rollup() == {"hours": 0}
+    assert report("overview", **{"from": DAY1, "to": DAY2, "granularity": "hour"}) == before
+
+
+def test_report_queries_are_checked():
+    for q, field in (("from=2026-13-01", "from"), ("granularity=year", "granularity"),
+                     ("from=%s&to=%s" % (DAY2, DAY1), "from"), ("by=city", "by")):
+        status, _, bad = host().admin("GET", "/analytics/sources?" + q, T)
+        assert status == 400 and bad["error"]["details"]["field"] == field, (q, bad)
+
+
+def teardown():
+    if H is not None:
+        H.stop()
+
+
+if __name__ == "__main__":
+    run(globals())
