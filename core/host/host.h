@@ -90,6 +90,7 @@ typedef struct tp_host {
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
+  uint64_t track_ns;          /* time intake (track.c) took in this loop iteration */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   bool outbox_touched;        /* some tenant's outbox_touched is set */

@@ -15,6 +15,12 @@
 ** Times are the client's ("at", epoch ms): at most 48 hours old (a rollup
 ** folds late events in for that long) and 5 minutes ahead of the tenant's
 ** clock.
+**
+** Intake shares the loop with the orders, so it takes at most
+** TRACK_SLICE_NS of each loop iteration: a batch arriving after that is
+** answered 503 busy with Retry-After: 1, before its body is read, and the
+** commit of the iteration's orders (and their answers) never waits behind
+** more than one slice of events. Events are analytics; a buy is not.
 */
 #include "host/host_int.h"
 
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "store/track.h"
@@ -31,6 +38,7 @@
 #define MAX_ERRORS 20
 #define PURGE_EVERY_MS (3600LL * 1000)
 #define PURGE_ROWS 20000
+#define TRACK_SLICE_NS (2 * 1000 * 1000ull)   /* intake's share of one loop iteration */
 
 typedef struct batch {
   tp_buf errors;               /* the JSON array's items, comma-separated */
@@ -188,7 +196,20 @@ static void read_event(tp_tenant *t, lua_State *L, batch *b, int i, int64_t now_
   }
 }
 
+static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res);
+
 static void post_track(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  if (h->track_ns >= TRACK_SLICE_NS) {
+    res->retry_after = 1;
+    tph_error(res, 503, "busy", "the host is busy; send the batch again in a second");
+    return;
+  }
+  uint64_t start = tp_clock_mono_ns();
+  take_batch(h, t, req, res);
+  h->track_ns += tp_clock_mono_ns() - start;
+}
+
+static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   lua_State *L = h->scratch;
   lua_settop(L, 0);
   const tph_header *ct = tph_find_header(req, "content-type");
@@ -289,7 +310,8 @@ static void post_track(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
   list "]}}}}}]}}}}"
 #define TRACK_ERRORS                                                                        \
   TRACK_ERROR("400", "invalid_batch, invalid_json", "\"invalid_batch\",\"invalid_json\"") "," \
-  TRACK_ERROR("415", "unsupported_media_type", "\"unsupported_media_type\"")
+  TRACK_ERROR("415", "unsupported_media_type", "\"unsupported_media_type\"") "," \
+  TRACK_ERROR("503", "busy (Retry-After), unavailable", "\"busy\",\"unavailable\"")
 
 static tp_route track_route = {
     .method = "POST", .path = "/track", .label = "track POST /v1/{tenant}/track",

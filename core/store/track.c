@@ -53,7 +53,7 @@ int tptk_open(tptk_db *k, const char *path, char *err, size_t errcap) {
   char *e = NULL;
   /* NORMAL in WAL: a commit is not fsynced (the checkpoint is); see track.h */
   if (sqlite3_exec(k->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                          "PRAGMA cache_size=-32768;", NULL, NULL, &e) != SQLITE_OK ||
+                          "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=10000;", NULL, NULL, &e) != SQLITE_OK ||
       sqlite3_exec(k->db, SCHEMA_SQL, NULL, NULL, &e) != SQLITE_OK) {
     snprintf(err, errcap, "%s: %s", path, e ? e : sqlite3_errmsg(k->db));
     sqlite3_free(e);

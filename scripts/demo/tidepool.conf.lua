@@ -21,6 +21,8 @@ local function leaf_plugins()
     members = { phone_pepper = env("LEAF_PHONE_PEPPER", "demo-only-leaf-phone-pepper-01"),
                 fields = { tea = { type = "enum", values = { "green", "white", "oolong" }, editable = true,
                                    doc = "the tea she likes best" } } },
+    -- data ops: an order's source is the buyer's last visit within 7 days (POST /v1/leaf/track)
+    analytics = { attribution_window_days = 7 },
   }
 end
 

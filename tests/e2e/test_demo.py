@@ -115,6 +115,16 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert (m7["first_source"], m7["store"], m7["guide"]) == ("group_chat", "hz-west", "guide-mei"), m7
         wait_until(lambda: demo.get("/admin/leaf/members/m7", admin=True)["facts"]["paid_fen"] == 990,
                    timeout=20, what="the paid order's facts")
+        # data ops: u1's visit froze on her order; the reports are not empty (README)
+        o = demo.get("/admin/leaf/orders/1", admin=True)
+        assert o["attribution"]["source"]["source"] == "group_chat", o["attribution"]
+        assert o["attribution"]["source"]["guide"] == "guide-mei", o["attribution"]
+        ov = demo.get("/admin/leaf/analytics/overview", admin=True)["total"]
+        assert ov["uv"] == 7 and ov["payers"] >= 1 and ov["orders"] >= 1, ov
+        funnel = demo.get("/admin/leaf/analytics/funnel", admin=True)["steps"]
+        assert [s["visitors"] for s in funnel] == [7, 7, 2, 1, 1], funnel
+        sources = demo.get("/admin/leaf/analytics/sources", admin=True)["items"]
+        assert {r.get("key") for r in sources} >= {"group_chat", "moments", "qr_code"}, sources
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
         assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",
