@@ -182,6 +182,10 @@ def test_intake_refuses_a_bad_batch_whole_with_field_errors():
 
 
 def test_an_anonymous_visit_then_login_folds_into_the_member():
+    # an earlier launch on the same device, from Moments, never logged in
+    advance(host(), T, to=at(1, 23, 45))
+    track([ev("a0", "enter", at(1, 23, 45), "sA0", scene=1154), ev("a01", "page_view", at(1, 23, 45), "sA0")],
+          device="dA")
     advance(host(), T, to=at(1, 23, 50))
     first = [ev("a1", "enter", at(1, 23, 50), "sA", scene=1008,
                 query={"store": "hz-west", "guide": "g1", "ref": "R7", "utm": "x"}),
@@ -195,7 +199,10 @@ def test_an_anonymous_visit_then_login_folds_into_the_member():
         {"accepted": 1, "duplicates": 1}                                     # twice in one batch
     for k in ("enter", "product_view", "add_to_cart", "page_view"):
         L.hit(at(1, 23, 50), "m1", k, "group_chat")
-    L.touch["m1"] = [(at(1, 23, 50), "group_chat")]
+    # the login folds both of the device's sessions into m1: her first touch is Moments
+    L.hit(at(1, 23, 45), "m1", "enter", "moments")
+    L.hit(at(1, 23, 45), "m1", "page_view", "moments")
+    L.touch["m1"] = [(at(1, 23, 45), "moments"), (at(1, 23, 50), "group_chat")]
     o = order("m1", "tea-001", "group_chat")
     src = o["attribution"]["source"]
     assert src["source"] == "group_chat" and src["scene"] == 1008 and src["store"] == "hz-west" \
@@ -333,7 +340,7 @@ def test_filters_narrow_visitors_and_orders():
 
 def test_members_keep_first_and_last_touch():
     t = admin_ok(host(), "GET", "/analytics/members/m1", T)
-    assert t["first"]["source"] == "group_chat" and t["first"]["store"] == "hz-west", t
+    assert t["first"]["source"] == "moments" and t["first"]["at"] == at(1, 23, 45), t
     assert t["last"]["source"] == "search" and t["last"]["at"] == at(2, 0, 6), t
 
 
