@@ -307,6 +307,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   tpi_call_route(r->plugin, r, &call, &inv, &res->body, &result);
   double ms = (double)(tp_clock_mono_ns() - start) / 1e6;
   res->status = result.status;
+  if (result.csv) res->content_type = "text/csv; charset=utf-8";
   bool stored = true;  /* in the request's savepoint: kept or undone with it */
   if (result.ok && key.key && result.status >= 200 && result.status <= 299 &&
       tps_batch_alive(&t->db))

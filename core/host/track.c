@@ -311,7 +311,7 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
 #define TRACK_ERRORS                                                                        \
   TRACK_ERROR("400", "invalid_batch, invalid_json", "\"invalid_batch\",\"invalid_json\"") "," \
   TRACK_ERROR("415", "unsupported_media_type", "\"unsupported_media_type\"") "," \
-  TRACK_ERROR("503", "busy (Retry-After), unavailable", "\"busy\",\"unavailable\"")
+  TRACK_ERROR("503", "busy, unavailable", "\"busy\",\"unavailable\"")
 
 static tp_route track_route = {
     .method = "POST", .path = "/track", .label = "track POST /v1/{tenant}/track",

@@ -430,6 +430,10 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},
+  {"TpRoute", "csv", "boolean?",
+   "True for a route whose handler may return a string instead of a table: that text is the "
+   "answer, as Content-Type text/csv; charset=utf-8 (a report's ?format=csv). The OpenAPI "
+   "document lists text/csv beside application/json."},
   {"TpRoute", "idempotent", "boolean?",
    "True for a route that creates something a client may retry (a buy, a checkout): the host "
    "then reads the request's Idempotency-Key header (1-128 visible ASCII characters, else 400 "

@@ -95,7 +95,7 @@ static int parse_auth(const char *s, tp_auth *out) {
 ** them (summery, respones), which would otherwise be dropped without a word. */
 static const char *const ROUTE_KEYS[] = {
     "method", "path", "auth", "handler", "personal", "rate_class", "summary", "description",
-    "query", "headers", "body", "response", "status", "errors", "idempotent", NULL};
+    "query", "headers", "body", "response", "status", "errors", "idempotent", "csv", NULL};
 
 static int check_route_keys(lua_State *L, int t, int i, char *err, size_t errcap) {
   lua_pushnil(L);
@@ -132,6 +132,8 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
   r->personal = personal == LUA_TBOOLEAN && lua_toboolean(L, -1);
   int idempotent = tpst_rawfield(L, t, "idempotent");
   r->idempotent = idempotent == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  int csv = tpst_rawfield(L, t, "csv");
+  r->csv = csv == LUA_TBOOLEAN && lua_toboolean(L, -1);
   int rclass = tpst_rawfield(L, t, "rate_class");
   int cls = rclass == LUA_TNIL ? (method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
                                        ? TPRL_READ : TPRL_WRITE)

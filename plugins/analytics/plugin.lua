@@ -20,6 +20,7 @@ local tpmerge = require("tp.merge")
 local rollup = require("lib.rollup")
 local facts = require("lib.facts")
 local report = require("lib.report")
+local csv = require("lib.csv")
 
 local MAX_BUCKETS = 2400
 
@@ -75,16 +76,26 @@ end
 
 -- ---- routes
 
+local FORMATS = { json = true, csv = true }
+
+---The report as JSON, or with ?format=csv as CSV text.
+local function answer(req, r, to_csv)
+  local format = check.enum(req.query.format or "json", "format", FORMATS)
+  if format == "csv" then return 200, to_csv(r) end
+  return 200, r
+end
+
 local function get_overview(req)
-  return 200, report.overview(report.read_query(req.query, MAX_BUCKETS))
+  return answer(req, report.overview(report.read_query(req.query, MAX_BUCKETS)), csv.overview)
 end
 
 local function get_funnel(req)
-  return 200, report.funnel(report.read_query(req.query, MAX_BUCKETS), report.steps(req.query.steps))
+  return answer(req, report.funnel(report.read_query(req.query, MAX_BUCKETS), report.steps(req.query.steps)),
+    csv.funnel)
 end
 
 local function get_sources(req)
-  return 200, report.sources(report.read_query(req.query, MAX_BUCKETS), req.query.by)
+  return answer(req, report.sources(report.read_query(req.query, MAX_BUCKETS), req.query.by), csv.sources)
 end
 
 local function get_member(req)
@@ -147,6 +158,7 @@ local REPORT_QUERY = {
   store = STR, guide = STR,
   campaign = { type = "string", description = "plugin:id of the campaign (orders only)" },
   product = { type = "string", description = "a SKU: its viewers and the orders holding it" },
+  format = { type = "string", description = "json (default) or csv" },
 }
 local function query_with(extra)
   local q = {}
@@ -205,16 +217,16 @@ return {
     ]],
   },
   routes = {
-    { method = "GET", path = "/analytics/overview", auth = "admin", handler = get_overview,
+    { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
       summary = "UV, payers, conversion, AOV and GMV by bucket, with the change against the previous period",
       query = query_with(), response = OVERVIEW,
       errors = { [400] = { "invalid_field", "invalid_query" } } },
-    { method = "GET", path = "/analytics/funnel", auth = "admin", handler = get_funnel,
+    { method = "GET", path = "/analytics/funnel", auth = "admin", csv = true, handler = get_funnel,
       summary = "Visitors reaching each step (enter, product view, add to cart, order, pay), by source",
       query = query_with({ steps = { type = "string",
         description = "comma-separated event kinds, order and pay (default enter,product_view,add_to_cart,order,pay)" } }),
       response = FUNNEL, errors = { [400] = { "invalid_field", "invalid_query" } } },
-    { method = "GET", path = "/analytics/sources", auth = "admin", handler = get_sources,
+    { method = "GET", path = "/analytics/sources", auth = "admin", csv = true, handler = get_sources,
       summary = "Visitors, new members, orders and GMV per source, scene, store, guide, content, live room or referrer",
       query = query_with({ by = { type = "string",
         description = "source (default), scene, store, guide, content, live or referrer" } }),

@@ -352,6 +352,29 @@ def test_recomputing_a_day_gives_the_same_numbers():
     assert report("overview", **{"from": DAY1, "to": DAY2, "granularity": "hour"}) == before
 
 
+def test_reports_as_csv_carry_the_same_figures():
+    import csv
+    import io
+    q = "from=%s&to=%s" % (DAY1, DAY2)
+    status, headers, text = host().admin("GET", "/analytics/overview?%s&format=csv" % q, T)
+    assert status == 200 and headers["content-type"].startswith("text/csv"), (status, headers)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    got = report("overview", **{"from": DAY1, "to": DAY2})
+    assert [r["label"] for r in rows] == [DAY1, DAY2, DAY1 + ".." + DAY2, "previous"], rows
+    for r, b in zip(rows, got["buckets"] + [got["total"], got["previous"]]):
+        for k in ("uv", "payers", "orders", "gmv_fen"):
+            assert int(r[k]) == b[k], (k, r, b)
+    status, _, text = host().admin("GET", "/analytics/sources?%s&format=csv" % q, T)
+    rows = {r["key"]: r for r in csv.DictReader(io.StringIO(text))}
+    for k, w in L.sources().items():
+        assert int(rows[k]["gmv_fen"]) == w["gmv_fen"] and int(rows[k]["visitors"]) == w["visitors"], (k, rows)
+    status, _, text = host().admin("GET", "/analytics/funnel?%s&format=csv" % q, T)
+    steps = [r for r in csv.DictReader(io.StringIO(text)) if r["source"] == "all"]
+    assert [int(r["visitors"]) for r in steps] == L.funnel(["enter", "product_view", "add_to_cart", "order", "pay"])
+    status, _, bad = host().admin("GET", "/analytics/sources?format=xml", T)
+    assert status == 400 and bad["error"]["details"]["field"] == "format", bad
+
+
 def test_report_queries_are_checked():
     for q, field in (("from=2026-13-01", "from"), ("granularity=year", "granularity"),
                      ("from=%s&to=%s" % (DAY2, DAY1), "from"), ("by=city", "by")):
