@@ -98,6 +98,10 @@ local function get_sources(req)
   return answer(req, report.sources(report.read_query(req.query, MAX_BUCKETS), req.query.by), csv.sources)
 end
 
+local function get_products(req)
+  return answer(req, report.products(report.read_query(req.query, MAX_BUCKETS)), csv.products)
+end
+
 local function get_member(req)
   local m = check.user(req.params.member, "member")
   return 200, member_touch(m)
@@ -150,6 +154,14 @@ local SOURCES = with_period({ by = STR, items = { type = "array", items = { type
   properties = { key = { type = "string", nullable = true, description = "absent: none (no session, no store, ...)" },
     visitors = INT, new_members = INT, orders = INT, gmv_fen = INT } } } }, { "by", "items" })
 
+local NUMBER_OR_NULL = NNUM
+local PRODUCT_ROW = { type = "object", required = { "product", "views", "viewers", "carts", "buyers", "units", "gmv_fen" },
+  properties = { product = STR, views = INT, viewers = INT, carts = INT, buyers = INT, units = INT, gmv_fen = INT,
+    view_to_buy = NUMBER_OR_NULL, add_to_cart_rate = NUMBER_OR_NULL } }
+local PRODUCTS = with_period({ items = { type = "array", items = PRODUCT_ROW },
+  slow_movers = { type = "array", items = STR, description = "viewed in the period, no unit paid" } },
+  { "items", "slow_movers" })
+
 local REPORT_QUERY = {
   from = { type = "string", description = "first local day, YYYY-MM-DD (default: 7 days before to)" },
   to = { type = "string", description = "last local day, YYYY-MM-DD (default: today)" },
@@ -169,7 +181,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.0.0",
+  version = "1.1.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -215,6 +227,19 @@ return {
     CREATE INDEX analytics_merges_from ON analytics_merges(from_user);
     CREATE INDEX analytics_merges_into ON analytics_merges(into_user);
     ]],
+    -- the lines of each order, for the products report; a refund split over them
+    [[
+    CREATE TABLE analytics_lines (
+      order_id INTEGER NOT NULL,
+      line_no INTEGER NOT NULL,
+      sku TEXT NOT NULL,
+      qty INTEGER NOT NULL,
+      paid_fen INTEGER NOT NULL,
+      refunded_fen INTEGER NOT NULL,
+      PRIMARY KEY (order_id, line_no)
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_lines_sku ON analytics_lines(sku);
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -231,6 +256,9 @@ return {
       query = query_with({ by = { type = "string",
         description = "source (default), scene, store, guide, content, live or referrer" } }),
       response = SOURCES, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/products", auth = "admin", csv = true, handler = get_products,
+      summary = "Per product: views, viewers, add-to-cart, buyers, units, GMV, view-to-buy; slow movers",
+      query = query_with(), response = PRODUCTS, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/analytics/members/{member}", auth = "admin", handler = get_member,
       summary = "A member's first and last touch", response = { type = "object", required = { "member" },
         properties = { member = STR, first = SOURCE_SCHEMA, last = SOURCE_SCHEMA } },

@@ -67,11 +67,35 @@ class Ledger:
 
     def __init__(self):
         self.hits = []       # (local date, visitor, kind, source)
+        self.products = []   # (local date, visitor, kind, product): product views and carts
         self.orders = {}     # id -> {member, source, created, paid, net}
         self.touch = {}      # member -> [(epoch, source)]
 
-    def hit(self, when, visitor, kind, source):
+    def hit(self, when, visitor, kind, source, product=None):
         self.hits.append((date_of(when), visitor, kind, source))
+        if product:
+            self.products.append((date_of(when), visitor, kind, product))
+
+    def product_report(self):
+        out = {}
+
+        def row(p):
+            return out.setdefault(p, {"views": 0, "viewers": set(), "carts": set(), "buyers": set(),
+                                      "units": 0, "gmv_fen": 0})
+        for _, v, k, p in self.products:
+            if k == "product_view":
+                row(p)["views"] += 1
+                row(p)["viewers"].add(v)
+            else:
+                row(p)["carts"].add(v)
+        for o in self.orders.values():
+            if not o["paid"]:
+                continue
+            for sku, net in o["lines"]:
+                row(sku)["buyers"].add(o["member"])
+                row(sku)["units"] += 1
+                row(sku)["gmv_fen"] += net
+        return {p: {k: len(v) if isinstance(v, set) else v for k, v in r.items()} for p, r in out.items()}
 
     def days(self, d1, d2):
         return [d for d in (DAY1, DAY2) if d1 <= d <= d2]
@@ -134,11 +158,13 @@ def ev(eid, kind, when, session, **kw):
     return dict(kw, id=eid, kind=kind, at=when * 1000, session=session)
 
 
-def order(user, sku, source, pay=True):
-    status, _, o = host().post("/v1/shop/orders", {"lines": [{"sku": sku, "qty": 1}]},
+def order(user, skus, source, pay=True):
+    skus = [skus] if isinstance(skus, str) else skus
+    status, _, o = host().post("/v1/shop/orders", {"lines": [{"sku": k, "qty": 1} for k in skus]},
                                headers=host().bearer(T["id"], user))
     assert status == 201, (status, o)
-    rec = {"member": user, "source": source, "created": o["created_at"], "paid": None, "net": 0}
+    rec = {"member": user, "source": source, "created": o["created_at"], "paid": None, "net": 0,
+           "lines": [(k, PRICE[k]) for k in skus]}
     L.orders[o["id"]] = rec
     if pay:
         status, _, sim = host().admin("POST", "/payments/simulate", T, {"order_id": o["id"]})
@@ -198,7 +224,7 @@ def test_an_anonymous_visit_then_login_folds_into_the_member():
     assert track([ev("a4", "page_view", at(1, 23, 53), "sA", page="/cart")] * 2, device="dA", user="m1") == \
         {"accepted": 1, "duplicates": 1}                                     # twice in one batch
     for k in ("enter", "product_view", "add_to_cart", "page_view"):
-        L.hit(at(1, 23, 50), "m1", k, "group_chat")
+        L.hit(at(1, 23, 50), "m1", k, "group_chat", "tea-001" if k in ("product_view", "add_to_cart") else None)
     # the login folds both of the device's sessions into m1: her first touch is Moments
     L.hit(at(1, 23, 45), "m1", "enter", "moments")
     L.hit(at(1, 23, 45), "m1", "page_view", "moments")
@@ -214,7 +240,7 @@ def test_other_visitors_of_day_one_and_a_crawler():
     track([ev("b1", "enter", at(1, 23, 58), "sB", scene=1047),
            ev("b2", "product_view", at(1, 23, 58), "sB", product="tea-002")], device="dB")
     L.hit(at(1, 23, 58), "device:dB", "enter", "qr_code")
-    L.hit(at(1, 23, 58), "device:dB", "product_view", "qr_code")
+    L.hit(at(1, 23, 58), "device:dB", "product_view", "qr_code", "tea-002")
     track([ev("c1", "enter", at(1, 23, 58), "sC", scene=1129),
            ev("c2", "product_view", at(1, 23, 58), "sC", product="tea-002")], device="dC")  # not a visitor
 
@@ -227,9 +253,9 @@ def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
            ev("d2", "product_view", at(2, 0, 5), "sD", product="tea-002"),
            ev("d3", "add_to_cart", at(2, 0, 5), "sD", product="tea-002")], device="dD", user="m2")
     for k in ("enter", "product_view", "add_to_cart"):
-        L.hit(at(2, 0, 5), "m2", k, "moments")
+        L.hit(at(2, 0, 5), "m2", k, "moments", "tea-002" if k != "enter" else None)
     L.touch["m2"] = [(at(2, 0, 5), "moments")]
-    o2 = order("m2", "tea-002", "moments")
+    o2 = order("m2", ["tea-002", "tea-001"], "moments")
     track([ev("e1", "enter", at(2, 0, 6), "sE", scene=1053),
            ev("e2", "search", at(2, 0, 6), "sE", keyword="white tea")], device="dA", user="m1")
     L.hit(at(2, 0, 6), "m1", "enter", "search")
@@ -242,6 +268,14 @@ def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
     assert status == 202, r
     advance(host(), T, seconds=1)
     L.orders[o2["id"]]["net"] -= 1000
+    # the refund split over the lines in proportion to what each paid, by largest remainder
+    lines = L.orders[o2["id"]]["lines"]
+    total = sum(p for _, p in lines)
+    shares = [1000 * p // total for _, p in lines]
+    rests = sorted(range(len(lines)), key=lambda i: (-(1000 * lines[i][1] % total), i))
+    for i in rests[:1000 - sum(shares)]:
+        shares[i] += 1
+    L.orders[o2["id"]]["lines"] = [(k, p - s) for (k, p), s in zip(lines, shares)]
     assert admin_ok(host(), "GET", "/orders/%d" % o2["id"], T)["refunded_fen"] == 1000
 
 
@@ -263,7 +297,7 @@ def test_a_late_event_is_folded_into_its_own_day():
     track([ev("f1", "enter", at(1, 23, 30), "sF", scene=1008),
            ev("f2", "product_view", at(1, 23, 31), "sF", product="tea-001")], device="dF")   # 2 h late
     L.hit(at(1, 23, 30), "device:dF", "enter", "group_chat")
-    L.hit(at(1, 23, 31), "device:dF", "product_view", "group_chat")
+    L.hit(at(1, 23, 31), "device:dF", "product_view", "group_chat", "tea-001")
     assert rollup()["hours"] >= 1
 
 
@@ -336,6 +370,20 @@ def test_filters_narrow_visitors_and_orders():
     got = report("overview", **{"from": DAY1, "to": DAY2, "product": "tea-002"})
     viewers = {v for _, v, k, _ in L.hits if k == "product_view"} - {"m1", "device:dF"}
     assert got["total"]["uv"] == len(viewers), (got["total"], viewers)
+
+
+def test_products_match_the_ledger():
+    got = report("products", **{"from": DAY1, "to": DAY2})
+    rows = {r["product"]: r for r in got["items"]}
+    want = L.product_report()
+    assert set(rows) == set(want), (rows, want)
+    for p, w in want.items():
+        for k, v in w.items():
+            assert rows[p][k] == v, (p, k, rows[p], w)
+        assert abs(rows[p]["view_to_buy"] - w["buyers"] / w["viewers"]) < 1e-9, rows[p]
+    assert sum(r["gmv_fen"] for r in got["items"]) == sum(o["net"] for o in L.orders.values())
+    assert got["slow_movers"] == [p for p, w in sorted(want.items(), key=lambda kv: -kv[1]["views"])
+                                  if w["units"] == 0]
 
 
 def test_members_keep_first_and_last_touch():

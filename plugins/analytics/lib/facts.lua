@@ -10,6 +10,40 @@
 
 local facts = {}
 
+---The order's refunded amount split over its lines by largest remainder
+---(in proportion to each line's paid_fen), so the lines' refunds sum to the
+---order's exactly.
+local function split_refund(lines, refunded)
+  local total, shares, rest = 0, {}, refunded
+  for _, l in ipairs(lines) do total = total + (l.paid_fen or 0) end
+  if total == 0 or refunded == 0 then
+    for i in ipairs(lines) do shares[i] = 0 end
+    return shares
+  end
+  local order = {}
+  for i, l in ipairs(lines) do
+    local exact = refunded * (l.paid_fen or 0)
+    shares[i] = exact // total
+    rest = rest - shares[i]
+    order[i] = { i = i, r = exact % total }
+  end
+  table.sort(order, function(a, b) if a.r ~= b.r then return a.r > b.r end return a.i < b.i end)
+  for k = 1, rest do shares[order[k].i] = shares[order[k].i] + 1 end
+  return shares
+end
+
+---The order's lines, with its refund split over them.
+local function upsert_lines(o)
+  local lines = o.lines or {}
+  local shares = split_refund(lines, o.refunded_fen or 0)
+  for i, l in ipairs(lines) do
+    tp.db.exec([[INSERT INTO analytics_lines (order_id, line_no, sku, qty, paid_fen, refunded_fen)
+      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+      ON CONFLICT (order_id, line_no) DO UPDATE SET refunded_fen = max(refunded_fen, excluded.refunded_fen)]],
+      o.id, i, l.sku, l.qty, l.paid_fen or 0, shares[i])
+  end
+end
+
 ---@param o table the order as the orders plugin shows it
 function facts.upsert(o)
   local a = o.attribution or {}
@@ -31,6 +65,7 @@ function facts.upsert(o)
     guide = a.guide or src.guide, content = src.content, live = src.live,
     referrer = a.referrer or src.referrer, campaign = campaign,
     products = "," .. table.concat(products, ",") .. "," })
+  upsert_lines(o)
 end
 
 function facts.on_event(ev)

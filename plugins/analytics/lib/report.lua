@@ -261,4 +261,49 @@ function report.sources(q, by)
            filters = tp.json.object(q.filters), items = items }
 end
 
+-- ---- products
+
+function report.products(q)
+  local b = binds(q.filters, q.from, q.to)
+  local rows, order = {}, {}
+  local function row(p)
+    if not rows[p] then
+      rows[p] = { product = p, views = 0, viewers = 0, carts = 0, buyers = 0, units = 0, gmv_fen = 0 }
+      order[#order + 1] = p
+    end
+    return rows[p]
+  end
+  for _, r in ipairs(tp.db.query([[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
+      FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
+      HITS_WHERE .. " GROUP BY product, kind", b)) do
+    local x = row(r.product)
+    if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
+  end
+  for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku, count(DISTINCT o.member) AS buyers,
+      sum(l.qty) AS units, sum(l.paid_fen - l.refunded_fen) AS gmv
+      FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+      WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
+      ORDERS_WHERE .. " GROUP BY l.sku", b)) do
+    local x = row(r.sku)
+    x.buyers, x.units, x.gmv_fen = r.buyers, r.units, r.gmv
+  end
+  local items, slow = tp.json.array(), tp.json.array()
+  for i, p in ipairs(order) do
+    local x = rows[p]
+    x.view_to_buy = x.viewers > 0 and x.buyers / x.viewers or nil
+    x.add_to_cart_rate = x.viewers > 0 and x.carts / x.viewers or nil
+    items[i] = x
+  end
+  table.sort(items, function(a, c)
+    if a.gmv_fen ~= c.gmv_fen then return a.gmv_fen > c.gmv_fen end
+    if a.views ~= c.views then return a.views > c.views end
+    return a.product < c.product
+  end)
+  for _, x in ipairs(items) do
+    if x.views > 0 and x.units == 0 then slow[#slow + 1] = x.product end
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+           filters = tp.json.object(q.filters), items = items, slow_movers = slow }
+end
+
 return report
