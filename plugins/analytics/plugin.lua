@@ -102,6 +102,10 @@ local function get_products(req)
   return answer(req, report.products(report.read_query(req.query, MAX_BUCKETS)), csv.products)
 end
 
+local function get_campaigns(req)
+  return answer(req, report.campaigns(report.read_query(req.query, MAX_BUCKETS)), csv.campaigns)
+end
+
 local function get_member(req)
   local m = check.user(req.params.member, "member")
   return 200, member_touch(m)
@@ -162,6 +166,15 @@ local PRODUCTS = with_period({ items = { type = "array", items = PRODUCT_ROW },
   slow_movers = { type = "array", items = STR, description = "viewed in the period, no unit paid" } },
   { "items", "slow_movers" })
 
+local CAMPAIGNS = with_period({ items = { type = "array", items = { type = "object",
+  required = { "campaign", "participants", "new_members", "orders", "gmv_fen", "campaign_fen", "coupon_fen" },
+  properties = { campaign = { type = "string", description = "plugin:id of the activity; none: plain checkouts" },
+    participants = INT, new_members = INT, orders = INT, gmv_fen = INT,
+    campaign_fen = { type = "integer", description = "list price minus the campaign's price, on paid orders" },
+    coupon_fen = { type = "integer", description = "coupon discounts on paid orders" },
+    roi = { type = "number", nullable = true, description = "gmv_fen / (campaign_fen + coupon_fen)" } } } } },
+  { "items" })
+
 local REPORT_QUERY = {
   from = { type = "string", description = "first local day, YYYY-MM-DD (default: 7 days before to)" },
   to = { type = "string", description = "last local day, YYYY-MM-DD (default: today)" },
@@ -181,7 +194,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.1.0",
+  version = "1.2.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -240,6 +253,12 @@ return {
     ) WITHOUT ROWID;
     CREATE INDEX analytics_lines_sku ON analytics_lines(sku);
     ]],
+    -- what an order's campaign and coupon took off its list price
+    [[
+    ALTER TABLE analytics_orders ADD COLUMN coupon_fen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE analytics_orders ADD COLUMN campaign_fen INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX analytics_orders_campaign ON analytics_orders(campaign) WHERE campaign IS NOT NULL;
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -259,6 +278,9 @@ return {
     { method = "GET", path = "/analytics/products", auth = "admin", csv = true, handler = get_products,
       summary = "Per product: views, viewers, add-to-cart, buyers, units, GMV, view-to-buy; slow movers",
       query = query_with(), response = PRODUCTS, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/campaigns", auth = "admin", csv = true, handler = get_campaigns,
+      summary = "Per activity: participants, orders, GMV, new members, campaign and coupon cost, ROI",
+      query = query_with(), response = CAMPAIGNS, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/analytics/members/{member}", auth = "admin", handler = get_member,
       summary = "A member's first and last touch", response = { type = "object", required = { "member" },
         properties = { member = STR, first = SOURCE_SCHEMA, last = SOURCE_SCHEMA } },

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Host, manual_tenant, add_sku, advance, admin_ok, run  # noqa: E402
 
 PAY_SECRET = "analytics-e2e-payment-secret-0123456789"
-T = manual_tenant("shop", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET},
+T = manual_tenant("shop", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET}, "flash_sale": {},
                            "analytics": {"attribution_window_days": 7}})
 TZ = 8 * 3600   # Asia/Shanghai, no daylight saving
 DAY = 86400
@@ -41,6 +41,11 @@ def host():
         H = Host(tenants=[T], name="analytics").start()
         for sku, price in PRICE.items():
             add_sku(H, T, sku, 100, price)
+        now = admin_ok(H, "GET", "/clock", T)["now"]
+        status, _, sale = H.admin("POST", "/flash-sales", T, {
+            "sku": "tea-002", "price_fen": 990, "quantity": 10, "per_user_limit": 1,
+            "starts_at": now, "ends_at": now + 10 * DAY})
+        assert status == 201, sale
     return H
 
 
@@ -125,6 +130,21 @@ class Ledger:
         return [sum(1 for ks in done.values() if all(s in ks for s in steps[:i + 1]))
                 for i in range(len(steps))]
 
+    def campaigns(self):
+        out = {}
+        for o in self.orders.values():
+            r = out.setdefault(o["campaign"], {"participants": set(), "orders": 0, "gmv_fen": 0,
+                                               "campaign_fen": 0, "coupon_fen": 0})
+            r["participants"].add(o["member"])
+            if o["paid"]:
+                r["orders"] += 1
+                r["gmv_fen"] += o["net"]
+                r["campaign_fen"] += o["campaign_fen"]
+        for r in out.values():
+            r["new_members"] = len(r["participants"] & set(self.touch))   # every touch is in the period
+            r["participants"] = len(r["participants"])
+        return out
+
     def sources(self):
         out = {}
 
@@ -163,8 +183,12 @@ def order(user, skus, source, pay=True):
     status, _, o = host().post("/v1/shop/orders", {"lines": [{"sku": k, "qty": 1} for k in skus]},
                                headers=host().bearer(T["id"], user))
     assert status == 201, (status, o)
+    return book(o, user, source, pay, [(k, PRICE[k]) for k in skus])
+
+
+def book(o, user, source, pay, lines, campaign="none", campaign_fen=0):
     rec = {"member": user, "source": source, "created": o["created_at"], "paid": None, "net": 0,
-           "lines": [(k, PRICE[k]) for k in skus]}
+           "lines": lines, "campaign": campaign, "campaign_fen": campaign_fen}
     L.orders[o["id"]] = rec
     if pay:
         status, _, sim = host().admin("POST", "/payments/simulate", T, {"order_id": o["id"]})
@@ -263,6 +287,10 @@ def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
     L.touch["m1"].append((at(2, 0, 6), "search"))
     order("m1", "tea-001", "search")
     order("m1", "tea-002", "search", pay=False)          # created, never paid: no money
+    # a flash sale: the sampler at 990 instead of 5600
+    status, _, fo = host().post("/v1/shop/flash-sales/1/buy", None, headers=host().bearer(T["id"], "m2"))
+    assert status == 201, fo
+    book(fo, "m2", "moments", True, [("tea-002", 990)], "flash_sale:1", PRICE["tea-002"] - 990)
     # a partial refund of m2's order: GMV is paid minus refunded, by pay time
     status, _, r = host().admin("POST", "/orders/%d/refund" % o2["id"], T, {"amount_fen": 1000})
     assert status == 202, r
@@ -384,6 +412,18 @@ def test_products_match_the_ledger():
     assert sum(r["gmv_fen"] for r in got["items"]) == sum(o["net"] for o in L.orders.values())
     assert got["slow_movers"] == [p for p, w in sorted(want.items(), key=lambda kv: -kv[1]["views"])
                                   if w["units"] == 0]
+
+
+def test_campaigns_match_the_ledger():
+    got = report("campaigns", **{"from": DAY1, "to": DAY2})
+    rows = {r["campaign"]: r for r in got["items"]}
+    want = L.campaigns()
+    assert set(rows) == set(want), (rows, want)
+    for c, w in want.items():
+        for k, v in w.items():
+            assert rows[c][k] == v, (c, k, rows[c], w)
+    fs = rows["flash_sale:1"]
+    assert abs(fs["roi"] - fs["gmv_fen"] / fs["campaign_fen"]) < 1e-9 and "roi" not in rows["none"], rows
 
 
 def test_members_keep_first_and_last_touch():

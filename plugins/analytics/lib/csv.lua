@@ -41,12 +41,7 @@ function csv.overview(r)
   p.period, p.label = "previous", "previous"
   rows[#rows + 1] = t
   rows[#rows + 1] = p
-  function csv.products(r)
-  return csv.encode({ "product", "views", "viewers", "carts", "buyers", "units", "gmv_fen", "view_to_buy",
-                      "add_to_cart_rate" }, r.items)
-end
-
-return csv.encode(FIGURES, rows)
+  return csv.encode(FIGURES, rows)
 end
 
 function csv.funnel(r)
@@ -58,21 +53,16 @@ function csv.funnel(r)
   end
   add("all", r.steps)
   for _, b in ipairs(r.by_source) do add(b.source, b.steps) end
-  function csv.products(r)
-  return csv.encode({ "product", "views", "viewers", "carts", "buyers", "units", "gmv_fen", "view_to_buy",
-                      "add_to_cart_rate" }, r.items)
-end
-
-return csv.encode({ "source", "step", "visitors", "conversion" }, rows)
+  return csv.encode({ "source", "step", "visitors", "conversion" }, rows)
 end
 
 function csv.sources(r)
-  function csv.products(r)
-  return csv.encode({ "product", "views", "viewers", "carts", "buyers", "units", "gmv_fen", "view_to_buy",
-                      "add_to_cart_rate" }, r.items)
+  return csv.encode({ "key", "visitors", "new_members", "orders", "gmv_fen" }, r.items)
 end
 
-return csv.encode({ "key", "visitors", "new_members", "orders", "gmv_fen" }, r.items)
+function csv.campaigns(r)
+  return csv.encode({ "campaign", "participants", "new_members", "orders", "gmv_fen", "campaign_fen",
+                      "coupon_fen", "roi" }, r.items)
 end
 
 function csv.products(r)

@@ -48,14 +48,19 @@ end
 function facts.upsert(o)
   local a = o.attribution or {}
   local src = type(a.source) == "table" and a.source or {}
-  local products = {}
-  for _, l in ipairs(o.lines or {}) do products[#products + 1] = l.sku end
+  local products, campaign_fen = {}, 0
+  for _, l in ipairs(o.lines or {}) do
+    products[#products + 1] = l.sku
+    campaign_fen = campaign_fen + ((l.list_price_fen or 0) - (l.unit_price_fen or 0)) * (l.qty or 0)
+  end
   local campaign = o.campaign and (o.campaign.plugin .. ":" .. tostring(o.campaign.id)) or nil
   tp.db.exec([[
     INSERT INTO analytics_orders (order_id, member, created_at, paid_at, total_fen, paid_fen,
-      refunded_fen, source, scene, store, guide, content, live, referrer, campaign, products)
+      refunded_fen, source, scene, store, guide, content, live, referrer, campaign, products,
+      coupon_fen, campaign_fen)
     VALUES (:id, :member, :created_at, :paid_at, :total_fen, :paid_fen, :refunded_fen, :source,
-      :scene, :store, :guide, :content, :live, :referrer, :campaign, :products)
+      :scene, :store, :guide, :content, :live, :referrer, :campaign, :products, :coupon_fen,
+      :campaign_fen)
     ON CONFLICT (order_id) DO UPDATE SET paid_at = coalesce(excluded.paid_at, paid_at),
       paid_fen = max(paid_fen, excluded.paid_fen),
       refunded_fen = max(refunded_fen, excluded.refunded_fen)]], {
@@ -64,7 +69,8 @@ function facts.upsert(o)
     source = src.source or "direct", scene = src.scene, store = a.store or src.store,
     guide = a.guide or src.guide, content = src.content, live = src.live,
     referrer = a.referrer or src.referrer, campaign = campaign,
-    products = "," .. table.concat(products, ",") .. "," })
+    products = "," .. table.concat(products, ",") .. ",",
+    coupon_fen = o.discount_fen or 0, campaign_fen = campaign_fen })
   upsert_lines(o)
 end
 

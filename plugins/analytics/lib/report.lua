@@ -261,6 +261,36 @@ function report.sources(q, by)
            filters = tp.json.object(q.filters), items = items }
 end
 
+-- ---- campaigns
+
+---Per activity (the order's campaign, "plugin:id"; "none" for plain checkouts):
+---participants (members who ordered in the period), paid orders, GMV, new
+---members among the participants (first touch in the period), what the
+---campaign's price and the coupons took off list price on the paid orders,
+---and ROI = GMV / that cost.
+function report.campaigns(q)
+  local b = binds(q.filters, q.from, q.to)
+  local items = tp.json.array()
+  for i, r in ipairs(tp.db.query([[
+      SELECT coalesce(o.campaign, 'none') AS campaign,
+        count(DISTINCT o.member) AS participants,
+        count(DISTINCT CASE WHEN t.first_at >= :b0 AND t.first_at < :b1 THEN o.member END) AS new_members,
+        sum(o.paid_at >= :b0 AND o.paid_at < :b1) AS orders,
+        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
+        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.campaign_fen END), 0) AS campaign_fen,
+        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.coupon_fen END), 0) AS coupon_fen
+      FROM analytics_orders o LEFT JOIN analytics_touch t ON t.member = o.member
+      WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
+        AND ]] .. ORDERS_WHERE .. [[
+      GROUP BY 1 ORDER BY gmv_fen DESC, campaign]], b)) do
+    local cost = r.campaign_fen + r.coupon_fen
+    r.roi = cost > 0 and r.gmv_fen / cost or nil
+    items[i] = r
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+           filters = tp.json.object(q.filters), items = items }
+end
+
 -- ---- products
 
 function report.products(q)
