@@ -106,6 +106,10 @@ local function get_campaigns(req)
   return answer(req, report.campaigns(report.read_query(req.query, MAX_BUCKETS)), csv.campaigns)
 end
 
+local function get_retention(req)
+  return answer(req, report.retention(report.read_query(req.query, MAX_BUCKETS)), csv.retention)
+end
+
 local function get_member(req)
   local m = check.user(req.params.member, "member")
   return 200, member_touch(m)
@@ -175,6 +179,15 @@ local CAMPAIGNS = with_period({ items = { type = "array", items = { type = "obje
     roi = { type = "number", nullable = true, description = "gmv_fen / (campaign_fen + coupon_fen)" } } } } },
   { "items" })
 
+local COHORT = { type = "object", required = { "month", "members" }, properties = {
+  month = { type = "string", description = "YYYY-MM of the first purchase, local" }, members = INT } }
+for _, w in ipairs({ 30, 60, 90 }) do
+  COHORT.properties["repurchased_" .. w] = INT
+  COHORT.properties["rate_" .. w] = NUM
+  COHORT.properties["open_" .. w] = { type = "boolean", description = "the window has not closed for every member yet" }
+end
+local RETENTION = with_period({ cohorts = { type = "array", items = COHORT } }, { "cohorts" })
+
 local REPORT_QUERY = {
   from = { type = "string", description = "first local day, YYYY-MM-DD (default: 7 days before to)" },
   to = { type = "string", description = "last local day, YYYY-MM-DD (default: today)" },
@@ -194,7 +207,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.2.0",
+  version = "1.3.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -281,6 +294,10 @@ return {
     { method = "GET", path = "/analytics/campaigns", auth = "admin", csv = true, handler = get_campaigns,
       summary = "Per activity: participants, orders, GMV, new members, campaign and coupon cost, ROI",
       query = query_with(), response = CAMPAIGNS, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/retention", auth = "admin", csv = true, handler = get_retention,
+      summary = "Cohorts by first-purchase month: members buying again within 30, 60 and 90 days",
+      query = { from = REPORT_QUERY.from, to = REPORT_QUERY.to, format = REPORT_QUERY.format },
+      response = RETENTION, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/analytics/members/{member}", auth = "admin", handler = get_member,
       summary = "A member's first and last touch", response = { type = "object", required = { "member" },
         properties = { member = STR, first = SOURCE_SCHEMA, last = SOURCE_SCHEMA } },

@@ -291,6 +291,7 @@ def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
     status, _, fo = host().post("/v1/shop/flash-sales/1/buy", None, headers=host().bearer(T["id"], "m2"))
     assert status == 201, fo
     book(fo, "m2", "moments", True, [("tea-002", 990)], "flash_sale:1", PRICE["tea-002"] - 990)
+    order("m3", "tea-001", "direct")                     # never tracked: no source, one purchase
     # a partial refund of m2's order: GMV is paid minus refunded, by pay time
     status, _, r = host().admin("POST", "/orders/%d/refund" % o2["id"], T, {"amount_fen": 1000})
     assert status == 202, r
@@ -424,6 +425,23 @@ def test_campaigns_match_the_ledger():
             assert rows[c][k] == v, (c, k, rows[c], w)
     fs = rows["flash_sale:1"]
     assert abs(fs["roi"] - fs["gmv_fen"] / fs["campaign_fen"]) < 1e-9 and "roi" not in rows["none"], rows
+
+
+def test_retention_cohorts_match_the_ledger():
+    got = report("retention", **{"from": DAY1, "to": DAY2})["cohorts"]
+    buys = {}
+    for o in L.orders.values():
+        if o["paid"] and o["net"] > 0:
+            buys.setdefault(o["member"], []).append(o["paid"])
+    want = {}
+    for m, times in buys.items():
+        first = min(times)
+        c = want.setdefault(date_of(first)[:7], {"members": 0, "repurchased_30": 0})
+        c["members"] += 1
+        c["repurchased_30"] += sum(1 for t in times if first <= t <= first + 30 * DAY) >= 2
+    assert {c["month"]: {"members": c["members"], "repurchased_30": c["repurchased_30"]} for c in got} == want, got
+    assert all(c["open_30"] and abs(c["rate_30"] - c["repurchased_30"] / c["members"]) < 1e-9 for c in got), got
+    assert sum(c["repurchased_30"] for c in want.values()) < sum(c["members"] for c in want.values())  # m3
 
 
 def test_members_keep_first_and_last_touch():

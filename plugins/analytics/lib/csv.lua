@@ -65,6 +65,11 @@ function csv.campaigns(r)
                       "coupon_fen", "roi" }, r.items)
 end
 
+function csv.retention(r)
+  return csv.encode({ "month", "members", "repurchased_30", "rate_30", "open_30", "repurchased_60", "rate_60",
+                      "open_60", "repurchased_90", "rate_90", "open_90" }, r.cohorts)
+end
+
 function csv.products(r)
   return csv.encode({ "product", "views", "viewers", "carts", "buyers", "units", "gmv_fen", "view_to_buy",
                       "add_to_cart_rate" }, r.items)

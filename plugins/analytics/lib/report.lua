@@ -291,6 +291,58 @@ function report.campaigns(q)
            filters = tp.json.object(q.filters), items = items }
 end
 
+-- ---- retention
+
+local WINDOWS = { 30, 60, 90 }
+
+---Cohorts by the local month of each member's first purchase (a paid order
+---not wholly refunded, whenever it was): of the cohort's members, how many
+---bought again within 30, 60 and 90 days of that first purchase. A window
+---that has not yet closed for every member of the cohort is marked open.
+function report.retention(q)
+  local rows = tp.db.query([[
+    WITH analytics_first AS (
+      SELECT member, min(paid_at) AS first FROM analytics_orders
+      WHERE paid_at IS NOT NULL AND paid_fen > refunded_fen GROUP BY member)
+    SELECT f.member AS member, f.first AS first,
+      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
+         AND o.paid_at >= f.first AND o.paid_at <= f.first + 30 * 86400) AS n30,
+      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
+         AND o.paid_at >= f.first AND o.paid_at <= f.first + 60 * 86400) AS n60,
+      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
+         AND o.paid_at >= f.first AND o.paid_at <= f.first + 90 * 86400) AS n90
+    FROM analytics_first f WHERE f.first >= ?1 AND f.first < ?2 ORDER BY f.first]], q.from, q.to)
+  local cohorts, order = {}, {}
+  for _, r in ipairs(rows) do
+    local t = tp.localtime(r.first)
+    local month = ("%04d-%02d"):format(t.year, t.month)
+    local c = cohorts[month]
+    if not c then
+      c = { month = month, members = 0, last_first = 0 }
+      for _, w in ipairs(WINDOWS) do c["repurchased_" .. w] = 0 end
+      cohorts[month] = c
+      order[#order + 1] = month
+    end
+    c.members = c.members + 1
+    c.last_first = math.max(c.last_first, r.first)
+    for _, w in ipairs(WINDOWS) do
+      if r["n" .. w] >= 2 then c["repurchased_" .. w] = c["repurchased_" .. w] + 1 end
+    end
+  end
+  local items = tp.json.array()
+  for i, month in ipairs(order) do
+    local c = cohorts[month]
+    for _, w in ipairs(WINDOWS) do
+      c["rate_" .. w] = c["repurchased_" .. w] / c.members
+      c["open_" .. w] = tp.now() < c.last_first + w * 86400
+    end
+    c.last_first = nil
+    items[i] = c
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(), filters = tp.json.object({}),
+           cohorts = items }
+end
+
 -- ---- products
 
 function report.products(q)
