@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Host, manual_tenant, add_sku, advance, admin_ok, run  # noqa: E402
 
 PAY_SECRET = "analytics-e2e-payment-secret-0123456789"
-T = manual_tenant("shop", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET}, "flash_sale": {},
+T = manual_tenant("shop", {"catalog": {}, "orders": {"attribution_plugin": "referral"},
+                           "payments": {"secret": PAY_SECRET}, "flash_sale": {}, "referral": {},
                            "analytics": {"attribution_window_days": 7}})
 TZ = 8 * 3600   # Asia/Shanghai, no daylight saving
 DAY = 86400
@@ -46,6 +47,12 @@ def host():
             "sku": "tea-002", "price_fen": 990, "quantity": 10, "per_user_limit": 1,
             "starts_at": now, "ends_at": now + 10 * DAY})
         assert status == 201, sale
+        # a store with a shopping guide: the referral plugin attributes her customers' orders
+        status, _, body = H.admin("POST", "/referral/stores", T, {"id": "hz-east", "name": "East store"})
+        assert status == 201, body
+        status, _, body = H.admin("POST", "/referral/distributors", T,
+                                  {"user": "guide-li", "kind": "guide", "store": "hz-east"})
+        assert status == 201, body
     return H
 
 
@@ -97,9 +104,10 @@ class Ledger:
             if not o["paid"]:
                 continue
             for sku, net in o["lines"]:
-                row(sku)["buyers"].add(o["member"])
-                row(sku)["units"] += 1
                 row(sku)["gmv_fen"] += net
+                if o["net"] > 0:
+                    row(sku)["buyers"].add(o["member"])
+                    row(sku)["units"] += 1
         return {p: {k: len(v) if isinstance(v, set) else v for k, v in r.items()} for p, r in out.items()}
 
     def days(self, d1, d2):
@@ -109,9 +117,10 @@ class Ledger:
         uv = {v for d, v, _, _ in self.hits if d == day}
         paid = [o for o in self.orders.values() if o["paid"] and date_of(o["paid"]) == day]
         gmv = sum(o["net"] for o in paid)
-        payers = {o["member"] for o in paid}
-        return {"uv": len(uv), "payers": len(payers), "orders": len(paid), "gmv_fen": gmv,
-                "aov_fen": gmv // len(paid) if paid else None,
+        counted = [o for o in paid if o["net"] > 0]          # refunded in full: no order
+        payers = {o["member"] for o in counted}
+        return {"uv": len(uv), "payers": len(payers), "orders": len(counted), "gmv_fen": gmv,
+                "aov_fen": gmv // len(counted) if counted else None,
                 "per_payer_fen": gmv // len(payers) if payers else None}
 
     def funnel(self, steps, source=None):
@@ -137,7 +146,7 @@ class Ledger:
                                                "campaign_fen": 0, "coupon_fen": 0})
             r["participants"].add(o["member"])
             if o["paid"]:
-                r["orders"] += 1
+                r["orders"] += o["net"] > 0
                 r["gmv_fen"] += o["net"]
                 r["campaign_fen"] += o["campaign_fen"]
         for r in out.values():
@@ -156,7 +165,7 @@ class Ledger:
             row(min(touches)[1])["new_members"] += 1
         for o in self.orders.values():
             if o["paid"]:
-                row(o["source"])["orders"] += 1
+                row(o["source"])["orders"] += o["net"] > 0
                 row(o["source"])["gmv_fen"] += o["net"]
         return {k: dict(r, visitors=len(r["visitors"])) for k, r in out.items()}
 
@@ -273,6 +282,10 @@ def test_other_visitors_of_day_one_and_a_crawler():
 
 def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
     advance(host(), T, to=at(2, 0, 5))
+    # m2 follows guide Li's code: referral names store hz-east and guide-li on her orders
+    code = admin_ok(host(), "GET", "/referral/distributors/guide-li", T)["code"]
+    status, _, b = host().post("/v1/shop/referral/bind", {"code": code}, headers=host().bearer(T["id"], "m2"))
+    assert status == 201, b
     track([ev("d1", "enter", at(2, 0, 5), "sD", scene=1155, query={"content": "post-9"}),
            ev("d2", "product_view", at(2, 0, 5), "sD", product="tea-002"),
            ev("d3", "add_to_cart", at(2, 0, 5), "sD", product="tea-002")], device="dD", user="m2")
@@ -292,10 +305,15 @@ def test_day_two_a_new_member_from_moments_and_a_returning_one_from_search():
     assert status == 201, fo
     book(fo, "m2", "moments", True, [("tea-002", 990)], "flash_sale:1", PRICE["tea-002"] - 990)
     order("m3", "tea-001", "direct")                     # never tracked: no source, one purchase
+    o4 = order("m4", "tea-002", "direct")                # refunded in full: no money, no order
+    status, _, r = host().admin("POST", "/orders/%d/refund" % o4["id"], T, {})
+    assert status == 202, r
     # a partial refund of m2's order: GMV is paid minus refunded, by pay time
     status, _, r = host().admin("POST", "/orders/%d/refund" % o2["id"], T, {"amount_fen": 1000})
     assert status == 202, r
     advance(host(), T, seconds=1)
+    L.orders[o4["id"]]["net"] = 0
+    L.orders[o4["id"]]["lines"] = [("tea-002", 0)]
     L.orders[o2["id"]]["net"] -= 1000
     # the refund split over the lines in proportion to what each paid, by largest remainder
     lines = L.orders[o2["id"]]["lines"]
@@ -390,6 +408,23 @@ def test_sources_match_the_ledger():
             assert rows[k][f] == v, (k, f, rows[k], w)
     stores = {r.get("key"): r for r in report("sources", **{"from": DAY1, "to": DAY2, "by": "store"})["items"]}
     assert stores["hz-west"]["visitors"] == 1 and stores["hz-west"]["orders"] == 1, stores
+
+
+def test_stores_and_guides_agree_with_referral():
+    """Orders carry referral's store and guide where it named one: the sources by store and
+    by guide give the referral plugin's own performance figures (paid minus refunded)."""
+    frm, to = at(1, 0, 0), at(2, 0, 0) + DAY
+    perf = admin_ok(host(), "GET", "/referral/stores/hz-east/performance?from=%d&to=%d" % (frm, to), T)
+    assert perf["sales_fen"] > 0, perf
+    stores = {r.get("key"): r for r in report("sources", **{"from": DAY1, "to": DAY2, "by": "store"})["items"]}
+    assert (stores["hz-east"]["gmv_fen"], stores["hz-east"]["orders"]) == (perf["sales_fen"], perf["orders"]), \
+        (stores["hz-east"], perf)
+    guides = {r.get("key"): r for r in report("sources", **{"from": DAY1, "to": DAY2, "by": "guide"})["items"]}
+    li = next(g for g in perf["guides"] if g["guide"] == "guide-li")
+    assert (guides["guide-li"]["gmv_fen"], guides["guide-li"]["orders"]) == (li["sales_fen"], li["orders"]), \
+        (guides["guide-li"], li)
+    m2 = sum(o["net"] for o in L.orders.values() if o["member"] == "m2")
+    assert perf["sales_fen"] == m2
 
 
 def test_filters_narrow_visitors_and_orders():

@@ -5,7 +5,9 @@
 -- A report covers the local days from..to (inclusive, the brand's zone) in
 -- buckets of an hour, a day, a week (from Monday) or a month. Money is the
 -- one rule of README "Money": an order counts when it is paid, at its pay
--- time, for what was paid minus what has been refunded of it.
+-- time, for what was paid minus what has been refunded of it; it counts as an
+-- order (and its member as a payer or buyer) unless refunded in full, as the
+-- referral plugin counts a store's and a guide's orders.
 
 local check = require("tp.check")
 local when = require("tp.when")
@@ -114,7 +116,8 @@ end
 local function figures(f, b0, b1)
   local b = binds(f, b0, b1)
   local uv = tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE, b).n
-  local o = tp.db.one([[SELECT count(*) AS orders, count(DISTINCT member) AS payers,
+  local o = tp.db.one([[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
+      count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
       coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
       WHERE paid_at >= :b0 AND paid_at < :b1 AND ]] .. ORDERS_WHERE, b)
   return {
@@ -244,7 +247,7 @@ function report.sources(q, by)
       GROUP BY 1]]):format(by), b)) do
     row(r.key).new_members = r.n
   end
-  for _, r in ipairs(tp.db.query(([[SELECT %s AS key, count(*) AS n,
+  for _, r in ipairs(tp.db.query(([[SELECT %s AS key, sum(paid_fen > refunded_fen) AS n,
       coalesce(sum(paid_fen - refunded_fen), 0) AS gmv FROM analytics_orders
       WHERE paid_at >= :b0 AND paid_at < :b1 AND %s GROUP BY 1]]):format(by, ORDERS_WHERE), b)) do
     local x = row(r.key)
@@ -275,7 +278,7 @@ function report.campaigns(q)
       SELECT coalesce(o.campaign, 'none') AS campaign,
         count(DISTINCT o.member) AS participants,
         count(DISTINCT CASE WHEN t.first_at >= :b0 AND t.first_at < :b1 THEN o.member END) AS new_members,
-        sum(o.paid_at >= :b0 AND o.paid_at < :b1) AS orders,
+        coalesce(sum(o.paid_at >= :b0 AND o.paid_at < :b1 AND o.paid_fen > o.refunded_fen), 0) AS orders,
         coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
         coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.campaign_fen END), 0) AS campaign_fen,
         coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.coupon_fen END), 0) AS coupon_fen
@@ -361,8 +364,10 @@ function report.products(q)
     local x = row(r.product)
     if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
   end
-  for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku, count(DISTINCT o.member) AS buyers,
-      sum(l.qty) AS units, sum(l.paid_fen - l.refunded_fen) AS gmv
+  for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku,
+      count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,
+      coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0) AS units,
+      sum(l.paid_fen - l.refunded_fen) AS gmv
       FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
       WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
       ORDERS_WHERE .. " GROUP BY l.sku", b)) do
