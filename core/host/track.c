@@ -36,8 +36,8 @@
 #define MAX_LATE_MS (48LL * 3600 * 1000)
 #define MAX_AHEAD_MS (5LL * 60 * 1000)
 #define MAX_ERRORS 20
-#define PURGE_EVERY_MS (3600LL * 1000)
-#define PURGE_ROWS 20000
+#define PURGE_EVERY_MS (60LL * 1000)  /* a small slice often: the loop never waits long */
+#define PURGE_ROWS 10000             /* up to 14.4M events a day */
 #define TRACK_SLICE_NS (2 * 1000 * 1000ull)   /* intake's share of one loop iteration */
 
 typedef struct batch {

@@ -24,6 +24,7 @@ static const char SCHEMA_SQL[] =
     " id TEXT PRIMARY KEY, at INTEGER NOT NULL, device TEXT, member TEXT,"
     " scene INTEGER NOT NULL, source TEXT NOT NULL, store TEXT, guide TEXT, content TEXT,"
     " live TEXT, referrer TEXT) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS analytics_sessions_at ON analytics_sessions(at);"
     "CREATE INDEX IF NOT EXISTS analytics_sessions_member ON analytics_sessions(member, at)"
     " WHERE member IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS analytics_sessions_device ON analytics_sessions(device, at)"
@@ -194,8 +195,9 @@ int tptk_purge(tptk_db *k, int64_t before_ms, int limit) {
   sqlite3_bind_int(k->purge, 2, limit);
   if (step_once(k->purge) != 0) return -1;
   int n = sqlite3_changes(k->db);
-  char sql[160];
-  snprintf(sql, sizeof sql, "DELETE FROM analytics_sessions WHERE at < %lld", (long long)before_ms);
+  char sql[200];
+  snprintf(sql, sizeof sql, "DELETE FROM analytics_sessions WHERE id IN (SELECT id FROM"
+           " analytics_sessions WHERE at < %lld ORDER BY at LIMIT %d)", (long long)before_ms, limit);
   if (sqlite3_exec(k->db, sql, NULL, NULL, NULL) != SQLITE_OK) return -1;
   return n;
 }

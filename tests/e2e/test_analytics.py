@@ -19,6 +19,7 @@ requests it made (the `Ledger`), never read back from the host.
 - money: GMV = paid minus refunded, by pay time, equal to the orders' own
 """
 import os
+import sqlite3
 import sys
 import time
 
@@ -33,13 +34,15 @@ TZ = 8 * 3600   # Asia/Shanghai, no daylight saving
 DAY = 86400
 PRICE = {"tea-001": 12800, "tea-002": 5600}
 
+T_KEEP = manual_tenant("keep", {"catalog": {}, "orders": {}, "analytics": {}})
+T_KEEP["track_retention_days"] = 3
 H = None
 
 
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T], name="analytics").start()
+        H = Host(tenants=[T, T_KEEP], name="analytics").start()
         for sku, price in PRICE.items():
             add_sku(H, T, sku, 100, price)
         now = admin_ok(H, "GET", "/clock", T)["now"]
@@ -514,6 +517,26 @@ def test_reports_as_csv_carry_the_same_figures():
     assert [int(r["visitors"]) for r in steps] == L.funnel(["enter", "product_view", "add_to_cart", "order", "pay"])
     status, _, bad = host().admin("GET", "/analytics/sources?format=xml", T)
     assert status == 400 and bad["error"]["details"]["field"] == "format", bad
+
+
+def test_raw_events_are_kept_for_the_brands_days_and_rollups_for_ever():
+    h = host()
+    t0 = admin_ok(h, "GET", "/clock", T_KEEP)["now"]
+    day = date_of(t0)
+    send = lambda i, when: h.post("/v1/keep/track", {"device": "k%d" % i, "events": [  # noqa: E731
+        ev("k%d" % i, "enter", when, "ks%d" % i, scene=1011)]})
+    assert send(1, t0)[0] == 200
+    admin_ok(h, "POST", "/analytics/rollup", T_KEEP, {})
+    raw = lambda: sqlite3.connect(os.path.join(h.data_dir, "keep.analytics.db")).execute(  # noqa: E731
+        "SELECT count(*) FROM analytics_events").fetchone()[0]
+    assert raw() == 1
+    advance(h, T_KEEP, seconds=4 * DAY)
+    assert send(2, t0 + 4 * DAY)[0] == 200      # the intake purges what is older than 3 days
+    assert raw() == 1
+    # the hour whose raw events are gone is kept as it was; the 23 empty ones are rebuilt empty
+    assert admin_ok(h, "POST", "/analytics/rollup", T_KEEP, {"day": day})["hours"] == 23
+    got = admin_ok(h, "GET", "/analytics/overview?from=%s&to=%s" % (day, day), T_KEEP)
+    assert got["total"]["uv"] == 1, got
 
 
 def test_report_queries_are_checked():

@@ -28,8 +28,16 @@ end
 ---A visitor is the event's member, else its device's member (a login
 ---folds the device's anonymous events in), else its session's member, else
 ---the device, else the session; a merged member is its survivor.
+---An hour whose raw events are gone (older than the brand's
+---track_retention_days) keeps its rows: there is nothing to rebuild them from.
 ---@param hour integer
+---@return boolean rebuilt
 function rollup.hour(hour)
+  local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
+    WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
+  if raw == 0 and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
+    return false
+  end
   tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
   tp.db.exec([[
     INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content, live,
@@ -83,6 +91,7 @@ function rollup.hour(hour)
       last_live = CASE WHEN excluded.last_at >= last_at THEN excluded.last_live ELSE last_live END,
       last_referrer = CASE WHEN excluded.last_at >= last_at THEN excluded.last_referrer ELSE last_referrer END
   ]], hour * 1000, (hour + HOUR) * 1000)
+  return true
 end
 
 ---Folds in what arrived since the last run, at most `max_hours` hours per
@@ -110,13 +119,13 @@ function rollup.pending(max_hours)
   return hours
 end
 
----Recomputes every hour of [from, to) (UTC epoch seconds, whole hours).
+---Recomputes every hour of [from, to) (UTC epoch seconds, whole hours)
+---that still has its raw events.
 ---@return integer[] hours
 function rollup.range(from, to)
   local hours = {}
   for h = from - from % HOUR, to - 1, HOUR do
-    rollup.hour(h)
-    hours[#hours + 1] = h
+    if rollup.hour(h) then hours[#hours + 1] = h end
   end
   return hours
 end
