@@ -17,7 +17,8 @@ Three figures, each measured once:
    days, rolled up day by day first): the report's wall time, median of 5.
 
 Environment: BUILD (default build-release), INTAKE_SECONDS (10), DAY_EVENTS
-(1000000), REPORT_EVENTS (3000000), VISITORS (200000), BENCH_TMPDIR.
+(1000000), REPORT_EVENTS (3000000), VISITORS (200000), PHASES (default 1,2,3:
+which of the three to run), BENCH_TMPDIR.
 The machine may be shared: the figures say so, and are noisy.
 """
 import json
@@ -38,6 +39,7 @@ INTAKE_SECONDS = int(os.environ.get("INTAKE_SECONDS", "10"))
 DAY_EVENTS = int(os.environ.get("DAY_EVENTS", "1000000"))
 REPORT_EVENTS = int(os.environ.get("REPORT_EVENTS", "3000000"))
 VISITORS = int(os.environ.get("VISITORS", "200000"))
+PHASES = os.environ.get("PHASES", "1,2,3").split(",")
 KEY = "bench-only-admin-key-000000000001"
 SECRET = "bench-only-token-secret-0000000001"
 TZ = 8 * 3600
@@ -191,6 +193,25 @@ request = function()
     '{"device":"d' .. tid .. '-' .. n .. '","events":[' .. table.concat(ev, ',') .. ']}')
 end
 """ % (now * 1000))
+        if "1" in PHASES:
+            intake_phase(port, buy_lua, track_lua)
+        adb = os.path.join(tmp, "bench.analytics.db")
+        if "2" in PHASES:
+            rollup_phase(port, adb, now)
+        if "3" in PHASES:
+            report_phase(port, adb, now, tmp)
+        print("command: %s python3 tests/bench/analytics.py; server on CPU 0, wrk on CPU 1; a shared "
+              "2-core machine: noisy figures" % " ".join(
+                  "%s=%s" % (k, os.environ[k]) for k in ("DAY_EVENTS", "REPORT_EVENTS", "PHASES") if k in os.environ))
+    finally:
+        server.terminate()
+        server.wait()
+        if os.environ.get("KEEP_TMP") != "1":
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def intake_phase(port, buy_lua, track_lua):
+    if True:
         say("bench: 1. the buy alone (4 connections, %d s)" % INTAKE_SECONDS)
         alone = parse_wrk(wrk(buy_lua, 4, INTAKE_SECONDS, 1, port, "/").communicate()[0])
         say("bench: 1. intake in batches of 50 (32 connections) beside the buy")
@@ -207,7 +228,9 @@ end
         print("flash-sale buy alone:         %.0f/s p50 %s p99 %s" % (alone["rps"], alone["p50"], alone["p99"]))
         print("flash-sale buy beside intake: %.0f/s p50 %s p99 %s" % (beside["rps"], beside["p50"], beside["p99"]))
 
-        adb = os.path.join(tmp, "bench.analytics.db")
+
+def rollup_phase(port, adb, now):
+    if True:
         day0 = local_midnight(now) - 100 * DAY
         say("bench: 2. writing %d events into one local day" % DAY_EVENTS)
         fill(adb, day0, 1, DAY_EVENTS, 1)
@@ -216,6 +239,9 @@ end
         out = req(port, "POST", "/admin/bench/analytics/rollup", {"day": day_text})
         print("rollup of a day with %d events: %.1f s (%d hours)" % (DAY_EVENTS, time.monotonic() - t0, out["hours"]))
 
+
+def report_phase(port, adb, now, tmp):
+    if True:
         start = local_midnight(now) - 95 * DAY
         say("bench: 3. writing %d events over 90 days, rolling each day up" % REPORT_EVENTS)
         fill(adb, start, 90, REPORT_EVENTS, 2)
@@ -236,14 +262,6 @@ end
         print("90-day overview by day over %d raw events (%d rollup rows, UV %d): median %.0f ms of 5 "
               "(rolling the 90 days up took %.1f s)" % (REPORT_EVENTS, hits, body["total"]["uv"],
                                                         sorted(times)[2] * 1000, roll90))
-        print("command: %s; server on CPU 0, wrk on CPU 1; a shared 2-core machine: noisy figures" %
-              " ".join("%s=%s" % (k, os.environ[k]) for k in ("DAY_EVENTS", "REPORT_EVENTS") if k in os.environ)
-              + " python3 tests/bench/analytics.py")
-    finally:
-        server.terminate()
-        server.wait()
-        if os.environ.get("KEEP_TMP") != "1":
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
