@@ -207,7 +207,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.3.0",
+  version = "1.4.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -272,6 +272,15 @@ return {
     ALTER TABLE analytics_orders ADD COLUMN campaign_fen INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX analytics_orders_campaign ON analytics_orders(campaign) WHERE campaign IS NOT NULL;
     ]],
+    -- the visitors of each local day, for UV over days, weeks and months
+    [[
+    CREATE TABLE analytics_days (
+      day INTEGER NOT NULL,         -- UTC epoch seconds of the local midnight
+      visitor TEXT NOT NULL,
+      source TEXT NOT NULL, store TEXT, guide TEXT
+    );
+    CREATE INDEX analytics_days_day ON analytics_days(day, visitor);
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -335,6 +344,7 @@ return {
       if not tpmerge.begin("analytics_merges", from, into, merge_id) then return { rows = 0 } end
       local n = tp.db.exec("UPDATE analytics_orders SET member = ? WHERE member = ?", into, from)
       n = n + tp.db.exec("UPDATE analytics_hits SET visitor = ? WHERE visitor = ?", into, from)
+      n = n + tp.db.exec("UPDATE analytics_days SET visitor = ? WHERE visitor = ?", into, from)
       local t = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", from)
       if t then
         tp.db.exec("DELETE FROM analytics_touch WHERE member = ?", from)

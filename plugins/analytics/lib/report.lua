@@ -112,10 +112,24 @@ local function binds(f, b0, b1, extra)
   return t
 end
 
----UV, payers, paid orders and GMV of [b0, b1), with the ratios.
-local function figures(f, b0, b1)
+local DAYS_WHERE = [[day >= :b0 AND day < :b1
+  AND (:source IS NULL OR source = :source) AND (:store IS NULL OR store = :store)
+  AND (:guide IS NULL OR guide = :guide)]]
+
+---Distinct visitors of [b0, b1): from the days' rows when the period is whole
+---local days and no product narrows it, else from the hours' rows.
+local function visitors(f, b0, b1, whole_days)
   local b = binds(f, b0, b1)
-  local uv = tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE, b).n
+  if whole_days and not f.product then
+    return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE, b).n
+  end
+  return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE, b).n
+end
+
+---UV, payers, paid orders and GMV of [b0, b1), with the ratios.
+local function figures(f, b0, b1, whole_days)
+  local b = binds(f, b0, b1)
+  local uv = visitors(f, b0, b1, whole_days)
   local o = tp.db.one([[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
       count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
       coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
@@ -134,11 +148,11 @@ local function change(cur, prev)
 end
 
 function report.overview(q)
-  local total = figures(q.filters, q.from, q.to)
-  local previous = figures(q.filters, q.from - (q.to - q.from), q.from)
+  local total = figures(q.filters, q.from, q.to, true)
+  local previous = figures(q.filters, q.from - (q.to - q.from), q.from, true)
   local buckets = tp.json.array()
   for i, b in ipairs(q.buckets) do
-    local fig = figures(q.filters, math.max(b.start, q.from), math.min(b.stop, q.to))
+    local fig = figures(q.filters, math.max(b.start, q.from), math.min(b.stop, q.to), q.gran ~= "hour")
     fig.start, fig.label = b.start, b.label
     buckets[i] = fig
   end

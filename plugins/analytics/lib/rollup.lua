@@ -94,6 +94,35 @@ function rollup.hour(hour)
   return true
 end
 
+---The local midnight starting the day that holds epoch (the brand's zone).
+local function day_of(epoch)
+  local t = tp.localtime(epoch)
+  return epoch - (t.hour * 3600 + t.min * 60 + t.sec)
+end
+rollup.day_of = day_of
+
+---Rebuilds analytics_days for the local day starting at `day` from the
+---hours' rows: each visitor once per source, store and guide.
+local function rebuild_day(day)
+  local stop = day_of(day + 27 * HOUR)
+  tp.db.exec("DELETE FROM analytics_days WHERE day = ?", day)
+  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide)
+    SELECT DISTINCT ?1, visitor, source, store, guide FROM analytics_hits
+    WHERE hour >= ?1 AND hour < ?2]], day, stop)
+end
+
+---The days of the hours, each rebuilt once.
+local function rebuild_days(hours)
+  local done = {}
+  for _, h in ipairs(hours) do
+    local d = day_of(h)
+    if not done[d] then
+      done[d] = true
+      rebuild_day(d)
+    end
+  end
+end
+
 ---Folds in what arrived since the last run, at most `max_hours` hours per
 ---run (the rest on the next): the hours recomputed, oldest first.
 ---@param max_hours integer
@@ -111,10 +140,14 @@ function rollup.pending(max_hours)
     ORDER BY h]], seen, top)
   local hours = {}
   for i, r in ipairs(rows) do
-    if i > max_hours then return hours end  -- the watermark stays: the rest next time
+    if i > max_hours then  -- the watermark stays: the rest next time
+      rebuild_days(hours)
+      return hours
+    end
     hours[i] = r.h * HOUR
     rollup.hour(hours[i])
   end
+  rebuild_days(hours)
   set_state("event_seq", top)
   return hours
 end
@@ -124,9 +157,12 @@ end
 ---@return integer[] hours
 function rollup.range(from, to)
   local hours = {}
+  local all = {}
   for h = from - from % HOUR, to - 1, HOUR do
     if rollup.hour(h) then hours[#hours + 1] = h end
+    all[#all + 1] = h
   end
+  rebuild_days(all)
   return hours
 end
 
