@@ -14,7 +14,8 @@
 ** one event with both folds the device's anonymous events into the member.
 ** Times are the client's ("at", epoch ms): at most 48 hours old (a rollup
 ** folds late events in for that long) and 5 minutes ahead of the tenant's
-** clock.
+** clock. A plugin's own events are "<plugin>.<name>", accepted when the
+** brand runs the plugin and its manifest lists the name under `track`.
 **
 ** Intake shares the loop with the orders, so it takes at most
 ** TRACK_SLICE_NS of each loop iteration: a batch arriving after that is
@@ -122,7 +123,8 @@ static bool known_kind(tp_tenant *t, const char *k) {
   if (n >= sizeof plugin) return false;
   memcpy(plugin, k, n);
   plugin[n] = '\0';
-  return tp__slot(t, plugin) != NULL;
+  tp_slot *s = tp__slot(t, plugin);
+  return s && s->current && tpp_tracks(s->current, dot + 1);
 }
 
 /* The enter event's query (scene value, store, guide, live room, content, ref). */
@@ -166,7 +168,7 @@ static void read_event(tp_tenant *t, lua_State *L, batch *b, int i, int64_t now_
   lua_pop(L, 1);
   if (!e->kind || !known_kind(t, e->kind)) {
     field_error(b, i, "kind", "must be enter, page_view, product_view, add_to_cart, search, share "
-                "or <plugin>.<event> of a plugin the brand runs");
+                "or <plugin>.<event> that a plugin the brand runs declares (manifest track)");
     e->kind = NULL;
   }
   ty = lua_getfield(L, idx, "at");

@@ -385,6 +385,10 @@ const tpa_field tpa_shapes[] = {
   {"TpManifest", "routes", "TpRoute[]?", "The HTTP routes the plugin serves."},
   {"TpManifest", "jobs", "table<string,fun(job:TpJob)>?", "Job handlers by name (tp.jobs.schedule)."},
   {"TpManifest", "subscribe", "table<string,fun(ev:TpEvent)>?", "Event handlers by event name."},
+  {"TpManifest", "track", "string[]?",
+   "Events of its own the mini-program may report to POST /v1/{tenant}/track as kind "
+   "\"<plugin>.<name>\" (1-32 names of a-z, 0-9 and _): the analytics plugin's funnel can use "
+   "them as steps."},
   {"TpManifest", "exports", "table<string,function>?",
    "Functions other plugins call with tp.call(this plugin, name, ...)."},
   {"TpManifest", "setup", "fun()?",

@@ -464,6 +464,7 @@ function tp.auth.resolve(user) end
 ---@field routes TpRoute[]? The HTTP routes the plugin serves.
 ---@field jobs table<string,fun(job:TpJob)>? Job handlers by name (tp.jobs.schedule).
 ---@field subscribe table<string,fun(ev:TpEvent)>? Event handlers by event name.
+---@field track string[]? Events of its own the mini-program may report to POST /v1/{tenant}/track as kind "<plugin>.<name>" (1-32 names of a-z, 0-9 and _): the analytics plugin's funnel can use them as steps.
 ---@field exports table<string,function>? Functions other plugins call with tp.call(this plugin, name, ...).
 ---@field setup fun()? Runs on every load of a generation (start-up and each reload), after the migrations, in a transaction of its own, before the generation serves: schedule or cancel jobs, reconcile rows with the code. If it raises, everything it did is rolled back and the load fails (the old generation keeps serving).
 

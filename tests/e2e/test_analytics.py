@@ -29,6 +29,7 @@ from harness import Host, manual_tenant, add_sku, advance, admin_ok, run  # noqa
 PAY_SECRET = "analytics-e2e-payment-secret-0123456789"
 T = manual_tenant("shop", {"catalog": {}, "orders": {"attribution_plugin": "referral"},
                            "payments": {"secret": PAY_SECRET}, "flash_sale": {}, "referral": {},
+                           "spinner": {},
                            "analytics": {"attribution_window_days": 7}})
 TZ = 8 * 3600   # Asia/Shanghai, no daylight saving
 DAY = 86400
@@ -259,6 +260,12 @@ def test_an_anonymous_visit_then_login_folds_into_the_member():
     assert track(first, device="dA") == {"accepted": 0, "duplicates": 3}     # a retried batch
     assert track([ev("a4", "page_view", at(1, 23, 53), "sA", page="/cart")] * 2, device="dA", user="m1") == \
         {"accepted": 1, "duplicates": 1}                                     # twice in one batch
+    # a plugin's own events: those its manifest declares (track = {"spin", "win"})
+    status, _, bad = host().post("/v1/shop/track", {"device": "dA", "events": [
+        ev("sp0", "spinner.jackpot", at(1, 23, 53), "sA"), ev("sp1", "catalog.spin", at(1, 23, 53), "sA")]})
+    assert [e["field"] for e in bad["error"]["details"]["errors"]] == ["events[1].kind", "events[2].kind"], bad
+    assert track([ev("sp2", "spinner.spin", at(1, 23, 53), "sA")], device="dA", user="m1")["accepted"] == 1
+    L.hit(at(1, 23, 53), "m1", "spinner.spin", "group_chat")
     for k in ("enter", "product_view", "add_to_cart", "page_view"):
         L.hit(at(1, 23, 50), "m1", k, "group_chat", "tea-001" if k in ("product_view", "add_to_cart") else None)
     # the login folds both of the device's sessions into m1: her first touch is Moments
@@ -397,6 +404,8 @@ def test_funnel_overall_and_by_source():
     assert "crawler" not in by
     two = report("funnel", **{"from": DAY1, "to": DAY2, "steps": "product_view,pay"})
     assert [s["visitors"] for s in two["steps"]] == L.funnel(["product_view", "pay"])
+    spin = report("funnel", **{"from": DAY1, "to": DAY2, "steps": "enter,spinner.spin,order"})
+    assert [s["visitors"] for s in spin["steps"]] == L.funnel(["enter", "spinner.spin", "order"]) == [4, 1, 1], spin
     status, _, bad = host().admin("GET", "/analytics/funnel?steps=enter", T)
     assert status == 400 and bad["error"]["details"]["field"] == "steps", bad
 
@@ -537,6 +546,20 @@ def test_raw_events_are_kept_for_the_brands_days_and_rollups_for_ever():
     assert admin_ok(h, "POST", "/analytics/rollup", T_KEEP, {"day": day})["hours"] == 23
     got = admin_ok(h, "GET", "/analytics/overview?from=%s&to=%s" % (day, day), T_KEEP)
     assert got["total"]["uv"] == 1, got
+
+
+def test_a_manifests_track_list_is_checked_at_load():
+    import subprocess
+    import tempfile
+    from harness import BIN
+    for track, why in (('"spin"', "must be a list of 1-32 event names"),
+                       ('{ "Spin!" }', "track[1] must be an event name")):
+        d = os.path.join(tempfile.mkdtemp(prefix="tidepool-e2e-track-"), "wheel")
+        os.makedirs(d)
+        with open(os.path.join(d, "plugin.lua"), "w") as f:
+            f.write('return { name = "wheel", version = "1.0.0", track = %s }\n' % track)
+        out = subprocess.run([BIN, "check", d], capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and why in out.stdout + out.stderr, (track, out.stdout, out.stderr)
 
 
 def test_report_queries_are_checked():
