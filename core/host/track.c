@@ -202,6 +202,7 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
 
 static void post_track(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   if (h->track_ns >= TRACK_SLICE_NS) {
+    tpm_refusal(h->metrics, "busy");
     res->retry_after = 1;
     tph_error(res, 503, "busy", "the host is busy; send the batch again in a second");
     return;
@@ -266,6 +267,7 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
     tph_answer_error(res, &e);
     tp_buf_free(&d);
     lua_settop(L, 0);
+    t->track.refused += n;
     return;
   }
   int inserted = 0;
@@ -282,6 +284,8 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
   }
   res->status = 200;
   tp_buf_printf(&res->body, "{\"accepted\":%d,\"duplicates\":%d}", inserted, n - inserted);
+  t->track.accepted += inserted;
+  t->track.duplicates += n - inserted;
   if (now_ms - t->track.purged_at_ms > PURGE_EVERY_MS) {  /* raw events live retention days */
     t->track.purged_at_ms = now_ms;
     tptk_purge(&t->track, now_ms - (int64_t)t->conf->track_retention_days * 86400000, PURGE_ROWS);

@@ -46,6 +46,8 @@ typedef struct tptk_db {
   sqlite3_stmt *begin, *commit, *rollback;
   sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge;
   int64_t purged_at_ms;             /* the last purge of old events */
+  /* counts for /metrics (host/track.c keeps them) */
+  int64_t accepted, duplicates, refused;
 } tptk_db;
 
 /* One event, validated (host/track.c). Strings are NUL-terminated; NULL: absent. */

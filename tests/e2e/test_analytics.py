@@ -562,6 +562,13 @@ def test_a_manifests_track_list_is_checked_at_load():
         assert out.returncode != 0 and why in out.stdout + out.stderr, (track, out.stdout, out.stderr)
 
 
+def test_metrics_count_the_events_taken_in():
+    from harness import metric_value
+    text = host().metrics()
+    assert metric_value(text, "tidepool_track_events_total", {"tenant": "shop", "result": "duplicate"}) == 4
+    assert metric_value(text, "tidepool_track_events_total", {"tenant": "shop", "result": "refused"}) >= 5
+
+
 def test_report_queries_are_checked():
     for q, field in (("from=2026-13-01", "from"), ("granularity=year", "granularity"),
                      ("from=%s&to=%s" % (DAY2, DAY1), "from"), ("by=city", "by")):
