@@ -339,12 +339,13 @@ return {
       if not check.is_user_id(member) then return nil end
       return member_touch(member)
     end,
-    ---Members: from's facts and visits become into's; raw events of from roll up as into's.
+    ---Members: from's order facts and touch become into's; raw events of from roll up as into's.
     member_merge = function(from, into, merge_id)
       if not tpmerge.begin("analytics_merges", from, into, merge_id) then return { rows = 0 } end
+      -- the facts and the touch move now (both indexed by member); the rollup rows do
+      -- not (a scan of every hour inside a login): rollups from now on, and any hour
+      -- recomputed, count from's raw events as into's
       local n = tp.db.exec("UPDATE analytics_orders SET member = ? WHERE member = ?", into, from)
-      n = n + tp.db.exec("UPDATE analytics_hits SET visitor = ? WHERE visitor = ?", into, from)
-      n = n + tp.db.exec("UPDATE analytics_days SET visitor = ? WHERE visitor = ?", into, from)
       local t = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", from)
       if t then
         tp.db.exec("DELETE FROM analytics_touch WHERE member = ?", from)

@@ -69,9 +69,13 @@ describe("rollup and overview", function()
     expect(r.body.total.conversion).to_be(0.5)
   end)
 
-  it("moves a merged member's facts and visits to the survivor", function()
+  it("moves a merged member's facts at once, and her visits when their day is rolled up again", function()
     local res = kit.admin():post("/merger/merge", { plugin = "analytics", from = "amy", into = "bea", merge_id = 1 })
     expect(res.status).to_be(200)
+    expect(kit.query("SELECT count(*) AS n FROM analytics_hits WHERE visitor = 'amy'")[1].n).to_be(1)
+    expect(kit.admin():post("/analytics/rollup", { day = DATE }).status).to_be(200)
+    expect(kit.query("SELECT count(*) AS n FROM analytics_hits WHERE visitor = 'amy'")[1].n).to_be(0)
+    expect(kit.query("SELECT count(*) AS n FROM analytics_hits WHERE visitor = 'bea'")[1].n).to_be(1)
     local src = kit.admin():get("/analytics/sources?from=" .. DATE .. "&to=" .. DATE).body
     local rows = {}
     for _, row in ipairs(src.items) do rows[row.key] = row end
