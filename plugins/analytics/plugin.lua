@@ -120,7 +120,7 @@ end
 local function post_rollup(req)
   local body = req.body == nil and {} or check.body(req.body)
   check.only(body, { day = true })
-  local hours
+  local hours, more
   if body.day ~= nil then
     local start = type(body.day) == "string" and body.day:match("^%d%d%d%d%-%d%d%-%d%d$")
       and require("tp.when").parse(body.day .. " 00:00")
@@ -128,9 +128,9 @@ local function post_rollup(req)
     local stop = require("tp.when").parse(report.local_date(start + 27 * 3600) .. " 00:00")
     hours = rollup.range(start, stop)
   else
-    hours = rollup.pending(config().max_hours)
+    hours, more = rollup.pending(config().max_hours)
   end
-  return 200, { hours = #hours }
+  return 200, { hours = #hours, more = more or false }
 end
 
 -- ---- the answers' schemas
@@ -314,7 +314,8 @@ return {
     { method = "POST", path = "/analytics/rollup", auth = "admin", handler = post_rollup,
       summary = "Fold in pending events now, or recompute one local day",
       body = { type = "object", properties = { day = { type = "string", description = "YYYY-MM-DD, local" } } },
-      response = { type = "object", required = { "hours" }, properties = { hours = INT } },
+      response = { type = "object", required = { "hours", "more" }, properties = { hours = INT,
+        more = { type = "boolean", description = "pending hours are left beyond rollup_max_hours: post again" } } },
       errors = { [400] = { "invalid_field", "invalid_json" } } },
   },
   subscribe = {
@@ -323,7 +324,11 @@ return {
     ["order.refunded"] = facts.on_event,
   },
   jobs = {
-    rollup = function() rollup.pending(config().max_hours) end,
+    -- one run recomputes at most rollup_max_hours hours; the rest go on a second later
+    rollup = function()
+      local _, more = rollup.pending(config().max_hours)
+      if more then tp.jobs.schedule("rollup", nil, { after = 1, key = "rollup_more" }) end
+    end,
   },
   setup = function()
     tp.jobs.schedule("rollup", nil, { after = config().every, every = config().every, key = "rollup" })

@@ -237,7 +237,13 @@ def rollup_phase(port, adb, now):
         day_text = time.strftime("%Y-%m-%d", time.gmtime(day0 + TZ))
         t0 = time.monotonic()
         out = req(port, "POST", "/admin/bench/analytics/rollup", {"day": day_text})
-        print("rollup of a day with %d events: %.1f s (%d hours)" % (DAY_EVENTS, time.monotonic() - t0, out["hours"]))
+        secs = time.monotonic() - t0
+        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
+        instr = next((line.split()[-1] for line in metrics.splitlines()
+                      if line.startswith("tidepool_instructions_last{") and 'plugin="analytics"' in line
+                      and "/analytics/rollup" in line), "?")
+        print("rollup of a day with %d events: %.1f s (%d hours), %s instructions (SQLite steps included)"
+              % (DAY_EVENTS, secs, out["hours"], instr))
 
 
 def report_phase(port, adb, now, tmp):

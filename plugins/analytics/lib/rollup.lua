@@ -124,32 +124,40 @@ local function rebuild_days(hours)
 end
 
 ---Folds in what arrived since the last run, at most `max_hours` hours per
----run (the rest on the next): the hours recomputed, oldest first.
+---run, oldest first. A run that stops short keeps its place (the target
+---sequence number and the last hour done), so the next one goes on from there
+---and every pending hour is reached; the watermark moves once all are done.
 ---@param max_hours integer
----@return integer[] hours
+---@return integer[] hours recomputed
+---@return boolean more  hours are left for another run
 function rollup.pending(max_hours)
-  local seen = state("event_seq")
-  local top = tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s
-  if top <= seen then return {} end
+  local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
+  if top <= seen then  -- a new run: everything up to the newest event
+    top = tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s
+    if top <= seen then return {}, false end
+    set_state("target_seq", top)
+    after = -1
+  end
   local rows = tp.db.query([[
     SELECT h FROM (
       SELECT DISTINCT at / 3600000 AS h FROM track.analytics_events WHERE seq > ?1 AND seq <= ?2
       UNION
       SELECT DISTINCT e.at / 3600000 FROM track.analytics_devices d
       JOIN track.analytics_events e ON e.device = d.device WHERE d.seq > ?1 AND d.seq <= ?2)
-    ORDER BY h]], seen, top)
+    WHERE h > ?3 ORDER BY h LIMIT ?4]], seen, top, after, max_hours + 1)
   local hours = {}
-  for i, r in ipairs(rows) do
-    if i > max_hours then  -- the watermark stays: the rest next time
-      rebuild_days(hours)
-      return hours
-    end
-    hours[i] = r.h * HOUR
+  for i = 1, math.min(#rows, max_hours) do
+    hours[i] = rows[i].h * HOUR
     rollup.hour(hours[i])
   end
   rebuild_days(hours)
+  if #rows > max_hours then
+    set_state("done_hour", rows[max_hours].h)
+    return hours, true
+  end
   set_state("event_seq", top)
-  return hours
+  set_state("done_hour", -1)
+  return hours, false
 end
 
 ---Recomputes every hour of [from, to) (UTC epoch seconds, whole hours)
