@@ -394,6 +394,23 @@ def test_hourly_buckets_split_at_local_midnight():
     assert got["buckets"][23]["uv"] == L.overview(DAY1)["uv"] and got["buckets"][24]["uv"] == 2, got
 
 
+def test_weeks_start_on_monday_and_months_on_the_first():
+    import datetime
+    for gran in ("week", "month"):
+        got = report("overview", **{"from": DAY1, "to": DAY2, "granularity": gran})
+        want = {}
+        for day in (DAY1, DAY2):
+            d = datetime.date.fromisoformat(day)
+            start = d - datetime.timedelta(days=d.weekday()) if gran == "week" else d.replace(day=1)
+            want.setdefault(start.isoformat(), []).append(day)
+        assert [b["label"] for b in got["buckets"]] == sorted(want), (gran, got["buckets"])
+        for b in got["buckets"]:
+            days = want[b["label"]]
+            uv = {v for d, v, _, _ in L.hits if d in days}
+            gmv = sum(o["net"] for o in L.orders.values() if o["paid"] and date_of(o["paid"]) in days)
+            assert (b["uv"], b["gmv_fen"]) == (len(uv), gmv), (gran, b)
+
+
 def test_funnel_overall_and_by_source():
     steps = ["enter", "product_view", "add_to_cart", "order", "pay"]
     got = report("funnel", **{"from": DAY1, "to": DAY2})
@@ -443,6 +460,11 @@ def test_filters_narrow_visitors_and_orders():
     got = report("overview", **{"from": DAY1, "to": DAY2, "source": "search"})
     assert got["total"]["uv"] == 1 and got["total"]["orders"] == 1, got
     assert got["total"]["gmv_fen"] == PRICE["tea-001"], got
+    got = report("overview", **{"from": DAY1, "to": DAY2, "campaign": "flash_sale:1"})
+    assert (got["total"]["orders"], got["total"]["gmv_fen"]) == (1, 990), got["total"]
+    got = report("overview", **{"from": DAY1, "to": DAY2, "guide": "g1"})
+    g1 = [o for o in L.orders.values() if o["paid"] and o["member"] == "m1" and o["source"] == "group_chat"]
+    assert (got["total"]["uv"], got["total"]["orders"]) == (1, len(g1)) == (1, 1), got["total"]
     got = report("overview", **{"from": DAY1, "to": DAY2, "product": "tea-002"})
     viewers = {v for _, v, k, _ in L.hits if k == "product_view"} - {"m1", "device:dF"}
     assert got["total"]["uv"] == len(viewers), (got["total"], viewers)
