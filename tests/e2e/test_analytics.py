@@ -591,6 +591,36 @@ def test_metrics_count_the_events_taken_in():
     assert metric_value(text, "tidepool_track_events_total", {"tenant": "shop", "result": "refused"}) >= 5
 
 
+def test_a_flood_of_batches_yields_to_the_rest_of_the_loop():
+    """Intake takes at most 2 ms of a loop iteration: of many batches arriving at once, those
+    after the slice are answered 503 busy with Retry-After and keep nothing; sent again they
+    are taken."""
+    from harness import RawConn, http_request_bytes
+    h = host()
+    now = admin_ok(h, "GET", "/clock", T_KEEP)["now"]
+    batches = {}
+    conns = []
+    for c in range(40):
+        events = [ev("fl-%d-%d" % (c, i), "page_view", now, "fl-s%d" % c, page="/p%d" % i) for i in range(100)]
+        batches[c] = events
+        conn = RawConn(h.port)
+        conn.send(http_request_bytes("POST", "/v1/keep/track", {"device": "fl-%d" % c, "events": events}))
+        conns.append(conn)
+    busy = []
+    for c, conn in enumerate(conns):
+        r = conn.read_response()
+        conn.close()
+        if r.status == 503:
+            assert r.json()["error"]["code"] == "busy" and r.headers["retry-after"] == "1", r
+            busy.append(c)
+        else:
+            assert r.status == 200 and r.json() == {"accepted": 100, "duplicates": 0}, r
+    assert busy, "no batch was refused busy"
+    for c in busy:      # nothing of a busy batch was kept: sent again, all 100 are new
+        status, _, answer = h.post("/v1/keep/track", {"device": "fl-%d" % c, "events": batches[c]})
+        assert status == 200 and answer == {"accepted": 100, "duplicates": 0}, answer
+
+
 def test_report_queries_are_checked():
     for q, field in (("from=2026-13-01", "from"), ("granularity=year", "granularity"),
                      ("from=%s&to=%s" % (DAY2, DAY1), "from"), ("by=city", "by")):
