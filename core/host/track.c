@@ -32,6 +32,7 @@
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/utf8.h"
 #include "store/track.h"
 
 #define MAX_LATE_MS (48LL * 3600 * 1000)
@@ -220,7 +221,11 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
     tph_error(res, 415, "unsupported_media_type", "request bodies must be Content-Type: application/json");
     return;
   }
-  char err[256];
+  char err[256] = "";
+  if (!tp_utf8_valid(req->body, req->body_len)) {
+    tph_error(res, 400, "invalid_json", "the request body is not valid UTF-8");
+    return;
+  }
   if (tpj_decode(L, req->body, req->body_len, err, sizeof err) != 0 || !lua_istable(L, 1)) {
     tph_error(res, 400, "invalid_json", "the body must be a JSON object%s%s", err[0] ? ": " : "", err);
     lua_settop(L, 0);

@@ -242,6 +242,14 @@ def test_intake_refuses_a_bad_batch_whole_with_field_errors():
     assert status == 400 and answer["error"]["details"]["errors"][0]["field"] == "device", answer
     status, _, answer = host().post("/v1/shop/track", {"device": "d", "events": [{}] * 101})
     assert status == 400 and answer["error"]["details"]["errors"][0]["field"] == "events", answer
+    for body, ctype, code in ((b'{"device":"d","events":[', "application/json", "invalid_json"),
+                              (b'{"device":"d\xff","events":[]}', "application/json", "invalid_json"),
+                              (b'{"events":[]}', "text/plain", "unsupported_media_type")):
+        status, _, answer = host().post("/v1/shop/track", body, headers={"Content-Type": ctype})
+        assert answer["error"]["code"] == code, (body, answer)
+    status, _, answer = host().post("/v1/shop/track", {"events": [ev("x", "enter", at(1, 23, 40), "s", scene=1001)]},
+                                    headers={"X-Device-Id": "bad device"})
+    assert status == 400 and answer["error"]["details"]["errors"][0]["field"] == "X-Device-Id", answer
 
 
 def test_an_anonymous_visit_then_login_folds_into_the_member():
