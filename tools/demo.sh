@@ -27,6 +27,8 @@ for _ in $(seq 50); do
 done
 
 bash tools/demo_seed.sh "$base" "${LEAF_API_KEY:-demo-only-leaf-admin-key}"
+# the seeded visits in the reports now, not at the rollup job's next run
+curl -sf -X POST "$base/admin/leaf/analytics/rollup" -H "$key" >/dev/null
 mei=$(curl -sf "$base/admin/leaf/referral/distributors/guide-mei" -H "$key" | grep -o '"code":"[^"]*"' | head -1 | cut -d'"' -f4)
 
 token=$(./build/tidepool token --config "$conf" --tenant leaf --user demo-user)
@@ -47,6 +49,9 @@ cat <<MSG
   curl -s $base/v1/leaf/group-buys                                    # 拼团: groups of 3
   curl -s $base/v1/leaf/bargain/activities                            # 砍价: 5 cuts to ¥9.90
   curl -s $base/admin/leaf/members/segments/regulars/members -H "\$K"    # the customer pool: 3 regulars
+  curl -s $base/admin/leaf/analytics/overview -H "\$K"                 # data ops: UV, conversion, AOV, GMV
+  curl -s $base/admin/leaf/analytics/funnel -H "\$K"                   # enter -> view -> cart -> order -> pay
+  curl -s "$base/admin/leaf/analytics/sources?format=csv" -H "\$K"     # by source (group chat, Moments, QR)
   # 分销: shopping guide Mei's referral code is $mei
   curl -s $base/v1/leaf/openapi.json                                  # every route
 
