@@ -27,6 +27,8 @@ for _ in $(seq 50); do
 done
 
 bash tools/demo_seed.sh "$base" "${LEAF_API_KEY:-demo-only-leaf-admin-key}"
+# the seeded visits in the reports now, not at the rollup job's next run
+curl -sf -X POST "$base/admin/leaf/analytics/rollup" -H "$key" >/dev/null
 mei=$(curl -sf "$base/admin/leaf/referral/distributors/guide-mei" -H "$key" | grep -o '"code":"[^"]*"' | head -1 | cut -d'"' -f4)
 
 token=$(./build/tidepool token --config "$conf" --tenant leaf --user demo-user)
@@ -53,6 +55,9 @@ cat <<MSG
   curl -s $base/v1/leaf/tiers                                         # tiers: 会员, 银卡 98 %, 金卡 95 % + Leaf Club
   curl -s $base/v1/leaf/tiers/me -H "\$T"                              # growth, tier, benefits
   curl -s -X POST $base/admin/leaf/rfm/runs -H "\$K"                    # RFM layers now (and nightly at 03:00)
+  curl -s $base/admin/leaf/analytics/overview -H "\$K"                 # data ops: UV, conversion, AOV, GMV
+  curl -s $base/admin/leaf/analytics/funnel -H "\$K"                   # enter -> view -> cart -> order -> pay
+  curl -s "$base/admin/leaf/analytics/sources?format=csv" -H "\$K"     # by source (group chat, Moments, QR)
   # 分销: shopping guide Mei's referral code is $mei
   curl -s $base/v1/leaf/openapi.json                                  # every route
 

@@ -3,7 +3,8 @@
 # both tenants, leaf and leaf-rehearsal, four products (one the Leaf Club membership), a coupon, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
 # shopping guide, three regular members with their tag, two points-mall items; then it reloads the
-# Double 12 campaign, which needs those products and the tag. tools/demo.sh calls it; so does tests/e2e/test_demo.py.
+# Double 12 campaign, which needs those products and the tag; and six anonymous visits to
+# leaf (data ops). tools/demo.sh calls it; so does tests/e2e/test_demo.py.
 #
 #   bash tools/demo_seed.sh http://127.0.0.1:8080 demo-only-leaf-admin-key
 set -euo pipefail
@@ -80,5 +81,27 @@ seed() {
   # the campaign scripts: refused at the first start (no products yet), loaded now
   post /admin/$t/reload '{"plugin":"campaign_double12"}'
 }
+# data ops: visits the mini-program reported in the last minutes (anonymous devices from
+# a group chat, Moments and a QR code in the store; one adds to cart), so that the
+# reports have visitors before anyone buys. Event ids are fixed: a rerun is skipped as
+# duplicates by the host.
+visits() {
+  local t=$1 at i scene q extra
+  at=$(( $(curl -sf "$base/admin/$t/clock" -H "$key" | grep -o '"now":[0-9]*' | cut -d: -f2) * 1000 ))
+  for i in 1 2 3 4 5 6; do
+    scene=1008 q='{"store":"hz-west","guide":"guide-mei"}' extra=""
+    if [ $i -gt 3 ]; then scene=1154 q='{"content":"spring-harvest"}'; fi
+    if [ $i -gt 5 ]; then scene=1011 q='{"store":"hz-west"}'; fi
+    if [ $i -eq 2 ]; then
+      extra=",{\"id\":\"seed-2-3\",\"kind\":\"add_to_cart\",\"at\":$((at - 580000)),\"session\":\"seed-s2\",\"product\":\"tea-001\"}"
+    fi
+    curl -sf -X POST "$base/v1/$t/track" -H 'Content-Type: application/json' -H "X-Device-Id: seed-device-$i" \
+      -d "{\"events\":[{\"id\":\"seed-$i-1\",\"kind\":\"enter\",\"at\":$((at - 600000 + i * 1000)),
+           \"session\":\"seed-s$i\",\"scene\":$scene,\"query\":$q},
+          {\"id\":\"seed-$i-2\",\"kind\":\"product_view\",\"at\":$((at - 590000 + i * 1000)),
+           \"session\":\"seed-s$i\",\"product\":\"tea-00$(( i % 2 + 1 ))\"}$extra]}" >/dev/null
+  done
+}
 seed leaf
 seed leaf-rehearsal
+visits leaf

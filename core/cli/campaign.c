@@ -123,6 +123,8 @@ static void remove_scratch(const char *dir, const char *tenant) {
   char path[2 * PATH_MAX];
   snprintf(path, sizeof path, "%s/%s.db", dir, tenant);
   tps_remove(path);
+  snprintf(path, sizeof path, "%s/%s.analytics.db", dir, tenant);  /* the host opens it too */
+  tps_remove(path);
   rmdir(dir);
 }
 

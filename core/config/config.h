@@ -116,6 +116,7 @@ typedef struct tpc_tenant {
   int napi_keys;
   char timezone[64];
   bool manual_clock;           /* a test clock that only POST .../clock/advance moves */
+  int track_retention_days;    /* raw analytics events are kept this long (store/track.h) */
   tpc_plugin *plugins;         /* sorted by name */
   int nplugins;
   tprl_limits rate_limits;     /* per route class and caller (ratelimit.h) */

@@ -308,7 +308,7 @@ static int get_clock(checker *c, int idx, bool *manual) {
 static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   static const char *const keys[] = {"id", "token_secret", "api_keys", "timezone", "clock",
                                      "plugins", "campaigns", "plugin_limits", "rate_limits",
-                                     "http", NULL};
+                                     "http", "track_retention_days", NULL};
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
@@ -327,6 +327,9 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   bool tz_ok = strlen(tz) < sizeof t->timezone && tp_tz_valid(tz);
   free(tz);
   if (!tz_ok) return tpc__failf(c, "timezone: unknown zone '%s'", t->timezone);
+  int64_t days;
+  if (tpc__get_int(c, idx, "track_retention_days", 90, 3, 3650, &days) != 0) return -1;
+  t->track_retention_days = (int)days;
   t->manual_clock = manual_clock;
   if (get_clock(c, idx, &t->manual_clock) != 0) return -1;
   return tpc__section(c, idx, "api_keys", load_tenant_keys, t) ||

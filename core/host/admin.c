@@ -48,6 +48,20 @@ void tp__render_metrics(tp_host *h, tph_response *res) {
   tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
   tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
                 (long long)(h->server ? tph_open_connections(h->server) : 0));
+  tpm_family(&res->body, "tidepool_track_events_total", "counter",
+             "Events POST /track took in (accepted), skipped as seen before (duplicate) or refused "
+             "in an invalid batch (refused); a batch answered 503 busy counts in "
+             "tidepool_refusals_total{code=\"busy\"}.");
+  for (int i = 0; i < h->ntenants; i++) {
+    const tptk_db *k = &h->tenants[i].track;
+    const char *id = h->tenants[i].conf->id;
+    tp_buf_printf(&res->body,
+                  "tidepool_track_events_total{tenant=\"%s\",result=\"accepted\"} %lld\n"
+                  "tidepool_track_events_total{tenant=\"%s\",result=\"duplicate\"} %lld\n"
+                  "tidepool_track_events_total{tenant=\"%s\",result=\"refused\"} %lld\n",
+                  id, (long long)k->accepted, id, (long long)k->duplicates, id,
+                  (long long)k->refused);
+  }
   tpm_family(&res->body, "tidepool_plugins_failed", "gauge", "Plugins that failed to load.");
   tp_buf_printf(&res->body, "tidepool_plugins_failed %d\n", h->plugin_failures);
 }

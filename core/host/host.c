@@ -48,6 +48,10 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   t->host = h;
   t->next_due_ms = INT64_MAX;
   if (tps_open(&t->db, path, h->cfg->synchronous, err, errcap) != 0) return -1;
+  char track[1100];  /* the analytics database: its own file and connection (store/track.h) */
+  snprintf(track, sizeof track, "%s/%s.analytics.db", h->cfg->data_dir, t->conf->id);
+  if (tptk_open(&t->track, track, err, errcap) != 0) return -1;
+  if (tptk_attach(&t->db, track, err, errcap) != 0) return -1;
   if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
   if (tprun_open(&t->runs, &t->db, err, errcap) != 0) return -1;
   if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
@@ -131,6 +135,7 @@ void tp_host_close(tp_host *h) {
     tpid_close(&t->idem);
     tpob_close(&t->outbox);
     tps_close(&t->db);
+    tptk_close(&t->track);
   }
   free(h->tenants);
   free(h->batch);
@@ -303,6 +308,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   tpi_call_route(r->plugin, r, &call, &inv, &res->body, &result);
   double ms = (double)(tp_clock_mono_ns() - start) / 1e6;
   res->status = result.status;
+  if (result.csv) res->content_type = "text/csv; charset=utf-8";
   bool stored = true;  /* in the request's savepoint: kept or undone with it */
   if (result.ok && key.key && result.status >= 200 && result.status <= 299 &&
       tps_batch_alive(&t->db))
@@ -428,6 +434,7 @@ int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]) {
   int k = 0;
   out[k++] = (tp_route *)tp__openapi_route(false);
   out[k++] = (tp_route *)tp__openapi_route(true);
+  out[k++] = (tp_route *)tp__track_route();
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&admin[i];
   return k;
 }

@@ -39,6 +39,7 @@
 #include "store/sched.h"
 #include "store/outbox.h"
 #include "store/store.h"
+#include "store/track.h"
 
 /* One plugin enabled in a tenant's config, across its generations. */
 typedef struct tp_slot {
@@ -58,6 +59,7 @@ typedef struct tp_tenant {
   tpal_table aliases;         /* merged and erased member ids (alias.h) */
   tpid_table idem;            /* answers of Idempotency-Keys (idem.h) */
   tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
+  tptk_db track;              /* the analytics database, its own connection (track.h) */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;
   tpr_router *routes;         /* /v1/{tenant}/... */
@@ -88,6 +90,7 @@ typedef struct tp_host {
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
+  uint64_t track_ns;          /* time intake (track.c) took in this loop iteration */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   bool outbox_touched;        /* some tenant's outbox_touched is set */

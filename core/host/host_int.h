@@ -87,6 +87,9 @@ const tp_route *tp__admin_routes(int *n);     /* the table of admin endpoints */
 void tp__render_metrics(tp_host *h, tph_response *res);
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 
+/* ---- track.c */
+const tp_route *tp__track_route(void);        /* POST /v1/{t}/track (store/track.h) */
+
 /* ---- openapi.c */
 const tp_route *tp__openapi_route(bool admin);  /* GET /v1 or /admin/{t}/openapi.json */
 

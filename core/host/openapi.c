@@ -153,6 +153,7 @@ static void add_success(tp_buf *b, const tp_route *r, int status, const char *de
     tp_buf_adds(b, "\"schema\":");
     tp_buf_adds(b, r->doc.response);
   }
+  if (r->csv) tp_buf_adds(b, "},\"text/csv\":{\"schema\":{\"type\":\"string\"}");
   tp_buf_adds(b, "}}},");
 }
 

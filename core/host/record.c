@@ -109,6 +109,14 @@ void tp__record_route(tp_host *h, tp_tenant *t, const tp_route *r, const tp_call
                      .limit = limit ? result->code : NULL,
                      .body = r->personal ? TPRUN_REDACTED : res->body.data,
                      .body_len = r->personal ? strlen(TPRUN_REDACTED) : res->body.len, .ms = ms};
+  tp_buf text;  /* a CSV answer goes into the run as a JSON string */
+  tp_buf_init(&text);
+  if (result->csv && !r->personal) {
+    tp_buf_add_json_str(&text, res->body.data, res->body.len);
+    info.body = text.data;
+    info.body_len = text.len;
+  }
   tp__record_run(h, t, r->plugin, &info, input.data, input.len);
+  tp_buf_free(&text);
   tp_buf_free(&input);
 }

@@ -388,6 +388,10 @@ const tpa_field tpa_shapes[] = {
    "Jobs whose payload carries personal data (a reply with a phone number): their recorded runs "
    "keep no input, as a route's personal = true."},
   {"TpManifest", "subscribe", "table<string,fun(ev:TpEvent)>?", "Event handlers by event name."},
+  {"TpManifest", "track", "string[]?",
+   "Events of its own the mini-program may report to POST /v1/{tenant}/track as kind "
+   "\"<plugin>.<name>\" (1-32 names of a-z, 0-9 and _): the analytics plugin's funnel can use "
+   "them as steps."},
   {"TpManifest", "exports", "table<string,function>?",
    "Functions other plugins call with tp.call(this plugin, name, ...)."},
   {"TpManifest", "setup", "fun()?",
@@ -433,6 +437,10 @@ const tpa_field tpa_shapes[] = {
   {"TpRoute", "personal", "boolean?",
    "True when its request or answer carries personal data (phones, names, addresses): a "
    "recorded run of it keeps neither body nor query, only that they were redacted."},
+  {"TpRoute", "csv", "boolean?",
+   "True for a route whose handler may return a string instead of a table: that text is the "
+   "answer, as Content-Type text/csv; charset=utf-8 (a report's ?format=csv). The OpenAPI "
+   "document lists text/csv beside application/json."},
   {"TpRoute", "idempotent", "boolean?",
    "True for a route that creates something a client may retry (a buy, a checkout): the host "
    "then reads the request's Idempotency-Key header (1-128 visible ASCII characters, else 400 "

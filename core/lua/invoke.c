@@ -164,6 +164,7 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
                     tp_buf *body, tp_result *res) {
   lua_State *L = p->L;
   int base = lua_gettop(L);
+  res->csv = false;
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->msgh_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->handler_ref);
   tpreq_push(p, r, call);
@@ -197,8 +198,17 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     tp_buf_reset(body);
     if (status < 200 || status > 599)
       bad_result(p, r, body, res, call->request_id, inv, "a status outside 200-599");
-    else if (!lua_istable(L, -1) && !lua_isnil(L, -1))
-      bad_result(p, r, body, res, call->request_id, inv, "a body that is not a table");
+    else if (r->csv && lua_type(L, -1) == LUA_TSTRING) {  /* a CSV answer, as it is */
+      size_t n;
+      const char *text = lua_tolstring(L, -1, &n);
+      tp_buf_add(body, text, n);
+      res->status = status;
+      res->ok = true;
+      res->csv = true;
+      res->code[0] = '\0';
+    } else if (!lua_istable(L, -1) && !lua_isnil(L, -1))
+      bad_result(p, r, body, res, call->request_id, inv,
+                 r->csv ? "a body that is neither a table nor a string" : "a body that is not a table");
     else if (lua_isnil(L, -1) ? (tp_buf_adds(body, "{}"), 0)
                               : tpj_encode(L, -1, body, e, sizeof e) != 0) {
       lua_pushfstring(L, "handler of %s returned a body that cannot be JSON: %s", r->label, e);

@@ -95,7 +95,7 @@ static int parse_auth(const char *s, tp_auth *out) {
 ** them (summery, respones), which would otherwise be dropped without a word. */
 static const char *const ROUTE_KEYS[] = {
     "method", "path", "auth", "handler", "personal", "rate_class", "summary", "description",
-    "query", "headers", "body", "response", "status", "errors", "idempotent", NULL};
+    "query", "headers", "body", "response", "status", "errors", "idempotent", "csv", NULL};
 
 static int check_route_keys(lua_State *L, int t, int i, char *err, size_t errcap) {
   lua_pushnil(L);
@@ -132,6 +132,8 @@ static int read_route(tp_plugin *p, int i, tp_route *r, char *err, size_t errcap
   r->personal = personal == LUA_TBOOLEAN && lua_toboolean(L, -1);
   int idempotent = tpst_rawfield(L, t, "idempotent");
   r->idempotent = idempotent == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  int csv = tpst_rawfield(L, t, "csv");
+  r->csv = csv == LUA_TBOOLEAN && lua_toboolean(L, -1);
   int rclass = tpst_rawfield(L, t, "rate_class");
   int cls = rclass == LUA_TNIL ? (method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
                                        ? TPRL_READ : TPRL_WRITE)
@@ -236,7 +238,8 @@ static int read_handlers(tp_plugin *p, int manifest, const char *kind, int *ref,
 
 static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t errcap) {
   static const char *const known[] = {"name", "version", "description", "migrations", "routes",
-                                      "jobs", "personal_jobs", "subscribe", "exports", "setup", NULL};
+                                      "jobs", "personal_jobs", "subscribe", "exports", "setup", "track",
+                                      NULL};
   lua_pushnil(L);
   while (lua_next(L, manifest)) {
     lua_pop(L, 1);
@@ -246,7 +249,7 @@ static int check_manifest_keys(lua_State *L, int manifest, char *err, size_t err
     if (!ok) {
       char hint[80];
       snprintf(err, errcap, "unknown manifest field '%s'%s (known: name, version, description, "
-               "migrations, routes, jobs, personal_jobs, subscribe, exports, setup)", k,
+               "migrations, routes, jobs, personal_jobs, subscribe, exports, setup, track)", k,
                tp_suggest_hint(k, known, hint, sizeof hint));
       lua_pop(L, 1);
       return -1;
@@ -351,6 +354,45 @@ bool tpp_job_personal(tp_plugin *p, const char *name) {
   return personal;
 }
 
+/* manifest.track: the events the mini-program may report as "<plugin>.<name>"
+** (host/track.c), 1-32 names of [a-z0-9_], each 1-32 bytes. */
+static int read_track(tp_plugin *p, int manifest, char *err, size_t errcap) {
+  lua_State *L = p->L;
+  int t = tpst_rawfield(L, manifest, "track");
+  int rc = 0;
+  int n = t == LUA_TTABLE ? (int)lua_rawlen(L, -1) : 0;
+  if (t != LUA_TNIL && (t != LUA_TTABLE || n < 1 || n > 32)) {
+    snprintf(err, errcap, "manifest field 'track' must be a list of 1-32 event names");
+    rc = -1;
+  }
+  if (rc == 0 && n > 0) {
+    p->track_kinds = calloc((size_t)n, sizeof *p->track_kinds);
+    for (int i = 1; i <= n && rc == 0; i++) {
+      size_t len = 0;
+      const char *s = lua_rawgeti(L, -1, i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+      bool ok = s && len >= 1 && len <= 32;
+      for (size_t j = 0; ok && j < len; j++)
+        ok = (s[j] >= 'a' && s[j] <= 'z') || (s[j] >= '0' && s[j] <= '9') || s[j] == '_';
+      if (!ok) {
+        snprintf(err, errcap, "track[%d] must be an event name: 1-32 bytes of a-z, 0-9 and _", i);
+        rc = -1;
+      } else {
+        tp_copy_str(p->track_kinds[p->ntrack_kinds++], sizeof *p->track_kinds, s);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* Whether p declares the event name (manifest.track). */
+bool tpp_tracks(const tp_plugin *p, const char *name) {
+  for (int i = 0; i < p->ntrack_kinds; i++)
+    if (strcmp(p->track_kinds[i], name) == 0) return true;
+  return false;
+}
+
 static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
   lua_State *L = p->L;
   char name[33];
@@ -366,7 +408,8 @@ static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
       read_handlers(p, manifest, "jobs", &p->jobs_ref, NULL, NULL, err, errcap) != 0 ||
       read_handlers(p, manifest, "subscribe", &p->subscribe_ref, &p->subscriptions,
                     &p->nsubscriptions, err, errcap) != 0 ||
-      read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0)
+      read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0 ||
+      read_track(p, manifest, err, errcap) != 0)
     return -1;
   if (read_personal_jobs(p, manifest, err, errcap) != 0) return -1;
   int t = tpst_rawfield(L, manifest, "setup");
@@ -474,5 +517,6 @@ void tpp_free(tp_plugin *p) {
   for (int i = 0; i < p->nroutes; i++) tprd_free(&p->routes[i].doc);
   free(p->routes);
   free(p->subscriptions);
+  free(p->track_kinds);
   memset(p, 0, sizeof *p);
 }

@@ -41,6 +41,8 @@ int tpp_load(tp_plugin *p, const tpc_config *cfg, const tpc_tenant *t, const tpc
 ** may be open). Returns 0, or -1 with err and nothing applied. */
 int tpp_migrate(tp_plugin *p, char *err, size_t errcap);
 void tpp_free(tp_plugin *p);
+/* Whether p's manifest lists name under `track` (POST /track's "<plugin>.<name>"). */
+bool tpp_tracks(const tp_plugin *p, const char *name);
 
 /* Whether the plugin lists job name in its manifest's personal_jobs. */
 bool tpp_job_personal(tp_plugin *p, const char *name);

@@ -64,6 +64,7 @@ typedef struct tp_route {
   bool personal;         /* its bodies carry personal data: recorded runs keep neither */
   unsigned char rate_class;  /* tprl_class its rate limits count it in (ratelimit.h) */
   bool idempotent;       /* the host answers a repeated Idempotency-Key (store/idem.h) */
+  bool csv;              /* its handler may answer a string: text/csv */
   int handler_ref;
   void (*builtin)(void);  /* a host endpoint (tp_builtin_fn in host.h); plugin is NULL */
   tp_route_doc doc;
@@ -124,6 +125,8 @@ typedef struct tp_plugin {
   int nroutes;
   char (*subscriptions)[TPQ_MAX_NAME + 1];   /* event names, for fan-out at emit */
   int nsubscriptions;
+  char (*track_kinds)[33];   /* the events it declares for POST /track (manifest `track`) */
+  int ntrack_kinds;
   /* the host's services, for tp.jobs, tp.events and tp.call (api.c) */
   const struct tp_services *services;
   void *services_ud;
@@ -188,6 +191,7 @@ typedef struct tp_result {
   int status;
   bool ok;               /* false: the transaction must be rolled back */
   char code[40];         /* error code when !ok or status >= 400 */
+  bool csv;              /* the body is CSV text (a csv route returned a string) */
 } tp_result;
 
 /* Makes p the owner of L and registers the tp.fail metatable. */

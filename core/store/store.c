@@ -254,7 +254,8 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
   d->path = strdup(path);
   d->sync = (int)sync;
   int rc = sqlite3_open_v2(path, &d->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                               SQLITE_OPEN_URI, NULL);  /* URI: the read-only ATTACH (track.h) */
   if (rc != SQLITE_OK) {
     snprintf(err, errcap, "%s: %s", path, d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
     goto fail;

@@ -239,7 +239,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.4.0",
+  version = "1.5.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -335,6 +335,8 @@ return {
               AND (NEW.points_fen = 0) = (NEW.points = 0))
     BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: orders_orders points'); END;
     ]],
+    -- 1.5.0: the last-touch source (JSON), frozen at creation from order_source (analytics)
+    [[ALTER TABLE orders_orders ADD COLUMN source TEXT;]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,

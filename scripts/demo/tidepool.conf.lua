@@ -51,6 +51,8 @@ local function leaf_plugins()
     -- RFM layers over the last 365 days, nightly at 03:00: recent = within 30 days,
     -- frequent = 2 orders or more, valuable = ¥300 or more
     rfm = { window_days = 365, hour = 3, r = { days = 30 }, f = { orders = 2 }, m = { fen = 30000 } },
+    -- data ops: an order's source is the buyer's last visit within 7 days (POST /v1/leaf/track)
+    analytics = { attribution_window_days = 7 },
   }
 end
 

@@ -133,6 +133,16 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
                    timeout=20, what="the RFM run")
         layers = demo.get("/admin/leaf/rfm/layers", admin=True)["layers"]
         assert sum(l["members"] for l in layers) >= 4, layers   # the tour's buyers (u1-u3, m7 ...)
+        # data ops: u1's visit froze on her order; the reports are not empty (README)
+        o = demo.get("/admin/leaf/orders/1", admin=True)
+        assert o["attribution"]["source"]["source"] == "group_chat", o["attribution"]
+        assert o["attribution"]["source"]["guide"] == "guide-mei", o["attribution"]
+        ov = demo.get("/admin/leaf/analytics/overview", admin=True)["total"]
+        assert ov["uv"] == 7 and ov["payers"] >= 1 and ov["orders"] >= 1, ov
+        funnel = demo.get("/admin/leaf/analytics/funnel", admin=True)["steps"]
+        assert [s["visitors"] for s in funnel] == [7, 7, 2, 1, 1], funnel
+        sources = demo.get("/admin/leaf/analytics/sources", admin=True)["items"]
+        assert {r.get("key") for r in sources} >= {"group_chat", "moments", "qr_code"}, sources
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
         assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",

@@ -319,7 +319,7 @@ def test_the_hosts_built_in_routes_are_documented():
         ("/admin/docs/runs/record", "post"),
     }
     host_ops = {(p, m) for p, m, o in operations(doc) if o["tags"] == ["host"]}
-    assert host_ops == admin | {("/v1/docs/openapi.json", "get"),
+    assert host_ops == admin | {("/v1/docs/openapi.json", "get"), ("/v1/docs/track", "post"),
                                 ("/admin/docs/openapi.json", "get")}, host_ops
     for path, method in admin:
         o = op(doc, path, method)

@@ -42,6 +42,7 @@ HAND_WRITTEN = {
     "group_buy POST /group-buys/{id}/open": "action: qty, coupon_id",
     "group_buy POST /group-buys/{id}/groups/{gid}/join": "action: qty, coupon_id",
     "catalog POST /catalog/skus/{code}/stock": "action: a stock delta",
+    "analytics POST /analytics/rollup": "action: the day to recompute",
     "coupons POST /coupons/templates/{id}/issue": "action: the users to issue to",
     "coupons POST /coupons/templates/{id}/drops": "action: a segment drop",
     "group_chain POST /group_chain/organisers": "action: the user to make an organiser",

@@ -30,6 +30,7 @@ TEST(minimal_config_gets_defaults) {
   ASSERT_EQ(cfg.limits.max_body_bytes, 1 << 20);
   ASSERT_EQ(cfg.ntenants, 1);
   ASSERT_STR(cfg.tenants[0].timezone, "Asia/Shanghai");
+  ASSERT_EQ(cfg.tenants[0].track_retention_days, 90);
   ASSERT_EQ(cfg.tenants[0].napi_keys, 1);
   ASSERT_EQ(cfg.tenants[0].nplugins, 0);
   tpc_free(&cfg);
@@ -96,6 +97,11 @@ TEST(tenant_rules_are_enforced) {
   ASSERT_CONTAINS(err, "api_keys[1]");
   ASSERT_EQ(load("return { tenants = { " TENANT ", timezone = 'Mars/Olympus' } } }"), -1);
   ASSERT_CONTAINS(err, "unknown zone");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", track_retention_days = 2 } } }"), -1);
+  ASSERT_CONTAINS(err, "track_retention_days");
+  ASSERT_EQ(load("return { tenants = { " TENANT ", track_retention_days = 30 } } }"), 0);
+  ASSERT_EQ(cfg.tenants[0].track_retention_days, 30);
+  tpc_free(&cfg);
 }
 
 TEST(sandbox_limits_clocks_and_admin_keys) {

@@ -80,10 +80,10 @@ local function insert_order(row)
   local _, id = tp.db.exec([[
     INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,
       campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,
-      created_at, pay_deadline, points, points_fen)
+      created_at, pay_deadline, points, points_fen, source)
     VALUES (:user, :status, :items_fen, :discount_fen, :total_fen, :coupon_id, :campaign_plugin,
       :campaign_id, :campaign_stacks, :held, :referrer, :referrer2, :store, :guide,
-      :created_at, :pay_deadline, :points, :points_fen)]], row)
+      :created_at, :pay_deadline, :points, :points_fen, :source)]], row)
   row.id = id
 end
 
@@ -158,6 +158,9 @@ function create.order(spec, caller)
   end
   local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
   local attribution = attribution_of(spec, cfg, user)
+  -- the last-touch source, frozen now: from the plugin that exports order_source (analytics)
+  local source_plugin = tp.exporters("order_source")[1]
+  local touch = source_plugin and tp.call(source_plugin, "order_source", user)
   local row = { user = user, status = "pending_payment", items_fen = items,
     discount_fen = discount, total_fen = items - discount, paid_fen = 0,
     refund_requested_fen = 0, refunded_fen = 0, coupon_id = coupon_id,
@@ -165,7 +168,7 @@ function create.order(spec, caller)
     campaign_stacks = campaign and campaign.stacks_with_coupon and 1 or 0,
     held = campaign and campaign.hold and 1 or 0,
     referrer = attribution.referrer, referrer2 = attribution.referrer2, store = attribution.store,
-    guide = attribution.guide, stock_held = 1,
+    guide = attribution.guide, stock_held = 1, source = touch and tp.json.encode(touch) or nil,
     late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout,
     points = points_fen > 0 and points or 0, points_fen = points_fen }
   insert_order(row)

@@ -6,7 +6,7 @@ local ORDER_COLUMNS = [[
   id, user, status, items_fen, discount_fen, total_fen, paid_fen, refund_requested_fen,
   refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2,
   store, guide, stock_held, transaction_id, late_payment, created_at, pay_deadline, paid_at,
-  cancelled_at, cancel_reason, completed_at, refunded_at, points, points_fen]]
+  cancelled_at, cancel_reason, completed_at, refunded_at, points, points_fen, source]]
 
 store.ORDER_COLUMNS = ORDER_COLUMNS
 
@@ -24,7 +24,7 @@ store.ORDER_COLUMNS = ORDER_COLUMNS
 ---@field coupon_id integer?
 ---@field campaign {plugin: string, id: string, stacks_with_coupon: boolean}?
 ---@field held boolean          paid but not to be fulfilled until its campaign releases it (a group pending)
----@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}
+---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?, source: table?}
 ---@field lines OrderLine[]
 
 ---Shapes a row of orders_orders (and its lines) for the outside.
@@ -39,7 +39,8 @@ function store.shape(row, lines)
     paid_fen = row.paid_fen, refund_requested_fen = row.refund_requested_fen,
     refunded_fen = row.refunded_fen, coupon_id = row.coupon_id,
     attribution = tp.json.object({ referrer = row.referrer, referrer2 = row.referrer2,
-                                   store = row.store, guide = row.guide }),
+                                   store = row.store, guide = row.guide,
+                                   source = row.source and tp.json.decode(row.source) or nil }),
     stock_held = row.stock_held == 1, transaction_id = row.transaction_id,
     late_payment = row.late_payment == 1, held = row.held == 1,
     created_at = row.created_at, pay_deadline = row.pay_deadline, paid_at = row.paid_at,

@@ -1,0 +1,83 @@
+/*
+** track.h - a tenant's analytics database: what the mini-program reports
+** (POST /v1/{t}/track) kept apart from the orders.
+**
+** Each tenant has a second SQLite file, <data_dir>/<tenant>.analytics.db,
+** with its own connection. Intake writes there in its own short transaction
+** per request, never inside the batch of the tenant's main database, so an
+** event never waits for an order's commit and an order never waits for an
+** event's. Its durability is weaker, on purpose: WAL with synchronous=NORMAL,
+** so a committed batch of events survives a crash of the process but the
+** last ones before a power loss may be gone (the orders' file keeps its own
+** setting, FULL by default: nothing here touches it).
+**
+** The tables are named analytics_* so that the `analytics` plugin, and only
+** it, reads them through its tp.db: the main connection ATTACHes this file
+** read-only as schema "track" (tptk_attach), so the plugin's rollups read
+** track.analytics_events. Nothing but this file writes them.
+**
+**   analytics_events   one row per event; seq rises with every insert (the
+**                      rollup's watermark); id unique: a duplicate is ignored
+**   analytics_sessions one row per session, from its enter event: the scene,
+**                      its group (tptk_source_of_scene) and the query's store,
+**                      guide, content, live room and referral code; member
+**                      filled in once any event of the session names one
+**   analytics_devices  a device's member, once one event names both (the
+**                      anonymous device's earlier events fold into it)
+**
+** Every function returns 0 or a negative value, never raising.
+*/
+#ifndef TP_TRACK_H
+#define TP_TRACK_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define TPTK_MAX_BATCH 100          /* events per request */
+#define TPTK_SCHEMA "track"         /* the attached schema's name on the main connection */
+
+typedef struct tptk_db {
+  sqlite3 *db;
+  char *path;
+  sqlite3_stmt *begin, *commit, *rollback;
+  sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge;
+  int64_t purged_at_ms;             /* the last purge of old events */
+  /* counts for /metrics (host/track.c keeps them) */
+  int64_t accepted, duplicates, refused;
+} tptk_db;
+
+/* One event, validated (host/track.c). Strings are NUL-terminated; NULL: absent. */
+typedef struct tptk_event {
+  const char *id, *kind, *session, *device, *member, *product, *detail;
+  int64_t at_ms;
+  /* an enter's session */
+  int scene;
+  const char *store, *guide, *content, *live, *referrer;
+} tptk_event;
+
+/* Opens (creating) the file and its tables. */
+int tptk_open(tptk_db *k, const char *path, char *err, size_t errcap);
+void tptk_close(tptk_db *k);
+
+/* ATTACHes the file at path read-only to d as TPTK_SCHEMA. */
+int tptk_attach(tps_db *d, const char *path, char *err, size_t errcap);
+
+/* Writes n events in one transaction: all or none. *inserted counts the new
+** ones (an id already kept, or twice in the batch, is skipped). */
+int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *inserted,
+                char *err, size_t errcap);
+
+/* Deletes events (and sessions) older than before_ms, at most limit rows each;
+** how many events went, or -1. */
+int tptk_purge(tptk_db *k, int64_t before_ms, int limit);
+
+/* The group of a WeChat scene value: "group_chat", "chat", "moments",
+** "qr_code", "official_account", "live", "channels", "search", "ad",
+** "mini_program", "recent", "crawler" (excluded from visitors) or "other". */
+const char *tptk_source_of_scene(int scene);
+
+#endif

@@ -1,0 +1,410 @@
+-- Reports (README "Reports"): overview, funnel and sources, read from the
+-- rollups (analytics_hits, analytics_touch) and the order facts
+-- (analytics_orders), never from raw events.
+--
+-- A report covers the local days from..to (inclusive, the brand's zone) in
+-- buckets of an hour, a day, a week (from Monday) or a month. Money is the
+-- one rule of README "Money": an order counts when it is paid, at its pay
+-- time, for what was paid minus what has been refunded of it; it counts as an
+-- order (and its member as a payer or buyer) unless refunded in full, as the
+-- referral plugin counts a store's and a guide's orders.
+
+local check = require("tp.check")
+local when = require("tp.when")
+
+local report = {}
+
+local GRANULARITIES = { hour = true, day = true, week = true, month = true }
+report.GRANULARITIES = GRANULARITIES
+local DAY = 86400
+
+---"YYYY-MM-DD" of epoch in the brand's zone.
+local function local_date(epoch)
+  local t = tp.localtime(epoch)
+  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
+end
+report.local_date = local_date
+
+---The local midnight of a "YYYY-MM-DD", or a 400 naming the field.
+local function midnight(text, field)
+  local epoch = type(text) == "string" and text:match("^%d%d%d%d%-%d%d%-%d%d$") and when.parse(text .. " 00:00")
+  if not epoch then check.field_error(field, "must be a local date written YYYY-MM-DD") end
+  return epoch
+end
+
+---The local midnight after the one at epoch.
+local function next_midnight(epoch)
+  return when.parse(local_date(epoch + DAY + 3 * 3600) .. " 00:00")
+end
+
+---Where the bucket after the one starting at `start` starts.
+local function next_start(start, gran)
+  if gran == "hour" then return start + 3600 end
+  if gran == "day" then return next_midnight(start) end
+  if gran == "week" then
+    local s = start
+    for _ = 1, 7 do s = next_midnight(s) end
+    return s
+  end
+  local t = tp.localtime(start)
+  local y, m = t.year, t.month + 1
+  if m == 13 then y, m = y + 1, 1 end
+  return when.parse(("%04d-%02d-01 00:00"):format(y, m))
+end
+
+---The first bucket's start: from's midnight, moved back to a Monday or the
+---first of the month for weeks and months.
+local function align(start, gran)
+  if gran == "week" then
+    while tp.localtime(start).wday ~= 1 do start = when.parse(local_date(start - 12 * 3600) .. " 00:00") end
+  elseif gran == "month" then
+    local t = tp.localtime(start)
+    start = when.parse(("%04d-%02d-01 00:00"):format(t.year, t.month))
+  end
+  return start
+end
+
+---The query's period, granularity and filters, checked.
+---@return table q {from, to (epoch, exclusive), gran, buckets, filters}
+function report.read_query(query, max_buckets)
+  local today = local_date(tp.now())
+  local to_text = query.to or today
+  local to = next_midnight(midnight(to_text, "to"))
+  local from_text = query.from or local_date(to - 7 * DAY + 3 * 3600)
+  local from = midnight(from_text, "from")
+  if from >= to then check.field_error("from", "must be on or before to") end
+  if to - from > 400 * DAY then check.field_error("from", "a report covers at most 400 days") end
+  local gran = check.enum(query.granularity or "day", "granularity", GRANULARITIES)
+  local buckets, s = {}, align(from, gran)
+  while s < to do
+    local e = next_start(s, gran)
+    buckets[#buckets + 1] = { start = s, stop = e,
+      label = gran == "hour" and when.format(s) or local_date(s) }
+    if #buckets > max_buckets then
+      check.field_error("granularity", ("more than %d buckets: choose a coarser one"):format(max_buckets))
+    end
+    s = e
+  end
+  local f = {}
+  for _, k in ipairs({ "source", "store", "guide", "campaign", "product" }) do
+    f[k] = query[k] and check.text(query[k], k, 100) or nil
+  end
+  return { from = from, to = to, from_date = from_text, to_date = to_text, gran = gran,
+           buckets = buckets, filters = f }
+end
+
+-- Filters on the rollups (visitors) and on the order facts. The product
+-- narrows visitors to those who viewed it in the period, and orders to
+-- those containing it; the campaign narrows orders only.
+local HITS_WHERE = [[hour >= :b0 AND hour < :b1
+  AND (:source IS NULL OR source = :source) AND (:store IS NULL OR store = :store)
+  AND (:guide IS NULL OR guide = :guide)
+  AND (:product IS NULL OR visitor IN (SELECT visitor FROM analytics_hits
+       WHERE hour >= :b0 AND hour < :b1 AND product = :product))]]
+local ORDERS_WHERE = [[(:source IS NULL OR source = :source) AND (:store IS NULL OR store = :store)
+  AND (:guide IS NULL OR guide = :guide) AND (:campaign IS NULL OR campaign = :campaign)
+  AND (:product IS NULL OR instr(products, ',' || :product || ',') > 0)]]
+
+local function binds(f, b0, b1, extra)
+  local t = { b0 = b0, b1 = b1, source = f.source, store = f.store, guide = f.guide,
+              campaign = f.campaign, product = f.product }
+  for k, v in pairs(extra or {}) do t[k] = v end
+  return t
+end
+
+local DAYS_WHERE = [[day >= :b0 AND day < :b1
+  AND (:source IS NULL OR source = :source) AND (:store IS NULL OR store = :store)
+  AND (:guide IS NULL OR guide = :guide)]]
+
+---Distinct visitors of [b0, b1): from the days' rows when the period is whole
+---local days and no product narrows it, else from the hours' rows.
+local function visitors(f, b0, b1, whole_days)
+  local b = binds(f, b0, b1)
+  if whole_days and not f.product then
+    return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE, b).n
+  end
+  return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE, b).n
+end
+
+---UV, payers, paid orders and GMV of [b0, b1), with the ratios.
+local function figures(f, b0, b1, whole_days)
+  local b = binds(f, b0, b1)
+  local uv = visitors(f, b0, b1, whole_days)
+  local o = tp.db.one([[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
+      count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
+      coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
+      WHERE paid_at >= :b0 AND paid_at < :b1 AND ]] .. ORDERS_WHERE, b)
+  return {
+    uv = uv, payers = o.payers, orders = o.orders, gmv_fen = o.gmv_fen,
+    conversion = uv > 0 and o.payers / uv or nil,
+    aov_fen = o.orders > 0 and o.gmv_fen // o.orders or nil,
+    per_payer_fen = o.payers > 0 and o.gmv_fen // o.payers or nil,
+  }
+end
+
+local function change(cur, prev)
+  if cur == nil or prev == nil or prev == 0 then return nil end
+  return (cur - prev) / prev
+end
+
+function report.overview(q)
+  local total = figures(q.filters, q.from, q.to, true)
+  local previous = figures(q.filters, q.from - (q.to - q.from), q.from, true)
+  local buckets = tp.json.array()
+  for i, b in ipairs(q.buckets) do
+    local fig = figures(q.filters, math.max(b.start, q.from), math.min(b.stop, q.to), q.gran ~= "hour")
+    fig.start, fig.label = b.start, b.label
+    buckets[i] = fig
+  end
+  local ch = {}
+  for _, k in ipairs({ "uv", "conversion", "per_payer_fen", "aov_fen", "gmv_fen", "payers", "orders" }) do
+    ch[k] = change(total[k], previous[k])
+  end
+  return { from = q.from_date, to = q.to_date, granularity = q.gran, timezone = tp.timezone(),
+           filters = tp.json.object(q.filters), total = total, previous = previous,
+           change = tp.json.object(ch), buckets = buckets }
+end
+
+-- ---- funnel
+
+local DEFAULT_STEPS = "enter,product_view,add_to_cart,order,pay"
+
+---The steps of ?steps= (2-8 of event kinds, "order" and "pay").
+function report.steps(text)
+  text = text or DEFAULT_STEPS
+  local steps = {}
+  for s in (text .. ","):gmatch("([^,]*),") do
+    if not s:match("^[a-z][a-z0-9_]*%.?[a-z0-9_]*$") or #s > 64 then
+      check.field_error("steps", "each step is an event kind, order or pay, separated by commas")
+    end
+    steps[#steps + 1] = s
+  end
+  if #steps < 2 or #steps > 8 then check.field_error("steps", "a funnel has 2 to 8 steps") end
+  return steps
+end
+
+---Visitors who reached each step having reached every one before it, in
+---[from, to), for one source (or all).
+local function funnel_counts(q, steps, source)
+  local f = {}
+  for k, v in pairs(q.filters) do f[k] = v end
+  f.source = source or f.source
+  local cols, extra = {}, {}
+  for i, s in ipairs(steps) do
+    if s == "order" or s == "pay" then
+      local at = s == "order" and "created_at" or "paid_at"
+      cols[i] = ("(visitor IN (SELECT member FROM analytics_orders WHERE %s >= :b0 AND %s < :b1 AND %s)) AS c%d")
+        :format(at, at, ORDERS_WHERE, i)
+    else
+      cols[i] = ("max(kind = :k%d) AS c%d"):format(i, i)
+      extra["k" .. i] = s
+    end
+  end
+  local sums = {}
+  for i = 1, #steps do
+    local prod = {}
+    for j = 1, i do prod[j] = "c" .. j end
+    sums[i] = ("coalesce(sum(%s), 0) AS s%d"):format(table.concat(prod, " * "), i)
+  end
+  local sql = ("SELECT %s FROM (SELECT visitor, %s FROM analytics_hits WHERE %s GROUP BY visitor)")
+    :format(table.concat(sums, ", "), table.concat(cols, ", "), HITS_WHERE)
+  local row = tp.db.one(sql, binds(f, q.from, q.to, extra))
+  local out = tp.json.array()
+  for i, s in ipairs(steps) do
+    local n = row["s" .. i]
+    local prev = i > 1 and row["s" .. (i - 1)] or nil
+    out[i] = { step = s, visitors = n, conversion = prev and prev > 0 and n / prev or nil }
+  end
+  return out
+end
+
+function report.funnel(q, steps)
+  local by_source = tp.json.array()
+  local sources = tp.db.query([[SELECT DISTINCT source FROM analytics_hits
+    WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR source = ?3) ORDER BY source]],
+    q.from, q.to, q.filters.source)
+  for i, s in ipairs(sources) do
+    by_source[i] = { source = s.source, steps = funnel_counts(q, steps, s.source) }
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+           filters = tp.json.object(q.filters), steps = funnel_counts(q, steps, nil),
+           by_source = by_source }
+end
+
+-- ---- sources
+
+local DIMENSIONS = { source = true, scene = true, store = true, guide = true, content = true,
+                     live = true, referrer = true }
+report.DIMENSIONS = DIMENSIONS
+
+function report.sources(q, by)
+  by = check.enum(by or "source", "by", DIMENSIONS)
+  local rows, order = {}, {}
+  local function row(key)
+    local k = key == nil and "\0" or tostring(key)
+    if not rows[k] then
+      rows[k] = { key = key ~= nil and tostring(key) or nil, visitors = 0, new_members = 0,
+                  orders = 0, gmv_fen = 0 }
+      order[#order + 1] = k
+    end
+    return rows[k]
+  end
+  local b = binds(q.filters, q.from, q.to)
+  for _, r in ipairs(tp.db.query(("SELECT %s AS key, count(DISTINCT visitor) AS n FROM analytics_hits WHERE %s GROUP BY 1")
+      :format(by, HITS_WHERE), b)) do
+    row(r.key).visitors = r.n
+  end
+  -- members are new when their first touch falls in the period
+  for _, r in ipairs(tp.db.query(([[SELECT first_%s AS key, count(*) AS n FROM analytics_touch
+      WHERE first_at >= :b0 AND first_at < :b1 AND (:source IS NULL OR first_source = :source)
+      AND (:store IS NULL OR first_store = :store) AND (:guide IS NULL OR first_guide = :guide)
+      GROUP BY 1]]):format(by), b)) do
+    row(r.key).new_members = r.n
+  end
+  for _, r in ipairs(tp.db.query(([[SELECT %s AS key, sum(paid_fen > refunded_fen) AS n,
+      coalesce(sum(paid_fen - refunded_fen), 0) AS gmv FROM analytics_orders
+      WHERE paid_at >= :b0 AND paid_at < :b1 AND %s GROUP BY 1]]):format(by, ORDERS_WHERE), b)) do
+    local x = row(r.key)
+    x.orders, x.gmv_fen = r.n, r.gmv
+  end
+  local items = tp.json.array()
+  for i, k in ipairs(order) do items[i] = rows[k] end
+  table.sort(items, function(a, c)
+    if a.gmv_fen ~= c.gmv_fen then return a.gmv_fen > c.gmv_fen end
+    if a.visitors ~= c.visitors then return a.visitors > c.visitors end
+    return (a.key or "") < (c.key or "")
+  end)
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(), by = by,
+           filters = tp.json.object(q.filters), items = items }
+end
+
+-- ---- campaigns
+
+---Per activity (the order's campaign, "plugin:id"; "none" for plain checkouts):
+---participants (members who ordered in the period), paid orders, GMV, new
+---members among the participants (first touch in the period), what the
+---campaign's price and the coupons took off list price on the paid orders,
+---and ROI = GMV / that cost.
+function report.campaigns(q)
+  local b = binds(q.filters, q.from, q.to)
+  local items = tp.json.array()
+  for i, r in ipairs(tp.db.query([[
+      SELECT coalesce(o.campaign, 'none') AS campaign,
+        count(DISTINCT o.member) AS participants,
+        count(DISTINCT CASE WHEN t.first_at >= :b0 AND t.first_at < :b1 THEN o.member END) AS new_members,
+        coalesce(sum(o.paid_at >= :b0 AND o.paid_at < :b1 AND o.paid_fen > o.refunded_fen), 0) AS orders,
+        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
+        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.campaign_fen END), 0) AS campaign_fen,
+        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.coupon_fen END), 0) AS coupon_fen
+      FROM analytics_orders o LEFT JOIN analytics_touch t ON t.member = o.member
+      WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
+        AND ]] .. ORDERS_WHERE .. [[
+      GROUP BY 1 ORDER BY gmv_fen DESC, campaign]], b)) do
+    local cost = r.campaign_fen + r.coupon_fen
+    r.roi = cost > 0 and r.gmv_fen / cost or nil
+    items[i] = r
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+           filters = tp.json.object(q.filters), items = items }
+end
+
+-- ---- retention
+
+local WINDOWS = { 30, 60, 90 }
+
+---Cohorts by the local month of each member's first purchase (a paid order
+---not wholly refunded, whenever it was): of the cohort's members, how many
+---bought again within 30, 60 and 90 days of that first purchase. A window
+---that has not yet closed for every member of the cohort is marked open.
+function report.retention(q)
+  local rows = tp.db.query([[
+    WITH analytics_first AS (
+      SELECT member, min(paid_at) AS first FROM analytics_orders
+      WHERE paid_at IS NOT NULL AND paid_fen > refunded_fen GROUP BY member)
+    SELECT f.member AS member, f.first AS first,
+      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
+         AND o.paid_at >= f.first AND o.paid_at <= f.first + 30 * 86400) AS n30,
+      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
+         AND o.paid_at >= f.first AND o.paid_at <= f.first + 60 * 86400) AS n60,
+      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
+         AND o.paid_at >= f.first AND o.paid_at <= f.first + 90 * 86400) AS n90
+    FROM analytics_first f WHERE f.first >= ?1 AND f.first < ?2 ORDER BY f.first]], q.from, q.to)
+  local cohorts, order = {}, {}
+  for _, r in ipairs(rows) do
+    local t = tp.localtime(r.first)
+    local month = ("%04d-%02d"):format(t.year, t.month)
+    local c = cohorts[month]
+    if not c then
+      c = { month = month, members = 0, last_first = 0 }
+      for _, w in ipairs(WINDOWS) do c["repurchased_" .. w] = 0 end
+      cohorts[month] = c
+      order[#order + 1] = month
+    end
+    c.members = c.members + 1
+    c.last_first = math.max(c.last_first, r.first)
+    for _, w in ipairs(WINDOWS) do
+      if r["n" .. w] >= 2 then c["repurchased_" .. w] = c["repurchased_" .. w] + 1 end
+    end
+  end
+  local items = tp.json.array()
+  for i, month in ipairs(order) do
+    local c = cohorts[month]
+    for _, w in ipairs(WINDOWS) do
+      c["rate_" .. w] = c["repurchased_" .. w] / c.members
+      c["open_" .. w] = tp.now() < c.last_first + w * 86400
+    end
+    c.last_first = nil
+    items[i] = c
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(), filters = tp.json.object({}),
+           cohorts = items }
+end
+
+-- ---- products
+
+function report.products(q)
+  local b = binds(q.filters, q.from, q.to)
+  local rows, order = {}, {}
+  local function row(p)
+    if not rows[p] then
+      rows[p] = { product = p, views = 0, viewers = 0, carts = 0, buyers = 0, units = 0, gmv_fen = 0 }
+      order[#order + 1] = p
+    end
+    return rows[p]
+  end
+  for _, r in ipairs(tp.db.query([[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
+      FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
+      HITS_WHERE .. " GROUP BY product, kind", b)) do
+    local x = row(r.product)
+    if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
+  end
+  for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku,
+      count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,
+      coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0) AS units,
+      sum(l.paid_fen - l.refunded_fen) AS gmv
+      FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+      WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
+      ORDERS_WHERE .. " GROUP BY l.sku", b)) do
+    local x = row(r.sku)
+    x.buyers, x.units, x.gmv_fen = r.buyers, r.units, r.gmv
+  end
+  local items, slow = tp.json.array(), tp.json.array()
+  for i, p in ipairs(order) do
+    local x = rows[p]
+    x.view_to_buy = x.viewers > 0 and x.buyers / x.viewers or nil
+    x.add_to_cart_rate = x.viewers > 0 and x.carts / x.viewers or nil
+    items[i] = x
+  end
+  table.sort(items, function(a, c)
+    if a.gmv_fen ~= c.gmv_fen then return a.gmv_fen > c.gmv_fen end
+    if a.views ~= c.views then return a.views > c.views end
+    return a.product < c.product
+  end)
+  for _, x in ipairs(items) do
+    if x.views > 0 and x.units == 0 then slow[#slow + 1] = x.product end
+  end
+  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+           filters = tp.json.object(q.filters), items = items, slow_movers = slow }
+end
+
+return report

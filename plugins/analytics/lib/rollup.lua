@@ -1,0 +1,177 @@
+-- Rollups (README "Rollups"): the host keeps the raw events in the brand's
+-- analytics database (track.analytics_*, read-only here); this folds them
+-- into analytics_hits, one row per UTC hour, visitor, kind, session source
+-- and product, with a count. Reports read analytics_hits, never raw events.
+--
+-- Incremental: analytics_state keeps the highest event seq folded in; a run
+-- recomputes every hour that has events above it (late ones included: intake
+-- takes events up to 48 h old) and every hour of a device that a login tied
+-- to a member since. Idempotent: an hour is recomputed whole (its rows
+-- deleted, then rebuilt from the raw events), so running it again, or
+-- re-running a whole day, gives the same rows.
+
+local rollup = {}
+
+local HOUR = 3600
+
+local function state(k)
+  local row = tp.db.one("SELECT v FROM analytics_state WHERE k = ?", k)
+  return row and row.v or 0
+end
+
+local function set_state(k, v)
+  tp.db.exec([[INSERT INTO analytics_state (k, v) VALUES (?1, ?2)
+    ON CONFLICT (k) DO UPDATE SET v = excluded.v]], k, v)
+end
+
+---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds).
+---A visitor is the event's member, else its device's member (a login
+---folds the device's anonymous events in), else its session's member, else
+---the device, else the session; a merged member is its survivor.
+---An hour whose raw events are gone (older than the brand's
+---track_retention_days) keeps its rows: there is nothing to rebuild them from.
+---@param hour integer
+---@return boolean rebuilt
+function rollup.hour(hour)
+  local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
+    WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
+  if raw == 0 and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
+    return false
+  end
+  tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
+  tp.db.exec([[
+    INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content, live,
+                                referrer, product, n)
+    SELECT ?1, coalesce(mg.into_user, x.who), x.kind, x.source, x.scene, x.store, x.guide,
+           x.content, x.live, x.referrer, x.product, count(*)
+    FROM (SELECT coalesce(e.member, dv.member, s.member, 'device:' || e.device,
+                          'session:' || e.session) AS who,
+                 e.kind AS kind, coalesce(s.source, 'direct') AS source, s.scene AS scene,
+                 s.store AS store, s.guide AS guide, s.content AS content, s.live AS live,
+                 s.referrer AS referrer, coalesce(e.product, '') AS product
+          FROM track.analytics_events e
+          LEFT JOIN track.analytics_sessions s ON s.id = e.session
+          LEFT JOIN track.analytics_devices dv ON dv.device = e.device
+          WHERE e.at >= ?2 AND e.at < ?3) AS x
+    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
+    WHERE x.source <> 'crawler'
+    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]], hour, hour * 1000, (hour + HOUR) * 1000)
+  -- members' first and last touch, from the sessions that began in the hour
+  tp.db.exec([[
+    INSERT INTO analytics_touch (member, first_at, first_source, first_scene, first_store,
+      first_guide, first_content, first_live, first_referrer, last_at, last_source, last_scene,
+      last_store, last_guide, last_content, last_live, last_referrer)
+    SELECT coalesce(mg.into_user, x.who), x.at, x.source, x.scene, x.store, x.guide, x.content,
+           x.live, x.referrer, x.at, x.source, x.scene, x.store, x.guide, x.content, x.live,
+           x.referrer
+    FROM (SELECT coalesce(s.member, dv.member) AS who, s.at / 1000 AS at, s.source AS source,
+                 s.scene AS scene, s.store AS store, s.guide AS guide, s.content AS content,
+                 s.live AS live, s.referrer AS referrer
+          FROM track.analytics_sessions s
+          LEFT JOIN track.analytics_devices dv ON dv.device = s.device
+          WHERE s.at >= ?1 AND s.at < ?2 AND s.source <> 'crawler') AS x
+    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
+    WHERE x.who IS NOT NULL
+    ORDER BY x.at
+    ON CONFLICT (member) DO UPDATE SET
+      first_at = CASE WHEN excluded.first_at < first_at THEN excluded.first_at ELSE first_at END,
+      first_source = CASE WHEN excluded.first_at < first_at THEN excluded.first_source ELSE first_source END,
+      first_scene = CASE WHEN excluded.first_at < first_at THEN excluded.first_scene ELSE first_scene END,
+      first_store = CASE WHEN excluded.first_at < first_at THEN excluded.first_store ELSE first_store END,
+      first_guide = CASE WHEN excluded.first_at < first_at THEN excluded.first_guide ELSE first_guide END,
+      first_content = CASE WHEN excluded.first_at < first_at THEN excluded.first_content ELSE first_content END,
+      first_live = CASE WHEN excluded.first_at < first_at THEN excluded.first_live ELSE first_live END,
+      first_referrer = CASE WHEN excluded.first_at < first_at THEN excluded.first_referrer ELSE first_referrer END,
+      last_at = CASE WHEN excluded.last_at >= last_at THEN excluded.last_at ELSE last_at END,
+      last_source = CASE WHEN excluded.last_at >= last_at THEN excluded.last_source ELSE last_source END,
+      last_scene = CASE WHEN excluded.last_at >= last_at THEN excluded.last_scene ELSE last_scene END,
+      last_store = CASE WHEN excluded.last_at >= last_at THEN excluded.last_store ELSE last_store END,
+      last_guide = CASE WHEN excluded.last_at >= last_at THEN excluded.last_guide ELSE last_guide END,
+      last_content = CASE WHEN excluded.last_at >= last_at THEN excluded.last_content ELSE last_content END,
+      last_live = CASE WHEN excluded.last_at >= last_at THEN excluded.last_live ELSE last_live END,
+      last_referrer = CASE WHEN excluded.last_at >= last_at THEN excluded.last_referrer ELSE last_referrer END
+  ]], hour * 1000, (hour + HOUR) * 1000)
+  return true
+end
+
+---The local midnight starting the day that holds epoch (the brand's zone).
+local function day_of(epoch)
+  local t = tp.localtime(epoch)
+  return epoch - (t.hour * 3600 + t.min * 60 + t.sec)
+end
+rollup.day_of = day_of
+
+---Rebuilds analytics_days for the local day starting at `day` from the
+---hours' rows: each visitor once per source, store and guide.
+local function rebuild_day(day)
+  local stop = day_of(day + 27 * HOUR)
+  tp.db.exec("DELETE FROM analytics_days WHERE day = ?", day)
+  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide)
+    SELECT DISTINCT ?1, visitor, source, store, guide FROM analytics_hits
+    WHERE hour >= ?1 AND hour < ?2]], day, stop)
+end
+
+---The days of the hours, each rebuilt once.
+local function rebuild_days(hours)
+  local done = {}
+  for _, h in ipairs(hours) do
+    local d = day_of(h)
+    if not done[d] then
+      done[d] = true
+      rebuild_day(d)
+    end
+  end
+end
+
+---Folds in what arrived since the last run, at most `max_hours` hours per
+---run, oldest first. A run that stops short keeps its place (the target
+---sequence number and the last hour done), so the next one goes on from there
+---and every pending hour is reached; the watermark moves once all are done.
+---@param max_hours integer
+---@return integer[] hours recomputed
+---@return boolean more  hours are left for another run
+function rollup.pending(max_hours)
+  local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
+  if top <= seen then  -- a new run: everything up to the newest event
+    top = tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s
+    if top <= seen then return {}, false end
+    set_state("target_seq", top)
+    after = -1
+  end
+  local rows = tp.db.query([[
+    SELECT h FROM (
+      SELECT DISTINCT at / 3600000 AS h FROM track.analytics_events WHERE seq > ?1 AND seq <= ?2
+      UNION
+      SELECT DISTINCT e.at / 3600000 FROM track.analytics_devices d
+      JOIN track.analytics_events e ON e.device = d.device WHERE d.seq > ?1 AND d.seq <= ?2)
+    WHERE h > ?3 ORDER BY h LIMIT ?4]], seen, top, after, max_hours + 1)
+  local hours = {}
+  for i = 1, math.min(#rows, max_hours) do
+    hours[i] = rows[i].h * HOUR
+    rollup.hour(hours[i])
+  end
+  rebuild_days(hours)
+  if #rows > max_hours then
+    set_state("done_hour", rows[max_hours].h)
+    return hours, true
+  end
+  set_state("event_seq", top)
+  set_state("done_hour", -1)
+  return hours, false
+end
+
+---Recomputes every hour of [from, to) (UTC epoch seconds, whole hours)
+---that still has its raw events.
+---@return integer[] hours
+function rollup.range(from, to)
+  local hours = {}
+  local all = {}
+  for h = from - from % HOUR, to - 1, HOUR do
+    if rollup.hour(h) then hours[#hours + 1] = h end
+    all[#all + 1] = h
+  end
+  rebuild_days(all)
+  return hours
+end
+
+return rollup

@@ -1,0 +1,376 @@
+---@diagnostic disable: undefined-global
+-- analytics: where a brand's visitors come from and what they are worth.
+-- The host takes the mini-program's events in (POST /v1/{t}/track, into the
+-- brand's analytics database; core/store/track.h); this plugin
+--   - gives every order its last-touch source at creation (export
+--     order_source, called by the orders plugin), within a window;
+--   - keeps each member's first and last touch;
+--   - rolls raw events up by the hour (lib/rollup.lua), incrementally and
+--     idempotently, as a job every few minutes;
+--   - keeps a fact per order from the orders plugin's events (lib/facts.lua);
+--   - answers the reports: overview, funnel and sources (lib/report.lua).
+
+---@class AnalyticsConfig
+---@field attribution_window_days integer? an order's source is the last touch at most this old (default 7)
+---@field rollup_every_seconds integer? how often the rollup job runs (default 300)
+---@field rollup_max_hours integer? hours one run of the job recomputes at most (default 24)
+
+local check = require("tp.check")
+local tpmerge = require("tp.merge")
+local rollup = require("lib.rollup")
+local facts = require("lib.facts")
+local report = require("lib.report")
+local csv = require("lib.csv")
+
+local MAX_BUCKETS = 2400
+
+local function config()
+  local c = tp.config() or {}
+  return {
+    window = (c.attribution_window_days or 7) * 86400,
+    every = c.rollup_every_seconds or 300,
+    max_hours = c.rollup_max_hours or 24,
+  }
+end
+
+-- ---- attribution
+
+local TOUCH_COLUMNS = "source, scene, store, guide, content, live, referrer"
+
+---The member's latest session that began within the window: the sessions
+---the member's own events named, and those of every device a login tied to
+---the member (or to a member merged into it).
+---@param member string
+---@return table|nil touch {source, scene, store, guide, content, live, referrer, at}
+local function last_touch(member)
+  local since = (tp.now() - config().window) * 1000
+  return tp.db.one(([[
+    WITH analytics_ids(id) AS (SELECT ?1 UNION SELECT from_user FROM analytics_merges WHERE into_user = ?1)
+    SELECT %s, at / 1000 AS at FROM (
+      SELECT * FROM track.analytics_sessions WHERE member IN (SELECT id FROM analytics_ids) AND at >= ?2
+      UNION ALL
+      SELECT * FROM track.analytics_sessions WHERE at >= ?2 AND device IN
+        (SELECT device FROM track.analytics_devices WHERE member IN (SELECT id FROM analytics_ids)))
+    WHERE source <> 'crawler' ORDER BY at DESC LIMIT 1]]):format(TOUCH_COLUMNS), member, since)
+end
+
+local SOURCE_SCHEMA = { type = "object", description = "a touch: the session's source and where it came from",
+  properties = { source = { type = "string", description = "the scene group: group_chat, moments, qr_code, ..." },
+    scene = { type = "integer" }, store = { type = "string" }, guide = { type = "string" },
+    content = { type = "string" }, live = { type = "string" }, referrer = { type = "string" },
+    at = { type = "integer", description = "UTC epoch seconds the session began" } } }
+
+local function touch_of(row, prefix)
+  if not row or not row[prefix .. "at"] then return nil end
+  local t = {}
+  for _, k in ipairs({ "source", "scene", "store", "guide", "content", "live", "referrer", "at" }) do
+    t[k] = row[prefix .. k]
+  end
+  return t
+end
+
+local function member_touch(member)
+  local row = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", member)
+  return { member = member, first = touch_of(row, "first_"), last = touch_of(row, "last_") }
+end
+
+-- ---- routes
+
+local FORMATS = { json = true, csv = true }
+
+---The report as JSON, or with ?format=csv as CSV text.
+local function answer(req, r, to_csv)
+  local format = check.enum(req.query.format or "json", "format", FORMATS)
+  if format == "csv" then return 200, to_csv(r) end
+  return 200, r
+end
+
+local function get_overview(req)
+  return answer(req, report.overview(report.read_query(req.query, MAX_BUCKETS)), csv.overview)
+end
+
+local function get_funnel(req)
+  return answer(req, report.funnel(report.read_query(req.query, MAX_BUCKETS), report.steps(req.query.steps)),
+    csv.funnel)
+end
+
+local function get_sources(req)
+  return answer(req, report.sources(report.read_query(req.query, MAX_BUCKETS), req.query.by), csv.sources)
+end
+
+local function get_products(req)
+  return answer(req, report.products(report.read_query(req.query, MAX_BUCKETS)), csv.products)
+end
+
+local function get_campaigns(req)
+  return answer(req, report.campaigns(report.read_query(req.query, MAX_BUCKETS)), csv.campaigns)
+end
+
+local function get_retention(req)
+  return answer(req, report.retention(report.read_query(req.query, MAX_BUCKETS)), csv.retention)
+end
+
+local function get_member(req)
+  local m = check.user(req.params.member, "member")
+  return 200, member_touch(m)
+end
+
+---POST /analytics/rollup {day?}: folds in what is pending now, or recomputes
+---a whole local day.
+local function post_rollup(req)
+  local body = req.body == nil and {} or check.body(req.body)
+  check.only(body, { day = true })
+  local hours, more
+  if body.day ~= nil then
+    local start = type(body.day) == "string" and body.day:match("^%d%d%d%d%-%d%d%-%d%d$")
+      and require("tp.when").parse(body.day .. " 00:00")
+    if not start then check.field_error("day", "must be a local date written YYYY-MM-DD") end
+    local stop = require("tp.when").parse(report.local_date(start + 27 * 3600) .. " 00:00")
+    hours = rollup.range(start, stop)
+  else
+    hours, more = rollup.pending(config().max_hours)
+  end
+  return 200, { hours = #hours, more = more or false }
+end
+
+-- ---- the answers' schemas
+
+local INT, NUM, STR = { type = "integer" }, { type = "number" }, { type = "string" }
+local NNUM = { type = "number", nullable = true }
+local NINT = { type = "integer", nullable = true }
+local FIGURES = { type = "object", required = { "uv", "payers", "orders", "gmv_fen" }, properties = {
+  uv = INT, payers = INT, orders = INT, gmv_fen = INT,
+  conversion = NNUM, aov_fen = NINT, per_payer_fen = NINT,
+  start = INT, label = STR } }
+local PERIOD = { from = STR, to = STR, timezone = STR, filters = { type = "object" } }
+local function with_period(props, required)
+  local p = {}
+  for k, v in pairs(PERIOD) do p[k] = v end
+  for k, v in pairs(props) do p[k] = v end
+  return { type = "object", required = required, properties = p }
+end
+local OVERVIEW = with_period({ granularity = STR, total = FIGURES, previous = FIGURES,
+  change = { type = "object", description = "each figure's change against the previous period, as a fraction (absent: no base)",
+    properties = { uv = NUM, conversion = NUM, per_payer_fen = NUM, aov_fen = NUM, gmv_fen = NUM, payers = NUM, orders = NUM } },
+  buckets = { type = "array", items = FIGURES } }, { "total", "previous", "change", "buckets" })
+local STEPS = { type = "array", items = { type = "object", required = { "step", "visitors" },
+  properties = { step = STR, visitors = INT, conversion = NNUM } } }
+local FUNNEL = with_period({ steps = STEPS, by_source = { type = "array", items = { type = "object",
+  properties = { source = STR, steps = STEPS } } } }, { "steps", "by_source" })
+local SOURCES = with_period({ by = STR, items = { type = "array", items = { type = "object",
+  required = { "visitors", "new_members", "orders", "gmv_fen" },
+  properties = { key = { type = "string", nullable = true, description = "absent: none (no session, no store, ...)" },
+    visitors = INT, new_members = INT, orders = INT, gmv_fen = INT } } } }, { "by", "items" })
+
+local NUMBER_OR_NULL = NNUM
+local PRODUCT_ROW = { type = "object", required = { "product", "views", "viewers", "carts", "buyers", "units", "gmv_fen" },
+  properties = { product = STR, views = INT, viewers = INT, carts = INT, buyers = INT, units = INT, gmv_fen = INT,
+    view_to_buy = NUMBER_OR_NULL, add_to_cart_rate = NUMBER_OR_NULL } }
+local PRODUCTS = with_period({ items = { type = "array", items = PRODUCT_ROW },
+  slow_movers = { type = "array", items = STR, description = "viewed in the period, no unit paid" } },
+  { "items", "slow_movers" })
+
+local CAMPAIGNS = with_period({ items = { type = "array", items = { type = "object",
+  required = { "campaign", "participants", "new_members", "orders", "gmv_fen", "campaign_fen", "coupon_fen" },
+  properties = { campaign = { type = "string", description = "plugin:id of the activity; none: plain checkouts" },
+    participants = INT, new_members = INT, orders = INT, gmv_fen = INT,
+    campaign_fen = { type = "integer", description = "list price minus the campaign's price, on paid orders" },
+    coupon_fen = { type = "integer", description = "coupon discounts on paid orders" },
+    roi = { type = "number", nullable = true, description = "gmv_fen / (campaign_fen + coupon_fen)" } } } } },
+  { "items" })
+
+local COHORT = { type = "object", required = { "month", "members" }, properties = {
+  month = { type = "string", description = "YYYY-MM of the first purchase, local" }, members = INT } }
+for _, w in ipairs({ 30, 60, 90 }) do
+  COHORT.properties["repurchased_" .. w] = INT
+  COHORT.properties["rate_" .. w] = NUM
+  COHORT.properties["open_" .. w] = { type = "boolean", description = "the window has not closed for every member yet" }
+end
+local RETENTION = with_period({ cohorts = { type = "array", items = COHORT } }, { "cohorts" })
+
+local REPORT_QUERY = {
+  from = { type = "string", description = "first local day, YYYY-MM-DD (default: 7 days before to)" },
+  to = { type = "string", description = "last local day, YYYY-MM-DD (default: today)" },
+  granularity = { type = "string", description = "hour, day (default), week or month" },
+  source = { type = "string", description = "only this scene group" },
+  store = STR, guide = STR,
+  campaign = { type = "string", description = "plugin:id of the campaign (orders only)" },
+  product = { type = "string", description = "a SKU: its viewers and the orders holding it" },
+  format = { type = "string", description = "json (default) or csv" },
+}
+local function query_with(extra)
+  local q = {}
+  for k, v in pairs(REPORT_QUERY) do q[k] = v end
+  for k, v in pairs(extra or {}) do q[k] = v end
+  return q
+end
+
+return {
+  name = "analytics",
+  version = "1.4.0",
+  migrations = {
+    [[
+    CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE analytics_hits (
+      hour INTEGER NOT NULL,        -- UTC epoch seconds of the hour's start
+      visitor TEXT NOT NULL,        -- a member id, device:<id> or session:<id>
+      kind TEXT NOT NULL,
+      source TEXT NOT NULL, scene INTEGER, store TEXT, guide TEXT, content TEXT, live TEXT,
+      referrer TEXT,
+      product TEXT NOT NULL,        -- '' unless the kind names a product
+      n INTEGER NOT NULL
+    );
+    CREATE INDEX analytics_hits_hour ON analytics_hits(hour, visitor);
+    CREATE TABLE analytics_touch (
+      member TEXT PRIMARY KEY,
+      first_at INTEGER NOT NULL, first_source TEXT, first_scene INTEGER, first_store TEXT,
+      first_guide TEXT, first_content TEXT, first_live TEXT, first_referrer TEXT,
+      last_at INTEGER NOT NULL, last_source TEXT, last_scene INTEGER, last_store TEXT,
+      last_guide TEXT, last_content TEXT, last_live TEXT, last_referrer TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_touch_first ON analytics_touch(first_at);
+    CREATE TABLE analytics_orders (
+      order_id INTEGER PRIMARY KEY,
+      member TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      paid_at INTEGER,
+      total_fen INTEGER NOT NULL,
+      paid_fen INTEGER NOT NULL,
+      refunded_fen INTEGER NOT NULL,
+      source TEXT NOT NULL, scene INTEGER, store TEXT, guide TEXT, content TEXT, live TEXT,
+      referrer TEXT, campaign TEXT,
+      products TEXT NOT NULL        -- ',sku,sku,'
+    );
+    CREATE INDEX analytics_orders_paid ON analytics_orders(paid_at) WHERE paid_at IS NOT NULL;
+    CREATE INDEX analytics_orders_created ON analytics_orders(created_at);
+    CREATE INDEX analytics_orders_member ON analytics_orders(member);
+    CREATE TABLE analytics_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE INDEX analytics_merges_from ON analytics_merges(from_user);
+    CREATE INDEX analytics_merges_into ON analytics_merges(into_user);
+    ]],
+    -- the lines of each order, for the products report; a refund split over them
+    [[
+    CREATE TABLE analytics_lines (
+      order_id INTEGER NOT NULL,
+      line_no INTEGER NOT NULL,
+      sku TEXT NOT NULL,
+      qty INTEGER NOT NULL,
+      paid_fen INTEGER NOT NULL,
+      refunded_fen INTEGER NOT NULL,
+      PRIMARY KEY (order_id, line_no)
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_lines_sku ON analytics_lines(sku);
+    ]],
+    -- what an order's campaign and coupon took off its list price
+    [[
+    ALTER TABLE analytics_orders ADD COLUMN coupon_fen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE analytics_orders ADD COLUMN campaign_fen INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX analytics_orders_campaign ON analytics_orders(campaign) WHERE campaign IS NOT NULL;
+    ]],
+    -- the visitors of each local day, for UV over days, weeks and months
+    [[
+    CREATE TABLE analytics_days (
+      day INTEGER NOT NULL,         -- UTC epoch seconds of the local midnight
+      visitor TEXT NOT NULL,
+      source TEXT NOT NULL, store TEXT, guide TEXT
+    );
+    CREATE INDEX analytics_days_day ON analytics_days(day, visitor);
+    ]],
+  },
+  routes = {
+    { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
+      summary = "UV, payers, conversion, AOV and GMV by bucket, with the change against the previous period",
+      query = query_with(), response = OVERVIEW,
+      errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/funnel", auth = "admin", csv = true, handler = get_funnel,
+      summary = "Visitors reaching each step (enter, product view, add to cart, order, pay), by source",
+      query = query_with({ steps = { type = "string",
+        description = "comma-separated event kinds, order and pay (default enter,product_view,add_to_cart,order,pay)" } }),
+      response = FUNNEL, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/sources", auth = "admin", csv = true, handler = get_sources,
+      summary = "Visitors, new members, orders and GMV per source, scene, store, guide, content, live room or referrer",
+      query = query_with({ by = { type = "string",
+        description = "source (default), scene, store, guide, content, live or referrer" } }),
+      response = SOURCES, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/products", auth = "admin", csv = true, handler = get_products,
+      summary = "Per product: views, viewers, add-to-cart, buyers, units, GMV, view-to-buy; slow movers",
+      query = query_with(), response = PRODUCTS, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/campaigns", auth = "admin", csv = true, handler = get_campaigns,
+      summary = "Per activity: participants, orders, GMV, new members, campaign and coupon cost, ROI",
+      query = query_with(), response = CAMPAIGNS, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/retention", auth = "admin", csv = true, handler = get_retention,
+      summary = "Cohorts by first-purchase month: members buying again within 30, 60 and 90 days",
+      query = { from = REPORT_QUERY.from, to = REPORT_QUERY.to, format = REPORT_QUERY.format },
+      response = RETENTION, errors = { [400] = { "invalid_field", "invalid_query" } } },
+    { method = "GET", path = "/analytics/members/{member}", auth = "admin", handler = get_member,
+      summary = "A member's first and last touch", response = { type = "object", required = { "member" },
+        properties = { member = STR, first = SOURCE_SCHEMA, last = SOURCE_SCHEMA } },
+      errors = { [400] = { "invalid_field" } } },
+    { method = "POST", path = "/analytics/rollup", auth = "admin", handler = post_rollup,
+      summary = "Fold in pending events now, or recompute one local day",
+      body = { type = "object", properties = { day = { type = "string", description = "YYYY-MM-DD, local" } } },
+      response = { type = "object", required = { "hours", "more" }, properties = { hours = INT,
+        more = { type = "boolean", description = "pending hours are left beyond rollup_max_hours: post again" } } },
+      errors = { [400] = { "invalid_field", "invalid_json" } } },
+  },
+  subscribe = {
+    ["order.created"] = facts.on_event,
+    ["order.paid"] = facts.on_event,
+    ["order.refunded"] = facts.on_event,
+  },
+  jobs = {
+    -- one run recomputes at most rollup_max_hours hours; the rest go on a second later
+    rollup = function()
+      local _, more = rollup.pending(config().max_hours)
+      if more then tp.jobs.schedule("rollup", nil, { after = 1, key = "rollup_more" }) end
+    end,
+  },
+  setup = function()
+    tp.jobs.schedule("rollup", nil, { after = config().every, every = config().every, key = "rollup" })
+  end,
+  exports = {
+    ---The last touch within the brand's window, to freeze on an order (orders calls it at creation).
+    order_source = function(member)
+      if not check.is_user_id(member) then return nil end
+      return last_touch(member)
+    end,
+    ---A member's first and last touch: {member, first?, last?}.
+    touch = function(member)
+      if not check.is_user_id(member) then return nil end
+      return member_touch(member)
+    end,
+    ---Members: from's order facts and touch become into's; raw events of from roll up as into's.
+    member_merge = function(from, into, merge_id)
+      if not tpmerge.begin("analytics_merges", from, into, merge_id) then return { rows = 0 } end
+      -- the facts and the touch move now (both indexed by member); the rollup rows do
+      -- not (a scan of every hour inside a login): rollups from now on, and any hour
+      -- recomputed, count from's raw events as into's
+      local n = tp.db.exec("UPDATE analytics_orders SET member = ? WHERE member = ?", into, from)
+      local t = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", from)
+      if t then
+        tp.db.exec("DELETE FROM analytics_touch WHERE member = ?", from)
+        t.member = into
+        tp.db.exec([[INSERT INTO analytics_touch SELECT :member, :first_at, :first_source, :first_scene,
+            :first_store, :first_guide, :first_content, :first_live, :first_referrer, :last_at,
+            :last_source, :last_scene, :last_store, :last_guide, :last_content, :last_live, :last_referrer
+          WHERE true ON CONFLICT (member) DO UPDATE SET
+            first_at = min(first_at, excluded.first_at),
+            first_source = CASE WHEN excluded.first_at < first_at THEN excluded.first_source ELSE first_source END,
+            first_store = CASE WHEN excluded.first_at < first_at THEN excluded.first_store ELSE first_store END,
+            first_guide = CASE WHEN excluded.first_at < first_at THEN excluded.first_guide ELSE first_guide END]], t)
+        n = n + 1
+      end
+      return { rows = n }
+    end,
+    ---An undone merge: later rollups keep from's events apart again; what moved stays moved.
+    member_unmerge = function(from, into, merge_id)
+      tpmerge.begin_undo("analytics_merges", from, into, merge_id)
+      return { rows = 0 }
+    end,
+  },
+}
