@@ -12,11 +12,12 @@
 ** without an Idempotency-Key (plugins/flash_sale/plugin.lua buy,
 ** plugins/orders/lib/create.lua, plugins/catalog/plugin.lua reserve,
 ** core/store/sched.c schedule): read the sale, count the user against the limit
-** (upsert RETURNING), take the sale's units (conditional UPDATE), count the
-** user's unpaid orders, reserve the catalog's stock (conditional UPDATE
-** RETURNING), insert the order and its line, replace the unpaid-timeout job
-** row (DELETE by key + INSERT). Same schema and indexes as the plugins'
-** migrations, WAL, synchronous=FULL, foreign_keys=ON. All requests parsed in
+** (an upsert whose changed-row count is the answer), take the sale's units
+** (conditional UPDATE), count the user's unpaid orders, read the catalog's SKU
+** and take its stock (conditional UPDATE), insert the order and its line, insert
+** the unpaid-timeout job row (a DELETE by key and a second INSERT only when its
+** key clashes). Same schema, indexes and trigger as the plugins' migrations,
+** WAL, synchronous=FULL, foreign_keys=ON. All requests parsed in
 ** one loop iteration share one BEGIN ... COMMIT (one fsync); a uv_check handle
 ** commits and only then hands that iteration's responses to the sockets.
 ** No routing table, Lua, request ids, logs or timeouts.
@@ -31,6 +32,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,7 +49,7 @@
 
 enum {
   Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
-  Q_SALE, Q_BUYER, Q_TAKE, Q_UNPAID, Q_RESERVE, Q_RESERVE_WHY, Q_ORDER, Q_LINE, Q_JOB_DEL, Q_JOB_INS,
+  Q_SALE, Q_BUYER, Q_TAKE, Q_UNPAID, Q_SKU, Q_RESERVE, Q_ORDER, Q_LINE, Q_JOB_DEL, Q_JOB_INS,
   Q_COUNT, NQ
 };
 
@@ -61,24 +63,21 @@ static const char *const SQL[NQ] = {
              " updated_at FROM flash_sale_sales WHERE id = ?",
   /* flash_sale: add_bought */
   [Q_BUYER] = "INSERT INTO flash_sale_buyers (sale_id, user, bought) VALUES (?1, ?2, ?3)"
-              " ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4"
-              " RETURNING bought",
+              " ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4",
   /* flash_sale: take_units */
   [Q_TAKE] = "UPDATE flash_sale_sales SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1",
   /* orders: the unpaid cap */
   [Q_UNPAID] = "SELECT count(*) AS n FROM orders_orders WHERE user = ? AND status = 'pending_payment'",
   /* catalog: reserve */
-  [Q_RESERVE] = "UPDATE catalog_skus SET stock = stock - ?1 WHERE code = ?2 AND stock >= ?1"
-                " AND product_id IN (SELECT id FROM catalog_products WHERE status = 'on_sale')"
-                " RETURNING product_id, title, price_fen",
-  [Q_RESERVE_WHY] = "SELECT s.stock, p.status FROM catalog_skus s JOIN catalog_products p"
-                    " ON p.id = s.product_id WHERE s.code = ?",
+  [Q_SKU] = "SELECT s.product_id, s.title, s.price_fen, s.stock, p.status FROM catalog_skus s"
+            " JOIN catalog_products p ON p.id = s.product_id WHERE s.code = ?",
+  [Q_RESERVE] = "UPDATE catalog_skus SET stock = stock - ?1 WHERE code = ?2 AND stock >= ?1",
   /* orders: insert_order, insert_lines */
   [Q_ORDER] = "INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,"
               " campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,"
-              " idempotency_key, fingerprint, created_at, pay_deadline)"
+              " created_at, pay_deadline, points, points_fen, source)"
               " VALUES (?1, 'pending_payment', ?2, 0, ?2, NULL, 'flash_sale', ?3, ?4, 0, NULL, NULL,"
-              " NULL, NULL, NULL, NULL, ?5, ?6)",
+              " NULL, NULL, ?5, ?6, 0, 0, NULL)",
   [Q_LINE] = "INSERT INTO orders_lines (order_id, line_no, sku, product_id, title, qty, list_price_fen,"
              " unit_price_fen, amount_fen, discount_fen, paid_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
   /* core/store/sched.c: tp.jobs.schedule("expire_unpaid", ..., {key = "unpaid:<id>"}) */
@@ -111,7 +110,12 @@ static const char SCHEMA[] =
     " stock_held INTEGER NOT NULL DEFAULT 1, transaction_id TEXT UNIQUE,"
     " late_payment INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, pay_deadline INTEGER NOT NULL,"
     " paid_at INTEGER, cancelled_at INTEGER, cancel_reason TEXT, completed_at INTEGER, refunded_at INTEGER,"
-    " held INTEGER NOT NULL DEFAULT 0);"
+    " held INTEGER NOT NULL DEFAULT 0, points INTEGER NOT NULL DEFAULT 0,"
+    " points_fen INTEGER NOT NULL DEFAULT 0, source TEXT);"
+    "CREATE TRIGGER IF NOT EXISTS orders_orders_points BEFORE INSERT ON orders_orders"
+    " WHEN NOT (NEW.points >= 0 AND NEW.points_fen >= 0 AND NEW.points_fen <= NEW.discount_fen"
+    " AND (NEW.points_fen = 0) = (NEW.points = 0))"
+    " BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: orders_orders points'); END;"
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_orders_idempotency ON orders_orders(user, idempotency_key)"
     " WHERE idempotency_key IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS orders_orders_user ON orders_orders(user, status);"
@@ -213,10 +217,22 @@ static const char *verify_token(const char *t, size_t n, char user[65]) {
     exp = exp * 10 + (part[3][i] - '0');
   }
   if (plen[1] != strlen(TENANT) || memcmp(part[1], TENANT, plen[1]) != 0) return "wrong_tenant";
+  /* a context keyed once and duplicated per token, as core/base/token.c does */
+  static EVP_MAC_CTX *keyed;
+  if (!keyed) {
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    keyed = EVP_MAC_CTX_new(m);
+    EVP_MAC_free(m);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC_init(keyed, (const unsigned char *)S.secret, strlen(S.secret), params);
+  }
   unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int maclen = 0;
-  HMAC(EVP_sha256(), S.secret, (int)strlen(S.secret), (const unsigned char *)t,
-       (size_t)(part[4] - t) - 1, mac, &maclen);
+  size_t maclen = 0;
+  EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
+  EVP_MAC_update(ctx, (const unsigned char *)t, (size_t)(part[4] - t) - 1);
+  EVP_MAC_final(ctx, mac, &maclen, sizeof mac);
+  EVP_MAC_CTX_free(ctx);
   char sig[64];
   base64url(mac, maclen, sig);
   if (CRYPTO_memcmp(sig, part[4], 43) != 0) return "invalid_token";
@@ -307,8 +323,7 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
   sqlite3_bind_int64(st, 3, qty);
   sqlite3_bind_int64(st, 4, per_user);
   int rc = qty <= per_user ? sqlite3_step(st) : SQLITE_DONE;
-  if (rc == SQLITE_ROW) rc = sqlite3_step(st);  /* to the end: the upsert is done */
-  bool counted = sqlite3_changes(S.db) > 0 && rc == SQLITE_DONE;
+  bool counted = qty <= per_user && rc == SQLITE_DONE && sqlite3_changes(S.db) == 1;
   reset(st);
   if (!counted) { *r = (refusal){409, "limit_reached", "per-user limit reached"}; return -1; }
 
@@ -328,27 +343,28 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
   reset(st);
   if (unpaid >= MAX_UNPAID) { *r = (refusal){409, "too_many_unpaid_orders", "pay an unpaid order first"}; return -1; }
 
-  st = S.q[Q_RESERVE];
-  sqlite3_bind_int64(st, 1, qty);
-  sqlite3_bind_text(st, 2, sku, -1, SQLITE_STATIC);
-  if (sqlite3_step(st) != SQLITE_ROW) {
+  st = S.q[Q_SKU];
+  sqlite3_bind_text(st, 1, sku, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
     reset(st);
-    sqlite3_stmt *w = S.q[Q_RESERVE_WHY];
-    sqlite3_bind_text(w, 1, sku, -1, SQLITE_STATIC);
-    rc = sqlite3_step(w);
-    bool on_sale = rc == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(w, 1), "on_sale") == 0;
-    reset(w);
-    if (rc != SQLITE_ROW) *r = (refusal){404, "sku_not_found", "no such sku"};
-    else if (!on_sale) *r = (refusal){409, "not_on_sale", "sku is not on sale"};
-    else *r = (refusal){409, "sold_out", "the product is out of stock"};
+    *r = (refusal){404, "sku_not_found", "no such sku"};
     return -1;
   }
   int64_t product_id = sqlite3_column_int64(st, 0), list_price = sqlite3_column_int64(st, 2);
+  int64_t stock = sqlite3_column_int64(st, 3);
+  bool on_sale = strcmp((const char *)sqlite3_column_text(st, 4), "on_sale") == 0;
   char title[128];
   snprintf(title, sizeof title, "%s", (const char *)sqlite3_column_text(st, 1));
-  rc = sqlite3_step(st);
   reset(st);
-  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "reserve failed"}; return -1; }
+  if (!on_sale) { *r = (refusal){409, "not_on_sale", "sku is not on sale"}; return -1; }
+  st = S.q[Q_RESERVE];
+  sqlite3_bind_int64(st, 1, qty);
+  sqlite3_bind_text(st, 2, sku, -1, SQLITE_STATIC);
+  rc = stock >= qty ? sqlite3_step(st) : SQLITE_DONE;
+  bool taken = stock >= qty && rc == SQLITE_DONE && sqlite3_changes(S.db) == 1;
+  reset(st);
+  if (!taken) { *r = (refusal){409, "sold_out", "the product is out of stock"}; return -1; }
 
   int64_t amount = qty * price, deadline = now + timeout;
   char sale_str[24];
@@ -384,25 +400,28 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
   char key[40], payload[48];
   snprintf(key, sizeof key, "unpaid:%lld", (long long)id);
   snprintf(payload, sizeof payload, "{\"order_id\":%lld}", (long long)id);
-  st = S.q[Q_JOB_DEL];
-  sqlite3_bind_text(st, 1, "orders", -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-  rc = sqlite3_step(st);
-  reset(st);
-  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job replace failed"}; return -1; }
-  st = S.q[Q_JOB_INS];
-  sqlite3_bind_text(st, 1, "job", -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, "orders", -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, "expire_unpaid", -1, SQLITE_STATIC);
-  sqlite3_bind_null(st, 4);
-  sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 7, deadline * 1000);
-  sqlite3_bind_int64(st, 8, 0);
-  sqlite3_bind_int64(st, 9, 5);
-  sqlite3_bind_int64(st, 10, now * 1000);
-  rc = sqlite3_step(st);
-  reset(st);
+  for (int attempt = 0; attempt < 2; attempt++) {  /* sched.c: insert, delete on a clash */
+    st = S.q[Q_JOB_INS];
+    sqlite3_bind_text(st, 1, "job", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, "orders", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, "expire_unpaid", -1, SQLITE_STATIC);
+    sqlite3_bind_null(st, 4);
+    sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, deadline * 1000);
+    sqlite3_bind_int64(st, 8, 0);
+    sqlite3_bind_int64(st, 9, 5);
+    sqlite3_bind_int64(st, 10, now * 1000);
+    rc = sqlite3_step(st);
+    reset(st);
+    if (rc != SQLITE_CONSTRAINT || attempt == 1) break;
+    st = S.q[Q_JOB_DEL];
+    sqlite3_bind_text(st, 1, "orders", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    reset(st);
+    if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job replace failed"}; return -1; }
+  }
   if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job insert failed"}; return -1; }
 
   /* the order as tidepool's store.shape shows it */
