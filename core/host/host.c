@@ -119,7 +119,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 }
 
 void tp_host_close(tp_host *h) {
-  tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
+  tp__track_drain(h);  /* in case the host was never detached */
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     for (int j = 0; j < t->nslots; j++)
@@ -452,6 +452,7 @@ void tp_host_attach(tp_host *h, uv_loop_t *loop) {
 }
 
 void tp_host_detach(tp_host *h) {
+  tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
   tp__sender_stop(h);
   tp__runner_detach(h);
 }

@@ -60,6 +60,7 @@ typedef struct tp_tenant {
   tpid_table idem;            /* answers of Idempotency-Keys (idem.h) */
   tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
   tptk_db track;              /* the analytics database, its own connection (track.h) */
+  struct tp_ckpt_job *track_ckpt;  /* the worker's checkpoint in flight, or NULL (host/track.c) */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;
   tpr_router *routes;         /* /v1/{tenant}/... */

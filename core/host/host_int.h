@@ -89,7 +89,7 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
 
 /* ---- track.c */
 const tp_route *tp__track_route(void);        /* POST /v1/{t}/track (store/track.h) */
-void tp__track_drain(tp_host *h);              /* waits for the checkpoints in flight */
+void tp__track_drain(tp_host *h);              /* waits for the workers' checkpoints */
 
 /* ---- openapi.c */
 const tp_route *tp__openapi_route(bool admin);  /* GET /v1 or /admin/{t}/openapi.json */

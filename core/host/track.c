@@ -26,9 +26,11 @@
 #include "host/host_int.h"
 
 #include <lauxlib.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/json.h"
@@ -213,22 +215,28 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
 ** pages: what arrived during one worker's checkpoint) and starts the WAL over.
 ** Measured beside a flash sale (tests/bench/analytics.py): the buy's p99 was 35
 ** ms with SQLite's own checkpoints on the loop, and a few ms without. */
-typedef struct ckpt_job {
+typedef struct tp_ckpt_job {
   uv_work_t req;
   tp_tenant *t;
   int rc;
+  atomic_int finished;  /* set by the worker: its connection is free again */
+  bool orphan;          /* the host stopped waiting for it: touch no tenant */
 } ckpt_job;
 
 static void ckpt_work(uv_work_t *w) {
   ckpt_job *j = w->data;
   j->rc = tptk_checkpoint_passive(&j->t->track);
+  atomic_store(&j->finished, 1);
 }
 
 static void ckpt_done(uv_work_t *w, int status) {
   ckpt_job *j = w->data;
-  tptk_db *k = &j->t->track;
-  k->ckpt_running = false;
-  if (status == 0 && j->rc == 0 && k->wal_frames >= RESTART_FRAMES) tptk_checkpoint_restart(k);
+  if (!j->orphan) {
+    tptk_db *k = &j->t->track;
+    j->t->track_ckpt = NULL;
+    k->ckpt_running = false;
+    if (status == 0 && j->rc == 0 && k->wal_frames >= RESTART_FRAMES) tptk_checkpoint_restart(k);
+  }
   free(j);
 }
 
@@ -239,16 +247,31 @@ static void maybe_checkpoint(tp_host *h, tp_tenant *t) {
   if (!j) return;
   j->t = t;
   j->req.data = j;
+  atomic_init(&j->finished, 0);
   if (uv_queue_work(h->loop, &j->req, ckpt_work, ckpt_done) != 0) {
     free(j);
     return;
   }
   k->ckpt_running = true;
+  t->track_ckpt = j;
 }
 
+/* Waits, without running the loop (the host is stopping: nothing else may
+** run now), until no worker uses a tenant's checkpoint connection; the job's
+** callback, run by the loop's last turn, then only frees it. */
 void tp__track_drain(tp_host *h) {
-  for (int i = 0; i < h->ntenants; i++)
-    while (h->loop && h->tenants[i].track.ckpt_running) uv_run(h->loop, UV_RUN_ONCE);
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    ckpt_job *j = t->track_ckpt;
+    if (!j) continue;
+    while (!atomic_load(&j->finished)) {
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, NULL);
+    }
+    j->orphan = true;
+    t->track_ckpt = NULL;
+    t->track.ckpt_running = false;
+  }
 }
 
 static void post_track(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
