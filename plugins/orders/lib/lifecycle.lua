@@ -66,7 +66,7 @@ local FULFILMENT = { partially_shipped = true, shipped = true, delivered = true,
 ---@param o Order
 ---@return boolean
 function lifecycle.goods_left(o)
-  return o.status == "completed" or o.fulfilment ~= nil
+  return o.completed_at ~= nil or o.fulfilment ~= nil
 end
 
 ---Refuses any caller but the fulfilment plugin.
