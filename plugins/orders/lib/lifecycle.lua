@@ -32,7 +32,18 @@ end
 ---@param o Order
 local function release_holdings(o)
   if o.stock_held then
-    tp.call("catalog", "release", store.stock_lines(o))
+    -- units restocked line by line before (lifecycle.restock) are not given twice
+    local done, back = {}, {}
+    for _, r in ipairs(tp.db.query("SELECT line_no, qty FROM orders_restocks WHERE order_id = ?", o.id)) do
+      done[r.line_no] = r.qty
+    end
+    for i, l in ipairs(o.lines) do
+      if l.qty > (done[i] or 0) then back[#back + 1] = { sku = l.sku, qty = l.qty - (done[i] or 0) } end
+    end
+    if #back > 0 then tp.call("catalog", "release", back) end
+    tp.db.exec([[INSERT INTO orders_restocks (order_id, line_no, qty)
+      SELECT order_id, line_no, qty FROM orders_lines WHERE order_id = ?
+      ON CONFLICT (order_id, line_no) DO UPDATE SET qty = excluded.qty]], o.id)
     campaign_hook(o, "release_order")
     tp.db.exec("UPDATE orders_orders SET stock_held = 0 WHERE id = ?", o.id)
   end
@@ -282,6 +293,7 @@ function lifecycle.pay(n)
       late_payment = 1 WHERE id = ?]], n.amount_fen, n.transaction_id, n.paid_at, o.id)
     if reclaim(o) then
       tp.db.exec("UPDATE orders_orders SET status = 'paid', stock_held = 1 WHERE id = ?", o.id)
+      tp.db.exec("DELETE FROM orders_restocks WHERE order_id = ?", o.id)  -- every unit is the order's again
       return "paid_after_cancel", paid_effects(o, true)
     end
     tp.db.exec([[UPDATE orders_orders SET status = 'refunding', refund_requested_fen = paid_fen
