@@ -9,11 +9,14 @@
 ---@class FulfilmentConfig
 ---@field auto_receive_seconds integer? after the last shipment, an order nobody marked delivered is taken as received and completed (default 864000: 10 days)
 ---@field auto_complete_seconds integer? after delivery or pickup, the order completes (default 604800: 7 days)
+---@field aftersale_auto_approve_seconds integer? an after-sales request the operator leaves undecided is approved after this (default 172800: 2 days)
+---@field return_coupon "never"|"full_refund"? whether an after-sales refund that completes an order's full refund gives its coupon back (default "never")
 
 local check = require("tp.check")
 local schema = require("tp.schema")
 local book = require("lib.book")
 local ship = require("lib.ship")
+local aftersale = require("lib.aftersale")
 
 local INT, STR, BOOL = { type = "integer" }, { type = "string" }, { type = "boolean" }
 local EPOCH = { type = "integer", minimum = 0, description = "UTC epoch seconds" }
@@ -121,6 +124,78 @@ local function to_ship(req)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].order_id or nil }
 end
 
+-- ---- after-sales
+
+local function aftersale_request(req) return 201, aftersale.request(req.user, body_of(req)) end
+local function my_aftersales(req)
+  local rows = tp.db.query("SELECT id FROM fulfilment_aftersales WHERE user = ? ORDER BY id DESC LIMIT 100", req.user)
+  local items = tp.json.array()
+  for i, r in ipairs(rows) do items[i] = aftersale.load(r.id) end
+  return 200, { items = items }
+end
+local function my_aftersale(req) return 200, aftersale.own(req.user, id_of(req)) end
+local function aftersale_cancel(req) return 200, aftersale.cancel(req.user, id_of(req)) end
+local function aftersale_return(req) return 200, aftersale.returned(req.user, id_of(req), body_of(req)) end
+
+local function note_of(req)
+  local body = body_of(req)
+  check.only(body, { note = true })
+  return check.text(body.note, "note", 200, true)
+end
+local function admin_aftersale(req)
+  local r = aftersale.load(id_of(req))
+  if not r then tp.fail(404, "aftersale_not_found", "no such after-sales request") end
+  return r
+end
+local function aftersale_approve(req)
+  local note = note_of(req)
+  local r = admin_aftersale(req)
+  if not aftersale.approve(r.id, "operator", note) then
+    tp.fail(409, "already_decided", ("a request that is %s was decided"):format(r.status), { status = r.status })
+  end
+  return 200, aftersale.load(r.id)
+end
+local function aftersale_reject(req)
+  local note = note_of(req)
+  local r = admin_aftersale(req)
+  if note == nil then check.field_error("note", "a rejection tells the buyer why") end
+  if not aftersale.reject(r.id, note) then
+    tp.fail(409, "already_decided", ("a request that is %s was decided"):format(r.status), { status = r.status })
+  end
+  return 200, aftersale.load(r.id)
+end
+local function aftersale_received(req) return 200, aftersale.received(id_of(req)) end
+local function admin_aftersales(req)
+  local limit, after = check.page(req.query, 50, 500)
+  local status = check.enum(req.query.status, "status", { requested = true, approved = true, returning = true,
+    refunded = true, rejected = true, cancelled = true }, true)
+  local rows = tp.db.query([[SELECT id FROM fulfilment_aftersales WHERE (?1 IS NULL OR status = ?1)
+    AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3]], status, after, limit)
+  local items = tp.json.array()
+  for i, r in ipairs(rows) do items[i] = aftersale.load(r.id) end
+  return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
+end
+
+local AFTERSALE = { type = "object", description = "an after-sales request (售后)",
+  required = { "id", "order_id", "kind", "status", "reason", "amount_fen", "lines" },
+  properties = { id = INT, order_id = INT, user = STR,
+    kind = { type = "string", enum = { "refund_only", "return_refund" } },
+    status = { type = "string", enum = { "requested", "approved", "returning", "refunded", "rejected", "cancelled" } },
+    reason = STR, photos = { type = "array", items = STR },
+    amount_fen = { type = "integer", minimum = 0, description = "integer fen: what the lines' units paid" },
+    note = { type = "string", description = "the operator's" },
+    decided_by = { type = "string", enum = { "operator", "timer" } },
+    return_carrier = STR, return_tracking_no = STR,
+    refund_no = { type = "string", description = "the orders plugin's refund number (R<order>-<n>), paid out once" },
+    restocked = { type = "boolean", description = "its units went back to the catalog" },
+    lines = { type = "array", items = { type = "object", properties = { line = INT, sku = STR, qty = INT,
+      amount_fen = INT } } },
+    created_at = EPOCH, decided_at = EPOCH, returned_at = EPOCH, received_at = EPOCH, refunded_at = EPOCH,
+    updated_at = EPOCH } }
+local AFTERSALES = { type = "object", required = { "items" }, properties = {
+  items = { type = "array", items = AFTERSALE }, next_after = INT } }
+local NOTE_BODY = { type = "object", properties = { note = { type = "string", maxLength = 200 } } }
+
 local ORDER_404 = { [404] = { "order_not_found" } }
 
 local ROUTES = {
@@ -216,12 +291,61 @@ local ROUTES = {
     response = { type = "object", properties = { order_id = INT, restocked = { type = "array", items = LINE_QTY } } },
     errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" },
                [409] = { "goods_not_out", "restock_exceeds_ordered" } } },
+  -- after-sales: the buyer
+  { method = "POST", path = "/fulfilment/aftersales", handler = aftersale_request, status = 201,
+    summary = "Ask for 仅退款 (refund_only) or 退货退款 (return_refund) of lines of my order",
+    body = { type = "object", required = { "order_id", "kind", "lines", "reason" }, properties = {
+      order_id = { type = "integer", minimum = 1 },
+      kind = { type = "string", enum = { "refund_only", "return_refund" } },
+      lines = LINES_BODY, reason = { type = "string", maxLength = 200 },
+      photos = { type = "array", maxItems = 9, items = { type = "string", maxLength = 512,
+        description = "an https:// URL" } } } },
+    response = AFTERSALE,
+    errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" },
+               [409] = { "not_refundable", "nothing_to_return", "exceeds_bought", "nothing_to_refund" } } },
+  { method = "GET", path = "/fulfilment/aftersales", handler = my_aftersales, summary = "My after-sales requests",
+    response = AFTERSALES },
+  { method = "GET", path = "/fulfilment/aftersales/{id:int}", handler = my_aftersale,
+    summary = "One of my after-sales requests", response = AFTERSALE, errors = { [404] = { "aftersale_not_found" } } },
+  { method = "POST", path = "/fulfilment/aftersales/{id:int}/cancel", handler = aftersale_cancel,
+    summary = "Withdraw my request before it is decided", response = AFTERSALE,
+    errors = { [404] = { "aftersale_not_found" }, [409] = { "not_cancellable" } } },
+  { method = "POST", path = "/fulfilment/aftersales/{id:int}/return", handler = aftersale_return,
+    summary = "I sent the goods back: the carrier and tracking number",
+    body = { type = "object", required = { "carrier", "tracking_no" }, properties = {
+      carrier = { type = "string", maxLength = 30 }, tracking_no = { type = "string", maxLength = 40 } } },
+    response = AFTERSALE,
+    errors = { [400] = { "invalid_field" }, [404] = { "aftersale_not_found" },
+               [409] = { "not_a_return", "not_awaiting_return" } } },
+  -- after-sales: operators
+  { method = "GET", path = "/fulfilment/aftersales", auth = "admin", handler = admin_aftersales,
+    summary = "After-sales requests by status, newest first",
+    query = { status = STR, limit = INT, after = INT }, response = AFTERSALES,
+    errors = { [400] = { "invalid_field", "invalid_query" } } },
+  { method = "GET", path = "/fulfilment/aftersales/{id:int}", auth = "admin", handler = function(req)
+      return 200, admin_aftersale(req) end,
+    summary = "An after-sales request", response = AFTERSALE, errors = { [404] = { "aftersale_not_found" } } },
+  { method = "POST", path = "/fulfilment/aftersales/{id:int}/approve", auth = "admin", handler = aftersale_approve,
+    summary = "Approve: a refund_only refunds now, a return_refund waits for the goods", body = NOTE_BODY,
+    response = AFTERSALE,
+    errors = { [400] = { "invalid_field" }, [404] = { "aftersale_not_found" },
+               [409] = { "already_decided", "refund_exceeds_paid", "not_refundable", "refund_conflict",
+                         "restock_exceeds_ordered" } } },
+  { method = "POST", path = "/fulfilment/aftersales/{id:int}/reject", auth = "admin", handler = aftersale_reject,
+    summary = "Reject, with a note for the buyer", body = NOTE_BODY, response = AFTERSALE,
+    errors = { [400] = { "invalid_field" }, [404] = { "aftersale_not_found" }, [409] = { "already_decided" } } },
+  { method = "POST", path = "/fulfilment/aftersales/{id:int}/received", auth = "admin", handler = aftersale_received,
+    summary = "The returned goods arrived: their units go back to stock and the refund is made",
+    response = AFTERSALE,
+    errors = { [404] = { "aftersale_not_found" },
+               [409] = { "not_returning", "refund_exceeds_paid", "not_refundable", "refund_conflict",
+                         "restock_exceeds_ordered" } } },
 }
 
 return {
   name = "fulfilment",
   version = "1.0.0",
-  description = "address book, express shipments, store pickup (自提) with 核销, automatic completion",
+  description = "address book, express shipments, store pickup (自提) with 核销, automatic completion, after-sales (售后)",
   migrations = {
     [[
     CREATE TABLE fulfilment_addresses (
@@ -273,10 +397,40 @@ return {
     ) WITHOUT ROWID;
     CREATE INDEX fulfilment_shipment_lines_order ON fulfilment_shipment_lines(order_id, line);
     ]],
+    [[
+    CREATE TABLE fulfilment_aftersales (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      order_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('refund_only', 'return_refund')),
+      status TEXT NOT NULL CHECK (status IN ('requested', 'approved', 'returning', 'refunded', 'rejected',
+                                             'cancelled')),
+      reason TEXT NOT NULL,
+      photos TEXT NOT NULL,      -- JSON array of https URLs
+      amount_fen INTEGER NOT NULL CHECK (amount_fen >= 0),
+      note TEXT, decided_by TEXT,
+      return_carrier TEXT, return_tracking_no TEXT,
+      refund_no TEXT,
+      restocked INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL, decided_at INTEGER, returned_at INTEGER, received_at INTEGER,
+      refunded_at INTEGER, updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX fulfilment_aftersales_order ON fulfilment_aftersales(order_id);
+    CREATE INDEX fulfilment_aftersales_user ON fulfilment_aftersales(user, id);
+    CREATE INDEX fulfilment_aftersales_status ON fulfilment_aftersales(status, id);
+    CREATE TABLE fulfilment_aftersale_lines (
+      aftersale_id INTEGER NOT NULL, order_id INTEGER NOT NULL, line INTEGER NOT NULL,
+      sku TEXT NOT NULL, qty INTEGER NOT NULL CHECK (qty >= 1),
+      amount_fen INTEGER NOT NULL CHECK (amount_fen >= 0),
+      PRIMARY KEY (aftersale_id, line)
+    ) WITHOUT ROWID;
+    CREATE INDEX fulfilment_aftersale_lines_order ON fulfilment_aftersale_lines(order_id, line);
+    ]],
   },
   routes = ROUTES,
   jobs = {
     auto_complete = function(job) ship.auto_complete(job.payload.order_id) end,
+    auto_approve = function(job) aftersale.approve(job.payload.aftersale_id, "timer", nil) end,
   },
   subscribe = {
     -- an erased member's address book goes, and the copies kept on her orders

@@ -39,6 +39,10 @@ DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend
 HAND_WRITTEN = {
     # actions: a few arguments of one act, not a resource's fields
     "flash_sale POST /flash-sales/{id}/buy": "action: qty, coupon_id",
+    "fulfilment POST /fulfilment/aftersales": "action: lines of an order to refund, a reason, photo URLs",
+    "fulfilment POST /fulfilment/aftersales/{id}/return": "action: the return parcel's carrier and tracking number",
+    "fulfilment POST /fulfilment/aftersales/{id}/approve": "action: a note",
+    "fulfilment POST /fulfilment/aftersales/{id}/reject": "action: a note",
     "fulfilment POST /fulfilment/orders/{id}/delivery": "action: express to an address, or pickup at a store",
     "fulfilment POST /fulfilment/orders/{id}/shipments": "action: carrier, tracking number, the lines it carries",
     "fulfilment POST /fulfilment/orders/{id}/returns": "action: the lines that came back",

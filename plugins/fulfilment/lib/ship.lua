@@ -12,6 +12,7 @@
 
 local check = require("tp.check")
 local book = require("lib.book")
+local aftersale = require("lib.aftersale")
 
 local ship = {}
 
@@ -162,10 +163,14 @@ function ship.ship(id, body)
   if not r then tp.fail(409, "no_delivery_chosen", "the buyer has not chosen a delivery for this order") end
   if r.method ~= "express" then tp.fail(409, "not_express", "this order is picked up at a store") end
   local done = shipped_qty(id)
+  -- units a refund_only took out of the order are not shipped
+  local out = aftersale.refunded_units(id)
+  local cap = {}
+  for i, l in ipairs(o.lines) do cap[i] = l.qty - (out[i] or 0) end
   local want = {}
   if body.lines == nil then
-    for i, l in ipairs(o.lines) do
-      local left = l.qty - (done[i] or 0)
+    for i in ipairs(o.lines) do
+      local left = cap[i] - (done[i] or 0)
       if left > 0 then want[#want + 1] = { line = i, qty = left } end
     end
   else
@@ -181,13 +186,13 @@ function ship.ship(id, body)
   if #want == 0 then tp.fail(409, "nothing_to_ship", "every unit of this order has shipped") end
   for _, w in ipairs(want) do
     done[w.line] = (done[w.line] or 0) + w.qty
-    if done[w.line] > o.lines[w.line].qty then
-      tp.fail(409, "ship_exceeds_ordered", ("line %d ordered %d units and %d would have shipped"):format(
-        w.line, o.lines[w.line].qty, done[w.line]), { line = w.line, qty = o.lines[w.line].qty })
+    if done[w.line] > cap[w.line] then
+      tp.fail(409, "ship_exceeds_ordered", ("line %d has %d units to ship and %d would have shipped"):format(
+        w.line, cap[w.line], done[w.line]), { line = w.line, qty = cap[w.line] })
     end
   end
   local all = true
-  for i, l in ipairs(o.lines) do all = all and (done[i] or 0) == l.qty end
+  for i in ipairs(o.lines) do all = all and (done[i] or 0) >= cap[i] end
   local state = all and "shipped" or "partially_shipped"
   tell_orders(o, state)
   if tp.db.one("SELECT 1 AS taken FROM fulfilment_shipments WHERE carrier = ? AND tracking_no = ?",
