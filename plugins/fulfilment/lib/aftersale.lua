@@ -189,6 +189,20 @@ end
 ---@param note string|nil
 ---@return boolean changed
 function aftersale.approve(id, by, note)
+  local pending = load(id)
+  if pending and pending.status == "requested" then
+    local o = order_of(pending.order_id)
+    if o.status ~= "paid" and o.status ~= "completed" then
+      -- refunded in full meanwhile (by the operator): nothing is left to approve
+      if by ~= "timer" then
+        tp.fail(409, "not_refundable", ("the order is %s"):format(o.status), { status = o.status })
+      end
+      tp.db.exec([[UPDATE fulfilment_aftersales SET status = 'rejected', decided_by = 'timer',
+        note = 'the order was refunded meanwhile', decided_at = ?, updated_at = ? WHERE id = ? AND status = 'requested']],
+        tp.now(), tp.now(), id)
+      return false
+    end
+  end
   local changed = tp.db.exec([[UPDATE fulfilment_aftersales SET status = 'approved', decided_by = ?, note = ?,
     decided_at = ?, updated_at = ? WHERE id = ? AND status = 'requested']], by, note, tp.now(), tp.now(), id)
   if changed == 0 then return false end

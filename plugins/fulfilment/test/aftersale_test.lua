@@ -168,6 +168,23 @@ describe("deciding", function()
     expect(order(o.id).status).to_be("refunded")
   end)
 
+  it("closes a request whose order the operator refunded in full meanwhile", function()
+    local tea = shop.sku{ price_fen = 1000, stock = 10 }
+    local o = paid_order("jo", { { sku = tea, qty = 2 } })
+    local r = ask("jo", request(o, "refund_only", { { line = 1, qty = 1 } })).body
+    local s = ask("jo", request(o, "refund_only", { { line = 1, qty = 1 } })).body
+    kit.admin():post("/orders/" .. o.id .. "/refund", {})
+    kit.drain()
+    expect(stock(tea)).to_be(10)
+    expect(kit.admin():post("/fulfilment/aftersales/" .. r.id .. "/approve", {})).to_be_error(409, "not_refundable")
+    kit.advance(3600)                                -- the timer finds nothing to approve
+    local now = kit.user("jo"):get("/fulfilment/aftersales/" .. s.id).body
+    expect({ now.status, now.decided_by }).to_equal({ "rejected", "timer" })
+    expect(stock(tea)).to_be(10)
+    expect(kit.query("SELECT count(*) AS n FROM _tp_jobs WHERE plugin = 'fulfilment' AND dead_ms IS NOT NULL")[1].n)
+      .to_be(0)
+  end)
+
   it("returns goods: approved, the buyer's tracking number, then stock and money when they arrive", function()
     local tea = shop.sku{ price_fen = 1000, stock = 10 }
     local o = paid_order("hu", { { sku = tea, qty = 2 } })
