@@ -2,7 +2,7 @@
 # Seeds the demo brand on a running host, once (what exists is left alone): in
 # both tenants, leaf and leaf-rehearsal, four products (one the Leaf Club membership), a coupon, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
-# shopping guide, three regular members with their tag, two points-mall items; then it reloads the
+# shopping guide (and a pickup counter with its clerk), three regular members with their tag, two points-mall items; then it reloads the
 # Double 12 campaign, which needs those products and the tag; and six anonymous visits to
 # leaf (data ops). tools/demo.sh calls it; so does tests/e2e/test_demo.py.
 #
@@ -60,6 +60,12 @@ seed() {
   if [ "$(count /admin/$t/referral/stores)" -eq 0 ]; then
     post /admin/$t/referral/stores '{"id":"hz-west","name":"West Lake store"}'
     post /admin/$t/referral/distributors '{"user":"guide-mei","kind":"guide","store":"hz-west"}'
+  fi
+  # 自提: the West Lake store takes pickups; clerk Lan redeems its codes (核销)
+  if [ "$(count /admin/$t/fulfilment/stores)" -eq 0 ]; then
+    post /admin/$t/fulfilment/stores '{"id":"hz-west","name":"West Lake store","address":"杭州市西湖区北山街 9 号",
+      "hours":"10:00-21:00"}'
+    post /admin/$t/fulfilment/stores/hz-west/staff '{"user":"clerk-lan"}'
   fi
   # the customer pool: three regulars (store cards), tagged by hand, and a rule tag
   # the pool keeps true; Double 12 drops its coupon to the segment of regulars

@@ -22,7 +22,7 @@
 --   GET   /coupons/claimable?limit=&after=      (auth optional) -> {items, next_after}
 --   POST  /coupons/templates/{id}/claim                         -> 201 Coupon
 --   GET   /coupons/mine?state=&limit=&after=                    -> {items, next_after}
--- Exports (tp.call("coupons", name, ...)): quote, lock, unlock, consume, relock
+-- Exports (tp.call("coupons", name, ...)): quote, lock, unlock, consume, relock, restore
 -- (see lib/redeem.lua); issue (lib/issue.lua: the targeted issue for other
 -- plugins); drop (lib/drops.lua: one coupon to every member of a segment, a
 -- slice per job run); campaign_apply, campaign_withdraw (lib/campaign.lua);
@@ -248,7 +248,7 @@ local ROUTES = {
 
 return {
   name = "coupons",
-  version = "1.5.0",
+  version = "1.6.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -399,6 +399,7 @@ return {
     lock = redeem.lock,
     unlock = redeem.unlock,
     consume = redeem.consume,
+    restore = redeem.restore,
     relock = redeem.relock,
     issue = issue.export,
     drop = drops.start,

@@ -22,13 +22,13 @@ local fields = require("lib.fields")
 
 local SEND_PATH = "/cgi-bin/message/subscribe/send"
 
----The events a template may be sent on. order.shipped is emitted by no
----plugin yet (there is no shipping): a template on it waits for one. Adding an
+---The events a template may be sent on (order.shipped and order.delivered
+---come from the fulfilment plugin). Adding an
 ---event is one line here; coupon.expiring is this plugin's own (the
 ---coupon_reminder job).
 local EVENTS = {
   "group.formed", "group.failed", "group.opened", "bargain.floor_reached", "bargain.expired",
-  "order.paid", "order.shipped", "order.completed", "order.cancelled", "order.refunded",
+  "order.paid", "order.shipped", "order.delivered", "order.completed", "order.cancelled", "order.refunded",
   "friend_assist.completed", "referral.withdrawal_approved",
 }
 local COUPON_EVENT = "coupon.expiring"

@@ -154,6 +154,30 @@ function exports.create(spec)
   return create.order(spec, tp.caller())
 end
 
+---The fulfilment plugin (only; config fulfilment_plugin, default
+---"fulfilment") records how far a paid order's goods went: "partially_shipped",
+---"shipped", "delivered" or "picked_up". Only a paid order its campaign does
+---not hold moves; returns whether it did. From then on a full refund returns
+---no units to the catalog (the goods left): only restock does.
+---@param id integer
+---@param state string
+---@return boolean
+function exports.set_fulfilment(id, state)
+  lifecycle.fulfilment_caller()
+  return lifecycle.set_fulfilment(id, state)
+end
+
+---The fulfilment plugin (only) says goods of a shipped order came back:
+---lines = {{line = n, qty = q}} (n: the line's place in order.lines). Those
+---units go back to the catalog, at most what the line ordered in all.
+---@param id integer
+---@param lines {line: integer, qty: integer}[]
+---@return boolean
+function exports.restock(id, lines)
+  lifecycle.fulfilment_caller()
+  return lifecycle.restock(id, lines)
+end
+
 ---The order, or nil.
 function exports.get(id)
   return store.detail(id)
@@ -239,7 +263,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.5.0",
+  version = "1.6.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -337,6 +361,21 @@ return {
     ]],
     -- 1.5.0: the last-touch source (JSON), frozen at creation from order_source (analytics)
     [[ALTER TABLE orders_orders ADD COLUMN source TEXT;]],
+    -- 1.6.0: fulfilment (the fulfilment plugin): how far the goods went. NULL
+    -- until something ships; a trigger holds the values (no CHECK can be added)
+    [[
+    ALTER TABLE orders_orders ADD COLUMN fulfilment TEXT;
+    CREATE TRIGGER orders_orders_fulfilment BEFORE UPDATE OF fulfilment ON orders_orders
+    WHEN NEW.fulfilment IS NOT NULL AND NEW.fulfilment NOT IN
+      ('partially_shipped', 'shipped', 'delivered', 'picked_up')
+    BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: orders_orders fulfilment'); END;
+    CREATE TABLE orders_restocks (
+      order_id INTEGER NOT NULL,
+      line_no INTEGER NOT NULL,
+      qty INTEGER NOT NULL CHECK (qty >= 0),
+      PRIMARY KEY (order_id, line_no)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,

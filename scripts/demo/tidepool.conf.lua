@@ -53,6 +53,10 @@ local function leaf_plugins()
     rfm = { window_days = 365, hour = 3, r = { days = 30 }, f = { orders = 2 }, m = { fen = 30000 } },
     -- data ops: an order's source is the buyer's last visit within 7 days (POST /v1/leaf/track)
     analytics = { attribution_window_days = 7 },
+    -- fulfilment: received 10 days after the last parcel, completed 7 days after delivery or
+    -- pickup; after-sales requests approved after 2 days of silence; coupons stay used
+    fulfilment = { auto_receive_seconds = 10 * 86400, auto_complete_seconds = 7 * 86400,
+                   aftersale_auto_approve_seconds = 2 * 86400, return_coupon = "never" },
   }
 end
 

@@ -42,6 +42,8 @@ orders.SCHEMA = { type = "object", description = "an order; money in integer fen
       stacks_with_coupon = BOOL } },
     stock_held = BOOL, transaction_id = STR, late_payment = BOOL,
     held = { type = "boolean", description = "paid, but its campaign (a group pending) holds it from fulfilment" },
+    fulfilment = { type = "string", enum = { "partially_shipped", "shipped", "delivered", "picked_up" },
+      description = "how far the goods went (the fulfilment plugin); absent until something ships" },
     created_at = EPOCH,
     pay_deadline = { type = "integer", minimum = 0, description = "UTC epoch seconds: unpaid after it, the order is cancelled" },
     paid_at = EPOCH, cancelled_at = EPOCH, cancel_reason = STR, completed_at = EPOCH, refunded_at = EPOCH,

@@ -30,8 +30,8 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 # Plugins that must export `schemas`: those whose resource bodies are declared
 # with tp.schema. A plugin dropping the export (or its schema) fails the walk.
-DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend_assist", "group_buy", "group_chain",
-             "members", "points", "referral", "webhooks"}
+DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend_assist", "fulfilment", "group_buy",
+             "group_chain", "members", "points", "referral", "webhooks"}
 
 # Request bodies still written by hand, by "plugin METHOD path" (the path as
 # the document has it, without /admin/{tenant} or /v1/{tenant}): why each is
@@ -39,6 +39,15 @@ DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend
 HAND_WRITTEN = {
     # actions: a few arguments of one act, not a resource's fields
     "flash_sale POST /flash-sales/{id}/buy": "action: qty, coupon_id",
+    "fulfilment POST /fulfilment/aftersales": "action: lines of an order to refund, a reason, photo URLs",
+    "fulfilment POST /fulfilment/aftersales/{id}/return": "action: the return parcel's carrier and tracking number",
+    "fulfilment POST /fulfilment/aftersales/{id}/approve": "action: a note",
+    "fulfilment POST /fulfilment/aftersales/{id}/reject": "action: a note",
+    "fulfilment POST /fulfilment/orders/{id}/delivery": "action: express to an address, or pickup at a store",
+    "fulfilment POST /fulfilment/orders/{id}/shipments": "action: carrier, tracking number, the lines it carries",
+    "fulfilment POST /fulfilment/orders/{id}/returns": "action: the lines that came back",
+    "fulfilment POST /fulfilment/pickups/redeem": "action: a store and a pickup code",
+    "fulfilment POST /fulfilment/stores/{id}/staff": "action: the member to make staff",
     "group_buy POST /group-buys/{id}/open": "action: qty, coupon_id",
     "group_buy POST /group-buys/{id}/groups/{gid}/join": "action: qty, coupon_id",
     "catalog POST /catalog/skus/{code}/stock": "action: a stock delta",

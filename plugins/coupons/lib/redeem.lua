@@ -227,6 +227,22 @@ function redeem.consume(order_id)
   return moved == 1
 end
 
+---restore(order_id) -> boolean: the order was refunded in full and the brand gives its
+---coupon back (the fulfilment plugin's return_coupon = "full_refund"): the used coupon is
+---unused again if it is still valid now; false otherwise (expired, or never used).
+---@param order_id integer|string
+---@return boolean moved
+function redeem.restore(order_id)
+  check_order_id(order_id)
+  local now = tp.now()
+  local moved = tp.db.exec([[UPDATE coupons_coupons SET state = 'unused', order_id = NULL, locked_at = NULL,
+    used_at = NULL WHERE order_id = ?1 AND state = 'used' AND ?2 < valid_until]], order_id, now)
+  if moved == 1 then
+    tp.db.exec("UPDATE coupons_orders SET released_at = ? WHERE order_id = ?", now, order_id)
+  end
+  return moved == 1
+end
+
 ---relock(order_id) -> boolean: a payment arrived after the order was cancelled. The coupon
 ---that order had locked is locked by it again if it is still unused and valid now; false
 ---otherwise (another order holds or used it, it expired, or the order never had one).

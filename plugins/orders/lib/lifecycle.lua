@@ -9,6 +9,11 @@
 --   cancelled -> refunding -> refunded    (a payment after the cancel, units gone)
 --   paid|completed -> refunding -> refunded   (a full refund)
 --   paid|completed -> (partial refunds: refunded_fen grows, status stays)
+--
+-- Beside the status, a paid order's fulfilment (set by the fulfilment plugin):
+-- nil -> partially_shipped -> shipped -> delivered, or nil -> picked_up. Once
+-- goods left (fulfilment set, or completed), a full refund returns no units:
+-- only lifecycle.restock, for goods that came back.
 
 local store = require("lib.store")
 
@@ -27,7 +32,18 @@ end
 ---@param o Order
 local function release_holdings(o)
   if o.stock_held then
-    tp.call("catalog", "release", store.stock_lines(o))
+    -- units restocked line by line before (lifecycle.restock) are not given twice
+    local done, back = {}, {}
+    for _, r in ipairs(tp.db.query("SELECT line_no, qty FROM orders_restocks WHERE order_id = ?", o.id)) do
+      done[r.line_no] = r.qty
+    end
+    for i, l in ipairs(o.lines) do
+      if l.qty > (done[i] or 0) then back[#back + 1] = { sku = l.sku, qty = l.qty - (done[i] or 0) } end
+    end
+    if #back > 0 then tp.call("catalog", "release", back) end
+    tp.db.exec([[INSERT INTO orders_restocks (order_id, line_no, qty)
+      SELECT order_id, line_no, qty FROM orders_lines WHERE order_id = ?
+      ON CONFLICT (order_id, line_no) DO UPDATE SET qty = excluded.qty]], o.id)
     campaign_hook(o, "release_order")
     tp.db.exec("UPDATE orders_orders SET stock_held = 0 WHERE id = ?", o.id)
   end
@@ -49,6 +65,65 @@ function lifecycle.cancel(id, by)
   if by ~= "timeout" then tp.jobs.cancel("unpaid:" .. id) end
   o.stock_held = false
   tp.events.emit("order.cancelled", { order = o, reason = by })
+  return true
+end
+
+-- ---- fulfilment (the fulfilment plugin says how far the goods went)
+
+local FULFILMENT = { partially_shipped = true, shipped = true, delivered = true, picked_up = true }
+
+---Whether an order's goods left the shop: it shipped (in part), or it was
+---completed (its buyer confirmed she had them).
+---@param o Order
+---@return boolean
+function lifecycle.goods_left(o)
+  return o.completed_at ~= nil or o.fulfilment ~= nil
+end
+
+---Refuses any caller but the fulfilment plugin.
+function lifecycle.fulfilment_caller()
+  local allowed = tp.config().fulfilment_plugin or "fulfilment"
+  if tp.caller() ~= allowed then
+    tp.fail(403, "fulfilment_forbidden", ("only the %s plugin records fulfilment"):format(allowed))
+  end
+end
+
+---paid -> the goods' state, on a paid order no campaign holds.
+---@param id integer
+---@param state string
+---@return boolean changed
+function lifecycle.set_fulfilment(id, state)
+  if not FULFILMENT[state] then tp.fail(400, "invalid_field", "unknown fulfilment state", { field = "state" }) end
+  return tp.db.exec([[UPDATE orders_orders SET fulfilment = ?
+    WHERE id = ? AND status = 'paid' AND held = 0]], state, id) == 1
+end
+
+---Units of an order that came back go to the catalog (never to a campaign:
+---the sale is over for them). Per line at most what it ordered, in all.
+---@param id integer
+---@param lines {line: integer, qty: integer}[]
+---@return boolean
+function lifecycle.restock(id, lines)
+  local o = store.load(id)
+  if not o then tp.fail(404, "order_not_found", "no such order") end
+  local back = {}
+  for i, want in ipairs(lines) do
+    local l = o.lines[want.line]
+    if not l or math.type(want.qty) ~= "integer" or want.qty < 1 then
+      tp.fail(400, "invalid_field", ("lines[%d] names no line of the order, or no quantity"):format(i),
+        { field = ("lines[%d]"):format(i) })
+    end
+    local changed = tp.db.exec([[
+      INSERT INTO orders_restocks (order_id, line_no, qty) VALUES (?1, ?2, ?3)
+      ON CONFLICT (order_id, line_no) DO UPDATE SET qty = qty + ?3 WHERE qty + ?3 <= ?4]],
+      id, want.line, want.qty, l.qty)
+    if changed == 0 or want.qty > l.qty then
+      tp.fail(409, "restock_exceeds_ordered", ("line %d ordered %d units"):format(want.line, l.qty),
+        { line = want.line, qty = l.qty })
+    end
+    back[#back + 1] = { sku = l.sku, qty = want.qty }
+  end
+  tp.call("catalog", "release", back)
   return true
 end
 
@@ -102,7 +177,10 @@ function lifecycle.refund(id, amount, reason)
     WHERE id = ?3 AND status IN ('paid', 'completed') AND refund_requested_fen + ?1 <= paid_fen]],
     amount, full, id)
   if changed == 0 then tp.fail(409, "refund_conflict", "the order changed; try again") end
-  if full then release_holdings(o) end
+  -- units go back only while they never left: a completed order (its buyer had
+  -- them) or one that shipped keeps them sold; goods that come back are
+  -- restocked by lifecycle.restock, line by line
+  if full and not lifecycle.goods_left(o) then release_holdings(o) end
   return record_refund(o, amount, reason, "order", o.transaction_id), store.load(id)
 end
 
@@ -215,6 +293,7 @@ function lifecycle.pay(n)
       late_payment = 1 WHERE id = ?]], n.amount_fen, n.transaction_id, n.paid_at, o.id)
     if reclaim(o) then
       tp.db.exec("UPDATE orders_orders SET status = 'paid', stock_held = 1 WHERE id = ?", o.id)
+      tp.db.exec("DELETE FROM orders_restocks WHERE order_id = ?", o.id)  -- every unit is the order's again
       return "paid_after_cancel", paid_effects(o, true)
     end
     tp.db.exec([[UPDATE orders_orders SET status = 'refunding', refund_requested_fen = paid_fen

@@ -6,7 +6,7 @@ local ORDER_COLUMNS = [[
   id, user, status, items_fen, discount_fen, total_fen, paid_fen, refund_requested_fen,
   refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2,
   store, guide, stock_held, transaction_id, late_payment, created_at, pay_deadline, paid_at,
-  cancelled_at, cancel_reason, completed_at, refunded_at, points, points_fen, source]]
+  cancelled_at, cancel_reason, completed_at, refunded_at, points, points_fen, source, fulfilment]]
 
 store.ORDER_COLUMNS = ORDER_COLUMNS
 
@@ -23,6 +23,7 @@ store.ORDER_COLUMNS = ORDER_COLUMNS
 ---@field refunded_fen integer
 ---@field coupon_id integer?
 ---@field campaign {plugin: string, id: string, stacks_with_coupon: boolean}?
+---@field fulfilment string?    nil until goods leave: partially_shipped, shipped, delivered, picked_up
 ---@field held boolean          paid but not to be fulfilled until its campaign releases it (a group pending)
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?, source: table?}
 ---@field lines OrderLine[]
@@ -46,6 +47,7 @@ function store.shape(row, lines)
     created_at = row.created_at, pay_deadline = row.pay_deadline, paid_at = row.paid_at,
     cancelled_at = row.cancelled_at, cancel_reason = row.cancel_reason,
     completed_at = row.completed_at, refunded_at = row.refunded_at,
+    fulfilment = row.fulfilment,
     lines = lines,
   }
   if row.campaign_plugin then
