@@ -61,7 +61,7 @@ end
 local function post_order(req)
   local body = check.body(req.body)
   return 201, create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id,
-                             points = body.points }, nil)
+                             points = body.points, promo_code = body.promo_code }, nil)
 end
 
 ---POST /orders/preview {lines, coupon_id?, points?}: the checkout's price now, nothing written.
@@ -245,7 +245,9 @@ local POST_BODY = { type = "object", required = { "lines" }, properties = {
     properties = { sku = { type = "string" }, qty = { type = "integer", minimum = 1 } } } },
   coupon_id = { type = "integer" },
   points = { type = "integer", minimum = 1, description = "points offered as part payment, applied "
-    .. "after the coupon and capped by the brand's rate and cap (the order says how many it took)" } } }
+    .. "after the coupon and capped by the brand's rate and cap (the order says how many it took)" },
+  promo_code = { type = "string", minLength = 1, maxLength = 32,
+    description = "a 优惠码: runs the promotion that requires it (promotions_plugin)" } } }
 
 local SHARE = { type = "object", required = { "promotion_id", "discount_fen" }, properties = {
   promotion_id = INT, discount_fen = FEN } }
@@ -264,7 +266,9 @@ local PREVIEW_SCHEMA = { type = "object",
       lines = { type = "array", items = { type = "object", properties = { line = INT, sku = STR, discount_fen = FEN } } } } } },
     hints = { type = "array", description = "凑单: what to add to reach a promotion's next tier", items = {
       type = "object", properties = { promotion_id = INT, name = STR, kind = STR, tier = INT,
-        add_fen = FEN, add_qty = INT, off_fen = FEN, percent = INT, message = STR } } } } }
+        add_fen = FEN, add_qty = INT, off_fen = FEN, percent = INT, message = STR } } },
+    promo_code = { type = "object", description = "the code given: whether its promotion took something",
+      properties = { code = STR, promotion_id = INT, applied = { type = "boolean" } } } } }
 
 local IDEMPOTENCY = { ["Idempotency-Key"] = {
   description = "repeat a create with the same key to get the same order, never a second one" } }
@@ -390,20 +394,22 @@ return {
       body = POST_BODY,
       response = ORDER_SCHEMA,
       errors = { [400] = { "invalid_field", "invalid_idempotency_key", "order_too_large", "order_too_small" },
-                 [404] = { "sku_not_found", "coupon_not_found" },
+                 [404] = { "sku_not_found", "coupon_not_found", "promo_code_not_found" },
                  [409] = { "idempotency_key_reused", "too_many_unpaid_orders", "insufficient_stock", "not_on_sale",
                            "coupon_not_usable", "coupons_unavailable", "insufficient_points",
-                           "points_not_accepted", "points_unavailable", "coupon_not_stackable" } } },
+                           "points_not_accepted", "points_unavailable", "coupon_not_stackable",
+                           "promo_code_not_active", "promo_code_used", "promo_codes_unavailable" } } },
     { method = "POST", path = "/orders/preview", handler = preview_order,
       summary = "Preview a checkout: the price now, each promotion's share per line, and 凑单 hints",
       description = "Prices the lines exactly as POST /orders would at this moment (pricing.lua's steps) "
         .. "without reserving stock, locking the coupon or spending points.",
       body = POST_BODY, response = PREVIEW_SCHEMA,
       errors = { [400] = { "invalid_field", "invalid_body", "order_too_large", "order_too_small" },
-                 [404] = { "sku_not_found", "coupon_not_found" },
+                 [404] = { "sku_not_found", "coupon_not_found", "promo_code_not_found" },
                  [409] = { "insufficient_stock", "not_on_sale", "coupon_not_usable", "coupons_unavailable",
                            "insufficient_points", "points_not_accepted", "points_unavailable",
-                           "coupon_not_stackable" } } },
+                           "coupon_not_stackable", "promo_code_not_active", "promo_code_used",
+                           "promo_codes_unavailable" } } },
     { method = "GET", path = "/orders", handler = list_orders, summary = "My orders, newest first",
       query = { status = { type = "string" }, limit = { type = "integer" },
                 after = { type = "integer", description = "next_after of the previous page" } },

@@ -7,7 +7,8 @@
 -- window (UTC epoch seconds; the admin answers show it in the brand's zone),
 -- a scope of SKUs (none: all), a priority and whether it stacks with coupons.
 -- How they combine is lib/engine.lua (README "Stacking").
--- Exports: quote (orders), schemas.
+-- 优惠码: a promotion may require a code, shared or from a generated batch of
+-- single-use codes. Exports: quote and redeem (orders), schemas.
 
 ---@class PromotionsConfig
 ---@field item_with_order boolean? an order promotion also counts lines an item promotion took (default true)
@@ -45,6 +46,8 @@ local FIELDS = schema.new {
   { "ends_at", "epoch", required = true, doc = "UTC epoch seconds, after starts_at" },
   { "priority", "integer", min = 0, max = 1000, default = 0, doc = "higher first among item promotions; breaks ties" },
   { "stacks_with_coupon", "boolean", default = true, doc = "false: an order it applies to takes no coupon" },
+  { "requires_code", "boolean", default = false,
+    doc = "优惠码: it applies only to a checkout that gives one of its codes (POST /promotions/{id}/codes)" },
   { "status", "enum", values = { "active", "disabled" }, default = "active" },
 }
 
@@ -128,6 +131,7 @@ local function shape(row)
   row.skus = tp.json.array(tp.json.decode(row.skus))
   row.tiers = row.tiers and tp.json.decode(row.tiers) or nil
   row.stacks_with_coupon = row.stacks_with_coupon == 1
+  row.requires_code = row.requires_code == 1
   row.window_local = { starts = when.format(row.starts_at), ends = when.format(row.ends_at), timezone = tp.timezone() }
   return row
 end
@@ -175,8 +179,95 @@ end
 
 local function delete(req)
   local p = must(req.params.id)
+  tp.db.exec("DELETE FROM promotions_codes WHERE promotion_id = ?", p.id)
   tp.db.exec("DELETE FROM promotions_promotions WHERE id = ?", p.id)
   return 200, p
+end
+
+-- ---- 优惠码: shared codes and generated batches of single-use codes
+
+local ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  -- no 0/O, 1/I: read aloud and typed by hand
+local MAX_BATCH = 10000
+
+---A fresh random code of 10 characters (50 bits).
+local function random_code()
+  local out = {}
+  for i = 1, 10 do
+    local k = tp.random(1, #ALPHABET)
+    out[i] = ALPHABET:sub(k, k)
+  end
+  return table.concat(out)
+end
+
+---A code as people type it: trimmed, upper-case, 4-32 of [A-Z0-9].
+local function normal_code(v, field)
+  if type(v) ~= "string" then check.field_error(field, "must be a string") end
+  local c = v:match("^%s*(.-)%s*$"):upper()
+  if not c:match("^[A-Z0-9]+$") or #c < 4 or #c > 32 then
+    check.field_error(field, "must be 4-32 letters and digits")
+  end
+  return c
+end
+
+---POST /promotions/{id}/codes {code} (a shared code) or {count} (single-use codes).
+local function add_codes(req)
+  local p = must(req.params.id)
+  local b = check.body(req.body)
+  check.only(b, { code = true, count = true })
+  if (b.code == nil) == (b.count == nil) then check.field_error("code", "give a code (shared) or a count (single-use)") end
+  if not p.requires_code then
+    tp.fail(409, "code_not_required", "this promotion applies without a code; set requires_code first")
+  end
+  local now, codes = tp.now(), tp.json.array()
+  if b.code ~= nil then
+    local c = normal_code(b.code, "code")
+    if tp.db.exec([[INSERT OR IGNORE INTO promotions_codes (code, promotion_id, single_use, created_at)
+        VALUES (?, ?, 0, ?)]], c, p.id, now) ~= 1 then
+      tp.fail(409, "code_taken", "this code is already in use", { code = c })
+    end
+    codes[1] = c
+  else
+    local n = check.integer(b.count, "count", 1, MAX_BATCH)
+    while #codes < n do
+      local c = random_code()
+      if tp.db.exec([[INSERT OR IGNORE INTO promotions_codes (code, promotion_id, single_use, created_at)
+          VALUES (?, ?, 1, ?)]], c, p.id, now) == 1 then
+        codes[#codes + 1] = c
+      end
+    end
+  end
+  return 201, { promotion_id = p.id, single_use = b.count ~= nil, codes = codes }
+end
+
+---GET /promotions/{id}/codes: its codes, with their uses.
+local function list_codes(req)
+  local p = must(req.params.id)
+  local limit = check.page(req.query, 100, 1000)
+  local after = req.query.after
+  if after ~= nil then after = normal_code(after, "after") end
+  local rows = tp.db.query([[SELECT c.code, c.single_use, c.created_at,
+      (SELECT count(*) FROM promotions_code_uses u WHERE u.code = c.code) AS uses
+    FROM promotions_codes c WHERE c.promotion_id = ?1 AND (?2 IS NULL OR c.code > ?2)
+    ORDER BY c.code LIMIT ?3]], p.id, after, limit)
+  for _, r in ipairs(rows) do r.single_use = r.single_use == 1 end
+  return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].code or nil }
+end
+
+---The code a checkout gave, checked: its row, or a clear error.
+local function code_row(v)
+  local c = normal_code(v, "promo_code")
+  local row = tp.db.one([[SELECT c.code, c.promotion_id, c.single_use, p.status, p.starts_at, p.ends_at
+    FROM promotions_codes c JOIN promotions_promotions p ON p.id = c.promotion_id WHERE c.code = ?]], c)
+  if not row then tp.fail(404, "promo_code_not_found", "no such promotion code") end
+  local now = tp.now()
+  if row.status ~= "active" or now < row.starts_at or now >= row.ends_at then
+    tp.fail(409, "promo_code_not_active", "this code's promotion is not running", { starts_at = row.starts_at,
+      ends_at = row.ends_at })
+  end
+  if row.single_use == 1 and tp.db.one("SELECT 1 AS x FROM promotions_code_uses WHERE code = ?", c) then
+    tp.fail(409, "promo_code_used", "this code has been used")
+  end
+  return row
 end
 
 local function list_admin(req)
@@ -188,16 +279,18 @@ local function list_admin(req)
   return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
 end
 
----The promotions running now (active, inside their window).
-local function running(now)
+---The promotions running now (active, inside their window): those open to
+---every checkout, and the one code_promotion (a code's) if given.
+local function running(now, code_promotion)
   local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM promotions_promotions
-    WHERE status = 'active' AND starts_at <= ?1 AND ends_at > ?1 ORDER BY id]], now)
+    WHERE status = 'active' AND starts_at <= ?1 AND ends_at > ?1 AND (requires_code = 0 OR id = ?2)
+    ORDER BY id]], now, code_promotion)
   for _, r in ipairs(rows) do shape(r) end
   return rows
 end
 
 local function list_public()
-  local items = tp.json.array(running(tp.now()))
+  local items = tp.json.array(running(tp.now(), nil))
   return 200, { now = tp.now(), timezone = tp.timezone(), items = items }
 end
 
@@ -211,19 +304,52 @@ local exports = {}
 ---@param user string
 ---@param lines table[]
 ---@return table
-function exports.quote(user, lines)
+---With opts.code (a 优惠码), the code's promotion runs too; the answer's
+---code = {code, promotion_id, applied} says whether it took anything (then the
+---checkout redeems it). An unknown code is 404 promo_code_not_found; one whose
+---promotion is not running 409 promo_code_not_active; a used single-use code
+---409 promo_code_used.
+---@param user string
+---@param lines table[]
+---@param opts {code: string?}?
+---@return table
+function exports.quote(user, lines, opts)
   check.user(user, "user")
   local cfg = config()
-  local q = engine.quote(running(tp.now()), lines, cfg)
+  local code = opts and opts.code ~= nil and code_row(opts.code) or nil
+  local q = engine.quote(running(tp.now(), code and code.promotion_id), lines, cfg)
   local promos = tp.json.array()
+  local applied = false
   for i, a in ipairs(q.applied) do
     local p = a.promotion
+    if code and p.id == code.promotion_id then applied = true end
     promos[i] = { id = p.id, name = p.name, kind = p.kind, discount_fen = a.discount_fen,
                   stacks_with_coupon = p.stacks_with_coupon, lines = tp.json.array(a.lines) }
   end
   return { discount_fen = q.discount_fen, lines = q.line_discount, promotions = promos,
            stacks_with_coupon = cfg.with_coupon and q.stacks_with_coupon or (#promos == 0),
-           hints = tp.json.array(q.hints) }
+           hints = tp.json.array(q.hints),
+           code = code and { code = code.code, promotion_id = code.promotion_id, applied = applied } or nil }
+end
+
+---Records that order_id (user's) used code: a single-use code once only (409
+---promo_code_used: the checkout rolls back). Only orders may.
+---@param code string
+---@param order_id integer
+---@param user string
+function exports.redeem(code, order_id, user)
+  if tp.caller() ~= "orders" then tp.fail(403, "redeem_forbidden", "only orders redeems codes") end
+  local row = code_row(code)
+  tp.db.exec([[INSERT INTO promotions_code_uses (code, order_id, user, single_use, used_at)
+    VALUES (?, ?, ?, ?, ?)]], row.code, order_id, user, row.single_use, tp.now())
+  return true
+end
+
+---An order cancelled before payment gives its code back.
+local function on_cancelled(ev)
+  local order = ev.data and ev.data.order
+  if type(order) ~= "table" or math.type(order.id) ~= "integer" then return end
+  tp.db.exec("DELETE FROM promotions_code_uses WHERE order_id = ?", order.id)
 end
 
 local PROMO_BODY = FIELDS:body()
@@ -235,6 +361,9 @@ local PROMO = { type = "object", required = { "id", "name", "kind", "skus", "sta
 for f, prop in pairs(PROMO_BODY.properties) do PROMO.properties[f] = prop end
 
 local ERRORS = { [400] = { "invalid_field", "invalid_body", "sku_not_found" } }
+local CODES = { type = "object", required = { "promotion_id", "single_use", "codes" }, properties = {
+  promotion_id = { type = "integer" }, single_use = { type = "boolean" },
+  codes = { type = "array", items = { type = "string" } } } }
 local NOT_FOUND = { [404] = { "promotion_not_found" } }
 
 local ROUTES = {
@@ -255,7 +384,22 @@ local ROUTES = {
     summary = "Change a promotion (any field but its kind; null clears a kind's field)", body = PROMO_PATCH,
     response = PROMO, errors = { [400] = ERRORS[400], [404] = NOT_FOUND[404] } },
   { method = "DELETE", path = "/promotions/{id:int}", auth = "admin", handler = delete,
-    summary = "Delete a promotion (orders keep what it took off)", response = PROMO, errors = NOT_FOUND },
+    summary = "Delete a promotion and its codes (orders keep what it took off)", response = PROMO, errors = NOT_FOUND },
+  { method = "POST", path = "/promotions/{id:int}/codes", auth = "admin", handler = add_codes, status = 201,
+    summary = "优惠码: add a shared code ({code}) or generate single-use codes ({count}, at most 10,000)",
+    body = { type = "object", properties = {
+      code = { type = "string", minLength = 4, maxLength = 32, description = "a shared code, letters and digits" },
+      count = { type = "integer", minimum = 1, maximum = MAX_BATCH, description = "single-use codes to generate" } } },
+    response = CODES, errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "promotion_not_found" },
+      [409] = { "code_not_required", "code_taken" } } },
+  { method = "GET", path = "/promotions/{id:int}/codes", auth = "admin", handler = list_codes,
+    summary = "A promotion's codes and how often each was used",
+    query = { limit = { type = "integer" }, after = { type = "string", description = "next_after of the previous page" } },
+    response = { type = "object", required = { "items" }, properties = {
+      items = { type = "array", items = { type = "object", properties = { code = { type = "string" },
+        single_use = { type = "boolean" }, uses = { type = "integer" }, created_at = { type = "integer" } } } },
+      next_after = { type = "string" } } },
+    errors = { [400] = { "invalid_field", "invalid_query" }, [404] = { "promotion_not_found" } } },
 }
 
 ---The declared bodies of the routes, for a walk against the served OpenAPI.
@@ -277,12 +421,31 @@ return {
       starts_at INTEGER NOT NULL, ends_at INTEGER NOT NULL,
       priority INTEGER NOT NULL DEFAULT 0,
       stacks_with_coupon INTEGER NOT NULL DEFAULT 1,
+      requires_code INTEGER NOT NULL DEFAULT 0,
       status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
       created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
     );
     CREATE INDEX promotions_promotions_running ON promotions_promotions(status, ends_at);
+    CREATE TABLE promotions_codes (
+      code TEXT PRIMARY KEY,
+      promotion_id INTEGER NOT NULL,
+      single_use INTEGER NOT NULL,
+      created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX promotions_codes_promotion ON promotions_codes(promotion_id, code);
+    -- one row per order that used a code; a single-use code has at most one
+    CREATE TABLE promotions_code_uses (
+      order_id INTEGER PRIMARY KEY,
+      code TEXT NOT NULL,
+      user TEXT NOT NULL,
+      single_use INTEGER NOT NULL,
+      used_at INTEGER NOT NULL
+    );
+    CREATE INDEX promotions_code_uses_code ON promotions_code_uses(code);
+    CREATE UNIQUE INDEX promotions_code_uses_once ON promotions_code_uses(code) WHERE single_use = 1;
     ]],
   },
   routes = ROUTES,
   exports = exports,
+  subscribe = { ["order.cancelled"] = on_cancelled },
 }

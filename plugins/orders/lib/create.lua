@@ -15,6 +15,7 @@ local create = {}
 ---@field lines {sku: string, qty: integer, unit_price_fen: integer?}[]
 ---@field coupon_id integer?
 ---@field points integer?   points offered as part payment (a user's checkout only)
+---@field promo_code string? a 优惠码 (a user's checkout only; promotions_plugin)
 ---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?, hold: boolean?}?
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
@@ -129,10 +130,11 @@ end
 ---Prices reserved lines (pricing.lua, steps 1-7) without writing anything:
 ---the checkout and its preview share it, so they cannot disagree.
 ---@return {lines: OrderLine[], items_fen: integer, discount_fen: integer, promotions_fen: integer, promotions: table[], hints: table[], coupon_fen: integer, coupon_lines: table[]?, points: integer?, points_fen: integer}
-function create.price(cfg, user, reserved, campaign, prices, coupon_id, points)
+function create.price(cfg, user, reserved, campaign, prices, coupon_id, points, promo_code)
   local member = pricing.member_prices(cfg.member_price_plugin, user, reserved, campaign, coupon_id)
   local lines, items = pricing.lines(reserved, prices, member)
-  local promos = pricing.promotions(not campaign and cfg.promotions_plugin or nil, user, lines, items, member)
+  local promos = pricing.promotions(not campaign and cfg.promotions_plugin or nil, user, lines, items, member,
+    promo_code)
   local discount = promos.discount_fen
   local coupon_fen, coupon_lines = 0, nil
   if coupon_id then
@@ -154,7 +156,7 @@ function create.price(cfg, user, reserved, campaign, prices, coupon_id, points)
   end
   return { lines = lines, items_fen = items, discount_fen = discount, promotions_fen = promos.discount_fen,
            promotions = promos.promotions, hints = promos.hints, coupon_fen = coupon_fen,
-           coupon_lines = coupon_lines, points = points, points_fen = points_fen }
+           coupon_lines = coupon_lines, points = points, points_fen = points_fen, code = promos.code }
 end
 
 ---Creates an order (see OrderSpec). caller is the campaign plugin that asked,
@@ -171,6 +173,8 @@ function create.order(spec, caller)
   local coupon_id = check.integer(spec.coupon_id, "coupon_id", 1, nil, true)
   local points = check.integer(spec.points, "points", 1, nil, true)
   if points and campaign then check.field_error("points", "pay only a checkout at list price, not a campaign's order") end
+  local promo_code = check.text(spec.promo_code, "promo_code", 32, true)
+  if promo_code and campaign then check.field_error("promo_code", "is for a checkout at list price, not a campaign's order") end
   if spec.idempotency_key ~= nil then
     error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
       .. "the host answers a retried Idempotency-Key", 2)
@@ -184,7 +188,7 @@ function create.order(spec, caller)
   local stock = {}
   for i, l in ipairs(spec.lines) do stock[i] = { sku = l.sku, qty = l.qty } end
   local reserved = tp.call("catalog", "reserve", stock)
-  local priced = create.price(cfg, user, reserved, campaign, prices, coupon_id, points)
+  local priced = create.price(cfg, user, reserved, campaign, prices, coupon_id, points, promo_code)
   local lines, items, discount = priced.lines, priced.items_fen, priced.discount_fen
   local points_fen = priced.points_fen
   points = priced.points
@@ -206,6 +210,9 @@ function create.order(spec, caller)
   insert_order(row)
   insert_lines(row.id, lines)
   insert_promotions(row.id, priced.promotions)
+  if priced.code and priced.code.applied then
+    tp.call(cfg.promotions_plugin, "redeem", priced.code.code, row.id, user)
+  end
   if coupon_id then coupons("lock", user, coupon_id, row.id, priced.coupon_lines) end
   if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
   tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
@@ -222,11 +229,12 @@ end
 ---@return table
 function create.preview(user, body)
   check.body(body)
-  check.only(body, { lines = true, coupon_id = true, points = true })
+  check.only(body, { lines = true, coupon_id = true, points = true, promo_code = true })
   local cfg = settings()
   check_lines(body, cfg, nil)
   local coupon_id = check.integer(body.coupon_id, "coupon_id", 1, nil, true)
   local points = check.integer(body.points, "points", 1, nil, true)
+  local promo_code = check.text(body.promo_code, "promo_code", 32, true)
   local reserved = {}
   for i, l in ipairs(body.lines) do
     local sku = tp.call("catalog", "sku", l.sku)
@@ -238,7 +246,7 @@ function create.preview(user, body)
     end
     reserved[i] = { sku = l.sku, qty = l.qty, product_id = sku.product_id, title = sku.title, price_fen = sku.price_fen }
   end
-  local priced = create.price(cfg, user, reserved, nil, nil, coupon_id, points)
+  local priced = create.price(cfg, user, reserved, nil, nil, coupon_id, points, promo_code)
   local by_line = {}
   for _, p in ipairs(priced.promotions) do
     for _, share in ipairs(p.lines) do
@@ -257,7 +265,7 @@ function create.preview(user, body)
            promotions = priced.promotions, coupon_id = coupon_id, coupon_fen = priced.coupon_fen,
            points = priced.points_fen > 0 and priced.points or 0, points_fen = priced.points_fen,
            discount_fen = priced.discount_fen, total_fen = priced.items_fen - priced.discount_fen,
-           hints = priced.hints }
+           hints = priced.hints, promo_code = priced.code }
 end
 
 return create

@@ -24,7 +24,10 @@
 --      discount and leaves each line at least 0 and the order at least 1
 --      fen, and adds the shares to the lines' discount_fen. An order one of
 --      whose promotions does not stack with coupons (or whose brand says
---      promotions never do) refuses a coupon: 409 coupon_not_stackable;
+--      promotions never do) refuses a coupon: 409 coupon_not_stackable. A
+--      promotion that requires a code (优惠码) runs only when the checkout
+--      gives one of its codes (promo_code); the order redeems the code when
+--      that promotion took something, and a cancel gives it back;
 --   4. which lines may take a coupon: every line of an order without a
 --      campaign; for a campaign order only if the campaign says its price
 --      stacks with coupons (stacks_with_coupon), else none;
@@ -133,16 +136,20 @@ end
 ---@param lines OrderLine[]
 ---@param items_fen integer
 ---@param member_prices table<string, integer>|nil
----@return {discount_fen: integer, promotions: table[], stacks_with_coupon: boolean, hints: table[]}
-function pricing.promotions(plugin, user, lines, items_fen, member_prices)
+---@param code string|nil a 优惠码 the buyer gave
+---@return {discount_fen: integer, promotions: table[], stacks_with_coupon: boolean, hints: table[], code: table?}
+function pricing.promotions(plugin, user, lines, items_fen, member_prices, code)
   local none = { discount_fen = 0, promotions = tp.json.array(), stacks_with_coupon = true, hints = tp.json.array() }
-  if not plugin then return none end
+  if not plugin then
+    if code then tp.fail(409, "promo_codes_unavailable", "this brand's orders take no promotion codes") end
+    return none
+  end
   local ask = {}
   for i, l in ipairs(lines) do
     ask[i] = { sku = l.sku, qty = l.qty, unit_price_fen = l.unit_price_fen, amount_fen = l.amount_fen,
                member = member_prices ~= nil and l.unit_price_fen < l.list_price_fen }
   end
-  local q = tp.call(plugin, "quote", user, ask)
+  local q = tp.call(plugin, "quote", user, ask, code and { code = code } or nil)
   local function broken(why) error("orders: the promotions quote is invalid: " .. why, 0) end
   if type(q) ~= "table" or type(q.promotions) ~= "table" then broken("not a quote") end
   local per_line, total = {}, 0
@@ -165,7 +172,7 @@ function pricing.promotions(plugin, user, lines, items_fen, member_prices)
     l.paid_fen = l.amount_fen - l.discount_fen
   end
   return { discount_fen = total, promotions = q.promotions, stacks_with_coupon = q.stacks_with_coupon ~= false,
-           hints = q.hints or tp.json.array() }
+           hints = q.hints or tp.json.array(), code = q.code }
 end
 
 ---Applies the coupon's discount (steps 5-6): capped so the order costs at least
