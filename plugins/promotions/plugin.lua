@@ -78,7 +78,9 @@ local function read_tiers(kind, v)
   for i, t in ipairs(v) do
     local at = ("tiers[%d]"):format(i)
     if type(t) ~= "table" then check.field_error(at, "must be an object") end
-    check.only(t, { min_fen = true, min_qty = true, off_fen = true, percent = true })
+    for k in pairs(t) do
+      if not TIER.properties[k] then check.field_error(at .. "." .. tostring(k), "is not a tier's field") end
+    end
     local b = t.min_fen ~= nil and "min_fen" or "min_qty"
     if (t.min_fen == nil) == (t.min_qty == nil) then check.field_error(at, "needs min_fen or min_qty, not both") end
     basis = basis or b
@@ -258,14 +260,14 @@ local function code_row(v)
   local c = normal_code(v, "promo_code")
   local row = tp.db.one([[SELECT c.code, c.promotion_id, c.single_use, p.status, p.starts_at, p.ends_at
     FROM promotions_codes c JOIN promotions_promotions p ON p.id = c.promotion_id WHERE c.code = ?]], c)
-  if not row then tp.fail(404, "promo_code_not_found", "no such promotion code") end
+  if not row then tp.fail(404, "promo_code_not_found", "no such promotion code", { code = c }) end
   local now = tp.now()
   if row.status ~= "active" or now < row.starts_at or now >= row.ends_at then
     tp.fail(409, "promo_code_not_active", "this code's promotion is not running", { starts_at = row.starts_at,
       ends_at = row.ends_at })
   end
   if row.single_use == 1 and tp.db.one("SELECT 1 AS x FROM promotions_code_uses WHERE code = ?", c) then
-    tp.fail(409, "promo_code_used", "this code has been used")
+    tp.fail(409, "promo_code_used", "this code has been used", { code = c })
   end
   return row
 end
@@ -338,7 +340,7 @@ end
 ---@param order_id integer
 ---@param user string
 function exports.redeem(code, order_id, user)
-  if tp.caller() ~= "orders" then tp.fail(403, "redeem_forbidden", "only orders redeems codes") end
+  if tp.caller() ~= "orders" then tp.fail(403, "redeem_forbidden", "only orders redeems codes", { caller = tostring(tp.caller()) }) end
   local row = code_row(code)
   tp.db.exec([[INSERT INTO promotions_code_uses (code, order_id, user, single_use, used_at)
     VALUES (?, ?, ?, ?, ?)]], row.code, order_id, user, row.single_use, tp.now())
