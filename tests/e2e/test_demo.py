@@ -143,6 +143,10 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert [s["visitors"] for s in funnel] == [7, 7, 2, 1, 1], funnel
         sources = demo.get("/admin/leaf/analytics/sources", admin=True)["items"]
         assert {r.get("key") for r in sources} >= {"group_chat", "moments", "qr_code"}, sources
+        # 促销: u9's checkout took the first 满减 tier, split over her lines as previewed
+        o = demo.get("/admin/leaf/orders?user=u9", admin=True)["items"][0]
+        assert (o["items_fen"], o["discount_fen"], o["total_fen"]) == (31580, 3000, 28580), o
+        assert [l["discount_fen"] for l in o["lines"]] == [2432, 568], o["lines"]
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)
         assert o["attribution"] == {"referrer": "ann", "referrer2": "guide-mei",
