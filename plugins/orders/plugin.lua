@@ -253,7 +253,7 @@ local SHARE = { type = "object", required = { "promotion_id", "discount_fen" }, 
   promotion_id = INT, discount_fen = FEN } }
 local PREVIEW_SCHEMA = { type = "object",
   required = { "lines", "items_fen", "promotions_fen", "promotions", "coupon_fen", "points", "points_fen",
-               "discount_fen", "total_fen", "hints" },
+               "discount_fen", "total_fen", "hints", "gifts" },
   properties = {
     lines = { type = "array", items = { type = "object", properties = {
       sku = STR, title = STR, qty = INT, list_price_fen = FEN, unit_price_fen = FEN, amount_fen = FEN,
@@ -266,7 +266,11 @@ local PREVIEW_SCHEMA = { type = "object",
       lines = { type = "array", items = { type = "object", properties = { line = INT, sku = STR, discount_fen = FEN } } } } } },
     hints = { type = "array", description = "凑单: what to add to reach a promotion's next tier", items = {
       type = "object", properties = { promotion_id = INT, name = STR, kind = STR, tier = INT,
-        add_fen = FEN, add_qty = INT, off_fen = FEN, percent = INT, message = STR } } },
+        add_fen = FEN, add_qty = INT, off_fen = FEN, percent = INT, gift_sku = STR, gift_qty = INT,
+        coupon_template_id = INT, message = STR } } },
+    gifts = { type = "array", description = "满送 / 赠品: what the order would be given (a SKU while its stock lasts, "
+      .. "a coupon on payment)", items = { type = "object", properties = { promotion_id = INT, name = STR, tier = INT,
+        gift_sku = STR, gift_qty = INT, coupon_template_id = INT } } },
     promo_code = { type = "object", description = "the code given: whether its promotion took something",
       properties = { code = STR, promotion_id = INT, applied = { type = "boolean" } } } } }
 

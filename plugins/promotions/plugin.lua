@@ -2,13 +2,14 @@
 -- promotions: the brand's standing price promotions, which orders' pricing
 -- asks at every checkout at list price (pricing.lua step 3), as it asks tiers
 -- for member prices. Kinds: tiered 满减 (full_reduction) and 满折
--- (full_discount), by amount or by count; 第N件M折 (nth_discount: 第二件半价);
+-- (full_discount), by amount or by count; 满送 / 赠品 (gift); 第N件M折 (nth_discount: 第二件半价);
 -- N元任选 (bundle); 限时折扣 (timed_discount) on a set of SKUs. Each has a
 -- window (UTC epoch seconds; the admin answers show it in the brand's zone),
 -- a scope of SKUs (none: all), a priority and whether it stacks with coupons.
 -- How they combine is lib/engine.lua (README "Stacking").
 -- 优惠码: a promotion may require a code, shared or from a generated batch of
--- single-use codes. Exports: quote and redeem (orders), schemas.
+-- single-use codes. 满送 / 赠品 (gift): a SKU or a coupon with an order that
+-- reaches a tier. Exports: quote and place (orders), schemas.
 
 ---@class PromotionsConfig
 ---@field item_with_order boolean? an order promotion also counts lines an item promotion took (default true)
@@ -21,13 +22,16 @@ local schema = require("tp.schema")
 local when = require("tp.when")
 local engine = require("lib.engine")
 
-local KINDS = { "full_reduction", "full_discount", "nth_discount", "bundle", "timed_discount" }
+local KINDS = { "full_reduction", "full_discount", "nth_discount", "bundle", "timed_discount", "gift" }
 
 local TIER = { type = "object", properties = {
   min_fen = { type = "integer", minimum = 1, description = "the tier is reached from this amount (fen) in scope" },
   min_qty = { type = "integer", minimum = 1, description = "or from this many units in scope (one basis per promotion)" },
   off_fen = { type = "integer", minimum = 1, description = "full_reduction: fen off" },
-  percent = { type = "integer", minimum = 1, maximum = 99, description = "full_discount: pay this percent" } } }
+  percent = { type = "integer", minimum = 1, maximum = 99, description = "full_discount: pay this percent" },
+  gift_sku = { type = "string", description = "gift: a SKU given free with the order (while its stock lasts)" },
+  gift_qty = { type = "integer", minimum = 1, maximum = 10, description = "gift: how many of gift_sku (default 1)" },
+  coupon_template_id = { type = "integer", minimum = 1, description = "gift: a coupon issued when the order is paid" } } }
 
 -- A promotion's fields, declared once (tp.schema): checks, defaults, columns, OpenAPI body.
 local FIELDS = schema.new {
@@ -36,7 +40,7 @@ local FIELDS = schema.new {
   { "skus", "list", max_items = 200, default = {}, example = "tea-001",
     doc = "the SKUs it covers; none: every SKU (bundle and timed_discount need some)" },
   { "tiers", "custom", schema = { type = "array", minItems = 1, maxItems = 5, items = TIER,
-    description = "full_reduction and full_discount: ascending tiers, all by min_fen or all by min_qty" } },
+    description = "full_reduction, full_discount and gift: ascending tiers, all by min_fen or all by min_qty" } },
   { "nth", "integer", min = 2, max = 10, nullable = true, doc = "nth_discount: every nth unit of a SKU" },
   { "percent", "integer", min = 1, max = 99, nullable = true,
     doc = "nth_discount, timed_discount: the unit pays this percent (rounded down, at least 1 fen)" },
@@ -53,7 +57,7 @@ local FIELDS = schema.new {
 
 local USES = { full_reduction = { tiers = true }, full_discount = { tiers = true },
                nth_discount = { nth = true, percent = true }, timed_discount = { percent = true },
-               bundle = { count = true, price_fen = true } }
+               bundle = { count = true, price_fen = true }, gift = { tiers = true } }
 
 local COLUMNS = "id, " .. FIELDS:columns() .. ", created_at, updated_at"
 local save = FIELDS:writer("promotions_promotions", { created_at = ":now", updated_at = ":now" },
@@ -87,7 +91,29 @@ local function read_tiers(kind, v)
     if b ~= basis then check.field_error(at .. "." .. b, "every tier uses " .. basis) end
     local min = check.integer(t[b], at .. "." .. b, 1, 100000000)
     local row = { [b] = min }
-    if kind == "full_reduction" then
+    if kind ~= "gift" then
+      for _, k in ipairs({ "gift_sku", "gift_qty", "coupon_template_id" }) do
+        if t[k] ~= nil then check.field_error(at .. "." .. k, "only a gift's tiers give gifts") end
+      end
+    end
+    if kind == "gift" then
+      for _, k in ipairs({ "off_fen", "percent" }) do
+        if t[k] ~= nil then check.field_error(at .. "." .. k, "a gift's tier gives a gift_sku or a coupon_template_id") end
+      end
+      if t.gift_sku == nil and t.coupon_template_id == nil then
+        check.field_error(at, "needs a gift_sku, a coupon_template_id or both")
+      end
+      if t.gift_sku ~= nil then
+        row.gift_sku = check.ident(t.gift_sku, at .. ".gift_sku", 64)
+        if not tp.call("catalog", "sku", row.gift_sku) then
+          tp.fail(400, "sku_not_found", "no such sku " .. row.gift_sku, { sku = row.gift_sku, field = at .. ".gift_sku" })
+        end
+        row.gift_qty = check.integer(t.gift_qty == nil and 1 or t.gift_qty, at .. ".gift_qty", 1, 10)
+      elseif t.gift_qty ~= nil then
+        check.field_error(at .. ".gift_qty", "goes with a gift_sku")
+      end
+      row.coupon_template_id = check.integer(t.coupon_template_id, at .. ".coupon_template_id", 1, nil, true)
+    elseif kind == "full_reduction" then
       if t.percent ~= nil then check.field_error(at .. ".percent", "full_reduction takes off_fen") end
       row.off_fen = check.integer(t.off_fen, at .. ".off_fen", 1, 100000000)
       if b == "min_fen" and row.off_fen >= min then check.field_error(at .. ".off_fen", "must be below min_fen") end
@@ -255,6 +281,12 @@ local function list_codes(req)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].code or nil }
 end
 
+---An order's gifts, as kept.
+local function gifts_of(order_id)
+  return tp.json.array(tp.db.query([[SELECT promotion_id, kind, sku, qty, template_id, coupon_id, state, note
+    FROM promotions_gifts WHERE order_id = ? ORDER BY promotion_id, kind]], order_id))
+end
+
 ---The code a checkout gave, checked: its row, or a clear error.
 local function code_row(v)
   local c = normal_code(v, "promo_code")
@@ -270,6 +302,10 @@ local function code_row(v)
     tp.fail(409, "promo_code_used", "this code has been used", { code = c })
   end
   return row
+end
+
+local function order_gifts(req)
+  return 200, { order_id = req.params.id, items = gifts_of(req.params.id) }
 end
 
 local function list_admin(req)
@@ -328,23 +364,71 @@ function exports.quote(user, lines, opts)
     promos[i] = { id = p.id, name = p.name, kind = p.kind, discount_fen = a.discount_fen,
                   stacks_with_coupon = p.stacks_with_coupon, lines = tp.json.array(a.lines) }
   end
-  return { discount_fen = q.discount_fen, lines = q.line_discount, promotions = promos,
-           stacks_with_coupon = cfg.with_coupon and q.stacks_with_coupon or (#promos == 0),
+  local gifts = tp.json.array()
+  for i, g in ipairs(q.gifts) do
+    if code and g.promotion.id == code.promotion_id then applied = true end
+    gifts[i] = { promotion_id = g.promotion.id, name = g.promotion.name, tier = g.tier, gift_sku = g.gift_sku,
+                 gift_qty = g.gift_qty, coupon_template_id = g.coupon_template_id }
+  end
+  return { discount_fen = q.discount_fen, lines = q.line_discount, promotions = promos, gifts = gifts,
+           stacks_with_coupon = cfg.with_coupon and q.stacks_with_coupon or (#promos == 0 and #gifts == 0),
            hints = tp.json.array(q.hints),
            code = code and { code = code.code, promotion_id = code.promotion_id, applied = applied } or nil }
 end
 
----Records that order_id (user's) used code: a single-use code once only (409
----promo_code_used: the checkout rolls back). Only orders may.
----@param code string
+---What a new order takes from its quote, in the order's transaction (only
+---orders may call it): opts.code, a code whose promotion took something, is
+---redeemed (a single-use code once only: 409 promo_code_used rolls the
+---checkout back); each of opts.gifts is kept for the order: a gift SKU is taken
+---from the catalog's stock if it has enough (else kept as out_of_stock: 赠完即止),
+---a gift coupon waits for the payment.
 ---@param order_id integer
 ---@param user string
-function exports.redeem(code, order_id, user)
-  if tp.caller() ~= "orders" then tp.fail(403, "redeem_forbidden", "only orders redeems codes", { caller = tostring(tp.caller()) }) end
-  local row = code_row(code)
-  tp.db.exec([[INSERT INTO promotions_code_uses (code, order_id, user, single_use, used_at)
-    VALUES (?, ?, ?, ?, ?)]], row.code, order_id, user, row.single_use, tp.now())
-  return true
+---@param opts {code: string?, gifts: table[]?}
+---@return {gifts: table[]}
+function exports.place(order_id, user, opts)
+  if tp.caller() ~= "orders" then tp.fail(403, "place_forbidden", "only orders places promotions", { caller = tostring(tp.caller()) }) end
+  local now = tp.now()
+  if opts.code then
+    local row = code_row(opts.code)
+    tp.db.exec([[INSERT INTO promotions_code_uses (code, order_id, user, single_use, used_at)
+      VALUES (?, ?, ?, ?, ?)]], row.code, order_id, user, row.single_use, now)
+  end
+  for _, g in ipairs(opts.gifts or {}) do
+    if g.gift_sku then
+      local sku = tp.call("catalog", "sku", g.gift_sku)
+      local state = "out_of_stock"
+      if sku and sku.on_sale and sku.stock >= g.gift_qty then
+        tp.call("catalog", "reserve", { { sku = g.gift_sku, qty = g.gift_qty } })
+        state = "reserved"
+      end
+      tp.db.exec([[INSERT INTO promotions_gifts (order_id, promotion_id, kind, sku, qty, user, state, created_at)
+        VALUES (?, ?, 'sku', ?, ?, ?, ?, ?)]], order_id, g.promotion_id, g.gift_sku, g.gift_qty, user, state, now)
+    end
+    if g.coupon_template_id then
+      tp.db.exec([[INSERT INTO promotions_gifts (order_id, promotion_id, kind, template_id, qty, user, state, created_at)
+        VALUES (?, ?, 'coupon', ?, 1, ?, 'pending', ?)]], order_id, g.promotion_id, g.coupon_template_id, user, now)
+    end
+  end
+  return { gifts = gifts_of(order_id) }
+end
+
+---A paid order's gift coupons are issued (a template that cannot issue any
+---more leaves the gift not_issued, with the reason).
+local function on_paid(ev)
+  local order = ev.data and ev.data.order
+  if type(order) ~= "table" or math.type(order.id) ~= "integer" then return end
+  local rows = tp.db.query([[SELECT promotion_id, template_id, user FROM promotions_gifts
+    WHERE order_id = ? AND kind = 'coupon' AND state = 'pending']], order.id)
+  for _, r in ipairs(rows) do
+    local ok, res = pcall(tp.call, "coupons", "issue", r.template_id, { r.user }, "promotions:order:" .. order.id)
+    local state, coupon, note = "not_issued", nil, nil
+    if ok and res.issued == 1 then state, coupon = "issued", res.coupons[1].coupon_id
+    elseif ok then note = res.skipped[1] and res.skipped[1].reason or "skipped"
+    else note = type(res) == "table" and tostring(res.code) or "coupons unavailable" end
+    tp.db.exec([[UPDATE promotions_gifts SET state = ?, coupon_id = ?, note = ? WHERE order_id = ?
+      AND promotion_id = ? AND kind = 'coupon']], state, coupon, note, order.id, r.promotion_id)
+  end
 end
 
 ---An order cancelled before payment gives its code back.
@@ -352,6 +436,12 @@ local function on_cancelled(ev)
   local order = ev.data and ev.data.order
   if type(order) ~= "table" or math.type(order.id) ~= "integer" then return end
   tp.db.exec("DELETE FROM promotions_code_uses WHERE order_id = ?", order.id)
+  for _, g in ipairs(tp.db.query([[SELECT sku, qty FROM promotions_gifts
+      WHERE order_id = ? AND kind = 'sku' AND state = 'reserved']], order.id)) do
+    tp.call("catalog", "release", { { sku = g.sku, qty = g.qty } })
+  end
+  tp.db.exec([[UPDATE promotions_gifts SET state = CASE kind WHEN 'sku' THEN 'released' ELSE 'cancelled' END
+    WHERE order_id = ? AND state IN ('reserved', 'pending')]], order.id)
 end
 
 local PROMO_BODY = FIELDS:body()
@@ -363,6 +453,12 @@ local PROMO = { type = "object", required = { "id", "name", "kind", "skus", "sta
 for f, prop in pairs(PROMO_BODY.properties) do PROMO.properties[f] = prop end
 
 local ERRORS = { [400] = { "invalid_field", "invalid_body", "sku_not_found" } }
+local GIFT = { type = "object", required = { "promotion_id", "kind", "qty", "state" }, properties = {
+  promotion_id = { type = "integer" }, kind = { type = "string", enum = { "sku", "coupon" } },
+  sku = { type = "string", nullable = true }, qty = { type = "integer" },
+  template_id = { type = "integer", nullable = true }, coupon_id = { type = "integer", nullable = true },
+  state = { type = "string", enum = { "reserved", "out_of_stock", "released", "pending", "issued", "not_issued", "cancelled" } },
+  note = { type = "string", nullable = true } } }
 local CODES = { type = "object", required = { "promotion_id", "single_use", "codes" }, properties = {
   promotion_id = { type = "integer" }, single_use = { type = "boolean" },
   codes = { type = "array", items = { type = "string" } } } }
@@ -394,6 +490,10 @@ local ROUTES = {
       count = { type = "integer", minimum = 1, maximum = MAX_BATCH, description = "single-use codes to generate" } } },
     response = CODES, errors = { [400] = { "invalid_field", "invalid_body" }, [404] = { "promotion_not_found" },
       [409] = { "code_not_required", "code_taken" } } },
+  { method = "GET", path = "/promotions/orders/{id:int}/gifts", auth = "admin", handler = order_gifts,
+    summary = "满送 / 赠品: an order's gifts (the SKUs to ship with it, the coupons issued on payment)",
+    response = { type = "object", required = { "order_id", "items" }, properties = {
+      order_id = { type = "integer" }, items = { type = "array", items = GIFT } } } },
   { method = "GET", path = "/promotions/{id:int}/codes", auth = "admin", handler = list_codes,
     summary = "A promotion's codes and how often each was used",
     query = { limit = { type = "integer" }, after = { type = "string", description = "next_after of the previous page" } },
@@ -416,7 +516,8 @@ return {
     CREATE TABLE promotions_promotions (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
       name TEXT NOT NULL,
-      kind TEXT NOT NULL CHECK (kind IN ('full_reduction', 'full_discount', 'nth_discount', 'bundle', 'timed_discount')),
+      kind TEXT NOT NULL CHECK (kind IN ('full_reduction', 'full_discount', 'nth_discount', 'bundle', 'timed_discount',
+                                         'gift')),
       skus TEXT NOT NULL,
       tiers TEXT,
       nth INTEGER, percent INTEGER, count INTEGER, price_fen INTEGER,
@@ -445,9 +546,22 @@ return {
     );
     CREATE INDEX promotions_code_uses_code ON promotions_code_uses(code);
     CREATE UNIQUE INDEX promotions_code_uses_once ON promotions_code_uses(code) WHERE single_use = 1;
+    -- 满送 / 赠品: what each order was given, and where each gift stands
+    CREATE TABLE promotions_gifts (
+      order_id INTEGER NOT NULL,
+      promotion_id INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('sku', 'coupon')),
+      sku TEXT, qty INTEGER NOT NULL CHECK (qty >= 1), template_id INTEGER, coupon_id INTEGER,
+      user TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('reserved', 'out_of_stock', 'released', 'pending', 'issued',
+                                           'not_issued', 'cancelled')),
+      note TEXT,
+      created_at INTEGER NOT NULL,
+      PRIMARY KEY (order_id, promotion_id, kind)
+    ) WITHOUT ROWID;
     ]],
   },
   routes = ROUTES,
   exports = exports,
-  subscribe = { ["order.cancelled"] = on_cancelled },
+  subscribe = { ["order.cancelled"] = on_cancelled, ["order.paid"] = on_paid },
 }

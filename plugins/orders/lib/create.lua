@@ -156,7 +156,8 @@ function create.price(cfg, user, reserved, campaign, prices, coupon_id, points, 
   end
   return { lines = lines, items_fen = items, discount_fen = discount, promotions_fen = promos.discount_fen,
            promotions = promos.promotions, hints = promos.hints, coupon_fen = coupon_fen,
-           coupon_lines = coupon_lines, points = points, points_fen = points_fen, code = promos.code }
+           coupon_lines = coupon_lines, points = points, points_fen = points_fen, code = promos.code,
+           gifts = promos.gifts }
 end
 
 ---Creates an order (see OrderSpec). caller is the campaign plugin that asked,
@@ -210,8 +211,9 @@ function create.order(spec, caller)
   insert_order(row)
   insert_lines(row.id, lines)
   insert_promotions(row.id, priced.promotions)
-  if priced.code and priced.code.applied then
-    tp.call(cfg.promotions_plugin, "redeem", priced.code.code, row.id, user)
+  local code = priced.code and priced.code.applied and priced.code.code or nil
+  if code or #priced.gifts > 0 then
+    tp.call(cfg.promotions_plugin, "place", row.id, user, { code = code, gifts = priced.gifts })
   end
   if coupon_id then coupons("lock", user, coupon_id, row.id, priced.coupon_lines) end
   if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
@@ -265,7 +267,7 @@ function create.preview(user, body)
            promotions = priced.promotions, coupon_id = coupon_id, coupon_fen = priced.coupon_fen,
            points = priced.points_fen > 0 and priced.points or 0, points_fen = priced.points_fen,
            discount_fen = priced.discount_fen, total_fen = priced.items_fen - priced.discount_fen,
-           hints = priced.hints, promo_code = priced.code }
+           hints = priced.hints, promo_code = priced.code, gifts = priced.gifts }
 end
 
 return create

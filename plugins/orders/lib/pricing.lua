@@ -27,7 +27,11 @@
 --      promotions never do) refuses a coupon: 409 coupon_not_stackable. A
 --      promotion that requires a code (优惠码) runs only when the checkout
 --      gives one of its codes (promo_code); the order redeems the code when
---      that promotion took something, and a cancel gives it back;
+--      that promotion took something, and a cancel gives it back. Gift
+--      promotions (满送 / 赠品) change no price: the quote names the gifts
+--      (a SKU, a coupon), and the new order hands them to the promotions
+--      plugin (place), which takes a gift SKU's stock and issues a gift
+--      coupon when the order is paid;
 --   4. which lines may take a coupon: every line of an order without a
 --      campaign; for a campaign order only if the campaign says its price
 --      stacks with coupons (stacks_with_coupon), else none;
@@ -139,7 +143,8 @@ end
 ---@param code string|nil a 优惠码 the buyer gave
 ---@return {discount_fen: integer, promotions: table[], stacks_with_coupon: boolean, hints: table[], code: table?}
 function pricing.promotions(plugin, user, lines, items_fen, member_prices, code)
-  local none = { discount_fen = 0, promotions = tp.json.array(), stacks_with_coupon = true, hints = tp.json.array() }
+  local none = { discount_fen = 0, promotions = tp.json.array(), stacks_with_coupon = true, hints = tp.json.array(),
+                 gifts = tp.json.array() }
   if not plugin then
     if code then tp.fail(409, "promo_codes_unavailable", "this brand's orders take no promotion codes") end
     return none
@@ -172,7 +177,7 @@ function pricing.promotions(plugin, user, lines, items_fen, member_prices, code)
     l.paid_fen = l.amount_fen - l.discount_fen
   end
   return { discount_fen = total, promotions = q.promotions, stacks_with_coupon = q.stacks_with_coupon ~= false,
-           hints = q.hints or tp.json.array(), code = q.code }
+           hints = q.hints or tp.json.array(), code = q.code, gifts = q.gifts or tp.json.array() }
 end
 
 ---Applies the coupon's discount (steps 5-6): capped so the order costs at least

@@ -12,6 +12,9 @@
 --      higher priority, then the lower id), on what the lines in its scope
 --      cost after (a) - or, with item_with_order = false, only on lines (a)
 --      left alone;
+--   c. every gift promotion (满送 / 赠品, kind gift) whose tier the order
+--      reaches on what its lines cost after (a) and (b): the gift of its
+--      highest tier reached (a SKU, a coupon or both); gifts change no price;
 --   then orders applies the coupon (if every applied promotion stacks with
 --   coupons and the brand allows it) and points.
 -- Every discount is whole fen: a line's unit never drops below 1 fen, an
@@ -22,6 +25,7 @@ local engine = {}
 
 engine.ITEM = { timed_discount = true, nth_discount = true, bundle = true }
 engine.ORDER = { full_reduction = true, full_discount = true }
+engine.GIFT = { gift = true }
 
 ---Splits total fen over weights by largest remainder (ties: the earlier line).
 ---@param total integer
@@ -115,6 +119,7 @@ local function order_tier(p, base, qty)
   end
   if not hit then return nil, 0, 0 end
   local d
+  if p.kind == "gift" then return hit, hit_i, 0 end
   if p.kind == "full_reduction" then d = hit.off_fen else d = base - base * hit.percent // 100 end
   return hit, hit_i, math.min(d, base - 1)
 end
@@ -131,7 +136,7 @@ local function yuan(fen) return ("¥%d.%02d"):format(fen // 100, fen % 100) end
 ---@param promos table[] the active promotions (shape of plugin.lua's load)
 ---@param lines PromoLine[]
 ---@param cfg {item_with_order: boolean, with_member_price: boolean, max_hints: integer}
----@return {applied: table[], discount_fen: integer, line_discount: integer[], stacks_with_coupon: boolean, hints: table[]}
+---@return {applied: table[], discount_fen: integer, line_discount: integer[], gifts: table[], stacks_with_coupon: boolean, hints: table[]}
 function engine.quote(promos, lines, cfg)
   local item, order = {}, {}
   for _, p in ipairs(promos) do
@@ -160,6 +165,24 @@ function engine.quote(promos, lines, cfg)
   end
   -- b. one order promotion, the best; hints from every one
   local best, best_d, best_base, hints = nil, 0, nil, {}
+  local function hint(p, tier_i, base, qty)
+    local nxt = p.tiers[(tier_i or 0) + 1]
+    if not nxt or base <= 0 then return end
+    local h = { promotion_id = p.id, name = p.name, kind = p.kind, tier = (tier_i or 0) + 1 }
+    if nxt.min_fen then h.add_fen = nxt.min_fen - base else h.add_qty = nxt.min_qty - qty end
+    local add = h.add_fen and ("add %s"):format(yuan(h.add_fen)) or ("add %d more"):format(h.add_qty)
+    if p.kind == "full_reduction" then
+      h.off_fen = nxt.off_fen
+      h.message = ("%s for %s off"):format(add, yuan(nxt.off_fen))
+    elseif p.kind == "full_discount" then
+      h.percent = nxt.percent
+      h.message = ("%s for %d%% of the price"):format(add, nxt.percent)
+    else
+      h.gift_sku, h.gift_qty, h.coupon_template_id = nxt.gift_sku, nxt.gift_qty, nxt.coupon_template_id
+      h.message = ("%s for a gift (%s)"):format(add, p.name)
+    end
+    hints[#hints + 1] = h
+  end
   for _, p in ipairs(order) do
     local base, qty, weights = 0, 0, {}
     for i, l in ipairs(lines) do
@@ -171,21 +194,7 @@ function engine.quote(promos, lines, cfg)
     end
     local _, tier_i, d = order_tier(p, base, qty)
     if d > best_d then best, best_d, best_base = p, d, weights end
-    local nxt = p.tiers[(tier_i or 0) + 1]
-    if nxt and base > 0 then
-      local h = { promotion_id = p.id, name = p.name, kind = p.kind, tier = (tier_i or 0) + 1 }
-      if nxt.min_fen then h.add_fen = nxt.min_fen - base else h.add_qty = nxt.min_qty - qty end
-      if p.kind == "full_reduction" then
-        h.off_fen = nxt.off_fen
-        h.message = h.add_fen and ("add %s for %s off"):format(yuan(h.add_fen), yuan(nxt.off_fen))
-          or ("add %d more for %s off"):format(h.add_qty, yuan(nxt.off_fen))
-      else
-        h.percent = nxt.percent
-        h.message = h.add_fen and ("add %s for %d%% of the price"):format(yuan(h.add_fen), nxt.percent)
-          or ("add %d more for %d%% of the price"):format(h.add_qty, nxt.percent)
-      end
-      hints[#hints + 1] = h
-    end
+    hint(p, tier_i, base, qty)
   end
   if best then
     local parts = engine.split(best_d, best_base)
@@ -199,6 +208,22 @@ function engine.quote(promos, lines, cfg)
     applied[#applied + 1] = { promotion = best, discount_fen = best_d, lines = shares }
     total = total + best_d
   end
+  -- c. gifts, on what the lines cost now
+  local gifts = {}
+  for _, p in ipairs(promos) do
+    if engine.GIFT[p.kind] then
+      local base, qty = 0, 0
+      for i, l in ipairs(lines) do
+        if in_scope(p, l, cfg) then base, qty = base + l.amount_fen - line_discount[i], qty + l.qty end
+      end
+      local hit, tier_i = order_tier(p, base, qty)
+      if hit then
+        gifts[#gifts + 1] = { promotion = p, tier = tier_i, gift_sku = hit.gift_sku, gift_qty = hit.gift_qty,
+                              coupon_template_id = hit.coupon_template_id }
+      end
+      hint(p, tier_i, base, qty)
+    end
+  end
   table.sort(hints, function(a, b)
     if (a.add_fen ~= nil) ~= (b.add_fen ~= nil) then return a.add_fen ~= nil end
     local x, y = a.add_fen or a.add_qty, b.add_fen or b.add_qty
@@ -208,7 +233,8 @@ function engine.quote(promos, lines, cfg)
   while #hints > cfg.max_hints do hints[#hints] = nil end
   local stacks = true
   for _, a in ipairs(applied) do if not a.promotion.stacks_with_coupon then stacks = false end end
-  return { applied = applied, discount_fen = total, line_discount = line_discount,
+  for _, g in ipairs(gifts) do if not g.promotion.stacks_with_coupon then stacks = false end end
+  return { applied = applied, discount_fen = total, line_discount = line_discount, gifts = gifts,
            stacks_with_coupon = stacks, hints = hints }
 end
 
