@@ -46,8 +46,12 @@ local FIELDS = schema.new {
     doc = "nth_discount, timed_discount: the unit pays this percent (rounded down, at least 1 fen)" },
   { "count", "integer", min = 2, max = 20, nullable = true, doc = "bundle: any count units in scope..." },
   { "price_fen", "integer", min = 1, max = 100000000, nullable = true, doc = "bundle: ...for this price" },
-  { "starts_at", "epoch", required = true },
-  { "ends_at", "epoch", required = true, doc = "UTC epoch seconds, after starts_at" },
+  { "starts_at", "epoch", doc = "UTC epoch seconds; or give starts_local" },
+  { "ends_at", "epoch", doc = "UTC epoch seconds, after starts_at; or give ends_local" },
+  { "starts_local", "text", max = 19, column = false, example = "2026-12-12 10:00",
+    doc = "the start as the brand's wall clock, \"YYYY-MM-DD HH:MM\" in its zone (instead of starts_at)" },
+  { "ends_local", "text", max = 19, column = false, example = "2026-12-12 22:00",
+    doc = "the end as the brand's wall clock (instead of ends_at)" },
   { "priority", "integer", min = 0, max = 1000, default = 0, doc = "higher first among item promotions; breaks ties" },
   { "stacks_with_coupon", "boolean", default = true, doc = "false: an order it applies to takes no coupon" },
   { "requires_code", "boolean", default = false,
@@ -132,9 +136,27 @@ local function read_tiers(kind, v)
   return out
 end
 
+---Reads starts_local / ends_local (the brand's wall clock) into the epochs.
+local function read_local(p)
+  for _, w in ipairs({ "starts", "ends" }) do
+    local text = p[w .. "_local"]
+    if text ~= nil then
+      if p[w .. "_at"] ~= nil and p[w .. "_at_given"] then
+        check.field_error(w .. "_local", "give " .. w .. "_at or " .. w .. "_local, not both")
+      end
+      local epoch, why = when.parse(text)
+      if not epoch then check.field_error(w .. "_local", why) end
+      p[w .. "_at"] = epoch
+    end
+    p[w .. "_local"], p[w .. "_at_given"] = nil, nil
+    if p[w .. "_at"] == nil then check.field_error(w .. "_at", "is required (or " .. w .. "_local)") end
+  end
+end
+
 ---Checks promotion p (whole, defaults in) by its kind's rules.
 local function check_promotion(p)
   FIELDS:check(p)
+  read_local(p)
   local uses = USES[p.kind]
   for _, f in ipairs({ "tiers", "nth", "percent", "count", "price_fen" }) do
     if uses[f] and p[f] == nil then check.field_error(f, "is required for " .. p.kind) end
@@ -186,6 +208,7 @@ local function create(req)
   check.only(b, FIELDS.names)
   local p = FIELDS:defaults(b)
   p.tiers = b.tiers
+  p.starts_at_given, p.ends_at_given = b.starts_at ~= nil, b.ends_at ~= nil
   check_promotion(p)
   return 201, load(store(p))
 end
@@ -199,6 +222,7 @@ local function patch(req)
     if b[f] == tp.json.null then p[f] = nil elseif b[f] ~= nil then p[f] = b[f] end
   end
   if b.tiers ~= nil then p.tiers = b.tiers end
+  p.starts_at_given, p.ends_at_given = b.starts_at ~= nil, b.ends_at ~= nil
   p.window_local = nil
   check_promotion(p)
   store(p)

@@ -21,7 +21,7 @@ describe("the promotion schema", function()
     local n = st.walk { path = "/admin/test/promotions", method = "post", valid = valid, count = count,
                         skip = { tiers = true } }
     expect(n >= 20).to_be(true)
-    expect(st.required("/admin/test/promotions", "post")).to_equal({ "ends_at", "kind", "name", "starts_at" })
+    expect(st.required("/admin/test/promotions", "post")).to_equal({ "kind", "name" })
   end)
 end)
 
@@ -48,6 +48,9 @@ describe("each kind's rules", function()
     { "限时折扣 without SKUs", { kind = "timed_discount", tiers = false, percent = 80 }, "skus" },
     { "a SKU twice", { skus = { A, A } }, "skus[2]" },
     { "a window that ends before it starts", { ends_at = kit.now() - 1 }, "ends_at" },
+    { "no start at all", { starts_at = false }, "starts_at" },
+    { "a start both ways", { starts_local = "2026-12-12 10:00" }, "starts_local" },
+    { "a local time that is not one", { starts_at = false, starts_local = "2026-02-30 10:00" }, "starts_local" },
   }
   for _, c in ipairs(bad) do
     it("refuses " .. c[1], function()
@@ -60,6 +63,20 @@ describe("each kind's rules", function()
   end
   it("refuses a SKU the catalog does not have", function()
     expect(kit.admin():post("/promotions", valid { skus = { "nope" } })).to_be_error(400, "sku_not_found")
+  end)
+end)
+
+describe("the window in the brand's zone", function()
+  it("takes the brand's wall clock and shows it back", function()
+    local r = kit.admin():post("/promotions", valid { starts_at = false, ends_at = false,
+      starts_local = "2026-12-12 10:00", ends_local = "2026-12-12 22:00" })
+    expect(r.status).to_be(201)
+    expect({ r.body.window_local.starts, r.body.window_local.ends }).to_equal({ "2026-12-12 10:00", "2026-12-12 22:00" })
+    expect(r.body.ends_at - r.body.starts_at).to_be(12 * 3600)
+    expect(r.body.starts_at % 86400).to_be(2 * 3600)   -- 10:00 in Asia/Shanghai is 02:00 UTC
+    local p = kit.admin():patch("/promotions/" .. r.body.id, { ends_local = "2026-12-13 00:00" })
+    expect(p.body.ends_at - p.body.starts_at).to_be(14 * 3600)
+    kit.admin():delete("/promotions/" .. r.body.id)
   end)
 end)
 
