@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seeds the demo brand on a running host, once (what exists is left alone): in
-# both tenants, leaf and leaf-rehearsal, four products (one the Leaf Club membership), a coupon, and one
+# both tenants, leaf and leaf-rehearsal, four products (one the Leaf Club membership), a coupon, a 满减, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a store with a
 # shopping guide (and a pickup counter with its clerk), three regular members with their tag, two points-mall items; then it reloads the
 # Double 12 campaign, which needs those products and the tag; and six anonymous visits to
@@ -36,6 +36,13 @@ seed() {
     post /admin/$t/coupons/templates "{\"name\":\"¥20 off from ¥199\",\"kind\":\"threshold\",
       \"amount_off_fen\":2000,\"min_spend_fen\":19900,\"valid_days\":7,\"total_quantity\":1000,
       \"per_user_limit\":1}"
+  fi
+  # 促销: a 满减 in two tiers on every checkout at list price, for 30 days: ¥30 off from
+  # ¥300, ¥60 off from ¥500
+  if [ "$(count /admin/$t/promotions)" -eq 0 ]; then
+    post /admin/$t/promotions "{\"name\":\"满300减30, 满500减60\",\"kind\":\"full_reduction\",
+      \"tiers\":[{\"min_fen\":30000,\"off_fen\":3000},{\"min_fen\":50000,\"off_fen\":6000}],
+      \"starts_at\":$now,\"ends_at\":$((now + 30 * 86400))}"
   fi
   # 秒杀: the sampler at ¥9.90, live now and for a week, one per user
   if [ "$(count /v1/$t/flash-sales)" -eq 0 ]; then

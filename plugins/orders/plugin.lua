@@ -13,6 +13,7 @@
 ---@field payment_plugin string? the only plugin allowed to mark orders paid (default "payments")
 ---@field attribution_plugin string? asked for referrer/store/guide at creation (e.g. "referral")
 ---@field member_price_plugin string? asked for the buyer's member prices at creation (e.g. "tiers")
+---@field promotions_plugin string? asked what its promotions take off a checkout at list price (e.g. "promotions")
 
 local check = require("tp.check")
 local create = require("lib.create")
@@ -60,7 +61,12 @@ end
 local function post_order(req)
   local body = check.body(req.body)
   return 201, create.order({ user = req.user, lines = body.lines, coupon_id = body.coupon_id,
-                             points = body.points }, nil)
+                             points = body.points, promo_code = body.promo_code }, nil)
+end
+
+---POST /orders/preview {lines, coupon_id?, points?}: the checkout's price now, nothing written.
+local function preview_order(req)
+  return 200, create.preview(req.user, req.body == nil and {} or req.body)
 end
 
 ---GET /orders?status=&limit=&after=
@@ -258,12 +264,46 @@ function exports.member_unmerge(from, into, merge_id)
   return merge.unmerge(from, into, merge_id)
 end
 
+local POST_BODY = { type = "object", required = { "lines" }, properties = {
+  lines = { type = "array", items = { type = "object", required = { "sku", "qty" },
+    properties = { sku = { type = "string" }, qty = { type = "integer", minimum = 1 } } } },
+  coupon_id = { type = "integer" },
+  points = { type = "integer", minimum = 1, description = "points offered as part payment, applied "
+    .. "after the coupon and capped by the brand's rate and cap (the order says how many it took)" },
+  promo_code = { type = "string", minLength = 1, maxLength = 32,
+    description = "a 优惠码: runs the promotion that requires it (promotions_plugin)" } } }
+
+local SHARE = { type = "object", required = { "promotion_id", "discount_fen" }, properties = {
+  promotion_id = INT, discount_fen = FEN } }
+local PREVIEW_SCHEMA = { type = "object",
+  required = { "lines", "items_fen", "promotions_fen", "promotions", "coupon_fen", "points", "points_fen",
+               "discount_fen", "total_fen", "hints", "gifts" },
+  properties = {
+    lines = { type = "array", items = { type = "object", properties = {
+      sku = STR, title = STR, qty = INT, list_price_fen = FEN, unit_price_fen = FEN, amount_fen = FEN,
+      discount_fen = { type = "integer", minimum = 0, description = "promotions + coupon + points on this line" },
+      paid_fen = FEN, promotions = { type = "array", items = SHARE, description = "each promotion's share" } } } },
+    items_fen = FEN, promotions_fen = FEN, coupon_fen = FEN, points = INT, points_fen = FEN,
+    discount_fen = FEN, total_fen = FEN, coupon_id = { type = "integer", nullable = true },
+    promotions = { type = "array", items = { type = "object", properties = {
+      id = INT, name = STR, kind = STR, discount_fen = FEN, stacks_with_coupon = { type = "boolean" },
+      lines = { type = "array", items = { type = "object", properties = { line = INT, sku = STR, discount_fen = FEN } } } } } },
+    hints = { type = "array", description = "凑单: what to add to reach a promotion's next tier", items = {
+      type = "object", properties = { promotion_id = INT, name = STR, kind = STR, tier = INT,
+        add_fen = FEN, add_qty = INT, off_fen = FEN, percent = INT, gift_sku = STR, gift_qty = INT,
+        coupon_template_id = INT, message = STR } } },
+    gifts = { type = "array", description = "满送 / 赠品: what the order would be given (a SKU while its stock lasts, "
+      .. "a coupon on payment)", items = { type = "object", properties = { promotion_id = INT, name = STR, tier = INT,
+        gift_sku = STR, gift_qty = INT, coupon_template_id = INT } } },
+    promo_code = { type = "object", description = "the code given: whether its promotion took something",
+      properties = { code = STR, promotion_id = INT, applied = { type = "boolean" } } } } }
+
 local IDEMPOTENCY = { ["Idempotency-Key"] = {
   description = "repeat a create with the same key to get the same order, never a second one" } }
 
 return {
   name = "orders",
-  version = "1.6.0",
+  version = "1.7.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -376,23 +416,43 @@ return {
       PRIMARY KEY (order_id, line_no)
     ) WITHOUT ROWID;
     ]],
+    -- 1.7.0: what each promotion (promotions_plugin, pricing step 3) took off each line;
+    -- the lines' discount_fen already hold it
+    [[
+    CREATE TABLE orders_promotion_lines (
+      order_id INTEGER NOT NULL,
+      line_no INTEGER NOT NULL,
+      promotion_id INTEGER NOT NULL,
+      kind TEXT NOT NULL,
+      name TEXT NOT NULL,
+      discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),
+      PRIMARY KEY (order_id, line_no, promotion_id)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,
       idempotent = true,
       summary = "Check out: create an order at list prices, optionally with a coupon and points",
-      body = { type = "object", required = { "lines" }, properties = {
-        lines = { type = "array", items = { type = "object", required = { "sku", "qty" },
-          properties = { sku = { type = "string" }, qty = { type = "integer", minimum = 1 } } } },
-        coupon_id = { type = "integer" },
-        points = { type = "integer", minimum = 1, description = "points offered as part payment, applied "
-          .. "after the coupon and capped by the brand's rate and cap (the order says how many it took)" } } },
+      body = POST_BODY,
       response = ORDER_SCHEMA,
       errors = { [400] = { "invalid_field", "invalid_idempotency_key", "order_too_large", "order_too_small" },
-                 [404] = { "sku_not_found", "coupon_not_found" },
+                 [404] = { "sku_not_found", "coupon_not_found", "promo_code_not_found" },
                  [409] = { "idempotency_key_reused", "too_many_unpaid_orders", "insufficient_stock", "not_on_sale",
                            "coupon_not_usable", "coupons_unavailable", "insufficient_points",
-                           "points_not_accepted", "points_unavailable" } } },
+                           "points_not_accepted", "points_unavailable", "coupon_not_stackable",
+                           "promo_code_not_active", "promo_code_used", "promo_codes_unavailable" } } },
+    { method = "POST", path = "/orders/preview", handler = preview_order,
+      summary = "Preview a checkout: the price now, each promotion's share per line, and 凑单 hints",
+      description = "Prices the lines exactly as POST /orders would at this moment (pricing.lua's steps) "
+        .. "without reserving stock, locking the coupon or spending points.",
+      body = POST_BODY, response = PREVIEW_SCHEMA,
+      errors = { [400] = { "invalid_field", "invalid_body", "order_too_large", "order_too_small" },
+                 [404] = { "sku_not_found", "coupon_not_found", "promo_code_not_found" },
+                 [409] = { "insufficient_stock", "not_on_sale", "coupon_not_usable", "coupons_unavailable",
+                           "insufficient_points", "points_not_accepted", "points_unavailable",
+                           "coupon_not_stackable", "promo_code_not_active", "promo_code_used",
+                           "promo_codes_unavailable" } } },
     { method = "GET", path = "/orders", handler = list_orders, summary = "My orders, newest first",
       query = { status = { type = "string" }, limit = { type = "integer" },
                 after = { type = "integer", description = "next_after of the previous page" } },

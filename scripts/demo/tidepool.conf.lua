@@ -5,10 +5,14 @@
 local function leaf_plugins()
   return {
     catalog = { max_page_size = 50 },
-    -- orders ask referral who brought the buyer (referrer, level-2, store, guide)
-    -- and tiers for the buyer's member price (会员价)
+    -- orders ask referral who brought the buyer (referrer, level-2, store, guide),
+    -- tiers for the buyer's member price (会员价) and promotions what its running
+    -- promotions (满减, 满折, 第二件半价, N元任选, 限时折扣, 优惠码) take off a checkout
     orders = { unpaid_timeout_seconds = 900, max_unpaid_orders = 3, attribution_plugin = "referral",
-               member_price_plugin = "tiers" },
+               member_price_plugin = "tiers", promotions_plugin = "promotions" },
+    -- the brand's stacking: 满减/满折 count what is left after item promotions,
+    -- promotions count member prices, and a coupon may follow them
+    promotions = { item_with_order = true, with_member_price = true, with_coupon = true },
     -- the payment secret signs and verifies payment notifies (WeChat Pay shape)
     payments = { secret = env("LEAF_PAYMENT_SECRET", "demo-only-leaf-payment-secret-01") },
     coupons = {},

@@ -145,19 +145,23 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert [s["visitors"] for s in funnel] == [7, 7, 2, 1, 1], funnel
         sources = demo.get("/admin/leaf/analytics/sources", admin=True)["items"]
         assert {r.get("key") for r in sources} >= {"group_chat", "moments", "qr_code"}, sources
-        # 自提: u9's order 11 handed over at hz-west by clerk Lan (the buyer herself was refused)
+        # 促销: u9's checkout (order 11) took the first 满减 tier, split over her lines as previewed
         o = demo.get("/admin/leaf/orders/11", admin=True)
+        assert (o["items_fen"], o["discount_fen"], o["total_fen"]) == (31580, 3000, 28580), o
+        assert [l["discount_fen"] for l in o["lines"]] == [2432, 568], o["lines"]
+        # 自提: u9's order 12 handed over at hz-west by clerk Lan (the buyer herself was refused)
+        o = demo.get("/admin/leaf/orders/12", admin=True)
         assert (o["user"], o["status"], o["fulfilment"]) == ("u9", "paid", "picked_up"), o
-        d = demo.get("/admin/leaf/fulfilment/orders/11", admin=True)
+        d = demo.get("/admin/leaf/fulfilment/orders/12", admin=True)
         assert d["method"] == "pickup" and d["store"]["id"] == "hz-west", d
         # express in two parcels, then one unit returned: restocked and refunded once
-        d = demo.get("/admin/leaf/fulfilment/orders/12", admin=True)
+        d = demo.get("/admin/leaf/fulfilment/orders/13", admin=True)
         assert [s["tracking_no"] for s in d["shipments"]] == ["SF1001", "SF1002"], d
         a = demo.get("/admin/leaf/fulfilment/aftersales/1", admin=True)
-        assert (a["status"], a["refund_no"], a["restocked"], a["amount_fen"]) == ("refunded", "R12-1", True, 9900), a
-        wait_until(lambda: demo.get("/admin/leaf/orders/12", admin=True)["refunded_fen"] == 9900,
+        assert (a["status"], a["refund_no"], a["restocked"], a["amount_fen"]) == ("refunded", "R13-1", True, 9900), a
+        wait_until(lambda: demo.get("/admin/leaf/orders/13", admin=True)["refunded_fen"] == 9900,
                    timeout=20, what="the after-sales refund")
-        o = demo.get("/admin/leaf/orders/12", admin=True)
+        o = demo.get("/admin/leaf/orders/13", admin=True)
         assert (o["status"], o["fulfilment"], len(o["refunds"])) == ("paid", "shipped", 1), o
         # the commission: earned by ann (10 %) and Mei (5 %), settled after the window
         o = demo.get("/admin/leaf-rehearsal/orders/1", admin=True)

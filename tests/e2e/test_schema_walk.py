@@ -31,7 +31,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Plugins that must export `schemas`: those whose resource bodies are declared
 # with tp.schema. A plugin dropping the export (or its schema) fails the walk.
 DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend_assist", "fulfilment", "group_buy",
-             "group_chain", "members", "points", "referral", "webhooks"}
+             "group_chain", "members", "points", "promotions", "referral", "webhooks"}
 
 # Request bodies still written by hand, by "plugin METHOD path" (the path as
 # the document has it, without /admin/{tenant} or /v1/{tenant}): why each is
@@ -66,6 +66,8 @@ HAND_WRITTEN = {
     "orders POST /orders/{id}/refund": "action: an amount to refund",
     "signin POST /signin/makeup": "action: the day to make up",
     "orders POST /orders": "action: the lines of an order (priced by the plugins)",
+    "orders POST /orders/preview": "action: the lines of an order to price (as POST /orders)",
+    "promotions POST /promotions/{id}/codes": "action: a shared code or how many single-use codes to make",
     "payments POST /payments/notify": "the payment provider's notification, its format",
     "payments POST /payments/prepay": "action: the order to pay",
     "payments POST /payments/simulate": "action: the order to mark paid",

@@ -15,6 +15,7 @@ local create = {}
 ---@field lines {sku: string, qty: integer, unit_price_fen: integer?}[]
 ---@field coupon_id integer?
 ---@field points integer?   points offered as part payment (a user's checkout only)
+---@field promo_code string? a 优惠码 (a user's checkout only; promotions_plugin)
 ---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?, hold: boolean?}?
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
@@ -27,6 +28,7 @@ local function settings()
     max_qty = c.max_qty_per_line or 99,
     attribution_plugin = c.attribution_plugin,
     member_price_plugin = c.member_price_plugin,
+    promotions_plugin = c.promotions_plugin,
   }
 end
 
@@ -97,6 +99,16 @@ local function insert_lines(id, lines)
   end
 end
 
+---Records what each promotion took off each line (pricing step 3).
+local function insert_promotions(id, promotions)
+  for _, p in ipairs(promotions) do
+    for _, share in ipairs(p.lines) do
+      tp.db.exec([[INSERT INTO orders_promotion_lines (order_id, line_no, promotion_id, kind, name, discount_fen)
+        VALUES (?, ?, ?, ?, ?, ?)]], id, share.line, p.id, p.kind, p.name, share.discount_fen)
+    end
+  end
+end
+
 ---Calls the coupons plugin; a tenant without it gets a clear 409, not a 500.
 local function coupons(fn, ...)
   local ok, result = pcall(tp.call, "coupons", fn, ...)
@@ -115,6 +127,39 @@ local function points_call(fn, ...)
   tp.fail(409, "points_unavailable", "points cannot be used for this brand's orders")
 end
 
+---Prices reserved lines (pricing.lua, steps 1-7) without writing anything:
+---the checkout and its preview share it, so they cannot disagree.
+---@return {lines: OrderLine[], items_fen: integer, discount_fen: integer, promotions_fen: integer, promotions: table[], hints: table[], coupon_fen: integer, coupon_lines: table[]?, points: integer?, points_fen: integer}
+function create.price(cfg, user, reserved, campaign, prices, coupon_id, points, promo_code)
+  local member = pricing.member_prices(cfg.member_price_plugin, user, reserved, campaign, coupon_id)
+  local lines, items = pricing.lines(reserved, prices, member)
+  local promos = pricing.promotions(not campaign and cfg.promotions_plugin or nil, user, lines, items, member,
+    promo_code)
+  local discount = promos.discount_fen
+  local coupon_fen, coupon_lines = 0, nil
+  if coupon_id then
+    if not promos.stacks_with_coupon then
+      tp.fail(409, "coupon_not_stackable", "a promotion on this order does not stack with coupons",
+        { promotions = promos.promotions })
+    end
+    coupon_lines = pricing.coupon_lines(lines, campaign)
+    local quote = coupons("quote", user, coupon_id, coupon_lines)
+    coupon_fen = pricing.apply_discount(lines, items - discount, quote.discount_fen, quote.eligible_skus)
+    discount = discount + coupon_fen
+  end
+  local points_fen = 0
+  if points then
+    local q = points_call("checkout_quote", user, points, items - discount)
+    points, points_fen = q.points, q.points_fen
+    pricing.apply_points(lines, points_fen)
+    discount = discount + points_fen
+  end
+  return { lines = lines, items_fen = items, discount_fen = discount, promotions_fen = promos.discount_fen,
+           promotions = promos.promotions, hints = promos.hints, coupon_fen = coupon_fen,
+           coupon_lines = coupon_lines, points = points, points_fen = points_fen, code = promos.code,
+           gifts = promos.gifts }
+end
+
 ---Creates an order (see OrderSpec). caller is the campaign plugin that asked,
 ---or nil for the user's own checkout.
 ---@param spec OrderSpec
@@ -129,6 +174,8 @@ function create.order(spec, caller)
   local coupon_id = check.integer(spec.coupon_id, "coupon_id", 1, nil, true)
   local points = check.integer(spec.points, "points", 1, nil, true)
   if points and campaign then check.field_error("points", "pay only a checkout at list price, not a campaign's order") end
+  local promo_code = check.text(spec.promo_code, "promo_code", 32, true)
+  if promo_code and campaign then check.field_error("promo_code", "is for a checkout at list price, not a campaign's order") end
   if spec.idempotency_key ~= nil then
     error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
       .. "the host answers a retried Idempotency-Key", 2)
@@ -142,20 +189,10 @@ function create.order(spec, caller)
   local stock = {}
   for i, l in ipairs(spec.lines) do stock[i] = { sku = l.sku, qty = l.qty } end
   local reserved = tp.call("catalog", "reserve", stock)
-  local member = pricing.member_prices(cfg.member_price_plugin, user, reserved, campaign, coupon_id)
-  local lines, items = pricing.lines(reserved, prices, member)
-  local discount = 0
-  if coupon_id then
-    local quote = coupons("quote", user, coupon_id, pricing.coupon_lines(lines, campaign))
-    discount = pricing.apply_discount(lines, items, quote.discount_fen, quote.eligible_skus)
-  end
-  local points_fen = 0
-  if points then
-    local q = points_call("checkout_quote", user, points, items - discount)
-    points, points_fen = q.points, q.points_fen
-    pricing.apply_points(lines, points_fen)
-    discount = discount + points_fen
-  end
+  local priced = create.price(cfg, user, reserved, campaign, prices, coupon_id, points, promo_code)
+  local lines, items, discount = priced.lines, priced.items_fen, priced.discount_fen
+  local points_fen = priced.points_fen
+  points = priced.points
   local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
   local attribution = attribution_of(spec, cfg, user)
   -- the last-touch source, frozen now: from the plugin that exports order_source (analytics)
@@ -173,14 +210,64 @@ function create.order(spec, caller)
     points = points_fen > 0 and points or 0, points_fen = points_fen }
   insert_order(row)
   insert_lines(row.id, lines)
-  if coupon_id then
-    coupons("lock", user, coupon_id, row.id, pricing.coupon_lines(lines, campaign))
+  insert_promotions(row.id, priced.promotions)
+  local code = priced.code and priced.code.applied and priced.code.code or nil
+  if code or #priced.gifts > 0 then
+    tp.call(cfg.promotions_plugin, "place", row.id, user, { code = code, gifts = priced.gifts })
   end
+  if coupon_id then coupons("lock", user, coupon_id, row.id, priced.coupon_lines) end
   if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
   tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
   local order = store.shape(row, lines)
   tp.events.emit("order.created", { order = order })
   return order
+end
+
+---The price a checkout of body would have now, and the 凑单 hints, without
+---reserving, locking or writing anything (POST /orders/preview). Stock is read,
+---not taken: a line the catalog could not fill is the checkout's own error.
+---@param user string
+---@param body table {lines, coupon_id?, points?}
+---@return table
+function create.preview(user, body)
+  check.body(body)
+  check.only(body, { lines = true, coupon_id = true, points = true, promo_code = true })
+  local cfg = settings()
+  check_lines(body, cfg, nil)
+  local coupon_id = check.integer(body.coupon_id, "coupon_id", 1, nil, true)
+  local points = check.integer(body.points, "points", 1, nil, true)
+  local promo_code = check.text(body.promo_code, "promo_code", 32, true)
+  local reserved = {}
+  for i, l in ipairs(body.lines) do
+    local sku = tp.call("catalog", "sku", l.sku)
+    if not sku then tp.fail(404, "sku_not_found", ("no such sku %s"):format(l.sku), { sku = l.sku }) end
+    if not sku.on_sale then tp.fail(409, "not_on_sale", ("sku %s is not on sale"):format(l.sku), { sku = l.sku }) end
+    if sku.stock < l.qty then
+      tp.fail(409, "insufficient_stock", ("only %d of sku %s left"):format(sku.stock, l.sku),
+        { sku = l.sku, stock = sku.stock })
+    end
+    reserved[i] = { sku = l.sku, qty = l.qty, product_id = sku.product_id, title = sku.title, price_fen = sku.price_fen }
+  end
+  local priced = create.price(cfg, user, reserved, nil, nil, coupon_id, points, promo_code)
+  local by_line = {}
+  for _, p in ipairs(priced.promotions) do
+    for _, share in ipairs(p.lines) do
+      local list = by_line[share.line] or tp.json.array()
+      list[#list + 1] = { promotion_id = p.id, discount_fen = share.discount_fen }
+      by_line[share.line] = list
+    end
+  end
+  local lines = tp.json.array()
+  for i, l in ipairs(priced.lines) do
+    lines[i] = { sku = l.sku, title = l.title, qty = l.qty, list_price_fen = l.list_price_fen,
+                 unit_price_fen = l.unit_price_fen, amount_fen = l.amount_fen, discount_fen = l.discount_fen,
+                 paid_fen = l.paid_fen, promotions = by_line[i] or tp.json.array() }
+  end
+  return { lines = lines, items_fen = priced.items_fen, promotions_fen = priced.promotions_fen,
+           promotions = priced.promotions, coupon_id = coupon_id, coupon_fen = priced.coupon_fen,
+           points = priced.points_fen > 0 and priced.points or 0, points_fen = priced.points_fen,
+           discount_fen = priced.discount_fen, total_fen = priced.items_fen - priced.discount_fen,
+           hints = priced.hints, promo_code = priced.code, gifts = priced.gifts }
 end
 
 return create

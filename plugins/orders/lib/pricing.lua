@@ -12,15 +12,37 @@
 --      - with a campaign price: with_campaign = "never" (default) keeps a
 --        campaign order at the campaign's price; "lower" takes the lower of
 --        the campaign price and the member price;
---   3. which lines may take a coupon: every line of an order without a
+--   3. promotions (促销), when the config names a promotions_plugin and the
+--      order is a checkout at list price (never a campaign's order): the
+--      promotions plugin quotes what its running promotions take off each
+--      line, in its own fixed order (plugins/promotions/README.md
+--      "Stacking"): first the item promotions (限时折扣, 第N件M折, N元任选;
+--      a line takes at most one), then the one best order promotion (满减 or
+--      满折, its tier reached on what the lines in scope cost after the
+--      item promotions), each split over its lines by largest remainder;
+--      orders checks that every share is whole, sums to the promotion's
+--      discount and leaves each line at least 0 and the order at least 1
+--      fen, and adds the shares to the lines' discount_fen. An order one of
+--      whose promotions does not stack with coupons (or whose brand says
+--      promotions never do) refuses a coupon: 409 coupon_not_stackable. A
+--      promotion that requires a code (优惠码) runs only when the checkout
+--      gives one of its codes (promo_code); the order redeems the code when
+--      that promotion took something, and a cancel gives it back. Gift
+--      promotions (满送 / 赠品) change no price: the quote names the gifts
+--      (a SKU, a coupon), and the new order hands them to the promotions
+--      plugin (place), which takes a gift SKU's stock and issues a gift
+--      coupon when the order is paid;
+--   4. which lines may take a coupon: every line of an order without a
 --      campaign; for a campaign order only if the campaign says its price
 --      stacks with coupons (stacks_with_coupon), else none;
---   4. the coupon's discount, computed by the coupons plugin on the eligible
---      lines (at their prices after steps 1-2) only, and capped so an order
---      always costs at least 1 fen (WeChat Pay cannot charge 0);
---   5. the discount split over the eligible lines by largest remainder, so
---      line payments always sum to the order's total;
---   6. points (a user's checkout only, never a campaign's order): after the
+--   5. the coupon's discount, computed by the coupons plugin on the eligible
+--      lines at what they cost after steps 1-3 (a threshold coupon's
+--      minimum is met by what is left after promotions), and capped so an
+--      order always costs at least 1 fen (WeChat Pay cannot charge 0);
+--   6. the discount split over the eligible lines by largest remainder of
+--      what each still costs, so line payments always sum to the order's
+--      total;
+--   7. points (a user's checkout only, never a campaign's order): after the
 --      coupon, the points plugin says how many of the points offered the
 --      order takes and what they pay, capped by the brand's rate
 --      (points_per_fen) and cap (max_percent of what is left after the coupon,
@@ -44,7 +66,7 @@ pricing.MAX_ORDER_FEN = 1000000000  -- ¥10,000,000: keeps every product below 2
 ---@field list_price_fen integer
 ---@field unit_price_fen integer
 ---@field amount_fen integer      qty * unit_price_fen
----@field discount_fen integer    this line's share of the coupon
+---@field discount_fen integer    this line's share of the promotions, the coupon and points
 ---@field paid_fen integer        amount_fen - discount_fen
 
 ---The member prices that apply to this order (step 2), or nil: the member
@@ -101,32 +123,86 @@ function pricing.coupon_lines(lines, campaign)
   local out = {}
   if campaign and not campaign.stacks_with_coupon then return out end
   for _, l in ipairs(lines) do
-    out[#out + 1] = { sku = l.sku, product_id = l.product_id, qty = l.qty, amount_fen = l.amount_fen }
+    -- what the line costs after promotions (step 3): a coupon's threshold and
+    -- share are on what the buyer still pays
+    out[#out + 1] = { sku = l.sku, product_id = l.product_id, qty = l.qty, amount_fen = l.paid_fen }
   end
   return out
 end
 
----Applies a discount: capped at items - 1 fen, split over the eligible skus.
+---Asks the promotions plugin for what its running promotions take off the
+---lines (step 3) and applies it. Returns the quote as orders keeps it:
+---{discount_fen, promotions = [...], stacks_with_coupon, hints}. A quote that
+---breaks the rules (a share not whole, shares not summing, a line below 0,
+---the order below 1 fen) is the plugin's bug: a 500 that changes nothing.
+---@param plugin string|nil the config's promotions_plugin
+---@param user string
 ---@param lines OrderLine[]
 ---@param items_fen integer
+---@param member_prices table<string, integer>|nil
+---@param code string|nil a 优惠码 the buyer gave
+---@return {discount_fen: integer, promotions: table[], stacks_with_coupon: boolean, hints: table[], code: table?}
+function pricing.promotions(plugin, user, lines, items_fen, member_prices, code)
+  local none = { discount_fen = 0, promotions = tp.json.array(), stacks_with_coupon = true, hints = tp.json.array(),
+                 gifts = tp.json.array() }
+  if not plugin then
+    if code then tp.fail(409, "promo_codes_unavailable", "this brand's orders take no promotion codes") end
+    return none
+  end
+  local ask = {}
+  for i, l in ipairs(lines) do
+    ask[i] = { sku = l.sku, qty = l.qty, unit_price_fen = l.unit_price_fen, amount_fen = l.amount_fen,
+               member = member_prices ~= nil and l.unit_price_fen < l.list_price_fen }
+  end
+  local q = tp.call(plugin, "quote", user, ask, code and { code = code } or nil)
+  local function broken(why) error("orders: the promotions quote is invalid: " .. why, 0) end
+  if type(q) ~= "table" or type(q.promotions) ~= "table" then broken("not a quote") end
+  local per_line, total = {}, 0
+  for i = 1, #lines do per_line[i] = 0 end
+  for _, p in ipairs(q.promotions) do
+    local sum = 0
+    for _, s in ipairs(p.lines or {}) do
+      local i, d = math.tointeger(s.line), math.tointeger(s.discount_fen)
+      if not i or not lines[i] or not d or d < 0 then broken("a share is not whole fen on a line") end
+      per_line[i] = per_line[i] + d
+      sum = sum + d
+    end
+    if sum ~= p.discount_fen then broken("promotion " .. tostring(p.id) .. "'s shares do not sum to its discount") end
+    total = total + sum
+  end
+  if total >= items_fen then broken("it leaves the order below 1 fen") end
+  for i, l in ipairs(lines) do
+    if per_line[i] > l.amount_fen then broken("it takes more than line " .. i .. " costs") end
+    l.discount_fen = l.discount_fen + per_line[i]
+    l.paid_fen = l.amount_fen - l.discount_fen
+  end
+  return { discount_fen = total, promotions = q.promotions, stacks_with_coupon = q.stacks_with_coupon ~= false,
+           hints = q.hints or tp.json.array(), code = q.code, gifts = q.gifts or tp.json.array() }
+end
+
+---Applies the coupon's discount (steps 5-6): capped so the order costs at least
+---1 fen, split over the eligible skus by what each still costs, added to what
+---promotions took.
+---@param lines OrderLine[]
+---@param payable_fen integer what the order costs before the coupon
 ---@param discount_fen integer
 ---@param eligible_skus string[]
 ---@return integer discount actually applied
-function pricing.apply_discount(lines, items_fen, discount_fen, eligible_skus)
-  local discount = math.min(discount_fen, items_fen - 1)
+function pricing.apply_discount(lines, payable_fen, discount_fen, eligible_skus)
+  local discount = math.min(discount_fen, payable_fen - 1)
   local eligible = {}
   for _, sku in ipairs(eligible_skus) do eligible[sku] = true end
   local weights = {}
-  for i, l in ipairs(lines) do weights[i] = eligible[l.sku] and l.amount_fen or 0 end
+  for i, l in ipairs(lines) do weights[i] = eligible[l.sku] and l.paid_fen or 0 end
   local parts = money.split(discount, weights)
   for i, l in ipairs(lines) do
-    l.discount_fen = parts[i]
-    l.paid_fen = l.amount_fen - parts[i]
+    l.discount_fen = l.discount_fen + parts[i]
+    l.paid_fen = l.amount_fen - l.discount_fen
   end
   return discount
 end
 
----Applies points worth points_fen after the coupon (step 6): split over the
+---Applies points worth points_fen after the coupon (step 7): split over the
 ---lines by what each still costs, added to their discount. The points plugin
 ---has already capped points_fen below what the order costs.
 ---@param lines OrderLine[]
