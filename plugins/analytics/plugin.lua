@@ -207,7 +207,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.4.0",
+  version = "1.5.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -280,6 +280,32 @@ return {
       source TEXT NOT NULL, store TEXT, guide TEXT
     );
     CREATE INDEX analytics_days_day ON analytics_days(day, visitor);
+    ]],
+    -- each visitor once per local day, overall (source '') and per source, with
+    -- the day the visitor was last seen before (0: never), and each day's count:
+    -- distinct visitors over whole days without reading every visit (lib/rollup.lua)
+    [[
+    CREATE TABLE analytics_visits (
+      source TEXT NOT NULL,         -- '': any source
+      day INTEGER NOT NULL,         -- UTC epoch seconds of the local midnight
+      visitor TEXT NOT NULL,
+      prev INTEGER NOT NULL,        -- the visitor's day before this one (same source), 0: none
+      PRIMARY KEY (source, visitor, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_visits_day ON analytics_visits(source, day, prev);
+    CREATE INDEX analytics_visits_prev ON analytics_visits(prev);
+    CREATE TABLE analytics_day_uv (
+      day INTEGER NOT NULL,
+      source TEXT NOT NULL,         -- '': any source
+      n INTEGER NOT NULL,           -- distinct visitors of the day
+      PRIMARY KEY (day, source)
+    ) WITHOUT ROWID;
+    INSERT INTO analytics_visits (source, day, visitor, prev)
+      SELECT source, day, visitor, lag(day, 1, 0) OVER (PARTITION BY source, visitor ORDER BY day)
+      FROM (SELECT DISTINCT '' AS source, day, visitor FROM analytics_days
+            UNION SELECT DISTINCT source, day, visitor FROM analytics_days);
+    INSERT INTO analytics_day_uv (day, source, n)
+      SELECT day, source, count(*) FROM analytics_visits GROUP BY day, source;
     ]],
   },
   routes = {

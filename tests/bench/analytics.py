@@ -259,15 +259,31 @@ def report_phase(port, adb, now, tmp):
         q = "/admin/bench/analytics/overview?from=%s&to=%s&granularity=day" % (
             time.strftime("%Y-%m-%d", time.gmtime(start + TZ)),
             time.strftime("%Y-%m-%d", time.gmtime(start + 89 * DAY + TZ)))
-        times = []
-        for _ in range(5):
-            t0 = time.monotonic()
-            body = req(port, "GET", q)
-            times.append(time.monotonic() - t0)
-        hits = sqlite3.connect(os.path.join(tmp, "bench.db")).execute("SELECT count(*) FROM analytics_hits").fetchone()[0]
-        print("90-day overview by day over %d raw events (%d rollup rows, UV %d): median %.0f ms of 5 "
-              "(rolling the 90 days up took %.1f s)" % (REPORT_EVENTS, hits, body["total"]["uv"],
-                                                        sorted(times)[2] * 1000, roll90))
+        def timed(path, runs):
+            times = []
+            for _ in range(runs):
+                t0 = time.monotonic()
+                out = req(port, "GET", path)
+                times.append(time.monotonic() - t0)
+            return out, sorted(times)[runs // 2] * 1000
+
+        body, ms = timed(q, 5)
+        main_db = sqlite3.connect(os.path.join(tmp, "bench.db"))
+        hits = main_db.execute("SELECT count(*) FROM analytics_hits").fetchone()[0]
+        try:
+            visits = main_db.execute("SELECT count(*) FROM analytics_visits").fetchone()[0]
+        except sqlite3.OperationalError:
+            visits = 0   # analytics before 1.5.0
+        print("90-day overview by day over %d raw events (%d rollup rows, %d visit rows, UV %d): median %.0f ms of 5 "
+              "(rolling the 90 days up took %.1f s)" % (REPORT_EVENTS, hits, visits, body["total"]["uv"], ms, roll90))
+        span = q.split("?")[1].split("&granularity")[0]
+        src, ms = timed("/admin/bench/analytics/sources?" + span, 5)
+        print("90-day sources by source: median %.0f ms of 5 (visitors %s)" % (
+            ms, ",".join(str(r["visitors"]) for r in src["items"])))
+        if os.environ.get("FUNNEL", "1") == "1":
+            fun, ms = timed("/admin/bench/analytics/funnel?" + span, 1)
+            print("90-day funnel (default steps, by source): %.0f ms, once (steps %s)" % (
+                ms, ",".join(str(x["visitors"]) for x in fun["steps"])))
 
 
 if __name__ == "__main__":

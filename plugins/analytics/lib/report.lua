@@ -116,10 +116,24 @@ local DAYS_WHERE = [[day >= :b0 AND day < :b1
   AND (:source IS NULL OR source = :source) AND (:store IS NULL OR store = :store)
   AND (:guide IS NULL OR guide = :guide)]]
 
----Distinct visitors of [b0, b1): from the days' rows when the period is whole
----local days and no product narrows it, else from the hours' rows.
+-- Distinct visitors of whole local days [:b0, :b1), overall (source '') or per
+-- source, from analytics_visits (lib/rollup.lua rollup.visits): the first
+-- day's count, then on each later day the visitors not seen since :b0 (prev
+-- before it). Exact, and it reads one index entry per distinct visitor of the
+-- period (plus one row per day and source), not one per visit.
+local RANGE_UV = [[coalesce(sum(CASE WHEN d.day = :b0 THEN d.n ELSE
+    (SELECT count(*) FROM analytics_visits v WHERE v.source = d.source AND v.day = d.day AND v.prev < :b0)
+  END), 0)]]
+
+---Distinct visitors of [b0, b1): when the period is whole local days, from
+---analytics_visits if nothing but a source narrows it, from the days' rows
+---if a store or guide does; else (hours, or a product) from the hours' rows.
 local function visitors(f, b0, b1, whole_days)
   local b = binds(f, b0, b1)
+  if whole_days and not f.product and not f.store and not f.guide and f.source ~= "" then
+    return tp.db.one("SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = coalesce(:source, '')]], b).n
+  end
   if whole_days and not f.product then
     return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE, b).n
   end
@@ -250,9 +264,17 @@ function report.sources(q, by)
     return rows[k]
   end
   local b = binds(q.filters, q.from, q.to)
-  for _, r in ipairs(tp.db.query(("SELECT %s AS key, count(DISTINCT visitor) AS n FROM analytics_hits WHERE %s GROUP BY 1")
-      :format(by, HITS_WHERE), b)) do
-    row(r.key).visitors = r.n
+  local f = q.filters
+  local sql = ("SELECT %s AS key, count(DISTINCT visitor) AS n FROM analytics_hits WHERE %s GROUP BY 1")
+    :format(by, HITS_WHERE)
+  if by == "source" and not f.product and not f.store and not f.guide then
+    -- whole days, per source: from analytics_visits (see RANGE_UV)
+    sql = "SELECT d.source AS key, " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source <> '' AND (:source IS NULL OR d.source = :source)
+      GROUP BY d.source]]
+  end
+  for _, r in ipairs(tp.db.query(sql, b)) do
+    if r.n > 0 then row(r.key).visitors = r.n end
   end
   -- members are new when their first touch falls in the period
   for _, r in ipairs(tp.db.query(([[SELECT first_%s AS key, count(*) AS n FROM analytics_touch
