@@ -16,6 +16,7 @@
 
 #include "cli/adminclient.h"
 #include "cli/apidoc.h"
+#include "cli/backup.h"
 #include "cli/campaign.h"
 #include "cli/check.h"
 #include "base/clock.h"
@@ -47,6 +48,8 @@ static const char tpcmd_usage_main[] =
     "  new       scaffold a plugin: tidepool new plugin NAME [--dir DIR]\n"
     "  check     load a plugin folder without serving it and report its problems\n"
     "  campaign  check or preview a campaign script against a copy of the brand's data\n"
+    "  backup    copy each brand's database now, online, into the config's backup folder\n"
+    "  restore   put a brand's database back from a backup, or --check a backup\n"
     "  version   print the version\n"
     "  help      show help for a command: tidepool help serve\n"
     "\n"
@@ -547,6 +550,8 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "new") == 0) rc = tpcmd_new(argc - 2, argv + 2);
   else if (strcmp(cmd, "check") == 0) rc = tpcmd_check(argc - 2, argv + 2);
   else if (strcmp(cmd, "campaign") == 0) rc = tpcmd_campaign(argc - 2, argv + 2);
+  else if (strcmp(cmd, "backup") == 0) rc = tpcmd_backup(argc - 2, argv + 2);
+  else if (strcmp(cmd, "restore") == 0) rc = tpcmd_restore(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
@@ -558,6 +563,8 @@ int main(int argc, char **argv) {
           : strcmp(topic, "reload") == 0 ? tpcmd_usage_reload
           : strcmp(topic, "check") == 0 ? tpcmd_usage_check
           : strcmp(topic, "campaign") == 0 ? tpcmd_usage_campaign
+          : strcmp(topic, "backup") == 0 ? tpcmd_usage_backup
+          : strcmp(topic, "restore") == 0 ? tpcmd_usage_restore
                                          : tpcmd_usage_main,
           stdout);
     rc = 0;

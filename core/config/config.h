@@ -126,6 +126,14 @@ typedef struct tpc_tenant {
 
 typedef enum { TPC_SYNC_OFF, TPC_SYNC_NORMAL, TPC_SYNC_FULL, TPC_SYNC_EXTRA } tpc_sync;
 
+/* backup = {dir, every_seconds, keep}: each brand's database copied online
+** (store/backup.h) every every_seconds of wall time, the keep newest kept. */
+typedef struct tpc_backup {
+  char *dir;                   /* NULL: no backups configured */
+  int64_t every_seconds;       /* 0: only on request (POST /admin/{t}/backups, the CLI) */
+  int64_t keep;
+} tpc_backup;
+
 typedef struct tpc_config {
   char *path;                  /* the file, as given */
   char *dir;                   /* its directory */
@@ -145,6 +153,7 @@ typedef struct tpc_config {
   ** last address is taken as the client's (admin key guessing counts by it) */
   char trusted_proxies[TPC_MAX_PROXIES][48];
   int ntrusted_proxies;
+  tpc_backup backup;
   tpc_tenant *tenants;
   int ntenants;
   lua_State *L;                /* keeps the plugin config tables alive */

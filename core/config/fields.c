@@ -383,10 +383,25 @@ static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
   return 0;
 }
 
+/* backup = {dir = "backups", every_seconds = 86400, keep = 7} (store/backup.h) */
+static int load_backup(checker *c, int idx, void *arg) {
+  static const char *const keys[] = {"dir", "every_seconds", "keep", NULL};
+  tpc_config *cfg = arg;
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table {dir, every_seconds, keep}");
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  char *dir = NULL;
+  if (tpc__get_string(c, idx, "dir", true, NULL, &dir) != 0) return -1;
+  cfg->backup.dir = tpc_resolve_path(cfg->dir, dir);
+  free(dir);
+  return tpc__get_int(c, idx, "every_seconds", 86400, 0, 366 * 86400, &cfg->backup.every_seconds) ||
+         tpc__get_int(c, idx, "keep", 7, 1, 10000, &cfg->backup.keep);
+}
+
 static int load_root(checker *c, tpc_config *cfg) {
   static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "sdk_dir",
                                      "synchronous", "log_level", "clock", "admin_keys",
-                                     "trusted_proxies", "limits", "tenants", NULL};
+                                     "trusted_proxies", "backup", "limits", "tenants", NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
   if (!lua_istable(L, -1)) return tpc__failf(c, "the file must return a table");
@@ -427,6 +442,8 @@ static int load_root(checker *c, tpc_config *cfg) {
   lua_pop(L, 1);
   if (rc != 0) return -1;
   tpc__path_pop(c, kold);
+
+  if (tpc__section(c, root, "backup", load_backup, cfg) != 0) return -1;
 
   const char *sections[] = {"plugin_dirs", "limits", "tenants"};
   for (int i = 0; i < 3; i++) {

@@ -2,6 +2,7 @@
 ** host.c - the request pipeline: route, authenticate, run in a savepoint.
 */
 #include "host/host_int.h"
+#include "store/backup.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +48,8 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   snprintf(path, sizeof path, "%s/%s.db", h->cfg->data_dir, t->conf->id);
   t->host = h;
   t->next_due_ms = INT64_MAX;
+  t->claim = tpbk_claim(path, err, errcap);  /* one process serves a brand */
+  if (t->claim < 0) return -1;
   if (tps_open(&t->db, path, h->cfg->synchronous, err, errcap) != 0) return -1;
   char track[1100];  /* the analytics database: its own file and connection (store/track.h) */
   snprintf(track, sizeof track, "%s/%s.analytics.db", h->cfg->data_dir, t->conf->id);
@@ -108,7 +111,10 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   }
   h->tenants = calloc((size_t)cfg->ntenants, sizeof *h->tenants);
   h->batch = calloc((size_t)cfg->ntenants, sizeof *h->batch);
-  for (int i = 0; i < cfg->ntenants; i++) h->tenants[i].conf = &cfg->tenants[i];
+  for (int i = 0; i < cfg->ntenants; i++) {
+    h->tenants[i].conf = &cfg->tenants[i];
+    h->tenants[i].claim = -1;
+  }
   /* sorted before anything points into the array: plugins keep &t->db */
   qsort(h->tenants, (size_t)cfg->ntenants, sizeof *h->tenants, cmp_tenant);
   for (int i = 0; i < cfg->ntenants; i++) {
@@ -120,6 +126,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 
 void tp_host_close(tp_host *h) {
   tp__track_drain(h);  /* in case the host was never detached */
+  tp__backup_stop(h);
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     for (int j = 0; j < t->nslots; j++)
@@ -137,6 +144,7 @@ void tp_host_close(tp_host *h) {
     tpob_close(&t->outbox);
     tps_close(&t->db);
     tptk_close(&t->track);
+    tpbk_unclaim(t->claim);
   }
   free(h->tenants);
   free(h->batch);
@@ -437,6 +445,8 @@ int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]) {
   out[k++] = (tp_route *)tp__openapi_route(true);
   out[k++] = (tp_route *)tp__track_route();
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&admin[i];
+  const tp_route *backup = tp__backup_routes(&n);
+  for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&backup[i];
   return k;
 }
 
@@ -449,10 +459,12 @@ int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *o
 void tp_host_attach(tp_host *h, uv_loop_t *loop) {
   tp__runner_attach(h, loop);
   tp__sender_start(h);
+  tp__backup_start(h);
 }
 
 void tp_host_detach(tp_host *h) {
   tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
+  tp__backup_stop(h);  /* or copying a brand's database */
   tp__sender_stop(h);
   tp__runner_detach(h);
 }

@@ -19,6 +19,7 @@
 **   gate.c      who may come in: client address, admin keys, user tokens, rate limits
 **   callout.c   one call out: its headers and signature, the reply it makes
 **   sender.c    makes the calls out (tp.http) after commit, with access tokens
+**   backup.c    each brand's database copied on schedule by a worker
 **   admin.c     the built-in admin endpoints and GET /metrics
 **   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
 **   host.c      opening, dispatch, commit: the pipeline, on top
@@ -61,6 +62,11 @@ typedef struct tp_tenant {
   tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
   tptk_db track;              /* the analytics database, its own connection (track.h) */
   struct tp_ckpt_job *track_ckpt;  /* the worker's checkpoint in flight, or NULL (host/track.c) */
+  int claim;                  /* the lock that says this process serves it (store/backup.h) */
+  struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
+  int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
+  int64_t backup_failed_ms;   /* when the last failed one began */
+  char backup_error[256];     /* why it failed; "" after a success */
   tp_slot *slots;             /* sorted by plugin name, like the config */
   int nslots;
   tpr_router *routes;         /* /v1/{tenant}/... */
@@ -74,7 +80,7 @@ typedef struct tp_tenant {
   int64_t clock_ms;           /* the manual clock (conf->manual_clock) */
 } tp_tenant;
 
-#define TP_HOST_MAX_BUILTINS 16
+#define TP_HOST_MAX_BUILTINS 32
 
 typedef struct tp_host {
   const tpc_config *cfg;
@@ -94,6 +100,7 @@ typedef struct tp_host {
   uint64_t track_ns;          /* time intake (track.c) took in this loop iteration */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
+  struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */
   bool outbox_touched;        /* some tenant's outbox_touched is set */
   uv_timer_t timer;           /* the scheduler's one timer */
   int64_t timer_due_ms;       /* wall time it is armed for; INT64_MAX: idle */

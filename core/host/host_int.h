@@ -16,6 +16,14 @@
 /* A built-in endpoint (tp_route.builtin). */
 typedef void (*tp_builtin_fn)(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res);
 
+/* An error response of a built-in route's OpenAPI document (tp_route_doc.errors):
+** TP_DOC_ERROR("409", "a, b", "\"a\",\"b\"") */
+#define TP_DOC_ERROR(status, codes, list)                                                   \
+  "\"" status "\":{\"description\":\"" codes "\",\"content\":{\"application/json\":{\"schema\":" \
+  "{\"allOf\":[{\"$ref\":\"#/components/schemas/Error\"},{\"type\":\"object\",\"properties\":" \
+  "{\"error\":{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\",\"enum\":[" \
+  list "]}}}}}]}}}}"
+
 /* ---- tenant.c */
 int64_t tp__now(const tp_tenant *t);          /* the tenant's clock, ms */
 tp_slot *tp__slot(tp_tenant *t, const char *plugin);
@@ -90,6 +98,11 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
 /* ---- track.c */
 const tp_route *tp__track_route(void);        /* POST /v1/{t}/track (store/track.h) */
 void tp__track_drain(tp_host *h);              /* waits for the workers' checkpoints */
+
+/* ---- backup.c */
+const tp_route *tp__backup_routes(int *n);    /* GET and POST /admin/{t}/backups */
+void tp__backup_start(tp_host *h);            /* the schedule, on h->loop */
+void tp__backup_stop(tp_host *h);             /* and waits for copies in flight */
 
 /* ---- openapi.c */
 const tp_route *tp__openapi_route(bool admin);  /* GET /v1 or /admin/{t}/openapi.json */

@@ -388,15 +388,10 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
 #define TRACK_ANSWER                                                                        \
   "{\"type\":\"object\",\"required\":[\"accepted\",\"duplicates\"],\"properties\":{"         \
   "\"accepted\":{\"type\":\"integer\"},\"duplicates\":{\"type\":\"integer\"}}}"
-#define TRACK_ERROR(status, codes, list)                                                    \
-  "\"" status "\":{\"description\":\"" codes "\",\"content\":{\"application/json\":{\"schema\":" \
-  "{\"allOf\":[{\"$ref\":\"#/components/schemas/Error\"},{\"type\":\"object\",\"properties\":" \
-  "{\"error\":{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\",\"enum\":[" \
-  list "]}}}}}]}}}}"
 #define TRACK_ERRORS                                                                        \
-  TRACK_ERROR("400", "invalid_batch, invalid_json", "\"invalid_batch\",\"invalid_json\"") "," \
-  TRACK_ERROR("415", "unsupported_media_type", "\"unsupported_media_type\"") "," \
-  TRACK_ERROR("503", "busy, unavailable", "\"busy\",\"unavailable\"")
+  TP_DOC_ERROR("400", "invalid_batch, invalid_json", "\"invalid_batch\",\"invalid_json\"") "," \
+  TP_DOC_ERROR("415", "unsupported_media_type", "\"unsupported_media_type\"") "," \
+  TP_DOC_ERROR("503", "busy, unavailable", "\"busy\",\"unavailable\"")
 
 static tp_route track_route = {
     .method = "POST", .path = "/track", .label = "track POST /v1/{tenant}/track",
