@@ -76,6 +76,9 @@ return {
   plugin_dirs = { "../../plugins" },
   synchronous = "full",          -- an answered write survives power loss
   log_level = "info",
+  -- each brand's database copied online once a day, the newest seven kept
+  -- (README "Backups"; `tidepool restore --check` opens the newest)
+  backup = { dir = env("TIDEPOOL_BACKUP_DIR", "../../data/demo-backups"), every_seconds = 86400, keep = 7 },
   -- host-wide admin keys: POST /admin/reload and `tidepool reload`
   admin_keys = { env("TIDEPOOL_ADMIN_KEY", "demo-only-host-admin-key") },
   limits = {

@@ -41,7 +41,8 @@ class Demo:
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         env = dict(os.environ, TIDEPOOL_LISTEN="127.0.0.1:%d" % self.port,
-                   TIDEPOOL_DATA_DIR=os.path.join(self.dir, "data"))
+                   TIDEPOOL_DATA_DIR=os.path.join(self.dir, "data"),
+                   TIDEPOOL_BACKUP_DIR=os.path.join(self.dir, "backups"))
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         self.log = open(os.path.join(self.dir, "host.log"), "w+")
         self.proc = subprocess.Popen(
@@ -183,7 +184,8 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
 
 
 def campaign_cli(demo, mode, script):
-    env = dict(os.environ, TIDEPOOL_DATA_DIR=os.path.join(demo.dir, "data"))
+    env = dict(os.environ, TIDEPOOL_DATA_DIR=os.path.join(demo.dir, "data"),
+               TIDEPOOL_BACKUP_DIR=os.path.join(demo.dir, "backups"))
     return subprocess.run([BIN, "campaign", mode, script, "--config", "scripts/demo/tidepool.conf.lua",
                            "--tenant", "leaf"], cwd=SRC, capture_output=True, text=True, env=env,
                           timeout=60)
