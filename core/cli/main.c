@@ -19,6 +19,7 @@
 #include "cli/backup.h"
 #include "cli/campaign.h"
 #include "cli/check.h"
+#include "cli/cluster.h"
 #include "base/clock.h"
 #include "config/config.h"
 #include "host/host.h"
@@ -50,20 +51,23 @@ static const char tpcmd_usage_main[] =
     "  campaign  check or preview a campaign script against a copy of the brand's data\n"
     "  backup    copy each brand's database now, online, into the config's backup folder\n"
     "  restore   put a brand's database back from a backup, or --check a backup\n"
+    "  cluster   print nginx's configuration for the config's cluster of nodes\n"
     "  version   print the version\n"
     "  help      show help for a command: tidepool help serve\n"
     "\n"
     "Every command takes --help.\n";
 
 static const char tpcmd_usage_serve[] =
-    "usage: tidepool serve --config FILE [--listen HOST:PORT] [--data-dir DIR] [--log-level L]\n"
-    "                      [--watch]\n"
+    "usage: tidepool serve --config FILE [--node NAME] [--listen HOST:PORT] [--data-dir DIR]\n"
+    "                      [--log-level L] [--watch]\n"
     "\n"
     "Serves /v1/{tenant}/... (plugin routes), /admin/{tenant}/... (admin routes, X-Api-Key),\n"
     "/healthz and /metrics for every tenant in FILE. Logs are JSON lines on stderr; the\n"
     "first line with \"msg\":\"listening\" carries the bound port.\n"
     "\n"
     "  --config FILE       the config file (Lua returning a table; see scripts/demo/)\n"
+    "  --node NAME         with a cluster in FILE: serve NAME's brands at NAME's address;\n"
+    "                      the others' are answered 421 (README \"Shards behind nginx\")\n"
     "  --listen HOST:PORT  overrides the config's listen address (port 0: any free port)\n"
     "  --data-dir DIR      overrides the config's data directory (one SQLite file per tenant)\n"
     "  --log-level L       debug, info, warn or error (overrides the config)\n"
@@ -103,7 +107,7 @@ static const char tpcmd_usage_config[] =
     "invalid or when a plugin would not serve.\n";
 
 typedef struct {
-  const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret, *plugin;
+  const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret, *plugin, *node;
   long long ttl;
   bool help, watch;
 } options;
@@ -128,6 +132,7 @@ static int parse_options(int argc, char **argv, options *o, const char *usage) {
                         : strcmp(a, "--user") == 0      ? &o->user
                         : strcmp(a, "--secret") == 0    ? &o->secret
                         : strcmp(a, "--plugin") == 0    ? &o->plugin
+                        : strcmp(a, "--node") == 0 && usage == tpcmd_usage_serve ? &o->node
                                                         : NULL;
     bool ttl = strcmp(a, "--ttl") == 0;
     if ((!slot && !ttl) || i + 1 >= argc) {
@@ -290,6 +295,16 @@ static int tpcmd_serve(int argc, char **argv) {
   if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 1;
+  if (cfg.nnodes > 0 || o.node) {  /* one node of a cluster: its brands, at its address */
+    char nerr[512];
+    if (!o.node) snprintf(nerr, sizeof nerr, "%s has a cluster: say which node this is with --node", o.config);
+    if (!o.node || tpc_select_node(&cfg, o.node, nerr, sizeof nerr) != 0) {
+      fprintf(stderr, "tidepool: %s\n", nerr);
+      tpc_free(&cfg);
+      return 2;
+    }
+    if (!o.listen) tpc_parse_listen(cfg.self->listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port);
+  }
   if (o.listen &&
       tpc_parse_listen(o.listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port) != 0) {
     fprintf(stderr, "tidepool: --listen must be HOST:PORT\n");
@@ -552,6 +567,7 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "campaign") == 0) rc = tpcmd_campaign(argc - 2, argv + 2);
   else if (strcmp(cmd, "backup") == 0) rc = tpcmd_backup(argc - 2, argv + 2);
   else if (strcmp(cmd, "restore") == 0) rc = tpcmd_restore(argc - 2, argv + 2);
+  else if (strcmp(cmd, "cluster") == 0) rc = tpcmd_cluster(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
@@ -565,6 +581,7 @@ int main(int argc, char **argv) {
           : strcmp(topic, "campaign") == 0 ? tpcmd_usage_campaign
           : strcmp(topic, "backup") == 0 ? tpcmd_usage_backup
           : strcmp(topic, "restore") == 0 ? tpcmd_usage_restore
+          : strcmp(topic, "cluster") == 0 ? tpcmd_usage_cluster
                                          : tpcmd_usage_main,
           stdout);
     rc = 0;

@@ -3,6 +3,7 @@
 ** its own, on a budget of memory and instructions, with env() its only window
 ** on the world; fields.c checks the table it returns.
 */
+#include "base/suggest.h"
 #include "config/config_int.h"
 
 #include <errno.h>
@@ -145,7 +146,7 @@ int tpc_load(const char *path, tpc_config *cfg, char *err, size_t errcap) {
 }
 
 void tpc_free(tpc_config *cfg) {
-  for (int i = 0; i < cfg->ntenants; i++) {
+  for (int i = 0; i < cfg->ntenants + cfg->nforeign; i++) {
     free(cfg->tenants[i].token_secret);
     for (int j = 0; j < cfg->tenants[i].nplugins; j++) free(cfg->tenants[i].plugins[j].script);
     free(cfg->tenants[i].plugins);
@@ -157,6 +158,7 @@ void tpc_free(tpc_config *cfg) {
   free(cfg->data_dir);
   free(cfg->sdk_dir);
   free(cfg->backup.dir);
+  free(cfg->nodes);
   free(cfg->cli_admin_key);
   free(cfg->dir);
   free(cfg->path);
@@ -164,11 +166,50 @@ void tpc_free(tpc_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
 }
 
+static bool tenant_is(const tpc_tenant *t, const char *id, size_t n) {
+  return strlen(t->id) == n && memcmp(t->id, id, n) == 0;
+}
+
 const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n) {
   for (int i = 0; i < cfg->ntenants; i++)
-    if (strlen(cfg->tenants[i].id) == n && memcmp(cfg->tenants[i].id, id, n) == 0)
-      return &cfg->tenants[i];
+    if (tenant_is(&cfg->tenants[i], id, n)) return &cfg->tenants[i];
   return NULL;
+}
+
+const tpc_tenant *tpc_find_foreign(const tpc_config *cfg, const char *id, size_t n) {
+  for (int i = cfg->ntenants; i < cfg->ntenants + cfg->nforeign; i++)
+    if (tenant_is(&cfg->tenants[i], id, n)) return &cfg->tenants[i];
+  return NULL;
+}
+
+int tpc_select_node(tpc_config *cfg, const char *name, char *err, size_t errcap) {
+  if (cfg->nnodes == 0) {
+    snprintf(err, errcap, "%s has no cluster = {nodes, owners}: --node needs one", cfg->path);
+    return -1;
+  }
+  int self = -1;
+  for (int i = 0; i < cfg->nnodes; i++)
+    if (strcmp(cfg->nodes[i].name, name) == 0) self = i;
+  if (self < 0) {
+    const char *known[TPC_MAX_NODES + 1];
+    for (int i = 0; i < cfg->nnodes; i++) known[i] = cfg->nodes[i].name;
+    known[cfg->nnodes] = NULL;
+    char hint[80];
+    snprintf(err, errcap, "%s: cluster.nodes has no node '%s'%s", cfg->path, name,
+             tp_suggest_hint(name, known, hint, sizeof hint));
+    return -1;
+  }
+  int total = cfg->ntenants + cfg->nforeign, mine = 0;
+  for (int i = 0; i < total; i++)  /* a stable partition: this node's first, in their order */
+    if (cfg->tenants[i].node == self) {
+      tpc_tenant t = cfg->tenants[i];
+      memmove(&cfg->tenants[mine + 1], &cfg->tenants[mine], (size_t)(i - mine) * sizeof t);
+      cfg->tenants[mine++] = t;
+    }
+  cfg->ntenants = mine;
+  cfg->nforeign = total - mine;
+  cfg->self = &cfg->nodes[self];
+  return 0;
 }
 
 int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,

@@ -117,6 +117,7 @@ typedef struct tpc_tenant {
   char timezone[64];
   bool manual_clock;           /* a test clock that only POST .../clock/advance moves */
   int track_retention_days;    /* raw analytics events are kept this long (store/track.h) */
+  int node;                    /* its owner in cfg->nodes (cluster.owners); -1 without a cluster */
   tpc_plugin *plugins;         /* sorted by name */
   int nplugins;
   tprl_limits rate_limits;     /* per route class and caller (ratelimit.h) */
@@ -125,6 +126,13 @@ typedef struct tpc_tenant {
 } tpc_tenant;
 
 typedef enum { TPC_SYNC_OFF, TPC_SYNC_NORMAL, TPC_SYNC_FULL, TPC_SYNC_EXTRA } tpc_sync;
+
+/* A node of a cluster: one tidepool process serving some of the brands. */
+#define TPC_MAX_NODES 64
+typedef struct tpc_node {
+  char name[33];
+  char listen[72];             /* "host:port" as written: where the front reaches it */
+} tpc_node;
 
 /* backup = {dir, every_seconds, keep}: each brand's database copied online
 ** (store/backup.h) every every_seconds of wall time, the keep newest kept. */
@@ -154,8 +162,15 @@ typedef struct tpc_config {
   char trusted_proxies[TPC_MAX_PROXIES][48];
   int ntrusted_proxies;
   tpc_backup backup;
+  /* cluster = {nodes = {name = "host:port", ...}, owners = {tenant = name, ...}}:
+  ** several processes share the brands (README "Shards behind nginx"); once
+  ** tpc_select_node has run, tenants holds this node's and the others follow */
+  tpc_node *nodes;
+  int nnodes;
+  const tpc_node *self;        /* the node this process is; NULL until selected */
   tpc_tenant *tenants;
   int ntenants;
+  int nforeign;                /* tenants[ntenants .. ntenants + nforeign): other nodes' */
   lua_State *L;                /* keeps the plugin config tables alive */
 } tpc_config;
 
@@ -182,6 +197,11 @@ int tpc_expand_secrets_url(const tpc_destination *d, const char *in, size_t n, s
                            char *err, size_t errcap);
 
 const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n);
+/* Keeps only node name's brands in tenants (the others move behind them, to
+** nforeign) and sets self. 0, or -1 with err (no cluster, no such node). */
+int tpc_select_node(tpc_config *cfg, const char *name, char *err, size_t errcap);
+/* A brand of the cluster that another node serves, or NULL. */
+const tpc_tenant *tpc_find_foreign(const tpc_config *cfg, const char *id, size_t n);
 /* Pushes a deep copy of the plugin's config table onto L. Returns 0, or -1
 ** with a message in err if it holds something other than plain data. */
 int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,

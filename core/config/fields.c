@@ -312,6 +312,7 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
   char *id = NULL, *tz = NULL;
+  t->node = -1;
   if (tpc__get_string(c, idx, "id", true, NULL, &id) != 0) return -1;
   if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32 || strcmp(id, "reload") == 0) {
     free(id);
@@ -383,6 +384,72 @@ static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
   return 0;
 }
 
+/* cluster.nodes = {name = "host:port", ...} */
+static int load_nodes(checker *c, int idx, void *arg) {
+  tpc_config *cfg = arg;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table {name = \"host:port\", ...}");
+  cfg->nodes = calloc(TPC_MAX_NODES, sizeof *cfg->nodes);
+  lua_pushnil(c->L);
+  while (lua_next(c->L, idx)) {
+    const char *name = lua_type(c->L, -2) == LUA_TSTRING ? lua_tostring(c->L, -2) : NULL;
+    const char *addr = lua_type(c->L, -1) == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
+    char host[64];
+    int port;
+    int rc = !name || !tpc_valid_plugin_name(name)
+                 ? tpc__failf(c, "node names are 1-32 of a-z, 0-9 and _, starting with a letter")
+             : !addr || tpc_parse_listen(addr, host, sizeof host, &port) != 0 || port == 0 ||
+                     strlen(addr) >= sizeof cfg->nodes[0].listen
+                 ? tpc__failf(c, "%s: must be \"host:port\" with a port, where the front reaches it", name)
+             : cfg->nnodes == TPC_MAX_NODES ? tpc__failf(c, "at most %d nodes", TPC_MAX_NODES)
+                                            : 0;
+    if (rc != 0) {
+      lua_pop(c->L, 2);
+      return -1;
+    }
+    tpc_node *n = &cfg->nodes[cfg->nnodes++];
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->listen, sizeof n->listen, "%s", addr);
+    lua_pop(c->L, 1);
+  }
+  return cfg->nnodes ? 0 : tpc__failf(c, "names no node");
+}
+
+/* cluster.owners = {tenant = node, ...}: every tenant, each to a node */
+static int load_owners(checker *c, int idx, void *arg) {
+  tpc_config *cfg = arg;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table {tenant = \"node\", ...}");
+  const char **ids = calloc((size_t)cfg->ntenants + 1, sizeof *ids);
+  const char *nodes[TPC_MAX_NODES + 1];
+  for (int i = 0; i < cfg->ntenants; i++) ids[i] = cfg->tenants[i].id;
+  for (int i = 0; i < cfg->nnodes; i++) nodes[i] = cfg->nodes[i].name;
+  nodes[cfg->nnodes] = NULL;
+  int rc = tpc__check_keys(c, idx, ids);  /* every key a tenant (did you mean) */
+  for (int i = 0; i < cfg->ntenants && rc == 0; i++) {
+    tpc_tenant *t = &cfg->tenants[i];
+    int type = tpc__field(c, idx, t->id);
+    const char *node = type == LUA_TSTRING ? lua_tostring(c->L, -1) : NULL;
+    for (int k = 0; node && k < cfg->nnodes; k++)
+      if (strcmp(cfg->nodes[k].name, node) == 0) t->node = k;
+    char hint[80];
+    if (type == LUA_TNIL) rc = tpc__failf(c, "tenant '%s' has no node: every tenant is served by one", t->id);
+    else if (t->node < 0)
+      rc = tpc__failf(c, "%s: '%s' is no node of cluster.nodes%s", t->id, node ? node : "?",
+                      node ? tp_suggest_hint(node, nodes, hint, sizeof hint) : "");
+    lua_pop(c->L, 1);
+  }
+  free(ids);
+  return rc;
+}
+
+/* cluster = {nodes = {...}, owners = {...}} (config.h) */
+static int load_cluster(checker *c, int idx, void *arg) {
+  static const char *const keys[] = {"nodes", "owners", NULL};
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table {nodes, owners}");
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  return tpc__section(c, idx, "nodes", load_nodes, arg) || tpc__section(c, idx, "owners", load_owners, arg);
+}
+
 /* backup = {dir = "backups", every_seconds = 86400, keep = 7} (store/backup.h) */
 static int load_backup(checker *c, int idx, void *arg) {
   static const char *const keys[] = {"dir", "every_seconds", "keep", NULL};
@@ -401,7 +468,7 @@ static int load_backup(checker *c, int idx, void *arg) {
 static int load_root(checker *c, tpc_config *cfg) {
   static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "sdk_dir",
                                      "synchronous", "log_level", "clock", "admin_keys",
-                                     "trusted_proxies", "backup", "limits", "tenants", NULL};
+                                     "trusted_proxies", "backup", "cluster", "limits", "tenants", NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
   if (!lua_istable(L, -1)) return tpc__failf(c, "the file must return a table");
@@ -457,6 +524,7 @@ static int load_root(checker *c, tpc_config *cfg) {
     if (rc != 0) return -1;
     tpc__path_pop(c, old);
   }
+  if (tpc__section(c, root, "cluster", load_cluster, cfg) != 0) return -1;
   /* require() also looks in the SDK; by default the sdk/ beside the first plugin dir */
   if (tpc__get_string(c, root, "sdk_dir", false, NULL, &s) != 0) return -1;
   if (s) {

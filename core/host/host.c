@@ -393,6 +393,13 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     return;
   }
   tp_tenant *t = tp__tenant(h, tid, tlen);
+  const tpc_tenant *elsewhere = t ? NULL : tpc_find_foreign(h->cfg, tid, tlen);
+  if (elsewhere) {  /* RFC 9110 15.5.20: the front's map sent it to the wrong node */
+    const tpc_node *owner = &h->cfg->nodes[elsewhere->node];
+    tph_error(res, 421, "misdirected", "node %s does not serve '%s': node %s (%s) does", h->cfg->self->name,
+              elsewhere->id, owner->name, owner->listen);
+    return;
+  }
   if (!t && admin) {
     tp__refuse_unknown_admin(h, req, tid, tlen, res);
     return;

@@ -323,6 +323,7 @@ class Host:
         self.run_start = 0       # index in self.lines where the current run began
         self.cond = threading.Condition()
         self.reader = None
+        self.serve_args = ["--listen", "127.0.0.1:0"]   # after --config (a cluster node: --node NAME)
         _all_hosts.append(self)
         self.write_config()
 
@@ -367,7 +368,7 @@ class Host:
         with self.cond:
             self.run_start = len(self.lines)
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
+            [BIN, "serve", "--config", self.config_path] + self.serve_args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env=env)
         _live_hosts.append(self)

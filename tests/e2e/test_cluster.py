@@ -1,0 +1,215 @@
+"""
+test_cluster.py - tenant shards behind nginx (issue 24, item 1; README "Shards
+behind nginx"): three tidepool processes from one config, each `--node` serving
+its brands, and Debian's nginx in front with the map `tidepool cluster nginx`
+renders.
+
+- Through nginx, twelve clients write to six brands on three nodes at once:
+  every acknowledged write is in its brand's file exactly once, and nothing else.
+- A node answers 421 misdirected, naming the owner, for another node's brand,
+  whether asked directly or by a stale map; it writes nothing for it.
+- nginx answers 404 tenant_not_found for a brand the cluster does not have.
+- Config mistakes are named with the key and a did-you-mean; serve refuses a
+  cluster config without --node, and a node the cluster does not have.
+"""
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BIN, Host, tenant, free_port, run, wait_until  # noqa: E402
+
+BRANDS = {"leaf": "a", "moss": "b", "fern": "c", "reed": "a", "kelp": "b", "sage": "c"}
+TENANTS = [tenant(b, plugins={"autoinc": {}}) for b in BRANDS]
+
+
+def cluster_config(ports, owners=None):
+    return {"nodes": {n: "127.0.0.1:%d" % p for n, p in ports.items()}, "owners": owners or BRANDS}
+
+
+class Cluster:
+    def __init__(self):
+        self.ports = {n: free_port() for n in ("a", "b", "c")}
+        self.nodes = {}
+        first = None
+        for name in ("a", "b", "c"):
+            h = Host(tenants=TENANTS, name="cluster-" + name)
+            if first:   # one machine: the nodes share the data folder, each claims its own brands
+                h.data_dir = first.data_dir
+            h.extra = {"cluster": cluster_config(self.ports)}
+            h.serve_args = ["--node", name]
+            h.write_config()
+            first = first or h
+            self.nodes[name] = h
+        self.config = first.config_path
+        self.nginx_dir = os.path.join(first.dir, "nginx")
+        self.nginx_port = free_port()
+        self.nginx = None
+
+    def start(self):
+        for h in self.nodes.values():
+            h.start()
+            assert h.port == self.ports[[n for n, x in self.nodes.items() if x is h][0]], h.port
+        os.makedirs(self.nginx_dir, exist_ok=True)
+        conf = os.path.join(self.nginx_dir, "nginx.conf")
+        p = subprocess.run([BIN, "cluster", "nginx", "--config", self.config, "--listen",
+                            "127.0.0.1:%d" % self.nginx_port, "--full", self.nginx_dir],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        with open(conf, "w") as f:
+            f.write(p.stdout)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        assert os.path.exists(nginx), "nginx is missing: tools/bootstrap.sh --test installs it"
+        self.nginx = subprocess.Popen([nginx, "-p", self.nginx_dir, "-e", os.path.join(self.nginx_dir, "error.log"),
+                                       "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        front = self.front()
+        wait_until(lambda: self._up(front), timeout=20, what="nginx")
+        return self
+
+    def _up(self, front):
+        try:
+            front.request("GET", "/v1/leaf/openapi.json")
+            return True
+        except OSError:
+            assert self.nginx.poll() is None, self.nginx.stderr.read()
+            return False
+
+    def front(self):
+        """A Host-like client for nginx's port."""
+        f = Host.__new__(Host)
+        f.port = self.nginx_port
+        return f
+
+    def stop(self):
+        if self.nginx and self.nginx.poll() is None:
+            self.nginx.terminate()
+            self.nginx.wait(10)
+        for h in self.nodes.values():
+            h.stop()
+
+
+def rows(cluster, brand):
+    path = os.path.join(cluster.nodes["a"].data_dir, "%s.db" % brand)
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return [r[0] for r in db.execute("SELECT id FROM autoinc_rows ORDER BY id")]
+    finally:
+        db.close()
+
+
+def test_writes_through_nginx_reach_each_brands_owner_once():
+    c = Cluster().start()
+    try:
+        front = c.front()
+        acked = {b: [] for b in BRANDS}
+        lock = threading.Lock()
+        stop = time.monotonic() + 3
+
+        def client(i):
+            brands = list(BRANDS)
+            k = i
+            while time.monotonic() < stop:
+                b = brands[k % len(brands)]
+                k += 1
+                status, _, body = front.request("POST", "/v1/%s/autoinc/rows" % b, {}, record=False)
+                assert status == 201, (b, status, body)
+                with lock:
+                    acked[b].append(body["id"])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # each node logged requests only for its own brands
+        for name, h in c.nodes.items():
+            served = {e.get("tenant") for e in h.logs() if e.get("msg") == "request" and e.get("tenant")}
+            mine = {b for b, n in BRANDS.items() if n == name}
+            assert served and served <= mine, (name, served, mine)
+    finally:
+        c.stop()
+    total = 0
+    for b in BRANDS:
+        assert sorted(acked[b]) == rows(c, b) == list(range(1, len(acked[b]) + 1)), b
+        total += len(acked[b])
+    print("%d writes through nginx to 6 brands on 3 nodes, each in its owner's file once" % total)
+
+
+def test_a_node_answers_421_for_a_brand_it_does_not_own():
+    c = Cluster().start()
+    try:
+        a = c.nodes["a"]
+        before = rows(c, "moss")
+        status, _, body = a.request("POST", "/v1/moss/autoinc/rows", {})
+        assert status == 421 and body["error"]["code"] == "misdirected", (status, body)
+        assert "node b (127.0.0.1:%d) does" % c.ports["b"] in body["error"]["message"], body
+        status, _, body = a.admin("GET", "/plugins", TENANTS[1])
+        assert status == 421, (status, body)
+        assert rows(c, "moss") == before
+        # a brand the cluster does not have: 404 from nginx, and from a node
+        status, _, body = c.front().request("GET", "/v1/nobody/autoinc/rows")
+        assert status == 404 and body["error"]["code"] == "tenant_not_found", (status, body)
+        status, _, body = a.request("GET", "/v1/nobody/x")
+        assert status == 404 and body["error"]["code"] == "tenant_not_found", (status, body)
+        # a stale map: nginx sends moss to a (rendered from a config where a owned it)
+        stale = Host(tenants=TENANTS, name="cluster-stale")
+        stale.extra = {"cluster": cluster_config(c.ports, dict(BRANDS, moss="a"))}
+        stale.write_config()
+        conf = os.path.join(c.nginx_dir, "nginx.conf")
+        p = subprocess.run([BIN, "cluster", "nginx", "--config", stale.config_path, "--listen",
+                            "127.0.0.1:%d" % c.nginx_port, "--full", c.nginx_dir], capture_output=True, text=True)
+        assert p.returncode == 0 and "moss tidepool_a;" in p.stdout, p.stdout
+        with open(conf, "w") as f:
+            f.write(p.stdout)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        subprocess.run([nginx, "-p", c.nginx_dir, "-c", conf, "-s", "reload"], check=True, capture_output=True)
+        front = c.front()
+        wait_until(lambda: front.request("POST", "/v1/moss/autoinc/rows", {}, record=False)[0] == 421,
+                   timeout=20, what="nginx's stale map")
+        before = rows(c, "moss")   # (the old workers wrote to b until the reload took)
+        status, _, body = front.request("POST", "/v1/moss/autoinc/rows", {}, record=False)
+        assert status == 421 and "node a does not serve 'moss'" in body["error"]["message"], (status, body)
+        assert rows(c, "moss") == before   # refused: nothing written anywhere
+    finally:
+        c.stop()
+
+
+def test_cluster_mistakes_are_named():
+    h = Host(tenants=TENANTS, name="cluster-bad")
+    cases = [
+        ({"nodes": {"a": "127.0.0.1:9"}, "owners": dict(BRANDS)}, "'b' is no node of cluster.nodes"),
+        ({"nodes": {"a": "127.0.0.1:9", "b": "127.0.0.1:10", "c": "127.0.0.1:11"},
+          "owners": dict(BRANDS, lef="a")}, "unknown key 'lef' (did you mean 'leaf'?)"),
+        ({"nodes": {"a": "127.0.0.1:9", "b": "127.0.0.1:10", "c": "127.0.0.1:11"},
+          "owners": {b: n for b, n in BRANDS.items() if b != "sage"}}, "tenant 'sage' has no node"),
+        ({"nodes": {"a": "127.0.0.1"}, "owners": dict(BRANDS)}, "must be \"host:port\" with a port"),
+        ({"nodes": {"a": "127.0.0.1:9", "b": "127.0.0.1:10", "c": "127.0.0.1:11"},
+          "owners": dict(BRANDS, moss="bb")}, "'bb' is no node of cluster.nodes (did you mean 'b'?)"),
+    ]
+    for cluster, want in cases:
+        h.extra = {"cluster": cluster}
+        h.write_config()
+        p = subprocess.run([BIN, "config", "--config", h.config_path], capture_output=True, text=True)
+        assert p.returncode == 1 and "cluster." in p.stderr and want in p.stderr, (want, p.stderr)
+    h.extra = {"cluster": cluster_config({"a": 9, "b": 10, "c": 11})}
+    h.write_config()
+    p = subprocess.run([BIN, "serve", "--config", h.config_path], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "say which node this is with --node" in p.stderr, p.stderr
+    p = subprocess.run([BIN, "serve", "--config", h.config_path, "--node", "bb"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "no node 'bb' (did you mean 'b'?)" in p.stderr, p.stderr
+    h.extra = {}
+    h.write_config()
+    p = subprocess.run([BIN, "serve", "--config", h.config_path, "--node", "a"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "has no cluster" in p.stderr, p.stderr
+    p = subprocess.run([BIN, "cluster", "nginx", "--config", h.config_path], capture_output=True, text=True)
+    assert p.returncode == 1 and "has no cluster" in p.stderr, p.stderr
+
+
+if __name__ == "__main__":
+    run(globals())
