@@ -277,7 +277,7 @@ static void tune_malloc(void) {
 ** "plugins_failed" is not 0. */
 static void log_failed_plugins(const tp_host *h) {
   for (int i = 0; i < h->ntenants; i++)
-    for (int j = 0; j < h->tenants[i].nslots; j++) {
+    for (int j = 0; j < h->tenants[i].nslots && h->tenants[i].open; j++) {  /* closed: not loaded yet */
       const tp_slot *s = &h->tenants[i].slots[j];
       if (s->current) continue;
       tp_buf *line = tp_log_begin(TP_LOG_ERROR, "plugin not serving");

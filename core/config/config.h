@@ -42,6 +42,7 @@ typedef struct tpc_limits {
   int64_t job_retry_base_ms;   /* first retry delay; doubles per attempt */
   int64_t job_retry_max_ms;    /* ceiling of the retry delay */
   int64_t admin_key_failures;  /* wrong admin keys from one address in a minute before it is locked out */
+  int64_t page_cache_bytes;    /* all brands' SQLite memory together (sqlite3_soft_heap_limit64); 0: none */
 } tpc_limits;
 
 #define TPC_MAX_PROXIES 16
@@ -162,6 +163,11 @@ typedef struct tpc_config {
   char trusted_proxies[TPC_MAX_PROXIES][48];
   int ntrusted_proxies;
   tpc_backup backup;
+  /* open_tenants = {lazy = true, idle_seconds = 300}: a brand is opened on its
+  ** first request, due task or call out, and closed after idle_seconds without
+  ** any (host/brands.c); false: every brand is opened at start and stays open */
+  bool lazy_tenants;
+  int64_t idle_seconds;
   /* cluster = {nodes = {name = "host:port", ...}, owners = {tenant = name, ...}}:
   ** several processes share the brands (README "Shards behind nginx"); once
   ** tpc_select_node has run, tenants holds this node's and the others follow */

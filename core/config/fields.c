@@ -25,9 +25,9 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
       "max_body_bytes", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
       "shutdown_timeout_ms", "lua_instructions", "lua_memory_bytes", "load_instructions",
       "invocation_ms", "load_ms", "migration_ms", "job_max_attempts", "job_retry_base_ms",
-      "job_retry_max_ms", "admin_key_failures", NULL};
+      "job_retry_max_ms", "admin_key_failures", "page_cache_bytes", NULL};
   *l = (tpc_limits){10000, 16384, 100, 1 << 20, 10000, 30000, 60000, 10000,
-                    10000000, 64 << 20, 100000000, 1000, 20000, 60000, 8, 1000, 900000, 10};
+                    10000000, 64 << 20, 100000000, 1000, 20000, 60000, 8, 1000, 900000, 10, 0};
   if (lua_isnil(c->L, idx)) return 0;
   if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table");
   if (tpc__check_keys(c, idx, keys) != 0) return -1;
@@ -48,7 +48,8 @@ static int load_limits(checker *c, int idx, tpc_limits *l) {
          tpc__get_int(c, idx, "job_max_attempts", l->job_max_attempts, 1, 1000, &l->job_max_attempts) ||
          tpc__get_int(c, idx, "job_retry_base_ms", l->job_retry_base_ms, 1, 86400000, &l->job_retry_base_ms) ||
          tpc__get_int(c, idx, "job_retry_max_ms", l->job_retry_max_ms, 1, 86400000 * 7LL, &l->job_retry_max_ms) ||
-         tpc__get_int(c, idx, "admin_key_failures", l->admin_key_failures, 1, 1000000, &l->admin_key_failures)
+         tpc__get_int(c, idx, "admin_key_failures", l->admin_key_failures, 1, 1000000, &l->admin_key_failures) ||
+         tpc__get_int(c, idx, "page_cache_bytes", 0, 0, INT64_C(1) << 40, &l->page_cache_bytes)
              ? -1 : 0;
 }
 
@@ -384,6 +385,21 @@ static int load_plugin_dirs(checker *c, int idx, tpc_config *cfg) {
   return 0;
 }
 
+/* open_tenants = {lazy = true, idle_seconds = 300} (config.h) */
+static int load_open_tenants(checker *c, int idx, void *arg) {
+  static const char *const keys[] = {"lazy", "idle_seconds", NULL};
+  tpc_config *cfg = arg;
+  cfg->idle_seconds = 300;
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a table {lazy, idle_seconds}");
+  if (tpc__check_keys(c, idx, keys) != 0) return -1;
+  int type = tpc__field(c, idx, "lazy");
+  cfg->lazy_tenants = lua_toboolean(c->L, -1);
+  lua_pop(c->L, 1);
+  if (type != LUA_TNIL && type != LUA_TBOOLEAN) return tpc__failf(c, "lazy: must be true or false");
+  return tpc__get_int(c, idx, "idle_seconds", 300, 1, 86400 * 30, &cfg->idle_seconds);
+}
+
 /* cluster.nodes = {name = "host:port", ...} */
 static int load_nodes(checker *c, int idx, void *arg) {
   tpc_config *cfg = arg;
@@ -468,7 +484,8 @@ static int load_backup(checker *c, int idx, void *arg) {
 static int load_root(checker *c, tpc_config *cfg) {
   static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "sdk_dir",
                                      "synchronous", "log_level", "clock", "admin_keys",
-                                     "trusted_proxies", "backup", "cluster", "limits", "tenants", NULL};
+                                     "trusted_proxies", "backup", "cluster", "open_tenants", "limits", "tenants",
+                                     NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
   if (!lua_istable(L, -1)) return tpc__failf(c, "the file must return a table");
@@ -510,7 +527,9 @@ static int load_root(checker *c, tpc_config *cfg) {
   if (rc != 0) return -1;
   tpc__path_pop(c, kold);
 
-  if (tpc__section(c, root, "backup", load_backup, cfg) != 0) return -1;
+  if (tpc__section(c, root, "backup", load_backup, cfg) != 0 ||
+      tpc__section(c, root, "open_tenants", load_open_tenants, cfg) != 0)
+    return -1;
 
   const char *sections[] = {"plugin_dirs", "limits", "tenants"};
   for (int i = 0; i < 3; i++) {

@@ -33,7 +33,7 @@ void tp__render_metrics(tp_host *h, tph_response *res) {
   tpm_family(&res->body, "tidepool_jobs_pending", "gauge",
              "Jobs and event deliveries waiting to run (dead=\"true\": dead-lettered).");
   for (int i = 0; i < h->ntenants; i++)
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 4 && h->tenants[i].open; k++)  /* a closed brand's queue is not counted */
       tp_buf_printf(&res->body, "tidepool_jobs_pending{tenant=\"%s\",kind=\"%s\",dead=\"%s\"} %lld\n",
                     h->tenants[i].conf->id, k & 1 ? "event" : "job", k & 2 ? "true" : "false",
                     (long long)tpq_count(&h->tenants[i].queue, k & 1 ? "event" : "job", k & 2));
@@ -45,6 +45,11 @@ void tp__render_metrics(tp_host *h, tph_response *res) {
              "Instruction budget of each invocation of a route, job or event.");
   for (int i = 0; i < h->ntenants; i++)
     tprun_stats_metrics(&h->tenants[i].runs.stats, h->tenants[i].conf->id, &res->body);
+  tpm_family(&res->body, "tidepool_brands_open", "gauge",
+             "Brands whose database and plugins are open now (open_tenants.lazy closes idle ones).");
+  tp_buf_printf(&res->body, "tidepool_brands_open %d\n", h->open_tenants);
+  tpm_family(&res->body, "tidepool_brands", "gauge", "Brands this host serves, open or not.");
+  tp_buf_printf(&res->body, "tidepool_brands %d\n", h->ntenants);
   tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
   tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
                 (long long)(h->server ? tph_open_connections(h->server) : 0));

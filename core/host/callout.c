@@ -21,6 +21,7 @@ void tp__wipe_free(char *p) {
 }
 
 void tp__call_free(tp_call_out *c) {
+  if (c->t) c->t->calls_out--;
   tp__wipe_free(c->sent_token);
   free(c->context);
   tp__wipe_free(c->url);  /* its query may hold a secret */

@@ -2,7 +2,6 @@
 ** host.c - the request pipeline: route, authenticate, run in a savepoint.
 */
 #include "host/host_int.h"
-#include "store/backup.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -42,57 +41,6 @@ static int cmp_tenant(const void *a, const void *b) {
   return strcmp(((const tp_tenant *)a)->conf->id, ((const tp_tenant *)b)->conf->id);
 }
 
-/* The tenant's database, scheduler tables, clock, routers and plugins. */
-static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
-  char path[1100];
-  snprintf(path, sizeof path, "%s/%s.db", h->cfg->data_dir, t->conf->id);
-  t->host = h;
-  t->next_due_ms = INT64_MAX;
-  t->claim = tpbk_claim(path, err, errcap);  /* one process serves a brand */
-  if (t->claim < 0) return -1;
-  if (tps_open(&t->db, path, h->cfg->synchronous, err, errcap) != 0) return -1;
-  char track[1100];  /* the analytics database: its own file and connection (store/track.h) */
-  snprintf(track, sizeof track, "%s/%s.analytics.db", h->cfg->data_dir, t->conf->id);
-  if (tptk_open(&t->track, track, err, errcap) != 0) return -1;
-  if (tptk_attach(&t->db, track, err, errcap) != 0) return -1;
-  if (tpq_open(&t->queue, &t->db, err, errcap) != 0) return -1;
-  if (tprun_open(&t->runs, &t->db, err, errcap) != 0) return -1;
-  if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
-  if (tpid_open(&t->idem, &t->db, err, errcap) != 0) return -1;  /* after aliases: its triggers */
-  if (tpob_open(&t->outbox, &t->db, err, errcap) != 0) return -1;
-  /* nothing is in flight after a start: every lease ends, and those calls go again */
-  if (tpob_release_leases(&t->outbox, tp_clock_wall_ms()) != 0) {
-    snprintf(err, errcap, "%s: cannot release the outbox's leases: %s", path, sqlite3_errmsg(t->db.db));
-    return -1;
-  }
-  t->outbox_due_ms = tpob_next_due(&t->outbox);
-  if (t->outbox_due_ms != INT64_MAX) t->outbox_touched = h->outbox_touched = true;
-  if (t->conf->manual_clock) {  /* a test clock never runs backwards, even across restarts */
-    t->clock_ms = tpq_clock_get(&t->queue);
-    if (t->clock_ms == 0) {  /* first start: from now on the saved clock is the truth */
-      t->clock_ms = tp_clock_wall_ms();
-      if (tpq_clock_set(&t->queue, t->clock_ms) != 0) {
-        snprintf(err, errcap, "%s: cannot save the manual clock: %s", path, sqlite3_errmsg(t->db.db));
-        return -1;
-      }
-    }
-  }
-  if (tp_host_build_routers(h->builtins, h->nbuiltins, NULL, 0, &t->routes, &t->admin, err, errcap) != 0)
-    return -1;
-  t->nslots = t->conf->nplugins;
-  t->slots = calloc((size_t)(t->nslots ? t->nslots : 1), sizeof *t->slots);
-  for (int j = 0; j < t->nslots; j++) t->slots[j].conf = &t->conf->plugins[j];
-  /* campaigns last: their setup drives the mechanics, which must be serving */
-  for (int pass = 0; pass < 2; pass++)
-    for (int j = 0; j < t->nslots; j++) {
-      double ms;
-      if (!t->slots[j].conf->script == !pass && tp__install(h, t, &t->slots[j], &ms) != 0)
-        h->plugin_failures++;
-    }
-  t->next_due_ms = tpq_next_due(&t->queue);
-  return 0;
-}
-
 int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   memset(h, 0, sizeof *h);
   h->cfg = cfg;
@@ -111,15 +59,16 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   }
   h->tenants = calloc((size_t)cfg->ntenants, sizeof *h->tenants);
   h->batch = calloc((size_t)cfg->ntenants, sizeof *h->batch);
-  for (int i = 0; i < cfg->ntenants; i++) {
-    h->tenants[i].conf = &cfg->tenants[i];
-    h->tenants[i].claim = -1;
-  }
+  for (int i = 0; i < cfg->ntenants; i++) h->tenants[i].conf = &cfg->tenants[i];
   /* sorted before anything points into the array: plugins keep &t->db */
   qsort(h->tenants, (size_t)cfg->ntenants, sizeof *h->tenants, cmp_tenant);
+  if (cfg->limits.page_cache_bytes > 0) sqlite3_soft_heap_limit64(cfg->limits.page_cache_bytes);
   for (int i = 0; i < cfg->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    tp__brand_init(h, t, t->conf);
     h->ntenants++;
-    if (open_tenant(h, &h->tenants[i], err, errcap) != 0) return -1;
+    if (cfg->lazy_tenants) tp__brand_peek(h, t);  /* opened when first needed */
+    else if (tp__brand_open(h, t, "start", err, errcap) != 0) return -1;
   }
   return 0;
 }
@@ -127,25 +76,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 void tp_host_close(tp_host *h) {
   tp__track_drain(h);  /* in case the host was never detached */
   tp__backup_stop(h);
-  for (int i = 0; i < h->ntenants; i++) {
-    tp_tenant *t = &h->tenants[i];
-    for (int j = 0; j < t->nslots; j++)
-      if (t->slots[j].current) {
-        tpp_free(t->slots[j].current);
-        free(t->slots[j].current);
-      }
-    free(t->slots);
-    tpr_free(t->routes);
-    tpr_free(t->admin);
-    tpq_close(&t->queue);
-    tprun_close(&t->runs);
-    tpal_close(&t->aliases);
-    tpid_close(&t->idem);
-    tpob_close(&t->outbox);
-    tps_close(&t->db);
-    tptk_close(&t->track);
-    tpbk_unclaim(t->claim);
-  }
+  for (int i = 0; i < h->ntenants; i++) tp__brand_free(h, &h->tenants[i]);
   free(h->tenants);
   free(h->batch);
   tpm_free(h->metrics);
@@ -409,6 +340,12 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     return;
   }
   tp_copy_str(res->tenant, sizeof res->tenant, t->conf->id);
+  if (tp__brand_use(h, t, "request") != 0) {
+    res->retry_after = 5;
+    tph_error(res, 503, "tenant_unavailable", "tenant '%s' could not be opened; the host's log says why",
+              t->conf->id);
+    return;
+  }
   tpr_match *m = &h->match;
   tpr_result found = tpr_find(admin ? t->admin : t->routes, req->method, rest, rlen, m);
   if (found == TPR_NOT_FOUND) {
@@ -467,11 +404,13 @@ void tp_host_attach(tp_host *h, uv_loop_t *loop) {
   tp__runner_attach(h, loop);
   tp__sender_start(h);
   tp__backup_start(h);
+  tp__brands_start(h);
 }
 
 void tp_host_detach(tp_host *h) {
   tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
   tp__backup_stop(h);  /* or copying a brand's database */
+  tp__brands_stop(h);
   tp__sender_stop(h);
   tp__runner_detach(h);
 }

@@ -15,6 +15,7 @@
 **   record.c    which invocations to record, and recording them
 **   services.c  what plugins ask of the host: jobs, events, peers (tp_services)
 **   reload.c    generations: load, migrate, build routers, swap (DESIGN "Hot reload")
+**   brands.c    opening and closing a brand: at start, or on demand and when idle
 **   runner.c    fires due jobs and delivers events, one uv timer for all tenants
 **   gate.c      who may come in: client address, admin keys, user tokens, rate limits
 **   callout.c   one call out: its headers and signature, the reply it makes
@@ -62,6 +63,9 @@ typedef struct tp_tenant {
   tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
   tptk_db track;              /* the analytics database, its own connection (track.h) */
   struct tp_ckpt_job *track_ckpt;  /* the worker's checkpoint in flight, or NULL (host/track.c) */
+  bool open;                  /* its database and plugins are open (host/brands.c) */
+  int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
+  int calls_out;              /* its calls out in flight (sender.c) */
   int claim;                  /* the lock that says this process serves it (store/backup.h) */
   struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
   int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
@@ -101,6 +105,9 @@ typedef struct tp_host {
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */
+  int open_tenants;           /* brands open now (brands.c) */
+  uv_timer_t idle_timer;      /* closes idle brands (open_tenants.lazy) */
+  bool idle_timer_on;
   bool outbox_touched;        /* some tenant's outbox_touched is set */
   uv_timer_t timer;           /* the scheduler's one timer */
   int64_t timer_due_ms;       /* wall time it is armed for; INT64_MAX: idle */

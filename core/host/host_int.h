@@ -64,6 +64,22 @@ void tp__reset_killed(tp_host *h);
 ** out when given. Returns how many failed. The caller re-arms the runner. */
 int tp__reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out);
 
+/* ---- brands.c */
+/* The slot of a brand before it is ever opened (at tp_host_open). */
+void tp__brand_init(tp_host *h, tp_tenant *t, const tpc_tenant *conf);
+/* Opens t (why: "start", "request", "task", "call out" for the log): 0, or -1
+** with err and nothing of it left open. */
+int tp__brand_open(tp_host *h, tp_tenant *t, const char *why, char *err, size_t errcap);
+/* Closes t; only between batches, with nothing of it in flight. */
+void tp__brand_close(tp_host *h, tp_tenant *t);
+void tp__brand_free(tp_host *h, tp_tenant *t);   /* closes, and frees its slots */
+/* A closed brand's next due task and call out, read from its file. */
+void tp__brand_peek(tp_host *h, tp_tenant *t);
+/* Opens t if it is closed and notes the use: 0, or -1 (logged). */
+int tp__brand_use(tp_host *h, tp_tenant *t, const char *why);
+void tp__brands_start(tp_host *h);            /* the idle timer, when lazy */
+void tp__brands_stop(tp_host *h);
+
 /* ---- runner.c */
 void tp__arm_timer(tp_host *h);               /* for the earliest due task of any tenant */
 void tp__runner_attach(tp_host *h, uv_loop_t *loop);   /* tp_host_attach's first half */

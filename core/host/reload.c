@@ -255,6 +255,7 @@ int tp__reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *out) 
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     if (tenant && strcmp(tenant, t->conf->id) != 0) continue;
+    if (!t->open) continue;  /* a closed brand loads the plugins as they are when it opens */
     for (int j = 0; j < t->nslots; j++) {
       tp_slot *s = &t->slots[j];
       if (plugin && strcmp(plugin, s->conf->name) != 0) continue;

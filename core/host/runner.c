@@ -119,6 +119,9 @@ static int run_due(tp_host *h, tp_tenant *t, int64_t now_ms, int max, uint64_t d
   return ran;
 }
 
+/* A brand that could not be opened for its due task is tried again this much later. */
+#define BRAND_RETRY_MS 60000
+
 static void on_timer(uv_timer_t *timer) {
   tp_host *h = timer->data;
   h->timer_due_ms = INT64_MAX;
@@ -128,6 +131,10 @@ static void on_timer(uv_timer_t *timer) {
     tp_tenant *t = &h->tenants[i];
     int64_t now = tp__now(t);
     if (t->next_due_ms > now) continue;
+    if (tp__brand_use(h, t, "task") != 0) {  /* a closed brand's task is due: open it */
+      t->next_due_ms = now + BRAND_RETRY_MS;
+      continue;
+    }
     int failures = 0;
     if (run_due(h, t, now, TICK_MAX_TASKS, deadline, &failures) == 0)
       t->queue_touched = true;  /* nothing was runnable: read the next due time again */

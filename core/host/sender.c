@@ -366,6 +366,7 @@ static int64_t take_row(void *ud, const tpob_row *row) {
   if (!c) return 0;
   c->s = k->s;
   c->t = k->t;
+  k->t->calls_out++;  /* tp__call_free counts it out: the brand stays open meanwhile */
   c->id = row->id;
   snprintf(c->plugin, sizeof c->plugin, "%s", row->plugin);
   snprintf(c->dest, sizeof c->dest, "%s", row->dest);
@@ -520,8 +521,12 @@ static void on_prepare(uv_prepare_t *p) {
     tp_tenant *t = &h->tenants[i];
     if (!t->outbox_touched) continue;
     t->outbox_touched = false;
-    if (t->dirty) tp__flush_batch(h);
     int64_t now = tp_clock_wall_ms();
+    if (tp__brand_use(h, t, "call out") != 0) {  /* a closed brand's call is due: open it */
+      t->outbox_due_ms = now + 60000;
+      continue;
+    }
+    if (t->dirty) tp__flush_batch(h);
     t->outbox_due_ms = tpob_next_due(&t->outbox);
     if (t->outbox_due_ms <= now) {
       kick(s, t);

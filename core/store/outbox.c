@@ -28,6 +28,8 @@ static const char schema[] =
     " dead_ms INTEGER);"
     "CREATE INDEX IF NOT EXISTS _tp_outbox_due ON _tp_outbox(due_ms, id) WHERE dead_ms IS NULL;";
 
+#define NEXT_DUE_SQL "SELECT min(due_ms) FROM _tp_outbox WHERE dead_ms IS NULL"
+
 static const struct {
   size_t offset;
   const char *sql;
@@ -49,7 +51,7 @@ static const struct {
    "UPDATE _tp_outbox SET leased = 0, due_ms = ?2, last_error = ?3 WHERE id = ?1"},
   {offsetof(tpob_box, bury),
    "UPDATE _tp_outbox SET leased = 0, dead_ms = ?2, last_error = ?3 WHERE id = ?1"},
-  {offsetof(tpob_box, next_due), "SELECT min(due_ms) FROM _tp_outbox WHERE dead_ms IS NULL"},
+  {offsetof(tpob_box, next_due), NEXT_DUE_SQL},
   {offsetof(tpob_box, count),
    "SELECT count(*) FROM _tp_outbox WHERE (dead_ms IS NOT NULL) = ?1"},
   {offsetof(tpob_box, release),
@@ -196,6 +198,15 @@ int64_t tpob_next_due(tpob_box *b) {
   if (step(b, b->next_due) == SQLITE_ROW && sqlite3_column_type(b->next_due, 0) != SQLITE_NULL)
     due = sqlite3_column_int64(b->next_due, 0);
   finish(b->next_due, 0);
+  return due;
+}
+
+int64_t tpob_peek(sqlite3 *db) {
+  sqlite3_stmt *st;
+  int64_t due = INT64_MAX;
+  if (sqlite3_prepare_v2(db, NEXT_DUE_SQL, -1, &st, NULL) != SQLITE_OK) return due;  /* no table yet */
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) due = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
   return due;
 }
 

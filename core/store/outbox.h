@@ -76,6 +76,8 @@ int tpob_retry(tpob_box *b, int64_t id, int64_t due_ms, const char *error);
 int tpob_bury(tpob_box *b, int64_t id, int64_t now_ms, const char *error);
 /* The earliest due time of a live row, INT64_MAX if none. */
 int64_t tpob_next_due(tpob_box *b);
+/* The same without a box, on the database db (a closed brand's file). */
+int64_t tpob_peek(sqlite3 *db);
 /* Live (dead false) or dead rows. */
 int64_t tpob_count(tpob_box *b, bool dead);
 /* After a start: every lease is over (nothing can be in flight), due now. */

@@ -46,6 +46,9 @@ static const char schema[] =
   " 'every_s', every_ms / 1000, 'attempts', attempts, 'max_attempts', max_attempts,"     \
   " 'last_error', last_error, 'created_ms', created_ms, 'dead_ms', dead_ms)"
 
+#define NEXT_DUE_SQL "SELECT due_ms FROM _tp_jobs j WHERE " RUNNABLE " ORDER BY due_ms, id LIMIT 1"
+#define CLOCK_GET_SQL "SELECT now_ms FROM _tp_clock WHERE id = 1"
+
 static const struct {
   size_t offset;
   const char *sql;
@@ -64,8 +67,7 @@ static const struct {
    " FROM _tp_jobs j WHERE due_ms <= ?1 AND " RUNNABLE " ORDER BY due_ms, id LIMIT 1"},
   /* ORDER BY ... LIMIT 1, not min(): it walks the due index and stops at the
   ** first runnable task, where min() under this WHERE visits every row */
-  {offsetof(tpq_queue, next_due),
-   "SELECT due_ms FROM _tp_jobs j WHERE " RUNNABLE " ORDER BY due_ms, id LIMIT 1"},
+  {offsetof(tpq_queue, next_due), NEXT_DUE_SQL},
   {offsetof(tpq_queue, remove), "DELETE FROM _tp_jobs WHERE id = ?1"},
   {offsetof(tpq_queue, repeat),
    /* the next slot after now: a host that was down does not replay missed runs */
@@ -78,7 +80,7 @@ static const struct {
    "UPDATE _tp_jobs SET dead_ms = NULL, attempts = 0, due_ms = ?2 WHERE id = ?1"
    " AND dead_ms IS NOT NULL"},
   {offsetof(tpq_queue, discard), "DELETE FROM _tp_jobs WHERE id = ?1"},
-  {offsetof(tpq_queue, clock_get), "SELECT now_ms FROM _tp_clock WHERE id = 1"},
+  {offsetof(tpq_queue, clock_get), CLOCK_GET_SQL},
   {offsetof(tpq_queue, clock_set),
    "INSERT INTO _tp_clock(id, now_ms) VALUES (1, ?1)"
    " ON CONFLICT(id) DO UPDATE SET now_ms = excluded.now_ms"},
@@ -325,6 +327,21 @@ int tpq_discard(tpq_queue *q, int64_t id) {
   sqlite3_bind_int64(q->discard, 1, id);
   if (run(q, q->discard, NULL, 0) != 0) return -1;
   return sqlite3_changes(q->db->db) > 0;
+}
+
+/* One integer from sql on db, or def (no row, NULL, or no such table yet). */
+static int64_t peek_int(sqlite3 *db, const char *sql, int64_t def) {
+  sqlite3_stmt *st;
+  int64_t v = def;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return def;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+void tpq_peek(sqlite3 *db, int64_t *next_due, int64_t *clock_ms) {
+  *next_due = peek_int(db, NEXT_DUE_SQL, INT64_MAX);
+  *clock_ms = peek_int(db, CLOCK_GET_SQL, 0);
 }
 
 int64_t tpq_clock_get(tpq_queue *q) {

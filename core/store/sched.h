@@ -93,6 +93,10 @@ int tpq_retry(tpq_queue *q, int64_t id, int64_t now_ms);
 /* Removes a task (pending or dead): 1 done, 0 no such task. */
 int tpq_discard(tpq_queue *q, int64_t id);
 
+/* Without a queue: tpq_next_due and tpq_clock_get of the database db (a
+** closed brand's file, read-only); INT64_MAX and 0 where it has no tables yet. */
+void tpq_peek(sqlite3 *db, int64_t *next_due, int64_t *clock_ms);
+
 /* The manual clock's saved time (0 if never saved). */
 int64_t tpq_clock_get(tpq_queue *q);
 int tpq_clock_set(tpq_queue *q, int64_t now_ms);
