@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -108,6 +109,11 @@ int tp__brand_open(tp_host *h, tp_tenant *t, const char *why, char *err, size_t 
 /* Frees what a brand holds open; what it keeps closed stays: its config, its
 ** plugins' slots (no generation in them), its due times, its backups' state. */
 void tp__brand_close(tp_host *h, tp_tenant *t) {
+  bool was_open = t->open;
+  if (was_open) {  /* what its timers need while it is closed */
+    t->next_due_ms = tpq_next_due(&t->queue);
+    t->outbox_due_ms = tpob_next_due(&t->outbox);
+  }
   for (int j = 0; j < t->nslots; j++)
     if (t->slots[j].current) {
       tpp_free(t->slots[j].current);
@@ -139,6 +145,10 @@ void tp__brand_close(tp_host *h, tp_tenant *t) {
   t->backup_last_ms = kept.backup_last_ms;
   t->backup_failed_ms = kept.backup_failed_ms;
   memcpy(t->backup_error, kept.backup_error, sizeof t->backup_error);
+  if (was_open && h->cfg->lazy_tenants) {  /* after the close: its files are as they stay */
+    tpdi_entry e = {t->next_due_ms, t->outbox_due_ms, t->clock_ms, tp_clock_wall_ms()};
+    tpdi_put(&h->due_index, t->conf->id, &e);
+  }
 }
 
 void tp__brand_free(tp_host *h, tp_tenant *t) {
@@ -148,7 +158,29 @@ void tp__brand_free(tp_host *h, tp_tenant *t) {
   t->nslots = 0;
 }
 
-void tp__brand_peek(tp_host *h, tp_tenant *t) {
+static int64_t mtime_ms(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) return -1;
+  return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+}
+
+/* The index's row of t, if t's files have not changed since it was written. */
+static bool from_index(tp_host *h, tp_tenant *t) {
+  tpdi_entry e;
+  if (tpdi_get(&h->due_index, t->conf->id, &e) != 1) return false;
+  char path[1100], wal[1100];
+  db_path(h, t, ".db", path, sizeof path);
+  db_path(h, t, ".db-wal", wal, sizeof wal);
+  int64_t db = mtime_ms(path), log = mtime_ms(wal);
+  if (db > e.written_ms || log > e.written_ms) return false;  /* opened since, or died open */
+  t->next_due_ms = e.next_due_ms;
+  t->outbox_due_ms = e.outbox_due_ms;
+  if (t->conf->manual_clock) t->clock_ms = e.clock_ms;
+  return true;
+}
+
+bool tp__brand_peek(tp_host *h, tp_tenant *t) {
+  if (from_index(h, t)) return false;
   char path[1100];
   db_path(h, t, ".db", path, sizeof path);
   sqlite3 *db = NULL;
@@ -159,6 +191,9 @@ void tp__brand_peek(tp_host *h, tp_tenant *t) {
     if (t->conf->manual_clock) t->clock_ms = clock_ms;
   }
   sqlite3_close(db);  /* no file yet: nothing is due */
+  tpdi_entry e = {t->next_due_ms, t->outbox_due_ms, t->clock_ms, tp_clock_wall_ms()};
+  tpdi_put(&h->due_index, t->conf->id, &e);  /* the next start need not read it again */
+  return true;
 }
 
 int tp__brand_use(tp_host *h, tp_tenant *t, const char *why) {
@@ -191,8 +226,6 @@ static void on_idle_tick(uv_timer_t *timer) {
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     if (!closable(h, t, now)) continue;
-    t->next_due_ms = tpq_next_due(&t->queue);  /* what its timers need while it is closed */
-    t->outbox_due_ms = tpob_next_due(&t->outbox);
     tp_buf *line = tp_log_begin(TP_LOG_INFO, "brand closed");
     tp_log_str(line, "tenant", t->conf->id);
     tp_log_int(line, "idle_s", (now - t->last_used_ms) / 1000);

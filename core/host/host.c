@@ -63,12 +63,25 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   /* sorted before anything points into the array: plugins keep &t->db */
   qsort(h->tenants, (size_t)cfg->ntenants, sizeof *h->tenants, cmp_tenant);
   if (cfg->limits.page_cache_bytes > 0) sqlite3_soft_heap_limit64(cfg->limits.page_cache_bytes);
+  if (cfg->lazy_tenants) {  /* where closed brands' timers stand (store/dueindex.h) */
+    char path[1100], ierr[512];
+    snprintf(path, sizeof path, "%s/tidepool.due.db", cfg->data_dir);
+    if (tpdi_open(&h->due_index, path, ierr, sizeof ierr) != 0)
+      tp_log_msg(TP_LOG_WARN, "every brand's file is read at start", ierr);
+  }
+  int read = 0;
   for (int i = 0; i < cfg->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     tp__brand_init(h, t, t->conf);
     h->ntenants++;
-    if (cfg->lazy_tenants) tp__brand_peek(h, t);  /* opened when first needed */
+    if (cfg->lazy_tenants) read += tp__brand_peek(h, t);  /* opened when first needed */
     else if (tp__brand_open(h, t, "start", err, errcap) != 0) return -1;
+  }
+  if (cfg->lazy_tenants) {
+    tp_buf *line = tp_log_begin(TP_LOG_INFO, "brands closed until needed");
+    tp_log_int(line, "brands", h->ntenants);
+    tp_log_int(line, "due_times_read_from_their_files", read);
+    tp_log_end(line);
   }
   return 0;
 }
@@ -77,6 +90,7 @@ void tp_host_close(tp_host *h) {
   tp__track_drain(h);  /* in case the host was never detached */
   tp__backup_stop(h);
   for (int i = 0; i < h->ntenants; i++) tp__brand_free(h, &h->tenants[i]);
+  tpdi_close(&h->due_index);
   free(h->tenants);
   free(h->batch);
   tpm_free(h->metrics);

@@ -42,6 +42,7 @@
 #include "store/outbox.h"
 #include "store/store.h"
 #include "store/track.h"
+#include "store/dueindex.h"
 
 /* One plugin enabled in a tenant's config, across its generations. */
 typedef struct tp_slot {
@@ -106,6 +107,7 @@ typedef struct tp_host {
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */
   int open_tenants;           /* brands open now (brands.c) */
+  tpdi_index due_index;       /* closed brands' due times (lazy brands; store/dueindex.h) */
   uv_timer_t idle_timer;      /* closes idle brands (open_tenants.lazy) */
   bool idle_timer_on;
   bool outbox_touched;        /* some tenant's outbox_touched is set */

@@ -73,8 +73,9 @@ int tp__brand_open(tp_host *h, tp_tenant *t, const char *why, char *err, size_t 
 /* Closes t; only between batches, with nothing of it in flight. */
 void tp__brand_close(tp_host *h, tp_tenant *t);
 void tp__brand_free(tp_host *h, tp_tenant *t);   /* closes, and frees its slots */
-/* A closed brand's next due task and call out, read from its file. */
-void tp__brand_peek(tp_host *h, tp_tenant *t);
+/* A closed brand's next due task and call out: from the due index when its
+** files have not changed since, else read from its file (true). */
+bool tp__brand_peek(tp_host *h, tp_tenant *t);
 /* Opens t if it is closed and notes the use: 0, or -1 (logged). */
 int tp__brand_use(tp_host *h, tp_tenant *t, const char *why);
 void tp__brands_start(tp_host *h);            /* the idle timer, when lazy */

@@ -49,6 +49,8 @@ def test_a_start_opens_nothing_and_a_request_opens_one_brand_until_idle():
     try:
         assert opened(h) == [], opened(h)
         assert metric(h, "tidepool_brands_open") == 0 and metric(h, "tidepool_brands") == N
+        line = [e for e in h.logs() if e.get("msg") == "brands closed until needed"]
+        assert line[0]["due_times_read_from_their_files"] == N, line   # the first start reads them all
         status, _, body = h.post("/v1/b07/autoinc/rows", {})
         assert status == 201 and body["id"] == 1, (status, body)
         wait_until(lambda: opened(h), timeout=5, what="the brand opened line")
@@ -85,16 +87,39 @@ def test_a_closed_brands_job_fires_on_time_also_after_a_restart():
         assert 0 <= r["now_ms"] - r["due_ms"] < 1500, ("late", r)
     finally:
         h.stop()
-    # b05's job is still pending: a restart reads its due time without opening b05
+    # b05's job is still pending: a restart reads its due time without opening b05, and
+    # without reading its file either: every brand's due times are in the index
     h.start()
     try:
         assert opened(h) == [], opened(h)
+        line = [e for e in h.logs() if e.get("msg") == "brands closed until needed"]
+        assert line and line[0]["brands"] == N and line[0]["due_times_read_from_their_files"] == 0, line
         wait_until(lambda: any(e["tenant"] == "b05" and e["why"] == "task" for e in opened(h)),
                    timeout=15, what="b05 opened for its job after the restart")
         status, _, runs = h.get("/v1/b05/schjobs/runs")
         assert [r["tag"] for r in runs["runs"]] == ["later"], runs
         assert runs["runs"][0]["now_ms"] - runs["runs"][0]["due_ms"] < 1500, runs
         assert [e["tenant"] for e in opened(h)][:1] == ["b05"]
+    finally:
+        h.stop()
+
+
+def test_after_a_kill_the_brands_that_were_open_are_read_from_their_files():
+    h = lazy_host("lazy-kill", idle=3600).start()
+    try:
+        h.stop()
+        h.start()   # every brand's row is in the index now
+        status, _, body = h.post("/v1/b11/schjobs/schedule",
+                                 {"name": "record", "payload": {"tag": "after-kill"}, "when": {"after": 3}})
+        assert status == 200, (status, body)
+        h.kill9()   # b11 open, its job only in its WAL: the index knows nothing of it
+        h.start()
+        line = [e for e in h.logs() if e.get("msg") == "brands closed until needed"]
+        assert line[0]["due_times_read_from_their_files"] == 1, line
+        wait_until(lambda: any(e["tenant"] == "b11" and e["why"] == "task" for e in opened(h)),
+                   timeout=15, what="b11 opened for its job after the kill")
+        status, _, runs = h.get("/v1/b11/schjobs/runs")
+        assert [r["tag"] for r in runs["runs"]] == ["after-kill"], runs
     finally:
         h.stop()
 
