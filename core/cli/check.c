@@ -179,18 +179,18 @@ static int check_config(const char *plugin_lua, const char *parent, const char *
       printf("%s\n", err);
       return 1;
     }
-    const char *ids[TPC_MAX_TENANTS + 1];
-    int n = 0;
-    for (int i = 0; i < cfg->ntenants && n < TPC_MAX_TENANTS; i++) ids[n++] = cfg->tenants[i].id;
-    ids[n] = NULL;
     if (!tenant && cfg->ntenants == 1) tenant = cfg->tenants[0].id;
     *t = tenant ? tpc_find_tenant(cfg, tenant, strlen(tenant)) : NULL;
-    char hint[100];
     if (!*t) {
-      if (tenant)
-        printf("%s: no tenant '%s'%s\n", config, tenant, tp_suggest_hint(tenant, ids, hint, sizeof hint));
-      else
+      if (tenant) {
+        const char **ids = calloc((size_t)cfg->ntenants + 1, sizeof *ids);
+        for (int i = 0; ids && i < cfg->ntenants; i++) ids[i] = cfg->tenants[i].id;
+        char hint[100] = "";
+        printf("%s: no tenant '%s'%s\n", config, tenant, ids ? tp_suggest_hint(tenant, ids, hint, sizeof hint) : "");
+        free(ids);
+      } else {
         printf("%s: it has %d tenants: say which with --tenant\n", config, cfg->ntenants);
+      }
       return 1;
     }
     const char *names[TPC_MAX_PLUGINS + 1];
@@ -200,6 +200,7 @@ static int check_config(const char *plugin_lua, const char *parent, const char *
       names[k++] = (*t)->plugins[i].name;
     }
     names[k] = NULL;
+    char hint[100];
     if (!*pc) {
       printf("%s: plugin '%s' is not enabled for tenant '%s'%s\n", config, name, (*t)->id,
              tp_suggest_hint(name, names, hint, sizeof hint));

@@ -18,7 +18,7 @@
 #include "base/ratelimit.h"
 #include "base/token.h"
 
-#define TPC_MAX_TENANTS 1024
+#define TPC_MAX_TENANTS 100000     /* brands in one config (open_tenants.lazy for more than a few hundred) */
 #define TPC_MAX_PLUGINS 64           /* plugins and campaigns of one tenant */
 #define TPC_MAX_CAMPAIGN_NAME 23     /* "campaign_" + 23 = a plugin name's 32 */
 #define TPC_MAX_KEYS 16
