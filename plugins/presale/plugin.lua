@@ -216,7 +216,7 @@ end
 ---an order to pay. A retry with the Idempotency-Key of an accepted buy is
 ---answered by the host with its order.
 local function buy(req)
-  local body = req.body == nil and {} or check.body(req.body)
+  local body = req.body == nil and {} or check.body(req.body, true)
   check.only(body, { qty = true })
   local qty = check.integer(body.qty, "qty", 1, 1000, true) or 1
   local p = open_presale(req.params.id, qty)
