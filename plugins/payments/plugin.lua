@@ -237,7 +237,7 @@ local ASK_AGAIN = 30       -- seconds before a prepay still unanswered is asked 
 ---with wx.requestPayment's parameters, signed by the host with the merchant key.
 local function prepay_wechatpay(w, o, due, body)
   local no = out_trade_no(o.id, due.stage)
-  local p = tp.db.one("SELECT prepay_id, state, error, asked_at, ready_at FROM payments_prepays WHERE order_id = ?",
+  local p = tp.db.one("SELECT out_trade_no, prepay_id, state, error, asked_at, ready_at FROM payments_prepays WHERE order_id = ?",
     o.id)
   local now = tp.now()
   if p and p.out_trade_no ~= no then p = nil end  -- the deposit's prepay: the balance asks anew

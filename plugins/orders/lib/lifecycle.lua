@@ -344,7 +344,8 @@ end
 local function check_amount(o, n, due)
   if n.amount_fen ~= due then
     tp.log("warn", "payment amount does not match the order", { order_id = o.id,
-      transaction_id = n.transaction_id, amount_fen = n.amount_fen, due_fen = due, stage = n.stage or 1 })
+      transaction_id = n.transaction_id, amount_fen = n.amount_fen, total_fen = o.total_fen, due_fen = due,
+      stage = n.stage or 1 })
     tp.fail(400, "amount_mismatch", ("this payment of the order costs %d fen, the payment says %d"):format(
       due, n.amount_fen), { total_fen = o.total_fen, due_fen = o.deposit and due or nil, amount_fen = n.amount_fen })
   end
