@@ -34,6 +34,7 @@ local money = require("tp.money")
 local schema = require("tp.schema")
 local when = require("tp.when")
 local risk = require("tp.risk")
+local merge = require("lib.merge")
 
 local PLUGIN = "presale"
 
@@ -180,9 +181,10 @@ local function count_for_user(p, user, qty)
   end
 end
 
+---Gives qty back to the buyer's count (the survivor's, if she was merged since).
 local function uncount(presale_id, user, qty)
   tp.db.exec("UPDATE presale_buyers SET bought = max(0, bought - ?) WHERE presale_id = ? AND user = ?",
-    qty, presale_id, user)
+    qty, presale_id, merge.survivor(user))
 end
 
 ---Takes qty of the presale's units, conditionally: two deposits on the last
@@ -260,11 +262,11 @@ end
 ---@return boolean
 function exports.reclaim_order(order)
   local id, qty = math.tointeger(tonumber(order.campaign.id)), units_of(order)
-  local p = load(id)
+  local p, user = load(id), merge.survivor(order.user)
   if not p or p.cancelled_at then return false end
   if tp.db.exec([[INSERT INTO presale_buyers (presale_id, user, bought) VALUES (?1, ?2, ?3)
       ON CONFLICT (presale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4]],
-      id, order.user, qty, p.per_user_limit) == 0 then
+      id, user, qty, p.per_user_limit) == 0 then
     return false
   end
   if tp.db.exec("UPDATE presale_presales SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1",
@@ -275,6 +277,11 @@ function exports.reclaim_order(order)
   tp.db.exec("UPDATE presale_orders SET state = 'pending' WHERE order_id = ?", order.id)
   return true
 end
+
+-- ---- merging members (lib/merge.lua): one person, one per-user limit
+
+exports.member_merge = merge.member_merge
+exports.member_unmerge = merge.member_unmerge
 
 -- ---- the balance reminder (presale.balance_due)
 
@@ -664,6 +671,21 @@ return {
       created_at INTEGER NOT NULL
     );
     CREATE INDEX presale_orders_presale ON presale_orders(presale_id, state, order_id);
+    -- merging members (lib/merge.lua): each merge, and the counts it folded
+    CREATE TABLE presale_merges (
+      merge_id INTEGER PRIMARY KEY,
+      from_user TEXT NOT NULL,
+      into_user TEXT NOT NULL,
+      merged_at INTEGER NOT NULL
+    );
+    CREATE INDEX presale_merges_from ON presale_merges(from_user, merge_id);
+    CREATE TABLE presale_merge_moves (
+      merge_id INTEGER NOT NULL,
+      presale_id INTEGER NOT NULL,
+      amount INTEGER NOT NULL,
+      created INTEGER NOT NULL CHECK (created IN (0, 1)),
+      PRIMARY KEY (merge_id, presale_id)
+    ) WITHOUT ROWID;
     ]],
   },
   routes = ROUTES,
