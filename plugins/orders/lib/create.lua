@@ -6,7 +6,6 @@
 
 local check = require("tp.check")
 local pricing = require("lib.pricing")
-local money = require("lib.money")
 local store = require("lib.store")
 
 local create = {}
@@ -96,25 +95,6 @@ local function deposit_of(spec, campaign)
   end
   if out.balance_ends_at <= tp.now() then check.field_error("deposit.balance_ends_at", "has passed") end
   return out
-end
-
----The deposit's 膨胀 (worth - deposit) taken off the lines like any discount:
----split by what each still costs, largest remainder. The balance must stay
----at least 1 fen (WeChat Pay cannot charge 0): 409 deposit_exceeds_price.
-local function apply_deposit(lines, items, discount, d)
-  if d.worth_fen >= items - discount then
-    tp.fail(409, "deposit_exceeds_price", ("a deposit worth %d fen leaves no balance on an order of %d fen"):format(
-      d.worth_fen, items - discount), { worth_fen = d.worth_fen, price_fen = items - discount })
-  end
-  local bonus = d.worth_fen - d.deposit_fen
-  local weights = {}
-  for i, l in ipairs(lines) do weights[i] = l.paid_fen end
-  local parts = money.split(bonus, weights)
-  for i, l in ipairs(lines) do
-    l.discount_fen = l.discount_fen + parts[i]
-    l.paid_fen = l.amount_fen - l.discount_fen
-  end
-  return bonus
 end
 
 local function attribution_of(spec, cfg, user)
@@ -250,7 +230,7 @@ function create.order(spec, caller)
   local lines, items, discount = priced.lines, priced.items_fen, priced.discount_fen
   local points_fen = priced.points_fen
   points = priced.points
-  if deposit then discount = discount + apply_deposit(lines, items, discount, deposit) end
+  if deposit then discount = discount + pricing.apply_deposit(lines, items - discount, deposit) end
   local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
   local attribution = attribution_of(spec, cfg, user)
   -- the last-touch source, frozen now: from the plugin that exports order_source (analytics)
