@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seeds the demo brand on a running host, once (what exists is left alone): in
-# both tenants, leaf and leaf-rehearsal, four products (one the Leaf Club membership), a coupon, a 满减, and one
-# campaign of each kind: a flash sale, a group buy, a bargain, a store with a
+# both tenants, leaf and leaf-rehearsal, five products (one the Leaf Club membership, one sold
+# only in presale), a coupon, a 满减, and one
+# campaign of each kind: a flash sale, a group buy, a bargain, a presale, a store with a
 # shopping guide (and a pickup counter with its clerk), three regular members with their tag, two points-mall items; then it reloads the
 # Double 12 campaign, which needs those products and the tag; and six anonymous visits to
 # leaf (data ops). tools/demo.sh calls it; so does tests/e2e/test_demo.py.
@@ -90,6 +91,18 @@ seed() {
   if [ "$(count /admin/$t/points/mall/items)" -eq 0 ]; then
     post /admin/$t/points/mall/items '{"kind":"sku","sku":"cup-001","title":"Tea cup set","points_price":20000,"stock":10}'
     post /admin/$t/points/mall/items '{"kind":"coupon","template_id":1,"title":"¥20 off from ¥199","points_price":500,"stock":100}'
+  fi
+  # 预售: next spring's Longjing before it is picked, 定金膨胀: a ¥50 deposit worth ¥100 at the
+  # balance, on ¥259 (list ¥299). Deposits from now for 10 days (to the minute), the balance
+  # (尾款) the 2 days after; it ships from the day after
+  if [ "$(count /admin/$t/presales)" -eq 0 ]; then
+    post /admin/$t/catalog/products '{"name":"Longjing 2027 Pre-Qingming","skus":[{"code":"tea-201",
+      "title":"250 g tin, 2027 harvest","price_fen":29900,"stock":200}]}'
+    post /admin/$t/presales "{\"sku\":\"tea-201\",\"kind\":\"deposit\",\"price_fen\":25900,
+      \"deposit_fen\":5000,\"deposit_worth_fen\":10000,\"quantity\":100,\"per_user_limit\":2,
+      \"per_order_limit\":2,\"starts_at\":$now,\"ends_at\":$((now / 60 * 60 + 10 * 86400)),
+      \"balance_starts_at\":$((now / 60 * 60 + 10 * 86400)),\"balance_ends_at\":$((now / 60 * 60 + 12 * 86400)),
+      \"ships_from\":$((now / 60 * 60 + 13 * 86400))}"
   fi
   # the campaign scripts: refused at the first start (no products yet), loaded now
   post /admin/$t/reload '{"plugin":"campaign_double12"}'

@@ -30,6 +30,7 @@ local EVENTS = {
   "group.formed", "group.failed", "group.opened", "bargain.floor_reached", "bargain.expired",
   "order.paid", "order.shipped", "order.delivered", "order.completed", "order.cancelled", "order.refunded",
   "friend_assist.completed", "referral.withdrawal_approved",
+  "order.deposit_paid", "presale.balance_due",
 }
 local COUPON_EVENT = "coupon.expiring"
 local KNOWN_EVENTS = { [COUPON_EVENT] = true }

@@ -22,8 +22,8 @@ local store = require("lib.store")
 local merge = require("lib.merge")
 local tporders = require("tp.orders")
 
-local STATUSES = { pending_payment = true, paid = true, completed = true, cancelled = true,
-                   refunding = true, refunded = true }
+local STATUSES = { pending_payment = true, awaiting_balance = true, paid = true, completed = true,
+                   cancelled = true, refunding = true, refunded = true }
 
 -- ---- the answers, as the OpenAPI document states them (money in integer fen)
 
@@ -189,7 +189,8 @@ function exports.get(id)
   return store.detail(id)
 end
 
----Marks an order paid (PaymentNotice); only the payment plugin may.
+---Marks an order paid (PaymentNotice: stage 2 pays a two-payment order's
+---balance); only the payment plugin may. Outcomes: lib/lifecycle.lua pay.
 function exports.pay(notice)
   local allowed = tp.config().payment_plugin or "payments"
   if tp.caller() ~= allowed then
@@ -211,7 +212,9 @@ function exports.refund_settled(refund_no, provider_refund_id)
   return lifecycle.refund_settled(refund_no, provider_refund_id)
 end
 
----Requests a refund (amount_fen nil = all that is left); returns the refund.
+---Requests a refund (amount_fen nil = all that is left); returns the refund
+---(with parts when it is paid out from two payments: a presale's balance and
+---deposit). An order awaiting its balance is refunded only whole (its deposit).
 function exports.refund(id, amount_fen, reason)
   local refund = lifecycle.refund(id, amount_fen, reason or tp.caller() or "plugin")
   return refund
@@ -303,7 +306,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.7.0",
+  version = "1.8.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -429,6 +432,78 @@ return {
       PRIMARY KEY (order_id, line_no, promotion_id)
     ) WITHOUT ROWID;
     ]],
+    -- 1.8.0: orders paid in two payments (presale, 定金 then 尾款): the state
+    -- awaiting_balance, the deposit's terms frozen on the order, the balance's
+    -- own transaction, a forfeited deposit, and a promised ship date. A CHECK
+    -- on status cannot be changed in place, so the table is rebuilt (SQLite's
+    -- recipe: new table, copy, drop, rename); the rules the 1.4.0 and 1.6.0
+    -- triggers held become CHECKs of the new table, and its AUTOINCREMENT
+    -- sequence carries over, so no order number is ever given twice.
+    [[
+    CREATE TABLE orders_orders_v2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      user TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('pending_payment', 'awaiting_balance', 'paid', 'completed',
+                                             'cancelled', 'refunding', 'refunded')),
+      items_fen INTEGER NOT NULL CHECK (items_fen >= 1),
+      discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),
+      total_fen INTEGER NOT NULL CHECK (total_fen = items_fen - discount_fen AND total_fen >= 1),
+      paid_fen INTEGER NOT NULL DEFAULT 0,
+      refund_requested_fen INTEGER NOT NULL DEFAULT 0 CHECK (refund_requested_fen <= paid_fen),
+      refunded_fen INTEGER NOT NULL DEFAULT 0 CHECK (refunded_fen <= refund_requested_fen),
+      coupon_id INTEGER,
+      campaign_plugin TEXT,
+      campaign_id TEXT,
+      campaign_stacks INTEGER NOT NULL DEFAULT 0,
+      referrer TEXT, referrer2 TEXT, store TEXT, guide TEXT,
+      idempotency_key TEXT,
+      fingerprint TEXT,
+      stock_held INTEGER NOT NULL DEFAULT 1,
+      transaction_id TEXT UNIQUE,
+      late_payment INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL,
+      pay_deadline INTEGER NOT NULL,
+      paid_at INTEGER, cancelled_at INTEGER, cancel_reason TEXT, completed_at INTEGER,
+      refunded_at INTEGER,
+      held INTEGER NOT NULL DEFAULT 0,
+      points INTEGER NOT NULL DEFAULT 0,
+      points_fen INTEGER NOT NULL DEFAULT 0,
+      source TEXT,
+      fulfilment TEXT CHECK (fulfilment IS NULL OR fulfilment IN
+        ('partially_shipped', 'shipped', 'delivered', 'picked_up')),
+      -- two payments: deposit_fen is the first, total_fen - deposit_fen the
+      -- balance; the deposit counts deposit_worth_fen at the balance, and the
+      -- difference (膨胀) is part of discount_fen. NULL: a one-payment order
+      deposit_fen INTEGER CHECK (deposit_fen IS NULL OR deposit_fen >= 1),
+      deposit_worth_fen INTEGER,
+      balance_starts_at INTEGER,
+      balance_ends_at INTEGER,
+      deposit_refundable INTEGER,
+      deposit_paid_at INTEGER,
+      balance_transaction_id TEXT UNIQUE,
+      forfeited_fen INTEGER NOT NULL DEFAULT 0 CHECK (forfeited_fen >= 0 AND forfeited_fen <= paid_fen),
+      ships_from INTEGER,
+      CHECK (points >= 0 AND points_fen >= 0 AND points_fen <= discount_fen AND (points_fen = 0) = (points = 0)),
+      CHECK (deposit_fen IS NULL OR (deposit_worth_fen >= deposit_fen AND deposit_worth_fen < items_fen
+             AND deposit_worth_fen - deposit_fen <= discount_fen AND balance_starts_at IS NOT NULL
+             AND balance_ends_at > balance_starts_at AND deposit_refundable IN (0, 1)))
+    );
+    INSERT INTO orders_orders_v2 (id, user, status, items_fen, discount_fen, total_fen, paid_fen,
+        refund_requested_fen, refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, referrer,
+        referrer2, store, guide, idempotency_key, fingerprint, stock_held, transaction_id, late_payment, created_at,
+        pay_deadline, paid_at, cancelled_at, cancel_reason, completed_at, refunded_at, held, points, points_fen,
+        source, fulfilment)
+      SELECT id, user, status, items_fen, discount_fen, total_fen, paid_fen, refund_requested_fen, refunded_fen,
+        coupon_id, campaign_plugin, campaign_id, campaign_stacks, referrer, referrer2, store, guide,
+        idempotency_key, fingerprint, stock_held, transaction_id, late_payment, created_at, pay_deadline, paid_at,
+        cancelled_at, cancel_reason, completed_at, refunded_at, held, points, points_fen, source, fulfilment
+      FROM orders_orders ORDER BY id;
+    UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'orders_orders'), 0))
+      WHERE name = 'orders_orders_v2';
+    DROP TABLE orders_orders;
+    ALTER TABLE orders_orders_v2 RENAME TO orders_orders;
+    CREATE INDEX orders_orders_user ON orders_orders(user, status);
+    ]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,
@@ -479,7 +554,7 @@ return {
       response = { type = "object", required = { "refund", "order" }, properties = {
         refund = REFUND_SCHEMA, order = ORDER_SCHEMA } },
       errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" },
-                 [409] = { "not_refundable", "refund_exceeds_paid", "refund_conflict" } } },
+                 [409] = { "not_refundable", "refund_exceeds_paid", "refund_must_be_whole", "refund_conflict" } } },
     { method = "POST", path = "/orders/{id:int}/complete", auth = "admin", handler = admin_complete,
       summary = "Complete a paid order", response = ORDER_SCHEMA,
       errors = { [404] = { "order_not_found" }, [409] = { "not_completable", "order_held" } } },
@@ -489,6 +564,7 @@ return {
   },
   jobs = {
     expire_unpaid = function(job) lifecycle.cancel(job.payload.order_id, "timeout") end,
+    expire_balance = function(job) lifecycle.balance_missed(job.payload.order_id) end,
     refund = function(job) lifecycle.run_refund(job.payload.refund_id) end,
   },
   exports = exports,

@@ -66,12 +66,45 @@ local function config()
            mchid = c.mchid or "1900000001", skew = c.max_clock_skew_seconds or 300 }
 end
 
-local function out_trade_no(order_id) return ("tp%08d"):format(order_id) end
+-- One out_trade_no per payment of an order (WeChat Pay takes each number
+-- once): tp00000042 for its first payment (the whole order, or a presale's
+-- deposit), tp00000042_2 for a presale's balance (尾款).
+local function out_trade_no(order_id, stage)
+  if stage == 2 then return ("tp%08d_2"):format(order_id) end
+  return ("tp%08d"):format(order_id)
+end
 
+---The order and the payment stage an out_trade_no names.
+---@return integer order_id, integer stage
 local function order_of_trade_no(no)
-  local id = type(no) == "string" and math.tointeger(tonumber(no:match("^tp(%d+)$") or ""))
+  local digits, second = nil, nil
+  if type(no) == "string" then
+    digits = no:match("^tp(%d+)$")
+    if not digits then
+      digits = no:match("^tp(%d+)_2$")
+      second = digits ~= nil
+    end
+  end
+  local id = digits and math.tointeger(tonumber(digits))
   if not id then tp.fail(400, "unknown_out_trade_no", "out_trade_no does not name an order") end
-  return id
+  return id, second and 2 or 1
+end
+
+---What the caller may pay of order o now: {stage, amount_fen, closes_at}, or
+---409 not_payable; a presale's balance only inside its window (409
+---balance_not_open with opens_at, balance_closed).
+local function due_now(o)
+  local due = o.payment_due
+  if not due then
+    tp.fail(409, "not_payable", ("an order that is %s cannot be paid"):format(o.status), { status = o.status })
+  end
+  if due.opens_at and tp.now() < due.opens_at then
+    tp.fail(409, "balance_not_open", "the balance (尾款) of this presale cannot be paid yet", { opens_at = due.opens_at })
+  end
+  if due.stage == 2 and tp.now() >= due.closes_at then
+    tp.fail(409, "balance_closed", "the time to pay this presale's balance (尾款) is over", { closes_at = due.closes_at })
+  end
+  return due
 end
 
 local function signature(secret, timestamp, nonce, body)
@@ -105,8 +138,9 @@ end
 local function transaction_fields(t)
   if type(t) ~= "table" then tp.fail(400, "invalid_notify", "the transaction must be an object") end
   if type(t.amount) ~= "table" then check.field_error("amount", "must be an object") end
+  local order_id, stage = order_of_trade_no(t.out_trade_no)
   return {
-    order_id = order_of_trade_no(t.out_trade_no),
+    order_id = order_id, stage = stage,
     transaction_id = check.ident(t.transaction_id, "transaction_id", 64),
     trade_state = check.ident(t.trade_state, "trade_state", 32),
     amount_fen = check.integer(t.amount.total, "amount.total", 1),
@@ -130,7 +164,7 @@ local function apply_transaction(raw)
     return { outcome = "duplicate", first_outcome = seen.outcome, order_id = t.order_id }
   end
   local result = tp.call("orders", "pay", { order_id = t.order_id, transaction_id = t.transaction_id,
-    amount_fen = t.amount_fen, paid_at = tp.now() })
+    amount_fen = t.amount_fen, paid_at = tp.now(), stage = t.stage })
   tp.db.exec([[INSERT INTO payments_notifies (transaction_id, order_id, amount_fen, outcome, received_at)
     VALUES (?, ?, ?, ?, ?)]], t.transaction_id, t.order_id, t.amount_fen, result.outcome, tp.now())
   tp.db.exec("UPDATE payments_prepays SET state = 'paid' WHERE order_id = ?", t.order_id)
@@ -201,13 +235,14 @@ local ASK_AGAIN = 30       -- seconds before a prepay still unanswered is asked 
 ---With WeChat Pay the prepay_id comes from a call out, answered to a job: the
 ---first request asks and answers 202 (pending); once the reply is in, 200
 ---with wx.requestPayment's parameters, signed by the host with the merchant key.
-local function prepay_wechatpay(w, o, body)
-  local no = out_trade_no(o.id)
-  local p = tp.db.one("SELECT prepay_id, state, error, asked_at, ready_at FROM payments_prepays WHERE order_id = ?",
+local function prepay_wechatpay(w, o, due, body)
+  local no = out_trade_no(o.id, due.stage)
+  local p = tp.db.one("SELECT out_trade_no, prepay_id, state, error, asked_at, ready_at FROM payments_prepays WHERE order_id = ?",
     o.id)
   local now = tp.now()
+  if p and p.out_trade_no ~= no then p = nil end  -- the deposit's prepay: the balance asks anew
   if p and p.state == "ready" and p.ready_at + PREPAY_VALID > now then
-    return 200, { order_id = o.id, out_trade_no = no, total_fen = o.total_fen, expires_at = o.pay_deadline,
+    return 200, { order_id = o.id, out_trade_no = no, total_fen = due.amount_fen, expires_at = due.closes_at,
       request_payment = wechatpay.request_payment(w, p.prepay_id) }
   end
   if p and p.state == "failed" and p.asked_at + ASK_AGAIN > now then
@@ -217,10 +252,11 @@ local function prepay_wechatpay(w, o, body)
     local openid = check.ident(body.openid, "openid", 128)
     tp.db.exec([[INSERT INTO payments_prepays (order_id, out_trade_no, total_fen, state, asked_at)
       VALUES (?, ?, ?, 'asked', ?) ON CONFLICT (order_id) DO UPDATE SET state = 'asked', prepay_id = NULL,
-      error = NULL, asked_at = excluded.asked_at, total_fen = excluded.total_fen]], o.id, no, o.total_fen, now)
-    wechatpay.ask_prepay(w, o, no, openid)
+      error = NULL, asked_at = excluded.asked_at, total_fen = excluded.total_fen,
+      out_trade_no = excluded.out_trade_no]], o.id, no, due.amount_fen, now)
+    wechatpay.ask_prepay(w, { id = o.id, total_fen = due.amount_fen, pay_deadline = due.closes_at }, no, openid)
   end
-  return 202, { order_id = o.id, out_trade_no = no, total_fen = o.total_fen, expires_at = o.pay_deadline,
+  return 202, { order_id = o.id, out_trade_no = no, total_fen = due.amount_fen, expires_at = due.closes_at,
     pending = true, retry_after = 1 }
 end
 
@@ -232,14 +268,13 @@ local function prepay(req)
   local id = check.integer(body.order_id, "order_id", 1)
   local o = tp.call("orders", "get", id)
   if not o or o.user ~= req.user then tp.fail(404, "order_not_found", "no such order") end
-  if o.status ~= "pending_payment" then
-    tp.fail(409, "not_payable", ("an order that is %s cannot be paid"):format(o.status), { status = o.status })
-  end
-  if cfg.provider == "wechatpay" then return prepay_wechatpay(cfg, o, body) end
+  local due = due_now(o)
+  if cfg.provider == "wechatpay" then return prepay_wechatpay(cfg, o, due, body) end
   local ts, n = tostring(tp.now()), nonce()
-  local package = "prepay_id=wx" .. out_trade_no(id)
-  return 200, { order_id = id, out_trade_no = out_trade_no(id), total_fen = o.total_fen,
-    expires_at = o.pay_deadline,
+  local no = out_trade_no(id, due.stage)
+  local package = "prepay_id=wx" .. no
+  return 200, { order_id = id, out_trade_no = no, total_fen = due.amount_fen, stage = due.stage,
+    expires_at = due.closes_at,
     request_payment = { appId = cfg.appid, timeStamp = ts, nonceStr = n, package = package,
       signType = "HMAC-SHA256", paySign = signature(cfg.secret, ts, n, package) } }
 end
@@ -259,16 +294,27 @@ local function simulate(req)
   local id = check.integer(body.order_id, "order_id", 1)
   local o = tp.call("orders", "get", id)
   if not o then tp.fail(404, "order_not_found", "no such order") end
+  -- the payment due now (a presale's balance only in its window); an order
+  -- with none due (cancelled: a late payment) is paid its first payment's
+  -- amount, or the stage the body names
+  local stage = check.integer(body.stage, "stage", 1, 2, true)
+  local amount = o.deposit and o.deposit.deposit_fen or o.total_fen
+  if stage == nil and o.payment_due then
+    local due = due_now(o)
+    stage, amount = due.stage, due.amount_fen
+  elseif stage == 2 then
+    amount = o.deposit and o.deposit.balance_fen or o.total_fen
+  end
   local transaction = {
-    appid = cfg.appid, mchid = cfg.mchid, out_trade_no = out_trade_no(id),
+    appid = cfg.appid, mchid = cfg.mchid, out_trade_no = out_trade_no(id, stage),
     transaction_id = check.ident(body.transaction_id, "transaction_id", 64, true)
       -- 28 digits like WeChat's: 4200, the second, 14 random digits. Six random
       -- digits collided among the hundreds simulated in one second of a load
       -- test (a second payment with another order's id: transaction_conflict)
       or ("4200%d%014d"):format(tp.now(), tp.random(0, 99999999999999)),
     trade_type = "JSAPI", trade_state = "SUCCESS", success_time = tp.now(),
-    amount = { total = check.integer(body.amount_fen, "amount_fen", 1, nil, true) or o.total_fen,
-               payer_total = o.total_fen, currency = "CNY" },
+    amount = { total = check.integer(body.amount_fen, "amount_fen", 1, nil, true) or amount,
+               payer_total = amount, currency = "CNY" },
     payer = { openid = "sim-" .. o.user },
   }
   local notice = { id = "sim-" .. nonce(), create_time = tp.now(), event_type = "TRANSACTION.SUCCESS",
@@ -329,10 +375,14 @@ local EPOCH = { type = "integer", minimum = 0, description = "UTC epoch seconds"
 
 -- POST /payments/prepay: wx.requestPayment(request_payment) in the mini-program
 local PREPAY = { type = "object", required = { "order_id", "out_trade_no", "total_fen" },
-  properties = { order_id = INT, out_trade_no = STR, total_fen = FEN,
+  properties = { order_id = INT, out_trade_no = STR,
+    total_fen = { type = "integer", minimum = 0, description = "integer fen this payment asks: the order's total, "
+      .. "or a presale's deposit or balance" },
+    stage = { type = "integer", description = "1: the first payment (the order, or a presale's deposit); 2: a presale's balance" },
     pending = { type = "boolean", description = "202: WeChat Pay is being asked; ask again after retry_after" },
     retry_after = { type = "integer", description = "seconds" },
-    expires_at = { type = "integer", minimum = 0, description = "the order's pay_deadline (UTC epoch seconds)" },
+    expires_at = { type = "integer", minimum = 0, description = "the order's pay_deadline, or the end of a "
+      .. "presale's balance window (UTC epoch seconds)" },
     request_payment = { type = "object", description = "the parameters of wx.requestPayment, as they are",
       required = { "appId", "timeStamp", "nonceStr", "package", "signType", "paySign" },
       properties = { appId = STR, timeStamp = { type = "string", description = "epoch seconds, as a string" },
@@ -603,19 +653,25 @@ return {
       body = { type = "object", required = { "order_id" }, properties = { order_id = { type = "integer" },
         openid = { type = "string", description = "the payer's openid under the app (WeChat Pay)" } } },
       response = PREPAY, status = { 200, 202 },
-      errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" }, [409] = { "not_payable" },
+      errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" },
+                 [409] = { "not_payable", "balance_not_open", "balance_closed" },
                  [502] = { "prepay_failed" }, [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/simulate", auth = "admin", handler = simulate,
       summary = "Simulate the payer: build, sign and apply the notify WeChat would send",
       body = { type = "object", required = { "order_id" }, properties = {
-        order_id = { type = "integer" }, amount_fen = { type = "integer" }, transaction_id = { type = "string" } } },
+        order_id = { type = "integer" }, amount_fen = { type = "integer" }, transaction_id = { type = "string" },
+        stage = { type = "integer", minimum = 1, maximum = 2,
+          description = "which payment: 1 the first (the whole order, or a presale's deposit), 2 a presale's "
+            .. "balance; default: the one due now" } } },
       response = { type = "object", required = { "notify", "result" }, properties = {
         notify = { type = "object", required = { "headers", "body" }, description = "the notify, to replay with curl",
           properties = { headers = { type = "object", additionalProperties = STR },
                          body = { type = "string", description = "the signed body, as sent" } } },
         result = APPLIED } },
-      errors = { [400] = { "invalid_field", "invalid_notify", "amount_mismatch" }, [404] = { "order_not_found" },
-                 [409] = { "transaction_conflict", "not_simulated" }, [503] = { "payments_not_configured" } } },
+      errors = { [400] = { "invalid_field", "invalid_notify", "amount_mismatch", "no_balance_due" },
+                 [404] = { "order_not_found" },
+                 [409] = { "transaction_conflict", "not_simulated", "balance_not_open", "balance_closed" },
+                 [503] = { "payments_not_configured" } } },
     { method = "POST", path = "/payments/reconcile", auth = "admin", handler = reconcile_now,
       summary = "Query WeChat Pay now for prepaid orders no notify has paid",
       status = 202, response = { type = "object", required = { "scheduled" }, properties = {

@@ -15,7 +15,7 @@ local schema = require("tp.schema")
 ---The events a brand may subscribe to: every event the built-in plugins emit.
 local EVENTS = {
   "order.created", "order.paid", "order.shipped", "order.delivered", "order.completed", "order.cancelled",
-  "order.refunded",
+  "order.refunded", "order.deposit_paid", "presale.balance_due",
   "group.opened", "group.formed", "group.failed", "bargain.floor_reached",
   "friend_assist.completed", "friend_assist.expired", "group_chain.closed",
   "referral.withdrawal_approved", "member.merged", "member.unmerged", "member.erased",

@@ -61,6 +61,9 @@ local function leaf_plugins()
     -- pickup; after-sales requests approved after 2 days of silence; coupons stay used
     fulfilment = { auto_receive_seconds = 10 * 86400, auto_complete_seconds = 7 * 86400,
                    aftersale_auto_approve_seconds = 2 * 86400, return_coupon = "never" },
+    -- 预售: a deposit that is never followed by its balance is kept (定金不退, as the malls
+    -- do); the buyer is reminded when the balance opens and a day before it closes
+    presale = { deposit_refund = "forfeit", balance_reminder_before_close_seconds = 86400 },
   }
 end
 

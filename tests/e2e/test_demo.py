@@ -10,7 +10,8 @@ sign-in and an order paid partly with points, a pickup redeemed by the store's
 clerk, an express order shipped in two parcels with one unit returned and
 refunded once, and a commission earned, settled
 on the test clock and partly withdrawn (approved, paid out by a simulated
-transfer the member confirmed).
+transfer the member confirmed), and a presale's deposit and balance paid on the
+test clock while another buyer's deposit was forfeited when her balance never came.
 """
 import json
 import os
@@ -179,6 +180,20 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
         assert mei["earnings"]["settled_fen"] == 640, mei
         perf = demo.get("/admin/leaf-rehearsal/referral/stores/hz-west/performance", admin=True)
         assert perf["sales_fen"] == 12800 and perf["commission_fen"] == 1920, perf
+        # 预售 on leaf-rehearsal: u9 paid the deposit, then the balance in its window (order 2);
+        # u8 never paid hers (order 3): called off at the close, the deposit kept, the unit back
+        assert '"code":"balance_not_open"' in answers, answers[-3000:]
+        o = demo.get("/admin/leaf-rehearsal/orders/2", admin=True)
+        assert (o["user"], o["status"], o["items_fen"], o["discount_fen"], o["total_fen"], o["paid_fen"]) == \
+            ("u9", "paid", 25900, 5000, 20900, 20900), o
+        assert (o["deposit"]["deposit_fen"], o["deposit"]["balance_fen"]) == (5000, 15900), o
+        assert o["campaign"]["plugin"] == "presale", o
+        o = demo.get("/admin/leaf-rehearsal/orders/3", admin=True)
+        assert (o["user"], o["status"], o["cancel_reason"], o["forfeited_fen"], o["refunds"]) == \
+            ("u8", "cancelled", "balance_unpaid", 5000, []), o
+        p = demo.get("/admin/leaf-rehearsal/presales/1", admin=True)
+        assert (p["sold"], p["remaining"], p["state"]) == (1, 99, "ended"), p
+        assert demo.get("/v1/leaf/presales")["items"][0]["state"] == "deposit_open"
     finally:
         demo.stop()
 

@@ -31,7 +31,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Plugins that must export `schemas`: those whose resource bodies are declared
 # with tp.schema. A plugin dropping the export (or its schema) fails the walk.
 DECLARING = {"bargain", "blocklist", "catalog", "coupons", "flash_sale", "friend_assist", "fulfilment", "group_buy",
-             "group_chain", "members", "points", "promotions", "referral", "webhooks"}
+             "group_chain", "members", "points", "presale", "promotions", "referral", "webhooks"}
 
 # Request bodies still written by hand, by "plugin METHOD path" (the path as
 # the document has it, without /admin/{tenant} or /v1/{tenant}): why each is
@@ -49,6 +49,7 @@ HAND_WRITTEN = {
     "fulfilment POST /fulfilment/pickups/redeem": "action: a store and a pickup code",
     "fulfilment POST /fulfilment/stores/{id}/staff": "action: the member to make staff",
     "group_buy POST /group-buys/{id}/open": "action: qty, coupon_id",
+    "presale POST /presales/{id}/buy": "action: qty",
     "group_buy POST /group-buys/{id}/groups/{gid}/join": "action: qty, coupon_id",
     "catalog POST /catalog/skus/{code}/stock": "action: a stock delta",
     "analytics POST /analytics/rollup": "action: the day to recompute",

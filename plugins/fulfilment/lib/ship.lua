@@ -13,6 +13,7 @@
 local check = require("tp.check")
 local book = require("lib.book")
 local aftersale = require("lib.aftersale")
+local when = require("tp.when")
 
 local ship = {}
 
@@ -107,7 +108,7 @@ function ship.choose(user, id, body)
   local method = check.enum(body.method, "method", { express = true, pickup = true })
   local o = order_of(id)
   if o.user ~= user then tp.fail(404, "order_not_found", "no such order") end
-  if o.status ~= "pending_payment" and o.status ~= "paid" then
+  if o.status ~= "pending_payment" and o.status ~= "awaiting_balance" and o.status ~= "paid" then
     tp.fail(409, "not_deliverable", ("an order that is %s is not delivered"):format(o.status), { status = o.status })
   end
   local r = record(id)
@@ -138,9 +139,13 @@ end
 ---paid any more, or held by its campaign).
 local function tell_orders(o, state)
   if not tp.call("orders", "set_fulfilment", o.id, state) then
-    local why = o.held and "its campaign holds it (a group still forming)" or ("it is " .. o.status)
+    local why = o.held and "its campaign holds it (a group still forming)"
+      or (o.status == "awaiting_balance" and "its balance (尾款) is not paid yet")
+      or (o.ships_from and o.ships_from > tp.now() and o.status == "paid"
+          and ("it is a presale that ships from %s"):format(when.format(o.ships_from)))
+      or ("it is " .. o.status)
     tp.fail(409, "not_fulfillable", ("the order cannot be fulfilled: %s"):format(why),
-      { status = o.status, held = o.held })
+      { status = o.status, held = o.held, ships_from = o.ships_from })
   end
 end
 

@@ -17,6 +17,15 @@ local create = {}
 ---@field points integer?   points offered as part payment (a user's checkout only)
 ---@field promo_code string? a 优惠码 (a user's checkout only; promotions_plugin)
 ---@field campaign {id: string|integer, stacks_with_coupon: boolean?, unpaid_timeout_seconds: integer?, hold: boolean?}?
+---@field deposit DepositSpec? a campaign's order paid in two payments (presale: 定金 then 尾款)
+---@field ships_from integer? a campaign's promise: the goods ship from this UTC epoch, not before
+
+---@class DepositSpec
+---@field deposit_fen integer       the first payment, for the whole order
+---@field worth_fen integer?        what it counts for at the balance (定金膨胀; default deposit_fen), below the order's price
+---@field balance_starts_at integer UTC epoch
+---@field balance_ends_at integer   UTC epoch, after balance_starts_at
+---@field refundable boolean?       a missed balance refunds the deposit (default false: it is forfeited)
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
 local function settings()
@@ -66,6 +75,28 @@ local function campaign_of(spec, caller)
            hold = check.boolean(c.hold, "campaign.hold", false) }
 end
 
+---A campaign's two-payment terms, checked (nil: one payment).
+---@return table|nil
+local function deposit_of(spec, campaign)
+  local d = spec.deposit
+  if d == nil then return nil end
+  if not campaign then tp.fail(403, "campaign_forbidden", "only a campaign plugin may ask for a deposit") end
+  if type(d) ~= "table" then check.field_error("deposit", "must be an object") end
+  local out = {
+    deposit_fen = check.integer(d.deposit_fen, "deposit.deposit_fen", 1, pricing.MAX_ORDER_FEN),
+    balance_starts_at = check.epoch(d.balance_starts_at, "deposit.balance_starts_at"),
+    balance_ends_at = check.epoch(d.balance_ends_at, "deposit.balance_ends_at"),
+    refundable = check.boolean(d.refundable, "deposit.refundable", false),
+  }
+  out.worth_fen = check.integer(d.worth_fen, "deposit.worth_fen", out.deposit_fen, pricing.MAX_ORDER_FEN, true)
+    or out.deposit_fen
+  if out.balance_ends_at <= out.balance_starts_at then
+    check.field_error("deposit.balance_ends_at", "must be after balance_starts_at")
+  end
+  if out.balance_ends_at <= tp.now() then check.field_error("deposit.balance_ends_at", "has passed") end
+  return out
+end
+
 local function attribution_of(spec, cfg, user)
   local a = spec.attribution
   if a == nil and cfg.attribution_plugin then a = tp.call(cfg.attribution_plugin, "attribution", user) end
@@ -82,10 +113,12 @@ local function insert_order(row)
   local _, id = tp.db.exec([[
     INSERT INTO orders_orders (user, status, items_fen, discount_fen, total_fen, coupon_id,
       campaign_plugin, campaign_id, campaign_stacks, held, referrer, referrer2, store, guide,
-      created_at, pay_deadline, points, points_fen, source)
+      created_at, pay_deadline, points, points_fen, source, ships_from, deposit_fen, deposit_worth_fen,
+      balance_starts_at, balance_ends_at, deposit_refundable)
     VALUES (:user, :status, :items_fen, :discount_fen, :total_fen, :coupon_id, :campaign_plugin,
       :campaign_id, :campaign_stacks, :held, :referrer, :referrer2, :store, :guide,
-      :created_at, :pay_deadline, :points, :points_fen, :source)]], row)
+      :created_at, :pay_deadline, :points, :points_fen, :source, :ships_from, :deposit_fen, :deposit_worth_fen,
+      :balance_starts_at, :balance_ends_at, :deposit_refundable)]], row)
   row.id = id
 end
 
@@ -176,6 +209,10 @@ function create.order(spec, caller)
   if points and campaign then check.field_error("points", "pay only a checkout at list price, not a campaign's order") end
   local promo_code = check.text(spec.promo_code, "promo_code", 32, true)
   if promo_code and campaign then check.field_error("promo_code", "is for a checkout at list price, not a campaign's order") end
+  local deposit = deposit_of(spec, campaign)
+  if deposit and coupon_id then check.field_error("coupon_id", "an order paid by deposit and balance takes no coupon") end
+  local ships_from = spec.ships_from ~= nil and check.epoch(spec.ships_from, "ships_from") or nil
+  if ships_from and not campaign then tp.fail(403, "campaign_forbidden", "only a campaign plugin may set ships_from") end
   if spec.idempotency_key ~= nil then
     error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
       .. "the host answers a retried Idempotency-Key", 2)
@@ -193,6 +230,7 @@ function create.order(spec, caller)
   local lines, items, discount = priced.lines, priced.items_fen, priced.discount_fen
   local points_fen = priced.points_fen
   points = priced.points
+  if deposit then discount = discount + pricing.apply_deposit(lines, items - discount, deposit) end
   local timeout = campaign and campaign.unpaid_timeout or cfg.unpaid_timeout
   local attribution = attribution_of(spec, cfg, user)
   -- the last-touch source, frozen now: from the plugin that exports order_source (analytics)
@@ -207,7 +245,11 @@ function create.order(spec, caller)
     referrer = attribution.referrer, referrer2 = attribution.referrer2, store = attribution.store,
     guide = attribution.guide, stock_held = 1, source = touch and tp.json.encode(touch) or nil,
     late_payment = 0, created_at = tp.now(), pay_deadline = tp.now() + timeout,
-    points = points_fen > 0 and points or 0, points_fen = points_fen }
+    points = points_fen > 0 and points or 0, points_fen = points_fen, forfeited_fen = 0,
+    ships_from = ships_from, deposit_fen = deposit and deposit.deposit_fen,
+    deposit_worth_fen = deposit and deposit.worth_fen, balance_starts_at = deposit and deposit.balance_starts_at,
+    balance_ends_at = deposit and deposit.balance_ends_at,
+    deposit_refundable = deposit and (deposit.refundable and 1 or 0) or nil }
   insert_order(row)
   insert_lines(row.id, lines)
   insert_promotions(row.id, priced.promotions)

@@ -49,7 +49,13 @@
 --      max_points) and so that the order still costs at least 1 fen; that
 --      amount is split over the lines by what each still costs (largest
 --      remainder) and added to their discount_fen; the order keeps it as
---      points_fen, part of its discount_fen.
+--      points_fen, part of its discount_fen;
+--   8. a deposit's 膨胀 (orders paid in two payments, a presale's: 定金 then
+--      尾款; a campaign order that takes no coupon, promotion or points):
+--      the deposit counts worth_fen at the balance, so worth_fen -
+--      deposit_fen comes off the order, split over the lines by what each
+--      still costs (largest remainder); the balance (what is left after the
+--      deposit's worth) stays at least 1 fen.
 -- No plugin other than orders decides how prices combine.
 
 local money = require("lib.money")
@@ -215,6 +221,30 @@ function pricing.apply_points(lines, points_fen)
     l.discount_fen = l.discount_fen + parts[i]
     l.paid_fen = l.amount_fen - l.discount_fen
   end
+end
+
+---Applies a deposit's 膨胀 (step 8): worth_fen - deposit_fen off the lines,
+---split by what each still costs (largest remainder). 409
+---deposit_exceeds_price when the deposit's worth leaves no balance of at
+---least 1 fen on payable_fen (what the order costs before it).
+---@param lines OrderLine[]
+---@param payable_fen integer
+---@param d {deposit_fen: integer, worth_fen: integer}
+---@return integer bonus the 膨胀 taken off
+function pricing.apply_deposit(lines, payable_fen, d)
+  if d.worth_fen >= payable_fen then
+    tp.fail(409, "deposit_exceeds_price", ("a deposit worth %d fen leaves no balance on an order of %d fen"):format(
+      d.worth_fen, payable_fen), { worth_fen = d.worth_fen, price_fen = payable_fen })
+  end
+  local bonus = d.worth_fen - d.deposit_fen
+  local weights = {}
+  for i, l in ipairs(lines) do weights[i] = l.paid_fen end
+  local parts = money.split(bonus, weights)
+  for i, l in ipairs(lines) do
+    l.discount_fen = l.discount_fen + parts[i]
+    l.paid_fen = l.amount_fen - l.discount_fen
+  end
+  return bonus
 end
 
 return pricing
