@@ -443,8 +443,12 @@ return {
     CREATE TABLE orders_orders_v2 (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
       user TEXT NOT NULL,
-      status TEXT NOT NULL CHECK (status IN ('pending_payment', 'awaiting_balance', 'paid', 'completed',
-                                             'cancelled', 'refunding', 'refunded')),
+      -- the value lists are written as ORs, not IN (...): SQLite evaluates a CHECK's IN
+      -- list of three or more constants by building a temporary b-tree of it, on every
+      -- row written (the buy paid ~15k instructions for this column alone)
+      status TEXT NOT NULL CHECK (status = 'pending_payment' OR status = 'awaiting_balance'
+        OR status = 'paid' OR status = 'completed' OR status = 'cancelled' OR status = 'refunding'
+        OR status = 'refunded'),
       items_fen INTEGER NOT NULL CHECK (items_fen >= 1),
       discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),
       total_fen INTEGER NOT NULL CHECK (total_fen = items_fen - discount_fen AND total_fen >= 1),
@@ -469,8 +473,8 @@ return {
       points INTEGER NOT NULL DEFAULT 0,
       points_fen INTEGER NOT NULL DEFAULT 0,
       source TEXT,
-      fulfilment TEXT CHECK (fulfilment IS NULL OR fulfilment IN
-        ('partially_shipped', 'shipped', 'delivered', 'picked_up')),
+      fulfilment TEXT CHECK (fulfilment IS NULL OR fulfilment = 'partially_shipped'
+        OR fulfilment = 'shipped' OR fulfilment = 'delivered' OR fulfilment = 'picked_up'),
       -- two payments: deposit_fen is the first, total_fen - deposit_fen the
       -- balance; the deposit counts deposit_worth_fen at the balance, and the
       -- difference (膨胀) is part of discount_fen. NULL: a one-payment order
@@ -486,7 +490,7 @@ return {
       CHECK (points >= 0 AND points_fen >= 0 AND points_fen <= discount_fen AND (points_fen = 0) = (points = 0)),
       CHECK (deposit_fen IS NULL OR (deposit_worth_fen >= deposit_fen AND deposit_worth_fen < items_fen
              AND deposit_worth_fen - deposit_fen <= discount_fen AND balance_starts_at IS NOT NULL
-             AND balance_ends_at > balance_starts_at AND deposit_refundable IN (0, 1)))
+             AND balance_ends_at > balance_starts_at AND (deposit_refundable = 0 OR deposit_refundable = 1)))
     );
     INSERT INTO orders_orders_v2 (id, user, status, items_fen, discount_fen, total_fen, paid_fen,
         refund_requested_fen, refunded_fen, coupon_id, campaign_plugin, campaign_id, campaign_stacks, referrer,
