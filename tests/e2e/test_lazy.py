@@ -7,18 +7,24 @@ core/host/brands.c, open_tenants = {lazy = true, idle_seconds = N}).
 - A request opens its brand (logged with why "request") and only that one; the
   brand closes again after idle_seconds without use, and a request opens it again.
 - A job of a closed brand fires on time: its brand opens for it ("task"), also
-  after a restart, where the due time is read from the file without opening it.
+  after a restart, where the due time comes from the due index without reading the
+  brand's file, and after a kill -9, where only the brand that was open is read.
+- A call out retried after its brand closed goes when due ("call out"), and its
+  reply reaches the plugin.
 - A closed brand is not held: another process may take its claim (`tidepool
   restore` succeeds), and an open one is refused.
 - A brand that cannot be opened answers 503 tenant_unavailable and the rest serve.
 """
+import http.server
 import os
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Host, tenant, run, wait_until  # noqa: E402
+from harness import BIN, Host, tenant, free_port, run, wait_until  # noqa: E402
 
 N = 40
 TENANTS = [tenant("b%02d" % i, plugins={"autoinc": {}, "schjobs": {}}) for i in range(N)]
@@ -122,6 +128,51 @@ def test_after_a_kill_the_brands_that_were_open_are_read_from_their_files():
         assert [r["tag"] for r in runs["runs"]] == ["after-kill"], runs
     finally:
         h.stop()
+
+
+def test_a_closed_brands_call_out_goes_when_due():
+    """The first attempt finds nobody listening; the retry is due 3 s later, after the
+    brand closed; the sender opens the brand for it, the call goes, the reply is kept."""
+    port = free_port()
+    caller = tenant("callr", plugins={"caller": {}})
+    caller["http"] = {"erp": {"url": "http://127.0.0.1:%d/api" % port, "plugins": ["caller"],
+                              "timeout_ms": 300, "retry_base_ms": 3000, "max_attempts": 5}}
+    h = Host(tenants=[caller, TENANTS[0]], name="lazy-call")
+    h.extra = {"open_tenants": {"lazy": True, "idle_seconds": 1}}
+    h.write_config()
+    h.start()
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "11")
+            self.end_headers()
+            self.wfile.write(b'{"ok":true}')
+
+        def log_message(self, *args):
+            pass
+
+    server = None
+    try:
+        status, _, body = h.post("/v1/callr/caller/calls", {"to": "erp", "path": "/x", "json": {"n": 1}})
+        assert status == 201, (status, body)
+        wait_until(lambda: any(e.get("msg") == "brand closed" and e.get("tenant") == "callr" for e in h.logs()),
+                   timeout=10, what="the caller's brand closed with its call waiting")
+        mark = len(h.logs())
+        server = socketserver.TCPServer(("127.0.0.1", port), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        wait_until(lambda: any(e["tenant"] == "callr" and e["why"] == "call out" for e in opened(h, mark)),
+                   timeout=15, what="the brand opened for its due call")
+        wait_until(lambda: h.get("/v1/callr/caller/replies")[2]["items"], timeout=15, what="the reply")
+        reply = h.get("/v1/callr/caller/replies")[2]["items"][0]
+        assert reply["ok"] is True and reply["status"] == 200, reply
+    finally:
+        h.stop()
+        if server:
+            server.shutdown()
+            server.server_close()
 
 
 def test_a_closed_brand_is_not_held_and_an_open_one_is():
