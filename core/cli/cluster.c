@@ -4,12 +4,21 @@
 #include "cli/cluster.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 
+#include "base/buf.h"
+#include "base/clock.h"
+#include "cli/adminclient.h"
 #include "config/config.h"
+#include "store/owners.h"
 
 const char tpcmd_usage_cluster[] =
     "usage: tidepool cluster nginx --config FILE [--listen HOST:PORT] [--full PREFIX]\n"
+    "       tidepool cluster move TENANT --to NODE --config FILE [--nginx PREFIX]\n"
+    "                             [--listen HOST:PORT]\n"
     "\n"
     "Prints nginx's configuration for the cluster in FILE (cluster = {nodes, owners}):\n"
     "an upstream per node, a map from each brand to its owner's upstream, and a server\n"
@@ -19,18 +28,37 @@ const char tpcmd_usage_cluster[] =
     "foreground, its pid, logs and temporary files under PREFIX. Render it again and\n"
     "reload nginx (nginx -s reload) after the owners change.\n"
     "\n"
-    "Exit status: 0 printed, 1 FILE is invalid or has no cluster, 2 usage.\n";
+    "\n"
+    "move: moves TENANT to NODE while both serve, for nodes that share their data\n"
+    "folder (one machine): TENANT's node pauses it (503, Retry-After: 1), commits and\n"
+    "closes it; NODE opens it and takes its timers; with --nginx PREFIX the whole\n"
+    "nginx.conf under PREFIX is rendered again and nginx reloaded (nginx -p PREFIX -s\n"
+    "reload); then the pause ends. Both nodes need the config's first admin key. The\n"
+    "move is recorded in the data folder (tidepool.owners.db): starts and `cluster\n"
+    "nginx` follow it. Prints the pause.\n"
+    "\n"
+    "Exit status: 0 printed (moved), 1 FILE is invalid or has no cluster (the move\n"
+    "failed: said on stderr, the brand served where it was), 2 usage.\n";
 
-static void print_http(const tpc_config *cfg, const char *listen) {
-  printf("# rendered by `tidepool cluster nginx --config %s`: render again when the owners change\n",
+static void apply_owner(void *ud, const char *tenant, const char *node) {
+  tpc_set_owner(ud, tenant, node);  /* a brand or node since gone from the config: ignored */
+}
+
+int tpcmd_cluster_owners(tpc_config *cfg, char *err, size_t errcap) {
+  if (cfg->nnodes == 0) return 0;
+  return tpow_each(cfg->data_dir, apply_owner, cfg, err, errcap);
+}
+
+static void print_http(FILE *f, const tpc_config *cfg, const char *listen) {
+  fprintf(f, "# rendered by `tidepool cluster nginx --config %s`: render again when the owners change\n",
          cfg->path);
   for (int i = 0; i < cfg->nnodes; i++)
-    printf("upstream tidepool_%s {\n  server %s;\n  keepalive 64;\n}\n", cfg->nodes[i].name,
+    fprintf(f, "upstream tidepool_%s {\n  server %s;\n  keepalive 64;\n}\n", cfg->nodes[i].name,
            cfg->nodes[i].listen);
-  printf("map $tidepool_tenant $tidepool_node {\n  default \"\";\n");
+  fprintf(f, "map $tidepool_tenant $tidepool_node {\n  default \"\";\n");
   for (int i = 0; i < cfg->ntenants + cfg->nforeign; i++)  /* ids are [A-Za-z0-9_-]: no quoting needed */
-    printf("  %s tidepool_%s;\n", cfg->tenants[i].id, cfg->nodes[cfg->tenants[i].node].name);
-  printf("}\n"
+    fprintf(f, "  %s tidepool_%s;\n", cfg->tenants[i].id, cfg->nodes[cfg->tenants[i].node].name);
+  fprintf(f, "}\n"
          "server {\n"
          "  listen %s;\n"
          "  keepalive_requests 100000;\n"
@@ -55,29 +83,124 @@ static void print_http(const tpc_config *cfg, const char *listen) {
          listen);
 }
 
-static void print_full(const tpc_config *cfg, const char *listen, const char *prefix) {
-  printf("daemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n"
+static void print_full(FILE *f, const tpc_config *cfg, const char *listen, const char *prefix) {
+  fprintf(f, "daemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n"
          "events {\n  worker_connections 4096;\n}\nhttp {\n  access_log off;\n", prefix, prefix);
   const char *temps[] = {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"};
-  for (int i = 0; i < 5; i++) printf("  %s_temp_path %s/%s;\n", temps[i], prefix, temps[i]);
-  print_http(cfg, listen);
-  printf("}\n");
+  for (int i = 0; i < 5; i++) fprintf(f, "  %s_temp_path %s/%s;\n", temps[i], prefix, temps[i]);
+  print_http(f, cfg, listen);
+  fprintf(f, "}\n");
+}
+
+/* POSTs {"tenant": T[, "to": N]} to node's path; 0 with *status and the
+** answer in out, or -1 (said). */
+static int node_post(const tpc_node *node, const char *key, const char *path, const char *tenant,
+                     const char *to, int *status, tp_buf *out) {
+  char host[64], body[256], err[512];
+  int port;
+  tpc_parse_listen(node->listen, host, sizeof host, &port);
+  if (to) snprintf(body, sizeof body, "{\"tenant\":\"%s\",\"to\":\"%s\"}", tenant, to);
+  else snprintf(body, sizeof body, "{\"tenant\":\"%s\"}", tenant);
+  tp_buf_reset(out);
+  if (tp_admin_post(host, port, path, key, body, 30000, status, out, err, sizeof err) != 0) {
+    fprintf(stderr, "tidepool: node %s (%s): %s\n", node->name, node->listen, err);
+    return -1;
+  }
+  return 0;
+}
+
+static int render_nginx(const tpc_config *cfg, const char *listen, const char *prefix) {
+  char path[4200], tmp[4210];
+  snprintf(path, sizeof path, "%s/nginx.conf", prefix);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) {
+    fprintf(stderr, "tidepool: cannot write %s\n", tmp);
+    return -1;
+  }
+  print_full(f, cfg, listen, prefix);
+  if (fclose(f) != 0 || rename(tmp, path) != 0) return -1;
+  char cmd[8600];
+  snprintf(cmd, sizeof cmd, "nginx -p '%s' -c '%s' -s reload", prefix, path);
+  int rc = system(cmd);
+  if (rc != 0) fprintf(stderr, "tidepool: `%s` failed (%d)\n", cmd, rc);
+  return rc == 0 ? 0 : -1;
+}
+
+static int move(tpc_config *cfg, const char *tenant, const char *to, const char *listen, const char *nginx) {
+  tpc_tenant *t = NULL;
+  const tpc_node *dest = NULL;
+  for (int i = 0; i < cfg->ntenants; i++)
+    if (strcmp(cfg->tenants[i].id, tenant) == 0) t = &cfg->tenants[i];
+  for (int i = 0; i < cfg->nnodes; i++)
+    if (strcmp(cfg->nodes[i].name, to) == 0) dest = &cfg->nodes[i];
+  if (!t || !dest) {
+    fprintf(stderr, "tidepool: the cluster has no %s '%s'\n", t ? "node" : "tenant", t ? to : tenant);
+    return 1;
+  }
+  const tpc_node *from = &cfg->nodes[t->node];
+  if (from == dest) {
+    fprintf(stderr, "tidepool: node %s serves '%s' already\n", to, tenant);
+    return 1;
+  }
+  if (!cfg->cli_admin_key) {
+    fprintf(stderr, "tidepool: %s has no admin_keys: the nodes' cluster endpoints need one\n", cfg->path);
+    return 1;
+  }
+  int64_t start = tp_clock_mono_ns() / 1000000;
+  tp_buf out;
+  tp_buf_init(&out);
+  int status = 0, rc = 1;
+  /* 1. the old node pauses, commits and closes it (409 busy: something in flight, again) */
+  for (int tries = 0; tries < 50; tries++) {
+    if (node_post(from, cfg->cli_admin_key, "/admin/cluster/release", tenant, to, &status, &out) != 0) goto done;
+    if (status != 409 || !strstr(tp_buf_cstr(&out), "\"busy\"")) break;
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+  }
+  if (status != 200) {
+    fprintf(stderr, "tidepool: node %s did not release '%s' (%d): %s\n", from->name, tenant, status, tp_buf_cstr(&out));
+    node_post(from, cfg->cli_admin_key, "/admin/cluster/moved", tenant, NULL, &status, &out);  /* unpause */
+    goto done;
+  }
+  /* 2. the new node records the move, opens it and takes its timers */
+  if (node_post(dest, cfg->cli_admin_key, "/admin/cluster/adopt", tenant, NULL, &status, &out) != 0 || status != 200) {
+    fprintf(stderr, "tidepool: node %s did not adopt '%s' (%d): %s; it stays paused on %s until it is adopted "
+            "(run the move again)\n", dest->name, tenant, status, tp_buf_cstr(&out), from->name);
+    goto done;
+  }
+  t->node = (int)(dest - cfg->nodes);
+  /* 3. the front's map, then 4. the pause ends */
+  if (nginx && render_nginx(cfg, listen, nginx) != 0) goto done;
+  if (node_post(from, cfg->cli_admin_key, "/admin/cluster/moved", tenant, NULL, &status, &out) != 0) goto done;
+  printf("%s: moved from node %s to node %s; paused %lld ms\n", tenant, from->name, dest->name,
+         (long long)(tp_clock_mono_ns() / 1000000 - start));
+  rc = 0;
+done:
+  tp_buf_free(&out);
+  return rc;
 }
 
 int tpcmd_cluster(int argc, char **argv) {
   const char *what = argc > 0 ? argv[0] : NULL, *config = NULL, *listen = "127.0.0.1:8080", *full = NULL;
+  const char *to = NULL, *nginx = NULL, *tenant = NULL;
   if (what && (strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0)) {
     fputs(tpcmd_usage_cluster, stdout);
     return 0;
   }
-  if (!what || strcmp(what, "nginx") != 0) {
-    fprintf(stderr, "tidepool: cluster needs a subcommand: nginx\n\n%s", tpcmd_usage_cluster);
+  bool is_move = what && strcmp(what, "move") == 0;
+  if (!what || (strcmp(what, "nginx") != 0 && !is_move)) {
+    fprintf(stderr, "tidepool: cluster needs a subcommand: nginx or move\n\n%s", tpcmd_usage_cluster);
     return 2;
   }
-  for (int i = 1; i < argc; i++) {
+  int i = 1;
+  if (is_move && argc > 1 && argv[1][0] != '-') tenant = argv[i++];
+  for (; i < argc; i++) {
     const char **slot = strcmp(argv[i], "--config") == 0 ? &config
                       : strcmp(argv[i], "--listen") == 0 ? &listen
-                      : strcmp(argv[i], "--full") == 0   ? &full : NULL;
+                      : strcmp(argv[i], "--full") == 0 && !is_move ? &full
+                      : strcmp(argv[i], "--to") == 0 && is_move ? &to
+                      : strcmp(argv[i], "--nginx") == 0 && is_move ? &nginx : NULL;
     if (strcmp(argv[i], "--help") == 0) {
       fputs(tpcmd_usage_cluster, stdout);
       return 0;
@@ -89,8 +212,9 @@ int tpcmd_cluster(int argc, char **argv) {
     }
     *slot = argv[++i];
   }
-  if (!config) {
-    fprintf(stderr, "tidepool: cluster nginx needs --config\n\n%s", tpcmd_usage_cluster);
+  if (!config || (is_move && (!tenant || !to))) {
+    fprintf(stderr, "tidepool: cluster %s needs %s\n\n%s", what, is_move ? "TENANT, --to and --config" : "--config",
+            tpcmd_usage_cluster);
     return 2;
   }
   tpc_config cfg;
@@ -103,10 +227,15 @@ int tpcmd_cluster(int argc, char **argv) {
   if (cfg.nnodes == 0) {
     fprintf(stderr, "tidepool: %s has no cluster = {nodes, owners}\n", config);
     rc = 1;
+  } else if (tpcmd_cluster_owners(&cfg, err, sizeof err) != 0) {
+    fprintf(stderr, "tidepool: %s\n", err);
+    rc = 1;
+  } else if (is_move) {
+    rc = move(&cfg, tenant, to, listen, nginx);
   } else if (full) {
-    print_full(&cfg, listen, full);
+    print_full(stdout, &cfg, listen, full);
   } else {
-    print_http(&cfg, listen);
+    print_http(stdout, &cfg, listen);
   }
   tpc_free(&cfg);
   return rc;

@@ -10,7 +10,14 @@
 #ifndef TP_CLI_CLUSTER_H
 #define TP_CLI_CLUSTER_H
 
+#include <stddef.h>
+
+#include "config/config.h"
+
 extern const char tpcmd_usage_cluster[];
+/* Applies the moves recorded in cfg's data folder (store/owners.h) over its
+** cluster.owners; before tpc_select_node. 0, or -1 with err. */
+int tpcmd_cluster_owners(tpc_config *cfg, char *err, size_t errcap);
 /* Exit status: 0 printed, 1 the config failed, 2 usage. */
 int tpcmd_cluster(int argc, char **argv);
 

@@ -295,16 +295,6 @@ static int tpcmd_serve(int argc, char **argv) {
   if (done >= 0) return done;
   tpc_config cfg;
   if (load_config(o.config, &cfg) != 0) return 1;
-  if (cfg.nnodes > 0 || o.node) {  /* one node of a cluster: its brands, at its address */
-    char nerr[512];
-    if (!o.node) snprintf(nerr, sizeof nerr, "%s has a cluster: say which node this is with --node", o.config);
-    if (!o.node || tpc_select_node(&cfg, o.node, nerr, sizeof nerr) != 0) {
-      fprintf(stderr, "tidepool: %s\n", nerr);
-      tpc_free(&cfg);
-      return 2;
-    }
-    if (!o.listen) tpc_parse_listen(cfg.self->listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port);
-  }
   if (o.listen &&
       tpc_parse_listen(o.listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port) != 0) {
     fprintf(stderr, "tidepool: --listen must be HOST:PORT\n");
@@ -315,6 +305,18 @@ static int tpcmd_serve(int argc, char **argv) {
     free(cfg.data_dir);
     cfg.data_dir = strdup(o.data_dir);
   }
+  if (cfg.nnodes > 0 || o.node) {  /* one node of a cluster: its brands, at its address */
+    char nerr[512];
+    if (!o.node) snprintf(nerr, sizeof nerr, "%s has a cluster: say which node this is with --node", o.config);
+    if (!o.node || tpcmd_cluster_owners(&cfg, nerr, sizeof nerr) != 0 ||
+        tpc_select_node(&cfg, o.node, nerr, sizeof nerr) != 0) {
+      fprintf(stderr, "tidepool: %s\n", nerr);
+      tpc_free(&cfg);
+      return 2;
+    }
+    if (!o.listen) tpc_parse_listen(cfg.self->listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port);
+  }
+
   tp_log_level level;
   if (tp_log_parse_level(o.log_level ? o.log_level : cfg.log_level, &level) != 0) {
     fprintf(stderr, "tidepool: --log-level must be debug, info, warn or error\n");

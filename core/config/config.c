@@ -176,10 +176,16 @@ const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t 
   return NULL;
 }
 
-const tpc_tenant *tpc_find_foreign(const tpc_config *cfg, const char *id, size_t n) {
-  for (int i = cfg->ntenants; i < cfg->ntenants + cfg->nforeign; i++)
-    if (tenant_is(&cfg->tenants[i], id, n)) return &cfg->tenants[i];
-  return NULL;
+int tpc_set_owner(tpc_config *cfg, const char *tenant, const char *node) {
+  tpc_tenant *t = NULL;
+  for (int i = 0; i < cfg->ntenants + cfg->nforeign; i++)
+    if (strcmp(cfg->tenants[i].id, tenant) == 0) t = &cfg->tenants[i];
+  for (int i = 0; t && i < cfg->nnodes; i++)
+    if (strcmp(cfg->nodes[i].name, node) == 0) {
+      t->node = i;
+      return 0;
+    }
+  return -1;
 }
 
 int tpc_select_node(tpc_config *cfg, const char *name, char *err, size_t errcap) {

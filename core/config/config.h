@@ -203,11 +203,13 @@ int tpc_expand_secrets_url(const tpc_destination *d, const char *in, size_t n, s
                            char *err, size_t errcap);
 
 const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t n);
+/* Before tpc_select_node: tenant is served by node (a move, store/owners.h).
+** 0, or -1 when either is not in the cluster. */
+int tpc_set_owner(tpc_config *cfg, const char *tenant, const char *node);
 /* Keeps only node name's brands in tenants (the others move behind them, to
 ** nforeign) and sets self. 0, or -1 with err (no cluster, no such node). */
 int tpc_select_node(tpc_config *cfg, const char *name, char *err, size_t errcap);
-/* A brand of the cluster that another node serves, or NULL. */
-const tpc_tenant *tpc_find_foreign(const tpc_config *cfg, const char *id, size_t n);
+
 /* Pushes a deep copy of the plugin's config table onto L. Returns 0, or -1
 ** with a message in err if it holds something other than plain data. */
 int tpc_push_plugin_config(const tpc_config *cfg, const tpc_plugin *p, lua_State *L,

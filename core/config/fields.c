@@ -315,9 +315,10 @@ static int load_tenant(checker *c, int idx, tpc_tenant *t, bool manual_clock) {
   char *id = NULL, *tz = NULL;
   t->node = -1;
   if (tpc__get_string(c, idx, "id", true, NULL, &id) != 0) return -1;
-  if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32 || strcmp(id, "reload") == 0) {
+  if (!tpt_valid_tenant_id(id, strlen(id)) || strlen(id) > 32 || strcmp(id, "reload") == 0 ||
+      strcmp(id, "cluster") == 0) {  /* /admin/reload and /admin/cluster/... are the host's */
     free(id);
-    return tpc__failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-], and not \"reload\"");
+    return tpc__failf(c, "id: must be 1-32 characters of [A-Za-z0-9_-], and not \"reload\" or \"cluster\"");
   }
   snprintf(t->id, sizeof t->id, "%s", id);
   free(id);

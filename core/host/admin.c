@@ -49,7 +49,9 @@ void tp__render_metrics(tp_host *h, tph_response *res) {
              "Brands whose database and plugins are open now (open_tenants.lazy closes idle ones).");
   tp_buf_printf(&res->body, "tidepool_brands_open %d\n", h->open_tenants);
   tpm_family(&res->body, "tidepool_brands", "gauge", "Brands this host serves, open or not.");
-  tp_buf_printf(&res->body, "tidepool_brands %d\n", h->ntenants);
+  int owned = 0;
+  for (int i = 0; i < h->ntenants; i++) owned += h->tenants[i].owned;
+  tp_buf_printf(&res->body, "tidepool_brands %d\n", owned);
   tpm_family(&res->body, "tidepool_open_connections", "gauge", "Client connections open now.");
   tp_buf_printf(&res->body, "tidepool_open_connections %lld\n",
                 (long long)(h->server ? tph_open_connections(h->server) : 0));

@@ -116,7 +116,7 @@ static int start_backup(tp_host *h, tp_tenant *t) {
 
 static bool due(const tp_host *h, const tp_tenant *t, int64_t now) {
   int64_t every = h->cfg->backup.every_seconds * 1000;
-  if (every <= 0 || t->backup_job) return false;
+  if (every <= 0 || t->backup_job || !t->owned) return false;  /* another node backs its brands up */
   if (now - t->backup_failed_ms < every / 4 + 1000) return false;  /* a failure waits a while */
   return now - t->backup_last_ms >= every;
 }

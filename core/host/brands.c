@@ -78,6 +78,8 @@ static int open_parts(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
 void tp__brand_init(tp_host *h, tp_tenant *t, const tpc_tenant *conf) {
   t->conf = conf;
   t->host = h;
+  t->owner = conf->node;
+  t->owned = !h->cfg->self || &h->cfg->nodes[conf->node] == h->cfg->self;
   t->claim = -1;
   t->next_due_ms = t->outbox_due_ms = INT64_MAX;
   t->nslots = conf->nplugins;
@@ -135,6 +137,9 @@ void tp__brand_close(tp_host *h, tp_tenant *t) {
   memset(t, 0, sizeof *t);
   t->conf = kept.conf;
   t->host = kept.host;
+  t->owned = kept.owned;
+  t->owner = kept.owner;
+  t->paused_ms = kept.paused_ms;
   t->claim = -1;
   t->slots = kept.slots;
   t->nslots = kept.nslots;
@@ -197,6 +202,7 @@ bool tp__brand_peek(tp_host *h, tp_tenant *t) {
 }
 
 int tp__brand_use(tp_host *h, tp_tenant *t, const char *why) {
+  if (!t->owned) return -1;  /* another node's (host/cluster.c) */
   if (!t->open) {
     char err[1024];
     if (tp__brand_open(h, t, why, err, sizeof err) != 0) {

@@ -57,11 +57,13 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
   }
-  h->tenants = calloc((size_t)cfg->ntenants, sizeof *h->tenants);
-  h->batch = calloc((size_t)cfg->ntenants, sizeof *h->batch);
-  for (int i = 0; i < cfg->ntenants; i++) h->tenants[i].conf = &cfg->tenants[i];
+  /* a cluster's other brands too: closed, answered 421, adopted when one moves here */
+  int all = cfg->ntenants + cfg->nforeign;
+  h->tenants = calloc((size_t)all, sizeof *h->tenants);
+  h->batch = calloc((size_t)all, sizeof *h->batch);
+  for (int i = 0; i < all; i++) h->tenants[i].conf = &cfg->tenants[i];
   /* sorted before anything points into the array: plugins keep &t->db */
-  qsort(h->tenants, (size_t)cfg->ntenants, sizeof *h->tenants, cmp_tenant);
+  qsort(h->tenants, (size_t)all, sizeof *h->tenants, cmp_tenant);
   if (cfg->limits.page_cache_bytes > 0) sqlite3_soft_heap_limit64(cfg->limits.page_cache_bytes);
   if (cfg->lazy_tenants) {  /* where closed brands' timers stand (store/dueindex.h) */
     char path[1100], ierr[512];
@@ -69,17 +71,19 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
     if (tpdi_open(&h->due_index, path, ierr, sizeof ierr) != 0)
       tp_log_msg(TP_LOG_WARN, "every brand's file is read at start", ierr);
   }
-  int read = 0;
-  for (int i = 0; i < cfg->ntenants; i++) {
+  int read = 0, owned = 0;
+  for (int i = 0; i < all; i++) {
     tp_tenant *t = &h->tenants[i];
     tp__brand_init(h, t, t->conf);
     h->ntenants++;
+    if (!t->owned) continue;
+    owned++;
     if (cfg->lazy_tenants) read += tp__brand_peek(h, t);  /* opened when first needed */
     else if (tp__brand_open(h, t, "start", err, errcap) != 0) return -1;
   }
   if (cfg->lazy_tenants) {
     tp_buf *line = tp_log_begin(TP_LOG_INFO, "brands closed until needed");
-    tp_log_int(line, "brands", h->ntenants);
+    tp_log_int(line, "brands", owned);
     tp_log_int(line, "due_times_read_from_their_files", read);
     tp_log_end(line);
   }
@@ -337,14 +341,12 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     tp__host_reload_endpoint(h, req, res);  /* "reload" is no tenant's id */
     return;
   }
-  tp_tenant *t = tp__tenant(h, tid, tlen);
-  const tpc_tenant *elsewhere = t ? NULL : tpc_find_foreign(h->cfg, tid, tlen);
-  if (elsewhere) {  /* RFC 9110 15.5.20: the front's map sent it to the wrong node */
-    const tpc_node *owner = &h->cfg->nodes[elsewhere->node];
-    tph_error(res, 421, "misdirected", "node %s does not serve '%s': node %s (%s) does", h->cfg->self->name,
-              elsewhere->id, owner->name, owner->listen);
+  if (admin && tlen == 7 && memcmp(tid, "cluster", 7) == 0) {
+    tp__cluster_endpoint(h, req, rest, rlen, res);  /* "cluster" is no tenant's id either */
     return;
   }
+  tp_tenant *t = tp__tenant(h, tid, tlen);
+  if (t && tp__cluster_refuse(h, t, res)) return;  /* another node's, or moving */
   if (!t && admin) {
     tp__refuse_unknown_admin(h, req, tid, tlen, res);
     return;

@@ -22,6 +22,7 @@
 **   sender.c    makes the calls out (tp.http) after commit, with access tokens
 **   backup.c    each brand's database copied on schedule by a worker
 **   admin.c     the built-in admin endpoints and GET /metrics
+**   cluster.c   a brand's move between the nodes of a cluster: release, adopt
 **   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
 **   host.c      opening, dispatch, commit: the pipeline, on top
 */
@@ -65,6 +66,9 @@ typedef struct tp_tenant {
   tptk_db track;              /* the analytics database, its own connection (track.h) */
   struct tp_ckpt_job *track_ckpt;  /* the worker's checkpoint in flight, or NULL (host/track.c) */
   bool open;                  /* its database and plugins are open (host/brands.c) */
+  bool owned;                 /* this node serves it (always, without a cluster) */
+  int owner;                  /* in a cluster: its node in cfg->nodes */
+  int64_t paused_ms;          /* moving between nodes since then (503); 0: not (host/cluster.c) */
   int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
   int calls_out;              /* its calls out in flight (sender.c) */
   int claim;                  /* the lock that says this process serves it (store/backup.h) */

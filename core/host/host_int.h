@@ -112,6 +112,14 @@ const tp_route *tp__admin_routes(int *n);     /* the table of admin endpoints */
 void tp__render_metrics(tp_host *h, tph_response *res);
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 
+/* ---- cluster.c */
+/* POST /admin/cluster/{release,adopt,moved}: rest is what follows /cluster. */
+void tp__cluster_endpoint(tp_host *h, const tph_request *req, const char *rest, size_t rlen,
+                          tph_response *res);
+/* The answer for a request to t when this node does not serve it now (503
+** while it moves, else 421 naming its node): true when filled. */
+bool tp__cluster_refuse(tp_host *h, tp_tenant *t, tph_response *res);
+
 /* ---- track.c */
 const tp_route *tp__track_route(void);        /* POST /v1/{t}/track (store/track.h) */
 void tp__track_drain(tp_host *h);              /* waits for the workers' checkpoints */

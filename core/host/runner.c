@@ -132,7 +132,7 @@ static void on_timer(uv_timer_t *timer) {
     int64_t now = tp__now(t);
     if (t->next_due_ms > now) continue;
     if (tp__brand_use(h, t, "task") != 0) {  /* a closed brand's task is due: open it */
-      t->next_due_ms = now + BRAND_RETRY_MS;
+      t->next_due_ms = t->owned ? now + BRAND_RETRY_MS : INT64_MAX;
       continue;
     }
     int failures = 0;

@@ -523,7 +523,7 @@ static void on_prepare(uv_prepare_t *p) {
     t->outbox_touched = false;
     int64_t now = tp_clock_wall_ms();
     if (tp__brand_use(h, t, "call out") != 0) {  /* a closed brand's call is due: open it */
-      t->outbox_due_ms = now + 60000;
+      t->outbox_due_ms = t->owned ? now + 60000 : INT64_MAX;  /* moved away: its new node calls */
       continue;
     }
     if (t->dirty) tp__flush_batch(h);
