@@ -109,6 +109,8 @@ static int node_post(const tpc_node *node, const char *key, const char *path, co
   return 0;
 }
 
+#define GRACE_MS 1000
+
 static int render_nginx(const tpc_config *cfg, const char *listen, const char *prefix) {
   char path[4200], tmp[4210];
   snprintf(path, sizeof path, "%s/nginx.conf", prefix);
@@ -123,8 +125,16 @@ static int render_nginx(const tpc_config *cfg, const char *listen, const char *p
   char cmd[8600];
   snprintf(cmd, sizeof cmd, "nginx -p '%s' -c '%s' -s reload", prefix, path);
   int rc = system(cmd);
-  if (rc != 0) fprintf(stderr, "tidepool: `%s` failed (%d)\n", cmd, rc);
-  return rc == 0 ? 0 : -1;
+  if (rc != 0) {
+    fprintf(stderr, "tidepool: `%s` failed (%d)\n", cmd, rc);
+    return -1;
+  }
+  /* a reload is graceful: nginx's old workers finish the requests and keep-alive
+  ** connections they hold, with the old map, for a moment; the pause (503) covers
+  ** them, so it ends only after this grace */
+  struct timespec grace = {GRACE_MS / 1000, (GRACE_MS % 1000) * 1000000L};
+  nanosleep(&grace, NULL);
+  return 0;
 }
 
 static int move(tpc_config *cfg, const char *tenant, const char *to, const char *listen, const char *nginx) {
