@@ -156,6 +156,8 @@ void tpc_free(tpc_config *cfg) {
   free(cfg->plugin_dirs);
   free(cfg->data_dir);
   free(cfg->sdk_dir);
+  free(cfg->console_dir);
+  free(cfg->vendor_dir);
   free(cfg->cli_admin_key);
   free(cfg->dir);
   free(cfg->path);

@@ -22,6 +22,7 @@
 #include "base/token.h"
 #include "base/url.h"
 #include "base/utf8.h"
+#include "store/users.h"
 
 /* ---- opening */
 
@@ -57,6 +58,7 @@ static int open_tenant(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
   if (tpid_open(&t->idem, &t->db, err, errcap) != 0) return -1;  /* after aliases: its triggers */
   if (tpob_open(&t->outbox, &t->db, err, errcap) != 0) return -1;
+  if (tpcu_open(t->db.db, err, errcap) != 0) return -1;
   /* nothing is in flight after a start: every lease ends, and those calls go again */
   if (tpob_release_leases(&t->outbox, tp_clock_wall_ms()) != 0) {
     snprintf(err, errcap, "%s: cannot release the outbox's leases: %s", path, sqlite3_errmsg(t->db.db));
@@ -102,6 +104,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
   h->ratelimit = tprl_new(TPRL_SLOTS, h->seed_secret * 0x9e3779b97f4a7c15ull);
+  tp__console_open(h);
   if (mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
@@ -145,6 +148,7 @@ void tp_host_close(tp_host *h) {
   free(h->keyguard);
   h->keyguard = NULL;
   tprl_free(h->ratelimit);
+  tp__console_close(h);
   tpt_forget_keys();
   memset(h, 0, sizeof *h);
 }
@@ -373,6 +377,10 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     }
     return;
   }
+  if (plen >= 8 && memcmp(target, "/console", 8) == 0 && (plen == 8 || target[8] == '/')) {
+    tp__console_handle(h, req, target, plen, res);
+    return;
+  }
   bool admin;
   const char *tid, *rest;
   size_t tlen, rlen;
@@ -437,6 +445,8 @@ int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]) {
   out[k++] = (tp_route *)tp__openapi_route(true);
   out[k++] = (tp_route *)tp__track_route();
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&admin[i];
+  const tp_route *console = tp__console_routes(&n);
+  for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&console[i];
   return k;
 }
 
@@ -453,6 +463,7 @@ void tp_host_attach(tp_host *h, uv_loop_t *loop) {
 
 void tp_host_detach(tp_host *h) {
   tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
+  tp__console_drain(h);  /* or checking a password */
   tp__sender_stop(h);
   tp__runner_detach(h);
 }

@@ -16,9 +16,12 @@
 **   services.c  what plugins ask of the host: jobs, events, peers (tp_services)
 **   reload.c    generations: load, migrate, build routers, swap (DESIGN "Hot reload")
 **   runner.c    fires due jobs and delivers events, one uv timer for all tenants
-**   gate.c      who may come in: client address, admin keys, user tokens, rate limits
+**   roles.c     which roles may call which admin route: one table
+**   gate.c      who may come in: client address, admin keys and console sessions
+**               with their roles, user tokens, rate limits
 **   callout.c   one call out: its headers and signature, the reply it makes
 **   sender.c    makes the calls out (tp.http) after commit, with access tokens
+**   console.c   the web console: its files, sign-in and sessions, console users
 **   admin.c     the built-in admin endpoints and GET /metrics
 **   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
 **   host.c      opening, dispatch, commit: the pipeline, on top
@@ -74,7 +77,15 @@ typedef struct tp_tenant {
   int64_t clock_ms;           /* the manual clock (conf->manual_clock) */
 } tp_tenant;
 
-#define TP_HOST_MAX_BUILTINS 16
+/* Who is calling an admin route: a key's or a console session's role and,
+** for a store manager, its store (host/roles.c admits or refuses). */
+typedef struct tp_principal {
+  int role;                   /* tpc_role */
+  char store[TPC_MAX_STORE + 1];
+  bool session;               /* signed in to the console (writes need its CSRF token) */
+} tp_principal;
+
+#define TP_HOST_MAX_BUILTINS 24
 
 typedef struct tp_host {
   const tpc_config *cfg;
@@ -88,6 +99,10 @@ typedef struct tp_host {
   tph_server *server;         /* for the connections gauge; may be NULL */
   int plugin_failures;        /* plugins enabled in the config that are not serving */
   tpr_match match;            /* the request being dispatched (one at a time) */
+  tp_principal principal;     /* who calls the admin route being dispatched */
+  struct tpse_table *sessions;  /* signed-in console browsers (base/session.h) */
+  struct tphs_cache *files;   /* the console's files (net/static.h) */
+  struct tp_signin *signins;  /* password checks on a worker (console.c) */
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */

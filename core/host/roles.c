@@ -1,0 +1,107 @@
+/*
+** roles.c - which roles may call which admin route: one table, read top to
+** bottom, the first rule whose method and pattern match decides.
+**
+** A rule names a route as it is declared (its pattern, "/referral/stores/
+** {id:str}/performance"), or a family of routes by a pattern ending in '*'.
+** The owner may call everything; a rule lists the other roles it admits.
+** A store manager is admitted only by rules that name the path parameter
+** holding a store id, and only when that parameter is its own store: the
+** host checks it here, before any Lua runs, so a page cannot widen it.
+**
+** Routes with no store filter in their API (the orders list, members) admit
+** no store manager: a store's own orders need orders to filter by store,
+** which plugins/orders does not offer yet (the console says so).
+*/
+#include "host/host_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define OWN TPC_ROLE_OWNER
+#define OPS TPC_ROLE_OPERATOR
+#define SM TPC_ROLE_STORE_MANAGER
+#define FIN TPC_ROLE_FINANCE
+#define DEV TPC_ROLE_DEVELOPER
+
+typedef struct role_rule {
+  const char *method;          /* "*": any */
+  const char *path;            /* a declared pattern; a trailing '*' matches any rest */
+  unsigned roles;              /* who besides the owner may call it */
+  const char *store_param;     /* a store manager only when this parameter is its store */
+} role_rule;
+
+static const role_rule rules[] = {
+  /* the host's own */
+  {"*", "/console/users*", 0, NULL},
+  {"GET", "/plugins", DEV | OPS, NULL},
+  {"POST", "/reload", DEV | OPS, NULL},
+  {"*", "/jobs*", DEV, NULL},
+  {"*", "/events*", DEV, NULL},
+  {"*", "/runs*", DEV, NULL},
+  {"GET", "/clock", DEV | OPS | FIN, NULL},
+  {"POST", "/clock/advance", DEV | OPS, NULL},
+  {"GET", "/openapi.json", DEV | OPS | FIN, NULL},
+  /* a store and its figures: a store manager's own */
+  {"GET", "/referral/stores/{id:str}/performance", OPS | FIN | SM, "id"},
+  /* money */
+  {"*", "/orders*", FIN, NULL},
+  {"*", "/payments*", FIN, NULL},
+  {"*", "/referral/withdrawals*", FIN, NULL},
+  {"GET", "/points/report", FIN | OPS, NULL},
+  {"GET", "/tiers/report", FIN | OPS, NULL},
+  /* reports */
+  {"POST", "/analytics/rollup", OPS | FIN | DEV, NULL},
+  {"GET", "/analytics/*", OPS | FIN, NULL},
+  /* the customer pool, campaigns and activities */
+  {"*", "/members*", OPS, NULL},
+  {"*", "/rfm*", OPS, NULL},
+  {"*", "/flash-sales*", OPS, NULL},
+  {"*", "/group-buys*", OPS, NULL},
+  {"*", "/bargain*", OPS, NULL},
+  {"*", "/coupons*", OPS, NULL},
+  {"*", "/points*", OPS, NULL},
+  {"*", "/tiers*", OPS, NULL},
+  {"*", "/signin*", OPS, NULL},
+  {"*", "/referral*", OPS, NULL},
+  {"*", "/catalog*", OPS, NULL},
+  {"*", "/friend_assist*", OPS, NULL},
+  {"*", "/group_chain*", OPS, NULL},
+  /* deliveries to others' systems */
+  {"*", "/webhooks*", DEV, NULL},
+  {"*", "/notify*", DEV, NULL},
+  /* anything else: the owner's */
+  {"*", "*", 0, NULL},
+};
+
+static bool rule_matches(const role_rule *rule, const char *method, const char *path) {
+  if (strcmp(rule->method, "*") != 0 && strcmp(rule->method, method) != 0) return false;
+  size_t n = strlen(rule->path);
+  if (n && rule->path[n - 1] == '*') return strncmp(rule->path, path, n - 1) == 0;
+  return strcmp(rule->path, path) == 0;
+}
+
+bool tp__role_admits(const tp_principal *who, const tp_route *r, const tpr_match *m,
+                     tph_response *res) {
+  const role_rule *rule = NULL;
+  for (size_t i = 0; i < sizeof rules / sizeof *rules && !rule; i++)
+    if (rule_matches(&rules[i], r->method, r->path)) rule = &rules[i];
+  if (who->role == TPC_ROLE_OWNER) return true;
+  if (!rule || !(rule->roles & (unsigned)who->role)) {
+    tph_error(res, 403, "role_forbidden", "the %s role may not call %s %s", tpc_role_name(who->role),
+              r->method, r->path);
+    return false;
+  }
+  if (who->role != TPC_ROLE_STORE_MANAGER) return true;
+  for (int i = 0; rule->store_param && i < m->nparams; i++)
+    if (strcmp(m->params[i].name, rule->store_param) == 0 && strcmp(m->params[i].value, who->store) == 0)
+      return true;
+  tph_error(res, 403, "store_forbidden", "a store manager sees only store '%s'", who->store);
+  return false;
+}
+
+unsigned tp__role_mask(const char *method, const char *path) {
+  for (size_t i = 0; i < sizeof rules / sizeof *rules; i++)
+    if (rule_matches(&rules[i], method, path)) return rules[i].roles | OWN;
+  return OWN;
+}
