@@ -227,9 +227,12 @@ static bool resolve_member(tp_tenant *t, tph_response *res) {
 /* Returns false (response filled) if the route's auth rule is not met. */
 bool tp__authenticate(tp_tenant *t, const tp_route *r, const tph_request *req,
                          tph_response *res) {
-  if (r->auth == TP_AUTH_ADMIN)
+  if (r->auth == TP_AUTH_ADMIN) {
+    const char *q = memchr(req->target, '?', req->target_len);
+    size_t qlen = q ? req->target_len - (size_t)(q + 1 - req->target) : 0;
     return tp__check_admin(t, req, res, &t->host->principal) &&
-           tp__role_admits(&t->host->principal, r, &t->host->match, res);
+           tp__role_admits(&t->host->principal, r, &t->host->match, q ? q + 1 : "", qlen, res);
+  }
   const tph_header *auth = tph_find_header(req, "authorization");
   if (!auth) {
     if (r->auth != TP_AUTH_USER) return true;

@@ -69,7 +69,7 @@ void tp__sender_stop(tp_host *h);
 /* Whether who may call route r (matched as m); false with 403 role_forbidden
 ** or store_forbidden filled. */
 bool tp__role_admits(const tp_principal *who, const tp_route *r, const tpr_match *m,
-                     tph_response *res);
+                     const char *query, size_t qlen, tph_response *res);
 /* The roles (tpc_role bits, the owner's included) that may call method path. */
 unsigned tp__role_mask(const char *method, const char *path);
 

@@ -15,6 +15,8 @@
 */
 #include "host/host_int.h"
 
+#include "base/url.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -42,8 +44,13 @@ static const role_rule rules[] = {
   {"GET", "/clock", DEV | OPS | FIN, NULL},
   {"POST", "/clock/advance", DEV | OPS, NULL},
   {"GET", "/openapi.json", DEV | OPS | FIN, NULL},
-  /* a store and its figures: a store manager's own */
+  /* a store and its figures: a store manager's own (a path parameter, or a
+  ** query parameter that filters the report: "?store") */
   {"GET", "/referral/stores/{id:str}/performance", OPS | FIN | SM, "id"},
+  {"GET", "/analytics/overview", OPS | FIN | SM, "?store"},
+  {"GET", "/analytics/funnel", OPS | FIN | SM, "?store"},
+  {"GET", "/analytics/products", OPS | FIN | SM, "?store"},
+  {"GET", "/analytics/campaigns", OPS | FIN | SM, "?store"},
   /* money */
   {"*", "/orders*", FIN, NULL},
   {"*", "/payments*", FIN, NULL},
@@ -81,8 +88,37 @@ static bool rule_matches(const role_rule *rule, const char *method, const char *
   return strcmp(rule->path, path) == 0;
 }
 
+/* Counts the query's store parameters, and those equal to want. */
+typedef struct store_count {
+  const char *key, *want;
+  int seen, equal;
+} store_count;
+
+static int count_store(void *ud, const char *key, size_t klen, const char *value, size_t vlen) {
+  store_count *c = ud;
+  if (klen != strlen(c->key) || memcmp(key, c->key, klen) != 0) return 0;
+  c->seen++;
+  c->equal += vlen == strlen(c->want) && memcmp(value, c->want, vlen) == 0;
+  return 0;
+}
+
+/* Whether the store parameter named by the rule (a path parameter, or
+** "?name" for the query) is the store manager's store: exactly once. */
+static bool own_store(const role_rule *rule, const tp_principal *who, const tpr_match *m,
+                      const char *query, size_t qlen) {
+  if (!rule->store_param || !who->store[0]) return false;
+  if (rule->store_param[0] == '?') {
+    store_count c = {rule->store_param + 1, who->store, 0, 0};
+    return tp_query_each(query, qlen, count_store, &c) == 0 && c.seen == 1 && c.equal == 1;
+  }
+  for (int i = 0; i < m->nparams; i++)
+    if (strcmp(m->params[i].name, rule->store_param) == 0)
+      return strcmp(m->params[i].value, who->store) == 0;
+  return false;
+}
+
 bool tp__role_admits(const tp_principal *who, const tp_route *r, const tpr_match *m,
-                     tph_response *res) {
+                     const char *query, size_t qlen, tph_response *res) {
   const role_rule *rule = NULL;
   for (size_t i = 0; i < sizeof rules / sizeof *rules && !rule; i++)
     if (rule_matches(&rules[i], r->method, r->path)) rule = &rules[i];
@@ -92,11 +128,9 @@ bool tp__role_admits(const tp_principal *who, const tp_route *r, const tpr_match
               r->method, r->path);
     return false;
   }
-  if (who->role != TPC_ROLE_STORE_MANAGER) return true;
-  for (int i = 0; rule->store_param && i < m->nparams; i++)
-    if (strcmp(m->params[i].name, rule->store_param) == 0 && strcmp(m->params[i].value, who->store) == 0)
-      return true;
-  tph_error(res, 403, "store_forbidden", "a store manager sees only store '%s'", who->store);
+  if (who->role != TPC_ROLE_STORE_MANAGER || own_store(rule, who, m, query, qlen)) return true;
+  tph_error(res, 403, "store_forbidden", "a store manager sees only store '%s'%s", who->store,
+            rule->store_param && rule->store_param[0] == '?' ? " (send store=<it> once)" : "");
   return false;
 }
 
