@@ -62,6 +62,7 @@ typedef struct tp_signin {
   size_t password_len;
   int64_t iterations;
   char peer[48];
+  bool tls;                   /* came over TLS (the cookie is Secure) */
   int outcome;                /* check: 1 match; create: 0 hashed; -1 failed */
   atomic_bool finished;       /* the worker is done with it */
   bool orphan;                /* the host stopped: the callback only frees it */
@@ -130,10 +131,18 @@ static void serve_file(tp_host *h, const tph_request *req, const char *rel, size
 
 /* ---- sessions */
 
-static void set_cookie(tp_host *h, const char *id, tph_response *res) {
-  char cookie[200];
-  snprintf(cookie, sizeof cookie, TP_SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld",
-           id ? id : "", id ? (long long)h->cfg->session_seconds : 0LL);
+/* The session cookie (id NULL: its removal). Secure when the request came
+** over TLS through a proxy (X-Forwarded-Proto: https): a client that claims
+** it falsely only keeps its own cookie from being sent back over plain HTTP. */
+static bool over_tls(const tph_request *req) {
+  const tph_header *proto = tph_find_header(req, "x-forwarded-proto");
+  return proto && proto->vlen == 5 && strncasecmp(proto->value, "https", 5) == 0;
+}
+
+static void set_cookie(tp_host *h, bool tls, const char *id, tph_response *res) {
+  char cookie[220];
+  snprintf(cookie, sizeof cookie, TP_SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s",
+           id ? id : "", id ? (long long)h->cfg->session_seconds : 0LL, tls ? "; Secure" : "");
   tph_add_header(res, "Set-Cookie", cookie);
 }
 
@@ -191,7 +200,7 @@ static void signed_in(tp_signin *s) {
       tph_error(res, 503, "out_of_memory", "no room for a session; retry");
       return;
     }
-    set_cookie(h, id, res);
+    set_cookie(h, s->tls, id, res);
     session_json(t, se, res);
     res->status = 200;
     log_signin(t, "console sign-in", s->peer);
@@ -238,7 +247,8 @@ static void work_done(uv_work_t *w, int status) {
     if (s->create) user_created(s);
     else signed_in(s);
   }
-  tph_resume(s->res);  /* after the host stopped, its client is gone: freed */
+  if (s->orphan) tph_abandon(s->res);  /* the host stopped: nobody is answered */
+  else tph_resume(s->res);
   free(s);
 }
 
@@ -286,7 +296,22 @@ static bool decode_body(tp_host *h, const tph_request *req, tph_response *res) {
   return true;
 }
 
+/* Password checks on the workers at once, at most: a flood of sign-ins must
+** not take every libuv worker (the analytics checkpoints share them). */
+#define MAX_IN_FLIGHT 4
+
+static int in_flight(const tp_host *h) {
+  int n = 0;
+  for (const tp_signin *s = h->signins; s; s = s->next) n++;
+  return n;
+}
+
 static void sign_in(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  if (in_flight(h) >= MAX_IN_FLIGHT) {
+    res->retry_after = 1;
+    tph_error(res, 503, "busy", "too many sign-ins at once; retry in a second");
+    return;
+  }
   int64_t wait = h->keyguard ? tpkg_locked(h->keyguard, req->peer, tp_clock_wall_ms()) : 0;
   if (wait > 0) {
     res->retry_after = (int)wait;
@@ -306,6 +331,7 @@ static void sign_in(tp_host *h, tp_tenant *t, const tph_request *req, tph_respon
     return;
   }
   s->tenant = t;
+  s->tls = over_tls(req);
   tp_copy_str(s->peer, sizeof s->peer, req->peer ? req->peer : "");
   memcpy(s->password, password, plen);
   s->password_len = plen;
@@ -376,7 +402,7 @@ void tp__console_handle(tp_host *h, const tph_request *req, const char *path, si
         return;
       }
       if (s) tpse_end(h->sessions, id, idlen);
-      set_cookie(h, NULL, res);
+      set_cookie(h, over_tls(req), NULL, res);
       tp_buf_adds(&res->body, "{\"signed_out\":true}");
       res->status = 200;
     } else {

@@ -103,6 +103,10 @@ bool tph_add_header(tph_response *res, const char *name, const char *value);
 ** filled it (from the loop's thread: a uv_work's after-callback), it calls
 ** tph_resume. A response whose client has gone is freed here instead. */
 void tph_resume(tph_response *res);
+/* The same when the host is stopping and will not answer: the response is
+** never sent; its connection frees it as it closes (or it is freed here if
+** the connection is gone already). Never touches the connection. */
+void tph_abandon(tph_response *res);
 /* Finds a header by lowercase name; NULL if absent. */
 const tph_header *tph_find_header(const tph_request *req, const char *name);
 

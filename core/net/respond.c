@@ -168,6 +168,15 @@ void tph_resume(tph_response *r) {
   tph__mark_pending(r->conn);
 }
 
+void tph_abandon(tph_response *r) {
+  if (r->orphaned) {
+    tp_buf_free(&r->body);
+    free(r);
+    return;
+  }
+  r->deferred = false;  /* still queued on a closing connection: conn_free releases it */
+}
+
 /* ---- request ids */
 
 bool tph__valid_request_id(const char *s, size_t n) {

@@ -149,6 +149,10 @@ def test_sign_in_sets_an_httponly_strict_cookie_and_gives_a_csrf_token():
         assert attr in cookie, cookie
     assert body["role"] == "owner" and body["store"] is None and len(body["csrf"]) == 64, body
     assert body["timezone"] == "Asia/Shanghai"
+    assert "Secure" not in cookie, cookie               # plain HTTP here; behind a TLS proxy:
+    tls = h.request("POST", "/console/api/leaf/session", body={"user": "olive", "password": PASSWORD},
+                    headers={"X-Forwarded-Proto": "https"})[1]["set-cookie"]
+    assert tls.endswith("; Secure"), tls
     value = cookie.split(";")[0].split("=", 1)[1]
     status, _, me = h.get("/console/api/leaf/session", headers=with_session(value))
     assert status == 200 and me["user"] == "olive" and me["csrf"] == body["csrf"], me
