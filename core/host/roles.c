@@ -37,6 +37,8 @@ static const role_rule rules[] = {
   /* the host's own */
   {"*", "/console/users*", 0, NULL},
   {"GET", "/plugins", DEV | OPS, NULL},
+  {"GET", "/plugins/{name}/source", DEV | OPS, NULL},
+  {"GET", "/campaigns*", DEV | OPS | FIN, NULL},     /* a campaign's state and timeline */
   {"POST", "/reload", DEV | OPS, NULL},
   {"*", "/jobs*", DEV, NULL},
   {"*", "/events*", DEV, NULL},
@@ -57,6 +59,7 @@ static const role_rule rules[] = {
   {"*", "/referral/withdrawals*", FIN, NULL},
   {"GET", "/points/report", FIN | OPS, NULL},
   {"GET", "/tiers/report", FIN | OPS, NULL},
+  {"GET", "/referral/performance", FIN | OPS, NULL},
   /* reports */
   {"POST", "/analytics/rollup", OPS | FIN | DEV, NULL},
   {"GET", "/analytics/*", OPS | FIN, NULL},

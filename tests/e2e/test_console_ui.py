@@ -259,6 +259,13 @@ def test_a_flash_sale_is_created_after_its_field_error_is_fixed():
     assert sale["starts_at"] == 2051229600, sale
     wait(b, lambda d: "早鸟秒杀" in text_of(d, "#sales-table"), what="the sale in the list")
     assert yuan(1990) in text_of(b, "#sales-table")
+    # paused, then resumed, through PATCH
+    el(b, "tr[data-sale='%d'] .sale-toggle" % sale["id"]).click()
+    wait_until(lambda: [x for x in api(h, "GET", "/flash-sales")[2]["items"] if x["id"] == sale["id"]][0]["status"]
+               == "disabled", 10, what="the sale paused")
+    wait(b, lambda d: "disabled" in text_of(d, "tr[data-sale='%d']" % sale["id"]), what="the paused sale")
+    el(b, "tr[data-sale='%d'] .sale-toggle" % sale["id"]).click()
+    wait(b, lambda d: "disabled" not in text_of(d, "tr[data-sale='%d']" % sale["id"]), what="the resumed sale")
     shot(b, "03-activities")
 
 
@@ -272,6 +279,14 @@ def test_reloading_a_broken_campaign_shows_its_file_and_line():
     assert "festival.lua:10:" in row.find_element(By.CSS_SELECTOR, ".campaign-error").text
     row.find_element(By.CSS_SELECTOR, ".campaign-reload").click()
     wait(b, lambda d: "festival.lua:10:" in (text_of(d, "#campaigns-error") or ""), what="the reload's error")
+    # its source, with the line the error names marked
+    el(b, "tr[data-campaign=campaign_festival] .campaign-source").click()
+    bad = el(b, "#campaign-source li.bad")
+    assert bad.get_attribute("data-line") == "10" and "quantity = -5" in bad.text, bad.text
+    assert len(b.find_elements(By.CSS_SELECTOR, "#campaign-source li.bad")) == 1
+    status, _, src = api(h, "GET", "/plugins/campaign_festival/source")
+    assert status == 200 and src["file"] == "festival.lua" and src["source"] == BROKEN, src
+    expect_error(api(h, "GET", "/plugins/catalog/source"), 404, "not_a_campaign")
     shot(b, "04-campaigns")
 
 
@@ -327,6 +342,43 @@ def test_orders_show_and_refund():
     shot(b, "07-orders")
 
 
+def test_reports_and_stores_show_the_apis_figures_and_csv():
+    h, b = host(), browser()
+    go(b, "reports")
+    el(b, "#reports-overview")
+    status, _, ov = api(h, "GET", "/analytics/overview?from=%s&to=%s" % (
+        el(b, "#reports-from").get_attribute("value"), el(b, "#reports-to").get_attribute("value")))
+    assert status == 200
+    wait(b, lambda d: yuan(ov["total"]["gmv_fen"]) in text_of(d, "#reports-overview"), what="the period's GMV")
+    csv = b.execute_async_script(
+        "var done = arguments[0]; var a = document.querySelector('a[href*=\"overview\"][download]');"
+        " fetch(a.href, {credentials: 'same-origin'}).then(function (r) {"
+        " r.text().then(function (t) { done([r.status, r.headers.get('content-type'), t]); }); });")
+    assert csv[0] == 200 and csv[1].startswith("text/csv") and "gmv_fen" in csv[2], csv
+    time.sleep(0.3)
+    shot(b, "10-reports")
+    go(b, "stores")
+    el(b, "#stores-table")
+    shot(b, "11-stores")
+
+
+def test_each_page_is_usable_within_a_second():
+    h, b = host(), browser()
+    ready = {"today": "#today-products tbody tr", "system": "#system-plugins tbody tr",
+             "campaigns": "#campaigns-table tbody tr", "activities": "#sales-table tbody tr",
+             "members": "#members-table tbody tr", "orders": "#orders-table tbody tr",
+             "reports": "#reports-overview", "stores": "#stores-table"}
+    times = {}
+    for page, css in ready.items():
+        go(b, "today" if page != "today" else "system")
+        t0 = time.monotonic()
+        el(b, "#nav-" + page).click()
+        wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, css), 10, "page " + page)
+        times[page] = time.monotonic() - t0
+    assert max(times.values()) < 1.0, times
+    print("page ready in: " + ", ".join("%s %.0f ms" % (p, s * 1000) for p, s in times.items()))
+
+
 def test_a_write_without_the_csrf_token_is_refused_in_the_browser():
     h, b = host(), browser()
     status = b.execute_async_script(
@@ -344,11 +396,13 @@ def test_a_store_manager_sees_its_store_only_in_the_page_and_the_api():
     sign_in(b, h, "mei")
     assert "hz-west" in text_of(b, "#who")
     navs = [e.get_attribute("id") for e in b.find_elements(By.CSS_SELECTOR, "nav.pages a")]
-    assert navs == ["nav-today"], navs
+    assert navs == ["nav-today", "nav-stores"], navs
     total = today_api(h, store="hz-west")
     wait(b, lambda d: text_of(d, "#today-gmv") == yuan(total["gmv_fen"]), what="the store's GMV")
     el(b, "#today-store")
     shot(b, "08-store-manager-today")
+    go(b, "stores")
+    assert "hz-west" in el(b, "#store-detail").text and not b.find_elements(By.ID, "stores-table")
     b.get(url(h, "/console/?tenant=leaf#orders"))
     el(b, "#page-forbidden")
     # the API refuses the session what the page hides

@@ -119,6 +119,8 @@
     { id: "activities", roles: ["owner", "operator"] },
     { id: "members", roles: ["owner", "operator"] },
     { id: "orders", roles: ["owner", "finance"] },
+    { id: "reports", roles: ["owner", "operator", "finance"] },
+    { id: "stores", roles: ["owner", "operator", "finance", "store_manager"] },
   ];
 
   /* ---- sign-in */
@@ -201,7 +203,10 @@
       '<tbody><tr v-for="p in top" :key="p.product"><td>{{ p.product }}</td><td class="num">{{ p.units }}</td><td class="num">{{ yuan(p.gmv_fen) }}</td></tr>' +
       '<tr v-if="!top.length"><td colspan="3" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '</div>' +
-      '<div v-if="perf" class="card" id="today-store"><h3>{{ t("store_performance") }} · {{ $root.session.store }}</h3><pre>{{ JSON.stringify(perf, null, 1) }}</pre></div>' +
+      '<div v-if="perf" class="card" id="today-store"><h3>{{ t("store_performance") }} · {{ $root.session.store }}</h3>' +
+      '<p>{{ t("orders_paid") }} <strong>{{ perf.orders }}</strong> · {{ t("sales") }} <strong>{{ yuan(perf.sales_fen) }}</strong> · {{ t("commission") }} {{ yuan(perf.commission_fen) }}</p>' +
+      '<table><thead><tr><th>{{ t("guide") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("sales") }}</th></tr></thead><tbody>' +
+      '<tr v-for="g in perf.guides" :key="g.guide"><td>{{ g.guide }}</td><td class="num">{{ g.orders }}</td><td class="num">{{ yuan(g.sales_fen) }}</td></tr></tbody></table></div>' +
       '<p class="muted">{{ t("refreshed") }} <span id="today-refreshed">{{ refreshedAt ? when(refreshedAt) : "—" }}</span></p>' +
       '</section>',
     created: function () { this.day = localDate(this.$root.session.timezone); },
@@ -331,9 +336,26 @@
   /* ---- Campaigns: the brand's campaign scripts, as plugins campaign_<file> */
 
   Vue.component("page-campaigns", {
-    data: function () { return { plugins: [], error: "", notice: "", busy: false }; },
+    data: function () {
+      return { plugins: [], error: "", notice: "", busy: false, open: null, source: null, view: null,
+               viewError: "" };
+    },
     computed: {
       campaigns: function () { return this.plugins.filter(function (p) { return p.name.indexOf("campaign_") === 0; }); },
+      openPlugin: function () {
+        var self = this;
+        return this.plugins.filter(function (p) { return p.name === self.open; })[0] || null;
+      },
+      /* the lines of the script an error names as file:line, to mark them */
+      badLines: function () {
+        var p = this.openPlugin, file = this.source && this.source.file, out = {};
+        var text = (this.error || "") + "\n" + ((p && p.last_error) || "");
+        if (!file) return out;
+        var re = new RegExp(file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + ":(\\d+):", "g"), m;
+        while ((m = re.exec(text))) out[m[1]] = true;
+        return out;
+      },
+      lines: function () { return this.source ? this.source.source.replace(/\n$/, "").split("\n") : []; },
     },
     template:
       '<section aria-labelledby="campaigns-title"><h2 id="campaigns-title">{{ t("campaigns") }}</h2>' +
@@ -342,9 +364,20 @@
       '<div class="scroll"><table id="campaigns-table"><thead><tr><th>{{ t("name") }}</th><th>{{ t("status") }}</th><th>{{ t("version") }}</th><th>{{ t("last_error") }}</th><th>{{ t("actions") }}</th></tr></thead><tbody>' +
       '<tr v-for="p in campaigns" :key="p.name" :data-campaign="p.name"><td>{{ p.name.slice(9) }}</td><td :class="\'status-\' + p.status">{{ p.status }}</td><td>{{ p.version || "—" }}</td>' +
       '<td><pre v-if="p.last_error" class="campaign-error">{{ p.last_error }}</pre><span v-else class="muted">—</span></td>' +
-      '<td><button class="secondary campaign-reload" @click="reload(p.name)" :disabled="busy" :aria-label="t(\'reload\') + \' \' + p.name">{{ t("reload") }}</button></td></tr>' +
+      '<td class="row"><button class="secondary campaign-source" @click="show(p.name)" :aria-label="t(\'source\') + \' \' + p.name">{{ t("source") }}</button>' +
+      '<button class="secondary campaign-reload" @click="reload(p.name)" :disabled="busy" :aria-label="t(\'reload\') + \' \' + p.name">{{ t("reload") }}</button></td></tr>' +
       '<tr v-if="!campaigns.length"><td colspan="5" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
-      '<p class="missing">{{ t("campaign_source_missing") }}</p>' +
+      '<div v-if="open" class="grid2" style="margin-top:1rem">' +
+      '<div class="card"><h3>{{ source ? source.file : open }}</h3>' +
+      '<ol class="source" id="campaign-source"><li v-for="(line, i) in lines" :key="i" :class="{ bad: badLines[i + 1] }" :data-line="i + 1"><code>{{ line || " " }}</code></li></ol></div>' +
+      '<div class="card" id="campaign-view"><h3>{{ t("state") }}</h3>' +
+      '<p v-if="viewError" class="muted">{{ viewError }}</p>' +
+      '<template v-if="view"><p><strong id="campaign-state">{{ view.state }}</strong> · {{ when(view.starts_at) }} – {{ when(view.ends_at) }}</p>' +
+      '<table><thead><tr><th>{{ t("kind") }}</th><th>{{ t("id") }}</th><th>{{ t("title") }}</th></tr></thead><tbody>' +
+      '<tr v-for="it in view.items" :key="it.id"><td>{{ it.kind }}</td><td>{{ it.plugin }}:{{ it.activity_id }}</td><td>{{ it.summary }}</td></tr></tbody></table>' +
+      '<h3>{{ t("timeline") }}</h3><ul><li v-for="(e, i) in (view.timeline || [])" :key="i">{{ e.local_time }} · {{ e.what }}</li></ul></template></div>' +
+      '</div>' +
+      '<p class="missing">{{ t("campaign_check_missing") }}</p>' +
       '</section>',
     mounted: function () { this.load(); },
     methods: {
@@ -353,6 +386,19 @@
         return api.call("GET", "/plugins").then(function (r) {
           if (r.ok) self.plugins = r.body.plugins;
           else self.error = self.errorText(r);
+        });
+      },
+      show: function (name) {
+        var self = this;
+        self.open = name;
+        self.source = self.view = null;
+        self.viewError = "";
+        api.call("GET", "/plugins/" + encodeURIComponent(name) + "/source").then(function (r) {
+          if (r.ok) self.source = r.body; else self.error = self.errorText(r);
+        });
+        api.call("GET", "/campaigns/" + encodeURIComponent(name.slice(9))).then(function (r) {
+          if (r.ok) self.view = r.body;
+          else self.viewError = r.code === "route_not_found" ? self.t("campaign_not_loaded") : self.errorText(r);
         });
       },
       reload: function (name) {
@@ -365,6 +411,7 @@
           if (r.ok) self.notice = self.t("reloaded") + " " + name;
           else self.error = failed && failed.length ? failed.map(function (f) { return f.error; }).join("\n") : self.errorText(r);
           self.load();
+          if (self.open === name) self.show(name);
         });
       },
     },
@@ -376,16 +423,21 @@
 
   Vue.component("page-activities", {
     data: function () {
-      return { sales: [], error: "", notice: "", busy: false, fieldErrors: {},
+      return { sales: [], others: [], error: "", notice: "", busy: false, fieldErrors: {},
                form: { sku: "", title: "", price: "", quantity: "", per_user_limit: "1", starts_at: "", ends_at: "" } };
     },
     template:
       '<section aria-labelledby="activities-title"><h2 id="activities-title">{{ t("activities") }} · {{ t("flash_sales") }}</h2>' +
       '<p v-if="error" class="error" role="alert" id="activities-error">{{ error }}</p>' +
       '<p v-if="notice" class="notice" role="status" id="activities-notice">{{ notice }}</p>' +
-      '<div class="scroll"><table id="sales-table"><thead><tr><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th class="num">{{ t("sold") }}</th><th class="num">{{ t("remaining") }}</th><th>{{ t("state") }}</th><th>{{ t("starts_at") }}</th><th>{{ t("ends_at") }}</th></tr></thead><tbody>' +
-      '<tr v-for="s in sales" :key="s.id"><td>{{ s.id }}</td><td>{{ s.title }}</td><td>{{ s.sku }}</td><td class="num">{{ yuan(s.price_fen) }}</td><td class="num">{{ s.sold }}</td><td class="num">{{ s.remaining }}</td><td :class="\'state-\' + s.state">{{ s.state }}</td><td>{{ when(s.starts_at) }}</td><td>{{ when(s.ends_at) }}</td></tr>' +
-      '<tr v-if="!sales.length"><td colspan="9" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
+      '<div class="scroll"><table id="sales-table"><thead><tr><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th class="num">{{ t("sold") }}</th><th class="num">{{ t("remaining") }}</th><th>{{ t("state") }}</th><th>{{ t("starts_at") }}</th><th>{{ t("ends_at") }}</th><th>{{ t("actions") }}</th></tr></thead><tbody>' +
+      '<tr v-for="s in sales" :key="s.id" :data-sale="s.id"><td>{{ s.id }}</td><td>{{ s.title }}</td><td>{{ s.sku }}</td><td class="num">{{ yuan(s.price_fen) }}</td><td class="num">{{ s.sold }}</td><td class="num">{{ s.remaining }}</td><td :class="\'state-\' + s.state">{{ s.state }}</td><td>{{ when(s.starts_at) }}</td><td>{{ when(s.ends_at) }}</td>' +
+      '<td><button class="secondary sale-toggle" @click="toggle(s)" :disabled="busy" :aria-label="(s.status === \'active\' ? t(\'pause\') : t(\'resume\')) + \' \' + s.id">{{ s.status === "active" ? t("pause") : t("resume") }}</button></td></tr>' +
+      '<tr v-if="!sales.length"><td colspan="10" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
+      '<h3>{{ t("other_activities") }}</h3>' +
+      '<div class="scroll"><table id="other-activities"><thead><tr><th>{{ t("kind") }}</th><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th>{{ t("state") }}</th></tr></thead><tbody>' +
+      '<tr v-for="a in others" :key="a.kind + a.id"><td>{{ t(a.kind) }}</td><td>{{ a.id }}</td><td>{{ a.title }}</td><td>{{ a.sku }}</td><td class="num">{{ a.price_fen != null ? yuan(a.price_fen) : "—" }}</td><td>{{ a.state }}</td></tr>' +
+      '<tr v-if="!others.length"><td colspan="6" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '<div class="card" style="margin-top:1rem"><h3>{{ t("new_flash_sale") }}</h3>' +
       '<form class="stack" id="sale-form" @submit.prevent="create" novalidate>' +
       '<label v-for="f in inputs" :key="f.key">{{ t(f.word) }}' +
@@ -410,9 +462,30 @@
     methods: {
       load: function () {
         var self = this;
+        var kinds = [["group_buy", "/group-buys"], ["bargain", "/bargain/activities"], ["coupon", "/coupons/templates"]];
+        Promise.all(kinds.map(function (k) { return api.call("GET", k[1]); })).then(function (rs) {
+          var out = [];
+          rs.forEach(function (r, i) {
+            (r.ok && r.body.items || []).forEach(function (a) {
+              out.push({ kind: kinds[i][0], id: a.id, title: a.title || a.name || "", sku: a.sku || "",
+                         price_fen: a.price_fen != null ? a.price_fen : a.floor_price_fen != null ? a.floor_price_fen : a.amount_off_fen,
+                         state: a.state || a.status || "" });
+            });
+          });
+          self.others = out;
+        });
         return api.call("GET", "/flash-sales").then(function (r) {
           if (r.ok) self.sales = r.body.items;
           else self.error = self.errorText(r);
+        });
+      },
+      toggle: function (sale) {
+        var self = this;
+        self.busy = true;
+        api.call("PATCH", "/flash-sales/" + sale.id, { status: sale.status === "active" ? "disabled" : "active" }).then(function (r) {
+          self.busy = false;
+          self.error = r.ok ? "" : self.errorText(r);
+          self.load();
         });
       },
       create: function () {
@@ -552,6 +625,115 @@
           self.busy = false;
           self.error = r.ok ? "" : self.errorText(r);
           if (r.ok) { self.notice = self.t("refund") + " " + (r.body.refund.no || r.body.refund.id || ""); self.order = r.body.order; self.load(); }
+        });
+      },
+    },
+  });
+
+  /* ---- Reports: the analytics reports over a period, each with its CSV */
+
+  Vue.component("page-reports", {
+    data: function () {
+      var tz = this.$root.session.timezone, to = localDate(tz),
+          from = localDate(tz, new Date(Date.now() - 6 * 86400000));
+      return { from: from, to: to, overview: null, funnel: null, sources: null, products: null, error: "", chart: null };
+    },
+    computed: {
+      csv: function () {
+        var base = "/admin/" + encodeURIComponent(api.tenant) + "/analytics/", q = "?from=" + this.from + "&to=" + this.to + "&format=csv";
+        return { overview: base + "overview" + q, funnel: base + "funnel" + q, sources: base + "sources" + q,
+                 products: base + "products" + q, campaigns: base + "campaigns" + q };
+      },
+    },
+    template:
+      '<section aria-labelledby="reports-title"><h2 id="reports-title">{{ t("reports") }}</h2>' +
+      '<form class="inline" @submit.prevent="load"><label>{{ t("from") }}<input type="date" id="reports-from" v-model="from"></label>' +
+      '<label>{{ t("to") }}<input type="date" id="reports-to" v-model="to"></label><button type="submit" id="reports-show">{{ t("show") }}</button></form>' +
+      '<p v-if="error" class="error" role="alert">{{ error }}</p>' +
+      '<div v-if="overview" class="figures" style="margin-top:1rem" id="reports-overview">' +
+      '<div class="figure" v-for="k in [\'gmv_fen\', \'orders\', \'payers\', \'uv\', \'conversion\', \'per_payer_fen\']" :key="k">' +
+      '<div class="label">{{ t("fig_" + k) }}</div><div class="value">{{ fig(k, overview.total[k]) }}</div>' +
+      '<div class="muted" v-if="overview.change[k] !== undefined">{{ overview.change[k] >= 0 ? "▲" : "▼" }} {{ percent(Math.abs(overview.change[k])) }}</div></div></div>' +
+      '<p class="muted" v-if="overview">GMV = UV × {{ t("conversion") }} × {{ t("fig_per_payer_fen") }} · <a :href="csv.overview" download>CSV</a></p>' +
+      '<div class="grid2"><div class="card"><h3>{{ t("funnel") }} <a :href="csv.funnel" download class="muted">CSV</a></h3><div class="chart-box"><canvas id="reports-funnel" role="img" :aria-label="t(\'funnel\')"></canvas></div></div>' +
+      '<div class="card"><h3>{{ t("sources_title") }} <a :href="csv.sources" download class="muted">CSV</a></h3><table id="reports-sources"><thead><tr><th>{{ t("source_key") }}</th><th class="num">{{ t("uv") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("gmv") }}</th></tr></thead><tbody>' +
+      '<tr v-for="r in (sources ? sources.items : [])" :key="r.key || \'none\'"><td>{{ r.key || t("none") }}</td><td class="num">{{ r.visitors }}</td><td class="num">{{ r.orders }}</td><td class="num">{{ yuan(r.gmv_fen) }}</td></tr></tbody></table></div></div>' +
+      '<div class="card"><h3>{{ t("products_title") }} <a :href="csv.products" download class="muted">CSV</a> · <a :href="csv.campaigns" download class="muted">{{ t("campaigns") }} CSV</a></h3><div class="scroll"><table id="reports-products"><thead><tr><th>{{ t("product") }}</th><th class="num">{{ t("views") }}</th><th class="num">{{ t("buyers") }}</th><th class="num">{{ t("units") }}</th><th class="num">{{ t("gmv") }}</th></tr></thead><tbody>' +
+      '<tr v-for="p in (products ? products.items : [])" :key="p.product"><td>{{ p.product }}</td><td class="num">{{ p.views }}</td><td class="num">{{ p.buyers }}</td><td class="num">{{ p.units }}</td><td class="num">{{ yuan(p.gmv_fen) }}</td></tr></tbody></table></div></div>' +
+      '</section>',
+    mounted: function () { this.load(); },
+    beforeDestroy: function () { if (this.chart) this.chart.destroy(); },
+    methods: {
+      fig: function (k, v) { return k.slice(-4) === "_fen" ? yuan(v) : k === "conversion" ? percent(v) : v; },
+      load: function () {
+        var self = this, q = "?from=" + self.from + "&to=" + self.to;
+        Promise.all(["overview", "funnel", "sources", "products"].map(function (r) {
+          return api.call("GET", "/analytics/" + r + q);
+        })).then(function (rs) {
+          var bad = rs.filter(function (r) { return !r.ok; })[0];
+          self.error = bad ? self.errorText(bad) : "";
+          self.overview = rs[0].ok ? rs[0].body : null;
+          self.funnel = rs[1].ok ? rs[1].body : null;
+          self.sources = rs[2].ok ? rs[2].body : null;
+          self.products = rs[3].ok ? rs[3].body : null;
+          self.$nextTick(self.draw);
+        });
+      },
+      draw: function () {
+        var el = document.getElementById("reports-funnel");
+        if (!this.funnel || !el || !window.Chart) return;
+        var steps = this.funnel.steps || [];
+        if (this.chart) this.chart.destroy();
+        this.chart = new Chart(el, {
+          type: "bar",
+          data: { labels: steps.map(function (x) { return x.step; }),
+                  datasets: [{ label: this.t("uv"), data: steps.map(function (x) { return x.visitors; }), backgroundColor: "#0b6e6e" }] },
+          options: { indexAxis: "y", responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { display: false } } },
+        });
+      },
+    },
+  });
+
+  /* ---- Stores and guides: referral's performance, a store manager's own store only */
+
+  Vue.component("page-stores", {
+    data: function () {
+      var tz = this.$root.session.timezone;
+      return { from: localDate(tz, new Date(Date.now() - 29 * 86400000)), to: localDate(tz), all: null, one: null, error: "" };
+    },
+    template:
+      '<section aria-labelledby="stores-title"><h2 id="stores-title">{{ t("stores") }}</h2>' +
+      '<form class="inline" @submit.prevent="load"><label>{{ t("from") }}<input type="date" id="stores-from" v-model="from"></label>' +
+      '<label>{{ t("to") }}<input type="date" id="stores-to" v-model="to"></label><button type="submit">{{ t("show") }}</button></form>' +
+      '<p v-if="error" class="error" role="alert">{{ error }}</p>' +
+      '<div v-if="all" class="scroll" style="margin-top:1rem"><table id="stores-table"><thead><tr><th>{{ t("store_scope") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("sales") }}</th><th class="num">{{ t("commission") }}</th><th></th></tr></thead><tbody>' +
+      '<tr v-for="r in all.items" :key="r.store"><td>{{ r.name }} ({{ r.store }})</td><td class="num">{{ r.orders }}</td><td class="num">{{ yuan(r.sales_fen) }}</td><td class="num">{{ yuan(r.commission_fen) }}</td>' +
+      '<td><button class="secondary" @click="open(r.store)" :aria-label="t(\'guide\') + \' \' + r.store">{{ t("guide") }}</button></td></tr></tbody></table></div>' +
+      '<div v-if="one" class="card" style="margin-top:1rem" id="store-detail"><h3>{{ one.store }}</h3>' +
+      '<p>{{ t("orders_paid") }} <strong>{{ one.orders }}</strong> · {{ t("sales") }} <strong>{{ yuan(one.sales_fen) }}</strong> · {{ t("commission") }} {{ yuan(one.commission_fen) }}</p>' +
+      '<table><thead><tr><th>{{ t("guide") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("sales") }}</th><th class="num">{{ t("commission") }}</th></tr></thead><tbody>' +
+      '<tr v-for="g in one.guides" :key="g.guide"><td>{{ g.guide }}</td><td class="num">{{ g.orders }}</td><td class="num">{{ yuan(g.sales_fen) }}</td><td class="num">{{ yuan(g.commission_fen) }}</td></tr></tbody></table></div>' +
+      '</section>',
+    mounted: function () { this.load(); },
+    methods: {
+      /* referral's periods are UTC epoch seconds: the brand's local days, whole */
+      period: function () {
+        var tz = this.$root.session.timezone;
+        return "?from=" + zonedToEpoch(this.from + "T00:00", tz) + "&to=" + (zonedToEpoch(this.to + "T00:00", tz) + 86400);
+      },
+      load: function () {
+        var self = this, store = self.$root.session.store;
+        if (store) { self.open(store); return; }
+        api.call("GET", "/referral/performance" + self.period()).then(function (r) {
+          self.all = r.ok ? r.body : null;
+          self.error = r.ok ? "" : self.errorText(r);
+        });
+      },
+      open: function (store) {
+        var self = this;
+        api.call("GET", "/referral/stores/" + encodeURIComponent(store) + "/performance" + self.period()).then(function (r) {
+          self.one = r.ok ? r.body : null;
+          self.error = r.ok ? "" : self.errorText(r);
         });
       },
     },
