@@ -9,9 +9,9 @@
 ** holding a store id, and only when that parameter is its own store: the
 ** host checks it here, before any Lua runs, so a page cannot widen it.
 **
-** Routes with no store filter in their API (the orders list, members) admit
-** no store manager: a store's own orders need orders to filter by store,
-** which plugins/orders does not offer yet (the console says so).
+** Routes with no store filter in their API (the orders plugin's list and
+** detail, members) admit no store manager; a store's own paid orders are
+** referral's GET /referral/stores/{id}/orders, which names the store.
 */
 #include "host/host_int.h"
 
@@ -49,6 +49,7 @@ static const role_rule rules[] = {
   /* a store and its figures: a store manager's own (a path parameter, or a
   ** query parameter that filters the report: "?store") */
   {"GET", "/referral/stores/{id:str}/performance", OPS | FIN | SM, "id"},
+  {"GET", "/referral/stores/{id:str}/orders", OPS | FIN | SM, "id"},
   {"GET", "/analytics/overview", OPS | FIN | SM, "?store"},
   {"GET", "/analytics/funnel", OPS | FIN | SM, "?store"},
   {"GET", "/analytics/products", OPS | FIN | SM, "?store"},

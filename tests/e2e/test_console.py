@@ -255,6 +255,8 @@ def test_a_store_manager_sees_its_own_store_only():
     _, cookie, _ = sign_in(h, "mei")
     for headers in (key(SM_KEY), with_session(cookie)):
         assert h.get("/admin/leaf/referral/stores/hz-west/performance", headers=headers)[0] == 200
+        assert h.get("/admin/leaf/referral/stores/hz-west/orders", headers=headers)[0] == 200
+        expect_error(h.get("/admin/leaf/referral/stores/hz-east/orders", headers=headers), 403, "store_forbidden")
         expect_error(h.get("/admin/leaf/referral/stores/hz-east/performance", headers=headers),
                      403, "store_forbidden")
         assert h.get("/admin/leaf/analytics/overview?store=hz-west", headers=headers)[0] == 200

@@ -390,26 +390,52 @@ def test_a_write_without_the_csrf_token_is_refused_in_the_browser():
 
 def test_a_store_manager_sees_its_store_only_in_the_page_and_the_api():
     h, b = host(), browser()
-    for store in ("hz-west", "hz-east"):
-        api(h, "POST", "/referral/stores", {"id": store, "name": "store " + store})
+    # a buyer of each store, brought by its guide
+    for store, guide, buyer in (("hz-west", "guide-w", "bw"), ("hz-east", "guide-e", "be")):
+        assert api(h, "POST", "/referral/stores", {"id": store, "name": "store " + store})[0] == 201
+        status, _, d = api(h, "POST", "/referral/distributors", {"user": guide, "kind": "guide", "store": store})
+        assert status == 201, d
+        status, _, bound = h.post("/v1/leaf/referral/bind", {"code": d["code"]}, headers=h.bearer("leaf", buyer))
+        assert status in (200, 201), bound
+        status, _, order = h.post("/v1/leaf/orders", {"lines": [{"sku": "tea-001", "qty": 1}]},
+                                  headers=h.bearer("leaf", buyer))
+        assert status == 201 and order["attribution"]["store"] == store, order
+        assert api(h, "POST", "/payments/simulate", {"order_id": order["id"]})[0] == 200
+        if store == "hz-west":
+            west_order = order["id"]
+        else:
+            east_order = order["id"]
+    wait_until(lambda: today_api(h, store="hz-west")["orders"] == 1, 20, what="the west store's paid order")
+    wait_until(lambda: api(h, "GET", "/referral/stores/hz-west/orders")[2]["items"], 20, what="referral's order")
     sign_out(b)
     sign_in(b, h, "mei")
     assert "hz-west" in text_of(b, "#who")
     navs = [e.get_attribute("id") for e in b.find_elements(By.CSS_SELECTOR, "nav.pages a")]
-    assert navs == ["nav-today", "nav-stores"], navs
+    assert navs == ["nav-today", "nav-orders", "nav-stores"], navs
     total = today_api(h, store="hz-west")
     wait(b, lambda d: text_of(d, "#today-gmv") == yuan(total["gmv_fen"]), what="the store's GMV")
     el(b, "#today-store")
     shot(b, "08-store-manager-today")
+    assert total["orders"] == 1 and total["gmv_fen"] == 3900, total
     go(b, "stores")
     assert "hz-west" in el(b, "#store-detail").text and not b.find_elements(By.ID, "stores-table")
-    b.get(url(h, "/console/?tenant=leaf#orders"))
+    go(b, "orders")
+    wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#store-orders tbody tr")) == 1, what="the store's orders")
+    cells = [c.text for c in b.find_elements(By.CSS_SELECTOR, "#store-orders tbody tr td")]
+    assert cells[:3] == [str(west_order), "bw", "guide-w"] and cells[3] == yuan(3900), (cells, east_order)
+    assert not b.find_elements(By.ID, "orders-table")
+    shot(b, "08-store-manager-orders")
+    b.get(url(h, "/console/?tenant=leaf#system"))
     el(b, "#page-forbidden")
     # the API refuses the session what the page hides
     cookie = b.get_cookie("tp_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/", cookie
     headers = {"Cookie": "tp_console=" + cookie["value"]}
     expect_error(h.get("/admin/leaf/orders", headers=headers), 403, "role_forbidden")
+    expect_error(h.get("/admin/leaf/orders/%d" % west_order, headers=headers), 403, "role_forbidden")
+    expect_error(h.get("/admin/leaf/referral/stores/hz-east/orders", headers=headers), 403, "store_forbidden")
+    assert [o["order_id"] for o in h.get("/admin/leaf/referral/stores/hz-west/orders", headers=headers)[2]["items"]] \
+        == [west_order]
     expect_error(h.get("/admin/leaf/referral/stores/hz-east/performance", headers=headers), 403, "store_forbidden")
     expect_error(h.get("/admin/leaf/analytics/overview?store=hz-east", headers=headers), 403, "store_forbidden")
     assert h.get("/admin/leaf/analytics/overview?store=hz-west", headers=headers)[0] == 200

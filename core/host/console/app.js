@@ -118,7 +118,7 @@
     { id: "campaigns", roles: ["owner", "operator", "developer"] },
     { id: "activities", roles: ["owner", "operator"] },
     { id: "members", roles: ["owner", "operator"] },
-    { id: "orders", roles: ["owner", "finance"] },
+    { id: "orders", roles: ["owner", "finance", "store_manager"] },
     { id: "reports", roles: ["owner", "operator", "finance"] },
     { id: "stores", roles: ["owner", "operator", "finance", "store_manager"] },
   ];
@@ -573,11 +573,16 @@
 
   Vue.component("page-orders", {
     data: function () {
-      return { user: "", status: "", page: null, order: null, error: "", notice: "", reason: "", amount: "", busy: false };
+      return { user: "", status: "", page: null, order: null, error: "", notice: "", reason: "", amount: "", busy: false,
+               storeOrders: [] };
     },
     template:
       '<section aria-labelledby="orders-title"><h2 id="orders-title">{{ t("orders") }}</h2>' +
-      '<p v-if="$root.session.role === \'store_manager\'" class="missing">{{ t("store_orders_missing") }}</p>' +
+      '<div v-if="$root.session.store"><p class="muted">{{ t("store_orders_note") }}</p>' +
+      '<div class="scroll"><table id="store-orders"><thead><tr><th>{{ t("order_id") }}</th><th>{{ t("filter_user") }}</th><th>{{ t("guide") }}</th><th class="num">{{ t("paid") }}</th><th class="num">{{ t("refunded") }}</th><th>{{ t("at") }}</th></tr></thead><tbody>' +
+      '<tr v-for="o in storeOrders" :key="o.order_id"><td>{{ o.order_id }}</td><td>{{ o.buyer }}</td><td>{{ o.guide || "—" }}</td><td class="num">{{ yuan(o.paid_fen) }}</td><td class="num">{{ yuan(o.refunded_fen) }}</td><td>{{ when(o.paid_at) }}</td></tr>' +
+      '<tr v-if="!storeOrders.length"><td colspan="6" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div></div>' +
+      '<template v-else>' +
       '<p v-if="error" class="error" role="alert" id="orders-error">{{ error }}</p>' +
       '<p v-if="notice" class="notice" role="status">{{ notice }}</p>' +
       '<form class="inline" @submit.prevent="load"><label>{{ t("filter_user") }}<input id="orders-user" v-model.trim="user"></label>' +
@@ -595,8 +600,15 @@
       '<form class="inline" @submit.prevent="refund" style="margin-top:.75rem"><label>{{ t("refund_reason") }}<input id="refund-reason" v-model="reason" required></label>' +
       '<label>{{ t("refund_amount") }}<input id="refund-amount" v-model="amount"></label>' +
       '<button type="submit" class="danger" id="refund-submit" :disabled="busy">{{ t("refund") }}</button></form></div>' +
-      '</section>',
-    mounted: function () { if (this.$root.session.role !== "store_manager") this.load(); },
+      '</template></section>',
+    mounted: function () {
+      var self = this, store = this.$root.session.store;
+      if (!store) { this.load(); return; }
+      api.call("GET", "/referral/stores/" + encodeURIComponent(store) + "/orders?limit=100").then(function (r) {
+        self.storeOrders = r.ok ? r.body.items : [];
+        self.error = r.ok ? "" : self.errorText(r);
+      });
+    },
     methods: {
       load: function () {
         var self = this, q = "?limit=50" + (self.user ? "&user=" + encodeURIComponent(self.user) : "") +
