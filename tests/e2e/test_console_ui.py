@@ -313,10 +313,12 @@ def test_a_dead_job_is_retried_from_the_system_page():
 
 def test_a_segments_count_is_the_apis():
     h, b = host(), browser()
+    ids = []
     for i, city in enumerate(("杭州", "杭州", "上海")):
         status, _, m = api(h, "POST", "/members/identify", {
             "identities": [{"channel": "mp_openid", "id": "o-%d" % i}], "profile": {"city": city}})
         assert status in (200, 201), m
+        ids.append(m["member"]["id"] if "member" in m else m["id"])
     rule = {"all": [{"field": "city", "op": "eq", "value": "杭州"}]}
     status, _, preview = api(h, "POST", "/members/segments/preview", {"rule": rule})
     assert status == 200 and preview["count"] == 2, preview
@@ -326,6 +328,32 @@ def test_a_segments_count_is_the_apis():
     area.send_keys(json.dumps(rule, ensure_ascii=False))
     el(b, "#segment-preview").click()
     wait(b, lambda d: text_of(d, "#segment-count") == str(preview["count"]), what="the segment's count")
+    # the count follows the rule as it is typed
+    area.send_keys(Keys.END)
+    for _ in range(len("杭州\"}]}")):
+        area.send_keys(Keys.BACKSPACE)
+    area.send_keys("上海\"}]}")
+    wait(b, lambda d: text_of(d, "#segment-count") == "1", what="the live count")
+    # a coupon to a saved segment (定向发券)
+    assert api(h, "POST", "/members/segments", {"name": "hangzhou", "rule": rule})[0] == 201
+    status, _, tpl = api(h, "POST", "/coupons/templates", {"name": "5 off", "kind": "fixed", "amount_off_fen": 500,
+                                                          "valid_days": 7, "total_quantity": 100})
+    assert status == 201, tpl
+    b.refresh()
+    wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "#drop-segment option[value=hangzhou]"), what="the segments")
+    wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "#drop-template option"), what="the templates")
+    from selenium.webdriver.support.ui import Select
+    Select(el(b, "#drop-segment")).select_by_value("hangzhou")
+    Select(el(b, "#drop-template")).select_by_value(str(tpl["id"]))
+    el(b, "#drop-submit").click()
+    wait(b, lambda d: d.find_elements(By.ID, "drop-notice"), what="the drop started")
+    drops = api(h, "GET", "/coupons/drops?template_id=%d" % tpl["id"])[2]
+    assert [d["segment"] for d in drops["items"]] == ["hangzhou"], drops
+    # a profile
+    el(b, "#member-id").send_keys(ids[0])
+    el(b, "#member-search").click()
+    assert ids[0] in el(b, "#member-profile h3").text and "杭州" in text_of(b, "#member-profile pre") + \
+        b.find_element(By.CSS_SELECTOR, "#member-profile pre").get_attribute("textContent")
     shot(b, "06-members")
 
 

@@ -423,7 +423,7 @@
 
   Vue.component("page-activities", {
     data: function () {
-      return { sales: [], others: [], error: "", notice: "", busy: false, fieldErrors: {},
+      return { sales: [], others: [], groups: null, error: "", notice: "", busy: false, fieldErrors: {},
                form: { sku: "", title: "", price: "", quantity: "", per_user_limit: "1", starts_at: "", ends_at: "" } };
     },
     template:
@@ -435,9 +435,14 @@
       '<td><button class="secondary sale-toggle" @click="toggle(s)" :disabled="busy" :aria-label="(s.status === \'active\' ? t(\'pause\') : t(\'resume\')) + \' \' + s.id">{{ s.status === "active" ? t("pause") : t("resume") }}</button></td></tr>' +
       '<tr v-if="!sales.length"><td colspan="10" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '<h3>{{ t("other_activities") }}</h3>' +
-      '<div class="scroll"><table id="other-activities"><thead><tr><th>{{ t("kind") }}</th><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th>{{ t("state") }}</th></tr></thead><tbody>' +
-      '<tr v-for="a in others" :key="a.kind + a.id"><td>{{ t(a.kind) }}</td><td>{{ a.id }}</td><td>{{ a.title }}</td><td>{{ a.sku }}</td><td class="num">{{ a.price_fen != null ? yuan(a.price_fen) : "—" }}</td><td>{{ a.state }}</td></tr>' +
-      '<tr v-if="!others.length"><td colspan="6" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
+      '<div class="scroll"><table id="other-activities"><thead><tr><th>{{ t("kind") }}</th><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th>{{ t("state") }}</th><th></th></tr></thead><tbody>' +
+      '<tr v-for="a in others" :key="a.kind + a.id"><td>{{ t(a.kind) }}</td><td>{{ a.id }}</td><td>{{ a.title }}</td><td>{{ a.sku }}</td><td class="num">{{ a.price_fen != null ? yuan(a.price_fen) : "—" }}</td><td>{{ a.state }}</td>' +
+      '<td><button v-if="a.kind === \'group_buy\'" class="secondary" @click="showGroups(a.id)" :aria-label="t(\'groups\') + \' \' + a.id">{{ t("groups") }}</button></td></tr>' +
+      '<tr v-if="!others.length"><td colspan="7" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
+      '<div v-if="groups" class="card" id="group-fill" style="margin-top:1rem"><h3>{{ t("groups") }} · {{ t("group_buy") }} {{ groups.id }}</h3>' +
+      '<table><thead><tr><th>{{ t("id") }}</th><th>{{ t("state") }}</th><th>{{ t("fill") }}</th><th>{{ t("ends_at") }}</th></tr></thead><tbody>' +
+      '<tr v-for="g in groups.items" :key="g.id"><td>{{ g.id }}</td><td>{{ g.state }}</td><td><progress :max="g.group_size" :value="g.paid" :aria-label="g.paid + \'/\' + g.group_size"></progress> {{ g.paid }}/{{ g.group_size }}</td><td>{{ when(g.expires_at) }}</td></tr>' +
+      '<tr v-if="!groups.items.length"><td colspan="4" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '<div class="card" style="margin-top:1rem"><h3>{{ t("new_flash_sale") }}</h3>' +
       '<form class="stack" id="sale-form" @submit.prevent="create" novalidate>' +
       '<label v-for="f in inputs" :key="f.key">{{ t(f.word) }}' +
@@ -477,6 +482,13 @@
         return api.call("GET", "/flash-sales").then(function (r) {
           if (r.ok) self.sales = r.body.items;
           else self.error = self.errorText(r);
+        });
+      },
+      showGroups: function (id) {
+        var self = this;
+        api.call("GET", "/group-buys/" + id + "/groups?limit=50").then(function (r) {
+          self.groups = r.ok ? { id: id, items: r.body.items } : null;
+          self.error = r.ok ? "" : self.errorText(r);
         });
       },
       toggle: function (sale) {
@@ -521,49 +533,89 @@
     },
   });
 
-  /* ---- Members: a profile by id, and a segment's count */
+  /* ---- Members: a profile with what each plugin knows, segments with a live
+  ** count, and a coupon sent to a segment */
 
   Vue.component("page-members", {
     data: function () {
-      return { id: "", profile: null, list: [], error: "", rule: '{"all":[{"tag":"regular"}]}', count: null, countError: "" };
+      return { id: "", profile: null, facets: {}, list: [], error: "", rule: '{"all":[{"field":"city","op":"eq","value":"杭州"}]}',
+               count: null, countError: "", timer: null, segments: [], templates: [], dropSegment: "", dropTemplate: "",
+               dropNotice: "", dropError: "" };
     },
     template:
       '<section aria-labelledby="members-title"><h2 id="members-title">{{ t("members") }}</h2>' +
       '<p v-if="error" class="error" role="alert">{{ error }}</p>' +
       '<form class="inline" @submit.prevent="find"><label>{{ t("member_id") }}<input id="member-id" v-model.trim="id" placeholder="m1"></label>' +
       '<button type="submit" id="member-search">{{ t("search") }}</button></form>' +
-      '<div v-if="profile" class="card" id="member-profile" style="margin-top:1rem"><h3>{{ t("profile") }} {{ profile.id }}</h3><pre>{{ JSON.stringify(profile, null, 1) }}</pre></div>' +
-      '<div class="card" style="margin-top:1rem"><h3>{{ t("segment_count") }}</h3>' +
-      '<form class="stack" @submit.prevent="preview"><label>{{ t("segment_rule") }}<textarea id="segment-rule" rows="3" v-model="rule"></textarea></label>' +
-      '<button type="submit" id="segment-preview">{{ t("preview") }}</button></form>' +
+      '<div v-if="profile" class="card" id="member-profile" style="margin-top:1rem"><h3>{{ t("profile") }} {{ profile.id }}</h3>' +
+      '<p><span v-for="tag in (profile.tags || [])" class="tag">{{ tag }}</span></p>' +
+      '<dl class="facets"><template v-for="(v, k) in facets"><dt :key="k + \'-k\'">{{ t("facet_" + k) }}</dt><dd :key="k + \'-v\'" :id="\'member-\' + k">{{ v }}</dd></template></dl>' +
+      '<details><summary>JSON</summary><pre>{{ JSON.stringify(profile, null, 1) }}</pre></details></div>' +
+      '<div class="grid2" style="margin-top:1rem"><div class="card"><h3>{{ t("segment_count") }}</h3>' +
+      '<label>{{ t("segment_rule") }}<textarea id="segment-rule" rows="4" v-model="rule"></textarea></label>' +
+      '<p><button type="button" id="segment-preview" @click="preview">{{ t("preview") }}</button></p>' +
       '<p v-if="countError" class="error" role="alert">{{ countError }}</p>' +
-      '<p v-if="count !== null">{{ t("count") }}: <strong id="segment-count">{{ count }}</strong></p></div>' +
+      '<p v-if="count !== null" aria-live="polite">{{ t("count") }}: <strong id="segment-count">{{ count }}</strong></p></div>' +
+      '<div class="card"><h3>{{ t("send_coupon") }}</h3><form class="stack" @submit.prevent="drop">' +
+      '<label>{{ t("segment") }}<select id="drop-segment" v-model="dropSegment" required><option v-for="g in segments" :value="g.name">{{ g.name }}</option></select></label>' +
+      '<label>{{ t("coupon") }}<select id="drop-template" v-model="dropTemplate" required><option v-for="c in templates" :value="c.id">{{ c.name }}</option></select></label>' +
+      '<button type="submit" id="drop-submit">{{ t("send") }}</button></form>' +
+      '<p v-if="dropNotice" class="notice" role="status" id="drop-notice">{{ dropNotice }}</p><p v-if="dropError" class="error" role="alert">{{ dropError }}</p></div></div>' +
       '<h3>{{ t("members") }}</h3><div class="scroll"><table id="members-table"><thead><tr><th>{{ t("id") }}</th><th>{{ t("tags") }}</th><th>JSON</th></tr></thead><tbody>' +
       '<tr v-for="m in list" :key="m.id"><td><a href="#" @click.prevent="id = m.id; find()">{{ m.id }}</a></td><td>{{ (m.tags || []).join(", ") }}</td><td><code>{{ brief(m) }}</code></td></tr>' +
       '<tr v-if="!list.length"><td colspan="3" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '</section>',
+    watch: {
+      rule: function () {  /* the count follows the rule as it is typed */
+        clearTimeout(this.timer);
+        this.timer = setTimeout(this.preview, 400);
+      },
+    },
     mounted: function () {
       var self = this;
       api.call("GET", "/members?limit=50").then(function (r) {
         if (r.ok) self.list = r.body.items; else self.error = self.errorText(r);
       });
+      api.call("GET", "/members/segments").then(function (r) { if (r.ok) self.segments = r.body.items; });
+      api.call("GET", "/coupons/templates").then(function (r) { if (r.ok) self.templates = r.body.items; });
     },
+    beforeDestroy: function () { clearTimeout(this.timer); },
     methods: {
       brief: function (m) { var s = JSON.stringify(m); return s.length > 120 ? s.slice(0, 120) + "…" : s; },
       find: function () {
-        var self = this;
+        var self = this, id = encodeURIComponent(self.id);
         if (!self.id) return;
-        api.call("GET", "/members/" + encodeURIComponent(self.id)).then(function (r) {
+        api.call("GET", "/members/" + id).then(function (r) {
           self.profile = r.ok ? r.body : null;
           self.error = r.ok ? "" : self.errorText(r);
+        });
+        /* what the other plugins know of her; a plugin the brand lacks is skipped */
+        var asks = [["layer", "/rfm/members/" + id, function (b) { return b.layer || "—"; }],
+                    ["tier", "/tiers/members/" + id, function (b) { return b.name || b.tier || "—"; }],
+                    ["points", "/points/accounts/" + id, function (b) { return b.balance; }],
+                    ["first_visit", "/analytics/members/" + id, function (b) {
+                      return b.first ? (b.first.source || "") + " " + self.when(b.first.at) : "—"; }]];
+        self.facets = {};
+        asks.forEach(function (a) {
+          api.call("GET", a[1]).then(function (r) {
+            if (r.ok) self.$set(self.facets, a[0], a[2](r.body));
+          });
         });
       },
       preview: function () {
         var self = this, rule;
-        try { rule = JSON.parse(self.rule); } catch (e) { self.countError = String(e); return; }
+        try { rule = JSON.parse(self.rule); } catch (e) { self.countError = String(e); self.count = null; return; }
         api.call("POST", "/members/segments/preview", { rule: rule }).then(function (r) {
           self.count = r.ok ? r.body.count : null;
           self.countError = r.ok ? "" : self.errorText(r);
+        });
+      },
+      drop: function () {
+        var self = this;
+        self.dropNotice = self.dropError = "";
+        api.call("POST", "/coupons/templates/" + self.dropTemplate + "/drops", { segment: self.dropSegment }).then(function (r) {
+          if (r.ok) self.dropNotice = self.t("sent") + " #" + (r.body.id || "") + " " + (r.body.state || r.body.status || "");
+          else self.dropError = self.errorText(r);
         });
       },
     },
