@@ -57,7 +57,7 @@ return campaign {
 T = tenant("leaf", plugins={
     "catalog": {}, "orders": {"attribution_plugin": "referral"},
     "payments": {"secret": "console-ui-payment-secret-0123456"},
-    "flash_sale": {}, "coupons": {}, "referral": {}, "analytics": {}, "schjobs": {},
+    "flash_sale": {}, "coupons": {}, "referral": {}, "analytics": {}, "schjobs": {}, "group_buy": {}, "bargain": {},
     "members": {"phone_pepper": PEPPER}})
 T["api_keys"] = [OWNER_KEY, {"key": SM_KEY, "role": "store_manager", "store": "hz-west"}]
 T["campaigns"] = ["campaigns/festival.lua"]
@@ -266,6 +266,29 @@ def test_a_flash_sale_is_created_after_its_field_error_is_fixed():
     wait(b, lambda d: "disabled" in text_of(d, "tr[data-sale='%d']" % sale["id"]), what="the paused sale")
     el(b, "tr[data-sale='%d'] .sale-toggle" % sale["id"]).click()
     wait(b, lambda d: "disabled" not in text_of(d, "tr[data-sale='%d']" % sale["id"]), what="the resumed sale")
+    # a group buy from the form the admin API's document describes, through a field error
+    el(b, "#create-group_buy").click()
+    el(b, "#group_buy-sku")
+
+    def put(css, value):
+        e = el(b, css)
+        b.execute_script("arguments[0].value = arguments[1];"
+                         "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", e, value)
+
+    put("#group_buy-sku", "tea-002")
+    put("#group_buy-group_size", "1")                 # a group of one is no group
+    put("#group_buy-price_fen", "49.00")
+    put("#group_buy-starts_at", "2035-02-01T10:00")
+    put("#group_buy-ends_at", "2035-02-03T10:00")
+    el(b, "#group_buy-submit").click()
+    wait(b, lambda d: text_of(d, "#group_buy-group_size-error"), what="the group size's field error")
+    shot(b, "03-activities-group-buy-error")
+    put("#group_buy-group_size", "3")
+    el(b, "#group_buy-submit").click()
+    el(b, "#group_buy-notice")
+    gb = api(h, "GET", "/group-buys")[2]["items"]
+    assert [(g["group_size"], g["price_fen"], g["starts_at"]) for g in gb] == [(3, 4900, 2051229600 + 31 * 86400)], gb
+    wait(b, lambda d: "tea-002" in text_of(d, "#other-activities"), what="the group buy listed")
     shot(b, "03-activities")
 
 

@@ -417,13 +417,90 @@
     },
   });
 
+  /* ---- a create form built from a route's request body in the admin OpenAPI
+  ** document: each property an input of its type (fen as yuan, *_at as the
+  ** brand's local time), the API's field error beside its field */
+
+  var openapiCache = null;
+  function adminDoc() {
+    if (!openapiCache) openapiCache = api.call("GET", "/openapi.json").then(function (r) { return r.ok ? r.body : null; });
+    return openapiCache;
+  }
+
+  Vue.component("schema-form", {
+    props: ["path", "prefix"],
+    data: function () { return { schema: null, values: {}, errors: {}, error: "", notice: "", busy: false }; },
+    computed: {
+      fields: function () {
+        var sc = this.schema, req = (sc && sc.required) || [];
+        if (!sc || !sc.properties) return [];
+        return Object.keys(sc.properties).map(function (k) {
+          var p = sc.properties[k], kind = p.enum ? "enum" : p.type === "boolean" ? "boolean"
+            : p.type === "integer" && /_fen$/.test(k) ? "fen" : p.type === "integer" && /_at$/.test(k) ? "time"
+            : p.type === "integer" || p.type === "number" ? "number" : p.type === "string" ? "text" : "json";
+          return { key: k, kind: kind, required: req.indexOf(k) >= 0, doc: p.description || "", values: p.enum || [] };
+        }).sort(function (a, b) { return (b.required ? 1 : 0) - (a.required ? 1 : 0); });  /* required first, stable */
+      },
+    },
+    template:
+      '<form class="stack schema-form" @submit.prevent="submit" novalidate>' +
+      '<p v-if="!schema" class="muted">{{ t("loading") }}</p>' +
+      '<label v-for="f in fields" :key="f.key"><span>{{ f.key }}<span v-if="f.required" aria-hidden="true"> *</span>' +
+      ' <small class="muted">{{ f.kind === "fen" ? "(¥) " : "" }}{{ f.doc }}</small></span>' +
+      '<select v-if="f.kind === \'enum\'" :id="prefix + f.key" v-model="values[f.key]" :aria-invalid="errors[f.key] ? \'true\' : \'false\'"><option value=""></option><option v-for="v in f.values" :value="v">{{ v }}</option></select>' +
+      '<input v-else-if="f.kind === \'boolean\'" type="checkbox" :id="prefix + f.key" v-model="values[f.key]">' +
+      '<textarea v-else-if="f.kind === \'json\'" rows="2" :id="prefix + f.key" v-model="values[f.key]" placeholder="JSON" :aria-invalid="errors[f.key] ? \'true\' : \'false\'"></textarea>' +
+      '<input v-else :type="f.kind === \'time\' ? \'datetime-local\' : f.kind === \'number\' ? \'number\' : \'text\'" :id="prefix + f.key" v-model="values[f.key]" :required="f.required" :aria-invalid="errors[f.key] ? \'true\' : \'false\'" :aria-describedby="prefix + f.key + \'-error\'">' +
+      '<span class="field-error" :id="prefix + f.key + \'-error\'" role="alert">{{ errors[f.key] || "" }}</span></label>' +
+      '<p v-if="error" class="error" role="alert">{{ error }}</p><p v-if="notice" class="notice" role="status" :id="prefix + \'notice\'">{{ notice }}</p>' +
+      '<button type="submit" :id="prefix + \'submit\'" :disabled="busy || !schema">{{ t("create") }}</button></form>',
+    mounted: function () {
+      var self = this;
+      adminDoc().then(function (doc) {
+        var op = doc && doc.paths["/admin/" + api.tenant + self.path];
+        var body = op && op.post && op.post.requestBody;
+        self.schema = body ? body.content["application/json"].schema : { properties: {} };
+      });
+    },
+    methods: {
+      submit: function () {
+        var self = this, body = {}, errs = {}, tz = self.$root.session.timezone;
+        self.fields.forEach(function (f) {
+          var v = self.values[f.key];
+          if (v === undefined || v === "" || (f.kind === "boolean" && v === false && !f.required)) return;
+          if (f.kind === "fen") { var fen = toFen(v); if (fen === null) errs[f.key] = "¥ 9.90"; else body[f.key] = fen; }
+          else if (f.kind === "time") { var e = zonedToEpoch(v, tz); if (e === null) errs[f.key] = "?"; else body[f.key] = e; }
+          else if (f.kind === "number") body[f.key] = Number(v);
+          else if (f.kind === "json") { try { body[f.key] = JSON.parse(v); } catch (x) { errs[f.key] = String(x); } }
+          else body[f.key] = v;
+        });
+        self.errors = errs;
+        self.error = self.notice = "";
+        if (Object.keys(errs).length) return;
+        self.busy = true;
+        api.call("POST", self.path, body).then(function (r) {
+          self.busy = false;
+          if (r.ok) { self.notice = self.t("created") + " #" + (r.body.id || ""); self.$emit("created", r.body); return; }
+          var field = r.body.error && r.body.error.details && r.body.error.details.field;
+          var top = field && String(field).split(/[.[]/)[0];
+          if (top && self.schema.properties[top]) { var e = {}; e[top] = r.message; self.errors = e; }
+          else self.error = self.errorText(r);
+        });
+      },
+    },
+  });
+
   /* ---- Activities: flash sales, with the API's field errors beside the field */
 
   var SALE_FIELDS = ["sku", "title", "price_fen", "quantity", "per_user_limit", "starts_at", "ends_at"];
 
   Vue.component("page-activities", {
     data: function () {
-      return { sales: [], others: [], groups: null, error: "", notice: "", busy: false, fieldErrors: {},
+      return { sales: [], others: [], groups: null, creating: "flash_sale",
+               creators: [{ id: "flash_sale", word: "flash_sales" }, { id: "group_buy", word: "group_buy", path: "/group-buys" },
+                          { id: "bargain", word: "bargain", path: "/bargain/activities" },
+                          { id: "coupon", word: "coupon", path: "/coupons/templates" }],
+               error: "", notice: "", busy: false, fieldErrors: {},
                form: { sku: "", title: "", price: "", quantity: "", per_user_limit: "1", starts_at: "", ends_at: "" } };
     },
     template:
@@ -443,14 +520,21 @@
       '<table><thead><tr><th>{{ t("id") }}</th><th>{{ t("state") }}</th><th>{{ t("fill") }}</th><th>{{ t("ends_at") }}</th></tr></thead><tbody>' +
       '<tr v-for="g in groups.items" :key="g.id"><td>{{ g.id }}</td><td>{{ g.state }}</td><td><progress :max="g.group_size" :value="g.paid" :aria-label="g.paid + \'/\' + g.group_size"></progress> {{ g.paid }}/{{ g.group_size }}</td><td>{{ when(g.expires_at) }}</td></tr>' +
       '<tr v-if="!groups.items.length"><td colspan="4" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
-      '<div class="card" style="margin-top:1rem"><h3>{{ t("new_flash_sale") }}</h3>' +
+      '<div class="card" style="margin-top:1rem"><h3>{{ t("new_activity") }}</h3>' +
+      '<div class="row" role="tablist"><button v-for="k in creators" :key="k.id" type="button" role="tab" :aria-selected="creating === k.id ? \'true\' : \'false\'" :class="creating === k.id ? \'\' : \'secondary\'" :id="\'create-\' + k.id" @click="creating = k.id">{{ t(k.word) }}</button></div>' +
+      '<schema-form v-if="creatorPath" :key="creating" :path="creatorPath" :prefix="creating + \'-\'" @created="load"></schema-form>' +
+      '<div v-if="creating === \'flash_sale\'">' +
       '<form class="stack" id="sale-form" @submit.prevent="create" novalidate>' +
       '<label v-for="f in inputs" :key="f.key">{{ t(f.word) }}' +
       '<input :id="\'sale-\' + f.key" :type="f.type" v-model="form[f.key]" :aria-invalid="fieldErrors[f.field] ? \'true\' : \'false\'" :aria-describedby="\'sale-\' + f.key + \'-error\'" :step="f.step">' +
       '<span class="field-error" :id="\'sale-\' + f.key + \'-error\'" role="alert">{{ fieldErrors[f.field] || "" }}</span></label>' +
-      '<button type="submit" id="sale-submit" :disabled="busy">{{ t("create") }}</button></form></div>' +
+      '<button type="submit" id="sale-submit" :disabled="busy">{{ t("create") }}</button></form></div></div>' +
       '</section>',
     computed: {
+      creatorPath: function () {
+        var self = this;
+        return (this.creators.filter(function (k) { return k.id === self.creating; })[0] || {}).path || null;
+      },
       inputs: function () {
         return [
           { key: "sku", field: "sku", word: "sku", type: "text" },
