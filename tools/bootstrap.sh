@@ -4,8 +4,11 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config liblua5.4-dev libuv1-dev libsqlite3-dev
-            node-llhttp lua-cjson-dev libssl-dev libcurl4-openssl-dev tzdata)
-test_pkgs=(python3 python3-cryptography curl lua5.4 nginx)  # cryptography: the fake WeChat Pay in tests/e2e/test_wechatpay.py; nginx: the front of tests/e2e/test_cluster.py (run from a temp dir, not as a service)
+            node-llhttp lua-cjson-dev libssl-dev libcurl4-openssl-dev zlib1g-dev tzdata
+            libjs-vue libjs-chart.js)  # the console's Vue 2 and Chart.js, served by the host
+test_pkgs=(python3 python3-cryptography curl lua5.4   # cryptography: the fake WeChat Pay in tests/e2e/test_wechatpay.py
+           nginx   # the front of tests/e2e/test_cluster.py (run from a temp dir, not as a service)
+           chromium chromium-driver python3-selenium fonts-wqy-microhei)  # the console in a browser (tests/e2e/test_console_ui.py; a CJK font for its screenshots)
 # --test also installs CI's OpenAPI validator (tools/openapi: @seriousme/openapi-schema-validator
 # and ajv from the npm registry, versions pinned in its package.json and package-lock.json)
 bench_pkgs=(wrk util-linux)

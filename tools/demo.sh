@@ -37,6 +37,10 @@ cat <<MSG
   tidepool is serving the demo brand "leaf" at $base  (data: $TIDEPOOL_DATA_DIR)
   (the README's tour walks through these)
 
+  The console: $base/console/?tenant=leaf
+    sign in as demo-owner / demo-only-console-pw  (the owner: every page)
+            or demo-store / demo-only-console-pw  (the West Lake store's manager: its figures only)
+
   T='Authorization: Bearer $token'
   J='Content-Type: application/json'
   K='$key'

@@ -4,8 +4,9 @@
 # only in presale), a coupon, a 满减, and one
 # campaign of each kind: a flash sale, a group buy, a bargain, a presale, a store with a
 # shopping guide (and a pickup counter with its clerk), three regular members with their tag, two points-mall items; then it reloads the
-# Double 12 campaign, which needs those products and the tag; and six anonymous visits to
-# leaf (data ops). tools/demo.sh calls it; so does tests/e2e/test_demo.py.
+# Double 12 campaign, which needs those products and the tag; six anonymous visits to
+# leaf (data ops); and two console users of leaf. tools/demo.sh calls it; so does
+# tests/e2e/test_demo.py.
 #
 #   bash tools/demo_seed.sh http://127.0.0.1:8080 demo-only-leaf-admin-key
 set -euo pipefail
@@ -128,6 +129,16 @@ visits() {
            \"session\":\"seed-s$i\",\"product\":\"tea-00$(( i % 2 + 1 ))\"}$extra]}" >/dev/null
   done
 }
+# the console (/console/?tenant=leaf): an owner, and the West Lake store's manager, who
+# sees that store's figures only; demo passwords, like the demo's keys: never ship them
+console_users() {
+  local t=$1
+  if ! curl -sf "$base/admin/$t/console/users" -H "$key" | grep -q '"name":"demo-owner"'; then
+    post /admin/$t/console/users '{"name":"demo-owner","password":"demo-only-console-pw","role":"owner"}'
+    post /admin/$t/console/users '{"name":"demo-store","password":"demo-only-console-pw","role":"store_manager","store":"hz-west"}'
+  fi
+}
 seed leaf
 seed leaf-rehearsal
 visits leaf
+console_users leaf

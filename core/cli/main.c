@@ -27,6 +27,8 @@
 #include "base/log.h"
 #include "lua/plugin.h"
 #include "store/store.h"
+#include "store/users.h"
+#include "base/passwd.h"
 #include "cli/scaffold.h"
 #include "cli/testkit.h"
 #include "base/token.h"
@@ -52,6 +54,7 @@ static const char tpcmd_usage_main[] =
     "  backup    copy each brand's database now, online, into the config's backup folder\n"
     "  restore   put a brand's database back from a backup, or --check a backup\n"
     "  cluster   print nginx's configuration for the config's cluster of nodes\n"
+    "  console-user  add, list or remove the brand's console users (the web console)\n"
     "  version   print the version\n"
     "  help      show help for a command: tidepool help serve\n"
     "\n"
@@ -106,8 +109,23 @@ static const char tpcmd_usage_config[] =
     "plugins declare is reported too. Exits 1 with the offending key when FILE is\n"
     "invalid or when a plugin would not serve.\n";
 
+static const char tpcmd_usage_console_user[] =
+    "usage: tidepool console-user add --config FILE --tenant T --user NAME --role ROLE [--store S]\n"
+    "       tidepool console-user list --config FILE --tenant T\n"
+    "       tidepool console-user remove --config FILE --tenant T --user NAME\n"
+    "\n"
+    "Manages who may sign in to the web console at /console/ for brand T. ROLE is owner,\n"
+    "operator, store_manager (with --store, the one store it sees), finance or developer.\n"
+    "add reads the password from $TIDEPOOL_CONSOLE_PASSWORD, else from the first line of\n"
+    "standard input (10-256 characters); it keeps only a PBKDF2-HMAC-SHA256 hash with a\n"
+    "random salt. Adding a user that exists sets its password and role. The brand's\n"
+    "database is written directly, so this works whether or not the server runs (a\n"
+    "running server ends the user's sessions only when changed through the admin API:\n"
+    "POST /admin/{tenant}/console/users, an owner's).\n";
+
 typedef struct {
   const char *config, *listen, *data_dir, *log_level, *tenant, *user, *secret, *plugin, *node;
+  const char *role, *store;
   long long ttl;
   bool help, watch;
 } options;
@@ -133,6 +151,8 @@ static int parse_options(int argc, char **argv, options *o, const char *usage) {
                         : strcmp(a, "--secret") == 0    ? &o->secret
                         : strcmp(a, "--plugin") == 0    ? &o->plugin
                         : strcmp(a, "--node") == 0 && usage == tpcmd_usage_serve ? &o->node
+                        : strcmp(a, "--role") == 0      ? &o->role
+                        : strcmp(a, "--store") == 0     ? &o->store
                                                         : NULL;
     bool ttl = strcmp(a, "--ttl") == 0;
     if ((!slot && !ttl) || i + 1 >= argc) {
@@ -418,6 +438,109 @@ static int tpcmd_token(int argc, char **argv) {
   return rc == 0 ? 0 : 2;
 }
 
+/* ---- console-user */
+
+/* The password for a new console user: the environment's, or stdin's first line. */
+static int read_password(char *out, size_t cap) {
+  const char *env = getenv("TIDEPOOL_CONSOLE_PASSWORD");
+  if (env) {
+    snprintf(out, cap, "%s", env);
+    return 0;
+  }
+  if (!fgets(out, (int)cap, stdin)) return -1;
+  out[strcspn(out, "\r\n")] = '\0';
+  return 0;
+}
+
+static int tpcmd_console_user(int argc, char **argv) {
+  const char *verb = argc > 0 ? argv[0] : "";
+  bool add = strcmp(verb, "add") == 0, list = strcmp(verb, "list") == 0,
+       remove = strcmp(verb, "remove") == 0;
+  options o = {0};
+  if (!add && !list && !remove) {
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
+      fputs(tpcmd_usage_console_user, stdout);
+      return 0;
+    }
+    fprintf(stderr, "tidepool: console-user needs add, list or remove\n\n%s", tpcmd_usage_console_user);
+    return 2;
+  }
+  int done = begin_command(argc - 1, argv + 1, tpcmd_usage_console_user, &o);
+  if (done >= 0) return done;
+  if (!o.tenant || (!list && !o.user)) {
+    fprintf(stderr, "tidepool: console-user %s needs --tenant%s\n\n%s", verb, list ? "" : " and --user",
+            tpcmd_usage_console_user);
+    return 2;
+  }
+  tpcu_user u;
+  memset(&u, 0, sizeof u);
+  if (add) {
+    u.role = tpc_role_parse(o.role);
+    if (!u.role || (u.role == TPC_ROLE_STORE_MANAGER) != (o.store != NULL) || !tpcu_valid_name(o.user) ||
+        (o.store && strlen(o.store) > TPC_MAX_STORE)) {
+      fprintf(stderr, "tidepool: --user must be 1-64 of [A-Za-z0-9._@-], --role one of owner, operator,\n"
+                      "store_manager, finance, developer, and --store given for a store_manager only\n");
+      return 2;
+    }
+  }
+  tpc_config cfg;
+  if (load_config(o.config, &cfg) != 0) return 2;
+  const tpc_tenant *t = tpc_find_tenant(&cfg, o.tenant, strlen(o.tenant));
+  if (!t) {
+    fprintf(stderr, "tidepool: no tenant '%s' in %s\n", o.tenant, o.config);
+    tpc_free(&cfg);
+    return 2;
+  }
+  char path[1200], err[512];
+  snprintf(path, sizeof path, "%s/%s.db", o.data_dir ? o.data_dir : cfg.data_dir, t->id);
+  struct stat st;
+  if (stat(o.data_dir ? o.data_dir : cfg.data_dir, &st) != 0) mkdir(o.data_dir ? o.data_dir : cfg.data_dir, 0750);
+  sqlite3 *db = NULL;
+  int rc = 1;
+  if (sqlite3_open(path, &db) != SQLITE_OK) {
+    fprintf(stderr, "tidepool: cannot open %s: %s\n", path, sqlite3_errmsg(db));
+    goto done;
+  }
+  sqlite3_busy_timeout(db, 10000);
+  if (tpcu_open(db, err, sizeof err) != 0) {
+    fprintf(stderr, "tidepool: %s: %s\n", path, err);
+    goto done;
+  }
+  if (list) {
+    tp_buf out;
+    tp_buf_init(&out);
+    rc = tpcu_list(db, &out) == 0 ? 0 : 1;
+    if (rc == 0) printf("%s\n", tp_buf_cstr(&out));
+    tp_buf_free(&out);
+  } else if (remove) {
+    int n = tpcu_delete(db, o.user);
+    rc = n == 1 ? 0 : 1;
+    if (n == 0) fprintf(stderr, "tidepool: no console user '%s' in %s\n", o.user, t->id);
+  } else {
+    char password[TPPW_MAX_PASSWORD + 2];
+    if (read_password(password, sizeof password) != 0 || !tppw_acceptable(password, strlen(password))) {
+      fprintf(stderr, "tidepool: the password must be %d-%d characters (from $TIDEPOOL_CONSOLE_PASSWORD "
+                      "or stdin)\n", TPPW_MIN_PASSWORD, TPPW_MAX_PASSWORD);
+      rc = 2;
+      goto done;
+    }
+    snprintf(u.name, sizeof u.name, "%s", o.user);
+    snprintf(u.store, sizeof u.store, "%s", o.store ? o.store : "");
+    u.created_ms = tp_clock_wall_ms();
+    if (tppw_hash(password, strlen(password), cfg.password_iterations, u.hash) != 0 || tpcu_put(db, &u) != 0) {
+      fprintf(stderr, "tidepool: cannot save the user: %s\n", sqlite3_errmsg(db));
+    } else {
+      printf("{\"tenant\":\"%s\",\"name\":\"%s\",\"role\":\"%s\"}\n", t->id, u.name, tpc_role_name(u.role));
+      rc = 0;
+    }
+    memset(password, 0, sizeof password);
+  }
+done:
+  sqlite3_close(db);
+  tpc_free(&cfg);
+  return rc;
+}
+
 /* ---- reload */
 
 static int tpcmd_reload(int argc, char **argv) {
@@ -570,6 +693,7 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "backup") == 0) rc = tpcmd_backup(argc - 2, argv + 2);
   else if (strcmp(cmd, "restore") == 0) rc = tpcmd_restore(argc - 2, argv + 2);
   else if (strcmp(cmd, "cluster") == 0) rc = tpcmd_cluster(argc - 2, argv + 2);
+  else if (strcmp(cmd, "console-user") == 0) rc = tpcmd_console_user(argc - 2, argv + 2);
   else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
     printf("tidepool %s\n", TIDEPOOL_VERSION);
     rc = 0;
@@ -580,6 +704,7 @@ int main(int argc, char **argv) {
           : strcmp(topic, "config") == 0 ? tpcmd_usage_config
           : strcmp(topic, "reload") == 0 ? tpcmd_usage_reload
           : strcmp(topic, "check") == 0 ? tpcmd_usage_check
+          : strcmp(topic, "console-user") == 0 ? tpcmd_usage_console_user
           : strcmp(topic, "campaign") == 0 ? tpcmd_usage_campaign
           : strcmp(topic, "backup") == 0 ? tpcmd_usage_backup
           : strcmp(topic, "restore") == 0 ? tpcmd_usage_restore

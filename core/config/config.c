@@ -159,6 +159,8 @@ void tpc_free(tpc_config *cfg) {
   free(cfg->sdk_dir);
   free(cfg->backup.dir);
   free(cfg->nodes);
+  free(cfg->console_dir);
+  free(cfg->vendor_dir);
   free(cfg->cli_admin_key);
   free(cfg->dir);
   free(cfg->path);

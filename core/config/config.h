@@ -109,12 +109,33 @@ typedef struct tpc_destination {
   const tpc_secret *token_secret;
 } tpc_destination;
 
+/* What a console user or an admin key may do (host/roles.c holds the table
+** of which admin routes each role may call). A bit each, so a route lists
+** the roles it admits as a mask. */
+typedef enum {
+  TPC_ROLE_OWNER = 1,          /* everything; every plain api_keys string is one */
+  TPC_ROLE_OPERATOR = 2,       /* campaigns, activities, members, reports */
+  TPC_ROLE_STORE_MANAGER = 4,  /* its own store's figures only */
+  TPC_ROLE_FINANCE = 8,        /* orders, refunds, money reports */
+  TPC_ROLE_DEVELOPER = 16,     /* plugins, runs, jobs */
+} tpc_role;
+#define TPC_MAX_STORE 32       /* a store id's bytes */
+
+/* The role of name ("owner", "operator", "store_manager", "finance",
+** "developer"), or 0 when it is none. */
+tpc_role tpc_role_parse(const char *name);
+const char *tpc_role_name(tpc_role r);
+
 typedef struct tpc_tenant {
   char id[TPT_MAX_ID + 1];
   char *token_secret;
   size_t token_secret_len;
   unsigned char api_keys[TPC_MAX_KEYS][32];  /* SHA-256 digests */
   int napi_keys;
+  /* each key's role and, for a store manager, its store: a plain string in
+  ** api_keys is an owner's; {key = "...", role = "store_manager", store = "hz-west"} */
+  tpc_role key_roles[TPC_MAX_KEYS];
+  char key_stores[TPC_MAX_KEYS][TPC_MAX_STORE + 1];
   char timezone[64];
   bool manual_clock;           /* a test clock that only POST .../clock/advance moves */
   int track_retention_days;    /* raw analytics events are kept this long (store/track.h) */
@@ -174,6 +195,13 @@ typedef struct tpc_config {
   tpc_node *nodes;
   int nnodes;
   const tpc_node *self;        /* the node this process is; NULL until selected */
+  /* console = {dir, vendor_dir, session_seconds, sign_in_failures}: the web
+  ** console at /console/ (host/console.c) */
+  char *console_dir;           /* our HTML, CSS and JS (default: core/host/console of the source) */
+  char *vendor_dir;            /* Debian's libjs-* files (default /usr/share/javascript) */
+  int64_t session_seconds;     /* a console session's life (default 8 h) */
+  int64_t sign_in_failures;    /* wrong passwords for one user before a 15-minute lock-out (default 5) */
+  int64_t password_iterations; /* PBKDF2-HMAC-SHA256 iterations of a new password (default 600000) */
   tpc_tenant *tenants;
   int ntenants;
   int nforeign;                /* tenants[ntenants .. ntenants + nforeign): other nodes' */

@@ -156,9 +156,106 @@ static int load_proxies(checker *c, int idx, tpc_config *cfg) {
   return 0;
 }
 
+static const char *const role_names[] = {"owner", "operator", "store_manager", "finance",
+                                          "developer"};
+
+tpc_role tpc_role_parse(const char *name) {
+  for (int i = 0; i < 5; i++)
+    if (name && strcmp(name, role_names[i]) == 0) return (tpc_role)(1 << i);
+  return 0;
+}
+
+const char *tpc_role_name(tpc_role r) {
+  for (int i = 0; i < 5; i++)
+    if (r == (tpc_role)(1 << i)) return role_names[i];
+  return "none";
+}
+
+/* A store id as the referral plugin names stores: 1-32 of [A-Za-z0-9_-]. */
+static bool store_id_valid(const char *s) {
+  size_t n = strlen(s);
+  if (n < 1 || n > TPC_MAX_STORE) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+      return false;
+  return true;
+}
+
+/* A tenant's api_keys: each a string (an owner's key) or {key, role, store}. */
 static int load_tenant_keys(checker *c, int idx, void *t) {
   tpc_tenant *tt = t;
-  return lua_isnil(c->L, idx) ? 0 : load_keys(c, idx, tt->api_keys, &tt->napi_keys, NULL);
+  if (lua_isnil(c->L, idx)) return 0;
+  if (!lua_istable(c->L, idx)) return tpc__failf(c, "must be a list of keys");
+  int len = (int)luaL_len(c->L, idx);
+  if (len > TPC_MAX_KEYS) return tpc__failf(c, "at most %d keys", TPC_MAX_KEYS);
+  static const char *const fields[] = {"key", "role", "store", NULL};
+  for (int i = 1; i <= len; i++) {
+    size_t old = tpc__path_push(c, "[%d]", i);
+    lua_rawgeti(c->L, idx, i);
+    int top = lua_gettop(c->L);
+    char *key = NULL, *role = NULL, *store = NULL;
+    int rc = 0;
+    if (lua_type(c->L, top) == LUA_TSTRING) {
+      key = strdup(lua_tostring(c->L, top));
+    } else if (!lua_istable(c->L, top)) {
+      rc = tpc__failf(c, "must be a string or {key = ..., role = ..., store = ...}");
+    } else if (tpc__check_keys(c, top, fields) != 0 ||
+               tpc__get_string(c, top, "key", true, NULL, &key) != 0 ||
+               tpc__get_string(c, top, "role", false, "owner", &role) != 0 ||
+               tpc__get_string(c, top, "store", false, NULL, &store) != 0) {
+      rc = -1;
+    }
+    tpc_role r = role ? tpc_role_parse(role) : TPC_ROLE_OWNER;
+    if (rc == 0 && (!key || strlen(key) < 16))
+      rc = tpc__failf(c, "%smust be a string of at least 16 bytes", role ? "key: " : "");
+    else if (rc == 0 && !r)
+      rc = tpc__failf(c, "role: must be one of owner, operator, store_manager, finance, developer");
+    else if (rc == 0 && (r == TPC_ROLE_STORE_MANAGER) != (store != NULL))
+      rc = tpc__failf(c, store ? "store: only a store_manager's key names a store"
+                               : "store: a store_manager's key must name its store");
+    else if (rc == 0 && store && !store_id_valid(store))
+      rc = tpc__failf(c, "store: must be 1-%d of [A-Za-z0-9_-]", TPC_MAX_STORE);
+    if (rc == 0) {
+      tt->key_roles[tt->napi_keys] = r;
+      snprintf(tt->key_stores[tt->napi_keys], sizeof tt->key_stores[0], "%s", store ? store : "");
+      tpt_key_digest(key, strlen(key), tt->api_keys[tt->napi_keys++]);
+    }
+    free(key);
+    free(role);
+    free(store);
+    lua_pop(c->L, 1);
+    if (rc != 0) return -1;
+    tpc__path_pop(c, old);
+  }
+  return 0;
+}
+
+/* console = {dir, vendor_dir, session_seconds, sign_in_failures, password_iterations} */
+static int load_console(checker *c, int idx, void *arg) {
+  tpc_config *cfg = arg;
+  static const char *const keys[] = {"dir", "vendor_dir", "session_seconds", "sign_in_failures",
+                                     "password_iterations", NULL};
+  bool absent = lua_isnil(c->L, idx);
+  if (!absent && (!lua_istable(c->L, idx) || tpc__check_keys(c, idx, keys) != 0))
+    return lua_istable(c->L, idx) ? -1 : tpc__failf(c, "must be a table");
+  char *s = NULL;
+  if (!absent && tpc__get_string(c, idx, "dir", false, NULL, &s) != 0) return -1;
+  cfg->console_dir = s ? tpc_resolve_path(cfg->dir, s) : strdup(TP_SOURCE_DIR "/core/host/console");
+  free(s);
+  s = NULL;
+  if (!absent && tpc__get_string(c, idx, "vendor_dir", false, NULL, &s) != 0) return -1;
+  cfg->vendor_dir = s ? tpc_resolve_path(cfg->dir, s) : strdup("/usr/share/javascript");
+  free(s);
+  cfg->session_seconds = 8 * 3600;
+  cfg->sign_in_failures = 5;
+  cfg->password_iterations = 600000;
+  if (absent) return 0;
+  return tpc__get_int(c, idx, "session_seconds", 8 * 3600, 1, 30 * 86400, &cfg->session_seconds) ||
+         tpc__get_int(c, idx, "sign_in_failures", 5, 1, 100, &cfg->sign_in_failures) ||
+         tpc__get_int(c, idx, "password_iterations", 600000, 1000, 10000000,
+                      &cfg->password_iterations)
+             ? -1 : 0;
 }
 
 static int load_tenant_plugins(checker *c, int idx, void *t) { return load_plugins(c, idx, t); }
@@ -486,7 +583,7 @@ static int load_root(checker *c, tpc_config *cfg) {
   static const char *const keys[] = {"listen", "data_dir", "plugin_dirs", "sdk_dir",
                                      "synchronous", "log_level", "clock", "admin_keys",
                                      "trusted_proxies", "backup", "cluster", "open_tenants", "limits", "tenants",
-                                     NULL};
+                                     "console", NULL};
   static const char *const syncs[] = {"off", "normal", "full", "extra"};
   lua_State *L = c->L;
   if (!lua_istable(L, -1)) return tpc__failf(c, "the file must return a table");
@@ -545,6 +642,7 @@ static int load_root(checker *c, tpc_config *cfg) {
     tpc__path_pop(c, old);
   }
   if (tpc__section(c, root, "cluster", load_cluster, cfg) != 0) return -1;
+  if (tpc__section(c, root, "console", load_console, cfg) != 0) return -1;
   /* require() also looks in the SDK; by default the sdk/ beside the first plugin dir */
   if (tpc__get_string(c, root, "sdk_dir", false, NULL, &s) != 0) return -1;
   if (s) {

@@ -163,6 +163,40 @@ static void get_plugins(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
   res->status = 200;
 }
 
+/* GET /admin/{tenant}/plugins/{name}/source: a campaign script as the host
+** reads it (the Campaigns page shows it beside its file:line problems). A
+** plugin folder's code is the agency's: only scripts are shown. */
+static void get_source(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
+  (void)req;
+  const char *name = h->match.params[0].value;
+  tp_slot *s = tp__slot(t, name);
+  if (!s) {
+    tph_error(res, 404, "plugin_not_found", "no enabled plugin '%.64s'", name);
+    return;
+  }
+  if (!s->conf->script) {
+    tph_error(res, 404, "not_a_campaign", "'%s' is a plugin folder, not a campaign script", name);
+    return;
+  }
+  size_t len;
+  char *text = tp_read_file(s->conf->script, 1 << 20, &len);
+  if (!text) {
+    tph_error(res, 404, "script_unreadable", "the script of '%s' cannot be read", name);
+    return;
+  }
+  const char *base = strrchr(s->conf->script, '/');
+  tp_buf *b = &res->body;
+  tp_buf_adds(b, "{");
+  add_str_field(b, "plugin", name);
+  tp_buf_adds(b, ",");
+  add_str_field(b, "file", base ? base + 1 : s->conf->script);
+  tp_buf_adds(b, ",\"source\":");
+  tp_buf_add_json_str(b, text, len);
+  tp_buf_adds(b, "}");
+  free(text);
+  res->status = 200;
+}
+
 /* Runs a reload and answers 200 with the outcome, or 422 when any failed. */
 static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tph_response *res) {
   bool known_tenant = !tenant, known_plugin = !plugin;
@@ -570,6 +604,9 @@ static tp_route builtins[] = {
   BUILTIN("GET", "/plugins", get_plugins,
           .summary = "The tenant's plugins: status, version, generation, last error, routes",
           .response = PLUGINS_ANSWER),
+  BUILTIN("GET", "/plugins/{name}/source", get_source,
+          .summary = "A campaign script's source, as the host reads it",
+          .response = J_OBJ("\"plugin\":" J_STR ",\"file\":" J_STR ",\"source\":" J_STR)),
   BUILTIN("POST", "/reload", post_reload, .body = RELOAD_BODY,
           .summary = "Hot-reload the tenant's plugins (a failed one keeps its old version)",
           .response = RELOAD_ANSWER),

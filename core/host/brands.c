@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "host/host_int.h"
 #include "store/backup.h"
+#include "store/users.h"
 
 static void db_path(const tp_host *h, const tp_tenant *t, const char *suffix, char *out, size_t cap) {
   snprintf(out, cap, "%s/%s%s", h->cfg->data_dir, t->conf->id, suffix);
@@ -44,6 +45,7 @@ static int open_parts(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   if (tpal_open(&t->aliases, t->db.db, err, errcap) != 0) return -1;
   if (tpid_open(&t->idem, &t->db, err, errcap) != 0) return -1;  /* after aliases: its triggers */
   if (tpob_open(&t->outbox, &t->db, err, errcap) != 0) return -1;
+  if (tpcu_open(t->db.db, err, errcap) != 0) return -1;  /* console users (store/users.h) */
   /* nothing is in flight after a start: every lease ends, and those calls go again */
   if (tpob_release_leases(&t->outbox, tp_clock_wall_ms()) != 0) {
     snprintf(err, errcap, "%s: cannot release the outbox's leases: %s", path, sqlite3_errmsg(t->db.db));
@@ -222,6 +224,7 @@ int tp__brand_use(tp_host *h, tp_tenant *t, const char *why) {
 
 static bool closable(const tp_host *h, const tp_tenant *t, int64_t now) {
   return t->open && !t->dirty && !t->reset_pending && !t->track_ckpt && !t->backup_job && t->calls_out == 0 &&
+         t->deferred == 0 &&
          !t->outbox_touched && now - t->last_used_ms >= h->cfg->idle_seconds * 1000;
 }
 

@@ -14,7 +14,9 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/passwd.h"
 #include "base/ratelimit.h"
+#include "base/session.h"
 #include "base/token.h"
 #include "host/keyguard.h"
 
@@ -114,22 +116,80 @@ void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *ti
               (int)(tlen > 64 ? 64 : tlen), tid);
 }
 
-bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res) {
+/* The index of the key among keys (compared as digests, every one), or -1. */
+static int key_index(const tph_header *key, const unsigned char (*keys)[32], int n) {
+  unsigned char digest[32];
+  tpt_key_digest(key->value, key->vlen, digest);
+  int found = -1;
+  for (int i = 0; i < n; i++)
+    if (tpt_digest_equal(digest, keys[i])) found = i;
+  return found;
+}
+
+const char *tp__session_cookie(const tph_request *req, size_t *n) {
+  const tph_header *c = tph_find_header(req, "cookie");
+  if (!c) return NULL;
+  static const char name[] = TP_SESSION_COOKIE "=";
+  const char *p = c->value, *end = c->value + c->vlen;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == ';')) p++;
+    const char *v = p;
+    while (p < end && *p != ';') p++;
+    if ((size_t)(p - v) > sizeof name - 1 && memcmp(v, name, sizeof name - 1) == 0) {
+      *n = (size_t)(p - v) - (sizeof name - 1);
+      return v + sizeof name - 1;
+    }
+  }
+  return NULL;
+}
+
+/* A console session in place of a key: the cookie names a live session of
+** this tenant, and a write carries its CSRF token in X-CSRF-Token. */
+static bool check_session(tp_tenant *t, const tph_request *req, const char *id, size_t n,
+                          tph_response *res, tp_principal *who) {
+  const tpse_session *s = t->host->sessions
+                              ? tpse_find(t->host->sessions, t->conf->id, id, n, tp_clock_wall_ms())
+                              : NULL;
+  if (!s) {
+    tph_error(res, 401, "session_expired", "the console session has ended; sign in again");
+    return false;
+  }
+  bool safe = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+  const tph_header *csrf = safe ? NULL : tph_find_header(req, "x-csrf-token");
+  if (!safe && (!csrf || !tppw_token_equal(s->csrf, csrf->value, csrf->vlen))) {
+    tph_error(res, 403, "csrf_required", "a console write needs the session's X-CSRF-Token header");
+    return false;
+  }
+  who->role = s->role;
+  tp_copy_str(who->store, sizeof who->store, s->store);
+  who->session = true;
+  return true;
+}
+
+bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res, tp_principal *who) {
   if (!guard_open(t->host, req, res)) return false;
   const tph_header *key = tph_find_header(req, "x-api-key");
+  memset(who, 0, sizeof *who);
+  size_t cookie_len = 0;
+  const char *cookie = !key ? tp__session_cookie(req, &cookie_len) : NULL;
+  if (cookie) return check_session(t, req, cookie, cookie_len, res, who);
+  if (key && key->vlen > 0) {
+    int i = key_index(key, t->conf->api_keys, t->conf->napi_keys);
+    if (i >= 0) {
+      guard_succeeded(t->host, req);
+      who->role = t->conf->key_roles[i] ? (int)t->conf->key_roles[i] : TPC_ROLE_OWNER;
+      tp_copy_str(who->store, sizeof who->store, t->conf->key_stores[i]);
+      return true;
+    }
+  }
   if (!key || key->vlen == 0) {
     guard_failed(t->host, req, t->conf->id);
     tph_error(res, 401, "api_key_required", "admin routes need the tenant's X-Api-Key header");
     return false;
   }
-  bool ok = key_matches(key, t->conf->api_keys, t->conf->napi_keys);
-  if (!ok) {
-    guard_failed(t->host, req, t->conf->id);
-    tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
-  } else {
-    guard_succeeded(t->host, req);
-  }
-  return ok;
+  guard_failed(t->host, req, t->conf->id);
+  tph_error(res, 403, "invalid_api_key", "the API key is not valid for tenant '%s'", t->conf->id);
+  return false;
 }
 
 bool tp__check_host_key(tp_host *h, const tph_request *req, const char *what, tph_response *res) {
@@ -167,7 +227,12 @@ static bool resolve_member(tp_tenant *t, tph_response *res) {
 /* Returns false (response filled) if the route's auth rule is not met. */
 bool tp__authenticate(tp_tenant *t, const tp_route *r, const tph_request *req,
                          tph_response *res) {
-  if (r->auth == TP_AUTH_ADMIN) return tp__check_admin(t, req, res);
+  if (r->auth == TP_AUTH_ADMIN) {
+    const char *q = memchr(req->target, '?', req->target_len);
+    size_t qlen = q ? req->target_len - (size_t)(q + 1 - req->target) : 0;
+    return tp__check_admin(t, req, res, &t->host->principal) &&
+           tp__role_admits(&t->host->principal, r, &t->host->match, q ? q + 1 : "", qlen, res);
+  }
   const tph_header *auth = tph_find_header(req, "authorization");
   if (!auth) {
     if (r->auth != TP_AUTH_USER) return true;

@@ -22,6 +22,7 @@
 #include "base/token.h"
 #include "base/url.h"
 #include "base/utf8.h"
+#include "store/users.h"
 
 /* ---- opening */
 
@@ -53,6 +54,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   if (getrandom(&h->seed_secret, sizeof h->seed_secret, 0) != sizeof h->seed_secret)
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
   h->ratelimit = tprl_new(TPRL_SLOTS, h->seed_secret * 0x9e3779b97f4a7c15ull);
+  tp__console_open(h);
   if (mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
@@ -102,6 +104,7 @@ void tp_host_close(tp_host *h) {
   free(h->keyguard);
   h->keyguard = NULL;
   tprl_free(h->ratelimit);
+  tp__console_close(h);
   tpt_forget_keys();
   memset(h, 0, sizeof *h);
 }
@@ -330,6 +333,10 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     }
     return;
   }
+  if (plen >= 8 && memcmp(target, "/console", 8) == 0 && (plen == 8 || target[8] == '/')) {
+    tp__console_handle(h, req, target, plen, res);
+    return;
+  }
   bool admin;
   const char *tid, *rest;
   size_t tlen, rlen;
@@ -407,6 +414,8 @@ int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]) {
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&admin[i];
   const tp_route *backup = tp__backup_routes(&n);
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&backup[i];
+  const tp_route *console = tp__console_routes(&n);
+  for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&console[i];
   return k;
 }
 
@@ -427,6 +436,7 @@ void tp_host_detach(tp_host *h) {
   tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
   tp__backup_stop(h);  /* or copying a brand's database */
   tp__brands_stop(h);
+  tp__console_drain(h);  /* or checking a password */
   tp__sender_stop(h);
   tp__runner_detach(h);
 }

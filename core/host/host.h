@@ -17,12 +17,15 @@
 **   reload.c    generations: load, migrate, build routers, swap (DESIGN "Hot reload")
 **   brands.c    opening and closing a brand: at start, or on demand and when idle
 **   runner.c    fires due jobs and delivers events, one uv timer for all tenants
-**   gate.c      who may come in: client address, admin keys, user tokens, rate limits
+**   roles.c     which roles may call which admin route: one table
+**   gate.c      who may come in: client address, admin keys and console sessions
+**               with their roles, user tokens, rate limits
 **   callout.c   one call out: its headers and signature, the reply it makes
 **   sender.c    makes the calls out (tp.http) after commit, with access tokens
 **   backup.c    each brand's database copied on schedule by a worker
-**   admin.c     the built-in admin endpoints and GET /metrics
 **   cluster.c   a brand's move between the nodes of a cluster: release, adopt
+**   console.c   the web console: its files, sign-in and sessions, console users
+**   admin.c     the built-in admin endpoints and GET /metrics
 **   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
 **   host.c      opening, dispatch, commit: the pipeline, on top
 */
@@ -71,6 +74,7 @@ typedef struct tp_tenant {
   int64_t paused_ms;          /* moving between nodes since then (503); 0: not (host/cluster.c) */
   int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
   int calls_out;              /* its calls out in flight (sender.c) */
+  int deferred;               /* its answers waiting for a worker (console.c's password checks) */
   int claim;                  /* the lock that says this process serves it (store/backup.h) */
   struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
   int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
@@ -89,6 +93,14 @@ typedef struct tp_tenant {
   int64_t clock_ms;           /* the manual clock (conf->manual_clock) */
 } tp_tenant;
 
+/* Who is calling an admin route: a key's or a console session's role and,
+** for a store manager, its store (host/roles.c admits or refuses). */
+typedef struct tp_principal {
+  int role;                   /* tpc_role */
+  char store[TPC_MAX_STORE + 1];
+  bool session;               /* signed in to the console (writes need its CSRF token) */
+} tp_principal;
+
 #define TP_HOST_MAX_BUILTINS 32
 
 typedef struct tp_host {
@@ -103,6 +115,10 @@ typedef struct tp_host {
   tph_server *server;         /* for the connections gauge; may be NULL */
   int plugin_failures;        /* plugins enabled in the config that are not serving */
   tpr_match match;            /* the request being dispatched (one at a time) */
+  tp_principal principal;     /* who calls the admin route being dispatched */
+  struct tpse_table *sessions;  /* signed-in console browsers (base/session.h) */
+  struct tphs_cache *files;   /* the console's files (net/static.h) */
+  struct tp_signin *signins;  /* password checks on a worker (console.c) */
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */

@@ -90,12 +90,24 @@ void tp__runner_detach(tp_host *h);
 void tp__sender_start(tp_host *h);            /* on h->loop; after tp__runner_attach */
 void tp__sender_stop(tp_host *h);
 
+/* ---- roles.c */
+/* Whether who may call route r (matched as m); false with 403 role_forbidden
+** or store_forbidden filled. */
+bool tp__role_admits(const tp_principal *who, const tp_route *r, const tpr_match *m,
+                     const char *query, size_t qlen, tph_response *res);
+/* The roles (tpc_role bits, the owner's included) that may call method path. */
+unsigned tp__role_mask(const char *method, const char *path);
+
 /* ---- gate.c */
+#define TP_SESSION_COOKIE "tp_console"
+/* The value of the console's session cookie (n bytes into *n), or NULL. */
+const char *tp__session_cookie(const tph_request *req, size_t *n);
 /* The client's address: the peer's, or behind a trusted proxy the address it
 ** forwarded. Into out (48 bytes). */
 const char *tp__client_address(const tp_host *h, const tph_request *req, char *out);
 /* Each returns false with the response filled (401, 403, 429) when refused. */
-bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res);
+/* An admin request's key, or console session: *who filled when admitted. */
+bool tp__check_admin(tp_tenant *t, const tph_request *req, tph_response *res, tp_principal *who);
 bool tp__check_host_key(tp_host *h, const tph_request *req, const char *what, tph_response *res);
 bool tp__authenticate(tp_tenant *t, const tp_route *r, const tph_request *req, tph_response *res);
 bool tp__metrics_allowed(tp_host *h, const tph_request *req);
@@ -106,6 +118,15 @@ bool tp__rate_admit(tp_host *h, tp_tenant *t, tprl_class cls, const tph_request 
 /* An admin request for a tenant not served, answered like a wrong key. */
 void tp__refuse_unknown_admin(tp_host *h, const tph_request *req, const char *tid, size_t tlen,
                               tph_response *res);
+
+/* ---- console.c */
+/* GET /console/..., and /console/api/{tenant}/session (sign in, out, who). */
+void tp__console_handle(tp_host *h, const tph_request *req, const char *path, size_t plen,
+                        tph_response *res);
+const tp_route *tp__console_routes(int *n);   /* /admin/{t}/console/users */
+void tp__console_open(tp_host *h);
+void tp__console_drain(tp_host *h);           /* waits for the workers' password checks */
+void tp__console_close(tp_host *h);
 
 /* ---- admin.c */
 const tp_route *tp__admin_routes(int *n);     /* the table of admin endpoints */

@@ -67,7 +67,8 @@ static void conn_free(conn *c) {
   while (c->queue_head) {
     tph_response *r = c->queue_head;
     c->queue_head = r->next;
-    tph__response_release(s, r);
+    if (r->deferred) r->orphaned = true;  /* its handler still holds it: tph_resume frees it */
+    else tph__response_release(s, r);
   }
   tp_buf_free(&c->head);
   tp_buf_free(&c->body);
@@ -282,9 +283,11 @@ static void on_check(uv_check_t *h) {
   while (c) {
     conn *next = c->pending_next;
     c->in_pending = false;
-    while (c->queue_head) {
+    while (c->queue_head && !c->queue_head->deferred) {  /* answers stay in order */
       tph_response *r = c->queue_head;
       c->queue_head = r->next;
+      c->nqueued--;
+      c->queued_bytes -= r->body.len + 256 < c->queued_bytes ? r->body.len + 256 : c->queued_bytes;
       if (r->commit_failed && *r->commit_failed)
         tph_error(r, 503, "commit_failed",
                   "the change could not be made durable; nothing was saved, retry");
@@ -292,9 +295,11 @@ static void on_check(uv_check_t *h) {
       s->hooks.finished(s->hooks.ud, r, (double)(now - r->start_ns) / 1e9);
       tph__response_release(s, r);
     }
-    c->queue_tail = NULL;
-    c->nqueued = 0;
-    c->queued_bytes = 0;
+    if (!c->queue_head) {
+      c->queue_tail = NULL;
+      c->nqueued = 0;
+      c->queued_bytes = 0;
+    }
     if (c->closing) {
       if (c->open_handles == 0) conn_free(c);
     } else {

@@ -61,6 +61,12 @@ typedef struct tph_response {
   uint64_t seed;              /* the invocation's random seed, for replay */
   uint64_t start_ns;
   bool keep_alive;
+  /* a response answered later (tph_resume): held in its connection's queue,
+  ** with every answer after it, until it is resumed */
+  bool deferred;
+  bool orphaned;              /* deferred, and its connection closed: freed on resume */
+  void *conn;                 /* the connection it answers (net's own) */
+  char headers[512];          /* more header lines, "Name: value\r\n" each (tph_add_header) */
   struct tph_response *next;
 } tph_response;
 
@@ -90,6 +96,17 @@ int64_t tph_open_connections(const tph_server *s);
 void tph_answer_error(tph_response *res, const tp_error *e);
 void tph_error(tph_response *res, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Appends the header "name: value" to res; false (nothing added) when it
+** does not fit or holds a line break. */
+bool tph_add_header(tph_response *res, const char *name, const char *value);
+/* A handler that answers later sets res->deferred and keeps res; once it has
+** filled it (from the loop's thread: a uv_work's after-callback), it calls
+** tph_resume. A response whose client has gone is freed here instead. */
+void tph_resume(tph_response *res);
+/* The same when the host is stopping and will not answer: the response is
+** never sent; its connection frees it as it closes (or it is freed here if
+** the connection is gone already). Never touches the connection. */
+void tph_abandon(tph_response *res);
 /* Finds a header by lowercase name; NULL if absent. */
 const tph_header *tph_find_header(const tph_request *req, const char *name);
 

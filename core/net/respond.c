@@ -19,6 +19,7 @@ static const char *status_text(int status) {
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -49,6 +50,14 @@ void tph_error(tph_response *res, int status, const char *code, const char *fmt,
   vsnprintf(e.message, sizeof e.message, fmt, ap);
   va_end(ap);
   tph_answer_error(res, &e);
+}
+
+bool tph_add_header(tph_response *res, const char *name, const char *value) {
+  size_t used = strlen(res->headers), n = strlen(name), v = strlen(value);
+  if (used + n + v + 5 > sizeof res->headers || strpbrk(value, "\r\n") || strpbrk(name, "\r\n: "))
+    return false;
+  snprintf(res->headers + used, sizeof res->headers - used, "%s: %s\r\n", name, value);
+  return true;
 }
 
 void tph_answer_error(tph_response *res, const tp_error *e) {
@@ -119,6 +128,7 @@ void tph__serialize(conn *c, const tph_response *r) {
     tp_buf_addu(o, (uint64_t)r->retry_after);
     tp_buf_adds(o, "\r\n");
   }
+  tp_buf_adds(o, r->headers);
   if (!r->keep_alive) tp_buf_adds(o, "Connection: close\r\n");
   tp_buf_adds(o, "\r\n");
   if (!r->method || strcmp(r->method, "HEAD") != 0)  /* HEAD: the length, not the body */
@@ -139,6 +149,7 @@ void tph__mark_pending(conn *c) {
 }
 
 void tph__enqueue(conn *c, tph_response *r) {
+  r->conn = c;
   if (!r->keep_alive) c->close_after = true;
   c->nqueued++;
   c->queued_bytes += r->body.len + 256;  /* with its head */
@@ -146,6 +157,25 @@ void tph__enqueue(conn *c, tph_response *r) {
   else c->queue_head = r;
   c->queue_tail = r;
   tph__mark_pending(c);
+}
+
+void tph_resume(tph_response *r) {
+  if (r->orphaned) {  /* the client went away while it waited */
+    tp_buf_free(&r->body);
+    free(r);
+    return;
+  }
+  r->deferred = false;
+  tph__mark_pending(r->conn);
+}
+
+void tph_abandon(tph_response *r) {
+  if (r->orphaned) {
+    tp_buf_free(&r->body);
+    free(r);
+    return;
+  }
+  r->deferred = false;  /* still queued on a closing connection: conn_free releases it */
 }
 
 /* ---- request ids */

@@ -210,6 +210,20 @@ local function store_performance(req)
   return 200, reports.store(id, from, to)
 end
 
+---GET /referral/stores/{id}/orders: the store's paid orders, newest first, as
+---referral attributed them (the buyer's member id, the guide, what was paid and
+---refunded): a store manager's own list, where the orders plugin's is the brand's.
+local function store_orders(req)
+  local id = check.ident(req.params.id, "id", 64)
+  if not distributors.store(id) then tp.fail(404, "store_not_found", ("no store %s"):format(id)) end
+  local limit, after = check.page(req.query, 50, 500)
+  local rows = tp.db.query([[SELECT order_id, buyer, guide, paid_fen, refunded_fen, paid_at, completed_at
+    FROM referral_orders WHERE store = ?1 AND (?2 IS NULL OR order_id < ?2)
+    ORDER BY order_id DESC LIMIT ?3]], id, after, limit)
+  return 200, { store = id, items = tp.json.array(rows),
+                next_after = #rows == limit and rows[#rows].order_id or nil }
+end
+
 local function stores_performance(req)
   local from, to = reports.period(req.query)
   return 200, reports.stores(from, to)
@@ -386,6 +400,11 @@ local ROUTES = {
   { method = "GET", path = "/referral/stores/{id:str}/performance", errors = { [404] = { "store_not_found" } }, auth = "admin",
     handler = store_performance, query = PERIOD, response = PERF,
     summary = "A store's performance (业绩) over a period, and each of its guides'" },
+  { method = "GET", path = "/referral/stores/{id:str}/orders", errors = { [404] = { "store_not_found" } }, auth = "admin",
+    handler = store_orders, query = PAGE, summary = "A store's paid orders, newest first (its manager's list)",
+    response = { type = "object", properties = { store = S_, next_after = I, items = { type = "array", items = {
+      type = "object", properties = { order_id = I, buyer = S_, guide = S_, paid_fen = I, refunded_fen = I,
+        paid_at = I, completed_at = I } } } } } },
   { method = "GET", path = "/referral/performance", auth = "admin", handler = stores_performance,
     query = PERIOD, summary = "Every store's performance over a period",
     response = { type = "object", properties = { from = I, to = I, items = { type = "array", items = STORE_PERF } } } },
@@ -443,7 +462,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "referral",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "referral and distribution (分销): two-level commission, stores and shopping guides",
   migrations = {
     [[

@@ -79,6 +79,16 @@ def test_the_readme_tour_runs_as_written_on_the_demo_brand():
     try:
         subprocess.run(["bash", os.path.join(SRC, "tools/demo_seed.sh"), demo.base, KEY],
                        check=True, timeout=120)
+        # the console's demo sign-in, as tools/demo.sh prints it, works
+        with open(os.path.join(SRC, "tools/demo.sh")) as f:
+            printed = f.read()
+        assert "/console/?tenant=leaf" in printed and "demo-owner / demo-only-console-pw" in printed
+        for user, role in (("demo-owner", "owner"), ("demo-store", "store_manager")):
+            req = urllib.request.Request(demo.base + "/console/api/leaf/session", method="POST",
+                                         data=json.dumps({"user": user, "password": "demo-only-console-pw"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert json.loads(r.read())["role"] == role
         script = tour_block()
         assert "B=localhost:8080" in script and "./build/tidepool" in script, script[:300]
         script = script.replace("B=localhost:8080", "B=127.0.0.1:%d" % demo.port)

@@ -318,6 +318,8 @@ def test_the_hosts_built_in_routes_are_documented():
         ("/admin/docs/runs", "get"), ("/admin/docs/runs/{id}", "get"),
         ("/admin/docs/runs/record", "post"),
         ("/admin/docs/backups", "get"), ("/admin/docs/backups", "post"),
+        ("/admin/docs/console/users", "get"), ("/admin/docs/console/users", "post"),
+        ("/admin/docs/console/users/{name}", "delete"), ("/admin/docs/plugins/{name}/source", "get"),
     }
     host_ops = {(p, m) for p, m, o in operations(doc) if o["tags"] == ["host"]}
     assert host_ops == admin | {("/v1/docs/openapi.json", "get"), ("/v1/docs/track", "post"),

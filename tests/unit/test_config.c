@@ -391,9 +391,55 @@ TEST(a_wechat_token_names_its_secret_and_implies_errcode) {
 #undef WX
 }
 
+TEST(keys_carry_roles_and_the_console_has_defaults) {
+  ASSERT_EQ(load("return { tenants = { { id = 'leaf', token_secret = 'sixteen-bytes-ok!', api_keys = {"
+                 " 'owner-key-0000001', { key = 'store-key-00000001', role = 'store_manager', store = 'hz-west' },"
+                 " { key = 'finance-key-000001', role = 'finance' } } } } }"), 0);
+  const tpc_tenant *t = &cfg.tenants[0];
+  ASSERT_EQ(t->napi_keys, 3);
+  ASSERT_EQ(t->key_roles[0], TPC_ROLE_OWNER);
+  ASSERT_EQ(t->key_roles[1], TPC_ROLE_STORE_MANAGER);
+  ASSERT_STR(t->key_stores[1], "hz-west");
+  ASSERT_EQ(t->key_roles[2], TPC_ROLE_FINANCE);
+  ASSERT_STR(t->key_stores[2], "");
+  ASSERT_EQ(cfg.session_seconds, 8 * 3600);
+  ASSERT_EQ(cfg.sign_in_failures, 5);
+  ASSERT_EQ(cfg.password_iterations, 600000);
+  ASSERT_STR(cfg.vendor_dir, "/usr/share/javascript");
+  ASSERT_CONTAINS(cfg.console_dir, "core/host/console");
+  tpc_free(&cfg);
+  static const struct { const char *keys, *want; } bad[] = {
+    {"{ key = 'store-key-00000001', role = 'store_manager' }", "api_keys[1]: store: a store_manager's key must name its store"},
+    {"{ key = 'owner-key-00000001', store = 'hz-west' }", "api_keys[1]: store: only a store_manager's key names a store"},
+    {"{ key = 'owner-key-00000001', role = 'king' }", "api_keys[1]: role: must be one of owner"},
+    {"{ key = 'short', role = 'finance' }", "api_keys[1]: key: must be a string of at least 16 bytes"},
+    {"{ key = 'store-key-00000001', role = 'store_manager', store = 'hz west' }", "api_keys[1]: store: must be 1-32"},
+    {"{ key = 'owner-key-00000001', rol = 'owner' }", "api_keys[1]: unknown key 'rol'"},
+    {"7", "api_keys[1]: must be a string or {key"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char text[512];
+    snprintf(text, sizeof text, "return { tenants = { { id = 'leaf', token_secret = 'sixteen-bytes-ok!', "
+             "api_keys = { %s } } } }", bad[i].keys);
+    ASSERT_EQ(load(text), -1);
+    ASSERT_CONTAINS(err, bad[i].want);
+  }
+  ASSERT_EQ(load("return { console = { session_seconds = 60, sign_in_failures = 3, password_iterations = 1000,"
+                 " dir = 'web', vendor_dir = '/opt/js' }, tenants = { " TENANT " } } }"), 0);
+  ASSERT_EQ(cfg.session_seconds, 60);
+  ASSERT_STR(cfg.console_dir, "/etc/tp/web");
+  ASSERT_STR(cfg.vendor_dir, "/opt/js");
+  tpc_free(&cfg);
+  ASSERT_EQ(load("return { console = { password_iterations = 10 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "console.password_iterations");
+  ASSERT_EQ(load("return { console = { sesion_seconds = 10 }, tenants = { " TENANT " } } }"), -1);
+  ASSERT_CONTAINS(err, "session_seconds");
+}
+
 int main(void) {
   RUN(minimal_config_gets_defaults);
   RUN(a_wechat_token_names_its_secret_and_implies_errcode);
+  RUN(keys_carry_roles_and_the_console_has_defaults);
   RUN(wechatpay2_signing_needs_an_rsa_key_mchid_and_serial);
   RUN(full_config_is_read);
   RUN(sandbox_limits_clocks_and_admin_keys);
