@@ -1,6 +1,6 @@
 """
-test_cluster.py - tenant shards behind nginx (issue 24, item 1; README "Shards
-behind nginx"): three tidepool processes from one config, each `--node` serving
+test_cluster.py - tenant shards behind nginx (issue 24, items 1 and 2; README
+"Shards behind nginx"): three tidepool processes from one config, each `--node` serving
 its brands, and Debian's nginx in front with the map `tidepool cluster nginx`
 renders.
 
@@ -11,6 +11,10 @@ renders.
 - nginx answers 404 tenant_not_found for a brand the cluster does not have.
 - Config mistakes are named with the key and a did-you-mean; serve refuses a
   cluster config without --node, and a node the cluster does not have.
+- A brand moves a -> b -> c (`tidepool cluster move`, nginx reloaded) while its
+  flash sale is bought through nginx: every acknowledged order exists once, every
+  unpaid timeout fires once (on b between the moves, on c after), no node answers
+  the brand outside the time it holds it, no buyer is misdirected.
 """
 import os
 import shutil
@@ -21,10 +25,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Host, tenant, free_port, run, wait_until  # noqa: E402
+from harness import (BIN, Host, add_sku, free_port, manual_tenant, run, sku_stock, tenant,  # noqa: E402
+                     user_auth, wait_until)
 
 BRANDS = {"leaf": "a", "moss": "b", "fern": "c", "reed": "a", "kelp": "b", "sage": "c"}
-TENANTS = [tenant(b, plugins={"autoinc": {}, "schjobs": {}}) for b in BRANDS]
+# leaf sells too, on the test clock: a flash sale moves between nodes while it is bought
+LEAF = manual_tenant("leaf", {"autoinc": {}, "schjobs": {}, "catalog": {}, "flash_sale": {},
+                              "orders": {"max_unpaid_orders": 100000},
+                              "payments": {"secret": "cluster-pay-secret-0123456789"}})
+TENANTS = [LEAF] + [tenant(b, plugins={"autoinc": {}, "schjobs": {}}) for b in BRANDS if b != "leaf"]
 ADMIN = "cluster-host-admin-key-0123456789"
 
 
@@ -246,46 +255,88 @@ def holding(h, brand):
     return spans, reqs
 
 
-def test_a_brand_moves_online_under_load_and_back():
+def orders_of(c, brand):
+    path = os.path.join(c.nodes["a"].data_dir, "%s.db" % brand)
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute("SELECT id, user, status FROM orders_orders ORDER BY id").fetchall(), \
+            db.execute("SELECT count(*) FROM _tp_jobs WHERE plugin = 'orders'").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_flash_sale_moves_between_nodes_under_load_and_back():
+    """leaf's flash sale is bought through nginx by eight clients (each buyer once,
+    Idempotency-Key on every retry) while leaf moves a -> b -> c. Each order's unpaid
+    timeout (60 s on leaf's test clock) is a job that must fire exactly once, on
+    whichever node holds leaf when the clock passes it: the clock is advanced on b
+    between the moves and on c after them, so every order ends cancelled and every
+    unit is back in stock."""
     c = Cluster().start()
     try:
         front = c.front()
-        # a job due in the middle of the moves: it must run once, on whichever node holds leaf then
-        status, _, body = front.request("POST", "/v1/leaf/schjobs/schedule",
-                                        {"name": "record", "payload": {"tag": "mid-move"}, "when": {"after": 2}})
-        assert status == 200, (status, body)
-        acked, lock, stop = [], threading.Lock(), threading.Event()
+        assert LEAF["id"] == "leaf"
+        add_sku(front, LEAF, "hot", 100000)
+        status, _, clock = front.admin("GET", "/clock", LEAF)
+        now = clock["now"]
+        status, _, sale = front.admin("POST", "/flash-sales", LEAF, {
+            "sku": "hot", "price_fen": 990, "quantity": 100000, "per_user_limit": 1, "per_order_limit": 1,
+            "starts_at": now - 60, "ends_at": now + 86400, "unpaid_timeout_seconds": 60})
+        assert status == 201, (status, sale)
+        buy_path = "/v1/leaf/flash-sales/%d/buy" % sale["id"]
+        acked, lock, stop = {}, threading.Lock(), threading.Event()
         misdirected, retried = [0], [0]
 
-        def client():
+        def client(k):
+            n = 0
             while not stop.is_set():
-                status, headers, body = front.request("POST", "/v1/leaf/autoinc/rows", {}, record=False)
+                user = "buyer-%d-%d" % (k, n)
+                headers = dict(user_auth(LEAF, user), **{"Idempotency-Key": "buy-" + user})
+                while True:   # the same buy again until it is answered for good
+                    status, _, body = front.request("POST", buy_path, {}, headers=headers, record=False)
+                    if status == 503 and body["error"]["code"] == "brand_moving":
+                        retried[0] += 1
+                        time.sleep(0.02)
+                        continue
+                    break
                 if status == 201:
                     with lock:
-                        acked.append(body["id"])
-                elif status == 503 and body["error"]["code"] == "brand_moving":
-                    retried[0] += 1
-                    time.sleep(0.02)
+                        acked[body["id"]] = user
                 elif status == 421:
                     misdirected[0] += 1
                 else:
                     raise AssertionError((status, body))
+                n += 1
 
-        threads = [threading.Thread(target=client) for _ in range(8)]
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
+        def advance(seconds):   # through nginx, to whichever node holds leaf now
+            while True:
+                status, _, body = front.admin("POST", "/clock/advance", LEAF, {"seconds": seconds})
+                if status != 503:
+                    assert status == 200, (status, body)
+                    return body["tasks_run"]
+                time.sleep(0.05)
+
         time.sleep(0.5)
         out1, took1 = cli_move(c, "leaf", "b")
-        time.sleep(0.5)
+        time.sleep(0.3)
+        ran_on_b = advance(61)   # the orders bought so far time out on b
+        time.sleep(0.3)
         out2, took2 = cli_move(c, "leaf", "c")
-        time.sleep(2.5)   # past the job's due time
+        time.sleep(0.5)
         stop.set()
         for t in threads:
             t.join()
+        ran_on_c = advance(61)   # the rest on c
+        assert ran_on_b > 0 and ran_on_c > 0, (ran_on_b, ran_on_c)
         print(out1.strip(), "(%.2f s)" % took1, "|", out2.strip(), "(%.2f s)" % took2,
-              "| %d writes acknowledged, %d answers 503 retried" % (len(acked), retried[0]))
+              "| %d buys acknowledged, %d answers 503 retried" % (len(acked), retried[0]))
         assert misdirected[0] == 0, "nginx sent %d requests to a node that had let leaf go" % misdirected[0]
         assert retried[0] > 0, "no request met a pause: the moves were not under load"
+        # every unpaid timeout fires once: every order cancelled, every unit back
+        assert sku_stock(front, LEAF, "hot") == 100000, "a unit not back: an unpaid order not cancelled"
         # no node answered for leaf while it did not hold it: every request a node answered
         # 2xx began inside one of its holding spans (to the log's millisecond)
         for name, h in c.nodes.items():
@@ -296,16 +347,17 @@ def test_a_brand_moves_online_under_load_and_back():
                 if status < 400:
                     assert any(lo - 1 <= began <= hi + 1 for lo, hi in spans), \
                         ("node %s answered %d for leaf at %d, outside %s" % (name, status, began, spans))
-        status, _, runs = front.request("GET", "/v1/leaf/schjobs/runs")
-        assert [r["tag"] for r in runs["runs"]] == ["mid-move"], runs   # once, not twice, not never
         # a node restarted after the moves follows them: a answers 421 naming c
         c.nodes["a"].stop()
         c.nodes["a"].start()
-        status, _, body = c.nodes["a"].request("POST", "/v1/leaf/autoinc/rows", {})
+        status, _, body = c.nodes["a"].request("POST", buy_path, {}, headers=user_auth(LEAF, "late"))
         assert status == 421 and "node c (" in body["error"]["message"], (status, body)
     finally:
         c.stop()
-    assert sorted(acked) == rows(c, "leaf") == list(range(1, len(acked) + 1))
+    orders, jobs = orders_of(c, "leaf")
+    assert {o[0]: o[1] for o in orders} == acked, "an acknowledged order lost, or one nobody was told of"
+    assert all(o[2] == "cancelled" for o in orders), [o for o in orders if o[2] != "cancelled"][:5]
+    assert jobs == 0, "%d of orders' jobs left (pending or dead)" % jobs
 
 
 if __name__ == "__main__":
