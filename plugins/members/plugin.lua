@@ -26,6 +26,11 @@
 -- Events: member.merged {merge_id, from, into, reason}, member.unmerged, member.erased {member}
 
 local identity = require("lib.identity")
+
+-- the identity channels' names, for the schemas (identity.CHANNELS says what each is)
+local CHANNEL_NAMES = {}
+for name in pairs(identity.CHANNELS) do CHANNEL_NAMES[#CHANNEL_NAMES + 1] = name end
+table.sort(CHANNEL_NAMES)
 local profile = require("lib.profile")
 local tags = require("lib.tags")
 local segments = require("lib.segments")
@@ -61,7 +66,7 @@ local PROFILE_BODY = { type = "object", description = "built-in fields (nickname
   .. "YYYY-MM-DD, city, store, guide, referrer) and the brand's custom fields; null clears" }
 
 local IDENTITY = { type = "object", required = { "channel", "id" }, properties = {
-  channel = { type = "string", enum = { "mp_openid", "oa_openid", "unionid", "wecom_external", "phone", "card" } },
+  channel = { type = "string", enum = CHANNEL_NAMES },
   id = { type = "string", maxLength = 128 },
   verified = { type = "boolean", description = "phone: the backend verified it (WeChat's phone button)" } } }
 
@@ -211,6 +216,11 @@ local ROUTES = {
     response = { type = "object", properties = { columns = { type = "array", items = S },
       csv = { type = "string", description = "the page's lines (the header first on the first page)" },
       rows = I, next_after = I } } },
+  { method = "GET", path = "/members/lookup", auth = "admin", handler = profile.lookup, personal = true,
+    summary = "The member a phone, an openid or another identity names",
+    query = { channel = { type = "string", required = true, description = table.concat(CHANNEL_NAMES, ", ") },
+              id = { type = "string", required = true, description = "the phone number (found by its digest) or the id" } },
+    errors = { [400] = { "invalid_field" }, [404] = { "member_not_found" } }, response = MEMBER },
   { method = "GET", path = "/members/{id}", auth = "admin", handler = profile.get, personal = true,
     summary = "One member with tags and identities", response = MEMBER },
   { method = "PATCH", path = "/members/{id}", auth = "admin", handler = profile.update, personal = true,

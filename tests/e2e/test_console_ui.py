@@ -339,7 +339,9 @@ def test_a_segments_count_is_the_apis():
     ids = []
     for i, city in enumerate(("杭州", "杭州", "上海")):
         status, _, m = api(h, "POST", "/members/identify", {
-            "identities": [{"channel": "mp_openid", "id": "o-%d" % i}], "profile": {"city": city}})
+            "identities": [{"channel": "mp_openid", "id": "o-%d" % i},
+                           {"channel": "phone", "id": "1380000000%d" % i, "verified": True}],
+            "profile": {"city": city}})
         assert status in (200, 201), m
         ids.append(m["member"]["id"] if "member" in m else m["id"])
     rule = {"all": [{"field": "city", "op": "eq", "value": "杭州"}]}
@@ -377,6 +379,17 @@ def test_a_segments_count_is_the_apis():
     el(b, "#member-search").click()
     assert ids[0] in el(b, "#member-profile h3").text and "杭州" in text_of(b, "#member-profile pre") + \
         b.find_element(By.CSS_SELECTOR, "#member-profile pre").get_attribute("textContent")
+    # by a phone in hand (members keeps only its digest), then by an openid
+    Select(el(b, "#member-by")).select_by_value("phone")
+    el(b, "#member-id").send_keys(Keys.CONTROL, "a", Keys.DELETE)   # as a person would (clear() bypasses Vue)
+    el(b, "#member-id").send_keys("13800000002")
+    el(b, "#member-search").click()
+    wait(b, lambda d: ids[2] in (text_of(d, "#member-profile h3") or ""), what="the member found by phone")
+    Select(el(b, "#member-by")).select_by_value("mp_openid")
+    el(b, "#member-id").send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    el(b, "#member-id").send_keys("o-1")
+    el(b, "#member-search").click()
+    wait(b, lambda d: ids[1] in text_of(d, "#member-profile h3"), what="the member found by openid")
     shot(b, "06-members")
 
 

@@ -622,14 +622,16 @@
 
   Vue.component("page-members", {
     data: function () {
-      return { id: "", profile: null, facets: {}, list: [], error: "", rule: '{"all":[{"field":"city","op":"eq","value":"杭州"}]}',
+      return { id: "", by: "id", profile: null, facets: {}, list: [], error: "", rule: '{"all":[{"field":"city","op":"eq","value":"杭州"}]}',
                count: null, countError: "", timer: null, segments: [], templates: [], dropSegment: "", dropTemplate: "",
                dropNotice: "", dropError: "" };
     },
     template:
       '<section aria-labelledby="members-title"><h2 id="members-title">{{ t("members") }}</h2>' +
       '<p v-if="error" class="error" role="alert">{{ error }}</p>' +
-      '<form class="inline" @submit.prevent="find"><label>{{ t("member_id") }}<input id="member-id" v-model.trim="id" placeholder="m1"></label>' +
+      '<form class="inline" @submit.prevent="find"><label>{{ t("search_by") }}<select id="member-by" v-model="by">' +
+      '<option v-for="b in searchBy" :value="b">{{ t("by_" + b) }}</option></select></label>' +
+      '<label>{{ t("by_" + by) }}<input id="member-id" v-model.trim="id" :placeholder="by === \'id\' ? \'m1\' : \'\'"></label>' +
       '<button type="submit" id="member-search">{{ t("search") }}</button></form>' +
       '<div v-if="profile" class="card" id="member-profile" style="margin-top:1rem"><h3>{{ t("profile") }} {{ profile.id }}</h3>' +
       '<p><span v-for="tag in (profile.tags || [])" class="tag">{{ tag }}</span></p>' +
@@ -646,7 +648,7 @@
       '<button type="submit" id="drop-submit">{{ t("send") }}</button></form>' +
       '<p v-if="dropNotice" class="notice" role="status" id="drop-notice">{{ dropNotice }}</p><p v-if="dropError" class="error" role="alert">{{ dropError }}</p></div></div>' +
       '<h3>{{ t("members") }}</h3><div class="scroll"><table id="members-table"><thead><tr><th>{{ t("id") }}</th><th>{{ t("tags") }}</th><th>JSON</th></tr></thead><tbody>' +
-      '<tr v-for="m in list" :key="m.id"><td><a href="#" @click.prevent="id = m.id; find()">{{ m.id }}</a></td><td>{{ (m.tags || []).join(", ") }}</td><td><code>{{ brief(m) }}</code></td></tr>' +
+      '<tr v-for="m in list" :key="m.id"><td><a href="#" @click.prevent="by = \'id\'; id = m.id; find()">{{ m.id }}</a></td><td>{{ (m.tags || []).join(", ") }}</td><td><code>{{ brief(m) }}</code></td></tr>' +
       '<tr v-if="!list.length"><td colspan="3" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '</section>',
     watch: {
@@ -664,15 +666,25 @@
       api.call("GET", "/coupons/templates").then(function (r) { if (r.ok) self.templates = r.body.items; });
     },
     beforeDestroy: function () { clearTimeout(this.timer); },
+    computed: {
+      /* a member id, or an identity members/lookup finds (a phone by its digest) */
+      searchBy: function () { return ["id", "phone", "mp_openid", "unionid", "oa_openid", "wecom_external", "card"]; },
+    },
     methods: {
       brief: function (m) { var s = JSON.stringify(m); return s.length > 120 ? s.slice(0, 120) + "…" : s; },
       find: function () {
-        var self = this, id = encodeURIComponent(self.id);
+        var self = this;
         if (!self.id) return;
-        api.call("GET", "/members/" + id).then(function (r) {
+        var path = self.by === "id" ? "/members/" + encodeURIComponent(self.id)
+          : "/members/lookup?channel=" + self.by + "&id=" + encodeURIComponent(self.id);
+        api.call("GET", path).then(function (r) {
           self.profile = r.ok ? r.body : null;
           self.error = r.ok ? "" : self.errorText(r);
+          if (r.ok) self.facetsOf(r.body.id);
         });
+      },
+      facetsOf: function (member) {
+        var self = this, id = encodeURIComponent(member);
         /* what the other plugins know of her; a plugin the brand lacks is skipped */
         var asks = [["layer", "/rfm/members/" + id, function (b) { return b.layer || "—"; }],
                     ["tier", "/tiers/members/" + id, function (b) { return b.name || b.tier || "—"; }],

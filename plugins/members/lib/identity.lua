@@ -54,6 +54,25 @@ function identity.phone_key(phone)
   return "h:" .. tp.crypto.hmac_sha256(settings.phone_pepper, phone, "base64"):sub(1, 16)
 end
 
+---The key an identity of channel is stored under: a phone's digest, any other
+---id as given. Raises a field error (at field) for an id the channel cannot have.
+---@param channel string
+---@param id any
+---@param field string
+---@return string
+function identity.key_of(channel, id, field)
+  if channel == "phone" then
+    if type(id) ~= "string" or not id:match("^%+?%d%d%d%d%d%d+$") or #id > 20 then
+      check.field_error(field, "must be a phone number: 6-20 digits, optionally after +")
+    end
+    return identity.phone_key(id)
+  end
+  if type(id) ~= "string" or #id < 1 or #id > 128 or not id:match("^[%w_%-%.:@=+/]+$") then
+    check.field_error(field, "must be 1-128 of letters, digits and _-.:@=+/")
+  end
+  return id
+end
+
 ---Checks and normalises one identity of a body.
 ---@return {channel: string, key: string, verified: boolean, phone: string?}
 local function read_identity(v, i)
@@ -62,22 +81,17 @@ local function read_identity(v, i)
   check.only(v, { channel = true, id = true, verified = true })
   local channel = check.enum(v.channel, f .. ".channel", identity.CHANNELS)
   local verified = check.boolean(v.verified, f .. ".verified", false)
+  local key = identity.key_of(channel, v.id, f .. ".id")
   if channel == "phone" then
-    if type(v.id) ~= "string" or not v.id:match("^%+?%d%d%d%d%d%d+$") or #v.id > 20 then
-      check.field_error(f .. ".id", "must be a phone number: 6-20 digits, optionally after +")
-    end
     if not verified then
       -- a typed number proves nothing: stored as an identity, it would let
       -- whoever typed someone else's number be merged with them later
       check.field_error(f .. ".verified", "must be true: a phone identifies a member only when the "
         .. "backend verified it (WeChat's phone button)")
     end
-    return { channel = channel, key = identity.phone_key(v.id), verified = verified, phone = v.id }
+    return { channel = channel, key = key, verified = verified, phone = v.id }
   end
-  if type(v.id) ~= "string" or #v.id < 1 or #v.id > 128 or not v.id:match("^[%w_%-%.:@=+/]+$") then
-    check.field_error(f .. ".id", "must be 1-128 of letters, digits and _-.:@=+/")
-  end
-  return { channel = channel, key = v.id, verified = verified }
+  return { channel = channel, key = key, verified = verified }
 end
 
 ---The proof that ties a login's identities together, or nil.

@@ -33,6 +33,19 @@ function profile.update(req)
   return 200, full(store.by_n(row.n))
 end
 
+---GET /members/lookup?channel=&id=: the member an identity names (a phone by
+---its digest: the number itself is not kept), for an operator with a phone or
+---an openid in hand
+function profile.lookup(req)
+  local q = req.query or {}
+  local channel = check.enum(q.channel, "channel", identity.CHANNELS)
+  local key = identity.key_of(channel, q.id, "id")
+  local r = tp.db.one("SELECT n FROM members_identities WHERE channel = ? AND external_id = ?", channel, key)
+  local row = r and store.by_n(r.n)
+  if not row or row.state ~= "active" then tp.fail(404, "member_not_found", "no member has this " .. channel) end
+  return 200, full(row)
+end
+
 ---GET /members?limit=&after=: every active member, in number order
 function profile.list(req)
   local limit, after = check.page(req.query, 100, 1000)

@@ -39,6 +39,21 @@ describe("identify", function()
     end
   end)
 
+  it("finds a member by a phone (its digest) or an openid; nothing else, and nobody else", function()
+    local m = identify({ { channel = "mp_openid", id = "oLook" }, { channel = "phone", id = "13855556666", verified = true } })
+      .body.member.id
+    local by_phone = kit.admin():get("/members/lookup?channel=phone&id=13855556666")
+    expect(by_phone.status).to_be(200)
+    expect({ by_phone.body.id, by_phone.body.phone }).to_equal({ m, "138****6666" })
+    expect(kit.admin():get("/members/lookup?channel=mp_openid&id=oLook").body.id).to_be(m)
+    expect(kit.admin():get("/members/lookup?channel=phone&id=13855556667")).to_be_error(404, "member_not_found")
+    expect(kit.admin():get("/members/lookup?channel=mp_openid&id=13855556666")).to_be_error(404, "member_not_found")
+    expect(kit.admin():get("/members/lookup?channel=qq&id=x")).to_be_error(400, "invalid_field")
+    expect(kit.admin():get("/members/lookup?channel=phone&id=12ab")).to_be_error(400, "invalid_field")
+    expect(kit.admin():get("/members/lookup?channel=phone")).to_be_error(400, "invalid_field")
+    expect(kit.user(m):get("/members/lookup?channel=phone&id=13855556666").status).to_be(404)  -- admin only
+  end)
+
   it("merges the members a unionid proves to be one person, oldest surviving", function()
     local a = identify({ { channel = "mp_openid", id = "oU1" }, { channel = "unionid", id = "U1" } }).body
     local b = identify({ { channel = "oa_openid", id = "oaU1" } }).body
