@@ -9,9 +9,8 @@
 ** holding a store id, and only when that parameter is its own store: the
 ** host checks it here, before any Lua runs, so a page cannot widen it.
 **
-** Routes with no store filter in their API (the orders plugin's list and
-** detail, members) admit no store manager; a store's own paid orders are
-** referral's GET /referral/stores/{id}/orders, which names the store.
+** Routes with no store filter in their API (members) admit no store manager;
+** the orders plugin's list, detail and refund take ?store= and keep to it.
 */
 #include "host/host_int.h"
 
@@ -54,7 +53,10 @@ static const role_rule rules[] = {
   {"GET", "/analytics/funnel", OPS | FIN | SM, "?store"},
   {"GET", "/analytics/products", OPS | FIN | SM, "?store"},
   {"GET", "/analytics/campaigns", OPS | FIN | SM, "?store"},
-  /* money */
+  /* money; a store manager sees and refunds its own store's orders */
+  {"GET", "/orders", FIN | SM, "?store"},
+  {"GET", "/orders/{id:int}", FIN | SM, "?store"},
+  {"POST", "/orders/{id:int}/refund", FIN | SM, "?store"},
   {"*", "/orders*", FIN, NULL},
   {"*", "/payments*", FIN, NULL},
   {"*", "/referral/withdrawals*", FIN, NULL},

@@ -103,25 +103,41 @@ end
 
 -- ---- operators
 
+---The ?store= an operator's request is scoped to (a store manager's key or
+---session always names its own: the host admits it only so), or nil.
+local function store_scope(req)
+  return check.ident(req.query.store, "store", 64, true)
+end
+
+---An order of the scope: 404 for one of another store, as for none at all.
+local function scoped_order(req)
+  local scope = store_scope(req)
+  local o = store.load(req.params.id)
+  if not o or (scope and o.attribution.store ~= scope) then tp.fail(404, "order_not_found", "no such order") end
+  return o
+end
+
 local function admin_list(req)
   local limit, after = check.page(req.query, 50, 500)
   local status = check.enum(req.query.status, "status", STATUSES, true)
   local user = check.user(req.query.user, "user", true)
+  local scope = store_scope(req)
   local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
     WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
-    ORDER BY id DESC LIMIT ?4]], user, status, after, limit)
+      AND (?5 IS NULL OR store = ?5)
+    ORDER BY id DESC LIMIT ?4]], user, status, after, limit, scope)
   local answer = page(rows, limit)
-  answer.totals = tp.db.query("SELECT status, count(*) AS orders, sum(total_fen) AS total_fen FROM orders_orders GROUP BY status")
+  answer.totals = tp.db.query([[SELECT status, count(*) AS orders, sum(total_fen) AS total_fen FROM orders_orders
+    WHERE ?1 IS NULL OR store = ?1 GROUP BY status]], scope)
   return 200, answer
 end
 
 local function admin_get(req)
-  local o = store.detail(req.params.id)
-  if not o then tp.fail(404, "order_not_found", "no such order") end
-  return 200, o
+  return 200, store.detail(scoped_order(req).id)
 end
 
 local function admin_refund(req)
+  scoped_order(req)
   local body = req.body == nil and {} or check.body(req.body)
   local amount = check.integer(body.amount_fen, "amount_fen", 1, nil, true)
   local reason = check.text(body.reason, "reason", 200, true) or "operator"
@@ -547,12 +563,16 @@ return {
     { method = "GET", path = "/orders", auth = "admin", handler = admin_list,
       summary = "Orders of every user, with totals by status",
       query = { user = { type = "string" }, status = { type = "string" },
+                store = { type = "string", description = "only the orders attributed to this store" },
                 limit = { type = "integer" }, after = { type = "integer" } },
       response = ADMIN_PAGE_SCHEMA, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/orders/{id:int}", auth = "admin", handler = admin_get,
-      summary = "Any order, with its refunds", response = ORDER_SCHEMA, errors = { [404] = { "order_not_found" } } },
+      summary = "Any order, with its refunds",
+      query = { store = { type = "string", description = "404 unless the order is this store's" } },
+      response = ORDER_SCHEMA, errors = { [400] = { "invalid_field" }, [404] = { "order_not_found" } } },
     { method = "POST", path = "/orders/{id:int}/refund", auth = "admin", handler = admin_refund,
       status = 202, summary = "Refund a paid order in full or in part (runs as a retryable job)",
+      query = { store = { type = "string", description = "404 unless the order is this store's" } },
       body = { type = "object", properties = { amount_fen = { type = "integer", minimum = 1 },
         reason = { type = "string" } } },
       response = { type = "object", required = { "refund", "order" }, properties = {

@@ -227,7 +227,7 @@ def test_roles_hold_for_keys_and_sessions_alike():
     cases = [  # (method, path, body, {role: allowed})
         ("GET", "/plugins", None, {"owner": 1, "finance": 0, "developer": 1, "store_manager": 0}),
         ("GET", "/jobs?state=dead", None, {"owner": 1, "finance": 0, "developer": 1, "store_manager": 0}),
-        ("GET", "/orders", None, {"owner": 1, "finance": 1, "developer": 0, "store_manager": 0}),
+        ("GET", "/orders?store=hz-west", None, {"owner": 1, "finance": 1, "developer": 0, "store_manager": 1}),
         ("GET", "/flash-sales", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
         ("GET", "/console/users", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
         ("GET", "/members", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
@@ -264,9 +264,14 @@ def test_a_store_manager_sees_its_own_store_only():
                   "?store=HZ-WEST", "?store=hz-west%00"):
             status, _, body = h.get("/admin/leaf/analytics/overview" + q, headers=headers)
             assert status in (400, 403), (q, status, body)
-        for path in ("/orders", "/orders/1", "/members", "/analytics/sources?store=hz-west",
+        for path in ("/members", "/analytics/sources?store=hz-west",
                      "/referral/stores", "/analytics/members/m1?store=hz-west"):
             expect_error(h.get("/admin/leaf" + path, headers=headers), 403, "role_forbidden")
+        # orders: its own store's only, named in the request
+        assert h.get("/admin/leaf/orders?store=hz-west", headers=headers)[0] == 200
+        for path in ("/orders", "/orders?store=hz-east", "/orders/1", "/orders/1?store=hz-east"):
+            expect_error(h.get("/admin/leaf" + path, headers=headers), 403, "store_forbidden")
+        expect_error(h.get("/admin/leaf/orders/999999?store=hz-west", headers=headers), 404, "order_not_found")
     # the owner sees both
     assert h.admin("GET", "/referral/stores/hz-east/performance", T)[0] == 200
 

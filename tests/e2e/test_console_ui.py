@@ -484,10 +484,16 @@ def test_a_store_manager_sees_its_store_only_in_the_page_and_the_api():
     go(b, "stores")
     assert "hz-west" in el(b, "#store-detail").text and not b.find_elements(By.ID, "stores-table")
     go(b, "orders")
-    wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#store-orders tbody tr")) == 1, what="the store's orders")
-    cells = [c.text for c in b.find_elements(By.CSS_SELECTOR, "#store-orders tbody tr td")]
-    assert cells[:3] == [str(west_order), "bw", "guide-w"] and cells[3] == yuan(3900), (cells, east_order)
-    assert not b.find_elements(By.ID, "orders-table")
+    el(b, "#store-scope")
+    wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr")) == 1, what="the store's orders")
+    cells = [c.text for c in b.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr td")]
+    assert cells[:4] == [str(west_order), "bw", "paid", yuan(3900)], (cells, east_order)
+    b.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr button")[0].click()   # its detail, and a refund
+    wait(b, lambda d: str(west_order) in (text_of(d, "#order-detail h3") or ""), what="the order's detail")
+    el(b, "#refund-reason").send_keys("顾客退货")
+    el(b, "#refund-submit").click()
+    wait(b, lambda d: "refunding" in text_of(d, "#order-detail h3") or "refunded" in text_of(d, "#order-detail h3"),
+         what="the store's refund")
     shot(b, "08-store-manager-orders")
     b.get(url(h, "/console/?tenant=leaf#system"))
     el(b, "#page-forbidden")
@@ -495,8 +501,11 @@ def test_a_store_manager_sees_its_store_only_in_the_page_and_the_api():
     cookie = b.get_cookie("tp_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/", cookie
     headers = {"Cookie": "tp_console=" + cookie["value"]}
-    expect_error(h.get("/admin/leaf/orders", headers=headers), 403, "role_forbidden")
-    expect_error(h.get("/admin/leaf/orders/%d" % west_order, headers=headers), 403, "role_forbidden")
+    expect_error(h.get("/admin/leaf/orders", headers=headers), 403, "store_forbidden")   # its store, named
+    assert [o["id"] for o in h.get("/admin/leaf/orders?store=hz-west", headers=headers)[2]["items"]] == [west_order]
+    expect_error(h.get("/admin/leaf/orders?store=hz-east", headers=headers), 403, "store_forbidden")
+    expect_error(h.get("/admin/leaf/orders/%d?store=hz-west" % east_order, headers=headers), 404, "order_not_found")
+    expect_error(h.get("/admin/leaf/orders/%d?store=hz-east" % east_order, headers=headers), 403, "store_forbidden")
     expect_error(h.get("/admin/leaf/referral/stores/hz-east/orders", headers=headers), 403, "store_forbidden")
     assert [o["order_id"] for o in h.get("/admin/leaf/referral/stores/hz-west/orders", headers=headers)[2]["items"]] \
         == [west_order]

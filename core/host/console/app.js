@@ -721,16 +721,11 @@
 
   Vue.component("page-orders", {
     data: function () {
-      return { user: "", status: "", page: null, order: null, error: "", notice: "", reason: "", amount: "", busy: false,
-               storeOrders: [] };
+      return { user: "", status: "", page: null, order: null, error: "", notice: "", reason: "", amount: "", busy: false };
     },
     template:
       '<section aria-labelledby="orders-title"><h2 id="orders-title">{{ t("orders") }}</h2>' +
-      '<div v-if="$root.session.store"><p class="muted">{{ t("store_orders_note") }}</p>' +
-      '<div class="scroll"><table id="store-orders"><thead><tr><th>{{ t("order_id") }}</th><th>{{ t("filter_user") }}</th><th>{{ t("guide") }}</th><th class="num">{{ t("paid") }}</th><th class="num">{{ t("refunded") }}</th><th>{{ t("at") }}</th></tr></thead><tbody>' +
-      '<tr v-for="o in storeOrders" :key="o.order_id"><td>{{ o.order_id }}</td><td>{{ o.buyer }}</td><td>{{ o.guide || "—" }}</td><td class="num">{{ yuan(o.paid_fen) }}</td><td class="num">{{ yuan(o.refunded_fen) }}</td><td>{{ when(o.paid_at) }}</td></tr>' +
-      '<tr v-if="!storeOrders.length"><td colspan="6" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div></div>' +
-      '<template v-else>' +
+      '<p v-if="$root.session.store" class="muted" id="store-scope">{{ t("store_orders_note") }}</p>' +
       '<p v-if="error" class="error" role="alert" id="orders-error">{{ error }}</p>' +
       '<p v-if="notice" class="notice" role="status">{{ notice }}</p>' +
       '<form class="inline" @submit.prevent="load"><label>{{ t("filter_user") }}<input id="orders-user" v-model.trim="user"></label>' +
@@ -748,19 +743,19 @@
       '<form class="inline" @submit.prevent="refund" style="margin-top:.75rem"><label>{{ t("refund_reason") }}<input id="refund-reason" v-model="reason" required></label>' +
       '<label>{{ t("refund_amount") }}<input id="refund-amount" v-model="amount"></label>' +
       '<button type="submit" class="danger" id="refund-submit" :disabled="busy">{{ t("refund") }}</button></form></div>' +
-      '</template></section>',
-    mounted: function () {
-      var self = this, store = this.$root.session.store;
-      if (!store) { this.load(); return; }
-      api.call("GET", "/referral/stores/" + encodeURIComponent(store) + "/orders?limit=100").then(function (r) {
-        self.storeOrders = r.ok ? r.body.items : [];
-        self.error = r.ok ? "" : self.errorText(r);
-      });
+      '</section>',
+    mounted: function () { this.load(); },
+    computed: {
+      /* a store manager's calls name its store: the host admits them only so */
+      scope: function () {
+        var store = this.$root.session.store;
+        return store ? "store=" + encodeURIComponent(store) : "";
+      },
     },
     methods: {
       load: function () {
         var self = this, q = "?limit=50" + (self.user ? "&user=" + encodeURIComponent(self.user) : "") +
-          (self.status ? "&status=" + self.status : "");
+          (self.status ? "&status=" + self.status : "") + (self.scope ? "&" + self.scope : "");
         api.call("GET", "/orders" + q).then(function (r) {
           self.page = r.ok ? r.body : null;
           self.error = r.ok ? "" : self.errorText(r);
@@ -768,7 +763,7 @@
       },
       open: function (id) {
         var self = this;
-        api.call("GET", "/orders/" + id).then(function (r) {
+        api.call("GET", "/orders/" + id + (self.scope ? "?" + self.scope : "")).then(function (r) {
           self.order = r.ok ? r.body : null;
           self.error = r.ok ? "" : self.errorText(r);
         });
@@ -781,7 +776,7 @@
           body.amount_fen = fen;
         }
         self.busy = true;
-        api.call("POST", "/orders/" + self.order.id + "/refund", body).then(function (r) {
+        api.call("POST", "/orders/" + self.order.id + "/refund" + (self.scope ? "?" + self.scope : ""), body).then(function (r) {
           self.busy = false;
           self.error = r.ok ? "" : self.errorText(r);
           if (r.ok) { self.notice = self.t("refund") + " " + (r.body.refund.no || r.body.refund.id || ""); self.order = r.body.order; self.load(); }
