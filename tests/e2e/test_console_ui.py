@@ -266,6 +266,20 @@ def test_a_flash_sale_is_created_after_its_field_error_is_fixed():
     wait(b, lambda d: "disabled" in text_of(d, "tr[data-sale='%d']" % sale["id"]), what="the paused sale")
     el(b, "tr[data-sale='%d'] .sale-toggle" % sale["id"]).click()
     wait(b, lambda d: "disabled" not in text_of(d, "tr[data-sale='%d']" % sale["id"]), what="the resumed sale")
+    # edited: the form takes the sale, a bad price is refused beside its field, then saved as a PATCH
+    el(b, "tr[data-sale='%d'] .sale-edit" % sale["id"]).click()
+    wait(b, lambda d: text_of(d, "#sale-editing"), what="the sale in the form")
+    assert el(b, "#sale-price").get_attribute("value") == "19.90"
+    assert el(b, "#sale-starts_at").get_attribute("value") == "2035-01-01T10:00"   # the brand's local time
+    fill("price", "abc")
+    el(b, "#sale-submit").click()
+    wait(b, lambda d: text_of(d, "#sale-price-error"), what="the price's field error")
+    fill("price", "15.90")
+    fill("ends_at", "2035-01-01T13:30")
+    el(b, "#sale-submit").click()
+    wait(b, lambda d: "#%d" % sale["id"] in (text_of(d, "#activities-notice") or ""), what="the saved sale")
+    saved = [x for x in api(h, "GET", "/flash-sales")[2]["items"] if x["id"] == sale["id"]][0]
+    assert saved["price_fen"] == 1590 and saved["ends_at"] == 2051229600 + 3.5 * 3600 and saved["quantity"] == 5, saved
     # a group buy from the form the admin API's document describes, through a field error
     el(b, "#create-group_buy").click()
     el(b, "#group_buy-sku")

@@ -93,6 +93,15 @@
     return guess;
   }
 
+  /* epoch seconds -> "2026-12-12T10:00" in zone tz (a datetime-local input's value) */
+  function epochToZoned(epoch, tz) {
+    var parts = {};
+    new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit" }).formatToParts(new Date(epoch * 1000))
+      .forEach(function (p) { parts[p.type] = p.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day + "T" + parts.hour + ":" + parts.minute;
+  }
+
   var formatMixin = {
     methods: {
       t: function (k) { var w = WORDS[this.$root.lang] || WORDS.zh; return w[k] || k; },
@@ -500,7 +509,7 @@
                creators: [{ id: "flash_sale", word: "flash_sales" }, { id: "group_buy", word: "group_buy", path: "/group-buys" },
                           { id: "bargain", word: "bargain", path: "/bargain/activities" },
                           { id: "coupon", word: "coupon", path: "/coupons/templates" }],
-               error: "", notice: "", busy: false, fieldErrors: {},
+               error: "", notice: "", busy: false, fieldErrors: {}, editing: null,
                form: { sku: "", title: "", price: "", quantity: "", per_user_limit: "1", starts_at: "", ends_at: "" } };
     },
     template:
@@ -509,7 +518,8 @@
       '<p v-if="notice" class="notice" role="status" id="activities-notice">{{ notice }}</p>' +
       '<div class="scroll"><table id="sales-table"><thead><tr><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th class="num">{{ t("sold") }}</th><th class="num">{{ t("remaining") }}</th><th>{{ t("state") }}</th><th>{{ t("starts_at") }}</th><th>{{ t("ends_at") }}</th><th>{{ t("actions") }}</th></tr></thead><tbody>' +
       '<tr v-for="s in sales" :key="s.id" :data-sale="s.id"><td>{{ s.id }}</td><td>{{ s.title }}</td><td>{{ s.sku }}</td><td class="num">{{ yuan(s.price_fen) }}</td><td class="num">{{ s.sold }}</td><td class="num">{{ s.remaining }}</td><td :class="\'state-\' + s.state">{{ s.state }}</td><td>{{ when(s.starts_at) }}</td><td>{{ when(s.ends_at) }}</td>' +
-      '<td><button class="secondary sale-toggle" @click="toggle(s)" :disabled="busy" :aria-label="(s.status === \'active\' ? t(\'pause\') : t(\'resume\')) + \' \' + s.id">{{ s.status === "active" ? t("pause") : t("resume") }}</button></td></tr>' +
+      '<td><button class="secondary sale-toggle" @click="toggle(s)" :disabled="busy" :aria-label="(s.status === \'active\' ? t(\'pause\') : t(\'resume\')) + \' \' + s.id">{{ s.status === "active" ? t("pause") : t("resume") }}</button>' +
+      ' <button class="secondary sale-edit" @click="edit(s)" :disabled="busy" :aria-label="t(\'edit\') + \' \' + s.id">{{ t("edit") }}</button></td></tr>' +
       '<tr v-if="!sales.length"><td colspan="10" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '<h3>{{ t("other_activities") }}</h3>' +
       '<div class="scroll"><table id="other-activities"><thead><tr><th>{{ t("kind") }}</th><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th>{{ t("state") }}</th><th></th></tr></thead><tbody>' +
@@ -528,7 +538,9 @@
       '<label v-for="f in inputs" :key="f.key">{{ t(f.word) }}' +
       '<input :id="\'sale-\' + f.key" :type="f.type" v-model="form[f.key]" :aria-invalid="fieldErrors[f.field] ? \'true\' : \'false\'" :aria-describedby="\'sale-\' + f.key + \'-error\'" :step="f.step">' +
       '<span class="field-error" :id="\'sale-\' + f.key + \'-error\'" role="alert">{{ fieldErrors[f.field] || "" }}</span></label>' +
-      '<button type="submit" id="sale-submit" :disabled="busy">{{ t("create") }}</button></form></div></div>' +
+      '<p v-if="editing" class="muted" id="sale-editing">{{ t("editing") }} #{{ editing }}</p>' +
+      '<button type="submit" id="sale-submit" :disabled="busy">{{ editing ? t("save") : t("create") }}</button>' +
+      '<button v-if="editing" type="button" class="secondary" id="sale-cancel-edit" @click="stopEditing">{{ t("cancel") }}</button></form></div></div>' +
       '</section>',
     computed: {
       creatorPath: function () {
@@ -575,6 +587,21 @@
           self.error = r.ok ? "" : self.errorText(r);
         });
       },
+      /* the form takes the sale's values; saving sends them as a PATCH */
+      edit: function (sale) {
+        var tz = this.$root.session.timezone;
+        this.creating = "flash_sale";
+        this.editing = sale.id;
+        this.fieldErrors = {};
+        this.form = { sku: sale.sku, title: sale.title || "", price: (sale.price_fen / 100).toFixed(2),
+                      quantity: String(sale.quantity), per_user_limit: String(sale.per_user_limit),
+                      starts_at: epochToZoned(sale.starts_at, tz), ends_at: epochToZoned(sale.ends_at, tz) };
+      },
+      stopEditing: function () {
+        this.editing = null;
+        this.fieldErrors = {};
+        this.form = { sku: "", title: "", price: "", quantity: "", per_user_limit: "1", starts_at: "", ends_at: "" };
+      },
       toggle: function (sale) {
         var self = this;
         self.busy = true;
@@ -597,10 +624,13 @@
         self.error = self.notice = "";
         if (Object.keys(errs).length) return;
         self.busy = true;
-        api.call("POST", "/flash-sales", body).then(function (r) {
+        var editing = self.editing;
+        if (editing) delete body.sku;  /* a sale keeps its SKU */
+        api.call(editing ? "PATCH" : "POST", editing ? "/flash-sales/" + editing : "/flash-sales", body).then(function (r) {
           self.busy = false;
           if (r.ok) {
-            self.notice = self.t("created") + " #" + r.body.id;
+            self.notice = (editing ? self.t("saved") : self.t("created")) + " #" + r.body.id;
+            if (editing) self.stopEditing();
             self.load();
             return;
           }
