@@ -61,6 +61,9 @@ T = tenant("leaf", plugins={
     "members": {"phone_pepper": PEPPER}})
 T["api_keys"] = [OWNER_KEY, {"key": SM_KEY, "role": "store_manager", "store": "hz-west"}]
 T["campaigns"] = ["campaigns/festival.lua"]
+# its rehearsal brand, on the test clock
+TR = tenant("leaf-rehearsal", plugins={"schjobs": {}})
+TR["clock"] = "manual"
 H = None
 B = None
 
@@ -68,7 +71,7 @@ B = None
 def host():
     global H
     if H is None:
-        H = Host(tenants=[T], name="console-ui", limits={"job_max_attempts": 1},
+        H = Host(tenants=[T, TR], name="console-ui", limits={"job_max_attempts": 1},
                  extra={"console": {"password_iterations": 1000}})
         os.makedirs(os.path.join(H.dir, "campaigns"))
         with open(os.path.join(H.dir, "campaigns", "festival.lua"), "w") as f:
@@ -79,6 +82,7 @@ def host():
             if store:
                 body["store"] = store
             assert H.admin("POST", "/console/users", T, body)[0] == 201
+        assert H.admin("POST", "/console/users", TR, {"name": "olive", "password": PASSWORD, "role": "owner"})[0] == 201
     return H
 
 
@@ -325,6 +329,38 @@ def test_reloading_a_broken_campaign_shows_its_file_and_line():
     assert status == 200 and src["file"] == "festival.lua" and src["source"] == BROKEN, src
     expect_error(api(h, "GET", "/plugins/catalog/source"), 404, "not_a_campaign")
     shot(b, "04-campaigns")
+
+
+def test_a_rehearsal_moves_its_test_clock_from_the_campaigns_page():
+    h, b = host(), browser()
+    go(b, "campaigns")
+    el(b, "#test-clock")
+    wait(b, lambda d: d.find_elements(By.ID, "rehearse-link"), what="the link to the rehearsal brand")
+    assert el(b, "#rehearse-link").get_attribute("href").endswith("?tenant=leaf-rehearsal")
+    assert not b.find_elements(By.ID, "clock-advance")          # a live brand's clock is the wall's
+    status, _, job = h.request("POST", "/v1/leaf-rehearsal/schjobs/schedule",
+                               body={"name": "record", "payload": {"tag": "in-a-day"}, "when": {"after": 86400}})
+    assert status == 200, job
+    before = h.request("GET", "/admin/leaf-rehearsal/clock", headers={"X-Api-Key": TR["api_keys"][0]})[2]["now"]
+    el(b, "#rehearse-link").click()
+    pw = el(b, "#signin-password")
+    el(b, "#signin-user").send_keys("olive")
+    pw.send_keys(PASSWORD)
+    pw.send_keys(Keys.ENTER)
+    wait(b, lambda d: d.find_elements(By.ID, "who"), what="signed in to the rehearsal brand")
+    go(b, "campaigns")
+    el(b, "#clock-hours").send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    el(b, "#clock-hours").send_keys("25")
+    el(b, "#clock-advance").click()
+    wait(b, lambda d: text_of(d, "#clock-ran"), what="the clock advanced")
+    assert text_of(b, "#clock-ran").endswith(": 1"), text_of(b, "#clock-ran")   # the day's job ran
+    after = h.request("GET", "/admin/leaf-rehearsal/clock", headers={"X-Api-Key": TR["api_keys"][0]})[2]["now"]
+    assert after - before == 25 * 3600, (before, after)
+    runs = h.request("GET", "/v1/leaf-rehearsal/schjobs/runs")[2]["runs"]
+    assert [r["tag"] for r in runs] == ["in-a-day"], runs
+    shot(b, "09-rehearsal-clock")
+    sign_out(b)
+    sign_in(b, h, "olive")   # back to the live brand for the tests after
 
 
 def test_a_dead_job_is_retried_from_the_system_page():

@@ -347,7 +347,7 @@
   Vue.component("page-campaigns", {
     data: function () {
       return { plugins: [], error: "", notice: "", busy: false, open: null, source: null, view: null,
-               viewError: "" };
+               viewError: "", clock: null, hours: "24", advanced: null, rehearsal: null };
     },
     computed: {
       campaigns: function () { return this.plugins.filter(function (p) { return p.name.indexOf("campaign_") === 0; }); },
@@ -386,10 +386,36 @@
       '<tr v-for="it in view.items" :key="it.id"><td>{{ it.kind }}</td><td>{{ it.plugin }}:{{ it.activity_id }}</td><td>{{ it.summary }}</td></tr></tbody></table>' +
       '<h3>{{ t("timeline") }}</h3><ul><li v-for="(e, i) in (view.timeline || [])" :key="i">{{ e.local_time }} · {{ e.what }}</li></ul></template></div>' +
       '</div>' +
+      '<div class="card" id="test-clock" style="margin-top:1rem" v-if="clock"><h3>{{ t("test_clock") }}</h3>' +
+      '<p>{{ clock.clock === "manual" ? t("clock_manual") : t("clock_wall") }} · <strong id="clock-now">{{ when(clock.now) }}</strong></p>' +
+      '<form v-if="clock.clock === \'manual\'" class="inline" @submit.prevent="advance">' +
+      '<label>{{ t("advance_hours") }}<input id="clock-hours" type="number" min="0" step="1" v-model="hours"></label>' +
+      '<button type="submit" id="clock-advance" :disabled="busy">{{ t("advance") }}</button></form>' +
+      '<p v-if="advanced !== null" role="status" id="clock-ran">{{ t("tasks_run") }}: {{ advanced }}</p>' +
+      '<p v-if="clock.clock !== \'manual\' && rehearsal"><a id="rehearse-link" :href="\'?tenant=\' + rehearsal">{{ t("rehearse_on") }} {{ rehearsal }}</a></p></div>' +
       '<p class="missing">{{ t("campaign_check_missing") }}</p>' +
       '</section>',
-    mounted: function () { this.load(); },
+    mounted: function () { this.load(); this.loadClock(); },
     methods: {
+      /* the brand's clock; a rehearsal brand's (the test clock) moves from here, and a live
+      ** brand points to its rehearsal brand when the host serves one (<id>-rehearsal) */
+      loadClock: function () {
+        var self = this, twin = api.tenant + "-rehearsal";
+        api.call("GET", "/clock").then(function (r) { self.clock = r.ok ? r.body : null; });
+        fetch("/console/api/" + encodeURIComponent(twin) + "/session", { credentials: "same-origin" }).then(function (r) {
+          self.rehearsal = r.status === 404 ? null : twin;  /* 401: it exists, not signed in there yet */
+        });
+      },
+      advance: function () {
+        var self = this, h = Number(self.hours);
+        if (!(h >= 0)) return;
+        self.busy = true;
+        api.call("POST", "/clock/advance", { seconds: Math.round(h * 3600) }).then(function (r) {
+          self.busy = false;
+          self.error = r.ok ? "" : self.errorText(r);
+          if (r.ok) { self.clock = r.body; self.advanced = r.body.tasks_run; self.load(); }
+        });
+      },
       load: function () {
         var self = this;
         return api.call("GET", "/plugins").then(function (r) {
