@@ -216,6 +216,7 @@ int tpcmd_campaign(int argc, char **argv) {
     fprintf(stderr, "tidepool: %s\n", err);
     return 2;
   }
+  cfg.lazy_tenants = false;  /* the copy is opened here and now, whatever the serving host does */
   const char *base = strrchr(a.file, '/') ? strrchr(a.file, '/') + 1 : a.file;
   char name[64];
   snprintf(name, sizeof name, "campaign_%.*s", (int)(strlen(base) > 4 ? strlen(base) - 4 : 0), base);

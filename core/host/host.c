@@ -414,6 +414,8 @@ int tp_host_builtins(tp_route *out[TP_HOST_MAX_BUILTINS]) {
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&admin[i];
   const tp_route *backup = tp__backup_routes(&n);
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&backup[i];
+  const tp_route *tryout = tp__tryout_routes(&n);
+  for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&tryout[i];
   const tp_route *console = tp__console_routes(&n);
   for (int i = 0; i < n && k < TP_HOST_MAX_BUILTINS; i++) out[k++] = (tp_route *)&console[i];
   return k;
@@ -437,6 +439,7 @@ void tp_host_detach(tp_host *h) {
   tp__backup_stop(h);  /* or copying a brand's database */
   tp__brands_stop(h);
   tp__console_drain(h);  /* or checking a password */
+  tp__tryout_stop(h);    /* or trying a campaign in a child process */
   tp__sender_stop(h);
   tp__runner_detach(h);
 }

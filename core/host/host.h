@@ -24,6 +24,7 @@
 **   sender.c    makes the calls out (tp.http) after commit, with access tokens
 **   backup.c    each brand's database copied on schedule by a worker
 **   cluster.c   a brand's move between the nodes of a cluster: release, adopt
+**   tryout.c    a campaign script checked on a copy of the brand's data (a child process)
 **   console.c   the web console: its files, sign-in and sessions, console users
 **   admin.c     the built-in admin endpoints and GET /metrics
 **   openapi.c   GET /v1/{tenant}/openapi.json, generated from the mounted routes
@@ -119,6 +120,7 @@ typedef struct tp_host {
   struct tpse_table *sessions;  /* signed-in console browsers (base/session.h) */
   struct tphs_cache *files;   /* the console's files (net/static.h) */
   struct tp_signin *signins;  /* password checks on a worker (console.c) */
+  struct tp_tryout *tryouts;  /* campaign checks running as child processes (tryout.c) */
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */

@@ -141,6 +141,10 @@ void tp__cluster_endpoint(tp_host *h, const tph_request *req, const char *rest, 
 ** while it moves, else 421 naming its node): true when filled. */
 bool tp__cluster_refuse(tp_host *h, tp_tenant *t, tph_response *res);
 
+/* ---- tryout.c */
+const tp_route *tp__tryout_routes(int *n);    /* POST /admin/{t}/campaigns/{name}/check|preview */
+void tp__tryout_stop(tp_host *h);             /* kills the children, answers nobody */
+
 /* ---- track.c */
 const tp_route *tp__track_route(void);        /* POST /v1/{t}/track (store/track.h) */
 void tp__track_drain(tp_host *h);              /* waits for the workers' checkpoints */

@@ -38,6 +38,8 @@ static const role_rule rules[] = {
   {"GET", "/plugins", DEV | OPS, NULL},
   {"GET", "/plugins/{name}/source", DEV | OPS, NULL},
   {"GET", "/campaigns*", DEV | OPS | FIN, NULL},     /* a campaign's state and timeline */
+  {"POST", "/campaigns/{name}/check", DEV | OPS, NULL},
+  {"POST", "/campaigns/{name}/preview", DEV | OPS, NULL},
   {"POST", "/reload", DEV | OPS, NULL},
   {"*", "/jobs*", DEV, NULL},
   {"*", "/events*", DEV, NULL},

@@ -329,6 +329,17 @@ def test_reloading_a_broken_campaign_shows_its_file_and_line():
     assert status == 200 and src["file"] == "festival.lua" and src["source"] == BROKEN, src
     expect_error(api(h, "GET", "/plugins/catalog/source"), 404, "not_a_campaign")
     shot(b, "04-campaigns")
+    # checked on a copy of the brand's data (the host runs `tidepool campaign check`)
+    el(b, "tr[data-campaign=campaign_festival] .campaign-check").click()
+    wait(b, lambda d: text_of(d, "#tryout-output"), timeout=60, what="the check's answer")
+    assert "festival.lua:10:" in text_of(b, "#tryout-output"), text_of(b, "#tryout-output")
+    assert el(b, "#tryout-verdict").get_attribute("class") == "error"
+    assert el(b, "#campaign-source li.bad").get_attribute("data-line") == "10"
+    status, _, tried = api(h, "POST", "/campaigns/festival/preview")
+    assert status == 200 and tried["ok"] is False and "festival.lua:10:" in tried["output"], tried
+    expect_error(api(h, "POST", "/campaigns/nothing/check"), 404, "campaign_not_found")
+    expect_error(api(h, "POST", "/campaigns/festival/check", k=SM_KEY), 403, "role_forbidden")
+    shot(b, "04-campaigns-check")
 
 
 def test_a_rehearsal_moves_its_test_clock_from_the_campaigns_page():

@@ -318,6 +318,7 @@ def test_the_hosts_built_in_routes_are_documented():
         ("/admin/docs/runs", "get"), ("/admin/docs/runs/{id}", "get"),
         ("/admin/docs/runs/record", "post"),
         ("/admin/docs/backups", "get"), ("/admin/docs/backups", "post"),
+        ("/admin/docs/campaigns/{name}/check", "post"), ("/admin/docs/campaigns/{name}/preview", "post"),
         ("/admin/docs/console/users", "get"), ("/admin/docs/console/users", "post"),
         ("/admin/docs/console/users/{name}", "delete"), ("/admin/docs/plugins/{name}/source", "get"),
     }

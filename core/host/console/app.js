@@ -347,7 +347,7 @@
   Vue.component("page-campaigns", {
     data: function () {
       return { plugins: [], error: "", notice: "", busy: false, open: null, source: null, view: null,
-               viewError: "", clock: null, hours: "24", advanced: null, rehearsal: null };
+               viewError: "", clock: null, hours: "24", advanced: null, rehearsal: null, tryout: null };
     },
     computed: {
       campaigns: function () { return this.plugins.filter(function (p) { return p.name.indexOf("campaign_") === 0; }); },
@@ -358,7 +358,7 @@
       /* the lines of the script an error names as file:line, to mark them */
       badLines: function () {
         var p = this.openPlugin, file = this.source && this.source.file, out = {};
-        var text = (this.error || "") + "\n" + ((p && p.last_error) || "");
+        var text = (this.error || "") + "\n" + ((p && p.last_error) || "") + "\n" + ((this.tryout && this.tryout.output) || "");
         if (!file) return out;
         var re = new RegExp(file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + ":(\\d+):", "g"), m;
         while ((m = re.exec(text))) out[m[1]] = true;
@@ -374,6 +374,8 @@
       '<tr v-for="p in campaigns" :key="p.name" :data-campaign="p.name"><td>{{ p.name.slice(9) }}</td><td :class="\'status-\' + p.status">{{ p.status }}</td><td>{{ p.version || "—" }}</td>' +
       '<td><pre v-if="p.last_error" class="campaign-error">{{ p.last_error }}</pre><span v-else class="muted">—</span></td>' +
       '<td class="row"><button class="secondary campaign-source" @click="show(p.name)" :aria-label="t(\'source\') + \' \' + p.name">{{ t("source") }}</button>' +
+      '<button class="secondary campaign-check" @click="tryOut(p.name, \'check\')" :disabled="busy" :aria-label="t(\'check\') + \' \' + p.name">{{ t("check") }}</button>' +
+      '<button class="secondary campaign-preview" @click="tryOut(p.name, \'preview\')" :disabled="busy" :aria-label="t(\'preview\') + \' \' + p.name">{{ t("preview") }}</button>' +
       '<button class="secondary campaign-reload" @click="reload(p.name)" :disabled="busy" :aria-label="t(\'reload\') + \' \' + p.name">{{ t("reload") }}</button></td></tr>' +
       '<tr v-if="!campaigns.length"><td colspan="5" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '<div v-if="open" class="grid2" style="margin-top:1rem">' +
@@ -393,10 +395,26 @@
       '<button type="submit" id="clock-advance" :disabled="busy">{{ t("advance") }}</button></form>' +
       '<p v-if="advanced !== null" role="status" id="clock-ran">{{ t("tasks_run") }}: {{ advanced }}</p>' +
       '<p v-if="clock.clock !== \'manual\' && rehearsal"><a id="rehearse-link" :href="\'?tenant=\' + rehearsal">{{ t("rehearse_on") }} {{ rehearsal }}</a></p></div>' +
-      '<p class="missing">{{ t("campaign_check_missing") }}</p>' +
+      '<div v-if="tryout" class="card" id="campaign-tryout" style="margin-top:1rem"><h3>{{ t(tryout.mode) }} · {{ tryout.name.slice(9) }} · ' +
+      '<span :class="tryout.ok ? \'ok\' : \'error\'" id="tryout-verdict">{{ tryout.ok ? t("tryout_ok") : t("tryout_problem") }}</span></h3>' +
+      '<pre id="tryout-output">{{ tryout.output }}</pre><p class="muted">{{ t("tryout_note") }}</p></div>' +
       '</section>',
     mounted: function () { this.load(); this.loadClock(); },
     methods: {
+      /* check or preview: the script tried on a copy of the brand's data by the host's
+      ** `tidepool campaign`; its problems come as file:line, marked in the source */
+      tryOut: function (name, mode) {
+        var self = this;
+        self.busy = true;
+        self.tryout = null;
+        api.call("POST", "/campaigns/" + encodeURIComponent(name.slice(9)) + "/" + mode).then(function (r) {
+          self.busy = false;
+          self.error = r.ok ? "" : self.errorText(r);
+          if (!r.ok) return;
+          self.tryout = { name: name, mode: mode, ok: r.body.ok, output: r.body.output };
+          if (self.open !== name) self.show(name);
+        });
+      },
       /* the brand's clock; a rehearsal brand's (the test clock) moves from here, and a live
       ** brand points to its rehearsal brand when the host serves one (<id>-rehearsal) */
       loadClock: function () {
