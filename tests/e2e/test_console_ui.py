@@ -308,6 +308,15 @@ def test_a_flash_sale_is_created_after_its_field_error_is_fixed():
     assert [(g["group_size"], g["price_fen"], g["starts_at"]) for g in gb] == [(3, 4900, 2051229600 + 31 * 86400)], gb
     wait(b, lambda d: "tea-002" in text_of(d, "#other-activities"), what="the group buy listed")
     shot(b, "03-activities")
+    # edited from its row: the form built from the PATCH body, its values first
+    el(b, "[data-activity='group_buy-%d']" % gb[0]["id"]).click()
+    wait(b, lambda d: el(d, "#edit-price_fen").get_attribute("value") == "49.00", what="the group buy's values")
+    assert el(b, "#edit-starts_at").get_attribute("value") == "2035-02-01T10:00"
+    put("#edit-price_fen", "45.50")
+    el(b, "#edit-submit").click()
+    wait(b, lambda d: text_of(d, "#edit-notice"), what="the group buy saved")
+    edited = api(h, "GET", "/group-buys/%d" % gb[0]["id"])[2]
+    assert edited["price_fen"] == 4550 and edited["group_size"] == 3, edited
 
 
 def test_reloading_a_broken_campaign_shows_its_file_and_line():

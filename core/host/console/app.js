@@ -481,7 +481,7 @@
   }
 
   Vue.component("schema-form", {
-    props: ["path", "prefix"],
+    props: ["path", "prefix", "itemId"],  /* itemId: edit that item (PATCH path/id), its values first */
     data: function () { return { schema: null, values: {}, errors: {}, error: "", notice: "", busy: false }; },
     computed: {
       fields: function () {
@@ -506,16 +506,33 @@
       '<input v-else :type="f.kind === \'time\' ? \'datetime-local\' : f.kind === \'number\' ? \'number\' : \'text\'" :id="prefix + f.key" v-model="values[f.key]" :required="f.required" :aria-invalid="errors[f.key] ? \'true\' : \'false\'" :aria-describedby="prefix + f.key + \'-error\'">' +
       '<span class="field-error" :id="prefix + f.key + \'-error\'" role="alert">{{ errors[f.key] || "" }}</span></label>' +
       '<p v-if="error" class="error" role="alert">{{ error }}</p><p v-if="notice" class="notice" role="status" :id="prefix + \'notice\'">{{ notice }}</p>' +
-      '<button type="submit" :id="prefix + \'submit\'" :disabled="busy || !schema">{{ t("create") }}</button></form>',
+      '<button type="submit" :id="prefix + \'submit\'" :disabled="busy || !schema">{{ itemId ? t("save") : t("create") }}</button></form>',
     mounted: function () {
       var self = this;
       adminDoc().then(function (doc) {
-        var op = doc && doc.paths["/admin/" + api.tenant + self.path];
-        var body = op && op.post && op.post.requestBody;
+        var op = doc && doc.paths["/admin/" + api.tenant + self.path + (self.itemId ? "/{id}" : "")];
+        var body = op && (self.itemId ? op.patch : op.post);
+        body = body && body.requestBody;
         self.schema = body ? body.content["application/json"].schema : { properties: {} };
+        if (self.itemId) self.fill();
       });
     },
     methods: {
+      /* editing: the item's values, in the form's units (yuan, the brand's local time, JSON) */
+      fill: function () {
+        var self = this, tz = self.$root.session.timezone;
+        api.call("GET", self.path + "/" + self.itemId).then(function (r) {
+          if (!r.ok) { self.error = self.errorText(r); return; }
+          var v = {};
+          self.fields.forEach(function (f) {
+            var x = r.body[f.key];
+            if (x === undefined || x === null) return;
+            v[f.key] = f.kind === "fen" ? (x / 100).toFixed(2) : f.kind === "time" ? epochToZoned(x, tz)
+              : f.kind === "json" ? JSON.stringify(x) : f.kind === "boolean" ? !!x : String(x);
+          });
+          self.values = v;
+        });
+      },
       submit: function () {
         var self = this, body = {}, errs = {}, tz = self.$root.session.timezone;
         self.fields.forEach(function (f) {
@@ -531,9 +548,14 @@
         self.error = self.notice = "";
         if (Object.keys(errs).length) return;
         self.busy = true;
-        api.call("POST", self.path, body).then(function (r) {
+        var editing = self.itemId;
+        api.call(editing ? "PATCH" : "POST", editing ? self.path + "/" + editing : self.path, body).then(function (r) {
           self.busy = false;
-          if (r.ok) { self.notice = self.t("created") + " #" + (r.body.id || ""); self.$emit("created", r.body); return; }
+          if (r.ok) {
+            self.notice = (editing ? self.t("saved") : self.t("created")) + " #" + (r.body.id || editing || "");
+            self.$emit("created", r.body);
+            return;
+          }
           var field = r.body.error && r.body.error.details && r.body.error.details.field;
           var top = field && String(field).split(/[.[]/)[0];
           if (top && self.schema.properties[top]) { var e = {}; e[top] = r.message; self.errors = e; }
@@ -553,7 +575,7 @@
                creators: [{ id: "flash_sale", word: "flash_sales" }, { id: "group_buy", word: "group_buy", path: "/group-buys" },
                           { id: "bargain", word: "bargain", path: "/bargain/activities" },
                           { id: "coupon", word: "coupon", path: "/coupons/templates" }],
-               error: "", notice: "", busy: false, fieldErrors: {}, editing: null,
+               error: "", notice: "", busy: false, fieldErrors: {}, editing: null, otherEdit: null,
                form: { sku: "", title: "", price: "", quantity: "", per_user_limit: "1", starts_at: "", ends_at: "" } };
     },
     template:
@@ -568,8 +590,12 @@
       '<h3>{{ t("other_activities") }}</h3>' +
       '<div class="scroll"><table id="other-activities"><thead><tr><th>{{ t("kind") }}</th><th>{{ t("id") }}</th><th>{{ t("title") }}</th><th>{{ t("sku") }}</th><th class="num">{{ t("price") }}</th><th>{{ t("state") }}</th><th></th></tr></thead><tbody>' +
       '<tr v-for="a in others" :key="a.kind + a.id"><td>{{ t(a.kind) }}</td><td>{{ a.id }}</td><td>{{ a.title }}</td><td>{{ a.sku }}</td><td class="num">{{ a.price_fen != null ? yuan(a.price_fen) : "—" }}</td><td>{{ a.state }}</td>' +
-      '<td><button v-if="a.kind === \'group_buy\'" class="secondary" @click="showGroups(a.id)" :aria-label="t(\'groups\') + \' \' + a.id">{{ t("groups") }}</button></td></tr>' +
+      '<td class="row"><button v-if="a.kind === \'group_buy\'" class="secondary" @click="showGroups(a.id)" :aria-label="t(\'groups\') + \' \' + a.id">{{ t("groups") }}</button>' +
+      '<button class="secondary activity-edit" :data-activity="a.kind + \'-\' + a.id" @click="editOther(a)" :aria-label="t(\'edit\') + \' \' + a.id">{{ t("edit") }}</button></td></tr>' +
       '<tr v-if="!others.length"><td colspan="7" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
+      '<div v-if="otherEdit" class="card" id="activity-edit" style="margin-top:1rem"><h3>{{ t("edit") }} · {{ t(otherEdit.kind) }} #{{ otherEdit.id }}</h3>' +
+      '<schema-form :key="otherEdit.kind + otherEdit.id" :path="otherEdit.path" :item-id="otherEdit.id" prefix="edit-" @created="editedOther"></schema-form>' +
+      '<button type="button" class="secondary" id="activity-edit-close" @click="otherEdit = null">{{ t("cancel") }}</button></div>' +
       '<div v-if="groups" class="card" id="group-fill" style="margin-top:1rem"><h3>{{ t("groups") }} · {{ t("group_buy") }} {{ groups.id }}</h3>' +
       '<table><thead><tr><th>{{ t("id") }}</th><th>{{ t("state") }}</th><th>{{ t("fill") }}</th><th>{{ t("ends_at") }}</th></tr></thead><tbody>' +
       '<tr v-for="g in groups.items" :key="g.id"><td>{{ g.id }}</td><td>{{ g.state }}</td><td><progress :max="g.group_size" :value="g.paid" :aria-label="g.paid + \'/\' + g.group_size"></progress> {{ g.paid }}/{{ g.group_size }}</td><td>{{ when(g.expires_at) }}</td></tr>' +
@@ -624,6 +650,11 @@
           else self.error = self.errorText(r);
         });
       },
+      editOther: function (a) {
+        var path = (this.creators.filter(function (k) { return k.id === a.kind; })[0] || {}).path;
+        this.otherEdit = path ? { kind: a.kind, id: a.id, path: path } : null;
+      },
+      editedOther: function () { this.load(); },
       showGroups: function (id) {
         var self = this;
         api.call("GET", "/group-buys/" + id + "/groups?limit=50").then(function (r) {
