@@ -27,7 +27,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 OWNER_KEY = "console-ui-owner-key-0123456789"
 SM_KEY = "console-ui-store-key-0123456789"
@@ -429,6 +429,18 @@ def test_a_segments_count_is_the_apis():
         area.send_keys(Keys.BACKSPACE)
     area.send_keys("上海\"}]}")
     wait(b, lambda d: text_of(d, "#segment-count") == "1", what="the live count")
+    # the same from the builder: its row writes the rule, and the count follows
+    value = el(b, "#builder-value-0")
+    value.send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    value.send_keys("杭州")
+    wait(b, lambda d: text_of(d, "#segment-count") == "2", what="the builder's count")
+    assert json.loads(el(b, "#segment-rule").get_attribute("value")) == \
+        {"all": [{"field": "city", "op": "eq", "value": "杭州"}]}
+    Select(el(b, "#builder-join")).select_by_value("any")
+    el(b, "#builder-add").click()
+    el(b, "#builder-field-1").send_keys("city")
+    el(b, "#builder-value-1").send_keys("上海")
+    wait(b, lambda d: text_of(d, "#segment-count") == "3", what="any of two cities")
     # a coupon to a saved segment (定向发券)
     assert api(h, "POST", "/members/segments", {"name": "hangzhou", "rule": rule})[0] == 201
     status, _, tpl = api(h, "POST", "/coupons/templates", {"name": "5 off", "kind": "fixed", "amount_off_fen": 500,
@@ -437,7 +449,6 @@ def test_a_segments_count_is_the_apis():
     b.refresh()
     wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "#drop-segment option[value=hangzhou]"), what="the segments")
     wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, "#drop-template option"), what="the templates")
-    from selenium.webdriver.support.ui import Select
     Select(el(b, "#drop-segment")).select_by_value("hangzhou")
     Select(el(b, "#drop-template")).select_by_value(str(tpl["id"]))
     el(b, "#drop-submit").click()

@@ -727,7 +727,8 @@
 
   Vue.component("page-members", {
     data: function () {
-      return { id: "", by: "id", profile: null, facets: {}, list: [], error: "", rule: '{"all":[{"field":"city","op":"eq","value":"杭州"}]}',
+      return { builder: { join: "all", rows: [{ kind: "field", field: "city", op: "eq", value: "杭州", days: "" }] },
+               id: "", by: "id", profile: null, facets: {}, list: [], error: "", rule: '{"all":[{"field":"city","op":"eq","value":"杭州"}]}',
                count: null, countError: "", timer: null, segments: [], templates: [], dropSegment: "", dropTemplate: "",
                dropNotice: "", dropError: "" };
     },
@@ -743,6 +744,17 @@
       '<dl class="facets"><template v-for="(v, k) in facets"><dt :key="k + \'-k\'">{{ t("facet_" + k) }}</dt><dd :key="k + \'-v\'" :id="\'member-\' + k">{{ v }}</dd></template></dl>' +
       '<details><summary>JSON</summary><pre>{{ JSON.stringify(profile, null, 1) }}</pre></details></div>' +
       '<div class="grid2" style="margin-top:1rem"><div class="card"><h3>{{ t("segment_count") }}</h3>' +
+      '<fieldset id="segment-builder"><legend>{{ t("segment_builder") }}</legend>' +
+      '<label>{{ t("match") }}<select id="builder-join" v-model="builder.join"><option value="all">{{ t("match_all") }}</option><option value="any">{{ t("match_any") }}</option></select></label>' +
+      '<div v-for="(r, i) in builder.rows" :key="i" class="row builder-row" :data-row="i">' +
+      '<select :id="\'builder-kind-\' + i" v-model="r.kind" :aria-label="t(\'condition\') + \' \' + (i + 1)"><option v-for="k in kinds" :value="k">{{ t("cond_" + k) }}</option></select>' +
+      '<template v-if="r.kind === \'field\'"><input :id="\'builder-field-\' + i" v-model.trim="r.field" list="segment-fields" :aria-label="t(\'field\')" placeholder="city">' +
+      '<select :id="\'builder-op-\' + i" v-model="r.op" :aria-label="t(\'op\')"><option v-for="o in ops" :value="o">{{ o }}</option></select></template>' +
+      '<input v-if="r.op !== \'is_empty\' && r.op !== \'not_empty\' || r.kind !== \'field\'" :id="\'builder-value-\' + i" v-model.trim="r.value" :aria-label="t(\'value\')" :placeholder="hint(r)">' +
+      '<input v-if="r.kind === \'field\' || r.kind === \'bought\'" :id="\'builder-days-\' + i" type="number" min="1" v-model="r.days" :aria-label="t(\'within_days\')" :placeholder="t(\'within_days\')">' +
+      '<button type="button" class="secondary" @click="builder.rows.splice(i, 1)" :aria-label="t(\'remove\') + \' \' + (i + 1)">−</button></div>' +
+      '<datalist id="segment-fields"><option v-for="f in fieldNames" :value="f"></option></datalist>' +
+      '<button type="button" class="secondary" id="builder-add" @click="builder.rows.push({ kind: \'field\', field: \'\', op: \'eq\', value: \'\', days: \'\' })">+ {{ t("condition") }}</button></fieldset>' +
       '<label>{{ t("segment_rule") }}<textarea id="segment-rule" rows="4" v-model="rule"></textarea></label>' +
       '<p><button type="button" id="segment-preview" @click="preview">{{ t("preview") }}</button></p>' +
       '<p v-if="countError" class="error" role="alert">{{ countError }}</p>' +
@@ -757,6 +769,8 @@
       '<tr v-if="!list.length"><td colspan="3" class="muted">{{ t("no_rows") }}</td></tr></tbody></table></div>' +
       '</section>',
     watch: {
+      /* the builder writes the rule (the JSON below stays editable for what it cannot say) */
+      builder: { deep: true, handler: function () { this.rule = JSON.stringify(this.built); } },
       rule: function () {  /* the count follows the rule as it is typed */
         clearTimeout(this.timer);
         this.timer = setTimeout(this.preview, 400);
@@ -772,11 +786,46 @@
     },
     beforeDestroy: function () { clearTimeout(this.timer); },
     computed: {
+      kinds: function () { return ["field", "tag", "bought", "rfm", "tier", "segment"]; },
+      ops: function () { return ["eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_empty", "not_empty"]; },
+      fieldNames: function () {
+        return ["city", "gender", "birthday", "nickname", "joined_at", "paid_fen", "paid_orders", "refunded_fen",
+                "last_paid_at", "first_paid_at", "points", "rfm", "tier"];
+      },
+      /* the builder's rows as a segment rule (plugins/members README) */
+      built: function () {
+        function val(v) { return v !== "" && !isNaN(Number(v)) ? Number(v) : v; }
+        var rows = this.builder.rows.map(function (r) {
+          var days = r.days ? Number(r.days) : null;
+          if (r.kind === "field") {
+            var c = { field: r.field, op: r.op };
+            if (r.op === "in" || r.op === "not_in") c.value = r.value.split(",").map(function (x) { return val(x.trim()); });
+            else if (r.op === "between") c.value = r.value.split(",").slice(0, 2).map(function (x) { return val(x.trim()); });
+            else if (r.op !== "is_empty" && r.op !== "not_empty") c.value = val(r.value);
+            if (days) c.within_days = days;
+            return c;
+          }
+          if (r.kind === "bought") {
+            var b = { bought: r.value.split(",").map(function (x) { return x.trim(); }).filter(Boolean) };
+            if (days) b.within_days = days;
+            return b;
+          }
+          var o = {};
+          o[r.kind] = r.value;
+          return o;
+        });
+        var rule = {};
+        rule[this.builder.join] = rows;
+        return rule;
+      },
       /* a member id, or an identity members/lookup finds (a phone by its digest) */
       searchBy: function () { return ["id", "phone", "mp_openid", "unionid", "oa_openid", "wecom_external", "card"]; },
     },
     methods: {
       brief: function (m) { var s = JSON.stringify(m); return s.length > 120 ? s.slice(0, 120) + "…" : s; },
+      hint: function (r) {
+        return r.kind === "bought" ? "sku-1, sku-2" : r.op === "between" ? "lo, hi" : r.op === "in" || r.op === "not_in" ? "a, b, c" : "";
+      },
       find: function () {
         var self = this;
         if (!self.id) return;
