@@ -9,8 +9,9 @@
 ** holding a store id, and only when that parameter is its own store: the
 ** host checks it here, before any Lua runs, so a page cannot widen it.
 **
-** Routes with no store filter in their API (members) admit no store manager;
-** the orders plugin's list, detail and refund take ?store= and keep to it.
+** The orders plugin's list, detail and refund and the members plugin's list,
+** lookup and profile take ?store= and keep to it; other routes admit no store
+** manager.
 */
 #include "host/host_int.h"
 
@@ -68,7 +69,11 @@ static const role_rule rules[] = {
   /* reports */
   {"POST", "/analytics/rollup", OPS | FIN | DEV, NULL},
   {"GET", "/analytics/*", OPS | FIN, NULL},
-  /* the customer pool, campaigns and activities */
+  /* the customer pool, campaigns and activities; a store manager reads the members its
+  ** store first brought */
+  {"GET", "/members", OPS | SM, "?store"},
+  {"GET", "/members/lookup", OPS | SM, "?store"},
+  {"GET", "/members/{id}", OPS | SM, "?store"},
   {"*", "/members*", OPS, NULL},
   {"*", "/rfm*", OPS, NULL},
   {"*", "/flash-sales*", OPS, NULL},

@@ -230,7 +230,8 @@ def test_roles_hold_for_keys_and_sessions_alike():
         ("GET", "/orders?store=hz-west", None, {"owner": 1, "finance": 1, "developer": 0, "store_manager": 1}),
         ("GET", "/flash-sales", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
         ("GET", "/console/users", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
-        ("GET", "/members", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
+        ("GET", "/members?store=hz-west", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 1}),
+        ("GET", "/members/segments", None, {"owner": 1, "finance": 0, "developer": 0, "store_manager": 0}),
     ]
     keys = {"owner": OWNER_KEY, "finance": FIN_KEY, "developer": DEV_KEY, "store_manager": SM_KEY}
     users = {"owner": "olive", "finance": "fay", "developer": "dev", "store_manager": "mei"}
@@ -264,9 +265,23 @@ def test_a_store_manager_sees_its_own_store_only():
                   "?store=HZ-WEST", "?store=hz-west%00"):
             status, _, body = h.get("/admin/leaf/analytics/overview" + q, headers=headers)
             assert status in (400, 403), (q, status, body)
-        for path in ("/members", "/analytics/sources?store=hz-west",
+        for path in ("/analytics/sources?store=hz-west", "/members/segments",
                      "/referral/stores", "/analytics/members/m1?store=hz-west"):
             expect_error(h.get("/admin/leaf" + path, headers=headers), 403, "role_forbidden")
+        # members: those its store first brought, named in the request
+        west = h.admin("POST", "/members/identify", T, {"identities": [{"channel": "mp_openid", "id": "o-west"}],
+                                                         "source": {"channel": "qr_code", "store": "hz-west"}})[2]
+        east = h.admin("POST", "/members/identify", T, {"identities": [{"channel": "mp_openid", "id": "o-east"}],
+                                                         "source": {"channel": "qr_code", "store": "hz-east"}})[2]
+        ids = [m["id"] for m in h.get("/admin/leaf/members?store=hz-west", headers=headers)[2]["items"]]
+        assert west["member"]["id"] in ids and east["member"]["id"] not in ids, ids
+        assert h.get("/admin/leaf/members/%s?store=hz-west" % west["member"]["id"], headers=headers)[0] == 200
+        expect_error(h.get("/admin/leaf/members/%s?store=hz-west" % east["member"]["id"], headers=headers),
+                     404, "member_not_found")
+        expect_error(h.get("/admin/leaf/members/lookup?channel=mp_openid&id=o-east&store=hz-west", headers=headers),
+                     404, "member_not_found")
+        for path in ("/members", "/members?store=hz-east", "/members/%s" % east["member"]["id"]):
+            expect_error(h.get("/admin/leaf" + path, headers=headers), 403, "store_forbidden")
         # orders: its own store's only, named in the request
         assert h.get("/admin/leaf/orders?store=hz-west", headers=headers)[0] == 200
         for path in ("/orders", "/orders?store=hz-east", "/orders/1", "/orders/1?store=hz-east"):

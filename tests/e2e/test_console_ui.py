@@ -556,7 +556,7 @@ def test_a_store_manager_sees_its_store_only_in_the_page_and_the_api():
     sign_in(b, h, "mei")
     assert "hz-west" in text_of(b, "#who")
     navs = [e.get_attribute("id") for e in b.find_elements(By.CSS_SELECTOR, "nav.pages a")]
-    assert navs == ["nav-today", "nav-orders", "nav-stores"], navs
+    assert navs == ["nav-today", "nav-members", "nav-orders", "nav-stores"], navs
     total = today_api(h, store="hz-west")
     wait(b, lambda d: text_of(d, "#today-gmv") == yuan(total["gmv_fen"]), what="the store's GMV")
     el(b, "#today-store")
@@ -564,6 +564,17 @@ def test_a_store_manager_sees_its_store_only_in_the_page_and_the_api():
     assert total["orders"] == 1 and total["gmv_fen"] == 3900, total
     go(b, "stores")
     assert "hz-west" in el(b, "#store-detail").text and not b.find_elements(By.ID, "stores-table")
+    # members: those its store first brought; segments and coupons are not its
+    west = api(h, "POST", "/members/identify", {"identities": [{"channel": "mp_openid", "id": "o-sm-west"}],
+                                                  "source": {"channel": "qr_code", "store": "hz-west"}})[2]["member"]["id"]
+    go(b, "members")
+    el(b, "#members-scope")
+    wait(b, lambda d: west in text_of(d, "#members-table"), what="the store's member")
+    assert not b.find_elements(By.ID, "segment-rule") and not b.find_elements(By.ID, "drop-submit")
+    rows = b.find_elements(By.CSS_SELECTOR, "#members-table tbody tr")
+    scoped = api(h, "GET", "/members?store=hz-west&limit=50")[2]["items"]
+    assert len(rows) == len(scoped) and len(scoped) < len(api(h, "GET", "/members?limit=1000")[2]["items"]), \
+        (len(rows), len(scoped))
     go(b, "orders")
     el(b, "#store-scope")
     wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#orders-table tbody tr")) == 1, what="the store's orders")

@@ -126,7 +126,7 @@
     { id: "system", roles: ["owner", "developer", "operator"] },
     { id: "campaigns", roles: ["owner", "operator", "developer"] },
     { id: "activities", roles: ["owner", "operator"] },
-    { id: "members", roles: ["owner", "operator"] },
+    { id: "members", roles: ["owner", "operator", "store_manager"] },
     { id: "orders", roles: ["owner", "finance", "store_manager"] },
     { id: "reports", roles: ["owner", "operator", "finance"] },
     { id: "stores", roles: ["owner", "operator", "finance", "store_manager"] },
@@ -743,7 +743,8 @@
       '<p><span v-for="tag in (profile.tags || [])" class="tag">{{ tag }}</span></p>' +
       '<dl class="facets"><template v-for="(v, k) in facets"><dt :key="k + \'-k\'">{{ t("facet_" + k) }}</dt><dd :key="k + \'-v\'" :id="\'member-\' + k">{{ v }}</dd></template></dl>' +
       '<details><summary>JSON</summary><pre>{{ JSON.stringify(profile, null, 1) }}</pre></details></div>' +
-      '<div class="grid2" style="margin-top:1rem"><div class="card"><h3>{{ t("segment_count") }}</h3>' +
+      '<p v-if="$root.session.store" class="muted" id="members-scope">{{ t("store_members_note") }}</p>' +
+      '<div v-if="!$root.session.store" class="grid2" style="margin-top:1rem"><div class="card"><h3>{{ t("segment_count") }}</h3>' +
       '<fieldset id="segment-builder"><legend>{{ t("segment_builder") }}</legend>' +
       '<label>{{ t("match") }}<select id="builder-join" v-model="builder.join"><option value="all">{{ t("match_all") }}</option><option value="any">{{ t("match_any") }}</option></select></label>' +
       '<div v-for="(r, i) in builder.rows" :key="i" class="row builder-row" :data-row="i">' +
@@ -778,14 +779,17 @@
     },
     mounted: function () {
       var self = this;
-      api.call("GET", "/members?limit=50").then(function (r) {
+      api.call("GET", "/members?limit=50" + (self.scope ? "&" + self.scope : "")).then(function (r) {
         if (r.ok) self.list = r.body.items; else self.error = self.errorText(r);
       });
+      if (self.scope) return;  /* segments and coupons are the operators' */
       api.call("GET", "/members/segments").then(function (r) { if (r.ok) self.segments = r.body.items; });
       api.call("GET", "/coupons/templates").then(function (r) { if (r.ok) self.templates = r.body.items; });
     },
     beforeDestroy: function () { clearTimeout(this.timer); },
     computed: {
+      /* a store manager reads the members its store first brought: its calls name the store */
+      scope: function () { var st = this.$root.session.store; return st ? "store=" + encodeURIComponent(st) : ""; },
       kinds: function () { return ["field", "tag", "bought", "rfm", "tier", "segment"]; },
       ops: function () { return ["eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in", "is_empty", "not_empty"]; },
       fieldNames: function () {
@@ -829,8 +833,8 @@
       find: function () {
         var self = this;
         if (!self.id) return;
-        var path = self.by === "id" ? "/members/" + encodeURIComponent(self.id)
-          : "/members/lookup?channel=" + self.by + "&id=" + encodeURIComponent(self.id);
+        var path = self.by === "id" ? "/members/" + encodeURIComponent(self.id) + (self.scope ? "?" + self.scope : "")
+          : "/members/lookup?channel=" + self.by + "&id=" + encodeURIComponent(self.id) + (self.scope ? "&" + self.scope : "");
         api.call("GET", path).then(function (r) {
           self.profile = r.ok ? r.body : null;
           self.error = r.ok ? "" : self.errorText(r);

@@ -20,8 +20,21 @@ local function full(row)
 end
 
 ---GET /members/{id}: the member (a merged id shows its survivor)
+---The ?store= a request is scoped to (a store manager's key or session always
+---names its own: the host admits it only so), or nil.
+local function store_scope(req)
+  return check.text(req.query and req.query.store, "store", 64, true)
+end
+
+---A member of the scope: another store's is a 404, as if there were none.
+local function in_scope(req, row)
+  local scope = store_scope(req)
+  if scope and row.store ~= scope then tp.fail(404, "member_not_found", "no such member") end
+  return row
+end
+
 function profile.get(req)
-  return 200, full(store.need(req.params.id))
+  return 200, full(in_scope(req, store.need(req.params.id)))
 end
 
 ---PATCH /members/{id}: profile fields (built-in writable ones and custom ones)
@@ -43,14 +56,16 @@ function profile.lookup(req)
   local r = tp.db.one("SELECT n FROM members_identities WHERE channel = ? AND external_id = ?", channel, key)
   local row = r and store.by_n(r.n)
   if not row or row.state ~= "active" then tp.fail(404, "member_not_found", "no member has this " .. channel) end
-  return 200, full(row)
+  return 200, full(in_scope(req, row))
 end
 
----GET /members?limit=&after=: every active member, in number order
+---GET /members?limit=&after=&store=: every active member (of the store that first
+---brought them, with store), in number order
 function profile.list(req)
   local limit, after = check.page(req.query, 100, 1000)
   local rows = tp.db.query("SELECT " .. store.COLUMNS .. [[ FROM members_members
-    WHERE state = 'active' AND n > ? ORDER BY n LIMIT ?]], after or 0, limit)
+    WHERE state = 'active' AND n > ?1 AND (?3 IS NULL OR store = ?3) ORDER BY n LIMIT ?2]],
+    after or 0, limit, store_scope(req))
   local items = tp.json.array()
   for i, r in ipairs(rows) do items[i] = store.shape(r) end
   return 200, { items = items, next_after = #rows == limit and rows[#rows].n or nil }
