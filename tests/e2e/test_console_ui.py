@@ -460,6 +460,7 @@ def test_a_segments_count_is_the_apis():
     el(b, "#member-search").click()
     assert ids[0] in el(b, "#member-profile h3").text and "杭州" in text_of(b, "#member-profile pre") + \
         b.find_element(By.CSS_SELECTOR, "#member-profile pre").get_attribute("textContent")
+    wait(b, lambda d: text_of(d, "#member-orders") == "—", what="her orders (none)")   # and her orders
     # by a phone in hand (members keeps only its digest), then by an openid
     Select(el(b, "#member-by")).select_by_value("phone")
     el(b, "#member-id").send_keys(Keys.CONTROL, "a", Keys.DELETE)   # as a person would (clear() bypasses Vue)
@@ -500,6 +501,16 @@ def test_reports_and_stores_show_the_apis_figures_and_csv():
         " fetch(a.href, {credentials: 'same-origin'}).then(function (r) {"
         " r.text().then(function (t) { done([r.status, r.headers.get('content-type'), t]); }); });")
     assert csv[0] == 200 and csv[1].startswith("text/csv") and "gmv_fen" in csv[2], csv
+    # the campaigns report and the cohorts, as the API has them
+    span = "?from=%s&to=%s" % (el(b, "#reports-from").get_attribute("value"), el(b, "#reports-to").get_attribute("value"))
+    camps = api(h, "GET", "/analytics/campaigns" + span)[2]["items"]
+    cohorts = api(h, "GET", "/analytics/retention" + span)[2]["cohorts"]
+    wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#reports-campaigns tbody tr")) == len(camps),
+         what="the campaigns report")
+    wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#reports-cohorts tbody tr")) == len(cohorts),
+         what="the cohorts")
+    assert camps, "no activity in the period: the campaigns report shows nothing to compare"
+    assert all(yuan(c["gmv_fen"]) in text_of(b, "#reports-campaigns") for c in camps)
     time.sleep(0.3)
     shot(b, "10-reports")
     go(b, "stores")

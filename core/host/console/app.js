@@ -847,6 +847,8 @@
         var asks = [["layer", "/rfm/members/" + id, function (b) { return b.layer || "—"; }],
                     ["tier", "/tiers/members/" + id, function (b) { return b.name || b.tier || "—"; }],
                     ["points", "/points/accounts/" + id, function (b) { return b.balance; }],
+                    ["orders", "/orders?limit=5&user=" + id + (self.scope ? "&" + self.scope : ""), function (b) {
+                      return b.items.map(function (o) { return "#" + o.id + " " + o.status + " " + yuan(o.total_fen); }).join(" · ") || "—"; }],
                     ["first_visit", "/analytics/members/" + id, function (b) {
                       return b.first ? (b.first.source || "") + " " + self.when(b.first.at) : "—"; }]];
         self.facets = {};
@@ -949,13 +951,14 @@
     data: function () {
       var tz = this.$root.session.timezone, to = localDate(tz),
           from = localDate(tz, new Date(Date.now() - 6 * 86400000));
-      return { from: from, to: to, overview: null, funnel: null, sources: null, products: null, error: "", chart: null };
+      return { from: from, to: to, overview: null, funnel: null, sources: null, products: null, campaigns: null,
+               cohorts: null, error: "", chart: null };
     },
     computed: {
       csv: function () {
         var base = "/admin/" + encodeURIComponent(api.tenant) + "/analytics/", q = "?from=" + this.from + "&to=" + this.to + "&format=csv";
         return { overview: base + "overview" + q, funnel: base + "funnel" + q, sources: base + "sources" + q,
-                 products: base + "products" + q, campaigns: base + "campaigns" + q };
+                 products: base + "products" + q, campaigns: base + "campaigns" + q, retention: base + "retention" + q };
       },
     },
     template:
@@ -973,6 +976,10 @@
       '<tr v-for="r in (sources ? sources.items : [])" :key="r.key || \'none\'"><td>{{ r.key || t("none") }}</td><td class="num">{{ r.visitors }}</td><td class="num">{{ r.orders }}</td><td class="num">{{ yuan(r.gmv_fen) }}</td></tr></tbody></table></div></div>' +
       '<div class="card"><h3>{{ t("products_title") }} <a :href="csv.products" download class="muted">CSV</a> · <a :href="csv.campaigns" download class="muted">{{ t("campaigns") }} CSV</a></h3><div class="scroll"><table id="reports-products"><thead><tr><th>{{ t("product") }}</th><th class="num">{{ t("views") }}</th><th class="num">{{ t("buyers") }}</th><th class="num">{{ t("units") }}</th><th class="num">{{ t("gmv") }}</th></tr></thead><tbody>' +
       '<tr v-for="p in (products ? products.items : [])" :key="p.product"><td>{{ p.product }}</td><td class="num">{{ p.views }}</td><td class="num">{{ p.buyers }}</td><td class="num">{{ p.units }}</td><td class="num">{{ yuan(p.gmv_fen) }}</td></tr></tbody></table></div></div>' +
+      '<div class="grid2"><div class="card"><h3>{{ t("campaigns") }} <a :href="csv.campaigns" download class="muted">CSV</a></h3><div class="scroll"><table id="reports-campaigns"><thead><tr><th>{{ t("activity") }}</th><th class="num">{{ t("participants") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("gmv") }}</th><th class="num">{{ t("cost") }}</th><th class="num">ROI</th></tr></thead><tbody>' +
+      '<tr v-for="c in (campaigns ? campaigns.items : [])" :key="c.campaign"><td>{{ c.campaign }}</td><td class="num">{{ c.participants }}</td><td class="num">{{ c.orders }}</td><td class="num">{{ yuan(c.gmv_fen) }}</td><td class="num">{{ yuan(c.campaign_fen + c.coupon_fen) }}</td><td class="num">{{ c.roi == null ? "—" : c.roi.toFixed(1) }}</td></tr></tbody></table></div></div>' +
+      '<div class="card"><h3>{{ t("cohorts") }} <a :href="csv.retention" download class="muted">CSV</a></h3><table id="reports-cohorts"><thead><tr><th>{{ t("first_purchase") }}</th><th class="num">{{ t("members") }}</th><th class="num">30d</th><th class="num">60d</th><th class="num">90d</th></tr></thead><tbody>' +
+      '<tr v-for="c in (cohorts ? cohorts.cohorts : [])" :key="c.month"><td>{{ c.month }}</td><td class="num">{{ c.members }}</td><td class="num" v-for="w in [30, 60, 90]" :key="w">{{ percent(c[\'rate_\' + w]) }}<span v-if="c[\'open_\' + w]" class="muted">*</span></td></tr></tbody></table></div></div>' +
       '</section>',
     mounted: function () { this.load(); },
     beforeDestroy: function () { if (this.chart) this.chart.destroy(); },
@@ -980,7 +987,7 @@
       fig: function (k, v) { return k.slice(-4) === "_fen" ? yuan(v) : k === "conversion" ? percent(v) : v; },
       load: function () {
         var self = this, q = "?from=" + self.from + "&to=" + self.to;
-        Promise.all(["overview", "funnel", "sources", "products"].map(function (r) {
+        Promise.all(["overview", "funnel", "sources", "products", "campaigns", "retention"].map(function (r) {
           return api.call("GET", "/analytics/" + r + q);
         })).then(function (rs) {
           var bad = rs.filter(function (r) { return !r.ok; })[0];
@@ -989,6 +996,8 @@
           self.funnel = rs[1].ok ? rs[1].body : null;
           self.sources = rs[2].ok ? rs[2].body : null;
           self.products = rs[3].ok ? rs[3].body : null;
+          self.campaigns = rs[4].ok ? rs[4].body : null;
+          self.cohorts = rs[5].ok ? rs[5].body : null;
           self.$nextTick(self.draw);
         });
       },
