@@ -157,10 +157,10 @@ static void try_campaign(tp_host *h, tp_tenant *t, const char *mode, tph_respons
   uv_process_options_t opt = {.exit_cb = on_child_exit, .file = exe, .args = args, .stdio_count = 3, .stdio = stdio};
   int rc = uv_spawn(h->loop, &o->proc, &opt);
   o->handles = 3;
-  if (rc != 0) {
+  if (rc != 0) {  /* libuv: a process handle that failed to spawn is closed like any other */
+    uv_close((uv_handle_t *)&o->proc, on_closed);
     uv_close((uv_handle_t *)&o->out, on_closed);
     uv_close((uv_handle_t *)&o->timer, on_closed);
-    o->handles = 2;
     tph_error(res, 500, "tryout_failed", "the check could not start: %s", uv_strerror(rc));
     return;
   }
