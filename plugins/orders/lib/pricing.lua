@@ -58,7 +58,7 @@
 --      deposit's worth) stays at least 1 fen.
 -- No plugin other than orders decides how prices combine.
 
-local money = require("lib.money")
+local money = require("tp.money")
 
 local pricing = {}
 

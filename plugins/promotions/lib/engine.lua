@@ -21,34 +21,13 @@
 -- order promotion leaves its scope at least 1 fen, and a promotion's discount
 -- is split over its lines by largest remainder, so the shares sum exactly.
 
+local money = require("tp.money")
+
 local engine = {}
 
 engine.ITEM = { timed_discount = true, nth_discount = true, bundle = true }
 engine.ORDER = { full_reduction = true, full_discount = true }
 engine.GIFT = { gift = true }
-
----Splits total fen over weights by largest remainder (ties: the earlier line).
----@param total integer
----@param weights integer[]
----@return integer[]
-function engine.split(total, weights)
-  local sum = 0
-  for _, w in ipairs(weights) do sum = sum + w end
-  local parts, order, given = {}, {}, 0
-  for i, w in ipairs(weights) do
-    parts[i] = sum > 0 and (total * w) // sum or 0
-    given = given + parts[i]
-    order[i] = i
-  end
-  if sum == 0 then return parts end
-  table.sort(order, function(a, b)
-    local ra, rb = (total * weights[a]) % sum, (total * weights[b]) % sum
-    if ra ~= rb then return ra > rb end
-    return a < b
-  end)
-  for k = 1, total - given do parts[order[k]] = parts[order[k]] + 1 end
-  return parts
-end
 
 ---A unit price at percent (1-99) of unit, rounded down, never below 1 fen.
 local function at_percent(unit, percent)
@@ -103,7 +82,7 @@ local function item_discounts(p, lines, free, cfg)
     for i in pairs(bundled) do idx[#idx + 1] = i end
     table.sort(idx)
     for k, i in ipairs(idx) do weights[k] = bundled[i] end
-    local parts = engine.split(d, weights)
+    local parts = money.split(d, weights)
     for k, i in ipairs(idx) do if parts[k] > 0 then out[i] = parts[k] end end
     total = d
   end
@@ -197,7 +176,7 @@ function engine.quote(promos, lines, cfg)
     hint(p, tier_i, base, qty)
   end
   if best then
-    local parts = engine.split(best_d, best_base)
+    local parts = money.split(best_d, best_base)
     local shares = {}
     for i = 1, n do
       if parts[i] > 0 then
