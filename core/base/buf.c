@@ -179,6 +179,22 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 int tp_remove_tree(const char *dir) { return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+int tp_mkdir_p(const char *dir) {
+  char tmp[4096];
+  if (strlen(dir) >= sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  tp_copy_str(tmp, sizeof tmp, dir);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 bool tp_is_file(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);

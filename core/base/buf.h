@@ -42,6 +42,9 @@ char *tp_read_file(const char *path, size_t max, size_t *len);
 /* Deletes dir and everything below it, without following symbolic links;
 ** 0, or -1 with errno set (what could be removed is gone). */
 int tp_remove_tree(const char *dir);
+/* Creates dir and the folders above it that are missing (mode 0750);
+** 0, or -1 with errno set. */
+int tp_mkdir_p(const char *dir);
 /* True if path is a regular file, or a directory (symbolic links followed). */
 bool tp_is_file(const char *path);
 bool tp_is_dir(const char *path);

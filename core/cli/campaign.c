@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "host/host_int.h"
 #include "base/log.h"
+#include "store/backup.h"
 #include "store/store.h"
 
 const char tpcmd_usage_campaign[] =
@@ -98,25 +99,7 @@ static tpc_tenant *pick_tenant(tpc_config *cfg, const char *want, const char *ca
 /* Copies the live database (if there is one yet) to dir/<tenant>.db. */
 static int snapshot(const char *live, const char *copy, char *err, size_t errcap) {
   if (access(live, F_OK) != 0) return 0;  /* a brand-new tenant: an empty database */
-  sqlite3 *src = NULL, *dst = NULL;
-  int rc = sqlite3_open_v2(live, &src, SQLITE_OPEN_READONLY, NULL);
-  if (rc == SQLITE_OK) rc = sqlite3_open(copy, &dst);
-  if (rc == SQLITE_OK) {
-    sqlite3_busy_timeout(src, 5000);
-    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
-    if (!b) {
-      rc = sqlite3_errcode(dst);
-    } else {
-      rc = sqlite3_backup_step(b, -1);
-      sqlite3_backup_finish(b);
-      rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-    }
-  }
-  if (rc != SQLITE_OK)
-    snprintf(err, errcap, "cannot copy %.1000s: %s", live, sqlite3_errmsg(dst ? dst : src));
-  sqlite3_close(src);
-  sqlite3_close(dst);
-  return rc == SQLITE_OK ? 0 : -1;
+  return tpbk_copy(live, copy, err, errcap);
 }
 
 static void remove_scratch(const char *dir, const char *tenant) {

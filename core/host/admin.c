@@ -10,7 +10,6 @@
 
 #include "base/clock.h"
 #include "host/host_int.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "base/token.h"
 #include "base/url.h"
@@ -74,36 +73,6 @@ void tp__render_metrics(tp_host *h, tph_response *res) {
 }
 
 /* ---- helpers */
-
-/* Decodes the request body (a JSON object, or nothing) onto h->scratch. */
-static bool body_object(tp_host *h, const tph_request *req, tph_response *res) {
-  lua_State *L = h->scratch;
-  lua_settop(L, 0);
-  char err[256];
-  if (!req->body_len) {
-    lua_newtable(L);
-    return true;
-  }
-  if (tpj_decode(L, req->body, req->body_len, err, sizeof err) != 0 || !lua_istable(L, -1)) {
-    tph_error(res, 400, "invalid_json", "the body must be a JSON object%s%s", err[0] ? ": " : "",
-              err);
-    lua_settop(L, 0);
-    return false;
-  }
-  return true;
-}
-
-/* body.key as a string (NULL if absent); false (response filled) if not a string. */
-static bool body_string(tp_host *h, const char *key, const char **out, tph_response *res) {
-  lua_State *L = h->scratch;
-  int t = lua_getfield(L, 1, key);
-  *out = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  if (t != LUA_TNIL && t != LUA_TSTRING) {
-    tph_error(res, 400, "invalid_field", "'%s' must be a string", key);
-    return false;
-  }
-  return true;  /* the string stays on the scratch stack until the next body */
-}
 
 /* The decoded value of name in the request's query, into out ("" if absent).
 ** False (response filled: 400 invalid_query) when it is badly encoded or too long. */
@@ -233,7 +202,7 @@ static void answer_reload(tp_host *h, const char *tenant, const char *plugin, tp
 /* POST /admin/{tenant}/reload  {"plugin": name?} */
 static void post_reload(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   const char *plugin;
-  if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res)) return;
+  if (!tp__body_object(h, req, res) || !tp__body_string(h, "plugin", &plugin, res)) return;
   answer_reload(h, t->conf->id, plugin, res);
 }
 
@@ -247,8 +216,8 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
   }
   if (!tp__check_host_key(h, req, "POST /admin/reload", res)) return;
   const char *tenant, *plugin;
-  if (!body_object(h, req, res) || !body_string(h, "tenant", &tenant, res) ||
-      !body_string(h, "plugin", &plugin, res))
+  if (!tp__body_object(h, req, res) || !tp__body_string(h, "tenant", &tenant, res) ||
+      !tp__body_string(h, "plugin", &plugin, res))
     return;
   answer_reload(h, tenant, plugin, res);
 }
@@ -351,7 +320,7 @@ static void post_advance(tp_host *h, tp_tenant *t, const tph_request *req, tph_r
               "\"manual\" in its config to rehearse with a test clock", t->conf->id);
     return;
   }
-  if (!body_object(h, req, res)) return;
+  if (!tp__body_object(h, req, res)) return;
   lua_State *L = h->scratch;
   static const char *const keys[] = {"seconds", "ms", "to"};
   int64_t to = -1;
@@ -447,8 +416,8 @@ static void get_run(tp_host *h, tp_tenant *t, const tph_request *req, tph_respon
 ** next count invocations of the plugin (of that route only, when given). */
 static void post_record(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   const char *plugin, *route;
-  if (!body_object(h, req, res) || !body_string(h, "plugin", &plugin, res) ||
-      !body_string(h, "route", &route, res))
+  if (!tp__body_object(h, req, res) || !tp__body_string(h, "plugin", &plugin, res) ||
+      !tp__body_string(h, "route", &route, res))
     return;
   lua_State *L = h->scratch;
   lua_Integer count = 1;

@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "host/host_int.h"
 #include "store/owners.h"
@@ -52,15 +51,8 @@ bool tp__cluster_refuse(tp_host *h, tp_tenant *t, tph_response *res) {
 
 /* The body's "tenant" (a brand of the cluster) and "to" (a node, when asked). */
 static tp_tenant *tenant_of(tp_host *h, const tph_request *req, int *to, tph_response *res) {
-  lua_State *L = h->scratch;
-  lua_settop(L, 0);
-  char err[256] = "";
-  if (tpj_decode(L, req->body ? req->body : "{}", req->body_len ? req->body_len : 2, err, sizeof err) != 0 ||
-      !lua_istable(L, 1)) {
-    tph_error(res, 400, "invalid_json", "the body must be a JSON object {tenant, to}%s%s", err[0] ? ": " : "", err);
-    return NULL;
-  }
-  const char *id = lua_getfield(L, 1, "tenant") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  const char *id, *node;
+  if (!tp__body_object(h, req, res) || !tp__body_string(h, "tenant", &id, res)) return NULL;
   tp_tenant *t = id ? tp__tenant(h, id, strlen(id)) : NULL;
   if (!t) {
     tph_error(res, id ? 404 : 400, id ? "tenant_not_found" : "invalid_field",
@@ -68,7 +60,7 @@ static tp_tenant *tenant_of(tp_host *h, const tph_request *req, int *to, tph_res
     return NULL;
   }
   if (to) {
-    const char *node = lua_getfield(L, 1, "to") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!tp__body_string(h, "to", &node, res)) return NULL;
     *to = -1;
     for (int i = 0; node && i < h->cfg->nnodes; i++)
       if (strcmp(h->cfg->nodes[i].name, node) == 0) *to = i;

@@ -26,18 +26,6 @@
 
 /* ---- opening */
 
-static int mkdir_p(const char *path) {
-  char tmp[1024];
-  tp_copy_str(tmp, sizeof tmp, path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int cmp_tenant(const void *a, const void *b) {
   return strcmp(((const tp_tenant *)a)->conf->id, ((const tp_tenant *)b)->conf->id);
 }
@@ -55,7 +43,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
     h->seed_secret = (uint64_t)tp_clock_mono_ns() * 0x9e3779b97f4a7c15ull;
   h->ratelimit = tprl_new(TPRL_SLOTS, h->seed_secret * 0x9e3779b97f4a7c15ull);
   tp__console_open(h);
-  if (mkdir_p(cfg->data_dir) != 0) {
+  if (tp_mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
   }

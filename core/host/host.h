@@ -11,6 +11,7 @@
 ** The host's files, from the bottom up (host_int.h declares what they share;
 ** none calls a file above it, tools/layers.sh holds them to it):
 **   metrics.c, keyguard.c, runs.c   counters, failed-key table, recorded-run table
+**   body.c      the JSON body of a host endpoint, on the scratch state
 **   tenant.c    a tenant's clock, slots and the batch (group commit)
 **   record.c    which invocations to record, and recording them
 **   services.c  what plugins ask of the host: jobs, events, peers (tp_services)

@@ -24,6 +24,14 @@ typedef void (*tp_builtin_fn)(tp_host *h, tp_tenant *t, const tph_request *req, 
   "{\"error\":{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\",\"enum\":[" \
   list "]}}}}}]}}}}"
 
+/* ---- body.c */
+/* Decodes the request body (a JSON object, or nothing: {}) onto h->scratch at
+** index 1; false with the response filled (400 invalid_json) when it is not one. */
+bool tp__body_object(tp_host *h, const tph_request *req, tph_response *res);
+/* body.key as a string (NULL if absent); false (400 invalid_field) if not a
+** string. The string stays on the scratch stack until the next body. */
+bool tp__body_string(tp_host *h, const char *key, const char **out, tph_response *res);
+
 /* ---- tenant.c */
 int64_t tp__now(const tp_tenant *t);          /* the tenant's clock, ms */
 tp_slot *tp__slot(tp_tenant *t, const char *plugin);

@@ -24,18 +24,6 @@
 
 /* ---- files */
 
-static int mkdir_p(const char *path) {
-  char tmp[PATH_MAX];
-  tp_copy_str(tmp, sizeof tmp, path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int fsync_path(const char *path, int flags) {
   int fd = open(path, flags | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -123,11 +111,24 @@ static int integrity(sqlite3 *db, const char *what, char *err, size_t errcap) {
   return ok ? 0 : -1;
 }
 
+int tpbk_copy(const char *from_path, const char *to_path, char *err, size_t errcap) {
+  sqlite3 *from = NULL, *to = NULL;
+  int rc = open_db(from_path, SQLITE_OPEN_READONLY, &from, err, errcap);
+  if (rc == 0) rc = open_db(to_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &to, err, errcap);
+  if (rc == 0) rc = copy_db(from, to, from_path, err, errcap);
+  sqlite3_close(from);
+  if (to && sqlite3_close(to) != SQLITE_OK && rc == 0) {
+    snprintf(err, errcap, "cannot close %s", to_path);
+    rc = -1;
+  }
+  return rc;
+}
+
 int tpbk_take(const char *db_path, const char *dir, const char *tenant, int64_t now_ms,
               char *name, int64_t *bytes, char *err, size_t errcap) {
   char folder[PATH_MAX], tmp[PATH_MAX + TPBK_NAME_MAX + 8], final[PATH_MAX + TPBK_NAME_MAX + 2];
   folder_of(dir, tenant, folder, sizeof folder);
-  if (mkdir_p(folder) != 0) {
+  if (tp_mkdir_p(folder) != 0) {
     snprintf(err, errcap, "cannot create %s: %s", folder, strerror(errno));
     return -1;
   }
@@ -139,15 +140,7 @@ int tpbk_take(const char *db_path, const char *dir, const char *tenant, int64_t 
   snprintf(tmp, sizeof tmp, "%s/.%s.tmp", folder, name);
   snprintf(final, sizeof final, "%s/%s", folder, name);
   unlink(tmp);
-  sqlite3 *from = NULL, *to = NULL;
-  int rc = open_db(db_path, SQLITE_OPEN_READONLY, &from, err, errcap);
-  if (rc == 0) rc = open_db(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &to, err, errcap);
-  if (rc == 0) rc = copy_db(from, to, db_path, err, errcap);
-  sqlite3_close(from);
-  if (to && sqlite3_close(to) != SQLITE_OK && rc == 0) {
-    snprintf(err, errcap, "cannot close %s", tmp);
-    rc = -1;
-  }
+  int rc = tpbk_copy(db_path, tmp, err, errcap);
   if (rc == 0 && fsync_path(tmp, O_RDONLY) != 0) {
     snprintf(err, errcap, "cannot sync %s: %s", tmp, strerror(errno));
     rc = -1;

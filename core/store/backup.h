@@ -46,6 +46,12 @@ typedef struct tpbk_entry {
 int tpbk_take(const char *db_path, const char *dir, const char *tenant, int64_t now_ms,
               char *name, int64_t *bytes, char *err, size_t errcap);
 
+/* Copies the database at from_path into to_path (created or replaced) in
+** one step of the backup API: one read transaction on from_path, so a writer
+** beside it is not disturbed and the copy is one commit's view. No sync, no
+** check: tpbk_take and tpbk_restore add those. 0, or -1 with err. */
+int tpbk_copy(const char *from_path, const char *to_path, char *err, size_t errcap);
+
 /* The backups of tenant in dir, newest first, into a malloc'd array (*out,
 ** free it) of *n. A missing folder is no backups. 0, or -1 with err. */
 int tpbk_list(const char *dir, const char *tenant, tpbk_entry **out, int *n, char *err, size_t errcap);
