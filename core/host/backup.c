@@ -168,10 +168,7 @@ void tp__backup_stop(tp_host *h) {
     tp_tenant *t = &h->tenants[i];
     backup_job *j = t->backup_job;
     if (!j) continue;
-    while (!atomic_load(&j->finished)) {
-      struct timespec ms = {0, 1000000};
-      nanosleep(&ms, NULL);
-    }
+    tp__await_worker(&j->finished);
     j->orphan = true;
     t->backup_job = NULL;
   }

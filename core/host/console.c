@@ -64,7 +64,7 @@ typedef struct tp_signin {
   char peer[48];
   bool tls;                   /* came over TLS (the cookie is Secure) */
   int outcome;                /* check: 1 match; create: 0 hashed; -1 failed */
-  atomic_bool finished;       /* the worker is done with it */
+  atomic_int finished;        /* the worker is done with it */
   bool orphan;                /* the host stopped: the callback only frees it */
 } tp_signin;
 
@@ -79,10 +79,7 @@ void tp__console_open(tp_host *h) {
 ** still hashing; their callbacks, run by the loop's last turn, only free. */
 void tp__console_drain(tp_host *h) {
   for (tp_signin *s = h->signins; s; s = s->next) {
-    while (!atomic_load(&s->finished)) {
-      struct timespec ms = {0, 1000000};
-      nanosleep(&ms, NULL);
-    }
+    tp__await_worker(&s->finished);
     s->orphan = true;
   }
   h->signins = NULL;
@@ -168,7 +165,7 @@ static void work_run(uv_work_t *w) {
   else
     s->outcome = tppw_verify(s->password, s->password_len, s->user.hash);
   memset(s->password, 0, sizeof s->password);
-  atomic_store(&s->finished, true);
+  atomic_store(&s->finished, 1);
 }
 
 static void log_signin(const tp_tenant *t, const char *msg, const char *peer) {

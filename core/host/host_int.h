@@ -11,6 +11,8 @@
 #ifndef TP_HOST_INT_H
 #define TP_HOST_INT_H
 
+#include <stdatomic.h>
+
 #include "host/host.h"
 
 /* A built-in endpoint (tp_route.builtin). */
@@ -36,6 +38,10 @@ bool tp__body_string(tp_host *h, const char *key, const char **out, tph_response
 int64_t tp__now(const tp_tenant *t);          /* the tenant's clock, ms */
 tp_slot *tp__slot(tp_tenant *t, const char *plugin);
 tp_tenant *tp__tenant(tp_host *h, const char *id, size_t n);  /* NULL if not served */
+/* The host is stopping: waits, without running the loop (nothing else may run
+** now), until a libuv worker has set *finished (its files and connection are
+** free). The job's own callback, run by the loop's last turn, then frees it. */
+void tp__await_worker(atomic_int *finished);
 uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
 int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
 /* Commits every open transaction now; a tenant whose queue was touched has

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -43,6 +44,15 @@ uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *request_id) {
   uint64_t seed = h->seed_secret ^ (uint64_t)now_ms;
   for (const char *c = request_id; *c; c++) seed = (seed ^ (unsigned char)*c) * 0x100000001b3ull;
   return seed & INT64_MAX;  /* the same positive number in Lua (tp.seed()) and in the log */
+}
+
+/* ---- workers at stop */
+
+void tp__await_worker(atomic_int *finished) {
+  while (!atomic_load(finished)) {
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
 }
 
 /* ---- the batch */

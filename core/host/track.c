@@ -264,10 +264,7 @@ void tp__track_drain(tp_host *h) {
     tp_tenant *t = &h->tenants[i];
     ckpt_job *j = t->track_ckpt;
     if (!j) continue;
-    while (!atomic_load(&j->finished)) {
-      struct timespec ms = {0, 1000000};
-      nanosleep(&ms, NULL);
-    }
+    tp__await_worker(&j->finished);
     j->orphan = true;
     t->track_ckpt = NULL;
     t->track.ckpt_running = false;
