@@ -90,7 +90,7 @@ static int load(const options *o, tpc_config *cfg, const tpc_tenant **t) {
 
 static int take(const tpc_config *cfg, const char *tenant) {
   char db[PATH_MAX], name[TPBK_NAME_MAX], err[1024];
-  snprintf(db, sizeof db, "%s/%s.db", cfg->data_dir, tenant);
+  tpc_tenant_file(cfg->data_dir, tenant, ".db", db, sizeof db);
   int64_t bytes, start = tp_clock_wall_ms();
   if (tpbk_take(db, cfg->backup.dir, tenant, start, name, &bytes, err, sizeof err) != 0) {
     fprintf(stderr, "tidepool: %s: backup failed: %s\n", tenant, err);
@@ -141,7 +141,7 @@ static int pick(const tpc_config *cfg, const options *o, char *out, size_t cap) 
 
 static int restore(const tpc_config *cfg, const options *o, const char *from) {
   char db[PATH_MAX], err[1024], name[TPBK_NAME_MAX];
-  snprintf(db, sizeof db, "%s/%s.db", cfg->data_dir, o->tenant);
+  tpc_tenant_file(cfg->data_dir, o->tenant, ".db", db, sizeof db);
   int claim = tpbk_claim(db, err, sizeof err);
   if (claim < 0) {
     fprintf(stderr, "tidepool: cannot restore while %s; stop that host first\n", err);

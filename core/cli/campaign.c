@@ -104,9 +104,9 @@ static int snapshot(const char *live, const char *copy, char *err, size_t errcap
 
 static void remove_scratch(const char *dir, const char *tenant) {
   char path[2 * PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s.db", dir, tenant);
+  tpc_tenant_file(dir, tenant, ".db", path, sizeof path);
   tps_remove(path);
-  snprintf(path, sizeof path, "%s/%s.analytics.db", dir, tenant);  /* the host opens it too */
+  tpc_tenant_file(dir, tenant, ".analytics.db", path, sizeof path);  /* the host opens it too */
   tps_remove(path);
   rmdir(dir);
 }
@@ -139,8 +139,8 @@ static void print_timeline(tp_tenant *t, const char *campaign) {
 static int run(const campaign_args *a, tpc_config *cfg, tpc_tenant *t, const char *name,
                const char *tmp) {
   char err[2048], live[2 * PATH_MAX], copy[2 * PATH_MAX];
-  snprintf(live, sizeof live, "%s/%s.db", cfg->data_dir, t->id);
-  snprintf(copy, sizeof copy, "%s/%s.db", tmp, t->id);
+  tpc_tenant_file(cfg->data_dir, t->id, ".db", live, sizeof live);
+  tpc_tenant_file(tmp, t->id, ".db", copy, sizeof copy);
   if (tpc_add_campaign(cfg, t, a->file, err, sizeof err) != 0) {
     printf("%s: %s\n", a->file, err);
     return 1;

@@ -492,7 +492,7 @@ static int tpcmd_console_user(int argc, char **argv) {
     return 2;
   }
   char path[1200], err[512];
-  snprintf(path, sizeof path, "%s/%s.db", o.data_dir ? o.data_dir : cfg.data_dir, t->id);
+  tpc_tenant_file(o.data_dir ? o.data_dir : cfg.data_dir, t->id, ".db", path, sizeof path);
   struct stat st;
   if (stat(o.data_dir ? o.data_dir : cfg.data_dir, &st) != 0) mkdir(o.data_dir ? o.data_dir : cfg.data_dir, 0750);
   sqlite3 *db = NULL;

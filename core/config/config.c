@@ -178,6 +178,10 @@ const tpc_tenant *tpc_find_tenant(const tpc_config *cfg, const char *id, size_t 
   return NULL;
 }
 
+void tpc_tenant_file(const char *dir, const char *id, const char *suffix, char *out, size_t cap) {
+  snprintf(out, cap, "%s/%s%s", dir, id, suffix);
+}
+
 int tpc_set_owner(tpc_config *cfg, const char *tenant, const char *node) {
   tpc_tenant *t = NULL;
   for (int i = 0; i < cfg->ntenants + cfg->nforeign; i++)

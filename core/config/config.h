@@ -250,6 +250,9 @@ int tpc_add_campaign(tpc_config *cfg, tpc_tenant *t, const char *path, char *err
 bool tpc_valid_plugin_name(const char *s);
 /* Parses "host:port" (port 0 = any free port). */
 int tpc_parse_listen(const char *s, char *host, size_t cap, int *port);
+/* Where tenant id keeps its file in data folder dir: "<dir>/<id><suffix>"
+** (suffix ".db", ".analytics.db", ".db.lock"; config.h's data_dir). */
+void tpc_tenant_file(const char *dir, const char *id, const char *suffix, char *out, size_t cap);
 /* Resolves rel against dir unless it is absolute; caller frees. */
 char *tpc_resolve_path(const char *dir, const char *rel);
 

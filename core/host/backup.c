@@ -49,10 +49,6 @@ typedef struct tp_backups {
   tp_host *h;
 } tp_backups;
 
-static void db_path_of(const tp_host *h, const tp_tenant *t, char *out, size_t cap) {
-  snprintf(out, cap, "%s/%s.db", h->cfg->data_dir, t->conf->id);
-}
-
 /* ---- one copy */
 
 static void backup_work(uv_work_t *w) {
@@ -101,7 +97,7 @@ static int start_backup(tp_host *h, tp_tenant *t) {
   j->t = t;
   j->conf = &h->cfg->backup;
   j->started_ms = tp_clock_wall_ms();
-  db_path_of(h, t, j->db_path, sizeof j->db_path);
+  tpc_tenant_file(h->cfg->data_dir, t->conf->id, ".db", j->db_path, sizeof j->db_path);
   j->req.data = j;
   atomic_init(&j->finished, 0);
   if (uv_queue_work(h->loop, &j->req, backup_work, backup_done) != 0) {

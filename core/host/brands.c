@@ -25,7 +25,7 @@
 #include "store/users.h"
 
 static void db_path(const tp_host *h, const tp_tenant *t, const char *suffix, char *out, size_t cap) {
-  snprintf(out, cap, "%s/%s%s", h->cfg->data_dir, t->conf->id, suffix);
+  tpc_tenant_file(h->cfg->data_dir, t->conf->id, suffix, out, cap);
 }
 
 /* Everything a brand needs to serve; on failure what was opened stays for
