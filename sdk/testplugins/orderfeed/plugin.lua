@@ -2,7 +2,8 @@
 -- orderfeed: a test-only stand-in for the orders plugin's events. POST
 -- /orderfeed/paid {id, user, paid_fen, lines?, campaign?} emits order.paid with
 -- an order of the orders plugin's shape; POST /orderfeed/refunded {id, user,
--- paid_fen, refunded_fen} emits order.refunded. Used by the rfm kit tests (a copy of members' own).
+-- paid_fen, refunded_fen} emits order.refunded. A stand-in any plugin's kit tests may
+-- enable (members' and rfm's do).
 
 local function order_of(b)
   return { id = b.id, user = b.user, status = "paid", paid_fen = b.paid_fen, total_fen = b.paid_fen,
