@@ -71,4 +71,20 @@ function merge.begin_undo(tbl, from, into, merge_id)
   return true
 end
 
+---The member id user's rows live under now, by the merges recorded in tbl
+---(the plugin's <plugin>_merges, a literal): user itself, or the survivor it
+---was merged into, followed along later merges. An order another plugin still
+---names by `from` finds its counts on the survivor this way.
+---@param tbl string
+---@param user string
+---@return string
+function merge.survivor(tbl, user)
+  for _ = 1, 16 do  -- members never makes a cycle; the bound only keeps a bad record finite
+    local m = tp.db.one("SELECT into_user FROM " .. tbl .. " WHERE from_user = ? ORDER BY merge_id DESC LIMIT 1", user)
+    if not m then break end
+    user = m.into_user
+  end
+  return user
+end
+
 return merge

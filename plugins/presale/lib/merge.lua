@@ -60,18 +60,11 @@ function merge.member_unmerge(from, into, merge_id)
   return { buyers = moved }
 end
 
----The member id user's counts live under now: user itself, or the survivor
----it was merged into (followed along later merges).
+---The member id user's counts live under now (tp.merge.survivor).
 ---@param user string
 ---@return string
 function merge.survivor(user)
-  for _ = 1, 16 do  -- members never makes a cycle; the bound only keeps a bad record finite
-    local m = tp.db.one([[SELECT into_user FROM presale_merges WHERE from_user = ?
-      ORDER BY merge_id DESC LIMIT 1]], user)
-    if not m then break end
-    user = m.into_user
-  end
-  return user
+  return tpmerge.survivor("presale_merges", user)
 end
 
 return merge
