@@ -34,7 +34,9 @@
 
 #define PAUSE_MAX_MS 60000
 
-bool tp__cluster_refuse(tp_host *h, tp_tenant *t, tph_response *res) {
+/* The answer for a request to t when this node does not serve it now (503
+** while it moves, else 421 naming its node): true when filled. */
+static bool refuse(tp_host *h, tp_tenant *t, tph_response *res) {
   if (t->paused_ms && tp_clock_wall_ms() - t->paused_ms < PAUSE_MAX_MS) {
     res->retry_after = 1;
     tph_error(res, 503, "brand_moving", "tenant '%s' is moving to another node; send the request again",
@@ -47,6 +49,15 @@ bool tp__cluster_refuse(tp_host *h, tp_tenant *t, tph_response *res) {
   tph_error(res, 421, "misdirected", "node %s does not serve '%s': node %s (%s) does", h->cfg->self->name,
             t->conf->id, owner->name, owner->listen);
   return true;
+}
+
+bool tp__tenant_serving(tp_host *h, tp_tenant *t, tph_response *res) {
+  if (refuse(h, t, res)) return false;
+  if (tp__brand_use(h, t, "request") == 0) return true;  /* a lazy brand opens here */
+  res->retry_after = 5;
+  tph_error(res, 503, "tenant_unavailable", "tenant '%s' could not be opened; the host's log says why",
+            t->conf->id);
+  return false;
 }
 
 /* The body's "tenant" (a brand of the cluster) and "to" (a node, when asked). */

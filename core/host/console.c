@@ -380,12 +380,7 @@ void tp__console_handle(tp_host *h, const tph_request *req, const char *path, si
     }
     tp_copy_str(res->tenant, sizeof res->tenant, t->conf->id);
     tph_add_header(res, "Cache-Control", "no-store");
-    if (tp__cluster_refuse(h, t, res)) return;  /* another node's brand, or moving */
-    if (tp__brand_use(h, t, "request") != 0) {  /* a lazy brand opens for its console too */
-      res->retry_after = 5;
-      tph_error(res, 503, "tenant_unavailable", "tenant '%s' could not be opened", t->conf->id);
-      return;
-    }
+    if (!tp__tenant_serving(h, t, res)) return;  /* as any request to the brand */
     if (strcmp(req->method, "POST") == 0) {
       sign_in(h, t, req, res);
       return;

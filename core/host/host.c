@@ -341,7 +341,6 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     return;
   }
   tp_tenant *t = tp__tenant(h, tid, tlen);
-  if (t && tp__cluster_refuse(h, t, res)) return;  /* another node's, or moving */
   if (!t && admin) {
     tp__refuse_unknown_admin(h, req, tid, tlen, res);
     return;
@@ -351,12 +350,7 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
     return;
   }
   tp_copy_str(res->tenant, sizeof res->tenant, t->conf->id);
-  if (tp__brand_use(h, t, "request") != 0) {
-    res->retry_after = 5;
-    tph_error(res, 503, "tenant_unavailable", "tenant '%s' could not be opened; the host's log says why",
-              t->conf->id);
-    return;
-  }
+  if (!tp__tenant_serving(h, t, res)) return;  /* another node's, moving, or not opening */
   tpr_match *m = &h->match;
   tpr_result found = tpr_find(admin ? t->admin : t->routes, req->method, rest, rlen, m);
   if (found == TPR_NOT_FOUND) {

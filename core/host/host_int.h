@@ -151,9 +151,11 @@ void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *
 /* POST /admin/cluster/{release,adopt,moved}: rest is what follows /cluster. */
 void tp__cluster_endpoint(tp_host *h, const tph_request *req, const char *rest, size_t rlen,
                           tph_response *res);
-/* The answer for a request to t when this node does not serve it now (503
-** while it moves, else 421 naming its node): true when filled. */
-bool tp__cluster_refuse(tp_host *h, tp_tenant *t, tph_response *res);
+/* Whether a request to t may be served here now: refused when this node does
+** not serve it now (503 while it moves, else 421 naming its node), or t is
+** opened (a lazy brand) and its use noted; false with the response filled
+** (421, 503 brand_moving, 503 tenant_unavailable). */
+bool tp__tenant_serving(tp_host *h, tp_tenant *t, tph_response *res);
 
 /* ---- tryout.c */
 const tp_route *tp__tryout_routes(int *n);    /* POST /admin/{t}/campaigns/{name}/check|preview */
