@@ -233,7 +233,7 @@ static tp_route routes[] = {
   {.method = "GET", .path = "/backups", .label = "admin GET /admin/{tenant}/backups",
    .auth = TP_AUTH_ADMIN, .builtin = (void (*)(void))(tp_builtin_fn)get_backups,
    .doc = {.summary = "The brand's backups, newest first, and whether one is being taken",
-           .response = LIST_ANSWER}},
+           .response = LIST_ANSWER, .errors = TP_DOC_ERROR("500", "backup_unreadable", "\"backup_unreadable\"")}},
   {.method = "POST", .path = "/backups", .label = "admin POST /admin/{tenant}/backups",
    .auth = TP_AUTH_ADMIN, .builtin = (void (*)(void))(tp_builtin_fn)post_backup,
    .doc = {.summary = "Take a backup of the brand's database now, on a worker (online)",

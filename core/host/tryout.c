@@ -201,7 +201,8 @@ void tp__tryout_stop(tp_host *h) {
   "\"description\":\"the command's words: FILE:LINE: message for each problem\"}}}"
 #define ERRORS                                                                                     \
   TP_DOC_ERROR("404", "campaign_not_found", "\"campaign_not_found\"") ","                          \
-  TP_DOC_ERROR("503", "busy", "\"busy\"") "," TP_DOC_ERROR("504", "tryout_timeout", "\"tryout_timeout\"")
+  TP_DOC_ERROR("500", "tryout_failed", "\"tryout_failed\"") ","                                    \
+  TP_DOC_ERROR("503", "busy, out_of_memory", "\"busy\",\"out_of_memory\"") "," TP_DOC_ERROR("504", "tryout_timeout", "\"tryout_timeout\"")
 
 static tp_route routes[] = {
   {.method = "POST", .path = "/campaigns/{name}/check", .label = "admin POST /admin/{tenant}/campaigns/{name}/check",
