@@ -207,7 +207,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.5.0",
+  version = "1.6.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -306,6 +306,54 @@ return {
             UNION SELECT DISTINCT source, day, visitor FROM analytics_days);
     INSERT INTO analytics_day_uv (day, source, n)
       SELECT day, source, count(*) FROM analytics_visits GROUP BY day, source;
+    ]],
+    -- 1.6.0: every report over whole days reads per-day rows, never a period's hits.
+    -- analytics_visits also keys each visitor by scene, store, guide, content, live
+    -- room and referrer ('store:hz-west', 'store:' for none) and by the products it
+    -- viewed and carted ('view:sku', 'cart:sku'); analytics_day_views counts the
+    -- views; analytics_reach keeps each visitor once a day (per source and overall)
+    -- with, per funnel step, how many days ago it last did it, for the funnel
+    -- (lib/rollup.lua rollup.reach). Every day already rolled up is rebuilt by the
+    -- rollup job from its hours (analytics_dirty), oldest first.
+    [[
+    ALTER TABLE analytics_days ADD COLUMN scene INTEGER;
+    ALTER TABLE analytics_days ADD COLUMN content TEXT;
+    ALTER TABLE analytics_days ADD COLUMN live TEXT;
+    ALTER TABLE analytics_days ADD COLUMN referrer TEXT;
+    CREATE TABLE analytics_day_views (
+      day INTEGER NOT NULL,
+      product TEXT NOT NULL,
+      views INTEGER NOT NULL,       -- product_view events of the day
+      PRIMARY KEY (day, product)
+    ) WITHOUT ROWID;
+    CREATE TABLE analytics_kinds (
+      kind TEXT PRIMARY KEY,        -- an event kind, order or pay
+      slot INTEGER NOT NULL UNIQUE  -- its x<slot> column in analytics_reach (0: any hit)
+    ) WITHOUT ROWID;
+    INSERT INTO analytics_kinds (kind, slot) VALUES ('enter', 1), ('page_view', 2),
+      ('product_view', 3), ('add_to_cart', 4), ('search', 5), ('share', 6), ('order', 7), ('pay', 8);
+    CREATE TABLE analytics_reach (
+      source TEXT NOT NULL,         -- '': any source
+      visitor TEXT NOT NULL,
+      day INTEGER NOT NULL,         -- a local midnight the visitor was seen or ordered or paid
+      next INTEGER NOT NULL,        -- the visitor's next such day (same source); 1 << 46: none
+      mask INTEGER NOT NULL,        -- bit s: slot s done this day
+      -- x<s>: days since the visitor last did slot s, on or before day; 32767: never
+      x0 INTEGER NOT NULL, x1 INTEGER NOT NULL, x2 INTEGER NOT NULL, x3 INTEGER NOT NULL, x4 INTEGER NOT NULL,
+      x5 INTEGER NOT NULL, x6 INTEGER NOT NULL, x7 INTEGER NOT NULL, x8 INTEGER NOT NULL, x9 INTEGER NOT NULL,
+      x10 INTEGER NOT NULL, x11 INTEGER NOT NULL, x12 INTEGER NOT NULL,
+      PRIMARY KEY (source, visitor, day)
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_reach_last ON analytics_reach(day, source, next, x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12);
+    CREATE TABLE analytics_reach_new (
+      source TEXT NOT NULL,
+      visitor TEXT NOT NULL,
+      mask INTEGER,                 -- NULL: seen on the day before its rebuild, not after
+      PRIMARY KEY (source, visitor)
+    ) WITHOUT ROWID;
+    CREATE TABLE analytics_dirty (day INTEGER PRIMARY KEY);   -- local days to rebuild
+    INSERT INTO analytics_dirty (day) SELECT DISTINCT day FROM analytics_days;
+    INSERT INTO analytics_state (k, v) VALUES ('dirty_orders', 1);
     ]],
   },
   routes = {

@@ -8,6 +8,8 @@
 -- and guide are referral's (attribution.store/guide) where it named them,
 -- else the touch's, so the stores and guides agree with referral.
 
+local rollup = require("lib.rollup")
+
 local facts = {}
 
 ---The order's refunded amount split over its lines by largest remainder
@@ -72,6 +74,9 @@ function facts.upsert(o)
     products = "," .. table.concat(products, ",") .. ",",
     coupon_fen = o.discount_fen or 0, campaign_fen = campaign_fen })
   upsert_lines(o)
+  -- the funnel's order and pay steps: the days are rebuilt by the next rollup
+  rollup.dirty(o.created_at)
+  rollup.dirty(o.paid_at)
 end
 
 function facts.on_event(ev)

@@ -126,13 +126,19 @@ local RANGE_UV = [[coalesce(sum(CASE WHEN d.day = :b0 THEN d.n ELSE
   END), 0)]]
 
 ---Distinct visitors of [b0, b1): when the period is whole local days, from
----analytics_visits if nothing but a source narrows it, from the days' rows
----if a store or guide does; else (hours, or a product) from the hours' rows.
+---analytics_visits if nothing but a source, a store or a guide narrows it,
+---from the days' rows if two of them do; else (hours, or a product) from the
+---hours' rows.
 local function visitors(f, b0, b1, whole_days)
   local b = binds(f, b0, b1)
-  if whole_days and not f.product and not f.store and not f.guide and f.source ~= "" then
+  local key   -- the analytics_visits key that alone narrows the visitors, if one does
+  if not f.store and not f.guide then key = f.source ~= "" and (f.source or "") or nil
+  elseif not f.source and not f.guide then key = "store:" .. f.store
+  elseif not f.source and not f.store then key = "guide:" .. f.guide end
+  if whole_days and not f.product and key then
+    b.key = key
     return tp.db.one("SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
-      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = coalesce(:source, '')]], b).n
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :key]], b).n
   end
   if whole_days and not f.product then
     return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE, b).n
@@ -232,16 +238,76 @@ local function funnel_counts(q, steps, source)
   return out
 end
 
+---The local midnights of the period.
+local function period_days(q)
+  local days, d = {}, q.from
+  while d < q.to do
+    days[#days + 1] = ("(%d)"):format(d)
+    d = next_midnight(d)
+  end
+  return table.concat(days, ", ")
+end
+
+---Each step's slot in analytics_reach (analytics_kinds), or nil if a step
+---has none (a plugin's kind beyond the slots).
+local function slots_of(steps)
+  local slots = {}
+  for i, s in ipairs(steps) do
+    local r = tp.db.one("SELECT slot FROM analytics_kinds WHERE kind = ?", s)
+    if not r then return nil end
+    slots[i] = r.slot
+  end
+  return slots
+end
+
+---The funnel of whole days [from, to) from analytics_reach (lib/rollup.lua
+---rollup.reach): each visitor's last row in the period (next >= to) says how
+---many days before it the visitor last did each step; with g the days from
+---`from` to that row, the visitor did a step in the period iff its x <= g.
+---One row per distinct visitor of the period, read through the index a day
+---at a time, with a few comparisons each.
+local function reach_counts(q, steps, slots, source, days)
+  local conds, sums = { "x0 <= g" }, {}
+  for i, slot in ipairs(slots) do
+    conds[#conds + 1] = ("x%d <= g"):format(slot)
+    sums[i] = ("coalesce(sum(%s), 0) AS s%d"):format(table.concat(conds, " AND "), i)
+  end
+  local xs = {}
+  for s = 0, 12 do xs[#xs + 1] = "r.x" .. s end
+  local row = tp.db.one(([[SELECT %s FROM (SELECT %s, (r.day - :b0 + 43200) / 86400 AS g
+      FROM (VALUES %s) AS d CROSS JOIN analytics_reach r INDEXED BY analytics_reach_last
+      WHERE r.day = d.column1 AND r.source = :source AND r.next >= :b1)]]):format(
+    table.concat(sums, ", "), table.concat(xs, ", "), days), { b0 = q.from, b1 = q.to, source = source or "" })
+  local out = tp.json.array()
+  for i, s in ipairs(steps) do
+    local n = row["s" .. i]
+    local prev = i > 1 and row["s" .. (i - 1)] or nil
+    out[i] = { step = s, visitors = n, conversion = prev and prev > 0 and n / prev or nil }
+  end
+  return out
+end
+
+---The funnel: from analytics_reach when nothing but a source narrows it and
+---every step has a slot; else (a store, guide, product or campaign filter)
+---from the hours' rows, which reads every hit of the period.
 function report.funnel(q, steps)
+  local f = q.filters
+  local slots = not f.store and not f.guide and not f.product and not f.campaign and slots_of(steps)
+  local count = funnel_counts
+  local days
+  if slots then
+    days = period_days(q)
+    count = function(_, _, source) return reach_counts(q, steps, slots, source or f.source, days) end
+  end
   local by_source = tp.json.array()
-  local sources = tp.db.query([[SELECT DISTINCT source FROM analytics_hits
-    WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR source = ?3) ORDER BY source]],
-    q.from, q.to, q.filters.source)
+  local sources = tp.db.query([[SELECT DISTINCT source FROM analytics_day_uv
+    WHERE day >= ?1 AND day < ?2 AND source <> '' AND instr(source, ':') = 0
+      AND (?3 IS NULL OR source = ?3) ORDER BY source]], q.from, q.to, f.source)
   for i, s in ipairs(sources) do
-    by_source[i] = { source = s.source, steps = funnel_counts(q, steps, s.source) }
+    by_source[i] = { source = s.source, steps = count(q, steps, s.source) }
   end
   return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
-           filters = tp.json.object(q.filters), steps = funnel_counts(q, steps, nil),
+           filters = tp.json.object(q.filters), steps = count(q, steps, nil),
            by_source = by_source }
 end
 
@@ -270,8 +336,15 @@ function report.sources(q, by)
   if by == "source" and not f.product and not f.store and not f.guide then
     -- whole days, per source: from analytics_visits (see RANGE_UV)
     sql = "SELECT d.source AS key, " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
-      WHERE d.day >= :b0 AND d.day < :b1 AND d.source <> '' AND (:source IS NULL OR d.source = :source)
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source <> '' AND instr(d.source, ':') = 0
+        AND (:source IS NULL OR d.source = :source)
       GROUP BY d.source]]
+  elseif not f.product and not f.store and not f.guide and not f.source then
+    -- per scene, store, ...: the keys '<by>:<value>' ('<by>:' for none)
+    sql = ("SELECT nullif(substr(d.source, %d), '') AS key, "):format(#by + 2) .. RANGE_UV .. [[ AS n
+      FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
+        AND d.source >= :lo AND d.source < :hi GROUP BY d.source]]
+    b.lo, b.hi = by .. ":", by .. ";"
   end
   for _, r in ipairs(tp.db.query(sql, b)) do
     if r.n > 0 then row(r.key).visitors = r.n end
@@ -394,11 +467,28 @@ function report.products(q)
     end
     return rows[p]
   end
-  for _, r in ipairs(tp.db.query([[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
-      FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
-      HITS_WHERE .. " GROUP BY product, kind", b)) do
-    local x = row(r.product)
-    if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
+  local f = q.filters
+  if not f.source and not f.store and not f.guide and not f.product then
+    -- whole days: views from analytics_day_views, viewers and carts from the
+    -- keys 'view:<sku>' and 'cart:<sku>' of analytics_visits (see RANGE_UV)
+    for _, r in ipairs(tp.db.query([[SELECT product, sum(views) AS n FROM analytics_day_views
+        WHERE day >= :b0 AND day < :b1 GROUP BY product ORDER BY product]], b)) do
+      row(r.product).views = r.n
+    end
+    for _, r in ipairs(tp.db.query("SELECT d.source AS key, " .. RANGE_UV .. [[ AS n
+        FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
+          AND ((d.source >= 'cart:' AND d.source < 'cart;') OR (d.source >= 'view:' AND d.source < 'view;'))
+        GROUP BY d.source ORDER BY d.source]], b)) do
+      local x = row(r.key:sub(6))
+      if r.key:sub(1, 4) == "view" then x.viewers = r.n else x.carts = r.n end
+    end
+  else
+    for _, r in ipairs(tp.db.query([[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
+        FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
+        HITS_WHERE .. " GROUP BY product, kind", b)) do
+      local x = row(r.product)
+      if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
+    end
   end
   for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku,
       count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,

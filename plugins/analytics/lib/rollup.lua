@@ -102,27 +102,52 @@ end
 rollup.day_of = day_of
 
 ---Rebuilds analytics_days for the local day starting at `day` from the
----hours' rows: each visitor once per source, store and guide.
+---hours' rows: each visitor once per source, scene, store, guide, content,
+---live room and referrer; then the day's visits, product views and reach.
 local function rebuild_day(day)
   local stop = day_of(day + 27 * HOUR)
   tp.db.exec("DELETE FROM analytics_days WHERE day = ?", day)
-  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide)
-    SELECT DISTINCT ?1, visitor, source, store, guide FROM analytics_hits
+  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
+    SELECT DISTINCT ?1, visitor, source, store, guide, scene, content, live, referrer FROM analytics_hits
     WHERE hour >= ?1 AND hour < ?2]], day, stop)
-  rollup.visits(day)
+  tp.db.exec("DELETE FROM analytics_day_views WHERE day = ?", day)
+  tp.db.exec([[INSERT INTO analytics_day_views (day, product, views)
+    SELECT ?1, product, sum(n) FROM analytics_hits
+    WHERE hour >= ?1 AND hour < ?2 AND kind = 'product_view' AND product <> '' GROUP BY product]], day, stop)
+  rollup.visits(day, stop)
+  rollup.reach(day, stop)
+  tp.db.exec("DELETE FROM analytics_dirty WHERE day = ?", day)
 end
 
+-- The keys a visitor is counted under on a day (analytics_visits.source):
+-- '' (any), the source, 'scene:1008', 'store:hz-west' ('store:' for none),
+-- and so on for guide, content, live and referrer, and 'view:<sku>' and
+-- 'cart:<sku>' for the products it viewed and added to cart. Each is
+-- distinct per visitor.
+local DAY_KEYS = [[
+  SELECT '' AS source, visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT source, visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT 'scene:' || coalesce(scene, ''), visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT 'store:' || coalesce(store, ''), visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT 'guide:' || coalesce(guide, ''), visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT 'content:' || coalesce(content, ''), visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT 'live:' || coalesce(live, ''), visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM analytics_days WHERE day = ?1
+  UNION SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
+    FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND kind IN ('product_view', 'add_to_cart')
+    AND product <> '']]
+
 ---Rebuilds the day's analytics_visits and analytics_day_uv from its
----analytics_days rows: each visitor once overall (source '') and once per
----source, with `prev`, the visitor's day before (same source; 0: none), and
----the day's count. A visitor is then counted once in whole days [a, b) by
----the day's count on a and, on each later day, the visits whose prev is
----before a (report.lua), which reads one index entry per distinct visitor
----instead of one per visit. Rebuilding a day keeps every prev true: the next
----visits of the day's old visitors are pointed past it, those of its new
----ones at it.
+---analytics_days and hours' rows: each visitor once per key (DAY_KEYS),
+---with `prev`, the visitor's day before (same key; 0: none), and the day's
+---count. A visitor is then counted once in whole days [a, b) by the day's
+---count on a and, on each later day, the visits whose prev is before a
+---(report.lua), which reads one index entry per distinct visitor instead of
+---one per visit. Rebuilding a day keeps every prev true: the next visits of
+---the day's old visitors are pointed past it, those of its new ones at it.
 ---@param day integer the local midnight
-function rollup.visits(day)
+---@param stop integer the next one
+function rollup.visits(day, stop)
   tp.db.exec([[DELETE FROM analytics_visits WHERE day = ?1
     AND source IN (SELECT source FROM analytics_day_uv WHERE day = ?1)]], day)
   tp.db.exec([[UPDATE analytics_visits SET prev = coalesce((SELECT max(p.day) FROM analytics_visits p
@@ -133,14 +158,10 @@ function rollup.visits(day)
   tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
     SELECT x.source, ?1, x.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
         WHERE p.source = x.source AND p.visitor = x.visitor AND p.day < ?1), 0)
-    FROM (SELECT '' AS source, visitor FROM analytics_days WHERE day = ?1
-          UNION SELECT source, visitor FROM analytics_days WHERE day = ?1) AS x]], day)
+    FROM (]] .. DAY_KEYS .. [[) AS x]], day, stop)
   tp.db.exec([[INSERT INTO analytics_day_uv (day, source, n)
-    SELECT ?1, source, count(*) FROM analytics_visits
-    WHERE source IN (SELECT DISTINCT '' FROM analytics_days WHERE day = ?1
-                     UNION SELECT DISTINCT source FROM analytics_days WHERE day = ?1)
-      AND day = ?1
-    GROUP BY source]], day)
+    SELECT ?1, source, count(*) FROM analytics_visits WHERE day = ?1 AND source IN
+      (SELECT source FROM (]] .. DAY_KEYS .. [[)) GROUP BY source]], day, stop)
   tp.db.exec([[UPDATE analytics_visits SET prev = ?1
     FROM (SELECT v.source AS source, v.visitor AS visitor,
                  (SELECT min(q.day) FROM analytics_visits q
@@ -149,6 +170,124 @@ function rollup.visits(day)
           WHERE v.source IN (SELECT source FROM analytics_day_uv WHERE day = ?1) AND v.day = ?1) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
       AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+end
+
+-- ---- reach: the funnel's per-visitor days (README "Rollups", analytics_reach)
+
+local SLOTS = 13            -- x0 (any hit), x1..x8 (analytics_kinds' built-ins), x9..x12 (plugins' kinds)
+rollup.SLOTS = SLOTS
+local NEVER = 32767         -- x<s> when the visitor never did slot s
+local NONE = 1 << 46        -- next when the visitor has no later day
+rollup.NONE = NONE
+
+local function cols(fmt, sep)
+  local t = {}
+  for s = 0, SLOTS - 1 do t[#t + 1] = fmt:gsub("%%s", tostring(s)) end
+  return table.concat(t, sep or ", ")
+end
+local XS = cols("x%s")
+
+---Each x<s> of a row on the day bound as ?1 whose done-mask is `mask`, from
+---its previous row p (LEFT JOINed; p.day NULL: none): 0 if done that day,
+---else the previous row's value plus the days between, NEVER if never done.
+local function x_from_prev(mask, alias)
+  local t = {}
+  for s = 0, SLOTS - 1 do
+    t[#t + 1] = ([[CASE WHEN %s & (1 << %d) THEN 0 WHEN p.day IS NULL OR p.x%d >= %d THEN %d
+      ELSE min(%d, p.x%d + (?1 - p.day + 43200) / 86400) END%s]]):format(mask, s, s, NEVER, NEVER, NEVER, s,
+      alias and (" AS x" .. s) or "")
+  end
+  return table.concat(t, ",\n      ")
+end
+
+---Assigns a slot to each plugin's kind first seen on the day, while slots last.
+local function new_kinds(day, stop)
+  local used = tp.db.one("SELECT count(*) AS n, max(slot) AS top FROM analytics_kinds")
+  if used.top >= SLOTS - 1 then return end
+  for _, r in ipairs(tp.db.query([[SELECT DISTINCT kind FROM analytics_hits
+      WHERE hour >= ?1 AND hour < ?2 AND kind LIKE '%.%'
+        AND kind NOT IN (SELECT kind FROM analytics_kinds)]], day, stop)) do
+    used.top = used.top + 1
+    if used.top >= SLOTS then return end
+    tp.db.exec("INSERT INTO analytics_kinds (kind, slot) VALUES (?, ?)", r.kind, used.top)
+  end
+end
+
+---Rebuilds the day's analytics_reach rows: each visitor seen, or ordering or
+---paying, on the day, once per source and once overall (''), with the mask
+---of the slots it did that day, `next` (its next such day) and, per slot,
+---how many days ago it last did it (x<s>). A funnel over whole days [a, b)
+---then reads one row per visitor, its last day in the period (next >= b),
+---and checks x<s> <= days(a, day) for every step (report.lua).
+---The previous row's `next` and the later rows' x<s> of the visitors the
+---day gained or lost are kept true.
+---@param day integer the local midnight
+---@param stop integer the next one
+function rollup.reach(day, stop)
+  if tp.db.one([[SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour >= ?1 AND hour < ?2
+      AND kind LIKE '%.%' AND kind NOT IN (SELECT kind FROM analytics_kinds)) AS e]], day, stop).e == 1 then
+    new_kinds(day, stop)
+  end
+  tp.db.exec("DELETE FROM analytics_reach_new")
+  -- the day's visitors per source with what they did: each hit sets slot 0 and
+  -- its kind's; an order created sets 7 and one paid 8, under the order's source
+  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT source, visitor, sum(DISTINCT b) | max(hit) FROM (
+      SELECT h.source AS source, h.visitor AS visitor, 1 << coalesce(k.slot, 0) AS b, 1 AS hit
+      FROM analytics_hits h LEFT JOIN analytics_kinds k ON k.kind = h.kind
+      WHERE h.hour >= ?1 AND h.hour < ?2
+      UNION ALL SELECT source, member, 1 << 7, 0 FROM analytics_orders
+      WHERE created_at >= ?1 AND created_at < ?2
+      UNION ALL SELECT source, member, 1 << 8, 0 FROM analytics_orders
+      WHERE paid_at >= ?1 AND paid_at < ?2)
+    GROUP BY source, visitor]], day, stop)
+  tp.db.exec(([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT '', visitor, %s FROM analytics_reach_new GROUP BY visitor]]):format(cols("max(mask & (1 << %s))", " | ")))
+  -- the visitors the day loses: kept (mask NULL) so that their later rows are redone
+  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT source, visitor, NULL FROM analytics_reach WHERE day = ?1
+    ON CONFLICT (source, visitor) DO NOTHING]], day)
+  -- the old rows go: their previous rows point to their next
+  tp.db.exec([[UPDATE analytics_reach SET next = x.next
+    FROM (SELECT o.source AS source, o.visitor AS visitor, o.next AS next,
+            (SELECT max(q.day) FROM analytics_reach q WHERE q.source = o.source
+               AND q.visitor = o.visitor AND q.day < ?1) AS pday
+          FROM analytics_reach o WHERE o.day = ?1) AS x
+    WHERE x.pday IS NOT NULL AND analytics_reach.source = x.source
+      AND analytics_reach.visitor = x.visitor AND analytics_reach.day = x.pday]], day)
+  tp.db.exec("DELETE FROM analytics_reach WHERE day = ?", day)
+  -- the new ones come, each from its previous row, and that row points to them
+  tp.db.exec(([[INSERT INTO analytics_reach (source, visitor, day, next, mask, %s)
+    SELECT n.source, n.visitor, ?1, coalesce((SELECT min(q.day) FROM analytics_reach q
+        WHERE q.source = n.source AND q.visitor = n.visitor AND q.day > ?1), ?2), n.mask,
+      %s
+    FROM analytics_reach_new n LEFT JOIN analytics_reach p ON p.source = n.source AND p.visitor = n.visitor
+      AND p.day = (SELECT max(q.day) FROM analytics_reach q WHERE q.source = n.source
+                   AND q.visitor = n.visitor AND q.day < ?1)
+    WHERE n.mask IS NOT NULL]]):format(XS, x_from_prev("n.mask")), day, NONE)
+  tp.db.exec([[UPDATE analytics_reach SET next = ?1
+    FROM (SELECT n.source AS source, n.visitor AS visitor,
+            (SELECT max(q.day) FROM analytics_reach q WHERE q.source = n.source
+               AND q.visitor = n.visitor AND q.day < ?1) AS pday
+          FROM analytics_reach_new n WHERE n.mask IS NOT NULL) AS x
+    WHERE x.pday IS NOT NULL AND analytics_reach.source = x.source
+      AND analytics_reach.visitor = x.visitor AND analytics_reach.day = x.pday]], day)
+  -- the later rows of the visitors the day gained or lost, day after day (none
+  -- when the days are rolled up in order; a day or two for late events)
+  local later = day
+  while true do
+    later = tp.db.one("SELECT min(day) AS d FROM analytics_reach WHERE day > ?", later).d
+    if not later then break end
+    tp.db.exec(([[UPDATE analytics_reach SET %s
+      FROM (SELECT r.source AS source, r.visitor AS visitor, %s
+            FROM analytics_reach_new n JOIN analytics_reach r ON r.source = n.source
+              AND r.visitor = n.visitor AND r.day = ?1
+            LEFT JOIN analytics_reach p ON p.source = r.source AND p.visitor = r.visitor
+              AND p.day = (SELECT max(q.day) FROM analytics_reach q WHERE q.source = r.source
+                           AND q.visitor = r.visitor AND q.day < ?1)) AS y
+      WHERE analytics_reach.source = y.source AND analytics_reach.visitor = y.visitor
+        AND analytics_reach.day = ?1]]):format(cols("x%s = y.x%s"), x_from_prev("r.mask", true)), later)
+  end
 end
 
 ---The days of the hours, each rebuilt once.
@@ -163,14 +302,46 @@ local function rebuild_days(hours)
   end
 end
 
+---Marks the local day holding epoch for a rebuild by the next run (an
+---order created or paid on it changes the day's funnel rows).
+---@param epoch integer|nil
+function rollup.dirty(epoch)
+  if epoch then tp.db.exec("INSERT OR IGNORE INTO analytics_dirty (day) VALUES (?)", day_of(epoch)) end
+end
+
+---Rebuilds up to n of the days marked dirty (orders, or the 1.6.0 upgrade),
+---oldest first.
+---@return integer done
+---@return boolean more
+local function dirty_days(n)
+  if state("dirty_orders") == 1 then   -- the upgrade to 1.6.0: every day an order was created or paid
+    for _, r in ipairs(tp.db.query([[SELECT DISTINCT created_at / 3600 AS h FROM analytics_orders
+        UNION SELECT DISTINCT paid_at / 3600 FROM analytics_orders WHERE paid_at IS NOT NULL]])) do
+      rollup.dirty(r.h * HOUR)
+    end
+    set_state("dirty_orders", 0)
+  end
+  local rows = tp.db.query("SELECT day FROM analytics_dirty ORDER BY day LIMIT ?", n + 1)
+  for i = 1, math.min(#rows, n) do rebuild_day(rows[i].day) end
+  return math.min(#rows, n), #rows > n
+end
+
 ---Folds in what arrived since the last run, at most `max_hours` hours per
----run, oldest first. A run that stops short keeps its place (the target
----sequence number and the last hour done), so the next one goes on from there
----and every pending hour is reached; the watermark moves once all are done.
+---run, oldest first, and rebuilds the days marked dirty (one per 24 hours
+---allowed). A run that stops short keeps its place (the target sequence
+---number and the last hour done), so the next one goes on from there and
+---every pending hour is reached; the watermark moves once all are done.
 ---@param max_hours integer
 ---@return integer[] hours recomputed
----@return boolean more  hours are left for another run
+---@return boolean more  hours or days are left for another run
 function rollup.pending(max_hours)
+  local hours, more = rollup.hours(max_hours)
+  local _, days_left = dirty_days(math.max(1, max_hours // 24))
+  return hours, more or days_left
+end
+
+---The pending hours (rollup.pending).
+function rollup.hours(max_hours)
   local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
   if top <= seen then  -- a new run: everything up to the newest event
     top = tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s
