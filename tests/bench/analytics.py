@@ -13,8 +13,10 @@ Three figures, each measured once:
 2. The rollup of one local day holding DAY_EVENTS raw events (written straight
    into the analytics database, as intake would have, 48 h limit aside):
    POST /admin/{t}/analytics/rollup {"day": ...}, wall time.
-3. A 90-day overview by day over REPORT_EVENTS raw events (spread over 90
-   days, rolled up day by day first): the report's wall time, median of 5.
+3. Every report over 90 days by day (overview, funnel, sources by each key,
+   products, campaigns, retention) over REPORT_EVENTS raw events spread over
+   90 days and an order for about one member session in six (written straight
+   into the databases, then rolled up day by day): median of 5 each.
 
 Environment: BUILD (default build-release), INTAKE_SECONDS (10), DAY_EVENTS
 (1000000), REPORT_EVENTS (3000000), VISITORS (200000), PHASES (default 1,2,3:
@@ -102,29 +104,55 @@ def local_midnight(epoch):
     return (epoch + TZ) // DAY * DAY - TZ
 
 
-def fill(db_path, start, days, total, seed):
-    """total events over days local days from start, into the analytics database."""
+# (scene, source) of the sessions, and the stores, guides, content and live rooms they name
+SCENES = [(1008, "group_chat")] * 4 + [(1154, "moments")] * 2 + [(1047, "qr_code"), (1053, "search"),
+                                                                    (1035, "official_account"), (1176, "live")]
+STORES = [None] * 5 + ["store-%d" % i for i in range(5)]
+GUIDES = [None] * 10 + ["guide-%d" % i for i in range(20)]
+
+
+def fill(db_path, start, days, total, seed, orders_db=None):
+    """total events over days local days from start, into the analytics database; with
+    orders_db, an order for about one member session in six (five in six of them paid, one
+    in twenty of those refunded in part) straight into the order facts of the brand's database."""
     rnd = random.Random(seed)
     db = sqlite3.connect(db_path, timeout=60)
     db.execute("PRAGMA synchronous=OFF")
+    odb = sqlite3.connect(orders_db, timeout=60) if orders_db else None
     per_day = total // days
     base = db.execute("SELECT coalesce(max(seq), 0) FROM analytics_events").fetchone()[0]
+    oid = odb.execute("SELECT coalesce(max(order_id), 0) FROM analytics_orders").fetchone()[0] if odb else 0
     n = 0
     for d in range(days):
         day0 = start + d * DAY
-        sessions = []
+        sessions, orders, lines = [], [], []
         for s in range(max(1, per_day // 8)):
             v = rnd.randrange(VISITORS)
             sid = "s%d-%d-%d" % (seed, d, s)
             at = (day0 + rnd.randrange(DAY)) * 1000
             member = "m%d" % v if v % 3 == 0 else None
-            sessions.append((sid, at, "d%d" % v, member))
-        db.executemany("INSERT OR IGNORE INTO analytics_sessions (id, at, device, member, scene, source, store)"
-                       " VALUES (?, ?, ?, ?, 1008, 'group_chat', 'hz-west')",
-                       [(sid, at, dev, m) for sid, at, dev, m in sessions])
+            scene, source = SCENES[rnd.randrange(len(SCENES))]
+            store, guide = STORES[rnd.randrange(len(STORES))], GUIDES[rnd.randrange(len(GUIDES))]
+            content = "post-%d" % rnd.randrange(30) if source == "moments" else None
+            live = "room-%d" % rnd.randrange(3) if source == "live" else None
+            sessions.append((sid, at, "d%d" % v, member, scene, source, store, guide, content, live))
+            if odb and member and rnd.randrange(6) == 0:
+                oid += 1
+                sku, qty = "tea-%d" % rnd.randrange(50), 1 + rnd.randrange(3)
+                paid_fen = qty * (990 + 100 * rnd.randrange(100))
+                paid = rnd.randrange(6) != 0
+                refunded = paid_fen // 2 if paid and rnd.randrange(20) == 0 else 0
+                created = at // 1000 + 60
+                orders.append((oid, member, created, created + 60 if paid else None, paid_fen, paid_fen if paid else 0,
+                               refunded, source, scene, store, guide, content, live,
+                               "flash_sale:1" if rnd.randrange(10) == 0 else None, ",%s," % sku,
+                               0, 500 * qty if rnd.randrange(10) == 0 else 0))
+                lines.append((oid, 1, sku, qty, paid_fen if paid else 0, refunded))
+        db.executemany("INSERT OR IGNORE INTO analytics_sessions (id, at, device, member, scene, source, store, guide,"
+                       " content, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sessions)
         rows = []
         for i in range(per_day):
-            sid, at, dev, m = sessions[i // 8 % len(sessions)]
+            sid, at, dev, m = sessions[i // 8 % len(sessions)][:4]
             n += 1
             kind = "enter" if i % 8 == 0 else KINDS[rnd.randrange(len(KINDS))]
             rows.append(("b%d-%d" % (seed, base + n), kind, at + (i % 8) * 1000, at, sid, dev, m,
@@ -137,7 +165,17 @@ def fill(db_path, start, days, total, seed):
             db.executemany("INSERT INTO analytics_events (id, kind, at, received, session, device, member, product)"
                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         db.commit()
+        if odb:
+            odb.executemany("INSERT INTO analytics_orders (order_id, member, created_at, paid_at, total_fen, paid_fen,"
+                            " refunded_fen, source, scene, store, guide, content, live, campaign, products,"
+                            " coupon_fen, campaign_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            orders)
+            odb.executemany("INSERT INTO analytics_lines (order_id, line_no, sku, qty, paid_fen, refunded_fen)"
+                            " VALUES (?, ?, ?, ?, ?, ?)", lines)
+            odb.commit()
     db.close()
+    if odb:
+        odb.close()
     return n
 
 
@@ -247,43 +285,50 @@ def rollup_phase(port, adb, now):
 
 
 def report_phase(port, adb, now, tmp):
-    if True:
-        start = local_midnight(now) - 95 * DAY
-        say("bench: 3. writing %d events over 90 days, rolling each day up" % REPORT_EVENTS)
-        fill(adb, start, 90, REPORT_EVENTS, 2)
-        t0 = time.monotonic()
-        for d in range(90):
-            req(port, "POST", "/admin/bench/analytics/rollup",
-                {"day": time.strftime("%Y-%m-%d", time.gmtime(start + d * DAY + TZ))})
-        roll90 = time.monotonic() - t0
-        q = "/admin/bench/analytics/overview?from=%s&to=%s&granularity=day" % (
-            time.strftime("%Y-%m-%d", time.gmtime(start + TZ)),
-            time.strftime("%Y-%m-%d", time.gmtime(start + 89 * DAY + TZ)))
-        def timed(path, runs):
-            times = []
-            for _ in range(runs):
-                t0 = time.monotonic()
-                out = req(port, "GET", path)
-                times.append(time.monotonic() - t0)
-            return out, sorted(times)[runs // 2] * 1000
+    start = local_midnight(now) - 95 * DAY
+    say("bench: 3. writing %d events over 90 days (and orders), rolling each day up" % REPORT_EVENTS)
+    t0 = time.monotonic()
+    fill(adb, start, 90, REPORT_EVENTS, 2, os.path.join(tmp, "bench.db"))
+    gen = time.monotonic() - t0
+    t0 = time.monotonic()
+    for d in range(90):
+        req(port, "POST", "/admin/bench/analytics/rollup",
+            {"day": time.strftime("%Y-%m-%d", time.gmtime(start + d * DAY + TZ))})
+    roll90 = time.monotonic() - t0
+    span = "from=%s&to=%s" % (time.strftime("%Y-%m-%d", time.gmtime(start + TZ)),
+                              time.strftime("%Y-%m-%d", time.gmtime(start + 89 * DAY + TZ)))
 
-        body, ms = timed(q, 5)
-        main_db = sqlite3.connect(os.path.join(tmp, "bench.db"))
-        hits = main_db.execute("SELECT count(*) FROM analytics_hits").fetchone()[0]
-        try:
-            visits = main_db.execute("SELECT count(*) FROM analytics_visits").fetchone()[0]
-        except sqlite3.OperationalError:
-            visits = 0   # analytics before 1.5.0
-        print("90-day overview by day over %d raw events (%d rollup rows, %d visit rows, UV %d): median %.0f ms of 5 "
-              "(rolling the 90 days up took %.1f s)" % (REPORT_EVENTS, hits, visits, body["total"]["uv"], ms, roll90))
-        span = q.split("?")[1].split("&granularity")[0]
-        src, ms = timed("/admin/bench/analytics/sources?" + span, 5)
-        print("90-day sources by source: median %.0f ms of 5 (visitors %s)" % (
-            ms, ",".join(str(r["visitors"]) for r in src["items"])))
-        if os.environ.get("FUNNEL", "1") == "1":
-            fun, ms = timed("/admin/bench/analytics/funnel?" + span, 1)
-            print("90-day funnel (default steps, by source): %.0f ms, once (steps %s)" % (
-                ms, ",".join(str(x["visitors"]) for x in fun["steps"])))
+    def timed(path, runs=5):
+        times = []
+        for _ in range(runs):
+            t0 = time.monotonic()
+            out = req(port, "GET", path)
+            times.append(time.monotonic() - t0)
+        return out, sorted(times)[runs // 2] * 1000
+
+    main_db = sqlite3.connect(os.path.join(tmp, "bench.db"))
+    count = lambda t: main_db.execute("SELECT count(*) FROM %s" % t).fetchone()[0]  # noqa: E731
+    print("90 days: %d raw events and %d orders written in %.0f s, rolled up day by day in %.0f s: "
+          "%d hit rows, %d visit rows, %d reach rows" % (REPORT_EVENTS, count("analytics_orders"), gen, roll90,
+                                                        count("analytics_hits"), count("analytics_visits"),
+                                                        count("analytics_reach")))
+    print("90-day reports by day over %d raw events, median of 5 (ms):" % REPORT_EVENTS)
+    body, ms = timed("/admin/bench/analytics/overview?%s&granularity=day" % span)
+    print("  overview (day buckets)      %6.0f  UV %d, orders %d, GMV %d fen" % (
+        ms, body["total"]["uv"], body["total"]["orders"], body["total"]["gmv_fen"]))
+    body, ms = timed("/admin/bench/analytics/funnel?" + span)
+    print("  funnel (default steps)      %6.0f  %s; by %d sources" % (
+        ms, ",".join(str(x["visitors"]) for x in body["steps"]), len(body["by_source"])))
+    for by in ("source", "scene", "store", "guide", "content", "live", "referrer"):
+        body, ms = timed("/admin/bench/analytics/sources?%s&by=%s" % (span, by))
+        print("  sources by=%-16s %6.0f  %d keys, visitors %s" % (
+            by, ms, len(body["items"]), ",".join(str(r["visitors"]) for r in body["items"][:4])))
+    body, ms = timed("/admin/bench/analytics/products?" + span)
+    print("  products                    %6.0f  %d products" % (ms, len(body["items"])))
+    body, ms = timed("/admin/bench/analytics/campaigns?" + span)
+    print("  campaigns                   %6.0f  %d activities" % (ms, len(body["items"])))
+    body, ms = timed("/admin/bench/analytics/retention?" + span)
+    print("  retention                   %6.0f  %d cohorts" % (ms, len(body["cohorts"])))
 
 
 if __name__ == "__main__":
