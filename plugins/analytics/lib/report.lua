@@ -238,11 +238,11 @@ local function funnel_counts(q, steps, source)
   return out
 end
 
----The local midnights of the period.
+---The local midnights of the period, each with the days from the first: "(d, g), ...".
 local function period_days(q)
   local days, d = {}, q.from
   while d < q.to do
-    days[#days + 1] = ("(%d)"):format(d)
+    days[#days + 1] = ("(%d, %d)"):format(d, (d - q.from + 43200) // DAY)
     d = next_midnight(d)
   end
   return table.concat(days, ", ")
@@ -267,22 +267,24 @@ end
 ---One row per distinct visitor of the period, read through the index a day
 ---at a time, with a few comparisons each.
 local function reach_counts(q, steps, slots, source, days)
-  local conds, sums = { "x0 <= g" }, {}
-  for i, slot in ipairs(slots) do
-    conds[#conds + 1] = ("x%d <= g"):format(slot)
-    sums[i] = ("coalesce(sum(%s), 0) AS s%d"):format(table.concat(conds, " AND "), i)
-  end
-  local xs = {}
-  for s = 0, 12 do xs[#xs + 1] = "r.x" .. s end
-  local row = tp.db.one(([[SELECT %s FROM (SELECT %s, (r.day - :b0 + 43200) / 86400 AS g
+  -- k: how many steps in a row the visitor reached (0: none, or no hit in the period)
+  local whens = { "WHEN r.x0 > d.column2 THEN 0" }
+  for i, slot in ipairs(slots) do whens[#whens + 1] = ("WHEN r.x%d > d.column2 THEN %d"):format(slot, i - 1) end
+  local reached = {}
+  for _, r in ipairs(tp.db.query(([[SELECT CASE %s ELSE %d END AS k, count(*) AS n
       FROM (VALUES %s) AS d CROSS JOIN analytics_reach r INDEXED BY analytics_reach_last
-      WHERE r.day = d.column1 AND r.source = :source AND r.next >= :b1)]]):format(
-    table.concat(sums, ", "), table.concat(xs, ", "), days), { b0 = q.from, b1 = q.to, source = source or "" })
-  local out = tp.json.array()
-  for i, s in ipairs(steps) do
-    local n = row["s" .. i]
-    local prev = i > 1 and row["s" .. (i - 1)] or nil
-    out[i] = { step = s, visitors = n, conversion = prev and prev > 0 and n / prev or nil }
+      WHERE r.day = d.column1 AND r.source = :source AND r.next >= :b1 GROUP BY k]]):format(
+      table.concat(whens, " "), #slots, days), { b1 = q.to, source = source or "" })) do
+    reached[r.k] = r.n
+  end
+  local out, n = tp.json.array(), 0
+  for i = #steps, 1, -1 do   -- step i: the visitors who reached i steps or more
+    n = n + (reached[i] or 0)
+    out[i] = { step = steps[i], visitors = n }
+  end
+  for i = 2, #steps do
+    local prev = out[i - 1].visitors
+    out[i].conversion = prev > 0 and out[i].visitors / prev or nil
   end
   return out
 end
