@@ -127,8 +127,8 @@ class Ledger:
                 "aov_fen": gmv // len(counted) if counted else None,
                 "per_payer_fen": gmv // len(payers) if payers else None}
 
-    def funnel(self, steps, source=None):
-        days = (DAY1, DAY2)
+    def funnel(self, steps, source=None, days=None):
+        days = days or (DAY1, DAY2)
         done = {}
         for d, v, k, s in self.hits:
             if d in days and (source is None or s == source):
@@ -435,6 +435,28 @@ def test_funnel_overall_and_by_source():
     assert status == 400 and bad["error"]["details"]["field"] == "steps", bad
 
 
+def test_funnel_counts_steps_on_either_side_of_local_midnight():
+    """m1 viewed tea at 23:51 on day 1 and searched at 00:06 on day 2 (Shanghai time): a funnel
+    product_view -> search counts her over the two days, and in neither day alone; every
+    funnel over one day, the other, both, and a period starting the day before, overall and
+    by source, matches the ledger."""
+    before = date_of(START - DAY)
+    periods = {(DAY1, DAY1): (DAY1,), (DAY2, DAY2): (DAY2,), (DAY1, DAY2): (DAY1, DAY2),
+               (before, DAY1): (DAY1,), (before, DAY2): (DAY1, DAY2)}
+    for steps in (["product_view", "search"], ["enter", "add_to_cart", "order", "pay"],
+                  ["search", "add_to_cart"], ["pay", "enter"], ["enter", "product_view", "add_to_cart", "order", "pay"]):
+        for (d1, d2), days in periods.items():
+            got = report("funnel", **{"from": d1, "to": d2, "steps": ",".join(steps)})
+            want = L.funnel(steps, days=days)
+            assert [s["visitors"] for s in got["steps"]] == want, (d1, d2, steps, got["steps"], want)
+            for r in got["by_source"]:
+                want = L.funnel(steps, r["source"], days=days)
+                assert [s["visitors"] for s in r["steps"]] == want, (d1, d2, steps, r, want)
+    across = lambda d1, d2: [s["visitors"] for s in report(  # noqa: E731
+        "funnel", **{"from": d1, "to": d2, "steps": "product_view,search"})["steps"]]
+    assert (across(DAY1, DAY1), across(DAY2, DAY2), across(DAY1, DAY2)) == ([3, 0], [1, 0], [4, 1])
+
+
 def test_sources_match_the_ledger():
     got = report("sources", **{"from": DAY1, "to": DAY2})
     rows = {r["key"]: r for r in got["items"]}
@@ -445,6 +467,17 @@ def test_sources_match_the_ledger():
             assert rows[k][f] == v, (k, f, rows[k], w)
     stores = {r.get("key"): r for r in report("sources", **{"from": DAY1, "to": DAY2, "by": "store"})["items"]}
     assert stores["hz-west"]["visitors"] == 1 and stores["hz-west"]["orders"] == 1, stores
+    # visitors per scene, store, guide and content over the two days, and over day 2 alone:
+    # m1 from 1154 (23:45) and 1008 with store hz-west and guide g1 (23:50) on day 1, 1053 on
+    # day 2; dB 1047; dF 1008 (late); m2 1155 with content post-9 on day 2
+    want = {("scene", DAY1): {"1008": 2, "1154": 1, "1047": 1, "1155": 1, "1053": 1},
+            ("scene", DAY2): {"1155": 1, "1053": 1},
+            ("store", DAY1): {"hz-west": 1, None: 4}, ("store", DAY2): {None: 2},
+            ("guide", DAY1): {"g1": 1, None: 4}, ("content", DAY1): {"post-9": 1, None: 3},
+            ("content", DAY2): {"post-9": 1, None: 1}, ("live", DAY1): {None: 4}}
+    for (by, first), keys in want.items():
+        got = report("sources", **{"from": first, "to": DAY2, "by": by})["items"]
+        assert {r.get("key"): r["visitors"] for r in got if r["visitors"]} == keys, (by, first, got)
 
 
 def test_stores_and_guides_agree_with_referral():
