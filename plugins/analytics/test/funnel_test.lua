@@ -157,6 +157,11 @@ describe("the funnel over whole days", function()
     kit.admin():post("/analytics/rollup")
     funnels_agree()
     expect(plain(D[1], D[3] + DAY, STEPS[1], "")).to_be("4,4,4,3,3")
+    -- a late search of cy's on day 2, rolled up alone: her day-3 row (she paid) learns it
+    visit(CY, D[2] + 23 * HOUR + 1800, 1008, { "search" })
+    expect(kit.admin():post("/analytics/rollup").body.hours).to_be(1)
+    funnels_agree()
+    expect(plain(D[2], D[3] + DAY, "search,share,pay", "")).to_be("3,2,2")
   end)
 
   it("gives the same rows and figures when any day is recomputed alone", function()
