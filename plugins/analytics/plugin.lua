@@ -351,6 +351,45 @@ return {
       mask INTEGER,                 -- NULL: seen on the day before its rebuild, not after
       PRIMARY KEY (source, visitor)
     ) WITHOUT ROWID;
+    -- the order facts of each local day (by pay time), per key: '' (all), the
+    -- source, 'scene:1008', 'store:hz-west', ... ('store:' for none), 'camp:<plugin:id>'
+    -- ('camp:none' for plain checkouts); payers, buyers and participants are
+    -- analytics_visits keys ('payer:<key>', 'buyer:<sku>', 'part:<campaign>')
+    CREATE TABLE analytics_day_orders (
+      key TEXT NOT NULL,
+      day INTEGER NOT NULL,         -- the local midnight of paid_at
+      orders INTEGER NOT NULL,      -- paid, not refunded in full
+      gmv_fen INTEGER NOT NULL,     -- paid_fen - refunded_fen
+      campaign_fen INTEGER NOT NULL,
+      coupon_fen INTEGER NOT NULL,
+      PRIMARY KEY (key, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE analytics_day_products (
+      day INTEGER NOT NULL,         -- the local midnight of the order's paid_at
+      product TEXT NOT NULL,
+      units INTEGER NOT NULL,       -- on orders not refunded in full
+      gmv_fen INTEGER NOT NULL,     -- the lines' paid_fen - refunded_fen
+      PRIMARY KEY (day, product)
+    ) WITHOUT ROWID;
+    -- each member's first and second purchase (paid, not refunded in full), for retention
+    CREATE TABLE analytics_buyers (
+      member TEXT PRIMARY KEY,
+      first_at INTEGER NOT NULL,
+      second_at INTEGER             -- NULL: none yet
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_buyers_first ON analytics_buyers(first_at, second_at);
+    CREATE INDEX analytics_orders_buys ON analytics_orders(member, paid_at)
+      WHERE paid_at IS NOT NULL AND paid_fen > refunded_fen;
+    INSERT INTO analytics_buyers (member, first_at, second_at)
+      SELECT member, min(paid_at), NULL FROM analytics_orders
+      WHERE paid_at IS NOT NULL AND paid_fen > refunded_fen GROUP BY member;
+    UPDATE analytics_buyers SET second_at = (SELECT o.paid_at FROM analytics_orders o
+      WHERE o.member = analytics_buyers.member AND o.paid_at IS NOT NULL AND o.paid_fen > o.refunded_fen
+      ORDER BY o.paid_at LIMIT 1 OFFSET 1);
+    -- new members by their first touch, read from the index alone
+    CREATE INDEX analytics_touch_firsts ON analytics_touch(first_at, first_source, first_scene, first_store,
+      first_guide, first_content, first_live, first_referrer);
+    DROP INDEX analytics_touch_first;
     CREATE TABLE analytics_dirty (day INTEGER PRIMARY KEY);   -- local days to rebuild
     INSERT INTO analytics_dirty (day) SELECT DISTINCT day FROM analytics_days;
     INSERT INTO analytics_state (k, v) VALUES ('dirty_orders', 1);
@@ -425,6 +464,8 @@ return {
       -- not (a scan of every hour inside a login): rollups from now on, and any hour
       -- recomputed, count from's raw events as into's
       local n = tp.db.exec("UPDATE analytics_orders SET member = ? WHERE member = ?", into, from)
+      facts.buyer(from)
+      facts.buyer(into)
       local t = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", from)
       if t then
         tp.db.exec("DELETE FROM analytics_touch WHERE member = ?", from)

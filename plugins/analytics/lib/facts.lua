@@ -46,6 +46,20 @@ local function upsert_lines(o)
   end
 end
 
+---Recomputes the member's first and second purchase (analytics_buyers).
+---@param member string
+function facts.buyer(member)
+  local rows = tp.db.query([[SELECT paid_at FROM analytics_orders INDEXED BY analytics_orders_buys
+    WHERE member = ? AND paid_at IS NOT NULL AND paid_fen > refunded_fen ORDER BY paid_at LIMIT 2]], member)
+  if #rows == 0 then
+    tp.db.exec("DELETE FROM analytics_buyers WHERE member = ?", member)
+    return
+  end
+  tp.db.exec([[INSERT INTO analytics_buyers (member, first_at, second_at) VALUES (?1, ?2, ?3)
+    ON CONFLICT (member) DO UPDATE SET first_at = excluded.first_at, second_at = excluded.second_at]],
+    member, rows[1].paid_at, rows[2] and rows[2].paid_at or nil)
+end
+
 ---@param o table the order as the orders plugin shows it
 function facts.upsert(o)
   local a = o.attribution or {}
@@ -77,6 +91,7 @@ function facts.upsert(o)
   -- the funnel's order and pay steps: the days are rebuilt by the next rollup
   rollup.dirty(o.created_at)
   rollup.dirty(o.paid_at)
+  facts.buyer(tp.db.one("SELECT member FROM analytics_orders WHERE order_id = ?", o.id).member)
 end
 
 function facts.on_event(ev)

@@ -146,14 +146,40 @@ local function visitors(f, b0, b1, whole_days)
   return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE, b).n
 end
 
----UV, payers, paid orders and GMV of [b0, b1), with the ratios.
+---The analytics_day_orders key of the filters when at most one of source,
+---store, guide and campaign narrows the orders (no product): '' for none.
+local function order_key(f)
+  if f.product then return nil end
+  local key, n = "", 0
+  if f.source then key, n = f.source, n + 1 end
+  if f.store then key, n = "store:" .. f.store, n + 1 end
+  if f.guide then key, n = "guide:" .. f.guide, n + 1 end
+  if f.campaign then key, n = "camp:" .. f.campaign, n + 1 end
+  if n > 1 or key == "store:" or key == "guide:" then return nil end
+  return key
+end
+
+---UV, payers, paid orders and GMV of [b0, b1), with the ratios. Over whole
+---days with at most one filter, the orders come from analytics_day_orders
+---and the payers from the keys 'payer:<key>' of analytics_visits; else from
+---the order facts.
 local function figures(f, b0, b1, whole_days)
   local b = binds(f, b0, b1)
   local uv = visitors(f, b0, b1, whole_days)
-  local o = tp.db.one([[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
-      count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
-      coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
-      WHERE paid_at >= :b0 AND paid_at < :b1 AND ]] .. ORDERS_WHERE, b)
+  local key = whole_days and order_key(f)
+  local o
+  if key then
+    b.key, b.payer = key, "payer:" .. key
+    o = tp.db.one([[SELECT coalesce(sum(orders), 0) AS orders, coalesce(sum(gmv_fen), 0) AS gmv_fen
+      FROM analytics_day_orders WHERE key = :key AND day >= :b0 AND day < :b1]], b)
+    o.payers = tp.db.one("SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :payer]], b).n
+  else
+    o = tp.db.one([[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
+        count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
+        coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
+        WHERE paid_at >= :b0 AND paid_at < :b1 AND ]] .. ORDERS_WHERE, b)
+  end
   return {
     uv = uv, payers = o.payers, orders = o.orders, gmv_fen = o.gmv_fen,
     conversion = uv > 0 and o.payers / uv or nil,
@@ -358,9 +384,20 @@ function report.sources(q, by)
       GROUP BY 1]]):format(by), b)) do
     row(r.key).new_members = r.n
   end
-  for _, r in ipairs(tp.db.query(([[SELECT %s AS key, sum(paid_fen > refunded_fen) AS n,
+  local orders_sql = ([[SELECT %s AS key, sum(paid_fen > refunded_fen) AS n,
       coalesce(sum(paid_fen - refunded_fen), 0) AS gmv FROM analytics_orders
-      WHERE paid_at >= :b0 AND paid_at < :b1 AND %s GROUP BY 1]]):format(by, ORDERS_WHERE), b)) do
+      WHERE paid_at >= :b0 AND paid_at < :b1 AND %s GROUP BY 1]]):format(by, ORDERS_WHERE)
+  if not f.product and not f.store and not f.guide and not f.campaign and (by == "source" or not f.source) then
+    -- whole days from analytics_day_orders: the source's keys, or '<by>:<value>'
+    orders_sql = by == "source" and [[SELECT key, sum(orders) AS n, sum(gmv_fen) AS gmv FROM analytics_day_orders
+        WHERE key <> '' AND instr(key, ':') = 0 AND (:source IS NULL OR key = :source)
+          AND day >= :b0 AND day < :b1 GROUP BY key]]
+      or ([[SELECT nullif(substr(key, %d), '') AS key, sum(orders) AS n, sum(gmv_fen) AS gmv
+        FROM analytics_day_orders WHERE key >= :lo AND key < :hi AND day >= :b0 AND day < :b1
+        GROUP BY 1]]):format(#by + 2)
+    b.lo, b.hi = by .. ":", by .. ";"
+  end
+  for _, r in ipairs(tp.db.query(orders_sql, b)) do
     local x = row(r.key)
     x.orders, x.gmv_fen = r.n, r.gmv
   end
@@ -382,7 +419,55 @@ end
 ---members among the participants (first touch in the period), what the
 ---campaign's price and the coupons took off list price on the paid orders,
 ---and ROI = GMV / that cost.
+---Campaigns over whole days from the keys 'part:<campaign>' of
+---analytics_visits (participants; new members: those of them whose first
+---touch is in the period, one touch lookup per participant) and
+---analytics_day_orders' 'camp:<campaign>'.
+local function campaigns_by_day(q)
+  local b = binds(q.filters, q.from, q.to)
+  b.lo, b.hi = "part:", "part;"
+  if q.filters.campaign then b.lo, b.hi = "part:" .. q.filters.campaign, "part:" .. q.filters.campaign .. "\0" end
+  local rows, items = {}, tp.json.array()
+  for _, r in ipairs(tp.db.query("SELECT substr(d.source, 6) AS campaign, " .. RANGE_UV .. [[ AS n
+      FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1 AND d.source >= :lo AND d.source < :hi
+      GROUP BY d.source]], b)) do
+    if r.n > 0 then
+      rows[r.campaign] = { campaign = r.campaign, participants = r.n, new_members = 0, orders = 0, gmv_fen = 0,
+                           campaign_fen = 0, coupon_fen = 0 }
+      items[#items + 1] = rows[r.campaign]
+    end
+  end
+  for _, r in ipairs(tp.db.query([[SELECT substr(d.source, 6) AS campaign, count(*) AS n
+      FROM analytics_day_uv d JOIN analytics_visits v ON v.source = d.source AND v.day = d.day AND v.prev < :b0
+      JOIN analytics_touch t ON t.member = v.visitor
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source >= :lo AND d.source < :hi
+        AND t.first_at >= :b0 AND t.first_at < :b1 GROUP BY d.source]], b)) do
+    if rows[r.campaign] then rows[r.campaign].new_members = r.n end
+  end
+  for _, r in ipairs(tp.db.query([[SELECT substr(key, 6) AS campaign, sum(orders) AS orders,
+      sum(gmv_fen) AS gmv_fen, sum(campaign_fen) AS campaign_fen, sum(coupon_fen) AS coupon_fen
+      FROM analytics_day_orders WHERE key >= 'camp:' AND key < 'camp;' AND day >= :b0 AND day < :b1
+      GROUP BY key]], b)) do
+    local x = rows[r.campaign]
+    if x then x.orders, x.gmv_fen, x.campaign_fen, x.coupon_fen = r.orders, r.gmv_fen, r.campaign_fen, r.coupon_fen end
+  end
+  table.sort(items, function(a, c)
+    if a.gmv_fen ~= c.gmv_fen then return a.gmv_fen > c.gmv_fen end
+    return a.campaign < c.campaign
+  end)
+  for _, r in ipairs(items) do
+    local cost = r.campaign_fen + r.coupon_fen
+    r.roi = cost > 0 and r.gmv_fen / cost or nil
+  end
+  return items
+end
+
 function report.campaigns(q)
+  local f = q.filters
+  if not f.source and not f.store and not f.guide and not f.product then
+    return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+             filters = tp.json.object(q.filters), items = campaigns_by_day(q) }
+  end
   local b = binds(q.filters, q.from, q.to)
   local items = tp.json.array()
   for i, r in ipairs(tp.db.query([[
@@ -414,44 +499,29 @@ local WINDOWS = { 30, 60, 90 }
 ---bought again within 30, 60 and 90 days of that first purchase. A window
 ---that has not yet closed for every member of the cohort is marked open.
 function report.retention(q)
-  local rows = tp.db.query([[
-    WITH analytics_first AS (
-      SELECT member, min(paid_at) AS first FROM analytics_orders
-      WHERE paid_at IS NOT NULL AND paid_fen > refunded_fen GROUP BY member)
-    SELECT f.member AS member, f.first AS first,
-      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
-         AND o.paid_at >= f.first AND o.paid_at <= f.first + 30 * 86400) AS n30,
-      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
-         AND o.paid_at >= f.first AND o.paid_at <= f.first + 60 * 86400) AS n60,
-      (SELECT count(*) FROM analytics_orders o WHERE o.member = f.member AND o.paid_fen > o.refunded_fen
-         AND o.paid_at >= f.first AND o.paid_at <= f.first + 90 * 86400) AS n90
-    FROM analytics_first f WHERE f.first >= ?1 AND f.first < ?2 ORDER BY f.first]], q.from, q.to)
-  local cohorts, order = {}, {}
-  for _, r in ipairs(rows) do
-    local t = tp.localtime(r.first)
-    local month = ("%04d-%02d"):format(t.year, t.month)
-    local c = cohorts[month]
-    if not c then
-      c = { month = month, members = 0, last_first = 0 }
-      for _, w in ipairs(WINDOWS) do c["repurchased_" .. w] = 0 end
-      cohorts[month] = c
-      order[#order + 1] = month
+  -- the local months of the period, each with its cohort read from
+  -- analytics_buyers (the members' first and second purchase) by index
+  local items, start = tp.json.array(), q.from
+  while start < q.to do
+    local t = tp.localtime(start)
+    local y, m = t.year, t.month + 1
+    if m == 13 then y, m = y + 1, 1 end
+    local stop = math.min(q.to, when.parse(("%04d-%02d-01 00:00"):format(y, m)))
+    local c = tp.db.one([[SELECT count(*) AS members, max(first_at) AS last_first,
+        coalesce(sum(second_at <= first_at + 30 * 86400), 0) AS repurchased_30,
+        coalesce(sum(second_at <= first_at + 60 * 86400), 0) AS repurchased_60,
+        coalesce(sum(second_at <= first_at + 90 * 86400), 0) AS repurchased_90
+      FROM analytics_buyers WHERE first_at >= ?1 AND first_at < ?2]], start, stop)
+    if c.members > 0 then
+      c.month = ("%04d-%02d"):format(t.year, t.month)
+      for _, w in ipairs(WINDOWS) do
+        c["rate_" .. w] = c["repurchased_" .. w] / c.members
+        c["open_" .. w] = tp.now() < c.last_first + w * 86400
+      end
+      c.last_first = nil
+      items[#items + 1] = c
     end
-    c.members = c.members + 1
-    c.last_first = math.max(c.last_first, r.first)
-    for _, w in ipairs(WINDOWS) do
-      if r["n" .. w] >= 2 then c["repurchased_" .. w] = c["repurchased_" .. w] + 1 end
-    end
-  end
-  local items = tp.json.array()
-  for i, month in ipairs(order) do
-    local c = cohorts[month]
-    for _, w in ipairs(WINDOWS) do
-      c["rate_" .. w] = c["repurchased_" .. w] / c.members
-      c["open_" .. w] = tp.now() < c.last_first + w * 86400
-    end
-    c.last_first = nil
-    items[i] = c
+    start = stop
   end
   return { from = q.from_date, to = q.to_date, timezone = tp.timezone(), filters = tp.json.object({}),
            cohorts = items }
@@ -492,15 +562,29 @@ function report.products(q)
       if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
     end
   end
-  for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku,
-      count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,
-      coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0) AS units,
-      sum(l.paid_fen - l.refunded_fen) AS gmv
-      FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
-      WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
-      ORDERS_WHERE .. " GROUP BY l.sku", b)) do
-    local x = row(r.sku)
-    x.buyers, x.units, x.gmv_fen = r.buyers, r.units, r.gmv
+  if not f.source and not f.store and not f.guide and not f.product and not f.campaign then
+    -- whole days: units and GMV from analytics_day_products, buyers from the keys 'buyer:<sku>'
+    for _, r in ipairs(tp.db.query([[SELECT product, sum(units) AS units, sum(gmv_fen) AS gmv
+        FROM analytics_day_products WHERE day >= :b0 AND day < :b1 GROUP BY product]], b)) do
+      local x = row(r.product)
+      x.units, x.gmv_fen = r.units, r.gmv
+    end
+    for _, r in ipairs(tp.db.query("SELECT substr(d.source, 7) AS sku, " .. RANGE_UV .. [[ AS n
+        FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
+          AND d.source >= 'buyer:' AND d.source < 'buyer;' GROUP BY d.source]], b)) do
+      row(r.sku).buyers = r.n
+    end
+  else
+    for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku,
+        count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,
+        coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0) AS units,
+        sum(l.paid_fen - l.refunded_fen) AS gmv
+        FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+        WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
+        ORDERS_WHERE .. " GROUP BY l.sku", b)) do
+      local x = row(r.sku)
+      x.buyers, x.units, x.gmv_fen = r.buyers, r.units, r.gmv
+    end
   end
   local items, slow = tp.json.array(), tp.json.array()
   for i, p in ipairs(order) do

@@ -114,16 +114,52 @@ local function rebuild_day(day)
   tp.db.exec([[INSERT INTO analytics_day_views (day, product, views)
     SELECT ?1, product, sum(n) FROM analytics_hits
     WHERE hour >= ?1 AND hour < ?2 AND kind = 'product_view' AND product <> '' GROUP BY product]], day, stop)
+  rollup.orders(day, stop)
   rollup.visits(day, stop)
   rollup.reach(day, stop)
   tp.db.exec("DELETE FROM analytics_dirty WHERE day = ?", day)
 end
 
+-- The keys an order paid on a day counts under (analytics_day_orders), from
+-- the order's row `o`: all, its source, scene, store, guide, content, live
+-- room, referrer and campaign.
+local ORDER_KEYS = [[
+  SELECT '' AS key, o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT o.source, o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'scene:' || coalesce(o.scene, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'store:' || coalesce(o.store, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'guide:' || coalesce(o.guide, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'content:' || coalesce(o.content, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'live:' || coalesce(o.live, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'referrer:' || coalesce(o.referrer, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
+  UNION ALL SELECT 'camp:' || coalesce(o.campaign, 'none'), o.* FROM analytics_orders o
+    WHERE paid_at >= ?1 AND paid_at < ?2]]
+
+---Rebuilds the day's analytics_day_orders and analytics_day_products from
+---the orders paid on it (README "Money": paid minus refunded, by pay time;
+---an order counts unless refunded in full).
+---@param day integer the local midnight
+---@param stop integer the next one
+function rollup.orders(day, stop)
+  tp.db.exec("DELETE FROM analytics_day_orders WHERE day = ?1 AND key IN (SELECT key FROM analytics_day_orders WHERE day = ?1)", day)
+  tp.db.exec([[INSERT INTO analytics_day_orders (key, day, orders, gmv_fen, campaign_fen, coupon_fen)
+    SELECT key, ?1, sum(paid_fen > refunded_fen), sum(paid_fen - refunded_fen), sum(campaign_fen),
+      sum(coupon_fen) FROM (]] .. ORDER_KEYS .. [[) GROUP BY key]], day, stop)
+  tp.db.exec("DELETE FROM analytics_day_products WHERE day = ?", day)
+  tp.db.exec([[INSERT INTO analytics_day_products (day, product, units, gmv_fen)
+    SELECT ?1, l.sku, coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0),
+      sum(l.paid_fen - l.refunded_fen)
+    FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+    WHERE o.paid_at >= ?1 AND o.paid_at < ?2 GROUP BY l.sku]], day, stop)
+end
+
 -- The keys a visitor is counted under on a day (analytics_visits.source):
 -- '' (any), the source, 'scene:1008', 'store:hz-west' ('store:' for none),
 -- and so on for guide, content, live and referrer, and 'view:<sku>' and
--- 'cart:<sku>' for the products it viewed and added to cart. Each is
--- distinct per visitor.
+-- 'cart:<sku>' for the products it viewed and added to cart; and a member
+-- under 'payer:<key>' (an order paid that day and not refunded in full, by
+-- all, source, store, guide and campaign: ORDER_KEYS), 'buyer:<sku>' (such an
+-- order holding the SKU) and 'part:<campaign>' (an order created or paid).
 local DAY_KEYS = [[
   SELECT '' AS source, visitor FROM analytics_days WHERE day = ?1
   UNION SELECT source, visitor FROM analytics_days WHERE day = ?1
@@ -135,7 +171,16 @@ local DAY_KEYS = [[
   UNION SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM analytics_days WHERE day = ?1
   UNION SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
     FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND kind IN ('product_view', 'add_to_cart')
-    AND product <> '']]
+    AND product <> ''
+  UNION SELECT 'payer:' || key, member FROM (]] .. ORDER_KEYS .. [[)
+    WHERE paid_fen > refunded_fen
+      AND (instr(key, ':') = 0 OR key LIKE 'store:%' OR key LIKE 'guide:%' OR key LIKE 'camp:%')
+  UNION SELECT 'buyer:' || l.sku, o.member FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+    WHERE o.paid_at >= ?1 AND o.paid_at < ?2 AND o.paid_fen > o.refunded_fen
+  UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
+    WHERE created_at >= ?1 AND created_at < ?2
+  UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
+    WHERE paid_at >= ?1 AND paid_at < ?2]]
 
 ---Rebuilds the day's analytics_visits and analytics_day_uv from its
 ---analytics_days and hours' rows: each visitor once per key (DAY_KEYS),
