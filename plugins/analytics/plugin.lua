@@ -390,6 +390,11 @@ return {
     CREATE INDEX analytics_touch_firsts ON analytics_touch(first_at, first_source, first_scene, first_store,
       first_guide, first_content, first_live, first_referrer);
     DROP INDEX analytics_touch_first;
+    -- a day's visits side by side (its count, its rebuild), each key's visitors
+    -- by prev within it (the reports); a later visit is found by the primary key
+    DROP INDEX analytics_visits_day;
+    DROP INDEX analytics_visits_prev;
+    CREATE INDEX analytics_visits_by_day ON analytics_visits(day, source, prev);
     CREATE TABLE analytics_dirty (day INTEGER PRIMARY KEY);   -- local days to rebuild
     INSERT INTO analytics_dirty (day) SELECT DISTINCT day FROM analytics_days;
     INSERT INTO analytics_state (k, v) VALUES ('dirty_orders', 1);

@@ -175,6 +175,14 @@ def fill(db_path, start, days, total, seed, orders_db=None):
             odb.commit()
     db.close()
     if odb:
+        # what facts.buyer keeps per member as orders come in: first and second purchase
+        odb.execute("DELETE FROM analytics_buyers")
+        odb.execute("INSERT INTO analytics_buyers (member, first_at, second_at) SELECT member, min(paid_at), NULL"
+                    " FROM analytics_orders WHERE paid_at IS NOT NULL AND paid_fen > refunded_fen GROUP BY member")
+        odb.execute("UPDATE analytics_buyers SET second_at = (SELECT o.paid_at FROM analytics_orders o"
+                    " WHERE o.member = analytics_buyers.member AND o.paid_at IS NOT NULL"
+                    " AND o.paid_fen > o.refunded_fen ORDER BY o.paid_at LIMIT 1 OFFSET 1)")
+        odb.commit()
         odb.close()
     return n
 

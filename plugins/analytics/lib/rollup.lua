@@ -193,26 +193,29 @@ local DAY_KEYS = [[
 ---@param day integer the local midnight
 ---@param stop integer the next one
 function rollup.visits(day, stop)
-  tp.db.exec([[DELETE FROM analytics_visits WHERE day = ?1
-    AND source IN (SELECT source FROM analytics_day_uv WHERE day = ?1)]], day)
-  tp.db.exec([[UPDATE analytics_visits SET prev = coalesce((SELECT max(p.day) FROM analytics_visits p
-      WHERE p.source = analytics_visits.source AND p.visitor = analytics_visits.visitor
-        AND p.day < analytics_visits.day), 0)
-    WHERE prev = ?1]], day)
+  -- the day's old visits go: the next visit of each points to the one before
+  tp.db.exec([[UPDATE analytics_visits SET prev = x.prev
+    FROM (SELECT o.source AS source, o.visitor AS visitor, o.prev AS prev,
+            (SELECT min(q.day) FROM analytics_visits q WHERE q.source = o.source
+               AND q.visitor = o.visitor AND q.day > ?1) AS next
+          FROM analytics_visits o WHERE o.day = ?1) AS x
+    WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+  tp.db.exec("DELETE FROM analytics_visits WHERE day = ?", day)
   tp.db.exec("DELETE FROM analytics_day_uv WHERE day = ?", day)
+  -- the new ones come, each pointing to the visitor's day before, and the next
+  -- visit of each points to it
   tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
     SELECT x.source, ?1, x.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
         WHERE p.source = x.source AND p.visitor = x.visitor AND p.day < ?1), 0)
     FROM (]] .. DAY_KEYS .. [[) AS x]], day, stop)
   tp.db.exec([[INSERT INTO analytics_day_uv (day, source, n)
-    SELECT ?1, source, count(*) FROM analytics_visits WHERE day = ?1 AND source IN
-      (SELECT source FROM (]] .. DAY_KEYS .. [[)) GROUP BY source]], day, stop)
+    SELECT ?1, source, count(*) FROM analytics_visits WHERE day = ?1 GROUP BY source]], day)
   tp.db.exec([[UPDATE analytics_visits SET prev = ?1
     FROM (SELECT v.source AS source, v.visitor AS visitor,
                  (SELECT min(q.day) FROM analytics_visits q
                   WHERE q.source = v.source AND q.visitor = v.visitor AND q.day > ?1) AS next
-          FROM analytics_visits v
-          WHERE v.source IN (SELECT source FROM analytics_day_uv WHERE day = ?1) AND v.day = ?1) AS x
+          FROM analytics_visits v WHERE v.day = ?1) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
       AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
 end
