@@ -438,8 +438,9 @@ local function campaigns_by_day(q)
     end
   end
   for _, r in ipairs(tp.db.query([[SELECT substr(d.source, 6) AS campaign, count(*) AS n
-      FROM analytics_day_uv d JOIN analytics_visits v ON v.source = d.source AND v.day = d.day AND v.prev < :b0
-      JOIN analytics_touch t ON t.member = v.visitor
+      FROM analytics_day_uv d CROSS JOIN analytics_visits v INDEXED BY analytics_visits_by_day
+        ON v.day = d.day AND v.source = d.source AND v.prev < :b0
+      CROSS JOIN analytics_touch t ON t.member = v.visitor
       WHERE d.day >= :b0 AND d.day < :b1 AND d.source >= :lo AND d.source < :hi
         AND t.first_at >= :b0 AND t.first_at < :b1 GROUP BY d.source]], b)) do
     if rows[r.campaign] then rows[r.campaign].new_members = r.n end
