@@ -669,6 +669,109 @@ def test_report_queries_are_checked():
         assert status == 400 and bad["error"]["details"]["field"] == field, (q, bad)
 
 
+def analytics_1_5_0():
+    """The commit holding analytics 1.5.0 (before the per-day tables), or None without the history."""
+    import subprocess
+    from harness import SRC
+    try:
+        log = subprocess.run(["git", "-C", SRC, "log", "--format=%H", "--", "plugins/analytics/plugin.lua"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for commit in log:
+        text = subprocess.run(["git", "-C", SRC, "show", "%s:plugins/analytics/plugin.lua" % commit],
+                              capture_output=True, text=True).stdout
+        if 'version = "1.5.0"' in text:
+            return commit
+    return None
+
+
+def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
+    """A brand rolled up by analytics 1.5.0 (reports from the hours' rows) moves to the
+    per-day tables: the migration marks every day, the job rebuilds them, and every
+    report over the two days answers exactly what 1.5.0 answered."""
+    import shutil
+    import subprocess
+    import tempfile
+    from harness import SRC, HERE, Host, user_auth
+    commit = analytics_1_5_0()
+    if commit is None:
+        print("  (skipped: no git history with analytics 1.5.0)")
+        return
+    old = tempfile.mkdtemp(prefix="tidepool-e2e-analytics150-")
+    up = manual_tenant("up", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET}, "analytics": {}})
+    dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
+    try:
+        files = subprocess.run(["git", "-C", SRC, "ls-tree", "-r", "--name-only", commit, "plugins/analytics"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        for f in files:
+            dest = os.path.join(old, os.path.relpath(f, "plugins"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "wb") as out:
+                out.write(subprocess.run(["git", "-C", SRC, "show", "%s:%s" % (commit, f)],
+                                         capture_output=True, check=True).stdout)
+        h = Host(tenants=[up], name="analytics-upgrade", extra={"plugin_dirs": [old] + dirs}).start()
+        start = local_midnight(admin_ok(h, "GET", "/clock", up)["now"]) + 2 * DAY
+        d1, d2 = date_of(start), date_of(start + DAY)
+        queries = ["overview?from=%s&to=%s" % (d1, d2), "funnel?from=%s&to=%s" % (d1, d2),
+                   "funnel?from=%s&to=%s&steps=product_view,order,pay" % (d1, d1),
+                   "products?from=%s&to=%s" % (d1, d2), "campaigns?from=%s&to=%s" % (d1, d2),
+                   "retention?from=%s&to=%s" % (d1, d2)] + \
+            ["sources?from=%s&to=%s&by=%s" % (d1, d2, by)
+             for by in ("source", "scene", "store", "guide", "content", "live", "referrer")]
+        try:
+            add_sku(h, up, "up-tea", 100, 3000)
+            n = 0
+            for day, hh, user, scene, query, kinds in (
+                    (0, 22, "u1", 1008, {"store": "s1", "guide": "g1"}, ["product_view", "add_to_cart"]),
+                    (0, 23, None, 1154, {"content": "c1"}, ["product_view"]),
+                    (1, 0, "u1", 1053, {}, ["search"]),
+                    (1, 9, "u2", 1047, {"store": "s2"}, ["product_view", "add_to_cart"]),
+                    (1, 10, "u3", 1176, {"live": "r1"}, [])):
+                advance(h, up, to=start + day * DAY + hh * 3600 + 60)
+                at = start + day * DAY + hh * 3600
+                n += 1
+                events = [ev("up%d" % n, "enter", at, "us%d" % n, scene=scene, query=query)] + \
+                    [ev("up%d-%s" % (n, k), k, at + 1, "us%d" % n, product="up-tea") for k in kinds]
+                headers = user_auth(up, user) if user else {}
+                st, _, body = h.post("/v1/up/track", {"device": "ud%d" % n, "events": events}, headers=headers)
+                assert st == 200, (st, body)
+                if user in ("u1", "u2"):
+                    st, _, o = h.post("/v1/up/orders", {"lines": [{"sku": "up-tea", "qty": 1}]},
+                                      headers=user_auth(up, user))
+                    assert st == 201, (st, o)
+                    assert h.admin("POST", "/payments/simulate", up, {"order_id": o["id"]})[0] == 200
+            admin_ok(h, "POST", "/analytics/rollup", up, {})
+            before = {q: admin_ok(h, "GET", "/analytics/" + q, up) for q in queries}
+        finally:
+            h.stop()
+        h.extra["plugin_dirs"] = dirs
+        h.write_config()
+        h.start()
+        try:
+            for _ in range(10):
+                if not admin_ok(h, "POST", "/analytics/rollup", up, {})["more"]:
+                    break
+            assert read_tables(h, "up", "analytics_dirty") == 0
+            for q in queries:
+                after = admin_ok(h, "GET", "/analytics/" + q, up)
+                assert after == before[q], (q, before[q], after)
+            assert [s["visitors"] for s in before[queries[1]]["steps"]] == [4, 3, 2, 2, 2] and \
+                before[queries[0]]["total"]["orders"] == 3
+        finally:
+            h.stop()
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_tables(h, tid, table):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, tid + ".db"), uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
+    finally:
+        db.close()
+
+
 def teardown():
     if H is not None:
         H.stop()
