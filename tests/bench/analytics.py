@@ -20,7 +20,9 @@ Three figures, each measured once:
 
 Environment: BUILD (default build-release), INTAKE_SECONDS (10), DAY_EVENTS
 (1000000), REPORT_EVENTS (3000000), VISITORS (200000), PHASES (default 1,2,3:
-which of the three to run), BENCH_TMPDIR.
+which of the three to run), BENCH_TMPDIR, KEEP_TMP=1 (keep the data),
+REUSE=<a kept directory> (time the reports again on its data), PLUGINS (the
+plugins directory, e.g. another version exported from git, to compare).
 The machine may be shared: the figures say so, and are noisy.
 """
 import json
@@ -203,7 +205,7 @@ def main():
                 payments = { secret = "bench-only-payment-secret-01" }, flash_sale = {},
                 analytics = { rollup_every_seconds = 86400 } },
     plugin_limits = { analytics = { instructions = 2000000000, deadline_ms = 600000 } } } } }
-""" % (port, tmp, os.path.join(REPO, "plugins"), SECRET, KEY))
+""" % (port, tmp, os.environ.get("PLUGINS", os.path.join(REPO, "plugins")), SECRET, KEY))
     server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", conf],
                               stderr=open(os.path.join(tmp, "server.log"), "w"))
     try:
