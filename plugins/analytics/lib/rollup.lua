@@ -250,7 +250,7 @@ end
 
 ---Assigns a slot to each plugin's kind first seen on the day, while slots last.
 local function new_kinds(day, stop)
-  local used = tp.db.one("SELECT count(*) AS n, max(slot) AS top FROM analytics_kinds")
+  local used = tp.db.one("SELECT max(slot) AS top FROM analytics_kinds")
   if used.top >= SLOTS - 1 then return end
   for _, r in ipairs(tp.db.query([[SELECT DISTINCT kind FROM analytics_hits
       WHERE hour >= ?1 AND hour < ?2 AND kind LIKE '%.%'
