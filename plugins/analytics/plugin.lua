@@ -396,6 +396,7 @@ return {
     DROP INDEX analytics_visits_prev;
     CREATE INDEX analytics_visits_by_day ON analytics_visits(day, source, prev);
     CREATE TABLE analytics_dirty (day INTEGER PRIMARY KEY);   -- local days to rebuild
+    CREATE TABLE analytics_money_dirty (day INTEGER PRIMARY KEY);   -- days whose money to redo now
     INSERT INTO analytics_dirty (day) SELECT DISTINCT day FROM analytics_days;
     INSERT INTO analytics_state (k, v) VALUES ('dirty_orders', 1);
     ]],
@@ -443,6 +444,11 @@ return {
   },
   jobs = {
     -- one run recomputes at most rollup_max_hours hours; the rest go on a second later
+    -- the money of the days order events touched, a second or two after them
+    -- (rollup.money: the day's order tables and payer, buyer and part keys)
+    money = function()
+      rollup.money()
+    end,
     rollup = function()
       local _, more = rollup.pending(config().max_hours)
       if more then tp.jobs.schedule("rollup", nil, { after = 1, key = "rollup_more" }) end

@@ -88,9 +88,12 @@ function facts.upsert(o)
     products = "," .. table.concat(products, ",") .. ",",
     coupon_fen = o.discount_fen or 0, campaign_fen = campaign_fen })
   upsert_lines(o)
-  -- the funnel's order and pay steps: the days are rebuilt by the next rollup
+  -- the money of the days within seconds (the money job), the funnel's order
+  -- and pay steps with the next rollup (the days are rebuilt whole)
   rollup.dirty(o.created_at)
   rollup.dirty(o.paid_at)
+  rollup.money_dirty(o.created_at)
+  rollup.money_dirty(o.paid_at)
   facts.buyer(tp.db.one("SELECT member FROM analytics_orders WHERE order_id = ?", o.id).member)
 end
 

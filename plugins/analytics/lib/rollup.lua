@@ -118,6 +118,7 @@ local function rebuild_day(day)
   rollup.visits(day, stop)
   rollup.reach(day, stop)
   tp.db.exec("DELETE FROM analytics_dirty WHERE day = ?", day)
+  tp.db.exec("DELETE FROM analytics_money_dirty WHERE day = ?", day)
 end
 
 -- The keys an order paid on a day counts under (analytics_day_orders), from
@@ -153,6 +154,21 @@ function rollup.orders(day, stop)
     WHERE o.paid_at >= ?1 AND o.paid_at < ?2 GROUP BY l.sku]], day, stop)
 end
 
+-- The member keys of the orders of a day (part of DAY_KEYS; rollup.money):
+-- 'payer:<key>', 'buyer:<sku>', 'part:<campaign>'.
+local MONEY_KEYS = [[
+  SELECT 'payer:' || key AS source, member AS visitor FROM (]] .. ORDER_KEYS .. [[)
+    WHERE paid_fen > refunded_fen
+      AND (instr(key, ':') = 0 OR key LIKE 'store:%' OR key LIKE 'guide:%' OR key LIKE 'camp:%')
+  UNION SELECT 'buyer:' || l.sku, o.member FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+    WHERE o.paid_at >= ?1 AND o.paid_at < ?2 AND o.paid_fen > o.refunded_fen
+  UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
+    WHERE created_at >= ?1 AND created_at < ?2
+  UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
+    WHERE paid_at >= ?1 AND paid_at < ?2]]
+local MONEY_ONLY = [[(source >= 'buyer:' AND source < 'buyer;' OR source >= 'part:' AND source < 'part;'
+  OR source >= 'payer:' AND source < 'payer;')]]
+
 -- The keys a visitor is counted under on a day (analytics_visits.source):
 -- '' (any), the source, 'scene:1008', 'store:hz-west' ('store:' for none),
 -- and so on for guide, content, live and referrer, and 'view:<sku>' and
@@ -172,15 +188,7 @@ local DAY_KEYS = [[
   UNION SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
     FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND kind IN ('product_view', 'add_to_cart')
     AND product <> ''
-  UNION SELECT 'payer:' || key, member FROM (]] .. ORDER_KEYS .. [[)
-    WHERE paid_fen > refunded_fen
-      AND (instr(key, ':') = 0 OR key LIKE 'store:%' OR key LIKE 'guide:%' OR key LIKE 'camp:%')
-  UNION SELECT 'buyer:' || l.sku, o.member FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
-    WHERE o.paid_at >= ?1 AND o.paid_at < ?2 AND o.paid_fen > o.refunded_fen
-  UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
-    WHERE created_at >= ?1 AND created_at < ?2
-  UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
-    WHERE paid_at >= ?1 AND paid_at < ?2]]
+  UNION ]] .. MONEY_KEYS
 
 ---Rebuilds the day's analytics_visits and analytics_day_uv from its
 ---analytics_days and hours' rows: each visitor once per key (DAY_KEYS),
@@ -192,32 +200,49 @@ local DAY_KEYS = [[
 ---the day's old visitors are pointed past it, those of its new ones at it.
 ---@param day integer the local midnight
 ---@param stop integer the next one
-function rollup.visits(day, stop)
+---@param keys string? the keys to redo (DAY_KEYS, the default, or MONEY_KEYS)
+---@param only string? an SQL condition on `source` naming those keys (nil: all)
+function rollup.visits(day, stop, keys, only)
+  keys, only = keys or DAY_KEYS, only or "1"
+  local function sql(text) return (text:gsub("ONLY%((%w+)%)", function(t) return only:gsub("source", t .. ".source") end)) end
   -- the day's old visits go: the next visit of each points to the one before
-  tp.db.exec([[UPDATE analytics_visits SET prev = x.prev
+  tp.db.exec(sql([[UPDATE analytics_visits SET prev = x.prev
     FROM (SELECT o.source AS source, o.visitor AS visitor, o.prev AS prev,
             (SELECT min(q.day) FROM analytics_visits q WHERE q.source = o.source
                AND q.visitor = o.visitor AND q.day > ?1) AS next
-          FROM analytics_visits o WHERE o.day = ?1) AS x
+          FROM analytics_visits o WHERE o.day = ?1 AND ONLY(o)) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
-  tp.db.exec("DELETE FROM analytics_visits WHERE day = ?", day)
-  tp.db.exec("DELETE FROM analytics_day_uv WHERE day = ?", day)
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]]), day)
+  tp.db.exec(sql("DELETE FROM analytics_visits AS v WHERE v.day = ? AND ONLY(v)"), day)
+  tp.db.exec(sql("DELETE FROM analytics_day_uv AS v WHERE v.day = ? AND ONLY(v)"), day)
   -- the new ones come, each pointing to the visitor's day before, and the next
   -- visit of each points to it
   tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
     SELECT x.source, ?1, x.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
         WHERE p.source = x.source AND p.visitor = x.visitor AND p.day < ?1), 0)
-    FROM (]] .. DAY_KEYS .. [[) AS x]], day, stop)
-  tp.db.exec([[INSERT INTO analytics_day_uv (day, source, n)
-    SELECT ?1, source, count(*) FROM analytics_visits WHERE day = ?1 GROUP BY source]], day)
-  tp.db.exec([[UPDATE analytics_visits SET prev = ?1
+    FROM (]] .. keys .. [[) AS x]], day, stop)
+  tp.db.exec(sql([[INSERT INTO analytics_day_uv (day, source, n)
+    SELECT ?1, v.source, count(*) FROM analytics_visits v WHERE v.day = ?1 AND ONLY(v) GROUP BY v.source]]), day)
+  tp.db.exec(sql([[UPDATE analytics_visits SET prev = ?1
     FROM (SELECT v.source AS source, v.visitor AS visitor,
                  (SELECT min(q.day) FROM analytics_visits q
                   WHERE q.source = v.source AND q.visitor = v.visitor AND q.day > ?1) AS next
-          FROM analytics_visits v WHERE v.day = ?1) AS x
+          FROM analytics_visits v WHERE v.day = ?1 AND ONLY(v)) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]]), day)
+end
+
+---The money of each day marked by rollup.money_dirty: its order tables
+---(rollup.orders) and its payer, buyer and part keys, so that the reports'
+---money follows the orders within seconds; the funnel's order and pay steps
+---wait for the day's next rebuild (analytics_dirty).
+function rollup.money()
+  for _, r in ipairs(tp.db.query("SELECT day FROM analytics_money_dirty ORDER BY day")) do
+    local stop = day_of(r.day + 27 * HOUR)
+    rollup.orders(r.day, stop)
+    rollup.visits(r.day, stop, MONEY_KEYS, MONEY_ONLY)
+    tp.db.exec("DELETE FROM analytics_money_dirty WHERE day = ?", r.day)
+  end
 end
 
 -- ---- reach: the funnel's per-visitor days (README "Rollups", analytics_reach)
@@ -355,6 +380,17 @@ end
 ---@param epoch integer|nil
 function rollup.dirty(epoch)
   if epoch then tp.db.exec("INSERT OR IGNORE INTO analytics_dirty (day) VALUES (?)", day_of(epoch)) end
+end
+
+---Marks the day holding epoch for its money to be redone by the `money` job,
+---scheduled at the end of the current two seconds (one job per two seconds,
+---never pushed back by later orders).
+---@param epoch integer|nil
+function rollup.money_dirty(epoch)
+  if not epoch then return end
+  tp.db.exec("INSERT OR IGNORE INTO analytics_money_dirty (day) VALUES (?)", day_of(epoch))
+  local at = tp.now() // 2 * 2 + 2
+  tp.jobs.schedule("money", nil, { at = at, key = "money:" .. at })
 end
 
 ---Rebuilds up to n of the days marked dirty (orders, or the 1.6.0 upgrade),

@@ -79,6 +79,20 @@ local function money_agrees(from, to)
 end
 
 describe("money over whole days", function()
+  it("follows the orders within two seconds, without a rollup", function()
+    kit.set_local(date_of(kit.now() + 5 * DAY) .. " 09:00:00")
+    local day = date_of(kit.now())
+    local function total()
+      return kit.admin():get("/analytics/overview?from=" .. day .. "&to=" .. day).body.total
+    end
+    expect(total().orders).to_be(0)
+    buy("cat", { { sku = TEA, qty = 1 } })
+    kit.advance(2)   -- the money job of these two seconds
+    local t = total()
+    expect(("%d %d %d"):format(t.orders, t.payers, t.gmv_fen)).to_be("1 1 5000")
+    expect(#kit.admin():get("/analytics/campaigns?from=" .. day .. "&to=" .. day).body.items).to_be(1)
+  end)
+
   it("follows a refund back to the day the order was paid, once rolled up", function()
     kit.set_local(date_of(kit.now() + 2 * DAY) .. " 10:00:00")
     D1 = kit.now() - 10 * 3600
