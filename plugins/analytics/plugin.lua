@@ -400,6 +400,28 @@ return {
     INSERT INTO analytics_dirty (day) SELECT DISTINCT day FROM analytics_days;
     INSERT INTO analytics_state (k, v) VALUES ('dirty_orders', 1);
     ]],
+    -- the incremental fold (lib/rollup.lua rollup.hours): an hour's rows before its
+    -- recompute, what the recompute added (a run's, per hour), and a day's new visits
+    [[
+    CREATE TABLE analytics_hits_prev (
+      visitor TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, scene INTEGER, store TEXT,
+      guide TEXT, content TEXT, live TEXT, referrer TEXT, product TEXT NOT NULL, n INTEGER NOT NULL
+    );
+    CREATE INDEX analytics_hits_prev_visitor ON analytics_hits_prev(visitor);
+    CREATE TABLE analytics_hits_delta (
+      hour INTEGER NOT NULL, visitor TEXT NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
+      scene INTEGER, store TEXT, guide TEXT, content TEXT, live TEXT, referrer TEXT,
+      product TEXT NOT NULL,
+      n INTEGER NOT NULL,           -- events added to the hour's row
+      new INTEGER NOT NULL          -- 1: the row is new to the hour (not only its count)
+    );
+    CREATE INDEX analytics_hits_delta_hour ON analytics_hits_delta(hour);
+    CREATE TABLE analytics_visits_new (
+      source TEXT NOT NULL,
+      visitor TEXT NOT NULL,
+      PRIMARY KEY (source, visitor)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,

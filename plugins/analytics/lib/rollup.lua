@@ -24,19 +24,56 @@ local function set_state(k, v)
     ON CONFLICT (k) DO UPDATE SET v = excluded.v]], k, v)
 end
 
+-- the same row of an hour, before (o) and after (h) its recompute
+local SAME_ROW = [[h.visitor = o.visitor AND h.kind = o.kind AND h.source = o.source
+  AND h.scene IS o.scene AND h.store IS o.store AND h.guide IS o.guide AND h.content IS o.content
+  AND h.live IS o.live AND h.referrer IS o.referrer AND h.product = o.product]]
+
+---After an hour's recompute, keeps what it added (analytics_hits_delta) if it
+---only added: every row of the hour before (analytics_hits_prev) is still
+---there with at least its count. Raw events only come in, so that fails only
+---when a visitor changed ids (a login tied a device to a member, a merge, an
+---unmerge) or the hour's raw events were cut by retention.
+---@param hour integer
+---@return boolean added_only
+local function hour_delta(hour)
+  local gone = tp.db.one([[SELECT EXISTS (SELECT 1 FROM analytics_hits_prev o WHERE NOT EXISTS (
+      SELECT 1 FROM analytics_hits h WHERE h.hour = ?1 AND ]] .. SAME_ROW .. [[ AND h.n >= o.n)) AS g]], hour).g
+  if gone == 1 then return false end
+  tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
+      live, referrer, product, n, new)
+    SELECT h.hour, h.visitor, h.kind, h.source, h.scene, h.store, h.guide, h.content, h.live, h.referrer,
+      h.product, h.n - coalesce(o.n, 0), o.n IS NULL
+    FROM analytics_hits h LEFT JOIN analytics_hits_prev o ON ]] .. SAME_ROW .. [[
+    WHERE h.hour = ?1 AND h.n > coalesce(o.n, 0)]], hour)
+  return true
+end
+
 ---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds).
 ---A visitor is the event's member, else its device's member (a login
 ---folds the device's anonymous events in), else its session's member, else
 ---the device, else the session; a merged member is its survivor.
 ---An hour whose raw events are gone (older than the brand's
 ---track_retention_days) keeps its rows: there is nothing to rebuild them from.
+---With `fold`, what the recompute added is kept in analytics_hits_delta for
+---the day's fold (rollup.fold_day), unless it also took something away.
 ---@param hour integer
+---@param fold boolean? keep the hour's additions for a fold
 ---@return boolean rebuilt
-function rollup.hour(hour)
+---@return boolean lost with `fold`: a row of the hour went or lost events (a login or a
+---merge moved its visitor), so its day cannot be folded and must be rebuilt whole
+function rollup.hour(hour, fold)
   local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
     WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
   if raw == 0 and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
-    return false
+    return false, false
+  end
+  if fold then
+    tp.db.exec("DELETE FROM analytics_hits_prev")
+    tp.db.exec([[INSERT INTO analytics_hits_prev (visitor, kind, source, scene, store, guide, content, live,
+        referrer, product, n)
+      SELECT visitor, kind, source, scene, store, guide, content, live, referrer, product, n
+      FROM analytics_hits WHERE hour = ?]], hour)
   end
   tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
   tp.db.exec([[
@@ -91,7 +128,8 @@ function rollup.hour(hour)
       last_live = CASE WHEN excluded.last_at >= last_at THEN excluded.last_live ELSE last_live END,
       last_referrer = CASE WHEN excluded.last_at >= last_at THEN excluded.last_referrer ELSE last_referrer END
   ]], hour * 1000, (hour + HOUR) * 1000)
-  return true
+  if fold then return true, not hour_delta(hour) end
+  return true, false
 end
 
 ---The local midnight starting the day that holds epoch (the brand's zone).
@@ -190,6 +228,14 @@ local DAY_KEYS = [[
     AND product <> ''
   UNION ]] .. MONEY_KEYS
 
+---Whether any visit is on a day after `day` (one index entry), so that
+---the next visits of the day's visitors may need their prev pointed at it.
+---@param day integer
+---@return boolean
+local function later_visits(day)
+  return tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_visits WHERE day > ?) AS e", day).e == 1
+end
+
 ---Rebuilds the day's analytics_visits and analytics_day_uv from its
 ---analytics_days and hours' rows: each visitor once per key (DAY_KEYS),
 ---with `prev`, the visitor's day before (same key; 0: none), and the day's
@@ -205,14 +251,15 @@ local DAY_KEYS = [[
 function rollup.visits(day, stop, keys, only)
   keys, only = keys or DAY_KEYS, only or "1"
   local function sql(text) return (text:gsub("ONLY%((%w+)%)", function(t) return only:gsub("source", t .. ".source") end)) end
+  local later = later_visits(day)
   -- the day's old visits go: the next visit of each points to the one before
-  tp.db.exec(sql([[UPDATE analytics_visits SET prev = x.prev
+  if later then tp.db.exec(sql([[UPDATE analytics_visits SET prev = x.prev
     FROM (SELECT o.source AS source, o.visitor AS visitor, o.prev AS prev,
             (SELECT min(q.day) FROM analytics_visits q WHERE q.source = o.source
                AND q.visitor = o.visitor AND q.day > ?1) AS next
           FROM analytics_visits o WHERE o.day = ?1 AND ONLY(o)) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]]), day)
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]]), day) end
   tp.db.exec(sql("DELETE FROM analytics_visits AS v WHERE v.day = ? AND ONLY(v)"), day)
   tp.db.exec(sql("DELETE FROM analytics_day_uv AS v WHERE v.day = ? AND ONLY(v)"), day)
   -- the new ones come, each pointing to the visitor's day before, and the next
@@ -223,6 +270,7 @@ function rollup.visits(day, stop, keys, only)
     FROM (]] .. keys .. [[) AS x]], day, stop)
   tp.db.exec(sql([[INSERT INTO analytics_day_uv (day, source, n)
     SELECT ?1, v.source, count(*) FROM analytics_visits v WHERE v.day = ?1 AND ONLY(v) GROUP BY v.source]]), day)
+  if not later then return end   -- today's rebuild: no later visit to point here
   tp.db.exec(sql([[UPDATE analytics_visits SET prev = ?1
     FROM (SELECT v.source AS source, v.visitor AS visitor,
                  (SELECT min(q.day) FROM analytics_visits q
@@ -246,6 +294,8 @@ function rollup.money()
 end
 
 -- ---- reach: the funnel's per-visitor days (README "Rollups", analytics_reach)
+
+local redo_reach
 
 local SLOTS = 13            -- x0 (any hit), x1..x8 (analytics_kinds' built-ins), x9..x12 (plugins' kinds)
 rollup.SLOTS = SLOTS
@@ -273,13 +323,20 @@ local function x_from_prev(mask, alias)
   return table.concat(t, ",\n      ")
 end
 
----Assigns a slot to each plugin's kind first seen on the day, while slots last.
-local function new_kinds(day, stop)
+---Assigns a slot to each plugin's kind first seen on the day, while slots
+---last, from the day's rows of `hits` (analytics_hits, or a fold's
+---analytics_hits_delta).
+local function new_kinds(day, stop, hits)
+  if tp.db.one(([[SELECT EXISTS (SELECT 1 FROM %s WHERE hour >= ?1 AND hour < ?2
+      AND kind LIKE '%%.%%' AND kind NOT IN (SELECT kind FROM analytics_kinds)) AS e]]):format(hits),
+      day, stop).e == 0 then
+    return
+  end
   local used = tp.db.one("SELECT max(slot) AS top FROM analytics_kinds")
   if used.top >= SLOTS - 1 then return end
-  for _, r in ipairs(tp.db.query([[SELECT DISTINCT kind FROM analytics_hits
-      WHERE hour >= ?1 AND hour < ?2 AND kind LIKE '%.%'
-        AND kind NOT IN (SELECT kind FROM analytics_kinds)]], day, stop)) do
+  for _, r in ipairs(tp.db.query(([[SELECT DISTINCT kind FROM %s
+      WHERE hour >= ?1 AND hour < ?2 AND kind LIKE '%%.%%'
+        AND kind NOT IN (SELECT kind FROM analytics_kinds)]]):format(hits), day, stop)) do
     used.top = used.top + 1
     if used.top >= SLOTS then return end
     tp.db.exec("INSERT INTO analytics_kinds (kind, slot) VALUES (?, ?)", r.kind, used.top)
@@ -297,10 +354,7 @@ end
 ---@param day integer the local midnight
 ---@param stop integer the next one
 function rollup.reach(day, stop)
-  if tp.db.one([[SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour >= ?1 AND hour < ?2
-      AND kind LIKE '%.%' AND kind NOT IN (SELECT kind FROM analytics_kinds)) AS e]], day, stop).e == 1 then
-    new_kinds(day, stop)
-  end
+  new_kinds(day, stop, "analytics_hits")
   tp.db.exec("DELETE FROM analytics_reach_new")
   -- the day's visitors per source with what they did: each hit sets slot 0 and
   -- its kind's; an order created sets 7 and one paid 8, under the order's source
@@ -320,15 +374,32 @@ function rollup.reach(day, stop)
   tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
     SELECT source, visitor, NULL FROM analytics_reach WHERE day = ?1
     ON CONFLICT (source, visitor) DO NOTHING]], day)
+  redo_reach(day, false)
+end
+
+---Redoes the day's analytics_reach rows of the visitors in
+---analytics_reach_new (mask: what each did that day; NULL: no row any more),
+---with the next of each one's previous row and the x<s> of its later rows.
+---@param day integer the local midnight
+---@param some boolean only those visitors' rows go (a fold); false: every row of the day
+---(a rebuild, whose analytics_reach_new holds every old visitor of the day)
+redo_reach = function(day, some)
   -- the old rows go: their previous rows point to their next
+  local old = some and [[analytics_reach_new n JOIN analytics_reach o ON o.source = n.source
+    AND o.visitor = n.visitor AND o.day = ?1]] or "analytics_reach o WHERE o.day = ?1"
   tp.db.exec([[UPDATE analytics_reach SET next = x.next
     FROM (SELECT o.source AS source, o.visitor AS visitor, o.next AS next,
             (SELECT max(q.day) FROM analytics_reach q WHERE q.source = o.source
                AND q.visitor = o.visitor AND q.day < ?1) AS pday
-          FROM analytics_reach o WHERE o.day = ?1) AS x
+          FROM ]] .. old .. [[) AS x
     WHERE x.pday IS NOT NULL AND analytics_reach.source = x.source
       AND analytics_reach.visitor = x.visitor AND analytics_reach.day = x.pday]], day)
-  tp.db.exec("DELETE FROM analytics_reach WHERE day = ?", day)
+  if some then
+    tp.db.exec([[DELETE FROM analytics_reach WHERE (source, visitor, day) IN
+      (SELECT source, visitor, ?1 FROM analytics_reach_new)]], day)
+  else
+    tp.db.exec("DELETE FROM analytics_reach WHERE day = ?", day)
+  end
   -- the new ones come, each from its previous row, and that row points to them
   tp.db.exec(([[INSERT INTO analytics_reach (source, visitor, day, next, mask, %s)
     SELECT n.source, n.visitor, ?1, coalesce((SELECT min(q.day) FROM analytics_reach q
@@ -361,6 +432,112 @@ function rollup.reach(day, stop)
       WHERE analytics_reach.source = y.source AND analytics_reach.visitor = y.visitor
         AND analytics_reach.day = ?1]]):format(cols("x%s = y.x%s"), x_from_prev("r.mask", true)), later)
   end
+end
+
+-- ---- the fold: a run's additions to the days it touches (README "Rollups")
+
+-- the additions of the day's hours (rollup.hour with fold) that are new rows
+local DELTA = "analytics_hits_delta WHERE hour >= ?1 AND hour < ?2 AND new = 1"
+
+-- the keys of DAY_KEYS that come from the hours, for the added rows only
+local FOLD_KEYS = ([[
+  SELECT '' AS source, visitor FROM %s
+  UNION ALL SELECT source, visitor FROM %s
+  UNION ALL SELECT 'scene:' || coalesce(scene, ''), visitor FROM %s
+  UNION ALL SELECT 'store:' || coalesce(store, ''), visitor FROM %s
+  UNION ALL SELECT 'guide:' || coalesce(guide, ''), visitor FROM %s
+  UNION ALL SELECT 'content:' || coalesce(content, ''), visitor FROM %s
+  UNION ALL SELECT 'live:' || coalesce(live, ''), visitor FROM %s
+  UNION ALL SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM %s
+  UNION ALL SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
+    FROM %s AND kind IN ('product_view', 'add_to_cart') AND product <> '']]):gsub("%%s", DELTA)
+
+---Adds the day's new visits (the keys of its added rows it did not have):
+---each points to the visitor's day before, the day's counts grow by them,
+---and the next visit of each (a late event under later days) points to it.
+---@param day integer the local midnight
+---@param stop integer the next one
+local function fold_visits(day, stop)
+  tp.db.exec("DELETE FROM analytics_visits_new")
+  tp.db.exec([[INSERT OR IGNORE INTO analytics_visits_new (source, visitor)
+    SELECT k.source, k.visitor FROM (]] .. FOLD_KEYS .. [[) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source
+      AND v.visitor = k.visitor AND v.day = ?1)]], day, stop)
+  tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
+    SELECT n.source, ?1, n.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
+        WHERE p.source = n.source AND p.visitor = n.visitor AND p.day < ?1), 0)
+    FROM analytics_visits_new n]], day)
+  tp.db.exec([[INSERT INTO analytics_day_uv (day, source, n)
+    SELECT ?1, source, count(*) FROM analytics_visits_new WHERE true GROUP BY source
+    ON CONFLICT (day, source) DO UPDATE SET n = n + excluded.n]], day)
+  if not later_visits(day) then return end
+  tp.db.exec([[UPDATE analytics_visits SET prev = ?1
+    FROM (SELECT n.source AS source, n.visitor AS visitor,
+                 (SELECT min(q.day) FROM analytics_visits q
+                  WHERE q.source = n.source AND q.visitor = n.visitor AND q.day > ?1) AS next
+          FROM analytics_visits_new n) AS x
+    WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+end
+
+---Redoes the day's reach rows of the visitors whose added rows did a slot
+---they had not done that day (or are their first of the day), with the
+---mask they had OR'd in; the others' rows stay as they are.
+---@param day integer the local midnight
+---@param stop integer the next one
+local function fold_reach(day, stop)
+  new_kinds(day, stop, "analytics_hits_delta")
+  tp.db.exec("DELETE FROM analytics_reach_new")
+  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT d.source, d.visitor, sum(DISTINCT 1 << coalesce(k.slot, 0)) | 1
+    FROM analytics_hits_delta d LEFT JOIN analytics_kinds k ON k.kind = d.kind
+    WHERE d.hour >= ?1 AND d.hour < ?2 AND d.new = 1
+    GROUP BY d.source, d.visitor]], day, stop)
+  tp.db.exec(([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT '', visitor, %s FROM analytics_reach_new GROUP BY visitor]]):format(cols("max(mask & (1 << %s))", " | ")))
+  -- nothing new to a row: it stays; else it gets what it had
+  tp.db.exec([[DELETE FROM analytics_reach_new WHERE mask & ~coalesce((SELECT r.mask FROM analytics_reach r
+    WHERE r.source = analytics_reach_new.source AND r.visitor = analytics_reach_new.visitor
+      AND r.day = ?1), 0) = 0]], day)
+  tp.db.exec([[UPDATE analytics_reach_new SET mask = analytics_reach_new.mask | r.mask FROM analytics_reach r
+    WHERE r.source = analytics_reach_new.source AND r.visitor = analytics_reach_new.visitor
+      AND r.day = ?1]], day)
+  redo_reach(day, true)
+end
+
+---Folds the run's additions to the day's hours into its per-day tables, as
+---a rebuild from all its hours would have them (test/fold_test.lua): new
+---(visitor, source, ...) rows, product views added, new visits, reach rows
+---with new slots. Money and the order steps are not touched: they come from
+---the order facts (rollup.money, and a rebuild of a day an order marked).
+---@param day integer the local midnight
+---@param stop integer the next one
+function rollup.fold_day(day, stop)
+  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
+    SELECT DISTINCT ?1, d.visitor, d.source, d.store, d.guide, d.scene, d.content, d.live, d.referrer
+    FROM analytics_hits_delta d WHERE d.hour >= ?1 AND d.hour < ?2 AND d.new = 1
+      AND NOT EXISTS (SELECT 1 FROM analytics_days a WHERE a.day = ?1 AND a.visitor = d.visitor
+        AND a.source = d.source AND a.store IS d.store AND a.guide IS d.guide AND a.scene IS d.scene
+        AND a.content IS d.content AND a.live IS d.live AND a.referrer IS d.referrer)]], day, stop)
+  tp.db.exec([[INSERT INTO analytics_day_views (day, product, views)
+    SELECT ?1, product, sum(n) FROM analytics_hits_delta
+    WHERE hour >= ?1 AND hour < ?2 AND kind = 'product_view' AND product <> '' GROUP BY product
+    ON CONFLICT (day, product) DO UPDATE SET views = views + excluded.views]], day, stop)
+  fold_visits(day, stop)
+  fold_reach(day, stop)
+end
+
+---How a run brings a day up to date: "whole" (rebuild_day) when the day has
+---no hours rolled up yet (its first pass: nothing to add to) or is marked
+---dirty (an order created or paid on it, or the upgrade to 1.6.0); else
+---"fold" (rollup.fold_day), unless one of its recomputed hours lost a row.
+---@param day integer
+---@return "whole"|"fold"
+local function how(day)
+  local stop = day_of(day + 27 * HOUR)
+  local r = tp.db.one([[SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour >= ?1 AND hour < ?2) AS h,
+    EXISTS (SELECT 1 FROM analytics_dirty WHERE day = ?1) AS d]], day, stop)
+  return (r.h == 1 and r.d == 0) and "fold" or "whole"
 end
 
 ---The days of the hours, each rebuilt once.
@@ -440,12 +617,23 @@ function rollup.hours(max_hours)
       SELECT DISTINCT e.at / 3600000 FROM track.analytics_devices d
       JOIN track.analytics_events e ON e.device = d.device WHERE d.seq > ?1 AND d.seq <= ?2)
     WHERE h > ?3 ORDER BY h LIMIT ?4]], seen, top, after, max_hours + 1)
-  local hours = {}
+  local hours, days, order = {}, {}, {}
+  tp.db.exec("DELETE FROM analytics_hits_delta")
   for i = 1, math.min(#rows, max_hours) do
-    hours[i] = rows[i].h * HOUR
-    rollup.hour(hours[i])
+    local h = rows[i].h * HOUR
+    local d = day_of(h)
+    if not days[d] then
+      days[d] = how(d)
+      order[#order + 1] = d
+    end
+    hours[i] = h
+    local _, lost = rollup.hour(h, days[d] == "fold")
+    if lost then days[d] = "whole" end
   end
-  rebuild_days(hours)
+  for _, d in ipairs(order) do
+    if days[d] == "whole" then rebuild_day(d) else rollup.fold_day(d, day_of(d + 27 * HOUR)) end
+  end
+  tp.db.exec("DELETE FROM analytics_hits_delta")
   if #rows > max_hours then
     set_state("done_hour", rows[max_hours].h)
     return hours, true
