@@ -11,8 +11,10 @@ Three figures, each measured once:
    wrk on its own core, while a second wrk buys in a flash sale on a few
    connections: events/s, and the buy's p50/p99 next to the same buy alone.
 2. The rollup of one local day holding DAY_EVENTS raw events (written straight
-   into the analytics database, as intake would have, 48 h limit aside):
-   POST /admin/{t}/analytics/rollup {"day": ...}, wall time.
+   into the analytics database, as intake would have, 48 h limit aside): the
+   job's first run over it (POST /admin/{t}/analytics/rollup), the day
+   recomputed on demand ({"day": ...}), then, after 1% more events in its last
+   hour, the job's next run (it folds them in): wall time and instructions.
 3. Every report over 90 days by day (overview, funnel, sources by each key,
    products, campaigns, retention) over REPORT_EVENTS raw events spread over
    90 days and an order for about one member session in six (written straight
@@ -113,8 +115,9 @@ STORES = [None] * 5 + ["store-%d" % i for i in range(5)]
 GUIDES = [None] * 10 + ["guide-%d" % i for i in range(20)]
 
 
-def fill(db_path, start, days, total, seed, orders_db=None):
-    """total events over days local days from start, into the analytics database; with
+def fill(db_path, start, days, total, seed, orders_db=None, span=DAY):
+    """total events over days local days from start (over the first span seconds of each),
+    into the analytics database; with
     orders_db, an order for about one member session in six (five in six of them paid, one
     in twenty of those refunded in part) straight into the order facts of the brand's database."""
     rnd = random.Random(seed)
@@ -131,7 +134,7 @@ def fill(db_path, start, days, total, seed, orders_db=None):
         for s in range(max(1, per_day // 8)):
             v = rnd.randrange(VISITORS)
             sid = "s%d-%d-%d" % (seed, d, s)
-            at = (day0 + rnd.randrange(DAY)) * 1000
+            at = (day0 + rnd.randrange(span)) * 1000
             member = "m%d" % v if v % 3 == 0 else None
             scene, source = SCENES[rnd.randrange(len(SCENES))]
             store, guide = STORES[rnd.randrange(len(STORES))], GUIDES[rnd.randrange(len(GUIDES))]
@@ -203,7 +206,7 @@ def main():
   tenants = { { id = "bench", token_secret = %r, api_keys = { %r },
     plugins = { catalog = {}, orders = { max_unpaid_orders = 100000000 },
                 payments = { secret = "bench-only-payment-secret-01" }, flash_sale = {},
-                analytics = { rollup_every_seconds = 86400 } },
+                analytics = { rollup_every_seconds = 86400, rollup_max_hours = 48 } },
     plugin_limits = { analytics = { instructions = 2000000000, deadline_ms = 600000 } } } } }
 """ % (port, tmp, os.environ.get("PLUGINS", os.path.join(REPO, "plugins")), SECRET, KEY))
     server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", conf],
@@ -281,21 +284,38 @@ def intake_phase(port, buy_lua, track_lua):
         print("flash-sale buy beside intake: %.0f/s p50 %s p99 %s" % (beside["rps"], beside["p50"], beside["p99"]))
 
 
+def timed_rollup(port, body=None):
+    """POST /analytics/rollup (body None: the job's run over the pending hours): the answer,
+    the wall time and the instructions the call took (SQLite steps included)."""
+    t0 = time.monotonic()
+    out = req(port, "POST", "/admin/bench/analytics/rollup", body)
+    secs = time.monotonic() - t0
+    metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
+    instr = next((line.split()[-1] for line in metrics.splitlines()
+                  if line.startswith("tidepool_instructions_last{") and 'plugin="analytics"' in line
+                  and "/analytics/rollup" in line), "?")
+    return out, secs, instr
+
+
 def rollup_phase(port, adb, now):
-    if True:
-        day0 = local_midnight(now) - 100 * DAY
-        say("bench: 2. writing %d events into one local day" % DAY_EVENTS)
-        fill(adb, day0, 1, DAY_EVENTS, 1)
-        day_text = time.strftime("%Y-%m-%d", time.gmtime(day0 + TZ))
-        t0 = time.monotonic()
-        out = req(port, "POST", "/admin/bench/analytics/rollup", {"day": day_text})
-        secs = time.monotonic() - t0
-        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
-        instr = next((line.split()[-1] for line in metrics.splitlines()
-                      if line.startswith("tidepool_instructions_last{") and 'plugin="analytics"' in line
-                      and "/analytics/rollup" in line), "?")
-        print("rollup of a day with %d events: %.1f s (%d hours), %s instructions (SQLite steps included)"
-              % (DAY_EVENTS, secs, out["hours"], instr))
+    day0 = local_midnight(now) - 100 * DAY
+    say("bench: 2. writing %d events into one local day" % DAY_EVENTS)
+    fill(adb, day0, 1, DAY_EVENTS, 1)
+    day_text = time.strftime("%Y-%m-%d", time.gmtime(day0 + TZ))
+    # the job's first pass over the day (its hours recomputed, the day built whole)
+    out, secs, instr = timed_rollup(port)
+    print("rollup of a day with %d events, the job's first run: %.1f s (%d hours, more: %s), %s instructions"
+          % (DAY_EVENTS, secs, out["hours"], out["more"], instr))
+    # the same day recomputed on demand, every hour and the day whole (1.5.0's figure)
+    out, secs, instr = timed_rollup(port, {"day": day_text})
+    print("rollup of a day with %d events, {\"day\"} (every hour, the day whole): %.1f s (%d hours), "
+          "%s instructions (SQLite steps included)" % (DAY_EVENTS, secs, out["hours"], instr))
+    # 1% more events in the day's last hour: the job's next run folds them in
+    more = DAY_EVENTS // 100
+    fill(adb, day0 + 23 * 3600, 1, more, 3, span=3600)
+    out, secs, instr = timed_rollup(port)
+    print("the next job run after %d more events in the day's last hour: %.2f s (%d hours), %s instructions"
+          % (more, secs, out["hours"], instr))
 
 
 def report_phase(port, adb, now, tmp):
