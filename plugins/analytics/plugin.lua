@@ -421,6 +421,9 @@ return {
       visitor TEXT NOT NULL,
       PRIMARY KEY (source, visitor)
     ) WITHOUT ROWID;
+    -- days an order was created or paid on since the last run: their order steps
+    -- are folded into the reach rows (rollup.fold_orders)
+    CREATE TABLE analytics_order_days (day INTEGER PRIMARY KEY);
     ]],
   },
   routes = {
@@ -495,7 +498,12 @@ return {
       if not tpmerge.begin("analytics_merges", from, into, merge_id) then return { rows = 0 } end
       -- the facts and the touch move now (both indexed by member); the rollup rows do
       -- not (a scan of every hour inside a login): rollups from now on, and any hour
-      -- recomputed, count from's raw events as into's
+      -- recomputed, count from's raw events as into's. The days of the orders that
+      -- move are rebuilt whole by the next run (their order steps change member).
+      for _, o in ipairs(tp.db.query("SELECT created_at, paid_at FROM analytics_orders WHERE member = ?", from)) do
+        rollup.dirty(o.created_at)
+        rollup.dirty(o.paid_at)
+      end
       local n = tp.db.exec("UPDATE analytics_orders SET member = ? WHERE member = ?", into, from)
       facts.buyer(from)
       facts.buyer(into)

@@ -156,6 +156,7 @@ local function rebuild_day(day)
   rollup.visits(day, stop)
   rollup.reach(day, stop)
   tp.db.exec("DELETE FROM analytics_dirty WHERE day = ?", day)
+  tp.db.exec("DELETE FROM analytics_order_days WHERE day = ?", day)
   tp.db.exec("DELETE FROM analytics_money_dirty WHERE day = ?", day)
 end
 
@@ -485,6 +486,7 @@ end
 ---mask they had OR'd in; the others' rows stay as they are.
 ---@param day integer the local midnight
 ---@param stop integer the next one
+local fold_masks
 local function fold_reach(day, stop)
   new_kinds(day, stop, "analytics_hits_delta")
   tp.db.exec("DELETE FROM analytics_reach_new")
@@ -493,6 +495,32 @@ local function fold_reach(day, stop)
     FROM analytics_hits_delta d LEFT JOIN analytics_kinds k ON k.kind = d.kind
     WHERE d.hour >= ?1 AND d.hour < ?2 AND d.new = 1
     GROUP BY d.source, d.visitor]], day, stop)
+  fold_masks(day)
+end
+
+---Folds the order steps of the day's orders (created: slot 7, paid: slot 8,
+---under the order's source and overall) into its reach rows, as a rebuild
+---would have them: an order's member, source and days never change (a merge
+---that moves orders marks their days for a rebuild), so its bits only add.
+---@param day integer the local midnight
+---@param stop integer the next one
+function rollup.fold_orders(day, stop)
+  tp.db.exec("DELETE FROM analytics_reach_new")
+  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT source, member, sum(DISTINCT b) FROM (
+      SELECT source, member, 1 << 7 AS b FROM analytics_orders WHERE created_at >= ?1 AND created_at < ?2
+      UNION ALL SELECT source, member, 1 << 8 FROM analytics_orders WHERE paid_at >= ?1 AND paid_at < ?2)
+    GROUP BY source, member]], day, stop)
+  fold_masks(day)
+  tp.db.exec("DELETE FROM analytics_order_days WHERE day = ?", day)
+end
+
+---Given analytics_reach_new holding, per source, the slots visitors did in
+---what a run adds to the day, adds their overall ('') rows, keeps only the
+---rows that gain a slot (or are new to the day), with the slots they had, and
+---redoes those reach rows.
+---@param day integer the local midnight
+fold_masks = function(day)
   tp.db.exec(([[INSERT INTO analytics_reach_new (source, visitor, mask)
     SELECT '', visitor, %s FROM analytics_reach_new GROUP BY visitor]]):format(cols("max(mask & (1 << %s))", " | ")))
   -- nothing new to a row: it stays; else it gets what it had
@@ -509,7 +537,7 @@ end
 ---a rebuild from all its hours would have them (test/fold_test.lua): new
 ---(visitor, source, ...) rows, product views added, new visits, reach rows
 ---with new slots. Money and the order steps are not touched: they come from
----the order facts (rollup.money, and a rebuild of a day an order marked).
+---the order facts (rollup.money; the order steps: rollup.fold_orders).
 ---@param day integer the local midnight
 ---@param stop integer the next one
 function rollup.fold_day(day, stop)
@@ -529,7 +557,7 @@ end
 
 ---How a run brings a day up to date: "whole" (rebuild_day) when the day has
 ---no hours rolled up yet (its first pass: nothing to add to) or is marked
----dirty (an order created or paid on it, or the upgrade to 1.6.0); else
+---dirty (the upgrade to 1.6.0, a merge that moved orders); else
 ---"fold" (rollup.fold_day), unless one of its recomputed hours lost a row.
 ---@param day integer
 ---@return "whole"|"fold"
@@ -552,11 +580,18 @@ local function rebuild_days(hours)
   end
 end
 
----Marks the local day holding epoch for a rebuild by the next run (an
----order created or paid on it changes the day's funnel rows).
+---Marks the local day holding epoch for a rebuild whole by the job (the
+---upgrade to 1.6.0; a merge that moved orders from one member to another).
 ---@param epoch integer|nil
 function rollup.dirty(epoch)
   if epoch then tp.db.exec("INSERT OR IGNORE INTO analytics_dirty (day) VALUES (?)", day_of(epoch)) end
+end
+
+---Marks the local day holding epoch for the next run to fold its orders'
+---steps into its reach rows (an order created or paid on it: rollup.fold_orders).
+---@param epoch integer|nil
+function rollup.order_day(epoch)
+  if epoch then tp.db.exec("INSERT OR IGNORE INTO analytics_order_days (day) VALUES (?)", day_of(epoch)) end
 end
 
 ---Marks the day holding epoch for its money to be redone by the `money` job,
@@ -598,6 +633,12 @@ end
 function rollup.pending(max_hours)
   local hours, more = rollup.hours(max_hours)
   local _, days_left = dirty_days(math.max(1, max_hours // 24))
+  -- the days orders touched (a few rows each: all of them): their money, as the
+  -- money job would redo it seconds later, and their order steps
+  rollup.money()
+  for _, r in ipairs(tp.db.query("SELECT day FROM analytics_order_days ORDER BY day")) do
+    rollup.fold_orders(r.day, day_of(r.day + 27 * HOUR))
+  end
   return hours, more or days_left
 end
 

@@ -1,8 +1,9 @@
 -- analytics: a run folds only what came in since the last one into the days
 -- it touches (lib/rollup.lua rollup.fold_day). A day rolled up in several runs
 -- (its hours arriving in pieces, a late event into an hour already rolled up,
--- another into a day under a later one, a count growing on a row it had, an
--- order's bits on a row, a login moving a device's visits to a member) has
+-- another into a day under a later one, a count growing on a row it had,
+-- orders created and paid on a day rolled up, a login moving a device's
+-- visits to a member) has
 -- per-day tables equal, after every run, to a rebuild of every day whole.
 
 kit.plugins {
@@ -121,6 +122,19 @@ describe("a day rolled up in several runs", function()
     visit(CY, D[1] + 20 * HOUR, 1047, { "search" })
     visit(AMY, D[2] + 11 * HOUR, 1008, { "search" })
     run_and_check("run 6")
+    -- run 6b: orders on a day already rolled up fold their steps in (cy orders, then
+    -- pays; dee, not seen that day, orders: a reach row of its own), beside new hits
+    kit.set_local(date_of(D[2]) .. " 12:30:00")
+    local cy_order = kit.user("cy"):post("/orders", { lines = { { sku = SKU2, qty = 1 } } })
+    expect(cy_order.status).to_be(201)
+    local dee_order = kit.user("dee"):post("/orders", { lines = { { sku = SKU, qty = 1 } } })
+    expect(dee_order.status).to_be(201)
+    kit.drain()
+    visit(AMY, D[2] + 12 * HOUR, 1154, { "product_view" })
+    run_and_check("run 6b")
+    expect(kit.admin():post("/payments/simulate", { order_id = cy_order.body.id }).status).to_be(200)
+    kit.drain()
+    run_and_check("run 6c")
     -- run 7: bo logs in on the phone: his device's visits become the member's (rebuilt whole)
     kit.set_local(date_of(D[2]) .. " 13:00:00")
     visit({ member = "bo", device = "bo-phone" }, D[2] + 12 * HOUR + 600, 1008, { "add_to_cart" })
