@@ -424,6 +424,13 @@ return {
     -- days an order was created or paid on since the last run: their order steps
     -- are folded into the reach rows (rollup.fold_orders)
     CREATE TABLE analytics_order_days (day INTEGER PRIMARY KEY);
+    -- a fold's visitors who lost rows (a login, a merge) and the visits they lost
+    CREATE TABLE analytics_lost (visitor TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE analytics_visits_gone (
+      source TEXT NOT NULL,
+      visitor TEXT NOT NULL,
+      PRIMARY KEY (source, visitor)
+    ) WITHOUT ROWID;
     ]],
   },
   routes = {

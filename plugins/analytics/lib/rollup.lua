@@ -29,24 +29,27 @@ local SAME_ROW = [[h.visitor = o.visitor AND h.kind = o.kind AND h.source = o.so
   AND h.scene IS o.scene AND h.store IS o.store AND h.guide IS o.guide AND h.content IS o.content
   AND h.live IS o.live AND h.referrer IS o.referrer AND h.product = o.product]]
 
----After an hour's recompute, keeps what it added (analytics_hits_delta) if it
----only added: every row of the hour before (analytics_hits_prev) is still
----there with at least its count. Raw events only come in, so that fails only
----when a visitor changed ids (a login tied a device to a member, a merge, an
----unmerge) or the hour's raw events were cut by retention.
+---After an hour's recompute, keeps how it changed (analytics_hits_delta):
+---the rows it added or whose count grew (new = 1: a new row, 0: only more
+---events; n: the events added) and the rows it lost or whose count fell (new
+---= -1, n negative). Raw events only come in, so an hour loses rows only when
+---a visitor changed ids (a login tied a device to a member, a merge, an
+---unmerge) or retention cut the hour's raw events.
 ---@param hour integer
----@return boolean added_only
+---@return boolean lost
 local function hour_delta(hour)
-  local gone = tp.db.one([[SELECT EXISTS (SELECT 1 FROM analytics_hits_prev o WHERE NOT EXISTS (
-      SELECT 1 FROM analytics_hits h WHERE h.hour = ?1 AND ]] .. SAME_ROW .. [[ AND h.n >= o.n)) AS g]], hour).g
-  if gone == 1 then return false end
   tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
       live, referrer, product, n, new)
     SELECT h.hour, h.visitor, h.kind, h.source, h.scene, h.store, h.guide, h.content, h.live, h.referrer,
       h.product, h.n - coalesce(o.n, 0), o.n IS NULL
     FROM analytics_hits h LEFT JOIN analytics_hits_prev o ON ]] .. SAME_ROW .. [[
     WHERE h.hour = ?1 AND h.n > coalesce(o.n, 0)]], hour)
-  return true
+  return tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide,
+      content, live, referrer, product, n, new)
+    SELECT ?1, o.visitor, o.kind, o.source, o.scene, o.store, o.guide, o.content, o.live, o.referrer,
+      o.product, coalesce(h.n, 0) - o.n, -1
+    FROM analytics_hits_prev o LEFT JOIN analytics_hits h ON h.hour = ?1 AND ]] .. SAME_ROW .. [[
+    WHERE coalesce(h.n, 0) < o.n]], hour) > 0
 end
 
 ---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds).
@@ -55,13 +58,13 @@ end
 ---the device, else the session; a merged member is its survivor.
 ---An hour whose raw events are gone (older than the brand's
 ---track_retention_days) keeps its rows: there is nothing to rebuild them from.
----With `fold`, what the recompute added is kept in analytics_hits_delta for
----the day's fold (rollup.fold_day), unless it also took something away.
+---With `fold`, how the recompute changed the hour is kept in
+---analytics_hits_delta for the day's fold (rollup.fold_day).
 ---@param hour integer
----@param fold boolean? keep the hour's additions for a fold
+---@param fold boolean? keep the hour's changes for a fold
 ---@return boolean rebuilt
 ---@return boolean lost with `fold`: a row of the hour went or lost events (a login or a
----merge moved its visitor), so its day cannot be folded and must be rebuilt whole
+---merge moved its visitor): the fold redoes that visitor's day
 function rollup.hour(hour, fold)
   local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
     WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
@@ -128,7 +131,7 @@ function rollup.hour(hour, fold)
       last_live = CASE WHEN excluded.last_at >= last_at THEN excluded.last_live ELSE last_live END,
       last_referrer = CASE WHEN excluded.last_at >= last_at THEN excluded.last_referrer ELSE last_referrer END
   ]], hour * 1000, (hour + HOUR) * 1000)
-  if fold then return true, not hour_delta(hour) end
+  if fold then return true, hour_delta(hour) end
   return true, false
 end
 
@@ -486,7 +489,7 @@ end
 ---mask they had OR'd in; the others' rows stay as they are.
 ---@param day integer the local midnight
 ---@param stop integer the next one
-local fold_masks
+local fold_masks, fold_lost
 local function fold_reach(day, stop)
   new_kinds(day, stop, "analytics_hits_delta")
   tp.db.exec("DELETE FROM analytics_reach_new")
@@ -533,6 +536,94 @@ fold_masks = function(day)
   redo_reach(day, true)
 end
 
+-- the rows the day's recomputed hours lost (a login, a merge), and their visitors
+local LOST = "analytics_hits_delta WHERE hour >= ?1 AND hour < ?2 AND new = -1"
+local IN_LOST = "visitor IN (SELECT visitor FROM analytics_lost)"
+
+-- the keys the lost rows gave (FOLD_KEYS' shape)
+local LOST_KEYS = FOLD_KEYS:gsub(DELTA:gsub("%p", "%%%0"), LOST)
+
+-- the hour keys the lost rows' visitors have on the day now (DAY_KEYS' hour part)
+local NOW_KEYS = ([[
+  SELECT '' AS source, visitor FROM %s
+  UNION ALL SELECT source, visitor FROM %s
+  UNION ALL SELECT 'scene:' || coalesce(scene, ''), visitor FROM %s
+  UNION ALL SELECT 'store:' || coalesce(store, ''), visitor FROM %s
+  UNION ALL SELECT 'guide:' || coalesce(guide, ''), visitor FROM %s
+  UNION ALL SELECT 'content:' || coalesce(content, ''), visitor FROM %s
+  UNION ALL SELECT 'live:' || coalesce(live, ''), visitor FROM %s
+  UNION ALL SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM %s]]):gsub("%%s",
+  "analytics_days WHERE day = ?1 AND " .. IN_LOST) .. [[
+  UNION ALL SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
+    FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND ]] .. IN_LOST .. [[
+    AND kind IN ('product_view', 'add_to_cart') AND product <> '']]
+
+---Redoes, after the fold of what they gained, the day of the visitors whose
+---rows a recomputed hour lost (a login moved a device's events to the member;
+---a merge, an unmerge): their analytics_days rows again from the day's hours,
+---the visits they no longer have under a key go (the next visit of each
+---pointing to the one before, the day's counts lowered), and their reach
+---rows are redone from the day's hours and orders (a row they no longer have
+---goes). Other visitors' rows are as the fold left them.
+---@param day integer the local midnight
+---@param stop integer the next one
+fold_lost = function(day, stop)
+  tp.db.exec("DELETE FROM analytics_lost")
+  tp.db.exec("INSERT OR IGNORE INTO analytics_lost (visitor) SELECT visitor FROM " .. LOST, day, stop)
+  tp.db.exec("DELETE FROM analytics_days WHERE day = ?1 AND " .. IN_LOST, day)
+  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
+    SELECT DISTINCT ?1, visitor, source, store, guide, scene, content, live, referrer FROM analytics_hits
+    WHERE hour >= ?1 AND hour < ?2 AND ]] .. IN_LOST, day, stop)
+  -- visits: a key a lost row gave that the visitor has no more that day goes
+  tp.db.exec("DELETE FROM analytics_visits_new")
+  tp.db.exec("INSERT OR IGNORE INTO analytics_visits_new (source, visitor) SELECT source, visitor FROM ("
+    .. NOW_KEYS .. ")", day, stop)
+  tp.db.exec("DELETE FROM analytics_visits_gone")
+  tp.db.exec([[INSERT OR IGNORE INTO analytics_visits_gone (source, visitor)
+    SELECT k.source, k.visitor FROM (]] .. LOST_KEYS .. [[) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM analytics_visits_new n WHERE n.source = k.source AND n.visitor = k.visitor)
+      AND EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source AND v.visitor = k.visitor
+        AND v.day = ?1)]], day, stop)
+  if later_visits(day) then
+    tp.db.exec([[UPDATE analytics_visits SET prev = x.prev
+      FROM (SELECT o.source AS source, o.visitor AS visitor, o.prev AS prev,
+              (SELECT min(q.day) FROM analytics_visits q WHERE q.source = o.source
+                 AND q.visitor = o.visitor AND q.day > ?1) AS next
+            FROM analytics_visits_gone g JOIN analytics_visits o ON o.source = g.source
+              AND o.visitor = g.visitor AND o.day = ?1) AS x
+      WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
+        AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+  end
+  tp.db.exec([[DELETE FROM analytics_visits WHERE (source, visitor, day) IN
+    (SELECT source, visitor, ?1 FROM analytics_visits_gone)]], day)
+  tp.db.exec([[UPDATE analytics_day_uv SET n = n - x.c
+    FROM (SELECT source, count(*) AS c FROM analytics_visits_gone GROUP BY source) AS x
+    WHERE analytics_day_uv.day = ?1 AND analytics_day_uv.source = x.source]], day)
+  tp.db.exec("DELETE FROM analytics_day_uv WHERE day = ? AND n = 0", day)
+  -- reach: their rows of the day again, from its hours and orders
+  tp.db.exec("DELETE FROM analytics_reach_new")
+  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT source, visitor, sum(DISTINCT b) | max(hit) FROM (
+      SELECT h.source AS source, h.visitor AS visitor, 1 << coalesce(k.slot, 0) AS b, 1 AS hit
+      FROM analytics_hits h LEFT JOIN analytics_kinds k ON k.kind = h.kind
+      WHERE h.hour >= ?1 AND h.hour < ?2 AND h.]] .. IN_LOST .. [[
+      UNION ALL SELECT source, member, 1 << 7, 0 FROM analytics_orders
+      WHERE created_at >= ?1 AND created_at < ?2 AND member IN (SELECT visitor FROM analytics_lost)
+      UNION ALL SELECT source, member, 1 << 8, 0 FROM analytics_orders
+      WHERE paid_at >= ?1 AND paid_at < ?2 AND member IN (SELECT visitor FROM analytics_lost))
+    GROUP BY source, visitor]], day, stop)
+  tp.db.exec(([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT '', visitor, %s FROM analytics_reach_new GROUP BY visitor]]):format(cols("max(mask & (1 << %s))", " | ")))
+  -- their old rows under a source they had (overall, one of their rows now, a lost row's)
+  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT r.source, r.visitor, NULL
+    FROM (SELECT '' AS source UNION SELECT source FROM ]] .. LOST .. [[
+          UNION SELECT source FROM analytics_reach_new) AS s
+    JOIN analytics_lost l JOIN analytics_reach r ON r.source = s.source AND r.visitor = l.visitor AND r.day = ?1
+    WHERE true ON CONFLICT (source, visitor) DO NOTHING]], day, stop)
+  redo_reach(day, true)
+end
+
 ---Folds the run's additions to the day's hours into its per-day tables, as
 ---a rebuild from all its hours would have them (test/fold_test.lua): new
 ---(visitor, source, ...) rows, product views added, new visits, reach rows
@@ -551,14 +642,18 @@ function rollup.fold_day(day, stop)
     SELECT ?1, product, sum(n) FROM analytics_hits_delta
     WHERE hour >= ?1 AND hour < ?2 AND kind = 'product_view' AND product <> '' GROUP BY product
     ON CONFLICT (day, product) DO UPDATE SET views = views + excluded.views]], day, stop)
+  tp.db.exec("DELETE FROM analytics_day_views WHERE day = ? AND views = 0", day)
   fold_visits(day, stop)
   fold_reach(day, stop)
+  if tp.db.one("SELECT EXISTS (SELECT 1 FROM " .. LOST .. ") AS l", day, stop).l == 1 then
+    fold_lost(day, stop)
+  end
 end
 
 ---How a run brings a day up to date: "whole" (rebuild_day) when the day has
 ---no hours rolled up yet (its first pass: nothing to add to) or is marked
 ---dirty (the upgrade to 1.6.0, a merge that moved orders); else
----"fold" (rollup.fold_day), unless one of its recomputed hours lost a row.
+---"fold" (rollup.fold_day).
 ---@param day integer
 ---@return "whole"|"fold"
 local function how(day)
@@ -668,8 +763,7 @@ function rollup.hours(max_hours)
       order[#order + 1] = d
     end
     hours[i] = h
-    local _, lost = rollup.hour(h, days[d] == "fold")
-    if lost then days[d] = "whole" end
+    rollup.hour(h, days[d] == "fold")
   end
   for _, d in ipairs(order) do
     if days[d] == "whole" then rebuild_day(d) else rollup.fold_day(d, day_of(d + 27 * HOUR)) end
