@@ -3,7 +3,7 @@
 -- (its hours arriving in pieces, a late event into an hour already rolled up,
 -- another into a day under a later one, a count growing on a row it had,
 -- orders created and paid on a day rolled up, a login moving a device's
--- visits to a member) has
+-- visits to a member, a merge moving part of a day's) has
 -- per-day tables equal, after every run, to a rebuild of every day whole.
 
 kit.plugins {
@@ -11,6 +11,7 @@ kit.plugins {
   orders = { max_unpaid_orders = 10 },
   payments = { secret = "analytics-fold-secret-0123456" },
   analytics = {},
+  merger = {},
 }
 
 local DAY, HOUR = 86400, 3600
@@ -140,5 +141,14 @@ describe("a day rolled up in several runs", function()
     visit({ member = "bo", device = "bo-phone" }, D[2] + 12 * HOUR + 600, 1008, { "add_to_cart" })
     run_and_check("run 7")
     expect(#kit.query("SELECT 1 FROM analytics_visits WHERE visitor = 'device:bo-phone'")).to_be(0)
+    -- run 8: dee merges into cy; late events of dee's into both her hours of day 1
+    -- move them to cy (the fold redoes dee's day 1; her order's day is rebuilt). Both:
+    -- the whole rebuild compared with ({"day"}) recomputes every hour of the day
+    expect(kit.admin():post("/merger/merge", { plugin = "analytics", from = "dee", into = "cy",
+      merge_id = 1 }).status).to_be(200)
+    visit(DEE, D[1] + 12 * HOUR + 900, 1053, { "share" })
+    visit(DEE, D[1] + 23 * HOUR + 3300, 1154, { "search" })
+    run_and_check("run 8")
+    expect(#kit.query("SELECT 1 FROM analytics_reach WHERE visitor = 'dee' AND day = ?", D[1])).to_be(0)
   end)
 end)
