@@ -8,7 +8,10 @@
 -- takes events up to 48 h old) and every hour of a device that a login tied
 -- to a member since. Idempotent: an hour is recomputed whole (its rows
 -- deleted, then rebuilt from the raw events), so running it again, or
--- re-running a whole day, gives the same rows.
+-- re-running a whole day, gives the same rows. The per-day tables of the
+-- days those hours fall in are then folded: only what the hours changed is
+-- added (or, for visitors whose rows moved, redone), so a run costs its new
+-- events, not the day (rollup.fold_day).
 
 local rollup = {}
 
@@ -737,7 +740,12 @@ function rollup.pending(max_hours)
   return hours, more or days_left
 end
 
----The pending hours (rollup.pending).
+---The pending hours (rollup.pending), each recomputed, and the days they
+---fall in brought up to date: folded (what the hours changed) or, on a day's
+---first pass or a dirty day, rebuilt whole (how).
+---@param max_hours integer
+---@return integer[] hours recomputed
+---@return boolean more
 function rollup.hours(max_hours)
   local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
   if top <= seen then  -- a new run: everything up to the newest event
@@ -768,7 +776,9 @@ function rollup.hours(max_hours)
   for _, d in ipairs(order) do
     if days[d] == "whole" then rebuild_day(d) else rollup.fold_day(d, day_of(d + 27 * HOUR)) end
   end
+  -- the scratch rows go (an hour's worth each), not to be kept between runs
   tp.db.exec("DELETE FROM analytics_hits_delta")
+  tp.db.exec("DELETE FROM analytics_hits_prev")
   if #rows > max_hours then
     set_state("done_hour", rows[max_hours].h)
     return hours, true
