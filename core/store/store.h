@@ -58,10 +58,12 @@ void tps_close(tps_db *d);
 void tps_remove(const char *path);
 
 /* Whether the next commits wait for the disk (the configured synchronous
-** level) or not (OFF). Only between transactions; SQLite refuses it inside one,
-** and then nothing changes (-1). For writes nobody is answered for and a crash
-** may lose (the sender's leases, which every start ends anyway): a later
-** durable commit's sync covers them too, as they precede it in the WAL. */
+** level) or not (NORMAL: the commit is not synced, a checkpoint still is).
+** Only between transactions; SQLite refuses it inside one, and then nothing
+** changes (-1). For writes nobody is answered for and a power loss may lose
+** (the sender's leases, which every start ends anyway, and the outcomes of
+** calls out, which are then sent again with the same key): a later durable
+** commit's sync covers them too, as they precede it in the WAL. */
 int tps_set_durable(tps_db *d, bool durable);
 
 /* Runs one or more statements with the host's privileges (no bound values). */

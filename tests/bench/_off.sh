@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# tests/bench/outbound.sh - on-demand (issue 19): calls out while serving.
+#
+# A tidepool host makes tp.http calls to a local upstream (a second tidepool
+# process answering GET /healthz in C, so the upstream is never the limit)
+# at a target rate, and wrk measures the same host's inbound p99 on a plain
+# read (GET /v1/bench/catalog/products) beside them. The same read is
+# measured first with no calls out: the claim is p99 with calls <= 2x idle.
+#
+#   bash tests/bench/outbound.sh
+#   RATE=5000 DURATION=10 bash tests/bench/outbound.sh
+#
+# Environment: RATE (calls out per second to aim at, default 5000), DURATION
+# (s, default 10), CONNS (wrk connections for the read, default 16),
+# SERVER_CPU (default 0), LOAD_CPU (wrk, the driver and the upstream,
+# default 1), BUILD (Release build dir, default build-bench).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+RATE=${RATE:-5000}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-16}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BUILD=${BUILD:-$REPO/build-bench}
+KEY=bench-only-admin-key-000000000001
+
+for tool in wrk taskset curl cmake python3; do command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }; done
+echo "bench: building tidepool (Release) in $BUILD" >&2
+cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+true
+BIN=$BUILD/tidepool
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tidepool-outbound.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP_PORT=$(free_port)
+HOST_PORT=$(free_port)
+
+cat >"$TMP/upstream.conf.lua" <<CONF
+return { listen = "127.0.0.1:$UP_PORT", data_dir = "$TMP/up", plugin_dirs = { "$REPO/plugins" },
+  log_level = "error", limits = { max_connections = 10000 },
+  tenants = { { id = "up", token_secret = "bench-only-token-secret-0000000001", plugins = {} } } }
+CONF
+cat >"$TMP/host.conf.lua" <<CONF
+return { listen = "127.0.0.1:$HOST_PORT", data_dir = "$TMP/host",
+  plugin_dirs = { "$REPO/plugins", "$REPO/tests/e2e/plugins" }, synchronous = "off",
+  log_level = "error", limits = { max_connections = 10000 },
+  tenants = { { id = "bench", token_secret = "bench-only-token-secret-0000000001", api_keys = { "$KEY" },
+    plugins = { catalog = {}, caller = {} },
+    http = { up = { url = "http://127.0.0.1:$UP_PORT", plugins = { "caller" }, timeout_ms = 5000,
+                    max_attempts = 1 } } } } }
+CONF
+taskset -c "$LOAD_CPU" "$BIN" serve --config "$TMP/upstream.conf.lua" 2>"$TMP/up.log" &
+PIDS+=($!)
+taskset -c "$SERVER_CPU" "$BIN" serve --config "$TMP/host.conf.lua" 2>"$TMP/host.log" &
+PIDS+=($!)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$HOST_PORT/healthz" >/dev/null 2>&1 && curl -sf "http://127.0.0.1:$UP_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+URL=http://127.0.0.1:$HOST_PORT/v1/bench/catalog/products
+
+read_p99() {  # the read's req/s and p99 over DURATION
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$URL" >"$TMP/wrk.txt"
+  local rps p99
+  rps=$(awk '/Requests\/sec/ { print $2 }' "$TMP/wrk.txt")
+  p99=$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.txt")
+  echo "$rps $p99"
+}
+
+calls_ok() {
+  curl -s "http://127.0.0.1:$HOST_PORT/metrics" |
+    awk -F' ' '/^tidepool_calls_out_total\{tenant="bench",to="up",result="ok"\}/ { print $2 }' | head -1
+}
+
+echo "bench: idle read" >&2
+idle=$(read_p99)
+before=$(calls_ok); before=${before:-0}
+echo "bench: the read while calling out at $RATE/s" >&2
+# the driver: 50 calls per POST, RATE/50 POSTs a second, for DURATION + 1 s
+taskset -c "$LOAD_CPU" python3 - "$HOST_PORT" "$RATE" "$((DURATION + 1))" <<'PY' &
+import http.client, json, sys, time
+port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+per, body = 50, json.dumps({"to": "up", "path": "/healthz", "times": 50, "no_reply": True})
+c = http.client.HTTPConnection("127.0.0.1", port)
+start, sent = time.monotonic(), 0
+while time.monotonic() - start < seconds:
+    due = start + sent * per / rate
+    if due > time.monotonic():
+        time.sleep(due - time.monotonic())
+    c.request("POST", "/v1/bench/caller/calls", body, {"Content-Type": "application/json"})
+    c.getresponse().read()
+    sent += 1
+PY
+DRIVER=$!
+PIDS+=("$DRIVER")
+sleep 1
+t0=$(date +%s.%N)
+busy=$(read_p99)
+t1=$(date +%s.%N)
+wait "$DRIVER" || true
+sleep 2
+after=$(calls_ok); after=${after:-0}
+calls_per_s=$(python3 -c "print(round(($after - $before) / ($t1 - $t0 + 2)))")
+
+echo
+echo "calls out while serving: commit $(git -C "$REPO" rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), ${DURATION}s per run"
+echo "machine: $(nproc) cores; host on core $SERVER_CPU, wrk + driver + upstream on core $LOAD_CPU; synchronous=full"
+echo
+echo "run                 | read req/s | read p99 | calls out/s (ok)"
+echo "--------------------+------------+----------+-----------------"
+printf "%-19s | %10s | %8s | %s\n" "idle" "${idle% *}" "${idle#* }" "0"
+printf "%-19s | %10s | %8s | %s\n" "calling out" "${busy% *}" "${busy#* }" "$calls_per_s"
+echo
+echo "\$ RATE=$RATE DURATION=$DURATION CONNS=$CONNS bash tests/bench/outbound.sh"
