@@ -150,6 +150,7 @@ void tp__brand_close(tp_host *h, tp_tenant *t) {
   t->clock_ms = kept.clock_ms;
   t->backup_job = kept.backup_job;
   t->backup_last_ms = kept.backup_last_ms;
+  t->backup_known = kept.backup_known;
   t->backup_failed_ms = kept.backup_failed_ms;
   memcpy(t->backup_error, kept.backup_error, sizeof t->backup_error);
   if (was_open && h->cfg->lazy_tenants) {  /* after the close: its files are as they stay */

@@ -82,6 +82,7 @@ typedef struct tp_tenant {
   int claim;                  /* the lock that says this process serves it (store/backup.h) */
   struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
   int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
+  bool backup_known;          /* backup_last_ms was read from the backups on disk (backup.c) */
   int64_t backup_failed_ms;   /* when the last failed one began */
   char backup_error[256];     /* why it failed; "" after a success */
   tp_slot *slots;             /* sorted by plugin name, like the config */
