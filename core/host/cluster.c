@@ -44,6 +44,7 @@
 ** Every route takes the host admin key and answers the errors its entry in
 ** acts[] documents (GET /admin/cluster/openapi.json lists them).
 */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -353,7 +354,9 @@ static void openapi(tph_response *res) {
                  "\"name\":\"X-Api-Key\"}}},\"security\":[{\"hostKey\":[]}],\"paths\":{");
   for (int i = 0; i < NACTS; i++) {
     char method[8];
-    for (int k = 0; k < 8; k++) method[k] = (char)(acts[i].method[k] | (acts[i].method[k] ? 0x20 : 0));
+    size_t k = 0;
+    for (; acts[i].method[k] && k + 1 < sizeof method; k++) method[k] = (char)tolower((unsigned char)acts[i].method[k]);
+    method[k] = '\0';
     tp_buf_printf(b, "%s\"/admin/cluster%s\":{\"%s\":{\"summary\":", i ? "," : "", acts[i].path, method);
     tp_buf_add_json_str(b, acts[i].summary, strlen(acts[i].summary));
     tp_buf_printf(b, ",\"responses\":{\"200\":{\"description\":\"Success\"},%s}}}", acts[i].errors);
