@@ -196,6 +196,14 @@ int tpxf_check_db(const char *path, char *err, size_t errcap) {
   }
   sqlite3_finalize(st);
   sqlite3_close(db);
+  /* a WAL-mode file read leaves an empty log and its index beside it, which
+  ** would stay behind the rename: the file alone is whole (tpxf_quiescent) */
+  char side[PATH_MAX];
+  const char *extra[] = {"-wal", "-shm"};
+  for (int i = 0; i < 2 && tpxf_quiescent(path); i++) {
+    snprintf(side, sizeof side, "%s%s", path, extra[i]);
+    unlink(side);
+  }
   return rc;
 }
 

@@ -193,7 +193,8 @@ def test_a_flash_sale_moves_between_machines_under_load():
             assert aside, os.listdir(d)
             with open(os.path.join(d, "leaf.moved")) as f:
                 assert f.read().startswith("moved to node "), name
-        assert not [f for f in os.listdir(c.nodes["c"].data_dir) if "incoming" in f or ".moved" in f]
+        assert not [f for f in os.listdir(c.nodes["c"].data_dir) if "incoming" in f or ".moved" in f], \
+        os.listdir(c.nodes["c"].data_dir)
         # every node's config, rendered, sends leaf to c; restarted, a and b answer 421 naming c
         for name, h in c.nodes.items():
             p = subprocess.run([BIN, "cluster", "nginx", "--config", h.config_path], capture_output=True, text=True)
