@@ -41,6 +41,11 @@
 ** any of them agree. A sets nothing aside when B's folder is its own, nor
 ** when it cannot take T's claim (someone serves that file).
 **
+** A release repeated to the same node, and an adopt repeated on the node
+** that holds the brand, answer as the first did, so a CLI that died
+** mid-move can run it again; the CLI resumes the old node only on a definite
+** refusal of the adopt, never when no answer came.
+**
 ** Every route takes the host admin key and answers the errors its entry in
 ** acts[] documents (GET /admin/cluster/openapi.json lists them).
 */
@@ -140,15 +145,25 @@ static void record_owner(tp_host *h, tp_tenant *t, int node) {
     tp_log_msg(TP_LOG_ERROR, "the move is not recorded: a restart would serve the config's owner", err);
 }
 
+static void answer_released(tp_host *h, tp_tenant *t, tph_response *res, int64_t now) {
+  tp_buf_printf(&res->body, "{\"tenant\":\"%s\",\"to\":\"%s\",\"folder\":\"%s\",\"paused_ms\":%lld}", t->conf->id,
+                h->cfg->nodes[t->owner].name, h->folder, (long long)(now - t->paused_ms));
+  res->status = 200;
+}
+
 static void release(tp_host *h, const tph_request *req, tph_response *res) {
   int to;
   tp_tenant *t = tenant_of(h, req, res);
   if (!t || !node_field(h, "to", true, &to, res)) return;
+  int64_t now = tp_clock_wall_ms();
+  if (!t->owned && t->paused_ms && t->owner == to) {  /* released already (a CLI that died): again */
+    answer_released(h, t, res, now);
+    return;
+  }
   if (!t->owned) {
     tph_error(res, 409, "not_owner", "node %s does not serve '%s'", h->cfg->self->name, t->conf->id);
     return;
   }
-  int64_t now = tp_clock_wall_ms();
   if (!t->paused_ms) t->paused_ms = now;  /* from here on its requests are answered 503 */
   tp__flush_batch(h);                     /* what this iteration wrote for it, committed */
   if (t->open && (t->calls_out > 0 || t->track_ckpt || t->backup_job || t->reset_pending || t->deferred)) {
@@ -163,8 +178,15 @@ static void release(tp_host *h, const tph_request *req, tph_response *res) {
   t->next_due_ms = t->outbox_due_ms = INT64_MAX;  /* its timers are the new node's */
   record_owner(h, t, to);  /* a restart now never serves it twice (resume takes it back) */
   log_move("brand released", t, h->cfg->nodes[to].name, now - t->paused_ms);
-  tp_buf_printf(&res->body, "{\"tenant\":\"%s\",\"to\":\"%s\",\"folder\":\"%s\",\"paused_ms\":%lld}", t->conf->id,
-                h->cfg->nodes[to].name, h->folder, (long long)(now - t->paused_ms));
+  answer_released(h, t, res, now);
+}
+
+static void answer_adopted(tp_host *h, tp_tenant *t, tph_response *res, double open_ms, const tp_pull_result *pulled) {
+  tp_buf_printf(&res->body, "{\"tenant\":\"%s\",\"node\":\"%s\",\"folder\":\"%s\",\"open_ms\":%.1f", t->conf->id,
+                h->cfg->self->name, h->folder, open_ms);
+  if (pulled) tp_buf_printf(&res->body, ",\"transferred_bytes\":%lld,\"transfer_ms\":%.1f", (long long)pulled->bytes,
+                            pulled->ms);
+  tp_buf_adds(&res->body, "}");
   res->status = 200;
 }
 
@@ -184,14 +206,8 @@ static void take_over(tp_host *h, tp_tenant *t, tph_response *res, const tp_pull
   }
   record_owner(h, t, self);
   tp__arm_timer(h);  /* its due jobs are ours now (its calls out: the sender looks after this iteration) */
-  double ms = (double)(tp_clock_mono_ns() - start) / 1e6;
   log_move("brand adopted", t, h->cfg->self->name, -1);
-  tp_buf_printf(&res->body, "{\"tenant\":\"%s\",\"node\":\"%s\",\"folder\":\"%s\",\"open_ms\":%.1f", t->conf->id,
-                h->cfg->self->name, h->folder, ms);
-  if (pulled) tp_buf_printf(&res->body, ",\"transferred_bytes\":%lld,\"transfer_ms\":%.1f", (long long)pulled->bytes,
-                            pulled->ms);
-  tp_buf_adds(&res->body, "}");
-  res->status = 200;
+  answer_adopted(h, t, res, (double)(tp_clock_mono_ns() - start) / 1e6, pulled);
 }
 
 /* The pull's end (transfer.c), on the loop. */
@@ -218,8 +234,8 @@ static void adopt(tp_host *h, const tph_request *req, tph_response *res) {
     tph_error(res, 400, "invalid_field", "'from' and 'folder' go together: the old node and its data folder's id");
     return;
   }
-  if (t->owned) {
-    tph_error(res, 409, "already_owner", "node %s serves '%s' already", h->cfg->self->name, t->conf->id);
+  if (t->owned) {  /* adopted already (a CLI that died, and runs the move again): the same answer */
+    answer_adopted(h, t, res, 0, NULL);
     return;
   }
   if (t->adopting) {

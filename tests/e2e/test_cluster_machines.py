@@ -205,6 +205,12 @@ def test_a_flash_sale_moves_between_machines_under_load():
             h.start()
             status, _, body = h.request("POST", buy_path, {}, headers=user_auth(LEAF, "late"))
             assert status == 421 and "node c (" in body["error"]["message"], (name, status, body)
+        # a CLI that died after the adopt runs the move again: c answers as before, a nothing to resume
+        status, _, body = host_post(c.nodes["c"], "/admin/cluster/adopt", {"tenant": "leaf", "from": "b",
+                                                                          "folder": "F" * 32})
+        assert status == 200 and body["node"] == "c", (status, body)
+        status, _, body = host_post(c.nodes["b"], "/admin/cluster/resume", {"tenant": "leaf"})
+        assert status == 409 and body["error"]["code"] == "not_released", (status, body)
         c.nodes["c"].stop()
         c.nodes["c"].start()
         status, _, body = c.nodes["c"].request("GET", "/v1/leaf/openapi.json")
@@ -336,6 +342,10 @@ def test_hostile_requests_to_the_transfer_endpoint_change_nothing():
         expect("/admin/cluster/transfer/leaf/../moss", 404, "tenant_not_found")
         status, _, body = host_post(a, "/admin/cluster/release", {"tenant": "leaf", "to": "b"})
         assert status == 200 and len(body["folder"]) == 32, (status, body)
+        status, _, again = host_post(a, "/admin/cluster/release", {"tenant": "leaf", "to": "b"})
+        assert status == 200 and again["folder"] == body["folder"], (status, again)   # a CLI's retry
+        status, _, other = host_post(a, "/admin/cluster/release", {"tenant": "leaf", "to": "c"})
+        assert status == 409 and other["error"]["code"] == "not_owner", (status, other)
         for bad, code in [("?file=../leaf.db&offset=0&length=1", "invalid_field"),
                           ("?file=%2Fetc%2Fpasswd&offset=0&length=1", "invalid_field"),
                           ("?file=db.lock&offset=0&length=1", "invalid_field"),
