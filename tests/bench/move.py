@@ -100,6 +100,19 @@ def fill(db_path, mb):
     db.close()
 
 
+def start_writer(ports, owner, stop):
+    """A client writing to big on its owner (owner[0]) until stop is set."""
+    def writer():
+        while not stop.is_set():
+            status, _ = post(ports[owner[0]], "/v1/big/autoinc/rows", {})
+            if status not in (201, 503, 421):
+                raise SystemExit("bench: a write got %d" % status)
+
+    w = threading.Thread(target=writer, daemon=True)
+    w.start()
+    return w
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
@@ -117,17 +130,8 @@ def one(mb):
         fill(os.path.join(tmp, "data", "big.db"), mb)
         size = os.path.getsize(os.path.join(tmp, "data", "big.db"))
         nodes = {"a": serve(conf, "a"), "b": serve(conf, "b")}
-        stop = threading.Event()
-        owner = ["a"]
-
-        def writer():
-            while not stop.is_set():
-                status, _ = post(ports[owner[0]], "/v1/big/autoinc/rows", {})
-                if status not in (201, 503, 421):
-                    raise SystemExit("bench: a write got %d" % status)
-
-        w = threading.Thread(target=writer, daemon=True)
-        w.start()
+        stop, owner = threading.Event(), ["a"]
+        w = start_writer(ports, owner, stop)
         releases, adopts = [], []
         for src, dst in (("a", "b"), ("b", "a"), ("a", "b")):
             time.sleep(0.5)
@@ -168,17 +172,8 @@ def one_separate(mb):
         fill(os.path.join(tmp, "data-a", "big.db"), mb)
         size = os.path.getsize(os.path.join(tmp, "data-a", "big.db"))
         nodes = {"a": serve(confs["a"], "a"), "b": serve(confs["b"], "b")}
-        stop = threading.Event()
-        owner = ["a"]
-
-        def writer():
-            while not stop.is_set():
-                status, _ = post(ports[owner[0]], "/v1/big/autoinc/rows", {})
-                if status not in (201, 503, 421):
-                    raise SystemExit("bench: a write got %d" % status)
-
-        w = threading.Thread(target=writer, daemon=True)
-        w.start()
+        stop, owner = threading.Event(), ["a"]
+        w = start_writer(ports, owner, stop)
         releases, adopts, pulls = [], [], []
         for src, dst in (("a", "b"),) if mb >= 1000 else (("a", "b"), ("b", "a"), ("a", "b")):
             time.sleep(0.5)
