@@ -222,6 +222,11 @@ static void pulled(tp_host *h, tp_tenant *t, tph_response *res, const tp_pull_re
     tph_error(res, 409, "already_owner", "node %s serves '%s' already", h->cfg->self->name, t->conf->id);
   } else {
     take_over(h, t, res, r);
+    char aside[200], err[512];
+    if (res->status != 200 &&  /* what arrived cannot be served: never by mistake either */
+        tpxf_set_aside(h->cfg->data_dir, t->conf->id, h->cfg->nodes[t->owner].name, tp_clock_wall_ms(), aside,
+                       sizeof aside, err, sizeof err) != 0)
+      tp_log_msg(TP_LOG_ERROR, "the pulled copy of a brand not adopted is not set aside", err);
   }
 }
 

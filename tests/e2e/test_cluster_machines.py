@@ -229,6 +229,11 @@ def test_a_pull_that_does_not_check_out_changes_nothing():
             assert sorted(os.listdir(b.data_dir)) == before, (mode, before, os.listdir(b.data_dir))
             status, _, body = b.request("GET", "/v1/leaf/openapi.json")
             assert status == 421, (mode, status, body)
+        # each code answered here is one the adopt documents
+        status, _, doc = b.request("GET", "/admin/cluster/openapi.json", headers={"X-Api-Key": ADMIN}, record=False)
+        documented = json.dumps(doc["paths"]["/admin/cluster/adopt"]["post"]["responses"])
+        for code in ("transfer_corrupt", "transfer_failed", "invalid_field", "tenant_not_found"):
+            assert '"%s"' % code in documented, code
         # a never released leaf: it serves it still
         status, _, body = c.front().request("GET", "/v1/leaf/openapi.json")
         assert status == 200, (status, body)
