@@ -22,6 +22,7 @@
 #include "base/token.h"
 #include "base/url.h"
 #include "base/utf8.h"
+#include "store/owners.h"
 #include "store/users.h"
 
 /* ---- opening */
@@ -46,6 +47,13 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   if (tp_mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
+  }
+  if (cfg->self) {  /* a move between two folders copies the brand's files; within one it need not */
+    char ferr[512];
+    if (tpow_folder_id(cfg->data_dir, h->folder, ferr, sizeof ferr) != 0) {
+      h->folder[0] = '\0';
+      tp_log_msg(TP_LOG_WARN, "the data folder has no id: every move here copies the brand's files", ferr);
+    }
   }
   /* a cluster's other brands too: closed, answered 421, adopted when one moves here */
   int all = cfg->ntenants + cfg->nforeign;
@@ -83,6 +91,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 void tp_host_close(tp_host *h) {
   tp__track_writer_stop(h);  /* in case the host was never detached */
   tp__backup_stop(h);
+  tp__transfer_drain(h);
   for (int i = 0; i < h->ntenants; i++) tp__brand_free(h, &h->tenants[i]);
   tpdi_close(&h->due_index);
   free(h->tenants);
@@ -420,6 +429,7 @@ void tp_host_attach(tp_host *h, uv_loop_t *loop) {
 void tp_host_detach(tp_host *h) {
   tp__track_writer_stop(h);  /* writes what intake queued */
   tp__backup_stop(h);  /* or copying a brand's database */
+  tp__transfer_drain(h);  /* or reading or pulling one for a move */
   tp__brands_stop(h);
   tp__console_drain(h);  /* or checking a password */
   tp__tryout_stop(h);    /* or trying a campaign in a child process */

@@ -75,6 +75,7 @@ typedef struct tp_tenant {
   bool owned;                 /* this node serves it (always, without a cluster) */
   int owner;                  /* in a cluster: its node in cfg->nodes */
   int64_t paused_ms;          /* moving between nodes since then (503); 0: not (host/cluster.c) */
+  struct tp_pull *adopting;   /* its files being pulled from another machine (host/transfer.c) */
   int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
   int calls_out;              /* its calls out in flight (sender.c) */
   int deferred;               /* its answers waiting for a worker (console.c's password checks,
@@ -132,6 +133,9 @@ typedef struct tp_host {
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */
+  struct tp_xfer *transfers;  /* brands' files being read for a move (transfer.c) */
+  int nserving;               /* how many */
+  char folder[33];            /* the data folder's id (store/owners.h); "" unknown */
   int open_tenants;           /* brands open now (brands.c) */
   tpdi_index due_index;       /* closed brands' due times (lazy brands; store/dueindex.h) */
   uv_timer_t idle_timer;      /* closes idle brands (open_tenants.lazy) */

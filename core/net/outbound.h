@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/buf.h"
+
 typedef struct tpo_client tpo_client;
 
 typedef struct tpo_request {
@@ -67,5 +69,25 @@ int tpo_inflight(const tpo_client *c);
 ** and closes the client; its memory is freed once the loop has run the
 ** handles' close callbacks (uv_run after it, as at shutdown). */
 void tpo_free(tpo_client *c);
+
+/* ---- one blocking call, for a libuv worker (never the loop)
+**
+** Why beside the multi client: a worker that carries a file in pieces
+** (host/cluster.c, a brand moving between machines) writes each piece to its
+** file as it arrives, so the loop never sees the bytes and no piece is held
+** whole in memory. The same rules hold (http only, no redirects, no signals,
+** a whole-call timeout). */
+
+/* Called with each piece of the answer's body as it arrives; nonzero ends
+** the call (the fetch fails with error "sink_failed"). */
+typedef int (*tpo_sink)(void *ud, const void *p, size_t n);
+
+/* GETs url (http:// only) with the header lines; a 2xx answer's body goes
+** to sink (another status's, at most 4 KiB of it, into errbody, when
+** given), more than max_bytes of it ends the call. 0 with the status in
+** *status, or -1 with err (no answer came, the sink failed, too large). */
+int tpo_fetch(const char *url, const char *const *headers, int nheaders, int64_t timeout_ms,
+              size_t max_bytes, tpo_sink sink, void *ud, int *status, tp_buf *errbody, char *err,
+              size_t errcap);
 
 #endif
