@@ -618,6 +618,7 @@ static void on_prepare(uv_prepare_t *p) {
       if (t->outbox_touched) more = h->outbox_touched = true;
     }
   }
+  tpo_kick(s->client);  /* this pass's calls go now, not all together at curl's next timer */
   tp_host_iteration_end(h);
   arm(s);
   keep_going(s, more || s->settle_head != NULL);

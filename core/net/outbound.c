@@ -222,6 +222,7 @@ tpo_client *tpo_new(uv_loop_t *loop) {
     free(c);
     return NULL;
   }
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)TPO_IDLE_CONNECTIONS);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
@@ -302,6 +303,11 @@ int tpo_send(tpo_client *c, const tpo_request *req, tpo_done done, void *ud, cha
     return -1;
   }
   return 0;
+}
+
+void tpo_kick(tpo_client *c) {
+  if (!c || !c->inflight) return;
+  on_timeout(&c->timer);
 }
 
 int tpo_inflight(const tpo_client *c) { return c ? c->inflight : 0; }

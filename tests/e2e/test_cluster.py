@@ -266,7 +266,11 @@ def holding(h, brand):
 
 
 def orders_of(c, brand):
-    path = os.path.join(c.nodes["a"].data_dir, "%s.db" % brand)
+    return orders_in(os.path.join(c.nodes["a"].data_dir, "%s.db" % brand))
+
+
+def orders_in(path):
+    """The orders in a brand's file, and how many of orders' jobs are left."""
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
         return db.execute("SELECT id, user, status FROM orders_orders ORDER BY id").fetchall(), \

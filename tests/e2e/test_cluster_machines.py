@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BIN, Host, free_port, run, sku_stock, user_auth  # noqa: E402
-from test_cluster import (ADMIN, LEAF, TENANTS, Cluster, advance, cluster_config, holding,  # noqa: E402
+from test_cluster import (ADMIN, LEAF, TENANTS, Cluster, advance, cluster_config, holding, orders_in,  # noqa: E402
                           sale_while_moving, start_sale)
 
 
@@ -58,15 +58,6 @@ class Machines(Cluster):
 
 def db_of(h, brand="leaf"):
     return os.path.join(h.data_dir, "%s.db" % brand)
-
-
-def orders_in(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute("SELECT id, user, status FROM orders_orders ORDER BY id").fetchall(), \
-            db.execute("SELECT count(*) FROM _tp_jobs WHERE plugin = 'orders'").fetchone()[0]
-    finally:
-        db.close()
 
 
 def host_post(h, path, body, key=ADMIN):

@@ -135,6 +135,80 @@ TEST(an_answer_carries_what_was_sent) {
   uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* ---- a counting upstream: how many connections callers opened. It answers
+** every request head it reads (GETs, no body) with 200 "ok". */
+
+static int counting_port, accepted;
+static uv_tcp_t *counting;  /* malloc'd: the end of the test run closes and frees what is open */
+
+static void on_count_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)h;
+  b->base = malloc(n);
+  b->len = b->base ? n : 0;
+}
+
+static void on_count_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w);
+}
+
+static void on_count_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (ssize_t i = 0; n > 0 && i + 3 < n; i++) {
+    if (memcmp(b->base + i, "\r\n\r\n", 4) != 0) continue;
+    uv_write_t *w = malloc(sizeof *w);
+    uv_buf_t out = uv_buf_init((char *)ok, sizeof ok - 1);
+    if (w && uv_write(w, s, &out, 1, on_count_written) != 0) free(w);
+  }
+  free(b->base);
+  if (n < 0) uv_close((uv_handle_t *)s, (uv_close_cb)free);
+}
+
+static void on_count_accept(uv_stream_t *server, int status) {
+  if (status < 0) return;
+  uv_tcp_t *client = malloc(sizeof *client);
+  uv_tcp_init(&loop, client);
+  if (uv_accept(server, (uv_stream_t *)client) != 0) {
+    uv_close((uv_handle_t *)client, (uv_close_cb)free);
+    return;
+  }
+  accepted++;
+  uv_read_start((uv_stream_t *)client, on_count_alloc, on_count_read);
+}
+
+static void start_counting(void) {
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  counting = malloc(sizeof *counting);
+  uv_tcp_init(&loop, counting);
+  uv_tcp_bind(counting, (struct sockaddr *)&a, 0);
+  uv_listen((uv_stream_t *)counting, 128, on_count_accept);
+  struct sockaddr_in name;
+  int len = sizeof name;
+  uv_tcp_getsockname(counting, (struct sockaddr *)&name, &len);
+  counting_port = ntohs(name.sin_port);
+}
+
+/* Ten bursts of sixteen calls, one after the other: the first burst's
+** connections serve all the others. curl's default cache keeps four idle
+** connections per call in flight, so as a burst ended it closed them, and
+** the next one connected again. */
+TEST(connections_stay_open_between_bursts) {
+  tpo_client *c = tpo_new(&loop);
+  start_counting();
+  for (int round = 0; round < 10; round++) {
+    result r[16];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 16; i++) ASSERT_EQ(call(c, "GET", "/", counting_port, NULL, 5000, 65536, &r[i]), 0);
+    tpo_kick(c);
+    for (int i = 0; i < 16; i++) run_until(&r[i].done, 1);
+    for (int i = 0; i < 16; i++) ASSERT_EQ(r[i].status, 200);
+  }
+  ASSERT_TRUE(accepted >= 1 && accepted <= 16);
+  tpo_free(c);
+  uv_close((uv_handle_t *)counting, (uv_close_cb)free);
+}
+
 TEST(a_silent_upstream_times_out_while_others_are_answered) {
   tpo_client *c = tpo_new(&loop);
   result slow = {0}, fast = {0};
@@ -308,6 +382,7 @@ int main(void) {
   uv_loop_init(&loop);
   start_upstreams();
   RUN(an_answer_carries_what_was_sent);
+  RUN(connections_stay_open_between_bursts);
   RUN(a_silent_upstream_times_out_while_others_are_answered);
   RUN(a_body_over_the_cap_is_a_failure);
   RUN(nobody_listening_bad_method_and_bad_url);
