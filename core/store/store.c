@@ -243,6 +243,10 @@ static void configure_sqlite(void) {
 static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
                                        "PRAGMA synchronous=FULL", "PRAGMA synchronous=EXTRA"};
 
+bool tps_batch_wrote(const tps_db *d) {
+  return d->in_txn && sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;
+}
+
 int tps_set_durable(tps_db *d, bool durable) {
   if (d->in_txn || !sqlite3_get_autocommit(d->db)) return -1;
   /* NORMAL, not OFF: in WAL mode NORMAL skips only the commit's sync. OFF

@@ -66,6 +66,10 @@ void tps_remove(const char *path);
 ** commit's sync covers them too, as they precede it in the WAL. */
 int tps_set_durable(tps_db *d, bool durable);
 
+/* Whether the open batch has written anything yet (a write undone by a
+** rollback to a savepoint counts: SQLite's transaction stays a write one). */
+bool tps_batch_wrote(const tps_db *d);
+
 /* Runs one or more statements with the host's privileges (no bound values). */
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);
 
