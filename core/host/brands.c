@@ -248,7 +248,7 @@ int tp__brand_use(tp_host *h, tp_tenant *t, const char *why) {
 /* ---- closing idle brands */
 
 static bool closable(const tp_host *h, const tp_tenant *t, int64_t now) {
-  return t->open && !t->dirty && !t->reset_pending && !t->backup_job && t->calls_out == 0 &&
+  return t->open && !t->dirty && !t->reset_pending && !t->track_ckpt && !t->backup_job && t->calls_out == 0 &&
          t->deferred == 0 &&
          !t->outbox_touched && now - t->last_used_ms >= h->cfg->idle_seconds * 1000;
 }

@@ -89,7 +89,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 }
 
 void tp_host_close(tp_host *h) {
-  tp__track_writer_stop(h);  /* in case the host was never detached */
+  tp__track_drain(h);  /* in case the host was never detached */
   tp__backup_stop(h);
   tp__transfer_drain(h);
   for (int i = 0; i < h->ntenants; i++) tp__brand_free(h, &h->tenants[i]);
@@ -427,13 +427,12 @@ int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *o
 void tp_host_attach(tp_host *h, uv_loop_t *loop) {
   tp__runner_attach(h, loop);
   tp__sender_start(h);
-  tp__track_writer_start(h);
   tp__backup_start(h);
   tp__brands_start(h);
 }
 
 void tp_host_detach(tp_host *h) {
-  tp__track_writer_stop(h);  /* writes what intake queued */
+  tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
   tp__backup_stop(h);  /* or copying a brand's database */
   tp__transfer_drain(h);  /* or reading or pulling one for a move */
   tp__brands_stop(h);

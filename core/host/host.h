@@ -21,8 +21,6 @@
 **   roles.c     which roles may call which admin route: one table
 **   gate.c      who may come in: client address, admin keys and console sessions
 **               with their roles, user tokens, rate limits
-**   trackwriter.c  intake's batches written by a thread at the lowest priority
-**   track.c     POST /v1/{t}/track: a batch of events read, checked and handed over
 **   callout.c   one call out: its headers and signature, the reply it makes
 **   sender.c    makes the calls out (tp.http) after commit, with access tokens
 **   backup.c    each brand's database copied on schedule by a worker
@@ -71,6 +69,7 @@ typedef struct tp_tenant {
   tpid_table idem;            /* answers of Idempotency-Keys (idem.h) */
   tpob_box outbox;            /* calls out waiting to be made (outbox.h) */
   tptk_db track;              /* the analytics database, its own connection (track.h) */
+  struct tp_ckpt_job *track_ckpt;  /* the worker's checkpoint in flight, or NULL (host/track.c) */
   bool open;                  /* its database and plugins are open (host/brands.c) */
   bool owned;                 /* this node serves it (always, without a cluster) */
   int owner;                  /* in a cluster: its node in cfg->nodes */
@@ -78,8 +77,7 @@ typedef struct tp_tenant {
   struct tp_pull *adopting;   /* its files being pulled from another machine (host/transfer.c) */
   int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
   int calls_out;              /* its calls out in flight (sender.c) */
-  int deferred;               /* its answers waiting for a worker (console.c's password checks,
-                              ** trackwriter.c's batches: the thread owns `track` meanwhile) */
+  int deferred;               /* its answers waiting for a worker (console.c's password checks) */
   int claim;                  /* the lock that says this process serves it (store/backup.h) */
   struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
   int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
@@ -129,7 +127,7 @@ typedef struct tp_host {
   uint64_t seed_secret;       /* mixed into every invocation's random seed */
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
-  struct tp_track_writer *track_writer;  /* writes intake's batches (trackwriter.c); NULL: on the loop */
+  uint64_t track_ns;          /* time intake (track.c) took in this loop iteration */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */

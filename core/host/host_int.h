@@ -184,22 +184,9 @@ bool tp__tenant_serving(tp_host *h, tp_tenant *t, tph_response *res);
 const tp_route *tp__tryout_routes(int *n);    /* POST /admin/{t}/campaigns/{name}/check|preview */
 void tp__tryout_stop(tp_host *h);             /* kills the children, answers nobody */
 
-/* ---- trackwriter.c */
-typedef struct tp_track_batch tp_track_batch;
-typedef struct tp_track_writer tp_track_writer;
-void tp__track_writer_start(tp_host *h);
-void tp__track_writer_stop(tp_host *h);
-/* As many batches wait as may: the next is refused busy. */
-bool tp__track_writer_full(const tp_host *h);
-/* Writes ev[0..n) (checked) into t's analytics file, purges events older
-** than purge_before_ms when > 0, and answers res: 200 {accepted,
-** duplicates}, or 503 unavailable. With the thread the events are copied and
-** res deferred until they are written; without one, at once. */
-void tp__track_write(tp_host *h, tp_tenant *t, const tptk_event *ev, int n, int64_t now_ms,
-                     int64_t purge_before_ms, tph_response *res);
-
 /* ---- track.c */
 const tp_route *tp__track_route(void);        /* POST /v1/{t}/track (store/track.h) */
+void tp__track_drain(tp_host *h);              /* waits for the workers' checkpoints */
 
 /* ---- backup.c */
 const tp_route *tp__backup_routes(int *n);    /* GET and POST /admin/{t}/backups */

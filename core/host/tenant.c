@@ -96,6 +96,7 @@ void tp__flush_batch(tp_host *h) {
 ** of the iteration has been sent, not just until the next BEGIN. */
 void tp_host_iteration_end(void *host) {
   tp_host *h = host;
+  h->track_ns = 0;  /* intake's share starts afresh (track.c) */
   if (!h->commit_failed) return;  /* the usual case: no tenant to visit */
   h->commit_failed = false;
   for (int i = 0; i < h->ntenants; i++) h->tenants[i].db.commit_failed = false;

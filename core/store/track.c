@@ -47,11 +47,12 @@ static int on_wal(void *ud, sqlite3 *db, const char *schema, int frames) {
 }
 
 int tptk_checkpoint_passive(tptk_db *k) {
-  int rc = sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  int rc = sqlite3_wal_checkpoint_v2(k->ckpt, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
   return rc == SQLITE_OK ? 0 : -1;
 }
 
 int tptk_checkpoint_restart(tptk_db *k) {
+  if (k->ckpt_running) return -1;  /* one checkpointer at a time */
   int log = 0, done = 0;
   int rc = sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_RESTART, &log, &done);
   if (rc != SQLITE_OK) return -1;  /* SQLITE_BUSY: a reader; next time */
@@ -81,6 +82,13 @@ int tptk_open(tptk_db *k, const char *path, char *err, size_t errcap) {
     goto fail;
   }
   sqlite3_wal_hook(k->db, on_wal, k);  /* and so no commit checkpoints (track.h) */
+  rc = sqlite3_open_v2(path, &k->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK || sqlite3_exec(k->ckpt, "PRAGMA synchronous=NORMAL;", NULL, NULL, &e) != SQLITE_OK) {
+    snprintf(err, errcap, "%s: the checkpointer's connection: %s", path,
+             e ? e : k->ckpt ? sqlite3_errmsg(k->ckpt) : sqlite3_errstr(rc));
+    sqlite3_free(e);
+    goto fail;
+  }
   if (prepare(k, "BEGIN IMMEDIATE", &k->begin) || prepare(k, "COMMIT", &k->commit) ||
       prepare(k, "ROLLBACK", &k->rollback) ||
       prepare(k, "INSERT OR IGNORE INTO analytics_events"
@@ -109,6 +117,7 @@ void tptk_close(tptk_db *k) {
   sqlite3_stmt *all[] = {k->begin, k->commit, k->rollback, k->ins_event, k->ins_session,
                          k->session_member, k->ins_device, k->purge};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
+  if (k->ckpt) sqlite3_close(k->ckpt);
   if (k->db) sqlite3_close(k->db);
   free(k->path);
   memset(k, 0, sizeof *k);

@@ -41,8 +41,10 @@
 #define TPTK_SCHEMA "track"         /* the attached schema's name on the main connection */
 
 typedef struct tptk_db {
-  sqlite3 *db;                      /* used by one thread at a time (host/trackwriter.c) */
+  sqlite3 *db;
+  sqlite3 *ckpt;                    /* the checkpointer's own connection (a worker thread) */
   int wal_frames;                   /* pages in the WAL after the last commit */
+  bool ckpt_running;                /* a worker is checkpointing on ckpt now */
   char *path;
   sqlite3_stmt *begin, *commit, *rollback;
   sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge;
@@ -72,13 +74,14 @@ int tptk_attach(tps_db *d, const char *path, char *err, size_t errcap);
 int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *inserted,
                 char *err, size_t errcap);
 
-/* Checkpoints. No commit checkpoints by itself (a commit that did, on the
-** loop, stalled it for tens of milliseconds a few times a second under
-** intake, and the orders' answers with it); the writer calls these between
-** batches, once wal_frames is large. tptk_checkpoint_restart copies the WAL
-** into the file and starts it over, so the file stays bounded; it gives up
-** (-1) rather than wait for a reader (the main connection's rollups), and
-** tptk_checkpoint_passive then copies what no reader holds. */
+/* Checkpoints. No commit on db checkpoints (a commit that did stalled the
+** loop for tens of milliseconds a few times a second under intake, and the
+** orders' answers with it): tptk_checkpoint_passive copies the WAL's pages into
+** the file on the ckpt connection, from a worker thread, beside the loop's
+** writes (SQLite lets one checkpointer and one writer work at once); it never
+** blocks on the loop. tptk_checkpoint_restart, on the loop once a passive one
+** has copied nearly everything, copies the rest and starts the WAL over, so the
+** file stays bounded; it gives up (-1) rather than wait for a reader. */
 int tptk_checkpoint_passive(tptk_db *k);
 int tptk_checkpoint_restart(tptk_db *k);
 

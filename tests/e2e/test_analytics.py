@@ -600,9 +600,9 @@ def test_metrics_count_the_events_taken_in():
 
 
 def test_a_flood_of_batches_yields_to_the_rest_of_the_loop():
-    """The writer thread keeps at most 16 batches waiting (core/host/trackwriter.c): of many
-    batches arriving at once, those past that are answered 503 busy with Retry-After and keep
-    nothing; sent again they are taken."""
+    """Intake takes at most 1 ms of a loop iteration: of many batches arriving at once, those
+    after the slice are answered 503 busy with Retry-After and keep nothing; sent again they
+    are taken."""
     from harness import RawConn, http_request_bytes
     h = host()
     now = admin_ok(h, "GET", "/clock", T_KEEP)["now"]
