@@ -166,9 +166,10 @@ static void release(tp_host *h, const tph_request *req, tph_response *res) {
   }
   if (!t->paused_ms) t->paused_ms = now;  /* from here on its requests are answered 503 */
   tp__flush_batch(h);                     /* what this iteration wrote for it, committed */
-  if (t->open && (t->calls_out > 0 || t->track_ckpt || t->backup_job || t->reset_pending)) {
+  if (t->open && (t->calls_out > 0 || t->track_ckpt || t->deferred > 0 || t->backup_job || t->reset_pending)) {
     res->retry_after = 1;
-    tph_error(res, 409, "busy", "'%s' has work in flight (calls out, a checkpoint or a backup); it stays "
+    tph_error(res, 409, "busy", "'%s' has work in flight (calls out, a checkpoint, a password check or a "
+              "backup); it stays "
               "paused: ask again", t->conf->id);
     return;
   }
