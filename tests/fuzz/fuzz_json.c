@@ -39,6 +39,7 @@ static int same(int a, int b, int depth) {
   if (lua_type(L, a) != lua_type(L, b)) return 0;
   if (!lua_istable(L, a)) return lua_rawequal(L, a, b) || lua_compare(L, a, b, LUA_OPEQ);
   if (depth > TPJ_MAX_DEPTH + 1 || lua_rawlen(L, a) != lua_rawlen(L, b)) return 0;
+  if (!lua_checkstack(L, 4)) return 0;  /* three slots a level, 65 levels: past Lua's first 40 */
   lua_pushnil(L);
   while (lua_next(L, a)) {  /* every key of a: the same value in b */
     lua_pushvalue(L, -2);
