@@ -293,8 +293,9 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
     tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",
               sqlite3_errmsg(t->db.db));
   /* it saw only what earlier commits made durable (each waited for the disk
-  ** before its answers went), and changed nothing: its answer need not wait
-  ** for this iteration's commit (net/http.h) */
+  ** before its answers went; the sender's own records aside, which a power
+  ** loss may undo: store.h, tps_set_durable), and changed nothing: its answer
+  ** need not wait for this iteration's commit (net/http.h) */
   res->clean = read_only && rc == 0 && !tps_batch_wrote(&t->db);
 }
 

@@ -579,8 +579,6 @@ static void on_due(uv_timer_t *timer) {
   arm(s);
 }
 
-/* Before the loop polls: commit the answers written since, then take what is
-** due. No request is being answered now, so a failed commit is ours alone. */
 static void on_idle(uv_idle_t *idle) { (void)idle; }
 
 /* Keeps the next poll from sleeping while this pass left work behind. */
@@ -589,6 +587,9 @@ static void keep_going(tp_sender *s, bool more) {
   else uv_idle_stop(&s->idle);
 }
 
+/* A pass, before the loop polls: write the answers that came back, then take
+** what is due and start it. No request is being answered now, so a failed
+** commit is ours alone. */
 static void on_prepare(uv_prepare_t *p) {
   tp_sender *s = p->data;
   tp_host *h = s->h;
