@@ -29,13 +29,17 @@ const char tpcmd_usage_cluster[] =
     "reload nginx (nginx -s reload) after the owners change.\n"
     "\n"
     "\n"
-    "move: moves TENANT to NODE while both serve, for nodes that share their data\n"
-    "folder (one machine): TENANT's node pauses it (503, Retry-After: 1), commits and\n"
-    "closes it; NODE opens it and takes its timers; with --nginx PREFIX the whole\n"
-    "nginx.conf under PREFIX is rendered again and nginx reloaded (nginx -p PREFIX -s\n"
-    "reload); then the pause ends. Both nodes need the config's first admin key. The\n"
-    "move is recorded in the data folder (tidepool.owners.db): starts and `cluster\n"
-    "nginx` follow it. Prints the pause.\n"
+    "move: moves TENANT to NODE while both serve: TENANT's node pauses it (503,\n"
+    "Retry-After: 1), commits and closes it; NODE opens it and takes its timers. When\n"
+    "the two nodes have separate data folders (separate machines), NODE first pulls\n"
+    "TENANT's files from the old node in pieces and checks them (size, SHA-256,\n"
+    "integrity); if that fails the move is aborted and the old node serves TENANT\n"
+    "again. With --nginx PREFIX the whole nginx.conf under PREFIX is rendered again and\n"
+    "nginx reloaded (nginx -p PREFIX -s reload); then the pause ends, the old node sets\n"
+    "its copy aside (renamed *.moved-<time>, never served again), and every node\n"
+    "records the new owner. Every node needs the config's first admin key. The move\n"
+    "is recorded in each node's data folder and in FILE's (tidepool.owners.db): starts\n"
+    "and `cluster nginx` follow it. Prints the pause.\n"
     "\n"
     "Exit status: 0 printed (moved), 1 FILE is invalid or has no cluster (the move\n"
     "failed: said on stderr, the brand served where it was), 2 usage.\n";
@@ -92,17 +96,22 @@ static void print_full(FILE *f, const tpc_config *cfg, const char *listen, const
   fprintf(f, "}\n");
 }
 
-/* POSTs {"tenant": T[, "to": N]} to node's path; 0 with *status and the
-** answer in out, or -1 (said). */
+#define POST_TIMEOUT_MS 30000
+#define ADOPT_TIMEOUT_MS (3600 * 1000)  /* a pull of a large brand's files between machines */
+
+/* POSTs {"tenant": T[, key: value]...} (pairs: NULL-ended key, value list)
+** to node's path; 0 with *status and the answer in out, or -1 (said). */
 static int node_post(const tpc_node *node, const char *key, const char *path, const char *tenant,
-                     const char *to, int *status, tp_buf *out) {
-  char host[64], body[256], err[512];
+                     const char *const *pairs, int timeout_ms, int *status, tp_buf *out) {
+  char host[64], body[512], err[512];
   int port;
   tpc_parse_listen(node->listen, host, sizeof host, &port);
-  if (to) snprintf(body, sizeof body, "{\"tenant\":\"%s\",\"to\":\"%s\"}", tenant, to);
-  else snprintf(body, sizeof body, "{\"tenant\":\"%s\"}", tenant);
+  int n = snprintf(body, sizeof body, "{\"tenant\":\"%s\"", tenant);  /* ids and names: [A-Za-z0-9_-] */
+  for (int i = 0; pairs && pairs[i]; i += 2)
+    n += snprintf(body + n, sizeof body - (size_t)n, ",\"%s\":\"%s\"", pairs[i], pairs[i + 1]);
+  snprintf(body + n, sizeof body - (size_t)n, "}");
   tp_buf_reset(out);
-  if (tp_admin_post(host, port, path, key, body, 30000, status, out, err, sizeof err) != 0) {
+  if (tp_admin_post(host, port, path, key, body, timeout_ms, status, out, err, sizeof err) != 0) {
     fprintf(stderr, "tidepool: node %s (%s): %s\n", node->name, node->listen, err);
     return -1;
   }
@@ -137,6 +146,92 @@ static int render_nginx(const tpc_config *cfg, const char *listen, const char *p
   return 0;
 }
 
+/* The answer's "folder" (a data folder's id) into out (33 bytes), "" if none. */
+static void folder_of(tp_buf *answer, char out[33]) {
+  const char *f = strstr(tp_buf_cstr(answer), "\"folder\":\"");
+  out[0] = '\0';
+  if (f && strlen(f + 10) > 32 && f[42] == '"') {
+    memcpy(out, f + 10, 32);
+    out[32] = '\0';
+  }
+}
+
+/* 1. The old node pauses, commits and closes it (409 busy: something in
+** flight, again); its data folder's id into folder. 0, or 1 (said; unpaused). */
+static int release_on(tpc_config *cfg, const tpc_node *from, const char *tenant, const char *to, char folder[33],
+                      tp_buf *out) {
+  int status = 0;
+  const char *pairs[] = {"to", to, NULL};
+  for (int tries = 0; tries < 50; tries++) {
+    if (node_post(from, cfg->cli_admin_key, "/admin/cluster/release", tenant, pairs, POST_TIMEOUT_MS, &status,
+                  out) != 0)
+      return 1;
+    if (status != 409 || !strstr(tp_buf_cstr(out), "\"busy\"")) break;
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+  }
+  if (status == 200) {
+    folder_of(out, folder);
+    return 0;
+  }
+  fprintf(stderr, "tidepool: node %s did not release '%s' (%d): %s\n", from->name, tenant, status, tp_buf_cstr(out));
+  node_post(from, cfg->cli_admin_key, "/admin/cluster/moved", tenant, NULL, POST_TIMEOUT_MS, &status, out);
+  return 1;
+}
+
+/* 2. The new node adopts it (pulling its files first when its folder is
+** another); its folder's id into dest_folder. On a refusal the old node
+** resumes it. 0, or 1 (said). */
+static int adopt_on(tpc_config *cfg, const tpc_node *from, const tpc_node *dest, const char *tenant,
+                    const char *folder, char dest_folder[33], tp_buf *out) {
+  int status = 0;
+  const char *pairs[] = {"from", from->name, "folder", folder, NULL};
+  if (node_post(dest, cfg->cli_admin_key, "/admin/cluster/adopt", tenant, folder[0] ? pairs : NULL,
+                ADOPT_TIMEOUT_MS, &status, out) != 0) {
+    fprintf(stderr, "tidepool: node %s gave no answer to the adopt of '%s': it stays paused on %s; see node "
+            "%s's log, then run the move again or POST %s /admin/cluster/resume\n", dest->name, tenant,
+            from->name, dest->name, from->name);
+    return 1;
+  }
+  if (status == 200) {
+    folder_of(out, dest_folder);
+    return 0;
+  }
+  fprintf(stderr, "tidepool: node %s did not adopt '%s' (%d): %s\n", dest->name, tenant, status, tp_buf_cstr(out));
+  if (node_post(from, cfg->cli_admin_key, "/admin/cluster/resume", tenant, NULL, POST_TIMEOUT_MS, &status, out) != 0 ||
+      status != 200) {
+    fprintf(stderr, "tidepool: node %s did not resume '%s' (%d): %s; it stays paused until it does (run the "
+            "move again)\n", from->name, tenant, status, tp_buf_cstr(out));
+    return 1;
+  }
+  fprintf(stderr, "tidepool: the move is aborted: node %s serves '%s' again\n", from->name, tenant);
+  return 1;
+}
+
+/* 4. The pause ends; the old node sets its copy aside, every other node
+** records the new owner (a node that cannot be told is said, not fatal). */
+static int tell_moved(tpc_config *cfg, const tpc_node *from, const tpc_node *dest, const char *tenant,
+                      const char *dest_folder, tp_buf *out) {
+  int status = 0;
+  const char *pairs[] = {"node", dest->name, "folder", dest_folder, NULL};
+  if (!dest_folder[0]) pairs[2] = NULL;
+  if (node_post(from, cfg->cli_admin_key, "/admin/cluster/moved", tenant, pairs, POST_TIMEOUT_MS, &status, out) != 0 ||
+      status != 200) {
+    fprintf(stderr, "tidepool: node %s did not end the pause of '%s' (%d): %s\n", from->name, tenant, status,
+            tp_buf_cstr(out));
+    return 1;
+  }
+  pairs[2] = NULL;
+  for (int i = 0; i < cfg->nnodes; i++) {
+    const tpc_node *n = &cfg->nodes[i];
+    if (n == from || n == dest) continue;
+    if (node_post(n, cfg->cli_admin_key, "/admin/cluster/moved", tenant, pairs, POST_TIMEOUT_MS, &status, out) == 0 &&
+        status != 200)
+      fprintf(stderr, "tidepool: node %s did not record the move (%d): %s\n", n->name, status, tp_buf_cstr(out));
+  }
+  return 0;
+}
+
 static int move(tpc_config *cfg, const char *tenant, const char *to, const char *listen, const char *nginx) {
   tpc_tenant *t = NULL;
   const tpc_node *dest = NULL;
@@ -160,30 +255,18 @@ static int move(tpc_config *cfg, const char *tenant, const char *to, const char 
   int64_t start = tp_clock_mono_ns() / 1000000;
   tp_buf out;
   tp_buf_init(&out);
-  int status = 0, rc = 1;
-  /* 1. the old node pauses, commits and closes it (409 busy: something in flight, again) */
-  for (int tries = 0; tries < 50; tries++) {
-    if (node_post(from, cfg->cli_admin_key, "/admin/cluster/release", tenant, to, &status, &out) != 0) goto done;
-    if (status != 409 || !strstr(tp_buf_cstr(&out), "\"busy\"")) break;
-    struct timespec pause = {0, 100 * 1000000};
-    nanosleep(&pause, NULL);
-  }
-  if (status != 200) {
-    fprintf(stderr, "tidepool: node %s did not release '%s' (%d): %s\n", from->name, tenant, status, tp_buf_cstr(&out));
-    node_post(from, cfg->cli_admin_key, "/admin/cluster/moved", tenant, NULL, &status, &out);  /* unpause */
-    goto done;
-  }
-  /* 2. the new node records the move, opens it and takes its timers */
-  if (node_post(dest, cfg->cli_admin_key, "/admin/cluster/adopt", tenant, NULL, &status, &out) != 0 || status != 200) {
-    fprintf(stderr, "tidepool: node %s did not adopt '%s' (%d): %s; it stays paused on %s until it is adopted "
-            "(run the move again)\n", dest->name, tenant, status, tp_buf_cstr(&out), from->name);
-    goto done;
-  }
+  char folder[33] = "", dest_folder[33] = "", err[512];
+  int rc = 1;
+  if (release_on(cfg, from, tenant, to, folder, &out) != 0) goto done;
+  if (adopt_on(cfg, from, dest, tenant, folder, dest_folder, &out) != 0) goto done;
   t->node = (int)(dest - cfg->nodes);
-  /* 3. the front's map, then 4. the pause ends */
+  /* 3. this config's folder records it (`cluster nginx` here follows), the front's map */
+  if (tp_is_dir(cfg->data_dir) && tpow_set(cfg->data_dir, tenant, to, tp_clock_wall_ms(), err, sizeof err) != 0)
+    fprintf(stderr, "tidepool: the move is not recorded in %s: %s\n", cfg->data_dir, err);
   if (nginx && render_nginx(cfg, listen, nginx) != 0) goto done;
-  if (node_post(from, cfg->cli_admin_key, "/admin/cluster/moved", tenant, NULL, &status, &out) != 0) goto done;
-  printf("%s: moved from node %s to node %s; paused %lld ms\n", tenant, from->name, dest->name,
+  if (tell_moved(cfg, from, dest, tenant, dest_folder, &out) != 0) goto done;
+  printf("%s: moved from node %s to node %s%s; paused %lld ms\n", tenant, from->name, dest->name,
+         strcmp(folder, dest_folder) != 0 ? " (its files copied between data folders)" : "",
          (long long)(tp_clock_mono_ns() / 1000000 - start));
   rc = 0;
 done:

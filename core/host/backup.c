@@ -6,7 +6,13 @@
 ** newest backup is every_seconds old or there is none, hands the copy to a
 ** libuv worker: store/backup.h's tpbk_take on a connection of the worker's
 ** own, then retention (the keep newest stay). The loop goes on serving; the
-** copy is the database as one commit left it. One copy per tenant at a time.
+** copy is the database as one commit left it. One copy per tenant at a time,
+** and at most MAX_SCHEDULED of the schedule's at once.
+**
+** Where a brand's schedule resumes is its newest backup on disk. That is read
+** by the worker too, by the brand's first job (which copies only if the
+** newest is old enough), never at start: with thousands of lazy brands a
+** start would otherwise list thousands of folders before serving.
 **
 ** POST /admin/{t}/backups starts one now (202), GET lists them with the one
 ** running and the last failure. At stop the host waits for copies in flight
@@ -26,6 +32,7 @@
 #include "store/backup.h"
 
 #define TICK_MAX_S 60
+#define MAX_SCHEDULED 4   /* the schedule's jobs at once: libuv's default pool */
 
 typedef struct tp_backup_job {
   uv_work_t req;
@@ -33,8 +40,13 @@ typedef struct tp_backup_job {
   const tpc_backup *conf;
   char db_path[1100];
   int64_t started_ms;
+  bool look_first;      /* the brand's newest backup is not known yet: list them first */
+  bool scheduled;       /* started by the schedule (counted in tp_backups.running) */
   /* the worker's results */
   int rc;
+  bool looked;          /* it listed them: newest_ms is the newest (0: none) */
+  bool skipped;         /* the newest was recent enough: no copy */
+  int64_t newest_ms;
   char name[TPBK_NAME_MAX];
   int64_t bytes;
   int removed;
@@ -47,13 +59,33 @@ typedef struct tp_backup_job {
 typedef struct tp_backups {
   uv_timer_t timer;
   tp_host *h;
+  int running;          /* the schedule's jobs in flight */
+  int next;             /* where the next tick starts going round */
 } tp_backups;
 
 /* ---- one copy */
 
+/* The newest backup's time, when it is not known yet; true when it is recent
+** enough that the schedule need not copy now. */
+static bool recent_enough(backup_job *j) {
+  if (!j->look_first) return false;
+  tpbk_entry *all;
+  int n;
+  char err[256];
+  if (tpbk_list(j->conf->dir, j->t->conf->id, &all, &n, err, sizeof err) != 0) return false;
+  j->looked = true;
+  j->newest_ms = n ? all[0].taken_ms : 0;
+  free(all);
+  return j->scheduled && n && j->started_ms - j->newest_ms < j->conf->every_seconds * 1000;
+}
+
 static void backup_work(uv_work_t *w) {
   backup_job *j = w->data;
   uint64_t start = tp_clock_mono_ns();
+  if ((j->skipped = recent_enough(j))) {
+    atomic_store(&j->finished, 1);
+    return;
+  }
   j->rc = tpbk_take(j->db_path, j->conf->dir, j->t->conf->id, j->started_ms, j->name, &j->bytes,
                     j->err, sizeof j->err);
   if (j->rc == 0) {
@@ -69,11 +101,21 @@ static void backup_done(uv_work_t *w, int status) {
   if (!j->orphan) {
     tp_tenant *t = j->t;
     t->backup_job = NULL;
+    if (j->scheduled && t->host->backups) t->host->backups->running--;
+    if (j->looked) {
+      t->backup_known = true;
+      if (j->newest_ms > t->backup_last_ms) t->backup_last_ms = j->newest_ms;
+    }
+    if (j->skipped && status == 0) {
+      free(j);
+      return;
+    }
     bool ok = status == 0 && j->rc == 0;
     tp_buf *line = tp_log_begin(ok ? TP_LOG_INFO : TP_LOG_ERROR, ok ? "backup taken" : "backup failed");
     tp_log_str(line, "tenant", t->conf->id);
     if (ok) {
       t->backup_last_ms = j->started_ms;
+      t->backup_known = true;
       t->backup_error[0] = '\0';
       tp_log_str(line, "file", j->name);
       tp_log_int(line, "bytes", j->bytes);
@@ -89,14 +131,18 @@ static void backup_done(uv_work_t *w, int status) {
   free(j);
 }
 
-/* Starts t's copy on a worker: 0, or -1 (one runs, or no worker). */
-static int start_backup(tp_host *h, tp_tenant *t) {
+/* Starts t's copy on a worker (scheduled: by the schedule, which copies only
+** when the brand's newest backup is old enough): 0, or -1 (one runs, or no
+** worker). */
+static int start_backup(tp_host *h, tp_tenant *t, bool scheduled) {
   if (t->backup_job || !h->loop || !h->cfg->backup.dir) return -1;
   backup_job *j = calloc(1, sizeof *j);
   if (!j) return -1;
   j->t = t;
   j->conf = &h->cfg->backup;
   j->started_ms = tp_clock_wall_ms();
+  j->look_first = !t->backup_known;
+  j->scheduled = scheduled;
   tpc_tenant_file(h->cfg->data_dir, t->conf->id, ".db", j->db_path, sizeof j->db_path);
   j->req.data = j;
   atomic_init(&j->finished, 0);
@@ -105,46 +151,53 @@ static int start_backup(tp_host *h, tp_tenant *t) {
     return -1;
   }
   t->backup_job = j;
+  if (scheduled) h->backups->running++;
   return 0;
 }
 
 /* ---- the schedule */
 
+/* Due, or not known yet (its job looks first). */
 static bool due(const tp_host *h, const tp_tenant *t, int64_t now) {
   int64_t every = h->cfg->backup.every_seconds * 1000;
   if (every <= 0 || t->backup_job || !t->owned) return false;  /* another node backs its brands up */
   if (now - t->backup_failed_ms < every / 4 + 1000) return false;  /* a failure waits a while */
-  return now - t->backup_last_ms >= every;
+  return !t->backup_known || now - t->backup_last_ms >= every;
 }
 
+/* Starts what is due, MAX_SCHEDULED at most, going round the brands from
+** where the last tick stopped, so that none waits behind the others. Ticks
+** come every second while some are left. */
 static void on_tick(uv_timer_t *timer) {
   tp_backups *b = timer->data;
+  tp_host *h = b->h;
   int64_t now = tp_clock_wall_ms();
-  for (int i = 0; i < b->h->ntenants; i++)
-    if (due(b->h, &b->h->tenants[i], now)) start_backup(b->h, &b->h->tenants[i]);
+  bool left = false;
+  for (int k = 0; k < h->ntenants; k++) {
+    int i = (b->next + k) % h->ntenants;
+    if (!due(h, &h->tenants[i], now)) continue;
+    if (b->running >= MAX_SCHEDULED) {
+      b->next = i;
+      left = true;
+      break;
+    }
+    start_backup(h, &h->tenants[i], true);
+  }
+  uint64_t tick = (uint64_t)(h->cfg->backup.every_seconds < TICK_MAX_S ? h->cfg->backup.every_seconds
+                                                                       : TICK_MAX_S) * 1000;
+  uv_timer_start(&b->timer, on_tick, left ? 1000 : tick, 0);
 }
 
 void tp__backup_start(tp_host *h) {
   const tpc_backup *c = &h->cfg->backup;
   if (!c->dir) return;
-  for (int i = 0; i < h->ntenants; i++) {  /* the newest backup on disk is where a schedule resumes */
-    tp_tenant *t = &h->tenants[i];
-    tpbk_entry *all;
-    int n;
-    char err[256];
-    if (tpbk_list(c->dir, t->conf->id, &all, &n, err, sizeof err) == 0) {
-      t->backup_last_ms = n ? all[0].taken_ms : 0;
-      free(all);
-    }
-  }
   if (c->every_seconds <= 0) return;
   tp_backups *b = calloc(1, sizeof *b);
   if (!b) return;
   b->h = h;
   uv_timer_init(h->loop, &b->timer);
   b->timer.data = b;
-  uint64_t tick = (uint64_t)(c->every_seconds < TICK_MAX_S ? c->every_seconds : TICK_MAX_S) * 1000;
-  uv_timer_start(&b->timer, on_tick, 0, tick);
+  uv_timer_start(&b->timer, on_tick, 0, 0);
   uv_unref((uv_handle_t *)&b->timer);  /* the schedule alone keeps no loop alive */
   h->backups = b;
 }
@@ -212,7 +265,7 @@ static void post_backup(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
               "lists it when it is done", t->conf->id, t->conf->id);
     return;
   }
-  if (start_backup(h, t) != 0) {
+  if (start_backup(h, t, false) != 0) {
     tph_error(res, 503, "busy", "no worker could take the backup now; try again");
     return;
   }

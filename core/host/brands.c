@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "host/host_int.h"
 #include "store/backup.h"
+#include "store/transfer.h"
 #include "store/users.h"
 
 static void db_path(const tp_host *h, const tp_tenant *t, const char *suffix, char *out, size_t cap) {
@@ -31,7 +32,11 @@ static void db_path(const tp_host *h, const tp_tenant *t, const char *suffix, ch
 /* Everything a brand needs to serve; on failure what was opened stays for
 ** tp__brand_close to free. */
 static int open_parts(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
-  char path[1100], track[1100];
+  char path[1100], track[1100], why[200];
+  if (h->cfg->self && tpxf_tombstone(h->cfg->data_dir, t->conf->id, why, sizeof why)) {
+    snprintf(err, errcap, "'%s' %s: this node's copy of it is set aside, never served", t->conf->id, why);
+    return -1;
+  }
   db_path(h, t, ".db", path, sizeof path);
   t->claim = tpbk_claim(path, err, errcap);  /* one process serves a brand */
   if (t->claim < 0) return -1;
@@ -77,11 +82,29 @@ static int open_parts(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
   return 0;
 }
 
+/* A brand this node let go of (its tombstone says where to): never opened. */
+static void disown(tp_host *h, tp_tenant *t, const char *why) {
+  t->owned = false;
+  for (int i = 0; i < h->cfg->nnodes; i++) {  /* "moved to node b at ..." */
+    size_t n = strlen(h->cfg->nodes[i].name);
+    if (strncmp(why, "moved to node ", 14) == 0 && strncmp(why + 14, h->cfg->nodes[i].name, n) == 0 &&
+        why[14 + n] == ' ')
+      t->owner = i;
+  }
+  tp_buf *line = tp_log_begin(TP_LOG_WARN, "brand not served: it moved away");
+  tp_log_str(line, "tenant", t->conf->id);
+  tp_log_str(line, "tombstone", why);
+  tp_log_end(line);
+}
+
 void tp__brand_init(tp_host *h, tp_tenant *t, const tpc_tenant *conf) {
   t->conf = conf;
   t->host = h;
   t->owner = conf->node;
   t->owned = !h->cfg->self || &h->cfg->nodes[conf->node] == h->cfg->self;
+  char why[200];
+  if (t->owned && h->cfg->self && tpxf_tombstone(h->cfg->data_dir, conf->id, why, sizeof why))
+    disown(h, t, why);  /* it moved away, and this folder's record of that was lost */
   t->claim = -1;
   t->next_due_ms = t->outbox_due_ms = INT64_MAX;
   t->nslots = conf->nplugins;
@@ -142,6 +165,7 @@ void tp__brand_close(tp_host *h, tp_tenant *t) {
   t->owned = kept.owned;
   t->owner = kept.owner;
   t->paused_ms = kept.paused_ms;
+  t->adopting = kept.adopting;
   t->claim = -1;
   t->slots = kept.slots;
   t->nslots = kept.nslots;
@@ -150,6 +174,7 @@ void tp__brand_close(tp_host *h, tp_tenant *t) {
   t->clock_ms = kept.clock_ms;
   t->backup_job = kept.backup_job;
   t->backup_last_ms = kept.backup_last_ms;
+  t->backup_known = kept.backup_known;
   t->backup_failed_ms = kept.backup_failed_ms;
   memcpy(t->backup_error, kept.backup_error, sizeof t->backup_error);
   if (was_open && h->cfg->lazy_tenants) {  /* after the close: its files are as they stay */

@@ -29,6 +29,8 @@ void tp__call_free(tp_call_out *c) {
   if (c->headers.data) memset(c->headers.data, 0, c->headers.cap);  /* it held secrets */
   tp_buf_free(&c->headers);
   free(c->lines);
+  free(c->outcome_body);
+  free(c->outcome_ctype);
   free(c);
 }
 

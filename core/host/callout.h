@@ -38,6 +38,13 @@ struct tp_call_out {
   int64_t timeout_ms;
   size_t max_response_bytes;
   const char *ca_file;
+  /* the attempt's outcome, kept from curl's callback until the sender writes
+  ** it (sender.c: settle, then write_outcomes) */
+  struct tp_call_out *settle_next;
+  bool has_outcome;
+  tpo_response outcome;            /* its body, content type and message point below */
+  char *outcome_body, *outcome_ctype;
+  char outcome_message[200];
 };
 typedef struct tp_call_out tp_call_out;
 

@@ -22,6 +22,7 @@
 #include "base/token.h"
 #include "base/url.h"
 #include "base/utf8.h"
+#include "store/owners.h"
 #include "store/users.h"
 
 /* ---- opening */
@@ -46,6 +47,13 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
   if (tp_mkdir_p(cfg->data_dir) != 0) {
     snprintf(err, errcap, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
     return -1;
+  }
+  if (cfg->self) {  /* a move between two folders copies the brand's files; within one it need not */
+    char ferr[512];
+    if (tpow_folder_id(cfg->data_dir, h->folder, ferr, sizeof ferr) != 0) {
+      h->folder[0] = '\0';
+      tp_log_msg(TP_LOG_WARN, "the data folder has no id: every move here copies the brand's files", ferr);
+    }
   }
   /* a cluster's other brands too: closed, answered 421, adopted when one moves here */
   int all = cfg->ntenants + cfg->nforeign;
@@ -83,6 +91,7 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 void tp_host_close(tp_host *h) {
   tp__track_drain(h);  /* in case the host was never detached */
   tp__backup_stop(h);
+  tp__transfer_drain(h);
   for (int i = 0; i < h->ntenants; i++) tp__brand_free(h, &h->tenants[i]);
   tpdi_close(&h->due_index);
   free(h->tenants);
@@ -228,8 +237,10 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
     return;
   }
   /* every answer given in this batch rests on it: a 409 "sold out" is only
-  ** true if the sale before it is saved */
+  ** true if the sale before it is saved; unless nothing was written in the
+  ** batch before it, nor by it (read_only, at the end) */
   res->commit_failed = &t->db.commit_failed;
+  bool read_only = !tps_batch_wrote(&t->db);
   if (!tps_batch_alive(&t->db)) {
     tph_error(res, 503, "batch_aborted", "the transaction this request would join was rolled "
               "back; nothing was saved, retry");
@@ -281,6 +292,11 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   if (rc != 0)
     tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",
               sqlite3_errmsg(t->db.db));
+  /* it saw only what earlier commits made durable (each waited for the disk
+  ** before its answers went; the sender's own records aside, which a power
+  ** loss may undo: store.h, tps_set_durable), and changed nothing: its answer
+  ** need not wait for this iteration's commit (net/http.h) */
+  res->clean = read_only && rc == 0 && !tps_batch_wrote(&t->db);
 }
 
 void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
@@ -419,6 +435,7 @@ void tp_host_attach(tp_host *h, uv_loop_t *loop) {
 void tp_host_detach(tp_host *h) {
   tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
   tp__backup_stop(h);  /* or copying a brand's database */
+  tp__transfer_drain(h);  /* or reading or pulling one for a move */
   tp__brands_stop(h);
   tp__console_drain(h);  /* or checking a password */
   tp__tryout_stop(h);    /* or trying a campaign in a child process */

@@ -74,12 +74,14 @@ typedef struct tp_tenant {
   bool owned;                 /* this node serves it (always, without a cluster) */
   int owner;                  /* in a cluster: its node in cfg->nodes */
   int64_t paused_ms;          /* moving between nodes since then (503); 0: not (host/cluster.c) */
+  struct tp_pull *adopting;   /* its files being pulled from another machine (host/transfer.c) */
   int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
   int calls_out;              /* its calls out in flight (sender.c) */
   int deferred;               /* its answers waiting for a worker (console.c's password checks) */
   int claim;                  /* the lock that says this process serves it (store/backup.h) */
   struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
   int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
+  bool backup_known;          /* backup_last_ms was read from the backups on disk (backup.c) */
   int64_t backup_failed_ms;   /* when the last failed one began */
   char backup_error[256];     /* why it failed; "" after a success */
   tp_slot *slots;             /* sorted by plugin name, like the config */
@@ -129,6 +131,9 @@ typedef struct tp_host {
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */
+  struct tp_xfer *transfers;  /* brands' files being read for a move (transfer.c) */
+  int nserving;               /* how many */
+  char folder[33];            /* the data folder's id (store/owners.h); "" unknown */
   int open_tenants;           /* brands open now (brands.c) */
   tpdi_index due_index;       /* closed brands' due times (lazy brands; store/dueindex.h) */
   uv_timer_t idle_timer;      /* closes idle brands (open_tenants.lazy) */

@@ -147,8 +147,31 @@ const tp_route *tp__admin_routes(int *n);     /* the table of admin endpoints */
 void tp__render_metrics(tp_host *h, tph_response *res);
 void tp__host_reload_endpoint(tp_host *h, const tph_request *req, tph_response *res);
 
+/* ---- transfer.c */
+/* GET /admin/cluster/transfer/{t}: the manifest of t's files, or one piece
+** (?file&offset&length), read on a worker (deferred); only while this node
+** has released t for a move. */
+void tp__transfer_serve(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res);
+/* How a pull ended: status 200 (code "") or an error to answer. */
+typedef struct tp_pull_result {
+  int status;
+  char code[40];
+  char message[700];
+  int64_t bytes;              /* carried */
+  double ms;                  /* the pull, checks and install */
+} tp_pull_result;
+typedef struct tp_pull tp_pull;
+typedef void (*tp_pulled_fn)(tp_host *h, tp_tenant *t, tph_response *res, const tp_pull_result *r);
+/* Pulls t's files from node from into this data folder on a worker; res is
+** deferred, done fills it on the loop (then it is resumed). 0, or -1 (no
+** loop, no admin key, no worker: nothing started). */
+int tp__transfer_pull(tp_host *h, tp_tenant *t, const tpc_node *from, tph_response *res, tp_pulled_fn done);
+/* The host stops: waits for the workers (a pull is cancelled first). */
+void tp__transfer_drain(tp_host *h);
+
 /* ---- cluster.c */
-/* POST /admin/cluster/{release,adopt,moved}: rest is what follows /cluster. */
+/* POST /admin/cluster/{release,adopt,moved,resume}, GET /transfer/{t}:
+** rest is what follows /cluster. */
 void tp__cluster_endpoint(tp_host *h, const tph_request *req, const char *rest, size_t rlen,
                           tph_response *res);
 /* Whether a request to t may be served here now: refused when this node does

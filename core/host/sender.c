@@ -42,6 +42,13 @@
 #define MAX_INFLIGHT 1024          /* calls in flight, the whole host */
 #define LEASE_GRACE_MS 5000        /* a lease outlives its call's timeout by this */
 #define RETRY_MAX_MS (5 * 60 * 1000)
+/* What one pass before the poll may do, so that the requests waiting in the
+** poll are never queued behind a whole burst (a POST may make 50 calls, and
+** their answers come back together): calls started, and time spent writing
+** answers. The rest waits for the next pass, which comes right after the
+** poll; the idle handle keeps that poll from sleeping meanwhile. */
+#define SEND_PER_PASS 8
+#define SETTLE_SLICE_NS (100 * 1000)
 
 typedef struct token_cache token_cache;
 
@@ -50,9 +57,11 @@ typedef struct tp_sender {
   tpo_client *client;
   uv_prepare_t prepare;
   uv_timer_t timer;
+  uv_idle_t idle;                  /* running while a pass left work for the next */
   token_cache *tokens;
+  struct tp_call_out *settle_head; /* outcomes not yet written, oldest first */
+  struct tp_call_out **settle_tail;
   int64_t timer_due_ms;            /* wall time it is armed for; INT64_MAX: idle */
-  bool pending_commit;             /* answers were written into a batch */
   int open_handles;
   bool closing;
 } tp_sender;
@@ -99,10 +108,10 @@ static void log_attempt(const call *c, const tpo_response *res, const char *outc
   tp_log_end(line);
 }
 
-/* Writes the attempt's outcome into the tenant's batch (committed before the
-** loop next polls). A database failure leaves the row leased: it goes again
-** when the lease ends. */
-static void settle(call *c, const tpo_response *res) {
+/* Writes the attempt's outcome into the tenant's batch (write_outcomes
+** commits it). A database failure leaves the row leased: it goes again when
+** the lease ends. */
+static void write_outcome(call *c, const tpo_response *res) {
   tp_sender *s = c->s;
   tp_host *h = s->h;
   tp_tenant *t = c->t;
@@ -153,7 +162,85 @@ static void settle(call *c, const tpo_response *res) {
   else tps_rollback_to(&t->db);
   log_attempt(c, res, rc != 0 ? "not recorded" : !final ? "retry" : ok ? "ok" : "given up");
   t->outbox_touched = h->outbox_touched = true;  /* its next due time is read after the commit */
-  s->pending_commit = true;
+}
+
+/* Takes c and its attempt's outcome (res: NULL when it could not be sent)
+** for the next pass, which writes it. Not written here: curl calls back in
+** the middle of the poll, where the write would join the batch of the
+** requests being answered, and their answers would then wait for it to
+** reach the disk. */
+static void settle(call *c, const tpo_response *res) {
+  tp_sender *s = c->s;
+  if (res) {
+    c->has_outcome = true;
+    c->outcome = *res;
+    snprintf(c->outcome_message, sizeof c->outcome_message, "%s", res->message ? res->message : "");
+    c->outcome.message = c->outcome_message;
+    if (res->body && res->body_len > 0) {
+      c->outcome_body = malloc(res->body_len + 1);
+      if (c->outcome_body) {
+        memcpy(c->outcome_body, res->body, res->body_len);
+        c->outcome_body[res->body_len] = '\0';
+      } else {
+        c->outcome.error = "transport_failed";  /* kept as a failed attempt: it is retried */
+        c->outcome.status = 0;
+      }
+    }
+    c->outcome.body = c->outcome_body ? c->outcome_body : "";
+    if (!c->outcome_body) c->outcome.body_len = 0;
+    c->outcome_ctype = res->content_type ? strdup(res->content_type) : NULL;
+    c->outcome.content_type = c->outcome_ctype;
+  }
+  c->settle_next = NULL;
+  *s->settle_tail = c;
+  s->settle_tail = &c->settle_next;
+}
+
+/* The sender's own writes (leases, outcomes) need not reach the disk before
+** anything is answered: a start ends every lease, and an outcome lost with
+** the machine's power leaves its row in the outbox, so the call is sent
+** again with the same Idempotency-Key, as after a kill between the answer
+** and its commit. So they commit with synchronous=NORMAL: not synced at
+** commit, but synced before any checkpoint and by the next durable commit
+** (the WAL is one sequence). A batch already open is committed first, as it
+** is: it holds writes that must be durable. */
+static bool lazy_begin(tp_host *h, tp_tenant *t) {
+  if (t->dirty) tp__flush_batch(h);
+  return tps_set_durable(&t->db, false) == 0;
+}
+
+static void lazy_end(tp_tenant *t, bool lazy) {
+  if (!lazy || tps_set_durable(&t->db, true) == 0) return;
+  /* answering writes that may not be on disk would break the host's one
+  ** promise; a restart is the way back to durable commits */
+  tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot make commits durable again; stopping");
+  tp_log_str(line, "tenant", t->conf->id);
+  tp_log_end(line);
+  tp_log_flush();
+  abort();
+}
+
+/* Writes the queued outcomes, a brand at a time, each brand's in one commit,
+** for at most SETTLE_SLICE_NS (all of them when draining at stop). */
+static void write_outcomes(tp_sender *s, bool all) {
+  tp_host *h = s->h;
+  uint64_t start = tp_clock_mono_ns();
+  while (s->settle_head && (all || tp_clock_mono_ns() - start < SETTLE_SLICE_NS)) {
+    tp_tenant *t = s->settle_head->t;
+    bool lazy = lazy_begin(h, t);
+    while (s->settle_head && s->settle_head->t == t &&
+           (all || tp_clock_mono_ns() - start < SETTLE_SLICE_NS)) {
+      call *c = s->settle_head;
+      s->settle_head = c->settle_next;
+      if (!s->settle_head) s->settle_tail = &s->settle_head;
+      write_outcome(c, c->has_outcome ? &c->outcome : NULL);
+      tp__call_free(c);
+    }
+    tp__flush_batch(h);
+    lazy_end(t, lazy);
+  }
+  tp_host_iteration_end(h);
+  tp__arm_timer(h);  /* the replies are jobs */
 }
 
 static void send_call(tp_sender *s, call *c);
@@ -176,8 +263,8 @@ static void on_answer(void *ud, const tpo_response *res) {
       return;
     }
   }
-  if (!c->s->closing) settle(c, res);  /* cancelled at shutdown: the lease sends it again */
-  tp__call_free(c);
+  if (c->s->closing) tp__call_free(c);  /* cancelled at shutdown: the lease sends it again */
+  else settle(c, res);
 }
 
 /* ---- access tokens (token = {...}) */
@@ -253,7 +340,6 @@ static void send_with_token(tp_sender *s, call *c, const token_cache *tok) {
   if (rc == 0) return;
   c->error = "transport_failed";
   settle(c, NULL);
-  tp__call_free(c);
 }
 
 /* The calls waiting for tok: sent with its token, or, when none came, put
@@ -272,7 +358,6 @@ static void release_waiting(tp_sender *s, token_cache *tok) {
     } else {
       tpo_response failed = {.error = "token_failed", .message = ""};
       settle(c, &failed);
-      tp__call_free(c);
     }
     c = next;
   }
@@ -434,7 +519,6 @@ static void send_call(tp_sender *s, call *c) {
     c->error = "transport_failed";
   }
   settle(c, NULL);
-  tp__call_free(c);
 }
 
 /* Leases t's due calls, commits the leases, then sends them. */
@@ -442,28 +526,19 @@ static void kick(tp_sender *s, tp_tenant *t) {
   tp_host *h = s->h;
   int room = MAX_INFLIGHT - tpo_inflight(s->client);
   if (room <= 0) return;  /* the answers' settling touches the outbox again */
+  if (room > SEND_PER_PASS) room = SEND_PER_PASS;
   taking k = {.s = s, .t = t, .calls = calloc((size_t)room, sizeof(call *))};
-  /* the leases need not reach the disk before the calls go: a start ends
-  ** every lease, so a crash resends with the same key either way. Their
-  ** commit waiting for the disk blocked the loop at every kick. */
-  bool fast = tps_set_durable(&t->db, false) == 0;
+  /* the leases' commit waiting for the disk blocked the loop at every kick */
+  bool lazy = lazy_begin(h, t);
   if (!k.calls || tp__join_batch(h, t) != 0) {
     free(k.calls);
-    if (fast) tps_set_durable(&t->db, true);
+    lazy_end(t, lazy);
     return;
   }
   int leased = tpob_take(&t->outbox, tp_clock_wall_ms(), room, take_row, &k);
   bool failed_before = h->commit_failed;
   tp__flush_batch(h);
-  if (fast && tps_set_durable(&t->db, true) != 0) {
-    /* answering writes that may not be on disk would break the host's one
-    ** promise; a restart is the way back to durable commits */
-    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot make commits durable again; stopping");
-    tp_log_str(line, "tenant", t->conf->id);
-    tp_log_end(line);
-    tp_log_flush();
-    abort();
-  }
+  lazy_end(t, lazy);
   bool committed = leased >= 0 && !(h->commit_failed && !failed_before);
   for (int i = 0; i < k.n; i++) {
     if (committed) send_call(s, k.calls[i]);
@@ -504,19 +579,27 @@ static void on_due(uv_timer_t *timer) {
   arm(s);
 }
 
-/* Before the loop polls: commit the answers written since, then take what is
-** due. No request is being answered now, so a failed commit is ours alone. */
+static void on_idle(uv_idle_t *idle) { (void)idle; }
+
+/* Keeps the next poll from sleeping while this pass left work behind. */
+static void keep_going(tp_sender *s, bool more) {
+  if (more) uv_idle_start(&s->idle, on_idle);
+  else uv_idle_stop(&s->idle);
+}
+
+/* A pass, before the loop polls: write the answers that came back, then take
+** what is due and start it. No request is being answered now, so a failed
+** commit is ours alone. */
 static void on_prepare(uv_prepare_t *p) {
   tp_sender *s = p->data;
   tp_host *h = s->h;
-  if (s->pending_commit) {
-    s->pending_commit = false;
-    tp__flush_batch(h);
-    tp_host_iteration_end(h);
-    tp__arm_timer(h);  /* the replies are jobs */
+  if (s->settle_head) write_outcomes(s, false);
+  if (!h->outbox_touched || h->running_tasks) {
+    keep_going(s, s->settle_head != NULL);
+    return;
   }
-  if (!h->outbox_touched || h->running_tasks) return;
   h->outbox_touched = false;
+  bool more = false;
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     if (!t->outbox_touched) continue;
@@ -530,12 +613,16 @@ static void on_prepare(uv_prepare_t *p) {
     t->outbox_due_ms = tpob_next_due(&t->outbox);
     if (t->outbox_due_ms <= now) {
       kick(s, t);
-      t->outbox_touched = false;
       t->outbox_due_ms = tpob_next_due(&t->outbox);
+      /* more due than one pass sends: the next pass takes them */
+      t->outbox_touched = t->outbox_due_ms <= now && tpo_inflight(s->client) < MAX_INFLIGHT;
+      if (t->outbox_touched) more = h->outbox_touched = true;
     }
   }
+  tpo_kick(s->client);  /* this pass's calls go now, not all together at curl's next timer */
   tp_host_iteration_end(h);
   arm(s);
+  keep_going(s, more || s->settle_head != NULL);
 }
 
 static void on_closed(uv_handle_t *hd) {
@@ -568,8 +655,11 @@ void tp__sender_start(tp_host *h) {
   uv_prepare_start(&s->prepare, on_prepare);
   uv_timer_init(h->loop, &s->timer);
   s->timer.data = s;
+  uv_idle_init(h->loop, &s->idle);
+  s->idle.data = s;
+  s->settle_tail = &s->settle_head;
   s->timer_due_ms = INT64_MAX;
-  s->open_handles = 2;
+  s->open_handles = 3;
   h->sender = s;
   h->outbox_touched = true;  /* what a start found due goes now */
 }
@@ -577,11 +667,14 @@ void tp__sender_start(tp_host *h) {
 void tp__sender_stop(tp_host *h) {
   tp_sender *s = h->sender;
   if (!s) return;
+  write_outcomes(s, true);  /* what came back is written, not sent again */
   h->sender = NULL;
   s->closing = true;
   tpo_free(s->client);  /* in flight: cancelled, their leases end at the next start */
   uv_prepare_stop(&s->prepare);
   uv_timer_stop(&s->timer);
+  uv_idle_stop(&s->idle);
   uv_close((uv_handle_t *)&s->prepare, on_closed);
   uv_close((uv_handle_t *)&s->timer, on_closed);
+  uv_close((uv_handle_t *)&s->idle, on_closed);
 }

@@ -268,6 +268,26 @@ static void conn_flush(conn *c) {
 
 /* ---- the end of every loop iteration: commit, then answer */
 
+/* Writes c's answers from the head of its queue, in order, while they may go:
+** all of them after the commit, only clean ones before it. How many went. */
+static int answer_queue(tph_server *s, conn *c, bool clean_only, uint64_t now) {
+  int n = 0;
+  while (c->queue_head && !c->queue_head->deferred && (!clean_only || c->queue_head->clean)) {
+    tph_response *r = c->queue_head;
+    c->queue_head = r->next;
+    c->nqueued--;
+    c->queued_bytes -= r->body.len + 256 < c->queued_bytes ? r->body.len + 256 : c->queued_bytes;
+    if (!r->clean && r->commit_failed && *r->commit_failed)
+      tph_error(r, 503, "commit_failed",
+                "the change could not be made durable; nothing was saved, retry");
+    if (!c->closing) tph__serialize(c, r);
+    s->hooks.finished(s->hooks.ud, r, (double)(now - r->start_ns) / 1e9);
+    tph__response_release(s, r);
+    n++;
+  }
+  return n;
+}
+
 static void on_check(uv_check_t *h) {
   tph_server *s = h->data;
   if (!s->pending) {
@@ -276,25 +296,17 @@ static void on_check(uv_check_t *h) {
     return;
   }
   uv_idle_stop(&s->flush_soon);
-  s->hooks.commit(s->hooks.ud);
   uint64_t now = tp_clock_mono_ns();
+  for (conn *c = s->pending; c; c = c->pending_next)  /* the clean answers first */
+    if (answer_queue(s, c, true, now) > 0 && !c->closing) conn_flush(c);
+  s->hooks.commit(s->hooks.ud);
+  now = tp_clock_mono_ns();
   conn *c = s->pending;
   s->pending = NULL;
   while (c) {
     conn *next = c->pending_next;
     c->in_pending = false;
-    while (c->queue_head && !c->queue_head->deferred) {  /* answers stay in order */
-      tph_response *r = c->queue_head;
-      c->queue_head = r->next;
-      c->nqueued--;
-      c->queued_bytes -= r->body.len + 256 < c->queued_bytes ? r->body.len + 256 : c->queued_bytes;
-      if (r->commit_failed && *r->commit_failed)
-        tph_error(r, 503, "commit_failed",
-                  "the change could not be made durable; nothing was saved, retry");
-      if (!c->closing) tph__serialize(c, r);
-      s->hooks.finished(s->hooks.ud, r, (double)(now - r->start_ns) / 1e9);
-      tph__response_release(s, r);
-    }
+    answer_queue(s, c, false, now);
     if (!c->queue_head) {
       c->queue_tail = NULL;
       c->nqueued = 0;

@@ -7,6 +7,10 @@
 ** that iteration (a uv_check handle), when hooks.commit makes their writes
 ** durable in one go; only then are they written to the sockets (group commit).
 ** A response whose commit failed is replaced by a 503 before it is sent.
+** A response the handler marked clean (it read only what earlier iterations
+** made durable, and wrote nothing) rests on no write of the iteration: it is
+** written before the commit, so that a read never waits for another
+** request's fsync (each connection's answers still go in order).
 **
 ** Limits and timeouts come from tpc_limits: header bytes and count (431), body
 ** bytes (413), open connections (503 on accept), a deadline for the headers and
@@ -51,6 +55,7 @@ typedef struct tph_response {
   char allow[64];             /* for 405 */
   int retry_after;            /* seconds, for 429 and 503 (0: no Retry-After) */
   const bool *commit_failed;  /* the store flag this response's writes rely on */
+  bool clean;                 /* rests on no write of this iteration: goes before the commit */
   /* for the log line and metrics */
   char route[320];            /* route label, copied: a reload may free the route */
   char tenant[TPT_MAX_ID + 1];

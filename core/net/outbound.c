@@ -10,6 +10,7 @@
 #include "net/outbound.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,12 +202,18 @@ static size_t on_data(char *data, size_t size, size_t n, void *ud) {
 
 /* ---- the client */
 
+static int global_rc = -1;
+static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
+
+/* curl_global_init once, whichever thread comes first. */
+static int curl_ready(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, global_init);
+  return global_rc;
+}
+
 tpo_client *tpo_new(uv_loop_t *loop) {
-  static bool global_done;
-  if (!global_done) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
-    global_done = true;
-  }
+  if (curl_ready() != 0) return NULL;
   tpo_client *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->loop = loop;
@@ -215,6 +222,7 @@ tpo_client *tpo_new(uv_loop_t *loop) {
     free(c);
     return NULL;
   }
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)TPO_IDLE_CONNECTIONS);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
@@ -297,6 +305,11 @@ int tpo_send(tpo_client *c, const tpo_request *req, tpo_done done, void *ud, cha
   return 0;
 }
 
+void tpo_kick(tpo_client *c) {
+  if (!c || !c->inflight) return;
+  on_timeout(&c->timer);
+}
+
 int tpo_inflight(const tpo_client *c) { return c ? c->inflight : 0; }
 
 void tpo_free(tpo_client *c) {
@@ -306,4 +319,74 @@ void tpo_free(tpo_client *c) {
   curl_multi_cleanup(c->multi);
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* ---- one blocking call */
+
+typedef struct fetch {
+  tpo_sink sink;
+  void *ud;
+  tp_buf *errbody;
+  long status;
+  size_t got, max;
+  bool sink_failed, too_large;
+  CURL *easy;
+} fetch;
+
+static size_t on_fetch_data(char *p, size_t size, size_t n, void *ud) {
+  fetch *f = ud;
+  size_t len = size * n;
+  if (f->status == 0) curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &f->status);
+  if (f->status < 200 || f->status > 299) {  /* an error's body: kept short, for the message */
+    if (f->errbody && f->errbody->len < 4096) tp_buf_add(f->errbody, p, len < 4096 ? len : 4096);
+    return len;
+  }
+  if (f->got + len > f->max) {
+    f->too_large = true;
+    return 0;
+  }
+  f->got += len;
+  if (f->sink(f->ud, p, len) != 0) {
+    f->sink_failed = true;
+    return 0;
+  }
+  return len;
+}
+
+int tpo_fetch(const char *url, const char *const *headers, int nheaders, int64_t timeout_ms,
+              size_t max_bytes, tpo_sink sink, void *ud, int *status, tp_buf *errbody, char *err,
+              size_t errcap) {
+  if (strncmp(url, "http://", 7) != 0) {
+    snprintf(err, errcap, "the URL must start with http://");
+    return -1;
+  }
+  fetch f = {.sink = sink, .ud = ud, .errbody = errbody, .max = max_bytes};
+  if (curl_ready() != 0 || !(f.easy = curl_easy_init())) {
+    snprintf(err, errcap, "libcurl could not be set up");
+    return -1;
+  }
+  char errbuf[CURL_ERROR_SIZE] = "";
+  struct curl_slist *list = NULL;
+  for (int i = 0; i < nheaders; i++) list = curl_slist_append(list, headers[i]);
+  CURL *e = f.easy;
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_fetch_data);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &f);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  CURLcode rc = curl_easy_perform(e);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &f.status);
+  curl_easy_cleanup(e);
+  curl_slist_free_all(list);
+  *status = (int)f.status;
+  if (rc == CURLE_OK) return 0;
+  snprintf(err, errcap, "%s", f.sink_failed ? "sink_failed: the piece could not be written"
+                              : f.too_large ? "response_too_large"
+                              : errbuf[0] ? errbuf : curl_easy_strerror(rc));
+  return -1;
 }

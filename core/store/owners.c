@@ -3,9 +3,14 @@
 */
 #include "store/owners.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "base/crypto.h"
 
 #define SCHEMA                                                                              \
   "PRAGMA journal_mode=WAL;"                                                                \
@@ -58,4 +63,32 @@ int tpow_set(const char *data_dir, const char *tenant, const char *node, int64_t
   if (rc != 0) snprintf(err, errcap, "owners: %s", sqlite3_errmsg(db));
   sqlite3_close(db);
   return rc;
+}
+
+/* The id in path into out, if it is one. */
+static bool read_id(const char *path, char out[33]) {
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  size_t n = fread(out, 1, 32, f);
+  fclose(f);
+  out[n] = '\0';
+  return n == 32 && strspn(out, "0123456789ABCDEF") == 32;
+}
+
+int tpow_folder_id(const char *data_dir, char out[33], char *err, size_t errcap) {
+  char path[4200], tmp[4220];
+  snprintf(path, sizeof path, "%s/tidepool.folder", data_dir);
+  if (read_id(path, out)) return 0;
+  /* written whole under another name, then linked: two nodes starting at once agree on one */
+  char id[33];
+  tpx_random_hex(id, 16);
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  bool written = fd >= 0 && write(fd, id, 32) == 32 && fsync(fd) == 0;
+  if (fd >= 0) close(fd);
+  if (written && link(tmp, path) != 0 && errno != EEXIST) written = false;
+  unlink(tmp);
+  if (written && read_id(path, out)) return 0;
+  snprintf(err, errcap, "cannot write %s: %s", path, strerror(errno));
+  return -1;
 }

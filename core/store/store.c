@@ -243,9 +243,18 @@ static void configure_sqlite(void) {
 static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
                                        "PRAGMA synchronous=FULL", "PRAGMA synchronous=EXTRA"};
 
+bool tps_batch_wrote(const tps_db *d) {
+  return d->in_txn && sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;
+}
+
 int tps_set_durable(tps_db *d, bool durable) {
   if (d->in_txn || !sqlite3_get_autocommit(d->db)) return -1;
-  return sqlite3_exec(d->db, sync_sql[durable ? d->sync : 0], NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+  /* NORMAL, not OFF: in WAL mode NORMAL skips only the commit's sync. OFF
+  ** would also skip the syncs around a checkpoint that such a commit runs,
+  ** and a WAL started over after an unsynced checkpoint loses durable commits
+  ** with the power. */
+  int level = durable ? d->sync : d->sync < 1 ? d->sync : 1;
+  return sqlite3_exec(d->db, sync_sql[level], NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
 int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errcap) {

@@ -58,11 +58,17 @@ void tps_close(tps_db *d);
 void tps_remove(const char *path);
 
 /* Whether the next commits wait for the disk (the configured synchronous
-** level) or not (OFF). Only between transactions; SQLite refuses it inside one,
-** and then nothing changes (-1). For writes nobody is answered for and a crash
-** may lose (the sender's leases, which every start ends anyway): a later
-** durable commit's sync covers them too, as they precede it in the WAL. */
+** level) or not (NORMAL: the commit is not synced, a checkpoint still is).
+** Only between transactions; SQLite refuses it inside one, and then nothing
+** changes (-1). For writes nobody is answered for and a power loss may lose
+** (the sender's leases, which every start ends anyway, and the outcomes of
+** calls out, which are then sent again with the same key): a later durable
+** commit's sync covers them too, as they precede it in the WAL. */
 int tps_set_durable(tps_db *d, bool durable);
+
+/* Whether the open batch has written anything yet (a write undone by a
+** rollback to a savepoint counts: SQLite's transaction stays a write one). */
+bool tps_batch_wrote(const tps_db *d);
 
 /* Runs one or more statements with the host's privileges (no bound values). */
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);

@@ -16,6 +16,7 @@
 ---@field unpaid_timeout_seconds integer? default unpaid timeout of a sale's orders (300)
 
 local check = require("tp.check")
+local catalog = require("tp.catalog")
 local orders = require("tp.orders")
 local money = require("tp.money")
 local window = require("lib.window")
@@ -270,15 +271,9 @@ end
 ---checked again, so an operator can still disable or move a sale after the
 ---list price fell (buyers pay the lower of the two anyway).
 local function check_sku(s, extra_units, price_set)
-  local sku = tp.call("catalog", "sku", s.sku)
-  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(s.sku), { field = "sku" }) end
-  if price_set and s.price_fen > sku.price_fen then
-    check.field_error("price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
-  end
-  if extra_units > sku.stock then
-    tp.fail(409, "insufficient_stock", ("the catalog has only %d of %s"):format(sku.stock, s.sku),
-      { stock = sku.stock, field = "quantity" })
-  end
+  local sku = catalog.sku(s.sku)
+  if price_set then catalog.check_prices(sku, { { "price_fen", s.price_fen } }) end
+  catalog.check_stock(sku, s.sku, extra_units)
   return sku
 end
 

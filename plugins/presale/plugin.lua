@@ -29,6 +29,7 @@
 ---@field unpaid_timeout_seconds integer? default time to pay a deposit or a full presale (900)
 
 local check = require("tp.check")
+local catalog = require("tp.catalog")
 local orders = require("tp.orders")
 local money = require("tp.money")
 local schema = require("tp.schema")
@@ -378,15 +379,9 @@ end
 ---The SKU as the catalog has it: a price being set may not exceed the list
 ---price; units promised must be in stock.
 local function check_sku(p, extra_units, price_set)
-  local sku = tp.call("catalog", "sku", p.sku)
-  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(p.sku), { field = "sku" }) end
-  if price_set and p.price_fen > sku.price_fen then
-    check.field_error("price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
-  end
-  if extra_units > sku.stock then
-    tp.fail(409, "insufficient_stock", ("the catalog has only %d of %s"):format(sku.stock, p.sku),
-      { stock = sku.stock, field = "quantity" })
-  end
+  local sku = catalog.sku(p.sku)
+  if price_set then catalog.check_prices(sku, { { "price_fen", p.price_fen } }) end
+  catalog.check_stock(sku, p.sku, extra_units)
   return sku
 end
 

@@ -20,7 +20,12 @@ Three figures, each measured once:
    90 days and an order for about one member session in six (written straight
    into the databases, then rolled up day by day): median of 5 each.
 
-Environment: BUILD (default build-release), INTAKE_SECONDS (10), DAY_EVENTS
+BUY_RATE paces the buys of phase 1 (4 connections, each waiting 4000/BUY_RATE ms
+between its buys): unpaced, the buys alone take the whole server core, and "the
+buy beside intake" then measures how the core is shared rather than whether a
+buy waits for intake.
+
+Environment: BUILD (default build-release), INTAKE_SECONDS (10), BUY_RATE (0), DAY_EVENTS
 (1000000), REPORT_EVENTS (3000000), VISITORS (200000), PHASES (default 1,2,3:
 which of the three to run), BENCH_TMPDIR, KEEP_TMP=1 (keep the data),
 REUSE=<a kept directory> (time the reports again on its data), PLUGINS (the
@@ -46,6 +51,7 @@ DAY_EVENTS = int(os.environ.get("DAY_EVENTS", "1000000"))
 REPORT_EVENTS = int(os.environ.get("REPORT_EVENTS", "3000000"))
 VISITORS = int(os.environ.get("VISITORS", "200000"))
 PHASES = os.environ.get("PHASES", "1,2,3").split(",")
+BUY_RATE = int(os.environ.get("BUY_RATE", "0"))  # buys/s to aim at in phase 1; 0: as fast as they go
 KEY = "bench-only-admin-key-000000000001"
 SECRET = "bench-only-token-secret-0000000001"
 TZ = 8 * 3600
@@ -233,6 +239,8 @@ def main():
                     "  return wrk.format('POST', '/v1/bench/flash-sales/1/buy', "
                     "{Authorization = 'Bearer ' .. tokens[i %% #tokens + 1]}, '')\nend\n"
                     % ",".join('"%s"' % t for t in toks))
+            if BUY_RATE > 0:  # paced: each of the 4 connections waits between its buys
+                f.write("delay = function() return %d end\n" % max(1, round(4000 / BUY_RATE)))
         track_lua = os.path.join(tmp, "track.lua")
         with open(track_lua, "w") as f:
             f.write("""local n, at = 0, %d
@@ -257,7 +265,8 @@ end
             report_phase(port, adb, now, tmp)
         print("command: %s python3 tests/bench/analytics.py; server on CPU 0, wrk on CPU 1; a shared "
               "2-core machine: noisy figures" % " ".join(
-                  "%s=%s" % (k, os.environ[k]) for k in ("DAY_EVENTS", "REPORT_EVENTS", "PHASES") if k in os.environ))
+                  "%s=%s" % (k, os.environ[k]) for k in ("DAY_EVENTS", "REPORT_EVENTS", "PHASES", "BUY_RATE")
+                  if k in os.environ))
     finally:
         server.terminate()
         server.wait()

@@ -116,6 +116,25 @@ def test_scheduled_backups_while_clients_write_are_each_one_commits_view():
         h.stop()
 
 
+def test_a_restart_resumes_the_schedule_from_the_newest_backup_on_disk():
+    """Every 30 s: a first start with no backup takes one at once; a restart
+    finds it (its first job lists the folder, on the worker, not at start) and
+    takes none before it is 30 s old."""
+    h = backup_host("backup-resume", every=30)
+    h.start()
+    try:
+        wait_until(lambda: len(listing(h)["backups"]) == 1, timeout=10, what="the first backup")
+        h.stop()
+        h.start()
+        time.sleep(2.5)  # ticks look again every second while jobs are left
+        assert len(listing(h)["backups"]) == 1, listing(h)
+        status, _, body = h.admin("POST", "/backups", T)   # on request: always
+        assert status == 202, body
+        wait_until(lambda: len(listing(h)["backups"]) == 2, timeout=10, what="the backup on request")
+    finally:
+        h.stop()
+
+
 def test_a_backup_on_request_and_without_a_folder():
     h = backup_host("backup-post", every=0, keep=2).start()
     try:

@@ -15,7 +15,9 @@ loopback:
   same key, and the plugin gets exactly one reply;
 - 1,000 calls to an upstream that answers after 2 s leave the host's other
   requests as fast as before (p99 within 2x of the idle figure, or 50 ms);
-- /metrics counts the attempts per destination.
+- /metrics counts the attempts per destination;
+- a burst of 120 calls from one request goes out over several of the sender's
+  passes, each call made and answered once.
 """
 import http.server
 import json
@@ -272,6 +274,35 @@ def test_kill_9_while_a_call_is_in_flight_sends_it_again_once():
     finally:
         h.stop()
         hang.stop()
+
+
+def test_a_burst_goes_out_in_passes_and_each_call_is_made_and_answered_once():
+    """A POST that makes 120 calls: the sender starts a few per pass and writes
+    the answers between the passes' polls (sender.c), yet every call is made
+    once, with its own key, and answered to its job once; a restart after
+    sends none of them again."""
+    h = Host(tenants=[brand("burst")], name="httpout-burst").start()
+    try:
+        status, _, body = call(h, "burst", to="erp", path="/burst", json={})
+        assert status == 201, body
+        status, _, body = call(h, "burst", to="erp", path="/burst", times=120, json={})
+        assert status == 201, body
+        ids = body["ids"]
+        wait(lambda: len([r for r in h.get("/v1/burst/caller/replies")[2]["items"]
+                          if r["call_id"] in ids]) >= 120, what="the burst's replies", h=h)
+        h.stop()
+        h.start()
+        time.sleep(1.0)
+        got = UP.requests("/api/burst")
+        keys = [r["headers"]["Idempotency-Key"] for r in got]
+        assert len(got) == 121 and len(set(keys)) == 121, (len(got), len(set(keys)))
+        status, _, out = h.get("/v1/burst/caller/replies")
+        mine = [r for r in out["items"] if r["call_id"] in ids]
+        assert sorted(r["call_id"] for r in mine) == sorted(ids), len(mine)
+        assert all(r["ok"] and r["attempts"] == 1 for r in mine), mine[:3]
+        assert not outbox_rows(h, "burst")
+    finally:
+        h.stop()
 
 
 def p99(h, n=200):

@@ -3,11 +3,14 @@
 ** host's own HTTP server (http.h) as the upstream, on loopback: an answer
 ** with what was sent, a call that times out while others are answered, a
 ** body over the cap, a port nobody listens on, a bad method or URL, and
-** calls cancelled when the client closes.
+** calls cancelled when the client closes. The blocking tpo_fetch (for a
+** worker) from a thread of its own: the body handed to the sink piece by
+** piece, a cap, a sink that fails, an error answer kept apart.
 */
 #include "net/outbound.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,10 @@ static void handle(void *ud, const tph_request *req, tph_response *res) {
   if (req->target_len == 4 && memcmp(req->target, "/big", 4) == 0) {
     for (int i = 0; i < 5000; i++) tp_buf_adds(&res->body, "0123456789");
     res->status = 200;
+    return;
+  }
+  if (req->target_len == 5 && memcmp(req->target, "/fail", 5) == 0) {
+    tph_error(res, 409, "not_released", "refused");
     return;
   }
   const tph_header *key = tph_find_header(req, "idempotency-key");
@@ -128,6 +135,80 @@ TEST(an_answer_carries_what_was_sent) {
   uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* ---- a counting upstream: how many connections callers opened. It answers
+** every request head it reads (GETs, no body) with 200 "ok". */
+
+static int counting_port, accepted;
+static uv_tcp_t *counting;  /* malloc'd: the end of the test run closes and frees what is open */
+
+static void on_count_alloc(uv_handle_t *h, size_t n, uv_buf_t *b) {
+  (void)h;
+  b->base = malloc(n);
+  b->len = b->base ? n : 0;
+}
+
+static void on_count_written(uv_write_t *w, int status) {
+  (void)status;
+  free(w);
+}
+
+static void on_count_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (ssize_t i = 0; n > 0 && i + 3 < n; i++) {
+    if (memcmp(b->base + i, "\r\n\r\n", 4) != 0) continue;
+    uv_write_t *w = malloc(sizeof *w);
+    uv_buf_t out = uv_buf_init((char *)ok, sizeof ok - 1);
+    if (w && uv_write(w, s, &out, 1, on_count_written) != 0) free(w);
+  }
+  free(b->base);
+  if (n < 0) uv_close((uv_handle_t *)s, (uv_close_cb)free);
+}
+
+static void on_count_accept(uv_stream_t *server, int status) {
+  if (status < 0) return;
+  uv_tcp_t *client = malloc(sizeof *client);
+  uv_tcp_init(&loop, client);
+  if (uv_accept(server, (uv_stream_t *)client) != 0) {
+    uv_close((uv_handle_t *)client, (uv_close_cb)free);
+    return;
+  }
+  accepted++;
+  uv_read_start((uv_stream_t *)client, on_count_alloc, on_count_read);
+}
+
+static void start_counting(void) {
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  counting = malloc(sizeof *counting);
+  uv_tcp_init(&loop, counting);
+  uv_tcp_bind(counting, (struct sockaddr *)&a, 0);
+  uv_listen((uv_stream_t *)counting, 128, on_count_accept);
+  struct sockaddr_in name;
+  int len = sizeof name;
+  uv_tcp_getsockname(counting, (struct sockaddr *)&name, &len);
+  counting_port = ntohs(name.sin_port);
+}
+
+/* Ten bursts of sixteen calls, one after the other: the first burst's
+** connections serve all the others. curl's default cache keeps four idle
+** connections per call in flight, so as a burst ended it closed them, and
+** the next one connected again. */
+TEST(connections_stay_open_between_bursts) {
+  tpo_client *c = tpo_new(&loop);
+  start_counting();
+  for (int round = 0; round < 10; round++) {
+    result r[16];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 16; i++) ASSERT_EQ(call(c, "GET", "/", counting_port, NULL, 5000, 65536, &r[i]), 0);
+    tpo_kick(c);
+    for (int i = 0; i < 16; i++) run_until(&r[i].done, 1);
+    for (int i = 0; i < 16; i++) ASSERT_EQ(r[i].status, 200);
+  }
+  ASSERT_TRUE(accepted >= 1 && accepted <= 16);
+  tpo_free(c);
+  uv_close((uv_handle_t *)counting, (uv_close_cb)free);
+}
+
 TEST(a_silent_upstream_times_out_while_others_are_answered) {
   tpo_client *c = tpo_new(&loop);
   result slow = {0}, fast = {0};
@@ -200,6 +281,97 @@ TEST(closing_the_client_cancels_what_is_in_flight) {
   uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* ---- tpo_fetch, from a thread while the loop serves */
+
+typedef struct fetch_job {
+  const char *path;
+  size_t max;
+  int fail_after;     /* the sink fails on this call (0: never) */
+  int calls, rc, status;
+  tp_buf body, errbody;
+  char err[256];
+  uv_async_t wake;
+  int done;
+} fetch_job;
+
+static int sink(void *ud, const void *p, size_t n) {
+  fetch_job *j = ud;
+  if (++j->calls == j->fail_after) return -1;
+  tp_buf_add(&j->body, p, n);
+  return 0;
+}
+
+static void fetch_thread(void *arg) {
+  fetch_job *j = arg;
+  char url[128];
+  bool silent_one = j->path[0] == '!';  /* "!": the upstream that never answers */
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", silent_one ? silent_port : port, silent_one ? "/" : j->path);
+  const char *headers[] = {"X-Api-Key: k"};
+  j->rc = tpo_fetch(url, headers, 1, 2000, j->max, sink, j, &j->status, &j->errbody, j->err, sizeof j->err);
+  uv_async_send(&j->wake);
+}
+
+static void on_wake(uv_async_t *a) { ((fetch_job *)a->data)->done = 1; }
+
+static void fetch(fetch_job *j, const char *path, size_t max, int fail_after) {
+  memset(j, 0, sizeof *j);
+  j->path = path;
+  j->max = max;
+  j->fail_after = fail_after;
+  tp_buf_init(&j->body);
+  tp_buf_init(&j->errbody);
+  uv_async_init(&loop, &j->wake, on_wake);
+  j->wake.data = j;
+  uv_thread_t tid;
+  uv_thread_create(&tid, fetch_thread, j);
+  run_until(&j->done, 1);
+  uv_thread_join(&tid);
+  uv_close((uv_handle_t *)&j->wake, NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static void fetch_free(fetch_job *j) {
+  tp_buf_free(&j->body);
+  tp_buf_free(&j->errbody);
+}
+
+TEST(a_blocking_fetch_hands_the_body_to_the_sink) {
+  fetch_job j;
+  fetch(&j, "/big", 1 << 20, 0);
+  ASSERT_EQ(j.rc, 0);
+  ASSERT_EQ(j.status, 200);
+  ASSERT_EQ(j.body.len, 50000);
+  ASSERT_TRUE(memcmp(j.body.data + 49990, "0123456789", 10) == 0);
+  fetch_free(&j);
+  fetch(&j, "/big", 1000, 0);  /* more than max: the call ends */
+  ASSERT_EQ(j.rc, -1);
+  ASSERT_CONTAINS(j.err, "response_too_large");
+  ASSERT_TRUE(j.body.len <= 1000);
+  fetch_free(&j);
+  fetch(&j, "/big", 1 << 20, 1);  /* the sink cannot write: the call ends */
+  ASSERT_EQ(j.rc, -1);
+  ASSERT_CONTAINS(j.err, "sink_failed");
+  fetch_free(&j);
+}
+
+TEST(a_blocking_fetch_keeps_an_error_answer_apart_and_times_out) {
+  fetch_job j;
+  fetch(&j, "/fail", 1 << 20, 0);  /* an answer, but an error's: not the sink's */
+  ASSERT_EQ(j.rc, 0);
+  ASSERT_EQ(j.status, 409);
+  ASSERT_EQ(j.body.len, 0);
+  ASSERT_CONTAINS(tp_buf_cstr(&j.errbody), "not_released");
+  fetch_free(&j);
+  fetch(&j, "!", 1 << 20, 0);  /* the silent upstream: the whole-call timeout */
+  ASSERT_EQ(j.rc, -1);
+  ASSERT_EQ(j.body.len, 0);
+  fetch_free(&j);
+  char err[128];
+  int status;
+  ASSERT_EQ(tpo_fetch("https://example.com/", NULL, 0, 1000, 10, sink, NULL, &status, NULL, err, sizeof err), -1);
+  ASSERT_CONTAINS(err, "http://");
+}
+
 static void close_open(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h)) uv_close(h, h->type == UV_TCP && h != (uv_handle_t *)&silent ? (uv_close_cb)free : NULL);
@@ -210,10 +382,13 @@ int main(void) {
   uv_loop_init(&loop);
   start_upstreams();
   RUN(an_answer_carries_what_was_sent);
+  RUN(connections_stay_open_between_bursts);
   RUN(a_silent_upstream_times_out_while_others_are_answered);
   RUN(a_body_over_the_cap_is_a_failure);
   RUN(nobody_listening_bad_method_and_bad_url);
   RUN(closing_the_client_cancels_what_is_in_flight);
+  RUN(a_blocking_fetch_hands_the_body_to_the_sink);
+  RUN(a_blocking_fetch_keeps_an_error_answer_apart_and_times_out);
   tph_free(upstream);
   uv_close((uv_handle_t *)&silent, NULL);
   uv_walk(&loop, close_open, NULL);

@@ -5,6 +5,7 @@
 -- frozen into the bargains.
 
 local check = require("tp.check")
+local catalog = require("tp.catalog")
 local rules = require("lib.rules")
 local audience = require("tp.audience")
 
@@ -56,11 +57,8 @@ end
 
 ---The catalog's SKU; the bargain never starts above its list price.
 local function check_sku(a)
-  local sku = tp.call("catalog", "sku", a.sku)
-  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
-  if a.original_price_fen > sku.price_fen then
-    check.field_error("original_price_fen", ("cannot exceed the list price of %d fen"):format(sku.price_fen))
-  end
+  local sku = catalog.sku(a.sku)
+  catalog.check_prices(sku, { { "original_price_fen", a.original_price_fen } })
   return sku
 end
 
@@ -81,8 +79,7 @@ end
 local function finish(a)
   a.audience = a.audience or nil  -- false: everyone
   check.ident(a.sku, "sku", 64)
-  local sku = tp.call("catalog", "sku", a.sku)
-  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
+  local sku = catalog.sku(a.sku)
   a.original_price_fen = a.original_price_fen or sku.price_fen
   a.title = a.title or sku.title
   rules.check(a)

@@ -2,6 +2,7 @@
 -- how it reads from the store.
 
 local check = require("tp.check")
+local catalog = require("tp.catalog")
 local deadlines = require("lib.deadlines")
 local audience = require("tp.audience")
 local schema = require("tp.schema")
@@ -119,13 +120,8 @@ end
 ---@param a table
 ---@return table sku the catalog's SKU
 function activities.check_sku(a)
-  local sku = tp.call("catalog", "sku", a.sku)
-  if not sku then tp.fail(400, "sku_not_found", ("no sku %s in the catalog"):format(a.sku), { field = "sku" }) end
-  for _, field in ipairs({ "price_fen", "leader_price_fen" }) do
-    if a[field] and a[field] > sku.price_fen then
-      check.field_error(field, ("cannot exceed the list price of %d fen"):format(sku.price_fen))
-    end
-  end
+  local sku = catalog.sku(a.sku)
+  catalog.check_prices(sku, { { "price_fen", a.price_fen }, { "leader_price_fen", a.leader_price_fen } })
   return sku
 end
 
