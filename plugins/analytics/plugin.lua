@@ -18,6 +18,7 @@
 local check = require("tp.check")
 local tpmerge = require("tp.merge")
 local rollup = require("lib.rollup")
+local money = require("lib.money")
 local facts = require("lib.facts")
 local report = require("lib.report")
 local csv = require("lib.csv")
@@ -432,6 +433,30 @@ return {
       PRIMARY KEY (source, visitor)
     ) WITHOUT ROWID;
     ]],
+    -- money folded as the orders change (lib/money.lua): each order's state as last
+    -- folded into the per-day tables, the orders changed since, and a fold's scratch
+    [[
+    ALTER TABLE analytics_orders ADD COLUMN folded INTEGER NOT NULL DEFAULT 0;  -- 1: folded once
+    ALTER TABLE analytics_orders ADD COLUMN folded_paid_at INTEGER;
+    ALTER TABLE analytics_orders ADD COLUMN folded_paid_fen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE analytics_orders ADD COLUMN folded_refunded_fen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE analytics_lines ADD COLUMN folded_refunded_fen INTEGER;          -- NULL: not folded yet
+    -- the per-day tables are rebuilt from these facts (every day is dirty since 1.6.0's
+    -- first migration, or its money was redone whole): they are folded as they stand
+    UPDATE analytics_orders SET folded = 1, folded_paid_at = paid_at, folded_paid_fen = paid_fen,
+      folded_refunded_fen = refunded_fen;
+    UPDATE analytics_lines SET folded_refunded_fen = refunded_fen;
+    DROP TABLE analytics_money_dirty;
+    CREATE TABLE analytics_money_queue (order_id INTEGER PRIMARY KEY);   -- changed since folded
+    CREATE TABLE analytics_money_batch (order_id INTEGER PRIMARY KEY);   -- a fold's orders
+    CREATE TABLE analytics_money_days (day INTEGER PRIMARY KEY, stop INTEGER NOT NULL);
+    CREATE TABLE analytics_money_visits (
+      source TEXT NOT NULL,
+      day INTEGER NOT NULL,
+      visitor TEXT NOT NULL,
+      PRIMARY KEY (source, visitor, day)
+    ) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -476,10 +501,11 @@ return {
   },
   jobs = {
     -- one run recomputes at most rollup_max_hours hours; the rest go on a second later
-    -- the money of the days order events touched, a second or two after them
-    -- (rollup.money: the day's order tables and payer, buyer and part keys)
+    -- the money of the orders that changed, folded in a second or two after
+    -- them (lib/money.lua), a batch per run; the rest at once in the next run
     money = function()
-      rollup.money()
+      local _, more = money.fold(money.BATCH)
+      if more then tp.jobs.schedule("money", nil, { after = 0, key = "money_more" }) end
     end,
     rollup = function()
       local _, more = rollup.pending(config().max_hours)

@@ -8,6 +8,7 @@
 -- and guide are referral's (attribution.store/guide) where it named them,
 -- else the touch's, so the stores and guides agree with referral.
 
+local money = require("lib.money")
 local rollup = require("lib.rollup")
 
 local facts = {}
@@ -88,12 +89,11 @@ function facts.upsert(o)
     products = "," .. table.concat(products, ",") .. ",",
     coupon_fen = o.discount_fen or 0, campaign_fen = campaign_fen })
   upsert_lines(o)
-  -- the money of the days within seconds (the money job), the funnel's order
-  -- and pay steps with the next rollup (folded into the days' reach rows)
+  -- the money of the days within seconds (the money job folds the order in),
+  -- the funnel's order and pay steps with the next rollup (the days' reach rows)
+  money.queue(o.id)
   rollup.order_day(o.created_at)
   rollup.order_day(o.paid_at)
-  rollup.money_dirty(o.created_at)
-  rollup.money_dirty(o.paid_at)
   facts.buyer(tp.db.one("SELECT member FROM analytics_orders WHERE order_id = ?", o.id).member)
 end
 

@@ -13,6 +13,9 @@
 -- added (or, for visitors whose rows moved, redone), so a run costs its new
 -- events, not the day (rollup.fold_day).
 
+local day = require("lib.day")
+local money = require("lib.money")
+
 local rollup = {}
 
 local HOUR = 3600
@@ -138,18 +141,16 @@ function rollup.hour(hour, fold)
   return true, false
 end
 
----The local midnight starting the day that holds epoch (the brand's zone).
-local function day_of(epoch)
-  local t = tp.localtime(epoch)
-  return epoch - (t.hour * 3600 + t.min * 60 + t.sec)
-end
-rollup.day_of = day_of
+local day_of = day.of
 
 ---Rebuilds analytics_days for the local day starting at `day` from the
 ---hours' rows: each visitor once per source, scene, store, guide, content,
 ---live room and referrer; then the day's visits, product views and reach.
+---Every queued order is folded first (lib/money.lua), so that the day's money
+---rebuilt from the facts is what the folds will have added to.
 local function rebuild_day(day)
   local stop = day_of(day + 27 * HOUR)
+  money.drain()
   tp.db.exec("DELETE FROM analytics_days WHERE day = ?", day)
   tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
     SELECT DISTINCT ?1, visitor, source, store, guide, scene, content, live, referrer FROM analytics_hits
@@ -163,23 +164,13 @@ local function rebuild_day(day)
   rollup.reach(day, stop)
   tp.db.exec("DELETE FROM analytics_dirty WHERE day = ?", day)
   tp.db.exec("DELETE FROM analytics_order_days WHERE day = ?", day)
-  tp.db.exec("DELETE FROM analytics_money_dirty WHERE day = ?", day)
 end
 
 -- The keys an order paid on a day counts under (analytics_day_orders), from
 -- the order's row `o`: all, its source, scene, store, guide, content, live
--- room, referrer and campaign.
-local ORDER_KEYS = [[
-  SELECT '' AS key, o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT o.source, o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'scene:' || coalesce(o.scene, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'store:' || coalesce(o.store, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'guide:' || coalesce(o.guide, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'content:' || coalesce(o.content, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'live:' || coalesce(o.live, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'referrer:' || coalesce(o.referrer, ''), o.* FROM analytics_orders o WHERE paid_at >= ?1 AND paid_at < ?2
-  UNION ALL SELECT 'camp:' || coalesce(o.campaign, 'none'), o.* FROM analytics_orders o
-    WHERE paid_at >= ?1 AND paid_at < ?2]]
+-- room, referrer and campaign (money.KEY; n: the key's number).
+local ORDER_KEYS = "SELECT " .. money.KEY .. " AS key, k.n AS n, o.* FROM analytics_orders o, " .. money.KEYS
+  .. " WHERE o.paid_at >= ?1 AND o.paid_at < ?2"
 
 ---Rebuilds the day's analytics_day_orders and analytics_day_products from
 ---the orders paid on it (README "Money": paid minus refunded, by pay time;
@@ -199,20 +190,18 @@ function rollup.orders(day, stop)
     WHERE o.paid_at >= ?1 AND o.paid_at < ?2 GROUP BY l.sku]], day, stop)
 end
 
--- The member keys of the orders of a day (part of DAY_KEYS; rollup.money):
+-- The member keys of the orders of a day (part of DAY_KEYS; lib/money.lua folds them):
 -- 'payer:<key>', 'buyer:<sku>', 'part:<campaign>'.
 local MONEY_KEYS = [[
   SELECT 'payer:' || key AS source, member AS visitor FROM (]] .. ORDER_KEYS .. [[)
     WHERE paid_fen > refunded_fen
-      AND (instr(key, ':') = 0 OR key LIKE 'store:%' OR key LIKE 'guide:%' OR key LIKE 'camp:%')
+      AND n IN ]] .. money.PAYER_NS .. [[
   UNION SELECT 'buyer:' || l.sku, o.member FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
     WHERE o.paid_at >= ?1 AND o.paid_at < ?2 AND o.paid_fen > o.refunded_fen
   UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
     WHERE created_at >= ?1 AND created_at < ?2
   UNION SELECT 'part:' || coalesce(campaign, 'none'), member FROM analytics_orders
     WHERE paid_at >= ?1 AND paid_at < ?2]]
-local MONEY_ONLY = [[(source >= 'buyer:' AND source < 'buyer;' OR source >= 'part:' AND source < 'part;'
-  OR source >= 'payer:' AND source < 'payer;')]]
 
 -- The keys a visitor is counted under on a day (analytics_visits.source):
 -- '' (any), the source, 'scene:1008', 'store:hz-west' ('store:' for none),
@@ -253,51 +242,34 @@ end
 ---the day's old visitors are pointed past it, those of its new ones at it.
 ---@param day integer the local midnight
 ---@param stop integer the next one
----@param keys string? the keys to redo (DAY_KEYS, the default, or MONEY_KEYS)
----@param only string? an SQL condition on `source` naming those keys (nil: all)
-function rollup.visits(day, stop, keys, only)
-  keys, only = keys or DAY_KEYS, only or "1"
-  local function sql(text) return (text:gsub("ONLY%((%w+)%)", function(t) return only:gsub("source", t .. ".source") end)) end
+function rollup.visits(day, stop)
   local later = later_visits(day)
   -- the day's old visits go: the next visit of each points to the one before
-  if later then tp.db.exec(sql([[UPDATE analytics_visits SET prev = x.prev
+  if later then tp.db.exec([[UPDATE analytics_visits SET prev = x.prev
     FROM (SELECT o.source AS source, o.visitor AS visitor, o.prev AS prev,
             (SELECT min(q.day) FROM analytics_visits q WHERE q.source = o.source
                AND q.visitor = o.visitor AND q.day > ?1) AS next
-          FROM analytics_visits o WHERE o.day = ?1 AND ONLY(o)) AS x
+          FROM analytics_visits o WHERE o.day = ?1) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]]), day) end
-  tp.db.exec(sql("DELETE FROM analytics_visits AS v WHERE v.day = ? AND ONLY(v)"), day)
-  tp.db.exec(sql("DELETE FROM analytics_day_uv AS v WHERE v.day = ? AND ONLY(v)"), day)
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day) end
+  tp.db.exec("DELETE FROM analytics_visits AS v WHERE v.day = ?", day)
+  tp.db.exec("DELETE FROM analytics_day_uv AS v WHERE v.day = ?", day)
   -- the new ones come, each pointing to the visitor's day before, and the next
   -- visit of each points to it
   tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
     SELECT x.source, ?1, x.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
         WHERE p.source = x.source AND p.visitor = x.visitor AND p.day < ?1), 0)
-    FROM (]] .. keys .. [[) AS x]], day, stop)
-  tp.db.exec(sql([[INSERT INTO analytics_day_uv (day, source, n)
-    SELECT ?1, v.source, count(*) FROM analytics_visits v WHERE v.day = ?1 AND ONLY(v) GROUP BY v.source]]), day)
+    FROM (]] .. DAY_KEYS .. [[) AS x]], day, stop)
+  tp.db.exec([[INSERT INTO analytics_day_uv (day, source, n)
+    SELECT ?1, v.source, count(*) FROM analytics_visits v WHERE v.day = ?1 GROUP BY v.source]], day)
   if not later then return end   -- today's rebuild: no later visit to point here
-  tp.db.exec(sql([[UPDATE analytics_visits SET prev = ?1
+  tp.db.exec([[UPDATE analytics_visits SET prev = ?1
     FROM (SELECT v.source AS source, v.visitor AS visitor,
                  (SELECT min(q.day) FROM analytics_visits q
                   WHERE q.source = v.source AND q.visitor = v.visitor AND q.day > ?1) AS next
-          FROM analytics_visits v WHERE v.day = ?1 AND ONLY(v)) AS x
+          FROM analytics_visits v WHERE v.day = ?1) AS x
     WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]]), day)
-end
-
----The money of each day marked by rollup.money_dirty: its order tables
----(rollup.orders) and its payer, buyer and part keys, so that the reports'
----money follows the orders within seconds; the funnel's order and pay steps
----wait for the day's next rebuild (analytics_dirty).
-function rollup.money()
-  for _, r in ipairs(tp.db.query("SELECT day FROM analytics_money_dirty ORDER BY day")) do
-    local stop = day_of(r.day + 27 * HOUR)
-    rollup.orders(r.day, stop)
-    rollup.visits(r.day, stop, MONEY_KEYS, MONEY_ONLY)
-    tp.db.exec("DELETE FROM analytics_money_dirty WHERE day = ?", r.day)
-  end
+      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
 end
 
 -- ---- reach: the funnel's per-visitor days (README "Rollups", analytics_reach)
@@ -631,7 +603,7 @@ end
 ---a rebuild from all its hours would have them (test/fold_test.lua): new
 ---(visitor, source, ...) rows, product views added, new visits, reach rows
 ---with new slots. Money and the order steps are not touched: they come from
----the order facts (rollup.money; the order steps: rollup.fold_orders).
+---the order facts (lib/money.lua; the order steps: rollup.fold_orders).
 ---@param day integer the local midnight
 ---@param stop integer the next one
 function rollup.fold_day(day, stop)
@@ -692,17 +664,6 @@ function rollup.order_day(epoch)
   if epoch then tp.db.exec("INSERT OR IGNORE INTO analytics_order_days (day) VALUES (?)", day_of(epoch)) end
 end
 
----Marks the day holding epoch for its money to be redone by the `money` job,
----scheduled at the end of the current two seconds (one job per two seconds,
----never pushed back by later orders).
----@param epoch integer|nil
-function rollup.money_dirty(epoch)
-  if not epoch then return end
-  tp.db.exec("INSERT OR IGNORE INTO analytics_money_dirty (day) VALUES (?)", day_of(epoch))
-  local at = tp.now() // 2 * 2 + 2
-  tp.jobs.schedule("money", nil, { at = at, key = "money:" .. at })
-end
-
 ---Rebuilds up to n of the days marked dirty (orders, or the 1.6.0 upgrade),
 ---oldest first.
 ---@return integer done
@@ -731,9 +692,9 @@ end
 function rollup.pending(max_hours)
   local hours, more = rollup.hours(max_hours)
   local _, days_left = dirty_days(math.max(1, max_hours // 24))
-  -- the days orders touched (a few rows each: all of them): their money, as the
-  -- money job would redo it seconds later, and their order steps
-  rollup.money()
+  -- the orders the money job has not folded yet, and the order steps of the
+  -- days orders touched
+  money.drain()
   for _, r in ipairs(tp.db.query("SELECT day FROM analytics_order_days ORDER BY day")) do
     rollup.fold_orders(r.day, day_of(r.day + 27 * HOUR))
   end
