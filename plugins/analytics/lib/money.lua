@@ -59,10 +59,12 @@ function money.queue(id)
   end
 end
 
--- the batch's orders (o), each with the day holding a time of it (d)
+-- the batch's orders (o), each with the day holding a time of it (d). CROSS
+-- JOIN keeps this order: from the batch, never from a day's orders (a day of a
+-- flash sale holds tens of thousands)
 local function orders_at(time)
-  return ([[analytics_money_batch b JOIN analytics_orders o ON o.order_id = b.order_id
-    JOIN analytics_money_days d ON %s >= d.day AND %s < d.stop]]):format(time, time)
+  return ([[analytics_money_batch b CROSS JOIN analytics_orders o ON o.order_id = b.order_id
+    CROSS JOIN analytics_money_days d ON %s >= d.day AND %s < d.stop]]):format(time, time)
 end
 local NOW = orders_at("o.paid_at")
 local FOLDED = orders_at("o.folded_paid_at")
@@ -101,9 +103,9 @@ local function sums()
     SELECT key, day, sum(orders), sum(gmv), sum(camp), sum(coupon) FROM (
       SELECT %s AS key, d.day AS day, %s AS orders, o.paid_fen - o.refunded_fen AS gmv,
         o.campaign_fen AS camp, o.coupon_fen AS coupon
-      FROM %s, %s WHERE %s
+      FROM %s CROSS JOIN %s WHERE %s
       UNION ALL SELECT %s, d.day, -(%s), o.folded_refunded_fen - o.folded_paid_fen, -o.campaign_fen, -o.coupon_fen
-      FROM %s, %s WHERE o.folded = 1 AND %s)
+      FROM %s CROSS JOIN %s WHERE o.folded = 1 AND %s)
     WHERE true GROUP BY key, day
     ON CONFLICT (key, day) DO UPDATE SET orders = orders + excluded.orders,
       gmv_fen = gmv_fen + excluded.gmv_fen, campaign_fen = campaign_fen + excluded.campaign_fen,
@@ -113,9 +115,9 @@ local function sums()
     SELECT day, sku, sum(units), sum(gmv) FROM (
       SELECT d.day AS day, l.sku AS sku, CASE WHEN %s THEN l.qty ELSE 0 END AS units,
         l.paid_fen - l.refunded_fen AS gmv
-      FROM %s JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s
+      FROM %s CROSS JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s
       UNION ALL SELECT d.day, l.sku, CASE WHEN %s THEN -l.qty ELSE 0 END, l.folded_refunded_fen - l.paid_fen
-      FROM %s JOIN analytics_lines l ON l.order_id = o.order_id
+      FROM %s CROSS JOIN analytics_lines l ON l.order_id = o.order_id
       WHERE o.folded = 1 AND l.folded_refunded_fen IS NOT NULL AND %s)
     WHERE true GROUP BY day, sku
     ON CONFLICT (day, product) DO UPDATE SET units = units + excluded.units,
@@ -130,9 +132,11 @@ local function repoint()
   tp.db.exec([[UPDATE analytics_visits SET prev = coalesce((SELECT max(p.day) FROM analytics_visits p
       WHERE p.source = analytics_visits.source AND p.visitor = analytics_visits.visitor
         AND p.day < analytics_visits.day), 0)
-    WHERE (source, visitor, day) IN (SELECT source, visitor, day FROM analytics_money_visits
+    FROM (SELECT source, visitor, day FROM analytics_money_visits
       UNION SELECT a.source, a.visitor, (SELECT min(q.day) FROM analytics_visits q
-        WHERE q.source = a.source AND q.visitor = a.visitor AND q.day > a.day) FROM analytics_money_visits a)]])
+        WHERE q.source = a.source AND q.visitor = a.visitor AND q.day > a.day) FROM analytics_money_visits a) AS x
+    WHERE analytics_visits.source = x.source AND analytics_visits.visitor = x.visitor
+      AND analytics_visits.day = x.day]])
 end
 
 ---The visits the batch's orders give now that are not there yet, their
@@ -140,9 +144,9 @@ end
 local function new_visits()
   tp.db.exec("DELETE FROM analytics_money_visits")
   tp.db.exec(([[INSERT OR IGNORE INTO analytics_money_visits (source, day, visitor)
-    SELECT 'payer:' || %s, d.day, o.member FROM %s, %s WHERE %s AND %s AND %s
+    SELECT 'payer:' || %s, d.day, o.member FROM %s CROSS JOIN %s WHERE %s AND %s AND %s
     UNION ALL SELECT 'buyer:' || l.sku, d.day, o.member FROM %s
-      JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s AND %s
+      CROSS JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s AND %s
     UNION ALL SELECT 'part:' || coalesce(o.campaign, 'none'), d.day, o.member FROM %s WHERE %s
     UNION ALL SELECT 'part:' || coalesce(o.campaign, 'none'), d.day, o.member FROM %s WHERE %s]]):format(
     money.KEY, NOW, money.KEYS, money.PAYER, PAYS, KEPT, NOW, PAYS, KEPT, CREATED, KEPT, NOW, KEPT))
@@ -162,9 +166,9 @@ end
 local function gone_visits()
   tp.db.exec("DELETE FROM analytics_money_visits")
   tp.db.exec(([[INSERT OR IGNORE INTO analytics_money_visits (source, day, visitor)
-    SELECT 'payer:' || %s, d.day, o.member FROM %s, %s WHERE %s AND %s AND NOT (%s) AND %s
+    SELECT 'payer:' || %s, d.day, o.member FROM %s CROSS JOIN %s WHERE %s AND %s AND NOT (%s) AND %s
     UNION ALL SELECT 'buyer:' || l.sku, d.day, o.member FROM %s
-      JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s AND NOT (%s) AND %s]]):format(
+      CROSS JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s AND NOT (%s) AND %s]]):format(
     money.KEY, FOLDED, money.KEYS, money.PAYER, PAID, PAYS, KEPT, FOLDED, PAID, PAYS, KEPT))
   -- kept: another order of the member, paid that day and not refunded in full
   tp.db.exec(([[DELETE FROM analytics_money_visits AS a WHERE EXISTS (
