@@ -505,7 +505,7 @@ return {
     -- them (lib/money.lua), a batch per run; the rest at once in the next run
     money = function()
       local _, more = money.fold(money.BATCH)
-      if more then tp.jobs.schedule("money", nil, { after = 0, key = "money_more" }) end
+      if more then tp.jobs.schedule("money", nil, { after = money.PAUSE, key = "money_more" }) end
     end,
     rollup = function()
       local _, more = rollup.pending(config().max_hours)
