@@ -397,7 +397,6 @@ return {
     DROP INDEX analytics_visits_prev;
     CREATE INDEX analytics_visits_by_day ON analytics_visits(day, source, prev);
     CREATE TABLE analytics_dirty (day INTEGER PRIMARY KEY);   -- local days to rebuild
-    CREATE TABLE analytics_money_dirty (day INTEGER PRIMARY KEY);   -- days whose money to redo now
     INSERT INTO analytics_dirty (day) SELECT DISTINCT day FROM analytics_days;
     INSERT INTO analytics_state (k, v) VALUES ('dirty_orders', 1);
     ]],
@@ -446,7 +445,6 @@ return {
     UPDATE analytics_orders SET folded = 1, folded_paid_at = paid_at, folded_paid_fen = paid_fen,
       folded_refunded_fen = refunded_fen;
     UPDATE analytics_lines SET folded_refunded_fen = refunded_fen;
-    DROP TABLE analytics_money_dirty;
     CREATE TABLE analytics_money_queue (order_id INTEGER PRIMARY KEY);   -- changed since folded
     CREATE TABLE analytics_money_batch (order_id INTEGER PRIMARY KEY);   -- a fold's orders
     CREATE TABLE analytics_money_days (day INTEGER PRIMARY KEY, stop INTEGER NOT NULL);
