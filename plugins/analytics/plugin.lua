@@ -455,6 +455,11 @@ return {
       PRIMARY KEY (source, visitor, day)
     ) WITHOUT ROWID;
     ]],
+    -- survivors of a merge since undone: their hours are recomputed whole, never added to
+    -- (lib/rollup.lua, "added"); the rollup adds a run's events to the hour it falls in
+    [[
+    CREATE TABLE analytics_unmerged (member TEXT PRIMARY KEY) WITHOUT ROWID;
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -556,7 +561,10 @@ return {
     end,
     ---An undone merge: later rollups keep from's events apart again; what moved stays moved.
     member_unmerge = function(from, into, merge_id)
-      tpmerge.begin_undo("analytics_merges", from, into, merge_id)
+      if tpmerge.begin_undo("analytics_merges", from, into, merge_id) then
+        -- the survivor's hours hold from's events: one the rollup adds to is recomputed whole
+        tp.db.exec("INSERT OR IGNORE INTO analytics_unmerged (member) VALUES (?)", into)
+      end
       return { rows = 0 }
     end,
   },

@@ -58,36 +58,13 @@ local function hour_delta(hour)
     WHERE coalesce(h.n, 0) < o.n]], hour) > 0
 end
 
----Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds).
----A visitor is the event's member, else its device's member (a login
----folds the device's anonymous events in), else its session's member, else
----the device, else the session; a merged member is its survivor.
----An hour whose raw events are gone (older than the brand's
----track_retention_days) keeps its rows: there is nothing to rebuild them from.
----With `fold`, how the recompute changed the hour is kept in
----analytics_hits_delta for the day's fold (rollup.fold_day).
----@param hour integer
----@param fold boolean? keep the hour's changes for a fold
----@return boolean rebuilt
----@return boolean lost with `fold`: a row of the hour went or lost events (a login or a
----merge moved its visitor): the fold redoes that visitor's day
-function rollup.hour(hour, fold)
-  local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
-    WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
-  if raw == 0 and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
-    return false, false
-  end
-  if fold then
-    tp.db.exec("DELETE FROM analytics_hits_prev")
-    tp.db.exec([[INSERT INTO analytics_hits_prev (visitor, kind, source, scene, store, guide, content, live,
-        referrer, product, n)
-      SELECT visitor, kind, source, scene, store, guide, content, live, referrer, product, n
-      FROM analytics_hits WHERE hour = ?]], hour)
-  end
-  tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
-  tp.db.exec([[
-    INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content, live,
-                                referrer, product, n)
+-- The hour's rows from its raw events (?2 <= at < ?3, ?4 < seq <= ?5), before
+-- the GROUP BY that counts them: hour, visitor, kind, source, scene, store,
+-- guide, content, live room, referrer, product, count. A visitor is the
+-- event's member, else its device's member (a login folds the device's
+-- anonymous events in), else its session's member, else the device, else the
+-- session; a merged member is its survivor.
+local HOUR_ROWS = [[
     SELECT ?1, coalesce(mg.into_user, x.who), x.kind, x.source, x.scene, x.store, x.guide,
            x.content, x.live, x.referrer, x.product, count(*)
     FROM (SELECT coalesce(e.member, dv.member, s.member, 'device:' || e.device,
@@ -98,11 +75,95 @@ function rollup.hour(hour, fold)
           FROM track.analytics_events e
           LEFT JOIN track.analytics_sessions s ON s.id = e.session
           LEFT JOIN track.analytics_devices dv ON dv.device = e.device
-          WHERE e.at >= ?2 AND e.at < ?3) AS x
+          WHERE e.at >= ?2 AND e.at < ?3 AND e.seq > ?4 AND e.seq <= ?5) AS x
     LEFT JOIN analytics_merges mg ON mg.from_user = x.who
-    WHERE x.source <> 'crawler'
-    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]], hour, hour * 1000, (hour + HOUR) * 1000)
-  -- members' first and last touch, from the sessions that began in the hour
+    WHERE x.source <> 'crawler']]
+
+local touch
+
+-- Whether a row the hour has would be someone else's if the hour were
+-- recomputed: a device now tied to a member, or with a session a login gave a
+-- member (without the device); a session now with a member; a member merged
+-- away; the survivor of a merge since undone.
+local MOVED = [[SELECT
+  EXISTS (SELECT 1 FROM analytics_hits h WHERE h.hour = ?1 AND h.visitor >= 'device:' AND h.visitor < 'device;'
+    AND (EXISTS (SELECT 1 FROM track.analytics_devices d WHERE d.device = substr(h.visitor, 8))
+      OR EXISTS (SELECT 1 FROM track.analytics_sessions s WHERE s.device = substr(h.visitor, 8)
+        AND s.member IS NOT NULL)))
+  OR EXISTS (SELECT 1 FROM analytics_hits h JOIN track.analytics_sessions s ON s.id = substr(h.visitor, 9)
+    WHERE h.hour = ?1 AND h.visitor >= 'session:' AND h.visitor < 'session;' AND s.member IS NOT NULL)
+  OR EXISTS (SELECT 1 FROM analytics_merges m JOIN analytics_hits h ON h.hour = ?1 AND h.visitor = m.from_user)
+  OR EXISTS (SELECT 1 FROM analytics_unmerged u JOIN analytics_hits h ON h.hour = ?1 AND h.visitor = u.member)
+  AS moved]]
+
+---Adds the hour's events of a run (add.seen < seq <= add.top) to the rows
+---it has, and keeps them in analytics_hits_delta for the day's fold, when no
+---row the hour has would move (MOVED); else does nothing and returns false,
+---and the hour is recomputed whole. A run late in a busy day then costs its
+---new events, not the hour's (every run would otherwise count the open hour
+---again from all its raw events).
+---@param hour integer
+---@param add {seen: integer, top: integer}
+---@return boolean added
+local function added(hour, add)
+  if tp.db.one(MOVED, hour).moved == 1 then return false end
+  tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
+      live, referrer, product, n, new) SELECT *, 1 FROM (]] .. HOUR_ROWS .. [[
+    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, add.seen, add.top)
+  -- a row the hour had: only its count grows
+  tp.db.exec([[UPDATE analytics_hits_delta AS h SET new = 0 WHERE h.hour = ?1
+    AND EXISTS (SELECT 1 FROM analytics_hits o WHERE o.hour = ?1 AND ]] .. SAME_ROW .. ")", hour)
+  tp.db.exec([[UPDATE analytics_hits AS h SET n = h.n + o.n FROM analytics_hits_delta AS o
+    WHERE o.hour = ?1 AND o.new = 0 AND h.hour = ?1 AND ]] .. SAME_ROW, hour)
+  tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content, live,
+      referrer, product, n)
+    SELECT hour, visitor, kind, source, scene, store, guide, content, live, referrer, product, n
+    FROM analytics_hits_delta WHERE hour = ?1 AND new = 1]], hour)
+  return true
+end
+
+---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds) from
+---its raw events (HOUR_ROWS), or, with `add`, adds a run's events to them
+---when it may (added).
+---An hour whose raw events are gone (older than the brand's
+---track_retention_days) keeps its rows: there is nothing to rebuild them from.
+---With `fold`, how the recompute changed the hour is kept in
+---analytics_hits_delta for the day's fold (rollup.fold_day).
+---@param hour integer
+---@param fold boolean? keep the hour's changes for a fold
+---@param add {seen: integer, top: integer}? with `fold`: the run's events, to add
+---@return boolean rebuilt
+---@return boolean lost with `fold`: a row of the hour went or lost events (a login or a
+---merge moved its visitor): the fold redoes that visitor's day
+function rollup.hour(hour, fold, add)
+  local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
+    WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
+  if raw == 0 and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
+    return false, false
+  end
+  if add and fold and added(hour, add) then
+    touch(hour)
+    return true, false
+  end
+  if fold then
+    tp.db.exec("DELETE FROM analytics_hits_prev")
+    tp.db.exec([[INSERT INTO analytics_hits_prev (visitor, kind, source, scene, store, guide, content, live,
+        referrer, product, n)
+      SELECT visitor, kind, source, scene, store, guide, content, live, referrer, product, n
+      FROM analytics_hits WHERE hour = ?]], hour)
+  end
+  tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
+  tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
+      live, referrer, product, n) ]] .. HOUR_ROWS .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
+    hour, hour * 1000, (hour + HOUR) * 1000, 0, math.maxinteger)
+  touch(hour)
+  if fold then return true, hour_delta(hour) end
+  return true, false
+end
+
+---Members' first and last touch, from the sessions that began in the hour
+---(an upsert: running it again changes nothing).
+touch = function(hour)
   tp.db.exec([[
     INSERT INTO analytics_touch (member, first_at, first_source, first_scene, first_store,
       first_guide, first_content, first_live, first_referrer, last_at, last_source, last_scene,
@@ -137,8 +198,6 @@ function rollup.hour(hour, fold)
       last_live = CASE WHEN excluded.last_at >= last_at THEN excluded.last_live ELSE last_live END,
       last_referrer = CASE WHEN excluded.last_at >= last_at THEN excluded.last_referrer ELSE last_referrer END
   ]], hour * 1000, (hour + HOUR) * 1000)
-  if fold then return true, hour_delta(hour) end
-  return true, false
 end
 
 local day_of = day.of
@@ -715,13 +774,16 @@ function rollup.hours(max_hours)
     set_state("target_seq", top)
     after = -1
   end
+  -- the hours of the run's events, and (linked = 1) every hour of a device a login
+  -- tied to a member since: those are recomputed whole
   local rows = tp.db.query([[
-    SELECT h FROM (
-      SELECT DISTINCT at / 3600000 AS h FROM track.analytics_events WHERE seq > ?1 AND seq <= ?2
+    SELECT h, max(linked) AS linked FROM (
+      SELECT DISTINCT at / 3600000 AS h, 0 AS linked FROM track.analytics_events WHERE seq > ?1 AND seq <= ?2
       UNION
-      SELECT DISTINCT e.at / 3600000 FROM track.analytics_devices d
+      SELECT DISTINCT e.at / 3600000, 1 FROM track.analytics_devices d
       JOIN track.analytics_events e ON e.device = d.device WHERE d.seq > ?1 AND d.seq <= ?2)
-    WHERE h > ?3 ORDER BY h LIMIT ?4]], seen, top, after, max_hours + 1)
+    WHERE h > ?3 GROUP BY h ORDER BY h LIMIT ?4]], seen, top, after, max_hours + 1)
+  local add = { seen = seen, top = top }
   local hours, days, order = {}, {}, {}
   tp.db.exec("DELETE FROM analytics_hits_delta")
   for i = 1, math.min(#rows, max_hours) do
@@ -732,7 +794,7 @@ function rollup.hours(max_hours)
       order[#order + 1] = d
     end
     hours[i] = h
-    rollup.hour(h, days[d] == "fold")
+    rollup.hour(h, days[d] == "fold", rows[i].linked == 0 and add or nil)
   end
   for _, d in ipairs(order) do
     if days[d] == "whole" then rebuild_day(d) else rollup.fold_day(d, day_of(d + 27 * HOUR)) end

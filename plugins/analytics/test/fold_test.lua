@@ -3,7 +3,8 @@
 -- (its hours arriving in pieces, a late event into an hour already rolled up,
 -- another into a day under a later one, a count growing on a row it had,
 -- orders created and paid on a day rolled up, a login moving a device's
--- visits to a member, a merge moving part of a day's) has
+-- visits to a member, a login in a session without its device, a merge moving part of a day's
+-- and its undoing) has
 -- per-day tables equal, after every run, to a rebuild of every day whole.
 
 kit.plugins {
@@ -45,8 +46,9 @@ local function visit(who, at, scene, kinds)
   expect(res.status).to_be(200)
 end
 
--- the per-day tables a rollup keeps, each in a fixed order
+-- the hours' rows and the per-day tables a rollup keeps, each in a fixed order
 local TABLES = {
+  "SELECT * FROM analytics_hits ORDER BY hour, visitor, kind, source, scene, store, guide, content, live, referrer, product",
   "SELECT * FROM analytics_days ORDER BY day, visitor, source, scene, store, guide, content, live, referrer",
   "SELECT * FROM analytics_visits ORDER BY source, visitor, day",
   "SELECT * FROM analytics_day_uv ORDER BY day, source",
@@ -141,6 +143,19 @@ describe("a day rolled up in several runs", function()
     visit({ member = "bo", device = "bo-phone" }, D[2] + 12 * HOUR + 600, 1008, { "add_to_cart" })
     run_and_check("run 7")
     expect(#kit.query("SELECT 1 FROM analytics_visits WHERE visitor = 'device:bo-phone'")).to_be(0)
+    -- run 7b, 7c: an anonymous device's session, then a login in it without the device
+    -- (the session, not the device, becomes the member's) within the same hour: the
+    -- device's earlier events become the member's (recomputed, not added to)
+    kit.set_local(date_of(D[2]) .. " 13:20:00")
+    local function ev(id, at, kind) return { id = id, kind = kind, at = at * 1000, session = "fo-nodev", scene = 1047 } end
+    expect(kit.anon():post("/track", { device = "nd-phone", events = { ev("nd1", D[2] + 13 * HOUR + 60, "enter"),
+      ev("nd2", D[2] + 13 * HOUR + 70, "page_view") } }).status).to_be(200)
+    run_and_check("run 7b")
+    expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor = 'device:nd-phone'") > 0).to_be(true)
+    expect(kit.user("eve"):post("/track", { events = { ev("nd3", D[2] + 13 * HOUR + 80, "page_view") } }).status)
+      .to_be(200)
+    run_and_check("run 7c")
+    expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor = 'device:nd-phone'")).to_be(0)
     -- run 8: dee merges into cy; late events of dee's into both her hours of day 1
     -- move them to cy (the fold redoes dee's day 1; her order's day is rebuilt). Both:
     -- the whole rebuild compared with ({"day"}) recomputes every hour of the day
@@ -150,5 +165,13 @@ describe("a day rolled up in several runs", function()
     visit(DEE, D[1] + 23 * HOUR + 3300, 1154, { "search" })
     run_and_check("run 8")
     expect(#kit.query("SELECT 1 FROM analytics_reach WHERE visitor = 'dee' AND day = ?", D[1])).to_be(0)
+    -- run 9: the merge is undone; late events into both hours that hold dee's events as
+    -- cy's give them back to dee (those hours are recomputed whole, not added to)
+    expect(kit.admin():post("/merger/unmerge", { plugin = "analytics", from = "dee", into = "cy",
+      merge_id = 1 }).status).to_be(200)
+    visit(DEE, D[1] + 12 * HOUR + 1000, 1053, { "search" })
+    visit(DEE, D[1] + 23 * HOUR + 3400, 1154, { "search" })
+    run_and_check("run 9")
+    expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor = 'dee' AND hour >= ?", D[1]) > 0).to_be(true)
   end)
 end)
