@@ -58,8 +58,8 @@ local function hour_delta(hour)
     WHERE coalesce(h.n, 0) < o.n]], hour) > 0
 end
 
--- The hour's rows from its raw events (?2 <= at < ?3, ?4 < seq <= ?5), before
--- the GROUP BY that counts them: hour, visitor, kind, source, scene, store,
+-- The hour's rows from its raw events (WHERE: all of the hour's, ?2 <= at < ?3,
+-- or a run's, ?4 < seq <= ?5, read by seq), before the GROUP BY that counts them: hour, visitor, kind, source, scene, store,
 -- guide, content, live room, referrer, product, count. A visitor is the
 -- event's member, else its device's member (a login folds the device's
 -- anonymous events in), else its session's member, else the device, else the
@@ -75,9 +75,11 @@ local HOUR_ROWS = [[
           FROM track.analytics_events e
           LEFT JOIN track.analytics_sessions s ON s.id = e.session
           LEFT JOIN track.analytics_devices dv ON dv.device = e.device
-          WHERE e.at >= ?2 AND e.at < ?3 AND e.seq > ?4 AND e.seq <= ?5) AS x
+          WHERE %s) AS x
     LEFT JOIN analytics_merges mg ON mg.from_user = x.who
     WHERE x.source <> 'crawler']]
+local ALL_OF_HOUR = HOUR_ROWS:format("e.at >= ?2 AND e.at < ?3")
+local RUN_OF_HOUR = HOUR_ROWS:format("e.seq > ?4 AND e.seq <= ?5 AND +e.at >= ?2 AND +e.at < ?3")
 
 local touch
 
@@ -108,7 +110,7 @@ local MOVED = [[SELECT
 local function added(hour, add)
   if tp.db.one(MOVED, hour).moved == 1 then return false end
   tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
-      live, referrer, product, n, new) SELECT *, 1 FROM (]] .. HOUR_ROWS .. [[
+      live, referrer, product, n, new) SELECT *, 1 FROM (]] .. RUN_OF_HOUR .. [[
     GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, add.seen, add.top)
   -- a row the hour had: only its count grows
   tp.db.exec([[UPDATE analytics_hits_delta AS h SET new = 0 WHERE h.hour = ?1
@@ -123,7 +125,7 @@ local function added(hour, add)
 end
 
 ---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds) from
----its raw events (HOUR_ROWS), or, with `add`, adds a run's events to them
+---its raw events (ALL_OF_HOUR), or, with `add`, adds a run's events to them
 ---when it may (added).
 ---An hour whose raw events are gone (older than the brand's
 ---track_retention_days) keeps its rows: there is nothing to rebuild them from.
@@ -154,8 +156,8 @@ function rollup.hour(hour, fold, add)
   end
   tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
   tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
-      live, referrer, product, n) ]] .. HOUR_ROWS .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
-    hour, hour * 1000, (hour + HOUR) * 1000, 0, math.maxinteger)
+      live, referrer, product, n) ]] .. ALL_OF_HOUR .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
+    hour, hour * 1000, (hour + HOUR) * 1000)
   touch(hour)
   if fold then return true, hour_delta(hour) end
   return true, false
