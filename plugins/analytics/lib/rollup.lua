@@ -425,15 +425,15 @@ end
 ---(a rebuild, whose analytics_reach_new holds every old visitor of the day)
 redo_reach = function(day, some)
   -- the old rows go: their previous rows point to their next
-  local old = some and [[analytics_reach_new n JOIN analytics_reach o ON o.source = n.source
+  -- (an IN on the primary key, not UPDATE ... FROM: SQLite drove that join from
+  -- every row of the day, or of the table, for a fold of a few hundred)
+  local old = some and [[analytics_reach_new n CROSS JOIN analytics_reach o ON o.source = n.source
     AND o.visitor = n.visitor AND o.day = ?1]] or "analytics_reach o WHERE o.day = ?1"
-  tp.db.exec([[UPDATE analytics_reach SET next = x.next
-    FROM (SELECT o.source AS source, o.visitor AS visitor, o.next AS next,
-            (SELECT max(q.day) FROM analytics_reach q WHERE q.source = o.source
-               AND q.visitor = o.visitor AND q.day < ?1) AS pday
-          FROM ]] .. old .. [[) AS x
-    WHERE x.pday IS NOT NULL AND analytics_reach.source = x.source
-      AND analytics_reach.visitor = x.visitor AND analytics_reach.day = x.pday]], day)
+  tp.db.exec([[UPDATE analytics_reach SET next = (SELECT o.next FROM analytics_reach o
+      WHERE o.source = analytics_reach.source AND o.visitor = analytics_reach.visitor AND o.day = ?1)
+    WHERE (source, visitor, day) IN (SELECT o.source, o.visitor,
+      (SELECT max(q.day) FROM analytics_reach q WHERE q.source = o.source AND q.visitor = o.visitor
+        AND q.day < ?1) FROM ]] .. old .. ")", day)
   if some then
     tp.db.exec([[DELETE FROM analytics_reach WHERE (source, visitor, day) IN
       (SELECT source, visitor, ?1 FROM analytics_reach_new)]], day)
@@ -511,13 +511,9 @@ local function fold_visits(day, stop)
     SELECT ?1, source, count(*) FROM analytics_visits_new WHERE true GROUP BY source
     ON CONFLICT (day, source) DO UPDATE SET n = n + excluded.n]], day)
   if not later_visits(day) then return end
-  tp.db.exec([[UPDATE analytics_visits SET prev = ?1
-    FROM (SELECT n.source AS source, n.visitor AS visitor,
-                 (SELECT min(q.day) FROM analytics_visits q
-                  WHERE q.source = n.source AND q.visitor = n.visitor AND q.day > ?1) AS next
-          FROM analytics_visits_new n) AS x
-    WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-      AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+  tp.db.exec([[UPDATE analytics_visits SET prev = ?1 WHERE (source, visitor, day) IN
+    (SELECT n.source, n.visitor, (SELECT min(q.day) FROM analytics_visits q
+       WHERE q.source = n.source AND q.visitor = n.visitor AND q.day > ?1) FROM analytics_visits_new n)]], day)
 end
 
 ---Redoes the day's reach rows of the visitors whose added rows did a slot
@@ -566,9 +562,9 @@ fold_masks = function(day)
   tp.db.exec([[DELETE FROM analytics_reach_new WHERE mask & ~coalesce((SELECT r.mask FROM analytics_reach r
     WHERE r.source = analytics_reach_new.source AND r.visitor = analytics_reach_new.visitor
       AND r.day = ?1), 0) = 0]], day)
-  tp.db.exec([[UPDATE analytics_reach_new SET mask = analytics_reach_new.mask | r.mask FROM analytics_reach r
+  tp.db.exec([[UPDATE analytics_reach_new SET mask = mask | coalesce((SELECT r.mask FROM analytics_reach r
     WHERE r.source = analytics_reach_new.source AND r.visitor = analytics_reach_new.visitor
-      AND r.day = ?1]], day)
+      AND r.day = ?1), 0)]], day)
   redo_reach(day, true)
 end
 
@@ -621,14 +617,10 @@ fold_lost = function(day, stop)
       AND EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source AND v.visitor = k.visitor
         AND v.day = ?1)]], day, stop)
   if later_visits(day) then
-    tp.db.exec([[UPDATE analytics_visits SET prev = x.prev
-      FROM (SELECT o.source AS source, o.visitor AS visitor, o.prev AS prev,
-              (SELECT min(q.day) FROM analytics_visits q WHERE q.source = o.source
-                 AND q.visitor = o.visitor AND q.day > ?1) AS next
-            FROM analytics_visits_gone g JOIN analytics_visits o ON o.source = g.source
-              AND o.visitor = g.visitor AND o.day = ?1) AS x
-      WHERE x.next IS NOT NULL AND analytics_visits.source = x.source
-        AND analytics_visits.visitor = x.visitor AND analytics_visits.day = x.next]], day)
+    tp.db.exec([[UPDATE analytics_visits SET prev = (SELECT o.prev FROM analytics_visits o
+        WHERE o.source = analytics_visits.source AND o.visitor = analytics_visits.visitor AND o.day = ?1)
+      WHERE (source, visitor, day) IN (SELECT g.source, g.visitor, (SELECT min(q.day) FROM analytics_visits q
+        WHERE q.source = g.source AND q.visitor = g.visitor AND q.day > ?1) FROM analytics_visits_gone g)]], day)
   end
   tp.db.exec([[DELETE FROM analytics_visits WHERE (source, visitor, day) IN
     (SELECT source, visitor, ?1 FROM analytics_visits_gone)]], day)
