@@ -274,16 +274,44 @@ end
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def commit_buckets(port):
+    """The host's group-commit durations so far: {upper bound in s: count}, cumulative.
+    Intake's commits (the analytics file) are not among them: only the brand's."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("tidepool_commit_duration_seconds_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = int(float(line.split()[-1]))
+    return out
+
+
+def commit_quantiles(a, b):
+    """p50 and p99 of the commits between two snapshots, as the bucket bound each falls in."""
+    d = sorted((le, b[le] - a.get(le, 0)) for le in b)
+    total = d[-1][1] if d else 0
+    def q(p):
+        for le, n in d:
+            if n >= p * total:
+                return "<= %.2f ms" % (le * 1000) if le != float("inf") else "> the last bound"
+        return "-"
+    return total, q(0.5), q(0.99)
+
+
 def intake_phase(port, buy_lua, track_lua):
     if True:
         say("bench: 1. the buy alone (4 connections, %d s)" % INTAKE_SECONDS)
+        c0 = commit_buckets(port)
         alone = parse_wrk(wrk(buy_lua, 4, INTAKE_SECONDS, 1, port, "/").communicate()[0])
+        c1 = commit_buckets(port)
         say("bench: 1. intake in batches of 50 (32 connections) beside the buy")
         before = req(port, "GET", "/admin/bench/plugins")  # warm
+        c2 = commit_buckets(port)
         t_in = wrk(track_lua, 32, INTAKE_SECONDS, 1, port, "/")
         t_buy = wrk(buy_lua, 4, INTAKE_SECONDS, 1, port, "/")
         intake = parse_wrk(t_in.communicate()[0])
         beside = parse_wrk(t_buy.communicate()[0])
+        c3 = commit_buckets(port)
         del before
         ok = (intake["n"] - intake.get("non2xx", 0)) / intake["secs"]
         print("intake: %.0f events/s accepted (%.0f batches/s of 50; %.0f/s more answered 503 busy: "
@@ -291,6 +319,8 @@ def intake_phase(port, buy_lua, track_lua):
                   ok * 50, ok, intake.get("non2xx", 0) / intake["secs"], intake["p50"], intake["p99"]))
         print("flash-sale buy alone:         %.0f/s p50 %s p99 %s" % (alone["rps"], alone["p50"], alone["p99"]))
         print("flash-sale buy beside intake: %.0f/s p50 %s p99 %s" % (beside["rps"], beside["p50"], beside["p99"]))
+        print("the brand's group commits, the buy alone:    %d, p50 %s, p99 %s" % commit_quantiles(c0, c1))
+        print("the brand's group commits, beside intake:    %d, p50 %s, p99 %s" % commit_quantiles(c2, c3))
 
 
 def timed_rollup(port, body=None):
