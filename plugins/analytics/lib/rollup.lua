@@ -265,25 +265,30 @@ local MONEY_KEYS = [[
     WHERE paid_at >= ?1 AND paid_at < ?2]]
 
 -- The keys a visitor is counted under on a day (analytics_visits.source):
--- '' (any), the source, 'scene:1008', 'store:hz-west' ('store:' for none),
--- and so on for guide, content, live and referrer, and 'view:<sku>' and
--- 'cart:<sku>' for the products it viewed and added to cart; and a member
--- under 'payer:<key>' (an order paid that day and not refunded in full, by
--- all, source, store, guide and campaign: ORDER_KEYS), 'buyer:<sku>' (such an
--- order holding the SKU) and 'part:<campaign>' (an order created or paid).
-local DAY_KEYS = [[
-  SELECT '' AS source, visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT source, visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT 'scene:' || coalesce(scene, ''), visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT 'store:' || coalesce(store, ''), visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT 'guide:' || coalesce(guide, ''), visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT 'content:' || coalesce(content, ''), visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT 'live:' || coalesce(live, ''), visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM analytics_days WHERE day = ?1
-  UNION SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
-    FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND kind IN ('product_view', 'add_to_cart')
-    AND product <> ''
-  UNION ]] .. MONEY_KEYS
+-- from a row of its day (analytics_days, the hours' rows: ROW_KEYS) '' (any),
+-- the source, 'scene:1008', 'store:hz-west' ('store:' for none), and so on for
+-- guide, content, live and referrer; from a product hit (PRODUCT_KEY)
+-- 'view:<sku>' and 'cart:<sku>'; and a member under 'payer:<key>' (an order
+-- paid that day and not refunded in full, by all, source, store, guide and
+-- campaign: ORDER_KEYS), 'buyer:<sku>' (such an order holding the SKU) and
+-- 'part:<campaign>' (an order created or paid: MONEY_KEYS).
+local ROW_KEYS = { "''", "source", "'scene:' || coalesce(scene, '')", "'store:' || coalesce(store, '')",
+  "'guide:' || coalesce(guide, '')", "'content:' || coalesce(content, '')", "'live:' || coalesce(live, '')",
+  "'referrer:' || coalesce(referrer, '')" }
+local PRODUCT_KEY = "(CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product"
+local PRODUCT_HIT = "kind IN ('product_view', 'add_to_cart') AND product <> ''"
+
+---The ROW_KEYS of the rows `from` (a table and its WHERE), a SELECT of
+---(source, visitor) each, joined by `union` ("UNION" or "UNION ALL").
+local function row_keys(from, union)
+  local parts = {}
+  for i, k in ipairs(ROW_KEYS) do parts[i] = ("SELECT %s AS source, visitor FROM %s"):format(k, from) end
+  return table.concat(parts, "\n  " .. union .. " ")
+end
+
+local DAY_KEYS = row_keys("analytics_days WHERE day = ?1", "UNION") .. "\n  UNION SELECT " .. PRODUCT_KEY
+  .. ", visitor FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND " .. PRODUCT_HIT
+  .. "\n  UNION " .. MONEY_KEYS
 
 ---Whether any visit is on a day after `day` (one index entry), so that
 ---the next visits of the day's visitors may need their prev pointed at it.
@@ -479,18 +484,13 @@ end
 -- the additions of the day's hours (rollup.hour with fold) that are new rows
 local DELTA = "analytics_hits_delta WHERE hour >= ?1 AND hour < ?2 AND new = 1"
 
--- the keys of DAY_KEYS that come from the hours, for the added rows only
-local FOLD_KEYS = ([[
-  SELECT '' AS source, visitor FROM %s
-  UNION ALL SELECT source, visitor FROM %s
-  UNION ALL SELECT 'scene:' || coalesce(scene, ''), visitor FROM %s
-  UNION ALL SELECT 'store:' || coalesce(store, ''), visitor FROM %s
-  UNION ALL SELECT 'guide:' || coalesce(guide, ''), visitor FROM %s
-  UNION ALL SELECT 'content:' || coalesce(content, ''), visitor FROM %s
-  UNION ALL SELECT 'live:' || coalesce(live, ''), visitor FROM %s
-  UNION ALL SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM %s
-  UNION ALL SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
-    FROM %s AND kind IN ('product_view', 'add_to_cart') AND product <> '']]):gsub("%%s", DELTA)
+-- the keys of DAY_KEYS that the hours' rows `rows` give (the added rows, DELTA;
+-- the lost ones, LOST)
+local function hour_keys(rows)
+  return row_keys(rows, "UNION ALL") .. "\n  UNION ALL SELECT " .. PRODUCT_KEY .. ", visitor FROM " .. rows
+    .. " AND " .. PRODUCT_HIT
+end
+local FOLD_KEYS = hour_keys(DELTA)
 
 ---Adds the day's new visits (the keys of its added rows it did not have):
 ---each points to the visitor's day before, the day's counts grow by them,
@@ -573,22 +573,12 @@ local LOST = "analytics_hits_delta WHERE hour >= ?1 AND hour < ?2 AND new = -1"
 local IN_LOST = "visitor IN (SELECT visitor FROM analytics_lost)"
 
 -- the keys the lost rows gave (FOLD_KEYS' shape)
-local LOST_KEYS = FOLD_KEYS:gsub(DELTA:gsub("%p", "%%%0"), LOST)
+local LOST_KEYS = hour_keys(LOST)
 
 -- the hour keys the lost rows' visitors have on the day now (DAY_KEYS' hour part)
-local NOW_KEYS = ([[
-  SELECT '' AS source, visitor FROM %s
-  UNION ALL SELECT source, visitor FROM %s
-  UNION ALL SELECT 'scene:' || coalesce(scene, ''), visitor FROM %s
-  UNION ALL SELECT 'store:' || coalesce(store, ''), visitor FROM %s
-  UNION ALL SELECT 'guide:' || coalesce(guide, ''), visitor FROM %s
-  UNION ALL SELECT 'content:' || coalesce(content, ''), visitor FROM %s
-  UNION ALL SELECT 'live:' || coalesce(live, ''), visitor FROM %s
-  UNION ALL SELECT 'referrer:' || coalesce(referrer, ''), visitor FROM %s]]):gsub("%%s",
-  "analytics_days WHERE day = ?1 AND " .. IN_LOST) .. [[
-  UNION ALL SELECT (CASE kind WHEN 'product_view' THEN 'view:' ELSE 'cart:' END) || product, visitor
-    FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND ]] .. IN_LOST .. [[
-    AND kind IN ('product_view', 'add_to_cart') AND product <> '']]
+local NOW_KEYS = row_keys("analytics_days WHERE day = ?1 AND " .. IN_LOST, "UNION ALL")
+  .. "\n  UNION ALL SELECT " .. PRODUCT_KEY .. ", visitor FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND "
+  .. IN_LOST .. " AND " .. PRODUCT_HIT
 
 ---Redoes, after the fold of what they gained, the day of the visitors whose
 ---rows a recomputed hour lost (a login moved a device's events to the member;
