@@ -460,6 +460,34 @@ return {
     [[
     CREATE TABLE analytics_unmerged (member TEXT PRIMARY KEY) WITHOUT ROWID;
     ]],
+    -- how many visits of each day and key have each prev (report.lua RANGE_UV: the
+    -- visitors of a period new since its first day are a sum over at most one row per
+    -- earlier day, not a count over every visitor); kept by triggers, so that every
+    -- path that adds, removes or re-points a visit keeps it (rows may fall to n = 0)
+    [[
+    CREATE TABLE analytics_day_prev (
+      source TEXT NOT NULL,
+      day INTEGER NOT NULL,
+      prev INTEGER NOT NULL,
+      n INTEGER NOT NULL,
+      PRIMARY KEY (source, day, prev)
+    ) WITHOUT ROWID;
+    INSERT INTO analytics_day_prev (source, day, prev, n)
+      SELECT source, day, prev, count(*) FROM analytics_visits GROUP BY source, day, prev;
+    CREATE TRIGGER analytics_visits_added AFTER INSERT ON analytics_visits BEGIN
+      INSERT INTO analytics_day_prev (source, day, prev, n) VALUES (new.source, new.day, new.prev, 1)
+        ON CONFLICT (source, day, prev) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER analytics_visits_gone AFTER DELETE ON analytics_visits BEGIN
+      UPDATE analytics_day_prev SET n = n - 1 WHERE source = old.source AND day = old.day AND prev = old.prev;
+    END;
+    CREATE TRIGGER analytics_visits_moved AFTER UPDATE ON analytics_visits
+      WHEN old.prev IS NOT new.prev OR old.source IS NOT new.source OR old.day IS NOT new.day BEGIN
+      UPDATE analytics_day_prev SET n = n - 1 WHERE source = old.source AND day = old.day AND prev = old.prev;
+      INSERT INTO analytics_day_prev (source, day, prev, n) VALUES (new.source, new.day, new.prev, 1)
+        ON CONFLICT (source, day, prev) DO UPDATE SET n = n + 1;
+    END;
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,

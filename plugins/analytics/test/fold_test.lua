@@ -51,6 +51,7 @@ local TABLES = {
   "SELECT * FROM analytics_hits ORDER BY hour, visitor, kind, source, scene, store, guide, content, live, referrer, product",
   "SELECT * FROM analytics_days ORDER BY day, visitor, source, scene, store, guide, content, live, referrer",
   "SELECT * FROM analytics_visits ORDER BY source, visitor, day",
+  "SELECT * FROM analytics_day_prev WHERE n <> 0 ORDER BY source, day, prev",
   "SELECT * FROM analytics_day_uv ORDER BY day, source",
   "SELECT * FROM analytics_day_views ORDER BY day, product",
   "SELECT * FROM analytics_reach ORDER BY source, visitor, day",

@@ -32,6 +32,7 @@ local TABLES = {
   "SELECT * FROM analytics_day_orders ORDER BY key, day",
   "SELECT * FROM analytics_day_products ORDER BY day, product",
   "SELECT * FROM analytics_visits ORDER BY source, visitor, day",
+  "SELECT * FROM analytics_day_prev WHERE n <> 0 ORDER BY source, day, prev",
   "SELECT * FROM analytics_day_uv ORDER BY day, source",
 }
 
