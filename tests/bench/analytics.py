@@ -213,7 +213,7 @@ def main():
     plugins = { catalog = {}, orders = { max_unpaid_orders = 100000000 },
                 payments = { secret = "bench-only-payment-secret-01" }, flash_sale = {},
                 analytics = { rollup_every_seconds = 86400, rollup_max_hours = 48 } },
-    plugin_limits = { analytics = { instructions = 2000000000, deadline_ms = 600000 } } } } }
+    plugin_limits = { analytics = { instructions = 4000000000, deadline_ms = 600000 } } } } }
 """ % (port, tmp, os.environ.get("PLUGINS", os.path.join(REPO, "plugins")), SECRET, KEY))
     server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", conf],
                               stderr=open(os.path.join(tmp, "server.log"), "w"))
