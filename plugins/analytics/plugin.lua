@@ -435,14 +435,13 @@ return {
     -- money folded as the orders change (lib/money.lua): each order's state as last
     -- folded into the per-day tables, the orders changed since, and a fold's scratch
     [[
-    ALTER TABLE analytics_orders ADD COLUMN folded INTEGER NOT NULL DEFAULT 0;  -- 1: folded once
-    ALTER TABLE analytics_orders ADD COLUMN folded_paid_at INTEGER;
+    ALTER TABLE analytics_orders ADD COLUMN folded_paid_at INTEGER;              -- NULL: not folded paid
     ALTER TABLE analytics_orders ADD COLUMN folded_paid_fen INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE analytics_orders ADD COLUMN folded_refunded_fen INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE analytics_lines ADD COLUMN folded_refunded_fen INTEGER;          -- NULL: not folded yet
     -- the per-day tables are rebuilt from these facts (every day is dirty since 1.6.0's
     -- first migration, or its money was redone whole): they are folded as they stand
-    UPDATE analytics_orders SET folded = 1, folded_paid_at = paid_at, folded_paid_fen = paid_fen,
+    UPDATE analytics_orders SET folded_paid_at = paid_at, folded_paid_fen = paid_fen,
       folded_refunded_fen = refunded_fen;
     UPDATE analytics_lines SET folded_refunded_fen = refunded_fen;
     CREATE TABLE analytics_money_queue (order_id INTEGER PRIMARY KEY);   -- changed since folded

@@ -72,7 +72,7 @@ local function orders_at(time)
     CROSS JOIN analytics_money_days d ON %s >= d.day AND %s < d.stop]]):format(time, time)
 end
 local NOW = orders_at("o.paid_at")
-local FOLDED = orders_at("o.folded_paid_at")
+local FOLDED = orders_at("o.folded_paid_at")     -- none until folded once paid
 local CREATED = orders_at("o.created_at")
 local KEPT = "(o.paid_at IS o.folded_paid_at OR o.folded_paid_at IS NULL)"   -- not moved
 local PAYS = "o.paid_fen > o.refunded_fen"                                  -- counts as an order
@@ -110,7 +110,7 @@ local function sums()
         o.campaign_fen AS camp, o.coupon_fen AS coupon
       FROM %s CROSS JOIN %s WHERE %s
       UNION ALL SELECT %s, d.day, -(%s), o.folded_refunded_fen - o.folded_paid_fen, -o.campaign_fen, -o.coupon_fen
-      FROM %s CROSS JOIN %s WHERE o.folded = 1 AND %s)
+      FROM %s CROSS JOIN %s WHERE %s)
     WHERE true GROUP BY key, day
     ON CONFLICT (key, day) DO UPDATE SET orders = orders + excluded.orders,
       gmv_fen = gmv_fen + excluded.gmv_fen, campaign_fen = campaign_fen + excluded.campaign_fen,
@@ -123,7 +123,7 @@ local function sums()
       FROM %s CROSS JOIN analytics_lines l ON l.order_id = o.order_id WHERE %s
       UNION ALL SELECT d.day, l.sku, CASE WHEN %s THEN -l.qty ELSE 0 END, l.folded_refunded_fen - l.paid_fen
       FROM %s CROSS JOIN analytics_lines l ON l.order_id = o.order_id
-      WHERE o.folded = 1 AND l.folded_refunded_fen IS NOT NULL AND %s)
+      WHERE l.folded_refunded_fen IS NOT NULL AND %s)
     WHERE true GROUP BY day, sku
     ON CONFLICT (day, product) DO UPDATE SET units = units + excluded.units,
       gmv_fen = gmv_fen + excluded.gmv_fen]]):format(PAYS, NOW, KEPT, PAID, FOLDED, KEPT))
@@ -209,7 +209,7 @@ function money.fold(limit)
   sums()
   gone_visits()
   new_visits()
-  tp.db.exec([[UPDATE analytics_orders SET folded = 1, folded_paid_at = paid_at,
+  tp.db.exec([[UPDATE analytics_orders SET folded_paid_at = paid_at,
       folded_paid_fen = paid_fen, folded_refunded_fen = refunded_fen
     WHERE order_id IN (SELECT order_id FROM analytics_money_batch)]])
   tp.db.exec([[UPDATE analytics_lines SET folded_refunded_fen = refunded_fen
