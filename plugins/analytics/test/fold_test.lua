@@ -20,10 +20,7 @@ local shop = require("tp.testshop")
 local SKU = shop.sku { price_fen = 4900, stock = 100 }
 local SKU2 = shop.sku { price_fen = 1900, stock = 100 }
 
-local function date_of(epoch)
-  local t = kit.localtime(epoch)
-  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
-end
+local function date_of(epoch) return kit.local_time(epoch):sub(1, 10) end
 
 local n = 0
 ---One launch of visitor (a member, a device, or both: a login) at `at` from

@@ -17,10 +17,7 @@ local DAY, HOUR = 86400, 3600
 local shop = require("tp.testshop")
 local SKU = shop.sku { price_fen = 4900, stock = 100 }
 
-local function date_of(epoch)
-  local t = kit.localtime(epoch)
-  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
-end
+local function date_of(epoch) return kit.local_time(epoch):sub(1, 10) end
 
 local n = 0
 ---One launch of visitor (a member, or a device alone) at `at` from scene, doing kinds.

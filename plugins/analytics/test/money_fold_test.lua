@@ -22,10 +22,7 @@ local SKUS = {
 }
 local MEMBERS = { "amy", "bo", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jo", "kim", "lu" }
 
-local function date_of(epoch)
-  local t = kit.localtime(epoch)
-  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
-end
+local function date_of(epoch) return kit.local_time(epoch):sub(1, 10) end
 
 -- the per-day tables the job keeps, each in a fixed order
 local TABLES = {

@@ -16,10 +16,7 @@ local shop = require("tp.testshop")
 local TEA = shop.sku { price_fen = 5000, stock = 100 }
 local CUP = shop.sku { price_fen = 1200, stock = 100 }
 
-local function date_of(epoch)
-  local t = kit.localtime(epoch)
-  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
-end
+local function date_of(epoch) return kit.local_time(epoch):sub(1, 10) end
 
 local function buy(member, lines)
   local o = kit.user(member):post("/orders", { lines = lines })

@@ -14,10 +14,7 @@ kit.plugins {
 
 local DAY, HOUR = 86400, 3600
 
-local function date_of(epoch)
-  local t = kit.localtime(epoch)
-  return ("%04d-%02d-%02d"):format(t.year, t.month, t.day)
-end
+local function date_of(epoch) return kit.local_time(epoch):sub(1, 10) end
 
 local n = 0
 local function visit(device, at, scene)
