@@ -2,6 +2,7 @@
 ** store.c - per-tenant SQLite with savepoints, group commit and an authorizer.
 */
 #include "store/store.h"
+#include "store/tally.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
@@ -303,6 +304,10 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
   }
   sqlite3_set_authorizer(d->db, authorize, d);
   sqlite3_progress_handler(d->db, TPS_PROGRESS_STEPS, on_progress, d);
+  if (tptally_register(d->db) != SQLITE_OK) {
+    snprintf(err, errcap, "%s: cannot add tally(): %s", path, sqlite3_errmsg(d->db));
+    goto fail;
+  }
   if (overload_costly_functions(d) != 0) {
     snprintf(err, errcap, "%s: cannot overload the built-in functions: %s", path,
              d->shadow ? sqlite3_errmsg(d->shadow) : "out of memory");

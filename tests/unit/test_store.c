@@ -245,8 +245,47 @@ TEST(failed_migration_applies_nothing) {
   close_db();
 }
 
+/* The first column of sql's first row as the plugin "loyalty", into out;
+** 0, or -1 with SQLite's message in out. */
+static int text_as_plugin(const char *sql, char *out, size_t cap) {
+  tps_set_owner(&db, "loyalty");
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db.db, sql, -1, &st, NULL);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  const char *t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+  snprintf(out, cap, "%s", t ? t : sqlite3_errmsg(db.db));
+  sqlite3_finalize(st);
+  tps_set_owner(&db, NULL);
+  return rc == SQLITE_ROW ? 0 : -1;
+}
+
+TEST(tally_counts_each_small_integer) {
+  open_db();
+  char out[256];
+  ASSERT_EQ(ddl("loyalty", "CREATE TABLE loyalty_k (k)"), 0);
+  ASSERT_EQ(as("loyalty", "INSERT INTO loyalty_k VALUES (2), (0), (2), (NULL), (5), (2)"), 0);
+  ASSERT_EQ(text_as_plugin("SELECT tally(k) FROM loyalty_k", out, sizeof out), 0);
+  ASSERT_STR(out, "[1,0,3,0,0,1]");
+  ASSERT_EQ(text_as_plugin("SELECT tally(k) FROM loyalty_k WHERE k > 9", out, sizeof out), 0);
+  ASSERT_STR(out, "[]");
+  ASSERT_EQ(text_as_plugin("SELECT tally(63) FROM loyalty_k", out, sizeof out), 0);
+  ASSERT_CONTAINS(out, ",0,6]");
+  /* grouped: one array per group */
+  ASSERT_EQ(text_as_plugin("SELECT group_concat(t, ' ') FROM (SELECT tally(k) AS t FROM loyalty_k"
+                           " GROUP BY k > 1 ORDER BY k > 1)", out, sizeof out), 0);
+  ASSERT_STR(out, "[] [1] [0,0,3,0,0,1]");   /* the NULL row is a group of its own */
+  const char *bad[] = {"SELECT tally(64)", "SELECT tally(-1)", "SELECT tally(1.5)", "SELECT tally('1')",
+                       "SELECT tally(x'01')"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ASSERT_EQ(text_as_plugin(bad[i], out, sizeof out), -1);
+    ASSERT_STR(out, "tally() counts integers from 0 to 63");
+  }
+  close_db();
+}
+
 int main(void) {
   RUN(plugin_uses_its_own_tables);
+  RUN(tally_counts_each_small_integer);
   RUN(plugin_cannot_touch_other_tables);
   RUN(schema_changes_only_in_migrations);
   RUN(triggers_cannot_smuggle_writes);

@@ -292,21 +292,22 @@ end
 ---many days before it the visitor last did each step; with g the days from
 ---`from` to that row, the visitor did a step in the period iff its x <= g.
 ---One row per distinct visitor of the period, read through the index a day
----at a time, with a few comparisons each.
+---at a time, classed by how many steps in a row it reached, and the classes
+---counted by tally() (the host's aggregate: GROUP BY would sort every row).
 local function reach_counts(q, steps, slots, source, days)
-  -- k: how many steps in a row the visitor reached (0: none, or no hit in the period)
-  local whens = { "WHEN r.x0 > d.column2 THEN 0" }
+  -- k: how many steps in a row the visitor reached (0: none, or no hit in the
+  -- period; a first step that is a hit kind implies a hit, x0 <= its x)
+  local whens = {}
+  if steps[1] == "order" or steps[1] == "pay" then whens[1] = "WHEN r.x0 > d.column2 THEN 0" end
   for i, slot in ipairs(slots) do whens[#whens + 1] = ("WHEN r.x%d > d.column2 THEN %d"):format(slot, i - 1) end
-  local reached = {}
-  for _, r in ipairs(tp.db.query(([[SELECT CASE %s ELSE %d END AS k, count(*) AS n
+  local row = tp.db.one(([[SELECT tally(CASE %s ELSE %d END) AS t
       FROM (VALUES %s) AS d CROSS JOIN analytics_reach r INDEXED BY analytics_reach_last
-      WHERE r.day = d.column1 AND r.source = :source AND r.next >= :b1 GROUP BY k]]):format(
-      table.concat(whens, " "), #slots, days), { b1 = q.to, source = source or "" })) do
-    reached[r.k] = r.n
-  end
+      WHERE r.day = d.column1 AND r.source = :source AND r.next >= :b1]]):format(
+      table.concat(whens, " "), #slots, days), { b1 = q.to, source = source or "" })
+  local reached = tp.json.decode(row.t)
   local out, n = tp.json.array(), 0
   for i = #steps, 1, -1 do   -- step i: the visitors who reached i steps or more
-    n = n + (reached[i] or 0)
+    n = n + (reached[i + 1] or 0)
     out[i] = { step = steps[i], visitors = n }
   end
   for i = 2, #steps do
