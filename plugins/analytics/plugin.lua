@@ -208,7 +208,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.6.0",
+  version = "1.6.1",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -486,6 +486,13 @@ return {
       INSERT INTO analytics_day_prev (source, day, prev, n) VALUES (new.source, new.day, new.prev, 1)
         ON CONFLICT (source, day, prev) DO UPDATE SET n = n + 1;
     END;
+    ]],
+    -- 1.6.1: each hour's watermark, the highest event seq its rows hold (all of the
+    -- hour's events up to it); a run adds to an hour only the events above it, so an
+    -- hour recomputed between two runs (POST /analytics/rollup {day}) is not added to
+    -- twice. An hour without a row holds the events up to the job's own watermark.
+    [[
+    CREATE TABLE analytics_hour_seq (hour INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
     ]],
   },
   routes = {

@@ -4,9 +4,10 @@
 -- and product, with a count. Reports read analytics_hits, never raw events.
 --
 -- Incremental: analytics_state keeps the highest event seq folded in; a run
--- recomputes every hour that has events above it (late ones included: intake
--- takes events up to 48 h old) and every hour of a device that a login tied
--- to a member since. Idempotent: an hour is recomputed whole (its rows
+-- recomputes (or adds to) every hour that has events above it (late ones
+-- included: intake takes events up to 48 h old) and every hour of a device
+-- that a login tied to a member since. analytics_hour_seq keeps each hour's
+-- own watermark, so that an hour recomputed out of turn is not added to twice. Idempotent: an hour is recomputed whole (its rows
 -- deleted, then rebuilt from the raw events), so running it again, or
 -- re-running a whole day, gives the same rows. The per-day tables of the
 -- days those hours fall in are then folded: only what the hours changed is
@@ -83,6 +84,12 @@ local RUN_OF_HOUR = HOUR_ROWS:format("e.seq > ?4 AND e.seq <= ?5 AND +e.at >= ?2
 
 local touch
 
+---Records that the hour's rows hold its events up to seq (analytics_hour_seq).
+local function hour_holds(hour, seq)
+  tp.db.exec([[INSERT INTO analytics_hour_seq (hour, seq) VALUES (?1, ?2)
+    ON CONFLICT (hour) DO UPDATE SET seq = excluded.seq]], hour, seq)
+end
+
 -- Whether a row the hour has would be someone else's if the hour were
 -- recomputed: a device now tied to a member, or with a session a login gave a
 -- member (without the device); a session now with a member; a member merged
@@ -98,8 +105,8 @@ local MOVED = [[SELECT
   OR EXISTS (SELECT 1 FROM analytics_unmerged u JOIN analytics_hits h ON h.hour = ?1 AND h.visitor = u.member)
   AS moved]]
 
----Adds the hour's events of a run (add.seen < seq <= add.top) to the rows
----it has, and keeps them in analytics_hits_delta for the day's fold, when no
+---Adds the hour's events of a run (those above the hour's watermark, else
+---add.seen, up to add.top) to the rows it has, and keeps them in analytics_hits_delta for the day's fold, when no
 ---row the hour has would move (MOVED); else does nothing and returns false,
 ---and the hour is recomputed whole. A run late in a busy day then costs its
 ---new events, not the hour's (every run would otherwise count the open hour
@@ -109,9 +116,15 @@ local MOVED = [[SELECT
 ---@return boolean added
 local function added(hour, add)
   if tp.db.one(MOVED, hour).moved == 1 then return false end
+  -- the hour holds its events up to its own watermark: the run's lower bound
+  -- unless the hour was recomputed since ({"day"}, or a slice of this run)
+  local held = tp.db.one("SELECT coalesce(max(seq), ?2) AS s FROM analytics_hour_seq WHERE hour = ?1",
+    hour, add.seen).s
+  if held >= add.top then return true end
   tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
       live, referrer, product, n, new) SELECT *, 1 FROM (]] .. RUN_OF_HOUR .. [[
-    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, add.seen, add.top)
+    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, held, add.top)
+  hour_holds(hour, add.top)
   -- a row the hour had: only its count grows
   tp.db.exec([[UPDATE analytics_hits_delta AS h SET new = 0 WHERE h.hour = ?1
     AND EXISTS (SELECT 1 FROM analytics_hits o WHERE o.hour = ?1 AND ]] .. SAME_ROW .. ")", hour)
@@ -158,6 +171,7 @@ function rollup.hour(hour, fold, add)
   tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
       live, referrer, product, n) ]] .. ALL_OF_HOUR .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
     hour, hour * 1000, (hour + HOUR) * 1000)
+  hour_holds(hour, tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s)
   touch(hour)
   if fold then return true, hour_delta(hour) end
   return true, false
