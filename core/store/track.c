@@ -33,7 +33,11 @@ static const char SCHEMA_SQL[] =
     " device TEXT PRIMARY KEY, member TEXT NOT NULL, at INTEGER NOT NULL, seq INTEGER NOT NULL)"
     " WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS analytics_devices_member ON analytics_devices(member);"
-    "CREATE INDEX IF NOT EXISTS analytics_devices_seq ON analytics_devices(seq);";
+    "CREATE INDEX IF NOT EXISTS analytics_devices_seq ON analytics_devices(seq);"
+    /* the cutoff of the purges so far: events and sessions before it may be gone, some
+    ** or all (a purge deletes a slice at a time), so the rollup leaves those hours be */
+    "CREATE TABLE IF NOT EXISTS analytics_purged ("
+    " id INTEGER PRIMARY KEY CHECK (id = 0), before_ms INTEGER NOT NULL);";
 
 static int prepare(tptk_db *k, const char *sql, sqlite3_stmt **st) {
   return sqlite3_prepare_v3(k->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
@@ -103,7 +107,10 @@ int tptk_open(tptk_db *k, const char *path, char *err, size_t errcap) {
                  " VALUES (?1, ?2, ?3, (SELECT coalesce(max(seq), 0) FROM analytics_events))",
               &k->ins_device) ||
       prepare(k, "DELETE FROM analytics_events WHERE seq IN (SELECT seq FROM analytics_events"
-                 " WHERE at < ?1 ORDER BY at LIMIT ?2)", &k->purge)) {
+                 " WHERE at < ?1 ORDER BY at LIMIT ?2)", &k->purge) ||
+      prepare(k, "INSERT INTO analytics_purged (id, before_ms) VALUES (0, ?1)"
+                 " ON CONFLICT (id) DO UPDATE SET before_ms = max(before_ms, excluded.before_ms)",
+              &k->purged)) {
     snprintf(err, errcap, "%s: %s", path, sqlite3_errmsg(k->db));
     goto fail;
   }
@@ -115,7 +122,7 @@ fail:
 
 void tptk_close(tptk_db *k) {
   sqlite3_stmt *all[] = {k->begin, k->commit, k->rollback, k->ins_event, k->ins_session,
-                         k->session_member, k->ins_device, k->purge};
+                         k->session_member, k->ins_device, k->purge, k->purged};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
   if (k->ckpt) sqlite3_close(k->ckpt);
   if (k->db) sqlite3_close(k->db);
@@ -221,15 +228,24 @@ fail:
 }
 
 int tptk_purge(tptk_db *k, int64_t before_ms, int limit) {
+  if (step_once(k->begin) != 0) return -1;
   sqlite3_bind_int64(k->purge, 1, before_ms);
   sqlite3_bind_int(k->purge, 2, limit);
-  if (step_once(k->purge) != 0) return -1;
+  if (step_once(k->purge) != 0) goto fail;
   int n = sqlite3_changes(k->db);
   char sql[200];
   snprintf(sql, sizeof sql, "DELETE FROM analytics_sessions WHERE id IN (SELECT id FROM"
            " analytics_sessions WHERE at < %lld ORDER BY at LIMIT %d)", (long long)before_ms, limit);
-  if (sqlite3_exec(k->db, sql, NULL, NULL, NULL) != SQLITE_OK) return -1;
+  if (sqlite3_exec(k->db, sql, NULL, NULL, NULL) != SQLITE_OK) goto fail;
+  if (n > 0 || sqlite3_changes(k->db) > 0) {   /* something went: say up to where */
+    sqlite3_bind_int64(k->purged, 1, before_ms);
+    if (step_once(k->purged) != 0) goto fail;
+  }
+  if (step_once(k->commit) != 0) goto fail;
   return n;
+fail:
+  if (sqlite3_get_autocommit(k->db) == 0) step_once(k->rollback);
+  return -1;
 }
 
 /* ---- scene values (research/wechat.md section 9) */

@@ -47,7 +47,7 @@ typedef struct tptk_db {
   bool ckpt_running;                /* a worker is checkpointing on ckpt now */
   char *path;
   sqlite3_stmt *begin, *commit, *rollback;
-  sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge;
+  sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge, *purged;
   int64_t purged_at_ms;             /* the last purge of old events */
   /* counts for /metrics (host/track.c keeps them) */
   int64_t accepted, duplicates, refused;
@@ -85,8 +85,11 @@ int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *in
 int tptk_checkpoint_passive(tptk_db *k);
 int tptk_checkpoint_restart(tptk_db *k);
 
-/* Deletes events (and sessions) older than before_ms, at most limit rows each;
-** how many events went, or -1. */
+/* Deletes events (and sessions) older than before_ms, at most limit rows each,
+** and when any went records before_ms in analytics_purged, in one transaction:
+** the rollup leaves the hours before it (and a day after, for the sessions)
+** as they are, since their raw events may be gone in part. How many events
+** went, or -1. */
 int tptk_purge(tptk_db *k, int64_t before_ms, int limit);
 
 /* The group of a WeChat scene value: "group_chat", "chat", "moments",

@@ -137,11 +137,23 @@ local function added(hour, add)
   return true
 end
 
+---Whether retention may have cut the hour's raw events or their sessions:
+---it begins before the host's last purge cutoff (track.analytics_purged; the
+---purge deletes a slice at a time, so the hour at the cutoff may have lost only
+---part of them) or within a day after it (its events' sessions may have begun
+---before the cutoff, and the host deletes sessions by their start).
+---@param hour integer
+---@return boolean
+local function retention_cut(hour)
+  local p = tp.db.one("SELECT before_ms FROM track.analytics_purged WHERE id = 0")
+  return p ~= nil and hour < p.before_ms // 1000 + 24 * HOUR
+end
+
 ---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds) from
 ---its raw events (ALL_OF_HOUR), or, with `add`, adds a run's events to them
 ---when it may (added).
----An hour whose raw events are gone (older than the brand's
----track_retention_days) keeps its rows: there is nothing to rebuild them from.
+---An hour whose raw events are gone, or may be in part (retention_cut),
+---keeps its rows: there is nothing, or only part, to rebuild them from.
 ---With `fold`, how the recompute changed the hour is kept in
 ---analytics_hits_delta for the day's fold (rollup.fold_day).
 ---@param hour integer
@@ -153,7 +165,8 @@ end
 function rollup.hour(hour, fold, add)
   local raw = tp.db.one([[SELECT EXISTS (SELECT 1 FROM track.analytics_events
     WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
-  if raw == 0 and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
+  if (raw == 0 or retention_cut(hour))
+      and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
     return false, false
   end
   if add and fold and added(hour, add) then
