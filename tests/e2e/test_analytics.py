@@ -611,6 +611,31 @@ def test_raw_events_are_kept_for_the_brands_days_and_rollups_for_ever():
     assert got["total"]["uv"] == 1, got
 
 
+def test_a_late_event_into_an_hour_at_the_edge_of_retention_is_added():
+    # with 3 days kept, an event may come 47 h late into an hour that begins less
+    # than a day after the purge's cutoff: that hour is never counted again from its
+    # raw events (some may be gone), but what comes late is still added to it
+    h = host()
+    now = admin_ok(h, "GET", "/clock", T_KEEP)["now"]
+    advance(h, T_KEEP, seconds=3600 - now % 3600 + 55 * 60 + 4 * DAY)   # minute 55 of an hour
+    t0 = admin_ok(h, "GET", "/clock", T_KEEP)["now"]
+    day = date_of(t0)
+    send = lambda who, when: h.post("/v1/keep/track", {"device": who, "events": [  # noqa: E731
+        ev("%s-%d" % (who, when), "enter", when, "s-%s-%d" % (who, when), scene=1011)]})
+    assert send("edge-old", t0 - 47 * 3600)[0] == 200    # the purge deletes it, two days on
+    assert send("edge-1", t0)[0] == 200
+    admin_ok(h, "POST", "/analytics/rollup", T_KEEP, {})
+    advance(h, T_KEEP, seconds=2 * 60 + 47 * 3600 + 50 * 60)
+    assert send("edge-purge", t0 + 2 * 60 + 47 * 3600 + 50 * 60)[0] == 200   # the intake purges
+    cut = sqlite3.connect(os.path.join(h.data_dir, "keep.analytics.db")).execute(
+        "SELECT before_ms FROM analytics_purged").fetchone()[0] // 1000
+    assert t0 - t0 % 3600 < cut + DAY, (t0, cut)         # the hour is at the edge
+    assert send("edge-2", t0 + 2 * 60)[0] == 200          # 47 h 50 min late, into that hour
+    admin_ok(h, "POST", "/analytics/rollup", T_KEEP, {})
+    got = admin_ok(h, "GET", "/analytics/overview?from=%s&to=%s" % (day, day), T_KEEP)
+    assert got["total"]["uv"] == 2, got
+
+
 def test_a_manifests_track_list_is_checked_at_load():
     import subprocess
     import tempfile

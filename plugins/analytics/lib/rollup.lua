@@ -105,26 +105,22 @@ local MOVED = [[SELECT
   OR EXISTS (SELECT 1 FROM analytics_unmerged u JOIN analytics_hits h ON h.hour = ?1 AND h.visitor = u.member)
   AS moved]]
 
----Adds the hour's events of a run (those above the hour's watermark, else
----add.seen, up to add.top) to the rows it has, and keeps them in analytics_hits_delta for the day's fold, when no
----row the hour has would move (MOVED); else does nothing and returns false,
----and the hour is recomputed whole. A run late in a busy day then costs its
----new events, not the hour's (every run would otherwise count the open hour
----again from all its raw events).
+---Adds the hour's events above its watermark (analytics_hour_seq; `seen` when
+---it has none) up to `top` to the rows it has, keeps them in
+---analytics_hits_delta for the day's fold, and moves the watermark to `top`.
 ---@param hour integer
----@param add {seen: integer, top: integer}
----@return boolean added
-local function added(hour, add)
-  if tp.db.one(MOVED, hour).moved == 1 then return false end
+---@param seen integer
+---@param top integer
+local function add_events(hour, seen, top)
   -- the hour holds its events up to its own watermark: the run's lower bound
   -- unless the hour was recomputed since ({"day"}, or a slice of this run)
   local held = tp.db.one("SELECT coalesce(max(seq), ?2) AS s FROM analytics_hour_seq WHERE hour = ?1",
-    hour, add.seen).s
-  if held >= add.top then return true end
+    hour, seen).s
+  if held >= top then return end
   tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
       live, referrer, product, n, new) SELECT *, 1 FROM (]] .. RUN_OF_HOUR .. [[
-    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, held, add.top)
-  hour_holds(hour, add.top)
+    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, held, top)
+  hour_holds(hour, top)
   -- a row the hour had: only its count grows
   tp.db.exec([[UPDATE analytics_hits_delta AS h SET new = 0 WHERE h.hour = ?1
     AND EXISTS (SELECT 1 FROM analytics_hits o WHERE o.hour = ?1 AND ]] .. SAME_ROW .. ")", hour)
@@ -134,6 +130,19 @@ local function added(hour, add)
       referrer, product, n)
     SELECT hour, visitor, kind, source, scene, store, guide, content, live, referrer, product, n
     FROM analytics_hits_delta WHERE hour = ?1 AND new = 1]], hour)
+end
+
+---Adds the hour's events of a run (add_events, up to add.top) to the rows it
+---has when no row the hour has would move (MOVED); else does nothing and
+---returns false, and the hour is recomputed whole. A run late in a busy day
+---then costs its new events, not the hour's (every run would otherwise count
+---the open hour again from all its raw events).
+---@param hour integer
+---@param add {seen: integer, top: integer}
+---@return boolean added
+local function added(hour, add)
+  if tp.db.one(MOVED, hour).moved == 1 then return false end
+  add_events(hour, add.seen, add.top)
   return true
 end
 
@@ -153,7 +162,8 @@ end
 ---its raw events (ALL_OF_HOUR), or, with `add`, adds a run's events to them
 ---when it may (added).
 ---An hour whose raw events are gone, or may be in part (retention_cut),
----keeps its rows: there is nothing, or only part, to rebuild them from.
+---keeps its rows: there is nothing, or only part, to rebuild them from; the
+---events that came since (late ones, up to 48 h) are added to them.
 ---With `fold`, how the recompute changed the hour is kept in
 ---analytics_hits_delta for the day's fold (rollup.fold_day).
 ---@param hour integer
@@ -167,6 +177,11 @@ function rollup.hour(hour, fold, add)
     WHERE at >= ?1 AND at < ?2) AS e]], hour * 1000, (hour + HOUR) * 1000).e
   if (raw == 0 or retention_cut(hour))
       and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
+    if raw == 1 then   -- never counted again from what is left, but what came late is added
+      add_events(hour, add and add.seen or state("event_seq"), add and add.top
+        or tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s)
+      touch(hour)
+    end
     return false, false
   end
   if add and fold and added(hour, add) then
