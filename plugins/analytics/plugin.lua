@@ -14,6 +14,9 @@
 ---@field attribution_window_days integer? an order's source is the last touch at most this old (default 7)
 ---@field rollup_every_seconds integer? how often the rollup job runs (default 300)
 ---@field rollup_max_hours integer? hours one run of the job recomputes at most (default 24)
+---@field max_scan_visitor_days integer? a report that reads every hit of its period (a store,
+---guide, product or campaign filter; hourly buckets) answers 422 period_too_long above this
+---many visitor-days (default 100000; 0: no cap)
 
 local check = require("tp.check")
 local tpmerge = require("tp.merge")
@@ -31,6 +34,7 @@ local function config()
     window = (c.attribution_window_days or 7) * 86400,
     every = c.rollup_every_seconds or 300,
     max_hours = c.rollup_max_hours or 24,
+    scan_cap = c.max_scan_visitor_days or 100000,
   }
 end
 
@@ -86,29 +90,35 @@ local function answer(req, r, to_csv)
   return 200, r
 end
 
+---The report's period, buckets and filters from the query string, with the
+---brand's cap on reports that read every hit (report.read_query).
+local function read_query(req)
+  return report.read_query(req.query, MAX_BUCKETS, config().scan_cap)
+end
+
 local function get_overview(req)
-  return answer(req, report.overview(report.read_query(req.query, MAX_BUCKETS)), csv.overview)
+  return answer(req, report.overview(read_query(req)), csv.overview)
 end
 
 local function get_funnel(req)
-  return answer(req, report.funnel(report.read_query(req.query, MAX_BUCKETS), report.steps(req.query.steps)),
+  return answer(req, report.funnel(read_query(req), report.steps(req.query.steps)),
     csv.funnel)
 end
 
 local function get_sources(req)
-  return answer(req, report.sources(report.read_query(req.query, MAX_BUCKETS), req.query.by), csv.sources)
+  return answer(req, report.sources(read_query(req), req.query.by), csv.sources)
 end
 
 local function get_products(req)
-  return answer(req, report.products(report.read_query(req.query, MAX_BUCKETS)), csv.products)
+  return answer(req, report.products(read_query(req)), csv.products)
 end
 
 local function get_campaigns(req)
-  return answer(req, report.campaigns(report.read_query(req.query, MAX_BUCKETS)), csv.campaigns)
+  return answer(req, report.campaigns(read_query(req)), csv.campaigns)
 end
 
 local function get_retention(req)
-  return answer(req, report.retention(report.read_query(req.query, MAX_BUCKETS)), csv.retention)
+  return answer(req, report.retention(read_query(req)), csv.retention)
 end
 
 local function get_member(req)
@@ -499,20 +509,20 @@ return {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
       summary = "UV, payers, conversion, AOV and GMV by bucket, with the change against the previous period",
       query = query_with(), response = OVERVIEW,
-      errors = { [400] = { "invalid_field", "invalid_query" } } },
+      errors = { [400] = { "invalid_field", "invalid_query" }, [422] = { "period_too_long" } } },
     { method = "GET", path = "/analytics/funnel", auth = "admin", csv = true, handler = get_funnel,
       summary = "Visitors reaching each step (enter, product view, add to cart, order, pay), by source",
       query = query_with({ steps = { type = "string",
         description = "comma-separated event kinds, order and pay (default enter,product_view,add_to_cart,order,pay)" } }),
-      response = FUNNEL, errors = { [400] = { "invalid_field", "invalid_query" } } },
+      response = FUNNEL, errors = { [400] = { "invalid_field", "invalid_query" }, [422] = { "period_too_long" } } },
     { method = "GET", path = "/analytics/sources", auth = "admin", csv = true, handler = get_sources,
       summary = "Visitors, new members, orders and GMV per source, scene, store, guide, content, live room or referrer",
       query = query_with({ by = { type = "string",
         description = "source (default), scene, store, guide, content, live or referrer" } }),
-      response = SOURCES, errors = { [400] = { "invalid_field", "invalid_query" } } },
+      response = SOURCES, errors = { [400] = { "invalid_field", "invalid_query" }, [422] = { "period_too_long" } } },
     { method = "GET", path = "/analytics/products", auth = "admin", csv = true, handler = get_products,
       summary = "Per product: views, viewers, add-to-cart, buyers, units, GMV, view-to-buy; slow movers",
-      query = query_with(), response = PRODUCTS, errors = { [400] = { "invalid_field", "invalid_query" } } },
+      query = query_with(), response = PRODUCTS, errors = { [400] = { "invalid_field", "invalid_query" }, [422] = { "period_too_long" } } },
     { method = "GET", path = "/analytics/campaigns", auth = "admin", csv = true, handler = get_campaigns,
       summary = "Per activity: participants, orders, GMV, new members, campaign and coupon cost, ROI",
       query = query_with(), response = CAMPAIGNS, errors = { [400] = { "invalid_field", "invalid_query" } } },

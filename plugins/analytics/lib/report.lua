@@ -66,7 +66,7 @@ end
 
 ---The query's period, granularity and filters, checked.
 ---@return table q {from, to (epoch, exclusive), gran, buckets, filters}
-function report.read_query(query, max_buckets)
+function report.read_query(query, max_buckets, scan_cap)
   local today = local_date(tp.now())
   local to_text = query.to or today
   local to = next_midnight(midnight(to_text, "to"))
@@ -90,7 +90,25 @@ function report.read_query(query, max_buckets)
     f[k] = query[k] and check.text(query[k], k, 100) or nil
   end
   return { from = from, to = to, from_date = from_text, to_date = to_text, gran = gran,
-           buckets = buckets, filters = f }
+           buckets = buckets, filters = f, scan_cap = scan_cap }
+end
+
+---Refuses, before it reads anything, a report that must read every hit (or
+---every day's row) of [b0, b1) when the period holds more visitor-days (its
+---days' distinct visitors summed) than the brand allows (q.scan_cap, the
+---config's max_scan_visitor_days; 0: no cap): 422 period_too_long. Such a
+---read costs about a microsecond per visitor-day, on the loop: 90 days of 50M
+---events take 3 to 50 s (README "Not yet").
+local function scan_guard(q, b0, b1)
+  if (q.scan_cap or 0) == 0 then return end
+  local n = tp.db.one([[SELECT coalesce(sum(n), 0) AS n FROM analytics_day_uv
+    WHERE source = '' AND day > ?1 - 86400 AND day < ?2]], b0, b1).n
+  if n > q.scan_cap then
+    tp.fail(422, "period_too_long", ("this filter reads every hit of the period, which holds %d visitor-days; "
+      .. "the brand allows %d (analytics max_scan_visitor_days): narrow the period, or drop the filter "
+      .. "of store, guide, product or campaign"):format(n, q.scan_cap),
+      { visitor_days = n, max_scan_visitor_days = q.scan_cap })
+  end
 end
 
 -- Filters on the rollups (visitors) and on the order facts. The product
@@ -130,7 +148,8 @@ local RANGE_UV = [[coalesce(sum(CASE WHEN d.day = :b0 THEN d.n ELSE
 ---analytics_visits if nothing but a source, a store or a guide narrows it,
 ---from the days' rows if two of them do; else (hours, or a product) from the
 ---hours' rows.
-local function visitors(f, b0, b1, whole_days)
+local function visitors(q, b0, b1, whole_days)
+  local f = q.filters
   local b = binds(f, b0, b1)
   local key   -- the analytics_visits key that alone narrows the visitors, if one does
   if not f.store and not f.guide then key = f.source ~= "" and (f.source or "") or nil
@@ -141,6 +160,7 @@ local function visitors(f, b0, b1, whole_days)
     return tp.db.one("SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
       WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :key]], b).n
   end
+  if whole_days then scan_guard(q, b0, b1) end   -- hours: report.overview guards the period once
   if whole_days and not f.product then
     return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE, b).n
   end
@@ -164,9 +184,10 @@ end
 ---days with at most one filter, the orders come from analytics_day_orders
 ---and the payers from the keys 'payer:<key>' of analytics_visits; else from
 ---the order facts.
-local function figures(f, b0, b1, whole_days)
+local function figures(q, b0, b1, whole_days)
+  local f = q.filters
   local b = binds(f, b0, b1)
-  local uv = visitors(f, b0, b1, whole_days)
+  local uv = visitors(q, b0, b1, whole_days)
   local key = whole_days and order_key(f)
   local o
   if key then
@@ -195,11 +216,12 @@ local function change(cur, prev)
 end
 
 function report.overview(q)
-  local total = figures(q.filters, q.from, q.to, true)
-  local previous = figures(q.filters, q.from - (q.to - q.from), q.from, true)
+  if q.gran == "hour" then scan_guard(q, q.from, q.to) end   -- each bucket reads its hour's hits
+  local total = figures(q, q.from, q.to, true)
+  local previous = figures(q, q.from - (q.to - q.from), q.from, true)
   local buckets = tp.json.array()
   for i, b in ipairs(q.buckets) do
-    local fig = figures(q.filters, math.max(b.start, q.from), math.min(b.stop, q.to), q.gran ~= "hour")
+    local fig = figures(q, math.max(b.start, q.from), math.min(b.stop, q.to), q.gran ~= "hour")
     fig.start, fig.label = b.start, b.label
     buckets[i] = fig
   end
@@ -233,6 +255,7 @@ end
 ---Visitors who reached each step having reached every one before it, in
 ---[from, to), for one source (or all).
 local function funnel_counts(q, steps, source)
+  scan_guard(q, q.from, q.to)
   local f = {}
   for k, v in pairs(q.filters) do f[k] = v end
   f.source = source or f.source
@@ -365,8 +388,7 @@ function report.sources(q, by)
   end
   local b = binds(q.filters, q.from, q.to)
   local f = q.filters
-  local sql = ("SELECT %s AS key, count(DISTINCT visitor) AS n FROM analytics_hits WHERE %s GROUP BY 1")
-    :format(by, HITS_WHERE)
+  local sql
   if by == "source" and not f.product and not f.store and not f.guide then
     -- whole days, per source: from analytics_visits (see RANGE_UV)
     sql = "SELECT d.source AS key, " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
@@ -379,6 +401,10 @@ function report.sources(q, by)
       FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
         AND d.source >= :lo AND d.source < :hi GROUP BY d.source]]
     b.lo, b.hi = by .. ":", by .. ";"
+  else
+    scan_guard(q, q.from, q.to)
+    sql = ("SELECT %s AS key, count(DISTINCT visitor) AS n FROM analytics_hits WHERE %s GROUP BY 1")
+      :format(by, HITS_WHERE)
   end
   for _, r in ipairs(tp.db.query(sql, b)) do
     if r.n > 0 then row(r.key).visitors = r.n end
@@ -562,6 +588,7 @@ function report.products(q)
       if r.key:sub(1, 4) == "view" then x.viewers = r.n else x.carts = r.n end
     end
   else
+    scan_guard(q, q.from, q.to)
     for _, r in ipairs(tp.db.query([[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
         FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
         HITS_WHERE .. " GROUP BY product, kind", b)) do
