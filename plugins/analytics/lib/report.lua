@@ -65,7 +65,8 @@ local function align(start, gran)
 end
 
 ---The query's period, granularity and filters, checked.
----@return table q {from, to (epoch, exclusive), gran, buckets, filters}
+---@param scan_cap integer? the brand's max_scan_visitor_days (scan_guard)
+---@return table q {from, to (epoch, exclusive), gran, buckets, filters, scan_cap}
 function report.read_query(query, max_buckets, scan_cap)
   local today = local_date(tp.now())
   local to_text = query.to or today
@@ -97,16 +98,16 @@ end
 ---every day's row) of [b0, b1) when the period holds more visitor-days (its
 ---days' distinct visitors summed) than the brand allows (q.scan_cap, the
 ---config's max_scan_visitor_days; 0: no cap): 422 period_too_long. Such a
----read costs about a microsecond per visitor-day, on the loop: 90 days of 50M
----events take 3 to 50 s (README "Not yet").
+---read costs 0.6 to 9.5 µs per visitor-day, on the loop: 90 days of 50M
+---events took 3 to 50 s (README "Not yet").
 local function scan_guard(q, b0, b1)
   if (q.scan_cap or 0) == 0 then return end
   local n = tp.db.one([[SELECT coalesce(sum(n), 0) AS n FROM analytics_day_uv
     WHERE source = '' AND day > ?1 - 86400 AND day < ?2]], b0, b1).n
   if n > q.scan_cap then
-    tp.fail(422, "period_too_long", ("this filter reads every hit of the period, which holds %d visitor-days; "
-      .. "the brand allows %d (analytics max_scan_visitor_days): narrow the period, or drop the filter "
-      .. "of store, guide, product or campaign"):format(n, q.scan_cap),
+    tp.fail(422, "period_too_long", ("this report reads every hit of the period (for a store, guide, product "
+      .. "or campaign filter, or hourly buckets), which holds %d visitor-days; the brand allows %d "
+      .. "(analytics max_scan_visitor_days): narrow the period"):format(n, q.scan_cap),
       { visitor_days = n, max_scan_visitor_days = q.scan_cap })
   end
 end
@@ -327,10 +328,10 @@ local function reach_counts(q, steps, slots, source, days)
   for i, slot in ipairs(slots) do whens[#whens + 1] = ("WHEN r.x%d > :g THEN %d"):format(slot, i - 1) end
   local sql = ([[SELECT tally(CASE %s ELSE %d END) AS t FROM analytics_reach r INDEXED BY analytics_reach_last
       WHERE r.day = :day AND r.source = :source AND r.next >= :b1]]):format(table.concat(whens, " "), #slots)
-  local reached, binds = {}, { b1 = q.to, source = source or "" }
+  local reached, args = {}, { b1 = q.to, source = source or "" }
   for _, d in ipairs(days) do
-    binds.day, binds.g = d[1], d[2]
-    for k, n in ipairs(tp.json.decode(tp.db.one(sql, binds).t)) do reached[k] = (reached[k] or 0) + n end
+    args.day, args.g = d[1], d[2]
+    for k, n in ipairs(tp.json.decode(tp.db.one(sql, args).t)) do reached[k] = (reached[k] or 0) + n end
   end
   local out, n = tp.json.array(), 0
   for i = #steps, 1, -1 do   -- step i: the visitors who reached i steps or more

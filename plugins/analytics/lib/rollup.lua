@@ -6,8 +6,9 @@
 -- Incremental: analytics_state keeps the highest event seq folded in; a run
 -- recomputes (or adds to) every hour that has events above it (late ones
 -- included: intake takes events up to 48 h old) and every hour of a device
--- that a login tied to a member since. analytics_hour_seq keeps each hour's
--- own watermark, so that an hour recomputed out of turn is not added to twice. Idempotent: an hour is recomputed whole (its rows
+-- that a login tied to a member since; analytics_hour_seq keeps each hour's
+-- own watermark, so that an hour recomputed out of turn is not added to
+-- twice. Idempotent: an hour is recomputed whole (its rows
 -- deleted, then rebuilt from the raw events), so running it again, or
 -- re-running a whole day, gives the same rows. The per-day tables of the
 -- days those hours fall in are then folded: only what the hours changed is
@@ -83,6 +84,11 @@ local ALL_OF_HOUR = HOUR_ROWS:format("e.at >= ?2 AND e.at < ?3")
 local RUN_OF_HOUR = HOUR_ROWS:format("e.seq > ?4 AND e.seq <= ?5 AND +e.at >= ?2 AND +e.at < ?3")
 
 local touch
+
+---The newest raw event's sequence number (0: none yet).
+local function newest_seq()
+  return tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s
+end
 
 ---Records that the hour's rows hold its events up to seq (analytics_hour_seq).
 local function hour_holds(hour, seq)
@@ -178,8 +184,7 @@ function rollup.hour(hour, fold, add)
   if (raw == 0 or retention_cut(hour))
       and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_hits WHERE hour = ?) AS h", hour).h == 1 then
     if raw == 1 then   -- never counted again from what is left, but what came late is added
-      add_events(hour, add and add.seen or state("event_seq"), add and add.top
-        or tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s)
+      add_events(hour, add and add.seen or state("event_seq"), add and add.top or newest_seq())
       touch(hour)
     end
     return false, false
@@ -199,7 +204,7 @@ function rollup.hour(hour, fold, add)
   tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
       live, referrer, product, n) ]] .. ALL_OF_HOUR .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
     hour, hour * 1000, (hour + HOUR) * 1000)
-  hour_holds(hour, tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s)
+  hour_holds(hour, newest_seq())
   touch(hour)
   if fold then return true, hour_delta(hour) end
   return true, false
@@ -795,7 +800,7 @@ end
 function rollup.hours(max_hours)
   local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
   if top <= seen then  -- a new run: everything up to the newest event
-    top = tp.db.one("SELECT coalesce(max(seq), 0) AS s FROM track.analytics_events").s
+    top = newest_seq()
     if top <= seen then return {}, false end
     set_state("target_seq", top)
     after = -1

@@ -62,6 +62,6 @@ describe("a report that reads every hit of its period", function()
     end
     local refused = kit.admin():get("/analytics/funnel" .. both .. "&store=hz").body.error
     expect(refused.details.max_scan_visitor_days).to_be(3)
-    expect(refused.message:find("narrow the period", 1, true) ~= nil).to_be(true)
+    expect(refused.message:find("holds 4 visitor-days; the brand allows 3", 1, true) ~= nil).to_be(true)
   end)
 end)
