@@ -16,7 +16,7 @@
 ---@field rollup_max_hours integer? hours one run of the job recomputes at most (default 24)
 ---@field max_scan_visitor_days integer? a report that reads every hit of its period (a store,
 ---guide, product or campaign filter; hourly buckets) answers 422 period_too_long above this
----many visitor-days (default 100000; 0: no cap)
+---many visitor-days (default 0: no cap; set it with a raised deadline_ms, README "Budget")
 
 local check = require("tp.check")
 local tpmerge = require("tp.merge")
@@ -34,7 +34,7 @@ local function config()
     window = (c.attribution_window_days or 7) * 86400,
     every = c.rollup_every_seconds or 300,
     max_hours = c.rollup_max_hours or 24,
-    scan_cap = c.max_scan_visitor_days or 100000,
+    scan_cap = c.max_scan_visitor_days or 0,
   }
 end
 
