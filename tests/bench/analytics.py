@@ -408,6 +408,20 @@ def report_timings(port, tmp, start):
     print("  campaigns                   %6.0f  %d activities" % (ms, len(body["items"])))
     body, ms = timed("/admin/bench/analytics/retention?" + span)
     print("  retention                   %6.0f  %d cohorts" % (ms, len(body["cohorts"])))
+    # the reports that read every hit of their period (analytics README "Not yet"),
+    # over the last day only: they cost microseconds per visitor-day, on the loop
+    last = time.strftime("%Y-%m-%d", time.gmtime(start + 89 * DAY + TZ))
+    day = "from=%s&to=%s" % (last, last)
+    uv = req(port, "GET", "/admin/bench/analytics/overview?" + day)["total"]["uv"]
+    print("the last day's reports that read every hit (%d visitor-days), median of 3 (ms):" % uv)
+    for name, q in (("sources, store filter", "sources?%s&store=store-1"),
+                    ("products, source filter", "products?%s&source=group_chat"),
+                    ("overview by hour", "overview?%s&granularity=hour"),
+                    ("funnel, store filter", "funnel?%s&store=store-1"),
+                    ("overview, product filter", "overview?%s&product=tea-1"),
+                    ("funnel, campaign filter", "funnel?%s&campaign=flash_sale:1")):
+        body, ms = timed("/admin/bench/analytics/" + q % day, runs=3)
+        print("  %-26s %6.0f  %.1f us a visitor-day" % (name, ms, ms * 1000 / max(uv, 1)))
 
 
 if __name__ == "__main__":
