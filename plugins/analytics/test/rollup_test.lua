@@ -44,8 +44,8 @@ describe("a rollup in slices", function()
     expect(#kit.query("SELECT DISTINCT visitor FROM analytics_hits WHERE source = 'moments'")).to_be(2)
   end)
 
-  ---Tracks one page_view of visitor v at epoch `at` (a new session each time).
   local n = 0
+  ---Tracks one page_view of device v at epoch `at` (a new session each time).
   local function view(v, at)
     n = n + 1
     local res = kit.anon():post("/track", { device = v, events = {
