@@ -711,6 +711,37 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
+# ---- a plugin as an older version was, from git (the upgrade tests)
+
+def plugin_commit(plugin, version):
+    """The newest commit whose plugins/<plugin>/plugin.lua declares `version`, or None
+    without the history (a tarball, no git)."""
+    path = "plugins/%s/plugin.lua" % plugin
+    try:
+        log = subprocess.run(["git", "-C", SRC, "log", "--format=%H", "--", path],
+                             capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for commit in log:
+        text = subprocess.run(["git", "-C", SRC, "show", "%s:%s" % (commit, path)],
+                              capture_output=True, text=True).stdout
+        if 'version = "%s"' % version in text:
+            return commit
+    return None
+
+
+def export_plugin(plugin, commit, into):
+    """Writes plugins/<plugin> as it was at commit into into/<plugin>."""
+    files = subprocess.run(["git", "-C", SRC, "ls-tree", "-r", "--name-only", commit, "plugins/" + plugin],
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        dest = os.path.join(into, os.path.relpath(f, "plugins"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as out:
+            out.write(subprocess.run(["git", "-C", SRC, "show", "%s:%s" % (commit, f)],
+                                     capture_output=True, check=True).stdout)
+
+
 # ---- the runner
 
 def run(module_globals):

@@ -694,32 +694,14 @@ def test_report_queries_are_checked():
         assert status == 400 and bad["error"]["details"]["field"] == field, (q, bad)
 
 
-def analytics_1_5_0():
-    """The commit holding analytics 1.5.0 (before the per-day tables), or None without the history."""
-    import subprocess
-    from harness import SRC
-    try:
-        log = subprocess.run(["git", "-C", SRC, "log", "--format=%H", "--", "plugins/analytics/plugin.lua"],
-                             capture_output=True, text=True, check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for commit in log:
-        text = subprocess.run(["git", "-C", SRC, "show", "%s:plugins/analytics/plugin.lua" % commit],
-                              capture_output=True, text=True).stdout
-        if 'version = "1.5.0"' in text:
-            return commit
-    return None
-
-
 def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
     """A brand rolled up by analytics 1.5.0 (reports from the hours' rows) moves to the
     per-day tables: the migration marks every day, the job rebuilds them, and every
     report over the two days answers exactly what 1.5.0 answered."""
     import shutil
-    import subprocess
     import tempfile
-    from harness import SRC, HERE, Host, user_auth
-    commit = analytics_1_5_0()
+    from harness import SRC, HERE, Host, user_auth, plugin_commit, export_plugin
+    commit = plugin_commit("analytics", "1.5.0")
     if commit is None:
         print("  (skipped: no git history with analytics 1.5.0)")
         return
@@ -727,14 +709,7 @@ def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
     up = manual_tenant("up", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET}, "analytics": {}})
     dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
     try:
-        files = subprocess.run(["git", "-C", SRC, "ls-tree", "-r", "--name-only", commit, "plugins/analytics"],
-                               capture_output=True, text=True, check=True).stdout.split()
-        for f in files:
-            dest = os.path.join(old, os.path.relpath(f, "plugins"))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with open(dest, "wb") as out:
-                out.write(subprocess.run(["git", "-C", SRC, "show", "%s:%s" % (commit, f)],
-                                         capture_output=True, check=True).stdout)
+        export_plugin("analytics", commit, old)
         h = Host(tenants=[up], name="analytics-upgrade", extra={"plugin_dirs": [old] + dirs}).start()
         start = local_midnight(admin_ok(h, "GET", "/clock", up)["now"]) + 2 * DAY
         d1, d2 = date_of(start), date_of(start + DAY)

@@ -16,14 +16,13 @@ test_presale.py - presale (预售) through the real host over HTTP, on the test 
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SRC, HERE, Host, manual_tenant, tenant, advance, clock, add_sku, sku_stock,  # noqa: E402
-                     user_auth, expect_error, read_db, run)
+                     user_auth, expect_error, read_db, run, plugin_commit, export_plugin)
 
 SECRET = "presale-e2e-payment-secret-0123456"
 T = manual_tenant("pre", {"catalog": {}, "orders": {"max_unpaid_orders": 5},
@@ -199,36 +198,14 @@ def test_hostile_input_changes_nothing():
     assert got["remaining"] == 5, got
 
 
-def orders_1_7_0():
-    """The orders plugin as it was at 1.7.0 (from git), or None without the history."""
-    try:
-        log = subprocess.run(["git", "-C", SRC, "log", "--format=%H", "--", "plugins/orders/plugin.lua"],
-                             capture_output=True, text=True, check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    for commit in log:
-        text = subprocess.run(["git", "-C", SRC, "show", "%s:plugins/orders/plugin.lua" % commit],
-                              capture_output=True, text=True).stdout
-        if 'version = "1.7.0"' in text:
-            return commit
-    return None
-
-
 def test_orders_upgrade_from_1_7_0_keeps_every_order_and_its_number():
-    commit = orders_1_7_0()
+    commit = plugin_commit("orders", "1.7.0")
     if commit is None:
         print("  (skipped: no git history with orders 1.7.0)")
         return
     old = tempfile.mkdtemp(prefix="tidepool-e2e-orders170-")
     try:
-        files = subprocess.run(["git", "-C", SRC, "ls-tree", "-r", "--name-only", commit, "plugins/orders"],
-                               capture_output=True, text=True, check=True).stdout.split()
-        for f in files:
-            dest = os.path.join(old, os.path.relpath(f, "plugins"))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with open(dest, "wb") as out:
-                out.write(subprocess.run(["git", "-C", SRC, "show", "%s:%s" % (commit, f)],
-                                         capture_output=True, check=True).stdout)
+        export_plugin("orders", commit, old)
         up = tenant("up", plugins={"catalog": {}, "orders": {}, "payments": {"secret": SECRET}})
         dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
         h = Host(tenants=[up], name="orders-upgrade",
