@@ -256,7 +256,6 @@ end
 ---Visitors who reached each step having reached every one before it, in
 ---[from, to), for one source (or all).
 local function funnel_counts(q, steps, source)
-  scan_guard(q, q.from, q.to)
   local f = {}
   for k, v in pairs(q.filters) do f[k] = v end
   f.source = source or f.source
@@ -356,6 +355,8 @@ function report.funnel(q, steps)
   if slots then
     days = period_days(q)
     count = function(_, _, source) return reach_counts(q, steps, slots, source or f.source, days) end
+  else
+    scan_guard(q, q.from, q.to)   -- once, not for each source's pass
   end
   local by_source = tp.json.array()
   local sources = tp.db.query([[SELECT DISTINCT source FROM analytics_day_uv
