@@ -236,11 +236,10 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
     tph_error(res, 503, "store_unavailable", "the tenant's database cannot start a transaction");
     return;
   }
-  /* every answer given in this batch rests on it: a 409 "sold out" is only
-  ** true if the sale before it is saved; unless nothing was written in the
-  ** batch before it, nor by it (read_only, at the end) */
+  /* an answer rests on the batch's writes it may have seen: a 409 "sold out"
+  ** is only true if the sale before it is saved; unless it wrote nothing and
+  ** read no plugin's tables that the batch wrote (clean, at the end) */
   res->commit_failed = &t->db.commit_failed;
-  bool read_only = !tps_batch_wrote(&t->db);
   if (!tps_batch_alive(&t->db)) {
     tph_error(res, 503, "batch_aborted", "the transaction this request would join was rolled "
               "back; nothing was saved, retry");
@@ -292,11 +291,12 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   if (rc != 0)
     tph_error(res, 500, "store_error", "the request's savepoint could not be closed: %s",
               sqlite3_errmsg(t->db.db));
-  /* it saw only what earlier commits made durable (each waited for the disk
-  ** before its answers went; the sender's own records aside, which a power
-  ** loss may undo: store.h, tps_set_durable), and changed nothing: its answer
-  ** need not wait for this iteration's commit (net/http.h) */
-  res->clean = read_only && rc == 0 && !tps_batch_wrote(&t->db);
+  /* it changed nothing and read only owners whose last writes earlier
+  ** commits made durable (each waited for the disk before its answers went;
+  ** the sender's own records aside, which a power loss may undo: store.h,
+  ** tps_set_durable): its answer need not wait for this iteration's commit
+  ** (net/http.h; what it read: store/deps.h) */
+  res->clean = rc == 0 && tps_request_clean(&t->db);
 }
 
 void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {

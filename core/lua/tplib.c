@@ -212,7 +212,12 @@ static int db_run(lua_State *L, run_mode mode) {
     tpj_mark_array(L, -1);
   }
   p->sql_writing = !sqlite3_stmt_readonly(st);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  /* the statement starts, and a write does all its work (triggers too), in
+  ** its first step: that is when store/deps.h notes it as the owner's */
+  p->db->plugin_sql = true;
+  rc = sqlite3_step(st);
+  p->db->plugin_sql = false;
+  for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
     if (mode == RUN_EXEC) continue;
     tps_push_row(L, st);
     if (mode == RUN_ONE) {

@@ -248,6 +248,25 @@ bool tps_batch_wrote(const tps_db *d) {
   return d->in_txn && sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;
 }
 
+bool tps_request_clean(const tps_db *d) {
+  return !d->request_wrote && !tpdep_meets(&d->read, &d->written);
+}
+
+/* Notes whose tables a statement may read or write as it starts (deps.h);
+** a trigger's statements start inside it and count for the same owner. */
+static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
+  (void)sql;
+  tps_db *d = ud;
+  if (type != SQLITE_TRACE_STMT || d->control || !d->in_txn) return 0;
+  const char *owner = d->plugin_sql ? d->owner : NULL;
+  tpdep_add(&d->read, owner);
+  if (!sqlite3_stmt_readonly(stmt)) {
+    tpdep_add(&d->written, owner);
+    d->request_wrote = true;
+  }
+  return 0;
+}
+
 int tps_set_durable(tps_db *d, bool durable) {
   if (d->in_txn || !sqlite3_get_autocommit(d->db)) return -1;
   /* NORMAL, not OFF: in WAL mode NORMAL skips only the commit's sync. OFF
@@ -272,6 +291,7 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
   }
   sqlite3_extended_result_codes(d->db, 1);
   sqlite3_busy_timeout(d->db, 5000);
+  sqlite3_trace_v2(d->db, SQLITE_TRACE_STMT, on_statement, d);
   sqlite3_db_config(d->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(d->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
   sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 0);
@@ -364,6 +384,7 @@ int tps_batch_begin(tps_db *d) {
     d->in_txn = true;
     d->aborted = false;  /* commit_failed stays: answers held back may rest on it */
     d->batch_size = 0;
+    tpdep_clear(&d->written);
   }
   return rc;
 }
@@ -376,17 +397,22 @@ bool tps_batch_alive(tps_db *d) {
   return !d->aborted;
 }
 
-/* Savepoint statements run with the host's privileges. */
+/* Savepoint statements run with the host's privileges, as nobody's read or
+** write (deps.h). */
 static int host_step(tps_db *d, sqlite3_stmt *st) {
   const char *owner = d->owner;
   tps_set_owner(d, NULL);
+  d->control = true;
   int rc = step_fixed(st);
+  d->control = false;
   tps_set_owner(d, owner);
   return rc;
 }
 
 int tps_savepoint(tps_db *d) {
   d->batch_size++;
+  d->request_wrote = false;
+  tpdep_clear(&d->read);
   return host_step(d, d->savepoint);
 }
 

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "store/deps.h"
 
 typedef struct tps_db {
   sqlite3 *db;
@@ -44,6 +45,12 @@ typedef struct tps_db {
   } progress;
   sqlite3 *shadow;           /* the built-in functions that tps_open overloads, to call */
   struct tps_shadow_call *shadow_calls;
+  /* what answers rest on (deps.h), noted as each statement starts */
+  bool plugin_sql;           /* a tp.db statement of the owner runs (else: the host's) */
+  bool control;              /* BEGIN, SAVEPOINT, COMMIT, ...: nobody's read or write */
+  bool request_wrote;        /* the running request ran a statement that may write */
+  tpdep_set written;         /* owners the open batch wrote */
+  tpdep_set read;            /* owners the running request read */
 } tps_db;
 
 typedef struct tps_progress tps_progress;
@@ -69,6 +76,10 @@ int tps_set_durable(tps_db *d, bool durable);
 /* Whether the open batch has written anything yet (a write undone by a
 ** rollback to a savepoint counts: SQLite's transaction stays a write one). */
 bool tps_batch_wrote(const tps_db *d);
+/* Whether the request since its savepoint (tps_savepoint) rests on no write
+** of the open batch: it wrote nothing, and read no owner the batch wrote
+** (deps.h). Its answer need not wait for the batch's commit. */
+bool tps_request_clean(const tps_db *d);
 
 /* Runs one or more statements with the host's privileges (no bound values). */
 int tps_exec_script(tps_db *d, const char *sql, char *err, size_t errcap);

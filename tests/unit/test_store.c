@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -170,6 +171,106 @@ TEST(savepoint_rollback_leaves_no_trace) {
   close_db();
 }
 
+/* One request of the open batch: a savepoint, the statements, a release (or
+** a rollback to it); then whether its answer rests on no write of the batch. */
+typedef struct { const char *owner; bool plugin; const char *sql; } stmt_as;
+
+static bool request_clean(const stmt_as *s, int n, bool keep) {
+  int rc = tps_savepoint(&db);
+  for (int i = 0; i < n && rc == 0; i++) {
+    /* a plugin's statement is prepared as the plugin, the host's as the host
+    ** (whose statements are ready before any plugin runs) */
+    tps_set_owner(&db, s[i].plugin ? s[i].owner : NULL);
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(db.db, s[i].sql, -1, &st, NULL);
+    tps_set_owner(&db, s[i].owner);
+    db.plugin_sql = s[i].plugin;  /* as tp.db does around its statement */
+    if (rc == SQLITE_OK) {
+      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+      rc = rc == SQLITE_DONE ? 0 : rc;
+      snprintf(err, sizeof err, "%s", sqlite3_errmsg(db.db));
+      sqlite3_finalize(st);
+    }
+    db.plugin_sql = false;
+    tps_set_owner(&db, NULL);
+  }
+  if (rc == 0) rc = keep ? tps_release(&db) : tps_rollback_to(&db);
+  if (rc != 0) {  /* the statements are the test's own: they must run */
+    fprintf(stderr, "request_clean: %s\n", err);
+    exit(1);
+  }
+  return tps_request_clean(&db);
+}
+
+/* store/deps.h: a read rests on the batch's writes only when it read an
+** owner they touched; the host's own statements are the host's, even on a
+** plugin's behalf; transaction control is nobody's. */
+TEST(an_answer_rests_on_the_owners_it_read) {
+  open_db();
+  ddl("alpha", "CREATE TABLE alpha_t (v INTEGER)");
+  ddl("beta", "CREATE TABLE beta_t (v INTEGER)");
+  ASSERT_EQ(tps_exec_script(&db, "CREATE TABLE _tp_test_host (v INTEGER)", err, sizeof err), 0);
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(request_clean(NULL, 0, true));  /* savepoint and release alone */
+  const stmt_as read_alpha = {"alpha", true, "SELECT count(*) FROM alpha_t"};
+  const stmt_as read_beta = {"beta", true, "SELECT count(*) FROM beta_t"};
+  ASSERT_TRUE(request_clean(&read_alpha, 1, true));  /* nothing written yet */
+  const stmt_as write_alpha = {"alpha", true, "INSERT INTO alpha_t VALUES (1)"};
+  ASSERT_TRUE(!request_clean(&write_alpha, 1, true));  /* a writer */
+  ASSERT_TRUE(request_clean(&read_beta, 1, true));
+  ASSERT_TRUE(!request_clean(&read_alpha, 1, true));
+  const stmt_as both[] = {read_beta, read_alpha};  /* a call from beta into alpha */
+  ASSERT_TRUE(!request_clean(both, 2, true));
+  /* a write that changes no row, or is rolled back, still counts */
+  const stmt_as none_beta = {"beta", true, "UPDATE beta_t SET v = 2 WHERE 0"};
+  ASSERT_TRUE(!request_clean(&none_beta, 1, false));
+  ASSERT_TRUE(!request_clean(&read_beta, 1, true));
+  /* the host's statement while alpha runs is the host's, not alpha's */
+  const stmt_as host_read = {"alpha", false, "SELECT count(*) FROM _tp_test_host"};
+  ASSERT_TRUE(request_clean(&host_read, 1, true));
+  const stmt_as host_write = {"alpha", false, "INSERT INTO _tp_test_host VALUES (1)"};
+  ASSERT_TRUE(!request_clean(&host_write, 1, true));
+  ASSERT_TRUE(!request_clean(&host_read, 1, true));
+  ASSERT_TRUE(tpdep_has(&db.written, NULL) && tpdep_has(&db.written, "alpha") &&
+              tpdep_has(&db.written, "beta") && !tpdep_has(&db.written, "gamma"));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  /* a new batch starts with nothing written */
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(request_clean(&read_alpha, 1, true));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  close_db();
+}
+
+TEST(owner_sets_count_as_all_when_full) {
+  tpdep_set a, b;
+  tpdep_clear(&a);
+  tpdep_clear(&b);
+  ASSERT_TRUE(!tpdep_meets(&a, &b));
+  char name[32];
+  for (int i = 0; i < TPDEP_MAX; i++) {
+    snprintf(name, sizeof name, "p%d", i);
+    tpdep_add(&a, name);
+    tpdep_add(&a, name);  /* once */
+  }
+  ASSERT_EQ(a.n, TPDEP_MAX);
+  ASSERT_TRUE(!a.all && !tpdep_has(&a, "other") && tpdep_has(&a, "p3"));
+  tpdep_add(&b, "other");
+  ASSERT_TRUE(!tpdep_meets(&a, &b) && !tpdep_meets(&b, &a));
+  tpdep_add(&a, "one_more");  /* no room: every owner counts */
+  ASSERT_TRUE(a.all && tpdep_has(&a, "other"));
+  ASSERT_TRUE(tpdep_meets(&a, &b) && tpdep_meets(&b, &a));
+  tpdep_clear(&b);
+  ASSERT_TRUE(!tpdep_meets(&a, &b) && !tpdep_meets(&b, &a));  /* an empty set meets nothing */
+  char longname[TPDEP_NAME + 1];
+  memset(longname, 'x', TPDEP_NAME);
+  longname[TPDEP_NAME] = '\0';
+  tpdep_add(&b, longname);  /* too long to keep: every owner counts */
+  ASSERT_TRUE(b.all && tpdep_has(&b, "anyone"));
+  tpdep_clear(&b);
+  tpdep_add(&b, NULL);
+  ASSERT_TRUE(tpdep_has(&b, tpdep_host) && !tpdep_has(&b, "p1"));
+}
+
 static long long synchronous(void) {
   sqlite3_stmt *st;
   sqlite3_prepare_v2(db.db, "PRAGMA synchronous", -1, &st, NULL);
@@ -290,6 +391,8 @@ int main(void) {
   RUN(schema_changes_only_in_migrations);
   RUN(triggers_cannot_smuggle_writes);
   RUN(savepoint_rollback_leaves_no_trace);
+  RUN(an_answer_rests_on_the_owners_it_read);
+  RUN(owner_sets_count_as_all_when_full);
   RUN(durability_off_and_back_to_the_configured_level);
   RUN(migrations_apply_once_in_order);
   RUN(failed_migration_applies_nothing);

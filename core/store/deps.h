@@ -1,0 +1,51 @@
+/*
+** deps.h - what an answer rests on: whose tables a batch wrote, and whose
+** tables a request read.
+**
+** DESIGN "group commit": an answer goes out only once every write it rests
+** on is durable. Until now an answer rested on every write of its loop
+** iteration: a read handled after any write of the iteration waited for the
+** commit and its fsync. But a plugin's SQL touches only the plugin's own
+** tables (the authorizer, store.h) and the host's own statements only the
+** host's (_tp_*), so the writes a read can have seen are those of the owners
+** it read. A request that wrote nothing and read no owner that the open batch
+** wrote rests on nothing that is not durable already: its answer is clean and
+** goes before the commit (net/http.h), whatever else the batch holds.
+**
+** Owners are noted per statement, as it starts (SQLite's statement trace,
+** store.c): the owner is the plugin whose tp.db statement runs (tps_db's
+** plugin_sql), and the host for every other statement, including the host's
+** work on a plugin's behalf (its jobs, events, calls out). A statement that
+** may write (sqlite3_stmt_readonly false) marks its owner written by the batch
+** and the request a writer; every statement marks its owner read by the
+** request. Transaction control (BEGIN, SAVEPOINT, ...) marks nothing. The
+** rule errs one way only: a write that changes no row still counts, a
+** rolled-back one too, and a set holding more owners than it has room for
+** (or a name too long to keep) counts as every owner.
+*/
+#ifndef TP_DEPS_H
+#define TP_DEPS_H
+
+#include <stdbool.h>
+
+#define TPDEP_MAX 16      /* owners a set names before it counts as all */
+#define TPDEP_NAME 64     /* a plugin name's bytes, with its NUL */
+
+/* The owner of the host's own tables and statements. */
+extern const char tpdep_host[];
+
+typedef struct tpdep_set {
+  char owner[TPDEP_MAX][TPDEP_NAME];  /* copies: a plugin reloaded mid-batch frees its name */
+  int n;
+  bool all;
+} tpdep_set;
+
+void tpdep_clear(tpdep_set *s);
+/* Adds owner (NULL: the host) unless the set has it. */
+void tpdep_add(tpdep_set *s, const char *owner);
+bool tpdep_has(const tpdep_set *s, const char *owner);
+/* Whether some owner is in both (a set that counts as all meets any other
+** that is not empty). */
+bool tpdep_meets(const tpdep_set *a, const tpdep_set *b);
+
+#endif
