@@ -209,6 +209,7 @@ TEST(an_answer_rests_on_the_owners_it_read) {
   open_db();
   ddl("alpha", "CREATE TABLE alpha_t (v INTEGER)");
   ddl("beta", "CREATE TABLE beta_t (v INTEGER)");
+  ddl("gamma", "CREATE TABLE gamma_t (v INTEGER)");
   ASSERT_EQ(tps_exec_script(&db, "CREATE TABLE _tp_test_host (v INTEGER)", err, sizeof err), 0);
   ASSERT_EQ(tps_batch_begin(&db), 0);
   ASSERT_TRUE(request_clean(NULL, 0, true));  /* savepoint and release alone */
@@ -231,6 +232,10 @@ TEST(an_answer_rests_on_the_owners_it_read) {
   const stmt_as host_write = {"alpha", false, "INSERT INTO _tp_test_host VALUES (1)"};
   ASSERT_TRUE(!request_clean(&host_write, 1, true));
   ASSERT_TRUE(!request_clean(&host_read, 1, true));
+  /* the savepoint around a request is nobody's read: with the host written,
+  ** a read of a third plugin still rests on nothing */
+  const stmt_as read_gamma = {"gamma", true, "SELECT count(*) FROM gamma_t"};
+  ASSERT_TRUE(request_clean(&read_gamma, 1, true));
   ASSERT_TRUE(tpdep_has(&db.written, NULL) && tpdep_has(&db.written, "alpha") &&
               tpdep_has(&db.written, "beta") && !tpdep_has(&db.written, "gamma"));
   ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
