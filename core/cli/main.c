@@ -357,7 +357,7 @@ static int tpcmd_serve(int argc, char **argv) {
     goto done;
   }
   tph_hooks hooks = {tp_host_handle, tp_host_commit, tp_host_finished, tp_host_iteration_end,
-                     &host};
+                     &host, tp_host_hold};
   st.server = tph_new(&st.loop, &cfg.limits, hooks);
   st.host = &host;
   host.server = st.server;

@@ -273,6 +273,7 @@ static void post_retry(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
   } else {
     t->queue_touched = true;
     res->commit_failed = &t->db.commit_failed;
+    res->rests_on = t;
     tp_buf_printf(&res->body, "{\"id\":%lld,\"state\":\"pending\"}", (long long)id);
     res->status = 200;
   }
@@ -290,6 +291,7 @@ static void delete_job(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
   } else {
     t->queue_touched = true;
     res->commit_failed = &t->db.commit_failed;
+    res->rests_on = t;
     tp_buf_printf(&res->body, "{\"id\":%lld,\"state\":\"removed\"}", (long long)id);
     res->status = 200;
   }

@@ -79,6 +79,7 @@ static int open_parts(tp_host *h, tp_tenant *t, char *err, size_t errcap) {
         h->plugin_failures++;
     }
   t->next_due_ms = tpq_next_due(&t->queue);
+  tp__sync_open(h, t);  /* from now on its commits are synced by a worker */
   return 0;
 }
 
@@ -137,6 +138,7 @@ int tp__brand_open(tp_host *h, tp_tenant *t, const char *why, char *err, size_t 
 ** plugins' slots (no generation in them), its due times, its backups' state. */
 void tp__brand_close(tp_host *h, tp_tenant *t) {
   bool was_open = t->open;
+  tp__sync_close(t);
   if (was_open) {  /* what its timers need while it is closed */
     t->next_due_ms = tpq_next_due(&t->queue);
     t->outbox_due_ms = tpob_next_due(&t->outbox);

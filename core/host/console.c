@@ -187,6 +187,7 @@ static void signed_in(tp_signin *s) {
     return;
   }
   res->commit_failed = &t->db.commit_failed;
+  res->rests_on = t;
   if (s->known && s->outcome == 1) {
     tpcu_succeeded(t->db.db, s->user.name);
     if (h->keyguard) tpkg_succeeded(h->keyguard, s->peer);
@@ -223,6 +224,7 @@ static void user_created(tp_signin *s) {
   }
   tpse_end_user(s->host->sessions, t->conf->id, s->user.name);  /* a new password ends old sessions */
   res->commit_failed = &t->db.commit_failed;
+  res->rests_on = t;
   tp_buf_adds(&res->body, "{\"name\":");
   tp_buf_add_json_str(&res->body, s->user.name, strlen(s->user.name));
   tp_buf_printf(&res->body, ",\"role\":\"%s\",\"store\":", tpc_role_name(s->user.role));
@@ -485,6 +487,7 @@ static void delete_user(tp_host *h, tp_tenant *t, const tph_request *req, tph_re
   } else {
     tpse_end_user(h->sessions, t->conf->id, name);
     res->commit_failed = &t->db.commit_failed;
+    res->rests_on = t;
     tp_buf_adds(&res->body, "{\"deleted\":true}");
     res->status = 200;
   }

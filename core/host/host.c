@@ -89,7 +89,8 @@ int tp_host_open(tp_host *h, const tpc_config *cfg, char *err, size_t errcap) {
 }
 
 void tp_host_close(tp_host *h) {
-  tp__track_drain(h);  /* in case the host was never detached */
+  tp__sync_drain(h);   /* in case the host was never detached */
+  tp__track_drain(h);
   tp__backup_stop(h);
   tp__transfer_drain(h);
   for (int i = 0; i < h->ntenants; i++) tp__brand_free(h, &h->tenants[i]);
@@ -240,6 +241,7 @@ static void run_route(tp_host *h, tp_tenant *t, const tp_route *r, const tph_req
   ** is only true if the sale before it is saved; unless it wrote nothing and
   ** read no plugin's tables that the batch wrote (clean, at the end) */
   res->commit_failed = &t->db.commit_failed;
+  res->rests_on = t;
   if (!tps_batch_alive(&t->db)) {
     tph_error(res, 503, "batch_aborted", "the transaction this request would join was rolled "
               "back; nothing was saved, retry");
@@ -427,13 +429,15 @@ int tp_host_reload(tp_host *h, const char *tenant, const char *plugin, tp_buf *o
 
 void tp_host_attach(tp_host *h, uv_loop_t *loop) {
   tp__runner_attach(h, loop);
+  for (int i = 0; i < h->ntenants; i++) tp__sync_open(h, &h->tenants[i]);
   tp__sender_start(h);
   tp__backup_start(h);
   tp__brands_start(h);
 }
 
 void tp_host_detach(tp_host *h) {
-  tp__track_drain(h);  /* a worker may be checkpointing an analytics file */
+  tp__sync_drain(h);   /* a worker may be syncing a brand's commits */
+  tp__track_drain(h);  /* or checkpointing an analytics file */
   tp__backup_stop(h);  /* or copying a brand's database */
   tp__transfer_drain(h);  /* or reading or pulling one for a move */
   tp__brands_stop(h);

@@ -12,7 +12,7 @@
 ** none calls a file above it, tools/layers.sh holds them to it):
 **   metrics.c, keyguard.c, runs.c   counters, failed-key table, recorded-run table
 **   body.c      the JSON body of a host endpoint, on the scratch state
-**   tenant.c    a tenant's clock, slots and the batch (group commit)
+**   tenant.c    a tenant's clock, slots and the batch (group commit), synced by a worker
 **   record.c    which invocations to record, and recording them
 **   services.c  what plugins ask of the host: jobs, events, peers (tp_services)
 **   reload.c    generations: load, migrate, build routers, swap (DESIGN "Hot reload")
@@ -77,7 +77,9 @@ typedef struct tp_tenant {
   struct tp_pull *adopting;   /* its files being pulled from another machine (host/transfer.c) */
   int64_t last_used_ms;       /* its last request, task or call out (wall clock) */
   int calls_out;              /* its calls out in flight (sender.c) */
-  int deferred;               /* its answers waiting for a worker (console.c's password checks) */
+  int deferred;               /* its answers waiting for a worker (console.c's password checks,
+                              ** the commits' sync) */
+  struct tp_sync *sync;       /* its commits made durable off the loop (tenant.c); NULL: in COMMIT */
   int claim;                  /* the lock that says this process serves it (store/backup.h) */
   struct tp_backup_job *backup_job;  /* the copy in flight, or NULL (host/backup.c) */
   int64_t backup_last_ms;     /* when the newest backup was taken; 0: none */
@@ -172,6 +174,9 @@ void tp_host_commit(void *host);
 void tp_host_finished(void *host, const tph_response *res, double seconds);
 /* Every answer of the iteration is out: commit failures are forgotten. */
 void tp_host_iteration_end(void *host);
+/* hooks.hold: holds res back until the commits it rests on are on disk
+** (store/walsync.h); false when they are, none is owed, or its commit failed. */
+bool tp_host_hold(void *host, tph_response *res);
 
 /* Reloads plugin (NULL: all) of tenant (NULL: all). Appends the outcome as
 ** JSON {"reloaded":[...],"failed":[...]} to out when given and logs it.

@@ -45,8 +45,19 @@ void tp__await_worker(atomic_int *finished);
 uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
 int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
 /* Commits every open transaction now; a tenant whose queue was touched has
-** its next due time read back for the runner. */
+** its next due time read back for the runner. A commit that owes a sync
+** (store/walsync.h) starts one on a worker. */
 void tp__flush_batch(tp_host *h);
+/* Makes t's commits durable on a libuv worker from now on, when the host runs
+** a loop and the brand is configured synchronous FULL or EXTRA (an open brand:
+** at attach, or when it opens). Until then (a kit, a test harness) COMMIT
+** waits for the disk itself. */
+void tp__sync_open(tp_host *h, tp_tenant *t);
+/* The host is stopping: waits for the syncs in flight (tp__await_worker);
+** the answers still held are abandoned. */
+void tp__sync_drain(tp_host *h);
+/* Before t closes: nothing of its sync may be in flight (t->deferred is 0). */
+void tp__sync_close(tp_tenant *t);
 
 /* ---- record.c */
 /* After a top-level invocation of p (kind "route", "job" or "event") has

@@ -1,10 +1,13 @@
 /*
 ** tenant.c - a tenant's state between requests: its clock, its plugins'
 ** slots, and the batch: the open transaction that every request, job and
-** event of one loop iteration joins, committed together (DESIGN "Group commit").
+** event of one loop iteration joins, committed together (DESIGN "Group commit"),
+** then made durable by a libuv worker while the loop goes on (the sync,
+** below; store/walsync.h says why and what waits for it).
 */
 #include "host/host_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +69,8 @@ int tp__join_batch(tp_host *h, tp_tenant *t) {
   return 0;
 }
 
+static void sync_kick(tp_host *h, tp_tenant *t);
+
 void tp__flush_batch(tp_host *h) {
   for (int i = 0; i < h->nbatch; i++) {
     tp_tenant *t = h->batch[i];
@@ -87,8 +92,183 @@ void tp__flush_batch(tp_host *h) {
       t->queue_touched = false;
       t->next_due_ms = tpq_next_due(&t->queue);
     }
+    sync_kick(h, t);
   }
   h->nbatch = 0;
+}
+
+/* ---- the sync: commits made durable by a worker (store/walsync.h)
+**
+** Commits are numbered as they come to owe a sync (committed); a sync covers
+** every commit owed when it starts (its gen), and synced is the newest gen
+** made durable. An answer that rests on an owed commit waits, deferred
+** (net/http.h), with the gen it needs; so does the tenant, which neither
+** closes nor moves while a sync or an answer is out (t->deferred). */
+
+typedef struct sync_wait {
+  tph_response *res;
+  uint64_t gen;
+} sync_wait;
+
+typedef struct tp_sync_job {
+  uv_work_t req;
+  tp_tenant *t;
+  uint64_t gen;
+  int64_t outbox_id;       /* the last call out the covered commits may have written */
+  int rc;                  /* 0, or the errno of the failed sync */
+  atomic_int finished;
+  bool orphan;             /* the host stopped: the callback only frees it */
+} sync_job;
+
+typedef struct tp_sync {
+  uint64_t committed, synced;
+  sync_job *job;           /* the sync in flight, or NULL */
+  sync_wait *wait;         /* answers held, oldest first */
+  int nwait, capwait;
+} tp_sync;
+
+void tp__sync_open(tp_host *h, tp_tenant *t) {
+  if (!h->loop || !t->open || t->sync) return;
+  tp_sync *s = calloc(1, sizeof *s);
+  if (!s) return;  /* COMMIT waits for the disk as before */
+  if (tpws_defer(&t->db) != 0) {  /* not FULL or EXTRA: no sync to defer */
+    free(s);
+    return;
+  }
+  t->sync = s;
+  /* what is in the file now is as durable as the commits that wrote it were */
+  t->outbox.durable_id = t->outbox.last_id = tpob_max_id(&t->outbox);
+}
+
+static void sync_work(uv_work_t *w) {
+  sync_job *j = w->data;
+  j->rc = tpws_run(&j->t->db);
+  atomic_store(&j->finished, 1);
+}
+
+static void sync_done(uv_work_t *w, int status);
+
+static void sync_kick(tp_host *h, tp_tenant *t) {
+  tp_sync *s = t->sync;
+  if (!s || s->job || !tpws_owed(&t->db)) return;
+  sync_job *j = calloc(1, sizeof *j);
+  if (!j || tpws_start(&t->db) != 0) {
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot sync the brand's commits; answers wait");
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_str(line, "error", j ? strerror(errno) : "out of memory");
+    tp_log_end(line);
+    free(j);
+    return;
+  }
+  s->committed++;  /* the commits tpws_start moved in flight */
+  j->t = t;
+  j->gen = s->committed;
+  j->outbox_id = t->outbox.last_id;
+  j->req.data = j;
+  atomic_init(&j->finished, 0);
+  if (uv_queue_work(h->loop, &j->req, sync_work, sync_done) != 0) {
+    tpws_done(&t->db, false);
+    free(j);
+    return;
+  }
+  s->job = j;
+  t->deferred++;
+}
+
+/* Sends, or refuses, the answers that waited for gen or older. */
+static void release(tp_tenant *t, uint64_t gen, bool ok) {
+  tp_sync *s = t->sync;
+  int kept = 0;
+  for (int i = 0; i < s->nwait; i++) {
+    sync_wait *w = &s->wait[i];
+    if (w->gen > gen) {
+      s->wait[kept++] = *w;
+      continue;
+    }
+    if (!ok)
+      tph_error(w->res, 503, "commit_failed",
+                "the change could not be made durable; it may not have been saved, retry");
+    t->deferred--;
+    tph_resume(w->res);
+  }
+  s->nwait = kept;
+}
+
+static void sync_done(uv_work_t *w, int status) {
+  sync_job *j = w->data;
+  if (j->orphan) {
+    free(j);
+    return;
+  }
+  tp_tenant *t = j->t;
+  tp_sync *s = t->sync;
+  bool ok = status == 0 && j->rc == 0;
+  s->job = NULL;
+  t->deferred--;
+  tpws_done(&t->db, ok);
+  if (ok) {
+    s->synced = j->gen;
+    if (j->outbox_id > t->outbox.durable_id) {  /* their calls out may leave now */
+      t->outbox.durable_id = j->outbox_id;
+      t->outbox_touched = t->host->outbox_touched = true;
+    }
+  } else {
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "the disk did not sync the brand's commits; "
+                                "their answers are refused");
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_str(line, "error", status ? uv_strerror(status) : strerror(j->rc));
+    tp_log_end(line);
+  }
+  release(t, j->gen, ok);
+  free(j);
+  sync_kick(t->host, t);  /* commits made while it ran */
+}
+
+bool tp_host_hold(void *host, tph_response *res) {
+  (void)host;
+  tp_tenant *t = res->rests_on;
+  tp_sync *s = t->sync;
+  if (!s || (res->commit_failed && *res->commit_failed)) return false;
+  /* the commits owed now: those of a running sync, and the ones after it */
+  uint64_t gen = s->committed + (tpws_owed(&t->db) ? 1 : 0);
+  if (gen <= s->synced) return false;
+  if (s->nwait == s->capwait) {
+    int cap = s->capwait ? 2 * s->capwait : 64;
+    sync_wait *more = realloc(s->wait, (size_t)cap * sizeof *more);
+    if (!more) return false;  /* cannot wait: answered now, as before deferral */
+    s->wait = more;
+    s->capwait = cap;
+  }
+  s->wait[s->nwait++] = (sync_wait){res, gen};
+  t->deferred++;
+  return true;
+}
+
+void tp__sync_drain(tp_host *h) {
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_tenant *t = &h->tenants[i];
+    tp_sync *s = t->sync;
+    if (!s) continue;
+    if (s->job) {
+      tp__await_worker(&s->job->finished);
+      s->job->orphan = true;
+      s->job = NULL;
+      t->deferred--;
+    }
+    for (int k = 0; k < s->nwait; k++) {  /* the host stopped: nobody is answered */
+      tph_abandon(s->wait[k].res);
+      t->deferred--;
+    }
+    s->nwait = 0;
+  }
+}
+
+void tp__sync_close(tp_tenant *t) {
+  if (!t->sync) return;
+  free(t->sync->wait);
+  free(t->sync);
+  t->sync = NULL;
+  t->outbox.durable_id = INT64_MAX;  /* closing syncs it all (SQLite's last checkpoint) */
 }
 
 /* A batch may commit more than once per iteration (a reload or a clock advance

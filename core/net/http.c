@@ -300,6 +300,13 @@ static void on_check(uv_check_t *h) {
   for (conn *c = s->pending; c; c = c->pending_next)  /* the clean answers first */
     if (answer_queue(s, c, true, now) > 0 && !c->closing) conn_flush(c);
   s->hooks.commit(s->hooks.ud);
+  if (s->hooks.hold)  /* committed, maybe not yet on disk: the host may hold them */
+    for (conn *p = s->pending; p; p = p->pending_next)
+      for (tph_response *r = p->queue_head; r; r = r->next)
+        if (!r->clean && !r->deferred && !r->held && r->rests_on) {
+          r->held = true;
+          r->deferred = s->hooks.hold(s->hooks.ud, r);
+        }
   now = tp_clock_mono_ns();
   conn *c = s->pending;
   s->pending = NULL;

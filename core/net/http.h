@@ -10,7 +10,9 @@
 ** A response the handler marked clean (it read only what earlier iterations
 ** made durable, and wrote nothing) rests on no write of the iteration: it is
 ** written before the commit, so that a read never waits for another
-** request's fsync (each connection's answers still go in order).
+** request's fsync (each connection's answers still go in order). When the
+** host makes its commits durable off the loop's thread (store/walsync.h), a
+** committed answer may wait for that too: hooks.hold defers it.
 **
 ** Limits and timeouts come from tpc_limits: header bytes and count (431), body
 ** bytes (413), open connections (503 on accept), a deadline for the headers and
@@ -55,7 +57,9 @@ typedef struct tph_response {
   char allow[64];             /* for 405 */
   int retry_after;            /* seconds, for 429 and 503 (0: no Retry-After) */
   const bool *commit_failed;  /* the store flag this response's writes rely on */
+  void *rests_on;             /* the host's handle of the batch it rests on (hooks.hold) */
   bool clean;                 /* rests on no write of this iteration: goes before the commit */
+  bool held;                  /* hooks.hold has seen it */
   /* for the log line and metrics */
   char route[320];            /* route label, copied: a reload may free the route */
   char tenant[TPT_MAX_ID + 1];
@@ -81,6 +85,10 @@ typedef struct tph_hooks {
   void (*finished)(void *ud, const tph_response *res, double seconds);
   void (*iteration_end)(void *ud);                   /* every held response is out */
   void *ud;
+  /* After commit, once for each answer that is not clean and rests on a
+  ** batch (rests_on): true if it must wait for the commit to reach the disk,
+  ** the host then resumes it (tph_resume) once it has. NULL: never. */
+  bool (*hold)(void *ud, tph_response *res);
 } tph_hooks;
 
 typedef struct tph_server tph_server;

@@ -40,7 +40,8 @@ static const struct {
    " ?10, ?11, ?11)"},
   {offsetof(tpob_box, set_key), "UPDATE _tp_outbox SET key = ?2 WHERE id = ?1"},
   {offsetof(tpob_box, due),
-   "SELECT id FROM _tp_outbox WHERE dead_ms IS NULL AND due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2"},
+   "SELECT id FROM _tp_outbox WHERE dead_ms IS NULL AND due_ms <= ?1 AND id <= ?3"
+   " ORDER BY due_ms, id LIMIT ?2"},
   {offsetof(tpob_box, row),
    "SELECT id, plugin, dest, method, path, headers, body, key, on_reply, context, attempts,"
    " max_attempts FROM _tp_outbox WHERE id = ?1"},
@@ -51,7 +52,7 @@ static const struct {
    "UPDATE _tp_outbox SET leased = 0, due_ms = ?2, last_error = ?3 WHERE id = ?1"},
   {offsetof(tpob_box, bury),
    "UPDATE _tp_outbox SET leased = 0, dead_ms = ?2, last_error = ?3 WHERE id = ?1"},
-  {offsetof(tpob_box, next_due), NEXT_DUE_SQL},
+  {offsetof(tpob_box, next_due), NEXT_DUE_SQL " AND id <= ?1"},
   {offsetof(tpob_box, count),
    "SELECT count(*) FROM _tp_outbox WHERE (dead_ms IS NOT NULL) = ?1"},
   {offsetof(tpob_box, release),
@@ -67,6 +68,7 @@ static sqlite3_stmt **slot(tpob_box *b, size_t i) {
 int tpob_open(tpob_box *b, tps_db *db, char *err, size_t errcap) {
   memset(b, 0, sizeof *b);
   b->db = db;
+  b->durable_id = INT64_MAX;
   if (tps_exec_script(db, schema, err, errcap) != 0) return -1;
   for (size_t i = 0; i < NSTATEMENTS; i++)
     if (sqlite3_prepare_v3(db->db, statements[i].sql, -1, SQLITE_PREPARE_PERSISTENT, slot(b, i),
@@ -122,6 +124,7 @@ int tpob_add(tpob_box *b, const char *plugin, const tpob_call *call, const char 
     return -1;
   }
   *id = sqlite3_last_insert_rowid(b->db->db);
+  if (*id > b->last_id) b->last_id = *id;
   if (!call->key) {  /* the default key names the call: the same on every attempt */
     char key[160];
     snprintf(key, sizeof key, "tp-%s-%lld", tenant, (long long)*id);
@@ -145,6 +148,7 @@ int tpob_take(tpob_box *b, int64_t now_ms, int max, int64_t (*take)(void *ud, co
   int n = 0, leased = 0, rc;
   sqlite3_bind_int64(b->due, 1, now_ms);
   sqlite3_bind_int(b->due, 2, max);
+  sqlite3_bind_int64(b->due, 3, b->durable_id);
   while ((rc = step(b, b->due)) == SQLITE_ROW) ids[n++] = sqlite3_column_int64(b->due, 0);
   finish(b->due, rc);
   for (int i = 0; rc == SQLITE_DONE && i < n; i++) {
@@ -193,8 +197,19 @@ int tpob_bury(tpob_box *b, int64_t id, int64_t now_ms, const char *error) {
   return run(b, b->bury);
 }
 
+int64_t tpob_max_id(tpob_box *b) {
+  sqlite3_stmt *st;
+  int64_t id = 0;
+  if (sqlite3_prepare_v2(b->db->db, "SELECT coalesce(max(id), 0) FROM _tp_outbox", -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  if (step(b, st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return id;
+}
+
 int64_t tpob_next_due(tpob_box *b) {
   int64_t due = INT64_MAX;
+  sqlite3_bind_int64(b->next_due, 1, b->durable_id);
   if (step(b, b->next_due) == SQLITE_ROW && sqlite3_column_type(b->next_due, 0) != SQLITE_NULL)
     due = sqlite3_column_int64(b->next_due, 0);
   finish(b->next_due, 0);

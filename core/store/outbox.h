@@ -53,6 +53,12 @@ typedef struct tpob_row {
 
 typedef struct tpob_box {
   tps_db *db;
+  /* The highest id whose commit is durable (INT64_MAX: every committed row):
+  ** tpob_take and tpob_next_due see no row above it, so that no call leaves
+  ** for a commit the disk may still lose (store/walsync.h). The host moves it
+  ** to last_id, the highest id added, once the commits that wrote it are
+  ** synced. Ids are never reused (AUTOINCREMENT). */
+  int64_t durable_id, last_id;
   sqlite3_stmt *insert, *set_key, *due, *row, *lease, *remove, *retry, *bury, *next_due, *count,
       *release;
 } tpob_box;
@@ -74,6 +80,8 @@ int tpob_remove(tpob_box *b, int64_t id);
 int tpob_retry(tpob_box *b, int64_t id, int64_t due_ms, const char *error);
 /* Given up with nobody to tell (no on_reply): kept as dead, for the admin. */
 int tpob_bury(tpob_box *b, int64_t id, int64_t now_ms, const char *error);
+/* The highest id in the outbox (0: none). */
+int64_t tpob_max_id(tpob_box *b);
 /* The earliest due time of a live row, INT64_MAX if none. */
 int64_t tpob_next_due(tpob_box *b);
 /* The same without a box, on the database db (a closed brand's file). */

@@ -249,7 +249,7 @@ bool tps_batch_wrote(const tps_db *d) {
 }
 
 bool tps_request_clean(const tps_db *d) {
-  return !d->request_wrote && !tpdep_meets(&d->read, &d->written);
+  return !d->request_wrote && !tpdep_meets(&d->read, &d->written) && !tpws_meets(d, &d->read);
 }
 
 /* Notes whose tables a statement may read or write as it starts (deps.h);
@@ -269,6 +269,10 @@ static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
 
 int tps_set_durable(tps_db *d, bool durable) {
   if (d->in_txn || !sqlite3_get_autocommit(d->db)) return -1;
+  if (d->ws.on) {  /* SQLite stays at NORMAL; the commit owes a sync, or not */
+    d->ws.durable = durable;
+    return 0;
+  }
   /* NORMAL, not OFF: in WAL mode NORMAL skips only the commit's sync. OFF
   ** would also skip the syncs around a checkpoint that such a commit runs,
   ** and a WAL started over after an unsynced checkpoint loses durable commits
@@ -282,6 +286,8 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
   configure_sqlite();
   d->path = strdup(path);
   d->sync = (int)sync;
+  d->ws.durable = true;
+  d->ws.wal_fd = -1;
   int rc = sqlite3_open_v2(path, &d->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                SQLITE_OPEN_URI, NULL);  /* URI: the read-only ATTACH (track.h) */
@@ -341,6 +347,7 @@ fail:
 
 void tps_close(tps_db *d) {
   close_shadow(d);
+  tpws_close(d);
   if (d->db) {
     sqlite3_stmt *fixed[] = {d->begin, d->commit, d->rollback, d->savepoint, d->release,
                              d->rollback_to, d->call_savepoint, d->call_release,
@@ -438,8 +445,12 @@ int tps_commit(tps_db *d, char *err, size_t errcap) {
              "RAISE(ROLLBACK) or an I/O error)");
     return SQLITE_ABORT;
   }
+  bool wrote = sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;
   int rc = host_step(d, d->commit);
-  if (rc == 0) return 0;
+  if (rc == 0) {
+    tpws_committed(d, wrote);
+    return 0;
+  }
   snprintf(err, errcap, "%s", sqlite3_errmsg(d->db));
   d->commit_failed = true;
   if (!sqlite3_get_autocommit(d->db)) host_step(d, d->rollback);

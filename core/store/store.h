@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "store/deps.h"
+#include "store/walsync.h"
 
 typedef struct tps_db {
   sqlite3 *db;
@@ -51,6 +52,7 @@ typedef struct tps_db {
   bool request_wrote;        /* the running request ran a statement that may write */
   tpdep_set written;         /* owners the open batch wrote */
   tpdep_set read;            /* owners the running request read */
+  tpws_state ws;             /* commits made durable off the loop (walsync.h) */
 } tps_db;
 
 typedef struct tps_progress tps_progress;
@@ -66,6 +68,7 @@ void tps_remove(const char *path);
 
 /* Whether the next commits wait for the disk (the configured synchronous
 ** level) or not (NORMAL: the commit is not synced, a checkpoint still is).
+** With the sync deferred (walsync.h), whether the next commit owes one.
 ** Only between transactions; SQLite refuses it inside one, and then nothing
 ** changes (-1). For writes nobody is answered for and a power loss may lose
 ** (the sender's leases, which every start ends anyway, and the outcomes of
@@ -77,8 +80,9 @@ int tps_set_durable(tps_db *d, bool durable);
 ** rollback to a savepoint counts: SQLite's transaction stays a write one). */
 bool tps_batch_wrote(const tps_db *d);
 /* Whether the request since its savepoint (tps_savepoint) rests on no write
-** of the open batch: it wrote nothing, and read no owner the batch wrote
-** (deps.h). Its answer need not wait for the batch's commit. */
+** that is not durable yet: it wrote nothing, and read no owner that the open
+** batch wrote (deps.h), nor a commit whose sync is owed (walsync.h). Its
+** answer need not wait for the batch's commit. */
 bool tps_request_clean(const tps_db *d);
 
 /* Runs one or more statements with the host's privileges (no bound values). */

@@ -88,7 +88,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   uv_loop_init(&loop);
   if (tp_host_open(&host, &cfg, err, sizeof err) != 0) die("host", err);
   tph_hooks hooks = {tp_host_handle, tp_host_commit, tp_host_finished, tp_host_iteration_end,
-                     &host};
+                     &host, tp_host_hold};
   server = tph_new(&loop, &cfg.limits, hooks);
   host.server = server;
   tp_host_attach(&host, &loop);

@@ -60,7 +60,7 @@ static void start_upstreams(void) {
   tpc_limits l = {.max_connections = 100, .max_header_bytes = 16384, .max_headers = 64,
                   .max_body_bytes = 1 << 20, .header_timeout_ms = 5000, .body_timeout_ms = 5000,
                   .idle_timeout_ms = 5000, .shutdown_timeout_ms = 1000};
-  tph_hooks hooks = {handle, commit, finished, iteration_end, NULL};
+  tph_hooks hooks = {handle, commit, finished, iteration_end, NULL, NULL};
   upstream = tph_new(&loop, &l, hooks);
   char err[256];
   if (tph_listen(upstream, "127.0.0.1", 0, &port, err, sizeof err) != 0) {
