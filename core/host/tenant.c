@@ -114,6 +114,7 @@ typedef struct tp_sync_job {
   uv_work_t req;
   tp_tenant *t;
   uint64_t gen;
+  int backoff_ms;          /* after failed syncs: the worker waits this long first */
   int64_t outbox_id;       /* the last call out the covered commits may have written */
   int rc;                  /* 0, or the errno of the failed sync */
   atomic_int finished;
@@ -122,6 +123,7 @@ typedef struct tp_sync_job {
 
 typedef struct tp_sync {
   uint64_t committed, synced;
+  int failures;            /* syncs failed in a row */
   sync_job *job;           /* the sync in flight, or NULL */
   sync_wait *wait;         /* answers held, oldest first */
   int nwait, capwait;
@@ -142,6 +144,10 @@ void tp__sync_open(tp_host *h, tp_tenant *t) {
 
 static void sync_work(uv_work_t *w) {
   sync_job *j = w->data;
+  if (j->backoff_ms) {  /* a disk that refused: not asked again at once */
+    struct timespec pause = {j->backoff_ms / 1000, (j->backoff_ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+  }
   j->rc = tpws_run(&j->t->db);
   atomic_store(&j->finished, 1);
 }
@@ -163,6 +169,8 @@ static void sync_kick(tp_host *h, tp_tenant *t) {
   s->committed++;  /* the commits tpws_start moved in flight */
   j->t = t;
   j->gen = s->committed;
+  /* 50 ms after the first failure, doubling up to 1 s (a stop waits for it) */
+  j->backoff_ms = s->failures ? (s->failures > 5 ? 1000 : 25 << s->failures) : 0;
   j->outbox_id = t->outbox.last_id;
   j->req.data = j;
   atomic_init(&j->finished, 0);
@@ -206,6 +214,7 @@ static void sync_done(uv_work_t *w, int status) {
   s->job = NULL;
   t->deferred--;
   tpws_done(&t->db, ok);
+  s->failures = ok ? 0 : s->failures + 1;
   if (ok) {
     s->synced = j->gen;
     if (j->outbox_id > t->outbox.durable_id) {  /* their calls out may leave now */

@@ -1,0 +1,49 @@
+/*
+** slowsync.c - an LD_PRELOAD shim for tests/e2e/test_sync.py: makes the
+** disk slow, but only for the host's worker threads.
+**
+** fdatasync and fsync called from any thread but the process's first (the
+** loop's) sleep TP_TEST_SYNC_DELAY_MS first, and fail with EIO while the
+** file TP_TEST_SYNC_FAIL_FLAG names exists. The commits' sync runs on a
+** libuv worker (store/walsync.h), so a commit's answer then takes that long,
+** while the loop, and SQLite's own syncs on it, keep their speed: the test
+** can see what waits for the disk and what does not. Test-only: never
+** linked into tidepool.
+*/
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Off the loop's thread: sleeps, then fails (EIO) while the file named by
+** TP_TEST_SYNC_FAIL_FLAG exists. 0, or -1 with errno. */
+static int slow(void) {
+  if (syscall(SYS_gettid) == getpid()) return 0;
+  const char *ms = getenv("TP_TEST_SYNC_DELAY_MS");
+  if (ms) {
+    long n = atol(ms);
+    struct timespec t = {n / 1000, (n % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+  }
+  const char *flag = getenv("TP_TEST_SYNC_FAIL_FLAG");
+  if (flag && access(flag, F_OK) == 0) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int fdatasync(int fd) {
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  return slow() == 0 ? real(fd) : -1;
+}
+
+int fsync(int fd) {
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  return slow() == 0 ? real(fd) : -1;
+}

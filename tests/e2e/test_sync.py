@@ -1,0 +1,190 @@
+"""
+test_sync.py - commits made durable by a worker (store/walsync.h): what
+waits for the disk and what does not.
+
+The host runs with a slow disk for its worker threads only (the LD_PRELOAD
+shim tests/e2e/shim/slowsync.c: every fdatasync or fsync off the loop's
+thread sleeps DELAY first), so a commit's sync takes DELAY while the loop
+keeps its speed. Then, with a write's sync in flight:
+  - the write's own answer comes only after its sync;
+  - a read of another plugin's tables is answered at once;
+  - a read of the written plugin's tables waits for the sync;
+  - a call out the write made leaves only after the sync;
+  - a sync the disk refuses refuses the answers that waited for it;
+  - with a normal disk, an answered write survives kill -9 (test_durability.py
+    holds the rest of that promise, test_crash.py the crashes).
+"""
+import http.server
+import os
+import socketserver
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Host, tenant, run  # noqa: E402
+
+DELAY = 1.0   # seconds each sync off the loop takes
+FAST = 0.5    # an answer that did not wait for a sync comes well within this
+
+
+class Upstream:
+    """Records when each call out arrives."""
+
+    def __init__(self):
+        self.seen = []
+        up = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                up.seen.append((time.monotonic(), self.path))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+UP = Upstream()
+
+
+def brand():
+    t = tenant("t1", plugins={"probe": {}, "catalog": {}, "caller": {}})
+    t["http"] = {"erp": {"url": "http://127.0.0.1:%d" % UP.port, "plugins": ["caller"],
+                         "timeout_ms": 5000, "max_attempts": 1}}
+    return t
+
+
+def slow_host(name, delay=DELAY):
+    shim = os.environ.get("TIDEPOOL_SLOWSYNC")
+    assert shim and os.path.exists(shim), "the slow-disk shim is not built (TIDEPOOL_SLOWSYNC=%r)" % shim
+    h = Host(tenants=[brand()], synchronous="full", name=name)
+    h.fail_flag = os.path.join(h.dir, "fail-syncs")
+    keys = ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_SYNC_FAIL_FLAG", "ASAN_OPTIONS")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ["LD_PRELOAD"] = shim
+    os.environ["TP_TEST_SYNC_DELAY_MS"] = str(int(delay * 1000))
+    os.environ["TP_TEST_SYNC_FAIL_FLAG"] = h.fail_flag
+    # the shim comes before the sanitizers' runtime in the list of libraries
+    os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:verify_asan_link_order=0"
+    try:
+        h.start()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return h
+
+
+def timed(h, method, path, body=None, out=None, key=None):
+    """The request's status and body, and how long its answer took (s);
+    into out[key] when given (for a thread)."""
+    start = time.monotonic()
+    status, _, b = h.request(method, path, body=body)
+    r = (status, b, time.monotonic() - start, start)
+    if out is not None:
+        out[key] = r
+    return r
+
+
+def in_thread(h, method, path, body=None):
+    out = {}
+    th = threading.Thread(target=timed, args=(h, method, path, body, out, "r"))
+    th.start()
+    return th, out
+
+
+def test_a_write_waits_for_its_sync_and_reads_of_other_plugins_do_not():
+    h = slow_host("sync")
+    try:
+        # a first commit and its sync, out of the way (the WAL's folder is synced once)
+        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
+        status, body, took, _ = timed(h, "GET", "/v1/t1/catalog/products")
+        assert status == 200 and took < FAST, (status, body, took)
+
+        th, out = in_thread(h, "POST", "/v1/t1/probe/items", {"note": "slow"})
+        time.sleep(0.2)  # the write is committed; its sync runs
+        status, body, took, _ = timed(h, "GET", "/v1/t1/catalog/products")
+        assert status == 200, body
+        assert took < FAST, "a read of another plugin waited %.2fs for the write's sync" % took
+        status, body, took_probe, _ = timed(h, "GET", "/v1/t1/probe/items/count")
+        th.join(10)
+        w_status, w_body, w_took, _ = out["r"]
+        assert w_status == 201, w_body
+        assert w_took >= DELAY * 0.9, "the write was answered after %.2fs, before its sync" % w_took
+        assert status == 200 and body["count"] == 2, body
+        # the read started 0.2 s into the sync: it waited for the rest
+        assert took_probe >= DELAY * 0.6, \
+            "a read of the written plugin was answered after %.2fs, before the sync" % took_probe
+    finally:
+        h.stop()
+
+
+def test_a_call_out_leaves_only_once_its_commit_is_synced():
+    h = slow_host("synccall")
+    try:
+        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
+        sent_at = time.monotonic()
+        status, body, took, _ = timed(h, "POST", "/v1/t1/caller/calls",
+                                      {"to": "erp", "path": "/order", "no_reply": True})
+        assert status == 201 and took >= DELAY * 0.9, (status, body, took)
+        deadline = time.monotonic() + 10
+        while not UP.seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert UP.seen, "the call never left"
+        arrived, path = UP.seen[0]
+        assert path == "/order", path
+        assert arrived - sent_at >= DELAY * 0.9, \
+            "the call left %.2fs after its POST, before the commit's sync" % (arrived - sent_at)
+    finally:
+        h.stop()
+
+
+def test_a_sync_the_disk_refuses_refuses_the_answers_that_waited_for_it():
+    h = slow_host("syncfail", delay=0.05)
+    try:
+        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
+        open(h.fail_flag, "w").close()
+        status, body, _, _ = timed(h, "POST", "/v1/t1/probe/items", {"note": "lost?"})
+        assert status == 503 and body["error"]["code"] == "commit_failed", (status, body)
+        h.wait_log(lambda e: e.get("msg", "").startswith("the disk did not sync"), timeout=5,
+                   what="the sync's failure logged")
+        # a read of that plugin rests on the commit the disk refused: it is refused too
+        status, body, _, _ = timed(h, "GET", "/v1/t1/probe/items/count")
+        assert status == 503, (status, body)
+        # a read of another plugin rests on nothing the disk refused
+        status, body, _, _ = timed(h, "GET", "/v1/t1/catalog/products")
+        assert status == 200, (status, body)
+        os.unlink(h.fail_flag)
+        # the disk is back: the next sync covers the refused commit too
+        status, body, _, _ = timed(h, "POST", "/v1/t1/probe/items", {"note": "after"})
+        assert status == 201, (status, body)
+        status, body, _, _ = timed(h, "GET", "/v1/t1/probe/items/count")
+        assert status == 200 and body["count"] == 3, (status, body)
+    finally:
+        if os.path.exists(h.fail_flag):
+            os.unlink(h.fail_flag)
+        h.stop()
+
+
+if __name__ == "__main__":
+    run(globals())
