@@ -156,7 +156,8 @@ static void sync_done(uv_work_t *w, int status);
 
 static void sync_kick(tp_host *h, tp_tenant *t) {
   tp_sync *s = t->sync;
-  if (!s || s->job || !tpws_owed(&t->db)) return;
+  /* detached (stopping): closing the database syncs what is owed */
+  if (!s || s->job || !h->loop || !tpws_owed(&t->db)) return;
   sync_job *j = calloc(1, sizeof *j);
   if (!j || tpws_start(&t->db) != 0) {
     tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot sync the brand's commits; answers wait");

@@ -445,7 +445,7 @@ int tps_commit(tps_db *d, char *err, size_t errcap) {
              "RAISE(ROLLBACK) or an I/O error)");
     return SQLITE_ABORT;
   }
-  bool wrote = sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;
+  bool wrote = sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;  /* in_txn is cleared */
   int rc = host_step(d, d->commit);
   if (rc == 0) {
     tpws_committed(d, wrote);
