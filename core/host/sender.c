@@ -47,8 +47,8 @@
 ** their answers come back together): calls started, and time spent writing
 ** answers. The rest waits for the next pass, which comes right after the
 ** poll; the idle handle keeps that poll from sleeping meanwhile. */
-#define SEND_PER_PASS 8
-#define SETTLE_SLICE_NS (100 * 1000)
+#define SEND_PER_PASS 4
+#define SETTLE_SLICE_NS (50 * 1000)
 
 typedef struct token_cache token_cache;
 
@@ -535,7 +535,7 @@ static void kick(tp_sender *s, tp_tenant *t) {
     lazy_end(t, lazy);
     return;
   }
-  int leased = tpob_take(&t->outbox, tp_clock_wall_ms(), room, take_row, &k);
+  int leased = tpob_take(&t->outbox, t->conf->id, tp_clock_wall_ms(), room, take_row, &k);
   bool failed_before = h->commit_failed;
   tp__flush_batch(h);
   lazy_end(t, lazy);

@@ -104,7 +104,7 @@ static int svc_http(void *ud, tp_plugin *p, const tpob_call *call, int64_t *id, 
     return -1;
   tpob_call c = *call;
   if (!c.max_attempts) c.max_attempts = (int)d->max_attempts;
-  if (tpob_add(&t->outbox, p->name, &c, t->conf->id, tp_clock_wall_ms(), id, err, errcap) != 0) return -1;
+  if (tpob_add(&t->outbox, p->name, &c, tp_clock_wall_ms(), id, err, errcap) != 0) return -1;
   t->outbox_touched = t->host->outbox_touched = true;
   return 0;
 }

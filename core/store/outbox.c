@@ -16,7 +16,7 @@ static const char schema[] =
     " path TEXT NOT NULL,"
     " headers TEXT NOT NULL,"        /* "Name: value\n" lines; secrets as {{secret:name}} */
     " body BLOB,"
-    " key TEXT NOT NULL,"            /* the Idempotency-Key of every attempt */
+    " key TEXT NOT NULL,"            /* the Idempotency-Key of every attempt; '': tp-<tenant>-<id> */
     " on_reply TEXT,"
     " context TEXT,"
     " attempts INTEGER NOT NULL DEFAULT 0,"
@@ -38,7 +38,6 @@ static const struct {
    "INSERT INTO _tp_outbox(plugin, dest, method, path, headers, body, key, on_reply, context,"
    " max_attempts, due_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, ''), ?8, ?9,"
    " ?10, ?11, ?11)"},
-  {offsetof(tpob_box, set_key), "UPDATE _tp_outbox SET key = ?2 WHERE id = ?1"},
   {offsetof(tpob_box, due),
    "SELECT id FROM _tp_outbox WHERE dead_ms IS NULL AND due_ms <= ?1 AND id <= ?3"
    " ORDER BY due_ms, id LIMIT ?2"},
@@ -105,8 +104,8 @@ static int run(tpob_box *b, sqlite3_stmt *st) {
   return finish(st, step(b, st) == SQLITE_DONE ? 0 : -1);
 }
 
-int tpob_add(tpob_box *b, const char *plugin, const tpob_call *call, const char *tenant,
-             int64_t now_ms, int64_t *id, char *err, size_t errcap) {
+int tpob_add(tpob_box *b, const char *plugin, const tpob_call *call, int64_t now_ms, int64_t *id,
+             char *err, size_t errcap) {
   sqlite3_stmt *st = b->insert;
   sqlite3_bind_text(st, 1, plugin, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, call->dest, -1, SQLITE_STATIC);
@@ -125,23 +124,13 @@ int tpob_add(tpob_box *b, const char *plugin, const tpob_call *call, const char 
   }
   *id = sqlite3_last_insert_rowid(b->db->db);
   if (*id > b->last_id) b->last_id = *id;
-  if (!call->key) {  /* the default key names the call: the same on every attempt */
-    char key[160];
-    snprintf(key, sizeof key, "tp-%s-%lld", tenant, (long long)*id);
-    sqlite3_bind_int64(b->set_key, 1, *id);
-    sqlite3_bind_text(b->set_key, 2, key, -1, SQLITE_TRANSIENT);
-    if (run(b, b->set_key) != 0) {
-      snprintf(err, errcap, "outbox: %s", sqlite3_errmsg(b->db->db));
-      return -1;
-    }
-  }
   return 0;
 }
 
 static const char *text(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
 
-int tpob_take(tpob_box *b, int64_t now_ms, int max, int64_t (*take)(void *ud, const tpob_row *row),
-              void *ud) {
+int tpob_take(tpob_box *b, const char *tenant, int64_t now_ms, int max,
+              int64_t (*take)(void *ud, const tpob_row *row), void *ud) {
   if (max <= 0) return 0;
   int64_t *ids = malloc((size_t)max * sizeof *ids);
   if (!ids) return -1;
@@ -163,6 +152,11 @@ int tpob_take(tpob_box *b, int64_t now_ms, int max, int64_t (*take)(void *ud, co
                     .body = sqlite3_column_blob(st, 6), .body_len = (size_t)sqlite3_column_bytes(st, 6),
                     .key = text(st, 7), .on_reply = text(st, 8), .context = text(st, 9),
                     .attempts = sqlite3_column_int(st, 10), .max_attempts = sqlite3_column_int(st, 11)};
+    char key[160];
+    if (row.key && !row.key[0]) {  /* the default key names the call: the same on every attempt */
+      snprintf(key, sizeof key, "tp-%s-%lld", tenant, (long long)row.id);
+      row.key = key;
+    }
     int64_t lease_ms = take(ud, &row);
     finish(st, 0);
     if (lease_ms <= 0) continue;

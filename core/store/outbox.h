@@ -59,21 +59,22 @@ typedef struct tpob_box {
   ** to last_id, the highest id added, once the commits that wrote it are
   ** synced. Ids are never reused (AUTOINCREMENT). */
   int64_t durable_id, last_id;
-  sqlite3_stmt *insert, *set_key, *due, *row, *lease, *remove, *retry, *bury, *next_due, *count,
+  sqlite3_stmt *insert, *due, *row, *lease, *remove, *retry, *bury, *next_due, *count,
       *release;
 } tpob_box;
 
 int tpob_open(tpob_box *b, tps_db *db, char *err, size_t errcap);
 void tpob_close(tpob_box *b);
 
-/* Writes call of plugin (in the caller's transaction); *id is the row's. */
-int tpob_add(tpob_box *b, const char *plugin, const tpob_call *call, const char *tenant,
-             int64_t now_ms, int64_t *id, char *err, size_t errcap);
+/* Writes call of plugin (in the caller's transaction); *id is the row's. A
+** call without a key is stored with '' and sent with tp-<tenant>-<id>. */
+int tpob_add(tpob_box *b, const char *plugin, const tpob_call *call, int64_t now_ms, int64_t *id,
+             char *err, size_t errcap);
 /* For each row due at now (at most max, oldest due first): lease_ms =
 ** take(ud, row); > 0 leases it for that long (attempts + 1), 0 leaves it.
 ** Returns how many were leased, -1 on a database error. */
-int tpob_take(tpob_box *b, int64_t now_ms, int max, int64_t (*take)(void *ud, const tpob_row *row),
-              void *ud);
+int tpob_take(tpob_box *b, const char *tenant, int64_t now_ms, int max,
+              int64_t (*take)(void *ud, const tpob_row *row), void *ud);
 /* The call is over (answered, or given up and handed to on_reply). */
 int tpob_remove(tpob_box *b, int64_t id);
 /* Another attempt at due_ms, with why this one failed. */

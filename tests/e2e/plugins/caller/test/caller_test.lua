@@ -10,7 +10,7 @@ describe("caller", function()
     local rows = kit.query("SELECT dest, path, key, headers FROM _tp_outbox")
     expect(#rows).to_be(1)
     expect(rows[1].path).to_be("/x")
-    expect(rows[1].key).to_be("tp-test-" .. res.body.id)
+    expect(rows[1].key).to_be("")  -- none given: sent as tp-<tenant>-<id> (store/outbox.h)
     expect(rows[1].headers:find("t0ken", 1, true)).to_be(nil)  -- the placeholder, not the secret
   end)
 end)
