@@ -6,6 +6,9 @@
 **   tps_savepoint     SAVEPOINT around each handler
 **   tps_release / tps_rollback_to   when the handler returns / raises
 **   tps_commit        COMMIT once per iteration, before any response is sent
+**                     (synced on a worker when deferred: walsync.h)
+** Each statement notes, as it starts, whose tables it may read or write
+** (deps.h), so that an answer waits only for the writes it may have seen.
 ** A plugin's SQL is confined to tables named "<plugin>_..." by an authorizer;
 ** the owner is set with tps_set_owner() around every call into a plugin.
 ** Schema changes (CREATE, DROP, ALTER) happen only in migrations, which is also
