@@ -369,6 +369,7 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
   }
   tp_copy_str(res->tenant, sizeof res->tenant, t->conf->id);
   if (!tp__tenant_serving(h, t, res)) return;  /* another node's, moving, or not opening */
+  tps_request_begin(&t->db);  /* what it reads from here, its token's alias first (store/deps.h) */
   tpr_match *m = &h->match;
   tpr_result found = tpr_find(admin ? t->admin : t->routes, req->method, rest, rlen, m);
   if (found == TPR_NOT_FOUND) {

@@ -251,6 +251,7 @@ bool tp_host_hold(void *host, tph_response *res) {
   }
   s->wait[s->nwait++] = (sync_wait){res, gen};
   t->deferred++;
+  sync_kick(t->host, t);  /* owed by a commit made outside a batch (a migration) */
   return true;
 }
 

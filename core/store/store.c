@@ -252,12 +252,13 @@ bool tps_request_clean(const tps_db *d) {
   return !d->request_wrote && !tpdep_meets(&d->read, &d->written) && !tpws_meets(d, &d->read);
 }
 
-/* Notes whose tables a statement may read or write as it starts (deps.h);
+/* Notes whose tables a statement may read or write as it starts (deps.h),
+** in a batch or not (a token's alias is read before its request joins one);
 ** a trigger's statements start inside it and count for the same owner. */
 static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
   (void)sql;
   tps_db *d = ud;
-  if (type != SQLITE_TRACE_STMT || d->control || !d->in_txn) return 0;
+  if (type != SQLITE_TRACE_STMT || d->control) return 0;
   const char *owner = d->plugin_sql ? d->owner : NULL;
   tpdep_add(&d->read, owner);
   if (!sqlite3_stmt_readonly(stmt)) {
@@ -265,6 +266,19 @@ static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
     d->request_wrote = true;
   }
   return 0;
+}
+
+/* Every transaction that wrote, a batch's or one statement's on its own (a
+** migration, the clock), is about to commit: the owners it wrote owe a sync
+** when the sync is deferred (walsync.h). Returning 0 lets it commit. */
+static int on_commit(void *ud) {
+  tpws_committed(ud);
+  return 0;
+}
+
+void tps_request_begin(tps_db *d) {
+  d->request_wrote = false;
+  tpdep_clear(&d->read);
 }
 
 int tps_set_durable(tps_db *d, bool durable) {
@@ -298,6 +312,7 @@ int tps_open(tps_db *d, const char *path, tpc_sync sync, char *err, size_t errca
   sqlite3_extended_result_codes(d->db, 1);
   sqlite3_busy_timeout(d->db, 5000);
   sqlite3_trace_v2(d->db, SQLITE_TRACE_STMT, on_statement, d);
+  sqlite3_commit_hook(d->db, on_commit, d);
   sqlite3_db_config(d->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
   sqlite3_db_config(d->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
   sqlite3_limit(d->db, SQLITE_LIMIT_ATTACHED, 0);
@@ -418,8 +433,6 @@ static int host_step(tps_db *d, sqlite3_stmt *st) {
 
 int tps_savepoint(tps_db *d) {
   d->batch_size++;
-  d->request_wrote = false;
-  tpdep_clear(&d->read);
   return host_step(d, d->savepoint);
 }
 
@@ -445,12 +458,8 @@ int tps_commit(tps_db *d, char *err, size_t errcap) {
              "RAISE(ROLLBACK) or an I/O error)");
     return SQLITE_ABORT;
   }
-  bool wrote = sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;  /* in_txn is cleared */
-  int rc = host_step(d, d->commit);
-  if (rc == 0) {
-    tpws_committed(d, wrote);
-    return 0;
-  }
+  int rc = host_step(d, d->commit);  /* on_commit notes what it owes */
+  if (rc == 0) return 0;
   snprintf(err, errcap, "%s", sqlite3_errmsg(d->db));
   d->commit_failed = true;
   if (!sqlite3_get_autocommit(d->db)) host_step(d, d->rollback);
@@ -496,7 +505,9 @@ int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *appli
     const char *sql = lua_tostring(L, -1);
     tps_set_owner(d, plugin);
     d->migrating = true;
+    d->plugin_sql = true;  /* the plugin's own SQL (deps.h) */
     int rc = sql ? tps_exec_script(d, sql, e, sizeof e) : -1;
+    d->plugin_sql = false;
     if (rc != 0 && sqlite3_errcode(d->db) == SQLITE_AUTH) tps_errmsg(d, e, sizeof e);
     d->migrating = false;
     tps_set_owner(d, NULL);

@@ -82,10 +82,13 @@ int tps_set_durable(tps_db *d, bool durable);
 /* Whether the open batch has written anything yet (a write undone by a
 ** rollback to a savepoint counts: SQLite's transaction stays a write one). */
 bool tps_batch_wrote(const tps_db *d);
-/* Whether the request since its savepoint (tps_savepoint) rests on no write
-** that is not durable yet: it wrote nothing, and read no owner that the open
-** batch wrote (deps.h), nor a commit whose sync is owed (walsync.h). Its
-** answer need not wait for the batch's commit. */
+/* A request of d's tenant begins (before its token's alias is read): what it
+** reads and writes is noted from here (deps.h). */
+void tps_request_begin(tps_db *d);
+/* Whether the request since tps_request_begin rests on no write that is not
+** durable yet: it wrote nothing, and read no owner that the open batch wrote
+** (deps.h), nor a commit whose sync is owed (walsync.h). Its answer need not
+** wait for the batch's commit. */
 bool tps_request_clean(const tps_db *d);
 
 /* Runs one or more statements with the host's privileges (no bound values). */

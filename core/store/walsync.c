@@ -20,10 +20,10 @@ int tpws_defer(tps_db *d) {
   return 0;
 }
 
-void tpws_committed(tps_db *d, bool wrote) {
+void tpws_committed(tps_db *d) {
   bool durable = d->ws.durable;
   d->ws.durable = true;  /* tps_set_durable(false) holds for one commit */
-  if (!d->ws.on || !wrote || !durable) return;
+  if (!d->ws.on || !durable) return;
   d->ws.owed = true;
   for (int i = 0; i < d->written.n; i++) tpdep_add(&d->ws.next, d->written.owner[i]);
   if (d->written.all) d->ws.next.all = true;

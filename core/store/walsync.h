@@ -50,9 +50,10 @@ typedef struct tpws_state {
 /* Defers d's commits' syncs; only at FULL or EXTRA (else there is none to
 ** defer: 1, nothing changes). 0, or -1 (SQLite refused NORMAL). */
 int tpws_defer(struct tps_db *d);
-/* After a COMMIT that succeeded: whether the batch wrote; it then owes a sync
-** unless the commit was not a durable one (tps_set_durable false). */
-void tpws_committed(struct tps_db *d, bool wrote);
+/* A transaction that wrote commits (SQLite's commit hook: every one, the
+** batch's and any statement's on its own): the owners it wrote (d->written)
+** owe a sync, unless it was not a durable one (tps_set_durable false). */
+void tpws_committed(struct tps_db *d);
 /* Whether some owner of set is written by a commit not yet synced. */
 bool tpws_meets(const struct tps_db *d, const tpdep_set *set);
 /* Whether commits owe a sync that no running one covers. */

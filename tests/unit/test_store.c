@@ -171,11 +171,15 @@ TEST(savepoint_rollback_leaves_no_trace) {
   close_db();
 }
 
-/* One request of the open batch: a savepoint, the statements, a release (or
-** a rollback to it); then whether its answer rests on no write of the batch. */
+static long long synchronous(void);
+
+/* One request of the open batch: its beginning, a savepoint, the statements,
+** a release (or a rollback to it); then whether its answer rests on no write
+** of the batch. */
 typedef struct { const char *owner; bool plugin; const char *sql; } stmt_as;
 
 static bool request_clean(const stmt_as *s, int n, bool keep) {
+  tps_request_begin(&db);
   int rc = tps_savepoint(&db);
   for (int i = 0; i < n && rc == 0; i++) {
     /* a plugin's statement is prepared as the plugin, the host's as the host
@@ -243,6 +247,61 @@ TEST(an_answer_rests_on_the_owners_it_read) {
   ASSERT_EQ(tps_batch_begin(&db), 0);
   ASSERT_TRUE(request_clean(&read_alpha, 1, true));
   ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  close_db();
+}
+
+/* store/walsync.h: with the sync deferred, every commit that wrote owes one
+** (a batch's, or a statement's on its own), a read-only one and a commit made
+** not durable do not, and the owners stay written until the sync is done. */
+TEST(deferred_commits_owe_a_sync_until_it_is_made) {
+  snprintf(path, sizeof path, "/tmp/tp_test_store_ws_%d.db", (int)getpid());
+  unlink(path);
+  ASSERT_EQ(tps_open(&db, path, TPC_SYNC_FULL, err, sizeof err), 0);
+  ddl("alpha", "CREATE TABLE alpha_t (v INTEGER)");
+  ASSERT_EQ(tpws_defer(&db), 0);
+  ASSERT_EQ(synchronous(), 1);  /* NORMAL: the commit's sync is the worker's */
+  ASSERT_TRUE(!tpws_owed(&db));
+  const stmt_as read_alpha = {"alpha", true, "SELECT count(*) FROM alpha_t"};
+  const stmt_as write_alpha = {"alpha", true, "INSERT INTO alpha_t VALUES (1)"};
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(request_clean(&read_alpha, 1, true));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_TRUE(!tpws_owed(&db));  /* read only */
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(!request_clean(&write_alpha, 1, true));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_TRUE(tpws_owed(&db));
+  ASSERT_EQ(tps_batch_begin(&db), 0);  /* the next batch: alpha's write is not synced */
+  ASSERT_TRUE(!request_clean(&read_alpha, 1, true));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_EQ(tpws_start(&db), 0);  /* a worker takes them */
+  ASSERT_TRUE(!tpws_owed(&db));
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(!request_clean(&read_alpha, 1, true));  /* still in flight */
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_EQ(tpws_run(&db), 0);
+  tpws_done(&db, false);  /* the disk refused: owed again */
+  ASSERT_TRUE(tpws_owed(&db));
+  ASSERT_EQ(tpws_start(&db), 0);
+  ASSERT_EQ(tpws_run(&db), 0);
+  tpws_done(&db, true);
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(request_clean(&read_alpha, 1, true));  /* durable now */
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  /* a statement committing on its own owes one too, as the host's */
+  ASSERT_EQ(tps_exec_script(&db, "CREATE TABLE _tp_ws (v INTEGER); INSERT INTO _tp_ws VALUES (1)",
+                            err, sizeof err), 0);
+  ASSERT_TRUE(tpws_owed(&db) && tpdep_has(&db.ws.next, NULL));
+  ASSERT_EQ(tpws_start(&db), 0);
+  tpws_done(&db, true);
+  /* a commit made not durable (the sender's leases) owes none */
+  ASSERT_EQ(tps_set_durable(&db, false), 0);
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_TRUE(!request_clean(&write_alpha, 1, true));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  ASSERT_EQ(tps_set_durable(&db, true), 0);
+  ASSERT_TRUE(!tpws_owed(&db));
+  ASSERT_EQ(synchronous(), 1);  /* and SQLite stays at NORMAL */
   close_db();
 }
 
@@ -398,6 +457,7 @@ int main(void) {
   RUN(savepoint_rollback_leaves_no_trace);
   RUN(an_answer_rests_on_the_owners_it_read);
   RUN(owner_sets_count_as_all_when_full);
+  RUN(deferred_commits_owe_a_sync_until_it_is_made);
   RUN(durability_off_and_back_to_the_configured_level);
   RUN(migrations_apply_once_in_order);
   RUN(failed_migration_applies_nothing);
