@@ -9,8 +9,9 @@
 ** tables (the authorizer, store.h) and the host's own statements only the
 ** host's (_tp_*), so the writes a read can have seen are those of the owners
 ** it read. A request that wrote nothing and read no owner that the open batch
-** wrote rests on nothing that is not durable already: its answer is clean and
-** goes before the commit (net/http.h), whatever else the batch holds.
+** wrote, nor one a commit still being synced wrote (walsync.h), rests on
+** nothing that is not durable already: its answer is clean and goes at once
+** (net/http.h), whatever else the batch holds.
 **
 ** Owners are noted per statement, as it starts (SQLite's statement trace,
 ** store.c): the owner is the plugin whose tp.db statement runs (tps_db's

@@ -10,9 +10,9 @@ keeps its speed. Then, with a write's sync in flight:
   - a read of another plugin's tables is answered at once;
   - a read of the written plugin's tables waits for the sync;
   - a call out the write made leaves only after the sync;
-  - a sync the disk refuses refuses the answers that waited for it;
-  - with a normal disk, an answered write survives kill -9 (test_durability.py
-    holds the rest of that promise, test_crash.py the crashes).
+  - a sync the disk refuses refuses the answers that waited for it.
+That an answered write survives kill -9 with the sync on the worker is
+test_durability.py's and test_crash.py's to show (they run with it).
 """
 import http.server
 import os
