@@ -10,7 +10,8 @@ keeps its speed. Then, with a write's sync in flight:
   - a read of another plugin's tables is answered at once;
   - a read of the written plugin's tables waits for the sync;
   - a call out the write made leaves only after the sync;
-  - a sync the disk refuses refuses the answers that waited for it.
+  - a sync the disk refuses refuses the answers that waited for it;
+  - a stop while a sync runs still sends the answer that waited for it.
 That an answered write survives kill -9 with the sync on the worker is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
@@ -183,6 +184,25 @@ def test_a_sync_the_disk_refuses_refuses_the_answers_that_waited_for_it():
     finally:
         if os.path.exists(h.fail_flag):
             os.unlink(h.fail_flag)
+        h.stop()
+
+
+def test_a_stop_while_a_sync_runs_answers_the_write_and_keeps_it():
+    h = slow_host("syncstop")
+    try:
+        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
+        th, out = in_thread(h, "POST", "/v1/t1/probe/items", {"note": "at the stop"})
+        time.sleep(0.2)  # committed; its sync runs
+        h.stop()         # SIGTERM: the answer held for the sync still goes
+        th.join(10)
+        status, body, took, _ = out["r"]
+        assert status == 201 and took >= DELAY * 0.9, (status, body, took)
+        for k in ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS"):
+            assert k not in os.environ
+        h.start()        # a normal disk
+        status, _, body = h.request("GET", "/v1/t1/probe/items/count")
+        assert status == 200 and body["count"] == 2, body
+    finally:
         h.stop()
 
 
