@@ -12,17 +12,27 @@ void tpdep_clear(tpdep_set *s) {
   s->all = false;
 }
 
+static bool host_part(const char *o) { return strncmp(o, "_tp_", 4) == 0; }
+
+/* The same owner, or the host at large and one of its tables. */
+static bool same(const char *a, const char *b) {
+  return strcmp(a, b) == 0 || (a == tpdep_host && host_part(b)) || (b == tpdep_host && host_part(a)) ||
+         (strcmp(a, tpdep_host) == 0 && host_part(b)) || (strcmp(b, tpdep_host) == 0 && host_part(a));
+}
+
 bool tpdep_has(const tpdep_set *s, const char *owner) {
   if (!owner) owner = tpdep_host;
   if (s->all) return true;
   for (int i = 0; i < s->n; i++)
-    if (strcmp(s->owner[i], owner) == 0) return true;
+    if (same(s->owner[i], owner)) return true;
   return false;
 }
 
 void tpdep_add(tpdep_set *s, const char *owner) {
   if (!owner) owner = tpdep_host;
-  if (s->all || tpdep_has(s, owner)) return;
+  if (s->all) return;
+  for (int i = 0; i < s->n; i++)
+    if (strcmp(s->owner[i], owner) == 0) return;
   size_t len = strlen(owner);
   if (s->n == TPDEP_MAX || len >= TPDEP_NAME) {
     s->all = true;

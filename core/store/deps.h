@@ -16,7 +16,11 @@
 ** Owners are noted per statement, as it starts (SQLite's statement trace,
 ** store.c): the owner is the plugin whose tp.db statement runs (tps_db's
 ** plugin_sql), and the host for every other statement, including the host's
-** work on a plugin's behalf (its jobs, events, calls out). A statement that
+** work on a plugin's behalf (its jobs, events, calls out). The host's are
+** told apart by table: each _tp_ table its SQL names is an owner of its own
+** (a token's alias read, _tp_aliases, does not wait for a job written,
+** _tp_jobs); a statement that names none, or a trigger's, is the host at
+** large (tpdep_host), the same as every one of them. A statement that
 ** may write (sqlite3_stmt_readonly false) marks its owner written by the batch
 ** and the request a writer; every statement marks its owner read by the
 ** request. Transaction control (BEGIN, SAVEPOINT, ...) marks nothing. The
@@ -32,7 +36,8 @@
 #define TPDEP_MAX 16      /* owners a set names before it counts as all */
 #define TPDEP_NAME 64     /* a plugin name's bytes, with its NUL */
 
-/* The owner of the host's own tables and statements. */
+/* The owner of the host's own tables and statements at large; one of its
+** tables ("_tp_jobs") is an owner of its own, and the same as this one. */
 extern const char tpdep_host[];
 
 typedef struct tpdep_set {
@@ -42,8 +47,10 @@ typedef struct tpdep_set {
 } tpdep_set;
 
 void tpdep_clear(tpdep_set *s);
-/* Adds owner (NULL: the host) unless the set has it. */
+/* Adds owner (NULL: the host at large) unless the set has it by name. */
 void tpdep_add(tpdep_set *s, const char *owner);
+/* Whether the set has owner, or one the same (the host at large and a table
+** of its: deps.h). */
 bool tpdep_has(const tpdep_set *s, const char *owner);
 /* Whether some owner is in both (a set that counts as all meets any other
 ** that is not empty). */

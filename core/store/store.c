@@ -255,16 +255,45 @@ bool tps_request_clean(const tps_db *d) {
 /* Notes whose tables a statement may read or write as it starts (deps.h),
 ** in a batch or not (a token's alias is read before its request joins one);
 ** a trigger's statements start inside it and count for the same owner. */
+static void note(tps_db *d, const char *owner, bool write) {
+  tpdep_add(&d->read, owner);
+  if (write) tpdep_add(&d->written, owner);
+}
+
+static bool ident_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* A host statement: each _tp_ table its SQL names; the host at large when it
+** names none, or is a trigger's ("-- TRIGGER name"). */
+static void note_host(tps_db *d, const char *sql, bool write) {
+  bool named = false;
+  const char *text = sql && sql[0] != '-' ? sql : "";
+  for (const char *p = text; (p = strstr(p, "_tp_")) != NULL;) {
+    if (p > text && ident_char(p[-1])) {  /* inside another name */
+      p += 4;
+      continue;
+    }
+    size_t n = 4;
+    while (ident_char(p[n])) n++;
+    char name[TPDEP_NAME];
+    if (n >= sizeof name) break;  /* the host at large */
+    memcpy(name, p, n);
+    name[n] = '\0';
+    note(d, name, write);
+    named = true;
+    p += n;
+  }
+  if (!named) note(d, NULL, write);
+}
+
 static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
-  (void)sql;
   tps_db *d = ud;
   if (type != SQLITE_TRACE_STMT || d->control) return 0;
-  const char *owner = d->plugin_sql ? d->owner : NULL;
-  tpdep_add(&d->read, owner);
-  if (!sqlite3_stmt_readonly(stmt)) {
-    tpdep_add(&d->written, owner);
-    d->request_wrote = true;
-  }
+  bool write = !sqlite3_stmt_readonly(stmt);
+  if (d->plugin_sql) note(d, d->owner, write);
+  else note_host(d, sql, write);
+  if (write) d->request_wrote = true;
   return 0;
 }
 
@@ -400,7 +429,9 @@ int tps_batch_begin(tps_db *d) {
   if (d->in_txn) return 0;
   const char *owner = d->owner;
   tps_set_owner(d, NULL);
+  d->control = true;  /* nobody's read or write (deps.h) */
   int rc = step_fixed(d->begin);
+  d->control = false;
   tps_set_owner(d, owner);
   if (rc == 0) {
     d->in_txn = true;

@@ -214,7 +214,8 @@ TEST(an_answer_rests_on_the_owners_it_read) {
   ddl("alpha", "CREATE TABLE alpha_t (v INTEGER)");
   ddl("beta", "CREATE TABLE beta_t (v INTEGER)");
   ddl("gamma", "CREATE TABLE gamma_t (v INTEGER)");
-  ASSERT_EQ(tps_exec_script(&db, "CREATE TABLE _tp_test_host (v INTEGER)", err, sizeof err), 0);
+  ASSERT_EQ(tps_exec_script(&db, "CREATE TABLE _tp_test_host (v INTEGER);"
+                            "CREATE TABLE _tp_test_other (v INTEGER)", err, sizeof err), 0);
   ASSERT_EQ(tps_batch_begin(&db), 0);
   ASSERT_TRUE(request_clean(NULL, 0, true));  /* savepoint and release alone */
   const stmt_as read_alpha = {"alpha", true, "SELECT count(*) FROM alpha_t"};
@@ -236,6 +237,14 @@ TEST(an_answer_rests_on_the_owners_it_read) {
   const stmt_as host_write = {"alpha", false, "INSERT INTO _tp_test_host VALUES (1)"};
   ASSERT_TRUE(!request_clean(&host_write, 1, true));
   ASSERT_TRUE(!request_clean(&host_read, 1, true));
+  /* the host's tables are owners of their own; a statement naming none is the host at large */
+  const stmt_as other_read = {NULL, false, "SELECT count(*) FROM _tp_test_other"};
+  ASSERT_TRUE(request_clean(&other_read, 1, true));
+  const stmt_as join_read = {NULL, false,
+                             "SELECT count(*) FROM _tp_test_other, _tp_test_host WHERE 0"};
+  ASSERT_TRUE(!request_clean(&join_read, 1, true));
+  const stmt_as unnamed_read = {NULL, false, "SELECT 1"};
+  ASSERT_TRUE(!request_clean(&unnamed_read, 1, true));
   /* the savepoint around a request is nobody's read: with the host written,
   ** a read of a third plugin still rests on nothing */
   const stmt_as read_gamma = {"gamma", true, "SELECT count(*) FROM gamma_t"};
@@ -292,6 +301,18 @@ TEST(deferred_commits_owe_a_sync_until_it_is_made) {
   ASSERT_EQ(tps_exec_script(&db, "CREATE TABLE _tp_ws (v INTEGER); INSERT INTO _tp_ws VALUES (1)",
                             err, sizeof err), 0);
   ASSERT_TRUE(tpws_owed(&db) && tpdep_has(&db.ws.next, NULL));
+  /* a request that opens its batch: BEGIN is nobody's read, and alpha is synced */
+  tps_request_begin(&db);
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_EQ(tps_savepoint(&db), 0);
+  tps_set_owner(&db, "alpha");
+  db.plugin_sql = true;
+  ASSERT_EQ(tps_exec_script(&db, "SELECT count(*) FROM alpha_t", err, sizeof err), 0);
+  db.plugin_sql = false;
+  tps_set_owner(&db, NULL);
+  ASSERT_EQ(tps_release(&db), 0);
+  ASSERT_TRUE(tps_request_clean(&db));
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
   ASSERT_EQ(tpws_start(&db), 0);
   tpws_done(&db, true);
   /* a commit made not durable (the sender's leases) owes none */
