@@ -401,6 +401,7 @@ void tp_host_handle(void *host, const tph_request *req_in, tph_response *res) {
       tp__reset_killed(h);  /* the route and its plugin may be gone from here on */
     }
   }
+  tps_request_end(&t->db);
 }
 
 /* ---- end of iteration */

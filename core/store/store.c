@@ -291,6 +291,9 @@ static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
   tps_db *d = ud;
   if (type != SQLITE_TRACE_STMT || d->control) return 0;
   bool write = !sqlite3_stmt_readonly(stmt);
+  /* outside a request only a write that a durable commit will make counts
+  ** (the sender's own reads and leases are none: they cost nothing here) */
+  if (!d->in_request && !(write && d->ws.durable)) return 0;
   if (d->plugin_sql) note(d, d->owner, write);
   else note_host(d, sql, write);
   if (write) d->request_wrote = true;
@@ -307,8 +310,11 @@ static int on_commit(void *ud) {
 
 void tps_request_begin(tps_db *d) {
   d->request_wrote = false;
+  d->in_request = true;
   tpdep_clear(&d->read);
 }
+
+void tps_request_end(tps_db *d) { d->in_request = false; }
 
 int tps_set_durable(tps_db *d, bool durable) {
   if (d->in_txn || !sqlite3_get_autocommit(d->db)) return -1;

@@ -52,6 +52,7 @@ typedef struct tps_db {
   /* what answers rest on (deps.h), noted as each statement starts */
   bool plugin_sql;           /* a tp.db statement of the owner runs (else: the host's) */
   bool control;              /* BEGIN, SAVEPOINT, COMMIT, ...: nobody's read or write */
+  bool in_request;           /* between tps_request_begin and tps_request_end */
   bool request_wrote;        /* the running request ran a statement that may write */
   tpdep_set written;         /* owners the open batch wrote */
   tpdep_set read;            /* owners the running request read */
@@ -83,8 +84,9 @@ int tps_set_durable(tps_db *d, bool durable);
 ** rollback to a savepoint counts: SQLite's transaction stays a write one). */
 bool tps_batch_wrote(const tps_db *d);
 /* A request of d's tenant begins (before its token's alias is read): what it
-** reads and writes is noted from here (deps.h). */
+** reads and writes is noted from here (deps.h) until it ends. */
 void tps_request_begin(tps_db *d);
+void tps_request_end(tps_db *d);
 /* Whether the request since tps_request_begin rests on no write that is not
 ** durable yet: it wrote nothing, and read no owner that the open batch wrote
 ** (deps.h), nor a commit whose sync is owed (walsync.h). Its answer need not
