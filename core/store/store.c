@@ -252,9 +252,6 @@ bool tps_request_clean(const tps_db *d) {
   return !d->request_wrote && !tpdep_meets(&d->read, &d->written) && !tpws_meets(d, &d->read);
 }
 
-/* Notes whose tables a statement may read or write as it starts (deps.h),
-** in a batch or not (a token's alias is read before its request joins one);
-** a trigger's statements start inside it and count for the same owner. */
 static void note(tps_db *d, const char *owner, bool write) {
   tpdep_add(&d->read, owner);
   if (write) tpdep_add(&d->written, owner);
@@ -287,6 +284,9 @@ static void note_host(tps_db *d, const char *sql, bool write) {
   if (!named) note(d, NULL, write);
 }
 
+/* Notes whose tables a statement may read or write as it starts (deps.h),
+** in a batch or not (a token's alias is read before its request joins one);
+** a trigger's statements start inside it and count for the same owner. */
 static int on_statement(unsigned type, void *ud, void *stmt, void *sql) {
   tps_db *d = ud;
   if (type != SQLITE_TRACE_STMT || d->control) return 0;
