@@ -451,6 +451,7 @@ void tp_host_detach(tp_host *h) {
 
 void tp_host_commit(void *host) {
   tp_host *h = host;
+  tp__sync_reap(h);
   tp__flush_batch(h);
   tp__arm_timer(h);
 }

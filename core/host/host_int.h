@@ -53,6 +53,9 @@ void tp__flush_batch(tp_host *h);
 ** at attach, or when it opens). Until then (a kit, a test harness) COMMIT
 ** waits for the disk itself. */
 void tp__sync_open(tp_host *h, tp_tenant *t);
+/* Before the iteration's commit: a sync that finished while the loop was busy
+** releases its answers now, an iteration before libuv's callback would. */
+void tp__sync_reap(tp_host *h);
 /* The host is stopping: waits for the syncs in flight (tp__await_worker);
 ** the answers still held are abandoned. */
 void tp__sync_drain(tp_host *h);

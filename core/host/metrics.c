@@ -34,8 +34,9 @@ typedef struct series {
 
 struct tpm_metrics {
   series *slots[NSLOTS];
-  histogram commit_latency, commit_batch;
+  histogram commit_latency, commit_batch, sync_latency;
   uint64_t commits_ok, commits_failed, plugin_errors, idempotent_replays;
+  uint64_t syncs_ok, syncs_failed;
   uint64_t tasks[2][3];            /* [job, event][ok, failed, dead] */
   histogram lateness[2];
   uint64_t reloads_ok, reloads_failed;
@@ -103,6 +104,12 @@ void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok) {
   observe(&m->commit_batch, batch_bounds, batch_size);
   if (ok) m->commits_ok++;
   else m->commits_failed++;
+}
+
+void tpm_sync(tpm_metrics *m, double seconds, bool ok) {
+  observe(&m->sync_latency, latency_bounds, seconds);
+  if (ok) m->syncs_ok++;
+  else m->syncs_failed++;
 }
 
 void tpm_plugin_error(tpm_metrics *m) { m->plugin_errors++; }
@@ -214,8 +221,15 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
                 (unsigned long long)m->commits_failed);
   tpm_family(out, "tidepool_commit_batch_size", "histogram", "Requests made durable by one commit.");
   render_histogram(out, "tidepool_commit_batch_size", "", &m->commit_batch, batch_bounds);
-  tpm_family(out, "tidepool_commit_duration_seconds", "histogram", "Time one group commit took.");
+  tpm_family(out, "tidepool_commit_duration_seconds", "histogram",
+             "Time one group commit took on the loop (its sync by a worker: tidepool_sync_duration_seconds).");
   render_histogram(out, "tidepool_commit_duration_seconds", "", &m->commit_latency, latency_bounds);
+  tpm_family(out, "tidepool_syncs_total", "counter", "Syncs of commits to disk made by a worker, by result.");
+  tp_buf_printf(out, "tidepool_syncs_total{result=\"ok\"} %llu\n", (unsigned long long)m->syncs_ok);
+  tp_buf_printf(out, "tidepool_syncs_total{result=\"failed\"} %llu\n", (unsigned long long)m->syncs_failed);
+  tpm_family(out, "tidepool_sync_duration_seconds", "histogram",
+             "Time from asking a worker to sync commits to the loop hearing it was done: what their answers wait.");
+  render_histogram(out, "tidepool_sync_duration_seconds", "", &m->sync_latency, latency_bounds);
   tpm_family(out, "tidepool_idempotent_replays_total", "counter",
              "Requests answered from the stored answer of their Idempotency-Key, without Lua");
   tp_buf_printf(out, "tidepool_idempotent_replays_total %llu\n",

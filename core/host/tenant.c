@@ -117,7 +117,9 @@ typedef struct tp_sync_job {
   int backoff_ms;          /* after failed syncs: the worker waits this long first */
   int64_t outbox_id;       /* the last call out the covered commits may have written */
   int rc;                  /* 0, or the errno of the failed sync */
+  uint64_t asked_ns;       /* when it was queued (tidepool_sync_duration_seconds) */
   atomic_int finished;
+  bool reaped;             /* the loop saw it finished first (tp__sync_reap): the callback only frees it */
   bool orphan;             /* the host stopped: the callback only frees it */
 } sync_job;
 
@@ -173,6 +175,7 @@ static void sync_kick(tp_host *h, tp_tenant *t) {
   /* 50 ms after the first failure, doubling up to 1 s (a stop waits for it) */
   j->backoff_ms = s->failures ? (s->failures > 5 ? 1000 : 25 << s->failures) : 0;
   j->outbox_id = t->outbox.last_id;
+  j->asked_ns = tp_clock_mono_ns();
   j->req.data = j;
   atomic_init(&j->finished, 0);
   if (uv_queue_work(h->loop, &j->req, sync_work, sync_done) != 0) {
@@ -203,15 +206,10 @@ static void release(tp_tenant *t, uint64_t gen, bool ok) {
   s->nwait = kept;
 }
 
-static void sync_done(uv_work_t *w, int status) {
-  sync_job *j = w->data;
-  if (j->orphan) {
-    free(j);
-    return;
-  }
-  tp_tenant *t = j->t;
+/* The sync j made (ok) or not: its answers go, or are refused. */
+static void sync_finish(tp_tenant *t, sync_job *j, bool ok) {
   tp_sync *s = t->sync;
-  bool ok = status == 0 && j->rc == 0;
+  tpm_sync(t->host->metrics, (double)(tp_clock_mono_ns() - j->asked_ns) / 1e9, ok);
   s->job = NULL;
   t->deferred--;
   tpws_done(&t->db, ok);
@@ -226,12 +224,27 @@ static void sync_done(uv_work_t *w, int status) {
     tp_buf *line = tp_log_begin(TP_LOG_ERROR, "the disk did not sync the brand's commits; "
                                 "their answers are refused");
     tp_log_str(line, "tenant", t->conf->id);
-    tp_log_str(line, "error", status ? uv_strerror(status) : strerror(j->rc));
+    tp_log_str(line, "error", j->rc ? strerror(j->rc) : "the worker did not run");
     tp_log_end(line);
   }
   release(t, j->gen, ok);
-  free(j);
   sync_kick(t->host, t);  /* commits made while it ran */
+}
+
+static void sync_done(uv_work_t *w, int status) {
+  sync_job *j = w->data;
+  if (!j->orphan && !j->reaped) sync_finish(j->t, j, status == 0 && j->rc == 0);
+  free(j);
+}
+
+void tp__sync_reap(tp_host *h) {
+  for (int i = 0; i < h->ntenants; i++) {
+    tp_sync *s = h->tenants[i].sync;
+    if (!s || !s->job || !atomic_load(&s->job->finished)) continue;
+    sync_job *j = s->job;
+    j->reaped = true;
+    sync_finish(&h->tenants[i], j, j->rc == 0);
+  }
 }
 
 bool tp_host_hold(void *host, tph_response *res) {

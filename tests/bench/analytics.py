@@ -275,14 +275,18 @@ end
 
 
 def commit_buckets(port):
-    """The host's group-commit durations so far: {upper bound in s: count}, cumulative.
-    Intake's commits (the analytics file) are not among them: only the brand's."""
+    """The host's group-commit durations so far, {family: {upper bound in s: count}},
+    cumulative: the COMMITs on the loop, and the syncs a worker makes of them (what an
+    answer waits for). Intake's commits (the analytics file) are not among them: only
+    the brand's."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
-    out = {}
+    out = {"commit": {}, "sync": {}}
     for line in text.splitlines():
-        if line.startswith("tidepool_commit_duration_seconds_bucket{"):
-            le = line.split('le="')[1].split('"')[0]
-            out[float("inf") if le == "+Inf" else float(le)] = int(float(line.split()[-1]))
+        for key, family in (("commit", "tidepool_commit_duration_seconds"),
+                            ("sync", "tidepool_sync_duration_seconds")):
+            if line.startswith(family + "_bucket{"):
+                le = line.split('le="')[1].split('"')[0]
+                out[key][float("inf") if le == "+Inf" else float(le)] = int(float(line.split()[-1]))
     return out
 
 
@@ -319,8 +323,11 @@ def intake_phase(port, buy_lua, track_lua):
                   ok * 50, ok, intake.get("non2xx", 0) / intake["secs"], intake["p50"], intake["p99"]))
         print("flash-sale buy alone:         %.0f/s p50 %s p99 %s" % (alone["rps"], alone["p50"], alone["p99"]))
         print("flash-sale buy beside intake: %.0f/s p50 %s p99 %s" % (beside["rps"], beside["p50"], beside["p99"]))
-        print("the brand's group commits, the buy alone:    %d, p50 %s, p99 %s" % commit_quantiles(c0, c1))
-        print("the brand's group commits, beside intake:    %d, p50 %s, p99 %s" % commit_quantiles(c2, c3))
+        for key, what in (("commit", "group commits (on the loop)"), ("sync", "syncs (a worker's)")):
+            print("the brand's %s, the buy alone:    %d, p50 %s, p99 %s"
+                  % ((what,) + commit_quantiles(c0[key], c1[key])))
+            print("the brand's %s, beside intake:    %d, p50 %s, p99 %s"
+                  % ((what,) + commit_quantiles(c2[key], c3[key])))
 
 
 def timed_rollup(port, body=None):

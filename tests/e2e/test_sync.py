@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, run  # noqa: E402
+from harness import Host, metric_value, tenant, run  # noqa: E402
 
 DELAY = 1.0   # seconds each sync off the loop takes
 FAST = 0.5    # an answer that did not wait for a sync comes well within this
@@ -181,6 +181,11 @@ def test_a_sync_the_disk_refuses_refuses_the_answers_that_waited_for_it():
         assert status == 201, (status, body)
         status, body, _, _ = timed(h, "GET", "/v1/t1/probe/items/count")
         assert status == 200 and body["count"] == 3, (status, body)
+        # /metrics counts the syncs and what they took
+        _, _, text = h.request("GET", "/metrics")
+        assert metric_value(text, "tidepool_syncs_total", {"result": "failed"}) >= 1, text
+        assert metric_value(text, "tidepool_syncs_total", {"result": "ok"}) >= 2, text
+        assert metric_value(text, "tidepool_sync_duration_seconds_count") >= 3, text
     finally:
         if os.path.exists(h.fail_flag):
             os.unlink(h.fail_flag)
