@@ -131,6 +131,7 @@ typedef struct tp_host {
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
   uint64_t track_ns;          /* time intake (track.c) took in this loop iteration */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
+  struct tp_syncer *syncer;   /* the thread that syncs brands' commits (tenant.c); NULL: none */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */
   struct tp_backups *backups; /* the backup schedule (backup.c); NULL when none */
   struct tp_xfer *transfers;  /* brands' files being read for a move (transfer.c) */

@@ -48,7 +48,7 @@ int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
 ** its next due time read back for the runner. A commit that owes a sync
 ** (store/walsync.h) starts one on a worker. */
 void tp__flush_batch(tp_host *h);
-/* Makes t's commits durable on a libuv worker from now on, when the host runs
+/* Makes t's commits durable on the host's syncer thread from now on, when it runs
 ** a loop and the brand is configured synchronous FULL or EXTRA (an open brand:
 ** at attach, or when it opens). Until then (a kit, a test harness) COMMIT
 ** waits for the disk itself. */
@@ -56,8 +56,8 @@ void tp__sync_open(tp_host *h, tp_tenant *t);
 /* Before the iteration's commit: a sync that finished while the loop was busy
 ** releases its answers now, an iteration before libuv's callback would. */
 void tp__sync_reap(tp_host *h);
-/* The host is stopping: waits for the syncs in flight (tp__await_worker);
-** the answers still held are abandoned. */
+/* The host is stopping: waits for the sync in flight and ends the syncer's
+** thread; the syncs not made and the answers still held are abandoned. */
 void tp__sync_drain(tp_host *h);
 /* Before t closes: nothing of its sync may be in flight (t->deferred is 0). */
 void tp__sync_close(tp_tenant *t);

@@ -2,8 +2,8 @@
 ** tenant.c - a tenant's state between requests: its clock, its plugins'
 ** slots, and the batch: the open transaction that every request, job and
 ** event of one loop iteration joins, committed together (DESIGN "Group commit"),
-** then made durable by a libuv worker while the loop goes on (the sync,
-** below; store/walsync.h says why and what waits for it).
+** then made durable by a thread of the host's while the loop goes on (the
+** sync, below; store/walsync.h says why and what waits for it).
 */
 #include "host/host_int.h"
 
@@ -103,7 +103,14 @@ void tp__flush_batch(tp_host *h) {
 ** every commit owed when it starts (its gen), and synced is the newest gen
 ** made durable. An answer that rests on an owed commit waits, deferred
 ** (net/http.h), with the gen it needs; so does the tenant, which neither
-** closes nor moves while a sync or an answer is out (t->deferred). */
+** closes nor moves while a sync or an answer is out (t->deferred).
+**
+** The syncs run on a thread of their own, one per host, not on libuv's
+** shared pool: that pool has 4 threads, which the backup schedule's 4 copies
+** (backup.c) or 4 brands' moves (transfer.c) fill for seconds, and every
+** answer of every brand would wait behind them. The thread takes jobs from a
+** queue; the loop hears of the finished ones through a uv_async (or sees one
+** finished first, tp__sync_reap). */
 
 typedef struct sync_wait {
   tph_response *res;
@@ -111,16 +118,15 @@ typedef struct sync_wait {
 } sync_wait;
 
 typedef struct tp_sync_job {
-  uv_work_t req;
   tp_tenant *t;
   uint64_t gen;
-  int backoff_ms;          /* after failed syncs: the worker waits this long first */
+  int backoff_ms;          /* after failed syncs: the thread waits this long first */
   int64_t outbox_id;       /* the last call out the covered commits may have written */
   int rc;                  /* 0, or the errno of the failed sync */
   uint64_t asked_ns;       /* when it was queued (tidepool_sync_duration_seconds) */
   atomic_int finished;
-  bool reaped;             /* the loop saw it finished first (tp__sync_reap): the callback only frees it */
-  bool orphan;             /* the host stopped: the callback only frees it */
+  bool reaped;             /* the loop saw it finished first (tp__sync_reap): only freed after */
+  struct tp_sync_job *next;
 } sync_job;
 
 typedef struct tp_sync {
@@ -131,21 +137,16 @@ typedef struct tp_sync {
   int nwait, capwait;
 } tp_sync;
 
-void tp__sync_open(tp_host *h, tp_tenant *t) {
-  if (!h->loop || !t->open || t->sync) return;
-  tp_sync *s = calloc(1, sizeof *s);
-  if (!s) return;  /* COMMIT waits for the disk as before */
-  if (tpws_defer(&t->db) != 0) {  /* not FULL or EXTRA: no sync to defer */
-    free(s);
-    return;
-  }
-  t->sync = s;
-  /* what is in the file now is as durable as the commits that wrote it were */
-  t->outbox.durable_id = t->outbox.last_id = tpob_max_id(&t->outbox);
-}
+typedef struct tp_syncer {
+  uv_thread_t thread;
+  uv_mutex_t lock;
+  uv_cond_t wake;
+  uv_async_t done;         /* the thread's word to the loop */
+  sync_job *todo, *todo_tail, *finished;  /* under lock */
+  bool stop;               /* under lock */
+} tp_syncer;
 
-static void sync_work(uv_work_t *w) {
-  sync_job *j = w->data;
+static void sync_run(sync_job *j) {
   if (j->backoff_ms) {  /* a disk that refused: not asked again at once */
     struct timespec pause = {j->backoff_ms / 1000, (j->backoff_ms % 1000) * 1000000L};
     nanosleep(&pause, NULL);
@@ -154,56 +155,23 @@ static void sync_work(uv_work_t *w) {
   atomic_store(&j->finished, 1);
 }
 
-static void sync_done(uv_work_t *w, int status);
-
-static void sync_kick(tp_host *h, tp_tenant *t) {
-  tp_sync *s = t->sync;
-  /* detached (stopping): closing the database syncs what is owed */
-  if (!s || s->job || !h->loop || !tpws_owed(&t->db)) return;
-  sync_job *j = calloc(1, sizeof *j);
-  if (!j || tpws_start(&t->db) != 0) {
-    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot sync the brand's commits; answers wait");
-    tp_log_str(line, "tenant", t->conf->id);
-    tp_log_str(line, "error", j ? strerror(errno) : "out of memory");
-    tp_log_end(line);
-    free(j);
-    return;
+static void syncer_main(void *arg) {
+  tp_syncer *y = arg;
+  uv_mutex_lock(&y->lock);
+  for (;;) {
+    while (!y->todo && !y->stop) uv_cond_wait(&y->wake, &y->lock);
+    if (y->stop) break;
+    sync_job *j = y->todo;
+    y->todo = j->next;
+    if (!y->todo) y->todo_tail = NULL;
+    uv_mutex_unlock(&y->lock);
+    sync_run(j);
+    uv_mutex_lock(&y->lock);
+    j->next = y->finished;
+    y->finished = j;
+    uv_async_send(&y->done);
   }
-  s->committed++;  /* the commits tpws_start moved in flight */
-  j->t = t;
-  j->gen = s->committed;
-  /* 50 ms after the first failure, doubling up to 1 s (a stop waits for it) */
-  j->backoff_ms = s->failures ? (s->failures > 5 ? 1000 : 25 << s->failures) : 0;
-  j->outbox_id = t->outbox.last_id;
-  j->asked_ns = tp_clock_mono_ns();
-  j->req.data = j;
-  atomic_init(&j->finished, 0);
-  if (uv_queue_work(h->loop, &j->req, sync_work, sync_done) != 0) {
-    tpws_done(&t->db, false);
-    free(j);
-    return;
-  }
-  s->job = j;
-  t->deferred++;
-}
-
-/* Sends, or refuses, the answers that waited for gen or older. */
-static void release(tp_tenant *t, uint64_t gen, bool ok) {
-  tp_sync *s = t->sync;
-  int kept = 0;
-  for (int i = 0; i < s->nwait; i++) {
-    sync_wait *w = &s->wait[i];
-    if (w->gen > gen) {
-      s->wait[kept++] = *w;
-      continue;
-    }
-    if (!ok)
-      tph_error(w->res, 503, "commit_failed",
-                "the change could not be made durable; it may not have been saved, retry");
-    t->deferred--;
-    tph_resume(w->res);
-  }
-  s->nwait = kept;
+  uv_mutex_unlock(&y->lock);
 }
 
 /* The sync j made (ok) or not: its answers go, or are refused. */
@@ -224,25 +192,121 @@ static void sync_finish(tp_tenant *t, sync_job *j, bool ok) {
     tp_buf *line = tp_log_begin(TP_LOG_ERROR, "the disk did not sync the brand's commits; "
                                 "their answers are refused");
     tp_log_str(line, "tenant", t->conf->id);
-    tp_log_str(line, "error", j->rc ? strerror(j->rc) : "the worker did not run");
+    tp_log_str(line, "error", strerror(j->rc));
     tp_log_end(line);
   }
-  release(t, j->gen, ok);
+  /* the answers that waited for j's gen or older go, or are refused */
+  int kept = 0;
+  for (int i = 0; i < s->nwait; i++) {
+    sync_wait *w = &s->wait[i];
+    if (w->gen > j->gen) {
+      s->wait[kept++] = *w;
+      continue;
+    }
+    if (!ok)
+      tph_error(w->res, 503, "commit_failed",
+                "the change could not be made durable; it may not have been saved, retry");
+    t->deferred--;
+    tph_resume(w->res);
+  }
+  s->nwait = kept;
   sync_kick(t->host, t);  /* commits made while it ran */
 }
 
-static void sync_done(uv_work_t *w, int status) {
-  sync_job *j = w->data;
-  if (!j->orphan && !j->reaped) sync_finish(j->t, j, status == 0 && j->rc == 0);
-  free(j);
+static void on_synced(uv_async_t *a) {
+  tp_syncer *y = a->data;
+  uv_mutex_lock(&y->lock);
+  sync_job *done = y->finished;
+  y->finished = NULL;
+  uv_mutex_unlock(&y->lock);
+  while (done) {
+    sync_job *j = done;
+    done = j->next;
+    if (!j->reaped) sync_finish(j->t, j, j->rc == 0);
+    free(j);
+  }
+}
+
+/* The host's syncer, started on first use: 0, or -1 (no thread: COMMITs stay synced by SQLite). */
+static int syncer_start(tp_host *h) {
+  if (h->syncer) return 0;
+  tp_syncer *y = calloc(1, sizeof *y);
+  if (!y) return -1;
+  if (uv_mutex_init(&y->lock) != 0) {
+    free(y);
+    return -1;
+  }
+  if (uv_cond_init(&y->wake) != 0 || uv_async_init(h->loop, &y->done, on_synced) != 0) {
+    uv_mutex_destroy(&y->lock);
+    free(y);
+    return -1;
+  }
+  y->done.data = y;
+  uv_unref((uv_handle_t *)&y->done);  /* the loop ends when nothing else is left */
+  if (uv_thread_create(&y->thread, syncer_main, y) != 0) {
+    uv_close((uv_handle_t *)&y->done, NULL);
+    uv_run(h->loop, UV_RUN_NOWAIT);  /* the close callback, before y goes */
+    uv_cond_destroy(&y->wake);
+    uv_mutex_destroy(&y->lock);
+    free(y);
+    return -1;
+  }
+  h->syncer = y;
+  return 0;
+}
+
+void tp__sync_open(tp_host *h, tp_tenant *t) {
+  if (!h->loop || !t->open || t->sync || syncer_start(h) != 0) return;
+  tp_sync *s = calloc(1, sizeof *s);
+  if (!s) return;  /* COMMIT waits for the disk as before */
+  if (tpws_defer(&t->db) != 0) {  /* not FULL or EXTRA: no sync to defer */
+    free(s);
+    return;
+  }
+  t->sync = s;
+  /* what is in the file now is as durable as the commits that wrote it were */
+  t->outbox.durable_id = t->outbox.last_id = tpob_max_id(&t->outbox);
+}
+
+static void sync_kick(tp_host *h, tp_tenant *t) {
+  tp_sync *s = t->sync;
+  tp_syncer *y = h->syncer;
+  /* detached (stopping): closing the database syncs what is owed */
+  if (!s || s->job || !y || !tpws_owed(&t->db)) return;
+  sync_job *j = calloc(1, sizeof *j);
+  if (!j || tpws_start(&t->db) != 0) {
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot sync the brand's commits; answers wait");
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_str(line, "error", j ? strerror(errno) : "out of memory");
+    tp_log_end(line);
+    free(j);
+    return;
+  }
+  s->committed++;  /* the commits tpws_start moved in flight */
+  j->t = t;
+  j->gen = s->committed;
+  /* 50 ms after the first failure, doubling up to 1 s (a stop waits for it) */
+  j->backoff_ms = s->failures ? (s->failures > 5 ? 1000 : 25 << s->failures) : 0;
+  j->outbox_id = t->outbox.last_id;
+  j->asked_ns = tp_clock_mono_ns();
+  atomic_init(&j->finished, 0);
+  s->job = j;
+  t->deferred++;
+  uv_mutex_lock(&y->lock);
+  if (y->todo_tail) y->todo_tail->next = j;
+  else y->todo = j;
+  y->todo_tail = j;
+  uv_cond_signal(&y->wake);
+  uv_mutex_unlock(&y->lock);
 }
 
 void tp__sync_reap(tp_host *h) {
+  if (!h->syncer) return;
   for (int i = 0; i < h->ntenants; i++) {
     tp_sync *s = h->tenants[i].sync;
     if (!s || !s->job || !atomic_load(&s->job->finished)) continue;
     sync_job *j = s->job;
-    j->reaped = true;
+    j->reaped = true;  /* on_synced frees it */
     sync_finish(&h->tenants[i], j, j->rc == 0);
   }
 }
@@ -268,14 +332,35 @@ bool tp_host_hold(void *host, tph_response *res) {
   return true;
 }
 
+static void free_jobs(sync_job *j) {
+  while (j) {
+    sync_job *next = j->next;
+    free(j);
+    j = next;
+  }
+}
+
+static void syncer_closed(uv_handle_t *hd) {
+  tp_syncer *y = hd->data;
+  uv_cond_destroy(&y->wake);
+  uv_mutex_destroy(&y->lock);
+  free(y);
+}
+
 void tp__sync_drain(tp_host *h) {
+  tp_syncer *y = h->syncer;
+  if (!y) return;
+  /* the thread ends after the sync it runs, if any; the rest are not made */
+  uv_mutex_lock(&y->lock);
+  y->stop = true;
+  uv_cond_signal(&y->wake);
+  uv_mutex_unlock(&y->lock);
+  uv_thread_join(&y->thread);
   for (int i = 0; i < h->ntenants; i++) {
     tp_tenant *t = &h->tenants[i];
     tp_sync *s = t->sync;
     if (!s) continue;
-    if (s->job) {
-      tp__await_worker(&s->job->finished);
-      s->job->orphan = true;
+    if (s->job) {  /* still the thread's, in one list or the other: freed below */
       s->job = NULL;
       t->deferred--;
     }
@@ -285,6 +370,10 @@ void tp__sync_drain(tp_host *h) {
     }
     s->nwait = 0;
   }
+  free_jobs(y->todo);
+  free_jobs(y->finished);
+  h->syncer = NULL;
+  uv_close((uv_handle_t *)&y->done, syncer_closed);  /* the host's last uv_run frees y */
 }
 
 void tp__sync_close(tp_tenant *t) {

@@ -11,7 +11,8 @@ keeps its speed. Then, with a write's sync in flight:
   - a read of the written plugin's tables waits for the sync;
   - a call out the write made leaves only after the sync;
   - a sync the disk refuses refuses the answers that waited for it;
-  - a stop while a sync runs still sends the answer that waited for it.
+  - a stop while a sync runs still sends the answer that waited for it;
+  - a sync does not wait behind libuv's pool (4 threads, password checks in them).
 That an answered write survives kill -9 with the sync on the worker is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
@@ -225,6 +226,29 @@ def test_a_stop_while_a_sync_runs_answers_the_write_and_keeps_it():
         h.start()        # a normal disk
         status, _, body = h.request("GET", "/v1/t1/probe/items/count")
         assert status == 200 and body["count"] == 2, body
+    finally:
+        h.stop()
+
+
+def test_a_sync_does_not_wait_behind_libuvs_pool():
+    """libuv's pool has 4 threads; console password checks (and backups, and
+    moves) can fill it for seconds. The syncs have a thread of their own."""
+    h = Host(tenants=[brand()], synchronous="full", name="syncpool",
+             extra={"console": {"password_iterations": 3000000, "sign_in_failures": 100}}).start()
+    try:
+        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
+        start = time.monotonic()
+        checks = [in_thread(h, "POST", "/console/api/t1/session", {"user": "nobody%d" % i, "password": "x"})
+                  for i in range(6)]
+        time.sleep(0.3)  # the pool's threads are hashing
+        status, body, took, _ = timed(h, "POST", "/v1/t1/probe/items", {"note": "beside"})
+        assert status == 201, body
+        for th, out in checks:
+            th.join(60)
+        slowest = max(out["r"][2] for _, out in checks)
+        assert slowest > 1.0, "the password checks took %.2fs: too fast to fill the pool" % slowest
+        assert took < 0.5, ("a write waited %.2fs for its sync behind the pool's password checks "
+                            "(they ran %.2fs)" % (took, time.monotonic() - start))
     finally:
         h.stop()
 
