@@ -227,6 +227,13 @@ static void on_synced(uv_async_t *a) {
   }
 }
 
+static void syncer_closed(uv_handle_t *hd) {
+  tp_syncer *y = hd->data;
+  uv_cond_destroy(&y->wake);
+  uv_mutex_destroy(&y->lock);
+  free(y);
+}
+
 /* The host's syncer, started on first use: 0, or -1 (no thread: COMMITs stay synced by SQLite). */
 static int syncer_start(tp_host *h) {
   if (h->syncer) return 0;
@@ -244,11 +251,7 @@ static int syncer_start(tp_host *h) {
   y->done.data = y;
   uv_unref((uv_handle_t *)&y->done);  /* the loop ends when nothing else is left */
   if (uv_thread_create(&y->thread, syncer_main, y) != 0) {
-    uv_close((uv_handle_t *)&y->done, NULL);
-    uv_run(h->loop, UV_RUN_NOWAIT);  /* the close callback, before y goes */
-    uv_cond_destroy(&y->wake);
-    uv_mutex_destroy(&y->lock);
-    free(y);
+    uv_close((uv_handle_t *)&y->done, syncer_closed);  /* frees y */
     return -1;
   }
   h->syncer = y;
@@ -340,12 +343,6 @@ static void free_jobs(sync_job *j) {
   }
 }
 
-static void syncer_closed(uv_handle_t *hd) {
-  tp_syncer *y = hd->data;
-  uv_cond_destroy(&y->wake);
-  uv_mutex_destroy(&y->lock);
-  free(y);
-}
 
 void tp__sync_drain(tp_host *h) {
   tp_syncer *y = h->syncer;
@@ -372,6 +369,7 @@ void tp__sync_drain(tp_host *h) {
   }
   free_jobs(y->todo);
   free_jobs(y->finished);
+  y->todo = y->todo_tail = y->finished = NULL;
   h->syncer = NULL;
   uv_close((uv_handle_t *)&y->done, syncer_closed);  /* the host's last uv_run frees y */
 }
