@@ -142,7 +142,7 @@ typedef struct tp_syncer {
   uv_mutex_t lock;
   uv_cond_t wake;
   uv_async_t done;         /* the thread's word to the loop */
-  sync_job *todo, *todo_tail, *finished;  /* under lock */
+  sync_job *queued, *queued_tail, *finished;  /* under lock */
   bool stop;               /* under lock */
 } tp_syncer;
 
@@ -159,11 +159,11 @@ static void syncer_main(void *arg) {
   tp_syncer *y = arg;
   uv_mutex_lock(&y->lock);
   for (;;) {
-    while (!y->todo && !y->stop) uv_cond_wait(&y->wake, &y->lock);
+    while (!y->queued && !y->stop) uv_cond_wait(&y->wake, &y->lock);
     if (y->stop) break;
-    sync_job *j = y->todo;
-    y->todo = j->next;
-    if (!y->todo) y->todo_tail = NULL;
+    sync_job *j = y->queued;
+    y->queued = j->next;
+    if (!y->queued) y->queued_tail = NULL;
     uv_mutex_unlock(&y->lock);
     sync_run(j);
     uv_mutex_lock(&y->lock);
@@ -296,9 +296,9 @@ static void sync_kick(tp_host *h, tp_tenant *t) {
   s->job = j;
   t->deferred++;
   uv_mutex_lock(&y->lock);
-  if (y->todo_tail) y->todo_tail->next = j;
-  else y->todo = j;
-  y->todo_tail = j;
+  if (y->queued_tail) y->queued_tail->next = j;
+  else y->queued = j;
+  y->queued_tail = j;
   uv_cond_signal(&y->wake);
   uv_mutex_unlock(&y->lock);
 }
@@ -367,9 +367,9 @@ void tp__sync_drain(tp_host *h) {
     }
     s->nwait = 0;
   }
-  free_jobs(y->todo);
+  free_jobs(y->queued);
   free_jobs(y->finished);
-  y->todo = y->todo_tail = y->finished = NULL;
+  y->queued = y->queued_tail = y->finished = NULL;
   h->syncer = NULL;
   uv_close((uv_handle_t *)&y->done, syncer_closed);  /* the host's last uv_run frees y */
 }

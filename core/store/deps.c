@@ -41,6 +41,11 @@ void tpdep_add(tpdep_set *s, const char *owner) {
   memcpy(s->owner[s->n++], owner, len + 1);
 }
 
+void tpdep_merge(tpdep_set *into, const tpdep_set *from) {
+  for (int i = 0; i < from->n; i++) tpdep_add(into, from->owner[i]);
+  if (from->all) into->all = true;
+}
+
 bool tpdep_meets(const tpdep_set *a, const tpdep_set *b) {
   if (a->all) return b->all || b->n > 0;
   for (int i = 0; i < a->n; i++)

@@ -52,6 +52,8 @@ void tpdep_add(tpdep_set *s, const char *owner);
 /* Whether the set has owner, or one the same (the host at large and a table
 ** of its: deps.h). */
 bool tpdep_has(const tpdep_set *s, const char *owner);
+/* Adds every owner of from to into (all, if from counts as all). */
+void tpdep_merge(tpdep_set *into, const tpdep_set *from);
 /* Whether some owner is in both (a set that counts as all meets any other
 ** that is not empty). */
 bool tpdep_meets(const tpdep_set *a, const tpdep_set *b);

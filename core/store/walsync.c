@@ -25,8 +25,7 @@ void tpws_committed(tps_db *d) {
   d->ws.durable = true;  /* tps_set_durable(false) holds for one commit */
   if (!d->ws.on || !durable) return;
   d->ws.owed = true;
-  for (int i = 0; i < d->written.n; i++) tpdep_add(&d->ws.next, d->written.owner[i]);
-  if (d->written.all) d->ws.next.all = true;
+  tpdep_merge(&d->ws.next, &d->written);
 }
 
 bool tpws_meets(const tps_db *d, const tpdep_set *set) {
@@ -77,8 +76,7 @@ int tpws_run(tps_db *d) {
 
 void tpws_done(tps_db *d, bool ok) {
   if (!ok) {  /* owed again, with what came since */
-    for (int i = 0; i < d->ws.inflight.n; i++) tpdep_add(&d->ws.next, d->ws.inflight.owner[i]);
-    if (d->ws.inflight.all) d->ws.next.all = true;
+    tpdep_merge(&d->ws.next, &d->ws.inflight);
     d->ws.owed = true;
   }
   tpdep_clear(&d->ws.inflight);
