@@ -23,11 +23,13 @@ import base64
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import tempfile
@@ -621,6 +623,33 @@ def _split_labels(s):
 
 
 # ---- users and the catalog, for the commerce tests
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """The handler of a fake server the tests start (an ERP, WeChat, a webhook
+    receiver): HTTP/1.1 keep-alive, and no access log on the test's stderr."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+
+class _LoopbackServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):
+        pass  # a caller that gave up (a timeout, a kill -9, a refused handshake)
+
+
+def serve_loopback(handler, port=0, ssl_context=None):
+    """Serves handler (a QuietHandler) on 127.0.0.1:port (0: a free one) in a
+    daemon thread, over TLS with ssl_context: (server, its port)."""
+    server = _LoopbackServer(("127.0.0.1", port), handler)
+    if ssl_context:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
 
 def free_port():
     """A loopback port nobody listens on right now (for a process the test starts itself)."""

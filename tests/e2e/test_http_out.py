@@ -19,17 +19,15 @@ loopback:
 - a burst of 120 calls from one request goes out over several of the sender's
   passes, each call made and answered once.
 """
-import http.server
 import json
 import os
-import socketserver
 import sqlite3
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, run  # noqa: E402
+from harness import QuietHandler, serve_loopback, Host, tenant, run  # noqa: E402
 
 SECRET = "s3cret-erp-token-value"
 ODD = "a b&c=d/é"   # a secret that a query must carry percent-encoded
@@ -47,11 +45,7 @@ class Upstream:
         self.release = threading.Event()
         up = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(QuietHandler):
 
             def do_any(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -84,16 +78,7 @@ class Upstream:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_any
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            request_queue_size = 1024
-
-            def handle_error(self, request, client_address):
-                pass  # a caller that gave up (a timeout, a kill -9) resets its connection
-
-        self.server = Server(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_loopback(Handler, port)
 
     def requests(self, prefix):
         with self.lock:

@@ -10,15 +10,12 @@ signs with a CA of its own,
 - a certificate for another name is refused even with the right CA.
 """
 import datetime
-import http.server
 import ipaddress
 import json
 import os
-import socketserver
 import ssl
 import sys
 import tempfile
-import threading
 import time
 
 from cryptography import x509
@@ -27,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, run  # noqa: E402
+from harness import QuietHandler, serve_loopback, Host, tenant, run  # noqa: E402
 
 DIR = tempfile.mkdtemp(prefix="tidepool-e2e-tls-")
 
@@ -80,11 +77,7 @@ class TlsUpstream:
         self.seen = []
         up = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(QuietHandler):
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -95,18 +88,9 @@ class TlsUpstream:
                 self.end_headers()
                 self.wfile.write(out)
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass  # a refused handshake
-
-        self.server = Server(("127.0.0.1", 0), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(certfile, keyfile)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_loopback(Handler, ssl_context=ctx)
 
 
 GOOD = TlsUpstream("127.0.0.1")

@@ -16,15 +16,13 @@ keeps its speed. Then, with a write's sync in flight:
 That an answered write survives kill -9 with the sync on the worker is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
-import http.server
 import os
-import socketserver
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, metric_value, tenant, run  # noqa: E402
+from harness import QuietHandler, serve_loopback, Host, metric_value, tenant, run  # noqa: E402
 
 DELAY = 1.0   # seconds each sync off the loop takes
 FAST = 0.5    # an answer that did not wait for a sync comes well within this
@@ -37,11 +35,7 @@ class Upstream:
         self.seen = []
         up = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(QuietHandler):
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -56,12 +50,7 @@ class Upstream:
 
             do_GET = do_POST
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_loopback(Handler)
 
 
 UP = Upstream()
@@ -94,6 +83,13 @@ def slow_host(name, delay=DELAY):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    return warm(h)
+
+
+def warm(h):
+    """A first commit and its sync out of the way (the WAL's folder is synced
+    once): the brand has one probe item."""
+    assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
     return h
 
 
@@ -118,8 +114,6 @@ def in_thread(h, method, path, body=None):
 def test_a_write_waits_for_its_sync_and_reads_of_other_plugins_do_not():
     h = slow_host("sync")
     try:
-        # a first commit and its sync, out of the way (the WAL's folder is synced once)
-        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
         status, body, took, _ = timed(h, "GET", "/v1/t1/catalog/products")
         assert status == 200 and took < FAST, (status, body, took)
 
@@ -144,7 +138,6 @@ def test_a_write_waits_for_its_sync_and_reads_of_other_plugins_do_not():
 def test_a_call_out_leaves_only_once_its_commit_is_synced():
     h = slow_host("synccall")
     try:
-        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
         sent_at = time.monotonic()
         status, body, took, _ = timed(h, "POST", "/v1/t1/caller/calls",
                                       {"to": "erp", "path": "/order", "no_reply": True})
@@ -164,7 +157,6 @@ def test_a_call_out_leaves_only_once_its_commit_is_synced():
 def test_a_sync_the_disk_refuses_refuses_the_answers_that_waited_for_it():
     h = slow_host("syncfail", delay=0.05)
     try:
-        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
         open(h.fail_flag, "w").close()
         status, body, _, _ = timed(h, "POST", "/v1/t1/probe/items", {"note": "lost?"})
         assert status == 503 and body["error"]["code"] == "commit_failed", (status, body)
@@ -197,7 +189,6 @@ def test_a_signed_in_read_does_not_wait_for_the_hosts_other_tables():
     h = slow_host("syncauth")
     try:
         auth = {"Authorization": "Bearer " + h.token("t1", "ann")}
-        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
         # a call out: the caller's table and the host's outbox, synced for DELAY
         th, out = in_thread(h, "POST", "/v1/t1/caller/calls", {"to": "erp", "path": "/x", "no_reply": True})
         time.sleep(0.2)
@@ -214,7 +205,6 @@ def test_a_signed_in_read_does_not_wait_for_the_hosts_other_tables():
 def test_a_stop_while_a_sync_runs_answers_the_write_and_keeps_it():
     h = slow_host("syncstop")
     try:
-        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
         th, out = in_thread(h, "POST", "/v1/t1/probe/items", {"note": "at the stop"})
         time.sleep(0.2)  # committed; its sync runs
         h.stop()         # SIGTERM: the answer held for the sync still goes
@@ -233,10 +223,9 @@ def test_a_stop_while_a_sync_runs_answers_the_write_and_keeps_it():
 def test_a_sync_does_not_wait_behind_libuvs_pool():
     """libuv's pool has 4 threads; console password checks (and backups, and
     moves) can fill it for seconds. The syncs have a thread of their own."""
-    h = Host(tenants=[brand()], synchronous="full", name="syncpool",
-             extra={"console": {"password_iterations": 3000000, "sign_in_failures": 100}}).start()
+    h = warm(Host(tenants=[brand()], synchronous="full", name="syncpool",
+                  extra={"console": {"password_iterations": 3000000, "sign_in_failures": 100}}).start())
     try:
-        assert timed(h, "POST", "/v1/t1/probe/items", {"note": "warm"})[0] == 201
         start = time.monotonic()
         checks = [in_thread(h, "POST", "/console/api/t1/session", {"user": "nobody%d" % i, "password": "x"})
                   for i in range(6)]

@@ -13,16 +13,14 @@ this test runs on loopback, which checks what a brand's ERP would:
 """
 import hashlib
 import hmac
-import http.server
 import json
 import os
-import socketserver
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HERE, SRC, Host, api_key, tenant, run  # noqa: E402
+from harness import QuietHandler, serve_loopback, HERE, SRC, Host, api_key, tenant, run  # noqa: E402
 
 SECRET = "whsec-0123456789abcdef"
 
@@ -32,11 +30,7 @@ class Receiver:
         self.seen, self.lock, self.down = [], threading.Lock(), True
         rec = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(QuietHandler):
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -48,15 +42,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"{}")
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_loopback(Handler)
 
     def got(self, suffix):
         with self.lock:

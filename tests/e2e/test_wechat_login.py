@@ -23,17 +23,14 @@ token the host fetches from stable_token and adds):
   personal job).
 """
 import glob
-import http.server
 import json
 import os
-import socketserver
 import sys
-import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, run  # noqa: E402
+from harness import QuietHandler, serve_loopback, Host, tenant, run  # noqa: E402
 
 APPID, APP_SECRET = "wx0123456789abcdef", "app-secret-0123456789abcdef"
 SESSION_KEY = "c2Vzc2lvbi1rZXktMTIzNDU2"
@@ -50,11 +47,7 @@ class FakeWeChat:
         self.tokens, self.phone_calls = set(), []
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(QuietHandler):
 
             def do_GET(self):
                 url = urllib.parse.urlsplit(self.path)
@@ -113,12 +106,7 @@ class FakeWeChat:
                 self.end_headers()
                 self.wfile.write(data)
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_loopback(Handler)
 
 
 WX = FakeWeChat()

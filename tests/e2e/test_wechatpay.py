@@ -31,11 +31,9 @@ the scene's report infos, makes one bill per out_bill_no, and the test drives
 its end (finish_transfer); test_wechat_transfer.py uses it.
 """
 import base64
-import http.server
 import json
 import os
 import re
-import socketserver
 import sys
 import threading
 import time
@@ -46,7 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.exceptions import InvalidSignature
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Host, tenant, admin_ok, add_sku, user_auth, expect_error, run  # noqa: E402
+from harness import QuietHandler, serve_loopback, Host, tenant, admin_ok, add_sku, user_auth, expect_error, run  # noqa: E402
 
 APPID, MCHID = "wx8888888888888888", "1900000109"
 MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD12345678"
@@ -101,11 +99,7 @@ class FakeWechatPay:
         self.n = 0
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
+        class Handler(QuietHandler):
 
             def do_any(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -127,12 +121,7 @@ class FakeWechatPay:
 
             do_GET = do_POST = do_any
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_loopback(Handler)
 
     # -- checks every request passes
 
