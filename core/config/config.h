@@ -30,7 +30,7 @@ typedef struct tpc_limits {
   int64_t max_body_bytes;      /* decoded body (after chunked framing) */
   int64_t header_timeout_ms;   /* from a request's first byte to its last header */
   int64_t body_timeout_ms;     /* from the last header to the last body byte */
-  int64_t idle_timeout_ms;     /* keep-alive connection without a request */
+  int64_t idle_timeout_ms;     /* keep-alive connection without a request, from its last answer */
   int64_t shutdown_timeout_ms; /* how long a graceful stop waits for clients */
   int64_t lua_instructions;    /* per invocation of a plugin (default for plugin_limits) */
   int64_t lua_memory_bytes;    /* per plugin state (default for plugin_limits) */

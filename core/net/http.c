@@ -36,6 +36,10 @@ static void on_deadline(conn *c) {
     tph__enqueue(c, r);
     return;
   }
+  if (c->phase == PHASE_IDLE && c->queue_head) {  /* not idle: it still owes an answer (held) */
+    tph__arm(c, c->srv->limits.idle_timeout_ms);
+    return;
+  }
   conn_close(c);  /* idle keep-alive or lingering close */
 }
 
@@ -296,6 +300,7 @@ static void on_check(uv_check_t *h) {
     return;
   }
   uv_idle_stop(&s->flush_soon);
+  uv_update_time(s->loop);  /* after a long handler, idle deadlines start now, not at the poll */
   uint64_t now = tp_clock_mono_ns();
   for (conn *c = s->pending; c; c = c->pending_next)  /* the clean answers first */
     if (answer_queue(s, c, true, now) > 0 && !c->closing) conn_flush(c);
@@ -318,6 +323,7 @@ static void on_check(uv_check_t *h) {
       c->queue_tail = NULL;
       c->nqueued = 0;
       c->queued_bytes = 0;
+      if (c->phase == PHASE_IDLE) tph__arm(c, s->limits.idle_timeout_ms);  /* idle from its last answer */
     }
     if (c->closing) {
       if (c->open_handles == 0) conn_free(c);

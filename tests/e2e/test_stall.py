@@ -12,6 +12,8 @@ Also: a killed plugin's Lua state keeps nothing of the killed invocation;
 tp.call copies are checked against the receiver's cap; loading, migrations
 and campaign scripts are bounded in time too.
 """
+import http.client
+import json
 import os
 import shutil
 import sys
@@ -56,7 +58,7 @@ def host():
 def caps_host():
     global H_CAPS
     if H_CAPS is None:
-        H_CAPS = Host(tenants=[CAPS], limits={"invocation_ms": CAPS_DEADLINE_MS},
+        H_CAPS = Host(tenants=[CAPS], limits={"invocation_ms": CAPS_DEADLINE_MS, "idle_timeout_ms": 100},
                       name="stall-caps").start()
     return H_CAPS
 
@@ -216,6 +218,26 @@ def test_the_deadline_ends_what_nothing_counts():
                                                                          p99 * 1000))
     text = host().metrics()
     assert metric_value(text, "tidepool_limit_kills_total", {"limit": "deadline_exceeded"}) >= 4
+
+
+def test_a_long_answer_leaves_its_keep_alive_connection_open():
+    """The idle timeout (100 ms here) starts when the answer is out, not when
+    the loop last polled: after a handler that ran 300 ms, the client's next
+    request on the same connection is answered, and only then, once idle,
+    is the connection closed."""
+    h = caps_host()
+    c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+    c.request("POST", "/v1/caps/stall/run/compare")
+    r = c.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 500 and body["error"]["code"] == "deadline_exceeded", (r.status, body)
+    c.request("POST", "/v1/caps/stall/run/ok")
+    r = c.getresponse()
+    assert r.status == 200, (r.status, r.read())
+    r.read()
+    time.sleep(0.5)
+    assert c.sock.recv(1) == b"", "the idle connection was not closed"
+    c.close()
 
 
 def leak(kill=None):

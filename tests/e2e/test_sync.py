@@ -16,6 +16,8 @@ keeps its speed. Then, with a write's sync in flight:
 That an answered write survives kill -9 with the sync on the worker is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
+import http.client
+import json
 import os
 import sys
 import threading
@@ -63,10 +65,10 @@ def brand():
     return t
 
 
-def slow_host(name, delay=DELAY):
+def slow_host(name, delay=DELAY, limits=None):
     shim = os.environ.get("TIDEPOOL_SLOWSYNC")
     assert shim and os.path.exists(shim), "the slow-disk shim is not built (TIDEPOOL_SLOWSYNC=%r)" % shim
-    h = Host(tenants=[brand()], synchronous="full", name=name)
+    h = Host(tenants=[brand()], synchronous="full", name=name, limits=limits)
     h.fail_flag = os.path.join(h.dir, "fail-syncs")
     keys = ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_SYNC_FAIL_FLAG", "ASAN_OPTIONS")
     old = {k: os.environ.get(k) for k in keys}
@@ -131,6 +133,28 @@ def test_a_write_waits_for_its_sync_and_reads_of_other_plugins_do_not():
         # the read started 0.2 s into the sync: it waited for the rest
         assert took_probe >= DELAY * 0.6, \
             "a read of the written plugin was answered after %.2fs, before the sync" % took_probe
+    finally:
+        h.stop()
+
+
+def test_a_held_answer_outlasts_the_idle_timeout():
+    """A connection whose answer waits for a sync is not idle: a disk slower
+    than idle_timeout_ms (or a handler longer than it) must not make the
+    server close it with the answer unsent."""
+    h = slow_host("syncidle", limits={"idle_timeout_ms": 100})
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+        start = time.monotonic()
+        c.request("POST", "/v1/t1/probe/items", body=json.dumps({"note": "held"}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 201, (r.status, body)
+        assert time.monotonic() - start >= DELAY * 0.9, "answered before its sync"
+        # once its answer is out, the connection is idle and closed as before
+        time.sleep(0.6)
+        assert c.sock.recv(1) == b"", "the idle connection was not closed"
+        c.close()
     finally:
         h.stop()
 
