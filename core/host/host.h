@@ -176,7 +176,8 @@ void tp_host_finished(void *host, const tph_response *res, double seconds);
 /* Every answer of the iteration is out: commit failures are forgotten. */
 void tp_host_iteration_end(void *host);
 /* hooks.hold: holds res back until the commits it rests on are on disk
-** (store/walsync.h); false when they are, none is owed, or its commit failed. */
+** (store/walsync.h); false when they are or none is owed. Only answers whose
+** commit succeeded are offered. */
 bool tp_host_hold(void *host, tph_response *res);
 
 /* Reloads plugin (NULL: all) of tenant (NULL: all). Appends the outcome as

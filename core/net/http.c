@@ -281,15 +281,33 @@ static int answer_queue(tph_server *s, conn *c, bool clean_only, uint64_t now) {
     c->queue_head = r->next;
     c->nqueued--;
     c->queued_bytes -= r->body.len + 256 < c->queued_bytes ? r->body.len + 256 : c->queued_bytes;
-    if (!r->clean && r->commit_failed && *r->commit_failed)
-      tph_error(r, 503, "commit_failed",
-                "the change could not be made durable; nothing was saved, retry");
     if (!c->closing) tph__serialize(c, r);
     s->hooks.finished(s->hooks.ud, r, (double)(now - r->start_ns) / 1e9);
     tph__response_release(s, r);
     n++;
   }
   return n;
+}
+
+/* Right after the commit, each answer that rests on it learns its fate, once:
+** a failed commit turns it into a 503 now, and one that succeeded no longer
+** reads the store's flag. An answer may go iterations later (held for its
+** sync, or queued behind one that is), when the flag, cleared at every
+** iteration's end, speaks of other commits: read then, it would refuse a
+** saved write, or acknowledge one rolled back. Committed answers are then
+** offered to hooks.hold (maybe not yet on disk). */
+static void settle(tph_server *s) {
+  for (conn *p = s->pending; p; p = p->pending_next)
+    for (tph_response *r = p->queue_head; r; r = r->next) {
+      if (r->clean || r->deferred || r->held) continue;
+      r->held = true;
+      if (r->commit_failed && *r->commit_failed) {
+        tph_error(r, 503, "commit_failed", "the change could not be made durable; nothing was saved, retry");
+        continue;
+      }
+      r->commit_failed = NULL;
+      if (s->hooks.hold && r->rests_on) r->deferred = s->hooks.hold(s->hooks.ud, r);
+    }
 }
 
 static void on_check(uv_check_t *h) {
@@ -305,13 +323,7 @@ static void on_check(uv_check_t *h) {
   for (conn *c = s->pending; c; c = c->pending_next)  /* the clean answers first */
     if (answer_queue(s, c, true, now) > 0 && !c->closing) conn_flush(c);
   s->hooks.commit(s->hooks.ud);
-  if (s->hooks.hold)  /* committed, maybe not yet on disk: the host may hold them */
-    for (conn *p = s->pending; p; p = p->pending_next)
-      for (tph_response *r = p->queue_head; r; r = r->next)
-        if (!r->clean && !r->deferred && !r->held && r->rests_on) {
-          r->held = true;
-          r->deferred = s->hooks.hold(s->hooks.ud, r);
-        }
+  settle(s);
   now = tp_clock_mono_ns();
   conn *c = s->pending;
   s->pending = NULL;

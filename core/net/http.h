@@ -59,7 +59,7 @@ typedef struct tph_response {
   const bool *commit_failed;  /* the store flag this response's writes rely on */
   void *rests_on;             /* the host's handle of the batch it rests on (hooks.hold) */
   bool clean;                 /* rests on no write of this iteration: goes before the commit */
-  bool held;                  /* hooks.hold has seen it */
+  bool held;                  /* settled after its commit (failed, or offered to hooks.hold) */
   /* for the log line and metrics */
   char route[320];            /* route label, copied: a reload may free the route */
   char tenant[TPT_MAX_ID + 1];

@@ -70,11 +70,14 @@ def slow_host(name, delay=DELAY, limits=None):
     assert shim and os.path.exists(shim), "the slow-disk shim is not built (TIDEPOOL_SLOWSYNC=%r)" % shim
     h = Host(tenants=[brand()], synchronous="full", name=name, limits=limits)
     h.fail_flag = os.path.join(h.dir, "fail-syncs")
-    keys = ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_SYNC_FAIL_FLAG", "ASAN_OPTIONS")
+    h.write_fail_flag = os.path.join(h.dir, "fail-writes")
+    keys = ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_SYNC_FAIL_FLAG", "TP_TEST_WRITE_FAIL_FLAG",
+            "ASAN_OPTIONS")
     old = {k: os.environ.get(k) for k in keys}
     os.environ["LD_PRELOAD"] = shim
     os.environ["TP_TEST_SYNC_DELAY_MS"] = str(int(delay * 1000))
     os.environ["TP_TEST_SYNC_FAIL_FLAG"] = h.fail_flag
+    os.environ["TP_TEST_WRITE_FAIL_FLAG"] = h.write_fail_flag
     # the shim comes before the sanitizers' runtime in the list of libraries
     os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:verify_asan_link_order=0"
     try:
@@ -209,6 +212,72 @@ def test_a_sync_the_disk_refuses_refuses_the_answers_that_waited_for_it():
         h.stop()
 
 
+def pipelined_post(h, path, bodies):
+    """Sends the POSTs on one connection without waiting for an answer
+    (HTTP/1.1 pipelining); returns the connection's socket."""
+    import socket
+    sock = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    for b in bodies:
+        data = json.dumps(b).encode()
+        sock.sendall(("POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n" % (path, len(data))).encode() + data)
+    return sock
+
+
+def read_answers(sock, n):
+    """The statuses of the next n answers on sock."""
+    buf, statuses = b"", []
+    while len(statuses) < n:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            more = sock.recv(65536)
+            assert more, "the connection closed after %d answers: %r" % (len(statuses), statuses)
+            buf += more
+            continue
+        head = buf[:end].decode("iso-8859-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in head if line.lower().startswith("content-length:"))
+        while len(buf) < end + 4 + length:
+            buf += sock.recv(65536)
+        statuses.append(int(head[0].split()[1]))
+        buf = buf[end + 4 + length:]
+    return statuses
+
+
+def test_an_answer_keeps_the_fate_of_its_own_commit():
+    """An answer held for its sync goes iterations after its commit; the
+    store's flag of a failed commit then speaks of other commits. A saved
+    write is not refused because a later commit failed, and a write whose
+    commit failed is not acknowledged because the answer before it on its
+    connection was held past the failure."""
+    h = slow_host("syncfate")
+    try:
+        # A commits and waits 1 s for its sync; then every COMMIT fails (the
+        # WAL cannot be written) while writes keep coming on other connections
+        sock = pipelined_post(h, "/v1/t1/probe/items", [{"note": "A"}])
+        time.sleep(0.2)
+        open(h.write_fail_flag, "w").close()
+        # B, pipelined behind A on its connection: its commit fails while A waits
+        data = json.dumps({"note": "B"}).encode()
+        sock.sendall(("POST /v1/t1/probe/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\n\r\n" % len(data)).encode() + data)
+        refused = []
+        stop = time.monotonic() + DELAY + 0.3
+        while time.monotonic() < stop:  # failing commits in the iterations around A's release
+            status, _, _ = h.request("POST", "/v1/t1/probe/items", body={"note": "C"})
+            refused.append(status)
+        assert refused and all(st == 503 for st in refused), refused
+        got = read_answers(sock, 2)
+        assert got == [201, 503], "A (saved) and B (rolled back) were answered %r" % got
+        sock.close()
+        os.unlink(h.write_fail_flag)
+        status, _, body = h.request("GET", "/v1/t1/probe/items/count")
+        assert status == 200 and body["count"] == 2, body   # warm's and A's
+    finally:
+        if os.path.exists(h.write_fail_flag):
+            os.unlink(h.write_fail_flag)
+        h.stop()
+
+
 def test_a_signed_in_read_does_not_wait_for_the_hosts_other_tables():
     h = slow_host("syncauth")
     try:
@@ -235,7 +304,7 @@ def test_a_stop_while_a_sync_runs_answers_the_write_and_keeps_it():
         th.join(10)
         status, body, took, _ = out["r"]
         assert status == 201 and took >= DELAY * 0.9, (status, body, took)
-        for k in ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS"):
+        for k in ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_WRITE_FAIL_FLAG"):
             assert k not in os.environ
         h.start()        # a normal disk
         status, _, body = h.request("GET", "/v1/t1/probe/items/count")

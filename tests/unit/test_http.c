@@ -6,7 +6,9 @@
 **
 ** The hooks count commits; each response notes how many there had been when
 ** it was handled and when it was sent (finished), so the test does not
-** depend on which requests share an iteration.
+** depend on which requests share an iteration. An answer the host holds for
+** its sync (hooks.hold) keeps the fate of its own commit, whatever commits
+** fail while it waits.
 */
 #include "net/http.h"
 
@@ -31,14 +33,34 @@ typedef struct seen {
 static seen log_[64];
 static int nlog;
 
+/* the store's flag, as the host keeps it: set by a failed commit, cleared
+** when the iteration's answers are out */
+static bool commit_failed, fail_next_commit;
+static int handled;
+static tph_response *held;  /* the answer hold kept back ("/held..." ones) */
+
 static void handle(void *ud, const tph_request *req, tph_response *res) {
   (void)ud;
+  handled++;
   res->clean = req->target_len >= 6 && memcmp(req->target, "/clean", 6) == 0;
+  if (!res->clean) {
+    res->commit_failed = &commit_failed;
+    res->rests_on = &loop;
+  }
   snprintf(res->route, sizeof res->route, "%.*s", (int)req->target_len, req->target);
   tp_buf_printf(&res->body, "{\"at\":%d}", commits);
   res->status = 200;
 }
-static void commit(void *ud) { (void)ud, commits++; }
+static void commit(void *ud) {
+  (void)ud, commits++;
+  if (fail_next_commit) commit_failed = true;
+}
+static bool hold(void *ud, tph_response *res) {
+  (void)ud;
+  if (strncmp(res->route, "/held", 5) != 0) return false;
+  held = res;
+  return true;
+}
 static void finished(void *ud, const tph_response *res, double s) {
   (void)ud, (void)s;
   if (nlog == 64) return;
@@ -49,7 +71,7 @@ static void finished(void *ud, const tph_response *res, double s) {
   e->handled_at = at;
   e->sent_at = commits;
 }
-static void iteration_end(void *ud) { (void)ud; }
+static void iteration_end(void *ud) { (void)ud, commit_failed = false; }
 
 /* ---- a raw client: writes bytes, reads until n answers came */
 
@@ -101,6 +123,13 @@ static void start(client *c, const char *send, int want) {
   uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&a, on_connect);
 }
 
+/* Writes more on c's connection (a request pipelined behind the first). */
+static void send_more(client *c, const char *more) {
+  static uv_write_t w;
+  uv_buf_t b = uv_buf_init((char *)more, (unsigned)strlen(more));
+  uv_write(&w, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+}
+
 static void stop(client *c) {
   uv_close((uv_handle_t *)&c->tcp, NULL);
   uv_run(&loop, UV_RUN_NOWAIT);
@@ -146,13 +175,54 @@ TEST(a_clean_answer_behind_one_that_waits_waits_too) {
   stop(&p);
 }
 
+/* The statuses of the answers c got, in order, as "200 503". */
+static void statuses(client *c, char *out, size_t cap) {
+  out[0] = '\0';
+  for (const char *p = tp_buf_cstr(&c->got); (p = strstr(p, "HTTP/1.1 ")); p++)
+    snprintf(out + strlen(out), cap - strlen(out), "%s%.3s", out[0] ? " " : "", p + 9);
+}
+
+TEST(a_rolled_back_write_behind_a_held_answer_is_refused) {
+  held = NULL;
+  client p;
+  start(&p, GET("/held-a"), 2);
+  while (!held) uv_run(&loop, UV_RUN_ONCE);  /* committed, and held for its sync */
+  fail_next_commit = true;                   /* b, pipelined behind it, is rolled back */
+  int before = handled;
+  send_more(&p, GET("/dirty-b"));
+  while (handled == before) uv_run(&loop, UV_RUN_ONCE);
+  fail_next_commit = false;
+  ASSERT_EQ(p.answers, 0);                   /* both wait behind a */
+  tph_resume(held);                          /* a's sync is done: the flag is long cleared */
+  while (p.answers < 2) uv_run(&loop, UV_RUN_ONCE);
+  char got[64];
+  statuses(&p, got, sizeof got);
+  ASSERT_STR(got, "200 503");
+  stop(&p);
+}
+
+TEST(a_held_answer_is_not_refused_for_a_later_failure) {
+  held = NULL;
+  client p;
+  start(&p, GET("/held-a"), 1);
+  while (!held) uv_run(&loop, UV_RUN_ONCE);
+  fail_next_commit = true;                   /* the iteration a goes in has a failed commit */
+  tph_resume(held);
+  while (p.answers < 1) uv_run(&loop, UV_RUN_ONCE);
+  fail_next_commit = false;
+  char got[64];
+  statuses(&p, got, sizeof got);
+  ASSERT_STR(got, "200");
+  stop(&p);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&loop);
   tpc_limits l = {.max_connections = 100, .max_header_bytes = 16384, .max_headers = 64,
                   .max_body_bytes = 1 << 20, .header_timeout_ms = 5000, .body_timeout_ms = 5000,
                   .idle_timeout_ms = 5000, .shutdown_timeout_ms = 1000};
-  tph_hooks hooks = {handle, commit, finished, iteration_end, NULL, NULL};
+  tph_hooks hooks = {handle, commit, finished, iteration_end, NULL, hold};
   server = tph_new(&loop, &l, hooks);
   char err[256];
   if (tph_listen(server, "127.0.0.1", 0, &port, err, sizeof err) != 0) {
@@ -161,6 +231,8 @@ int main(void) {
   }
   RUN(a_clean_answer_goes_before_the_commit_the_others_after_it);
   RUN(a_clean_answer_behind_one_that_waits_waits_too);
+  RUN(a_rolled_back_write_behind_a_held_answer_is_refused);
+  RUN(a_held_answer_is_not_refused_for_a_later_failure);
   tph_free(server);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);

@@ -4,7 +4,9 @@
 **
 ** fdatasync and fsync called from any thread but the process's first (the
 ** loop's) sleep TP_TEST_SYNC_DELAY_MS first, and fail with EIO while the
-** file TP_TEST_SYNC_FAIL_FLAG names exists. The commits' sync runs on a
+** file TP_TEST_SYNC_FAIL_FLAG names exists; pwrite64 on the loop's thread
+** (SQLite writing its WAL: a COMMIT) fails with EIO while the file
+** TP_TEST_WRITE_FAIL_FLAG names exists. The commits' sync runs on a
 ** libuv worker (store/walsync.h), so a commit's answer then takes that long,
 ** while the loop, and SQLite's own syncs on it, keep their speed: the test
 ** can see what waits for the disk and what does not. Test-only: never
@@ -14,6 +16,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,4 +49,16 @@ int fsync(int fd) {
   static int (*real)(int);
   if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
   return slow() == 0 ? real(fd) : -1;
+}
+
+/* On the loop's thread, while TP_TEST_WRITE_FAIL_FLAG's file exists: EIO. */
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t at) {
+  static ssize_t (*real)(int, const void *, size_t, off_t);
+  if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
+  const char *flag = getenv("TP_TEST_WRITE_FAIL_FLAG");
+  if (flag && syscall(SYS_gettid) == getpid() && access(flag, F_OK) == 0) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd, buf, n, at);
 }
