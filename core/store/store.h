@@ -5,8 +5,8 @@
 **   tps_batch_begin   BEGIN, once per tenant per loop iteration (first request)
 **   tps_savepoint     SAVEPOINT around each handler
 **   tps_release / tps_rollback_to   when the handler returns / raises
-**   tps_commit        COMMIT once per iteration, before any response is sent
-**                     (synced on a worker when deferred: walsync.h)
+**   tps_commit        COMMIT once per iteration, before the answers resting on it go
+**                     (synced by the host's syncer thread when deferred: walsync.h)
 ** Each statement notes, as it starts, whose tables it may read or write
 ** (deps.h), so that an answer waits only for the writes it may have seen.
 ** A plugin's SQL is confined to tables named "<plugin>_..." by an authorizer;

@@ -16,9 +16,9 @@
 ** Until the sync is made, the owners the owed commits wrote (store/deps.h)
 ** stay written: a request that reads one of them is not clean, and the host
 ** holds back its answer, with those of the commits, until the sync is made
-** (host/syncer.c). Nothing else of such a commit leaves the process before
-** then: the sender takes no call out that a commit not yet synced wrote
-** (store/outbox.h, tpob_box.durable_id).
+** (the host's syncer thread, host/tenant.c). Nothing else of such a commit
+** leaves the process before then: the sender takes no call out that a commit
+** not yet synced wrote (store/outbox.h, tpob_box.durable_id).
 **
 ** The state moves on the loop's thread only: tpws_start (the owed commits'
 ** owners go in flight) before the worker runs tpws_run, tpws_done after it.

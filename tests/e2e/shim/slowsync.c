@@ -7,8 +7,8 @@
 ** file TP_TEST_SYNC_FAIL_FLAG names exists; pwrite64 on the loop's thread
 ** (SQLite writing its WAL: a COMMIT) fails with EIO while the file
 ** TP_TEST_WRITE_FAIL_FLAG names exists. The commits' sync runs on a
-** libuv worker (store/walsync.h), so a commit's answer then takes that long,
-** while the loop, and SQLite's own syncs on it, keep their speed: the test
+** thread of its own (store/walsync.h), so a commit's answer then takes that
+** long, while the loop, and SQLite's own syncs on it, keep their speed: the test
 ** can see what waits for the disk and what does not. Test-only: never
 ** linked into tidepool.
 */
