@@ -69,7 +69,7 @@ int tp__join_batch(tp_host *h, tp_tenant *t) {
   return 0;
 }
 
-static void sync_kick(tp_host *h, tp_tenant *t);
+static bool sync_kick(tp_host *h, tp_tenant *t);
 
 void tp__flush_batch(tp_host *h) {
   for (int i = 0; i < h->nbatch; i++) {
@@ -174,6 +174,25 @@ static void syncer_main(void *arg) {
   uv_mutex_unlock(&y->lock);
 }
 
+/* The answers that waited for gen or older go, or (not ok) are refused. */
+static void release(tp_tenant *t, uint64_t gen, bool ok) {
+  tp_sync *s = t->sync;
+  int kept = 0;
+  for (int i = 0; i < s->nwait; i++) {
+    sync_wait *w = &s->wait[i];
+    if (w->gen > gen) {
+      s->wait[kept++] = *w;
+      continue;
+    }
+    if (!ok)
+      tph_error(w->res, 503, "commit_failed",
+                "the change could not be made durable; it may not have been saved, retry");
+    t->deferred--;
+    tph_resume(w->res);
+  }
+  s->nwait = kept;
+}
+
 /* The sync j made (ok) or not: its answers go, or are refused. */
 static void sync_finish(tp_tenant *t, sync_job *j, bool ok) {
   tp_sync *s = t->sync;
@@ -195,22 +214,8 @@ static void sync_finish(tp_tenant *t, sync_job *j, bool ok) {
     tp_log_str(line, "error", strerror(j->rc));
     tp_log_end(line);
   }
-  /* the answers that waited for j's gen or older go, or are refused */
-  int kept = 0;
-  for (int i = 0; i < s->nwait; i++) {
-    sync_wait *w = &s->wait[i];
-    if (w->gen > j->gen) {
-      s->wait[kept++] = *w;
-      continue;
-    }
-    if (!ok)
-      tph_error(w->res, 503, "commit_failed",
-                "the change could not be made durable; it may not have been saved, retry");
-    t->deferred--;
-    tph_resume(w->res);
-  }
-  s->nwait = kept;
-  sync_kick(t->host, t);  /* commits made while it ran */
+  release(t, j->gen, ok);  /* the answers that waited for j's gen or older */
+  sync_kick(t->host, t);    /* commits made while it ran */
 }
 
 static void on_synced(uv_async_t *a) {
@@ -271,19 +276,28 @@ void tp__sync_open(tp_host *h, tp_tenant *t) {
   t->outbox.durable_id = t->outbox.last_id = tpob_max_id(&t->outbox);
 }
 
-static void sync_kick(tp_host *h, tp_tenant *t) {
+/* Starts a sync of t's owed commits when none runs. False if one was owed
+** and could not start: the answers waiting were then refused. */
+static bool sync_kick(tp_host *h, tp_tenant *t) {
   tp_sync *s = t->sync;
   tp_syncer *y = h->syncer;
   /* detached (stopping): closing the database syncs what is owed */
-  if (!s || s->job || !y || !tpws_owed(&t->db)) return;
+  if (!s || s->job || !y || !tpws_owed(&t->db)) return true;
   sync_job *j = calloc(1, sizeof *j);
   if (!j || tpws_start(&t->db) != 0) {
-    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot sync the brand's commits; answers wait");
+    int e = j ? errno : ENOMEM;
+    /* the commits stay owed (the next one tries again); the answers that
+    ** waited are refused, as for a failed sync: left waiting, they would
+    ** wait for a commit that may never come */
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "cannot sync the brand's commits; "
+                                "their answers are refused");
     tp_log_str(line, "tenant", t->conf->id);
-    tp_log_str(line, "error", j ? strerror(errno) : "out of memory");
+    tp_log_str(line, "error", strerror(e));
     tp_log_end(line);
     free(j);
-    return;
+    tpm_sync(h->metrics, 0, false);
+    release(t, UINT64_MAX, false);  /* none runs: every answer held waits for one not started */
+    return false;
   }
   s->committed++;  /* the commits tpws_start moved in flight */
   j->t = t;
@@ -301,6 +315,7 @@ static void sync_kick(tp_host *h, tp_tenant *t) {
   y->queued_tail = j;
   uv_cond_signal(&y->wake);
   uv_mutex_unlock(&y->lock);
+  return true;
 }
 
 void tp__sync_reap(tp_host *h) {
@@ -325,14 +340,19 @@ bool tp_host_hold(void *host, tph_response *res) {
   if (s->nwait == s->capwait) {
     int cap = s->capwait ? 2 * s->capwait : 64;
     sync_wait *more = realloc(s->wait, (size_t)cap * sizeof *more);
-    if (!more) return false;  /* cannot wait: answered now, as before deferral */
+    if (!more) {  /* cannot wait for the disk: never acknowledged before it */
+      tph_error(res, 503, "commit_failed",
+                "the change could not be made durable; it may not have been saved, retry");
+      return false;
+    }
     s->wait = more;
     s->capwait = cap;
   }
   s->wait[s->nwait++] = (sync_wait){res, gen};
   t->deferred++;
-  sync_kick(t->host, t);  /* owed by a commit made outside a batch (a migration) */
-  return true;
+  /* owed by a commit made outside a batch (a migration); a sync that cannot
+  ** start refused res with the others (503): it goes now */
+  return sync_kick(t->host, t);
 }
 
 static void free_jobs(sync_job *j) {

@@ -65,19 +65,24 @@ def brand():
     return t
 
 
-def slow_host(name, delay=DELAY, limits=None):
+def slow_host(name, delay=DELAY, limits=None, wal_open_fails=False):
     shim = os.environ.get("TIDEPOOL_SLOWSYNC")
     assert shim and os.path.exists(shim), "the slow-disk shim is not built (TIDEPOOL_SLOWSYNC=%r)" % shim
     h = Host(tenants=[brand()], synchronous="full", name=name, limits=limits)
     h.fail_flag = os.path.join(h.dir, "fail-syncs")
     h.write_fail_flag = os.path.join(h.dir, "fail-writes")
+    h.wal_open_fail_flag = os.path.join(h.dir, "fail-wal-open")
+    if wal_open_fails:
+        os.makedirs(h.dir, exist_ok=True)
+        open(h.wal_open_fail_flag, "w").close()
     keys = ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_SYNC_FAIL_FLAG", "TP_TEST_WRITE_FAIL_FLAG",
-            "ASAN_OPTIONS")
+            "TP_TEST_WALOPEN_FAIL_FLAG", "ASAN_OPTIONS")
     old = {k: os.environ.get(k) for k in keys}
     os.environ["LD_PRELOAD"] = shim
     os.environ["TP_TEST_SYNC_DELAY_MS"] = str(int(delay * 1000))
     os.environ["TP_TEST_SYNC_FAIL_FLAG"] = h.fail_flag
     os.environ["TP_TEST_WRITE_FAIL_FLAG"] = h.write_fail_flag
+    os.environ["TP_TEST_WALOPEN_FAIL_FLAG"] = h.wal_open_fail_flag
     # the shim comes before the sanitizers' runtime in the list of libraries
     os.environ["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:verify_asan_link_order=0"
     try:
@@ -88,7 +93,7 @@ def slow_host(name, delay=DELAY, limits=None):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return warm(h)
+    return h if wal_open_fails else warm(h)
 
 
 def warm(h):
@@ -278,6 +283,30 @@ def test_an_answer_keeps_the_fate_of_its_own_commit():
         h.stop()
 
 
+def test_a_sync_that_cannot_start_refuses_its_answers():
+    """The host's first sync of a brand opens its WAL; when that fails (out of
+    file descriptors), the answers that wait for it are refused at once, not
+    left waiting for a commit that may never come, and the next commit tries
+    again."""
+    h = slow_host("synckick", delay=0.05, wal_open_fails=True)
+    try:
+        status, body, _, _ = timed(h, "POST", "/v1/t1/probe/items", {"note": "unsynced"})
+        assert status == 503 and body["error"]["code"] == "commit_failed", (status, body)
+        h.wait_log(lambda e: e.get("msg", "").startswith("cannot sync the brand's commits"), timeout=5,
+                   what="the failure logged")
+        os.unlink(h.wal_open_fail_flag)
+        status, body, _, _ = timed(h, "POST", "/v1/t1/probe/items", {"note": "synced"})
+        assert status == 201, (status, body)
+        status, _, body = h.request("GET", "/v1/t1/probe/items/count")
+        assert status == 200 and body["count"] == 2, body  # the refused one was saved after all
+        _, _, text = h.request("GET", "/metrics")
+        assert metric_value(text, "tidepool_syncs_total", {"result": "failed"}) >= 1, text
+    finally:
+        if os.path.exists(h.wal_open_fail_flag):
+            os.unlink(h.wal_open_fail_flag)
+        h.stop()
+
+
 def test_a_signed_in_read_does_not_wait_for_the_hosts_other_tables():
     h = slow_host("syncauth")
     try:
@@ -304,7 +333,7 @@ def test_a_stop_while_a_sync_runs_answers_the_write_and_keeps_it():
         th.join(10)
         status, body, took, _ = out["r"]
         assert status == 201 and took >= DELAY * 0.9, (status, body, took)
-        for k in ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_WRITE_FAIL_FLAG"):
+        for k in ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_WRITE_FAIL_FLAG", "TP_TEST_WALOPEN_FAIL_FLAG"):
             assert k not in os.environ
         h.start()        # a normal disk
         status, _, body = h.request("GET", "/v1/t1/probe/items/count")
