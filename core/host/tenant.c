@@ -88,6 +88,7 @@ void tp__flush_batch(tp_host *h) {
       tp_log_end(line);
     }
     t->dirty = false;
+    tpob_committed(&t->outbox);  /* the calls out it made (or not: rolled back) */
     if (t->queue_touched) {  /* the runner's next look at this tenant */
       t->queue_touched = false;
       t->next_due_ms = tpq_next_due(&t->queue);
@@ -273,7 +274,7 @@ void tp__sync_open(tp_host *h, tp_tenant *t) {
   }
   t->sync = s;
   /* what is in the file now is as durable as the commits that wrote it were */
-  t->outbox.durable_id = t->outbox.last_id = tpob_max_id(&t->outbox);
+  t->outbox.durable_id = t->outbox.committed_id = t->outbox.last_id = tpob_max_id(&t->outbox);
 }
 
 /* Starts a sync of t's owed commits when none runs. False if one was owed
@@ -304,7 +305,7 @@ static bool sync_kick(tp_host *h, tp_tenant *t) {
   j->gen = s->committed;
   /* 50 ms after the first failure, doubling up to 1 s (a stop waits for it) */
   j->backoff_ms = s->failures ? (s->failures > 5 ? 1000 : 25 << s->failures) : 0;
-  j->outbox_id = t->outbox.last_id;
+  j->outbox_id = t->outbox.committed_id;  /* not a batch still open (a sync started mid-iteration) */
   j->asked_ns = tp_clock_mono_ns();
   atomic_init(&j->finished, 0);
   s->job = j;

@@ -56,6 +56,7 @@ static const struct {
    "SELECT count(*) FROM _tp_outbox WHERE (dead_ms IS NOT NULL) = ?1"},
   {offsetof(tpob_box, release),
    "UPDATE _tp_outbox SET leased = 0, due_ms = ?1 WHERE leased = 1 AND dead_ms IS NULL"},
+  {offsetof(tpob_box, max_id), "SELECT coalesce(max(id), 0) FROM _tp_outbox"},
 };
 
 #define NSTATEMENTS (sizeof statements / sizeof *statements)
@@ -192,13 +193,15 @@ int tpob_bury(tpob_box *b, int64_t id, int64_t now_ms, const char *error) {
 }
 
 int64_t tpob_max_id(tpob_box *b) {
-  sqlite3_stmt *st;
   int64_t id = 0;
-  if (sqlite3_prepare_v2(b->db->db, "SELECT coalesce(max(id), 0) FROM _tp_outbox", -1, &st, NULL) != SQLITE_OK)
-    return 0;
-  if (step(b, st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  if (step(b, b->max_id) == SQLITE_ROW) id = sqlite3_column_int64(b->max_id, 0);
+  finish(b->max_id, 0);
   return id;
+}
+
+void tpob_committed(tpob_box *b) {
+  if (b->last_id <= b->committed_id) return;  /* nothing added since: nothing to read */
+  b->committed_id = b->last_id = tpob_max_id(b);
 }
 
 int64_t tpob_next_due(tpob_box *b) {

@@ -56,11 +56,14 @@ typedef struct tpob_box {
   /* The highest id whose commit is durable (INT64_MAX: every committed row):
   ** tpob_take and tpob_next_due see no row above it, so that no call leaves
   ** for a commit the disk may still lose (store/walsync.h). The host moves it
-  ** to last_id, the highest id added, once the commits that wrote it are
-  ** synced. Ids are never reused (AUTOINCREMENT). */
-  int64_t durable_id, last_id;
+  ** to committed_id, the highest id a commit made (tpob_committed), once the
+  ** commits made until then are synced. last_id is the highest id added, in
+  ** a transaction still open too: a sync started mid-batch must not count
+  ** that batch's rows, and an id rolled back is given again (AUTOINCREMENT's
+  ** sequence rolls back with it), so only a commit tells what is committed. */
+  int64_t durable_id, committed_id, last_id;
   sqlite3_stmt *insert, *due, *row, *lease, *remove, *retry, *bury, *next_due, *count,
-      *release;
+      *release, *max_id;
 } tpob_box;
 
 int tpob_open(tpob_box *b, tps_db *db, char *err, size_t errcap);
@@ -83,6 +86,9 @@ int tpob_retry(tpob_box *b, int64_t id, int64_t due_ms, const char *error);
 int tpob_bury(tpob_box *b, int64_t id, int64_t now_ms, const char *error);
 /* The highest id in the outbox (0: none). */
 int64_t tpob_max_id(tpob_box *b);
+/* After a commit (made or failed) of b's database: committed_id is the
+** highest id committed (read back only when rows were added since). */
+void tpob_committed(tpob_box *b);
 /* The earliest due time of a live row, INT64_MAX if none. */
 int64_t tpob_next_due(tpob_box *b);
 /* The same without a box, on the database db (a closed brand's file). */

@@ -62,6 +62,8 @@ def brand():
     t = tenant("t1", plugins={"probe": {}, "catalog": {}, "caller": {}})
     t["http"] = {"erp": {"url": "http://127.0.0.1:%d" % UP.port, "plugins": ["caller"],
                          "timeout_ms": 5000, "max_attempts": 1}}
+    # room for a long handler (test_a_sync_started_mid_batch_...)
+    t["plugin_limits"] = {"caller": {"instructions": 4000000000, "deadline_ms": 30000}}
     return t
 
 
@@ -280,6 +282,40 @@ def test_an_answer_keeps_the_fate_of_its_own_commit():
     finally:
         if os.path.exists(h.write_fail_flag):
             os.unlink(h.write_fail_flag)
+        h.stop()
+
+
+def test_a_sync_started_mid_batch_does_not_free_the_batchs_calls():
+    """A sync that starts while a batch is open (the loop hears of the one
+    before it finished after a long handler, and starts the next for the
+    commits made meanwhile) covers the commits made before it, not that
+    batch: a call out the batch made leaves only with the sync after the
+    batch's commit, when its request is answered too."""
+    h = slow_host("syncmid", limits={"invocation_ms": 30000})
+    try:
+        UP.seen.clear()
+        w1, o1 = in_thread(h, "POST", "/v1/t1/probe/items", {"note": "w1"})  # its sync: 1 s
+        time.sleep(0.1)
+        w2, o2 = in_thread(h, "POST", "/v1/t1/probe/items", {"note": "w2"})  # committed, owed
+        time.sleep(0.1)
+        # the call, then 1-3 s of SQL: w1's sync ends while this batch is open
+        c, oc = in_thread(h, "POST", "/v1/t1/caller/calls",
+                          {"to": "erp", "path": "/mid", "no_reply": True, "spin": 10000000})
+        for th in (w1, w2, c):
+            th.join(30)
+        status, body, took, started = oc["r"]
+        assert status == 201, (status, body)
+        answered = started + took
+        deadline = time.monotonic() + 10
+        while not UP.seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert UP.seen, "the call never left"
+        arrived = UP.seen[0][0]
+        # the call leaves with the sync that makes its commit durable, which
+        # also releases the answer: not a whole sync (1 s) before it
+        assert arrived >= answered - DELAY / 2, \
+            "the call left %.2fs before its request's commit was synced" % (answered - arrived)
+    finally:
         h.stop()
 
 

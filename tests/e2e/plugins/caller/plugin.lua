@@ -25,6 +25,10 @@ return {
           }
         end
         if b.fail_after then tp.fail(409, "rolled_back", "the handler failed after calling") end
+        if b.spin then  -- a long handler (test_sync.py): SQLite counts to b.spin
+          tp.db.one([[WITH RECURSIVE caller_c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM caller_c WHERE x < ?)
+            SELECT count(*) AS n FROM caller_c]], b.spin)
+        end
         return 201, { id = ids[1], ids = ids }
       end },
     { method = "POST", path = "/caller/crypto", auth = "none",
