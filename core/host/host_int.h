@@ -46,8 +46,9 @@ uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
 int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
 /* Commits every open transaction now; a tenant whose queue was touched has
 ** its next due time read back for the runner. A commit that owes a sync
-** (store/walsync.h) starts one on the host's syncer thread. */
-void tp__flush_batch(tp_host *h);
+** (store/walsync.h) starts one on the host's syncer thread. Returns how many
+** of these commits failed (h->commit_failed also counts earlier ones). */
+int tp__flush_batch(tp_host *h);
 /* Makes t's commits durable on the host's syncer thread from now on, when it runs
 ** a loop and the brand is configured synchronous FULL or EXTRA (an open brand:
 ** at attach, or when it opens). Until then (a kit, a test harness) COMMIT

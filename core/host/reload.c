@@ -139,9 +139,7 @@ static int run_setup(tp_host *h, tp_tenant *t, tp_plugin *p, char *err, size_t e
   int rc = tpi_setup(p, &inv, err, errcap);
   if (rc == 0) tps_release(&t->db);
   else tps_rollback_to(&t->db);
-  bool failed_before = h->commit_failed;
-  tp__flush_batch(h);
-  if (rc == 0 && h->commit_failed && !failed_before) {
+  if (tp__flush_batch(h) != 0 && rc == 0) {
     snprintf(err, errcap, "setup: its transaction could not be committed");
     return -1;
   }

@@ -536,10 +536,8 @@ static void kick(tp_sender *s, tp_tenant *t) {
     return;
   }
   int leased = tpob_take(&t->outbox, t->conf->id, tp_clock_wall_ms(), room, take_row, &k);
-  bool failed_before = h->commit_failed;
-  tp__flush_batch(h);
+  bool committed = tp__flush_batch(h) == 0 && leased >= 0;
   lazy_end(t, lazy);
-  bool committed = leased >= 0 && !(h->commit_failed && !failed_before);
   for (int i = 0; i < k.n; i++) {
     if (committed) send_call(s, k.calls[i]);
     else tp__call_free(k.calls[i]);  /* not leased after all: they stay due */

@@ -71,7 +71,8 @@ int tp__join_batch(tp_host *h, tp_tenant *t) {
 
 static bool sync_kick(tp_host *h, tp_tenant *t);
 
-void tp__flush_batch(tp_host *h) {
+int tp__flush_batch(tp_host *h) {
+  int failed = 0;
   for (int i = 0; i < h->nbatch; i++) {
     tp_tenant *t = h->batch[i];
     uint64_t start = tp_clock_mono_ns();
@@ -80,6 +81,7 @@ void tp__flush_batch(tp_host *h) {
     int rc = tps_commit(&t->db, err, sizeof err);
     tpm_commit(h->metrics, size, (double)(tp_clock_mono_ns() - start) / 1e9, rc == 0);
     if (rc != 0) {
+      failed++;
       h->commit_failed = true;
       tp_buf *line = tp_log_begin(TP_LOG_ERROR, "commit failed; the batch was rolled back");
       tp_log_str(line, "tenant", t->conf->id);
@@ -96,6 +98,7 @@ void tp__flush_batch(tp_host *h) {
     sync_kick(h, t);
   }
   h->nbatch = 0;
+  return failed;
 }
 
 /* ---- the sync: commits made durable by a worker (store/walsync.h)
