@@ -168,9 +168,9 @@ static void release(tp_host *h, const tph_request *req, tph_response *res) {
   tp__flush_batch(h);                     /* what this iteration wrote for it, committed */
   if (t->open && (t->calls_out > 0 || t->track_ckpt || t->deferred > 0 || t->backup_job || t->reset_pending)) {
     res->retry_after = 1;
-    tph_error(res, 409, "busy", "'%s' has work in flight (calls out, a checkpoint, a password check or a "
-              "backup); it stays "
-              "paused: ask again", t->conf->id);
+    tph_error(res, 409, "busy", "'%s' has work in flight (calls out, a commit's sync or an answer "
+              "waiting for it, a checkpoint, a password check or a backup); it stays paused: ask again",
+              t->conf->id);
     return;
   }
   if (t->open) tp__brand_close(h, t);  /* its file as its last commit left it; its claim let go */
