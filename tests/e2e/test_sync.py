@@ -298,9 +298,9 @@ def test_a_sync_started_mid_batch_does_not_free_the_batchs_calls():
         time.sleep(0.1)
         w2, o2 = in_thread(h, "POST", "/v1/t1/probe/items", {"note": "w2"})  # committed, owed
         time.sleep(0.1)
-        # the call, then 1-3 s of SQL: w1's sync ends while this batch is open
+        # the call, then 2-6 s of SQL: w1's sync ends while this batch is open
         c, oc = in_thread(h, "POST", "/v1/t1/caller/calls",
-                          {"to": "erp", "path": "/mid", "no_reply": True, "spin": 10000000})
+                          {"to": "erp", "path": "/mid", "no_reply": True, "spin": 20000000})
         for th in (w1, w2, c):
             th.join(30)
         status, body, took, started = oc["r"]
