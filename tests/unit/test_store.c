@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/outbox.h"
 #include "store/store.h"
 #include "tp_test.h"
 
@@ -469,6 +470,43 @@ TEST(tally_counts_each_small_integer) {
   close_db();
 }
 
+/* A sync covers the calls out up to committed_id: never a call added in a
+** batch still open, nor an id a rollback gave back (AUTOINCREMENT gives it
+** again), so only a commit moves it. */
+TEST(the_outbox_counts_a_call_committed_only_after_its_commit) {
+  open_db();
+  tpob_box box;
+  ASSERT_EQ(tpob_open(&box, &db, err, sizeof err), 0);
+  tpob_call call = {.dest = "erp", .method = "POST", .path = "/x", .max_attempts = 1};
+  int64_t id = 0;
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_EQ(tpob_add(&box, "p", &call, 1000, &id, err, sizeof err), 0);
+  ASSERT_EQ(id, 1);
+  ASSERT_EQ(box.committed_id, 0);        /* added in an open batch: not committed */
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  tpob_committed(&box);
+  ASSERT_EQ(box.committed_id, 1);
+  /* a request that called out, then failed: its row is rolled back */
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_EQ(tps_savepoint(&db), 0);
+  ASSERT_EQ(tpob_add(&box, "p", &call, 1000, &id, err, sizeof err), 0);
+  ASSERT_EQ(id, 2);
+  ASSERT_EQ(tps_rollback_to(&db), 0);
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  tpob_committed(&box);
+  ASSERT_EQ(box.committed_id, 1);
+  /* the id comes again, and counts once its commit is made */
+  ASSERT_EQ(tps_batch_begin(&db), 0);
+  ASSERT_EQ(tpob_add(&box, "p", &call, 1000, &id, err, sizeof err), 0);
+  ASSERT_EQ(id, 2);
+  ASSERT_EQ(box.committed_id, 1);
+  ASSERT_EQ(tps_commit(&db, err, sizeof err), 0);
+  tpob_committed(&box);
+  ASSERT_EQ(box.committed_id, 2);
+  tpob_close(&box);
+  close_db();
+}
+
 int main(void) {
   RUN(plugin_uses_its_own_tables);
   RUN(tally_counts_each_small_integer);
@@ -482,5 +520,6 @@ int main(void) {
   RUN(durability_off_and_back_to_the_configured_level);
   RUN(migrations_apply_once_in_order);
   RUN(failed_migration_applies_nothing);
+  RUN(the_outbox_counts_a_call_committed_only_after_its_commit);
   return TEST_SUMMARY();
 }
