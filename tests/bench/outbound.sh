@@ -26,7 +26,9 @@
 # READ_RATE (reads a second, default 0: as fast as they go), SYNC (the host's
 # synchronous, default full; off shows what the commits' fsync costs),
 # LOAD_NICE (default 19), SERVER_CPU (default 0), LOAD_CPU (wrk, the driver
-# and the upstream, default 1), BUILD (Release build dir, default build-bench).
+# and the upstream, default 1), BUILD (Release build dir, default build-bench),
+# REPEAT (idle-then-busy pairs, default 1; with more, the medians: the idle
+# p99 is the noisy one, so a single pair's ratio moves by a third).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -34,6 +36,7 @@ RATE=${RATE:-5000}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 READ_RATE=${READ_RATE:-0}
+REPEAT=${REPEAT:-1}
 SYNC=${SYNC:-full}
 LOAD_NICE=${LOAD_NICE:-19}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -101,12 +104,19 @@ calls_ok() {
     awk -F' ' '/^tidepool_calls_out_total\{tenant="bench",to="up",result="ok"\}/ { print $2 }' | head -1
 }
 
-echo "bench: idle read" >&2
-idle=$(read_p99)
-before=$(calls_ok); before=${before:-0}
-echo "bench: the read while calling out at $RATE/s" >&2
-# the driver: 50 calls per POST, RATE/50 POSTs a second, for DURATION + 1 s
-taskset -c "$LOAD_CPU" nice -n "$LOAD_NICE" python3 - "$HOST_PORT" "$RATE" "$((DURATION + 1))" <<'PY' &
+# wrk's 485.00us / 1.23ms / 2.00s as microseconds
+to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else print n * 1000000 }'; }
+
+# One pair: the idle read, then the read while calling out. Prints
+# "idle_rps idle_p99 busy_rps busy_p99 calls_per_s".
+one_pair() {
+  echo "bench: idle read" >&2
+  local idle busy before after t0 t1 driver
+  idle=$(read_p99)
+  before=$(calls_ok); before=${before:-0}
+  echo "bench: the read while calling out at $RATE/s" >&2
+  # the driver: 50 calls per POST, RATE/50 POSTs a second, for DURATION + 1 s
+  taskset -c "$LOAD_CPU" nice -n "$LOAD_NICE" python3 - "$HOST_PORT" "$RATE" "$((DURATION + 1))" <<'PY' &
 import http.client, json, sys, time
 port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 per, body = 50, json.dumps({"to": "up", "path": "/healthz", "times": 50, "no_reply": True})
@@ -120,25 +130,43 @@ while time.monotonic() - start < seconds:
     c.getresponse().read()
     sent += 1
 PY
-DRIVER=$!
-PIDS+=("$DRIVER")
-sleep 1
-t0=$(date +%s.%N)
-busy=$(read_p99)
-t1=$(date +%s.%N)
-wait "$DRIVER" || true
-sleep 2
-after=$(calls_ok); after=${after:-0}
-calls_per_s=$(python3 -c "print(round(($after - $before) / ($t1 - $t0 + 2)))")
+  driver=$!
+  PIDS+=("$driver")
+  sleep 1
+  t0=$(date +%s.%N)
+  busy=$(read_p99)
+  t1=$(date +%s.%N)
+  wait "$driver" || true
+  sleep 2
+  after=$(calls_ok); after=${after:-0}
+  echo "$idle $busy $(python3 -c "print(round(($after - $before) / ($t1 - $t0 + 2)))")"
+}
+
+PAIRS=()
+for _ in $(seq 1 "$REPEAT"); do PAIRS+=("$(one_pair)"); done
 
 echo
 echo "calls out while serving: commit $(git -C "$REPO" rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), ${DURATION}s per run"
 echo "machine: $(nproc) cores; host on core $SERVER_CPU, wrk + driver + upstream (nice $LOAD_NICE) on core $LOAD_CPU;" \
   "synchronous=$SYNC; reads: $([ "$READ_RATE" -gt 0 ] && echo "$READ_RATE/s aimed at" || echo "as fast as they go")"
 echo
-echo "run                 | read req/s | read p99 | calls out/s (ok)"
-echo "--------------------+------------+----------+-----------------"
-printf "%-19s | %10s | %8s | %s\n" "idle" "${idle% *}" "${idle#* }" "0"
-printf "%-19s | %10s | %8s | %s\n" "calling out" "${busy% *}" "${busy#* }" "$calls_per_s"
+echo "pair | idle read/s | idle p99 | busy read/s | busy p99 | calls out/s (ok) | p99 ratio"
+echo "-----+-------------+----------+-------------+----------+------------------+----------"
+ratios=() idles=() busies=()
+i=0
+for pair in "${PAIRS[@]}"; do
+  read -r irps ip99 brps bp99 calls <<<"$pair"
+  i=$((i + 1))
+  iu=$(to_us "$ip99"); bu=$(to_us "$bp99")
+  ratio=$(awk -v a="$bu" -v b="$iu" 'BEGIN { printf "%.2f", a / b }')
+  ratios+=("$ratio"); idles+=("$iu"); busies+=("$bu")
+  printf "%4d | %11s | %8s | %11s | %8s | %16s | %8sx\n" "$i" "$irps" "$ip99" "$brps" "$bp99" "$calls" "$ratio"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+if [ "$REPEAT" -gt 1 ]; then
+  echo
+  echo "medians of $REPEAT pairs: idle p99 $(median "${idles[@]}") us, busy p99 $(median "${busies[@]}") us;" \
+    "the ratio's median $(median "${ratios[@]}")x (the target: <= 2x)"
+fi
 echo
-echo "\$ RATE=$RATE DURATION=$DURATION CONNS=$CONNS READ_RATE=$READ_RATE SYNC=$SYNC bash tests/bench/outbound.sh"
+echo "\$ RATE=$RATE DURATION=$DURATION CONNS=$CONNS READ_RATE=$READ_RATE SYNC=$SYNC REPEAT=$REPEAT bash tests/bench/outbound.sh"
