@@ -1,8 +1,8 @@
 """
-test_sync.py - commits made durable by a worker (store/walsync.h): what
+test_sync.py - commits made durable by the host's syncer thread (store/walsync.h): what
 waits for the disk and what does not.
 
-The host runs with a slow disk for its worker threads only (the LD_PRELOAD
+The host runs with a slow disk for its threads but the loop's (the LD_PRELOAD
 shim tests/e2e/shim/slowsync.c: every fdatasync or fsync off the loop's
 thread sleeps DELAY first), so a commit's sync takes DELAY while the loop
 keeps its speed. Then, with a write's sync in flight:
@@ -12,13 +12,18 @@ keeps its speed. Then, with a write's sync in flight:
   - a call out the write made leaves only after the sync;
   - a sync the disk refuses refuses the answers that waited for it;
   - a stop while a sync runs still sends the answer that waited for it;
-  - a sync does not wait behind libuv's pool (4 threads, password checks in them).
-That an answered write survives kill -9 with the sync on the worker is
+  - a sync does not wait behind libuv's pool (4 threads, password checks in them);
+  - an answer held past the idle timeout still goes;
+  - an answer keeps the fate of its own commit, whatever commit fails later;
+  - a sync started while a batch is open does not free that batch's calls out;
+  - a sync that cannot start refuses its answers instead of leaving them waiting.
+That an answered write survives kill -9 with the sync on that thread is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
 import http.client
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -74,8 +79,7 @@ def slow_host(name, delay=DELAY, limits=None, wal_open_fails=False):
     h.fail_flag = os.path.join(h.dir, "fail-syncs")
     h.write_fail_flag = os.path.join(h.dir, "fail-writes")
     h.wal_open_fail_flag = os.path.join(h.dir, "fail-wal-open")
-    if wal_open_fails:
-        os.makedirs(h.dir, exist_ok=True)
+    if wal_open_fails:  # from the start: the first sync's open of the WAL fails
         open(h.wal_open_fail_flag, "w").close()
     keys = ("LD_PRELOAD", "TP_TEST_SYNC_DELAY_MS", "TP_TEST_SYNC_FAIL_FLAG", "TP_TEST_WRITE_FAIL_FLAG",
             "TP_TEST_WALOPEN_FAIL_FLAG", "ASAN_OPTIONS")
@@ -219,16 +223,11 @@ def test_a_sync_the_disk_refuses_refuses_the_answers_that_waited_for_it():
         h.stop()
 
 
-def pipelined_post(h, path, bodies):
-    """Sends the POSTs on one connection without waiting for an answer
-    (HTTP/1.1 pipelining); returns the connection's socket."""
-    import socket
-    sock = socket.create_connection(("127.0.0.1", h.port), timeout=10)
-    for b in bodies:
-        data = json.dumps(b).encode()
-        sock.sendall(("POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %d\r\n\r\n" % (path, len(data))).encode() + data)
-    return sock
+def raw_post(path, body):
+    """The bytes of a JSON POST, to pipeline on a raw socket."""
+    data = json.dumps(body).encode()
+    return ("POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n\r\n" % (path, len(data))).encode() + data
 
 
 def read_answers(sock, n):
@@ -260,13 +259,12 @@ def test_an_answer_keeps_the_fate_of_its_own_commit():
     try:
         # A commits and waits 1 s for its sync; then every COMMIT fails (the
         # WAL cannot be written) while writes keep coming on other connections
-        sock = pipelined_post(h, "/v1/t1/probe/items", [{"note": "A"}])
+        sock = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        sock.sendall(raw_post("/v1/t1/probe/items", {"note": "A"}))
         time.sleep(0.2)
         open(h.write_fail_flag, "w").close()
         # B, pipelined behind A on its connection: its commit fails while A waits
-        data = json.dumps({"note": "B"}).encode()
-        sock.sendall(("POST /v1/t1/probe/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %d\r\n\r\n" % len(data)).encode() + data)
+        sock.sendall(raw_post("/v1/t1/probe/items", {"note": "B"}))
         refused = []
         stop = time.monotonic() + DELAY + 0.3
         while time.monotonic() < stop:  # failing commits in the iterations around A's release
