@@ -1,18 +1,19 @@
 /*
-** slowsync.c - an LD_PRELOAD shim for tests/e2e/test_sync.py: makes the
-** disk slow, but only for the host's worker threads.
+** slowsync.c - an LD_PRELOAD shim for tests/e2e/test_sync.py: a slow or
+** failing disk, as the host's threads see it:
 **
-** fdatasync and fsync called from any thread but the process's first (the
-** loop's) sleep TP_TEST_SYNC_DELAY_MS first, and fail with EIO while the
-** file TP_TEST_SYNC_FAIL_FLAG names exists; pwrite64 on the loop's thread
-** (SQLite writing its WAL: a COMMIT) fails with EIO while the file
-** TP_TEST_WRITE_FAIL_FLAG names exists; opening a "-wal" file read-only on
-** the loop's thread (the host's first sync of a brand) fails with EMFILE
-** while the file TP_TEST_WALOPEN_FAIL_FLAG names exists. The commits' sync runs on a
-** thread of its own (store/walsync.h), so a commit's answer then takes that
-** long, while the loop, and SQLite's own syncs on it, keep their speed: the test
-** can see what waits for the disk and what does not. Test-only: never
-** linked into tidepool.
+** - fdatasync and fsync called from any thread but the process's first (the
+**   loop's) sleep TP_TEST_SYNC_DELAY_MS first, and fail with EIO while the
+**   file TP_TEST_SYNC_FAIL_FLAG names exists;
+** - pwrite64 on the loop's thread (SQLite writing its WAL: a COMMIT) fails
+**   with EIO while the file TP_TEST_WRITE_FAIL_FLAG names exists;
+** - opening a "-wal" file read-only on the loop's thread (the host's first
+**   sync of a brand) fails with EMFILE while TP_TEST_WALOPEN_FAIL_FLAG's
+**   file exists.
+** The commits' sync runs on a thread of its own (store/walsync.h), so a
+** commit's answer then takes that long, while the loop, and SQLite's own
+** syncs on it, keep their speed: the test can see what waits for the disk
+** and what does not. Test-only: never linked into tidepool.
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
