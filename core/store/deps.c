@@ -13,11 +13,11 @@ void tpdep_clear(tpdep_set *s) {
 }
 
 static bool host_part(const char *o) { return strncmp(o, "_tp_", 4) == 0; }
+static bool host_at_large(const char *o) { return strcmp(o, tpdep_host) == 0; }
 
 /* The same owner, or the host at large and one of its tables. */
 static bool same(const char *a, const char *b) {
-  return strcmp(a, b) == 0 || (a == tpdep_host && host_part(b)) || (b == tpdep_host && host_part(a)) ||
-         (strcmp(a, tpdep_host) == 0 && host_part(b)) || (strcmp(b, tpdep_host) == 0 && host_part(a));
+  return strcmp(a, b) == 0 || (host_at_large(a) && host_part(b)) || (host_at_large(b) && host_part(a));
 }
 
 bool tpdep_has(const tpdep_set *s, const char *owner) {

@@ -244,10 +244,6 @@ static void configure_sqlite(void) {
 static const char *const sync_sql[] = {"PRAGMA synchronous=OFF", "PRAGMA synchronous=NORMAL",
                                        "PRAGMA synchronous=FULL", "PRAGMA synchronous=EXTRA"};
 
-bool tps_batch_wrote(const tps_db *d) {
-  return d->in_txn && sqlite3_txn_state(d->db, "main") == SQLITE_TXN_WRITE;
-}
-
 bool tps_request_clean(const tps_db *d) {
   return !d->request_wrote && !tpdep_meets(&d->read, &d->written) && !tpws_meets(d, &d->read);
 }

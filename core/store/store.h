@@ -80,9 +80,6 @@ void tps_remove(const char *path);
 ** commit's sync covers them too, as they precede it in the WAL. */
 int tps_set_durable(tps_db *d, bool durable);
 
-/* Whether the open batch has written anything yet (a write undone by a
-** rollback to a savepoint counts: SQLite's transaction stays a write one). */
-bool tps_batch_wrote(const tps_db *d);
 /* A request of d's tenant begins (before its token's alias is read): what it
 ** reads and writes is noted from here (deps.h) until it ends. */
 void tps_request_begin(tps_db *d);
