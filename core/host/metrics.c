@@ -222,13 +222,14 @@ void tpm_render(const tpm_metrics *m, tp_buf *out) {
   tpm_family(out, "tidepool_commit_batch_size", "histogram", "Requests made durable by one commit.");
   render_histogram(out, "tidepool_commit_batch_size", "", &m->commit_batch, batch_bounds);
   tpm_family(out, "tidepool_commit_duration_seconds", "histogram",
-             "Time one group commit took on the loop (its sync by a worker: tidepool_sync_duration_seconds).");
+             "Time one group commit took on the loop (its sync off the loop: tidepool_sync_duration_seconds).");
   render_histogram(out, "tidepool_commit_duration_seconds", "", &m->commit_latency, latency_bounds);
-  tpm_family(out, "tidepool_syncs_total", "counter", "Syncs of commits to disk made by a worker, by result.");
+  tpm_family(out, "tidepool_syncs_total", "counter",
+             "Syncs of commits to disk made by the host's syncer thread, by result.");
   tp_buf_printf(out, "tidepool_syncs_total{result=\"ok\"} %llu\n", (unsigned long long)m->syncs_ok);
   tp_buf_printf(out, "tidepool_syncs_total{result=\"failed\"} %llu\n", (unsigned long long)m->syncs_failed);
   tpm_family(out, "tidepool_sync_duration_seconds", "histogram",
-             "Time from asking a worker to sync commits to the loop hearing it was done: what their answers wait.");
+             "Time from asking the syncer thread to sync commits to the loop hearing it was done: what their answers wait.");
   render_histogram(out, "tidepool_sync_duration_seconds", "", &m->sync_latency, latency_bounds);
   tpm_family(out, "tidepool_idempotent_replays_total", "counter",
              "Requests answered from the stored answer of their Idempotency-Key, without Lua");

@@ -6,7 +6,7 @@
 **   tidepool_commits_total{result}                   counter
 **   tidepool_commit_batch_size                       histogram (requests per commit)
 **   tidepool_commit_duration_seconds                 histogram (the COMMIT, on the loop)
-**   tidepool_syncs_total{result}                     counter (commits synced by a worker)
+**   tidepool_syncs_total{result}                     counter (commits synced by the syncer thread)
 **   tidepool_sync_duration_seconds                   histogram (asked to done: what answers wait)
 **   tidepool_tasks_total{kind,result}                 counter (jobs and event deliveries)
 **   tidepool_task_lateness_seconds{kind}              histogram (wall-clock tenants)
@@ -30,7 +30,7 @@ tpm_metrics *tpm_new(void);
 void tpm_free(tpm_metrics *m);
 void tpm_request(tpm_metrics *m, const char *route, int status, double seconds);
 void tpm_commit(tpm_metrics *m, int batch_size, double seconds, int ok);
-/* A sync of a brand's commits by a worker (store/walsync.h), from the moment
+/* A sync of a brand's commits by the syncer thread (store/walsync.h), from the moment
 ** it was asked for until the loop heard it was done. */
 void tpm_sync(tpm_metrics *m, double seconds, bool ok);
 void tpm_plugin_error(tpm_metrics *m);

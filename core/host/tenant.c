@@ -101,7 +101,7 @@ int tp__flush_batch(tp_host *h) {
   return failed;
 }
 
-/* ---- the sync: commits made durable by a worker (store/walsync.h)
+/* ---- the sync: commits made durable by the host's syncer thread (store/walsync.h)
 **
 ** Commits are numbered as they come to owe a sync (committed); a sync covers
 ** every commit owed when it starts (its gen), and synced is the newest gen
@@ -115,6 +115,10 @@ int tp__flush_batch(tp_host *h) {
 ** answer of every brand would wait behind them. The thread takes jobs from a
 ** queue; the loop hears of the finished ones through a uv_async (or sees one
 ** finished first, tp__sync_reap). */
+
+/* An answer refused because its commit could not be synced: the commit was
+** made, so the write may be there after all. */
+static const char NOT_SYNCED[] = "the change could not be made durable; it may not have been saved, retry";
 
 typedef struct sync_wait {
   tph_response *res;
@@ -188,9 +192,7 @@ static void release(tp_tenant *t, uint64_t gen, bool ok) {
       s->wait[kept++] = *w;
       continue;
     }
-    if (!ok)
-      tph_error(w->res, 503, "commit_failed",
-                "the change could not be made durable; it may not have been saved, retry");
+    if (!ok) tph_error(w->res, 503, "commit_failed", "%s", NOT_SYNCED);
     t->deferred--;
     tph_resume(w->res);
   }
@@ -345,8 +347,7 @@ bool tp_host_hold(void *host, tph_response *res) {
     int cap = s->capwait ? 2 * s->capwait : 64;
     sync_wait *more = realloc(s->wait, (size_t)cap * sizeof *more);
     if (!more) {  /* cannot wait for the disk: never acknowledged before it */
-      tph_error(res, 503, "commit_failed",
-                "the change could not be made durable; it may not have been saved, retry");
+      tph_error(res, 503, "commit_failed", "%s", NOT_SYNCED);
       return false;
     }
     s->wait = more;

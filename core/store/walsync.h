@@ -21,7 +21,7 @@
 ** not yet synced wrote (store/outbox.h, tpob_box.durable_id).
 **
 ** The state moves on the loop's thread only: tpws_start (the owed commits'
-** owners go in flight) before the worker runs tpws_run, tpws_done after it.
+** owners go in flight) before the syncer thread runs tpws_run, tpws_done after it.
 ** A failed sync keeps them owed; the next commit's sync tries again. (Linux
 ** may drop dirty pages when writing them back fails, so a later sync that
 ** succeeds may not cover what the failed one did: the answers that waited
@@ -58,12 +58,12 @@ void tpws_committed(struct tps_db *d);
 bool tpws_meets(const struct tps_db *d, const tpdep_set *set);
 /* Whether commits owe a sync that no running one covers. */
 bool tpws_owed(const struct tps_db *d);
-/* Before a worker runs tpws_run: the owed commits are the ones it covers.
+/* Before the syncer thread runs tpws_run: the owed commits are the ones it covers.
 ** 0, or -1 when the WAL cannot be opened (errno; nothing moved). */
 int tpws_start(struct tps_db *d);
 /* Syncs the WAL (and its folder, the first time); any thread. 0 or an errno. */
 int tpws_run(struct tps_db *d);
-/* After the worker: ok, the commits it covered are durable; else they are
+/* After tpws_run: ok, the commits it covered are durable; else they are
 ** owed again. */
 void tpws_done(struct tps_db *d, bool ok);
 /* Closes the WAL's descriptor (tps_close; nothing may be running). */
