@@ -44,10 +44,14 @@ tp_tenant *tp__tenant(tp_host *h, const char *id, size_t n);  /* NULL if not ser
 void tp__await_worker(atomic_int *finished);
 uint64_t tp__seed(const tp_host *h, int64_t now_ms, const char *id);
 int tp__join_batch(tp_host *h, tp_tenant *t); /* BEGIN if needed; 0 or -1 */
-/* Commits every open transaction now; a tenant whose queue was touched has
-** its next due time read back for the runner. A commit that owes a sync
-** (store/walsync.h) starts one on the host's syncer thread. Returns how many
-** of these commits failed (h->commit_failed also counts earlier ones). */
+/* Lists t for the commit without a BEGIN on its database: intake's batch of
+** events goes into the analytics file's own transaction (store/track.h). */
+void tp__join_track(tp_host *h, tp_tenant *t);
+/* Commits every open transaction now, the brands' and intake's (track.c); a
+** tenant whose queue was touched has its next due time read back for the
+** runner. A brand's commit that owes a sync (store/walsync.h) starts one on
+** the host's syncer thread. Returns how many of the brands' commits failed
+** (h->commit_failed also counts earlier ones, and intake's). */
 int tp__flush_batch(tp_host *h);
 /* Makes t's commits durable on the host's syncer thread from now on, when it runs
 ** a loop and the brand is configured synchronous FULL or EXTRA (an open brand:

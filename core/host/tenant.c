@@ -71,31 +71,58 @@ int tp__join_batch(tp_host *h, tp_tenant *t) {
 
 static bool sync_kick(tp_host *h, tp_tenant *t);
 
+void tp__join_track(tp_host *h, tp_tenant *t) {
+  if (!t->dirty) {
+    t->dirty = true;
+    h->batch[h->nbatch++] = t;
+  }
+}
+
+/* The brand's batch: committed, its commit owed a sync. Whether it failed. */
+static bool commit_brand(tp_host *h, tp_tenant *t) {
+  uint64_t start = tp_clock_mono_ns();
+  int size = t->db.batch_size;
+  char err[256];
+  int rc = tps_commit(&t->db, err, sizeof err);
+  tpm_commit(h->metrics, size, (double)(tp_clock_mono_ns() - start) / 1e9, rc == 0);
+  if (rc != 0) {
+    h->commit_failed = true;
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "commit failed; the batch was rolled back");
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_int(line, "requests", size);
+    tp_log_str(line, "error", err);
+    tp_log_end(line);
+  }
+  tpob_committed(&t->outbox);  /* the calls out it made (or not: rolled back) */
+  if (t->queue_touched) {  /* the runner's next look at this tenant */
+    t->queue_touched = false;
+    t->next_due_ms = tpq_next_due(&t->queue);
+  }
+  sync_kick(h, t);
+  return rc != 0;
+}
+
+/* Intake's batches of events (host/track.c): committed in their own file. */
+static void commit_track(tp_host *h, tp_tenant *t) {
+  tptk_db *k = &t->track;
+  char err[256];
+  if (tptk_commit(k, err, sizeof err) != 0) {
+    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "track: commit failed; the iteration's events were rolled back");
+    tp_log_str(line, "tenant", t->conf->id);
+    tp_log_int(line, "batches", k->batches);
+    tp_log_str(line, "error", err);
+    tp_log_end(line);
+  }
+  if (k->commit_failed) h->commit_failed = true;  /* cleared with the others at the iteration's end */
+}
+
 int tp__flush_batch(tp_host *h) {
   int failed = 0;
   for (int i = 0; i < h->nbatch; i++) {
     tp_tenant *t = h->batch[i];
-    uint64_t start = tp_clock_mono_ns();
-    int size = t->db.batch_size;
-    char err[256];
-    int rc = tps_commit(&t->db, err, sizeof err);
-    tpm_commit(h->metrics, size, (double)(tp_clock_mono_ns() - start) / 1e9, rc == 0);
-    if (rc != 0) {
-      failed++;
-      h->commit_failed = true;
-      tp_buf *line = tp_log_begin(TP_LOG_ERROR, "commit failed; the batch was rolled back");
-      tp_log_str(line, "tenant", t->conf->id);
-      tp_log_int(line, "requests", size);
-      tp_log_str(line, "error", err);
-      tp_log_end(line);
-    }
+    if (t->db.in_txn) failed += commit_brand(h, t);
+    commit_track(h, t);
     t->dirty = false;
-    tpob_committed(&t->outbox);  /* the calls out it made (or not: rolled back) */
-    if (t->queue_touched) {  /* the runner's next look at this tenant */
-      t->queue_touched = false;
-      t->next_due_ms = tpq_next_due(&t->queue);
-    }
-    sync_kick(h, t);
   }
   h->nbatch = 0;
   return failed;
@@ -415,5 +442,8 @@ void tp_host_iteration_end(void *host) {
   h->track_ns = 0;  /* intake's share starts afresh (track.c) */
   if (!h->commit_failed) return;  /* the usual case: no tenant to visit */
   h->commit_failed = false;
-  for (int i = 0; i < h->ntenants; i++) h->tenants[i].db.commit_failed = false;
+  for (int i = 0; i < h->ntenants; i++) {
+    h->tenants[i].db.commit_failed = false;
+    h->tenants[i].track.commit_failed = false;
+  }
 }

@@ -22,6 +22,11 @@
 ** answered 503 busy with Retry-After: 1, before its body is read, and the
 ** commit of the iteration's orders (and their answers) never waits behind
 ** more than one slice of events. Events are analytics; a buy is not.
+**
+** The iteration's batches share one transaction of the analytics file, which
+** tp__flush_batch commits with the brands' batches (host/tenant.c); a batch's
+** answer goes after it, like an order's (a commit that fails turns the
+** answers of its batches into 503 commit_failed: net/http.c, settle).
 */
 #include "host/host_int.h"
 
@@ -271,6 +276,20 @@ void tp__track_drain(tp_host *h) {
   }
 }
 
+/* The iteration's first batch, before its transaction begins: what follows
+** the last commit (a checkpoint once the WAL has grown, the purge once a
+** minute) needs no transaction open. */
+static void between_commits(tp_host *h, tp_tenant *t) {
+  tptk_db *k = &t->track;
+  if (k->in_txn) return;
+  maybe_checkpoint(h, t);
+  int64_t now_ms = tp__now(t);
+  if (now_ms - k->purged_at_ms > PURGE_EVERY_MS) {  /* raw events live retention days */
+    k->purged_at_ms = now_ms;
+    tptk_purge(k, now_ms - (int64_t)t->conf->track_retention_days * 86400000, PURGE_ROWS);
+  }
+}
+
 static void post_track(tp_host *h, tp_tenant *t, const tph_request *req, tph_response *res) {
   if (h->track_ns >= TRACK_SLICE_NS) {
     tpm_refusal(h->metrics, "busy");
@@ -345,7 +364,9 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
     t->track.refused += n;
     return;
   }
+  between_commits(h, t);
   int inserted = 0;
+  tp__join_track(h, t);  /* committed at the iteration's end, before the answer goes */
   int rc = tptk_insert(&t->track, b.ev, n, now_ms, &inserted, err, sizeof err);
   lua_settop(L, 0);
   if (rc != 0) {
@@ -357,15 +378,11 @@ static void take_batch(tp_host *h, tp_tenant *t, const tph_request *req, tph_res
     tph_error(res, 503, "unavailable", "the events could not be written; send the batch again");
     return;
   }
-  maybe_checkpoint(h, t);
+  res->commit_failed = &t->track.commit_failed;
   res->status = 200;
   tp_buf_printf(&res->body, "{\"accepted\":%d,\"duplicates\":%d}", inserted, n - inserted);
   t->track.accepted += inserted;
   t->track.duplicates += n - inserted;
-  if (now_ms - t->track.purged_at_ms > PURGE_EVERY_MS) {  /* raw events live retention days */
-    t->track.purged_at_ms = now_ms;
-    tptk_purge(&t->track, now_ms - (int64_t)t->conf->track_retention_days * 86400000, PURGE_ROWS);
-  }
 }
 
 #define TRACK_BODY                                                                          \

@@ -58,6 +58,7 @@ int tptk_checkpoint_passive(tptk_db *k) {
 int tptk_checkpoint_restart(tptk_db *k) {
   if (k->ckpt_running) return -1;  /* one checkpointer at a time */
   int log = 0, done = 0;
+  if (k->in_txn) return -1;
   int rc = sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_RESTART, &log, &done);
   if (rc != SQLITE_OK) return -1;  /* SQLITE_BUSY: a reader; next time */
   k->wal_frames = 0;
@@ -94,7 +95,9 @@ int tptk_open(tptk_db *k, const char *path, char *err, size_t errcap) {
     goto fail;
   }
   if (prepare(k, "BEGIN IMMEDIATE", &k->begin) || prepare(k, "COMMIT", &k->commit) ||
-      prepare(k, "ROLLBACK", &k->rollback) ||
+      prepare(k, "ROLLBACK", &k->rollback) || prepare(k, "SAVEPOINT tptk_batch", &k->savepoint) ||
+      prepare(k, "RELEASE tptk_batch", &k->release) ||
+      prepare(k, "ROLLBACK TO tptk_batch", &k->rollback_to) ||
       prepare(k, "INSERT OR IGNORE INTO analytics_events"
                  " (id, kind, at, received, session, device, member, product, detail)"
                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &k->ins_event) ||
@@ -121,8 +124,11 @@ fail:
 }
 
 void tptk_close(tptk_db *k) {
-  sqlite3_stmt *all[] = {k->begin, k->commit, k->rollback, k->ins_event, k->ins_session,
-                         k->session_member, k->ins_device, k->purge, k->purged};
+  char err[256];
+  tptk_commit(k, err, sizeof err);  /* the host commits first; this only keeps a straggler */
+  sqlite3_stmt *all[] = {k->begin, k->commit, k->rollback, k->savepoint, k->release, k->rollback_to,
+                         k->ins_event, k->ins_session, k->session_member, k->ins_device, k->purge,
+                         k->purged};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
   if (k->ckpt) sqlite3_close(k->ckpt);
   if (k->db) sqlite3_close(k->db);
@@ -212,23 +218,47 @@ static int insert_one(tptk_db *k, const tptk_event *e, int64_t now_ms, int *inse
 int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *inserted,
                 char *err, size_t errcap) {
   *inserted = 0;
-  if (step_once(k->begin) != 0) goto fail;
+  if (!k->in_txn) {
+    if (step_once(k->begin) != 0) goto fail;
+    k->in_txn = true;
+    k->batches = 0;
+  }
+  if (step_once(k->savepoint) != 0) goto fail_undo;
   for (int i = 0; i < n; i++)
-    if (insert_one(k, &ev[i], now_ms, inserted) != 0) goto fail_rollback;
-  if (step_once(k->commit) != 0) goto fail_rollback;
+    if (insert_one(k, &ev[i], now_ms, inserted) != 0) goto fail_undo;
+  if (step_once(k->release) != 0) goto fail_undo;
+  k->batches++;
   return 0;
-fail_rollback:
+fail_undo:
   snprintf(err, errcap, "%s", sqlite3_errmsg(k->db));
-  if (sqlite3_get_autocommit(k->db) == 0) step_once(k->rollback);
   *inserted = 0;
+  if (sqlite3_get_autocommit(k->db)) {  /* the error rolled it all back */
+    k->in_txn = false;
+    if (k->batches) k->commit_failed = true;
+  } else if (step_once(k->rollback_to) != 0 || step_once(k->release) != 0) {
+    step_once(k->rollback);  /* this batch cannot be told apart: none of it stays */
+    k->in_txn = false;
+    if (k->batches) k->commit_failed = true;
+  }
   return -1;
 fail:
   snprintf(err, errcap, "%s", sqlite3_errmsg(k->db));
   return -1;
 }
 
+int tptk_commit(tptk_db *k, char *err, size_t errcap) {
+  if (!k->in_txn) return 0;
+  k->in_txn = false;
+  if (!sqlite3_get_autocommit(k->db) && step_once(k->commit) == 0) return 0;
+  snprintf(err, errcap, "%s", sqlite3_get_autocommit(k->db) ? "the transaction was rolled back"
+                                                            : sqlite3_errmsg(k->db));
+  if (!sqlite3_get_autocommit(k->db)) step_once(k->rollback);
+  k->commit_failed = true;
+  return -1;
+}
+
 int tptk_purge(tptk_db *k, int64_t before_ms, int limit) {
-  if (step_once(k->begin) != 0) return -1;
+  if (k->in_txn || step_once(k->begin) != 0) return -1;
   sqlite3_bind_int64(k->purge, 1, before_ms);
   sqlite3_bind_int(k->purge, 2, limit);
   if (step_once(k->purge) != 0) goto fail;

@@ -3,13 +3,21 @@
 ** (POST /v1/{t}/track) kept apart from the orders.
 **
 ** Each tenant has a second SQLite file, <data_dir>/<tenant>.analytics.db,
-** with its own connection. Intake writes there in its own short transaction
-** per request, never inside the batch of the tenant's main database, so an
-** event never waits for an order's commit and an order never waits for an
-** event's. Its durability is weaker, on purpose: WAL with synchronous=NORMAL,
-** so a committed batch of events survives a crash of the process but the
-** last ones before a power loss may be gone (the orders' file keeps its own
+** with its own connection. Intake writes there in a transaction of its own,
+** never inside the batch of the tenant's main database, so an event never
+** waits for an order's commit and an order never waits for an event's. Its
+** durability is weaker, on purpose: WAL with synchronous=NORMAL, so a
+** committed batch of events survives a crash of the process but the last
+** ones before a power loss may be gone (the orders' file keeps its own
 ** setting, FULL by default: nothing here touches it).
+**
+** Group commit, as the orders have: the batches of events a loop iteration
+** takes share one transaction, each in a savepoint of its own (all of it or
+** none), and the host commits it once at the iteration's end, before their
+** answers go (host/track.c). Why: a batch's rows land beside the previous
+** batch's (the table's and the time index's last pages), so a commit per
+** batch wrote those pages to the WAL again and again; sharing the commit
+** writes them once (tests/bench/README.md, "Intake's group commit").
 **
 ** The tables are named analytics_* so that the `analytics` plugin, and only
 ** it, reads them through its tp.db: the main connection ATTACHes this file
@@ -46,7 +54,10 @@ typedef struct tptk_db {
   int wal_frames;                   /* pages in the WAL after the last commit */
   bool ckpt_running;                /* a worker is checkpointing on ckpt now */
   char *path;
-  sqlite3_stmt *begin, *commit, *rollback;
+  sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
+  bool in_txn;                      /* the iteration's transaction is open (tptk_commit ends it) */
+  int batches;                      /* batches kept in it so far */
+  bool commit_failed;               /* batches kept were lost since the host last cleared it */
   sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge, *purged;
   int64_t purged_at_ms;             /* the last purge of old events */
   /* counts for /metrics (host/track.c keeps them) */
@@ -69,10 +80,18 @@ void tptk_close(tptk_db *k);
 /* ATTACHes the file at path read-only to d as TPTK_SCHEMA. */
 int tptk_attach(tps_db *d, const char *path, char *err, size_t errcap);
 
-/* Writes n events in one transaction: all or none. *inserted counts the new
-** ones (an id already kept, or twice in the batch, is skipped). */
+/* Writes n events, all or none, in a savepoint of the open transaction (begun
+** by the first batch after a commit). *inserted counts the new ones (an id
+** already kept, or twice in the batch, is skipped). On failure only this
+** batch is undone, unless the error rolled the whole transaction back (an I/O
+** error, a full disk): the batches kept before it are gone too, and
+** commit_failed says so. */
 int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *inserted,
                 char *err, size_t errcap);
+
+/* Commits the open transaction, if any: 0, or -1 with err filled and
+** commit_failed set (its batches were lost). */
+int tptk_commit(tptk_db *k, char *err, size_t errcap);
 
 /* Checkpoints. No commit on db checkpoints (a commit that did stalled the
 ** loop for tens of milliseconds a few times a second under intake, and the
@@ -81,7 +100,8 @@ int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *in
 ** writes (SQLite lets one checkpointer and one writer work at once); it never
 ** blocks on the loop. tptk_checkpoint_restart, on the loop once a passive one
 ** has copied nearly everything, copies the rest and starts the WAL over, so the
-** file stays bounded; it gives up (-1) rather than wait for a reader. */
+** file stays bounded; it gives up (-1) rather than wait for a reader, or
+** while a transaction is open on db. */
 int tptk_checkpoint_passive(tptk_db *k);
 int tptk_checkpoint_restart(tptk_db *k);
 
@@ -89,7 +109,7 @@ int tptk_checkpoint_restart(tptk_db *k);
 ** and when any went records before_ms in analytics_purged, in one transaction:
 ** the rollup leaves the hours before it (and a day after, for the sessions)
 ** as they are, since their raw events may be gone in part. How many events
-** went, or -1. */
+** went, or -1 (also while intake's transaction is open: commit it first). */
 int tptk_purge(tptk_db *k, int64_t before_ms, int limit);
 
 /* The group of a WeChat scene value: "group_chat", "chat", "moments",

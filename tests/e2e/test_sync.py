@@ -16,7 +16,9 @@ keeps its speed. Then, with a write's sync in flight:
   - an answer held past the idle timeout still goes;
   - an answer keeps the fate of its own commit, whatever commit fails later;
   - a sync started while a batch is open does not free that batch's calls out;
-  - a sync that cannot start refuses its answers instead of leaving them waiting.
+  - a sync that cannot start refuses its answers instead of leaving them waiting;
+  - a batch of events (intake's own file, committed with the iteration's batch)
+    is acknowledged only once its commit is made: a failed one refuses them all.
 That an answered write survives kill -9 with the sync on that thread is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
@@ -24,6 +26,7 @@ import http.client
 import json
 import os
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -395,6 +398,68 @@ def test_a_sync_does_not_wait_behind_libuvs_pool():
         assert took < 0.5, ("a write waited %.2fs for its sync behind the pool's password checks "
                             "(they ran %.2fs)" % (took, time.monotonic() - start))
     finally:
+        h.stop()
+
+
+def test_an_acknowledged_batch_of_events_is_never_lost_to_a_failed_commit():
+    """Intake's batches of an iteration share one commit of the analytics file
+    (core/store/track.h), made before their answers go: while the loop's writes
+    fail, every batch is refused 503 commit_failed (its savepoint was kept, the
+    commit lost it) and none is acknowledged; sent again, each is taken whole,
+    and every batch ever answered 200 is in the file."""
+    BATCHES = 1200
+    h = slow_host("synctrack")
+    try:
+        clock = int(time.time() * 1000)
+        acked, refused, wrong, lock = [], [], [], threading.Lock()
+        window = [float("inf"), float("inf")]  # sent after the first, answered before the second: failed
+
+        def post(w):
+            for b in range(w, BATCHES, 6):
+                events = [{"id": "e-%d-%d" % (b, i), "kind": "page_view", "at": clock,
+                           "session": "s-%d" % b} for i in range(20)]
+                while True:
+                    sent = time.monotonic()
+                    status, _, body = h.request("POST", "/v1/t1/track", body={"device": "d-%d" % b, "events": events})
+                    answered = time.monotonic()
+                    if status == 503:
+                        with lock:
+                            refused.append((body or {}).get("error", {}).get("code"))
+                        time.sleep(0.01)
+                        continue
+                    with lock:
+                        if status != 200 or body["accepted"] + body["duplicates"] != 20:
+                            wrong.append((b, status, body))
+                        elif sent > window[0] and answered < window[1]:
+                            wrong.append((b, "acknowledged while every commit fails", body))
+                        acked.append((b, body["accepted"]))
+                    break
+
+        workers = [threading.Thread(target=post, args=(w,)) for w in range(6)]
+        for w in workers:
+            w.start()
+        while len(acked) < BATCHES // 10:  # the flood is on
+            time.sleep(0.01)
+        open(h.write_fail_flag, "w").close()
+        window[0] = time.monotonic() + 0.02
+        time.sleep(0.4)
+        window[1] = time.monotonic()
+        os.unlink(h.write_fail_flag)
+        assert not wrong, wrong[:5]
+        assert "commit_failed" in refused, "no batch met a failed commit: %r" % sorted(set(refused))
+        assert len(acked) < BATCHES, "the flood outlasts the failing commits: it is not over yet"
+        for w in workers:
+            w.join()
+        assert sorted(b for b, _ in acked) == list(range(BATCHES)), "every batch is answered 200 once"
+        # each batch was taken whole exactly once: refused ones were not kept in part
+        assert sum(n for _, n in acked) == BATCHES * 20, acked
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(h.data_dir, "t1.analytics.db"), uri=True)
+        kept = db.execute("SELECT count(*), count(DISTINCT session) FROM analytics_events").fetchone()
+        db.close()
+        assert kept == (BATCHES * 20, BATCHES), kept
+    finally:
+        if os.path.exists(h.write_fail_flag):
+            os.unlink(h.write_fail_flag)
         h.stop()
 
 
