@@ -130,6 +130,7 @@ typedef struct tp_host {
   struct tpkg_table *keyguard; /* failed admin keys per address (keyguard.h) */
   tprl_table *ratelimit;      /* the brands' rate limits (ratelimit.h) */
   uint64_t track_ns;          /* time intake (track.c) took in this loop iteration */
+  uint64_t track_commit_ns;   /* its commits at this iteration's end: the next one's share */
   uv_loop_t *loop;            /* NULL until tp_host_attach */
   struct tp_syncer *syncer;   /* the thread that syncs brands' commits (tenant.c); NULL: none */
   struct tp_sender *sender;   /* makes the calls out (sender.c); NULL until attached */

@@ -105,8 +105,15 @@ static bool commit_brand(tp_host *h, tp_tenant *t) {
 /* Intake's batches of events (host/track.c): committed in their own file. */
 static void commit_track(tp_host *h, tp_tenant *t) {
   tptk_db *k = &t->track;
+  if (!k->in_txn) {
+    if (k->commit_failed) h->commit_failed = true;  /* a batch's error rolled it all back */
+    return;
+  }
+  uint64_t start = tp_clock_mono_ns();
   char err[256];
-  if (tptk_commit(k, err, sizeof err) != 0) {
+  int rc = tptk_commit(k, err, sizeof err);
+  h->track_commit_ns += tp_clock_mono_ns() - start;
+  if (rc != 0) {
     tp_buf *line = tp_log_begin(TP_LOG_ERROR, "track: commit failed; the iteration's events were rolled back");
     tp_log_str(line, "tenant", t->conf->id);
     tp_log_int(line, "batches", k->batches);
@@ -439,7 +446,8 @@ void tp__sync_close(tp_tenant *t) {
 ** of the iteration has been sent, not just until the next BEGIN. */
 void tp_host_iteration_end(void *host) {
   tp_host *h = host;
-  h->track_ns = 0;  /* intake's share starts afresh (track.c) */
+  h->track_ns = h->track_commit_ns;  /* intake's share, less the commit its batches just cost */
+  h->track_commit_ns = 0;
   if (!h->commit_failed) return;  /* the usual case: no tenant to visit */
   h->commit_failed = false;
   for (int i = 0; i < h->ntenants; i++) {
