@@ -56,9 +56,8 @@ int tptk_checkpoint_passive(tptk_db *k) {
 }
 
 int tptk_checkpoint_restart(tptk_db *k) {
-  if (k->ckpt_running) return -1;  /* one checkpointer at a time */
+  if (k->ckpt_running || k->in_txn) return -1;  /* one checkpointer, and no transaction open */
   int log = 0, done = 0;
-  if (k->in_txn) return -1;
   int rc = sqlite3_wal_checkpoint_v2(k->db, "main", SQLITE_CHECKPOINT_RESTART, &log, &done);
   if (rc != SQLITE_OK) return -1;  /* SQLITE_BUSY: a reader; next time */
   k->wal_frames = 0;
@@ -215,6 +214,13 @@ static int insert_one(tptk_db *k, const tptk_event *e, int64_t now_ms, int *inse
   return 0;
 }
 
+/* The open transaction is gone, and the batches kept in it with it. */
+static void lost(tptk_db *k) {
+  k->in_txn = false;
+  if (k->batches) k->commit_failed = true;
+  k->pending_accepted = k->pending_duplicates = 0;
+}
+
 int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *inserted,
                 char *err, size_t errcap) {
   *inserted = 0;
@@ -228,17 +234,16 @@ int tptk_insert(tptk_db *k, const tptk_event *ev, int n, int64_t now_ms, int *in
     if (insert_one(k, &ev[i], now_ms, inserted) != 0) goto fail_undo;
   if (step_once(k->release) != 0) goto fail_undo;
   k->batches++;
+  k->pending_accepted += *inserted;
+  k->pending_duplicates += n - *inserted;
   return 0;
 fail_undo:
   snprintf(err, errcap, "%s", sqlite3_errmsg(k->db));
   *inserted = 0;
-  if (sqlite3_get_autocommit(k->db)) {  /* the error rolled it all back */
-    k->in_txn = false;
-    if (k->batches) k->commit_failed = true;
-  } else if (step_once(k->rollback_to) != 0 || step_once(k->release) != 0) {
-    step_once(k->rollback);  /* this batch cannot be told apart: none of it stays */
-    k->in_txn = false;
-    if (k->batches) k->commit_failed = true;
+  if (sqlite3_get_autocommit(k->db) ||  /* the error rolled it all back */
+      step_once(k->rollback_to) != 0 || step_once(k->release) != 0) {
+    if (!sqlite3_get_autocommit(k->db)) step_once(k->rollback);  /* this batch cannot be undone alone */
+    lost(k);
   }
   return -1;
 fail:
@@ -248,12 +253,17 @@ fail:
 
 int tptk_commit(tptk_db *k, char *err, size_t errcap) {
   if (!k->in_txn) return 0;
-  k->in_txn = false;
-  if (!sqlite3_get_autocommit(k->db) && step_once(k->commit) == 0) return 0;
+  if (!sqlite3_get_autocommit(k->db) && step_once(k->commit) == 0) {
+    k->in_txn = false;
+    k->accepted += k->pending_accepted;
+    k->duplicates += k->pending_duplicates;
+    k->pending_accepted = k->pending_duplicates = 0;
+    return 0;
+  }
   snprintf(err, errcap, "%s", sqlite3_get_autocommit(k->db) ? "the transaction was rolled back"
                                                             : sqlite3_errmsg(k->db));
   if (!sqlite3_get_autocommit(k->db)) step_once(k->rollback);
-  k->commit_failed = true;
+  lost(k);
   return -1;
 }
 

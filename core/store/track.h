@@ -57,11 +57,16 @@ typedef struct tptk_db {
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
   bool in_txn;                      /* the iteration's transaction is open (tptk_commit ends it) */
   int batches;                      /* batches kept in it so far */
-  bool commit_failed;               /* batches kept were lost since the host last cleared it */
+  bool commit_failed;               /* batches kept were lost since the host last cleared it
+                                    ** (a batch taken after the loss in the same iteration is
+                                    ** refused with them: the safe side; sent again, its
+                                    ** events count as duplicates) */
   sqlite3_stmt *ins_event, *ins_session, *session_member, *ins_device, *purge, *purged;
   int64_t purged_at_ms;             /* the last purge of old events */
-  /* counts for /metrics (host/track.c keeps them) */
+  /* counts for /metrics: events kept and skipped as seen, counted once their
+  ** transaction commits (pending until then); refused (host/track.c) */
   int64_t accepted, duplicates, refused;
+  int64_t pending_accepted, pending_duplicates;
 } tptk_db;
 
 /* One event, validated (host/track.c). Strings are NUL-terminated; NULL: absent. */

@@ -18,7 +18,8 @@ keeps its speed. Then, with a write's sync in flight:
   - a sync started while a batch is open does not free that batch's calls out;
   - a sync that cannot start refuses its answers instead of leaving them waiting;
   - a batch of events (intake's own file, committed with the iteration's batch)
-    is acknowledged only once its commit is made: a failed one refuses them all.
+    is acknowledged, and counted, only once its commit is made: a failed one
+    refuses them all.
 That an answered write survives kill -9 with the sync on that thread is
 test_durability.py's and test_crash.py's to show (they run with it).
 """
@@ -457,6 +458,8 @@ def test_an_acknowledged_batch_of_events_is_never_lost_to_a_failed_commit():
         kept = db.execute("SELECT count(*), count(DISTINCT session) FROM analytics_events").fetchone()
         db.close()
         assert kept == (BATCHES * 20, BATCHES), kept
+        _, _, text = h.request("GET", "/metrics")  # the lost batches are not counted as taken in
+        assert metric_value(text, "tidepool_track_events_total", {"result": "accepted"}) == BATCHES * 20, text
     finally:
         if os.path.exists(h.write_fail_flag):
             os.unlink(h.write_fail_flag)

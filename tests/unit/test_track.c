@@ -81,12 +81,15 @@ TEST(batches_share_one_commit_and_a_bad_one_undoes_only_itself) {
   ASSERT_EQ(put("c", 5, &in), 0);
   ASSERT_EQ(put("a", 5, &in), 0);  /* a's again: duplicates, in the same transaction */
   ASSERT_EQ(in, 0);
-  ASSERT_EQ(count_events(), 0);  /* nothing is visible before the commit */
+  ASSERT_EQ(count_events(), 0);  /* nothing is visible, or counted, before the commit */
+  ASSERT_EQ(k.accepted, 0);
   ASSERT_TRUE(k.in_txn);
   ASSERT_EQ(k.batches, 3);
   ASSERT_EQ(tptk_commit(&k, err, sizeof err), 0);
   ASSERT_EQ(count_events(), 10);  /* a and c whole, no part of b */
   ASSERT_TRUE(!k.in_txn && !k.commit_failed);
+  ASSERT_EQ(k.accepted, 10);      /* counted at the commit */
+  ASSERT_EQ(k.duplicates, 5);
   ASSERT_EQ(tptk_commit(&k, err, sizeof err), 0);  /* nothing open: nothing to do */
   close_track();
 }
@@ -102,11 +105,13 @@ TEST(a_rollback_of_the_whole_transaction_loses_the_batches_kept) {
   ASSERT_TRUE(!k.in_txn);
   ASSERT_EQ(tptk_commit(&k, err, sizeof err), 0);
   ASSERT_EQ(count_events(), 0);
+  ASSERT_EQ(k.accepted, 0);            /* what was lost is not counted */
   k.commit_failed = false;             /* the host clears it at the iteration's end */
   ASSERT_EQ(put("a", 5, &in), 0);      /* a new transaction takes them again */
   ASSERT_EQ(in, 5);
   ASSERT_EQ(tptk_commit(&k, err, sizeof err), 0);
   ASSERT_EQ(count_events(), 5);
+  ASSERT_EQ(k.accepted, 5);
   ASSERT_TRUE(!k.commit_failed);
   close_track();
 }
