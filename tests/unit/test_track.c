@@ -27,12 +27,7 @@ static void open_track(void) {
 static void close_track(void) {
   sqlite3_close(reader);
   tptk_close(&k);
-  char p[80];
-  unlink(path);
-  snprintf(p, sizeof p, "%s-wal", path);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", path);
-  unlink(p);
+  tps_remove(path);
 }
 
 static long long count_events(void) {
