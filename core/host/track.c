@@ -240,7 +240,9 @@ static void ckpt_done(uv_work_t *w, int status) {
     tptk_db *k = &j->t->track;
     j->t->track_ckpt = NULL;
     k->ckpt_running = false;
-    if (status == 0 && j->rc == 0 && k->wal_frames >= RESTART_FRAMES) tptk_checkpoint_restart(k);
+    /* now, or before the next batch when intake's transaction is open */
+    k->restart_due = status == 0 && j->rc == 0 && k->wal_frames >= RESTART_FRAMES &&
+                     tptk_checkpoint_restart(k) != 0;
   }
   free(j);
 }
@@ -277,11 +279,13 @@ void tp__track_drain(tp_host *h) {
 }
 
 /* The iteration's first batch, before its transaction begins: what follows
-** the last commit (a checkpoint once the WAL has grown, the purge once a
-** minute) needs no transaction open. */
+** the last commit (the WAL started over if the worker's checkpoint finished
+** while a transaction was open, a checkpoint once the WAL has grown, the purge
+** once a minute) needs no transaction open. */
 static void between_commits(tp_host *h, tp_tenant *t) {
   tptk_db *k = &t->track;
   if (k->in_txn) return;
+  if (k->restart_due) k->restart_due = tptk_checkpoint_restart(k) != 0 && k->wal_frames >= RESTART_FRAMES;
   maybe_checkpoint(h, t);
   int64_t now_ms = tp__now(t);
   if (now_ms - k->purged_at_ms > PURGE_EVERY_MS) {  /* raw events live retention days */

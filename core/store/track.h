@@ -53,6 +53,7 @@ typedef struct tptk_db {
   sqlite3 *ckpt;                    /* the checkpointer's own connection (a worker thread) */
   int wal_frames;                   /* pages in the WAL after the last commit */
   bool ckpt_running;                /* a worker is checkpointing on ckpt now */
+  bool restart_due;                 /* its checkpoint is done; the WAL is to start over */
   char *path;
   sqlite3_stmt *begin, *commit, *rollback, *savepoint, *release, *rollback_to;
   bool in_txn;                      /* the iteration's transaction is open (tptk_commit ends it) */
