@@ -218,7 +218,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.6.1",
+  version = "1.6.2",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
