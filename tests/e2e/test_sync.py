@@ -439,8 +439,10 @@ def test_an_acknowledged_batch_of_events_is_never_lost_to_a_failed_commit():
         workers = [threading.Thread(target=post, args=(w,)) for w in range(6)]
         for w in workers:
             w.start()
-        while len(acked) < BATCHES // 10:  # the flood is on
+        deadline = time.monotonic() + 30
+        while len(acked) < BATCHES // 10 and time.monotonic() < deadline:  # the flood is on
             time.sleep(0.01)
+        assert len(acked) >= BATCHES // 10, "the flood did not start: %d batches in 30 s" % len(acked)
         open(h.write_fail_flag, "w").close()
         window[0] = time.monotonic() + 0.02
         time.sleep(0.4)
