@@ -276,7 +276,7 @@ end
 
 def commit_buckets(port):
     """The host's group-commit durations so far, {family: {upper bound in s: count}},
-    cumulative: the COMMITs on the loop, and the syncs a worker makes of them (what an
+    cumulative: the COMMITs on the loop, and the syncs the host's syncer thread makes of them (what an
     answer waits for). Intake's commits (the analytics file) are not among them: only
     the brand's."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
@@ -323,7 +323,7 @@ def intake_phase(port, buy_lua, track_lua):
                   ok * 50, ok, intake.get("non2xx", 0) / intake["secs"], intake["p50"], intake["p99"]))
         print("flash-sale buy alone:         %.0f/s p50 %s p99 %s" % (alone["rps"], alone["p50"], alone["p99"]))
         print("flash-sale buy beside intake: %.0f/s p50 %s p99 %s" % (beside["rps"], beside["p50"], beside["p99"]))
-        for key, what in (("commit", "group commits (on the loop)"), ("sync", "syncs (a worker's)")):
+        for key, what in (("commit", "group commits (on the loop)"), ("sync", "syncs (the syncer thread's)")):
             print("the brand's %s, the buy alone:    %d, p50 %s, p99 %s"
                   % ((what,) + commit_quantiles(c0[key], c1[key])))
             print("the brand's %s, beside intake:    %d, p50 %s, p99 %s"
