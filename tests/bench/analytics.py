@@ -276,9 +276,9 @@ end
 
 def commit_buckets(port):
     """The host's group-commit durations so far, {family: {upper bound in s: count}},
-    cumulative: the COMMITs on the loop, and the syncs the host's syncer thread makes of them (what an
-    answer waits for). Intake's commits (the analytics file) are not among them: only
-    the brand's."""
+    cumulative: the COMMITs on the loop, and the syncs the host's syncer thread makes of
+    them (what an answer waits for). Intake's commits (the analytics file) are not among
+    them: only the brand's."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
     out = {"commit": {}, "sync": {}}
     for line in text.splitlines():
