@@ -60,23 +60,20 @@ void tp__await_worker(atomic_int *finished) {
 
 /* ---- the batch */
 
-int tp__join_batch(tp_host *h, tp_tenant *t) {
-  if (tps_batch_begin(&t->db) != 0) return -1;
-  if (!t->dirty) {
-    t->dirty = true;
-    h->batch[h->nbatch++] = t;
-  }
-  return 0;
-}
-
-static bool sync_kick(tp_host *h, tp_tenant *t);
-
 void tp__join_track(tp_host *h, tp_tenant *t) {
   if (!t->dirty) {
     t->dirty = true;
     h->batch[h->nbatch++] = t;
   }
 }
+
+int tp__join_batch(tp_host *h, tp_tenant *t) {
+  if (tps_batch_begin(&t->db) != 0) return -1;
+  tp__join_track(h, t);  /* listed for the commit, as intake's batches are */
+  return 0;
+}
+
+static bool sync_kick(tp_host *h, tp_tenant *t);
 
 /* The brand's batch: committed, its commit owed a sync. Whether it failed. */
 static bool commit_brand(tp_host *h, tp_tenant *t) {
@@ -105,20 +102,18 @@ static bool commit_brand(tp_host *h, tp_tenant *t) {
 /* Intake's batches of events (host/track.c): committed in their own file. */
 static void commit_track(tp_host *h, tp_tenant *t) {
   tptk_db *k = &t->track;
-  if (!k->in_txn) {
-    if (k->commit_failed) h->commit_failed = true;  /* a batch's error rolled it all back */
-    return;
-  }
-  uint64_t start = tp_clock_mono_ns();
-  char err[256];
-  int rc = tptk_commit(k, err, sizeof err);
-  h->track_commit_ns += tp_clock_mono_ns() - start;
-  if (rc != 0) {
-    tp_buf *line = tp_log_begin(TP_LOG_ERROR, "track: commit failed; the iteration's events were rolled back");
-    tp_log_str(line, "tenant", t->conf->id);
-    tp_log_int(line, "batches", k->batches);
-    tp_log_str(line, "error", err);
-    tp_log_end(line);
+  if (k->in_txn) {  /* (else none, or a batch's error rolled it all back) */
+    uint64_t start = tp_clock_mono_ns();
+    char err[256];
+    int rc = tptk_commit(k, err, sizeof err);
+    h->track_commit_ns += tp_clock_mono_ns() - start;
+    if (rc != 0) {
+      tp_buf *line = tp_log_begin(TP_LOG_ERROR, "track: commit failed; the iteration's events were rolled back");
+      tp_log_str(line, "tenant", t->conf->id);
+      tp_log_int(line, "batches", k->batches);
+      tp_log_str(line, "error", err);
+      tp_log_end(line);
+    }
   }
   if (k->commit_failed) h->commit_failed = true;  /* cleared with the others at the iteration's end */
 }
