@@ -234,6 +234,13 @@ static void ckpt_work(uv_work_t *w) {
   atomic_store(&j->finished, 1);
 }
 
+/* After a worker's checkpoint: starts the WAL over if it has grown past
+** RESTART_FRAMES; whether it still has to (a reader, or intake's transaction,
+** was in the way). */
+static bool restart_still_due(tptk_db *k) {
+  return k->wal_frames >= RESTART_FRAMES && tptk_checkpoint_restart(k) != 0;
+}
+
 static void ckpt_done(uv_work_t *w, int status) {
   ckpt_job *j = w->data;
   if (!j->orphan) {
@@ -241,8 +248,7 @@ static void ckpt_done(uv_work_t *w, int status) {
     j->t->track_ckpt = NULL;
     k->ckpt_running = false;
     /* now, or before the next batch when intake's transaction is open */
-    k->restart_due = status == 0 && j->rc == 0 && k->wal_frames >= RESTART_FRAMES &&
-                     tptk_checkpoint_restart(k) != 0;
+    k->restart_due = status == 0 && j->rc == 0 && restart_still_due(k);
   }
   free(j);
 }
@@ -285,7 +291,7 @@ void tp__track_drain(tp_host *h) {
 static void between_commits(tp_host *h, tp_tenant *t) {
   tptk_db *k = &t->track;
   if (k->in_txn) return;
-  if (k->restart_due) k->restart_due = tptk_checkpoint_restart(k) != 0 && k->wal_frames >= RESTART_FRAMES;
+  if (k->restart_due) k->restart_due = restart_still_due(k);
   maybe_checkpoint(h, t);
   int64_t now_ms = tp__now(t);
   if (now_ms - k->purged_at_ms > PURGE_EVERY_MS) {  /* raw events live retention days */
