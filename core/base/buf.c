@@ -91,48 +91,54 @@ void tp_buf_printf(tp_buf *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
+/* Written in place, a chunk at a time: room for the worst case (every byte
+** as \u00XX) is made once per chunk, not once per piece. Most strings a
+** plugin answers are ASCII or UTF-8 text copied as it is. */
+#define JSON_STR_CHUNK 4096
+
 void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  tp_buf_reserve(b, n + 2);
   tp_buf_addc(b, '"');
   size_t i = 0;
   while (i < n) {
-    size_t run = i;  /* copy plain ASCII in one piece */
-    while (run < n && (unsigned char)s[run] >= 0x20 && (unsigned char)s[run] < 0x7f &&
-           s[run] != '"' && s[run] != '\\')
-      run++;
-    if (run > i) {
-      tp_buf_add(b, s + i, run - i);
-      i = run;
-      if (i == n) break;
-    }
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x80) {
-      size_t len = tp_utf8_seq_len(s + i, n - i);
-      if (len == 0) {  /* invalid byte: never emit invalid UTF-8 */
-        tp_buf_adds(b, "\\ufffd");
+    size_t end = n - i < JSON_STR_CHUNK ? n : i + JSON_STR_CHUNK;
+    /* a UTF-8 sequence may run 3 bytes past end: its bytes are copied */
+    tp_buf_reserve(b, 6 * (end - i) + 8);
+    char *o = b->data + b->len;
+    while (i < end) {
+      unsigned char c = (unsigned char)s[i];
+      if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+        *o++ = (char)c;
         i++;
-      } else {
-        tp_buf_add(b, s + i, len);
-        i += len;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': tp_buf_adds(b, "\\\""); break;
-      case '\\': tp_buf_adds(b, "\\\\"); break;
-      case '\n': tp_buf_adds(b, "\\n"); break;
-      case '\r': tp_buf_adds(b, "\\r"); break;
-      case '\t': tp_buf_adds(b, "\\t"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-          tp_buf_add(b, esc, 6);
+      } else if (c >= 0x80) {
+        size_t len = tp_utf8_seq_len(s + i, n - i);
+        if (len == 0) {  /* invalid byte: never emit invalid UTF-8 */
+          memcpy(o, "\\ufffd", 6);
+          o += 6;
+          i++;
         } else {
-          tp_buf_addc(b, (char)c);
+          memcpy(o, s + i, len);
+          o += len;
+          i += len;
         }
+      } else {
+        *o++ = '\\';
+        switch (c) {
+          case '"': *o++ = '"'; break;
+          case '\\': *o++ = '\\'; break;
+          case '\n': *o++ = 'n'; break;
+          case '\r': *o++ = 'r'; break;
+          case '\t': *o++ = 't'; break;
+          default:  /* the other controls and DEL */
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+        i++;
+      }
     }
-    i++;
+    b->len = (size_t)(o - b->data);
   }
   tp_buf_addc(b, '"');
 }

@@ -3,11 +3,13 @@
 */
 #include "base/json.h"
 
+#include <errno.h>
 #include <lauxlib.h>
 #include <lua-cjson.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DECODE_KEY "tp.cjson.decode"
@@ -189,6 +191,16 @@ static int encode_value(encoder *e, int idx, int depth) {
       return too_long(e);
     }
     case LUA_TTABLE: return encode_table(e, idx, depth);
+    case LUA_TUSERDATA: {
+      const tpj_view *v = tpj_to_view(L, idx);
+      if (!v) break;
+      if (e->out->len + v->len > e->limit) {
+        e->out->len = e->limit + 1;
+        return too_long(e);
+      }
+      tp_buf_add(e->out, v->text, v->len);  /* encoded once, where it was made */
+      return 0;
+    }
     case LUA_TLIGHTUSERDATA:
       if (!lua_touserdata(L, idx)) {
         tp_buf_adds(e->out, "null");
@@ -207,6 +219,261 @@ int tpj_encode(lua_State *L, int idx, tp_buf *out, char *err, size_t errcap) {
   int rc = encode_value(&e, lua_absindex(L, idx), 0);
   if (rc) out->len = mark;
   return rc;
+}
+
+/* ---- views */
+
+void tpj_push_view(lua_State *L, const char *s, size_t n) {
+  if (luaL_getmetatable(L, TPJ_VIEW) != LUA_TTABLE) luaL_error(L, "JSON views are not open here");
+  tpj_view *v = lua_newuserdatauv(L, sizeof *v + n, 0);
+  v->len = n;
+  if (n) memcpy(v->text, s, n);
+  lua_insert(L, -2);
+  lua_setmetatable(L, -2);
+}
+
+const tpj_view *tpj_to_view(lua_State *L, int idx) { return luaL_testudata(L, idx, TPJ_VIEW); }
+
+/* One past the string that opens at s[i] ('"'), or n. */
+static size_t skip_string(const char *s, size_t n, size_t i) {
+  for (i++; i < n; i++) {
+    if (s[i] == '\\') i++;
+    else if (s[i] == '"') return i + 1;
+  }
+  return n;
+}
+
+/* One past the value that starts at s[i], or n. The encoder writes no
+** white space, so a scalar runs to the next ',', '}' or ']'. */
+static size_t skip_value(const char *s, size_t n, size_t i) {
+  if (i >= n) return n;
+  if (s[i] == '"') return skip_string(s, n, i);
+  if (s[i] != '{' && s[i] != '[') {
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']') i++;
+    return i;
+  }
+  size_t depth = 0;
+  while (i < n) {
+    char c = s[i];
+    if (c == '"') {
+      i = skip_string(s, n, i);
+      continue;
+    }
+    if (c == '{' || c == '[') depth++;
+    else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+    i++;
+  }
+  return n;
+}
+
+bool tpj_view_member(const char *s, size_t n, const char *key, size_t klen, const char **v,
+                     size_t *vn) {
+  if (n < 2 || s[0] != '{') return false;
+  for (size_t i = 1; i < n && s[i] == '"';) {
+    size_t kend = skip_string(s, n, i);
+    if (kend >= n || s[kend] != ':') return false;
+    size_t vs = kend + 1, ve = skip_value(s, n, vs);
+    if (kend - i == klen && memcmp(s + i, key, klen) == 0) {
+      *v = s + vs;
+      *vn = ve - vs;
+      return ve > vs;
+    }
+    if (ve >= n || s[ve] != ',') return false;
+    i = ve + 1;
+  }
+  return false;
+}
+
+bool tpj_view_element(const char *s, size_t n, int64_t i, const char **v, size_t *vn) {
+  if (n < 2 || s[0] != '[' || s[1] == ']' || i < 1) return false;
+  for (size_t pos = 1; pos < n; i--) {
+    size_t end = skip_value(s, n, pos);
+    if (i == 1) {
+      *v = s + pos;
+      *vn = end - pos;
+      return end > pos;
+    }
+    if (end >= n || s[end] != ',') return false;
+    pos = end + 1;
+  }
+  return false;
+}
+
+int64_t tpj_view_count(const char *s, size_t n) {
+  if (n < 2 || s[0] != '[' || s[1] == ']') return 0;
+  int64_t count = 0;
+  for (size_t pos = 1; pos < n;) {
+    size_t end = skip_value(s, n, pos);
+    count++;
+    if (end >= n || s[end] != ',') break;
+    pos = end + 1;
+  }
+  return count;
+}
+
+/* A view's text back into tables: exactly what the encoder wrote (no white
+** space, escapes as tp_buf_add_json_str writes them), so integers stay exact
+** past 2^53 and arrays keep their marker, [] included, which cjson's decode
+** would lose. Anything else is an error, not a guess. */
+typedef struct view_decoder {
+  lua_State *L;
+  const char *s;
+  size_t n, i;
+  int depth;
+} view_decoder;
+
+static int vd_value(view_decoder *d);
+
+static void vd_utf8(luaL_Buffer *b, unsigned cp) {
+  if (cp < 0x80) {
+    luaL_addchar(b, (char)cp);
+  } else if (cp < 0x800) {
+    luaL_addchar(b, (char)(0xc0 | cp >> 6));
+    luaL_addchar(b, (char)(0x80 | (cp & 0x3f)));
+  } else {
+    luaL_addchar(b, (char)(0xe0 | cp >> 12));
+    luaL_addchar(b, (char)(0x80 | (cp >> 6 & 0x3f)));
+    luaL_addchar(b, (char)(0x80 | (cp & 0x3f)));
+  }
+}
+
+static int vd_string(view_decoder *d) {
+  size_t start = ++d->i, j = start;
+  while (j < d->n && d->s[j] != '"' && d->s[j] != '\\') j++;
+  if (j < d->n && d->s[j] == '"') {  /* nothing escaped: one piece */
+    lua_pushlstring(d->L, d->s + start, j - start);
+    d->i = j + 1;
+    return 0;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(d->L, &b);
+  luaL_addlstring(&b, d->s + start, j - start);
+  for (d->i = j; d->i < d->n;) {
+    char c = d->s[d->i++];
+    if (c == '"') {
+      luaL_pushresult(&b);
+      return 0;
+    }
+    if (c != '\\') {
+      luaL_addchar(&b, c);
+      continue;
+    }
+    if (d->i >= d->n) break;
+    c = d->s[d->i++];
+    switch (c) {
+      case '"': case '\\': case '/': luaL_addchar(&b, c); break;
+      case 'n': luaL_addchar(&b, '\n'); break;
+      case 'r': luaL_addchar(&b, '\r'); break;
+      case 't': luaL_addchar(&b, '\t'); break;
+      case 'b': luaL_addchar(&b, '\b'); break;
+      case 'f': luaL_addchar(&b, '\f'); break;
+      case 'u': {
+        unsigned cp = 0;
+        for (int k = 0; k < 4; k++, d->i++) {
+          char h = d->i < d->n ? d->s[d->i] : 'x';
+          int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+          if (v < 0) return -1;
+          cp = cp << 4 | (unsigned)v;
+        }
+        if (cp >= 0xd800 && cp <= 0xdfff) return -1;  /* the encoder writes no surrogates */
+        vd_utf8(&b, cp);
+        break;
+      }
+      default: return -1;
+    }
+  }
+  return -1;
+}
+
+static int vd_number(view_decoder *d) {
+  size_t start = d->i;
+  bool integral = true;
+  for (; d->i < d->n; d->i++) {
+    char c = d->s[d->i];
+    if (c == '.' || c == 'e' || c == 'E') integral = false;
+    else if (!(c >= '0' && c <= '9') && c != '-' && c != '+') break;
+  }
+  char num[64];
+  size_t len = d->i - start;
+  if (len == 0 || len >= sizeof num) return -1;
+  memcpy(num, d->s + start, len);
+  num[len] = '\0';
+  char *end;
+  errno = 0;
+  if (integral) {
+    long long v = strtoll(num, &end, 10);
+    if (*end == '\0' && errno == 0) {
+      lua_pushinteger(d->L, (lua_Integer)v);
+      return 0;
+    }
+    errno = 0;
+  }
+  double v = strtod(num, &end);
+  if (*end != '\0' || !isfinite(v)) return -1;
+  if (v == floor(v) && fabs(v) <= 9007199254740992.0) lua_pushinteger(d->L, (lua_Integer)v);
+  else lua_pushnumber(d->L, v);
+  return 0;
+}
+
+static bool vd_word(view_decoder *d, const char *w) {
+  size_t len = strlen(w);
+  if (d->n - d->i < len || memcmp(d->s + d->i, w, len) != 0) return false;
+  d->i += len;
+  return true;
+}
+
+static int vd_container(view_decoder *d, bool array) {
+  lua_State *L = d->L;
+  if (++d->depth > TPJ_MAX_DEPTH || !lua_checkstack(L, 4)) return -1;
+  lua_newtable(L);
+  if (array) tpj_mark_array(L, -1);
+  char close = array ? ']' : '}';
+  d->i++;
+  if (d->i < d->n && d->s[d->i] == close) {
+    d->i++;
+    d->depth--;
+    return 0;
+  }
+  for (lua_Integer k = 1;; k++) {
+    if (!array) {
+      if (d->i >= d->n || d->s[d->i] != '"' || vd_string(d) != 0) return -1;
+      if (d->i >= d->n || d->s[d->i++] != ':') return -1;
+    }
+    if (vd_value(d) != 0) return -1;
+    if (array) lua_rawseti(L, -2, k);
+    else lua_rawset(L, -3);
+    if (d->i >= d->n) return -1;
+    char c = d->s[d->i++];
+    if (c == close) break;
+    if (c != ',') return -1;
+  }
+  d->depth--;
+  return 0;
+}
+
+static int vd_value(view_decoder *d) {
+  if (d->i >= d->n) return -1;
+  switch (d->s[d->i]) {
+    case '{': return vd_container(d, false);
+    case '[': return vd_container(d, true);
+    case '"': return vd_string(d);
+    case 't': if (!vd_word(d, "true")) return -1; lua_pushboolean(d->L, 1); return 0;
+    case 'f': if (!vd_word(d, "false")) return -1; lua_pushboolean(d->L, 0); return 0;
+    case 'n': if (!vd_word(d, "null")) return -1; lua_pushlightuserdata(d->L, NULL); return 0;
+    default: return vd_number(d);
+  }
+}
+
+int tpj_view_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap) {
+  int top = lua_gettop(L);
+  view_decoder d = {L, s, n, 0, 0};
+  if (vd_value(&d) != 0 || d.i != n) {
+    lua_settop(L, top);
+    snprintf(err, errcap, "a JSON view's text is not what the encoder writes (at byte %zu)", d.i);
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- decoding */
@@ -286,9 +553,10 @@ int tpj_l_encode(lua_State *L) {
 
 int tpj_l_decode(lua_State *L) {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const tpj_view *view = tpj_to_view(L, 1);  /* a view decodes to tables of its own */
+  const char *s = view ? (n = view->len, view->text) : luaL_checklstring(L, 1, &n);
   char err[256];
-  if (tpj_decode(L, s, n, err, sizeof err) != 0) {
+  if ((view ? tpj_view_decode : tpj_decode)(L, s, n, err, sizeof err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;

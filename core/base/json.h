@@ -12,7 +12,9 @@
 #define TP_JSON_H
 
 #include <lua.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 
@@ -32,6 +34,40 @@ int tpj_encode(lua_State *L, int idx, tp_buf *out, char *err, size_t errcap);
 int tpj_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap);
 /* Sets the array marker on the table at idx. */
 void tpj_mark_array(lua_State *L, int idx);
+
+/* ---- JSON views
+**
+** A view is one JSON value, as tpj_encode writes it, held as its text in a
+** userdata (metatable TPJ_VIEW): what tp.call_view hands a caller instead of
+** a copy of the callee's tables (lua/jsonview.h gives it its Lua face). The
+** encoder writes a view's text as it is, so an answer that carries a callee's
+** result is encoded once, in the callee. The functions below read the text
+** without decoding it; they stay within n bytes whatever the text holds. */
+#define TPJ_VIEW "tp.json.view"
+
+typedef struct tpj_view {
+  size_t len;
+  char text[];  /* len bytes, not NUL-terminated */
+} tpj_view;
+
+/* Pushes a new view of s[0..n) (copied). Raises on a memory error, and if L
+** has no TPJ_VIEW metatable (not a plugin's state). */
+void tpj_push_view(lua_State *L, const char *s, size_t n);
+/* The view at idx, or NULL if the value there is not one. */
+const tpj_view *tpj_to_view(lua_State *L, int idx);
+/* In the object s[0..n), the member whose key is the JSON string key[0..klen)
+** as the encoder writes it (quotes included); in the array s[0..n), element
+** i (1-based; key NULL). True with its text in [*v, *v + *vn). */
+bool tpj_view_member(const char *s, size_t n, const char *key, size_t klen, const char **v,
+                     size_t *vn);
+bool tpj_view_element(const char *s, size_t n, int64_t i, const char **v, size_t *vn);
+/* The number of elements of the array s[0..n); 0 for anything else. */
+int64_t tpj_view_count(const char *s, size_t n);
+/* Pushes the tables (or scalar) of the view text s[0..n): integers exact,
+** arrays marked (tpj_mark_array), [] too; an object's keys are strings, so a
+** sparse table's integer keys come back as "5". 0, or -1 with err (text the
+** encoder did not write) and nothing pushed. Raises on a memory error. */
+int tpj_view_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap);
 
 /* Lua functions for tp.json */
 int tpj_l_encode(lua_State *L);

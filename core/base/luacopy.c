@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "base/json.h"
+
 static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *err,
                       size_t errcap) {
   if (!lua_checkstack(from, 3) || !lua_checkstack(to, 3)) {
@@ -77,6 +79,11 @@ static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *
           lua_pop(to, 1);  /* the receiving state has no JSON markers */
       }
       return 0;
+    }
+    case LUA_TUSERDATA: {
+      const tpj_view *view = tpj_to_view(from, idx);
+      if (!view) break;
+      return tpj_view_decode(to, view->text, view->len, err, errcap);  /* the receiver gets tables */
     }
     default: break;
   }

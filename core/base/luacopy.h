@@ -3,8 +3,10 @@
 **
 ** Plugins share nothing, so every value that crosses from one state to
 ** another (configuration, later the arguments of calls between plugins) is
-** copied: nil, booleans, numbers, strings and tables of those. Functions,
-** userdata, threads and cycles are refused rather than silently dropped.
+** copied: nil, booleans, numbers, strings and tables of those. A JSON view
+** (json.h) arrives as the tables it holds, decoded in the receiving state.
+** Functions, other userdata, threads and cycles are refused rather than
+** silently dropped.
 */
 #ifndef TP_LUACOPY_H
 #define TP_LUACOPY_H

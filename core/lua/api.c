@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "lua/jsonview.h"
 #include "base/crypto.h"
 #include "base/rng.h"
 #include "lua/tplib.h"
@@ -115,6 +116,18 @@ const tpa_fn tpa_functions[] = {
    "@param name string a function in that plugin's exports\n"
    "@param ... any plain data\n"
    "@return any ... # the export's results, copied"},
+  {NULL, "call_view", tplib_call_view, TP_CTX_TXN, "tp.call_view(plugin, name, ...) -> ...",
+   "tp.call, for a caller that passes a result on more than it reads it: each table the export "
+   "returns arrives as a JSON view, its JSON encoded once in the callee, instead of a copy. "
+   "v.key and v[i] read a member (a scalar as tp.json.decode gives it, a view of an object or "
+   "array, or nil), #v counts an array, pairs(v) iterates it decoded, tostring(v) is its text; "
+   "assigning raises (tp.json.decode(v) gives tables to change). An answer, tp.json.encode and "
+   "a job's or event's data write its text as it is; another plugin receives it, as an "
+   "argument or result, as tables. type(v) is \"userdata\".",
+   "@param plugin string the name of an enabled plugin\n"
+   "@param name string a function in that plugin's exports\n"
+   "@param ... any plain data\n"
+   "@return any ... # the export's results: tables as views (TpJsonView), the rest copied"},
   {"http", "request", tplib_http_request, TP_CTX_TXN, "tp.http.request(call) -> integer",
    "Calls out over HTTP(S) to a destination the brand's config lists for this plugin (tenants[i]."
    "http): the call is written to the outbox in this transaction and made once it commits, so "
@@ -227,12 +240,14 @@ const tpa_fn tpa_functions[] = {
    "@return string? plaintext\n"
    "@return string? err"},
   {"json", "encode", tpj_l_encode, TP_CTX_ANY, "tp.json.encode(value) -> string",
-   "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays.",
+   "Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays, "
+   "a JSON view (TpJsonView) as its text.",
    "@param value any plain data (raises if it is not)\n"
    "@return string"},
   {"json", "decode", tpj_l_decode, TP_CTX_ANY, "tp.json.decode(text) -> value | nil, err",
-   "Decodes JSON; integral numbers become integers; null becomes tp.json.null.",
-   "@param text string\n"
+   "Decodes JSON; integral numbers become integers; null becomes tp.json.null. A JSON view "
+   "(TpJsonView) decodes to tables of the caller's own.",
+   "@param text string|TpJsonView\n"
    "@return any value # nil when text is not JSON\n"
    "@return string? err"},
   {"json", "array", tpj_l_array, TP_CTX_ANY, "tp.json.array([t]) -> t",
@@ -327,6 +342,12 @@ const tpa_field tpa_shapes[] = {
    "secret_unknown, destination_unknown, sign_failed, token_failed (no access_token could be had)."},
   {"TpHttpReply", "attempts", "integer", "Attempts made."},
   {"TpHttpReply", "context", "any", "The call's context."},
+  {"TpJsonView", NULL, NULL,
+   "A JSON view: what tp.call_view hands back for a table, the callee's JSON text read in place. "
+   "v.key and v[i] read a member; #v, pairs(v) and tostring(v) work; it cannot change "
+   "(tp.json.decode(v) gives tables). type(v) is \"userdata\"."},
+  {"TpJsonView", "[string|integer]", "any",
+   "A member: a scalar as tp.json.decode gives it, a TpJsonView of an object or an array, or nil."},
   {"TpJob", NULL, NULL, "What a job handler (manifest jobs.NAME) gets as its one argument."},
   {"TpJob", "id", "integer", "The job's id (tp.jobs.schedule returned it)."},
   {"TpJob", "name", "string", "The job's name."},
@@ -498,6 +519,7 @@ void tpa_open(lua_State *L, tp_plugin *p) {
   lua_pushcfunction(L, tplib_print);  /* print() logs at debug level */
   lua_setglobal(L, "print");
   tpj_open(L);
+  tpjv_open(L);
   lua_newtable(L);  /* stack: tp */
   for (int i = 0; tpa_functions[i].name; i++) {
     const tpa_fn *f = &tpa_functions[i];

@@ -206,7 +206,7 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
       res->ok = true;
       res->csv = true;
       res->code[0] = '\0';
-    } else if (!lua_istable(L, -1) && !lua_isnil(L, -1))
+    } else if (!lua_istable(L, -1) && !lua_isnil(L, -1) && !tpj_to_view(L, -1))
       bad_result(p, r, body, res, call->request_id, inv,
                  r->csv ? "a body that is neither a table nor a string" : "a body that is not a table");
     else if (lua_isnil(L, -1) ? (tp_buf_adds(body, "{}"), 0)
@@ -276,29 +276,52 @@ int tpi_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap) {
 typedef struct result_copy {
   lua_State *src;
   int first, n;
+  bool views;    /* tp.call_view: tables arrive as JSON views */
+  tp_buf text;   /* a table's JSON, freed by copy_results whatever happens */
+  size_t encoded;
   char *err;
   size_t errcap;
   int rc;
 } result_copy;
 
+/* Pushes onto to a view of the table or view at src[idx]: the table is
+** encoded here, in the callee's state, and only its text crosses. */
+static int push_view(result_copy *c, int idx, lua_State *to) {
+  const tpj_view *held = tpj_to_view(c->src, idx);
+  if (held) {
+    tpj_push_view(to, held->text, held->len);
+    return 0;
+  }
+  tp_buf_reset(&c->text);
+  if (tpj_encode(c->src, idx, &c->text, c->err, c->errcap) != 0) return -1;
+  c->encoded += c->text.len;
+  tpj_push_view(to, c->text.data, c->text.len);
+  return 0;
+}
+
 static int copy_results_in(lua_State *to) {
   result_copy *c = lua_touserdata(to, 1);
   lua_pop(to, 1);
-  for (int i = 0; i < c->n; i++)
-    if (tp_lua_copy(c->src, c->first + i, to, c->err, c->errcap) != 0) {
+  for (int i = 0; i < c->n; i++) {
+    int idx = c->first + i, type = lua_type(c->src, idx);
+    bool view = c->views && (type == LUA_TTABLE || type == LUA_TUSERDATA);
+    if ((view ? push_view(c, idx, to) : tp_lua_copy(c->src, idx, to, c->err, c->errcap)) != 0) {
       c->rc = -1;
       return 0;
     }
+  }
   return c->n;
 }
 
-/* Copies the n values at src[first..] onto to, where the receiver's memory
-** cap may refuse them: in a protected call, so that a refusal unwinds to
-** here and not past the savepoint and the callee's stack, which the caller
-** of tpi_call_export still has to close. Returns n, or -1 with err. */
-static int copy_results(lua_State *src, int first, int n, lua_State *to, char *err,
-                        size_t errcap) {
-  result_copy c = {src, first, n, err, errcap, 0};
+/* Copies the n values at src[first..] onto to (tables as views if views),
+** where the receiver's memory cap may refuse them: in a protected call, so
+** that a refusal unwinds to here and not past the savepoint and the callee's
+** stack, which the caller of tpi_call_export still has to close. Returns n,
+** or -1 with err; *encoded: the bytes of JSON the views took. */
+static int copy_results(lua_State *src, int first, int n, bool views, lua_State *to,
+                        size_t *encoded, char *err, size_t errcap) {
+  result_copy c = {src, first, n, views, {0}, 0, err, errcap, 0};
+  tp_buf_init(&c.text);
   int top = lua_gettop(to);
   lua_pushcfunction(to, copy_results_in);
   lua_pushlightuserdata(to, &c);
@@ -308,6 +331,8 @@ static int copy_results(lua_State *src, int first, int n, lua_State *to, char *e
     tpst_owner(to)->mem_exceeded = true;
     c.rc = -1;
   }
+  tp_buf_free(&c.text);
+  if (encoded) *encoded = c.encoded;
   if (c.rc != 0) {
     lua_settop(to, top);
     return -1;
@@ -316,7 +341,7 @@ static int copy_results(lua_State *src, int first, int n, lua_State *to, char *e
 }
 
 int tpi_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
-                    tp_invocation *inv, int ctx, char *err, size_t errcap) {
+                    bool views, tp_invocation *inv, int ctx, char *err, size_t errcap) {
   lua_State *L = callee->L;
   int base = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, callee->msgh_ref);
@@ -360,7 +385,7 @@ int tpi_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
   if (status != LUA_OK) {
     /* a tp.fail's details can be large too: copied like results */
     if (!limit_hit(callee, status, err, errcap) && tpst_is_fail(L, -1) &&
-        copy_results(L, lua_gettop(L), 1, from, err, errcap) == 1) {
+        copy_results(L, lua_gettop(L), 1, false, from, NULL, err, errcap) == 1) {
       tpst_mark_fail(from);  /* the caller raises it as its own tp.fail */
       nres = -2;
     } else if (!tpsb_killed(callee) && status != LUA_ERRMEM) {
@@ -375,9 +400,11 @@ int tpi_call_export(tp_plugin *callee, const char *name, lua_State *from, int fi
       nres = -1;
     }
     /* the caller runs: its cap refuses the copy as it is made */
-    if (nres > 0) nres = copy_results(L, base + 2, nres, from, err, errcap);
+    size_t encoded = 0;
+    if (nres > 0) nres = copy_results(L, base + 2, nres, views, from, &encoded, err, errcap);
     if (caller->mem_bytes > had)
       caller->used += (int64_t)((caller->mem_bytes - had) / TPSB_COPY_BYTES);
+    caller->used += (int64_t)(encoded / TPSB_PARSE_BYTES);
   }
   lua_settop(L, base);
   return nres;

@@ -29,15 +29,18 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
 int tpi_call_task(tp_plugin *p, const char *kind, const char *name, const char *arg,
                   size_t arg_len, tp_invocation *inv, int ctx, char *err, size_t errcap);
 
-/* Calls callee's export name with the nargs values at from[first..] copied
-** as plain data; its results are copied back onto from. Runs in the caller's
-** context and invocation. Returns the number of results, -1 with err on an
-** error (a tp.fail error is copied onto from and -2 returned instead). */
 /* The manifest's setup function, if any, as ctx setup of inv; the caller owns
 ** the transaction. 0, or -1 with err ("code: message" for tp.fail). */
 bool tpi_has_setup(const tp_plugin *p);
 int tpi_setup(tp_plugin *p, tp_invocation *inv, char *err, size_t errcap);
+
+/* Calls callee's export name with the nargs values at from[first..] copied
+** as plain data; its results are copied back onto from, or with views its
+** tables arrive as JSON views (lua/jsonview.h), encoded in the callee. Runs
+** in the caller's context and invocation. Returns the number of results, -1
+** with err on an error (a tp.fail error is copied onto from and -2 returned
+** instead). */
 int tpi_call_export(tp_plugin *callee, const char *name, lua_State *from, int first, int nargs,
-                    tp_invocation *inv, int ctx, char *err, size_t errcap);
+                    bool views, tp_invocation *inv, int ctx, char *err, size_t errcap);
 
 #endif

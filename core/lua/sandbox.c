@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/json.h"
 #include "lua/api.h"
 #include "lua/pattern.h"
 #include "store/store.h"
@@ -116,6 +117,8 @@ void tpsb_charge_strings(lua_State *L, int n, int bytes_per) {
   size_t len;
   for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++)
     if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
+    else if (lua_type(L, i) == LUA_TUSERDATA && tpj_to_view(L, i))  /* a JSON view's text */
+      bytes += (double)tpj_to_view(L, i)->len;
   if (bytes >= bytes_per) charge_bytes(L, bytes, bytes_per);
 }
 

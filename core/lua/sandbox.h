@@ -74,8 +74,8 @@ void tpsb_arm(tp_plugin *p, int64_t budget);
 ** past, for good (see above). */
 void tpsb_charge(lua_State *L, int64_t n);
 
-/* Charges the strings among the n values at the top of L's stack, one
-** instruction per bytes_per bytes: what a C function read or built. */
+/* Charges the strings and JSON views among the n values at the top of L's
+** stack, one instruction per bytes_per bytes: what a C function read or built. */
 void tpsb_charge_strings(lua_State *L, int n, int bytes_per);
 
 /* What an invocation changes while it runs, restored when it ends. */

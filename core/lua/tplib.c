@@ -377,30 +377,37 @@ int tplib_events_emit(lua_State *L) {
   return 1;
 }
 
-/* tp.call(plugin, name, ...) -> results of plugin's export name */
-int tplib_call(lua_State *L) {
+/* tp.call and tp.call_view (what: its name): plugin's export name, its
+** tables copied back or as JSON views. */
+static int call_peer(lua_State *L, const char *what, bool views) {
   tp_plugin *p = tplib_services_of(L);
   const char *peer_name = luaL_checkstring(L, 1);
   const char *fn = luaL_checkstring(L, 2);
   tp_plugin *peer = p->services->peer(p->services_ud, p, peer_name);
-  if (!peer) return luaL_error(L, "tp.call: no plugin '%s' is enabled for this tenant", peer_name);
+  if (!peer) return luaL_error(L, "%s: no plugin '%s' is enabled for this tenant", what, peer_name);
   if (peer->running)
-    return luaL_error(L, "tp.call: plugin '%s' is already running further up this call chain "
-                      "(calls between plugins cannot cycle)", peer_name);
+    return luaL_error(L, "%s: plugin '%s' is already running further up this call chain "
+                      "(calls between plugins cannot cycle)", what, peer_name);
   if (peer->killed)  /* its state may hold what the killed call left: not until it is fresh */
-    return luaL_error(L, "tp.call: plugin '%s' was stopped by a limit earlier in this request; "
+    return luaL_error(L, "%s: plugin '%s' was stopped by a limit earlier in this request; "
                       "it serves again once its state is loaded afresh, after the request",
-                      peer_name);
+                      what, peer_name);
   if (tps_call_begin(p->db) != 0)
-    return luaL_error(L, "tp.call: cannot open a savepoint: %s", sqlite3_errmsg(p->db->db));
+    return luaL_error(L, "%s: cannot open a savepoint: %s", what, sqlite3_errmsg(p->db->db));
   int nargs = lua_gettop(L) - 2;
   char err[512];
-  int nres = tpi_call_export(peer, fn, L, 3, nargs, p->inv, p->ctx, err, sizeof err);
+  int nres = tpi_call_export(peer, fn, L, 3, nargs, views, p->inv, p->ctx, err, sizeof err);
   tps_call_end(p->db, nres >= 0);  /* a failed callee leaves nothing behind */
   if (nres == -2) return lua_error(L);  /* its tp.fail, as the caller's own */
-  if (nres < 0) return luaL_error(L, "tp.call %s.%s: %s", peer_name, fn, err);
+  if (nres < 0) return luaL_error(L, "%s %s.%s: %s", what, peer_name, fn, err);
   return nres;
 }
+
+/* tp.call(plugin, name, ...) -> results of plugin's export name */
+int tplib_call(lua_State *L) { return call_peer(L, "tp.call", false); }
+
+/* tp.call_view(plugin, name, ...) -> the same, tables as JSON views */
+int tplib_call_view(lua_State *L) { return call_peer(L, "tp.call_view", true); }
 
 /* tp.exporters(name) -> the names of the plugins serving this tenant that
 ** export name, in name order (the identity plugin asks who re-keys on a merge). */

@@ -28,6 +28,7 @@ int tplib_jobs_schedule(lua_State *L);
 int tplib_jobs_cancel(lua_State *L);
 int tplib_events_emit(lua_State *L);
 int tplib_call(lua_State *L);
+int tplib_call_view(lua_State *L);
 int tplib_http_request(lua_State *L);
 int tplib_crypto_rsa_sign(lua_State *L);
 int tplib_crypto_aes_gcm_decrypt(lua_State *L);

@@ -162,7 +162,7 @@ end
 
 ---The order through the orders plugin; the catalog running out is "sold out" too.
 local function create_order(sale, user, qty, coupon_id)
-  return orders.create({
+  return orders.create_view({
     user = user, coupon_id = coupon_id,
     lines = { { sku = sale.sku, qty = qty, unit_price_fen = sale.price_fen } },
     campaign = { id = sale.id, stacks_with_coupon = sale.stacks_with_coupon == 1,

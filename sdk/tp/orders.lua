@@ -99,6 +99,15 @@ function orders.errors(own)
   return out
 end
 
+local function create_with(call, spec, what)
+  local ok, result = pcall(call, "orders", "create", spec)
+  if ok then return result end
+  if type(result) == "table" and result.code == "insufficient_stock" then
+    tp.fail(409, "sold_out", ("the product behind this %s is out of stock"):format(what))
+  end
+  error(result, 0)
+end
+
 ---Creates an order through the orders plugin (tp.call("orders", "create",
 ---spec)). The catalog running out under it is the campaign's own sold out:
 ---409 sold_out "the product behind this <what> is out of stock", the answer a
@@ -106,13 +115,15 @@ end
 ---@param spec table the orders plugin's OrderSpec
 ---@param what string the campaign, for the message ("flash sale", "group buy")
 ---@return table order
-function orders.create(spec, what)
-  local ok, result = pcall(tp.call, "orders", "create", spec)
-  if ok then return result end
-  if type(result) == "table" and result.code == "insufficient_stock" then
-    tp.fail(409, "sold_out", ("the product behind this %s is out of stock"):format(what))
-  end
-  error(result, 0)
-end
+function orders.create(spec, what) return create_with(tp.call, spec, what) end
+
+---orders.create for a campaign that answers the order and reads a few of its
+---fields: the order as a JSON view (tp.call_view), not copied into tables.
+---order.id reads a field; the answer carries the order as the orders plugin
+---encoded it.
+---@param spec table the orders plugin's OrderSpec
+---@param what string the campaign, for the message
+---@return TpJsonView order
+function orders.create_view(spec, what) return create_with(tp.call_view, spec, what) end
 
 return orders

@@ -86,6 +86,21 @@ function tp.log(level, message, fields) end
 ---@return any ... # the export's results, copied
 function tp.call(plugin, name, ...) end
 
+---tp.call, for a caller that passes a result on more than it reads it: each table the
+---export returns arrives as a JSON view, its JSON encoded once in the callee, instead of a
+---copy. v.key and v[i] read a member (a scalar as tp.json.decode gives it, a view of an
+---object or array, or nil), #v counts an array, pairs(v) iterates it decoded, tostring(v)
+---is its text; assigning raises (tp.json.decode(v) gives tables to change). An answer,
+---tp.json.encode and a job's or event's data write its text as it is; another plugin
+---receives it, as an argument or result, as tables. type(v) is "userdata".
+---
+---Allowed in: handler, job, event, setup.
+---@param plugin string the name of an enabled plugin
+---@param name string a function in that plugin's exports
+---@param ... any plain data
+---@return any ... # the export's results: tables as views (TpJsonView), the rest copied
+function tp.call_view(plugin, name, ...) end
+
 ---The plugin's config table from the tenant's config (the same table a handler gets as
 ---req.config), in every context: jobs, event handlers and exports have no req.
 ---
@@ -189,17 +204,19 @@ function tp.events.emit(name, data) end
 ---@field null lightuserdata The JSON null: decoding null gives this value (not nil); encoding it writes null.
 tp.json = {}
 
----Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays.
+---Encodes plain data as JSON; integers exactly, tables marked by tp.json.array as arrays, a
+---JSON view (TpJsonView) as its text.
 ---
 ---Allowed in: load, handler, job, event, setup.
 ---@param value any plain data (raises if it is not)
 ---@return string
 function tp.json.encode(value) end
 
----Decodes JSON; integral numbers become integers; null becomes tp.json.null.
+---Decodes JSON; integral numbers become integers; null becomes tp.json.null. A JSON view
+---(TpJsonView) decodes to tables of the caller's own.
 ---
 ---Allowed in: load, handler, job, event, setup.
----@param text string
+---@param text string|TpJsonView
 ---@return any value # nil when text is not JSON
 ---@return string? err
 function tp.json.decode(text) end
@@ -406,6 +423,12 @@ function tp.auth.resolve(user) end
 ---@field error string? Why no answer came: timeout, connect_failed, tls_failed, response_too_large, transport_failed, secret_unknown, destination_unknown, sign_failed, token_failed (no access_token could be had).
 ---@field attempts integer Attempts made.
 ---@field context any The call's context.
+
+---A JSON view: what tp.call_view hands back for a table, the callee's JSON text read in
+---place. v.key and v[i] read a member; #v, pairs(v) and tostring(v) work; it cannot change
+---(tp.json.decode(v) gives tables). type(v) is "userdata".
+---@class TpJsonView
+---@field [string|integer] any A member: a scalar as tp.json.decode gives it, a TpJsonView of an object or an array, or nil.
 
 ---What a job handler (manifest jobs.NAME) gets as its one argument.
 ---@class TpJob

@@ -9,7 +9,8 @@ one instruction). Each must end within its plugin's budget (or, where nothing
 counts, the deadline) with a JSON 500 and everything rolled back, while
 another brand on the same host is answered with p99 < 100 ms all the while.
 Also: a killed plugin's Lua state keeps nothing of the killed invocation;
-tp.call copies are checked against the receiver's cap; loading, migrations
+tp.call copies and tp.call_view's views are checked against the receiver's
+cap; a view's lookups are charged by the bytes they read; loading, migrations
 and campaign scripts are bounded in time too.
 """
 import http.client
@@ -31,7 +32,7 @@ P99_S = 0.100              # other brands' answers while a case runs
 ENDS_S = 1.0               # an offending request's own answer, even under ASan
 
 # The timing host: a brand whose plugin misbehaves, and a brand beside it.
-BAD = tenant("bad", plugins={"catalog": {}, "stall": {}})
+BAD = tenant("bad", plugins={"catalog": {}, "stall": {}, "stallcallee": {}})
 BAD["plugin_limits"] = {"stall": {"instructions": BUDGET, "memory_bytes": 16 << 20,
                                   "deadline_ms": DEADLINE_MS}}
 GOOD = tenant("good", plugins={"catalog": {}})
@@ -202,10 +203,11 @@ def test_sql_functions_that_compare_n_by_m_are_charged():
 
 
 def test_c_library_work_is_charged():
-    for case in ("concat", "rep", "sort", "format", "utf8", "upper", "json", "crypto"):
+    for case in ("concat", "rep", "sort", "format", "utf8", "upper", "json", "crypto",
+                 "view_index", "view_len", "view_pairs", "view_tostring", "view_decode"):
         took, p99 = offend(case, "budget_exceeded")
-        print("     %-7s killed in %.1f ms, the other brand's p99 %.1f ms" % (case, took * 1000,
-                                                                            p99 * 1000))
+        print("     %-13s killed in %.1f ms, the other brand's p99 %.1f ms" % (case, took * 1000,
+                                                                              p99 * 1000))
 
 
 def test_the_deadline_ends_what_nothing_counts():
@@ -287,6 +289,12 @@ def test_tp_call_copies_are_checked_against_the_receivers_cap():
     assert status == 200 and body == {"len": 20 << 20}, body
     # small calls work
     status, _, body = h.post("/v1/caps/stall/run/call_big?n=1024")
+    assert status == 200 and body == {"len": 1024}, body
+    # a JSON view (tp.call_view) is the caller's memory too: 20 MB of it is refused
+    status, _, body = h.post("/v1/caps/stall/run/view_big?n=%d" % (20 << 20))
+    assert status == 500 and body["error"]["code"] == "memory_exceeded", body
+    assert "stall" in body["error"]["message"], body
+    status, _, body = h.post("/v1/caps/stall/run/view_big?n=1024")
     assert status == 200 and body == {"len": 1024}, body
 
 

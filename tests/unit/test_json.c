@@ -3,6 +3,8 @@
 */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/json.h"
 #include "tp_test.h"
@@ -114,6 +116,129 @@ TEST(bad_json_is_an_error_not_a_crash) {
   teardown();
 }
 
+TEST(long_strings_are_escaped_across_chunks) {
+  setup();
+  /* 4095 plain bytes, then a 3-byte character across the 4096-byte chunk's
+  ** edge, then controls, DEL and an invalid byte each written as 6 */
+  tp_buf in, want;
+  tp_buf_init(&in);
+  tp_buf_init(&want);
+  tp_buf_addc(&want, '"');
+  for (int i = 0; i < 4095; i++) tp_buf_addc(&in, 'x'), tp_buf_addc(&want, 'x');
+  tp_buf_adds(&in, "\xe8\x8c\xb6");
+  tp_buf_adds(&want, "\xe8\x8c\xb6");
+  for (int i = 0; i < 3000; i++) {
+    tp_buf_adds(&in, "\x01\x7f\xff\"");
+    tp_buf_adds(&want, "\\u0001\\u007f\\ufffd\\\"");
+  }
+  tp_buf_addc(&want, '"');
+  tp_buf_reset(&out);
+  tp_buf_add_json_str(&out, in.data, in.len);
+  ASSERT_EQ(out.len, want.len);
+  ASSERT_TRUE(memcmp(out.data, want.data, want.len) == 0);
+  tp_buf_free(&in);
+  tp_buf_free(&want);
+  teardown();
+}
+
+/* A view of text, in L (the metatable lua/jsonview.c would register). */
+static void push_view(const char *text) {
+  luaL_newmetatable(L, TPJ_VIEW);
+  lua_pop(L, 1);
+  tpj_push_view(L, text, strlen(text));
+}
+
+TEST(a_view_is_written_as_its_text) {
+  setup();
+  push_view("{\"b\":[1,2]}");
+  lua_setglobal(L, "v");
+  ASSERT_STR(enc("{a = v}"), "{\"a\":{\"b\":[1,2]}}");
+  ASSERT_STR(enc("v"), "{\"b\":[1,2]}");
+  ASSERT_TRUE(tpj_to_view(L, LUA_REGISTRYINDEX) == NULL);
+  lua_pushliteral(L, "text");
+  ASSERT_TRUE(tpj_to_view(L, -1) == NULL);
+  lua_pop(L, 1);
+  teardown();
+}
+
+static const char *member(const char *text, const char *key) {
+  const char *v;
+  size_t n;
+  static char got[256];
+  if (!tpj_view_member(text, strlen(text), key, strlen(key), &v, &n)) return NULL;
+  snprintf(got, sizeof got, "%.*s", (int)n, v);
+  return got;
+}
+
+static const char *element(const char *text, int64_t i) {
+  const char *v;
+  size_t n;
+  static char got[256];
+  if (!tpj_view_element(text, strlen(text), i, &v, &n)) return NULL;
+  snprintf(got, sizeof got, "%.*s", (int)n, v);
+  return got;
+}
+
+TEST(a_views_members_are_found_without_decoding) {
+  setup();
+  const char *o = "{\"a\":\"x,}]\\\"\",\"k\\\"q\":1,\"n\":{\"a\":[1,{\"b\":\"]\"}]},\"z\":-2.5e3}";
+  ASSERT_STR(member(o, "\"a\""), "\"x,}]\\\"\"");     /* the string's , } ] and \" skipped */
+  ASSERT_STR(member(o, "\"k\\\"q\""), "1");            /* a key with an escape, as written */
+  ASSERT_STR(member(o, "\"n\""), "{\"a\":[1,{\"b\":\"]\"}]}");
+  ASSERT_STR(member(o, "\"z\""), "-2.5e3");
+  ASSERT_TRUE(member(o, "\"b\"") == NULL);                /* only the top level is searched */
+  ASSERT_TRUE(member("[1]", "\"a\"") == NULL);
+  const char *a = "[\"[\",{\"x\":[]},[],true,null]";
+  ASSERT_STR(element(a, 1), "\"[\"");
+  ASSERT_STR(element(a, 2), "{\"x\":[]}");
+  ASSERT_STR(element(a, 3), "[]");
+  ASSERT_STR(element(a, 5), "null");
+  ASSERT_TRUE(element(a, 6) == NULL && element(a, 0) == NULL && element("[]", 1) == NULL);
+  ASSERT_EQ(tpj_view_count(a, strlen(a)), 5);
+  ASSERT_EQ(tpj_view_count("[]", 2), 0);
+  ASSERT_EQ(tpj_view_count(o, strlen(o)), 0);
+  /* cut short anywhere (a heap block of exactly that size, so that ASan sees
+  ** any read past it): nothing found past the end */
+  for (size_t cut = 0; cut < strlen(o); cut++) {
+    char *part = malloc(cut ? cut : 1);
+    memcpy(part, o, cut);
+    const char *v;
+    size_t n;
+    if (tpj_view_member(part, cut, "\"z\"", 3, &v, &n)) ASSERT_TRUE(v + n <= part + cut);
+    (void)tpj_view_member(part, cut, "\"q\"", 3, &v, &n);
+    (void)tpj_view_element(part, cut, 9, &v, &n);
+    (void)tpj_view_count(part, cut);
+    if (tpj_view_decode(L, part, cut, err, sizeof err) == 0) TP_FAIL_("decoded a cut: %zu", cut);
+    free(part);
+  }
+  teardown();
+}
+
+TEST(a_views_text_decodes_exactly) {
+  setup();
+  const char *text = "{\"big\":9007199254740993,\"f\":0.25,\"i\":3,\"s\":\"a\\\"\\\\\\n\\u0001\\ufffd\xe8\x8c\xb6\","
+                     "\"e\":[],\"o\":{},\"l\":[true,false,null,-7]}";
+  ASSERT_EQ(tpj_view_decode(L, text, strlen(text), err, sizeof err), 0);
+  lua_getfield(L, -1, "big");
+  ASSERT_TRUE(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 9007199254740993LL);
+  lua_getfield(L, -2, "f");
+  ASSERT_TRUE(!lua_isinteger(L, -1) && lua_tonumber(L, -1) == 0.25);
+  lua_getfield(L, -3, "s");
+  ASSERT_STR(lua_tostring(L, -1), "a\"\\\n\x01\xef\xbf\xbd\xe8\x8c\xb6");
+  lua_pop(L, 3);
+  tp_buf_reset(&out);
+  ASSERT_EQ(tpj_encode(L, -1, &out, err, sizeof err), 0);  /* and encodes back to itself */
+  lua_pop(L, 1);
+  ASSERT_TRUE(strstr(tp_buf_cstr(&out), "\"e\":[]") && strstr(out.data, "\"o\":{}") &&
+              strstr(out.data, "\"l\":[true,false,null,-7]") && strstr(out.data, "9007199254740993"));
+  const char *bad[] = {"", "{", "{\"a\"}", "[1,]", "[1 ]", "\"\\x\"", "\"\\ud800\"", "tru", "1.2.3",
+                       "{\"a\":1}x", "nan"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    if (tpj_view_decode(L, bad[i], strlen(bad[i]), err, sizeof err) == 0) TP_FAIL_("accepted: %s", bad[i]);
+  ASSERT_EQ(lua_gettop(L), 0);
+  teardown();
+}
+
 int main(void) {
   RUN(integers_are_exact);
   RUN(tables_become_arrays_or_objects);
@@ -121,5 +246,9 @@ int main(void) {
   RUN(unencodable_values_are_errors);
   RUN(decoded_integral_numbers_are_integers);
   RUN(bad_json_is_an_error_not_a_crash);
+  RUN(long_strings_are_escaped_across_chunks);
+  RUN(a_view_is_written_as_its_text);
+  RUN(a_views_members_are_found_without_decoding);
+  RUN(a_views_text_decodes_exactly);
   return TEST_SUMMARY();
 }

@@ -4,6 +4,7 @@
 */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <string.h>
 
 #include "base/json.h"
 #include "base/luacopy.h"
@@ -78,9 +79,32 @@ TEST(functions_and_cycles_are_refused_cleanly) {
   teardown();
 }
 
+TEST(a_json_view_arrives_as_the_tables_it_holds) {
+  setup();
+  luaL_newmetatable(from, TPJ_VIEW);  /* what lua/jsonview.c registers */
+  lua_pop(from, 1);
+  const char *text = "{\"id\":9007199254740993,\"lines\":[{\"sku\":\"a\"}],\"tags\":[]}";
+  tpj_push_view(from, text, strlen(text));
+  ASSERT_EQ(tp_lua_copy(from, -1, to, err, sizeof err), 0);
+  ASSERT_EQ(lua_type(to, -1), LUA_TTABLE);
+  lua_getfield(to, -1, "id");
+  ASSERT_TRUE(lua_isinteger(to, -1) && lua_tointeger(to, -1) == 9007199254740993LL);
+  lua_pop(to, 1);
+  tp_buf out;
+  tp_buf_init(&out);
+  ASSERT_EQ(tpj_encode(to, -1, &out, err, sizeof err), 0);  /* [] is still an array */
+  ASSERT_TRUE(strstr(tp_buf_cstr(&out), "\"tags\":[]") != NULL);
+  ASSERT_TRUE(strstr(tp_buf_cstr(&out), "\"lines\":[{\"sku\":\"a\"}]") != NULL);
+  tp_buf_free(&out);
+  lua_pop(to, 1);
+  lua_pop(from, 1);
+  teardown();
+}
+
 int main(void) {
   RUN(plain_values_arrive_equal);
   RUN(json_array_marker_survives);
   RUN(functions_and_cycles_are_refused_cleanly);
+  RUN(a_json_view_arrives_as_the_tables_it_holds);
   return TEST_SUMMARY();
 }

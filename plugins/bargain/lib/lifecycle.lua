@@ -104,7 +104,7 @@ end
 
 ---The order at the bargain's current price; the catalog running out is sold_out.
 local function create_order(b, price_fen, timeout)
-  return orders.create({
+  return orders.create_view({
     user = b.initiator,
     lines = { { sku = b.sku, qty = 1, unit_price_fen = price_fen } },
     campaign = { id = b.id, unpaid_timeout_seconds = timeout } }, "bargain")
@@ -114,7 +114,7 @@ end
 ---While the order is unpaid a repeated buy answers the same order.
 ---@param id integer
 ---@param user string
----@return integer status, table order
+---@return integer status, table|TpJsonView order
 function lifecycle.buy(id, user)
   local b = store.load(id)
   if not b then tp.fail(404, "bargain_not_found", "no such bargain") end

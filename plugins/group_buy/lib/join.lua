@@ -62,7 +62,7 @@ end
 ---The order, through orders: held once paid until the group forms.
 local function create_order(a, user, qty, role, group_id, pay_within)
   local price = role == "leader" and a.leader_price_fen or a.price_fen
-  return orders.create({
+  return orders.create_view({
     user = user,
     lines = { { sku = a.sku, qty = qty, unit_price_fen = price } },
     campaign = { id = group_id, hold = true, unpaid_timeout_seconds = pay_within } }, "group buy")

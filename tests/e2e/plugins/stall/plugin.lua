@@ -148,6 +148,37 @@ local CASES = {
     return { first = tostring(first), second = tostring(second) }
   end,
   call_hello = function() return { said = tp.call("stallcallee", "hello") } end,
+  -- a JSON view's lookups read its text, and are charged by what they read
+  view_index = function()
+    local v, n = tp.call_view("stallcallee", "wide", 20000), 0
+    for _ = 1, 1e9 do n = n + (v.k19999 and 1 or 0) end
+    return { n = n }
+  end,
+  view_len = function()
+    local v, n = tp.call_view("stallcallee", "long", 50000), 0
+    for _ = 1, 1e9 do n = n + #v end
+    return { n = n }
+  end,
+  view_pairs = function()
+    local v, n = tp.call_view("stallcallee", "wide", 20000), 0
+    for _ = 1, 1e9 do n = n + (next({ pairs(v) }) and 1 or 0) end
+    return { n = n }
+  end,
+  view_tostring = function()
+    local v, n = tp.call_view("stallcallee", "wide", 20000), 0
+    for _ = 1, 1e9 do n = n + #tostring(v) end
+    return { n = n }
+  end,
+  view_decode = function()
+    local v, n = tp.call_view("stallcallee", "wide", 20000), 0
+    for _ = 1, 1e9 do n = n + (tp.json.decode(v) and 1 or 0) end
+    return { n = n }
+  end,
+  -- a view bigger than this plugin's memory cap
+  view_big = function(q)
+    local v = tp.call_view("stallcallee", "big_table", tonumber(q.n))
+    return { len = #v.s }
+  end,
   -- a tp.fail whose details do not fit under this plugin's cap, caught here
   call_fail_big = function(q)
     local ok = pcall(tp.call, "stallcallee", "fail_big", tonumber(q.n))

@@ -1,0 +1,33 @@
+/*
+** jsonview.h - the Lua face of a JSON view (base/json.h): what tp.call_view
+** hands its caller instead of a copy of the callee's tables.
+**
+** Why: a campaign that creates an order answers it, and reads one or two of
+** its fields on the way. Copying the order's tables into the campaign's state
+** cost more than all the campaign's own Lua (60k instructions of a 520k buy,
+** allocation and collection included). A view is the order's JSON, encoded
+** once in the orders plugin: the caller's state holds one block of text, and
+** the answer carries it as it is.
+**
+** In Lua a view reads like a table that cannot change:
+**   v.key, v[i]   a scalar as tp.json.decode gives it (null: tp.json.null), a
+**                 view of a nested object or array, or nil; an object's
+**                 integer key is looked up as its decimal string, as JSON has it
+**   #v            an array's length; 0 for an object
+**   pairs(v)      iterates tp.json.decode(v), decoded at the call
+**   v.key = x     raises: tp.json.decode(v) gives tables to change
+**   tostring(v)   its JSON text
+** type(v) is "userdata". A lookup reads the text up to the member it finds,
+** and is charged by those bytes as the tp.* functions are. tp.json.encode, an
+** answer, a job's or an event's data write a view's text as it is; a tp.call
+** argument or result arrives in the other plugin as the tables it holds.
+*/
+#ifndef TP_JSONVIEW_H
+#define TP_JSONVIEW_H
+
+#include <lua.h>
+
+/* Registers the TPJ_VIEW metatable in L (after tpj_open). */
+void tpjv_open(lua_State *L);
+
+#endif
