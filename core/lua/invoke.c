@@ -277,7 +277,7 @@ typedef struct result_copy {
   lua_State *src;
   int first, n;
   bool views;    /* tp.call_view: tables arrive as JSON views */
-  tp_buf text;   /* a table's JSON, freed by copy_results whatever happens */
+  tp_buf *text;  /* a table's JSON: the receiver's view_text */
   size_t encoded;
   char *err;
   size_t errcap;
@@ -292,10 +292,10 @@ static int push_view(result_copy *c, int idx, lua_State *to) {
     tpj_push_view(to, held->text, held->len);
     return 0;
   }
-  tp_buf_reset(&c->text);
-  if (tpj_encode(c->src, idx, &c->text, c->err, c->errcap) != 0) return -1;
-  c->encoded += c->text.len;
-  tpj_push_view(to, c->text.data, c->text.len);
+  tp_buf_reset(c->text);
+  if (tpj_encode(c->src, idx, c->text, c->err, c->errcap) != 0) return -1;
+  c->encoded += c->text->len;
+  tpj_push_view(to, c->text->data, c->text->len);
   return 0;
 }
 
@@ -320,8 +320,9 @@ static int copy_results_in(lua_State *to) {
 ** or -1 with err; *encoded: the bytes of JSON the views took. */
 static int copy_results(lua_State *src, int first, int n, bool views, lua_State *to,
                         size_t *encoded, char *err, size_t errcap) {
-  result_copy c = {src, first, n, views, {0}, 0, err, errcap, 0};
-  tp_buf_init(&c.text);
+  /* the text goes through a buffer the receiver keeps: a fresh one, grown
+  ** from nothing for each call, cost more than the encoding (heap growth) */
+  result_copy c = {src, first, n, views, &tpst_owner(to)->view_text, 0, err, errcap, 0};
   int top = lua_gettop(to);
   lua_pushcfunction(to, copy_results_in);
   lua_pushlightuserdata(to, &c);
@@ -331,7 +332,7 @@ static int copy_results(lua_State *src, int first, int n, bool views, lua_State 
     tpst_owner(to)->mem_exceeded = true;
     c.rc = -1;
   }
-  tp_buf_free(&c.text);
+  if (c.text->cap > (64u << 10)) tp_buf_free(c.text);  /* a big one is not kept */
   if (encoded) *encoded = c.encoded;
   if (c.rc != 0) {
     lua_settop(to, top);

@@ -518,5 +518,6 @@ void tpp_free(tp_plugin *p) {
   free(p->routes);
   free(p->subscriptions);
   free(p->track_kinds);
+  tp_buf_free(&p->view_text);
   memset(p, 0, sizeof *p);
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "net/router.h"
 #include "store/outbox.h"
 #include "store/sched.h"
@@ -99,6 +100,7 @@ typedef struct tp_plugin {
   const struct tp_call *call;  /* the request being handled, for req's lazy fields */
   bool running;          /* an invocation is on the C stack: calls into it would re-enter */
   const char *caller;    /* name of the plugin whose tp.call runs us now, for tp.caller() */
+  tp_buf view_text;      /* tp.call_view's callee results as JSON, kept for the next call */
   /* limits (sandbox.c) */
   size_t mem_bytes, mem_peak;
   size_t mem_limit;      /* cap while plugin code runs */
