@@ -27,7 +27,7 @@ void tp_buf_free(tp_buf *b) {
 
 void tp_buf_reset(tp_buf *b) { b->len = 0; }
 
-void tp_buf_reserve(tp_buf *b, size_t extra) {
+void tp_buf_grow(tp_buf *b, size_t extra) {
   if (b->cap - b->len > extra) return;  /* always keep room for a NUL */
   size_t cap = b->cap ? b->cap : 256;
   while (cap - b->len <= extra) cap *= 2;
@@ -48,11 +48,6 @@ void tp_buf_add(tp_buf *b, const void *p, size_t n) {
 }
 
 void tp_buf_adds(tp_buf *b, const char *s) { tp_buf_add(b, s, strlen(s)); }
-
-void tp_buf_addc(tp_buf *b, char c) {
-  tp_buf_reserve(b, 1);
-  b->data[b->len++] = c;
-}
 
 /* Integers are on every hot path (JSON, headers, logs): no printf. */
 void tp_buf_addu(tp_buf *b, uint64_t v) {
@@ -98,16 +93,17 @@ void tp_buf_printf(tp_buf *b, const char *fmt, ...) {
 
 void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  tp_buf_addc(b, '"');
   size_t i = 0;
-  while (i < n) {
+  bool opened = false;
+  do {
     size_t end = n - i < JSON_STR_CHUNK ? n : i + JSON_STR_CHUNK;
-    /* a UTF-8 sequence may run 3 bytes past end: its bytes are copied */
+    /* the quotes, and a UTF-8 sequence that runs up to 3 bytes past end */
     tp_buf_reserve(b, 6 * (end - i) + 8);
     char *o = b->data + b->len;
+    if (!opened) *o++ = '"', opened = true;
     while (i < end) {
       unsigned char c = (unsigned char)s[i];
-      if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      if ((unsigned)(c - 0x20) < 0x5f && c != '"' && c != '\\') {  /* printable ASCII */
         *o++ = (char)c;
         i++;
       } else if (c >= 0x80) {
@@ -138,9 +134,9 @@ void tp_buf_add_json_str(tp_buf *b, const char *s, size_t n) {
         i++;
       }
     }
+    if (i >= n) *o++ = '"';
     b->len = (size_t)(o - b->data);
-  }
-  tp_buf_addc(b, '"');
+  } while (i < n);
 }
 
 void tp_copy_str(char *dst, size_t cap, const char *src) {

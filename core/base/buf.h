@@ -21,10 +21,21 @@ typedef struct tp_buf {
 void tp_buf_init(tp_buf *b);
 void tp_buf_free(tp_buf *b);
 void tp_buf_reset(tp_buf *b);                 /* len = 0, keeps memory */
-void tp_buf_reserve(tp_buf *b, size_t extra);  /* room for extra more bytes */
+void tp_buf_grow(tp_buf *b, size_t extra);     /* what tp_buf_reserve calls when it must */
 void tp_buf_add(tp_buf *b, const void *p, size_t n);
 void tp_buf_adds(tp_buf *b, const char *s);
-void tp_buf_addc(tp_buf *b, char c);
+
+/* Room for extra more bytes (and a NUL after them). Inline, as tp_buf_addc:
+** the JSON encoder calls them for every comma and colon it writes. */
+static inline void tp_buf_reserve(tp_buf *b, size_t extra) {
+  if (b->cap - b->len <= extra) tp_buf_grow(b, extra);
+}
+
+static inline void tp_buf_addc(tp_buf *b, char c) {
+  tp_buf_reserve(b, 1);
+  b->data[b->len++] = c;
+}
+
 void tp_buf_addi(tp_buf *b, int64_t v);
 void tp_buf_addu(tp_buf *b, uint64_t v);
 void tp_buf_printf(tp_buf *b, const char *fmt, ...)
