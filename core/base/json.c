@@ -311,10 +311,10 @@ int64_t tpj_view_count(const char *s, size_t n) {
   return count;
 }
 
-/* A view's text back into tables: exactly what the encoder wrote (no white
-** space, escapes as tp_buf_add_json_str writes them), so integers stay exact
-** past 2^53 and arrays keep their marker, [] included, which cjson's decode
-** would lose. Anything else is an error, not a guess. */
+/* Text the encoder wrote back into tables (json.h): no white space, escapes
+** as tp_buf_add_json_str writes them, so integers stay exact past 2^53 and
+** arrays keep their marker, [] included, which cjson's decode would lose.
+** Anything else is an error, not a guess. */
 typedef struct view_decoder {
   lua_State *L;
   const char *s;
@@ -465,12 +465,12 @@ static int vd_value(view_decoder *d) {
   }
 }
 
-int tpj_view_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap) {
+int tpj_decode_exact(lua_State *L, const char *s, size_t n, char *err, size_t errcap) {
   int top = lua_gettop(L);
   view_decoder d = {L, s, n, 0, 0};
   if (vd_value(&d) != 0 || d.i != n) {
     lua_settop(L, top);
-    snprintf(err, errcap, "a JSON view's text is not what the encoder writes (at byte %zu)", d.i);
+    snprintf(err, errcap, "not JSON as the host writes it (at byte %zu)", d.i);
     return -1;
   }
   return 0;
@@ -556,7 +556,7 @@ int tpj_l_decode(lua_State *L) {
   const tpj_view *view = tpj_to_view(L, 1);  /* a view decodes to tables of its own */
   const char *s = view ? (n = view->len, view->text) : luaL_checklstring(L, 1, &n);
   char err[256];
-  if ((view ? tpj_view_decode : tpj_decode)(L, s, n, err, sizeof err) != 0) {
+  if ((view ? tpj_decode_exact : tpj_decode)(L, s, n, err, sizeof err) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;

@@ -63,11 +63,12 @@ bool tpj_view_member(const char *s, size_t n, const char *key, size_t klen, cons
 bool tpj_view_element(const char *s, size_t n, int64_t i, const char **v, size_t *vn);
 /* The number of elements of the array s[0..n); 0 for anything else. */
 int64_t tpj_view_count(const char *s, size_t n);
-/* Pushes the tables (or scalar) of the view text s[0..n): integers exact,
-** arrays marked (tpj_mark_array), [] too; an object's keys are strings, so a
-** sparse table's integer keys come back as "5". 0, or -1 with err (text the
-** encoder did not write) and nothing pushed. Raises on a memory error. */
-int tpj_view_decode(lua_State *L, const char *s, size_t n, char *err, size_t errcap);
+/* Decodes s[0..n) as tpj_encode writes it (a view's text, a job's payload):
+** integers exact past 2^53, arrays marked (tpj_mark_array), [] too; an
+** object's keys are strings, so a sparse table's integer keys come back as
+** "5". 0, or -1 with err (text the encoder did not write: white space, other
+** escapes) and nothing pushed. Raises on a memory error. */
+int tpj_decode_exact(lua_State *L, const char *s, size_t n, char *err, size_t errcap);
 
 /* Lua functions for tp.json */
 int tpj_l_encode(lua_State *L);

@@ -83,7 +83,7 @@ static int copy_value(lua_State *from, int idx, lua_State *to, int depth, char *
     case LUA_TUSERDATA: {
       const tpj_view *view = tpj_to_view(from, idx);
       if (!view) break;
-      return tpj_view_decode(to, view->text, view->len, err, errcap);  /* the receiver gets tables */
+      return tpj_decode_exact(to, view->text, view->len, err, errcap);  /* the receiver gets tables */
     }
     default: break;
   }

@@ -247,8 +247,10 @@ int tpi_call_task(tp_plugin *p, const char *kind, const char *name, const char *
   if (lua_getfield(L, -1, name) != LUA_TFUNCTION) {
     snprintf(err, errcap, "plugin '%s' (version %s) has no %s handler '%s'", p->name, p->version,
              strcmp(kind, "jobs") == 0 ? "job" : "event", name);
-  } else if (tpj_decode(L, arg, arg_len, err, errcap) != 0) {
-    /* err says why; the host wrote arg, so this is a host bug */
+  } else if (tpj_decode_exact(L, arg, arg_len, err, errcap) != 0 &&
+             tpj_decode(L, arg, arg_len, err, errcap) != 0) {
+    /* the host wrote arg (exact: [] and integers past 2^53 kept); cjson takes
+    ** a payload written otherwise; err says why neither could */
   } else {
     /* stack: msgh handlers fn arg */
     int status = invoke(p, ctx, inv, 1, 0, base + 1);

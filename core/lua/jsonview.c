@@ -13,14 +13,14 @@
 static const tpj_view *check_view(lua_State *L) { return luaL_checkudata(L, 1, TPJ_VIEW); }
 
 /* Pushes the member s[0..n): a view of an object or an array, a scalar as
-** it was encoded (tpj_view_decode). */
+** it was encoded (tpj_decode_exact). */
 static void push_value(lua_State *L, const char *s, size_t n) {
   if (s[0] == '{' || s[0] == '[') {
     tpj_push_view(L, s, n);
     return;
   }
   char err[160];
-  if (tpj_view_decode(L, s, n, err, sizeof err) != 0) luaL_error(L, "%s", err);
+  if (tpj_decode_exact(L, s, n, err, sizeof err) != 0) luaL_error(L, "%s", err);
 }
 
 /* Finds key (at 2) in the view; true with the member's text. Charges the
@@ -86,7 +86,7 @@ static int view_pairs(lua_State *L) {
   tpsb_charge(L, (int64_t)(v->len / TPSB_PARSE_BYTES));
   char err[160];
   lua_pushcfunction(L, table_next);
-  if (tpj_view_decode(L, v->text, v->len, err, sizeof err) != 0) return luaL_error(L, "%s", err);
+  if (tpj_decode_exact(L, v->text, v->len, err, sizeof err) != 0) return luaL_error(L, "%s", err);
   lua_pushnil(L);
   return 3;
 }

@@ -7,8 +7,9 @@ scalar (integers exact past 2^53, floats, booleans, null, CJK and escaped
 text), nested objects and arrays, integer keys of a sparse table, keys that
 need escaping; # and pairs; a view cannot change, and tp.json.decode gives
 tables that can. An answer, tp.json.encode, a job's payload and an event's
-data carry the view's text as it is; another plugin receives a view, as an
-argument or as a result of tp.call, as tables. Several results, a result JSON
+data carry the view's text as it is, and a job's or event's handler gets
+them back exactly; another plugin receives a view, as an argument or as a
+result of tp.call, as tables. Several results, a result JSON
 cannot hold, a tp.fail and an unknown plugin behave as with tp.call.
 
 Plugins: tests/e2e/plugins/viewer (the caller), viewed (the callee), viewend
@@ -121,14 +122,9 @@ def test_a_jobs_payload_and_an_events_data_hold_the_views_text():
         assert listing["pending"] == 0 and listing["dead"] == 0, listing
     got = get("got")["items"]
     assert sorted(g["kind"] for g in got) == ["event", "job"], got
-    # the handlers get their data decoded as every job and event does (cjson:
-    # past 2^53 and [] are not kept there), so the rest is compared
-    same = ("id", "user", "title", "note", "ratio", "paid", "held", "nothing", "sparse", "键",
-            'key with "quote"')
+    # the handlers get the data back exactly: past 2^53, [] an array
     for g in got:
-        o = json.loads(g["body"])["order"]
-        assert {k: o[k] for k in same} == {k: copy[k] for k in same}, g
-        assert [line["sku"] for line in o["lines"]] == ["tea-1", "tea-2"], g
+        assert json.loads(g["body"]) == {"order": copy}, g
 
 
 def teardown():

@@ -208,7 +208,7 @@ TEST(a_views_members_are_found_without_decoding) {
     (void)tpj_view_member(part, cut, "\"q\"", 3, &v, &n);
     (void)tpj_view_element(part, cut, 9, &v, &n);
     (void)tpj_view_count(part, cut);
-    if (tpj_view_decode(L, part, cut, err, sizeof err) == 0) TP_FAIL_("decoded a cut: %zu", cut);
+    if (tpj_decode_exact(L, part, cut, err, sizeof err) == 0) TP_FAIL_("decoded a cut: %zu", cut);
     free(part);
   }
   teardown();
@@ -218,7 +218,7 @@ TEST(a_views_text_decodes_exactly) {
   setup();
   const char *text = "{\"big\":9007199254740993,\"f\":0.25,\"i\":3,\"s\":\"a\\\"\\\\\\n\\u0001\\ufffd\xe8\x8c\xb6\","
                      "\"e\":[],\"o\":{},\"l\":[true,false,null,-7]}";
-  ASSERT_EQ(tpj_view_decode(L, text, strlen(text), err, sizeof err), 0);
+  ASSERT_EQ(tpj_decode_exact(L, text, strlen(text), err, sizeof err), 0);
   lua_getfield(L, -1, "big");
   ASSERT_TRUE(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 9007199254740993LL);
   lua_getfield(L, -2, "f");
@@ -234,7 +234,7 @@ TEST(a_views_text_decodes_exactly) {
   const char *bad[] = {"", "{", "{\"a\"}", "[1,]", "[1 ]", "\"\\x\"", "\"\\ud800\"", "tru", "1.2.3",
                        "{\"a\":1}x", "nan"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    if (tpj_view_decode(L, bad[i], strlen(bad[i]), err, sizeof err) == 0) TP_FAIL_("accepted: %s", bad[i]);
+    if (tpj_decode_exact(L, bad[i], strlen(bad[i]), err, sizeof err) == 0) TP_FAIL_("accepted: %s", bad[i]);
   ASSERT_EQ(lua_gettop(L), 0);
   teardown();
 }
