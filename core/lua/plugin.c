@@ -514,6 +514,7 @@ void tpp_free(tp_plugin *p) {
     tps_cache_clear(p->L);
     lua_close(p->L);
   }
+  tpsb_release(p);
   for (int i = 0; i < p->nroutes; i++) tprd_free(&p->routes[i].doc);
   free(p->routes);
   free(p->subscriptions);

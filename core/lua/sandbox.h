@@ -60,8 +60,11 @@
 #define TPSB_COPY_BYTES 64   /* rep, format, concat, sub, upper, tp.call copies */
 #define TPSB_PARSE_BYTES 1   /* utf8, load, and every tp.* function (JSON, crypto) */
 
-/* The lua_Alloc of every plugin state (ud is the tp_plugin). */
+/* The lua_Alloc of every plugin state (ud is the tp_plugin): counts its
+** bytes against the cap, and keeps freed small blocks for reuse. */
 void *tpsb_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Frees the blocks tpsb_alloc keeps for p; after lua_close(p->L). */
+void tpsb_release(tp_plugin *p);
 
 /* Opens the safe libraries, the denials and require in L. */
 void tpsb_open(lua_State *L);

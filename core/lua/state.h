@@ -82,6 +82,9 @@ typedef struct tp_invocation {
   size_t error_cap;
 } tp_invocation;
 
+/* Size classes of the small blocks a state's allocator keeps (sandbox.c). */
+#define TPST_SMALL_CLASSES 16
+
 typedef struct tp_plugin {
   char name[33];
   char version[33];
@@ -103,6 +106,8 @@ typedef struct tp_plugin {
   tp_buf view_text;      /* tp.call_view's callee results as JSON, kept for the next call */
   /* limits (sandbox.c) */
   size_t mem_bytes, mem_peak;
+  void *free_blocks[TPST_SMALL_CLASSES];  /* freed small blocks kept for reuse (sandbox.c) */
+  size_t free_bytes;
   size_t mem_limit;      /* cap while plugin code runs */
   bool mem_exceeded;     /* the cap held even after Lua's emergency collection */
   size_t refused_size;   /* the last allocation refused (Lua retries it once after a GC) */

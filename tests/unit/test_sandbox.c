@@ -31,6 +31,7 @@ static void setup(void) {
 static void teardown(void) {
   plugin.ctx = TP_CTX_NONE;
   lua_close(L);
+  tpsb_release(&plugin);
 }
 
 static double now_s(void) {
@@ -248,6 +249,36 @@ TEST(setmetatable_attaches_a_frozen_copy) {
   teardown();
 }
 
+TEST(small_blocks_are_kept_and_taken_again) {
+  tp_plugin p;
+  memset(&p, 0, sizeof p);
+  void *a = tpsb_alloc(&p, NULL, 0, 40);  /* the class of 33-48 bytes */
+  memset(a, 1, 40);
+  tpsb_alloc(&p, a, 40, 0);
+  ASSERT_EQ(p.free_bytes, 48);
+  void *b = tpsb_alloc(&p, NULL, 0, 48);  /* the same class: the same block */
+  ASSERT_TRUE(a == b);
+  ASSERT_EQ(p.free_bytes, 0);
+  void *c = tpsb_alloc(&p, b, 48, 33);    /* still in its class: not moved */
+  ASSERT_TRUE(c == b);
+  memcpy(c, "abcdefghij", 10);
+  void *d = tpsb_alloc(&p, c, 33, 300);   /* past the small ones: moved, kept whole */
+  ASSERT_TRUE(d != c && memcmp(d, "abcdefghij", 10) == 0);
+  ASSERT_EQ(p.free_bytes, 48);
+  void *e = tpsb_alloc(&p, d, 300, 20);   /* small again */
+  ASSERT_TRUE(memcmp(e, "abcdefghij", 10) == 0);
+  ASSERT_EQ(p.mem_bytes, 20);             /* what Lua asked for, not the classes' sizes */
+  tpsb_alloc(&p, e, 20, 0);
+  ASSERT_EQ(p.mem_bytes, 0);
+  void *many[2000];                       /* what is kept is bounded */
+  for (int i = 0; i < 2000; i++) many[i] = tpsb_alloc(&p, NULL, 0, 64);
+  for (int i = 0; i < 2000; i++) tpsb_alloc(&p, many[i], 64, 0);
+  ASSERT_TRUE(p.free_bytes > 0 && p.free_bytes <= (32u << 10));
+  tpsb_release(&p);                       /* and freed (ASan counts the leaks) */
+  ASSERT_EQ(p.free_bytes, 0);
+  for (int c2 = 0; c2 < TPST_SMALL_CLASSES; c2++) ASSERT_TRUE(p.free_blocks[c2] == NULL);
+}
+
 int main(void) {
   RUN(rep_gives_what_luas_rep_gives);
   RUN(rep_is_charged_before_it_allocates);
@@ -257,5 +288,6 @@ int main(void) {
   RUN(host_metatables_cannot_gain_a_finalizer);
   RUN(json_of_shared_values_is_bounded);
   RUN(setmetatable_attaches_a_frozen_copy);
+  RUN(small_blocks_are_kept_and_taken_again);
   return TEST_SUMMARY();
 }
