@@ -27,21 +27,21 @@ static void push_value(lua_State *L, const char *s, size_t n) {
 ** bytes read. */
 static bool find(lua_State *L, const tpj_view *v, const char **at, size_t *n) {
   bool found = false;
+  int isint = 0;  /* a number with an integer value, as a table's key would be */
+  lua_Integer i = lua_type(L, 2) == LUA_TNUMBER ? lua_tointegerx(L, 2, &isint) : 0;
   if (v->len && v->text[0] == '[') {
-    int isint;
-    lua_Integer i = lua_tointegerx(L, 2, &isint);
     found = isint && tpj_view_element(v->text, v->len, i, at, n);
-  } else if (lua_type(L, 2) == LUA_TSTRING || lua_isinteger(L, 2)) {
+  } else if (lua_type(L, 2) == LUA_TSTRING || isint) {
     /* the key as the encoder writes it, quotes included: compared as bytes */
     size_t klen;
-    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+    const char *k = isint ? NULL : lua_tolstring(L, 2, &klen);
     tp_buf key;
     tp_buf_init(&key);
     if (k) {
       tp_buf_add_json_str(&key, k, klen);
     } else {
       tp_buf_addc(&key, '"');
-      tp_buf_addi(&key, lua_tointeger(L, 2));
+      tp_buf_addi(&key, i);
       tp_buf_addc(&key, '"');
     }
     found = tpj_view_member(v->text, v->len, key.data, key.len, at, n);

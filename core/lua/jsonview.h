@@ -13,6 +13,8 @@
 **   v.key, v[i]   a scalar as tp.json.decode gives it (null: tp.json.null), a
 **                 view of a nested object or array, or nil; an object's
 **                 integer key is looked up as its decimal string, as JSON has it
+**                 (a key that held invalid UTF-8 is found by those bytes, not
+**                 by the U+FFFD the encoder wrote for them)
 **   #v            an array's length; 0 for an object
 **   pairs(v)      iterates tp.json.decode(v), decoded at the call
 **   v.key = x     raises: tp.json.decode(v) gives tables to change

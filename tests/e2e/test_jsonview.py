@@ -59,6 +59,9 @@ def test_a_view_reads_every_value_a_copy_holds():
     assert (b["lines_type"], b["lines_len"], b["first_sku"], b["second_qty"]) == (
         "userdata", 2, "tea-1", 1), b
     assert b["third_is_nil"] and b["zeroth_is_nil"] and b["name_on_array_is_nil"], b
+    # keys as a table takes them: "1" is not 1, 2.0 is 2
+    assert b["digit_string_on_array_is_nil"] is True, b
+    assert (b["float_index"], b["float_key"]) == ("tea-2", "five"), b
     assert (b["tags_len"], b["empty_len"], b["obj_len"], b["object_len"]) == (0, 0, 0, 0), b
     # a sparse table's integer keys, and keys JSON escapes
     assert (b["sparse_5"], b["sparse_7"]) == ("five", "seven"), b

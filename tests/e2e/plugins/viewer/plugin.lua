@@ -25,6 +25,8 @@ local function read()
     lines_type = type(v.lines), lines_len = #v.lines, first_sku = v.lines[1].sku,
     second_qty = v.lines[2].qty, third_is_nil = v.lines[3] == nil, zeroth_is_nil = v.lines[0] == nil,
     name_on_array_is_nil = v.lines.sku == nil, tags_len = #v.lines[2].tags,
+    digit_string_on_array_is_nil = v.lines["1"] == nil, float_index = v.lines[2.0].sku,
+    float_key = v.sparse[5.0],
     empty_len = #v.empty, obj_len = #v.obj, object_len = #v,
     sparse_5 = v.sparse[5], sparse_7 = v.sparse["7"],
     quoted = v['key with "quote"'], cjk = v["键"],
