@@ -147,7 +147,7 @@ local ROUTES = {
 
 return {
   name = "bargain",
-  version = "1.3.0",
+  version = "1.3.1",
   description = "bargains (砍价): friends cut the price to a floor in random whole fen; the initiator buys",
   migrations = {
     [[

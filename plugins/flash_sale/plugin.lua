@@ -521,7 +521,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "flash_sale",
-  version = "1.4.0",
+  version = "1.4.1",
   description = "flash sales (秒杀) with their own quantity, windows, daily slots and limits",
   migrations = {
     [[

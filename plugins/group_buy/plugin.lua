@@ -222,7 +222,7 @@ local ROUTES = {
 
 return {
   name = "group_buy",
-  version = "1.3.0",
+  version = "1.3.1",
   description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
   migrations = {
     [[
