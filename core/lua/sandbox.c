@@ -185,10 +185,14 @@ static void charge_bytes(lua_State *L, double bytes, int bytes_per) {
 void tpsb_charge_strings(lua_State *L, int n, int bytes_per) {
   double bytes = 0;
   size_t len;
-  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++)
-    if (lua_type(L, i) == LUA_TSTRING) bytes += (double)(lua_tolstring(L, i, &len), len);
-    else if (lua_type(L, i) == LUA_TUSERDATA && tpj_to_view(L, i))  /* a JSON view's text */
-      bytes += (double)tpj_to_view(L, i)->len;
+  for (int i = lua_gettop(L) - n + 1; i <= lua_gettop(L); i++) {
+    if (lua_type(L, i) == LUA_TSTRING) {
+      bytes += (double)(lua_tolstring(L, i, &len), len);
+    } else if (lua_type(L, i) == LUA_TUSERDATA) {
+      const tpj_view *v = tpj_to_view(L, i);  /* a JSON view: its text */
+      if (v) bytes += (double)v->len;
+    }
+  }
   if (bytes >= bytes_per) charge_bytes(L, bytes, bytes_per);
 }
 
