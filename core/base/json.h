@@ -41,8 +41,9 @@ void tpj_mark_array(lua_State *L, int idx);
 ** userdata (metatable TPJ_VIEW): what tp.call_view hands a caller instead of
 ** a copy of the callee's tables (lua/jsonview.h gives it its Lua face). The
 ** encoder writes a view's text as it is, so an answer that carries a callee's
-** result is encoded once, in the callee. The functions below read the text
-** without decoding it; they stay within n bytes whatever the text holds. */
+** result is encoded once, in the callee. The scanners below (member,
+** element, count) read the text without decoding it; they and the exact
+** decoder stay within n bytes whatever the text holds (fuzz_json). */
 #define TPJ_VIEW "tp.json.view"
 
 typedef struct tpj_view {
@@ -56,10 +57,11 @@ void tpj_push_view(lua_State *L, const char *s, size_t n);
 /* The view at idx, or NULL if the value there is not one. */
 const tpj_view *tpj_to_view(lua_State *L, int idx);
 /* In the object s[0..n), the member whose key is the JSON string key[0..klen)
-** as the encoder writes it (quotes included); in the array s[0..n), element
-** i (1-based; key NULL). True with its text in [*v, *v + *vn). */
+** as the encoder writes it (quotes included). True with its value's text in
+** [*v, *v + *vn). */
 bool tpj_view_member(const char *s, size_t n, const char *key, size_t klen, const char **v,
                      size_t *vn);
+/* In the array s[0..n), element i (1-based), as tpj_view_member. */
 bool tpj_view_element(const char *s, size_t n, int64_t i, const char **v, size_t *vn);
 /* The number of elements of the array s[0..n); 0 for anything else. */
 int64_t tpj_view_count(const char *s, size_t n);

@@ -99,6 +99,8 @@ function orders.errors(own)
   return out
 end
 
+-- orders' create through call (tp.call or tp.call_view); the catalog's
+-- insufficient_stock becomes the campaign's sold_out
 local function create_with(call, spec, what)
   local ok, result = pcall(call, "orders", "create", spec)
   if ok then return result end
