@@ -121,7 +121,7 @@ function lifecycle.buy(id, user)
   if b.initiator ~= user then tp.fail(403, "not_initiator", "only the initiator may buy a bargain") end
   local now = tp.now()
   local state = store.state_at(b, now)
-  if state == "ordered" then return 200, tp.call("orders", "get", b.order_id) end
+  if state == "ordered" then return 200, tp.call_view("orders", "get", b.order_id) end
   if state == "paid" then refuse("already_bought", "this bargain is bought", { order_id = b.order_id }) end
   if state == "expired" then refuse("bargain_expired", "this bargain's time is up") end
   if state == "closed" then refuse("bargain_closed", "this bargain is closed") end
