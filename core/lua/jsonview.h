@@ -20,7 +20,9 @@
 **   v.key = x     raises: tp.json.decode(v) gives tables to change
 **   tostring(v)   its JSON text
 ** type(v) is "userdata". A lookup reads the text up to the member it finds,
-** and is charged by those bytes as the tp.* functions are. tp.json.encode, an
+** and is charged by those bytes as the tp.* functions are: walking a long
+** array by v[i] reads it again for every i, so a plugin that walks one
+** decodes it once (pairs, tp.json.decode). tp.json.encode, an
 ** answer, a job's or an event's data write a view's text as it is; a tp.call
 ** argument or result arrives in the other plugin as the tables it holds.
 */

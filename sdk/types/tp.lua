@@ -90,9 +90,11 @@ function tp.call(plugin, name, ...) end
 ---export returns arrives as a JSON view, its JSON encoded once in the callee, instead of a
 ---copy. v.key and v[i] read a member (a scalar as tp.json.decode gives it, a view of an
 ---object or array, or nil), #v counts an array, pairs(v) iterates it decoded, tostring(v)
----is its text; assigning raises (tp.json.decode(v) gives tables to change). An answer,
----tp.json.encode and a job's or event's data write its text as it is; another plugin
----receives it, as an argument or result, as tables. type(v) is "userdata".
+---is its text; assigning raises (tp.json.decode(v) gives tables to change). A lookup reads
+---the text up to its member: to walk a long array, decode it once (pairs or
+---tp.json.decode), not v[i] by i. An answer, tp.json.encode and a job's or event's data
+---write its text as it is; another plugin receives it, as an argument or result, as tables.
+---type(v) is "userdata".
 ---
 ---Allowed in: handler, job, event, setup.
 ---@param plugin string the name of an enabled plugin
