@@ -252,6 +252,12 @@ const tpa_fn tpa_functions[] = {
    "@param text string|TpJsonView\n"
    "@return any value # nil when text is not JSON\n"
    "@return string? err"},
+  {"json", "view", tpjv_l_view, TP_CTX_ANY, "tp.json.view(t) -> TpJsonView",
+   "Encodes t once and returns it as a JSON view (as tp.call_view returns them): for a value "
+   "the plugin both answers and hands on, an event's data or an export's result, which then "
+   "costs one encoding instead of one per use. A view is returned as it is.",
+   "@param t table|TpJsonView plain data\n"
+   "@return TpJsonView"},
   {"json", "array", tpj_l_array, TP_CTX_ANY, "tp.json.array([t]) -> t",
    "Marks t (or a new table) to encode as a JSON array, even when empty.",
    "@param t? table\n"

@@ -98,6 +98,23 @@ static int view_tostring(lua_State *L) {
   return 1;
 }
 
+int tpjv_l_view(lua_State *L) {
+  if (tpj_to_view(L, 1)) {  /* already one */
+    lua_settop(L, 1);
+    return 1;
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  /* the plugin's scratch buffer: a refused push leaves nothing to free */
+  tp_buf *text = &tpst_owner(L)->view_text;
+  tp_buf_reset(text);
+  char err[256];
+  if (tpj_encode(L, 1, text, err, sizeof err) != 0) return luaL_error(L, "tp.json.view: %s", err);
+  tpj_push_view(L, text->data, text->len);
+  if (text->cap > (64u << 10)) tp_buf_free(text);  /* a big one is not kept */
+  return 1;
+}
+
 void tpjv_open(lua_State *L) {
   static const luaL_Reg methods[] = {{"__index", view_index},   {"__newindex", view_newindex},
                                      {"__len", view_len},       {"__pairs", view_pairs},

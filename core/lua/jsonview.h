@@ -9,6 +9,9 @@
 ** once in the orders plugin: the caller's state holds one block of text, and
 ** the answer carries it as it is.
 **
+** tp.json.view(t) makes one in the plugin's own state: the orders plugin's
+** new order is its event's data and its answer, encoded once for both.
+**
 ** In Lua a view reads like a table that cannot change:
 **   v.key, v[i]   a scalar as tp.json.decode gives it (null: tp.json.null), a
 **                 view of a nested object or array, or nil; an object's
@@ -33,5 +36,10 @@
 
 /* Registers the TPJ_VIEW metatable in L (after tpj_open). */
 void tpjv_open(lua_State *L);
+
+/* tp.json.view(t) -> a view of t's JSON, encoded now: for a value a plugin
+** both answers and hands on (an event's data, a tp.call_view result), which
+** then costs one encoding, not one per use. A view is returned as it is. */
+int tpjv_l_view(lua_State *L);
 
 #endif

@@ -322,7 +322,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.8.0",
+  version = "1.8.1",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[

@@ -223,6 +223,15 @@ function tp.json.encode(value) end
 ---@return string? err
 function tp.json.decode(text) end
 
+---Encodes t once and returns it as a JSON view (as tp.call_view returns them): for a value
+---the plugin both answers and hands on, an event's data or an export's result, which then
+---costs one encoding instead of one per use. A view is returned as it is.
+---
+---Allowed in: load, handler, job, event, setup.
+---@param t table|TpJsonView plain data
+---@return TpJsonView
+function tp.json.view(t) end
+
 ---Marks t (or a new table) to encode as a JSON array, even when empty.
 ---
 ---Allowed in: load, handler, job, event, setup.

@@ -11,6 +11,7 @@ data carry the view's text as it is, and a job's or event's handler gets
 them back exactly; another plugin receives a view, as an argument or as a
 result of tp.call, as tables. Several results, a result JSON
 cannot hold, a tp.fail and an unknown plugin behave as with tp.call.
+tp.json.view makes a view of a plugin's own table, encoded when it is made.
 
 Plugins: tests/e2e/plugins/viewer (the caller), viewed (the callee), viewend
 (one further down). The tenant runs on a manual clock.
@@ -88,6 +89,13 @@ def test_answers_and_encodings_carry_the_views_text():
     assert json.loads(b["encoded"]) == {"inner": copy}, b["encoded"]
     status, _, body = host().get("/v1/view/viewer/answer")
     assert status == 201 and body == copy, (status, body)
+
+
+def test_tp_json_view_encodes_a_plugins_own_table_once():
+    b = get("own")
+    assert (b["type"], b["same"], b["id"], b["tags"]) == ("userdata", True, 7, 2), b
+    assert b["v"] == {"id": 7, "tags": ["a", "b"], "empty": []}, b
+    assert "table expected" in b["bad"] and "cannot encode a function" in b["fn"], b
 
 
 def test_several_results_keep_their_kinds():

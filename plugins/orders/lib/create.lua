@@ -197,7 +197,7 @@ end
 ---or nil for the user's own checkout.
 ---@param spec OrderSpec
 ---@param caller string|nil
----@return Order
+---@return TpJsonView order the Order, as JSON: tables to a tp.call caller, a view to tp.call_view
 function create.order(spec, caller)
   check.body(spec)
   local cfg = settings()
@@ -260,7 +260,8 @@ function create.order(spec, caller)
   if coupon_id then coupons("lock", user, coupon_id, row.id, priced.coupon_lines) end
   if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
   tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
-  local order = store.shape(row, lines)
+  -- encoded once: the event's data (when a plugin subscribes) and the answer
+  local order = tp.json.view(store.shape(row, lines))
   tp.events.emit("order.created", { order = order })
   return order
 end

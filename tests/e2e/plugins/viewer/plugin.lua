@@ -39,6 +39,17 @@ local function read()
   }
 end
 
+-- tp.json.view: a view of the plugin's own table, encoded once
+local function own()
+  local t = { id = 7, tags = tp.json.array({ "a", "b" }), empty = tp.json.array() }
+  local v = tp.json.view(t)
+  t.id = 8  -- the view was encoded before: it keeps 7
+  local bad_ok, bad = pcall(tp.json.view, "text")
+  local fn_ok, fn = pcall(tp.json.view, { f = print })
+  return 200, { type = type(v), same = tp.json.view(v) == v, id = v.id, tags = #v.tags, v = v,
+                bad = not bad_ok and tostring(bad), fn = not fn_ok and tostring(fn) }
+end
+
 local function several()
   local a, b, c = tp.call_view("viewed", "several")
   return 200, { a = a, a_type = math.type(a), b_type = type(b), b = b, c = c }
@@ -94,6 +105,7 @@ return {
   routes = {
     { method = "GET", path = "/viewer/read", auth = "none", handler = read },
     { method = "GET", path = "/viewer/several", auth = "none", handler = several },
+    { method = "GET", path = "/viewer/own", auth = "none", handler = own },
     { method = "GET", path = "/viewer/errors", auth = "none", handler = errors },
     { method = "GET", path = "/viewer/pass", auth = "none", handler = pass },
     { method = "POST", path = "/viewer/later", auth = "none", handler = later },
