@@ -8,6 +8,7 @@
 #
 #   bash tests/bench/flash_sale.sh
 #   DURATION=30 CONNS="64 256 1024" USERS=200000 bash tests/bench/flash_sale.sh
+#   WITH_ANALYTICS=1 PROFILE=1 DURATION=6 USERS=20000 bash tests/bench/flash_sale.sh
 #
 # Environment and the table: tests/bench/mechanic.sh. The last column counts
 # orders in the database afterwards, so only durable orders count.
@@ -15,8 +16,12 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/mechanic.sh"
 
 NAME=flash TITLE="flash-sale buy" UNIT=orders
+# WITH_ANALYTICS=1: the analytics plugin too, which subscribes to order.created
+# (each buy then also runs its order event, as a brand with analytics does)
+EXTRA=
+if [ "${WITH_ANALYTICS:-0}" = 1 ]; then NAME=flash-analytics EXTRA=', analytics = {}'; fi
 PLUGINS='{ catalog = {}, orders = { max_unpaid_orders = 1000000 },
-  payments = { secret = "bench-only-payment-secret-01" }, flash_sale = {} }'
+  payments = { secret = "bench-only-payment-secret-01" }, flash_sale = {}'"$EXTRA"' }'
 PATH_LUA='function path_of(k, arg) return "/v1/bench/flash-sales/1/buy" end'
 
 setup() {  # port: a sale that outlasts the run, a user may buy 1000

@@ -44,6 +44,21 @@ describe("attribution", function()
     expect(o.attribution.source.store).to_be("hz-west")
   end)
 
+  it("takes the latest of her own and her devices' sessions, never a crawler's", function()
+    track("kai", "dev-k1", { { kind = "enter", session = "k1", scene = 1008 } })   -- group chat
+    kit.advance(60)
+    track(nil, "dev-k2", { { kind = "enter", session = "k2", scene = 1047 } })     -- a QR code
+    track("kai", "dev-k2", { { kind = "page_view", session = "k2" } })            -- she logs in there
+    expect(buy("kai").attribution.source.source).to_be("qr_code")
+    kit.advance(60)
+    track("kai", "dev-k1", { { kind = "enter", session = "k3", scene = 1129 } })   -- a crawler
+    expect(buy("kai").attribution.source.source).to_be("qr_code")
+    kit.advance(60)
+    track("kai", "dev-k1", { { kind = "enter", session = "k4", scene = 1008 } })
+    local o = buy("kai")
+    expect({ o.attribution.source.source, o.attribution.source.at }).to_equal({ "group_chat", kit.now() })
+  end)
+
   it("gives no source once the last touch is older than the window", function()
     kit.advance(8 * DAY)
     local o = buy("lin")
@@ -82,5 +97,7 @@ describe("rollup and overview", function()
     expect(rows.group_chat.visitors).to_be(1)
     expect(kit.query("SELECT member FROM analytics_orders WHERE member IN ('amy', 'bea')")[1].member).to_be("bea")
     expect(kit.admin():get("/analytics/members/bea").body.first.source).to_be("group_chat")
+    -- her orders take the merged member's last touch: bea has no session of her own
+    expect(buy("bea").attribution.source.source).to_be("group_chat")
   end)
 end)
