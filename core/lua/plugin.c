@@ -195,7 +195,9 @@ static int read_routes(tp_plugin *p, int manifest, char *err, size_t errcap) {
 }
 
 /* Reads manifest[kind] = { name = function } into a registry table; names go
-** into names/n when given (subscriptions are looked up by the host). */
+** into names/n when given (subscriptions and exports are looked up by the
+** host: a name list is a few string compares, a look into the plugin's
+** state hundreds of instructions, for every plugin at every tp.exporters). */
 static int read_handlers(tp_plugin *p, int manifest, const char *kind, int *ref,
                          char (**names)[TPQ_MAX_NAME + 1], int *n, char *err, size_t errcap) {
   lua_State *L = p->L;
@@ -408,7 +410,8 @@ static int read_manifest(tp_plugin *p, int manifest, char *err, size_t errcap) {
       read_handlers(p, manifest, "jobs", &p->jobs_ref, NULL, NULL, err, errcap) != 0 ||
       read_handlers(p, manifest, "subscribe", &p->subscribe_ref, &p->subscriptions,
                     &p->nsubscriptions, err, errcap) != 0 ||
-      read_handlers(p, manifest, "exports", &p->exports_ref, NULL, NULL, err, errcap) != 0 ||
+      read_handlers(p, manifest, "exports", &p->exports_ref, &p->export_names, &p->nexports, err,
+                    errcap) != 0 ||
       read_track(p, manifest, err, errcap) != 0)
     return -1;
   if (read_personal_jobs(p, manifest, err, errcap) != 0) return -1;
@@ -518,6 +521,7 @@ void tpp_free(tp_plugin *p) {
   for (int i = 0; i < p->nroutes; i++) tprd_free(&p->routes[i].doc);
   free(p->routes);
   free(p->subscriptions);
+  free(p->export_names);
   free(p->track_kinds);
   tp_buf_free(&p->view_text);
   memset(p, 0, sizeof *p);

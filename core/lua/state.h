@@ -132,6 +132,8 @@ typedef struct tp_plugin {
   int nroutes;
   char (*subscriptions)[TPQ_MAX_NAME + 1];   /* event names, for fan-out at emit */
   int nsubscriptions;
+  char (*export_names)[TPQ_MAX_NAME + 1];    /* the manifest's exports, for tp.exporters */
+  int nexports;
   char (*track_kinds)[33];   /* the events it declares for POST /track (manifest `track`) */
   int ntrack_kinds;
   /* the host's services, for tp.jobs, tp.events and tp.call (api.c) */
