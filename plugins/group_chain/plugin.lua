@@ -209,7 +209,7 @@ local ROUTES = {
 
 return {
   name = "group_chain",
-  version = "0.2.0",
+  version = "0.2.1",
   description = "group chain ordering (群接龙): numbered member entries on an organiser's post until a cut-off",
 
   -- applied once each, in order; append new ones, never edit a released one

@@ -163,7 +163,8 @@ local function create_order(post, user, lines)
   local campaign = { id = post.id }
   local timeout = tp.config().unpaid_timeout_seconds
   if timeout ~= nil then campaign.unpaid_timeout_seconds = timeout end
-  return tp.call("orders", "create", { user = user, lines = order_lines, campaign = campaign })
+  -- a view (JSON): only the order's id and total_fen are read from it
+  return tp.call_view("orders", "create", { user = user, lines = order_lines, campaign = campaign })
 end
 
 ---Cancels the entry's unpaid order through orders. Orders does not call our
