@@ -212,7 +212,7 @@ local function create_order(p, user, qty)
                      balance_starts_at = p.balance_starts_at, balance_ends_at = p.balance_ends_at,
                      refundable = config().deposit_refund == "refund" }
   end
-  return orders.create(spec, "presale")
+  return orders.create_view(spec, "presale")
 end
 
 ---POST /presales/{id}/buy {qty?}: the deposit (or, full, the whole price) as
@@ -621,7 +621,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = PLUGIN,
-  version = "1.0.0",
+  version = "1.0.1",
   description = "presales (预售): full payment, or a deposit (定金膨胀) and a balance in its window",
   migrations = {
     [[
