@@ -14,11 +14,8 @@
 #include "lua/sandbox.h"
 #include "base/error.h"
 
-bool tpi_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name) {
-  int ref = strcmp(kind, "jobs") == 0      ? p->jobs_ref
-            : strcmp(kind, "exports") == 0 ? p->exports_ref
-                                           : p->subscribe_ref;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+bool tpi_has_job(tp_plugin *p, lua_State *L, const char *name) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->jobs_ref);
   lua_pushstring(L, name);
   bool has = lua_rawget(L, -2) == LUA_TFUNCTION;
   lua_pop(L, 2);

@@ -13,9 +13,10 @@
 #include "base/buf.h"
 #include "lua/state.h"
 
-/* True if p has a job handler (kind "jobs"), subscription ("subscribe") or export ("exports")
-** name; L is the thread of p that is running (it may be a coroutine). */
-bool tpi_has_handler(tp_plugin *p, lua_State *L, const char *kind, const char *name);
+/* True if p has a job handler called name; L is the thread of p that is
+** running (it may be a coroutine). The host knows subscriptions and exports
+** by the names the manifest gave at load (p->subscriptions, p->export_names). */
+bool tpi_has_job(tp_plugin *p, lua_State *L, const char *name);
 
 /* Calls a route's handler. Encodes the JSON answer into body. The caller
 ** owns the savepoint: it releases it when result.ok, rolls it back otherwise. */

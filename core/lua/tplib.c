@@ -285,7 +285,7 @@ static int64_t seconds_field(lua_State *L, int t, const char *key, double min) {
 int tplib_jobs_schedule(lua_State *L) {
   tp_plugin *p = tplib_services_of(L);
   const char *name = luaL_checkstring(L, 1);
-  if (!tpi_has_handler(p, L, "jobs", name))
+  if (!tpi_has_job(p, L, name))
     return luaL_error(L, "tp.jobs.schedule: plugin '%s' has no job '%s' (declare it in the "
                       "manifest's jobs table)", p->name, name);
   int64_t now = p->inv->now_ms;

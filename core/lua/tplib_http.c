@@ -56,7 +56,7 @@ int tplib_http_request(lua_State *L) {
     return luaL_error(L, "tp.http.request: path must start with / and hold no spaces or #");
   call.key = string_field(L, 1, "key", 128);
   call.on_reply = string_field(L, 1, "on_reply", TPQ_MAX_NAME);
-  if (call.on_reply && !tpi_has_handler(p, L, "jobs", call.on_reply))
+  if (call.on_reply && !tpi_has_job(p, L, call.on_reply))
     return luaL_error(L, "tp.http.request: on_reply names no job of plugin '%s' ('%s'); declare it "
                       "in the manifest's jobs table", p->name, call.on_reply);
   int has_body = lua_getfield(L, 1, "body") != LUA_TNIL;
