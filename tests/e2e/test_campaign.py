@@ -424,7 +424,9 @@ def test_campaign_starts_and_ends_by_the_test_clock_across_a_restart():
         h.wait_log(lambda e: e.get("plugin") == "campaign_festival" and e.get("msg") == "plugin not enabled",
                    what="the broken campaign refused")
         add_sku(h, t, "tea-001", 50, price_fen=3900)
-        t0 = hour_floor(clock(h, t)["now"]) + 3600
+        # two hours on: one would put t0 - 1 behind the clock when the test
+        # starts in an hour's last second (the clock keeps its milliseconds)
+        t0 = hour_floor(clock(h, t)["now"]) + 2 * 3600
         status, body = load_campaign(h, t, good_script(t0))
         assert status == 200 and not body["failed"], body
         v = view(h, t)
