@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/luacopy.h"
+#include "lua/jsonview.h"
 #include "lua/req.h"
 #include "lua/sandbox.h"
 #include "base/error.h"
@@ -276,38 +277,25 @@ typedef struct result_copy {
   lua_State *src;
   int first, n;
   bool views;    /* tp.call_view: tables arrive as JSON views */
-  tp_buf *text;  /* a table's JSON: the receiver's view_text */
   size_t encoded;
   char *err;
   size_t errcap;
   int rc;
 } result_copy;
 
-/* Pushes onto to a view of the table or view at src[idx]: the table is
-** encoded here, in the callee's state, and only its text crosses. */
-static int push_view(result_copy *c, int idx, lua_State *to) {
-  const tpj_view *held = tpj_to_view(c->src, idx);
-  if (held) {
-    tpj_push_view(to, held->text, held->len);
-    return 0;
-  }
-  tp_buf_reset(c->text);
-  if (tpj_encode(c->src, idx, c->text, c->err, c->errcap) != 0) return -1;
-  c->encoded += c->text->len;
-  tpj_push_view(to, c->text->data, c->text->len);
-  return 0;
-}
-
 static int copy_results_in(lua_State *to) {
   result_copy *c = lua_touserdata(to, 1);
   lua_pop(to, 1);
   for (int i = 0; i < c->n; i++) {
     int idx = c->first + i, type = lua_type(c->src, idx);
-    bool view = c->views && (type == LUA_TTABLE || type == LUA_TUSERDATA);
-    if ((view ? push_view(c, idx, to) : tp_lua_copy(c->src, idx, to, c->err, c->errcap)) != 0) {
+    int64_t encoded = c->views && (type == LUA_TTABLE || type == LUA_TUSERDATA)
+                          ? tpjv_push(c->src, idx, to, c->err, c->errcap)  /* encoded in the callee */
+                          : tp_lua_copy(c->src, idx, to, c->err, c->errcap);
+    if (encoded < 0) {
       c->rc = -1;
       return 0;
     }
+    c->encoded += (size_t)encoded;
   }
   return c->n;
 }
@@ -319,9 +307,7 @@ static int copy_results_in(lua_State *to) {
 ** or -1 with err; *encoded: the bytes of JSON the views took. */
 static int copy_results(lua_State *src, int first, int n, bool views, lua_State *to,
                         size_t *encoded, char *err, size_t errcap) {
-  /* the text goes through a buffer the receiver keeps: a fresh one, grown
-  ** from nothing for each call, cost more than the encoding (heap growth) */
-  result_copy c = {src, first, n, views, &tpst_owner(to)->view_text, 0, err, errcap, 0};
+  result_copy c = {src, first, n, views, 0, err, errcap, 0};
   int top = lua_gettop(to);
   lua_pushcfunction(to, copy_results_in);
   lua_pushlightuserdata(to, &c);
@@ -331,7 +317,6 @@ static int copy_results(lua_State *src, int first, int n, bool views, lua_State 
     tpst_owner(to)->mem_exceeded = true;
     c.rc = -1;
   }
-  if (c.text->cap > (64u << 10)) tp_buf_free(c.text);  /* a big one is not kept */
   if (encoded) *encoded = c.encoded;
   if (c.rc != 0) {
     lua_settop(to, top);

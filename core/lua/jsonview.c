@@ -5,6 +5,7 @@
 
 #include <lauxlib.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 #include "base/json.h"
@@ -98,20 +99,33 @@ static int view_tostring(lua_State *L) {
   return 1;
 }
 
+int64_t tpjv_push(lua_State *src, int idx, lua_State *to, char *err, size_t errcap) {
+  const tpj_view *held = tpj_to_view(src, idx);
+  if (held) {
+    tpj_push_view(to, held->text, held->len);
+    return 0;
+  }
+  /* through a buffer the receiving plugin keeps: one grown from nothing for
+  ** each call cost more than the encoding (heap growth); a big one is not
+  ** kept past its push */
+  tp_buf *text = &tpst_owner(to)->view_text;
+  tp_buf_reset(text);
+  if (tpj_encode(src, idx, text, err, errcap) != 0) return -1;
+  size_t n = text->len;
+  tpj_push_view(to, text->data, n);
+  if (text->cap > (64u << 10)) tp_buf_free(text);
+  return (int64_t)n;
+}
+
 int tpjv_l_view(lua_State *L) {
-  if (tpj_to_view(L, 1)) {  /* already one */
+  if (tpj_to_view(L, 1)) {  /* already one: that very view */
     lua_settop(L, 1);
     return 1;
   }
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  /* the plugin's scratch buffer: a refused push leaves nothing to free */
-  tp_buf *text = &tpst_owner(L)->view_text;
-  tp_buf_reset(text);
   char err[256];
-  if (tpj_encode(L, 1, text, err, sizeof err) != 0) return luaL_error(L, "tp.json.view: %s", err);
-  tpj_push_view(L, text->data, text->len);
-  if (text->cap > (64u << 10)) tp_buf_free(text);  /* a big one is not kept */
+  if (tpjv_push(L, 1, L, err, sizeof err) < 0) return luaL_error(L, "tp.json.view: %s", err);
   return 1;
 }
 

@@ -33,9 +33,17 @@
 #define TP_JSONVIEW_H
 
 #include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Registers the TPJ_VIEW metatable in L (after tpj_open). */
 void tpjv_open(lua_State *L);
+
+/* Pushes onto to a view of the table or view at src[idx] (src may be to): a
+** table is encoded in src and only its text is copied into to. Returns the
+** bytes encoded (0 for a view, copied as it is), or -1 with err. Raises on
+** a memory error in to. tp.call_view's results and tp.json.view both. */
+int64_t tpjv_push(lua_State *src, int idx, lua_State *to, char *err, size_t errcap);
 
 /* tp.json.view(t) -> a view of t's JSON, encoded now: for a value a plugin
 ** both answers and hands on (an event's data, a tp.call_view result), which

@@ -103,7 +103,7 @@ typedef struct tp_plugin {
   const struct tp_call *call;  /* the request being handled, for req's lazy fields */
   bool running;          /* an invocation is on the C stack: calls into it would re-enter */
   const char *caller;    /* name of the plugin whose tp.call runs us now, for tp.caller() */
-  tp_buf view_text;      /* tp.call_view's callee results as JSON, kept for the next call */
+  tp_buf view_text;      /* the JSON views pushed here are encoded into (tpjv_push), kept */
   /* limits (sandbox.c) */
   size_t mem_bytes, mem_peak;
   void *free_blocks[TPST_SMALL_CLASSES];  /* freed small blocks kept for reuse (sandbox.c) */

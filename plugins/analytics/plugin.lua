@@ -44,10 +44,11 @@ local TOUCH_COLUMNS = "source, scene, store, guide, content, live, referrer"
 
 -- the latest session of a member, or of a device, that began since ?2: each
 -- walks its index (member, at) or (device, at) from the newest row
-local LATEST_OF_MEMBER = ("SELECT %s, at FROM track.analytics_sessions WHERE member = ?1 AND at >= ?2"
-  .. " AND source <> 'crawler' ORDER BY at DESC LIMIT 1"):format(TOUCH_COLUMNS)
-local LATEST_OF_DEVICE = ("SELECT %s, at FROM track.analytics_sessions WHERE device = ?1 AND at >= ?2"
-  .. " AND source <> 'crawler' ORDER BY at DESC LIMIT 1"):format(TOUCH_COLUMNS)
+local function latest_by(column)
+  return ("SELECT %s, at FROM track.analytics_sessions WHERE %s = ?1 AND at >= ?2"
+    .. " AND source <> 'crawler' ORDER BY at DESC LIMIT 1"):format(TOUCH_COLUMNS, column)
+end
+local LATEST_OF_MEMBER, LATEST_OF_DEVICE = latest_by("member"), latest_by("device")
 
 ---The member's latest session that began within the window: the sessions
 ---the member's own events named, and those of every device a login tied to
