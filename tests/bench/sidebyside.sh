@@ -186,7 +186,24 @@ count_tidepool() {  # every acknowledged buy is an order (paid or not): the admi
     python3 -c 'import json, sys; print(sum(t["orders"] for t in json.load(sys.stdin)["totals"]))'
 }
 
+# flashloop runs on a database tidepool's own migrations made (the plugins' tables,
+# CHECKs, triggers and indexes, and the host's _tp_jobs as they are today), so
+# the two cannot drift: tidepool is started once on an empty data dir and stopped.
+schema_db() {
+  local dir=$TMP/schema
+  [ -f "$dir/data/bench.db" ] && return 0
+  mkdir -p "$dir"
+  "$TIDEPOOL" serve --config "$TMP/tidepool.conf.lua" --listen "127.0.0.1:$1" --data-dir "$dir/data" \
+    2>"$dir/server.log" &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$1/healthz" "$!" "$dir/server.log"
+  stop_servers
+  [ -f "$dir/data/bench.db" ] || die "tidepool made no bench.db in $dir/data"
+}
 start_flashloop() {
+  schema_db "$2"
+  cp "$TMP/schema/data/bench.db" "$1/flashloop.db"
+  [ ! -f "$TMP/schema/data/bench.db-wal" ] || cp "$TMP/schema/data/bench.db-wal" "$1/flashloop.db-wal"
   taskset -c "$SERVER_CPU" "$FLASHLOOP" "$2" "$1/flashloop.db" "$SECRET" 2>"$1/server.log" &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$2/healthz" "$!" "$1/server.log"

@@ -16,8 +16,10 @@
 ** (conditional UPDATE), count the user's unpaid orders, read the catalog's SKU
 ** and take its stock (conditional UPDATE), insert the order and its line, insert
 ** the unpaid-timeout job row (a DELETE by key and a second INSERT only when its
-** key clashes). Same schema, indexes and trigger as the plugins' migrations,
-** WAL, synchronous=FULL, foreign_keys=ON. All requests parsed in
+** key clashes). DBFILE is a database tidepool's own migrations made (sidebyside.sh
+** starts tidepool once on an empty data dir and copies its bench.db), so the
+** tables, CHECKs, triggers and indexes are the plugins' and the host's as they
+** are, never a copy that drifts. WAL, synchronous=FULL, foreign_keys=ON. All requests parsed in
 ** one loop iteration share one BEGIN ... COMMIT (one fsync); a uv_check handle
 ** commits and only then hands that iteration's responses to the sockets.
 ** No routing table, Lua, request ids, logs or timeouts.
@@ -60,7 +62,7 @@ static const char *const SQL[NQ] = {
   /* flash_sale: load(id) */
   [Q_SALE] = "SELECT id, sku, title, price_fen, quantity, remaining, per_user_limit, per_order_limit,"
              " starts_at, ends_at, slots, unpaid_timeout_seconds, stacks_with_coupon, status, created_at,"
-             " updated_at FROM flash_sale_sales WHERE id = ?",
+             " updated_at, requires_reservation, audience FROM flash_sale_sales WHERE id = ?",
   /* flash_sale: add_bought */
   [Q_BUYER] = "INSERT INTO flash_sale_buyers (sale_id, user, bought) VALUES (?1, ?2, ?3)"
               " ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4",
@@ -86,70 +88,6 @@ static const char *const SQL[NQ] = {
                 " max_attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
   [Q_COUNT] = "SELECT count(*) FROM orders_orders",
 };
-
-/* The plugins' migrations and the host's _tp_jobs (core/store/sched.c), as they are. */
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS catalog_products (id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-    " description TEXT, status TEXT NOT NULL DEFAULT 'on_sale' CHECK (status IN ('on_sale', 'off_sale')),"
-    " created_at INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS catalog_skus (code TEXT PRIMARY KEY,"
-    " product_id INTEGER NOT NULL REFERENCES catalog_products(id), title TEXT NOT NULL,"
-    " price_fen INTEGER NOT NULL CHECK (price_fen >= 0), stock INTEGER NOT NULL CHECK (stock >= 0),"
-    " updated_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS catalog_skus_product ON catalog_skus(product_id);"
-    "CREATE TABLE IF NOT EXISTS orders_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL,"
-    " status TEXT NOT NULL CHECK (status IN ('pending_payment', 'paid', 'completed', 'cancelled',"
-    " 'refunding', 'refunded')), items_fen INTEGER NOT NULL CHECK (items_fen >= 1),"
-    " discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0),"
-    " total_fen INTEGER NOT NULL CHECK (total_fen = items_fen - discount_fen AND total_fen >= 1),"
-    " paid_fen INTEGER NOT NULL DEFAULT 0,"
-    " refund_requested_fen INTEGER NOT NULL DEFAULT 0 CHECK (refund_requested_fen <= paid_fen),"
-    " refunded_fen INTEGER NOT NULL DEFAULT 0 CHECK (refunded_fen <= refund_requested_fen),"
-    " coupon_id INTEGER, campaign_plugin TEXT, campaign_id TEXT, campaign_stacks INTEGER NOT NULL DEFAULT 0,"
-    " referrer TEXT, referrer2 TEXT, store TEXT, guide TEXT, idempotency_key TEXT, fingerprint TEXT,"
-    " stock_held INTEGER NOT NULL DEFAULT 1, transaction_id TEXT UNIQUE,"
-    " late_payment INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, pay_deadline INTEGER NOT NULL,"
-    " paid_at INTEGER, cancelled_at INTEGER, cancel_reason TEXT, completed_at INTEGER, refunded_at INTEGER,"
-    " held INTEGER NOT NULL DEFAULT 0, points INTEGER NOT NULL DEFAULT 0,"
-    " points_fen INTEGER NOT NULL DEFAULT 0, source TEXT);"
-    "CREATE TRIGGER IF NOT EXISTS orders_orders_points BEFORE INSERT ON orders_orders"
-    " WHEN NOT (NEW.points >= 0 AND NEW.points_fen >= 0 AND NEW.points_fen <= NEW.discount_fen"
-    " AND (NEW.points_fen = 0) = (NEW.points = 0))"
-    " BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: orders_orders points'); END;"
-    "CREATE UNIQUE INDEX IF NOT EXISTS orders_orders_idempotency ON orders_orders(user, idempotency_key)"
-    " WHERE idempotency_key IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS orders_orders_user ON orders_orders(user, status);"
-    "CREATE TABLE IF NOT EXISTS orders_lines (order_id INTEGER NOT NULL, line_no INTEGER NOT NULL,"
-    " sku TEXT NOT NULL, product_id INTEGER NOT NULL, title TEXT NOT NULL,"
-    " qty INTEGER NOT NULL CHECK (qty >= 1), list_price_fen INTEGER NOT NULL,"
-    " unit_price_fen INTEGER NOT NULL CHECK (unit_price_fen >= 1),"
-    " amount_fen INTEGER NOT NULL CHECK (amount_fen = qty * unit_price_fen),"
-    " discount_fen INTEGER NOT NULL CHECK (discount_fen >= 0 AND discount_fen <= amount_fen),"
-    " paid_fen INTEGER NOT NULL CHECK (paid_fen = amount_fen - discount_fen),"
-    " PRIMARY KEY (order_id, line_no)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS flash_sale_sales (id INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT NOT NULL,"
-    " title TEXT NOT NULL, price_fen INTEGER NOT NULL CHECK (price_fen >= 1),"
-    " quantity INTEGER NOT NULL CHECK (quantity >= 1),"
-    " remaining INTEGER NOT NULL CHECK (remaining >= 0 AND remaining <= quantity),"
-    " per_user_limit INTEGER NOT NULL CHECK (per_user_limit >= 1),"
-    " per_order_limit INTEGER NOT NULL CHECK (per_order_limit >= 1), starts_at INTEGER NOT NULL,"
-    " ends_at INTEGER NOT NULL CHECK (ends_at > starts_at), slots TEXT NOT NULL DEFAULT '[]',"
-    " unpaid_timeout_seconds INTEGER NOT NULL, stacks_with_coupon INTEGER NOT NULL DEFAULT 0,"
-    " status TEXT NOT NULL CHECK (status IN ('active', 'disabled')), created_at INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS flash_sale_sales_sku ON flash_sale_sales(sku, starts_at);"
-    "CREATE TABLE IF NOT EXISTS flash_sale_buyers (sale_id INTEGER NOT NULL, user TEXT NOT NULL,"
-    " bought INTEGER NOT NULL CHECK (bought >= 0), PRIMARY KEY (sale_id, user)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS _tp_jobs (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " kind TEXT NOT NULL CHECK (kind IN ('job', 'event')), plugin TEXT NOT NULL, name TEXT NOT NULL,"
-    " source TEXT, payload TEXT NOT NULL, key TEXT, due_ms INTEGER NOT NULL,"
-    " every_ms INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
-    " max_attempts INTEGER NOT NULL, last_error TEXT, created_ms INTEGER NOT NULL, dead_ms INTEGER);"
-    "CREATE INDEX IF NOT EXISTS _tp_jobs_due ON _tp_jobs(due_ms, id) WHERE dead_ms IS NULL;"
-    "CREATE INDEX IF NOT EXISTS _tp_jobs_queue ON _tp_jobs(plugin, id)"
-    " WHERE kind = 'event' AND dead_ms IS NULL;"
-    "CREATE UNIQUE INDEX IF NOT EXISTS _tp_jobs_key ON _tp_jobs(plugin, key)"
-    " WHERE key IS NOT NULL AND dead_ms IS NULL;";
 
 static struct {
   bool ceiling;
@@ -308,11 +246,15 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
   bool no_slots = strcmp((const char *)sqlite3_column_text(st, 10), "[]") == 0;
   int64_t timeout = sqlite3_column_int64(st, 11), stacks = sqlite3_column_int64(st, 12);
   snprintf(status, sizeof status, "%s", (const char *)sqlite3_column_text(st, 13));
+  bool plain = sqlite3_column_int64(st, 16) == 0 && sqlite3_column_type(st, 17) == SQLITE_NULL;
   reset(st);
   int64_t now = (int64_t)time(NULL);
   if (strcmp(status, "active") != 0) { *r = (refusal){404, "sale_not_found", "no such flash sale"}; return -1; }
   if (remaining == 0) { *r = (refusal){409, "sold_out", "this flash sale is sold out"}; return -1; }
-  if (!no_slots) { *r = (refusal){500, "unsupported", "daily slots are not implemented here"}; return -1; }
+  if (!no_slots || !plain) {
+    *r = (refusal){500, "unsupported", "slots, reservations and audiences are not implemented here"};
+    return -1;
+  }
   if (now < starts) { *r = (refusal){409, "not_started", "this flash sale has not started"}; return -1; }
   if (now >= ends) { *r = (refusal){409, "ended", "this flash sale has ended"}; return -1; }
   if (qty > per_order) { *r = (refusal){409, "order_limit_exceeded", "too many per order"}; return -1; }
@@ -530,7 +472,15 @@ static void dispatch(bl_conn *c, const bl_request *req) {
 static void open_db(const char *path) {
   S.db = bl_open_db(path);
   bl_exec("PRAGMA cache_size=-65536");
-  bl_exec(SCHEMA);
+  sqlite3_stmt *st = NULL;
+  sqlite3_prepare_v2(S.db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
+                     " ('catalog_skus', 'orders_orders', 'flash_sale_sales', '_tp_jobs')", -1, &st, NULL);
+  bool ready = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4;
+  sqlite3_finalize(st);
+  if (!ready) {
+    fprintf(stderr, "flashloop: %s has not the plugins' tables: make it with tidepool (sidebyside.sh does)\n", path);
+    exit(1);
+  }
   char seed[1024];
   long long now = (long long)time(NULL);
   snprintf(seed, sizeof seed,
