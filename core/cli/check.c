@@ -5,7 +5,9 @@
 ** The steps are the ones a reload takes (reload.c tp__install): tpp_load
 ** (compile and run plugin.lua under the load budget, read the manifest),
 ** mount the routes beside the built-ins, tpp_migrate on an empty database.
-** The host's messages are kept as they are; check only adds where.
+** The host's messages are kept as they are; check only adds where. After a
+** clean load, the migrated tables are looked at for what a row costs to write
+** (warn_costly_writes): warnings, which do not fail the check.
 **
 ** Where the line comes from:
 **   - syntax errors and errors raised while plugin.lua (or a module it
@@ -59,7 +61,10 @@ const char tpcmd_usage_check[] =
     "syntax error, an error raised at load (an API called where it is not allowed at load\n"
     "included), a bad manifest, route or doc field, a route clash or bad path, or a failing\n"
     "migration as file:line: message (file: message when no line can be found).\n"
-    "Exit status: 0 clean, 1 a problem was reported, 2 usage error.\n";
+    "Then warns (file:line: warning: ...) of each table a row is slow to write to: a CHECK\n"
+    "or an index's WHERE with an IN list of three or more values, which SQLite evaluates by\n"
+    "building a temporary b-tree on every insert; write the values as ORs.\n"
+    "Exit status: 0 clean or warnings only, 1 a problem was reported, 2 usage error.\n";
 
 /* ---- paths in Lua's messages */
 
@@ -239,6 +244,64 @@ static int check_config(const char *plugin_lua, const char *parent, const char *
   return 0;
 }
 
+/* ---- what a table costs to write */
+
+/* The line of "CREATE TABLE [IF NOT EXISTS] name" in src, or 0. */
+static int create_line(const char *src, const char *name) {
+  size_t n = strlen(name);
+  for (const char *at = src; src && (at = strstr(at, name)) != NULL; at += n) {
+    bool bounded = (at == src || !(isalnum((unsigned char)at[-1]) || at[-1] == '_' || at[-1] == '"')) &&
+                   !(isalnum((unsigned char)at[n]) || at[n] == '_');
+    const char *bol = at;
+    while (bol > src && bol[-1] != '\n') bol--;
+    if (!bounded || !strstr(bol, "TABLE") || strstr(bol, "TABLE") > at) continue;
+    int line = 1;
+    for (const char *c = src; c < at; c++) line += *c == '\n';
+    return line;
+  }
+  return 0;
+}
+
+/* Warns of each of the plugin's tables whose INSERT opens an ephemeral table.
+** In SQLite (3.40 here), an IN list of three or more constants in a CHECK, or
+** in a partial index's WHERE, is evaluated by building a temporary b-tree of
+** the list on every row written: about 30k instructions, ten times a plain
+** insert (tests/bench/README.md, "What a CHECK's IN list costs"). The same
+** rule written with ORs costs a few hundred. The INSERT is compiled (EXPLAIN),
+** never run. A warning does not fail the check: the table works, it is slow.
+** Returns the number of warnings. */
+static int warn_costly_writes(sqlite3 *db, const char *plugin, const char *src, const char *plugin_lua,
+                              const char *abs_dir, const char *user_dir) {
+  sqlite3_stmt *tables = NULL;
+  int warnings = 0;
+  if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type = 'table' AND"
+                         " substr(name, 1, length(?1) + 1) = ?1 || '_' ORDER BY rowid",
+                         -1, &tables, NULL) != SQLITE_OK)
+    return 0;
+  sqlite3_bind_text(tables, 1, plugin, -1, SQLITE_STATIC);
+  while (sqlite3_step(tables) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(tables, 0);
+    char sql[200];
+    snprintf(sql, sizeof sql, "EXPLAIN INSERT INTO \"%s\" DEFAULT VALUES", name);
+    sqlite3_stmt *insert = NULL;
+    bool ephemeral = false;
+    if (sqlite3_prepare_v2(db, sql, -1, &insert, NULL) == SQLITE_OK)
+      while (!ephemeral && sqlite3_step(insert) == SQLITE_ROW)
+        ephemeral = strcmp((const char *)sqlite3_column_text(insert, 1), "OpenEphemeral") == 0;
+    sqlite3_finalize(insert);
+    if (!ephemeral) continue;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "warning: every row written to %s builds a temporary b-tree (about 30k instructions, ten"
+             " times a plain insert): a CHECK or an index's WHERE has an IN list of three or more values;"
+             " write it as ORs (status = 'a' OR status = 'b' OR ...)", name);
+    problem(plugin_lua, create_line(src, name), msg, abs_dir, user_dir);
+    warnings++;
+  }
+  sqlite3_finalize(tables);
+  return warnings;
+}
+
 /* Loads, mounts and migrates the plugin; prints the first problem. With a
 ** config, the tenant's other plugins are loaded too, so that a route of
 ** theirs that clashes is found and named. Returns 0 clean, 1 a problem. */
@@ -304,8 +367,10 @@ static int check_plugin(const char *abs_dir, const char *user_dir, const char *n
     problem(plugin_lua, src ? tpsl_manifest_line(src, err) : 0, err, abs_dir, user_dir);
     goto done;
   }
-  printf("%s: ok (%s %s, %d route%s)\n", user_dir, p->name, p->version, p->nroutes,
-         p->nroutes == 1 ? "" : "s");
+  int warnings = warn_costly_writes(db.db, p->name, src, plugin_lua, abs_dir, user_dir);
+  printf("%s: ok (%s %s, %d route%s", user_dir, p->name, p->version, p->nroutes, p->nroutes == 1 ? "" : "s");
+  if (warnings) printf(", %d warning%s", warnings, warnings == 1 ? "" : "s");
+  printf(")\n");
   status = 0;
 done:
   tpr_free(routes);

@@ -12,13 +12,16 @@
 ** clashes) and the migrations run. A problem is printed as `file:line:
 ** message` when a line can be found in the source (see check.c), else as
 ** `file: message`. The host stops at a plugin's first problem, and so does
-** check: one problem is reported per run.
+** check: one problem is reported per run. A plugin that loads is then looked
+** at for tables slow to write to (an IN list of three or more values in a CHECK
+** or an index's WHERE), each printed as `file:line: warning: ...`; warnings do
+** not change the exit status.
 */
 #ifndef TP_CHECK_H
 #define TP_CHECK_H
 
 extern const char tpcmd_usage_check[];
-/* Exit status: 0 clean, 1 a problem was reported, 2 usage error. */
+/* Exit status: 0 clean or warnings only, 1 a problem was reported, 2 usage error. */
 int tpcmd_check(int argc, char **argv);
 
 #endif

@@ -222,7 +222,7 @@ local ROUTES = {
 
 return {
   name = "group_buy",
-  version = "1.3.1",
+  version = "1.4.0",
   description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
   migrations = {
     [[
@@ -340,6 +340,78 @@ return {
     -- or {tag = name}; NULL: everyone
     [[
     ALTER TABLE group_buy_activities ADD COLUMN audience TEXT;
+    ]],
+    -- 1.4.0: the groups' and the orders' states checked with ORs, not IN (...).
+    -- SQLite evaluates a CHECK's IN list of three or more values by building a
+    -- temporary b-tree of it on every row written: about 30k instructions on
+    -- every join, seat and state change (`tidepool check` warns of it). A CHECK
+    -- cannot change in place, so both tables are rebuilt (SQLite's recipe: new
+    -- table, copy, drop, rename, indexes again); the groups' AUTOINCREMENT
+    -- sequence carries over, so no group number is given twice.
+    [[
+    CREATE TABLE group_buy_groups_v2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      activity_id INTEGER NOT NULL,
+      group_size INTEGER NOT NULL,
+      paid INTEGER NOT NULL DEFAULT 0,
+      virtual_seats INTEGER NOT NULL DEFAULT 0,
+      members_left INTEGER NOT NULL DEFAULT 0,
+      state TEXT NOT NULL CHECK (state = 'pending' OR state = 'open' OR state = 'formed' OR state = 'failed'
+        OR state = 'abandoned'),
+      leader TEXT NOT NULL,
+      leader_order_id INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      opened_at INTEGER,
+      expires_at INTEGER,
+      formed_at INTEGER,
+      failed_at INTEGER,
+      fail_reason TEXT,
+      CHECK (paid >= 0 AND virtual_seats >= 0 AND paid + virtual_seats <= group_size),
+      CHECK (state = 'pending' OR state = 'abandoned' OR expires_at IS NOT NULL)
+    );
+    INSERT INTO group_buy_groups_v2 (id, activity_id, group_size, paid, virtual_seats, members_left, state,
+        leader, leader_order_id, created_at, opened_at, expires_at, formed_at, failed_at, fail_reason)
+      SELECT id, activity_id, group_size, paid, virtual_seats, members_left, state, leader, leader_order_id,
+        created_at, opened_at, expires_at, formed_at, failed_at, fail_reason
+      FROM group_buy_groups ORDER BY id;
+    UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'group_buy_groups'), 0))
+      WHERE name = 'group_buy_groups_v2';
+    DROP TABLE group_buy_groups;
+    ALTER TABLE group_buy_groups_v2 RENAME TO group_buy_groups;
+    CREATE INDEX group_buy_groups_open ON group_buy_groups(activity_id, state, expires_at);
+    CREATE INDEX group_buy_groups_leader ON group_buy_groups(leader);
+    CREATE TABLE group_buy_orders_v2 (
+      order_id INTEGER PRIMARY KEY,
+      activity_id INTEGER NOT NULL,
+      group_id INTEGER NOT NULL,
+      group_asked INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      role TEXT NOT NULL CHECK (role IN ('leader', 'member')),
+      role_asked TEXT NOT NULL CHECK (role_asked IN ('leader', 'member')),
+      qty INTEGER NOT NULL CHECK (qty >= 1),
+      state TEXT NOT NULL CHECK (state = 'unpaid' OR state = 'cancelled' OR state = 'seated' OR state = 'left'
+        OR state = 'refund_pending' OR state = 'refunding' OR state = 'refunded'),
+      counted INTEGER NOT NULL DEFAULT 1,
+      seat_no INTEGER,
+      refund_reason TEXT,
+      created_at INTEGER NOT NULL,
+      seated_at INTEGER,
+      left_at INTEGER,
+      refunded_at INTEGER,
+      merged_from TEXT
+    );
+    INSERT INTO group_buy_orders_v2 (order_id, activity_id, group_id, group_asked, user, role, role_asked, qty,
+        state, counted, seat_no, refund_reason, created_at, seated_at, left_at, refunded_at, merged_from)
+      SELECT order_id, activity_id, group_id, group_asked, user, role, role_asked, qty, state, counted, seat_no,
+        refund_reason, created_at, seated_at, left_at, refunded_at, merged_from
+      FROM group_buy_orders ORDER BY order_id;
+    DROP TABLE group_buy_orders;
+    ALTER TABLE group_buy_orders_v2 RENAME TO group_buy_orders;
+    CREATE UNIQUE INDEX group_buy_orders_one_seat_per_id
+      ON group_buy_orders(group_id, user, ifnull(merged_from, '')) WHERE state = 'seated';
+    CREATE INDEX group_buy_orders_member ON group_buy_orders(group_id, user);
+    CREATE INDEX group_buy_orders_seat ON group_buy_orders(group_id, seat_no);
+    CREATE INDEX group_buy_orders_user ON group_buy_orders(user);
     ]],
   },
   routes = ROUTES,

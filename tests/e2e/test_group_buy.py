@@ -28,7 +28,8 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (openapi, Host, SRC, HERE, manual_tenant, clock, advance, expect_error,  # noqa: E402
-                     mint_token, user_auth, add_sku, sku_stock, wait_until, run)
+                     mint_token, user_auth, add_sku, sku_stock, wait_until, run, plugin_commit,
+                     export_plugin, read_db)
 
 DAY = 86400
 HOUR = 3600
@@ -687,6 +688,60 @@ def teardown():
     if H is not None and H.running():
         H.stop()
 
+
+def test_upgrade_from_1_3_1_keeps_every_group_and_seat_and_checks_states_without_in_lists():
+    """group_buy 1.4.0 rebuilds its groups and orders tables so that their state
+    CHECKs are ORs (an IN list of 3+ values costs SQLite a temporary b-tree on
+    every row written): every row survives, group numbers go on, and no insert
+    into either table opens an ephemeral table any more."""
+    commit = plugin_commit("group_buy", "1.3.1")
+    if commit is None:
+        print("  (skipped: no git history with group_buy 1.3.1)")
+        return
+    old = tempfile.mkdtemp(prefix="tidepool-e2e-gb131-")
+    try:
+        export_plugin("group_buy", commit, old)
+        t = shop("gbup")
+        dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins"), WATCH_DIR]
+        h = Host(tenants=[t], name="group-buy-upgrade", extra={"plugin_dirs": [old] + dirs}).start()
+        tables = ("group_buy_groups", "group_buy_orders")
+
+        def rows():
+            return {name: read_db(h, "gbup", "SELECT * FROM %s ORDER BY 1" % name) for name in tables}
+
+        def ephemeral():
+            """Per table, whether its INSERT opens an ephemeral table: on a read-write
+            connection with the host stopped (a read-only one compiles no CHECK)."""
+            import sqlite3
+            db = sqlite3.connect(os.path.join(h.data_dir, "gbup.db"))
+            try:
+                return [any(r[1] == "OpenEphemeral" for r in db.execute("EXPLAIN INSERT INTO %s DEFAULT VALUES" % n))
+                        for n in tables]
+            finally:
+                db.close()
+        try:
+            a = new_activity(h, t, "gbup-1")
+            gid, _ = opened_and_paid(h, t, a["id"], "lead")
+            created(join(h, t, a["id"], gid, "m1"))  # unpaid: a second state
+            created(open_group(h, t, a["id"], "lead2"))  # pending
+            before = rows()
+        finally:
+            h.stop()
+        assert ephemeral() == [True, True], "1.3.1's IN lists were expected to cost"
+        h.extra["plugin_dirs"] = dirs
+        h.write_config()
+        h.start()
+        try:
+            assert rows() == before, (before, rows())
+            body = created(open_group(h, t, a["id"], "lead3"))
+            assert body["group"]["id"] == max(r[0] for r in before["group_buy_groups"]) + 1, body
+            joined_and_paid(h, t, a["id"], gid, "m2")
+            wait_paid(h, t, a["id"], gid, 2, "open")
+        finally:
+            h.stop()
+        assert ephemeral() == [False, False]
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 if __name__ == "__main__":
     run(globals())

@@ -12,6 +12,8 @@ test_sdk_cli.py - `tidepool new plugin` and `tidepool check`.
   field, a wrong manifest name, a bad route doc field, a failing migration, a
   route clash, a bad route path and an API called where it is not allowed at
   load.
+- `check` warns (exit 0) of a table whose CHECK has an IN list of three or more
+  values, at its CREATE TABLE line, and of no other table.
 - Usage errors exit 2.
 """
 import os
@@ -174,6 +176,18 @@ def check_fixture(fixture):
         "%s: want %r, got %r" % (fixture, prefix + message, lines[0]))
 
 
+def test_check_warns_of_a_table_slow_to_write_and_still_passes():
+    line, message = expected("slowcheck")
+    rel = os.path.join("sdk_fixtures", "slowcheck")
+    rc, out, err = tidepool("check", rel, cwd=HERE)
+    assert rc == 0, (rc, out, err)
+    lines = out.strip().splitlines()
+    assert len(lines) == 2, out
+    assert lines[0].startswith("%s/plugin.lua:%d: %s" % (rel, line, message)), lines[0]
+    assert "write it as ORs" in lines[0], lines[0]
+    assert lines[1] == "%s: ok (slowcheck 1.0.0, 0 routes, 1 warning)" % rel, lines[1]
+
+
 def test_check_reports_a_syntax_error():
     check_fixture("syntax")
 
@@ -225,7 +239,7 @@ def test_check_reports_a_personal_job_that_is_not_a_job():
 def test_check_reports_every_fixture():
     fixtures = sorted(d for d in os.listdir(FIXTURES) if os.path.isdir(os.path.join(FIXTURES, d)))
     tested = {"syntax", "badfield", "misnamed", "badsummary", "badmigration", "clash", "badpath",
-              "loadapi", "typo", "badschema", "routetypo", "badpersonal"}
+              "loadapi", "typo", "badschema", "routetypo", "badpersonal", "slowcheck"}
     assert set(fixtures) == tested, "untested fixtures: %s" % (set(fixtures) - tested)
 
 
