@@ -198,18 +198,23 @@ def test_hostile_input_changes_nothing():
     assert got["remaining"] == 5, got
 
 
-def test_orders_upgrade_from_1_7_0_keeps_every_order_and_its_number():
-    commit = plugin_commit("orders", "1.7.0")
+def upgrade_orders_from(version):
+    """Orders at `version` (from git) with a paid, a cancelled and an unpaid order,
+    then today's: every order and its number survive, the next order is numbered
+    after them, and the table ends with today's indexes. Returns the indexes, or
+    None without the git history."""
+    commit = plugin_commit("orders", version)
     if commit is None:
-        print("  (skipped: no git history with orders 1.7.0)")
-        return
-    old = tempfile.mkdtemp(prefix="tidepool-e2e-orders170-")
+        print("  (skipped: no git history with orders %s)" % version)
+        return None
+    old = tempfile.mkdtemp(prefix="tidepool-e2e-orders-%s-" % version)
     try:
         export_plugin("orders", commit, old)
         up = tenant("up", plugins={"catalog": {}, "orders": {}, "payments": {"secret": SECRET}})
         dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
-        h = Host(tenants=[up], name="orders-upgrade",
+        h = Host(tenants=[up], name="orders-upgrade-" + version,
                  extra={"plugin_dirs": [old] + dirs, "sdk_dir": os.path.join(SRC, "sdk")}).start()
+        columns = "id, user, status, total_fen, paid_fen, transaction_id"
         try:
             add_sku(h, up, "up-1", 10, 1000)
             ids = []
@@ -219,8 +224,8 @@ def test_orders_upgrade_from_1_7_0_keeps_every_order_and_its_number():
                 ids.append(o["id"])
             assert h.admin("POST", "/payments/simulate", up, {"order_id": ids[0]})[0] == 200
             assert h.admin("POST", "/orders/%d/cancel" % ids[1], up)[0] == 200
-            before = read_db(h, "up", "SELECT id, user, status, total_fen, paid_fen, transaction_id FROM orders_orders "
-                                      "ORDER BY id")
+            before = read_db(h, "up", "SELECT %s FROM orders_orders ORDER BY id" % columns)
+            assert before[0][5], before  # the paid order has its transaction id
         finally:
             h.stop()
         h.extra["plugin_dirs"] = dirs
@@ -229,16 +234,35 @@ def test_orders_upgrade_from_1_7_0_keeps_every_order_and_its_number():
         try:
             st, _, plugins = h.admin("GET", "/plugins", up)
             assert st == 200, (st, plugins)
-            after = read_db(h, "up", "SELECT id, user, status, total_fen, paid_fen, transaction_id FROM orders_orders "
-                                     "ORDER BY id")
+            after = read_db(h, "up", "SELECT %s FROM orders_orders ORDER BY id" % columns)
             assert after == before, (before, after)
             st, _, o = h.post("/v1/up/orders", {"lines": [{"sku": "up-1", "qty": 1}]}, headers=user_auth(up, "d"))
             assert st == 201 and o["id"] == ids[-1] + 1, (st, o)
+            return read_db(h, "up", "SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
+                                    "AND tbl_name = 'orders_orders' ORDER BY name")
         finally:
             h.stop()
     finally:
         shutil.rmtree(old, ignore_errors=True)
 
+
+TODAYS_INDEXES = ["orders_orders_balance_transaction", "orders_orders_transaction", "orders_orders_user"]
+
+
+def test_orders_upgrade_from_1_7_0_keeps_every_order_and_its_number():
+    indexes = upgrade_orders_from("1.7.0")
+    assert indexes is None or [n for n, _ in indexes] == TODAYS_INDEXES, indexes
+
+
+def test_orders_upgrade_from_1_8_1_makes_the_transaction_ids_unique_by_partial_indexes():
+    """1.9.0: no UNIQUE column (whose autoindex holds every NULL) is left; the
+    transaction ids are unique where they are set."""
+    indexes = upgrade_orders_from("1.8.1")
+    if indexes is None:
+        return
+    assert [n for n, _ in indexes] == TODAYS_INDEXES, indexes
+    for name, sql in indexes[:2]:
+        assert "UNIQUE" in sql and "IS NOT NULL" in sql, (name, sql)
 
 if __name__ == "__main__":
     run(globals())
