@@ -70,13 +70,26 @@ typedef struct {
   lua_State *L;
   tp_buf *out;
   size_t limit;          /* out->len may not pass it */
+  size_t ask_at;         /* the next out->len at which the interrupt is asked */
   char *err;
   size_t errcap;
 } encoder;
 
+static bool (*interrupt)(void);
+
+void tpj_set_interrupt(bool (*expired)(void)) { interrupt = expired; }
+
 /* Every table and every string checks the length so far: each writes at
-** least a byte, so the work stops within a few bytes' worth of the limit. */
+** least a byte, so the work stops within a few bytes' worth of the limit, or
+** within TPJ_CHECK_BYTES of the interrupt saying stop. */
 static int too_long(encoder *e) {
+  if (e->out->len >= e->ask_at) {
+    e->ask_at = e->out->len + TPJ_CHECK_BYTES;
+    if (interrupt && interrupt()) {
+      snprintf(e->err, e->errcap, "stopped after %zu bytes: the deadline passed", e->out->len);
+      return -1;
+    }
+  }
   if (e->out->len <= e->limit) return 0;
   snprintf(e->err, e->errcap, "the JSON text would be longer than %u bytes (a value shared many "
            "times over?)", TPJ_MAX_BYTES);
@@ -215,7 +228,7 @@ static int encode_value(encoder *e, int idx, int depth) {
 
 int tpj_encode(lua_State *L, int idx, tp_buf *out, char *err, size_t errcap) {
   size_t mark = out->len;
-  encoder e = {L, out, mark + TPJ_MAX_BYTES, err, errcap};
+  encoder e = {L, out, mark + TPJ_MAX_BYTES, mark + TPJ_CHECK_BYTES, err, errcap};
   int rc = encode_value(&e, lua_absindex(L, idx), 0);
   if (rc) out->len = mark;
   return rc;

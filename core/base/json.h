@@ -25,6 +25,17 @@
 ** this it stops with an error, having spent tens of milliseconds at most. */
 #define TPJ_MAX_BYTES (32u << 20)
 
+/* Bytes written between two asks of the interrupt (below). */
+#define TPJ_CHECK_BYTES (64u << 10)
+
+/* What the encoder asks every TPJ_CHECK_BYTES it writes: true stops it with an
+** error. Writing TPJ_MAX_BYTES of a value shared many times over takes tens of
+** milliseconds in a release build and a second or more under the sanitizers,
+** past a plugin's deadline either way: the sandbox installs the watchdog's
+** deadline here (tpwd_expired), so an encoding inside an invocation ends with
+** it. NULL (the default): only TPJ_MAX_BYTES stops it. */
+void tpj_set_interrupt(bool (*expired)(void));
+
 /* Loads cjson into L and registers the array/object marker metatables. */
 void tpj_open(lua_State *L);
 /* Encodes the value at idx (at most TPJ_MAX_BYTES). Returns 0, or -1 with a

@@ -13,6 +13,7 @@
 #include "lua/jsonview.h"
 #include "lua/req.h"
 #include "lua/sandbox.h"
+#include "lua/watchdog.h"
 #include "base/error.h"
 
 bool tpi_has_job(tp_plugin *p, lua_State *L, const char *name) {
@@ -139,6 +140,12 @@ static void handler_error(tp_plugin *p, const tp_route *r, int rc, tp_buf *body,
       e.details_len = details.len;
     }
     lua_pop(L, 1);
+    if (tpwd_expired()) {  /* writing its details ran past the deadline */
+      p->timed_out = true;
+      limit = limit_hit(p, rc, msg, sizeof msg);
+      log_failure(p, r->label, request_id, limit, msg);
+      tp_error_set(&e, 500, limit, "%s", msg);
+    }
   } else {
     log_failure(p, r->label, request_id, NULL, lua_tostring(L, -1));
     tp_error_set(&e, 500, "internal_error",
@@ -180,6 +187,10 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
     lua_setfield(L, -2, "body");
   }
   p->call = call;
+  /* the deadline covers the answer's JSON too: a body or an error's details
+  ** shared many times over stop there (tpj_set_interrupt), as the handler would */
+  tpsb_frame answer;
+  tpsb_enter(p, p->deadline_ms, &answer);
   int rc = invoke(p, TP_CTX_HANDLER, inv, 1, 2, base + 1);
   p->call = NULL;
   if (rc != LUA_OK) {
@@ -209,6 +220,7 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
                  r->csv ? "a body that is neither a table nor a string" : "a body that is not a table");
     else if (lua_isnil(L, -1) ? (tp_buf_adds(body, "{}"), 0)
                               : tpj_encode(L, -1, body, e, sizeof e) != 0) {
+      if (tpwd_expired()) p->timed_out = true;  /* handler_error answers deadline_exceeded */
       lua_pushfstring(L, "handler of %s returned a body that cannot be JSON: %s", r->label, e);
       handler_error(p, r, LUA_ERRRUN, body, res, call->request_id, inv);
     } else {
@@ -217,6 +229,7 @@ void tpi_call_route(tp_plugin *p, const tp_route *r, const tp_call *call, tp_inv
       res->code[0] = '\0';
     }
   }
+  tpsb_leave(p, &answer);
   lua_settop(L, base);
 }
 

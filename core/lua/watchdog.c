@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/json.h"
 
 /* Written by the loop thread under `lock`; read by the watchdog under it. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,6 +45,7 @@ static void *watch(void *arg) {
 }
 
 static void start(void) {
+  tpj_set_interrupt(tpwd_expired);  /* an encoding inside an invocation ends at its deadline */
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);

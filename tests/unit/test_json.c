@@ -83,6 +83,24 @@ TEST(unencodable_values_are_errors) {
   teardown();
 }
 
+static int asks;
+static bool stop_at_third_ask(void) { return ++asks >= 3; }
+
+TEST(the_interrupt_stops_an_encoding_within_a_check_of_bytes) {
+  setup();
+  asks = 0;
+  tpj_set_interrupt(stop_at_third_ask);
+  ASSERT_TRUE(enc("(function() local t = {} for _ = 1, 40 do t = {t, t} end return t end)()") == NULL);
+  ASSERT_CONTAINS(err, "deadline");
+  ASSERT_EQ(asks, 3);  /* asked after each TPJ_CHECK_BYTES written */
+  ASSERT_EQ(out.len, 0);
+  asks = 0;
+  ASSERT_STR(enc("{1, 2}"), "[1,2]");  /* a short text is never asked */
+  ASSERT_EQ(asks, 0);
+  tpj_set_interrupt(NULL);
+  teardown();
+}
+
 TEST(decoded_integral_numbers_are_integers) {
   setup();
   const char *text = "{\"price_fen\":990,\"ratio\":0.25,\"big\":9007199254740992,\"list\":[1,2.0]}";
@@ -244,6 +262,7 @@ int main(void) {
   RUN(tables_become_arrays_or_objects);
   RUN(strings_are_escaped_and_valid_utf8);
   RUN(unencodable_values_are_errors);
+  RUN(the_interrupt_stops_an_encoding_within_a_check_of_bytes);
   RUN(decoded_integral_numbers_are_integers);
   RUN(bad_json_is_an_error_not_a_crash);
   RUN(long_strings_are_escaped_across_chunks);

@@ -32,6 +32,12 @@ local function spin_compare()
   return { same = same }
 end
 
+local function shared_tree()
+  local t = {}
+  for _ = 1, 40 do t = { t, t } end
+  return t
+end
+
 local CASES = {
   pattern = pattern,
   ok = function() return {} end,
@@ -122,6 +128,15 @@ local CASES = {
     return { n = n }
   end,
   compare = spin_compare,
+  -- a table shared 2^40 times over: its JSON, 32 MiB at most, is written by one
+  -- C call, as the answer, as an error's details, or by tp.json.encode (caught);
+  -- the deadline stops the writing (tpj_set_interrupt)
+  shared_answer = function() return shared_tree() end,
+  shared_details = function() tp.fail(400, "bad", "details", shared_tree()) end,
+  shared_encode = function()
+    local ok, err = pcall(tp.json.encode, shared_tree())
+    return { caught = not ok, err = tostring(err) }
+  end,
   compare_coroutine = function()
     local co = coroutine.wrap(spin_compare)
     local ok, r = pcall(co)
