@@ -672,6 +672,20 @@ def read_db(h, tid, sql, *args, timeout=5.0):
         db.close()
 
 
+def writes_build_a_btree(h, tid, tables):
+    """Per table, whether an INSERT into it opens an ephemeral table (a CHECK's IN
+    list of 3+ values, which SQLite builds into a temporary b-tree on every row
+    written; `tidepool check` warns of it). Compiled, never run, on a read-write
+    connection (a read-only one compiles no CHECK): call it with the host stopped."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(h.data_dir, tid + ".db"))
+    try:
+        return [any(r[1] == "OpenEphemeral" for r in db.execute("EXPLAIN INSERT INTO %s DEFAULT VALUES" % t))
+                for t in tables]
+    finally:
+        db.close()
+
+
 def sign_token(secret, tenant_id, user, exp):
     """A user token made as core/base/token.h describes: v1.<tenant>.<user>.<exp>.<sig>."""
     msg = "v1.%s.%s.%d" % (tenant_id, user, exp)
