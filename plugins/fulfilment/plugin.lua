@@ -344,7 +344,7 @@ local ROUTES = {
 
 return {
   name = "fulfilment",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "address book, express shipments, store pickup (自提) with 核销, automatic completion, after-sales (售后)",
   migrations = {
     [[
@@ -425,6 +425,38 @@ return {
       PRIMARY KEY (aftersale_id, line)
     ) WITHOUT ROWID;
     CREATE INDEX fulfilment_aftersale_lines_order ON fulfilment_aftersale_lines(order_id, line);
+    ]],
+    -- 1.1.0: fulfilment_orders's state checked with ORs, not IN (...): SQLite evaluates
+    -- a CHECK's IN list of three or more values by building a temporary b-tree of it on
+    -- every row written, about 30k instructions, and every delivery chosen writes a row
+    -- and every shipment changes its state (`tidepool check` warns of it). A CHECK
+    -- cannot change in place, so the table is rebuilt: new, copy, drop, rename, indexes
+    -- again.
+    [[
+    CREATE TABLE fulfilment_orders_v2 (
+      order_id INTEGER PRIMARY KEY,
+      user TEXT NOT NULL,
+      method TEXT NOT NULL CHECK (method IN ('express', 'pickup')),
+      state TEXT NOT NULL CHECK (state = 'pending' OR state = 'partially_shipped' OR state = 'shipped'
+        OR state = 'delivered' OR state = 'picked_up'),
+      address TEXT,               -- JSON: the address as chosen (personal data)
+      store TEXT, pickup_code TEXT,
+      created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+      delivered_at INTEGER, picked_up_at INTEGER, picked_up_by TEXT,
+      CHECK ((method = 'express') = (address IS NOT NULL)),
+      CHECK ((method = 'pickup') = (store IS NOT NULL AND pickup_code IS NOT NULL))
+    );
+    INSERT INTO fulfilment_orders_v2 (
+        order_id, user, method, state, address, store, pickup_code, created_at, updated_at,
+        delivered_at, picked_up_at, picked_up_by)
+      SELECT
+        order_id, user, method, state, address, store, pickup_code, created_at, updated_at,
+        delivered_at, picked_up_at, picked_up_by
+      FROM fulfilment_orders;
+    DROP TABLE fulfilment_orders;
+    ALTER TABLE fulfilment_orders_v2 RENAME TO fulfilment_orders;
+    CREATE UNIQUE INDEX fulfilment_orders_code ON fulfilment_orders(store, pickup_code) WHERE state = 'pending';
+    CREATE INDEX fulfilment_orders_user ON fulfilment_orders(user);
     ]],
   },
   routes = ROUTES,

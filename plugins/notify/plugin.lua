@@ -302,7 +302,7 @@ local ROUTES = {
 
 return {
   name = "notify",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "WeChat subscription messages on a brand's events, within each user's one-time quotas",
   migrations = {
     [[
@@ -335,6 +335,43 @@ return {
       updated_at INTEGER NOT NULL,
       UNIQUE (template, source, user)
     );
+    CREATE INDEX notify_deliveries_state ON notify_deliveries(state, id);
+    CREATE INDEX notify_deliveries_user ON notify_deliveries(user, id);
+    ]],
+    -- 1.1.0: notify_deliveries's value lists checked with ORs, not IN (...): SQLite
+    -- evaluates a CHECK's IN list of three or more values by building a temporary b-tree
+    -- of it on every row written, about 30k instructions, and every message sent writes
+    -- a row and changes its state (`tidepool check` warns of it). A CHECK cannot change
+    -- in place, so the table is rebuilt: new, copy, drop, rename, indexes again.
+    [[
+    CREATE TABLE notify_deliveries_v2 (
+      id INTEGER PRIMARY KEY,
+      template TEXT NOT NULL,
+      template_id TEXT NOT NULL,
+      event TEXT NOT NULL,
+      source TEXT NOT NULL,
+      user TEXT NOT NULL,
+      openid TEXT,
+      state TEXT NOT NULL CHECK (state = 'sending' OR state = 'sent' OR state = 'failed'
+        OR state = 'skipped'),
+      reason TEXT,
+      errcode INTEGER,
+      errmsg TEXT,
+      attempts INTEGER NOT NULL,
+      call_id INTEGER,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      UNIQUE (template, source, user)
+    );
+    INSERT INTO notify_deliveries_v2 (
+        id, template, template_id, event, source, user, openid, state, reason, errcode, errmsg,
+        attempts, call_id, created_at, updated_at)
+      SELECT
+        id, template, template_id, event, source, user, openid, state, reason, errcode, errmsg,
+        attempts, call_id, created_at, updated_at
+      FROM notify_deliveries;
+    DROP TABLE notify_deliveries;
+    ALTER TABLE notify_deliveries_v2 RENAME TO notify_deliveries;
     CREATE INDEX notify_deliveries_state ON notify_deliveries(state, id);
     CREATE INDEX notify_deliveries_user ON notify_deliveries(user, id);
     ]],

@@ -217,7 +217,7 @@ exports.schemas = function() return schema.document(ROUTES) end
 
 return {
   name = "points",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "points (积分): ledger, FIFO expiry, checkout, refunds, points mall, liability report",
   migrations = {
     [[
@@ -314,6 +314,38 @@ return {
       row_id INTEGER NOT NULL,
       PRIMARY KEY (merge_id, kind, row_id)
     ) WITHOUT ROWID;
+    ]],
+    -- 1.1.0: points_entries's value lists checked with ORs, not IN (...): SQLite
+    -- evaluates a CHECK's IN list of three or more values by building a temporary b-tree
+    -- of it on every row written, about 30k instructions, and every order paid, points
+    -- spent, returned or expired writes an entry (`tidepool check` warns of it). A CHECK
+    -- cannot change in place, so the table is rebuilt: new, copy, drop, rename, indexes
+    -- again.
+    [[
+    CREATE TABLE points_entries_v2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      user TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind = 'earn' OR kind = 'spend' OR kind = 'return' OR kind = 'clawback'
+        OR kind = 'expire' OR kind = 'adjust' OR kind = 'merge_in'
+        OR kind = 'merge_out'),
+      points INTEGER NOT NULL CHECK (points <> 0),
+      balance INTEGER NOT NULL,
+      source TEXT,
+      reason TEXT,
+      created_at INTEGER NOT NULL
+    );
+    INSERT INTO points_entries_v2 (
+        id, user, kind, points, balance, source, reason, created_at)
+      SELECT
+        id, user, kind, points, balance, source, reason, created_at
+      FROM points_entries;
+    UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'points_entries'), 0))
+      WHERE name = 'points_entries_v2';
+    DROP TABLE points_entries;
+    ALTER TABLE points_entries_v2 RENAME TO points_entries;
+    CREATE INDEX points_entries_user ON points_entries(user, id);
+    CREATE INDEX points_entries_time ON points_entries(created_at);
+    CREATE INDEX points_entries_source ON points_entries(source) WHERE source IS NOT NULL;
     ]],
   },
   routes = ROUTES,

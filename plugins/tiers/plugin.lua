@@ -137,7 +137,7 @@ local GROWTH_ERRORS = { [400] = { "invalid_field" } }
 
 return {
   name = "tiers",
-  version = "1.0.0",
+  version = "1.1.0",
   description = "Member tiers: growth, upgrades, reviews with grace, member price, paid membership",
   migrations = {
     [[
@@ -210,6 +210,32 @@ return {
       at INTEGER NOT NULL,
       PRIMARY KEY (user, tier, kind)
     ) WITHOUT ROWID;
+    ]],
+    -- 1.1.0: tiers_ledger's value lists checked with ORs, not IN (...): SQLite evaluates
+    -- a CHECK's IN list of three or more values by building a temporary b-tree of it on
+    -- every row written, about 30k instructions, and every order paid, refunded, sign-in
+    -- and task writes a growth row (`tidepool check` warns of it). A CHECK cannot change
+    -- in place, so the table is rebuilt: new, copy, drop, rename, indexes again.
+    [[
+    CREATE TABLE tiers_ledger_v2 (
+      id INTEGER PRIMARY KEY,
+      user TEXT NOT NULL,
+      amount INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind = 'order' OR kind = 'refund' OR kind = 'signin' OR kind = 'task'
+        OR kind = 'adjust'),
+      ref TEXT NOT NULL,
+      at INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      UNIQUE (user, kind, ref)
+    );
+    INSERT INTO tiers_ledger_v2 (
+        id, user, amount, kind, ref, at, created_at)
+      SELECT
+        id, user, amount, kind, ref, at, created_at
+      FROM tiers_ledger;
+    DROP TABLE tiers_ledger;
+    ALTER TABLE tiers_ledger_v2 RENAME TO tiers_ledger;
+    CREATE INDEX tiers_ledger_at ON tiers_ledger(user, at);
     ]],
   },
   routes = {
