@@ -376,14 +376,14 @@ static int l_query(lua_State *L) {
     sqlite3_finalize(st);
     return luaL_error(L, "kit.query is read-only: change data through the plugin's routes");
   }
-  if (tps_bind_lua(L, st, 2, lua_gettop(L) - 1, err, sizeof err) != 0) {
+  if (tps_bind_lua(L, st, 2, lua_gettop(L) - 1, 0, err, sizeof err) != 0) {
     sqlite3_finalize(st);
     return luaL_error(L, "kit.query: %s", err);
   }
   lua_newtable(L);
   int rc, i = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    tps_push_row(L, st);
+    tps_push_row(L, st, 0);
     lua_rawseti(L, -2, ++i);
   }
   if (rc != SQLITE_DONE) snprintf(err, sizeof err, "%s", sqlite3_errmsg(db));

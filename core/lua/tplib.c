@@ -204,7 +204,8 @@ static int db_run(lua_State *L, run_mode mode) {
     return db_fail(L, NULL, false, "tp.db: %s", msg);
   }
   char err[256];
-  if (tps_bind_lua(L, st, 2, nargs, err, sizeof err) != 0)
+  int names = cached && tps_push_names(L, st) ? lua_gettop(L) : 0;
+  if (tps_bind_lua(L, st, 2, nargs, names, err, sizeof err) != 0)
     return db_fail(L, st, cached, "tp.db: %s", err);
   int rc, nrows = 0;
   if (mode == RUN_QUERY) {
@@ -219,7 +220,7 @@ static int db_run(lua_State *L, run_mode mode) {
   p->db->plugin_sql = false;
   for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
     if (mode == RUN_EXEC) continue;
-    tps_push_row(L, st);
+    tps_push_row(L, st, names);
     if (mode == RUN_ONE) {
       rc = SQLITE_DONE;  /* the first row is the answer; the rest is not read */
       break;
@@ -235,7 +236,7 @@ static int db_run(lua_State *L, run_mode mode) {
   sqlite3_clear_bindings(st);
   if (!cached) sqlite3_finalize(st);
   if (mode == RUN_ONE) {
-    if (lua_gettop(L) == nargs + 1) lua_pushnil(L);  /* no row */
+    if (lua_gettop(L) == (names ? names : nargs + 1)) lua_pushnil(L);  /* no row */
     return 1;
   }
   if (mode == RUN_QUERY) return 1;

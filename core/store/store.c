@@ -622,6 +622,54 @@ sqlite3_stmt *tps_prepare_cached(tps_db *d, lua_State *L, int sql_idx, bool *cac
   return st;
 }
 
+/* The names table of st (see tps_push_names): its result columns at 1..ncol,
+** its parameters' names without their prefix at ncol+1..ncol+nparams (false
+** for a parameter without a name). */
+static void make_names(lua_State *L, sqlite3_stmt *st) {
+  int ncol = sqlite3_column_count(st), npar = sqlite3_bind_parameter_count(st);
+  lua_createtable(L, ncol + npar, 0);
+  for (int i = 0; i < ncol; i++) {
+    lua_pushstring(L, sqlite3_column_name(st, i));
+    lua_rawseti(L, -2, i + 1);
+  }
+  for (int j = 1; j <= npar; j++) {
+    const char *name = sqlite3_bind_parameter_name(st, j);
+    if (name && name[1]) lua_pushstring(L, name + 1);
+    else lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, ncol + j);
+  }
+}
+
+/* Makes st's names again, keeps them in the cache and puts them at index
+** names: SQLite prepares a statement again in its first step after a schema
+** change, and SELECT * may then have more columns than when they were taken.
+** (A renamed column keeps the count, but only a migration renames, and a
+** plugin's migrations come with a new version: a new state, a new cache.) */
+static void renew_names(lua_State *L, sqlite3_stmt *st, int names) {
+  make_names(L, st);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TPS_CACHE_KEY) == LUA_TTABLE) {
+    lua_pushvalue(L, -2);
+    lua_rawsetp(L, -2, st);
+  }
+  lua_pop(L, 1);
+  lua_replace(L, names);
+}
+
+bool tps_push_names(lua_State *L, sqlite3_stmt *st) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TPS_CACHE_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return false;
+  }
+  if (lua_rawgetp(L, -1, st) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    make_names(L, st);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, st);
+  }
+  lua_remove(L, -2);
+  return true;
+}
+
 void tps_cache_clear(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, TPS_CACHE_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -629,7 +677,7 @@ void tps_cache_clear(lua_State *L) {
   }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
-    sqlite3_finalize(lua_touserdata(L, -1));
+    if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) sqlite3_finalize(lua_touserdata(L, -1));  /* not names */
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -658,16 +706,18 @@ static int bind_one(lua_State *L, sqlite3_stmt *st, int col, int idx, char *err,
   return -1;
 }
 
-int tps_bind_lua(lua_State *L, sqlite3_stmt *st, int args, int n, char *err, size_t errcap) {
+int tps_bind_lua(lua_State *L, sqlite3_stmt *st, int args, int n, int names, char *err, size_t errcap) {
   int want = sqlite3_bind_parameter_count(st);
   if (n == 1 && lua_istable(L, args)) {  /* named: {id = 1} for :id, @id or $id */
+    int ncol = names ? sqlite3_column_count(st) : 0;
     for (int i = 1; i <= want; i++) {
-      const char *name = sqlite3_bind_parameter_name(st, i);
-      if (!name || !name[1]) {
+      const char *name = names ? NULL : sqlite3_bind_parameter_name(st, i);
+      if (names ? lua_rawgeti(L, names, ncol + i) != LUA_TSTRING : !name || !name[1]) {
+        if (names) lua_pop(L, 1);
         snprintf(err, errcap, "parameter %d has no name; pass values positionally", i);
         return -1;
       }
-      lua_pushstring(L, name + 1);
+      if (!names) lua_pushstring(L, name + 1);
       lua_rawget(L, args);  /* raw: no plugin code runs while a statement is bound */
       int rc = bind_one(L, st, i, -1, err, errcap);
       lua_pop(L, 1);
@@ -684,19 +734,24 @@ int tps_bind_lua(lua_State *L, sqlite3_stmt *st, int args, int n, char *err, siz
   return 0;
 }
 
-void tps_push_row(lua_State *L, sqlite3_stmt *st) {
+void tps_push_row(lua_State *L, sqlite3_stmt *st, int names) {
   int ncol = sqlite3_column_count(st);
+  if (names && lua_rawlen(L, names) != (lua_Unsigned)(ncol + sqlite3_bind_parameter_count(st)))
+    renew_names(L, st, names);
   lua_createtable(L, 0, ncol);
   for (int i = 0; i < ncol; i++) {
-    switch (sqlite3_column_type(st, i)) {
+    int type = sqlite3_column_type(st, i);
+    if (type == SQLITE_NULL) continue;  /* absent key, as Lua has it */
+    if (names) lua_rawgeti(L, names, i + 1);
+    else lua_pushstring(L, sqlite3_column_name(st, i));
+    switch (type) {
       case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, i)); break;
       case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, i)); break;
-      case SQLITE_NULL: continue;  /* absent key, as Lua has it */
       default:
         lua_pushlstring(L, (const char *)sqlite3_column_blob(st, i),
                         (size_t)sqlite3_column_bytes(st, i));
     }
-    lua_setfield(L, -2, sqlite3_column_name(st, i));
+    lua_rawset(L, -3);  /* a fresh table: raw is what setfield would do */
   }
 }
 

@@ -402,6 +402,71 @@ static int migrate(const char *plugin, const char *const *sqls, int n, int *appl
   return rc;
 }
 
+/* Runs sql (cached) in L with the Lua values at the top as its arguments and
+** pushes its first row (nil for none), as tp.db.one does. */
+static void one(lua_State *L, const char *sql, int nargs) {
+  lua_pushstring(L, sql);
+  lua_insert(L, -nargs - 1);
+  int base = lua_gettop(L) - nargs;
+  bool cached;
+  tps_set_owner(&db, "shop");
+  sqlite3_stmt *st = tps_prepare_cached(&db, L, base, &cached);
+  ASSERT_TRUE(st && cached);
+  int names = tps_push_names(L, st) ? lua_gettop(L) : 0;
+  ASSERT_TRUE(names != 0);
+  ASSERT_EQ(tps_bind_lua(L, st, base + 1, nargs, names, err, sizeof err), 0);
+  if (sqlite3_step(st) == SQLITE_ROW) tps_push_row(L, st, names);
+  else lua_pushnil(L);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  tps_set_owner(&db, NULL);
+  lua_replace(L, base);
+  lua_settop(L, base);
+}
+
+TEST(a_cached_statements_names_are_made_once_and_follow_its_columns) {
+  open_db();
+  lua_State *L = luaL_newstate();
+  ASSERT_EQ(ddl("shop", "CREATE TABLE shop_items (id INTEGER PRIMARY KEY, code TEXT, note TEXT)"), 0);
+  ASSERT_EQ(as("shop", "INSERT INTO shop_items VALUES (1, 'a', NULL), (2, 'b', 'x')"), 0);
+  for (int round = 0; round < 2; round++) {  /* the second takes the names from the cache */
+    lua_newtable(L);
+    lua_pushinteger(L, 2);
+    lua_setfield(L, -2, "id");
+    one(L, "SELECT * FROM shop_items WHERE id = :id", 1);
+    ASSERT_TRUE(lua_istable(L, -1));
+    lua_getfield(L, -1, "code");
+    ASSERT_STR(lua_tostring(L, -1), "b");
+    lua_getfield(L, -2, "note");
+    ASSERT_STR(lua_tostring(L, -1), "x");
+    lua_pop(L, 3);
+  }
+  lua_pushinteger(L, 1);  /* positional, and a NULL column is an absent key */
+  one(L, "SELECT * FROM shop_items WHERE id = ?", 1);
+  lua_getfield(L, -1, "note");
+  ASSERT_TRUE(lua_isnil(L, -1));
+  lua_pop(L, 2);
+  lua_newtable(L);  /* a named bind without its name in the table binds NULL */
+  one(L, "SELECT * FROM shop_items WHERE id = :id", 1);
+  ASSERT_TRUE(lua_isnil(L, -1));
+  lua_pop(L, 1);
+  /* SQLite prepares the cached SELECT * again after the table gains a column:
+  ** the row names the new column too */
+  ASSERT_EQ(ddl("shop", "ALTER TABLE shop_items ADD COLUMN price_fen INTEGER DEFAULT 990"), 0);
+  lua_newtable(L);
+  lua_pushinteger(L, 2);
+  lua_setfield(L, -2, "id");
+  one(L, "SELECT * FROM shop_items WHERE id = :id", 1);
+  lua_getfield(L, -1, "price_fen");
+  ASSERT_EQ(lua_tointeger(L, -1), 990);
+  lua_getfield(L, -2, "code");
+  ASSERT_STR(lua_tostring(L, -1), "b");
+  lua_pop(L, 3);
+  tps_cache_clear(L);  /* finalizes the statements, not the names tables */
+  lua_close(L);
+  close_db();
+}
+
 TEST(migrations_apply_once_in_order) {
   open_db();
   const char *v[] = {"CREATE TABLE shop_a (x)", "ALTER TABLE shop_a ADD COLUMN y",
@@ -518,6 +583,7 @@ int main(void) {
   RUN(owner_sets_count_as_all_when_full);
   RUN(deferred_commits_owe_a_sync_until_it_is_made);
   RUN(durability_off_and_back_to_the_configured_level);
+  RUN(a_cached_statements_names_are_made_once_and_follow_its_columns);
   RUN(migrations_apply_once_in_order);
   RUN(failed_migration_applies_nothing);
   RUN(the_outbox_counts_a_call_committed_only_after_its_commit);
