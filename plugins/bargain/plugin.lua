@@ -147,7 +147,7 @@ local ROUTES = {
 
 return {
   name = "bargain",
-  version = "1.3.1",
+  version = "1.4.0",
   description = "bargains (砍价): friends cut the price to a floor in random whole fen; the initiator buys",
   migrations = {
     [[
@@ -285,6 +285,52 @@ return {
     -- or {tag = name}; NULL: everyone
     [[
     ALTER TABLE bargain_activities ADD COLUMN audience TEXT;
+    ]],
+    -- 1.4.0: bargain_bargains's value lists checked with ORs, not IN (...): SQLite
+    -- evaluates a CHECK's IN list of three or more values by building a temporary b-tree
+    -- of it on every row written, about 30k instructions, and every bargain started
+    -- writes a row and each of its ends changes its state (`tidepool check` warns of
+    -- it). A CHECK cannot change in place, so the table is rebuilt: new, copy, drop,
+    -- rename, indexes again.
+    [[
+    CREATE TABLE bargain_bargains_v2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      activity_id INTEGER NOT NULL,
+      initiator TEXT NOT NULL,
+      rules TEXT NOT NULL,
+      sku TEXT NOT NULL,
+      original_price_fen INTEGER NOT NULL,
+      floor_price_fen INTEGER NOT NULL,
+      cuts_total INTEGER NOT NULL,
+      cuts_left INTEGER NOT NULL CHECK (cuts_left >= 0 AND cuts_left <= cuts_total),
+      remaining_fen INTEGER NOT NULL
+        CHECK (remaining_fen >= cuts_left AND (remaining_fen = 0) = (cuts_left = 0)),
+      state TEXT NOT NULL CHECK (state = 'open' OR state = 'floor_reached' OR state = 'ordered'
+        OR state = 'paid' OR state = 'expired' OR state = 'closed'),
+      order_id INTEGER,
+      started_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      floor_reached_at INTEGER,
+      pay_deadline INTEGER,
+      ended_at INTEGER,
+      end_reason TEXT,
+      paid_at INTEGER
+    );
+    INSERT INTO bargain_bargains_v2 (
+        id, activity_id, initiator, rules, sku, original_price_fen, floor_price_fen, cuts_total,
+        cuts_left, remaining_fen, state, order_id, started_at, expires_at, floor_reached_at,
+        pay_deadline, ended_at, end_reason, paid_at)
+      SELECT
+        id, activity_id, initiator, rules, sku, original_price_fen, floor_price_fen, cuts_total,
+        cuts_left, remaining_fen, state, order_id, started_at, expires_at, floor_reached_at,
+        pay_deadline, ended_at, end_reason, paid_at
+      FROM bargain_bargains;
+    UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'bargain_bargains'), 0))
+      WHERE name = 'bargain_bargains_v2';
+    DROP TABLE bargain_bargains;
+    ALTER TABLE bargain_bargains_v2 RENAME TO bargain_bargains;
+    CREATE INDEX bargain_bargains_initiator ON bargain_bargains(activity_id, initiator, state);
+    CREATE INDEX bargain_bargains_user ON bargain_bargains(initiator, id);
     ]],
   },
   routes = ROUTES,

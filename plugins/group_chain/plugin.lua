@@ -209,7 +209,7 @@ local ROUTES = {
 
 return {
   name = "group_chain",
-  version = "0.2.1",
+  version = "0.3.0",
   description = "group chain ordering (群接龙): numbered member entries on an organiser's post until a cut-off",
 
   -- applied once each, in order; append new ones, never edit a released one
@@ -296,6 +296,43 @@ return {
       created INTEGER NOT NULL DEFAULT 0 CHECK (created IN (0, 1)),  -- into had no such row before
       PRIMARY KEY (merge_id, kind, row_id, sku)
     ) WITHOUT ROWID;
+    ]],
+    -- 0.3.0: group_chain_entries's value lists checked with ORs, not IN (...): SQLite
+    -- evaluates a CHECK's IN list of three or more values by building a temporary b-tree
+    -- of it on every row written, about 30k instructions, and every entry in a chain
+    -- writes a row and its payment changes its status (`tidepool check` warns of it). A
+    -- CHECK cannot change in place, so the table is rebuilt: new, copy, drop, rename,
+    -- indexes again.
+    [[
+    CREATE TABLE group_chain_entries_v2 (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      post_id INTEGER NOT NULL,
+      seq INTEGER NOT NULL CHECK (seq >= 1),
+      user TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status = 'unpaid' OR status = 'paid' OR status = 'cancelled'),
+      note TEXT,
+      order_id INTEGER NOT NULL UNIQUE,
+      total_fen INTEGER NOT NULL,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      paid_at INTEGER,
+      cancelled_at INTEGER,
+      cancel_reason TEXT,
+      UNIQUE (post_id, seq)
+    );
+    INSERT INTO group_chain_entries_v2 (
+        id, post_id, seq, user, status, note, order_id, total_fen, created_at, updated_at, paid_at,
+        cancelled_at, cancel_reason)
+      SELECT
+        id, post_id, seq, user, status, note, order_id, total_fen, created_at, updated_at, paid_at,
+        cancelled_at, cancel_reason
+      FROM group_chain_entries;
+    UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'group_chain_entries'), 0))
+      WHERE name = 'group_chain_entries_v2';
+    DROP TABLE group_chain_entries;
+    ALTER TABLE group_chain_entries_v2 RENAME TO group_chain_entries;
+    CREATE INDEX group_chain_entries_user ON group_chain_entries(post_id, user);
+    CREATE INDEX group_chain_entries_member ON group_chain_entries(user);
     ]],
   },
 

