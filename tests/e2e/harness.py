@@ -20,6 +20,7 @@ answers against them).
 Python standard library only.
 """
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("TIDEPOOL_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -670,6 +672,69 @@ def read_db(h, tid, sql, *args, timeout=5.0):
         return db.execute(sql, args).fetchall()
     finally:
         db.close()
+
+
+class DemoHost:
+    """The host serving the demo brand's config (scripts/demo/tidepool.conf.lua
+    under root, SRC by default) on data_dir (a temp dir's by default, removed at
+    stop), as tools/demo.sh serves it; stop() fails on a sanitizer report."""
+
+    def __init__(self, root=None, data_dir=None):
+        root = root or SRC
+        self.dir = tempfile.mkdtemp(prefix="tidepool-e2e-demo-")
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.conf = os.path.join(root, "scripts/demo/tidepool.conf.lua")
+        env = dict(os.environ, TIDEPOOL_LISTEN="127.0.0.1:%d" % self.port,
+                   TIDEPOOL_DATA_DIR=data_dir or os.path.join(self.dir, "data"),
+                   TIDEPOOL_BACKUP_DIR=os.path.join(self.dir, "backups"))
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        self.log = open(os.path.join(self.dir, "host.log"), "w+")
+        self.proc = subprocess.Popen([BIN, "serve", "--config", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        wait_until(self.up, timeout=60, what="the demo host to listen")
+
+    def up(self):
+        assert self.proc.poll() is None, "the demo host exited"
+        try:
+            return urllib.request.urlopen(self.base + "/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def get(self, path, admin=False):
+        req = urllib.request.Request(self.base + path, headers={"X-Api-Key": DEMO_KEY} if admin else {})
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        assert self.proc.wait(40) == 0, "the demo host did not stop cleanly"
+        self.log.seek(0)
+        text = self.log.read()
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, text[-3000:]
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+DEMO_KEY = "demo-only-leaf-admin-key"
+
+
+@contextlib.contextmanager
+def old_plugin(plugin, version):
+    """A plugin directory holding plugins/<plugin> as it was at `version` (from
+    git), for an upgrade test; None without the history (the test then skips)."""
+    commit = plugin_commit(plugin, version)
+    if commit is None:
+        print("  (skipped: no git history with %s %s)" % (plugin, version))
+        yield None
+        return
+    into = tempfile.mkdtemp(prefix="tidepool-e2e-%s-%s-" % (plugin, version))
+    try:
+        export_plugin(plugin, commit, into)
+        yield into
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
 
 
 def writes_build_a_btree(h, tid, tables):

@@ -16,15 +16,13 @@ test clock while another buyer's deposit was forfeited when her balance never ca
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, SRC, free_port, run, wait_until  # noqa: E402
+from harness import BIN, SRC, DemoHost, run, wait_until  # noqa: E402
 
 KEY = "demo-only-leaf-admin-key"
 
@@ -36,46 +34,8 @@ def tour_block():
     return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
 
 
-class Demo:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="tidepool-e2e-demo-")
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        env = dict(os.environ, TIDEPOOL_LISTEN="127.0.0.1:%d" % self.port,
-                   TIDEPOOL_DATA_DIR=os.path.join(self.dir, "data"),
-                   TIDEPOOL_BACKUP_DIR=os.path.join(self.dir, "backups"))
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.log = open(os.path.join(self.dir, "host.log"), "w+")
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--config", os.path.join(SRC, "scripts/demo/tidepool.conf.lua")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
-        wait_until(self.up, timeout=60, what="the demo host to listen")
-
-    def up(self):
-        assert self.proc.poll() is None, "the demo host exited"
-        try:
-            return urllib.request.urlopen(self.base + "/healthz", timeout=2).status == 200
-        except OSError:
-            return False
-
-    def get(self, path, admin=False):
-        req = urllib.request.Request(self.base + path, headers={"X-Api-Key": KEY} if admin else {})
-        with urllib.request.urlopen(req, timeout=20) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.terminate()
-        assert self.proc.wait(40) == 0, "the demo host did not stop cleanly"
-        self.log.seek(0)
-        text = self.log.read()
-        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            assert marker not in text, text[-3000:]
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def test_the_readme_tour_runs_as_written_on_the_demo_brand():
-    demo = Demo()
+    demo = DemoHost()
     try:
         subprocess.run(["bash", os.path.join(SRC, "tools/demo_seed.sh"), demo.base, KEY],
                        check=True, timeout=120)
@@ -217,7 +177,7 @@ def campaign_cli(demo, mode, script):
 
 
 def test_the_demo_campaign_and_the_double11_example_are_valid():
-    demo = Demo()
+    demo = DemoHost()
     try:
         subprocess.run(["bash", os.path.join(SRC, "tools/demo_seed.sh"), demo.base, KEY],
                        check=True, timeout=120)

@@ -28,8 +28,8 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (openapi, Host, SRC, HERE, manual_tenant, clock, advance, expect_error,  # noqa: E402
-                     mint_token, user_auth, add_sku, sku_stock, wait_until, run, plugin_commit,
-                     export_plugin, read_db, writes_build_a_btree)
+                     mint_token, user_auth, add_sku, sku_stock, wait_until, run, old_plugin, read_db,
+                     writes_build_a_btree)
 
 DAY = 86400
 HOUR = 3600
@@ -694,13 +694,9 @@ def test_upgrade_from_1_3_1_keeps_every_group_and_seat_and_checks_states_without
     CHECKs are ORs (an IN list of 3+ values costs SQLite a temporary b-tree on
     every row written): every row survives, group numbers go on, and no insert
     into either table opens an ephemeral table any more."""
-    commit = plugin_commit("group_buy", "1.3.1")
-    if commit is None:
-        print("  (skipped: no git history with group_buy 1.3.1)")
-        return
-    old = tempfile.mkdtemp(prefix="tidepool-e2e-gb131-")
-    try:
-        export_plugin("group_buy", commit, old)
+    with old_plugin("group_buy", "1.3.1") as old:
+        if old is None:
+            return
         t = shop("gbup")
         dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins"), WATCH_DIR]
         h = Host(tenants=[t], name="group-buy-upgrade", extra={"plugin_dirs": [old] + dirs}).start()
@@ -730,8 +726,6 @@ def test_upgrade_from_1_3_1_keeps_every_group_and_seat_and_checks_states_without
         finally:
             h.stop()
         assert writes_build_a_btree(h, "gbup", tables) == [False, False]
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 if __name__ == "__main__":
     run(globals())

@@ -15,14 +15,12 @@ test_presale.py - presale (预售) through the real host over HTTP, on the test 
    every order and its number kept, the next order numbered after them.
 """
 import os
-import shutil
 import sys
-import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (SRC, HERE, Host, manual_tenant, tenant, advance, clock, add_sku, sku_stock,  # noqa: E402
-                     user_auth, expect_error, read_db, run, plugin_commit, export_plugin)
+                     user_auth, expect_error, read_db, run, old_plugin)
 
 SECRET = "presale-e2e-payment-secret-0123456"
 T = manual_tenant("pre", {"catalog": {}, "orders": {"max_unpaid_orders": 5},
@@ -203,13 +201,9 @@ def upgrade_orders_from(version):
     then today's: every order and its number survive, the next order is numbered
     after them, and the table ends with today's indexes. Returns the indexes, or
     None without the git history."""
-    commit = plugin_commit("orders", version)
-    if commit is None:
-        print("  (skipped: no git history with orders %s)" % version)
-        return None
-    old = tempfile.mkdtemp(prefix="tidepool-e2e-orders-%s-" % version)
-    try:
-        export_plugin("orders", commit, old)
+    with old_plugin("orders", version) as old:
+        if old is None:
+            return None
         up = tenant("up", plugins={"catalog": {}, "orders": {}, "payments": {"secret": SECRET}})
         dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
         h = Host(tenants=[up], name="orders-upgrade-" + version,
@@ -242,9 +236,6 @@ def upgrade_orders_from(version):
                                     "AND tbl_name = 'orders_orders' ORDER BY name")
         finally:
             h.stop()
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
-
 
 TODAYS_INDEXES = ["orders_orders_balance_transaction", "orders_orders_transaction", "orders_orders_user"]
 

@@ -27,10 +27,9 @@ import urllib.request
 import json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, SRC, free_port, wait_until, run  # noqa: E402
+from harness import BIN, SRC, DEMO_KEY as KEY, DemoHost, run  # noqa: E402
 
 BASE = "b92cc46"  # main as the ninth session left it: orders 1.8.1, group_buy 1.3.1, payments 1.2.0
-KEY = "demo-only-leaf-admin-key"
 # the tables rebuilt since BASE: their rows are compared one by one (the others'
 # may move when the host starts: jobs come due); the test fails if a table's
 # definition changed and it is not named here
@@ -39,26 +38,9 @@ REBUILT = {"orders_orders", "group_buy_groups", "group_buy_orders", "payments_pr
            "points_entries", "fulfilment_orders", "members_members", "bargain_bargains", "presale_orders"}
 
 
-class Served:
-    """The host serving root/scripts/demo/tidepool.conf.lua on data_dir."""
-
-    def __init__(self, root, data_dir):
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        env = dict(os.environ, TIDEPOOL_LISTEN="127.0.0.1:%d" % self.port, TIDEPOOL_DATA_DIR=data_dir,
-                   TIDEPOOL_BACKUP_DIR=os.path.join(root, "backups"))
-        self.log = open(os.path.join(root, "host.log"), "a+")
-        self.conf = os.path.join(root, "scripts/demo/tidepool.conf.lua")
-        self.proc = subprocess.Popen([BIN, "serve", "--config", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.log, env=env)
-        wait_until(self.up, timeout=60, what="the demo host to listen")
-
-    def up(self):
-        assert self.proc.poll() is None, "the host exited: see its log"
-        try:
-            return urllib.request.urlopen(self.base + "/healthz", timeout=2).status == 200
-        except OSError:
-            return False
+class Served(DemoHost):
+    """The demo brand of root (BASE's tree, then today's) on data_dir, with a
+    buyer's token and JSON calls of any method."""
 
     def call(self, method, path, body=None, headers=None):
         req = urllib.request.Request(self.base + path, method=method, headers=dict(headers or {}),
@@ -74,15 +56,6 @@ class Served:
         token = subprocess.run([BIN, "token", "--config", self.conf, "--tenant", "leaf", "--user", name],
                                capture_output=True, text=True, check=True).stdout.strip()
         return {"Authorization": "Bearer " + token}
-
-    def stop(self):
-        self.proc.terminate()
-        assert self.proc.wait(40) == 0, "the host did not stop cleanly"
-        self.log.seek(0)
-        text = self.log.read()
-        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
-            assert marker not in text, text[-3000:]
-        self.log.close()
 
 
 def base_commit():

@@ -45,7 +45,7 @@ from cryptography.exceptions import InvalidSignature
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (QuietHandler, serve_loopback, Host, tenant, admin_ok, add_sku, user_auth,  # noqa: E402
-                     expect_error, run, HERE, SRC, plugin_commit, export_plugin, read_db, writes_build_a_btree)
+                     expect_error, run, HERE, SRC, old_plugin, read_db, writes_build_a_btree)
 
 APPID, MCHID = "wx8888888888888888", "1900000109"
 MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD12345678"
@@ -622,15 +622,9 @@ def test_payments_upgrade_from_1_2_0_keeps_every_prepay_and_its_notify_still_pay
     """payments 1.3.0 rebuilds payments_prepays with its state CHECK as ORs (an IN
     list of 3+ values costs SQLite a temporary b-tree on each of a payment's
     writes): the prepay asked before the upgrade is kept and its notify pays."""
-    import shutil
-    import tempfile
-    commit = plugin_commit("payments", "1.2.0")
-    if commit is None:
-        print("  (skipped: no git history with payments 1.2.0)")
-        return
-    old = tempfile.mkdtemp(prefix="tidepool-e2e-payments120-")
-    try:
-        export_plugin("payments", commit, old)
+    with old_plugin("payments", "1.2.0") as old:
+        if old is None:
+            return
         dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
         h = Host(tenants=[T], name="wechatpay-upgrade",
                  extra={"plugin_dirs": [old] + dirs, "sdk_dir": os.path.join(SRC, "sdk")}).start()
@@ -655,9 +649,6 @@ def test_payments_upgrade_from_1_2_0_keeps_every_prepay_and_its_notify_still_pay
         finally:
             h.stop()
         assert writes_build_a_btree(h, "wx", ["payments_prepays"]) == [False]
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
-
 
 if __name__ == "__main__":
     run(globals())
