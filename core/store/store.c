@@ -660,7 +660,10 @@ bool tps_push_names(lua_State *L, sqlite3_stmt *st) {
     lua_pop(L, 1);
     return false;
   }
-  if (lua_rawgetp(L, -1, st) != LUA_TTABLE) {
+  /* made before an earlier run prepared st again: the parameters' names
+  ** follow the columns, so a stale count would misplace them too */
+  if (lua_rawgetp(L, -1, st) != LUA_TTABLE ||
+      lua_rawlen(L, -1) != (lua_Unsigned)(sqlite3_column_count(st) + sqlite3_bind_parameter_count(st))) {
     lua_pop(L, 1);
     make_names(L, st);
     lua_pushvalue(L, -1);

@@ -451,8 +451,16 @@ TEST(a_cached_statements_names_are_made_once_and_follow_its_columns) {
   ASSERT_TRUE(lua_isnil(L, -1));
   lua_pop(L, 1);
   /* SQLite prepares the cached SELECT * again after the table gains a column:
-  ** the row names the new column too */
+  ** the row names the new column too, and the names of its parameters, which
+  ** follow the columns', are still found, also when the first run after the
+  ** change found no row (and so renewed nothing) */
   ASSERT_EQ(ddl("shop", "ALTER TABLE shop_items ADD COLUMN price_fen INTEGER DEFAULT 990"), 0);
+  lua_newtable(L);
+  lua_pushinteger(L, 99);
+  lua_setfield(L, -2, "id");
+  one(L, "SELECT * FROM shop_items WHERE id = :id", 1);
+  ASSERT_TRUE(lua_isnil(L, -1));
+  lua_pop(L, 1);
   lua_newtable(L);
   lua_pushinteger(L, 2);
   lua_setfield(L, -2, "id");
