@@ -266,10 +266,11 @@ static int create_line(const char *src, const char *name) {
 ** In SQLite (3.40 here), an IN list of three or more constants in a CHECK, or
 ** in a partial index's WHERE, is evaluated by building a temporary b-tree of
 ** the list on every row written: about 30k instructions, ten times a plain
-** insert (tests/bench/README.md, "What a CHECK's IN list costs"). The same
-** rule written with ORs costs a few hundred. The INSERT is compiled (EXPLAIN),
-** never run. A warning does not fail the check: the table works, it is slow.
-** Returns the number of warnings. */
+** insert (tests/bench/README.md, "What a CHECK's IN list and a UNIQUE column
+** cost"). The same rule written with ORs costs a few hundred. The INSERT is
+** compiled (EXPLAIN), never run, on the check's writable scratch database (a
+** read-only connection compiles no CHECK). A warning does not fail the check:
+** the table works, it is slow. Returns the number of warnings. */
 static int warn_costly_writes(sqlite3 *db, const char *plugin, const char *src, const char *plugin_lua,
                               const char *abs_dir, const char *user_dir) {
   sqlite3_stmt *tables = NULL;
