@@ -640,19 +640,24 @@ static void make_names(lua_State *L, sqlite3_stmt *st) {
   }
 }
 
-/* Makes st's names again, keeps them in the cache and puts them at index
-** names: SQLite prepares a statement again in its first step after a schema
-** change, and SELECT * may then have more columns than when they were taken.
-** (A renamed column keeps the count, but only a migration renames, and a
-** plugin's migrations come with a new version: a new state, a new cache.) */
-static void renew_names(lua_State *L, sqlite3_stmt *st, int names) {
+/* Whether the names at index names fit st as SQLite has it prepared now: it
+** prepares a statement again after a schema change, and SELECT * may then have
+** more columns than when the names were taken (the parameters' names follow
+** the columns', so they would be misplaced too). A renamed column keeps the
+** count, but only a migration renames, and a plugin's migrations come with a
+** new version: a new state, a new cache. */
+static bool names_fit(lua_State *L, sqlite3_stmt *st, int names) {
+  return lua_rawlen(L, names) == (lua_Unsigned)(sqlite3_column_count(st) + sqlite3_bind_parameter_count(st));
+}
+
+/* Pushes st's names made now, kept in the cache for its next runs. */
+static void renew_names(lua_State *L, sqlite3_stmt *st) {
   make_names(L, st);
   if (lua_getfield(L, LUA_REGISTRYINDEX, TPS_CACHE_KEY) == LUA_TTABLE) {
     lua_pushvalue(L, -2);
     lua_rawsetp(L, -2, st);
   }
   lua_pop(L, 1);
-  lua_replace(L, names);
 }
 
 bool tps_push_names(lua_State *L, sqlite3_stmt *st) {
@@ -660,16 +665,12 @@ bool tps_push_names(lua_State *L, sqlite3_stmt *st) {
     lua_pop(L, 1);
     return false;
   }
-  /* made before an earlier run prepared st again: the parameters' names
-  ** follow the columns, so a stale count would misplace them too */
-  if (lua_rawgetp(L, -1, st) != LUA_TTABLE ||
-      lua_rawlen(L, -1) != (lua_Unsigned)(sqlite3_column_count(st) + sqlite3_bind_parameter_count(st))) {
-    lua_pop(L, 1);
-    make_names(L, st);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, -3, st);
-  }
+  bool kept = lua_rawgetp(L, -1, st) == LUA_TTABLE && names_fit(L, st, lua_gettop(L));
   lua_remove(L, -2);
+  if (!kept) {  /* none yet, or made before an earlier run prepared st again */
+    lua_pop(L, 1);
+    renew_names(L, st);
+  }
   return true;
 }
 
@@ -739,8 +740,10 @@ int tps_bind_lua(lua_State *L, sqlite3_stmt *st, int args, int n, int names, cha
 
 void tps_push_row(lua_State *L, sqlite3_stmt *st, int names) {
   int ncol = sqlite3_column_count(st);
-  if (names && lua_rawlen(L, names) != (lua_Unsigned)(ncol + sqlite3_bind_parameter_count(st)))
-    renew_names(L, st, names);
+  if (names && !names_fit(L, st, names)) {  /* this run's step prepared st again */
+    renew_names(L, st);
+    lua_replace(L, names);
+  }
   lua_createtable(L, 0, ncol);
   for (int i = 0; i < ncol; i++) {
     int type = sqlite3_column_type(st, i);
