@@ -8,6 +8,7 @@
 #include "host/host_int.h"
 
 #include "base/clock.h"
+#include "lua/invoke.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,7 @@ static int subscribers_of(tp_tenant *t, const char *name, const char **out) {
   int n = 0;
   for (int i = 0; i < t->nslots; i++) {
     tp_plugin *sub = t->slots[i].current;
-    for (int j = 0; sub && j < sub->nsubscriptions; j++)
-      if (strcmp(sub->subscriptions[j], name) == 0) {
-        out[n++] = sub->name;
-        break;
-      }
+    if (sub && tpi_subscribes(sub, name)) out[n++] = sub->name;
   }
   return n;
 }

@@ -24,6 +24,18 @@ bool tpi_has_job(tp_plugin *p, lua_State *L, const char *name) {
   return has;
 }
 
+static bool listed(char (*names)[TPQ_MAX_NAME + 1], int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (names[i][0] == name[0] && strcmp(names[i], name) == 0) return true;
+  return false;
+}
+
+bool tpi_subscribes(const tp_plugin *p, const char *name) {
+  return listed(p->subscriptions, p->nsubscriptions, name);
+}
+
+bool tpi_exports(const tp_plugin *p, const char *name) { return listed(p->export_names, p->nexports, name); }
+
 /* ---- invoking plugin code */
 
 /* Calls the function beneath nargs arguments on p's stack (msgh is the

@@ -17,6 +17,11 @@
 ** running (it may be a coroutine). The host knows subscriptions and exports
 ** by the names the manifest gave at load (p->subscriptions, p->export_names). */
 bool tpi_has_job(tp_plugin *p, lua_State *L, const char *name);
+/* Whether p's manifest lists name under `subscribe`, or under `exports`: the
+** names read at load, a few string compares instead of a look into p's state
+** (the host fans events out, and tp.exporters asks every plugin). */
+bool tpi_subscribes(const tp_plugin *p, const char *name);
+bool tpi_exports(const tp_plugin *p, const char *name);
 
 /* Calls a route's handler. Encodes the JSON answer into body. The caller
 ** owns the savepoint: it releases it when result.ok, rolls it back otherwise. */

@@ -420,13 +420,10 @@ int tplib_exporters(lua_State *L) {
   int n = 0;
   tp_plugin *peer;
   for (int i = 0; (peer = p->services->peer_at(p->services_ud, i)) != NULL; i++)
-    for (int e = 0; e < peer->nexports; e++)
-      if (peer->export_names[e][0] == name[0] &&  /* the manifest's exports, as loaded */
-          strcmp(peer->export_names[e], name) == 0) {
-        lua_pushstring(L, peer->name);
-        lua_rawseti(L, -2, ++n);
-        break;
-      }
+    if (tpi_exports(peer, name)) {
+      lua_pushstring(L, peer->name);
+      lua_rawseti(L, -2, ++n);
+    }
   return 1;
 }
 
