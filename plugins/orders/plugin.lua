@@ -20,6 +20,7 @@ local create = require("lib.create")
 local lifecycle = require("lib.lifecycle")
 local store = require("lib.store")
 local merge = require("lib.merge")
+local unpaid = require("lib.unpaid")
 local tporders = require("tp.orders")
 
 local STATUSES = { pending_payment = true, awaiting_balance = true, paid = true, completed = true,
@@ -322,7 +323,7 @@ local IDEMPOTENCY = { ["Idempotency-Key"] = {
 
 return {
   name = "orders",
-  version = "1.9.0",
+  version = "1.10.0",
   description = "orders, their states, stock reservation, unpaid timeout and refunds",
   migrations = {
     [[
@@ -607,6 +608,18 @@ return {
     CREATE UNIQUE INDEX orders_orders_balance_transaction ON orders_orders(balance_transaction_id)
       WHERE balance_transaction_id IS NOT NULL;
     ]],
+    -- 1.10.0: the unpaid timeout is one sweep at the earliest deadline, not a job
+    -- per order (lib/unpaid.lua); orders scheduled before keep their own jobs
+    [[
+    CREATE INDEX orders_orders_unpaid ON orders_orders(pay_deadline) WHERE status = 'pending_payment';
+    CREATE TABLE orders_sweep (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      due INTEGER,                  -- when sweep_unpaid is scheduled (NULL: it is not)
+      swept_deadline INTEGER NOT NULL,  -- the watermark: every pending order at or below
+      swept_id INTEGER NOT NULL         -- (swept_deadline, swept_id) has its expire_unpaid job
+    );
+    INSERT INTO orders_sweep VALUES (1, NULL, 0, 0);
+    ]],
   },
   routes = {
     { method = "POST", path = "/orders", rate_class = "buy", handler = post_order, status = 201, headers = IDEMPOTENCY,
@@ -670,6 +683,7 @@ return {
       errors = { [404] = { "order_not_found" }, [409] = { "not_cancellable" } } },
   },
   jobs = {
+    sweep_unpaid = function() unpaid.sweep() end,
     expire_unpaid = function(job) lifecycle.cancel(job.payload.order_id, "timeout") end,
     expire_balance = function(job) lifecycle.balance_missed(job.payload.order_id) end,
     refund = function(job) lifecycle.run_refund(job.payload.refund_id) end,

@@ -1,5 +1,6 @@
--- Creating an order: validate, cap unpaid orders, reserve stock, price, lock the coupon, spend the points, write the
--- rows, schedule the unpaid timeout and announce it. All of it is one
+-- Creating an order: validate, cap unpaid orders, reserve stock, price, lock
+-- the coupon, spend the points, write the rows, keep the unpaid timeout's sweep
+-- due by the order's deadline (lib/unpaid.lua) and announce it. All of it is one
 -- transaction: if any step fails, nothing was reserved or written. A retried
 -- request is the host's to answer (routes declare idempotent = true): by the
 -- time create runs, the request is a new one.
@@ -7,6 +8,7 @@
 local check = require("tp.check")
 local pricing = require("lib.pricing")
 local store = require("lib.store")
+local unpaid = require("lib.unpaid")
 
 local create = {}
 
@@ -217,11 +219,12 @@ function create.order(spec, caller)
     error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
       .. "the host answers a retried Idempotency-Key", 2)
   end
-  local unpaid = tp.db.one([[SELECT count(*) AS n FROM orders_orders
-    WHERE user = ? AND status = 'pending_payment']], user).n
-  if unpaid >= cfg.max_unpaid then
+  -- the user's unpaid orders, and when the unpaid sweep is due (lib/unpaid.lua), in one statement
+  local held = tp.db.one([[SELECT count(*) AS n, (SELECT due FROM orders_sweep WHERE id = 1) AS sweep_due
+    FROM orders_orders WHERE user = ? AND status = 'pending_payment']], user)
+  if held.n >= cfg.max_unpaid then
     tp.fail(409, "too_many_unpaid_orders",
-      ("pay or cancel one of your %d unpaid orders first"):format(unpaid), { unpaid = unpaid })
+      ("pay or cancel one of your %d unpaid orders first"):format(held.n), { unpaid = held.n })
   end
   local stock = {}
   for i, l in ipairs(spec.lines) do stock[i] = { sku = l.sku, qty = l.qty } end
@@ -259,7 +262,7 @@ function create.order(spec, caller)
   end
   if coupon_id then coupons("lock", user, coupon_id, row.id, priced.coupon_lines) end
   if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
-  tp.jobs.schedule("expire_unpaid", { order_id = row.id }, { after = timeout, key = "unpaid:" .. row.id })
+  unpaid.watch(row.pay_deadline, held.sweep_due)
   -- encoded once: the event's data (when a plugin subscribes) and the answer
   local order = tp.json.view(store.shape(row, lines))
   tp.events.emit("order.created", { order = order })

@@ -63,15 +63,17 @@ end
 ---@param by string
 ---@return boolean changed
 function lifecycle.cancel(id, by)
+  -- the timeout cancels only past the deadline: its job is the sweep's (lib/unpaid.lua), or one
+  -- scheduled before 1.10.0; a paid or cancelled order leaves it nothing to do
   local changed = tp.db.exec([[
-    UPDATE orders_orders SET status = 'cancelled', cancelled_at = ?, cancel_reason = ?
-    WHERE id = ? AND status = 'pending_payment']], tp.now(), by, id)
+    UPDATE orders_orders SET status = 'cancelled', cancelled_at = ?1, cancel_reason = ?2
+    WHERE id = ?3 AND status = 'pending_payment' AND (?2 <> 'timeout' OR pay_deadline <= ?1)]],
+    tp.now(), by, id)
   if changed == 0 then return false end
   local o = store.load(id)
   release_holdings(o)
   if o.coupon_id then tp.call("coupons", "unlock", id) end
   if o.points > 0 then tp.call("points", "checkout_release", id) end
-  if by ~= "timeout" then tp.jobs.cancel("unpaid:" .. id) end
   o.stock_held = false
   tp.events.emit("order.cancelled", { order = o, reason = by })
   return true
@@ -412,7 +414,6 @@ function lifecycle.pay(n)
       WHERE id = ? AND status = 'pending_payment']], n.amount_fen, n.transaction_id, n.paid_at, o.id)
   end
   if changed == 1 then
-    tp.jobs.cancel("unpaid:" .. o.id)
     if o.deposit then return "deposit_paid", deposit_effects(o) end
     return "paid", paid_effects(o, false)
   end
