@@ -674,6 +674,21 @@ def read_db(h, tid, sql, *args, timeout=5.0):
         db.close()
 
 
+def awaits_unpaid_timeout(h, t, order_id):
+    """Whether orders' unpaid timeout still waits on the order: since orders 1.10.0
+    one sweep job reads the pending orders by their deadline (orders_orders_unpaid),
+    where before each order had a job of its own."""
+    return read_db(h, t["id"], "SELECT count(*) FROM orders_orders INDEXED BY orders_orders_unpaid"
+                   " WHERE id = ? AND status = 'pending_payment'", order_id) == [(1,)]
+
+
+def unpaid_sweep_due(h, t):
+    """When orders' unpaid sweep job is due (epoch seconds), None if none is pending."""
+    due = [j["due"] for j in tasks(h, t, "jobs")["jobs"] if j["name"] == "sweep_unpaid"]
+    assert len(due) <= 1, due
+    return due[0] if due else None
+
+
 class DemoHost:
     """The host serving the demo brand's config (scripts/demo/tidepool.conf.lua
     under root, SRC by default) on data_dir (a temp dir's by default, removed at

@@ -20,7 +20,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
-                     add_sku, sku_stock, user_auth, expect_error, run)
+                     add_sku, sku_stock, user_auth, expect_error, run, awaits_unpaid_timeout)
 import paysign  # noqa: E402
 
 SECRET = "payments-test-secret-0123456789abcdef"
@@ -128,10 +128,6 @@ def settle(h, t):
     return advance(h, t, seconds=0)
 
 
-def unpaid_job(h, t, oid):
-    return [j for j in tasks(h, t, "jobs")["jobs"] if j["key"] == "unpaid:%d" % oid]
-
-
 def same_order(a, b):
     keys = ("status", "paid_fen", "transaction_id", "paid_at", "refund_requested_fen",
             "refunded_fen", "late_payment", "stock_held", "cancel_reason")
@@ -144,7 +140,7 @@ def test_a_correctly_signed_notify_marks_the_order_paid():
     h, t = host(), T
     a = new_sku(h, t, price_fen=1990, stock=5)
     o = create_ok(h, t, "ok-alice", [{"sku": a, "qty": 2}])
-    assert len(unpaid_job(h, t, o["id"])) == 1
+    assert awaits_unpaid_timeout(h, t, o["id"])
     tx = tx_id()
     status, hdrs, answer = notify(h, t, o["id"], 3980, tx)
     assert status == 200, (status, answer)
@@ -153,7 +149,7 @@ def test_a_correctly_signed_notify_marks_the_order_paid():
     p = order_of(h, t, "ok-alice", o["id"])
     assert p["status"] == "paid" and p["paid_fen"] == 3980 and p["transaction_id"] == tx, p
     assert p["paid_at"] == now(h, t) and p["late_payment"] is False, p
-    assert unpaid_job(h, t, o["id"]) == [], "the unpaid-timeout job outlived the payment"
+    assert not awaits_unpaid_timeout(h, t, o["id"]), "the unpaid timeout still waits on a paid order"
     rows = notifies(h, t, o["id"])
     assert len(rows) == 1 and rows[0]["transaction_id"] == tx and rows[0]["outcome"] == "paid", rows
     assert rows[0]["amount_fen"] == 3980, rows
@@ -212,7 +208,7 @@ def test_a_badly_signed_missing_stale_or_foreign_notify_is_401_and_changes_nothi
         after = order_of(h, t, "sig-alice", o["id"])
         assert same_order(before, after), (what, after)
     assert notifies(h, t, o["id"]) == [], "a refused notify was recorded"
-    assert len(unpaid_job(h, t, o["id"])) == 1
+    assert awaits_unpaid_timeout(h, t, o["id"])
     settle(h, t)
     assert probe_seen(h, t, o["id"]) == []
     # the very same notify, correctly signed and 300 s old (within the skew), pays
@@ -276,7 +272,7 @@ def test_three_concurrent_deliveries_of_one_notify_pay_once():
     assert len(rows) == 1 and rows[0]["outcome"] == "paid", rows
     paid_events = probe_seen(h, t, o["id"], "order.paid")
     assert len(paid_events) == 1, paid_events
-    assert unpaid_job(h, t, o["id"]) == []
+    assert not awaits_unpaid_timeout(h, t, o["id"])
     assert provider_refunds(h, t, o["id"]) == []
     assert sku_stock(h, t, a) == 4
 
@@ -299,7 +295,7 @@ def test_a_notify_with_the_wrong_amount_is_400_logged_and_changes_nothing():
     after = order_of(h, t, "amt-alice", o["id"])
     assert same_order(before, after), after
     assert notifies(h, t, o["id"]) == []
-    assert len(unpaid_job(h, t, o["id"])) == 1 and sku_stock(h, t, a) == 4
+    assert awaits_unpaid_timeout(h, t, o["id"]) and sku_stock(h, t, a) == 4
     # the right amount for the same transaction still pays
     status, _, answer = notify(h, t, o["id"], 1500, tx)
     assert status == 200 and answer["outcome"] == "paid", (status, answer)

@@ -237,7 +237,8 @@ def upgrade_orders_from(version):
         finally:
             h.stop()
 
-TODAYS_INDEXES = ["orders_orders_balance_transaction", "orders_orders_transaction", "orders_orders_user"]
+TODAYS_INDEXES = ["orders_orders_balance_transaction", "orders_orders_transaction", "orders_orders_unpaid",
+                  "orders_orders_user"]
 
 
 def test_orders_upgrade_from_1_7_0_keeps_every_order_and_its_number():

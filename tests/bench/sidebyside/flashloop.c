@@ -13,10 +13,12 @@
 ** plugins/orders/lib/create.lua, plugins/catalog/plugin.lua reserve,
 ** core/store/sched.c schedule): read the sale, count the user against the limit
 ** (an upsert whose changed-row count is the answer), take the sale's units
-** (conditional UPDATE), count the user's unpaid orders, read the catalog's SKU
-** and take its stock (conditional UPDATE), insert the order and its line, insert
-** the unpaid-timeout job row (a DELETE by key and a second INSERT only when its
-** key clashes). DBFILE is a database tidepool's own migrations made (sidebyside.sh
+** (conditional UPDATE), count the user's unpaid orders and read when the unpaid
+** sweep is due, read the catalog's SKU and take its stock (conditional UPDATE),
+** insert the order and its line, and, when the sweep is due after the order's
+** deadline or not scheduled (plugins/orders/lib/unpaid.lua), schedule it (its
+** job row: a DELETE by key and a second INSERT only when its key clashes) and
+** record its due. DBFILE is a database tidepool's own migrations made (sidebyside.sh
 ** starts tidepool once on an empty data dir and copies its bench.db), so the
 ** tables, CHECKs, triggers and indexes are the plugins' and the host's as they
 ** are, never a copy that drifts. WAL, synchronous=FULL, foreign_keys=ON. All requests parsed in
@@ -51,7 +53,7 @@
 
 enum {
   Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
-  Q_SALE, Q_BUYER, Q_TAKE, Q_UNPAID, Q_SKU, Q_RESERVE, Q_ORDER, Q_LINE, Q_JOB_DEL, Q_JOB_INS,
+  Q_SALE, Q_BUYER, Q_TAKE, Q_UNPAID, Q_SKU, Q_RESERVE, Q_ORDER, Q_LINE, Q_JOB_DEL, Q_JOB_INS, Q_SWEEP,
   Q_COUNT, NQ
 };
 
@@ -68,8 +70,9 @@ static const char *const SQL[NQ] = {
               " ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4",
   /* flash_sale: take_units */
   [Q_TAKE] = "UPDATE flash_sale_sales SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1",
-  /* orders: the unpaid cap */
-  [Q_UNPAID] = "SELECT count(*) AS n FROM orders_orders WHERE user = ? AND status = 'pending_payment'",
+  /* orders: the unpaid cap, and when the unpaid sweep is due */
+  [Q_UNPAID] = "SELECT count(*) AS n, (SELECT due FROM orders_sweep WHERE id = 1) AS sweep_due"
+               " FROM orders_orders WHERE user = ? AND status = 'pending_payment'",
   /* catalog: reserve */
   [Q_SKU] = "SELECT s.product_id, s.title, s.price_fen, s.stock, p.status FROM catalog_skus s"
             " JOIN catalog_products p ON p.id = s.product_id WHERE s.code = ?",
@@ -82,10 +85,12 @@ static const char *const SQL[NQ] = {
               " NULL, NULL, ?5, ?6, 0, 0, NULL)",
   [Q_LINE] = "INSERT INTO orders_lines (order_id, line_no, sku, product_id, title, qty, list_price_fen,"
              " unit_price_fen, amount_fen, discount_fen, paid_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-  /* core/store/sched.c: tp.jobs.schedule("expire_unpaid", ..., {key = "unpaid:<id>"}) */
+  /* orders/lib/unpaid.lua watch: core/store/sched.c's tp.jobs.schedule("sweep_unpaid", {},
+  ** {at = deadline, key = "sweep_unpaid"}), then the due recorded */
   [Q_JOB_DEL] = "DELETE FROM _tp_jobs WHERE plugin = ?1 AND key = ?2 AND dead_ms IS NULL",
   [Q_JOB_INS] = "INSERT INTO _tp_jobs(kind, plugin, name, source, payload, key, due_ms, every_ms,"
                 " max_attempts, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+  [Q_SWEEP] = "UPDATE orders_sweep SET due = ? WHERE id = 1",
   [Q_COUNT] = "SELECT count(*) FROM orders_orders",
 };
 
@@ -230,6 +235,45 @@ typedef struct {
 } refusal;
 
 /* The statements of one buy; a refusal leaves *r set and the caller rolls back. */
+/* plugins/orders/lib/unpaid.lua's watch: the sweep stays where it is if due by
+** the new order's deadline and not overdue by a minute; else it is scheduled
+** (sched.c: insert, delete on a key's clash) and its due recorded. */
+static int watch_sweep(int64_t now, int64_t deadline, int64_t sweep_due, refusal *r) {
+  if (sweep_due >= 0 && sweep_due <= deadline && sweep_due >= now - 60) return 0;
+  int64_t at = sweep_due >= 0 && sweep_due < now - 60 ? now : deadline;
+  sqlite3_stmt *st;
+  int rc = SQLITE_DONE;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    st = S.q[Q_JOB_INS];
+    sqlite3_bind_text(st, 1, "job", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, "orders", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, "sweep_unpaid", -1, SQLITE_STATIC);
+    sqlite3_bind_null(st, 4);
+    sqlite3_bind_text(st, 5, "{}", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, "sweep_unpaid", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, at * 1000);
+    sqlite3_bind_int64(st, 8, 0);
+    sqlite3_bind_int64(st, 9, 5);
+    sqlite3_bind_int64(st, 10, now * 1000);
+    rc = sqlite3_step(st);
+    reset(st);
+    if (rc != SQLITE_CONSTRAINT || attempt == 1) break;
+    st = S.q[Q_JOB_DEL];
+    sqlite3_bind_text(st, 1, "orders", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, "sweep_unpaid", -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    reset(st);
+    if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job replace failed"}; return -1; }
+  }
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job insert failed"}; return -1; }
+  st = S.q[Q_SWEEP];
+  sqlite3_bind_int64(st, 1, at);
+  rc = sqlite3_step(st);
+  reset(st);
+  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "sweep update failed"}; return -1; }
+  return 0;
+}
+
 static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body, refusal *r) {
   sqlite3_stmt *st = S.q[Q_SALE];
   sqlite3_bind_int64(st, 1, sale_id);
@@ -281,7 +325,11 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
 
   st = S.q[Q_UNPAID];
   sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-  int64_t unpaid = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+  int64_t unpaid = INT64_MAX, sweep_due = -1;  /* -1: not scheduled */
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    unpaid = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_type(st, 1) != SQLITE_NULL) sweep_due = sqlite3_column_int64(st, 1);
+  }
   reset(st);
   if (unpaid >= MAX_UNPAID) { *r = (refusal){409, "too_many_unpaid_orders", "pay an unpaid order first"}; return -1; }
 
@@ -339,32 +387,7 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
   reset(st);
   if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "insert line failed"}; return -1; }
 
-  char key[40], payload[48];
-  snprintf(key, sizeof key, "unpaid:%lld", (long long)id);
-  snprintf(payload, sizeof payload, "{\"order_id\":%lld}", (long long)id);
-  for (int attempt = 0; attempt < 2; attempt++) {  /* sched.c: insert, delete on a clash */
-    st = S.q[Q_JOB_INS];
-    sqlite3_bind_text(st, 1, "job", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, "orders", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, "expire_unpaid", -1, SQLITE_STATIC);
-    sqlite3_bind_null(st, 4);
-    sqlite3_bind_text(st, 5, payload, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, deadline * 1000);
-    sqlite3_bind_int64(st, 8, 0);
-    sqlite3_bind_int64(st, 9, 5);
-    sqlite3_bind_int64(st, 10, now * 1000);
-    rc = sqlite3_step(st);
-    reset(st);
-    if (rc != SQLITE_CONSTRAINT || attempt == 1) break;
-    st = S.q[Q_JOB_DEL];
-    sqlite3_bind_text(st, 1, "orders", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    reset(st);
-    if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job replace failed"}; return -1; }
-  }
-  if (rc != SQLITE_DONE) { *r = (refusal){500, "store_error", "job insert failed"}; return -1; }
+  if (watch_sweep(now, deadline, sweep_due, r) != 0) return -1;
 
   /* the order as tidepool's store.shape shows it */
   body->len = 0;
@@ -474,8 +497,8 @@ static void open_db(const char *path) {
   bl_exec("PRAGMA cache_size=-65536");
   sqlite3_stmt *st = NULL;
   sqlite3_prepare_v2(S.db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
-                     " ('catalog_skus', 'orders_orders', 'flash_sale_sales', '_tp_jobs')", -1, &st, NULL);
-  bool ready = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 4;
+                     " ('catalog_skus', 'orders_orders', 'orders_sweep', 'flash_sale_sales', '_tp_jobs')", -1, &st, NULL);
+  bool ready = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 5;
   sqlite3_finalize(st);
   if (!ready) {
     fprintf(stderr, "flashloop: %s has not the plugins' tables: make it with tidepool (sidebyside.sh does)\n", path);
