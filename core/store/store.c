@@ -514,6 +514,70 @@ static int migration_version(tps_db *d, const char *plugin, int *version) {
   return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Migrations run with foreign keys off. That is SQLite's recipe for changing a
+** table another references (new table, copy, drop, rename: "Making Other Kinds
+** Of Table Schema Changes"): with them on, the DROP first deletes every row and
+** fails on the children, so a plugin could never rebuild such a table, say to
+** take an IN list out of a CHECK. The rest of the recipe is the check before
+** COMMIT: every table of the plugin's that has a foreign key, or is the parent
+** of one, is run through PRAGMA foreign_key_check, and a row left without its
+** parent fails the migration as the statement itself would have failed with
+** them on. Only a plugin with foreign keys pays for that scan, and only when a
+** migration runs. */
+static int set_foreign_keys(tps_db *d, bool on) {
+  char e[128];
+  return tps_exec_script(d, on ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF", e, sizeof e);
+}
+
+/* The tables a foreign key of the plugin's tables touches, as child or parent. */
+#define FK_TABLES_SQL                                                                   \
+  "SELECT DISTINCT m.name FROM sqlite_schema m, pragma_foreign_key_list(m.name) f"      \
+  " WHERE m.type = 'table' AND (m.name LIKE ?1 ESCAPE '\\' OR f.\"table\" LIKE ?1 ESCAPE '\\')" \
+  " ORDER BY m.name"
+
+/* 0 if no row of those tables lost its parent; else -1, the first such row in err. */
+static int check_foreign_keys(tps_db *d, const char *plugin, char *err, size_t errcap) {
+  char like[80];
+  snprintf(like, sizeof like, "%s\\_%%", plugin);  /* plugin names are [a-z0-9_] */
+  sqlite3_stmt *tables = NULL, *check = NULL;
+  int rc = sqlite3_prepare_v2(d->db, FK_TABLES_SQL, -1, &tables, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(d->db, "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check(?1)"
+                            " LIMIT 1", -1, &check, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errcap, "checking foreign keys: %s", sqlite3_errmsg(d->db));
+    sqlite3_finalize(tables);
+    return -1;
+  }
+  sqlite3_bind_text(tables, 1, like, -1, SQLITE_STATIC);
+  int bad = 0;
+  while (!bad && (rc = sqlite3_step(tables)) == SQLITE_ROW) {
+    sqlite3_bind_text(check, 1, (const char *)sqlite3_column_text(tables, 0), -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(check);
+    if (rc == SQLITE_ROW) {
+      snprintf(err, errcap, "the migrations left a row of %s (rowid %lld) whose parent in %s is "
+               "gone (foreign keys are checked when a plugin's migrations end)",
+               (const char *)sqlite3_column_text(check, 0), (long long)sqlite3_column_int64(check, 1),
+               (const char *)sqlite3_column_text(check, 2));
+      bad = 1;
+    } else if (rc != SQLITE_DONE) {
+      snprintf(err, errcap, "checking foreign keys: %s", sqlite3_errmsg(d->db));
+      bad = 1;
+    }
+    sqlite3_reset(check);
+  }
+  if (!bad && rc != SQLITE_DONE) {
+    snprintf(err, errcap, "checking foreign keys: %s", sqlite3_errmsg(d->db));
+    bad = 1;
+  }
+  sqlite3_finalize(tables);
+  sqlite3_finalize(check);
+  return bad ? -1 : 0;
+}
+
+static int apply_migrations(tps_db *d, const char *plugin, lua_State *L, int idx, int have,
+                            int want, char *err, size_t errcap);
+
 int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *applied, char *err,
                 size_t errcap) {
   int have, want = lua_istable(L, idx) ? (int)luaL_len(L, idx) : 0;
@@ -528,6 +592,22 @@ int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *appli
     return -1;
   }
   if (have == want) return 0;
+  if (set_foreign_keys(d, false) != 0) {
+    snprintf(err, errcap, "starting migrations: %s", sqlite3_errmsg(d->db));
+    return -1;
+  }
+  int rc = apply_migrations(d, plugin, L, idx, have, want, err, errcap);
+  if (set_foreign_keys(d, true) != 0 && rc == 0) {
+    snprintf(err, errcap, "foreign keys back on after the migrations: %s", sqlite3_errmsg(d->db));
+    rc = -1;  /* the migrations are committed; the connection is not fit to serve */
+  }
+  if (rc == 0) *applied = want - have;
+  return rc;
+}
+
+/* have+1 .. want in one transaction, the foreign keys checked before COMMIT. */
+static int apply_migrations(tps_db *d, const char *plugin, lua_State *L, int idx, int have,
+                            int want, char *err, size_t errcap) {
   char e[512];
   if (tps_exec_script(d, "BEGIN IMMEDIATE", e, sizeof e) != 0) {
     snprintf(err, errcap, "starting migrations: %s", e);
@@ -551,6 +631,10 @@ int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *appli
       return -1;
     }
   }
+  if (check_foreign_keys(d, plugin, err, errcap) != 0) {
+    tps_exec_script(d, "ROLLBACK", e, sizeof e);
+    return -1;
+  }
   char sql[256];
   snprintf(sql, sizeof sql,
            "INSERT INTO _tp_migrations(plugin, version) VALUES ('%s', %d) "
@@ -561,7 +645,6 @@ int tps_migrate(tps_db *d, const char *plugin, lua_State *L, int idx, int *appli
     tps_exec_script(d, "ROLLBACK", e, sizeof e);
     return -1;
   }
-  *applied = want - have;
   return 0;
 }
 

@@ -129,7 +129,7 @@ local ROUTES = {
 
 return {
   name = "friend_assist",
-  version = "0.5.0",
+  version = "0.6.0",
   description = "Friend assist (好友助力): N friends assist a user's drive to unlock a reward",
 
   -- applied once each, in order; append new ones, never edit a released one
@@ -245,6 +245,85 @@ return {
     CREATE INDEX friend_assist_friends_friend ON friend_assist_friends(friend);
     CREATE INDEX friend_assist_daily_friend ON friend_assist_daily(friend);
     CREATE INDEX friend_assist_rewards_user ON friend_assist_rewards(user);
+    ]],
+    -- 0.6.0: every CHECK's IN list of three or more values written as ORs (a
+    -- temporary b-tree on every row written otherwise: each drive started and
+    -- closed, each reward). The tables are rebuilt (new, copy, drop, rename,
+    -- indexes again); the host runs migrations with foreign keys off and checks
+    -- them before COMMIT, so the tables others reference can be. Same rules, rows.
+    [[
+    CREATE TABLE friend_assist_campaigns_v2 (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      status TEXT NOT NULL CHECK (status IN ('active', 'paused')),
+      reward_kind TEXT NOT NULL CHECK (reward_kind = 'coupon' OR reward_kind = 'code'
+        OR reward_kind = 'points'),
+      reward_template_id INTEGER,
+      reward_code TEXT,
+      reward_points INTEGER,
+      friends_needed INTEGER NOT NULL CHECK (friends_needed BETWEEN 1 AND 100),
+      drive_seconds INTEGER NOT NULL CHECK (drive_seconds >= 1),
+      starts_at INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
+      drives_per_user INTEGER NOT NULL CHECK (drives_per_user >= 1),
+      assists_per_friend INTEGER NOT NULL CHECK (assists_per_friend >= 1),
+      new_users_only INTEGER NOT NULL CHECK (new_users_only IN (0, 1)),
+      friend_once_per_day INTEGER NOT NULL CHECK (friend_once_per_day IN (0, 1)),
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL
+    );
+    INSERT INTO friend_assist_campaigns_v2 (id, name, status, reward_kind, reward_template_id,
+      reward_code, reward_points, friends_needed, drive_seconds, starts_at, ends_at,
+      drives_per_user, assists_per_friend, new_users_only, friend_once_per_day, created_at,
+      updated_at)
+      SELECT id, name, status, reward_kind, reward_template_id, reward_code, reward_points,
+        friends_needed, drive_seconds, starts_at, ends_at, drives_per_user, assists_per_friend,
+        new_users_only, friend_once_per_day, created_at, updated_at FROM friend_assist_campaigns;
+    DROP TABLE friend_assist_campaigns;
+    ALTER TABLE friend_assist_campaigns_v2 RENAME TO friend_assist_campaigns;
+    CREATE TABLE friend_assist_drives_v2 (
+      id INTEGER PRIMARY KEY,
+      campaign_id INTEGER NOT NULL REFERENCES friend_assist_campaigns(id),
+      share_id TEXT NOT NULL UNIQUE,
+      initiator TEXT NOT NULL,
+      seq INTEGER NOT NULL CHECK (seq >= 1),
+      rules TEXT NOT NULL,
+      friends_needed INTEGER NOT NULL CHECK (friends_needed >= 1),
+      assists INTEGER NOT NULL DEFAULT 0 CHECK (assists >= 0 AND assists <= friends_needed),
+      state TEXT NOT NULL CHECK (state = 'open' OR state = 'completed' OR state = 'expired'),
+      started_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      completed_at INTEGER,
+      closed_at INTEGER,
+      UNIQUE (campaign_id, initiator, seq),
+      CHECK ((state = 'completed') = (assists = friends_needed))
+    );
+    INSERT INTO friend_assist_drives_v2 (id, campaign_id, share_id, initiator, seq, rules,
+      friends_needed, assists, state, started_at, expires_at, completed_at, closed_at)
+      SELECT id, campaign_id, share_id, initiator, seq, rules, friends_needed, assists, state,
+        started_at, expires_at, completed_at, closed_at FROM friend_assist_drives;
+    DROP TABLE friend_assist_drives;
+    ALTER TABLE friend_assist_drives_v2 RENAME TO friend_assist_drives;
+    CREATE INDEX friend_assist_drives_initiator ON friend_assist_drives(initiator, id);
+    CREATE TABLE friend_assist_rewards_v2 (
+      drive_id INTEGER PRIMARY KEY REFERENCES friend_assist_drives(id),
+      user TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind = 'coupon' OR kind = 'code' OR kind = 'points'),
+      template_id INTEGER,
+      coupon_id INTEGER,
+      code TEXT,
+      points INTEGER,
+      granted_at INTEGER NOT NULL
+    );
+    INSERT INTO friend_assist_rewards_v2 (drive_id, user, kind, template_id, coupon_id, code,
+      points, granted_at)
+      SELECT drive_id, user, kind, template_id, coupon_id, code, points, granted_at FROM
+        friend_assist_rewards;
+    DROP TABLE friend_assist_rewards;
+    ALTER TABLE friend_assist_rewards_v2 RENAME TO friend_assist_rewards;
+    CREATE INDEX friend_assist_rewards_user ON friend_assist_rewards(user);
+
+
     ]],
   },
 

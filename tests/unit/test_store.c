@@ -505,6 +505,50 @@ TEST(failed_migration_applies_nothing) {
   close_db();
 }
 
+static int64_t scalar(const char *sql) {
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(db.db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+/* SQLite's recipe for a table others reference (new, copy, drop, rename) goes
+** through: migrations run with foreign keys off and checked before COMMIT. A
+** row left without its parent fails them whole; the keys are on after either. */
+TEST(a_referenced_table_is_rebuilt_and_an_orphan_refused) {
+  open_db();
+  const char *v[] = {
+      "CREATE TABLE shop_kinds (id INTEGER PRIMARY KEY, k TEXT CHECK (k IN ('a', 'b', 'c')));"
+      "CREATE TABLE shop_items (id INTEGER PRIMARY KEY, kind INTEGER NOT NULL REFERENCES shop_kinds(id));"
+      "INSERT INTO shop_kinds VALUES (1, 'a'), (2, 'b');"
+      "INSERT INTO shop_items VALUES (10, 1), (11, 2);",
+      "CREATE TABLE shop_kinds_v2 (id INTEGER PRIMARY KEY, k TEXT CHECK (k = 'a' OR k = 'b' OR k = 'c'));"
+      "INSERT INTO shop_kinds_v2 SELECT * FROM shop_kinds;"
+      "DROP TABLE shop_kinds;"
+      "ALTER TABLE shop_kinds_v2 RENAME TO shop_kinds;",
+      "DELETE FROM shop_kinds WHERE id = 2",
+  };
+  int applied;
+  ASSERT_EQ(migrate("shop", v, 2, &applied), 0);
+  ASSERT_EQ(applied, 2);
+  ASSERT_EQ(scalar("PRAGMA foreign_keys"), 1);
+  ASSERT_EQ(scalar("SELECT count(*) FROM shop_kinds"), 2);
+  ASSERT_EQ(scalar("SELECT count(*) FROM shop_items JOIN shop_kinds ON shop_kinds.id = kind"), 2);
+  ASSERT_EQ(scalar("SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%k IN (%'"), 0);
+  /* the child still refers to the rebuilt table: with the keys on, an orphan is refused */
+  char e[256];
+  ASSERT_EQ(tps_exec_script(&db, "INSERT INTO shop_items VALUES (12, 9)", e, sizeof e), -1);
+  ASSERT_CONTAINS(e, "FOREIGN KEY");
+  ASSERT_EQ(migrate("shop", v, 3, &applied), -1);
+  ASSERT_CONTAINS(err, "shop_items (rowid 11) whose parent in shop_kinds is gone");
+  ASSERT_EQ(scalar("SELECT count(*) FROM shop_kinds"), 2);  /* rolled back */
+  ASSERT_EQ(scalar("SELECT version FROM _tp_migrations WHERE plugin = 'shop'"), 2);
+  ASSERT_EQ(scalar("PRAGMA foreign_keys"), 1);
+  close_db();
+}
+
 /* The first column of sql's first row as the plugin "loyalty", into out;
 ** 0, or -1 with SQLite's message in out. */
 static int text_as_plugin(const char *sql, char *out, size_t cap) {
@@ -594,6 +638,7 @@ int main(void) {
   RUN(a_cached_statements_names_are_made_once_and_follow_its_columns);
   RUN(migrations_apply_once_in_order);
   RUN(failed_migration_applies_nothing);
+  RUN(a_referenced_table_is_rebuilt_and_an_orphan_refused);
   RUN(the_outbox_counts_a_call_committed_only_after_its_commit);
   return TEST_SUMMARY();
 }
