@@ -352,6 +352,12 @@ class Host:
         with open(self.config_path, "w") as f:
             f.write("-- written by tests/e2e/harness.py\nreturn " + lua(self.config()) + "\n")
 
+    def upgrade(self):
+        """A host of host_with_old, stopped: serves the same data on today's plugins."""
+        self.extra["plugin_dirs"] = self.today_dirs
+        self.write_config()
+        return self.start()
+
     # -- process
 
     def _read_stderr(self, proc):
@@ -733,6 +739,17 @@ class DemoHost:
 
 
 DEMO_KEY = "demo-only-leaf-admin-key"
+
+
+def host_with_old(tenants, name, old_dirs, more_dirs=()):
+    """A started Host serving the plugins in old_dirs (old_plugin's) ahead of today's
+    (and more_dirs): the data of earlier versions, for an upgrade test. Stop it,
+    then h.upgrade() serves the same data on today's plugins."""
+    today = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")] + list(more_dirs)
+    h = Host(tenants=tenants, name=name,
+             extra={"plugin_dirs": list(old_dirs) + today, "sdk_dir": os.path.join(SRC, "sdk")})
+    h.today_dirs = today
+    return h.start()
 
 
 @contextlib.contextmanager

@@ -700,17 +700,16 @@ def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
     report over the two days answers exactly what 1.5.0 answered."""
     import shutil
     import tempfile
-    from harness import SRC, HERE, Host, user_auth, plugin_commit, export_plugin
+    from harness import host_with_old, user_auth, plugin_commit, export_plugin
     commit = plugin_commit("analytics", "1.5.0")
     if commit is None:
         print("  (skipped: no git history with analytics 1.5.0)")
         return
     old = tempfile.mkdtemp(prefix="tidepool-e2e-analytics150-")
     up = manual_tenant("up", {"catalog": {}, "orders": {}, "payments": {"secret": PAY_SECRET}, "analytics": {}})
-    dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
     try:
         export_plugin("analytics", commit, old)
-        h = Host(tenants=[up], name="analytics-upgrade", extra={"plugin_dirs": [old] + dirs}).start()
+        h = host_with_old([up], "analytics-upgrade", [old])
         start = local_midnight(admin_ok(h, "GET", "/clock", up)["now"]) + 2 * DAY
         d1, d2 = date_of(start), date_of(start + DAY)
         queries = ["overview?from=%s&to=%s" % (d1, d2), "funnel?from=%s&to=%s" % (d1, d2),
@@ -745,9 +744,7 @@ def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
             before = {q: admin_ok(h, "GET", "/analytics/" + q, up) for q in queries}
         finally:
             h.stop()
-        h.extra["plugin_dirs"] = dirs
-        h.write_config()
-        h.start()
+        h.upgrade()
         try:
             for _ in range(10):
                 if not admin_ok(h, "POST", "/analytics/rollup", up, {})["more"]:

@@ -28,7 +28,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (openapi, Host, SRC, HERE, manual_tenant, clock, advance, expect_error,  # noqa: E402
-                     mint_token, user_auth, add_sku, sku_stock, wait_until, run, old_plugin, read_db,
+                     mint_token, user_auth, add_sku, sku_stock, wait_until, run, old_plugin, host_with_old, read_db,
                      writes_build_a_btree)
 
 DAY = 86400
@@ -698,8 +698,7 @@ def test_upgrade_from_1_3_1_keeps_every_group_and_seat_and_checks_states_without
         if old is None:
             return
         t = shop("gbup")
-        dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins"), WATCH_DIR]
-        h = Host(tenants=[t], name="group-buy-upgrade", extra={"plugin_dirs": [old] + dirs}).start()
+        h = host_with_old([t], "group-buy-upgrade", [old], more_dirs=[WATCH_DIR])
         tables = ("group_buy_groups", "group_buy_orders")
 
         def rows():
@@ -714,9 +713,7 @@ def test_upgrade_from_1_3_1_keeps_every_group_and_seat_and_checks_states_without
         finally:
             h.stop()
         assert writes_build_a_btree(h, "gbup", tables) == [True, True], "1.3.1's IN lists were expected to cost"
-        h.extra["plugin_dirs"] = dirs
-        h.write_config()
-        h.start()
+        h.upgrade()
         try:
             assert rows() == before, (before, rows())
             body = created(open_group(h, t, a["id"], "lead3"))

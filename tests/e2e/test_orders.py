@@ -20,8 +20,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SRC, HERE, Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
-                     add_sku, sku_stock, user_auth, expect_error, run, old_plugin,
+from harness import (Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
+                     add_sku, sku_stock, user_auth, expect_error, run, old_plugin, host_with_old,
                      awaits_unpaid_timeout, unpaid_sweep_due)
 import paysign  # noqa: E402
 
@@ -520,9 +520,7 @@ def test_an_order_left_unpaid_under_1_9_0_expires_once_after_the_upgrade():
         if old is None:
             return
         t = shop("upgrade")
-        dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
-        h = Host(tenants=[t], name="orders-upgrade-unpaid",
-                 extra={"plugin_dirs": [old] + dirs, "sdk_dir": os.path.join(SRC, "sdk")}).start()
+        h = host_with_old([t], "orders-upgrade-unpaid", [old])
         try:
             a = new_sku(h, t, stock=10)
             before = create_ok(h, t, "up-a", [{"sku": a, "qty": 1}])
@@ -531,9 +529,7 @@ def test_an_order_left_unpaid_under_1_9_0_expires_once_after_the_upgrade():
             advance(h, t, seconds=300)
         finally:
             h.stop()
-        h.extra["plugin_dirs"] = dirs
-        h.write_config()
-        h.start()
+        h.upgrade()
         try:
             after = create_ok(h, t, "up-b", [{"sku": a, "qty": 1}])
             assert after["pay_deadline"] == before["pay_deadline"] + 300

@@ -19,8 +19,8 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SRC, HERE, Host, manual_tenant, tenant, advance, clock, add_sku, sku_stock,  # noqa: E402
-                     user_auth, expect_error, read_db, run, old_plugin)
+from harness import (Host, manual_tenant, tenant, advance, clock, add_sku, sku_stock,  # noqa: E402
+                     user_auth, expect_error, read_db, run, old_plugin, host_with_old)
 
 SECRET = "presale-e2e-payment-secret-0123456"
 T = manual_tenant("pre", {"catalog": {}, "orders": {"max_unpaid_orders": 5},
@@ -205,9 +205,7 @@ def upgrade_orders_from(version):
         if old is None:
             return None
         up = tenant("up", plugins={"catalog": {}, "orders": {}, "payments": {"secret": SECRET}})
-        dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
-        h = Host(tenants=[up], name="orders-upgrade-" + version,
-                 extra={"plugin_dirs": [old] + dirs, "sdk_dir": os.path.join(SRC, "sdk")}).start()
+        h = host_with_old([up], "orders-upgrade-" + version, [old])
         columns = "id, user, status, total_fen, paid_fen, transaction_id"
         try:
             add_sku(h, up, "up-1", 10, 1000)
@@ -222,9 +220,7 @@ def upgrade_orders_from(version):
             assert before[0][5], before  # the paid order has its transaction id
         finally:
             h.stop()
-        h.extra["plugin_dirs"] = dirs
-        h.write_config()
-        h.start()
+        h.upgrade()
         try:
             st, _, plugins = h.admin("GET", "/plugins", up)
             assert st == 200, (st, plugins)

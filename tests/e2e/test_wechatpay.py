@@ -45,7 +45,7 @@ from cryptography.exceptions import InvalidSignature
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (QuietHandler, serve_loopback, Host, tenant, admin_ok, add_sku, user_auth,  # noqa: E402
-                     expect_error, run, HERE, SRC, old_plugin, read_db, writes_build_a_btree)
+                     expect_error, run, old_plugin, host_with_old, read_db, writes_build_a_btree)
 
 APPID, MCHID = "wx8888888888888888", "1900000109"
 MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD12345678"
@@ -625,9 +625,7 @@ def test_payments_upgrade_from_1_2_0_keeps_every_prepay_and_its_notify_still_pay
     with old_plugin("payments", "1.2.0") as old:
         if old is None:
             return
-        dirs = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
-        h = Host(tenants=[T], name="wechatpay-upgrade",
-                 extra={"plugin_dirs": [old] + dirs, "sdk_dir": os.path.join(SRC, "sdk")}).start()
+        h = host_with_old([T], "wechatpay-upgrade", [old])
         rows = "SELECT order_id, out_trade_no, total_fen, state, prepay_id FROM payments_prepays ORDER BY order_id"
         try:
             o = new_order(h)
@@ -637,9 +635,7 @@ def test_payments_upgrade_from_1_2_0_keeps_every_prepay_and_its_notify_still_pay
         finally:
             h.stop()
         assert writes_build_a_btree(h, "wx", ["payments_prepays"]) == [True]
-        h.extra["plugin_dirs"] = dirs
-        h.write_config()
-        h.start()
+        h.upgrade()
         try:
             assert read_db(h, "wx", rows) == before
             raw = paid_notice(FAKE.pay(body["out_trade_no"]))
