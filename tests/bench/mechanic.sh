@@ -33,6 +33,9 @@
 # the table becomes instructions and bytes written to disk per success (the
 # server's /proc/PID/io write_bytes: the WAL and checkpoints), then the top
 # functions (tests/bench/callgrind.sh); the profile stays in build-profile/callgrind/.
+# WALPAGES=1 runs the server with walpages.c preloaded and prints, after the
+# table, which tables and indexes its commits wrote to the WAL, in pages per
+# commit (warm-up included; walpages.py names the pages).
 set -euo pipefail
 
 REPO=$(cd "$HERE/../.." && pwd)
@@ -141,7 +144,9 @@ start_host() {  # port conns
     mkdir -p "$BUILD/callgrind"; rm -f "$BUILD/callgrind/$NAME.$2.out"*
     under=(valgrind --tool=callgrind --callgrind-out-file="$BUILD/callgrind/$NAME.$2.out")
   fi
-  taskset -c "$SERVER_CPU" "${under[@]}" "$BUILD/tidepool" serve --config "$TMP/tidepool.conf.lua" \
+  local preload=()
+  [ "${WALPAGES:-0}" != 1 ] || preload=(env LD_PRELOAD="$BUILD/walpages.so" WALPAGES_OUT="$TMP/walpages-$2.txt")
+  taskset -c "$SERVER_CPU" "${preload[@]}" "${under[@]}" "$BUILD/tidepool" serve --config "$TMP/tidepool.conf.lua" \
     --listen "127.0.0.1:$1" 2>"$TMP/server-$2.log" &
   SERVER_PID=$!
   for _ in $(seq 600); do curl -fsS -o /dev/null "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0; sleep 0.1; done
@@ -170,6 +175,10 @@ measure() {  # conns
   after=$(count "$port")
   if [ "$PROFILE" = 1 ]; then cg_end "$SERVER_PID" "$BUILD/callgrind/$NAME.$conns.out" "$((after - before))" "$TMP/profile.txt"; fi
   stop_host "$conns"
+  if [ "${WALPAGES:-0}" = 1 ]; then
+    { echo; echo "$conns connections: what the commits wrote to the WAL"
+      python3 "$HERE/walpages.py" "$TMP/data/bench.db" "$TMP/walpages-$conns.txt"; } >>"$TMP/walpages.txt"
+  fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$conns" \
     "$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")" \
     "$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")" \
@@ -200,6 +209,9 @@ bench_main() {
   say "bench: building tidepool ($type) in $BUILD"
   cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=$type >/dev/null
   cmake --build "$BUILD" --target tidepool -j"$(nproc)" >/dev/null
+  if [ "${WALPAGES:-0}" = 1 ]; then
+    cc -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$BUILD/walpages.so" "$HERE/walpages.c" -ldl
+  fi
   TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/tidepool-$NAME.XXXXXX")
   cat >"$TMP/tidepool.conf.lua" <<CONF
 return {
@@ -218,4 +230,5 @@ CONF
   for conns in $CONNS; do measure "$conns"; done
   print_table "$1"
   if [ "$PROFILE" = 1 ]; then cat "$TMP/profile.txt"; fi
+  if [ "${WALPAGES:-0}" = 1 ]; then cat "$TMP/walpages.txt"; fi
 }
