@@ -219,9 +219,9 @@ function create.order(spec, caller)
     error("orders.create: spec.idempotency_key is gone; declare the route idempotent = true and "
       .. "the host answers a retried Idempotency-Key", 2)
   end
-  -- the user's unpaid orders, and when the unpaid sweep is due (lib/unpaid.lua), in one statement
-  local held = tp.db.one([[SELECT count(*) AS n, (SELECT due FROM orders_sweep WHERE id = 1) AS sweep_due
-    FROM orders_orders WHERE user = ? AND status = 'pending_payment']], user)
+  -- the user's unpaid orders, and the unpaid sweep's state (lib/unpaid.lua), in one statement
+  local held = tp.db.one([[SELECT (SELECT count(*) FROM orders_orders WHERE user = ? AND status = 'pending_payment')
+    AS n, due, swept_deadline FROM orders_sweep WHERE id = 1]], user)
   if held.n >= cfg.max_unpaid then
     tp.fail(409, "too_many_unpaid_orders",
       ("pay or cancel one of your %d unpaid orders first"):format(held.n), { unpaid = held.n })
@@ -262,7 +262,7 @@ function create.order(spec, caller)
   end
   if coupon_id then coupons("lock", user, coupon_id, row.id, priced.coupon_lines) end
   if row.points > 0 then points_call("checkout_spend", user, row.id, row.points) end
-  unpaid.watch(row.pay_deadline, held.sweep_due)
+  unpaid.watch(row.id, row.pay_deadline, held)
   -- encoded once: the event's data (when a plugin subscribes) and the answer
   local order = tp.json.view(store.shape(row, lines))
   tp.events.emit("order.created", { order = order })

@@ -23,8 +23,9 @@
 -- orders and writes only when its deadline comes first, nothing is
 -- scheduled, or the sweep is overdue by OVERDUE seconds (it died, or its row
 -- was lost): the checkout then schedules it now, so the sweep heals itself.
--- A new order is always above the watermark: its id is the largest and its
--- deadline is at least now, which the watermark never passes.
+-- A new order is above the watermark: its id is the largest and its deadline
+-- is at least now, which the watermark never passes, unless the wall clock
+-- stepped back by more than the timeout; such an order gets its own job.
 
 local unpaid = {}
 
@@ -33,10 +34,15 @@ local OVERDUE = 60    -- seconds past due after which a checkout reschedules the
 local KEY = "sweep_unpaid"
 
 ---Keeps the sweep due no later than a new order's deadline.
----@param deadline integer the new order's pay_deadline
----@param due integer? orders_sweep.due, as the checkout read it
-function unpaid.watch(deadline, due)
-  local now = tp.now()
+---@param id integer the new order
+---@param deadline integer its pay_deadline
+---@param sweep {due: integer?, swept_deadline: integer} orders_sweep, as the checkout read it
+function unpaid.watch(id, deadline, sweep)
+  if deadline < sweep.swept_deadline then  -- below the watermark: the sweep would pass it by
+    tp.jobs.schedule("expire_unpaid", { order_id = id }, { at = deadline, key = "unpaid:" .. id })
+    return
+  end
+  local now, due = tp.now(), sweep.due
   if due and due <= deadline and due >= now - OVERDUE then return end
   local at = (due and due < now - OVERDUE) and now or deadline
   tp.jobs.schedule("sweep_unpaid", {}, { at = at, key = KEY })

@@ -71,8 +71,8 @@ static const char *const SQL[NQ] = {
   /* flash_sale: take_units */
   [Q_TAKE] = "UPDATE flash_sale_sales SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1",
   /* orders: the unpaid cap, and when the unpaid sweep is due */
-  [Q_UNPAID] = "SELECT count(*) AS n, (SELECT due FROM orders_sweep WHERE id = 1) AS sweep_due"
-               " FROM orders_orders WHERE user = ? AND status = 'pending_payment'",
+  [Q_UNPAID] = "SELECT (SELECT count(*) FROM orders_orders WHERE user = ? AND status = 'pending_payment')"
+               " AS n, due, swept_deadline FROM orders_sweep WHERE id = 1",
   /* catalog: reserve */
   [Q_SKU] = "SELECT s.product_id, s.title, s.price_fen, s.stock, p.status FROM catalog_skus s"
             " JOIN catalog_products p ON p.id = s.product_id WHERE s.code = ?",
@@ -325,6 +325,7 @@ static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body
 
   st = S.q[Q_UNPAID];
   sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+  /* the watermark (swept_deadline) only matters to a clock that stepped back; not read */
   int64_t unpaid = INT64_MAX, sweep_due = -1;  /* -1: not scheduled */
   if (sqlite3_step(st) == SQLITE_ROW) {
     unpaid = sqlite3_column_int64(st, 0);
