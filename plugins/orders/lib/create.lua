@@ -30,18 +30,23 @@ local create = {}
 ---@field refundable boolean?       a missed balance refunds the deposit (default false: it is forfeited)
 ---@field attribution {referrer: string?, referrer2: string?, store: string?, guide: string?}?
 
+---The brand's config for orders, checked once, when the plugin loads: a wrong
+---key fails the load (and `tidepool check --config`) with its field error, not
+---a checkout with a Lua error.
 local function settings()
   local c = tp.config()
   return {
-    unpaid_timeout = c.unpaid_timeout_seconds or 900,
-    max_unpaid = c.max_unpaid_orders or 3,
-    max_lines = c.max_lines or 20,
-    max_qty = c.max_qty_per_line or 99,
-    attribution_plugin = c.attribution_plugin,
-    member_price_plugin = c.member_price_plugin,
-    promotions_plugin = c.promotions_plugin,
+    unpaid_timeout = check.integer(c.unpaid_timeout_seconds, "config.unpaid_timeout_seconds", 60, 86400, true)
+      or 900,
+    max_unpaid = check.integer(c.max_unpaid_orders, "config.max_unpaid_orders", 1, nil, true) or 3,
+    max_lines = check.integer(c.max_lines, "config.max_lines", 1, 1000, true) or 20,
+    max_qty = check.integer(c.max_qty_per_line, "config.max_qty_per_line", 1, nil, true) or 99,
+    attribution_plugin = check.ident(c.attribution_plugin, "config.attribution_plugin", 64, true),
+    member_price_plugin = check.ident(c.member_price_plugin, "config.member_price_plugin", 64, true),
+    promotions_plugin = check.ident(c.promotions_plugin, "config.promotions_plugin", 64, true),
   }
 end
+local CFG = settings()
 
 ---Checks the lines: known shape, no sku twice, campaign prices only from a campaign.
 local function check_lines(spec, cfg, campaign)
@@ -202,7 +207,7 @@ end
 ---@return TpJsonView order the Order, as JSON: tables to a tp.call caller, a view to tp.call_view
 function create.order(spec, caller)
   check.body(spec)
-  local cfg = settings()
+  local cfg = CFG
   local user = check.user(spec.user, "user")
   local campaign = campaign_of(spec, caller)
   local prices = check_lines(spec, cfg, campaign)
@@ -278,7 +283,7 @@ end
 function create.preview(user, body)
   check.body(body)
   check.only(body, { lines = true, coupon_id = true, points = true, promo_code = true })
-  local cfg = settings()
+  local cfg = CFG
   check_lines(body, cfg, nil)
   local coupon_id = check.integer(body.coupon_id, "coupon_id", 1, nil, true)
   local points = check.integer(body.points, "points", 1, nil, true)
