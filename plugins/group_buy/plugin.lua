@@ -222,7 +222,7 @@ local ROUTES = {
 
 return {
   name = "group_buy",
-  version = "1.4.0",
+  version = "1.5.0",
   description = "group buying (拼团): groups of N at a group price, held orders until the group forms, refunds when it fails",
   migrations = {
     [[
@@ -413,6 +413,12 @@ return {
     CREATE INDEX group_buy_orders_seat ON group_buy_orders(group_id, seat_no);
     CREATE INDEX group_buy_orders_user ON group_buy_orders(user);
     ]],
+    -- 1.5.0: group_buy_orders_member (group_id, user) goes. Every join wrote an
+    -- entry of it, and it is the one index of the table that no query needs: a
+    -- group's orders are found by group_buy_orders_seat (group_id, seat_no), a
+    -- user's in a group by group_buy_orders_user (a user has few orders) or, seated,
+    -- by the unique group_buy_orders_one_seat_per_id.
+    [[DROP INDEX group_buy_orders_member]],
   },
   routes = ROUTES,
   jobs = {

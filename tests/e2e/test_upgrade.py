@@ -43,6 +43,9 @@ REBUILT = {"orders_orders", "group_buy_groups", "group_buy_orders", "payments_pr
 # rebuilt, and the demo's scenario writes no row there: a drop runs on Double 12, no member merges
 # (test_referenced_tables_... below upgrades coupons and friend_assist with rows in every table)
 UNWRITTEN = {"payments_prepays", "coupons_drops", "coupons_merge_moves"}
+# indexes dropped since BASE, each for a reason its migration gives (group_buy 1.5.0:
+# no query needs it, and every join wrote it)
+DROPPED = {"group_buy_orders_member"}
 # columns a start rightly changes: the demo's campaign script applies its coupon again
 MOVE_ON_START = {"coupons_templates": {"updated_at"}}
 
@@ -172,7 +175,7 @@ def test_the_demo_brand_upgraded_from_base_keeps_every_row_index_and_unique_rule
             assert sorted(db_rows, key=repr) == sorted(rows, key=repr), "%s: rows changed: %s" % (
                 t, (set(rows) - set(db_rows), set(db_rows) - set(rows)))
     for name, sql in indexes0.items():
-        assert indexes1.get(name) == sql, (name, sql, indexes1.get(name))
+        assert indexes1.get(name) == (None if name in DROPPED else sql), (name, sql, indexes1.get(name))
     for t, sets in unique0.items():
         assert sets <= unique1[t], (t, sets - unique1[t])
     for name, seq in seq0.items():
