@@ -70,7 +70,7 @@ static const char *const SQL[NQ] = {
               " ON CONFLICT (sale_id, user) DO UPDATE SET bought = bought + ?3 WHERE bought + ?3 <= ?4",
   /* flash_sale: take_units */
   [Q_TAKE] = "UPDATE flash_sale_sales SET remaining = remaining - ?1 WHERE id = ?2 AND remaining >= ?1",
-  /* orders: the unpaid cap, and when the unpaid sweep is due */
+  /* orders: the unpaid cap, and the unpaid sweep's row (lib/unpaid.lua) */
   [Q_UNPAID] = "SELECT (SELECT count(*) FROM orders_orders WHERE user = ? AND status = 'pending_payment')"
                " AS n, due, swept_deadline FROM orders_sweep WHERE id = 1",
   /* catalog: reserve */
@@ -234,7 +234,6 @@ typedef struct {
   const char *code, *msg;
 } refusal;
 
-/* The statements of one buy; a refusal leaves *r set and the caller rolls back. */
 /* plugins/orders/lib/unpaid.lua's watch: the sweep stays where it is if due by
 ** the new order's deadline and not overdue by a minute; else it is scheduled
 ** (sched.c: insert, delete on a key's clash) and its due recorded. */
@@ -274,6 +273,7 @@ static int watch_sweep(int64_t now, int64_t deadline, int64_t sweep_due, refusal
   return 0;
 }
 
+/* The statements of one buy; a refusal leaves *r set and the caller rolls back. */
 static int64_t buy_txn(int64_t sale_id, const char *user, int64_t qty, buf *body, refusal *r) {
   sqlite3_stmt *st = S.q[Q_SALE];
   sqlite3_bind_int64(st, 1, sale_id);
