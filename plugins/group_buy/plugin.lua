@@ -413,12 +413,26 @@ return {
     CREATE INDEX group_buy_orders_seat ON group_buy_orders(group_id, seat_no);
     CREATE INDEX group_buy_orders_user ON group_buy_orders(user);
     ]],
-    -- 1.5.0: group_buy_orders_member (group_id, user) goes. Every join wrote an
-    -- entry of it, and it is the one index of the table that no query needs: a
-    -- group's orders are found by group_buy_orders_seat (group_id, seat_no), a
-    -- user's in a group by group_buy_orders_user (a user has few orders) or, seated,
-    -- by the unique group_buy_orders_one_seat_per_id.
-    [[DROP INDEX group_buy_orders_member]],
+    -- 1.5.0: two indexes every join wrote an entry of, each on a page of its own
+    -- (the users are spread over them), go. group_buy_orders_member (group_id,
+    -- user) is needed by no query: a group's orders are found by
+    -- group_buy_orders_seat (group_id, seat_no), a user's in a group by
+    -- group_buy_orders_user (a user has few orders) or, seated, by the unique
+    -- group_buy_orders_one_seat_per_id. group_buy_buyers is keyed (user,
+    -- activity_id) instead of (activity_id, user): every query names the user,
+    -- so the key serves them all and group_buy_buyers_user goes with the old table.
+    [[
+    DROP INDEX group_buy_orders_member;
+    CREATE TABLE group_buy_buyers_v2 (
+      activity_id INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      units INTEGER NOT NULL CHECK (units >= 0),
+      PRIMARY KEY (user, activity_id)
+    ) WITHOUT ROWID;
+    INSERT INTO group_buy_buyers_v2 (activity_id, user, units) SELECT activity_id, user, units FROM group_buy_buyers;
+    DROP TABLE group_buy_buyers;
+    ALTER TABLE group_buy_buyers_v2 RENAME TO group_buy_buyers;
+    ]],
   },
   routes = ROUTES,
   jobs = {
