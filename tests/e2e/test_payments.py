@@ -19,7 +19,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
+from harness import (Host, manual_tenant, clock, advance, admin_ok,  # noqa: E402
                      add_sku, sku_stock, user_auth, expect_error, run, awaits_unpaid_timeout)
 import paysign  # noqa: E402
 
