@@ -41,6 +41,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("TIDEPOOL_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
+# today's plugins and the tests' own: where every host of the tests finds them
+PLUGIN_DIRS = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")]
 BIN = os.environ.get("TIDEPOOL_BIN") or os.path.join(SRC, "build", "tidepool")
 
 # Generous but bounded: the same tests run under AddressSanitizer.
@@ -337,7 +339,7 @@ class Host:
         cfg = {
             "listen": "127.0.0.1:0",
             "data_dir": self.data_dir,
-            "plugin_dirs": [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")],
+            "plugin_dirs": list(PLUGIN_DIRS),
             "synchronous": self.synchronous,
             "log_level": self.log_level,
             "limits": self.limits,
@@ -745,7 +747,7 @@ def host_with_old(tenants, name, old_dirs, more_dirs=()):
     """A started Host serving the plugins in old_dirs (old_plugin's) ahead of today's
     (and more_dirs): the data of earlier versions, for an upgrade test. Stop it,
     then h.upgrade() serves the same data on today's plugins."""
-    today = [os.path.join(SRC, "plugins"), os.path.join(HERE, "plugins")] + list(more_dirs)
+    today = PLUGIN_DIRS + list(more_dirs)
     h = Host(tenants=tenants, name=name,
              extra={"plugin_dirs": list(old_dirs) + today, "sdk_dir": os.path.join(SRC, "sdk")})
     h.today_dirs = today

@@ -16,11 +16,14 @@ send them.
 """
 import itertools
 import os
+import sqlite3
+import subprocess
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
+from harness import (BIN, SRC, Host, manual_tenant, tasks, clock, advance, admin_ok,  # noqa: E402
                      add_sku, sku_stock, user_auth, expect_error, run, old_plugin, host_with_old,
                      awaits_unpaid_timeout, unpaid_sweep_due)
 import paysign  # noqa: E402
@@ -488,7 +491,6 @@ def test_an_unpaid_sweep_whose_job_was_lost_is_scheduled_again_by_the_next_check
         assert unpaid_sweep_due(h, t) == o1["pay_deadline"]
     finally:
         h.stop()
-    import sqlite3
     db = sqlite3.connect(os.path.join(h.data_dir, "heal.db"))
     assert db.execute("DELETE FROM _tp_jobs WHERE name = 'sweep_unpaid'").rowcount == 1
     db.commit()
@@ -554,9 +556,6 @@ def test_an_order_left_unpaid_under_1_9_0_expires_once_after_the_upgrade():
 def test_a_wrong_orders_config_fails_the_load_with_its_field_error():
     """orders checks its config when it loads: `tidepool check --config` names the
     key and its range, where before a checkout failed with a Lua error."""
-    import subprocess
-    import tempfile
-    from harness import BIN, SRC
     d = tempfile.mkdtemp(prefix="tidepool-e2e-orders-config-")
     conf = os.path.join(d, "tidepool.conf.lua")
     cases = [("unpaid_timeout_seconds = 10", "config.unpaid_timeout_seconds must be an integer from 60 to 86400"),
