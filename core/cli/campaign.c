@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "host/host_int.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "store/backup.h"
 #include "store/store.h"
@@ -102,13 +103,11 @@ static int snapshot(const char *live, const char *copy, char *err, size_t errcap
   return tpbk_copy(live, copy, err, errcap);
 }
 
-static void remove_scratch(const char *dir, const char *tenant) {
-  char path[2 * PATH_MAX];
-  tpc_tenant_file(dir, tenant, ".db", path, sizeof path);
-  tps_remove(path);
-  tpc_tenant_file(dir, tenant, ".analytics.db", path, sizeof path);  /* the host opens it too */
-  tps_remove(path);
-  rmdir(dir);
+/* The scratch folder is the command's own (mkdtemp): everything the host
+** left in it goes, the databases, their WAL and the claim's lock file. */
+static void remove_scratch(const char *dir) {
+  if (tp_remove_tree(dir) != 0)
+    fprintf(stderr, "tidepool: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
 /* The load's error as an operator should read it: the script's own
@@ -213,10 +212,8 @@ int tpcmd_campaign(int argc, char **argv) {
     fprintf(stderr, "tidepool: cannot create a temporary folder: %s\n", strerror(errno));
     rc = 2;
   } else {
-    char id[sizeof t->id];
-    snprintf(id, sizeof id, "%s", t->id);
     rc = run(&a, &cfg, t, name, tmp);
-    remove_scratch(tmp, id);
+    remove_scratch(tmp);
   }
   tpc_free(&cfg);
   return rc;

@@ -476,6 +476,18 @@ function script.problems_text(r, max)
   return table.concat(out, "\n")
 end
 
+---Lua shortens a long chunk name in its messages to "..." and the name's
+---end (LUA_IDSIZE, 60 bytes): the script's whole path is put back, so that an
+---operator's file:line names the file wherever it lies.
+---@param r table the script's reader
+---@param msg string
+---@return string
+local function whole_path(r, msg)
+  local tail, rest = msg:match("^%.%.%.(.-)(:%d+:.*)$")
+  if tail and #tail > 0 and r.file:sub(-#tail) == tail then return r.file .. rest end
+  return msg
+end
+
 ---Runs the script and checks it. Returns the campaign: name, title,
 ---description, starts_at, ends_at, items (kind, plugin, id, ref, settings,
 ---line, from, to, broken; a coupon drop also at, and users or segment),
@@ -493,14 +505,14 @@ function script.read(source, chunkname, name, where)
   local c = { name = name, r = r, items = {}, segments = r.segments, hooks = {} }
   local chunk, err = load(source, chunkname, "t", environment(r))
   if not chunk then
-    r.problems[#r.problems + 1] = { line = tonumber(tostring(err):match(":(%d+):")) or 0,
-                                    text = tostring(err), seq = #r.problems + 1 }
+    local msg = whole_path(r, tostring(err))
+    r.problems[#r.problems + 1] = { line = tonumber(msg:match(":(%d+):")) or 0, text = msg, seq = #r.problems + 1 }
     c.fatal = true
     return c
   end
   local ok, result = pcall(chunk)
   if not ok then
-    local msg = tostring(result):gsub("\nstack traceback:.*$", "")
+    local msg = whole_path(r, (tostring(result):gsub("\nstack traceback:.*$", "")))
     if not msg:find("^" .. r.file:gsub("%p", "%%%0") .. ":") then msg = ("%s:?: %s"):format(r.file, msg) end
     r.problems[#r.problems + 1] = { line = tonumber(msg:match(":(%d+):")) or 0, text = msg, seq = #r.problems + 1 }
     c.fatal = true
