@@ -642,11 +642,12 @@ def test_a_manifests_track_list_is_checked_at_load():
     from harness import BIN
     for track, why in (('"spin"', "must be a list of 1-32 event names"),
                        ('{ "Spin!" }', "track[1] must be an event name")):
-        d = os.path.join(tempfile.mkdtemp(prefix="tidepool-e2e-track-"), "wheel")
-        os.makedirs(d)
-        with open(os.path.join(d, "plugin.lua"), "w") as f:
-            f.write('return { name = "wheel", version = "1.0.0", track = %s }\n' % track)
-        out = subprocess.run([BIN, "check", d], capture_output=True, text=True, timeout=60)
+        with tempfile.TemporaryDirectory(prefix="tidepool-e2e-track-") as top:
+            d = os.path.join(top, "wheel")
+            os.makedirs(d)
+            with open(os.path.join(d, "plugin.lua"), "w") as f:
+                f.write('return { name = "wheel", version = "1.0.0", track = %s }\n' % track)
+            out = subprocess.run([BIN, "check", d], capture_output=True, text=True, timeout=60)
         assert out.returncode != 0 and why in out.stdout + out.stderr, (track, out.stdout, out.stderr)
 
 

@@ -12,6 +12,7 @@ is kept in $TIDEPOOL_ARTIFACT_DIR (ctest: <build>/console-screenshots).
 """
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -66,6 +67,7 @@ TR = tenant("leaf-rehearsal", plugins={"schjobs": {}})
 TR["clock"] = "manual"
 H = None
 B = None
+BROWSER_TMP = None  # the browser's own TMPDIR
 
 
 def host():
@@ -87,14 +89,18 @@ def host():
 
 
 def browser():
-    global B
+    global B, BROWSER_TMP
     if B is None:
         opts = webdriver.ChromeOptions()
         opts.binary_location = "/usr/bin/chromium"
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,800", "--lang=zh-CN"):
             opts.add_argument(arg)
-        B = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+        # chromium leaves its singleton socket's folder in TMPDIR when the driver
+        # stops it: the browser gets a TMPDIR of its own, removed with it
+        BROWSER_TMP = tempfile.mkdtemp(prefix="tidepool-browser-")
+        service = Service("/usr/bin/chromedriver", env=dict(os.environ, TMPDIR=BROWSER_TMP))
+        B = webdriver.Chrome(service=service, options=opts)
         B.set_page_load_timeout(60)
         B.set_script_timeout(30)
     return B
@@ -653,11 +659,17 @@ def test_an_expired_session_goes_back_to_sign_in():
         short.stop()
 
 
-def test_the_browser_and_the_host_stop_cleanly():
+def close_browser():
     global B
     if B is not None:
         B.quit()
         B = None
+    if BROWSER_TMP:
+        shutil.rmtree(BROWSER_TMP, ignore_errors=True)
+
+
+def test_the_browser_and_the_host_stop_cleanly():
+    close_browser()
     host().stop()
 
 
@@ -665,5 +677,4 @@ if __name__ == "__main__":
     try:
         run(globals())
     finally:
-        if B is not None:
-            B.quit()
+        close_browser()

@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 import json
 import os
+import shutil
 import ssl
 import sys
 import tempfile
@@ -150,6 +151,7 @@ def teardown():
         H.stop()
     GOOD.server.shutdown()
     WRONG_NAME.server.shutdown()
+    shutil.rmtree(DIR, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -556,25 +556,25 @@ def test_an_order_left_unpaid_under_1_9_0_expires_once_after_the_upgrade():
 def test_a_wrong_orders_config_fails_the_load_with_its_field_error():
     """orders checks its config when it loads: `tidepool check --config` names the
     key and its range, where before a checkout failed with a Lua error."""
-    d = tempfile.mkdtemp(prefix="tidepool-e2e-orders-config-")
-    conf = os.path.join(d, "tidepool.conf.lua")
-    cases = [("unpaid_timeout_seconds = 10", "config.unpaid_timeout_seconds must be an integer from 60 to 86400"),
-             ("max_unpaid_orders = 0", "config.max_unpaid_orders must be an integer from 1 to"),
-             ("max_lines = '20'", "config.max_lines must be an integer from 1 to 1000"),
-             ("attribution_plugin = 'no such!'", "config.attribution_plugin must be 1-64 letters"),
-             ("unpaid_timeout_seconds = 600, max_unpaid_orders = 2", None)]
-    for setting, message in cases:
-        with open(conf, "w") as f:
-            f.write('return { data_dir = "%s/data", plugin_dirs = { "%s/plugins" }, sdk_dir = "%s/sdk",'
-                    ' tenants = { { id = "brand", token_secret = "0123456789abcdef0123",'
-                    ' plugins = { catalog = {}, payments = { secret = "orders-config-secret-0123456789" },'
-                    ' orders = { %s } } } } }' % (d, SRC, SRC, setting))
-        p = subprocess.run([BIN, "check", os.path.join(SRC, "plugins", "orders"), "--config", conf,
-                            "--tenant", "brand"], capture_output=True, text=True, timeout=60)
-        if message is None:
-            assert p.returncode == 0 and "ok (orders" in p.stdout, (setting, p.returncode, p.stdout, p.stderr)
-        else:
-            assert p.returncode == 1 and "invalid_field: " + message in p.stdout, (setting, p.stdout, p.stderr)
+    with tempfile.TemporaryDirectory(prefix="tidepool-e2e-orders-config-") as d:
+        conf = os.path.join(d, "tidepool.conf.lua")
+        cases = [("unpaid_timeout_seconds = 10", "config.unpaid_timeout_seconds must be an integer from 60 to 86400"),
+                 ("max_unpaid_orders = 0", "config.max_unpaid_orders must be an integer from 1 to"),
+                 ("max_lines = '20'", "config.max_lines must be an integer from 1 to 1000"),
+                 ("attribution_plugin = 'no such!'", "config.attribution_plugin must be 1-64 letters"),
+                 ("unpaid_timeout_seconds = 600, max_unpaid_orders = 2", None)]
+        for setting, message in cases:
+            with open(conf, "w") as f:
+                f.write('return { data_dir = "%s/data", plugin_dirs = { "%s/plugins" }, sdk_dir = "%s/sdk",'
+                        ' tenants = { { id = "brand", token_secret = "0123456789abcdef0123",'
+                        ' plugins = { catalog = {}, payments = { secret = "orders-config-secret-0123456789" },'
+                        ' orders = { %s } } } } }' % (d, SRC, SRC, setting))
+            p = subprocess.run([BIN, "check", os.path.join(SRC, "plugins", "orders"), "--config", conf,
+                                "--tenant", "brand"], capture_output=True, text=True, timeout=60)
+            if message is None:
+                assert p.returncode == 0 and "ok (orders" in p.stdout, (setting, p.returncode, p.stdout, p.stderr)
+            else:
+                assert p.returncode == 1 and "invalid_field: " + message in p.stdout, (setting, p.stdout, p.stderr)
 
 
 # ---- one user's orders are invisible to another

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "config/config.h"
 #include "lua/plugin.h"
 
@@ -21,13 +22,18 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char dir[] = "/tmp/tidepool-fuzz-campaign-XXXXXX";
 static char script_path[128];
 static tpc_config cfg;
+
+static void shut_down(void) {
+  tpc_free(&cfg);
+  tp_remove_tree(dir);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  static char dir[] = "/tmp/tidepool-fuzz-campaign-XXXXXX";
   if (!mkdtemp(dir)) abort();
   snprintf(script_path, sizeof script_path, "%s/fuzzed.lua", dir);
   char text[1024], err[1024];
@@ -40,6 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     fprintf(stderr, "fuzz_campaign: %s\n", err);
     abort();
   }
+  atexit(shut_down);
   return 0;
 }
 
