@@ -225,8 +225,6 @@ static void close_shadow(tps_db *d) {
 
 /* ---- opening */
 
-/* ---- opening */
-
 static int prepare_fixed(tps_db *d, const char *sql, sqlite3_stmt **st) {
   return sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }

@@ -308,6 +308,15 @@ def http_request_bytes(method, path, body=None, headers=None, version="HTTP/1.1"
 
 # ---- the host process
 
+def host_tmp(host_dir):
+    """The TMPDIR a host process runs with, inside its own folder: SQLite's scratch files (a
+    request's savepoint journal past 64 KiB, a large sort) are unlinked as soon as they are
+    opened, but a kill -9 between the two leaves one, and it goes with the host's folder."""
+    d = os.path.join(host_dir, "tmp")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
 class HostError(Exception):
     pass
 
@@ -374,7 +383,7 @@ class Host:
     def start(self):
         if not os.path.exists(BIN):
             raise HostError("no binary at %s (set TIDEPOOL_BIN)" % BIN)
-        env = dict(os.environ)
+        env = dict(os.environ, TMPDIR=host_tmp(self.dir))
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         with self.cond:
@@ -710,7 +719,7 @@ class DemoHost:
         self.conf = os.path.join(root, "scripts/demo/tidepool.conf.lua")
         env = dict(os.environ, TIDEPOOL_LISTEN="127.0.0.1:%d" % self.port,
                    TIDEPOOL_DATA_DIR=data_dir or os.path.join(self.dir, "data"),
-                   TIDEPOOL_BACKUP_DIR=os.path.join(self.dir, "backups"))
+                   TIDEPOOL_BACKUP_DIR=os.path.join(self.dir, "backups"), TMPDIR=host_tmp(self.dir))
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         self.log = open(os.path.join(self.dir, "host.log"), "w+")
         self.proc = subprocess.Popen([BIN, "serve", "--config", self.conf], stdin=subprocess.DEVNULL,
