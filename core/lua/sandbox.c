@@ -164,9 +164,13 @@ void tpsb_arm(tp_plugin *p, int64_t budget) {
   p->timed_out = false;
   p->mem_exceeded = false;
   p->refused_size = 0;
-  /* coroutines inherit the hook when created; the main thread gets it back
-  ** at its normal step in case the last invocation ended over budget */
-  lua_sethook(p->L, count_hook, LUA_MASKCOUNT, hook_step);
+  /* counted from its first instruction (coroutines inherit the hook when
+  ** created), or from when the watchdog turns the count on (sandbox.h); the
+  ** main thread loses the step 1 of an invocation that ended over budget */
+  if (hook_step == 1 || budget < TPSB_COUNT_LATER_FROM || !tpwd_ready())
+    lua_sethook(p->L, count_hook, LUA_MASKCOUNT, hook_step);
+  else
+    lua_sethook(p->L, NULL, 0, 0);
 }
 
 void tpsb_charge(lua_State *L, int64_t n) {
@@ -199,7 +203,7 @@ void tpsb_charge_strings(lua_State *L, int n, int bytes_per) {
 void tpsb_enter(tp_plugin *p, int64_t deadline_ms, tpsb_frame *f) {
   f->thread = tpwd_running(p->L);
   if (p->db) f->progress = tps_set_progress(p->db, (tps_progress){tpsb_sql_progress, p});
-  tpwd_arm(deadline_ms, p->db ? p->db->db : NULL, count_hook);
+  tpwd_arm(deadline_ms, p->db ? p->db->db : NULL, count_hook, hook_step);
 }
 
 void tpsb_leave(tp_plugin *p, tpsb_frame *f) {

@@ -18,6 +18,18 @@
 **                 and so does C work the plugin starts (below). Once the
 **                 budget is spent the hook fires on every instruction and
 **                 raises again, so pcall cannot swallow it: budget_exceeded.
+**                 A budget of TPSB_COUNT_LATER_FROM or more (the default's)
+**                 counts Lua's instructions from the invocation's first
+**                 millisecond on (watchdog.h, "Counting later"): a hook costs
+**                 Lua a call per instruction, 11% of a flash-sale buy, and
+**                 the handlers that stay under a millisecond, nearly all of
+**                 them, then pay nothing for it. What a budget guarantees
+**                 holds in the safe direction: what is counted is never more
+**                 than what ran, so no invocation within its budget fails;
+**                 one that runs away is stopped after its budget plus at most
+**                 TPWD_COUNT_AFTER_MS + TPWD_TICK_MS of uncounted work. A
+**                 smaller budget, and `tidepool test`, count from the first
+**                 instruction.
 **   memory        the allocator refuses to grow the state past its cap while
 **                 plugin code runs (Lua then raises "not enough memory").
 **   wall clock    the watchdog (watchdog.h) ends an invocation that runs past
@@ -53,6 +65,10 @@
 /* How many instructions run between two visits of the hook. The count of an
 ** invocation is known to this step: p->used is rounded down to it. */
 #define TPSB_HOOK_STEP 10000
+
+/* Budgets from this size on are counted from the invocation's first
+** millisecond (above); smaller ones from its first instruction. */
+#define TPSB_COUNT_LATER_FROM 10000000
 
 /* Bytes of C work that cost one instruction: copying or filling memory runs
 ** at several bytes a nanosecond, parsing, encoding or hashing at about one,

@@ -12,6 +12,7 @@
 
 #include "lua/api.h"
 #include "lua/sandbox.h"
+#include "lua/watchdog.h"
 #include "tp_test.h"
 
 static tp_plugin plugin;
@@ -279,6 +280,45 @@ TEST(small_blocks_are_kept_and_taken_again) {
   for (int c2 = 0; c2 < TPST_SMALL_CLASSES; c2++) ASSERT_TRUE(p.free_blocks[c2] == NULL);
 }
 
+/* A budget of TPSB_COUNT_LATER_FROM or more runs without the count hook until
+** the watchdog turns the count on (after TPWD_COUNT_AFTER_MS): a short
+** invocation pays nothing and counts nothing, a runaway one is still stopped
+** by its budget, not by the deadline. A smaller budget is hooked at once. */
+TEST(a_large_budget_counts_from_the_first_millisecond) {
+  setup();
+  char out[512];
+  tpsb_arm(&plugin, TPSB_COUNT_LATER_FROM);
+  ASSERT_EQ(lua_gethookmask(L), 0);
+  tpsb_arm(&plugin, TPSB_COUNT_LATER_FROM - 1);
+  ASSERT_EQ(lua_gethookmask(L), LUA_MASKCOUNT);
+  ASSERT_EQ(run("local n = 0 for i = 1, 1000 do n = n + i end return tostring(n)", TPSB_COUNT_LATER_FROM,
+                5000, out, sizeof out), LUA_OK);
+  ASSERT_STR(out, "500500");
+  ASSERT_EQ(plugin.used, 0);
+  double t0 = now_s();
+  ASSERT_EQ(run("while true do end", TPSB_COUNT_LATER_FROM, 5000, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "instruction budget exceeded");
+  ASSERT_TRUE(plugin.exceeded && !plugin.timed_out);
+  ASSERT_TRUE(now_s() - t0 < 2.5);
+  teardown();
+}
+
+/* Once the count is on, a thread that takes over counts too: a coroutine made
+** before (without the hook) and resumed after runs away on its own. Were it
+** not hooked when it took over, only the deadline would stop it. */
+TEST(a_coroutine_that_takes_over_once_the_count_is_on_counts) {
+  setup();
+  char out[512];
+  double t0 = now_s();
+  ASSERT_EQ(run("local co = coroutine.wrap(function() while true do end end) "
+                "local n = 0 for i = 1, 1e7 do n = n + 1 end "  /* tens of ms: the count goes on */
+                "co() return 'went on'", 100000000, 10000, out, sizeof out), LUA_ERRRUN);
+  ASSERT_CONTAINS(out, "instruction budget exceeded");
+  ASSERT_TRUE(plugin.exceeded && !plugin.timed_out);
+  ASSERT_TRUE(now_s() - t0 < 8.0);
+  teardown();
+}
+
 int main(void) {
   RUN(rep_gives_what_luas_rep_gives);
   RUN(rep_is_charged_before_it_allocates);
@@ -289,5 +329,7 @@ int main(void) {
   RUN(json_of_shared_values_is_bounded);
   RUN(setmetatable_attaches_a_frozen_copy);
   RUN(small_blocks_are_kept_and_taken_again);
+  RUN(a_large_budget_counts_from_the_first_millisecond);
+  RUN(a_coroutine_that_takes_over_once_the_count_is_on_counts);
   return TEST_SUMMARY();
 }
