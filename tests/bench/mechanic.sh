@@ -18,7 +18,10 @@
 # Every request is a different user with their own token (minted here, in
 # Python, as core/base/token.h describes); requests are formatted once, up front,
 # so wrk's own cost stays low. The table: req/s, p50, p99, non-2xx, the
-# successes the database shows for the run and their rate.
+# successes the database shows for the run and their rate, and the server's
+# CPU time per success (every thread, user and system: /proc/PID/stat). With
+# the server's core saturated, that last figure is what a change to the
+# server's work shows first; the rate moves with it within this VM's noise.
 #
 # Environment: DURATION (s per run, default 10), WARMUP (s, default 1), CONNS
 # (default "64 256"), USERS (distinct users, default 100000), SERVER_CPU
@@ -159,32 +162,41 @@ stop_host() {  # conns
   SERVER_PID=
 }
 
+# the server's CPU time so far (every thread, user and system), in clock ticks
+cpu_ticks() {  # pid
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
 # one connection count: a fresh host, setup, warm-up, the measured run
 measure() {  # conns
-  local conns=$1 port url before after out
+  local conns=$1 port url before after out cpu0 cpu1
   port=$(port_of)
   url="http://127.0.0.1:$port"
   start_host "$port" "$conns"
   setup "$port"
   [ "$WARMUP" = 0 ] || taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$TMP/requests.lua" "$url" -- "$WARMUP_ARG" >/dev/null
   before=$(count "$port")
+  cpu0=$(cpu_ticks "$SERVER_PID")
   if [ "$PROFILE" = 1 ]; then cg_begin "$SERVER_PID"; fi
   say "bench: $TITLE, $conns connections, ${DURATION}s"
   out=$TMP/wrk-$conns.txt
   taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$TMP/requests.lua" "$url" -- "$(run_arg "$before")" >"$out"
   after=$(count "$port")
+  cpu1=$(cpu_ticks "$SERVER_PID")
   if [ "$PROFILE" = 1 ]; then cg_end "$SERVER_PID" "$BUILD/callgrind/$NAME.$conns.out" "$((after - before))" "$TMP/profile.txt"; fi
   stop_host "$conns"
   if [ "${WALPAGES:-0}" = 1 ]; then
     { echo; echo "$conns connections: what the commits wrote to the WAL"
       python3 "$HERE/walpages.py" "$TMP/data/bench.db" "$TMP/walpages-$conns.txt"; } >>"$TMP/walpages.txt"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$conns" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$conns" \
     "$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")" \
     "$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")" \
     "$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")" \
     "$(awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' "$out")" "$((after - before))" \
-    "$(awk -v a="$before" -v b="$after" -v d="$DURATION" 'BEGIN { printf "%.0f", (b - a) / d }')" >>"$TMP/results.tsv"
+    "$(awk -v a="$before" -v b="$after" -v d="$DURATION" 'BEGIN { printf "%.0f", (b - a) / d }')" \
+    "$(awk -v c="$((cpu1 - cpu0))" -v t="$(getconf CLK_TCK)" -v n="$((after - before))" \
+      'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / t / n; else print "-" }')" >>"$TMP/results.tsv"
 }
 
 print_table() {  # detail
@@ -192,9 +204,10 @@ print_table() {  # detail
   echo "$TITLE: commit $(git -C "$REPO" rev-parse --short HEAD), $(date -u +%Y-%m-%dT%H:%MZ), ${DURATION}s per run, $1"
   echo "machine: $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); server on core $SERVER_CPU, wrk -t1 on core $WRK_CPU; data on $(df -T "$TMP" | awk 'NR == 2 { print $2 }'), synchronous=full"
   echo
-  printf '%5s | %9s | %7s | %7s | %7s | %9s | %9s\n' conns "req/s" "p50 ms" "p99 ms" non-2xx "$UNIT" "$UNIT/s"
-  echo "------+-----------+---------+---------+---------+-----------+----------"
-  awk -F'\t' '{ printf "%5s | %9s | %7s | %7s | %7s | %9s | %9s\n", $1, $2, $3, $4, $5, $6, $7 }' "$TMP/results.tsv"
+  printf '%5s | %9s | %7s | %7s | %7s | %9s | %9s | %9s\n' conns "req/s" "p50 ms" "p99 ms" non-2xx "$UNIT" "$UNIT/s" "cpu us/1"
+  echo "------+-----------+---------+---------+---------+-----------+-----------+----------"
+  awk -F'\t' '{ printf "%5s | %9s | %7s | %7s | %7s | %9s | %9s | %9s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$TMP/results.tsv"
+  echo "(cpu us/1: the server's CPU time, every thread, user and system, per one of the $UNIT)"
 }
 
 # bench_main DETAIL: build, config, tokens, every connection count, the table
