@@ -21,7 +21,8 @@
 **                 A budget of TPSB_COUNT_LATER_FROM or more (the default's)
 **                 counts Lua's instructions from the invocation's first
 **                 millisecond on (watchdog.h, "Counting later"): a hook costs
-**                 Lua a call per instruction, 11% of a flash-sale buy, and
+**                 Lua a call per instruction (a flash-sale buy: 11% of its
+**                 instructions, 5% of its CPU time), and
 **                 the handlers that stay under a millisecond, nearly all of
 **                 them, then pay nothing for it. What a budget guarantees
 **                 holds in the safe direction: what is counted is never more

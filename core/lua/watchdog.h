@@ -26,8 +26,8 @@
 **
 ** Counting later (sandbox.h, "instructions"). A count hook costs Lua a call
 ** at every instruction, whatever its step: 45k of a flash-sale buy's 401k
-** instructions (callgrind, tests/bench/README.md). So an invocation whose
-** budget allows it runs without the hook, and the watchdog turns the count on
+** instructions, 5% of its CPU time (tests/bench/README.md). So an invocation
+** whose budget allows it runs without the hook, and the watchdog turns the count on
 ** (the same signal, at the hook's usual step) once the outermost invocation
 ** has run TPWD_COUNT_AFTER_MS, which it sees within a tick: from then on every
 ** thread that runs counts (tpwd_running sets the hook on each that takes
