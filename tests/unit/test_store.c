@@ -624,6 +624,61 @@ TEST(the_outbox_counts_a_call_committed_only_after_its_commit) {
   close_db();
 }
 
+/* ---- a request's journal stays in memory */
+
+/* The default VFS, wrapped to count the statement journals SQLite opens as
+** files (a savepoint's journal past SQLITE_CONFIG_STMTJRNL_SPILL). */
+static sqlite3_vfs *unix_vfs;
+static sqlite3_vfs counting_vfs;
+static int subjournal_files;
+
+static int counting_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out) {
+  (void)vfs;
+  if (flags & SQLITE_OPEN_SUBJOURNAL) subjournal_files++;
+  return unix_vfs->xOpen(unix_vfs, name, f, flags, out);
+}
+
+/* Changes n pages the batch changed before, in one request's savepoint and
+** commits: 0, or -1 (the message in err). */
+static int request_changing(int n) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+           "WHERE i < %d) INSERT INTO p_big SELECT i, zeroblob(3000) FROM n", n);  /* a page each */
+  if (tps_batch_begin(&db) != 0 || as("p", "DELETE FROM p_big") != 0 || as("p", sql) != 0 ||
+      tps_savepoint(&db) != 0)
+    return -1;
+  int rc = as("p", "UPDATE p_big SET v = zeroblob(3001)");
+  if ((rc == 0 ? tps_release(&db) : tps_rollback_to(&db)) != 0) return -1;
+  char cerr[256];
+  if (tps_commit(&db, cerr, sizeof cerr) != 0) return -1;
+  return rc;
+}
+
+/* A request that changes 30 pages the batch changed before (120 KiB of
+** journal; SQLite keeps 64 KiB in memory by default) opens no file: store.c's
+** TPS_STMT_JOURNAL_SPILL, set before SQLite initializes. One that changes 200
+** spills to a file and still succeeds: past 128 KiB SQLite 3.40.1 fails that
+** spill with SQLITE_FULL. */
+TEST(a_requests_journal_stays_in_memory_and_a_large_one_still_spills) {
+  open_db();  /* the process's first open was before: SQLite is configured */
+  unix_vfs = sqlite3_vfs_find(NULL);
+  counting_vfs = *unix_vfs;
+  counting_vfs.zName = "counting";
+  counting_vfs.xOpen = counting_open;
+  ASSERT_EQ(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+  close_db();
+  open_db();  /* on the counting VFS */
+  ddl("p", "CREATE TABLE p_big (id INTEGER PRIMARY KEY, v BLOB)");
+  ASSERT_EQ(request_changing(30), 0);
+  ASSERT_EQ(count("p_big WHERE length(v) = 3001"), 30);
+  ASSERT_EQ(subjournal_files, 0);
+  ASSERT_EQ(request_changing(200), 0);
+  ASSERT_EQ(count("p_big WHERE length(v) = 3001"), 200);
+  ASSERT_EQ(subjournal_files, 1);
+  close_db();
+  sqlite3_vfs_unregister(&counting_vfs);
+}
+
 int main(void) {
   RUN(plugin_uses_its_own_tables);
   RUN(tally_counts_each_small_integer);
@@ -640,5 +695,6 @@ int main(void) {
   RUN(failed_migration_applies_nothing);
   RUN(a_referenced_table_is_rebuilt_and_an_orphan_refused);
   RUN(the_outbox_counts_a_call_committed_only_after_its_commit);
+  RUN(a_requests_journal_stays_in_memory_and_a_large_one_still_spills);
   return TEST_SUMMARY();
 }
