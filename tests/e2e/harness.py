@@ -310,7 +310,7 @@ def http_request_bytes(method, path, body=None, headers=None, version="HTTP/1.1"
 
 def host_tmp(host_dir):
     """The TMPDIR a host process runs with, inside its own folder: SQLite's scratch files (a
-    request's savepoint journal past 64 KiB, a large sort) are unlinked as soon as they are
+    request's savepoint journal past 128 KiB, a large sort) are unlinked as soon as they are
     opened, but a kill -9 between the two leaves one, and it goes with the host's folder."""
     d = os.path.join(host_dir, "tmp")
     os.makedirs(d, exist_ok=True)

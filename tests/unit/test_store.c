@@ -47,15 +47,19 @@ static int run_as(const char *owner, bool ddl, const char *sql) {
 static int as(const char *owner, const char *sql) { return run_as(owner, false, sql); }
 static int ddl(const char *owner, const char *sql) { return run_as(owner, true, sql); }
 
+static int64_t scalar(const char *sql) {
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(db.db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
 static long long count(const char *table) {
   char sql[128];
-  sqlite3_stmt *st;
   snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
-  if (sqlite3_prepare_v2(db.db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-  sqlite3_step(st);
-  long long n = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return n;
+  return scalar(sql);
 }
 
 TEST(plugin_uses_its_own_tables) {
@@ -503,15 +507,6 @@ TEST(failed_migration_applies_nothing) {
   ASSERT_EQ(migrate("shop", evil, 1, &applied), -1);
   ASSERT_CONTAINS(err, "not authorized");
   close_db();
-}
-
-static int64_t scalar(const char *sql) {
-  sqlite3_stmt *st;
-  int64_t v = -1;
-  if (sqlite3_prepare_v2(db.db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-    v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
 }
 
 /* SQLite's recipe for a table others reference (new, copy, drop, rename) goes
