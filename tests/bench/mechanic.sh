@@ -217,10 +217,10 @@ bench_main() {
   trap 'exit 143' TERM
   bash "$REPO/tools/bootstrap.sh" --bench >&2 || say "bench: bootstrap failed; continuing if the tools are present"
   for tool in wrk taskset curl cmake python3; do command -v "$tool" >/dev/null || die "$tool is missing"; done
-  local type=Release
-  [ "$PROFILE" != 1 ] || type=RelWithDebInfo
+  local type=Release static=OFF
+  [ "$PROFILE" != 1 ] || { type=RelWithDebInfo; static=ON; }  # static: Lua's functions named
   say "bench: building tidepool ($type) in $BUILD"
-  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=$type >/dev/null
+  cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=$type -DTP_LUA_STATIC=$static >/dev/null
   cmake --build "$BUILD" --target tidepool -j"$(nproc)" >/dev/null
   if [ "${WALPAGES:-0}" = 1 ]; then
     cc -std=c11 -O2 -Wall -Wextra -Werror -shared -fPIC -o "$BUILD/walpages.so" "$HERE/walpages.c" -ldl

@@ -59,7 +59,7 @@ case $SERVER in tidepool | baseline) ;; *) die "SERVER must be tidepool or basel
 case $SCENARIO in get | post) ;; *) die "SCENARIO must be get or post" ;; esac
 
 say "profile: building (RelWithDebInfo) in $BUILD"
-cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_LUA_STATIC=ON >/dev/null  # Lua named
 cmake --build "$BUILD" --target tidepool -j"$(nproc)" >/dev/null
 mkdir -p "$BUILD/bench-baseline" "$OUT"
 for f in api http llhttp; do
