@@ -82,8 +82,12 @@ local function shape(row, now)
   return row
 end
 
+-- built once: a statement's text made at every call is a new long string,
+-- copied, hashed and compared in full to find its prepared statement
+local LOAD_SQL = "SELECT " .. SALE_COLUMNS .. " FROM flash_sale_sales WHERE id = ?"
+
 local function load(id)
-  return tp.db.one("SELECT " .. SALE_COLUMNS .. " FROM flash_sale_sales WHERE id = ?", id)
+  return tp.db.one(LOAD_SQL, id)
 end
 
 -- ---- buying

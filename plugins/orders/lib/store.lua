@@ -107,10 +107,13 @@ function store.lines(id)
     FROM orders_lines WHERE order_id = ? ORDER BY line_no]], id)
 end
 
+-- built once, not at every call (the statement cache finds it by its text)
+local LOAD_SQL = "SELECT " .. ORDER_COLUMNS .. " FROM orders_orders WHERE id = ?"
+
 ---@param id integer
 ---@return Order|nil
 function store.load(id)
-  local row = tp.db.one("SELECT " .. ORDER_COLUMNS .. " FROM orders_orders WHERE id = ?", id)
+  local row = tp.db.one(LOAD_SQL, id)
   if not row then return nil end
   return store.shape(row, store.lines(id))
 end
