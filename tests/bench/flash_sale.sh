@@ -27,6 +27,9 @@ if [ "${WITH_ANALYTICS:-0}" = 1 ]; then NAME=flash-analytics EXTRA=', analytics 
 PLUGINS='{ catalog = {}, orders = { max_unpaid_orders = 1000000 },
   payments = { secret = "bench-only-payment-secret-01" }, flash_sale = {}'"$EXTRA"' }'
 if [ "${WITH_BRAND:-0}" = 1 ]; then NAME=flash-brand PLUGINS=$(python3 "$HERE/brand_plugins.py") || exit 1; fi
+# BRAND_SED: a sed script applied to that table, to run the brand without a part
+# (README "Where the demo brand's buy goes"), e.g. 's/attribution_plugin = "referral",//'
+if [ -n "${BRAND_SED:-}" ]; then PLUGINS=$(printf '%s\n' "$PLUGINS" | sed "$BRAND_SED") || exit 1; fi
 PATH_LUA='function path_of(k, arg) return "/v1/bench/flash-sales/1/buy" end'
 
 setup() {  # port: a sale that outlasts the run, a user may buy 1000
