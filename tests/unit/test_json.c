@@ -257,6 +257,50 @@ TEST(a_views_text_decodes_exactly) {
   teardown();
 }
 
+/* Members are set a chunk at a time (VD_CHUNK, 64): an object and an array
+** several chunks long decode whole, in order, a key given twice keeps its last
+** value within a chunk and across a chunk's edge, and nulls and nested containers keep their place. */
+TEST(large_containers_decode_whole_across_chunks) {
+  setup();
+  tp_buf text;
+  tp_buf_init(&text);
+  tp_buf_adds(&text, "{\"k1\":-100");  /* given again two members on, in the same chunk */
+  for (int i = 0; i < 200; i++) tp_buf_printf(&text, ",\"k%d\":%d", i, i);
+  tp_buf_adds(&text, ",\"k5\":-5,\"a\":[");
+  for (int i = 1; i <= 150; i++) {
+    if (i > 1) tp_buf_addc(&text, ',');
+    if (i == 70) tp_buf_adds(&text, "null");
+    else if (i == 100) tp_buf_adds(&text, "[100,{\"x\":1}]");
+    else tp_buf_printf(&text, "%d", i);
+  }
+  tp_buf_adds(&text, "]}");
+  ASSERT_EQ(tpj_decode_exact(L, text.data, text.len, err, sizeof err), 0);
+  ASSERT_EQ(lua_gettop(L), 1);
+  for (int i = 0; i < 200; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    ASSERT_EQ(lua_getfield(L, 1, key), LUA_TNUMBER);
+    ASSERT_EQ(lua_tointeger(L, -1), (i == 5 ? -5 : i));
+    lua_pop(L, 1);
+  }
+  ASSERT_EQ(lua_getfield(L, 1, "a"), LUA_TTABLE);
+  ASSERT_EQ((long long)lua_rawlen(L, 2), 150);
+  for (int i = 1; i <= 150; i++) {
+    int type = lua_rawgeti(L, 2, i);
+    if (i == 70) ASSERT_TRUE(type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL);
+    else if (i == 100) ASSERT_EQ(type, LUA_TTABLE);
+    else ASSERT_EQ(lua_tointeger(L, -1), i);
+    lua_pop(L, 1);
+  }
+  tp_buf_reset(&out);
+  ASSERT_EQ(tpj_encode(L, 2, &out, err, sizeof err), 0);  /* still an array, nested ones too */
+  ASSERT_TRUE(strncmp(tp_buf_cstr(&out), "[1,2,3,", 7) == 0 && strstr(out.data, ",68,69,null,71,") &&
+              strstr(out.data, ",99,[100,{\"x\":1}],101,") && strstr(out.data, ",149,150]"));
+  lua_settop(L, 0);
+  tp_buf_free(&text);
+  teardown();
+}
+
 int main(void) {
   RUN(integers_are_exact);
   RUN(tables_become_arrays_or_objects);
@@ -269,5 +313,6 @@ int main(void) {
   RUN(a_view_is_written_as_its_text);
   RUN(a_views_members_are_found_without_decoding);
   RUN(a_views_text_decodes_exactly);
+  RUN(large_containers_decode_whole_across_chunks);
   return TEST_SUMMARY();
 }
