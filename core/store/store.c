@@ -233,8 +233,9 @@ static int prepare_fixed(tps_db *d, const char *sql, sqlite3_stmt **st) {
 ** are refused by SQLite and change nothing):
 ** - SQLite counts every allocation under a global mutex for sqlite3_status(),
 **   which nothing here reads: about 170 lock pairs per flash-sale buy.
-** - A request runs in a savepoint, and every page it changes that the batch
-**   changed before goes to the statement journal, in memory up to 64 KiB by
+** - A request runs in a savepoint, and every page it changes that existed
+**   when the savepoint began goes to the statement journal (whether or not
+**   the batch had changed it before), in memory up to 64 KiB by
 **   default and in a temporary file past that: create, unlink, writes and
 **   close, for one buy in five of the demo brand (its 19 plugins touch 20-30
 **   pages). TPS_STMT_JOURNAL_SPILL keeps 32 pages in memory. Not more: with

@@ -633,7 +633,7 @@ static int counting_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, in
   return unix_vfs->xOpen(unix_vfs, name, f, flags, out);
 }
 
-/* Changes n pages the batch changed before, in one request's savepoint and
+/* Changes n pages that exist when a request's savepoint begins, in it, and
 ** commits: 0, or -1 (the message in err). */
 static int request_changing(int n) {
   char sql[256];
@@ -649,9 +649,9 @@ static int request_changing(int n) {
   return rc;
 }
 
-/* A request that changes 30 pages the batch changed before (120 KiB of
-** journal; SQLite keeps 64 KiB in memory by default) opens no file: store.c's
-** TPS_STMT_JOURNAL_SPILL, set before SQLite initializes. One that changes 200
+/* A request that changes 30 pages (120 KiB of journal; SQLite keeps 64 KiB in
+** memory by default) opens no file: store.c's TPS_STMT_JOURNAL_SPILL, set
+** before SQLite initializes. One that changes 200
 ** spills to a file and still succeeds: past 128 KiB SQLite 3.40.1 fails that
 ** spill with SQLITE_FULL. */
 TEST(a_requests_journal_stays_in_memory_and_a_large_one_still_spills) {
