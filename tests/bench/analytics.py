@@ -29,7 +29,11 @@ Environment: BUILD (default build-release), INTAKE_SECONDS (10), BUY_RATE (0), D
 (1000000), REPORT_EVENTS (3000000), VISITORS (200000), PHASES (default 1,2,3:
 which of the three to run), BENCH_TMPDIR, KEEP_TMP=1 (keep the data),
 REUSE=<a kept directory> (time the reports again on its data), PLUGINS (the
-plugins directory, e.g. another version exported from git, to compare).
+plugins directory, e.g. another version exported from git, to compare),
+DAY_SAVE=<dir> (phase 2 copies the two databases into dir once the day is written,
+before rolling it up), DAY_FROM=<that dir> (phase 2 rolls up the saved day again
+instead of writing one: the same events for an A/B of the rollup), FIRST_ONLY=1
+(phase 2 stops after the job's first run), EVENT_ORDER (time or random: below).
 The machine may be shared: the figures say so, and are noisy.
 """
 import json
@@ -51,6 +55,11 @@ DAY_EVENTS = int(os.environ.get("DAY_EVENTS", "1000000"))
 REPORT_EVENTS = int(os.environ.get("REPORT_EVENTS", "3000000"))
 VISITORS = int(os.environ.get("VISITORS", "200000"))
 PHASES = os.environ.get("PHASES", "1,2,3").split(",")
+# EVENT_ORDER=time (default): the events (and sessions) of a day written in the order of
+# their time, as intake receives them; random: session by session, in random order of time
+# (the figures before 2026-12-07). The 5M-event day's first run took about as long either
+# way (61.1 and 62.2 s, one run each, 2026-12-07)
+IN_TIME_ORDER = os.environ.get("EVENT_ORDER", "time") == "time"
 BUY_RATE = int(os.environ.get("BUY_RATE", "0"))  # buys/s to aim at in phase 1; 0: as fast as they go
 KEY = "bench-only-admin-key-000000000001"
 SECRET = "bench-only-token-secret-0000000001"
@@ -159,22 +168,25 @@ def fill(db_path, start, days, total, seed, orders_db=None, span=DAY):
                                "flash_sale:1" if rnd.randrange(10) == 0 else None, ",%s," % sku,
                                0, 500 * qty if rnd.randrange(10) == 0 else 0))
                 lines.append((oid, 1, sku, qty, paid_fen if paid else 0, refunded))
+        if IN_TIME_ORDER:   # as intake writes them: a session when it enters, an event when it comes
+            sessions.sort(key=lambda r: r[1])
         db.executemany("INSERT OR IGNORE INTO analytics_sessions (id, at, device, member, scene, source, store, guide,"
                        " content, live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sessions)
         rows = []
         for i in range(per_day):
             sid, at, dev, m = sessions[i // 8 % len(sessions)][:4]
-            n += 1
             kind = "enter" if i % 8 == 0 else KINDS[rnd.randrange(len(KINDS))]
-            rows.append(("b%d-%d" % (seed, base + n), kind, at + (i % 8) * 1000, at, sid, dev, m,
-                         "tea-%d" % rnd.randrange(50) if kind in ("product_view", "add_to_cart") else None))
-            if len(rows) >= 100000:
-                db.executemany("INSERT INTO analytics_events (id, kind, at, received, session, device, member, product)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                rows = []
-        if rows:
+            rows.append([None, kind, at + (i % 8) * 1000, at, sid, dev, m,
+                         "tea-%d" % rnd.randrange(50) if kind in ("product_view", "add_to_cart") else None])
+        if IN_TIME_ORDER:
+            rows.sort(key=lambda r: r[2])
+        for r in rows:
+            n += 1
+            r[0] = "b%d-%d" % (seed, base + n)
+        for i in range(0, len(rows), 100000):
             db.executemany("INSERT INTO analytics_events (id, kind, at, received, session, device, member, product)"
-                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i:i + 100000])
+        del rows
         db.commit()
         if odb:
             odb.executemany("INSERT INTO analytics_orders (order_id, member, created_at, paid_at, total_fen, paid_fen,"
@@ -215,6 +227,10 @@ def main():
                 analytics = { rollup_every_seconds = 86400, rollup_max_hours = 48 } },
     plugin_limits = { analytics = { instructions = 4000000000, deadline_ms = 600000 } } } } }
 """ % (port, tmp, os.environ.get("PLUGINS", os.path.join(REPO, "plugins")), SECRET, KEY))
+    day_from = os.environ.get("DAY_FROM")
+    if day_from and "2" in PHASES:   # a saved day's databases, before the server opens them
+        for name in ("bench.db", "bench.analytics.db"):
+            shutil.copyfile(os.path.join(day_from, name), os.path.join(tmp, name))
     server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve", "--config", conf],
                               stderr=open(os.path.join(tmp, "server.log"), "w"))
     try:
@@ -228,10 +244,11 @@ def main():
         if reuse:
             report_timings(port, tmp, int(open(os.path.join(tmp, "start")).read()))
             return
-        req(port, "POST", "/admin/bench/catalog/products", {"name": "tea", "skus": [
-            {"code": "tea-1", "title": "tea", "price_fen": 19900, "stock": 10000000}]})
-        req(port, "POST", "/admin/bench/flash-sales", {"sku": "tea-1", "price_fen": 990, "quantity": 10000000,
-            "per_user_limit": 1000, "starts_at": now - 60, "ends_at": now + DAY})
+        if not day_from:   # a saved day's brand has them
+            req(port, "POST", "/admin/bench/catalog/products", {"name": "tea", "skus": [
+                {"code": "tea-1", "title": "tea", "price_fen": 19900, "stock": 10000000}]})
+            req(port, "POST", "/admin/bench/flash-sales", {"sku": "tea-1", "price_fen": 990,
+                "quantity": 10000000, "per_user_limit": 1000, "starts_at": now - 60, "ends_at": now + DAY})
         toks = tokens(20000)
         buy_lua = os.path.join(tmp, "buy.lua")
         with open(buy_lua, "w") as f:
@@ -265,8 +282,9 @@ end
             report_phase(port, adb, now, tmp)
         print("command: %s python3 tests/bench/analytics.py; server on CPU 0, wrk on CPU 1; a shared "
               "2-core machine: noisy figures" % " ".join(
-                  "%s=%s" % (k, os.environ[k]) for k in ("DAY_EVENTS", "REPORT_EVENTS", "PHASES", "BUY_RATE")
-                  if k in os.environ))
+                  "%s=%s" % (k, os.environ[k])
+                  for k in ("DAY_EVENTS", "REPORT_EVENTS", "PHASES", "BUY_RATE", "DAY_SAVE", "DAY_FROM",
+                            "FIRST_ONLY", "EVENT_ORDER") if k in os.environ))
     finally:
         server.terminate()
         server.wait()
@@ -330,12 +348,30 @@ def intake_phase(port, buy_lua, track_lua):
                   % ((what,) + commit_quantiles(c2[key], c3[key])))
 
 
+def server_cpu():
+    """The server's user and system CPU seconds so far (/proc; 0, 0 if not found)."""
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and open("/proc/%s/cmdline" % d, "rb").read().startswith(
+                    BIN.encode() + b"\0serve\0"):
+                f = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
+                tick = os.sysconf("SC_CLK_TCK")
+                return int(f[11]) / tick, int(f[12]) / tick
+        except OSError:
+            pass
+    return 0.0, 0.0
+
+
 def timed_rollup(port, body=None):
     """POST /analytics/rollup (body None: the job's run over the pending hours): the answer,
-    the wall time and the instructions the call took (SQLite steps included)."""
+    the wall time and the instructions the call took (SQLite steps included); says the
+    server's CPU time over the call, user and system (the kernel's: reading pages, faults)."""
+    c0 = server_cpu()
     t0 = time.monotonic()
     out = req(port, "POST", "/admin/bench/analytics/rollup", body)
     secs = time.monotonic() - t0
+    c1 = server_cpu()
+    say("bench: the server's CPU over that call: user %.1f s, system %.1f s" % (c1[0] - c0[0], c1[1] - c0[1]))
     metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=60).read().decode()
     instr = next((line.split()[-1] for line in metrics.splitlines()
                   if line.startswith("tidepool_instructions_last{") and 'plugin="analytics"' in line
@@ -343,15 +379,41 @@ def timed_rollup(port, body=None):
     return out, secs, instr
 
 
+def save_day(adb, day0):
+    """DAY_SAVE: the brand's and the analytics database as they are before the rollup
+    (SQLite's backup API: consistent while the server has them open), and the day."""
+    out = os.environ["DAY_SAVE"]
+    os.makedirs(out, exist_ok=True)
+    for name, path in (("bench.db", os.path.join(os.path.dirname(adb), "bench.db")),
+                       ("bench.analytics.db", adb)):
+        src, dst = sqlite3.connect(path, timeout=60), sqlite3.connect(os.path.join(out, name))
+        src.backup(dst)
+        dst.close()
+        src.close()
+    with open(os.path.join(out, "day0"), "w") as f:
+        f.write("%d %d\n" % (day0, DAY_EVENTS))
+    say("bench: 2. the day saved in %s (DAY_FROM=%s rolls it up again)" % (out, out))
+
+
 def rollup_phase(port, adb, now):
-    day0 = local_midnight(now) - 100 * DAY
-    say("bench: 2. writing %d events into one local day" % DAY_EVENTS)
-    fill(adb, day0, 1, DAY_EVENTS, 1)
+    day_from = os.environ.get("DAY_FROM")
+    if day_from:
+        global DAY_EVENTS
+        day0, DAY_EVENTS = (int(x) for x in open(os.path.join(day_from, "day0")).read().split())
+        say("bench: 2. the day of %d events saved in %s" % (DAY_EVENTS, day_from))
+    else:
+        day0 = local_midnight(now) - 100 * DAY
+        say("bench: 2. writing %d events into one local day" % DAY_EVENTS)
+        fill(adb, day0, 1, DAY_EVENTS, 1)
+        if os.environ.get("DAY_SAVE"):
+            save_day(adb, day0)
     day_text = time.strftime("%Y-%m-%d", time.gmtime(day0 + TZ))
     # the job's first pass over the day (its hours recomputed, the day built whole)
     out, secs, instr = timed_rollup(port)
     print("rollup of a day with %d events, the job's first run: %.1f s (%d hours, more: %s), %s instructions"
           % (DAY_EVENTS, secs, out["hours"], out["more"], instr))
+    if os.environ.get("FIRST_ONLY") == "1":
+        return
     # the same day recomputed on demand, every hour and the day whole (1.5.0's figure)
     out, secs, instr = timed_rollup(port, {"day": day_text})
     print("rollup of a day with %d events, {\"day\"} (every hour, the day whole): %.1f s (%d hours), "
