@@ -67,8 +67,10 @@ local function sku_rows(product_id)
     WHERE product_id = ? ORDER BY price_fen, code]], product_id)
 end
 
+local LOAD_PRODUCT_SQL = "SELECT " .. PRODUCT_COLUMNS .. " FROM catalog_products WHERE id = ?"
+
 local function load_product(id)
-  local product = tp.db.one("SELECT " .. PRODUCT_COLUMNS .. " FROM catalog_products WHERE id = ?", id)
+  local product = tp.db.one(LOAD_PRODUCT_SQL, id)
   if product then product.skus = sku_rows(id) end
   return product
 end
@@ -159,6 +161,8 @@ local function update_product(req)
   return 200, load_product(req.params.id)
 end
 
+local PUT_SKU_SQL = "SELECT " .. SKU_COLUMNS .. " FROM catalog_skus WHERE code = ?"
+
 ---PUT /catalog/skus/{code} {product_id, title, price_fen, stock} : create or replace a SKU.
 local function put_sku(req)
   local body = require_body(req.body)
@@ -170,7 +174,7 @@ local function put_sku(req)
       { field = "product_id" })
   end
   put_sku_row(product_id, code, body)
-  return 200, tp.db.one("SELECT " .. SKU_COLUMNS .. " FROM catalog_skus WHERE code = ?", code)
+  return 200, tp.db.one(PUT_SKU_SQL, code)
 end
 
 ---POST /catalog/skus/{code}/stock {delta} : add (or with a negative delta remove) stock.

@@ -214,10 +214,12 @@ end
 
 -- ---- reading
 
+local PUBLIC_SQL = "SELECT " .. SALE_COLUMNS .. [[ FROM flash_sale_sales
+    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]]  -- built once, as LOAD_SQL
+
 local function list_public()
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. SALE_COLUMNS .. [[ FROM flash_sale_sales
-    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]], now)
+  local rows = tp.db.query(PUBLIC_SQL, now)
   local items = tp.json.array()
   for _, row in ipairs(rows) do
     local sale = shape(row, now)

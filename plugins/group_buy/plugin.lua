@@ -38,11 +38,18 @@ local GROUP_STATES = { pending = true, open = true, formed = true, failed = true
 
 -- ---- the mini-program
 
+-- statements built once: one made at every call is a new long string, which
+-- Lua hashes and compares in full to find its prepared statement
+local PUBLIC_SQL = "SELECT " .. activities.COLUMNS .. [[ FROM group_buy_activities
+    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]]
+local OPEN_GROUPS_SQL = "SELECT " .. groups.COLUMNS .. [[ FROM group_buy_groups
+    WHERE activity_id = ? AND state = 'open' AND expires_at > ?
+    ORDER BY group_size - paid - virtual_seats, expires_at, id LIMIT ?]]
+
 ---GET /group-buys: activities running now or coming.
 local function list_public()
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. activities.COLUMNS .. [[ FROM group_buy_activities
-    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]], now)
+  local rows = tp.db.query(PUBLIC_SQL, now)
   local items = tp.json.array()
   for i, row in ipairs(rows) do items[i] = activities.shape(activities.load(row.id), now) end
   return 200, { now = now, items = items }
@@ -65,9 +72,7 @@ local function open_groups(req)
   local a = activities.active(req.params.id)
   local limit = check.page(req.query, 20, 100)
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. groups.COLUMNS .. [[ FROM group_buy_groups
-    WHERE activity_id = ? AND state = 'open' AND expires_at > ?
-    ORDER BY group_size - paid - virtual_seats, expires_at, id LIMIT ?]], a.id, now, limit)
+  local rows = tp.db.query(OPEN_GROUPS_SQL, a.id, now, limit)
   local items = tp.json.array()
   for i, g in ipairs(rows) do items[i] = groups.public(g, now) end
   return 200, { now = now, items = items }

@@ -116,8 +116,10 @@ local WINDOWS = { "starts", "ends", "balance_starts", "balance_ends", "ships_fro
 ---@field balance_ends_at integer?
 ---@field ships_from integer?
 
+local LOAD_SQL = "SELECT " .. COLUMNS .. " FROM presale_presales WHERE id = ?"
+
 local function load(id)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM presale_presales WHERE id = ?", id)
+  return tp.db.one(LOAD_SQL, id)
 end
 
 ---Where a presale stands at now: not_started, deposit_open (full: open),

@@ -186,8 +186,10 @@ local function shape(row)
   return row
 end
 
+local LOAD_SQL = "SELECT " .. COLUMNS .. " FROM promotions_promotions WHERE id = ?"
+
 local function load(id)
-  local row = tp.db.one("SELECT " .. COLUMNS .. " FROM promotions_promotions WHERE id = ?", id)
+  local row = tp.db.one(LOAD_SQL, id)
   return row and shape(row)
 end
 

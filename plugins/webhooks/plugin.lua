@@ -45,8 +45,11 @@ local DELIVERY = { type = "object", properties = {
   attempts = { type = "integer" }, status = { type = "integer", description = "the last answer's HTTP status" },
   last_error = { type = "string" }, created_at = { type = "integer" }, updated_at = { type = "integer" } } }
 
+local LOAD_SUB_SQL = "SELECT " .. SUB_COLUMNS
+  .. ", created_at, updated_at FROM webhooks_subscriptions WHERE id = ?"
+
 local function load_sub(id)
-  return tp.db.one("SELECT " .. SUB_COLUMNS .. ", created_at, updated_at FROM webhooks_subscriptions WHERE id = ?", id)
+  return tp.db.one(LOAD_SUB_SQL, id)
 end
 
 ---A subscription's destination must be one this plugin may call, and a path.

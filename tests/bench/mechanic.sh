@@ -145,7 +145,7 @@ start_host() {  # port conns
   rm -rf "$TMP/data"
   if [ "$PROFILE" = 1 ]; then
     mkdir -p "$BUILD/callgrind"; rm -f "$BUILD/callgrind/$NAME.$2.out"*
-    under=(valgrind --tool=callgrind --callgrind-out-file="$BUILD/callgrind/$NAME.$2.out")
+    under=(valgrind --tool=callgrind ${CALLGRIND_EXTRA:-} --callgrind-out-file="$BUILD/callgrind/$NAME.$2.out")
   fi
   local preload=()
   [ "${WALPAGES:-0}" != 1 ] || preload=(env LD_PRELOAD="$BUILD/walpages.so" WALPAGES_OUT="$TMP/walpages-$2.txt")

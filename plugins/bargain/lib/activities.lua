@@ -16,10 +16,14 @@ local COLUMNS = rules.FIELDS:columns("id", { "created_at", "updated_at" })
 local save = rules.FIELDS:writer("bargain_activities", { created_at = ":now", updated_at = ":now" },
   { updated_at = ":now" })
 
+-- built once: a statement made at every call is a new long string, which Lua
+-- hashes and compares in full to find its prepared statement
+local LOAD_SQL = "SELECT " .. COLUMNS .. " FROM bargain_activities WHERE id = ?"
+
 ---@param id integer
 ---@return table|nil the row (booleans as 0/1)
 function activities.load(id)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM bargain_activities WHERE id = ?", id)
+  return tp.db.one(LOAD_SQL, id)
 end
 
 ---Where now falls in the activity's window.

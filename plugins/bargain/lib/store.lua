@@ -24,10 +24,14 @@ store.BARGAIN_COLUMNS = [[id, activity_id, initiator, rules, sku, original_price
 ---@field expires_at integer    end of cutting (open)
 ---@field pay_deadline integer|nil  end of the pay window (once the floor is reached)
 
+-- built once: a statement made at every call is a new long string, which Lua
+-- hashes and compares in full to find its prepared statement
+local LOAD_SQL = "SELECT " .. store.BARGAIN_COLUMNS .. " FROM bargain_bargains WHERE id = ?"
+
 ---@param id integer
 ---@return Bargain|nil
 function store.load(id)
-  return tp.db.one("SELECT " .. store.BARGAIN_COLUMNS .. " FROM bargain_bargains WHERE id = ?", id)
+  return tp.db.one(LOAD_SQL, id)
 end
 
 ---The price the initiator would pay now.
@@ -51,6 +55,11 @@ end
 
 store.SHARE_PAGE_HELPS = 50
 
+local HELPS = [[SELECT seq, helper, cut_fen, remaining_before_fen, cuts_left_before, draw, seed,
+    created_at, merged_from FROM bargain_helps WHERE bargain_id = ?]]
+local HELPS_ALL = HELPS .. " ORDER BY seq"
+local HELPS_LATEST = HELPS .. " ORDER BY seq DESC LIMIT ?"
+
 ---The cuts of a bargain: with_draws, all of them in order with what replays
 ---them (the operator's view); else the latest SHARE_PAGE_HELPS, newest first
 ---(the share page of a bargain with thousands of helpers stays small).
@@ -58,10 +67,8 @@ store.SHARE_PAGE_HELPS = 50
 ---@param with_draws boolean
 ---@return table[]
 function store.helps(id, with_draws)
-  local columns = [[SELECT seq, helper, cut_fen, remaining_before_fen, cuts_left_before, draw, seed,
-    created_at, merged_from FROM bargain_helps WHERE bargain_id = ?]]
-  local rows = with_draws and tp.db.query(columns .. " ORDER BY seq", id)
-    or tp.db.query(columns .. " ORDER BY seq DESC LIMIT ?", id, store.SHARE_PAGE_HELPS)
+  local rows = with_draws and tp.db.query(HELPS_ALL, id)
+    or tp.db.query(HELPS_LATEST, id, store.SHARE_PAGE_HELPS)
   local out = tp.json.array()
   for i, r in ipairs(rows) do
     out[i] = { seq = r.seq, helper = r.helper, cut_fen = r.cut_fen, at = r.created_at }

@@ -48,8 +48,10 @@ drops.JOB = "drop_slice"
 local COLUMNS = [[id, ref, template_id, segment, state, cursor, issued, skipped, runs,
   members_at_start, stop_reason, stop_message, started_at, updated_at, finished_at, snapshot_id]]
 
+local ROW_SQL = "SELECT " .. COLUMNS .. " FROM coupons_drops WHERE id = ?"
+
 local function row(id)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM coupons_drops WHERE id = ?", id)
+  return tp.db.one(ROW_SQL, id)
 end
 
 ---The admin shape of a drop row.
@@ -77,6 +79,8 @@ end
 
 -- ---- starting a drop
 
+local START_SQL = "SELECT " .. COLUMNS .. " FROM coupons_drops WHERE ref = ?"
+
 ---exports.drop(template_id, segment, ref) -> CouponDrop: issues one coupon of
 ---template_id to every member of segment, in the background, a slice per
 ---job run. ref (a campaign item's ref) names the drop: a second call with
@@ -92,7 +96,7 @@ end
 function drops.start(template_id, segment, ref)
   check.integer(template_id, "template_id", 1)
   check.campaign_ref(ref, "ref")
-  local existing = tp.db.one("SELECT " .. COLUMNS .. " FROM coupons_drops WHERE ref = ?", ref)
+  local existing = tp.db.one(START_SQL, ref)
   if existing then
     if existing.template_id ~= template_id or existing.segment ~= segment then
       tp.fail(409, "drop_ref_taken", ("drop %s was started for template %d and segment '%s'")

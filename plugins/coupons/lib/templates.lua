@@ -119,11 +119,13 @@ local INSERT = F:insert("coupons_templates", { issued = "0", created_at = ":now"
 
 -- ---- reads
 
+local ROW_SQL = "SELECT " .. templates.COLUMNS .. " FROM coupons_templates WHERE id = ?"
+
 ---The raw row of a template, or nil.
 ---@param id integer
 ---@return table|nil
 function templates.row(id)
-  return tp.db.one("SELECT " .. templates.COLUMNS .. " FROM coupons_templates WHERE id = ?", id)
+  return tp.db.one(ROW_SQL, id)
 end
 
 ---Product ids of each template in ids (a list), as template id -> JSON array.

@@ -93,11 +93,13 @@ local function shape(row)
   }
 end
 
+local LOAD_SQL = "SELECT " .. COLUMNS .. " FROM friend_assist_campaigns WHERE id = ?"
+
 ---The campaign id, or nil.
 ---@param id integer
 ---@return FriendAssistCampaign|nil
 function campaigns.load(id)
-  local row = tp.db.one("SELECT " .. COLUMNS .. " FROM friend_assist_campaigns WHERE id = ?", id)
+  local row = tp.db.one(LOAD_SQL, id)
   return row and shape(row)
 end
 

@@ -22,11 +22,19 @@ local function freeze(c)
     friend_once_per_day = c.friend_once_per_day, ends_at = c.ends_at, reward = c.reward }
 end
 
+-- statements built once: one made at every call is a new long string, which
+-- Lua hashes and compares in full to find its prepared statement
+local BY_SHARE_ID_SQL = "SELECT " .. COLUMNS .. " FROM friend_assist_drives WHERE share_id = ?"
+local OPEN_SQL = "SELECT " .. COLUMNS .. [[ FROM friend_assist_drives
+    WHERE campaign_id = ? AND initiator = ? AND state = 'open' AND expires_at > ?]]
+local MINE_SQL = "SELECT " .. COLUMNS .. [[ FROM friend_assist_drives
+    WHERE initiator = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?]]
+
 ---A drive row by share id (with its rules decoded), or nil.
 ---@param share_id string
 ---@return table|nil
 function drives.by_share_id(share_id)
-  local d = tp.db.one("SELECT " .. COLUMNS .. " FROM friend_assist_drives WHERE share_id = ?", share_id)
+  local d = tp.db.one(BY_SHARE_ID_SQL, share_id)
   if d then d.rules = tp.json.decode(d.rules) end
   return d
 end
@@ -93,6 +101,8 @@ local function check_open(c, now)
   end
 end
 
+local START_SQL = "SELECT " .. COLUMNS .. " FROM friend_assist_drives WHERE id = ?"
+
 ---POST /friend_assist/campaigns/{id}/drives (user) -> 201 drive (200: the
 ---caller's drive that is still open, so a double tap does not spend a start).
 function drives.start(req)
@@ -102,8 +112,7 @@ function drives.start(req)
   check_open(c, now)
   risk.check(req, "join", { plugin = "friend_assist", id = c.id })
 
-  local open = tp.db.one("SELECT " .. COLUMNS .. [[ FROM friend_assist_drives
-    WHERE campaign_id = ? AND initiator = ? AND state = 'open' AND expires_at > ?]], c.id, user, now)
+  local open = tp.db.one(OPEN_SQL, c.id, user, now)
   if open then
     open.rules = tp.json.decode(open.rules)
     return 200, drives.owner_view(open)
@@ -129,7 +138,7 @@ function drives.start(req)
     tp.fail(409, "drive_limit_reached", "another start of yours took this drive; reload your drives")
   end
   tp.jobs.schedule("expire", { drive_id = row.id }, { at = expires_at, key = drives.job_key(row.id) })
-  local d = tp.db.one("SELECT " .. COLUMNS .. " FROM friend_assist_drives WHERE id = ?", row.id)
+  local d = tp.db.one(START_SQL, row.id)
   d.rules = tp.json.decode(d.rules)
   return 201, drives.owner_view(d)
 end
@@ -148,8 +157,7 @@ end
 ---GET /friend_assist/me/drives?limit=&after= (user): the caller's drives, newest first.
 function drives.mine(req)
   local limit, after = check.page(req.query, 50, 200)
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM friend_assist_drives
-    WHERE initiator = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?]], req.user, after, after, limit)
+  local rows = tp.db.query(MINE_SQL, req.user, after, after, limit)
   local items = tp.json.array()
   for _, d in ipairs(rows) do
     d.rules = tp.json.decode(d.rules)

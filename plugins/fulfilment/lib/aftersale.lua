@@ -37,8 +37,10 @@ local function order_of(id)
   return o
 end
 
+local LOAD_SQL = "SELECT " .. COLUMNS .. " FROM fulfilment_aftersales WHERE id = ?"
+
 local function load(id)
-  local r = tp.db.one("SELECT " .. COLUMNS .. " FROM fulfilment_aftersales WHERE id = ?", id)
+  local r = tp.db.one(LOAD_SQL, id)
   if not r then return nil end
   r.photos = tp.json.array(tp.json.decode(r.photos))
   r.restocked = r.restocked == 1

@@ -55,12 +55,13 @@ function book.addresses(user)
   return rows
 end
 
+local ADDRESS_SQL = "SELECT " .. ADDRESS_COLUMNS .. " FROM fulfilment_addresses WHERE id = ? AND user = ?"
+
 ---@param user string
 ---@param id integer
 ---@return table|nil
 function book.address(user, id)
-  local row = tp.db.one("SELECT " .. ADDRESS_COLUMNS .. " FROM fulfilment_addresses WHERE id = ? AND user = ?",
-    id, user)
+  local row = tp.db.one(ADDRESS_SQL, id, user)
   return row and address_shape(row)
 end
 
@@ -132,17 +133,21 @@ end
 
 -- ---- stores and their staff
 
+local STORE_SQL = "SELECT " .. STORE_COLUMNS .. " FROM fulfilment_stores WHERE id = ?"
+
 ---@param id string
 ---@return table|nil
 function book.store(id)
-  return tp.db.one("SELECT " .. STORE_COLUMNS .. " FROM fulfilment_stores WHERE id = ?", id)
+  return tp.db.one(STORE_SQL, id)
 end
+
+local STORES_SQL = "SELECT " .. STORE_COLUMNS
+  .. " FROM fulfilment_stores WHERE (?1 = 0 OR status = 'open') ORDER BY id"
 
 ---@param open_only boolean
 ---@return table[]
 function book.stores(open_only)
-  return tp.db.query("SELECT " .. STORE_COLUMNS .. " FROM fulfilment_stores WHERE (?1 = 0 OR status = 'open') ORDER BY id",
-    open_only and 1 or 0)
+  return tp.db.query(STORES_SQL, open_only and 1 or 0)
 end
 
 ---@param body table

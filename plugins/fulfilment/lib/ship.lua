@@ -38,8 +38,10 @@ local function order_of(id)
   return o
 end
 
+local RECORD_SQL = "SELECT " .. RECORD_COLUMNS .. " FROM fulfilment_orders WHERE order_id = ?"
+
 local function record(id)
-  return tp.db.one("SELECT " .. RECORD_COLUMNS .. " FROM fulfilment_orders WHERE order_id = ?", id)
+  return tp.db.one(RECORD_SQL, id)
 end
 
 ---Units of each line shipped so far: {[line] = qty}.

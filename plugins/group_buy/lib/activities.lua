@@ -65,10 +65,14 @@ local function from_row(row)
   return row
 end
 
+-- built once: a statement made at every call is a new long string, which Lua
+-- hashes and compares in full to find its prepared statement
+local LOAD_SQL = "SELECT " .. activities.COLUMNS .. " FROM group_buy_activities WHERE id = ?"
+
 ---@param id integer
 ---@return GroupBuyActivity|nil
 function activities.load(id)
-  local row = tp.db.one("SELECT " .. activities.COLUMNS .. " FROM group_buy_activities WHERE id = ?", id)
+  local row = tp.db.one(LOAD_SQL, id)
   return row and from_row(row) or nil
 end
 

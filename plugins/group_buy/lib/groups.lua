@@ -31,10 +31,12 @@ local groups = {}
 groups.COLUMNS = [[id, activity_id, group_size, paid, virtual_seats, members_left, state, leader,
   leader_order_id, created_at, opened_at, expires_at, formed_at, failed_at, fail_reason]]
 
+local LOAD_SQL = "SELECT " .. groups.COLUMNS .. " FROM group_buy_groups WHERE id = ?"  -- built once
+
 ---@param id integer
 ---@return GroupBuyGroup|nil
 function groups.load(id)
-  return tp.db.one("SELECT " .. groups.COLUMNS .. " FROM group_buy_groups WHERE id = ?", id)
+  return tp.db.one(LOAD_SQL, id)
 end
 
 ---The seated members of a group, earliest paid first.

@@ -51,27 +51,30 @@ local function with_lines(row)
   return row
 end
 
+-- built once: a statement made at every call is a new long string, which Lua
+-- hashes and compares in full to find its prepared statement
+local BY_SEQ_SQL = "SELECT " .. entries.COLUMNS .. " FROM group_chain_entries WHERE post_id = ? AND seq = ?"
+local BY_ORDER_SQL = "SELECT " .. entries.COLUMNS .. " FROM group_chain_entries WHERE order_id = ?"
+local OF_POST_SQL = "SELECT " .. entries.COLUMNS .. " FROM group_chain_entries WHERE post_id = ? ORDER BY seq"
+
 ---@param post_id integer
 ---@param seq integer
 ---@return ChainEntry|nil
 function entries.by_seq(post_id, seq)
-  return with_lines(tp.db.one("SELECT " .. entries.COLUMNS ..
-    " FROM group_chain_entries WHERE post_id = ? AND seq = ?", post_id, seq))
+  return with_lines(tp.db.one(BY_SEQ_SQL, post_id, seq))
 end
 
 ---@param order_id integer
 ---@return ChainEntry|nil
 function entries.by_order(order_id)
-  return with_lines(tp.db.one("SELECT " .. entries.COLUMNS ..
-    " FROM group_chain_entries WHERE order_id = ?", order_id))
+  return with_lines(tp.db.one(BY_ORDER_SQL, order_id))
 end
 
 ---Every entry of a post in sequence order, cancelled ones included.
 ---@param post_id integer
 ---@return ChainEntry[]
 function entries.of_post(post_id)
-  local rows = tp.db.query("SELECT " .. entries.COLUMNS ..
-    " FROM group_chain_entries WHERE post_id = ? ORDER BY seq", post_id)
+  local rows = tp.db.query(OF_POST_SQL, post_id)
   for _, row in ipairs(rows) do with_lines(row) end
   return tp.json.array(rows)
 end

@@ -69,11 +69,13 @@ function posts.items(post_id)
     FROM group_chain_items WHERE post_id = ? ORDER BY item_no]], post_id))
 end
 
+local LOAD_SQL = "SELECT " .. posts.COLUMNS .. " FROM group_chain_posts WHERE id = ?"
+
 ---The post with its items, or nil.
 ---@param id integer
 ---@return ChainPost|nil
 function posts.load(id)
-  local post = tp.db.one("SELECT " .. posts.COLUMNS .. " FROM group_chain_posts WHERE id = ?", id)
+  local post = tp.db.one(LOAD_SQL, id)
   if post then post.items = posts.items(id) end
   return post
 end

@@ -44,16 +44,20 @@ function store.shape(row)
   }
 end
 
+local BY_ID_SQL = "SELECT " .. store.COLUMNS .. " FROM members_members WHERE id = ?"
+
 ---@param id string
 ---@return table|nil row
 function store.by_id(id)
-  return tp.db.one("SELECT " .. store.COLUMNS .. " FROM members_members WHERE id = ?", id)
+  return tp.db.one(BY_ID_SQL, id)
 end
+
+local BY_N_SQL = "SELECT " .. store.COLUMNS .. " FROM members_members WHERE n = ?"
 
 ---@param n integer
 ---@return table|nil row
 function store.by_n(n)
-  return tp.db.one("SELECT " .. store.COLUMNS .. " FROM members_members WHERE n = ?", n)
+  return tp.db.one(BY_N_SQL, n)
 end
 
 ---The active member id names now (a merged id leads to its survivor), or nil.

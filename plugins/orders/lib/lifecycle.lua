@@ -263,13 +263,15 @@ end
 
 local REFUND_COLUMNS = "id, refund_no, order_id, transaction_id, amount_fen, kind, status"
 
+local RUN_REFUND_SQL = "SELECT " .. REFUND_COLUMNS .. " FROM orders_refunds WHERE id = ?"
+
 ---The refund job: asks the payment plugin to move the money (idempotent by
 ---refund number), then books it. Raising leaves the refund pending for a retry.
 ---A provider that answers PROCESSING (WeChat Pay accepts, then notifies)
 ---leaves it pending until the payment plugin calls refund_settled.
 ---@param refund_id integer
 function lifecycle.run_refund(refund_id)
-  local r = tp.db.one("SELECT " .. REFUND_COLUMNS .. " FROM orders_refunds WHERE id = ?", refund_id)
+  local r = tp.db.one(RUN_REFUND_SQL, refund_id)
   if not r or r.status ~= "pending" then return end
   local o = store.load(r.order_id)
   -- the payment's own total: a duplicate payment is refunded whole; an order's
@@ -286,13 +288,15 @@ function lifecycle.run_refund(refund_id)
   settle_refund(r, result.provider_refund_id)
 end
 
+local REFUND_SETTLED_SQL = "SELECT " .. REFUND_COLUMNS .. " FROM orders_refunds WHERE refund_no = ?"
+
 ---The payment plugin's word that a refund it accepted as PROCESSING was paid
 ---out. Returns whether it changed anything (false: unknown or settled before).
 ---@param refund_no string
 ---@param provider_refund_id string?
 ---@return boolean
 function lifecycle.refund_settled(refund_no, provider_refund_id)
-  local r = tp.db.one("SELECT " .. REFUND_COLUMNS .. " FROM orders_refunds WHERE refund_no = ?", refund_no)
+  local r = tp.db.one(REFUND_SETTLED_SQL, refund_no)
   return r ~= nil and r.status == "pending" and settle_refund(r, provider_refund_id)
 end
 

@@ -101,8 +101,10 @@ end
 local COLUMNS = [[out_bill_no, owner, ref, amount_fen, remark, provider, state, transfer_bill_no,
   package_info, fail_reason, error, created_at, updated_at]]
 
+local ROW_SQL = "SELECT " .. COLUMNS .. " FROM payments_transfers WHERE out_bill_no = ?"
+
 local function row(no)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM payments_transfers WHERE out_bill_no = ?", no)
+  return tp.db.one(ROW_SQL, no)
 end
 M.row = row
 

@@ -41,8 +41,10 @@ mall.EXCHANGE_SCHEMA = { type = "object", required = { "id", "item_id", "user", 
     kind = { type = "string", enum = { "sku", "coupon" } }, sku = { type = "string" },
     coupon_id = { type = "integer" }, points = { type = "integer" }, created_at = { type = "integer" } } }
 
+local LOAD_SQL = "SELECT " .. COLUMNS .. " FROM points_items WHERE id = ?"
+
 local function load(id)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM points_items WHERE id = ?", id)
+  return tp.db.one(LOAD_SQL, id)
 end
 
 ---An item's kind decides which of sku and template_id it needs.
@@ -82,10 +84,11 @@ function mall.update(req)
   return 200, load(item.id)
 end
 
+local ADMIN_LIST_SQL = "SELECT " .. COLUMNS .. " FROM points_items WHERE id > ? ORDER BY id LIMIT ?"
+
 function mall.admin_list(req)
   local limit, after = check.page(req.query, 50, 500)
-  local rows = tp.db.query("SELECT " .. COLUMNS .. " FROM points_items WHERE id > ? ORDER BY id LIMIT ?",
-    after or 0, limit)
+  local rows = tp.db.query(ADMIN_LIST_SQL, after or 0, limit)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end
 

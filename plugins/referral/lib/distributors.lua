@@ -46,27 +46,32 @@ local CODE_LENGTH = 8
 ---@field code string        the referral code share links carry
 ---@field status "pending"|"active"|"rejected"|"disabled"
 
+local GET_SQL = "SELECT " .. COLUMNS .. " FROM referral_distributors WHERE user = ?"
+
 ---@param user string
 ---@return Distributor|nil
 function distributors.get(user)
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM referral_distributors WHERE user = ?", user)
+  return tp.db.one(GET_SQL, user)
 end
+
+local ACTIVE_SQL = "SELECT " .. COLUMNS .. " FROM referral_distributors WHERE user = ? AND status = 'active'"
 
 ---The distributor if she may earn now (status active), else nil.
 ---@param user string|nil
 ---@return Distributor|nil
 function distributors.active(user)
   if user == nil then return nil end
-  return tp.db.one("SELECT " .. COLUMNS .. " FROM referral_distributors WHERE user = ? AND status = 'active'",
-    user)
+  return tp.db.one(ACTIVE_SQL, user)
 end
+
+local BY_CODE_SQL = "SELECT " .. COLUMNS .. " FROM referral_distributors WHERE code = ?"
 
 ---The distributor a referral code names: her own code, or the code of a
 ---record a member merge set aside (it names the merged person now).
 ---@param code string
 ---@return Distributor|nil
 function distributors.by_code(code)
-  local d = tp.db.one("SELECT " .. COLUMNS .. " FROM referral_distributors WHERE code = ?", code)
+  local d = tp.db.one(BY_CODE_SQL, code)
   if d then return d end
   local merged = tp.db.one("SELECT user FROM referral_merged_codes WHERE code = ?", code)
   return merged and distributors.get(merged.user) or nil
@@ -221,8 +226,10 @@ function distributors.update_store(id, body)
   return distributors.store(id)
 end
 
+local STORE_SQL = "SELECT " .. STORE_COLUMNS .. " FROM referral_stores WHERE id = ?"
+
 function distributors.store(id)
-  local s = tp.db.one("SELECT " .. STORE_COLUMNS .. " FROM referral_stores WHERE id = ?", id)
+  local s = tp.db.one(STORE_SQL, id)
   if s then
     s.guides = tp.db.one([[SELECT count(*) AS n FROM referral_distributors
       WHERE store = ? AND kind = 'guide' AND status = 'active']], id).n
@@ -230,8 +237,10 @@ function distributors.store(id)
   return s
 end
 
+local STORES_SQL = "SELECT " .. STORE_COLUMNS .. " FROM referral_stores ORDER BY id LIMIT 1000"
+
 function distributors.stores()
-  return tp.db.query("SELECT " .. STORE_COLUMNS .. " FROM referral_stores ORDER BY id LIMIT 1000")
+  return tp.db.query(STORES_SQL)
 end
 
 return distributors

@@ -69,8 +69,10 @@ local W_COLUMNS = "id, user, amount_fen, status, reason, requested_at, decided_a
 ---The transfer number of withdrawal id: letters and digits, at most 32 (WeChat's rule).
 function ledger.out_bill_no(id) return ("rw%010d"):format(id) end
 
+local WITHDRAWAL_SQL = "SELECT " .. W_COLUMNS .. " FROM referral_withdrawals WHERE id = ?"
+
 local function withdrawal(id)
-  return tp.db.one("SELECT " .. W_COLUMNS .. " FROM referral_withdrawals WHERE id = ?", id)
+  return tp.db.one(WITHDRAWAL_SQL, id)
 end
 
 ---POST /referral/withdrawals {amount_fen}
