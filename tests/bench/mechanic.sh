@@ -36,6 +36,8 @@
 # the table becomes instructions and bytes written to disk per success (the
 # server's /proc/PID/io write_bytes: the WAL and checkpoints), then the top
 # functions (tests/bench/callgrind.sh); the profile stays in build-profile/callgrind/.
+# CALLGRIND_EXTRA adds options to valgrind's (e.g. --separate-callers=12: each
+# function's costs by its chain of callers).
 # WALPAGES=1 runs the server with walpages.c preloaded and prints, after the
 # table, which tables and indexes its commits wrote to the WAL, in pages per
 # commit (warm-up included; walpages.py names the pages).
