@@ -14,8 +14,9 @@
 ** `file: message`. The host stops at a plugin's first problem, and so does
 ** check: one problem is reported per run. A plugin that loads is then looked
 ** at for tables slow to write to (an IN list of three or more values in a CHECK
-** or an index's WHERE), each printed as `file:line: warning: ...`; warnings do
-** not change the exit status.
+** or an index's WHERE), and its Lua files (tests aside) for statements whose
+** text is built at every call (stmtlint.h), each printed as `file:line:
+** warning: ...`; warnings do not change the exit status.
 */
 #ifndef TP_CHECK_H
 #define TP_CHECK_H

@@ -47,10 +47,12 @@ local function get_public(req)
   return 200, store.public(bargain(req.params.id), tp.now())
 end
 
+local LIST_MINE_SQL = "SELECT " .. store.BARGAIN_COLUMNS .. [[ FROM bargain_bargains
+    WHERE initiator = ? ORDER BY id DESC LIMIT 50]]
+
 ---GET /bargains: the caller's own bargains, newest first.
 local function list_mine(req)
-  local rows = tp.db.query("SELECT " .. store.BARGAIN_COLUMNS .. [[ FROM bargain_bargains
-    WHERE initiator = ? ORDER BY id DESC LIMIT 50]], req.user)
+  local rows = tp.db.query(LIST_MINE_SQL, req.user)
   local now, items = tp.now(), tp.json.array()
   for i, b in ipairs(rows) do
     items[i] = store.public(b, now, true)

@@ -368,11 +368,13 @@ local function update_sale(req)
   return 200, shape(load(s.id), tp.now())
 end
 
+local LIST_ADMIN_SQL = "SELECT " .. SALE_COLUMNS .. [[ FROM flash_sale_sales
+    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]]
+
 local function list_admin(req)
   local limit, after = check.page(req.query, 50, 500)
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. SALE_COLUMNS .. [[ FROM flash_sale_sales
-    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]], after, limit)
+  local rows = tp.db.query(LIST_ADMIN_SQL, after, limit)
   for i, row in ipairs(rows) do rows[i] = shape(row, now) end
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end

@@ -123,15 +123,17 @@ local function get_admin(req)
   return 200, activities.shape(a, tp.now())
 end
 
+local GROUPS_ADMIN_SQL = "SELECT " .. groups.COLUMNS .. [[ FROM group_buy_groups
+    WHERE activity_id = ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3)
+    ORDER BY id DESC LIMIT ?4]]
+
 ---GET /group-buys/{id}/groups?state=&limit=&after=: groups with their members.
 local function groups_admin(req)
   local a = activities.load(req.params.id)
   if not a then tp.fail(404, "activity_not_found", "no such group buy") end
   local limit, after = check.page(req.query, 50, 500)
   local state = check.enum(req.query.state, "state", GROUP_STATES, true)
-  local rows = tp.db.query("SELECT " .. groups.COLUMNS .. [[ FROM group_buy_groups
-    WHERE activity_id = ?1 AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3)
-    ORDER BY id DESC LIMIT ?4]], a.id, state, after, limit)
+  local rows = tp.db.query(GROUPS_ADMIN_SQL, a.id, state, after, limit)
   local items, now = tp.json.array(), tp.now()
   for i, g in ipairs(rows) do items[i] = groups.detail(g, now) end
   return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }

@@ -267,13 +267,15 @@ local function get_subscriptions(req)
   return 200, { items = tp.json.array(rows) }
 end
 
+local LIST_DELIVERIES_SQL = "SELECT " .. DELIVERY_COLUMNS .. [[ FROM notify_deliveries
+    WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR user = ?2) AND (?3 IS NULL OR id < ?3)
+    ORDER BY id DESC LIMIT ?4]]
+
 local function list_deliveries(req)
   local limit, after = check.page(req.query, 50, 200)
   local state = check.enum(req.query.state, "state", { sending = true, sent = true, failed = true, skipped = true }, true)
   local user = check.user(req.query.user, "user", true)
-  local rows = tp.db.query("SELECT " .. DELIVERY_COLUMNS .. [[ FROM notify_deliveries
-    WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR user = ?2) AND (?3 IS NULL OR id < ?3)
-    ORDER BY id DESC LIMIT ?4]], state, user, after, limit)
+  local rows = tp.db.query(LIST_DELIVERIES_SQL, state, user, after, limit)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end
 

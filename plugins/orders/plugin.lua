@@ -70,13 +70,15 @@ local function preview_order(req)
   return 200, create.preview(req.user, req.body == nil and {} or req.body)
 end
 
+local LIST_ORDERS_SQL = "SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
+    WHERE user = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+    ORDER BY id DESC LIMIT ?4]]
+
 ---GET /orders?status=&limit=&after=
 local function list_orders(req)
   local limit, after = check.page(req.query, 20, 100)
   local status = check.enum(req.query.status, "status", STATUSES, true)
-  local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
-    WHERE user = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
-    ORDER BY id DESC LIMIT ?4]], req.user, status, after, limit)
+  local rows = tp.db.query(LIST_ORDERS_SQL, req.user, status, after, limit)
   return 200, page(rows, limit)
 end
 
@@ -118,15 +120,17 @@ local function scoped_order(req)
   return o
 end
 
+local ADMIN_LIST_SQL = "SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
+    WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+      AND (?5 IS NULL OR store = ?5)
+    ORDER BY id DESC LIMIT ?4]]
+
 local function admin_list(req)
   local limit, after = check.page(req.query, 50, 500)
   local status = check.enum(req.query.status, "status", STATUSES, true)
   local user = check.user(req.query.user, "user", true)
   local scope = store_scope(req)
-  local rows = tp.db.query("SELECT " .. store.ORDER_COLUMNS .. [[ FROM orders_orders
-    WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
-      AND (?5 IS NULL OR store = ?5)
-    ORDER BY id DESC LIMIT ?4]], user, status, after, limit, scope)
+  local rows = tp.db.query(ADMIN_LIST_SQL, user, status, after, limit, scope)
   local answer = page(rows, limit)
   answer.totals = tp.db.query([[SELECT status, count(*) AS orders, sum(total_fen) AS total_fen FROM orders_orders
     WHERE ?1 IS NULL OR store = ?1 GROUP BY status]], scope)

@@ -183,6 +183,9 @@ local function apply_notify(body)
   return apply_transaction(body.resource.plaintext)
 end
 
+local APPLY_REFUND_SQL = "UPDATE payments_refunds SET status = ?, provider_refund_id = coalesce(?, provider_refund_id) "
+    .. "WHERE refund_no = ?"
+
 ---A refund's notify (REFUND.SUCCESS, .CLOSED, .ABNORMAL): records the state,
 ---and a success settles the order's refund, once.
 local function apply_refund(r)
@@ -193,8 +196,7 @@ local function apply_refund(r)
   if row.status == "SUCCESS" or row.status == status then
     return { outcome = "duplicate", first_outcome = row.status }
   end
-  tp.db.exec("UPDATE payments_refunds SET status = ?, provider_refund_id = coalesce(?, provider_refund_id) "
-    .. "WHERE refund_no = ?", status, r.refund_id, no)
+  tp.db.exec(APPLY_REFUND_SQL, status, r.refund_id, no)
   if status == "SUCCESS" then
     tp.call("orders", "refund_settled", no, r.refund_id)
     return { outcome = "refunded" }
@@ -348,10 +350,12 @@ local function simulate_transfer(req)
   return 200, v
 end
 
+local LIST_TRANSFERS_SQL = "SELECT out_bill_no, owner, ref, amount_fen, state, transfer_bill_no, fail_reason, "
+    .. "created_at, updated_at FROM payments_transfers ORDER BY created_at DESC, rowid DESC LIMIT ?"
+
 local function list_transfers(req)
   local limit = check.page(req.query, 50, 500)
-  local items = tp.db.query("SELECT out_bill_no, owner, ref, amount_fen, state, transfer_bill_no, fail_reason, "
-    .. "created_at, updated_at FROM payments_transfers ORDER BY created_at DESC, rowid DESC LIMIT ?", limit)
+  local items = tp.db.query(LIST_TRANSFERS_SQL, limit)
   return 200, { items = tp.json.array(items) }
 end
 
@@ -481,13 +485,15 @@ end
 
 local jobs = {}
 
+local PREPAY_REPLIED_SQL = "UPDATE payments_prepays SET state = 'ready', prepay_id = ?, ready_at = ? WHERE order_id = ? "
+      .. "AND state = 'asked'"
+
 ---The prepay's answer: the prepay_id, or why not.
 function jobs.prepay_replied(job)
   local r, id = job.payload, job.payload.context.order_id
   local b = decode_reply(r)
   if r.ok and type(b.prepay_id) == "string" then
-    tp.db.exec("UPDATE payments_prepays SET state = 'ready', prepay_id = ?, ready_at = ? WHERE order_id = ? "
-      .. "AND state = 'asked'", b.prepay_id, tp.now(), id)
+    tp.db.exec(PREPAY_REPLIED_SQL, b.prepay_id, tp.now(), id)
   else
     local why = b.code or r.error or ("status " .. r.status)
     tp.log("warn", "WeChat Pay refused a prepay", { order_id = id, status = r.status, error = why })

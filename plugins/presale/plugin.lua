@@ -513,11 +513,13 @@ local function presale_orders(req)
                 next_after = #rows == limit and rows[#rows].order_id or nil }
 end
 
+local LIST_ADMIN_SQL = "SELECT " .. COLUMNS .. [[ FROM presale_presales
+    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]]
+
 local function list_admin(req)
   local limit, after = check.page(req.query, 50, 500)
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM presale_presales
-    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]], after, limit)
+  local rows = tp.db.query(LIST_ADMIN_SQL, after, limit)
   for i, r in ipairs(rows) do rows[i] = shape(r, now) end
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end
@@ -530,11 +532,13 @@ end
 
 -- ---- public reads
 
+local LIST_PUBLIC_SQL = "SELECT " .. COLUMNS .. [[ FROM presale_presales
+    WHERE status = 'active' AND cancelled_at IS NULL AND max(ends_at, coalesce(balance_ends_at, 0)) > ?
+    ORDER BY starts_at, id LIMIT 200]]
+
 local function list_public()
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM presale_presales
-    WHERE status = 'active' AND cancelled_at IS NULL AND max(ends_at, coalesce(balance_ends_at, 0)) > ?
-    ORDER BY starts_at, id LIMIT 200]], now)
+  local rows = tp.db.query(LIST_PUBLIC_SQL, now)
   for i, r in ipairs(rows) do rows[i] = shape(r, now) end
   return 200, { now = now, timezone = tp.timezone(), items = tp.json.array(rows) }
 end

@@ -334,21 +334,25 @@ local function order_gifts(req)
   return 200, { order_id = req.params.id, items = gifts_of(req.params.id) }
 end
 
+local LIST_ADMIN_SQL = "SELECT " .. COLUMNS .. [[ FROM promotions_promotions
+    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]]
+
 local function list_admin(req)
   local limit, after = check.page(req.query, 50, 500)
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM promotions_promotions
-    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]], after, limit)
+  local rows = tp.db.query(LIST_ADMIN_SQL, after, limit)
   local items = tp.json.array()
   for i, r in ipairs(rows) do items[i] = shape(r) end
   return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }
 end
 
+local RUNNING_SQL = "SELECT " .. COLUMNS .. [[ FROM promotions_promotions
+    WHERE status = 'active' AND starts_at <= ?1 AND ends_at > ?1 AND (requires_code = 0 OR id = ?2)
+    ORDER BY id]]
+
 ---The promotions running now (active, inside their window): those open to
 ---every checkout, and the one code_promotion (a code's) if given.
 local function running(now, code_promotion)
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM promotions_promotions
-    WHERE status = 'active' AND starts_at <= ?1 AND ends_at > ?1 AND (requires_code = 0 OR id = ?2)
-    ORDER BY id]], now, code_promotion)
+  local rows = tp.db.query(RUNNING_SQL, now, code_promotion)
   for _, r in ipairs(rows) do shape(r) end
   return rows
 end

@@ -133,10 +133,12 @@ local function delete_sub(req)
   return 200, { removed = n > 0 }
 end
 
+local LIST_SUBS_SQL = "SELECT " .. SUB_COLUMNS .. [[, created_at, updated_at FROM webhooks_subscriptions
+    WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2]]
+
 local function list_subs(req)
   local limit, after = check.page(req.query, 50, 200)
-  local rows = tp.db.query("SELECT " .. SUB_COLUMNS .. [[, created_at, updated_at FROM webhooks_subscriptions
-    WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2]], after, limit)
+  local rows = tp.db.query(LIST_SUBS_SQL, after, limit)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end
 

@@ -188,6 +188,30 @@ def test_check_warns_of_a_table_slow_to_write_and_still_passes():
     assert lines[1] == "%s: ok (slowcheck 1.0.0, 0 routes, 1 warning)" % rel, lines[1]
 
 
+def test_check_warns_of_a_statement_built_at_every_call_and_still_passes():
+    line, message = expected("rebuiltsql")
+    rel = os.path.join("sdk_fixtures", "rebuiltsql")
+    rc, out, err = tidepool("check", rel, cwd=HERE)
+    assert rc == 0, (rc, out, err)
+    lines = out.strip().splitlines()
+    # the calls that join constants, in plugin.lua and in a module of lib/; not
+    # the text built once, nor the one that ends with a value of the request
+    assert len(lines) == 3, out
+    assert lines[0].startswith("%s/lib/items.lua:6: %s" % (rel, message)), lines[0]
+    assert lines[1].startswith("%s/plugin.lua:%d: %s" % (rel, line, message)), lines[1]
+    assert "build it once at the top of the module" in lines[1], lines[1]
+    assert lines[2] == "%s: ok (rebuiltsql 1.0.0, 4 routes, 2 warnings)" % rel, lines[2]
+
+
+def test_no_shipped_plugin_builds_a_statement_at_every_call():
+    top = os.path.join(SRC, "plugins")
+    for name in sorted(os.listdir(top)):
+        if not os.path.isfile(os.path.join(top, name, "plugin.lua")):
+            continue
+        rc, out, err = tidepool("check", os.path.join(top, name))
+        assert "built at every call" not in out, out
+
+
 def test_check_reports_a_syntax_error():
     check_fixture("syntax")
 
@@ -239,7 +263,7 @@ def test_check_reports_a_personal_job_that_is_not_a_job():
 def test_check_reports_every_fixture():
     fixtures = sorted(d for d in os.listdir(FIXTURES) if os.path.isdir(os.path.join(FIXTURES, d)))
     tested = {"syntax", "badfield", "misnamed", "badsummary", "badmigration", "clash", "badpath",
-              "loadapi", "typo", "badschema", "routetypo", "badpersonal", "slowcheck"}
+              "loadapi", "typo", "badschema", "routetypo", "badpersonal", "slowcheck", "rebuiltsql"}
     assert set(fixtures) == tested, "untested fixtures: %s" % (set(fixtures) - tested)
 
 

@@ -145,6 +145,11 @@ local RANGE_UV = [[coalesce(sum(CASE WHEN d.day = :b0 THEN d.n ELSE
     (SELECT sum(h.n) FROM analytics_day_prev h WHERE h.source = d.source AND h.day = d.day AND h.prev < :b0)
   END), 0)]]
 
+local UV_BY_KEY_SQL = "SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :key]]
+local UV_FROM_DAYS_SQL = "SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE
+local UV_FROM_HOURS_SQL = "SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE
+
 ---Distinct visitors of [b0, b1): when the period is whole local days, from
 ---analytics_visits if nothing but a source, a store or a guide narrows it,
 ---from the days' rows if two of them do; else (hours, or a product) from the
@@ -158,14 +163,13 @@ local function visitors(q, b0, b1, whole_days)
   elseif not f.source and not f.store then key = "guide:" .. f.guide end
   if whole_days and not f.product and key then
     b.key = key
-    return tp.db.one("SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
-      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :key]], b).n
+    return tp.db.one(UV_BY_KEY_SQL, b).n
   end
   if whole_days then scan_guard(q, b0, b1) end   -- hours: report.overview guards the period once
   if whole_days and not f.product then
-    return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_days WHERE " .. DAYS_WHERE, b).n
+    return tp.db.one(UV_FROM_DAYS_SQL, b).n
   end
-  return tp.db.one("SELECT count(DISTINCT visitor) AS n FROM analytics_hits WHERE " .. HITS_WHERE, b).n
+  return tp.db.one(UV_FROM_HOURS_SQL, b).n
 end
 
 ---The analytics_day_orders key of the filters when at most one of source,
@@ -181,6 +185,13 @@ local function order_key(f)
   return key
 end
 
+local PAYERS_BY_KEY_SQL = "SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
+      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :payer]]
+local FIGURES_FROM_ORDERS_SQL = [[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
+        count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
+        coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
+        WHERE paid_at >= :b0 AND paid_at < :b1 AND ]] .. ORDERS_WHERE
+
 ---UV, payers, paid orders and GMV of [b0, b1), with the ratios. Over whole
 ---days with at most one filter, the orders come from analytics_day_orders
 ---and the payers from the keys 'payer:<key>' of analytics_visits; else from
@@ -195,13 +206,9 @@ local function figures(q, b0, b1, whole_days)
     b.key, b.payer = key, "payer:" .. key
     o = tp.db.one([[SELECT coalesce(sum(orders), 0) AS orders, coalesce(sum(gmv_fen), 0) AS gmv_fen
       FROM analytics_day_orders WHERE key = :key AND day >= :b0 AND day < :b1]], b)
-    o.payers = tp.db.one("SELECT " .. RANGE_UV .. [[ AS n FROM analytics_day_uv d
-      WHERE d.day >= :b0 AND d.day < :b1 AND d.source = :payer]], b).n
+    o.payers = tp.db.one(PAYERS_BY_KEY_SQL, b).n
   else
-    o = tp.db.one([[SELECT coalesce(sum(paid_fen > refunded_fen), 0) AS orders,
-        count(DISTINCT CASE WHEN paid_fen > refunded_fen THEN member END) AS payers,
-        coalesce(sum(paid_fen - refunded_fen), 0) AS gmv_fen FROM analytics_orders
-        WHERE paid_at >= :b0 AND paid_at < :b1 AND ]] .. ORDERS_WHERE, b)
+    o = tp.db.one(FIGURES_FROM_ORDERS_SQL, b)
   end
   return {
     uv = uv, payers = o.payers, orders = o.orders, gmv_fen = o.gmv_fen,
@@ -448,6 +455,10 @@ end
 
 -- ---- campaigns
 
+local CAMPAIGNS_BY_DAY_SQL = "SELECT substr(d.source, 6) AS campaign, " .. RANGE_UV .. [[ AS n
+      FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1 AND d.source >= :lo AND d.source < :hi
+      GROUP BY d.source]]
+
 ---Per activity (the order's campaign, "plugin:id"; "none" for plain checkouts):
 ---participants (members who ordered in the period), paid orders, GMV, new
 ---members among the participants (first touch in the period), what the
@@ -462,9 +473,7 @@ local function campaigns_by_day(q)
   b.lo, b.hi = "part:", "part;"
   if q.filters.campaign then b.lo, b.hi = "part:" .. q.filters.campaign, "part:" .. q.filters.campaign .. "\0" end
   local rows, items = {}, tp.json.array()
-  for _, r in ipairs(tp.db.query("SELECT substr(d.source, 6) AS campaign, " .. RANGE_UV .. [[ AS n
-      FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1 AND d.source >= :lo AND d.source < :hi
-      GROUP BY d.source]], b)) do
+  for _, r in ipairs(tp.db.query(CAMPAIGNS_BY_DAY_SQL, b)) do
     if r.n > 0 then
       rows[r.campaign] = { campaign = r.campaign, participants = r.n, new_members = 0, orders = 0, gmv_fen = 0,
                            campaign_fen = 0, coupon_fen = 0 }
@@ -497,15 +506,7 @@ local function campaigns_by_day(q)
   return items
 end
 
-function report.campaigns(q)
-  local f = q.filters
-  if not f.source and not f.store and not f.guide and not f.product then
-    return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
-             filters = tp.json.object(q.filters), items = campaigns_by_day(q) }
-  end
-  local b = binds(q.filters, q.from, q.to)
-  local items = tp.json.array()
-  for i, r in ipairs(tp.db.query([[
+local CAMPAIGNS_FROM_ORDERS_SQL = [[
       SELECT coalesce(o.campaign, 'none') AS campaign,
         count(DISTINCT o.member) AS participants,
         count(DISTINCT CASE WHEN t.first_at >= :b0 AND t.first_at < :b1 THEN o.member END) AS new_members,
@@ -516,7 +517,17 @@ function report.campaigns(q)
       FROM analytics_orders o LEFT JOIN analytics_touch t ON t.member = o.member
       WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
         AND ]] .. ORDERS_WHERE .. [[
-      GROUP BY 1 ORDER BY gmv_fen DESC, campaign]], b)) do
+      GROUP BY 1 ORDER BY gmv_fen DESC, campaign]]
+
+function report.campaigns(q)
+  local f = q.filters
+  if not f.source and not f.store and not f.guide and not f.product then
+    return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
+             filters = tp.json.object(q.filters), items = campaigns_by_day(q) }
+  end
+  local b = binds(q.filters, q.from, q.to)
+  local items = tp.json.array()
+  for i, r in ipairs(tp.db.query(CAMPAIGNS_FROM_ORDERS_SQL, b)) do
     local cost = r.campaign_fen + r.coupon_fen
     r.roi = cost > 0 and r.gmv_fen / cost or nil
     items[i] = r
@@ -564,6 +575,24 @@ end
 
 -- ---- products
 
+local PRODUCT_UV_SQL = "SELECT d.source AS key, " .. RANGE_UV .. [[ AS n
+        FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
+          AND ((d.source >= 'cart:' AND d.source < 'cart;') OR (d.source >= 'view:' AND d.source < 'view;'))
+        GROUP BY d.source ORDER BY d.source]]
+local PRODUCT_HITS_SQL = [[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
+        FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
+        HITS_WHERE .. " GROUP BY product, kind"
+local PRODUCT_BUYERS_SQL = "SELECT substr(d.source, 7) AS sku, " .. RANGE_UV .. [[ AS n
+        FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
+          AND d.source >= 'buyer:' AND d.source < 'buyer;' GROUP BY d.source]]
+local PRODUCT_ORDERS_SQL = [[SELECT l.sku AS sku,
+        count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,
+        coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0) AS units,
+        sum(l.paid_fen - l.refunded_fen) AS gmv
+        FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
+        WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
+        ORDERS_WHERE .. " GROUP BY l.sku"
+
 function report.products(q)
   local b = binds(q.filters, q.from, q.to)
   local rows, order = {}, {}
@@ -582,18 +611,13 @@ function report.products(q)
         WHERE day >= :b0 AND day < :b1 GROUP BY product ORDER BY product]], b)) do
       row(r.product).views = r.n
     end
-    for _, r in ipairs(tp.db.query("SELECT d.source AS key, " .. RANGE_UV .. [[ AS n
-        FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
-          AND ((d.source >= 'cart:' AND d.source < 'cart;') OR (d.source >= 'view:' AND d.source < 'view;'))
-        GROUP BY d.source ORDER BY d.source]], b)) do
+    for _, r in ipairs(tp.db.query(PRODUCT_UV_SQL, b)) do
       local x = row(r.key:sub(6))
       if r.key:sub(1, 4) == "view" then x.viewers = r.n else x.carts = r.n end
     end
   else
     scan_guard(q, q.from, q.to)
-    for _, r in ipairs(tp.db.query([[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
-        FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
-        HITS_WHERE .. " GROUP BY product, kind", b)) do
+    for _, r in ipairs(tp.db.query(PRODUCT_HITS_SQL, b)) do
       local x = row(r.product)
       if r.kind == "product_view" then x.views, x.viewers = r.n, r.v else x.carts = r.v end
     end
@@ -605,19 +629,11 @@ function report.products(q)
       local x = row(r.product)
       x.units, x.gmv_fen = r.units, r.gmv
     end
-    for _, r in ipairs(tp.db.query("SELECT substr(d.source, 7) AS sku, " .. RANGE_UV .. [[ AS n
-        FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
-          AND d.source >= 'buyer:' AND d.source < 'buyer;' GROUP BY d.source]], b)) do
+    for _, r in ipairs(tp.db.query(PRODUCT_BUYERS_SQL, b)) do
       row(r.sku).buyers = r.n
     end
   else
-    for _, r in ipairs(tp.db.query([[SELECT l.sku AS sku,
-        count(DISTINCT CASE WHEN o.paid_fen > o.refunded_fen THEN o.member END) AS buyers,
-        coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0) AS units,
-        sum(l.paid_fen - l.refunded_fen) AS gmv
-        FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
-        WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
-        ORDERS_WHERE .. " GROUP BY l.sku", b)) do
+    for _, r in ipairs(tp.db.query(PRODUCT_ORDERS_SQL, b)) do
       local x = row(r.sku)
       x.buyers, x.units, x.gmv_fen = r.buyers, r.units, r.gmv
     end

@@ -37,6 +37,19 @@ local SAME_ROW = [[h.visitor = o.visitor AND h.kind = o.kind AND h.source = o.so
   AND h.scene IS o.scene AND h.store IS o.store AND h.guide IS o.guide AND h.content IS o.content
   AND h.live IS o.live AND h.referrer IS o.referrer AND h.product = o.product]]
 
+local DELTA_GAINED_SQL = [[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
+      live, referrer, product, n, new)
+    SELECT h.hour, h.visitor, h.kind, h.source, h.scene, h.store, h.guide, h.content, h.live, h.referrer,
+      h.product, h.n - coalesce(o.n, 0), o.n IS NULL
+    FROM analytics_hits h LEFT JOIN analytics_hits_prev o ON ]] .. SAME_ROW .. [[
+    WHERE h.hour = ?1 AND h.n > coalesce(o.n, 0)]]
+local DELTA_LOST_SQL = [[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide,
+      content, live, referrer, product, n, new)
+    SELECT ?1, o.visitor, o.kind, o.source, o.scene, o.store, o.guide, o.content, o.live, o.referrer,
+      o.product, coalesce(h.n, 0) - o.n, -1
+    FROM analytics_hits_prev o LEFT JOIN analytics_hits h ON h.hour = ?1 AND ]] .. SAME_ROW .. [[
+    WHERE coalesce(h.n, 0) < o.n]]
+
 ---After an hour's recompute, keeps how it changed (analytics_hits_delta):
 ---the rows it added or whose count grew (new = 1: a new row, 0: only more
 ---events; n: the events added) and the rows it lost or whose count fell (new
@@ -46,18 +59,8 @@ local SAME_ROW = [[h.visitor = o.visitor AND h.kind = o.kind AND h.source = o.so
 ---@param hour integer
 ---@return boolean lost
 local function hour_delta(hour)
-  tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
-      live, referrer, product, n, new)
-    SELECT h.hour, h.visitor, h.kind, h.source, h.scene, h.store, h.guide, h.content, h.live, h.referrer,
-      h.product, h.n - coalesce(o.n, 0), o.n IS NULL
-    FROM analytics_hits h LEFT JOIN analytics_hits_prev o ON ]] .. SAME_ROW .. [[
-    WHERE h.hour = ?1 AND h.n > coalesce(o.n, 0)]], hour)
-  return tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide,
-      content, live, referrer, product, n, new)
-    SELECT ?1, o.visitor, o.kind, o.source, o.scene, o.store, o.guide, o.content, o.live, o.referrer,
-      o.product, coalesce(h.n, 0) - o.n, -1
-    FROM analytics_hits_prev o LEFT JOIN analytics_hits h ON h.hour = ?1 AND ]] .. SAME_ROW .. [[
-    WHERE coalesce(h.n, 0) < o.n]], hour) > 0
+  tp.db.exec(DELTA_GAINED_SQL, hour)
+  return tp.db.exec(DELTA_LOST_SQL, hour) > 0
 end
 
 -- The hour's rows from its raw events (WHERE: all of the hour's, ?2 <= at < ?3,
@@ -111,6 +114,14 @@ local MOVED = [[SELECT
   OR EXISTS (SELECT 1 FROM analytics_unmerged u JOIN analytics_hits h ON h.hour = ?1 AND h.visitor = u.member)
   AS moved]]
 
+local RUN_DELTA_SQL = [[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
+      live, referrer, product, n, new) SELECT *, 1 FROM (]] .. RUN_OF_HOUR .. [[
+    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]]
+local DELTA_OLD_ROWS_SQL = [[UPDATE analytics_hits_delta AS h SET new = 0 WHERE h.hour = ?1
+    AND EXISTS (SELECT 1 FROM analytics_hits o WHERE o.hour = ?1 AND ]] .. SAME_ROW .. ")"
+local ADD_COUNTS_SQL = [[UPDATE analytics_hits AS h SET n = h.n + o.n FROM analytics_hits_delta AS o
+    WHERE o.hour = ?1 AND o.new = 0 AND h.hour = ?1 AND ]] .. SAME_ROW
+
 ---Adds the hour's events above its watermark (analytics_hour_seq; `seen` when
 ---it has none) up to `top` to the rows it has, keeps them in
 ---analytics_hits_delta for the day's fold, and moves the watermark to `top`.
@@ -123,15 +134,11 @@ local function add_events(hour, seen, top)
   local held = tp.db.one("SELECT coalesce(max(seq), ?2) AS s FROM analytics_hour_seq WHERE hour = ?1",
     hour, seen).s
   if held >= top then return end
-  tp.db.exec([[INSERT INTO analytics_hits_delta (hour, visitor, kind, source, scene, store, guide, content,
-      live, referrer, product, n, new) SELECT *, 1 FROM (]] .. RUN_OF_HOUR .. [[
-    GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]], hour, hour * 1000, (hour + HOUR) * 1000, held, top)
+  tp.db.exec(RUN_DELTA_SQL, hour, hour * 1000, (hour + HOUR) * 1000, held, top)
   hour_holds(hour, top)
   -- a row the hour had: only its count grows
-  tp.db.exec([[UPDATE analytics_hits_delta AS h SET new = 0 WHERE h.hour = ?1
-    AND EXISTS (SELECT 1 FROM analytics_hits o WHERE o.hour = ?1 AND ]] .. SAME_ROW .. ")", hour)
-  tp.db.exec([[UPDATE analytics_hits AS h SET n = h.n + o.n FROM analytics_hits_delta AS o
-    WHERE o.hour = ?1 AND o.new = 0 AND h.hour = ?1 AND ]] .. SAME_ROW, hour)
+  tp.db.exec(DELTA_OLD_ROWS_SQL, hour)
+  tp.db.exec(ADD_COUNTS_SQL, hour)
   tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content, live,
       referrer, product, n)
     SELECT hour, visitor, kind, source, scene, store, guide, content, live, referrer, product, n
@@ -163,6 +170,9 @@ local function retention_cut(hour)
   local p = tp.db.one("SELECT before_ms FROM track.analytics_purged WHERE id = 0")
   return p ~= nil and hour < p.before_ms // 1000 + 24 * HOUR
 end
+
+local HOUR_HITS_SQL = [[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
+      live, referrer, product, n) ]] .. ALL_OF_HOUR .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
 
 ---Rebuilds the rows of the hour starting at `hour` (UTC epoch seconds) from
 ---its raw events (ALL_OF_HOUR), or, with `add`, adds a run's events to them
@@ -201,9 +211,7 @@ function rollup.hour(hour, fold, add)
       FROM analytics_hits WHERE hour = ?]], hour)
   end
   tp.db.exec("DELETE FROM analytics_hits WHERE hour = ?", hour)
-  tp.db.exec([[INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
-      live, referrer, product, n) ]] .. ALL_OF_HOUR .. " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
-    hour, hour * 1000, (hour + HOUR) * 1000)
+  tp.db.exec(HOUR_HITS_SQL, hour, hour * 1000, (hour + HOUR) * 1000)
   hour_holds(hour, newest_seq())
   touch(hour)
   if fold then return true, hour_delta(hour) end
@@ -280,6 +288,10 @@ end
 local ORDER_KEYS = "SELECT " .. money.KEY .. " AS key, k.n AS n, o.* FROM analytics_orders o, " .. money.KEYS
   .. " WHERE o.paid_at >= ?1 AND o.paid_at < ?2"
 
+local DAY_ORDERS_SQL = [[INSERT INTO analytics_day_orders (key, day, orders, gmv_fen, campaign_fen, coupon_fen)
+    SELECT key, ?1, sum(paid_fen > refunded_fen), sum(paid_fen - refunded_fen), sum(campaign_fen),
+      sum(coupon_fen) FROM (]] .. ORDER_KEYS .. [[) GROUP BY key]]
+
 ---Rebuilds the day's analytics_day_orders and analytics_day_products from
 ---the orders paid on it (README "Money": paid minus refunded, by pay time;
 ---an order counts unless refunded in full).
@@ -287,9 +299,7 @@ local ORDER_KEYS = "SELECT " .. money.KEY .. " AS key, k.n AS n, o.* FROM analyt
 ---@param stop integer the next one
 function rollup.orders(day, stop)
   tp.db.exec("DELETE FROM analytics_day_orders WHERE day = ?1 AND key IN (SELECT key FROM analytics_day_orders WHERE day = ?1)", day)
-  tp.db.exec([[INSERT INTO analytics_day_orders (key, day, orders, gmv_fen, campaign_fen, coupon_fen)
-    SELECT key, ?1, sum(paid_fen > refunded_fen), sum(paid_fen - refunded_fen), sum(campaign_fen),
-      sum(coupon_fen) FROM (]] .. ORDER_KEYS .. [[) GROUP BY key]], day, stop)
+  tp.db.exec(DAY_ORDERS_SQL, day, stop)
   tp.db.exec("DELETE FROM analytics_day_products WHERE day = ?", day)
   tp.db.exec([[INSERT INTO analytics_day_products (day, product, units, gmv_fen)
     SELECT ?1, l.sku, coalesce(sum(CASE WHEN o.paid_fen > o.refunded_fen THEN l.qty END), 0),
@@ -345,6 +355,11 @@ local function later_visits(day)
   return tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_visits WHERE day > ?) AS e", day).e == 1
 end
 
+local VISITS_SQL = [[INSERT INTO analytics_visits (source, day, visitor, prev)
+    SELECT x.source, ?1, x.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
+        WHERE p.source = x.source AND p.visitor = x.visitor AND p.day < ?1), 0)
+    FROM (]] .. DAY_KEYS .. [[) AS x]]
+
 ---Rebuilds the day's analytics_visits and analytics_day_uv from its
 ---analytics_days and hours' rows: each visitor once per key (DAY_KEYS),
 ---with `prev`, the visitor's day before (same key; 0: none), and the day's
@@ -369,10 +384,7 @@ function rollup.visits(day, stop)
   tp.db.exec("DELETE FROM analytics_day_uv AS v WHERE v.day = ?", day)
   -- the new ones come, each pointing to the visitor's day before, and the next
   -- visit of each points to it
-  tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
-    SELECT x.source, ?1, x.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
-        WHERE p.source = x.source AND p.visitor = x.visitor AND p.day < ?1), 0)
-    FROM (]] .. DAY_KEYS .. [[) AS x]], day, stop)
+  tp.db.exec(VISITS_SQL, day, stop)
   tp.db.exec([[INSERT INTO analytics_day_uv (day, source, n)
     SELECT ?1, v.source, count(*) FROM analytics_visits v WHERE v.day = ?1 GROUP BY v.source]], day)
   if not later then return end   -- today's rebuild: no later visit to point here
@@ -539,6 +551,11 @@ local function hour_keys(rows)
 end
 local FOLD_KEYS = hour_keys(DELTA)
 
+local FOLD_VISITS_SQL = [[INSERT OR IGNORE INTO analytics_visits_new (source, visitor)
+    SELECT k.source, k.visitor FROM (]] .. FOLD_KEYS .. [[) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source
+      AND v.visitor = k.visitor AND v.day = ?1)]]
+
 ---Adds the day's new visits (the keys of its added rows it did not have):
 ---each points to the visitor's day before, the day's counts grow by them,
 ---and the next visit of each (a late event under later days) points to it.
@@ -546,10 +563,7 @@ local FOLD_KEYS = hour_keys(DELTA)
 ---@param stop integer the next one
 local function fold_visits(day, stop)
   tp.db.exec("DELETE FROM analytics_visits_new")
-  tp.db.exec([[INSERT OR IGNORE INTO analytics_visits_new (source, visitor)
-    SELECT k.source, k.visitor FROM (]] .. FOLD_KEYS .. [[) AS k
-    WHERE NOT EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source
-      AND v.visitor = k.visitor AND v.day = ?1)]], day, stop)
+  tp.db.exec(FOLD_VISITS_SQL, day, stop)
   tp.db.exec([[INSERT INTO analytics_visits (source, day, visitor, prev)
     SELECT n.source, ?1, n.visitor, coalesce((SELECT max(p.day) FROM analytics_visits p
         WHERE p.source = n.source AND p.visitor = n.visitor AND p.day < ?1), 0)
@@ -627,6 +641,38 @@ local NOW_KEYS = row_keys("analytics_days WHERE day = ?1 AND " .. IN_LOST, "UNIO
   .. "\n  UNION ALL SELECT " .. PRODUCT_KEY .. ", visitor FROM analytics_hits WHERE hour >= ?1 AND hour < ?2 AND "
   .. IN_LOST .. " AND " .. PRODUCT_HIT
 
+-- fold_lost's steps: the visitors whose rows a recomputed hour lost, their
+-- analytics_days rows again, the keys they have now and the visits they lost,
+-- their reach rows again and their old ones under the sources they had
+local LOST_VISITORS_SQL = "INSERT OR IGNORE INTO analytics_lost (visitor) SELECT visitor FROM " .. LOST
+local LOST_DAYS_GO_SQL = "DELETE FROM analytics_days WHERE day = ?1 AND " .. IN_LOST
+local LOST_DAYS_SQL = [[INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
+    SELECT DISTINCT ?1, visitor, source, store, guide, scene, content, live, referrer FROM analytics_hits
+    WHERE hour >= ?1 AND hour < ?2 AND ]] .. IN_LOST
+local LOST_KEYS_NOW_SQL = "INSERT OR IGNORE INTO analytics_visits_new (source, visitor) SELECT source, visitor FROM ("
+    .. NOW_KEYS .. ")"
+local LOST_VISITS_GONE_SQL = [[INSERT OR IGNORE INTO analytics_visits_gone (source, visitor)
+    SELECT k.source, k.visitor FROM (]] .. LOST_KEYS .. [[) AS k
+    WHERE NOT EXISTS (SELECT 1 FROM analytics_visits_new n WHERE n.source = k.source AND n.visitor = k.visitor)
+      AND EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source AND v.visitor = k.visitor
+        AND v.day = ?1)]]
+local LOST_REACH_SQL = [[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT source, visitor, sum(DISTINCT b) | max(hit) FROM (
+      SELECT h.source AS source, h.visitor AS visitor, 1 << coalesce(k.slot, 0) AS b, 1 AS hit
+      FROM analytics_hits h LEFT JOIN analytics_kinds k ON k.kind = h.kind
+      WHERE h.hour >= ?1 AND h.hour < ?2 AND h.]] .. IN_LOST .. [[
+      UNION ALL SELECT source, member, 1 << 7, 0 FROM analytics_orders
+      WHERE created_at >= ?1 AND created_at < ?2 AND member IN (SELECT visitor FROM analytics_lost)
+      UNION ALL SELECT source, member, 1 << 8, 0 FROM analytics_orders
+      WHERE paid_at >= ?1 AND paid_at < ?2 AND member IN (SELECT visitor FROM analytics_lost))
+    GROUP BY source, visitor]]
+local LOST_OLD_REACH_SQL = [[INSERT INTO analytics_reach_new (source, visitor, mask)
+    SELECT r.source, r.visitor, NULL
+    FROM (SELECT '' AS source UNION SELECT source FROM ]] .. LOST .. [[
+          UNION SELECT source FROM analytics_reach_new) AS s
+    JOIN analytics_lost l JOIN analytics_reach r ON r.source = s.source AND r.visitor = l.visitor AND r.day = ?1
+    WHERE true ON CONFLICT (source, visitor) DO NOTHING]]
+
 ---Redoes, after the fold of what they gained, the day of the visitors whose
 ---rows a recomputed hour lost (a login moved a device's events to the member;
 ---a merge, an unmerge): their analytics_days rows again from the day's hours,
@@ -638,21 +684,14 @@ local NOW_KEYS = row_keys("analytics_days WHERE day = ?1 AND " .. IN_LOST, "UNIO
 ---@param stop integer the next one
 fold_lost = function(day, stop)
   tp.db.exec("DELETE FROM analytics_lost")
-  tp.db.exec("INSERT OR IGNORE INTO analytics_lost (visitor) SELECT visitor FROM " .. LOST, day, stop)
-  tp.db.exec("DELETE FROM analytics_days WHERE day = ?1 AND " .. IN_LOST, day)
-  tp.db.exec([[INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
-    SELECT DISTINCT ?1, visitor, source, store, guide, scene, content, live, referrer FROM analytics_hits
-    WHERE hour >= ?1 AND hour < ?2 AND ]] .. IN_LOST, day, stop)
+  tp.db.exec(LOST_VISITORS_SQL, day, stop)
+  tp.db.exec(LOST_DAYS_GO_SQL, day)
+  tp.db.exec(LOST_DAYS_SQL, day, stop)
   -- visits: a key a lost row gave that the visitor has no more that day goes
   tp.db.exec("DELETE FROM analytics_visits_new")
-  tp.db.exec("INSERT OR IGNORE INTO analytics_visits_new (source, visitor) SELECT source, visitor FROM ("
-    .. NOW_KEYS .. ")", day, stop)
+  tp.db.exec(LOST_KEYS_NOW_SQL, day, stop)
   tp.db.exec("DELETE FROM analytics_visits_gone")
-  tp.db.exec([[INSERT OR IGNORE INTO analytics_visits_gone (source, visitor)
-    SELECT k.source, k.visitor FROM (]] .. LOST_KEYS .. [[) AS k
-    WHERE NOT EXISTS (SELECT 1 FROM analytics_visits_new n WHERE n.source = k.source AND n.visitor = k.visitor)
-      AND EXISTS (SELECT 1 FROM analytics_visits v WHERE v.source = k.source AND v.visitor = k.visitor
-        AND v.day = ?1)]], day, stop)
+  tp.db.exec(LOST_VISITS_GONE_SQL, day, stop)
   if later_visits(day) then
     tp.db.exec([[UPDATE analytics_visits SET prev = (SELECT o.prev FROM analytics_visits o
         WHERE o.source = analytics_visits.source AND o.visitor = analytics_visits.visitor AND o.day = ?1)
@@ -667,27 +706,15 @@ fold_lost = function(day, stop)
   tp.db.exec("DELETE FROM analytics_day_uv WHERE day = ? AND n = 0", day)
   -- reach: their rows of the day again, from its hours and orders
   tp.db.exec("DELETE FROM analytics_reach_new")
-  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
-    SELECT source, visitor, sum(DISTINCT b) | max(hit) FROM (
-      SELECT h.source AS source, h.visitor AS visitor, 1 << coalesce(k.slot, 0) AS b, 1 AS hit
-      FROM analytics_hits h LEFT JOIN analytics_kinds k ON k.kind = h.kind
-      WHERE h.hour >= ?1 AND h.hour < ?2 AND h.]] .. IN_LOST .. [[
-      UNION ALL SELECT source, member, 1 << 7, 0 FROM analytics_orders
-      WHERE created_at >= ?1 AND created_at < ?2 AND member IN (SELECT visitor FROM analytics_lost)
-      UNION ALL SELECT source, member, 1 << 8, 0 FROM analytics_orders
-      WHERE paid_at >= ?1 AND paid_at < ?2 AND member IN (SELECT visitor FROM analytics_lost))
-    GROUP BY source, visitor]], day, stop)
+  tp.db.exec(LOST_REACH_SQL, day, stop)
   tp.db.exec(([[INSERT INTO analytics_reach_new (source, visitor, mask)
     SELECT '', visitor, %s FROM analytics_reach_new GROUP BY visitor]]):format(cols("max(mask & (1 << %s))", " | ")))
   -- their old rows under a source they had (overall, one of their rows now, a lost row's)
-  tp.db.exec([[INSERT INTO analytics_reach_new (source, visitor, mask)
-    SELECT r.source, r.visitor, NULL
-    FROM (SELECT '' AS source UNION SELECT source FROM ]] .. LOST .. [[
-          UNION SELECT source FROM analytics_reach_new) AS s
-    JOIN analytics_lost l JOIN analytics_reach r ON r.source = s.source AND r.visitor = l.visitor AND r.day = ?1
-    WHERE true ON CONFLICT (source, visitor) DO NOTHING]], day, stop)
+  tp.db.exec(LOST_OLD_REACH_SQL, day, stop)
   redo_reach(day, true)
 end
+
+local ANY_LOST_SQL = "SELECT EXISTS (SELECT 1 FROM " .. LOST .. ") AS l"
 
 ---Folds the run's additions to the day's hours into its per-day tables, as
 ---a rebuild from all its hours would have them (test/fold_test.lua): new
@@ -710,7 +737,7 @@ function rollup.fold_day(day, stop)
   tp.db.exec("DELETE FROM analytics_day_views WHERE day = ? AND views = 0", day)
   fold_visits(day, stop)
   fold_reach(day, stop)
-  if tp.db.one("SELECT EXISTS (SELECT 1 FROM " .. LOST .. ") AS l", day, stop).l == 1 then
+  if tp.db.one(ANY_LOST_SQL, day, stop).l == 1 then
     fold_lost(day, stop)
   end
 end

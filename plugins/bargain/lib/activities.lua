@@ -148,10 +148,12 @@ function activities.update(req)
   return 200, with_stats(activities.load(a.id), tp.now())
 end
 
+local LIST_ADMIN_SQL = "SELECT " .. COLUMNS .. [[ FROM bargain_activities
+    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]]
+
 function activities.list_admin(req)
   local limit, after = check.page(req.query, 50, 500)
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM bargain_activities
-    WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2]], after, limit)
+  local rows = tp.db.query(LIST_ADMIN_SQL, after, limit)
   local now = tp.now()
   for i, row in ipairs(rows) do rows[i] = with_stats(row, now) end
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
@@ -163,11 +165,13 @@ function activities.get_admin(req)
   return 200, with_stats(row, tp.now())
 end
 
+local LIST_PUBLIC_SQL = "SELECT " .. COLUMNS .. [[ FROM bargain_activities
+    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]]
+
 ---GET /bargain/activities: the active ones not yet ended.
 function activities.list_public()
   local now = tp.now()
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM bargain_activities
-    WHERE status = 'active' AND ends_at > ? ORDER BY starts_at, id LIMIT 200]], now)
+  local rows = tp.db.query(LIST_PUBLIC_SQL, now)
   for i, row in ipairs(rows) do rows[i] = activities.shape(row, now) end
   return 200, { now = now, items = tp.json.array(rows) }
 end

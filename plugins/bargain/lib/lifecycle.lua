@@ -43,11 +43,12 @@ local function count_start(activity_id, user, limit)
     activity_id, user, limit) == 1
 end
 
+local LIVE_BARGAIN_SQL = "SELECT " .. store.BARGAIN_COLUMNS .. [[ FROM bargain_bargains
+    WHERE activity_id = ? AND initiator = ? AND state IN ('open', 'floor_reached', 'ordered')]]
+
 ---The user's bargain of this activity that is still running, if any.
 local function live_bargain(activity_id, user, now)
-  local rows = tp.db.query("SELECT " .. store.BARGAIN_COLUMNS .. [[ FROM bargain_bargains
-    WHERE activity_id = ? AND initiator = ? AND state IN ('open', 'floor_reached', 'ordered')]],
-    activity_id, user)
+  local rows = tp.db.query(LIVE_BARGAIN_SQL, activity_id, user)
   for _, b in ipairs(rows) do
     if LIVE[store.state_at(b, now)] then return b end
   end

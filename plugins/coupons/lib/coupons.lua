@@ -78,13 +78,15 @@ function coupons.shape_all(rows, now)
   return tp.json.array(rows)
 end
 
+local LOAD_SQL = SELECT .. " WHERE c.id = ? AND c.user = ?"
+
 ---One coupon of user, or nil.
 ---@param id integer
 ---@param user string
 ---@param now integer
 ---@return Coupon|nil
 function coupons.load(id, user, now)
-  local row = tp.db.one(SELECT .. " WHERE c.id = ? AND c.user = ?", id, user)
+  local row = tp.db.one(LOAD_SQL, id, user)
   return row and coupons.shape_all({ row }, now)[1]
 end
 

@@ -239,6 +239,9 @@ function drops.get(req)
   return 200, shape(d)
 end
 
+local LIST_SQL = "SELECT " .. COLUMNS .. [[ FROM coupons_drops
+    WHERE id > :after AND (:tid IS NULL OR template_id = :tid) ORDER BY id LIMIT :limit]]
+
 ---GET /coupons/drops?template_id=&limit=&after= (admin): drops, oldest first
 function drops.list(req)
   local limit, after = check.page(req.query, 50, 200)
@@ -246,9 +249,7 @@ function drops.list(req)
   if req.query.template_id and not tid then
     tp.fail(400, "invalid_query", "template_id must be a template id")
   end
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM coupons_drops
-    WHERE id > :after AND (:tid IS NULL OR template_id = :tid) ORDER BY id LIMIT :limit]],
-    { after = after or 0, tid = tid, limit = limit })
+  local rows = tp.db.query(LIST_SQL, { after = after or 0, tid = tid, limit = limit })
   local items = tp.json.array()
   for i, d in ipairs(rows) do items[i] = shape(d) end
   return 200, { items = items, next_after = #rows == limit and rows[#rows].id or nil }

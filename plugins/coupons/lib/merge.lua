@@ -74,6 +74,20 @@ function merge.member_merge(from, into, merge_id)
   return { coupons = coupons, orders = orders, skips = skips }
 end
 
+-- a coupon the merge moved, with its move (m), still into's (c)
+local BACK = [[m.merge_id = ?1 AND m.kind = 'coupon' AND m.row_id = c.id AND c.user = ?3
+      AND (c.order_id IS NULL OR c.order_id IN
+        (SELECT o.row_id FROM coupons_merge_moves o WHERE o.merge_id = ?1 AND o.kind = 'order'))]]
+local MOVE_BACK_SQL = [[UPDATE coupons_coupons AS c SET user = ?2, seq = m.seq,
+      day_seq = m.day_seq, drop_id = m.drop_id
+    FROM coupons_merge_moves m WHERE ]] .. BACK .. [[
+      AND NOT EXISTS (SELECT 1 FROM coupons_coupons x WHERE x.template_id = c.template_id AND x.user = ?2
+        AND (x.seq = m.seq OR (x.claim_day = c.claim_day AND x.day_seq = m.day_seq)))
+      AND (m.drop_id IS NULL OR NOT EXISTS (SELECT 1 FROM coupons_coupons x
+        WHERE x.drop_id = m.drop_id AND x.user = ?2))]]
+local STILL_MOVED_SQL = [[SELECT c.id, c.template_id, c.claim_day, m.drop_id
+      FROM coupons_coupons c JOIN coupons_merge_moves m ON ]] .. BACK
+
 ---Undoes merge merge_id: the coupons and locks it moved go back to `from`
 ---with the numbers they had, then the record is forgotten. What `into` did
 ---since stays with `into`: its own new coupons, and a moved coupon that an
@@ -93,19 +107,9 @@ function merge.member_unmerge(from, into, merge_id)
       (SELECT row_id FROM coupons_merge_moves WHERE merge_id = ?1 AND kind = 'order')]],
     merge_id, from, into)
   -- which moved coupons go back: still into's, and free or held by a moved order
-  local BACK = [[m.merge_id = ?1 AND m.kind = 'coupon' AND m.row_id = c.id AND c.user = ?3
-      AND (c.order_id IS NULL OR c.order_id IN
-        (SELECT o.row_id FROM coupons_merge_moves o WHERE o.merge_id = ?1 AND o.kind = 'order'))]]
-  local coupons = tp.db.exec([[UPDATE coupons_coupons AS c SET user = ?2, seq = m.seq,
-      day_seq = m.day_seq, drop_id = m.drop_id
-    FROM coupons_merge_moves m WHERE ]] .. BACK .. [[
-      AND NOT EXISTS (SELECT 1 FROM coupons_coupons x WHERE x.template_id = c.template_id AND x.user = ?2
-        AND (x.seq = m.seq OR (x.claim_day = c.claim_day AND x.day_seq = m.day_seq)))
-      AND (m.drop_id IS NULL OR NOT EXISTS (SELECT 1 FROM coupons_coupons x
-        WHERE x.drop_id = m.drop_id AND x.user = ?2))]], merge_id, from, into)
+  local coupons = tp.db.exec(MOVE_BACK_SQL, merge_id, from, into)
   -- the rare rest: from holds their numbers again; they take the next free ones
-  for _, r in ipairs(tp.db.query([[SELECT c.id, c.template_id, c.claim_day, m.drop_id
-      FROM coupons_coupons c JOIN coupons_merge_moves m ON ]] .. BACK, merge_id, from, into)) do
+  for _, r in ipairs(tp.db.query(STILL_MOVED_SQL, merge_id, from, into)) do
     local h = issue.holding(r.template_id, from, r.claim_day, r.drop_id)
     tp.db.exec("UPDATE coupons_coupons SET user = ?, seq = ?, day_seq = ?, drop_id = ? WHERE id = ?",
       from, h.seq, h.day_seq, h.in_drop == 0 and r.drop_id or nil, r.id)

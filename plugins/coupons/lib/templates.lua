@@ -192,6 +192,9 @@ function templates.load(id)
   return templates.shape_all({ row }, true)[1]
 end
 
+local LIST_SQL = "SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
+    WHERE id > :after AND (:status IS NULL OR status = :status) ORDER BY id LIMIT :limit]]
+
 ---GET /coupons/templates?status=&limit=&after= (admin)
 function templates.list(req)
   local q = req.query
@@ -200,9 +203,7 @@ function templates.list(req)
   if q.status ~= nil and not F.by_name.status.set[q.status] then
     tp.fail(400, "invalid_query", "status must be active or paused")
   end
-  local rows = tp.db.query("SELECT " .. templates.COLUMNS .. [[ FROM coupons_templates
-    WHERE id > :after AND (:status IS NULL OR status = :status) ORDER BY id LIMIT :limit]],
-    { after = after, status = q.status, limit = limit })
+  local rows = tp.db.query(LIST_SQL, { after = after, status = q.status, limit = limit })
   local items = templates.shape_all(rows, true)
   return 200, { items = items, next_after = #items == limit and items[#items].id or nil }
 end

@@ -259,6 +259,9 @@ function campaigns.get(req)
   return 200, campaigns.with_counts(c)
 end
 
+local LIST_SQL = "SELECT " .. COLUMNS .. [[ FROM friend_assist_campaigns
+    WHERE id > ? AND (? IS NULL OR status = ?) ORDER BY id LIMIT ?]]
+
 ---GET /friend_assist/campaigns?status=&limit=&after= (admin) -> {items, next_after}
 function campaigns.list(req)
   local limit, after = check.page(req.query, 50, 200)
@@ -266,8 +269,7 @@ function campaigns.list(req)
   if status ~= nil and not F.by_name.status.set[status] then
     tp.fail(400, "invalid_query", "status must be active or paused")
   end
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM friend_assist_campaigns
-    WHERE id > ? AND (? IS NULL OR status = ?) ORDER BY id LIMIT ?]], after or 0, status, status, limit)
+  local rows = tp.db.query(LIST_SQL, after or 0, status, status, limit)
   local items = tp.json.array()
   for _, row in ipairs(rows) do items[#items + 1] = shape(row) end
   return 200, { items = items, next_after = #items == limit and items[#items].id or nil }

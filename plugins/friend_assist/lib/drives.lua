@@ -174,14 +174,16 @@ function drives.event_data(d)
     initiator = d.initiator, friends_needed = d.friends_needed, assists = d.assists }
 end
 
+local EXPIRE_SQL = [[UPDATE friend_assist_drives SET state = 'expired', closed_at = ?1
+    WHERE id = ?2 AND state = 'open' AND expires_at <= ?1
+    RETURNING ]] .. COLUMNS
+
 ---Job expire {drive_id}: closes the drive if it is still open at its deadline.
 ---Conditional on state = 'open', so a completed drive or a second run changes nothing.
 ---@param job TpJob
 function drives.expire(job)
   local now = tp.now()
-  local d = tp.db.one([[UPDATE friend_assist_drives SET state = 'expired', closed_at = ?1
-    WHERE id = ?2 AND state = 'open' AND expires_at <= ?1
-    RETURNING ]] .. COLUMNS, now, job.payload.drive_id)
+  local d = tp.db.one(EXPIRE_SQL, now, job.payload.drive_id)
   if not d then return end
   local data = drives.event_data(d)
   data.expired_at = now

@@ -57,13 +57,15 @@ function aftersale.own(user, id)
   return r
 end
 
+local TAKEN_SQL = [[SELECT l.line, sum(l.qty) AS qty, sum(l.amount_fen) AS fen
+      FROM fulfilment_aftersale_lines l JOIN fulfilment_aftersales a ON a.id = l.aftersale_id
+      WHERE l.order_id = ? AND a.status IN ]] .. OPEN .. " GROUP BY l.line"
+
 ---Units and fen of each line already asked for by requests still standing:
 ---{[line] = {qty, fen}}.
 local function taken(order_id)
   local out = {}
-  for _, r in ipairs(tp.db.query([[SELECT l.line, sum(l.qty) AS qty, sum(l.amount_fen) AS fen
-      FROM fulfilment_aftersale_lines l JOIN fulfilment_aftersales a ON a.id = l.aftersale_id
-      WHERE l.order_id = ? AND a.status IN ]] .. OPEN .. " GROUP BY l.line", order_id)) do
+  for _, r in ipairs(tp.db.query(TAKEN_SQL, order_id)) do
     out[r.line] = { qty = r.qty, fen = r.fen }
   end
   return out

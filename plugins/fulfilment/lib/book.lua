@@ -46,11 +46,13 @@ local function check_address(a)
   if not phone_ok(a.phone) then check.field_error("phone", "must be a phone number: digits, + - and spaces") end
 end
 
+local ADDRESSES_SQL = "SELECT " .. ADDRESS_COLUMNS ..
+    " FROM fulfilment_addresses WHERE user = ? ORDER BY is_default DESC, id DESC"
+
 ---@param user string
 ---@return table[]
 function book.addresses(user)
-  local rows = tp.db.query("SELECT " .. ADDRESS_COLUMNS ..
-    " FROM fulfilment_addresses WHERE user = ? ORDER BY is_default DESC, id DESC", user)
+  local rows = tp.db.query(ADDRESSES_SQL, user)
   for _, r in ipairs(rows) do address_shape(r) end
   return rows
 end

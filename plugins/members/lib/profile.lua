@@ -59,13 +59,14 @@ function profile.lookup(req)
   return 200, full(in_scope(req, row))
 end
 
+local LIST_SQL = "SELECT " .. store.COLUMNS .. [[ FROM members_members
+    WHERE state = 'active' AND n > ?1 AND (?3 IS NULL OR store = ?3) ORDER BY n LIMIT ?2]]
+
 ---GET /members?limit=&after=&store=: every active member (of the store that first
 ---brought them, with store), in number order
 function profile.list(req)
   local limit, after = check.page(req.query, 100, 1000)
-  local rows = tp.db.query("SELECT " .. store.COLUMNS .. [[ FROM members_members
-    WHERE state = 'active' AND n > ?1 AND (?3 IS NULL OR store = ?3) ORDER BY n LIMIT ?2]],
-    after or 0, limit, store_scope(req))
+  local rows = tp.db.query(LIST_SQL, after or 0, limit, store_scope(req))
   local items = tp.json.array()
   for i, r in ipairs(rows) do items[i] = store.shape(r) end
   return 200, { items = items, next_after = #rows == limit and rows[#rows].n or nil }

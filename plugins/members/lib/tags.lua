@@ -64,11 +64,13 @@ end
 local SELECT = [[SELECT t.id, t.name, g.name AS group_name, t.kind, t.description, t.rule,
   t.created_at, t.updated_at FROM members_tags t LEFT JOIN members_tag_groups g ON g.id = t.group_id]]
 
+local BY_NAME_SQL = SELECT .. " WHERE t.name = ?"
+
 ---The tag called name, or 404 tag_not_found (with a guess).
 ---@param name string
 ---@return table row
 function tags.need(name)
-  local row = tp.db.one(SELECT .. " WHERE t.name = ?", name)
+  local row = tp.db.one(BY_NAME_SQL, name)
   if row then return row end
   local names = {}
   for _, r in ipairs(tp.db.query("SELECT name FROM members_tags ORDER BY name LIMIT 1000")) do names[r.name] = true end
@@ -96,6 +98,8 @@ function tags.list_groups()
   return 200, { items = rows }
 end
 
+local BY_ID_SQL = SELECT .. " WHERE t.id = ?"
+
 ---POST /members/tags {name, group?, kind?, rule?, description?}
 function tags.create(req)
   local body = check.body(req.body, true)
@@ -118,18 +122,20 @@ function tags.create(req)
     VALUES (?, ?, ?, ?, ?, ?, ?)]], name, group_id(body.group, true), kind,
     kind == "rule" and tp.json.encode(body.rule) or nil, description, now, now)
   if kind == "rule" then rules.start_sweep(id) end
-  return 201, shape(tp.db.one(SELECT .. " WHERE t.id = ?", id))
+  return 201, shape(tp.db.one(BY_ID_SQL, id))
 end
+
+local LIST_IN_GROUP_SQL = SELECT .. " WHERE g.name = ? AND t.id > ? ORDER BY t.id LIMIT ?"
+local LIST_ALL_SQL = SELECT .. " WHERE t.id > ? ORDER BY t.id LIMIT ?"
 
 ---GET /members/tags?group=&limit=&after=
 function tags.list(req)
   local limit, after = check.page(req.query, 200, 1000)
   local rows
   if req.query.group then
-    rows = tp.db.query(SELECT .. " WHERE g.name = ? AND t.id > ? ORDER BY t.id LIMIT ?",
-      req.query.group, after or 0, limit)
+    rows = tp.db.query(LIST_IN_GROUP_SQL, req.query.group, after or 0, limit)
   else
-    rows = tp.db.query(SELECT .. " WHERE t.id > ? ORDER BY t.id LIMIT ?", after or 0, limit)
+    rows = tp.db.query(LIST_ALL_SQL, after or 0, limit)
   end
   local items = tp.json.array()
   for i, r in ipairs(rows) do items[i] = shape(r) end
@@ -165,7 +171,7 @@ function tags.update(req)
     rules.start_sweep(row.id)
   end
   tp.db.exec("UPDATE members_tags SET updated_at = ? WHERE id = ?", tp.now(), row.id)
-  return 200, shape(tp.db.one(SELECT .. " WHERE t.id = ?", row.id))
+  return 200, shape(tp.db.one(BY_ID_SQL, row.id))
 end
 
 ---DELETE /members/tags/{name}: the tag and every assignment of it. Refused

@@ -92,10 +92,12 @@ function mall.admin_list(req)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end
 
+local LIST_SQL = "SELECT " .. COLUMNS .. [[ FROM points_items
+    WHERE status = 'active' AND id > ? ORDER BY id LIMIT ?]]
+
 function mall.list(req)
   local limit, after = check.page(req.query, 50, 200)
-  local rows = tp.db.query("SELECT " .. COLUMNS .. [[ FROM points_items
-    WHERE status = 'active' AND id > ? ORDER BY id LIMIT ?]], after or 0, limit)
+  local rows = tp.db.query(LIST_SQL, after or 0, limit)
   return 200, { items = tp.json.array(rows), next_after = #rows == limit and rows[#rows].id or nil }
 end
 

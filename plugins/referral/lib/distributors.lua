@@ -189,15 +189,17 @@ function distributors.update(user, body)
   return distributors.get(user)
 end
 
+local LIST_SQL = "SELECT " .. COLUMNS .. [[ FROM referral_distributors
+    WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR store = ?3)
+    ORDER BY created_at, user LIMIT 500]]
+
 ---@return Distributor[]
 function distributors.list(query)
   local status = check.enum(query.status, "status",
     { pending = true, active = true, rejected = true, disabled = true }, true)
   local kind = check.enum(query.kind, "kind", { promoter = true, guide = true }, true)
   local store = check.ident(query.store, "store", 64, true)
-  return tp.db.query("SELECT " .. COLUMNS .. [[ FROM referral_distributors
-    WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR store = ?3)
-    ORDER BY created_at, user LIMIT 500]], status, kind, store)
+  return tp.db.query(LIST_SQL, status, kind, store)
 end
 
 -- ---- stores

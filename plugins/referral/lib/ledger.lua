@@ -75,6 +75,9 @@ local function withdrawal(id)
   return tp.db.one(WITHDRAWAL_SQL, id)
 end
 
+local REQUEST_SQL = [[INSERT INTO referral_withdrawals (user, amount_fen, status, requested_at)
+    SELECT :user, :amount, 'pending', :now WHERE ]] .. FREE_SQL .. [[ >= :amount RETURNING id]]
+
 ---POST /referral/withdrawals {amount_fen}
 ---@param user string
 ---@param body table
@@ -86,9 +89,7 @@ function ledger.request(user, body, s)
     tp.fail(400, "below_minimum", ("a withdrawal is at least %d fen"):format(s.min_withdrawal_fen),
       { min_withdrawal_fen = s.min_withdrawal_fen })
   end
-  local row = tp.db.one([[INSERT INTO referral_withdrawals (user, amount_fen, status, requested_at)
-    SELECT :user, :amount, 'pending', :now WHERE ]] .. FREE_SQL .. [[ >= :amount RETURNING id]],
-    { user = user, amount = amount, now = tp.now(), skip = 0 })
+  local row = tp.db.one(REQUEST_SQL, { user = user, amount = amount, now = tp.now(), skip = 0 })
   if not row then
     local available = ledger.balance(user).available_fen
     tp.fail(409, "insufficient_balance", ("only %d fen can be withdrawn"):format(math.max(0, available)),
@@ -96,6 +97,10 @@ function ledger.request(user, body, s)
   end
   return withdrawal(row.id)
 end
+
+local DECIDE_SQL = [[UPDATE referral_withdrawals SET status = 'approved', decided_at = :now,
+        reason = :reason
+      WHERE id = :skip AND status = 'pending' AND ]] .. FREE_SQL .. [[ >= amount_fen]]
 
 ---Approves (to = "approved") or rejects a pending withdrawal. Approval checks
 ---the balance again: it must still cover this withdrawal.
@@ -108,10 +113,7 @@ function ledger.decide(id, to, reason, s)
   end
   local changed
   if to == "approved" then
-    changed = tp.db.exec([[UPDATE referral_withdrawals SET status = 'approved', decided_at = :now,
-        reason = :reason
-      WHERE id = :skip AND status = 'pending' AND ]] .. FREE_SQL .. [[ >= amount_fen]],
-      { user = w.user, skip = id, now = tp.now(), reason = reason })
+    changed = tp.db.exec(DECIDE_SQL, { user = w.user, skip = id, now = tp.now(), reason = reason })
     if changed == 0 then
       local free = ledger.balance(w.user).available_fen + w.amount_fen
       tp.fail(409, "insufficient_balance",
@@ -223,10 +225,12 @@ function ledger.cancel(id)
   return 202, withdrawal(id)
 end
 
-function ledger.list(user, status, limit, after)
-  local rows = tp.db.query("SELECT " .. W_COLUMNS .. [[ FROM referral_withdrawals
+local LIST_SQL = "SELECT " .. W_COLUMNS .. [[ FROM referral_withdrawals
     WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
-    ORDER BY id DESC LIMIT ?4]], user, status, after, limit)
+    ORDER BY id DESC LIMIT ?4]]
+
+function ledger.list(user, status, limit, after)
+  local rows = tp.db.query(LIST_SQL, user, status, after, limit)
   return { items = rows, next_after = #rows == limit and rows[#rows].id or nil }
 end
 

@@ -80,12 +80,14 @@ end
 
 -- ---- distributors
 
+local SET_ASIDE_DISTRIBUTOR_SQL = [[INSERT INTO referral_merge_moves (merge_id, kind, row_key, data)
+    SELECT ?1, 'distributor_dropped', user, ]] .. DISTRIBUTOR_JSON .. [[
+    FROM referral_distributors WHERE user = ?2]]
+
 ---Sets a distributor record aside (recorded as JSON) and keeps its code valid
 ---for the merged person.
 local function set_aside_distributor(merge_id, user, into)
-  tp.db.exec([[INSERT INTO referral_merge_moves (merge_id, kind, row_key, data)
-    SELECT ?1, 'distributor_dropped', user, ]] .. DISTRIBUTOR_JSON .. [[
-    FROM referral_distributors WHERE user = ?2]], merge_id, user)
+  tp.db.exec(SET_ASIDE_DISTRIBUTOR_SQL, merge_id, user)
   local gone = tp.db.one("DELETE FROM referral_distributors WHERE user = ? RETURNING code", user)
   tp.db.exec("INSERT INTO referral_merged_codes (code, user, merge_id) VALUES (?, ?, ?)", gone.code, into, merge_id)
 end

@@ -77,13 +77,16 @@ local PERF = [[count(CASE WHEN o.refunded_fen < o.paid_fen THEN 1 END) AS orders
   coalesce(sum((SELECT sum(l.amount_fen) FROM referral_ledger l WHERE l.order_id = o.order_id)), 0)
     AS commission_fen]]
 
+local STORE_TOTAL_SQL = "SELECT " .. PERF .. [[ FROM referral_orders o
+    WHERE o.store = ?1 AND o.paid_at >= ?2 AND o.paid_at < ?3]]
+local STORE_BY_GUIDE_SQL = "SELECT o.guide, " .. PERF .. [[ FROM referral_orders o
+    WHERE o.store = ?1 AND o.paid_at >= ?2 AND o.paid_at < ?3 GROUP BY o.guide]]
+
 ---A store's performance, with each guide's (every guide now in the store, and
 ---any guide whose orders were placed at the store before she moved).
 function reports.store(store, from, to)
-  local total = tp.db.one("SELECT " .. PERF .. [[ FROM referral_orders o
-    WHERE o.store = ?1 AND o.paid_at >= ?2 AND o.paid_at < ?3]], store, from, to)
-  local by_guide = tp.db.query("SELECT o.guide, " .. PERF .. [[ FROM referral_orders o
-    WHERE o.store = ?1 AND o.paid_at >= ?2 AND o.paid_at < ?3 GROUP BY o.guide]], store, from, to)
+  local total = tp.db.one(STORE_TOTAL_SQL, store, from, to)
+  local by_guide = tp.db.query(STORE_BY_GUIDE_SQL, store, from, to)
   local guides, seen = {}, {}
   for _, g in ipairs(by_guide) do
     guides[#guides + 1] = g
@@ -103,12 +106,14 @@ function reports.store(store, from, to)
            commission_fen = total.commission_fen, guides = tp.json.array(guides) }
 end
 
----Every store's totals over the period.
-function reports.stores(from, to)
-  local rows = tp.db.query("SELECT s.id AS store, s.name, " .. PERF .. [[
+local STORES_SQL = "SELECT s.id AS store, s.name, " .. PERF .. [[
     FROM referral_stores s LEFT JOIN referral_orders o
       ON o.store = s.id AND o.paid_at >= ?1 AND o.paid_at < ?2
-    GROUP BY s.id ORDER BY sales_fen DESC, s.id]], from, to)
+    GROUP BY s.id ORDER BY sales_fen DESC, s.id]]
+
+---Every store's totals over the period.
+function reports.stores(from, to)
+  local rows = tp.db.query(STORES_SQL, from, to)
   return { from = from, to = to, items = rows }
 end
 

@@ -20,8 +20,10 @@ local merge = {}
 
 local COLS = "user, tier, held, tier_since, paid_tier, paid_until, updated_at"
 
+local ROW_OF_SQL = "SELECT " .. COLS .. " FROM tiers_members WHERE user = ?"
+
 local function row_of(user)
-  return tp.db.one("SELECT " .. COLS .. " FROM tiers_members WHERE user = ?", user)
+  return tp.db.one(ROW_OF_SQL, user)
 end
 
 local function rank(id)
@@ -29,10 +31,12 @@ local function rank(id)
   return l and l.rank or 0
 end
 
+local PUT_SQL = "INSERT INTO tiers_members (" .. COLS .. ") VALUES (:user, :tier, :held, :tier_since, :paid_tier, "
+    .. ":paid_until, :updated_at)"
+
 local function put(r)
   tp.db.exec("DELETE FROM tiers_members WHERE user = ?", r.user)
-  tp.db.exec("INSERT INTO tiers_members (" .. COLS .. ") VALUES (:user, :tier, :held, :tier_since, :paid_tier, "
-    .. ":paid_until, :updated_at)", r)
+  tp.db.exec(PUT_SQL, r)
 end
 
 local function paid_job(r)
