@@ -1,7 +1,8 @@
 /*
-** srcline.c - the line of plugin.lua that a load error is about: a tokenizer
-** for Lua source, enough to find the manifest's keys, its routes and their
-** fields, and the rules that map the host's messages to them (srcline.h).
+** srcline.c - the line of plugin.lua that a load error is about: the
+** manifest's keys, its routes and their fields found among the source's
+** tokens (luatok.h), and the rules that map the host's messages to them
+** (srcline.h).
 */
 #include "cli/srcline.h"
 
@@ -11,110 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a tokenizer for Lua source, enough to find table keys and elements */
+#include "cli/luatok.h"
 
-typedef struct {
-  char kind;        /* 'n' name, 's' string, 'o' anything else */
-  char text[128];   /* a name, a string's contents (truncated) or the symbol */
-  int line;
-  int depth;        /* braces open around the token ('{' and '}': outside them) */
-} tok;
-
-typedef struct {
-  tok *t;
-  int n, cap;
-} toks;
-
-static tok *push_tok(toks *ts, char kind, int line, int depth) {
-  if (ts->n == ts->cap) {
-    ts->cap = ts->cap ? ts->cap * 2 : 256;
-    ts->t = realloc(ts->t, (size_t)ts->cap * sizeof *ts->t);
-    if (!ts->t) abort();
-  }
-  tok *t = &ts->t[ts->n++];
-  memset(t, 0, sizeof *t);
-  t->kind = kind;
-  t->line = line;
-  t->depth = depth;
-  return t;
-}
-
-/* At s: "[" "="* "[" opens a long bracket; returns its level, or -1. */
-static int long_open(const char *s) {
-  if (*s != '[') return -1;
-  int level = 0;
-  while (s[1 + level] == '=') level++;
-  return s[1 + level] == '[' ? level : -1;
-}
-
-/* Skips a long bracket of level at s (its opening); copies its text to t. */
-static const char *skip_long(const char *s, int level, int *line, tok *t) {
-  s += level + 2;
-  if (*s == '\n') (*line)++, s++;
-  size_t k = 0;
-  for (; *s; s++) {
-    if (*s == ']') {
-      int l = 0;
-      while (s[1 + l] == '=') l++;
-      if (l == level && s[1 + l] == ']') return s + level + 2;
-    }
-    if (*s == '\n') (*line)++;
-    if (t && k + 1 < sizeof t->text) t->text[k++] = *s;
-  }
-  return s;
-}
-
-static void tokenize(const char *s, toks *ts) {
-  int line = 1, depth = 0;
-  while (*s) {
-    if (*s == '\n') {
-      line++;
-      s++;
-    } else if (isspace((unsigned char)*s)) {
-      s++;
-    } else if (s[0] == '-' && s[1] == '-') {
-      int level = long_open(s + 2);
-      if (level >= 0) s = skip_long(s + 2, level, &line, NULL);
-      else while (*s && *s != '\n') s++;
-    } else if (long_open(s) >= 0) {
-      tok *t = push_tok(ts, 's', line, depth);
-      s = skip_long(s, long_open(s), &line, t);
-    } else if (*s == '"' || *s == '\'') {
-      tok *t = push_tok(ts, 's', line, depth);
-      char q = *s++;
-      size_t k = 0;
-      while (*s && *s != q && *s != '\n') {
-        if (*s == '\\' && s[1]) {
-          s++;
-          if (*s == '\n') line++;
-        }
-        if (k + 1 < sizeof t->text) t->text[k++] = *s;
-        s++;
-      }
-      if (*s == q) s++;
-    } else if (isalpha((unsigned char)*s) || *s == '_') {
-      tok *t = push_tok(ts, 'n', line, depth);
-      size_t k = 0;
-      while (isalnum((unsigned char)*s) || *s == '_') {
-        if (k + 1 < sizeof t->text) t->text[k++] = *s;
-        s++;
-      }
-    } else if (isdigit((unsigned char)*s)) {
-      tok *t = push_tok(ts, 'o', line, depth);
-      t->text[0] = '0';
-      while (isalnum((unsigned char)*s) || *s == '.' || *s == '_' ||
-             ((*s == '-' || *s == '+') && (s[-1] == 'e' || s[-1] == 'E' || s[-1] == 'p' ||
-                                             s[-1] == 'P')))
-        s++;
-    } else {
-      if (*s == '}' && depth > 0) depth--;
-      tok *t = push_tok(ts, 'o', line, depth);
-      t->text[0] = *s;
-      if (*s == '{') depth++;
-      s++;
-    }
-  }
-}
+typedef tplt_tok tok;
+typedef tplt_toks toks;
 
 static bool is_sym(const toks *ts, int i, char c) {
   return i >= 0 && i < ts->n && ts->t[i].kind == 'o' && ts->t[i].text[0] == c;
@@ -213,7 +114,7 @@ static int route_by_path(const toks *ts, int manifest, const char *method, const
 /* The line that a host message about the manifest names, or 0. */
 int tpsl_manifest_line(const char *src, const char *msg) {
   toks ts = {0};
-  tokenize(src, &ts);
+  tplt_tokenize(src, &ts);
   int m = find_manifest(&ts), line = 0, i;
   char key[80], key2[80], method[16], path[300];
   if (m < 0) {
@@ -240,6 +141,6 @@ int tpsl_manifest_line(const char *src, const char *msg) {
   } else if (sscanf(msg, "%79[a-z]: names must be", key) == 1) {
     line = line_of(&ts, find_key(&ts, m, key));
   }
-  free(ts.t);
+  tplt_free(&ts);
   return line;
 }

@@ -1,140 +1,73 @@
 /*
-** stmtlint.c - statements whose text a plugin builds at every call (stmtlint.h).
-**
-** A small reader of Lua's lexical rules, enough to tell code from comments and
-** strings: short strings with their escapes, long brackets of any level
-** ([[...]], [==[...]==]) as strings and as comments.
+** stmtlint.c - statements whose text a plugin builds at every call (stmtlint.h),
+** found among the source's tokens (luatok.h).
 */
 #include "cli/stmtlint.h"
 
 #include <stdbool.h>
 #include <string.h>
 
-static bool is_name_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+#include "cli/luatok.h"
+
+static bool is_sym(const tplt_toks *ts, int i, char c) {
+  return i >= 0 && i < ts->n && ts->t[i].kind == 'o' && ts->t[i].text[0] == c;
 }
 
-static bool is_name_char(char c) {
-  return is_name_start(c) || (c >= '0' && c <= '9');
+static bool is_name(const tplt_toks *ts, int i, const char *name) {
+  return i >= 0 && i < ts->n && ts->t[i].kind == 'n' && (!name || strcmp(ts->t[i].text, name) == 0);
 }
 
-/* p at '[': past the long bracket that opens there ([[, [=[, ...) and its
-** close, or NULL if none opens there. */
-static const char *skip_long(const char *p) {
-  const char *q = p + 1;
-  size_t level = 0;
-  while (*q == '=') q++, level++;
-  if (*q != '[') return NULL;
-  for (q++; *q; q++) {
-    if (*q != ']') continue;
-    const char *e = q + 1;
-    size_t n = 0;
-    while (*e == '=') e++, n++;
-    if (n == level && *e == ']') return e + 1;
-  }
-  return q;  /* unclosed: to the end */
+/* ".." at i (and not "..."). */
+static bool is_join(const tplt_toks *ts, int i) {
+  return is_sym(ts, i, '.') && is_sym(ts, i + 1, '.') && !is_sym(ts, i + 2, '.');
 }
 
-/* p at a quote: past its string (escapes included), or to the line's end. */
-static const char *skip_short(const char *p) {
-  char quote = *p++;
-  while (*p && *p != quote && *p != '\n') p += p[0] == '\\' && p[1] ? 2 : 1;
-  return *p == quote ? p + 1 : p;
-}
-
-/* p at "--": past the comment. */
-static const char *skip_comment(const char *p) {
-  if (p[2] == '[') {
-    const char *end = skip_long(p + 2);
-    if (end) return end;
-  }
-  while (*p && *p != '\n') p++;
-  return p;
-}
-
-/* Past spaces and comments. */
-static const char *skip_blank(const char *p) {
-  for (;;) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    if (p[0] != '-' || p[1] != '-') return p;
-    p = skip_comment(p);
-  }
-}
-
-/* p at a string literal: past it, else NULL. */
-static const char *string_literal(const char *p) {
-  if (*p == '"' || *p == '\'') return skip_short(p);
-  return *p == '[' ? skip_long(p) : NULL;
-}
-
-/* p at a name: past a constant's name (a.b.NAME, its last part in capitals),
-** else NULL. */
-static const char *constant_name(const char *p) {
-  const char *part = p;
-  for (;;) {
-    if (!is_name_start(*p)) return NULL;
-    part = p;
-    while (is_name_char(*p)) p++;
-    if (*p != '.' || p[1] == '.') break;
-    p++;
-  }
+/* A name in capitals (digits and _ aside): a constant by Lua's habit. */
+static bool is_capitals(const char *name) {
   bool capital = false;
-  for (const char *c = part; c < p; c++) {
-    if (*c >= 'a' && *c <= 'z') return NULL;
-    capital |= *c >= 'A' && *c <= 'Z';
+  for (; *name; name++) {
+    if (*name >= 'a' && *name <= 'z') return false;
+    capital |= *name >= 'A' && *name <= 'Z';
   }
-  return capital ? p : NULL;
+  return capital;
 }
 
-/* p just past "tp.db.X(": whether the first argument joins only constants. */
-static bool joins_constants(const char *p) {
-  int joins = 0;
-  for (;;) {
-    p = skip_blank(p);
-    const char *end = string_literal(p);
-    if (!end) end = constant_name(p);
-    if (!end) return false;
-    p = skip_blank(end);
-    if (p[0] == '.' && p[1] == '.' && p[2] != '.') {
-      joins++;
-      p += 2;
-      continue;
-    }
-    return joins > 0 && (*p == ',' || *p == ')');
-  }
+/* At i, a string or a constant's name (a.b.NAME): the token past it, else -1. */
+static int constant(const tplt_toks *ts, int i) {
+  if (i < ts->n && ts->t[i].kind == 's') return i + 1;
+  if (!is_name(ts, i, NULL)) return -1;
+  while (is_sym(ts, i + 1, '.') && is_name(ts, i + 2, NULL)) i += 2;
+  return is_capitals(ts->t[i].text) ? i + 1 : -1;
 }
 
-/* p at 't': past "tp.db.exec(" (or query, one), else NULL. */
-static const char *db_call(const char *src, const char *p) {
-  if (p > src && (is_name_char(p[-1]) || p[-1] == '.' || p[-1] == ':')) return NULL;
-  if (strncmp(p, "tp.db.", 6) != 0) return NULL;
-  p += 6;
-  static const char *const fns[] = {"exec", "query", "one"};
-  for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
-    size_t n = strlen(fns[i]);
-    if (strncmp(p, fns[i], n) != 0 || is_name_char(p[n])) continue;
-    const char *q = skip_blank(p + n);
-    return *q == '(' ? q + 1 : NULL;
+/* At i, the call tp.db.exec( (or query, one): the token past "(", else -1. */
+static int db_call(const tplt_toks *ts, int i) {
+  if (!is_name(ts, i, "tp") || is_sym(ts, i - 1, '.') || is_sym(ts, i - 1, ':') ||
+      !is_sym(ts, i + 1, '.') || !is_name(ts, i + 2, "db") || !is_sym(ts, i + 3, '.') ||
+      !is_sym(ts, i + 5, '('))
+    return -1;
+  return is_name(ts, i + 4, "exec") || is_name(ts, i + 4, "query") || is_name(ts, i + 4, "one") ? i + 6
+                                                                                                 : -1;
+}
+
+/* At i, the call's first argument: whether it joins only constants. */
+static bool joins_constants(const tplt_toks *ts, int i) {
+  for (int joins = 0;; joins++, i += 2) {
+    if ((i = constant(ts, i)) < 0) return false;
+    if (!is_join(ts, i)) return joins > 0 && (is_sym(ts, i, ',') || is_sym(ts, i, ')'));
   }
-  return NULL;
 }
 
 int tpst_scan(const char *src, tpst_found_fn found, void *ud) {
-  int count = 0, line = 1;
-  const char *p = src;
-  while (*p) {
-    const char *next = NULL;
-    if (p[0] == '-' && p[1] == '-') next = skip_comment(p);
-    else if (*p == '"' || *p == '\'') next = skip_short(p);
-    else if (*p == '[') next = skip_long(p);
-    else if (*p == 't' && (next = db_call(src, p)) != NULL) {
-      if (joins_constants(next)) {
-        count++;
-        if (found) found(ud, line);
-      }
-    }
-    if (!next || next == p) next = p + 1;
-    for (; p < next; p++) line += *p == '\n';
+  tplt_toks ts = {0};
+  tplt_tokenize(src, &ts);
+  int count = 0;
+  for (int i = 0; i < ts.n; i++) {
+    int arg = db_call(&ts, i);
+    if (arg < 0 || !joins_constants(&ts, arg)) continue;
+    count++;
+    if (found) found(ud, ts.t[i].line);
   }
+  tplt_free(&ts);
   return count;
 }

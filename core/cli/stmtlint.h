@@ -11,12 +11,12 @@
 ** the join and the help"). Built once at the top of the module it costs
 ** nothing. `tidepool check` warns of each such call (check.h).
 **
-** The scan reads Lua source: it finds the calls of tp.db.exec, tp.db.query
-** and tp.db.one whose first argument joins with ".." nothing but string
-** literals and constant names (a name whose last part is in capitals:
-** COLUMNS, store.COLUMNS). Comments and strings are skipped. Any other
-** operand (a variable, a call, a field in lower case) may change from call to
-** call, and such a call is not reported. Since tp.db cannot be called while a
+** The scan reads Lua source as tokens (luatok.h), so comments and strings
+** are not code: it finds the calls of tp.db.exec, tp.db.query and tp.db.one
+** whose first argument joins with ".." nothing but string literals and
+** constant names (a name whose last part is in capitals: COLUMNS,
+** store.COLUMNS). Any other operand (a variable, a call, a field in lower
+** case) may change from call to call, and such a call is not reported. Since tp.db cannot be called while a
 ** module loads, every call found runs at a call of its function.
 */
 #ifndef TP_STMTLINT_H

@@ -176,27 +176,29 @@ def check_fixture(fixture):
         "%s: want %r, got %r" % (fixture, prefix + message, lines[0]))
 
 
-def test_check_warns_of_a_table_slow_to_write_and_still_passes():
-    line, message = expected("slowcheck")
-    rel = os.path.join("sdk_fixtures", "slowcheck")
+def check_warnings(fixture):
+    """A fixture that loads with warnings: (its folder as given, the marked line,
+    the expected message, the lines check printed)."""
+    line, message = expected(fixture)
+    rel = os.path.join("sdk_fixtures", fixture)
     rc, out, err = tidepool("check", rel, cwd=HERE)
     assert rc == 0, (rc, out, err)
-    lines = out.strip().splitlines()
-    assert len(lines) == 2, out
+    return rel, line, message, out.strip().splitlines()
+
+
+def test_check_warns_of_a_table_slow_to_write_and_still_passes():
+    rel, line, message, lines = check_warnings("slowcheck")
+    assert len(lines) == 2, lines
     assert lines[0].startswith("%s/plugin.lua:%d: %s" % (rel, line, message)), lines[0]
     assert "write it as ORs" in lines[0], lines[0]
     assert lines[1] == "%s: ok (slowcheck 1.0.0, 0 routes, 1 warning)" % rel, lines[1]
 
 
 def test_check_warns_of_a_statement_built_at_every_call_and_still_passes():
-    line, message = expected("rebuiltsql")
-    rel = os.path.join("sdk_fixtures", "rebuiltsql")
-    rc, out, err = tidepool("check", rel, cwd=HERE)
-    assert rc == 0, (rc, out, err)
-    lines = out.strip().splitlines()
+    rel, line, message, lines = check_warnings("rebuiltsql")
     # the calls that join constants, in plugin.lua and in a module of lib/; not
     # the text built once, nor the one that ends with a value of the request
-    assert len(lines) == 3, out
+    assert len(lines) == 3, lines
     assert lines[0].startswith("%s/lib/items.lua:6: %s" % (rel, message)), lines[0]
     assert lines[1].startswith("%s/plugin.lua:%d: %s" % (rel, line, message)), lines[1]
     assert "build it once at the top of the module" in lines[1], lines[1]
