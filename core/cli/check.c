@@ -329,7 +329,8 @@ static int by_name(const void *a, const void *b) {
 
 /* Warns of each statement whose text a Lua file under dir (rel, as shown
 ** from the user's folder) builds at every call; its tests (test/) aside.
-** Files in name order, folders to a depth of 4. Returns the warnings. */
+** Files in name order, the first 512 of a folder, folders to a depth of 4.
+** Returns the warnings. */
 static int warn_rebuilt_statements(const char *dir, const char *rel, int depth) {
   DIR *d = depth < 4 ? opendir(dir) : NULL;
   if (!d) return 0;
