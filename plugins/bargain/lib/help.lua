@@ -40,9 +40,10 @@ end
 ---@param b Bargain   as loaded in this transaction
 ---@param helper string
 ---@param now integer
+---@param r BargainRules?  b's rules, when the caller has decoded them
 ---@return integer cut_fen
-function help.record_cut(b, helper, now)
-  local r = rules.decode(b.rules)
+function help.record_cut(b, helper, now, r)
+  r = r or rules.decode(b.rules)
   local cut, draw = cuts.next(b.remaining_fen, b.cuts_left, tp.random)
   -- conditional on what was loaded, so the new values are known without
   -- RETURNING (which costs an ephemeral table)
@@ -62,7 +63,7 @@ function help.record_cut(b, helper, now)
   if row.cuts_left == 0 then
     tp.jobs.cancel("expire:" .. b.id)
     tp.jobs.schedule("pay_deadline", { bargain_id = b.id }, { at = row.pay_deadline, key = "pay:" .. b.id })
-    tp.events.emit("bargain.floor_reached", { bargain = store.public(store.load(b.id), now, true) })
+    tp.events.emit("bargain.floor_reached", { bargain = store.public(store.load(b.id), now, true, r) })
   end
   return cut
 end
@@ -90,8 +91,9 @@ function help.cut(id, helper)
     refuse("help_limit_reached", ("a user may help at most %d bargains of this activity")
       :format(r.helps_per_helper), { helps_per_helper = r.helps_per_helper })
   end
-  local cut = help.record_cut(b, helper, now)
-  return { cut_fen = cut, bargain = store.public(store.load(id), now, true) }
+  -- a bargain's rules never change: decoded once here, for the cut and the answer
+  local cut = help.record_cut(b, helper, now, r)
+  return { cut_fen = cut, bargain = store.public(store.load(id), now, true, r) }
 end
 
 return help

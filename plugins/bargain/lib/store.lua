@@ -86,9 +86,10 @@ end
 ---@param b Bargain
 ---@param now integer
 ---@param without_helps boolean?
+---@param r BargainRules?  b's rules, when the caller has decoded them (they never change)
 ---@return table
-function store.public(b, now, without_helps)
-  local r = rules.decode(b.rules)
+function store.public(b, now, without_helps, r)
+  r = r or rules.decode(b.rules)
   local state = store.state_at(b, now)
   local deadline = (state == "open" and b.expires_at) or (state == "floor_reached" and b.pay_deadline)
   return {
