@@ -34,10 +34,11 @@ local function record(user, day, makeup, cost)
   local before = row(user, days.add(day, -1))
   local streak = before and before.streak + 1 or 1
   local reward = settings.reward(S, streak)
-  local inserted = tp.db.one([[INSERT INTO signin_days (user, day, streak, points, makeup, cost, at)
-    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user, day) DO NOTHING RETURNING day]],
+  -- counted, not RETURNING (which costs an ephemeral table)
+  local inserted = tp.db.exec([[INSERT INTO signin_days (user, day, streak, points, makeup, cost, at)
+    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user, day) DO NOTHING]],
     user, day, streak, reward, makeup and 1 or 0, cost, tp.now())
-  if not inserted then
+  if inserted ~= 1 then
     tp.fail(409, "already_signed_in", ("you have signed in on %s already"):format(day), { day = day })
   end
   local balance

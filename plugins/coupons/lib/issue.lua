@@ -88,13 +88,14 @@ end
 function issue.insert_coupon(t, user, source, now, day, h, issued_for, drop_id)
   local from, till = t.valid_from, t.valid_until
   if t.valid_days then from, till = now, now + t.valid_days * 86400 end
-  local row = tp.db.one([[
+  -- the id from the insert's count and rowid: RETURNING would cost an ephemeral table
+  local inserted, id = tp.db.exec([[
     INSERT INTO coupons_coupons (template_id, user, seq, claim_day, day_seq, source, claimed_at,
       valid_from, valid_until, state, issued_for, drop_id)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'unused', ?, ?)
-    ON CONFLICT DO NOTHING RETURNING id]],
+    ON CONFLICT DO NOTHING]],
     t.id, user, h.seq, day, h.day_seq, source, now, from, till, issued_for, drop_id)
-  return row and row.id
+  return inserted == 1 and id or nil
 end
 
 ---POST /coupons/templates/{id}/claim (user) -> 201 Coupon

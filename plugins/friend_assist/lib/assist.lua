@@ -70,11 +70,12 @@ end
 ---@return table reward as granted
 local function grant(d, now)
   local r = d.rules.reward
-  local row = tp.db.one([[INSERT INTO friend_assist_rewards (drive_id, user, kind, template_id, code,
+  -- counted, not RETURNING (which costs an ephemeral table)
+  local inserted = tp.db.exec([[INSERT INTO friend_assist_rewards (drive_id, user, kind, template_id, code,
       points, granted_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (drive_id) DO NOTHING RETURNING drive_id]],
+    ON CONFLICT (drive_id) DO NOTHING]],
     d.id, d.initiator, r.kind, r.template_id, r.code, r.points, now)
-  if not row then return nil end
+  if inserted ~= 1 then return nil end
   local granted = { kind = r.kind, template_id = r.template_id, code = r.code, points = r.points }
   if r.kind == "coupon" then
     granted.coupon_id = peers.issue_coupon(r.template_id, d.initiator, d.id)
@@ -95,10 +96,10 @@ function assist.post(req)
   local day = util.local_day(now)
   count_friend(d, friend, day)
 
-  local inserted = tp.db.one([[INSERT INTO friend_assist_assists (drive_id, campaign_id, friend, day,
+  local inserted = tp.db.exec([[INSERT INTO friend_assist_assists (drive_id, campaign_id, friend, day,
       assisted_at) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (drive_id, friend) DO NOTHING RETURNING id]], d.id, d.campaign_id, friend, day, now)
-  if not inserted then refuse("already_assisted", "you have already assisted this drive") end
+    ON CONFLICT (drive_id, friend) DO NOTHING]], d.id, d.campaign_id, friend, day, now)
+  if inserted ~= 1 then refuse("already_assisted", "you have already assisted this drive") end
 
   -- the guard that makes the reward single: only an update from assists = N-1 completes
   local moved = tp.db.one([[UPDATE friend_assist_drives SET assists = assists + 1,

@@ -213,10 +213,11 @@ function entries.append(post, user, lines, note)
   if not seq then posts.fail_closed(post) end  -- closed since we read it
   local order = create_order(post, user, lines)
   local now = tp.now()
-  local row = tp.db.one([[INSERT INTO group_chain_entries (post_id, seq, user, status, note, order_id,
-      total_fen, created_at, updated_at) VALUES (?, ?, ?, 'unpaid', ?, ?, ?, ?, ?) RETURNING id]],
+  -- the id is the insert's rowid: RETURNING would cost an ephemeral table
+  local _, id = tp.db.exec([[INSERT INTO group_chain_entries (post_id, seq, user, status, note, order_id,
+      total_fen, created_at, updated_at) VALUES (?, ?, ?, 'unpaid', ?, ?, ?, ?, ?)]],
     post.id, seq, user, note, order.id, order.total_fen, now, now)
-  write_lines(row.id, post.id, lines)
+  write_lines(id, post.id, lines)
   return entries.by_seq(post.id, seq)
 end
 
