@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "cli/stmtlint.h"
+#include "cli/watch.h"
 #include "config/config.h"
 #include "host/host.h"
 #include "base/log.h"
@@ -329,10 +330,10 @@ static int by_name(const void *a, const void *b) {
 
 /* Warns of each statement whose text a Lua file under dir (rel, as shown
 ** from the user's folder) builds at every call; its tests (test/) aside.
-** Files in name order, the first 512 of a folder, folders to a depth of 4.
-** Returns the warnings. */
+** Files in name order, the first 512 of a folder, folders as deep as
+** --watch follows them (TPW_MAX_DEPTH). Returns the warnings. */
 static int warn_rebuilt_statements(const char *dir, const char *rel, int depth) {
-  DIR *d = depth < 4 ? opendir(dir) : NULL;
+  DIR *d = depth <= TPW_MAX_DEPTH ? opendir(dir) : NULL;
   if (!d) return 0;
   char *names[512];
   size_t n = 0;
@@ -346,9 +347,8 @@ static int warn_rebuilt_statements(const char *dir, const char *rel, int depth) 
     char path[PATH_MAX], shown[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
     snprintf(shown, sizeof shown, "%s/%s", rel, names[i]);
-    struct stat st;
     size_t len = strlen(names[i]);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (tp_is_dir(path)) {
       warnings += warn_rebuilt_statements(path, shown, depth + 1);
     } else if (len > 4 && strcmp(names[i] + len - 4, ".lua") == 0) {
       char *src = tp_read_file(path, 16u << 20, NULL);

@@ -98,6 +98,10 @@ void tplt_tokenize(const char *s, tplt_toks *ts) {
   }
 }
 
+bool tplt_is_sym(const tplt_toks *ts, int i, char c) {
+  return i >= 0 && i < ts->n && ts->t[i].kind == 'o' && ts->t[i].text[0] == c;
+}
+
 void tplt_free(tplt_toks *ts) {
   free(ts->t);
   memset(ts, 0, sizeof *ts);

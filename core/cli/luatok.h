@@ -12,6 +12,8 @@
 #ifndef TP_LUATOK_H
 #define TP_LUATOK_H
 
+#include <stdbool.h>
+
 typedef struct tplt_tok {
   char kind;        /* 'n' name, 's' string, 'o' anything else */
   char text[128];   /* a name, a string's contents (truncated) or the symbol */
@@ -23,6 +25,9 @@ typedef struct tplt_toks {
   tplt_tok *t;
   int n, cap;
 } tplt_toks;
+
+/* Whether token i (any int: out of range is false) is the symbol c. */
+bool tplt_is_sym(const tplt_toks *ts, int i, char c);
 
 /* Appends src's tokens to ts (zeroed at first); aborts when out of memory. */
 void tplt_tokenize(const char *src, tplt_toks *ts);

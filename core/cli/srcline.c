@@ -17,24 +17,20 @@
 typedef tplt_tok tok;
 typedef tplt_toks toks;
 
-static bool is_sym(const toks *ts, int i, char c) {
-  return i >= 0 && i < ts->n && ts->t[i].kind == 'o' && ts->t[i].text[0] == c;
-}
-
 /* The token of key in the table constructor opened at open (a name before
 ** '=', or the string of ["key"] =), at the start of an entry; -1 if none. */
 static int find_key(const toks *ts, int open, const char *key) {
-  if (!is_sym(ts, open, '{')) return -1;
+  if (!tplt_is_sym(ts, open, '{')) return -1;
   int d = ts->t[open].depth + 1;
   for (int j = open + 1; j < ts->n && ts->t[j].depth >= d; j++) {
-    if (ts->t[j].depth != d || !(is_sym(ts, j - 1, '{') || is_sym(ts, j - 1, ',') ||
-                                 is_sym(ts, j - 1, ';')))
+    if (ts->t[j].depth != d || !(tplt_is_sym(ts, j - 1, '{') || tplt_is_sym(ts, j - 1, ',') ||
+                                 tplt_is_sym(ts, j - 1, ';')))
       continue;
-    if (ts->t[j].kind == 'n' && strcmp(ts->t[j].text, key) == 0 && is_sym(ts, j + 1, '=') &&
-        !is_sym(ts, j + 2, '='))
+    if (ts->t[j].kind == 'n' && strcmp(ts->t[j].text, key) == 0 && tplt_is_sym(ts, j + 1, '=') &&
+        !tplt_is_sym(ts, j + 2, '='))
       return j;
-    if (is_sym(ts, j, '[') && j + 3 < ts->n && ts->t[j + 1].kind == 's' &&
-        strcmp(ts->t[j + 1].text, key) == 0 && is_sym(ts, j + 2, ']') && is_sym(ts, j + 3, '='))
+    if (tplt_is_sym(ts, j, '[') && j + 3 < ts->n && ts->t[j + 1].kind == 's' &&
+        strcmp(ts->t[j + 1].text, key) == 0 && tplt_is_sym(ts, j + 2, ']') && tplt_is_sym(ts, j + 3, '='))
       return j + 1;
   }
   return -1;
@@ -50,19 +46,19 @@ static int value_of(const toks *ts, int open, const char *key) {
 /* The first token of the i-th (1-based) positional element of the
 ** constructor at open; -1 if none. Keyed entries are not counted. */
 static int element(const toks *ts, int open, int i) {
-  if (!is_sym(ts, open, '{')) return -1;
+  if (!tplt_is_sym(ts, open, '{')) return -1;
   int d = ts->t[open].depth + 1, count = 0;
   bool start = true;
   for (int j = open + 1; j < ts->n && ts->t[j].depth >= d; j++) {
     if (ts->t[j].depth != d) continue;
-    if (is_sym(ts, j, ',') || is_sym(ts, j, ';')) {
+    if (tplt_is_sym(ts, j, ',') || tplt_is_sym(ts, j, ';')) {
       start = true;
       continue;
     }
     if (!start) continue;
     start = false;
-    bool keyed = (ts->t[j].kind == 'n' && is_sym(ts, j + 1, '=') && !is_sym(ts, j + 2, '=')) ||
-                 is_sym(ts, j, '[');
+    bool keyed = (ts->t[j].kind == 'n' && tplt_is_sym(ts, j + 1, '=') && !tplt_is_sym(ts, j + 2, '=')) ||
+                 tplt_is_sym(ts, j, '[');
     if (!keyed && ++count == i) return j;
   }
   return -1;
@@ -76,12 +72,12 @@ static int find_manifest(const toks *ts) {
     if (ts->t[j].depth == 0 && ts->t[j].kind == 'n' && strcmp(ts->t[j].text, "return") == 0)
       ret = j;
   if (ret < 0 || ret + 1 >= ts->n) return -1;
-  if (is_sym(ts, ret + 1, '{')) return ret + 1;
+  if (tplt_is_sym(ts, ret + 1, '{')) return ret + 1;
   if (ts->t[ret + 1].kind != 'n') return -1;
   for (int j = ret - 1; j >= 0; j--)
     if (ts->t[j].depth == 0 && ts->t[j].kind == 'n' &&
-        strcmp(ts->t[j].text, ts->t[ret + 1].text) == 0 && is_sym(ts, j + 1, '=') &&
-        is_sym(ts, j + 2, '{'))
+        strcmp(ts->t[j].text, ts->t[ret + 1].text) == 0 && tplt_is_sym(ts, j + 1, '=') &&
+        tplt_is_sym(ts, j + 2, '{'))
       return j + 2;
   return -1;
 }

@@ -9,17 +9,13 @@
 
 #include "cli/luatok.h"
 
-static bool is_sym(const tplt_toks *ts, int i, char c) {
-  return i >= 0 && i < ts->n && ts->t[i].kind == 'o' && ts->t[i].text[0] == c;
-}
-
 static bool is_name(const tplt_toks *ts, int i, const char *name) {
   return i >= 0 && i < ts->n && ts->t[i].kind == 'n' && (!name || strcmp(ts->t[i].text, name) == 0);
 }
 
 /* ".." at i (and not "..."). */
 static bool is_join(const tplt_toks *ts, int i) {
-  return is_sym(ts, i, '.') && is_sym(ts, i + 1, '.') && !is_sym(ts, i + 2, '.');
+  return tplt_is_sym(ts, i, '.') && tplt_is_sym(ts, i + 1, '.') && !tplt_is_sym(ts, i + 2, '.');
 }
 
 /* A name in capitals (digits and _ aside): a constant by Lua's habit. */
@@ -36,15 +32,15 @@ static bool is_capitals(const char *name) {
 static int constant(const tplt_toks *ts, int i) {
   if (i < ts->n && ts->t[i].kind == 's') return i + 1;
   if (!is_name(ts, i, NULL)) return -1;
-  while (is_sym(ts, i + 1, '.') && is_name(ts, i + 2, NULL)) i += 2;
+  while (tplt_is_sym(ts, i + 1, '.') && is_name(ts, i + 2, NULL)) i += 2;
   return is_capitals(ts->t[i].text) ? i + 1 : -1;
 }
 
 /* At i, the call tp.db.exec( (or query, one): the token past "(", else -1. */
 static int db_call(const tplt_toks *ts, int i) {
-  if (!is_name(ts, i, "tp") || is_sym(ts, i - 1, '.') || is_sym(ts, i - 1, ':') ||
-      !is_sym(ts, i + 1, '.') || !is_name(ts, i + 2, "db") || !is_sym(ts, i + 3, '.') ||
-      !is_sym(ts, i + 5, '('))
+  if (!is_name(ts, i, "tp") || tplt_is_sym(ts, i - 1, '.') || tplt_is_sym(ts, i - 1, ':') ||
+      !tplt_is_sym(ts, i + 1, '.') || !is_name(ts, i + 2, "db") || !tplt_is_sym(ts, i + 3, '.') ||
+      !tplt_is_sym(ts, i + 5, '('))
     return -1;
   return is_name(ts, i + 4, "exec") || is_name(ts, i + 4, "query") || is_name(ts, i + 4, "one") ? i + 6
                                                                                                  : -1;
@@ -54,7 +50,7 @@ static int db_call(const tplt_toks *ts, int i) {
 static bool joins_constants(const tplt_toks *ts, int i) {
   for (int joins = 0;; joins++, i += 2) {
     if ((i = constant(ts, i)) < 0) return false;
-    if (!is_join(ts, i)) return joins > 0 && (is_sym(ts, i, ',') || is_sym(ts, i, ')'));
+    if (!is_join(ts, i)) return joins > 0 && (tplt_is_sym(ts, i, ',') || tplt_is_sym(ts, i, ')'));
   }
 }
 
