@@ -345,12 +345,14 @@ static int warn_rebuilt_statements(const char *dir, const char *rel, int depth) 
   int warnings = 0;
   for (size_t i = 0; i < n; i++) {
     char path[PATH_MAX], shown[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-    snprintf(shown, sizeof shown, "%s/%s", rel, names[i]);
+    int pl = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    int sl = snprintf(shown, sizeof shown, "%s/%s", rel, names[i]);
     size_t len = strlen(names[i]);
-    if (tp_is_dir(path)) {
+    /* a path too long to write whole is no file of a plugin's */
+    bool named = pl > 0 && (size_t)pl < sizeof path && sl > 0 && (size_t)sl < sizeof shown;
+    if (named && tp_is_dir(path)) {
       warnings += warn_rebuilt_statements(path, shown, depth + 1);
-    } else if (len > 4 && strcmp(names[i] + len - 4, ".lua") == 0) {
+    } else if (named && len > 4 && strcmp(names[i] + len - 4, ".lua") == 0) {
       char *src = tp_read_file(path, 16u << 20, NULL);
       rebuilt_ctx c = {shown, 0};
       if (src) tpst_scan(src, rebuilt_found, &c);
