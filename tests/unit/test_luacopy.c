@@ -26,10 +26,16 @@ static void teardown(void) {
   lua_close(to);
 }
 
+/* Copies the value of expr; -99 (no test expects it) when expr does not run,
+** its error in err, so that a typo in a test's Lua fails that test. */
 static int copy_expr(const char *expr) {
   char chunk[256];
   snprintf(chunk, sizeof chunk, "return %s", expr);
-  luaL_dostring(from, chunk);
+  if (luaL_dostring(from, chunk) != LUA_OK) {
+    snprintf(err, sizeof err, "%s", lua_tostring(from, -1));
+    lua_pop(from, 1);
+    return -99;
+  }
   int rc = tp_lua_copy(from, -1, to, err, sizeof err);
   lua_pop(from, 1);
   return rc;
