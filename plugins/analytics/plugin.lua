@@ -236,7 +236,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.6.3",
+  version = "1.6.4",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
