@@ -18,43 +18,49 @@ and the four tables' row counts, which must agree between layouts.
 - int: visitors, session sources (the seven columns), visit keys and products as ids in
   dictionary tables: the hour is grouped as today into a scratch table, its new
   visitors, sources and products interned, and its rows written by id.
-- int-src: int, with each session's source an id already, as intake could write it
-  (set up untimed); the hour groups by (visitor, kind, source id, product).
+- int-src: int, with each session's source an id already, as intake could write it;
+  the hour groups by (visitor, kind, source id, product).
+
+Before the clock starts, every layout writes the sessions table anew in its key's order
+(int-src with the id), so that none reads a better packed table than the others.
 
 It copies the plugin's SQL and can drift from it: a sizing tool, not a test.
 TRACK_CACHE=<KiB> sets the attached file's cache (SQLite's default 2 MB otherwise).
 """
 import os, shutil, sqlite3, sys, tempfile, time
 
-SAVED = sys.argv[1]                   # a DAY_SAVE directory
-LAYOUT = sys.argv[2]                  # text | int
-if LAYOUT not in ("text", "int", "int-src"):
+if len(sys.argv) != 3 or sys.argv[2] not in ("text", "int", "int-src"):
     sys.exit("usage: rollup_layout.py <a DAY_SAVE directory> text|int|int-src")
+SAVED, LAYOUT = sys.argv[1], sys.argv[2]
 WORK = tempfile.mkdtemp(prefix="tp-layout-", dir=os.environ.get("BENCH_TMPDIR"))
 DAY = int(open(os.path.join(SAVED, "day0")).read().split()[0])
 STOP = DAY + 86400
 for f in ("bench.db", "bench.analytics.db"):
     shutil.copyfile(os.path.join(SAVED, f), os.path.join(WORK, f))
-if LAYOUT == "int-src":   # as if intake had written each session's source as an id (untimed)
-    a = sqlite3.connect(os.path.join(WORK, "bench.analytics.db"), isolation_level=None)
-    a.executescript("""
-    CREATE TABLE analytics_srcs (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
-      scene INTEGER, store TEXT, guide TEXT, content TEXT, live TEXT, referrer TEXT);
-    INSERT OR IGNORE INTO analytics_srcs (k, source, scene, store, guide, content, live, referrer)
-      SELECT source || char(31) || coalesce(scene, '') || char(31) || coalesce(store, '') || char(31) ||
-        coalesce(guide, '') || char(31) || coalesce(content, '') || char(31) || coalesce(live, '') || char(31) ||
-        coalesce(referrer, ''), source, scene, store, guide, content, live, referrer FROM analytics_sessions;
-    CREATE TABLE sessions2 (id TEXT PRIMARY KEY, at INTEGER NOT NULL, device TEXT, member TEXT,
-      src INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
-    INSERT INTO sessions2 SELECT s.id, s.at, s.device, s.member, z.id, s.source FROM analytics_sessions s
-      JOIN analytics_srcs z ON z.k = s.source || char(31) || coalesce(s.scene, '') || char(31) ||
-        coalesce(s.store, '') || char(31) || coalesce(s.guide, '') || char(31) || coalesce(s.content, '') ||
-        char(31) || coalesce(s.live, '') || char(31) || coalesce(s.referrer, '');
-    DROP TABLE analytics_sessions;
-    ALTER TABLE sessions2 RENAME TO analytics_sessions;
-    VACUUM;
-    """)
-    a.close()
+# Untimed, in every layout: the sessions table written anew in its key's order (intake
+# wrote it in the order sessions began), with, for int-src, each session's source as an
+# id, as intake could write it; so that no layout reads a better packed table.
+SRCK = ("coalesce(%(s)ssource, 'direct') || char(31) || coalesce(%(s)sscene, '') || char(31) ||"
+        " coalesce(%(s)sstore, '') || char(31) || coalesce(%(s)sguide, '') || char(31) ||"
+        " coalesce(%(s)scontent, '') || char(31) || coalesce(%(s)slive, '') || char(31) ||"
+        " coalesce(%(s)sreferrer, '')")
+a = sqlite3.connect(os.path.join(WORK, "bench.analytics.db"), isolation_level=None)
+a.executescript("""
+CREATE TABLE analytics_srcs (id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+  scene INTEGER, store TEXT, guide TEXT, content TEXT, live TEXT, referrer TEXT);
+INSERT OR IGNORE INTO analytics_srcs (k, source, scene, store, guide, content, live, referrer)
+  SELECT %s, source, scene, store, guide, content, live, referrer FROM analytics_sessions;
+CREATE TABLE sessions2 (id TEXT PRIMARY KEY, at INTEGER NOT NULL, device TEXT, member TEXT,
+  scene INTEGER NOT NULL, source TEXT NOT NULL, store TEXT, guide TEXT, content TEXT, live TEXT,
+  referrer TEXT%s) WITHOUT ROWID;
+INSERT INTO sessions2 SELECT s.id, s.at, s.device, s.member, s.scene, s.source, s.store, s.guide,
+  s.content, s.live, s.referrer%s FROM analytics_sessions s
+  JOIN analytics_srcs z ON z.k = %s ORDER BY s.id;
+DROP TABLE analytics_sessions;
+ALTER TABLE sessions2 RENAME TO analytics_sessions;
+""" % (SRCK % {"s": ""}, ", src INTEGER NOT NULL" if LAYOUT == "int-src" else "",
+       ", z.id" if LAYOUT == "int-src" else "", SRCK % {"s": "s."}))
+a.close()
 db = sqlite3.connect(os.path.join(WORK, "bench.db"), isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA cache_size=-65536")
@@ -160,9 +166,6 @@ else:
     INSERT INTO i_sources (id, source) VALUES (0, '');
     """ % (", ".join("x%d INTEGER NOT NULL" % s for s in range(SLOTS)), XS))
     db.execute("BEGIN")
-    SRCK = ("coalesce(s.source, 'direct') || char(31) || coalesce(s.scene, '') || char(31) || coalesce(s.store, '')"
-            " || char(31) || coalesce(s.guide, '') || char(31) || coalesce(s.content, '') || char(31) ||"
-            " coalesce(s.live, '') || char(31) || coalesce(s.referrer, '')")
     if LAYOUT == "int-src":
         db.execute("INSERT INTO i_srcs SELECT * FROM track.analytics_srcs")
     # an hour: its rows grouped as the text layout groups them (into a scratch
@@ -178,7 +181,7 @@ else:
     WHERE x.source <> 'crawler' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"""
     db.execute("""CREATE TEMP TABLE hour_rows (who TEXT, kind TEXT, source TEXT, scene INTEGER, store TEXT,
       guide TEXT, content TEXT, live TEXT, referrer TEXT, product TEXT, n INTEGER)""")
-    RSRCK = SRCK.replace("s.", "r.")
+    RSRCK = SRCK % {"s": "r."}
     SROWS = """SELECT coalesce(mg.into_user, x.who), x.kind, x.src, x.product, count(*)
     FROM (SELECT """ + WHO + """ AS who, e.kind AS kind, s.src AS src, s.source AS source,
                  coalesce(e.product, '') AS product """ + JOIN + """) AS x
