@@ -5,7 +5,8 @@
 -- orders created and paid on a day rolled up, a login moving a device's
 -- visits to a member, a login in a session without its device, a merge moving part of a day's
 -- and its undoing) has
--- per-day tables equal, after every run, to a rebuild of every day whole.
+-- per-day tables equal, after every run, to a rebuild of every day whole, and
+-- members' first and last touch too.
 
 kit.plugins {
   catalog = {},
@@ -43,7 +44,8 @@ local function visit(who, at, scene, kinds)
   expect(res.status).to_be(200)
 end
 
--- the hours' rows and the per-day tables a rollup keeps, each in a fixed order
+-- the hours' rows, the per-day tables a rollup keeps and members' touch, each in a
+-- fixed order
 local TABLES = {
   "SELECT * FROM analytics_hits ORDER BY hour, visitor, kind, source, scene, store, guide, content, live, referrer, product",
   "SELECT * FROM analytics_days ORDER BY day, visitor, source, scene, store, guide, content, live, referrer",
@@ -52,6 +54,7 @@ local TABLES = {
   "SELECT * FROM analytics_day_uv ORDER BY day, source",
   "SELECT * FROM analytics_day_views ORDER BY day, product",
   "SELECT * FROM analytics_reach ORDER BY source, visitor, day",
+  "SELECT * FROM analytics_touch ORDER BY member",
 }
 
 local function snapshot()
