@@ -88,6 +88,20 @@ XS = ", ".join("x%d" % s for s in range(SLOTS))
 X_NEW = ",\n".join("CASE WHEN n.mask & (1 << %d) THEN 0 WHEN p.day IS NULL OR p.x%d >= 32767 THEN 32767 "
                    "ELSE min(32767, p.x%d + (?1 - p.day + 43200) / 86400) END" % (s, s, s) for s in range(SLOTS))
 
+
+def reach_rows(prefix, anywhere):
+    """The day's reach rows from <prefix>reach_new (each source's masks): the overall
+    rows (source `anywhere`), then every row from the visitor's previous one (none
+    here: a first pass), as rollup.reach and redo_reach write them."""
+    t("reach", "INSERT INTO %sreach_new (source, visitor, mask) SELECT %s, visitor, %s "
+      "FROM %sreach_new GROUP BY visitor" % (prefix, anywhere, MASK_ALL, prefix))
+    t("reach", """INSERT INTO {p}reach (source, visitor, day, next, mask, {xs})
+      SELECT n.source, n.visitor, ?1, ?2, n.mask, {x_new}
+      FROM {p}reach_new n LEFT JOIN {p}reach p ON p.source = n.source AND p.visitor = n.visitor
+        AND p.day = (SELECT max(q.day) FROM {p}reach q WHERE q.source = n.source
+                     AND q.visitor = n.visitor AND q.day < ?1)""".format(p=prefix, xs=XS, x_new=X_NEW),
+      DAY, 1 << 46)
+
 db.execute("BEGIN")
 if LAYOUT == "text":
     HOUR = """INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
@@ -122,15 +136,8 @@ if LAYOUT == "text":
       SELECT h.source, h.visitor, sum(DISTINCT 1 << coalesce(k.slot, 0)) | 1
       FROM analytics_hits h LEFT JOIN analytics_kinds k ON k.kind = h.kind
       WHERE h.hour >= ?1 AND h.hour < ?2 GROUP BY h.source, h.visitor""", DAY, STOP)
-    t("reach", "INSERT INTO analytics_reach_new (source, visitor, mask) SELECT '', visitor, %s "
-      "FROM analytics_reach_new GROUP BY visitor" % MASK_ALL)
-    t("reach", """INSERT INTO analytics_reach (source, visitor, day, next, mask, %s)
-      SELECT n.source, n.visitor, ?1, ?2, n.mask, %s
-      FROM analytics_reach_new n LEFT JOIN analytics_reach p ON p.source = n.source AND p.visitor = n.visitor
-        AND p.day = (SELECT max(q.day) FROM analytics_reach q WHERE q.source = n.source
-                     AND q.visitor = n.visitor AND q.day < ?1)""" % (XS, X_NEW), DAY, 1 << 46)
-    counts = [db.execute("SELECT count(*) FROM " + x).fetchone()[0] for x in
-              ("analytics_hits", "analytics_days", "analytics_visits", "analytics_reach")]
+    reach_rows("analytics_", "''")
+    TABLES = ("analytics_hits", "analytics_days", "analytics_visits", "analytics_reach")
 else:
     db.executescript("""
     CREATE TABLE i_vids (id INTEGER PRIMARY KEY, visitor TEXT NOT NULL UNIQUE);
@@ -237,15 +244,9 @@ else:
       FROM i_hits h JOIN i_srcs s ON s.id = h.src JOIN i_sources so ON so.source = s.source
       LEFT JOIN analytics_kinds k ON k.kind = h.kind
       WHERE h.hour >= ?1 AND h.hour < ?2 GROUP BY so.id, h.visitor""", DAY, STOP)
-    t("reach", "INSERT INTO i_reach_new (source, visitor, mask) SELECT 0, visitor, %s "
-      "FROM i_reach_new GROUP BY visitor" % MASK_ALL)
-    t("reach", """INSERT INTO i_reach (source, visitor, day, next, mask, %s)
-      SELECT n.source, n.visitor, ?1, ?2, n.mask, %s
-      FROM i_reach_new n LEFT JOIN i_reach p ON p.source = n.source AND p.visitor = n.visitor
-        AND p.day = (SELECT max(q.day) FROM i_reach q WHERE q.source = n.source
-                     AND q.visitor = n.visitor AND q.day < ?1)""" % (XS, X_NEW), DAY, 1 << 46)
-    counts = [db.execute("SELECT count(*) FROM " + x).fetchone()[0] for x in
-              ("i_hits", "i_days", "i_visits", "i_reach")]
+    reach_rows("i_", "0")
+    TABLES = ("i_hits", "i_days", "i_visits", "i_reach")
+counts = [db.execute("SELECT count(*) FROM " + x).fetchone()[0] for x in TABLES]
 t0 = time.time()
 db.execute("COMMIT")
 steps["commit"] = time.time() - t0
