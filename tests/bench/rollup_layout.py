@@ -79,6 +79,17 @@ JOIN = """FROM track.analytics_events e
           LEFT JOIN track.analytics_devices dv ON dv.device = e.device
           WHERE e.at >= ?2 AND e.at < ?3"""
 WHO = "coalesce(e.member, dv.member, s.member, 'device:' || e.device, 'session:' || e.session)"
+# an hour's rows as the plugin's hour statement selects them (rollup.lua HOUR_ROWS),
+# before its GROUP BY: the visitor, kind, the session's source, product, count
+HOUR_ROWS = """coalesce(mg.into_user, x.who), x.kind, x.source, x.scene, x.store, x.guide,
+           x.content, x.live, x.referrer, x.product, count(*)
+    FROM (SELECT """ + WHO + """ AS who,
+                 e.kind AS kind, coalesce(s.source, 'direct') AS source, s.scene AS scene,
+                 s.store AS store, s.guide AS guide, s.content AS content, s.live AS live,
+                 s.referrer AS referrer, coalesce(e.product, '') AS product
+          """ + JOIN + """) AS x
+    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
+    WHERE x.source <> 'crawler'"""
 ROW_KEYS = ["''", "source", "'scene:' || coalesce(scene, '')", "'store:' || coalesce(store, '')",
             "'guide:' || coalesce(guide, '')", "'content:' || coalesce(content, '')",
             "'live:' || coalesce(live, '')", "'referrer:' || coalesce(referrer, '')"]
@@ -106,15 +117,7 @@ db.execute("BEGIN")
 if LAYOUT == "text":
     HOUR = """INSERT INTO analytics_hits (hour, visitor, kind, source, scene, store, guide, content,
       live, referrer, product, n)
-    SELECT ?1, coalesce(mg.into_user, x.who), x.kind, x.source, x.scene, x.store, x.guide,
-           x.content, x.live, x.referrer, x.product, count(*)
-    FROM (SELECT """ + WHO + """ AS who,
-                 e.kind AS kind, coalesce(s.source, 'direct') AS source, s.scene AS scene,
-                 s.store AS store, s.guide AS guide, s.content AS content, s.live AS live,
-                 s.referrer AS referrer, coalesce(e.product, '') AS product
-          """ + JOIN + """) AS x
-    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
-    WHERE x.source <> 'crawler' GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"""
+    SELECT ?1, """ + HOUR_ROWS + " GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
     for h in range(DAY, STOP, 3600):
         t("hours", HOUR, h, h * 1000, (h + 3600) * 1000)
     t("days", """INSERT INTO analytics_days (day, visitor, source, store, guide, scene, content, live, referrer)
@@ -177,15 +180,7 @@ else:
         db.execute("INSERT INTO i_srcs SELECT * FROM track.analytics_srcs")
     # an hour: its rows grouped as the text layout groups them (into a scratch
     # table), its new visitors, sources and products interned, then its rows by id
-    ROWS = """SELECT coalesce(mg.into_user, x.who), x.kind, x.source, x.scene, x.store, x.guide,
-           x.content, x.live, x.referrer, x.product, count(*)
-    FROM (SELECT """ + WHO + """ AS who,
-                 e.kind AS kind, coalesce(s.source, 'direct') AS source, s.scene AS scene,
-                 s.store AS store, s.guide AS guide, s.content AS content, s.live AS live,
-                 s.referrer AS referrer, coalesce(e.product, '') AS product
-          """ + JOIN + """) AS x
-    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
-    WHERE x.source <> 'crawler' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"""
+    ROWS = "SELECT " + HOUR_ROWS + " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
     db.execute("""CREATE TEMP TABLE hour_rows (who TEXT, kind TEXT, source TEXT, scene INTEGER, store TEXT,
       guide TEXT, content TEXT, live TEXT, referrer TEXT, product TEXT, n INTEGER)""")
     RSRCK = SRCK % {"s": "r."}
