@@ -196,7 +196,7 @@ local PRODUCT_ROW = { type = "object", required = { "product", "views", "viewers
   properties = { product = STR, views = INT, viewers = INT, carts = INT, buyers = INT, units = INT, gmv_fen = INT,
     view_to_buy = NUMBER_OR_NULL, add_to_cart_rate = NUMBER_OR_NULL } }
 local PRODUCTS = with_period({ items = { type = "array", items = PRODUCT_ROW },
-  slow_movers = { type = "array", items = STR, description = "viewed in the period, no unit paid" } },
+  slow_movers = { type = "array", items = STR, description = "no unit paid in the period: the SKUs viewed (most views first), then the catalog's SKUs on sale that nobody viewed (by code)" } },
   { "items", "slow_movers" })
 
 local CAMPAIGNS = with_period({ items = { type = "array", items = { type = "object",
@@ -236,7 +236,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.6.4",
+  version = "1.6.5",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;

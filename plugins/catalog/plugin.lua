@@ -252,6 +252,29 @@ function exports.sku(code)
   return row
 end
 
+local ON_SALE_SKUS_SQL = [[SELECT s.code FROM catalog_skus s JOIN catalog_products p ON p.id = s.product_id
+    WHERE s.code > ?1 AND p.status = 'on_sale' ORDER BY s.code LIMIT ?2]]
+local MAX_SKUS_PAGE = 1000
+
+---The codes of the SKUs whose product is on sale, in code order after `after`
+---(nil: from the first), at most limit of them (1-1000, default 500), and the
+---code to pass as `after` for the next page (nil after the last). For reports
+---of what did not sell (analytics' slow movers) and other bulk readers.
+---@param after string|nil
+---@param limit integer|nil
+---@return string[] codes
+---@return string|nil next_after
+function exports.skus_on_sale(after, limit)
+  if after ~= nil and type(after) ~= "string" then tp.fail(400, "invalid_argument", "after must be a SKU code or nil") end
+  limit = limit == nil and 500 or limit
+  if math.type(limit) ~= "integer" or limit < 1 or limit > MAX_SKUS_PAGE then
+    tp.fail(400, "invalid_argument", ("limit must be an integer from 1 to %d"):format(MAX_SKUS_PAGE))
+  end
+  local codes = {}
+  for i, r in ipairs(tp.db.query(ON_SALE_SKUS_SQL, after or "", limit)) do codes[i] = r.code end
+  return tp.json.array(codes), #codes == limit and codes[#codes] or nil
+end
+
 ---Puts qty of every line back (an order was cancelled or refunded before shipping).
 ---@param lines CatalogLine[]
 function exports.release(lines)
@@ -317,7 +340,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "catalog",
-  version = "1.1.0",
+  version = "1.2.0",
   exports = exports,
   migrations = {
     [[

@@ -579,6 +579,7 @@ local PRODUCT_UV_SQL = "SELECT d.source AS key, " .. RANGE_UV .. [[ AS n
         FROM analytics_day_uv d WHERE d.day >= :b0 AND d.day < :b1
           AND ((d.source >= 'cart:' AND d.source < 'cart;') OR (d.source >= 'view:' AND d.source < 'view;'))
         GROUP BY d.source ORDER BY d.source]]
+local SKUS_PAGE = 1000  -- the catalog's largest page of skus_on_sale
 local PRODUCT_HITS_SQL = [[SELECT product, kind, sum(n) AS n, count(DISTINCT visitor) AS v
         FROM analytics_hits WHERE kind IN ('product_view', 'add_to_cart') AND product <> '' AND ]] ..
         HITS_WHERE .. " GROUP BY product, kind"
@@ -592,6 +593,27 @@ local PRODUCT_ORDERS_SQL = [[SELECT l.sku AS sku,
         FROM analytics_orders o JOIN analytics_lines l ON l.order_id = o.order_id
         WHERE o.paid_at >= :b0 AND o.paid_at < :b1 AND (:product IS NULL OR l.sku = :product) AND ]] ..
         ORDERS_WHERE .. " GROUP BY l.sku"
+
+---Appends to slow the SKUs on sale in the catalog (its export skus_on_sale,
+---a page at a time) with no views and no units among the report's rows (under
+---its filters, as every row): the slowest movers of all, after the ones
+---viewed and not bought. Nothing when the brand has no catalog.
+local function unviewed_on_sale(rows, slow)
+  local has_catalog = false
+  for _, plugin in ipairs(tp.exporters("skus_on_sale")) do
+    if plugin == "catalog" then has_catalog = true end
+  end
+  if not has_catalog then return end
+  local after
+  repeat
+    local codes, next_after = tp.call("catalog", "skus_on_sale", after, SKUS_PAGE)
+    for _, code in ipairs(codes) do
+      local x = rows[code]
+      if not x or (x.views == 0 and x.units == 0) then slow[#slow + 1] = code end
+    end
+    after = next_after
+  until after == nil
+end
 
 function report.products(q)
   local b = binds(q.filters, q.from, q.to)
@@ -653,6 +675,7 @@ function report.products(q)
   for _, x in ipairs(items) do
     if x.views > 0 and x.units == 0 then slow[#slow + 1] = x.product end
   end
+  unviewed_on_sale(rows, slow)
   return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
            filters = tp.json.object(q.filters), items = items, slow_movers = slow }
 end
