@@ -132,7 +132,7 @@ local function get_products(req)
 end
 
 local function get_campaigns(req)
-  return answer(req, report.campaigns(read_query(req)), csv.campaigns)
+  return answer(req, report.campaigns(read_query(req), req.query.by), csv.campaigns)
 end
 
 local function get_retention(req)
@@ -199,14 +199,17 @@ local PRODUCTS = with_period({ items = { type = "array", items = PRODUCT_ROW },
   slow_movers = { type = "array", items = STR, description = "no unit paid in the period: the SKUs viewed (most views first), then the catalog's SKUs on sale that nobody viewed (by code)" } },
   { "items", "slow_movers" })
 
-local CAMPAIGNS = with_period({ items = { type = "array", items = { type = "object",
+local CAMPAIGNS = with_period({ by = STR, items = { type = "array", items = { type = "object",
   required = { "campaign", "participants", "new_members", "orders", "gmv_fen", "campaign_fen", "coupon_fen" },
-  properties = { campaign = { type = "string", description = "plugin:id of the activity; none: plain checkouts" },
+  properties = { campaign = { type = "string",
+      description = "by=activity: plugin:id of the activity (none: plain checkouts); by=script: the campaign script's name" },
+    title = { type = "string", description = "by=script: the script's title" },
+    activities = { type = "array", items = STR, description = "by=script: the script's activities (plugin:id), withdrawn ones too" },
     participants = INT, new_members = INT, orders = INT, gmv_fen = INT,
     campaign_fen = { type = "integer", description = "list price minus the campaign's price, on paid orders" },
     coupon_fen = { type = "integer", description = "coupon discounts on paid orders" },
     roi = { type = "number", nullable = true, description = "gmv_fen / (campaign_fen + coupon_fen)" } } } } },
-  { "items" })
+  { "by", "items" })
 
 local COHORT = { type = "object", required = { "month", "members" }, properties = {
   month = { type = "string", description = "YYYY-MM of the first purchase, local" }, members = INT } }
@@ -236,7 +239,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.6.5",
+  version = "1.7.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -542,8 +545,10 @@ return {
       summary = "Per product: views, viewers, add-to-cart, buyers, units, GMV, view-to-buy; slow movers",
       query = query_with(), response = PRODUCTS, errors = { [400] = { "invalid_field", "invalid_query" }, [422] = { "period_too_long" } } },
     { method = "GET", path = "/analytics/campaigns", auth = "admin", csv = true, handler = get_campaigns,
-      summary = "Per activity: participants, orders, GMV, new members, campaign and coupon cost, ROI",
-      query = query_with(), response = CAMPAIGNS, errors = { [400] = { "invalid_field", "invalid_query" } } },
+      summary = "Per activity or per campaign script: participants, orders, GMV, new members, campaign and coupon cost, ROI",
+      query = query_with({ by = { type = "string",
+        description = "activity (default: one row per plugin:id) or script (one row per campaign script)" } }),
+      response = CAMPAIGNS, errors = { [400] = { "invalid_field", "invalid_query" } } },
     { method = "GET", path = "/analytics/retention", auth = "admin", csv = true, handler = get_retention,
       summary = "Cohorts by first-purchase month: members buying again within 30, 60 and 90 days",
       query = { from = REPORT_QUERY.from, to = REPORT_QUERY.to, format = REPORT_QUERY.format },

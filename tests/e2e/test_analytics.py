@@ -695,6 +695,11 @@ def test_report_queries_are_checked():
         assert status == 400 and bad["error"]["details"]["field"] == field, (q, bad)
 
 
+# top-level fields of a report's answer that later versions added: 1.7.0 says which
+# view of the campaigns it gives (by=activity, 1.5.0's only one, or by=script)
+ADDED_SINCE_150 = {"campaigns": ("by",)}
+
+
 def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
     """A brand rolled up by analytics 1.5.0 (reports from the hours' rows) moves to the
     per-day tables: the migration marks every day, the job rebuilds them, and every
@@ -753,6 +758,8 @@ def test_an_upgrade_from_1_5_0_rebuilds_every_day_and_answers_as_before():
             assert read_tables(h, "up", "analytics_dirty") == 0
             for q in queries:
                 after = admin_ok(h, "GET", "/analytics/" + q, up)
+                for field in ADDED_SINCE_150.get(q.split("?")[0], ()):  # 1.5.0 had no such field
+                    after.pop(field)
                 assert after == before[q], (q, before[q], after)
             assert [s["visitors"] for s in before[queries[1]]["steps"]] == [4, 3, 2, 2, 2] and \
                 before[queries[0]]["total"]["orders"] == 3

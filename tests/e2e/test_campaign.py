@@ -540,5 +540,94 @@ def test_an_edited_campaign_reloads_into_the_same_activities():
         h.stop()
 
 
+# ---- the campaign's 复盘: analytics per campaign script
+
+TWO_SALES = """\
+return campaign {{
+  title = "Tea week",
+  starts = "{start}",
+  ends = "{end}",
+  flash_sale {{ id = "morning", sku = "tea-001", price_fen = yuan "9.90", quantity = 5, per_user_limit = 1,
+               starts = "{start}", ends = "{end}" }},
+  flash_sale {{ id = "evening", sku = "tea-002", price_fen = yuan "19.90", quantity = 5, per_user_limit = 1,
+               starts = "{start}", ends = "{end}" }},
+}}
+"""
+
+
+def test_analytics_sums_a_campaign_script_and_counts_its_members_once():
+    """GET /analytics/campaigns?by=script: a script's activities together, a member who
+    took part in two of them one participant; an activity of no script is not in it."""
+    t, h = campaign_host("byscript", campaigns=["campaigns/festival.lua"],
+                         plugins=dict(PLUGINS, analytics={}))
+    try:
+        h.start()
+        for sku, price in (("tea-001", 3900), ("tea-002", 5900), ("tea-003", 2900)):
+            add_sku(h, t, sku, 50, price_fen=price)
+        t0 = hour_floor(clock(h, t)["now"]) + 2 * 3600
+        status, body = load_campaign(h, t, TWO_SALES.format(start=local(t0), end=local(t0 + 7200)))
+        assert status == 200 and not body["failed"], body
+        sale = {i["id"]: i["activity_id"] for i in view(h, t)["items"]}
+        status, _, alone = h.admin("POST", "/flash-sales", t, {
+            "sku": "tea-003", "price_fen": 1000, "quantity": 5, "per_user_limit": 1,
+            "starts_at": t0, "ends_at": t0 + 7200})
+        assert status == 201, alone
+        advance(h, t, to=t0 + 60)
+        # ann comes from a group chat first: a new member of the period
+        status, _, body = h.post("/v1/shop/track", {"events": [
+            {"id": "e1", "kind": "enter", "session": "s1", "scene": 1008, "at": (t0 + 60) * 1000}]},
+            headers=h.bearer("shop", "ann"))
+        assert status == 200, body
+        for user, sale_id in (("ann", sale["morning"]), ("ann", sale["evening"]), ("bob", sale["morning"]),
+                              ("cy", alone["id"])):
+            status, _, order = buy(h, t, sale_id, user)
+            assert status == 201, (user, status, order)
+            status, _, paid = h.admin("POST", "/payments/simulate", t, {"order_id": order["id"]})
+            assert status == 200, paid
+        advance(h, t, seconds=10)  # the order events, then the money job
+        assert admin_ok(h, "POST", "/analytics/rollup", t)["hours"] >= 1
+        day = local(t0)[:10]
+
+        def campaigns(**q):
+            path = "/analytics/campaigns?from=%s&to=%s" % (day, day)
+            path += "".join("&%s=%s" % kv for kv in q.items())
+            status, _, body = h.admin("GET", path, t)
+            assert status == 200, (path, status, body, h.tail(6))
+            return body
+
+        morning, evening = "flash_sale:%d" % sale["morning"], "flash_sale:%d" % sale["evening"]
+        per = {r["campaign"]: r for r in campaigns()["items"]}
+        assert set(per) == {morning, evening, "flash_sale:%d" % alone["id"]}, per
+        assert (per[morning]["participants"], per[evening]["participants"]) == (2, 1), per
+        got = campaigns(by="script")
+        assert got["by"] == "script" and len(got["items"]) == 1, got
+        row = got["items"][0]
+        assert (row["campaign"], row["title"], row["activities"]) == ("festival", "Tea week", [morning, evening]), row
+        # ann took part in both sales: once here, once in each activity's row
+        assert (row["participants"], row["new_members"]) == (2, 1), row
+        assert per[morning]["new_members"] + per[evening]["new_members"] == 2, per
+        for k in ("orders", "gmv_fen", "campaign_fen", "coupon_fen"):
+            assert row[k] == per[morning][k] + per[evening][k], (k, row, per)
+        assert (row["orders"], row["gmv_fen"]) == (3, 990 * 2 + 1990), row
+        assert row["campaign_fen"] == (3900 - 990) * 2 + (5900 - 1990), row
+        assert row["roi"] == row["gmv_fen"] / row["campaign_fen"], row
+        # a product filter reads the orders holding it: the morning sale's two
+        got = campaigns(by="script", product="tea-001")["items"]
+        assert [(r["participants"], r["orders"], r["gmv_fen"], r["new_members"]) for r in got] == [(2, 2, 1980, 1)], got
+        # a campaign filter keeps its script with that activity alone
+        got = campaigns(by="script", campaign=evening)["items"]
+        assert [(r["activities"], r["participants"], r["orders"]) for r in got] == [([evening], 1, 1)], got
+        assert campaigns(by="script", campaign="flash_sale:%d" % alone["id"])["items"] == []
+        status, headers, text = h.admin("GET", "/analytics/campaigns?by=script&format=csv&from=%s&to=%s" % (day, day), t)
+        assert status == 200, text
+        lines = text.split("\r\n") if isinstance(text, str) else text.decode().split("\r\n")
+        assert lines[0] == "campaign,title,activities,participants,new_members,orders,gmv_fen,campaign_fen,coupon_fen,roi"
+        assert lines[1].startswith("festival,Tea week,%s %s,2,1,3,3970," % (morning, evening)), lines
+        status, _, body = h.admin("GET", "/analytics/campaigns?by=campaign", t)
+        assert status == 400 and error_code(body) == "invalid_field", (status, body)
+    finally:
+        h.stop()
+
+
 if __name__ == "__main__":
     run(globals())

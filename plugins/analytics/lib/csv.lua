@@ -60,9 +60,18 @@ function csv.sources(r)
   return csv.encode({ "key", "visitors", "new_members", "orders", "gmv_fen" }, r.items)
 end
 
+local CAMPAIGN_FIGURES = { "participants", "new_members", "orders", "gmv_fen", "campaign_fen", "coupon_fen", "roi" }
+
 function csv.campaigns(r)
-  return csv.encode({ "campaign", "participants", "new_members", "orders", "gmv_fen", "campaign_fen",
-                      "coupon_fen", "roi" }, r.items)
+  if r.by ~= "script" then return csv.encode({ "campaign", table.unpack(CAMPAIGN_FIGURES) }, r.items) end
+  local rows = {}
+  for i, x in ipairs(r.items) do
+    local y = {}
+    for k, v in pairs(x) do y[k] = v end
+    y.activities = table.concat(x.activities, " ")
+    rows[i] = y
+  end
+  return csv.encode({ "campaign", "title", "activities", table.unpack(CAMPAIGN_FIGURES) }, rows)
 end
 
 function csv.retention(r)

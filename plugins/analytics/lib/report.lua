@@ -519,21 +519,119 @@ local CAMPAIGNS_FROM_ORDERS_SQL = [[
         AND ]] .. ORDERS_WHERE .. [[
       GROUP BY 1 ORDER BY gmv_fen DESC, campaign]]
 
-function report.campaigns(q)
+-- ---- campaigns per script
+
+---The brand's campaign scripts (each serves as a plugin exporting
+---campaign_activities: sdk/tp/campaign/runtime.lua), by name, with their
+---activities as orders name them ("plugin:id"), withdrawn ones included;
+---with a campaign filter, only the script holding that activity, with it alone.
+local function scripts(only)
+  local out = {}
+  for _, plugin in ipairs(tp.exporters("campaign_activities")) do
+    local c = tp.call(plugin, "campaign_activities")
+    local activities = tp.json.array()
+    for _, a in ipairs(c.activities) do
+      local key = a.plugin .. ":" .. tostring(a.activity_id)
+      if not only or key == only then activities[#activities + 1] = key end
+    end
+    if #activities > 0 then out[#out + 1] = { name = c.name, title = c.title, activities = activities } end
+  end
+  table.sort(out, function(a, c) return a.name < c.name end)
+  return out
+end
+
+-- A script's participants are distinct over all its activities: a member in
+-- two of them is one participant. The statements run per activity (each a
+-- range of an index), and the members are made distinct in Lua: a table of
+-- activities cannot be bound (the sandbox allows no virtual table, so no
+-- json_each), and a statement built per call with an IN list of its size
+-- would be compiled again at every call.
+local PART_MEMBERS_SQL = [[SELECT v.visitor AS member, t.first_at
+    FROM analytics_visits v LEFT JOIN analytics_touch t ON t.member = v.visitor
+    WHERE v.source = :key AND v.day >= :b0 AND v.day < :b1]]
+local CAMP_ORDERS_SQL = [[SELECT coalesce(sum(orders), 0) AS orders, coalesce(sum(gmv_fen), 0) AS gmv_fen,
+      coalesce(sum(campaign_fen), 0) AS campaign_fen, coalesce(sum(coupon_fen), 0) AS coupon_fen
+    FROM analytics_day_orders WHERE key = :key AND day >= :b0 AND day < :b1]]
+-- with a source, store, guide or product filter: the period's orders of the activity
+local ORDER_MEMBERS_SQL = [[SELECT DISTINCT o.member, t.first_at
+      FROM analytics_orders o LEFT JOIN analytics_touch t ON t.member = o.member
+      WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
+        AND ]] .. ORDERS_WHERE
+
+local FIGURES_SUMMED = { "orders", "gmv_fen", "campaign_fen", "coupon_fen" }
+
+---One script's figures over the period: its activities' orders summed, its
+---participants (and the new members among them) counted once each.
+local function script_figures(q, sc)
   local f = q.filters
-  if not f.source and not f.store and not f.guide and not f.product then
-    return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
-             filters = tp.json.object(q.filters), items = campaigns_by_day(q) }
+  local from_orders = f.source or f.store or f.guide or f.product
+  local r = { participants = 0, new_members = 0, orders = 0, gmv_fen = 0, campaign_fen = 0, coupon_fen = 0 }
+  local seen = {}
+  for _, activity in ipairs(sc.activities) do
+    local members, sums
+    if from_orders then
+      local b = binds(f, q.from, q.to, { campaign = activity })
+      members = tp.db.query(ORDER_MEMBERS_SQL, b)
+      sums = tp.db.one(CAMPAIGNS_FROM_ORDERS_SQL, b)
+    else
+      members = tp.db.query(PART_MEMBERS_SQL, { key = "part:" .. activity, b0 = q.from, b1 = q.to })
+      sums = tp.db.one(CAMP_ORDERS_SQL, { key = "camp:" .. activity, b0 = q.from, b1 = q.to })
+    end
+    for _, m in ipairs(members) do
+      if not seen[m.member] then
+        seen[m.member] = true
+        r.participants = r.participants + 1
+        if m.first_at and m.first_at >= q.from and m.first_at < q.to then r.new_members = r.new_members + 1 end
+      end
+    end
+    for _, k in ipairs(FIGURES_SUMMED) do r[k] = r[k] + (sums and sums[k] or 0) end
   end
-  local b = binds(q.filters, q.from, q.to)
+  return r
+end
+
+---Per campaign script: its activities' figures together. A script with no
+---participant in the period has no row.
+local function campaigns_by_script(q)
   local items = tp.json.array()
-  for i, r in ipairs(tp.db.query(CAMPAIGNS_FROM_ORDERS_SQL, b)) do
-    local cost = r.campaign_fen + r.coupon_fen
-    r.roi = cost > 0 and r.gmv_fen / cost or nil
-    items[i] = r
+  for _, sc in ipairs(scripts(q.filters.campaign)) do
+    local r = script_figures(q, sc)
+    if r.participants > 0 then
+      r.campaign, r.title, r.activities = sc.name, sc.title, sc.activities
+      local cost = r.campaign_fen + r.coupon_fen
+      r.roi = cost > 0 and r.gmv_fen / cost or nil
+      items[#items + 1] = r
+    end
   end
-  return { from = q.from_date, to = q.to_date, timezone = tp.timezone(),
-           filters = tp.json.object(q.filters), items = items }
+  table.sort(items, function(a, c)
+    if a.gmv_fen ~= c.gmv_fen then return a.gmv_fen > c.gmv_fen end
+    return a.campaign < c.campaign
+  end)
+  return items
+end
+
+local CAMPAIGN_VIEWS = { activity = true, script = true }
+
+---GET /analytics/campaigns: per activity (by=activity, the default) or per
+---campaign script (by=script).
+function report.campaigns(q, by)
+  by = check.enum(by or "activity", "by", CAMPAIGN_VIEWS)
+  local f = q.filters
+  local answer = { from = q.from_date, to = q.to_date, timezone = tp.timezone(), by = by,
+                   filters = tp.json.object(q.filters) }
+  if by == "script" then
+    answer.items = campaigns_by_script(q)
+  elseif not f.source and not f.store and not f.guide and not f.product then
+    answer.items = campaigns_by_day(q)
+  else
+    local items = tp.json.array()
+    for i, r in ipairs(tp.db.query(CAMPAIGNS_FROM_ORDERS_SQL, binds(f, q.from, q.to))) do
+      local cost = r.campaign_fen + r.coupon_fen
+      r.roi = cost > 0 and r.gmv_fen / cost or nil
+      items[i] = r
+    end
+    answer.items = items
+  end
+  return answer
 end
 
 -- ---- retention

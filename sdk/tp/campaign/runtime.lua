@@ -362,6 +362,19 @@ function exports.where(ref)
   return at
 end
 
+---exports.campaign_activities(): this campaign's name and title and every
+---activity its items made, as orders name them (plugin, activity_id), the
+---withdrawn ones too: what they sold stays the campaign's. For reports per
+---campaign script (analytics' GET /analytics/campaigns?by=script).
+function exports.campaign_activities()
+  local activities = {}
+  for i, row in ipairs(item_rows(true)) do
+    activities[i] = { plugin = row.plugin, activity_id = row.activity_id, kind = row.kind, item = row.id,
+                      withdrawn = row.withdrawn == 1 }
+  end
+  return { name = name, title = c.title, activities = tp.json.array(activities) }
+end
+
 return {
   name = P,
   version = "script-" .. tp.crypto.sha256(source):sub(1, 12),
