@@ -50,9 +50,37 @@ local function latest_by(column)
 end
 local LATEST_OF_MEMBER, LATEST_OF_DEVICE = latest_by("member"), latest_by("device")
 
+-- ---- merges: where each member merged away ends up (analytics_merge_final)
+
+-- the end of member's chain of merges: itself when it was not merged away
+local FINAL_OF_SQL = [[WITH RECURSIVE up (who, depth) AS (SELECT ?1, 0
+    UNION ALL SELECT m.into_user, up.depth + 1 FROM up JOIN analytics_merges m ON m.from_user = up.who
+    WHERE up.depth < 64)
+  SELECT who FROM up ORDER BY depth DESC LIMIT 1]]
+-- member and everyone merged into it, directly or down a chain, now end at ?2
+local REFINAL_SQL = [[INSERT OR REPLACE INTO analytics_merge_final (from_user, into_user)
+  WITH RECURSIVE down (who, depth) AS (SELECT ?1, 0
+    UNION ALL SELECT m.from_user, down.depth + 1 FROM down JOIN analytics_merges m ON m.into_user = down.who
+    WHERE down.depth < 64)
+  SELECT who, ?2 FROM down WHERE who <> ?2]]
+-- everyone whose chain of merges ends at member
+local MERGED_INTO_SQL = "SELECT from_user FROM analytics_merge_final WHERE into_user = ?"
+
+---After a merge of member (into another) or its undoing: member and every
+---member merged into it, directly or through a chain, end where member's own
+---chain now ends (itself, once its merge is undone). The members plugin
+---merges only active members and undoes the latest merge of a survivor first,
+---so the chains are trees; the depth bound only keeps a bad delivery finite.
+---@param member string
+local function follow_merges(member)
+  local top = tp.db.one(FINAL_OF_SQL, member).who
+  tp.db.exec("DELETE FROM analytics_merge_final WHERE from_user = ?", member)
+  tp.db.exec(REFINAL_SQL, member, top)
+end
+
 ---The member's latest session that began within the window: the sessions
 ---the member's own events named, and those of every device a login tied to
----the member (or to a member merged into it). Orders asks at every order's
+---the member (or to a member merged into it, directly or down a chain). Orders asks at every order's
 ---creation, so it is a few index lookups: one query that joined these sets
 ---built three temporary tables and cost a buy 190k instructions.
 ---@param member string
@@ -70,7 +98,7 @@ local function last_touch(member)
     end
   end
   latest_of(member)
-  for _, m in ipairs(tp.db.query("SELECT from_user FROM analytics_merges WHERE into_user = ?", member)) do
+  for _, m in ipairs(tp.db.query(MERGED_INTO_SQL, member)) do
     latest_of(m.from_user)
   end
   if best then best.at = best.at // 1000 end
@@ -239,7 +267,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.7.0",
+  version = "1.7.1",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -525,6 +553,23 @@ return {
     [[
     CREATE TABLE analytics_hour_seq (hour INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
     ]],
+    -- 1.7.1: every member merged away, with the member its chain of merges ends at
+    -- (a into b, then b into c: a's and b's raw events roll up as c's; before, a's
+    -- stopped at b). Kept by member_merge and member_unmerge (follow_merges below).
+    [[
+    CREATE TABLE analytics_merge_final (
+      from_user TEXT PRIMARY KEY,
+      into_user TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX analytics_merge_final_into ON analytics_merge_final(into_user);
+    INSERT OR REPLACE INTO analytics_merge_final (from_user, into_user)
+      WITH RECURSIVE up (who, top, depth) AS (
+        SELECT from_user, into_user, 1 FROM analytics_merges
+        UNION ALL
+        SELECT up.who, m.into_user, up.depth + 1 FROM up JOIN analytics_merges m ON m.from_user = up.top
+        WHERE up.depth < 64)
+      SELECT who, top FROM (SELECT who, top, max(depth) FROM up GROUP BY who);
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -599,6 +644,7 @@ return {
     ---Members: from's order facts and touch become into's; raw events of from roll up as into's.
     member_merge = function(from, into, merge_id)
       if not tpmerge.begin("analytics_merges", from, into, merge_id) then return { rows = 0 } end
+      follow_merges(from)
       -- the facts and the touch move now (both indexed by member); the rollup rows do
       -- not (a scan of every hour inside a login): rollups from now on, and any hour
       -- recomputed, count from's raw events as into's. The days of the orders that
@@ -629,6 +675,7 @@ return {
     ---An undone merge: later rollups keep from's events apart again; what moved stays moved.
     member_unmerge = function(from, into, merge_id)
       if tpmerge.begin_undo("analytics_merges", from, into, merge_id) then
+        follow_merges(from)
         -- the survivor's hours hold from's events: one the rollup adds to is recomputed whole
         tp.db.exec("INSERT OR IGNORE INTO analytics_unmerged (member) VALUES (?)", into)
       end

@@ -68,7 +68,7 @@ end
 -- guide, content, live room, referrer, product, count. A visitor is the
 -- event's member, else its device's member (a login folds the device's
 -- anonymous events in), else its session's member, else the device, else the
--- session; a merged member is its survivor.
+-- session; a merged member is the survivor its chain of merges ends at.
 local HOUR_ROWS = [[
     SELECT ?1, coalesce(mg.into_user, x.who), x.kind, x.source, x.scene, x.store, x.guide,
            x.content, x.live, x.referrer, x.product, count(*)
@@ -81,7 +81,7 @@ local HOUR_ROWS = [[
           LEFT JOIN track.analytics_sessions s ON s.id = e.session
           LEFT JOIN track.analytics_devices dv ON dv.device = e.device
           WHERE %s) AS x
-    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
+    LEFT JOIN analytics_merge_final mg ON mg.from_user = x.who
     WHERE x.source <> 'crawler']]
 local ALL_OF_HOUR = HOUR_ROWS:format("e.at >= ?2 AND e.at < ?3")
 local RUN_OF_HOUR = HOUR_ROWS:format("e.seq > ?4 AND e.seq <= ?5 AND +e.at >= ?2 AND +e.at < ?3")
@@ -239,7 +239,7 @@ touch = function(hour)
           FROM track.analytics_sessions s
           LEFT JOIN track.analytics_devices dv ON dv.device = s.device
           WHERE s.at >= ?1 AND s.at < ?2 AND s.source <> 'crawler') AS x
-    LEFT JOIN analytics_merges mg ON mg.from_user = x.who
+    LEFT JOIN analytics_merge_final mg ON mg.from_user = x.who
     WHERE x.who IS NOT NULL
     ORDER BY x.at
     ON CONFLICT (member) DO UPDATE SET

@@ -4,7 +4,7 @@
 -- another into a day under a later one, a count growing on a row it had,
 -- orders created and paid on a day rolled up, a login moving a device's
 -- visits to a member, a login in a session without its device, a merge moving part of a day's
--- and its undoing) has
+-- and its undoing, a chain of two merges and the undoing of the second) has
 -- per-day tables equal, after every run, to a rebuild of every day whole, and
 -- members' first and last touch too.
 
@@ -174,5 +174,35 @@ describe("a day rolled up in several runs", function()
     visit(DEE, D[1] + 23 * HOUR + 3400, 1154, { "search" })
     run_and_check("run 9")
     expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor = 'dee' AND hour >= ?", D[1]) > 0).to_be(true)
+    -- run 10: a chain, dee into cy, then cy into amy: dee's raw events (late ones too)
+    -- roll up as amy's, not cy's (before 1.7.1 they stopped at cy)
+    expect(kit.admin():post("/merger/merge", { plugin = "analytics", from = "dee", into = "cy",
+      merge_id = 2 }).status).to_be(200)
+    expect(kit.admin():post("/merger/merge", { plugin = "analytics", from = "cy", into = "amy",
+      merge_id = 3 }).status).to_be(200)
+    -- a merge moves no hour's rows: the hours holding dee's and cy's rows are recomputed
+    -- when a run adds to them, so late events go into every one of them (run 8's way)
+    local function late_into_their_hours(s)
+      visit(DEE, D[1] + 12 * HOUR + s, 1053, { "share" })
+      visit(DEE, D[1] + 23 * HOUR + 3400 + s // 10, 1154, { "search" })
+      visit(CY, D[1] + 9 * HOUR + s, 1008, { "search" })
+      visit(CY, D[1] + 20 * HOUR + s, 1047, { "search" })
+      visit(CY, D[2] + 9 * HOUR + s, 1154, { "search" })
+    end
+    late_into_their_hours(1100)
+    run_and_check("run 10")
+    local function rows_of(visitor, hour)
+      return #kit.query("SELECT 1 FROM analytics_hits WHERE visitor = ? AND hour = ?", visitor, hour)
+    end
+    expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor IN ('dee', 'cy') AND hour >= ?", D[1])).to_be(0)
+    expect(rows_of("amy", D[1] + 12 * HOUR) > 0).to_be(true)
+    -- run 11: cy's merge into amy is undone: dee's events are cy's again
+    expect(kit.admin():post("/merger/unmerge", { plugin = "analytics", from = "cy", into = "amy",
+      merge_id = 3 }).status).to_be(200)
+    late_into_their_hours(1200)
+    run_and_check("run 11")
+    expect(rows_of("amy", D[1] + 12 * HOUR)).to_be(0)
+    expect(rows_of("cy", D[1] + 12 * HOUR) > 0).to_be(true)
+    expect(rows_of("dee", D[1] + 12 * HOUR)).to_be(0)
   end)
 end)
