@@ -267,7 +267,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.7.1",
+  version = "1.8.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -569,6 +569,13 @@ return {
         SELECT up.who, m.into_user, up.depth + 1 FROM up JOIN analytics_merges m ON m.from_user = up.top
         WHERE up.depth < 64)
       SELECT who, top FROM (SELECT who, top, max(depth) FROM up GROUP BY who);
+    ]],
+    -- 1.8.0: the coupon an order used, as the activity that made its template
+    -- ('coupons:<template>'), so a campaign script's coupons count in its row
+    -- (report.lua, campaigns by script); orders folded before stay without one
+    [[
+    ALTER TABLE analytics_orders ADD COLUMN coupon TEXT;
+    CREATE INDEX analytics_orders_coupon ON analytics_orders(coupon) WHERE coupon IS NOT NULL;
     ]],
   },
   routes = {

@@ -248,7 +248,7 @@ local ROUTES = {
 
 return {
   name = "coupons",
-  version = "1.7.0",
+  version = "1.8.0",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {
@@ -535,6 +535,14 @@ return {
     member_merge = merge.member_merge,
     member_unmerge = merge.member_unmerge,
     schemas = function() return schema.document(ROUTES) end,
+    ---The template coupon_id was issued from, or nil (no such coupon): for
+    ---reports that credit an order's coupon to the campaign that made the
+    ---template (analytics' campaigns per script).
+    template_of = function(coupon_id)
+      if math.type(coupon_id) ~= "integer" then return nil end
+      local row = tp.db.one("SELECT template_id FROM coupons_coupons WHERE id = ?", coupon_id)
+      return row and row.template_id
+    end,
     ---Unused coupons whose validity ends in (from, to], by id after after_id:
     ---{id, user, template_id, name, valid_until}, at most limit (≤ 500). For
     ---reminders (the notify plugin's "about to expire").

@@ -549,15 +549,21 @@ return campaign {{
   ends = "{end}",
   flash_sale {{ id = "morning", sku = "tea-001", price_fen = yuan "9.90", quantity = 5, per_user_limit = 1,
                starts = "{start}", ends = "{end}" }},
-  flash_sale {{ id = "evening", sku = "tea-002", price_fen = yuan "19.90", quantity = 5, per_user_limit = 1,
-               starts = "{start}", ends = "{end}" }},
+  flash_sale {{ id = "evening", sku = "tea-002", price_fen = yuan "19.90", quantity = 20, per_user_limit = 10,
+               per_order_limit = 10,
+               stacks_with_coupon = true, starts = "{start}", ends = "{end}" }},
+  coupon_drop {{ id = "vip", at = "{start}", users = {{ "ann", "dan" }},
+                coupon = {{ name = "20 off 199", kind = "threshold", amount_off_fen = yuan "20",
+                           min_spend_fen = yuan "199", total_quantity = 100, valid_days = 7 }} }},
 }}
 """
 
 
 def test_analytics_sums_a_campaign_script_and_counts_its_members_once():
     """GET /analytics/campaigns?by=script: a script's activities together, a member who
-    took part in two of them one participant; an activity of no script is not in it."""
+    took part in two of them one participant, the orders its dropped coupons paid for at
+    a plain checkout with their coupon cost, an order of its own sale with its own coupon
+    once; an activity of no script is not in it."""
     t, h = campaign_host("byscript", campaigns=["campaigns/festival.lua"],
                          plugins=dict(PLUGINS, analytics={}))
     try:
@@ -578,12 +584,27 @@ def test_analytics_sums_a_campaign_script_and_counts_its_members_once():
             {"id": "e1", "kind": "enter", "session": "s1", "scene": 1008, "at": (t0 + 60) * 1000}]},
             headers=h.bearer("shop", "ann"))
         assert status == 200, body
-        for user, sale_id in (("ann", sale["morning"]), ("ann", sale["evening"]), ("bob", sale["morning"]),
-                              ("cy", alone["id"])):
-            status, _, order = buy(h, t, sale_id, user)
-            assert status == 201, (user, status, order)
-            status, _, paid = h.admin("POST", "/payments/simulate", t, {"order_id": order["id"]})
-            assert status == 200, paid
+        coupon = {}
+        for user in ("ann", "dan"):
+            mine = coupons_of(h, t, user)
+            assert [c["template_id"] for c in mine] == [sale["vip"]], mine
+            coupon[user] = mine[0]["id"]
+
+        def paid(status, order):
+            assert status == 201, (status, order)
+            status, _, body = h.admin("POST", "/payments/simulate", t, {"order_id": order["id"]})
+            assert status == 200, body
+            return order
+        for user, sale_id in (("ann", sale["morning"]), ("bob", sale["morning"]), ("cy", alone["id"])):
+            paid(*buy(h, t, sale_id, user)[::2])
+        # ann spends the dropped coupon in the evening sale (it stacks): 10 x 19.90 - 20.00
+        status, _, order = h.post("/v1/shop/flash-sales/%d/buy" % sale["evening"],
+                                  {"qty": 10, "coupon_id": coupon["ann"]}, headers=h.bearer("shop", "ann"))
+        assert paid(status, order)["total_fen"] == 10 * 1990 - 2000, order
+        # dan spends his at a plain checkout: 7 x 29.00 - 20.00
+        status, _, order = h.post("/v1/shop/orders", {"lines": [{"sku": "tea-003", "qty": 7}],
+                                                      "coupon_id": coupon["dan"]}, headers=h.bearer("shop", "dan"))
+        assert paid(status, order)["total_fen"] == 7 * 2900 - 2000, order
         advance(h, t, seconds=10)  # the order events, then the money job
         assert admin_ok(h, "POST", "/analytics/rollup", t)["hours"] >= 1
         day = local(t0)[:10]
@@ -596,33 +617,47 @@ def test_analytics_sums_a_campaign_script_and_counts_its_members_once():
             return body
 
         morning, evening = "flash_sale:%d" % sale["morning"], "flash_sale:%d" % sale["evening"]
+        vip, checkout, evening_fen = "coupons:%d" % sale["vip"], 7 * 2900 - 2000, 10 * 1990 - 2000
         per = {r["campaign"]: r for r in campaigns()["items"]}
-        assert set(per) == {morning, evening, "flash_sale:%d" % alone["id"]}, per
+        assert set(per) == {morning, evening, "flash_sale:%d" % alone["id"], "none"}, per
         assert (per[morning]["participants"], per[evening]["participants"]) == (2, 1), per
+        assert (per[evening]["gmv_fen"], per[evening]["coupon_fen"]) == (evening_fen, 2000), per[evening]
+        assert (per["none"]["orders"], per["none"]["coupon_fen"]) == (1, 2000), per["none"]
         got = campaigns(by="script")
         assert got["by"] == "script" and len(got["items"]) == 1, got
         row = got["items"][0]
-        assert (row["campaign"], row["title"], row["activities"]) == ("festival", "Tea week", [morning, evening]), row
-        # ann took part in both sales: once here, once in each activity's row
-        assert (row["participants"], row["new_members"]) == (2, 1), row
+        assert (row["campaign"], row["title"], row["activities"]) == \
+            ("festival", "Tea week", [morning, evening, vip]), row
+        # ann took part in both sales and used the coupon in one: once here; dan only used it.
+        # Her evening order is the sale's and used the script's coupon: counted once
+        assert (row["participants"], row["new_members"]) == (3, 1), row
         assert per[morning]["new_members"] + per[evening]["new_members"] == 2, per
-        for k in ("orders", "gmv_fen", "campaign_fen", "coupon_fen"):
-            assert row[k] == per[morning][k] + per[evening][k], (k, row, per)
-        assert (row["orders"], row["gmv_fen"]) == (3, 990 * 2 + 1990), row
-        assert row["campaign_fen"] == (3900 - 990) * 2 + (5900 - 1990), row
-        assert row["roi"] == row["gmv_fen"] / row["campaign_fen"], row
+        for k in ("campaign_fen", "orders", "gmv_fen", "coupon_fen"):
+            dans = {"orders": 1, "gmv_fen": checkout, "coupon_fen": 2000}.get(k, 0)
+            assert row[k] == per[morning][k] + per[evening][k] + dans, (k, row, per)
+        assert (row["orders"], row["gmv_fen"]) == (4, 990 * 2 + evening_fen + checkout), row
+        assert (row["campaign_fen"], row["coupon_fen"]) == ((3900 - 990) * 2 + (5900 - 1990) * 10, 4000), row
+        assert row["roi"] == row["gmv_fen"] / (row["campaign_fen"] + row["coupon_fen"]), row
         # a product filter reads the orders holding it: the morning sale's two
         got = campaigns(by="script", product="tea-001")["items"]
         assert [(r["participants"], r["orders"], r["gmv_fen"], r["new_members"]) for r in got] == [(2, 2, 1980, 1)], got
+        got = campaigns(by="script", product="tea-003")["items"]
+        assert [(r["participants"], r["orders"], r["gmv_fen"], r["coupon_fen"]) for r in got] == \
+            [(1, 1, checkout, 2000)], got
         # a campaign filter keeps its script with that activity alone
         got = campaigns(by="script", campaign=evening)["items"]
         assert [(r["activities"], r["participants"], r["orders"]) for r in got] == [([evening], 1, 1)], got
+        # the coupon alone: every order that used it, the evening sale's too
+        got = campaigns(by="script", campaign=vip)["items"]
+        assert [(r["activities"], r["participants"], r["orders"], r["gmv_fen"], r["coupon_fen"]) for r in got] == \
+            [([vip], 2, 2, evening_fen + checkout, 4000)], got
         assert campaigns(by="script", campaign="flash_sale:%d" % alone["id"])["items"] == []
         status, headers, text = h.admin("GET", "/analytics/campaigns?by=script&format=csv&from=%s&to=%s" % (day, day), t)
         assert status == 200, text
         lines = text.split("\r\n") if isinstance(text, str) else text.decode().split("\r\n")
         assert lines[0] == "campaign,title,activities,participants,new_members,orders,gmv_fen,campaign_fen,coupon_fen,roi"
-        assert lines[1].startswith("festival,Tea week,%s %s,2,1,3,3970," % (morning, evening)), lines
+        assert lines[1].startswith("festival,Tea week,%s %s %s,3,1,4,%d," % (
+            morning, evening, vip, 1980 + evening_fen + checkout)), lines
         status, _, body = h.admin("GET", "/analytics/campaigns?by=campaign", t)
         assert status == 400 and error_code(body) == "invalid_field", (status, body)
     finally:

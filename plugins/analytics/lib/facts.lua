@@ -61,6 +61,20 @@ function facts.buyer(member)
     member, rows[1].paid_at, rows[2] and rows[2].paid_at or nil)
 end
 
+---The coupon the order used as the activity that made its template
+---('coupons:<template>', as a campaign script names it), or nil: no coupon, or
+---no coupons plugin to ask.
+local function coupon_of(o)
+  if math.type(o.coupon_id) ~= "integer" then return nil end
+  for _, plugin in ipairs(tp.exporters("template_of")) do
+    if plugin == "coupons" then
+      local template = tp.call("coupons", "template_of", o.coupon_id)
+      return template and ("coupons:" .. tostring(template)) or nil
+    end
+  end
+  return nil
+end
+
 ---@param o table the order as the orders plugin shows it
 function facts.upsert(o)
   local a = o.attribution or {}
@@ -74,11 +88,12 @@ function facts.upsert(o)
   tp.db.exec([[
     INSERT INTO analytics_orders (order_id, member, created_at, paid_at, total_fen, paid_fen,
       refunded_fen, source, scene, store, guide, content, live, referrer, campaign, products,
-      coupon_fen, campaign_fen)
+      coupon_fen, campaign_fen, coupon)
     VALUES (:id, :member, :created_at, :paid_at, :total_fen, :paid_fen, :refunded_fen, :source,
       :scene, :store, :guide, :content, :live, :referrer, :campaign, :products, :coupon_fen,
-      :campaign_fen)
+      :campaign_fen, :coupon)
     ON CONFLICT (order_id) DO UPDATE SET paid_at = coalesce(excluded.paid_at, paid_at),
+      coupon = coalesce(coupon, excluded.coupon),
       paid_fen = max(paid_fen, excluded.paid_fen),
       refunded_fen = max(refunded_fen, excluded.refunded_fen)]], {
     id = o.id, member = o.user, created_at = o.created_at, paid_at = o.paid_at,
@@ -87,7 +102,7 @@ function facts.upsert(o)
     guide = a.guide or src.guide, content = src.content, live = src.live,
     referrer = a.referrer or src.referrer, campaign = campaign,
     products = "," .. table.concat(products, ",") .. ",",
-    coupon_fen = o.discount_fen or 0, campaign_fen = campaign_fen })
+    coupon_fen = o.discount_fen or 0, campaign_fen = campaign_fen, coupon = coupon_of(o) })
   upsert_lines(o)
   -- the money of the days within seconds (the money job folds the order in),
   -- the funnel's order and pay steps with the next rollup (the days' reach rows)

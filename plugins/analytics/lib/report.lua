@@ -558,15 +558,49 @@ local ORDER_MEMBERS_SQL = [[SELECT DISTINCT o.member, t.first_at
       WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
         AND ]] .. ORDERS_WHERE
 
+-- the period's orders that used a coupon of the template an activity made
+-- ('coupons:<template>'), whatever sold them (a plain checkout, say)
+local COUPON_ORDERS_SQL = [[SELECT o.member, t.first_at, o.campaign,
+      o.paid_at >= :b0 AND o.paid_at < :b1 AS paid_in, o.paid_fen, o.refunded_fen, o.coupon_fen
+    FROM analytics_orders o INDEXED BY analytics_orders_coupon LEFT JOIN analytics_touch t ON t.member = o.member
+    WHERE o.coupon = :coupon AND ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
+      AND ]] .. ORDERS_WHERE
+
 local FIGURES_SUMMED = { "orders", "gmv_fen", "campaign_fen", "coupon_fen" }
 
----One script's figures over the period: its activities' orders summed, its
----participants (and the new members among them) counted once each.
+---One script's figures over the period: its activities' orders summed, and the
+---orders that used its coupons (a template one of its items made) but came from
+---none of its activities with their GMV and coupon cost; its participants (and
+---the new members among them) counted once each.
 local function script_figures(q, sc)
   local f = q.filters
   local from_orders = f.source or f.store or f.guide or f.product
   local r = { participants = 0, new_members = 0, orders = 0, gmv_fen = 0, campaign_fen = 0, coupon_fen = 0 }
-  local seen = {}
+  local seen, ours = {}, {}
+  for _, activity in ipairs(sc.activities) do ours[activity] = true end
+  local function participant(m)
+    if not seen[m.member] then
+      seen[m.member] = true
+      r.participants = r.participants + 1
+      if m.first_at and m.first_at >= q.from and m.first_at < q.to then r.new_members = r.new_members + 1 end
+    end
+  end
+  for _, activity in ipairs(sc.activities) do
+    if activity:sub(1, 8) == "coupons:" then
+      local b = binds(f, q.from, q.to, { coupon = activity })
+      b.campaign = nil  -- a campaign filter chose the script's activities already
+      for _, o in ipairs(tp.db.query(COUPON_ORDERS_SQL, b)) do
+        if not (o.campaign and ours[o.campaign]) then  -- else counted with its activity
+          participant(o)
+          if o.paid_in == 1 then
+            if o.paid_fen > o.refunded_fen then r.orders = r.orders + 1 end
+            r.gmv_fen = r.gmv_fen + o.paid_fen - o.refunded_fen
+            r.coupon_fen = r.coupon_fen + o.coupon_fen
+          end
+        end
+      end
+    end
+  end
   for _, activity in ipairs(sc.activities) do
     local members, sums
     if from_orders then
@@ -577,13 +611,7 @@ local function script_figures(q, sc)
       members = tp.db.query(PART_MEMBERS_SQL, { key = "part:" .. activity, b0 = q.from, b1 = q.to })
       sums = tp.db.one(CAMP_ORDERS_SQL, { key = "camp:" .. activity, b0 = q.from, b1 = q.to })
     end
-    for _, m in ipairs(members) do
-      if not seen[m.member] then
-        seen[m.member] = true
-        r.participants = r.participants + 1
-        if m.first_at and m.first_at >= q.from and m.first_at < q.to then r.new_members = r.new_members + 1 end
-      end
-    end
+    for _, m in ipairs(members) do participant(m) end
     for _, k in ipairs(FIGURES_SUMMED) do r[k] = r[k] + (sums and sums[k] or 0) end
   end
   return r
