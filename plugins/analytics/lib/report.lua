@@ -540,80 +540,63 @@ local function scripts(only)
   return out
 end
 
--- A script's participants are distinct over all its activities: a member in
--- two of them is one participant. The statements run per activity (each a
--- range of an index), and the members are made distinct in Lua: a table of
--- activities cannot be bound (the sandbox allows no virtual table, so no
--- json_each), and a statement built per call with an IN list of its size
--- would be compiled again at every call.
-local PART_MEMBERS_SQL = [[SELECT v.visitor AS member, t.first_at
-    FROM analytics_visits v LEFT JOIN analytics_touch t ON t.member = v.visitor
-    WHERE v.source = :key AND v.day >= :b0 AND v.day < :b1]]
-local CAMP_ORDERS_SQL = [[SELECT coalesce(sum(orders), 0) AS orders, coalesce(sum(gmv_fen), 0) AS gmv_fen,
-      coalesce(sum(campaign_fen), 0) AS campaign_fen, coalesce(sum(coupon_fen), 0) AS coupon_fen
-    FROM analytics_day_orders WHERE key = :key AND day >= :b0 AND day < :b1]]
--- with a source, store, guide or product filter: the period's orders of the activity
-local ORDER_MEMBERS_SQL = [[SELECT DISTINCT o.member, t.first_at
-      FROM analytics_orders o LEFT JOIN analytics_touch t ON t.member = o.member
-      WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
-        AND ]] .. ORDERS_WHERE
-
--- the period's orders that used a coupon of the template an activity made
--- ('coupons:<template>'), whatever sold them (a plain checkout, say)
-local COUPON_ORDERS_SQL = [[SELECT o.member, t.first_at, o.campaign,
-      o.paid_at >= :b0 AND o.paid_at < :b1 AS paid_in, o.paid_fen, o.refunded_fen, o.coupon_fen
-    FROM analytics_orders o INDEXED BY analytics_orders_coupon LEFT JOIN analytics_touch t ON t.member = o.member
-    WHERE o.coupon = :coupon AND ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
-      AND ]] .. ORDERS_WHERE
+-- A script's figures are SQL over its activities, bound as one text
+-- (:list, 'flash_sale:3,coupons:5'; an activity is "plugin:id", never a comma)
+-- and split by a recursive CTE: the sandbox allows no virtual table (no
+-- json_each), a statement built per call with an IN list of its size would be
+-- compiled again at every call, and the members made distinct in SQLite, not
+-- in Lua, cost the plugin's memory nothing however many took part.
+local ACTS = [[WITH RECURSIVE acts (a, rest) AS (SELECT NULL, :list || ','
+      UNION ALL SELECT substr(rest, 1, instr(rest, ',') - 1), substr(rest, instr(rest, ',') + 1)
+      FROM acts WHERE rest <> '')]]
+local IN_PERIOD = "((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))"
+-- the orders that used a coupon of a template one of its items made
+-- ('coupons:<template>') and came from none of its activities (a plain
+-- checkout, another script's sale): an order of its own sale counts once
+local COUPON_ORDERS = [[FROM acts CROSS JOIN analytics_orders o INDEXED BY analytics_orders_coupon
+      WHERE acts.a >= 'coupons:' AND acts.a < 'coupons;' AND o.coupon = acts.a AND ]] .. IN_PERIOD .. [[
+        AND (o.campaign IS NULL OR instr(',' || :list || ',', ',' || o.campaign || ',') = 0) AND ]] .. ORDERS_WHERE
+-- the orders its activities made (a source, store, guide or product filter reads them)
+local OWN_ORDERS = [[FROM acts CROSS JOIN analytics_orders o INDEXED BY analytics_orders_campaign
+      WHERE acts.a IS NOT NULL AND o.campaign = acts.a AND ]] .. IN_PERIOD .. " AND " .. ORDERS_WHERE
+local function participants_sql(own_members)
+  return ACTS .. [[, members (member) AS (]] .. own_members .. [[ UNION SELECT o.member ]] .. COUPON_ORDERS .. [[)
+    SELECT count(*) AS participants, coalesce(sum(t.first_at >= :b0 AND t.first_at < :b1), 0) AS new_members
+    FROM members m LEFT JOIN analytics_touch t ON t.member = m.member]]
+end
+-- over whole days: the keys 'part:<activity>' of analytics_visits
+local PARTICIPANTS_BY_DAY_SQL = participants_sql([[SELECT v.visitor FROM acts CROSS JOIN analytics_visits v
+      WHERE acts.a IS NOT NULL AND v.source = 'part:' || acts.a AND v.day >= :b0 AND v.day < :b1]])
+local PARTICIPANTS_FROM_ORDERS_SQL = participants_sql("SELECT o.member " .. OWN_ORDERS)
+local PAID = "o.paid_at >= :b0 AND o.paid_at < :b1"
+local SUMS_BY_DAY_SQL = ACTS .. [[ SELECT coalesce(sum(d.orders), 0) AS orders, coalesce(sum(d.gmv_fen), 0) AS gmv_fen,
+      coalesce(sum(d.campaign_fen), 0) AS campaign_fen, coalesce(sum(d.coupon_fen), 0) AS coupon_fen
+    FROM acts CROSS JOIN analytics_day_orders d
+    WHERE acts.a IS NOT NULL AND d.key = 'camp:' || acts.a AND d.day >= :b0 AND d.day < :b1]]
+local SUMS_FROM_ORDERS_SQL = ACTS .. [[ SELECT coalesce(sum(]] .. PAID .. [[ AND o.paid_fen > o.refunded_fen), 0) AS orders,
+      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
+      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.campaign_fen END), 0) AS campaign_fen,
+      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.coupon_fen END), 0) AS coupon_fen ]] .. OWN_ORDERS
+-- what its coupons brought: those orders' GMV and the coupons' cost (their
+-- campaign price, if any, is the other activity's cost)
+local COUPON_SUMS_SQL = ACTS .. [[ SELECT coalesce(sum(]] .. PAID .. [[ AND o.paid_fen > o.refunded_fen), 0) AS orders,
+      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
+      0 AS campaign_fen, coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.coupon_fen END), 0) AS coupon_fen ]] .. COUPON_ORDERS
 
 local FIGURES_SUMMED = { "orders", "gmv_fen", "campaign_fen", "coupon_fen" }
 
----One script's figures over the period: its activities' orders summed, and the
----orders that used its coupons (a template one of its items made) but came from
----none of its activities with their GMV and coupon cost; its participants (and
----the new members among them) counted once each.
+---One script's figures over the period: its activities' orders summed, and
+---the orders its coupons paid for outside them; its participants (and the
+---new members among them) counted once each.
 local function script_figures(q, sc)
   local f = q.filters
+  local b = binds(f, q.from, q.to, { list = table.concat(sc.activities, ",") })
+  b.campaign = nil  -- a campaign filter chose the script's activities already
   local from_orders = f.source or f.store or f.guide or f.product
-  local r = { participants = 0, new_members = 0, orders = 0, gmv_fen = 0, campaign_fen = 0, coupon_fen = 0 }
-  local seen, ours = {}, {}
-  for _, activity in ipairs(sc.activities) do ours[activity] = true end
-  local function participant(m)
-    if not seen[m.member] then
-      seen[m.member] = true
-      r.participants = r.participants + 1
-      if m.first_at and m.first_at >= q.from and m.first_at < q.to then r.new_members = r.new_members + 1 end
-    end
-  end
-  for _, activity in ipairs(sc.activities) do
-    if activity:sub(1, 8) == "coupons:" then
-      local b = binds(f, q.from, q.to, { coupon = activity })
-      b.campaign = nil  -- a campaign filter chose the script's activities already
-      for _, o in ipairs(tp.db.query(COUPON_ORDERS_SQL, b)) do
-        if not (o.campaign and ours[o.campaign]) then  -- else counted with its activity
-          participant(o)
-          if o.paid_in == 1 then
-            if o.paid_fen > o.refunded_fen then r.orders = r.orders + 1 end
-            r.gmv_fen = r.gmv_fen + o.paid_fen - o.refunded_fen
-            r.coupon_fen = r.coupon_fen + o.coupon_fen
-          end
-        end
-      end
-    end
-  end
-  for _, activity in ipairs(sc.activities) do
-    local members, sums
-    if from_orders then
-      local b = binds(f, q.from, q.to, { campaign = activity })
-      members = tp.db.query(ORDER_MEMBERS_SQL, b)
-      sums = tp.db.one(CAMPAIGNS_FROM_ORDERS_SQL, b)
-    else
-      members = tp.db.query(PART_MEMBERS_SQL, { key = "part:" .. activity, b0 = q.from, b1 = q.to })
-      sums = tp.db.one(CAMP_ORDERS_SQL, { key = "camp:" .. activity, b0 = q.from, b1 = q.to })
-    end
-    for _, m in ipairs(members) do participant(m) end
-    for _, k in ipairs(FIGURES_SUMMED) do r[k] = r[k] + (sums and sums[k] or 0) end
-  end
+  local r = tp.db.one(from_orders and PARTICIPANTS_FROM_ORDERS_SQL or PARTICIPANTS_BY_DAY_SQL, b)
+  local own = tp.db.one(from_orders and SUMS_FROM_ORDERS_SQL or SUMS_BY_DAY_SQL, b)
+  local coupons = tp.db.one(COUPON_SUMS_SQL, b)
+  for _, k in ipairs(FIGURES_SUMMED) do r[k] = own[k] + coupons[k] end
   return r
 end
 
