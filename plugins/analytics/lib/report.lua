@@ -583,6 +583,11 @@ local COUPON_SUMS_SQL = ACTS .. [[ SELECT coalesce(sum(]] .. PAID .. [[ AND o.pa
       coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
       0 AS campaign_fen, coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.coupon_fen END), 0) AS coupon_fen ]] .. COUPON_ORDERS
 
+-- by name, for tests/bench/campaign_scripts.py, which times them on the plugin's own tables
+report.SCRIPT_STATEMENTS = { participants_by_day = PARTICIPANTS_BY_DAY_SQL,
+  participants_from_orders = PARTICIPANTS_FROM_ORDERS_SQL, sums_by_day = SUMS_BY_DAY_SQL,
+  sums_from_orders = SUMS_FROM_ORDERS_SQL, coupon_sums = COUPON_SUMS_SQL }
+
 local FIGURES_SUMMED = { "orders", "gmv_fen", "campaign_fen", "coupon_fen" }
 
 ---One script's figures over the period: its activities' orders summed, and
