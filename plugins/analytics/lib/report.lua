@@ -564,9 +564,11 @@ local function participants_sql(own_members)
     SELECT count(*) AS participants, coalesce(sum(t.first_at >= :b0 AND t.first_at < :b1), 0) AS new_members
     FROM members m LEFT JOIN analytics_touch t ON t.member = m.member]]
 end
--- over whole days: the keys 'part:<activity>' of analytics_visits
+-- over whole days: the keys 'part:<activity>' of analytics_visits, each read by
+-- its key (the primary key's range; +day keeps SQLite from the by-day index,
+-- which it would take for a long period once statistics exist: 2.5x slower)
 local PARTICIPANTS_BY_DAY_SQL = participants_sql([[SELECT v.visitor FROM acts CROSS JOIN analytics_visits v
-      WHERE acts.a IS NOT NULL AND v.source = 'part:' || acts.a AND v.day >= :b0 AND v.day < :b1]])
+      WHERE acts.a IS NOT NULL AND v.source = 'part:' || acts.a AND +v.day >= :b0 AND +v.day < :b1]])
 local PARTICIPANTS_FROM_ORDERS_SQL = participants_sql("SELECT o.member " .. OWN_ORDERS)
 local PAID = "o.paid_at >= :b0 AND o.paid_at < :b1"
 local SUMS_BY_DAY_SQL = ACTS .. [[ SELECT coalesce(sum(d.orders), 0) AS orders, coalesce(sum(d.gmv_fen), 0) AS gmv_fen,
