@@ -55,13 +55,29 @@ return campaign {
 }
 """
 
+# a campaign that loads without the catalog: a coupon dropped to one member at once
+VIPDROP = """\
+return campaign {
+  title = "VIP thank-you",
+  starts = "2026-01-01 10:00",
+  ends = "2036-01-01 10:00",
+  coupon_drop {
+    id = "thanks",
+    at = "2026-01-01 10:00",
+    users = { "vip-ui" },
+    coupon = { name = "10 off 100", kind = "threshold", amount_off_fen = yuan "10",
+               min_spend_fen = yuan "100", total_quantity = 10, valid_days = 3650 },
+  },
+}
+"""
+
 T = tenant("leaf", plugins={
     "catalog": {}, "orders": {"attribution_plugin": "referral"},
     "payments": {"secret": "console-ui-payment-secret-0123456"},
     "flash_sale": {}, "coupons": {}, "referral": {}, "analytics": {}, "schjobs": {}, "group_buy": {}, "bargain": {},
     "members": {"phone_pepper": PEPPER}})
 T["api_keys"] = [OWNER_KEY, {"key": SM_KEY, "role": "store_manager", "store": "hz-west"}]
-T["campaigns"] = ["campaigns/festival.lua"]
+T["campaigns"] = ["campaigns/festival.lua", "campaigns/vipdrop.lua"]
 # its rehearsal brand, on the test clock
 TR = tenant("leaf-rehearsal", plugins={"schjobs": {}})
 TR["clock"] = "manual"
@@ -78,6 +94,8 @@ def host():
         os.makedirs(os.path.join(H.dir, "campaigns"))
         with open(os.path.join(H.dir, "campaigns", "festival.lua"), "w") as f:
             f.write(BROKEN)
+        with open(os.path.join(H.dir, "campaigns", "vipdrop.lua"), "w") as f:
+            f.write(VIPDROP)
         H.start()
         for name, role, store in (("olive", "owner", None), ("mei", "store_manager", "hz-west")):
             body = {"name": name, "password": PASSWORD, "role": role}
@@ -511,6 +529,14 @@ def settle_money(h):
 
 def test_reports_and_stores_show_the_apis_figures_and_csv():
     h, b = host(), browser()
+    # the VIP campaign's coupon spent at a plain checkout: the campaign's row per script
+    def mine():
+        return h.get("/v1/leaf/coupons/mine", headers=h.bearer("leaf", "vip-ui"))[2]["items"]
+    wait_until(mine, 20, what="the campaign's dropped coupon")
+    status, _, order = h.post("/v1/leaf/orders", {"lines": [{"sku": "tea-002", "qty": 2}], "coupon_id": mine()[0]["id"]},
+                              headers=h.bearer("leaf", "vip-ui"))
+    assert status == 201 and order["total_fen"] == 2 * 5900 - 1000, (status, order)
+    assert api(h, "POST", "/payments/simulate", {"order_id": order["id"]})[0] == 200
     settle_money(h)
     go(b, "reports")
     el(b, "#reports-overview")
@@ -533,6 +559,19 @@ def test_reports_and_stores_show_the_apis_figures_and_csv():
          what="the cohorts")
     assert camps, "no activity in the period: the campaigns report shows nothing to compare"
     assert all(yuan(c["gmv_fen"]) in text_of(b, "#reports-campaigns") for c in camps)
+    # per campaign script: the VIP campaign with what its coupon brought
+    scripts = api(h, "GET", "/analytics/campaigns" + span + "&by=script")[2]["items"]
+    assert [(c["campaign"], c["orders"], c["gmv_fen"], c["coupon_fen"]) for c in scripts] == \
+        [("vipdrop", 1, 2 * 5900 - 1000, 1000)], scripts
+    Select(el(b, "#reports-campaigns-by")).select_by_value("script")
+    row = el(b, "#reports-campaigns tr[data-campaign=vipdrop]")
+    assert "VIP thank-you" in row.text and yuan(2 * 5900 - 1000) in row.text, row.text
+    assert len(b.find_elements(By.CSS_SELECTOR, "#reports-campaigns tbody tr")) == len(scripts)
+    assert el(b, "a[href*='campaigns'][download]").get_attribute("href").endswith("&by=script")
+    shot(b, "10-reports-scripts")
+    Select(el(b, "#reports-campaigns-by")).select_by_value("activity")
+    wait(b, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#reports-campaigns tbody tr")) == len(camps),
+         what="the campaigns per activity again")
     time.sleep(0.3)
     shot(b, "10-reports")
     go(b, "stores")

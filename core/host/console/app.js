@@ -952,13 +952,14 @@
       var tz = this.$root.session.timezone, to = localDate(tz),
           from = localDate(tz, new Date(Date.now() - 6 * 86400000));
       return { from: from, to: to, overview: null, funnel: null, sources: null, products: null, campaigns: null,
-               cohorts: null, error: "", chart: null };
+               campaignsBy: "activity", cohorts: null, error: "", chart: null };
     },
     computed: {
       csv: function () {
         var base = "/admin/" + encodeURIComponent(api.tenant) + "/analytics/", q = "?from=" + this.from + "&to=" + this.to + "&format=csv";
         return { overview: base + "overview" + q, funnel: base + "funnel" + q, sources: base + "sources" + q,
-                 products: base + "products" + q, campaigns: base + "campaigns" + q, retention: base + "retention" + q };
+                 products: base + "products" + q, campaigns: base + "campaigns" + q + "&by=" + this.campaignsBy,
+                 retention: base + "retention" + q };
       },
     },
     template:
@@ -976,8 +977,10 @@
       '<tr v-for="r in (sources ? sources.items : [])" :key="r.key || \'none\'"><td>{{ r.key || t("none") }}</td><td class="num">{{ r.visitors }}</td><td class="num">{{ r.orders }}</td><td class="num">{{ yuan(r.gmv_fen) }}</td></tr></tbody></table></div></div>' +
       '<div class="card"><h3>{{ t("products_title") }} <a :href="csv.products" download class="muted">CSV</a> · <a :href="csv.campaigns" download class="muted">{{ t("campaigns") }} CSV</a></h3><div class="scroll"><table id="reports-products"><thead><tr><th>{{ t("product") }}</th><th class="num">{{ t("views") }}</th><th class="num">{{ t("buyers") }}</th><th class="num">{{ t("units") }}</th><th class="num">{{ t("gmv") }}</th></tr></thead><tbody>' +
       '<tr v-for="p in (products ? products.items : [])" :key="p.product"><td>{{ p.product }}</td><td class="num">{{ p.views }}</td><td class="num">{{ p.buyers }}</td><td class="num">{{ p.units }}</td><td class="num">{{ yuan(p.gmv_fen) }}</td></tr></tbody></table></div></div>' +
-      '<div class="grid2"><div class="card"><h3>{{ t("campaigns") }} <a :href="csv.campaigns" download class="muted">CSV</a></h3><div class="scroll"><table id="reports-campaigns"><thead><tr><th>{{ t("activity") }}</th><th class="num">{{ t("participants") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("gmv") }}</th><th class="num">{{ t("cost") }}</th><th class="num">ROI</th></tr></thead><tbody>' +
-      '<tr v-for="c in (campaigns ? campaigns.items : [])" :key="c.campaign"><td>{{ c.campaign }}</td><td class="num">{{ c.participants }}</td><td class="num">{{ c.orders }}</td><td class="num">{{ yuan(c.gmv_fen) }}</td><td class="num">{{ yuan(c.campaign_fen + c.coupon_fen) }}</td><td class="num">{{ c.roi == null ? "—" : c.roi.toFixed(1) }}</td></tr></tbody></table></div></div>' +
+      '<div class="grid2"><div class="card"><h3>{{ t("campaigns") }} <a :href="csv.campaigns" download class="muted">CSV</a></h3>' +
+      '<label>{{ t("show") }} <select id="reports-campaigns-by" v-model="campaignsBy" @change="loadCampaigns"><option value="activity">{{ t("per_activity") }}</option><option value="script">{{ t("per_script") }}</option></select></label>' +
+      '<div class="scroll"><table id="reports-campaigns"><thead><tr><th>{{ campaignsBy === "script" ? t("campaign_script") : t("activity") }}</th><th class="num">{{ t("participants") }}</th><th class="num">{{ t("orders_paid") }}</th><th class="num">{{ t("gmv") }}</th><th class="num">{{ t("cost") }}</th><th class="num">ROI</th></tr></thead><tbody>' +
+      '<tr v-for="c in (campaigns ? campaigns.items : [])" :key="c.campaign" :data-campaign="c.campaign"><td>{{ c.campaign }}<span v-if="c.title" class="muted"> {{ c.title }}</span><div v-if="c.activities" class="muted">{{ c.activities.join(" · ") }}</div></td><td class="num">{{ c.participants }}</td><td class="num">{{ c.orders }}</td><td class="num">{{ yuan(c.gmv_fen) }}</td><td class="num">{{ yuan(c.campaign_fen + c.coupon_fen) }}</td><td class="num">{{ c.roi == null ? "—" : c.roi.toFixed(1) }}</td></tr></tbody></table></div></div>' +
       '<div class="card"><h3>{{ t("cohorts") }} <a :href="csv.retention" download class="muted">CSV</a></h3><table id="reports-cohorts"><thead><tr><th>{{ t("first_purchase") }}</th><th class="num">{{ t("members") }}</th><th class="num">30d</th><th class="num">60d</th><th class="num">90d</th></tr></thead><tbody>' +
       '<tr v-for="c in (cohorts ? cohorts.cohorts : [])" :key="c.month"><td>{{ c.month }}</td><td class="num">{{ c.members }}</td><td class="num" v-for="w in [30, 60, 90]" :key="w">{{ percent(c[\'rate_\' + w]) }}<span v-if="c[\'open_\' + w]" class="muted">*</span></td></tr></tbody></table></div></div>' +
       '</section>',
@@ -988,7 +991,7 @@
       load: function () {
         var self = this, q = "?from=" + self.from + "&to=" + self.to;
         Promise.all(["overview", "funnel", "sources", "products", "campaigns", "retention"].map(function (r) {
-          return api.call("GET", "/analytics/" + r + q);
+          return api.call("GET", "/analytics/" + r + q + (r === "campaigns" ? "&by=" + self.campaignsBy : ""));
         })).then(function (rs) {
           var bad = rs.filter(function (r) { return !r.ok; })[0];
           self.error = bad ? self.errorText(bad) : "";
@@ -999,6 +1002,15 @@
           self.campaigns = rs[4].ok ? rs[4].body : null;
           self.cohorts = rs[5].ok ? rs[5].body : null;
           self.$nextTick(self.draw);
+        });
+      },
+      /* the campaigns card alone, per activity or per campaign script */
+      loadCampaigns: function () {
+        var self = this, by = self.campaignsBy;
+        api.call("GET", "/analytics/campaigns?from=" + self.from + "&to=" + self.to + "&by=" + by).then(function (r) {
+          if (by !== self.campaignsBy) return;  /* switched again meanwhile */
+          self.campaigns = r.ok ? r.body : null;
+          self.error = r.ok ? "" : self.errorText(r);
         });
       },
       draw: function () {
