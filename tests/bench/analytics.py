@@ -33,7 +33,9 @@ plugins directory, e.g. another version exported from git, to compare),
 DAY_SAVE=<dir> (phase 2 copies the two databases into dir once the day is written,
 before rolling it up), DAY_FROM=<that dir> (phase 2 rolls up the saved day again
 instead of writing one: the same events for an A/B of the rollup), FIRST_ONLY=1
-(phase 2 stops after the job's first run), EVENT_ORDER (time or random: below).
+(phase 2 stops after the job's first run), FOLDS=n,n,... (phase 2, after the first run:
+one job run after each n more events in the day's last hour, instead of {"day"} and the
+1% run), EVENT_ORDER (time or random: below).
 The machine may be shared: the figures say so, and are noisy.
 """
 import json
@@ -413,6 +415,15 @@ def rollup_phase(port, adb, now):
     print("rollup of a day with %d events, the job's first run: %.1f s (%d hours, more: %s), %s instructions"
           % (DAY_EVENTS, secs, out["hours"], out["more"], instr))
     if os.environ.get("FIRST_ONLY") == "1":
+        return
+    if os.environ.get("FOLDS"):
+        # runs of the job after n more events in the day's last hour each (FOLDS=100,5000,...):
+        # how long one holds the loop against what it folds in (its hour's size grows)
+        for i, n in enumerate(int(x) for x in os.environ["FOLDS"].split(",")):
+            fill(adb, day0 + 23 * 3600, 1, n, 10 + i, span=3600)
+            out, secs, instr = timed_rollup(port)
+            print("a job run after %d more events in the day's last hour: %.2f s (%d hours), %s instructions"
+                  % (n, secs, out["hours"], instr))
         return
     # the same day recomputed on demand, every hour and the day whole (1.5.0's figure)
     out, secs, instr = timed_rollup(port, {"day": day_text})

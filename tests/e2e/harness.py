@@ -27,6 +27,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -879,6 +880,13 @@ def plugin_commit(plugin, version):
         if 'version = "%s"' % version in text:
             return commit
     return None
+
+
+def plugin_version(plugin):
+    """The version plugins/<plugin>/plugin.lua declares in the working tree."""
+    with open(os.path.join(SRC, "plugins", plugin, "plugin.lua")) as f:
+        m = re.search(r'^\s*version = "([^"]+)"', f.read(), re.M)
+    return m and m.group(1)
 
 
 def export_plugin(plugin, commit, into):

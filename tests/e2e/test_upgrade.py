@@ -29,8 +29,8 @@ import urllib.request
 import json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIN, SRC, DEMO_KEY as KEY, DemoHost, host_with_old, old_plugin, tenant,  # noqa: E402
-                     user_auth, run)
+from harness import (BIN, SRC, DEMO_KEY as KEY, DemoHost, host_with_old, old_plugin, plugin_version,  # noqa: E402
+                     tenant, user_auth, run)
 
 BASE = "b92cc46"  # main as the ninth session left it: orders 1.8.1, group_buy 1.3.1, payments 1.2.0
 # the tables rebuilt since BASE: their rows are compared one by one (the others'
@@ -41,6 +41,10 @@ REBUILT = {"orders_orders", "group_buy_groups", "group_buy_orders", "payments_pr
            "points_entries", "fulfilment_orders", "members_members", "bargain_bargains", "presale_orders",
            "coupons_templates", "coupons_coupons", "coupons_drops", "coupons_merge_moves",
            "group_buy_buyers"}
+# a column added since BASE (ALTER TABLE ... ADD COLUMN, not a rebuild: no row is copied):
+# analytics 1.8.0's coupon on the order facts. Its rows are not compared: the order events
+# and the money job still due when the host stopped move them once it starts
+ALTERED = {"analytics_orders"}
 # rebuilt, and the demo's scenario writes no row there: a drop runs on Double 12, no member merges
 # (test_referenced_tables_... below upgrades coupons and friend_assist with rows in every table)
 UNWRITTEN = {"payments_prepays", "coupons_drops", "coupons_merge_moves"}
@@ -162,7 +166,8 @@ def test_the_demo_brand_upgraded_from_base_keeps_every_row_index_and_unique_rule
     content0, indexes0, unique0, seq0, creates0 = before
     content1, indexes1, unique1, seq1, creates1 = after
     changed = {t for t in creates0 if creates1.get(t) != creates0[t] and t in content0}
-    assert changed == REBUILT, "rebuilt since %s: %s; REBUILT says %s" % (BASE, sorted(changed), sorted(REBUILT))
+    assert changed == REBUILT | ALTERED, "changed since %s: %s; REBUILT and ALTERED say %s" % (
+        BASE, sorted(changed), sorted(REBUILT | ALTERED))
     # the demo pays through the simulator, which asks no prepay (test_wechatpay upgrades one)
     empty = [t for t in REBUILT - UNWRITTEN if not content0.get(t, ((), ()))[1]]
     assert not empty, "the scenario wrote no row to test in %s" % empty
@@ -227,7 +232,9 @@ def test_referenced_tables_are_rebuilt_with_their_rows_and_foreign_keys():
             st, _, plugins = h.admin("GET", "/plugins", t)
             assert st == 200, (st, plugins)
             versions = {p["name"]: p["version"] for p in plugins["plugins"]} if isinstance(plugins, dict) else {}
-            assert versions.get("coupons") == "1.7.0" and versions.get("friend_assist") == "0.6.0", versions
+            # today's versions, from 1.7.0 and 0.6.0 (the rebuilds) on
+            assert (versions.get("coupons"), versions.get("friend_assist")) == (
+                plugin_version("coupons"), plugin_version("friend_assist")), versions
             # the keys hold after it: a second drive and its assist go through, on the rebuilt tables
             drive2 = ok(h.post("/v1/fk/friend_assist/campaigns/%d/drives" % camp["id"], {},
                                headers=user_auth(t, "initiator2")))
