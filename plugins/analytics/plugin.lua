@@ -28,6 +28,23 @@ local csv = require("lib.csv")
 
 local MAX_BUCKETS = 2400
 
+-- each setting with its range, checked when the plugin sets up (check_config)
+local SETTINGS = {
+  attribution_window_days = { 1, 365 },
+  rollup_every_seconds = { 10, 86400 },
+  rollup_max_hours = { 1, 24 * 31 },
+  max_scan_visitor_days = { 0, 1000000000000 },
+}
+
+---The brand's settings for this plugin, checked: an unknown one (with a "did
+---you mean") or one that is not an integer in its range fails the plugin's
+---setup, naming it, rather than being ignored or meaning something odd.
+local function check_config()
+  local c = tp.config() or {}
+  check.only(c, SETTINGS, "is not a setting of analytics")
+  for name, range in pairs(SETTINGS) do check.integer(c[name], name, range[1], range[2], true) end
+end
+
 local function config()
   local c = tp.config() or {}
   return {
@@ -267,7 +284,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.8.0",
+  version = "1.8.1",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -635,6 +652,7 @@ return {
     end,
   },
   setup = function()
+    check_config()
     tp.jobs.schedule("rollup", nil, { after = config().every, every = config().every, key = "rollup" })
   end,
   exports = {

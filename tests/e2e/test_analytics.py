@@ -651,6 +651,25 @@ def test_a_manifests_track_list_is_checked_at_load():
         assert out.returncode != 0 and why in out.stdout + out.stderr, (track, out.stdout, out.stderr)
 
 
+def test_a_brands_settings_are_checked_at_load():
+    """A misspelt, out-of-range or mistyped setting fails analytics' load with its name (and
+    a "did you mean"); the brand's other plugins serve on."""
+    cases = {"typo": ({"rollup_every_second": 60}, ["rollup_every_second", "did you mean 'rollup_every_seconds'"]),
+             "range": ({"rollup_every_seconds": 0}, ["rollup_every_seconds", "must be an integer from 10 to 86400"]),
+             "type": ({"attribution_window_days": "7"}, ["attribution_window_days", "must be an integer from 1 to 365"])}
+    tenants = {name: manual_tenant(name, {"catalog": {}, "orders": {}, "analytics": conf})
+               for name, (conf, _) in cases.items()}
+    h = Host(tenants=list(tenants.values()), name="analytics-settings").start()
+    try:
+        for name, (_, words) in cases.items():
+            plugins = {p["name"]: p for p in admin_ok(h, "GET", "/plugins", tenants[name])["plugins"]}
+            assert plugins["analytics"]["status"] == "failed", (name, plugins["analytics"])
+            assert all(w in plugins["analytics"]["last_error"] for w in words), (name, plugins["analytics"])
+            assert plugins["catalog"]["status"] == "active", (name, plugins["catalog"])
+    finally:
+        h.stop()
+
+
 def test_metrics_count_the_events_taken_in():
     from harness import metric_value
     text = host().metrics()
