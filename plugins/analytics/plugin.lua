@@ -284,7 +284,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.8.1",
+  version = "1.8.2",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;

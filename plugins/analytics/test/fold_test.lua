@@ -4,7 +4,8 @@
 -- another into a day under a later one, a count growing on a row it had,
 -- orders created and paid on a day rolled up, a login moving a device's
 -- visits to a member, a login in a session without its device, a merge moving part of a day's
--- and its undoing, a chain of two merges and the undoing of the second) has
+-- and its undoing, a chain of two merges and the undoing of the second, two sessions
+-- in the same second) has
 -- per-day tables equal, after every run, to a rebuild of every day whole, and
 -- members' first and last touch too.
 
@@ -204,5 +205,15 @@ describe("a day rolled up in several runs", function()
     expect(rows_of("amy", D[1] + 12 * HOUR)).to_be(0)
     expect(rows_of("cy", D[1] + 12 * HOUR) > 0).to_be(true)
     expect(rows_of("dee", D[1] + 12 * HOUR)).to_be(0)
+    -- runs 12 and 13: fay's two sessions begin in the same second, from Moments, then (a
+    -- run later, added to the hour) from a group chat: first and last touch are told
+    -- apart by the session's whole source, not by which run brought it
+    local FAY, T = { member = "fay" }, D[1] + 14 * HOUR + 600
+    visit(FAY, T, 1154, { "page_view" })
+    run_and_check("run 12")
+    visit(FAY, T, 1008, { "page_view" })
+    run_and_check("run 13")
+    local t = kit.query("SELECT first_source, last_source FROM analytics_touch WHERE member = 'fay'")[1]
+    expect(t).to_equal({ first_source = "group_chat", last_source = "moments" })
   end)
 end)
