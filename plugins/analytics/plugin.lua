@@ -683,16 +683,9 @@ return {
       facts.buyer(into)
       local t = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", from)
       if t then
-        tp.db.exec("DELETE FROM analytics_touch WHERE member = ?", from)
-        t.member = into
-        tp.db.exec([[INSERT INTO analytics_touch SELECT :member, :first_at, :first_source, :first_scene,
-            :first_store, :first_guide, :first_content, :first_live, :first_referrer, :last_at,
-            :last_source, :last_scene, :last_store, :last_guide, :last_content, :last_live, :last_referrer
-          WHERE true ON CONFLICT (member) DO UPDATE SET
-            first_at = min(first_at, excluded.first_at),
-            first_source = CASE WHEN excluded.first_at < first_at THEN excluded.first_source ELSE first_source END,
-            first_store = CASE WHEN excluded.first_at < first_at THEN excluded.first_store ELSE first_store END,
-            first_guide = CASE WHEN excluded.first_at < first_at THEN excluded.first_guide ELSE first_guide END]], t)
+        -- the earlier first and the later last, each whole (before 1.8.2 only the first's
+        -- time, source, store and guide moved, and never the last)
+        rollup.merge_touch(t, into)
         n = n + 1
       end
       return { rows = n }

@@ -264,11 +264,31 @@ local TOUCH_SQL = [[
     LEFT JOIN analytics_merge_final mg ON mg.from_user = x.who
     WHERE x.who IS NOT NULL
     ON CONFLICT (member) DO UPDATE SET ]] .. table.concat(TOUCH_SET, ",\n      ")
+-- a merged member's touch into the survivor's: the earlier first, the later last
+local TOUCH_MERGE_SQL = [[
+    INSERT INTO analytics_touch (member, first_at, first_source, first_scene, first_store,
+      first_guide, first_content, first_live, first_referrer, last_at, last_source, last_scene,
+      last_store, last_guide, last_content, last_live, last_referrer)
+    VALUES (:member, :first_at, :first_source, :first_scene, :first_store, :first_guide, :first_content,
+      :first_live, :first_referrer, :last_at, :last_source, :last_scene, :last_store, :last_guide,
+      :last_content, :last_live, :last_referrer)
+    ON CONFLICT (member) DO UPDATE SET ]] .. table.concat(TOUCH_SET, ",\n      ")
 -- every session that began in the hour
 local TOUCH_HOUR_SQL = TOUCH_SQL:format("")
 -- those of them that a run's events (?3 < seq <= ?4, in the hour) belong to
 local TOUCH_RUN_SQL = TOUCH_SQL:format([[AND s.id IN (SELECT e.session FROM track.analytics_events e
             WHERE e.seq > ?3 AND e.seq <= ?4 AND +e.at >= ?1 AND +e.at < ?2)]])
+
+---Moves a merged member's touch (its analytics_touch row) to `into`: each of
+---first and last is the earlier (later) of the two, whole, by the order the
+---rollup keeps (touch_key), never one's time with the other's source.
+---@param row table the merged member's row
+---@param into string
+function rollup.merge_touch(row, into)
+  tp.db.exec("DELETE FROM analytics_touch WHERE member = ?", row.member)
+  row.member = into
+  tp.db.exec(TOUCH_MERGE_SQL, row)
+end
 
 ---Members' first and last touch from the sessions that began in the hour, or,
 ---with lo and hi, from those of them that the hour's events lo < seq <= hi
