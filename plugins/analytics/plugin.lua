@@ -284,7 +284,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.8.2",
+  version = "1.8.3",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -683,7 +683,7 @@ return {
       facts.buyer(into)
       local t = tp.db.one("SELECT * FROM analytics_touch WHERE member = ?", from)
       if t then
-        -- the earlier first and the later last, each whole (before 1.8.2 only the first's
+        -- the earlier first and the later last, each whole (before 1.8.3 only the first's
         -- time, source, store and guide moved, and never the last)
         rollup.merge_touch(t, into)
         n = n + 1
