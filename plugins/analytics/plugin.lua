@@ -284,7 +284,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.8.3",
+  version = "1.8.4",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -594,6 +594,14 @@ return {
     ALTER TABLE analytics_orders ADD COLUMN coupon TEXT;
     CREATE INDEX analytics_orders_coupon ON analytics_orders(coupon) WHERE coupon IS NOT NULL;
     ]],
+    -- 1.8.4: how many merges were made or undone (analytics_state 'merge_gen'), and at
+    -- which count each hour's rows were made: an hour made since the last one asks
+    -- only what its watermark's later events changed whether a row would move
+    -- (lib/rollup.lua MOVED_SINCE); every hour made before asks the whole way once
+    [[
+    ALTER TABLE analytics_hour_seq ADD COLUMN gen INTEGER NOT NULL DEFAULT -1;
+    INSERT OR IGNORE INTO analytics_state (k, v) VALUES ('merge_gen', 0);
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,
@@ -670,6 +678,7 @@ return {
     member_merge = function(from, into, merge_id)
       if not tpmerge.begin("analytics_merges", from, into, merge_id) then return { rows = 0 } end
       follow_merges(from)
+      rollup.merges_changed()
       -- the facts and the touch move now (both indexed by member); the rollup rows do
       -- not (a scan of every hour inside a login): rollups from now on, and any hour
       -- recomputed, count from's raw events as into's. The days of the orders that
@@ -694,6 +703,7 @@ return {
     member_unmerge = function(from, into, merge_id)
       if tpmerge.begin_undo("analytics_merges", from, into, merge_id) then
         follow_merges(from)
+        rollup.merges_changed()
         -- the survivor's hours hold from's events: one the rollup adds to is recomputed whole
         tp.db.exec("INSERT OR IGNORE INTO analytics_unmerged (member) VALUES (?)", into)
       end
