@@ -42,9 +42,10 @@ REBUILT = {"orders_orders", "group_buy_groups", "group_buy_orders", "payments_pr
            "coupons_templates", "coupons_coupons", "coupons_drops", "coupons_merge_moves",
            "group_buy_buyers"}
 # a column added since BASE (ALTER TABLE ... ADD COLUMN, not a rebuild: no row is copied):
-# analytics 1.8.0's coupon on the order facts. Its rows are not compared: the order events
-# and the money job still due when the host stopped move them once it starts
-ALTERED = {"analytics_orders"}
+# analytics 1.8.0's coupon on the order facts, 1.8.4's merge count on each hour's watermark.
+# Their rows are not compared: the order events, the money job and the rollup still due
+# when the host stopped move them once it starts
+ALTERED = {"analytics_orders", "analytics_hour_seq"}
 # rebuilt, and the demo's scenario writes no row there: a drop runs on Double 12, no member merges
 # (test_referenced_tables_... below upgrades coupons and friend_assist with rows in every table)
 UNWRITTEN = {"payments_prepays", "coupons_drops", "coupons_merge_moves"}
