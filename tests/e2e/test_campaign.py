@@ -638,7 +638,11 @@ def test_analytics_sums_a_campaign_script_and_counts_its_members_once():
         assert (row["orders"], row["gmv_fen"]) == (4, 990 * 2 + evening_fen + checkout), row
         assert (row["campaign_fen"], row["coupon_fen"]) == ((3900 - 990) * 2 + (5900 - 1990) * 10, 4000), row
         assert row["roi"] == row["gmv_fen"] / (row["campaign_fen"] + row["coupon_fen"]), row
-        # a product filter reads the orders holding it: the morning sale's two
+        # a product filter reads the orders holding it: the morning sale's two, per activity too
+        got = {r["campaign"]: r for r in campaigns(product="tea-001")["items"]}
+        assert set(got) == {morning}, got
+        assert [got[morning][k] for k in ("participants", "orders", "gmv_fen", "campaign_fen", "coupon_fen")] == \
+            [2, 2, 1980, (3900 - 990) * 2, 0], got
         got = campaigns(by="script", product="tea-001")["items"]
         assert [(r["participants"], r["orders"], r["gmv_fen"], r["new_members"]) for r in got] == [(2, 2, 1980, 1)], got
         got = campaigns(by="script", product="tea-003")["items"]

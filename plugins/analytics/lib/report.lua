@@ -506,17 +506,29 @@ local function campaigns_by_day(q)
   return items
 end
 
+-- an order of the period: created or paid in it; its money counts when paid in it
+local IN_PERIOD = "((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))"
+local PAID = "o.paid_at >= :b0 AND o.paid_at < :b1"
+
+---The money of the orders read, as paid in the period: orders (not refunded
+---in full), GMV, the campaign's cost (0 when it is another's: own false) and
+---the coupons'.
+---@param own boolean
+local function paid_sums(own)
+  return ([[coalesce(sum(%s AND o.paid_fen > o.refunded_fen), 0) AS orders,
+        coalesce(sum(CASE WHEN %s THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
+        %s AS campaign_fen,
+        coalesce(sum(CASE WHEN %s THEN o.coupon_fen END), 0) AS coupon_fen]]):format(PAID, PAID,
+    own and ("coalesce(sum(CASE WHEN %s THEN o.campaign_fen END), 0)"):format(PAID) or "0", PAID)
+end
+
 local CAMPAIGNS_FROM_ORDERS_SQL = [[
       SELECT coalesce(o.campaign, 'none') AS campaign,
         count(DISTINCT o.member) AS participants,
         count(DISTINCT CASE WHEN t.first_at >= :b0 AND t.first_at < :b1 THEN o.member END) AS new_members,
-        coalesce(sum(o.paid_at >= :b0 AND o.paid_at < :b1 AND o.paid_fen > o.refunded_fen), 0) AS orders,
-        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
-        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.campaign_fen END), 0) AS campaign_fen,
-        coalesce(sum(CASE WHEN o.paid_at >= :b0 AND o.paid_at < :b1 THEN o.coupon_fen END), 0) AS coupon_fen
+        ]] .. paid_sums(true) .. [[
       FROM analytics_orders o LEFT JOIN analytics_touch t ON t.member = o.member
-      WHERE ((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))
-        AND ]] .. ORDERS_WHERE .. [[
+      WHERE ]] .. IN_PERIOD .. [[ AND ]] .. ORDERS_WHERE .. [[
       GROUP BY 1 ORDER BY gmv_fen DESC, campaign]]
 
 -- ---- campaigns per script
@@ -549,7 +561,6 @@ end
 local ACTS = [[WITH RECURSIVE acts (a, rest) AS (SELECT NULL, :list || ','
       UNION ALL SELECT substr(rest, 1, instr(rest, ',') - 1), substr(rest, instr(rest, ',') + 1)
       FROM acts WHERE rest <> '')]]
-local IN_PERIOD = "((o.created_at >= :b0 AND o.created_at < :b1) OR (o.paid_at >= :b0 AND o.paid_at < :b1))"
 -- the orders that used a coupon of a template one of its items made
 -- ('coupons:<template>') and came from none of its activities (a plain
 -- checkout, another script's sale): an order of its own sale counts once
@@ -570,20 +581,14 @@ end
 local PARTICIPANTS_BY_DAY_SQL = participants_sql([[SELECT v.visitor FROM acts CROSS JOIN analytics_visits v
       WHERE acts.a IS NOT NULL AND v.source = 'part:' || acts.a AND +v.day >= :b0 AND +v.day < :b1]])
 local PARTICIPANTS_FROM_ORDERS_SQL = participants_sql("SELECT o.member " .. OWN_ORDERS)
-local PAID = "o.paid_at >= :b0 AND o.paid_at < :b1"
 local SUMS_BY_DAY_SQL = ACTS .. [[ SELECT coalesce(sum(d.orders), 0) AS orders, coalesce(sum(d.gmv_fen), 0) AS gmv_fen,
       coalesce(sum(d.campaign_fen), 0) AS campaign_fen, coalesce(sum(d.coupon_fen), 0) AS coupon_fen
     FROM acts CROSS JOIN analytics_day_orders d
     WHERE acts.a IS NOT NULL AND d.key = 'camp:' || acts.a AND d.day >= :b0 AND d.day < :b1]]
-local SUMS_FROM_ORDERS_SQL = ACTS .. [[ SELECT coalesce(sum(]] .. PAID .. [[ AND o.paid_fen > o.refunded_fen), 0) AS orders,
-      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
-      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.campaign_fen END), 0) AS campaign_fen,
-      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.coupon_fen END), 0) AS coupon_fen ]] .. OWN_ORDERS
+local SUMS_FROM_ORDERS_SQL = ACTS .. " SELECT " .. paid_sums(true) .. " " .. OWN_ORDERS
 -- what its coupons brought: those orders' GMV and the coupons' cost (their
 -- campaign price, if any, is the other activity's cost)
-local COUPON_SUMS_SQL = ACTS .. [[ SELECT coalesce(sum(]] .. PAID .. [[ AND o.paid_fen > o.refunded_fen), 0) AS orders,
-      coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.paid_fen - o.refunded_fen END), 0) AS gmv_fen,
-      0 AS campaign_fen, coalesce(sum(CASE WHEN ]] .. PAID .. [[ THEN o.coupon_fen END), 0) AS coupon_fen ]] .. COUPON_ORDERS
+local COUPON_SUMS_SQL = ACTS .. " SELECT " .. paid_sums(false) .. " " .. COUPON_ORDERS
 
 -- by name, for tests/bench/campaign_scripts.py, which times them on the plugin's own tables
 report.SCRIPT_STATEMENTS = { participants_by_day = PARTICIPANTS_BY_DAY_SQL,
