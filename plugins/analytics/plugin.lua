@@ -57,13 +57,11 @@ end
 
 -- ---- attribution
 
-local TOUCH_COLUMNS = "source, scene, store, guide, content, live, referrer"
-
 -- the latest session of a member, or of a device, that began since ?2: each
 -- walks its index (member, at) or (device, at) from the newest row
 local function latest_by(column)
-  return ("SELECT %s, at FROM track.analytics_sessions WHERE %s = ?1 AND at >= ?2"
-    .. " AND source <> 'crawler' ORDER BY at DESC LIMIT 1"):format(TOUCH_COLUMNS, column)
+  return ("SELECT %s FROM track.analytics_sessions WHERE %s = ?1 AND at >= ?2"
+    .. " AND source <> 'crawler' ORDER BY at DESC LIMIT 1"):format(table.concat(rollup.TOUCH_FIELDS, ", "), column)
 end
 local LATEST_OF_MEMBER, LATEST_OF_DEVICE = latest_by("member"), latest_by("device")
 
@@ -131,9 +129,7 @@ local SOURCE_SCHEMA = { type = "object", description = "a touch: the session's s
 local function touch_of(row, prefix)
   if not row or not row[prefix .. "at"] then return nil end
   local t = {}
-  for _, k in ipairs({ "source", "scene", "store", "guide", "content", "live", "referrer", "at" }) do
-    t[k] = row[prefix .. k]
-  end
+  for _, k in ipairs(rollup.TOUCH_FIELDS) do t[k] = row[prefix .. k] end
   return t
 end
 

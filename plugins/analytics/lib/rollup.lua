@@ -284,27 +284,39 @@ end
 -- sessions its new events belong to, not the hour's every session (0.13 s of a
 -- run late in a 5M-event day, tests/bench/README.md), and still equal a
 -- rebuild; before, a tie went to whichever session the sort gave last.
+-- what a touch keeps of its session, in the order that tells two sessions apart
+local TOUCH_FIELDS = { "at", "source", "scene", "store", "guide", "content", "live", "referrer" }
+rollup.TOUCH_FIELDS = TOUCH_FIELDS
+
+---The touch's fields as fmt gives each ("%s" the field), once per prefix
+---(default first_ then last_), joined by commas.
+local function touch_list(fmt, prefixes)
+  local out = {}
+  for _, prefix in ipairs(prefixes or { "first_", "last_" }) do
+    for _, c in ipairs(TOUCH_FIELDS) do out[#out + 1] = fmt:gsub("%%s", prefix .. c) end
+  end
+  return table.concat(out, ", ")
+end
+
 local function touch_key(prefix, row)
-  local parts = { row .. prefix .. "at" }
-  for _, c in ipairs({ "source", "scene", "store", "guide", "content", "live", "referrer" }) do
-    parts[#parts + 1] = ("coalesce(%s%s%s, %s)"):format(row, prefix, c, c == "scene" and "-1" or "''")
+  local parts = {}
+  for _, c in ipairs(TOUCH_FIELDS) do
+    parts[#parts + 1] = c == "at" and row .. prefix .. c
+      or ("coalesce(%s%s%s, %s)"):format(row, prefix, c, c == "scene" and "-1" or "''")
   end
   return "(" .. table.concat(parts, ", ") .. ")"
 end
 local EARLIER = touch_key("first_", "excluded.") .. " < " .. touch_key("first_", "")
 local LATER = touch_key("last_", "excluded.") .. " > " .. touch_key("last_", "")
 local TOUCH_SET = {}
-for _, c in ipairs({ "at", "source", "scene", "store", "guide", "content", "live", "referrer" }) do
+for _, c in ipairs(TOUCH_FIELDS) do
   TOUCH_SET[#TOUCH_SET + 1] = ("first_%s = CASE WHEN %s THEN excluded.first_%s ELSE first_%s END"):format(c, EARLIER, c, c)
   TOUCH_SET[#TOUCH_SET + 1] = ("last_%s = CASE WHEN %s THEN excluded.last_%s ELSE last_%s END"):format(c, LATER, c, c)
 end
-local TOUCH_SQL = [[
-    INSERT INTO analytics_touch (member, first_at, first_source, first_scene, first_store,
-      first_guide, first_content, first_live, first_referrer, last_at, last_source, last_scene,
-      last_store, last_guide, last_content, last_live, last_referrer)
-    SELECT coalesce(mg.into_user, x.who), x.at, x.source, x.scene, x.store, x.guide, x.content,
-           x.live, x.referrer, x.at, x.source, x.scene, x.store, x.guide, x.content, x.live,
-           x.referrer
+local TOUCH_UPSERT = "INSERT INTO analytics_touch (member, " .. touch_list("%s") .. ") "
+local TOUCH_CONFLICT = " ON CONFLICT (member) DO UPDATE SET " .. table.concat(TOUCH_SET, ",\n      ")
+local TOUCH_SQL = TOUCH_UPSERT .. [[
+    SELECT coalesce(mg.into_user, x.who), ]] .. touch_list("x.%s", { "", "" }) .. [[ -- as first and as last
     FROM (SELECT coalesce(s.member, dv.member) AS who, s.at / 1000 AS at, s.source AS source,
                  s.scene AS scene, s.store AS store, s.guide AS guide, s.content AS content,
                  s.live AS live, s.referrer AS referrer
@@ -312,17 +324,9 @@ local TOUCH_SQL = [[
           LEFT JOIN track.analytics_devices dv ON dv.device = s.device
           WHERE s.at >= ?1 AND s.at < ?2 AND s.source <> 'crawler' %s) AS x
     LEFT JOIN analytics_merge_final mg ON mg.from_user = x.who
-    WHERE x.who IS NOT NULL
-    ON CONFLICT (member) DO UPDATE SET ]] .. table.concat(TOUCH_SET, ",\n      ")
+    WHERE x.who IS NOT NULL]] .. TOUCH_CONFLICT
 -- a merged member's touch into the survivor's: the earlier first, the later last
-local TOUCH_MERGE_SQL = [[
-    INSERT INTO analytics_touch (member, first_at, first_source, first_scene, first_store,
-      first_guide, first_content, first_live, first_referrer, last_at, last_source, last_scene,
-      last_store, last_guide, last_content, last_live, last_referrer)
-    VALUES (:member, :first_at, :first_source, :first_scene, :first_store, :first_guide, :first_content,
-      :first_live, :first_referrer, :last_at, :last_source, :last_scene, :last_store, :last_guide,
-      :last_content, :last_live, :last_referrer)
-    ON CONFLICT (member) DO UPDATE SET ]] .. table.concat(TOUCH_SET, ",\n      ")
+local TOUCH_MERGE_SQL = TOUCH_UPSERT .. "VALUES (:member, " .. touch_list(":%s") .. ")" .. TOUCH_CONFLICT
 -- every session that began in the hour
 local TOUCH_HOUR_SQL = TOUCH_SQL:format("")
 -- those of them that a run's events (?3 < seq <= ?4, in the hour) belong to
