@@ -4,13 +4,12 @@ plugin API as a handler sees it (JSON, randomness, logging, the sandbox), and
 a plugin that fails to load.
 """
 import os
-import re
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hostrng import HostRandom  # noqa: E402
-from harness import SRC, Host, tenant, expect_error, metric_value, run  # noqa: E402
+from harness import Host, tenant, expect_error, metric_value, plugin_version, run  # noqa: E402
 
 T = tenant("t1", plugins={"catalog": {"max_page_size": 50}, "probe": {}, "badload": {}})
 SMALL = tenant("small", plugins={"catalog": {"max_page_size": 5}})
@@ -53,8 +52,7 @@ def test_admin_plugins_lists_loaded_plugins():
     assert status == {"badload": "failed", "catalog": "active", "probe": "active"}, status
     assert "badload exploded while loading" in by_name["badload"]["last_error"]
     assert by_name["badload"]["version"] is None
-    with open(os.path.join(SRC, "plugins", "catalog", "plugin.lua")) as f:
-        declared = re.search(r'version = "([^"]+)"', f.read()).group(1)
+    declared = plugin_version("catalog")
     assert by_name["catalog"]["version"] == declared, (by_name["catalog"]["version"], declared)
     assert by_name["probe"]["version"] == "0.3.1"
     assert by_name["catalog"]["lua_memory_bytes"] > 0
