@@ -606,7 +606,9 @@ def test_analytics_sums_a_campaign_script_and_counts_its_members_once():
                                                       "coupon_id": coupon["dan"]}, headers=h.bearer("shop", "dan"))
         assert paid(status, order)["total_fen"] == 7 * 2900 - 2000, order
         advance(h, t, seconds=10)  # the order events, then the money job
-        assert admin_ok(h, "POST", "/analytics/rollup", t)["hours"] >= 1
+        # the scheduled rollup may have folded the hours in already (the clock passed its
+        # every): this run only has to leave nothing pending
+        assert admin_ok(h, "POST", "/analytics/rollup", t)["more"] is False
         day = local(t0)[:10]
 
         def campaigns(**q):
