@@ -159,6 +159,12 @@ const tpa_fn tpa_functions[] = {
    "in name order: whom to tp.call for a hook such as member_merge.",
    "@param name string\n"
    "@return string[]"},
+  {NULL, "exports", tplib_exports, TP_CTX_TXN, "tp.exports(plugin, name) -> boolean",
+   "True when plugin serves this tenant and exports a function called name: whether a "
+   "tp.call to an optional peer (catalog, members, coupons) can be made at all.",
+   "@param plugin string\n"
+   "@param name string\n"
+   "@return boolean"},
   {"auth", "token", tplib_auth_token, TP_CTX_TXN, "tp.auth.token(user [, seconds]) -> string",
    "Mints a user token of this tenant for user, valid for seconds (default 7 days, 60 s to 90 "
    "days) of wall time, like the tokens the host verifies. Identity plugin (members) only.",

@@ -427,6 +427,16 @@ int tplib_exporters(lua_State *L) {
   return 1;
 }
 
+/* tp.exports(plugin, name) -> whether plugin serves this tenant and exports
+** name: the question a plugin asks before it tp.calls an optional peer. */
+int tplib_exports(lua_State *L) {
+  tp_plugin *p = tplib_services_of(L);
+  const char *peer_name = luaL_checkstring(L, 1), *name = luaL_checkstring(L, 2);
+  tp_plugin *peer = p->services->peer(p->services_ud, p, peer_name);
+  lua_pushboolean(L, peer != NULL && tpi_exports(peer, name));
+  return 1;
+}
+
 /* ---- signing and decrypting with a destination's secrets (base/crypto.h) */
 
 /* The secret named by the string arguments 1 (destination) and 2 (name),

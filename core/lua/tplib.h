@@ -34,6 +34,7 @@ int tplib_crypto_rsa_sign(lua_State *L);
 int tplib_crypto_aes_gcm_decrypt(lua_State *L);
 int tplib_http_allowed(lua_State *L);
 int tplib_exporters(lua_State *L);
+int tplib_exports(lua_State *L);
 int tplib_auth_token(lua_State *L);
 int tplib_auth_alias(lua_State *L);
 int tplib_auth_erase(lua_State *L);

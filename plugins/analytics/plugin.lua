@@ -280,7 +280,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.8.4",
+  version = "1.8.5",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;

@@ -248,7 +248,7 @@ local ROUTES = {
 
 return {
   name = "coupons",
-  version = "1.8.0",
+  version = "1.8.1",
   description = "Coupon templates, claims and targeted issue; quote/lock/unlock/consume/relock "
     .. "for the orders plugin",
   migrations = {

@@ -462,7 +462,7 @@ function exports.schemas() return schema.document(ROUTES) end
 
 return {
   name = "referral",
-  version = "1.3.0",
+  version = "1.3.1",
   description = "referral and distribution (分销): two-level commission, stores and shopping guides",
   migrations = {
     [[

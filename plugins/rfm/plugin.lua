@@ -126,7 +126,7 @@ local MEMBER = { type = "object", properties = { user = S, layer = LAYER, recenc
 
 return {
   name = "rfm",
-  version = "1.0.0",
+  version = "1.0.1",
   description = "RFM layers of the brand's buyers, nightly and on demand, with counts and moves per run",
   migrations = {
     [[

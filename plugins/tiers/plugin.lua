@@ -137,7 +137,7 @@ local GROWTH_ERRORS = { [400] = { "invalid_field" } }
 
 return {
   name = "tiers",
-  version = "1.1.0",
+  version = "1.1.1",
   description = "Member tiers: growth, upgrades, reviews with grace, member price, paid membership",
   migrations = {
     [[

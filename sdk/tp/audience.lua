@@ -34,10 +34,7 @@ end
 ---True when the tenant serves the members plugin.
 ---@return boolean
 local function members_enabled()
-  for _, name in ipairs(tp.exporters("matches")) do
-    if name == "members" then return true end
-  end
-  return false
+  return tp.exports("members", "matches")
 end
 
 ---The column's value for a body's audience: nil for none (absent or null),

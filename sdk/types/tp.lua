@@ -125,6 +125,15 @@ function tp.caller() end
 ---@return string[]
 function tp.exporters(name) end
 
+---True when plugin serves this tenant and exports a function called name: whether a tp.call
+---to an optional peer (catalog, members, coupons) can be made at all.
+---
+---Allowed in: handler, job, event, setup.
+---@param plugin string
+---@param name string
+---@return boolean
+function tp.exports(plugin, name) end
+
 ---The tenant's database, inside the invocation's transaction. A plugin may use only tables
 ---named NAME_... after itself (enforced); PRAGMA, ATTACH and transaction statements are
 ---refused.

@@ -3,7 +3,8 @@ test_hostapi.py - host API functions, end to end through a plugin:
 tp.crypto (SHA-256 of "abc", RFC 4231 HMAC-SHA-256 cases 1 and 2, the
 constant-time comparison, a bad encoding), tp.config() in a handler, at load,
 in a job and in an export, tp.caller() direct, through tp.call and nested,
-and req.raw_body, the body's exact bytes (what a signed callback is verified
+tp.exports (a served plugin's export, and what is not), and req.raw_body,
+the body's exact bytes (what a signed callback is verified
 over).
 
 Plugins: tests/e2e/plugins/hostapi (the routes the test calls), hostmid and
@@ -164,6 +165,16 @@ def test_caller_is_nil_direct_the_calling_plugin_in_an_export_and_restored_after
     assert body["after"] == "nil", body
     # the host invokes hostmid's route directly afterwards: nothing left over
     assert ok(h.get("/v1/api/hostmid/caller")) == {"caller": "nil"}
+
+
+# ---- tp.exports
+
+def test_exports_is_true_only_for_a_served_plugins_export():
+    body = ok(host().get("/v1/api/hostapi/exports"))
+    assert (body["peer"], body["missing"], body["absent"], body["job"]) == (True, False, False, False), body
+    # every plugin tp.exporters names for a function exports it
+    assert body["every"] == {"hostend": True, "hostmid": True}, body
+    assert "bad argument #2" in body["bad"] and "(string expected, got no value)" in body["bad"], body
 
 
 # ---- req.raw_body

@@ -65,14 +65,9 @@ end
 ---('coupons:<template>', as a campaign script names it), or nil: no coupon, or
 ---no coupons plugin to ask.
 local function coupon_of(o)
-  if math.type(o.coupon_id) ~= "integer" then return nil end
-  for _, plugin in ipairs(tp.exporters("template_of")) do
-    if plugin == "coupons" then
-      local template = tp.call("coupons", "template_of", o.coupon_id)
-      return template and ("coupons:" .. tostring(template)) or nil
-    end
-  end
-  return nil
+  if math.type(o.coupon_id) ~= "integer" or not tp.exports("coupons", "template_of") then return nil end
+  local template = tp.call("coupons", "template_of", o.coupon_id)
+  return template and ("coupons:" .. tostring(template)) or nil
 end
 
 ---@param o table the order as the orders plugin shows it

@@ -720,11 +720,7 @@ local PRODUCT_ORDERS_SQL = [[SELECT l.sku AS sku,
 ---its filters, as every row): the slowest movers of all, after the ones
 ---viewed and not bought. Nothing when the brand has no catalog.
 local function unviewed_on_sale(rows, slow)
-  local has_catalog = false
-  for _, plugin in ipairs(tp.exporters("skus_on_sale")) do
-    if plugin == "catalog" then has_catalog = true end
-  end
-  if not has_catalog then return end
+  if not tp.exports("catalog", "skus_on_sale") then return end
   local after
   repeat
     local codes, next_after = tp.call("catalog", "skus_on_sale", after, SKUS_PAGE)

@@ -25,10 +25,7 @@ local NAME_PATTERN = "^[%w_%-]+$"
 ---True when the tenant serves the members plugin.
 ---@return boolean
 function audience.members_enabled()
-  for _, name in ipairs(tp.exporters("exists")) do
-    if name == "members" then return true end
-  end
-  return false
+  return tp.exports("members", "exists")
 end
 
 ---Refuses (400 invalid_field naming field) a segment or tag name that the

@@ -132,10 +132,7 @@ end
 
 ---Whether the brand's payments plugin pays withdrawals out (it exports transfer).
 local function transfers_on()
-  for _, name in ipairs(tp.exporters("transfer")) do
-    if name == "payments" then return true end
-  end
-  return false
+  return tp.exports("payments", "transfer")
 end
 
 ---Asks payments to transfer an approved withdrawal to the member, in the
@@ -145,10 +142,7 @@ end
 ---@param s ReferralSettings
 function ledger.pay_out(w, s)
   if not transfers_on() then return end
-  local openid
-  for _, name in ipairs(tp.exporters("openid")) do
-    if name == "members" then openid = tp.call("members", "openid", w.user) end
-  end
+  local openid = tp.exports("members", "openid") and tp.call("members", "openid", w.user) or nil
   local bill = tp.call("payments", "transfer", { out_bill_no = ledger.out_bill_no(w.id), ref = tostring(w.id),
     amount_fen = w.amount_fen, remark = s.transfer_remark, openid = openid })
   tp.db.exec("UPDATE referral_withdrawals SET out_bill_no = ?, transfer_state = ? WHERE id = ?",

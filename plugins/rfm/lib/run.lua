@@ -44,10 +44,7 @@ function run.layer(t, recency, orders, net_fen)
 end
 
 local function has_members()
-  for _, p in ipairs(tp.exporters("set_dimension")) do
-    if p == "members" then return true end
-  end
-  return false
+  return tp.exports("members", "set_dimension")
 end
 
 ---True when every split is a fixed value (one pass: layers as buyers come).

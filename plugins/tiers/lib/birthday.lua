@@ -15,10 +15,7 @@ local birthday = {}
 birthday.SLICE = 500
 
 local function has_members()
-  for _, p in ipairs(tp.exporters("save_segment")) do
-    if p == "members" then return true end
-  end
-  return false
+  return tp.exports("members", "save_segment")
 end
 
 ---Job birthday (daily, at birthday_hour): starts the month's walk on the 1st.

@@ -54,10 +54,7 @@ function standing.row(user)
 end
 
 local function has_members()
-  for _, p in ipairs(tp.exporters("set_dimension")) do
-    if p == "members" then return true end
-  end
-  return false
+  return tp.exports("members", "set_dimension")
 end
 
 ---Keeps the members plugin's dimension "tier" in step (when it serves this brand).

@@ -131,10 +131,7 @@ end
 
 ---True when the tenant serves the members plugin (segments and segment drops need it).
 local function members_enabled()
-  for _, plugin in ipairs(tp.exporters("exists")) do
-    if plugin == "members" then return true end
-  end
-  return false
+  return tp.exports("members", "exists")
 end
 
 ---Saves the script's segment "name" { rule } declarations in the members

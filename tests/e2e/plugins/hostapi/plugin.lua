@@ -1,7 +1,7 @@
 ---@diagnostic disable: undefined-global
 -- hostapi: the host API for plugins, end to end (test_hostapi.py): tp.crypto,
--- tp.config() in every context, tp.caller() with hostmid and hostend, and
--- req.raw_body. Its routes also carry every doc field, for test_openapi.py.
+-- tp.config() in every context, tp.caller() with hostmid and hostend,
+-- tp.exports, and req.raw_body. Its routes also carry every doc field, for test_openapi.py.
 
 -- at load: tp.config() already works, tp.caller() is nil
 local AT_LOAD = { config = tp.config(), caller = tp.caller() }
@@ -80,6 +80,23 @@ local function seen()
   return 200, { seen = tp.db.query("SELECT kind, greeting, caller, via FROM hostapi_seen ORDER BY id") }
 end
 
+-- GET /hostapi/exports: tp.exports for a peer's export, its missing one, a
+-- plugin the tenant does not serve, a job of our own (not an export), each of
+-- tp.exporters("whoami"), and a missing argument
+local function exports()
+  local every = {}
+  for _, name in ipairs(tp.exporters("whoami")) do every[name] = tp.exports(name, "whoami") end
+  local ok, err = pcall(tp.exports, "hostmid")
+  return 200, {
+    peer = tp.exports("hostmid", "relay"),
+    missing = tp.exports("hostmid", "nope"),
+    absent = tp.exports("nobody", "whoami"),
+    job = tp.exports("hostapi", "record"),
+    every = every,
+    bad = ok and "no error" or tostring(err),
+  }
+end
+
 -- POST|GET /hostapi/raw: the body exactly as sent, and its signature checked
 -- the way a payment callback is: HMAC over the raw bytes, compared in
 -- constant time with the X-Signature header
@@ -145,6 +162,7 @@ return {
       summary = "Schedule the record job" },
     { method = "POST", path = "/hostapi/emit", auth = "none", handler = emit },
     { method = "GET", path = "/hostapi/seen", auth = "none", handler = seen },
+    { method = "GET", path = "/hostapi/exports", auth = "none", handler = exports },
     { method = "POST", path = "/hostapi/raw", auth = "none", handler = raw,
       summary = "Echo req.raw_body", headers = { ["X-Signature"] = {
         description = "base64 HMAC-SHA-256 of the body with config.webhook_secret" } } },
