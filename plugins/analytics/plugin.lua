@@ -14,6 +14,7 @@
 ---@field attribution_window_days integer? an order's source is the last touch at most this old (default 7)
 ---@field rollup_every_seconds integer? how often the rollup job runs (default 300)
 ---@field rollup_max_hours integer? hours one run of the job recomputes at most (default 24)
+---@field rollup_max_events integer? new events one run of the job folds in at most (default 2000)
 ---@field max_scan_visitor_days integer? a report that reads every hit of its period (a store,
 ---guide, product or campaign filter; hourly buckets) answers 422 period_too_long above this
 ---many visitor-days (default 0: no cap; set it with a raised deadline_ms, README "Budget")
@@ -33,6 +34,7 @@ local SETTINGS = {
   attribution_window_days = { 1, 365 },
   rollup_every_seconds = { 10, 86400 },
   rollup_max_hours = { 1, 24 * 31 },
+  rollup_max_events = { 1, 1000000000 },
   max_scan_visitor_days = { 0, 1000000000000 },
 }
 
@@ -51,6 +53,7 @@ local function config()
     window = (c.attribution_window_days or 7) * 86400,
     every = c.rollup_every_seconds or 300,
     max_hours = c.rollup_max_hours or 24,
+    max_events = c.rollup_max_events or 2000,
     scan_cap = c.max_scan_visitor_days or 0,
   }
 end
@@ -198,7 +201,7 @@ local function post_rollup(req)
     local stop = require("tp.when").parse(report.local_date(start + 27 * 3600) .. " 00:00")
     hours = rollup.range(start, stop)
   else
-    hours, more = rollup.pending(config().max_hours)
+    hours, more = rollup.pending(config().max_hours, config().max_events)
   end
   return 200, { hours = #hours, more = more or false }
 end
@@ -280,7 +283,7 @@ end
 
 return {
   name = "analytics",
-  version = "1.8.5",
+  version = "1.9.0",
   migrations = {
     [[
     CREATE TABLE analytics_state (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
@@ -634,7 +637,7 @@ return {
       summary = "Fold in pending events now, or recompute one local day",
       body = { type = "object", properties = { day = { type = "string", description = "YYYY-MM-DD, local" } } },
       response = { type = "object", required = { "hours", "more" }, properties = { hours = INT,
-        more = { type = "boolean", description = "pending hours are left beyond rollup_max_hours: post again" } } },
+        more = { type = "boolean", description = "events or hours are left beyond rollup_max_events or rollup_max_hours: post again" } } },
       errors = { [400] = { "invalid_field", "invalid_json" } } },
   },
   subscribe = {
@@ -643,15 +646,16 @@ return {
     ["order.refunded"] = facts.on_event,
   },
   jobs = {
-    -- one run recomputes at most rollup_max_hours hours; the rest go on a second later
     -- the money of the orders that changed, folded in a second or two after
     -- them (lib/money.lua), a batch per run; the rest at once in the next run
     money = function()
       local _, more = money.fold(money.BATCH)
       if more then tp.jobs.schedule("money", nil, { after = money.PAUSE, key = "money_more" }) end
     end,
+    -- one run folds in at most rollup_max_events events and rollup_max_hours hours; the
+    -- rest go on a second later, with requests served in between
     rollup = function()
-      local _, more = rollup.pending(config().max_hours)
+      local _, more = rollup.pending(config().max_hours, config().max_events)
       if more then tp.jobs.schedule("rollup", nil, { after = 1, key = "rollup_more" }) end
     end,
   },

@@ -896,16 +896,18 @@ local function dirty_days(n)
   return math.min(#rows, n), #rows > n
 end
 
----Folds in what arrived since the last run, at most `max_hours` hours per
----run, oldest first, and rebuilds the days marked dirty (one per 24 hours
----allowed). A run that stops short keeps its place (the target sequence
----number and the last hour done), so the next one goes on from there and
----every pending hour is reached; the watermark moves once all are done.
+---Folds in what arrived since the last run, at most `max_events` events and
+---`max_hours` hours per run, oldest first, and rebuilds the days marked dirty
+---(one per 24 hours allowed). A run that stops short keeps its place (the
+---target sequence number and the last hour done), so the next one goes on
+---from there and every pending hour is reached; the watermark moves once all
+---are done.
 ---@param max_hours integer
+---@param max_events integer
 ---@return integer[] hours recomputed
----@return boolean more  hours or days are left for another run
-function rollup.pending(max_hours)
-  local hours, more = rollup.hours(max_hours)
+---@return boolean more  events, hours or days are left for another run
+function rollup.pending(max_hours, max_events)
+  local hours, more = rollup.hours(max_hours, max_events)
   local _, days_left = dirty_days(math.max(1, max_hours // 24))
   -- the orders the money job has not folded yet, and the order steps of the
   -- days orders touched
@@ -919,13 +921,22 @@ end
 ---The pending hours (rollup.pending), each recomputed, and the days they
 ---fall in brought up to date: folded (what the hours changed) or, on a day's
 ---first pass or a dirty day, rebuilt whole (how).
+---
+---A run takes the next `max_events` events by sequence number, not all that
+---came: what a run holds the loop for is then about what it adds (a busy
+---sale's backlog folds in slices a second apart, with requests served between
+---them), and a run stays within the plugin's budget however far behind the
+---job is; it used to take all, so a backlog past the budget failed every run.
+---Any cut by sequence number is one the intake could have made between two
+---runs (it commits events in their order), so slices add up to the same rows.
 ---@param max_hours integer
+---@param max_events integer
 ---@return integer[] hours recomputed
 ---@return boolean more
-function rollup.hours(max_hours)
+function rollup.hours(max_hours, max_events)
   local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
-  if top <= seen then  -- a new run: everything up to the newest event
-    top = newest_seq()
+  if top <= seen then  -- a new run: the next max_events events, up to the newest
+    top = math.min(newest_seq(), seen + max_events)
     if top <= seen then return {}, false end
     set_state("target_seq", top)
     after = -1
@@ -964,7 +975,7 @@ function rollup.hours(max_hours)
   end
   set_state("event_seq", top)
   set_state("done_hour", -1)
-  return hours, false
+  return hours, top < newest_seq()
 end
 
 ---Recomputes every hour of [from, to) (UTC epoch seconds, whole hours)

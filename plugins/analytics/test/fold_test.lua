@@ -7,13 +7,14 @@
 -- and its undoing, a chain of two merges and the undoing of the second, two sessions
 -- in the same second) has
 -- per-day tables equal, after every run, to a rebuild of every day whole, and
--- members' first and last touch too.
+-- members' first and last touch too. fold_slices_test.lua runs the same with
+-- runs of a few events each (rollup_max_events, the global FOLD_MAX_EVENTS).
 
 kit.plugins {
   catalog = {},
   orders = { max_unpaid_orders = 10 },
   payments = { secret = "analytics-fold-secret-0123456" },
-  analytics = {},
+  analytics = { rollup_max_events = FOLD_MAX_EVENTS },
   merger = {},
 }
 
@@ -66,11 +67,20 @@ end
 
 local D = {}
 
+-- the posts each run took (FOLD_POSTS, for fold_slices_test.lua)
+FOLD_POSTS = {}
+
 ---Runs the rollup job's way (POST /analytics/rollup: the pending hours
----only), then checks the per-day tables against every day rebuilt whole.
+---only, again while it says more: one slice of rollup_max_events at a time),
+---then checks the per-day tables against every day rebuilt whole.
 local function run_and_check(label)
-  local r = kit.admin():post("/analytics/rollup").body
+  local posts, r = 0, nil
+  repeat
+    r = kit.admin():post("/analytics/rollup").body
+    posts = posts + 1
+  until r.more == false or posts == 200
   expect(label .. " more " .. tostring(r.more)).to_be(label .. " more false")
+  FOLD_POSTS[#FOLD_POSTS + 1] = posts
   local folded = snapshot()
   for _, d in ipairs(D) do
     expect(kit.admin():post("/analytics/rollup", { day = date_of(d) }).status).to_be(200)
@@ -217,3 +227,11 @@ describe("a day rolled up in several runs", function()
     expect(t).to_equal({ first_source = "group_chat", last_source = "moments" })
   end)
 end)
+
+describe("runs", function()
+  it("are one post each when rollup_max_events is left at its default", function()
+    if FOLD_MAX_EVENTS then return end
+    for i, posts in ipairs(FOLD_POSTS) do expect("run " .. i .. ": " .. posts).to_be("run " .. i .. ": 1") end
+  end)
+end)
+
