@@ -127,7 +127,8 @@ local MOVED = [[SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT visitor FROM analy
     OR EXISTS (SELECT 1 FROM analytics_unmerged u WHERE u.member = h.visitor)) AS moved]]
 
 -- MOVED, asked of what changed since the hour's rows were last made (its
--- watermark ?2, with no merge made or undone since: analytics_hour_seq.gen):
+-- watermark ?2, with no merge made or undone since: analytics_hour_seq.gen)
+-- up to the run's last event ?3 (what comes later is a later run's to see):
 -- a row can only have become someone else's through a login since, and a
 -- login is an event (core/store/track.c): it ties its device (the device's
 -- row keeps its seq) and gives its session a member. So: a device tied since
@@ -140,9 +141,9 @@ local MOVED = [[SELECT EXISTS (SELECT 1 FROM (SELECT DISTINCT visitor FROM analy
 -- its hours down the whole recompute, rollup.pending), and no visitor is a
 -- bare session (intake asks for a device or a member), as in MOVED.
 local MOVED_SINCE = [[SELECT EXISTS (SELECT 1 FROM track.analytics_devices d INDEXED BY analytics_devices_seq
-    WHERE d.seq > ?2 AND EXISTS (SELECT 1 FROM analytics_hits h WHERE h.hour = ?1 AND h.visitor = 'device:' || d.device))
+    WHERE d.seq > ?2 AND d.seq <= ?3 AND EXISTS (SELECT 1 FROM analytics_hits h WHERE h.hour = ?1 AND h.visitor = 'device:' || d.device))
   OR EXISTS (SELECT 1 FROM (SELECT DISTINCT e.session FROM track.analytics_events e
-      WHERE e.seq > ?2 AND e.member IS NOT NULL) x
+      WHERE e.seq > ?2 AND e.seq <= ?3 AND e.member IS NOT NULL) x
     JOIN track.analytics_sessions s ON s.id = x.session
     WHERE EXISTS (SELECT 1 FROM analytics_hits h WHERE h.hour = ?1 AND h.visitor = 'session:' || s.id)
       OR (s.device IS NOT NULL
@@ -151,20 +152,23 @@ local MOVED_SINCE = [[SELECT EXISTS (SELECT 1 FROM track.analytics_devices d IND
 local HOUR_MARK_SQL = [[SELECT seq, gen = (SELECT coalesce(max(v), 0) FROM analytics_state WHERE k = 'merge_gen')
     AS same FROM analytics_hour_seq WHERE hour = ?1]]
 
--- MOVED_SINCE reads every event since the hour's watermark: past this many
--- (a late event into an hour made long ago), MOVED, which reads the hour's
--- visitors, costs less (the two are even near 50,000 for a busy hour)
+-- MOVED_SINCE reads every event from the hour's watermark to the run's last:
+-- past this many (a late event into an hour made long ago), MOVED, which reads
+-- the hour's visitors, costs less (the two are even near 50,000 for a busy hour)
 local MOVED_SINCE_MAX = 20000
 
 ---Whether a row the hour has would move if it were recomputed: MOVED_SINCE
 ---when the hour's rows were made since the last merge or undoing and few
----events ago, else MOVED.
+---events before the run's last (top), else MOVED. A login after top is seen
+---by the run that takes it: its device's hours go down the whole recompute
+---there (rollup.hours, linked), and its own hour asks again.
 ---@param hour integer
+---@param top integer
 ---@return boolean
-local function moved(hour)
+local function moved(hour, top)
   local mark = tp.db.one(HOUR_MARK_SQL, hour)
-  if mark and mark.same == 1 and newest_seq() - mark.seq <= MOVED_SINCE_MAX then
-    return tp.db.one(MOVED_SINCE, hour, mark.seq).moved == 1
+  if mark and mark.same == 1 and top - mark.seq <= MOVED_SINCE_MAX then
+    return tp.db.one(MOVED_SINCE, hour, mark.seq, top).moved == 1
   end
   return tp.db.one(MOVED, hour).moved == 1
 end
@@ -211,7 +215,7 @@ end
 ---@param add {seen: integer, top: integer}
 ---@return boolean added
 local function added(hour, add)
-  if moved(hour) then return false end
+  if moved(hour, add.top) then return false end
   -- no session's member changed (MOVED): the touch can only gain the sessions of
   -- the events added, and nothing when the hour held them already
   local held = add_events(hour, add.seen, add.top)
