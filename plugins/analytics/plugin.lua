@@ -601,6 +601,20 @@ return {
     ALTER TABLE analytics_hour_seq ADD COLUMN gen INTEGER NOT NULL DEFAULT -1;
     INSERT OR IGNORE INTO analytics_state (k, v) VALUES ('merge_gen', 0);
     ]],
+    -- 1.9.0: the orders whose steps the next run folds into the reach rows
+    -- (rollup.fold_orders), instead of the days they were created or paid on: a
+    -- run read every order of a marked day, and a flash sale's day passed the
+    -- budget. The marked days' orders are queued (a day and a bit each way: folding
+    -- an order twice changes nothing) and the marks go.
+    [[
+    CREATE TABLE analytics_steps_queue (order_id INTEGER PRIMARY KEY);
+    INSERT OR IGNORE INTO analytics_steps_queue (order_id)
+      SELECT o.order_id FROM analytics_order_days d JOIN analytics_orders o
+        ON o.created_at >= d.day - 3600 AND o.created_at < d.day + 90000
+      UNION SELECT o.order_id FROM analytics_order_days d JOIN analytics_orders o
+        ON o.paid_at >= d.day - 3600 AND o.paid_at < d.day + 90000;
+    DROP TABLE analytics_order_days;
+    ]],
   },
   routes = {
     { method = "GET", path = "/analytics/overview", auth = "admin", csv = true, handler = get_overview,

@@ -36,7 +36,9 @@ instead of writing one: the same events for an A/B of the rollup), FIRST_ONLY=1
 (phase 2 stops after the job's first run), FOLDS=n,n,... (phase 2, after the first run:
 one job run after each n more events in the day's last hour, instead of {"day"} and the
 1% run), MAX_EVENTS (with FOLDS: the brand's rollup_max_events for those runs, so that
-n events take several; default: one run takes all), EVENT_ORDER (time or random: below).
+n events take several; default: one run takes all), BESIDE=1 (with FOLDS: paced buys in a
+flash sale on core 1 meanwhile, BUY_RATE or 200/s for BESIDE_SECONDS or 40 s, the runs a
+second apart: the buys' p99 and max), EVENT_ORDER (time or random: below).
 The machine may be shared: the figures say so, and are noisy.
 """
 import json
@@ -100,8 +102,22 @@ def tokens(n):
     return out
 
 
+def write_buy_lua(path, toks, sale_id, rate):
+    """A wrk script buying in sale sale_id with the tokens in turn; rate > 0: paced, each of
+    4 connections waiting 4000/rate ms between its buys."""
+    with open(path, "w") as f:
+        f.write("tokens = {%s}\nlocal i = 0\nrequest = function()\n  i = i + 1\n"
+                "  return wrk.format('POST', '/v1/bench/flash-sales/%d/buy', "
+                "{Authorization = 'Bearer ' .. tokens[i %% #tokens + 1]}, '')\nend\n"
+                % (",".join('"%s"' % t for t in toks), sale_id))
+        if rate > 0:
+            f.write("delay = function() return %d end\n" % max(1, round(4000 / rate)))
+
+
 def wrk(script, conns, seconds, cpu, port, path):
-    cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--latency",
+    # wrk leaves a request slower than its timeout (2 s by default) out of the latencies:
+    # 30 s keeps a buy that waited for a long rollup run in them
+    cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--latency", "--timeout", "30s",
            "-s", script, "http://127.0.0.1:%d%s" % (port, path)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -114,8 +130,12 @@ def parse_wrk(out):
             res["p50"] = p[1]
         elif line.strip().startswith("99%"):
             res["p99"] = p[1]
+        elif line.strip().startswith("Latency") and len(p) >= 4:
+            res["max"] = p[3]
         elif line.startswith("Requests/sec:"):
             res["rps"] = float(p[1])
+        elif line.strip().startswith("Socket errors") and "timeout" in line:
+            res["timeouts"] = int(p[-1])
         elif "Non-2xx" in line:
             res["non2xx"] = int(p[-1])
         elif "requests in" in line:
@@ -269,13 +289,20 @@ def main():
                 "quantity": 10000000, "per_user_limit": 1000, "starts_at": now - 60, "ends_at": now + DAY})
         toks = tokens(20000)
         buy_lua = os.path.join(tmp, "buy.lua")
-        with open(buy_lua, "w") as f:
-            f.write("tokens = {%s}\nlocal i = 0\nrequest = function()\n  i = i + 1\n"
-                    "  return wrk.format('POST', '/v1/bench/flash-sales/1/buy', "
-                    "{Authorization = 'Bearer ' .. tokens[i %% #tokens + 1]}, '')\nend\n"
-                    % ",".join('"%s"' % t for t in toks))
-            if BUY_RATE > 0:  # paced: each of the 4 connections waits between its buys
-                f.write("delay = function() return %d end\n" % max(1, round(4000 / BUY_RATE)))
+        write_buy_lua(buy_lua, toks, 1, BUY_RATE)
+
+        def buys_beside(seconds):
+            """BESIDE=1: paced buys (BUY_RATE, default 200/s) on core 1 for seconds, in a sale
+            of their own, of a SKU of its own (a saved day's sale may have ended, and a SKU is in one
+            sale at a time): wrk, running."""
+            now, sku = int(time.time()), "tea-beside-%d" % time.monotonic_ns()
+            req(port, "POST", "/admin/bench/catalog/products", {"name": "tea", "skus": [
+                {"code": sku, "title": "tea", "price_fen": 19900, "stock": 10000000}]})
+            sale = req(port, "POST", "/admin/bench/flash-sales", {"sku": sku, "price_fen": 990,
+                       "quantity": 10000000, "per_user_limit": 1000, "starts_at": now - 60, "ends_at": now + DAY})
+            path = os.path.join(tmp, "buy_beside.lua")
+            write_buy_lua(path, toks, sale["id"], BUY_RATE or 200)
+            return wrk(path, 4, seconds, 1, port, "/")
         track_lua = os.path.join(tmp, "track.lua")
         with open(track_lua, "w") as f:
             f.write("""local n, at = 0, %d
@@ -295,14 +322,14 @@ end
             intake_phase(port, buy_lua, track_lua)
         adb = os.path.join(tmp, "bench.analytics.db")
         if "2" in PHASES:
-            rollup_phase(port, adb, now, restart)
+            rollup_phase(port, adb, now, restart, buys_beside)
         if "3" in PHASES:
             report_phase(port, adb, now, tmp)
         print("command: %s python3 tests/bench/analytics.py; server on CPU 0, wrk on CPU 1; a shared "
               "2-core machine: noisy figures" % " ".join(
                   "%s=%s" % (k, os.environ[k])
                   for k in ("DAY_EVENTS", "REPORT_EVENTS", "PHASES", "BUY_RATE", "DAY_SAVE", "DAY_FROM",
-                            "FIRST_ONLY", "EVENT_ORDER", "FOLDS", "MAX_EVENTS") if k in os.environ))
+                            "FIRST_ONLY", "EVENT_ORDER", "FOLDS", "MAX_EVENTS", "BESIDE") if k in os.environ))
     finally:
         server.terminate()
         server.wait()
@@ -413,7 +440,7 @@ def save_day(adb, day0):
     say("bench: 2. the day saved in %s (DAY_FROM=%s rolls it up again)" % (out, out))
 
 
-def rollup_phase(port, adb, now, restart):
+def rollup_phase(port, adb, now, restart, buys_beside):
     day_from = os.environ.get("DAY_FROM")
     if day_from:
         global DAY_EVENTS
@@ -439,10 +466,17 @@ def rollup_phase(port, adb, now, restart):
         # n events take several runs: the longest is what a run holds the loop for
         if os.environ.get("MAX_EVENTS"):
             restart(int(os.environ["MAX_EVENTS"]))
+        # BESIDE=1: paced buys on core 1 meanwhile (BESIDE_SECONDS each, default 40): the
+        # runs go a second apart, as the job's do, and the buys' p99 and max say how long
+        # a buyer waited for them
+        beside = os.environ.get("BESIDE") == "1"
         for i, n in enumerate(int(x) for x in os.environ["FOLDS"].split(",")):
             fill(adb, day0 + 23 * 3600, 1, n, 10 + i, span=3600)
+            buys = buys_beside(int(os.environ.get("BESIDE_SECONDS", "40"))) if beside else None
             runs = []
             while True:
+                if buys:
+                    time.sleep(1)
                 out, secs, instr = timed_rollup(port)
                 runs.append((secs, instr))
                 if not out["more"]:
@@ -450,6 +484,11 @@ def rollup_phase(port, adb, now, restart):
             longest = max(runs)
             print("after %d more events in the day's last hour: %d job run(s), the longest %.2f s (%s "
                   "instructions), %.2f s in all" % (n, len(runs), longest[0], longest[1], sum(r[0] for r in runs)))
+            if buys:
+                b = parse_wrk(buys.communicate()[0])
+                print("  the flash-sale buys meanwhile: %d in %.0f s, p50 %s p99 %s max %s, %d not 2xx, %d timed out"
+                      % (b["n"], b["secs"], b["p50"], b["p99"], b.get("max", "?"), b.get("non2xx", 0),
+                         b.get("timeouts", 0)))
         return
     # the same day recomputed on demand, every hour and the day whole (1.5.0's figure)
     out, secs, instr = timed_rollup(port, {"day": day_text})

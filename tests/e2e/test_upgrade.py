@@ -52,6 +52,9 @@ UNWRITTEN = {"payments_prepays", "coupons_drops", "coupons_merge_moves"}
 # indexes dropped since BASE, each for a reason its migration gives (group_buy 1.5.0:
 # no query needs the first; the buyers' new key serves the second's queries)
 DROPPED = {"group_buy_orders_member", "group_buy_buyers_user"}
+# tables dropped since BASE, each for a reason its migration gives (analytics 1.9.0: a run
+# folds the steps of queued orders, analytics_steps_queue, not every order of marked days)
+GONE = {"analytics_order_days"}
 # columns a start rightly changes: the demo's campaign script applies its coupon again
 MOVE_ON_START = {"coupons_templates": {"updated_at"}}
 
@@ -166,13 +169,16 @@ def test_the_demo_brand_upgraded_from_base_keeps_every_row_index_and_unique_rule
         shutil.rmtree(root, ignore_errors=True)
     content0, indexes0, unique0, seq0, creates0 = before
     content1, indexes1, unique1, seq1, creates1 = after
-    changed = {t for t in creates0 if creates1.get(t) != creates0[t] and t in content0}
+    changed = {t for t in creates0 if creates1.get(t) != creates0[t] and t in content0 and t not in GONE}
     assert changed == REBUILT | ALTERED, "changed since %s: %s; REBUILT and ALTERED say %s" % (
         BASE, sorted(changed), sorted(REBUILT | ALTERED))
     # the demo pays through the simulator, which asks no prepay (test_wechatpay upgrades one)
     empty = [t for t in REBUILT - UNWRITTEN if not content0.get(t, ((), ()))[1]]
     assert not empty, "the scenario wrote no row to test in %s" % empty
+    assert GONE <= set(content0) and not GONE & set(content1), (GONE, sorted(content1))
     for t, (cols, rows) in content0.items():
+        if t in GONE:
+            continue
         assert t in content1, "table %s is gone" % t
         cols1, _ = content1[t]
         assert set(cols) <= set(cols1), (t, set(cols) - set(cols1))
@@ -185,7 +191,8 @@ def test_the_demo_brand_upgraded_from_base_keeps_every_row_index_and_unique_rule
     for name, sql in indexes0.items():
         assert indexes1.get(name) == (None if name in DROPPED else sql), (name, sql, indexes1.get(name))
     for t, sets in unique0.items():
-        assert sets <= unique1[t], (t, sets - unique1[t])
+        if t not in GONE:
+            assert sets <= unique1[t], (t, sets - unique1[t])
     for name, seq in seq0.items():
         assert seq1.get(name, 0) >= seq, (name, seq, seq1.get(name))
 

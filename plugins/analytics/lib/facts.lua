@@ -102,8 +102,7 @@ function facts.upsert(o)
   -- the money of the days within seconds (the money job folds the order in),
   -- the funnel's order and pay steps with the next rollup (the days' reach rows)
   money.queue(o.id)
-  rollup.order_day(o.created_at)
-  rollup.order_day(o.paid_at)
+  rollup.queue_steps(o.id)
   -- buyers are members with a paid order not refunded in full: an event that
   -- carries no payment and no refund (an order created, or expired unpaid)
   -- leaves the row's paid_at, paid_fen and refunded_fen as they were (the
