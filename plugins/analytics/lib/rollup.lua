@@ -695,8 +695,9 @@ local function fold_reach(day, stop)
   fold_masks(day)
 end
 
--- the queued orders (o), read from the queue, never from a day's orders
-local QUEUED = [[analytics_steps_queue q CROSS JOIN analytics_orders o ON o.order_id = q.order_id]]
+-- the queued orders (o) up to order ?3, read from the queue, never from a day's orders
+local QUEUED = [[analytics_steps_queue q CROSS JOIN analytics_orders o ON o.order_id = q.order_id
+      AND q.order_id <= ?3]]
 local QUEUED_HOURS_SQL = ([[SELECT DISTINCT h FROM (SELECT o.created_at / 3600 AS h FROM %s
     UNION ALL SELECT o.paid_at / 3600 FROM %s WHERE o.paid_at IS NOT NULL)]]):format(QUEUED, QUEUED)
 local QUEUED_STEPS_SQL = ([[INSERT INTO analytics_reach_new (source, visitor, mask)
@@ -719,10 +720,16 @@ end
 ---orders marks their days for a rebuild), so its bits only add, and folding
 ---an order twice changes nothing. A run reads the orders that changed, not
 ---every order of their days: before 1.9.0 it read the day's, which on a flash
----sale's day of 25,000 orders passed the default budget in every run.
-function rollup.fold_orders()
+---sale's day of 25,000 orders passed the default budget in every run. At
+---most `limit` orders a run, the oldest queued first, as events are sliced.
+---@param limit integer
+---@return boolean more  orders are left in the queue
+function rollup.fold_orders(limit)
+  local last = tp.db.one("SELECT order_id FROM analytics_steps_queue ORDER BY order_id LIMIT 1 OFFSET ?",
+    limit - 1)
+  local upto = last and last.order_id or math.maxinteger
   local days, order = {}, {}
-  for _, r in ipairs(tp.db.query(QUEUED_HOURS_SQL)) do
+  for _, r in ipairs(tp.db.query(QUEUED_HOURS_SQL, nil, nil, upto)) do
     local d = day_of(r.h * HOUR)
     if not days[d] then
       days[d] = true
@@ -732,10 +739,11 @@ function rollup.fold_orders()
   table.sort(order)
   for _, d in ipairs(order) do
     tp.db.exec("DELETE FROM analytics_reach_new")
-    tp.db.exec(QUEUED_STEPS_SQL, d, day_of(d + 27 * HOUR))
+    tp.db.exec(QUEUED_STEPS_SQL, d, day_of(d + 27 * HOUR), upto)
     fold_masks(d)
   end
-  tp.db.exec("DELETE FROM analytics_steps_queue")
+  tp.db.exec("DELETE FROM analytics_steps_queue WHERE order_id <= ?", upto)
+  return last ~= nil and tp.db.one("SELECT EXISTS (SELECT 1 FROM analytics_steps_queue) AS e").e == 1
 end
 
 ---Given analytics_reach_new holding, per source, the slots visitors did in
@@ -918,8 +926,9 @@ local function dirty_days(n)
   return math.min(#rows, n), #rows > n
 end
 
----Folds in what arrived since the last run, at most `max_events` events and
----`max_hours` hours per run, oldest first, and rebuilds the days marked dirty
+---Folds in what arrived since the last run, at most `max_events` events (and
+---as many changed orders' steps) and `max_hours` hours per run, oldest first,
+---and rebuilds the days marked dirty
 ---(one per 24 hours allowed). A run that stops short keeps its place (the
 ---target sequence number and the last hour done), so the next one goes on
 ---from there and every pending hour is reached; the watermark moves once all
@@ -934,8 +943,8 @@ function rollup.pending(max_hours, max_events)
   -- the orders the money job has not folded yet, and the order steps of the
   -- orders that changed
   money.drain()
-  rollup.fold_orders()
-  return hours, more or days_left
+  local orders_left = rollup.fold_orders(max_events)
+  return hours, more or days_left or orders_left
 end
 
 ---The pending hours (rollup.pending), each recomputed, and the days they

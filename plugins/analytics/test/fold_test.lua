@@ -150,6 +150,19 @@ describe("a day rolled up in several runs", function()
     expect(kit.admin():post("/payments/simulate", { order_id = cy_order.body.id }).status).to_be(200)
     kit.drain()
     run_and_check("run 6c")
+    -- run 6d: five orders at once, two of them paid (more than a run of fold_slices_test
+    -- takes: their steps go in two runs)
+    kit.set_local(date_of(D[2]) .. " 12:45:00")
+    for i, m in ipairs({ "amy", "cy", "gus", "hal", "ivy" }) do
+      local res = kit.user(m):post("/orders", { lines = { { sku = i % 2 == 0 and SKU2 or SKU, qty = 1 } } })
+      expect(res.status).to_be(201)
+      if i <= 2 then
+        kit.drain()
+        expect(kit.admin():post("/payments/simulate", { order_id = res.body.id }).status).to_be(200)
+      end
+    end
+    kit.drain()
+    run_and_check("run 6d")
     -- run 7: bo logs in on the phone: his device's visits become the member's (rebuilt whole)
     kit.set_local(date_of(D[2]) .. " 13:00:00")
     visit({ member = "bo", device = "bo-phone" }, D[2] + 12 * HOUR + 600, 1008, { "add_to_cart" })
