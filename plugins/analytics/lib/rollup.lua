@@ -951,8 +951,8 @@ end
 ---fall in brought up to date: folded (what the hours changed) or, on a day's
 ---first pass or a dirty day, rebuilt whole (how).
 ---
----A run takes the next `max_events` events by sequence number, not all that
----came: what a run holds the loop for is then about what it adds (a busy
+---A run takes the next `max_events` events by sequence number (counted: a gap
+---retention left is skipped), not all that came: what a run holds the loop for is then about what it adds (a busy
 ---sale's backlog folds in slices a second apart, with requests served between
 ---them), and a run stays within the plugin's budget however far behind the
 ---job is; it used to take all, so a backlog past the budget failed every run.
@@ -965,7 +965,9 @@ end
 function rollup.hours(max_hours, max_events)
   local seen, top, after = state("event_seq"), state("target_seq"), state("done_hour")
   if top <= seen then  -- a new run: the next max_events events, up to the newest
-    top = math.min(newest_seq(), seen + max_events)
+    local last = tp.db.one("SELECT seq FROM track.analytics_events WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+      seen, max_events - 1)
+    top = last and last.seq or newest_seq()
     if top <= seen then return {}, false end
     set_state("target_seq", top)
     after = -1
