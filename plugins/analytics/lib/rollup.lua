@@ -973,13 +973,23 @@ function rollup.hours(max_hours, max_events)
     after = -1
   end
   -- the hours of the run's events, and (linked = 1) every hour of a device a login
-  -- tied to a member since: those are recomputed whole
+  -- tied to a member since: those are recomputed whole; and the hours of the earlier
+  -- anonymous events of a session that a login without its device gave a member
+  -- since (its device's rows there are now the member's: MOVED_SINCE sees the
+  -- session and the hour is recomputed whole; before 1.9.0 an hour holding none
+  -- of the run's events kept them as the device's)
   local rows = tp.db.query([[
     SELECT h, max(linked) AS linked FROM (
       SELECT DISTINCT at / 3600000 AS h, 0 AS linked FROM track.analytics_events WHERE seq > ?1 AND seq <= ?2
       UNION
       SELECT DISTINCT e.at / 3600000, 1 FROM track.analytics_devices d
-      JOIN track.analytics_events e ON e.device = d.device WHERE d.seq > ?1 AND d.seq <= ?2)
+      JOIN track.analytics_events e ON e.device = d.device WHERE d.seq > ?1 AND d.seq <= ?2
+      UNION
+      SELECT DISTINCT e.at / 3600000, 0 FROM (SELECT DISTINCT session FROM track.analytics_events
+          WHERE seq > ?1 AND seq <= ?2 AND member IS NOT NULL) x
+        JOIN track.analytics_sessions s ON s.id = x.session
+        JOIN track.analytics_events e ON e.device = s.device AND e.at >= s.at - 3600000
+      WHERE e.session = s.id AND e.seq <= ?1 AND e.member IS NULL)
     WHERE h > ?3 GROUP BY h ORDER BY h LIMIT ?4]], seen, top, after, max_hours + 1)
   local add = { seen = seen, top = top }
   local hours, days, order = {}, {}, {}

@@ -3,7 +3,8 @@
 -- (its hours arriving in pieces, a late event into an hour already rolled up,
 -- another into a day under a later one, a count growing on a row it had,
 -- orders created and paid on a day rolled up, a login moving a device's
--- visits to a member, a login in a session without its device, a merge moving part of a day's
+-- visits to a member, a login in a session without its device (in the same
+-- hour, and an hour later), a merge moving part of a day's
 -- and its undoing, a chain of two merges and the undoing of the second, two sessions
 -- in the same second) has
 -- per-day tables equal, after every run, to a rebuild of every day whole, and
@@ -181,6 +182,19 @@ describe("a day rolled up in several runs", function()
       .to_be(200)
     run_and_check("run 7c")
     expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor = 'device:nd-phone'")).to_be(0)
+    -- run 7d, 7e: the same an hour apart: the run of the login holds no event of the
+    -- hour of the device's events, which become the member's all the same (before
+    -- 1.9.0 that hour kept them as the device's)
+    kit.set_local(date_of(D[2]) .. " 14:30:00")
+    local function gv(id, at, kind) return { id = id, kind = kind, at = at * 1000, session = "fo-gap", scene = 1047 } end
+    expect(kit.anon():post("/track", { device = "gap-phone", events = { gv("gp1", D[2] + 14 * HOUR + 60, "enter"),
+      gv("gp2", D[2] + 14 * HOUR + 70, "page_view") } }).status).to_be(200)
+    run_and_check("run 7d")
+    kit.set_local(date_of(D[2]) .. " 15:30:00")
+    expect(kit.user("gwen"):post("/track", { events = { gv("gp3", D[2] + 15 * HOUR + 60, "page_view") } }).status)
+      .to_be(200)
+    run_and_check("run 7e")
+    expect(#kit.query("SELECT 1 FROM analytics_hits WHERE visitor = 'device:gap-phone'")).to_be(0)
     -- run 8: dee merges into cy; late events of dee's into both her hours of day 1
     -- move them to cy (the fold redoes dee's day 1; her order's day is rebuilt). Both:
     -- the whole rebuild compared with ({"day"}) recomputes every hour of the day
