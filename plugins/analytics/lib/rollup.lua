@@ -940,11 +940,11 @@ end
 function rollup.pending(max_hours, max_events)
   local hours, more = rollup.hours(max_hours, max_events)
   local _, days_left = dirty_days(math.max(1, max_hours // 24))
-  -- the orders the money job has not folded yet, and the order steps of the
-  -- orders that changed
-  money.drain()
+  -- the orders the money job has not folded yet (a slice of them: a sale's orders
+  -- can outrun that job for minutes), and the order steps of the orders that changed
+  local _, money_left = money.fold(max_events)
   local orders_left = rollup.fold_orders(max_events)
-  return hours, more or days_left or orders_left
+  return hours, more or days_left or money_left or orders_left
 end
 
 ---The pending hours (rollup.pending), each recomputed, and the days they
