@@ -202,6 +202,8 @@ local function post_rollup(req)
     hours = rollup.range(start, stop)
   else
     hours, more = rollup.pending(config().max_hours, config().max_events)
+    -- the rest goes on a second later, as after a run of the job
+    if more then tp.jobs.schedule("rollup", nil, { after = 1, key = "rollup_more" }) end
   end
   return 200, { hours = #hours, more = more or false }
 end
@@ -651,7 +653,7 @@ return {
       summary = "Fold in pending events now, or recompute one local day",
       body = { type = "object", properties = { day = { type = "string", description = "YYYY-MM-DD, local" } } },
       response = { type = "object", required = { "hours", "more" }, properties = { hours = INT,
-        more = { type = "boolean", description = "events or hours are left beyond rollup_max_events or rollup_max_hours: post again" } } },
+        more = { type = "boolean", description = "events or hours are left beyond rollup_max_events or rollup_max_hours: the job goes on a second later (or post again)" } } },
       errors = { [400] = { "invalid_field", "invalid_json" } } },
   },
   subscribe = {
